@@ -1,0 +1,187 @@
+"""Reading parameters files: CaImAn's grouped JSON (``{"init": {...}, "patch": {...}}``) or flat keys.
+
+Users hand us the same files they feed CaImAn, so CaImAn keys this tool has no use for are
+reported, not fatal; a key nobody knows (usually a typo) is an error naming it.
+"""
+
+from __future__ import annotations
+
+import difflib
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from cnmflow.errors import ParameterError
+from cnmflow.params import PARAM_NAMES, ResolvedParams
+
+#: Our parameters in each CaImAn group (a parameter may live in several groups, e.g. nb, p).
+USED_KEYS: dict[str, frozenset[str]] = {
+    "data": frozenset({"fr", "decay_time", "dxy"}),
+    "init": frozenset({"K", "gSig", "gSiz", "ssub", "tsub", "nb", "method_init", "min_corr", "min_pnr",
+                       "ssub_B", "ring_size_factor", "normalize_init", "center_psf", "rolling_sum"}),
+    "preprocess": frozenset({"p"}),
+    "temporal": frozenset({"p", "method_deconvolution", "bas_nonneg", "nb"}),
+    "spatial": frozenset({"update_background_components", "nb"}),
+    "patch": frozenset({"rf", "stride", "only_init", "nb_patch", "low_rank_background", "del_duplicates",
+                        "border_pix", "n_processes"}),
+    "merging": frozenset({"merge_thr"}),
+}
+
+#: CaImAn keys of the used groups that this tool does not expose: reported and ignored.
+CAIMAN_ONLY_KEYS: dict[str, frozenset[str]] = {
+    "data": frozenset({"fnames", "dims", "var_name_hdf5", "caiman_version", "last_commit", "mmap_F",
+                       "mmap_C"}),
+    "init": frozenset({"alpha_snmf", "init_iter", "kernel", "lambda_gnmf", "maxIter", "max_iter_snmf",
+                       "nIter", "options_local_NMF", "perc_baseline_snmf", "rolling_length", "seed_method",
+                       "sigma_smooth_snmf", "SC_kernel", "SC_sigma", "SC_thr", "SC_normalize",
+                       "SC_use_NN", "SC_nnn", "use_cuda"}),
+    "preprocess": frozenset({"check_nan", "compute_g", "include_noise", "lags", "max_num_samples_fft",
+                             "n_pixels_per_process", "noise_method", "noise_range", "pixels", "sn"}),
+    "temporal": frozenset({"ITER", "block_size_temp", "fudge_factor", "lags", "memory_efficient",
+                           "noise_method", "noise_range", "num_blocks_per_run_temp", "optimize_g", "s_min",
+                           "solvers", "verbosity"}),
+    "spatial": frozenset({"block_size_spat", "dist", "expandCore", "extract_cc", "maxthr", "medw",
+                          "method_exp", "method_ls", "n_pixels_per_process", "nrgthr",
+                          "num_blocks_per_run_spat", "se", "ss", "thr_method"}),
+    "patch": frozenset({"in_memory", "memory_fact", "p_patch", "p_ssub", "p_tsub", "remove_very_bad_comps",
+                        "skip_refinement"}),
+    "merging": frozenset({"do_merge", "merge_parallel", "max_merge_area"}),
+}
+
+#: CaImAn groups this tool does not use at all (motion correction, evaluation, online, ring-CNN).
+IGNORED_GROUPS = frozenset({"motion", "quality", "online", "ring_CNN"})
+
+#: Parameters whose file value is a per-axis pair in CaImAn but a single number here.
+_PAIRS = frozenset({"gSig", "gSiz", "dxy"})
+#: Parameters where CaImAn's null means "auto" / "unset" here too.
+_NULLABLE = frozenset({"fr", "K", "rf"})
+#: Parameters where CaImAn treats null as False (the sample files write low_rank_background: null).
+_NULL_IS_FALSE = frozenset({"low_rank_background"})
+
+
+@dataclass(frozen=True)
+class ParamsFile:
+    """What a parameters file sets, and what of it this tool ignores (for the log)."""
+
+    path: Path
+    values: dict[str, Any]
+    ignored_groups: tuple[str, ...]
+    ignored_keys: tuple[str, ...]
+
+    def notes(self) -> list[str]:
+        notes = []
+        if self.ignored_groups:
+            notes.append(f"{self.path.name}: groups not used by source extraction were ignored: "
+                         f"{', '.join(self.ignored_groups)}")
+        if self.ignored_keys:
+            notes.append(f"{self.path.name}: CaImAn parameters this tool does not expose were ignored: "
+                         f"{', '.join(self.ignored_keys)}")
+        return notes
+
+
+def read_params_file(path: str | os.PathLike) -> ParamsFile:
+    """Parse a JSON parameters file into flat parameter values (not yet validated against ranges)."""
+    path = Path(path)
+    try:
+        document = json.loads(path.read_text())
+    except FileNotFoundError:
+        raise ParameterError(f"parameters file {path} does not exist; check the path") from None
+    except (OSError, UnicodeDecodeError) as err:
+        raise ParameterError(f"parameters file {path} cannot be read: {err}") from None
+    except json.JSONDecodeError as err:
+        raise ParameterError(f"parameters file {path} is not valid JSON: {err}") from None
+    if not isinstance(document, dict):
+        raise ParameterError(f"parameters file {path} must hold a JSON object of groups or parameters, "
+                             f"not {type(document).__name__}")
+
+    values: dict[str, Any] = {}
+    origin: dict[str, str] = {}
+    ignored_groups: list[str] = []
+    ignored_keys: list[str] = []
+    for key, content in document.items():
+        if key in USED_KEYS:
+            _check_group(path, key, content)
+            for name, value in content.items():
+                if name in USED_KEYS[key]:
+                    _set(path, values, origin, name, value, where=f"{key}.{name}")
+                elif name in CAIMAN_ONLY_KEYS[key]:
+                    ignored_keys.append(f"{key}.{name}")
+                else:
+                    raise ParameterError(_unknown_key_message(path, key, name))
+        elif key in IGNORED_GROUPS:
+            ignored_groups.append(key)
+        elif key in PARAM_NAMES:
+            _set(path, values, origin, key, content, where=key)
+        else:
+            raise ParameterError(_unknown_key_message(path, None, key))
+    return ParamsFile(path=path, values=values, ignored_groups=tuple(ignored_groups),
+                      ignored_keys=tuple(ignored_keys))
+
+
+def _check_group(path: Path, group: str, content: Any) -> None:
+    if not isinstance(content, dict):
+        raise ParameterError(f"parameters file {path}: group {group!r} must be a JSON object, "
+                             f"not {type(content).__name__}")
+
+
+def _set(path: Path, values: dict[str, Any], origin: dict[str, str], name: str, raw: Any, *, where: str) -> None:
+    value = _convert(path, name, raw, where=where)
+    if name in values and values[name] != value:
+        raise ParameterError(
+            f"parameters file {path}: {origin[name]}={values[name]!r} and {where}={value!r} disagree; "
+            f"make them equal or keep one")
+    values[name] = value
+    origin.setdefault(name, where)
+
+
+def _convert(path: Path, name: str, raw: Any, *, where: str) -> Any:
+    if raw is None:
+        if name in _NULLABLE:
+            return None
+        if name in _NULL_IS_FALSE:
+            return False
+        raise ParameterError(f"parameters file {path}: {where} is null; give a value or remove the key")
+    if name in _PAIRS and isinstance(raw, (list, tuple)):
+        if len(raw) != 2 or raw[0] != raw[1]:
+            raise ParameterError(
+                f"parameters file {path}: {where}={raw!r}; only equal values on both axes are supported "
+                f"(e.g. [{raw[0] if raw else 3}, {raw[0] if raw else 3}])")
+        return raw[0]
+    return raw
+
+
+def _unknown_key_message(path: Path, group: str | None, name: str) -> str:
+    if group is None:
+        candidates = list(PARAM_NAMES) + list(USED_KEYS) + list(IGNORED_GROUPS)
+        where = f"top-level key {name!r}"
+    else:
+        candidates = list(USED_KEYS[group] | CAIMAN_ONLY_KEYS[group])
+        where = f"key {name!r} in group {group!r}"
+    close = difflib.get_close_matches(name, candidates, n=1)
+    hint = f"; did you mean {close[0]!r}?" if close else ""
+    return f"parameters file {path}: unknown {where}{hint}"
+
+
+def resolve_run_params(
+    *,
+    preset: str = "1p",
+    table: dict[str, Any] | None = None,
+    params_file: str | os.PathLike | None = None,
+    overwrite_params: bool = False,
+) -> ResolvedParams:
+    """Effective parameters of a run from everything the user gave, with the file's notes attached."""
+    from cnmflow.params import resolve_params
+
+    parsed = read_params_file(params_file) if params_file is not None else None
+    resolved = resolve_params(
+        preset=preset, table=table,
+        file_values=parsed.values if parsed else None,
+        file_name=str(parsed.path) if parsed else None,
+        overwrite_params=overwrite_params,
+    )
+    if parsed is None or not overwrite_params:
+        return resolved
+    return ResolvedParams(params=resolved.params, sources=resolved.sources,
+                          notes=tuple(parsed.notes()) + resolved.notes)

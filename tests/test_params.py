@@ -1,0 +1,202 @@
+"""The analysis table, its presets and merge semantics, as users of the seed tool rely on them."""
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+
+from cnmflow.errors import ParameterError
+from cnmflow.params import PARAM_NAMES, PRESETS, Params, build_params, resolve_params, to_caiman_groups
+from cnmflow.params_file import read_params_file, resolve_run_params
+
+IDEAS = Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "ideas"
+
+SEED_DEFAULTS = dict(
+    fr=None, decay_time=0.4, dxy=1.0, p=1, K=None, gSig=3, gSiz=7, merge_thr=0.7, rf=40, stride=20, tsub=2,
+    ssub=1, method_init="corr_pnr", min_corr=0.85, min_pnr=12, ssub_B=2, ring_size_factor=1.4,
+    method_deconvolution="oasis", update_background_components=True, del_duplicates=True, nb=0,
+    low_rank_background=False, nb_patch=0, rolling_sum=True, only_init=True, normalize_init=False,
+    center_psf=True, bas_nonneg=False, border_pix=0, refit=False,
+)
+
+
+def test_defaults_are_the_seed_table():
+    params = Params()
+    for name, value in SEED_DEFAULTS.items():
+        assert getattr(params, name) == value, name
+    assert params.n_processes == min(7, os.cpu_count())
+    assert set(PARAM_NAMES) == set(SEED_DEFAULTS) | {"n_processes"}
+
+
+def test_presets_are_the_seed_1p_2p_table():
+    assert PRESETS["2p"] == dict(K=4, method_init="greedy_roi", del_duplicates=False, nb=2,
+                                 low_rank_background=True, nb_patch=1, normalize_init=True, center_psf=False,
+                                 bas_nonneg=True)
+    one_p = resolve_params(preset="1p").params
+    two_p = resolve_params(preset="2p").params
+    for name, value in PRESETS["2p"].items():
+        assert getattr(two_p, name) == value
+    for name in PRESETS["1p"]:
+        assert getattr(one_p, name) == SEED_DEFAULTS[name]
+    assert resolve_params(preset="2p").sources["nb"] == "preset 2p"
+
+
+def test_unknown_preset_is_named():
+    with pytest.raises(ParameterError, match="preset='3p'"):
+        resolve_params(preset="3p")
+
+
+@pytest.mark.parametrize("name, value, allowed", [
+    ("gSig", 0, "greater than 0"),
+    ("merge_thr", 0, "greater than 0"),
+    ("merge_thr", 1.5, "less than or equal to 1"),
+    ("method_init", "pca", "corr_pnr"),
+    ("method_deconvolution", "cvxpy", "oasis"),
+    ("p", 3, "less than or equal to 2"),
+    ("min_corr", 1.2, "less than or equal to 1"),
+    ("tsub", 0, "greater than or equal to 1"),
+    ("K", 0, "greater than or equal to 1"),
+])
+def test_out_of_range_values_name_parameter_value_and_range(name, value, allowed):
+    with pytest.raises(ParameterError) as err:
+        build_params({name: value})
+    message = str(err.value)
+    assert f"{name}={value!r}" in message and allowed in message
+
+
+def test_stride_must_be_below_twice_rf():
+    with pytest.raises(ParameterError, match="stride=80 must be smaller than 2\\*rf=80"):
+        build_params({"rf": 40, "stride": 80})
+    assert build_params({"rf": None, "stride": 80}).rf is None  # one patch: stride unused
+
+
+def test_greedy_roi_needs_k():
+    with pytest.raises(ParameterError, match="needs the number of components"):
+        build_params({"method_init": "greedy_roi"})
+
+
+def test_unknown_table_parameter_is_an_error():
+    with pytest.raises(ParameterError, match="gsig"):
+        resolve_params(table={"gsig": 4})
+
+
+def test_table_values_override_preset_and_keep_source():
+    resolved = resolve_params(preset="2p", table={"K": 6, "min_corr": 0.7})
+    assert resolved.params.K == 6 and resolved.params.min_corr == 0.7
+    assert resolved.sources["K"] == "table"
+    assert resolved.sources["gSig"] == "default"
+    assert resolved.sources["method_init"] == "preset 2p"
+
+
+def _write(tmp_path, document) -> Path:
+    path = tmp_path / "params.json"
+    path.write_text(json.dumps(document))
+    return path
+
+
+def test_file_overwrites_only_the_keys_it_has(tmp_path):
+    path = _write(tmp_path, {"init": {"gSig": [4, 4], "min_pnr": 8}})
+    resolved = resolve_run_params(table={"min_pnr": 5, "min_corr": 0.7}, params_file=path,
+                                  overwrite_params=True)
+    assert resolved.params.gSig == 4 and resolved.params.min_pnr == 8
+    assert resolved.params.min_corr == 0.7  # absent from the file: the table value stays
+    assert resolved.sources["min_pnr"].startswith("file ")
+    assert resolved.sources["min_corr"] == "table"
+
+
+def test_file_without_overwrite_is_not_applied_and_says_so(tmp_path):
+    path = _write(tmp_path, {"init": {"min_pnr": 8}})
+    resolved = resolve_run_params(table={"min_pnr": 5}, params_file=path, overwrite_params=False)
+    assert resolved.params.min_pnr == 5
+    assert any("NOT applied" in note and "min_pnr" in note for note in resolved.notes)
+
+
+def test_flat_keys_and_null_auto(tmp_path):
+    path = _write(tmp_path, {"K": None, "fr": None, "gSiz": 11, "rf": None})
+    values = read_params_file(path).values
+    assert values == {"K": None, "fr": None, "gSiz": 11, "rf": None}
+
+
+def test_unknown_key_in_used_group_is_an_error_with_a_hint(tmp_path):
+    path = _write(tmp_path, {"init": {"min_pnrr": 8}})
+    with pytest.raises(ParameterError, match="'min_pnrr' in group 'init'.*did you mean 'min_pnr'"):
+        read_params_file(path)
+
+
+def test_unknown_top_level_key_is_an_error(tmp_path):
+    with pytest.raises(ParameterError, match="top-level key 'mootion'.*'motion'"):
+        read_params_file(_write(tmp_path, {"mootion": {}}))
+
+
+def test_unused_groups_and_caiman_only_keys_are_reported(tmp_path):
+    path = _write(tmp_path, {"motion": {"pw_rigid": True}, "quality": {"min_SNR": 2},
+                             "temporal": {"p": 2, "s_min": 0.1}})
+    parsed = read_params_file(path)
+    assert parsed.values == {"p": 2}
+    notes = " ".join(parsed.notes())
+    assert "motion, quality" in notes and "temporal.s_min" in notes
+
+
+def test_conflicting_values_across_groups(tmp_path):
+    path = _write(tmp_path, {"preprocess": {"p": 1}, "temporal": {"p": 2}})
+    with pytest.raises(ParameterError, match="preprocess.p=1 and temporal.p=2 disagree"):
+        read_params_file(path)
+
+
+def test_anisotropic_gsig_is_refused(tmp_path):
+    with pytest.raises(ParameterError, match="init.gSig=\\[3, 4\\]"):
+        read_params_file(_write(tmp_path, {"init": {"gSig": [3, 4]}}))
+
+
+def test_bad_json_and_missing_file_name_the_file(tmp_path):
+    broken = tmp_path / "broken.json"
+    broken.write_text("{not json")
+    with pytest.raises(ParameterError, match="broken.json is not valid JSON"):
+        read_params_file(broken)
+    with pytest.raises(ParameterError, match="missing.json does not exist"):
+        read_params_file(tmp_path / "missing.json")
+
+
+def test_out_of_range_value_in_file_names_parameter(tmp_path):
+    path = _write(tmp_path, {"merging": {"merge_thr": 2}})
+    with pytest.raises(ParameterError, match="merge_thr=2"):
+        resolve_run_params(params_file=path, overwrite_params=True)
+
+
+def test_caiman_groups_round_trip_through_the_file_reader(tmp_path):
+    params = resolve_params(preset="2p", table={"fr": 15.0, "gSig": 4, "gSiz": 9}).params
+    groups = to_caiman_groups(params)
+    assert groups["init"]["gSig"] == (4, 4) and groups["data"]["dxy"] == (1.0, 1.0)
+    assert to_caiman_groups(Params())["init"]["K"] is None
+    path = _write(tmp_path, groups)
+    reread = resolve_run_params(params_file=path, overwrite_params=True).params
+    assert reread.model_dump(exclude={"refit"}) == params.model_dump(exclude={"refit"})
+
+
+def test_with_values_records_metadata_source():
+    resolved = resolve_params().with_values({"fr": 20.0}, source="metadata", note="fr from isxd timing")
+    assert resolved.params.fr == 20.0 and resolved.sources["fr"] == "metadata"
+    assert "fr from isxd timing" in resolved.notes
+
+
+def test_minimum_frames_scales_with_tsub():
+    assert build_params({"tsub": 3}).minimum_frames() == 3 * build_params({"tsub": 1}).minimum_frames()
+
+
+@pytest.mark.parametrize("name", ["params_source_extraction.json", "params_demo_pipeline_cnmfE.json",
+                                  "params_demo_pipeline.json", "params_normcorre.json"])
+def test_sample_files_load(name):
+    path = IDEAS / name
+    if not path.exists():
+        pytest.skip("sample parameter files absent")
+    resolved = resolve_run_params(params_file=path, overwrite_params=True)
+    assert resolved.params.fr in (10.0, 30.0)
+    if name == "params_source_extraction.json":
+        assert (resolved.params.min_corr, resolved.params.min_pnr, resolved.params.gSiz) == (0.6, 7, 13)
+        assert resolved.params.low_rank_background is False  # null in the file
+    if name == "params_demo_pipeline.json":
+        assert (resolved.params.method_init, resolved.params.K, resolved.params.nb) == ("greedy_roi", 4, 2)
+        assert any("motion, quality" in note for note in resolved.notes)
+    if name == "params_demo_pipeline_cnmfE.json":
+        assert any("motion" in note for note in resolved.notes)
