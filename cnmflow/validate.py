@@ -1,0 +1,84 @@
+"""Everything checked before any compute: parameters, the movie series, and how the two fit together.
+
+A run that will fail should fail here, in seconds, with a message naming the file or parameter,
+not after an hour of extraction (the reference tool's habit).
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from typing import Any, Sequence
+
+from cnmflow.errors import ParameterError
+from cnmflow.movies import MovieSeries, resolve_frame_rate, validate_series
+from cnmflow.params import ResolvedParams
+from cnmflow.params_file import resolve_run_params
+
+
+@dataclass(frozen=True)
+class ValidatedInputs:
+    """A movie series and the effective parameters of a run on it, both checked."""
+
+    series: MovieSeries
+    resolved: ResolvedParams
+
+
+def validate_inputs(
+    movies: Sequence[str | os.PathLike],
+    *,
+    preset: str = "1p",
+    table: dict[str, Any] | None = None,
+    params_file: str | os.PathLike | None = None,
+    overwrite_params: bool = False,
+) -> ValidatedInputs:
+    """Resolve the parameters, validate the series against them and settle the frame rate."""
+    resolved = resolve_run_params(preset=preset, table=table, params_file=params_file,
+                                  overwrite_params=overwrite_params)
+    series = validate_series(movies, min_frames=resolved.params.minimum_frames())
+    fr, fr_source, warnings = resolve_frame_rate(series, resolved.params.fr)
+    source = resolved.sources["fr"] if fr_source == "user" else "metadata"
+    resolved = resolved.with_values({"fr": fr}, source=source, note=f"fr = {fr:g} Hz ({fr_source})")
+    resolved = ResolvedParams(params=resolved.params, sources=resolved.sources,
+                              notes=resolved.notes + tuple(warnings))
+    _check_fits_frame(series, resolved)
+    return ValidatedInputs(series=series, resolved=resolved)
+
+
+def _check_fits_frame(series: MovieSeries, resolved: ResolvedParams) -> None:
+    rows, cols = series.frame_shape
+    params = resolved.params
+    if 2 * params.border_pix >= min(rows, cols):
+        raise ParameterError(
+            f"border_pix={params.border_pix} excludes the whole {rows}x{cols} frame; "
+            f"use a value below {min(rows, cols) // 2}")
+    smallest = min(rows, cols) // params.ssub
+    if params.gSiz >= smallest:
+        raise ParameterError(
+            f"gSiz={params.gSiz} does not fit the {rows}x{cols} frame (downsampled by ssub={params.ssub}); "
+            "use a smaller gSiz or ssub")
+
+
+def describe_inputs(inputs: ValidatedInputs) -> str:
+    """The effective parameters with their sources and the movie summary, as the CLI prints them."""
+    series = inputs.series
+    lines = ["Movies (concatenated in this order):"]
+    for position in series.order:
+        movie = series.movies[position]
+        first, stop = series.offsets()[position]
+        rate = f"{movie.frame_rate:g} Hz" if movie.frame_rate else "no rate metadata"
+        extra = f", {len(movie.invalid_frames)} dropped/cropped frames" if movie.invalid_frames else ""
+        lines.append(f"  [{position}] {movie.path}  {movie.kind}, {movie.n_frames} frames "
+                     f"{movie.frame_shape[0]}x{movie.frame_shape[1]} {movie.dtype}, {rate}{extra}, "
+                     f"frames {first}-{stop - 1} of the series")
+    lines.append(f"Series: {series.n_frames} frames of {series.frame_shape[0]}x{series.frame_shape[1]} pixels")
+    lines.append("Effective parameters (value  source):")
+    width = max(len(name) for name, _, _ in inputs.resolved.describe())
+    for name, value, source in inputs.resolved.describe():
+        shown = "auto" if value is None and name in ("K", "fr") else value
+        shown = "unset (one patch)" if value is None and name == "rf" else shown
+        lines.append(f"  {name:<{width}}  {shown!s:<12}  {source}")
+    if inputs.resolved.notes:
+        lines.append("Notes:")
+        lines.extend(f"  - {note}" for note in inputs.resolved.notes)
+    return "\n".join(lines)

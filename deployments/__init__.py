@@ -1,0 +1,1 @@
+"""Deployment definitions: UI-triggered runs, folder watching, parameter sweeps."""
