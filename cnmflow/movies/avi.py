@@ -1,0 +1,126 @@
+"""AVI movies, decoded with PyAV and converted to grayscale (luma).
+
+The frame count is what actually decodes (AVI index entries can be empty), and the frame
+rate is measured from the decoded frames' timestamps when they are evenly spaced (the
+container's nominal rate counts the empty entries too), else the container rate.
+"""
+
+from __future__ import annotations
+
+from fractions import Fraction
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Iterator
+
+import numpy as np
+
+from cnmflow.errors import MovieError
+from cnmflow.movies.info import MovieInfo, check_chunk, check_range
+
+
+@contextmanager
+def _container(path: Path):
+    import av  # noqa: PLC0415
+
+    try:
+        container = av.open(str(path), mode="r")
+    except Exception as exc:
+        raise MovieError(f"cannot open AVI movie {path}: {exc}; check the file is a complete, uncorrupted video") from None
+    try:
+        if not container.streams.video:
+            raise MovieError(f"{path} has no video stream; give a movie file")
+        yield container
+    finally:
+        container.close()
+
+
+def _decoded_frames(path: Path, container):
+    stream = container.streams.video[0]
+    stream.thread_type = "AUTO"
+    try:
+        yield from container.decode(stream)
+    except MovieError:
+        raise
+    except Exception as exc:
+        raise MovieError(f"cannot decode AVI movie {path}: {exc}; the file may be damaged") from None
+
+
+def _rate_from_pts(pts: list[int], time_base: Fraction | None) -> float | None:
+    """Frames per second from evenly spaced decoded timestamps (None when uneven or missing)."""
+    if len(pts) < 2 or not time_base:
+        return None
+    steps = np.diff(np.asarray(pts, dtype=np.int64))
+    if not np.all(steps > 0):
+        return None
+    step = int(np.median(steps))
+    if not np.all(np.abs(steps - step) <= 1e-3 * step):
+        return None
+    return float(1 / (step * Fraction(time_base)))
+
+
+def read_info(path: Path) -> MovieInfo:
+    with _container(path) as container:
+        stream = container.streams.video[0]
+        n, shape, pts, time_base = 0, None, [], None
+        for frame in _decoded_frames(path, container):
+            if shape is None:
+                shape = (int(frame.height), int(frame.width))
+                time_base = frame.time_base or stream.time_base
+            if pts is not None:
+                if frame.pts is None:
+                    pts = None
+                else:
+                    pts.append(int(frame.pts))
+            n += 1
+        if shape is None:
+            shape = (int(stream.codec_context.height or 0), int(stream.codec_context.width or 0))
+        rate = _rate_from_pts(pts, time_base) if pts is not None else None
+        source = "avi frame timestamps"
+        if rate is None:
+            nominal = stream.average_rate or stream.guessed_rate or stream.base_rate
+            rate = float(nominal) if nominal else None
+            source = "avi container" if rate else None
+    return MovieInfo(path=path, kind="avi", n_frames=n, frame_shape=shape, dtype=np.dtype(np.uint8),
+                     frame_rate=rate, frame_rate_source=source)
+
+
+def _gray(frame) -> np.ndarray:
+    return frame.to_ndarray(format="gray")
+
+
+def iter_chunks(info: MovieInfo, *, chunk_frames: int, start: int = 0, stop: int | None = None
+                ) -> Iterator[tuple[int, np.ndarray]]:
+    chunk_frames = check_chunk(chunk_frames)
+    stop = info.n_frames if stop is None else stop
+    start, stop = check_range(info, start, stop)
+    if start == stop:
+        return
+    rows, cols = info.frame_shape
+    with _container(info.path) as container:
+        block = np.empty((min(chunk_frames, stop - start), rows, cols), np.float32)
+        filled, first, index = 0, start, -1
+        for index, frame in enumerate(_decoded_frames(info.path, container)):
+            if index < start:
+                continue
+            image = _gray(frame)
+            if image.shape != (rows, cols):
+                raise MovieError(f"{info.path}: frame {index} is {image.shape}, expected {(rows, cols)}; "
+                                 "frame size changes inside the video")
+            block[filled] = image
+            filled += 1
+            if filled == block.shape[0]:
+                yield first, block
+                first += filled
+                filled = 0
+                if first >= stop:
+                    return
+                block = np.empty((min(chunk_frames, stop - first), rows, cols), np.float32)
+        raise MovieError(f"{info.path}: only {index + 1} frames decode now, but {info.n_frames} did when the "
+                         "file was first read; was the file changed?")
+
+
+def read_frames(info: MovieInfo, start: int, stop: int) -> np.ndarray:
+    start, stop = check_range(info, start, stop)
+    if start == stop:
+        return np.empty((0, *info.frame_shape), np.float32)
+    return next(iter_chunks(info, chunk_frames=stop - start, start=start, stop=stop))[1]

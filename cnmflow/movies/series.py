@@ -1,0 +1,151 @@
+"""A series of movies analysed as one: checks before any compute, order, frame rate."""
+
+from __future__ import annotations
+
+import math
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Sequence
+
+from cnmflow.errors import MovieError, ParameterError
+from cnmflow.movies.info import MovieInfo, kind_of
+from cnmflow.movies.read import check_file, read_info
+
+DEFAULT_FRAME_RATE = 30.0
+PERIOD_ATOL_S = 1e-6
+FR_RTOL = 1e-3
+
+
+@dataclass(frozen=True)
+class MovieSeries:
+    movies: tuple[MovieInfo, ...]
+    order: tuple[int, ...]
+    frame_shape: tuple[int, int]
+    frame_rate: float | None
+    frame_rate_source: str | None
+
+    @property
+    def n_frames(self) -> int:
+        return sum(m.n_frames for m in self.movies)
+
+    @property
+    def kind(self) -> str:
+        return self.movies[0].kind
+
+    def offsets(self) -> dict[int, tuple[int, int]]:
+        """Movie index -> (first, stop) frame range in the concatenated movie."""
+        out, first = {}, 0
+        for k in self.order:
+            out[k] = (first, first + self.movies[k].n_frames)
+            first += self.movies[k].n_frames
+        return out
+
+
+def _names(movies: Sequence[MovieInfo]) -> str:
+    return ", ".join(str(m.path) for m in movies)
+
+
+def validate_series(paths: Sequence[str | os.PathLike], *, min_frames: int = 1, tsub: int | None = None) -> MovieSeries:
+    """Check a list of movie files can be analysed as one movie; raise MovieError naming the problem.
+
+    `tsub` only adds the temporal-downsampling factor to the too-few-frames message.
+    """
+    if isinstance(paths, (str, os.PathLike)):
+        paths = [paths]
+    paths = list(paths)
+    if not paths:
+        raise MovieError("no movie files given; give at least one .isxd, .tif/.tiff or .avi movie")
+
+    kinds = [kind_of(p) for p in paths]
+    if len(set(kinds)) > 1:
+        listing = "; ".join(f"{p} ({k})" for p, k in zip(paths, kinds))
+        raise MovieError(f"a series must hold one file type, got {sorted(set(kinds))}: {listing}; "
+                         "convert the movies to one format or analyse them separately")
+
+    resolved: dict[Path, str] = {}
+    for p in paths:
+        r = check_file(p)
+        if r in resolved:
+            raise MovieError(f"the same movie is listed twice: {resolved[r]} and {p} are both {r}; list each movie once")
+        resolved[r] = str(p)
+
+    movies = tuple(read_info(p) for p in paths)
+
+    for m in movies:
+        if m.n_frames == 0:
+            raise MovieError(f"{m.path} has 0 frames; give a movie with frames or leave it out of the series")
+        if len(m.invalid_frames) >= m.n_frames:
+            raise MovieError(f"all {m.n_frames} frames of {m.path} are dropped or cropped; "
+                             "leave it out of the series")
+
+    first = movies[0]
+    for m in movies[1:]:
+        if m.frame_shape != first.frame_shape:
+            raise MovieError(
+                f"frame sizes differ: {first.path} is {first.frame_shape[0]}x{first.frame_shape[1]} (rows x cols) "
+                f"but {m.path} is {m.frame_shape[0]}x{m.frame_shape[1]}; all movies of a series need the same frame size"
+            )
+
+    timed = [m for m in movies if m.frame_period is not None]
+    for m in timed[1:]:
+        if not math.isclose(m.frame_period, timed[0].frame_period, rel_tol=0.0, abs_tol=PERIOD_ATOL_S):
+            raise MovieError(
+                f"frame periods differ: {timed[0].path} has {timed[0].frame_period:.9g} s "
+                f"({1 / timed[0].frame_period:.6g} Hz) but {m.path} has {m.frame_period:.9g} s "
+                f"({1 / m.frame_period:.6g} Hz); all movies of a series need the same frame rate"
+            )
+
+    order = tuple(range(len(movies)))
+    if first.kind == "isxd":
+        seen: dict = {}
+        for k, m in enumerate(movies):
+            if m.start_time in seen:
+                raise MovieError(
+                    f"{movies[seen[m.start_time]].path} and {m.path} have the same start time "
+                    f"({m.start_time.isoformat()}); a series needs distinct start times — are they the same recording?"
+                )
+            seen[m.start_time] = k
+        order = tuple(sorted(order, key=lambda k: movies[k].start_time))
+
+    total = sum(m.n_frames for m in movies)
+    if total < min_frames:
+        what = str(movies[0].path) if len(movies) == 1 else f"the series ({_names(movies)})"
+        hint = f" (tsub={tsub})" if tsub is not None else ""
+        raise MovieError(f"{what} has {total} frames; extraction needs at least {min_frames}{hint}; "
+                         "give a longer movie" + (" or lower tsub" if tsub is not None else ""))
+
+    rate = timed[0].frame_rate if timed else None
+    source = timed[0].frame_rate_source if timed else None
+    if timed and timed[0].kind == "isxd":
+        rate = 1.0 / timed[0].frame_period
+    return MovieSeries(movies=movies, order=order, frame_shape=first.frame_shape,
+                       frame_rate=rate, frame_rate_source=source)
+
+
+def resolve_frame_rate(series: MovieSeries, user_fr: float | None) -> tuple[float, str, list[str]]:
+    """The frame rate to analyse with: (fr, where it came from, warnings to log)."""
+    meta, source = series.frame_rate, series.frame_rate_source
+    names = _names(series.movies)
+    if user_fr is None:
+        if meta is not None:
+            return float(meta), str(source), []
+        return DEFAULT_FRAME_RATE, "default", [
+            f"no frame-rate metadata in {names}; using {DEFAULT_FRAME_RATE:g} fps — set fr"]
+    try:
+        fr = float(user_fr)
+    except (TypeError, ValueError):
+        raise ParameterError(f"fr must be a number of frames per second or 'auto', got {user_fr!r}") from None
+    if not (math.isfinite(fr) and fr > 0):
+        raise ParameterError(f"fr must be a positive number of frames per second, got {user_fr!r}")
+    if meta is None:
+        return fr, "user", []
+    if math.isclose(fr, meta, rel_tol=FR_RTOL):
+        return float(meta), str(source), []
+    if series.kind in ("isxd", "avi"):
+        return float(meta), str(source), [
+            f"fr={fr:g} disagrees with the frame rate in {names} ({meta:.6g} Hz from {source}); "
+            f"using the file's {meta:.6g} Hz"]
+    return fr, "user", [
+        f"fr={fr:g} disagrees with the TIFF metadata of {names} ({meta:.6g} Hz from {source}); "
+        f"using fr={fr:g} as set"]

@@ -1,0 +1,227 @@
+"""TIFF movies (one frame per page, or one contiguous ImageJ block), read with tifffile.
+
+Uncompressed contiguous files are memory-mapped; others are read page by page, only the
+pages of the requested range.
+"""
+
+from __future__ import annotations
+
+import math
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, Iterator
+
+import numpy as np
+
+from cnmflow.errors import MovieError
+from cnmflow.movies.info import MovieInfo, check_chunk, check_range
+
+_FRAME_AXES = set("TZIQ")  # time, ImageJ slices, generic image sequence, unknown
+
+
+@contextmanager
+def _tiff(path: Path):
+    import tifffile  # noqa: PLC0415
+
+    try:
+        tf = tifffile.TiffFile(str(path))
+    except Exception as exc:
+        raise MovieError(f"cannot read TIFF movie {path}: {exc}; check the file is a complete, uncorrupted TIFF") from None
+    try:
+        yield tf
+    finally:
+        tf.close()
+
+
+def _positive(value: Any) -> float | None:
+    try:
+        value = float(value)
+    except (TypeError, ValueError):
+        return None
+    return value if math.isfinite(value) and value > 0 else None
+
+
+_TIME_UNITS = {"s": 1.0, "sec": 1.0, "second": 1.0, "seconds": 1.0, "ms": 1e-3, "msec": 1e-3,
+               "millisecond": 1e-3, "milliseconds": 1e-3, "us": 1e-6, "usec": 1e-6, "min": 60.0}
+
+
+def frame_rate_from_imagej(meta: dict | None) -> tuple[float | None, str | None]:
+    """Frame rate from ImageJ metadata: `finterval` (in `tunit`, default seconds), else `fps`."""
+    if not meta:
+        return None, None
+    finterval = _positive(meta.get("finterval"))
+    if finterval is not None:
+        scale = _TIME_UNITS.get(str(meta.get("tunit", "sec")).strip().lower(), 1.0)
+        return 1.0 / (finterval * scale), "ImageJ finterval"
+    fps = _positive(meta.get("fps"))
+    if fps is not None:
+        return fps, "ImageJ fps"
+    return None, None
+
+
+def frame_rate_from_scanimage(meta: dict | None) -> tuple[float | None, str | None]:
+    """Frame rate from ScanImage metadata (`SI.hRoiManager.scanFrameRate`, or the volume rate for stacks)."""
+    if not meta:
+        return None, None
+    frame_data = meta.get("FrameData", meta) if isinstance(meta, dict) else {}
+    if not isinstance(frame_data, dict):
+        return None, None
+    slices = frame_data.get("SI.hStackManager.actualNumSlices", frame_data.get("SI.hStackManager.numSlices", 1))
+    try:
+        slices = int(slices)
+    except (TypeError, ValueError):
+        slices = 1
+    keys = ["SI.hRoiManager.scanVolumeRate", "SI.hRoiManager.scanFrameRate"] if slices > 1 else [
+        "SI.hRoiManager.scanFrameRate", "SI.hRoiManager.scanVolumeRate"]
+    for key in keys:
+        rate = _positive(frame_data.get(key))
+        if rate is not None:
+            return rate, "ScanImage"
+    return None, None
+
+
+def _scanimage_channels(meta: dict | None) -> int:
+    if not isinstance(meta, dict):
+        return 1
+    saved = meta.get("FrameData", {}).get("SI.hChannels.channelSave")
+    if isinstance(saved, (list, tuple)):
+        return len(saved)
+    return 1
+
+
+def _pixel_size_um(tf, ij: dict | None) -> float | None:
+    page = tf.pages[0]
+    tag = page.tags.get("XResolution")
+    if tag is None:
+        return None
+    try:
+        num, den = tag.value
+        per_unit = num / den
+    except (TypeError, ValueError, ZeroDivisionError):
+        return None
+    if not per_unit > 0:
+        return None
+    unit = str((ij or {}).get("unit", "")).strip().lower()
+    if unit in ("micron", "microns", "um", "µm", "\\u00b5m", "μm"):
+        return 1.0 / per_unit
+    res_unit = page.tags.get("ResolutionUnit")
+    res_unit = int(res_unit.value) if res_unit is not None else 2
+    if res_unit == 3:  # centimetre
+        return 1e4 / per_unit
+    if res_unit == 2 and per_unit != 1 and not ij:  # inch; 1 px/inch is the "no resolution" default
+        return 25400.0 / per_unit
+    return None
+
+
+def _frame_layout(path: Path, series, ij: dict | None) -> int:
+    """Number of frames of a (frames, rows, cols) series; raises for anything else."""
+    shape, axes = tuple(series.shape), str(series.axes)
+    extra = [(ax, n) for ax, n in zip(axes, shape) if ax not in "YX" and n > 1]
+    if "Y" not in axes or "X" not in axes:
+        raise MovieError(f"{path}: TIFF has axes {axes!r} {shape}, not a movie of 2-D frames")
+    if not extra:
+        raise MovieError(
+            f"{path} holds a single 2-D image {shape}, not a movie; give a multi-page TIFF with one frame per page"
+        )
+    if any(ax == "S" for ax, _ in extra):
+        raise MovieError(
+            f"{path} has {dict(extra)['S']} samples per pixel (RGB/colour); give a single-channel grayscale movie"
+        )
+    channel = [n for ax, n in extra if ax == "C"]
+    multichannel = channel and (len(extra) > 1 or str((ij or {}).get("mode", "grayscale")).lower() in ("composite", "color"))
+    if multichannel:
+        raise MovieError(
+            f"{path} has {channel[0]} channels (axes {axes!r}, shape {shape}); "
+            "give a single-channel movie (split the channels first)"
+        )
+    if len(extra) > 1:
+        raise MovieError(
+            f"{path} has more than one non-spatial dimension (axes {axes!r}, shape {shape}); "
+            "give a single-channel movie with one time axis"
+        )
+    ax, n = extra[0]
+    if ax not in _FRAME_AXES and ax != "C":
+        raise MovieError(f"{path}: TIFF axis {ax!r} of size {n} is not a time axis (axes {axes!r}); give a movie")
+    return int(n)
+
+
+def read_info(path: Path) -> MovieInfo:
+    with _tiff(path) as tf:
+        try:
+            if not tf.series:
+                raise MovieError(f"{path}: the TIFF holds no images")
+            series = tf.series[0]
+            ij = tf.imagej_metadata if tf.is_imagej else None
+            si = tf.scanimage_metadata if tf.is_scanimage else None
+            if _scanimage_channels(si) > 1:
+                raise MovieError(
+                    f"{path} is a ScanImage file with {_scanimage_channels(si)} saved channels; "
+                    "give a single-channel movie"
+                )
+            n = _frame_layout(path, series, ij)
+            rows, cols = (int(series.shape[series.axes.index(a)]) for a in "YX")
+            dtype = np.dtype(series.dtype)
+            if dtype.kind not in "uif":
+                raise MovieError(f"{path}: pixel type {dtype} is not a real number type; give an integer or float movie")
+            rate, source = frame_rate_from_imagej(ij)
+            if rate is None:
+                rate, source = frame_rate_from_scanimage(si)
+            pixel = _pixel_size_um(tf, ij)
+        except MovieError:
+            raise
+        except Exception as exc:
+            raise MovieError(f"cannot read TIFF movie {path}: {exc}; check the file is a complete, uncorrupted TIFF") from None
+    return MovieInfo(path=path, kind="tiff", n_frames=n, frame_shape=(rows, cols), dtype=dtype,
+                     frame_rate=rate, frame_rate_source=source, pixel_size_um=pixel)
+
+
+class _Reader:
+    """An open TIFF that reads frame ranges (memory-mapped where the layout allows)."""
+
+    def __init__(self, info: MovieInfo):
+        self.info = info
+        self._ctx = _tiff(info.path)
+        self.tf = self._ctx.__enter__()
+        self.mm = None
+        series = self.tf.series[0]
+        if series.dataoffset is not None:
+            try:
+                self.mm = np.memmap(info.path, dtype=series.dtype, mode="r", offset=series.dataoffset,
+                                    shape=(info.n_frames, *info.frame_shape), order="C")
+            except (OSError, ValueError):
+                self.mm = None
+
+    def read(self, start: int, stop: int) -> np.ndarray:
+        if stop == start:
+            return np.empty((0, *self.info.frame_shape), np.float32)
+        try:
+            if self.mm is not None:
+                return np.asarray(self.mm[start:stop], dtype=np.float32)
+            block = self.tf.asarray(key=slice(start, stop), series=0)
+        except Exception as exc:
+            raise MovieError(f"cannot read frames {start}..{stop - 1} of {self.info.path}: {exc}") from None
+        block = np.asarray(block, dtype=np.float32).reshape(stop - start, *self.info.frame_shape)
+        return block
+
+    def close(self) -> None:
+        self.mm = None
+        self._ctx.__exit__(None, None, None)
+
+
+def read_frames(info: MovieInfo, start: int, stop: int) -> np.ndarray:
+    start, stop = check_range(info, start, stop)
+    reader = _Reader(info)
+    try:
+        return reader.read(start, stop)
+    finally:
+        reader.close()
+
+
+def iter_chunks(info: MovieInfo, *, chunk_frames: int) -> Iterator[tuple[int, np.ndarray]]:
+    chunk_frames = check_chunk(chunk_frames)
+    reader = _Reader(info)
+    try:
+        for first in range(0, info.n_frames, chunk_frames):
+            yield first, reader.read(first, min(first + chunk_frames, info.n_frames))
+    finally:
+        reader.close()
