@@ -1,0 +1,280 @@
+"""Seed-search summary images of CNMF-E: spatially filtered movie, PNR and local correlation.
+
+Definitions (Zhou et al. 2018; same as CaImAn's ``correlation_pnr``):
+
+* each frame is filtered with ``filter_kernel(gsig, center_psf)`` (replicate borders);
+* the filtered movie ``F`` is made temporally zero-mean;
+* ``noise`` = PSD noise (``noise_psd``) of each pixel of ``F``;
+* ``pnr`` = max over time of ``F`` / ``noise`` (negative values set to 0);
+* ``correlation`` = mean Pearson correlation of each pixel with its 8 neighbours (fewer at the
+  image border), computed on ``F`` with values below ``threshold * noise`` set to 0
+  (``threshold`` = 3 reproduces CaImAn's images).
+
+``correlation_pnr`` streams the movie: pass 1 reads bands of rows (mean image and the noise of
+the filtered movie from at most ``3 x 1024`` frames), pass 2 reads chunks of frames and keeps
+running sums (sum x, sum x**2, sum x*x_neighbour for the 4 neighbour directions) and the running
+max. The filtered movie is never held in full.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import scipy.fft as sfft
+
+from cnmflow.engine.noise import noise_frame_indices, noise_psd
+from cnmflow.errors import ParameterError
+
+__all__ = [
+    "SummaryImages",
+    "filter_kernel",
+    "filter_frames",
+    "correlation_pnr",
+    "correlation_image",
+    "CORR_THRESHOLD",
+]
+
+#: values of the filtered movie below CORR_THRESHOLD * noise are zeroed before the correlation
+#: image (3 reproduces CaImAn's reference images; see tests/engine/test_summary_images.py)
+CORR_THRESHOLD = 3.0
+
+# neighbour offsets (drow, dcol) covering the 8-neighbourhood once per pair
+_SHIFTS = ((0, 1), (1, 0), (1, 1), (1, -1))
+
+
+@dataclass(frozen=True)
+class SummaryImages:
+    """Summary images of a movie, all ``(rows, cols)``."""
+
+    correlation: np.ndarray  # float32, local 8-neighbour correlation of the thresholded filtered movie
+    pnr: np.ndarray  # float32, peak-to-noise ratio of the filtered movie
+    noise: np.ndarray  # float32, PSD noise sd of the filtered movie
+    max_filtered: np.ndarray  # float32, max over time of the mean-subtracted filtered movie
+    mean: np.ndarray  # float32, temporal mean of the raw movie
+    n_frames: int = 0
+
+
+def _gaussian_1d(size: int, sigma: float) -> np.ndarray:
+    x = np.arange(size, dtype=np.float64) - (size - 1) / 2.0
+    g = np.exp(-(x ** 2) / (2.0 * sigma ** 2))
+    return g / g.sum()
+
+
+def filter_kernel(gsig: float, *, center_psf: bool) -> np.ndarray:
+    """2-D seed-search kernel (float64, odd size ``2*int(2*gsig)+1``).
+
+    Without ``center_psf``: a normalized Gaussian of sd ``gsig``. With ``center_psf``: the
+    Gaussian restricted to the disc where it is >= the largest value on the kernel's border,
+    minus its mean over that disc (zero outside), so it sums to ~0 ("Mexican hat on a disc").
+    """
+    gsig = float(gsig)
+    if not np.isfinite(gsig) or gsig <= 0:
+        raise ParameterError(f"gSig={gsig!r} must be a positive number of pixels")
+    size = 2 * int(2 * gsig) + 1
+    g = _gaussian_1d(size, gsig)
+    psf = np.outer(g, g)
+    if center_psf and size > 1:
+        border_max = max(psf[0].max(), psf[-1].max(), psf[:, 0].max(), psf[:, -1].max())
+        disc = psf >= border_max
+        psf = np.where(disc, psf - psf[disc].mean(), 0.0)
+    return psf
+
+
+class _Filter:
+    """Correlation of frames with a fixed kernel, replicate borders, via FFT on padded frames."""
+
+    def __init__(self, kernel: np.ndarray, shape: tuple[int, int]):
+        self.kernel = np.asarray(kernel, dtype=np.float64)
+        self.r = self.kernel.shape[0] // 2
+        rows, cols = shape
+        self.shape = shape
+        self.pshape = (rows + 2 * self.r, cols + 2 * self.r)
+        self.fshape = tuple(sfft.next_fast_len(n, real=True) for n in self.pshape)
+        # correlation == convolution with the flipped kernel
+        self.kf = sfft.rfft2(self.kernel[::-1, ::-1].astype(np.float32), s=self.fshape)
+
+    def __call__(self, frames: np.ndarray) -> np.ndarray:
+        frames = np.asarray(frames, dtype=np.float32)
+        r = self.r
+        if r == 0:
+            return frames * np.float32(self.kernel[0, 0])
+        padded = np.pad(frames, ((0, 0), (r, r), (r, r)), mode="edge")
+        out = sfft.irfft2(sfft.rfft2(padded, s=self.fshape, workers=-1) * self.kf, s=self.fshape, workers=-1)
+        rows, cols = self.shape
+        k = 2 * r
+        return np.ascontiguousarray(out[:, k:k + rows, k:k + cols], dtype=np.float32)
+
+
+def filter_frames(frames: np.ndarray, *, gsig: float, center_psf: bool) -> np.ndarray:
+    """Filter each frame of ``(n, rows, cols)`` with ``filter_kernel`` (replicate borders) -> float32."""
+    frames = np.asarray(frames)
+    if frames.ndim == 2:
+        return filter_frames(frames[None], gsig=gsig, center_psf=center_psf)[0]
+    if frames.ndim != 3:
+        raise ParameterError(f"frames must be (n, rows, cols), got shape {frames.shape}")
+    return _Filter(filter_kernel(gsig, center_psf=center_psf), frames.shape[1:])(frames)
+
+
+# ---------------------------------------------------------------------------- correlation sums
+class _CorrSums:
+    """Running sums for the 8-neighbour correlation image of a (T, rows, cols) stream."""
+
+    def __init__(self, shape: tuple[int, int]):
+        rows, cols = shape
+        self.n = 0
+        self.s1 = np.zeros(shape)
+        self.s2 = np.zeros(shape)
+        self.cross = {
+            (0, 1): np.zeros((rows, max(cols - 1, 0))),
+            (1, 0): np.zeros((max(rows - 1, 0), cols)),
+            (1, 1): np.zeros((max(rows - 1, 0), max(cols - 1, 0))),
+            (1, -1): np.zeros((max(rows - 1, 0), max(cols - 1, 0))),
+        }
+
+    def add(self, z: np.ndarray) -> None:
+        z = np.asarray(z, dtype=np.float64)
+        self.n += z.shape[0]
+        self.s1 += z.sum(axis=0)
+        self.s2 += np.einsum("tij,tij->ij", z, z)
+        self.cross[(0, 1)] += np.einsum("tij,tij->ij", z[:, :, :-1], z[:, :, 1:])
+        self.cross[(1, 0)] += np.einsum("tij,tij->ij", z[:, :-1, :], z[:, 1:, :])
+        self.cross[(1, 1)] += np.einsum("tij,tij->ij", z[:, :-1, :-1], z[:, 1:, 1:])
+        self.cross[(1, -1)] += np.einsum("tij,tij->ij", z[:, :-1, 1:], z[:, 1:, :-1])
+
+    def image(self) -> np.ndarray:
+        rows, cols = self.s1.shape
+        if self.n == 0:
+            return np.zeros((rows, cols), dtype=np.float32)
+        n = float(self.n)
+        m = self.s1 / n
+        var = np.maximum(self.s2 / n - m * m, 0.0)
+        sd = np.sqrt(var)
+        # relative guard: a constant trace has zero variance up to rounding
+        ok = sd > 1e-7 * np.sqrt(np.maximum(self.s2 / n, 1e-300))
+        inv = np.where(ok, 1.0 / np.where(ok, sd, 1.0), 0.0)
+        total = np.zeros((rows, cols))
+        count = np.zeros((rows, cols))
+        for (dr, dc), s in self.cross.items():
+            if s.size == 0:
+                continue
+            a_r = slice(0, rows - dr)
+            b_r = slice(dr, rows)
+            if dc >= 0:
+                a_c, b_c = slice(0, cols - dc), slice(dc, cols)
+            else:
+                a_c, b_c = slice(-dc, cols), slice(0, cols + dc)
+            corr = (s / n - m[a_r, a_c] * m[b_r, b_c]) * inv[a_r, a_c] * inv[b_r, b_c]
+            total[a_r, a_c] += corr
+            total[b_r, b_c] += corr
+            count[a_r, a_c] += 1
+            count[b_r, b_c] += 1
+        return (total / np.maximum(count, 1)).astype(np.float32)
+
+
+def correlation_image(z: np.ndarray) -> np.ndarray:
+    """Mean Pearson correlation of each pixel of ``z`` (T, rows, cols) with its 8 neighbours."""
+    acc = _CorrSums(z.shape[1:])
+    acc.add(z)
+    return acc.image()
+
+
+def threshold_for_correlation(filtered: np.ndarray, noise: np.ndarray, threshold: float = CORR_THRESHOLD) -> np.ndarray:
+    """Zero the values of a mean-subtracted filtered movie below ``threshold * noise``."""
+    return np.where(filtered >= threshold * noise, filtered, 0).astype(np.float32, copy=False)
+
+
+# ---------------------------------------------------------------------------- streaming driver
+def _filtered_noise(movie, filt: _Filter, frame_idx, band_rows: int, mean_image: np.ndarray | None):
+    """Noise of the filtered movie (row bands with a halo of the kernel radius) and the raw mean.
+
+    Returns (noise (rows, cols) float32, raw mean or None when frame_idx limits the frames)."""
+    T, rows, cols = movie.shape
+    r = filt.r
+    noise = np.empty((rows, cols), dtype=np.float32)
+    mean_acc = np.zeros((rows, cols)) if frame_idx is None else None
+    for r0 in range(0, rows, band_rows):
+        r1 = min(rows, r0 + band_rows)
+        h0, h1 = max(0, r0 - r), min(rows, r1 + r)
+        if frame_idx is None:
+            block = np.asarray(movie[:, h0:h1, :], dtype=np.float32)
+        else:
+            breaks = np.flatnonzero(np.diff(frame_idx) != 1) + 1
+            block = np.concatenate(
+                [np.asarray(movie[g[0]:g[-1] + 1, h0:h1, :], dtype=np.float32) for g in np.split(frame_idx, breaks)]
+            )
+        mu = block.mean(axis=0, dtype=np.float64)
+        if mean_acc is not None:
+            mean_acc[r0:r1] = mu[r0 - h0:r1 - h0]
+        # filter the band as if it were an image; rows within r of a cut edge are discarded
+        bf = _Filter(filt.kernel, block.shape[1:])((block - mu.astype(np.float32)))
+        core = bf[:, r0 - h0:r1 - h0, :]
+        noise[r0:r1] = noise_psd(core.reshape(core.shape[0], -1).T).reshape(r1 - r0, cols)
+    return noise, mean_acc
+
+
+def correlation_pnr(
+    movie,
+    *,
+    gsig: float,
+    center_psf: bool = True,
+    noise: np.ndarray | None = None,
+    chunk_frames: int = 500,
+    threshold: float = CORR_THRESHOLD,
+    max_frames_per_block: int = 1024,
+    n_blocks: int = 3,
+    band_bytes: int = 1 << 28,
+) -> SummaryImages:
+    """Correlation and PNR images of a ``(T, rows, cols)`` movie (array or memmap), streamed.
+
+    ``noise`` (optional) is the per-pixel noise of the *filtered* movie, when already known.
+    Memory: one chunk of ``chunk_frames`` frames in pass 2, and bands of rows of at most
+    ``band_bytes`` (over at most ``n_blocks * max_frames_per_block`` frames) in pass 1.
+    """
+    if getattr(movie, "ndim", None) != 3:
+        raise ParameterError(f"movie must be (n_frames, rows, cols), got shape {getattr(movie, 'shape', None)}")
+    if chunk_frames < 1:
+        raise ParameterError(f"chunk_frames={chunk_frames} must be >= 1")
+    T, rows, cols = movie.shape
+    if T < 2:
+        raise ParameterError(f"movie has {T} frame(s); correlation/PNR images need at least 2")
+    filt = _Filter(filter_kernel(gsig, center_psf=center_psf), (rows, cols))
+
+    # ---- pass 1: raw mean image and noise of the filtered movie
+    mean_raw = None
+    if noise is None:
+        frame_idx = noise_frame_indices(T, max_frames_per_block=max_frames_per_block, n_blocks=n_blocks)
+        t_used = T if frame_idx is None else len(frame_idx)
+        band_rows = max(1, int(band_bytes // (4 * t_used * cols)) - 2 * filt.r)
+        noise, mean_raw = _filtered_noise(movie, filt, frame_idx, band_rows, None)
+    else:
+        noise = np.asarray(noise, dtype=np.float32)
+        if noise.shape != (rows, cols):
+            raise ParameterError(f"noise has shape {noise.shape}; expected the movie's frame shape {(rows, cols)}")
+    if mean_raw is None:
+        mean_raw = np.zeros((rows, cols))
+        for f0 in range(0, T, chunk_frames):
+            mean_raw += np.asarray(movie[f0:f0 + chunk_frames], dtype=np.float64).sum(axis=0)
+        mean_raw /= T
+    mean32 = mean_raw.astype(np.float32)
+
+    # ---- pass 2: max and correlation sums over frame chunks
+    fmax = np.full((rows, cols), -np.inf, dtype=np.float32)
+    acc = _CorrSums((rows, cols))
+    thr = (threshold * noise).astype(np.float32)
+    for f0 in range(0, T, chunk_frames):
+        chunk = np.asarray(movie[f0:f0 + chunk_frames], dtype=np.float32) - mean32
+        fc = filt(chunk)  # filtered, mean-subtracted (filter is linear)
+        np.maximum(fmax, fc.max(axis=0), out=fmax)
+        acc.add(np.where(fc >= thr, fc, 0))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        pnr = np.where(noise > 0, fmax / noise, 0).astype(np.float32)
+    pnr[pnr < 0] = 0
+    return SummaryImages(
+        correlation=acc.image(),
+        pnr=pnr,
+        noise=noise.astype(np.float32),
+        max_filtered=fmax,
+        mean=mean32,
+        n_frames=T,
+    )
