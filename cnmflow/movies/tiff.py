@@ -149,7 +149,7 @@ def read_info(path: Path) -> MovieInfo:
     with _tiff(path) as tf:
         try:
             if not tf.series:
-                raise MovieError(f"{path}: the TIFF holds no images")
+                raise MovieError(f"cannot read TIFF movie {path}: it holds no images; check the file is complete and uncorrupted")
             series = tf.series[0]
             ij = tf.imagej_metadata if tf.is_imagej else None
             si = tf.scanimage_metadata if tf.is_scanimage else None

@@ -1,0 +1,115 @@
+import numpy as np
+import pytest
+import tifffile
+
+from cnmflow.errors import MovieError
+from cnmflow.movies import iter_chunks, read_frames, read_info
+from cnmflow.movies.tiff import frame_rate_from_imagej, frame_rate_from_scanimage
+
+from .conftest import movie_data, sample
+
+
+def test_sample_tiff_equals_isxd(ideas):
+    tif = read_info(sample(ideas, "movie_part2_108x123x63.tiff"))
+    isxd = read_info(sample(ideas, "movie_part2_108x123x63.isxd"))
+    assert tif.kind == "tiff" and tif.n_frames == 63 and tif.frame_shape == (123, 108)
+    assert tif.dtype == np.float32
+    assert tif.frame_rate is None and tif.frame_rate_source is None
+    np.testing.assert_array_equal(read_frames(tif, 0, 63), read_frames(isxd, 0, 63))
+
+
+def test_upper_case_extension(ideas, tmp_path):
+    link = tmp_path / "movie.TIFF"
+    link.symlink_to(sample(ideas, "movie_part2_108x123x63.tiff"))
+    assert read_info(link).n_frames == 63
+
+
+def test_imagej_finterval_and_pixel_size(tmp_path):
+    data = (movie_data(7) * 10).astype(np.uint16)
+    path = tmp_path / "ij.Tif"
+    tifffile.imwrite(path, data, imagej=True, resolution=(2.0, 2.0),
+                     metadata={"axes": "TYX", "finterval": 0.05, "unit": "um"})
+    info = read_info(path)
+    assert info.kind == "tiff" and info.dtype == np.uint16
+    assert info.frame_rate == pytest.approx(20.0)
+    assert info.frame_rate_source == "ImageJ finterval"
+    assert info.pixel_size_um == pytest.approx(0.5)
+    assert info.frame_period == pytest.approx(0.05)
+    np.testing.assert_array_equal(read_frames(info, 2, 6), data[2:6].astype(np.float32))
+
+
+def test_imagej_fps(tmp_path):
+    path = tmp_path / "fps.tif"
+    tifffile.imwrite(path, movie_data(4), imagej=True, metadata={"axes": "TYX", "fps": 12.5})
+    info = read_info(path)
+    assert (info.frame_rate, info.frame_rate_source) == (12.5, "ImageJ fps")
+
+
+@pytest.mark.parametrize("compression", [None, "zlib"])
+def test_plain_and_compressed(tmp_path, compression):
+    data = movie_data(11)
+    path = tmp_path / "plain.tiff"
+    tifffile.imwrite(path, data, compression=compression)
+    info = read_info(path)
+    assert info.n_frames == 11 and info.frame_rate is None and info.pixel_size_um is None
+    blocks = list(iter_chunks(info, chunk_frames=4))
+    assert [first for first, _ in blocks] == [0, 4, 8]
+    assert all(b.dtype == np.float32 for _, b in blocks)
+    np.testing.assert_array_equal(np.concatenate([b for _, b in blocks]), data)
+    np.testing.assert_array_equal(read_frames(info, 9, 11), data[9:11])
+    assert read_frames(info, 5, 5).shape == (0, 6, 5)
+
+
+def test_single_image_rejected(tmp_path):
+    path = tmp_path / "one.tif"
+    tifffile.imwrite(path, movie_data(1)[0])
+    with pytest.raises(MovieError, match="single 2-D image") as err:
+        read_info(path)
+    assert str(path) in str(err.value)
+
+
+def test_rgb_rejected(tmp_path):
+    path = tmp_path / "rgb.tif"
+    tifffile.imwrite(path, np.zeros((3, 4, 6, 3), np.uint8), photometric="rgb")
+    with pytest.raises(MovieError, match="samples per pixel"):
+        read_info(path)
+
+
+def test_multichannel_rejected(tmp_path):
+    path = tmp_path / "ch.tif"
+    tifffile.imwrite(path, np.zeros((3, 2, 4, 6), np.uint16), imagej=True, metadata={"axes": "TCYX"})
+    with pytest.raises(MovieError, match="2 channels") as err:
+        read_info(path)
+    assert str(path) in str(err.value)
+
+
+def test_corrupt_tiff(tmp_path):
+    path = tmp_path / "bad.tif"
+    path.write_bytes(b"II*\x00" + b"\xff" * 50)
+    with pytest.raises(MovieError, match="cannot read TIFF") as err:
+        read_info(path)
+    assert str(path) in str(err.value)
+
+
+def test_truncated_tiff(tmp_path):
+    path = tmp_path / "cut.tif"
+    tifffile.imwrite(path, movie_data(20), compression="zlib")
+    path.write_bytes(path.read_bytes()[:1500])
+    with pytest.raises(MovieError) as err:
+        info = read_info(path)
+        read_frames(info, 0, info.n_frames)
+    assert str(path) in str(err.value)
+
+
+def test_frame_rate_metadata_parsers():
+    assert frame_rate_from_imagej({"finterval": 0.1}) == (pytest.approx(10.0), "ImageJ finterval")
+    assert frame_rate_from_imagej({"finterval": 50, "tunit": "ms"})[0] == pytest.approx(20.0)
+    assert frame_rate_from_imagej({"fps": 7}) == (7.0, "ImageJ fps")
+    assert frame_rate_from_imagej({"finterval": 0}) == (None, None)
+    assert frame_rate_from_imagej(None) == (None, None)
+    si = {"FrameData": {"SI.hRoiManager.scanFrameRate": 30.05, "SI.hRoiManager.scanVolumeRate": 30.05}}
+    assert frame_rate_from_scanimage(si) == (30.05, "ScanImage")
+    vol = {"FrameData": {"SI.hRoiManager.scanFrameRate": 30.0, "SI.hRoiManager.scanVolumeRate": 7.5,
+                         "SI.hStackManager.numSlices": 4}}
+    assert frame_rate_from_scanimage(vol) == (7.5, "ScanImage")
+    assert frame_rate_from_scanimage({"FrameData": {}}) == (None, None)
