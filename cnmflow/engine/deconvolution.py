@@ -25,10 +25,10 @@ from dataclasses import dataclass
 
 import numpy as np
 import scipy.linalg
-import scipy.signal
 from oasis.functions import constrained_onnlsAR2
 from oasis.oasis_methods import constrained_oasisAR1
 
+from cnmflow.engine.noise import noise_psd
 from cnmflow.errors import InputError, ParameterError
 
 __all__ = ["Deconvolved", "estimate_ar_coefficients", "deconvolve_trace", "deconvolve_traces"]
@@ -39,7 +39,6 @@ __all__ = ["Deconvolved", "estimate_ar_coefficients", "deconvolve_trace", "decon
 _ROOT_MIN = 0.01
 _ROOT_MAX = 0.999
 _NOISE_BAND = (0.25, 0.5)
-_WELCH_NPERSEG = 256
 # constrained_onnlsAR2 first solves an AR(1) problem on data decimated by this factor.
 _AR2_DECIMATE = 5
 
@@ -282,17 +281,13 @@ def deconvolve_traces(
 
 
 def _noise_sd(Y: np.ndarray) -> np.ndarray:
-    """Noise sd per row of (K, T) ``Y``: ``sqrt(mean(PSD / 2))`` over normalized band (0.25, 0.5].
+    """Noise sd per row of (K, T) ``Y``: PSD mean over normalized band (0.25, 0.5].
 
-    The PSD is Welch's estimate (Hann windows of min(256, T) samples, one-sided density, unit
-    sampling rate). Rows too short to have a frequency in the band (T = 1) get 0.
+    Uses :func:`cnmflow.engine.noise.noise_psd` (``sqrt(mean(PSD / 2))``, CaImAn's
+    definition). A trace with no frequency in the band (T = 1) gets its population sd (0).
     """
-    T = Y.shape[-1]
-    ff, pxx = scipy.signal.welch(Y, nperseg=min(_WELCH_NPERSEG, T), axis=-1)
-    band = (ff > _NOISE_BAND[0]) & (ff <= _NOISE_BAND[1])
-    if not band.any():
-        return np.zeros(Y.shape[0])
-    return np.sqrt(np.mean(pxx[:, band] / 2.0, axis=-1))
+    sn = np.asarray(noise_psd(Y, band=_NOISE_BAND, method="mean"), dtype=np.float64)
+    return np.where(np.isnan(sn), Y.std(axis=-1), sn)
 
 
 def _check_trace(y, *, name: str = "y", ndim: int = 1) -> np.ndarray:

@@ -11,6 +11,7 @@ from cnmflow.engine.deconvolution import (
     deconvolve_traces,
     estimate_ar_coefficients,
 )
+from cnmflow.engine.noise import noise_psd
 from cnmflow.errors import InputError, ParameterError
 
 T = 3000
@@ -83,12 +84,11 @@ def test_noise_sd_on_white_noise_within_5_percent():
     assert d.sn == pytest.approx(0.7, rel=0.05)
 
 
-def test_noise_sd_is_mean_psd_over_band_including_nyquist():
+def test_noise_sd_is_the_engine_psd_noise():
     y = np.random.default_rng(4).standard_normal((2, 1000))
-    ff, pxx = scipy.signal.welch(y, nperseg=256, axis=-1)
-    band = (ff > 0.25) & (ff <= 0.5)
-    assert ff[band][-1] == 0.5
-    assert np.allclose(_noise_sd(y), np.sqrt(np.mean(pxx[:, band] / 2, axis=-1)))
+    assert np.allclose(_noise_sd(y), noise_psd(y, band=(0.25, 0.5), method="mean"))
+    assert deconvolve_trace(y[0], p=1).sn == pytest.approx(noise_psd(y[0]))
+    assert deconvolve_trace(np.array([5.0]), p=1).sn == 0  # no frequency in the band
 
 
 # --- deconvolution, known answers -----------------------------------------------------------
