@@ -79,6 +79,32 @@ def _open(path: Path):
         raise MovieError(f"cannot read isxd movie {path}: {detail}; check the file is a complete, uncorrupted isxd movie") from None
 
 
+def _copy_timing(timing):
+    """An isx.Timing that owns its memory.
+
+    `isx.Movie.timing` is a ctypes view into the C movie object: once that Movie is garbage
+    collected the view dangles (period, dropped frames, ... read back garbage). Rebuild it.
+    """
+    isx = _isx()
+    impl = timing._impl
+    period = isx.Duration._from_num_den(int(impl.step.num), int(impl.step.den))
+    start = isx.Time._from_secs_since_epoch(
+        isx.Duration._from_num_den(int(impl.start.secs_since_epoch.num), int(impl.start.secs_since_epoch.den)),
+        int(impl.start.utc_offset),
+    )
+    return isx.Timing(num_samples=int(timing.num_samples), period=period, start=start,
+                      dropped=[int(i) for i in timing.dropped],
+                      cropped=[[int(a), int(b)] for a, b in timing.cropped],
+                      blank=[int(i) for i in timing.blank])
+
+
+def _copy_spacing(spacing):
+    """An isx.Spacing that owns its memory (see `_copy_timing`); the struct holds no pointers."""
+    isx = _isx()
+    impl = spacing._impl
+    return isx.Spacing._from_impl(type(impl).from_buffer_copy(impl))
+
+
 def _start_time(header: dict | None, timing) -> datetime:
     start = (header or {}).get("timingInfo", {}).get("start")
     try:
@@ -109,10 +135,12 @@ def read_info(path: Path) -> MovieInfo:
             dtype_code = int(header["type"])
         except (TypeError, ValueError):
             dtype_code = None
-        if dtype_code is not None and dtype_code != 0:
+        if dtype_code is not None and dtype_code not in (0, 4):  # 4: image (isx writes 0- and 1-frame movies so)
             raise _not_a_movie(path, _DATASET_TYPES.get(dtype_code, f"data set of type {dtype_code}"))
     movie = _open(path)
-    timing, spacing = movie.timing, movie.spacing
+    timing, spacing = _copy_timing(movie.timing), _copy_spacing(movie.spacing)
+    data_type = movie.data_type
+    del movie
     rows, cols = (int(v) for v in spacing.num_pixels)
     n = int(timing.num_samples)
     period = float(timing.period.secs_float)
@@ -121,12 +149,13 @@ def read_info(path: Path) -> MovieInfo:
     mask = np.asarray(timing.get_valid_samples_mask(), dtype=bool)
     invalid = tuple(int(i) for i in np.flatnonzero(~mask)) if mask.size == n else ()
     extra = header.get("extraProperties") if header is not None else None
+    dtype = np.dtype(data_type)
     return MovieInfo(
         path=path,
         kind="isxd",
         n_frames=n,
         frame_shape=(rows, cols),
-        dtype=np.dtype(movie.data_type),
+        dtype=dtype,
         frame_rate=1.0 / period,
         frame_rate_source="isxd timing",
         start_time=_start_time(header, timing),

@@ -92,3 +92,32 @@ def test_frame_range_checked(tmp_path):
     info = read_info(write_isxd(tmp_path / "m.isxd", movie_data(3)))
     with pytest.raises(MovieError, match="outside the movie's 3 frames"):
         read_frames(info, 2, 4)
+
+
+def test_timing_outlives_the_isx_movie(tmp_path):
+    """isx.Movie.timing is a view into the C movie; MovieInfo keeps an independent copy."""
+    import gc
+
+    import isx
+
+    a = read_info(write_isxd(tmp_path / "a.isxd", movie_data(4), period_ms=100, start_ms=1000, dropped=[1]))
+    b = read_info(write_isxd(tmp_path / "b.isxd", movie_data(3), period_ms=50, start_ms=7000))
+    gc.collect()
+    keep = [isx.Movie.read(str(tmp_path / "a.isxd")) for _ in range(5)]  # reuse freed memory
+    assert a.timing.period.secs_float == pytest.approx(0.1) and a.timing.dropped == [1]
+    assert b.timing.period.secs_float == pytest.approx(0.05) and b.frame_period == pytest.approx(0.05)
+    assert b.timing == keep[0].timing or b.timing.num_samples == 3
+    # the copies can be reused to write outputs with identical timing and spacing
+    out = isx.Movie.write(str(tmp_path / "out.isxd"), a.timing, a.spacing, np.float32)
+    for i in (0, 2, 3):
+        out.set_frame_data(i, np.zeros(a.frame_shape, np.float32))
+    out.flush()
+    del out
+    again = isx.Movie.read(str(tmp_path / "out.isxd"))
+    assert again.timing == a.timing and again.spacing == a.spacing
+
+
+def test_single_frame_isxd_is_accepted(tmp_path):
+    # isx stores 0- and 1-frame movies with the "image" type; they are still read as movies
+    info = read_info(write_isxd(tmp_path / "one.isxd", movie_data(1)))
+    assert info.n_frames == 1

@@ -1,0 +1,228 @@
+import numpy as np
+import pytest
+import tifffile
+
+from cnmflow.errors import MovieError, ParameterError
+from cnmflow.movies import resolve_frame_rate, validate_series
+
+from .conftest import movie_data, sample, write_avi, write_isxd
+
+
+def _tif(path, n=4, rows=6, cols=5, **kwargs):
+    kwargs.setdefault("photometric", "minisblack")
+    tifffile.imwrite(path, movie_data(n, rows, cols), **kwargs)
+    return path
+
+
+def _ij(path, finterval, n=4):
+    return _tif(path, n, imagej=True, metadata={"axes": "TYX", "finterval": finterval})
+
+
+def test_empty_list():
+    with pytest.raises(MovieError, match="no movie files given"):
+        validate_series([])
+
+
+def test_missing_file(tmp_path):
+    good = _tif(tmp_path / "a.tif")
+    with pytest.raises(MovieError, match="not found") as err:
+        validate_series([good, tmp_path / "nope.tif"])
+    assert "nope.tif" in str(err.value)
+
+
+def test_directory(tmp_path):
+    folder = tmp_path / "d.tif"
+    folder.mkdir()
+    with pytest.raises(MovieError, match="is a directory") as err:
+        validate_series([folder])
+    assert str(folder) in str(err.value)
+
+
+def test_unsupported_extension(tmp_path):
+    path = tmp_path / "m.mov"
+    path.write_bytes(b"x")
+    with pytest.raises(MovieError, match="unsupported movie file type") as err:
+        validate_series([path])
+    assert str(path) in str(err.value)
+
+
+def test_mixed_types(tmp_path):
+    a = _tif(tmp_path / "a.tif")
+    b = write_avi(tmp_path / "b.avi", np.zeros((3, 6, 5), np.uint8))
+    with pytest.raises(MovieError, match="one file type") as err:
+        validate_series([a, b])
+    assert str(a) in str(err.value) and str(b) in str(err.value)
+
+
+def test_tif_and_tiff_are_one_type(tmp_path):
+    series = validate_series([_tif(tmp_path / "a.tif"), _tif(tmp_path / "b.TIFF")])
+    assert series.n_frames == 8
+
+
+def test_duplicate_paths(tmp_path):
+    a = _tif(tmp_path / "a.tif")
+    alias = tmp_path / "sub" / ".." / "a.tif"
+    (tmp_path / "sub").mkdir()
+    with pytest.raises(MovieError, match="listed twice") as err:
+        validate_series([a, alias])
+    assert str(a) in str(err.value)
+
+
+def test_frame_size_mismatch(tmp_path):
+    a = _tif(tmp_path / "a.tif", rows=6, cols=5)
+    b = _tif(tmp_path / "b.tif", rows=7, cols=5)
+    with pytest.raises(MovieError, match="frame sizes differ") as err:
+        validate_series([a, b])
+    msg = str(err.value)
+    assert str(a) in msg and str(b) in msg and "6x5" in msg and "7x5" in msg
+
+
+def test_frame_size_mismatch_samples(ideas):
+    p2 = sample(ideas, "movie_part2_108x123x63.isxd")
+    p3 = sample(ideas, "movie_part3.isxd")
+    with pytest.raises(MovieError, match="frame sizes differ") as err:
+        validate_series([p2, p3])
+    msg = str(err.value)
+    assert p2.name in msg and p3.name in msg and "123x108" in msg and "128x128" in msg
+
+
+def test_frame_period_mismatch(tmp_path):
+    a = write_isxd(tmp_path / "a.isxd", movie_data(3), period_ms=100, start_ms=0)
+    b = write_isxd(tmp_path / "b.isxd", movie_data(3), period_ms=50, start_ms=5000)
+    with pytest.raises(MovieError, match="frame periods differ") as err:
+        validate_series([a, b])
+    msg = str(err.value)
+    assert str(a) in msg and str(b) in msg and "0.1 s" in msg and "0.05 s" in msg
+
+
+def test_tiff_frame_period_mismatch(tmp_path):
+    with pytest.raises(MovieError, match="frame periods differ"):
+        validate_series([_ij(tmp_path / "a.tif", 0.1), _ij(tmp_path / "b.tif", 0.2)])
+
+
+def test_duplicate_start_times(tmp_path):
+    a = write_isxd(tmp_path / "a.isxd", movie_data(3), start_ms=1000)
+    b = write_isxd(tmp_path / "b.isxd", movie_data(3, seed=1), start_ms=1000)
+    with pytest.raises(MovieError, match="same start time") as err:
+        validate_series([a, b])
+    assert str(a) in str(err.value) and str(b) in str(err.value)
+
+
+def test_cellset_in_series(ideas):
+    movie = sample(ideas, "movie_part2_108x123x63.isxd")
+    cells = sample(ideas, "cellset_series_part1.isxd")
+    with pytest.raises(MovieError, match="is an isxd cell set, not a movie") as err:
+        validate_series([movie, cells])
+    assert str(cells) in str(err.value)
+
+
+def test_zero_frames(tmp_path):
+    empty = write_isxd(tmp_path / "empty.isxd", np.zeros((0, 6, 5), np.float32))
+    with pytest.raises(MovieError, match="has 0 frames") as err:
+        validate_series([empty])
+    assert str(empty) in str(err.value)
+
+
+def test_zero_frames_avi(tmp_path):
+    empty = write_avi(tmp_path / "empty.avi", np.zeros((0, 6, 4), np.uint8))
+    with pytest.raises(MovieError) as err:
+        validate_series([empty])
+    assert str(empty) in str(err.value)
+
+
+def test_all_frames_invalid(tmp_path):
+    path = write_isxd(tmp_path / "a.isxd", movie_data(3), dropped=[0, 1, 2])
+    with pytest.raises(MovieError, match="dropped or cropped") as err:
+        validate_series([path])
+    assert str(path) in str(err.value)
+
+
+def test_too_few_frames(tmp_path):
+    a, b = _tif(tmp_path / "a.tif", n=3), _tif(tmp_path / "b.tif", n=4)
+    with pytest.raises(MovieError, match="has 7 frames; extraction needs at least 10 \\(tsub=2\\)") as err:
+        validate_series([a, b], min_frames=10, tsub=2)
+    assert str(a) in str(err.value) and str(b) in str(err.value)
+    assert validate_series([a, b], min_frames=7).n_frames == 7
+
+
+def test_corrupt_file_named(tmp_path):
+    good = _tif(tmp_path / "a.tif")
+    bad = tmp_path / "b.tif"
+    bad.write_bytes(b"garbage" * 20)
+    with pytest.raises(MovieError) as err:
+        validate_series([good, bad])
+    assert str(bad) in str(err.value)
+
+
+def test_isxd_ordered_by_start_time(tmp_path):
+    late = write_isxd(tmp_path / "late.isxd", movie_data(3), start_ms=9000)
+    early = write_isxd(tmp_path / "early.isxd", movie_data(4), start_ms=1000)
+    mid = write_isxd(tmp_path / "mid.isxd", movie_data(2), start_ms=5000)
+    series = validate_series([late, early, mid])
+    assert [m.path.name for m in series.movies] == ["late.isxd", "early.isxd", "mid.isxd"]
+    assert series.order == (1, 2, 0)
+    assert series.offsets() == {1: (0, 4), 2: (4, 6), 0: (6, 9)}
+    assert series.n_frames == 9 and series.frame_shape == (6, 5)
+    assert series.frame_rate == pytest.approx(10.0) and series.frame_rate_source == "isxd timing"
+
+
+def test_other_kinds_keep_listed_order(tmp_path):
+    series = validate_series([_tif(tmp_path / "b.tif", n=2), _tif(tmp_path / "a.tif", n=3)])
+    assert series.order == (0, 1)
+    assert series.offsets() == {0: (0, 2), 1: (2, 5)}
+
+
+def test_avi_series_samples(ideas):
+    series = validate_series([sample(ideas, "movie_part1_108x122x200.avi"),
+                              sample(ideas, "movie_part2_108x122x126.avi")])
+    assert series.n_frames == 163 and series.offsets() == {0: (0, 100), 1: (100, 163)}
+
+
+# ---- resolve_frame_rate ---------------------------------------------------------------
+
+def test_fr_auto_from_isxd(tmp_path):
+    series = validate_series([write_isxd(tmp_path / "a.isxd", movie_data(3), period_ms=50)])
+    assert resolve_frame_rate(series, None) == (pytest.approx(20.0), "isxd timing", [])
+
+
+def test_fr_auto_without_metadata(tmp_path):
+    a = _tif(tmp_path / "a.tif")
+    fr, source, warnings = resolve_frame_rate(validate_series([a]), None)
+    assert (fr, source) == (30.0, "default")
+    assert len(warnings) == 1 and "no frame-rate metadata" in warnings[0] and str(a) in warnings[0]
+    assert "set fr" in warnings[0]
+
+
+def test_fr_user_without_metadata(tmp_path):
+    assert resolve_frame_rate(validate_series([_tif(tmp_path / "a.tif")]), 15) == (15.0, "user", [])
+
+
+def test_fr_user_disagrees_with_isxd(tmp_path):
+    series = validate_series([write_isxd(tmp_path / "a.isxd", movie_data(3), period_ms=100)])
+    fr, source, warnings = resolve_frame_rate(series, 30)
+    assert (fr, source) == (pytest.approx(10.0), "isxd timing")
+    assert len(warnings) == 1 and "disagrees" in warnings[0]
+
+
+def test_fr_user_disagrees_with_avi(tmp_path):
+    series = validate_series([write_avi(tmp_path / "a.avi", np.zeros((4, 6, 4), np.uint8), rate=15)])
+    fr, source, warnings = resolve_frame_rate(series, 30)
+    assert fr == pytest.approx(15.0) and source.startswith("avi") and warnings
+
+
+def test_fr_user_agrees(tmp_path):
+    series = validate_series([write_isxd(tmp_path / "a.isxd", movie_data(3), period_ms=100)])
+    assert resolve_frame_rate(series, 10.005) == (pytest.approx(10.0), "isxd timing", [])
+
+
+def test_fr_user_disagrees_with_tiff_metadata(tmp_path):
+    series = validate_series([_ij(tmp_path / "a.tif", 0.1)])
+    assert resolve_frame_rate(series, None) == (pytest.approx(10.0), "ImageJ finterval", [])
+    fr, source, warnings = resolve_frame_rate(series, 20)
+    assert (fr, source) == (20.0, "user") and len(warnings) == 1 and "disagrees" in warnings[0]
+
+
+@pytest.mark.parametrize("bad", [0, -5, float("nan"), "fast"])
+def test_fr_invalid_user_value(tmp_path, bad):
+    with pytest.raises(ParameterError, match="fr must be"):
+        resolve_frame_rate(validate_series([_tif(tmp_path / "a.tif")]), bad)
