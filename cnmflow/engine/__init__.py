@@ -1,0 +1,21 @@
+"""The CNMF-E engine: numpy/scipy/OASIS only, no Prefect or MLflow.
+
+``from cnmflow.engine import fit, Estimates``; submodules are imported on first use so that one
+stage (e.g. ``cnmflow.engine.noise``) can be used without loading the others.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+_EXPORTS = {"fit": "cnmflow.engine.fit", "check_supported": "cnmflow.engine.fit",
+            "Estimates": "cnmflow.engine.estimates"}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    if name in _EXPORTS:
+        return getattr(importlib.import_module(_EXPORTS[name]), name)
+    raise AttributeError(f"module 'cnmflow.engine' has no attribute {name!r}")

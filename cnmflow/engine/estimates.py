@@ -1,0 +1,58 @@
+"""The result of a fit, with CaImAn's field names, shapes and meanings (``cnm.estimates``)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import scipy.sparse as sp
+
+
+def _empty_sparse() -> sp.csc_matrix:
+    return sp.csc_matrix((0, 0), dtype=np.float32)
+
+
+@dataclass
+class Estimates:
+    """Spatial footprints, traces and background of a fitted movie.
+
+    Pixels are in Fortran order: footprint ``k`` is ``A[:, k].reshape(dims, order="F")``.
+    Traces are ``(K, n_frames)`` at the movie's full frame rate. ``C`` is the denoised trace
+    *including* its baseline ``bl``; ``C + YrA`` is the raw trace; ``S`` the inferred spikes.
+    """
+
+    A: sp.csc_matrix                 # (pixels, K) footprints, unit L2 norm per column
+    C: np.ndarray                    # (K, T) denoised traces (baseline included)
+    S: np.ndarray                    # (K, T) deconvolved activity, >= 0
+    YrA: np.ndarray                  # (K, T) residual: raw = C + YrA
+    bl: np.ndarray                   # (K,) baselines
+    c1: np.ndarray                   # (K,) initial calcium values
+    g: np.ndarray                    # (K, p) AR coefficients
+    neurons_sn: np.ndarray           # (K,) noise sd of each raw trace
+    lam: np.ndarray                  # (K,) sparsity penalty of each deconvolution
+    dims: tuple[int, int]            # (rows, cols)
+    sn: np.ndarray                   # (pixels,) per-pixel noise sd, Fortran order
+    b0: np.ndarray                   # (pixels,) constant background (ring model), Fortran order
+    W: sp.csr_matrix = field(default_factory=_empty_sparse)  # ring-model weights on the ssub_B grid
+    b: np.ndarray = field(default_factory=lambda: np.zeros((0, 0), np.float32))  # (pixels, nb) 2P background
+    f: np.ndarray = field(default_factory=lambda: np.zeros((0, 0), np.float32))  # (nb, T) 2P background traces
+    Cn: np.ndarray | None = None     # (rows, cols) correlation image
+    pnr: np.ndarray | None = None    # (rows, cols) peak-to-noise-ratio image
+    SNR_comp: np.ndarray = field(default_factory=lambda: np.zeros(0))   # (K,) trace SNR
+    r_values: np.ndarray = field(default_factory=lambda: np.zeros(0))   # (K,) spatial consistency
+    ssub_B: int = 1                  # grid of W relative to dims
+    timings: dict[str, float] = field(default_factory=dict)  # wall seconds per stage
+
+    @property
+    def K(self) -> int:
+        """Number of components."""
+        return int(self.A.shape[1])
+
+    @property
+    def n_frames(self) -> int:
+        return int(self.C.shape[1])
+
+    def footprints(self) -> np.ndarray:
+        """Dense (K, rows, cols) footprints, for plots and scoring (small K only)."""
+        dense = self.A.toarray().T
+        return dense.reshape((self.K, self.dims[1], self.dims[0])).transpose(0, 2, 1)

@@ -1,0 +1,170 @@
+"""``fit``: CNMF-E on a whole movie — patches, combination, merging, global background and traces.
+
+Every pass over the full movie streams frame chunks from the on-disk array, so memory grows
+with the field of view and the number of components, not with the number of frames.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import time
+from concurrent.futures import ProcessPoolExecutor
+from typing import Callable
+
+import numpy as np
+import scipy.sparse as sp
+
+from cnmflow.engine.background import fit_ring_model
+from cnmflow.engine.estimates import Estimates
+from cnmflow.engine.merging import merge_components
+from cnmflow.engine.movie_source import MovieSource
+from cnmflow.engine.noise import pixel_noise
+from cnmflow.engine.patch_job import PatchResult, fit_patch
+from cnmflow.engine.patches import centers_of_mass, embed_footprints, keep_nearest_patch, patch_boxes
+from cnmflow.engine.quality import evaluate_components
+from cnmflow.engine.summary_images import correlation_pnr
+from cnmflow.engine.traces import TraceModel, normalize, refine_footprints, solve_traces
+from cnmflow.errors import ParameterError
+from cnmflow.params import Params
+
+Progress = Callable[[str, float], None]
+
+
+#: Initialisation methods this engine implements.
+SUPPORTED_INIT = ("corr_pnr",)
+
+
+def check_supported(params: Params) -> None:
+    """Refuse, before any compute, what this version of the engine cannot do."""
+    if params.method_init not in SUPPORTED_INIT:
+        raise ParameterError(
+            f"method_init={params.method_init!r} is not available in this version of cnmflow "
+            f"(available: {', '.join(SUPPORTED_INIT)}); use --preset 1p / method_init=corr_pnr")
+    if params.nb > 0:
+        raise ParameterError(
+            f"nb={params.nb}: global low-rank background components are not available in this version; "
+            "use nb=0 (the 1P ring background)")
+
+
+def _no_progress(stage: str, fraction: float) -> None:
+    return None
+
+
+def fit(movie: np.ndarray, params: Params, progress: Progress | None = None, *,
+        chunk_frames: int = 500) -> Estimates:
+    """Extract components from a (frames, rows, cols) float32 movie (array or ``np.memmap``).
+
+    Finding no cells is a normal outcome (``K == 0``). The result is deterministic for a given
+    movie and parameters. ``progress(stage, fraction)`` is called as work completes.
+    """
+    check_supported(params)
+    report = progress or _no_progress
+    source = MovieSource.of(movie)
+    T, rows, cols = source.shape
+    dims = (rows, cols)
+    timings: dict[str, float] = {}
+
+    started = time.perf_counter()
+    results = _run_patches(source, params, dims, report)
+    A, C_low = _combine(results, dims, del_duplicates=params.del_duplicates)
+    timings["patches"] = time.perf_counter() - started
+
+    started = time.perf_counter()
+    report("merge", 0.0)
+    merged = merge_components(A, C_low, merge_thr=params.merge_thr)
+    A, C_low = merged.A, merged.C
+    report("merge", 1.0)
+    timings["merge"] = time.perf_counter() - started
+
+    started = time.perf_counter()
+    C_full = _to_full_rate(C_low, T, params.tsub)
+    model = TraceModel(A=A, ring=None)
+    rounds = 1 if params.only_init else 2
+    for round_index in range(rounds):
+        report("background", round_index / rounds)
+        ring = fit_ring_model(movie, A, C_full, gsiz=params.gSiz, ring_size_factor=params.ring_size_factor,
+                              ssub_B=params.ssub_B, chunk_frames=chunk_frames,
+                              frames=slice(None, None, params.tsub))
+        model = TraceModel(A=A, ring=ring)
+        report("traces", round_index / rounds)
+        traces = solve_traces(movie, model, C_full, params=params, chunk_frames=chunk_frames)
+        C_full = traces.C
+        if round_index + 1 < rounds:
+            A = refine_footprints(movie, model, C_full, params=params, chunk_frames=chunk_frames)
+    timings["background_and_traces"] = time.perf_counter() - started
+
+    started = time.perf_counter()
+    report("summary images", 0.0)
+    sn = pixel_noise(movie)
+    images = correlation_pnr(movie, gsig=params.gSig, center_psf=params.center_psf, chunk_frames=chunk_frames)
+    report("summary images", 1.0)
+    timings["summary_images"] = time.perf_counter() - started
+
+    estimates = normalize(traces, model, dims=dims, sn=sn, ssub_B=params.ssub_B)
+    estimates.Cn, estimates.pnr = images.correlation, images.pnr
+    started = time.perf_counter()
+    quality = evaluate_components(movie, estimates, fr=params.fr or 30.0, decay_time=params.decay_time,
+                                  chunk_frames=chunk_frames)
+    estimates.SNR_comp, estimates.r_values = quality.snr, quality.r_values
+    timings["quality"] = time.perf_counter() - started
+    estimates.timings = timings
+    report("done", 1.0)
+    return estimates
+
+
+def _run_patches(source: MovieSource, params: Params, dims: tuple[int, int], report: Progress) -> list[PatchResult]:
+    boxes = patch_boxes(dims, rf=params.rf, stride=params.stride)
+    workers = min(params.n_processes, len(boxes))
+    report("patches", 0.0)
+    if workers <= 1 or not source.shareable:
+        results = []
+        for done, box in enumerate(boxes, start=1):
+            results.append(fit_patch(source, box, params, fov_dims=dims))
+            report("patches", done / len(boxes))
+        return results
+    shared = source.without_array()
+    context = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(max_workers=workers, mp_context=context,
+                             initializer=_limit_threads) as pool:
+        futures = [pool.submit(fit_patch, shared, box, params, fov_dims=dims) for box in boxes]
+        results = []
+        for done, future in enumerate(futures, start=1):
+            results.append(future.result())
+            report("patches", done / len(boxes))
+    return results
+
+
+def _limit_threads() -> None:
+    """One BLAS thread per worker: the workers are the parallelism."""
+    try:
+        from threadpoolctl import threadpool_limits
+    except ImportError:  # pragma: no cover - threadpoolctl comes with scipy's usual stacks
+        return
+    threadpool_limits(1)
+
+
+def _combine(results: list[PatchResult], dims: tuple[int, int], *, del_duplicates: bool):
+    """Patch results → full field of view; with del_duplicates keep each component in one patch only."""
+    boxes = [result.box for result in results]
+    columns, traces, owners = [], [], []
+    for index, result in enumerate(results):
+        if result.A.shape[1]:
+            columns.append(embed_footprints(result.A, result.box, dims))
+            traces.append(result.C)
+            owners.extend([index] * result.A.shape[1])
+    n_low = max((result.C.shape[1] for result in results), default=0)
+    if not columns:
+        return sp.csc_matrix((dims[0] * dims[1], 0), dtype=np.float32), np.zeros((0, n_low), np.float32)
+    A = sp.hstack(columns, format="csc")
+    C = np.vstack(traces).astype(np.float32)
+    if del_duplicates and len(boxes) > 1:
+        keep = keep_nearest_patch(centers_of_mass(A, dims), np.asarray(owners), boxes)
+        A, C = A[:, np.flatnonzero(keep)], C[keep]
+    return sp.csc_matrix(A), C
+
+
+def _to_full_rate(C_low: np.ndarray, n_frames: int, tsub: int) -> np.ndarray:
+    """Traces at the tsub rate → one value per movie frame (each block's value repeated)."""
+    if tsub == 1:
+        return C_low[:, :n_frames].astype(np.float32)
+    return np.repeat(C_low, tsub, axis=1)[:, :n_frames].astype(np.float32)

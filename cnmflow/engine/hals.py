@@ -1,0 +1,73 @@
+"""Hierarchical alternating least squares (HALS) updates of footprints and traces.
+
+Both updates only need small sufficient statistics of the background-subtracted movie
+(``U = Aᵀ Ỹ`` for traces, ``P = Ỹ Cᵀ`` for footprints), which streaming code accumulates frame
+chunk by frame chunk; the updates themselves never touch the movie (Cichocki & Phan 2009, as
+used for CNMF-E by Zhou et al. 2018).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import scipy.ndimage as ndi
+
+
+def frames_to_pixels(frames: np.ndarray) -> np.ndarray:
+    """(n, rows, cols) frames → (n, rows*cols) with pixels in Fortran order."""
+    n = frames.shape[0]
+    return frames.transpose(0, 2, 1).reshape(n, -1)
+
+
+def pixels_to_frames(matrix: np.ndarray, dims: tuple[int, int]) -> np.ndarray:
+    """(n, rows*cols) Fortran-ordered pixels → (n, rows, cols) frames."""
+    rows, cols = dims
+    return matrix.reshape(matrix.shape[0], cols, rows).transpose(0, 2, 1)
+
+
+def update_traces(C: np.ndarray, U: np.ndarray, V: np.ndarray, *, iterations: int = 3) -> np.ndarray:
+    """Non-negative traces minimising ‖Ỹ − A C‖² given ``U = Aᵀ Ỹ`` (K, T) and ``V = Aᵀ A`` (K, K)."""
+    C = np.array(C, dtype=np.float64, copy=True)
+    diag = np.maximum(np.diag(V), np.finfo(float).tiny)
+    for _ in range(iterations):
+        for k in range(C.shape[0]):
+            C[k] = np.maximum(C[k] + (U[k] - V[k] @ C) / diag[k], 0.0)
+    return C
+
+
+def update_footprints(A: np.ndarray, P: np.ndarray, Q: np.ndarray, support: np.ndarray, *,
+                      iterations: int = 3) -> np.ndarray:
+    """Non-negative footprints on ``support`` given ``P = Ỹ Cᵀ`` (pixels, K) and ``Q = C Cᵀ`` (K, K)."""
+    A = np.array(A, dtype=np.float64, copy=True)
+    diag = np.maximum(np.diag(Q), np.finfo(float).tiny)
+    for _ in range(iterations):
+        for k in range(A.shape[1]):
+            column = A[:, k] + (P[:, k] - A @ Q[:, k]) / diag[k]
+            A[:, k] = np.where(support[:, k], np.maximum(column, 0.0), 0.0)
+    return A
+
+
+def dilated_support(A: np.ndarray, dims: tuple[int, int], *, radius: int) -> np.ndarray:
+    """Where each footprint may grow: its non-zero pixels dilated by a disc of ``radius`` pixels."""
+    yy, xx = np.mgrid[-radius:radius + 1, -radius:radius + 1]
+    disc = yy ** 2 + xx ** 2 <= radius ** 2
+    support = np.zeros(A.shape, dtype=bool)
+    for k in range(A.shape[1]):
+        image = A[:, k].reshape(dims, order="F") > 0
+        support[:, k] = ndi.binary_dilation(image, structure=disc).ravel(order="F")
+    return support
+
+
+def clean_footprint(column: np.ndarray, dims: tuple[int, int], *, energy: float = 0.9999) -> np.ndarray:
+    """Median-smooth a footprint, keep the pixels holding ``energy`` of it and its largest connected part."""
+    image = ndi.median_filter(column.reshape(dims, order="F"), size=3, mode="nearest")
+    values = np.sort(image.ravel())[::-1]
+    if values[0] <= 0:
+        return np.zeros_like(column)
+    cumulative = np.cumsum(values ** 2)
+    cutoff = values[min(np.searchsorted(cumulative, energy * cumulative[-1]), values.size - 1)]
+    kept = image >= max(cutoff, np.finfo(np.float32).tiny)
+    labels, n_labels = ndi.label(kept)
+    if n_labels > 1:
+        sizes = ndi.sum(image, labels, index=np.arange(1, n_labels + 1))
+        kept = labels == (1 + int(np.argmax(sizes)))
+    return np.where(kept, image, 0.0).ravel(order="F")

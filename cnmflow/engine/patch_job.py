@@ -1,0 +1,140 @@
+"""One patch of CNMF-E: seed, initialise, model the ring background, find more seeds, refine.
+
+``fit_patch`` is a pure function of (movie source, patch box, parameters): it reads only its
+patch from the shared movie file, so it can run in a worker process or on a cluster node.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import scipy.ndimage as ndi
+
+from cnmflow.engine.background import fit_ring_model, ring_background
+from cnmflow.engine.hals import (clean_footprint, dilated_support, frames_to_pixels, pixels_to_frames,
+                                 update_footprints, update_traces)
+from cnmflow.engine.init.corr_pnr import initialize_corr_pnr
+from cnmflow.engine.movie_source import MovieSource
+from cnmflow.engine.patches import PatchBox
+from cnmflow.params import Params
+
+#: HALS refinement rounds inside a patch (each: traces, footprints, background).
+REFINE_ROUNDS = 2
+
+
+@dataclass(frozen=True)
+class PatchResult:
+    """Footprints (patch pixels at full resolution, Fortran order) and traces at the tsub rate."""
+
+    box: PatchBox
+    A: np.ndarray          # (h*w, K) float32
+    C: np.ndarray          # (K, T // tsub) float32
+
+
+def downsample(movie: np.ndarray, *, tsub: int, ssub: int) -> np.ndarray:
+    """Block means over ``tsub`` frames and ``ssub``×``ssub`` pixels (partial blocks averaged too)."""
+    out = np.asarray(movie, dtype=np.float32)
+    if tsub > 1:
+        out = np.add.reduceat(out, np.arange(0, out.shape[0], tsub), axis=0)
+        counts = np.diff(np.append(np.arange(0, movie.shape[0], tsub), movie.shape[0]))
+        out /= counts[:, None, None]
+    for axis in (1, 2):
+        if ssub > 1:
+            starts = np.arange(0, out.shape[axis], ssub)
+            counts = np.diff(np.append(starts, out.shape[axis]))
+            out = np.add.reduceat(out, starts, axis=axis)
+            out /= counts.reshape([-1 if a == axis else 1 for a in range(3)])
+    return out.astype(np.float32, copy=False)
+
+
+def upsample_footprints(A: np.ndarray, small: tuple[int, int], full: tuple[int, int]) -> np.ndarray:
+    """Footprints found on the ssub grid → the patch's full-resolution grid (bilinear)."""
+    if small == full:
+        return A
+    out = np.zeros((full[0] * full[1], A.shape[1]), dtype=np.float32)
+    for k in range(A.shape[1]):
+        image = A[:, k].reshape(small, order="F")
+        zoomed = ndi.zoom(image, (full[0] / small[0], full[1] / small[1]), order=1, grid_mode=True,
+                          mode="nearest")
+        out[:, k] = np.maximum(zoomed[:full[0], :full[1]], 0).ravel(order="F")
+    return out
+
+
+def fit_patch(source: MovieSource, box: PatchBox, params: Params, *, fov_dims: tuple[int, int]) -> PatchResult:
+    """CNMF-E on one patch (method_init corr_pnr); see the module docstring."""
+    rows, cols = box.slices()
+    Y = downsample(source.open()[:, rows, cols], tsub=params.tsub, ssub=params.ssub)
+    dims = Y.shape[1:]
+    gsig = params.gSig / params.ssub
+    gsiz = max(int(round(params.gSiz / params.ssub)), 1)
+    seed = dict(gsig=gsig, gsiz=gsiz, min_corr=params.min_corr, min_pnr=params.min_pnr,
+                center_psf=params.center_psf, border_pix=0)
+
+    first = initialize_corr_pnr(Y, max_components=params.K, **seed)
+    A, C = first.A.astype(np.float32), first.C.astype(np.float32)
+    if params.K is None or A.shape[1] < params.K:
+        ring_args = dict(gsiz=gsiz, ring_size_factor=params.ring_size_factor, ssub_B=params.ssub_B)
+        ring = fit_ring_model(Y, _sparse(A), C, **ring_args)
+        residual = Y - ring_background(ring, Y, _neural(A, C, dims)) - _neural(A, C, dims)
+        budget = None if params.K is None else params.K - A.shape[1]
+        more = initialize_corr_pnr(residual, max_components=budget, **seed)
+        del residual
+        if more.A.shape[1]:
+            A = np.hstack([A, more.A.astype(np.float32)])
+            C = np.vstack([C, more.C.astype(np.float32)])
+    A, C = _refine(Y, A, C, params=params, gsiz=gsiz, gsig=gsig)
+    A = upsample_footprints(A, dims, box.shape)
+    A = _drop_border_components(A, box, fov_dims, border_pix=params.border_pix)
+    keep = A.any(axis=0)
+    return PatchResult(box=box, A=A[:, keep], C=C[keep])
+
+
+def _sparse(A: np.ndarray):
+    import scipy.sparse as sp
+
+    return sp.csc_matrix(A)
+
+
+def _neural(A: np.ndarray, C: np.ndarray, dims: tuple[int, int]) -> np.ndarray:
+    return pixels_to_frames((A @ C).T, dims)
+
+
+def _refine(Y: np.ndarray, A: np.ndarray, C: np.ndarray, *, params: Params, gsiz: int, gsig: float):
+    """A few HALS rounds against the ring background, as CNMF-E does after initialisation."""
+    if A.shape[1] == 0:
+        return A, C
+    dims = Y.shape[1:]
+    ring_args = dict(gsiz=gsiz, ring_size_factor=params.ring_size_factor, ssub_B=params.ssub_B)
+    ring = fit_ring_model(Y, _sparse(A), C, **ring_args)
+    for _ in range(REFINE_ROUNDS):
+        Ytilde = frames_to_pixels(Y - ring_background(ring, Y, _neural(A, C, dims))).T   # (pixels, T)
+        C = update_traces(C, A.T @ Ytilde, A.T @ A).astype(np.float32)
+        alive = C.any(axis=1)
+        A, C = A[:, alive], C[alive]
+        if A.shape[1] == 0:
+            break
+        support = dilated_support(A, dims, radius=max(int(round(gsig)), 1))
+        A = update_footprints(A, Ytilde @ C.T, C @ C.T, support).astype(np.float32)
+        A = np.column_stack([clean_footprint(A[:, k], dims) for k in range(A.shape[1])]).astype(np.float32)
+        alive = A.any(axis=0)
+        A, C = A[:, alive], C[alive]
+        if A.shape[1] == 0:
+            break
+        if params.update_background_components:
+            ring = fit_ring_model(Y, _sparse(A), C, **ring_args)
+    return A, C
+
+
+def _drop_border_components(A: np.ndarray, box: PatchBox, fov_dims: tuple[int, int], *,
+                            border_pix: int) -> np.ndarray:
+    """border_pix: zero footprint pixels within ``border_pix`` of the field of view's edge."""
+    if border_pix <= 0:
+        return A
+    h, w = box.shape
+    local_rows = box.row0 + np.arange(h)
+    local_cols = box.col0 + np.arange(w)
+    inside_rows = (local_rows >= border_pix) & (local_rows < fov_dims[0] - border_pix)
+    inside_cols = (local_cols >= border_pix) & (local_cols < fov_dims[1] - border_pix)
+    mask = (inside_rows[:, None] & inside_cols[None, :]).ravel(order="F")
+    return A * mask[:, None]

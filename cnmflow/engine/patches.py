@@ -1,0 +1,96 @@
+"""Splitting the field of view into overlapping patches (rf, stride) and putting results back.
+
+A patch is ``(2·rf+1)²`` pixels and neighbours overlap by ``stride`` pixels; the last patch on
+each axis is aligned to the border so every pixel is covered. Patches are independent, which is
+what lets them run in separate processes or on a cluster.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import scipy.sparse as sp
+
+
+@dataclass(frozen=True)
+class PatchBox:
+    """A rectangle of the field of view: rows ``[row0, row1)``, columns ``[col0, col1)``."""
+
+    row0: int
+    row1: int
+    col0: int
+    col1: int
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        return (self.row1 - self.row0, self.col1 - self.col0)
+
+    @property
+    def center(self) -> tuple[float, float]:
+        return ((self.row0 + self.row1 - 1) / 2, (self.col0 + self.col1 - 1) / 2)
+
+    def slices(self) -> tuple[slice, slice]:
+        return slice(self.row0, self.row1), slice(self.col0, self.col1)
+
+
+def _axis_starts(length: int, size: int, step: int) -> list[int]:
+    if length <= size:
+        return [0]
+    starts = list(range(0, length - size + 1, step))
+    if starts[-1] + size < length:
+        starts.append(length - size)
+    return starts
+
+
+def patch_boxes(dims: tuple[int, int], *, rf: int | None, stride: int) -> list[PatchBox]:
+    """The patches covering a ``dims`` field of view; ``rf=None`` gives one patch."""
+    rows, cols = dims
+    if rf is None:
+        return [PatchBox(0, rows, 0, cols)]
+    size = 2 * rf + 1
+    step = max(size - stride, 1)
+    return [PatchBox(r, min(r + size, rows), c, min(c + size, cols))
+            for r in _axis_starts(rows, size, step) for c in _axis_starts(cols, size, step)]
+
+
+def embed_footprints(A_patch: np.ndarray, box: PatchBox, dims: tuple[int, int]) -> sp.csc_matrix:
+    """Patch footprints (patch pixels, K) in Fortran order → full field of view (pixels, K)."""
+    rows, _ = dims
+    prow, pcol = box.shape
+    local = np.arange(prow * pcol)
+    local_row, local_col = local % prow, local // prow
+    global_index = (box.col0 + local_col) * rows + (box.row0 + local_row)
+    dense = np.asarray(A_patch)
+    nz_pixels, nz_comps = np.nonzero(dense)
+    return sp.csc_matrix((dense[nz_pixels, nz_comps], (global_index[nz_pixels], nz_comps)),
+                         shape=(dims[0] * dims[1], dense.shape[1]), dtype=np.float32)
+
+
+def centers_of_mass(A: sp.spmatrix, dims: tuple[int, int]) -> np.ndarray:
+    """(K, 2) intensity-weighted (row, col) centres of Fortran-ordered footprints."""
+    A = sp.csc_matrix(A)
+    pixels = np.arange(A.shape[0])
+    row_of, col_of = pixels % dims[0], pixels // dims[0]
+    mass = np.asarray(A.sum(axis=0)).ravel()
+    mass = np.where(mass > 0, mass, 1.0)
+    rows = np.asarray(A.T @ row_of).ravel() / mass
+    cols = np.asarray(A.T @ col_of).ravel() / mass
+    return np.column_stack([rows, cols])
+
+
+def keep_nearest_patch(centers: np.ndarray, owners: np.ndarray, boxes: list[PatchBox]) -> np.ndarray:
+    """del_duplicates: keep a component only where its own patch's centre is the nearest patch centre.
+
+    ``centers`` (K, 2) component centres, ``owners`` (K,) index of the patch that found each.
+    Only patches containing the centre compete, so a border component is not lost.
+    """
+    patch_centers = np.array([box.center for box in boxes])
+    keep = np.zeros(len(centers), dtype=bool)
+    for k, (center, owner) in enumerate(zip(centers, owners)):
+        inside = [i for i, box in enumerate(boxes)
+                  if box.row0 <= center[0] < box.row1 and box.col0 <= center[1] < box.col1]
+        candidates = inside or list(range(len(boxes)))
+        distances = np.linalg.norm(patch_centers[candidates] - center, axis=1)
+        keep[k] = candidates[int(np.argmin(distances))] == owner
+    return keep

@@ -1,0 +1,157 @@
+"""Full-rate traces of every component against the ring background, deconvolved with OASIS.
+
+One streaming pass over the movie gives ``U = Aᵀ(Y − B)``; the block-coordinate (HALS) sweep
+that follows works on the small (K, T) and (K, K) matrices only, deconvolving each component's
+raw trace ``C_k + YrA_k`` in turn (Pnevmatikakis et al. 2016, temporal update).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import scipy.sparse as sp
+
+from cnmflow.engine.background import RingModel, ring_background
+from cnmflow.engine.deconvolution import deconvolve_trace
+from cnmflow.engine.estimates import Estimates
+from cnmflow.engine.hals import clean_footprint, frames_to_pixels, pixels_to_frames
+from cnmflow.params import Params
+
+#: Block-coordinate sweeps over all components (CaImAn's temporal update also does 2).
+TEMPORAL_SWEEPS = 2
+
+
+@dataclass(frozen=True)
+class TraceModel:
+    """Footprints and the background model traces are solved against."""
+
+    A: sp.csc_matrix                 # (pixels, K)
+    ring: RingModel | None
+
+
+@dataclass(frozen=True)
+class TraceResult:
+    C: np.ndarray           # (K, T) denoised, baseline included
+    S: np.ndarray           # (K, T)
+    YrA: np.ndarray         # (K, T) raw − C
+    bl: np.ndarray
+    c1: np.ndarray
+    g: np.ndarray           # (K, p)
+    neurons_sn: np.ndarray
+    lam: np.ndarray
+
+
+def background_subtracted_chunks(movie, model: TraceModel, C: np.ndarray, *, chunk_frames: int):
+    """Yield (start, stop, pixels × frames matrix of Y − B) over the movie, one chunk at a time."""
+    T, rows, cols = movie.shape
+    dims = (rows, cols)
+    for start in range(0, T, chunk_frames):
+        stop = min(start + chunk_frames, T)
+        frames = np.asarray(movie[start:stop], dtype=np.float32)
+        if model.ring is not None:
+            neural = pixels_to_frames(np.asarray((model.A @ C[:, start:stop]).T), dims)
+            frames = frames - ring_background(model.ring, frames, neural)
+        yield start, stop, frames_to_pixels(frames).T
+
+
+def solve_traces(movie, model: TraceModel, C_init: np.ndarray, *, params: Params,
+                 chunk_frames: int = 500) -> TraceResult:
+    """Deconvolved traces for fixed footprints and background; see the module docstring."""
+    A = model.A
+    K, T = A.shape[1], movie.shape[0]
+    if K == 0:
+        empty = np.zeros((0, T), np.float32)
+        return TraceResult(C=empty, S=empty, YrA=empty, bl=np.zeros(0), c1=np.zeros(0),
+                           g=np.zeros((0, params.p)), neurons_sn=np.zeros(0), lam=np.zeros(0))
+    U = np.zeros((K, T), dtype=np.float64)
+    for start, stop, Ytilde in background_subtracted_chunks(movie, model, C_init, chunk_frames=chunk_frames):
+        U[:, start:stop] = A.T @ Ytilde
+    V = (A.T @ A).toarray()
+    diag = np.maximum(np.diag(V), np.finfo(float).tiny)
+    C = C_init.astype(np.float64, copy=True)
+    g_prior = _prior_g(params)
+    results = [None] * K
+    raw = np.zeros_like(C)
+    for _ in range(TEMPORAL_SWEEPS):
+        for k in range(K):
+            raw[k] = C[k] + (U[k] - V[k] @ C) / diag[k]
+            deconvolved = deconvolve_trace(raw[k], p=params.p, g=g_prior, bas_nonneg=params.bas_nonneg)
+            C[k] = deconvolved.denoised
+            results[k] = deconvolved
+    return TraceResult(
+        C=C.astype(np.float32), S=np.array([r.s for r in results], dtype=np.float32),
+        YrA=(raw - C).astype(np.float32), bl=np.array([r.bl for r in results]),
+        c1=np.array([r.c1 for r in results]),
+        g=np.array([r.g for r in results], dtype=float).reshape(K, params.p),
+        neurons_sn=np.array([r.sn for r in results]), lam=np.array([r.lam for r in results]))
+
+
+def _prior_g(params: Params) -> tuple[float, ...] | None:
+    """p = 1: the decay from decay_time and fr; p = 2: estimated from each trace."""
+    if params.p == 1 and params.fr:
+        return (float(np.exp(-1.0 / (params.decay_time * params.fr))),)
+    return None
+
+
+def refine_footprints(movie, model: TraceModel, C: np.ndarray, *, params: Params,
+                      chunk_frames: int = 500) -> sp.csc_matrix:
+    """One HALS footprint update on the full field of view, each footprint on its dilated support.
+
+    Only the support pixels' statistics are accumulated (``P_k = Ỹ[support_k] C_kᵀ``), so memory
+    stays proportional to the footprints' area, not pixels × K.
+    """
+    A = sp.csc_matrix(model.A)
+    K = A.shape[1]
+    if K == 0:
+        return A
+    rows, cols = movie.shape[1:]
+    dims = (rows, cols)
+    radius = max(int(round(params.gSig)), 1)
+    supports = [_dilate(A[:, k], dims, radius) for k in range(K)]
+    P = [np.zeros(idx.size) for idx in supports]
+    for start, stop, Ytilde in background_subtracted_chunks(movie, model, C, chunk_frames=chunk_frames):
+        block = C[:, start:stop].astype(np.float64)
+        for k, idx in enumerate(supports):
+            P[k] += Ytilde[idx] @ block[k]
+    Q = C.astype(np.float64) @ C.T.astype(np.float64)
+    A_rows = A.tocsr()
+    columns = []
+    for k, idx in enumerate(supports):
+        current = np.asarray(A_rows[idx] @ Q[:, k]).ravel()
+        own = A[:, k].toarray().ravel()[idx]
+        updated = np.maximum(own + (P[k] - current) / max(Q[k, k], 1e-12), 0.0)
+        column = np.zeros(rows * cols)
+        column[idx] = updated
+        columns.append(clean_footprint(column, dims))
+    return sp.csc_matrix(np.column_stack(columns).astype(np.float32))
+
+
+def _dilate(column: sp.spmatrix, dims: tuple[int, int], radius: int) -> np.ndarray:
+    import scipy.ndimage as ndi
+
+    yy, xx = np.mgrid[-radius:radius + 1, -radius:radius + 1]
+    image = column.toarray().reshape(dims, order="F") > 0
+    grown = ndi.binary_dilation(image, structure=yy ** 2 + xx ** 2 <= radius ** 2)
+    return np.flatnonzero(grown.ravel(order="F"))
+
+
+def normalize(traces: TraceResult, model: TraceModel, *, dims: tuple[int, int], sn: np.ndarray,
+              ssub_B: int) -> Estimates:
+    """Unit-norm footprints with traces scaled to match (CaImAn's ``normalize_components``)."""
+    A = sp.csc_matrix(model.A, dtype=np.float32)
+    norms = np.sqrt(np.asarray(A.multiply(A).sum(axis=0)).ravel())
+    norms = np.where(norms > 0, norms, 1.0)
+    A = sp.csc_matrix(A @ sp.diags(1.0 / norms)).astype(np.float32)
+    scale = norms[:, None]
+    ring = model.ring
+    pixels = dims[0] * dims[1]
+    return Estimates(
+        A=A, C=(traces.C * scale).astype(np.float32), S=(traces.S * scale).astype(np.float32),
+        YrA=(traces.YrA * scale).astype(np.float32), bl=traces.bl * norms, c1=traces.c1 * norms,
+        g=traces.g, neurons_sn=traces.neurons_sn * norms, lam=traces.lam * norms, dims=dims,
+        sn=np.asarray(sn, np.float32).ravel(order="F"),
+        b0=ring.b0.astype(np.float32) if ring is not None else np.zeros(pixels, np.float32),
+        W=ring.W if ring is not None else sp.csr_matrix((0, 0), dtype=np.float32),
+        ssub_B=ring.ssub_B if ring is not None else ssub_B,
+    )
