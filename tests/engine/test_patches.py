@@ -1,0 +1,49 @@
+"""Patch tiling, placing patch footprints back into the field of view, and del_duplicates."""
+
+import numpy as np
+import scipy.sparse as sp
+
+from cnmflow.engine.patches import PatchBox, centers_of_mass, embed_footprints, keep_nearest_patch, patch_boxes
+
+
+def test_one_patch_when_rf_unset():
+    assert patch_boxes((50, 60), rf=None, stride=20) == [PatchBox(0, 50, 0, 60)]
+
+
+def test_patches_cover_every_pixel_and_overlap_by_stride():
+    boxes = patch_boxes((100, 130), rf=20, stride=10)
+    covered = np.zeros((100, 130), int)
+    for box in boxes:
+        assert box.shape == (41, 41)
+        covered[box.slices()] += 1
+    assert covered.min() >= 1
+    starts = sorted({box.row0 for box in boxes})
+    assert starts[1] - starts[0] == 41 - 10
+
+
+def test_small_field_of_view_is_one_patch():
+    assert patch_boxes((30, 30), rf=40, stride=20) == [PatchBox(0, 30, 0, 30)]
+
+
+def test_embed_footprints_uses_fortran_pixel_order():
+    box = PatchBox(2, 5, 3, 7)
+    local = np.zeros((3, 4))
+    local[1, 2] = 1.0
+    A = embed_footprints(local.ravel(order="F")[:, None], box, (10, 12))
+    image = A[:, 0].toarray().reshape((10, 12), order="F")
+    assert image[3, 5] == 1.0 and image.sum() == 1.0
+
+
+def test_centers_of_mass():
+    image = np.zeros((9, 9))
+    image[2, 6] = 1.0
+    image[4, 6] = 1.0
+    A = sp.csc_matrix(image.ravel(order="F")[:, None])
+    np.testing.assert_allclose(centers_of_mass(A, (9, 9)), [[3.0, 6.0]])
+
+
+def test_keep_nearest_patch_keeps_exactly_one_copy_of_a_duplicate():
+    boxes = [PatchBox(0, 41, 0, 41), PatchBox(0, 41, 31, 72)]
+    centers = np.array([[20.0, 33.0], [20.0, 33.5]])     # one neuron found by both patches
+    keep = keep_nearest_patch(centers, np.array([0, 1]), boxes)
+    assert keep.tolist() == [True, False]
