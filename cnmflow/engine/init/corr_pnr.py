@@ -1,0 +1,313 @@
+"""CNMF-E initialization (method_init = "corr_pnr"): greedy seeding on corr x PNR, per-seed
+rank-1 initialization, written from Zhou et al., eLife 2018 (stages 3 and 4 of
+docs/shared reference cnmf-algorithm.md).
+
+Works on one patch held in memory, ``movie`` (T, h, w) float32, already downsampled.
+
+Outline
+-------
+1. ``F`` = each frame filtered with the seed-search kernel (Mexican hat on a disc when
+   ``center_psf``), temporally mean-subtracted; ``noise`` = PSD noise of ``F`` per pixel;
+   ``pnr`` = max_t F / noise; ``correlation`` = 8-neighbour correlation of ``F`` with values under
+   3 * noise zeroed (see ``summary_images``).
+2. Search image = corr * pnr, zero where corr < min_corr or pnr < min_pnr, 3x3 median filter;
+   seeds are its local maxima (max filter of size round(gsiz / 4)) in descending order.
+3. For each seed (still a positive local maximum of the *current* search image), in a box of
+   half-width gsiz: the filtered traces correlating > 0.9 with the seed's filtered trace average
+   into the neuron trace ``c_f`` (background-free: the kernel removes smooth background);
+   pixels correlating < 0.3 give a local background trace ``b`` from the raw residual; every raw
+   pixel trace of the box is regressed on ``[c_f, b, 1]``; the non-negative coefficient on
+   ``c_f`` (3x3 median smoothed, thresholded at a fraction of its peak, kept to the connected
+   blob at the seed) is the footprint ``a``. ``A = a / |a|``, ``C = |a| * c_f`` shifted so that
+   its median is 0 (raw movie units, baseline ~0).
+4. ``a * C`` is removed from the raw residual and ``filter(a) * C`` from ``F``; PNR, correlation
+   and the search image are updated around the box; the next seed follows. Rounds repeat on the
+   updated search image until no untried seed is left or ``max_components`` is reached.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import scipy.ndimage as ndi
+
+from cnmflow.engine.noise import noise_psd
+from cnmflow.engine.summary_images import (
+    CORR_THRESHOLD,
+    _Filter,
+    correlation_image,
+    filter_kernel,
+)
+from cnmflow.errors import ParameterError
+
+__all__ = ["InitResult", "initialize_corr_pnr", "seed_candidates"]
+
+#: filtered-trace correlation with the seed above which a pixel contributes to the neuron trace
+CORR_NEURON = 0.9
+#: filtered-trace correlation with the seed below which a pixel contributes to the local background
+CORR_BACKGROUND = 0.3
+#: footprint pixels below this fraction of the footprint's peak are dropped
+FOOTPRINT_REL_THRESHOLD = 0.1
+_MAX_ROUNDS = 50
+
+
+@dataclass(frozen=True)
+class InitResult:
+    """Initial components of one patch."""
+
+    A: np.ndarray  # (h*w, K) float32, Fortran pixel order, non-negative, unit L2 columns
+    C: np.ndarray  # (K, T) float32 raw-scale traces (movie units, median 0)
+    center: np.ndarray  # (K, 2) int seed positions (row, col)
+    correlation: np.ndarray  # (h, w) float32 correlation image of the first pass
+    pnr: np.ndarray  # (h, w) float32 PNR image of the first pass
+    noise: np.ndarray | None = None  # (h, w) float32 noise of the filtered movie
+
+    @property
+    def n_components(self) -> int:
+        return int(self.A.shape[1])
+
+
+def _search_image(correlation, pnr, min_corr, min_pnr):
+    ok = (correlation >= min_corr) & (pnr >= min_pnr)
+    v = np.where(ok, correlation * pnr, 0.0).astype(np.float32)
+    v = ndi.median_filter(v, size=3, mode="nearest")
+    v[~ok] = 0
+    return v
+
+
+def _dilation_size(gsiz) -> int:
+    return max(1, int(round(float(gsiz) / 4.0)))
+
+
+def _border_mask(shape, border_pix: int) -> np.ndarray:
+    m = np.zeros(shape, dtype=bool)
+    b = int(border_pix)
+    if b > 0:
+        m[:b] = m[-b:] = True
+        m[:, :b] = m[:, -b:] = True
+    return m
+
+
+def _ordered_maxima(v: np.ndarray, size: int, blocked: np.ndarray) -> np.ndarray:
+    vmax = ndi.maximum_filter(v, size=size, mode="constant", cval=0.0)
+    cand = (v > 0) & (v == vmax) & ~blocked
+    r, c = np.nonzero(cand)
+    vals = v[r, c]
+    order = np.lexsort((c, r, -vals))  # descending value, ties by position: deterministic
+    return np.stack([r[order], c[order]], axis=1).astype(int)
+
+
+def _check_params(gsig, gsiz, min_corr, min_pnr, border_pix, max_components):
+    if not (np.isfinite(gsig) and gsig > 0):
+        raise ParameterError(f"gSig={gsig!r} must be a positive number of pixels")
+    if not (np.isfinite(gsiz) and gsiz >= 1):
+        raise ParameterError(f"gSiz={gsiz!r} must be >= 1 pixel (typically 4*gSig+1)")
+    if not np.isfinite(min_corr) or not np.isfinite(min_pnr):
+        raise ParameterError(f"min_corr={min_corr!r}, min_pnr={min_pnr!r} must be finite numbers")
+    if border_pix < 0:
+        raise ParameterError(f"border_pix={border_pix!r} must be >= 0")
+    if max_components is not None and max_components < 0:
+        raise ParameterError(f"K (max_components)={max_components!r} must be >= 0 or None")
+
+
+def seed_candidates(correlation, pnr, *, min_corr, min_pnr, gsiz, border_pix=0) -> np.ndarray:
+    """Local maxima of the search image, ``(n, 2)`` (row, col), by descending search value.
+
+    Search image = correlation * pnr, zeroed where correlation < min_corr or pnr < min_pnr,
+    3x3 median filtered; maxima over windows of size round(gsiz / 4); pixels within
+    ``border_pix`` of the border are excluded.
+    """
+    correlation = np.asarray(correlation, dtype=np.float32)
+    pnr = np.asarray(pnr, dtype=np.float32)
+    if correlation.shape != pnr.shape or correlation.ndim != 2:
+        raise ParameterError(f"correlation {correlation.shape} and pnr {pnr.shape} must be equal 2-D shapes")
+    v = _search_image(correlation, pnr, min_corr, min_pnr)
+    return _ordered_maxima(v, _dilation_size(gsiz), _border_mask(v.shape, border_pix))
+
+
+class _State:
+    """Working residuals and images of the greedy initialization."""
+
+    def __init__(self, movie, gsig, center_psf, noise, min_corr, min_pnr):
+        T, h, w = movie.shape
+        self.T, self.h, self.w = T, h, w
+        self.Y = np.array(movie, dtype=np.float32, copy=True)  # raw residual
+        self.filt = _Filter(filter_kernel(gsig, center_psf=center_psf), (h, w))
+        self.kr = self.filt.r
+        self.F = self.filt(self.Y - self.Y.mean(axis=0))  # filtered, mean-subtracted residual
+        if noise is None:
+            noise = noise_psd(self.F.reshape(T, -1).T).reshape(h, w)
+        noise = np.asarray(noise, dtype=np.float32)
+        if noise.shape != (h, w):
+            raise ParameterError(f"noise has shape {noise.shape}; expected the patch's frame shape {(h, w)}")
+        self.sn = np.where(noise > 0, noise, np.inf).astype(np.float32)
+        self.thr = (CORR_THRESHOLD * self.sn).astype(np.float32)
+        self.min_corr, self.min_pnr = min_corr, min_pnr
+        self.pnr = np.maximum(self.F.max(axis=0) / self.sn, 0).astype(np.float32)
+        self.cn = correlation_image(np.where(self.F >= self.thr, self.F, 0))
+        self.search = _search_image(self.cn, self.pnr, min_corr, min_pnr)
+
+    def update_images(self, r0, r1, c0, c1):
+        """Recompute pnr, correlation and search image on rows r0:r1, cols c0:c1 (clipped)."""
+        h, w = self.h, self.w
+        r0, r1, c0, c1 = max(0, r0), min(h, r1), max(0, c0), min(w, c1)
+        self.pnr[r0:r1, c0:c1] = np.maximum(self.F[:, r0:r1, c0:c1].max(axis=0) / self.sn[r0:r1, c0:c1], 0)
+        # correlation needs one neighbour ring around the region
+        e0, e1, f0, f1 = max(0, r0 - 1), min(h, r1 + 1), max(0, c0 - 1), min(w, c1 + 1)
+        sub = self.F[:, e0:e1, f0:f1]
+        cn = correlation_image(np.where(sub >= self.thr[e0:e1, f0:f1], sub, 0))
+        self.cn[r0:r1, c0:c1] = cn[r0 - e0:r1 - e0, c0 - f0:c1 - f0]
+        # search image: median filter needs one more ring; results valid 1 px inside that ring
+        g0, g1, k0, k1 = max(0, r0 - 2), min(h, r1 + 2), max(0, c0 - 2), min(w, c1 + 2)
+        v = _search_image(self.cn[g0:g1, k0:k1], self.pnr[g0:g1, k0:k1], self.min_corr, self.min_pnr)
+        s0, s1, t0, t1 = max(0, r0 - 1), min(h, r1 + 1), max(0, c0 - 1), min(w, c1 + 1)
+        self.search[s0:s1, t0:t1] = v[s0 - g0:s1 - g0, t0 - k0:t1 - k0]
+
+
+def _blob_at(mask: np.ndarray, seed: tuple[int, int]) -> np.ndarray:
+    lab, n = ndi.label(mask)
+    if n == 0:
+        return mask
+    k = lab[seed]
+    if k == 0:
+        # seed pixel dropped by the threshold: take the component nearest the seed
+        rr, cc = np.nonzero(lab)
+        d = (rr - seed[0]) ** 2 + (cc - seed[1]) ** 2
+        k = lab[rr[np.argmin(d)], cc[np.argmin(d)]]
+    return lab == k
+
+
+def _init_one(st: _State, r: int, c: int, gsiz: int):
+    """Rank-1 initialization at seed (r, c). Returns (a (h, w) float32, C (T,)) or None."""
+    T, h, w = st.T, st.h, st.w
+    y0 = st.F[:, r, c].astype(np.float64)
+    if y0.max() < st.min_pnr * st.sn[r, c]:
+        return None  # no transient left at the seed
+    r0, r1, c0, c1 = max(0, r - gsiz), min(h, r + gsiz + 1), max(0, c - gsiz), min(w, c + gsiz + 1)
+    bh, bw = r1 - r0, c1 - c0
+    seed = (r - r0, c - c0)
+    Fb = st.F[:, r0:r1, c0:c1].reshape(T, -1).astype(np.float64)
+    Fb = Fb - Fb.mean(axis=0)
+    y0 = y0 - y0.mean()
+    norms = np.sqrt((Fb ** 2).sum(axis=0)) * np.sqrt((y0 ** 2).sum())
+    corr = np.where(norms > 0, (Fb.T @ y0) / np.where(norms > 0, norms, 1), 0).reshape(bh, bw)
+    hi = _blob_at(corr > CORR_NEURON, seed)
+    hi[seed] = True
+    c_f = Fb[:, hi.ravel()].mean(axis=1)
+    if not np.any(c_f > 0):
+        return None
+    Yb = st.Y[:, r0:r1, c0:c1].reshape(T, -1).astype(np.float64)
+    Yb = Yb - Yb.mean(axis=0)
+    lo = (corr < CORR_BACKGROUND).ravel()
+    cols = [c_f]
+    if lo.sum() >= 3:
+        b = Yb[:, lo].mean(axis=1)
+        if np.any(b != 0):
+            cols.append(b)
+    X = np.stack(cols, axis=1)  # data and regressors are mean-free: the constant is implicit
+    coef, *_ = np.linalg.lstsq(X, Yb, rcond=None)
+    a = np.maximum(coef[0].reshape(bh, bw), 0)
+    a = ndi.median_filter(a, size=3, mode="nearest")
+    peak = a.max()
+    if not peak > 0:
+        return None
+    keep = _blob_at(a > FOOTPRINT_REL_THRESHOLD * peak, seed)
+    a = np.where(keep, a, 0)
+    norm = np.sqrt((a ** 2).sum())
+    if not norm > 0:
+        return None
+    ci = c_f * norm
+    ci = ci - np.median(ci)
+    A = np.zeros((h, w), dtype=np.float32)
+    A[r0:r1, c0:c1] = a / norm
+    return A, ci.astype(np.float32), (r0, r1, c0, c1)
+
+
+def initialize_corr_pnr(
+    movie: np.ndarray,
+    *,
+    gsig: float,
+    gsiz: int,
+    min_corr: float,
+    min_pnr: float,
+    center_psf: bool = True,
+    max_components: int | None = None,
+    border_pix: int = 0,
+    noise: np.ndarray | None = None,
+) -> InitResult:
+    """Greedy CNMF-E initialization of one in-memory patch ``movie`` (T, h, w).
+
+    ``noise``: per-pixel noise of the *filtered* movie (``SummaryImages.noise``), computed when
+    None. ``max_components``: stop after that many components (None: no limit). Seeds within
+    ``border_pix`` of the border are not used. Deterministic; K = 0 is a normal result.
+    """
+    movie = np.asarray(movie)
+    if movie.ndim != 3:
+        raise ParameterError(f"movie must be (n_frames, rows, cols), got shape {movie.shape}")
+    _check_params(gsig, gsiz, min_corr, min_pnr, border_pix, max_components)
+    T, h, w = movie.shape
+    if T < 4:
+        raise ParameterError(f"patch has {T} frame(s); initialization needs at least 4")
+    gsiz_i = max(1, int(round(float(gsiz))))
+    st = _State(movie, gsig, center_psf, noise, float(min_corr), float(min_pnr))
+    corr0, pnr0 = st.cn.copy(), st.pnr.copy()
+
+    blocked = _border_mask((h, w), border_pix)
+    size = _dilation_size(gsiz_i)
+    excl_r = max(1.0, float(gsig) / 2.0)
+    er = int(np.ceil(excl_r))
+    dy, dx = np.mgrid[-er:er + 1, -er:er + 1]
+    disc = (dy ** 2 + dx ** 2) <= excl_r ** 2
+    A_list, C_list, centers = [], [], []
+    cap = np.inf if max_components is None else int(max_components)
+
+    for _ in range(_MAX_ROUNDS):
+        if len(A_list) >= cap:
+            break
+        seeds = _ordered_maxima(st.search, size, blocked)
+        if len(seeds) == 0:
+            break
+        for r, c in seeds:
+            if len(A_list) >= cap:
+                break
+            if blocked[r, c] or st.search[r, c] <= 0:
+                continue
+            # still a local maximum of the current search image?
+            w0, w1 = max(0, r - size // 2), min(h, r + size - size // 2)
+            v0, v1 = max(0, c - size // 2), min(w, c + size - size // 2)
+            if st.search[r, c] < st.search[w0:w1, v0:v1].max():
+                continue
+            blocked[r, c] = True
+            out = _init_one(st, int(r), int(c), gsiz_i)
+            if out is None:
+                continue
+            a, ci, (r0, r1, c0, c1) = out
+            # remove the component from the residuals
+            rows_a, cols_a = np.nonzero(a)
+            st.Y[:, rows_a, cols_a] -= ci[:, None] * a[rows_a, cols_a][None, :]
+            kr = st.kr
+            q0, q1, p0, p1 = max(0, r0 - kr), min(h, r1 + kr), max(0, c0 - kr), min(w, c1 + kr)
+            fa = st.filt(a[None])[0][q0:q1, p0:p1]
+            st.F[:, q0:q1, p0:p1] -= (ci - ci.mean())[:, None, None] * fa[None]
+            st.update_images(q0, q1, p0, p1)
+            # no second seed on top of this one
+            y0, y1, x0, x1 = r - er, r + er + 1, c - er, c + er + 1
+            sy0, sx0 = max(0, y0), max(0, x0)
+            sub = disc[sy0 - y0:disc.shape[0] - (y1 - min(h, y1)), sx0 - x0:disc.shape[1] - (x1 - min(w, x1))]
+            blocked[sy0:min(h, y1), sx0:min(w, x1)] |= sub
+            A_list.append(a)
+            C_list.append(ci)
+            centers.append((int(r), int(c)))
+
+    K = len(A_list)
+    if K:
+        A = np.stack([a.ravel(order="F") for a in A_list], axis=1).astype(np.float32)
+        C = np.stack(C_list).astype(np.float32)
+        center = np.asarray(centers, dtype=int)
+    else:
+        A = np.zeros((h * w, 0), dtype=np.float32)
+        C = np.zeros((0, T), dtype=np.float32)
+        center = np.zeros((0, 2), dtype=int)
+    return InitResult(A=A, C=C, center=center, correlation=corr0, pnr=pnr0,
+                      noise=np.where(np.isfinite(st.sn), st.sn, 0).astype(np.float32))

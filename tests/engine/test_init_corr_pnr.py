@@ -1,0 +1,145 @@
+import os
+import time
+
+import numpy as np
+import pytest
+
+from cnmflow.engine.init import InitResult, initialize_corr_pnr, seed_candidates
+from cnmflow.errors import ParameterError
+
+REF = "/work/shared/data/caiman-reference/"
+
+try:  # project-wide scorer (Hungarian on 1 - IoU of binarised footprints, centroid < 10 px)
+    from cnmflow.scoring import score as _project_score
+except ImportError:  # pragma: no cover
+    _project_score = None
+
+
+def _match(true_a, est_a, threshold=0.2):
+    """(true, est) pairs with IoU of binarised footprints; Hungarian on 1 - IoU, centroids < 10 px."""
+    from scipy.optimize import linear_sum_assignment
+
+    if len(est_a) == 0:
+        return [], np.zeros(0)
+    g = true_a > threshold * true_a.reshape(len(true_a), -1).max(1)[:, None, None]
+    e = est_a > threshold * est_a.reshape(len(est_a), -1).max(1)[:, None, None]
+    inter = np.einsum("aij,bij->ab", g.astype(float), e.astype(float))
+    iou = inter / (g.sum((1, 2))[:, None] + e.sum((1, 2))[None] - inter)
+    yy, xx = np.mgrid[: true_a.shape[1], : true_a.shape[2]]
+
+    def cent(x):
+        s = x.sum((1, 2))
+        return np.stack([(x * yy).sum((1, 2)) / s, (x * xx).sum((1, 2)) / s], 1)
+
+    d = np.linalg.norm(cent(true_a)[:, None] - cent(est_a)[None], axis=2)
+    cost = np.where(d < 10, 1 - iou, 10.0)
+    ri, ci = linear_sum_assignment(cost)
+    ok = cost[ri, ci] < 0.7
+    return list(zip(ri[ok], ci[ok])), iou[ri[ok], ci[ok]]
+
+
+def _dense(res: InitResult, dims):
+    return res.A.reshape(dims[0], dims[1], -1, order="F").transpose(2, 0, 1)
+
+
+def _synthetic(rng, T=400, dims=(48, 52), centers=((12, 14), (30, 36), (14, 38), (34, 12)), amp=60.0, noise=10.0):
+    rows, cols = dims
+    yy, xx = np.mgrid[:rows, :cols]
+    A = np.stack([np.exp(-((yy - r) ** 2 + (xx - c) ** 2) / (2 * 2.5 ** 2)) for r, c in centers])
+    g = 0.8
+    C = np.zeros((len(centers), T))
+    for k in range(len(centers)):
+        s = (rng.random(T) < 0.03) * rng.uniform(0.5, 1.5, T)
+        for t in range(1, T):
+            C[k, t] = g * C[k, t - 1] + s[t]
+    C *= amp
+    # strong smooth fluctuating background
+    bg_sp = 500 + 300 * np.exp(-((yy - rows / 2) ** 2 + (xx - cols / 3) ** 2) / (2 * 20.0 ** 2))
+    bg_t = 1 + 0.2 * np.sin(np.arange(T) / 25.0) + 0.05 * np.cumsum(rng.normal(size=T)) / np.sqrt(T)
+    tilt = (xx / cols)[None] * 40 * np.cos(np.arange(T) / 40.0)[:, None, None]
+    mov = np.einsum("kij,kt->tij", A, C) + bg_sp[None] * bg_t[:, None, None] + tilt
+    mov += rng.normal(0, noise, size=mov.shape)
+    return mov.astype(np.float32), A, C
+
+
+def test_synthetic_neurons_recovered():
+    rng = np.random.default_rng(0)
+    mov, A, C = _synthetic(rng)
+    res = initialize_corr_pnr(mov, gsig=3, gsiz=13, min_corr=0.8, min_pnr=8)
+    K = res.A.shape[1]
+    assert res.A.shape == (48 * 52, K) and res.C.shape == (K, mov.shape[0]) and res.center.shape == (K, 2)
+    assert res.A.dtype == np.float32 and np.all(res.A >= 0)
+    assert res.correlation.shape == res.pnr.shape == (48, 52)
+    pairs, iou = _match(A, _dense(res, (48, 52)))
+    assert len(pairs) == 4 and K <= 5
+    assert np.all(iou > 0.5)
+    for i, j in pairs:
+        assert np.corrcoef(C[i], res.C[j])[0, 1] > 0.9
+        # raw scale: a * c reproduces the neuron's peak contribution within 30 %
+        est_peak = (res.A[:, j].max() * res.C[j]).max()
+        true_peak = (A[i].max() * C[i]).max()
+        assert 0.7 < est_peak / true_peak < 1.3
+    # deterministic
+    res2 = initialize_corr_pnr(mov, gsig=3, gsiz=13, min_corr=0.8, min_pnr=8)
+    np.testing.assert_array_equal(res.A, res2.A)
+    np.testing.assert_array_equal(res.center, res2.center)
+
+
+def test_pure_noise_gives_no_components():
+    rng = np.random.default_rng(1)
+    mov = (100 + rng.normal(0, 5, size=(300, 40, 40))).astype(np.float32)
+    res = initialize_corr_pnr(mov, gsig=3, gsiz=13, min_corr=0.8, min_pnr=10)
+    assert res.A.shape == (1600, 0) and res.C.shape == (0, 300) and res.center.shape == (0, 2)
+
+
+def test_max_components_and_border():
+    rng = np.random.default_rng(2)
+    mov, A, C = _synthetic(rng)
+    res = initialize_corr_pnr(mov, gsig=3, gsiz=13, min_corr=0.8, min_pnr=8, max_components=2)
+    assert res.A.shape[1] == 2 and res.C.shape[0] == 2
+    assert initialize_corr_pnr(mov, gsig=3, gsiz=13, min_corr=0.8, min_pnr=8, max_components=0).A.shape[1] == 0
+    # border_pix=15 leaves only the neuron at (30, 36), clear of every border
+    res_b = initialize_corr_pnr(mov, gsig=3, gsiz=13, min_corr=0.8, min_pnr=8, border_pix=15)
+    assert res_b.A.shape[1] >= 1
+    assert np.all(res_b.center >= 15) and np.all(res_b.center < np.array([48 - 15, 52 - 15]))
+    with pytest.raises(ParameterError):
+        initialize_corr_pnr(mov, gsig=0, gsiz=13, min_corr=0.8, min_pnr=8)
+
+
+def test_seed_candidates():
+    cn = np.zeros((30, 30), np.float32)
+    pnr = np.zeros((30, 30), np.float32)
+    yy, xx = np.mgrid[:30, :30]
+    for (r, c), v in (((10, 10), 20), ((20, 22), 30), ((3, 3), 40)):
+        cn[r - 2:r + 3, c - 2:c + 3] = 0.9
+        pnr = np.maximum(pnr, v * np.exp(-((yy - r) ** 2 + (xx - c) ** 2) / 8.0))
+    s = seed_candidates(cn, pnr, min_corr=0.8, min_pnr=10, gsiz=13)
+    assert [tuple(x) for x in s] == [(3, 3), (20, 22), (10, 10)]
+    s = seed_candidates(cn, pnr, min_corr=0.8, min_pnr=10, gsiz=13, border_pix=4)
+    assert [tuple(x) for x in s] == [(20, 22), (10, 10)]
+    assert len(seed_candidates(cn, pnr, min_corr=0.95, min_pnr=10, gsiz=13)) == 0
+
+
+def test_synth1p_reference_seeds_and_footprints():
+    movie = REF + "synth1p_128.tif"
+    if not (os.path.exists(movie) and os.path.exists(REF + "synth1p_128_gt.npz")):
+        pytest.skip("CaImAn reference data not available")
+    import tifffile
+
+    mov = tifffile.imread(movie).astype(np.float32)
+    gt = np.load(REF + "synth1p_128_gt.npz")
+    ds = mov.reshape(mov.shape[0] // 2, 2, *mov.shape[1:]).mean(1)  # tsub = 2, block means
+    t0 = time.perf_counter()
+    res = initialize_corr_pnr(ds, gsig=3, gsiz=13, min_corr=0.8, min_pnr=10)
+    elapsed = time.perf_counter() - t0
+    est = _dense(res, (128, 128))
+    pairs, iou = _match(gt["A"], est)
+    assert len(pairs) >= 22
+    assert est.shape[0] - len(pairs) <= 2
+    assert np.mean(iou > 0.5) >= 0.9
+    c_true = gt["C"].reshape(len(gt["C"]), -1, 2).mean(2)
+    assert np.median([np.corrcoef(c_true[i], res.C[j])[0, 1] for i, j in pairs]) > 0.95
+    if _project_score is not None:
+        s = _project_score(gt["A"], est)
+        assert s.n_matched >= 22 and s.precision >= 0.9
+    assert elapsed < 15  # ~1 s on a 2-core machine
