@@ -486,7 +486,8 @@ def simulate_2p(
 
     Neurons as in :func:`simulate_1p` but packed closer (default ``min_distance = 1.5·gsig``).
     Background: exactly rank ``nb``, non-negative: ``nb`` smooth positive spatial fields
-    (large Gaussian blobs) times positive slowly fluctuating traces (mean 1, ~25% sd); its
+    (large Gaussian blobs centred at distinct places) times positive slowly fluctuating
+    traces (mean 1, ~30% sd, ~1 s timescale); its
     mean is ``background_ratio × mean neuron peak``. Gaussian noise with sd ``noise_sd``.
     """
     rows, cols, lo, hi = _common_checks(shape, n_frames, n_neurons, gsig, fr, decay_time, p, spike_rate, peak_snr, noise_sd)
@@ -505,16 +506,19 @@ def simulate_2p(
 
     size = float(max(rows, cols))
     spatial = []
-    for _ in range(int(nb)):
-        f = np.full((rows, cols), 0.2)
-        for _ in range(2):
-            c = (g_bg.uniform(0.0, 1.0) * rows, g_bg.uniform(0.0, 1.0) * cols)
-            f += g_bg.uniform(0.5, 1.0) * _gauss2d(rows, cols, c, g_bg.uniform(0.2, 0.5, size=2) * size)
+    phase = g_bg.uniform(0.0, 2 * np.pi)
+    for j in range(int(nb)):
+        # distinct fields: component j is brightest around its own point of a circle, so the
+        # nb components stay linearly independent (the background is really rank nb)
+        ang = phase + 2 * np.pi * j / int(nb) + g_bg.uniform(-0.3, 0.3)
+        c = ((0.5 + 0.35 * np.sin(ang)) * rows, (0.5 + 0.35 * np.cos(ang)) * cols)
+        f = np.full((rows, cols), 0.1 if j == 0 else 0.0)
+        f += _gauss2d(rows, cols, c, g_bg.uniform(0.25, 0.4, size=2) * size)
         spatial.append(f)
     bg_spatial = np.stack(spatial)
     bg_spatial *= background_ratio * mean_peak / bg_spatial.sum(axis=0).mean()
-    z = _smooth_noise(g_bgt, int(nb), T, sigma_frames=2.0 * fr)
-    bg_temporal = np.exp(0.25 * z)
+    z = _smooth_noise(g_bgt, int(nb), T, sigma_frames=1.0 * fr)
+    bg_temporal = np.exp(0.3 * z)
     bg_temporal /= bg_temporal.mean(axis=1, keepdims=True)
     bg_spatial = bg_spatial.astype(np.float32)
     bg_temporal = bg_temporal.astype(np.float32)
