@@ -134,6 +134,8 @@ def _frame_layout(path: Path, series, ij: dict | None) -> int:
             f"{path} has {channel[0]} channels (axes {axes!r}, shape {shape}); "
             "give a single-channel movie (split the channels first)"
         )
+    if len(extra) > 1 and all(ax in "QI" for ax, _ in extra):
+        return int(np.prod([n for _, n in extra]))  # generic axes (e.g. blocks written one by one)
     if len(extra) > 1:
         raise MovieError(
             f"{path} has more than one non-spatial dimension (axes {axes!r}, shape {shape}); "
@@ -145,6 +147,26 @@ def _frame_layout(path: Path, series, ij: dict | None) -> int:
     return int(n)
 
 
+class _PagesSeries:
+    """Several series of single frames (e.g. a stack written block by block): all pages, in order."""
+
+    def __init__(self, shape, dtype):
+        self.shape, self.dtype, self.axes, self.dataoffset = shape, dtype, "IYX", None
+
+
+def _single_series_view(path: Path, tf):
+    first = tf.series[0]
+    frame = tuple(first.shape[first.axes.index(a)] for a in "YX") if "Y" in first.axes and "X" in first.axes else None
+    pages = tf.pages
+    for page in pages:
+        if tuple(page.shape) != frame or page.dtype != first.dtype:
+            raise MovieError(
+                f"{path} holds {len(tf.series)} image series of different frame sizes or types; "
+                "give a TIFF holding one movie"
+            )
+    return _PagesSeries((len(pages), *frame), first.dtype)
+
+
 def read_info(path: Path) -> MovieInfo:
     with _tiff(path) as tf:
         try:
@@ -152,6 +174,8 @@ def read_info(path: Path) -> MovieInfo:
                 raise MovieError(f"cannot read TIFF movie {path}: it holds no images; check the file is complete and uncorrupted")
             series = tf.series[0]
             ij = tf.imagej_metadata if tf.is_imagej else None
+            if len(tf.series) > 1:
+                series = _single_series_view(path, tf)
             si = tf.scanimage_metadata if tf.is_scanimage else None
             if _scanimage_channels(si) > 1:
                 raise MovieError(
@@ -184,7 +208,8 @@ class _Reader:
         self.tf = self._ctx.__enter__()
         self.mm = None
         series = self.tf.series[0]
-        if series.dataoffset is not None:
+        self.all_pages = len(self.tf.series) > 1
+        if series.dataoffset is not None and not self.all_pages:
             try:
                 self.mm = np.memmap(info.path, dtype=series.dtype, mode="r", offset=series.dataoffset,
                                     shape=(info.n_frames, *info.frame_shape), order="C")
@@ -197,7 +222,10 @@ class _Reader:
         try:
             if self.mm is not None:
                 return np.asarray(self.mm[start:stop], dtype=np.float32)
-            block = self.tf.asarray(key=slice(start, stop), series=0)
+            if self.all_pages:
+                block = self.tf.asarray(key=slice(start, stop))
+            else:
+                block = self.tf.asarray(key=slice(start, stop), series=0)
         except Exception as exc:
             raise MovieError(f"cannot read frames {start}..{stop - 1} of {self.info.path}: {exc}") from None
         block = np.asarray(block, dtype=np.float32).reshape(stop - start, *self.info.frame_shape)

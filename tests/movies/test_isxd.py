@@ -106,7 +106,6 @@ def test_timing_outlives_the_isx_movie(tmp_path):
     keep = [isx.Movie.read(str(tmp_path / "a.isxd")) for _ in range(5)]  # reuse freed memory
     assert a.timing.period.secs_float == pytest.approx(0.1) and a.timing.dropped == [1]
     assert b.timing.period.secs_float == pytest.approx(0.05) and b.frame_period == pytest.approx(0.05)
-    assert b.timing == keep[0].timing or b.timing.num_samples == 3
     # the copies can be reused to write outputs with identical timing and spacing
     out = isx.Movie.write(str(tmp_path / "out.isxd"), a.timing, a.spacing, np.float32)
     for i in (0, 2, 3):

@@ -113,3 +113,16 @@ def test_frame_rate_metadata_parsers():
                          "SI.hStackManager.numSlices": 4}}
     assert frame_rate_from_scanimage(vol) == (7.5, "ScanImage")
     assert frame_rate_from_scanimage({"FrameData": {}}) == (None, None)
+
+
+@pytest.mark.parametrize("contiguous", [True, False])
+def test_stack_written_block_by_block(tmp_path, contiguous):
+    data = movie_data(12)
+    path = tmp_path / "blocks.tif"
+    with tifffile.TiffWriter(path) as tw:
+        for first in range(0, 12, 4):
+            tw.write(data[first:first + 4], photometric="minisblack", contiguous=contiguous)
+    info = read_info(path)
+    assert info.n_frames == 12
+    np.testing.assert_array_equal(read_frames(info, 0, 12), data)
+    np.testing.assert_array_equal(np.concatenate([b for _, b in iter_chunks(info, chunk_frames=5)]), data)
