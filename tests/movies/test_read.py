@@ -1,3 +1,5 @@
+import os
+
 import pytest
 
 from cnmflow.errors import InputError, MovieError
@@ -24,3 +26,35 @@ def test_directory(tmp_path):
     folder.mkdir()
     with pytest.raises(MovieError, match="is a directory"):
         read_info(folder)
+
+
+@pytest.mark.skipif(not hasattr(os, "geteuid") or os.geteuid() == 0, reason="root can read any file")
+def test_unreadable_file(tmp_path):
+    path = tmp_path / "locked.tif"
+    path.write_bytes(b"II*\x00")
+    path.chmod(0)
+    try:
+        with pytest.raises(MovieError, match="not readable") as err:
+            read_info(path)
+        assert str(path) in str(err.value)
+    finally:
+        path.chmod(0o600)
+
+
+def test_unreadable_file_reported(tmp_path, monkeypatch):
+    """Same branch without relying on file permissions (the tests may run as root)."""
+    import builtins
+
+    path = tmp_path / "locked.tif"
+    path.write_bytes(b"II*\x00")
+    real_open = builtins.open
+
+    def deny(file, *args, **kwargs):
+        if str(file) == str(path.resolve()):
+            raise PermissionError(13, "Permission denied")
+        return real_open(file, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "open", deny)
+    with pytest.raises(MovieError, match="not readable.*Permission denied") as err:
+        read_info(path)
+    assert str(path) in str(err.value)
