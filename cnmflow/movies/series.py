@@ -127,6 +127,8 @@ def resolve_frame_rate(series: MovieSeries, user_fr: float | None) -> tuple[floa
     """The frame rate to analyse with: (fr, where it came from, warnings to log)."""
     meta, source = series.frame_rate, series.frame_rate_source
     names = _names(series.movies)
+    if isinstance(user_fr, str) and user_fr.strip().lower() == "auto":
+        user_fr = None
     if user_fr is None:
         if meta is not None:
             return float(meta), str(source), []

@@ -193,6 +193,11 @@ def test_fr_auto_without_metadata(tmp_path):
     assert "set fr" in warnings[0]
 
 
+def test_fr_auto_string(tmp_path):
+    series = validate_series([write_isxd(tmp_path / "a.isxd", movie_data(3), period_ms=50)])
+    assert resolve_frame_rate(series, "auto") == resolve_frame_rate(series, None)
+
+
 def test_fr_user_without_metadata(tmp_path):
     assert resolve_frame_rate(validate_series([_tif(tmp_path / "a.tif")]), 15) == (15.0, "user", [])
 
