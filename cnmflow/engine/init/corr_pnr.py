@@ -17,8 +17,8 @@ Outline
    into the neuron trace ``c_f`` (background-free: the kernel removes smooth background);
    pixels correlating < 0.3 give a local background trace ``b`` from the raw residual; every raw
    pixel trace of the box is regressed on ``[c_f, b, 1]``; the non-negative coefficient on
-   ``c_f`` (3x3 median smoothed, thresholded at a fraction of its peak, kept to the connected
-   blob at the seed) is the footprint ``a``. ``A = a / |a|``, ``C = |a| * c_f`` shifted so that
+   ``c_f`` (support: 3x3 median smoothed coefficients above a fraction of their peak, the
+   connected blob at the seed) is the footprint ``a``. ``A = a / |a|``, ``C = |a| * c_f`` shifted so that
    its median is 0 (raw movie units, baseline ~0).
 4. ``a * C`` is removed from the raw residual and ``filter(a) * C`` from ``F``; PNR, correlation
    and the search image are updated around the box; the next seed follows. Rounds repeat on the
@@ -206,13 +206,15 @@ def _init_one(st: _State, r: int, c: int, gsiz: int):
         if np.any(b != 0):
             cols.append(b)
     X = np.stack(cols, axis=1)  # data and regressors are mean-free: the constant is implicit
-    coef, *_ = np.linalg.lstsq(X, Yb, rcond=None)
+    coef = np.linalg.pinv(X.T @ X) @ (X.T @ Yb)  # normal equations: X has 1-2 columns
     a = np.maximum(coef[0].reshape(bh, bw), 0)
-    a = ndi.median_filter(a, size=3, mode="nearest")
-    peak = a.max()
+    # the support comes from the 3x3-median-smoothed coefficients (robust to noisy pixels); the
+    # values inside it stay unsmoothed (a median filter would shave the peak of a small blob)
+    smooth = ndi.median_filter(a, size=3, mode="nearest")
+    peak = smooth.max()
     if not peak > 0:
         return None
-    keep = _blob_at(a > FOOTPRINT_REL_THRESHOLD * peak, seed)
+    keep = _blob_at(smooth > FOOTPRINT_REL_THRESHOLD * peak, seed)
     a = np.where(keep, a, 0)
     norm = np.sqrt((a ** 2).sum())
     if not norm > 0:
