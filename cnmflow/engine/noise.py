@@ -109,7 +109,7 @@ def pixel_noise(
     *,
     max_frames_per_block: int = 1024,
     n_blocks: int = 3,
-    chunk_pixels: int = 1 << 18,
+    chunk_pixels: int | None = None,
     band: tuple[float, float] = (0.25, 0.5),
     method: str = "mean",
 ) -> np.ndarray:
@@ -117,15 +117,19 @@ def pixel_noise(
 
     Movies longer than ``n_blocks * max_frames_per_block`` frames use that many frames (start,
     middle, end blocks, concatenated). Pixels are processed in bands of whole rows holding about
-    ``chunk_pixels`` pixels, so memory is bounded by ``frames_used * chunk_pixels``.
+    ``chunk_pixels`` pixels (default: about 2**24 values, i.e. 64 MB of float32 per band), so
+    memory is bounded by ``frames_used * chunk_pixels``.
     """
     _check(band, method)
     if getattr(movie, "ndim", None) != 3:
         raise ParameterError(f"movie must be (n_frames, rows, cols), got shape {getattr(movie, 'shape', None)}")
-    if chunk_pixels < 1:
-        raise ParameterError(f"chunk_pixels={chunk_pixels} must be >= 1")
     T, rows, cols = movie.shape
     frame_idx = noise_frame_indices(T, max_frames_per_block=max_frames_per_block, n_blocks=n_blocks)
+    if chunk_pixels is None:
+        t_used = T if frame_idx is None else len(frame_idx)
+        chunk_pixels = max(1, (1 << 24) // max(t_used, 1))
+    if chunk_pixels < 1:
+        raise ParameterError(f"chunk_pixels={chunk_pixels} must be >= 1")
     band_rows = max(1, int(chunk_pixels) // max(cols, 1))
     out = np.empty((rows, cols), dtype=np.float32)
     for r0 in range(0, rows, band_rows):

@@ -132,7 +132,11 @@ class _CorrSums:
             (1, -1): np.zeros((max(rows - 1, 0), max(cols - 1, 0))),
         }
 
-    def add(self, z: np.ndarray) -> None:
+    def add(self, z: np.ndarray, *, sub_frames: int = 64) -> None:
+        if z.shape[0] > sub_frames:  # bound the float64 working copy
+            for f0 in range(0, z.shape[0], sub_frames):
+                self.add(z[f0:f0 + sub_frames], sub_frames=sub_frames)
+            return
         z = np.asarray(z, dtype=np.float64)
         self.n += z.shape[0]
         self.s1 += z.sum(axis=0)
@@ -223,7 +227,7 @@ def correlation_pnr(
     threshold: float = CORR_THRESHOLD,
     max_frames_per_block: int = 1024,
     n_blocks: int = 3,
-    band_bytes: int = 1 << 28,
+    band_bytes: int = 1 << 26,
 ) -> SummaryImages:
     """Correlation and PNR images of a ``(T, rows, cols)`` movie (array or memmap), streamed.
 
