@@ -1,0 +1,267 @@
+"""Tests for the 1P ring background model (cnmflow.engine.background)."""
+
+from __future__ import annotations
+
+import tracemalloc
+
+import numpy as np
+import pytest
+import scipy.sparse
+
+from cnmflow.engine.background import (
+    RingModel,
+    fit_ring_model,
+    ring_background,
+    ring_offsets,
+    ring_radius,
+    subtract_background,
+)
+from cnmflow.errors import ParameterError
+
+NOISE = 1.0
+
+
+def _gauss(rows, cols, cy, cx, sig):
+    y, x = np.mgrid[:rows, :cols]
+    return np.exp(-((y - cy) ** 2 + (x - cx) ** 2) / (2.0 * sig**2))
+
+
+def _slow_trace(rng, T, n_modes=4):
+    t = np.arange(T)
+    out = np.zeros(T)
+    for _ in range(n_modes):
+        period = rng.uniform(60, 400)
+        out += rng.normal() * np.sin(2 * np.pi * t / period + rng.uniform(0, 2 * np.pi))
+    return out / out.std()
+
+
+def make_movie(rows=48, cols=57, T=300, n_neurons=4, n_blobs=4, seed=0):
+    """Smooth strong background (big Gaussian blobs, independent slow traces) + neurons + noise.
+
+    Returns movie (T, rows, cols) float32, A (csc, Fortran order), C (K, T), B_true (T, rows, cols).
+    """
+    rng = np.random.default_rng(seed)
+    base = 60.0 + 20.0 * _gauss(rows, cols, rows * 0.4, cols * 0.6, 25.0)
+    B = np.broadcast_to(base, (T, rows, cols)).copy()
+    for _ in range(n_blobs):
+        blob = _gauss(rows, cols, rng.uniform(0, rows), rng.uniform(0, cols), rng.uniform(10, 16))
+        tr = 8.0 * _slow_trace(rng, T)
+        B += tr[:, None, None] * blob[None]
+    A_cols, C = [], []
+    for _ in range(n_neurons):
+        cy, cx = rng.uniform(8, rows - 8), rng.uniform(8, cols - 8)
+        a = _gauss(rows, cols, cy, cx, 2.0)
+        a[a < 0.05] = 0.0
+        s = (rng.random(T) < 0.03) * rng.uniform(5, 15, T)
+        c = np.zeros(T)
+        for t in range(T):
+            c[t] = (0.9 * c[t - 1] if t else 0.0) + s[t]
+        A_cols.append(a.ravel(order="F"))
+        C.append(c)
+    A = scipy.sparse.csc_matrix(np.stack(A_cols, axis=1) if A_cols else np.zeros((rows * cols, 0)))
+    C = np.array(C).reshape(n_neurons, T)
+    AC = np.asarray(A @ C).T.reshape(T, cols, rows).transpose(0, 2, 1)
+    movie = (B + AC + NOISE * rng.standard_normal((T, rows, cols))).astype(np.float32)
+    return movie, A, C, B.astype(np.float32), AC.astype(np.float32)
+
+
+# ----------------------------------------------------------------------------- reference
+
+
+def _ref_downsample(img_stack, s):
+    T, rows, cols = img_stack.shape
+    dr, dc = -(-rows // s), -(-cols // s)
+    out = np.zeros((T, dr, dc))
+    for i in range(dr):
+        for j in range(dc):
+            out[:, i, j] = img_stack[:, i * s : (i + 1) * s, j * s : (j + 1) * s].mean(axis=(1, 2))
+    return out
+
+
+def reference_fit(movie, A, C, *, radius, ssub_B):
+    """Dense, straightforward ring fit: full residual, per-pixel ridge solve in float64."""
+    T, rows, cols = movie.shape
+    Y = movie.astype(np.float64)
+    AC = np.asarray(A @ C).T.reshape(T, cols, rows).transpose(0, 2, 1) if A.shape[1] else 0.0
+    R = Y - AC
+    b0 = R.mean(axis=0).ravel(order="F")
+    Rd = _ref_downsample(R, ssub_B)
+    dr, dc = Rd.shape[1:]
+    X = Rd.transpose(0, 2, 1).reshape(T, -1).T  # (d_ds, T), Fortran pixel order
+    X = X - X.mean(axis=1, keepdims=True)
+    W = np.zeros((dr * dc, dr * dc))
+    for py in range(dr):
+        for px in range(dc):
+            ring = [
+                qx * dr + qy
+                for qy in range(dr)
+                for qx in range(dc)
+                if radius <= np.hypot(qy - py, qx - px) < radius + 1
+            ]
+            XR = X[ring]
+            G = XR @ XR.T
+            w = np.linalg.solve(G + 1e-5 * np.trace(G) * np.eye(len(ring)), XR @ X[px * dr + py])
+            W[px * dr + py, ring] = w
+    return W, b0
+
+
+# ----------------------------------------------------------------------------- tests
+
+
+def test_ring_radius_values():
+    assert ring_radius(gsiz=13, ring_size_factor=1.4, ssub_B=2) == 9  # 9.1
+    assert ring_radius(gsiz=13, ring_size_factor=1.4, ssub_B=1) == 18  # 18.2
+    assert ring_radius(gsiz=5, ring_size_factor=1.0, ssub_B=2) == 3  # 2.5 rounds half up
+    assert ring_radius(gsiz=9, ring_size_factor=1.4, ssub_B=2) == 6  # 6.3
+    assert ring_radius(gsiz=3, ring_size_factor=0.1, ssub_B=4) == 1  # never 0
+    with pytest.raises(ParameterError, match="ssub_B"):
+        ring_radius(gsiz=13, ring_size_factor=1.4, ssub_B=0)
+    with pytest.raises(ParameterError, match="ring_size_factor"):
+        ring_radius(gsiz=13, ring_size_factor=-1, ssub_B=1)
+
+
+def test_ring_offsets_are_one_pixel_ring():
+    for r in (1, 3, 6, 9):
+        o = ring_offsets(r)
+        dist = np.hypot(o[:, 0], o[:, 1])
+        assert np.all((dist >= r) & (dist < r + 1))
+        # every pixel of the disc of radius r+1 not in the open disc of radius r is there
+        dy, dx = np.mgrid[-r - 1 : r + 2, -r - 1 : r + 2]
+        dd = np.hypot(dy, dx)
+        assert len(o) == np.count_nonzero((dd >= r) & (dd < r + 1))
+    assert {tuple(v) for v in ring_offsets(1)} == {
+        (-1, -1), (-1, 0), (-1, 1), (0, -1), (0, 1), (1, -1), (1, 0), (1, 1)
+    }
+
+
+@pytest.mark.parametrize("ssub_B", [1, 2])
+def test_sparsity_pattern_and_border_clipping(ssub_B):
+    movie, A, C, _, _ = make_movie(rows=30, cols=33, T=80, n_neurons=2, seed=1)
+    m = fit_ring_model(movie, A, C, gsiz=5, ring_size_factor=1.0, ssub_B=ssub_B, block_pixels=5)
+    dr, dc = m.dims_ds
+    assert m.W.shape == (dr * dc, dr * dc)
+    assert isinstance(m.W, scipy.sparse.csr_matrix)
+    r = m.radius
+    assert r == ring_radius(gsiz=5, ring_size_factor=1.0, ssub_B=ssub_B)
+    n_full = len(ring_offsets(r))
+    for py in range(dr):
+        for px in range(dc):
+            p = px * dr + py
+            cols = m.W.indices[m.W.indptr[p] : m.W.indptr[p + 1]]
+            qy, qx = cols % dr, cols // dr
+            dist = np.hypot(qy - py, qx - px)
+            assert np.all((dist >= r) & (dist < r + 1))
+            expected = sum(
+                1 for dy, dx in ring_offsets(r) if 0 <= py + dy < dr and 0 <= px + dx < dc
+            )
+            assert len(cols) == expected
+    # interior pixel has the full ring, the corner one a clipped ring
+    p_in = (dc // 2) * dr + dr // 2
+    assert m.W.indptr[p_in + 1] - m.W.indptr[p_in] == n_full
+    assert 0 < m.W.indptr[1] - m.W.indptr[0] < n_full / 2
+
+
+def test_blocked_equals_dense_reference():
+    movie, A, C, _, _ = make_movie(rows=20, cols=23, T=70, n_neurons=2, seed=2)
+    r = ring_radius(gsiz=5, ring_size_factor=1.0, ssub_B=2)
+    W_ref, b0_ref = reference_fit(movie, A, C, radius=r, ssub_B=2)
+    m = fit_ring_model(movie, A, C, gsiz=5, ring_size_factor=1.0, ssub_B=2, block_pixels=4, chunk_frames=7)
+    W = m.W.toarray()
+    assert np.array_equal(W != 0, W_ref != 0)
+    scale = np.abs(W_ref).max()
+    np.testing.assert_allclose(W, W_ref, atol=2e-3 * scale)
+    np.testing.assert_allclose(m.b0, b0_ref, rtol=1e-5, atol=1e-4)
+    # same prediction as the reference model
+    X = _ref_downsample(movie - np.asarray((A @ C).T.reshape(70, 23, 20).transpose(0, 2, 1)), 2)
+    X = X.transpose(0, 2, 1).reshape(70, -1).T
+    X = X - X.mean(axis=1, keepdims=True)
+    np.testing.assert_allclose(W @ X, W_ref @ X, atol=1e-3 * np.abs(W_ref @ X).max())
+
+
+def test_frames_subset_equals_reference_on_subset():
+    movie, A, C, _, _ = make_movie(rows=16, cols=18, T=90, n_neurons=1, seed=3)
+    fr = slice(5, None, 3)
+    r = ring_radius(gsiz=3, ring_size_factor=1.0, ssub_B=1)
+    W_ref, b0_ref = reference_fit(movie[fr], A, C[:, fr], radius=r, ssub_B=1)
+    m = fit_ring_model(movie, A, C, gsiz=3, ring_size_factor=1.0, ssub_B=1, block_pixels=6, chunk_frames=8, frames=fr)
+    np.testing.assert_allclose(m.W.toarray(), W_ref, atol=2e-3 * np.abs(W_ref).max())
+    np.testing.assert_allclose(m.b0, b0_ref, rtol=1e-5, atol=1e-4)
+
+
+@pytest.mark.parametrize("ssub_B", [1, 2])
+def test_predicts_background_under_neurons(ssub_B):
+    movie, A, C, B_true, AC = make_movie(seed=4)
+    m = fit_ring_model(movie, A, C, gsiz=9, ring_size_factor=1.4, ssub_B=ssub_B, block_pixels=16)
+    B = ring_background(m, movie, AC)
+    assert B.dtype == np.float32 and B.shape == movie.shape
+    rows, cols = m.dims
+    for k in range(A.shape[1]):
+        a = A[:, k].toarray().ravel().reshape((rows, cols), order="F")
+        cy, cx = np.unravel_index(np.argmax(a), a.shape)
+        corr = np.corrcoef(B[:, cy, cx], B_true[:, cy, cx])[0, 1]
+        assert corr > 0.95, (k, corr)
+    resid = movie - B - AC
+    assert abs(resid.mean()) < 0.05
+    assert resid.std() < 1.25 * NOISE, resid.std()
+    # background error well below its fluctuation
+    assert np.abs(B - B_true).mean() < 0.5 * np.abs(B_true - B_true.mean(axis=0)).mean()
+    sub = subtract_background(m, movie[:5], AC[:5])
+    np.testing.assert_allclose(sub, movie[:5] - B[:5], atol=1e-3)
+
+
+def test_no_components():
+    movie, A, C, B_true, AC = make_movie(rows=32, cols=32, T=120, n_neurons=0, seed=5)
+    assert A.shape[1] == 0 and C.shape == (0, 120)
+    m = fit_ring_model(movie, A, C, gsiz=7, ring_size_factor=1.4, ssub_B=2, block_pixels=8)
+    B = ring_background(m, movie)
+    assert np.corrcoef(B[:, 16, 16], B_true[:, 16, 16])[0, 1] > 0.95
+    assert (movie - B).std() < 1.25 * NOISE
+    m2 = fit_ring_model(movie, scipy.sparse.csc_matrix((32 * 32, 0)), np.zeros((0, 120)), gsiz=7,
+                        ring_size_factor=1.4, ssub_B=2, block_pixels=32)
+    np.testing.assert_allclose(m2.W.toarray(), m.W.toarray(), atol=2e-3 * abs(m.W).max())
+
+
+def test_block_size_does_not_change_result():
+    movie, A, C, _, _ = make_movie(rows=40, cols=37, T=100, seed=6)
+    kw = dict(gsiz=7, ring_size_factor=1.4, ssub_B=2)
+    m1 = fit_ring_model(movie, A, C, block_pixels=64, chunk_frames=1000, **kw)
+    m2 = fit_ring_model(movie, A, C, block_pixels=3, chunk_frames=9, **kw)
+    np.testing.assert_allclose(m2.W.toarray(), m1.W.toarray(), atol=1e-3 * abs(m1.W).max())
+    np.testing.assert_allclose(m2.b0, m1.b0, rtol=1e-6, atol=1e-4)
+
+
+def test_memmap_memory_bounded(tmp_path):
+    T, rows, cols = 400, 128, 128
+    path = tmp_path / "movie.dat"
+    mm = np.memmap(path, dtype=np.float32, mode="w+", shape=(T, rows, cols))
+    rng = np.random.default_rng(7)
+    bg = 50 + 10 * _gauss(rows, cols, 60, 70, 40)
+    tr = _slow_trace(rng, T)
+    for t0 in range(0, T, 50):
+        n = min(50, T - t0)
+        mm[t0 : t0 + n] = bg[None] * (1 + 0.1 * tr[t0 : t0 + n, None, None]) + rng.standard_normal((n, rows, cols))
+    mm.flush()
+    del mm
+    movie = np.memmap(path, dtype=np.float32, mode="r", shape=(T, rows, cols))
+    a = _gauss(rows, cols, 40, 40, 2.0)
+    a[a < 0.05] = 0
+    A = scipy.sparse.csc_matrix(a.ravel(order="F")[:, None])
+    C = rng.random((1, T))
+    tracemalloc.start()
+    try:
+        m = fit_ring_model(movie, A, C, gsiz=9, ring_size_factor=1.4, ssub_B=2, block_pixels=16, chunk_frames=100)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert isinstance(m, RingModel)
+    assert peak < 0.25 * movie.nbytes, (peak, movie.nbytes)
+
+
+def test_bad_input():
+    movie, A, C, _, _ = make_movie(rows=16, cols=16, T=30, n_neurons=1, seed=8)
+    with pytest.raises(ParameterError, match="C must have shape"):
+        fit_ring_model(movie, A, C[:, :10], gsiz=5, ring_size_factor=1.0)
+    with pytest.raises(ParameterError, match="A has"):
+        fit_ring_model(movie, A[:100], C, gsiz=5, ring_size_factor=1.0)
+    with pytest.raises(ParameterError, match="frames"):
+        fit_ring_model(movie, A, C, gsiz=5, ring_size_factor=1.0, frames=slice(0, 1))
