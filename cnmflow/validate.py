@@ -10,6 +10,7 @@ import os
 from dataclasses import dataclass
 from typing import Any, Sequence
 
+from cnmflow.engine import check_supported
 from cnmflow.errors import ParameterError
 from cnmflow.movies import MovieSeries, resolve_frame_rate, validate_series
 from cnmflow.params import ResolvedParams
@@ -35,6 +36,7 @@ def validate_inputs(
     """Resolve the parameters, validate the series against them and settle the frame rate."""
     resolved = resolve_run_params(preset=preset, table=table, params_file=params_file,
                                   overwrite_params=overwrite_params)
+    check_supported(resolved.params)
     series = validate_series(movies, min_frames=resolved.params.minimum_frames())
     fr, fr_source, warnings = resolve_frame_rate(series, resolved.params.fr)
     source = resolved.sources["fr"] if fr_source == "user" else "metadata"

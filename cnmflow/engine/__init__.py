@@ -9,7 +9,7 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
-_EXPORTS = {"fit": "cnmflow.engine.fit", "check_supported": "cnmflow.engine.fit",
+_EXPORTS = {"fit": "cnmflow.engine.fitting", "check_supported": "cnmflow.engine.fitting",
             "Estimates": "cnmflow.engine.estimates"}
 
 __all__ = sorted(_EXPORTS)

@@ -1,0 +1,50 @@
+"""A command-line progress display for ``progress(stage, fraction)`` callbacks.
+
+The engine and the movie code only call ``progress(stage, fraction)``; this turns those calls
+into one bar per stage on a terminal (rich), or one line per finished stage in a log.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from contextlib import contextmanager
+from typing import Callable, Iterator
+
+Progress = Callable[[str, float], None]
+
+
+@contextmanager
+def progress_bar(*, enabled: bool = True) -> Iterator[Progress]:
+    """Yield a ``progress(stage, fraction)`` callback that draws bars on stderr while in the block."""
+    if not enabled:
+        yield lambda stage, fraction: None
+        return
+    if not sys.stderr.isatty():
+        yield _line_logger()
+        return
+    from rich.progress import BarColumn, Progress as RichProgress, TextColumn, TimeElapsedColumn
+
+    bars = RichProgress(TextColumn("{task.description:<16}"), BarColumn(), TextColumn("{task.percentage:>5.1f}%"),
+                        TimeElapsedColumn(), transient=False)
+    tasks: dict[str, int] = {}
+
+    def update(stage: str, fraction: float) -> None:
+        if stage not in tasks:
+            tasks[stage] = bars.add_task(stage, total=1.0)
+        bars.update(tasks[stage], completed=min(max(fraction, 0.0), 1.0))
+
+    with bars:
+        yield update
+
+
+def _line_logger() -> Progress:
+    started = time.perf_counter()
+    finished: set[str] = set()
+
+    def update(stage: str, fraction: float) -> None:
+        if fraction >= 1.0 and stage not in finished:
+            finished.add(stage)
+            print(f"[{time.perf_counter() - started:7.1f} s] {stage} done", file=sys.stderr, flush=True)
+
+    return update
