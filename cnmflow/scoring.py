@@ -30,7 +30,7 @@ from cnmflow.errors import ParameterError
 __all__ = ["Score", "score"]
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)  # arrays inside: identity equality, hashable
 class Score:
     precision: float
     recall: float

@@ -51,7 +51,7 @@ _CHUNK_FRAMES = 64
 
 
 # --------------------------------------------------------------------------- results
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)  # arrays inside: identity equality, hashable
 class GroundTruth:
     """What the simulator put into the movie.
 
@@ -103,7 +103,7 @@ class GroundTruth:
         return out.reshape(-1, rows, cols).astype(np.float32, copy=False)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)  # arrays inside: identity equality, hashable
 class SimulatedMovie:
     movie: np.ndarray  # (T, rows, cols) float32, C order
     truth: GroundTruth
