@@ -20,7 +20,7 @@ from cnmflow.engine.merging import merge_components
 from cnmflow.engine.movie_source import MovieSource
 from cnmflow.engine.noise import pixel_noise
 from cnmflow.engine.patch_job import PatchResult, fit_patch
-from cnmflow.engine.patches import centers_of_mass, embed_footprints, keep_nearest_patch, patch_boxes
+from cnmflow.engine.patches import deduplicate, embed_footprints, patch_boxes
 from cnmflow.engine.quality import evaluate_components
 from cnmflow.engine.summary_images import correlation_pnr
 from cnmflow.engine.traces import TraceModel, normalize, refine_footprints, solve_traces
@@ -158,7 +158,7 @@ def _combine(results: list[PatchResult], dims: tuple[int, int], *, del_duplicate
     A = sp.hstack(columns, format="csc")
     C = np.vstack(traces).astype(np.float32)
     if del_duplicates and len(boxes) > 1:
-        keep = keep_nearest_patch(centers_of_mass(A, dims), np.asarray(owners), boxes)
+        keep = deduplicate(A, np.asarray(owners), boxes, dims)
         A, C = A[:, np.flatnonzero(keep)], C[keep]
     return sp.csc_matrix(A), C
 

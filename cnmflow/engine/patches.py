@@ -79,8 +79,29 @@ def centers_of_mass(A: sp.spmatrix, dims: tuple[int, int]) -> np.ndarray:
     return np.column_stack([rows, cols])
 
 
+def deduplicate(A: sp.spmatrix, owners: np.ndarray, boxes: list[PatchBox], dims: tuple[int, int], *,
+                overlap: float = 0.5) -> np.ndarray:
+    """del_duplicates: which components to keep so that each neuron is kept from one patch only.
+
+    A component is kept when its patch's centre is the nearest to the component's centre of mass.
+    Two copies of one neuron straddling the line between two patch centres can each find the
+    other patch nearer; a dropped component that no kept component covers (footprint cosine
+    similarity above ``overlap``) is therefore kept after all, one copy at a time.
+    """
+    A = sp.csc_matrix(A)
+    keep = keep_nearest_patch(centers_of_mass(A, dims), owners, boxes)
+    norms = np.sqrt(np.asarray(A.multiply(A).sum(axis=0)).ravel())
+    unit = sp.csc_matrix(A @ sp.diags(1.0 / np.where(norms > 0, norms, 1.0)))
+    similarity = (unit.T @ unit).toarray()
+    for k in np.flatnonzero(~keep):
+        covered = similarity[k, keep] > overlap
+        if not covered.any():
+            keep[k] = True
+    return keep
+
+
 def keep_nearest_patch(centers: np.ndarray, owners: np.ndarray, boxes: list[PatchBox]) -> np.ndarray:
-    """del_duplicates: keep a component only where its own patch's centre is the nearest patch centre.
+    """Whether each component's own patch has the centre nearest to the component's centre.
 
     ``centers`` (K, 2) component centres, ``owners`` (K,) index of the patch that found each.
     Only patches containing the centre compete, so a border component is not lost.

@@ -47,3 +47,19 @@ def test_keep_nearest_patch_keeps_exactly_one_copy_of_a_duplicate():
     centers = np.array([[20.0, 33.0], [20.0, 33.5]])     # one neuron found by both patches
     keep = keep_nearest_patch(centers, np.array([0, 1]), boxes)
     assert keep.tolist() == [True, False]
+
+
+def test_deduplicate_keeps_one_copy_when_both_copies_prefer_the_other_patch():
+    from cnmflow.engine.patches import deduplicate
+
+    dims = (128, 81)
+    boxes = [PatchBox(0, 81, 0, 81), PatchBox(47, 128, 0, 81)]   # centres at rows 40 and 87
+    yy, xx = np.mgrid[:128, :81]
+
+    def blob(row):
+        return np.exp(-((yy - row) ** 2 + (xx - 40) ** 2) / 8.0).ravel(order="F")
+
+    # Found near row 64 by both patches; each copy's centre is nearer the *other* patch's centre.
+    A = sp.csc_matrix(np.column_stack([blob(64.0), blob(63.0)]))
+    keep = deduplicate(A, np.array([0, 1]), boxes, dims)
+    assert keep.sum() == 1
