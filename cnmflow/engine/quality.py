@@ -100,3 +100,27 @@ def evaluate_components(movie, estimates: Estimates, *, fr: float, decay_time: f
     snr = trace_snr(estimates.C + estimates.YrA, window=window)
     r_values = spatial_consistency(movie, estimates, chunk_frames=chunk_frames)
     return Quality(snr=snr, r_values=r_values)
+
+
+#: CaImAn's 1P acceptance thresholds (min_SNR, rval_thr) and its hard rejection bounds.
+MIN_SNR = 2.5
+RVAL_THR = 0.85
+SNR_LOWEST = 0.5
+RVAL_LOWEST = -1.0
+
+
+def component_statuses(estimates: Estimates, *, evaluate: bool, min_snr: float = MIN_SNR,
+                       rval_thr: float = RVAL_THR) -> list[str]:
+    """isxd cell statuses: all "undecided" unless evaluation is on (off by default, as in the seed).
+
+    With evaluation, a component is accepted when it passes either test (SNR ≥ min_snr or
+    r ≥ rval_thr) and rejected otherwise, or when it fails a hard bound (SNR ≤ 0.5, r ≤ −1).
+    """
+    if not evaluate:
+        return ["undecided"] * estimates.K
+    statuses = []
+    for snr, r in zip(estimates.SNR_comp, estimates.r_values):
+        passes = snr >= min_snr or r >= rval_thr
+        hard_fail = snr <= SNR_LOWEST or r <= RVAL_LOWEST
+        statuses.append("accepted" if passes and not hard_fail else "rejected")
+    return statuses
