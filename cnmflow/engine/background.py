@@ -327,14 +327,17 @@ def _solve_rings(G: np.ndarray, loc: np.ndarray, valid: np.ndarray, ploc: np.nda
     Invalid (off-image) ring entries become decoupled unit-diagonal rows with zero
     right-hand side, so their weight is exactly 0 and the batch has a uniform size.
     """
-    nb, n = loc.shape
     nbox = G.shape[0]
     Gf = G.reshape(-1)
-    M = np.take(Gf, loc[:, :, None] * nbox + loc[:, None, :]).astype(np.float64)
-    rhs = np.take(Gf, loc * nbox + ploc[:, None]).astype(np.float64)
-    vm = valid.astype(np.float64)
-    M *= vm[:, :, None] * vm[:, None, :]
-    rhs *= vm
+    it = np.int32 if nbox * nbox < 2**31 else np.int64
+    loc = loc.astype(it, copy=False)
+    M = np.take(Gf, loc[:, :, None] * it(nbox) + loc[:, None, :]).astype(np.float64)
+    rhs = np.take(Gf, loc * it(nbox) + ploc.astype(it)[:, None]).astype(np.float64)
+    if not valid.all():
+        vm = valid.astype(np.float64)
+        M *= vm[:, :, None]
+        M *= vm[:, None, :]
+        rhs *= vm
     diag = np.einsum("bii->bi", M)  # writable view
     tr = diag.sum(axis=1)
     lam = RIDGE * tr
