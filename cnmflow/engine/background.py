@@ -159,12 +159,13 @@ def _upsample(x: np.ndarray, dims: tuple[int, int], s: int) -> np.ndarray:
         return x
     y0, y1, wy = _interp_axis(dims[0], s)
     x0, x1, wx = _interp_axis(dims[1], s)
-    t = np.take(x, y0, axis=1)
-    t *= (1 - wy)[None, :, None]
-    t += np.take(x, y1, axis=1) * wy[None, :, None]
-    out = np.take(t, x0, axis=2)
-    out *= (1 - wx)[None, None, :]
-    out += np.take(t, x1, axis=2) * wx[None, None, :]
+    # columns first, on the small (n, dr, dc) array; then whole rows (contiguous copies)
+    t = np.take(x, x0, axis=2)
+    t *= (1 - wx)[None, None, :]
+    t += np.take(x, x1, axis=2) * wx[None, None, :]
+    out = np.take(t, y0, axis=1)
+    out *= (1 - wy)[None, :, None]
+    out += np.take(t, y1, axis=1) * wy[None, :, None]
     return out
 
 
@@ -376,7 +377,9 @@ def ring_background(model: RingModel, frames: np.ndarray, AC: np.ndarray | None 
     F = np.asarray(model.W @ M.T, dtype=np.float32)  # (d_ds, n)
     F = F.T.reshape(n, dc, dr).transpose(0, 2, 1)
     out = _upsample(F, (rows, cols), s)
-    out = out + b0[None]
+    if out is F:
+        out = np.ascontiguousarray(out)
+    out += b0[None]
     return out.astype(np.float32, copy=False)
 
 
