@@ -669,6 +669,8 @@ def write_isxd(
     """
     import isx
 
+    from cnmflow import isx_timing
+
     path = Path(path)
     arr = _check_movie(movie)
     rate = _check_fr(fr, required=True)
@@ -681,18 +683,12 @@ def write_isxd(
     if drop and (drop[0] < 0 or drop[-1] >= T):
         raise ParameterError(f"dropped={list(dropped)!r} is not allowed: frame indices must be in [0, {T}).")
 
-    def ratio(fr_: Fraction):
-        return isx._internal.IsxRatio(fr_.numerator, fr_.denominator)
-
-    period = isx.Duration._from_impl(ratio(1 / rate))
-    start = isx.Time._from_secs_since_epoch(
-        isx.Duration._from_impl(ratio(Fraction(float(start_s)).limit_denominator(1_000_000)))
-    )
+    period = isx_timing.duration(1 / rate)
+    start = isx_timing.time_from_seconds(isx_timing.exact_fraction(start_s))
     timing = isx.Timing(num_samples=T, period=period, start=start, dropped=drop)
     spacing = isx.Spacing(num_pixels=(rows, cols))
-    px = ratio(Fraction(float(pixel_size_um)).limit_denominator(1_000_000))
-    spacing._impl.pixel_width = px
-    spacing._impl.pixel_height = isx._internal.IsxRatio(px.num, px.den)
+    px = isx_timing.exact_fraction(pixel_size_um)
+    isx_timing.set_pixel_size(spacing, height_um=px, width_um=px)
 
     tmp = _tmp_path(path, ".isxd")  # isx insists on the .isxd extension
     tmp.unlink(missing_ok=True)

@@ -1,0 +1,87 @@
+"""Exact isx durations, times and pixel sizes (rational numbers, never truncated to ms).
+
+`isx.Duration.from_msecs` truncates to whole milliseconds (30 fps becomes 33 ms). isx stores
+every duration as a ratio of two int64 (`isx._internal.IsxRatio`); these helpers build those
+ratios from Python `Fraction`s so 1/30 s is stored as exactly 1/30 s.
+"""
+
+from __future__ import annotations
+
+import math
+from datetime import datetime, timedelta, timezone
+from fractions import Fraction
+
+#: Largest denominator used when a float is turned into an exact fraction.
+MAX_DENOMINATOR = 1_000_000
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+
+
+def _isx():
+    import isx  # noqa: PLC0415
+
+    return isx
+
+
+def exact_fraction(value: float, *, max_denominator: int = MAX_DENOMINATOR) -> Fraction:
+    """The simplest fraction within float precision of `value` (30.0 → 30, 29.97 → 2997/100)."""
+    value = float(value)
+    if not math.isfinite(value):
+        raise ValueError(f"cannot make an exact fraction of {value!r}; give a finite number")
+    return Fraction(value).limit_denominator(max_denominator)
+
+
+def ratio(value: Fraction):
+    """An `isx._internal.IsxRatio` holding `value` exactly."""
+    value = Fraction(value)
+    return _isx()._internal.IsxRatio(value.numerator, value.denominator)
+
+
+def as_fraction(duration) -> Fraction:
+    """The exact value of an `isx.Duration` (or an `IsxRatio`) as a Fraction of seconds."""
+    impl = getattr(duration, "_impl", duration)
+    return Fraction(int(impl.num), int(impl.den))
+
+
+def duration(seconds: Fraction):
+    """An `isx.Duration` of exactly `seconds`."""
+    return _isx().Duration._from_impl(ratio(seconds))
+
+
+def period_from_rate(fr: float):
+    """The `isx.Duration` of one frame at `fr` frames per second, exactly 1/fr (1/30 s at 30 fps)."""
+    rate = exact_fraction(fr)
+    if rate <= 0:
+        raise ValueError(f"frame rate must be positive, got {fr!r}")
+    return duration(1 / rate)
+
+
+def time_from_seconds(secs_since_epoch: Fraction, utc_offset: int = 0):
+    """An `isx.Time` at `secs_since_epoch` (UTC), with a local UTC offset in seconds."""
+    return _isx().Time._from_secs_since_epoch(duration(Fraction(secs_since_epoch)), int(utc_offset))
+
+
+def time_from_datetime(when: datetime | None):
+    """An `isx.Time` for a datetime (naive means UTC), to the microsecond; None → the epoch."""
+    if when is None:
+        return time_from_seconds(Fraction(0))
+    aware = when if when.tzinfo is not None else when.replace(tzinfo=timezone.utc)
+    delta = aware - _EPOCH
+    micros = (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
+    offset = aware.utcoffset() or timedelta(0)
+    return time_from_seconds(Fraction(micros, 1_000_000), int(offset.total_seconds()))
+
+
+def time_to_datetime(time) -> datetime:
+    """The (timezone-aware) datetime of an `isx.Time`, rounded to the microsecond."""
+    impl = time._impl
+    secs = Fraction(int(impl.secs_since_epoch.num), int(impl.secs_since_epoch.den))
+    offset = int(impl.utc_offset)
+    tz = timezone(timedelta(seconds=offset)) if abs(offset) < 86_400 else timezone.utc
+    return (_EPOCH + timedelta(microseconds=round(secs * 1_000_000))).astimezone(tz)
+
+
+def set_pixel_size(spacing, *, height_um: Fraction, width_um: Fraction) -> None:
+    """Set the pixel size of an `isx.Spacing` (µm per pixel); isx's own default is 3 µm."""
+    spacing._impl.pixel_width = ratio(Fraction(width_um))
+    spacing._impl.pixel_height = ratio(Fraction(height_um))
