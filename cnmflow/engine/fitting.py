@@ -18,11 +18,9 @@ from cnmflow.engine.background import fit_ring_model
 from cnmflow.engine.estimates import Estimates
 from cnmflow.engine.merging import merge_components
 from cnmflow.engine.movie_source import MovieSource
-from cnmflow.engine.noise import pixel_noise
-from cnmflow.engine.patch_job import PatchResult, fit_patch
-from cnmflow.engine.patches import deduplicate, embed_footprints, patch_boxes
+from cnmflow.engine.patch_job import PatchResult, fit_patch, ring_fit_frames
+from cnmflow.engine.patches import deduplicate, embed_footprints, patch_boxes, stitch_images
 from cnmflow.engine.quality import evaluate_components
-from cnmflow.engine.summary_images import correlation_pnr
 from cnmflow.engine.traces import TraceModel, normalize, refine_footprints, solve_traces
 from cnmflow.errors import ParameterError
 from cnmflow.params import Params
@@ -80,11 +78,12 @@ def fit(movie: np.ndarray, params: Params, progress: Progress | None = None, *,
     C_full = _to_full_rate(C_low, T, params.tsub)
     model = TraceModel(A=A, ring=None)
     rounds = 1 if params.only_init else 2
+    ring = None
     for round_index in range(rounds):
         report("background", round_index / rounds)
-        ring = fit_ring_model(movie, A, C_full, gsiz=params.gSiz, ring_size_factor=params.ring_size_factor,
-                              ssub_B=params.ssub_B, chunk_frames=chunk_frames,
-                              frames=slice(None, None, params.tsub))
+        if ring is None or params.update_background_components:
+            ring = fit_ring_model(movie, A, C_full, gsiz=params.gSiz, ring_size_factor=params.ring_size_factor,
+                                  ssub_B=params.ssub_B, chunk_frames=chunk_frames, frames=ring_fit_frames(T))
         model = TraceModel(A=A, ring=ring)
         report("traces", round_index / rounds)
         traces = solve_traces(movie, model, C_full, params=params, chunk_frames=chunk_frames)
@@ -93,15 +92,11 @@ def fit(movie: np.ndarray, params: Params, progress: Progress | None = None, *,
             A = refine_footprints(movie, model, C_full, params=params, chunk_frames=chunk_frames)
     timings["background_and_traces"] = time.perf_counter() - started
 
-    started = time.perf_counter()
-    report("summary images", 0.0)
-    sn = pixel_noise(movie)
-    images = correlation_pnr(movie, gsig=params.gSig, center_psf=params.center_psf, chunk_frames=chunk_frames)
-    report("summary images", 1.0)
-    timings["summary_images"] = time.perf_counter() - started
-
+    boxes = [result.box for result in results]
+    sn = stitch_images([result.noise for result in results], boxes, dims)
     estimates = normalize(traces, model, dims=dims, sn=sn, ssub_B=params.ssub_B)
-    estimates.Cn, estimates.pnr = images.correlation, images.pnr
+    estimates.Cn = stitch_images([result.correlation for result in results], boxes, dims)
+    estimates.pnr = stitch_images([result.pnr for result in results], boxes, dims)
     started = time.perf_counter()
     quality = evaluate_components(movie, estimates, fr=params.fr or 30.0, decay_time=params.decay_time,
                                   chunk_frames=chunk_frames)

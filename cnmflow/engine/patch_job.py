@@ -16,6 +16,7 @@ from cnmflow.engine.hals import (clean_footprint, dilated_support, frames_to_pix
                                  update_footprints, update_traces)
 from cnmflow.engine.init.corr_pnr import initialize_corr_pnr
 from cnmflow.engine.movie_source import MovieSource
+from cnmflow.engine.noise import pixel_noise
 from cnmflow.engine.patches import PatchBox
 from cnmflow.params import Params
 
@@ -30,6 +31,9 @@ class PatchResult:
     box: PatchBox
     A: np.ndarray          # (h*w, K) float32
     C: np.ndarray          # (K, T // tsub) float32
+    noise: np.ndarray      # (h, w) per-pixel noise sd of the full-rate movie
+    correlation: np.ndarray  # (h, w) correlation image used for seeding (upsampled when ssub > 1)
+    pnr: np.ndarray          # (h, w) PNR image used for seeding (upsampled when ssub > 1)
 
 
 def downsample(movie: np.ndarray, *, tsub: int, ssub: int) -> np.ndarray:
@@ -64,18 +68,25 @@ def upsample_footprints(A: np.ndarray, small: tuple[int, int], full: tuple[int, 
 def fit_patch(source: MovieSource, box: PatchBox, params: Params, *, fov_dims: tuple[int, int]) -> PatchResult:
     """CNMF-E on one patch (method_init corr_pnr); see the module docstring."""
     rows, cols = box.slices()
-    Y = downsample(source.open()[:, rows, cols], tsub=params.tsub, ssub=params.ssub)
+    full_rate = np.asarray(source.open()[:, rows, cols], dtype=np.float32)
+    noise = pixel_noise(full_rate)
+    Y = downsample(full_rate, tsub=params.tsub, ssub=params.ssub)
+    del full_rate
     dims = Y.shape[1:]
     gsig = params.gSig / params.ssub
     gsiz = max(int(round(params.gSiz / params.ssub)), 1)
     seed = dict(gsig=gsig, gsiz=gsiz, min_corr=params.min_corr, min_pnr=params.min_pnr,
                 center_psf=params.center_psf, border_pix=0)
 
+    ring_args = dict(gsiz=gsiz, ring_size_factor=params.ring_size_factor, ssub_B=params.ssub_B,
+                     frames=ring_fit_frames(Y.shape[0]))
+
     first = initialize_corr_pnr(Y, max_components=params.K, **seed)
     A, C = first.A.astype(np.float32), first.C.astype(np.float32)
+    ring = fit_ring_model(Y, _sparse(A), C, **ring_args)
     if params.K is None or A.shape[1] < params.K:
-        ring_args = dict(gsiz=gsiz, ring_size_factor=params.ring_size_factor, ssub_B=params.ssub_B)
-        ring = fit_ring_model(Y, _sparse(A), C, **ring_args)
+        # Residual pass: neurons hidden under brighter ones or under the background show up
+        # once the first components and the ring background are removed.
         residual = Y - ring_background(ring, Y, _neural(A, C, dims)) - _neural(A, C, dims)
         budget = None if params.K is None else params.K - A.shape[1]
         more = initialize_corr_pnr(residual, max_components=budget, **seed)
@@ -83,11 +94,20 @@ def fit_patch(source: MovieSource, box: PatchBox, params: Params, *, fov_dims: t
         if more.A.shape[1]:
             A = np.hstack([A, more.A.astype(np.float32)])
             C = np.vstack([C, more.C.astype(np.float32)])
-    A, C = _refine(Y, A, C, params=params, gsiz=gsiz, gsig=gsig)
+            ring = fit_ring_model(Y, _sparse(A), C, **ring_args)
+    A, C = _refine(Y, A, C, ring, params=params, ring_args=ring_args, gsig=gsig)
     A = upsample_footprints(A, dims, box.shape)
     A = _drop_border_components(A, box, fov_dims, border_pix=params.border_pix)
     keep = A.any(axis=0)
-    return PatchResult(box=box, A=A[:, keep], C=C[keep])
+    return PatchResult(box=box, A=A[:, keep], C=C[keep], noise=noise,
+                       correlation=_to_patch_grid(first.correlation, box.shape),
+                       pnr=_to_patch_grid(first.pnr, box.shape))
+
+
+def _to_patch_grid(image: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
+    """An image on the ssub grid repeated back onto the patch's pixels."""
+    factor = -(-shape[0] // image.shape[0]), -(-shape[1] // image.shape[1])
+    return np.repeat(np.repeat(image, factor[0], axis=0), factor[1], axis=1)[:shape[0], :shape[1]]
 
 
 def _sparse(A: np.ndarray):
@@ -100,14 +120,18 @@ def _neural(A: np.ndarray, C: np.ndarray, dims: tuple[int, int]) -> np.ndarray:
     return pixels_to_frames((A @ C).T, dims)
 
 
-def _refine(Y: np.ndarray, A: np.ndarray, C: np.ndarray, *, params: Params, gsiz: int, gsig: float):
+def ring_fit_frames(n_frames: int, *, target: int = 500) -> slice:
+    """Every k-th frame for fitting ring weights: ~``target`` frames pin ~50 weights per pixel well."""
+    return slice(None, None, max(1, n_frames // target))
+
+
+def _refine(Y: np.ndarray, A: np.ndarray, C: np.ndarray, ring, *, params: Params, ring_args: dict,
+            gsig: float):
     """A few HALS rounds against the ring background, as CNMF-E does after initialisation."""
     if A.shape[1] == 0:
         return A, C
     dims = Y.shape[1:]
-    ring_args = dict(gsiz=gsiz, ring_size_factor=params.ring_size_factor, ssub_B=params.ssub_B)
-    ring = fit_ring_model(Y, _sparse(A), C, **ring_args)
-    for _ in range(REFINE_ROUNDS):
+    for round_index in range(REFINE_ROUNDS):
         Ytilde = frames_to_pixels(Y - ring_background(ring, Y, _neural(A, C, dims))).T   # (pixels, T)
         C = update_traces(C, A.T @ Ytilde, A.T @ A).astype(np.float32)
         alive = C.any(axis=1)
@@ -121,7 +145,7 @@ def _refine(Y: np.ndarray, A: np.ndarray, C: np.ndarray, *, params: Params, gsiz
         A, C = A[:, alive], C[alive]
         if A.shape[1] == 0:
             break
-        if params.update_background_components:
+        if params.update_background_components and round_index + 1 < REFINE_ROUNDS:
             ring = fit_ring_model(Y, _sparse(A), C, **ring_args)
     return A, C
 

@@ -115,3 +115,23 @@ def keep_nearest_patch(centers: np.ndarray, owners: np.ndarray, boxes: list[Patc
         distances = np.linalg.norm(patch_centers[candidates] - center, axis=1)
         keep[k] = candidates[int(np.argmin(distances))] == owner
     return keep
+
+
+def stitch_images(images: list[np.ndarray], boxes: list[PatchBox], dims: tuple[int, int]) -> np.ndarray:
+    """Per-patch images → one image; each pixel from the patch whose centre is nearest.
+
+    Seeding images are local (a filter of radius ~2·gSig and 8-neighbour correlations), so with
+    overlaps wider than twice that radius the stitched image equals one computed on the whole
+    field of view, at no extra pass over the movie.
+    """
+    rows, cols = np.mgrid[:dims[0], :dims[1]]
+    best = np.full(dims, np.inf)
+    out = np.zeros(dims, dtype=np.float32)
+    for image, box in zip(images, boxes):
+        region = box.slices()
+        center = box.center
+        distance = np.hypot(rows[region] - center[0], cols[region] - center[1])
+        closer = distance < best[region]
+        out[region] = np.where(closer, image, out[region])
+        best[region] = np.where(closer, distance, best[region])
+    return out
