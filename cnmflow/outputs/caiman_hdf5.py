@@ -45,13 +45,13 @@ CAIMAN_LAYOUT_VERSION = "1.11.3"
 #: strings as group attributes, tuples as arrays.
 CAIMAN_PARAM_DEFAULTS: dict[str, dict[str, Any]] = {
     "data": {
-        "caiman_version": CAIMAN_LAYOUT_VERSION,
+        "caiman_version": CAIMAN_LAYOUT_VERSION,  # the layout's version, not a CaImAn install
         "decay_time": 0.4,
         "dims": None,                       # per run: the movie's (rows, cols)
         "dxy": (1, 1),
         "fnames": None,                     # per run: the input movies, when given
         "fr": 30.0,
-        "last_commit": f"cnmflow-{__version__}",
+        "last_commit": f"cnmflow-{__version__}",  # who wrote the file (CaImAn: its git commit)
         "var_name_hdf5": "mov",
     },
     "init": {

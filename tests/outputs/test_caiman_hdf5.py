@@ -52,7 +52,7 @@ def make_estimates(K: int = 3) -> Estimates:
 PARAMS = Params(fr=20.0, n_processes=2)
 
 
-def tree(path: Path) -> dict[str, h5py.Datatype | None]:
+def tree(path: Path) -> dict[str, np.dtype | None]:
     """Every group (None) and dataset (its dtype) in a file, by path."""
     out: dict[str, np.dtype | None] = {}
     with h5py.File(path, "r") as h5:
