@@ -18,6 +18,7 @@ rows so its memory stays bounded for memory-mapped movies.
 from __future__ import annotations
 
 import numpy as np
+import scipy.fft
 
 from cnmflow.errors import ParameterError
 
@@ -64,9 +65,10 @@ def noise_psd(traces: np.ndarray, *, band: tuple[float, float] = (0.25, 0.5), me
     if not mask.any():
         out = np.full(n, np.nan)
         return out[0] if one_d else out
-    work = y2.astype(np.float64, copy=False)
-    X = np.fft.rfft(work - work.mean(axis=1, keepdims=True), axis=1)[:, mask]
-    psd = (X.real ** 2 + X.imag ** 2) / T  # = one-sided PSD / 2
+    # float32 in, float32 FFT: the noise level needs ~4 digits, and it halves time and memory.
+    work = y2 if y2.dtype == np.float32 else y2.astype(np.float64, copy=False)
+    X = scipy.fft.rfft(work - work.mean(axis=1, keepdims=True), axis=1, workers=-1)[:, mask]
+    psd = (X.real.astype(np.float64) ** 2 + X.imag.astype(np.float64) ** 2) / T  # = one-sided PSD / 2
     if method == "mean":
         sn = np.sqrt(psd.mean(axis=1))
     elif method == "median":
