@@ -163,7 +163,7 @@ def write_cellset(path: Path, *, footprints: sp.csc_matrix, dims: tuple[int, int
             for k in range(K):
                 lo, hi = A.indptr[k], A.indptr[k + 1]
                 image[:] = 0.0
-                np.add.at(image, A.indices[lo:hi], A.data[lo:hi])
+                image[A.indices[lo:hi]] = A.data[lo:hi]  # canonical: no duplicate entries
                 # Fortran pixel order: pixel index col*rows + row → (rows, cols) image
                 frame = np.ascontiguousarray(image.reshape((rows, cols), order="F"))
                 trace = np.ascontiguousarray(traces[k], dtype=np.float32)
@@ -254,7 +254,9 @@ def _check_footprints(footprints, dims, spacing) -> sp.csc_matrix:
                          "use the spacing of the movie the footprints were fitted on")
     if footprints.shape[0] != dims[0] * dims[1]:
         raise ValueError(f"footprints have {footprints.shape[0]} pixels but dims {dims} have {dims[0] * dims[1]}")
-    return sp.csc_matrix(footprints, dtype=np.float32)
+    A = sp.csc_matrix(footprints, dtype=np.float32, copy=True)  # own copy: canonicalised below
+    A.sum_duplicates()
+    return A
 
 
 def _check_traces(name: str, values, K: int, timing) -> np.ndarray:
