@@ -12,6 +12,7 @@ import numpy as np
 import scipy.ndimage as ndi
 
 from cnmflow.engine.background import fit_ring_model, ring_background
+from cnmflow.engine.footprint_shape import neuron_sized
 from cnmflow.engine.hals import (clean_footprint, dilated_support, frames_to_pixels, pixels_to_frames,
                                  update_footprints, update_traces)
 from cnmflow.engine.init.corr_pnr import initialize_corr_pnr
@@ -82,7 +83,7 @@ def fit_patch(source: MovieSource, box: PatchBox, params: Params, *, fov_dims: t
                      frames=ring_fit_frames(Y.shape[0]))
 
     first = initialize_corr_pnr(Y, max_components=params.K, **seed)
-    A, C = first.A.astype(np.float32), first.C.astype(np.float32)
+    A, C = _neurons_only(first.A, first.C, dims, gsig)
     ring = fit_ring_model(Y, _sparse(A), C, **ring_args)
     if params.K is None or A.shape[1] < params.K:
         # Residual pass: neurons hidden under brighter ones or under the background show up
@@ -91,9 +92,10 @@ def fit_patch(source: MovieSource, box: PatchBox, params: Params, *, fov_dims: t
         budget = None if params.K is None else params.K - A.shape[1]
         more = initialize_corr_pnr(residual, max_components=budget, **seed)
         del residual
-        if more.A.shape[1]:
-            A = np.hstack([A, more.A.astype(np.float32)])
-            C = np.vstack([C, more.C.astype(np.float32)])
+        more_A, more_C = _neurons_only(more.A, more.C, dims, gsig)
+        if more_A.shape[1]:
+            A = np.hstack([A, more_A])
+            C = np.vstack([C, more_C])
             ring = fit_ring_model(Y, _sparse(A), C, **ring_args)
     A, C = _refine(Y, A, C, ring, params=params, ring_args=ring_args, gsig=gsig)
     A = upsample_footprints(A, dims, box.shape)
@@ -108,6 +110,12 @@ def _to_patch_grid(image: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
     """An image on the ssub grid repeated back onto the patch's pixels."""
     factor = -(-shape[0] // image.shape[0]), -(-shape[1] // image.shape[1])
     return np.repeat(np.repeat(image, factor[0], axis=0), factor[1], axis=1)[:shape[0], :shape[1]]
+
+
+def _neurons_only(A: np.ndarray, C: np.ndarray, dims: tuple[int, int], gsig: float):
+    """Drop initial components too wide to be neurons; the ring background absorbs them."""
+    keep = neuron_sized(A, dims, gsig=gsig)
+    return A[:, keep].astype(np.float32), C[keep].astype(np.float32)
 
 
 def _sparse(A: np.ndarray):

@@ -83,19 +83,21 @@ def deduplicate(A: sp.spmatrix, owners: np.ndarray, boxes: list[PatchBox], dims:
                 overlap: float = 0.5) -> np.ndarray:
     """del_duplicates: which components to keep so that each neuron is kept from one patch only.
 
-    A component is kept when its patch's centre is the nearest to the component's centre of mass.
-    Two copies of one neuron straddling the line between two patch centres can each find the
-    other patch nearer; a dropped component that no kept component covers (footprint cosine
-    similarity above ``overlap``) is therefore kept after all, one copy at a time.
+    A component is kept when its patch's centre is the nearest to the component's centre of mass
+    (as in CaImAn; it also drops what a patch finds at its edge, where its background model is
+    weakest, when a neighbour covers that place better). Two copies of one neuron straddling the
+    line between two patch centres can each find the other patch nearer and both be dropped; so
+    a dropped component with a dropped duplicate from another patch (footprint cosine similarity
+    above ``overlap``) and no kept duplicate is kept after all, one copy per neuron.
     """
     A = sp.csc_matrix(A)
     keep = keep_nearest_patch(centers_of_mass(A, dims), owners, boxes)
     norms = np.sqrt(np.asarray(A.multiply(A).sum(axis=0)).ravel())
     unit = sp.csc_matrix(A @ sp.diags(1.0 / np.where(norms > 0, norms, 1.0)))
-    similarity = (unit.T @ unit).toarray()
+    duplicate = (unit.T @ unit).toarray() > overlap
+    duplicate &= owners[:, None] != owners[None, :]
     for k in np.flatnonzero(~keep):
-        covered = similarity[k, keep] > overlap
-        if not covered.any():
+        if duplicate[k, ~keep].any() and not duplicate[k, keep].any():
             keep[k] = True
     return keep
 
