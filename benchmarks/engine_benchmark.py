@@ -1,0 +1,117 @@
+"""Speed, memory and accuracy of ``cnmflow.engine.fit`` on simulated 1P movies with ground truth.
+
+Each size is simulated once (cached under the results folder), then fitted in a fresh process
+that memory-maps the movie, so peak RSS is the fit's own (parent and worker processes reported
+separately). Writes ``engine_benchmark.json`` and prints a table.
+
+    .venv/bin/python benchmarks/engine_benchmark.py                 # 256x256x2000 and 512x512x3000
+    .venv/bin/python benchmarks/engine_benchmark.py --sizes 128x128x1000:30
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+DEFAULT_SIZES = ("256x256x2000:80", "512x512x3000:240")
+RESULTS = Path(__file__).resolve().parent / "results"
+
+
+def parse_size(text: str) -> tuple[int, int, int, int]:
+    shape, _, neurons = text.partition(":")
+    rows, cols, frames = (int(v) for v in shape.split("x"))
+    return rows, cols, frames, int(neurons or 60)
+
+
+def simulate(size: str, folder: Path, seed: int) -> Path:
+    """Simulate once; the movie goes to a raw float32 file the fit can memory-map."""
+    from cnmflow.synthetic import simulate_1p
+
+    rows, cols, frames, neurons = parse_size(size)
+    movie_path = folder / f"movie_{rows}x{cols}x{frames}_{neurons}_seed{seed}.npy"
+    truth_path = movie_path.with_suffix(".truth.npz")
+    if movie_path.exists() and truth_path.exists():
+        return movie_path
+    simulated = simulate_1p(shape=(rows, cols), n_frames=frames, n_neurons=neurons, gsig=3.0, fr=10.0, rng=seed)
+    np.save(movie_path, simulated.movie)
+    truth = simulated.truth
+    np.savez_compressed(truth_path, footprints=truth.footprints, calcium=truth.calcium, centers=truth.centers)
+    return movie_path
+
+
+def fit_and_score(movie_path: Path, params: dict, out_json: Path) -> None:
+    """Runs in a fresh process: fit the memory-mapped movie, score it, record time and memory."""
+    import resource
+
+    from cnmflow.engine import fit
+    from cnmflow.params import build_params
+    from cnmflow.scoring import score
+
+    movie = np.load(movie_path, mmap_mode="r")
+    truth = np.load(movie_path.with_suffix(".truth.npz"))
+    started = time.perf_counter()
+    estimates = fit(movie, build_params(params))
+    wall = time.perf_counter() - started
+    accuracy = score(truth["footprints"], estimates.footprints(), truth_traces=truth["calcium"],
+                     estimated_traces=estimates.C)
+    record = {
+        "movie": movie_path.name, "shape": list(movie.shape), "params": params, "wall_s": round(wall, 2),
+        "frames_per_s": round(movie.shape[0] / wall, 1),
+        "stages_s": {stage: round(seconds, 2) for stage, seconds in estimates.timings.items()},
+        "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
+        "peak_rss_worker_mb": round(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024, 1),
+        "movie_mb": round(movie.nbytes / 2 ** 20, 1),
+        "K": estimates.K, "n_true": int(truth["footprints"].shape[0]),
+        "precision": round(accuracy.precision, 3), "recall": round(accuracy.recall, 3), "f1": round(accuracy.f1, 3),
+        "median_trace_corr": round(float(accuracy.median_trace_corr), 3),
+    }
+    out_json.write_text(json.dumps(record, indent=1))
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sizes", nargs="+", default=list(DEFAULT_SIZES), help="ROWSxCOLSxFRAMES:NEURONS")
+    parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--set", nargs="*", default=[], metavar="NAME=VALUE", help="extra fit parameters")
+    parser.add_argument("--fit-only", type=Path, help=argparse.SUPPRESS)
+    parser.add_argument("--params-json", help=argparse.SUPPRESS)
+    parser.add_argument("--out", type=Path, help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.fit_only:
+        fit_and_score(args.fit_only, json.loads(args.params_json), args.out)
+        return 0
+
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    params = dict(fr=10.0, gSig=3, gSiz=13, min_corr=0.8, min_pnr=8, rf=40, stride=20, n_processes=2)
+    for assignment in args.set:
+        name, _, value = assignment.partition("=")
+        params[name] = json.loads(value)
+    records = []
+    for size in args.sizes:
+        movie_path = simulate(size, RESULTS, args.seed)
+        out = RESULTS / f"{movie_path.stem}.fit.json"
+        subprocess.run([sys.executable, __file__, "--fit-only", str(movie_path), "--params-json", json.dumps(params),
+                        "--out", str(out)], check=True)
+        records.append(json.loads(out.read_text()))
+    summary = {"machine": {"cpus": __import__("os").cpu_count(), "python": platform.python_version(),
+                           "platform": platform.platform()}, "runs": records}
+    (RESULTS / "engine_benchmark.json").write_text(json.dumps(summary, indent=1))
+    header = f"{'movie':<28}{'wall s':>8}{'fr/s':>8}{'RSS MB':>8}{'wkr MB':>8}{'K':>5}{'P':>7}{'R':>7}{'F1':>7}{'corr':>7}"
+    print(header)
+    for r in records:
+        print(f"{'x'.join(map(str, r['shape'])):<28}{r['wall_s']:>8}{r['frames_per_s']:>8}{r['peak_rss_mb']:>8}"
+              f"{r['peak_rss_worker_mb']:>8}{r['K']:>5}{r['precision']:>7}{r['recall']:>7}{r['f1']:>7}"
+              f"{r['median_trace_corr']:>7}")
+        print("   stages:", r["stages_s"])
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,50 @@
+"""``cnmflow.extract``: the whole job — validate, concatenate, fit, export — without Prefect."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+from cnmflow.outputs.export import ExportResult, check_output_dir, export
+from cnmflow.pipeline import ExtractionResult, extract as extract_components
+from cnmflow.validate import validate_inputs
+
+
+@dataclass(frozen=True)
+class Result:
+    """Components of a run and the files written for it."""
+
+    extraction: ExtractionResult
+    outputs: ExportResult
+
+    @property
+    def output_dir(self) -> Path:
+        return self.outputs.output_dir
+
+
+def extract(
+    movies: Sequence[str | os.PathLike],
+    output_dir: str | os.PathLike,
+    *,
+    preset: str = "1p",
+    params: dict[str, Any] | None = None,
+    params_file: str | os.PathLike | None = None,
+    overwrite_params: bool = False,
+    overwrite: bool = False,
+    evaluate: bool = False,
+    run_ids: dict[str, str | None] | None = None,
+    progress: Callable[[str, float], None] | None = None,
+) -> Result:
+    """Extract neurons from a movie or series and write every output into ``output_dir``.
+
+    ``params`` holds analysis-table values by their seed names (e.g. ``{"min_pnr": 8}``). All
+    checks — inputs, parameters, existing outputs — run before any computation.
+    """
+    inputs = validate_inputs(movies, preset=preset, table=params, params_file=params_file,
+                             overwrite_params=overwrite_params)
+    check_output_dir(output_dir, len(inputs.series.movies), overwrite=overwrite)
+    extraction = extract_components(inputs, output_dir, progress=progress)
+    outputs = export(extraction, output_dir, overwrite=overwrite, evaluate=evaluate, run_ids=run_ids)
+    return Result(extraction=extraction, outputs=outputs)

@@ -1,0 +1,186 @@
+"""Turning a fitted series into the files of the seed's Outputs section, all or nothing.
+
+Everything is written into a hidden staging folder inside the output directory and moved into
+place only once every file is complete, the manifest last, so a killed run leaves nothing that
+looks finished. Existing outputs are never replaced unless the caller asks to overwrite.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from cnmflow.engine.quality import component_statuses
+from cnmflow.lineage import build_manifest, input_records, write_manifest
+from cnmflow.outputs.caiman_hdf5 import write_caiman_hdf5
+from cnmflow.outputs.images import write_correlation_tif
+from cnmflow.outputs.isxd_sets import (EmptySetNotSupported, OutputExistsError, cell_names, output_spacing,
+                                       output_timing, split_traces, write_cellset, write_eventset)
+from cnmflow.outputs.metadata import describe_cellset, describe_eventset, write_output_metadata
+from cnmflow.outputs.previews import (events_preview, footprints_preview, initialization_images, no_cells_image,
+                                      safe_preview, traces_preview)
+from cnmflow.pipeline import ExtractionResult
+
+log = logging.getLogger(__name__)
+
+HDF5_NAME = "caiman_output.hdf5"
+CORRELATION_NAME = "local_corr_img.tif"
+METADATA_NAME = "output_metadata.json"
+MANIFEST_NAME = "manifest.json"
+
+
+@dataclass(frozen=True)
+class ExportResult:
+    """What an export wrote: file name → {"kind", "movie_index"}, and what the user should know."""
+
+    output_dir: Path
+    files: dict[str, dict[str, Any]]
+    notes: tuple[str, ...] = field(default_factory=tuple)
+
+    def paths(self) -> list[Path]:
+        return [self.output_dir / name for name in self.files]
+
+
+def planned_names(n_movies: int) -> list[str]:
+    """The data files a run over ``n_movies`` movies produces (previews come on top)."""
+    names = [HDF5_NAME, CORRELATION_NAME, METADATA_NAME, MANIFEST_NAME]
+    for k in range(n_movies):
+        names += [f"cellset_raw.{k:03d}.isxd", f"cellset_denoised.{k:03d}.isxd", f"neural_events.{k:03d}.isxd"]
+    return names
+
+
+def check_output_dir(output_dir: str | os.PathLike, n_movies: int, *, overwrite: bool) -> None:
+    """Refuse early, before any compute, to replace the outputs of an earlier run."""
+    output_dir = Path(output_dir)
+    existing = [name for name in planned_names(n_movies) if (output_dir / name).exists()]
+    if existing and not overwrite:
+        raise OutputExistsError(
+            f"{output_dir} already holds outputs of a run ({', '.join(existing[:4])}"
+            f"{', …' if len(existing) > 4 else ''}); choose another output directory or ask to overwrite "
+            "(--overwrite)")
+
+
+def export(result: ExtractionResult, output_dir: str | os.PathLike, *, overwrite: bool = False,
+           evaluate: bool = False, run_ids: dict[str, str | None] | None = None) -> ExportResult:
+    """Write every output of ``result`` into ``output_dir``; returns what was written.
+
+    ``evaluate`` turns on the quality evaluation that sets accepted/rejected statuses (off by
+    default, as in the seed tool). ``run_ids`` (e.g. the Prefect flow run id) go to the manifest.
+    """
+    output_dir = Path(output_dir)
+    n_movies = len(result.inputs.series.movies)
+    check_output_dir(output_dir, n_movies, overwrite=overwrite)
+    output_dir.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=".cnmflow-export-", dir=output_dir))
+    try:
+        files, notes = _write_all(result, staging, evaluate=evaluate)
+        manifest = build_manifest(output_dir=staging, outputs=files, inputs=input_records(result.inputs.series),
+                                  resolved=result.inputs.resolved, run_ids=run_ids or {}, notes=notes)
+        write_manifest(staging / MANIFEST_NAME, manifest)
+        files[MANIFEST_NAME] = {"kind": "manifest", "movie_index": None}
+        _move_into_place(staging, output_dir, files)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return ExportResult(output_dir=output_dir, files=files, notes=tuple(notes))
+
+
+def _move_into_place(staging: Path, output_dir: Path, files: dict[str, dict]) -> None:
+    """Data first, manifest last: the manifest's presence means the set is complete."""
+    for name in sorted(files, key=lambda name: name == MANIFEST_NAME):
+        os.replace(staging / name, output_dir / name)
+
+
+def _write_all(result: ExtractionResult, folder: Path, *, evaluate: bool) -> tuple[dict[str, dict], list[str]]:
+    estimates = result.estimates
+    params = result.inputs.resolved.params
+    series = result.inputs.series
+    fr = float(params.fr)
+    names = cell_names(estimates.K)
+    statuses = component_statuses(estimates, evaluate=evaluate)
+    files: dict[str, dict] = {}
+    notes: list[str] = []
+    if estimates.K == 0:
+        notes.append("no cells were found: the cell sets hold 0 cells and no event sets are written "
+                     "(isx cannot write an event set without cells); lower min_corr / min_pnr to find more")
+
+    accepted = [k for k, status in enumerate(statuses) if status != "rejected"]
+    write_caiman_hdf5(folder / HDF5_NAME, estimates, params, fnames=[str(m.path) for m in series.movies],
+                      idx_components=accepted)
+    files[HDF5_NAME] = {"kind": "caiman_hdf5", "movie_index": None}
+    if estimates.Cn is not None:
+        write_correlation_tif(folder / CORRELATION_NAME, estimates.Cn)
+        files[CORRELATION_NAME] = {"kind": "image", "movie_index": None}
+
+    raw = split_traces(estimates.C + estimates.YrA, result.offsets)
+    denoised = split_traces(estimates.C, result.offsets)
+    spikes = split_traces(estimates.S, result.offsets)
+    metadata: dict[str, dict] = {}
+    for index, movie in enumerate(series.movies):
+        timing = output_timing(movie, fr=fr)
+        spacing = output_spacing(movie, dxy=params.dxy)
+        for label, traces in (("raw", raw[index]), ("denoised", denoised[index])):
+            name = f"cellset_{label}.{index:03d}.isxd"
+            write_cellset(folder / name, footprints=estimates.A, dims=estimates.dims, traces=traces,
+                          timing=timing, spacing=spacing, statuses=statuses,
+                          extra_properties=movie.extra_properties)
+            files[name] = {"kind": f"cellset_{label}", "movie_index": index}
+            metadata[name] = describe_cellset(folder / name)
+        name = f"neural_events.{index:03d}.isxd"
+        try:
+            write_eventset(folder / name, spikes=spikes[index], timing=timing, cell_names=names)
+        except EmptySetNotSupported as err:
+            metadata[name] = {"type": "eventset", "written": False, "reason": str(err)}
+        else:
+            files[name] = {"kind": "neural_events", "movie_index": index}
+            metadata[name] = describe_eventset(folder / name)
+
+    files.update(_write_previews(result, folder, raw=raw, denoised=denoised, spikes=spikes, names=names,
+                                 statuses=statuses, notes=notes))
+    metadata["notes"] = {"messages": list(notes) + list(result.inputs.resolved.notes)}
+    write_output_metadata(folder / METADATA_NAME, metadata)
+    files[METADATA_NAME] = {"kind": "metadata", "movie_index": None}
+    return files, notes
+
+
+def _write_previews(result: ExtractionResult, folder: Path, *, raw, denoised, spikes, names, statuses,
+                    notes: list[str]) -> dict[str, dict]:
+    """Every preview of the seed's Outputs section; a failing preview is a note, never a failed run."""
+    estimates = result.estimates
+    fr = float(result.inputs.resolved.params.fr)
+    written: dict[str, dict] = {}
+
+    def attempt(movie_index, function, *args, **kwargs) -> None:
+        paths, problem = safe_preview(function, *args, **kwargs)
+        if problem:
+            notes.append(problem)
+            log.warning(problem)
+        written.update({path.name: {"kind": "preview", "movie_index": movie_index} for path in paths})
+
+    if estimates.Cn is not None and estimates.pnr is not None:
+        attempt(None, initialization_images, folder / "initialization_images", pnr=estimates.pnr,
+                correlation=estimates.Cn)
+    if estimates.K == 0:
+        attempt(None, no_cells_image, folder / "no_cells", message="No cells found: lower min_corr / min_pnr")
+    in_series_order = sorted(result.offsets, key=lambda index: result.offsets[index][0])
+    starts = [result.offsets[index][0] / fr for index in in_series_order]
+    for label, traces in (("raw", raw), ("denoised", denoised)):
+        if len(traces) > 1:
+            series_traces = np.concatenate([traces[index] for index in in_series_order], axis=1)
+            attempt(None, traces_preview, folder / f"traces_cellset_{label}.series", series_traces, fr=fr,
+                    names=names, boundaries=starts[1:], title=f"{label} traces, whole series")
+        for index in sorted(traces):
+            attempt(index, traces_preview, folder / f"traces_cellset_{label}.{index:03d}", traces[index], fr=fr,
+                    names=names, title=f"{label} traces, movie {index:03d}")
+            attempt(index, footprints_preview, folder / f"footprints_cellset_{label}.{index:03d}", estimates,
+                    statuses=statuses, names=names)
+    for index in sorted(spikes):
+        attempt(index, events_preview, folder / f"preview_neural_events.{index:03d}", spikes[index], fr=fr,
+                names=names)
+    return written
