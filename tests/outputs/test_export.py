@@ -1,0 +1,164 @@
+"""End to end through ``cnmflow.extract``: the files users' tools read, per movie, all or nothing."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+
+import h5py
+import isx
+import numpy as np
+import pytest
+
+import cnmflow
+from cnmflow.outputs import export as export_module
+from cnmflow.synthetic import simulate_1p, write_avi, write_isxd, write_tiff
+
+IDEAS = Path(__file__).resolve().parents[2] / ".." / "shared" / "data" / "ideas"
+PARAMS = {"gSig": 3, "gSiz": 13, "min_corr": 0.8, "min_pnr": 8, "rf": None, "n_processes": 1}
+
+
+@pytest.fixture(scope="module")
+def simulated():
+    return simulate_1p(shape=(48, 56), n_frames=300, n_neurons=6, gsig=3.0, fr=10.0, peak_snr=(8, 12), rng=3)
+
+
+@pytest.fixture(scope="module")
+def isxd_series(simulated, tmp_path_factory):
+    """Two isxd movies listed in reverse chronological order: the later one first."""
+    folder = tmp_path_factory.mktemp("series")
+    later = write_isxd(folder / "later.isxd", simulated.movie[140:], fr=10.0, start_s=1000.0)
+    earlier = write_isxd(folder / "earlier.isxd", simulated.movie[:140], fr=10.0, start_s=100.0)
+    return [later, earlier]
+
+
+@pytest.fixture(scope="module")
+def series_run(isxd_series, tmp_path_factory):
+    output_dir = tmp_path_factory.mktemp("out")
+    return cnmflow.extract(isxd_series, output_dir, params=PARAMS)
+
+
+def _sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def test_series_outputs_follow_the_users_order_and_each_movies_timeline(series_run, isxd_series):
+    out = series_run.output_dir
+    K = series_run.extraction.estimates.K
+    assert K >= 4
+    for k, movie_path in enumerate(isxd_series):
+        movie = isx.Movie.read(str(movie_path))
+        for label in ("raw", "denoised"):
+            cells = isx.CellSet.read(str(out / f"cellset_{label}.{k:03d}.isxd"))
+            assert cells.timing == movie.timing
+            assert cells.spacing == movie.spacing
+            assert cells.num_cells == K
+            assert [cells.get_cell_name(i) for i in range(K)] == [f"C{i:03d}" for i in range(K)]
+            assert {cells.get_cell_status(i) for i in range(K)} == {"undecided"}
+            assert cells.get_cell_trace_data(0).shape == (movie.timing.num_samples,)
+        events = isx.EventSet.read(str(out / f"neural_events.{k:03d}.isxd"))
+        duration_us = movie.timing.num_samples * movie.timing.period.secs_float * 1e6
+        for i in range(K):
+            offsets, amplitudes = events.get_cell_data(i)
+            assert np.all(offsets < duration_us) and np.all(amplitudes > 0)
+
+
+def test_raw_and_denoised_traces_split_back_to_their_movies(series_run):
+    estimates = series_run.extraction.estimates
+    offsets = series_run.extraction.offsets
+    out = series_run.output_dir
+    # The earlier movie (listed second) comes first in the concatenated series.
+    assert offsets[1] == (0, 140) and offsets[0] == (140, 300)
+    for k, (first, stop) in offsets.items():
+        raw = isx.CellSet.read(str(out / f"cellset_raw.{k:03d}.isxd"))
+        denoised = isx.CellSet.read(str(out / f"cellset_denoised.{k:03d}.isxd"))
+        np.testing.assert_allclose(raw.get_cell_trace_data(0), (estimates.C + estimates.YrA)[0, first:stop], rtol=1e-5)
+        np.testing.assert_allclose(denoised.get_cell_trace_data(0), estimates.C[0, first:stop], rtol=1e-5)
+
+
+def test_footprints_are_identical_across_the_series(series_run):
+    out = series_run.output_dir
+    first = isx.CellSet.read(str(out / "cellset_raw.000.isxd"))
+    second = isx.CellSet.read(str(out / "cellset_denoised.001.isxd"))
+    for i in range(first.num_cells):
+        np.testing.assert_array_equal(first.get_cell_image_data(i), second.get_cell_image_data(i))
+
+
+def test_hdf5_previews_metadata_and_manifest(series_run):
+    out = series_run.output_dir
+    with h5py.File(out / "caiman_output.hdf5", "r") as handle:
+        assert handle["estimates/C"].shape == series_run.extraction.estimates.C.shape
+        assert "params/init" in handle
+    for name in ("initialization_images", "footprints_cellset_raw.000", "traces_cellset_denoised.001",
+                 "preview_neural_events.000", "traces_cellset_raw.series"):
+        assert (out / f"{name}.svg").stat().st_size > 0 and (out / f"{name}.png").stat().st_size > 0
+    assert (out / "local_corr_img.tif").exists()
+    metadata = json.loads((out / "output_metadata.json").read_text())
+    assert metadata["cellset_raw.000.isxd"]["timing"]["num_samples"] == 160
+    manifest = json.loads((out / "manifest.json").read_text())
+    listed = manifest["outputs"]
+    for name, record in listed.items():
+        assert record["sha256"] == _sha256(out / name), name
+    assert not list(out.glob(".cnmflow-*"))
+
+
+def test_existing_outputs_are_not_overwritten_unless_asked(series_run, isxd_series):
+    with pytest.raises(FileExistsError, match="already holds outputs"):
+        cnmflow.extract(isxd_series, series_run.output_dir, params=PARAMS)
+
+
+def test_tif_with_fr_gets_an_exact_period(simulated, tmp_path):
+    movie = write_tiff(tmp_path / "movie.tif", simulated.movie, fr=None)
+    result = cnmflow.extract([movie], tmp_path / "out", params={**PARAMS, "fr": 30.0})
+    cells = isx.CellSet.read(str(tmp_path / "out" / "cellset_raw.000.isxd"))
+    assert cells.timing.period.secs_float == pytest.approx(1 / 30, abs=1e-12)
+    assert result.extraction.inputs.resolved.sources["fr"] == "table"
+
+
+def test_interrupted_export_leaves_no_complete_looking_outputs(simulated, tmp_path, monkeypatch):
+    movie = write_tiff(tmp_path / "movie.tif", simulated.movie, fr=10.0)
+
+    def crash(*args, **kwargs):
+        raise RuntimeError("killed midway")
+
+    monkeypatch.setattr(export_module, "write_eventset", crash)
+    with pytest.raises(RuntimeError, match="killed midway"):
+        cnmflow.extract([movie], tmp_path / "out", params=PARAMS)
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == []
+
+
+def test_no_cells_is_reported_with_hdf5_previews_and_metadata(tmp_path):
+    noise = np.random.default_rng(0).normal(100.0, 5.0, size=(200, 40, 40)).astype(np.float32)
+    movie = write_tiff(tmp_path / "noise.tif", noise, fr=10.0)
+    result = cnmflow.extract([movie], tmp_path / "out", params=PARAMS)
+    out = tmp_path / "out"
+    assert result.extraction.estimates.K == 0
+    assert (out / "caiman_output.hdf5").exists() and (out / "no_cells.png").exists()
+    assert isx.CellSet.read(str(out / "cellset_raw.000.isxd")).num_cells == 0
+    assert not (out / "neural_events.000.isxd").exists()
+    metadata = json.loads((out / "output_metadata.json").read_text())
+    assert metadata["neural_events.000.isxd"]["written"] is False
+    assert any("no cells were found" in note for note in result.outputs.notes)
+
+
+def test_avi_series_from_the_real_samples(tmp_path):
+    movies = [IDEAS / "movie_part1_108x122x200.avi", IDEAS / "movie_part2_108x122x126.avi"]
+    if not all(path.exists() for path in movies):
+        pytest.skip("sample AVIs absent")
+    result = cnmflow.extract(movies, tmp_path / "out", params={"min_corr": 0.5, "min_pnr": 5, "gSiz": 13,
+                                                                "n_processes": 1})
+    assert result.extraction.offsets == {0: (0, 100), 1: (100, 163)}
+    for k, frames in ((0, 100), (1, 63)):
+        cells = isx.CellSet.read(str(tmp_path / "out" / f"cellset_denoised.{k:03d}.isxd"))
+        assert cells.timing.num_samples == frames
+
+
+def test_single_real_isxd_keeps_its_timing(tmp_path):
+    movie = IDEAS / "movie_part2_108x123x63.isxd"
+    if not movie.exists():
+        pytest.skip("sample isxd absent")
+    cnmflow.extract([movie], tmp_path / "out", params={"min_corr": 0.5, "min_pnr": 5, "gSiz": 13, "n_processes": 1})
+    source = isx.Movie.read(str(movie))
+    cells = isx.CellSet.read(str(tmp_path / "out" / "cellset_raw.000.isxd"))
+    assert cells.timing == source.timing and cells.spacing == source.spacing
