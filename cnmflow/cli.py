@@ -45,7 +45,8 @@ def _add_parameter_options(parser: argparse.ArgumentParser) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="cnmflow", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(
+        prog="cnmflow", description="Calcium-imaging source extraction (CNMF-E) with CaImAn's parameter names.")
     parser.add_argument("--version", action="version", version=f"cnmflow {__version__}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
