@@ -58,6 +58,7 @@ def fit(movie: np.ndarray, params: Params, progress: Progress | None = None, *,
     check_supported(params)
     report = progress or _no_progress
     source = MovieSource.of(movie)
+    movie = source.streaming()
     T, rows, cols = source.shape
     dims = (rows, cols)
     timings: dict[str, float] = {}

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import mmap
 
@@ -43,5 +44,39 @@ class MovieSource:
             return self.array
         return np.memmap(self.path, dtype=self.dtype, mode="r", shape=self.shape, offset=self.offset)
 
+    def streaming(self) -> Any:
+        """An array-like for streaming passes that does not keep the pages it read mapped.
+
+        Slicing a long-lived ``np.memmap`` leaves every page read resident in this process
+        (counted in its RSS) until the map is closed; a pass over a 10 GB movie would then
+        "use" 10 GB. The view maps the file afresh for each slice and returns a copy.
+        """
+        if self.path is None:
+            return self.array
+        return _FreshMapView(self)
+
     def without_array(self) -> "MovieSource":
         return MovieSource(path=self.path, shape=self.shape, dtype=self.dtype, offset=self.offset)
+
+
+class _FreshMapView:
+    """Read-only (frames, rows, cols) array-like over a raw file; each slice is a new, closed mapping."""
+
+    def __init__(self, source: MovieSource):
+        self._source = source
+        self.shape = source.shape
+        self.dtype = np.dtype(source.dtype)
+        self.ndim = len(source.shape)
+
+    def __len__(self) -> int:
+        return self.shape[0]
+
+    def __getitem__(self, key) -> np.ndarray:
+        mapping = np.memmap(self._source.path, dtype=self._source.dtype, mode="r", shape=self.shape,
+                            offset=self._source.offset)
+        chunk = np.array(mapping[key])
+        del mapping  # the last reference: the file is unmapped here
+        return chunk
+
+    def __array__(self, dtype=None, copy=None) -> np.ndarray:
+        return np.asarray(self[:], dtype=dtype)

@@ -69,7 +69,7 @@ def upsample_footprints(A: np.ndarray, small: tuple[int, int], full: tuple[int, 
 def fit_patch(source: MovieSource, box: PatchBox, params: Params, *, fov_dims: tuple[int, int]) -> PatchResult:
     """CNMF-E on one patch (method_init corr_pnr); see the module docstring."""
     rows, cols = box.slices()
-    full_rate = np.asarray(source.open()[:, rows, cols], dtype=np.float32)
+    full_rate = np.asarray(source.streaming()[:, rows, cols], dtype=np.float32)
     noise = pixel_noise(full_rate)
     Y = downsample(full_rate, tsub=params.tsub, ssub=params.ssub)
     del full_rate
