@@ -169,6 +169,46 @@ def _upsample(x: np.ndarray, dims: tuple[int, int], s: int) -> np.ndarray:
     return out
 
 
+def _axis_downsampling(n: int, s: int) -> scipy.sparse.csr_matrix:
+    """(ceil(n/s), n) block-mean matrix of one axis (partial last block averaged)."""
+    nd = -(-n // s)
+    block = np.arange(n) // s
+    counts = np.bincount(block, minlength=nd).astype(np.float64)
+    return scipy.sparse.csr_matrix((1.0 / counts[block], (block, np.arange(n))), shape=(nd, n))
+
+
+def _axis_upsampling(n: int, s: int) -> scipy.sparse.csr_matrix:
+    """(n, ceil(n/s)) linear-interpolation matrix of one axis, the same weights as ``_upsample``."""
+    nd = -(-n // s)
+    i0, i1, weight = _interp_axis(n, s)
+    rows = np.concatenate([np.arange(n), np.arange(n)])
+    cols = np.concatenate([i0, i1])
+    values = np.concatenate([1.0 - weight, weight]).astype(np.float64)
+    return scipy.sparse.csr_matrix((values, (rows, cols)), shape=(n, nd))
+
+
+def resampling_operators(dims: tuple[int, int], ssub_B: int) -> tuple[scipy.sparse.csr_matrix,
+                                                                      scipy.sparse.csr_matrix]:
+    """(D, U): the block-mean downsampling (d_ds × d) and bilinear upsampling (d × d_ds) operators.
+
+    In Fortran pixel order a separable operator is ``kron(columns, rows)``; with them the ring
+    background of a frame ``y`` is ``b0 + U W D (y − A c − b0)``, which lets callers project it
+    onto footprints without forming it (``Aᵀ U W`` is small).
+    """
+    rows, cols = dims
+    if ssub_B == 1:
+        eye = scipy.sparse.identity(rows * cols, format="csr")
+        return eye, eye
+    down = scipy.sparse.kron(_axis_downsampling(cols, ssub_B), _axis_downsampling(rows, ssub_B), format="csr")
+    up = scipy.sparse.kron(_axis_upsampling(cols, ssub_B), _axis_upsampling(rows, ssub_B), format="csr")
+    return down, up
+
+
+def downsample_frames(frames: np.ndarray, ssub_B: int) -> np.ndarray:
+    """Block means of (n, rows, cols) frames onto the ring model's grid, (n, ceil(rows/s), ceil(cols/s))."""
+    return _downsample(np.asarray(frames, dtype=np.float32), ssub_B)
+
+
 def _check_frames(frames, T: int) -> range:
     if frames is None:
         return range(T)

@@ -21,6 +21,7 @@ from cnmflow.engine.movie_source import MovieSource
 from cnmflow.engine.patch_job import PatchResult, fit_patch, ring_fit_frames
 from cnmflow.engine.patches import deduplicate, embed_footprints, patch_boxes, stitch_images
 from cnmflow.engine.quality import evaluate_components
+from cnmflow.engine.threads import use_single_thread
 from cnmflow.engine.traces import TraceModel, normalize, refine_footprints, solve_traces
 from cnmflow.errors import ParameterError
 from cnmflow.params import Params
@@ -121,22 +122,13 @@ def _run_patches(source: MovieSource, params: Params, dims: tuple[int, int], rep
     shared = source.without_array()
     context = multiprocessing.get_context("spawn")
     with ProcessPoolExecutor(max_workers=workers, mp_context=context,
-                             initializer=_limit_threads) as pool:
+                             initializer=use_single_thread) as pool:
         futures = [pool.submit(fit_patch, shared, box, params, fov_dims=dims) for box in boxes]
         results = []
         for done, future in enumerate(futures, start=1):
             results.append(future.result())
             report("patches", done / len(boxes))
     return results
-
-
-def _limit_threads() -> None:
-    """One BLAS thread per worker: the workers are the parallelism."""
-    try:
-        from threadpoolctl import threadpool_limits
-    except ImportError:  # pragma: no cover - threadpoolctl comes with scipy's usual stacks
-        return
-    threadpool_limits(1)
 
 
 def _combine(results: list[PatchResult], dims: tuple[int, int], *, del_duplicates: bool):

@@ -20,6 +20,7 @@ from __future__ import annotations
 import numpy as np
 import scipy.fft
 
+from cnmflow.engine.threads import fft_workers
 from cnmflow.errors import ParameterError
 
 __all__ = ["noise_psd", "pixel_noise", "noise_frame_indices", "NOISE_METHODS"]
@@ -67,7 +68,7 @@ def noise_psd(traces: np.ndarray, *, band: tuple[float, float] = (0.25, 0.5), me
         return out[0] if one_d else out
     # float32 in, float32 FFT: the noise level needs ~4 digits, and it halves time and memory.
     work = y2 if y2.dtype == np.float32 else y2.astype(np.float64, copy=False)
-    X = scipy.fft.rfft(work - work.mean(axis=1, keepdims=True), axis=1, workers=-1)[:, mask]
+    X = scipy.fft.rfft(work - work.mean(axis=1, keepdims=True), axis=1, workers=fft_workers())[:, mask]
     psd = (X.real.astype(np.float64) ** 2 + X.imag.astype(np.float64) ** 2) / T  # = one-sided PSD / 2
     if method == "mean":
         sn = np.sqrt(psd.mean(axis=1))

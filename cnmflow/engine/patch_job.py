@@ -11,7 +11,7 @@ from dataclasses import dataclass
 import numpy as np
 import scipy.ndimage as ndi
 
-from cnmflow.engine.background import fit_ring_model, ring_background
+from cnmflow.engine.background import downsample_frames, fit_ring_model, resampling_operators, ring_background
 from cnmflow.engine.footprint_shape import neuron_sized
 from cnmflow.engine.hals import (clean_footprint, dilated_support, frames_to_pixels, pixels_to_frames,
                                  update_footprints, update_traces)
@@ -135,19 +135,36 @@ def ring_fit_frames(n_frames: int, *, target: int = 500) -> slice:
 
 def _refine(Y: np.ndarray, A: np.ndarray, C: np.ndarray, ring, *, params: Params, ring_args: dict,
             gsig: float):
-    """A few HALS rounds against the ring background, as CNMF-E does after initialisation."""
+    """A few HALS rounds against the ring background, as CNMF-E does after initialisation.
+
+    The background-subtracted statistics ``Aᵀ(Y − B)`` and ``(Y − B)Cᵀ`` are formed from the
+    ring operators (``B = b0 + Up·W·D(Y − AC − b0)``) and ``Y``'s own projections, never from
+    a background movie.
+    """
     if A.shape[1] == 0:
         return A, C
     dims = Y.shape[1:]
+    pixels = frames_to_pixels(Y)                                          # (T, d) Fortran order
+    pixels_small = frames_to_pixels(downsample_frames(Y, params.ssub_B))  # (T, d_ds)
     for round_index in range(REFINE_ROUNDS):
-        Ytilde = frames_to_pixels(Y - ring_background(ring, Y, _neural(A, C, dims))).T   # (pixels, T)
-        C = update_traces(C, A.T @ Ytilde, A.T @ A).astype(np.float32)
+        down, up = resampling_operators(dims, ring.ssub_B)
+        W, b0 = ring.W, ring.b0.astype(np.float64)
+        A_small = down @ A                                                # (d_ds, K)
+        # Traces: U = AᵀY − Aᵀb0 − M(DY − DA·C − Db0), M = Aᵀ·Up·W.
+        M = ((up.T @ A).T @ W)                                            # (K, d_ds)
+        U = (pixels @ A).T - (A.T @ b0)[:, None] - (
+            M @ pixels_small.T - M @ A_small @ C - (M @ (down @ b0))[:, None])
+        C = update_traces(C, U, A.T @ A).astype(np.float32)
         alive = C.any(axis=1)
         A, C = A[:, alive], C[alive]
         if A.shape[1] == 0:
             break
+        # Footprints: P = YCᵀ − b0·sᵀ − Up·W(DYCᵀ − DA·CCᵀ − Db0·sᵀ), s = C·1.
+        CC, s_total = C @ C.T, C.sum(axis=1)
+        small_term = pixels_small.T @ C.T - (down @ A) @ CC - np.outer(down @ b0, s_total)
+        P = pixels.T @ C.T - np.outer(b0, s_total) - up @ (W @ small_term)
         support = dilated_support(A, dims, radius=max(int(round(gsig)), 1))
-        A = update_footprints(A, Ytilde @ C.T, C @ C.T, support).astype(np.float32)
+        A = update_footprints(A, P, CC, support).astype(np.float32)
         A = np.column_stack([clean_footprint(A[:, k], dims) for k in range(A.shape[1])]).astype(np.float32)
         alive = A.any(axis=0)
         A, C = A[:, alive], C[alive]

@@ -24,6 +24,7 @@ import numpy as np
 import scipy.fft as sfft
 
 from cnmflow.engine.noise import noise_frame_indices, noise_psd
+from cnmflow.engine.threads import fft_workers
 from cnmflow.errors import ParameterError
 
 __all__ = [
@@ -100,7 +101,7 @@ class _Filter:
         if r == 0:
             return frames * np.float32(self.kernel[0, 0])
         padded = np.pad(frames, ((0, 0), (r, r), (r, r)), mode="edge")
-        out = sfft.irfft2(sfft.rfft2(padded, s=self.fshape, workers=-1) * self.kf, s=self.fshape, workers=-1)
+        out = sfft.irfft2(sfft.rfft2(padded, s=self.fshape, workers=fft_workers()) * self.kf, s=self.fshape, workers=fft_workers())
         rows, cols = self.shape
         k = 2 * r
         return np.ascontiguousarray(out[:, k:k + rows, k:k + cols], dtype=np.float32)

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import numpy as np
 import scipy.sparse as sp
 
-from cnmflow.engine.background import RingModel, ring_background
+from cnmflow.engine.background import RingModel, downsample_frames, resampling_operators, ring_background
 from cnmflow.engine.deconvolution import deconvolve_trace
 from cnmflow.engine.estimates import Estimates
 from cnmflow.engine.hals import clean_footprint, frames_to_pixels, pixels_to_frames
@@ -55,6 +55,42 @@ def background_subtracted_chunks(movie, model: TraceModel, C: np.ndarray, *, chu
         yield start, stop, frames_to_pixels(frames).T
 
 
+def project_background_subtracted(movie, model: TraceModel, C: np.ndarray, *, chunk_frames: int) -> np.ndarray:
+    """``U = Aᵀ(Y − B)`` (K, T) in one pass, without forming the background ``B``.
+
+    With ``B = b0 + Up·W·D(Y − A C − b0)`` (``ring_background``), ``Aᵀ B = Aᵀb0 + M(D Y − D A C − D b0)``
+    where ``M = Aᵀ·Up·W`` is a small (K × ring-grid pixels) matrix: each frame costs a block mean
+    and two sparse products instead of a full-resolution background image.
+    """
+    A = sp.csc_matrix(model.A)
+    K, T = A.shape[1], movie.shape[0]
+    U = np.zeros((K, T), dtype=np.float64)
+    ring = model.ring
+    # Frames arrive in C order; reorder the small operators instead of transposing every frame.
+    A_c = sp.csr_matrix(A[fortran_index(movie.shape[1:])])              # (pixels in C order, K)
+    if ring is not None:
+        down, up = resampling_operators(ring.dims, ring.ssub_B)
+        M = sp.csr_matrix((A.T @ up) @ ring.W)                       # (K, d_ds), Fortran order
+        MDA = (M @ (down @ A)).toarray()                             # (K, K)
+        offset = A.T @ ring.b0 - M @ (down @ ring.b0)                # (K,)
+        M_c = sp.csr_matrix(M[:, fortran_index(ring.dims_ds)])       # columns in C order
+    for start in range(0, T, chunk_frames):
+        stop = min(start + chunk_frames, T)
+        frames = np.asarray(movie[start:stop], dtype=np.float32)
+        n = stop - start
+        U[:, start:stop] = (A_c.T @ frames.reshape(n, -1).T)
+        if ring is not None:
+            small = downsample_frames(frames, ring.ssub_B).reshape(n, -1)         # (n, d_ds), C order
+            U[:, start:stop] -= (M_c @ small.T) - MDA @ C[:, start:stop] + offset[:, None]
+    return U
+
+
+def fortran_index(dims: tuple[int, int]) -> np.ndarray:
+    """For each pixel in C (row-major) order, its index in Fortran (column-major) order."""
+    rows, cols = dims
+    return np.arange(rows * cols).reshape((cols, rows)).T.ravel()
+
+
 def solve_traces(movie, model: TraceModel, C_init: np.ndarray, *, params: Params,
                  chunk_frames: int = 500) -> TraceResult:
     """Deconvolved traces for fixed footprints and background; see the module docstring."""
@@ -64,9 +100,7 @@ def solve_traces(movie, model: TraceModel, C_init: np.ndarray, *, params: Params
         empty = np.zeros((0, T), np.float32)
         return TraceResult(C=empty, S=empty, YrA=empty, bl=np.zeros(0), c1=np.zeros(0),
                            g=np.zeros((0, params.p)), neurons_sn=np.zeros(0), lam=np.zeros(0))
-    U = np.zeros((K, T), dtype=np.float64)
-    for start, stop, Ytilde in background_subtracted_chunks(movie, model, C_init, chunk_frames=chunk_frames):
-        U[:, start:stop] = A.T @ Ytilde
+    U = project_background_subtracted(movie, model, C_init, chunk_frames=chunk_frames)
     V = (A.T @ A).toarray()
     diag = np.maximum(np.diag(V), np.finfo(float).tiny)
     C = C_init.astype(np.float64, copy=True)

@@ -1,0 +1,23 @@
+"""How many threads one process's FFTs and BLAS calls may use.
+
+The main process uses every core; a patch worker uses one, because the workers themselves are
+the parallelism (n_processes workers × all cores each would oversubscribe the machine).
+"""
+
+from __future__ import annotations
+
+_fft_workers = -1  # scipy.fft: -1 = all cores
+
+
+def fft_workers() -> int:
+    """The ``workers=`` argument for scipy.fft calls in this process."""
+    return _fft_workers
+
+
+def use_single_thread() -> None:
+    """Pool initializer: one FFT thread and one BLAS thread in this worker process."""
+    global _fft_workers
+    _fft_workers = 1
+    from threadpoolctl import threadpool_limits
+
+    threadpool_limits(1)
