@@ -60,7 +60,12 @@ class MovieSource:
 
 
 class _FreshMapView:
-    """Read-only (frames, rows, cols) array-like over a raw file; each slice is a new, closed mapping."""
+    """Read-only (frames, rows, cols) array-like over a raw C-order file, read with plain file I/O.
+
+    Slices are read into new arrays (whole frames in one read, a band of rows frame by frame),
+    so the process never maps the file: memory-mapped reads leave every page touched — and,
+    through the kernel's fault-around, its neighbours — resident and counted in this process.
+    """
 
     def __init__(self, source: MovieSource):
         self._source = source
@@ -72,11 +77,52 @@ class _FreshMapView:
         return self.shape[0]
 
     def __getitem__(self, key) -> np.ndarray:
-        mapping = np.memmap(self._source.path, dtype=self._source.dtype, mode="r", shape=self.shape,
-                            offset=self._source.offset)
-        chunk = np.array(mapping[key])
-        del mapping  # the last reference: the file is unmapped here
-        return chunk
+        key = key if isinstance(key, tuple) else (key,)
+        key = key + (slice(None),) * (3 - len(key))
+        if len(key) != 3 or not all(isinstance(part, (slice, int, np.integer)) for part in key):
+            mapping = np.memmap(self._source.path, dtype=self.dtype, mode="r", shape=self.shape,
+                                offset=self._source.offset)
+            chunk = np.array(mapping[key])
+            del mapping
+            return chunk
+        frames, rows, cols = (range(*part.indices(n)) if isinstance(part, slice) else part
+                              for part, n in zip(key, self.shape))
+        col_index = _as_range(cols, self.shape[2])
+        out = self._read(_as_range(frames, self.shape[0]), _as_range(rows, self.shape[1]),
+                         slice(col_index.start, col_index.stop, col_index.step) if len(col_index) else slice(0, 0))
+        return out[(slice(None) if isinstance(frames, range) else 0,
+                    slice(None) if isinstance(rows, range) else 0,
+                    slice(None) if isinstance(cols, range) else 0)]
+
+    def _read(self, frames: range, rows: range, cols: slice) -> np.ndarray:
+        T, H, W = self.shape
+        item = self.dtype.itemsize
+        n_cols = len(range(W)[cols])
+        if not len(frames) or not len(rows) or not n_cols:
+            return np.empty((len(frames), len(rows), n_cols), dtype=self.dtype)
+        whole_frames = rows.step == 1 and len(rows) == H and frames.step == 1
+        with open(self._source.path, "rb") as handle:
+            if whole_frames:
+                handle.seek(self._source.offset + frames.start * H * W * item)
+                block = np.fromfile(handle, dtype=self.dtype, count=len(frames) * H * W).reshape(-1, H, W)
+                return block if n_cols == W else np.ascontiguousarray(block[:, :, cols])
+            out = np.empty((len(frames), len(rows), n_cols), dtype=self.dtype)
+            band = np.empty((rows[-1] + 1 - rows.start, W), dtype=self.dtype)
+            for i, t in enumerate(frames):
+                handle.seek(self._source.offset + (t * H + rows.start) * W * item)
+                if handle.readinto(band) != band.nbytes:
+                    raise EOFError(f"{self._source.path} ends before frame {t}")
+                out[i] = band[::rows.step, cols]
+        return out
 
     def __array__(self, dtype=None, copy=None) -> np.ndarray:
         return np.asarray(self[:], dtype=dtype)
+
+
+def _as_range(part, length: int) -> range:
+    if isinstance(part, range):
+        return part
+    index = int(part) + (length if int(part) < 0 else 0)
+    if not 0 <= index < length:
+        raise IndexError(f"index {part} is out of bounds for axis of length {length}")
+    return range(index, index + 1)
