@@ -104,7 +104,10 @@ class _FreshMapView:
         with open(self._source.path, "rb") as handle:
             if whole_frames:
                 handle.seek(self._source.offset + frames.start * H * W * item)
-                block = np.fromfile(handle, dtype=self.dtype, count=len(frames) * H * W).reshape(-1, H, W)
+                block = np.fromfile(handle, dtype=self.dtype, count=len(frames) * H * W)
+                if block.size != len(frames) * H * W:
+                    raise EOFError(f"{self._source.path} ends before frame {frames[-1]}")
+                block = block.reshape(-1, H, W)
                 return block if n_cols == W else np.ascontiguousarray(block[:, :, cols])
             out = np.empty((len(frames), len(rows), n_cols), dtype=self.dtype)
             band = np.empty((rows[-1] + 1 - rows.start, W), dtype=self.dtype)

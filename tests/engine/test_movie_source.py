@@ -38,3 +38,5 @@ def test_reading_past_the_end_of_a_truncated_file_fails(tmp_path):
     source = MovieSource(path=path, shape=(5, 4, 5))
     with pytest.raises(EOFError):
         source.streaming()[:, 1:3]
+    with pytest.raises(EOFError):
+        source.streaming()[:]
