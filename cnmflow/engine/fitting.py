@@ -28,6 +28,9 @@ from cnmflow.params import Params
 
 Progress = Callable[[str, float], None]
 
+#: Default memory (MB) of one chunk of frames in the passes over the whole movie.
+DEFAULT_CHUNK_MB = 128.0
+
 
 #: Initialisation methods this engine implements.
 SUPPORTED_INIT = ("corr_pnr",)
@@ -50,11 +53,16 @@ def _no_progress(stage: str, fraction: float) -> None:
 
 
 def fit(movie: np.ndarray, params: Params, progress: Progress | None = None, *,
-        chunk_frames: int = 500) -> Estimates:
+        chunk_mb: float = DEFAULT_CHUNK_MB) -> Estimates:
     """Extract components from a (frames, rows, cols) float32 movie (array or ``np.memmap``).
 
     Finding no cells is a normal outcome (``K == 0``). The result is deterministic for a given
     movie and parameters. ``progress(stage, fraction)`` is called as work completes.
+    ``chunk_mb`` bounds the frames read at once by the passes over the whole movie; the
+    patches read their own box (``(2·rf+1)²`` pixels × all frames).
+
+    Patches run in ``params.n_processes`` spawned worker processes when the movie is a file
+    (``np.memmap``), so a script calling ``fit`` needs the usual ``if __name__ == "__main__":``.
     """
     check_supported(params)
     report = progress or _no_progress
@@ -62,6 +70,7 @@ def fit(movie: np.ndarray, params: Params, progress: Progress | None = None, *,
     movie = source.streaming()
     T, rows, cols = source.shape
     dims = (rows, cols)
+    chunk_frames = max(1, int(chunk_mb * 2 ** 20 // (rows * cols * 4)))
     timings: dict[str, float] = {}
 
     started = time.perf_counter()

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import mmap
+import os
 
 import numpy as np
 
@@ -59,6 +60,10 @@ class MovieSource:
         return MovieSource(path=self.path, shape=self.shape, dtype=self.dtype, offset=self.offset)
 
 
+#: Bytes of the file mapped at once when reading a band of rows (pages stay resident while mapped).
+MAP_WINDOW_BYTES = 64 * 2 ** 20
+
+
 class _FreshMapView:
     """Read-only (frames, rows, cols) array-like over a raw C-order file, read with plain file I/O.
 
@@ -96,26 +101,37 @@ class _FreshMapView:
 
     def _read(self, frames: range, rows: range, cols: slice) -> np.ndarray:
         T, H, W = self.shape
-        item = self.dtype.itemsize
         n_cols = len(range(W)[cols])
         if not len(frames) or not len(rows) or not n_cols:
             return np.empty((len(frames), len(rows), n_cols), dtype=self.dtype)
-        whole_frames = rows.step == 1 and len(rows) == H and frames.step == 1
+        needed = self._source.offset + (frames[-1] + 1) * H * W * self.dtype.itemsize
+        if os.path.getsize(self._source.path) < needed:
+            raise EOFError(f"{self._source.path} ends before frame {frames[-1]} of {T}: the file is truncated")
+        if rows.step == 1 and len(rows) == H and frames.step == 1:
+            return self._read_whole_frames(frames, cols, n_cols)
+        return self._read_band(frames, rows, cols, n_cols)
+
+    def _read_whole_frames(self, frames: range, cols: slice, n_cols: int) -> np.ndarray:
+        T, H, W = self.shape
         with open(self._source.path, "rb") as handle:
-            if whole_frames:
-                handle.seek(self._source.offset + frames.start * H * W * item)
-                block = np.fromfile(handle, dtype=self.dtype, count=len(frames) * H * W)
-                if block.size != len(frames) * H * W:
-                    raise EOFError(f"{self._source.path} ends before frame {frames[-1]}")
-                block = block.reshape(-1, H, W)
-                return block if n_cols == W else np.ascontiguousarray(block[:, :, cols])
-            out = np.empty((len(frames), len(rows), n_cols), dtype=self.dtype)
-            band = np.empty((rows[-1] + 1 - rows.start, W), dtype=self.dtype)
-            for i, t in enumerate(frames):
-                handle.seek(self._source.offset + (t * H + rows.start) * W * item)
-                if handle.readinto(band) != band.nbytes:
-                    raise EOFError(f"{self._source.path} ends before frame {t}")
-                out[i] = band[::rows.step, cols]
+            handle.seek(self._source.offset + frames.start * H * W * self.dtype.itemsize)
+            block = np.fromfile(handle, dtype=self.dtype, count=len(frames) * H * W).reshape(-1, H, W)
+        return block if n_cols == W else np.ascontiguousarray(block[:, :, cols])
+
+    def _read_band(self, frames: range, rows: range, cols: slice, n_cols: int) -> np.ndarray:
+        """A band of rows: map a bounded run of frames at a time, copy the band out, unmap."""
+        T, H, W = self.shape
+        frame_bytes = H * W * self.dtype.itemsize
+        out = np.empty((len(frames), len(rows), n_cols), dtype=self.dtype)
+        per_map = max(1, MAP_WINDOW_BYTES // frame_bytes)
+        row_slice = slice(rows.start, rows[-1] + 1, rows.step)
+        for first in range(0, len(frames), per_map):
+            selected = frames[first:first + per_map]
+            window = np.memmap(self._source.path, dtype=self.dtype, mode="r",
+                               shape=(selected[-1] + 1 - selected.start, H, W),
+                               offset=self._source.offset + selected.start * frame_bytes)
+            out[first:first + len(selected)] = window[::selected.step, row_slice, cols]
+            del window
         return out
 
     def __array__(self, dtype=None, copy=None) -> np.ndarray:
