@@ -41,9 +41,11 @@ def downsample(movie: np.ndarray, *, tsub: int, ssub: int) -> np.ndarray:
     """Block means over ``tsub`` frames and ``ssub``×``ssub`` pixels (partial blocks averaged too)."""
     out = np.asarray(movie, dtype=np.float32)
     if tsub > 1:
-        out = np.add.reduceat(out, np.arange(0, out.shape[0], tsub), axis=0)
-        counts = np.diff(np.append(np.arange(0, movie.shape[0], tsub), movie.shape[0]))
-        out /= counts[:, None, None]
+        whole = out.shape[0] // tsub * tsub
+        blocks = out[:whole].reshape(-1, tsub, *out.shape[1:]).mean(axis=1)
+        if whole < out.shape[0]:
+            blocks = np.concatenate([blocks, out[whole:].mean(axis=0, keepdims=True)])
+        out = blocks
     for axis in (1, 2):
         if ssub > 1:
             starts = np.arange(0, out.shape[axis], ssub)
@@ -144,24 +146,31 @@ def _refine(Y: np.ndarray, A: np.ndarray, C: np.ndarray, ring, *, params: Params
     if A.shape[1] == 0:
         return A, C
     dims = Y.shape[1:]
-    pixels = frames_to_pixels(Y)                                          # (T, d) Fortran order
-    pixels_small = frames_to_pixels(downsample_frames(Y, params.ssub_B))  # (T, d_ds)
+    # Work relative to each pixel's temporal mean: the bright background then cancels before the
+    # float32 products rather than after them (cancellation would swamp weak footprint edges).
+    mean_image = Y.mean(axis=0)
+    centered = Y - mean_image
+    pixels = frames_to_pixels(centered)                                          # (T, d) Fortran order
+    pixels_small = frames_to_pixels(downsample_frames(centered, params.ssub_B))  # (T, d_ds)
+    del centered
+    mean_pixels = mean_image.ravel(order="F").astype(np.float64)
     for round_index in range(REFINE_ROUNDS):
         down, up = resampling_operators(dims, ring.ssub_B)
-        W, b0 = ring.W, ring.b0.astype(np.float64)
+        W, b0 = ring.W, ring.b0.astype(np.float64) - mean_pixels
         A_small = down @ A                                                # (d_ds, K)
         # Traces: U = AᵀY − Aᵀb0 − M(DY − DA·C − Db0), M = Aᵀ·Up·W.
         M = ((up.T @ A).T @ W)                                            # (K, d_ds)
         U = (pixels @ A).T - (A.T @ b0)[:, None] - (
             M @ pixels_small.T - M @ A_small @ C - (M @ (down @ b0))[:, None])
+        C_background = C                        # the background of this round keeps these traces
         C = update_traces(C, U, A.T @ A).astype(np.float32)
         alive = C.any(axis=1)
-        A, C = A[:, alive], C[alive]
+        A, C, C_background = A[:, alive], C[alive], C_background[alive]
         if A.shape[1] == 0:
             break
         # Footprints: P = YCᵀ − b0·sᵀ − Up·W(DYCᵀ − DA·CCᵀ − Db0·sᵀ), s = C·1.
         CC, s_total = C @ C.T, C.sum(axis=1)
-        small_term = pixels_small.T @ C.T - (down @ A) @ CC - np.outer(down @ b0, s_total)
+        small_term = pixels_small.T @ C.T - (down @ A) @ (C_background @ C.T) - np.outer(down @ b0, s_total)
         P = pixels.T @ C.T - np.outer(b0, s_total) - up @ (W @ small_term)
         support = dilated_support(A, dims, radius=max(int(round(gsig)), 1))
         A = update_footprints(A, P, CC, support).astype(np.float32)

@@ -58,7 +58,7 @@ def background_subtracted_chunks(movie, model: TraceModel, C: np.ndarray, *, chu
 def project_background_subtracted(movie, model: TraceModel, C: np.ndarray, *, chunk_frames: int) -> np.ndarray:
     """``U = Aᵀ(Y − B)`` (K, T) in one pass, without forming the background ``B``.
 
-    With ``B = b0 + Up·W·D(Y − A C − b0)`` (``ring_background``), ``Aᵀ B = Aᵀb0 + M(D Y − D A C − D b0)``
+    With ``B = b0 + Up·W·D(Y − A C − b0)`` (``ring_background``), ``Aᵀ(Y − B) = Aᵀ(Y − b0) − M(D(Y − b0) − D A C)``
     where ``M = Aᵀ·Up·W`` is a small (K × ring-grid pixels) matrix: each frame costs a block mean
     and two sparse products instead of a full-resolution background image.
     """
@@ -72,16 +72,19 @@ def project_background_subtracted(movie, model: TraceModel, C: np.ndarray, *, ch
         down, up = resampling_operators(ring.dims, ring.ssub_B)
         M = sp.csr_matrix((A.T @ up) @ ring.W)                       # (K, d_ds), Fortran order
         MDA = (M @ (down @ A)).toarray()                             # (K, K)
-        offset = A.T @ ring.b0 - M @ (down @ ring.b0)                # (K,)
         M_c = sp.csr_matrix(M[:, fortran_index(ring.dims_ds)])       # columns in C order
+    # Frames are taken relative to b0 (≈ each pixel's mean) so the bright background cancels
+    # before the float32 products, not after them.
+    b0_image = (pixels_to_frames(ring.b0[None, :], ring.dims)[0] if ring is not None
+                else np.zeros(movie.shape[1:], np.float32)).astype(np.float32)
     for start in range(0, T, chunk_frames):
         stop = min(start + chunk_frames, T)
-        frames = np.asarray(movie[start:stop], dtype=np.float32)
+        frames = np.asarray(movie[start:stop], dtype=np.float32) - b0_image
         n = stop - start
         U[:, start:stop] = (A_c.T @ frames.reshape(n, -1).T)
         if ring is not None:
             small = downsample_frames(frames, ring.ssub_B).reshape(n, -1)         # (n, d_ds), C order
-            U[:, start:stop] -= (M_c @ small.T) - MDA @ C[:, start:stop] + offset[:, None]
+            U[:, start:stop] -= (M_c @ small.T) - MDA @ C[:, start:stop]
     return U
 
 
