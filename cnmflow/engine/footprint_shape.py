@@ -15,10 +15,12 @@ import numpy as np
 MAX_RADIUS_FACTOR = 1.5
 
 
-def footprint_radii(A: np.ndarray, dims: tuple[int, int]) -> np.ndarray:
+def footprint_radii(A: np.ndarray, dims: tuple[int, int], *, cut: np.ndarray | None = None) -> np.ndarray:
     """(K,) geometric-mean standard deviation (pixels) of each non-negative footprint.
 
-    ``A`` is (rows*cols, K) in Fortran pixel order; an empty footprint has radius 0.
+    ``A`` is (rows*cols, K) in Fortran pixel order; an empty footprint has radius 0. Footprints
+    flagged in ``cut`` (K,) are cut off by the edge of the field of view: only their extent
+    along the edge is intact, so their radius is the larger principal sd.
     """
     A = np.asarray(A, dtype=np.float64)
     pixels = np.arange(A.shape[0])
@@ -30,10 +32,29 @@ def footprint_radii(A: np.ndarray, dims: tuple[int, int]) -> np.ndarray:
     var_c = (col ** 2) @ A / safe - mean_c ** 2
     cov_rc = (row * col) @ A / safe - mean_r * mean_c
     determinant = np.maximum(var_r * var_c - cov_rc ** 2, 0.0)
-    return np.where(mass > 0, determinant ** 0.25, 0.0)
+    radius = determinant ** 0.25
+    if cut is not None:
+        half_trace = (var_r + var_c) / 2
+        major = np.sqrt(np.maximum(half_trace + np.sqrt(np.maximum(half_trace ** 2 - determinant, 0.0)), 0.0))
+        radius = np.where(cut, major, radius)
+    return np.where(mass > 0, radius, 0.0)
 
 
-def neuron_sized(A: np.ndarray, dims: tuple[int, int], *, gsig: float,
-                 factor: float = MAX_RADIUS_FACTOR) -> np.ndarray:
-    """(K,) whether each footprint is no wider than ``factor``·gSig (i.e. can be a neuron)."""
-    return footprint_radii(A, dims) <= factor * gsig
+def touches_edges(A: np.ndarray, dims: tuple[int, int], edges: dict[str, bool]) -> np.ndarray:
+    """(K,) whether each footprint reaches one of the given image edges ("top", "bottom", "left", "right")."""
+    mask = np.zeros(dims, dtype=bool)
+    mask[0, :] |= edges.get("top", False)
+    mask[-1, :] |= edges.get("bottom", False)
+    mask[:, 0] |= edges.get("left", False)
+    mask[:, -1] |= edges.get("right", False)
+    return (np.asarray(A)[mask.ravel(order="F")] > 0).any(axis=0)
+
+
+def neuron_sized(A: np.ndarray, dims: tuple[int, int], *, gsig: float, factor: float = MAX_RADIUS_FACTOR,
+                 fov_edges: dict[str, bool] | None = None) -> np.ndarray:
+    """(K,) whether each footprint is no wider than ``factor``·gSig (i.e. can be a neuron).
+
+    ``fov_edges`` says which edges of this image are edges of the field of view.
+    """
+    cut = touches_edges(A, dims, fov_edges) if fov_edges else None
+    return footprint_radii(A, dims, cut=cut) <= factor * gsig

@@ -85,7 +85,9 @@ def fit_patch(source: MovieSource, box: PatchBox, params: Params, *, fov_dims: t
                      frames=ring_fit_frames(Y.shape[0]))
 
     first = initialize_corr_pnr(Y, max_components=params.K, **seed)
-    A, C = _neurons_only(first.A, first.C, dims, gsig)
+    edges = dict(top=box.row0 == 0, bottom=box.row1 == fov_dims[0], left=box.col0 == 0,
+                 right=box.col1 == fov_dims[1])
+    A, C = _neurons_only(first.A, first.C, dims, gsig, edges)
     ring = fit_ring_model(Y, _sparse(A), C, **ring_args)
     if params.K is None or A.shape[1] < params.K:
         # Residual pass: neurons hidden under brighter ones or under the background show up
@@ -94,7 +96,7 @@ def fit_patch(source: MovieSource, box: PatchBox, params: Params, *, fov_dims: t
         budget = None if params.K is None else params.K - A.shape[1]
         more = initialize_corr_pnr(residual, max_components=budget, **seed)
         del residual
-        more_A, more_C = _neurons_only(more.A, more.C, dims, gsig)
+        more_A, more_C = _neurons_only(more.A, more.C, dims, gsig, edges)
         if more_A.shape[1]:
             A = np.hstack([A, more_A])
             C = np.vstack([C, more_C])
@@ -114,9 +116,9 @@ def _to_patch_grid(image: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
     return np.repeat(np.repeat(image, factor[0], axis=0), factor[1], axis=1)[:shape[0], :shape[1]]
 
 
-def _neurons_only(A: np.ndarray, C: np.ndarray, dims: tuple[int, int], gsig: float):
+def _neurons_only(A: np.ndarray, C: np.ndarray, dims: tuple[int, int], gsig: float, edges: dict[str, bool]):
     """Drop initial components too wide to be neurons; the ring background absorbs them."""
-    keep = neuron_sized(A, dims, gsig=gsig)
+    keep = neuron_sized(A, dims, gsig=gsig, fov_edges=edges)
     return A[:, keep].astype(np.float32), C[keep].astype(np.float32)
 
 
