@@ -16,6 +16,7 @@ import scipy.sparse as sp
 
 from cnmflow.engine.background import fit_ring_model
 from cnmflow.engine.estimates import Estimates
+from cnmflow.engine.footprint_shape import neuron_sized
 from cnmflow.engine.merging import merge_components
 from cnmflow.engine.movie_source import MovieSource
 from cnmflow.engine.patch_job import PatchResult, fit_patch, ring_fit_frames
@@ -81,7 +82,7 @@ def fit(movie: np.ndarray, params: Params, progress: Progress | None = None, *,
     started = time.perf_counter()
     report("merge", 0.0)
     merged = merge_components(A, C_low, merge_thr=params.merge_thr)
-    A, C_low = merged.A, merged.C
+    A, C_low = _neuron_sized(merged.A, merged.C, dims, gsig=params.gSig)
     report("merge", 1.0)
     timings["merge"] = time.perf_counter() - started
 
@@ -158,6 +159,15 @@ def _combine(results: list[PatchResult], dims: tuple[int, int], *, del_duplicate
         keep = deduplicate(A, np.asarray(owners), boxes, dims)
         A, C = A[:, np.flatnonzero(keep)], C[keep]
     return sp.csc_matrix(A), C
+
+
+def _neuron_sized(A: sp.csc_matrix, C: np.ndarray, dims: tuple[int, int], *, gsig: float):
+    """Refined footprints too wide to be neurons are background sources (see footprint_shape)."""
+    if A.shape[1] == 0:
+        return A, C
+    edges = dict(top=True, bottom=True, left=True, right=True)
+    keep = np.flatnonzero(neuron_sized(A, dims, gsig=gsig, fov_edges=edges))
+    return sp.csc_matrix(A[:, keep]), C[keep]
 
 
 def _to_full_rate(C_low: np.ndarray, n_frames: int, tsub: int) -> np.ndarray:

@@ -57,12 +57,16 @@ def dilated_support(A: np.ndarray, dims: tuple[int, int], *, radius: int) -> np.
     return support
 
 
-def clean_footprint(column: np.ndarray, dims: tuple[int, int], *, energy: float = 0.9999) -> np.ndarray:
-    """Median-smooth a footprint, keep the pixels holding ``energy`` of it and its largest connected part."""
+def clean_footprint(column: np.ndarray, dims: tuple[int, int], *, energy: float = 0.9999,
+                    max_fraction: float = 0.1) -> np.ndarray:
+    """Median-smooth a footprint, drop pixels under ``max_fraction`` of its peak, keep the pixels
+    holding ``energy`` of the rest and its largest connected part (CaImAn's maxthr / nrgthr)."""
     image = ndi.median_filter(column.reshape(dims, order="F"), size=3, mode="nearest")
-    values = np.sort(image.ravel())[::-1]
-    if values[0] <= 0:
+    peak = image.max()
+    if peak <= 0:
         return np.zeros_like(column)
+    image = np.where(image >= max_fraction * peak, image, 0.0)
+    values = np.sort(image.ravel())[::-1]
     cumulative = np.cumsum(values ** 2)
     cutoff = values[min(np.searchsorted(cumulative, energy * cumulative[-1]), values.size - 1)]
     kept = image >= max(cutoff, np.finfo(np.float32).tiny)

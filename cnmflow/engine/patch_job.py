@@ -12,7 +12,7 @@ import numpy as np
 import scipy.ndimage as ndi
 
 from cnmflow.engine.background import downsample_frames, fit_ring_model, resampling_operators, ring_background
-from cnmflow.engine.footprint_shape import neuron_sized
+from cnmflow.engine.footprint_shape import MAX_INITIAL_RADIUS_FACTOR, neuron_sized
 from cnmflow.engine.hals import (clean_footprint, dilated_support, frames_to_pixels, pixels_to_frames,
                                  update_footprints, update_traces)
 from cnmflow.engine.init.corr_pnr import initialize_corr_pnr
@@ -118,7 +118,7 @@ def _to_patch_grid(image: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
 
 def _neurons_only(A: np.ndarray, C: np.ndarray, dims: tuple[int, int], gsig: float, edges: dict[str, bool]):
     """Drop initial components too wide to be neurons; the ring background absorbs them."""
-    keep = neuron_sized(A, dims, gsig=gsig, fov_edges=edges)
+    keep = neuron_sized(A, dims, gsig=gsig, fov_edges=edges, factor=MAX_INITIAL_RADIUS_FACTOR)
     return A[:, keep].astype(np.float32), C[keep].astype(np.float32)
 
 
