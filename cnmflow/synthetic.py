@@ -351,6 +351,24 @@ def _common_checks(shape, n_frames, n_neurons, gsig, fr, decay_time, p, spike_ra
 
 
 # --------------------------------------------------------------------------- simulators
+def _assemble(*, kind, footprints, calcium, spikes, centers, sigmas, bg_spatial, bg_temporal, fr, decay_time, g,
+              noise_sd, noise_gen, shot_noise, shot_ref, T, rows, cols) -> SimulatedMovie:
+    """Render the movie from its parts and keep the parts as its ground truth."""
+    movie = _render(
+        T=T, rows=rows, cols=cols, footprints=footprints, calcium=calcium,
+        bg_spatial=bg_spatial, bg_temporal=bg_temporal, noise_sd=float(noise_sd),
+        noise_gen=noise_gen, shot_noise=shot_noise, shot_ref=shot_ref,
+    )
+    bg_mean = np.tensordot(bg_temporal.astype(np.float64).mean(axis=1), bg_spatial.astype(np.float64), axes=1)
+    truth = GroundTruth(
+        footprints=footprints, calcium=calcium.astype(np.float32), spikes=spikes.astype(np.float32),
+        centers=centers, background_mean=bg_mean.astype(np.float32), fr=float(fr),
+        decay_time=float(decay_time), g=tuple(float(x) for x in g), noise_sd=float(noise_sd), sigmas=sigmas,
+        background_spatial=bg_spatial, background_temporal=bg_temporal, kind=kind,
+    )
+    return SimulatedMovie(movie=movie, truth=truth)
+
+
 def simulate_1p(
     *,
     shape: Sequence[int] = (64, 64),
@@ -450,28 +468,11 @@ def simulate_1p(
 
     bg_spatial = _flush_tiny(np.stack(spatial)).astype(np.float32)
     bg_temporal = np.stack(temporal).astype(np.float32)
-    movie = _render(
-        T=T, rows=rows, cols=cols, footprints=footprints, calcium=calcium,
-        bg_spatial=bg_spatial, bg_temporal=bg_temporal, noise_sd=float(noise_sd),
-        noise_gen=g_noise, shot_noise=bool(shot_noise), shot_ref=float(base.mean()),
+    return _assemble(
+        kind="1p", footprints=footprints, calcium=calcium, spikes=spikes, centers=centers, sigmas=sigmas,
+        bg_spatial=bg_spatial, bg_temporal=bg_temporal, fr=fr, decay_time=decay_time, g=g, noise_sd=noise_sd,
+        noise_gen=g_noise, shot_noise=bool(shot_noise), shot_ref=float(base.mean()), T=T, rows=rows, cols=cols,
     )
-    bg_mean = np.tensordot(bg_temporal.astype(np.float64).mean(axis=1), bg_spatial.astype(np.float64), axes=1)
-    truth = GroundTruth(
-        footprints=footprints,
-        calcium=calcium.astype(np.float32),
-        spikes=spikes.astype(np.float32),
-        centers=centers,
-        background_mean=bg_mean.astype(np.float32),
-        fr=float(fr),
-        decay_time=float(decay_time),
-        g=tuple(float(x) for x in g),
-        noise_sd=float(noise_sd),
-        sigmas=sigmas,
-        background_spatial=bg_spatial,
-        background_temporal=bg_temporal,
-        kind="1p",
-    )
-    return SimulatedMovie(movie=movie, truth=truth)
 
 
 def simulate_2p(
@@ -533,28 +534,11 @@ def simulate_2p(
     bg_spatial = _flush_tiny(bg_spatial).astype(np.float32)
     bg_temporal = bg_temporal.astype(np.float32)
 
-    movie = _render(
-        T=T, rows=rows, cols=cols, footprints=footprints, calcium=calcium,
-        bg_spatial=bg_spatial, bg_temporal=bg_temporal, noise_sd=float(noise_sd),
-        noise_gen=g_noise, shot_noise=False, shot_ref=1.0,
+    return _assemble(
+        kind="2p", footprints=footprints, calcium=calcium, spikes=spikes, centers=centers, sigmas=sigmas,
+        bg_spatial=bg_spatial, bg_temporal=bg_temporal, fr=fr, decay_time=decay_time, g=g, noise_sd=noise_sd,
+        noise_gen=g_noise, shot_noise=False, shot_ref=1.0, T=T, rows=rows, cols=cols,
     )
-    bg_mean = np.tensordot(bg_temporal.astype(np.float64).mean(axis=1), bg_spatial.astype(np.float64), axes=1)
-    truth = GroundTruth(
-        footprints=footprints,
-        calcium=calcium.astype(np.float32),
-        spikes=spikes.astype(np.float32),
-        centers=centers,
-        background_mean=bg_mean.astype(np.float32),
-        fr=float(fr),
-        decay_time=float(decay_time),
-        g=tuple(float(x) for x in g),
-        noise_sd=float(noise_sd),
-        sigmas=sigmas,
-        background_spatial=bg_spatial,
-        background_temporal=bg_temporal,
-        kind="2p",
-    )
-    return SimulatedMovie(movie=movie, truth=truth)
 
 
 # --------------------------------------------------------------------------- writers
