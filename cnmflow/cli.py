@@ -137,6 +137,7 @@ def _demo(args: argparse.Namespace) -> int:
     from cnmflow.progress import progress_bar
     from cnmflow.scoring import score
     from cnmflow.synthetic import simulate_1p, write_tiff
+    from cnmflow.validate import describe_inputs, validate_inputs
 
     output_dir = args.output_dir.resolve()
     output_dir.mkdir(parents=True, exist_ok=True)
@@ -145,9 +146,10 @@ def _demo(args: argparse.Namespace) -> int:
     if not movie_path.exists():
         write_tiff(movie_path, simulated.movie, fr=simulated.truth.fr)
     print(f"Simulated a 1P movie with {simulated.truth.footprints.shape[0]} known neurons: {movie_path}")
+    table = {"gSig": 3, "gSiz": 13, "min_corr": 0.8, "min_pnr": 8}
+    print(describe_inputs(validate_inputs([movie_path], table=table)))
     with progress_bar() as progress:
-        result = extract([movie_path], output_dir / "results", overwrite=True, progress=progress,
-                         params={"gSig": 3, "gSiz": 13, "min_corr": 0.8, "min_pnr": 8})
+        result = extract([movie_path], output_dir / "results", overwrite=True, progress=progress, params=table)
     estimates = result.extraction.estimates
     accuracy = score(simulated.truth.footprints, estimates.footprints(), truth_traces=simulated.truth.calcium,
                      estimated_traces=estimates.C)

@@ -94,3 +94,10 @@ def test_console_script_help_runs():
     result = subprocess.run(command + ["--help"], capture_output=True, text=True, timeout=60,
                             env={**os.environ, "DO_NOT_TRACK": "true"})
     assert result.returncode == 0 and "validate" in result.stdout and "run" in result.stdout
+
+
+def test_demo_runs_end_to_end_and_scores_against_the_truth(tmp_path, capsys):
+    assert main(["demo", "--output-dir", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    assert "Effective parameters" in out and "F1" in out
+    assert (tmp_path / "results" / "manifest.json").exists()
