@@ -2,20 +2,19 @@
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import subprocess
 import sys
 from pathlib import Path
 
-import argparse
-
 import pytest
 
 from cnmflow.cli import main, parse_assignment
 from cnmflow.synthetic import simulate_1p, write_tiff
+from tests.paths import IDEAS
 
-IDEAS = Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "ideas"
 
 
 @pytest.fixture(scope="module")

@@ -9,8 +9,8 @@ import pytest
 from cnmflow.errors import ParameterError
 from cnmflow.params import PARAM_NAMES, PRESETS, Params, build_params, resolve_params, to_caiman_groups
 from cnmflow.params_file import read_params_file, resolve_run_params
+from tests.paths import IDEAS
 
-IDEAS = Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "ideas"
 
 SEED_DEFAULTS = dict(
     fr=None, decay_time=0.4, dxy=1.0, p=1, K=None, gSig=3, gSiz=7, merge_thr=0.7, rf=40, stride=20, tsub=2,

@@ -25,10 +25,11 @@ from cnmflow.errors import ParameterError
 from cnmflow.params import build_params
 from cnmflow.scoring import score
 from cnmflow.synthetic import simulate_1p
+from tests.paths import IDEAS, CAIMAN_REFERENCE
 
 REPO = Path(__file__).resolve().parents[2]
-SAMPLE = Path("/work/shared/data/ideas/movie_part2_108x123x63.isxd")
-CAIMAN_PART2 = Path("/work/shared/data/caiman-reference/part2_caiman.hdf5")
+SAMPLE = IDEAS / "movie_part2_108x123x63.isxd"
+CAIMAN_PART2 = CAIMAN_REFERENCE / "part2_caiman.hdf5"
 
 #: What a user sets for the 80x80 movies after looking at Cn / pnr (see the module docstring).
 BASE = dict(gSig=3, gSiz=13, min_corr=0.8, min_pnr=8, fr=10, n_processes=1)

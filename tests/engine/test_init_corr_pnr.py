@@ -6,8 +6,9 @@ import pytest
 
 from cnmflow.engine.init import InitResult, initialize_corr_pnr, seed_candidates
 from cnmflow.errors import ParameterError
+from tests.paths import CAIMAN_REFERENCE
 
-REF = "/work/shared/data/caiman-reference/"
+REF = f"{CAIMAN_REFERENCE}/"
 
 try:  # project-wide scorer (Hungarian on 1 - IoU of binarised footprints, centroid < 10 px)
     from cnmflow.scoring import score as _project_score

@@ -3,8 +3,9 @@ import pytest
 
 from cnmflow.engine.noise import noise_frame_indices, noise_psd, pixel_noise
 from cnmflow.errors import ParameterError
+from tests.paths import IDEAS, CAIMAN_REFERENCE
 
-REF = "/work/shared/data/caiman-reference/"
+REF = f"{CAIMAN_REFERENCE}/"
 
 
 def test_white_noise_sd():
@@ -57,7 +58,7 @@ def test_pixel_noise_chunks_and_blocks(tmp_path):
     "movie,summary",
     [
         (REF + "synth1p_128.tif", REF + "synth1p_128_caiman_summary.npz"),
-        ("/work/shared/data/ideas/movie_part2_108x123x63.tiff", REF + "part2_caiman_summary.npz"),
+        (str(IDEAS / "movie_part2_108x123x63.tiff"), REF + "part2_caiman_summary.npz"),
     ],
 )
 def test_matches_caiman_reference(movie, summary):

@@ -12,8 +12,9 @@ from cnmflow.engine.summary_images import (
     filter_kernel,
 )
 from cnmflow.errors import ParameterError
+from tests.paths import IDEAS, CAIMAN_REFERENCE
 
-REF = "/work/shared/data/caiman-reference/"
+REF = f"{CAIMAN_REFERENCE}/"
 
 
 def test_kernel_shapes_and_sums():
@@ -88,7 +89,7 @@ def test_correlation_image_constant_pixels():
     "movie,summary",
     [
         (REF + "synth1p_128.tif", REF + "synth1p_128_caiman_summary.npz"),
-        ("/work/shared/data/ideas/movie_part2_108x123x63.tiff", REF + "part2_caiman_summary.npz"),
+        (str(IDEAS / "movie_part2_108x123x63.tiff"), REF + "part2_caiman_summary.npz"),
     ],
 )
 def test_matches_caiman_reference(movie, summary):

@@ -7,9 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-IDEAS = Path(__file__).resolve().parents[3] / "shared" / "data" / "ideas"
-if not IDEAS.is_dir():  # the checkout may live elsewhere; fall back to the known location
-    IDEAS = Path("/work/shared/data/ideas")
+from tests.paths import IDEAS
 
 
 @pytest.fixture

@@ -13,8 +13,9 @@ from cnmflow.engine.estimates import Estimates
 from cnmflow.outputs import caiman_hdf5
 from cnmflow.outputs.caiman_hdf5 import read_caiman_hdf5, read_caiman_params, write_caiman_hdf5
 from cnmflow.params import Params
+from tests.paths import IDEAS
 
-REAL = Path("/work/shared/data/ideas/sample_cellset_msr_1.hdf5")
+REAL = IDEAS / "sample_cellset_msr_1.hdf5"
 needs_real = pytest.mark.skipif(not REAL.exists(), reason=f"{REAL} not available")
 
 DIMS = (20, 30)

@@ -13,9 +13,9 @@ import pytest
 
 import cnmflow
 from cnmflow.outputs import export as export_module
-from cnmflow.synthetic import simulate_1p, write_avi, write_isxd, write_tiff
+from cnmflow.synthetic import simulate_1p, write_isxd, write_tiff
+from tests.paths import IDEAS
 
-IDEAS = Path(__file__).resolve().parents[2] / ".." / "shared" / "data" / "ideas"
 PARAMS = {"gSig": 3, "gSiz": 13, "min_corr": 0.8, "min_pnr": 8, "rf": None, "n_processes": 1}
 
 

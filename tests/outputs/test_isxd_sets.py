@@ -26,8 +26,9 @@ from cnmflow.outputs.isxd_sets import (  # noqa: E402
     write_eventset,
 )
 from cnmflow.synthetic import write_isxd  # noqa: E402
+from tests.paths import IDEAS
 
-SAMPLE = Path("/work/shared/data/ideas/movie_part2_108x123x63.isxd")
+SAMPLE = IDEAS / "movie_part2_108x123x63.isxd"
 DIMS = (12, 10)  # rows, cols: non-square so a transposed footprint cannot pass
 
 
