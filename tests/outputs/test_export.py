@@ -162,3 +162,22 @@ def test_single_real_isxd_keeps_its_timing(tmp_path):
     source = isx.Movie.read(str(movie))
     cells = isx.CellSet.read(str(tmp_path / "out" / "cellset_raw.000.isxd"))
     assert cells.timing == source.timing and cells.spacing == source.spacing
+
+
+def test_real_sample_split_into_a_reverse_chronological_series(tmp_path):
+    source = IDEAS / "movie_part2_108x123x63.isxd"
+    if not source.exists():
+        pytest.skip("sample isxd absent")
+    from cnmflow.movies import read_frames, read_info
+
+    info = read_info(source)
+    frames = read_frames(info, 0, info.n_frames)
+    later = write_isxd(tmp_path / "part_b.isxd", frames[32:], fr=10.0, start_s=200.0, pixel_size_um=3.0)
+    earlier = write_isxd(tmp_path / "part_a.isxd", frames[:32], fr=10.0, start_s=100.0, pixel_size_um=3.0)
+    result = cnmflow.extract([later, earlier], tmp_path / "out",
+                             params={"min_corr": 0.5, "min_pnr": 5, "gSiz": 13, "n_processes": 1})
+    assert result.extraction.offsets == {1: (0, 32), 0: (32, 63)}
+    for k, part in enumerate((later, earlier)):
+        movie = isx.Movie.read(str(part))
+        cells = isx.CellSet.read(str(tmp_path / "out" / f"cellset_raw.{k:03d}.isxd"))
+        assert cells.timing == movie.timing and cells.num_cells == result.extraction.estimates.K
