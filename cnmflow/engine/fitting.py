@@ -88,7 +88,6 @@ def fit(movie: np.ndarray, params: Params, progress: Progress | None = None, *,
 
     started = time.perf_counter()
     C_full = _to_full_rate(C_low, T, params.tsub)
-    model = TraceModel(A=A, ring=None)
     rounds = 1 if params.only_init else 2
     ring = None
     for round_index in range(rounds):

@@ -385,3 +385,14 @@ def test_greedy_roi_is_refused_before_compute():
         check_supported(params)
     with pytest.raises(ParameterError, match="method_init"):
         fit(np.zeros((30, 20, 20), np.float32), params)
+
+
+# --------------------------------------------------------------------------- only_init=False
+def test_full_refinement_pass_keeps_accuracy(sim80, one_patch):
+    """only_init=False adds a full-field footprint update and a second background + traces round."""
+    initial, _ = one_patch
+    refined = fit(sim80.movie, _params(rf=None, only_init=False))
+    result = _score(sim80, refined)
+    assert result.f1 >= 0.9 and result.median_trace_corr >= 0.9
+    # the footprints were re-estimated, not passed through
+    assert refined.K == initial.K and not np.array_equal(refined.A.toarray(), initial.A.toarray())
