@@ -90,14 +90,16 @@ def fit(movie: np.ndarray, params: Params, progress: Progress | None = None, *,
     C_full = _to_full_rate(C_low, T, params.tsub)
     rounds = 1 if params.only_init else 2
     ring = None
+    report("background", 0.0)
+    report("traces", 0.0)
     for round_index in range(rounds):
-        report("background", round_index / rounds)
         if ring is None or params.update_background_components:
             ring = fit_ring_model(movie, A, C_full, gsiz=params.gSiz, ring_size_factor=params.ring_size_factor,
                                   ssub_B=params.ssub_B, chunk_frames=chunk_frames, frames=ring_fit_frames(T))
+        report("background", (round_index + 1) / rounds)
         model = TraceModel(A=A, ring=ring)
-        report("traces", round_index / rounds)
         traces = solve_traces(movie, model, C_full, params=params, chunk_frames=chunk_frames)
+        report("traces", (round_index + 1) / rounds)
         C_full = traces.C
         if round_index + 1 < rounds:
             A = refine_footprints(movie, model, C_full, params=params, chunk_frames=chunk_frames)
@@ -109,12 +111,13 @@ def fit(movie: np.ndarray, params: Params, progress: Progress | None = None, *,
     estimates.Cn = stitch_images([result.correlation for result in results], boxes, dims)
     estimates.pnr = stitch_images([result.pnr for result in results], boxes, dims)
     started = time.perf_counter()
+    report("quality", 0.0)
     quality = evaluate_components(movie, estimates, fr=params.fr or 30.0, decay_time=params.decay_time,
                                   chunk_frames=chunk_frames)
     estimates.SNR_comp, estimates.r_values = quality.snr, quality.r_values
     timings["quality"] = time.perf_counter() - started
     estimates.timings = timings
-    report("done", 1.0)
+    report("quality", 1.0)
     return estimates
 
 

@@ -263,7 +263,11 @@ def test_progress_callback(one_patch):
         assert isinstance(stage, str) and stage
         assert 0.0 <= fraction <= 1.0
     assert calls[-1][1] == 1.0
-    assert {"patches", "done"} <= {stage for stage, _ in calls}
+    stages = {stage for stage, _ in calls}
+    assert {"patches", "merge", "background", "traces", "quality"} <= stages
+    # every stage that starts also finishes, so bars and logs reach 100 %
+    for stage in stages:
+        assert max(fraction for name, fraction in calls if name == stage) == 1.0, stage
 
 
 # --------------------------------------------------------------------------- 9. patch workers
