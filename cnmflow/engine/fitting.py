@@ -23,6 +23,7 @@ from cnmflow.engine.patch_job import PatchResult, fit_patch, ring_fit_frames
 from cnmflow.engine.patches import deduplicate, embed_footprints, patch_boxes, stitch_images
 from cnmflow.engine.quality import evaluate_components
 from cnmflow.engine.threads import use_single_thread
+from cnmflow.engine.trace_shape import forgetting_lag, transient_like
 from cnmflow.engine.traces import TraceModel, normalize, refine_footprints, solve_traces
 from cnmflow.errors import ParameterError
 from cnmflow.params import Params
@@ -83,6 +84,7 @@ def fit(movie: np.ndarray, params: Params, progress: Progress | None = None, *,
     report("merge", 0.0)
     merged = merge_components(A, C_low, merge_thr=params.merge_thr)
     A, C_low = _neuron_sized(merged.A, merged.C, dims, gsig=params.gSig)
+    A, C_low = _transient_like(A, C_low, params)
     report("merge", 1.0)
     timings["merge"] = time.perf_counter() - started
 
@@ -169,6 +171,15 @@ def _neuron_sized(A: sp.csc_matrix, C: np.ndarray, dims: tuple[int, int], *, gsi
         return A, C
     edges = dict(top=True, bottom=True, left=True, right=True)
     keep = np.flatnonzero(neuron_sized(A, dims, gsig=gsig, fov_edges=edges))
+    return sp.csc_matrix(A[:, keep]), C[keep]
+
+
+def _transient_like(A: sp.csc_matrix, C: np.ndarray, params: Params):
+    """Components whose traces drift instead of decaying are background sources (see trace_shape)."""
+    if A.shape[1] == 0:
+        return A, C
+    lag = forgetting_lag(fr=params.fr or 30.0, decay_time=params.decay_time, tsub=params.tsub)
+    keep = np.flatnonzero(transient_like(C, lag=lag))
     return sp.csc_matrix(A[:, keep]), C[keep]
 
 
