@@ -17,7 +17,6 @@ import scipy.ndimage as ndi
 import scipy.stats
 
 from cnmflow.engine.estimates import Estimates
-from cnmflow.engine.hals import frames_to_pixels
 
 #: Frames per component averaged for the spatial consistency test.
 ACTIVE_FRAMES = 20
@@ -59,9 +58,11 @@ def spatial_consistency(movie, estimates: Estimates, *, chunk_frames: int = 500,
     n_active = min(active_frames, raw.shape[1])
     top = np.argsort(-raw, axis=1, kind="stable")[:, :n_active]
     dims = estimates.dims
-    supports = [_neighbourhood(estimates.A[:, k].toarray().ravel(), dims) for k in range(K)]
-    active_sum = [np.zeros(idx.size) for idx in supports]
-    total_sum = [np.zeros(idx.size) for idx in supports]
+    A = estimates.A.tocsc()
+    # Each footprint's neighbourhood, as Fortran indices (into A) and C indices (into frames).
+    f_index, c_index = zip(*(_neighbourhood(A.indices[A.indptr[k]:A.indptr[k + 1]], dims) for k in range(K)))
+    active_sum = [np.zeros(idx.size) for idx in c_index]
+    mean_image = np.zeros(dims[0] * dims[1])
     T = movie.shape[0]
     frame_to_components: dict[int, list[int]] = {}
     for k in range(K):
@@ -69,17 +70,16 @@ def spatial_consistency(movie, estimates: Estimates, *, chunk_frames: int = 500,
             frame_to_components.setdefault(int(t), []).append(k)
     for start in range(0, T, chunk_frames):
         stop = min(start + chunk_frames, T)
-        pixels = frames_to_pixels(np.asarray(movie[start:stop], dtype=np.float32)).T   # (pixels, n)
-        summed = pixels.sum(axis=1)
-        for k, idx in enumerate(supports):
-            total_sum[k] += summed[idx]
+        frames = np.asarray(movie[start:stop], dtype=np.float32).reshape(stop - start, -1)   # C order
+        mean_image += frames.sum(axis=0, dtype=np.float64)
         for t in range(start, stop):
             for k in frame_to_components.get(t, ()):
-                active_sum[k] += pixels[supports[k], t - start]
+                active_sum[k] += frames[t - start, c_index[k]]
+    mean_image /= T
     r_values = np.zeros(K)
-    for k, idx in enumerate(supports):
-        footprint = estimates.A[idx, k].toarray().ravel()
-        difference = active_sum[k] / n_active - total_sum[k] / T
+    for k in range(K):
+        footprint = A[f_index[k], k].toarray().ravel()
+        difference = active_sum[k] / n_active - mean_image[c_index[k]]
         if footprint.std() == 0 or difference.std() == 0:
             r_values[k] = 0.0
         else:
@@ -87,10 +87,21 @@ def spatial_consistency(movie, estimates: Estimates, *, chunk_frames: int = 500,
     return r_values
 
 
-def _neighbourhood(column: np.ndarray, dims: tuple[int, int], margin: int = 2) -> np.ndarray:
-    image = column.reshape(dims, order="F") > 0
-    grown = ndi.binary_dilation(image, iterations=margin)
-    return np.flatnonzero(grown.ravel(order="F"))
+def _neighbourhood(pixels: np.ndarray, dims: tuple[int, int], margin: int = 2) -> tuple[np.ndarray, np.ndarray]:
+    """A footprint's pixels (Fortran indices) grown by ``margin``: (Fortran indices, C indices)."""
+    rows_all, cols_all = dims
+    if pixels.size == 0:
+        return np.zeros(0, int), np.zeros(0, int)
+    rows, cols = pixels % rows_all, pixels // rows_all
+    r0, r1 = max(rows.min() - margin, 0), min(rows.max() + margin + 1, rows_all)
+    c0, c1 = max(cols.min() - margin, 0), min(cols.max() + margin + 1, cols_all)
+    box = np.zeros((r1 - r0, c1 - c0), dtype=bool)
+    box[rows - r0, cols - c0] = True
+    grown_rows, grown_cols = np.nonzero(ndi.binary_dilation(box, iterations=margin))
+    grown_rows, grown_cols = grown_rows + r0, grown_cols + c0
+    order = np.lexsort((grown_rows, grown_cols))        # Fortran order, as before
+    grown_rows, grown_cols = grown_rows[order], grown_cols[order]
+    return grown_cols * rows_all + grown_rows, grown_rows * cols_all + grown_cols
 
 
 def evaluate_components(movie, estimates: Estimates, *, fr: float, decay_time: float,
