@@ -63,3 +63,25 @@ def test_deduplicate_keeps_one_copy_when_both_copies_prefer_the_other_patch():
     A = sp.csc_matrix(np.column_stack([blob(64.0), blob(63.0)]))
     keep = deduplicate(A, np.array([0, 1]), boxes, dims)
     assert keep.sum() == 1
+
+
+def test_stitched_seeding_images_equal_whole_field_images():
+    """Seeding images are local, so patches overlapping by more than the filter give the same picture."""
+    from cnmflow.engine.movie_source import MovieSource
+    from cnmflow.engine.patch_job import downsample, fit_patch
+    from cnmflow.engine.patches import stitch_images
+    from cnmflow.engine.summary_images import correlation_pnr
+    from cnmflow.params import build_params
+    from cnmflow.synthetic import simulate_1p
+
+    simulated = simulate_1p(shape=(60, 90), n_frames=200, n_neurons=8, gsig=3.0, fr=10.0, rng=2)
+    params = build_params({"fr": 10.0, "gSiz": 13, "min_corr": 0.8, "min_pnr": 8, "rf": 20, "stride": 16})
+    dims = (60, 90)
+    boxes = patch_boxes(dims, rf=params.rf, stride=params.stride)
+    assert len(boxes) >= 4
+    results = [fit_patch(MovieSource.of(simulated.movie), box, params, fov_dims=dims) for box in boxes]
+    whole = correlation_pnr(downsample(simulated.movie, tsub=params.tsub, ssub=1), gsig=params.gSig,
+                            center_psf=True)
+    stitched = stitch_images([r.correlation for r in results], boxes, dims)
+    np.testing.assert_allclose(stitched, whole.correlation, atol=1e-3)
+    np.testing.assert_allclose(stitch_images([r.pnr for r in results], boxes, dims), whole.pnr, rtol=1e-3, atol=1e-3)
