@@ -87,17 +87,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_BAD_INPUT
 
 
-def _validated(args: argparse.Namespace):
-    from cnmflow.validate import validate_inputs
-
-    return validate_inputs(args.movies, preset=args.preset, table=dict(args.assignments),
-                           params_file=args.params_file, overwrite_params=args.overwrite_params)
-
-
 def _validate(args: argparse.Namespace) -> int:
-    from cnmflow.validate import describe_inputs
+    from cnmflow.validate import describe_inputs, validate_inputs
 
-    print(describe_inputs(_validated(args)))
+    inputs = validate_inputs(args.movies, preset=args.preset, table=dict(args.assignments),
+                             params_file=args.params_file, overwrite_params=args.overwrite_params)
+    print(describe_inputs(inputs))
     return 0
 
 
