@@ -94,7 +94,9 @@ def fit_patch(source: MovieSource, box: PatchBox, params: Params, *, fov_dims: t
         # once the first components and the ring background are removed.
         residual = Y - ring_background(ring, Y, _neural(A, C, dims)) - _neural(A, C, dims)
         budget = None if params.K is None else params.K - A.shape[1]
-        more = initialize_corr_pnr(residual, max_components=budget, **seed)
+        # The noise of the filtered movie is high-frequency: removing smooth background and found
+        # components leaves it unchanged, so the first pass's estimate is reused.
+        more = initialize_corr_pnr(residual, max_components=budget, noise=first.noise, **seed)
         del residual
         more_A, more_C = _neurons_only(more.A, more.C, dims, gsig, edges)
         if more_A.shape[1]:
