@@ -48,13 +48,17 @@ def update_footprints(A: np.ndarray, P: np.ndarray, Q: np.ndarray, support: np.n
 
 def dilated_support(A: np.ndarray, dims: tuple[int, int], *, radius: int) -> np.ndarray:
     """Where each footprint may grow: its non-zero pixels dilated by a disc of ``radius`` pixels."""
-    yy, xx = np.mgrid[-radius:radius + 1, -radius:radius + 1]
-    disc = yy ** 2 + xx ** 2 <= radius ** 2
     support = np.zeros(A.shape, dtype=bool)
     for k in range(A.shape[1]):
-        image = A[:, k].reshape(dims, order="F") > 0
-        support[:, k] = ndi.binary_dilation(image, structure=disc).ravel(order="F")
+        support[:, k] = dilate_footprint(A[:, k], dims, radius=radius)
     return support
+
+
+def dilate_footprint(column: np.ndarray, dims: tuple[int, int], *, radius: int) -> np.ndarray:
+    """(pixels,) mask: one Fortran-ordered footprint's non-zero pixels dilated by a disc of ``radius``."""
+    yy, xx = np.mgrid[-radius:radius + 1, -radius:radius + 1]
+    image = np.asarray(column).reshape(dims, order="F") > 0
+    return ndi.binary_dilation(image, structure=yy ** 2 + xx ** 2 <= radius ** 2).ravel(order="F")
 
 
 def clean_footprint(column: np.ndarray, dims: tuple[int, int], *, energy: float = 0.9999,

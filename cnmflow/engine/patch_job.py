@@ -46,13 +46,7 @@ def downsample(movie: np.ndarray, *, tsub: int, ssub: int) -> np.ndarray:
         if whole < out.shape[0]:
             blocks = np.concatenate([blocks, out[whole:].mean(axis=0, keepdims=True)])
         out = blocks
-    for axis in (1, 2):
-        if ssub > 1:
-            starts = np.arange(0, out.shape[axis], ssub)
-            counts = np.diff(np.append(starts, out.shape[axis]))
-            out = np.add.reduceat(out, starts, axis=axis)
-            out /= counts.reshape([-1 if a == axis else 1 for a in range(3)])
-    return out.astype(np.float32, copy=False)
+    return downsample_frames(out, ssub)
 
 
 def upsample_footprints(A: np.ndarray, small: tuple[int, int], full: tuple[int, int]) -> np.ndarray:

@@ -15,7 +15,7 @@ import scipy.sparse as sp
 from cnmflow.engine.background import RingModel, downsample_frames, resampling_operators, ring_background
 from cnmflow.engine.deconvolution import deconvolve_trace
 from cnmflow.engine.estimates import Estimates
-from cnmflow.engine.hals import clean_footprint, frames_to_pixels, pixels_to_frames
+from cnmflow.engine.hals import clean_footprint, dilate_footprint, frames_to_pixels, pixels_to_frames
 from cnmflow.params import Params
 
 #: Block-coordinate sweeps over all components (CaImAn's temporal update also does 2).
@@ -145,7 +145,7 @@ def refine_footprints(movie, model: TraceModel, C: np.ndarray, *, params: Params
     rows, cols = movie.shape[1:]
     dims = (rows, cols)
     radius = max(int(round(params.gSig)), 1)
-    supports = [_dilate(A[:, k], dims, radius) for k in range(K)]
+    supports = [np.flatnonzero(dilate_footprint(A[:, k].toarray().ravel(), dims, radius=radius)) for k in range(K)]
     P = [np.zeros(idx.size) for idx in supports]
     for start, stop, Ytilde in background_subtracted_chunks(movie, model, C, chunk_frames=chunk_frames):
         block = C[:, start:stop].astype(np.float64)
@@ -162,15 +162,6 @@ def refine_footprints(movie, model: TraceModel, C: np.ndarray, *, params: Params
         column[idx] = updated
         columns.append(clean_footprint(column, dims))
     return sp.csc_matrix(np.column_stack(columns).astype(np.float32))
-
-
-def _dilate(column: sp.spmatrix, dims: tuple[int, int], radius: int) -> np.ndarray:
-    import scipy.ndimage as ndi
-
-    yy, xx = np.mgrid[-radius:radius + 1, -radius:radius + 1]
-    image = column.toarray().reshape(dims, order="F") > 0
-    grown = ndi.binary_dilation(image, structure=yy ** 2 + xx ** 2 <= radius ** 2)
-    return np.flatnonzero(grown.ravel(order="F"))
 
 
 def normalize(traces: TraceResult, model: TraceModel, *, dims: tuple[int, int], sn: np.ndarray,
