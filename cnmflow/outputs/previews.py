@@ -155,6 +155,16 @@ def _check_fr(fr: float) -> float:
     return fr
 
 
+def _cells_by_frames(name: str, values) -> np.ndarray:
+    """A (cells, frames) array; one trace may come as a 1-D array."""
+    values = np.asarray(values)
+    if values.ndim == 1:
+        values = values[None, :]
+    if values.ndim != 2:
+        raise ValueError(f"{name} must be (cells, frames), got shape {values.shape}")
+    return values
+
+
 def _check_names(names: Sequence[str], k: int) -> list[str]:
     names = [str(n) for n in names]
     if len(names) != k:
@@ -396,11 +406,7 @@ def traces_preview(stem: Path, traces: np.ndarray, *, fr: float, names: Sequence
     T = 0 writes :func:`no_cells_image`.
     """
     fr = _check_fr(fr)
-    traces = np.asarray(traces)
-    if traces.ndim == 1:
-        traces = traces[None, :]
-    if traces.ndim != 2:
-        raise ValueError(f"traces must be (cells, frames), got shape {traces.shape}")
+    traces = _cells_by_frames("traces", traces)
     k, n_frames = traces.shape
     names = _check_names(names, k)
     if max_cells < 1:
@@ -456,11 +462,7 @@ def events_preview(stem: Path, spikes: np.ndarray, *, fr: float, names: Sequence
     :func:`no_cells_image`.
     """
     fr = _check_fr(fr)
-    spikes = np.asarray(spikes)
-    if spikes.ndim == 1:
-        spikes = spikes[None, :]
-    if spikes.ndim != 2:
-        raise ValueError(f"spikes must be (cells, frames), got shape {spikes.shape}")
+    spikes = _cells_by_frames("spikes", spikes)
     k, n_frames = spikes.shape
     names = _check_names(names, k)
     if k == 0:
