@@ -73,13 +73,15 @@ def sha256_file(path: str | os.PathLike, *, chunk_bytes: int = 1 << 20) -> str:
 
 # ---------------------------------------------------------------------------------------- inputs
 
-def input_records(series) -> list[dict]:
+def input_records(series, hashes: Mapping[int, str] | None = None) -> list[dict]:
     """One record per input movie of a :class:`~cnmflow.movies.MovieSeries`, in the user's order.
 
     ``index`` is the movie's position in the list the user gave, ``position`` its position in
     the concatenation order (start-time order for isxd), ``frame_range`` its ``[first, stop)``
-    frames in the concatenated movie.  Each movie file is hashed (streamed).
+    frames in the concatenated movie.  Each movie file is hashed (streamed) unless ``hashes``
+    (movie index → sha256, e.g. from the validation step) already holds its hash.
     """
+    hashes = hashes or {}
     offsets = series.offsets()
     position = {k: pos for pos, k in enumerate(series.order)}
     records = []
@@ -90,7 +92,7 @@ def input_records(series) -> list[dict]:
             "index": k,
             "path": str(path.absolute()),
             "size_bytes": path.stat().st_size,
-            "sha256": sha256_file(path),
+            "sha256": hashes.get(k) or sha256_file(path),
             "kind": movie.kind,
             "n_frames": int(movie.n_frames),
             "frame_shape": [int(n) for n in movie.frame_shape],
@@ -193,6 +195,7 @@ def build_manifest(
     resolved,
     run_ids: Mapping[str, str | None] | None = None,
     notes: Iterable[str] = (),
+    run: Mapping[str, Any] | None = None,
 ) -> dict:
     """The manifest of one run (not written; see :func:`write_manifest`).
 
@@ -203,7 +206,8 @@ def build_manifest(
     output belongs to, None for a whole-series output.  ``inputs`` is :func:`input_records`.
     ``resolved`` is the run's :class:`~cnmflow.params.ResolvedParams`; its notes are kept under
     ``parameter_notes``.  ``run_ids`` are recorded as given (e.g. ``prefect_flow_run_id``,
-    ``mlflow_run_id``).  Raises InputError for an unknown kind, a bad movie index or a missing
+    ``mlflow_run_id``).  ``run`` describes the run itself (fingerprint, timings, peak memory,
+    component counts) for trackers and for deciding whether outputs are up to date.  Raises InputError for an unknown kind, a bad movie index or a missing
     output file.
     """
     output_dir = Path(output_dir)
@@ -246,6 +250,7 @@ def build_manifest(
         "code": code_version(),
         "run_ids": {str(k): (None if v is None else str(v)) for k, v in (run_ids or {}).items()},
         "notes": [str(n) for n in notes],
+        "run": _jsonable(dict(run or {})),
     }
 
 
@@ -272,6 +277,21 @@ def write_manifest(path: str | os.PathLike, manifest: Mapping[str, Any]) -> Path
     finally:
         tmp.unlink(missing_ok=True)
     return path
+
+
+def record_run_ids(path: str | os.PathLike, run_ids: Mapping[str, str | None],
+                   notes: Iterable[str] = ()) -> dict:
+    """Add run ids (e.g. the MLflow run logged after the export) and notes to a written manifest.
+
+    The manifest does not hash itself, so updating it keeps every output record valid; it is
+    rewritten atomically.  Returns the updated manifest.
+    """
+    manifest = read_manifest(path)
+    manifest["run_ids"] = {**manifest.get("run_ids", {}),
+                           **{str(k): (None if v is None else str(v)) for k, v in run_ids.items()}}
+    manifest["notes"] = list(manifest.get("notes", [])) + [str(n) for n in notes]
+    write_manifest(path, manifest)
+    return manifest
 
 
 def read_manifest(path: str | os.PathLike) -> dict:

@@ -8,6 +8,8 @@ under the output directory and is removed at the end, also on errors.
 from __future__ import annotations
 
 import os
+import resource
+import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -29,6 +31,15 @@ class ExtractionResult:
     offsets: dict[int, tuple[int, int]]        # movie index (user order) → frame range in the series
     filled_frames: dict[int, tuple[int, ...]]  # movie index → frames interpolated (isxd dropped/cropped)
     timings: dict[str, float] = field(default_factory=dict)
+    peak_rss_mb: float | None = None           # largest resident memory of this process or a worker
+
+
+def peak_rss_mb() -> float:
+    """Largest resident set so far of this process and of its finished children (patch workers), MiB."""
+    scale = 1 / 2**20 if sys.platform == "darwin" else 1 / 2**10  # ru_maxrss: bytes on macOS, KiB on Linux
+    own = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    children = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    return max(own, children) * scale
 
 
 def extract(inputs: ValidatedInputs, output_dir: str | os.PathLike, *,
@@ -48,4 +59,5 @@ def extract(inputs: ValidatedInputs, output_dir: str | os.PathLike, *,
         timings["fit"] = time.perf_counter() - started
     timings.update({f"fit.{stage}": seconds for stage, seconds in estimates.timings.items()})
     return ExtractionResult(inputs=inputs, estimates=estimates, offsets=concatenated.offsets,
-                            filled_frames=concatenated.filled_frames, timings=timings)
+                            filled_frames=concatenated.filled_frames, timings=timings,
+                            peak_rss_mb=peak_rss_mb())

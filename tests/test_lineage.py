@@ -13,6 +13,7 @@ from cnmflow.lineage import (
     input_records,
     lineage_of,
     read_manifest,
+    record_run_ids,
     sha256_file,
     software_versions,
     verify_manifest,
@@ -205,3 +206,22 @@ def test_code_version_in_repo():
         pytest.skip("cnmflow is not running from a git checkout")
     assert re.fullmatch(r"[0-9a-f]{40}", info["git_commit"])
     assert isinstance(info["dirty"], bool)
+
+
+def test_record_run_ids_keeps_outputs_valid(tmp_path, series):
+    (tmp_path / "a.isxd").write_bytes(b"abc")
+    manifest = build_manifest(output_dir=tmp_path, outputs={"a.isxd": {"kind": "cellset_raw", "movie_index": 0}},
+                              inputs=input_records(series), resolved=resolve_params(),
+                              run_ids={"prefect_flow_run_id": "f1"}, run={"n_components": 3})
+    write_manifest(tmp_path, manifest)
+    updated = record_run_ids(tmp_path, {"mlflow_run_id": "m1"}, notes=["tracked"])
+    assert updated["run_ids"] == {"prefect_flow_run_id": "f1", "mlflow_run_id": "m1"}
+    assert read_manifest(tmp_path)["run"] == {"n_components": 3}
+    assert read_manifest(tmp_path)["notes"][-1] == "tracked"
+    assert verify_manifest(tmp_path) == []
+
+
+def test_input_records_reuse_given_hashes(series):
+    records = input_records(series, hashes={0: "f" * 64})
+    assert records[0]["sha256"] == "f" * 64
+    assert records[1]["sha256"] == sha256_file(records[1]["path"])

@@ -68,11 +68,13 @@ def check_output_dir(output_dir: str | os.PathLike, n_movies: int, *, overwrite:
 
 
 def export(result: ExtractionResult, output_dir: str | os.PathLike, *, overwrite: bool = False,
-           evaluate: bool = False, run_ids: dict[str, str | None] | None = None) -> ExportResult:
+           evaluate: bool = False, run_ids: dict[str, str | None] | None = None,
+           hashes: dict[int, str] | None = None, fingerprint: str | None = None) -> ExportResult:
     """Write every output of ``result`` into ``output_dir``; returns what was written.
 
     ``evaluate`` turns on the quality evaluation that sets accepted/rejected statuses (off by
-    default, as in the seed tool). ``run_ids`` (e.g. the Prefect flow run id) go to the manifest.
+    default, as in the seed tool). ``run_ids`` (e.g. the Prefect flow run id) go to the manifest,
+    as do the run's ``fingerprint`` and the input ``hashes`` when the caller already has them.
     """
     output_dir = Path(output_dir)
     n_movies = len(result.inputs.series.movies)
@@ -81,14 +83,32 @@ def export(result: ExtractionResult, output_dir: str | os.PathLike, *, overwrite
     staging = Path(tempfile.mkdtemp(prefix=".cnmflow-export-", dir=output_dir))
     try:
         files, notes = _write_all(result, staging, evaluate=evaluate)
-        manifest = build_manifest(output_dir=staging, outputs=files, inputs=input_records(result.inputs.series),
-                                  resolved=result.inputs.resolved, run_ids=run_ids or {}, notes=notes)
+        manifest = build_manifest(output_dir=staging, outputs=files,
+                                  inputs=input_records(result.inputs.series, hashes),
+                                  resolved=result.inputs.resolved, run_ids=run_ids or {}, notes=notes,
+                                  run=run_summary(result, fingerprint=fingerprint, evaluate=evaluate))
         write_manifest(staging / MANIFEST_NAME, manifest)
         files[MANIFEST_NAME] = {"kind": "manifest", "movie_index": None}
         _move_into_place(staging, output_dir, files)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     return ExportResult(output_dir=output_dir, files=files, notes=tuple(notes))
+
+
+def run_summary(result: ExtractionResult, *, fingerprint: str | None, evaluate: bool) -> dict[str, Any]:
+    """What trackers and summaries need about the run: counts, statuses, time and memory."""
+    estimates = result.estimates
+    statuses = component_statuses(estimates, evaluate=evaluate)
+    return {
+        "fingerprint": fingerprint,
+        "n_components": int(estimates.K),
+        "n_frames": int(estimates.n_frames),
+        "frame_shape": [int(n) for n in estimates.dims],
+        "statuses": {status: statuses.count(status) for status in ("accepted", "rejected", "undecided")},
+        "evaluated": evaluate,
+        "timings_s": {stage: round(float(seconds), 4) for stage, seconds in result.timings.items()},
+        "peak_rss_mb": None if result.peak_rss_mb is None else round(result.peak_rss_mb, 1),
+    }
 
 
 def _move_into_place(staging: Path, output_dir: Path, files: dict[str, dict]) -> None:

@@ -1,0 +1,46 @@
+"""The identity of a run's work: input bytes + effective parameters + the code that computes.
+
+Two runs with the same fingerprint compute the same components, so the orchestrator can reuse a
+result (Prefect's cache key) and an output folder can tell whether it is up to date.  The code
+is identified by the content of cnmflow's own source files, not by a version string, so an
+edited checkout never reuses results of the code before the edit.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from functools import lru_cache
+from pathlib import Path
+from typing import Mapping
+
+from cnmflow.lineage import sha256_file
+from cnmflow.params import Params
+
+PACKAGE_DIR = Path(__file__).resolve().parent
+
+
+def input_hashes(series) -> dict[int, str]:
+    """sha256 of every movie of a series, by its index in the user's order (streamed)."""
+    return {index: sha256_file(movie.path) for index, movie in enumerate(series.movies)}
+
+
+@lru_cache(maxsize=1)
+def source_digest() -> str:
+    """sha256 over cnmflow's Python sources (names and bytes), computed once per process."""
+    digest = hashlib.sha256()
+    for path in sorted(PACKAGE_DIR.rglob("*.py")):
+        digest.update(path.relative_to(PACKAGE_DIR).as_posix().encode())
+        digest.update(path.read_bytes())
+    return digest.hexdigest()
+
+
+def run_fingerprint(hashes: Mapping[int, str], params: Params) -> str:
+    """Hex digest naming the computation: ordered input hashes, every parameter, the code.
+
+    ``n_processes`` is left out: it changes how fast the work runs, not what it computes.
+    """
+    values = params.model_dump(mode="json", exclude={"n_processes"})
+    payload = {"inputs": [hashes[index] for index in sorted(hashes)], "params": values,
+               "code": source_digest()}
+    return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()
