@@ -31,6 +31,8 @@ COMPARISON_CSV = "sweep/comparison.csv"
 COMPARISON_PNG = "sweep/comparison.png"
 CONTACT_SHEET_PNG = "sweep/footprints_contact_sheet.png"
 GRID_JSON = "sweep/grid.json"
+END_STATUSES = tuple(RunStatus.to_string(status) for status in (RunStatus.FINISHED, RunStatus.FAILED,
+                                                                RunStatus.KILLED))
 
 
 @dataclass(frozen=True)
@@ -95,14 +97,18 @@ def finish_sweep(
     *,
     tracking_uri: str,
     children: Sequence[tuple[Mapping[str, Any], str | os.PathLike]],
+    status: str = "FINISHED",
 ) -> Comparison:
     """Compare the children's output folders and close the parent run.
 
     ``children`` are (combination, output folder) pairs of the combinations that finished.
     The comparison is logged to the parent as CSV and as a table image, with a contact sheet
     of the footprint previews labelled by the varied values; the rows are returned (e.g. for
-    a Prefect table artifact).  TrackingError when MLflow cannot be reached.
+    a Prefect table artifact).  ``status`` closes the parent ("FAILED" when combinations
+    failed and are missing from ``children``).  TrackingError when MLflow cannot be reached.
     """
+    if status not in END_STATUSES:
+        raise ValueError(f"status={status!r}: a sweep ends as one of {', '.join(END_STATUSES)}")
     varied = [name for name in columns_of(combination for combination, _ in children) if name in PARAM_NAMES]
     records = [(combination, read_folder(folder)) for combination, folder in children]
     comparison = Comparison(parent_run_id=parent_run_id, varied=varied,
@@ -116,7 +122,7 @@ def finish_sweep(
         client.log_figure(parent_run_id, contact_sheet(sheet, title=title), CONTACT_SHEET_PNG)
         client.log_batch(parent_run_id, metrics=[Metric("n_children", float(len(children)),
                                                         int(time.time() * 1000), 0)])
-        client.set_terminated(parent_run_id, RunStatus.to_string(RunStatus.FINISHED))
+        client.set_terminated(parent_run_id, status)
     return comparison
 
 

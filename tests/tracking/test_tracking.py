@@ -10,6 +10,8 @@ import argparse
 import json
 import os
 import shutil
+import subprocess
+import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -313,3 +315,9 @@ def test_commands_report_failures_with_exit_codes(series_output, tmp_path, capsy
     folder = _copy(series_output, tmp_path)
     assert run_command(_parser().parse_args(["track", str(folder), "--tracking-uri", "http://127.0.0.1:9"])) == 1
     assert "127.0.0.1:9" in capsys.readouterr().err
+
+
+def test_the_cli_side_and_the_engine_do_not_import_mlflow():
+    code = ("import sys, cnmflow.tracking, cnmflow.tracking.commands, cnmflow.tracking.uri, cnmflow.api, "
+            "cnmflow.engine; assert 'mlflow' not in sys.modules, 'mlflow imported'")
+    subprocess.run([sys.executable, "-c", code], check=True, timeout=120)
