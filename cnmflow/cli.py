@@ -1,7 +1,8 @@
-"""The ``cnmflow`` command line: validate inputs, run an extraction, run the demo.
+"""The ``cnmflow`` command line: validate inputs, run the extraction flow, serve deployments, demo.
 
 Prefect and MLflow are imported lazily by the commands that need them, so ``cnmflow validate``
-answers in about a second.
+answers in about a second.  ``run`` checks everything before it starts a flow run: bad input
+exits with status 2 and one message; a failure during the run exits with 1 naming the stage.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from cnmflow import __version__
 from cnmflow.errors import InputError
 
 EXIT_BAD_INPUT = 2
+EXIT_RUN_FAILED = 1
 
 
 def parse_assignment(text: str) -> tuple[str, Any]:
@@ -62,7 +64,10 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--overwrite", action="store_true", help="replace the outputs of an earlier run in --output-dir")
     run.add_argument("--evaluate", action="store_true",
                      help="evaluate components (trace SNR, spatial consistency) and mark cells accepted/rejected")
+    run.add_argument("--work-dir", type=Path,
+                     help="folder for the temporary float32 copy of the movies (default: inside --output-dir)")
     run.add_argument("--no-progress", action="store_true", help="do not draw progress bars")
+    run.add_argument("--verbose", action="store_true", help="show Prefect's log lines")
 
     lineage = commands.add_parser("lineage", help="print where an output file came from (inputs, parameters, code)")
     lineage.add_argument("path", type=Path, metavar="OUTPUT_FILE")
@@ -85,6 +90,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (InputError, FileExistsError) as err:
         print(f"cnmflow: error: {err}", file=sys.stderr)
         return EXIT_BAD_INPUT
+    except RunFailed as err:
+        print(f"cnmflow: error: {err}", file=sys.stderr)
+        return EXIT_RUN_FAILED
 
 
 def _validate(args: argparse.Namespace) -> int:
@@ -97,25 +105,87 @@ def _validate(args: argparse.Namespace) -> int:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from cnmflow.api import extract
-    from cnmflow.progress import progress_bar
-
-    with progress_bar(enabled=not args.no_progress) as progress:
-        result = extract(args.movies, args.output_dir, preset=args.preset, params=dict(args.assignments),
-                         params_file=args.params_file, overwrite_params=args.overwrite_params,
-                         overwrite=args.overwrite, evaluate=args.evaluate, progress=progress)
-    _print_result(result)
+    """Check the inputs here (exit 2), then run the ``source-extraction`` flow once."""
+    table = dict(args.assignments)
+    _check_before_run(args.movies, args.output_dir, preset=args.preset, table=table, params_file=args.params_file,
+                      overwrite_params=args.overwrite_params, overwrite=args.overwrite, evaluate=args.evaluate)
+    report = _run_flow(args.movies, args.output_dir, preset=args.preset, table=table, params_file=args.params_file,
+                       overwrite_params=args.overwrite_params, overwrite=args.overwrite, evaluate=args.evaluate,
+                       work_dir=args.work_dir, show_progress=not args.no_progress, verbose=args.verbose)
+    _print_report(report)
     return 0
 
 
-def _print_result(result) -> None:
-    estimates = result.extraction.estimates
-    for note in result.extraction.inputs.resolved.notes + result.outputs.notes:
+def _check_before_run(movies, output_dir: Path, *, preset: str, table: dict, params_file, overwrite_params: bool,
+                      overwrite: bool, evaluate: bool) -> None:
+    """Every check the flow's validate step makes, without hashing the movies unless outputs exist."""
+    from cnmflow.outputs.export import check_output_dir, planned_names
+    from cnmflow.params_form import form_with
+    from cnmflow.plan import plan_run
+    from cnmflow.validate import validate_inputs
+
+    form_with(preset, table)
+    inputs = validate_inputs(movies, preset=preset, table=table, params_file=params_file,
+                             overwrite_params=overwrite_params)
+    n_movies = len(inputs.series.movies)
+    if overwrite or not any((Path(output_dir) / name).exists() for name in planned_names(n_movies)):
+        check_output_dir(output_dir, n_movies, overwrite=overwrite)
+        return
+    plan_run(movies, output_dir, preset=preset, table=table, params_file=params_file,
+             overwrite_params=overwrite_params, overwrite=overwrite, evaluate=evaluate)
+
+
+class RunFailed(Exception):
+    """The flow run failed after its inputs were accepted; names the stage that failed."""
+
+
+def _run_flow(movies, output_dir: Path, *, preset: str, table: dict, params_file, overwrite_params: bool,
+              overwrite: bool, evaluate: bool, work_dir, show_progress: bool, verbose: bool):
+    import os
+
+    if not verbose:
+        os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
+    from cnmflow.params_form import form_with
+    from cnmflow.progress import progress_bar
+    from flows.source_extraction import source_extraction
+    from tasks.progress import add_listener, remove_listener
+
+    stages: list[str] = []
+
+    with progress_bar(enabled=show_progress) as bar:
+        def listen(stage: str, fraction: float) -> None:
+            if not stages or stages[-1] != stage:
+                stages.append(stage)
+            bar(stage, fraction)
+
+        add_listener(listen)
+        try:
+            return source_extraction(
+                movies=[str(Path(m).absolute()) for m in movies], output_dir=str(Path(output_dir).absolute()),
+                params_file=None if params_file is None else str(Path(params_file).absolute()),
+                overwrite_params=overwrite_params, preset=preset, params=form_with(preset, table),
+                overwrite=overwrite, evaluate=evaluate,
+                work_dir=None if work_dir is None else str(Path(work_dir).absolute()))
+        except (InputError, FileExistsError):
+            raise
+        except Exception as err:  # noqa: BLE001 - reported with the stage, exit status 1
+            stage = stages[-1] if stages else "start"
+            raise RunFailed(f"the run failed during '{stage}': {type(err).__name__}: {err}") from err
+        finally:
+            remove_listener(listen)
+
+
+def _print_report(report) -> None:
+    for note in report.notes:
         print(f"note: {note}")
-    print(f"{estimates.K} components from {estimates.n_frames} frames "
-          f"in {result.extraction.timings.get('fit', 0.0):.1f} s")
-    print(f"Results are in {result.output_dir}:")
-    for name in sorted(result.outputs.files):
+    how = (" (already up to date: nothing recomputed)" if report.up_to_date
+           else " (components reused from an identical earlier run)" if report.reused_extraction else "")
+    print(f"{report.n_components} components{how}")
+    run_id = report.run_ids.get("prefect_flow_run_id")
+    if run_id:
+        print(f"Prefect flow run: {run_id}")
+    print(f"Results are in {report.output_dir}:")
+    for name in report.files:
         print(f"  {name}")
 
 
@@ -127,9 +197,8 @@ def _lineage(args: argparse.Namespace) -> int:
 
 
 def _demo(args: argparse.Namespace) -> int:
-    """Simulate a 1P movie with known neurons, run the whole job on it and score the result."""
-    from cnmflow.api import extract
-    from cnmflow.progress import progress_bar
+    """Simulate a 1P movie with known neurons, run the flow on it and score the result."""
+    from cnmflow.outputs.caiman_hdf5 import read_caiman_hdf5
     from cnmflow.scoring import score
     from cnmflow.synthetic import simulate_1p, write_tiff
     from cnmflow.validate import describe_inputs, validate_inputs
@@ -143,14 +212,16 @@ def _demo(args: argparse.Namespace) -> int:
     print(f"Simulated a 1P movie with {simulated.truth.footprints.shape[0]} known neurons: {movie_path}")
     table = {"gSig": 3, "gSiz": 13, "min_corr": 0.8, "min_pnr": 6}
     print(describe_inputs(validate_inputs([movie_path], table=table)))
-    with progress_bar() as progress:
-        result = extract([movie_path], output_dir / "results", overwrite=True, progress=progress, params=table)
-    estimates = result.extraction.estimates
+    report = _run_flow([movie_path], output_dir / "results", preset="1p", table=table, params_file=None,
+                       overwrite_params=False, overwrite=True, evaluate=False, work_dir=None, show_progress=True,
+                       verbose=False)
+    estimates = read_caiman_hdf5(report.output_dir / "caiman_output.hdf5")
     accuracy = score(simulated.truth.footprints, estimates.footprints(), truth_traces=simulated.truth.calcium,
                      estimated_traces=estimates.C)
-    _print_result(result)
+    _print_report(report)
     print(f"Against the simulation's ground truth: precision {accuracy.precision:.2f}, recall {accuracy.recall:.2f}, "
           f"F1 {accuracy.f1:.2f}, median trace correlation {accuracy.median_trace_corr:.2f}")
+    print(f"Look at the previews (footprints_*.png, traces_*.png, lineage.png) in {report.output_dir}")
     return 0
 
 

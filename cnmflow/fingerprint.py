@@ -2,8 +2,8 @@
 
 Two runs with the same fingerprint compute the same components, so the orchestrator can reuse a
 result (Prefect's cache key) and an output folder can tell whether it is up to date.  The code
-is identified by the content of cnmflow's own source files, not by a version string, so an
-edited checkout never reuses results of the code before the edit.
+is identified by the content of the source files that compute and write results, not by a
+version string, so an edited checkout never reuses results of the code before the edit.
 """
 
 from __future__ import annotations
@@ -18,6 +18,9 @@ from cnmflow.lineage import sha256_file
 from cnmflow.params import Params
 
 PACKAGE_DIR = Path(__file__).resolve().parent
+#: The parts of cnmflow that decide what a run computes and writes (not tracking, CLI or reports).
+COMPUTING_SOURCES: tuple[str, ...] = ("engine", "movies", "outputs", "params.py", "params_file.py", "validate.py",
+                                      "pipeline.py", "isx_timing.py", "lineage.py")
 
 
 def input_hashes(series) -> dict[int, str]:
@@ -27,9 +30,11 @@ def input_hashes(series) -> dict[int, str]:
 
 @lru_cache(maxsize=1)
 def source_digest() -> str:
-    """sha256 over cnmflow's Python sources (names and bytes), computed once per process."""
+    """sha256 over the computing sources (names and bytes), computed once per process."""
     digest = hashlib.sha256()
-    for path in sorted(PACKAGE_DIR.rglob("*.py")):
+    files = [path for name in COMPUTING_SOURCES
+             for path in ([PACKAGE_DIR / name] if name.endswith(".py") else (PACKAGE_DIR / name).rglob("*.py"))]
+    for path in sorted(files):
         digest.update(path.relative_to(PACKAGE_DIR).as_posix().encode())
         digest.update(path.read_bytes())
     return digest.hexdigest()

@@ -11,12 +11,12 @@ import os
 import resource
 import sys
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Callable
 
 from cnmflow.engine import Estimates, check_supported, fit
-from cnmflow.movies import concatenate, work_directory
+from cnmflow.movies import ConcatenatedMovie, concatenate, work_directory
 from cnmflow.validate import ValidatedInputs
 
 Progress = Callable[[str, float], None]
@@ -45,18 +45,25 @@ def peak_rss_mb() -> float:
 def extract(inputs: ValidatedInputs, output_dir: str | os.PathLike, *,
             progress: Progress | None = None) -> ExtractionResult:
     """Concatenate the series on disk and fit it; nothing but the work directory is written."""
-    params = inputs.resolved.params
-    check_supported(params)
+    check_supported(inputs.resolved.params)
     output_dir = Path(output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
-    timings: dict[str, float] = {}
     with work_directory(output_dir) as work:
         started = time.perf_counter()
         concatenated = concatenate(inputs.series, work, progress=progress)
-        timings["concatenate"] = time.perf_counter() - started
-        started = time.perf_counter()
-        estimates = fit(concatenated.open(), params, progress)
-        timings["fit"] = time.perf_counter() - started
+        seconds = time.perf_counter() - started
+        result = fit_series(inputs, concatenated, progress=progress)
+    return replace(result, timings={"concatenate": seconds, **result.timings})
+
+
+def fit_series(inputs: ValidatedInputs, concatenated: ConcatenatedMovie, *,
+               progress: Progress | None = None) -> ExtractionResult:
+    """Fit an already concatenated series (e.g. a shared work copy) with the run's parameters."""
+    params = inputs.resolved.params
+    check_supported(params)
+    started = time.perf_counter()
+    estimates = fit(concatenated.open(), params, progress)
+    timings = {"fit": time.perf_counter() - started}
     timings.update({f"fit.{stage}": seconds for stage, seconds in estimates.timings.items()})
     return ExtractionResult(inputs=inputs, estimates=estimates, offsets=concatenated.offsets,
                             filled_frames=concatenated.filled_frames, timings=timings,

@@ -73,6 +73,7 @@ def test_cellset_given_as_movie_exits_2(capsys):
     assert "cell set" in capsys.readouterr().err
 
 
+@pytest.mark.usefixtures("prefect_harness")
 def test_run_writes_outputs_and_lineage_explains_them(tif_movie, tmp_path, capsys):
     out = tmp_path / "out"
     assert main(["run", str(tif_movie), "--output-dir", str(out), "--set", "rf=none", "--set", "gSiz=13",
@@ -95,6 +96,7 @@ def test_console_script_help_runs():
     assert result.returncode == 0 and "validate" in result.stdout and "run" in result.stdout
 
 
+@pytest.mark.usefixtures("prefect_harness")
 def test_demo_runs_end_to_end_and_scores_against_the_truth(tmp_path, capsys):
     assert main(["demo", "--output-dir", str(tmp_path)]) == 0
     out = capsys.readouterr().out

@@ -23,6 +23,7 @@ from cnmflow.outputs.caiman_hdf5 import write_caiman_hdf5
 from cnmflow.outputs.images import write_correlation_tif
 from cnmflow.outputs.isxd_sets import (EmptySetNotSupported, OutputExistsError, cell_names, output_spacing,
                                        output_timing, split_traces, write_cellset, write_eventset)
+from cnmflow.outputs.lineage_graph import lineage_graph
 from cnmflow.outputs.metadata import describe_cellset, describe_eventset, write_output_metadata
 from cnmflow.outputs.previews import (events_preview, footprints_preview, initialization_images, no_cells_image,
                                       safe_preview, traces_preview)
@@ -34,6 +35,7 @@ HDF5_NAME = "caiman_output.hdf5"
 CORRELATION_NAME = "local_corr_img.tif"
 METADATA_NAME = "output_metadata.json"
 MANIFEST_NAME = "manifest.json"
+LINEAGE_STEM = "lineage"
 
 
 @dataclass(frozen=True)
@@ -83,8 +85,11 @@ def export(result: ExtractionResult, output_dir: str | os.PathLike, *, overwrite
     staging = Path(tempfile.mkdtemp(prefix=".cnmflow-export-", dir=output_dir))
     try:
         files, notes = _write_all(result, staging, evaluate=evaluate)
+        inputs = input_records(result.inputs.series, hashes)
+        files.update(_write_lineage_graph(staging, inputs, files, run_ids=run_ids or {}, fingerprint=fingerprint,
+                                          notes=notes))
         manifest = build_manifest(output_dir=staging, outputs=files,
-                                  inputs=input_records(result.inputs.series, hashes),
+                                  inputs=inputs,
                                   resolved=result.inputs.resolved, run_ids=run_ids or {}, notes=notes,
                                   run=run_summary(result, fingerprint=fingerprint, evaluate=evaluate))
         write_manifest(staging / MANIFEST_NAME, manifest)
@@ -93,6 +98,23 @@ def export(result: ExtractionResult, output_dir: str | os.PathLike, *, overwrite
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     return ExportResult(output_dir=output_dir, files=files, notes=tuple(notes))
+
+
+def _write_lineage_graph(folder: Path, inputs: list[dict], files: dict[str, dict], *, run_ids: dict,
+                         fingerprint: str | None, notes: list[str]) -> dict[str, dict]:
+    """The picture of inputs → run → outputs; like every preview, a failure is only a note."""
+    from cnmflow.lineage import code_version
+
+    code = code_version()
+    run = {"fingerprint": fingerprint and fingerprint[:16],
+           "code": f"cnmflow {code['cnmflow']}" + (f" @ {code['git_commit'][:10]}" if code["git_commit"] else ""),
+           **{name: value for name, value in run_ids.items()}}
+    outputs = [name for name, spec in files.items() if spec["kind"] != "preview"] + [MANIFEST_NAME]
+    paths, problem = safe_preview(lineage_graph, folder / LINEAGE_STEM, inputs=inputs, run=run, outputs=outputs)
+    if problem:
+        notes.append(problem)
+        log.warning(problem)
+    return {path.name: {"kind": "preview", "movie_index": None} for path in paths}
 
 
 def run_summary(result: ExtractionResult, *, fingerprint: str | None, evaluate: bool) -> dict[str, Any]:

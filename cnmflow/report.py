@@ -1,0 +1,79 @@
+"""What a finished run tells its user: a short record and a markdown summary.
+
+The orchestrator shows the markdown as the run's summary; the command line prints the record.
+Both come from the output folder's manifest, so an up-to-date run (nothing recomputed)
+reports the same facts as the run that wrote the files.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from cnmflow.lineage import read_manifest
+
+
+@dataclass(frozen=True)
+class RunReport:
+    """The outcome of one run, as returned by the ``source-extraction`` flow."""
+
+    output_dir: Path
+    n_components: int
+    files: tuple[str, ...]
+    reused_extraction: bool          # components came from the cache (same inputs, parameters, code)
+    up_to_date: bool                 # the outputs were already there; nothing was written
+    timings_s: dict[str, float] = field(default_factory=dict)
+    peak_rss_mb: float | None = None
+    notes: tuple[str, ...] = ()
+    run_ids: dict[str, str | None] = field(default_factory=dict)
+
+
+def report_from_manifest(output_dir: Path, *, reused_extraction: bool, up_to_date: bool,
+                         timings_s: dict[str, float] | None = None) -> RunReport:
+    """The report of the run whose manifest is in ``output_dir``."""
+    manifest = read_manifest(output_dir)
+    run = manifest.get("run") or {}
+    return RunReport(
+        output_dir=Path(output_dir), n_components=int(run.get("n_components", 0)),
+        files=tuple(sorted(manifest.get("outputs", {})) + ["manifest.json"]),
+        reused_extraction=reused_extraction, up_to_date=up_to_date,
+        timings_s=dict(timings_s or {}), peak_rss_mb=run.get("peak_rss_mb"),
+        notes=tuple(manifest.get("parameter_notes", [])) + tuple(manifest.get("notes", [])),
+        run_ids=dict(manifest.get("run_ids", {})))
+
+
+def _cell(value: Any) -> str:
+    text = "auto" if value is None else f"{value:g}" if isinstance(value, float) else str(value)
+    return text.replace("|", "\\|")
+
+
+def summary_markdown(report: RunReport) -> str:
+    """The run summary: inputs, effective parameters with sources, counts, timings, memory, outputs."""
+    manifest = read_manifest(report.output_dir)
+    run = manifest.get("run") or {}
+    statuses = run.get("statuses") or {}
+    state = ("already up to date: nothing was recomputed" if report.up_to_date
+             else "components reused from an earlier identical run" if report.reused_extraction
+             else "computed")
+    lines = [f"# Source extraction: {report.n_components} components", "",
+             f"Output folder: `{report.output_dir}` ({state})", "",
+             "## Inputs", "", "| # | file | frames | frame rate | sha256 |", "|---|---|---|---|---|"]
+    for rec in manifest.get("inputs", []):
+        lines.append(f"| {rec['index']} | `{rec['path']}` | {rec['n_frames']} | {_cell(rec.get('frame_rate'))} Hz "
+                     f"| `{rec['sha256'][:16]}` |")
+    lines += ["", "## Components", "",
+              f"{report.n_components} components: " + ", ".join(f"{n} {s}" for s, n in statuses.items() if n)
+              + f" (over {run.get('n_frames', '?')} frames)", "",
+              "## Time and memory", "", "| stage | seconds |", "|---|---|"]
+    for stage, seconds in {**(run.get("timings_s") or {}), **report.timings_s}.items():
+        lines.append(f"| {stage} | {seconds:.1f} |")
+    if report.peak_rss_mb is not None:
+        lines += ["", f"Peak memory (resident): {report.peak_rss_mb:.0f} MiB"]
+    lines += ["", "## Effective parameters", "", "| parameter | value | source |", "|---|---|---|"]
+    for name, spec in manifest.get("parameters", {}).items():
+        lines.append(f"| {name} | {_cell(spec['value'])} | {spec['source']} |")
+    lines += ["", "## Outputs", ""] + [f"- `{name}`" for name in report.files]
+    if report.notes:
+        lines += ["", "## Notes", ""] + [f"- {note}" for note in report.notes]
+    return "\n".join(lines) + "\n"

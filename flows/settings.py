@@ -1,0 +1,29 @@
+"""Where orchestration keeps its files: the extraction cache and the movies' work copies.
+
+``CNMFLOW_CACHE_DIR`` (default ``~/.cache/cnmflow``) holds cached extraction results, keyed by
+run fingerprint; delete it freely, runs then recompute.  A run's concatenated movie goes to the
+flow's ``work_dir`` parameter, by default a hidden folder in the output folder, and is removed
+when the run ends.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+CACHE_ENV = "CNMFLOW_CACHE_DIR"
+WORK_DIR_NAME = ".cnmflow-work"
+
+
+def cache_dir() -> Path:
+    """Folder for Prefect's stored extraction results (created on first use)."""
+    configured = os.environ.get(CACHE_ENV)
+    base = Path(configured).expanduser() if configured else Path.home() / ".cache" / "cnmflow"
+    folder = base / "results"
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder.resolve()
+
+
+def work_root(output_dir: Path, work_dir: str | None) -> Path:
+    """Where the run's float32 copy of the series is written."""
+    return Path(work_dir).expanduser().absolute() if work_dir else output_dir / WORK_DIR_NAME

@@ -1,0 +1,108 @@
+"""The ``source-extraction`` flow: validate → concatenate → extract → export → report.
+
+Its parameters are what the Prefect UI shows as the run form: the movies, the output folder,
+a parameters file, the preset and the analysis table (``params``, every seed parameter with the
+preset's value pre-filled).  Re-running on the same bytes with the same effective parameters
+reuses the components (or does nothing when the output folder already holds them).
+"""
+
+from __future__ import annotations
+
+import time
+from contextlib import contextmanager
+from typing import Iterator, Literal
+
+from prefect import flow, get_run_logger
+from prefect.runtime import flow_run
+
+from cnmflow.movies import remove_work_copy
+from cnmflow.params_form import ExtractionParams, table_from_form
+from cnmflow.report import RunReport, report_from_manifest
+from flows.settings import cache_dir, work_root
+from tasks.concatenate import concatenate
+from tasks.export import export_task
+from tasks.extract import extract, is_cached
+from tasks.progress import RunProgress
+from tasks.report import publish_report
+from tasks.validate import validate
+
+Preset = Literal["1p", "2p"]
+
+
+@contextmanager
+def _timed(timings: dict[str, float], stage: str) -> Iterator[None]:
+    started = time.perf_counter()
+    try:
+        yield
+    finally:
+        timings[stage] = round(time.perf_counter() - started, 3)
+
+
+def _run_ids() -> dict[str, str | None]:
+    url = flow_run.ui_url  # None-prefixed when no UI is configured (the temporary server)
+    return {"prefect_flow_run_id": flow_run.id,
+            "prefect_flow_run_url": url if url and url.startswith("http") else None}
+
+
+@flow(name="source-extraction",
+      description="CNMF-E / CNMF source extraction of a movie or a movie series into cell sets, event sets "
+                  "and CaImAn's hdf5, with the seed tool's parameters.")
+def source_extraction(
+    movies: list[str],
+    output_dir: str,
+    params_file: str | None = None,
+    overwrite_params: bool = False,
+    preset: Preset = "1p",
+    params: ExtractionParams = ExtractionParams(),  # type: ignore[valid-type]
+    overwrite: bool = False,
+    evaluate: bool = False,
+    work_dir: str | None = None,
+) -> RunReport:
+    """Extract neurons from ``movies`` (one recording, or a series) into ``output_dir``.
+
+    Args:
+        movies: Movie files (.isxd, .tif/.tiff, .avi); several files form one series.
+        output_dir: Folder for the results (created if needed).
+        params_file: CaImAn-style JSON parameters file, applied when overwrite_params is true.
+        overwrite_params: Apply the parameters file over the table values.
+        preset: The seed's 1P or 2P preset; table values that differ from it are applied on top.
+        params: The analysis table.
+        overwrite: Replace the outputs of an earlier, different run in output_dir.
+        evaluate: Evaluate components (trace SNR, spatial consistency) and mark them accepted/rejected.
+        work_dir: Folder for the temporary float32 copy of the movies (default: inside output_dir).
+    """
+    progress = RunProgress()
+    progress.start()
+    timings: dict[str, float] = {}
+    with _timed(timings, "validate"):
+        plan = validate(movies, output_dir, preset=preset, table=table_from_form(params, preset),
+                        params_file=params_file, overwrite_params=overwrite_params, overwrite=overwrite,
+                        evaluate=evaluate, progress=progress)
+    if plan.up_to_date:
+        get_run_logger().info("%s already holds this run's results (same inputs, parameters and code)",
+                              plan.output_dir)
+        report = report_from_manifest(plan.output_dir, reused_extraction=True, up_to_date=True,
+                                      timings_s=timings)
+        publish_report(report)
+        return report
+
+    cache = cache_dir()
+    work = work_root(plan.output_dir, work_dir)
+    reused = is_cached(plan, cache)
+    movie, created = (None, False)
+    if not reused:
+        with _timed(timings, "concatenate"):
+            movie, created = concatenate(plan, work, progress=progress)
+    try:
+        with _timed(timings, "extract"):
+            extraction = extract.with_options(result_storage=cache)(plan, movie, work, progress=progress)
+    finally:
+        if created:
+            remove_work_copy(movie)
+    with _timed(timings, "export"):
+        export_task(plan, extraction.estimates.K)(plan, extraction, _run_ids(), progress)
+    report = report_from_manifest(plan.output_dir, reused_extraction=reused, up_to_date=False,
+                                  timings_s=timings)
+    publish_report(report)
+    get_run_logger().info("%d components; results in %s", report.n_components, report.output_dir)
+    return report

@@ -1,0 +1,20 @@
+"""The concatenate step: one float32 copy of the series, shared by every run on the same bytes."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from prefect import task
+from prefect.cache_policies import NO_CACHE
+
+from cnmflow.movies import ConcatenatedMovie, ensure_work_copy
+from cnmflow.plan import RunPlan
+from tasks.progress import Progress
+from tasks.retries import RETRY_OPTIONS
+
+
+@task(name="concatenate", cache_policy=NO_CACHE, persist_result=False, **RETRY_OPTIONS)
+def concatenate(plan: RunPlan, work_dir: Path, *, progress: Progress) -> tuple[ConcatenatedMovie, bool]:
+    """The series' work copy under ``work_dir`` (reused when finished earlier) and whether it is new."""
+    progress("concatenate", 0.0)
+    return ensure_work_copy(plan.inputs.series, work_dir, plan.series_key, progress=progress)

@@ -1,0 +1,58 @@
+"""The extract step: CNMF-E on the concatenated series, cached by the run's fingerprint.
+
+The cache key is the fingerprint of input bytes + effective parameters + code, so a re-run on
+the same data with the same settings reuses the components, whatever the paths or the output
+folder; the export step re-attaches the current run's inputs.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+from prefect import task
+
+from cnmflow.movies import ConcatenatedMovie, ensure_work_copy, remove_work_copy
+from cnmflow.pipeline import ExtractionResult, fit_series
+from cnmflow.plan import RunPlan
+from tasks.progress import Progress
+from tasks.retries import RETRY_OPTIONS
+
+
+def fingerprint_key(context: Any, parameters: dict[str, Any]) -> str:
+    """Prefect cache key: the run's fingerprint."""
+    return f"extract-{parameters['plan'].fingerprint}"
+
+
+@task(name="extract", cache_key_fn=fingerprint_key, persist_result=True, cache_result_in_memory=False,
+      **RETRY_OPTIONS)
+def extract(plan: RunPlan, movie: ConcatenatedMovie | None, work_dir: Path, *,
+            progress: Progress) -> ExtractionResult:
+    """Fit the series.
+
+    ``movie`` is None when the flow expected a cache hit; should the stored result have vanished
+    since, the series is concatenated here after all (and that copy removed afterwards).
+    """
+    if movie is not None:
+        return fit_series(plan.inputs, movie, progress=progress)
+    movie, created = ensure_work_copy(plan.inputs.series, work_dir, plan.series_key, progress=progress)
+    try:
+        return fit_series(plan.inputs, movie, progress=progress)
+    finally:
+        if created:
+            remove_work_copy(movie)
+
+
+def is_cached(plan: RunPlan, cache_dir: Path) -> bool:
+    """Whether :func:`extract` has a stored result for this plan (so concatenation can be skipped)."""
+    from prefect.filesystems import LocalFileSystem
+    from prefect.results import ResultStore
+
+    store = ResultStore(result_storage=LocalFileSystem(basepath=str(cache_dir)))
+    return store.exists(fingerprint_key(None, {"plan": plan}))
+
+
+def with_current_inputs(result: ExtractionResult, plan: RunPlan) -> ExtractionResult:
+    """A cached result carries the inputs of the run that computed it; use this run's paths."""
+    return replace(result, inputs=plan.inputs)

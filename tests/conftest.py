@@ -1,0 +1,35 @@
+"""Shared fixtures: one temporary Prefect server for the whole session (entering it costs ~10 s)."""
+
+from __future__ import annotations
+
+import os
+from typing import Iterator
+
+import pytest
+
+# Prefect binds its console log handler to whatever sys.stderr is when logging is set up; doing it here,
+# outside any test, binds it to pytest's session-long capture instead of one test's capsys stream
+# (closed when that test ends, which would break logging in every later test).
+from prefect.logging.configuration import setup_logging  # noqa: E402
+
+setup_logging()
+
+
+@pytest.fixture(scope="session")
+def prefect_harness(tmp_path_factory) -> Iterator[None]:
+    """A throwaway Prefect API and result/cache folders of our own, for flows run in this process."""
+    from prefect.testing.utilities import prefect_test_harness
+
+    storage = tmp_path_factory.mktemp("prefect-results")
+    saved = {name: os.environ.get(name) for name in ("CNMFLOW_CACHE_DIR", "PREFECT_RESULTS_LOCAL_STORAGE_PATH")}
+    os.environ["CNMFLOW_CACHE_DIR"] = str(tmp_path_factory.mktemp("cnmflow-cache"))
+    os.environ["PREFECT_RESULTS_LOCAL_STORAGE_PATH"] = str(storage)
+    try:
+        with prefect_test_harness(server_startup_timeout=120):
+            yield
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
