@@ -15,6 +15,7 @@ from typing import Any, Sequence
 
 from cnmflow import __version__
 from cnmflow.errors import InputError
+from cnmflow.tracking.commands import COMMANDS as TRACKING_COMMANDS, add_commands as add_tracking_commands
 
 EXIT_BAD_INPUT = 2
 EXIT_RUN_FAILED = 1
@@ -72,6 +73,8 @@ def build_parser() -> argparse.ArgumentParser:
     lineage = commands.add_parser("lineage", help="print where an output file came from (inputs, parameters, code)")
     lineage.add_argument("path", type=Path, metavar="OUTPUT_FILE")
 
+    add_tracking_commands(commands)
+
     demo = commands.add_parser("demo", help="simulate a 1P movie with known neurons and run it end to end")
     demo.add_argument("--output-dir", type=Path, default=Path("demo-output"))
     return parser
@@ -86,6 +89,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _run(args)
         if args.command == "lineage":
             return _lineage(args)
+        if args.command in TRACKING_COMMANDS:
+            from cnmflow.tracking.commands import run_command
+
+            return run_command(args)
         return _demo(args)
     except (InputError, FileExistsError) as err:
         print(f"cnmflow: error: {err}", file=sys.stderr)

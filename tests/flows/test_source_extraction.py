@@ -1,0 +1,140 @@
+"""The source-extraction flow as the Prefect UI and the CLI run it: tasks, retries, caching, artifacts."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import h5py
+import numpy as np
+import pytest
+from prefect.client.orchestration import get_client
+from prefect.client.schemas.filters import (ArtifactFilter, ArtifactFilterFlowRunId, FlowRunFilter,
+                                            FlowRunFilterId)
+
+import flows.source_extraction as flow_module
+import tasks.extract as extract_module
+from cnmflow.errors import InputError
+from cnmflow.lineage import read_manifest, verify_manifest
+from cnmflow.outputs.isxd_sets import OutputExistsError
+from cnmflow.params_form import form_with
+from cnmflow.synthetic import simulate_1p, write_tiff
+from flows.source_extraction import source_extraction
+
+pytestmark = pytest.mark.usefixtures("prefect_harness")
+
+TABLE = {"rf": None, "gSiz": 13, "min_corr": 0.8, "min_pnr": 8}
+
+
+@pytest.fixture(scope="module")
+def movie(tmp_path_factory) -> Path:
+    simulated = simulate_1p(shape=(40, 48), n_frames=200, n_neurons=4, gsig=3.0, fr=10.0, peak_snr=(8, 12), rng=11)
+    return write_tiff(tmp_path_factory.mktemp("movie") / "movie.tif", simulated.movie, fr=10.0)
+
+
+@pytest.fixture(autouse=True)
+def private_cache(tmp_path, monkeypatch):
+    """Each test starts with an empty extraction cache."""
+    monkeypatch.setenv("CNMFLOW_CACHE_DIR", str(tmp_path / "cache"))
+
+
+def run(movie: Path, out: Path, table=TABLE, **kwargs):
+    return source_extraction(movies=[str(movie)], output_dir=str(out), params=form_with("1p", table), **kwargs)
+
+
+def _task_runs(flow_run_id: str):
+    with get_client(sync_client=True) as client:
+        return client.read_task_runs(flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[flow_run_id])))
+
+
+def _read_C(folder: Path) -> np.ndarray:
+    with h5py.File(folder / "caiman_output.hdf5", "r") as h5:
+        return h5["estimates/C"][()]
+
+
+def test_flow_runs_the_plan_and_reports_it(movie, tmp_path):
+    report = run(movie, tmp_path / "out")
+    assert report.n_components > 0 and not report.reused_extraction and not report.up_to_date
+    manifest = read_manifest(tmp_path / "out")
+    flow_run_id = manifest["run_ids"]["prefect_flow_run_id"]
+    assert verify_manifest(tmp_path / "out") == []
+    assert manifest["run"]["fingerprint"] and manifest["run"]["n_components"] == report.n_components
+    assert (tmp_path / "out" / "lineage.png").is_file()
+    assert not (tmp_path / "out" / ".cnmflow-work").exists(), "the work copy of the movie must be removed"
+
+    names = sorted(task_run.name.rsplit("-", 1)[0] for task_run in _task_runs(flow_run_id))
+    assert names == ["concatenate", "export", "extract", "report", "validate"]
+    with get_client(sync_client=True) as client:
+        artifacts = client.read_artifacts(
+            artifact_filter=ArtifactFilter(flow_run_id=ArtifactFilterFlowRunId(any_=[flow_run_id])))
+    by_key = {artifact.key: artifact for artifact in artifacts}
+    assert {"source-extraction-progress", "source-extraction-summary", "footprints-preview",
+            "output-folder"} <= set(by_key)
+    assert float(by_key["source-extraction-progress"].data) == pytest.approx(100.0)
+    assert by_key["footprints-preview"].data.startswith("data:image/png;base64,")
+    summary = by_key["source-extraction-summary"].data
+    assert f"{report.n_components} components" in summary and "min_pnr | 8 | table" in summary
+    assert str(movie) in summary and "cellset_raw.000.isxd" in summary
+
+
+def test_bad_input_fails_once_with_its_message(tmp_path):
+    missing = tmp_path / "no_such_movie.tif"
+    state = source_extraction(movies=[str(missing)], output_dir=str(tmp_path / "out"), return_state=True)
+    assert state.is_failed()
+    assert "no_such_movie.tif" in state.message
+    with pytest.raises(InputError):
+        state.result()
+    (validate_run,) = _task_runs(str(state.state_details.flow_run_id))
+    assert validate_run.run_count == 1, "a validation error must not be retried"
+    assert not (tmp_path / "out").exists() or not any((tmp_path / "out").iterdir())
+
+
+def test_transient_failure_is_retried_and_the_run_completes(movie, tmp_path, monkeypatch):
+    calls = []
+    real_fit = extract_module.fit_series
+
+    def flaky_fit(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 1:
+            raise OSError("the network share went away for a moment")
+        return real_fit(*args, **kwargs)
+
+    monkeypatch.setattr(extract_module, "fit_series", flaky_fit)
+    monkeypatch.setattr(flow_module, "extract", flow_module.extract.with_options(retry_delay_seconds=0))
+    report = run(movie, tmp_path / "out")
+    assert len(calls) == 2 and report.n_components > 0
+    assert verify_manifest(tmp_path / "out") == []
+
+
+def test_same_inputs_reuse_the_extraction_and_a_changed_parameter_does_not(movie, tmp_path, monkeypatch):
+    first = run(movie, tmp_path / "a")
+    assert not first.reused_extraction
+
+    renamed = tmp_path / "same_bytes_other_name.tif"
+    shutil.copy(movie, renamed)
+    fits = []
+    monkeypatch.setattr(extract_module, "fit_series",
+                        lambda *a, **k: fits.append(1) or pytest.fail("a cached extraction was recomputed"))
+    second = run(renamed, tmp_path / "b")
+    assert second.reused_extraction and not fits
+    np.testing.assert_array_equal(_read_C(tmp_path / "a"), _read_C(tmp_path / "b"))
+    assert read_manifest(tmp_path / "b")["inputs"][0]["path"] == str(renamed), "outputs name this run's inputs"
+
+    again = run(movie, tmp_path / "a")
+    assert again.up_to_date and again.n_components == first.n_components
+
+    monkeypatch.undo()
+    monkeypatch.setenv("CNMFLOW_CACHE_DIR", str(tmp_path / "cache"))
+    changed = run(movie, tmp_path / "c", table={**TABLE, "min_pnr": 10})
+    assert not changed.reused_extraction
+    assert read_manifest(tmp_path / "c")["run"]["fingerprint"] != read_manifest(tmp_path / "a")["run"]["fingerprint"]
+
+
+def test_damaged_outputs_are_never_taken_for_up_to_date(movie, tmp_path):
+    run(movie, tmp_path / "out")
+    (tmp_path / "out" / "cellset_raw.000.isxd").write_bytes(b"damaged")
+    with pytest.raises(OutputExistsError):
+        run(movie, tmp_path / "out")
+    repaired = run(movie, tmp_path / "out", overwrite=True)
+    assert repaired.reused_extraction and not repaired.up_to_date
+    assert verify_manifest(tmp_path / "out") == []
