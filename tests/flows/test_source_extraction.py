@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import shutil
+import time
 from pathlib import Path
 
 import h5py
@@ -75,6 +76,32 @@ def test_flow_runs_the_plan_and_reports_it(movie, tmp_path):
     summary = by_key["source-extraction-summary"].data
     assert f"{report.n_components} components" in summary and "min_pnr | 8 | table" in summary
     assert str(movie) in summary and "cellset_raw.000.isxd" in summary
+
+
+def _asset_events(flow_run_id: str, expected: int, timeout_s: float = 15.0) -> list[dict]:
+    """Materialization events of one flow run (they reach the server's event store asynchronously)."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        with get_client(sync_client=True) as client:
+            events = client.request("POST", "/events/filter", json={
+                "filter": {"event": {"prefix": ["prefect.asset.materialization"]},
+                           "related": {"id": [f"prefect.flow-run.{flow_run_id}"]}},
+                "limit": 50}).json()["events"]
+        if len(events) >= expected or time.monotonic() > deadline:
+            return events
+        time.sleep(0.5)
+
+
+def test_export_declares_outputs_as_assets_made_from_the_inputs(movie, tmp_path):
+    run(movie, tmp_path / "out")
+    flow_run_id = read_manifest(tmp_path / "out")["run_ids"]["prefect_flow_run_id"]
+    events = _asset_events(flow_run_id, expected=7)  # hdf5, image, metadata, manifest, 2 cell sets, event set
+    made = {event["resource"]["prefect.resource.id"] for event in events}
+    assert f"file://{tmp_path / 'out' / 'cellset_raw.000.isxd'}" in made
+    assert f"file://{tmp_path / 'out' / 'caiman_output.hdf5'}" in made
+    for event in events:
+        upstream = {related["prefect.resource.id"] for related in event["related"]}
+        assert f"file://{movie}" in upstream
 
 
 def test_bad_input_fails_once_with_its_message(tmp_path):
