@@ -1,0 +1,85 @@
+"""One look at the watched folder: which movie files are there, how big, last written when.
+
+A scan only stats files; it never opens them.  Whether a file is finished is decided by
+comparing two scans (see :mod:`cnmflow.watch.stability`), and content is hashed only once a
+file is ready (see :mod:`cnmflow.watch.hashing`), so a scan of a large folder stays cheap.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterable, Sequence
+
+#: What a watcher picks up unless told otherwise: every movie kind the extraction reads.
+DEFAULT_PATTERNS: tuple[str, ...] = ("*.isxd", "*.tif", "*.tiff", "*.avi")
+
+
+@dataclass(frozen=True)
+class Observation:
+    """A file (or a series folder's listing) as one scan saw it.
+
+    ``path`` is relative to the watched folder, '/'-separated, so ledgers survive a move of
+    the folder; a series folder's listing ends in '/' and its ``size`` is its file count.
+    """
+
+    path: str
+    size: int
+    mtime_ns: int
+
+
+def parse_patterns(pattern: str | Sequence[str]) -> tuple[str, ...]:
+    """Glob patterns from a list or a comma-separated string (blank entries dropped)."""
+    items = pattern.split(",") if isinstance(pattern, str) else list(pattern)
+    patterns = tuple(p.strip() for p in items if p and p.strip())
+    if not patterns:
+        raise ValueError("no file pattern given; give e.g. '*.isxd,*.tif'")
+    return patterns
+
+
+def matches(name: str, patterns: Iterable[str]) -> bool:
+    """True when a file name matches one of the patterns, ignoring letter case (``.TIF`` is a TIFF)."""
+    lowered = name.lower()
+    return any(fnmatch.fnmatchcase(lowered, p.lower()) for p in patterns)
+
+
+def _excluded(path: Path, excluded: Sequence[Path]) -> bool:
+    return any(path == ex or ex in path.parents for ex in excluded)
+
+
+def scan_folder(folder: str | os.PathLike, patterns: Sequence[str],
+                exclude: Sequence[str | os.PathLike] = ()) -> list[Observation]:
+    """Every file under ``folder`` (recursively) that matches ``patterns``, sorted by path.
+
+    Hidden files and folders (name starting with '.') are skipped: they hold work copies,
+    ledgers and partial downloads.  ``exclude`` names folders to leave out, e.g. an output
+    folder inside the watched one, whose cell sets must not be taken for new movies.
+    """
+    root = Path(folder).absolute()
+    excluded = [Path(p).absolute() for p in exclude]
+    found: list[Observation] = []
+    for dirpath, dirnames, filenames in os.walk(root):
+        here = Path(dirpath)
+        dirnames[:] = sorted(d for d in dirnames
+                             if not d.startswith(".") and not _excluded(here / d, excluded))
+        for name in filenames:
+            if name.startswith(".") or not matches(name, patterns):
+                continue
+            try:
+                stat = (here / name).stat()
+            except FileNotFoundError:  # removed between listing and stat
+                continue
+            found.append(Observation((here / name).relative_to(root).as_posix(), stat.st_size, stat.st_mtime_ns))
+    return sorted(found, key=lambda obs: obs.path)
+
+
+def folder_listing(folder: str | os.PathLike, series_key: str, n_files: int) -> Observation:
+    """A series folder's listing as an observation: its file count and the folder's own mtime.
+
+    The folder's mtime moves when a file is added, removed or renamed in it, so a copy still
+    adding files is caught even at a moment when every file already present looks finished.
+    """
+    stat = (Path(folder) / series_key).stat()
+    return Observation(series_key, n_files, stat.st_mtime_ns)

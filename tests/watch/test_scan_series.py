@@ -1,0 +1,62 @@
+"""Finding movies and grouping them into runs (no orchestrator involved)."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+from cnmflow.watch.scan import DEFAULT_PATTERNS, folder_listing, parse_patterns, scan_folder
+from cnmflow.watch.series import group_files
+
+
+def _touch(path, data: bytes = b"x") -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(data)
+
+
+def test_patterns_from_a_comma_string_or_a_list():
+    assert parse_patterns("*.isxd, *.tif,") == ("*.isxd", "*.tif")
+    assert parse_patterns(["*.avi", " "]) == ("*.avi",)
+    with pytest.raises(ValueError, match="pattern"):
+        parse_patterns(" , ")
+
+
+def test_scan_is_recursive_case_insensitive_and_skips_hidden_and_output(tmp_path):
+    for rel in ("a.TIF", "s1/b.isxd", "s1/deep/c.avi", "notes.txt", ".partial.tif", ".work/d.tif", "out/e.isxd"):
+        _touch(tmp_path / rel, b"12345")
+    found = scan_folder(tmp_path, DEFAULT_PATTERNS, exclude=[tmp_path / "out"])
+    assert [o.path for o in found] == ["a.TIF", "s1/b.isxd", "s1/deep/c.avi"]
+    assert all(o.size == 5 for o in found)
+
+
+def test_subfolder_rule_makes_root_files_single_runs_and_each_folder_a_series():
+    groups = group_files(["z.tif", "a.isxd", "s1/b2.tif", "s1/b1.tif", "s1/deep/c.avi"], "subfolder")
+    assert [(g.key, g.members, g.output_base) for g in groups] == [
+        ("a.isxd", ("a.isxd",), "a"),
+        ("z.tif", ("z.tif",), "z"),
+        ("s1/", ("s1/b1.tif", "s1/b2.tif"), "s1"),
+        ("s1/deep/", ("s1/deep/c.avi",), "s1/deep"),
+    ]
+    assert [g.is_series for g in groups] == [False, False, True, True]
+
+
+def test_file_rule_makes_every_file_its_own_run():
+    groups = group_files(["s1/b.tif", "a.isxd"], "file")
+    assert [(g.key, g.members, g.output_base) for g in groups] == [
+        ("a.isxd", ("a.isxd",), "a"), ("s1/b.tif", ("s1/b.tif",), "s1/b")]
+    assert not any(g.is_series for g in groups)
+
+
+def test_unknown_rule_is_refused():
+    with pytest.raises(ValueError, match="series_rule"):
+        group_files(["a.tif"], "day")
+
+
+def test_folder_listing_moves_when_a_file_is_added(tmp_path):
+    _touch(tmp_path / "s1" / "a.tif")
+    before = folder_listing(tmp_path, "s1/", 1)
+    os.utime(tmp_path / "s1", ns=(1, 1))
+    _touch(tmp_path / "s1" / "b.tif")
+    after = folder_listing(tmp_path, "s1/", 2)
+    assert before.path == after.path == "s1/" and after.mtime_ns != 1

@@ -1,0 +1,95 @@
+"""One scan end to end without the orchestrator: survey, claim, finish."""
+
+from __future__ import annotations
+
+import os
+
+from cnmflow.errors import MovieError
+from cnmflow.watch import LEDGER_NAME, Ledger, Scan
+from cnmflow.watch.summary import EXTRACTED, FAILED, GROWING
+
+
+def _write(path, data: bytes, mtime_s: int = 1_700_000_000) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(data)
+    os.utime(path, (mtime_s, mtime_s))
+
+
+def _survey(folder, out, **options):
+    with Ledger.in_folder(out) as ledger:
+        return Scan(folder, out, patterns=["*.tif"], **options).survey(ledger)
+
+
+def _process(folder, out, **options):
+    """A scan that claims every candidate and marks it done; returns the claim decisions."""
+    scan = Scan(folder, out, patterns=["*.tif"], **options)
+    with Ledger.in_folder(out) as ledger:
+        candidates, _ = scan.survey(ledger)
+        decisions = {}
+        for candidate in candidates:
+            claimed = scan.claim(ledger, candidate)
+            decisions[candidate.group.key] = (claimed.decision, claimed.job.output_dir)
+            if claimed.decision == "claim":
+                scan.finish(ledger, claimed.job, run_id="r", error=None)
+    return decisions
+
+
+def test_ledger_lives_in_the_output_root(tmp_path):
+    _write(tmp_path / "in" / "a.tif", b"a")
+    _survey(tmp_path / "in", tmp_path / "out")
+    assert (tmp_path / "out" / LEDGER_NAME).is_file()
+
+
+def test_changed_content_is_processed_again_but_a_touch_is_not(tmp_path):
+    folder, out = tmp_path / "in", tmp_path / "out"
+    _write(folder / "a.tif", b"first")
+    assert _process(folder, out) == {}
+    assert _process(folder, out) == {"a.tif": ("claim", "a")}
+    assert _process(folder, out) == {"a.tif": ("done", "a")}
+    _write(folder / "a.tif", b"first", mtime_s=1_700_000_100)  # same bytes, new mtime
+    _process(folder, out)
+    assert _process(folder, out) == {"a.tif": ("done", "a")}
+    _write(folder / "a.tif", b"second")  # a new recording under the same name
+    _process(folder, out)
+    assert _process(folder, out) == {"a.tif": ("claim", "a.rev2")}
+    with Ledger.in_folder(out) as ledger:
+        assert [(j.output_dir, j.state) for j in ledger.jobs()] == [("a", "done"), ("a.rev2", "done")]
+        assert len({m.sha256 for j in ledger.jobs() for m in ledger.members(j.id)}) == 2
+
+
+def test_a_series_waits_for_every_file_and_for_its_listing(tmp_path):
+    folder, out = tmp_path / "in", tmp_path / "out"
+    _write(folder / "s" / "1.tif", b"1")
+    _survey(folder, out)
+    _write(folder / "s" / "2.tif", b"2")  # a copy still adding files
+    candidates, growing = _survey(folder, out)
+    assert candidates == [] and growing[0].item == "s/" and growing[0].status == GROWING
+    candidates, growing = _survey(folder, out)
+    assert growing == [] and [c.group.members for c in candidates] == [("s/1.tif", "s/2.tif")]
+
+
+def test_hashes_are_remembered_for_unchanged_files(tmp_path, monkeypatch):
+    folder, out = tmp_path / "in", tmp_path / "out"
+    _write(folder / "a.tif", b"a")
+    _survey(folder, out)
+    _survey(folder, out)
+    import cnmflow.watch.watcher as watcher
+
+    monkeypatch.setattr(watcher, "sha256_file", lambda path: (_ for _ in ()).throw(AssertionError("rehashed")))
+    candidates, _ = _survey(folder, out)
+    assert len(candidates) == 1
+
+
+def test_finish_reports_bad_input_and_attempts_left(tmp_path):
+    folder, out = tmp_path / "in", tmp_path / "out"
+    _write(folder / "a.tif", b"a")
+    _survey(folder, out)
+    scan = Scan(folder, out, patterns=["*.tif"], max_attempts=2)
+    with Ledger.in_folder(out) as ledger:
+        (candidate,), _ = scan.survey(ledger)
+        job = scan.claim(ledger, candidate).job
+        failed = scan.finish(ledger, job, run_id="r1", error=MovieError("a.tif: not a TIFF"))
+        assert failed.status == FAILED and "bad input" in failed.detail and "1 attempt(s) left" in failed.detail
+        job = scan.claim(ledger, candidate).job
+        done = scan.finish(ledger, job, run_id="r2", error=None)
+        assert done.status == EXTRACTED and done.output_dir == str(out.absolute() / "a") and done.attempts == 2
