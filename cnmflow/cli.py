@@ -73,6 +73,15 @@ def build_parser() -> argparse.ArgumentParser:
     lineage = commands.add_parser("lineage", help="print where an output file came from (inputs, parameters, code)")
     lineage.add_argument("path", type=Path, metavar="OUTPUT_FILE")
 
+    serve = commands.add_parser(
+        "serve", help="serve the deployments (source-extraction, source-extraction-2p, watch-folder) to the "
+                      "Prefect server in PREFECT_API_URL")
+    serve.add_argument("--watch", type=Path, metavar="FOLDER", help="also serve watch-folder on this folder")
+    serve.add_argument("--output-root", type=Path, help="where watch-folder writes results (required with --watch)")
+    serve.add_argument("--interval", type=float, default=60.0, help="seconds between scans of --watch (default 60)")
+    serve.add_argument("--pattern", help="file patterns watch-folder picks up (default: every supported movie)")
+    serve.add_argument("--preset", choices=("1p", "2p"), default="1p", help="preset of the watched recordings")
+
     add_tracking_commands(commands)
 
     demo = commands.add_parser("demo", help="simulate a 1P movie with known neurons and run it end to end")
@@ -89,6 +98,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _run(args)
         if args.command == "lineage":
             return _lineage(args)
+        if args.command == "serve":
+            return _serve(args)
         if args.command in TRACKING_COMMANDS:
             from cnmflow.tracking.commands import run_command
 
@@ -194,6 +205,37 @@ def _print_report(report) -> None:
     print(f"Results are in {report.output_dir}:")
     for name in report.files:
         print(f"  {name}")
+
+
+def _serve(args: argparse.Namespace) -> int:
+    """Serve the deployments until interrupted; the server must be a real one the UI can reach."""
+    import os
+
+    from deployments.definitions import WatchSettings, build_deployments
+
+    if not os.environ.get("PREFECT_API_URL"):
+        from prefect.settings import PREFECT_API_URL
+
+        if not PREFECT_API_URL.value():
+            raise InputError("no Prefect server configured: start one with `prefect server start` and set "
+                             "PREFECT_API_URL=http://127.0.0.1:4200/api (schedules and UI-triggered runs need a "
+                             "running server)")
+    watch = None
+    if args.watch is not None:
+        if args.output_root is None:
+            raise InputError("--watch needs --output-root: the folder where results of watched recordings go")
+        if not args.watch.is_dir():
+            raise InputError(f"--watch {args.watch}: no such folder; give the folder where recordings arrive")
+        if args.interval <= 0:
+            raise InputError(f"--interval {args.interval:g}: give a positive number of seconds between scans")
+        watch = WatchSettings(folder=str(args.watch.absolute()), output_root=str(args.output_root.absolute()),
+                              interval_s=args.interval, pattern=args.pattern, preset=args.preset)
+    from prefect import serve
+
+    deployments = build_deployments(watch)
+    print("Serving " + ", ".join(deployment.name for deployment in deployments) + " (Ctrl-C stops)", flush=True)
+    serve(*deployments, print_starting_message=False)
+    return 0
 
 
 def _lineage(args: argparse.Namespace) -> int:

@@ -102,3 +102,17 @@ def test_demo_runs_end_to_end_and_scores_against_the_truth(tmp_path, capsys):
     out = capsys.readouterr().out
     assert "Effective parameters" in out and "F1" in out
     assert (tmp_path / "results" / "manifest.json").exists()
+
+
+def test_serve_without_a_server_says_how_to_start_one(tmp_path):
+    script = Path(sys.executable).parent / "cnmflow"
+    env = {k: v for k, v in os.environ.items() if k != "PREFECT_API_URL"}
+    env.update(PREFECT_HOME=str(tmp_path), DO_NOT_TRACK="true")
+    result = subprocess.run([str(script), "serve"], capture_output=True, text=True, timeout=120, env=env)
+    assert result.returncode == 2
+    assert "prefect server start" in result.stderr and "PREFECT_API_URL" in result.stderr
+
+
+def test_serve_watch_needs_an_output_root(tmp_path, monkeypatch):
+    monkeypatch.setenv("PREFECT_API_URL", "http://127.0.0.1:9/api")
+    assert main(["serve", "--watch", str(tmp_path)]) == 2

@@ -1,0 +1,58 @@
+"""The deployments ``cnmflow serve`` offers: what each pre-fills and when it runs.
+
+``prefect.yaml`` declares the same deployments for ``prefect deploy --all`` with a work pool;
+a test keeps the two in step (names, entrypoints, pre-filled parameters).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from cnmflow.params_form import form_values
+
+SOURCE_EXTRACTION = "source-extraction"
+SOURCE_EXTRACTION_2P = "source-extraction-2p"
+WATCH_FOLDER = "watch-folder"
+DEFAULT_SCAN_INTERVAL_S = 60
+
+
+@dataclass(frozen=True)
+class WatchSettings:
+    """Which folder the ``watch-folder`` deployment scans, into where, and how often."""
+
+    folder: str
+    output_root: str
+    interval_s: float = DEFAULT_SCAN_INTERVAL_S
+    pattern: str | None = None
+    preset: str = "1p"
+
+
+def extraction_parameters(preset: str) -> dict[str, Any]:
+    """Pre-filled form of a source-extraction deployment: the preset and its analysis table."""
+    return {"preset": preset, "params": form_values(preset)}
+
+
+def build_deployments(watch: WatchSettings | None = None) -> list[Any]:
+    """Runner deployments for ``prefect.serve``: both extraction presets, and the watcher when configured."""
+    from flows.source_extraction import source_extraction
+
+    deployments = [
+        source_extraction.to_deployment(
+            name=SOURCE_EXTRACTION, parameters=extraction_parameters("1p"), tags=["cnmflow", "1p"],
+            description="Extract neurons from a 1P (miniscope) movie or series: fill in movies and output_dir."),
+        source_extraction.to_deployment(
+            name=SOURCE_EXTRACTION_2P, parameters=extraction_parameters("2p"), tags=["cnmflow", "2p"],
+            description="Extract neurons from a 2P movie or series with the seed's 2P preset."),
+    ]
+    if watch is not None:
+        from flows.watch_folder import watch_folder
+
+        parameters: dict[str, Any] = {"folder": watch.folder, "output_root": watch.output_root,
+                                      **extraction_parameters(watch.preset)}
+        if watch.pattern:
+            parameters["pattern"] = watch.pattern
+        deployments.append(watch_folder.to_deployment(
+            name=WATCH_FOLDER, interval=watch.interval_s, parameters=parameters, tags=["cnmflow", "watch"],
+            description=f"Every {watch.interval_s:g} s: extract new recordings in {watch.folder}."))
+    return deployments

@@ -1,0 +1,52 @@
+"""prefect.yaml and ``cnmflow serve`` offer the same deployments, pre-filled with the seed's presets."""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+
+import yaml
+
+from cnmflow.params_form import form_values
+from deployments.definitions import build_deployments, extraction_parameters
+
+REPO = Path(__file__).resolve().parents[2]
+PROJECT = yaml.safe_load((REPO / "prefect.yaml").read_text())
+BY_NAME = {deployment["name"]: deployment for deployment in PROJECT["deployments"]}
+
+
+def _load_entrypoint(entrypoint: str):
+    path, name = entrypoint.split(":")
+    spec = importlib.util.spec_from_file_location(f"entry_{name}", REPO / path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return getattr(module, name)
+
+
+def test_prefect_yaml_prefills_the_presets_like_serve():
+    for name, preset in (("source-extraction", "1p"), ("source-extraction-2p", "2p")):
+        assert BY_NAME[name]["parameters"] == extraction_parameters(preset)
+    assert BY_NAME["source-extraction-2p"]["parameters"]["params"] == form_values("2p")
+    assert BY_NAME["source-extraction-2p"]["parameters"]["params"]["method_init"] == "greedy_roi"
+
+
+def test_prefect_yaml_entrypoints_are_the_flows_and_paths_are_relative():
+    names = {"source-extraction": "source-extraction", "source-extraction-2p": "source-extraction",
+             "watch-folder": "watch-folder"}
+    for deployment, flow_name in names.items():
+        assert _load_entrypoint(BY_NAME[deployment]["entrypoint"]).name == flow_name
+    text = (REPO / "prefect.yaml").read_text()
+    assert "/work" not in text and "/home" not in text and "/Users" not in text
+    assert BY_NAME["watch-folder"]["schedules"][0]["interval"] > 0
+
+
+def test_serve_offers_both_presets_and_the_watcher_when_asked(tmp_path):
+    from deployments.definitions import WatchSettings
+
+    plain = build_deployments()
+    assert [d.name for d in plain] == ["source-extraction", "source-extraction-2p"]
+    assert plain[1].parameters["params"] == form_values("2p")
+    watched = build_deployments(WatchSettings(folder=str(tmp_path), output_root=str(tmp_path / "out"), interval_s=30))
+    watcher = watched[-1]
+    assert watcher.name == "watch-folder" and watcher.parameters["folder"] == str(tmp_path)
+    assert watcher.schedules[0].schedule.interval.total_seconds() == 30
