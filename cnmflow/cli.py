@@ -47,6 +47,13 @@ def _add_parameter_options(parser: argparse.ArgumentParser) -> None:
                         type=parse_assignment, help="set one parameter, e.g. --set min_pnr=8 (repeatable)")
 
 
+def _add_tracking_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--experiment", default="source-extraction", help="MLflow experiment (default: source-extraction)")
+    parser.add_argument("--tracking-uri", help="MLflow tracking URI (default: $MLFLOW_TRACKING_URI, else "
+                                               "sqlite:///<parent of --output-dir>/mlflow.db)")
+    parser.add_argument("--no-track", action="store_true", help="do not log the run to MLflow")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="cnmflow", description="Calcium-imaging source extraction (CNMF-E) with CaImAn's parameter names.")
@@ -69,6 +76,7 @@ def build_parser() -> argparse.ArgumentParser:
                      help="folder for the temporary float32 copy of the movies (default: inside --output-dir)")
     run.add_argument("--no-progress", action="store_true", help="do not draw progress bars")
     run.add_argument("--verbose", action="store_true", help="show Prefect's log lines")
+    _add_tracking_options(run)
 
     lineage = commands.add_parser("lineage", help="print where an output file came from (inputs, parameters, code)")
     lineage.add_argument("path", type=Path, metavar="OUTPUT_FILE")
@@ -129,7 +137,9 @@ def _run(args: argparse.Namespace) -> int:
                       overwrite_params=args.overwrite_params, overwrite=args.overwrite, evaluate=args.evaluate)
     report = _run_flow(args.movies, args.output_dir, preset=args.preset, table=table, params_file=args.params_file,
                        overwrite_params=args.overwrite_params, overwrite=args.overwrite, evaluate=args.evaluate,
-                       work_dir=args.work_dir, show_progress=not args.no_progress, verbose=args.verbose)
+                       work_dir=args.work_dir, show_progress=not args.no_progress, verbose=args.verbose,
+                       tracking=dict(experiment=args.experiment, tracking_uri=args.tracking_uri,
+                                     track_run=not args.no_track))
     _print_report(report)
     return 0
 
@@ -158,7 +168,8 @@ class RunFailed(Exception):
 
 
 def _run_flow(movies, output_dir: Path, *, preset: str, table: dict, params_file, overwrite_params: bool,
-              overwrite: bool, evaluate: bool, work_dir, show_progress: bool, verbose: bool):
+              overwrite: bool, evaluate: bool, work_dir, show_progress: bool, verbose: bool,
+              tracking: dict | None = None):
     import os
 
     if not verbose:
@@ -183,7 +194,7 @@ def _run_flow(movies, output_dir: Path, *, preset: str, table: dict, params_file
                 params_file=None if params_file is None else str(Path(params_file).absolute()),
                 overwrite_params=overwrite_params, preset=preset, params=form_with(preset, table),
                 overwrite=overwrite, evaluate=evaluate,
-                work_dir=None if work_dir is None else str(Path(work_dir).absolute()))
+                work_dir=None if work_dir is None else str(Path(work_dir).absolute()), **(tracking or {}))
         except (InputError, FileExistsError):
             raise
         except Exception as err:  # noqa: BLE001 - reported with the stage, exit status 1
@@ -205,6 +216,13 @@ def _print_report(report) -> None:
     print(f"Results are in {report.output_dir}:")
     for name in report.files:
         print(f"  {name}")
+    if report.mlflow_run_id:
+        uri = report.run_ids.get("mlflow_tracking_uri") or ""
+        print(f"MLflow run {report.mlflow_run_id} in experiment {report.run_ids.get('mlflow_experiment')!r} at {uri}")
+        if uri.startswith("sqlite:///"):
+            print(f"  open it with: mlflow ui --backend-store-uri '{uri}' --workers 1   (then http://127.0.0.1:5000)")
+    elif report.tracking_error:
+        print(f"warning: {report.tracking_error}", file=sys.stderr)
 
 
 def _serve(args: argparse.Namespace) -> int:
@@ -263,10 +281,14 @@ def _demo(args: argparse.Namespace) -> int:
     print(describe_inputs(validate_inputs([movie_path], table=table)))
     report = _run_flow([movie_path], output_dir / "results", preset="1p", table=table, params_file=None,
                        overwrite_params=False, overwrite=True, evaluate=False, work_dir=None, show_progress=True,
-                       verbose=False)
+                       verbose=False, tracking=dict(experiment="demo"))
     estimates = read_caiman_hdf5(report.output_dir / "caiman_output.hdf5")
     accuracy = score(simulated.truth.footprints, estimates.footprints(), truth_traces=simulated.truth.calcium,
                      estimated_traces=estimates.C)
+    if report.mlflow_run_id:
+        from cnmflow.tracking import log_scores
+
+        log_scores(report.mlflow_run_id, accuracy.summary(), tracking_uri=report.run_ids["mlflow_tracking_uri"])
     _print_report(report)
     print(f"Against the simulation's ground truth: precision {accuracy.precision:.2f}, recall {accuracy.recall:.2f}, "
           f"F1 {accuracy.f1:.2f}, median trace correlation {accuracy.median_trace_corr:.2f}")

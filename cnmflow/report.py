@@ -27,10 +27,15 @@ class RunReport:
     peak_rss_mb: float | None = None
     notes: tuple[str, ...] = ()
     run_ids: dict[str, str | None] = field(default_factory=dict)
+    tracking_error: str | None = None   # MLflow could not be reached; the outputs are complete
+
+    @property
+    def mlflow_run_id(self) -> str | None:
+        return self.run_ids.get("mlflow_run_id")
 
 
 def report_from_manifest(output_dir: Path, *, reused_extraction: bool, up_to_date: bool,
-                         timings_s: dict[str, float] | None = None) -> RunReport:
+                         timings_s: dict[str, float] | None = None, tracking_error: str | None = None) -> RunReport:
     """The report of the run whose manifest is in ``output_dir``."""
     manifest = read_manifest(output_dir)
     run = manifest.get("run") or {}
@@ -40,7 +45,7 @@ def report_from_manifest(output_dir: Path, *, reused_extraction: bool, up_to_dat
         reused_extraction=reused_extraction, up_to_date=up_to_date,
         timings_s=dict(timings_s or {}), peak_rss_mb=run.get("peak_rss_mb"),
         notes=tuple(manifest.get("parameter_notes", [])) + tuple(manifest.get("notes", [])),
-        run_ids=dict(manifest.get("run_ids", {})))
+        run_ids=dict(manifest.get("run_ids", {})), tracking_error=tracking_error)
 
 
 def _cell(value: Any) -> str:
@@ -74,6 +79,12 @@ def summary_markdown(report: RunReport) -> str:
     for name, spec in manifest.get("parameters", {}).items():
         lines.append(f"| {name} | {_cell(spec['value'])} | {spec['source']} |")
     lines += ["", "## Outputs", ""] + [f"- `{name}`" for name in report.files]
+    lines += ["", "## Tracking", ""]
+    if report.mlflow_run_id:
+        lines.append(f"MLflow run `{report.mlflow_run_id}` (experiment `{report.run_ids.get('mlflow_experiment')}`, "
+                     f"store `{report.run_ids.get('mlflow_tracking_uri')}`)")
+    else:
+        lines.append(f"**Not tracked**: {report.tracking_error or 'tracking was off'}")
     if report.notes:
         lines += ["", "## Notes", ""] + [f"- {note}" for note in report.notes]
     return "\n".join(lines) + "\n"

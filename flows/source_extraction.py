@@ -1,4 +1,4 @@
-"""The ``source-extraction`` flow: validate → concatenate → extract → export → report.
+"""The ``source-extraction`` flow: validate → concatenate → extract → export → track → report.
 
 Its parameters are what the Prefect UI shows as the run form: the movies, the output folder,
 a parameters file, the preset and the analysis table (``params``, every seed parameter with the
@@ -15,15 +15,18 @@ from typing import Iterator, Literal
 from prefect import flow, get_run_logger
 from prefect.runtime import flow_run
 
+from cnmflow.lineage import read_manifest
 from cnmflow.movies import remove_work_copy
 from cnmflow.params_form import ExtractionParams, table_from_form
 from cnmflow.report import RunReport, report_from_manifest
+from cnmflow.tracking.uri import DEFAULT_EXPERIMENT
 from flows.settings import cache_dir, work_root
 from tasks.concatenate import concatenate
 from tasks.export import export_task
 from tasks.extract import extract, is_cached
 from tasks.progress import RunProgress
 from tasks.report import publish_report
+from tasks.track import track
 from tasks.validate import validate
 
 Preset = Literal["1p", "2p"]
@@ -57,6 +60,10 @@ def source_extraction(
     overwrite: bool = False,
     evaluate: bool = False,
     work_dir: str | None = None,
+    experiment: str = DEFAULT_EXPERIMENT,
+    tracking_uri: str | None = None,
+    track_run: bool = True,
+    mlflow_parent_run_id: str | None = None,
 ) -> RunReport:
     """Extract neurons from ``movies`` (one recording, or a series) into ``output_dir``.
 
@@ -70,6 +77,11 @@ def source_extraction(
         overwrite: Replace the outputs of an earlier, different run in output_dir.
         evaluate: Evaluate components (trace SNR, spatial consistency) and mark them accepted/rejected.
         work_dir: Folder for the temporary float32 copy of the movies (default: inside output_dir).
+        experiment: MLflow experiment the run is logged to.
+        tracking_uri: MLflow tracking URI (default: $MLFLOW_TRACKING_URI, else sqlite:///<output_dir's
+            parent>/mlflow.db).
+        track_run: Log the run to MLflow.
+        mlflow_parent_run_id: Nest the MLflow run under this run (parameter sweeps set it).
     """
     progress = RunProgress()
     progress.start()
@@ -81,8 +93,13 @@ def source_extraction(
     if plan.up_to_date:
         get_run_logger().info("%s already holds this run's results (same inputs, parameters and code)",
                               plan.output_dir)
+        tracked = read_manifest(plan.output_dir)["run_ids"].get("mlflow_run_id")
+        error = None
+        if track_run and not tracked:
+            _, error = track(plan.output_dir, experiment=experiment, tracking_uri=tracking_uri,
+                             parent_run_id=mlflow_parent_run_id)
         report = report_from_manifest(plan.output_dir, reused_extraction=True, up_to_date=True,
-                                      timings_s=timings)
+                                      timings_s=timings, tracking_error=error)
         publish_report(report)
         return report
 
@@ -100,9 +117,15 @@ def source_extraction(
         if created:
             remove_work_copy(movie)
     with _timed(timings, "export"):
-        export_task(plan, extraction.estimates.K)(plan, extraction, _run_ids(), progress)
+        before_fit = {stage: timings[stage] for stage in ("validate", "concatenate") if stage in timings}
+        export_task(plan, extraction.estimates.K)(plan, extraction, _run_ids(), progress, before_fit)
+    error = None
+    if track_run:
+        with _timed(timings, "track"):
+            _, error = track(plan.output_dir, experiment=experiment, tracking_uri=tracking_uri,
+                             parent_run_id=mlflow_parent_run_id)
     report = report_from_manifest(plan.output_dir, reused_extraction=reused, up_to_date=False,
-                                  timings_s=timings)
+                                  timings_s=timings, tracking_error=error)
     publish_report(report)
     get_run_logger().info("%d components; results in %s", report.n_components, report.output_dir)
     return report

@@ -38,10 +38,11 @@ def file_asset(path: str | Path) -> Asset:
 
 
 def _write_outputs(plan: RunPlan, extraction: ExtractionResult, run_ids: dict[str, str | None],
-                   progress: Progress) -> ExportResult:
+                   progress: Progress, stage_timings: dict[str, float]) -> ExportResult:
     progress("export", 0.0)
     written = export(with_current_inputs(extraction, plan), plan.output_dir, overwrite=plan.overwrite,
-                     evaluate=plan.evaluate, run_ids=run_ids, hashes=plan.hashes, fingerprint=plan.fingerprint)
+                     evaluate=plan.evaluate, run_ids=run_ids, hashes=plan.hashes, fingerprint=plan.fingerprint,
+                     stage_timings=stage_timings)
     progress("export", 1.0)
     return written
 

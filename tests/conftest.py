@@ -1,4 +1,4 @@
-"""Shared fixtures: one temporary Prefect server for the whole session (entering it costs ~10 s)."""
+"""Shared fixtures: one temporary Prefect server and MLflow store for the whole session (~10 s to start)."""
 
 from __future__ import annotations
 
@@ -21,9 +21,12 @@ def prefect_harness(tmp_path_factory) -> Iterator[None]:
     from prefect.testing.utilities import prefect_test_harness
 
     storage = tmp_path_factory.mktemp("prefect-results")
-    saved = {name: os.environ.get(name) for name in ("CNMFLOW_CACHE_DIR", "PREFECT_RESULTS_LOCAL_STORAGE_PATH")}
+    names = ("CNMFLOW_CACHE_DIR", "PREFECT_RESULTS_LOCAL_STORAGE_PATH", "MLFLOW_TRACKING_URI")
+    saved = {name: os.environ.get(name) for name in names}
     os.environ["CNMFLOW_CACHE_DIR"] = str(tmp_path_factory.mktemp("cnmflow-cache"))
     os.environ["PREFECT_RESULTS_LOCAL_STORAGE_PATH"] = str(storage)
+    # One MLflow store for every flow run of the session (creating a sqlite store costs ~4 s).
+    os.environ["MLFLOW_TRACKING_URI"] = f"sqlite:///{tmp_path_factory.mktemp('mlflow') / 'mlflow.db'}"
     try:
         with prefect_test_harness(server_startup_timeout=120):
             yield

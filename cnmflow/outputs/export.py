@@ -71,12 +71,14 @@ def check_output_dir(output_dir: str | os.PathLike, n_movies: int, *, overwrite:
 
 def export(result: ExtractionResult, output_dir: str | os.PathLike, *, overwrite: bool = False,
            evaluate: bool = False, run_ids: dict[str, str | None] | None = None,
-           hashes: dict[int, str] | None = None, fingerprint: str | None = None) -> ExportResult:
+           hashes: dict[int, str] | None = None, fingerprint: str | None = None,
+           stage_timings: dict[str, float] | None = None) -> ExportResult:
     """Write every output of ``result`` into ``output_dir``; returns what was written.
 
     ``evaluate`` turns on the quality evaluation that sets accepted/rejected statuses (off by
     default, as in the seed tool). ``run_ids`` (e.g. the Prefect flow run id) go to the manifest,
-    as do the run's ``fingerprint`` and the input ``hashes`` when the caller already has them.
+    as do the run's ``fingerprint``, the input ``hashes`` when the caller already has them, and
+    the seconds of the caller's own stages before the fit (``stage_timings``, e.g. validation).
     """
     output_dir = Path(output_dir)
     n_movies = len(result.inputs.series.movies)
@@ -91,7 +93,8 @@ def export(result: ExtractionResult, output_dir: str | os.PathLike, *, overwrite
         manifest = build_manifest(output_dir=staging, outputs=files,
                                   inputs=inputs,
                                   resolved=result.inputs.resolved, run_ids=run_ids or {}, notes=notes,
-                                  run=run_summary(result, fingerprint=fingerprint, evaluate=evaluate))
+                                  run=run_summary(result, fingerprint=fingerprint, evaluate=evaluate,
+                                                  stage_timings=stage_timings))
         write_manifest(staging / MANIFEST_NAME, manifest)
         files[MANIFEST_NAME] = {"kind": "manifest", "movie_index": None}
         _move_into_place(staging, output_dir, files)
@@ -117,7 +120,8 @@ def _write_lineage_graph(folder: Path, inputs: list[dict], files: dict[str, dict
     return {path.name: {"kind": "preview", "movie_index": None} for path in paths}
 
 
-def run_summary(result: ExtractionResult, *, fingerprint: str | None, evaluate: bool) -> dict[str, Any]:
+def run_summary(result: ExtractionResult, *, fingerprint: str | None, evaluate: bool,
+                stage_timings: dict[str, float] | None = None) -> dict[str, Any]:
     """What trackers and summaries need about the run: counts, statuses, time and memory."""
     estimates = result.estimates
     statuses = component_statuses(estimates, evaluate=evaluate)
@@ -128,7 +132,8 @@ def run_summary(result: ExtractionResult, *, fingerprint: str | None, evaluate: 
         "frame_shape": [int(n) for n in estimates.dims],
         "statuses": {status: statuses.count(status) for status in ("accepted", "rejected", "undecided")},
         "evaluated": evaluate,
-        "timings_s": {stage: round(float(seconds), 4) for stage, seconds in result.timings.items()},
+        "timings_s": {stage: round(float(seconds), 4)
+                      for stage, seconds in {**(stage_timings or {}), **result.timings}.items()},
         "peak_rss_mb": None if result.peak_rss_mb is None else round(result.peak_rss_mb, 1),
     }
 

@@ -29,6 +29,7 @@ _EXPORTS = {
     "DEFAULT_EXPERIMENT": "uri",
     "tracking_uri": "uri",
     "log_output_folder": "log_run",
+    "log_scores": "log_run",
     "comparison_rows": "compare",
     "format_table": "compare",
     "Comparison": "sweep",

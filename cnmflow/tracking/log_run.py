@@ -84,6 +84,14 @@ def log_output_folder(
     return run_id
 
 
+def log_scores(run_id: str, scores: Mapping[str, Any], *, tracking_uri: str) -> None:
+    """Add metrics to a logged run afterwards (e.g. ground-truth scores of a simulated movie)."""
+    metrics = finite_metrics(scores)
+    with reported(tracking_uri):
+        now = int(time.time() * 1000)
+        connect(tracking_uri).log_batch(run_id, metrics=[Metric(key, value, now, 0) for key, value in metrics.items()])
+
+
 def _log_contents(client: MlflowClient, run_id: str, record: FolderRecord, extra: dict[str, float]) -> None:
     now = int(time.time() * 1000)
     client.log_batch(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 import time
 from pathlib import Path
@@ -64,7 +65,7 @@ def test_flow_runs_the_plan_and_reports_it(movie, tmp_path):
     assert not (tmp_path / "out" / ".cnmflow-work").exists(), "the work copy of the movie must be removed"
 
     names = sorted(task_run.name.rsplit("-", 1)[0] for task_run in _task_runs(flow_run_id))
-    assert names == ["concatenate", "export", "extract", "report", "validate"]
+    assert names == ["concatenate", "export", "extract", "report", "track", "validate"]
     with get_client(sync_client=True) as client:
         artifacts = client.read_artifacts(
             artifact_filter=ArtifactFilter(flow_run_id=ArtifactFilterFlowRunId(any_=[flow_run_id])))
@@ -102,6 +103,26 @@ def test_export_declares_outputs_as_assets_made_from_the_inputs(movie, tmp_path)
     for event in events:
         upstream = {related["prefect.resource.id"] for related in event["related"]}
         assert f"file://{movie}" in upstream
+
+
+def test_the_mlflow_run_and_the_prefect_run_point_at_each_other(movie, tmp_path):
+    from mlflow import MlflowClient
+
+    report = run(movie, tmp_path / "out", experiment="flow-tests")
+    manifest = read_manifest(tmp_path / "out")
+    assert report.mlflow_run_id and manifest["run_ids"]["mlflow_run_id"] == report.mlflow_run_id
+    mlflow_run = MlflowClient(os.environ["MLFLOW_TRACKING_URI"]).get_run(report.mlflow_run_id)
+    assert mlflow_run.data.tags["prefect.flow_run_id"] == manifest["run_ids"]["prefect_flow_run_id"]
+    assert mlflow_run.data.metrics["n_components"] == report.n_components
+    assert mlflow_run.data.params["init.min_pnr"] == "8.0"
+
+
+def test_unreachable_tracking_keeps_the_outputs_and_says_so(movie, tmp_path):
+    report = run(movie, tmp_path / "out", tracking_uri="http://127.0.0.1:9")
+    assert report.n_components > 0 and report.mlflow_run_id is None
+    assert "127.0.0.1:9" in report.tracking_error and "cnmflow track" in report.tracking_error
+    assert verify_manifest(tmp_path / "out") == []
+    assert any(note.startswith("tracking missing") for note in read_manifest(tmp_path / "out")["notes"])
 
 
 def test_bad_input_fails_once_with_its_message(tmp_path):
