@@ -7,9 +7,10 @@ this module only starts the extractions as child runs and reports.
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Literal
 
 from prefect import flow, get_run_logger
+from pydantic import BeforeValidator
 from prefect.artifacts import create_markdown_artifact
 
 from cnmflow.params_form import ExtractionParams
@@ -19,6 +20,14 @@ from cnmflow.watch.summary import FAILED, GAVE_UP, Outcome
 from flows.source_extraction import source_extraction
 
 Preset = Literal["1p", "2p"]
+
+
+def _patterns(value: object) -> object:
+    return list(parse_patterns(value)) if isinstance(value, str) else value
+
+
+#: A list input in the UI form; a comma-separated string is accepted too when called from code.
+Patterns = Annotated[list[str], BeforeValidator(_patterns)]
 
 
 def _record_run_id(ledger_path: str, job: Job):
@@ -67,7 +76,7 @@ def _log(outcome: Outcome) -> None:
 def watch_folder(
     folder: str,
     output_root: str,
-    pattern: list[str] = list(DEFAULT_PATTERNS),  # noqa: B006 - never mutated; a list renders as a list input
+    pattern: Patterns = list(DEFAULT_PATTERNS),  # noqa: B006 - never mutated; a list renders as a list input
     preset: Preset = "1p",
     params: ExtractionParams = ExtractionParams(),  # type: ignore[valid-type]
     params_file: str | None = None,
@@ -100,7 +109,8 @@ def watch_folder(
     Args:
         folder: Folder to watch (searched recursively; hidden files and folders are skipped).
         output_root: Folder for the results and the ledger (may be inside ``folder``; it is not scanned).
-        pattern: File name patterns to pick up (case-insensitive), e.g. ``*.isxd``.
+        pattern: File name patterns to pick up (case-insensitive), e.g. ``*.isxd`` (from code, also
+            a comma-separated string).
         preset: The seed's 1P or 2P preset for every run.
         params: The analysis table for every run.
         params_file: CaImAn-style JSON parameters file, applied when overwrite_params is true.

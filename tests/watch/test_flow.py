@@ -59,6 +59,14 @@ def _statuses(summary) -> dict[str, str]:
     return {o.item: o.status for o in summary.outcomes}
 
 
+def _artifacts(flow_run_id):
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterFlowRunId
+
+    with get_client(sync_client=True) as client:
+        return client.read_artifacts(artifact_filter=ArtifactFilter(flow_run_id=ArtifactFilterFlowRunId(any_=[flow_run_id])))
+
+
 def _child_run(run_id: str):
     from prefect.client.orchestration import get_client
 
@@ -71,8 +79,11 @@ def test_a_new_movie_is_processed_once(tmp_path, movie):
     _put(folder / "day1.tif", movie)
     first = _scan(folder, out)
     assert first.started == 0 and _statuses(first) == {"day1.tif": GROWING}
-    second = _scan(folder, out)
+    state = watch_folder(folder=str(folder), output_root=str(out), params=PARAMS, return_state=True)
+    second = state.result()
     assert second.started == 1 and _statuses(second) == {"day1.tif": EXTRACTED}
+    (artifact,) = _artifacts(state.state_details.flow_run_id)
+    assert "day1.tif" in artifact.data and "extracted" in artifact.data
     (outcome,) = second.outcomes
     assert outcome.output_dir == str(out / "day1") and (out / "day1" / "manifest.json").is_file()
     with Ledger(out / LEDGER_NAME) as ledger:
@@ -151,13 +162,18 @@ def test_a_series_folder_is_one_run_over_its_movies(tmp_path, halves):
 def test_a_failing_movie_is_tried_max_attempts_times_then_given_up(tmp_path):
     folder, out = tmp_path / "in", tmp_path / "out"
     _put(folder / "corrupt.tif", b"this is not a TIFF file" * 50)
-    assert _scan(folder, out, max_attempts=2).started == 0
-    first = _scan(folder, out, max_attempts=2)
+    _put(folder / "ignored.avi", b"not matched by the pattern")
+
+    def scan():
+        return _scan(folder, out, max_attempts=2, pattern="*.tif, *.tiff")  # a string works too
+
+    assert scan().started == 0
+    first = scan()
     assert _statuses(first) == {"corrupt.tif": FAILED}
     assert "bad input" in first.outcomes[0].detail and "1 attempt(s) left" in first.outcomes[0].detail
-    second = _scan(folder, out, max_attempts=2)
+    second = scan()
     assert _statuses(second) == {"corrupt.tif": FAILED} and "giving up" in second.outcomes[0].detail
-    later = _scan(folder, out, max_attempts=2)
+    later = scan()
     assert later.started == 0 and _statuses(later) == {"corrupt.tif": GAVE_UP}
     with Ledger(out / LEDGER_NAME) as ledger:
         (job,) = ledger.jobs()
