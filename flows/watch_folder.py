@@ -10,8 +10,8 @@ from __future__ import annotations
 from typing import Annotated, Literal
 
 from prefect import flow, get_run_logger
-from pydantic import BeforeValidator
 from prefect.artifacts import create_markdown_artifact
+from pydantic import BeforeValidator
 
 from cnmflow.params_form import ExtractionParams
 from cnmflow.watch import DEFAULT_PATTERNS, Ledger, Scan, ScanSummary, SeriesRule, parse_patterns, summary_markdown

@@ -30,7 +30,8 @@ PARAMS = form_with("1p", {"rf": None, "gSiz": 13, "min_corr": 0.8, "min_pnr": 8}
 
 
 def _movie_bytes(tmp_path_factory, rng: int, n_frames: int = 200) -> bytes:
-    simulated = simulate_1p(shape=(40, 48), n_frames=n_frames, n_neurons=4, gsig=3.0, fr=10.0, peak_snr=(8, 12), rng=rng)
+    simulated = simulate_1p(shape=(40, 48), n_frames=n_frames, n_neurons=4, gsig=3.0, fr=10.0, peak_snr=(8, 12),
+                            rng=rng)
     return write_tiff(tmp_path_factory.mktemp("movie") / "m.tif", simulated.movie, fr=10.0).read_bytes()
 
 
@@ -64,7 +65,8 @@ def _artifacts(flow_run_id):
     from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterFlowRunId
 
     with get_client(sync_client=True) as client:
-        return client.read_artifacts(artifact_filter=ArtifactFilter(flow_run_id=ArtifactFilterFlowRunId(any_=[flow_run_id])))
+        only_this_run = ArtifactFilter(flow_run_id=ArtifactFilterFlowRunId(any_=[flow_run_id]))
+        return client.read_artifacts(artifact_filter=only_this_run)
 
 
 def _child_run(run_id: str):
