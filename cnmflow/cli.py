@@ -81,6 +81,21 @@ def build_parser() -> argparse.ArgumentParser:
     lineage = commands.add_parser("lineage", help="print where an output file came from (inputs, parameters, code)")
     lineage.add_argument("path", type=Path, metavar="OUTPUT_FILE")
 
+    sweep = commands.add_parser(
+        "sweep", help="run every combination of a parameter grid on a movie and compare them (MLflow + table)")
+    sweep.add_argument("movies", nargs="+", type=Path, metavar="MOVIE")
+    sweep.add_argument("--output-dir", type=Path, required=True, help="sweep folder (one sub-folder per combination)")
+    sweep.add_argument("--grid", dest="grid", metavar="NAME=V1,V2", action="append", required=True,
+                       help="values to try for one parameter, e.g. --grid min_pnr=6,8,10 (repeatable)")
+    _add_parameter_options(sweep)
+    sweep.add_argument("--max-concurrent", type=int, default=2, help="combinations running at once (default 2)")
+    sweep.add_argument("--overwrite", action="store_true", help="replace earlier outputs in the sub-folders")
+    sweep.add_argument("--evaluate", action="store_true", help="mark components accepted/rejected")
+    sweep.add_argument("--verbose", action="store_true", help="show Prefect's log lines")
+    sweep.add_argument("--experiment", default="source-extraction", help="MLflow experiment (default: source-extraction)")
+    sweep.add_argument("--tracking-uri", help="MLflow tracking URI (default: $MLFLOW_TRACKING_URI, else "
+                                              "sqlite:///<--output-dir>/mlflow.db)")
+
     serve = commands.add_parser(
         "serve", help="serve the deployments (source-extraction, source-extraction-2p, watch-folder) to the "
                       "Prefect server in PREFECT_API_URL")
@@ -108,6 +123,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _lineage(args)
         if args.command == "serve":
             return _serve(args)
+        if args.command == "sweep":
+            return _sweep(args)
         if args.command in TRACKING_COMMANDS:
             from cnmflow.tracking.commands import run_command
 
@@ -223,6 +240,49 @@ def _print_report(report) -> None:
             print(f"  open it with: mlflow ui --backend-store-uri '{uri}' --workers 1   (then http://127.0.0.1:5000)")
     elif report.tracking_error:
         print(f"warning: {report.tracking_error}", file=sys.stderr)
+
+
+def _sweep(args: argparse.Namespace) -> int:
+    """Check the movies and every combination here (exit 2), then run the ``parameter-sweep`` flow."""
+    import os
+
+    from cnmflow.params_form import form_with
+    from cnmflow.sweep_grid import combinations, parse_grid_option
+    from cnmflow.validate import validate_inputs
+
+    grid = dict(parse_grid_option(text) for text in args.grid)
+    table = dict(args.assignments)
+    form_with(args.preset, table)
+    combos = combinations(grid, preset=args.preset, base=table)
+    validate_inputs(args.movies, preset=args.preset, table=table, params_file=args.params_file,
+                    overwrite_params=args.overwrite_params)
+    if args.max_concurrent < 1:
+        raise InputError(f"--max-concurrent {args.max_concurrent}: give 1 or more")
+    if not args.verbose:
+        os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
+    from cnmflow.tracking.compare import format_table
+    from cnmflow.tracking.uri import tracking_uri
+    from flows.parameter_sweep import parameter_sweep
+
+    print(f"Sweeping {len(combos)} combinations of {', '.join(grid)} ({args.max_concurrent} at a time)", flush=True)
+    try:
+        rows = parameter_sweep(
+            movies=[str(m.absolute()) for m in args.movies], output_dir=str(args.output_dir.absolute()), grid=grid,
+            params_file=None if args.params_file is None else str(args.params_file.absolute()),
+            overwrite_params=args.overwrite_params, preset=args.preset, params=form_with(args.preset, table),
+            max_concurrent=args.max_concurrent, evaluate=args.evaluate, overwrite=args.overwrite,
+            experiment=args.experiment, tracking_uri=args.tracking_uri)
+    except (InputError, FileExistsError):
+        raise
+    except Exception as err:  # noqa: BLE001
+        raise RunFailed(f"the sweep failed: {type(err).__name__}: {err}") from err
+    print(format_table([{k: v for k, v in row.items() if k != "output_dir"} for row in rows]), end="")
+    uri = args.tracking_uri or tracking_uri(args.output_dir.absolute())
+    print(f"Each combination's results are in a sub-folder of {args.output_dir.absolute()}; "
+          "comparison.csv and footprints_contact_sheet.png compare them.")
+    print(f"MLflow: {uri} (experiment {args.experiment!r}); `cnmflow compare {args.experiment!r} --tracking-uri "
+          f"'{uri}'` prints this table again")
+    return 0
 
 
 def _serve(args: argparse.Namespace) -> int:

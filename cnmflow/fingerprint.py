@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
+import threading
 from functools import lru_cache
 from pathlib import Path
 from typing import Mapping
@@ -23,9 +25,30 @@ COMPUTING_SOURCES: tuple[str, ...] = ("engine", "movies", "outputs", "params.py"
                                       "pipeline.py", "isx_timing.py", "lineage.py")
 
 
+_HASHES: dict[tuple[str, int, int], str] = {}
+_HASHES_LOCK = threading.Lock()
+
+
+def file_hash(path: str | os.PathLike) -> str:
+    """sha256 of a file, remembered for this process while its size and mtime stay the same.
+
+    A parameter sweep validates the same movie once per combination; re-reading gigabytes for
+    each would dominate short runs.
+    """
+    stat = os.stat(path)
+    key = (os.path.abspath(path), stat.st_size, stat.st_mtime_ns)
+    with _HASHES_LOCK:
+        known = _HASHES.get(key)
+    if known is None:
+        known = sha256_file(path)
+        with _HASHES_LOCK:
+            _HASHES[key] = known
+    return known
+
+
 def input_hashes(series) -> dict[int, str]:
     """sha256 of every movie of a series, by its index in the user's order (streamed)."""
-    return {index: sha256_file(movie.path) for index, movie in enumerate(series.movies)}
+    return {index: file_hash(movie.path) for index, movie in enumerate(series.movies)}
 
 
 @lru_cache(maxsize=1)

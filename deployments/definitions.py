@@ -14,6 +14,7 @@ from cnmflow.params_form import form_values
 SOURCE_EXTRACTION = "source-extraction"
 SOURCE_EXTRACTION_2P = "source-extraction-2p"
 WATCH_FOLDER = "watch-folder"
+PARAMETER_SWEEP = "parameter-sweep"
 DEFAULT_SCAN_INTERVAL_S = 60
 
 
@@ -34,7 +35,8 @@ def extraction_parameters(preset: str) -> dict[str, Any]:
 
 
 def build_deployments(watch: WatchSettings | None = None) -> list[Any]:
-    """Runner deployments for ``prefect.serve``: both extraction presets, and the watcher when configured."""
+    """Runner deployments for ``prefect.serve``: both extraction presets, the sweep, and the watcher when configured."""
+    from flows.parameter_sweep import parameter_sweep
     from flows.source_extraction import source_extraction
 
     deployments = [
@@ -44,6 +46,10 @@ def build_deployments(watch: WatchSettings | None = None) -> list[Any]:
         source_extraction.to_deployment(
             name=SOURCE_EXTRACTION_2P, parameters=extraction_parameters("2p"), tags=["cnmflow", "2p"],
             description="Extract neurons from a 2P movie or series with the seed's 2P preset."),
+        parameter_sweep.to_deployment(
+            name=PARAMETER_SWEEP, parameters=extraction_parameters("1p"), tags=["cnmflow", "sweep"],
+            description="Run every combination of a parameter grid (e.g. min_corr, min_pnr) on one recording and "
+                        "compare them: fill in movies, output_dir and grid."),
     ]
     if watch is not None:
         from flows.watch_folder import watch_folder
@@ -51,7 +57,9 @@ def build_deployments(watch: WatchSettings | None = None) -> list[Any]:
         parameters: dict[str, Any] = {"folder": watch.folder, "output_root": watch.output_root,
                                       **extraction_parameters(watch.preset)}
         if watch.pattern:
-            parameters["pattern"] = watch.pattern
+            from cnmflow.watch import parse_patterns
+
+            parameters["pattern"] = list(parse_patterns(watch.pattern))
         deployments.append(watch_folder.to_deployment(
             name=WATCH_FOLDER, interval=watch.interval_s, parameters=parameters, tags=["cnmflow", "watch"],
             description=f"Every {watch.interval_s:g} s: extract new recordings in {watch.folder}."))

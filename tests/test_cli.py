@@ -116,3 +116,11 @@ def test_serve_without_a_server_says_how_to_start_one(tmp_path):
 def test_serve_watch_needs_an_output_root(tmp_path, monkeypatch):
     monkeypatch.setenv("PREFECT_API_URL", "http://127.0.0.1:9/api")
     assert main(["serve", "--watch", str(tmp_path)]) == 2
+
+
+def test_sweep_refuses_a_bad_combination_before_running(tif_movie, tmp_path, capsys):
+    code = main(["sweep", str(tif_movie), "--output-dir", str(tmp_path / "sweep"), "--grid", "gSiz=13,2",
+                 "--set", "gSig=3"])
+    assert code == 2
+    assert "gSiz=2" in capsys.readouterr().err
+    assert not (tmp_path / "sweep").exists()

@@ -14,6 +14,7 @@ import math
 import os
 import time
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Mapping, Sequence
 
 from mlflow.entities import Metric, Param, RunStatus
@@ -109,11 +110,8 @@ def finish_sweep(
     """
     if status not in END_STATUSES:
         raise ValueError(f"status={status!r}: a sweep ends as one of {', '.join(END_STATUSES)}")
-    varied = [name for name in columns_of(combination for combination, _ in children) if name in PARAM_NAMES]
-    records = [(combination, read_folder(folder)) for combination, folder in children]
-    comparison = Comparison(parent_run_id=parent_run_id, varied=varied,
-                            rows=[folder_row(record, varied) for _, record in records])
-    sheet = [(_label(combination, varied), record.output_dir / FOOTPRINTS_PREVIEW) for combination, record in records]
+    comparison, sheet = compare_children(children, parent_run_id=parent_run_id)
+    varied = comparison.varied
     title = f"sweep {parent_run_id[:8]}: " + ", ".join(varied)
     with reported(tracking_uri):
         client = connect(tracking_uri)
@@ -124,6 +122,31 @@ def finish_sweep(
                                                         int(time.time() * 1000), 0)])
         client.set_terminated(parent_run_id, status)
     return comparison
+
+
+def compare_children(children: Sequence[tuple[Mapping[str, Any], str | os.PathLike]], *,
+                     parent_run_id: str = "") -> tuple[Comparison, list[tuple[str, Path]]]:
+    """The comparison of finished combinations' folders, and their (label, footprint preview) pairs."""
+    varied = [name for name in columns_of(combination for combination, _ in children) if name in PARAM_NAMES]
+    records = [(combination, read_folder(folder)) for combination, folder in children]
+    comparison = Comparison(parent_run_id=parent_run_id, varied=varied,
+                            rows=[folder_row(record, varied) for _, record in records])
+    sheet = [(_label(combination, varied), record.output_dir / FOOTPRINTS_PREVIEW) for combination, record in records]
+    return comparison, sheet
+
+
+def write_comparison(comparison: Comparison, sheet: Sequence[tuple[str, Path]], folder: str | os.PathLike) -> list[Path]:
+    """``comparison.csv``, ``comparison.png`` and ``footprints_contact_sheet.png`` in ``folder``.
+
+    The sweep's own folder holds the comparison too, for users who never open MLflow.
+    """
+    folder = Path(folder)
+    title = "sweep: " + ", ".join(comparison.varied)
+    written = [folder / "comparison.csv", folder / "comparison.png", folder / "footprints_contact_sheet.png"]
+    written[0].write_text(comparison.csv(), encoding="utf-8")
+    table_figure(comparison.rows, title=title).savefig(written[1], dpi=110)
+    contact_sheet(sheet, title=title).savefig(written[2], dpi=110)
+    return written
 
 
 def _checked_grid(grid: Mapping[str, Sequence[Any]]) -> dict[str, list[Any]]:

@@ -139,6 +139,6 @@ def test_prefect_deploy_all_creates_the_deployments_from_prefect_yaml(server):
     assert deployed.returncode == 0, deployed.stdout[-3000:] + deployed.stderr[-3000:]
     with _client(server) as client:
         pooled = {d.name: d for d in client.read_deployments() if d.work_pool_name == "cnmflow"}
-    assert {"source-extraction", "source-extraction-2p", "watch-folder"} <= set(pooled)
+    assert {"source-extraction", "source-extraction-2p", "parameter-sweep", "watch-folder"} <= set(pooled)
     directory = pooled["source-extraction"].pull_steps[0]["prefect.deployments.steps.set_working_directory"]
     assert Path(directory["directory"]) == REPO

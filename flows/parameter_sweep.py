@@ -1,0 +1,100 @@
+"""The ``parameter-sweep`` flow: one movie, a grid of settings, one child run per combination.
+
+The movie is validated, hashed and concatenated once; the children reuse the copy and run
+concurrently up to ``max_concurrent``.  Each child is a ``source-extraction`` run in its own
+sub-folder with its own MLflow run nested under the sweep's parent run, and the sweep ends with
+a comparison (table, CSV, contact sheet of footprints) in Prefect, in MLflow and in the folder.
+"""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+from typing import Any, Literal
+
+from prefect import flow, get_run_logger
+from prefect.runtime import flow_run
+from prefect.task_runners import ThreadPoolTaskRunner
+
+from cnmflow.movies import remove_work_copy
+from cnmflow.params_form import ExtractionParams, table_from_form
+from cnmflow.sweep_grid import combinations, folder_name
+from cnmflow.tracking.uri import DEFAULT_EXPERIMENT, tracking_uri as default_tracking_uri
+from flows.settings import WORK_DIR_NAME
+from tasks.concatenate import concatenate
+from tasks.progress import RunProgress
+from tasks.sweep import close_sweep, open_sweep_run, run_combination
+from tasks.validate import validate
+
+#: Threads available to children; ``max_concurrent`` limits how many run at once.
+MAX_THREADS = 16
+
+
+@flow(name="parameter-sweep", task_runner=ThreadPoolTaskRunner(max_workers=MAX_THREADS),
+      description="Run source extraction once per combination of a parameter grid and compare the results.")
+def parameter_sweep(
+    movies: list[str],
+    output_dir: str,
+    grid: dict[str, list[Any]],
+    params_file: str | None = None,
+    overwrite_params: bool = False,
+    preset: Literal["1p", "2p"] = "1p",
+    params: ExtractionParams = ExtractionParams(),  # type: ignore[valid-type]
+    max_concurrent: int = 2,
+    evaluate: bool = False,
+    overwrite: bool = False,
+    experiment: str = DEFAULT_EXPERIMENT,
+    tracking_uri: str | None = None,
+) -> list[dict[str, Any]]:
+    """Sweep ``grid`` (e.g. ``{"min_corr": [0.7, 0.8], "min_pnr": [6, 8, 10]}``) over ``movies``.
+
+    Args:
+        movies: Movie files of one recording (a series is allowed).
+        output_dir: Sweep folder; each combination writes into a sub-folder named after its values.
+        grid: Parameter name → values to try; every combination runs.
+        params_file: CaImAn-style JSON parameters file, applied when overwrite_params is true.
+        overwrite_params: Apply the parameters file over the table values.
+        preset: The seed's 1P or 2P preset.
+        params: The analysis table shared by every combination (the grid's values replace its fields).
+        max_concurrent: Combinations running at the same time.
+        evaluate: Evaluate components and mark them accepted/rejected.
+        overwrite: Replace earlier, different outputs in the sub-folders.
+        experiment: MLflow experiment of the parent and child runs.
+        tracking_uri: MLflow tracking URI (default: $MLFLOW_TRACKING_URI, else sqlite:///<output_dir>/mlflow.db).
+    """
+    if max_concurrent < 1:
+        raise ValueError(f"max_concurrent={max_concurrent}: at least one combination must run at a time")
+    base = table_from_form(params, preset)
+    combos = combinations(grid, preset=preset, base=base)
+    root = Path(output_dir).expanduser().absolute()
+    progress = RunProgress(key="parameter-sweep-progress")
+    plan = validate(movies, str(root), preset=preset, table=base, params_file=params_file,
+                    overwrite_params=overwrite_params, overwrite=True, evaluate=evaluate, progress=progress)
+    uri = tracking_uri or default_tracking_uri(root)
+    work = root / WORK_DIR_NAME
+    movie, created = concatenate(plan, work, progress=progress)
+    try:
+        parent = open_sweep_run(experiment=experiment, tracking_uri=uri, grid=grid, base=base,
+                                tags={"prefect.flow_run_id": str(flow_run.id)})
+        shared = dict(params_file=params_file, overwrite_params=overwrite_params, overwrite=overwrite,
+                      evaluate=evaluate, work_dir=str(work), experiment=experiment, tracking_uri=uri,
+                      mlflow_parent_run_id=parent)
+        slots = threading.BoundedSemaphore(max_concurrent)
+        futures = [(combo, run_combination.submit(combo, slots=slots, movies=movies, output_dir=root / folder_name(combo),
+                                                  preset=preset, base=base, shared=shared))
+                   for combo in combos]
+        children, failed = [], 0
+        for combo, future in futures:
+            try:
+                report = future.result()
+            except Exception as err:  # noqa: BLE001 - one failed combination must not hide the others
+                failed += 1
+                get_run_logger().error("combination %s failed: %s", folder_name(combo), err)
+                continue
+            children.append((combo, report.output_dir))
+    finally:
+        if created:
+            remove_work_copy(movie)
+    if not children:
+        raise RuntimeError(f"every one of the {len(combos)} combinations failed; see the child runs' logs")
+    return close_sweep(parent, tracking_uri=uri, children=children, folder=root, failed=failed)

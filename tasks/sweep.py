@@ -1,0 +1,64 @@
+"""Sweep steps: open the parent MLflow run, run one combination, close with the comparison."""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+from typing import Any
+
+from prefect import get_run_logger, task
+from prefect.artifacts import create_image_artifact, create_table_artifact
+from prefect.cache_policies import NO_CACHE
+
+from cnmflow.params_form import form_with
+from cnmflow.report import RunReport
+
+
+@task(name="open-sweep-run", cache_policy=NO_CACHE, persist_result=False)
+def open_sweep_run(*, experiment: str, tracking_uri: str, grid: dict[str, list[Any]], base: dict[str, Any],
+                   tags: dict[str, str]) -> str | None:
+    """The parent MLflow run, or None (logged) when the store cannot be reached."""
+    from cnmflow.tracking import TrackingError, start_sweep_run
+
+    try:
+        return start_sweep_run(experiment=experiment, tracking_uri=tracking_uri, grid=grid, base_params=base, tags=tags)
+    except TrackingError as err:
+        get_run_logger().error("the sweep is not tracked: %s", err)
+        return None
+
+
+@task(name="combination", cache_policy=NO_CACHE, persist_result=False)
+def run_combination(combination: dict[str, Any], *, slots: threading.BoundedSemaphore, movies: list[str],
+                    output_dir: Path, preset: str, base: dict[str, Any], shared: dict[str, Any]) -> RunReport:
+    """One combination as a ``source-extraction`` child run, once a slot is free."""
+    from flows.source_extraction import source_extraction
+
+    with slots:
+        return source_extraction(movies=movies, output_dir=str(output_dir), preset=preset,
+                                 params=form_with(preset, {**base, **combination}), **shared)
+
+
+@task(name="compare", cache_policy=NO_CACHE, persist_result=False)
+def close_sweep(parent_run_id: str | None, *, tracking_uri: str, children: list[tuple[dict[str, Any], Path]],
+                folder: Path, failed: int) -> list[dict[str, Any]]:
+    """Comparison rows in the sweep folder, as a Prefect table, and in the parent MLflow run."""
+    import base64
+
+    from cnmflow.tracking import TrackingError, finish_sweep
+    from cnmflow.tracking.sweep import compare_children, write_comparison
+
+    comparison, sheet = compare_children(children, parent_run_id=parent_run_id or "")
+    written = write_comparison(comparison, sheet, folder)
+    rows = [{key: value for key, value in row.items() if key != "output_dir"} for row in comparison.rows]
+    create_table_artifact(rows, key="sweep-comparison",
+                          description=f"{len(rows)} combinations ({failed} failed); folders under {folder}")
+    sheet_png = written[2].read_bytes()
+    create_image_artifact("data:image/png;base64," + base64.b64encode(sheet_png).decode("ascii"),
+                          key="sweep-footprints", description="Footprints of every combination side by side")
+    if parent_run_id:
+        try:
+            finish_sweep(parent_run_id, tracking_uri=tracking_uri, children=children,
+                         status="FAILED" if failed else "FINISHED")
+        except TrackingError as err:
+            get_run_logger().error("could not log the comparison to MLflow: %s", err)
+    return comparison.rows

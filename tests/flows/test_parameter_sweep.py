@@ -1,0 +1,76 @@
+"""A parameter sweep: one parent MLflow run, one child per combination, a comparison, the movie read once."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+from mlflow import MlflowClient
+from prefect.client.orchestration import get_client
+from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey
+
+import cnmflow.movies.work_copy as work_copy
+from cnmflow.errors import ParameterError
+from cnmflow.lineage import read_manifest
+from cnmflow.params_form import form_with
+from cnmflow.sweep_grid import combinations, folder_name, parse_grid_option
+from cnmflow.synthetic import simulate_1p, write_tiff
+from flows.parameter_sweep import parameter_sweep
+
+TABLE = {"rf": None, "gSiz": 13}
+
+
+@pytest.fixture(scope="module")
+def movie(tmp_path_factory) -> Path:
+    simulated = simulate_1p(shape=(40, 48), n_frames=200, n_neurons=4, gsig=3.0, fr=10.0, peak_snr=(8, 12), rng=21)
+    return write_tiff(tmp_path_factory.mktemp("movie") / "movie.tif", simulated.movie, fr=10.0)
+
+
+def test_grid_options_parse_and_every_combination_is_checked_first():
+    assert parse_grid_option("min_pnr=6,8,10") == ("min_pnr", [6, 8, 10])
+    assert parse_grid_option("K=auto,5") == ("K", [None, 5])
+    assert parse_grid_option("center_psf=true,false") == ("center_psf", [True, False])
+    assert len(combinations({"min_corr": [0.7, 0.8], "min_pnr": [6, 8, 10]})) == 6
+    with pytest.raises(ParameterError, match="gSiz=2"):
+        combinations({"gSiz": [13, 2]}, base={"gSig": 3})
+    with pytest.raises(ParameterError, match="min_prn"):
+        combinations({"min_prn": [6]})
+    assert folder_name({"min_corr": 0.8, "K": None}) == "min_corr=0.8_K=auto"
+
+
+@pytest.mark.usefixtures("prefect_harness")
+def test_two_by_two_sweep_nests_four_children_and_compares_them(movie, tmp_path, monkeypatch):
+    monkeypatch.setenv("CNMFLOW_CACHE_DIR", str(tmp_path / "cache"))
+    concatenations = []
+    real_concatenate = work_copy.concatenate
+    monkeypatch.setattr(work_copy, "concatenate",
+                        lambda *a, **k: concatenations.append(1) or real_concatenate(*a, **k))
+    grid = {"min_corr": [0.7, 0.8], "min_pnr": [6, 9]}
+    rows = parameter_sweep(movies=[str(movie)], output_dir=str(tmp_path / "sweep"), grid=grid,
+                           params=form_with("1p", TABLE), experiment="sweep-test", max_concurrent=2)
+
+    assert len(rows) == 4 and len(concatenations) == 1, "the movie is concatenated once for the whole sweep"
+    assert {(row["min_corr"], row["min_pnr"]) for row in rows} == {(0.7, 6), (0.7, 9), (0.8, 6), (0.8, 9)}
+    assert all(row["n_components"] is not None for row in rows)
+    sweep = tmp_path / "sweep"
+    assert (sweep / "comparison.csv").read_text().count("\n") == 5
+    assert (sweep / "footprints_contact_sheet.png").is_file() and not (sweep / ".cnmflow-work").exists()
+
+    client = MlflowClient(os.environ["MLFLOW_TRACKING_URI"])
+    experiment = client.get_experiment_by_name("sweep-test")
+    runs = client.search_runs([experiment.experiment_id])
+    parents = [run for run in runs if run.data.tags.get("cnmflow.kind") == "sweep"]
+    assert len(parents) == 1
+    children = [run for run in runs if run.data.tags.get("mlflow.parentRunId") == parents[0].info.run_id]
+    assert len(children) == 4
+    for combo in combinations(grid):
+        manifest = read_manifest(sweep / folder_name(combo))
+        assert manifest["parameters"]["min_pnr"]["value"] == combo["min_pnr"]
+        assert manifest["run_ids"]["mlflow_run_id"] in {run.info.run_id for run in children}
+    artifacts = client.list_artifacts(parents[0].info.run_id, "sweep")
+    assert {"sweep/comparison.csv", "sweep/footprints_contact_sheet.png"} <= {a.path for a in artifacts}
+
+    with get_client(sync_client=True) as prefect:
+        (table,) = prefect.read_artifacts(artifact_filter=ArtifactFilter(key=ArtifactFilterKey(any_=["sweep-comparison"])))
+    assert table.type == "table" and table.data.count("min_pnr") >= 4
