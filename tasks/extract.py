@@ -34,6 +34,7 @@ def extract(plan: RunPlan, movie: ConcatenatedMovie | None, work_dir: Path, *,
     ``movie`` is None when the flow expected a cache hit; should the stored result have vanished
     since, the series is concatenated here after all (and that copy removed afterwards).
     """
+    progress("patches", 0.0)  # the fit's first stage: a failure from here on is reported as the fit's
     if movie is not None:
         return fit_series(plan.inputs, movie, progress=progress)
     movie, created = ensure_work_copy(plan.inputs.series, work_dir, plan.series_key, progress=progress)

@@ -124,3 +124,20 @@ def test_sweep_refuses_a_bad_combination_before_running(tif_movie, tmp_path, cap
     assert code == 2
     assert "gSiz=2" in capsys.readouterr().err
     assert not (tmp_path / "sweep").exists()
+
+
+@pytest.mark.usefixtures("prefect_harness")
+def test_a_failure_during_the_run_exits_1_naming_the_stage(tif_movie, tmp_path, capsys, monkeypatch):
+    import tasks.extract
+
+    def broken_fit(*args, **kwargs):
+        raise RuntimeError("numerical trouble")
+
+    monkeypatch.setattr(tasks.extract, "fit_series", broken_fit)
+    monkeypatch.setenv("CNMFLOW_CACHE_DIR", str(tmp_path / "cache"))
+    code = main(["run", str(tif_movie), "--output-dir", str(tmp_path / "out"), "--set", "rf=none",
+                 "--set", "gSiz=13", "--no-progress", "--no-track"])
+    assert code == 1
+    err = capsys.readouterr().err
+    assert "during 'patches'" in err and "numerical trouble" in err
+    assert not (tmp_path / "out" / "manifest.json").exists()
