@@ -6,9 +6,7 @@ with the field of view and the number of components, not with the number of fram
 
 from __future__ import annotations
 
-import multiprocessing
 import time
-from concurrent.futures import ProcessPoolExecutor
 from typing import Callable
 
 import numpy as np
@@ -16,13 +14,13 @@ import scipy.sparse as sp
 
 from cnmflow.engine.background import fit_ring_model
 from cnmflow.engine.estimates import Estimates
+from cnmflow.engine.executors import run_patch_jobs
 from cnmflow.engine.footprint_shape import neuron_sized
 from cnmflow.engine.merging import merge_components
 from cnmflow.engine.movie_source import MovieSource
-from cnmflow.engine.patch_job import PatchResult, fit_patch, ring_fit_frames
+from cnmflow.engine.patch_job import PatchResult, ring_fit_frames
 from cnmflow.engine.patches import deduplicate, embed_footprints, patch_boxes, stitch_images
 from cnmflow.engine.quality import evaluate_components
-from cnmflow.engine.threads import use_single_thread
 from cnmflow.engine.trace_shape import forgetting_lag, transient_like
 from cnmflow.engine.traces import TraceModel, normalize, refine_footprints, solve_traces
 from cnmflow.errors import ParameterError
@@ -55,7 +53,7 @@ def _no_progress(stage: str, fraction: float) -> None:
 
 
 def fit(movie: np.ndarray, params: Params, progress: Progress | None = None, *,
-        chunk_mb: float = DEFAULT_CHUNK_MB) -> Estimates:
+        chunk_mb: float = DEFAULT_CHUNK_MB, dask_scheduler: str | None = None) -> Estimates:
     """Extract components from a (frames, rows, cols) float32 movie (array or ``np.memmap``).
 
     Finding no cells is a normal outcome (``K == 0``). The result is deterministic for a given
@@ -64,7 +62,9 @@ def fit(movie: np.ndarray, params: Params, progress: Progress | None = None, *,
     patches read their own box (``(2·rf+1)²`` pixels × all frames).
 
     Patches run in ``params.n_processes`` spawned worker processes when the movie is a file
-    (``np.memmap``), so a script calling ``fit`` needs the usual ``if __name__ == "__main__":``.
+    (``np.memmap``), so a script calling ``fit`` needs the usual ``if __name__ == "__main__":``;
+    with ``dask_scheduler`` (e.g. ``"tcp://10.0.0.5:8786"``) they run on that Dask cluster, whose
+    workers read the same file (it must be on storage they share).
     """
     check_supported(params)
     report = progress or _no_progress
@@ -76,7 +76,8 @@ def fit(movie: np.ndarray, params: Params, progress: Progress | None = None, *,
     timings: dict[str, float] = {}
 
     started = time.perf_counter()
-    results = _run_patches(source, params, dims, report)
+    results = run_patch_jobs(source, patch_boxes(dims, rf=params.rf, stride=params.stride), params, dims, report,
+                             dask_scheduler=dask_scheduler)
     A, C_low = _combine(results, dims, del_duplicates=params.del_duplicates)
     timings["patches"] = time.perf_counter() - started
 
@@ -121,28 +122,6 @@ def fit(movie: np.ndarray, params: Params, progress: Progress | None = None, *,
     estimates.timings = timings
     report("quality", 1.0)
     return estimates
-
-
-def _run_patches(source: MovieSource, params: Params, dims: tuple[int, int], report: Progress) -> list[PatchResult]:
-    boxes = patch_boxes(dims, rf=params.rf, stride=params.stride)
-    workers = min(params.n_processes, len(boxes))
-    report("patches", 0.0)
-    if workers <= 1 or not source.shareable:
-        results = []
-        for done, box in enumerate(boxes, start=1):
-            results.append(fit_patch(source, box, params, fov_dims=dims))
-            report("patches", done / len(boxes))
-        return results
-    shared = source.without_array()
-    context = multiprocessing.get_context("spawn")
-    with ProcessPoolExecutor(max_workers=workers, mp_context=context,
-                             initializer=use_single_thread) as pool:
-        futures = [pool.submit(fit_patch, shared, box, params, fov_dims=dims) for box in boxes]
-        results = []
-        for done, future in enumerate(futures, start=1):
-            results.append(future.result())
-            report("patches", done / len(boxes))
-    return results
 
 
 def _combine(results: list[PatchResult], dims: tuple[int, int], *, del_duplicates: bool):

@@ -1,0 +1,80 @@
+"""Where patch jobs run: in this process, in local worker processes, or on a Dask cluster.
+
+A patch job is a pure function of (movie source, patch box, parameters) and reads only its
+patch from the movie file, so any executor that can reach the file gives the same components:
+workers never receive the movie, only a path.  Results are returned in patch order whatever
+order the jobs finish in, so the combination step — and the result — do not depend on the
+executor.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+from concurrent.futures import ProcessPoolExecutor
+from typing import Callable, Sequence
+
+from cnmflow.engine.movie_source import MovieSource
+from cnmflow.engine.patch_job import PatchResult, fit_patch
+from cnmflow.engine.patches import PatchBox
+from cnmflow.engine.threads import use_single_thread
+from cnmflow.errors import ParameterError
+from cnmflow.params import Params
+
+Progress = Callable[[str, float], None]
+
+#: Seconds to wait for a Dask scheduler before giving up with a clear message.
+CONNECT_TIMEOUT_S = 20
+
+
+def run_patch_jobs(source: MovieSource, boxes: Sequence[PatchBox], params: Params, dims: tuple[int, int],
+                   report: Progress, *, dask_scheduler: str | None = None) -> list[PatchResult]:
+    """Fit every patch with the executor the run asked for; results in ``boxes`` order."""
+    report("patches", 0.0)
+    if dask_scheduler:
+        if not source.shareable:
+            raise ParameterError("patches can run on a Dask cluster only for a movie stored in a file the workers "
+                                 "can read; write the movie to shared storage (the flow's work_dir) first")
+        return _on_dask(source.without_array(), boxes, params, dims, report, dask_scheduler)
+    workers = min(params.n_processes, len(boxes))
+    if workers <= 1 or not source.shareable:
+        results = []
+        for done, box in enumerate(boxes, start=1):
+            results.append(fit_patch(source, box, params, fov_dims=dims))
+            report("patches", done / len(boxes))
+        return results
+    context = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(max_workers=workers, mp_context=context, initializer=use_single_thread) as pool:
+        futures = [pool.submit(fit_patch, source.without_array(), box, params, fov_dims=dims) for box in boxes]
+        results = []
+        for done, future in enumerate(futures, start=1):
+            results.append(future.result())
+            report("patches", done / len(boxes))
+    return results
+
+
+def fit_patch_single_threaded(source: MovieSource, box: PatchBox, params: Params, *,
+                              fov_dims: tuple[int, int]) -> PatchResult:
+    """A patch job for a cluster worker: one BLAS/FFT thread, since the workers are the parallelism."""
+    use_single_thread()
+    return fit_patch(source, box, params, fov_dims=fov_dims)
+
+
+def _on_dask(source: MovieSource, boxes: Sequence[PatchBox], params: Params, dims: tuple[int, int],
+             report: Progress, address: str) -> list[PatchResult]:
+    from distributed import Client, as_completed
+
+    try:
+        client = Client(address, timeout=CONNECT_TIMEOUT_S, set_as_default=False)
+    except (OSError, TimeoutError) as err:
+        raise ParameterError(f"cannot reach the Dask scheduler at {address} ({err}); start it "
+                             "(`dask scheduler`, `dask worker ADDRESS`) or run without --dask") from None
+    with client, client.as_current():
+        futures = [client.submit(fit_patch_single_threaded, source, box, params, fov_dims=dims, pure=False,
+                                 key=f"cnmflow-patch-{index}-{box.row0}-{box.col0}-{id(boxes)}")
+                   for index, box in enumerate(boxes)]
+        position = {future.key: index for index, future in enumerate(futures)}
+        results: list[PatchResult | None] = [None] * len(futures)
+        for done, future in enumerate(as_completed(futures), start=1):
+            results[position[future.key]] = future.result()
+            report("patches", done / len(futures))
+    return results  # type: ignore[return-value]
