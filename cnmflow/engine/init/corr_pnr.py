@@ -49,6 +49,8 @@ CORR_NEURON = 0.9
 CORR_BACKGROUND = 0.3
 #: footprint pixels below this fraction of the footprint's peak are dropped
 FOOTPRINT_REL_THRESHOLD = 0.1
+#: no later seed inside a found footprint's core: pixels above this fraction of its peak
+SEED_EXCLUSION_FRACTION = 0.5
 _MAX_ROUNDS = 50
 
 
@@ -293,7 +295,8 @@ def initialize_corr_pnr(
             fa = st.filt(a[None])[0][q0:q1, p0:p1]
             st.F[:, q0:q1, p0:p1] -= (ci - ci.mean())[:, None, None] * fa[None]
             st.update_images(q0, q1, p0, p1)
-            # no second seed on top of this one
+            # no second seed on top of this one: not in its footprint's core (above half its peak)
+            blocked |= a > SEED_EXCLUSION_FRACTION * a.max()
             y0, y1, x0, x1 = r - er, r + er + 1, c - er, c + er + 1
             sy0, sx0 = max(0, y0), max(0, x0)
             sub = disc[sy0 - y0:disc.shape[0] - (y1 - min(h, y1)), sx0 - x0:disc.shape[1] - (x1 - min(w, x1))]
