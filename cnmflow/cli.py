@@ -47,6 +47,11 @@ def _add_parameter_options(parser: argparse.ArgumentParser) -> None:
                         type=parse_assignment, help="set one parameter, e.g. --set min_pnr=8 (repeatable)")
 
 
+def _add_dask_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--dask", metavar="ADDRESS", help="run patch jobs on this Dask scheduler (e.g. tcp://host:8786; "
+                                                          "its workers must reach the movies and --work-dir)")
+
+
 def _add_tracking_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--experiment", default="source-extraction", help="MLflow experiment (default: source-extraction)")
     parser.add_argument("--tracking-uri", help="MLflow tracking URI (default: $MLFLOW_TRACKING_URI, else "
@@ -77,6 +82,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--no-progress", action="store_true", help="do not draw progress bars")
     run.add_argument("--verbose", action="store_true", help="show Prefect's log lines")
     _add_tracking_options(run)
+    _add_dask_option(run)
 
     lineage = commands.add_parser("lineage", help="print where an output file came from (inputs, parameters, code)")
     lineage.add_argument("path", type=Path, metavar="OUTPUT_FILE")
@@ -95,6 +101,7 @@ def build_parser() -> argparse.ArgumentParser:
     sweep.add_argument("--experiment", default="source-extraction", help="MLflow experiment (default: source-extraction)")
     sweep.add_argument("--tracking-uri", help="MLflow tracking URI (default: $MLFLOW_TRACKING_URI, else "
                                               "sqlite:///<--output-dir>/mlflow.db)")
+    _add_dask_option(sweep)
 
     serve = commands.add_parser(
         "serve", help="serve the deployments (source-extraction, source-extraction-2p, watch-folder) to the "
@@ -104,6 +111,7 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--interval", type=float, default=60.0, help="seconds between scans of --watch (default 60)")
     serve.add_argument("--pattern", help="file patterns watch-folder picks up (default: every supported movie)")
     serve.add_argument("--preset", choices=("1p", "2p"), default="1p", help="preset of the watched recordings")
+    _add_dask_option(serve)
 
     add_tracking_commands(commands)
 
@@ -155,8 +163,8 @@ def _run(args: argparse.Namespace) -> int:
     report = _run_flow(args.movies, args.output_dir, preset=args.preset, table=table, params_file=args.params_file,
                        overwrite_params=args.overwrite_params, overwrite=args.overwrite, evaluate=args.evaluate,
                        work_dir=args.work_dir, show_progress=not args.no_progress, verbose=args.verbose,
-                       tracking=dict(experiment=args.experiment, tracking_uri=args.tracking_uri,
-                                     track_run=not args.no_track))
+                       flow_options=dict(experiment=args.experiment, tracking_uri=args.tracking_uri,
+                                     track_run=not args.no_track, dask_address=args.dask))
     _print_report(report)
     return 0
 
@@ -186,7 +194,7 @@ class RunFailed(Exception):
 
 def _run_flow(movies, output_dir: Path, *, preset: str, table: dict, params_file, overwrite_params: bool,
               overwrite: bool, evaluate: bool, work_dir, show_progress: bool, verbose: bool,
-              tracking: dict | None = None):
+              flow_options: dict | None = None):
     import os
 
     if not verbose:
@@ -211,7 +219,7 @@ def _run_flow(movies, output_dir: Path, *, preset: str, table: dict, params_file
                 params_file=None if params_file is None else str(Path(params_file).absolute()),
                 overwrite_params=overwrite_params, preset=preset, params=form_with(preset, table),
                 overwrite=overwrite, evaluate=evaluate,
-                work_dir=None if work_dir is None else str(Path(work_dir).absolute()), **(tracking or {}))
+                work_dir=None if work_dir is None else str(Path(work_dir).absolute()), **(flow_options or {}))
         except (InputError, FileExistsError):
             raise
         except Exception as err:  # noqa: BLE001 - reported with the stage, exit status 1
@@ -271,7 +279,7 @@ def _sweep(args: argparse.Namespace) -> int:
             params_file=None if args.params_file is None else str(args.params_file.absolute()),
             overwrite_params=args.overwrite_params, preset=args.preset, params=form_with(args.preset, table),
             max_concurrent=args.max_concurrent, evaluate=args.evaluate, overwrite=args.overwrite,
-            experiment=args.experiment, tracking_uri=args.tracking_uri)
+            experiment=args.experiment, tracking_uri=args.tracking_uri, dask_address=args.dask)
     except (InputError, FileExistsError):
         raise
     except Exception as err:  # noqa: BLE001
@@ -310,7 +318,9 @@ def _serve(args: argparse.Namespace) -> int:
                               interval_s=args.interval, pattern=args.pattern, preset=args.preset)
     from prefect import serve
 
-    deployments = build_deployments(watch)
+    if args.dask:  # flow runs started by this process (the watcher's children too) send patch jobs there
+        os.environ["CNMFLOW_DASK_ADDRESS"] = args.dask
+    deployments = build_deployments(watch, dask_address=args.dask)
     print("Serving " + ", ".join(deployment.name for deployment in deployments) + " (Ctrl-C stops)", flush=True)
     serve(*deployments, print_starting_message=False)
     return 0
@@ -341,7 +351,7 @@ def _demo(args: argparse.Namespace) -> int:
     print(describe_inputs(validate_inputs([movie_path], table=table)))
     report = _run_flow([movie_path], output_dir / "results", preset="1p", table=table, params_file=None,
                        overwrite_params=False, overwrite=True, evaluate=False, work_dir=None, show_progress=True,
-                       verbose=False, tracking=dict(experiment="demo"))
+                       verbose=False, flow_options=dict(experiment="demo"))
     estimates = read_caiman_hdf5(report.output_dir / "caiman_output.hdf5")
     accuracy = score(simulated.truth.footprints, estimates.footprints(), truth_traces=simulated.truth.calcium,
                      estimated_traces=estimates.C)

@@ -57,12 +57,15 @@ def extract(inputs: ValidatedInputs, output_dir: str | os.PathLike, *,
 
 
 def fit_series(inputs: ValidatedInputs, concatenated: ConcatenatedMovie, *,
-               progress: Progress | None = None) -> ExtractionResult:
-    """Fit an already concatenated series (e.g. a shared work copy) with the run's parameters."""
+               progress: Progress | None = None, dask_scheduler: str | None = None) -> ExtractionResult:
+    """Fit an already concatenated series (e.g. a shared work copy) with the run's parameters.
+
+    ``dask_scheduler`` sends the patch jobs to that Dask cluster (the copy must be on shared storage).
+    """
     params = inputs.resolved.params
     check_supported(params)
     started = time.perf_counter()
-    estimates = fit(concatenated.open(), params, progress)
+    estimates = fit(concatenated.open(), params, progress, dask_scheduler=dask_scheduler)
     timings = {"fit": time.perf_counter() - started}
     timings.update({f"fit.{stage}": seconds for stage, seconds in estimates.timings.items()})
     return ExtractionResult(inputs=inputs, estimates=estimates, offsets=concatenated.offsets,

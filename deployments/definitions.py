@@ -15,6 +15,7 @@ SOURCE_EXTRACTION = "source-extraction"
 SOURCE_EXTRACTION_2P = "source-extraction-2p"
 WATCH_FOLDER = "watch-folder"
 PARAMETER_SWEEP = "parameter-sweep"
+BATCH_EXTRACTION = "batch-extraction"
 DEFAULT_SCAN_INTERVAL_S = 60
 
 
@@ -29,27 +30,38 @@ class WatchSettings:
     preset: str = "1p"
 
 
-def extraction_parameters(preset: str) -> dict[str, Any]:
-    """Pre-filled form of a source-extraction deployment: the preset and its analysis table."""
-    return {"preset": preset, "params": form_values(preset)}
+def extraction_parameters(preset: str, dask_address: str | None = None) -> dict[str, Any]:
+    """Pre-filled form of an extraction deployment: the preset, its analysis table, the Dask scheduler."""
+    parameters: dict[str, Any] = {"preset": preset, "params": form_values(preset)}
+    if dask_address:
+        parameters["dask_address"] = dask_address
+    return parameters
 
 
-def build_deployments(watch: WatchSettings | None = None) -> list[Any]:
-    """Runner deployments for ``prefect.serve``: both extraction presets, the sweep, and the watcher when configured."""
+def build_deployments(watch: WatchSettings | None = None, *, dask_address: str | None = None) -> list[Any]:
+    """Runner deployments for ``prefect.serve``: both extraction presets, the sweep, the batch, and
+    the watcher when configured.  With ``dask_address`` patch jobs go to that Dask cluster and the
+    batch's recordings run on its workers."""
+    from flows.batch_extraction import batch_extraction, with_dask
     from flows.parameter_sweep import parameter_sweep
     from flows.source_extraction import source_extraction
 
+    batch = with_dask(batch_extraction, dask_address) if dask_address else batch_extraction
+
     deployments = [
         source_extraction.to_deployment(
-            name=SOURCE_EXTRACTION, parameters=extraction_parameters("1p"), tags=["cnmflow", "1p"],
+            name=SOURCE_EXTRACTION, parameters=extraction_parameters("1p", dask_address), tags=["cnmflow", "1p"],
             description="Extract neurons from a 1P (miniscope) movie or series: fill in movies and output_dir."),
         source_extraction.to_deployment(
-            name=SOURCE_EXTRACTION_2P, parameters=extraction_parameters("2p"), tags=["cnmflow", "2p"],
+            name=SOURCE_EXTRACTION_2P, parameters=extraction_parameters("2p", dask_address), tags=["cnmflow", "2p"],
             description="Extract neurons from a 2P movie or series with the seed's 2P preset."),
         parameter_sweep.to_deployment(
-            name=PARAMETER_SWEEP, parameters=extraction_parameters("1p"), tags=["cnmflow", "sweep"],
+            name=PARAMETER_SWEEP, parameters=extraction_parameters("1p", dask_address), tags=["cnmflow", "sweep"],
             description="Run every combination of a parameter grid (e.g. min_corr, min_pnr) on one recording and "
                         "compare them: fill in movies, output_dir and grid."),
+        batch.to_deployment(
+            name=BATCH_EXTRACTION, parameters=extraction_parameters("1p", dask_address), tags=["cnmflow", "batch"],
+            description="Extract many recordings (a cohort), each into its own folder under output_root."),
     ]
     if watch is not None:
         from flows.watch_folder import watch_folder

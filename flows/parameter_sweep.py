@@ -45,6 +45,7 @@ def parameter_sweep(
     overwrite: bool = False,
     experiment: str = DEFAULT_EXPERIMENT,
     tracking_uri: str | None = None,
+    dask_address: str | None = None,
 ) -> list[dict[str, Any]]:
     """Sweep ``grid`` (e.g. ``{"min_corr": [0.7, 0.8], "min_pnr": [6, 8, 10]}``) over ``movies``.
 
@@ -61,6 +62,7 @@ def parameter_sweep(
         overwrite: Replace earlier, different outputs in the sub-folders.
         experiment: MLflow experiment of the parent and child runs.
         tracking_uri: MLflow tracking URI (default: $MLFLOW_TRACKING_URI, else sqlite:///<output_dir>/mlflow.db).
+        dask_address: Dask scheduler for the patch jobs of every combination (default: $CNMFLOW_DASK_ADDRESS).
     """
     if max_concurrent < 1:
         raise ValueError(f"max_concurrent={max_concurrent}: at least one combination must run at a time")
@@ -78,7 +80,7 @@ def parameter_sweep(
                                 tags={"prefect.flow_run_id": str(flow_run.id)})
         shared = dict(params_file=params_file, overwrite_params=overwrite_params, overwrite=overwrite,
                       evaluate=evaluate, work_dir=str(work), experiment=experiment, tracking_uri=uri,
-                      mlflow_parent_run_id=parent)
+                      mlflow_parent_run_id=parent, dask_address=dask_address)
         slots = threading.BoundedSemaphore(max_concurrent)
         futures = [(combo, run_combination.submit(combo, slots=slots, movies=movies, output_dir=root / folder_name(combo),
                                                   preset=preset, base=base, shared=shared))

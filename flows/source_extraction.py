@@ -20,7 +20,7 @@ from cnmflow.movies import remove_work_copy
 from cnmflow.params_form import ExtractionParams, table_from_form
 from cnmflow.report import RunReport, report_from_manifest
 from cnmflow.tracking.uri import DEFAULT_EXPERIMENT
-from flows.settings import cache_dir, work_root
+from flows.settings import cache_dir, dask_scheduler, work_root
 from tasks.concatenate import concatenate
 from tasks.export import export_task
 from tasks.extract import extract, is_cached
@@ -64,6 +64,7 @@ def source_extraction(
     tracking_uri: str | None = None,
     track_run: bool = True,
     mlflow_parent_run_id: str | None = None,
+    dask_address: str | None = None,
 ) -> RunReport:
     """Extract neurons from ``movies`` (one recording, or a series) into ``output_dir``.
 
@@ -82,6 +83,8 @@ def source_extraction(
             parent>/mlflow.db).
         track_run: Log the run to MLflow.
         mlflow_parent_run_id: Nest the MLflow run under this run (parameter sweeps set it).
+        dask_address: Dask scheduler for the patch jobs (default: $CNMFLOW_DASK_ADDRESS, else local
+            processes); its workers must reach work_dir.
     """
     progress = RunProgress()
     progress.start()
@@ -112,7 +115,8 @@ def source_extraction(
             movie, created = concatenate(plan, work, progress=progress)
     try:
         with _timed(timings, "extract"):
-            extraction = extract.with_options(result_storage=cache)(plan, movie, work, progress=progress)
+            extraction = extract.with_options(result_storage=cache)(plan, movie, work, progress=progress,
+                                                                    dask_scheduler=dask_scheduler(dask_address))
     finally:
         if created:
             remove_work_copy(movie)

@@ -28,7 +28,7 @@ def fingerprint_key(context: Any, parameters: dict[str, Any]) -> str:
 @task(name="extract", cache_key_fn=fingerprint_key, persist_result=True, cache_result_in_memory=False,
       **RETRY_OPTIONS)
 def extract(plan: RunPlan, movie: ConcatenatedMovie | None, work_dir: Path, *,
-            progress: Progress) -> ExtractionResult:
+            progress: Progress, dask_scheduler: str | None = None) -> ExtractionResult:
     """Fit the series.
 
     ``movie`` is None when the flow expected a cache hit; should the stored result have vanished
@@ -36,10 +36,10 @@ def extract(plan: RunPlan, movie: ConcatenatedMovie | None, work_dir: Path, *,
     """
     progress("patches", 0.0)  # the fit's first stage: a failure from here on is reported as the fit's
     if movie is not None:
-        return fit_series(plan.inputs, movie, progress=progress)
+        return fit_series(plan.inputs, movie, progress=progress, dask_scheduler=dask_scheduler)
     movie, created = ensure_work_copy(plan.inputs.series, work_dir, plan.series_key, progress=progress)
     try:
-        return fit_series(plan.inputs, movie, progress=progress)
+        return fit_series(plan.inputs, movie, progress=progress, dask_scheduler=dask_scheduler)
     finally:
         if created:
             remove_work_copy(movie)

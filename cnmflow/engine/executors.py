@@ -61,20 +61,39 @@ def fit_patch_single_threaded(source: MovieSource, box: PatchBox, params: Params
 
 def _on_dask(source: MovieSource, boxes: Sequence[PatchBox], params: Params, dims: tuple[int, int],
              report: Progress, address: str) -> list[PatchResult]:
-    from distributed import Client, as_completed
+    from distributed import Client, as_completed, rejoin, secede
 
     try:
         client = Client(address, timeout=CONNECT_TIMEOUT_S, set_as_default=False)
     except (OSError, TimeoutError) as err:
         raise ParameterError(f"cannot reach the Dask scheduler at {address} ({err}); start it "
                              "(`dask scheduler`, `dask worker ADDRESS`) or run without --dask") from None
+    # A fit running as a task on a worker of the same cluster (a recording fanned out by the flow's
+    # Dask task runner) gives its thread back while it waits, or its own patch jobs could never start.
+    inside_worker = _running_on_dask_worker()
     with client, client.as_current():
         futures = [client.submit(fit_patch_single_threaded, source, box, params, fov_dims=dims, pure=False,
                                  key=f"cnmflow-patch-{index}-{box.row0}-{box.col0}-{id(boxes)}")
                    for index, box in enumerate(boxes)]
         position = {future.key: index for index, future in enumerate(futures)}
         results: list[PatchResult | None] = [None] * len(futures)
-        for done, future in enumerate(as_completed(futures), start=1):
-            results[position[future.key]] = future.result()
-            report("patches", done / len(futures))
+        if inside_worker:
+            secede()
+        try:
+            for done, future in enumerate(as_completed(futures), start=1):
+                results[position[future.key]] = future.result()
+                report("patches", done / len(futures))
+        finally:
+            if inside_worker:
+                rejoin()
     return results  # type: ignore[return-value]
+
+
+def _running_on_dask_worker() -> bool:
+    from distributed import get_worker
+
+    try:
+        get_worker()
+    except ValueError:
+        return False
+    return True

@@ -24,7 +24,8 @@ def _load_entrypoint(entrypoint: str):
 
 
 def test_prefect_yaml_prefills_the_presets_like_serve():
-    for name, preset in (("source-extraction", "1p"), ("source-extraction-2p", "2p"), ("parameter-sweep", "1p")):
+    for name, preset in (("source-extraction", "1p"), ("source-extraction-2p", "2p"), ("parameter-sweep", "1p"),
+                           ("batch-extraction", "1p")):
         assert BY_NAME[name]["parameters"] == extraction_parameters(preset)
     assert BY_NAME["source-extraction-2p"]["parameters"]["params"] == form_values("2p")
     assert BY_NAME["source-extraction-2p"]["parameters"]["params"]["method_init"] == "greedy_roi"
@@ -32,7 +33,8 @@ def test_prefect_yaml_prefills_the_presets_like_serve():
 
 def test_prefect_yaml_entrypoints_are_the_flows_and_paths_are_relative():
     names = {"source-extraction": "source-extraction", "source-extraction-2p": "source-extraction",
-             "watch-folder": "watch-folder", "parameter-sweep": "parameter-sweep"}
+             "watch-folder": "watch-folder", "parameter-sweep": "parameter-sweep",
+             "batch-extraction": "batch-extraction"}
     for deployment, flow_name in names.items():
         assert _load_entrypoint(BY_NAME[deployment]["entrypoint"]).name == flow_name
     text = (REPO / "prefect.yaml").read_text()
@@ -44,7 +46,14 @@ def test_serve_offers_both_presets_and_the_watcher_when_asked(tmp_path):
     from deployments.definitions import WatchSettings
 
     plain = build_deployments()
-    assert [d.name for d in plain] == ["source-extraction", "source-extraction-2p", "parameter-sweep"]
+    assert [d.name for d in plain] == ["source-extraction", "source-extraction-2p", "parameter-sweep",
+                                       "batch-extraction"]
+    assert "dask_address" not in plain[0].parameters
+    on_dask = build_deployments(dask_address="tcp://10.0.0.5:8786")
+    assert all(d.parameters["dask_address"] == "tcp://10.0.0.5:8786" for d in on_dask)
+    from flows.batch_extraction import batch_extraction, with_dask
+
+    assert type(with_dask(batch_extraction, "tcp://10.0.0.5:8786").task_runner).__name__ == "DaskTaskRunner"
     assert plain[1].parameters["params"] == form_values("2p")
     watched = build_deployments(WatchSettings(folder=str(tmp_path), output_root=str(tmp_path / "out"), interval_s=30))
     watcher = watched[-1]
