@@ -1,0 +1,86 @@
+"""Memory that does not follow the movie's length, and chunked passes that change nothing."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from cnmflow.engine import fit
+from cnmflow.params import build_params
+from cnmflow.synthetic import simulate_1p
+
+REPO = Path(__file__).resolve().parents[2]
+PARAMS = dict(gSig=3, gSiz=13, min_corr=0.8, min_pnr=8, fr=10, rf=16, stride=8, n_processes=1)
+
+_SCRIPT = textwrap.dedent('''
+    import json, resource, sys
+    import numpy as np
+
+    def make(path, frames):
+        from cnmflow.synthetic import simulate_1p
+        movie = simulate_1p(shape=(96, 96), n_frames=frames, n_neurons=15, gsig=3, fr=10, rng=5,
+                            peak_snr=(5, 10)).movie
+        np.save(path, movie)
+
+    def run(path, params):
+        from cnmflow.engine import fit
+        from cnmflow.params import build_params
+        movie = np.load(path, mmap_mode="r")
+        estimates = fit(movie, build_params(json.loads(params)), chunk_mb=4)
+        after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+        print(json.dumps(dict(K=estimates.K, peak_kb=after, movie_kb=movie.nbytes // 1024)))
+
+    if sys.argv[1] == "make":
+        make(sys.argv[2], int(sys.argv[3]))
+    else:
+        run(sys.argv[2], sys.argv[3])
+''')
+
+
+def _python(*args: str, tmp_path: Path) -> str:
+    script = tmp_path / "scaling.py"
+    script.write_text(_SCRIPT)
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")]))}
+    done = subprocess.run([sys.executable, str(script), *args], cwd=REPO, env=env, capture_output=True, text=True,
+                          timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    return done.stdout.strip().splitlines()[-1] if done.stdout.strip() else ""
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="ru_maxrss is in KiB on Linux")
+def test_a_four_times_longer_movie_does_not_take_four_times_the_memory(tmp_path):
+    """Each fit runs in a fresh process on a memory-mapped movie; the processes' peak RSS are compared.
+
+    Measured on 2 cores (96x96, 15 neurons, rf 16): peaks of ~170 MB (500 frames) and ~205 MB
+    (2000 frames, movie 70 MB); a fit that held a copy of the movie would add the movie's size.
+    """
+    measured = {}
+    for frames in (500, 2000):
+        path = tmp_path / f"movie_{frames}.npy"
+        _python("make", str(path), str(frames), tmp_path=tmp_path)
+        measured[frames] = json.loads(_python("run", str(path), json.dumps(PARAMS), tmp_path=tmp_path))
+    short, long = measured[500], measured[2000]
+    print("fit memory (KiB):", measured)
+    assert short["K"] > 5 and long["K"] > 5
+    assert long["peak_kb"] < 1.5 * short["peak_kb"], measured
+    assert long["peak_kb"] - short["peak_kb"] < long["movie_kb"] - short["movie_kb"], measured
+
+
+def test_chunked_passes_give_the_unchunked_result(tmp_path):
+    simulated = simulate_1p(shape=(48, 56), n_frames=300, n_neurons=6, gsig=3, fr=10, rng=3, peak_snr=(6, 12))
+    path = tmp_path / "movie.npy"
+    np.save(path, simulated.movie)
+    movie = np.load(path, mmap_mode="r")
+    params = build_params(PARAMS)
+    whole = fit(movie, params, chunk_mb=1024)
+    chunked = fit(movie, params, chunk_mb=0.05)  # a few frames per chunk
+    assert whole.K == chunked.K > 0
+    np.testing.assert_allclose(chunked.A.toarray(), whole.A.toarray(), rtol=1e-4, atol=1e-6)
+    np.testing.assert_allclose(chunked.C, whole.C, rtol=1e-3, atol=1e-4 * float(np.abs(whole.C).max()))
