@@ -84,7 +84,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--fit-only", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--params-json", help=argparse.SUPPRESS)
     parser.add_argument("--out", type=Path, help=argparse.SUPPRESS)
+    parser.add_argument("--simulate-only", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
+    if args.simulate_only:
+        simulate(args.simulate_only, RESULTS, args.seed)
+        return 0
     if args.fit_only:
         fit_and_score(args.fit_only, json.loads(args.params_json), args.out)
         return 0
@@ -97,7 +101,11 @@ def main(argv: list[str] | None = None) -> int:
         params[name] = json.loads(value)
     records = []
     for size in args.sizes:
-        movie_path = simulate(size, RESULTS, args.seed)
+        # Simulate in a process of its own: on Linux a child's ru_maxrss starts from its parent's
+        # peak (it survives fork + exec), so a parent that held a simulated movie would inflate
+        # every fit's peak memory by the movie's size.
+        subprocess.run([sys.executable, __file__, "--simulate-only", size, "--seed", str(args.seed)], check=True)
+        movie_path = simulate(size, RESULTS, args.seed)  # cached now: returns the path
         out = RESULTS / f"{movie_path.stem}.fit.json"
         subprocess.run([sys.executable, __file__, "--fit-only", str(movie_path), "--params-json", json.dumps(params),
                         "--out", str(out)], check=True)
