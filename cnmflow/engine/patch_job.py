@@ -49,6 +49,43 @@ def downsample(movie: np.ndarray, *, tsub: int, ssub: int) -> np.ndarray:
     return downsample_frames(out, ssub)
 
 
+#: Memory of one chunk of full-rate patch frames read while downsampling (bytes).
+READ_CHUNK_BYTES = 32 * 2 ** 20
+
+
+class BoxView:
+    """A (frames, rows, cols) view of one patch box of a movie, read on demand.
+
+    The patch is never held at full rate: the noise estimate reads a sample of frames and the
+    downsampling reads chunks, so a worker's memory follows the downsampled patch only.
+    """
+
+    def __init__(self, movie, box: PatchBox):
+        self._movie = movie
+        self._rows, self._cols = box.slices()
+        self.shape = (movie.shape[0], *box.shape)
+        self.ndim = 3
+
+    def __getitem__(self, key) -> np.ndarray:
+        frames, rows, cols = key if isinstance(key, tuple) else (key, slice(None), slice(None))
+        return np.asarray(self._movie[frames, _within(self._rows, rows), _within(self._cols, cols)], dtype=np.float32)
+
+
+def _within(outer: slice, inner: slice) -> slice:
+    """``inner`` (relative to the box, step 1) as a slice of the whole movie's axis."""
+    start, stop, _ = inner.indices(outer.stop - outer.start)
+    return slice(outer.start + start, outer.start + stop)
+
+
+def downsample_in_chunks(patch: BoxView, *, tsub: int, ssub: int) -> np.ndarray:
+    """:func:`downsample` of the whole patch, computed from chunks of whole ``tsub`` blocks."""
+    T, h, w = patch.shape
+    per_chunk = max(tsub, READ_CHUNK_BYTES // (4 * h * w) // tsub * tsub)
+    parts = [downsample(patch[start:min(start + per_chunk, T)], tsub=tsub, ssub=ssub)
+             for start in range(0, T, per_chunk)]
+    return np.concatenate(parts, axis=0)
+
+
 def upsample_footprints(A: np.ndarray, small: tuple[int, int], full: tuple[int, int]) -> np.ndarray:
     """Footprints found on the ssub grid → the patch's full-resolution grid (bilinear)."""
     if small == full:
@@ -64,11 +101,9 @@ def upsample_footprints(A: np.ndarray, small: tuple[int, int], full: tuple[int, 
 
 def fit_patch(source: MovieSource, box: PatchBox, params: Params, *, fov_dims: tuple[int, int]) -> PatchResult:
     """CNMF-E on one patch (method_init corr_pnr); see the module docstring."""
-    rows, cols = box.slices()
-    full_rate = np.asarray(source.streaming()[:, rows, cols], dtype=np.float32)
-    noise = pixel_noise(full_rate)
-    Y = downsample(full_rate, tsub=params.tsub, ssub=params.ssub)
-    del full_rate
+    patch = BoxView(source.streaming(), box)
+    noise = pixel_noise(patch)  # reads a bounded sample of frames, band by band
+    Y = downsample_in_chunks(patch, tsub=params.tsub, ssub=params.ssub)
     dims = Y.shape[1:]
     gsig = params.gSig / params.ssub
     gsiz = max(int(round(params.gSiz / params.ssub)), 1)
