@@ -347,7 +347,7 @@ def _demo(args: argparse.Namespace) -> int:
     if not movie_path.exists():
         write_tiff(movie_path, simulated.movie, fr=simulated.truth.fr)
     print(f"Simulated a 1P movie with {simulated.truth.footprints.shape[0]} known neurons: {movie_path}")
-    table = {"gSig": 3, "gSiz": 13, "min_corr": 0.8, "min_pnr": 6}
+    table = {"gSig": 3, "gSiz": 13, "min_corr": 0.8, "min_pnr": 5}
     print(describe_inputs(validate_inputs([movie_path], table=table)))
     report = _run_flow([movie_path], output_dir / "results", preset="1p", table=table, params_file=None,
                        overwrite_params=False, overwrite=True, evaluate=False, work_dir=None, show_progress=True,

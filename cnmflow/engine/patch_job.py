@@ -107,13 +107,17 @@ def fit_patch(source: MovieSource, box: PatchBox, params: Params, *, fov_dims: t
     dims = Y.shape[1:]
     gsig = params.gSig / params.ssub
     gsiz = max(int(round(params.gSiz / params.ssub)), 1)
-    seed = dict(gsig=gsig, gsiz=gsiz, min_corr=params.min_corr, min_pnr=params.min_pnr,
+    seed = dict(gsig=gsig, gsiz=gsiz, min_corr=params.min_corr,
                 center_psf=params.center_psf, border_pix=0)
 
     ring_args = dict(gsiz=gsiz, ring_size_factor=params.ring_size_factor, ssub_B=params.ssub_B,
                      frames=ring_fit_frames(Y.shape[0]))
 
-    first = initialize_corr_pnr(Y, max_components=params.K, **seed)
+    # min_pnr is read off the full-rate PNR image (as in CaImAn); averaging tsub frames and
+    # ssub x ssub pixels lowers white noise by sqrt(tsub * ssub**2), so the first seed search on
+    # the downsampled patch asks for that much more (CaImAn: min_pnr * sqrt(size(Y) / size(Y_ds))).
+    downsampling = float(np.sqrt(patch.shape[0] * patch.shape[1] * patch.shape[2] / Y.size))
+    first = initialize_corr_pnr(Y, max_components=params.K, min_pnr=params.min_pnr * downsampling, **seed)
     edges = dict(top=box.row0 == 0, bottom=box.row1 == fov_dims[0], left=box.col0 == 0,
                  right=box.col1 == fov_dims[1])
     A, C = _neurons_only(first.A, first.C, dims, gsig, edges)
@@ -123,9 +127,8 @@ def fit_patch(source: MovieSource, box: PatchBox, params: Params, *, fov_dims: t
         # once the first components and the ring background are removed.
         residual = Y - ring_background(ring, Y, _neural(A, C, dims)) - _neural(A, C, dims)
         budget = None if params.K is None else params.K - A.shape[1]
-        # The noise of the filtered movie is high-frequency: removing smooth background and found
-        # components leaves it unchanged, so the first pass's estimate is reused.
-        more = initialize_corr_pnr(residual, max_components=budget, noise=first.noise, **seed)
+        # The residual is searched as CaImAn does: its own noise, the threshold as given.
+        more = initialize_corr_pnr(residual, max_components=budget, min_pnr=params.min_pnr, **seed)
         del residual
         more_A, more_C = _neurons_only(more.A, more.C, dims, gsig, edges)
         if more_A.shape[1]:
@@ -138,7 +141,7 @@ def fit_patch(source: MovieSource, box: PatchBox, params: Params, *, fov_dims: t
     keep = A.any(axis=0)
     return PatchResult(box=box, A=A[:, keep], C=C[keep], noise=noise,
                        correlation=_to_patch_grid(first.correlation, box.shape),
-                       pnr=_to_patch_grid(first.pnr, box.shape))
+                       pnr=_to_patch_grid(first.pnr / downsampling, box.shape))
 
 
 def _to_patch_grid(image: np.ndarray, shape: tuple[int, int]) -> np.ndarray:

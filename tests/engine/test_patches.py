@@ -84,4 +84,6 @@ def test_stitched_seeding_images_equal_whole_field_images():
                             center_psf=True)
     stitched = stitch_images([r.correlation for r in results], boxes, dims)
     np.testing.assert_allclose(stitched, whole.correlation, atol=1e-3)
-    np.testing.assert_allclose(stitch_images([r.pnr for r in results], boxes, dims), whole.pnr, rtol=1e-3, atol=1e-3)
+    # The PNR image is reported on the scale min_pnr applies to: divided by sqrt(tsub * ssub**2).
+    np.testing.assert_allclose(stitch_images([r.pnr for r in results], boxes, dims),
+                               whole.pnr / np.sqrt(params.tsub), rtol=1e-3, atol=1e-3)

@@ -15,7 +15,7 @@ from flows.batch_extraction import batch_extraction, recording_name, with_dask
 distributed = pytest.importorskip("distributed")
 pytestmark = pytest.mark.usefixtures("prefect_harness")
 
-TABLE = {"rf": 16, "stride": 8, "gSiz": 13, "min_corr": 0.8, "min_pnr": 8}
+TABLE = {"rf": 16, "stride": 8, "gSiz": 13, "min_corr": 0.8, "min_pnr": 5}
 
 
 @pytest.fixture(scope="module")

@@ -16,7 +16,7 @@ from cnmflow.outputs import export as export_module
 from cnmflow.synthetic import simulate_1p, write_isxd, write_tiff
 from tests.paths import IDEAS
 
-PARAMS = {"gSig": 3, "gSiz": 13, "min_corr": 0.8, "min_pnr": 8, "rf": None, "n_processes": 1}
+PARAMS = {"gSig": 3, "gSiz": 13, "min_corr": 0.8, "min_pnr": 5, "rf": None, "n_processes": 1}
 
 
 @pytest.fixture(scope="module")
