@@ -6,6 +6,9 @@ separately). Writes ``engine_benchmark.json`` and prints a table.
 
     .venv/bin/python benchmarks/engine_benchmark.py                 # 256x256x2000 and 512x512x3000
     .venv/bin/python benchmarks/engine_benchmark.py --sizes 128x128x1000:30
+
+Each run is also logged to MLflow (experiment "benchmarks": wall time, frames/s, peak RSS,
+precision/recall/F1, trace correlation) unless ``--no-track``.
 """
 
 from __future__ import annotations
@@ -76,6 +79,33 @@ def fit_and_score(movie_path: Path, params: dict, out_json: Path) -> None:
     out_json.write_text(json.dumps(record, indent=1))
 
 
+def log_to_mlflow(records: list[dict], tracking_uri: str | None) -> None:
+    """One MLflow run per benchmarked movie in experiment "benchmarks", so runs compare across commits."""
+    from mlflow import MlflowClient
+    from mlflow.entities import Metric, Param
+
+    from cnmflow.lineage import code_version
+    from cnmflow.tracking.uri import tracking_uri as default_uri
+
+    uri = tracking_uri or default_uri(RESULTS)
+    client = MlflowClient(uri)
+    experiment = client.get_experiment_by_name("benchmarks")
+    experiment_id = experiment.experiment_id if experiment else client.create_experiment("benchmarks")
+    code = code_version()
+    for record in records:
+        run = client.create_run(experiment_id, run_name=record["movie"],
+                                tags={"cnmflow.version": code["cnmflow"], "git.commit": str(code["git_commit"]),
+                                      "movie": "x".join(map(str, record["shape"]))})
+        now = int(time.time() * 1000)
+        metrics = {name: record[name] for name in ("wall_s", "frames_per_s", "peak_rss_mb", "peak_rss_worker_mb", "K",
+                                                   "n_true", "precision", "recall", "f1", "median_trace_corr")}
+        metrics.update({f"runtime_{stage}_s": seconds for stage, seconds in record["stages_s"].items()})
+        client.log_batch(run.info.run_id, metrics=[Metric(k, float(v), now, 0) for k, v in metrics.items()],
+                         params=[Param(k, str(v)) for k, v in record["params"].items()])
+        client.set_terminated(run.info.run_id)
+    print(f"MLflow: experiment 'benchmarks' at {uri}")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", nargs="+", default=list(DEFAULT_SIZES), help="ROWSxCOLSxFRAMES:NEURONS")
@@ -85,6 +115,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--params-json", help=argparse.SUPPRESS)
     parser.add_argument("--out", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--simulate-only", help=argparse.SUPPRESS)
+    parser.add_argument("--no-track", action="store_true", help="do not log the runs to MLflow")
+    parser.add_argument("--tracking-uri", help="MLflow store (default: $MLFLOW_TRACKING_URI, else "
+                                               "sqlite:///benchmarks/results/mlflow.db)")
     args = parser.parse_args(argv)
     if args.simulate_only:
         simulate(args.simulate_only, RESULTS, args.seed)
@@ -114,6 +147,8 @@ def main(argv: list[str] | None = None) -> int:
     summary = {"machine": {"cpus": __import__("os").cpu_count(), "python": platform.python_version(),
                            "platform": platform.platform()}, "runs": records}
     (RESULTS / "engine_benchmark.json").write_text(json.dumps(summary, indent=1))
+    if not args.no_track:
+        log_to_mlflow(records, args.tracking_uri)
     header = f"{'movie':<28}{'wall s':>8}{'fr/s':>8}{'RSS MB':>8}{'wkr MB':>8}{'K':>5}{'P':>7}{'R':>7}{'F1':>7}{'corr':>7}"
     print(header)
     for r in records:
