@@ -125,10 +125,11 @@ def fit_patch(source: MovieSource, box: PatchBox, params: Params, *, fov_dims: t
     if params.K is None or A.shape[1] < params.K:
         # Residual pass: neurons hidden under brighter ones or under the background show up
         # once the first components and the ring background are removed.
-        residual = Y - ring_background(ring, Y, _neural(A, C, dims)) - _neural(A, C, dims)
+        residual = _residual(Y, A, C, ring)
         budget = None if params.K is None else params.K - A.shape[1]
         # The residual is searched as CaImAn does: its own noise, the threshold as given.
-        more = initialize_corr_pnr(residual, max_components=budget, min_pnr=params.min_pnr, **seed)
+        more = initialize_corr_pnr(residual, max_components=budget, min_pnr=params.min_pnr, overwrite_input=True,
+                                   **seed)
         del residual
         more_A, more_C = _neurons_only(more.A, more.C, dims, gsig, edges)
         if more_A.shape[1]:
@@ -142,6 +143,18 @@ def fit_patch(source: MovieSource, box: PatchBox, params: Params, *, fov_dims: t
     return PatchResult(box=box, A=A[:, keep], C=C[keep], noise=noise,
                        correlation=_to_patch_grid(first.correlation, box.shape),
                        pnr=_to_patch_grid(first.pnr / downsampling, box.shape))
+
+
+def _residual(Y: np.ndarray, A: np.ndarray, C: np.ndarray, ring) -> np.ndarray:
+    """``Y − B − A·C`` a chunk of frames at a time (the background model works frame by frame)."""
+    dims = Y.shape[1:]
+    residual = np.empty_like(Y)
+    step = max(1, READ_CHUNK_BYTES // (4 * dims[0] * dims[1]))
+    for start in range(0, Y.shape[0], step):
+        frames = Y[start:start + step]
+        neural = _neural(A, C[:, start:start + step], dims)
+        residual[start:start + step] = frames - ring_background(ring, frames, neural) - neural
+    return residual
 
 
 def _to_patch_grid(image: np.ndarray, shape: tuple[int, int]) -> np.ndarray:

@@ -82,6 +82,10 @@ def filter_kernel(gsig: float, *, center_psf: bool) -> np.ndarray:
     return psf
 
 
+#: Bytes of FFT work per chunk of frames in :class:`_Filter` (about 32 MB).
+FILTER_CHUNK_BYTES = 32 * 2 ** 20
+
+
 class _Filter:
     """Correlation of frames with a fixed kernel, replicate borders, via FFT on padded frames."""
 
@@ -100,11 +104,18 @@ class _Filter:
         r = self.r
         if r == 0:
             return frames * np.float32(self.kernel[0, 0])
-        padded = np.pad(frames, ((0, 0), (r, r), (r, r)), mode="edge")
-        out = sfft.irfft2(sfft.rfft2(padded, s=self.fshape, workers=fft_workers()) * self.kf, s=self.fshape, workers=fft_workers())
+        # Frames are filtered independently, a chunk at a time: the padded copy and the FFT
+        # buffers stay a few tens of MB instead of several times the movie.
+        out = np.empty(frames.shape, dtype=np.float32)
+        step = max(1, FILTER_CHUNK_BYTES // (8 * self.fshape[0] * self.fshape[1]))
         rows, cols = self.shape
         k = 2 * r
-        return np.ascontiguousarray(out[:, k:k + rows, k:k + cols], dtype=np.float32)
+        for start in range(0, frames.shape[0], step):
+            padded = np.pad(frames[start:start + step], ((0, 0), (r, r), (r, r)), mode="edge")
+            spectrum = sfft.rfft2(padded, s=self.fshape, workers=fft_workers())
+            spectrum *= self.kf
+            out[start:start + step] = sfft.irfft2(spectrum, s=self.fshape, workers=fft_workers())[:, k:k + rows, k:k + cols]
+        return out
 
 
 def filter_frames(frames: np.ndarray, *, gsig: float, center_psf: bool) -> np.ndarray:

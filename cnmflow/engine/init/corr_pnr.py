@@ -128,18 +128,34 @@ def seed_candidates(correlation, pnr, *, min_corr, min_pnr, gsiz, border_pix=0) 
     return _ordered_maxima(v, _dilation_size(gsiz), _border_mask(v.shape, border_pix))
 
 
+def _noise_by_rows(F: np.ndarray, *, chunk_bytes: int = 32 * 2 ** 20) -> np.ndarray:
+    """Per-pixel PSD noise of (T, h, w) ``F``, a band of rows at a time (bounded FFT buffers)."""
+    T, h, w = F.shape
+    band = max(1, chunk_bytes // max(8 * T * w, 1))
+    noise = np.empty((h, w), dtype=np.float64)
+    for r0 in range(0, h, band):
+        block = F[:, r0:r0 + band]
+        noise[r0:r0 + band] = noise_psd(block.reshape(T, -1).T).reshape(block.shape[1:])
+    return noise
+
+
 class _State:
     """Working residuals and images of the greedy initialization."""
 
-    def __init__(self, movie, gsig, center_psf, noise, min_corr, min_pnr):
+    def __init__(self, movie, gsig, center_psf, noise, min_corr, min_pnr, *, copy: bool = True):
         T, h, w = movie.shape
         self.T, self.h, self.w = T, h, w
-        self.Y = np.array(movie, dtype=np.float32, copy=True)  # raw residual
+        self.Y = np.array(movie, dtype=np.float32, copy=True) if copy else movie  # raw residual
         self.filt = _Filter(filter_kernel(gsig, center_psf=center_psf), (h, w))
         self.kr = self.filt.r
-        self.F = self.filt(self.Y - self.Y.mean(axis=0))  # filtered, mean-subtracted residual
+        # Filtered, mean-subtracted residual, a chunk of frames at a time (no movie-sized temporary).
+        mean = self.Y.mean(axis=0)
+        self.F = np.empty_like(self.Y)
+        step = max(1, (32 * 2 ** 20) // (4 * h * w))
+        for start in range(0, T, step):
+            self.F[start:start + step] = self.filt(self.Y[start:start + step] - mean)
         if noise is None:
-            noise = noise_psd(self.F.reshape(T, -1).T).reshape(h, w)
+            noise = _noise_by_rows(self.F)
         noise = np.asarray(noise, dtype=np.float32)
         if noise.shape != (h, w):
             raise ParameterError(f"noise has shape {noise.shape}; expected the patch's frame shape {(h, w)}")
@@ -239,12 +255,15 @@ def initialize_corr_pnr(
     max_components: int | None = None,
     border_pix: int = 0,
     noise: np.ndarray | None = None,
+    overwrite_input: bool = False,
 ) -> InitResult:
     """Greedy CNMF-E initialization of one in-memory patch ``movie`` (T, h, w).
 
     ``noise``: per-pixel noise of the *filtered* movie (``SummaryImages.noise``), computed when
     None. ``max_components``: stop after that many components (None: no limit). Seeds within
     ``border_pix`` of the border are not used. Deterministic; K = 0 is a normal result.
+    ``overwrite_input``: a float32 ``movie`` the caller no longer needs is used as the working
+    residual instead of a copy (found components are subtracted from it).
     """
     movie = np.asarray(movie)
     if movie.ndim != 3:
@@ -254,7 +273,8 @@ def initialize_corr_pnr(
     if T < 4:
         raise ParameterError(f"patch has {T} frame(s); initialization needs at least 4")
     gsiz_i = max(1, int(round(float(gsiz))))
-    st = _State(movie, gsig, center_psf, noise, float(min_corr), float(min_pnr))
+    st = _State(movie, gsig, center_psf, noise, float(min_corr), float(min_pnr),
+                copy=not (overwrite_input and movie.dtype == np.float32))
     corr0, pnr0 = st.cn.copy(), st.pnr.copy()
 
     blocked = _border_mask((h, w), border_pix)
