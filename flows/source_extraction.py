@@ -47,6 +47,29 @@ def _run_ids() -> dict[str, str | None]:
             "prefect_flow_run_url": url if url and url.startswith("http") else None}
 
 
+def _compute_and_export(plan, timings: dict[str, float], progress: RunProgress, *, work_dir: str | None,
+                        dask_address: str | None) -> bool:
+    """Concatenate (unless the components are cached), extract and export; whether the cache served."""
+    cache = cache_dir()
+    work = work_root(plan.output_dir, work_dir)
+    reused = is_cached(plan, cache)
+    movie, created = (None, False)
+    if not reused:
+        with _timed(timings, "concatenate"):
+            movie, created = concatenate(plan, work, progress=progress)
+    try:
+        with _timed(timings, "extract"):
+            extraction = extract.with_options(result_storage=cache)(plan, movie, work, progress=progress,
+                                                                    dask_scheduler=dask_scheduler(dask_address))
+    finally:
+        if created:
+            remove_work_copy(movie)
+    with _timed(timings, "export"):
+        before_fit = {stage: timings[stage] for stage in ("validate", "concatenate") if stage in timings}
+        export_task(plan, extraction.estimates.K)(plan, extraction, _run_ids(), progress, before_fit)
+    return reused
+
+
 @flow(name="source-extraction",
       description="CNMF-E / CNMF source extraction of a movie or a movie series into cell sets, event sets "
                   "and CaImAn's hdf5, with the seed tool's parameters.")
@@ -96,39 +119,15 @@ def source_extraction(
     if plan.up_to_date:
         get_run_logger().info("%s already holds this run's results (same inputs, parameters and code)",
                               plan.output_dir)
-        tracked = read_manifest(plan.output_dir)["run_ids"].get("mlflow_run_id")
-        error = None
-        if track_run and not tracked:
-            _, error = track(plan.output_dir, experiment=experiment, tracking_uri=tracking_uri,
-                             parent_run_id=mlflow_parent_run_id)
-        report = report_from_manifest(plan.output_dir, reused_extraction=True, up_to_date=True,
-                                      timings_s=timings, tracking_error=error)
-        publish_report(report)
-        return report
-
-    cache = cache_dir()
-    work = work_root(plan.output_dir, work_dir)
-    reused = is_cached(plan, cache)
-    movie, created = (None, False)
-    if not reused:
-        with _timed(timings, "concatenate"):
-            movie, created = concatenate(plan, work, progress=progress)
-    try:
-        with _timed(timings, "extract"):
-            extraction = extract.with_options(result_storage=cache)(plan, movie, work, progress=progress,
-                                                                    dask_scheduler=dask_scheduler(dask_address))
-    finally:
-        if created:
-            remove_work_copy(movie)
-    with _timed(timings, "export"):
-        before_fit = {stage: timings[stage] for stage in ("validate", "concatenate") if stage in timings}
-        export_task(plan, extraction.estimates.K)(plan, extraction, _run_ids(), progress, before_fit)
+    reused = plan.up_to_date or _compute_and_export(plan, timings, progress, work_dir=work_dir,
+                                                    dask_address=dask_address)
     error = None
-    if track_run:
+    # A fresh export has no MLflow run yet; an up-to-date folder may have been tracked already.
+    if track_run and not read_manifest(plan.output_dir)["run_ids"].get("mlflow_run_id"):
         with _timed(timings, "track"):
             _, error = track(plan.output_dir, experiment=experiment, tracking_uri=tracking_uri,
                              parent_run_id=mlflow_parent_run_id)
-    report = report_from_manifest(plan.output_dir, reused_extraction=reused, up_to_date=False,
+    report = report_from_manifest(plan.output_dir, reused_extraction=reused, up_to_date=plan.up_to_date,
                                   timings_s=timings, tracking_error=error)
     publish_report(report)
     get_run_logger().info("%d components; results in %s", report.n_components, report.output_dir)

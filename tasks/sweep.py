@@ -44,8 +44,8 @@ def close_sweep(parent_run_id: str | None, *, tracking_uri: str, children: list[
     """Comparison rows in the sweep folder, as a Prefect table, and in the parent MLflow run."""
     import base64
 
-    from cnmflow.tracking import TrackingError, finish_sweep
-    from cnmflow.tracking.sweep import compare_children, write_comparison
+    from cnmflow.tracking import TrackingError
+    from cnmflow.tracking.sweep import compare_children, log_comparison, write_comparison
 
     comparison, sheet = compare_children(children, parent_run_id=parent_run_id or "")
     written = write_comparison(comparison, sheet, folder)
@@ -57,8 +57,8 @@ def close_sweep(parent_run_id: str | None, *, tracking_uri: str, children: list[
                           key="sweep-footprints", description="Footprints of every combination side by side")
     if parent_run_id:
         try:
-            finish_sweep(parent_run_id, tracking_uri=tracking_uri, children=children,
-                         status="FAILED" if failed else "FINISHED")
+            log_comparison(parent_run_id, written, tracking_uri=tracking_uri, n_children=len(children),
+                           status="FAILED" if failed else "FINISHED")
         except TrackingError as err:
             get_run_logger().error("could not log the comparison to MLflow: %s", err)
     return comparison.rows

@@ -12,9 +12,10 @@ import csv
 import io
 import math
 import os
+import tempfile
 import time
 from dataclasses import dataclass
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any, Mapping, Sequence
 
 from mlflow.entities import Metric, Param, RunStatus
@@ -31,6 +32,7 @@ from cnmflow.tracking.uri import DEFAULT_EXPERIMENT
 COMPARISON_CSV = "sweep/comparison.csv"
 COMPARISON_PNG = "sweep/comparison.png"
 CONTACT_SHEET_PNG = "sweep/footprints_contact_sheet.png"
+SWEEP_ARTIFACT_DIR = "sweep"
 GRID_JSON = "sweep/grid.json"
 END_STATUSES = tuple(RunStatus.to_string(status) for status in (RunStatus.FINISHED, RunStatus.FAILED,
                                                                 RunStatus.KILLED))
@@ -108,20 +110,29 @@ def finish_sweep(
     a Prefect table artifact).  ``status`` closes the parent ("FAILED" when combinations
     failed and are missing from ``children``).  TrackingError when MLflow cannot be reached.
     """
-    if status not in END_STATUSES:
-        raise ValueError(f"status={status!r}: a sweep ends as one of {', '.join(END_STATUSES)}")
+    _check_status(status)
     comparison, sheet = compare_children(children, parent_run_id=parent_run_id)
-    varied = comparison.varied
-    title = f"sweep {parent_run_id[:8]}: " + ", ".join(varied)
+    with tempfile.TemporaryDirectory(prefix="cnmflow-sweep-") as scratch:
+        files = write_comparison(comparison, sheet, scratch)
+        log_comparison(parent_run_id, files, tracking_uri=tracking_uri, n_children=len(children), status=status)
+    return comparison
+
+
+def log_comparison(parent_run_id: str, files: Sequence[Path], *, tracking_uri: str, n_children: int,
+                   status: str = "FINISHED") -> None:
+    """Log the files of :func:`write_comparison` under ``sweep/`` in the parent run, and close it."""
+    _check_status(status)
     with reported(tracking_uri):
         client = connect(tracking_uri)
-        client.log_text(parent_run_id, comparison.csv(), COMPARISON_CSV)
-        client.log_figure(parent_run_id, table_figure(comparison.rows, title=title), COMPARISON_PNG)
-        client.log_figure(parent_run_id, contact_sheet(sheet, title=title), CONTACT_SHEET_PNG)
-        client.log_batch(parent_run_id, metrics=[Metric("n_children", float(len(children)),
-                                                        int(time.time() * 1000), 0)])
+        for path in files:
+            client.log_artifact(parent_run_id, str(path), SWEEP_ARTIFACT_DIR)
+        client.log_batch(parent_run_id, metrics=[Metric("n_children", float(n_children), int(time.time() * 1000), 0)])
         client.set_terminated(parent_run_id, status)
-    return comparison
+
+
+def _check_status(status: str) -> None:
+    if status not in END_STATUSES:
+        raise ValueError(f"status={status!r}: a sweep ends as one of {', '.join(END_STATUSES)}")
 
 
 def compare_children(children: Sequence[tuple[Mapping[str, Any], str | os.PathLike]], *,
@@ -138,15 +149,18 @@ def compare_children(children: Sequence[tuple[Mapping[str, Any], str | os.PathLi
 def write_comparison(comparison: Comparison, sheet: Sequence[tuple[str, Path]], folder: str | os.PathLike) -> list[Path]:
     """``comparison.csv``, ``comparison.png`` and ``footprints_contact_sheet.png`` in ``folder``.
 
-    The sweep's own folder holds the comparison too, for users who never open MLflow.
+    The sweep's own folder holds the comparison too, for users who never open MLflow; the
+    same files are what the parent run gets.
     """
     folder = Path(folder)
-    title = "sweep: " + ", ".join(comparison.varied)
-    written = [folder / "comparison.csv", folder / "comparison.png", folder / "footprints_contact_sheet.png"]
-    written[0].write_text(comparison.csv(), encoding="utf-8")
-    table_figure(comparison.rows, title=title).savefig(written[1], dpi=110)
-    contact_sheet(sheet, title=title).savefig(written[2], dpi=110)
-    return written
+    run = f" {comparison.parent_run_id[:8]}" if comparison.parent_run_id else ""
+    title = f"sweep{run}: " + ", ".join(comparison.varied)
+    csv_path, table_path, sheet_path = (folder / PurePosixPath(name).name
+                                        for name in (COMPARISON_CSV, COMPARISON_PNG, CONTACT_SHEET_PNG))
+    csv_path.write_text(comparison.csv(), encoding="utf-8")
+    table_figure(comparison.rows, title=title).savefig(table_path, dpi=110)
+    contact_sheet(sheet, title=title).savefig(sheet_path, dpi=110)
+    return [csv_path, table_path, sheet_path]
 
 
 def _checked_grid(grid: Mapping[str, Sequence[Any]]) -> dict[str, list[Any]]:
