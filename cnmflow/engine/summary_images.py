@@ -99,11 +99,12 @@ class _Filter:
         # correlation == convolution with the flipped kernel
         self.kf = sfft.rfft2(self.kernel[::-1, ::-1].astype(np.float32), s=self.fshape)
 
-    def __call__(self, frames: np.ndarray) -> np.ndarray:
+    def __call__(self, frames: np.ndarray, *, minus: np.ndarray | None = None) -> np.ndarray:
+        """Filtered frames; ``minus`` (one frame, e.g. the mean) is subtracted from each frame first."""
         frames = np.asarray(frames, dtype=np.float32)
         r = self.r
         if r == 0:
-            return frames * np.float32(self.kernel[0, 0])
+            return (frames if minus is None else frames - minus) * np.float32(self.kernel[0, 0])
         # Frames are filtered independently, a chunk at a time: the padded copy and the FFT
         # buffers stay a few tens of MB instead of several times the movie.
         out = np.empty(frames.shape, dtype=np.float32)
@@ -111,7 +112,8 @@ class _Filter:
         rows, cols = self.shape
         k = 2 * r
         for start in range(0, frames.shape[0], step):
-            padded = np.pad(frames[start:start + step], ((0, 0), (r, r), (r, r)), mode="edge")
+            chunk = frames[start:start + step] if minus is None else frames[start:start + step] - minus
+            padded = np.pad(chunk, ((0, 0), (r, r), (r, r)), mode="edge")
             spectrum = sfft.rfft2(padded, s=self.fshape, workers=fft_workers())
             spectrum *= self.kf
             out[start:start + step] = sfft.irfft2(spectrum, s=self.fshape, workers=fft_workers())[:, k:k + rows, k:k + cols]

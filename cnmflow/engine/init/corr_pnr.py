@@ -32,7 +32,7 @@ from dataclasses import dataclass
 import numpy as np
 import scipy.ndimage as ndi
 
-from cnmflow.engine.noise import noise_psd
+from cnmflow.engine.noise import pixel_noise
 from cnmflow.engine.summary_images import (
     CORR_THRESHOLD,
     _Filter,
@@ -128,17 +128,6 @@ def seed_candidates(correlation, pnr, *, min_corr, min_pnr, gsiz, border_pix=0) 
     return _ordered_maxima(v, _dilation_size(gsiz), _border_mask(v.shape, border_pix))
 
 
-def _noise_by_rows(F: np.ndarray, *, chunk_bytes: int = 32 * 2 ** 20) -> np.ndarray:
-    """Per-pixel PSD noise of (T, h, w) ``F``, a band of rows at a time (bounded FFT buffers)."""
-    T, h, w = F.shape
-    band = max(1, chunk_bytes // max(8 * T * w, 1))
-    noise = np.empty((h, w), dtype=np.float64)
-    for r0 in range(0, h, band):
-        block = F[:, r0:r0 + band]
-        noise[r0:r0 + band] = noise_psd(block.reshape(T, -1).T).reshape(block.shape[1:])
-    return noise
-
-
 class _State:
     """Working residuals and images of the greedy initialization."""
 
@@ -148,14 +137,10 @@ class _State:
         self.Y = np.array(movie, dtype=np.float32, copy=True) if copy else movie  # raw residual
         self.filt = _Filter(filter_kernel(gsig, center_psf=center_psf), (h, w))
         self.kr = self.filt.r
-        # Filtered, mean-subtracted residual, a chunk of frames at a time (no movie-sized temporary).
-        mean = self.Y.mean(axis=0)
-        self.F = np.empty_like(self.Y)
-        step = max(1, (32 * 2 ** 20) // (4 * h * w))
-        for start in range(0, T, step):
-            self.F[start:start + step] = self.filt(self.Y[start:start + step] - mean)
-        if noise is None:
-            noise = _noise_by_rows(self.F)
+        # Filtered, mean-subtracted residual; the filter subtracts chunk by chunk (no movie-sized temporary).
+        self.F = self.filt(self.Y, minus=self.Y.mean(axis=0))
+        if noise is None:  # every frame's PSD, a band of rows at a time
+            noise = pixel_noise(self.F, max_frames_per_block=T, n_blocks=1)
         noise = np.asarray(noise, dtype=np.float32)
         if noise.shape != (h, w):
             raise ParameterError(f"noise has shape {noise.shape}; expected the patch's frame shape {(h, w)}")
