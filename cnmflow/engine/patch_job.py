@@ -6,7 +6,7 @@ patch from the shared movie file, so it can run in a worker process or on a clus
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import scipy.ndimage as ndi
@@ -35,6 +35,8 @@ class PatchResult:
     noise: np.ndarray      # (h, w) per-pixel noise sd of the full-rate movie
     correlation: np.ndarray  # (h, w) correlation image used for seeding (upsampled when ssub > 1)
     pnr: np.ndarray          # (h, w) PNR image used for seeding (upsampled when ssub > 1)
+    b: np.ndarray = field(default_factory=lambda: np.zeros((0, 0), np.float32))  # (h*w, nb_patch) 2P background
+    f: np.ndarray = field(default_factory=lambda: np.zeros((0, 0), np.float32))  # (nb_patch, T // tsub)
 
 
 def downsample(movie: np.ndarray, *, tsub: int, ssub: int) -> np.ndarray:
@@ -101,6 +103,10 @@ def upsample_footprints(A: np.ndarray, small: tuple[int, int], full: tuple[int, 
 
 def fit_patch(source: MovieSource, box: PatchBox, params: Params, *, fov_dims: tuple[int, int]) -> PatchResult:
     """CNMF-E on one patch (method_init corr_pnr); see the module docstring."""
+    if params.method_init != "corr_pnr":
+        from cnmflow.engine.patch_job_low_rank import fit_patch_low_rank
+
+        return fit_patch_low_rank(source, box, params, fov_dims=fov_dims)
     patch = BoxView(source.streaming(), box)
     noise = pixel_noise(patch)  # reads a bounded sample of frames, band by band
     Y = downsample_in_chunks(patch, tsub=params.tsub, ssub=params.ssub)
