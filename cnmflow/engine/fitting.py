@@ -7,6 +7,7 @@ with the field of view and the number of components, not with the number of fram
 from __future__ import annotations
 
 import time
+from dataclasses import replace
 from typing import Callable
 
 import numpy as np
@@ -16,13 +17,14 @@ from cnmflow.engine.background import fit_ring_model
 from cnmflow.engine.estimates import Estimates
 from cnmflow.engine.executors import run_patch_jobs
 from cnmflow.engine.footprint_shape import neuron_sized
+from cnmflow.engine.low_rank_background import combine_patch_backgrounds
 from cnmflow.engine.merging import merge_components
 from cnmflow.engine.movie_source import MovieSource
 from cnmflow.engine.patch_job import PatchResult, ring_fit_frames
 from cnmflow.engine.patches import deduplicate, embed_footprints, patch_boxes, stitch_images
 from cnmflow.engine.quality import evaluate_components
 from cnmflow.engine.trace_shape import forgetting_lag, transient_like
-from cnmflow.engine.traces import TraceModel, normalize, refine_footprints, solve_traces
+from cnmflow.engine.traces import LowRankBackground, TraceModel, normalize, refine_footprints, solve_traces
 from cnmflow.errors import ParameterError
 from cnmflow.params import Params
 
@@ -33,7 +35,9 @@ DEFAULT_CHUNK_MB = 128.0
 
 
 #: Initialisation methods this engine implements.
-SUPPORTED_INIT = ("corr_pnr",)
+SUPPORTED_INIT = ("corr_pnr", "greedy_roi", "sparse_NMF")
+#: Rounds of (spatial, temporal) updates that refit adds on the full field of view.
+REFIT_ROUNDS = 2
 
 
 def check_supported(params: Params) -> None:
@@ -41,11 +45,15 @@ def check_supported(params: Params) -> None:
     if params.method_init not in SUPPORTED_INIT:
         raise ParameterError(
             f"method_init={params.method_init!r} is not available in this version of cnmflow "
-            f"(available: {', '.join(SUPPORTED_INIT)}); use --preset 1p / method_init=corr_pnr")
-    if params.nb > 0:
+            f"(available: {', '.join(SUPPORTED_INIT)})")
+    if params.method_init == "corr_pnr" and params.nb > 0:
         raise ParameterError(
-            f"nb={params.nb}: global low-rank background components are not available in this version; "
-            "use nb=0 (the 1P ring background)")
+            f"nb={params.nb} with method_init='corr_pnr': CNMF-E models the 1P background with the ring model; "
+            "use nb=0 for corr_pnr, or method_init='greedy_roi' for a low-rank (2P) background")
+    if params.method_init != "corr_pnr" and params.nb > 0 and params.rf is not None and params.nb_patch == 0:
+        raise ParameterError(
+            f"nb={params.nb} with nb_patch=0: the global background is assembled from the patches' own "
+            "background components; set nb_patch >= 1 (the 2P preset uses 1) or rf=None (one patch)")
 
 
 def _no_progress(stage: str, fraction: float) -> None:
@@ -79,33 +87,42 @@ def fit(movie: np.ndarray, params: Params, progress: Progress | None = None, *,
     results = run_patch_jobs(source, patch_boxes(dims, rf=params.rf, stride=params.stride), params, dims, report,
                              dask_scheduler=dask_scheduler)
     A, C_low = _combine(results, dims, del_duplicates=params.del_duplicates)
+    low_rank = params.method_init != "corr_pnr"
+    background = (combine_patch_backgrounds(results, dims, nb=params.nb, low_rank=params.low_rank_background)
+                  if low_rank else None)
     timings["patches"] = time.perf_counter() - started
 
     started = time.perf_counter()
     report("merge", 0.0)
     merged = merge_components(A, C_low, merge_thr=params.merge_thr)
-    A, C_low = _neuron_sized(merged.A, merged.C, dims, gsig=params.gSig)
-    A, C_low = _transient_like(A, C_low, params)
+    A, C_low = merged.A, merged.C
+    if not low_rank:
+        A, C_low = _neuron_sized(A, C_low, dims, gsig=params.gSig)
+        A, C_low = _transient_like(A, C_low, params)
     report("merge", 1.0)
     timings["merge"] = time.perf_counter() - started
 
     started = time.perf_counter()
     C_full = _to_full_rate(C_low, T, params.tsub)
-    rounds = 1 if params.only_init else 2
-    ring = None
+    if background is not None:
+        background = LowRankBackground(b=background.b, f=_to_full_rate(background.f, T, params.tsub))
+    model = TraceModel(A=A, ring=None, low_rank=background)
+    rounds = (1 if params.only_init else 2) + (REFIT_ROUNDS if params.refit else 0)
     report("background", 0.0)
     report("traces", 0.0)
     for round_index in range(rounds):
-        if ring is None or params.update_background_components:
-            ring = fit_ring_model(movie, A, C_full, gsiz=params.gSiz, ring_size_factor=params.ring_size_factor,
+        if not low_rank and (model.ring is None or params.update_background_components):
+            ring = fit_ring_model(movie, model.A, C_full, gsiz=params.gSiz, ring_size_factor=params.ring_size_factor,
                                   ssub_B=params.ssub_B, chunk_frames=chunk_frames, frames=ring_fit_frames(T))
+            model = TraceModel(A=model.A, ring=ring)
         report("background", (round_index + 1) / rounds)
-        model = TraceModel(A=A, ring=ring)
         traces = solve_traces(movie, model, C_full, params=params, chunk_frames=chunk_frames)
         report("traces", (round_index + 1) / rounds)
         C_full = traces.C
+        if traces.f is not None:
+            model = replace(model, low_rank=replace(model.low_rank, f=traces.f))
         if round_index + 1 < rounds:
-            A = refine_footprints(movie, model, C_full, params=params, chunk_frames=chunk_frames)
+            model = refine_footprints(movie, model, C_full, params=params, chunk_frames=chunk_frames)
     timings["background_and_traces"] = time.perf_counter() - started
 
     boxes = [result.box for result in results]

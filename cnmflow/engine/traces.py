@@ -1,8 +1,11 @@
-"""Full-rate traces of every component against the ring background, deconvolved with OASIS.
+"""Full-rate traces of every component against the background, deconvolved with OASIS.
 
-One streaming pass over the movie gives ``U = Aᵀ(Y − B)``; the block-coordinate (HALS) sweep
-that follows works on the small (K, T) and (K, K) matrices only, deconvolving each component's
-raw trace ``C_k + YrA_k`` in turn (Pnevmatikakis et al. 2016, temporal update).
+Two background models: CNMF-E's ring model (1P, ``nb = 0``) and CNMF's low-rank ``b·f`` (2P,
+``nb > 0``). One streaming pass over the movie gives ``U = Aᵀ(Y − B)`` (ring) or the projections
+``[A b]ᵀY`` (low rank, where the background traces ``f`` are solved alongside the neurons'); the
+block-coordinate (HALS) sweep that follows works on the small (K, T) and (K, K) matrices only,
+deconvolving each component's raw trace ``C_k + YrA_k`` in turn (Pnevmatikakis et al. 2016,
+temporal update).
 """
 
 from __future__ import annotations
@@ -15,19 +18,35 @@ import scipy.sparse as sp
 from cnmflow.engine.background import RingModel, downsample_frames, resampling_operators, ring_background
 from cnmflow.engine.deconvolution import deconvolve_trace
 from cnmflow.engine.estimates import Estimates
-from cnmflow.engine.hals import clean_footprint, dilate_footprint, frames_to_pixels, pixels_to_frames
+from cnmflow.engine.hals import (clean_footprint, dilate_footprint, frames_to_pixels, pixels_to_frames,
+                                 update_traces)
 from cnmflow.params import Params
 
 #: Block-coordinate sweeps over all components (CaImAn's temporal update also does 2).
 TEMPORAL_SWEEPS = 2
+#: Non-negative least-squares sweeps over neurons and background before deconvolving (low-rank model).
+SETTLING_SWEEPS = 10
+
+
+@dataclass(frozen=True)
+class LowRankBackground:
+    """CNMF's 2P background ``B = b·f``: ``nb`` non-negative spatial components and their traces."""
+
+    b: np.ndarray                    # (pixels, nb) float32, Fortran-ordered pixels
+    f: np.ndarray                    # (nb, T) float32
+
+    @property
+    def nb(self) -> int:
+        return int(self.b.shape[1])
 
 
 @dataclass(frozen=True)
 class TraceModel:
-    """Footprints and the background model traces are solved against."""
+    """Footprints and the background model traces are solved against (one of ring / low_rank)."""
 
     A: sp.csc_matrix                 # (pixels, K)
     ring: RingModel | None
+    low_rank: LowRankBackground | None = None
 
 
 @dataclass(frozen=True)
@@ -40,6 +59,7 @@ class TraceResult:
     g: np.ndarray           # (K, p)
     neurons_sn: np.ndarray
     lam: np.ndarray
+    f: np.ndarray | None = None  # (nb, T) background traces solved with the neurons' (low-rank model)
 
 
 def background_subtracted_chunks(movie, model: TraceModel, C: np.ndarray, *, chunk_frames: int):
@@ -96,32 +116,57 @@ def fortran_index(dims: tuple[int, int]) -> np.ndarray:
 
 def solve_traces(movie, model: TraceModel, C_init: np.ndarray, *, params: Params,
                  chunk_frames: int = 500) -> TraceResult:
-    """Deconvolved traces for fixed footprints and background; see the module docstring."""
-    A = model.A
+    """Deconvolved traces for fixed footprints and background; see the module docstring.
+
+    With a low-rank background its traces ``f`` are solved in the same sweeps, as
+    non-negative least squares without deconvolution, and returned in ``TraceResult.f``.
+    """
+    A = sp.csc_matrix(model.A)
     K, T = A.shape[1], movie.shape[0]
-    if K == 0:
-        empty = np.zeros((0, T), np.float32)
-        return TraceResult(C=empty, S=empty, YrA=empty, bl=np.zeros(0), c1=np.zeros(0),
-                           g=np.zeros((0, params.p)), neurons_sn=np.zeros(0), lam=np.zeros(0))
-    U = project_background_subtracted(movie, model, C_init, chunk_frames=chunk_frames)
-    V = (A.T @ A).toarray()
+    background = model.low_rank
+    nb = background.nb if background is not None else 0
+    if K + nb == 0:
+        return _no_traces(T, params.p, f=None if background is None else background.f)
+    if background is None:
+        U = project_background_subtracted(movie, model, C_init, chunk_frames=chunk_frames)
+        V = (A.T @ A).toarray()
+        X = C_init.astype(np.float64, copy=True)
+    else:
+        # Neurons and background components form one basis: U = [A b]ᵀY, V = [A b]ᵀ[A b].
+        basis = sp.hstack([A, sp.csc_matrix(background.b)], format="csc")
+        U = project_background_subtracted(movie, TraceModel(A=basis, ring=None), C_init, chunk_frames=chunk_frames)
+        V = (basis.T @ basis).toarray()
+        # Cheap non-negative sweeps first let neurons and background settle against each other
+        # (the background's traces move every neuron's), before the costlier deconvolving sweeps.
+        X = update_traces(np.vstack([C_init, background.f]), U, V, iterations=SETTLING_SWEEPS)
     diag = np.maximum(np.diag(V), np.finfo(float).tiny)
-    C = C_init.astype(np.float64, copy=True)
     g_prior = _prior_g(params)
     results = [None] * K
-    raw = np.zeros_like(C)
+    raw = np.zeros((K, T))
     for _ in range(TEMPORAL_SWEEPS):
         for k in range(K):
-            raw[k] = C[k] + (U[k] - V[k] @ C) / diag[k]
+            raw[k] = X[k] + (U[k] - V[k] @ X) / diag[k]
             deconvolved = deconvolve_trace(raw[k], p=params.p, g=g_prior, bas_nonneg=params.bas_nonneg)
-            C[k] = deconvolved.denoised
+            X[k] = deconvolved.denoised
             results[k] = deconvolved
+        for j in range(K, K + nb):
+            X[j] = np.maximum(X[j] + (U[j] - V[j] @ X) / diag[j], 0.0)
+    f = None if background is None else X[K:].astype(np.float32)
+    if K == 0:
+        return _no_traces(T, params.p, f=f)
+    C = X[:K]
     return TraceResult(
         C=C.astype(np.float32), S=np.array([r.s for r in results], dtype=np.float32),
         YrA=(raw - C).astype(np.float32), bl=np.array([r.bl for r in results]),
         c1=np.array([r.c1 for r in results]),
         g=np.array([r.g for r in results], dtype=float).reshape(K, params.p),
-        neurons_sn=np.array([r.sn for r in results]), lam=np.array([r.lam for r in results]))
+        neurons_sn=np.array([r.sn for r in results]), lam=np.array([r.lam for r in results]), f=f)
+
+
+def _no_traces(n_frames: int, p: int, *, f: np.ndarray | None) -> TraceResult:
+    empty = np.zeros((0, n_frames), np.float32)
+    return TraceResult(C=empty, S=empty, YrA=empty, bl=np.zeros(0), c1=np.zeros(0), g=np.zeros((0, p)),
+                       neurons_sn=np.zeros(0), lam=np.zeros(0), f=f)
 
 
 def _prior_g(params: Params) -> tuple[float, ...] | None:
@@ -132,36 +177,60 @@ def _prior_g(params: Params) -> tuple[float, ...] | None:
 
 
 def refine_footprints(movie, model: TraceModel, C: np.ndarray, *, params: Params,
-                      chunk_frames: int = 500) -> sp.csc_matrix:
+                      chunk_frames: int = 500) -> TraceModel:
     """One HALS footprint update on the full field of view, each footprint on its dilated support.
 
     Only the support pixels' statistics are accumulated (``P_k = Ỹ[support_k] C_kᵀ``), so memory
-    stays proportional to the footprints' area, not pixels × K.
+    stays proportional to the footprints' area, not pixels × K. A low-rank background takes part
+    as ``nb`` more components: its traces enter ``Q = XXᵀ`` (``X = [C; f]``), and its footprints
+    ``b`` are updated after the neurons' when ``update_background_components``.
     """
     A = sp.csc_matrix(model.A)
     K = A.shape[1]
-    if K == 0:
-        return A
+    background = model.low_rank
+    if K == 0 and background is None:
+        return model
     rows, cols = movie.shape[1:]
     dims = (rows, cols)
+    b = np.zeros((rows * cols, 0)) if background is None else background.b.astype(np.float64)
+    X = C.astype(np.float64) if background is None else np.vstack([C, background.f]).astype(np.float64)
     radius = max(int(round(params.gSig)), 1)
     supports = [np.flatnonzero(dilate_footprint(A[:, k].toarray().ravel(), dims, radius=radius)) for k in range(K)]
     P = [np.zeros(idx.size) for idx in supports]
+    P_background = np.zeros(b.shape)
     for start, stop, Ytilde in background_subtracted_chunks(movie, model, C, chunk_frames=chunk_frames):
-        block = C[:, start:stop].astype(np.float64)
+        block = X[:, start:stop]
         for k, idx in enumerate(supports):
             P[k] += Ytilde[idx] @ block[k]
-    Q = C.astype(np.float64) @ C.T.astype(np.float64)
-    A_rows = A.tocsr()
+        if b.shape[1]:
+            P_background += Ytilde @ block[K:].T.astype(np.float32)
+    Q = X @ X.T
+    basis_rows = sp.hstack([A, sp.csc_matrix(b)], format="csr")
     columns = []
     for k, idx in enumerate(supports):
-        current = np.asarray(A_rows[idx] @ Q[:, k]).ravel()
+        current = np.asarray(basis_rows[idx] @ Q[:, k]).ravel()
         own = A[:, k].toarray().ravel()[idx]
         updated = np.maximum(own + (P[k] - current) / max(Q[k, k], 1e-12), 0.0)
         column = np.zeros(rows * cols)
         column[idx] = updated
         columns.append(clean_footprint(column, dims))
-    return sp.csc_matrix(np.column_stack(columns).astype(np.float32))
+    A = sp.csc_matrix(np.column_stack(columns).astype(np.float32) if columns else A)
+    if background is None:
+        return TraceModel(A=A, ring=model.ring)
+    if params.update_background_components:
+        b = _update_background_footprints(A, b, P_background, Q)
+    return TraceModel(A=A, ring=None, low_rank=LowRankBackground(b=b.astype(np.float32), f=background.f))
+
+
+def _update_background_footprints(A: sp.csc_matrix, b: np.ndarray, P: np.ndarray, Q: np.ndarray) -> np.ndarray:
+    """HALS on the background footprints given the neurons' new footprints (``P = Y fᵀ``)."""
+    K = A.shape[1]
+    b = b.copy()
+    neural = np.asarray(A @ Q[:K, K:])                                   # (pixels, nb)
+    for j in range(b.shape[1]):
+        current = neural[:, j] + b @ Q[K:, K + j]
+        b[:, j] = np.maximum(b[:, j] + (P[:, j] - current) / max(Q[K + j, K + j], 1e-12), 0.0)
+    return b
 
 
 def normalize(traces: TraceResult, model: TraceModel, *, dims: tuple[int, int], sn: np.ndarray,
@@ -174,12 +243,23 @@ def normalize(traces: TraceResult, model: TraceModel, *, dims: tuple[int, int], 
     scale = norms[:, None]
     ring = model.ring
     pixels = dims[0] * dims[1]
+    b, f = _unit_background(model.low_rank, traces)
     return Estimates(
         A=A, C=(traces.C * scale).astype(np.float32), S=(traces.S * scale).astype(np.float32),
         YrA=(traces.YrA * scale).astype(np.float32), bl=traces.bl * norms, c1=traces.c1 * norms,
         g=traces.g, neurons_sn=traces.neurons_sn * norms, lam=traces.lam * norms, dims=dims,
         sn=np.asarray(sn, np.float32).ravel(order="F"),
-        b0=ring.b0.astype(np.float32) if ring is not None else np.zeros(pixels, np.float32),
+        b0=ring.b0.astype(np.float32) if ring is not None else np.zeros(0 if model.low_rank else pixels, np.float32),
         W=ring.W if ring is not None else sp.csr_matrix((0, 0), dtype=np.float32),
-        ssub_B=ring.ssub_B if ring is not None else ssub_B,
+        ssub_B=ring.ssub_B if ring is not None else ssub_B, b=b, f=f,
     )
+
+
+def _unit_background(background: LowRankBackground | None, traces: TraceResult) -> tuple[np.ndarray, np.ndarray]:
+    """Unit-norm background footprints with their traces scaled to match (empty without nb)."""
+    if background is None or background.nb == 0:
+        return np.zeros((0, 0), np.float32), np.zeros((0, 0), np.float32)
+    f = background.f if traces.f is None else traces.f
+    norms = np.linalg.norm(background.b, axis=0)
+    norms = np.where(norms > 0, norms, 1.0)
+    return (background.b / norms).astype(np.float32), (f * norms[:, None]).astype(np.float32)

@@ -391,13 +391,17 @@ def test_real_sample_stricter_thresholds_find_what_caiman_finds(part2, min_corr,
     assert caiman_k <= est.K <= 2 * caiman_k + 2
 
 
-# --------------------------------------------------------------------------- 11. refused options
-def test_greedy_roi_is_refused_before_compute():
-    params = build_params(dict(method_init="greedy_roi", K=4, rf=None, n_processes=1))
-    with pytest.raises(ParameterError, match="method_init"):
+# --------------------------------------------------------------------------- 11. refused combinations
+@pytest.mark.parametrize("settings, named", [
+    (dict(method_init="corr_pnr", nb=2), "nb=2"),
+    (dict(method_init="greedy_roi", K=4, nb=2, nb_patch=0, rf=20, stride=10), "nb_patch"),
+])
+def test_unsupported_combinations_are_refused_before_compute(settings, named):
+    params = build_params(dict(settings, n_processes=1))
+    with pytest.raises(ParameterError, match=named):
         check_supported(params)
-    with pytest.raises(ParameterError, match="method_init"):
-        fit(np.zeros((30, 20, 20), np.float32), params)
+    with pytest.raises(ParameterError, match=named):
+        fit(np.zeros((30, 48, 48), np.float32), params)
 
 
 # --------------------------------------------------------------------------- only_init=False
