@@ -1,4 +1,4 @@
-"""Speed, memory and accuracy of ``cnmflow.engine.fit`` on simulated 1P movies with ground truth.
+"""Speed, memory and accuracy of ``cnmflow.engine.fit`` on simulated 1P or 2P movies with ground truth.
 
 Each size is simulated once (cached under the results folder), then fitted in a fresh process
 that memory-maps the movie, so peak RSS is the fit's own (parent and worker processes reported
@@ -6,6 +6,7 @@ separately). Writes ``engine_benchmark.json`` and prints a table.
 
     .venv/bin/python benchmarks/engine_benchmark.py                 # 256x256x2000 and 512x512x3000
     .venv/bin/python benchmarks/engine_benchmark.py --sizes 128x128x1000:30
+    .venv/bin/python benchmarks/engine_benchmark.py --kind 2p       # 2P preset, 256x256x2000, 60 neurons
 
 Each run is also logged to MLflow (experiment "benchmarks": wall time, frames/s, peak RSS,
 precision/recall/F1, trace correlation) unless ``--no-track``.
@@ -23,7 +24,14 @@ from pathlib import Path
 
 import numpy as np
 
-DEFAULT_SIZES = ("256x256x2000:80", "512x512x3000:240")
+DEFAULT_SIZES = {"1p": ("256x256x2000:80", "512x512x3000:240"), "2p": ("256x256x2000:60",)}
+#: What a user sets for each kind of movie. 1P: min_corr / min_pnr read off the images (off-neuron
+#: PNR stays below ~3.5 here, on the PNR image the threshold applies to, CaImAn's convention).
+#: 2P: the 2P preset with patches of ~2-3 neurons and K set a little above that.
+DEFAULT_PARAMS = {
+    "1p": dict(fr=10.0, gSig=3, gSiz=13, min_corr=0.8, min_pnr=4, rf=40, stride=20, n_processes=2),
+    "2p": dict(preset="2p", fr=30.0, gSig=4, gSiz=9, rf=20, stride=10, K=5, n_processes=2),
+}
 RESULTS = Path(__file__).resolve().parent / "results"
 
 
@@ -33,16 +41,21 @@ def parse_size(text: str) -> tuple[int, int, int, int]:
     return rows, cols, frames, int(neurons or 60)
 
 
-def simulate(size: str, folder: Path, seed: int) -> Path:
+def simulate(size: str, folder: Path, seed: int, kind: str = "1p") -> Path:
     """Simulate once; the movie goes to a raw float32 file the fit can memory-map."""
-    from cnmflow.synthetic import simulate_1p
+    from cnmflow.synthetic import simulate_1p, simulate_2p
 
     rows, cols, frames, neurons = parse_size(size)
-    movie_path = folder / f"movie_{rows}x{cols}x{frames}_{neurons}_seed{seed}.npy"
+    prefix = "movie" if kind == "1p" else "movie2p"
+    movie_path = folder / f"{prefix}_{rows}x{cols}x{frames}_{neurons}_seed{seed}.npy"
     truth_path = movie_path.with_suffix(".truth.npz")
     if movie_path.exists() and truth_path.exists():
         return movie_path
-    simulated = simulate_1p(shape=(rows, cols), n_frames=frames, n_neurons=neurons, gsig=3.0, fr=10.0, rng=seed)
+    if kind == "1p":
+        simulated = simulate_1p(shape=(rows, cols), n_frames=frames, n_neurons=neurons, gsig=3.0, fr=10.0, rng=seed)
+    else:
+        simulated = simulate_2p(shape=(rows, cols), n_frames=frames, n_neurons=neurons, gsig=4.0, fr=30.0, nb=2,
+                                rng=seed)
     np.save(movie_path, simulated.movie)
     truth = simulated.truth
     np.savez_compressed(truth_path, footprints=truth.footprints, calcium=truth.calcium, centers=truth.centers)
@@ -54,13 +67,14 @@ def fit_and_score(movie_path: Path, params: dict, out_json: Path) -> None:
     import resource
 
     from cnmflow.engine import fit
-    from cnmflow.params import build_params
+    from cnmflow.params import PRESETS, build_params
     from cnmflow.scoring import score
 
     movie = np.load(movie_path, mmap_mode="r")
     truth = np.load(movie_path.with_suffix(".truth.npz"))
     started = time.perf_counter()
-    estimates = fit(movie, build_params(params))
+    preset = PRESETS[params.pop("preset")] if "preset" in params else {}
+    estimates = fit(movie, build_params({**preset, **params}))
     wall = time.perf_counter() - started
     fit_peak_rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # before scoring densifies A
     accuracy = score(truth["footprints"], estimates.footprints(), truth_traces=truth["calcium"],
@@ -108,7 +122,8 @@ def log_to_mlflow(records: list[dict], tracking_uri: str | None) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--sizes", nargs="+", default=list(DEFAULT_SIZES), help="ROWSxCOLSxFRAMES:NEURONS")
+    parser.add_argument("--kind", choices=sorted(DEFAULT_PARAMS), default="1p", help="1P (CNMF-E) or 2P (CNMF) movies")
+    parser.add_argument("--sizes", nargs="+", help="ROWSxCOLSxFRAMES:NEURONS (default: per kind)")
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--set", nargs="*", default=[], metavar="NAME=VALUE", help="extra fit parameters")
     parser.add_argument("--fit-only", type=Path, help=argparse.SUPPRESS)
@@ -120,26 +135,25 @@ def main(argv: list[str] | None = None) -> int:
                                                "sqlite:///benchmarks/results/mlflow.db)")
     args = parser.parse_args(argv)
     if args.simulate_only:
-        simulate(args.simulate_only, RESULTS, args.seed)
+        simulate(args.simulate_only, RESULTS, args.seed, args.kind)
         return 0
     if args.fit_only:
         fit_and_score(args.fit_only, json.loads(args.params_json), args.out)
         return 0
 
     RESULTS.mkdir(parents=True, exist_ok=True)
-    # min_corr / min_pnr as a user sets them from the images: off-neuron PNR stays below ~3.5 here
-    # (on the PNR image the threshold applies to, CaImAn's convention).
-    params = dict(fr=10.0, gSig=3, gSiz=13, min_corr=0.8, min_pnr=4, rf=40, stride=20, n_processes=2)
+    params = dict(DEFAULT_PARAMS[args.kind])
     for assignment in args.set:
         name, _, value = assignment.partition("=")
         params[name] = json.loads(value)
     records = []
-    for size in args.sizes:
+    for size in args.sizes or DEFAULT_SIZES[args.kind]:
         # Simulate in a process of its own: on Linux a child's ru_maxrss starts from its parent's
         # peak (it survives fork + exec), so a parent that held a simulated movie would inflate
         # every fit's peak memory by the movie's size.
-        subprocess.run([sys.executable, __file__, "--simulate-only", size, "--seed", str(args.seed)], check=True)
-        movie_path = simulate(size, RESULTS, args.seed)  # cached now: returns the path
+        subprocess.run([sys.executable, __file__, "--simulate-only", size, "--seed", str(args.seed), "--kind", args.kind],
+                       check=True)
+        movie_path = simulate(size, RESULTS, args.seed, args.kind)  # cached now: returns the path
         out = RESULTS / f"{movie_path.stem}.fit.json"
         subprocess.run([sys.executable, __file__, "--fit-only", str(movie_path), "--params-json", json.dumps(params),
                         "--out", str(out)], check=True)
