@@ -6,6 +6,7 @@ with the field of view and the number of components, not with the number of fram
 
 from __future__ import annotations
 
+import os
 import time
 from dataclasses import replace
 from typing import Callable
@@ -32,6 +33,23 @@ Progress = Callable[[str, float], None]
 
 #: Default memory (MB) of one chunk of frames in the passes over the whole movie.
 DEFAULT_CHUNK_MB = 128.0
+#: Environment variable that sets the chunk memory for every run (CLI, flows, deployments).
+CHUNK_MB_VARIABLE = "CNMFLOW_CHUNK_MB"
+
+
+def chunk_mb_setting() -> float:
+    """The chunk memory from ``$CNMFLOW_CHUNK_MB``, else the default; a bad value is refused."""
+    text = os.environ.get(CHUNK_MB_VARIABLE, "").strip()
+    if not text:
+        return DEFAULT_CHUNK_MB
+    try:
+        value = float(text)
+    except ValueError:
+        value = float("nan")
+    if not value > 0:
+        raise ParameterError(f"{CHUNK_MB_VARIABLE}={text!r} must be a positive number of megabytes "
+                             f"(default {DEFAULT_CHUNK_MB:g}); unset it or set e.g. {CHUNK_MB_VARIABLE}=64")
+    return value
 
 
 #: Initialisation methods this engine implements.
@@ -41,7 +59,8 @@ REFIT_ROUNDS = 2
 
 
 def check_supported(params: Params) -> None:
-    """Refuse, before any compute, what this version of the engine cannot do."""
+    """Refuse, before any compute, what this version of the engine cannot do (or a bad chunk setting)."""
+    chunk_mb_setting()
     if params.method_init not in SUPPORTED_INIT:
         raise ParameterError(
             f"method_init={params.method_init!r} is not available in this version of cnmflow "
@@ -61,13 +80,13 @@ def _no_progress(stage: str, fraction: float) -> None:
 
 
 def fit(movie: np.ndarray, params: Params, progress: Progress | None = None, *,
-        chunk_mb: float = DEFAULT_CHUNK_MB, dask_scheduler: str | None = None) -> Estimates:
+        chunk_mb: float | None = None, dask_scheduler: str | None = None) -> Estimates:
     """Extract components from a (frames, rows, cols) float32 movie (array or ``np.memmap``).
 
     Finding no cells is a normal outcome (``K == 0``). The result is deterministic for a given
     movie and parameters. ``progress(stage, fraction)`` is called as work completes.
-    ``chunk_mb`` bounds the frames read at once by the passes over the whole movie; the
-    patches read their own box (``(2·rf+1)²`` pixels × all frames).
+    ``chunk_mb`` (default ``$CNMFLOW_CHUNK_MB``, else 128) bounds the frames read at once by the
+    passes over the whole movie; the patches read their own box in chunks of their own.
 
     Patches run in ``params.n_processes`` spawned worker processes when the movie is a file
     (``np.memmap``), so a script calling ``fit`` needs the usual ``if __name__ == "__main__":``;
@@ -75,6 +94,7 @@ def fit(movie: np.ndarray, params: Params, progress: Progress | None = None, *,
     workers read the same file (it must be on storage they share).
     """
     check_supported(params)
+    chunk_mb = chunk_mb_setting() if chunk_mb is None else chunk_mb
     report = progress or _no_progress
     source = MovieSource.of(movie)
     movie = source.streaming()

@@ -12,7 +12,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from cnmflow.engine import fit
+from cnmflow.engine import check_supported, fit
+from cnmflow.errors import ParameterError
 from cnmflow.params import build_params
 from cnmflow.synthetic import simulate_1p
 
@@ -73,14 +74,22 @@ def test_a_four_times_longer_movie_does_not_take_four_times_the_memory(tmp_path)
     assert long["peak_kb"] - short["peak_kb"] < long["movie_kb"] - short["movie_kb"], measured
 
 
-def test_chunked_passes_give_the_unchunked_result(tmp_path):
+def test_chunked_passes_give_the_unchunked_result(tmp_path, monkeypatch):
     simulated = simulate_1p(shape=(48, 56), n_frames=300, n_neurons=6, gsig=3, fr=10, rng=3, peak_snr=(6, 12))
     path = tmp_path / "movie.npy"
     np.save(path, simulated.movie)
     movie = np.load(path, mmap_mode="r")
     params = build_params(PARAMS)
     whole = fit(movie, params, chunk_mb=1024)
-    chunked = fit(movie, params, chunk_mb=0.05)  # a few frames per chunk
+    monkeypatch.setenv("CNMFLOW_CHUNK_MB", "0.05")   # the documented knob: a few frames per chunk
+    chunked = fit(movie, params)
     assert whole.K == chunked.K > 0
     np.testing.assert_allclose(chunked.A.toarray(), whole.A.toarray(), rtol=1e-4, atol=1e-6)
     np.testing.assert_allclose(chunked.C, whole.C, rtol=1e-3, atol=1e-4 * float(np.abs(whole.C).max()))
+
+
+@pytest.mark.parametrize("value", ["0", "-3", "lots"])
+def test_a_bad_chunk_setting_is_refused_before_compute(monkeypatch, value):
+    monkeypatch.setenv("CNMFLOW_CHUNK_MB", value)
+    with pytest.raises(ParameterError, match="CNMFLOW_CHUNK_MB"):
+        check_supported(build_params(PARAMS))
