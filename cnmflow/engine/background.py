@@ -57,6 +57,7 @@ __all__ = [
     "ring_offsets",
     "fit_ring_model",
     "ring_background",
+    "ring_residual",
     "subtract_background",
 ]
 
@@ -153,10 +154,22 @@ def _interp_axis(n: int, s: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     return i0, i1, np.clip(wgt, 0.0, 1.0).astype(np.float32)
 
 
+#: Largest downsampled grid side upsampled by dense interpolation matrices (BLAS products, whose
+#: cost per pixel grows with the side) rather than by gathers (constant cost per pixel).
+_DENSE_UPSAMPLE_MAX_SIDE = 96
+
+
 def _upsample(x: np.ndarray, dims: tuple[int, int], s: int) -> np.ndarray:
     """Bilinear upsampling of (n, dr, dc) block-mean images back to (n, rows, cols)."""
     if s == 1:
         return x
+    if max(x.shape[1:]) <= _DENSE_UPSAMPLE_MAX_SIDE:
+        # a patch-sized grid: two small matrix products, several times faster than the gathers
+        up_rows = _axis_upsampling(dims[0], s).toarray().astype(np.float32)
+        up_cols = _axis_upsampling(dims[1], s).toarray().astype(np.float32)
+        n, dr, dc = x.shape
+        along_cols = (x.reshape(n * dr, dc) @ up_cols.T).reshape(n, dr, dims[1])
+        return np.matmul(up_rows, along_cols)
     y0, y1, wy = _interp_axis(dims[0], s)
     x0, x1, wx = _interp_axis(dims[1], s)
     # columns first, on the small (n, dr, dc) array; then whole rows (contiguous copies)
@@ -282,6 +295,8 @@ def fit_ring_model(
 
     dr, dc = _ds_dims((rows, cols), s)
     d_ds = dr * dc
+    if dr * dc <= (block_pixels + 2 * r) ** 2:
+        block_pixels = max(dr, dc)  # one box: the blocks' margins would overlap into several Grams of it
     offs = ring_offsets(r)
     offs = offs[np.lexsort((offs[:, 0], offs[:, 1]))]  # by (dx, dy): column indices ascend within a row
     n_ring = len(offs)
@@ -390,37 +405,62 @@ def _solve_rings(G: np.ndarray, loc: np.ndarray, valid: np.ndarray, ploc: np.nda
 # ----------------------------------------------------------------------------- applying
 
 
-def ring_background(model: RingModel, frames: np.ndarray, AC: np.ndarray | None = None) -> np.ndarray:
-    """Background ``B = b0 + upsample(W · downsample(Y − AC − b0))`` for a chunk of frames.
-
-    frames: (n, rows, cols) raw movie frames; AC: the neural part for those frames as
-    (n, rows, cols), or None for 0. Returns (n, rows, cols) float32.
-    """
+def _checked_frames(model: RingModel, frames: np.ndarray, AC: np.ndarray | None) -> np.ndarray:
     frames = np.asarray(frames)
     if frames.ndim == 2:
         frames = frames[None]
     rows, cols = model.dims
     if frames.ndim != 3 or frames.shape[1:] != (rows, cols):
         raise MovieError(f"frames must have shape (n, {rows}, {cols}) to match the ring model, got {frames.shape}")
-    n = frames.shape[0]
+    if AC is not None and np.shape(AC) != frames.shape:
+        raise ParameterError(f"AC must have the frames' shape {frames.shape}, got {np.shape(AC)}")
+    return frames
+
+
+def _baseline_free(model: RingModel, frames: np.ndarray, AC: np.ndarray | None, out: np.ndarray | None) -> np.ndarray:
+    """``R = Y − AC − b0`` (float32), into ``out`` when given (which may be ``frames`` itself)."""
+    rows, cols = model.dims
     b0 = np.asarray(model.b0, np.float32).reshape((rows, cols), order="F")
-    R = frames.astype(np.float32) - b0[None]
+    R = np.subtract(frames, b0[None], out=out, dtype=np.float32)
     if AC is not None:
-        AC = np.asarray(AC)
-        if AC.shape != frames.shape:
-            raise ParameterError(f"AC must have the frames' shape {frames.shape}, got {AC.shape}")
         R -= AC
+    return R
+
+
+def _fluctuation(model: RingModel, R: np.ndarray) -> np.ndarray:
+    """``upsample(W · downsample(R))`` for baseline-free frames ``R`` (n, rows, cols), float32."""
+    n = R.shape[0]
     s = model.ssub_B
-    R = _downsample(R, s)
-    dr, dc = R.shape[1:]
-    M = R.transpose(0, 2, 1).reshape(n, dr * dc)  # Fortran pixel order
+    small = _downsample(R, s)
+    dr, dc = small.shape[1:]
+    M = small.transpose(0, 2, 1).reshape(n, dr * dc)  # Fortran pixel order
     F = np.asarray(model.W @ M.T, dtype=np.float32)  # (d_ds, n)
     F = F.T.reshape(n, dc, dr).transpose(0, 2, 1)
-    out = _upsample(F, (rows, cols), s)
-    if out is F:
-        out = np.ascontiguousarray(out)
-    out += b0[None]
-    return out.astype(np.float32, copy=False)
+    return _upsample(F, model.dims, s)
+
+
+def ring_background(model: RingModel, frames: np.ndarray, AC: np.ndarray | None = None) -> np.ndarray:
+    """Background ``B = b0 + upsample(W · downsample(Y − AC − b0))`` for a chunk of frames.
+
+    frames: (n, rows, cols) raw movie frames; AC: the neural part for those frames as
+    (n, rows, cols), or None for 0. Returns (n, rows, cols) float32.
+    """
+    frames = _checked_frames(model, frames, AC)
+    b0 = np.asarray(model.b0, np.float32).reshape(model.dims, order="F")
+    return (_fluctuation(model, _baseline_free(model, frames, AC, None)) + b0[None]).astype(np.float32, copy=False)
+
+
+def ring_residual(model: RingModel, frames: np.ndarray, AC: np.ndarray | None = None, *,
+                  out: np.ndarray | None = None) -> np.ndarray:
+    """``Y − AC − B`` for a chunk of frames, float32; ``out=frames`` computes it in place.
+
+    ``Y − AC − B = R − upsample(W · downsample(R))`` with ``R = Y − AC − b0``, so ``R`` is formed
+    once (in ``out``) and the background is never built.
+    """
+    frames = _checked_frames(model, frames, AC)
+    R = _baseline_free(model, frames, AC, out)
+    R -= _fluctuation(model, R)
+    return R
 
 
 def subtract_background(

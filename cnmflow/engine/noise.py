@@ -28,14 +28,18 @@ __all__ = ["noise_psd", "pixel_noise", "noise_frame_indices", "NOISE_METHODS"]
 NOISE_METHODS = ("mean", "median", "logmexp")
 
 
-def _band_mask(n_samples: int, band: tuple[float, float]) -> np.ndarray:
+def _band_bins(n_samples: int, band: tuple[float, float]) -> slice:
+    """The periodogram bins ``k`` with ``band[0] < k / n_samples <= band[1]`` (a contiguous run)."""
     k = np.arange(n_samples // 2 + 1)
-    f = k / float(n_samples)
     lo, hi = band
     # exact integer tests for the default band, so f == 0.25 / 0.5 never flips on rounding
     if (lo, hi) == (0.25, 0.5):
-        return (4 * k > n_samples) & (2 * k <= n_samples)
-    return (f > lo) & (f <= hi)
+        inside = (4 * k > n_samples) & (2 * k <= n_samples)
+    else:
+        f = k / float(n_samples)
+        inside = (f > lo) & (f <= hi)
+    found = np.flatnonzero(inside)
+    return slice(int(found[0]), int(found[-1]) + 1) if found.size else slice(0, 0)
 
 
 def _check(band, method):
@@ -44,6 +48,41 @@ def _check(band, method):
     lo, hi = band
     if not (0.0 <= lo < hi <= 0.5):
         raise ParameterError(f"noise band {band!r} must satisfy 0 <= low < high <= 0.5 (normalized frequency)")
+
+
+#: Values per FFT batch in :func:`_columns_noise`: a batch and its spectrum stay in the CPU cache.
+FFT_BATCH_VALUES = 2 ** 18
+
+
+def _columns_noise(samples: np.ndarray, bins: slice, method: str) -> np.ndarray:
+    """PSD noise sd of each column of ``samples`` (T, n), float64 (n,); ``bins`` must be non-empty.
+
+    The transform runs along axis 0 on a few columns at a time: no transposed copy, and a batch
+    and its spectrum stay small. Removing an offset per column (its first sample; cheaper than the
+    mean) only changes bin 0, which no band holds, but it keeps rounding from leaking a large
+    baseline into the band (and a constant trace gives exactly 0).
+    """
+    T, n = samples.shape
+    out = np.empty(n)
+    step = max(1, FFT_BATCH_VALUES // T)
+    for start in range(0, n, step):
+        batch = samples[:, start:start + step]
+        batch = batch - batch[:1]
+        spectrum = scipy.fft.rfft(batch, axis=0, workers=fft_workers())[bins]
+        psd = spectrum.real ** 2
+        psd += spectrum.imag ** 2  # float32 for float32 input: the noise level needs ~4 digits
+        out[start:start + step] = _average_psd(psd, method) / T  # = one-sided PSD / 2
+    return np.sqrt(out)
+
+
+def _average_psd(psd: np.ndarray, method: str) -> np.ndarray:
+    """Average of the band's periodogram values (axis 0) by ``method``, float64."""
+    if method == "mean":
+        return psd.mean(axis=0, dtype=np.float64)
+    if method == "median":
+        return np.median(psd, axis=0).astype(np.float64)
+    with np.errstate(divide="ignore"):  # logmexp
+        return np.exp(np.mean(np.log(psd.astype(np.float64)), axis=0))
 
 
 def noise_psd(traces: np.ndarray, *, band: tuple[float, float] = (0.25, 0.5), method: str = "mean") -> np.ndarray:
@@ -59,24 +98,13 @@ def noise_psd(traces: np.ndarray, *, band: tuple[float, float] = (0.25, 0.5), me
     if y2.ndim != 2:
         raise ParameterError(f"traces must be (n, T) or (T,), got shape {y.shape}")
     n, T = y2.shape
-    if T == 0:
-        out = np.full(n, np.nan)
-        return out[0] if one_d else out
-    mask = _band_mask(T, band)
-    if not mask.any():
+    bins = _band_bins(T, band)
+    if bins.stop == bins.start:
         out = np.full(n, np.nan)
         return out[0] if one_d else out
     # float32 in, float32 FFT: the noise level needs ~4 digits, and it halves time and memory.
     work = y2 if y2.dtype == np.float32 else y2.astype(np.float64, copy=False)
-    X = scipy.fft.rfft(work - work.mean(axis=1, keepdims=True), axis=1, workers=fft_workers())[:, mask]
-    psd = (X.real.astype(np.float64) ** 2 + X.imag.astype(np.float64) ** 2) / T  # = one-sided PSD / 2
-    if method == "mean":
-        sn = np.sqrt(psd.mean(axis=1))
-    elif method == "median":
-        sn = np.sqrt(np.median(psd, axis=1))
-    else:  # logmexp
-        with np.errstate(divide="ignore"):
-            sn = np.sqrt(np.exp(np.mean(np.log(psd), axis=1)))
+    sn = _columns_noise(work.T, bins, method)
     return sn[0] if one_d else sn
 
 
@@ -107,6 +135,20 @@ def _frames_of(movie, frame_idx, r0, r1):
     return np.concatenate(parts, axis=0)
 
 
+#: Values per band of rows read by :func:`pixel_noise` (16 MB of float32).
+BAND_VALUES = 2 ** 22
+
+
+def _frames_noise(block: np.ndarray, band: tuple[float, float], method: str) -> np.ndarray:
+    """Noise of every pixel of a (t, rows, cols) block -> (rows, cols); NaN when t < 4."""
+    t = block.shape[0]
+    bins = _band_bins(t, band)
+    if bins.stop == bins.start:
+        return np.full(block.shape[1:], np.nan)
+    work = block if block.dtype == np.float32 else block.astype(np.float64, copy=False)
+    return _columns_noise(work.reshape(t, -1), bins, method).reshape(block.shape[1:])
+
+
 def pixel_noise(
     movie: np.ndarray,
     *,
@@ -120,7 +162,7 @@ def pixel_noise(
 
     Movies longer than ``n_blocks * max_frames_per_block`` frames use that many frames (start,
     middle, end blocks, concatenated). Pixels are processed in bands of whole rows holding about
-    ``chunk_pixels`` pixels (default: about 2**24 values, i.e. 64 MB of float32 per band), so
+    ``chunk_pixels`` pixels (default: about 2**22 values, i.e. 16 MB of float32 per band), so
     memory is bounded by ``frames_used * chunk_pixels``.
     """
     _check(band, method)
@@ -130,14 +172,13 @@ def pixel_noise(
     frame_idx = noise_frame_indices(T, max_frames_per_block=max_frames_per_block, n_blocks=n_blocks)
     if chunk_pixels is None:
         t_used = T if frame_idx is None else len(frame_idx)
-        chunk_pixels = max(1, (1 << 24) // max(t_used, 1))
+        chunk_pixels = max(1, BAND_VALUES // max(t_used, 1))
     if chunk_pixels < 1:
         raise ParameterError(f"chunk_pixels={chunk_pixels} must be >= 1")
     band_rows = max(1, int(chunk_pixels) // max(cols, 1))
+    band_rows = -(-rows // -(-rows // band_rows))  # as many bands, of equal height: no sliver band at the end
     out = np.empty((rows, cols), dtype=np.float32)
     for r0 in range(0, rows, band_rows):
         r1 = min(rows, r0 + band_rows)
-        block = _frames_of(movie, frame_idx, r0, r1)  # (t, nr, cols)
-        tr = block.reshape(block.shape[0], -1).T
-        out[r0:r1] = noise_psd(tr, band=band, method=method).reshape(r1 - r0, cols)
+        out[r0:r1] = _frames_noise(_frames_of(movie, frame_idx, r0, r1), band, method)  # one band held at a time
     return out

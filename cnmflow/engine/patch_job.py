@@ -6,18 +6,18 @@ patch from the shared movie file, so it can run in a worker process or on a clus
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 import scipy.ndimage as ndi
 
-from cnmflow.engine.background import downsample_frames, fit_ring_model, resampling_operators, ring_background
+from cnmflow.engine.background import downsample_frames, fit_ring_model, resampling_operators, ring_residual
 from cnmflow.engine.footprint_shape import MAX_INITIAL_RADIUS_FACTOR, neuron_sized
-from cnmflow.engine.hals import (clean_footprint, dilated_support, frames_to_pixels, pixels_to_frames,
+from cnmflow.engine.hals import (clean_footprint, dilated_support, pixels_to_frames,
                                  update_footprints, update_traces)
 from cnmflow.engine.init.corr_pnr import initialize_corr_pnr
 from cnmflow.engine.movie_source import MovieSource
-from cnmflow.engine.noise import pixel_noise
+from cnmflow.engine.noise import BAND_VALUES, noise_frame_indices, pixel_noise
 from cnmflow.engine.patches import PatchBox
 from cnmflow.params import Params
 
@@ -51,8 +51,9 @@ def downsample(movie: np.ndarray, *, tsub: int, ssub: int) -> np.ndarray:
     return downsample_frames(out, ssub)
 
 
-#: Memory of one chunk of full-rate patch frames read while downsampling (bytes).
-READ_CHUNK_BYTES = 32 * 2 ** 20
+#: Memory of one chunk of full-rate patch frames read while downsampling, and of one chunk of
+#: residual frames (bytes): a few MB keep a worker's memory near its movie-sized arrays.
+READ_CHUNK_BYTES = 8 * 2 ** 20
 
 
 class BoxView:
@@ -83,9 +84,11 @@ def downsample_in_chunks(patch: BoxView, *, tsub: int, ssub: int) -> np.ndarray:
     """:func:`downsample` of the whole patch, computed from chunks of whole ``tsub`` blocks."""
     T, h, w = patch.shape
     per_chunk = max(tsub, READ_CHUNK_BYTES // (4 * h * w) // tsub * tsub)
-    parts = [downsample(patch[start:min(start + per_chunk, T)], tsub=tsub, ssub=ssub)
-             for start in range(0, T, per_chunk)]
-    return np.concatenate(parts, axis=0)
+    out = np.empty((-(-T // tsub), -(-h // ssub), -(-w // ssub)), dtype=np.float32)  # filled in place: one copy
+    for start in range(0, T, per_chunk):
+        part = downsample(patch[start:min(start + per_chunk, T)], tsub=tsub, ssub=ssub)
+        out[start // tsub:start // tsub + part.shape[0]] = part
+    return out
 
 
 def upsample_footprints(A: np.ndarray, small: tuple[int, int], full: tuple[int, int]) -> np.ndarray:
@@ -108,7 +111,7 @@ def fit_patch(source: MovieSource, box: PatchBox, params: Params, *, fov_dims: t
 
         return fit_patch_low_rank(source, box, params, fov_dims=fov_dims)
     patch = BoxView(source.streaming(), box)
-    noise = pixel_noise(patch)  # reads a bounded sample of frames, band by band
+    noise = pixel_noise(patch, chunk_pixels=_noise_band_pixels(patch.shape, params))  # a bounded sample of frames
     Y = downsample_in_chunks(patch, tsub=params.tsub, ssub=params.ssub)
     dims = Y.shape[1:]
     gsig = params.gSig / params.ssub
@@ -130,13 +133,15 @@ def fit_patch(source: MovieSource, box: PatchBox, params: Params, *, fov_dims: t
     ring = fit_ring_model(Y, _sparse(A), C, **ring_args)
     if params.K is None or A.shape[1] < params.K:
         # Residual pass: neurons hidden under brighter ones or under the background show up
-        # once the first components and the ring background are removed.
-        residual = _residual(Y, A, C, ring)
+        # once the first components and the ring background are removed. The residual takes
+        # Y's memory, so Y is read again afterwards (cheaper than holding both).
+        residual = _residual_in_place(Y, A, C, ring)
+        del Y
         budget = None if params.K is None else params.K - A.shape[1]
         # The residual is searched as CaImAn does: its own noise, the threshold as given.
-        more = initialize_corr_pnr(residual, max_components=budget, min_pnr=params.min_pnr, overwrite_input=True,
-                                   **seed)
+        more = initialize_corr_pnr(residual, max_components=budget, min_pnr=params.min_pnr, **seed)
         del residual
+        Y = downsample_in_chunks(patch, tsub=params.tsub, ssub=params.ssub)
         more_A, more_C = _neurons_only(more.A, more.C, dims, gsig, edges)
         if more_A.shape[1]:
             A = np.hstack([A, more_A])
@@ -151,16 +156,24 @@ def fit_patch(source: MovieSource, box: PatchBox, params: Params, *, fov_dims: t
                        pnr=_to_patch_grid(first.pnr / downsampling, box.shape))
 
 
-def _residual(Y: np.ndarray, A: np.ndarray, C: np.ndarray, ring) -> np.ndarray:
-    """``Y − B − A·C`` a chunk of frames at a time (the background model works frame by frame)."""
+def _noise_band_pixels(shape: tuple[int, int, int], params: Params) -> int:
+    """Pixels per band of rows read by the full-rate noise pass: bands as large as the downsampled
+    patch, since the seeding holds two of those later (a few big bands read the file faster)."""
+    T, h, w = shape
+    sample = noise_frame_indices(T)
+    frames_used = T if sample is None else len(sample)
+    downsampled = -(-T // params.tsub) * -(-h // params.ssub) * -(-w // params.ssub)
+    return max(BAND_VALUES, downsampled) // frames_used
+
+
+def _residual_in_place(Y: np.ndarray, A: np.ndarray, C: np.ndarray, ring) -> np.ndarray:
+    """Overwrite ``Y`` with ``Y − B − A·C``, a chunk of frames at a time; returns ``Y``."""
     dims = Y.shape[1:]
-    residual = np.empty_like(Y)
     step = max(1, READ_CHUNK_BYTES // (4 * dims[0] * dims[1]))
     for start in range(0, Y.shape[0], step):
         frames = Y[start:start + step]
-        neural = _neural(A, C[:, start:start + step], dims)
-        residual[start:start + step] = frames - ring_background(ring, frames, neural) - neural
-    return residual
+        ring_residual(ring, frames, _neural(A, C[:, start:start + step], dims), out=frames)
+    return Y
 
 
 def _to_patch_grid(image: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
@@ -196,7 +209,7 @@ def _refine(Y: np.ndarray, A: np.ndarray, C: np.ndarray, ring, *, params: Params
 
     The background-subtracted statistics ``Aᵀ(Y − B)`` and ``(Y − B)Cᵀ`` are formed from the
     ring operators (``B = b0 + Up·W·D(Y − AC − b0)``) and ``Y``'s own projections, never from
-    a background movie.
+    a background movie. ``Y`` is the patch's last use: it is centred in place.
     """
     if A.shape[1] == 0:
         return A, C
@@ -204,19 +217,20 @@ def _refine(Y: np.ndarray, A: np.ndarray, C: np.ndarray, ring, *, params: Params
     # Work relative to each pixel's temporal mean: the bright background then cancels before the
     # float32 products rather than after them (cancellation would swamp weak footprint edges).
     mean_image = Y.mean(axis=0)
-    centered = Y - mean_image
-    pixels = frames_to_pixels(centered)                                          # (T, d) Fortran order
-    pixels_small = frames_to_pixels(downsample_frames(centered, params.ssub_B))  # (T, d_ds)
-    del centered
-    mean_pixels = mean_image.ravel(order="F").astype(np.float64)
+    Y -= mean_image
+    ring = replace(ring, b0=ring.b0 - mean_image.ravel(order="F"))  # the same model, for centred frames
+    pixels = Y.reshape(Y.shape[0], -1)                          # (T, d), C pixel order: a view
+    small = downsample_frames(Y, ring.ssub_B)
+    pixels_small = small.reshape(small.shape[0], -1)            # (T, d_ds), C pixel order
+    to_fortran, to_fortran_small = _fortran_index(dims), _fortran_index(small.shape[1:])
+    down, up = resampling_operators(dims, ring.ssub_B)
     for round_index in range(REFINE_ROUNDS):
-        down, up = resampling_operators(dims, ring.ssub_B)
-        W, b0 = ring.W, ring.b0.astype(np.float64) - mean_pixels
+        W, b0 = ring.W, ring.b0.astype(np.float64)
         A_small = down @ A                                                # (d_ds, K)
         # Traces: U = AᵀY − Aᵀb0 − M(DY − DA·C − Db0), M = Aᵀ·Up·W.
         M = ((up.T @ A).T @ W)                                            # (K, d_ds)
-        U = (pixels @ A).T - (A.T @ b0)[:, None] - (
-            M @ pixels_small.T - M @ A_small @ C - (M @ (down @ b0))[:, None])
+        U = (pixels @ A[to_fortran]).T - (A.T @ b0)[:, None] - (
+            M[:, to_fortran_small] @ pixels_small.T - M @ A_small @ C - (M @ (down @ b0))[:, None])
         C_background = C                        # the background of this round keeps these traces
         C = update_traces(C, U, A.T @ A).astype(np.float32)
         alive = C.any(axis=1)
@@ -225,8 +239,9 @@ def _refine(Y: np.ndarray, A: np.ndarray, C: np.ndarray, ring, *, params: Params
             break
         # Footprints: P = YCᵀ − b0·sᵀ − Up·W(DYCᵀ − DA·CCᵀ − Db0·sᵀ), s = C·1.
         CC, s_total = C @ C.T, C.sum(axis=1)
-        small_term = pixels_small.T @ C.T - (down @ A) @ (C_background @ C.T) - np.outer(down @ b0, s_total)
-        P = pixels.T @ C.T - np.outer(b0, s_total) - up @ (W @ small_term)
+        small_term = (_to_fortran_rows(pixels_small.T @ C.T, to_fortran_small) - (down @ A) @ (C_background @ C.T)
+                      - np.outer(down @ b0, s_total))
+        P = _to_fortran_rows(pixels.T @ C.T, to_fortran) - np.outer(b0, s_total) - up @ (W @ small_term)
         support = dilated_support(A, dims, radius=max(int(round(gsig)), 1))
         A = update_footprints(A, P, CC, support).astype(np.float32)
         A = np.column_stack([clean_footprint(A[:, k], dims) for k in range(A.shape[1])]).astype(np.float32)
@@ -237,6 +252,19 @@ def _refine(Y: np.ndarray, A: np.ndarray, C: np.ndarray, ring, *, params: Params
         if params.update_background_components and round_index + 1 < REFINE_ROUNDS:
             ring = fit_ring_model(Y, _sparse(A), C, **ring_args)
     return A, C
+
+
+def _fortran_index(dims: tuple[int, int]) -> np.ndarray:
+    """For each pixel in C order, its Fortran-order index: ``X[_fortran_index(dims)]`` puts the rows
+    of a Fortran-ordered ``X`` in C order (so products can use frames as they lie in memory)."""
+    return np.arange(dims[0] * dims[1]).reshape(dims, order="F").ravel()
+
+
+def _to_fortran_rows(X: np.ndarray, to_fortran: np.ndarray) -> np.ndarray:
+    """The rows of a C-pixel-ordered ``X`` in Fortran order (the inverse of indexing by ``to_fortran``)."""
+    out = np.empty_like(X)
+    out[to_fortran] = X
+    return out
 
 
 def _drop_border_components(A: np.ndarray, box: PatchBox, fov_dims: tuple[int, int], *,

@@ -82,8 +82,9 @@ def filter_kernel(gsig: float, *, center_psf: bool) -> np.ndarray:
     return psf
 
 
-#: Bytes of FFT work per chunk of frames in :class:`_Filter` (about 32 MB).
-FILTER_CHUNK_BYTES = 32 * 2 ** 20
+#: Bytes of FFT work per chunk of frames in :class:`_Filter` (about 8 MB: the padded chunk, its
+#: spectrum and the inverse transform stay small next to the movie being filtered).
+FILTER_CHUNK_BYTES = 8 * 2 ** 20
 
 
 class _Filter:
@@ -111,13 +112,31 @@ class _Filter:
         step = max(1, FILTER_CHUNK_BYTES // (8 * self.fshape[0] * self.fshape[1]))
         rows, cols = self.shape
         k = 2 * r
+        # One zero buffer of the FFT shape, refilled per chunk: the FFT needs no padding copy.
+        padded = np.zeros((min(step, frames.shape[0]), *self.fshape), dtype=np.float32)
         for start in range(0, frames.shape[0], step):
-            chunk = frames[start:start + step] if minus is None else frames[start:start + step] - minus
-            padded = np.pad(chunk, ((0, 0), (r, r), (r, r)), mode="edge")
-            spectrum = sfft.rfft2(padded, s=self.fshape, workers=fft_workers())
+            chunk = frames[start:start + step]
+            buffer = padded[:chunk.shape[0]]
+            self._pad_into(chunk, minus, buffer)
+            spectrum = sfft.rfft2(buffer, workers=fft_workers())
             spectrum *= self.kf
             out[start:start + step] = sfft.irfft2(spectrum, s=self.fshape, workers=fft_workers())[:, k:k + rows, k:k + cols]
         return out
+
+    def _pad_into(self, chunk: np.ndarray, minus: np.ndarray | None, buffer: np.ndarray) -> None:
+        """``chunk − minus`` with replicated edges of width r into the top-left of ``buffer``."""
+        r = self.r
+        rows, cols = self.shape
+        inner = buffer[:, r:r + rows, r:r + cols]
+        if minus is None:
+            inner[...] = chunk
+        else:
+            np.subtract(chunk, minus, out=inner)
+        buffer[:, :r, r:r + cols] = inner[:, :1]
+        buffer[:, r + rows:2 * r + rows, r:r + cols] = inner[:, -1:]
+        tall = buffer[:, :2 * r + rows]
+        tall[:, :, :r] = tall[:, :, r:r + 1]
+        tall[:, :, r + cols:2 * r + cols] = tall[:, :, r + cols - 1:r + cols]
 
 
 def filter_frames(frames: np.ndarray, *, gsig: float, center_psf: bool) -> np.ndarray:
@@ -146,12 +165,15 @@ class _CorrSums:
             (1, -1): np.zeros((max(rows - 1, 0), max(cols - 1, 0))),
         }
 
-    def add(self, z: np.ndarray, *, sub_frames: int = 64) -> None:
-        if z.shape[0] > sub_frames:  # bound the float64 working copy
-            for f0 in range(0, z.shape[0], sub_frames):
-                self.add(z[f0:f0 + sub_frames], sub_frames=sub_frames)
-            return
-        z = np.asarray(z, dtype=np.float64)
+    def add(self, z: np.ndarray, *, threshold: np.ndarray | None = None, sub_frames: int = 64) -> None:
+        """Add frames ``z`` (T, rows, cols); values below ``threshold`` (an image) count as 0."""
+        for f0 in range(0, z.shape[0], sub_frames):  # bound the float64 working copy
+            part = np.asarray(z[f0:f0 + sub_frames])
+            if threshold is not None:
+                part = np.where(part >= threshold, part, 0)
+            self._add(part.astype(np.float64))
+
+    def _add(self, z: np.ndarray) -> None:
         self.n += z.shape[0]
         self.s1 += z.sum(axis=0)
         self.s2 += np.einsum("tij,tij->ij", z, z)
@@ -190,10 +212,14 @@ class _CorrSums:
         return (total / np.maximum(count, 1)).astype(np.float32)
 
 
-def correlation_image(z: np.ndarray) -> np.ndarray:
-    """Mean Pearson correlation of each pixel of ``z`` (T, rows, cols) with its 8 neighbours."""
+def correlation_image(z: np.ndarray, *, threshold: np.ndarray | None = None) -> np.ndarray:
+    """Mean Pearson correlation of each pixel of ``z`` (T, rows, cols) with its 8 neighbours.
+
+    ``threshold`` (rows, cols): values of ``z`` below it are taken as 0, a few frames at a time
+    (no thresholded copy of ``z``).
+    """
     acc = _CorrSums(z.shape[1:])
-    acc.add(z)
+    acc.add(z, threshold=threshold)
     return acc.image()
 
 
@@ -284,7 +310,7 @@ def correlation_pnr(
         chunk = np.asarray(movie[f0:f0 + chunk_frames], dtype=np.float32) - mean32
         fc = filt(chunk)  # filtered, mean-subtracted (filter is linear)
         np.maximum(fmax, fc.max(axis=0), out=fmax)
-        acc.add(np.where(fc >= thr, fc, 0))
+        acc.add(fc, threshold=thr)
     with np.errstate(divide="ignore", invalid="ignore"):
         pnr = np.where(noise > 0, fmax / noise, 0).astype(np.float32)
     pnr[pnr < 0] = 0

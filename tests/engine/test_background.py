@@ -14,6 +14,7 @@ from cnmflow.engine.background import (
     ring_background,
     ring_offsets,
     ring_radius,
+    ring_residual,
     subtract_background,
 )
 from cnmflow.errors import ParameterError
@@ -219,6 +220,27 @@ def test_no_components():
     m2 = fit_ring_model(movie, scipy.sparse.csc_matrix((32 * 32, 0)), np.zeros((0, 120)), gsiz=7,
                         ring_size_factor=1.4, ssub_B=2, block_pixels=32)
     np.testing.assert_allclose(m2.W.toarray(), m.W.toarray(), atol=5e-3 * abs(m.W).max())
+
+
+def test_ring_residual_is_the_movie_less_background_and_neurons():
+    movie, A, C, _, AC = make_movie(seed=8)
+    m = fit_ring_model(movie, A, C, gsiz=9, ring_size_factor=1.4, ssub_B=2)
+    expected = movie - ring_background(m, movie, AC) - AC
+    np.testing.assert_allclose(ring_residual(m, movie, AC), expected, atol=1e-3)
+    frames = movie.copy()
+    assert ring_residual(m, frames, AC, out=frames) is frames  # in place: no movie-sized temporary
+    np.testing.assert_allclose(frames, expected, atol=1e-3)
+
+
+@pytest.mark.parametrize("s", [2, 3])
+def test_dense_upsampling_of_small_grids_equals_the_gathers(monkeypatch, s):
+    from cnmflow.engine import background
+
+    x = np.random.default_rng(9).random((4, 7, 9), dtype=np.float32)
+    dims = (7 * s - 1, 9 * s)  # a partial last block of rows
+    dense = background._upsample(x, dims, s)
+    monkeypatch.setattr(background, "_DENSE_UPSAMPLE_MAX_SIDE", 0)
+    np.testing.assert_allclose(dense, background._upsample(x, dims, s), atol=1e-6)
 
 
 def test_block_size_does_not_change_result():

@@ -86,6 +86,13 @@ def test_synthetic_neurons_recovered():
     np.testing.assert_array_equal(res.center, res2.center)
 
 
+def test_movie_is_only_read():
+    mov, _, _ = _synthetic(np.random.default_rng(0))
+    before = mov.copy()
+    assert initialize_corr_pnr(mov, gsig=3, gsiz=13, min_corr=0.8, min_pnr=8).A.shape[1] >= 4
+    np.testing.assert_array_equal(mov, before)
+
+
 def test_pure_noise_gives_no_components():
     rng = np.random.default_rng(1)
     mov = (100 + rng.normal(0, 5, size=(300, 40, 40))).astype(np.float32)

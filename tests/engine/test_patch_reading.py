@@ -28,3 +28,32 @@ def test_chunked_downsampling_and_noise_equal_the_whole_patch(monkeypatch):
         np.testing.assert_array_equal(downsample_in_chunks(view, tsub=tsub, ssub=ssub),
                                       downsample(whole, tsub=tsub, ssub=ssub))
     np.testing.assert_array_equal(pixel_noise(view), pixel_noise(whole))
+
+
+def test_residual_in_place_is_the_patch_less_background_and_neurons(monkeypatch):
+    import scipy.sparse as sp
+
+    from cnmflow.engine.background import fit_ring_model, ring_background
+
+    rng = np.random.default_rng(1)
+    T, dims = 60, (19, 23)
+    A = np.zeros((dims[0] * dims[1], 2), dtype=np.float32)
+    A[[40, 200], [0, 1]] = 1.0
+    C = rng.random((2, T), dtype=np.float32) * 5
+    Y = 50 + rng.normal(size=(T, *dims)).astype(np.float32)
+    ring = fit_ring_model(Y, sp.csc_matrix(A), C, gsiz=5, ring_size_factor=1.4, ssub_B=2)
+    neural = patch_job._neural(A, C, dims)
+    expected = Y - ring_background(ring, Y, neural) - neural
+    monkeypatch.setattr(patch_job, "READ_CHUNK_BYTES", 4 * dims[0] * dims[1] * 7)  # 7 frames per chunk
+    residual = patch_job._residual_in_place(Y, A, C, ring)
+    assert residual is Y
+    np.testing.assert_allclose(residual, expected, atol=1e-3)
+
+
+def test_fortran_and_c_pixel_orders_round_trip():
+    dims = (3, 5)
+    image = np.arange(15.0).reshape(dims)
+    fortran = image.ravel(order="F")
+    to_fortran = patch_job._fortran_index(dims)
+    np.testing.assert_array_equal(fortran[to_fortran], image.ravel())
+    np.testing.assert_array_equal(patch_job._to_fortran_rows(image.ravel()[:, None], to_fortran)[:, 0], fortran)

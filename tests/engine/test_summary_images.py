@@ -80,6 +80,22 @@ def test_streaming_equals_in_memory(tmp_path):
     assert np.median(np.abs(s3.noise / s.noise - 1)) < 0.2
 
 
+def test_correlation_threshold_equals_a_thresholded_copy():
+    rng = np.random.default_rng(3)
+    z = rng.normal(size=(150, 9, 11)).astype(np.float32)
+    thr = rng.uniform(-0.5, 0.5, size=(9, 11)).astype(np.float32)
+    np.testing.assert_array_equal(correlation_image(z, threshold=thr), correlation_image(np.where(z >= thr, z, 0)))
+
+
+def test_filter_chunks_do_not_change_the_result(monkeypatch):
+    from cnmflow.engine import summary_images
+
+    frames = np.random.default_rng(4).normal(size=(23, 17, 20)).astype(np.float32)
+    whole = filter_frames(frames, gsig=2, center_psf=True)
+    monkeypatch.setattr(summary_images, "FILTER_CHUNK_BYTES", 8 * 25 * 28 * 5)  # 5 padded frames a chunk, 3 last
+    np.testing.assert_array_equal(filter_frames(frames, gsig=2, center_psf=True), whole)
+
+
 def test_correlation_image_constant_pixels():
     z = np.zeros((10, 4, 4))
     assert np.all(correlation_image(z) == 0)

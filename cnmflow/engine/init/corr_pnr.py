@@ -52,6 +52,8 @@ FOOTPRINT_REL_THRESHOLD = 0.1
 #: no later seed inside a found footprint's core: pixels above this fraction of its peak
 SEED_EXCLUSION_FRACTION = 0.5
 _MAX_ROUNDS = 50
+#: frames per in-place update of ``F`` when a component is removed
+_FRAMES_PER_UPDATE = 256
 
 
 @dataclass(frozen=True)
@@ -129,12 +131,17 @@ def seed_candidates(correlation, pnr, *, min_corr, min_pnr, gsiz, border_pix=0) 
 
 
 class _State:
-    """Working residuals and images of the greedy initialization."""
+    """Working residuals and images of the greedy initialization.
 
-    def __init__(self, movie, gsig, center_psf, noise, min_corr, min_pnr, *, copy: bool = True):
+    The raw movie is only read: found components are subtracted from it box by box when a seed
+    needs its raw residual (``raw_residual``), so the state holds one movie-sized array, ``F``.
+    """
+
+    def __init__(self, movie: np.ndarray, gsig, center_psf, noise, min_corr, min_pnr):
         T, h, w = movie.shape
         self.T, self.h, self.w = T, h, w
-        self.Y = np.array(movie, dtype=np.float32, copy=True) if copy else movie  # raw residual
+        self.Y = movie  # float32, never written
+        self.found: list[tuple[np.ndarray, np.ndarray]] = []  # (footprint (h, w), trace (T,)) removed so far
         self.filt = _Filter(filter_kernel(gsig, center_psf=center_psf), (h, w))
         self.kr = self.filt.r
         # Filtered, mean-subtracted residual; the filter subtracts chunk by chunk (no movie-sized temporary).
@@ -148,8 +155,29 @@ class _State:
         self.thr = (CORR_THRESHOLD * self.sn).astype(np.float32)
         self.min_corr, self.min_pnr = min_corr, min_pnr
         self.pnr = np.maximum(self.F.max(axis=0) / self.sn, 0).astype(np.float32)
-        self.cn = correlation_image(np.where(self.F >= self.thr, self.F, 0))
+        self.cn = correlation_image(self.F, threshold=self.thr)
         self.search = _search_image(self.cn, self.pnr, min_corr, min_pnr)
+
+    def raw_residual(self, r0: int, r1: int, c0: int, c1: int) -> np.ndarray:
+        """(T, pixels) float64: the raw movie on rows r0:r1, cols c0:c1 minus the components found so far."""
+        box = self.Y[:, r0:r1, c0:c1].reshape(self.T, -1).astype(np.float64)
+        for a, c in self.found:
+            part = a[r0:r1, c0:c1].ravel()
+            if part.any():
+                box -= np.outer(c, part)
+        return box
+
+    def remove(self, a: np.ndarray, c: np.ndarray, box: tuple[int, int, int, int]) -> None:
+        """Take a found component out of ``F`` and the images around its box, and off the raw residual."""
+        self.found.append((a, c))
+        r0, r1, c0, c1 = box
+        h, w, kr = self.h, self.w, self.kr
+        q0, q1, p0, p1 = max(0, r0 - kr), min(h, r1 + kr), max(0, c0 - kr), min(w, c1 + kr)
+        fa = self.filt(a[None])[0][q0:q1, p0:p1]
+        trace = (c - c.mean())[:, None, None]
+        for t0 in range(0, self.T, _FRAMES_PER_UPDATE):  # the product is a chunk of frames, not the movie
+            self.F[t0:t0 + _FRAMES_PER_UPDATE, q0:q1, p0:p1] -= trace[t0:t0 + _FRAMES_PER_UPDATE] * fa[None]
+        self.update_images(q0, q1, p0, p1)
 
     def update_images(self, r0, r1, c0, c1):
         """Recompute pnr, correlation and search image on rows r0:r1, cols c0:c1 (clipped)."""
@@ -159,7 +187,7 @@ class _State:
         # correlation needs one neighbour ring around the region
         e0, e1, f0, f1 = max(0, r0 - 1), min(h, r1 + 1), max(0, c0 - 1), min(w, c1 + 1)
         sub = self.F[:, e0:e1, f0:f1]
-        cn = correlation_image(np.where(sub >= self.thr[e0:e1, f0:f1], sub, 0))
+        cn = correlation_image(sub, threshold=self.thr[e0:e1, f0:f1])
         self.cn[r0:r1, c0:c1] = cn[r0 - e0:r1 - e0, c0 - f0:c1 - f0]
         # search image: median filter needs one more ring; results valid 1 px inside that ring
         g0, g1, k0, k1 = max(0, r0 - 2), min(h, r1 + 2), max(0, c0 - 2), min(w, c1 + 2)
@@ -190,18 +218,19 @@ def _init_one(st: _State, r: int, c: int, gsiz: int):
     r0, r1, c0, c1 = max(0, r - gsiz), min(h, r + gsiz + 1), max(0, c - gsiz), min(w, c + gsiz + 1)
     bh, bw = r1 - r0, c1 - c0
     seed = (r - r0, c - c0)
-    Fb = st.F[:, r0:r1, c0:c1].reshape(T, -1).astype(np.float64)
-    Fb = Fb - Fb.mean(axis=0)
+    Fb = st.F[:, r0:r1, c0:c1].reshape(T, -1).astype(np.float64)  # box temporaries in place: they grow with T
+    Fb -= Fb.mean(axis=0)
     y0 = y0 - y0.mean()
-    norms = np.sqrt((Fb ** 2).sum(axis=0)) * np.sqrt((y0 ** 2).sum())
+    norms = np.sqrt(np.einsum("tp,tp->p", Fb, Fb)) * np.sqrt(y0 @ y0)
     corr = np.where(norms > 0, (Fb.T @ y0) / np.where(norms > 0, norms, 1), 0).reshape(bh, bw)
     hi = _blob_at(corr > CORR_NEURON, seed)
     hi[seed] = True
     c_f = Fb[:, hi.ravel()].mean(axis=1)
+    del Fb  # before the raw box: at most one (T, box) float64 array at a time
     if not np.any(c_f > 0):
         return None
-    Yb = st.Y[:, r0:r1, c0:c1].reshape(T, -1).astype(np.float64)
-    Yb = Yb - Yb.mean(axis=0)
+    Yb = st.raw_residual(r0, r1, c0, c1)
+    Yb -= Yb.mean(axis=0)
     lo = (corr < CORR_BACKGROUND).ravel()
     cols = [c_f]
     if lo.sum() >= 3:
@@ -240,17 +269,15 @@ def initialize_corr_pnr(
     max_components: int | None = None,
     border_pix: int = 0,
     noise: np.ndarray | None = None,
-    overwrite_input: bool = False,
 ) -> InitResult:
     """Greedy CNMF-E initialization of one in-memory patch ``movie`` (T, h, w).
 
     ``noise``: per-pixel noise of the *filtered* movie (``SummaryImages.noise``), computed when
     None. ``max_components``: stop after that many components (None: no limit). Seeds within
     ``border_pix`` of the border are not used. Deterministic; K = 0 is a normal result.
-    ``overwrite_input``: a float32 ``movie`` the caller no longer needs is used as the working
-    residual instead of a copy (found components are subtracted from it).
+    ``movie`` is only read (a float32 array is not copied).
     """
-    movie = np.asarray(movie)
+    movie = np.asarray(movie, dtype=np.float32)
     if movie.ndim != 3:
         raise ParameterError(f"movie must be (n_frames, rows, cols), got shape {movie.shape}")
     _check_params(gsig, gsiz, min_corr, min_pnr, border_pix, max_components)
@@ -258,8 +285,7 @@ def initialize_corr_pnr(
     if T < 4:
         raise ParameterError(f"patch has {T} frame(s); initialization needs at least 4")
     gsiz_i = max(1, int(round(float(gsiz))))
-    st = _State(movie, gsig, center_psf, noise, float(min_corr), float(min_pnr),
-                copy=not (overwrite_input and movie.dtype == np.float32))
+    st = _State(movie, gsig, center_psf, noise, float(min_corr), float(min_pnr))
     corr0, pnr0 = st.cn.copy(), st.pnr.copy()
 
     blocked = _border_mask((h, w), border_pix)
@@ -291,15 +317,8 @@ def initialize_corr_pnr(
             out = _init_one(st, int(r), int(c), gsiz_i)
             if out is None:
                 continue
-            a, ci, (r0, r1, c0, c1) = out
-            # remove the component from the residuals
-            rows_a, cols_a = np.nonzero(a)
-            st.Y[:, rows_a, cols_a] -= ci[:, None] * a[rows_a, cols_a][None, :]
-            kr = st.kr
-            q0, q1, p0, p1 = max(0, r0 - kr), min(h, r1 + kr), max(0, c0 - kr), min(w, c1 + kr)
-            fa = st.filt(a[None])[0][q0:q1, p0:p1]
-            st.F[:, q0:q1, p0:p1] -= (ci - ci.mean())[:, None, None] * fa[None]
-            st.update_images(q0, q1, p0, p1)
+            a, ci, box = out
+            st.remove(a, ci, box)
             # no second seed on top of this one: not in its footprint's core (above half its peak)
             blocked |= a > SEED_EXCLUSION_FRACTION * a.max()
             y0, y1, x0, x1 = r - er, r + er + 1, c - er, c + er + 1
