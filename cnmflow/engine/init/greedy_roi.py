@@ -1,0 +1,402 @@
+"""Two-photon initialization (method_init = "greedy_roi"), written from Pnevmatikakis et al.,
+Neuron 2016 (greedy initialization, supplement) and the "2P" section of the shared reference
+``cnmf-algorithm.md``.
+
+Works on one patch held in memory, ``Y`` (T, h, w), and returns a :class:`LowRankInit`.
+
+Outline
+-------
+1. ``normalize_init``: each pixel is divided by its temporal median (floored, so dark pixels
+   do not blow up); footprints are mapped back to movie units at the end.
+2. The background's slow fluctuations are removed first (otherwise they, not the neurons, own
+   the highest scores): the top ``nb`` temporal components of a strongly blurred copy of the
+   mean-free movie, with spatially smoothed maps (see ``_smooth_background``), are smooth and
+   rank ``nb`` like the 2P background; a neuron inside them only loses a blurred shadow. Then
+   each pixel's median is subtracted: the residual ``R`` is the neurons plus noise, baseline ~0.
+3. ``R`` is filtered frame by frame with a Gaussian of sd ``gsig`` (radius ``gsiz``), or with
+   the same Gaussian minus its box mean (zero-sum, "Mexican hat") when ``center_psf``. A pixel's
+   score is its summed squared filtered signal, or with ``rolling_sum`` the largest sum over
+   ``rolling_length`` consecutive frames (a neuron firing once still scores high).
+4. Greedy loop, at most ``K`` times: the best eligible pixel is the centre; in a box of
+   half-size ``gsiz`` around it a rank-1 non-negative factorisation ``a·c`` of ``R`` is fitted
+   (trace first taken as the Gaussian-weighted box average, footprint then cleaned to its
+   blob), ``a·c`` is subtracted from ``R`` and from the filtered copies, and the scores are
+   updated locally. A candidate whose trace correlates > ``DUPLICATE_CORR`` with a nearby
+   neuron's is the rest of that neuron (outside its first box) and joins its footprint.
+   A pixel is eligible only while it stands out of its surround: the energy of the positive
+   part of its zero-mean-kernel signal must exceed what noise alone gives by ``NOISE_Z`` sd.
+   So leftovers of smooth background, over-subtracted (negative) residues and pure noise are
+   never taken, and a patch with fewer than ``K`` neurons returns fewer components.
+5. Background: a rank-``nb`` non-negative factorisation of the clipped residual
+   ``max(Y − A·C, 0)`` (which still holds the medians), fitted on a block-averaged copy (the
+   background is smooth) and extended to full resolution by non-negative least squares.
+6. :func:`~cnmflow.engine.init.low_rank.refine_hals` polishes ``A, C, b, f`` on the raw patch;
+   neurons whose refined trace peaks below ``MIN_TRACE_PNR`` noise sd are dropped.
+
+Limits: ``nb`` is the background's non-negative rank, a static offset included (a fluctuating
+field on top of a constant dark level needs ``nb >= 2``); with fewer, the neurons absorb what the
+background cannot follow. When the background does not fluctuate at all, step 2's traces
+follow the busiest neurons instead and take up to ~half of their score (they are still found;
+only the order of the greedy search changes).
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import numpy as np
+import scipy.linalg
+import scipy.ndimage as ndi
+
+from cnmflow.engine.hals import clean_footprint, frames_to_pixels, pixels_to_frames
+from cnmflow.engine.init.low_rank import LowRankInit, empty_init, fit_background, refine_hals
+from cnmflow.engine.noise import noise_psd, pixel_noise
+from cnmflow.errors import ParameterError
+
+__all__ = ["initialize_greedy_roi"]
+
+#: a pixel is eligible when its zero-mean-kernel energy exceeds noise by this many sd
+NOISE_Z = 20.0
+#: pixel scales under this fraction of the median pixel median are floored (normalize_init)
+SCALE_FLOOR = 0.1
+#: blur of the copy the smooth background is estimated on, in units of gsig
+BACKGROUND_SIGMA = 2.0
+#: a candidate whose trace correlates above this with a nearby neuron's is part of that neuron
+DUPLICATE_CORR = 0.8
+#: alternating rounds of the per-centre rank-1 factorisation
+RANK1_ITERATIONS = 5
+#: after refinement, a neuron whose trace peaks below this many noise sd is dropped
+MIN_TRACE_PNR = 8.0
+#: HALS rounds of the final refinement
+REFINE_ITERATIONS = 5
+
+
+def _check_params(K, gsig, gsiz, nb, rolling_length) -> None:
+    if isinstance(K, bool) or int(K) != K or K < 1:
+        raise ParameterError(f"K={K!r} must be an integer >= 1 (the most components to look for)")
+    if not (np.isfinite(gsig) and gsig > 0):
+        raise ParameterError(f"gSig={gsig!r} must be a positive number of pixels")
+    if not (np.isfinite(gsiz) and gsiz >= 1):
+        raise ParameterError(f"gSiz={gsiz!r} must be >= 1 pixel (typically 2*gSig+1)")
+    if isinstance(nb, bool) or int(nb) != nb or nb < 0:
+        raise ParameterError(f"nb={nb!r} must be an integer >= 0 (background components)")
+    if isinstance(rolling_length, bool) or int(rolling_length) != rolling_length or rolling_length < 1:
+        raise ParameterError(f"rolling_length={rolling_length!r} must be an integer >= 1 frame")
+
+
+def _check_movie(Y) -> np.ndarray:
+    Y = np.asarray(Y)
+    if Y.ndim != 3:
+        raise ParameterError(f"Y must be a (n_frames, rows, cols) movie, got shape {Y.shape}")
+    if Y.shape[0] < 4:
+        raise ParameterError(f"the patch has {Y.shape[0]} frame(s); greedy_roi needs at least 4")
+    Y = Y.astype(np.float32, copy=False)
+    if not np.all(np.isfinite(Y)):
+        raise ParameterError("Y holds NaN or infinite values; fill or crop them before initialization")
+    return Y
+
+
+def _pixel_scale(Y: np.ndarray, normalize: bool) -> np.ndarray:
+    """(h, w) divisor of each pixel: its temporal median (ones without ``normalize``).
+
+    Floored at ``SCALE_FLOOR`` x the typical pixel median and at the typical temporal sd: a
+    pixel whose baseline is not clearly above its fluctuations (dark, or a movie whose
+    baseline was already subtracted) must not be blown up.
+    """
+    if not normalize:
+        return np.ones(Y.shape[1:], np.float32)
+    med = np.median(Y, axis=0)
+    floor = max(SCALE_FLOOR * float(np.median(med)), float(np.median(Y.std(axis=0))))
+    floor = floor if floor > 0 else 1.0
+    return np.maximum(med, floor).astype(np.float32)
+
+
+def _pad_odd(frames: np.ndarray, r: int) -> np.ndarray:
+    """Pad each frame by ``r`` pixels with point reflection (linear extrapolation at the edges)."""
+    return np.pad(frames, ((0, 0), (r, r), (r, r)), mode="reflect", reflect_type="odd")
+
+
+def _blur_odd(frames: np.ndarray, sigma: float) -> np.ndarray:
+    """Gaussian blur that is exact for planes up to the border (a gradient reaching the edge of
+    the patch is not bent, as replicate borders would)."""
+    r = int(4.0 * sigma + 0.5)
+    out = ndi.gaussian_filter(_pad_odd(frames, r), sigma=(0, sigma, sigma), truncate=4.0, mode="nearest")
+    return out[:, r:r + frames.shape[1], r:r + frames.shape[2]]
+
+
+def _top_temporal(Z: np.ndarray, n: int) -> np.ndarray:
+    """(n, T) orthonormal top right-singular vectors of ``Z`` (T, p), from the smaller Gram matrix."""
+    T, p = Z.shape
+    n = min(n, T, p)
+    if p < T:
+        _, U = scipy.linalg.eigh(Z.T @ Z, subset_by_index=[p - n, p - 1])
+        V = (Z @ U).T
+        norms = np.sqrt((V ** 2).sum(axis=1, keepdims=True))
+        return V / np.where(norms > 0, norms, 1.0)
+    _, V = scipy.linalg.eigh(Z @ Z.T, subset_by_index=[T - n, T - 1])
+    return V.T
+
+
+def _smooth_background(Y: np.ndarray, nb: int, gsig: float) -> np.ndarray:
+    """(T, h, w) rank-``nb`` spatially smooth fluctuation of the movie around its mean.
+
+    Its traces ``V`` are the top temporal components of a blurred copy (sd ``BACKGROUND_SIGMA
+    · gsig``), where the wide background outweighs the neurons. Its maps are the movie's
+    projections on ``V``, smoothed by twicing (``2·G − G·G`` with the same Gaussian ``G``):
+    exact for quadratic surfaces, so the broad background fields keep their peaks, while a
+    neuron-sized bump keeps only ~30 % of its height in the map.
+    """
+    T = Y.shape[0]
+    sigma = BACKGROUND_SIGMA * float(gsig)
+    Z = Y - Y.mean(axis=0)
+    step = max(1, int(round(sigma / 2)))  # the blurred copy is smooth: a sub-grid holds its rank
+    V = _top_temporal(_blur_odd(Z, sigma)[:, ::step, ::step].reshape(T, -1).astype(np.float64), nb)
+    maps = np.tensordot(V, Z.astype(np.float64), axes=(1, 0))  # (nb, h, w)
+    once = _blur_odd(maps, sigma)
+    maps = 2.0 * once - _blur_odd(once, sigma)
+    return np.tensordot(V.T, maps, axes=(1, 0)).astype(np.float32)
+
+
+def _filter(frames: np.ndarray, gsig: float, gsiz: int, centered: bool) -> np.ndarray:
+    """Gaussian blur of each frame (sd gsig, radius gsiz, replicate borders); with ``centered``
+    the Gaussian minus its box mean (zero-sum kernel) on point-reflected borders, so a plane
+    gives 0 everywhere, edges included."""
+    sig = (0, float(gsig), float(gsig))
+    truncate = gsiz / float(gsig)
+    if not centered:
+        return ndi.gaussian_filter(frames, sigma=sig, truncate=truncate, mode="nearest")
+    padded = _pad_odd(frames, gsiz)
+    out = ndi.gaussian_filter(padded, sigma=sig, truncate=truncate, mode="nearest")
+    out -= ndi.uniform_filter(padded, size=(1, 2 * gsiz + 1, 2 * gsiz + 1), mode="nearest")
+    return out[:, gsiz:gsiz + frames.shape[1], gsiz:gsiz + frames.shape[2]]
+
+
+def _energy(F: np.ndarray, window: int | None, *, positive: bool = False) -> np.ndarray:
+    """(T, n) traces → (n,) float64: sum of squares, or the largest sum over ``window`` frames;
+    ``positive``: of the positive part only (a neuron's transients are positive)."""
+    out = np.empty(F.shape[1])
+    step = max(1, (1 << 22) // F.shape[0])
+    for p0 in range(0, F.shape[1], step):
+        x = F[:, p0:p0 + step].astype(np.float64)
+        sq = (np.maximum(x, 0.0) if positive else x) ** 2
+        if window is None:
+            out[p0:p0 + step] = sq.sum(axis=0)
+        else:
+            cs = np.concatenate([np.zeros((1, sq.shape[1])), np.cumsum(sq, axis=0)])
+            out[p0:p0 + step] = (cs[window:] - cs[:-window]).max(axis=0)
+    return out
+
+
+class _Greedy:
+    """Residual, its filtered copies and the score maps of the greedy search."""
+
+    def __init__(self, R: np.ndarray, *, gsig: float, gsiz: int, window: int | None, center_psf: bool):
+        self.R, self.gsig, self.gsiz, self.window, self.center_psf = R, gsig, gsiz, window, center_psf
+        self.T, self.h, self.w = R.shape
+        self.Fs = _filter(R, gsig, gsiz, center_psf)  # ranks the candidates
+        self.Fc = self.Fs if center_psf else _filter(R, gsig, gsiz, True)  # decides eligibility
+        n = self.window or self.T
+        var = pixel_noise(self.Fc, max_frames_per_block=self.T, n_blocks=1).astype(np.float64) ** 2
+        # the zero-sum kernel is blind at the patch's corners (point reflection): never eligible there
+        var[var <= 1e-6 * max(float(np.median(var)), np.finfo(float).tiny)] = np.inf
+        # positive part of N(0, var): mean var/2, variance 5/4 var² per frame
+        self.floor = n * var / 2.0 + NOISE_Z * np.sqrt(1.25 * n) * var
+        self.score = self._map(self.Fs)
+        self.contrast = self._map(self.Fc, positive=True)
+        self.blocked = np.zeros((self.h, self.w), bool)
+
+    def _map(self, F: np.ndarray, region=(slice(None), slice(None)), *, positive: bool = False) -> np.ndarray:
+        sub = F[(slice(None), *region)]
+        return _energy(sub.reshape(self.T, -1), self.window, positive=positive).reshape(sub.shape[1:])
+
+    def best(self) -> tuple[int, int] | None:
+        """Highest-scoring eligible pixel not yet tried (first in C order on ties)."""
+        ok = (self.contrast > self.floor) & ~self.blocked
+        if not ok.any():
+            return None
+        flat = np.where(ok, self.score, -np.inf)
+        r, c = np.unravel_index(int(np.argmax(flat)), flat.shape)
+        return int(r), int(c)
+
+    def box(self, r: int, c: int, extra: int = 0) -> tuple[slice, slice]:
+        g = self.gsiz + extra
+        return slice(max(0, r - g), min(self.h, r + g + 1)), slice(max(0, c - g), min(self.w, c + g + 1))
+
+    def subtract(self, a: np.ndarray, c: np.ndarray, r: int, col: int) -> None:
+        """Remove ``a·c`` ((h, w) footprint, (T,) trace) from the residual and refresh the scores."""
+        rows, cols = np.nonzero(a)
+        self.R[:, rows, cols] -= c[:, None] * a[rows, cols][None, :]
+        region = self.box(r, col, extra=2 * self.gsiz)  # box plus the kernel's reach
+        copies = [(self.Fs, self.center_psf)] + ([] if self.center_psf else [(self.Fc, True)])
+        for F, centered in copies:
+            fa = _filter(a[None], self.gsig, self.gsiz, centered)[0][region]
+            F[(slice(None), *region)] -= c[:, None, None] * fa[None]
+        self.score[region] = self._map(self.Fs, region)
+        self.contrast[region] = self._map(self.Fc, region, positive=True)
+
+
+def _rank1(Rb: np.ndarray, profile: np.ndarray, box: tuple[int, int]) -> tuple[np.ndarray, np.ndarray] | None:
+    """Non-negative ``a·c`` ≈ box residual ``Rb`` (T, n) by alternating least squares.
+
+    The footprint is then cleaned (``clean_footprint``: the blob at its peak, no positive noise
+    over the rest of the box — subtracting that noise times ``c`` would plant a trace-shaped
+    artefact in the whole box) and both factors are fitted once more on that support.
+    """
+    Rb = Rb.astype(np.float64)
+    c = np.maximum(Rb @ profile, 0.0) / float(profile @ profile)
+    a = profile
+    for _ in range(RANK1_ITERATIONS):
+        if not float(c @ c) > 0:
+            return None
+        a = np.maximum(Rb.T @ c, 0.0) / float(c @ c)
+        if not float(a @ a) > 0:
+            return None
+        c = np.maximum(Rb @ a, 0.0) / float(a @ a)
+    support = clean_footprint(a, box) > 0
+    if not (support.any() and float(c @ c) > 0):
+        return None
+    a = np.where(support, np.maximum(Rb.T @ c, 0.0) / float(c @ c), 0.0)
+    if not float(a @ a) > 0:
+        return None
+    c = np.maximum(Rb @ a, 0.0) / float(a @ a)
+    return (a, c) if float(c @ c) > 0 else None
+
+
+def _gaussian_profile(rows: slice, cols: slice, r: int, c: int, gsig: float) -> np.ndarray:
+    yy, xx = np.mgrid[rows, cols]
+    return np.exp(-((yy - r) ** 2 + (xx - c) ** 2) / (2.0 * gsig ** 2)).ravel(order="F")
+
+
+def _disc(shape: tuple[int, int], r: int, c: int, radius: float) -> np.ndarray:
+    yy, xx = np.ogrid[:shape[0], :shape[1]]
+    return (yy - r) ** 2 + (xx - c) ** 2 <= radius ** 2
+
+
+def _duplicate_of(trace: np.ndarray, centre: tuple[int, int], found_c: list[np.ndarray],
+                  centres: list[tuple[int, int]], reach: int) -> int | None:
+    """Index of a found neuron within ``reach`` pixels whose trace matches ``trace``, else None."""
+    best, best_corr = None, DUPLICATE_CORR
+    for k, (ck, (rk, colk)) in enumerate(zip(found_c, centres)):
+        if max(abs(rk - centre[0]), abs(colk - centre[1])) > reach:
+            continue
+        corr = np.corrcoef(trace, ck)[0, 1]
+        if corr > best_corr:
+            best, best_corr = k, corr
+    return best
+
+
+def _greedy_components(st: _Greedy, K: int) -> tuple[list[np.ndarray], list[np.ndarray]]:
+    """Up to ``K`` (footprint (h, w), trace (T,)) pairs, removed from ``st.R`` as they are found.
+
+    A candidate whose trace repeats a nearby neuron's (the part of a large neuron outside its
+    first box) is added to that neuron's footprint instead of becoming a component.
+    """
+    found_a, found_c, centres = [], [], []
+    while len(found_a) < K:
+        centre = st.best()
+        if centre is None:
+            break
+        r, c = centre
+        st.blocked |= _disc(st.blocked.shape, r, c, max(1.0, st.gsig / 2.0))  # tried: never again
+        rows, cols = st.box(r, c)
+        box = (rows.stop - rows.start, cols.stop - cols.start)
+        Rb = frames_to_pixels(st.R[:, rows, cols])  # Fortran pixel order, like clean_footprint
+        fit = _rank1(Rb, _gaussian_profile(rows, cols, r, c, st.gsig), box)
+        if fit is None:
+            continue
+        a = np.zeros((st.h, st.w), np.float32)
+        a[rows, cols] = fit[0].reshape(box, order="F")
+        trace = fit[1].astype(np.float32)
+        k = _duplicate_of(trace, centre, found_c, centres, reach=2 * st.gsiz)
+        if k is not None:  # same neuron: a·c ≈ (β a)·c_k
+            beta = float(trace.astype(np.float64) @ found_c[k]) / float(found_c[k].astype(np.float64) @ found_c[k])
+            a, trace = (beta * a).astype(np.float32), found_c[k]
+            found_a[k] = found_a[k] + a
+        else:
+            found_a.append(a)
+            found_c.append(trace)
+            centres.append(centre)
+        st.subtract(a, trace, r, c)
+    return found_a, found_c
+
+
+def _columns(images: list[np.ndarray], dims: tuple[int, int]) -> np.ndarray:
+    """(h, w) images → (h*w, n) float32 matrix, Fortran-ordered pixels."""
+    if not images:
+        return np.zeros((dims[0] * dims[1], 0), np.float32)
+    return np.stack([a.ravel(order="F") for a in images], axis=1).astype(np.float32)
+
+
+def initialize_greedy_roi(
+    Y: np.ndarray,
+    *,
+    K: int,
+    gsig: float,
+    gsiz: int,
+    nb: int,
+    rolling_sum: bool = True,
+    rolling_length: int = 100,
+    normalize_init: bool = True,
+    center_psf: bool = False,
+) -> LowRankInit:
+    """Greedy 2P initialization of one in-memory patch (see the module docstring).
+
+    Parameters
+    ----------
+    Y : (T, h, w) movie of the patch, any real dtype (worked on as float32).
+    K : most neurons to return (CaImAn ``K``); fewer when the patch holds fewer.
+    gsig : neuron radius in pixels (``gSig``): sd of the blur.
+    gsiz : half-size in pixels of the fitting box and of the blur kernel (``gSiz``).
+    nb : background components (``nb``); 0 gives empty ``b`` (h*w, 0) and ``f`` (0, T).
+    rolling_sum, rolling_length : score by the largest sum over ``rolling_length`` frames
+        (capped to T) instead of the sum over the whole movie.
+    normalize_init : work on each pixel divided by its (floored) median.
+    center_psf : score with a zero-mean kernel, which ignores structure larger than the box.
+
+    Returns
+    -------
+    :class:`LowRankInit` in movie units after :func:`refine_hals`; ``score`` is the initial
+    pixel score map (h, w). Deterministic.
+    """
+    _check_params(K, gsig, gsiz, nb, rolling_length)
+    Y = _check_movie(Y)
+    T, h, w = Y.shape
+    K, nb, gsig = int(K), int(nb), float(gsig)
+    gsiz = max(1, int(round(float(gsiz))))
+    scale = _pixel_scale(Y, normalize_init)
+    Yn = Y / scale
+    R = Yn - _smooth_background(Yn, nb, gsig) if nb else Yn.copy()
+    R -= np.median(R, axis=0)
+    st = _Greedy(R, gsig=gsig, gsiz=gsiz, window=min(int(rolling_length), T) if rolling_sum else None,
+                 center_psf=bool(center_psf))
+    score = st.score.astype(np.float32)
+    found_a, found_c = _greedy_components(st, K)
+    del st, R
+    if not found_a and nb == 0:
+        return empty_init((h, w), T, score=score)
+    A = _columns(found_a, (h, w))  # normalised units
+    C = np.stack(found_c) if found_c else np.zeros((0, T), np.float32)
+    scale_px = scale.ravel(order="F")[:, None]
+    if nb:
+        neurons = pixels_to_frames((A @ C).T, (h, w)) if found_a else 0.0
+        b, f = fit_background(np.maximum(Yn - neurons, 0.0), nb, block=max(1, int(round(gsig))))
+    else:
+        b, f = np.zeros((h * w, 0)), np.zeros((0, T))
+    A, b = A * scale_px, b * scale_px  # back to movie units
+    init = LowRankInit(A=A.astype(np.float32), C=C.astype(np.float32), b=b.astype(np.float32),
+                       f=f.astype(np.float32), score=score)
+    return _drop_insignificant(refine_hals(Y, init, gsig=gsig, iterations=REFINE_ITERATIONS))
+
+
+def _drop_insignificant(init: LowRankInit) -> LowRankInit:
+    """Without the neurons whose refined trace never rises clearly above its noise.
+
+    Leftovers of imperfect subtractions and patches with fewer neurons than ``K`` give
+    components whose trace is noise (peak ~4-6 sd); real ones peak far higher.
+    """
+    if init.C.shape[0] == 0:
+        return init
+    C = init.C.astype(np.float64)
+    noise = noise_psd(C)
+    keep = C.max(axis=1) >= MIN_TRACE_PNR * np.where(np.isfinite(noise), noise, np.inf)
+    return replace(init, A=init.A[:, keep], C=init.C[keep])

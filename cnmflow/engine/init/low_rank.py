@@ -1,0 +1,227 @@
+"""Shared result of the 2P initializations and their in-patch HALS refinement.
+
+``greedy_roi`` and ``sparse_NMF`` both end in the CNMF model of one patch,
+``Y ≈ A·C + b·f`` (Pnevmatikakis et al., Neuron 2016, eq. 2 with a rank-nb background), with
+every factor non-negative. :func:`refine_hals` polishes such a factorisation with a few rounds
+of hierarchical alternating least squares (Cichocki & Phan 2009): traces ``[C; f]`` given the
+footprints, then footprints ``[A, b]`` given the traces. Both updates use the small statistics
+``[A, b]ᵀ·Y`` and ``Y·[C; f]ᵀ`` only (see :mod:`cnmflow.engine.hals`), computed in float64 a
+block of pixels at a time so the patch is never copied whole in double precision.
+"""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass
+
+import numpy as np
+from sklearn.decomposition import NMF
+from sklearn.exceptions import ConvergenceWarning
+
+from cnmflow.engine.hals import (
+    clean_footprint,
+    dilated_support,
+    frames_to_pixels,
+    update_footprints,
+    update_traces,
+)
+from cnmflow.errors import ParameterError
+
+__all__ = ["LowRankInit", "refine_hals", "fit_background", "patch_matrix", "empty_init"]
+
+#: background NMF: iterations on the block-averaged copy, then per-pixel NNLS sweeps
+BACKGROUND_NMF_ITERATIONS = 200
+BACKGROUND_NNLS_ITERATIONS = 50
+#: float64 values per block of the pixel-chunked products (about 32 MB)
+_BLOCK_VALUES = 1 << 22
+
+
+@dataclass(frozen=True, eq=False)  # arrays inside: identity equality
+class LowRankInit:
+    """Initial CNMF factorisation of one patch, ``Y ≈ A·C + b·f``.
+
+    Pixels are Fortran-ordered (``A[:, k].reshape((h, w), order="F")``). Footprints ``A`` and
+    ``b`` have unit L2 columns; the traces carry the scale, in movie units.
+    """
+
+    A: np.ndarray  # (h*w, K) float32 >= 0
+    C: np.ndarray  # (K, T) float32 >= 0
+    b: np.ndarray  # (h*w, nb) float32 >= 0 background footprints
+    f: np.ndarray  # (nb, T) float32 >= 0 background traces
+    score: np.ndarray  # (h, w) float32, the image the centres were picked from
+
+    @property
+    def n_components(self) -> int:
+        return int(self.A.shape[1])
+
+    @property
+    def nb(self) -> int:
+        return int(self.b.shape[1])
+
+
+def empty_init(dims: tuple[int, int], n_frames: int, *, score: np.ndarray | None = None) -> LowRankInit:
+    """No components and no background: the result for a patch with nothing to find."""
+    n_pixels = int(dims[0]) * int(dims[1])
+    return LowRankInit(
+        A=np.zeros((n_pixels, 0), np.float32), C=np.zeros((0, n_frames), np.float32),
+        b=np.zeros((n_pixels, 0), np.float32), f=np.zeros((0, n_frames), np.float32),
+        score=np.zeros(dims, np.float32) if score is None else np.asarray(score, np.float32),
+    )
+
+
+def patch_matrix(Y: np.ndarray) -> np.ndarray:
+    """(T, h, w) movie → (h*w, T) float32 with Fortran-ordered pixels (the model's ``Y``)."""
+    Y = np.asarray(Y)
+    if Y.ndim != 3:
+        raise ParameterError(f"Y must be a (n_frames, rows, cols) movie, got shape {Y.shape}")
+    return np.ascontiguousarray(frames_to_pixels(Y.astype(np.float32, copy=False)).T)
+
+
+def _left_product(Yp: np.ndarray, A: np.ndarray) -> np.ndarray:
+    """``Aᵀ·Y`` (K, T) in float64, a block of pixels at a time."""
+    n_pixels, T = Yp.shape
+    out = np.zeros((A.shape[1], T))
+    step = max(1, _BLOCK_VALUES // max(T, 1))
+    for p0 in range(0, n_pixels, step):
+        out += A[p0:p0 + step].T @ np.asarray(Yp[p0:p0 + step], dtype=np.float64)
+    return out
+
+
+def _right_product(Yp: np.ndarray, C: np.ndarray) -> np.ndarray:
+    """``Y·Cᵀ`` (pixels, K) in float64, a block of pixels at a time."""
+    n_pixels, T = Yp.shape
+    out = np.empty((n_pixels, C.shape[0]))
+    step = max(1, _BLOCK_VALUES // max(T, 1))
+    for p0 in range(0, n_pixels, step):
+        out[p0:p0 + step] = np.asarray(Yp[p0:p0 + step], dtype=np.float64) @ C.T
+    return out
+
+
+def _squared_norm(Yp: np.ndarray) -> float:
+    """``‖Y‖²`` in float64, a block of pixels at a time."""
+    step = max(1, _BLOCK_VALUES // max(Yp.shape[1], 1))
+    return float(sum(np.sum(Yp[p0:p0 + step].astype(np.float64) ** 2) for p0 in range(0, Yp.shape[0], step)))
+
+
+def _residual_norm(y_norm: float, W: np.ndarray, P: np.ndarray, Q: np.ndarray) -> float:
+    """``‖Y − W·H‖²`` from ``P = Y·Hᵀ`` and ``Q = H·Hᵀ``, without forming the residual."""
+    return y_norm - 2.0 * float(np.sum(W * P)) + float(np.sum((W.T @ W) * Q))
+
+
+def _clean(W: np.ndarray, K: int, dims: tuple[int, int]) -> np.ndarray:
+    """Neuron columns through ``clean_footprint`` (median, threshold, largest blob); background kept."""
+    W = W.copy()
+    for k in range(K):
+        W[:, k] = clean_footprint(W[:, k], dims)
+    return W
+
+
+def _check_init(Yp: np.ndarray, init: LowRankInit, dims: tuple[int, int]) -> None:
+    n_pixels, T = Yp.shape
+    K, nb = init.A.shape[1], init.b.shape[1]
+    expected = {"A": (n_pixels, K), "C": (K, T), "b": (n_pixels, nb), "f": (nb, T)}
+    for name, shape in expected.items():
+        got = np.shape(getattr(init, name))
+        if got != shape:
+            raise ParameterError(f"init.{name} has shape {got}; the patch {dims} x {T} frames needs {shape}")
+
+
+def _normalised(W: np.ndarray, H: np.ndarray, K: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Unit-norm footprints (scale moved into the traces); ``keep`` drops all-zero neurons."""
+    norms = np.sqrt((W ** 2).sum(axis=0))
+    energy = norms * np.sqrt((H ** 2).sum(axis=1))
+    keep = np.ones(W.shape[1], bool)
+    keep[:K] = energy[:K] > 0
+    scale = np.where(norms > 0, norms, 1.0)
+    return W / scale, H * scale[:, None], keep
+
+
+def _block_mean(frames: np.ndarray, step: int) -> np.ndarray:
+    """(T, h, w) → (T, ceil(h/step), ceil(w/step)) block means (edge-padded)."""
+    T, h, w = frames.shape
+    ph, pw = -h % step, -w % step
+    padded = np.pad(frames, ((0, 0), (0, ph), (0, pw)), mode="edge")
+    return padded.reshape(T, (h + ph) // step, step, (w + pw) // step, step).mean(axis=(2, 4))
+
+
+def fit_background(Z: np.ndarray, nb: int, *, block: int = 1) -> tuple[np.ndarray, np.ndarray]:
+    """Rank-``nb`` non-negative ``b·f`` ≈ ``Z`` (T, h, w), ``Z >= 0``: b (h*w, nb), f (nb, T), float64.
+
+    The background is spatially smooth, so its traces ``f`` come from an NMF (scikit-learn,
+    NNDSVDa start: deterministic) of ``block x block`` block means; each full-resolution pixel
+    of ``b`` is then the non-negative least-squares fit of ``Z`` on ``f``.
+    """
+    T, h, w = Z.shape
+    if nb == 0:
+        return np.zeros((h * w, 0)), np.zeros((0, T))
+    small = _block_mean(Z, block)
+    model = NMF(n_components=nb, init="nndsvda", solver="cd", max_iter=BACKGROUND_NMF_ITERATIONS,
+                tol=1e-4, random_state=0)
+    with warnings.catch_warnings():  # a rough f is enough: b is solved exactly, then refined
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        b_small = model.fit_transform(frames_to_pixels(small).T.astype(np.float64))
+    f = model.components_.astype(np.float64)
+    # start each pixel from its block's value, then exact non-negative least-squares sweeps
+    b0 = np.repeat(np.repeat(b_small.reshape(small.shape[2], small.shape[1], nb), block, 0), block, 1)
+    b0 = b0[:w, :h].reshape(-1, nb)
+    P = _right_product(patch_matrix(Z), f)
+    b = update_footprints(b0, P, f @ f.T, np.ones(b0.shape, bool), iterations=BACKGROUND_NNLS_ITERATIONS)
+    return b, f
+
+
+def refine_hals(Y: np.ndarray, init: LowRankInit, *, gsig: float, iterations: int = 5) -> LowRankInit:
+    """A few HALS rounds on the patch: ``(C, f)`` given ``(A, b)``, then ``(A, b)`` given ``(C, f)``.
+
+    Minimises ``‖Y − A·C − b·f‖²`` (Frobenius, movie units) with every factor non-negative.
+    Footprint k may only grow within its support dilated by ``round(gsig)`` pixels (a neuron
+    does not wander off); background footprints are unrestricted. After each spatial update
+    the neuron footprints go through :func:`~cnmflow.engine.hals.clean_footprint` (without it
+    they would creep outwards by fitting noise). Cleaning can cost a little fit, so the result
+    is the round — footprints with the traces fitted to them — with the smallest error: never
+    worse than the input. Neurons that end up all-zero are dropped.
+
+    Parameters
+    ----------
+    Y : (T, h, w) movie of the patch (any real dtype; used as float32).
+    init : starting factorisation of the same patch.
+    gsig : neuron radius in pixels (CaImAn ``gSig``), > 0.
+    iterations : HALS rounds, >= 0.
+
+    Returns
+    -------
+    A new :class:`LowRankInit` with unit-norm footprints; ``score`` is passed through.
+    """
+    if not (np.isfinite(gsig) and gsig > 0):
+        raise ParameterError(f"gsig={gsig!r} must be a positive number of pixels")
+    if int(iterations) != iterations or iterations < 0:
+        raise ParameterError(f"iterations={iterations!r} must be an integer >= 0")
+    Y = np.asarray(Y)
+    Yp = patch_matrix(Y)
+    dims = (int(Y.shape[1]), int(Y.shape[2]))
+    _check_init(Yp, init, dims)
+    K = init.A.shape[1]
+    W = np.hstack([init.A, init.b]).astype(np.float64)
+    H = np.vstack([init.C, init.f]).astype(np.float64)
+    radius = max(1, int(round(float(gsig))))
+    y_norm = _squared_norm(Yp)
+    best_error = _residual_norm(y_norm, W, _right_product(Yp, H), H @ H.T)
+    best = W, H
+    for round_ in range(int(iterations) + 1 if iterations else 0):
+        H = update_traces(H, _left_product(Yp, W), W.T @ W)
+        P, Q = _right_product(Yp, H), H @ H.T
+        error = _residual_norm(y_norm, W, P, Q)
+        if error <= best_error:
+            best_error, best = error, (W, H)
+        if round_ == iterations:
+            break
+        support = np.ones(W.shape, bool)
+        support[:, :K] = dilated_support(W[:, :K], dims, radius=radius)
+        W = _clean(update_footprints(W, P, Q, support), K, dims)
+    W, H = best
+    W, H, keep = _normalised(W, H, K)
+    k_keep = keep[:K]
+    return LowRankInit(
+        A=W[:, :K][:, k_keep].astype(np.float32), C=H[:K][k_keep].astype(np.float32),
+        b=W[:, K:].astype(np.float32), f=H[K:].astype(np.float32),
+        score=np.asarray(init.score, np.float32),
+    )

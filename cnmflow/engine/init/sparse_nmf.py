@@ -1,0 +1,138 @@
+"""Initialization for dendritic data (method_init = "sparse_nmf"): a sparse non-negative
+factorisation of the movie (shared reference ``cnmf-algorithm.md``, section "2P ... sparse_NMF").
+
+Dendrites and axons are long, thin and overlapping, so neither a Gaussian blob model nor a box
+around a centre fits them. Instead the whole patch is factorised at once:
+
+1. ``X`` = the movie minus each pixel's temporal median (the activity, baseline ~0).
+2. Start: ``max(X, 0) ≈ A·C`` with ``K`` non-negative components (scikit-learn ``NMF``,
+   coordinate descent, NNDSVD start: deterministic).
+3. Sparsity: hierarchical ALS (HALS) on ``X`` for ``min ½‖X − A·C‖² + Σ_p λ_p Σ_k A_pk`` with unit-norm
+   traces, ``λ_p = alpha · σ_p`` and ``σ_p`` the pixel's noise sd. With unit traces the
+   projection of pure noise on a trace has sd ``σ_p``, so ``alpha`` reads "a pixel joins a
+   footprint only where the trace explains it by more than ``alpha`` noise sd", whatever the
+   movie's units and SNR (an L1 weight on the raw data would not: its effect scales with the
+   signal). The clipped data only seed step 2: clipping biases every projection upwards.
+   Once the supports are chosen, the values on them are fitted once more without the penalty
+   (which would otherwise shrink every footprint by ``λ``).
+4. Components are ordered by energy ``‖a‖·‖c‖`` (descending) with unit-norm footprints;
+   all-zero ones are dropped.
+5. Background: a rank-``nb`` non-negative factorisation of ``max(Y − A·C, 0)`` (it holds the
+   medians), as in greedy_roi.
+"""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+from sklearn.decomposition import NMF
+from sklearn.exceptions import ConvergenceWarning
+
+from cnmflow.engine.hals import pixels_to_frames, update_footprints, update_traces
+from cnmflow.engine.init.low_rank import LowRankInit, _left_product, _right_product, fit_background, patch_matrix
+from cnmflow.engine.noise import pixel_noise
+from cnmflow.errors import ParameterError
+
+__all__ = ["initialize_sparse_nmf"]
+
+
+#: the background's traces are fitted on block means of this size (it is smooth)
+BACKGROUND_BLOCK = 2
+#: unpenalised NMF iterations for the start, and tolerance
+START_ITERATIONS = 200
+START_TOL = 1e-4
+
+
+def _check_params(K, nb, alpha, iterations) -> None:
+    if isinstance(K, bool) or int(K) != K or K < 1:
+        raise ParameterError(f"K={K!r} must be an integer >= 1 (the number of components)")
+    if isinstance(nb, bool) or int(nb) != nb or nb < 0:
+        raise ParameterError(f"nb={nb!r} must be an integer >= 0 (background components)")
+    if not (np.isfinite(alpha) and alpha >= 0):
+        raise ParameterError(f"alpha={alpha!r} must be a number >= 0 (noise sd a footprint pixel must exceed)")
+    if isinstance(iterations, bool) or int(iterations) != iterations or iterations < 1:
+        raise ParameterError(f"iterations={iterations!r} must be an integer >= 1")
+
+
+def _start(X: np.ndarray, K: int) -> tuple[np.ndarray, np.ndarray]:
+    """Unpenalised NMF of ``max(X, 0)`` (pixels, T): footprints (pixels, K), traces (K, T)."""
+    model = NMF(n_components=K, init="nndsvd", solver="cd", max_iter=START_ITERATIONS, tol=START_TOL,
+                random_state=0)
+    with warnings.catch_warnings():  # an unfinished descent is still a usable start
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        footprints = model.fit_transform(np.maximum(X, 0.0))
+    return footprints, model.components_.astype(np.float64)
+
+
+def _unit_traces(A: np.ndarray, C: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Rescale so every non-zero trace has unit L2 norm (the product ``A·C`` is unchanged)."""
+    norms = np.sqrt((C ** 2).sum(axis=1))
+    safe = np.where(norms > 0, norms, 1.0)
+    return A * np.where(norms > 0, safe, 0.0), C / safe[:, None]
+
+
+def _sparse_hals(X: np.ndarray, A: np.ndarray, C: np.ndarray, lam: np.ndarray, iterations: int):
+    """HALS for ``½‖X − A·C‖² + Σ_p lam_p Σ_k A_pk``, A, C >= 0, unit-norm traces."""
+    for _ in range(iterations):
+        C = update_traces(C, _left_product(X, A), A.T @ A)
+        A, C = _unit_traces(A, C)
+        P, Q = _right_product(X, C), C @ C.T
+        for k in range(A.shape[1]):
+            if Q[k, k] > 0:  # column k minimises its share exactly (soft threshold at lam)
+                A[:, k] = np.maximum(A[:, k] + (P[:, k] - A @ Q[:, k] - lam) / Q[k, k], 0.0)
+    # the penalty chose the supports; fit the values there without its shrinkage, then the traces
+    C = update_traces(C, _left_product(X, A), A.T @ A)
+    A = update_footprints(A, _right_product(X, C), C @ C.T, A > 0)
+    C = update_traces(C, _left_product(X, A), A.T @ A)
+    return A, C
+
+
+def initialize_sparse_nmf(
+    Y: np.ndarray,
+    *,
+    K: int,
+    nb: int,
+    alpha: float = 2.0,
+    iterations: int = 30,
+) -> LowRankInit:
+    """Sparse NMF initialization of one in-memory patch for dendritic data (see the module docstring).
+
+    Parameters
+    ----------
+    Y : (T, h, w) movie of the patch, any real dtype (worked on as float32).
+    K : number of components to fit (CaImAn ``K``); all-zero ones are dropped.
+    nb : background components; 0 gives empty ``b`` (h*w, 0) and ``f`` (0, T).
+    alpha : sparsity, in pixel noise sd: the L1 weight on footprint pixel p is ``alpha·σ_p``
+        (the role of CaImAn's ``alpha_snmf``); 0 gives plain NMF.
+    iterations : sparse HALS rounds after the NMF start.
+
+    Returns
+    -------
+    :class:`LowRankInit` in movie units, components by decreasing energy; ``score`` is the
+    image of the activity's temporal maximum (h, w). Deterministic.
+    """
+    _check_params(K, nb, alpha, iterations)
+    Y = np.asarray(Y)
+    if Y.ndim != 3 or Y.shape[0] < 4:
+        raise ParameterError(f"Y must be a (n_frames >= 4, rows, cols) movie, got shape {Y.shape}")
+    T, h, w = Y.shape
+    if K > min(T, h * w):
+        raise ParameterError(f"K={K} components do not fit a patch of {h}x{w} pixels and {T} frames")
+    Y = Y.astype(np.float32, copy=False)
+    X = patch_matrix(Y).astype(np.float64)  # (pixels, T); float64 once for all the products
+    X -= np.median(X, axis=1, keepdims=True)
+    score = X.max(axis=1).reshape((h, w), order="F").astype(np.float32)
+    lam = float(alpha) * pixel_noise(Y).ravel(order="F").astype(np.float64)
+    A, C = _unit_traces(*_start(X, int(K)))
+    A, C = _sparse_hals(X, A, C, lam, int(iterations))
+    norms = np.sqrt((A ** 2).sum(axis=0))
+    energy = norms * np.sqrt((C ** 2).sum(axis=1))
+    order = [k for k in np.argsort(-energy, kind="stable") if energy[k] > 0]
+    A, C = A[:, order] / norms[order], C[order] * norms[order, None]
+    neurons = pixels_to_frames((A @ C).T, (h, w))
+    b, f = fit_background(np.maximum(Y - neurons, 0.0), int(nb), block=BACKGROUND_BLOCK)
+    b_norms = np.sqrt((b ** 2).sum(axis=0))
+    b, f = b / np.where(b_norms > 0, b_norms, 1.0), f * b_norms[:, None]  # unit footprints, like A
+    return LowRankInit(A=A.astype(np.float32), C=C.astype(np.float32), b=b.astype(np.float32),
+                       f=f.astype(np.float32), score=score)
