@@ -19,6 +19,7 @@ from cnmflow.engine.init.corr_pnr import initialize_corr_pnr
 from cnmflow.engine.movie_source import MovieSource
 from cnmflow.engine.noise import BAND_VALUES, noise_frame_indices, pixel_noise
 from cnmflow.engine.patches import PatchBox
+from cnmflow.engine.traces import fortran_index
 from cnmflow.params import Params
 
 #: HALS refinement rounds inside a patch (each: traces, footprints, background).
@@ -157,13 +158,16 @@ def fit_patch(source: MovieSource, box: PatchBox, params: Params, *, fov_dims: t
 
 
 def _noise_band_pixels(shape: tuple[int, int, int], params: Params) -> int:
-    """Pixels per band of rows read by the full-rate noise pass: bands as large as the downsampled
-    patch, since the seeding holds two of those later (a few big bands read the file faster)."""
+    """Pixels per band of rows read by the full-rate noise pass.
+
+    Each band is a pass over the file; the pass runs before anything movie-sized is held, so bands
+    as large as the two downsampled copies the seeding holds later raise no peak.
+    """
     T, h, w = shape
     sample = noise_frame_indices(T)
     frames_used = T if sample is None else len(sample)
     downsampled = -(-T // params.tsub) * -(-h // params.ssub) * -(-w // params.ssub)
-    return max(BAND_VALUES, downsampled) // frames_used
+    return max(BAND_VALUES, 2 * downsampled) // frames_used
 
 
 def _residual_in_place(Y: np.ndarray, A: np.ndarray, C: np.ndarray, ring) -> np.ndarray:
@@ -222,7 +226,7 @@ def _refine(Y: np.ndarray, A: np.ndarray, C: np.ndarray, ring, *, params: Params
     pixels = Y.reshape(Y.shape[0], -1)                          # (T, d), C pixel order: a view
     small = downsample_frames(Y, ring.ssub_B)
     pixels_small = small.reshape(small.shape[0], -1)            # (T, d_ds), C pixel order
-    to_fortran, to_fortran_small = _fortran_index(dims), _fortran_index(small.shape[1:])
+    to_fortran, to_fortran_small = fortran_index(dims), fortran_index(small.shape[1:])
     down, up = resampling_operators(dims, ring.ssub_B)
     for round_index in range(REFINE_ROUNDS):
         W, b0 = ring.W, ring.b0.astype(np.float64)
@@ -254,14 +258,8 @@ def _refine(Y: np.ndarray, A: np.ndarray, C: np.ndarray, ring, *, params: Params
     return A, C
 
 
-def _fortran_index(dims: tuple[int, int]) -> np.ndarray:
-    """For each pixel in C order, its Fortran-order index: ``X[_fortran_index(dims)]`` puts the rows
-    of a Fortran-ordered ``X`` in C order (so products can use frames as they lie in memory)."""
-    return np.arange(dims[0] * dims[1]).reshape(dims, order="F").ravel()
-
-
 def _to_fortran_rows(X: np.ndarray, to_fortran: np.ndarray) -> np.ndarray:
-    """The rows of a C-pixel-ordered ``X`` in Fortran order (the inverse of indexing by ``to_fortran``)."""
+    """The rows of a C-pixel-ordered ``X`` in Fortran order (the inverse of indexing by ``fortran_index``)."""
     out = np.empty_like(X)
     out[to_fortran] = X
     return out
