@@ -59,6 +59,7 @@ __all__ = [
     "ring_background",
     "ring_residual",
     "subtract_background",
+    "undo_ring_residual",
 ]
 
 #: relative ridge penalty: λ = RIDGE · tr(X_R X_Rᵀ)
@@ -427,16 +428,19 @@ def _baseline_free(model: RingModel, frames: np.ndarray, AC: np.ndarray | None, 
     return R
 
 
-def _fluctuation(model: RingModel, R: np.ndarray) -> np.ndarray:
-    """``upsample(W · downsample(R))`` for baseline-free frames ``R`` (n, rows, cols), float32."""
+def _fluctuation_small(model: RingModel, R: np.ndarray) -> np.ndarray:
+    """``W · downsample(R)`` on the ring grid, (n, dr, dc) float32, for baseline-free frames ``R``."""
     n = R.shape[0]
-    s = model.ssub_B
-    small = _downsample(R, s)
+    small = _downsample(R, model.ssub_B)
     dr, dc = small.shape[1:]
     M = small.transpose(0, 2, 1).reshape(n, dr * dc)  # Fortran pixel order
     F = np.asarray(model.W @ M.T, dtype=np.float32)  # (d_ds, n)
-    F = F.T.reshape(n, dc, dr).transpose(0, 2, 1)
-    return _upsample(F, model.dims, s)
+    return F.T.reshape(n, dc, dr).transpose(0, 2, 1)
+
+
+def _fluctuation(model: RingModel, R: np.ndarray) -> np.ndarray:
+    """``upsample(W · downsample(R))`` for baseline-free frames ``R`` (n, rows, cols), float32."""
+    return _upsample(_fluctuation_small(model, R), model.dims, model.ssub_B)
 
 
 def ring_background(model: RingModel, frames: np.ndarray, AC: np.ndarray | None = None) -> np.ndarray:
@@ -451,16 +455,37 @@ def ring_background(model: RingModel, frames: np.ndarray, AC: np.ndarray | None 
 
 
 def ring_residual(model: RingModel, frames: np.ndarray, AC: np.ndarray | None = None, *,
-                  out: np.ndarray | None = None) -> np.ndarray:
+                  out: np.ndarray | None = None, fluctuation_out: np.ndarray | None = None) -> np.ndarray:
     """``Y − AC − B`` for a chunk of frames, float32; ``out=frames`` computes it in place.
 
     ``Y − AC − B = R − upsample(W · downsample(R))`` with ``R = Y − AC − b0``, so ``R`` is formed
-    once (in ``out``) and the background is never built.
+    once (in ``out``) and the background is never built. ``fluctuation_out`` (n, dr, dc) receives
+    ``W · downsample(R)``: with it :func:`undo_ring_residual` gives the frames back.
     """
     frames = _checked_frames(model, frames, AC)
     R = _baseline_free(model, frames, AC, out)
-    R -= _fluctuation(model, R)
+    small = _fluctuation_small(model, R)
+    if fluctuation_out is not None:
+        fluctuation_out[...] = small
+    R -= _upsample(small, model.dims, model.ssub_B)
     return R
+
+
+def undo_ring_residual(model: RingModel, residual: np.ndarray, fluctuation: np.ndarray,
+                       AC: np.ndarray | None = None, *, out: np.ndarray | None = None) -> np.ndarray:
+    """The frames ``Y = residual + upsample(fluctuation) + AC + b0`` back from :func:`ring_residual`.
+
+    ``fluctuation`` is what ring_residual wrote to ``fluctuation_out``, a quarter of the frames'
+    size for ``ssub_B = 2``: keeping it instead of the frames lets a caller overwrite them with
+    the residual. ``out=residual`` works in place. Float32 (rounding of the round trip ~1e-7).
+    """
+    residual = _checked_frames(model, residual, AC)
+    b0 = np.asarray(model.b0, np.float32).reshape(model.dims, order="F")
+    Y = np.add(residual, b0[None], out=out, dtype=np.float32)
+    Y += _upsample(fluctuation, model.dims, model.ssub_B)
+    if AC is not None:
+        Y += AC
+    return Y
 
 
 def subtract_background(

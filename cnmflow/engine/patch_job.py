@@ -11,7 +11,8 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 import scipy.ndimage as ndi
 
-from cnmflow.engine.background import downsample_frames, fit_ring_model, resampling_operators, ring_residual
+from cnmflow.engine.background import (downsample_frames, fit_ring_model, resampling_operators, ring_residual,
+                                      undo_ring_residual)
 from cnmflow.engine.footprint_shape import MAX_INITIAL_RADIUS_FACTOR, neuron_sized
 from cnmflow.engine.hals import (clean_footprint, dilated_support, pixels_to_frames,
                                  update_footprints, update_traces)
@@ -19,7 +20,6 @@ from cnmflow.engine.init.corr_pnr import initialize_corr_pnr
 from cnmflow.engine.movie_source import MovieSource
 from cnmflow.engine.noise import BAND_VALUES, noise_frame_indices, pixel_noise
 from cnmflow.engine.patches import PatchBox
-from cnmflow.engine.traces import fortran_index
 from cnmflow.params import Params
 
 #: HALS refinement rounds inside a patch (each: traces, footprints, background).
@@ -135,14 +135,13 @@ def fit_patch(source: MovieSource, box: PatchBox, params: Params, *, fov_dims: t
     if params.K is None or A.shape[1] < params.K:
         # Residual pass: neurons hidden under brighter ones or under the background show up
         # once the first components and the ring background are removed. The residual takes
-        # Y's memory, so Y is read again afterwards (cheaper than holding both).
-        residual = _residual_in_place(Y, A, C, ring)
-        del Y
+        # Y's memory; the background's fluctuation on the ring grid (a quarter of it) gives Y back.
+        fluctuation = _residual_in_place(Y, A, C, ring)
         budget = None if params.K is None else params.K - A.shape[1]
         # The residual is searched as CaImAn does: its own noise, the threshold as given.
-        more = initialize_corr_pnr(residual, max_components=budget, min_pnr=params.min_pnr, **seed)
-        del residual
-        Y = downsample_in_chunks(patch, tsub=params.tsub, ssub=params.ssub)
+        more = initialize_corr_pnr(Y, max_components=budget, min_pnr=params.min_pnr, **seed)
+        _undo_residual_in_place(Y, A, C, ring, fluctuation)
+        del fluctuation
         more_A, more_C = _neurons_only(more.A, more.C, dims, gsig, edges)
         if more_A.shape[1]:
             A = np.hstack([A, more_A])
@@ -171,13 +170,28 @@ def _noise_band_pixels(shape: tuple[int, int, int], params: Params) -> int:
 
 
 def _residual_in_place(Y: np.ndarray, A: np.ndarray, C: np.ndarray, ring) -> np.ndarray:
-    """Overwrite ``Y`` with ``Y − B − A·C``, a chunk of frames at a time; returns ``Y``."""
+    """Overwrite ``Y`` with ``Y − B − A·C``; returns the background's fluctuation on the ring grid,
+    (T, dr, dc), which :func:`_undo_residual_in_place` needs to give ``Y`` back."""
+    fluctuation = np.empty((Y.shape[0], *ring.dims_ds), dtype=np.float32)
+    for chunk, neural in _frame_chunks(Y, A, C):
+        ring_residual(ring, Y[chunk], neural, out=Y[chunk], fluctuation_out=fluctuation[chunk])
+    return fluctuation
+
+
+def _undo_residual_in_place(residual: np.ndarray, A: np.ndarray, C: np.ndarray, ring,
+                            fluctuation: np.ndarray) -> None:
+    """Turn :func:`_residual_in_place`'s residual back into the patch (float32 rounding aside)."""
+    for chunk, neural in _frame_chunks(residual, A, C):
+        undo_ring_residual(ring, residual[chunk], fluctuation[chunk], neural, out=residual[chunk])
+
+
+def _frame_chunks(Y: np.ndarray, A: np.ndarray, C: np.ndarray):
+    """(frame slice, neural frames A·C of the slice) over ``Y``, a few MB of frames at a time."""
     dims = Y.shape[1:]
     step = max(1, READ_CHUNK_BYTES // (4 * dims[0] * dims[1]))
     for start in range(0, Y.shape[0], step):
-        frames = Y[start:start + step]
-        ring_residual(ring, frames, _neural(A, C[:, start:start + step], dims), out=frames)
-    return Y
+        chunk = slice(start, start + step)
+        yield chunk, _neural(A, C[:, chunk], dims)
 
 
 def _to_patch_grid(image: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
@@ -226,7 +240,7 @@ def _refine(Y: np.ndarray, A: np.ndarray, C: np.ndarray, ring, *, params: Params
     pixels = Y.reshape(Y.shape[0], -1)                          # (T, d), C pixel order: a view
     small = downsample_frames(Y, ring.ssub_B)
     pixels_small = small.reshape(small.shape[0], -1)            # (T, d_ds), C pixel order
-    to_fortran, to_fortran_small = fortran_index(dims), fortran_index(small.shape[1:])
+    to_fortran, to_fortran_small = _fortran_index(dims), _fortran_index(small.shape[1:])
     down, up = resampling_operators(dims, ring.ssub_B)
     for round_index in range(REFINE_ROUNDS):
         W, b0 = ring.W, ring.b0.astype(np.float64)
@@ -258,8 +272,14 @@ def _refine(Y: np.ndarray, A: np.ndarray, C: np.ndarray, ring, *, params: Params
     return A, C
 
 
+def _fortran_index(dims: tuple[int, int]) -> np.ndarray:
+    """For each pixel in C order, its Fortran-order index (``traces.fortran_index``, whose module
+    would import the deconvolution into every patch worker)."""
+    return pixels_to_frames(np.arange(dims[0] * dims[1])[None], dims).ravel()
+
+
 def _to_fortran_rows(X: np.ndarray, to_fortran: np.ndarray) -> np.ndarray:
-    """The rows of a C-pixel-ordered ``X`` in Fortran order (the inverse of indexing by ``fortran_index``)."""
+    """The rows of a C-pixel-ordered ``X`` in Fortran order (the inverse of indexing by ``_fortran_index``)."""
     out = np.empty_like(X)
     out[to_fortran] = X
     return out

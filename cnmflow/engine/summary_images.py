@@ -166,16 +166,22 @@ class _CorrSums:
         }
 
     def add(self, z: np.ndarray, *, threshold: np.ndarray | None = None, sub_frames: int = 64) -> None:
-        """Add frames ``z`` (T, rows, cols); values below ``threshold`` (an image) count as 0."""
-        for f0 in range(0, z.shape[0], sub_frames):  # bound the float64 working copy
+        """Add frames ``z`` (T, rows, cols); values below ``threshold`` (an image) count as 0.
+
+        Products are summed over ``sub_frames`` frames in ``z``'s own precision (float32 sums of
+        64 terms keep ~6 digits) and those sums accumulate in float64: no float64 copy of ``z``.
+        """
+        for f0 in range(0, z.shape[0], sub_frames):
             part = np.asarray(z[f0:f0 + sub_frames])
+            if part.dtype not in (np.float32, np.float64):
+                part = part.astype(np.float64)
             if threshold is not None:
-                part = np.where(part >= threshold, part, 0)
-            self._add(part.astype(np.float64))
+                part = np.where(part >= threshold, part, part.dtype.type(0))
+            self._add(part)
 
     def _add(self, z: np.ndarray) -> None:
         self.n += z.shape[0]
-        self.s1 += z.sum(axis=0)
+        self.s1 += z.sum(axis=0, dtype=np.float64)
         self.s2 += np.einsum("tij,tij->ij", z, z)
         self.cross[(0, 1)] += np.einsum("tij,tij->ij", z[:, :, :-1], z[:, :, 1:])
         self.cross[(1, 0)] += np.einsum("tij,tij->ij", z[:, :-1, :], z[:, 1:, :])

@@ -16,6 +16,7 @@ from cnmflow.engine.background import (
     ring_radius,
     ring_residual,
     subtract_background,
+    undo_ring_residual,
 )
 from cnmflow.errors import ParameterError
 
@@ -228,8 +229,11 @@ def test_ring_residual_is_the_movie_less_background_and_neurons():
     expected = movie - ring_background(m, movie, AC) - AC
     np.testing.assert_allclose(ring_residual(m, movie, AC), expected, atol=1e-3)
     frames = movie.copy()
-    assert ring_residual(m, frames, AC, out=frames) is frames  # in place: no movie-sized temporary
+    fluctuation = np.empty((movie.shape[0], *m.dims_ds), dtype=np.float32)
+    assert ring_residual(m, frames, AC, out=frames, fluctuation_out=fluctuation) is frames  # in place
     np.testing.assert_allclose(frames, expected, atol=1e-3)
+    assert undo_ring_residual(m, frames, fluctuation, AC, out=frames) is frames
+    np.testing.assert_allclose(frames, movie, rtol=1e-6)
 
 
 @pytest.mark.parametrize("s", [2, 3])

@@ -30,7 +30,7 @@ def test_chunked_downsampling_and_noise_equal_the_whole_patch(monkeypatch):
     np.testing.assert_array_equal(pixel_noise(view), pixel_noise(whole))
 
 
-def test_residual_in_place_is_the_patch_less_background_and_neurons(monkeypatch):
+def test_residual_in_place_is_the_patch_less_background_and_neurons_and_undoes(monkeypatch):
     import scipy.sparse as sp
 
     from cnmflow.engine.background import fit_ring_model, ring_background
@@ -41,19 +41,23 @@ def test_residual_in_place_is_the_patch_less_background_and_neurons(monkeypatch)
     A[[40, 200], [0, 1]] = 1.0
     C = rng.random((2, T), dtype=np.float32) * 5
     Y = 50 + rng.normal(size=(T, *dims)).astype(np.float32)
+    original = Y.copy()
     ring = fit_ring_model(Y, sp.csc_matrix(A), C, gsiz=5, ring_size_factor=1.4, ssub_B=2)
     neural = patch_job._neural(A, C, dims)
     expected = Y - ring_background(ring, Y, neural) - neural
     monkeypatch.setattr(patch_job, "READ_CHUNK_BYTES", 4 * dims[0] * dims[1] * 7)  # 7 frames per chunk
-    residual = patch_job._residual_in_place(Y, A, C, ring)
-    assert residual is Y
-    np.testing.assert_allclose(residual, expected, atol=1e-3)
+    fluctuation = patch_job._residual_in_place(Y, A, C, ring)
+    assert fluctuation.shape == (T, 10, 12)
+    np.testing.assert_allclose(Y, expected, atol=1e-3)
+    patch_job._undo_residual_in_place(Y, A, C, ring, fluctuation)
+    np.testing.assert_allclose(Y, original, rtol=1e-6)
 
 
 def test_c_ordered_rows_back_to_fortran_order():
     from cnmflow.engine.traces import fortran_index
 
     image = np.arange(15.0).reshape(3, 5)
-    to_fortran = fortran_index(image.shape)
+    to_fortran = patch_job._fortran_index(image.shape)
+    np.testing.assert_array_equal(to_fortran, fortran_index(image.shape))
     np.testing.assert_array_equal(patch_job._to_fortran_rows(image.ravel()[:, None], to_fortran)[:, 0],
                                   image.ravel(order="F"))
