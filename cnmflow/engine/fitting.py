@@ -18,8 +18,9 @@ from cnmflow.engine.background import fit_ring_model
 from cnmflow.engine.estimates import Estimates
 from cnmflow.engine.executors import run_patch_jobs
 from cnmflow.engine.footprint_shape import neuron_sized
-from cnmflow.engine.low_rank_background import combine_patch_backgrounds
-from cnmflow.engine.merging import merge_components
+from cnmflow.engine.low_rank_background import combine_patch_backgrounds, settle_traces
+from cnmflow.engine.init.low_rank import significant_traces
+from cnmflow.engine.merging import merge_components, merge_duplicates
 from cnmflow.engine.movie_source import MovieSource
 from cnmflow.engine.patch_job import PatchResult, ring_fit_frames
 from cnmflow.engine.patches import deduplicate, embed_footprints, patch_boxes, stitch_images
@@ -106,19 +107,19 @@ def fit(movie: np.ndarray, params: Params, progress: Progress | None = None, *,
     started = time.perf_counter()
     results = run_patch_jobs(source, patch_boxes(dims, rf=params.rf, stride=params.stride), params, dims, report,
                              dask_scheduler=dask_scheduler)
-    A, C_low = _combine(results, dims, del_duplicates=params.del_duplicates)
+    A, C_low, owners = _combine(results, dims, del_duplicates=params.del_duplicates)
     low_rank = params.method_init != "corr_pnr"
-    background = (combine_patch_backgrounds(results, dims, nb=params.nb, low_rank=params.low_rank_background)
-                  if low_rank else None)
+    background = None
+    if low_rank:
+        background = combine_patch_backgrounds(results, dims, nb=params.nb, low_rank=params.low_rank_background)
+        A, C_low, background = _against_global_background(movie, A, C_low, owners, background, params, chunk_frames)
     timings["patches"] = time.perf_counter() - started
 
     started = time.perf_counter()
     report("merge", 0.0)
     merged = merge_components(A, C_low, merge_thr=params.merge_thr)
-    A, C_low = merged.A, merged.C
-    if not low_rank:
-        A, C_low = _neuron_sized(A, C_low, dims, gsig=params.gSig)
-        A, C_low = _transient_like(A, C_low, params)
+    A, C_low = _neuron_sized(merged.A, merged.C, dims, gsig=params.gSig)
+    A, C_low = _transient_like(A, C_low, params)
     report("merge", 1.0)
     timings["merge"] = time.perf_counter() - started
 
@@ -161,8 +162,24 @@ def fit(movie: np.ndarray, params: Params, progress: Progress | None = None, *,
     return estimates
 
 
+def _against_global_background(movie, A: sp.csc_matrix, C_low: np.ndarray, owners: np.ndarray,
+                               background: LowRankBackground, params: Params, chunk_frames: int):
+    """2P: copies of one neuron from several patches merged, then every trace re-solved jointly
+    against the global background, so that merging compares traces free of background leaks."""
+    own, background = settle_traces(movie, A, background, C_low, tsub=params.tsub, chunk_frames=chunk_frames,
+                                    joint=False)
+    copies = merge_duplicates(A, own, owners, merge_thr=params.merge_thr)
+    C_low, background = settle_traces(movie, copies.A, background, copies.C, tsub=params.tsub,
+                                      chunk_frames=chunk_frames, joint=True)
+    # A component the patch kept only for the background its own model left out has no
+    # transient left once the global background is removed.
+    keep = np.flatnonzero(significant_traces(C_low))
+    return sp.csc_matrix(copies.A[:, keep]), C_low[keep], background
+
+
 def _combine(results: list[PatchResult], dims: tuple[int, int], *, del_duplicates: bool):
-    """Patch results → full field of view; with del_duplicates keep each component in one patch only."""
+    """Patch results → full field of view, with the patch that found each component (``owners``);
+    with del_duplicates keep each component in one patch only."""
     boxes = [result.box for result in results]
     columns, traces, owners = [], [], []
     for index, result in enumerate(results):
@@ -172,13 +189,15 @@ def _combine(results: list[PatchResult], dims: tuple[int, int], *, del_duplicate
             owners.extend([index] * result.A.shape[1])
     n_low = max((result.C.shape[1] for result in results), default=0)
     if not columns:
-        return sp.csc_matrix((dims[0] * dims[1], 0), dtype=np.float32), np.zeros((0, n_low), np.float32)
+        return (sp.csc_matrix((dims[0] * dims[1], 0), dtype=np.float32), np.zeros((0, n_low), np.float32),
+                np.zeros(0, int))
     A = sp.hstack(columns, format="csc")
     C = np.vstack(traces).astype(np.float32)
+    owners = np.asarray(owners)
     if del_duplicates and len(boxes) > 1:
-        keep = deduplicate(A, np.asarray(owners), boxes, dims)
-        A, C = A[:, np.flatnonzero(keep)], C[keep]
-    return sp.csc_matrix(A), C
+        keep = deduplicate(A, owners, boxes, dims)
+        A, C, owners = A[:, np.flatnonzero(keep)], C[keep], owners[keep]
+    return sp.csc_matrix(A), C, owners
 
 
 def _neuron_sized(A: sp.csc_matrix, C: np.ndarray, dims: tuple[int, int], *, gsig: float):

@@ -12,12 +12,15 @@ from __future__ import annotations
 import numpy as np
 import scipy.sparse as sp
 
+from cnmflow.engine.hals import update_traces
 from cnmflow.engine.patch_job import PatchResult
 from cnmflow.engine.patches import embed_footprints
-from cnmflow.engine.traces import LowRankBackground
+from cnmflow.engine.traces import LowRankBackground, TraceModel, project_background_subtracted
 
 #: HALS sweeps compressing the patch backgrounds into nb global components.
 COMPRESSION_SWEEPS = 50
+#: Non-negative sweeps re-solving the patches' traces against the global background.
+SETTLING_SWEEPS = 10
 
 
 def combine_patch_backgrounds(results: list[PatchResult], dims: tuple[int, int], *, nb: int,
@@ -80,3 +83,40 @@ def _leading_pairs(B: sp.csc_matrix, F: np.ndarray, rank: int) -> tuple[np.ndarr
         b[:, j] = np.sqrt(S[j]) * np.maximum(u, 0)
         f[j] = np.sqrt(S[j]) * np.maximum(v, 0)
     return b, f
+
+
+def settle_traces(movie, A: sp.csc_matrix, background: LowRankBackground, C_low: np.ndarray, *, tsub: int,
+                  chunk_frames: int, joint: bool) -> tuple[np.ndarray, LowRankBackground]:
+    """The components' tsub-rate traces re-solved against the global background (one movie pass).
+
+    A patch's own background (``nb_patch`` components) can be poorer than the movie's, and what
+    it leaves out leaks into its neurons' traces: neighbours then correlate through the shared
+    background and would be merged. ``[A b]ᵀY`` and non-negative HALS on (``C``, ``f``) give the
+    global background's traces ``f`` and, with ``joint``, every component's trace solved with
+    its neighbours'. Without ``joint`` each trace is its own footprint's view of ``Y − b·f``:
+    a neuron found by two patches then keeps the same trace in both copies, where a joint solve
+    would share its activity out between them and hide that they are one.
+    """
+    basis = sp.hstack([sp.csc_matrix(A), sp.csc_matrix(background.b)], format="csc")
+    K = A.shape[1]
+    if K == 0 or background.nb == 0:
+        return C_low, background
+    U = project_background_subtracted(movie, TraceModel(A=basis, ring=None), C_low, chunk_frames=chunk_frames)
+    U_low = _block_means(U, tsub, C_low.shape[1])
+    gram = (basis.T @ basis).toarray()
+    X = update_traces(np.vstack([C_low, background.f]), U_low, gram, iterations=SETTLING_SWEEPS)
+    f = X[K:]
+    if joint:
+        C = X[:K]
+    else:
+        C = (U_low[:K] - gram[:K, K:] @ f) / np.maximum(np.diag(gram)[:K, None], np.finfo(float).tiny)
+    return C.astype(np.float32), LowRankBackground(b=background.b, f=f.astype(np.float32))
+
+
+def _block_means(U: np.ndarray, tsub: int, n_blocks: int) -> np.ndarray:
+    """(n, T) full-rate rows → (n, n_blocks) means over tsub frames (a last partial block too)."""
+    if tsub == 1:
+        return U[:, :n_blocks]
+    sums = np.add.reduceat(U, np.arange(0, U.shape[1], tsub), axis=1)
+    counts = np.diff(np.append(np.arange(0, U.shape[1], tsub), U.shape[1]))
+    return (sums / counts)[:, :n_blocks]

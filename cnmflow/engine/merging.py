@@ -9,6 +9,10 @@ import scipy.sparse as sp
 from scipy.sparse.csgraph import connected_components
 
 
+#: Footprint cosine similarity above which components from two patches may be one neuron.
+DUPLICATE_SIMILARITY = 0.6
+
+
 @dataclass(frozen=True)
 class MergeResult:
     A: sp.csc_matrix        # (pixels, K') footprints after merging
@@ -29,38 +33,73 @@ def merge_components(A: sp.spmatrix, C: np.ndarray, *, merge_thr: float, max_rou
     groups_so_far: list[tuple[int, ...]] = [(k,) for k in range(A.shape[1])]
     all_merges: list[tuple[int, ...]] = []
     for _ in range(max_rounds):
-        groups = _merge_groups(A, C, merge_thr=merge_thr)
+        groups = _groups(_overlapping(A) & _correlated(C, merge_thr))
         if not groups:
             break
-        merged_ids = set(np.concatenate(groups).tolist())
-        keep = [k for k in range(A.shape[1]) if k not in merged_ids]
-        new_columns, new_traces, new_origins = [], [], []
-        for group in groups:
-            column, trace = _rank1_merge(A[:, group], C[group], iterations=rank1_iterations)
-            new_columns.append(column)
-            new_traces.append(trace)
-            origin = tuple(sorted(i for k in group for i in groups_so_far[k]))
-            new_origins.append(origin)
-            all_merges.append(origin)
-        A = sp.hstack([A[:, keep], sp.csc_matrix(np.column_stack(new_columns))], format="csc")
-        C = np.vstack([C[keep], np.vstack(new_traces)]).astype(np.float32)
-        groups_so_far = [groups_so_far[k] for k in keep] + new_origins
+        A, C, origins = _merge_groups(A, C, groups, iterations=rank1_iterations)
+        groups_so_far = [tuple(sorted(i for k in origin for i in groups_so_far[k])) for origin in origins]
+        all_merges.extend(groups_so_far[len(groups_so_far) - len(groups):])
     return MergeResult(A=A, C=C, merged_groups=tuple(all_merges))
 
 
-def _merge_groups(A: sp.csc_matrix, C: np.ndarray, *, merge_thr: float) -> list[np.ndarray]:
-    n = A.shape[1]
-    if n < 2:
-        return []
+def merge_duplicates(A: sp.spmatrix, C: np.ndarray, owners: np.ndarray, *, merge_thr: float,
+                     min_similarity: float = DUPLICATE_SIMILARITY, rank1_iterations: int = 10) -> MergeResult:
+    """One neuron found by several patches (``owners``: the patch of each component) → one component.
+
+    Copies come from different patches, look alike (footprint cosine similarity at least
+    ``min_similarity``; a copy cut by its patch's edge still shares most of the neuron) and
+    carry the same activity (traces correlating above ``merge_thr``).
+    """
+    A = sp.csc_matrix(A, dtype=np.float32)
+    C = np.asarray(C, dtype=np.float32)
+    owners = np.asarray(owners)
+    norms = np.sqrt(np.asarray(A.multiply(A).sum(axis=0)).ravel())
+    unit = sp.csc_matrix(A @ sp.diags(1.0 / np.where(norms > 0, norms, 1.0)))
+    pairs = ((unit.T @ unit).toarray() >= min_similarity) & _correlated(C, merge_thr)
+    groups = _groups(pairs & (owners[:, None] != owners[None, :]))
+    if not groups:
+        return MergeResult(A=A, C=C, merged_groups=())
+    A, C, origins = _merge_groups(A, C, groups, iterations=rank1_iterations)
+    return MergeResult(A=A, C=C, merged_groups=tuple(origins[len(origins) - len(groups):]))
+
+
+def _overlapping(A: sp.csc_matrix) -> np.ndarray:
     binary = (A > 0).astype(np.float32)
-    overlap = (binary.T @ binary).toarray() > 0
-    corr = np.corrcoef(C) if C.shape[1] > 1 else np.zeros((n, n))
-    corr = np.nan_to_num(corr, nan=0.0)
-    pairs = overlap & (corr > merge_thr)
+    return (binary.T @ binary).toarray() > 0
+
+
+def _correlated(C: np.ndarray, merge_thr: float) -> np.ndarray:
+    n = C.shape[0]
+    corr = np.corrcoef(C) if C.shape[1] > 1 and n > 1 else np.zeros((n, n))
+    return np.nan_to_num(np.atleast_2d(corr), nan=0.0) > merge_thr
+
+
+def _groups(pairs: np.ndarray) -> list[np.ndarray]:
+    """Connected groups (of two or more) of the symmetric ``pairs`` relation."""
+    pairs = pairs.copy()
+    if pairs.shape[0] < 2:
+        return []
     np.fill_diagonal(pairs, False)
     n_groups, labels = connected_components(sp.csr_matrix(pairs), directed=False)
     groups = [np.flatnonzero(labels == label) for label in range(n_groups)]
     return [group for group in groups if group.size > 1]
+
+
+def _merge_groups(A: sp.csc_matrix, C: np.ndarray, groups: list[np.ndarray], *,
+                  iterations: int) -> tuple[sp.csc_matrix, np.ndarray, list[tuple[int, ...]]]:
+    """Each group → its rank-1 merge, appended after the untouched components; ``origins`` maps
+    every output component to the input indices it came from."""
+    merged_ids = set(np.concatenate(groups).tolist())
+    keep = [k for k in range(A.shape[1]) if k not in merged_ids]
+    new_columns, new_traces = [], []
+    for group in groups:
+        column, trace = _rank1_merge(A[:, group], C[group], iterations=iterations)
+        new_columns.append(column)
+        new_traces.append(trace)
+    A = sp.hstack([A[:, keep], sp.csc_matrix(np.column_stack(new_columns))], format="csc")
+    C = np.vstack([C[keep], np.vstack(new_traces)]).astype(np.float32)
+    origins = [(k,) for k in keep] + [tuple(int(k) for k in group) for group in groups]
+    return A, C, origins
 
 
 def _rank1_merge(A_group: sp.csc_matrix, C_group: np.ndarray, *, iterations: int) -> tuple[np.ndarray, np.ndarray]:

@@ -49,8 +49,8 @@ import scipy.linalg
 import scipy.ndimage as ndi
 
 from cnmflow.engine.hals import clean_footprint, frames_to_pixels, pixels_to_frames
-from cnmflow.engine.init.low_rank import LowRankInit, empty_init, fit_background, refine_hals
-from cnmflow.engine.noise import noise_psd, pixel_noise
+from cnmflow.engine.init.low_rank import LowRankInit, empty_init, fit_background, refine_hals, significant_traces
+from cnmflow.engine.noise import pixel_noise
 from cnmflow.errors import ParameterError
 
 __all__ = ["initialize_greedy_roi"]
@@ -338,6 +338,7 @@ def initialize_greedy_roi(
     rolling_length: int = 100,
     normalize_init: bool = True,
     center_psf: bool = False,
+    smooth_rank: int | None = None,
 ) -> LowRankInit:
     """Greedy 2P initialization of one in-memory patch (see the module docstring).
 
@@ -352,6 +353,10 @@ def initialize_greedy_roi(
         (capped to T) instead of the sum over the whole movie.
     normalize_init : work on each pixel divided by its (floored) median.
     center_psf : score with a zero-mean kernel, which ignores structure larger than the box.
+    smooth_rank : rank of the smooth background removed before scoring (default ``nb``). A patch
+        may model fewer background components (``nb_patch``) than the movie holds (``nb``); its
+        candidates must still be scored without the whole background, or the part its own
+        model leaves out outscores the neurons.
 
     Returns
     -------
@@ -365,7 +370,10 @@ def initialize_greedy_roi(
     gsiz = max(1, int(round(float(gsiz))))
     scale = _pixel_scale(Y, normalize_init)
     Yn = Y / scale
-    R = Yn - _smooth_background(Yn, nb, gsig) if nb else Yn.copy()
+    smooth_rank = nb if smooth_rank is None else int(smooth_rank)
+    if smooth_rank < 0:
+        raise ParameterError(f"smooth_rank={smooth_rank} must be >= 0 (the background rank removed before scoring)")
+    R = Yn - _smooth_background(Yn, smooth_rank, gsig) if smooth_rank else Yn.copy()
     R -= np.median(R, axis=0)
     st = _Greedy(R, gsig=gsig, gsiz=gsiz, window=min(int(rolling_length), T) if rolling_sum else None,
                  center_psf=bool(center_psf))
@@ -394,9 +402,5 @@ def _drop_insignificant(init: LowRankInit) -> LowRankInit:
     Leftovers of imperfect subtractions and patches with fewer neurons than ``K`` give
     components whose trace is noise (peak ~4-6 sd); real ones peak far higher.
     """
-    if init.C.shape[0] == 0:
-        return init
-    C = init.C.astype(np.float64)
-    noise = noise_psd(C)
-    keep = C.max(axis=1) >= MIN_TRACE_PNR * np.where(np.isfinite(noise), noise, np.inf)
+    keep = significant_traces(init.C, min_pnr=MIN_TRACE_PNR)
     return replace(init, A=init.A[:, keep], C=init.C[keep])

@@ -25,6 +25,7 @@ from cnmflow.engine.hals import (
     update_footprints,
     update_traces,
 )
+from cnmflow.engine.noise import noise_psd
 from cnmflow.errors import ParameterError
 
 __all__ = ["LowRankInit", "refine_hals", "fit_background", "patch_matrix", "empty_init"]
@@ -173,8 +174,8 @@ def refine_hals(Y: np.ndarray, init: LowRankInit, *, gsig: float, iterations: in
     """A few HALS rounds on the patch: ``(C, f)`` given ``(A, b)``, then ``(A, b)`` given ``(C, f)``.
 
     Minimises ``‖Y − A·C − b·f‖²`` (Frobenius, movie units) with every factor non-negative.
-    Footprint k may only grow within its support dilated by ``round(gsig)`` pixels (a neuron
-    does not wander off); background footprints are unrestricted. After each spatial update
+    Footprint k may only grow within its starting support dilated by ``round(gsig)`` pixels (a
+    neuron does not wander off); background footprints are unrestricted. After each spatial update
     the neuron footprints go through :func:`~cnmflow.engine.hals.clean_footprint` (without it
     they would creep outwards by fitting noise). Cleaning can cost a little fit, so the result
     is the round — footprints with the traces fitted to them — with the smallest error: never
@@ -206,6 +207,10 @@ def refine_hals(Y: np.ndarray, init: LowRankInit, *, gsig: float, iterations: in
     y_norm = _squared_norm(Yp)
     best_error = _residual_norm(y_norm, W, _right_product(Yp, H), H @ H.T)
     best = W, H
+    # The support is fixed from the starting footprints: dilating each round's footprints would
+    # let a neuron creep outwards by gSig per round and soak up background it correlates with.
+    support = np.ones(W.shape, bool)
+    support[:, :K] = dilated_support(W[:, :K], dims, radius=radius)
     for round_ in range(int(iterations) + 1 if iterations else 0):
         H = update_traces(H, _left_product(Yp, W), W.T @ W)
         P, Q = _right_product(Yp, H), H @ H.T
@@ -214,8 +219,6 @@ def refine_hals(Y: np.ndarray, init: LowRankInit, *, gsig: float, iterations: in
             best_error, best = error, (W, H)
         if round_ == iterations:
             break
-        support = np.ones(W.shape, bool)
-        support[:, :K] = dilated_support(W[:, :K], dims, radius=radius)
         W = _clean(update_footprints(W, P, Q, support), K, dims)
     W, H = best
     W, H, keep = _normalised(W, H, K)
@@ -225,3 +228,17 @@ def refine_hals(Y: np.ndarray, init: LowRankInit, *, gsig: float, iterations: in
         b=W[:, K:].astype(np.float32), f=H[K:].astype(np.float32),
         score=np.asarray(init.score, np.float32),
     )
+
+
+def significant_traces(C: np.ndarray, *, min_pnr: float = 8.0) -> np.ndarray:
+    """(K,) whether each (K, T) trace peaks at least ``min_pnr`` noise sd above its median.
+
+    The noise is the trace's own high-frequency (PSD) noise; a component that is only a
+    leftover of a subtraction or of the background peaks a few sd at most, a neuron far higher.
+    """
+    C = np.atleast_2d(np.asarray(C, dtype=np.float64))
+    if C.shape[0] == 0:
+        return np.zeros(0, bool)
+    noise = noise_psd(C)
+    height = C.max(axis=1) - np.median(C, axis=1)
+    return height >= min_pnr * np.where(np.isfinite(noise) & (noise > 0), noise, np.inf)
