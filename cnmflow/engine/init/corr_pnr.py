@@ -164,7 +164,8 @@ class _State:
         for a, c in self.found:
             part = a[r0:r1, c0:c1].ravel()
             if part.any():
-                box -= np.outer(c, part)
+                for t0 in range(0, self.T, _FRAMES_PER_UPDATE):  # a bounded temporary, not another box
+                    box[t0:t0 + _FRAMES_PER_UPDATE] -= np.outer(c[t0:t0 + _FRAMES_PER_UPDATE], part)
         return box
 
     def remove(self, a: np.ndarray, c: np.ndarray, box: tuple[int, int, int, int]) -> None:
@@ -234,7 +235,7 @@ def _init_one(st: _State, r: int, c: int, gsiz: int):
     lo = (corr < CORR_BACKGROUND).ravel()
     cols = [c_f]
     if lo.sum() >= 3:
-        b = Yb[:, lo].mean(axis=1)
+        b = Yb @ (lo / lo.sum())  # the mean over the background pixels, without copying them
         if np.any(b != 0):
             cols.append(b)
     X = np.stack(cols, axis=1)  # data and regressors are mean-free: the constant is implicit
