@@ -118,7 +118,9 @@ def fit(movie: np.ndarray, params: Params, progress: Progress | None = None, *,
     started = time.perf_counter()
     report("merge", 0.0)
     merged = merge_components(A, C_low, merge_thr=params.merge_thr)
-    A, C_low = _neuron_sized(merged.A, merged.C, dims, gsig=params.gSig)
+    A, C_low = merged.A, merged.C
+    if params.method_init != "sparse_NMF":   # dendrites are meant to be long and thin
+        A, C_low = _neuron_sized(A, C_low, dims, gsig=params.gSig)
     A, C_low = _transient_like(A, C_low, params)
     report("merge", 1.0)
     timings["merge"] = time.perf_counter() - started

@@ -4,6 +4,11 @@ Like the 1P job (:mod:`cnmflow.engine.patch_job`), a pure function of (movie sou
 parameters) that reads only its box from the shared movie file. The patch keeps ``nb_patch``
 background components of its own (``nb`` when the whole field of view is one patch); the
 global model is assembled from them by :mod:`cnmflow.engine.low_rank_background`.
+
+The patch returns its initialisation (greedy_roi refines it with a few HALS rounds). With
+``only_init=False`` the further spatial and temporal updates run on the full field of view
+against the global background only: against its ``nb_patch`` components alone a patch's
+neurons soak up the background its model leaves out (measured: F1 0.95 → 0.53 on the 2P tests).
 """
 
 from __future__ import annotations
@@ -11,7 +16,7 @@ from __future__ import annotations
 import numpy as np
 
 from cnmflow.engine.init.greedy_roi import initialize_greedy_roi
-from cnmflow.engine.init.low_rank import LowRankInit, refine_hals
+from cnmflow.engine.init.low_rank import LowRankInit
 from cnmflow.engine.init.sparse_nmf import initialize_sparse_nmf
 from cnmflow.engine.movie_source import MovieSource
 from cnmflow.engine.noise import pixel_noise
@@ -23,8 +28,6 @@ from cnmflow.params import Params
 
 #: Frames of greedy_roi's rolling sum at the full frame rate (CaImAn's rolling_length).
 ROLLING_FRAMES = 100
-#: Extra in-patch HALS iterations when only_init is False.
-EXTRA_HALS_ITERATIONS = 10
 
 
 def patch_background_count(params: Params) -> int:
@@ -41,8 +44,6 @@ def fit_patch_low_rank(source: MovieSource, box: PatchBox, params: Params, *,
     dims = Y.shape[1:]
     gsig = params.gSig / params.ssub
     init = _initialize(Y, params, gsig=gsig, gsiz=max(int(round(params.gSiz / params.ssub)), 1))
-    if not params.only_init and init.A.shape[1]:
-        init = refine_hals(Y, init, gsig=gsig, iterations=EXTRA_HALS_ITERATIONS)
     images = correlation_pnr(Y, gsig=gsig, center_psf=params.center_psf)
     downsampling = float(np.sqrt(patch.shape[0] * patch.shape[1] * patch.shape[2] / Y.size))
     A = upsample_footprints(init.A, dims, box.shape)

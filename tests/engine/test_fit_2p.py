@@ -119,3 +119,28 @@ def test_caiman_hdf5_carries_the_2p_background(sim, patched, tmp_path):
     back = read_caiman_hdf5(path)
     assert np.allclose(back.b, patched.b) and np.allclose(back.f, patched.f)
     assert back.A.shape == patched.A.shape and np.allclose(back.C, patched.C)
+
+
+def test_del_duplicates_keeps_one_copy_per_neuron(sim):
+    est = fit(sim.movie, _params(rf=16, stride=8, K=4, del_duplicates=True))
+    assert _score(sim, est).f1 >= 0.85
+
+
+def test_only_init_false_refines_and_updates_the_background_only_when_asked(sim, patched):
+    refined = fit(sim.movie, _params(rf=16, stride=8, K=4, only_init=False))
+    fixed_background = fit(sim.movie, _params(rf=16, stride=8, K=4, only_init=False,
+                                              update_background_components=False))
+    assert _score(sim, refined).f1 >= 0.85
+    assert not np.array_equal(refined.A.toarray(), patched.A.toarray())
+    assert np.allclose(fixed_background.b, patched.b, atol=1e-6)   # the background the patches gave
+    assert not np.allclose(refined.b, patched.b, atol=1e-6)
+
+
+def test_sparse_nmf_fit_keeps_long_thin_dendrites():
+    from tests.engine.test_init_sparse_nmf import _best_cosine, _dendrites
+
+    movie, shapes, _ = _dendrites(noise=1.0)
+    est = fit(movie, build_params(dict(method_init="sparse_NMF", K=6, nb=1, rf=None, gSig=2, gSiz=5, fr=30,
+                                       n_processes=1)))
+    assert 4 <= est.K <= 6
+    assert _best_cosine(shapes, est.A.toarray()).min() >= 0.8
