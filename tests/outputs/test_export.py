@@ -181,3 +181,23 @@ def test_real_sample_split_into_a_reverse_chronological_series(tmp_path):
         movie = isx.Movie.read(str(part))
         cells = isx.CellSet.read(str(tmp_path / "out" / f"cellset_raw.{k:03d}.isxd"))
         assert cells.timing == movie.timing and cells.num_cells == result.extraction.estimates.K
+
+
+def test_2p_preset_writes_the_same_files_with_the_background_in_the_hdf5(tmp_path):
+    """The 2P preset goes through the same outputs; b and f are filled in CaImAn's layout."""
+    from cnmflow.synthetic import simulate_2p
+
+    simulated = simulate_2p(shape=(48, 48), n_frames=300, n_neurons=6, nb=2, gsig=3.0, fr=30.0, rng=2)
+    movie = write_tiff(tmp_path / "twophoton.tif", simulated.movie, fr=30.0)
+    result = cnmflow.extract([movie], tmp_path / "out", preset="2p",
+                             params={"gSig": 3, "gSiz": 7, "rf": None, "K": 8, "n_processes": 1})
+    out = result.output_dir
+    K = result.extraction.estimates.K
+    assert K >= 4
+    cells = isx.CellSet.read(str(out / "cellset_denoised.000.isxd"))
+    assert cells.num_cells == K and cells.get_cell_trace_data(0).shape == (300,)
+    assert (out / "neural_events.000.isxd").exists() and (out / "manifest.json").exists()
+    with h5py.File(out / "caiman_output.hdf5", "r") as h5:
+        assert h5["estimates/b"].shape == (48 * 48, 2) and h5["estimates/f"].shape == (2, 300)
+        assert h5["params/init"].attrs["method_init"] == "greedy_roi"   # strings are attributes, as in CaImAn
+        assert h5["params/init/nb"][()] == 2
