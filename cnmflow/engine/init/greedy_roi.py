@@ -49,7 +49,8 @@ import scipy.linalg
 import scipy.ndimage as ndi
 
 from cnmflow.engine.hals import clean_footprint, frames_to_pixels, pixels_to_frames
-from cnmflow.engine.init.low_rank import LowRankInit, empty_init, fit_background, refine_hals, significant_traces
+from cnmflow.engine.init.low_rank import (LowRankInit, block_mean, empty_init, fit_background, refine_hals,
+                                         significant_traces)
 from cnmflow.engine.noise import pixel_noise
 from cnmflow.errors import ParameterError
 
@@ -149,8 +150,8 @@ def _smooth_background(Y: np.ndarray, nb: int, gsig: float) -> np.ndarray:
     T = Y.shape[0]
     sigma = BACKGROUND_SIGMA * float(gsig)
     Z = Y - Y.mean(axis=0)
-    step = max(1, int(round(sigma / 2)))  # the blurred copy is smooth: a sub-grid holds its rank
-    V = _top_temporal(_blur_odd(Z, sigma)[:, ::step, ::step].reshape(T, -1).astype(np.float64), nb)
+    step = max(1, int(round(sigma / 2)))  # the blurred copy is smooth: block means hold its rank
+    V = _top_temporal(_blur_odd(block_mean(Z, step), sigma / step).reshape(T, -1).astype(np.float64), nb)
     maps = np.tensordot(V, Z.astype(np.float64), axes=(1, 0))  # (nb, h, w)
     once = _blur_odd(maps, sigma)
     maps = 2.0 * once - _blur_odd(once, sigma)

@@ -137,7 +137,7 @@ def _normalised(W: np.ndarray, H: np.ndarray, K: int) -> tuple[np.ndarray, np.nd
     return W / scale, H * scale[:, None], keep
 
 
-def _block_mean(frames: np.ndarray, step: int) -> np.ndarray:
+def block_mean(frames: np.ndarray, step: int) -> np.ndarray:
     """(T, h, w) → (T, ceil(h/step), ceil(w/step)) block means (edge-padded)."""
     T, h, w = frames.shape
     ph, pw = -h % step, -w % step
@@ -155,7 +155,7 @@ def fit_background(Z: np.ndarray, nb: int, *, block: int = 1) -> tuple[np.ndarra
     T, h, w = Z.shape
     if nb == 0:
         return np.zeros((h * w, 0)), np.zeros((0, T))
-    small = _block_mean(Z, block)
+    small = block_mean(Z, block)
     model = NMF(n_components=nb, init="nndsvda", solver="cd", max_iter=BACKGROUND_NMF_ITERATIONS,
                 tol=1e-4, random_state=0)
     with warnings.catch_warnings():  # a rough f is enough: b is solved exactly, then refined
