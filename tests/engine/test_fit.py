@@ -413,3 +413,13 @@ def test_full_refinement_pass_keeps_accuracy(sim80, one_patch):
     assert result.f1 >= 0.9 and result.median_trace_corr >= 0.9
     # the footprints were re-estimated, not passed through
     assert refined.K == initial.K and not np.array_equal(refined.A.toarray(), initial.A.toarray())
+
+
+def test_refit_runs_more_updates_seeded_with_the_footprints_found(sim80, one_patch):
+    """refit: further footprint, background and trace rounds start from the first fit's footprints."""
+    initial, _ = one_patch
+    refit = fit(sim80.movie, _params(rf=None, refit=True))
+    before, after = _score(sim80, initial), _score(sim80, refit)
+    assert after.f1 >= before.f1 - 0.05 and after.median_trace_corr >= 0.9
+    assert not np.array_equal(refit.A.toarray(), initial.A.toarray())
+
