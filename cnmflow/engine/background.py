@@ -450,8 +450,9 @@ def ring_background(model: RingModel, frames: np.ndarray, AC: np.ndarray | None 
     (n, rows, cols), or None for 0. Returns (n, rows, cols) float32.
     """
     frames = _checked_frames(model, frames, AC)
-    b0 = np.asarray(model.b0, np.float32).reshape(model.dims, order="F")
-    return (_fluctuation(model, _baseline_free(model, frames, AC, None)) + b0[None]).astype(np.float32, copy=False)
+    out = np.ascontiguousarray(_fluctuation(model, _baseline_free(model, frames, AC, None)))  # a fresh array
+    out += np.asarray(model.b0, np.float32).reshape(model.dims, order="F")[None]
+    return out
 
 
 def ring_residual(model: RingModel, frames: np.ndarray, AC: np.ndarray | None = None, *,
