@@ -6,13 +6,14 @@ patch from the shared movie file, so it can run in a worker process or on a clus
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
 
 import numpy as np
 import scipy.ndimage as ndi
 
-from cnmflow.engine.background import (downsample_frames, fit_ring_model, resampling_operators, ring_residual,
-                                      undo_ring_residual)
+from cnmflow.engine.background import (RingModel, downsample_frames, fit_ring_model, resampling_operators,
+                                      ring_residual, undo_ring_residual)
 from cnmflow.engine.footprint_shape import MAX_INITIAL_RADIUS_FACTOR, neuron_sized
 from cnmflow.engine.hals import (clean_footprint, dilated_support, pixels_to_frames,
                                  update_footprints, update_traces)
@@ -169,7 +170,7 @@ def _noise_band_pixels(shape: tuple[int, int, int], params: Params) -> int:
     return max(BAND_VALUES, 2 * downsampled) // frames_used
 
 
-def _residual_in_place(Y: np.ndarray, A: np.ndarray, C: np.ndarray, ring) -> np.ndarray:
+def _residual_in_place(Y: np.ndarray, A: np.ndarray, C: np.ndarray, ring: RingModel) -> np.ndarray:
     """Overwrite ``Y`` with ``Y − B − A·C``; returns the background's fluctuation on the ring grid,
     (T, dr, dc), which :func:`_undo_residual_in_place` needs to give ``Y`` back."""
     fluctuation = np.empty((Y.shape[0], *ring.dims_ds), dtype=np.float32)
@@ -178,14 +179,14 @@ def _residual_in_place(Y: np.ndarray, A: np.ndarray, C: np.ndarray, ring) -> np.
     return fluctuation
 
 
-def _undo_residual_in_place(residual: np.ndarray, A: np.ndarray, C: np.ndarray, ring,
+def _undo_residual_in_place(residual: np.ndarray, A: np.ndarray, C: np.ndarray, ring: RingModel,
                             fluctuation: np.ndarray) -> None:
     """Turn :func:`_residual_in_place`'s residual back into the patch (float32 rounding aside)."""
     for chunk, neural in _frame_chunks(residual, A, C):
         undo_ring_residual(ring, residual[chunk], fluctuation[chunk], neural, out=residual[chunk])
 
 
-def _frame_chunks(Y: np.ndarray, A: np.ndarray, C: np.ndarray):
+def _frame_chunks(Y: np.ndarray, A: np.ndarray, C: np.ndarray) -> Iterator[tuple[slice, np.ndarray]]:
     """(frame slice, neural frames A·C of the slice) over ``Y``, a few MB of frames at a time."""
     dims = Y.shape[1:]
     step = max(1, READ_CHUNK_BYTES // (4 * dims[0] * dims[1]))
