@@ -15,8 +15,6 @@ import warnings
 from dataclasses import dataclass
 
 import numpy as np
-from sklearn.decomposition import NMF
-from sklearn.exceptions import ConvergenceWarning
 
 from cnmflow.engine.hals import (
     clean_footprint,
@@ -155,6 +153,10 @@ def fit_background(Z: np.ndarray, nb: int, *, block: int = 1) -> tuple[np.ndarra
     T, h, w = Z.shape
     if nb == 0:
         return np.zeros((h * w, 0)), np.zeros((0, T))
+    # scikit-learn loads only here, where it is used: the 1P fit imports this module too
+    from sklearn.decomposition import NMF
+    from sklearn.exceptions import ConvergenceWarning
+
     small = block_mean(Z, block)
     model = NMF(n_components=nb, init="nndsvda", solver="cd", max_iter=BACKGROUND_NMF_ITERATIONS,
                 tol=1e-4, random_state=0)
