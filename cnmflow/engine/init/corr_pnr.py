@@ -47,6 +47,10 @@ __all__ = ["InitResult", "initialize_corr_pnr", "seed_candidates"]
 CORR_NEURON = 0.9
 #: filtered-trace correlation with the seed below which a pixel contributes to the local background
 CORR_BACKGROUND = 0.3
+#: filtered values below this many noise sds are zeroed before the correlation image the seeds are
+#: searched on (CaImAn's ``thresh_init`` = 2 in ``init_neurons_corr_pnr``); the correlation image
+#: reported for display and for choosing min_corr keeps ``CORR_THRESHOLD`` (CaImAn's ``correlation_pnr``)
+SEED_CORR_THRESHOLD = 2.0
 #: footprint pixels below this fraction of the footprint's peak are dropped
 FOOTPRINT_REL_THRESHOLD = 0.1
 #: no later seed inside a found footprint's core: pixels above this fraction of its peak
@@ -152,10 +156,13 @@ class _State:
         if noise.shape != (h, w):
             raise ParameterError(f"noise has shape {noise.shape}; expected the patch's frame shape {(h, w)}")
         self.sn = np.where(noise > 0, noise, np.inf).astype(np.float32)
-        self.thr = (CORR_THRESHOLD * self.sn).astype(np.float32)
+        self.thr = (SEED_CORR_THRESHOLD * self.sn).astype(np.float32)
         self.min_corr, self.min_pnr = min_corr, min_pnr
         self.pnr = np.maximum(self.F.max(axis=0) / self.sn, 0).astype(np.float32)
         self.cn = correlation_image(self.F, threshold=self.thr)
+        #: the first pass's correlation image as CaImAn's ``correlation_pnr`` shows it
+        self.cn_reported = (self.cn if SEED_CORR_THRESHOLD == CORR_THRESHOLD
+                            else correlation_image(self.F, threshold=(CORR_THRESHOLD * self.sn).astype(np.float32)))
         self.search = _search_image(self.cn, self.pnr, min_corr, min_pnr)
 
     def raw_residual(self, r0: int, r1: int, c0: int, c1: int) -> np.ndarray:
@@ -287,7 +294,7 @@ def initialize_corr_pnr(
         raise ParameterError(f"patch has {T} frame(s); initialization needs at least 4")
     gsiz_i = max(1, int(round(float(gsiz))))
     st = _State(movie, gsig, center_psf, noise, float(min_corr), float(min_pnr))
-    corr0, pnr0 = st.cn.copy(), st.pnr.copy()
+    corr0, pnr0 = st.cn_reported.copy(), st.pnr.copy()
 
     blocked = _border_mask((h, w), border_pix)
     size = _dilation_size(gsiz_i)
