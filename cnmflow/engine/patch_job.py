@@ -150,11 +150,11 @@ def fit_patch(source: MovieSource, box: PatchBox, params: Params, *, fov_dims: t
             ring = fit_ring_model(Y, _sparse(A), C, **ring_args)
     A, C = _refine(Y, A, C, ring, params=params, ring_args=ring_args, gsig=gsig)
     A = upsample_footprints(A, dims, box.shape)
-    A = _drop_border_components(A, box, fov_dims, border_pix=params.border_pix)
+    A = drop_border_components(A, box, fov_dims, border_pix=params.border_pix)
     keep = A.any(axis=0)
     return PatchResult(box=box, A=A[:, keep], C=C[keep], noise=noise,
-                       correlation=_to_patch_grid(first.correlation, box.shape),
-                       pnr=_to_patch_grid(first.pnr / downsampling, box.shape))
+                       correlation=to_patch_grid(first.correlation, box.shape),
+                       pnr=to_patch_grid(first.pnr / downsampling, box.shape))
 
 
 def _noise_band_pixels(shape: tuple[int, int, int], params: Params) -> int:
@@ -195,7 +195,7 @@ def _frame_chunks(Y: np.ndarray, A: np.ndarray, C: np.ndarray) -> Iterator[tuple
         yield chunk, _neural(A, C[:, chunk], dims)
 
 
-def _to_patch_grid(image: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
+def to_patch_grid(image: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
     """An image on the ssub grid repeated back onto the patch's pixels."""
     factor = -(-shape[0] // image.shape[0]), -(-shape[1] // image.shape[1])
     return np.repeat(np.repeat(image, factor[0], axis=0), factor[1], axis=1)[:shape[0], :shape[1]]
@@ -286,7 +286,7 @@ def _to_fortran_rows(X: np.ndarray, to_fortran: np.ndarray) -> np.ndarray:
     return out
 
 
-def _drop_border_components(A: np.ndarray, box: PatchBox, fov_dims: tuple[int, int], *,
+def drop_border_components(A: np.ndarray, box: PatchBox, fov_dims: tuple[int, int], *,
                             border_pix: int) -> np.ndarray:
     """border_pix: zero footprint pixels within ``border_pix`` of the field of view's edge."""
     if border_pix <= 0:

@@ -20,8 +20,8 @@ from cnmflow.engine.init.low_rank import LowRankInit
 from cnmflow.engine.init.sparse_nmf import initialize_sparse_nmf
 from cnmflow.engine.movie_source import MovieSource
 from cnmflow.engine.noise import pixel_noise
-from cnmflow.engine.patch_job import (BoxView, PatchResult, _drop_border_components, _to_patch_grid,
-                                      downsample_in_chunks, upsample_footprints)
+from cnmflow.engine.patch_job import (BoxView, PatchResult, downsample_in_chunks, drop_border_components,
+                                      to_patch_grid, upsample_footprints)
 from cnmflow.engine.patches import PatchBox
 from cnmflow.engine.summary_images import correlation_pnr
 from cnmflow.params import Params
@@ -47,11 +47,11 @@ def fit_patch_low_rank(source: MovieSource, box: PatchBox, params: Params, *,
     images = correlation_pnr(Y, gsig=gsig, center_psf=params.center_psf)
     downsampling = float(np.sqrt(patch.shape[0] * patch.shape[1] * patch.shape[2] / Y.size))
     A = upsample_footprints(init.A, dims, box.shape)
-    A = _drop_border_components(A, box, fov_dims, border_pix=params.border_pix)
+    A = drop_border_components(A, box, fov_dims, border_pix=params.border_pix)
     keep = A.any(axis=0)
     return PatchResult(box=box, A=A[:, keep], C=init.C[keep], noise=noise,
-                       correlation=_to_patch_grid(images.correlation, box.shape),
-                       pnr=_to_patch_grid(images.pnr / downsampling, box.shape),
+                       correlation=to_patch_grid(images.correlation, box.shape),
+                       pnr=to_patch_grid(images.pnr / downsampling, box.shape),
                        b=upsample_footprints(init.b, dims, box.shape), f=init.f)
 
 
