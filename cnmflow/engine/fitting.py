@@ -26,7 +26,8 @@ from cnmflow.engine.patch_job import PatchResult, ring_fit_frames
 from cnmflow.engine.patches import deduplicate, embed_footprints, patch_boxes, stitch_images
 from cnmflow.engine.quality import evaluate_components
 from cnmflow.engine.trace_shape import forgetting_lag, transient_like
-from cnmflow.engine.traces import LowRankBackground, TraceModel, normalize, refine_footprints, solve_traces
+from cnmflow.engine.traces import (LowRankBackground, TraceModel, TraceResult, normalize, refine_footprints,
+                                   solve_traces)
 from cnmflow.errors import ParameterError
 from cnmflow.params import Params
 
@@ -129,23 +130,8 @@ def fit(movie: np.ndarray, params: Params, progress: Progress | None = None, *,
     C_full = _to_full_rate(C_low, T, params.tsub)
     if background is not None:
         background = LowRankBackground(b=background.b, f=_to_full_rate(background.f, T, params.tsub))
-    model = TraceModel(A=A, ring=None, low_rank=background)
-    rounds = (1 if params.only_init else 2) + (REFIT_ROUNDS if params.refit else 0)
-    report("background", 0.0)
-    report("traces", 0.0)
-    for round_index in range(rounds):
-        if not low_rank and (model.ring is None or params.update_background_components):
-            ring = fit_ring_model(movie, model.A, C_full, gsiz=params.gSiz, ring_size_factor=params.ring_size_factor,
-                                  ssub_B=params.ssub_B, chunk_frames=chunk_frames, frames=ring_fit_frames(T))
-            model = TraceModel(A=model.A, ring=ring)
-        report("background", (round_index + 1) / rounds)
-        traces = solve_traces(movie, model, C_full, params=params, chunk_frames=chunk_frames)
-        report("traces", (round_index + 1) / rounds)
-        C_full = traces.C
-        if traces.f is not None:
-            model = replace(model, low_rank=replace(model.low_rank, f=traces.f))
-        if round_index + 1 < rounds:
-            model = refine_footprints(movie, model, C_full, params=params, chunk_frames=chunk_frames)
+    model, traces = _update_rounds(movie, TraceModel(A=A, ring=None, low_rank=background), C_full, params, report,
+                                   chunk_frames=chunk_frames)
     timings["background_and_traces"] = time.perf_counter() - started
 
     boxes = [result.box for result in results]
@@ -162,6 +148,34 @@ def fit(movie: np.ndarray, params: Params, progress: Progress | None = None, *,
     estimates.timings = timings
     report("quality", 1.0)
     return estimates
+
+
+def _update_rounds(movie, model: TraceModel, C_full: np.ndarray, params: Params, report: Progress, *,
+                   chunk_frames: int) -> tuple[TraceModel, TraceResult]:
+    """Background, traces and (between rounds) footprints on the full field of view.
+
+    One round after the patches' initialisation (only_init), two otherwise, and REFIT_ROUNDS more
+    with refit. The 1P ring model is fitted in the first round and again in later ones when
+    update_background_components; the 2P low-rank background is updated with the footprints.
+    """
+    T = movie.shape[0]
+    rounds = (1 if params.only_init else 2) + (REFIT_ROUNDS if params.refit else 0)
+    report("background", 0.0)
+    report("traces", 0.0)
+    for round_index in range(rounds):
+        if model.low_rank is None and (model.ring is None or params.update_background_components):
+            ring = fit_ring_model(movie, model.A, C_full, gsiz=params.gSiz, ring_size_factor=params.ring_size_factor,
+                                  ssub_B=params.ssub_B, chunk_frames=chunk_frames, frames=ring_fit_frames(T))
+            model = TraceModel(A=model.A, ring=ring)
+        report("background", (round_index + 1) / rounds)
+        traces = solve_traces(movie, model, C_full, params=params, chunk_frames=chunk_frames)
+        report("traces", (round_index + 1) / rounds)
+        C_full = traces.C
+        if traces.f is not None:
+            model = replace(model, low_rank=replace(model.low_rank, f=traces.f))
+        if round_index + 1 < rounds:
+            model = refine_footprints(movie, model, C_full, params=params, chunk_frames=chunk_frames)
+    return model, traces
 
 
 def _against_global_background(movie, A: sp.csc_matrix, C_low: np.ndarray, owners: np.ndarray,
