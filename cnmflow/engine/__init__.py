@@ -1,4 +1,6 @@
-"""The CNMF-E engine: numpy/scipy/OASIS only, no Prefect or MLflow.
+"""The extraction engine: CNMF-E (1P) and CNMF with a low-rank background (2P).
+
+numpy/scipy/OASIS (scikit-learn for the 2P initialisation) only, no Prefect or MLflow.
 
 ``from cnmflow.engine import fit, Estimates``; submodules are imported on first use so that one
 stage (e.g. ``cnmflow.engine.noise``) can be used without loading the others.

@@ -1,7 +1,9 @@
-"""``fit``: CNMF-E on a whole movie — patches, combination, merging, global background and traces.
+"""``fit``: a whole movie — patches, combination, merging, global background and traces.
 
-Every pass over the full movie streams frame chunks from the on-disk array, so memory grows
-with the field of view and the number of components, not with the number of frames.
+1P (corr_pnr) patches are combined under CNMF-E's ring background; 2P (greedy_roi, sparse_NMF)
+patches under CNMF's low-rank ``b·f`` (see :mod:`cnmflow.engine.low_rank_background`). Every
+pass over the full movie streams frame chunks from the on-disk array, so the main process's
+memory grows with the field of view and the number of components, not with the number of frames.
 """
 
 from __future__ import annotations
