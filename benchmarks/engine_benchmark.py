@@ -7,6 +7,10 @@ separately). Writes ``engine_benchmark.json`` and prints a table.
     .venv/bin/python benchmarks/engine_benchmark.py                 # 256x256x2000 and 512x512x3000
     .venv/bin/python benchmarks/engine_benchmark.py --sizes 128x128x1000:30
     .venv/bin/python benchmarks/engine_benchmark.py --kind 2p       # 2P preset, 256x256x2000, 60 neurons
+    .venv/bin/python benchmarks/engine_benchmark.py --kind 2p --set K=8     # how 2P time scales with K
+    # how time and memory scale with the recording's length (needs ~20 GB of disk for the movies):
+    .venv/bin/python benchmarks/engine_benchmark.py --sizes 256x256x2000:80 256x256x8000:80 \
+        256x256x20000:80 512x512x3000:240 512x512x10000:240
 
 Each run is also logged to MLflow (experiment "benchmarks": wall time, frames/s, peak RSS,
 precision/recall/F1, trace correlation) unless ``--no-track``.
