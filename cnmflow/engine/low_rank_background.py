@@ -15,12 +15,10 @@ import scipy.sparse as sp
 from cnmflow.engine.hals import update_traces
 from cnmflow.engine.patch_job import PatchResult
 from cnmflow.engine.patches import embed_footprints
-from cnmflow.engine.traces import LowRankBackground, TraceModel, project_background_subtracted
+from cnmflow.engine.traces import SETTLING_SWEEPS, LowRankBackground, TraceModel, project_background_subtracted
 
 #: HALS sweeps compressing the patch backgrounds into nb global components.
 COMPRESSION_SWEEPS = 50
-#: Non-negative sweeps re-solving the patches' traces against the global background.
-SETTLING_SWEEPS = 10
 
 
 def combine_patch_backgrounds(results: list[PatchResult], dims: tuple[int, int], *, nb: int,
@@ -97,10 +95,10 @@ def settle_traces(movie, A: sp.csc_matrix, background: LowRankBackground, C_low:
     a neuron found by two patches then keeps the same trace in both copies, where a joint solve
     would share its activity out between them and hide that they are one.
     """
-    basis = sp.hstack([sp.csc_matrix(A), sp.csc_matrix(background.b)], format="csc")
     K = A.shape[1]
     if K == 0 or background.nb == 0:
         return C_low, background
+    basis = sp.hstack([sp.csc_matrix(A), sp.csc_matrix(background.b)], format="csc")
     U = project_background_subtracted(movie, TraceModel(A=basis, ring=None), C_low, chunk_frames=chunk_frames)
     U_low = _block_means(U, tsub, C_low.shape[1])
     gram = (basis.T @ basis).toarray()

@@ -8,6 +8,8 @@ import numpy as np
 import scipy.sparse as sp
 from scipy.sparse.csgraph import connected_components
 
+from cnmflow.engine.patches import footprint_similarity
+
 
 #: Footprint cosine similarity above which components from two patches may be one neuron.
 DUPLICATE_SIMILARITY = 0.6
@@ -53,9 +55,7 @@ def merge_duplicates(A: sp.spmatrix, C: np.ndarray, owners: np.ndarray, *, merge
     A = sp.csc_matrix(A, dtype=np.float32)
     C = np.asarray(C, dtype=np.float32)
     owners = np.asarray(owners)
-    norms = np.sqrt(np.asarray(A.multiply(A).sum(axis=0)).ravel())
-    unit = sp.csc_matrix(A @ sp.diags(1.0 / np.where(norms > 0, norms, 1.0)))
-    pairs = ((unit.T @ unit).toarray() >= min_similarity) & _correlated(C, merge_thr)
+    pairs = (footprint_similarity(A) >= min_similarity) & _correlated(C, merge_thr)
     groups = _groups(pairs & (owners[:, None] != owners[None, :]))
     if not groups:
         return MergeResult(A=A, C=C, merged_groups=())

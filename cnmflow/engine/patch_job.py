@@ -93,6 +93,12 @@ def downsample_in_chunks(patch: BoxView, *, tsub: int, ssub: int) -> np.ndarray:
     return out
 
 
+def noise_reduction(patch: BoxView, Y: np.ndarray) -> float:
+    """How much averaging tsub frames and ssub x ssub pixels lowers white noise: sqrt(tsub·ssub²)
+    (CaImAn scales min_pnr by sqrt(size(Y) / size(Y_ds)) for the downsampled seed search)."""
+    return float(np.sqrt(patch.shape[0] * patch.shape[1] * patch.shape[2] / Y.size))
+
+
 def upsample_footprints(A: np.ndarray, small: tuple[int, int], full: tuple[int, int]) -> np.ndarray:
     """Footprints found on the ssub grid → the patch's full-resolution grid (bilinear)."""
     if small == full:
@@ -124,10 +130,9 @@ def fit_patch(source: MovieSource, box: PatchBox, params: Params, *, fov_dims: t
     ring_args = dict(gsiz=gsiz, ring_size_factor=params.ring_size_factor, ssub_B=params.ssub_B,
                      frames=ring_fit_frames(Y.shape[0]))
 
-    # min_pnr is read off the full-rate PNR image (as in CaImAn); averaging tsub frames and
-    # ssub x ssub pixels lowers white noise by sqrt(tsub * ssub**2), so the first seed search on
-    # the downsampled patch asks for that much more (CaImAn: min_pnr * sqrt(size(Y) / size(Y_ds))).
-    downsampling = float(np.sqrt(patch.shape[0] * patch.shape[1] * patch.shape[2] / Y.size))
+    # min_pnr is read off the full-rate PNR image (as in CaImAn): the first seed search on the
+    # downsampled patch asks for that much more.
+    downsampling = noise_reduction(patch, Y)
     first = initialize_corr_pnr(Y, max_components=params.K, min_pnr=params.min_pnr * downsampling, **seed)
     edges = dict(top=box.row0 == 0, bottom=box.row1 == fov_dims[0], left=box.col0 == 0,
                  right=box.col1 == fov_dims[1])

@@ -21,7 +21,7 @@ from cnmflow.engine.init.sparse_nmf import initialize_sparse_nmf
 from cnmflow.engine.movie_source import MovieSource
 from cnmflow.engine.noise import pixel_noise
 from cnmflow.engine.patch_job import (BoxView, PatchResult, downsample_in_chunks, drop_border_components,
-                                      to_patch_grid, upsample_footprints)
+                                      noise_reduction, to_patch_grid, upsample_footprints)
 from cnmflow.engine.patches import PatchBox
 from cnmflow.engine.summary_images import correlation_pnr
 from cnmflow.params import Params
@@ -45,7 +45,7 @@ def fit_patch_low_rank(source: MovieSource, box: PatchBox, params: Params, *,
     gsig = params.gSig / params.ssub
     init = _initialize(Y, params, gsig=gsig, gsiz=max(int(round(params.gSiz / params.ssub)), 1))
     images = correlation_pnr(Y, gsig=gsig, center_psf=params.center_psf)
-    downsampling = float(np.sqrt(patch.shape[0] * patch.shape[1] * patch.shape[2] / Y.size))
+    downsampling = noise_reduction(patch, Y)
     A = upsample_footprints(init.A, dims, box.shape)
     A = drop_border_components(A, box, fov_dims, border_pix=params.border_pix)
     keep = A.any(axis=0)

@@ -92,14 +92,20 @@ def deduplicate(A: sp.spmatrix, owners: np.ndarray, boxes: list[PatchBox], dims:
     """
     A = sp.csc_matrix(A)
     keep = keep_nearest_patch(centers_of_mass(A, dims), owners, boxes)
-    norms = np.sqrt(np.asarray(A.multiply(A).sum(axis=0)).ravel())
-    unit = sp.csc_matrix(A @ sp.diags(1.0 / np.where(norms > 0, norms, 1.0)))
-    duplicate = (unit.T @ unit).toarray() > overlap
+    duplicate = footprint_similarity(A) > overlap
     duplicate &= owners[:, None] != owners[None, :]
     for k in np.flatnonzero(~keep):
         if duplicate[k, ~keep].any() and not duplicate[k, keep].any():
             keep[k] = True
     return keep
+
+
+def footprint_similarity(A: sp.spmatrix) -> np.ndarray:
+    """(K, K) cosine similarity of the footprints (columns of ``A``); all-zero columns give 0."""
+    A = sp.csc_matrix(A)
+    norms = np.sqrt(np.asarray(A.multiply(A).sum(axis=0)).ravel())
+    unit = sp.csc_matrix(A @ sp.diags(1.0 / np.where(norms > 0, norms, 1.0)))
+    return (unit.T @ unit).toarray()
 
 
 def keep_nearest_patch(centers: np.ndarray, owners: np.ndarray, boxes: list[PatchBox]) -> np.ndarray:

@@ -243,23 +243,23 @@ def normalize(traces: TraceResult, model: TraceModel, *, dims: tuple[int, int], 
     scale = norms[:, None]
     ring = model.ring
     pixels = dims[0] * dims[1]
-    b, f = _unit_background(model.low_rank, traces)
+    b, f = _unit_background(model.low_rank)
     return Estimates(
         A=A, C=(traces.C * scale).astype(np.float32), S=(traces.S * scale).astype(np.float32),
         YrA=(traces.YrA * scale).astype(np.float32), bl=traces.bl * norms, c1=traces.c1 * norms,
         g=traces.g, neurons_sn=traces.neurons_sn * norms, lam=traces.lam * norms, dims=dims,
         sn=np.asarray(sn, np.float32).ravel(order="F"),
-        b0=ring.b0.astype(np.float32) if ring is not None else np.zeros(0 if model.low_rank else pixels, np.float32),
+        b0=ring.b0.astype(np.float32) if ring is not None else np.zeros(0 if model.low_rank is not None else pixels, np.float32),
         W=ring.W if ring is not None else sp.csr_matrix((0, 0), dtype=np.float32),
         ssub_B=ring.ssub_B if ring is not None else ssub_B, b=b, f=f,
     )
 
 
-def _unit_background(background: LowRankBackground | None, traces: TraceResult) -> tuple[np.ndarray, np.ndarray]:
+def _unit_background(background: LowRankBackground | None) -> tuple[np.ndarray, np.ndarray]:
     """Unit-norm background footprints with their traces scaled to match (empty without nb)."""
     if background is None or background.nb == 0:
         return np.zeros((0, 0), np.float32), np.zeros((0, 0), np.float32)
-    f = background.f if traces.f is None else traces.f
+    f = background.f
     norms = np.linalg.norm(background.b, axis=0)
     norms = np.where(norms > 0, norms, 1.0)
     return (background.b / norms).astype(np.float32), (f * norms[:, None]).astype(np.float32)
