@@ -52,6 +52,7 @@ def _status_mb(field: str) -> float:
 def run_job(movie_path: Path, box_index: int, n_boxes: int, out: Path, profile_top: int, trace: bool) -> None:
     """In a fresh process: one patch job, its CPU time, peak RSS (and tracemalloc peak), its A and C."""
     from cnmflow.engine.movie_source import MovieSource
+    from cnmflow.engine.patch_frames import patch_storage_setting
     from cnmflow.engine.patch_job import fit_patch
     from cnmflow.engine.threads import use_single_thread
     from cnmflow.params import build_params
@@ -74,7 +75,7 @@ def run_job(movie_path: Path, box_index: int, n_boxes: int, out: Path, profile_t
         profiler = cProfile.Profile(time.process_time)
         profiler.enable()
     started = time.process_time()
-    result = fit_patch(source, box, params, fov_dims=source.shape[1:])
+    result = fit_patch(source, box, params, fov_dims=source.shape[1:], storage=patch_storage_setting())
     cpu = time.process_time() - started
     if profiler is not None:
         import pstats

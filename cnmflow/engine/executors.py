@@ -14,6 +14,7 @@ from concurrent.futures import ProcessPoolExecutor
 from typing import Callable, Sequence
 
 from cnmflow.engine.movie_source import MovieSource
+from cnmflow.engine.patch_frames import PatchStorage
 from cnmflow.engine.patch_job import PatchResult, fit_patch
 from cnmflow.engine.patches import PatchBox
 from cnmflow.engine.threads import use_single_thread
@@ -27,24 +28,30 @@ CONNECT_TIMEOUT_S = 20
 
 
 def run_patch_jobs(source: MovieSource, boxes: Sequence[PatchBox], params: Params, dims: tuple[int, int],
-                   report: Progress, *, dask_scheduler: str | None = None) -> list[PatchResult]:
-    """Fit every patch with the executor the run asked for; results in ``boxes`` order."""
+                   report: Progress, *, dask_scheduler: str | None = None,
+                   storage: PatchStorage = PatchStorage()) -> list[PatchResult]:
+    """Fit every patch with the executor the run asked for; results in ``boxes`` order.
+
+    ``storage`` travels with each job: where a worker keeps its patch's frames (scratch files go to
+    the worker's own temp folder unless the policy names one).
+    """
     report("patches", 0.0)
     if dask_scheduler:
         if not source.shareable:
             raise ParameterError("patches can run on a Dask cluster only for a movie stored in a file the workers "
                                  "can read; write the movie to shared storage (the flow's work_dir) first")
-        return _on_dask(source.without_array(), boxes, params, dims, report, dask_scheduler)
+        return _on_dask(source.without_array(), boxes, params, dims, report, dask_scheduler, storage)
     workers = min(params.n_processes, len(boxes))
     if workers <= 1 or not source.shareable:
         results = []
         for done, box in enumerate(boxes, start=1):
-            results.append(fit_patch(source, box, params, fov_dims=dims))
+            results.append(fit_patch(source, box, params, fov_dims=dims, storage=storage))
             report("patches", done / len(boxes))
         return results
     context = multiprocessing.get_context("spawn")
     with ProcessPoolExecutor(max_workers=workers, mp_context=context, initializer=use_single_thread) as pool:
-        futures = [pool.submit(fit_patch, source.without_array(), box, params, fov_dims=dims) for box in boxes]
+        futures = [pool.submit(fit_patch, source.without_array(), box, params, fov_dims=dims, storage=storage)
+                   for box in boxes]
         results = []
         for done, future in enumerate(futures, start=1):
             results.append(future.result())
@@ -53,14 +60,14 @@ def run_patch_jobs(source: MovieSource, boxes: Sequence[PatchBox], params: Param
 
 
 def fit_patch_single_threaded(source: MovieSource, box: PatchBox, params: Params, *,
-                              fov_dims: tuple[int, int]) -> PatchResult:
+                              fov_dims: tuple[int, int], storage: PatchStorage = PatchStorage()) -> PatchResult:
     """A patch job for a cluster worker: one BLAS/FFT thread, since the workers are the parallelism."""
     use_single_thread()
-    return fit_patch(source, box, params, fov_dims=fov_dims)
+    return fit_patch(source, box, params, fov_dims=fov_dims, storage=storage)
 
 
 def _on_dask(source: MovieSource, boxes: Sequence[PatchBox], params: Params, dims: tuple[int, int],
-             report: Progress, address: str) -> list[PatchResult]:
+             report: Progress, address: str, storage: PatchStorage) -> list[PatchResult]:
     from distributed import Client, as_completed, rejoin, secede
 
     try:
@@ -72,7 +79,8 @@ def _on_dask(source: MovieSource, boxes: Sequence[PatchBox], params: Params, dim
     # Dask task runner) gives its thread back while it waits, or its own patch jobs could never start.
     inside_worker = _running_on_dask_worker()
     with client, client.as_current():
-        futures = [client.submit(fit_patch_single_threaded, source, box, params, fov_dims=dims, pure=False,
+        futures = [client.submit(fit_patch_single_threaded, source, box, params, fov_dims=dims, storage=storage,
+                                 pure=False,
                                  key=f"cnmflow-patch-{index}-{box.row0}-{box.col0}-{id(boxes)}")
                    for index, box in enumerate(boxes)]
         position = {future.key: index for index, future in enumerate(futures)}

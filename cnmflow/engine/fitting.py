@@ -24,6 +24,7 @@ from cnmflow.engine.low_rank_background import combine_patch_backgrounds, settle
 from cnmflow.engine.init.low_rank import significant_traces
 from cnmflow.engine.merging import merge_components, merge_duplicates
 from cnmflow.engine.movie_source import MovieSource
+from cnmflow.engine.patch_frames import patch_storage_setting
 from cnmflow.engine.patch_job import PatchResult, ring_fit_frames
 from cnmflow.engine.patches import deduplicate, embed_footprints, patch_boxes, stitch_images
 from cnmflow.engine.quality import evaluate_components
@@ -63,8 +64,9 @@ REFIT_ROUNDS = 2
 
 
 def check_supported(params: Params) -> None:
-    """Refuse, before any compute, what this version of the engine cannot do (or a bad chunk setting)."""
+    """Refuse, before any compute, what this version of the engine cannot do (or a bad memory setting)."""
     chunk_mb_setting()
+    patch_storage_setting()
     if params.method_init not in SUPPORTED_INIT:
         raise ParameterError(
             f"method_init={params.method_init!r} is not available in this version of cnmflow "
@@ -109,7 +111,7 @@ def fit(movie: np.ndarray, params: Params, progress: Progress | None = None, *,
 
     started = time.perf_counter()
     results = run_patch_jobs(source, patch_boxes(dims, rf=params.rf, stride=params.stride), params, dims, report,
-                             dask_scheduler=dask_scheduler)
+                             dask_scheduler=dask_scheduler, storage=patch_storage_setting())
     A, C_low, owners = _combine(results, dims, del_duplicates=params.del_duplicates)
     low_rank = params.method_init != "corr_pnr"
     background = None

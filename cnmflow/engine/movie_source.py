@@ -61,7 +61,7 @@ class MovieSource:
 
 
 #: Bytes of the file mapped at once when reading a band of rows (pages stay resident while mapped).
-MAP_WINDOW_BYTES = 64 * 2 ** 20
+MAP_WINDOW_BYTES = 32 * 2 ** 20
 
 
 class _FreshMapView:
@@ -123,7 +123,9 @@ class _FreshMapView:
         T, H, W = self.shape
         frame_bytes = H * W * self.dtype.itemsize
         out = np.empty((len(frames), len(rows), n_cols), dtype=self.dtype)
-        per_map = max(1, MAP_WINDOW_BYTES // frame_bytes)
+        # A window's span, not just the frames selected from it, becomes resident while mapped (the
+        # kernel maps pages around each one read): bound the span.
+        per_map = max(1, MAP_WINDOW_BYTES // (frame_bytes * frames.step))
         row_slice = slice(rows.start, rows[-1] + 1, rows.step)
         for first in range(0, len(frames), per_map):
             selected = frames[first:first + per_map]

@@ -6,7 +6,6 @@ patch from the shared movie file, so it can run in a worker process or on a clus
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
 
 import numpy as np
@@ -20,6 +19,7 @@ from cnmflow.engine.hals import (clean_footprint, dilated_support, pixels_to_fra
 from cnmflow.engine.init.corr_pnr import initialize_corr_pnr
 from cnmflow.engine.movie_source import MovieSource
 from cnmflow.engine.noise import BAND_VALUES, noise_frame_indices, pixel_noise
+from cnmflow.engine.patch_frames import PatchFrames, PatchStorage, frame_mean
 from cnmflow.engine.patches import PatchBox
 from cnmflow.params import Params
 
@@ -82,21 +82,23 @@ def _within(outer: slice, inner: slice) -> slice:
     return slice(outer.start + start, outer.start + stop)
 
 
-def downsample_in_chunks(patch: BoxView, *, tsub: int, ssub: int) -> np.ndarray:
-    """:func:`downsample` of the whole patch, computed from chunks of whole ``tsub`` blocks."""
+def downsample_in_chunks(patch: BoxView, *, tsub: int, ssub: int,
+                         storage: PatchStorage = PatchStorage()) -> PatchFrames:
+    """:func:`downsample` of the whole patch, computed from chunks of whole ``tsub`` blocks and
+    written into an array that ``storage`` places (in memory, or a scratch file when long)."""
     T, h, w = patch.shape
     per_chunk = max(tsub, READ_CHUNK_BYTES // (4 * h * w) // tsub * tsub)
-    out = np.empty((-(-T // tsub), -(-h // ssub), -(-w // ssub)), dtype=np.float32)  # filled in place: one copy
+    out = storage.allocate((-(-T // tsub), -(-h // ssub), -(-w // ssub)))
     for start in range(0, T, per_chunk):
         part = downsample(patch[start:min(start + per_chunk, T)], tsub=tsub, ssub=ssub)
         out[start // tsub:start // tsub + part.shape[0]] = part
     return out
 
 
-def noise_reduction(patch: BoxView, Y: np.ndarray) -> float:
+def noise_reduction(patch: BoxView, Y: PatchFrames) -> float:
     """How much averaging tsub frames and ssub x ssub pixels lowers white noise: sqrt(tsub·ssub²)
     (CaImAn scales min_pnr by sqrt(size(Y) / size(Y_ds)) for the downsampled seed search)."""
-    return float(np.sqrt(patch.shape[0] * patch.shape[1] * patch.shape[2] / Y.size))
+    return float(np.sqrt(np.prod(patch.shape) / np.prod(Y.shape)))
 
 
 def upsample_footprints(A: np.ndarray, small: tuple[int, int], full: tuple[int, int]) -> np.ndarray:
@@ -112,20 +114,30 @@ def upsample_footprints(A: np.ndarray, small: tuple[int, int], full: tuple[int, 
     return out
 
 
-def fit_patch(source: MovieSource, box: PatchBox, params: Params, *, fov_dims: tuple[int, int]) -> PatchResult:
-    """CNMF-E on one patch (method_init corr_pnr); see the module docstring."""
+def fit_patch(source: MovieSource, box: PatchBox, params: Params, *, fov_dims: tuple[int, int],
+              storage: PatchStorage = PatchStorage()) -> PatchResult:
+    """CNMF-E on one patch (method_init corr_pnr); see the module docstring.
+
+    ``storage`` places the patch's frame-sized working arrays: in memory up to its limit, in
+    scratch files (deleted on return) beyond it, so a long recording does not grow the worker.
+    """
     if params.method_init != "corr_pnr":
         from cnmflow.engine.patch_job_low_rank import fit_patch_low_rank
 
         return fit_patch_low_rank(source, box, params, fov_dims=fov_dims)
     patch = BoxView(source.streaming(), box)
-    noise = pixel_noise(patch, chunk_pixels=_noise_band_pixels(patch.shape, params))  # a bounded sample of frames
-    Y = downsample_in_chunks(patch, tsub=params.tsub, ssub=params.ssub)
+    noise = pixel_noise(patch, chunk_pixels=_noise_band_pixels(patch.shape, params, storage))  # a sample of frames
+    with downsample_in_chunks(patch, tsub=params.tsub, ssub=params.ssub, storage=storage) as Y:
+        return _fit_downsampled(Y, patch, box, params, fov_dims=fov_dims, noise=noise, storage=storage)
+
+
+def _fit_downsampled(Y: PatchFrames, patch: BoxView, box: PatchBox, params: Params, *, fov_dims: tuple[int, int],
+                     noise: np.ndarray, storage: PatchStorage) -> PatchResult:
     dims = Y.shape[1:]
     gsig = params.gSig / params.ssub
     gsiz = max(int(round(params.gSiz / params.ssub)), 1)
     seed = dict(gsig=gsig, gsiz=gsiz, min_corr=params.min_corr,
-                center_psf=params.center_psf, border_pix=0)
+                center_psf=params.center_psf, border_pix=0, storage=storage)
 
     ring_args = dict(gsiz=gsiz, ring_size_factor=params.ring_size_factor, ssub_B=params.ssub_B,
                      frames=ring_fit_frames(Y.shape[0]))
@@ -141,13 +153,12 @@ def fit_patch(source: MovieSource, box: PatchBox, params: Params, *, fov_dims: t
     if params.K is None or A.shape[1] < params.K:
         # Residual pass: neurons hidden under brighter ones or under the background show up
         # once the first components and the ring background are removed. The residual takes
-        # Y's memory; the background's fluctuation on the ring grid (a quarter of it) gives Y back.
-        fluctuation = _residual_in_place(Y, A, C, ring)
-        budget = None if params.K is None else params.K - A.shape[1]
-        # The residual is searched as CaImAn does: its own noise, the threshold as given.
-        more = initialize_corr_pnr(Y, max_components=budget, min_pnr=params.min_pnr, **seed)
-        _undo_residual_in_place(Y, A, C, ring, fluctuation)
-        del fluctuation
+        # Y's place; the background's fluctuation on the ring grid (a quarter of it) gives Y back.
+        with _residual_in_place(Y, A, C, ring, storage) as fluctuation:
+            budget = None if params.K is None else params.K - A.shape[1]
+            # The residual is searched as CaImAn does: its own noise, the threshold as given.
+            more = initialize_corr_pnr(Y, max_components=budget, min_pnr=params.min_pnr, **seed)
+            _undo_residual_in_place(Y, A, C, ring, fluctuation)
         more_A, more_C = _neurons_only(more.A, more.C, dims, gsig, edges)
         if more_A.shape[1]:
             A = np.hstack([A, more_A])
@@ -162,42 +173,41 @@ def fit_patch(source: MovieSource, box: PatchBox, params: Params, *, fov_dims: t
                        pnr=to_patch_grid(first.pnr / downsampling, box.shape))
 
 
-def _noise_band_pixels(shape: tuple[int, int, int], params: Params) -> int:
+def _noise_band_pixels(shape: tuple[int, int, int], params: Params, storage: PatchStorage) -> int:
     """Pixels per band of rows read by the full-rate noise pass.
 
     Each band is a pass over the file; the pass runs before anything movie-sized is held, so bands
-    as large as the two downsampled copies the seeding holds later raise no peak.
+    as large as the two downsampled copies the seeding keeps in memory later raise no peak.
     """
     T, h, w = shape
     sample = noise_frame_indices(T)
     frames_used = T if sample is None else len(sample)
     downsampled = -(-T // params.tsub) * -(-h // params.ssub) * -(-w // params.ssub)
-    return max(BAND_VALUES, 2 * downsampled) // frames_used
+    held = min(downsampled, storage.memory_bytes // 4)
+    return int(max(BAND_VALUES, 2 * held) // frames_used)
 
 
-def _residual_in_place(Y: np.ndarray, A: np.ndarray, C: np.ndarray, ring: RingModel) -> np.ndarray:
+def _residual_in_place(Y: PatchFrames, A: np.ndarray, C: np.ndarray, ring: RingModel,
+                       storage: PatchStorage) -> PatchFrames:
     """Overwrite ``Y`` with ``Y − B − A·C``; returns the background's fluctuation on the ring grid,
     (T, dr, dc), which :func:`_undo_residual_in_place` needs to give ``Y`` back."""
-    fluctuation = np.empty((Y.shape[0], *ring.dims_ds), dtype=np.float32)
-    for chunk, neural in _frame_chunks(Y, A, C):
-        ring_residual(ring, Y[chunk], neural, out=Y[chunk], fluctuation_out=fluctuation[chunk])
+    fluctuation = storage.allocate((Y.shape[0], *ring.dims_ds))
+    for chunk in Y.chunks():
+        frames = Y[chunk]
+        small = np.empty((frames.shape[0], *ring.dims_ds), dtype=np.float32)
+        ring_residual(ring, frames, _neural(A, C[:, chunk], Y.shape[1:]), out=frames, fluctuation_out=small)
+        Y[chunk] = frames
+        fluctuation[chunk] = small
     return fluctuation
 
 
-def _undo_residual_in_place(residual: np.ndarray, A: np.ndarray, C: np.ndarray, ring: RingModel,
-                            fluctuation: np.ndarray) -> None:
+def _undo_residual_in_place(residual: PatchFrames, A: np.ndarray, C: np.ndarray, ring: RingModel,
+                            fluctuation: PatchFrames) -> None:
     """Turn :func:`_residual_in_place`'s residual back into the patch (float32 rounding aside)."""
-    for chunk, neural in _frame_chunks(residual, A, C):
-        undo_ring_residual(ring, residual[chunk], fluctuation[chunk], neural, out=residual[chunk])
-
-
-def _frame_chunks(Y: np.ndarray, A: np.ndarray, C: np.ndarray) -> Iterator[tuple[slice, np.ndarray]]:
-    """(frame slice, neural frames A·C of the slice) over ``Y``, a few MB of frames at a time."""
-    dims = Y.shape[1:]
-    step = max(1, READ_CHUNK_BYTES // (4 * dims[0] * dims[1]))
-    for start in range(0, Y.shape[0], step):
-        chunk = slice(start, start + step)
-        yield chunk, _neural(A, C[:, chunk], dims)
+    for chunk in residual.chunks():
+        frames = residual[chunk]
+        undo_ring_residual(ring, frames, fluctuation[chunk], _neural(A, C[:, chunk], residual.shape[1:]), out=frames)
+        residual[chunk] = frames
 
 
 def to_patch_grid(image: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
@@ -227,34 +237,36 @@ def ring_fit_frames(n_frames: int, *, target: int = 500) -> slice:
     return slice(None, None, max(1, n_frames // target))
 
 
-def _refine(Y: np.ndarray, A: np.ndarray, C: np.ndarray, ring, *, params: Params, ring_args: dict,
+def _refine(Y: PatchFrames, A: np.ndarray, C: np.ndarray, ring, *, params: Params, ring_args: dict,
             gsig: float):
     """A few HALS rounds against the ring background, as CNMF-E does after initialisation.
 
     The background-subtracted statistics ``Aᵀ(Y − B)`` and ``(Y − B)Cᵀ`` are formed from the
     ring operators (``B = b0 + Up·W·D(Y − AC − b0)``) and ``Y``'s own projections, never from
-    a background movie. ``Y`` is the patch's last use: it is centred in place.
+    a background movie; the projections are summed over chunks of frames. ``Y`` is the patch's
+    last use: it is centred in place.
     """
     if A.shape[1] == 0:
         return A, C
     dims = Y.shape[1:]
     # Work relative to each pixel's temporal mean: the bright background then cancels before the
     # float32 products rather than after them (cancellation would swamp weak footprint edges).
-    mean_image = Y.mean(axis=0)
-    Y -= mean_image
+    mean_image = frame_mean(Y)
+    for chunk in Y.chunks():
+        frames = Y[chunk]
+        frames -= mean_image
+        Y[chunk] = frames
     ring = replace(ring, b0=ring.b0 - mean_image.ravel(order="F"))  # the same model, for centred frames
-    pixels = Y.reshape(Y.shape[0], -1)                          # (T, d), C pixel order: a view
-    small = downsample_frames(Y, ring.ssub_B)
-    pixels_small = small.reshape(small.shape[0], -1)            # (T, d_ds), C pixel order
-    to_fortran, to_fortran_small = _fortran_index(dims), _fortran_index(small.shape[1:])
+    to_fortran = _fortran_index(dims)
+    to_fortran_small = _fortran_index(ring.dims_ds)
     down, up = resampling_operators(dims, ring.ssub_B)
     for round_index in range(REFINE_ROUNDS):
         W, b0 = ring.W, ring.b0.astype(np.float64)
         A_small = down @ A                                                # (d_ds, K)
         # Traces: U = AᵀY − Aᵀb0 − M(DY − DA·C − Db0), M = Aᵀ·Up·W.
         M = ((up.T @ A).T @ W)                                            # (K, d_ds)
-        U = (pixels @ A[to_fortran]).T - (A.T @ b0)[:, None] - (
-            M[:, to_fortran_small] @ pixels_small.T - M @ A_small @ C - (M @ (down @ b0))[:, None])
+        U = _trace_projections(Y, A[to_fortran], M[:, to_fortran_small], ring.ssub_B)
+        U -= (A.T @ b0)[:, None] - M @ A_small @ C - (M @ (down @ b0))[:, None]
         C_background = C                        # the background of this round keeps these traces
         C = update_traces(C, U, A.T @ A).astype(np.float32)
         alive = C.any(axis=1)
@@ -263,9 +275,10 @@ def _refine(Y: np.ndarray, A: np.ndarray, C: np.ndarray, ring, *, params: Params
             break
         # Footprints: P = YCᵀ − b0·sᵀ − Up·W(DYCᵀ − DA·CCᵀ − Db0·sᵀ), s = C·1.
         CC, s_total = C @ C.T, C.sum(axis=1)
-        small_term = (_to_fortran_rows(pixels_small.T @ C.T, to_fortran_small) - (down @ A) @ (C_background @ C.T)
+        YC, small_YC = _footprint_projections(Y, C, ring.ssub_B)
+        small_term = (_to_fortran_rows(small_YC, to_fortran_small) - (down @ A) @ (C_background @ C.T)
                       - np.outer(down @ b0, s_total))
-        P = _to_fortran_rows(pixels.T @ C.T, to_fortran) - np.outer(b0, s_total) - up @ (W @ small_term)
+        P = _to_fortran_rows(YC, to_fortran) - np.outer(b0, s_total) - up @ (W @ small_term)
         support = dilated_support(A, dims, radius=max(int(round(gsig)), 1))
         A = update_footprints(A, P, CC, support).astype(np.float32)
         A = np.column_stack([clean_footprint(A[:, k], dims) for k in range(A.shape[1])]).astype(np.float32)
@@ -276,6 +289,30 @@ def _refine(Y: np.ndarray, A: np.ndarray, C: np.ndarray, ring, *, params: Params
         if params.update_background_components and round_index + 1 < REFINE_ROUNDS:
             ring = fit_ring_model(Y, _sparse(A), C, **ring_args)
     return A, C
+
+
+def _trace_projections(Y: PatchFrames, A_rows: np.ndarray, M_rows: np.ndarray, ssub_B: int) -> np.ndarray:
+    """``A_rowsᵀ·Y − M_rows·D(Y)`` for every frame, (K, T); the rows of both in C pixel order."""
+    U = np.empty((A_rows.shape[1], Y.shape[0]))
+    for chunk in Y.chunks():
+        frames = Y[chunk]
+        small = downsample_frames(frames, ssub_B)
+        U[:, chunk] = ((frames.reshape(frames.shape[0], -1) @ A_rows).T
+                       - M_rows @ small.reshape(small.shape[0], -1).T)
+    return U
+
+
+def _footprint_projections(Y: PatchFrames, C: np.ndarray, ssub_B: int) -> tuple[np.ndarray, np.ndarray]:
+    """``Y·Cᵀ`` (d, K) and ``D(Y)·Cᵀ`` (d_ds, K), pixels in C order, summed over chunks of frames."""
+    YC = np.zeros((Y.shape[1] * Y.shape[2], C.shape[0]))
+    small_YC = None
+    for chunk in Y.chunks():
+        frames = Y[chunk]
+        small = downsample_frames(frames, ssub_B)
+        YC += frames.reshape(frames.shape[0], -1).T @ C[:, chunk].T
+        part = small.reshape(small.shape[0], -1).T @ C[:, chunk].T
+        small_YC = part.astype(np.float64) if small_YC is None else small_YC + part
+    return YC, small_YC
 
 
 def _fortran_index(dims: tuple[int, int]) -> np.ndarray:

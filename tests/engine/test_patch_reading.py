@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
-from cnmflow.engine import patch_job
+from cnmflow.engine import patch_frames, patch_job
 from cnmflow.engine.noise import pixel_noise
+from cnmflow.engine.patch_frames import PatchStorage
 from cnmflow.engine.patch_job import BoxView, downsample, downsample_in_chunks
 from cnmflow.engine.patches import PatchBox
 
@@ -25,12 +27,14 @@ def test_chunked_downsampling_and_noise_equal_the_whole_patch(monkeypatch):
     view = BoxView(movie, box)
     whole = movie[:, 3:25, 5:33]
     for tsub, ssub in ((1, 1), (2, 2), (3, 1)):
-        np.testing.assert_array_equal(downsample_in_chunks(view, tsub=tsub, ssub=ssub),
-                                      downsample(whole, tsub=tsub, ssub=ssub))
+        for storage in (PatchStorage(), PatchStorage(memory_bytes=0)):
+            with downsample_in_chunks(view, tsub=tsub, ssub=ssub, storage=storage) as chunked:
+                np.testing.assert_array_equal(chunked[:], downsample(whole, tsub=tsub, ssub=ssub))
     np.testing.assert_array_equal(pixel_noise(view), pixel_noise(whole))
 
 
-def test_residual_in_place_is_the_patch_less_background_and_neurons_and_undoes(monkeypatch):
+@pytest.mark.parametrize("memory_bytes", [np.inf, 0], ids=["in memory", "scratch file"])
+def test_residual_in_place_is_the_patch_less_background_and_neurons_and_undoes(monkeypatch, memory_bytes):
     import scipy.sparse as sp
 
     from cnmflow.engine.background import fit_ring_model, ring_background
@@ -40,17 +44,21 @@ def test_residual_in_place_is_the_patch_less_background_and_neurons_and_undoes(m
     A = np.zeros((dims[0] * dims[1], 2), dtype=np.float32)
     A[[40, 200], [0, 1]] = 1.0
     C = rng.random((2, T), dtype=np.float32) * 5
-    Y = 50 + rng.normal(size=(T, *dims)).astype(np.float32)
-    original = Y.copy()
-    ring = fit_ring_model(Y, sp.csc_matrix(A), C, gsiz=5, ring_size_factor=1.4, ssub_B=2)
+    original = 50 + rng.normal(size=(T, *dims)).astype(np.float32)
+    ring = fit_ring_model(original, sp.csc_matrix(A), C, gsiz=5, ring_size_factor=1.4, ssub_B=2)
     neural = patch_job._neural(A, C, dims)
-    expected = Y - ring_background(ring, Y, neural) - neural
-    monkeypatch.setattr(patch_job, "READ_CHUNK_BYTES", 4 * dims[0] * dims[1] * 7)  # 7 frames per chunk
-    fluctuation = patch_job._residual_in_place(Y, A, C, ring)
+    expected = original - ring_background(ring, original, neural) - neural
+    storage = PatchStorage(memory_bytes=memory_bytes)
+    Y = storage.allocate(original.shape)
+    Y[:] = original
+    monkeypatch.setattr(patch_frames, "CHUNK_BYTES", 4 * dims[0] * dims[1] * 7)  # 7 frames per chunk
+    fluctuation = patch_job._residual_in_place(Y, A, C, ring, storage)
     assert fluctuation.shape == (T, 10, 12)
-    np.testing.assert_allclose(Y, expected, atol=1e-3)
+    np.testing.assert_allclose(Y[:], expected, atol=1e-3)
     patch_job._undo_residual_in_place(Y, A, C, ring, fluctuation)
-    np.testing.assert_allclose(Y, original, rtol=1e-6)
+    np.testing.assert_allclose(Y[:], original, rtol=1e-6)
+    fluctuation.close()
+    Y.close()
 
 
 def test_c_ordered_rows_back_to_fortran_order():

@@ -45,9 +45,9 @@ _SCRIPT = textwrap.dedent('''
 ''')
 
 
-def _python(*args: str, tmp_path: Path) -> str:
+def _python(*args: str, tmp_path: Path, source: str = _SCRIPT) -> str:
     script = tmp_path / "scaling.py"
-    script.write_text(_SCRIPT)
+    script.write_text(source)
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")]))}
     done = subprocess.run([sys.executable, str(script), *args], cwd=REPO, env=env, capture_output=True, text=True,
                           timeout=300)
@@ -72,6 +72,52 @@ def test_a_four_times_longer_movie_does_not_take_four_times_the_memory(tmp_path)
     assert short["K"] > 5 and long["K"] > 5
     assert long["peak_kb"] < 1.5 * short["peak_kb"], measured
     assert long["peak_kb"] - short["peak_kb"] < long["movie_kb"] - short["movie_kb"], measured
+
+
+_PATCH_JOB = textwrap.dedent('''
+    import json, sys
+    import numpy as np
+
+    if sys.argv[1] == "make":
+        from cnmflow.synthetic import simulate_1p
+        movie = simulate_1p(shape=(81, 81), n_frames=int(sys.argv[3]), n_neurons=8, gsig=3, fr=10, rng=4,
+                            peak_snr=(6, 12)).movie
+        np.save(sys.argv[2], movie)
+        raise SystemExit
+    from cnmflow.engine.movie_source import MovieSource
+    from cnmflow.engine.patch_frames import PatchStorage
+    from cnmflow.engine.patch_job import fit_patch
+    from cnmflow.engine.patches import PatchBox
+    from cnmflow.engine.threads import use_single_thread
+    from cnmflow.params import build_params
+
+    use_single_thread()
+    source = MovieSource.of(np.load(sys.argv[2], mmap_mode="r")).without_array()
+    params = build_params(dict(gSig=3, gSiz=13, min_corr=0.8, min_pnr=6, fr=10, rf=None))
+    result = fit_patch(source, PatchBox(0, 81, 0, 81), params, fov_dims=(81, 81),
+                       storage=PatchStorage(memory_bytes=float(sys.argv[3])))
+    peak = [int(line.split()[1]) for line in open("/proc/self/status") if line.startswith("VmHWM")][0]
+    print(json.dumps(dict(K=int(result.A.shape[1]), peak_kb=peak)))
+''')
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads VmHWM from /proc")
+def test_a_four_times_longer_patch_does_not_grow_the_worker(tmp_path):
+    """One 81×81 patch job per fresh process, frames in scratch files: the peak RSS of the
+    4× longer patch stays well under what holding its frames (patch + filtered copy) would add.
+
+    Measured on 2 cores: peaks of 126 MB (1000 frames) and 145 MB (4000 frames) with scratch
+    files; kept in memory the same jobs peak at 136 and 226 MB (the two copies add 150 MB).
+    """
+    measured = {}
+    for frames in (1000, 4000):
+        path = tmp_path / f"patch_{frames}.npy"
+        _python("make", str(path), str(frames), tmp_path=tmp_path, source=_PATCH_JOB)
+        measured[frames] = json.loads(_python("fit", str(path), "0", tmp_path=tmp_path, source=_PATCH_JOB))
+    held_growth_kb = 2 * 4 * 81 * 81 * (4000 - 1000) // 1024
+    growth = measured[4000]["peak_kb"] - measured[1000]["peak_kb"]
+    assert measured[1000]["K"] >= 4 and measured[4000]["K"] >= 4, measured
+    assert growth < 0.35 * held_growth_kb, (growth, held_growth_kb, measured)
 
 
 def test_chunked_passes_give_the_unchunked_result(tmp_path, monkeypatch):

@@ -2,7 +2,9 @@
 rank-1 initialization, written from Zhou et al., eLife 2018 (stages 3 and 4 of
 docs/shared reference cnmf-algorithm.md).
 
-Works on one patch held in memory, ``movie`` (T, h, w) float32, already downsampled.
+Works on one patch, ``movie`` (T, h, w) float32, already downsampled: an array, or a
+:class:`~cnmflow.engine.patch_frames.PatchFrames` in a scratch file for a long recording. Every
+step reads chunks of frames, so memory does not follow the number of frames.
 
 Outline
 -------
@@ -33,12 +35,8 @@ import numpy as np
 import scipy.ndimage as ndi
 
 from cnmflow.engine.noise import pixel_noise
-from cnmflow.engine.summary_images import (
-    CORR_THRESHOLD,
-    _Filter,
-    correlation_image,
-    filter_kernel,
-)
+from cnmflow.engine.patch_frames import PatchFrames, PatchStorage, frame_mean
+from cnmflow.engine.summary_images import CORR_THRESHOLD, _CorrSums, _Filter, filter_kernel
 from cnmflow.errors import ParameterError
 
 __all__ = ["InitResult", "initialize_corr_pnr", "seed_candidates"]
@@ -56,8 +54,6 @@ FOOTPRINT_REL_THRESHOLD = 0.1
 #: no later seed inside a found footprint's core: pixels above this fraction of its peak
 SEED_EXCLUSION_FRACTION = 0.5
 _MAX_ROUNDS = 50
-#: frames per in-place update of ``F`` when a component is removed
-_FRAMES_PER_UPDATE = 256
 
 
 @dataclass(frozen=True)
@@ -138,18 +134,26 @@ class _State:
     """Working residuals and images of the greedy initialization.
 
     The raw movie is only read: found components are subtracted from it box by box when a seed
-    needs its raw residual (``raw_residual``), so the state holds one movie-sized array, ``F``.
+    needs its raw residual (``raw_residual_sums``). The filtered residual ``F`` is the one
+    movie-sized array the state owns (a :class:`PatchFrames`: in a scratch file when long); every
+    pass over it reads a chunk of frames of the box it needs, so no (frames × box) temporary exists.
     """
 
-    def __init__(self, movie: np.ndarray, gsig, center_psf, noise, min_corr, min_pnr):
+    def __init__(self, movie: PatchFrames, gsig, center_psf, noise, min_corr, min_pnr, storage: PatchStorage):
         T, h, w = movie.shape
         self.T, self.h, self.w = T, h, w
         self.Y = movie  # float32, never written
         self.found: list[tuple[np.ndarray, np.ndarray]] = []  # (footprint (h, w), trace (T,)) removed so far
         self.filt = _Filter(filter_kernel(gsig, center_psf=center_psf), (h, w))
         self.kr = self.filt.r
-        # Filtered, mean-subtracted residual; the filter subtracts chunk by chunk (no movie-sized temporary).
-        self.F = self.filt(self.Y, minus=self.Y.mean(axis=0))
+        self.mean = frame_mean(movie)
+        # Filtered, mean-subtracted residual, written a chunk of frames at a time.
+        self.F = storage.allocate((T, h, w))
+        self.peak = np.full((h, w), -np.inf, dtype=np.float32)  # max over frames of F
+        for chunk in self.F.chunks():
+            filtered = self.filt(movie[chunk], minus=self.mean)
+            np.maximum(self.peak, filtered.max(axis=0), out=self.peak)
+            self.F[chunk] = filtered
         if noise is None:  # every frame's PSD, a band of rows at a time
             noise = pixel_noise(self.F, max_frames_per_block=T, n_blocks=1)
         noise = np.asarray(noise, dtype=np.float32)
@@ -158,49 +162,62 @@ class _State:
         self.sn = np.where(noise > 0, noise, np.inf).astype(np.float32)
         self.thr = (SEED_CORR_THRESHOLD * self.sn).astype(np.float32)
         self.min_corr, self.min_pnr = min_corr, min_pnr
-        self.pnr = np.maximum(self.F.max(axis=0) / self.sn, 0).astype(np.float32)
-        self.cn = correlation_image(self.F, threshold=self.thr)
+        self.pnr = np.maximum(self.peak / self.sn, 0).astype(np.float32)
+        seeding, shown = _CorrSums((h, w)), _CorrSums((h, w))
+        shown_thr = (CORR_THRESHOLD * self.sn).astype(np.float32)
+        for chunk in self.F.chunks():
+            frames = self.F[chunk]
+            seeding.add(frames, threshold=self.thr)
+            if SEED_CORR_THRESHOLD != CORR_THRESHOLD:
+                shown.add(frames, threshold=shown_thr)
+        self.cn = seeding.image()
         #: the first pass's correlation image as CaImAn's ``correlation_pnr`` shows it
-        self.cn_reported = (self.cn if SEED_CORR_THRESHOLD == CORR_THRESHOLD
-                            else correlation_image(self.F, threshold=(CORR_THRESHOLD * self.sn).astype(np.float32)))
+        self.cn_reported = self.cn if SEED_CORR_THRESHOLD == CORR_THRESHOLD else shown.image()
         self.search = _search_image(self.cn, self.pnr, min_corr, min_pnr)
 
-    def raw_residual(self, r0: int, r1: int, c0: int, c1: int) -> np.ndarray:
-        """(T, pixels) float64: the raw movie on rows r0:r1, cols c0:c1 minus the components found so far."""
-        box = self.Y[:, r0:r1, c0:c1].reshape(self.T, -1).astype(np.float64)
+    def close(self) -> None:
+        self.F.close()
+
+    def raw_residual(self, chunk: slice, r0: int, r1: int, c0: int, c1: int) -> np.ndarray:
+        """(frames, pixels) float64: frames ``chunk`` of the raw movie on rows r0:r1, cols c0:c1, minus
+        the components found so far and minus the movie's mean there (a shift that keeps float64 sums
+        of squares accurate; the regression is invariant to it)."""
+        box = self.Y[chunk, r0:r1, c0:c1].astype(np.float64)
+        box -= self.mean[r0:r1, c0:c1]
+        box = box.reshape(box.shape[0], -1)
         for a, c in self.found:
             part = a[r0:r1, c0:c1].ravel()
             if part.any():
-                for t0 in range(0, self.T, _FRAMES_PER_UPDATE):  # a bounded temporary, not another box
-                    box[t0:t0 + _FRAMES_PER_UPDATE] -= np.outer(c[t0:t0 + _FRAMES_PER_UPDATE], part)
+                box -= np.outer(c[chunk], part)
         return box
 
     def remove(self, a: np.ndarray, c: np.ndarray, box: tuple[int, int, int, int]) -> None:
-        """Take a found component out of ``F`` and the images around its box, and off the raw residual."""
+        """Take a found component out of ``F`` around its box (and off the raw residual), and update
+        PNR, correlation and the search image there, in one pass over ``F``."""
         self.found.append((a, c))
         r0, r1, c0, c1 = box
         h, w, kr = self.h, self.w, self.kr
         q0, q1, p0, p1 = max(0, r0 - kr), min(h, r1 + kr), max(0, c0 - kr), min(w, c1 + kr)
         fa = self.filt(a[None])[0][q0:q1, p0:p1]
-        trace = (c - c.mean())[:, None, None]
-        for t0 in range(0, self.T, _FRAMES_PER_UPDATE):  # the product is a chunk of frames, not the movie
-            self.F[t0:t0 + _FRAMES_PER_UPDATE, q0:q1, p0:p1] -= trace[t0:t0 + _FRAMES_PER_UPDATE] * fa[None]
-        self.update_images(q0, q1, p0, p1)
-
-    def update_images(self, r0, r1, c0, c1):
-        """Recompute pnr, correlation and search image on rows r0:r1, cols c0:c1 (clipped)."""
-        h, w = self.h, self.w
-        r0, r1, c0, c1 = max(0, r0), min(h, r1), max(0, c0), min(w, c1)
-        self.pnr[r0:r1, c0:c1] = np.maximum(self.F[:, r0:r1, c0:c1].max(axis=0) / self.sn[r0:r1, c0:c1], 0)
+        trace = c - c.mean()
         # correlation needs one neighbour ring around the region
-        e0, e1, f0, f1 = max(0, r0 - 1), min(h, r1 + 1), max(0, c0 - 1), min(w, c1 + 1)
-        sub = self.F[:, e0:e1, f0:f1]
-        cn = correlation_image(sub, threshold=self.thr[e0:e1, f0:f1])
-        self.cn[r0:r1, c0:c1] = cn[r0 - e0:r1 - e0, c0 - f0:c1 - f0]
+        e0, e1, f0, f1 = max(0, q0 - 1), min(h, q1 + 1), max(0, p0 - 1), min(w, p1 + 1)
+        inner = (slice(q0 - e0, q1 - e0), slice(p0 - f0, p1 - f0))
+        peak = np.full((q1 - q0, p1 - p0), -np.inf, dtype=np.float32)
+        sums = _CorrSums((e1 - e0, f1 - f0))
+        for chunk in self.F.chunks((e1 - e0) * (f1 - f0)):
+            frames = self.F[chunk, e0:e1, f0:f1]
+            frames[:, inner[0], inner[1]] -= trace[chunk, None, None] * fa[None]
+            self.F[chunk, q0:q1, p0:p1] = frames[:, inner[0], inner[1]]
+            np.maximum(peak, frames[:, inner[0], inner[1]].max(axis=0), out=peak)
+            sums.add(frames, threshold=self.thr[e0:e1, f0:f1])
+        self.peak[q0:q1, p0:p1] = peak
+        self.pnr[q0:q1, p0:p1] = np.maximum(peak / self.sn[q0:q1, p0:p1], 0)
+        self.cn[q0:q1, p0:p1] = sums.image()[inner]
         # search image: median filter needs one more ring; results valid 1 px inside that ring
-        g0, g1, k0, k1 = max(0, r0 - 2), min(h, r1 + 2), max(0, c0 - 2), min(w, c1 + 2)
+        g0, g1, k0, k1 = max(0, q0 - 2), min(h, q1 + 2), max(0, p0 - 2), min(w, p1 + 2)
         v = _search_image(self.cn[g0:g1, k0:k1], self.pnr[g0:g1, k0:k1], self.min_corr, self.min_pnr)
-        s0, s1, t0, t1 = max(0, r0 - 1), min(h, r1 + 1), max(0, c0 - 1), min(w, c1 + 1)
+        s0, s1, t0, t1 = max(0, q0 - 1), min(h, q1 + 1), max(0, p0 - 1), min(w, p1 + 1)
         self.search[s0:s1, t0:t1] = v[s0 - g0:s1 - g0, t0 - k0:t1 - k0]
 
 
@@ -218,36 +235,32 @@ def _blob_at(mask: np.ndarray, seed: tuple[int, int]) -> np.ndarray:
 
 
 def _init_one(st: _State, r: int, c: int, gsiz: int):
-    """Rank-1 initialization at seed (r, c). Returns (a (h, w) float32, C (T,)) or None."""
+    """Rank-1 initialization at seed (r, c). Returns (a (h, w) float32, C (T,), box) or None.
+
+    Three passes over the box, a chunk of frames at a time: the filtered traces' correlation with
+    the seed's, the neuron trace ``c_f`` from the best-correlated pixels, and the regression of the
+    raw residual on ``[c_f, b]`` from sums of products.
+    """
     T, h, w = st.T, st.h, st.w
-    y0 = st.F[:, r, c].astype(np.float64)
-    if y0.max() < st.min_pnr * st.sn[r, c]:
+    if st.peak[r, c] < st.min_pnr * st.sn[r, c]:
         return None  # no transient left at the seed
     r0, r1, c0, c1 = max(0, r - gsiz), min(h, r + gsiz + 1), max(0, c - gsiz), min(w, c + gsiz + 1)
     bh, bw = r1 - r0, c1 - c0
     seed = (r - r0, c - c0)
-    Fb = st.F[:, r0:r1, c0:c1].reshape(T, -1).astype(np.float64)  # box temporaries in place: they grow with T
-    Fb -= Fb.mean(axis=0)
-    y0 = y0 - y0.mean()
-    norms = np.sqrt(np.einsum("tp,tp->p", Fb, Fb)) * np.sqrt(y0 @ y0)
-    corr = np.where(norms > 0, (Fb.T @ y0) / np.where(norms > 0, norms, 1), 0).reshape(bh, bw)
-    hi = _blob_at(corr > CORR_NEURON, seed)
+    at_seed = seed[0] * bw + seed[1]
+    corr, box_mean = _seed_correlation(st, (r0, r1, c0, c1), at_seed)
+    hi = _blob_at(corr.reshape(bh, bw) > CORR_NEURON, seed)
     hi[seed] = True
-    c_f = Fb[:, hi.ravel()].mean(axis=1)
-    del Fb  # before the raw box: at most one (T, box) float64 array at a time
+    hi = hi.ravel()
+    c_f = np.empty(T)
+    for chunk in st.F.chunks(bh * bw):
+        c_f[chunk] = st.F[chunk, r0:r1, c0:c1].reshape(-1, bh * bw)[:, hi].mean(axis=1, dtype=np.float64)
+    c_f -= box_mean[hi].mean()
     if not np.any(c_f > 0):
         return None
-    Yb = st.raw_residual(r0, r1, c0, c1)
-    Yb -= Yb.mean(axis=0)
-    lo = (corr < CORR_BACKGROUND).ravel()
-    cols = [c_f]
-    if lo.sum() >= 3:
-        b = Yb @ (lo / lo.sum())  # the mean over the background pixels, without copying them
-        if np.any(b != 0):
-            cols.append(b)
-    X = np.stack(cols, axis=1)  # data and regressors are mean-free: the constant is implicit
-    coef = np.linalg.pinv(X.T @ X) @ (X.T @ Yb)  # normal equations: X has 1-2 columns
-    a = np.maximum(coef[0].reshape(bh, bw), 0)
+    lo = (corr < CORR_BACKGROUND)
+    coef = _regress_on_trace(st, (r0, r1, c0, c1), c_f, lo / lo.sum() if lo.sum() >= 3 else None)
+    a = np.maximum(coef.reshape(bh, bw), 0)
     # the support comes from the 3x3-median-smoothed coefficients (robust to noisy pixels); the
     # values inside it stay unsmoothed (a median filter would shave the peak of a small blob)
     smooth = ndi.median_filter(a, size=3, mode="nearest")
@@ -266,6 +279,61 @@ def _init_one(st: _State, r: int, c: int, gsiz: int):
     return A, ci.astype(np.float32), (r0, r1, c0, c1)
 
 
+def _seed_correlation(st: _State, box: tuple[int, int, int, int], at_seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Pearson correlation of each filtered trace of the box with the seed's, and the traces' means."""
+    r0, r1, c0, c1 = box
+    pixels = (r1 - r0) * (c1 - c0)
+    total, squares, with_seed = np.zeros(pixels), np.zeros(pixels), np.zeros(pixels)
+    for chunk in st.F.chunks(pixels):
+        Fb = st.F[chunk, r0:r1, c0:c1].reshape(-1, pixels).astype(np.float64)
+        total += Fb.sum(axis=0)
+        squares += np.einsum("tp,tp->p", Fb, Fb)
+        with_seed += Fb.T @ Fb[:, at_seed]
+    mean = total / st.T
+    centred_squares = np.maximum(squares - st.T * mean * mean, 0)
+    covariance = with_seed - st.T * mean * mean[at_seed]
+    norms = np.sqrt(centred_squares) * np.sqrt(centred_squares[at_seed])
+    return np.where(norms > 0, covariance / np.where(norms > 0, norms, 1), 0), mean
+
+
+def _regress_on_trace(st: _State, box: tuple[int, int, int, int], c_f: np.ndarray,
+                      background_weights: np.ndarray | None) -> np.ndarray:
+    """Coefficient on ``c_f`` of each raw-residual pixel trace of the box regressed on ``[c_f, b]``.
+
+    ``b`` = the raw residual averaged with ``background_weights`` (the poorly correlated pixels),
+    the local background. Data and regressors are taken mean-free: the constant is implicit. The
+    normal equations come from sums over chunks of frames (``c_f`` is already mean-free).
+    """
+    r0, r1, c0, c1 = box
+    pixels = (r1 - r0) * (c1 - c0)
+    n = st.T
+    s_y, s_cy, s_by = np.zeros(pixels), np.zeros(pixels), np.zeros(pixels)
+    s_b = s_bb = s_cb = 0.0
+    for chunk in st.F.chunks(pixels):
+        Yb = st.raw_residual(chunk, r0, r1, c0, c1)
+        s_y += Yb.sum(axis=0)
+        s_cy += c_f[chunk] @ Yb
+        if background_weights is not None:
+            b = Yb @ background_weights
+            s_b += b.sum()
+            s_bb += b @ b
+            s_cb += c_f[chunk] @ b
+            s_by += b @ Yb
+    m_y = s_y / n
+    cc = c_f @ c_f
+    cy = s_cy - c_f.sum() * m_y
+    if background_weights is None:
+        return cy / cc if cc > 0 else np.zeros(pixels)
+    m_b = s_b / n
+    bb = s_bb - n * m_b * m_b
+    if not bb > 1e-12 * max(s_bb / n, 1e-300) * n:   # a constant local background: nothing to regress on
+        return cy / cc if cc > 0 else np.zeros(pixels)
+    cb = s_cb - c_f.sum() * m_b
+    by = s_by - n * m_b * m_y
+    gram = np.array([[cc, cb], [cb, bb]])
+    return (np.linalg.pinv(gram) @ np.vstack([cy, by]))[0]
+
+
 def initialize_corr_pnr(
     movie: np.ndarray,
     *,
@@ -277,15 +345,18 @@ def initialize_corr_pnr(
     max_components: int | None = None,
     border_pix: int = 0,
     noise: np.ndarray | None = None,
+    storage: PatchStorage = PatchStorage(),
 ) -> InitResult:
-    """Greedy CNMF-E initialization of one in-memory patch ``movie`` (T, h, w).
+    """Greedy CNMF-E initialization of one patch ``movie`` (T, h, w).
 
     ``noise``: per-pixel noise of the *filtered* movie (``SummaryImages.noise``), computed when
     None. ``max_components``: stop after that many components (None: no limit). Seeds within
     ``border_pix`` of the border are not used. Deterministic; K = 0 is a normal result.
-    ``movie`` is only read (a float32 array is not copied).
+    ``movie`` is only read (a float32 array is not copied). ``storage`` says where the filtered
+    copy of the movie goes (default: memory).
     """
-    movie = np.asarray(movie, dtype=np.float32)
+    if not isinstance(movie, PatchFrames):
+        movie = np.asarray(movie, dtype=np.float32)
     if movie.ndim != 3:
         raise ParameterError(f"movie must be (n_frames, rows, cols), got shape {movie.shape}")
     _check_params(gsig, gsiz, min_corr, min_pnr, border_pix, max_components)
@@ -293,11 +364,20 @@ def initialize_corr_pnr(
     if T < 4:
         raise ParameterError(f"patch has {T} frame(s); initialization needs at least 4")
     gsiz_i = max(1, int(round(float(gsiz))))
-    st = _State(movie, gsig, center_psf, noise, float(min_corr), float(min_pnr))
+    st = _State(movie, gsig, center_psf, noise, float(min_corr), float(min_pnr), storage)
+    try:
+        return _greedy(st, gsig=gsig, gsiz=gsiz_i, border_pix=border_pix, max_components=max_components)
+    finally:
+        st.close()
+
+
+def _greedy(st: _State, *, gsig: float, gsiz: int, border_pix: int, max_components: int | None) -> InitResult:
+    """Seeds in descending search value, each initialised and removed before the next (step 3-4)."""
+    T, h, w = st.T, st.h, st.w
     corr0, pnr0 = st.cn_reported.copy(), st.pnr.copy()
 
     blocked = _border_mask((h, w), border_pix)
-    size = _dilation_size(gsiz_i)
+    size = _dilation_size(gsiz)
     excl_r = max(1.0, float(gsig) / 2.0)
     er = int(np.ceil(excl_r))
     dy, dx = np.mgrid[-er:er + 1, -er:er + 1]
@@ -322,7 +402,7 @@ def initialize_corr_pnr(
             if st.search[r, c] < st.search[w0:w1, v0:v1].max():
                 continue
             blocked[r, c] = True
-            out = _init_one(st, int(r), int(c), gsiz_i)
+            out = _init_one(st, int(r), int(c), gsiz)
             if out is None:
                 continue
             a, ci, box = out

@@ -1,0 +1,85 @@
+"""A patch's frames in a scratch file behave like the in-memory array (the memory test is in
+test_scaling)."""
+
+from __future__ import annotations
+
+
+import numpy as np
+import pytest
+
+from cnmflow.engine import patch_frames
+from cnmflow.engine.movie_source import MovieSource
+from cnmflow.engine.patch_frames import PatchStorage, patch_storage_setting
+from cnmflow.engine.patch_job import fit_patch
+from cnmflow.engine.patches import PatchBox
+from cnmflow.errors import ParameterError
+from cnmflow.params import build_params
+from cnmflow.synthetic import simulate_1p
+
+
+def test_scratch_frames_read_and_write_like_an_array(tmp_path):
+    values = np.random.default_rng(0).random((37, 9, 11), dtype=np.float32)
+    on_disk = PatchStorage(memory_bytes=0, directory=str(tmp_path)).allocate(values.shape)
+    in_memory = PatchStorage().allocate(values.shape)
+    assert on_disk.on_disk and not in_memory.on_disk
+    for frames in (on_disk, in_memory):
+        frames[:20] = values[:20]
+        frames[20:] = values[20:]
+        frames[5:30, 2:6, 3:9] = values[5:30, 2:6, 3:9] * 2          # a box of a run of frames
+    expected = values.copy()
+    expected[5:30, 2:6, 3:9] *= 2
+    for key in (np.s_[:], np.s_[::4, 1:8, 2:], np.s_[3:17, 4, 5], np.s_[10]):
+        np.testing.assert_array_equal(on_disk[key], expected[key])
+        np.testing.assert_array_equal(in_memory[key], expected[key])
+    folder = next(tmp_path.iterdir())
+    on_disk.close()
+    assert not folder.exists(), "closing removes the scratch file and its folder"
+
+
+def test_the_memory_limit_decides_where_frames_go():
+    storage = PatchStorage(memory_bytes=4 * 10 * 8 * 8)
+    small, large = storage.allocate((10, 8, 8)), storage.allocate((11, 8, 8))
+    assert not small.on_disk and large.on_disk
+    large.close()
+
+
+@pytest.mark.parametrize("value", ["-1", "lots", "nan"])
+def test_a_bad_patch_memory_setting_names_the_variable(monkeypatch, value):
+    monkeypatch.setenv("CNMFLOW_PATCH_MB", value)
+    with pytest.raises(ParameterError, match="CNMFLOW_PATCH_MB"):
+        patch_storage_setting()
+
+
+def test_a_missing_scratch_folder_is_refused(monkeypatch, tmp_path):
+    monkeypatch.setenv("CNMFLOW_SCRATCH_DIR", str(tmp_path / "absent"))
+    with pytest.raises(ParameterError, match="CNMFLOW_SCRATCH_DIR"):
+        patch_storage_setting()
+
+
+def test_the_settings_reach_the_policy(monkeypatch, tmp_path):
+    monkeypatch.setenv("CNMFLOW_PATCH_MB", "0.5")
+    monkeypatch.setenv("CNMFLOW_SCRATCH_DIR", str(tmp_path))
+    assert patch_storage_setting() == PatchStorage(memory_bytes=0.5 * 2 ** 20, directory=str(tmp_path))
+    monkeypatch.delenv("CNMFLOW_PATCH_MB")
+    assert patch_storage_setting().memory_bytes == patch_frames.DEFAULT_PATCH_MB * 2 ** 20
+
+
+def test_a_patch_fitted_from_scratch_files_equals_the_in_memory_fit(tmp_path, monkeypatch):
+    simulated = simulate_1p(shape=(44, 44), n_frames=400, n_neurons=6, gsig=3, fr=10, rng=2, peak_snr=(6, 12))
+    path = tmp_path / "movie.npy"
+    np.save(path, simulated.movie)
+    source = MovieSource.of(np.load(path, mmap_mode="r")).without_array()
+    params = build_params(dict(gSig=3, gSiz=13, min_corr=0.8, min_pnr=6, fr=10, rf=None))
+    box = PatchBox(0, 44, 0, 44)
+    in_memory = fit_patch(source, box, params, fov_dims=(44, 44))
+    monkeypatch.setattr(patch_frames, "CHUNK_BYTES", 4 * 44 * 44 * 30)   # many chunks: 30 frames each
+    scratch = tmp_path / "scratch"
+    scratch.mkdir()
+    on_disk = fit_patch(source, box, params, fov_dims=(44, 44),
+                        storage=PatchStorage(memory_bytes=0, directory=str(scratch)))
+    assert in_memory.A.shape[1] >= 4
+    assert on_disk.A.shape == in_memory.A.shape
+    np.testing.assert_allclose(on_disk.A @ on_disk.C, in_memory.A @ in_memory.C, rtol=0, atol=1e-3 * np.abs(
+        in_memory.A @ in_memory.C).max())
+    np.testing.assert_allclose(on_disk.pnr, in_memory.pnr, rtol=1e-4)
+    assert list(scratch.iterdir()) == [], "the patch job deletes its scratch files"
