@@ -10,6 +10,7 @@ process's RSS before the job (imports). Movies are simulated once with ``engine_
     .venv/bin/python benchmarks/patch_profile.py --boxes 1 --profile 25         # + cProfile, top 25 by own time
     .venv/bin/python benchmarks/patch_profile.py --save before.npz              # keep A, C per box ...
     .venv/bin/python benchmarks/patch_profile.py --compare before.npz           # ... and compare against them
+    .venv/bin/python benchmarks/patch_profile.py --kind 2p --size 256x256x2000:60  # 2P (greedy_roi) patch jobs
 """
 
 from __future__ import annotations
@@ -24,11 +25,18 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from engine_benchmark import RESULTS, simulate  # noqa: E402
+from engine_benchmark import DEFAULT_PARAMS, RESULTS, simulate  # noqa: E402
 
-#: The benchmark's fit parameters (engine_benchmark.main).
 PROFILE_SORT = "tottime"
-PARAMS = dict(fr=10.0, gSig=3, gSiz=13, min_corr=0.8, min_pnr=4, rf=40, stride=20, n_processes=1)
+
+
+def job_params(kind: str) -> dict:
+    """The benchmark's fit parameters for ``kind`` (engine_benchmark, its preset applied), one process."""
+    from cnmflow.params import PRESETS
+
+    params = {**DEFAULT_PARAMS[kind], "n_processes": 1}
+    preset = PRESETS[params.pop("preset")] if "preset" in params else {}
+    return {**preset, **params}
 
 
 def central_boxes(dims: tuple[int, int], n: int, rf: int, stride: int) -> list:
@@ -49,7 +57,8 @@ def _status_mb(field: str) -> float:
     return float("nan")
 
 
-def run_job(movie_path: Path, box_index: int, n_boxes: int, out: Path, profile_top: int, trace: bool) -> None:
+def run_job(movie_path: Path, box_index: int, n_boxes: int, out: Path, profile_top: int, trace: bool,
+            kind: str) -> None:
     """In a fresh process: one patch job, its CPU time, peak RSS (and tracemalloc peak), its A and C."""
     from cnmflow.engine.movie_source import MovieSource
     from cnmflow.engine.patch_frames import patch_storage_setting
@@ -60,7 +69,7 @@ def run_job(movie_path: Path, box_index: int, n_boxes: int, out: Path, profile_t
     use_single_thread()
     movie = np.load(movie_path, mmap_mode="r")
     source = MovieSource.of(movie).without_array()
-    params = build_params(PARAMS)
+    params = build_params(job_params(kind))
     box = central_boxes(movie.shape[1:], n_boxes, params.rf, params.stride)[box_index]
     del movie
     rss_before = _status_mb("VmRSS")
@@ -108,6 +117,7 @@ def compare(saved: dict[str, np.ndarray], index: int, now: dict[str, np.ndarray]
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--size", default="512x512x3000:240", help="ROWSxCOLSxFRAMES:NEURONS")
+    parser.add_argument("--kind", choices=sorted(DEFAULT_PARAMS), default="1p", help="1P (CNMF-E) or 2P (CNMF) patch jobs")
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--boxes", type=int, default=3, help="how many central patch boxes")
     parser.add_argument("--repeat", type=int, default=1, help="runs per box; the least CPU time is reported "
@@ -120,19 +130,19 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.job:
-        run_job(Path(args.job[0]), int(args.job[1]), int(args.job[2]), args.out, args.profile, args.trace)
+        run_job(Path(args.job[0]), int(args.job[1]), int(args.job[2]), args.out, args.profile, args.trace, args.kind)
         return 0
     RESULTS.mkdir(parents=True, exist_ok=True)
     subprocess.run([sys.executable, str(Path(__file__).with_name("engine_benchmark.py")), "--simulate-only",
-                    args.size, "--seed", str(args.seed)], check=True)
-    movie_path = simulate(args.size, RESULTS, args.seed)
+                    args.size, "--seed", str(args.seed), "--kind", args.kind], check=True)
+    movie_path = simulate(args.size, RESULTS, args.seed, args.kind)
     saved = dict(np.load(args.compare)) if args.compare else None
     kept: dict[str, np.ndarray] = {}
     total = 0.0
     for index in range(args.boxes):
         out = RESULTS / f"patch_profile_{index}.json"
         command = [sys.executable, __file__, "--job", str(movie_path), str(index), str(args.boxes), "--out", str(out),
-                   "--profile", str(args.profile)] + (["--trace"] if args.trace else [])
+                   "--profile", str(args.profile), "--kind", args.kind] + (["--trace"] if args.trace else [])
         record = None
         for _ in range(args.repeat):
             subprocess.run(command, check=True)

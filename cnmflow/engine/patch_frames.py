@@ -1,12 +1,14 @@
-"""Where a patch job keeps its working frames: in memory while they are small, in a scratch file
+"""Where a patch job keeps its working frames: in memory while they are small, in scratch files
 when the recording is long.
 
-A 1P patch job needs its downsampled patch and the seed-filtered copy of it for every frame,
-two arrays of ``frames × patch pixels``: 0.5 GB each for an 81×81 patch of a 20 000-frame
-recording. Held in memory, a worker's RSS would follow the recording's length. Above
-``memory_bytes`` an array lives in a raw file instead, read and written a chunk of frames (or a
-box) at a time with plain file I/O, so the worker holds a few chunks whatever the length. Both
-kinds answer the same indexing, so the algorithms have one code path and give the same numbers.
+A patch job needs copies of its patch for every frame (1P: the downsampled patch and its
+seed-filtered copy; 2P: the patch, its residual and filtered residuals), arrays of
+``frames × patch pixels``: 0.5 GB each for an 81×81 patch of 20 000 downsampled frames. Held in
+memory, a worker's RSS would follow the recording's length. Once the job's in-memory arrays would
+pass its budget, the next one lives in a raw file instead, read and written a chunk of frames
+(or a box) at a time with plain file I/O, so the worker holds a few chunks whatever the length.
+Both kinds answer the same indexing, so the algorithms have one code path and give the same
+numbers.
 """
 
 from __future__ import annotations
@@ -15,8 +17,7 @@ import math
 import os
 import shutil
 import tempfile
-from collections.abc import Iterator
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import numpy as np
@@ -24,31 +25,59 @@ import numpy as np
 from cnmflow.engine.movie_source import MovieSource
 from cnmflow.errors import ParameterError
 
-#: Default megabytes of one patch-sized array that a worker keeps in memory (it holds about two).
-DEFAULT_PATCH_MB = 128.0
+#: Default megabytes of frame-sized arrays that one patch job keeps in memory.
+DEFAULT_PATCH_MB = 256.0
 #: Environment variable for that limit (CLI, flows, deployments).
 PATCH_MB_VARIABLE = "CNMFLOW_PATCH_MB"
 #: Environment variable for the folder of the scratch files (default: the system's temp folder).
 SCRATCH_VARIABLE = "CNMFLOW_SCRATCH_DIR"
 #: Bytes of frames one chunk of a streaming pass reads (the box's pixels, not the patch's).
 CHUNK_BYTES = 8 * 2 ** 20
+#: Values (all frames of a band of rows) that one band of a whole-time pass holds.
+BAND_VALUES = 2 ** 22
 #: Bytes of the file mapped at once when writing a box into a scratch file.
 WRITE_WINDOW_BYTES = 64 * 2 ** 20
 
 
-@dataclass(frozen=True)
 class PatchStorage:
-    """A policy: arrays up to ``memory_bytes`` in memory, larger ones in files under ``directory``."""
+    """Where a patch job's frame-sized arrays go: memory while the arrays it holds in memory total
+    at most ``memory_bytes``, scratch files under ``directory`` (default: the temp folder) beyond.
 
-    memory_bytes: float = math.inf
-    directory: str | None = None
+    The ledger counts arrays from :meth:`allocate` until they are closed. A copy sent to a worker
+    process starts with an empty ledger; jobs run one after another may share one.
+    """
+
+    def __init__(self, memory_bytes: float = math.inf, directory: str | None = None):
+        self.memory_bytes, self.directory = float(memory_bytes), directory
+        self._held = 0
 
     def allocate(self, shape: tuple[int, int, int]) -> "PatchFrames":
         """An uninitialised float32 array of ``shape`` (frames, rows, cols)."""
         nbytes = 4 * math.prod(shape)
-        if nbytes <= self.memory_bytes:
-            return PatchFrames(np.empty(shape, dtype=np.float32))
+        if self._held + nbytes <= self.memory_bytes:
+            self._held += nbytes
+            return PatchFrames(np.empty(shape, dtype=np.float32), on_close=lambda: self._release(nbytes))
         return PatchFrames.scratch(shape, self.directory)
+
+    @property
+    def held_bytes(self) -> int:
+        """Bytes of the in-memory arrays allocated and not yet closed."""
+        return self._held
+
+    def _release(self, nbytes: int) -> None:
+        self._held -= nbytes
+
+    def __getstate__(self) -> dict:
+        return {"memory_bytes": self.memory_bytes, "directory": self.directory}
+
+    def __setstate__(self, state: dict) -> None:
+        self.__init__(**state)
+
+    def __eq__(self, other) -> bool:
+        return isinstance(other, PatchStorage) and self.__getstate__() == other.__getstate__()
+
+    def __repr__(self) -> str:
+        return f"PatchStorage(memory_bytes={self.memory_bytes:g}, directory={self.directory!r})"
 
 
 def patch_storage_setting() -> PatchStorage:
@@ -76,12 +105,12 @@ class PatchFrames:
     written back); writing takes ``frames[key] = values``. :meth:`close` frees the file.
     """
 
-    ndim = 3
     dtype = np.dtype(np.float32)
 
     def __init__(self, array: np.ndarray | None = None, *, path: Path | None = None,
-                 shape: tuple[int, int, int] | None = None):
+                 shape: tuple[int, int, int] | None = None, on_close: Callable[[], None] | None = None):
         self._array = array
+        self._on_close = on_close
         self._path = path
         self.shape = tuple(array.shape) if array is not None else tuple(shape)
         self._reader = None if path is None else MovieSource(path=path, shape=self.shape).streaming()
@@ -93,6 +122,10 @@ class PatchFrames:
         with open(path, "wb") as handle:
             handle.truncate(4 * math.prod(shape))
         return cls(path=path, shape=tuple(int(n) for n in shape))
+
+    @property
+    def ndim(self) -> int:
+        return len(self.shape)
 
     @property
     def on_disk(self) -> bool:
@@ -146,6 +179,9 @@ class PatchFrames:
     def close(self) -> None:
         """Free the memory or delete the scratch file; the object is unusable afterwards."""
         self._array = None
+        if self._on_close is not None:
+            self._on_close()
+            self._on_close = None
         if self._path is not None:
             shutil.rmtree(self._path.parent, ignore_errors=True)
             self._path = None
@@ -158,11 +194,29 @@ class PatchFrames:
         self.close()
 
 
-def frame_chunks(n_frames: int, pixels: int, chunk_bytes: int = CHUNK_BYTES) -> Iterator[slice]:
-    """Consecutive frame slices holding about ``chunk_bytes`` of float32 ``pixels`` per frame."""
-    step = max(1, chunk_bytes // (4 * max(pixels, 1)))
+def frame_chunks(n_frames: int, pixels: int, chunk_bytes: int | None = None) -> Iterator[slice]:
+    """Consecutive frame slices holding about ``chunk_bytes`` (default ``CHUNK_BYTES``) of float32
+    ``pixels`` per frame."""
+    step = max(1, (CHUNK_BYTES if chunk_bytes is None else chunk_bytes) // (4 * max(pixels, 1)))
     for start in range(0, n_frames, step):
         yield slice(start, min(start + step, n_frames))
+
+
+def as_frames(movie) -> PatchFrames:
+    """``movie`` as :class:`PatchFrames`: itself, or an in-memory wrapper (float32, not copied when it is)."""
+    if isinstance(movie, PatchFrames):
+        return movie
+    return PatchFrames(np.asarray(movie, dtype=np.float32))
+
+
+def row_bands(shape: tuple[int, int, int], values: int | None = None) -> Iterator[slice]:
+    """Bands of whole rows for passes that need every frame of a pixel (medians, noise spectra,
+    sums over time windows): each band holds about ``values`` (default ``BAND_VALUES``) values
+    over all frames."""
+    T, rows, cols = shape
+    band = max(1, (BAND_VALUES if values is None else values) // max(T * cols, 1))
+    for start in range(0, rows, band):
+        yield slice(start, min(start + band, rows))
 
 
 def frame_mean(movie) -> np.ndarray:

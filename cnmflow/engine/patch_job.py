@@ -124,7 +124,7 @@ def fit_patch(source: MovieSource, box: PatchBox, params: Params, *, fov_dims: t
     if params.method_init != "corr_pnr":
         from cnmflow.engine.patch_job_low_rank import fit_patch_low_rank
 
-        return fit_patch_low_rank(source, box, params, fov_dims=fov_dims)
+        return fit_patch_low_rank(source, box, params, fov_dims=fov_dims, storage=storage)
     patch = BoxView(source.streaming(), box)
     noise = pixel_noise(patch, chunk_pixels=_noise_band_pixels(patch.shape, params, storage))  # a sample of frames
     with downsample_in_chunks(patch, tsub=params.tsub, ssub=params.ssub, storage=storage) as Y:
@@ -176,15 +176,15 @@ def _fit_downsampled(Y: PatchFrames, patch: BoxView, box: PatchBox, params: Para
 def _noise_band_pixels(shape: tuple[int, int, int], params: Params, storage: PatchStorage) -> int:
     """Pixels per band of rows read by the full-rate noise pass.
 
-    Each band is a pass over the file; the pass runs before anything movie-sized is held, so bands
-    as large as the two downsampled copies the seeding keeps in memory later raise no peak.
+    Each band is a pass over the file; the pass runs before anything frame-sized is held, so
+    bands up to the two downsampled copies the seeding holds later raise no peak, as long as they
+    stay within the job's memory budget (a band's spectra take about twice its size again).
     """
     T, h, w = shape
     sample = noise_frame_indices(T)
     frames_used = T if sample is None else len(sample)
     downsampled = -(-T // params.tsub) * -(-h // params.ssub) * -(-w // params.ssub)
-    held = min(downsampled, storage.memory_bytes // 4)
-    return int(max(BAND_VALUES, 2 * held) // frames_used)
+    return int(max(BAND_VALUES, min(2 * downsampled, storage.memory_bytes / 12)) // frames_used)
 
 
 def _residual_in_place(Y: PatchFrames, A: np.ndarray, C: np.ndarray, ring: RingModel,

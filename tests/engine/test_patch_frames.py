@@ -36,11 +36,24 @@ def test_scratch_frames_read_and_write_like_an_array(tmp_path):
     assert not folder.exists(), "closing removes the scratch file and its folder"
 
 
-def test_the_memory_limit_decides_where_frames_go():
-    storage = PatchStorage(memory_bytes=4 * 10 * 8 * 8)
-    small, large = storage.allocate((10, 8, 8)), storage.allocate((11, 8, 8))
-    assert not small.on_disk and large.on_disk
-    large.close()
+def test_the_budget_counts_the_arrays_a_job_holds_in_memory():
+    import pickle
+
+    storage = PatchStorage(memory_bytes=4 * 10 * 8 * 8 * 2)       # room for two (10, 8, 8) arrays
+    first, second, third = (storage.allocate((10, 8, 8)) for _ in range(3))
+    assert not first.on_disk and not second.on_disk and third.on_disk
+    assert storage.held_bytes == 2 * 4 * 10 * 8 * 8
+    big = storage.allocate((21, 8, 8))
+    assert big.on_disk, "larger than the budget: always a file"
+    big.close()
+    first.close()
+    third.close()
+    again = storage.allocate((10, 8, 8))
+    assert not again.on_disk, "closing an array gives its memory back to the budget"
+    assert pickle.loads(pickle.dumps(storage)).held_bytes == 0, "a worker's copy starts empty"
+    second.close()
+    again.close()
+    assert storage.held_bytes == 0
 
 
 @pytest.mark.parametrize("value", ["-1", "lots", "nan"])
@@ -64,22 +77,43 @@ def test_the_settings_reach_the_policy(monkeypatch, tmp_path):
     assert patch_storage_setting().memory_bytes == patch_frames.DEFAULT_PATCH_MB * 2 ** 20
 
 
-def test_a_patch_fitted_from_scratch_files_equals_the_in_memory_fit(tmp_path, monkeypatch):
-    simulated = simulate_1p(shape=(44, 44), n_frames=400, n_neurons=6, gsig=3, fr=10, rng=2, peak_snr=(6, 12))
+def _fit_in_memory_and_on_disk(movie: np.ndarray, params, tmp_path, monkeypatch):
+    """One patch covering ``movie``, fitted in memory, then from scratch files read in small
+    chunks (30 frames) and bands (a few rows); checks the job leaves no scratch file behind."""
     path = tmp_path / "movie.npy"
-    np.save(path, simulated.movie)
+    np.save(path, movie)
     source = MovieSource.of(np.load(path, mmap_mode="r")).without_array()
-    params = build_params(dict(gSig=3, gSiz=13, min_corr=0.8, min_pnr=6, fr=10, rf=None))
-    box = PatchBox(0, 44, 0, 44)
-    in_memory = fit_patch(source, box, params, fov_dims=(44, 44))
-    monkeypatch.setattr(patch_frames, "CHUNK_BYTES", 4 * 44 * 44 * 30)   # many chunks: 30 frames each
+    box = PatchBox(0, movie.shape[1], 0, movie.shape[2])
+    in_memory = fit_patch(source, box, params, fov_dims=movie.shape[1:])
+    monkeypatch.setattr(patch_frames, "CHUNK_BYTES", 4 * movie.shape[1] * movie.shape[2] * 30)
+    monkeypatch.setattr(patch_frames, "BAND_VALUES", movie.shape[0] * movie.shape[2] * 3)
     scratch = tmp_path / "scratch"
     scratch.mkdir()
-    on_disk = fit_patch(source, box, params, fov_dims=(44, 44),
+    on_disk = fit_patch(source, box, params, fov_dims=movie.shape[1:],
                         storage=PatchStorage(memory_bytes=0, directory=str(scratch)))
+    assert list(scratch.iterdir()) == [], "the patch job deletes its scratch files"
     assert in_memory.A.shape[1] >= 4
     assert on_disk.A.shape == in_memory.A.shape
+    return in_memory, on_disk
+
+
+def test_a_patch_fitted_from_scratch_files_equals_the_in_memory_fit(tmp_path, monkeypatch):
+    simulated = simulate_1p(shape=(44, 44), n_frames=400, n_neurons=6, gsig=3, fr=10, rng=2, peak_snr=(6, 12))
+    params = build_params(dict(gSig=3, gSiz=13, min_corr=0.8, min_pnr=6, fr=10, rf=None))
+    in_memory, on_disk = _fit_in_memory_and_on_disk(simulated.movie, params, tmp_path, monkeypatch)
     np.testing.assert_allclose(on_disk.A @ on_disk.C, in_memory.A @ in_memory.C, rtol=0, atol=1e-3 * np.abs(
         in_memory.A @ in_memory.C).max())
     np.testing.assert_allclose(on_disk.pnr, in_memory.pnr, rtol=1e-4)
-    assert list(scratch.iterdir()) == [], "the patch job deletes its scratch files"
+
+
+@pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
+def test_a_2p_patch_fitted_from_scratch_files_equals_the_in_memory_fit(tmp_path, monkeypatch):
+    from cnmflow.params import PRESETS
+    from cnmflow.synthetic import simulate_2p
+
+    simulated = simulate_2p(shape=(40, 40), n_frames=400, n_neurons=5, gsig=3, fr=30, rng=3)
+    params = build_params(dict(PRESETS["2p"], gSig=3, gSiz=7, fr=30, K=6, rf=None))
+    in_memory, on_disk = _fit_in_memory_and_on_disk(simulated.movie, params, tmp_path, monkeypatch)
+    for name in ("A", "C", "b", "f"):
+        np.testing.assert_allclose(getattr(on_disk, name), getattr(in_memory, name), rtol=0,
+                                   atol=1e-4 * np.abs(getattr(in_memory, name)).max(), err_msg=name)

@@ -2,7 +2,10 @@
 Neuron 2016 (greedy initialization, supplement) and the "2P" section of the shared reference
 ``cnmf-algorithm.md``.
 
-Works on one patch held in memory, ``Y`` (T, h, w), and returns a :class:`LowRankInit`.
+Works on one patch, ``Y`` (T, h, w), and returns a :class:`LowRankInit`. The patch and the
+working copies (residual, filtered residuals) may live in scratch files
+(:class:`~cnmflow.engine.patch_frames.PatchFrames`): every step reads chunks of frames, or bands
+of rows over all frames, so memory does not follow the recording's length.
 
 Outline
 -------
@@ -52,6 +55,7 @@ from cnmflow.engine.hals import clean_footprint, frames_to_pixels, pixels_to_fra
 from cnmflow.engine.init.low_rank import (LowRankInit, block_mean, empty_init, fit_background, refine_hals,
                                          significant_traces)
 from cnmflow.engine.noise import pixel_noise
+from cnmflow.engine.patch_frames import PatchFrames, PatchStorage, as_frames, frame_chunks, frame_mean, row_bands
 from cnmflow.errors import ParameterError
 
 __all__ = ["initialize_greedy_roi"]
@@ -85,19 +89,19 @@ def _check_params(K, gsig, gsiz, nb, rolling_length) -> None:
         raise ParameterError(f"rolling_length={rolling_length!r} must be an integer >= 1 frame")
 
 
-def _check_movie(Y) -> np.ndarray:
-    Y = np.asarray(Y)
+def _check_movie(Y) -> PatchFrames:
+    Y = as_frames(Y)
     if Y.ndim != 3:
         raise ParameterError(f"Y must be a (n_frames, rows, cols) movie, got shape {Y.shape}")
     if Y.shape[0] < 4:
         raise ParameterError(f"the patch has {Y.shape[0]} frame(s); greedy_roi needs at least 4")
-    Y = Y.astype(np.float32, copy=False)
-    if not np.all(np.isfinite(Y)):
-        raise ParameterError("Y holds NaN or infinite values; fill or crop them before initialization")
+    for chunk in Y.chunks():
+        if not np.all(np.isfinite(Y[chunk])):
+            raise ParameterError("Y holds NaN or infinite values; fill or crop them before initialization")
     return Y
 
 
-def _pixel_scale(Y: np.ndarray, normalize: bool) -> np.ndarray:
+def _pixel_scale(Y: PatchFrames, normalize: bool) -> np.ndarray:
     """(h, w) divisor of each pixel: its temporal median (ones without ``normalize``).
 
     Floored at ``SCALE_FLOOR`` x the typical pixel median and at the typical temporal sd: a
@@ -106,11 +110,13 @@ def _pixel_scale(Y: np.ndarray, normalize: bool) -> np.ndarray:
     """
     if not normalize:
         return np.ones(Y.shape[1:], np.float32)
-    med = np.median(Y, axis=0)
-    floor = max(SCALE_FLOOR * float(np.median(med)), float(np.median(Y.std(axis=0))))
+    med, sd = np.empty(Y.shape[1:], np.float32), np.empty(Y.shape[1:], np.float32)
+    for band in row_bands(Y.shape):
+        frames = Y[:, band]
+        med[band], sd[band] = np.median(frames, axis=0), frames.std(axis=0)
+    floor = max(SCALE_FLOOR * float(np.median(med)), float(np.median(sd)))
     floor = floor if floor > 0 else 1.0
     return np.maximum(med, floor).astype(np.float32)
-
 
 def _pad_odd(frames: np.ndarray, r: int) -> np.ndarray:
     """Pad each frame by ``r`` pixels with point reflection (linear extrapolation at the edges)."""
@@ -130,33 +136,89 @@ def _top_temporal(Z: np.ndarray, n: int) -> np.ndarray:
     T, p = Z.shape
     n = min(n, T, p)
     if p < T:
-        _, U = scipy.linalg.eigh(Z.T @ Z, subset_by_index=[p - n, p - 1])
-        V = (Z @ U).T
-        norms = np.sqrt((V ** 2).sum(axis=1, keepdims=True))
-        return V / np.where(norms > 0, norms, 1.0)
+        return _temporal_from_gram(Z.T @ Z, n, [(slice(0, T), Z)])
     _, V = scipy.linalg.eigh(Z @ Z.T, subset_by_index=[T - n, T - 1])
     return V.T
 
 
-def _smooth_background(Y: np.ndarray, nb: int, gsig: float) -> np.ndarray:
-    """(T, h, w) rank-``nb`` spatially smooth fluctuation of the movie around its mean.
+def _temporal_from_gram(gram: np.ndarray, n: int, parts) -> np.ndarray:
+    """The top ``n`` temporal vectors from the (p, p) Gram matrix of ``Z``, whose frames ``parts``
+    gives as (frame slice, rows of Z) pairs (the rows are read once more to project them)."""
+    p = gram.shape[0]
+    _, U = scipy.linalg.eigh(gram, subset_by_index=[p - n, p - 1])
+    V = np.concatenate([(Z @ U).T for _, Z in parts], axis=1)
+    norms = np.sqrt((V ** 2).sum(axis=1, keepdims=True))
+    return V / np.where(norms > 0, norms, 1.0)
+
+
+class _Normalized:
+    """The patch divided by each pixel's scale, ``Y / scale``, a chunk of frames at a time."""
+
+    def __init__(self, Y: PatchFrames, scale: np.ndarray):
+        self.Y, self.scale, self.shape = Y, scale, Y.shape
+
+    def __getitem__(self, key) -> np.ndarray:
+        frames = key if isinstance(key, tuple) else (key,)
+        region = frames[1:] + (slice(None),) * (2 - len(frames[1:]))
+        return self.Y[key] / self.scale[region]
+
+
+def _smooth_background(Yn: _Normalized, nb: int, gsig: float) -> tuple[np.ndarray, np.ndarray]:
+    """Rank-``nb`` spatially smooth fluctuation of the movie around its mean, as traces ``V``
+    (nb, T) and maps (nb, h, w): the fluctuation of frame t is ``Σ_k V[k, t]·maps[k]``.
 
     Its traces ``V`` are the top temporal components of a blurred copy (sd ``BACKGROUND_SIGMA
     · gsig``), where the wide background outweighs the neurons. Its maps are the movie's
     projections on ``V``, smoothed by twicing (``2·G − G·G`` with the same Gaussian ``G``):
     exact for quadratic surfaces, so the broad background fields keep their peaks, while a
-    neuron-sized bump keeps only ~30 % of its height in the map.
+    neuron-sized bump keeps only ~30 % of its height in the map. The blurred copy is block-
+    averaged (it is smooth); when it has fewer pixels than frames only its Gram matrix is kept.
     """
-    T = Y.shape[0]
+    T, h, w = Yn.shape
     sigma = BACKGROUND_SIGMA * float(gsig)
-    Z = Y - Y.mean(axis=0)
+    mean = frame_mean(Yn)
     step = max(1, int(round(sigma / 2)))  # the blurred copy is smooth: block means hold its rank
-    V = _top_temporal(_blur_odd(block_mean(Z, step), sigma / step).reshape(T, -1).astype(np.float64), nb)
-    maps = np.tensordot(V, Z.astype(np.float64), axes=(1, 0))  # (nb, h, w)
-    once = _blur_odd(maps, sigma)
-    maps = 2.0 * once - _blur_odd(once, sigma)
-    return np.tensordot(V.T, maps, axes=(1, 0)).astype(np.float32)
 
+    def blurred(chunk: slice) -> np.ndarray:
+        small = _blur_odd(block_mean(Yn[chunk] - mean, step), sigma / step)
+        return small.reshape(small.shape[0], -1).astype(np.float64)
+
+    chunks = list(frame_chunks(T, h * w))
+    p = (-(-h // step)) * (-(-w // step))
+    if p < T:
+        gram = np.zeros((p, p))
+        for chunk in chunks:
+            part = blurred(chunk)
+            gram += part.T @ part
+        V = _temporal_from_gram(gram, min(nb, p), ((chunk, blurred(chunk)) for chunk in chunks))
+    else:
+        V = _top_temporal(np.concatenate([blurred(chunk) for chunk in chunks]), nb)
+    maps = np.zeros((V.shape[0], h, w))
+    for chunk in chunks:
+        maps += np.tensordot(V[:, chunk], (Yn[chunk] - mean).astype(np.float64), axes=(1, 0))
+    once = _blur_odd(maps, sigma)
+    return V, 2.0 * once - _blur_odd(once, sigma)
+
+
+def _residual(Yn: _Normalized, background: tuple[np.ndarray, np.ndarray] | None,
+              storage: PatchStorage) -> PatchFrames:
+    """``R`` = the normalised patch less its smooth background, less each pixel's median (baseline ~0)."""
+    T, h, w = Yn.shape
+
+    def without_background(frames: slice, rows: slice = slice(None)) -> np.ndarray:
+        out = Yn[frames, rows]
+        if background is not None:
+            V, maps = background
+            out -= np.tensordot(V[:, frames].T, maps[:, rows], axes=(1, 0)).astype(np.float32)
+        return out
+
+    median = np.empty((h, w), np.float32)
+    for band in row_bands(Yn.shape):
+        median[band] = np.median(without_background(slice(None), band), axis=0)
+    R = storage.allocate((T, h, w))
+    for chunk in R.chunks():
+        R[chunk] = without_background(chunk) - median
+    return R
 
 def _filter(frames: np.ndarray, gsig: float, gsiz: int, centered: bool) -> np.ndarray:
     """Gaussian blur of each frame (sd gsig, radius gsiz, replicate borders); with ``centered``
@@ -176,7 +238,7 @@ def _energy(F: np.ndarray, window: int | None, *, positive: bool = False) -> np.
     """(T, n) traces → (n,) float64: sum of squares, or the largest sum over ``window`` frames;
     ``positive``: of the positive part only (a neuron's transients are positive)."""
     out = np.empty(F.shape[1])
-    step = max(1, (1 << 22) // F.shape[0])
+    step = max(1, (1 << 20) // F.shape[0])  # float64 temporaries of ~8 MB each
     for p0 in range(0, F.shape[1], step):
         x = F[:, p0:p0 + step].astype(np.float64)
         sq = (np.maximum(x, 0.0) if positive else x) ** 2
@@ -189,13 +251,18 @@ def _energy(F: np.ndarray, window: int | None, *, positive: bool = False) -> np.
 
 
 class _Greedy:
-    """Residual, its filtered copies and the score maps of the greedy search."""
+    """Residual, its filtered copies and the score maps of the greedy search.
 
-    def __init__(self, R: np.ndarray, *, gsig: float, gsiz: int, window: int | None, center_psf: bool):
+    ``R``, ``Fs`` and ``Fc`` are :class:`PatchFrames` (scratch files for a long recording): every
+    update reads and writes a chunk of frames of the box it touches.
+    """
+
+    def __init__(self, R: PatchFrames, *, gsig: float, gsiz: int, window: int | None, center_psf: bool,
+                 storage: PatchStorage):
         self.R, self.gsig, self.gsiz, self.window, self.center_psf = R, gsig, gsiz, window, center_psf
         self.T, self.h, self.w = R.shape
-        self.Fs = _filter(R, gsig, gsiz, center_psf)  # ranks the candidates
-        self.Fc = self.Fs if center_psf else _filter(R, gsig, gsiz, True)  # decides eligibility
+        self.Fs = self._filtered(storage, center_psf)  # ranks the candidates
+        self.Fc = self.Fs if center_psf else self._filtered(storage, True)  # decides eligibility
         n = self.window or self.T
         var = pixel_noise(self.Fc, max_frames_per_block=self.T, n_blocks=1).astype(np.float64) ** 2
         # the zero-sum kernel is blind at the patch's corners (point reflection): never eligible there
@@ -206,9 +273,24 @@ class _Greedy:
         self.contrast = self._map(self.Fc, positive=True)
         self.blocked = np.zeros((self.h, self.w), bool)
 
-    def _map(self, F: np.ndarray, region=(slice(None), slice(None)), *, positive: bool = False) -> np.ndarray:
-        sub = F[(slice(None), *region)]
-        return _energy(sub.reshape(self.T, -1), self.window, positive=positive).reshape(sub.shape[1:])
+    def _filtered(self, storage: PatchStorage, centered: bool) -> PatchFrames:
+        F = storage.allocate(self.R.shape)
+        for chunk in F.chunks():
+            F[chunk] = _filter(self.R[chunk], self.gsig, self.gsiz, centered)
+        return F
+
+    def close(self) -> None:
+        self.Fs.close()
+        self.Fc.close()
+
+    def _map(self, F: PatchFrames, region=(slice(None), slice(None)), *, positive: bool = False) -> np.ndarray:
+        """Score of every pixel of ``region`` over all frames, a band of its rows at a time."""
+        rows, cols = (slice(*part.indices(n)[:2]) for part, n in zip(region, (self.h, self.w)))
+        out = np.empty((rows.stop - rows.start, cols.stop - cols.start))
+        for band in row_bands((self.T, out.shape[0], out.shape[1])):
+            sub = F[:, rows.start + band.start:rows.start + band.stop, cols]
+            out[band] = _energy(sub.reshape(self.T, -1), self.window, positive=positive).reshape(sub.shape[1:])
+        return out
 
     def best(self) -> tuple[int, int] | None:
         """Highest-scoring eligible pixel not yet tried (first in C order on ties)."""
@@ -226,42 +308,72 @@ class _Greedy:
     def subtract(self, a: np.ndarray, c: np.ndarray, r: int, col: int) -> None:
         """Remove ``a·c`` ((h, w) footprint, (T,) trace) from the residual and refresh the scores."""
         rows, cols = np.nonzero(a)
-        self.R[:, rows, cols] -= c[:, None] * a[rows, cols][None, :]
+        support = slice(rows.min(), rows.max() + 1), slice(cols.min(), cols.max() + 1)
+        _subtract_outer(self.R, support, c, a[support])
         region = self.box(r, col, extra=2 * self.gsiz)  # box plus the kernel's reach
         copies = [(self.Fs, self.center_psf)] + ([] if self.center_psf else [(self.Fc, True)])
         for F, centered in copies:
-            fa = _filter(a[None], self.gsig, self.gsiz, centered)[0][region]
-            F[(slice(None), *region)] -= c[:, None, None] * fa[None]
+            _subtract_outer(F, region, c, _filter(a[None], self.gsig, self.gsiz, centered)[0][region])
         self.score[region] = self._map(self.Fs, region)
         self.contrast[region] = self._map(self.Fc, region, positive=True)
 
 
-def _rank1(Rb: np.ndarray, profile: np.ndarray, box: tuple[int, int]) -> tuple[np.ndarray, np.ndarray] | None:
+def _subtract_outer(F: PatchFrames, region: tuple[slice, slice], trace: np.ndarray, image: np.ndarray) -> None:
+    """``F[:, region] -= trace ⊗ image``, a chunk of frames at a time."""
+    rows, cols = region
+    for chunk in F.chunks(image.size):
+        frames = F[chunk, rows, cols]
+        frames -= trace[chunk, None, None] * image[None]
+        F[chunk, rows, cols] = frames
+
+
+class _Box:
+    """The residual on one box as a (T, pixels) matrix (Fortran pixel order), used only through
+    products, each a pass over chunks of frames."""
+
+    def __init__(self, R: PatchFrames, rows: slice, cols: slice):
+        self.R, self.rows, self.cols = R, rows, cols
+
+    def _chunks(self):
+        for chunk in self.R.chunks((self.rows.stop - self.rows.start) * (self.cols.stop - self.cols.start)):
+            yield chunk, frames_to_pixels(self.R[chunk, self.rows, self.cols]).astype(np.float64)
+
+    def times(self, a: np.ndarray) -> np.ndarray:
+        """``Rb·a`` (T,)."""
+        out = np.empty(self.R.shape[0])
+        for chunk, Rb in self._chunks():
+            out[chunk] = Rb @ a
+        return out
+
+    def transposed_times(self, c: np.ndarray) -> np.ndarray:
+        """``Rbᵀ·c`` (pixels,)."""
+        return sum(Rb.T @ c[chunk] for chunk, Rb in self._chunks())
+
+
+def _rank1(Rb: _Box, profile: np.ndarray, box: tuple[int, int]) -> tuple[np.ndarray, np.ndarray] | None:
     """Non-negative ``a·c`` ≈ box residual ``Rb`` (T, n) by alternating least squares.
 
     The footprint is then cleaned (``clean_footprint``: the blob at its peak, no positive noise
     over the rest of the box — subtracting that noise times ``c`` would plant a trace-shaped
     artefact in the whole box) and both factors are fitted once more on that support.
     """
-    Rb = Rb.astype(np.float64)
-    c = np.maximum(Rb @ profile, 0.0) / float(profile @ profile)
+    c = np.maximum(Rb.times(profile), 0.0) / float(profile @ profile)
     a = profile
     for _ in range(RANK1_ITERATIONS):
         if not float(c @ c) > 0:
             return None
-        a = np.maximum(Rb.T @ c, 0.0) / float(c @ c)
+        a = np.maximum(Rb.transposed_times(c), 0.0) / float(c @ c)
         if not float(a @ a) > 0:
             return None
-        c = np.maximum(Rb @ a, 0.0) / float(a @ a)
+        c = np.maximum(Rb.times(a), 0.0) / float(a @ a)
     support = clean_footprint(a, box) > 0
     if not (support.any() and float(c @ c) > 0):
         return None
-    a = np.where(support, np.maximum(Rb.T @ c, 0.0) / float(c @ c), 0.0)
+    a = np.where(support, np.maximum(Rb.transposed_times(c), 0.0) / float(c @ c), 0.0)
     if not float(a @ a) > 0:
         return None
-    c = np.maximum(Rb @ a, 0.0) / float(a @ a)
+    c = np.maximum(Rb.times(a), 0.0) / float(a @ a)
     return (a, c) if float(c @ c) > 0 else None
-
 
 def _gaussian_profile(rows: slice, cols: slice, r: int, c: int, gsig: float) -> np.ndarray:
     yy, xx = np.mgrid[rows, cols]
@@ -301,8 +413,7 @@ def _greedy_components(st: _Greedy, K: int) -> tuple[list[np.ndarray], list[np.n
         st.blocked |= _disc(st.blocked.shape, r, c, max(1.0, st.gsig / 2.0))  # tried: never again
         rows, cols = st.box(r, c)
         box = (rows.stop - rows.start, cols.stop - cols.start)
-        Rb = frames_to_pixels(st.R[:, rows, cols])  # Fortran pixel order, like clean_footprint
-        fit = _rank1(Rb, _gaussian_profile(rows, cols, r, c, st.gsig), box)
+        fit = _rank1(_Box(st.R, rows, cols), _gaussian_profile(rows, cols, r, c, st.gsig), box)
         if fit is None:
             continue
         a = np.zeros((st.h, st.w), np.float32)
@@ -329,7 +440,7 @@ def _columns(images: list[np.ndarray], dims: tuple[int, int]) -> np.ndarray:
 
 
 def initialize_greedy_roi(
-    Y: np.ndarray,
+    Y,
     *,
     K: int,
     gsig: float,
@@ -340,12 +451,13 @@ def initialize_greedy_roi(
     normalize_init: bool = True,
     center_psf: bool = False,
     smooth_rank: int | None = None,
+    storage: PatchStorage = PatchStorage(),
 ) -> LowRankInit:
-    """Greedy 2P initialization of one in-memory patch (see the module docstring).
+    """Greedy 2P initialization of one patch (see the module docstring).
 
     Parameters
     ----------
-    Y : (T, h, w) movie of the patch, any real dtype (worked on as float32).
+    Y : (T, h, w) movie of the patch, an array (worked on as float32) or :class:`PatchFrames`.
     K : most neurons to return (CaImAn ``K``); fewer when the patch holds fewer.
     gsig : neuron radius in pixels (``gSig``): sd of the blur.
     gsiz : half-size in pixels of the fitting box and of the blur kernel (``gSiz``).
@@ -358,6 +470,7 @@ def initialize_greedy_roi(
         may model fewer background components (``nb_patch``) than the movie holds (``nb``); its
         candidates must still be scored without the whole background, or the part its own
         model leaves out outscores the neurons.
+    storage : where the residual and its filtered copies go (default: memory).
 
     Returns
     -------
@@ -370,31 +483,45 @@ def initialize_greedy_roi(
     K, nb, gsig = int(K), int(nb), float(gsig)
     gsiz = max(1, int(round(float(gsiz))))
     scale = _pixel_scale(Y, normalize_init)
-    Yn = Y / scale
+    Yn = _Normalized(Y, scale)
     smooth_rank = nb if smooth_rank is None else int(smooth_rank)
     if smooth_rank < 0:
         raise ParameterError(f"smooth_rank={smooth_rank} must be >= 0 (the background rank removed before scoring)")
-    R = Yn - _smooth_background(Yn, smooth_rank, gsig) if smooth_rank else Yn.copy()
-    R -= np.median(R, axis=0)
-    st = _Greedy(R, gsig=gsig, gsiz=gsiz, window=min(int(rolling_length), T) if rolling_sum else None,
-                 center_psf=bool(center_psf))
-    score = st.score.astype(np.float32)
-    found_a, found_c = _greedy_components(st, K)
-    del st, R
+    background = _smooth_background(Yn, smooth_rank, gsig) if smooth_rank else None
+    with _residual(Yn, background, storage) as R:
+        st = _Greedy(R, gsig=gsig, gsiz=gsiz, window=min(int(rolling_length), T) if rolling_sum else None,
+                     center_psf=bool(center_psf), storage=storage)
+        try:
+            score = st.score.astype(np.float32)
+            found_a, found_c = _greedy_components(st, K)
+        finally:
+            st.close()
     if not found_a and nb == 0:
         return empty_init((h, w), T, score=score)
     A = _columns(found_a, (h, w))  # normalised units
     C = np.stack(found_c) if found_c else np.zeros((0, T), np.float32)
     scale_px = scale.ravel(order="F")[:, None]
     if nb:
-        neurons = pixels_to_frames((A @ C).T, (h, w)) if found_a else 0.0
-        b, f = fit_background(np.maximum(Yn - neurons, 0.0), nb, block=max(1, int(round(gsig))))
+        b, f = fit_background(_ClippedResidual(Yn, A, C), nb, block=max(1, int(round(gsig))))
     else:
         b, f = np.zeros((h * w, 0)), np.zeros((0, T))
     A, b = A * scale_px, b * scale_px  # back to movie units
     init = LowRankInit(A=A.astype(np.float32), C=C.astype(np.float32), b=b.astype(np.float32),
                        f=f.astype(np.float32), score=score)
     return _drop_insignificant(refine_hals(Y, init, gsig=gsig, iterations=REFINE_ITERATIONS))
+
+
+class _ClippedResidual:
+    """``max(Y/scale − A·C, 0)`` a chunk of frames at a time: what the background is fitted to."""
+
+    def __init__(self, Yn: _Normalized, A: np.ndarray, C: np.ndarray):
+        self.Yn, self.A, self.C, self.shape = Yn, A, C, Yn.shape
+
+    def __getitem__(self, chunk: slice) -> np.ndarray:
+        frames = self.Yn[chunk]
+        if self.A.shape[1]:
+            frames -= pixels_to_frames((self.A @ self.C[:, chunk]).T, self.shape[1:])
+        return np.maximum(frames, 0.0)
 
 
 def _drop_insignificant(init: LowRankInit) -> LowRankInit:

@@ -6,7 +6,7 @@ every factor non-negative. :func:`refine_hals` polishes such a factorisation wit
 of hierarchical alternating least squares (Cichocki & Phan 2009): traces ``[C; f]`` given the
 footprints, then footprints ``[A, b]`` given the traces. Both updates use the small statistics
 ``[A, b]ᵀ·Y`` and ``Y·[C; f]ᵀ`` only (see :mod:`cnmflow.engine.hals`), computed in float64 a
-block of pixels at a time so the patch is never copied whole in double precision.
+chunk of frames at a time: the patch (possibly a scratch file) is never copied whole.
 """
 
 from __future__ import annotations
@@ -24,6 +24,7 @@ from cnmflow.engine.hals import (
     update_traces,
 )
 from cnmflow.engine.noise import noise_psd
+from cnmflow.engine.patch_frames import frame_chunks
 from cnmflow.errors import ParameterError
 
 __all__ = ["LowRankInit", "refine_hals", "fit_background", "patch_matrix", "empty_init"]
@@ -96,12 +97,6 @@ def _right_product(Yp: np.ndarray, C: np.ndarray) -> np.ndarray:
     return out
 
 
-def _squared_norm(Yp: np.ndarray) -> float:
-    """``‖Y‖²`` in float64, a block of pixels at a time."""
-    step = max(1, _BLOCK_VALUES // max(Yp.shape[1], 1))
-    return float(sum(np.sum(Yp[p0:p0 + step].astype(np.float64) ** 2) for p0 in range(0, Yp.shape[0], step)))
-
-
 def _residual_norm(y_norm: float, W: np.ndarray, P: np.ndarray, Q: np.ndarray) -> float:
     """``‖Y − W·H‖²`` from ``P = Y·Hᵀ`` and ``Q = H·Hᵀ``, without forming the residual."""
     return y_norm - 2.0 * float(np.sum(W * P)) + float(np.sum((W.T @ W) * Q))
@@ -115,14 +110,15 @@ def _clean(W: np.ndarray, K: int, dims: tuple[int, int]) -> np.ndarray:
     return W
 
 
-def _check_init(Yp: np.ndarray, init: LowRankInit, dims: tuple[int, int]) -> None:
-    n_pixels, T = Yp.shape
+def _check_init(shape: tuple[int, int], init: LowRankInit, dims: tuple[int, int]) -> None:
+    """``shape`` = (pixels, frames) of the patch the factorisation must match."""
+    n_pixels, T = shape
     K, nb = init.A.shape[1], init.b.shape[1]
     expected = {"A": (n_pixels, K), "C": (K, T), "b": (n_pixels, nb), "f": (nb, T)}
-    for name, shape in expected.items():
+    for name, shape_ in expected.items():
         got = np.shape(getattr(init, name))
-        if got != shape:
-            raise ParameterError(f"init.{name} has shape {got}; the patch {dims} x {T} frames needs {shape}")
+        if got != shape_:
+            raise ParameterError(f"init.{name} has shape {got}; the patch {dims} x {T} frames needs {shape_}")
 
 
 def _normalised(W: np.ndarray, H: np.ndarray, K: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -143,12 +139,13 @@ def block_mean(frames: np.ndarray, step: int) -> np.ndarray:
     return padded.reshape(T, (h + ph) // step, step, (w + pw) // step, step).mean(axis=(2, 4))
 
 
-def fit_background(Z: np.ndarray, nb: int, *, block: int = 1) -> tuple[np.ndarray, np.ndarray]:
+def fit_background(Z, nb: int, *, block: int = 1) -> tuple[np.ndarray, np.ndarray]:
     """Rank-``nb`` non-negative ``b·f`` ≈ ``Z`` (T, h, w), ``Z >= 0``: b (h*w, nb), f (nb, T), float64.
 
     The background is spatially smooth, so its traces ``f`` come from an NMF (scikit-learn,
     NNDSVDa start: deterministic) of ``block x block`` block means; each full-resolution pixel
-    of ``b`` is then the non-negative least-squares fit of ``Z`` on ``f``.
+    of ``b`` is then the non-negative least-squares fit of ``Z`` on ``f``. ``Z`` is an array or
+    anything that gives chunks of frames by ``Z[frames]``; it is read twice, a chunk at a time.
     """
     T, h, w = Z.shape
     if nb == 0:
@@ -157,7 +154,8 @@ def fit_background(Z: np.ndarray, nb: int, *, block: int = 1) -> tuple[np.ndarra
     from sklearn.decomposition import NMF
     from sklearn.exceptions import ConvergenceWarning
 
-    small = block_mean(Z, block)
+    chunks = list(frame_chunks(T, h * w))
+    small = np.concatenate([block_mean(np.asarray(Z[chunk]), block) for chunk in chunks])
     model = NMF(n_components=nb, init="nndsvda", solver="cd", max_iter=BACKGROUND_NMF_ITERATIONS,
                 tol=1e-4, random_state=0)
     with warnings.catch_warnings():  # a rough f is enough: b is solved exactly, then refined
@@ -167,12 +165,33 @@ def fit_background(Z: np.ndarray, nb: int, *, block: int = 1) -> tuple[np.ndarra
     # start each pixel from its block's value, then exact non-negative least-squares sweeps
     b0 = np.repeat(np.repeat(b_small.reshape(small.shape[2], small.shape[1], nb), block, 0), block, 1)
     b0 = b0[:w, :h].reshape(-1, nb)
-    P = _right_product(patch_matrix(Z), f)
+    P = _frames_right_product(Z, f, chunks)
     b = update_footprints(b0, P, f @ f.T, np.ones(b0.shape, bool), iterations=BACKGROUND_NNLS_ITERATIONS)
     return b, f
 
 
-def refine_hals(Y: np.ndarray, init: LowRankInit, *, gsig: float, iterations: int = 5) -> LowRankInit:
+def _frame_pixels(Y, chunk: slice) -> np.ndarray:
+    """Frames ``chunk`` of a (T, h, w) movie as a (frames, pixels) float64 matrix, Fortran pixel order."""
+    return frames_to_pixels(np.asarray(Y[chunk])).astype(np.float64)
+
+
+def _frames_left_product(Y, W: np.ndarray, chunks: list[slice]) -> np.ndarray:
+    """``Wᵀ·Y`` (K, T) for a (T, h, w) movie, a chunk of frames at a time."""
+    out = np.empty((W.shape[1], Y.shape[0]))
+    for chunk in chunks:
+        out[:, chunk] = (_frame_pixels(Y, chunk) @ W).T
+    return out
+
+
+def _frames_right_product(Y, H: np.ndarray, chunks: list[slice]) -> np.ndarray:
+    """``Y·Hᵀ`` (pixels, K) for a (T, h, w) movie, summed over chunks of frames."""
+    out = np.zeros((Y.shape[1] * Y.shape[2], H.shape[0]))
+    for chunk in chunks:
+        out += _frame_pixels(Y, chunk).T @ H[:, chunk].T
+    return out
+
+
+def refine_hals(Y, init: LowRankInit, *, gsig: float, iterations: int = 5) -> LowRankInit:
     """A few HALS rounds on the patch: ``(C, f)`` given ``(A, b)``, then ``(A, b)`` given ``(C, f)``.
 
     Minimises ``‖Y − A·C − b·f‖²`` (Frobenius, movie units) with every factor non-negative.
@@ -185,7 +204,8 @@ def refine_hals(Y: np.ndarray, init: LowRankInit, *, gsig: float, iterations: in
 
     Parameters
     ----------
-    Y : (T, h, w) movie of the patch (any real dtype; used as float32).
+    Y : (T, h, w) movie of the patch: an array (any real dtype) or
+        :class:`~cnmflow.engine.patch_frames.PatchFrames`, read a chunk of frames at a time.
     init : starting factorisation of the same patch.
     gsig : neuron radius in pixels (CaImAn ``gSig``), > 0.
     iterations : HALS rounds, >= 0.
@@ -198,24 +218,26 @@ def refine_hals(Y: np.ndarray, init: LowRankInit, *, gsig: float, iterations: in
         raise ParameterError(f"gsig={gsig!r} must be a positive number of pixels")
     if int(iterations) != iterations or iterations < 0:
         raise ParameterError(f"iterations={iterations!r} must be an integer >= 0")
-    Y = np.asarray(Y)
-    Yp = patch_matrix(Y)
-    dims = (int(Y.shape[1]), int(Y.shape[2]))
-    _check_init(Yp, init, dims)
+    if getattr(Y, "ndim", None) != 3:
+        raise ParameterError(f"Y must be a (n_frames, rows, cols) movie, got shape {getattr(Y, 'shape', None)}")
+    T, h, w = (int(n) for n in Y.shape)
+    dims = (h, w)
+    _check_init((h * w, T), init, dims)
+    chunks = list(frame_chunks(T, h * w))
     K = init.A.shape[1]
     W = np.hstack([init.A, init.b]).astype(np.float64)
     H = np.vstack([init.C, init.f]).astype(np.float64)
     radius = max(1, int(round(float(gsig))))
-    y_norm = _squared_norm(Yp)
-    best_error = _residual_norm(y_norm, W, _right_product(Yp, H), H @ H.T)
+    y_norm = sum(float(np.sum(_frame_pixels(Y, chunk) ** 2)) for chunk in chunks)
+    best_error = _residual_norm(y_norm, W, _frames_right_product(Y, H, chunks), H @ H.T)
     best = W, H
     # The support is fixed from the starting footprints: dilating each round's footprints would
     # let a neuron creep outwards by gSig per round and soak up background it correlates with.
     support = np.ones(W.shape, bool)
     support[:, :K] = dilated_support(W[:, :K], dims, radius=radius)
     for round_ in range(int(iterations) + 1 if iterations else 0):
-        H = update_traces(H, _left_product(Yp, W), W.T @ W)
-        P, Q = _right_product(Yp, H), H @ H.T
+        H = update_traces(H, _frames_left_product(Y, W, chunks), W.T @ W)
+        P, Q = _frames_right_product(Y, H, chunks), H @ H.T
         error = _residual_norm(y_norm, W, P, Q)
         if error <= best_error:
             best_error, best = error, (W, H)
