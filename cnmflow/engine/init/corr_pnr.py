@@ -134,7 +134,7 @@ class _State:
     """Working residuals and images of the greedy initialization.
 
     The raw movie is only read: found components are subtracted from it box by box when a seed
-    needs its raw residual (``raw_residual_sums``). The filtered residual ``F`` is the one
+    needs its raw residual (``raw_residual``). The filtered residual ``F`` is the one
     movie-sized array the state owns (a :class:`PatchFrames`: in a scratch file when long); every
     pass over it reads a chunk of frames of the box it needs, so no (frames × box) temporary exists.
     """
