@@ -39,8 +39,8 @@ def fit_patch_low_rank(source: MovieSource, box: PatchBox, params: Params, *,
                        fov_dims: tuple[int, int], storage: PatchStorage = PatchStorage()) -> PatchResult:
     """greedy_roi / sparse_NMF on one patch; see the module docstring.
 
-    greedy_roi keeps the patch and its working copies where ``storage`` says (scratch files for a
-    long recording); sparse_NMF factorises the whole patch at once and holds it in memory.
+    The patch and greedy_roi's working copies go where ``storage`` says (scratch files for a long
+    recording); both initialisations read them a chunk of frames at a time.
     """
     patch = BoxView(source.streaming(), box)
     noise = pixel_noise(patch)
@@ -67,4 +67,4 @@ def _initialize(Y: PatchFrames, params: Params, *, gsig: float, gsiz: int, stora
                                      rolling_length=max(1, ROLLING_FRAMES // params.tsub),
                                      normalize_init=params.normalize_init, center_psf=params.center_psf,
                                      smooth_rank=max(nb, params.nb), storage=storage)
-    return initialize_sparse_nmf(Y[:], K=params.K, nb=nb)
+    return initialize_sparse_nmf(Y, K=params.K, nb=nb)

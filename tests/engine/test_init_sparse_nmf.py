@@ -73,6 +73,20 @@ def test_extra_components_do_not_spoil_the_recovery(data):
     assert np.all(_best_cosine(shapes, res.A) >= 0.8)
 
 
+def test_a_long_patch_starts_from_block_means_and_still_recovers_every_dendrite(data, monkeypatch):
+    from cnmflow.engine.init import sparse_nmf
+    from cnmflow.engine.patch_frames import PatchStorage
+
+    movie, shapes, _ = data
+    monkeypatch.setattr(sparse_nmf, "START_MAX_FRAMES", 150)      # 600 frames: blocks of 4
+    frames = PatchStorage(memory_bytes=0).allocate(movie.shape)  # and read from a scratch file
+    frames[:] = movie
+    res = initialize_sparse_nmf(frames, K=4, nb=1)
+    frames.close()
+    assert res.C.shape == (res.A.shape[1], movie.shape[0])
+    assert np.all(_best_cosine(shapes, res.A) >= 0.8), _best_cosine(shapes, res.A)
+
+
 def test_noisier_data_still_recovered():
     movie, shapes, _ = _dendrites(noise=3.0, rng=1)
     res = initialize_sparse_nmf(movie, K=4, nb=1)

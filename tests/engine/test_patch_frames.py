@@ -107,12 +107,13 @@ def test_a_patch_fitted_from_scratch_files_equals_the_in_memory_fit(tmp_path, mo
 
 
 @pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
-def test_a_2p_patch_fitted_from_scratch_files_equals_the_in_memory_fit(tmp_path, monkeypatch):
+@pytest.mark.parametrize("method_init", ["greedy_roi", "sparse_NMF"])
+def test_a_2p_patch_fitted_from_scratch_files_equals_the_in_memory_fit(tmp_path, monkeypatch, method_init):
     from cnmflow.params import PRESETS
     from cnmflow.synthetic import simulate_2p
 
     simulated = simulate_2p(shape=(40, 40), n_frames=400, n_neurons=5, gsig=3, fr=30, rng=3)
-    params = build_params(dict(PRESETS["2p"], gSig=3, gSiz=7, fr=30, K=6, rf=None))
+    params = build_params(dict(PRESETS["2p"], gSig=3, gSiz=7, fr=30, K=6, rf=None, method_init=method_init))
     in_memory, on_disk = _fit_in_memory_and_on_disk(simulated.movie, params, tmp_path, monkeypatch)
     for name in ("A", "C", "b", "f"):
         np.testing.assert_allclose(getattr(on_disk, name), getattr(in_memory, name), rtol=0,

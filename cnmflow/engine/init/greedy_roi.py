@@ -51,8 +51,8 @@ import numpy as np
 import scipy.linalg
 import scipy.ndimage as ndi
 
-from cnmflow.engine.hals import clean_footprint, frames_to_pixels, pixels_to_frames
-from cnmflow.engine.init.low_rank import (LowRankInit, block_mean, empty_init, fit_background, refine_hals,
+from cnmflow.engine.hals import clean_footprint, frames_to_pixels
+from cnmflow.engine.init.low_rank import (ClippedResidual, LowRankInit, block_mean, empty_init, fit_background, refine_hals,
                                          significant_traces)
 from cnmflow.engine.noise import pixel_noise
 from cnmflow.engine.patch_frames import PatchFrames, PatchStorage, as_frames, frame_chunks, frame_mean, row_bands
@@ -502,26 +502,13 @@ def initialize_greedy_roi(
     C = np.stack(found_c) if found_c else np.zeros((0, T), np.float32)
     scale_px = scale.ravel(order="F")[:, None]
     if nb:
-        b, f = fit_background(_ClippedResidual(Yn, A, C), nb, block=max(1, int(round(gsig))))
+        b, f = fit_background(ClippedResidual(Yn, A, C), nb, block=max(1, int(round(gsig))))
     else:
         b, f = np.zeros((h * w, 0)), np.zeros((0, T))
     A, b = A * scale_px, b * scale_px  # back to movie units
     init = LowRankInit(A=A.astype(np.float32), C=C.astype(np.float32), b=b.astype(np.float32),
                        f=f.astype(np.float32), score=score)
     return _drop_insignificant(refine_hals(Y, init, gsig=gsig, iterations=REFINE_ITERATIONS))
-
-
-class _ClippedResidual:
-    """``max(Y/scale − A·C, 0)`` a chunk of frames at a time: what the background is fitted to."""
-
-    def __init__(self, Yn: _Normalized, A: np.ndarray, C: np.ndarray):
-        self.Yn, self.A, self.C, self.shape = Yn, A, C, Yn.shape
-
-    def __getitem__(self, chunk: slice) -> np.ndarray:
-        frames = self.Yn[chunk]
-        if self.A.shape[1]:
-            frames -= pixels_to_frames((self.A @ self.C[:, chunk]).T, self.shape[1:])
-        return np.maximum(frames, 0.0)
 
 
 def _drop_insignificant(init: LowRankInit) -> LowRankInit:

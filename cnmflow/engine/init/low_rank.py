@@ -20,6 +20,7 @@ from cnmflow.engine.hals import (
     clean_footprint,
     dilated_support,
     frames_to_pixels,
+    pixels_to_frames,
     update_footprints,
     update_traces,
 )
@@ -27,13 +28,11 @@ from cnmflow.engine.noise import noise_psd
 from cnmflow.engine.patch_frames import frame_chunks
 from cnmflow.errors import ParameterError
 
-__all__ = ["LowRankInit", "refine_hals", "fit_background", "patch_matrix", "empty_init"]
+__all__ = ["LowRankInit", "refine_hals", "fit_background", "ClippedResidual", "empty_init"]
 
 #: background NMF: iterations on the block-averaged copy, then per-pixel NNLS sweeps
 BACKGROUND_NMF_ITERATIONS = 200
 BACKGROUND_NNLS_ITERATIONS = 50
-#: float64 values per block of the pixel-chunked products (about 32 MB)
-_BLOCK_VALUES = 1 << 22
 
 
 @dataclass(frozen=True, eq=False)  # arrays inside: identity equality
@@ -67,34 +66,6 @@ def empty_init(dims: tuple[int, int], n_frames: int, *, score: np.ndarray | None
         b=np.zeros((n_pixels, 0), np.float32), f=np.zeros((0, n_frames), np.float32),
         score=np.zeros(dims, np.float32) if score is None else np.asarray(score, np.float32),
     )
-
-
-def patch_matrix(Y: np.ndarray) -> np.ndarray:
-    """(T, h, w) movie → (h*w, T) float32 with Fortran-ordered pixels (the model's ``Y``)."""
-    Y = np.asarray(Y)
-    if Y.ndim != 3:
-        raise ParameterError(f"Y must be a (n_frames, rows, cols) movie, got shape {Y.shape}")
-    return np.ascontiguousarray(frames_to_pixels(Y.astype(np.float32, copy=False)).T)
-
-
-def _left_product(Yp: np.ndarray, A: np.ndarray) -> np.ndarray:
-    """``Aᵀ·Y`` (K, T) in float64, a block of pixels at a time."""
-    n_pixels, T = Yp.shape
-    out = np.zeros((A.shape[1], T))
-    step = max(1, _BLOCK_VALUES // max(T, 1))
-    for p0 in range(0, n_pixels, step):
-        out += A[p0:p0 + step].T @ np.asarray(Yp[p0:p0 + step], dtype=np.float64)
-    return out
-
-
-def _right_product(Yp: np.ndarray, C: np.ndarray) -> np.ndarray:
-    """``Y·Cᵀ`` (pixels, K) in float64, a block of pixels at a time."""
-    n_pixels, T = Yp.shape
-    out = np.empty((n_pixels, C.shape[0]))
-    step = max(1, _BLOCK_VALUES // max(T, 1))
-    for p0 in range(0, n_pixels, step):
-        out[p0:p0 + step] = np.asarray(Yp[p0:p0 + step], dtype=np.float64) @ C.T
-    return out
 
 
 def _residual_norm(y_norm: float, W: np.ndarray, P: np.ndarray, Q: np.ndarray) -> float:
@@ -168,6 +139,20 @@ def fit_background(Z, nb: int, *, block: int = 1) -> tuple[np.ndarray, np.ndarra
     P = _frames_right_product(Z, f, chunks)
     b = update_footprints(b0, P, f @ f.T, np.ones(b0.shape, bool), iterations=BACKGROUND_NNLS_ITERATIONS)
     return b, f
+
+
+class ClippedResidual:
+    """``max(Y − A·C, 0)`` a chunk of frames at a time, for a (T, h, w) ``frames`` provider (indexed
+    by a frame slice) and Fortran-ordered footprints: what the background is fitted to."""
+
+    def __init__(self, frames, A: np.ndarray, C: np.ndarray):
+        self.frames, self.A, self.C, self.shape = frames, A, C, frames.shape
+
+    def __getitem__(self, chunk: slice) -> np.ndarray:
+        residual = np.asarray(self.frames[chunk], dtype=np.float32)
+        if self.A.shape[1]:
+            residual = residual - pixels_to_frames((self.A @ self.C[:, chunk]).T, self.shape[1:])
+        return np.maximum(residual, 0.0)
 
 
 def _frame_pixels(Y, chunk: slice) -> np.ndarray:

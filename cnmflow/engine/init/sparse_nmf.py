@@ -29,9 +29,11 @@ import numpy as np
 from sklearn.decomposition import NMF
 from sklearn.exceptions import ConvergenceWarning
 
-from cnmflow.engine.hals import pixels_to_frames, update_footprints, update_traces
-from cnmflow.engine.init.low_rank import LowRankInit, _left_product, _right_product, fit_background, patch_matrix
+from cnmflow.engine.hals import frames_to_pixels, update_footprints, update_traces
+from cnmflow.engine.init.low_rank import (ClippedResidual, LowRankInit, _frames_left_product, _frames_right_product,
+                                         fit_background)
 from cnmflow.engine.noise import pixel_noise
+from cnmflow.engine.patch_frames import CHUNK_BYTES, PatchFrames, as_frames, frame_chunks, row_bands
 from cnmflow.errors import ParameterError
 
 __all__ = ["initialize_sparse_nmf"]
@@ -42,6 +44,8 @@ BACKGROUND_BLOCK = 2
 #: unpenalised NMF iterations for the start, and tolerance
 START_ITERATIONS = 200
 START_TOL = 1e-4
+#: frames the start's NMF sees at most (longer patches: block means over time)
+START_MAX_FRAMES = 3000
 
 
 def _check_params(K, nb, alpha, iterations) -> None:
@@ -55,14 +59,34 @@ def _check_params(K, nb, alpha, iterations) -> None:
         raise ParameterError(f"iterations={iterations!r} must be an integer >= 1")
 
 
-def _start(X: np.ndarray, K: int) -> tuple[np.ndarray, np.ndarray]:
-    """Unpenalised NMF of ``max(X, 0)`` (pixels, T): footprints (pixels, K), traces (K, T)."""
+def _start(X, K: int) -> tuple[np.ndarray, np.ndarray]:
+    """Unpenalised NMF of ``max(X, 0)``: footprints (pixels, K), traces (K, T).
+
+    ``X`` is the activity as (T, h, w) frames. Up to ``START_MAX_FRAMES`` frames the NMF sees them
+    all; a longer patch is factorised on block means over time (the footprints are what the start
+    is for) and its full-rate traces come from one exact trace update.
+    """
+    T, h, w = X.shape
+    step = -(-T // START_MAX_FRAMES)
+    per_chunk = max(step, CHUNK_BYTES // (4 * h * w) // step * step)
+    columns = []
+    for start in range(0, T, per_chunk):
+        frames = frames_to_pixels(np.maximum(np.asarray(X[start:min(start + per_chunk, T)], dtype=np.float64), 0.0))
+        edges = np.arange(0, frames.shape[0], step)
+        counts = np.diff(np.append(edges, frames.shape[0]))
+        columns.append(np.add.reduceat(frames, edges, axis=0) / counts[:, None])
     model = NMF(n_components=K, init="nndsvd", solver="cd", max_iter=START_ITERATIONS, tol=START_TOL,
                 random_state=0)
     with warnings.catch_warnings():  # an unfinished descent is still a usable start
         warnings.simplefilter("ignore", ConvergenceWarning)
-        footprints = model.fit_transform(np.maximum(X, 0.0))
-    return footprints, model.components_.astype(np.float64)
+        footprints = model.fit_transform(np.concatenate(columns).T)
+    traces = model.components_.astype(np.float64)
+    if step == 1:
+        return footprints, traces
+    start_traces = np.repeat(traces, step, axis=1)[:, :T]
+    chunks = list(frame_chunks(T, h * w))
+    return footprints, update_traces(start_traces, _frames_left_product(X, footprints, chunks),
+                                     footprints.T @ footprints)
 
 
 def _unit_traces(A: np.ndarray, C: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -72,20 +96,32 @@ def _unit_traces(A: np.ndarray, C: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return A * np.where(norms > 0, safe, 0.0), C / safe[:, None]
 
 
-def _sparse_hals(X: np.ndarray, A: np.ndarray, C: np.ndarray, lam: np.ndarray, iterations: int):
-    """HALS for ``½‖X − A·C‖² + Σ_p lam_p Σ_k A_pk``, A, C >= 0, unit-norm traces."""
+def _sparse_hals(X, A: np.ndarray, C: np.ndarray, lam: np.ndarray, iterations: int):
+    """HALS for ``½‖X − A·C‖² + Σ_p lam_p Σ_k A_pk``, A, C >= 0, unit-norm traces; ``X`` as
+    (T, h, w) frames, read a chunk of frames per product."""
+    chunks = list(frame_chunks(X.shape[0], X.shape[1] * X.shape[2]))
     for _ in range(iterations):
-        C = update_traces(C, _left_product(X, A), A.T @ A)
+        C = update_traces(C, _frames_left_product(X, A, chunks), A.T @ A)
         A, C = _unit_traces(A, C)
-        P, Q = _right_product(X, C), C @ C.T
+        P, Q = _frames_right_product(X, C, chunks), C @ C.T
         for k in range(A.shape[1]):
             if Q[k, k] > 0:  # column k minimises its share exactly (soft threshold at lam)
                 A[:, k] = np.maximum(A[:, k] + (P[:, k] - A @ Q[:, k] - lam) / Q[k, k], 0.0)
     # the penalty chose the supports; fit the values there without its shrinkage, then the traces
-    C = update_traces(C, _left_product(X, A), A.T @ A)
-    A = update_footprints(A, _right_product(X, C), C @ C.T, A > 0)
-    C = update_traces(C, _left_product(X, A), A.T @ A)
+    C = update_traces(C, _frames_left_product(X, A, chunks), A.T @ A)
+    A = update_footprints(A, _frames_right_product(X, C, chunks), C @ C.T, A > 0)
+    C = update_traces(C, _frames_left_product(X, A, chunks), A.T @ A)
     return A, C
+
+
+class _Activity:
+    """The patch less each pixel's temporal median, ``Y − median`` (float64), a chunk of frames at a time."""
+
+    def __init__(self, Y: PatchFrames, median: np.ndarray):
+        self.Y, self.median, self.shape = Y, median, Y.shape
+
+    def __getitem__(self, chunk: slice) -> np.ndarray:
+        return self.Y[chunk].astype(np.float64) - self.median
 
 
 def initialize_sparse_nmf(
@@ -96,11 +132,12 @@ def initialize_sparse_nmf(
     alpha: float = 2.0,
     iterations: int = 30,
 ) -> LowRankInit:
-    """Sparse NMF initialization of one in-memory patch for dendritic data (see the module docstring).
+    """Sparse NMF initialization of one patch for dendritic data (see the module docstring).
 
     Parameters
     ----------
-    Y : (T, h, w) movie of the patch, any real dtype (worked on as float32).
+    Y : (T, h, w) movie of the patch: an array (worked on as float32) or
+        :class:`~cnmflow.engine.patch_frames.PatchFrames`, read a chunk of frames at a time.
     K : number of components to fit (CaImAn ``K``); all-zero ones are dropped.
     nb : background components; 0 gives empty ``b`` (h*w, 0) and ``f`` (0, T).
     alpha : sparsity, in pixel noise sd: the L1 weight on footprint pixel p is ``alpha·σ_p``
@@ -113,16 +150,20 @@ def initialize_sparse_nmf(
     image of the activity's temporal maximum (h, w). Deterministic.
     """
     _check_params(K, nb, alpha, iterations)
-    Y = np.asarray(Y)
-    if Y.ndim != 3 or Y.shape[0] < 4:
-        raise ParameterError(f"Y must be a (n_frames >= 4, rows, cols) movie, got shape {Y.shape}")
+    if getattr(Y, "ndim", None) != 3 or Y.shape[0] < 4:
+        raise ParameterError(f"Y must be a (n_frames >= 4, rows, cols) movie, got shape {getattr(Y, 'shape', None)}")
+    Y = as_frames(Y)
     T, h, w = Y.shape
     if K > min(T, h * w):
         raise ParameterError(f"K={K} components do not fit a patch of {h}x{w} pixels and {T} frames")
-    Y = Y.astype(np.float32, copy=False)
-    X = patch_matrix(Y).astype(np.float64)  # (pixels, T); float64 once for all the products
-    X -= np.median(X, axis=1, keepdims=True)
-    score = X.max(axis=1).reshape((h, w), order="F").astype(np.float32)
+    median = np.empty((h, w), np.float32)
+    for band in row_bands(Y.shape):
+        median[band] = np.median(Y[:, band], axis=0)
+    X = _Activity(Y, median)
+    peak = np.full((h, w), -np.inf)
+    for chunk in Y.chunks():
+        np.maximum(peak, X[chunk].max(axis=0), out=peak)
+    score = peak.astype(np.float32)
     lam = float(alpha) * pixel_noise(Y).ravel(order="F").astype(np.float64)
     A, C = _unit_traces(*_start(X, int(K)))
     A, C = _sparse_hals(X, A, C, lam, int(iterations))
@@ -130,8 +171,7 @@ def initialize_sparse_nmf(
     energy = norms * np.sqrt((C ** 2).sum(axis=1))
     order = [k for k in np.argsort(-energy, kind="stable") if energy[k] > 0]
     A, C = A[:, order] / norms[order], C[order] * norms[order, None]
-    neurons = pixels_to_frames((A @ C).T, (h, w))
-    b, f = fit_background(np.maximum(Y - neurons, 0.0), int(nb), block=BACKGROUND_BLOCK)
+    b, f = fit_background(ClippedResidual(Y, A, C), int(nb), block=BACKGROUND_BLOCK)
     b_norms = np.sqrt((b ** 2).sum(axis=0))
     b, f = b / np.where(b_norms > 0, b_norms, 1.0), f * b_norms[:, None]  # unit footprints, like A
     return LowRankInit(A=A.astype(np.float32), C=C.astype(np.float32), b=b.astype(np.float32),
