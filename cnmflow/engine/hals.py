@@ -24,6 +24,20 @@ def pixels_to_frames(matrix: np.ndarray, dims: tuple[int, int]) -> np.ndarray:
     return matrix.reshape(matrix.shape[0], cols, rows).transpose(0, 2, 1)
 
 
+def fortran_index(dims: tuple[int, int]) -> np.ndarray:
+    """For each pixel in C (row-major) order, its index in Fortran (column-major) order:
+    ``A[fortran_index(dims)]`` gives footprint rows in the order of ``frames.reshape(n, -1)``."""
+    rows, cols = dims
+    return np.arange(rows * cols).reshape((cols, rows)).T.ravel()
+
+
+def to_fortran_rows(X: np.ndarray, to_fortran: np.ndarray) -> np.ndarray:
+    """The rows of a C-pixel-ordered ``X`` in Fortran order (the inverse of indexing by ``fortran_index``)."""
+    out = np.empty_like(X)
+    out[to_fortran] = X
+    return out
+
+
 def update_traces(C: np.ndarray, U: np.ndarray, V: np.ndarray, *, iterations: int = 3) -> np.ndarray:
     """Non-negative traces minimising ‖Ỹ − A C‖² given ``U = Aᵀ Ỹ`` (K, T) and ``V = Aᵀ A`` (K, K)."""
     C = np.array(C, dtype=np.float64, copy=True)

@@ -14,7 +14,7 @@ import scipy.ndimage as ndi
 from cnmflow.engine.background import (RingModel, downsample_frames, fit_ring_model, resampling_operators,
                                       ring_residual, undo_ring_residual)
 from cnmflow.engine.footprint_shape import MAX_INITIAL_RADIUS_FACTOR, neuron_sized
-from cnmflow.engine.hals import (clean_footprint, dilated_support, pixels_to_frames,
+from cnmflow.engine.hals import (clean_footprint, dilated_support, fortran_index, pixels_to_frames, to_fortran_rows,
                                  update_footprints, update_traces)
 from cnmflow.engine.init.corr_pnr import initialize_corr_pnr
 from cnmflow.engine.movie_source import MovieSource
@@ -257,8 +257,8 @@ def _refine(Y: PatchFrames, A: np.ndarray, C: np.ndarray, ring, *, params: Param
         frames -= mean_image
         Y[chunk] = frames
     ring = replace(ring, b0=ring.b0 - mean_image.ravel(order="F"))  # the same model, for centred frames
-    to_fortran = _fortran_index(dims)
-    to_fortran_small = _fortran_index(ring.dims_ds)
+    to_fortran = fortran_index(dims)
+    to_fortran_small = fortran_index(ring.dims_ds)
     down, up = resampling_operators(dims, ring.ssub_B)
     for round_index in range(REFINE_ROUNDS):
         W, b0 = ring.W, ring.b0.astype(np.float64)
@@ -276,9 +276,9 @@ def _refine(Y: PatchFrames, A: np.ndarray, C: np.ndarray, ring, *, params: Param
         # Footprints: P = YCᵀ − b0·sᵀ − Up·W(DYCᵀ − DA·CCᵀ − Db0·sᵀ), s = C·1.
         CC, s_total = C @ C.T, C.sum(axis=1)
         YC, small_YC = _footprint_projections(Y, C, ring.ssub_B)
-        small_term = (_to_fortran_rows(small_YC, to_fortran_small) - (down @ A) @ (C_background @ C.T)
+        small_term = (to_fortran_rows(small_YC, to_fortran_small) - (down @ A) @ (C_background @ C.T)
                       - np.outer(down @ b0, s_total))
-        P = _to_fortran_rows(YC, to_fortran) - np.outer(b0, s_total) - up @ (W @ small_term)
+        P = to_fortran_rows(YC, to_fortran) - np.outer(b0, s_total) - up @ (W @ small_term)
         support = dilated_support(A, dims, radius=max(int(round(gsig)), 1))
         A = update_footprints(A, P, CC, support).astype(np.float32)
         A = np.column_stack([clean_footprint(A[:, k], dims) for k in range(A.shape[1])]).astype(np.float32)
@@ -313,19 +313,6 @@ def _footprint_projections(Y: PatchFrames, C: np.ndarray, ssub_B: int) -> tuple[
         part = small.reshape(small.shape[0], -1).T @ C[:, chunk].T
         small_YC = part.astype(np.float64) if small_YC is None else small_YC + part
     return YC, small_YC
-
-
-def _fortran_index(dims: tuple[int, int]) -> np.ndarray:
-    """For each pixel in C order, its Fortran-order index (``traces.fortran_index``, whose module
-    would import the deconvolution into every patch worker)."""
-    return pixels_to_frames(np.arange(dims[0] * dims[1])[None], dims).ravel()
-
-
-def _to_fortran_rows(X: np.ndarray, to_fortran: np.ndarray) -> np.ndarray:
-    """The rows of a C-pixel-ordered ``X`` in Fortran order (the inverse of indexing by ``_fortran_index``)."""
-    out = np.empty_like(X)
-    out[to_fortran] = X
-    return out
 
 
 def drop_border_components(A: np.ndarray, box: PatchBox, fov_dims: tuple[int, int], *,

@@ -18,7 +18,7 @@ import scipy.sparse as sp
 from cnmflow.engine.background import RingModel, downsample_frames, resampling_operators, ring_background
 from cnmflow.engine.deconvolution import deconvolve_trace
 from cnmflow.engine.estimates import Estimates
-from cnmflow.engine.hals import (clean_footprint, dilate_footprint, frames_to_pixels, pixels_to_frames,
+from cnmflow.engine.hals import (clean_footprint, dilate_footprint, fortran_index, frames_to_pixels, pixels_to_frames,
                                  update_traces)
 from cnmflow.params import Params
 
@@ -106,12 +106,6 @@ def project_background_subtracted(movie, model: TraceModel, C: np.ndarray, *, ch
             small = downsample_frames(frames, ring.ssub_B).reshape(n, -1)         # (n, d_ds), C order
             U[:, start:stop] -= (M_c @ small.T) - MDA @ C[:, start:stop]
     return U
-
-
-def fortran_index(dims: tuple[int, int]) -> np.ndarray:
-    """For each pixel in C (row-major) order, its index in Fortran (column-major) order."""
-    rows, cols = dims
-    return np.arange(rows * cols).reshape((cols, rows)).T.ravel()
 
 
 def solve_traces(movie, model: TraceModel, C_init: np.ndarray, *, params: Params,

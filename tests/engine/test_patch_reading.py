@@ -62,10 +62,10 @@ def test_residual_in_place_is_the_patch_less_background_and_neurons_and_undoes(m
 
 
 def test_c_ordered_rows_back_to_fortran_order():
-    from cnmflow.engine.traces import fortran_index
+    from cnmflow.engine.hals import fortran_index, frames_to_pixels, to_fortran_rows
 
     image = np.arange(15.0).reshape(3, 5)
-    to_fortran = patch_job._fortran_index(image.shape)
-    np.testing.assert_array_equal(to_fortran, fortran_index(image.shape))
-    np.testing.assert_array_equal(patch_job._to_fortran_rows(image.ravel()[:, None], to_fortran)[:, 0],
+    to_fortran = fortran_index(image.shape)
+    np.testing.assert_array_equal(frames_to_pixels(image[None])[0][to_fortran], image.ravel())
+    np.testing.assert_array_equal(to_fortran_rows(image.ravel()[:, None], to_fortran)[:, 0],
                                   image.ravel(order="F"))

@@ -19,8 +19,10 @@ import numpy as np
 from cnmflow.engine.hals import (
     clean_footprint,
     dilated_support,
+    fortran_index,
     frames_to_pixels,
     pixels_to_frames,
+    to_fortran_rows,
     update_footprints,
     update_traces,
 )
@@ -155,25 +157,28 @@ class ClippedResidual:
         return np.maximum(residual, 0.0)
 
 
-def _frame_pixels(Y, chunk: slice) -> np.ndarray:
-    """Frames ``chunk`` of a (T, h, w) movie as a (frames, pixels) float64 matrix, Fortran pixel order."""
-    return frames_to_pixels(np.asarray(Y[chunk])).astype(np.float64)
+def _frame_rows(Y, chunk: slice) -> np.ndarray:
+    """Frames ``chunk`` of a (T, h, w) movie as a (frames, pixels) float64 matrix, pixels in C order
+    (a reshape, no reordering copy; the factors' rows are put in C order instead)."""
+    frames = np.asarray(Y[chunk])
+    return frames.reshape(frames.shape[0], -1).astype(np.float64, copy=False)
 
 
 def _frames_left_product(Y, W: np.ndarray, chunks: list[slice]) -> np.ndarray:
-    """``Wᵀ·Y`` (K, T) for a (T, h, w) movie, a chunk of frames at a time."""
+    """``Wᵀ·Y`` (K, T) for a (T, h, w) movie and Fortran-ordered ``W``, a chunk of frames at a time."""
+    W_rows = W[fortran_index(Y.shape[1:])]
     out = np.empty((W.shape[1], Y.shape[0]))
     for chunk in chunks:
-        out[:, chunk] = (_frame_pixels(Y, chunk) @ W).T
+        out[:, chunk] = (_frame_rows(Y, chunk) @ W_rows).T
     return out
 
 
 def _frames_right_product(Y, H: np.ndarray, chunks: list[slice]) -> np.ndarray:
-    """``Y·Hᵀ`` (pixels, K) for a (T, h, w) movie, summed over chunks of frames."""
+    """``Y·Hᵀ`` (pixels in Fortran order, K) for a (T, h, w) movie, summed over chunks of frames."""
     out = np.zeros((Y.shape[1] * Y.shape[2], H.shape[0]))
     for chunk in chunks:
-        out += _frame_pixels(Y, chunk).T @ H[:, chunk].T
-    return out
+        out += _frame_rows(Y, chunk).T @ H[:, chunk].T
+    return to_fortran_rows(out, fortran_index(Y.shape[1:]))
 
 
 def refine_hals(Y, init: LowRankInit, *, gsig: float, iterations: int = 5) -> LowRankInit:
@@ -213,7 +218,7 @@ def refine_hals(Y, init: LowRankInit, *, gsig: float, iterations: int = 5) -> Lo
     W = np.hstack([init.A, init.b]).astype(np.float64)
     H = np.vstack([init.C, init.f]).astype(np.float64)
     radius = max(1, int(round(float(gsig))))
-    y_norm = sum(float(np.sum(_frame_pixels(Y, chunk) ** 2)) for chunk in chunks)
+    y_norm = sum(float(np.sum(_frame_rows(Y, chunk) ** 2)) for chunk in chunks)
     best_error = _residual_norm(y_norm, W, _frames_right_product(Y, H, chunks), H @ H.T)
     best = W, H
     # The support is fixed from the starting footprints: dilating each round's footprints would

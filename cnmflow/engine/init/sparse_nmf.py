@@ -45,7 +45,7 @@ BACKGROUND_BLOCK = 2
 START_ITERATIONS = 200
 START_TOL = 1e-4
 #: frames the start's NMF sees at most (longer patches: block means over time)
-START_MAX_FRAMES = 3000
+START_MAX_FRAMES = 1000
 
 
 def _check_params(K, nb, alpha, iterations) -> None:
