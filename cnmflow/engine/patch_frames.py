@@ -23,6 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from cnmflow.engine.movie_source import MovieSource
+from cnmflow.engine.noise import BAND_VALUES  # values (all frames of a band of rows) one band holds
 from cnmflow.errors import ParameterError
 
 #: Default megabytes of frame-sized arrays that one patch job keeps in memory.
@@ -33,8 +34,6 @@ PATCH_MB_VARIABLE = "CNMFLOW_PATCH_MB"
 SCRATCH_VARIABLE = "CNMFLOW_SCRATCH_DIR"
 #: Bytes of frames one chunk of a streaming pass reads (the box's pixels, not the patch's).
 CHUNK_BYTES = 8 * 2 ** 20
-#: Values (all frames of a band of rows) that one band of a whole-time pass holds.
-BAND_VALUES = 2 ** 22
 #: Bytes of the file mapped at once when writing a box into a scratch file.
 WRITE_WINDOW_BYTES = 64 * 2 ** 20
 

@@ -304,14 +304,14 @@ def _trace_projections(Y: PatchFrames, A_rows: np.ndarray, M_rows: np.ndarray, s
 
 def _footprint_projections(Y: PatchFrames, C: np.ndarray, ssub_B: int) -> tuple[np.ndarray, np.ndarray]:
     """``Y·Cᵀ`` (d, K) and ``D(Y)·Cᵀ`` (d_ds, K), pixels in C order, summed over chunks of frames."""
-    YC = np.zeros((Y.shape[1] * Y.shape[2], C.shape[0]))
-    small_YC = None
+    T, h, w = Y.shape
+    YC = np.zeros((h * w, C.shape[0]))
+    small_YC = np.zeros((-(-h // ssub_B) * -(-w // ssub_B), C.shape[0]))
     for chunk in Y.chunks():
         frames = Y[chunk]
         small = downsample_frames(frames, ssub_B)
         YC += frames.reshape(frames.shape[0], -1).T @ C[:, chunk].T
-        part = small.reshape(small.shape[0], -1).T @ C[:, chunk].T
-        small_YC = part.astype(np.float64) if small_YC is None else small_YC + part
+        small_YC += small.reshape(small.shape[0], -1).T @ C[:, chunk].T
     return YC, small_YC
 
 

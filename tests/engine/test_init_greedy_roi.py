@@ -117,6 +117,15 @@ def _found(res, dims, centres) -> int:
     return int(np.argmin([np.hypot(*(peak - np.array(c))) for c in centres]))
 
 
+def _assert_flag_swaps_the_pick(movie, dims, centres, flag: str, *, picks_first: bool, **kwargs) -> None:
+    """With ``flag=picks_first`` the search scores ``centres[0]`` higher and picks it (K=1); with the
+    other value it scores and picks ``centres[1]``."""
+    for value, winner in ((picks_first, 0), (not picks_first, 1)):
+        result = initialize_greedy_roi(movie, **{flag: value}, **kwargs)
+        assert _found(result, dims, centres) == winner, (flag, value)
+        assert result.score[centres[winner]] > result.score[centres[1 - winner]], (flag, value)
+
+
 def test_rolling_sum_finds_a_single_burst_that_the_full_sum_ranks_lower():
     T, dims = 600, (40, 40)
     burst = _trace(T, [300, 303, 306], 60.0)  # one short, strong episode
@@ -130,13 +139,8 @@ def test_rolling_sum_finds_a_single_burst_that_the_full_sum_ranks_lower():
     # the busiest neuron and take part of its score) and no normalisation (the busy neuron
     # raises its own median, the divisor)
     movie = _movie(dims, [(centres[0], GSIG, burst), (centres[1], GSIG, steady)], baseline=0.0)
-    kwargs = dict(K=1, gsig=GSIG, gsiz=GSIZ, nb=0, rolling_length=100, normalize_init=False)
-    rolling = initialize_greedy_roi(movie, rolling_sum=True, **kwargs)
-    full = initialize_greedy_roi(movie, rolling_sum=False, **kwargs)
-    assert _found(rolling, dims, centres) == 0
-    assert _found(full, dims, centres) == 1
-    assert rolling.score[centres[0]] > rolling.score[centres[1]]
-    assert full.score[centres[0]] < full.score[centres[1]]
+    _assert_flag_swaps_the_pick(movie, dims, centres, "rolling_sum", picks_first=True,
+                                K=1, gsig=GSIG, gsiz=GSIZ, nb=0, rolling_length=100, normalize_init=False)
 
 
 def test_normalize_init_favours_a_relative_change_in_a_dim_region():
@@ -168,13 +172,7 @@ def test_center_psf_favours_neuron_sized_blobs_over_larger_structures():
     large = _trace(T, list(range(15, T, 40)), 40.0)
     small = _trace(T, list(range(35, T, 40)), 40.0)
     movie = _movie(dims, [(centres[0], 7.0, large), (centres[1], gsig, small)], baseline=0.0)
-    kwargs = dict(K=1, gsig=gsig, gsiz=gsiz, nb=0)
-    plain = initialize_greedy_roi(movie, center_psf=False, **kwargs)
-    centred = initialize_greedy_roi(movie, center_psf=True, **kwargs)
-    assert _found(plain, dims, centres) == 0
-    assert _found(centred, dims, centres) == 1
-    assert plain.score[centres[0]] > plain.score[centres[1]]
-    assert centred.score[centres[0]] < centred.score[centres[1]]
+    _assert_flag_swaps_the_pick(movie, dims, centres, "center_psf", picks_first=False, K=1, gsig=gsig, gsiz=gsiz, nb=0)
 
 
 @pytest.mark.parametrize("nb", [0, 1, 2])

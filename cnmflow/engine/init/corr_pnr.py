@@ -35,7 +35,7 @@ import numpy as np
 import scipy.ndimage as ndi
 
 from cnmflow.engine.noise import pixel_noise
-from cnmflow.engine.patch_frames import PatchFrames, PatchStorage, frame_mean
+from cnmflow.engine.patch_frames import PatchFrames, PatchStorage, as_frames, frame_mean
 from cnmflow.engine.summary_images import CORR_THRESHOLD, _CorrSums, _Filter, filter_kernel
 from cnmflow.errors import ParameterError
 
@@ -322,12 +322,13 @@ def _regress_on_trace(st: _State, box: tuple[int, int, int, int], c_f: np.ndarra
     m_y = s_y / n
     cc = c_f @ c_f
     cy = s_cy - c_f.sum() * m_y
+    on_trace_alone = cy / cc if cc > 0 else np.zeros(pixels)
     if background_weights is None:
-        return cy / cc if cc > 0 else np.zeros(pixels)
+        return on_trace_alone
     m_b = s_b / n
     bb = s_bb - n * m_b * m_b
     if not bb > 1e-12 * max(s_bb / n, 1e-300) * n:   # a constant local background: nothing to regress on
-        return cy / cc if cc > 0 else np.zeros(pixels)
+        return on_trace_alone
     cb = s_cb - c_f.sum() * m_b
     by = s_by - n * m_b * m_y
     gram = np.array([[cc, cb], [cb, bb]])
@@ -355,8 +356,7 @@ def initialize_corr_pnr(
     ``movie`` is only read (a float32 array is not copied). ``storage`` says where the filtered
     copy of the movie goes (default: memory).
     """
-    if not isinstance(movie, PatchFrames):
-        movie = np.asarray(movie, dtype=np.float32)
+    movie = as_frames(movie)
     if movie.ndim != 3:
         raise ParameterError(f"movie must be (n_frames, rows, cols), got shape {movie.shape}")
     _check_params(gsig, gsiz, min_corr, min_pnr, border_pix, max_components)

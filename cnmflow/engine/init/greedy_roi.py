@@ -52,8 +52,8 @@ import scipy.linalg
 import scipy.ndimage as ndi
 
 from cnmflow.engine.hals import clean_footprint, frames_to_pixels
-from cnmflow.engine.init.low_rank import (ClippedResidual, LowRankInit, block_mean, empty_init, fit_background, refine_hals,
-                                         significant_traces)
+from cnmflow.engine.init.low_rank import (ClippedResidual, LowRankInit, block_mean, empty_init, fit_background,
+                                         refine_hals, significant_traces)
 from cnmflow.engine.noise import pixel_noise
 from cnmflow.engine.patch_frames import PatchFrames, PatchStorage, as_frames, frame_chunks, frame_mean, row_bands
 from cnmflow.errors import ParameterError
@@ -118,6 +118,7 @@ def _pixel_scale(Y: PatchFrames, normalize: bool) -> np.ndarray:
     floor = floor if floor > 0 else 1.0
     return np.maximum(med, floor).astype(np.float32)
 
+
 def _pad_odd(frames: np.ndarray, r: int) -> np.ndarray:
     """Pad each frame by ``r`` pixels with point reflection (linear extrapolation at the edges)."""
     return np.pad(frames, ((0, 0), (r, r), (r, r)), mode="reflect", reflect_type="odd")
@@ -132,21 +133,18 @@ def _blur_odd(frames: np.ndarray, sigma: float) -> np.ndarray:
 
 
 def _top_temporal(Z: np.ndarray, n: int) -> np.ndarray:
-    """(n, T) orthonormal top right-singular vectors of ``Z`` (T, p), from the smaller Gram matrix."""
-    T, p = Z.shape
-    n = min(n, T, p)
-    if p < T:
-        return _temporal_from_gram(Z.T @ Z, n, [(slice(0, T), Z)])
+    """(n, T) orthonormal top right-singular vectors of ``Z`` (T, p) with T <= p, from ``Z·Zᵀ``."""
+    T = Z.shape[0]
     _, V = scipy.linalg.eigh(Z @ Z.T, subset_by_index=[T - n, T - 1])
     return V.T
 
 
-def _temporal_from_gram(gram: np.ndarray, n: int, parts) -> np.ndarray:
-    """The top ``n`` temporal vectors from the (p, p) Gram matrix of ``Z``, whose frames ``parts``
-    gives as (frame slice, rows of Z) pairs (the rows are read once more to project them)."""
+def _temporal_from_gram(gram: np.ndarray, n: int, blocks) -> np.ndarray:
+    """The top ``n`` temporal vectors of ``Z`` from its (p, p) Gram matrix; ``blocks`` gives the
+    rows of ``Z`` once more, in frame order, to project them."""
     p = gram.shape[0]
     _, U = scipy.linalg.eigh(gram, subset_by_index=[p - n, p - 1])
-    V = np.concatenate([(Z @ U).T for _, Z in parts], axis=1)
+    V = np.concatenate([(Z @ U).T for Z in blocks], axis=1)
     norms = np.sqrt((V ** 2).sum(axis=1, keepdims=True))
     return V / np.where(norms > 0, norms, 1.0)
 
@@ -190,9 +188,9 @@ def _smooth_background(Yn: _Normalized, nb: int, gsig: float) -> tuple[np.ndarra
         for chunk in chunks:
             part = blurred(chunk)
             gram += part.T @ part
-        V = _temporal_from_gram(gram, min(nb, p), ((chunk, blurred(chunk)) for chunk in chunks))
+        V = _temporal_from_gram(gram, min(nb, p), (blurred(chunk) for chunk in chunks))
     else:
-        V = _top_temporal(np.concatenate([blurred(chunk) for chunk in chunks]), nb)
+        V = _top_temporal(np.concatenate([blurred(chunk) for chunk in chunks]), min(nb, T))
     maps = np.zeros((V.shape[0], h, w))
     for chunk in chunks:
         maps += np.tensordot(V[:, chunk], (Yn[chunk] - mean).astype(np.float64), axes=(1, 0))
@@ -219,6 +217,7 @@ def _residual(Yn: _Normalized, background: tuple[np.ndarray, np.ndarray] | None,
     for chunk in R.chunks():
         R[chunk] = without_background(chunk) - median
     return R
+
 
 def _filter(frames: np.ndarray, gsig: float, gsiz: int, centered: bool) -> np.ndarray:
     """Gaussian blur of each frame (sd gsig, radius gsiz, replicate borders); with ``centered``
@@ -374,6 +373,7 @@ def _rank1(Rb: _Box, profile: np.ndarray, box: tuple[int, int]) -> tuple[np.ndar
         return None
     c = np.maximum(Rb.times(a), 0.0) / float(a @ a)
     return (a, c) if float(c @ c) > 0 else None
+
 
 def _gaussian_profile(rows: slice, cols: slice, r: int, c: int, gsig: float) -> np.ndarray:
     yy, xx = np.mgrid[rows, cols]
