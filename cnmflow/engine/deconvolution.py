@@ -41,6 +41,10 @@ _ROOT_MAX = 0.999
 _NOISE_BAND = (0.25, 0.5)
 # constrained_onnlsAR2 first solves an AR(1) problem on data decimated by this factor.
 _AR2_DECIMATE = 5
+# ... then NNLS over windows moved by this many frames (OASIS' default). Its last solve takes the
+# frames after the first shift; for a trace shorter than the shift that slice has a negative
+# length and OASIS fails (50 <= T < 100), so a short trace is one window: shift = T.
+_AR2_SHIFT = 100
 
 
 @dataclass(frozen=True)
@@ -229,6 +233,7 @@ def deconvolve_trace(
             optimize_b=True,
             b_nonneg=bool(bas_nonneg),
             decimate=_AR2_DECIMATE if T >= 10 * _AR2_DECIMATE else 1,
+            shift=min(_AR2_SHIFT, T),
         )
         g_out = tuple(float(v) for v in g_out)
     c = np.asarray(c, dtype=np.float64)
