@@ -8,6 +8,7 @@ ratios from Python `Fraction`s so 1/30 s is stored as exactly 1/30 s.
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from fractions import Fraction
 
@@ -85,3 +86,90 @@ def set_pixel_size(spacing, *, height_um: Fraction, width_um: Fraction) -> None:
     """Set the pixel size of an `isx.Spacing` (µm per pixel); isx's own default is 3 µm."""
     spacing._impl.pixel_width = ratio(Fraction(width_um))
     spacing._impl.pixel_height = ratio(Fraction(height_um))
+
+
+# ----------------------------------------------------------------------------- plain copies
+# `isx.Timing` / `isx.Spacing` wrap ctypes structures: they cannot be pickled, so a MovieInfo
+# holding them breaks Prefect's result cache. Movies keep these plain, exact copies instead and
+# become isx objects only where isx is called (`to_isx`).
+Ratio = tuple[int, int]  # (numerator, denominator) exactly as isx stored it, never normalised
+
+
+def _ratio_of(impl) -> Ratio:
+    return int(impl.num), int(impl.den)
+
+
+def _isx_ratio(value: Ratio):
+    return _isx()._internal.IsxRatio(int(value[0]), int(value[1]))
+
+
+@dataclass(frozen=True)
+class IsxdTiming:
+    """The timing of an isxd movie as plain, picklable data (an `isx.Timing` without ctypes).
+
+    ``period`` and ``start`` are exact (numerator, denominator) seconds; ``start`` counts from
+    the Unix epoch (UTC), ``utc_offset`` is the local offset in seconds. Sample indices of
+    dropped, cropped (inclusive first-last pairs) and blank frames as isx lists them.
+    """
+
+    num_samples: int
+    period: Ratio
+    start: Ratio = (0, 1)
+    utc_offset: int = 0
+    dropped: tuple[int, ...] = ()
+    cropped: tuple[tuple[int, int], ...] = ()
+    blank: tuple[int, ...] = ()
+
+    @property
+    def period_s(self) -> Fraction:
+        """Seconds per frame, exact."""
+        return Fraction(*self.period)
+
+    @classmethod
+    def from_isx(cls, timing) -> "IsxdTiming":
+        """Copy an `isx.Timing` (also one that is only a view into a live isx.Movie)."""
+        impl = timing._impl
+        return cls(num_samples=int(timing.num_samples), period=_ratio_of(impl.step),
+                   start=_ratio_of(impl.start.secs_since_epoch), utc_offset=int(impl.start.utc_offset),
+                   dropped=tuple(int(i) for i in timing.dropped),
+                   cropped=tuple((int(a), int(b)) for a, b in timing.cropped),
+                   blank=tuple(int(i) for i in timing.blank))
+
+    def to_isx(self):
+        """A new `isx.Timing` holding exactly these values (call only where isx needs one)."""
+        isx = _isx()
+        period = isx.Duration._from_impl(_isx_ratio(self.period))
+        start = isx.Time._from_secs_since_epoch(isx.Duration._from_impl(_isx_ratio(self.start)), self.utc_offset)
+        return isx.Timing(num_samples=self.num_samples, period=period, start=start, dropped=list(self.dropped),
+                          cropped=[list(pair) for pair in self.cropped], blank=list(self.blank))
+
+
+@dataclass(frozen=True)
+class IsxdSpacing:
+    """The spacing of an isxd movie as plain, picklable data (an `isx.Spacing` without ctypes).
+
+    ``num_pixels`` is (rows, cols); pixel sizes and the top-left corner are exact
+    (numerator, denominator) µm.
+    """
+
+    num_pixels: tuple[int, int]
+    pixel_height: Ratio = (3, 1)  # isx's default pixel size
+    pixel_width: Ratio = (3, 1)
+    top: Ratio = (0, 1)
+    left: Ratio = (0, 1)
+
+    @classmethod
+    def from_isx(cls, spacing) -> "IsxdSpacing":
+        """Copy an `isx.Spacing`."""
+        impl = spacing._impl
+        return cls(num_pixels=(int(impl.num_rows), int(impl.num_cols)),
+                   pixel_height=_ratio_of(impl.pixel_height), pixel_width=_ratio_of(impl.pixel_width),
+                   top=_ratio_of(impl.top), left=_ratio_of(impl.left))
+
+    def to_isx(self):
+        """A new `isx.Spacing` holding exactly these values (call only where isx needs one)."""
+        spacing = _isx().Spacing(num_pixels=tuple(self.num_pixels))
+        impl = spacing._impl
+        impl.pixel_height, impl.pixel_width = _isx_ratio(self.pixel_height), _isx_ratio(self.pixel_width)
+        impl.top, impl.left = _isx_ratio(self.top), _isx_ratio(self.left)
+        return spacing

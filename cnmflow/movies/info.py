@@ -5,11 +5,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
 from cnmflow.errors import MovieError
+from cnmflow.isx_timing import IsxdSpacing, IsxdTiming
 
 #: extension (lower case, with dot) -> kind
 SUPPORTED_EXTENSIONS: dict[str, str] = {".isxd": "isxd", ".tif": "tiff", ".tiff": "tiff", ".avi": "avi"}
@@ -17,7 +17,13 @@ SUPPORTED_EXTENSIONS: dict[str, str] = {".isxd": "isxd", ".tif": "tiff", ".tiff"
 
 @dataclass(frozen=True)
 class MovieInfo:
-    """What is known about one movie file before reading its pixels."""
+    """What is known about one movie file before reading its pixels.
+
+    Plain, picklable data only (cached extraction results hold it): an isxd movie's exact
+    timing and spacing are `IsxdTiming` / `IsxdSpacing`, made into isx objects where isx
+    writes outputs. ``notes`` are warnings about the file a run reports (e.g. an AVI whose
+    header lists more frames than decode).
+    """
 
     path: Path
     kind: str
@@ -29,15 +35,16 @@ class MovieInfo:
     start_time: datetime | None = None
     pixel_size_um: float | None = None
     invalid_frames: tuple[int, ...] = ()
-    timing: Any | None = field(default=None, compare=False, repr=False)
-    spacing: Any | None = field(default=None, compare=False, repr=False)
+    timing: IsxdTiming | None = field(default=None, repr=False)
+    spacing: IsxdSpacing | None = field(default=None, repr=False)
     extra_properties: dict | None = field(default=None, compare=False)
+    notes: tuple[str, ...] = ()
 
     @property
     def frame_period(self) -> float | None:
         """Seconds per frame (exact from the isxd timing where there is one)."""
         if self.timing is not None:
-            return float(self.timing.period.secs_float)
+            return float(self.timing.period_s)
         if self.frame_rate is None:
             return None
         return 1.0 / self.frame_rate

@@ -20,7 +20,9 @@ from typing import Iterator
 import numpy as np
 
 from cnmflow.errors import MovieError
+from cnmflow.isx_timing import IsxdSpacing, IsxdTiming
 from cnmflow.movies.info import MovieInfo, check_chunk, check_range
+from cnmflow.movies.native_stderr import captured_stderr, with_detail
 
 # isxd "type" field values seen in isx-written files.
 _DATASET_TYPES = {0: "movie", 1: "cell set", 4: "image", 5: "event set"}
@@ -33,24 +35,29 @@ _MAX_HEADER = 256 * 1024 * 1024
 
 def read_header(path: str | os.PathLike) -> dict | None:
     """The isxd JSON header, or None when the file does not end with one."""
+    return _read_tail(path)[0]
+
+
+def _read_tail(path: str | os.PathLike) -> tuple[dict | None, int]:
+    """(The isxd JSON header or None, the number of bytes before it: the frame data)."""
     try:
         with open(path, "rb") as fh:
             size = fh.seek(0, os.SEEK_END)
             if size < 10:
-                return None
+                return None, size
             fh.seek(size - 8)
             (length,) = struct.unpack("<Q", fh.read(8))
             if length == 0 or length > min(size - 9, _MAX_HEADER):
-                return None
+                return None, size
             fh.seek(size - 9 - length)
             raw = fh.read(length + 1)
     except OSError:
-        return None
+        return None, 0
     try:
         header = json.loads(raw.rstrip(b"\x00").decode("utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError):
-        return None
-    return header if isinstance(header, dict) else None
+        return None, size
+    return (header, size - 9 - length) if isinstance(header, dict) else (None, size)
 
 
 def _not_a_movie(path: Path, what: str) -> MovieError:
@@ -68,54 +75,42 @@ def _isx():
 
 def _open(path: Path):
     isx = _isx()
-    try:
-        return isx.Movie.read(str(path))
-    except Exception as exc:  # isx raises bare Exception
-        msg = str(exc)
-        m = re.search(r"Instead it is of type:\s*([A-Za-z ]+?)\s*\.?\s*$", msg)
-        if m:
-            raise _not_a_movie(path, m.group(1).strip().lower()) from None
-        detail = msg.splitlines()[-1].strip() if msg.strip() else type(exc).__name__
-        raise MovieError(f"cannot read isxd movie {path}: {detail}; check the file is a complete, uncorrupted isxd movie") from None
+    with captured_stderr() as native:
+        try:
+            return isx.Movie.read(str(path))
+        except Exception as exc:  # isx raises bare Exception
+            error = exc
+    msg = str(error)
+    m = re.search(r"Instead it is of type:\s*([A-Za-z ]+?)\s*\.?\s*$", msg)
+    if m:
+        raise _not_a_movie(path, m.group(1).strip().lower()) from None
+    detail = msg.splitlines()[-1].strip() if msg.strip() else type(error).__name__
+    raise MovieError(with_detail(f"cannot read isxd movie {path}: {detail}", native)
+                     + "; check the file is a complete, uncorrupted isxd movie") from None
 
 
-def _copy_timing(timing):
-    """An isx.Timing that owns its memory.
+def _check_frame_data(path: Path, data_bytes: int, stored: int, dtype: np.dtype, shape: tuple[int, int]) -> None:
+    """Refuse a file whose frame data is shorter than its header promises (a cut copy).
 
-    `isx.Movie.timing` is a ctypes view into the C movie object: once that Movie is garbage
-    collected the view dangles (period, dropped frames, ... read back garbage). Rebuild it.
+    isx opens such a file and fails only at the first missing frame, after the run has
+    started. Each of the `stored` (valid) frames takes rows*cols pixels (dropped, cropped and
+    blank frames take no space; nVista frame headers/footers only add bytes: a lower bound).
     """
-    isx = _isx()
-    impl = timing._impl
-    period = isx.Duration._from_num_den(int(impl.step.num), int(impl.step.den))
-    start = isx.Time._from_secs_since_epoch(
-        isx.Duration._from_num_den(int(impl.start.secs_since_epoch.num), int(impl.start.secs_since_epoch.den)),
-        int(impl.start.utc_offset),
-    )
-    return isx.Timing(num_samples=int(timing.num_samples), period=period, start=start,
-                      dropped=[int(i) for i in timing.dropped],
-                      cropped=[[int(a), int(b)] for a, b in timing.cropped],
-                      blank=[int(i) for i in timing.blank])
+    frame_bytes = shape[0] * shape[1] * dtype.itemsize
+    promised = stored * frame_bytes
+    if data_bytes < promised:
+        present = data_bytes // frame_bytes if frame_bytes else 0
+        raise MovieError(
+            f"{path} is truncated: its header promises {stored} stored frames of {shape[0]}x{shape[1]} {dtype} "
+            f"({promised} bytes of frame data) but the file holds only {data_bytes} bytes (about {present} frames); "
+            "copy the complete file again (or export it again from the acquisition software)")
 
 
-def _copy_spacing(spacing):
-    """An isx.Spacing that owns its memory (see `_copy_timing`); the struct holds no pointers."""
-    isx = _isx()
-    impl = spacing._impl
-    return isx.Spacing._from_impl(type(impl).from_buffer_copy(impl))
-
-
-def _start_time(header: dict | None, timing) -> datetime:
-    start = (header or {}).get("timingInfo", {}).get("start")
-    try:
-        secs = Fraction(int(start["secsSinceEpoch"]["num"]), int(start["secsSinceEpoch"]["den"]))
-        offset = int(start.get("utcOffset", 0))
-    except (TypeError, KeyError, ValueError, ZeroDivisionError):
-        secs = Fraction(timing.start._to_secs_since_epoch().secs_float)
-        offset = int(getattr(timing.start._impl, "utc_offset", 0))
+def _start_time(timing: IsxdTiming) -> datetime:
+    """The movie's start as an aware datetime in its recorded UTC offset, to the microsecond."""
+    secs, offset = Fraction(*timing.start), timing.utc_offset
     tz = timezone(timedelta(seconds=offset)) if abs(offset) < 86400 else timezone.utc
-    # exact microseconds from the rational seconds
-    micros = round(secs * 1_000_000)
+    micros = round(secs * 1_000_000)  # exact microseconds from the rational seconds
     return datetime(1970, 1, 1, tzinfo=timezone.utc).astimezone(tz) + timedelta(microseconds=micros)
 
 
@@ -129,7 +124,7 @@ def _pixel_size(header: dict | None) -> float | None:
 
 
 def read_info(path: Path) -> MovieInfo:
-    header = read_header(path)
+    header, data_bytes = _read_tail(path)
     if header is not None and "type" in header:
         try:
             dtype_code = int(header["type"])
@@ -138,27 +133,28 @@ def read_info(path: Path) -> MovieInfo:
         if dtype_code is not None and dtype_code not in (0, 4):  # 4: image (isx writes 0- and 1-frame movies so)
             raise _not_a_movie(path, _DATASET_TYPES.get(dtype_code, f"data set of type {dtype_code}"))
     movie = _open(path)
-    timing, spacing = _copy_timing(movie.timing), _copy_spacing(movie.spacing)
-    data_type = movie.data_type
+    # copy now: isx.Movie.timing / .spacing are ctypes views that dangle once the movie is freed
+    timing, spacing = IsxdTiming.from_isx(movie.timing), IsxdSpacing.from_isx(movie.spacing)
+    dtype = np.dtype(movie.data_type)
+    valid = np.asarray(movie.timing.get_valid_samples_mask(), dtype=bool)
     del movie
-    rows, cols = (int(v) for v in spacing.num_pixels)
-    n = int(timing.num_samples)
-    period = float(timing.period.secs_float)
-    if not period > 0:
-        raise MovieError(f"{path}: isxd timing has a non-positive frame period ({period} s); the file is damaged")
-    mask = np.asarray(timing.get_valid_samples_mask(), dtype=bool)
-    invalid = tuple(int(i) for i in np.flatnonzero(~mask)) if mask.size == n else ()
+    rows, cols = spacing.num_pixels
+    n = timing.num_samples
+    if not timing.period_s > 0:
+        raise MovieError(f"{path}: isxd timing has a non-positive frame period ({float(timing.period_s)} s); "
+                         "the file is damaged")
+    invalid = tuple(int(i) for i in np.flatnonzero(~valid)) if valid.size == n else ()
+    _check_frame_data(path, data_bytes, n - len(invalid), dtype, (rows, cols))
     extra = header.get("extraProperties") if header is not None else None
-    dtype = np.dtype(data_type)
     return MovieInfo(
         path=path,
         kind="isxd",
         n_frames=n,
         frame_shape=(rows, cols),
         dtype=dtype,
-        frame_rate=1.0 / period,
+        frame_rate=1.0 / float(timing.period_s),
         frame_rate_source="isxd timing",
-        start_time=_start_time(header, timing),
+        start_time=_start_time(timing),
         pixel_size_um=_pixel_size(header),
         invalid_frames=invalid,
         timing=timing,
@@ -169,11 +165,19 @@ def read_info(path: Path) -> MovieInfo:
 
 def _read(movie, info: MovieInfo, start: int, stop: int) -> np.ndarray:
     out = np.empty((stop - start, *info.frame_shape), dtype=np.float32)
-    for k, i in enumerate(range(start, stop)):
-        try:
-            out[k] = movie.get_frame_data(i)
-        except Exception as exc:
-            raise MovieError(f"cannot read frame {i} of {info.path}: {str(exc).strip()}") from None
+    failed: tuple[int, Exception] | None = None
+    with captured_stderr() as native:
+        for k, i in enumerate(range(start, stop)):
+            try:
+                out[k] = movie.get_frame_data(i)
+            except Exception as exc:  # isx raises bare Exception
+                failed = (i, exc)
+                break
+    if failed is not None:
+        i, exc = failed
+        detail = str(exc).strip().splitlines()[-1] if str(exc).strip() else type(exc).__name__
+        raise MovieError(with_detail(f"cannot read frame {i} of {info.path}: {detail}", native)
+                         + "; the file may be truncated or damaged") from None
     return out
 
 

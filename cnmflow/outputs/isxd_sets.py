@@ -68,7 +68,7 @@ def output_timing(movie: MovieInfo, *, fr: float):
     period of ``1/fr`` seconds, starting at ``movie.start_time`` (else the epoch).
     """
     if movie.timing is not None:
-        return movie.timing
+        return movie.timing.to_isx()  # MovieInfo holds plain data; isx objects are made here
     _check_positive("fr", fr)
     return _isx().Timing(num_samples=int(movie.n_frames), period=isx_timing.period_from_rate(fr),
                          start=isx_timing.time_from_datetime(movie.start_time))
@@ -82,7 +82,7 @@ def output_spacing(movie: MovieInfo, *, dxy: float | Sequence[float]):
     direction, i.e. pixel height then width).
     """
     if movie.spacing is not None:
-        return movie.spacing
+        return movie.spacing.to_isx()
     per_um = (dxy, dxy) if np.ndim(dxy) == 0 else tuple(dxy)
     if len(per_um) != 2:
         raise ValueError(f"dxy must be a number or a (rows, cols) pair of pixels per µm, got {dxy!r}")

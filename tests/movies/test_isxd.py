@@ -1,7 +1,10 @@
+from fractions import Fraction
+
 import numpy as np
 import pytest
 
 from cnmflow.errors import MovieError
+from cnmflow.isx_timing import IsxdSpacing, IsxdTiming
 from cnmflow.movies import iter_chunks, read_frames, read_info
 from cnmflow.movies.isxd import read_header
 
@@ -104,19 +107,71 @@ def test_timing_outlives_the_isx_movie(tmp_path):
     b = read_info(write_isxd(tmp_path / "b.isxd", movie_data(3), period_ms=50, start_ms=7000))
     gc.collect()
     keep = [isx.Movie.read(str(tmp_path / "a.isxd")) for _ in range(5)]  # reuse freed memory
-    assert a.timing.period.secs_float == pytest.approx(0.1) and a.timing.dropped == [1]
-    assert b.timing.period.secs_float == pytest.approx(0.05) and b.frame_period == pytest.approx(0.05)
+    assert a.timing.period_s == Fraction(1, 10) and a.timing.dropped == (1,)
+    assert b.timing.period_s == Fraction(1, 20) and b.frame_period == pytest.approx(0.05)
     # the copies can be reused to write outputs with identical timing and spacing
-    out = isx.Movie.write(str(tmp_path / "out.isxd"), a.timing, a.spacing, np.float32)
+    out = isx.Movie.write(str(tmp_path / "out.isxd"), a.timing.to_isx(), a.spacing.to_isx(), np.float32)
     for i in (0, 2, 3):
         out.set_frame_data(i, np.zeros(a.frame_shape, np.float32))
     out.flush()
     del out
     again = isx.Movie.read(str(tmp_path / "out.isxd"))
-    assert again.timing == a.timing and again.spacing == a.spacing
+    assert again.timing == a.timing.to_isx() and again.spacing == a.spacing.to_isx()
+    assert IsxdTiming.from_isx(again.timing) == a.timing and IsxdSpacing.from_isx(again.spacing) == a.spacing
 
 
 def test_single_frame_isxd_is_accepted(tmp_path):
     # isx stores 0- and 1-frame movies with the "image" type; they are still read as movies
     info = read_info(write_isxd(tmp_path / "one.isxd", movie_data(1)))
     assert info.n_frames == 1
+
+
+def _cut_frame_data(path, keep_bytes: int):
+    """The file with its frame data cut after `keep_bytes` bytes but its JSON header intact."""
+    raw = path.read_bytes()
+    length = int.from_bytes(raw[-8:], "little")
+    cut = path.with_name("cut.isxd")
+    cut.write_bytes(raw[:keep_bytes] + raw[-(length + 9):])
+    return cut
+
+
+@pytest.mark.parametrize("dtype, dropped", [(np.float32, ()), (np.uint16, (2,))])
+def test_truncated_frame_data_refused_before_reading(tmp_path, capfd, dtype, dropped):
+    data = movie_data(10) * 10
+    path = write_isxd(tmp_path / "m.isxd", data, dtype=dtype, dropped=dropped)
+    frame_bytes = 6 * 5 * np.dtype(dtype).itemsize
+    stored = 10 - len(dropped)
+    read_info(path)  # the complete file is fine (dropped frames take no space)
+    cut = _cut_frame_data(path, 4 * frame_bytes + 7)
+    with pytest.raises(MovieError) as err:
+        read_info(cut)
+    message = str(err.value)
+    assert str(cut) in message and "truncated" in message
+    assert f"{stored} stored frames" in message and "about 4 frames" in message
+    assert "copy the complete file again" in message
+    assert "isxMosaicMovieFile" not in capfd.readouterr().err
+
+
+def test_isx_native_lines_go_into_the_error_not_stderr(tmp_path, capfd):
+    path = write_isxd(tmp_path / "m.isxd", movie_data(4))
+    cut = tmp_path / "no_header.isxd"
+    cut.write_bytes(path.read_bytes()[:-50])  # the JSON header is damaged
+    with pytest.raises(MovieError, match="cannot read isxd movie") as err:
+        read_info(cut)
+    assert str(cut) in str(err.value)
+    assert "JSON header" in str(err.value)
+    stderr = capfd.readouterr().err
+    assert ".cpp:" not in stderr and "Exception -" not in stderr
+
+
+def test_frame_read_failure_names_frame_without_native_noise(tmp_path, capfd):
+    """A file cut after validation (e.g. while copying) fails at the first missing frame, quietly."""
+    path = write_isxd(tmp_path / "m.isxd", movie_data(6))
+    info = read_info(path)
+    raw = path.read_bytes()
+    length = int.from_bytes(raw[-8:], "little")
+    path.write_bytes(raw[:3 * 120] + raw[-(length + 9):])
+    with pytest.raises(MovieError, match="cannot read frame 3 of") as err:
+        read_frames(info, 0, 6)
+    assert "Error reading movie frame" in str(err.value)
+    assert ".cpp:" not in capfd.readouterr().err

@@ -1,0 +1,25 @@
+import os
+
+from cnmflow.movies.native_stderr import captured_stderr, with_detail
+
+
+def test_native_lines_are_kept_and_other_output_written_back(capfd):
+    with captured_stderr() as native:
+        os.write(2, b"isxMosaicMovieFile.cpp:604: Exception - Error reading movie frame: m.isxd\n")
+        os.write(2, b"progress 50%\n")
+    err = capfd.readouterr().err
+    assert native.lines == ["isxMosaicMovieFile.cpp:604: Exception - Error reading movie frame: m.isxd"]
+    assert "progress 50%" in err and ".cpp" not in err
+    assert native.detail() == "Error reading movie frame: m.isxd"
+    assert with_detail("cannot read frame 3", native) == "cannot read frame 3 (Error reading movie frame: m.isxd)"
+    assert with_detail("x: Error reading movie frame: m.isxd", native) == "x: Error reading movie frame: m.isxd"
+
+
+def test_stderr_restored_after_an_exception(capfd):
+    try:
+        with captured_stderr():
+            raise RuntimeError("boom")
+    except RuntimeError:
+        pass
+    os.write(2, b"after\n")
+    assert "after" in capfd.readouterr().err
