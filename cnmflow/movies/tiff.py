@@ -113,8 +113,25 @@ def _pixel_size_um(tf, ij: dict | None) -> float | None:
     return None
 
 
+_AXIS_NAMES = {"T": "time", "Z": "z-planes", "C": "channels", "S": "samples (colour)", "Q": "unnamed",
+               "I": "image sequence", "A": "angles", "P": "phases", "R": "tiles", "H": "lifetime",
+               "E": "lambda", "V": "views", "L": "exposure"}
+_HOW_TO_SAVE = ("save it as a 3-D (frames, rows, cols) stack: keep one channel or z-plane (Fiji: Image > Color > "
+                "Split Channels, or Image > Hyperstacks > Reduce Dimensionality), or, if every extra axis is time, "
+                "reshape it (numpy: movie.reshape(-1, rows, cols)) and write it again")
+
+
+def _describe_axes(axes: str, shape: tuple[int, ...]) -> str:
+    return ", ".join(f"{ax}={n} ({_AXIS_NAMES.get(ax, '?')})" for ax, n in zip(axes, shape) if ax not in "YX")
+
+
 def _frame_layout(path: Path, series, ij: dict | None) -> int:
-    """Number of frames of a (frames, rows, cols) series; raises for anything else."""
+    """Number of frames of a (frames, rows, cols) series; raises for anything else.
+
+    Only one non-spatial axis longer than 1 is accepted: with two or more (T and C, or a
+    plain 4-D array whose axes tifffile can only call Q) nothing says which is time, and
+    reading them as one interleaved sequence would mix channels or planes into the movie.
+    """
     shape, axes = tuple(series.shape), str(series.axes)
     extra = [(ax, n) for ax, n in zip(axes, shape) if ax not in "YX" and n > 1]
     if "Y" not in axes or "X" not in axes:
@@ -125,21 +142,21 @@ def _frame_layout(path: Path, series, ij: dict | None) -> int:
         )
     if any(ax == "S" for ax, _ in extra):
         raise MovieError(
-            f"{path} has {dict(extra)['S']} samples per pixel (RGB/colour); give a single-channel grayscale movie"
+            f"{path} has {dict(extra)['S']} samples per pixel (RGB/colour; shape {shape}, axes {axes!r}); "
+            "give a single-channel grayscale movie (convert it to grayscale, e.g. Fiji: Image > Type > 8-bit, "
+            "or keep one colour channel)"
         )
     channel = [n for ax, n in extra if ax == "C"]
-    multichannel = channel and (len(extra) > 1 or str((ij or {}).get("mode", "grayscale")).lower() in ("composite", "color"))
-    if multichannel:
+    colour_mode = str((ij or {}).get("mode", "grayscale")).lower() in ("composite", "color")
+    if channel and (len(extra) > 1 or colour_mode):
         raise MovieError(
             f"{path} has {channel[0]} channels (axes {axes!r}, shape {shape}); "
-            "give a single-channel movie (split the channels first)"
+            "give a single-channel movie (split the channels first, e.g. Fiji: Image > Color > Split Channels)"
         )
-    if len(extra) > 1 and all(ax in "QI" for ax, _ in extra):
-        return int(np.prod([n for _, n in extra]))  # generic axes (e.g. blocks written one by one)
     if len(extra) > 1:
         raise MovieError(
-            f"{path} has more than one non-spatial dimension (axes {axes!r}, shape {shape}); "
-            "give a single-channel movie with one time axis"
+            f"{path} is a {len(shape)}-D TIFF of shape {shape} ({_describe_axes(axes, shape)}), not unambiguously "
+            f"(frames, rows, cols): the extra axes could be channels, z-planes or blocks of frames; {_HOW_TO_SAVE}"
         )
     ax, n = extra[0]
     if ax not in _FRAME_AXES and ax != "C":
@@ -159,6 +176,11 @@ def _single_series_view(path: Path, tf):
     frame = tuple(first.shape[first.axes.index(a)] for a in "YX") if "Y" in first.axes and "X" in first.axes else None
     pages = tf.pages
     for page in pages:
+        if int(getattr(page, "samplesperpixel", 1)) > 1:
+            raise MovieError(
+                f"{path}: page {page.index} has {page.samplesperpixel} samples per pixel (RGB/colour, shape "
+                f"{tuple(page.shape)}); give a single-channel grayscale movie"
+            )
         if tuple(page.shape) != frame or page.dtype != first.dtype:
             raise MovieError(
                 f"{path} holds {len(tf.series)} image series of different frame sizes or types; "
@@ -210,8 +232,11 @@ class _Reader:
         series = self.tf.series[0]
         self.all_pages = len(self.tf.series) > 1
         if series.dataoffset is not None and not self.all_pages:
+            # tifffile reports the native dtype; the bytes on disk are in the file's byte order
+            # (ImageJ/Fiji write big-endian by default)
+            on_disk = np.dtype(series.dtype).newbyteorder(self.tf.byteorder)
             try:
-                self.mm = np.memmap(info.path, dtype=series.dtype, mode="r", offset=series.dataoffset,
+                self.mm = np.memmap(info.path, dtype=on_disk, mode="r", offset=series.dataoffset,
                                     shape=(info.n_frames, *info.frame_shape), order="C")
             except (OSError, ValueError):
                 self.mm = None

@@ -115,14 +115,23 @@ def test_frame_rate_metadata_parsers():
     assert frame_rate_from_scanimage({"FrameData": {}}) == (None, None)
 
 
-@pytest.mark.parametrize("contiguous", [True, False])
-def test_stack_written_block_by_block(tmp_path, contiguous):
+def test_stack_written_block_by_block(tmp_path):
     data = movie_data(12)
     path = tmp_path / "blocks.tif"
     with tifffile.TiffWriter(path) as tw:
         for first in range(0, 12, 4):
-            tw.write(data[first:first + 4], photometric="minisblack", contiguous=contiguous)
+            tw.write(data[first:first + 4], photometric="minisblack", contiguous=False)
     info = read_info(path)
     assert info.n_frames == 12
     np.testing.assert_array_equal(read_frames(info, 0, 12), data)
     np.testing.assert_array_equal(np.concatenate([b for _, b in iter_chunks(info, chunk_frames=5)]), data)
+
+
+def test_contiguous_blocks_are_refused_as_4d(tmp_path):
+    """tifffile stores contiguous blocks as one (blocks, frames, rows, cols) array, the same bytes as (T, C, Y, X)."""
+    path = tmp_path / "blocks.tif"
+    with tifffile.TiffWriter(path) as tw:
+        for first in range(0, 12, 4):
+            tw.write(movie_data(12)[first:first + 4], photometric="minisblack", contiguous=True)
+    with pytest.raises(MovieError, match=r"4-D TIFF of shape \(3, 4, 6, 5\)"):
+        read_info(path)

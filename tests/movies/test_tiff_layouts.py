@@ -1,0 +1,102 @@
+"""Every TIFF layout a user may hand in reads exactly as tifffile.imread, or is refused before compute."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import tifffile
+
+from cnmflow.errors import MovieError
+from cnmflow.movies import concatenate, iter_chunks, read_frames, read_info, validate_series
+
+T, ROWS, COLS = 9, 7, 6
+
+
+def _movie(dtype: str) -> np.ndarray:
+    values = np.random.default_rng(3).random((T, ROWS, COLS)) * 3000 + 1
+    return values.astype(np.dtype(dtype).newbyteorder("="))
+
+
+def _write(path, data: np.ndarray, *, byteorder: str, layout: str) -> None:
+    """Write `data` in one of the layouts microscopes and Fiji produce."""
+    if layout == "imagej":  # one contiguous block (memory-mapped by the reader)
+        tifffile.imwrite(path, data, imagej=True, byteorder=byteorder, metadata={"axes": "TYX"})
+    elif layout == "contiguous":
+        tifffile.imwrite(path, data, byteorder=byteorder, photometric="minisblack")
+    elif layout == "pages":  # one page (and series) per frame
+        with tifffile.TiffWriter(path, byteorder=byteorder) as tw:
+            for frame in data:
+                tw.write(frame, photometric="minisblack", contiguous=False)
+    elif layout == "compressed":  # read page by page, not memory-mapped
+        tifffile.imwrite(path, data, byteorder=byteorder, photometric="minisblack", compression="zlib")
+    else:
+        raise AssertionError(layout)
+
+
+@pytest.mark.parametrize("layout", ["imagej", "contiguous", "pages", "compressed"])
+@pytest.mark.parametrize("dtype", [">u2", "<u2", ">f4", "<f4"])
+def test_every_reader_returns_what_tifffile_reads(tmp_path, dtype, layout):
+    path = tmp_path / "m.tif"
+    data = _movie(dtype)
+    _write(path, data, byteorder=dtype[0], layout=layout)
+    # every page in file order (imread alone reads only the first series of a one-page-per-frame file)
+    expected = tifffile.imread(path, key=slice(None)).astype(np.float32)
+    np.testing.assert_array_equal(expected, data.astype(np.float32))  # the writer kept the values
+    info = read_info(path)
+    assert info.n_frames == T and info.frame_shape == (ROWS, COLS)
+    np.testing.assert_array_equal(read_frames(info, 0, T), expected)
+    np.testing.assert_array_equal(read_frames(info, 3, 7), expected[3:7])
+    np.testing.assert_array_equal(np.concatenate([b for _, b in iter_chunks(info, chunk_frames=4)]), expected)
+    movie = concatenate(validate_series([path]), tmp_path, chunk_frames=4)
+    np.testing.assert_array_equal(np.asarray(movie.open()), expected)
+
+
+def test_big_and_little_endian_give_the_same_work_copy(tmp_path):
+    data = _movie("u2")
+    copies = []
+    for order in "<>":
+        folder = tmp_path / order.replace("<", "le").replace(">", "be")
+        folder.mkdir()
+        _write(folder / "m.tif", data, byteorder=order, layout="imagej")
+        copies.append(np.array(concatenate(validate_series([folder / "m.tif"]), folder).open()))
+    np.testing.assert_array_equal(copies[0], copies[1])
+
+
+@pytest.mark.parametrize("shape, kwargs, words", [
+    ((T, 2, ROWS, COLS), {}, "4-D TIFF of shape (9, 2, 7, 6)"),
+    ((2, T, ROWS, COLS), {}, "4-D TIFF of shape (2, 9, 7, 6)"),
+    ((2, 2, T, ROWS, COLS), {}, "5-D TIFF of shape (2, 2, 9, 7, 6)"),
+    ((T, 5, ROWS, COLS), {"imagej": True, "metadata": {"axes": "TZYX"}}, "4-D TIFF of shape (9, 5, 7, 6)"),
+    ((T, 2, ROWS, COLS), {"imagej": True, "metadata": {"axes": "TCYX"}}, "2 channels"),
+    ((T, 3, 2, ROWS, COLS), {"imagej": True, "metadata": {"axes": "TZCYX"}}, "2 channels"),
+    ((T, ROWS, COLS, 3), {"photometric": "rgb"}, "3 samples per pixel"),
+    ((T, 3, ROWS, COLS), {"photometric": "rgb", "planarconfig": "separate"}, "3 samples per pixel"),
+    ((T, ROWS, COLS, 2), {"photometric": "minisblack", "extrasamples": ["unassalpha"]}, "2 samples per pixel"),
+])
+def test_ambiguous_layouts_are_refused(tmp_path, shape, kwargs, words):
+    path = tmp_path / "odd.tif"
+    tifffile.imwrite(path, np.ones(shape, np.uint16 if "rgb" not in str(kwargs) else np.uint8), **kwargs)
+    with pytest.raises(MovieError) as err:
+        validate_series([path])
+    message = str(err.value)
+    assert str(path) in message and words in message
+    assert "give a single-channel" in message or "save it as a 3-D (frames, rows, cols) stack" in message
+
+
+def test_rgb_pages_in_separate_series_are_refused(tmp_path):
+    path = tmp_path / "rgb_pages.tif"
+    with tifffile.TiffWriter(path) as tw:
+        for _ in range(3):
+            tw.write(np.zeros((ROWS, COLS, 3), np.uint8), photometric="rgb", contiguous=False)
+    with pytest.raises(MovieError, match="3 samples per pixel"):
+        read_info(path)
+
+
+@pytest.mark.parametrize("shape", [(T, 1, ROWS, COLS), (1, T, ROWS, COLS)])
+def test_singleton_axes_are_still_a_movie(tmp_path, shape):
+    path = tmp_path / "single.tif"
+    data = _movie("u2").reshape(shape)
+    tifffile.imwrite(path, data, photometric="minisblack")
+    info = read_info(path)
+    assert info.n_frames == T
+    np.testing.assert_array_equal(read_frames(info, 0, T), data.reshape(T, ROWS, COLS).astype(np.float32))
