@@ -41,11 +41,11 @@ MANIFEST_NAME = "manifest.json"
 
 #: Kinds of output file a manifest knows.
 OUTPUT_KINDS: tuple[str, ...] = (
-    "caiman_hdf5", "cellset_raw", "cellset_denoised", "neural_events", "preview", "image", "metadata",
+    "caiman_hdf5", "cellset_raw", "cellset_denoised", "neural_events", "preview", "image", "metadata", "nwb",
 )
 
 #: Distributions whose versions are recorded (distribution names, as pip knows them).
-SOFTWARE: tuple[str, ...] = ("cnmflow", "numpy", "scipy", "h5py", "tifffile", "isx", "oasis-deconv")
+SOFTWARE: tuple[str, ...] = ("cnmflow", "numpy", "scipy", "h5py", "tifffile", "isx", "oasis-deconv", "pynwb")
 
 NOT_INSTALLED = "not installed"
 GIT_TIMEOUT_S = 5.0
@@ -187,6 +187,31 @@ def _check_output_name(name: str) -> str:
     return name
 
 
+def _output_record(output_dir: Path, name: str, spec: Mapping[str, Any], all_inputs: list[int]) -> dict:
+    """The manifest record of one output file (hashed where it lies); InputError for a bad entry."""
+    _check_output_name(name)
+    kind = spec.get("kind")
+    if kind not in OUTPUT_KINDS:
+        raise InputError(f"output {name}: kind {kind!r} is not known; use one of {', '.join(OUTPUT_KINDS)}")
+    movie_index = spec.get("movie_index")
+    if movie_index is not None:
+        if isinstance(movie_index, bool) or not isinstance(movie_index, int) or movie_index not in all_inputs:
+            raise InputError(
+                f"output {name}: movie_index={movie_index!r} is not one of the input movies "
+                f"({', '.join(map(str, all_inputs)) or 'none'}); give an input index or None for the whole series")
+    file = output_dir / name
+    if not file.is_file():
+        raise InputError(f"output {name} is listed for the manifest but {file} does not exist; "
+                         "write the outputs before the manifest")
+    return {
+        "kind": kind,
+        "sha256": sha256_file(file),
+        "size_bytes": file.stat().st_size,
+        "movie_index": movie_index,
+        "inputs": all_inputs if movie_index is None else [movie_index],
+    }
+
+
 def build_manifest(
     *,
     output_dir: str | os.PathLike,
@@ -212,32 +237,8 @@ def build_manifest(
     """
     output_dir = Path(output_dir)
     inputs = [dict(rec) for rec in inputs]
-    by_index = {rec["index"]: rec for rec in inputs}
     all_inputs = [rec["index"] for rec in inputs]
-    out_records: dict[str, dict] = {}
-    for name in sorted(outputs):
-        spec = outputs[name]
-        _check_output_name(name)
-        kind = spec.get("kind")
-        if kind not in OUTPUT_KINDS:
-            raise InputError(f"output {name}: kind {kind!r} is not known; use one of {', '.join(OUTPUT_KINDS)}")
-        movie_index = spec.get("movie_index")
-        if movie_index is not None:
-            if isinstance(movie_index, bool) or not isinstance(movie_index, int) or movie_index not in by_index:
-                raise InputError(
-                    f"output {name}: movie_index={movie_index!r} is not one of the input movies "
-                    f"({', '.join(map(str, all_inputs)) or 'none'}); give an input index or None for the whole series")
-        file = output_dir / name
-        if not file.is_file():
-            raise InputError(f"output {name} is listed for the manifest but {file} does not exist; "
-                             "write the outputs before the manifest")
-        out_records[name] = {
-            "kind": kind,
-            "sha256": sha256_file(file),
-            "size_bytes": file.stat().st_size,
-            "movie_index": movie_index,
-            "inputs": all_inputs if movie_index is None else [movie_index],
-        }
+    out_records = {name: _output_record(output_dir, name, outputs[name], all_inputs) for name in sorted(outputs)}
     return {
         "schema": SCHEMA,
         "schema_version": SCHEMA_VERSION,
@@ -291,6 +292,24 @@ def record_run_ids(path: str | os.PathLike, run_ids: Mapping[str, str | None],
                            **{str(k): (None if v is None else str(v)) for k, v in run_ids.items()}}
     manifest["notes"] = list(manifest.get("notes", [])) + [str(n) for n in notes]
     write_manifest(path, manifest)
+    return manifest
+
+
+def record_outputs(output_dir: str | os.PathLike, outputs: Mapping[str, Mapping[str, Any]],
+                   notes: Iterable[str] = ()) -> dict:
+    """Add files written after the run (e.g. ``cnmflow nwb``'s) to its manifest; returns the manifest.
+
+    ``outputs`` is name -> ``{"kind", "movie_index"}`` as for :func:`build_manifest`; each file is
+    hashed where it lies in ``output_dir`` and replaces an earlier record of the same name. The
+    other records are kept as they are; the manifest is rewritten atomically.
+    """
+    folder = Path(output_dir)
+    manifest = read_manifest(folder)
+    all_inputs = [rec["index"] for rec in manifest.get("inputs", [])]
+    records = {name: _output_record(folder, name, spec, all_inputs) for name, spec in outputs.items()}
+    manifest["outputs"] = dict(sorted({**manifest.get("outputs", {}), **records}.items()))
+    manifest["notes"] = list(manifest.get("notes", [])) + [str(n) for n in notes]
+    write_manifest(folder, manifest)
     return manifest
 
 

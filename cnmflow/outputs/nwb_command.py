@@ -1,0 +1,87 @@
+"""``cnmflow nwb OUTPUT_DIR [--metadata FILE]``: NWB files for a folder a finished run left.
+
+Like ``cnmflow track``, it needs only the folder: the files are rebuilt from
+``caiman_output.hdf5``, the cell sets and ``manifest.json`` (`nwb_run_from_folder`), written
+into a hidden staging folder beside the outputs, moved into place, and then listed in the
+manifest (kind ``nwb``, one per movie) so ``cnmflow lineage ophys.000.nwb`` works.
+``cnmflow/cli.py`` registers it with :func:`add_command` and hands the arguments to
+:func:`run_command`. Importing this module does not import pynwb.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from cnmflow.errors import InputError
+
+COMMAND = "nwb"
+EXIT_OK = 0
+EXIT_BAD_INPUT = 2
+
+
+def add_command(subparsers: argparse._SubParsersAction) -> None:
+    """Add ``nwb`` to the ``cnmflow`` sub-command parsers."""
+    nwb = subparsers.add_parser(
+        COMMAND, help="write ophys.{k}.nwb (Neurodata Without Borders) for a finished output folder")
+    nwb.add_argument("output_dir", type=Path, metavar="OUTPUT_DIR")
+    nwb.add_argument("--metadata", type=Path, default=None, metavar="FILE",
+                     help="YAML or JSON with subject, session, device and imaging_plane facts "
+                          "(placeholders otherwise)")
+    nwb.add_argument("--overwrite", action="store_true", help="replace NWB files written earlier")
+
+
+def run_command(args: argparse.Namespace) -> int:
+    """Run ``nwb``; the exit status (2: bad input, printed as one line)."""
+    try:
+        started = time.perf_counter()
+        paths, placeholders = write_nwb_for_folder(args.output_dir, metadata=args.metadata,
+                                                   overwrite=args.overwrite)
+    except (InputError, FileExistsError) as err:
+        print(f"cnmflow: error: {err}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    for path in paths:
+        print(path)
+    print(f"{len(paths)} NWB file(s) in {time.perf_counter() - started:.1f} s; listed in "
+          f"{Path(args.output_dir) / 'manifest.json'}")
+    if placeholders:
+        print(f"placeholders to fill with --metadata FILE: {', '.join(placeholders)}", file=sys.stderr)
+    return EXIT_OK
+
+
+def write_nwb_for_folder(output_dir: str | os.PathLike, *, metadata: str | os.PathLike | None = None,
+                         overwrite: bool = False) -> tuple[list[Path], list[str]]:
+    """Write and list ``ophys.{k}.nwb`` in a finished output folder.
+
+    Returns the paths written (movie order) and the metadata fields left as placeholders.
+    InputError: no finished run there, a bad metadata file, or NWB files already present
+    without ``overwrite``.
+    """
+    from cnmflow.lineage import record_outputs  # noqa: PLC0415
+    from cnmflow.outputs.nwb import nwb_name, write_nwb  # noqa: PLC0415
+    from cnmflow.outputs.nwb_metadata import NwbMetadata, read_nwb_metadata  # noqa: PLC0415
+    from cnmflow.outputs.nwb_source import nwb_run_from_folder  # noqa: PLC0415
+
+    folder = Path(output_dir)
+    facts = read_nwb_metadata(metadata) if metadata is not None else NwbMetadata()
+    run = nwb_run_from_folder(folder)
+    movies = sorted(run.movies, key=lambda movie: movie.index)
+    names = [nwb_name(movie.index) for movie in movies]
+    existing = [name for name in names if os.path.lexists(folder / name)]
+    if existing and not overwrite:
+        raise InputError(f"{folder / existing[0]} already exists; pass --overwrite to replace the NWB files")
+    staging = Path(tempfile.mkdtemp(prefix=".cnmflow-nwb-", dir=folder))
+    try:
+        written = write_nwb(staging, run, metadata=facts)
+        for path in written:
+            os.replace(path, folder / path.name)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    record_outputs(folder, {name: {"kind": "nwb", "movie_index": movie.index}
+                            for name, movie in zip(names, movies)})
+    return [folder / name for name in names], facts.placeholders()
