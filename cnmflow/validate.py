@@ -13,6 +13,7 @@ from typing import Any, Sequence
 from cnmflow.engine import check_supported
 from cnmflow.errors import ParameterError
 from cnmflow.movies import MovieSeries, resolve_frame_rate, validate_series
+from cnmflow.movies.pixel_values import check_pixel_values
 from cnmflow.params import ResolvedParams
 from cnmflow.params_file import resolve_run_params
 
@@ -33,7 +34,11 @@ def validate_inputs(
     params_file: str | os.PathLike | None = None,
     overwrite_params: bool = False,
 ) -> ValidatedInputs:
-    """Resolve the parameters, validate the series against them and settle the frame rate."""
+    """Resolve the parameters, validate the series against them and settle the frame rate.
+
+    Cheap checks come first; the last one reads every pixel of float movies (NaN, inf and
+    overflowing values are refused), once per file and process.
+    """
     resolved = resolve_run_params(preset=preset, table=table, params_file=params_file,
                                   overwrite_params=overwrite_params)
     check_supported(resolved.params)
@@ -41,9 +46,12 @@ def validate_inputs(
     fr, fr_source, warnings = resolve_frame_rate(series, resolved.params.fr)
     source = resolved.sources["fr"] if fr_source == "user" else "metadata"
     resolved = resolved.with_values({"fr": fr}, source=source, note=f"fr = {fr:g} Hz ({fr_source})")
+    movie_notes = tuple(note for movie in series.movies for note in movie.notes)
     resolved = ResolvedParams(params=resolved.params, sources=resolved.sources,
-                              notes=resolved.notes + tuple(warnings))
+                              notes=resolved.notes + tuple(warnings) + movie_notes)
     _check_fits_frame(series, resolved)
+    for movie in series.movies:
+        check_pixel_values(movie)
     return ValidatedInputs(series=series, resolved=resolved)
 
 

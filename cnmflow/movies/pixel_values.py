@@ -1,0 +1,121 @@
+"""Refuse float movies whose pixels the engine cannot use: NaN, ±inf, or values so large that
+float32 arithmetic overflows.
+
+Integer movies (uint8 avi, uint16 tif/isxd) cannot hold such values, so only float movies are
+read, in chunks of bounded size. Without this check a single NaN or inf pixel makes the
+extraction find 0 components (and advise lowering min_corr / min_pnr) or fail deep inside the
+patch fits. The scan is remembered per (file, size, modification time) for the life of the
+process, so the CLI's pre-check and the flow's validate step read a movie once.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from dataclasses import dataclass
+
+import numpy as np
+
+from cnmflow.errors import MovieError
+from cnmflow.movies.info import MovieInfo
+from cnmflow.movies.read import iter_chunks
+
+#: Largest pixel magnitude accepted. The engine works in float32 (largest value 3.4e38) and
+#: forms squares (1e24 at this bound) summed over up to ~1e14 frame·pixel terms, which stays
+#: below 3.4e38; real recordings (16-bit cameras, dF/F) are many orders of magnitude smaller.
+MAX_ABS_VALUE = 1e12
+
+#: Bytes of float32 frames read at a time by the scan.
+CHUNK_BYTES = 64 * 2**20
+
+_SCANNED: dict[tuple[str, int, int], str | None] = {}
+_LOCK = threading.Lock()
+
+
+@dataclass
+class _Findings:
+    """Frames with unusable pixels, and what the first of them holds."""
+
+    n_bad: int = 0
+    first: int | None = None
+    last: int | None = None
+    first_counts: tuple[int, int, int] = (0, 0, 0)  # NaN, ±inf, too-large pixels of the first bad frame
+    largest: float = 0.0  # largest finite magnitude beyond the bound, over all bad frames
+
+
+def check_pixel_values(info: MovieInfo) -> None:
+    """Raise MovieError when a float movie holds NaN, ±inf or |value| > MAX_ABS_VALUE.
+
+    The message names the file, the first bad frame, how many frames are affected and the fix.
+    Integer movies return at once; a float movie is scanned once per process while unchanged.
+    """
+    if np.dtype(info.dtype).kind != "f":
+        return
+    stat = os.stat(info.path)
+    key = (str(info.path), stat.st_size, stat.st_mtime_ns)
+    with _LOCK:
+        known = key in _SCANNED
+        problem = _SCANNED.get(key)
+    if not known:
+        problem = _describe(info, _scan(info))
+        with _LOCK:
+            _SCANNED[key] = problem
+    if problem is not None:
+        raise MovieError(problem)
+
+
+def _scan(info: MovieInfo) -> _Findings:
+    """Per-frame minimum and maximum (NaN propagates through both), chunk by chunk."""
+    rows, cols = info.frame_shape
+    chunk = max(1, CHUNK_BYTES // max(1, rows * cols * 4))
+    skip = np.zeros(info.n_frames, dtype=bool)
+    skip[list(info.invalid_frames)] = True  # dropped/cropped isxd frames are interpolated, never read
+    found = _Findings()
+    for first, block in iter_chunks(info, chunk_frames=chunk):
+        hi = block.max(axis=(1, 2))
+        lo = block.min(axis=(1, 2))
+        bad = ~((hi <= MAX_ABS_VALUE) & (lo >= -MAX_ABS_VALUE))
+        bad &= ~skip[first:first + block.shape[0]]
+        if not bad.any():
+            continue
+        where = np.flatnonzero(bad)
+        if found.first is None:
+            found.first = first + int(where[0])
+            found.first_counts = _counts(block[where[0]])
+        found.last = first + int(where[-1])
+        found.n_bad += int(where.size)
+        finite = np.abs(np.concatenate([hi[where], lo[where]]))
+        finite = finite[np.isfinite(finite)]
+        if finite.size:
+            found.largest = max(found.largest, float(finite.max()))
+    return found
+
+
+def _counts(frame: np.ndarray) -> tuple[int, int, int]:
+    nan = int(np.isnan(frame).sum())
+    inf = int(np.isinf(frame).sum())
+    with np.errstate(invalid="ignore"):
+        large = int((np.abs(frame[np.isfinite(frame)]) > MAX_ABS_VALUE).sum())
+    return nan, inf, large
+
+
+def _describe(info: MovieInfo, found: _Findings) -> str | None:
+    """The one-line refusal for what the scan found, or None when every pixel is usable."""
+    if found.first is None:
+        return None
+    nan, inf, large = found.first_counts
+    pixels = info.frame_shape[0] * info.frame_shape[1]
+    what = [f"{count} {name} pixel{'s' if count != 1 else ''}" for count, name in
+            ((nan, "NaN"), (inf, "infinite"), (large, f"|value| > {MAX_ABS_VALUE:.0e}")) if count]
+    span = (f"frame {found.first}" if found.n_bad == 1
+            else f"{found.n_bad} of {info.n_frames} frames, frames {found.first} to {found.last}")
+    message = (f"{info.path}: frame {found.first} holds {' and '.join(what)} (of {pixels}); "
+               f"affected: {span}. ")
+    if nan or inf:
+        message += ("cnmflow cannot analyse NaN or infinite pixels: replace them (e.g. interpolate them from "
+                    "neighbouring pixels or frames) or crop them away, then run again")
+    else:
+        message += (f"values up to {found.largest:.3g} overflow the engine's float32 sums of squares "
+                    f"(the limit is ±{MAX_ABS_VALUE:.0e}); rescale the movie (e.g. divide it by a constant), "
+                    "then run again")
+    return message

@@ -1,0 +1,124 @@
+"""Float movies with NaN, inf or overflowing pixels are refused at validation, naming the first bad frame."""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+import pytest
+import tifffile
+
+from cnmflow.cli import main
+from cnmflow.errors import MovieError
+from cnmflow.movies import pixel_values, read_info
+from cnmflow.movies.pixel_values import MAX_ABS_VALUE, check_pixel_values
+from cnmflow.validate import validate_inputs
+
+from .conftest import movie_data, write_isxd
+
+T, ROWS, COLS = 60, 24, 20
+SMALL = {"gSig": 3, "gSiz": 7}
+
+
+def _tif(path, data: np.ndarray):
+    tifffile.imwrite(path, data, photometric="minisblack")
+    return path
+
+
+def _movie() -> np.ndarray:
+    return movie_data(T, ROWS, COLS, offset=50.0)
+
+
+def _with(change) -> np.ndarray:
+    data = _movie()
+    change(data)
+    return data
+
+
+def _one_inf(d):
+    d[37, 5, 6] = np.inf
+
+
+def _nan_patch(d):
+    d[12, 4:14, 3:13] = np.nan
+
+
+def _all_nan(d):
+    d[:] = np.nan
+
+
+def _scaled(d):
+    d *= 1e30
+
+
+@pytest.mark.parametrize("change, words", [
+    (_one_inf, ["frame 37 holds 1 infinite pixel", "affected: frame 37.", "interpolate", "crop"]),
+    (_nan_patch, ["frame 12 holds 100 NaN pixels (of 480)", "affected: frame 12."]),
+    (_all_nan, ["frame 0 holds 480 NaN pixels", f"{T} of {T} frames, frames 0 to {T - 1}"]),
+    (_scaled, ["frame 0 holds 480 |value| > 1e+12 pixels", "overflow", "rescale the movie"]),
+])
+def test_unusable_float_tiff_refused_at_validation(tmp_path, change, words):
+    path = _tif(tmp_path / "bad.tif", _with(change))
+    with pytest.raises(MovieError) as err:
+        validate_inputs([path], table=SMALL)
+    message = str(err.value)
+    assert message.startswith(str(path))
+    for word in words:
+        assert word in message
+
+
+def test_cli_exits_2_before_the_run(tmp_path, capsys):
+    path = _tif(tmp_path / "inf.tif", _with(_one_inf))
+    args = ["--set", "gSig=3", "--set", "gSiz=7", "--no-track", "--no-progress"]
+    assert main(["run", str(path), "--output-dir", str(tmp_path / "out"), *args]) == 2
+    captured = capsys.readouterr()
+    assert "frame 37" in captured.err and str(path) in captured.err
+    assert "components" not in captured.out
+    assert not (tmp_path / "out" / "manifest.json").exists()
+
+
+def test_float_isxd_scanned_and_dropped_frames_ignored(tmp_path):
+    data = _movie()
+    data[20, 0, 0] = np.nan
+    bad = write_isxd(tmp_path / "bad.isxd", data)
+    with pytest.raises(MovieError, match="frame 20 holds 1 NaN pixel"):
+        check_pixel_values(read_info(bad))
+    ok = write_isxd(tmp_path / "ok.isxd", data, dropped=[20])  # a dropped frame is interpolated, not read
+    check_pixel_values(read_info(ok))
+
+
+def test_integer_and_finite_movies_pass_without_reading(tmp_path, monkeypatch):
+    data = _movie()
+    data[3, 2, 2] = MAX_ABS_VALUE  # the bound itself is allowed
+    check_pixel_values(read_info(_tif(tmp_path / "ok.tif", data)))
+    monkeypatch.setattr(pixel_values, "_scan", lambda info: pytest.fail("integer movie scanned"))
+    check_pixel_values(read_info(_tif(tmp_path / "u16.tif", _movie().astype(np.uint16))))
+
+
+def test_bad_frame_found_across_small_chunks(tmp_path, monkeypatch):
+    monkeypatch.setattr(pixel_values, "CHUNK_BYTES", 3 * ROWS * COLS * 4)  # 3 frames at a time
+    data = _movie()
+    data[[31, 44], 1, 1] = -np.inf
+    data[50, 2, 2] = -2e12
+    with pytest.raises(MovieError) as err:
+        check_pixel_values(read_info(_tif(tmp_path / "m.tif", data)))
+    assert "frame 31 holds 1 infinite pixel" in str(err.value)
+    assert f"3 of {T} frames, frames 31 to 50" in str(err.value)
+
+
+def test_scan_once_per_unchanged_file(tmp_path, monkeypatch):
+    calls = []
+    real = pixel_values._scan
+    monkeypatch.setattr(pixel_values, "_scan", lambda info: calls.append(info.path) or real(info))
+    path = _tif(tmp_path / "m.tif", _movie())
+    validate_inputs([path], table=SMALL)
+    validate_inputs([path], table=SMALL)
+    assert len(calls) == 1
+    _tif(path, _with(_nan_patch))  # rewritten: new size/mtime, scanned again
+    stat = os.stat(path)
+    os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns + 10**9))
+    with pytest.raises(MovieError, match="frame 12"):
+        validate_inputs([path], table=SMALL)
+    with pytest.raises(MovieError, match="frame 12"):  # the refusal is remembered too
+        validate_inputs([path], table=SMALL)
+    assert len(calls) == 2
