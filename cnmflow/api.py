@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any, Callable, Sequence
 
 from cnmflow.outputs.export import ExportResult, check_output_dir, export
+from cnmflow.outputs.folder import open_output_dir
 from cnmflow.pipeline import ExtractionResult, extract as extract_components
 from cnmflow.validate import validate_inputs
 
@@ -44,7 +45,8 @@ def extract(
     """
     inputs = validate_inputs(movies, preset=preset, table=params, params_file=params_file,
                              overwrite_params=overwrite_params)
-    check_output_dir(output_dir, len(inputs.series.movies), overwrite=overwrite)
-    extraction = extract_components(inputs, output_dir, progress=progress)
-    outputs = export(extraction, output_dir, overwrite=overwrite, evaluate=evaluate, run_ids=run_ids)
+    with open_output_dir(output_dir):  # one writer per folder, from the check to the last file
+        check_output_dir(output_dir, len(inputs.series.movies), overwrite=overwrite)
+        extraction = extract_components(inputs, output_dir, progress=progress)
+        outputs = export(extraction, output_dir, overwrite=overwrite, evaluate=evaluate, run_ids=run_ids)
     return Result(extraction=extraction, outputs=outputs)

@@ -15,6 +15,7 @@ from typing import Any, Sequence
 
 from cnmflow import __version__
 from cnmflow.errors import InputError
+from cnmflow.outputs.nwb_command import COMMAND as NWB_COMMAND, add_command as add_nwb_command
 from cnmflow.tracking.commands import COMMANDS as TRACKING_COMMANDS, add_commands as add_tracking_commands
 
 EXIT_BAD_INPUT = 2
@@ -114,6 +115,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_dask_option(serve)
 
     add_tracking_commands(commands)
+    add_nwb_command(commands)
 
     demo = commands.add_parser("demo", help="simulate a 1P movie with known neurons and run it end to end")
     demo.add_argument("--output-dir", type=Path, default=Path("demo-output"))
@@ -137,6 +139,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             from cnmflow.tracking.commands import run_command
 
             return run_command(args)
+        if args.command == NWB_COMMAND:
+            from cnmflow.outputs.nwb_command import run_command as run_nwb_command
+
+            return run_nwb_command(args)
         return _demo(args)
     except (InputError, FileExistsError) as err:
         print(f"cnmflow: error: {err}", file=sys.stderr)
@@ -158,21 +164,27 @@ def _validate(args: argparse.Namespace) -> int:
 def _run(args: argparse.Namespace) -> int:
     """Check the inputs here (exit 2), then run the ``source-extraction`` flow once."""
     table = dict(args.assignments)
-    _check_before_run(args.movies, args.output_dir, preset=args.preset, table=table, params_file=args.params_file,
-                      overwrite_params=args.overwrite_params, overwrite=args.overwrite, evaluate=args.evaluate)
-    report = _run_flow(args.movies, args.output_dir, preset=args.preset, table=table, params_file=args.params_file,
-                       overwrite_params=args.overwrite_params, overwrite=args.overwrite, evaluate=args.evaluate,
-                       work_dir=args.work_dir, show_progress=not args.no_progress, verbose=args.verbose,
-                       flow_options=dict(experiment=args.experiment, tracking_uri=args.tracking_uri,
-                                     track_run=not args.no_track, dask_address=args.dask))
+    folder = _check_before_run(args.movies, args.output_dir, preset=args.preset, table=table,
+                               params_file=args.params_file, overwrite_params=args.overwrite_params,
+                               overwrite=args.overwrite, evaluate=args.evaluate)
+    with folder:  # held from the checks to the end of the flow, which nests its own hold inside
+        report = _run_flow(args.movies, args.output_dir, preset=args.preset, table=table, params_file=args.params_file,
+                           overwrite_params=args.overwrite_params, overwrite=args.overwrite, evaluate=args.evaluate,
+                           work_dir=args.work_dir, show_progress=not args.no_progress, verbose=args.verbose,
+                           flow_options=dict(experiment=args.experiment, tracking_uri=args.tracking_uri,
+                                             track_run=not args.no_track, dask_address=args.dask))
     _print_report(report)
     return 0
 
 
 def _check_before_run(movies, output_dir: Path, *, preset: str, table: dict, params_file, overwrite_params: bool,
-                      overwrite: bool, evaluate: bool) -> None:
-    """Every check the flow's validate step makes, without hashing the movies unless outputs exist."""
+                      overwrite: bool, evaluate: bool):
+    """Every check the flow's validate step makes, without hashing the movies unless outputs exist.
+
+    Returns the hold on the output folder (one writer per folder), to keep until the flow is done.
+    """
     from cnmflow.outputs.export import check_output_dir, planned_names
+    from cnmflow.outputs.folder import open_output_dir
     from cnmflow.params_form import form_with
     from cnmflow.plan import plan_run
     from cnmflow.validate import validate_inputs
@@ -181,11 +193,17 @@ def _check_before_run(movies, output_dir: Path, *, preset: str, table: dict, par
     inputs = validate_inputs(movies, preset=preset, table=table, params_file=params_file,
                              overwrite_params=overwrite_params)
     n_movies = len(inputs.series.movies)
-    if overwrite or not any((Path(output_dir) / name).exists() for name in planned_names(n_movies)):
-        check_output_dir(output_dir, n_movies, overwrite=overwrite)
-        return
-    plan_run(movies, output_dir, preset=preset, table=table, params_file=params_file,
-             overwrite_params=overwrite_params, overwrite=overwrite, evaluate=evaluate)
+    folder = open_output_dir(output_dir)
+    try:
+        if overwrite or not any((Path(output_dir) / name).exists() for name in planned_names(n_movies)):
+            check_output_dir(output_dir, n_movies, overwrite=overwrite)
+        else:
+            plan_run(movies, output_dir, preset=preset, table=table, params_file=params_file,
+                     overwrite_params=overwrite_params, overwrite=overwrite, evaluate=evaluate).release()
+    except BaseException:
+        folder.release()
+        raise
+    return folder
 
 
 class RunFailed(Exception):

@@ -1,22 +1,25 @@
 """The main job as a library call: validated inputs → concatenated movie → fitted components.
 
 The Prefect tasks and the CLI both call these functions, so a run from the UI and a run from a
-terminal do exactly the same work. The concatenated movie lives in a private work directory
-under the output directory and is removed at the end, also on errors.
+terminal do exactly the same work. The concatenated movie lives in the output folder's work
+root (``.cnmflow-work``), held for this run and removed by its last user at the end, also on
+errors; a copy a killed run left there is adopted (same series key) or removed by the next run.
 """
 
 from __future__ import annotations
 
 import os
 import resource
+import secrets
 import sys
 import time
 from dataclasses import dataclass, field, replace
-from pathlib import Path
 from typing import Callable
 
 from cnmflow.engine import Estimates, check_supported, fit
-from cnmflow.movies import ConcatenatedMovie, concatenate, work_directory
+from cnmflow.movies import ConcatenatedMovie
+from cnmflow.movies.work_copy import WORK_DIR_NAME, ensure_work_copy, remove_work_copy
+from cnmflow.outputs.folder import open_output_dir
 from cnmflow.validate import ValidatedInputs
 
 Progress = Callable[[str, float], None]
@@ -42,17 +45,23 @@ def peak_rss_mb() -> float:
     return max(own, children) * scale
 
 
-def extract(inputs: ValidatedInputs, output_dir: str | os.PathLike, *,
-            progress: Progress | None = None) -> ExtractionResult:
-    """Concatenate the series on disk and fit it; nothing but the work directory is written."""
+def extract(inputs: ValidatedInputs, output_dir: str | os.PathLike, *, progress: Progress | None = None,
+            series_key: str | None = None) -> ExtractionResult:
+    """Concatenate the series on disk and fit it; nothing but the work copy is written.
+
+    ``series_key`` (see :attr:`cnmflow.plan.RunPlan.series_key`) names the work copy so that one
+    a killed run left behind is adopted; without it the copy gets a name of its own.
+    """
     check_supported(inputs.resolved.params)
-    output_dir = Path(output_dir)
-    output_dir.mkdir(parents=True, exist_ok=True)
-    with work_directory(output_dir) as work:
+    with open_output_dir(output_dir) as lock:
         started = time.perf_counter()
-        concatenated = concatenate(inputs.series, work, progress=progress)
+        concatenated, _ = ensure_work_copy(inputs.series, lock.folder / WORK_DIR_NAME,
+                                           series_key or f"private-{secrets.token_hex(12)}", progress=progress)
         seconds = time.perf_counter() - started
-        result = fit_series(inputs, concatenated, progress=progress)
+        try:
+            result = fit_series(inputs, concatenated, progress=progress)
+        finally:
+            remove_work_copy(concatenated)
     return replace(result, timings={"concatenate": seconds, **result.timings})
 
 

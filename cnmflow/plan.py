@@ -3,13 +3,15 @@
 Everything that can make a run fail or make it unnecessary is decided here, in seconds: bad
 movies or parameters raise :class:`~cnmflow.errors.InputError`; an output folder holding another
 run's results is refused unless overwriting; an output folder already holding exactly this run's
-results (same fingerprint, files intact) makes the run up to date.
+results (same fingerprint, files intact) makes the run up to date.  The output folder is locked
+here, before the inputs are hashed, and the plan carries the lock: one folder has one writer
+until :meth:`RunPlan.release` (after export and tracking).
 """
 
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -17,6 +19,9 @@ from cnmflow.errors import InputError
 from cnmflow.fingerprint import input_hashes, run_fingerprint
 from cnmflow.lineage import MANIFEST_NAME, read_manifest, verify_manifest
 from cnmflow.outputs.export import check_output_dir
+from cnmflow.outputs.folder import open_output_dir
+from cnmflow.outputs.folder_lock import FolderBusyError, OutputLock, lock_output_dir
+from cnmflow.outputs.result_swap import finish_interrupted_swap, pending
 from cnmflow.validate import ValidatedInputs, validate_inputs
 
 
@@ -31,6 +36,12 @@ class RunPlan:
     evaluate: bool
     overwrite: bool               # the user allowed replacing an earlier run's outputs
     up_to_date: bool              # the output folder already holds this run's intact results
+    lock: OutputLock | None = field(default=None, compare=False, repr=False)  # this run's hold on output_dir
+
+    def release(self) -> None:
+        """Give up the output folder (once export and tracking are done, or the run failed)."""
+        if self.lock is not None:
+            self.lock.release()
 
     @property
     def series_key(self) -> str:
@@ -51,23 +62,42 @@ def plan_run(
     overwrite: bool = False,
     evaluate: bool = False,
 ) -> RunPlan:
-    """Validate everything, hash the inputs and decide what the output folder needs."""
+    """Validate everything, lock the output folder, hash the inputs and decide what the folder needs.
+
+    The returned plan holds the folder (re-entrantly, if this process holds it already); call
+    ``plan.release()`` when the run is over. InputError (FolderBusyError when another run
+    writes the folder) before any compute.
+    """
     inputs = validate_inputs(movies, preset=preset, table=table, params_file=params_file,
                              overwrite_params=overwrite_params)
     output_dir = Path(output_dir).expanduser().absolute()
-    if output_dir.exists() and not output_dir.is_dir():
-        raise InputError(f"output_dir {output_dir} is a file; give a folder for the results")
-    hashes = input_hashes(inputs.series)
-    fingerprint = run_fingerprint(hashes, inputs.resolved.params)
-    up_to_date = outputs_match(output_dir, fingerprint, evaluate=evaluate)
-    if not up_to_date:
-        check_output_dir(output_dir, len(inputs.series.movies), overwrite=overwrite)
+    lock = open_output_dir(output_dir)
+    try:
+        hashes = input_hashes(inputs.series)
+        fingerprint = run_fingerprint(hashes, inputs.resolved.params)
+        up_to_date = outputs_match(output_dir, fingerprint, evaluate=evaluate)
+        if not up_to_date:
+            check_output_dir(output_dir, len(inputs.series.movies), overwrite=overwrite)
+    except BaseException:
+        lock.release()
+        raise
     return RunPlan(inputs=inputs, hashes=hashes, fingerprint=fingerprint, output_dir=output_dir,
-                   evaluate=evaluate, overwrite=overwrite, up_to_date=up_to_date)
+                   evaluate=evaluate, overwrite=overwrite, up_to_date=up_to_date, lock=lock)
 
 
 def outputs_match(output_dir: Path, fingerprint: str, *, evaluate: bool) -> bool:
-    """True when ``output_dir`` holds a finished run with this fingerprint whose files are intact."""
+    """True when ``output_dir`` holds a finished run with this fingerprint whose files are intact.
+
+    An interrupted result swap is finished first when the folder is free (a swap in progress in
+    another run means the folder holds no finished set yet).
+    """
+    output_dir = Path(output_dir)
+    if pending(output_dir):
+        try:
+            with lock_output_dir(output_dir):
+                finish_interrupted_swap(output_dir)
+        except FolderBusyError:
+            return False
     if not (output_dir / MANIFEST_NAME).is_file():
         return False
     try:

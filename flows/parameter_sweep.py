@@ -74,7 +74,11 @@ def parameter_sweep(
                     overwrite_params=overwrite_params, overwrite=True, evaluate=evaluate, progress=progress)
     uri = tracking_uri or default_tracking_uri(root)
     work = root / WORK_DIR_NAME
-    movie, created = concatenate(plan, work, progress=progress)
+    try:
+        movie, _ = concatenate(plan, work, progress=progress)
+    except BaseException:
+        plan.release()
+        raise
     try:
         parent = open_sweep_run(experiment=experiment, tracking_uri=uri, grid=grid, base=base,
                                 tags={"prefect.flow_run_id": str(flow_run.id)})
@@ -95,8 +99,8 @@ def parameter_sweep(
                 continue
             children.append((combo, report.output_dir))
     finally:
-        if created:
-            remove_work_copy(movie)
+        remove_work_copy(movie)  # the sweep's hold; the copy goes once no combination holds it either
+        plan.release()
     if not children:
         raise RuntimeError(f"every one of the {len(combos)} combinations failed; see the child runs' logs")
     return close_sweep(parent, tracking_uri=uri, children=children, folder=root, failed=failed)

@@ -2,8 +2,8 @@
 
 ``CNMFLOW_CACHE_DIR`` (default ``~/.cache/cnmflow``) holds cached extraction results, keyed by
 run fingerprint; delete it freely, runs then recompute.  A run's concatenated movie goes to the
-flow's ``work_dir`` parameter, by default a hidden folder in the output folder, and is removed
-when the run ends.  ``CNMFLOW_DASK_ADDRESS`` (e.g. ``tcp://10.0.0.5:8786``) sends patch jobs
+flow's ``work_dir`` parameter, by default a hidden folder in the output folder; runs sharing a
+copy each hold it, and the last one removes it (see :mod:`cnmflow.movies.work_copy`).  ``CNMFLOW_DASK_ADDRESS`` (e.g. ``tcp://10.0.0.5:8786``) sends patch jobs
 to a Dask cluster when a run does not name one.
 """
 
@@ -12,9 +12,10 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from cnmflow.movies.work_copy import WORK_DIR_NAME
+
 CACHE_ENV = "CNMFLOW_CACHE_DIR"
 DASK_ENV = "CNMFLOW_DASK_ADDRESS"
-WORK_DIR_NAME = ".cnmflow-work"
 
 
 def cache_dir() -> Path:

@@ -3,7 +3,9 @@
 Its parameters are what the Prefect UI shows as the run form: the movies, the output folder,
 a parameters file, the preset and the analysis table (``params``, every seed parameter with the
 preset's value pre-filled).  Re-running on the same bytes with the same effective parameters
-reuses the components (or does nothing when the output folder already holds them).
+reuses the components (or does nothing when the output folder already holds them).  The
+validate step locks the output folder; the lock is held until the export and the tracking are
+done, so a second run into the same folder is refused instead of mixing its files in.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from prefect.runtime import flow_run
 
 from cnmflow.lineage import read_manifest
 from cnmflow.movies import remove_work_copy
+from cnmflow.movies.work_copy import remove_unused
 from cnmflow.params_form import ExtractionParams, table_from_form
 from cnmflow.report import RunReport, report_from_manifest
 from cnmflow.tracking.uri import DEFAULT_EXPERIMENT
@@ -53,17 +56,18 @@ def _compute_and_export(plan, timings: dict[str, float], progress: RunProgress, 
     cache = cache_dir()
     work = work_root(plan.output_dir, work_dir)
     reused = is_cached(plan, cache)
-    movie, created = (None, False)
-    if not reused:
-        with _timed(timings, "concatenate"):
-            movie, created = concatenate(plan, work, progress=progress)
+    movie = None
     try:
+        if not reused:
+            with _timed(timings, "concatenate"):
+                movie, _ = concatenate(plan, work, progress=progress)
         with _timed(timings, "extract"):
             extraction = extract.with_options(result_storage=cache)(plan, movie, work, progress=progress,
                                                                     dask_scheduler=dask_scheduler(dask_address))
     finally:
-        if created:
-            remove_work_copy(movie)
+        if movie is not None:
+            remove_work_copy(movie)   # removed unless another live run (a sweep's sibling) still uses it
+        remove_unused(work)  # what killed runs left in this run's work root, unless a live run holds it
     with _timed(timings, "export"):
         before_fit = {stage: timings[stage] for stage in ("validate", "concatenate") if stage in timings}
         export_task(plan, extraction.estimates.K)(plan, extraction, _run_ids(), progress, before_fit)
@@ -116,19 +120,22 @@ def source_extraction(
         plan = validate(movies, output_dir, preset=preset, table=table_from_form(params, preset),
                         params_file=params_file, overwrite_params=overwrite_params, overwrite=overwrite,
                         evaluate=evaluate, progress=progress)
-    if plan.up_to_date:
-        get_run_logger().info("%s already holds this run's results (same inputs, parameters and code)",
-                              plan.output_dir)
-    reused = plan.up_to_date or _compute_and_export(plan, timings, progress, work_dir=work_dir,
-                                                    dask_address=dask_address)
-    error = None
-    # A fresh export has no MLflow run yet; an up-to-date folder may have been tracked already.
-    if track_run and not read_manifest(plan.output_dir)["run_ids"].get("mlflow_run_id"):
-        with _timed(timings, "track"):
-            _, error = track(plan.output_dir, experiment=experiment, tracking_uri=tracking_uri,
-                             parent_run_id=mlflow_parent_run_id)
-    report = report_from_manifest(plan.output_dir, reused_extraction=reused, up_to_date=plan.up_to_date,
-                                  timings_s=timings, tracking_error=error)
+    try:
+        if plan.up_to_date:
+            get_run_logger().info("%s already holds this run's results (same inputs, parameters and code)",
+                                  plan.output_dir)
+        reused = plan.up_to_date or _compute_and_export(plan, timings, progress, work_dir=work_dir,
+                                                        dask_address=dask_address)
+        error = None
+        # A fresh export has no MLflow run yet; an up-to-date folder may have been tracked already.
+        if track_run and not read_manifest(plan.output_dir)["run_ids"].get("mlflow_run_id"):
+            with _timed(timings, "track"):
+                _, error = track(plan.output_dir, experiment=experiment, tracking_uri=tracking_uri,
+                                 parent_run_id=mlflow_parent_run_id)
+        report = report_from_manifest(plan.output_dir, reused_extraction=reused, up_to_date=plan.up_to_date,
+                                      timings_s=timings, tracking_error=error)
+    finally:
+        plan.release()  # the folder is complete and tracked (or the run failed): the next writer may come
     publish_report(report)
     get_run_logger().info("%d components; results in %s", report.n_components, report.output_dir)
     return report

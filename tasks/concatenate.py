@@ -15,6 +15,7 @@ from tasks.retries import RETRY_OPTIONS
 
 @task(name="concatenate", cache_policy=NO_CACHE, persist_result=False, **RETRY_OPTIONS)
 def concatenate(plan: RunPlan, work_dir: Path, *, progress: Progress) -> tuple[ConcatenatedMovie, bool]:
-    """The series' work copy under ``work_dir`` (reused when finished earlier) and whether it is new."""
+    """The series' work copy under ``work_dir`` (reused when finished earlier), held for this run, and
+    whether it is new; give it back with :func:`cnmflow.movies.remove_work_copy` when the run is done."""
     progress("concatenate", 0.0)
     return ensure_work_copy(plan.inputs.series, work_dir, plan.series_key, progress=progress)

@@ -32,17 +32,16 @@ def extract(plan: RunPlan, movie: ConcatenatedMovie | None, work_dir: Path, *,
     """Fit the series.
 
     ``movie`` is None when the flow expected a cache hit; should the stored result have vanished
-    since, the series is concatenated here after all (and that copy removed afterwards).
+    since, the series is concatenated here after all (and this run's hold on it given up afterwards).
     """
     progress("patches", 0.0)  # the fit's first stage: a failure from here on is reported as the fit's
     if movie is not None:
         return fit_series(plan.inputs, movie, progress=progress, dask_scheduler=dask_scheduler)
-    movie, created = ensure_work_copy(plan.inputs.series, work_dir, plan.series_key, progress=progress)
+    movie, _ = ensure_work_copy(plan.inputs.series, work_dir, plan.series_key, progress=progress)
     try:
         return fit_series(plan.inputs, movie, progress=progress, dask_scheduler=dask_scheduler)
     finally:
-        if created:
-            remove_work_copy(movie)
+        remove_work_copy(movie)
 
 
 def is_cached(plan: RunPlan, cache_dir: Path) -> bool:

@@ -4,14 +4,26 @@ A parameter sweep (or a retried run) needs the same float32 copy of the series a
 the copy by the series' content hash lets every run find a finished copy instead of writing a
 new one.  A copy is complete only once its folder has been renamed into place with its
 description inside, so a killed concatenation is never mistaken for a finished one.
+
+Copies are shared, so they are reference-counted by the kernel: every run using a copy holds a
+shared ``flock`` on the lock file in its folder (taken before writing starts and kept while the
+copy is in use).  Removing takes the lock exclusively without waiting: while any live run holds
+the copy — a sweep's other combinations, another user of a shared ``--work-dir`` — it stays,
+and the last user removes it.  A killed run's hold dies with it, so whatever it left (a finished
+copy, a ``.writing-*`` staging folder) is unused and is removed by the next run in that folder,
+or adopted first when it is the very copy that run needs.
 """
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
+import secrets
 import shutil
 import tempfile
+import threading
+import time
 from pathlib import Path
 from typing import Callable
 
@@ -21,11 +33,22 @@ from cnmflow.movies.series import MovieSeries
 
 DESCRIPTION_NAME = "concatenated.json"
 KEY_LENGTH = 24
+WORK_DIR_NAME = ".cnmflow-work"     # the default work root, inside the output folder
+USERS_NAME = ".users.lock"          # shared flock per user of a copy
+COPY_PREFIX = "series-"
+WRITING_PREFIX = ".writing-"
+REMOVING_PREFIX = ".removing-"
+#: A staging folder without a lock file is a writer killed between creating the folder and its lock
+#: file, or a live writer in that microsecond: left alone this long.
+UNLOCKED_GRACE_S = 60.0
+
+_leases: dict[Path, list[int]] = {}   # copy folder → fds of this process's holds on it
+_guard = threading.Lock()
 
 
 def work_copy_dir(root: str | os.PathLike, series_key: str) -> Path:
     """Where the copy of the series with this content key lives under ``root``."""
-    return Path(root) / f"series-{series_key[:KEY_LENGTH]}"
+    return Path(root) / f"{COPY_PREFIX}{series_key[:KEY_LENGTH]}"
 
 
 def find_work_copy(root: str | os.PathLike, series_key: str) -> ConcatenatedMovie | None:
@@ -47,19 +70,100 @@ def find_work_copy(root: str | os.PathLike, series_key: str) -> ConcatenatedMovi
 
 def ensure_work_copy(series: MovieSeries, root: str | os.PathLike, series_key: str, *,
                      progress: Callable[[str, float], None] | None = None) -> tuple[ConcatenatedMovie, bool]:
-    """The copy of ``series`` under ``root``: found, or written now. Also says whether it was written."""
-    found = find_work_copy(root, series_key)
-    if found is not None:
-        if progress is not None:
-            progress("concatenate", 1.0)
-        return found, False
+    """The copy of ``series`` under ``root``, held for this run: adopted, or written now (then True).
+
+    Every call must be matched by :func:`remove_work_copy` once the run is done with the copy.
+    Unused copies and staging folders of dead runs under ``root`` are removed first.
+    """
     root = Path(root)
+    remove_unused(root, keep=series_key)
+    for _ in range(3):
+        adopted = _adopt(root, series_key)
+        if adopted is not None:
+            if progress is not None:
+                progress("concatenate", 1.0)
+            return adopted, False
+        written = _write(series, root, series_key, progress=progress)
+        if written is not None:
+            return written, True
+    raise MovieError(f"the work copy under {work_copy_dir(root, series_key)} keeps being removed by another run; "
+                     "give this run its own work_dir")
+
+
+def remove_work_copy(movie: ConcatenatedMovie) -> bool:
+    """Give up this run's hold on a copy; the last user deletes it (and its root when empty). Whether deleted."""
+    folder = movie.path.parent
+    with _guard:
+        fds = _leases.get(folder, [])
+        fd = fds.pop() if fds else None
+        if not fds:
+            _leases.pop(folder, None)
+    removed = _remove_if_unused(folder, fd)
+    _remove_root_if_empty(folder.parent)
+    return removed
+
+
+def remove_unused(root: str | os.PathLike, *, keep: str | None = None, keep_copies: bool = False) -> list[str]:
+    """Delete what no live run holds under ``root``: staging folders, and copies other than ``keep``'s.
+
+    ``keep_copies`` leaves every finished copy for a later run to adopt. Returns the names removed.
+    """
+    root = Path(root)
+    kept = work_copy_dir(root, keep).name if keep else None
+    removed = []
+    try:
+        entries = sorted(root.iterdir())
+    except OSError:
+        return removed
+    for entry in entries:
+        name = entry.name
+        if name.startswith(REMOVING_PREFIX):
+            shutil.rmtree(entry, ignore_errors=True)
+        elif name.startswith(WRITING_PREFIX):
+            if _remove_if_unused(entry, None, create_lock=False):
+                removed.append(name)
+        elif name.startswith(COPY_PREFIX) and name != kept and not keep_copies:
+            if _remove_if_unused(entry, None):
+                removed.append(name)
+        else:
+            continue
+    _remove_root_if_empty(root)
+    return removed
+
+
+def _adopt(root: Path, series_key: str) -> ConcatenatedMovie | None:
+    """The finished copy with a shared hold taken on it, or None."""
+    folder = work_copy_dir(root, series_key)
+    if find_work_copy(root, series_key) is None:
+        return None
+    fd = _open_lock(folder, create=True)
+    if fd is None:
+        return None
+    fcntl.flock(fd, fcntl.LOCK_SH)  # waits only while a remover is deleting it
+    movie = find_work_copy(root, series_key) if _same_file(fd, folder / USERS_NAME) else None
+    if movie is None:
+        os.close(fd)
+        return None
+    _lease(folder, fd)
+    return movie
+
+
+def _write(series: MovieSeries, root: Path, series_key: str, *,
+           progress: Callable[[str, float], None] | None) -> ConcatenatedMovie | None:
+    """Concatenate into a held staging folder and rename it into place; None when another writer won."""
     try:
         root.mkdir(parents=True, exist_ok=True)
-        staging = Path(tempfile.mkdtemp(prefix=".writing-", dir=root))
+        staging = Path(tempfile.mkdtemp(prefix=WRITING_PREFIX, dir=root))
+        fd = _open_lock(staging, create=True)
     except OSError as exc:
         raise MovieError(f"cannot write the concatenated movie under {root} ({exc.strerror or exc}); "
                          "give a writable work_dir with room for a float32 copy of the movies") from None
+    if fd is None:          # another run emptied the root between our mkdir and mkdtemp
+        return None
+    fcntl.flock(fd, fcntl.LOCK_SH)   # the hold survives the rename: same inode
+    if not _same_file(fd, staging / USERS_NAME):   # a cleaner took it in the instant before our lock
+        _discard(staging, fd)
+        return None
     try:
         movie = concatenate(series, staging, progress=progress)
         description = {"file": movie.path.name, "shape": list(movie.shape),
@@ -72,19 +176,68 @@ def ensure_work_copy(series: MovieSeries, root: str | os.PathLike, series_key: s
         except OSError:
             if find_work_copy(root, series_key) is None:  # not another writer finishing first
                 raise
-            shutil.rmtree(staging, ignore_errors=True)
-            return find_work_copy(root, series_key), False
+            _discard(staging, fd)
+            return None
     except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
+        _discard(staging, fd)
         raise
-    return find_work_copy(root, series_key), True
+    _lease(target, fd)
+    return find_work_copy(root, series_key)
 
 
-def remove_work_copy(movie: ConcatenatedMovie) -> None:
-    """Delete a copy made by :func:`ensure_work_copy` (its whole folder), and its root when empty."""
-    folder = movie.path.parent
+def _discard(folder: Path, fd: int) -> None:
     shutil.rmtree(folder, ignore_errors=True)
+    os.close(fd)
+
+
+def _lease(folder: Path, fd: int) -> None:
+    with _guard:
+        _leases.setdefault(folder, []).append(fd)
+
+
+def _open_lock(folder: Path, *, create: bool) -> int | None:
+    flags = os.O_RDWR | os.O_CLOEXEC | (os.O_CREAT if create else 0)
     try:
-        folder.parent.rmdir()
+        return os.open(folder / USERS_NAME, flags, 0o644)
+    except (FileNotFoundError, NotADirectoryError):
+        return None
+
+
+def _same_file(fd: int, path: Path) -> bool:
+    try:
+        on_disk = os.stat(path)
+    except OSError:
+        return False
+    mine = os.fstat(fd)
+    return (on_disk.st_dev, on_disk.st_ino) == (mine.st_dev, mine.st_ino)
+
+
+def _remove_if_unused(folder: Path, fd: int | None, *, create_lock: bool = True) -> bool:
+    """Delete ``folder`` if an exclusive lock can be had at once (``fd``: our own hold, given up here)."""
+    if fd is None:
+        fd = _open_lock(folder, create=create_lock)
+        if fd is None:
+            if folder.is_dir() and time.time() - folder.stat().st_mtime > UNLOCKED_GRACE_S:
+                shutil.rmtree(folder, ignore_errors=True)
+                return True
+            return False
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return False       # another live run still uses it
+        if not _same_file(fd, folder / USERS_NAME):
+            return False       # removed (or replaced) meanwhile
+        doomed = folder.with_name(f"{REMOVING_PREFIX}{secrets.token_hex(6)}")
+        os.rename(folder, doomed)  # adopters now either hold the old inode (and retry) or find nothing
+        shutil.rmtree(doomed, ignore_errors=True)
+        return True
+    finally:
+        os.close(fd)
+
+
+def _remove_root_if_empty(root: Path) -> None:
+    try:
+        root.rmdir()
     except OSError:
         pass

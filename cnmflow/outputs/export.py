@@ -1,14 +1,18 @@
 """Turning a fitted series into the files of the seed's Outputs section, all or nothing.
 
-Everything is written into a hidden staging folder inside the output directory and moved into
-place only once every file is complete, the manifest last, so a killed run leaves nothing that
-looks finished. Existing outputs are never replaced unless the caller asks to overwrite.
+Everything is written into a hidden staging folder inside the output directory; only once every
+file is complete (the manifest too) does the set replace whatever an earlier run left there,
+as a whole (:mod:`cnmflow.outputs.result_swap`): after an overwrite the folder holds exactly
+the new manifest's files, and a killed run leaves the old complete set or the new one.
+Existing outputs are never replaced unless the caller asks to overwrite, and the folder is
+locked for the whole export (:mod:`cnmflow.outputs.folder_lock`).
 """
 
 from __future__ import annotations
 
 import logging
 import os
+import re
 import shutil
 import tempfile
 from dataclasses import dataclass, field
@@ -18,15 +22,19 @@ from typing import Any
 import numpy as np
 
 from cnmflow.engine.quality import component_statuses
-from cnmflow.lineage import build_manifest, input_records, write_manifest
+from cnmflow.errors import InputError
+from cnmflow.lineage import build_manifest, input_records, read_manifest, write_manifest
 from cnmflow.outputs.caiman_hdf5 import write_caiman_hdf5
+from cnmflow.outputs.folder import open_output_dir
 from cnmflow.outputs.images import write_correlation_tif
 from cnmflow.outputs.isxd_sets import (EmptySetNotSupported, OutputExistsError, cell_names, output_spacing,
                                        output_timing, split_traces, write_cellset, write_eventset)
+from cnmflow.outputs.leftovers import EXPORT_STAGING_PREFIX
 from cnmflow.outputs.lineage_graph import lineage_graph
 from cnmflow.outputs.metadata import describe_cellset, describe_eventset, write_output_metadata
 from cnmflow.outputs.previews import (events_preview, footprints_preview, initialization_images, no_cells_image,
                                       safe_preview, traces_preview)
+from cnmflow.outputs.result_swap import staging_in_use, swap_in
 from cnmflow.pipeline import ExtractionResult
 
 log = logging.getLogger(__name__)
@@ -36,6 +44,14 @@ CORRELATION_NAME = "local_corr_img.tif"
 METADATA_NAME = "output_metadata.json"
 MANIFEST_NAME = "manifest.json"
 LINEAGE_STEM = "lineage"
+
+#: Every name an export can write (data files of any movie index, previews): what an overwrite replaces
+#: besides the files the old manifest lists. Anything else in the folder is the user's and is kept.
+PRODUCT_NAME = re.compile(
+    r"(caiman_output\.hdf5|local_corr_img\.tif|output_metadata\.json|manifest\.json"
+    r"|(cellset_raw|cellset_denoised|neural_events)\.\d{3}\.isxd"
+    r"|(initialization_images|no_cells|lineage|traces_cellset_(raw|denoised)\.(\d{3}|series)"
+    r"|footprints_cellset_(raw|denoised)\.\d{3}|preview_neural_events\.\d{3})\.(svg|png))")
 
 
 @dataclass(frozen=True)
@@ -82,9 +98,16 @@ def export(result: ExtractionResult, output_dir: str | os.PathLike, *, overwrite
     """
     output_dir = Path(output_dir)
     n_movies = len(result.inputs.series.movies)
-    check_output_dir(output_dir, n_movies, overwrite=overwrite)
-    output_dir.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=".cnmflow-export-", dir=output_dir))
+    with open_output_dir(output_dir):
+        check_output_dir(output_dir, n_movies, overwrite=overwrite)
+        return _export_locked(result, output_dir, evaluate=evaluate, run_ids=run_ids, hashes=hashes,
+                              fingerprint=fingerprint, stage_timings=stage_timings)
+
+
+def _export_locked(result: ExtractionResult, output_dir: Path, *, evaluate: bool,
+                   run_ids: dict[str, str | None] | None, hashes: dict[int, str] | None,
+                   fingerprint: str | None, stage_timings: dict[str, float] | None) -> ExportResult:
+    staging = Path(tempfile.mkdtemp(prefix=EXPORT_STAGING_PREFIX, dir=output_dir))
     try:
         files, notes = _write_all(result, staging, evaluate=evaluate)
         inputs = input_records(result.inputs.series, hashes)
@@ -97,10 +120,26 @@ def export(result: ExtractionResult, output_dir: str | os.PathLike, *, overwrite
                                                   stage_timings=stage_timings))
         write_manifest(staging / MANIFEST_NAME, manifest)
         files[MANIFEST_NAME] = {"kind": "manifest", "movie_index": None}
-        _move_into_place(staging, output_dir, files)
+        swap_in(staging, output_dir, new=files, old=previous_result_names(output_dir), manifest_name=MANIFEST_NAME)
     finally:
-        shutil.rmtree(staging, ignore_errors=True)
+        if staging.name not in staging_in_use(output_dir):  # a committed swap is finished by the next opener
+            shutil.rmtree(staging, ignore_errors=True)
     return ExportResult(output_dir=output_dir, files=files, notes=tuple(notes))
+
+
+def previous_result_names(output_dir: Path) -> list[str]:
+    """The files of the run that wrote ``output_dir`` before: its manifest's list plus every product name."""
+    names = set()
+    if (output_dir / MANIFEST_NAME).is_file():
+        try:
+            names.update(read_manifest(output_dir).get("outputs", {}))
+        except InputError:
+            pass
+    try:
+        names.update(entry.name for entry in output_dir.iterdir() if PRODUCT_NAME.fullmatch(entry.name))
+    except OSError:
+        pass
+    return sorted(name for name in names if (output_dir / name).is_file())
 
 
 def _write_lineage_graph(folder: Path, inputs: list[dict], files: dict[str, dict], *, run_ids: dict,
@@ -136,12 +175,6 @@ def run_summary(result: ExtractionResult, *, fingerprint: str | None, evaluate: 
                       for stage, seconds in {**(stage_timings or {}), **result.timings}.items()},
         "peak_rss_mb": None if result.peak_rss_mb is None else round(result.peak_rss_mb, 1),
     }
-
-
-def _move_into_place(staging: Path, output_dir: Path, files: dict[str, dict]) -> None:
-    """Data first, manifest last: the manifest's presence means the set is complete."""
-    for name in sorted(files, key=lambda name: name == MANIFEST_NAME):
-        os.replace(staging / name, output_dir / name)
 
 
 def _write_all(result: ExtractionResult, folder: Path, *, evaluate: bool) -> tuple[dict[str, dict], list[str]]:

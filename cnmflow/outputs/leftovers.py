@@ -1,0 +1,52 @@
+"""What dead runs leave in an output folder, removed by the next run that takes the folder's lock.
+
+A run killed with SIGKILL runs no cleanup: its export staging folder, the trash of a swap, its
+private work folder, a half-written manifest and the staging folder of a half-written work copy
+stay behind (a work copy can be gigabytes).  Holding the folder's lock proves their writer is
+dead, so they are deleted.  Finished work copies in the default work root are left for the
+concatenate step, which adopts the one it needs and removes the others (see
+:mod:`cnmflow.movies.work_copy`).
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import logging
+import os
+import shutil
+from pathlib import Path
+
+from cnmflow.movies.work_copy import WORK_DIR_NAME, remove_unused
+from cnmflow.outputs.result_swap import JOURNAL_NAME, TRASH_PREFIX, staging_in_use
+
+log = logging.getLogger(__name__)
+
+EXPORT_STAGING_PREFIX = ".cnmflow-export-"
+PRIVATE_WORK_PREFIX = ".cnmflow-work-"          # cnmflow.movies.concat.work_directory
+FOLDER_PATTERNS = (f"{EXPORT_STAGING_PREFIX}*", f"{TRASH_PREFIX}*", f"{PRIVATE_WORK_PREFIX}*")
+FILE_PATTERNS = (".manifest.json.*.tmp", f"{JOURNAL_NAME}.*.tmp")
+
+
+def remove_leftovers(output_dir: str | os.PathLike) -> list[str]:
+    """Delete dead runs' leftovers in ``output_dir`` (call holding its lock); the names removed."""
+    output_dir = Path(output_dir)
+    needed = staging_in_use(output_dir)
+    removed = []
+    try:
+        entries = list(output_dir.iterdir())
+    except OSError:
+        return removed
+    for entry in entries:
+        name = entry.name
+        if name in needed:
+            continue
+        if any(fnmatch.fnmatchcase(name, pattern) for pattern in FOLDER_PATTERNS) and entry.is_dir():
+            shutil.rmtree(entry, ignore_errors=True)
+            removed.append(name)
+        elif any(fnmatch.fnmatchcase(name, pattern) for pattern in FILE_PATTERNS) and entry.is_file():
+            entry.unlink(missing_ok=True)
+            removed.append(name)
+    removed += [f"{WORK_DIR_NAME}/{name}" for name in remove_unused(output_dir / WORK_DIR_NAME, keep_copies=True)]
+    if removed:
+        log.info("removed what an interrupted run left in %s: %s", output_dir, ", ".join(sorted(removed)))
+    return removed
