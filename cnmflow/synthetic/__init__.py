@@ -20,6 +20,8 @@ from cnmflow.synthetic.gaussian import (
     write_isxd,
     write_tiff,
 )
+from cnmflow.synthetic.optics import Optics
+from cnmflow.synthetic.realistic import PRESETS, RealisticConfig, RealisticTruth, simulate_realistic_1p
 
 __all__ = [
     "GroundTruth",
@@ -30,4 +32,9 @@ __all__ = [
     "write_isxd",
     "write_avi",
     "ar_coefficients",
+    "simulate_realistic_1p",
+    "RealisticConfig",
+    "RealisticTruth",
+    "PRESETS",
+    "Optics",
 ]
