@@ -295,22 +295,20 @@ def record_run_ids(path: str | os.PathLike, run_ids: Mapping[str, str | None],
     return manifest
 
 
-def record_outputs(output_dir: str | os.PathLike, outputs: Mapping[str, Mapping[str, Any]],
-                   notes: Iterable[str] = ()) -> dict:
-    """Add files written after the run (e.g. ``cnmflow nwb``'s) to its manifest; returns the manifest.
+def with_outputs(manifest: Mapping[str, Any], outputs: Mapping[str, Mapping[str, Any]], *,
+                 folder: str | os.PathLike, notes: Iterable[str] = ()) -> dict:
+    """A copy of ``manifest`` that also lists files written after the run (e.g. ``cnmflow nwb``'s).
 
     ``outputs`` is name -> ``{"kind", "movie_index"}`` as for :func:`build_manifest`; each file is
-    hashed where it lies in ``output_dir`` and replaces an earlier record of the same name. The
-    other records are kept as they are; the manifest is rewritten atomically.
+    hashed in ``folder`` (the output folder, or a staging folder swapped in afterwards) and
+    replaces an earlier record of the same name. Nothing is written; see :func:`write_manifest`.
     """
-    folder = Path(output_dir)
-    manifest = read_manifest(folder)
     all_inputs = [rec["index"] for rec in manifest.get("inputs", [])]
-    records = {name: _output_record(folder, name, spec, all_inputs) for name, spec in outputs.items()}
-    manifest["outputs"] = dict(sorted({**manifest.get("outputs", {}), **records}.items()))
-    manifest["notes"] = list(manifest.get("notes", [])) + [str(n) for n in notes]
-    write_manifest(folder, manifest)
-    return manifest
+    records = {name: _output_record(Path(folder), name, spec, all_inputs) for name, spec in outputs.items()}
+    updated = dict(manifest)
+    updated["outputs"] = dict(sorted({**manifest.get("outputs", {}), **records}.items()))
+    updated["notes"] = list(manifest.get("notes", [])) + [str(n) for n in notes]
+    return updated
 
 
 def read_manifest(path: str | os.PathLike) -> dict:

@@ -2,8 +2,9 @@
 
 Like ``cnmflow track``, it needs only the folder: the files are rebuilt from
 ``caiman_output.hdf5``, the cell sets and ``manifest.json`` (`nwb_run_from_folder`), written
-into a hidden staging folder beside the outputs, moved into place, and then listed in the
-manifest (kind ``nwb``, one per movie) so ``cnmflow lineage ophys.000.nwb`` works.
+with the folder's lock held into a hidden staging folder together with the manifest that
+lists them (kind ``nwb``, one per movie), and swapped in as the export swaps a result set, so
+``cnmflow lineage ophys.000.nwb`` works.
 ``cnmflow/cli.py`` registers it with :func:`add_command` and hands the arguments to
 :func:`run_command`. Importing this module does not import pynwb.
 """
@@ -58,30 +59,40 @@ def write_nwb_for_folder(output_dir: str | os.PathLike, *, metadata: str | os.Pa
                          overwrite: bool = False) -> tuple[list[Path], list[str]]:
     """Write and list ``ophys.{k}.nwb`` in a finished output folder.
 
-    Returns the paths written (movie order) and the metadata fields left as placeholders.
-    InputError: no finished run there, a bad metadata file, or NWB files already present
-    without ``overwrite``.
+    Holds the folder's lock (one writer per folder), stages the files and the updated manifest
+    in a hidden folder and swaps them in like the export does, so a kill leaves either the
+    folder as it was or the files listed in its manifest. Returns the paths written (movie
+    order) and the metadata fields left as placeholders. InputError: no finished run there,
+    the folder is busy, a bad metadata file, or NWB files already present without ``overwrite``.
     """
-    from cnmflow.lineage import record_outputs  # noqa: PLC0415
+    from cnmflow.lineage import MANIFEST_NAME, read_manifest, with_outputs, write_manifest  # noqa: PLC0415
+    from cnmflow.outputs.folder import open_output_dir  # noqa: PLC0415
+    from cnmflow.outputs.leftovers import EXPORT_STAGING_PREFIX  # noqa: PLC0415
     from cnmflow.outputs.nwb import nwb_name, write_nwb  # noqa: PLC0415
     from cnmflow.outputs.nwb_metadata import NwbMetadata, read_nwb_metadata  # noqa: PLC0415
     from cnmflow.outputs.nwb_source import nwb_run_from_folder  # noqa: PLC0415
+    from cnmflow.outputs.result_swap import staging_in_use, swap_in  # noqa: PLC0415
 
     folder = Path(output_dir)
     facts = read_nwb_metadata(metadata) if metadata is not None else NwbMetadata()
-    run = nwb_run_from_folder(folder)
-    movies = sorted(run.movies, key=lambda movie: movie.index)
-    names = [nwb_name(movie.index) for movie in movies]
-    existing = [name for name in names if os.path.lexists(folder / name)]
-    if existing and not overwrite:
-        raise InputError(f"{folder / existing[0]} already exists; pass --overwrite to replace the NWB files")
-    staging = Path(tempfile.mkdtemp(prefix=".cnmflow-nwb-", dir=folder))
-    try:
-        written = write_nwb(staging, run, metadata=facts)
-        for path in written:
-            os.replace(path, folder / path.name)
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
-    record_outputs(folder, {name: {"kind": "nwb", "movie_index": movie.index}
-                            for name, movie in zip(names, movies)})
+    if not folder.is_dir():
+        raise InputError(f"{folder} is not a folder; give the output folder of a finished cnmflow run")
+    with open_output_dir(folder):
+        run = nwb_run_from_folder(folder)
+        movies = sorted(run.movies, key=lambda movie: movie.index)
+        names = [nwb_name(movie.index) for movie in movies]
+        existing = [name for name in names if os.path.lexists(folder / name)]
+        if existing and not overwrite:
+            raise InputError(f"{folder / existing[0]} already exists; pass --overwrite to replace the NWB files")
+        # the export's staging prefix: a killed run's staging folder is removed by the next writer
+        staging = Path(tempfile.mkdtemp(prefix=f"{EXPORT_STAGING_PREFIX}nwb-", dir=folder))
+        try:
+            write_nwb(staging, run, metadata=facts)
+            outputs = {name: {"kind": "nwb", "movie_index": movie.index} for name, movie in zip(names, movies)}
+            write_manifest(staging / MANIFEST_NAME, with_outputs(read_manifest(folder), outputs, folder=staging))
+            swap_in(staging, folder, new=[*names, MANIFEST_NAME], old=[*existing, MANIFEST_NAME],
+                    manifest_name=MANIFEST_NAME)
+        finally:
+            if staging.name not in staging_in_use(folder):  # a committed swap is finished by the next opener
+                shutil.rmtree(staging, ignore_errors=True)
     return [folder / name for name in names], facts.placeholders()
