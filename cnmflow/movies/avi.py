@@ -3,6 +3,11 @@
 The frame count is what actually decodes (AVI index entries can be empty), and the frame
 rate is measured from the decoded frames' timestamps when they are evenly spaced (the
 container's nominal rate counts the empty entries too), else the container rate.
+
+When fewer frames decode than the header lists and the decoded timestamps stop before the
+listed duration, the file is cut short (a copy that did not finish): the movie is still
+analysed, with a note giving both counts (empty entries spread over the whole duration, as
+Inscopix writes them, need no note).
 """
 
 from __future__ import annotations
@@ -37,12 +42,35 @@ def _container(path: Path):
 def _decoded_frames(path: Path, container):
     stream = container.streams.video[0]
     stream.thread_type = "AUTO"
+    decoded = 0
     try:
-        yield from container.decode(stream)
+        for frame in container.decode(stream):
+            yield frame
+            decoded += 1
     except MovieError:
         raise
     except Exception as exc:
-        raise MovieError(f"cannot decode AVI movie {path}: {exc}; the file may be damaged") from None
+        raise MovieError(f"cannot decode AVI movie {path} after {decoded} frames: {exc}; "
+                         "the file may be truncated or damaged (copy it again)") from None
+
+
+def _missing_frames_note(path: Path, stream, n: int, pts: list[int] | None, time_base) -> str | None:
+    """A note when fewer frames decode than the header lists and the decoded ones stop early."""
+    listed = int(stream.frames or 0)
+    if listed <= n:
+        return None
+    nominal = stream.average_rate or stream.base_rate  # the header's rate (the listed duration of a cut file is not)
+    listed_s = float(listed / nominal) if nominal else None
+    if pts and len(pts) >= 2 and time_base and listed_s:
+        step = int(np.median(np.diff(np.asarray(pts, dtype=np.int64))))
+        decoded_s = float((pts[-1] + step) * Fraction(time_base))
+        if decoded_s >= 0.99 * listed_s:
+            return None  # empty index entries spread over the whole recording, not a cut file
+        where = f"; the decoded frames end at {decoded_s:.4g} s of the {listed_s:.4g} s listed"
+    else:
+        where = ""
+    return (f"{path}: the AVI header lists {listed} frames but only {n} decode{where}; the file looks truncated "
+            f"or damaged (copy it again if it should be complete) — only the {n} decoded frames are analysed")
 
 
 def _rate_from_pts(pts: list[int], time_base: Fraction | None) -> float | None:
@@ -75,13 +103,14 @@ def read_info(path: Path) -> MovieInfo:
         if shape is None:
             shape = (int(stream.codec_context.height or 0), int(stream.codec_context.width or 0))
         rate = _rate_from_pts(pts, time_base) if pts is not None else None
+        note = _missing_frames_note(path, stream, n, pts, time_base)
         source = "avi frame timestamps"
         if rate is None:
             nominal = stream.average_rate or stream.guessed_rate or stream.base_rate
             rate = float(nominal) if nominal else None
             source = "avi container" if rate else None
     return MovieInfo(path=path, kind="avi", n_frames=n, frame_shape=shape, dtype=np.dtype(np.uint8),
-                     frame_rate=rate, frame_rate_source=source)
+                     frame_rate=rate, frame_rate_source=source, notes=(note,) if note else ())
 
 
 def _gray(frame) -> np.ndarray:

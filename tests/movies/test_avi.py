@@ -1,3 +1,4 @@
+import av
 import numpy as np
 import pytest
 
@@ -46,3 +47,60 @@ def test_corrupt_avi(tmp_path):
     with pytest.raises(MovieError) as err:
         read_info(path)
     assert str(path) in str(err.value)
+
+
+def _cut_avi(tmp_path, *, frames: int = 200, rate: int = 20, keep: float = 0.4):
+    """An mpeg4 AVI of `frames` frames cut at a chunk boundary (a copy that stopped early)."""
+    data = (np.random.default_rng(4).random((frames, 32, 40)) * 200).astype(np.uint8)
+    full = tmp_path / "full.avi"
+    with av.open(str(full), "w") as container:
+        stream = container.add_stream("mpeg4", rate=rate)
+        stream.height, stream.width, stream.pix_fmt = 32, 40, "yuv420p"
+        for frame in data:
+            for packet in stream.encode(av.VideoFrame.from_ndarray(frame, format="gray")):
+                container.mux(packet)
+        for packet in stream.encode():
+            container.mux(packet)
+    raw = full.read_bytes()
+    cut = tmp_path / "cut.avi"
+    cut.write_bytes(raw[:raw.find(b"00dc", int(len(raw) * keep))])  # just before a frame's chunk
+    return full, cut
+
+
+def test_truncated_avi_is_analysed_with_a_note(tmp_path, capsys):
+    from cnmflow.cli import main
+    from cnmflow.validate import describe_inputs, validate_inputs
+
+    full, cut = _cut_avi(tmp_path)
+    assert read_info(full).notes == ()
+    info = read_info(cut)
+    assert 20 <= info.n_frames < 200
+    assert len(info.notes) == 1
+    note = info.notes[0]
+    assert str(cut) in note and "lists 200 frames" in note and f"only {info.n_frames} decode" in note
+    assert "truncated" in note
+    np.testing.assert_array_equal(read_frames(info, 0, info.n_frames), read_frames(read_info(full), 0, info.n_frames))
+    inputs = validate_inputs([cut], table={"gSig": 3, "gSiz": 7})
+    assert note in inputs.resolved.notes  # → manifest parameter_notes → "note: …" and output_metadata notes
+    assert note in describe_inputs(inputs)
+    assert main(["validate", str(cut), "--set", "gSig=3", "--set", "gSiz=7"]) == 0
+    assert f"only {info.n_frames} decode" in capsys.readouterr().out
+
+
+def test_sample_with_empty_index_entries_needs_no_note(ideas):
+    info = read_info(sample(ideas, "movie_part1_108x122x200.avi"))
+    assert info.n_frames == 100 and info.frame_rate == pytest.approx(10.0)
+    assert info.notes == ()
+
+
+def test_truncated_avi_note_is_kept_with_the_outputs(tmp_path):
+    import json
+
+    import cnmflow
+
+    _, cut = _cut_avi(tmp_path)
+    out = tmp_path / "out"
+    cnmflow.extract([str(cut)], str(out), params={"gSig": 3, "gSiz": 7})
+    note = read_info(cut).notes[0]
+    assert note in json.loads((out / "output_metadata.json").read_text())["notes"]["messages"]
+    assert note in json.loads((out / "manifest.json").read_text())["parameter_notes"]  # printed as "note: …"
