@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from cnmflow import __version__
-from cnmflow.errors import InputError
+from cnmflow.errors import InputError, ParameterError
 from cnmflow.outputs.nwb_command import COMMAND as NWB_COMMAND, add_command as add_nwb_command
 from cnmflow.tracking.commands import COMMANDS as TRACKING_COMMANDS, add_commands as add_tracking_commands
 
@@ -145,11 +145,16 @@ def main(argv: Sequence[str] | None = None) -> int:
             return run_nwb_command(args)
         return _demo(args)
     except (InputError, FileExistsError) as err:
-        print(f"cnmflow: error: {err}", file=sys.stderr)
+        print(f"cnmflow: error: {_one_line(err) if isinstance(err, ParameterError) else err}", file=sys.stderr)
         return EXIT_BAD_INPUT
     except RunFailed as err:
         print(f"cnmflow: error: {err}", file=sys.stderr)
         return EXIT_RUN_FAILED
+
+
+def _one_line(err: Exception) -> str:
+    """A parameter error is one line (a value's repr or a library message may carry newlines)."""
+    return " ".join(str(err).split())
 
 
 def _validate(args: argparse.Namespace) -> int:
@@ -269,25 +274,25 @@ def _print_report(report) -> None:
 
 
 def _sweep(args: argparse.Namespace) -> int:
-    """Check the movies and every combination here (exit 2), then run the ``parameter-sweep`` flow."""
+    """Check the movies and every combination here (exit 2), then run the ``parameter-sweep`` flow.
+
+    A combination that fails while running makes the sweep exit 1 naming it and why, after the
+    table of the combinations that finished.
+    """
     import os
 
     from cnmflow.params_form import form_with
-    from cnmflow.sweep_grid import combinations, parse_grid_option
-    from cnmflow.validate import validate_inputs
+    from cnmflow.sweep_grid import SweepFailed, check_sweep
 
-    grid = dict(parse_grid_option(text) for text in args.grid)
+    grid = _grid(args.grid)
     table = dict(args.assignments)
     form_with(args.preset, table)
-    combos = combinations(grid, preset=args.preset, base=table)
-    validate_inputs(args.movies, preset=args.preset, table=table, params_file=args.params_file,
-                    overwrite_params=args.overwrite_params)
+    combos = check_sweep(args.movies, grid, preset=args.preset, base=table, params_file=args.params_file,
+                         overwrite_params=args.overwrite_params)
     if args.max_concurrent < 1:
         raise InputError(f"--max-concurrent {args.max_concurrent}: give 1 or more")
     if not args.verbose:
         os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
-    from cnmflow.tracking.compare import format_table
-    from cnmflow.tracking.uri import tracking_uri
     from flows.parameter_sweep import parameter_sweep
 
     print(f"Sweeping {len(combos)} combinations of {', '.join(grid)} ({args.max_concurrent} at a time)", flush=True)
@@ -300,15 +305,40 @@ def _sweep(args: argparse.Namespace) -> int:
             experiment=args.experiment, tracking_uri=args.tracking_uri, dask_address=args.dask)
     except (InputError, FileExistsError):
         raise
+    except SweepFailed as err:
+        if err.rows:
+            _print_sweep(args, err.rows)
+        raise RunFailed(f"the sweep failed: {err}") from err
     except Exception as err:  # noqa: BLE001
         raise RunFailed(f"the sweep failed: {type(err).__name__}: {err}") from err
+    _print_sweep(args, rows)
+    return 0
+
+
+def _grid(options: Sequence[str]) -> dict[str, list[Any]]:
+    """``--grid`` options as one grid; a parameter given twice is refused (the second would win silently)."""
+    from cnmflow.sweep_grid import parse_grid_option
+
+    grid: dict[str, list[Any]] = {}
+    for text in options:
+        name, values = parse_grid_option(text)
+        if name in grid:
+            raise InputError(f"--grid {name} is given twice; put all its values in one option "
+                             f"(--grid {name}=V1,V2,...)")
+        grid[name] = values
+    return grid
+
+
+def _print_sweep(args: argparse.Namespace, rows: list[dict[str, Any]]) -> None:
+    from cnmflow.tracking.compare import format_table
+    from cnmflow.tracking.uri import tracking_uri
+
     print(format_table([{k: v for k, v in row.items() if k != "output_dir"} for row in rows]), end="")
     uri = args.tracking_uri or tracking_uri(args.output_dir.absolute())
     print(f"Each combination's results are in a sub-folder of {args.output_dir.absolute()}; "
           "comparison.csv and footprints_contact_sheet.png compare them.")
     print(f"MLflow: {uri} (experiment {args.experiment!r}); `cnmflow compare {args.experiment!r} --tracking-uri "
           f"'{uri}'` prints this table again")
-    return 0
 
 
 def _serve(args: argparse.Namespace) -> int:

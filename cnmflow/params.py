@@ -7,11 +7,17 @@ grouped JSON files lives in :mod:`cnmflow.params_file`; this module only knows t
 
 from __future__ import annotations
 
+import difflib
+import functools
+import math
+import numbers
 import os
+import re
 from dataclasses import dataclass, field
-from typing import Any, Literal, Mapping
+from typing import Annotated, Any, Literal, Mapping
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+import numpy as np
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, TypeAdapter, ValidationError, model_validator
 
 from cnmflow.errors import ParameterError
 
@@ -22,6 +28,59 @@ Source = Literal["default", "preset", "table", "file", "metadata", "machine"]
 MIN_DOWNSAMPLED_FRAMES = 10
 
 
+#: Largest integer a parameter may hold (larger ones overflow the engine's int arrays).
+MAX_INT = 2**31 - 1
+
+
+def number_problem(value: Any) -> str | None:
+    """Why ``value`` cannot be a number parameter, or None.
+
+    Runs before pydantic's lax coercion, which would turn ``true`` into 1.0, ``"8"`` into 8 and
+    accept inf/nan: a flag, text or a non-finite value is never what the user meant.
+    """
+    if isinstance(value, (bool, np.bool_)):
+        return "true/false is not a number; give a number"
+    if isinstance(value, (str, bytes)):
+        try:
+            finite = math.isfinite(float(value))
+        except ValueError:
+            if value.strip().lower() in ("auto", "none"):
+                return "'auto' is written null (JSON) or None; or give a number"
+            return "text is not a number; give a number"
+        if not finite:
+            return "must be a finite number (inf and nan are not allowed)"
+        return f"give the number without quotes ({value!s} as a JSON number, not text)"
+    if isinstance(value, numbers.Real) and not math.isfinite(value):
+        return "must be a finite number (inf and nan are not allowed)"
+    if isinstance(value, numbers.Integral) and abs(int(value)) > MAX_INT:
+        return f"is too large (at most {MAX_INT})"
+    return None
+
+
+def flag_problem(value: Any) -> str | None:
+    """Why ``value`` cannot be a true/false parameter (1, "yes" and friends are refused), or None."""
+    return None if isinstance(value, (bool, np.bool_)) else "give true or false"
+
+
+def _only_numbers(value: Any) -> Any:
+    problem = number_problem(value)
+    if problem:
+        raise ValueError(problem)
+    return value
+
+
+def _only_flags(value: Any) -> Any:
+    problem = flag_problem(value)
+    if problem:
+        raise ValueError(problem)
+    return value
+
+
+#: Annotations every numeric / true-false field of the table (and of the run form) carries.
+Number = BeforeValidator(_only_numbers)
+Flag = BeforeValidator(_only_flags)
+
+
 def default_n_processes() -> int:
     """The seed's default of 7 worker processes, capped to this machine's cores."""
     return max(1, min(7, os.cpu_count() or 1))
@@ -30,86 +89,86 @@ def default_n_processes() -> int:
 class Params(BaseModel):
     """Every parameter of the seed's analysis table, with the seed's defaults (the 1P preset)."""
 
-    model_config = ConfigDict(extra="forbid", validate_assignment=True, frozen=True)
+    model_config = ConfigDict(extra="forbid", validate_assignment=True, frozen=True, allow_inf_nan=False)
 
-    fr: float | None = Field(
+    fr: Annotated[float | None, Number] = Field(
         None, gt=0, title="fr",
         description="Imaging rate in frames per second. None ('auto'): taken from the movie's "
         "metadata, else 30 fps.")
-    decay_time: float = Field(
+    decay_time: Annotated[float, Number] = Field(
         0.4, gt=0, title="decay_time", description="Length of a typical calcium transient in seconds.")
-    dxy: float = Field(
+    dxy: Annotated[float, Number] = Field(
         1.0, gt=0, title="dxy", description="Spatial resolution of the field of view in pixels per um.")
-    p: int = Field(
+    p: Annotated[int, Number] = Field(
         1, ge=0, le=2, title="p",
         description="Order of the autoregressive model used to deconvolve the indicator dynamics (0, 1 or 2).")
-    K: int | None = Field(
+    K: Annotated[int | None, Number] = Field(
         None, ge=1, title="K",
         description="Number of components to find per patch. None ('auto'): estimated. With rf unset, "
         "K is the number of cells in the whole field of view.")
-    gSig: float = Field(3.0, gt=0, title="gSig", description="Radius of an average neuron in pixels.")
-    gSiz: int = Field(7, ge=1, title="gSiz", description="Half-size of the bounding box for each neuron.")
-    merge_thr: float = Field(
+    gSig: Annotated[float, Number] = Field(3.0, gt=0, title="gSig", description="Radius of an average neuron in pixels.")
+    gSiz: Annotated[int, Number] = Field(7, ge=1, title="gSiz", description="Half-size of the bounding box for each neuron.")
+    merge_thr: Annotated[float, Number] = Field(
         0.7, gt=0, le=1, title="merge_thr",
         description="Trace correlation threshold for merging two components.")
-    rf: int | None = Field(
+    rf: Annotated[int | None, Number] = Field(
         40, ge=1, title="rf",
         description="Half-size of a patch in pixels. None: the whole field of view is one patch.")
-    stride: int = Field(20, ge=0, title="stride", description="Overlap between neighbouring patches in pixels.")
-    tsub: int = Field(2, ge=1, title="tsub", description="Temporal downsampling factor.")
-    ssub: int = Field(1, ge=1, title="ssub", description="Spatial downsampling factor.")
+    stride: Annotated[int, Number] = Field(20, ge=0, title="stride", description="Overlap between neighbouring patches in pixels.")
+    tsub: Annotated[int, Number] = Field(2, ge=1, title="tsub", description="Temporal downsampling factor.")
+    ssub: Annotated[int, Number] = Field(1, ge=1, title="ssub", description="Spatial downsampling factor.")
     method_init: Literal["corr_pnr", "greedy_roi", "sparse_NMF"] = Field(
         "corr_pnr", title="method_init",
         description="Initialization: 'corr_pnr' for 1P data, 'greedy_roi' for 2P data, 'sparse_NMF' for "
         "dendritic data.")
-    min_corr: float = Field(
+    min_corr: Annotated[float, Number] = Field(
         0.85, ge=0, le=1, title="min_corr",
         description="Minimum value of the correlation image for a candidate component (corr_pnr).")
-    min_pnr: float = Field(
+    min_pnr: Annotated[float, Number] = Field(
         12.0, ge=0, title="min_pnr",
         description="Minimum value of the peak-to-noise-ratio image for a candidate component (corr_pnr).")
-    ssub_B: int = Field(
+    ssub_B: Annotated[int, Number] = Field(
         2, ge=1, title="ssub_B",
         description="Spatial downsampling factor for estimating the background (corr_pnr).")
-    ring_size_factor: float = Field(
+    ring_size_factor: Annotated[float, Number] = Field(
         1.4, gt=0, title="ring_size_factor",
         description="Multiple of the neuron size giving the radius of the ring background model (corr_pnr).")
     method_deconvolution: Literal["oasis"] = Field(
         "oasis", title="method_deconvolution",
         description="Method for the constrained deconvolution of temporal traces.")
-    update_background_components: bool = Field(
+    update_background_components: Annotated[bool, Flag] = Field(
         True, title="update_background_components",
         description="Update the spatial background components in each iteration.")
-    del_duplicates: bool = Field(
+    del_duplicates: Annotated[bool, Flag] = Field(
         True, title="del_duplicates",
         description="Delete duplicate components in the overlaps between patches (True) or merge them (False).")
-    nb: int = Field(
+    nb: Annotated[int, Number] = Field(
         0, ge=0, title="nb", description="Number of global background components. 0 for 1P data.")
-    low_rank_background: bool = Field(
+    low_rank_background: Annotated[bool, Flag] = Field(
         False, title="low_rank_background",
         description="Update the background with a low-rank approximation (2P) instead of HALS on all "
         "non-zero elements (1P).")
-    nb_patch: int = Field(
+    nb_patch: Annotated[int, Number] = Field(
         0, ge=0, title="nb_patch", description="Number of local background components per patch. 0 for 1P data.")
-    rolling_sum: bool = Field(
+    rolling_sum: Annotated[bool, Flag] = Field(
         True, title="rolling_sum",
         description="Use a rolling sum (True) or a full sum (False) to find candidate centroids (greedy_roi).")
-    only_init: bool = Field(
+    only_init: Annotated[bool, Flag] = Field(
         True, title="only_init", description="Return the values after initialization in each patch.")
-    normalize_init: bool = Field(
+    normalize_init: Annotated[bool, Flag] = Field(
         False, title="normalize_init",
         description="Normalize pixel values by their median intensity before initialization.")
-    center_psf: bool = Field(
+    center_psf: Annotated[bool, Flag] = Field(
         True, title="center_psf",
         description="Filter with a zero-mean (centered) kernel when seeding: True for 1P, False for 2P data.")
-    bas_nonneg: bool = Field(
+    bas_nonneg: Annotated[bool, Flag] = Field(
         False, title="bas_nonneg",
         description="Non-negative baseline (True) or a baseline that may go below zero (False).")
-    border_pix: int = Field(0, ge=0, title="border_pix", description="Number of pixels to exclude around each border.")
-    refit: bool = Field(
+    border_pix: Annotated[int, Number] = Field(0, ge=0, title="border_pix", description="Number of pixels to exclude around each border.")
+    refit: Annotated[bool, Flag] = Field(
         False, title="refit",
         description="Refine the estimates by re-running CNMF seeded with the spatial estimates found.")
-    n_processes: int = Field(
+    n_processes: Annotated[int, Number] = Field(
         default_factory=default_n_processes, ge=1, title="n_processes",
         description="Number of processes used to analyze patches in parallel (capped to the machine's cores).")
 
@@ -145,6 +204,34 @@ PRESETS: dict[str, dict[str, Any]] = {
 }
 
 
+#: The initialisations each preset is made for (seed: corr_pnr for 1P, greedy_roi for 2P, sparse_NMF for
+#: dendrites, with the 2P background model).
+PRESET_INITS: dict[str, tuple[str, ...]] = {"1p": ("corr_pnr",), "2p": ("greedy_roi", "sparse_NMF")}
+
+
+def check_preset_agrees(preset: str, table: Mapping[str, Any]) -> None:
+    """Refuse a table (form, ``--set``) whose method_init belongs to the other preset.
+
+    A preset fills in only the fields the table leaves out; a 2P preset run with corr_pnr (or a
+    1P one with greedy_roi) is nearly always a preset switched without the form following (or
+    the reverse), and running either half would not be what the user sees.
+    """
+    method = table.get("method_init")
+    owner = next((name for name, inits in PRESET_INITS.items() if method in inits), None)
+    if owner is None or owner == preset:
+        return
+    wanted = " or ".join(repr(name) for name in PRESET_INITS[preset])
+    raise ParameterError(
+        f"preset={preset!r} does not match method_init={method!r}, the {owner.upper()} initialisation: choose "
+        f"preset {owner!r} (the fields you set still run as given), or set method_init to {wanted} with the other "
+        f"{preset.upper()} values (in the Prefect UI: the {_DEPLOYMENT_OF[preset]} deployment comes pre-filled "
+        "with them)")
+
+
+#: The Prefect deployment pre-filled with each preset (named in messages only).
+_DEPLOYMENT_OF = {"1p": "source-extraction", "2p": "source-extraction-2p"}
+
+
 @dataclass(frozen=True)
 class ResolvedParams:
     """The effective parameters of a run, with the source of every value and what the user should know."""
@@ -165,27 +252,81 @@ class ResolvedParams:
         return ResolvedParams(params=params, sources=sources, notes=notes)
 
 
-def build_params(values: Mapping[str, Any]) -> Params:
-    """Validate flat values into :class:`Params`; errors name the parameter, the value and what is allowed."""
+def build_params(values: Mapping[str, Any], *, sources: Mapping[str, str] | None = None) -> Params:
+    """Validate flat values into :class:`Params`; errors name the parameter, the value and what is allowed.
+
+    ``sources`` (name → where the value came from) is added to the message, so a bad value from a
+    parameters file names the file.
+    """
     unknown = sorted(set(values) - set(PARAM_NAMES))
     if unknown:
-        raise ParameterError(f"unknown parameter(s) {', '.join(unknown)}; known: {', '.join(PARAM_NAMES)}")
+        raise ParameterError(unknown_message(unknown))
     try:
         return Params(**values)
     except ValidationError as err:
-        raise ParameterError(_format_validation_error(err, values)) from None
+        raise ParameterError(validation_message(err, values, sources)) from None
 
 
-def _format_validation_error(err: ValidationError, values: Mapping[str, Any]) -> str:
-    lines = []
+def value_problem(name: str, value: Any) -> str | None:
+    """What is wrong with one parameter's value on its own (type and range), or None.
+
+    Lets a parameters file name its own bad key; rules between parameters are checked when
+    everything is combined (:func:`build_params`).
+    """
+    try:
+        _field_adapter(name).validate_python(value)
+    except ValidationError as err:
+        return "; ".join(dict.fromkeys(
+            e["msg"].removeprefix("Value error, ").replace("Input should be", "must be") for e in err.errors()))
+    return None
+
+
+@functools.cache
+def _field_adapter(name: str) -> TypeAdapter:
+    info = Params.model_fields[name]
+    return TypeAdapter(Annotated[info.annotation, info], config=ConfigDict(allow_inf_nan=False))
+
+
+def unknown_message(names: list[str], where: str = "") -> str:
+    """One line for unknown parameter names, with the closest known name when there is one."""
+    hints = [f"did you mean {close[0]!r} for {name!r}?" for name in names
+             if (close := difflib.get_close_matches(name, PARAM_NAMES, n=1))]
+    hint = "; " + " ".join(hints) if hints else f"; known: {', '.join(PARAM_NAMES)}"
+    return f"unknown parameter(s) {', '.join(map(str, names))}{where}{hint}"
+
+
+def validation_message(err: ValidationError, values: Mapping[str, Any],
+                       sources: Mapping[str, str] | None = None) -> str:
+    """pydantic's errors as one line: ``invalid parameters: parameter gSig=0 (table): must be greater than 0``."""
+    parts: list[str] = []
     for problem in err.errors():
-        name = ".".join(str(part) for part in problem["loc"]) or "parameters"
-        message = problem["msg"].removeprefix("Value error, ")
+        name = str(problem["loc"][0]) if problem["loc"] else ""
+        message = problem["msg"].removeprefix("Value error, ").replace("Input should be", "must be")
         if name in values:
-            lines.append(f"parameter {name}={values[name]!r}: {message}")
+            source = f" ({sources[name]})" if sources and name in sources else ""
+            part = f"parameter {name}={value_text(values[name])}{source}: {message}"
         else:
-            lines.append(f"{name}: {message}")
-    return "invalid parameters: " + "; ".join(lines)
+            part = message + _sources_of_mentioned(message, sources)
+        if part not in parts:
+            parts.append(part)
+    return "invalid parameters: " + "; ".join(parts)
+
+
+def _sources_of_mentioned(message: str, sources: Mapping[str, str] | None) -> str:
+    """Where the parameters a cross-field message names came from: `` (gSiz from file p.json, ...)``."""
+    named = [name for name in PARAM_NAMES if re.search(rf"\b{name}=", message)]
+    found = [f"{name} from {sources[name]}" for name in named if sources and name in sources]
+    return f" ({', '.join(found)})" if found else ""
+
+
+def value_text(value: Any, limit: int = 60) -> str:
+    """A value as a short one-line repr (a huge or deeply nested value would flood the message)."""
+    try:
+        text = repr(value)
+    except RecursionError:
+        text = f"<deeply nested {type(value).__name__}>"
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 def resolve_params(
@@ -200,7 +341,8 @@ def resolve_params(
 
     The file replaces table values only when ``overwrite_params`` is True (keys absent from the
     file keep the table's values); otherwise it is not applied and a note says so, because the
-    reference tool ignores it silently and users lose a run finding out.
+    reference tool ignores it silently and users lose a run finding out.  A table method_init of
+    the other preset is refused (:func:`check_preset_agrees`); the file, applied last, may change it.
     """
     if preset not in PRESETS:
         raise ParameterError(f"preset={preset!r} is not known; choose one of {', '.join(PRESETS)}")
@@ -211,13 +353,13 @@ def resolve_params(
     def apply(layer: Mapping[str, Any], source: str) -> None:
         unknown = sorted(set(layer) - set(PARAM_NAMES))
         if unknown:
-            raise ParameterError(
-                f"unknown parameter(s) {', '.join(unknown)} ({source}); known: {', '.join(PARAM_NAMES)}")
+            raise ParameterError(unknown_message(unknown, f" ({source})"))
         values.update(layer)
         sources.update({name: source for name in layer})
 
     apply(PRESETS[preset], f"preset {preset}")
     apply(table or {}, "table")
+    check_preset_agrees(preset, table or {})
     if file_values is not None:
         label = file_name or "parameters file"
         if overwrite_params:
@@ -227,7 +369,7 @@ def resolve_params(
                 f"{label} was given but overwrite_params is False: its values were NOT applied "
                 f"(it sets {', '.join(sorted(file_values)) or 'nothing this tool uses'}); "
                 "set overwrite_params to use it")
-    params = build_params(values)
+    params = build_params(values, sources=sources)
     cores = os.cpu_count() or 1
     if params.n_processes > cores:
         notes.append(f"n_processes={params.n_processes} capped to this machine's {cores} cores")

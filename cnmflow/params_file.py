@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from cnmflow.errors import ParameterError
-from cnmflow.params import PARAM_NAMES, ResolvedParams
+from cnmflow.params import PARAM_NAMES, ResolvedParams, value_problem, value_text
 
 #: Our parameters in each CaImAn group (a parameter may live in several groups, e.g. nb, p).
 USED_KEYS: dict[str, frozenset[str]] = {
@@ -92,6 +92,9 @@ def read_params_file(path: str | os.PathLike) -> ParamsFile:
         raise ParameterError(f"parameters file {path} cannot be read: {err}") from None
     except json.JSONDecodeError as err:
         raise ParameterError(f"parameters file {path} is not valid JSON: {err}") from None
+    except RecursionError:
+        raise ParameterError(f"parameters file {path} is nested too deeply to be a parameters file; give a JSON "
+                             "object of groups (e.g. {\"init\": {\"gSig\": [3, 3]}}) or of parameters") from None
     if not isinstance(document, dict):
         raise ParameterError(f"parameters file {path} must hold a JSON object of groups or parameters, "
                              f"not {type(document).__name__}")
@@ -128,12 +131,24 @@ def _check_group(path: Path, group: str, content: Any) -> None:
 
 def _set(path: Path, values: dict[str, Any], origin: dict[str, str], name: str, raw: Any, *, where: str) -> None:
     value = _convert(path, name, raw, where=where)
+    problem = value_problem(name, value)
+    if problem:
+        raise ParameterError(f"parameters file {path}: {where}={_json_text(raw)}: {problem}")
     if name in values and values[name] != value:
         raise ParameterError(
             f"parameters file {path}: {origin[name]}={values[name]!r} and {where}={value!r} disagree; "
             f"make them equal or keep one")
     values[name] = value
     origin.setdefault(name, where)
+
+
+def _json_text(raw: Any) -> str:
+    """The value as the file spells it (true, null, 1e400), cut short if long."""
+    try:
+        text = " ".join(json.dumps(raw).split())
+    except (RecursionError, ValueError, TypeError):
+        return value_text(raw)
+    return text if len(text) <= 60 else text[:57] + "..."
 
 
 def _convert(path: Path, name: str, raw: Any, *, where: str) -> Any:
@@ -144,10 +159,11 @@ def _convert(path: Path, name: str, raw: Any, *, where: str) -> Any:
             return False
         raise ParameterError(f"parameters file {path}: {where} is null; give a value or remove the key")
     if name in _PAIRS and isinstance(raw, (list, tuple)):
-        if len(raw) != 2 or raw[0] != raw[1]:
+        if len(raw) != 2 or raw[0] != raw[1] or isinstance(raw[0], bool) != isinstance(raw[1], bool):
+            example = raw[0] if raw and value_problem(name, raw[0]) is None else 3
             raise ParameterError(
-                f"parameters file {path}: {where}={raw!r}; only equal values on both axes are supported "
-                f"(e.g. [{raw[0] if raw else 3}, {raw[0] if raw else 3}])")
+                f"parameters file {path}: {where}={_json_text(raw)}; only equal values on both axes are supported "
+                f"(e.g. [{example}, {example}])")
         return raw[0]
     return raw
 

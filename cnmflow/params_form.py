@@ -4,19 +4,28 @@ Prefect renders a flow's pydantic parameter as a form; an ``Optional[...] = None
 an awkward type chooser, so only the two parameters the seed itself marks "auto" (fr, K) keep
 None.  rf's "unspecified" (one patch) is entered as 0.  The form's defaults are the seed's
 defaults, which are the 1P preset; :func:`form_values` gives the 2P deployment its pre-filled
-values, and :func:`table_from_form` turns a filled form back into the analysis-table values that
-differ from the chosen preset, so each effective value keeps its source.
+values.
+
+**The rule: what the form shows is what runs.**  :func:`table_from_form` turns every field into
+an analysis-table value, whatever it holds — an edit back to the other preset's value (nb 0 in
+the 2P form) runs like any other edit.  The ``preset`` field fills in no field; it only says which
+column of the seed's 1P/2P table the form is based on, so each value's source reads "preset 2p"
+when it equals that column and "table" when it differs.  Since changing ``preset`` alone would
+therefore change nothing, ``preset`` and ``method_init`` must agree (1p: corr_pnr; 2p:
+greedy_roi or sparse_NMF): a form whose preset was switched without its fields (or whose
+method_init was switched without its preset) fails before compute, naming both fields and the
+fix (:func:`cnmflow.params.check_preset_agrees`).
 """
 
 from __future__ import annotations
 
 import copy
-from typing import Any, Mapping
+from typing import Annotated, Any, Mapping
 
-from pydantic import BaseModel, ConfigDict, Field, create_model
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model
 
 from cnmflow.errors import ParameterError
-from cnmflow.params import PARAM_NAMES, PRESETS, Params
+from cnmflow.params import PARAM_NAMES, PRESETS, Number, Params, check_preset_agrees, unknown_message, validation_message
 
 #: The seed's default worker count (the run caps it to the machine's cores, with a note).
 SEED_N_PROCESSES = 7
@@ -32,16 +41,16 @@ def _form_fields() -> dict[str, Any]:
     fields: dict[str, Any] = {}
     for name, info in Params.model_fields.items():
         if name == "rf":
-            fields[name] = (int, _RF)
+            fields[name] = (Annotated[int, Number], _RF)
         elif name == "n_processes":
-            fields[name] = (int, _N_PROCESSES)
+            fields[name] = (Annotated[int, Number], _N_PROCESSES)
         else:
-            fields[name] = (info.annotation, copy.copy(info))
+            fields[name] = (info.annotation, copy.copy(info))  # keeps the Number / Flag checks and ranges
     return fields
 
 
 class _FormBase(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
 
 ExtractionParams = create_model(  # type: ignore[call-overload]
@@ -51,48 +60,69 @@ ExtractionParams = create_model(  # type: ignore[call-overload]
 
 def form_values(preset: str = "1p") -> dict[str, Any]:
     """Every field's value for ``preset``, as JSON — a deployment's pre-filled parameters."""
-    if preset not in PRESETS:
-        raise ParameterError(f"preset={preset!r} is not known; choose one of {', '.join(PRESETS)}")
+    _check_preset(preset)
     values = ExtractionParams().model_dump(mode="json")
     values.update({name: (0 if name == "rf" and value is None else value) for name, value in PRESETS[preset].items()})
     return values
+
+
+def _check_preset(preset: str) -> None:
+    if preset not in PRESETS:
+        raise ParameterError(f"preset={preset!r} is not known; choose one of {', '.join(PRESETS)}")
 
 
 def _table_value(name: str, value: Any) -> Any:
     return None if name == "rf" and value == 0 else value
 
 
-def table_from_form(form: BaseModel | Mapping[str, Any] | None, preset: str = "1p") -> dict[str, Any]:
-    """Analysis-table values from a filled form: the fields that differ from ``preset``'s values.
+def _same(a: Any, b: Any) -> bool:
+    """Equal and of the same kind: ``True`` is not the preset's ``1``."""
+    return a == b and isinstance(a, bool) == isinstance(b, bool)
 
-    A form left at its defaults therefore runs the chosen preset, and a changed field is
-    recorded as set in the table.  (A 1P default cannot override a 2P preset value through the
-    form; choose the 1P preset and change the fields instead.)
+
+def table_from_form(form: BaseModel | Mapping[str, Any] | None, preset: str = "1p") -> dict[str, Any]:
+    """Analysis-table values from a filled form: every field that differs from ``preset``'s column.
+
+    Fields equal to the preset's values are left out so that their source stays "preset …";
+    everything else — including a value equal to the other preset's — is applied as shown.
+    A mapping may hold some fields only; the others are the preset's.  ParameterError (one line)
+    for an unknown field, a bad value, or a method_init of the other preset.
     """
     if form is None:
         return {}
+    _check_preset(preset)
+    preset_values = form_values(preset)
+    values = _validated(form if isinstance(form, BaseModel) else {**preset_values, **form})
+    table = {name: _table_value(name, value) for name, value in values.items()
+             if not _same(value, preset_values[name])}
+    check_preset_agrees(preset, table)
+    return table
+
+
+def _validated(form: BaseModel | Mapping[str, Any]) -> dict[str, Any]:
     values = form.model_dump() if isinstance(form, BaseModel) else dict(form)
     unknown = sorted(set(values) - set(PARAM_NAMES))
     if unknown:
-        raise ParameterError(f"unknown parameter(s) {', '.join(unknown)}; known: {', '.join(PARAM_NAMES)}")
-    preset_values = form_values(preset)
-    seed_defaults = form_values("1p")
-    table = {}
-    for name, value in values.items():
-        if value == preset_values[name] or (value == seed_defaults[name] and name in PRESETS[preset]):
-            continue
-        table[name] = _table_value(name, value)
-    return table
+        raise ParameterError(unknown_message(unknown, " (form)"))
+    if isinstance(form, BaseModel):
+        return values
+    try:
+        return ExtractionParams(**values).model_dump()
+    except ValidationError as err:
+        raise ParameterError(validation_message(err, values)) from None
 
 
 def form_with(preset: str = "1p", table: Mapping[str, Any] | None = None) -> BaseModel:
     """The form for ``preset`` with some fields filled from table values (``--set NAME=VALUE``)."""
     values = form_values(preset)
-    for name, value in (table or {}).items():
-        if name not in values:
-            raise ParameterError(f"unknown parameter {name!r}; known: {', '.join(PARAM_NAMES)}")
-        values[name] = 0 if name == "rf" and value is None else value
+    table = dict(table or {})
+    unknown = sorted(set(table) - set(values))
+    if unknown:
+        raise ParameterError(unknown_message(unknown))
+    values.update({name: 0 if name == "rf" and value is None else value for name, value in table.items()})
     try:
-        return ExtractionParams(**values)
-    except ValueError as err:
-        raise ParameterError(f"invalid parameters: {err}") from None
+        form = ExtractionParams(**values)
+    except ValidationError as err:
+        raise ParameterError(validation_message(err, values, {name: "table" for name in table})) from None
+    check_preset_agrees(preset, table)
+    return form

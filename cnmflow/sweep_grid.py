@@ -1,21 +1,40 @@
 """A parameter grid: every combination checked before the first one runs.
 
 Users tune min_corr / min_pnr (and friends) by trial; a sweep runs the grid's combinations over
-one movie.  A combination that cannot run (say ``gSiz`` smaller than ``gSig``) is an error
-naming it before any compute, not a failure an hour into the sweep.
+one movie.  A combination that cannot run (say ``gSiz`` smaller than ``gSig``, or ``min_pnr``
+inf) is an error naming it before any compute, not a failure an hour into the sweep; and a
+combination that fails while running makes the whole sweep fail (:class:`SweepFailed`) once
+the others have finished and been compared.
 """
 
 from __future__ import annotations
 
 import itertools
 import json
+import os
 import re
-from typing import Any, Mapping, Sequence
+from contextlib import contextmanager
+from typing import Any, Iterator, Mapping, Sequence
 
-from cnmflow.errors import ParameterError
-from cnmflow.params import PARAM_NAMES, resolve_params
+from cnmflow.errors import InputError, ParameterError
+from cnmflow.params import PARAM_NAMES, unknown_message
+from cnmflow.params_form import form_with, table_from_form
 
 MAX_COMBINATIONS = 256
+
+
+class SweepFailed(RuntimeError):
+    """Some combinations failed while running; ``rows`` compares the ones that finished."""
+
+    def __init__(self, failures: Sequence[tuple[Mapping[str, Any], str]], n_combinations: int,
+                 rows: list[dict[str, Any]] | None = None, folder: str | os.PathLike | None = None) -> None:
+        self.failures = [(dict(combo), reason) for combo, reason in failures]
+        self.n_combinations = n_combinations
+        self.rows = rows or []
+        listing = "; ".join(f"{folder_name(combo)}: {reason}" for combo, reason in self.failures)
+        compared = (f"; the {len(self.rows)} that finished are compared in {folder}"
+                    if self.rows and folder else "")
+        super().__init__(f"{len(self.failures)} of {n_combinations} sweep combinations failed: {listing}{compared}")
 
 
 def parse_grid_option(text: str) -> tuple[str, list[Any]]:
@@ -40,25 +59,91 @@ def parse_grid_option(text: str) -> tuple[str, list[Any]]:
 
 def combinations(grid: Mapping[str, Sequence[Any]], *, preset: str = "1p",
                  base: Mapping[str, Any] | None = None) -> list[dict[str, Any]]:
-    """Every combination of the grid's values (grid order), each validated with the base table values."""
-    unknown = sorted(set(grid) - set(PARAM_NAMES))
-    if unknown:
-        raise ParameterError(f"sweep grid: unknown parameter(s) {', '.join(unknown)}; known: {', '.join(PARAM_NAMES)}")
-    empty = [name for name, values in grid.items() if not list(values)]
-    if not grid or empty:
-        raise ParameterError("sweep grid: give at least one parameter with values, e.g. min_pnr=6,8,10"
-                             + (f" ({', '.join(empty)} has none)" if empty else ""))
+    """Every combination of the grid's values (grid order), each checked as its child run will be.
+
+    Each combination goes through the same form a child run receives (``form_with`` then
+    ``table_from_form``) and is resolved with the base table values; the first bad one raises
+    ParameterError naming it.
+    """
+    _check_grid(grid)
     names = list(grid)
     combos = [dict(zip(names, values)) for values in itertools.product(*(list(grid[name]) for name in names))]
     if len(combos) > MAX_COMBINATIONS:
         raise ParameterError(f"sweep grid has {len(combos)} combinations (at most {MAX_COMBINATIONS}); "
                              "sweep fewer values")
+    folders = [folder_name(combo) for combo in combos]
+    repeated = sorted({name for name in folders if folders.count(name) > 1})
+    if repeated:
+        raise ParameterError(f"sweep grid: combination {repeated[0]} appears more than once (repeated values?); "
+                             "list each value once")
+    from cnmflow.params import resolve_params
+
     for combo in combos:
-        try:
-            resolve_params(preset=preset, table={**(base or {}), **combo})
-        except ParameterError as err:
-            raise ParameterError(f"sweep combination {folder_name(combo)}: {err}") from None
+        with _labelled(combo):
+            resolve_params(preset=preset, table=table_from_form(form_with(preset, {**(base or {}), **combo}), preset))
     return combos
+
+
+def check_sweep(movies: Sequence[str | os.PathLike], grid: Mapping[str, Sequence[Any]], *, preset: str = "1p",
+                base: Mapping[str, Any] | None = None, params_file: str | os.PathLike | None = None,
+                overwrite_params: bool = False) -> list[dict[str, Any]]:
+    """:func:`combinations`, then every combination validated with the movies and the parameters file.
+
+    This is every check a child run's validate step makes (frames left after tsub, gSiz against
+    the frame, the file's values), so no combination fails for its input once the sweep starts.
+    """
+    from cnmflow.movies import validate_series
+    from cnmflow.validate import validate_inputs
+
+    combos = combinations(grid, preset=preset, base=base)
+    _check_file_keeps_grid(grid, params_file, overwrite_params)
+    validate_series(movies)  # the movies' own problems, once and without a combination's label
+    for combo in combos:
+        with _labelled(combo):
+            validate_inputs(movies, preset=preset, table={**(base or {}), **combo}, params_file=params_file,
+                            overwrite_params=overwrite_params)
+    return combos
+
+
+def _check_grid(grid: Mapping[str, Sequence[Any]]) -> None:
+    if not isinstance(grid, Mapping):
+        raise ParameterError(f"sweep grid must map parameter names to lists of values, e.g. "
+                             f'{{"min_pnr": [6, 8, 10]}}; got {type(grid).__name__}')
+    unknown = sorted(set(grid) - set(PARAM_NAMES))
+    if unknown:
+        raise ParameterError("sweep grid: " + unknown_message(unknown))
+    not_lists = [name for name, values in grid.items() if isinstance(values, (str, bytes)) or
+                 not isinstance(values, Sequence)]
+    if not_lists:
+        raise ParameterError(f"sweep grid: {', '.join(not_lists)} must be a list of values, e.g. "
+                             f'{{"{not_lists[0]}": [6, 8, 10]}}')
+    empty = [name for name, values in grid.items() if not list(values)]
+    if not grid or empty:
+        raise ParameterError("sweep grid: give at least one parameter with values, e.g. min_pnr=6,8,10"
+                             + (f" ({', '.join(empty)} has none)" if empty else ""))
+
+
+def _check_file_keeps_grid(grid: Mapping[str, Any], params_file, overwrite_params: bool) -> None:
+    """The file, applied over the table, would give every combination the file's value."""
+    if params_file is None or not overwrite_params:
+        return
+    from cnmflow.params_file import read_params_file
+
+    overlap = sorted(set(grid) & set(read_params_file(params_file).values))
+    if overlap:
+        raise ParameterError(
+            f"sweep grid: {', '.join(overlap)} also set in parameters file {params_file}, which overwrite_params "
+            "applies over the grid (every combination would run the file's value); remove it from the file or "
+            "from the grid")
+
+
+@contextmanager
+def _labelled(combo: Mapping[str, Any]) -> Iterator[None]:
+    """Re-raise an input error with the combination it belongs to (one line)."""
+    try:
+        yield
+    except InputError as err:
+        raise ParameterError(f"sweep combination {folder_name(combo)}: {err}") from None
 
 
 def folder_name(combination: Mapping[str, Any]) -> str:

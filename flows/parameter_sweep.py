@@ -4,6 +4,11 @@ The movie is validated, hashed and concatenated once; the children reuse the cop
 concurrently up to ``max_concurrent``.  Each child is a ``source-extraction`` run in its own
 sub-folder with its own MLflow run nested under the sweep's parent run, and the sweep ends with
 a comparison (table, CSV, contact sheet of footprints) in Prefect, in MLflow and in the folder.
+
+Every combination is checked (parameters, movies, parameters file) before anything is computed;
+a combination that fails while running does not stop the others, but the sweep then ends Failed
+(:class:`~cnmflow.sweep_grid.SweepFailed`, naming each failed combination and why) after the
+comparison of those that finished is written.
 """
 
 from __future__ import annotations
@@ -18,7 +23,8 @@ from prefect.task_runners import ThreadPoolTaskRunner
 
 from cnmflow.movies import remove_work_copy
 from cnmflow.params_form import ExtractionParams, table_from_form
-from cnmflow.sweep_grid import combinations, folder_name
+from cnmflow.errors import ParameterError
+from cnmflow.sweep_grid import SweepFailed, check_sweep, folder_name
 from cnmflow.tracking.uri import DEFAULT_EXPERIMENT, tracking_uri as default_tracking_uri
 from flows.settings import WORK_DIR_NAME
 from tasks.concatenate import concatenate
@@ -65,20 +71,17 @@ def parameter_sweep(
         dask_address: Dask scheduler for the patch jobs of every combination (default: $CNMFLOW_DASK_ADDRESS).
     """
     if max_concurrent < 1:
-        raise ValueError(f"max_concurrent={max_concurrent}: at least one combination must run at a time")
+        raise ParameterError(f"max_concurrent={max_concurrent}: at least one combination must run at a time; give 1 or more")
     base = table_from_form(params, preset)
-    combos = combinations(grid, preset=preset, base=base)
+    combos = check_sweep(movies, grid, preset=preset, base=base, params_file=params_file,
+                         overwrite_params=overwrite_params)
     root = Path(output_dir).expanduser().absolute()
     progress = RunProgress(key="parameter-sweep-progress")
-    plan = validate(movies, str(root), preset=preset, table=base, params_file=params_file,
+    plan = validate(movies, str(root), preset=preset, table={**base, **combos[0]}, params_file=params_file,
                     overwrite_params=overwrite_params, overwrite=True, evaluate=evaluate, progress=progress)
     uri = tracking_uri or default_tracking_uri(root)
     work = root / WORK_DIR_NAME
-    try:
-        movie, _ = concatenate(plan, work, progress=progress)
-    except BaseException:
-        plan.release()
-        raise
+    movie, created = concatenate(plan, work, progress=progress)
     try:
         parent = open_sweep_run(experiment=experiment, tracking_uri=uri, grid=grid, base=base,
                                 tags={"prefect.flow_run_id": str(flow_run.id)})
@@ -89,18 +92,41 @@ def parameter_sweep(
         futures = [(combo, run_combination.submit(combo, slots=slots, movies=movies, output_dir=root / folder_name(combo),
                                                   preset=preset, base=base, shared=shared))
                    for combo in combos]
-        children, failed = [], 0
-        for combo, future in futures:
-            try:
-                report = future.result()
-            except Exception as err:  # noqa: BLE001 - one failed combination must not hide the others
-                failed += 1
-                get_run_logger().error("combination %s failed: %s", folder_name(combo), err)
-                continue
-            children.append((combo, report.output_dir))
+        children, failures = _collect(futures)
     finally:
-        remove_work_copy(movie)  # the sweep's hold; the copy goes once no combination holds it either
-        plan.release()
-    if not children:
-        raise RuntimeError(f"every one of the {len(combos)} combinations failed; see the child runs' logs")
-    return close_sweep(parent, tracking_uri=uri, children=children, folder=root, failed=failed)
+        if created:
+            remove_work_copy(movie)
+    rows = close_sweep(parent, tracking_uri=uri, children=children, folder=root, failed=len(failures)) if children \
+        else _close_failed(parent, uri)
+    if failures:
+        raise SweepFailed(failures, len(combos), rows=rows, folder=root)
+    return rows
+
+
+def _collect(futures: list[tuple[dict[str, Any], Any]]) -> tuple[list[tuple[dict[str, Any], Path]],
+                                                                   list[tuple[dict[str, Any], str]]]:
+    """(combination, output folder) of the children that finished; (combination, why) of those that failed."""
+    children, failures = [], []
+    for combo, future in futures:
+        try:
+            report = future.result()
+        except Exception as err:  # noqa: BLE001 - one failed combination must not hide the others
+            reason = " ".join(f"{type(err).__name__}: {err}".split())
+            get_run_logger().error("combination %s failed: %s", folder_name(combo), reason)
+            failures.append((combo, reason))
+            continue
+        children.append((combo, report.output_dir))
+    return children, failures
+
+
+def _close_failed(parent: str | None, uri: str) -> list[dict[str, Any]]:
+    """Every combination failed: nothing to compare; the parent MLflow run is closed as FAILED."""
+    if parent:
+        from cnmflow.tracking import TrackingError
+        from cnmflow.tracking.sweep import end_sweep_run
+
+        try:
+            end_sweep_run(parent, tracking_uri=uri, status="FAILED")
+        except TrackingError as err:
+            get_run_logger().error("could not close the sweep's MLflow run: %s", err)
+    return []

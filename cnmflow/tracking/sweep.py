@@ -130,6 +130,15 @@ def log_comparison(parent_run_id: str, files: Sequence[Path], *, tracking_uri: s
         client.set_terminated(parent_run_id, status)
 
 
+def end_sweep_run(parent_run_id: str, *, tracking_uri: str, status: str = "FAILED") -> None:
+    """Close the parent run without a comparison (every combination failed: nothing to compare)."""
+    _check_status(status)
+    with reported(tracking_uri):
+        client = connect(tracking_uri)
+        client.log_batch(parent_run_id, metrics=[Metric("n_children", 0.0, int(time.time() * 1000), 0)])
+        client.set_terminated(parent_run_id, status)
+
+
 def _check_status(status: str) -> None:
     if status not in END_STATUSES:
         raise ValueError(f"status={status!r}: a sweep ends as one of {', '.join(END_STATUSES)}")
