@@ -197,6 +197,12 @@ def _imaging_plane(nwbfile, run: NwbRun, movie: NwbMovie, metadata: NwbMetadata)
     from pynwb.ophys import OpticalChannel  # noqa: PLC0415
 
     device_values = metadata.section("device")
+    manufacturer = device_values.pop("manufacturer", None)
+    if manufacturer is not None and hasattr(nwbfile, "create_device_model"):  # NWB 2.9: the maker is the model's
+        device_values["model"] = nwbfile.create_device_model(name=f"{device_values['name']} model",
+                                                             manufacturer=manufacturer)
+    elif manufacturer is not None:
+        device_values["manufacturer"] = manufacturer
     device = nwbfile.create_device(name=device_values.pop("name"), **device_values)
     plane = metadata.section("imaging_plane")
     height, width = movie.pixel_size_um
@@ -283,11 +289,12 @@ def _plane_segmentation(ophys, plane, run: NwbRun):
     if not K:  # image_mask is a predefined column; declare it even for an empty table
         segmentation.add_column(name="image_mask", description="footprints (none found)",
                                 data=np.zeros((0, cols, rows), np.float32))
-    segmentation.add_column(name="cell_name", description="the name of the cell in the isxd cell sets",
-                            data=cell_names(K))
-    segmentation.add_column(name="status", description="accepted / undecided / rejected, as in the isxd cell sets",
-                            data=[str(s) for s in run.statuses])
-    if run.evaluated:  # roiextractors' property columns; only meaningful once quality evaluation ran
+    if K:  # hdmf cannot type an empty text column
+        segmentation.add_column(name="cell_name", description="the name of the cell in the isxd cell sets",
+                                data=cell_names(K))
+        segmentation.add_column(name="status", description="accepted / undecided / rejected, as in the isxd "
+                                                            "cell sets", data=[str(s) for s in run.statuses])
+    if K and run.evaluated:  # roiextractors' property columns; only meaningful once quality evaluation ran
         segmentation.add_column(name="Accepted", description="passed the quality evaluation",
                                 data=[s == "accepted" for s in run.statuses])
         segmentation.add_column(name="Rejected", description="failed the quality evaluation",
