@@ -200,3 +200,114 @@ def test_sample_files_load(name):
         assert any("motion, quality" in note for note in resolved.notes)
     if name == "params_demo_pipeline_cnmfE.json":
         assert any("motion" in note for note in resolved.notes)
+
+
+# --- Nothing silently wrong (issue #14): flags, text and non-finite values are not numbers -------------
+
+NUMERIC = [name for name, info in Params.model_fields.items()
+           if "float" in str(info.annotation) or "int" in str(info.annotation)]
+FLOATS = [name for name, info in Params.model_fields.items() if "float" in str(info.annotation)]
+FLAGS = [name for name, info in Params.model_fields.items() if info.annotation is bool]
+
+
+def test_the_field_lists_cover_the_table():
+    assert {"gSig", "gSiz", "min_pnr", "fr", "K", "rf", "p", "n_processes"} <= set(NUMERIC)
+    assert {"gSig", "min_pnr", "min_corr", "fr", "decay_time", "dxy", "merge_thr", "ring_size_factor"} == set(FLOATS)
+    assert {"center_psf", "refit", "del_duplicates"} <= set(FLAGS)
+
+
+@pytest.mark.parametrize("name", NUMERIC)
+@pytest.mark.parametrize("flag", [True, False])
+def test_true_false_is_refused_for_every_number(name, flag):
+    with pytest.raises(ParameterError, match=f"parameter {name}={flag}.*true/false is not a number"):
+        build_params({name: flag})
+
+
+@pytest.mark.parametrize("name", FLOATS)
+@pytest.mark.parametrize("value", [float("inf"), float("-inf"), float("nan"), "inf", "nan", "Infinity"])
+def test_non_finite_numbers_are_refused_for_every_float(name, value):
+    with pytest.raises(ParameterError, match=f"parameter {name}=.*must be a finite number"):
+        resolve_params(table={name: value})
+
+
+@pytest.mark.parametrize("name", FLAGS)
+def test_numbers_and_text_are_refused_for_true_false_fields(name):
+    for value in (1, 0, "true", "yes"):
+        with pytest.raises(ParameterError, match=f"parameter {name}=.*give true or false"):
+            build_params({name: value})
+
+
+def test_numbers_as_text_are_refused_with_the_fix():
+    with pytest.raises(ParameterError, match="parameter gSig='3'.*without quotes"):
+        build_params({"gSig": "3"})
+    with pytest.raises(ParameterError, match="parameter K='auto'.*null"):
+        build_params({"K": "auto"})
+
+
+def test_huge_integers_are_refused():
+    with pytest.raises(ParameterError, match="K=.*too large"):
+        build_params({"K": 10**30})
+
+
+def test_messages_are_one_line_without_pydantic_links():
+    for values in ({"min_pnr": -1, "merge_thr": 3}, {"gSig": True}, {"fr": float("nan")}, {"gSiz": 2}):
+        with pytest.raises(ParameterError) as err:
+            resolve_params(table=values)
+        assert "\n" not in str(err.value) and "pydantic" not in str(err.value) and "http" not in str(err.value)
+
+
+def test_a_message_names_where_a_value_came_from(tmp_path):
+    path = _write(tmp_path, {"init": {"gSiz": 2}})
+    with pytest.raises(ParameterError, match=r"gSiz >= 2\*gSig\+1 \(.*gSiz from file .*params.json"):
+        resolve_run_params(params_file=path, overwrite_params=True)
+    with pytest.raises(ParameterError, match=r"parameter min_pnr=-1 \(table\)"):
+        resolve_params(table={"min_pnr": -1})
+
+
+def test_unknown_parameter_suggests_the_close_name():
+    with pytest.raises(ParameterError, match="did you mean 'min_pnr'"):
+        resolve_params(table={"min_prn": 5})
+
+
+def test_preset_and_method_init_of_the_table_must_agree():
+    with pytest.raises(ParameterError, match="preset='2p' does not match method_init='corr_pnr'.*choose preset '1p'"):
+        resolve_params(preset="2p", table={"method_init": "corr_pnr"})
+    with pytest.raises(ParameterError, match="preset='1p' does not match method_init='greedy_roi'"):
+        resolve_params(preset="1p", table={"method_init": "greedy_roi", "K": 4})
+    assert resolve_params(preset="2p", table={"method_init": "sparse_NMF"}).params.method_init == "sparse_NMF"
+
+
+def test_a_params_file_may_still_change_method_init(tmp_path):
+    path = _write(tmp_path, {"init": {"method_init": "greedy_roi", "K": 4}})
+    assert resolve_run_params(params_file=path, overwrite_params=True).params.method_init == "greedy_roi"
+
+
+@pytest.mark.parametrize("document, named", [
+    ({"init": {"gSig": True}}, "init.gSig=true: true/false is not a number"),
+    ({"init": {"gSig": [True, True]}}, "init.gSig=\\[true, true\\]"),
+    ({"gSiz": False}, "gSiz=false: true/false is not a number"),
+    ({"init": {"center_psf": 1}}, "init.center_psf=1: give true or false"),
+    ({"init": {"min_pnr": "8"}}, "init.min_pnr=\"8\": give the number without quotes"),
+    ({"K": "auto"}, "K=\"auto\": 'auto' is written null"),
+])
+def test_params_file_values_must_be_json_numbers_and_booleans(tmp_path, document, named):
+    with pytest.raises(ParameterError, match=f"parameters file .*params.json: {named}"):
+        read_params_file(_write(tmp_path, document))
+
+
+@pytest.mark.parametrize("literal", ["Infinity", "-Infinity", "NaN", "1e400"])
+def test_params_file_non_finite_numbers_are_refused(tmp_path, literal):
+    path = tmp_path / "params.json"
+    path.write_text('{"init": {"min_pnr": %s}}' % literal)
+    with pytest.raises(ParameterError, match="params.json: init.min_pnr=.*must be a finite number"):
+        read_params_file(path)
+
+
+@pytest.mark.parametrize("text", ["[" * 100_000 + "]" * 100_000,
+                                  '{"init": ' + '{"a": ' * 100_000 + "1" + "}" * 100_001])
+def test_deeply_nested_params_file_is_one_clean_error(tmp_path, text):
+    path = tmp_path / "deep.json"
+    path.write_text(text)
+    with pytest.raises(ParameterError, match="parameters file .*deep.json is nested too deeply") as err:
+        read_params_file(path)
+    assert "\n" not in str(err.value)

@@ -74,3 +74,56 @@ def test_two_by_two_sweep_nests_four_children_and_compares_them(movie, tmp_path,
     with get_client(sync_client=True) as prefect:
         (table,) = prefect.read_artifacts(artifact_filter=ArtifactFilter(key=ArtifactFilterKey(any_=["sweep-comparison"])))
     assert table.type == "table" and table.data.count("min_pnr") >= 4
+
+
+def test_an_impossible_value_in_the_grid_is_refused_before_anything_runs(movie, tmp_path):
+    for grid, named in (({"min_pnr": [5, float("inf")]}, "min_pnr=inf"), ({"min_pnr": [5, "nan"]}, "min_pnr=nan"),
+                        ({"gSig": [3, True]}, "gSig=True"), ({"tsub": [1, 50]}, "tsub=50")):
+        with pytest.raises(ParameterError, match=named) as err:
+            parameter_sweep.fn(movies=[str(movie)], output_dir=str(tmp_path / "sweep"), grid=grid,
+                               params=form_with("1p", TABLE))
+        assert "\n" not in str(err.value)
+    assert not (tmp_path / "sweep").exists()
+
+
+def test_a_grid_value_the_params_file_would_overwrite_is_refused(movie, tmp_path):
+    params_file = tmp_path / "params.json"
+    params_file.write_text('{"init": {"min_pnr": 7}}')
+    with pytest.raises(ParameterError, match="min_pnr also set in parameters file"):
+        combos_checked(movie, {"min_pnr": [6, 8]}, params_file=params_file, overwrite_params=True)
+    assert len(combos_checked(movie, {"min_pnr": [6, 8]}, params_file=params_file, overwrite_params=False)) == 2
+
+
+def combos_checked(movie, grid, **kwargs):
+    from cnmflow.sweep_grid import check_sweep
+
+    return check_sweep([movie], grid, base=TABLE, **kwargs)
+
+
+@pytest.mark.usefixtures("prefect_harness")
+def test_a_failed_combination_fails_the_sweep_after_comparing_the_others(movie, tmp_path, monkeypatch):
+    import tasks.extract
+    from cnmflow.sweep_grid import SweepFailed
+
+    real_fit = tasks.extract.fit_series
+
+    def fit_failing_at_9(inputs, *args, **kwargs):
+        if inputs.resolved.params.min_pnr == 9:
+            raise RuntimeError("numerical trouble")
+        return real_fit(inputs, *args, **kwargs)
+
+    monkeypatch.setattr(tasks.extract, "fit_series", fit_failing_at_9)
+    monkeypatch.setenv("CNMFLOW_CACHE_DIR", str(tmp_path / "cache"))
+    sweep = tmp_path / "sweep"
+    with pytest.raises(SweepFailed) as err:
+        parameter_sweep(movies=[str(movie)], output_dir=str(sweep), grid={"min_pnr": [6, 9]},
+                        params=form_with("1p", TABLE), experiment="sweep-fail-test")
+    message = str(err.value)
+    assert "1 of 2 sweep combinations failed" in message
+    assert "min_pnr=9: RuntimeError: numerical trouble" in message and "min_pnr=6:" not in message
+    assert [row["min_pnr"] for row in err.value.rows] == [6]
+    assert (sweep / "comparison.csv").read_text().count("\n") == 2  # header + the one that finished
+    client = MlflowClient(os.environ["MLFLOW_TRACKING_URI"])
+    runs = client.search_runs([client.get_experiment_by_name("sweep-fail-test").experiment_id])
+    (parent,) = [run for run in runs if run.data.tags.get("cnmflow.kind") == "sweep"]
+    assert parent.info.status == "FAILED"
