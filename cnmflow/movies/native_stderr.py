@@ -21,8 +21,8 @@ from typing import Iterator
 
 _LOCK = threading.RLock()  # fd 2 is process-wide: one capture at a time
 #: isx's native diagnostics: "file.cpp:123: Exception - text" and assertion failures
-_NATIVE_LINE = re.compile(r"^\s*(?:[\w./-]+\.(?:cpp|cc|h|hpp):\d+:|Assertion\b|.*\bAssertion\b.*failed)")
-_PREFIX = re.compile(r"^\s*[\w./-]+\.(?:cpp|cc|h|hpp):\d+:\s*(?:Exception\s*-\s*)?")
+_NATIVE_LINE = re.compile(r"\.(?:cpp|cc|cxx|h|hpp):\d+|^\s*Assertion\b|\bAssertion\b.*\bfailed")
+_PREFIX = re.compile(r"^.*?[\w./-]+\.(?:cpp|cc|cxx|h|hpp):\d+:?\s*(?:Exception\s*-\s*)?")
 
 log = logging.getLogger(__name__)
 
@@ -76,7 +76,7 @@ def _sort_output(text: str, result: Captured) -> None:
     """Keep native diagnostics in `result`; write everything else back to stderr."""
     other: list[str] = []
     for line in text.splitlines(keepends=True):
-        if _NATIVE_LINE.match(line):
+        if _NATIVE_LINE.search(line):
             result.lines.append(line.rstrip("\n"))
             log.debug("native stderr: %s", line.rstrip())
         else:

@@ -175,3 +175,13 @@ def test_frame_read_failure_names_frame_without_native_noise(tmp_path, capfd):
         read_frames(info, 0, 6)
     assert "Error reading movie frame" in str(err.value)
     assert ".cpp:" not in capfd.readouterr().err
+
+
+def test_cli_refuses_a_cut_isxd_with_one_line(tmp_path, capfd):
+    from cnmflow.cli import main
+
+    cut = _cut_frame_data(write_isxd(tmp_path / "m.isxd", movie_data(30, 24, 20)), 1000)
+    assert main(["validate", str(cut)]) == 2
+    err = capfd.readouterr().err
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith("cnmflow: error: ") and "truncated" in lines[0]

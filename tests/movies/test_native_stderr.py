@@ -23,3 +23,11 @@ def test_stderr_restored_after_an_exception(capfd):
         pass
     os.write(2, b"after\n")
     assert "after" in capfd.readouterr().err
+
+
+def test_assertion_and_prefix_variants_are_caught(capfd):
+    with captured_stderr() as native:
+        os.write(2, b"isxJsonUtils.cpp:646 Error while seeking to beginning of JSON header at end.\n")
+        os.write(2, b"python: /src/isxMovie.cpp:88: void f(): Assertion `n > 0' failed.\n")
+    assert len(native.lines) == 2 and capfd.readouterr().err == ""
+    assert native.detail().startswith("Error while seeking to beginning of JSON header at end.")
