@@ -141,3 +141,86 @@ def test_a_failure_during_the_run_exits_1_naming_the_stage(tif_movie, tmp_path, 
     err = capsys.readouterr().err
     assert "during 'patches'" in err and "numerical trouble" in err
     assert not (tmp_path / "out" / "manifest.json").exists()
+
+
+# --- Nothing silently wrong (issue #14): parameter errors are one line, exit 2, before any run ---------
+
+
+def _one_clean_line(err: str) -> str:
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert len(lines) == 1, err
+    assert "http" not in err and "Traceback" not in err and "pydantic" not in err
+    return lines[0]
+
+
+@pytest.mark.parametrize("command", ["validate", "run", "sweep"])
+@pytest.mark.parametrize("assignment, named", [
+    ("min_pnr=inf", "min_pnr='inf'"), ("min_pnr=Infinity", "min_pnr=inf"), ("gSig=NaN", "gSig=nan"),
+    ("min_pnr=-1", "min_pnr=-1"), ("merge_thr=3", "merge_thr=3"), ("gSig=true", "gSig=True"),
+])
+def test_bad_set_values_exit_2_with_one_line_from_every_command(tif_movie, tmp_path, capsys, command,
+                                                                assignment, named):
+    argv = [command, str(tif_movie), "--set", assignment]
+    if command != "validate":
+        argv += ["--output-dir", str(tmp_path / "out")]
+    if command == "sweep":
+        argv += ["--grid", "min_corr=0.7,0.8"]
+    assert main(argv) == 2
+    line = _one_clean_line(capsys.readouterr().err)
+    assert named in line
+    assert not (tmp_path / "out").exists(), "refused before any run started"
+
+
+@pytest.mark.parametrize("document, named", [
+    ('{"init": {"gSig": true}}', "init.gSig=true"),
+    ('{"init": {"min_pnr": Infinity}}', "init.min_pnr=Infinity"),
+    ("[" * 100_000 + "]" * 100_000, "nested too deeply"),
+])
+def test_bad_params_file_exits_2_with_one_line_naming_the_file(tif_movie, tmp_path, capsys, document, named):
+    path = tmp_path / "bad_params.json"
+    path.write_text(document)
+    assert main(["validate", str(tif_movie), "--params-file", str(path), "--overwrite-params"]) == 2
+    line = _one_clean_line(capsys.readouterr().err)
+    assert "bad_params.json" in line and named in line
+
+
+@pytest.mark.parametrize("grid, named", [("min_pnr=5,inf", "min_pnr=inf"), ("gSig=3,true", "gSig=True"),
+                                         ("tsub=1,50", "tsub=50"), ("method_init=greedy_roi", "preset='1p'")])
+def test_sweep_with_an_impossible_value_exits_2_before_running(tif_movie, tmp_path, capsys, grid, named):
+    assert main(["sweep", str(tif_movie), "--output-dir", str(tmp_path / "sweep"), "--grid", grid,
+                 "--set", "gSiz=13"]) == 2
+    assert named in _one_clean_line(capsys.readouterr().err)
+    assert not (tmp_path / "sweep").exists()
+
+
+def test_sweep_grid_option_given_twice_is_refused(tif_movie, tmp_path, capsys):
+    assert main(["sweep", str(tif_movie), "--output-dir", str(tmp_path / "sweep"), "--grid", "min_pnr=5",
+                 "--grid", "min_pnr=6"]) == 2
+    assert "given twice" in capsys.readouterr().err
+
+
+def test_preset_switched_without_method_init_is_refused(tif_movie, tmp_path, capsys):
+    assert main(["run", str(tif_movie), "--output-dir", str(tmp_path / "out"), "--preset", "2p",
+                 "--set", "method_init=corr_pnr"]) == 2
+    assert "choose preset '1p'" in _one_clean_line(capsys.readouterr().err)
+
+
+@pytest.mark.usefixtures("prefect_harness")
+def test_sweep_with_a_failed_combination_exits_1_naming_it(tif_movie, tmp_path, capsys, monkeypatch):
+    import tasks.extract
+
+    real_fit = tasks.extract.fit_series
+
+    def fit_failing_at_9(inputs, *args, **kwargs):
+        if inputs.resolved.params.min_pnr == 9:
+            raise RuntimeError("numerical trouble")
+        return real_fit(inputs, *args, **kwargs)
+
+    monkeypatch.setattr(tasks.extract, "fit_series", fit_failing_at_9)
+    monkeypatch.setenv("CNMFLOW_CACHE_DIR", str(tmp_path / "cache"))
+    code = main(["sweep", str(tif_movie), "--output-dir", str(tmp_path / "sweep"), "--grid", "min_pnr=6,9",
+                 "--set", "rf=none", "--set", "gSiz=13", "--experiment", "cli-sweep-fail"])
+    captured = capsys.readouterr()
+    assert code == 1
+    assert "1 of 2 sweep combinations failed: min_pnr=9: RuntimeError: numerical trouble" in captured.err
+    assert "min_pnr" in captured.out and (tmp_path / "sweep" / "comparison.csv").exists()
