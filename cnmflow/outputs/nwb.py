@@ -282,7 +282,7 @@ def _plane_segmentation(ophys, plane, run: NwbRun):
                                   dtype=np.dtype(np.float32), buffer_size=1)
         columns.append(VectorData(
             name="image_mask", description="footprints (CaImAn's A), one (width, height) image per ROI",
-            data=H5DataIO(masks, compression="gzip", compression_opts=4, chunks=(1, cols, rows))))
+            data=H5DataIO(masks, compression="gzip", compression_opts=1, chunks=(1, cols, rows))))
     segmentation = PlaneSegmentation(
         name=SEGMENTATION, imaging_plane=plane, id=list(range(K)), columns=columns,
         description="spatial footprints found by cnmflow (CaImAn's estimates.A, unit L2 norm each)")
