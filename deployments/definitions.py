@@ -51,10 +51,12 @@ def build_deployments(watch: WatchSettings | None = None, *, dask_address: str |
     deployments = [
         source_extraction.to_deployment(
             name=SOURCE_EXTRACTION, parameters=extraction_parameters("1p", dask_address), tags=["cnmflow", "1p"],
-            description="Extract neurons from a 1P (miniscope) movie or series: fill in movies and output_dir."),
+            description="Extract neurons from a 1P (miniscope) movie or series: fill in movies and output_dir. "
+                        "The form runs as shown; preset must match method_init."),
         source_extraction.to_deployment(
             name=SOURCE_EXTRACTION_2P, parameters=extraction_parameters("2p", dask_address), tags=["cnmflow", "2p"],
-            description="Extract neurons from a 2P movie or series with the seed's 2P preset."),
+            description="Extract neurons from a 2P movie or series with the seed's 2P preset. "
+                        "The form runs as shown; preset must match method_init."),
         parameter_sweep.to_deployment(
             name=PARAMETER_SWEEP, parameters=extraction_parameters("1p", dask_address), tags=["cnmflow", "sweep"],
             description="Run every combination of a parameter grid (e.g. min_corr, min_pnr) on one recording and "

@@ -61,8 +61,15 @@ def parameter_sweep(
         grid: Parameter name → values to try; every combination runs.
         params_file: CaImAn-style JSON parameters file, applied when overwrite_params is true.
         overwrite_params: Apply the parameters file over the table values.
-        preset: The seed's 1P or 2P preset.
-        params: The analysis table shared by every combination (the grid's values replace its fields).
+        preset: The seed's 1P or 2P column the form is based on; must agree with method_init (as in
+            source-extraction).
+        params: The analysis table shared by every combination (the grid's values replace its fields);
+            it runs as shown.
+
+    Raises:
+        ParameterError: before anything runs, naming the first combination that cannot run.
+        SweepFailed: after the others finished and were compared, naming each combination that
+            failed while running and why (the flow run ends Failed).
         max_concurrent: Combinations running at the same time.
         evaluate: Evaluate components and mark them accepted/rejected.
         overwrite: Replace earlier, different outputs in the sub-folders.

@@ -100,8 +100,11 @@ def source_extraction(
         output_dir: Folder for the results (created if needed).
         params_file: CaImAn-style JSON parameters file, applied when overwrite_params is true.
         overwrite_params: Apply the parameters file over the table values.
-        preset: The seed's 1P or 2P preset; table values that differ from it are applied on top.
-        params: The analysis table.
+        preset: The seed's 1P or 2P column the form is based on. It fills in no field; it must agree
+            with params.method_init (1p: corr_pnr; 2p: greedy_roi or sparse_NMF), else the run fails
+            before compute naming both.
+        params: The analysis table. What it shows is what runs: every field is applied as shown,
+            an edit back to the other preset's value included.
         overwrite: Replace the outputs of an earlier, different run in output_dir.
         evaluate: Evaluate components (trace SNR, spatial consistency) and mark them accepted/rejected.
         work_dir: Folder for the temporary float32 copy of the movies (default: inside output_dir).
