@@ -33,7 +33,8 @@ def _folder_with_old_set_and_staged_new_set(tmp_path: Path) -> tuple[Path, Path]
 
 
 def _contents(out: Path) -> dict[str, str]:
-    return {path.name: path.read_text() for path in out.iterdir() if path.is_file()}
+    """Every visible file's text (hidden journal, staging and trash are the swap's own)."""
+    return {path.name: path.read_text() for path in out.iterdir() if path.is_file() and not path.name.startswith(".")}
 
 
 def test_swap_leaves_exactly_the_new_set_and_the_users_files(tmp_path):
