@@ -13,7 +13,7 @@ from __future__ import annotations
 import os
 from datetime import datetime
 from pathlib import Path
-from typing import Any, Mapping
+from typing import TYPE_CHECKING, Any, Mapping
 
 import numpy as np
 
@@ -21,10 +21,13 @@ from cnmflow import isx_timing
 from cnmflow.errors import InputError
 from cnmflow.outputs.nwb import NwbMovie, NwbRun
 
+if TYPE_CHECKING:
+    from cnmflow.pipeline import ExtractionResult
+
 HDF5_NAME = "caiman_output.hdf5"
 
 
-def nwb_run_from_result(result, *, fingerprint: str | None = None, evaluate: bool = False,
+def nwb_run_from_result(result: ExtractionResult, *, fingerprint: str | None = None, evaluate: bool = False,
                         created: datetime | None = None) -> NwbRun:
     """The `NwbRun` of an `ExtractionResult` (what `cnmflow.outputs.export` holds after the fit)."""
     from cnmflow.engine.quality import component_statuses  # noqa: PLC0415

@@ -144,6 +144,22 @@ def test_processing_description_names_the_parameters_and_the_fingerprint(run_fol
     assert "earlier.isxd" in description and "frames [0, 140)" in description
 
 
+def test_evaluated_statuses_become_roiextractors_accepted_and_rejected(run_folder, tmp_path):
+    out, result, _, _ = run_folder
+    run = nwb_run_from_result(result.extraction, evaluate=True)
+    assert set(run.statuses) <= {"accepted", "rejected"}
+    (path, _) = write_nwb(tmp_path, run)
+    io, nwb = _read(path)
+    with io:
+        table = nwb.processing["ophys"]["ImageSegmentation"]["PlaneSegmentation"]
+        assert list(table["status"].data[:]) == list(run.statuses)
+        assert list(table["Accepted"].data[:]) == [s == "accepted" for s in run.statuses]
+        assert list(table["Rejected"].data[:]) == [s == "rejected" for s in run.statuses]
+    io, nwb = _read(out / "ophys.000.nwb")   # not evaluated: no accepted/rejected claims
+    with io:
+        assert "Accepted" not in nwb.processing["ophys"]["ImageSegmentation"]["PlaneSegmentation"].colnames
+
+
 def test_the_export_path_and_the_folder_path_write_the_same_data(run_folder, tmp_path):
     out, result, _, _ = run_folder
     from_result = write_nwb(tmp_path, nwb_run_from_result(result.extraction))
