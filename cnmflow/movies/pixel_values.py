@@ -105,8 +105,9 @@ def _describe(info: MovieInfo, found: _Findings) -> str | None:
         return None
     nan, inf, large = found.first_counts
     pixels = info.frame_shape[0] * info.frame_shape[1]
+    infinite = "infinite" if np.dtype(info.dtype).itemsize <= 4 else "infinite (or beyond float32's ±3.4e38)"
     what = [f"{count} {name} pixel{'s' if count != 1 else ''}" for count, name in
-            ((nan, "NaN"), (inf, "infinite"), (large, f"|value| > {MAX_ABS_VALUE:.0e}")) if count]
+            ((nan, "NaN"), (inf, infinite), (large, f"|value| > {MAX_ABS_VALUE:.0e}")) if count]
     span = (f"frame {found.first}" if found.n_bad == 1
             else f"{found.n_bad} of {info.n_frames} frames, frames {found.first} to {found.last}")
     message = (f"{info.path}: frame {found.first} holds {' and '.join(what)} (of {pixels}); "
