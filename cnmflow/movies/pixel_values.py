@@ -113,10 +113,10 @@ def _describe(info: MovieInfo, found: _Findings) -> str | None:
     message = (f"{info.path}: frame {found.first} holds {' and '.join(what)} (of {pixels}); "
                f"affected: {span}. ")
     if nan or inf:
-        message += ("cnmflow cannot analyse NaN or infinite pixels: replace them (e.g. interpolate them from "
+        message += ("Cnmflow cannot analyse NaN or infinite pixels: replace them (e.g. interpolate them from "
                     "neighbouring pixels or frames) or crop them away, then run again")
     else:
-        message += (f"values up to {found.largest:.3g} overflow the engine's float32 sums of squares "
+        message += (f"Values up to {found.largest:.3g} overflow the engine's float32 sums of squares "
                     f"(the limit is ±{MAX_ABS_VALUE:.0e}); rescale the movie (e.g. divide it by a constant), "
                     "then run again")
     return message
