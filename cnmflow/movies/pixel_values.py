@@ -113,7 +113,7 @@ def _describe(info: MovieInfo, found: _Findings) -> str | None:
     message = (f"{info.path}: frame {found.first} holds {' and '.join(what)} (of {pixels}); "
                f"affected: {span}. ")
     if nan or inf:
-        message += ("Cnmflow cannot analyse NaN or infinite pixels: replace them (e.g. interpolate them from "
+        message += ("NaN and infinite pixels cannot be analysed: replace them (e.g. interpolate them from "
                     "neighbouring pixels or frames) or crop them away, then run again")
     else:
         message += (f"Values up to {found.largest:.3g} overflow the engine's float32 sums of squares "
