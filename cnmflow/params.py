@@ -302,7 +302,9 @@ def validation_message(err: ValidationError, values: Mapping[str, Any],
     for problem in err.errors():
         name = str(problem["loc"][0]) if problem["loc"] else ""
         message = problem["msg"].removeprefix("Value error, ").replace("Input should be", "must be")
-        if name in values:
+        if problem["type"] == "extra_forbidden":
+            part = unknown_message([name])
+        elif name in values:
             source = f" ({sources[name]})" if sources and name in sources else ""
             part = f"parameter {name}={value_text(values[name])}{source}: {message}"
         else:

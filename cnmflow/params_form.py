@@ -22,10 +22,15 @@ from __future__ import annotations
 import copy
 from typing import Annotated, Any, Mapping
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model
+from pydantic import (BaseModel, ConfigDict, Field, ModelWrapValidatorHandler, ValidationError, create_model,
+                      model_validator)
+from pydantic_core import PydanticCustomError
 
 from cnmflow.errors import ParameterError
 from cnmflow.params import PARAM_NAMES, PRESETS, Number, Params, check_preset_agrees, unknown_message, validation_message
+
+#: pydantic error type of a form that does not validate; its message is the one-line summary.
+FORM_ERROR = "invalid_parameters"
 
 #: The seed's default worker count (the run caps it to the machine's cores, with a note).
 SEED_N_PROCESSES = 7
@@ -51,6 +56,16 @@ def _form_fields() -> dict[str, Any]:
 
 class _FormBase(BaseModel):
     model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
+
+    @model_validator(mode="wrap")
+    @classmethod
+    def _one_line(cls, values: Any, handler: ModelWrapValidatorHandler) -> Any:
+        """All of a form's problems as one error with our one-line message (Prefect shows it as is)."""
+        try:
+            return handler(values)
+        except ValidationError as err:
+            shown = values if isinstance(values, Mapping) else {}
+            raise PydanticCustomError(FORM_ERROR, "{message}", {"message": validation_message(err, shown)}) from None
 
 
 ExtractionParams = create_model(  # type: ignore[call-overload]
@@ -109,7 +124,12 @@ def _validated(form: BaseModel | Mapping[str, Any]) -> dict[str, Any]:
     try:
         return ExtractionParams(**values).model_dump()
     except ValidationError as err:
-        raise ParameterError(validation_message(err, values)) from None
+        raise ParameterError(_form_message(err)) from None
+
+
+def _form_message(err: ValidationError) -> str:
+    """The one line a form error carries (see ``_FormBase._one_line``)."""
+    return " ".join(problem["msg"] for problem in err.errors())
 
 
 def form_with(preset: str = "1p", table: Mapping[str, Any] | None = None) -> BaseModel:
@@ -123,6 +143,6 @@ def form_with(preset: str = "1p", table: Mapping[str, Any] | None = None) -> Bas
     try:
         form = ExtractionParams(**values)
     except ValidationError as err:
-        raise ParameterError(validation_message(err, values, {name: "table" for name in table})) from None
+        raise ParameterError(_form_message(err)) from None
     check_preset_agrees(preset, table)
     return form

@@ -96,3 +96,17 @@ def test_the_form_schema_still_offers_numbers_and_flags():
     schema = ExtractionParams.model_json_schema()["properties"]
     assert schema["gSig"]["type"] == "number" and schema["center_psf"]["type"] == "boolean"
     assert schema["rf"]["type"] == "integer" and schema["rf"]["minimum"] == 0
+
+
+def test_a_bad_form_from_the_ui_fails_prefects_validation_with_our_one_line():
+    """A deployment run's form is validated by Prefect before the flow starts; the message is ours."""
+    from prefect.exceptions import ParameterTypeError
+
+    from flows.source_extraction import source_extraction
+
+    with pytest.raises(ParameterTypeError) as err:
+        source_extraction.validate_parameters({"movies": ["m.tif"], "output_dir": "out",
+                                               "params": {**form_values("1p"), "gSig": True, "min_pnr": -1}})
+    detail = str(err.value).splitlines()[-1]
+    assert "parameter gSig=True: true/false is not a number" in detail and "min_pnr=-1: must be greater" in detail
+    assert "http" not in str(err.value) and "Value error" not in str(err.value)
