@@ -106,15 +106,21 @@ class Params(BaseModel):
         None, ge=1, title="K",
         description="Number of components to find per patch. None ('auto'): estimated. With rf unset, "
         "K is the number of cells in the whole field of view.")
-    gSig: Annotated[float, Number] = Field(3.0, gt=0, title="gSig", description="Radius of an average neuron in pixels.")
-    gSiz: Annotated[int, Number] = Field(7, ge=1, title="gSiz", description="Half-size of the bounding box for each neuron.")
+    gSig: Annotated[float, Number] = Field(
+        3.0, gt=0, title="gSig",
+        description="Radius of an average neuron in pixels.")
+    gSiz: Annotated[int, Number] = Field(
+        7, ge=1, title="gSiz",
+        description="Half-size of the bounding box for each neuron.")
     merge_thr: Annotated[float, Number] = Field(
         0.7, gt=0, le=1, title="merge_thr",
         description="Trace correlation threshold for merging two components.")
     rf: Annotated[int | None, Number] = Field(
         40, ge=1, title="rf",
         description="Half-size of a patch in pixels. None: the whole field of view is one patch.")
-    stride: Annotated[int, Number] = Field(20, ge=0, title="stride", description="Overlap between neighbouring patches in pixels.")
+    stride: Annotated[int, Number] = Field(
+        20, ge=0, title="stride",
+        description="Overlap between neighbouring patches in pixels.")
     tsub: Annotated[int, Number] = Field(2, ge=1, title="tsub", description="Temporal downsampling factor.")
     ssub: Annotated[int, Number] = Field(1, ge=1, title="ssub", description="Spatial downsampling factor.")
     method_init: Literal["corr_pnr", "greedy_roi", "sparse_NMF"] = Field(
@@ -164,7 +170,9 @@ class Params(BaseModel):
     bas_nonneg: Annotated[bool, Flag] = Field(
         False, title="bas_nonneg",
         description="Non-negative baseline (True) or a baseline that may go below zero (False).")
-    border_pix: Annotated[int, Number] = Field(0, ge=0, title="border_pix", description="Number of pixels to exclude around each border.")
+    border_pix: Annotated[int, Number] = Field(
+        0, ge=0, title="border_pix",
+        description="Number of pixels to exclude around each border.")
     refit: Annotated[bool, Flag] = Field(
         False, title="refit",
         description="Refine the estimates by re-running CNMF seeded with the spatial estimates found.")

@@ -27,7 +27,8 @@ from pydantic import (BaseModel, ConfigDict, Field, ModelWrapValidatorHandler, V
 from pydantic_core import PydanticCustomError
 
 from cnmflow.errors import ParameterError
-from cnmflow.params import PARAM_NAMES, PRESETS, Number, Params, check_preset_agrees, unknown_message, validation_message
+from cnmflow.params import (PARAM_NAMES, PRESETS, Number, Params, check_preset_agrees, unknown_message,
+                            validation_message)
 
 #: pydantic error type of a form that does not validate; its message is the one-line summary.
 FORM_ERROR = "invalid_parameters"

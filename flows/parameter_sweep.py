@@ -78,7 +78,8 @@ def parameter_sweep(
         dask_address: Dask scheduler for the patch jobs of every combination (default: $CNMFLOW_DASK_ADDRESS).
     """
     if max_concurrent < 1:
-        raise ParameterError(f"max_concurrent={max_concurrent}: at least one combination must run at a time; give 1 or more")
+        raise ParameterError(f"max_concurrent={max_concurrent}: at least one combination must run at a time; "
+                             "give 1 or more")
     base = table_from_form(params, preset)
     combos = check_sweep(movies, grid, preset=preset, base=base, params_file=params_file,
                          overwrite_params=overwrite_params)
