@@ -27,7 +27,7 @@ import logging
 import os
 import uuid
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timezone
 from fractions import Fraction
 from pathlib import Path
 from typing import Any, Iterator, Sequence
@@ -341,13 +341,8 @@ def _fluorescence(ophys, segmentation, run: NwbRun, movie: NwbMovie) -> None:
 
 # ---------------------------------------------------------------------------------------- helpers
 
-def _aware(value) -> datetime:
-    from datetime import date, timezone  # noqa: PLC0415
-
-    if isinstance(value, str):
-        value = datetime.fromisoformat(value)
-    if isinstance(value, date) and not isinstance(value, datetime):
-        value = datetime(value.year, value.month, value.day)
+def _aware(value: datetime) -> datetime:
+    """NWB wants time zones; a naive time means UTC, as everywhere in cnmflow."""
     return value if value.tzinfo is not None else value.replace(tzinfo=timezone.utc)
 
 

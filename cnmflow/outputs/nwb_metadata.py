@@ -144,6 +144,8 @@ def _check_section(where: str, name: str, values: Any) -> dict[str, Any]:
             raise InputError(f"{where}: {name}.{key} = {value!r} has the wrong type ({type(value).__name__}); "
                              "give text (numbers for the wavelengths in nm)")
         checked[key] = value
+    if name == "subject" and "date_of_birth" in checked:
+        checked["date_of_birth"] = _as_datetime(checked["date_of_birth"], where, "subject.date_of_birth")
     if name == "subject" and checked.get("sex") is not None and checked["sex"] not in SEX_VALUES:
         raise InputError(f"{where}: subject.sex = {checked['sex']!r}; use one of {', '.join(SEX_VALUES)}")
     if name == "imaging_plane":
@@ -151,18 +153,18 @@ def _check_section(where: str, name: str, values: Any) -> dict[str, Any]:
     return checked
 
 
-def _as_datetime(value: Any, where: Any) -> datetime:
+def _as_datetime(value: Any, where: Any, key: str = "session.session_start_time") -> datetime:
     """An aware datetime from a YAML timestamp or an ISO 8601 string (naive means UTC)."""
     if isinstance(value, str):
         try:
             value = datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
         except ValueError:
-            raise InputError(f"{where or 'nwb_metadata'}: session.session_start_time {value!r} is not an "
-                             "ISO 8601 time; write e.g. 2024-05-02T10:31:00+02:00") from None
+            raise InputError(f"{where or 'nwb_metadata'}: {key} {value!r} is not an ISO 8601 time; "
+                             "write e.g. 2024-05-02T10:31:00+02:00") from None
     if isinstance(value, date) and not isinstance(value, datetime):
         value = datetime(value.year, value.month, value.day)
     if not isinstance(value, datetime):
-        raise InputError(f"{where or 'nwb_metadata'}: session.session_start_time {value!r} is not a time; "
+        raise InputError(f"{where or 'nwb_metadata'}: {key} {value!r} is not a time; "
                          "write e.g. 2024-05-02T10:31:00+02:00")
     return value if value.tzinfo is not None else value.replace(tzinfo=timezone.utc)
 

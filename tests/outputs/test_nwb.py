@@ -272,6 +272,7 @@ def test_a_folder_without_a_finished_run_is_refused(run_folder, tmp_path):
     ("subject: {sex: female}", ".yaml", "subject.sex"),
     ("imaging_plane: {excitation_lambda: blue}", ".yaml", "wrong type"),
     ("session: {session_start_time: yesterday}", ".yml", "not an ISO 8601 time"),
+    ("subject: {date_of_birth: 'last spring'}", ".yaml", r"subject\.date_of_birth 'last spring' is not an ISO"),
     ("subject: {}", ".txt", r"must end in \.yaml"),
 ])
 def test_a_bad_metadata_file_is_refused_naming_the_file(tmp_path, text, suffix, message):
