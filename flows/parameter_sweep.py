@@ -65,17 +65,17 @@ def parameter_sweep(
             source-extraction).
         params: The analysis table shared by every combination (the grid's values replace its fields);
             it runs as shown.
-
-    Raises:
-        ParameterError: before anything runs, naming the first combination that cannot run.
-        SweepFailed: after the others finished and were compared, naming each combination that
-            failed while running and why (the flow run ends Failed).
         max_concurrent: Combinations running at the same time.
         evaluate: Evaluate components and mark them accepted/rejected.
         overwrite: Replace earlier, different outputs in the sub-folders.
         experiment: MLflow experiment of the parent and child runs.
         tracking_uri: MLflow tracking URI (default: $MLFLOW_TRACKING_URI, else sqlite:///<output_dir>/mlflow.db).
         dask_address: Dask scheduler for the patch jobs of every combination (default: $CNMFLOW_DASK_ADDRESS).
+
+    Raises:
+        ParameterError: before anything runs, naming the first combination that cannot run.
+        SweepFailed: after the others finished and were compared, naming each combination that
+            failed while running and why (the flow run ends Failed).
     """
     if max_concurrent < 1:
         raise ParameterError(f"max_concurrent={max_concurrent}: at least one combination must run at a time; "
@@ -97,15 +97,17 @@ def parameter_sweep(
                       evaluate=evaluate, work_dir=str(work), experiment=experiment, tracking_uri=uri,
                       mlflow_parent_run_id=parent, dask_address=dask_address)
         slots = threading.BoundedSemaphore(max_concurrent)
-        futures = [(combo, run_combination.submit(combo, slots=slots, movies=movies, output_dir=root / folder_name(combo),
-                                                  preset=preset, base=base, shared=shared))
+        futures = [(combo, run_combination.submit(combo, slots=slots, movies=movies, preset=preset, base=base,
+                                                  output_dir=root / folder_name(combo), shared=shared))
                    for combo in combos]
         children, failures = _collect(futures)
     finally:
         if created:
             remove_work_copy(movie)
-    rows = close_sweep(parent, tracking_uri=uri, children=children, folder=root, failed=len(failures)) if children \
-        else _close_failed(parent, uri)
+    if children:
+        rows = close_sweep(parent, tracking_uri=uri, children=children, folder=root, failed=len(failures))
+    else:
+        rows = _close_failed(parent, uri)
     if failures:
         raise SweepFailed(failures, len(combos), rows=rows, folder=root)
     return rows
