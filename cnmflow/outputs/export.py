@@ -49,7 +49,7 @@ LINEAGE_STEM = "lineage"
 #: besides the files the old manifest lists. Anything else in the folder is the user's and is kept.
 PRODUCT_NAME = re.compile(
     r"(caiman_output\.hdf5|local_corr_img\.tif|output_metadata\.json|manifest\.json"
-    r"|(cellset_raw|cellset_denoised|neural_events)\.\d{3}\.isxd"
+    r"|(cellset_raw|cellset_denoised|neural_events)\.\d{3}\.isxd|ophys\.\d{3}\.nwb"
     r"|(initialization_images|no_cells|lineage|traces_cellset_(raw|denoised)\.(\d{3}|series)"
     r"|footprints_cellset_(raw|denoised)\.\d{3}|preview_neural_events\.\d{3})\.(svg|png))")
 

@@ -5,7 +5,8 @@ Used by test_fault_injection.py; no production code knows about it.  ``library``
 process.  Exit status: 0 done, 2 refused (InputError, as the CLI), -9 killed.
 
     python tests/faults/driver.py library|cli MOVIE OUT [--min-pnr 8] [--overwrite]
-        [--kill-at STAGE]          # first progress report of STAGE (validate, concatenate, merge, ...)
+        [--kill-at STAGE]          # first progress report of STAGE (validate, concatenate, merge, ...; export:
+                                   # while the staged files are written)
         [--kill-after-moves N]     # the N-th file move of the result swap
         [--kill-in-tracking]       # when the MLflow logging starts
         [--hold-at STAGE --hold-file F --release-file R]   # write F at STAGE, wait until R exists
@@ -67,6 +68,10 @@ def main() -> int:
             return real_replace(src, dst, *a, **k)
 
         os.replace = replace
+    if args.kill_at == "export":  # the library reports no export progress: die while the staged files are written
+        import cnmflow.outputs.export as export
+
+        export.write_eventset = lambda *a, **k: die()
     if args.kill_in_tracking:
         import cnmflow.tracking
 

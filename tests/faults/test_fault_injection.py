@@ -79,8 +79,8 @@ def min_pnr(out: Path) -> float:
     return read_manifest(out)["parameters"]["min_pnr"]["value"]
 
 
-def test_kill_at_validate_concatenate_and_fit_then_rerun(movie, tmp_path):
-    stages = ("validate", "concatenate", "merge")   # merge: inside the fit, the work copy complete
+def test_kill_at_validate_concatenate_fit_and_export_then_rerun(movie, tmp_path):
+    stages = ("validate", "concatenate", "merge", "export")   # merge: inside the fit, the work copy complete
     runs = {stage: start("library", movie, tmp_path / stage, "--kill-at", stage) for stage in stages}
     for stage, process in runs.items():
         assert finish(process)[0] == KILLED, stage
@@ -88,6 +88,7 @@ def test_kill_at_validate_concatenate_and_fit_then_rerun(movie, tmp_path):
     assert (tmp_path / "validate" / LOCK_NAME).exists(), "the dead run's lock file is left behind"
     assert list((tmp_path / "concatenate" / ".cnmflow-work").glob(".writing-*")), "half a work copy is left"
     assert list((tmp_path / "merge" / ".cnmflow-work").glob("series-*/*.float32")), "the work copy is left"
+    assert list((tmp_path / "export").glob(".cnmflow-export-*/caiman_output.hdf5")), "half the staged set is left"
     for stage in stages:
         out = tmp_path / stage
         assert_not_finished(out)
