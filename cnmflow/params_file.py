@@ -85,7 +85,10 @@ def read_params_file(path: str | os.PathLike) -> ParamsFile:
     """Parse a JSON parameters file into flat parameter values (not yet validated against ranges)."""
     path = Path(path)
     try:
-        document = json.loads(path.read_text())
+        document = json.loads(path.read_text(), object_pairs_hook=_object_without_repeats)
+    except _RepeatedKey as err:
+        raise ParameterError(f"parameters file {path}: key {err.args[0]!r} appears twice in one object (JSON keeps "
+                             "only the last); keep one") from None
     except FileNotFoundError:
         raise ParameterError(f"parameters file {path} does not exist; check the path") from None
     except (OSError, UnicodeDecodeError) as err:
@@ -121,6 +124,18 @@ def read_params_file(path: str | os.PathLike) -> ParamsFile:
             raise ParameterError(_unknown_key_message(path, None, key))
     return ParamsFile(path=path, values=values, ignored_groups=tuple(ignored_groups),
                       ignored_keys=tuple(ignored_keys))
+
+
+class _RepeatedKey(ValueError):
+    """A JSON object names the same key twice."""
+
+
+def _object_without_repeats(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    document = dict(pairs)
+    if len(document) != len(pairs):
+        seen: set[str] = set()
+        raise _RepeatedKey(next(key for key, _ in pairs if key in seen or seen.add(key)))
+    return document
 
 
 def _check_group(path: Path, group: str, content: Any) -> None:

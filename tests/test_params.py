@@ -311,3 +311,10 @@ def test_deeply_nested_params_file_is_one_clean_error(tmp_path, text):
     with pytest.raises(ParameterError, match="parameters file .*deep.json is nested too deeply") as err:
         read_params_file(path)
     assert "\n" not in str(err.value)
+
+
+def test_a_key_repeated_in_a_params_file_is_refused(tmp_path):
+    path = tmp_path / "params.json"
+    path.write_text('{"init": {"min_pnr": 5, "min_pnr": 8}}')
+    with pytest.raises(ParameterError, match="params.json: key 'min_pnr' appears twice"):
+        read_params_file(path)
