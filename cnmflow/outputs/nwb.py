@@ -80,19 +80,20 @@ class NwbRun:
     notes: tuple[str, ...] = field(default_factory=tuple)
 
 
-def write_nwb(folder: str | os.PathLike, run: NwbRun, *, metadata: NwbMetadata | None = None,
-              fallback_start: datetime | None = None) -> list[Path]:
+def write_nwb(folder: str | os.PathLike, run: NwbRun, *, metadata: NwbMetadata | None = None) -> list[Path]:
     """Write ``ophys.{k}.nwb`` for every movie of ``run`` into ``folder``; the paths, in movie order.
 
     ``folder`` is the export's staging folder (or any folder); a file that exists there is
     refused (FileExistsError). Each file goes to a temporary name first, then is renamed.
     The session start is the movie's own start (isxd), else the metadata's
-    ``session.session_start_time``, else ``fallback_start`` / ``run.created`` (the time of the
-    analysis, flagged in the file's ``notes``).
+    ``session.session_start_time``, else ``run.created`` (the time of the analysis, flagged in
+    the file's ``notes``). Bad metadata (e.g. a start-time list of the wrong length) is refused
+    with InputError before any file is written.
     """
     folder = Path(folder)
     metadata = metadata or NwbMetadata()
     _check_run(run)
+    metadata.check_movie_count(len(run.movies))
     paths = []
     for movie in sorted(run.movies, key=lambda m: m.index):
         path = folder / nwb_name(movie.index)
@@ -100,7 +101,7 @@ def write_nwb(folder: str | os.PathLike, run: NwbRun, *, metadata: NwbMetadata |
             raise FileExistsError(f"{path} already exists; remove it or write into another folder")
         tmp = path.with_name(f".{path.stem}.{os.getpid()}-{uuid.uuid4().hex[:8]}.tmp.nwb")
         try:
-            _write_one(tmp, run, movie, metadata, fallback_start=fallback_start)
+            _write_one(tmp, run, movie, metadata)
             os.replace(tmp, path)
         finally:
             tmp.unlink(missing_ok=True)
@@ -126,11 +127,10 @@ def _check_run(run: NwbRun) -> None:
 
 # ---------------------------------------------------------------------------------------- writing
 
-def _write_one(path: Path, run: NwbRun, movie: NwbMovie, metadata: NwbMetadata, *,
-               fallback_start: datetime | None) -> None:
+def _write_one(path: Path, run: NwbRun, movie: NwbMovie, metadata: NwbMetadata) -> None:
     from pynwb import NWBHDF5IO  # noqa: PLC0415  (pynwb is slow to import; only writers need it)
 
-    nwbfile = _nwbfile(run, movie, metadata, fallback_start=fallback_start)
+    nwbfile = _nwbfile(run, movie, metadata)
     plane = _imaging_plane(nwbfile, run, movie, metadata)
     ophys = nwbfile.create_processing_module(name="ophys", description=_processing_description(run, movie))
     images = _images(run.estimates, movie)
@@ -142,14 +142,14 @@ def _write_one(path: Path, run: NwbRun, movie: NwbMovie, metadata: NwbMetadata, 
         io.write(nwbfile)
 
 
-def _nwbfile(run: NwbRun, movie: NwbMovie, metadata: NwbMetadata, *, fallback_start: datetime | None):
+def _nwbfile(run: NwbRun, movie: NwbMovie, metadata: NwbMetadata):
     from pynwb import NWBFile  # noqa: PLC0415
     from pynwb.file import Subject  # noqa: PLC0415
 
     from cnmflow import __version__  # noqa: PLC0415
 
     notes = list(run.notes)
-    start, source = _session_start(run, movie, metadata, fallback_start)
+    start, source = _session_start(run, movie, metadata)
     if source != "movie":
         notes.append(f"session_start_time is {source}, not read from the movie; "
                      "set session.session_start_time in the nwb_metadata file")
@@ -163,7 +163,7 @@ def _nwbfile(run: NwbRun, movie: NwbMovie, metadata: NwbMetadata, *, fallback_st
         subject["date_of_birth"] = _aware(subject["date_of_birth"])
         if "age" not in metadata.subject:
             subject.pop("age")
-    keywords = session.get("keywords", ["calcium imaging", "CNMF-E", "cnmflow"])
+    keywords = session.get("keywords", ["calcium imaging", "source extraction", "cnmflow"])
     return NWBFile(
         session_description=session.get("session_description",
                                          f"calcium imaging movie {movie.name}: sources extracted with cnmflow"),
@@ -182,14 +182,13 @@ def _nwbfile(run: NwbRun, movie: NwbMovie, metadata: NwbMetadata, *, fallback_st
     )
 
 
-def _session_start(run: NwbRun, movie: NwbMovie, metadata: NwbMetadata,
-                   fallback_start: datetime | None) -> tuple[datetime, str]:
+def _session_start(run: NwbRun, movie: NwbMovie, metadata: NwbMetadata) -> tuple[datetime, str]:
     if movie.start_time is not None:
         return _aware(movie.start_time), "movie"
     given = metadata.start_time(movie.index, len(run.movies))
     if given is not None:
         return given, "from the nwb_metadata file"
-    when = fallback_start or run.created or datetime.now().astimezone()
+    when = run.created or datetime.now().astimezone()
     return _aware(when), "the time of the analysis run (a placeholder)"
 
 

@@ -75,6 +75,11 @@ class NwbMetadata:
             given.add("subject.age")
         return [key for key in WANTED if key not in given]
 
+    def check_movie_count(self, n_movies: int) -> None:
+        """InputError unless ``session_start_time`` is one time or one per movie (call before compute)."""
+        for index in range(n_movies):
+            self.start_time(index, n_movies)
+
     def start_time(self, movie_index: int, n_movies: int) -> datetime | None:
         """The user's session start for movie ``movie_index`` (None when not given)."""
         value = self.session.get("session_start_time")

@@ -306,7 +306,15 @@ def test_metadata_may_give_one_start_per_movie_but_not_a_wrong_count():
     metadata = nwb_metadata_from_dict({"session": {"session_start_time": ["2024-05-02T10:00:00", "2024-05-03"]}})
     assert metadata.start_time(1, 2) == datetime(2024, 5, 3, tzinfo=timezone.utc)
     with pytest.raises(InputError, match="lists 2 times for 3 movies"):
-        metadata.start_time(0, 3)
+        metadata.check_movie_count(3)
+
+
+def test_a_wrong_start_time_count_is_refused_before_any_file_is_written(run_folder, tmp_path):
+    out, result, _, _ = run_folder
+    metadata = nwb_metadata_from_dict({"session": {"session_start_time": ["2024-05-02T10:00:00"] * 3}})
+    with pytest.raises(InputError, match="lists 3 times for 2 movies"):
+        write_nwb(tmp_path, nwb_run_from_result(result.extraction), metadata=metadata)
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_a_run_without_cells_still_gets_a_file(tmp_path):
