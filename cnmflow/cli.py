@@ -9,12 +9,15 @@ from __future__ import annotations
 
 import argparse
 import json
+import signal
 import sys
+from contextlib import nullcontext
 from pathlib import Path
 from typing import Any, Sequence
 
 from cnmflow import __version__
 from cnmflow.errors import InputError, ParameterError
+from cnmflow.processes import EXIT_STATUS, sigterm_as_interrupt
 from cnmflow.outputs.nwb_command import COMMAND as NWB_COMMAND, add_command as add_nwb_command
 from cnmflow.tracking.commands import COMMANDS as TRACKING_COMMANDS, add_commands as add_tracking_commands
 
@@ -125,36 +128,50 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
-        if args.command == "validate":
-            return _validate(args)
-        if args.command == "run":
-            return _run(args)
-        if args.command == "lineage":
-            return _lineage(args)
-        if args.command == "serve":
-            return _serve(args)
-        if args.command == "sweep":
-            return _sweep(args)
-        if args.command in TRACKING_COMMANDS:
-            from cnmflow.tracking.commands import run_command
+        # `serve` keeps Prefect's own SIGTERM handling; every other command unwinds like Ctrl-C.
+        with nullcontext() if args.command == "serve" else sigterm_as_interrupt():
+            if args.command == "validate":
+                return _validate(args)
+            if args.command == "run":
+                return _run(args)
+            if args.command == "lineage":
+                return _lineage(args)
+            if args.command == "serve":
+                return _serve(args)
+            if args.command == "sweep":
+                return _sweep(args)
+            if args.command in TRACKING_COMMANDS:
+                from cnmflow.tracking.commands import run_command
 
-            return run_command(args)
-        if args.command == NWB_COMMAND:
-            from cnmflow.outputs.nwb_command import run_command as run_nwb_command
+                return run_command(args)
+            if args.command == NWB_COMMAND:
+                from cnmflow.outputs.nwb_command import run_command as run_nwb_command
 
-            return run_nwb_command(args)
-        return _demo(args)
+                return run_nwb_command(args)
+            return _demo(args)
     except (InputError, FileExistsError) as err:
         print(f"cnmflow: error: {_one_line(err) if isinstance(err, ParameterError) else err}", file=sys.stderr)
         return EXIT_BAD_INPUT
     except RunFailed as err:
         print(f"cnmflow: error: {err}", file=sys.stderr)
         return EXIT_RUN_FAILED
+    except KeyboardInterrupt as err:  # Ctrl-C, or SIGTERM (Interrupted); the finally blocks have run
+        return _interrupted(err)
 
 
 def _one_line(err: Exception) -> str:
     """A parameter error is one line (a value's repr or a library message may carry newlines)."""
     return " ".join(str(err).split())
+
+
+def _interrupted(err: KeyboardInterrupt) -> int:
+    """One line for an interrupted command; the shell's status for the signal (130 / 143)."""
+    signum = getattr(err, "signum", signal.SIGINT)
+    name = "Ctrl-C" if signum == signal.SIGINT else signal.Signals(signum).name
+    log_path = getattr(err, "log_path", None)
+    where = f"; log: {log_path}" if log_path else ""
+    print(f"cnmflow: interrupted ({name}): stopped, temporary files removed{where}", file=sys.stderr)
+    return EXIT_STATUS.get(signum, 128 + signum)
 
 
 def _validate(args: argparse.Namespace) -> int:
@@ -218,18 +235,19 @@ class RunFailed(Exception):
 def _run_flow(movies, output_dir: Path, *, preset: str, table: dict, params_file, overwrite_params: bool,
               overwrite: bool, evaluate: bool, work_dir, show_progress: bool, verbose: bool,
               flow_options: dict | None = None):
-    import os
-
-    if not verbose:
-        os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
+    """Run the flow on a temporary Prefect server that dies with this process (unless one is
+    configured), with everything logged to a file in the output folder; a failure becomes one
+    :class:`RunFailed` line naming the stage and that file."""
     from cnmflow.params_form import form_with
+    from cnmflow.prefect_server import temporary_server
     from cnmflow.progress import progress_bar
+    from cnmflow.run_log import run_log
     from flows.source_extraction import source_extraction
     from tasks.progress import add_listener, remove_listener
 
     stages: list[str] = []
 
-    with progress_bar(enabled=show_progress) as bar:
+    with run_log(output_dir, verbose=verbose) as log, progress_bar(enabled=show_progress) as bar:
         def listen(stage: str, fraction: float) -> None:
             if not stages or stages[-1] != stage:
                 stages.append(stage)
@@ -237,19 +255,32 @@ def _run_flow(movies, output_dir: Path, *, preset: str, table: dict, params_file
 
         add_listener(listen)
         try:
-            return source_extraction(
-                movies=[str(Path(m).absolute()) for m in movies], output_dir=str(Path(output_dir).absolute()),
-                params_file=None if params_file is None else str(Path(params_file).absolute()),
-                overwrite_params=overwrite_params, preset=preset, params=form_with(preset, table),
-                overwrite=overwrite, evaluate=evaluate,
-                work_dir=None if work_dir is None else str(Path(work_dir).absolute()), **(flow_options or {}))
-        except (InputError, FileExistsError):
+            with temporary_server(output=None if verbose else log.stream):
+                return source_extraction(
+                    movies=[str(Path(m).absolute()) for m in movies], output_dir=str(Path(output_dir).absolute()),
+                    params_file=None if params_file is None else str(Path(params_file).absolute()),
+                    overwrite_params=overwrite_params, preset=preset, params=form_with(preset, table),
+                    overwrite=overwrite, evaluate=evaluate,
+                    work_dir=None if work_dir is None else str(Path(work_dir).absolute()), **(flow_options or {}))
+        except (InputError, FileExistsError) as err:
+            log.exception("the run refused its input", err)
+            raise
+        except KeyboardInterrupt as err:
+            log.exception("the run was interrupted", err)
+            err.log_path = log.path  # type: ignore[attr-defined]  - named by main's one line
             raise
         except Exception as err:  # noqa: BLE001 - reported with the stage, exit status 1
             stage = stages[-1] if stages else "start"
-            raise RunFailed(f"the run failed during '{stage}': {type(err).__name__}: {err}") from err
+            log.exception(f"the run failed during '{stage}'", err)
+            raise RunFailed(f"the run failed during '{stage}': {type(err).__name__}: {_first_line(err)} "
+                            f"(full log: {log.path})") from err
         finally:
             remove_listener(listen)
+
+
+def _first_line(err: BaseException) -> str:
+    lines = str(err).strip().splitlines() or [""]
+    return lines[0] + (" …" if len(lines) > 1 else "")
 
 
 def _print_report(report) -> None:

@@ -10,16 +10,19 @@ executor.
 from __future__ import annotations
 
 import multiprocessing
+import os
+import signal
 from concurrent.futures import ProcessPoolExecutor
 from typing import Callable, Sequence
 
 from cnmflow.engine.movie_source import MovieSource
-from cnmflow.engine.patch_frames import PatchStorage
+from cnmflow.engine.patch_frames import PatchStorage, remove_orphaned_scratch
 from cnmflow.engine.patch_job import PatchResult, fit_patch
 from cnmflow.engine.patches import PatchBox
 from cnmflow.engine.threads import use_single_thread
 from cnmflow.errors import ParameterError
 from cnmflow.params import Params
+from cnmflow.processes import die_with_parent
 
 Progress = Callable[[str, float], None]
 
@@ -41,6 +44,7 @@ def run_patch_jobs(source: MovieSource, boxes: Sequence[PatchBox], params: Param
             raise ParameterError("patches can run on a Dask cluster only for a movie stored in a file the workers "
                                  "can read; write the movie to shared storage (the flow's work_dir) first")
         return _on_dask(source.without_array(), boxes, params, dims, report, dask_scheduler, storage)
+    remove_orphaned_scratch(storage.directory)  # what workers killed in an earlier run left behind
     workers = min(params.n_processes, len(boxes))
     if workers <= 1 or not source.shareable:
         results = []
@@ -49,14 +53,36 @@ def run_patch_jobs(source: MovieSource, boxes: Sequence[PatchBox], params: Param
             report("patches", done / len(boxes))
         return results
     context = multiprocessing.get_context("spawn")
-    with ProcessPoolExecutor(max_workers=workers, mp_context=context, initializer=use_single_thread) as pool:
-        futures = [pool.submit(fit_patch, source.without_array(), box, params, fov_dims=dims, storage=storage)
-                   for box in boxes]
-        results = []
-        for done, future in enumerate(futures, start=1):
-            results.append(future.result())
-            report("patches", done / len(boxes))
+    with ProcessPoolExecutor(max_workers=workers, mp_context=context, initializer=init_worker,
+                             initargs=(os.getpid(),)) as pool:
+        try:
+            futures = [pool.submit(fit_patch, source.without_array(), box, params, fov_dims=dims, storage=storage)
+                       for box in boxes]
+            results = []
+            for done, future in enumerate(futures, start=1):
+                results.append(future.result())
+                report("patches", done / len(boxes))
+        except BaseException:
+            _stop_workers(pool)  # Ctrl-C / SIGTERM / a failed job: do not wait for the running jobs
+            raise
     return results
+
+
+def init_worker(parent_pid: int) -> None:
+    """Patch worker start-up: die with the run's process (even a SIGKILLed one), one BLAS thread."""
+    die_with_parent(parent_pid, signal.SIGKILL)
+    use_single_thread()
+
+
+def _stop_workers(pool: ProcessPoolExecutor) -> None:
+    """Cancel the queued jobs and kill the workers now (leaving the ``with`` block would wait for
+    the jobs that are running)."""
+    pool.shutdown(wait=False, cancel_futures=True)
+    for process in list((getattr(pool, "_processes", None) or {}).values()):
+        try:
+            process.kill()
+        except (OSError, ValueError, AttributeError):
+            pass
 
 
 def fit_patch_single_threaded(source: MovieSource, box: PatchBox, params: Params, *,

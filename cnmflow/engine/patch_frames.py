@@ -15,7 +15,9 @@ from __future__ import annotations
 
 import math
 import os
+import re
 import shutil
+import socket
 import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -25,6 +27,7 @@ import numpy as np
 from cnmflow.engine.movie_source import MovieSource
 from cnmflow.engine.noise import BAND_VALUES  # values (all frames of a band of rows) one band holds
 from cnmflow.errors import ParameterError
+from cnmflow.processes import pid_alive
 
 #: Default megabytes of frame-sized arrays that one patch job keeps in memory.
 DEFAULT_PATCH_MB = 256.0
@@ -36,6 +39,10 @@ SCRATCH_VARIABLE = "CNMFLOW_SCRATCH_DIR"
 CHUNK_BYTES = 8 * 2 ** 20
 #: Bytes of the file mapped at once when writing a box into a scratch file.
 WRITE_WINDOW_BYTES = 64 * 2 ** 20
+#: Scratch folder names: ``cnmflow-patch-<owner pid>-<host>-<random>``, so a later run can tell a
+#: killed worker's leftovers from a live job's.
+SCRATCH_PREFIX = "cnmflow-patch-"
+_SCRATCH_NAME = re.compile(r"^cnmflow-patch-(\d+)-(.*)-[a-z0-9_]+$")
 
 
 class PatchStorage:
@@ -116,7 +123,7 @@ class PatchFrames:
 
     @classmethod
     def scratch(cls, shape: tuple[int, int, int], directory: str | None = None) -> "PatchFrames":
-        folder = Path(tempfile.mkdtemp(prefix="cnmflow-patch-", dir=directory))
+        folder = Path(tempfile.mkdtemp(prefix=f"{SCRATCH_PREFIX}{os.getpid()}-{_host()}-", dir=directory))
         path = folder / "frames.f32"
         with open(path, "wb") as handle:
             handle.truncate(4 * math.prod(shape))
@@ -191,6 +198,34 @@ class PatchFrames:
 
     def __exit__(self, *exc) -> None:
         self.close()
+
+
+def remove_orphaned_scratch(directory: str | None = None) -> list[Path]:
+    """Delete the scratch folders in ``directory`` (default: the temp folder) whose owner process,
+    on this machine, has ended — what workers killed mid-job leave behind; the paths deleted.
+
+    Folders of live processes, of other machines (a shared scratch folder) and of unknown names
+    are left alone.
+    """
+    folder = Path(directory or tempfile.gettempdir())
+    removed = []
+    try:
+        candidates = list(folder.glob(f"{SCRATCH_PREFIX}*"))
+    except OSError:
+        return removed
+    for path in candidates:
+        match = _SCRATCH_NAME.match(path.name)
+        if match is None or match.group(2) != _host() or pid_alive(int(match.group(1))):
+            continue
+        shutil.rmtree(path, ignore_errors=True)
+        if not path.exists():
+            removed.append(path)
+    return removed
+
+
+def _host() -> str:
+    """This machine's name as it may appear in a folder name."""
+    return re.sub(r"[^A-Za-z0-9.]", "_", socket.gethostname())[:64] or "host"
 
 
 def frame_chunks(n_frames: int, pixels: int, chunk_bytes: int | None = None) -> Iterator[slice]:

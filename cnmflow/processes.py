@@ -1,0 +1,145 @@
+"""Child processes that die with their parent, and SIGTERM handled like Ctrl-C.
+
+A ``cnmflow run`` starts a temporary Prefect server and patch worker processes. Killed with
+SIGKILL (the OOM killer, a scheduler's hard stop), the parent cannot stop them, so each child
+asks the kernel to kill it when its parent goes (Linux ``prctl(PR_SET_PDEATHSIG)``); where that
+call does not exist (macOS) a thread polls the parent id instead. SIGTERM, what ``kill`` and
+batch schedulers send, is turned into the same exception as Ctrl-C, so ``finally`` blocks
+remove work copies and staging folders before the process exits.
+
+Run as a module, this file starts another module as such a child::
+
+    python -m cnmflow.processes PARENT_PID MODULE [ARG ...]
+"""
+
+from __future__ import annotations
+
+import ctypes
+import ctypes.util
+import os
+import runpy
+import signal
+import sys
+import threading
+import time
+from contextlib import contextmanager
+from typing import Iterator
+
+#: prctl option: the signal this process gets when the thread that created it ends.
+PR_SET_PDEATHSIG = 1
+#: Seconds between two looks at the parent id where prctl is missing.
+PARENT_POLL_S = 0.5
+#: Seconds a launched child may take to shut down cleanly after its parent has gone.
+GRACE_S = 3.0
+#: Exit statuses a shell reports for a process ended by SIGINT / SIGTERM.
+EXIT_STATUS = {signal.SIGINT: 130, signal.SIGTERM: 143}
+
+
+class Interrupted(KeyboardInterrupt):
+    """SIGTERM (or SIGINT) received: unwinds like Ctrl-C so every ``finally`` block runs."""
+
+    def __init__(self, signum: int):
+        super().__init__(signal.Signals(signum).name)
+        self.signum = signum
+
+    @property
+    def exit_status(self) -> int:
+        return EXIT_STATUS.get(self.signum, 128 + self.signum)
+
+
+def die_with_parent(parent_pid: int, sig: int = signal.SIGKILL, *, grace_s: float | None = None) -> str:
+    """Make this process receive ``sig`` when ``parent_pid`` (its parent) ends; which way it was done.
+
+    Linux delivers the signal when the *thread* that started this process ends, so a parent must
+    start such children from a thread that lives as long as they should (the main thread, or the
+    thread that owns the pool). Returns ``"prctl"`` or ``"poll"`` (a daemon thread watching the parent
+    id, the fallback without prctl). With ``grace_s``, the watching thread also ends the process
+    ``grace_s`` seconds after the parent has gone, should ``sig`` have been handled without exiting.
+    """
+    how = "prctl" if _set_pdeathsig(sig) else "poll"
+    if os.getppid() != parent_pid:  # the parent died before the request took effect
+        _end_self(sig)
+    if how == "poll" or grace_s is not None:
+        _watch_parent(parent_pid, sig if how == "poll" else None, grace_s or 0.0)
+    return how
+
+
+def pid_alive(pid: int) -> bool:
+    """Whether a process with this id exists on this machine (a zombie counts as ended)."""
+    if pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's process: alive
+        return True
+    try:
+        with open(f"/proc/{pid}/stat", encoding="ascii", errors="replace") as handle:
+            return handle.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return True
+
+
+@contextmanager
+def sigterm_as_interrupt() -> Iterator[None]:
+    """While in the block, SIGTERM raises :class:`Interrupted` in the main thread (like Ctrl-C).
+
+    Further SIGTERMs are ignored until the block ends, so cleanup is not cut short (SIGKILL still
+    ends the process, and its children with it). Outside the main thread (where Python cannot
+    install handlers) this does nothing.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def interrupt(signum, frame) -> None:
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)  # a second SIGTERM must not cut the cleanup short
+        raise Interrupted(signum)
+
+    previous = signal.signal(signal.SIGTERM, interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _set_pdeathsig(sig: int) -> bool:
+    if not sys.platform.startswith("linux"):
+        return False
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+        return libc.prctl(PR_SET_PDEATHSIG, int(sig), 0, 0, 0) == 0
+    except (OSError, AttributeError):
+        return False
+
+
+def _watch_parent(parent_pid: int, sig: int | None, grace_s: float) -> None:
+    def watch() -> None:
+        while os.getppid() == parent_pid:
+            time.sleep(PARENT_POLL_S)
+        if sig is not None:
+            os.kill(os.getpid(), sig)
+        time.sleep(grace_s)
+        os._exit(1)
+
+    threading.Thread(target=watch, name="cnmflow-parent-watch", daemon=True).start()
+
+
+def _end_self(sig: int) -> None:
+    os.kill(os.getpid(), sig)
+    time.sleep(1.0)
+    os._exit(1)
+
+
+def _main(argv: list[str]) -> None:
+    """``PARENT_PID MODULE ARGS...``: run MODULE as ``__main__``, ending (SIGTERM, then GRACE_S seconds later for
+    good) when the parent does."""
+    parent_pid, module, *args = argv
+    die_with_parent(int(parent_pid), signal.SIGTERM, grace_s=GRACE_S)
+    sys.argv = [module, *args]
+    runpy.run_module(module, run_name="__main__", alter_sys=True)
+
+
+if __name__ == "__main__":  # pragma: no cover - exercised through subprocesses
+    _main(sys.argv[1:])
