@@ -106,7 +106,7 @@ def test_one_file_per_movie_in_the_users_order_with_each_movies_own_frames(run_f
         assert len(data) == 160   # the later movie's frames, although it is second in time
 
 
-def test_masks_equal_the_footprints_and_traces_equal_the_model(run_folder):
+def test_masks_equal_the_footprints_and_traces_equal_the_model(run_folder, simulated):
     out, result, _, _ = run_folder
     estimates = result.extraction.estimates
     footprints = _footprints(out)
@@ -126,6 +126,10 @@ def test_masks_equal_the_footprints_and_traces_equal_the_model(run_folder):
             images = ophys["SegmentationImages"]
             np.testing.assert_allclose(images["correlation"].data[:].T, estimates.Cn, rtol=1e-6)
             assert images["mean"].data.shape == (56, 48)
+            # the model's mean image is the movie's own to a few percent (1P: A·mean C + b0)
+            movie_mean = simulated.movie[140:].mean(axis=0) if k == 0 else simulated.movie[:140].mean(axis=0)
+            error = np.median(np.abs(images["mean"].data[:].T - movie_mean)) / np.median(np.abs(movie_mean))
+            assert error < 0.05
             names = ophys["ImageSegmentation"]["PlaneSegmentation"]["cell_name"].data[:]
             assert list(names) == [f"C{i:03d}" for i in range(estimates.K)]
 
@@ -339,3 +343,43 @@ def test_cnmflow_nwb_on_the_command_line(run_folder, tmp_path, capsys):
     printed = capsys.readouterr()
     assert str(folder / "ophys.001.nwb") in printed.out and "placeholders" in printed.err
     assert main(["nwb", str(tmp_path / "nowhere")]) == 2
+
+
+def test_a_real_inscopix_movie_keeps_its_start_and_pixel_size(tmp_path):
+    from nwbinspector import Importance, inspect_nwbfile
+
+    from tests.paths import IDEAS
+
+    movie = IDEAS / "movie_part2_108x123x63.isxd"
+    if not movie.exists():
+        pytest.skip("sample isxd absent (../shared/data/ideas)")
+    cnmflow.extract([movie], tmp_path / "out", params={"min_corr": 0.5, "min_pnr": 5, "gSiz": 13, "n_processes": 1})
+    (path,), _ = write_nwb_for_folder(tmp_path / "out")
+    source = isx.Movie.read(str(movie))
+    height, width = (float(isx_timing.as_fraction(v))
+                     for v in (source.spacing._impl.pixel_height, source.spacing._impl.pixel_width))
+    io, nwb = _read(path)
+    with io:
+        assert nwb.session_start_time == isx_timing.time_to_datetime(source.timing.start)
+        assert list(nwb.imaging_planes["ImagingPlane"].grid_spacing[:]) == [width, height]
+        assert nwb.imaging_planes["ImagingPlane"].imaging_rate == pytest.approx(1 / source.timing.period.secs_float)
+    assert not [m for m in inspect_nwbfile(nwbfile_path=path) if m.importance == Importance.CRITICAL]
+
+
+def test_the_2p_mean_image_adds_the_low_rank_background(tmp_path):
+    from cnmflow.outputs.nwb import model_mean_image
+    from cnmflow.synthetic import simulate_2p
+
+    simulated = simulate_2p(shape=(48, 48), n_frames=300, n_neurons=6, nb=2, gsig=3.0, fr=30.0, rng=2)
+    movie = write_tiff(tmp_path / "twophoton.tif", simulated.movie, fr=30.0)
+    result = cnmflow.extract([movie], tmp_path / "out", preset="2p",
+                             params={"gSig": 3, "gSiz": 7, "rf": None, "K": 8, "n_processes": 1})
+    estimates = result.extraction.estimates
+    mean = model_mean_image(estimates, (0, 300))
+    movie_mean = simulated.movie.mean(axis=0)
+    assert np.corrcoef(mean.ravel(), movie_mean.ravel())[0, 1] > 0.95
+    assert np.median(np.abs(mean - movie_mean)) < 0.1 * np.median(np.abs(movie_mean))
+    (path,), _ = write_nwb_for_folder(tmp_path / "out")
+    io, nwb = _read(path)
+    with io:
+        np.testing.assert_allclose(nwb.processing["ophys"]["SegmentationImages"]["mean"].data[:].T, mean)
