@@ -155,10 +155,12 @@ def _write(series: MovieSeries, root: Path, series_key: str, *,
         root.mkdir(parents=True, exist_ok=True)
         staging = Path(tempfile.mkdtemp(prefix=WRITING_PREFIX, dir=root))
         fd = _open_lock(staging, create=True)
+    except FileNotFoundError:   # another run removed the emptied root between our mkdir and mkdtemp
+        return None
     except OSError as exc:
         raise MovieError(f"cannot write the concatenated movie under {root} ({exc.strerror or exc}); "
                          "give a writable work_dir with room for a float32 copy of the movies") from None
-    if fd is None:          # another run emptied the root between our mkdir and mkdtemp
+    if fd is None:          # a cleaner removed the new staging folder at once
         return None
     fcntl.flock(fd, fcntl.LOCK_SH)   # the hold survives the rename: same inode
     if not _same_file(fd, staging / USERS_NAME):   # a cleaner took it in the instant before our lock

@@ -186,3 +186,38 @@ def test_damaged_outputs_are_never_taken_for_up_to_date(movie, tmp_path):
     repaired = run(movie, tmp_path / "out", overwrite=True)
     assert repaired.reused_extraction and not repaired.up_to_date
     assert verify_manifest(tmp_path / "out") == []
+
+
+def test_a_folder_another_run_writes_is_refused_once_and_left_alone(movie, tmp_path):
+    from cnmflow.outputs.folder_lock import FolderBusyError
+    from tests.outputs.holders import holding_folder
+
+    out = tmp_path / "out"
+    with holding_folder(out) as other:
+        state = run(movie, out, return_state=True)
+        assert state.is_failed() and f"pid {other.pid}" in state.message and str(out) in state.message
+        with pytest.raises(FolderBusyError):
+            state.result()
+        (validate_run,) = _task_runs(str(state.state_details.flow_run_id))
+        assert validate_run.run_count == 1, "a busy folder is bad input, not retried"
+        assert os.listdir(out) == [".cnmflow-lock"], "nothing of the refused run is written"
+
+
+def test_a_shared_work_copy_is_left_to_its_other_users_and_removed_by_the_last(movie, tmp_path):
+    from hashlib import sha256
+
+    from cnmflow.fingerprint import input_hashes
+    from cnmflow.validate import validate_inputs
+    from tests.outputs.holders import holding_work_copy, kill_hard
+
+    hashes = input_hashes(validate_inputs([movie]).series)
+    series_key = sha256("".join(hashes[k] for k in sorted(hashes)).encode()).hexdigest()
+    shared = tmp_path / "scratch"
+    with holding_work_copy(movie, shared, series_key) as other_job:
+        report = run(movie, tmp_path / "a", work_dir=str(shared))
+        assert report.n_components > 0
+        assert Path(other_job.line).is_file(), "the other job's copy must survive this run"
+        assert len(list(shared.glob("series-*"))) == 1, "the copy was adopted, not written twice"
+        kill_hard(other_job)
+    run(movie, tmp_path / "b", work_dir=str(shared))   # components from the cache: no concatenation needed
+    assert not shared.exists(), "nobody uses the dead job's copy any more: the next run removes it"
