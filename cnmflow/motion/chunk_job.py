@@ -75,7 +75,7 @@ def correct_chunk(source: MovieSource, start: int, stop: int, plan: ChunkPlan,
                            upsample_factor=params.upsample_factor)
     border = border_mode(params.border_nan)
     if not plan.apply:
-        registered = shift_frames(estimation, rigid, border="replicate")
+        registered = shift_frames(estimation, rigid, border="replicate", interpolation="linear")
         return ChunkResult(start, rigid, None, registered.sum(axis=0, dtype=np.float64), None,
                            _rigid_crop(rigid))
     frame_shape = raw.shape[1:]
@@ -83,7 +83,7 @@ def correct_chunk(source: MovieSource, start: int, stop: int, plan: ChunkPlan,
         grid = patch_grid(frame_shape, strides=params.strides, overlaps=params.overlaps)
         template_patches = template_patch_spectra(plan.template, grid,
                                                   max_deviation_rigid=params.max_deviation_rigid)
-        els = estimate_patch_shifts(shift_frames(estimation, rigid, border="replicate"), template_patches, rigid,
+        els = estimate_patch_shifts(shift_frames(estimation, rigid, interpolation="linear"), template_patches, rigid,
                                     grid=grid, max_deviation_rigid=params.max_deviation_rigid,
                                     upsample_factor=params.upsample_factor)
         to_field = FieldInterpolator.for_grid(grid, frame_shape)

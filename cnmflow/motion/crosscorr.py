@@ -62,35 +62,42 @@ def spectra(images: np.ndarray, *, margin: tuple[int, int] | None = None) -> np.
     return scipy.fft.rfft2(centred, axes=(-2, -1), workers=1).astype(np.complex64, copy=False)
 
 
-def _dft_rows(points: np.ndarray, freqs: np.ndarray, size: int) -> np.ndarray:
-    """exp(2 pi i p k / size) for points p (n, m) and frequencies k: (n, m, len(k)) complex64."""
-    return np.exp((2j * np.pi / size) * points[:, :, None] * freqs[None, None, :]).astype(np.complex64)
+def _dft_rows(base: np.ndarray, offsets: np.ndarray, freqs: np.ndarray, size: int) -> np.ndarray:
+    """exp(2 pi i p k / size) at points p = base[i] + offsets[j]: (n, m, len(k)) complex64.
+
+    Factored as exp(2 pi i base k / size) * exp(2 pi i offset k / size), so only n + m rows of
+    complex exponentials are computed, not n * m.
+    """
+    scale = 2j * np.pi / size
+    per_image = np.exp(scale * base[:, None] * freqs[None, :]).astype(np.complex64)      # (n, K)
+    shared = np.exp(scale * offsets[:, None] * freqs[None, :]).astype(np.complex64)      # (m, K)
+    return per_image[:, None, :] * shared[None, :, :]
 
 
-def _correlation_on_grid(product: np.ndarray, rows: np.ndarray, cols: np.ndarray, width: int) -> np.ndarray:
-    """Real cross-correlation at (rows[i] x cols[i]) for each half-spectrum product i: (n, mr, mc).
+def _correlation_on_grid(product: np.ndarray, base: np.ndarray, row_offsets: np.ndarray,
+                         col_offsets: np.ndarray, width: int) -> np.ndarray:
+    """Real cross-correlation of each half-spectrum product i at rows base[i, 0] + row_offsets
+    and columns base[i, 1] + col_offsets: (n, len(row_offsets), len(col_offsets)).
 
     The product of real images' spectra is Hermitian, so the sum over all column frequencies is
     twice the real part of the sum over the non-negative ones (the zero and Nyquist columns once).
     """
     n, h, half = product.shape
-    weights = np.full(half, 2.0)
+    weights = np.full(half, 2.0, dtype=np.float32)
     weights[0] = 1.0
     if width % 2 == 0:
         weights[-1] = 1.0
-    left = _dft_rows(rows, scipy.fft.fftfreq(h, d=1.0 / h), h)                   # (n, mr, H)
-    right = _dft_rows(cols, scipy.fft.rfftfreq(width, d=1.0 / width), width)     # (n, mc, W//2+1)
-    right = (right * weights.astype(np.float32)).transpose(0, 2, 1)
+    left = _dft_rows(base[:, 0], row_offsets, scipy.fft.fftfreq(h, d=1.0 / h), h)            # (n, mr, H)
+    right = _dft_rows(base[:, 1], col_offsets, scipy.fft.rfftfreq(width, d=1.0 / width), width)
+    right = np.ascontiguousarray((right * weights).transpose(0, 2, 1))                       # (n, half, mc)
     return np.matmul(np.matmul(left, product), right).real
 
 
-def _best(grid: np.ndarray, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
+def _best(grid: np.ndarray, base: np.ndarray, row_offsets: np.ndarray, col_offsets: np.ndarray) -> np.ndarray:
     """The (row, col) point of each grid's maximum: (n, 2)."""
     n, mr, mc = grid.shape
-    flat = grid.reshape(n, -1).argmax(axis=1)
-    r, c = np.divmod(flat, mc)
-    idx = np.arange(n)
-    return np.stack([rows[idx, r], cols[idx, c]], axis=1)
+    r, c = np.divmod(grid.reshape(n, -1).argmax(axis=1), mc)
+    return base + np.stack([row_offsets[r], col_offsets[c]], axis=1)
 
 
 def register_spectra(template: np.ndarray, images: np.ndarray, *, width: int, centers: np.ndarray,
@@ -124,16 +131,14 @@ def register_spectra(template: np.ndarray, images: np.ndarray, *, width: int, ce
         return np.zeros(leading + (2,))
     product = (template * np.conj(images)).reshape((n,) + images.shape[-2:])
     base = np.rint(np.asarray(centers, dtype=np.float64).reshape(n, 2))
-    rows = base[:, :1] + np.arange(-max_shift[0], max_shift[0] + 1)[None, :]
-    cols = base[:, 1:] + np.arange(-max_shift[1], max_shift[1] + 1)[None, :]
-    coarse = _best(_correlation_on_grid(product, rows, cols, width), rows, cols)
-    if upsample_factor <= 1:
-        return coarse.reshape(leading + (2,))
-    # 1.5 px around the integer peak at 1/upsample_factor spacing, kept inside the window.
-    half = math.ceil(0.75 * upsample_factor)
-    offsets = np.arange(-half, half + 1) / upsample_factor
-    low, high = base - np.asarray(max_shift), base + np.asarray(max_shift)
-    fine_rows = np.clip(coarse[:, :1] + offsets[None, :], low[:, :1], high[:, :1])
-    fine_cols = np.clip(coarse[:, 1:] + offsets[None, :], low[:, 1:], high[:, 1:])
-    fine = _best(_correlation_on_grid(product, fine_rows, fine_cols, width), fine_rows, fine_cols)
-    return fine.reshape(leading + (2,))
+    rows = np.arange(-max_shift[0], max_shift[0] + 1, dtype=np.float64)
+    cols = np.arange(-max_shift[1], max_shift[1] + 1, dtype=np.float64)
+    coarse = _best(_correlation_on_grid(product, base, rows, cols, width), base, rows, cols)
+    if upsample_factor > 1:
+        # 1.5 px around the integer peak at 1/upsample_factor spacing.
+        half = math.ceil(0.75 * upsample_factor)
+        offsets = np.arange(-half, half + 1) / upsample_factor
+        coarse = _best(_correlation_on_grid(product, coarse, offsets, offsets, width), coarse, offsets, offsets)
+    # A peak on the window's edge may refine past it by < 1 px: keep the result inside.
+    limit = np.asarray(max_shift, dtype=np.float64)
+    return np.clip(coarse, base - limit, base + limit).reshape(leading + (2,))

@@ -66,7 +66,7 @@ def estimate_rigid(frames: np.ndarray, template: RigidTemplate, *, upsample_fact
         zero = np.zeros((batch.shape[0], 2))
         first = register_spectra(template.coarse, spectra(batch), width=width, centers=zero,
                                  max_shift=template.max_shifts, upsample_factor=upsample_factor)
-        moved = shift_frames(batch, first, border="replicate")
+        moved = shift_frames(batch, first, border="replicate", interpolation="linear")
         reach = tuple(min(REFINE_REACH, m) for m in template.max_shifts)
         residual = register_spectra(template.fine, spectra(moved), width=width, centers=zero,
                                     max_shift=reach, upsample_factor=upsample_factor)

@@ -28,7 +28,7 @@ def initial_template(frames: np.ndarray, *, max_shifts: tuple[int, int], upsampl
                                 upsample_factor=upsample_factor)
         # Centre the template on the frames' median position so it is not biased by the start.
         shifts = shifts - np.median(shifts, axis=0)
-        template = shift_frames(frames, shifts).mean(axis=0, dtype=np.float64).astype(np.float32)
+        template = shift_frames(frames, shifts, interpolation="linear").mean(axis=0, dtype=np.float64).astype(np.float32)
     return template
 
 
