@@ -23,6 +23,9 @@ log = logging.getLogger(__name__)
 #: Set for the server unless the user set it: a machine without internet access otherwise gets a
 #: "Failed to send telemetry" error line on every run.
 SERVER_ENVIRONMENT = {"PREFECT_SERVER_ANALYTICS_ENABLED": "false"}
+#: Seconds the server may take to answer (Prefect's 20 s default is too short for a fresh database
+#: on a busy 2-core machine); a larger PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS wins.
+STARTUP_TIMEOUT_S = 90
 #: Seconds to wait for queued log lines and events before the server stops.
 DRAIN_TIMEOUT_S = 5.0
 
@@ -47,7 +50,7 @@ def temporary_server(*, output: IO | None = None) -> Iterator[str | None]:
     server.output = output
     instances[None] = server  # what Prefect's own `SubprocessASGIServer()` calls now return
     try:
-        server.start()
+        server.start(timeout=_startup_timeout_s())
         yield server.api_url
     finally:
         _drain_workers()
@@ -90,6 +93,12 @@ def _server_class():
                 env=environment, stdin=subprocess.DEVNULL, stdout=self.output, stderr=self.output)
 
     return ChildServer
+
+
+def _startup_timeout_s() -> int:
+    from prefect.settings import PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS
+
+    return max(STARTUP_TIMEOUT_S, int(PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS.value()))
 
 
 def _drain_workers(timeout_s: float = DRAIN_TIMEOUT_S) -> None:

@@ -143,6 +143,40 @@ def test_a_failure_during_the_run_exits_1_naming_the_stage(tif_movie, tmp_path, 
     assert not (tmp_path / "out" / "manifest.json").exists()
 
 
+#: The command line with a fit that raises: what a user sees when the engine breaks mid-run.
+BROKEN_FIT_DRIVER = """
+import sys
+import tasks.extract
+
+def broken_fit(*args, **kwargs):
+    raise RuntimeError("numerical trouble in the fit")
+
+tasks.extract.fit_series = broken_fit
+from cnmflow.cli import main
+sys.exit(main(sys.argv[1:]))
+"""
+
+
+def test_a_failed_run_prints_one_line_naming_the_stage_and_the_log(tif_movie, tmp_path):
+    """Prefect's two ~60-line tracebacks stay out of the terminal; the log file named keeps them."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("PREFECT_", "MLFLOW_"))}
+    env.update(PREFECT_HOME=str(tmp_path / "prefect"), CNMFLOW_CACHE_DIR=str(tmp_path / "cache"),
+               DO_NOT_TRACK="true")
+    result = subprocess.run(
+        [sys.executable, "-c", BROKEN_FIT_DRIVER, "run", str(tif_movie), "--output-dir", str(tmp_path / "out"),
+         "--set", "rf=none", "--set", "gSiz=13", "--no-progress", "--no-track"],
+        capture_output=True, text=True, timeout=300, env=env, cwd=Path(__file__).parents[1])
+    assert result.returncode == 1
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith("cnmflow: error: the run failed during 'patches': RuntimeError: numerical trouble")
+    log = Path(lines[0].rsplit("(full log: ", 1)[1].rstrip(")"))
+    assert log.parent == tmp_path / "out" / ".cnmflow-logs"
+    text = log.read_text()
+    assert "Traceback (most recent call last)" in text and "broken_fit" in text
+    assert result.stdout == ""
+
+
 # --- Nothing silently wrong (issue #14): parameter errors are one line, exit 2, before any run ---------
 
 

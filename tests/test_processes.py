@@ -1,0 +1,225 @@
+"""A killed ``cnmflow run`` takes its children with it: no server, worker or scratch folder outlives it.
+
+These tests start the real command in a subprocess (its own temporary Prefect server, two patch
+workers), kill it while the workers are busy, and look in /proc for survivors.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from cnmflow.engine.executors import run_patch_jobs
+from cnmflow.engine.movie_source import MovieSource
+from cnmflow.engine.patch_frames import PatchFrames, PatchStorage, remove_orphaned_scratch
+from cnmflow.params import build_params
+from cnmflow.processes import die_with_parent, pid_alive
+from cnmflow.synthetic import simulate_1p, write_tiff
+
+linux_only = pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="reads /proc")
+#: Seconds for a machine as loaded as CI's to start the command, the server and the workers.
+STARTUP_TIMEOUT_S = 150
+#: Seconds the children get to go once the command has ended (the server's clean shutdown is ≤ 3 s).
+DEATH_TIMEOUT_S = 10
+
+
+@pytest.fixture(scope="module")
+def movie(tmp_path_factory) -> Path:
+    simulated = simulate_1p(shape=(64, 64), n_frames=300, n_neurons=8, gsig=3.0, fr=10.0, peak_snr=(8, 12), rng=1)
+    return write_tiff(tmp_path_factory.mktemp("movie") / "movie.tif", simulated.movie, fr=10.0)
+
+
+@pytest.fixture(scope="module")
+def prefect_home(tmp_path_factory) -> Path:
+    """One Prefect home (database) for the module's commands: migrations are paid once."""
+    return tmp_path_factory.mktemp("prefect-home")
+
+
+def _environment(tmp_path: Path, prefect_home: Path) -> dict[str, str]:
+    environment = {key: value for key, value in os.environ.items() if not key.startswith(("PREFECT_", "MLFLOW_"))}
+    scratch = tmp_path / "scratch"
+    scratch.mkdir(exist_ok=True)
+    environment.update(PREFECT_HOME=str(prefect_home), CNMFLOW_CACHE_DIR=str(tmp_path / "cache"),
+                       CNMFLOW_PATCH_MB="0", CNMFLOW_SCRATCH_DIR=str(scratch), DO_NOT_TRACK="true")
+    return environment
+
+
+def _start_run(movie: Path, tmp_path: Path, prefect_home: Path) -> subprocess.Popen:
+    command = [sys.executable, "-m", "cnmflow.cli", "run", str(movie), "--output-dir", str(tmp_path / "out"),
+               "--set", "n_processes=2", "--set", "rf=12", "--set", "stride=6", "--set", "gSiz=13",
+               "--no-track", "--no-progress"]
+    return subprocess.Popen(command, env=_environment(tmp_path, prefect_home), stdin=subprocess.DEVNULL,
+                            stdout=open(tmp_path / "stdout", "w"), stderr=open(tmp_path / "stderr", "w"))
+
+
+def _stat(pid: int) -> list[str]:
+    return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+
+
+def _descendants(pid: int) -> dict[int, str]:
+    """Every live descendant of ``pid``: its command line."""
+    parents: dict[int, int] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                parents[int(entry.name)] = int(_stat(int(entry.name))[1])
+            except (OSError, IndexError, ValueError):
+                continue
+    found, todo = {}, [pid]
+    while todo:
+        parent = todo.pop()
+        for child in [child for child, ppid in parents.items() if ppid == parent]:
+            try:
+                found[child] = Path(f"/proc/{child}/cmdline").read_bytes().replace(b"\0", b" ").decode()
+            except OSError:
+                continue
+            todo.append(child)
+    return found
+
+
+def _wait_for_workers(run: subprocess.Popen, tmp_path: Path) -> dict[int, str]:
+    """The descendants once the server and two patch workers are up."""
+    deadline = time.monotonic() + STARTUP_TIMEOUT_S
+    while time.monotonic() < deadline:
+        assert run.poll() is None, f"the run ended early: {(tmp_path / 'stderr').read_text()[-2000:]}"
+        children = _descendants(run.pid)
+        workers = [pid for pid, line in children.items() if "multiprocessing.spawn" in line]
+        if len(workers) >= 2 and any("uvicorn" in line for line in children.values()):
+            time.sleep(0.5)  # let the workers start their first jobs
+            return _descendants(run.pid)
+        time.sleep(0.2)
+    pytest.fail("the patch workers did not start in time")
+
+
+def _server_port(children: dict[int, str]) -> int:
+    line = next(line for line in children.values() if "uvicorn" in line).split()
+    return int(line[line.index("--port") + 1])
+
+
+def _survivors(pids, timeout_s: float = DEATH_TIMEOUT_S) -> dict[int, str]:
+    deadline = time.monotonic() + timeout_s
+    alive = dict(pids)
+    while alive and time.monotonic() < deadline:
+        alive = {pid: line for pid, line in alive.items() if pid_alive(pid)}
+        time.sleep(0.2)
+    return alive
+
+
+def _listening(port: int) -> bool:
+    with socket.socket() as probe:
+        probe.settimeout(1.0)
+        return probe.connect_ex(("127.0.0.1", port)) == 0
+
+
+def _kill_and_check(signum: int, movie: Path, tmp_path: Path, prefect_home: Path) -> subprocess.Popen:
+    run = _start_run(movie, tmp_path, prefect_home)
+    children = {}
+    try:
+        children = _wait_for_workers(run, tmp_path)
+        port = _server_port(children)
+        run.send_signal(signum)
+        run.wait(timeout=60)
+        survivors = _survivors(children)
+        assert not survivors, f"outlived `cnmflow run` after {signal.Signals(signum).name}: {survivors}"
+        assert not _listening(port), f"the temporary Prefect server still listens on {port}"
+    finally:
+        if run.poll() is None:
+            run.kill()
+            run.wait()
+        for pid in children:  # never leave our own strays behind, whatever the assertions said
+            if pid_alive(pid):
+                os.kill(pid, signal.SIGKILL)
+    return run
+
+
+@linux_only
+def test_sigkill_of_the_command_takes_server_and_workers_along(movie, tmp_path, prefect_home):
+    run = _kill_and_check(signal.SIGKILL, movie, tmp_path, prefect_home)
+    assert run.returncode == -signal.SIGKILL
+    # Workers killed mid-job leave their scratch folders; the next run's patch step removes them.
+    scratch = tmp_path / "scratch"
+    left = sorted(scratch.iterdir())
+    removed = remove_orphaned_scratch(str(scratch))
+    assert sorted(removed) == left and not list(scratch.iterdir())
+
+
+@linux_only
+def test_sigterm_cleans_up_like_ctrl_c_and_says_so_in_one_line(movie, tmp_path, prefect_home):
+    run = _kill_and_check(signal.SIGTERM, movie, tmp_path, prefect_home)
+    assert run.returncode == 143
+    err = (tmp_path / "stderr").read_text()
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith("cnmflow: interrupted (SIGTERM)"), err
+    out = tmp_path / "out"
+    temporary = [path.relative_to(out) for path in out.rglob("*")
+                 if path.is_file() and not path.relative_to(out).parts[0] in (".cnmflow-logs", ".cnmflow-lock")]
+    assert temporary == [], f"left in the output folder: {temporary}"
+    log = Path(lines[0].split("log: ")[1])
+    assert log.is_file() and "interrupted" in log.read_text()
+
+
+def test_scratch_of_dead_owners_is_removed_and_live_ones_are_kept(tmp_path):
+    live = PatchFrames.scratch((2, 3, 3), str(tmp_path))  # owned by this (live) process
+    finished = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True,
+                              text=True, check=True)
+    dead_pid = int(finished.stdout)
+    host = live._path.parent.name.split("-")[3]
+    dead = tmp_path / f"cnmflow-patch-{dead_pid}-{host}-abc_123"
+    other_host = tmp_path / f"cnmflow-patch-{dead_pid}-elsewhere.example-abc_124"
+    unknown = tmp_path / "cnmflow-patch-xyz"
+    for folder in (dead, other_host, unknown):
+        folder.mkdir()
+        (folder / "frames.f32").write_bytes(b"\0" * 16)
+    assert not pid_alive(dead_pid)
+    source = MovieSource.of(np.zeros((4, 8, 8), dtype=np.float32))
+    # the patch step of the next run (no patches here) clears what dead workers left
+    run_patch_jobs(source, [], build_params({}), (8, 8), lambda stage, fraction: None,
+                   storage=PatchStorage(directory=str(tmp_path)))
+    assert not dead.exists()
+    assert live._path.exists() and other_host.exists() and unknown.exists()
+    live.close()
+
+
+@linux_only
+def test_a_child_started_through_the_launcher_ends_with_its_parent(tmp_path):
+    """``python -m cnmflow.processes PID MODULE`` (how the server starts): SIGKILL the parent, the child goes."""
+    script = ("import subprocess, sys, os; "
+              "child = subprocess.Popen([sys.executable, '-m', 'cnmflow.processes', str(os.getpid()), 'http.server', "
+              "'0', '--bind', '127.0.0.1']); print(child.pid, flush=True); import time; time.sleep(60)")
+    parent = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True)
+    child = int(parent.stdout.readline())
+    try:
+        time.sleep(1.0)
+        assert pid_alive(child)
+        parent.kill()
+        parent.wait()
+        assert not _survivors({child: "http.server"})
+    finally:
+        if pid_alive(child):
+            os.kill(child, signal.SIGKILL)
+
+
+def test_die_with_parent_uses_prctl_on_linux():
+    code = ("import os, signal; from cnmflow.processes import die_with_parent; "
+            "print(die_with_parent(os.getppid(), signal.SIGTERM))")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stdout.strip() == ("prctl" if sys.platform.startswith("linux") else "poll")
+
+
+def test_without_prctl_a_thread_watches_the_parent(monkeypatch):
+    """macOS has no prctl: the fallback thread is started instead of failing."""
+    import threading
+
+    from cnmflow import processes
+
+    monkeypatch.setattr(processes, "_set_pdeathsig", lambda sig: False)
+    assert processes.die_with_parent(os.getppid(), signal.SIGTERM) == "poll"
+    assert any(thread.name == "cnmflow-parent-watch" for thread in threading.enumerate())
