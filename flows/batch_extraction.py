@@ -15,7 +15,7 @@ from prefect.artifacts import create_table_artifact
 from prefect.cache_policies import NO_CACHE
 from prefect.task_runners import ThreadPoolTaskRunner
 
-from cnmflow.params_form import ExtractionParams
+from cnmflow.params_form import ExtractionParams, table_from_form
 from cnmflow.report import RunReport
 from cnmflow.tracking.uri import DEFAULT_EXPERIMENT
 
@@ -60,6 +60,7 @@ def batch_extraction(
         tracking_uri: MLflow tracking URI (default: $MLFLOW_TRACKING_URI, else sqlite:///<output_root>/mlflow.db).
         dask_address: Dask scheduler for the patch jobs (default: $CNMFLOW_DASK_ADDRESS).
     """
+    table_from_form(params, preset)  # a bad form (or preset/method_init mismatch) fails here, not per recording
     names = [recording_name(movies) for movies in recordings]
     clashes = sorted({name for name in names if names.count(name) > 1})
     if clashes:

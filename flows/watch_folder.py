@@ -13,7 +13,7 @@ from prefect import flow, get_run_logger
 from prefect.artifacts import create_markdown_artifact
 from pydantic import BeforeValidator
 
-from cnmflow.params_form import ExtractionParams
+from cnmflow.params_form import ExtractionParams, table_from_form
 from cnmflow.watch import DEFAULT_PATTERNS, Ledger, Scan, ScanSummary, SeriesRule, parse_patterns, summary_markdown
 from cnmflow.watch.claims import Job
 from cnmflow.watch.summary import FAILED, GAVE_UP, Outcome
@@ -119,6 +119,7 @@ def watch_folder(
         series_rule: "subfolder" (a sub-folder's files are one series) or "file" (every file on its own).
         max_claim_age_hours: Age after which another watcher's unfinished claim is taken over.
     """
+    table_from_form(params, preset)  # a bad form (or preset/method_init mismatch) fails here, not once per movie
     logger = get_run_logger()
     scan = Scan(folder, output_root, patterns=parse_patterns(pattern), series_rule=series_rule,
                 max_attempts=max_attempts, max_claim_age_s=max_claim_age_hours * 3600.0)
