@@ -24,7 +24,7 @@ github.com/Aharoni-Lab/Miniscope-v4), has the radial profile measured on real mi
 data (cnmflow issue #16): relative to the peak 1.0, .92, .75, .53, .34, .21, .12, .06, .03,
 .02 at r = 0, 2, …, 18 px, half maximum near 6–7 px, ~31% of the footprint's sum within 5 px of
 its peak and ~74% within 10 px — a bright core and a long smooth halo. Out-of-focus cells get
-broad and dim from the same formula; deeper ones are also excited less: the 470 nm excitation
+broad and dim from the same formula (their photons spread wider); deeper ones are also excited less: the 470 nm excitation
 is attenuated with an effective coefficient of 10–20 mm⁻¹ in mouse brain (Al-Juboori et al.
 2013, PLoS ONE 8:e67626), i.e. an attenuation length ℓex ≈ 50–100 µm.
 
@@ -89,8 +89,13 @@ class Optics:
         return math.hypot(self.core_sigma_um(defocus_um), self.halo_spread * depth)
 
     def excitation(self, defocus_um: float) -> float:
-        """Excitation relative to the focal plane: ``exp(−Δz/ℓex)`` (> 1 above the focal plane)."""
-        return math.exp(-float(defocus_um) / self.excitation_length_um)
+        """Excitation relative to the focal plane: ``exp(−max(Δz, 0)/ℓex)``.
+
+        Below the focal plane the excitation is attenuated; above it it is taken as equal to
+        the focal plane's (a modelling choice: an out-of-focus cell is never brighter per
+        photon than an in-focus one, so "out of focus" always means broad *and* dim).
+        """
+        return math.exp(-max(float(defocus_um), 0.0) / self.excitation_length_um)
 
     def support_px(self, defocus_um: float) -> int:
         """Half-width (px) of a kernel box that holds the halo out to 4 σ."""

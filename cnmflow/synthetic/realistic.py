@@ -8,8 +8,8 @@
 and draws the movie as ``Poisson(λ) + Normal(0, read_noise)`` (photo-electrons, float32):
 
 - ``a_k``: the in-focus somata (``|Δz| ≤ in_focus_um``), the neurons of the ground truth;
-  ``o_j``: cells 20–70 µm above or below the focal plane, broad and dim, part of the
-  background. Both are ellipsoidal somata convolved with the depth-dependent scattering PSF
+  ``o_j``: cells 25–80 µm below or 50–80 µm above the focal plane, broad and dim, part
+  of the background. Both are ellipsoidal somata convolved with the depth-dependent scattering PSF
   of :mod:`cnmflow.synthetic.optics` (bright core, long halo).
 - the neuropil, vessels, illumination, motion and bleaching of :mod:`cnmflow.synthetic.tissue`.
 
@@ -64,7 +64,7 @@ class RealisticConfig:
 
     optics: Optics
     n_neurons: int  # in-focus cells per 256² (the ground truth)
-    n_out_of_focus: int  # cells 20–70 µm off the focal plane per 256²
+    n_out_of_focus: int  # cells off the focal plane per 256² (below_um, above_um)
     soma_radius_um: float
     fr: float
     decay_time: float
@@ -72,7 +72,14 @@ class RealisticConfig:
     soma_jitter: float = 0.15  # radius × U(1 ± jitter)
     aspect: tuple[float, float] = (1.0, 1.4)  # long / short semi-axis
     in_focus_um: float = 5.0
-    out_of_focus_um: tuple[float, float] = (20.0, 70.0)
+    # Off-plane cells: 25–80 µm below the focal plane, or 50–80 µm above it (a third of them).
+    # A cell above the plane has less tissue to scatter its light, so at equal defocus it looks
+    # sharper than one below (at −30 µm as sharp as in focus); only clearly broader, dimmer
+    # cells are placed off the plane (half-max radius ≥ ~1.3× an in-focus cell's, peak ≤ ~0.5×
+    # at equal brightness), which keeps "in focus" — the ground truth — unambiguous.
+    below_um: tuple[float, float] = (25.0, 80.0)
+    above_um: tuple[float, float] = (50.0, 80.0)
+    above_fraction: float = 1.0 / 3.0
     min_distance_um: float | None = None  # between in-focus centres; default 1.8 radii
     p: int = 1
     burst_mean: float = 1.0
@@ -261,7 +268,8 @@ def simulate_realistic_1p(
     centers = _place_centers(g_layout, n_in, rows, cols, min_distance=min_d, margin=radius_px)
     defocus = g_layout.uniform(-cfg.in_focus_um, cfg.in_focus_um, n_in)
     oof_centers = np.column_stack([g_layout.uniform(0, rows - 1, n_oof), g_layout.uniform(0, cols - 1, n_oof)])
-    oof_defocus = g_layout.choice([-1.0, 1.0], n_oof) * g_layout.uniform(*cfg.out_of_focus_um, n_oof)
+    above = g_layout.random(n_oof) < cfg.above_fraction
+    oof_defocus = np.where(above, -g_layout.uniform(*cfg.above_um, n_oof), g_layout.uniform(*cfg.below_um, n_oof))
 
     # ---- how they look and how bright they are
     cells, _, axes = _cells(g_shape, centers, defocus, cfg, rows, cols)

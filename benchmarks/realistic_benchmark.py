@@ -1,0 +1,208 @@
+"""Footprint shapes, duplicates and traces of ``cnmflow.engine.fit`` on the realistic 1P simulator.
+
+Simulates each configuration once (``cnmflow.synthetic.simulate_realistic_1p``, cached under the
+results folder as a memory-mappable ``.npy`` plus a ``.truth.npz``), fits it in a fresh process,
+and scores it with ``cnmflow.shape_scoring.shape_score`` (90%-energy masks, Hungarian matching):
+F1 at IoU >= 0.5 and > 0.3, median IoU, median trace r, 90%-energy mask areas, neurons covered by
+two or more components — plus diagnostics of the matched footprints against the truth (radial
+profiles around the true peak, non-zero pixels, energy within 5 and 10 px). Writes
+``realistic_benchmark.json`` and prints a table. The issue #16 targets: median IoU >= 0.75,
+F1@0.5 >= 0.85, F1@0.3 >= 0.93, median trace r >= 0.98, no neuron covered twice.
+
+    .venv/bin/python benchmarks/realistic_benchmark.py                    # ca1 and cortex_l23
+    .venv/bin/python benchmarks/realistic_benchmark.py --configs ca1 --set min_pnr=10
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+#: Movie and the parameters a user sets for it (gSig matched to the cells, thresholds read
+#: off the correlation / PNR images), as in issue #16.
+CONFIGS = {
+    "ca1": dict(frames=1000, params=dict(fr=10.0, gSig=6, gSiz=25, min_corr=0.6, min_pnr=7, rf=64, stride=32,
+                                         n_processes=2)),
+    "cortex_l23": dict(frames=1200, params=dict(fr=20.0, gSig=3, gSiz=13, min_corr=0.7, min_pnr=5, rf=40, stride=20,
+                                                n_processes=2)),
+}
+TARGETS = {"median_iou": 0.75, "f1_iou50": 0.85, "f1_iou30": 0.93, "median_trace_corr": 0.98, "n_multiply_covered": 0}
+RADII = np.arange(0, 20, 2)
+RESULTS = Path(__file__).resolve().parent / "results"
+
+
+def simulate(config: str, frames: int, folder: Path, seed: int) -> Path:
+    """Render the movie straight into a ``.npy`` memmap; save the truth next to it."""
+    from cnmflow.synthetic import simulate_realistic_1p
+
+    movie_path = folder / f"realistic_{config}_256x256x{frames}_seed{seed}.npy"
+    truth_path = movie_path.with_suffix(".truth.npz")
+    if movie_path.exists() and truth_path.exists():
+        return movie_path
+    out = np.lib.format.open_memmap(movie_path, mode="w+", dtype=np.float32, shape=(frames, 256, 256))
+    sim = simulate_realistic_1p(config, n_frames=frames, rng=seed, out=out)
+    out.flush()
+    t = sim.truth
+    np.savez_compressed(truth_path, footprints=t.footprints, calcium=t.calcium, centers=t.centers,
+                        peak_snr=t.peak_snr, defocus_um=t.defocus_um)
+    return movie_path
+
+
+def _profile(img: np.ndarray, center: tuple[int, int]) -> np.ndarray:
+    from cnmflow.synthetic.optics import radial_profile
+
+    peak = img[center]
+    return radial_profile(img, center, RADII) / peak if peak > 0 else np.full(len(RADII), np.nan)
+
+
+def diagnose(truth_fp: np.ndarray, est_fp: np.ndarray, result, peak_snr: np.ndarray | None = None) -> dict:
+    """What the matched footprints look like next to the truth (medians over matches)."""
+    prof_t, prof_e, nnz_t, nnz_e, nnz1_t, nnz1_e, e5, e10, e5t, e10t, peak_off = ([] for _ in range(11))
+    for i, j in result.matches:
+        t, e = truth_fp[i], est_fp[j]
+        c = np.unravel_index(np.argmax(t), t.shape)
+        ce = np.unravel_index(np.argmax(e), e.shape)
+        peak_off.append(float(np.hypot(c[0] - ce[0], c[1] - ce[1])))
+        prof_t.append(_profile(t, c))
+        prof_e.append(_profile(e, c))  # around the true peak, relative to the estimate there
+        nnz_t.append(int((t > 0).sum()))
+        nnz_e.append(int((e > 0).sum()))
+        nnz1_t.append(int((t > 0.01 * t.max()).sum()))
+        nnz1_e.append(int((e > 0.01 * e.max()).sum()))
+        e5.append(_within(e, c, 5))
+        e10.append(_within(e, c, 10))
+        e5t.append(_within(t, c, 5))
+        e10t.append(_within(t, c, 10))
+    med = lambda x: float(np.nanmedian(x)) if len(x) else float("nan")  # noqa: E731
+    dup_pairs = []
+    for i, js in result.covering.items():
+        peaks = [np.unravel_index(np.argmax(est_fp[j]), est_fp[j].shape) for j in js]
+        c = np.unravel_index(np.argmax(truth_fp[i]), truth_fp[i].shape)
+        dup_pairs.append({"neuron": i, "components": list(js),
+                          "peak_distance_px": [round(float(np.hypot(p[0] - c[0], p[1] - c[1])), 1) for p in peaks],
+                          "nnz": [int((est_fp[j] > 0).sum()) for j in js]})
+    unmatched_true = sorted(set(range(truth_fp.shape[0])) - {i for i, _ in result.matches})
+    # how finding and traces depend on brightness: thirds of the true neurons by peak SNR
+    by_snr = {}
+    if peak_snr is not None and len(peak_snr):
+        edges = np.quantile(peak_snr, [0, 1 / 3, 2 / 3, 1])
+        matched = dict(result.matches)
+        corr = dict(zip((i for i, _ in result.matches), result.trace_corrs))
+        for name, lo, hi in zip(("dim", "middle", "bright"), edges[:-1], edges[1:]):
+            members = [i for i in range(len(peak_snr)) if lo <= peak_snr[i] <= hi]
+            rs = [corr[i] for i in members if i in matched]
+            by_snr[name] = {"peak_snr": [round(float(lo), 2), round(float(hi), 2)],
+                            "recall_iou30": round(sum(i in matched for i in members) / max(len(members), 1), 3),
+                            "median_trace_corr": round(med(rs), 3)}
+    return {
+        "profile_true": np.round(np.nanmedian(prof_t, axis=0), 3).tolist() if prof_t else [],
+        "profile_estimated": np.round(np.nanmedian(prof_e, axis=0), 3).tolist() if prof_e else [],
+        "nnz_true": med(nnz_t), "nnz_estimated": med(nnz_e),
+        "nnz_over_1pct_true": med(nnz1_t), "nnz_over_1pct_estimated": med(nnz1_e),
+        "energy_5px_true": round(med(e5t), 3), "energy_5px_estimated": round(med(e5), 3),
+        "energy_10px_true": round(med(e10t), 3), "energy_10px_estimated": round(med(e10), 3),
+        "peak_offset_px": med(peak_off), "n_unmatched_true": len(unmatched_true),
+        "by_peak_snr": by_snr, "duplicates": dup_pairs[:20],
+    }
+
+
+def _within(img: np.ndarray, center, radius: float) -> float:
+    rr = np.hypot(np.arange(img.shape[0])[:, None] - center[0], np.arange(img.shape[1])[None, :] - center[1])
+    pos = np.clip(img, 0, None)
+    total = pos.sum()
+    return float(pos[rr <= radius].sum() / total) if total > 0 else float("nan")
+
+
+def fit_and_score(movie_path: Path, params: dict, out_json: Path) -> None:
+    """Runs in a fresh process: fit the memory-mapped movie, score shapes and traces."""
+    import resource
+
+    from cnmflow.engine import fit
+    from cnmflow.params import build_params
+    from cnmflow.scoring import score
+    from cnmflow.shape_scoring import shape_score
+
+    movie = np.load(movie_path, mmap_mode="r")
+    truth = np.load(movie_path.with_suffix(".truth.npz"))
+    started = time.perf_counter()
+    estimates = fit(movie, build_params(dict(params)))
+    wall = time.perf_counter() - started
+    peak_rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    est_fp = estimates.footprints()
+    np.savez_compressed(out_json.with_suffix(".estimates.npz"), footprints=est_fp.astype(np.float32),
+                        C=estimates.C.astype(np.float32))  # for looking at the footprints afterwards
+    shapes = shape_score(truth["footprints"], est_fp, truth_traces=truth["calcium"], estimated_traces=estimates.C)
+    old = score(truth["footprints"], est_fp, truth_traces=truth["calcium"], estimated_traces=estimates.C)
+    record = {
+        "movie": movie_path.name, "shape": list(movie.shape), "params": params, "wall_s": round(wall, 1),
+        "peak_rss_mb": round(peak_rss, 1), "K": estimates.K,
+        "stages_s": {stage: round(seconds, 2) for stage, seconds in estimates.timings.items()},
+        **{k: (round(v, 3) if isinstance(v, float) else v) for k, v in shapes.summary().items()},
+        "score_f1_thr02": round(old.f1, 3),
+        "diagnostics": diagnose(truth["footprints"], est_fp, shapes, truth["peak_snr"]),
+    }
+    out_json.write_text(json.dumps(record, indent=1))
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--configs", nargs="+", default=list(CONFIGS), choices=list(CONFIGS))
+    parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--set", nargs="*", default=[], metavar="NAME=VALUE", help="extra fit parameters")
+    parser.add_argument("--fit-only", type=Path, help=argparse.SUPPRESS)
+    parser.add_argument("--params-json", help=argparse.SUPPRESS)
+    parser.add_argument("--out", type=Path, help=argparse.SUPPRESS)
+    parser.add_argument("--simulate-only", help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.simulate_only:
+        simulate(args.simulate_only, CONFIGS[args.simulate_only]["frames"], RESULTS, args.seed)
+        return 0
+    if args.fit_only:
+        fit_and_score(args.fit_only, json.loads(args.params_json), args.out)
+        return 0
+
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    records = []
+    for config in args.configs:
+        spec = CONFIGS[config]
+        params = dict(spec["params"])
+        for assignment in args.set:
+            name, _, value = assignment.partition("=")
+            params[name] = json.loads(value)
+        started = time.perf_counter()
+        subprocess.run([sys.executable, __file__, "--simulate-only", config, "--seed", str(args.seed)], check=True)
+        simulate_s = time.perf_counter() - started
+        movie_path = simulate(config, spec["frames"], RESULTS, args.seed)  # cached now
+        out = RESULTS / f"{movie_path.stem}.fit.json"
+        subprocess.run([sys.executable, __file__, "--fit-only", str(movie_path), "--params-json", json.dumps(params),
+                        "--out", str(out)], check=True)
+        record = json.loads(out.read_text())
+        record["configuration"], record["simulate_s"] = config, round(simulate_s, 1)
+        records.append(record)
+    summary = {"machine": {"cpus": __import__("os").cpu_count(), "python": platform.python_version(),
+                           "platform": platform.platform()}, "targets": TARGETS, "runs": records}
+    (RESULTS / "realistic_benchmark.json").write_text(json.dumps(summary, indent=1))
+    cols = ("wall_s", "K", "n_true", "f1_iou50", "f1_iou30", "median_iou", "median_trace_corr",
+            "median_area_true", "median_area_estimated", "n_multiply_covered", "n_surplus")
+    print(f"{'configuration':<14}" + "".join(f"{c[:12]:>13}" for c in cols))
+    for r in records:
+        print(f"{r['configuration']:<14}" + "".join(f"{r[c]!s:>13}" for c in cols))
+        d = r["diagnostics"]
+        print(f"   profile true {d['profile_true']}\n   profile est  {d['profile_estimated']}")
+        print(f"   by peak SNR {d['by_peak_snr']}")
+        print(f"   nnz true/est {d['nnz_true']}/{d['nnz_estimated']}, energy in 5 / 10 px true "
+              f"{d['energy_5px_true']}/{d['energy_10px_true']} est {d['energy_5px_estimated']}/"
+              f"{d['energy_10px_estimated']}, stages {r['stages_s']}")
+    print("targets:", TARGETS)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
