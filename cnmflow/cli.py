@@ -328,12 +328,15 @@ def _sweep(args: argparse.Namespace) -> int:
 
     print(f"Sweeping {len(combos)} combinations of {', '.join(grid)} ({args.max_concurrent} at a time)", flush=True)
     try:
-        rows = parameter_sweep(
-            movies=[str(m.absolute()) for m in args.movies], output_dir=str(args.output_dir.absolute()), grid=grid,
-            params_file=None if args.params_file is None else str(args.params_file.absolute()),
-            overwrite_params=args.overwrite_params, preset=args.preset, params=form_with(args.preset, table),
-            max_concurrent=args.max_concurrent, evaluate=args.evaluate, overwrite=args.overwrite,
-            experiment=args.experiment, tracking_uri=args.tracking_uri, dask_address=args.dask)
+        from cnmflow.prefect_server import temporary_server
+
+        with temporary_server():  # started here, it dies with this process (see cnmflow.processes)
+            rows = parameter_sweep(
+                movies=[str(m.absolute()) for m in args.movies], output_dir=str(args.output_dir.absolute()),
+                grid=grid, params_file=None if args.params_file is None else str(args.params_file.absolute()),
+                overwrite_params=args.overwrite_params, preset=args.preset, params=form_with(args.preset, table),
+                max_concurrent=args.max_concurrent, evaluate=args.evaluate, overwrite=args.overwrite,
+                experiment=args.experiment, tracking_uri=args.tracking_uri, dask_address=args.dask)
     except (InputError, FileExistsError):
         raise
     except SweepFailed as err:
