@@ -2,8 +2,9 @@
 
 NoRMCorre starts from a summary image of the raw movie and refines it by averaging registered
 frames (``niter_rig`` passes). The first template here is made from the first
-``template_frames`` frames only (the movie is streamed): their median, then a few rounds of
-registering those frames to it and averaging, which sharpens it when the first frames move.
+``template_frames`` frames only (the movie is streamed): the median of their 10-frame means,
+then a few rounds of registering those frames to it and averaging, which sharpens it when the
+first frames move.
 Later passes replace it by the mean of every registered frame (:class:`TemplateSum`).
 """
 
@@ -15,14 +16,19 @@ from cnmflow.motion.apply import shift_frames
 from cnmflow.motion.rigid import RigidTemplate, estimate_rigid
 
 #: Register-and-average rounds on the first frames.
-FIRST_TEMPLATE_ROUNDS = 3
+FIRST_TEMPLATE_ROUNDS = 2
+#: Frames averaged per block before the median of the first template (a median of block means is
+#: robust to cells firing in a few frames and ~20x cheaper than a median over every frame).
+BLOCK_FRAMES = 10
 
 
 def initial_template(frames: np.ndarray, *, max_shifts: tuple[int, int], upsample_factor: int,
                      rounds: int = FIRST_TEMPLATE_ROUNDS) -> np.ndarray:
     """A template (rows, cols) float32 from frames (n, rows, cols) in the estimation domain."""
     frames = np.asarray(frames, dtype=np.float32)
-    template = np.median(frames, axis=0).astype(np.float32)
+    n_blocks = max(1, frames.shape[0] // BLOCK_FRAMES)
+    blocks = [block.mean(axis=0) for block in np.array_split(frames, n_blocks)]
+    template = np.median(np.stack(blocks), axis=0).astype(np.float32)
     for _ in range(rounds):
         shifts = estimate_rigid(frames, RigidTemplate.of(template, max_shifts=max_shifts),
                                 upsample_factor=upsample_factor)
