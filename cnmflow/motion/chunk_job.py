@@ -108,9 +108,17 @@ def _rigid_crop(shifts: np.ndarray) -> CropBox:
     return exposed(shifts[:, 0], shifts[:, 0], shifts[:, 1], shifts[:, 1])
 
 
-def correct_chunk_single_threaded(source: MovieSource, start: int, stop: int, plan: ChunkPlan) -> ChunkResult:
-    """A chunk job for a Dask worker: one BLAS/FFT thread, since the workers are the parallelism."""
+def use_one_thread() -> None:
+    """Worker initializer: one BLAS, FFT and OpenCV thread, since the workers are the parallelism."""
+    import cv2
+
     from cnmflow.engine.threads import use_single_thread
 
     use_single_thread()
+    cv2.setNumThreads(1)
+
+
+def correct_chunk_single_threaded(source: MovieSource, start: int, stop: int, plan: ChunkPlan) -> ChunkResult:
+    """A chunk job for a Dask worker: one thread each, since the workers are the parallelism."""
+    use_one_thread()
     return correct_chunk(source, start, stop, plan)

@@ -16,9 +16,9 @@ from typing import Callable, Iterator, Sequence
 import numpy as np
 
 from cnmflow.engine.movie_source import MovieSource
-from cnmflow.engine.threads import use_single_thread
 from cnmflow.errors import ParameterError
-from cnmflow.motion.chunk_job import ChunkPlan, ChunkResult, correct_chunk, correct_chunk_single_threaded
+from cnmflow.motion.chunk_job import (ChunkPlan, ChunkResult, correct_chunk, correct_chunk_single_threaded,
+                                     use_one_thread)
 
 Progress = Callable[[str, float], None]
 STAGE = "motion_correction"
@@ -78,5 +78,5 @@ def chunk_runner(source: MovieSource, *, n_processes: int, parallel_ok: bool, da
         yield ChunkRunner(source, out=out, progress=progress)
         return
     context = multiprocessing.get_context("spawn")
-    with ProcessPoolExecutor(max_workers=n_processes, mp_context=context, initializer=use_single_thread) as pool:
+    with ProcessPoolExecutor(max_workers=n_processes, mp_context=context, initializer=use_one_thread) as pool:
         yield ChunkRunner(source.without_array(), pool=pool, progress=progress)

@@ -15,7 +15,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from scipy.interpolate import CubicSpline
 
 from cnmflow.motion.crosscorr import BATCH_FRAMES, register_spectra, spectra
 
@@ -107,6 +106,8 @@ def estimate_patch_shifts(registered: np.ndarray, template_patches: np.ndarray, 
 
 def _axis_weights(centers: np.ndarray, side: int) -> np.ndarray:
     """Spline weights (side, n) mapping values at patch centres to every pixel along one axis."""
+    from scipy.interpolate import CubicSpline  # ~1 s to import: only when piecewise is used
+
     n = centers.size
     if n == 1:
         return np.ones((side, 1))

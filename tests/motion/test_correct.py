@@ -123,3 +123,26 @@ def test_bad_inputs_name_the_culprit(moving):
         correct_motion(moving, None, params={"motion_correction": "rigid"})
     with pytest.raises(ParameterError, match="max_shifts"):
         correct_motion(moving[:, :10, :10], None, params=motion_params(motion_correction="rigid", max_shifts=6))
+
+
+def test_a_dask_cluster_gives_the_same_correction_as_one_process(moving, tmp_path):
+    distributed = pytest.importorskip("distributed")
+    source = np.memmap(tmp_path / "movie.f32", dtype=np.float32, mode="w+", shape=moving.shape)
+    source[:] = moving
+    source.flush()
+    local_out = np.memmap(tmp_path / "local.f32", dtype=np.float32, mode="w+", shape=moving.shape)
+    dask_out = np.memmap(tmp_path / "dask.f32", dtype=np.float32, mode="w+", shape=moving.shape)
+    params = motion_params(motion_correction="rigid", max_shifts=6, niter_rig=2)
+    local = correct_motion(source, local_out, params=params, chunk_frames=16)
+    with distributed.LocalCluster(n_workers=1, threads_per_worker=1, processes=True, host="127.0.0.1",
+                                  dashboard_address=None) as cluster:
+        remote = correct_motion(source, dask_out, params=params, chunk_frames=16,
+                                dask_scheduler=cluster.scheduler_address)
+    np.testing.assert_array_equal(remote.shifts_rig, local.shifts_rig)
+    np.testing.assert_array_equal(np.asarray(dask_out), np.asarray(local_out))
+
+
+def test_dask_needs_file_backed_movie_and_output(moving):
+    with pytest.raises(ParameterError, match="Dask"):
+        correct_motion(moving, np.empty_like(moving), params=motion_params(motion_correction="rigid"),
+                       dask_scheduler="tcp://127.0.0.1:1")
