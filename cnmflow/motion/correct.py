@@ -17,7 +17,7 @@ frames at a time, so memory does not grow with the number of frames (only the sh
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any, Callable, Iterable
 
 import numpy as np
 from threadpoolctl import threadpool_limits
@@ -25,7 +25,7 @@ from threadpoolctl import threadpool_limits
 from cnmflow.engine.movie_source import MovieSource
 from cnmflow.errors import MovieError, ParameterError
 from cnmflow.motion.apply import CropBox
-from cnmflow.motion.chunk_job import ChunkPlan, OutputFile
+from cnmflow.motion.chunk_job import ChunkPlan, ChunkResult, OutputFile
 from cnmflow.motion.chunk_runner import STAGE, chunk_runner
 from cnmflow.motion.highpass import highpass
 from cnmflow.motion.params import MotionParams, check_against_frame
@@ -116,6 +116,7 @@ def correct_motion(movie: Any, out: np.ndarray | None = None, *, params: MotionP
         raise ParameterError(f"params must be MotionParams (see cnmflow.motion.motion_params), got {type(params).__name__}")
     chunk_frames = _check_positive("chunk_frames", chunk_frames)
     template_frames = _check_positive("template_frames", template_frames)
+    n_processes = _check_positive("n_processes", n_processes)
     T, rows, cols = shape
     source = _source_of(movie)
     if params.motion_correction == "none":
@@ -148,25 +149,26 @@ def _correct(source: MovieSource, out, shape: tuple[int, int, int], *, params: M
                                      done_before=done / passes, share=1 / passes):
                 total.add(result.registered_sum, result.shifts_rig.shape[0])
             template = total.mean()
-        final = runner.run(ranges, ChunkPlan(params, template, apply=True, output=output),
-                           done_before=(passes - 1) / passes, share=1 / passes)
-    return _assemble(final, params, template, (rows, cols), T)
+        return _collect(runner.run(ranges, ChunkPlan(params, template, apply=True, output=output),
+                                   done_before=(passes - 1) / passes, share=1 / passes),
+                        params, template, (rows, cols), T)
 
 
-def _assemble(results: list, params: MotionParams, template: np.ndarray, frame_shape: tuple[int, int],
-              n_frames: int) -> MotionResult:
-    shifts_rig = np.concatenate([r.shifts_rig for r in results]).astype(np.float32)
-    grid = None
-    shifts_els = None
-    if params.piecewise:
-        grid = patch_grid(frame_shape, strides=params.strides, overlaps=params.overlaps)
-        shifts_els = np.concatenate([r.shifts_els for r in results]).astype(np.float32)
+def _collect(results: Iterable[ChunkResult], params: MotionParams, template: np.ndarray,
+             frame_shape: tuple[int, int], n_frames: int) -> MotionResult:
+    """Gather the final pass's chunks as they arrive (their frame-sized sums are added, then dropped)."""
+    rigid, els = [], []
     crop = CropBox()
     mean = np.zeros(frame_shape, dtype=np.float64)
-    for r in results:
-        crop = crop.union(r.crop)
-        mean += r.corrected_sum
-    return MotionResult(method=params.motion_correction, shifts_rig=shifts_rig, shifts_els=shifts_els, grid=grid,
+    for result in results:
+        rigid.append(result.shifts_rig.astype(np.float32))
+        if result.shifts_els is not None:
+            els.append(result.shifts_els.astype(np.float32))
+        crop = crop.union(result.crop)
+        mean += result.corrected_sum
+    grid = patch_grid(frame_shape, strides=params.strides, overlaps=params.overlaps) if params.piecewise else None
+    return MotionResult(method=params.motion_correction, shifts_rig=np.concatenate(rigid),
+                        shifts_els=np.concatenate(els) if params.piecewise else None, grid=grid,
                         template=template, mean_image=(mean / max(n_frames, 1)).astype(np.float32), crop=crop,
                         exclude_border=params.border_nan is True)
 
