@@ -186,6 +186,10 @@ def _validate(args: argparse.Namespace) -> int:
 def _run(args: argparse.Namespace) -> int:
     """Check the inputs here (exit 2), then run the ``source-extraction`` flow once."""
     table = dict(args.assignments)
+    if args.work_dir is not None:
+        from cnmflow.outputs.location import check_output_location
+
+        check_output_location(args.work_dir, label="--work-dir")
     folder = _check_before_run(args.movies, args.output_dir, preset=args.preset, table=table,
                                params_file=args.params_file, overwrite_params=args.overwrite_params,
                                overwrite=args.overwrite, evaluate=args.evaluate)

@@ -285,13 +285,18 @@ def record_run_ids(path: str | os.PathLike, run_ids: Mapping[str, str | None],
     """Add run ids (e.g. the MLflow run logged after the export) and notes to a written manifest.
 
     The manifest does not hash itself, so updating it keeps every output record valid; it is
-    rewritten atomically.  Returns the updated manifest.
+    rewritten atomically, holding the folder's lock (a run writing the folder is waited for by
+    nobody: ``cnmflow track`` on a busy folder is refused; the run's own tracking nests in its
+    hold).  Returns the updated manifest.
     """
-    manifest = read_manifest(path)
-    manifest["run_ids"] = {**manifest.get("run_ids", {}),
-                           **{str(k): (None if v is None else str(v)) for k, v in run_ids.items()}}
-    manifest["notes"] = list(manifest.get("notes", [])) + [str(n) for n in notes]
-    write_manifest(path, manifest)
+    from cnmflow.outputs.folder_lock import lock_output_dir
+
+    with lock_output_dir(_manifest_path(path).parent):
+        manifest = read_manifest(path)
+        manifest["run_ids"] = {**manifest.get("run_ids", {}),
+                               **{str(k): (None if v is None else str(v)) for k, v in run_ids.items()}}
+        manifest["notes"] = list(manifest.get("notes", [])) + [str(n) for n in notes]
+        write_manifest(path, manifest)
     return manifest
 
 

@@ -20,6 +20,7 @@ from prefect.runtime import flow_run
 from cnmflow.lineage import read_manifest
 from cnmflow.movies import remove_work_copy
 from cnmflow.movies.work_copy import remove_unused
+from cnmflow.outputs.location import check_output_location
 from cnmflow.params_form import ExtractionParams, table_from_form
 from cnmflow.report import RunReport, report_from_manifest
 from cnmflow.tracking.uri import DEFAULT_EXPERIMENT
@@ -124,6 +125,8 @@ def source_extraction(
                         params_file=params_file, overwrite_params=overwrite_params, overwrite=overwrite,
                         evaluate=evaluate, progress=progress)
     try:
+        if work_dir is not None:
+            check_output_location(work_dir, label="work_dir")
         if plan.up_to_date:
             get_run_logger().info("%s already holds this run's results (same inputs, parameters and code)",
                                   plan.output_dir)

@@ -221,6 +221,20 @@ def test_record_run_ids_keeps_outputs_valid(tmp_path, series):
     assert verify_manifest(tmp_path) == []
 
 
+def test_record_run_ids_waits_for_nobody_while_another_run_writes_the_folder(tmp_path, series):
+    from cnmflow.outputs.folder_lock import FolderBusyError
+    from tests.outputs.holders import holding_folder
+
+    (tmp_path / "a.isxd").write_bytes(b"abc")
+    write_manifest(tmp_path, build_manifest(output_dir=tmp_path, outputs={"a.isxd": {"kind": "cellset_raw",
+                                                                                      "movie_index": 0}},
+                                            inputs=input_records(series), resolved=resolve_params()))
+    with holding_folder(tmp_path):      # e.g. an overwrite in progress: `cnmflow track` must not write now
+        with pytest.raises(FolderBusyError, match="in use by another cnmflow run"):
+            record_run_ids(tmp_path, {"mlflow_run_id": "m1"})
+    assert "mlflow_run_id" not in read_manifest(tmp_path)["run_ids"]
+
+
 def test_input_records_reuse_given_hashes(series):
     records = input_records(series, hashes={0: "f" * 64})
     assert records[0]["sha256"] == "f" * 64

@@ -73,3 +73,11 @@ def test_the_flows_validate_step_refuses_too(movie, tmp_path, monkeypatch, case)
     make, expected = CASES[case]
     with pytest.raises(InputError, match=expected):
         plan_run([movie], make(tmp_path))
+
+
+def test_an_unusable_work_dir_is_refused_in_the_pre_check_too(movie, tmp_path, monkeypatch, capsys):
+    work_dir = _a_file(tmp_path)
+    monkeypatch.setattr(cli, "_run_flow", lambda *a, **k: pytest.fail("the flow must not start"))
+    code = cli.main(["run", str(movie), "--output-dir", str(tmp_path / "out"), "--work-dir", str(work_dir)])
+    (err,) = capsys.readouterr().err.strip().splitlines()
+    assert code == cli.EXIT_BAD_INPUT and f"--work-dir {work_dir} is a file, not a folder" in err
