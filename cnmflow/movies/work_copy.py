@@ -125,8 +125,6 @@ def remove_unused(root: str | os.PathLike, *, keep: str | None = None, keep_copi
         elif name.startswith(COPY_PREFIX) and name != kept and not keep_copies:
             if _remove_if_unused(entry, None):
                 removed.append(name)
-        else:
-            continue
     _remove_root_if_empty(root)
     return removed
 
@@ -176,10 +174,11 @@ def _write(series: MovieSeries, root: Path, series_key: str, *,
         try:
             os.rename(staging, target)
         except OSError:
-            if find_work_copy(root, series_key) is None:  # not another writer finishing first
-                raise
-            _discard(staging, fd)
-            return None
+            if find_work_copy(root, series_key) is None and _remove_if_unused(target, None):
+                os.rename(staging, target)   # the name was taken by a damaged copy nobody used
+            else:                            # another writer finished first (or uses it): adopt theirs
+                _discard(staging, fd)
+                return None
     except BaseException:
         _discard(staging, fd)
         raise

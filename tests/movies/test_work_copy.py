@@ -79,3 +79,13 @@ def _leaked_fd(movie) -> int:
     from cnmflow.movies import work_copy
 
     return work_copy._leases.pop(movie.path.parent).pop()
+
+
+def test_a_damaged_copy_nobody_uses_is_replaced(series, tmp_path):
+    copy, _ = ensure_work_copy(series, tmp_path / "work", KEY)
+    os.close(_leaked_fd(copy))                                     # its run died ...
+    with open(copy.path, "r+b") as handle:                         # ... and the disk lost the end of the file
+        handle.truncate(100)
+    again, created = ensure_work_copy(series, tmp_path / "work", KEY)
+    assert created and again.path.stat().st_size == 4 * 40 * 24 * 24
+    remove_work_copy(again)
