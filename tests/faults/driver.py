@@ -84,7 +84,8 @@ def main() -> int:
         add_listener(listener)
         table = {**TABLE, "min_pnr": args.min_pnr}
         argv = ["run", args.movie, "--output-dir", args.out, "--no-progress"]
-        argv += [item for name, value in table.items() for item in ("--set", f"{name}={'null' if value is None else value}")]
+        for name, value in table.items():
+            argv += ["--set", f"{name}={'null' if value is None else value}"]
         return cli_main(argv + (["--overwrite"] if args.overwrite else []))
 
     import cnmflow
