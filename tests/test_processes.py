@@ -86,14 +86,14 @@ def _descendants(pid: int) -> dict[int, str]:
 
 
 def _wait_for_workers(run: subprocess.Popen, tmp_path: Path) -> dict[int, str]:
-    """The descendants once the server and two patch workers are up."""
+    """The descendants once the server and two patch workers are up and a patch job is running."""
     deadline = time.monotonic() + STARTUP_TIMEOUT_S
     while time.monotonic() < deadline:
         assert run.poll() is None, f"the run ended early: {(tmp_path / 'stderr').read_text()[-2000:]}"
         children = _descendants(run.pid)
         workers = [pid for pid, line in children.items() if "multiprocessing.spawn" in line]
-        if len(workers) >= 2 and any("uvicorn" in line for line in children.values()):
-            time.sleep(0.5)  # let the workers start their first jobs
+        busy = any((tmp_path / "scratch").iterdir())  # CNMFLOW_PATCH_MB=0: a running job has a scratch folder
+        if len(workers) >= 2 and busy and any("uvicorn" in line for line in children.values()):
             return _descendants(run.pid)
         time.sleep(0.2)
     pytest.fail("the patch workers did not start in time")
@@ -147,6 +147,7 @@ def test_sigkill_of_the_command_takes_server_and_workers_along(movie, tmp_path, 
     # Workers killed mid-job leave their scratch folders; the next run's patch step removes them.
     scratch = tmp_path / "scratch"
     left = sorted(scratch.iterdir())
+    assert left, "the workers were killed mid-job"
     removed = remove_orphaned_scratch(str(scratch))
     assert sorted(removed) == left and not list(scratch.iterdir())
 
@@ -164,6 +165,7 @@ def test_sigterm_cleans_up_like_ctrl_c_and_says_so_in_one_line(movie, tmp_path, 
     assert temporary == [], f"left in the output folder: {temporary}"
     log = Path(lines[0].split("log: ")[1])
     assert log.is_file() and "interrupted" in log.read_text()
+    assert not list((tmp_path / "scratch").iterdir()), "the killed workers' scratch folders are removed"
 
 
 def test_scratch_of_dead_owners_is_removed_and_live_ones_are_kept(tmp_path):

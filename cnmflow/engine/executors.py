@@ -53,18 +53,21 @@ def run_patch_jobs(source: MovieSource, boxes: Sequence[PatchBox], params: Param
             report("patches", done / len(boxes))
         return results
     context = multiprocessing.get_context("spawn")
-    with ProcessPoolExecutor(max_workers=workers, mp_context=context, initializer=init_worker,
-                             initargs=(os.getpid(),)) as pool:
-        try:
-            futures = [pool.submit(fit_patch, source.without_array(), box, params, fov_dims=dims, storage=storage)
-                       for box in boxes]
-            results = []
-            for done, future in enumerate(futures, start=1):
-                results.append(future.result())
-                report("patches", done / len(boxes))
-        except BaseException:
-            _stop_workers(pool)  # Ctrl-C / SIGTERM / a failed job: do not wait for the running jobs
-            raise
+    try:
+        with ProcessPoolExecutor(max_workers=workers, mp_context=context, initializer=init_worker,
+                                 initargs=(os.getpid(),)) as pool:
+            try:
+                futures = [pool.submit(fit_patch, source.without_array(), box, params, fov_dims=dims,
+                                       storage=storage) for box in boxes]
+                results = []
+                for done, future in enumerate(futures, start=1):
+                    results.append(future.result())
+                    report("patches", done / len(boxes))
+            except BaseException:
+                _stop_workers(pool)  # Ctrl-C / SIGTERM / a failed job: do not wait for the running jobs
+                raise
+    finally:
+        remove_orphaned_scratch(storage.directory)  # what the workers just killed (or OOM-killed) left
     return results
 
 
