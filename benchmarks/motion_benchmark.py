@@ -95,6 +95,45 @@ def write_movie(path: Path, n_frames: int, seed: int) -> Path:
     return path
 
 
+def _vm_hwm_mb(pid: int | str = "self") -> float:
+    """Peak resident memory of a live process (VmHWM), MB. Unlike ru_maxrss it starts afresh at
+    exec, so a child does not inherit the benchmark parent's peak."""
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return 0.0
+
+
+class _WorkerPeak:
+    """Samples the VmHWM of this process's children (the worker processes) every 0.2 s."""
+
+    def __init__(self):
+        import threading
+
+        self.peak = 0.0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._watch, daemon=True)
+        self._thread.start()
+
+    def _watch(self) -> None:
+        me = os.getpid()
+        while not self._stop.wait(0.2):
+            try:
+                children = Path(f"/proc/{me}/task/{me}/children").read_text().split()
+            except OSError:
+                children = []
+            for pid in children:
+                self.peak = max(self.peak, _vm_hwm_mb(pid))
+
+    def stop(self) -> float:
+        self._stop.set()
+        self._thread.join()
+        return self.peak
+
+
 def run_child(movie: Path, n_frames: int, values: dict, n_processes: int, chunk_frames: int) -> dict:
     """One correction in this (fresh) process: wall time, frames/s and peak RSS."""
     from cnmflow.motion import correct_motion, motion_params
@@ -103,18 +142,19 @@ def run_child(movie: Path, n_frames: int, values: dict, n_processes: int, chunk_
     cpu_before = sum(getattr(resource.getrusage(resource.RUSAGE_SELF), field) for field in ("ru_utime", "ru_stime"))
     with tempfile.TemporaryDirectory(dir=movie.parent) as folder:
         out = np.memmap(Path(folder) / "corrected.f32", dtype=np.float32, mode="w+", shape=source.shape)
+        workers = _WorkerPeak()
         start = time.perf_counter()
         result = correct_motion(source, out, params=motion_params(values), chunk_frames=chunk_frames,
                                 n_processes=n_processes)
         wall = time.perf_counter() - start
+        worker_peak = workers.stop()
         del out
     cpu = sum(getattr(resource.getrusage(who), field) for who in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN)
               for field in ("ru_utime", "ru_stime")) - cpu_before
     return {"frames": n_frames, "method": values["motion_correction"], "n_processes": n_processes,
             "wall_s": round(wall, 2), "frames_per_s": round(n_frames / wall, 1), "cpu_s": round(cpu, 2),
             "frames_per_cpu_s": round(n_frames / cpu, 1),
-            "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
-            "peak_rss_worker_mb": round(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024, 1),
+            "peak_rss_mb": round(_vm_hwm_mb(), 1), "peak_rss_worker_mb": round(worker_peak, 1),
             "max_shift_px": round(result.max_shift(), 2)}
 
 
