@@ -50,8 +50,11 @@ def simulate(config: str, frames: int, folder: Path, seed: int) -> Path:
     sim = simulate_realistic_1p(config, n_frames=frames, rng=seed, out=out)
     out.flush()
     t = sim.truth
+    labels = np.array(t.background_labels)
     np.savez_compressed(truth_path, footprints=t.footprints, calcium=t.calcium, centers=t.centers,
-                        peak_snr=t.peak_snr, defocus_um=t.defocus_um)
+                        peak_snr=t.peak_snr, defocus_um=t.defocus_um,
+                        out_of_focus_calcium=t.background_temporal[np.char.startswith(labels, "cell")],
+                        neuropil_traces=t.background_temporal[np.char.startswith(labels, "neuropil")])
     return movie_path
 
 
@@ -120,6 +123,57 @@ def _within(img: np.ndarray, center, radius: float) -> float:
     return float(pos[rr <= radius].sum() / total) if total > 0 else float("nan")
 
 
+def _zscored(x: np.ndarray) -> np.ndarray:
+    x = np.asarray(x, dtype=np.float64)
+    x = x - x.mean(axis=-1, keepdims=True)
+    return x / np.maximum(np.linalg.norm(x, axis=-1, keepdims=True), 1e-12)
+
+
+def extra_components(result, truth, C: np.ndarray) -> dict:
+    """What the components that are not a neuron's match are, by their traces' best correlation.
+
+    Surplus components on a covered neuron and unmatched components are each called a
+    ``duplicate`` (r >= 0.7 with the neuron it covers), ``neuron`` (r >= 0.7 with some other true
+    neuron), ``out_of_focus`` (r >= 0.7 with an out-of-focus cell), ``neuropil`` (|r| >= 0.5
+    with a neuropil mode) or ``other``.
+    """
+    ce, ct = _zscored(C), _zscored(truth["calcium"])
+    co, cn = _zscored(truth["out_of_focus_calcium"]), _zscored(truth["neuropil_traces"])
+    matched = {j for _, j in result.matches}
+    owner = {j: i for i, js in result.covering.items() for j in js}
+    counts: dict[str, int] = {}
+    for j in range(ce.shape[0]):
+        if j in matched:
+            continue
+        i = owner.get(j)
+        if i is not None and float(ct[i] @ ce[j]) >= 0.7:
+            kind = "duplicate"
+        elif ct.size and float((ct @ ce[j]).max()) >= 0.7:
+            kind = "neuron"
+        elif co.size and float((co @ ce[j]).max()) >= 0.7:
+            kind = "out_of_focus"
+        elif cn.size and float(np.abs(cn @ ce[j]).max()) >= 0.5:
+            kind = "neuropil"
+        else:
+            kind = "other"
+        key = ("surplus_" if i is not None else "unmatched_") + kind
+        counts[key] = counts.get(key, 0) + 1
+    return dict(sorted(counts.items()))
+
+
+def clipped_truth(truth_fp: np.ndarray, cuts=(0.1, 0.05, 0.02)) -> dict:
+    """Median IoU and 90%-energy area of the *true* footprints cut below a fraction of their peak:
+    what a perfect footprint clipped at that level would score."""
+    from cnmflow.shape_scoring import shape_score
+
+    out = {}
+    for cut in cuts:
+        clipped = np.where(truth_fp >= cut * truth_fp.max(axis=(1, 2), keepdims=True), truth_fp, 0)
+        s = shape_score(truth_fp, clipped)
+        out[f"{cut:g}"] = {"median_iou": round(s.median_iou, 3), "median_area": s.median_area_estimated}
+    return out
+
+
 def fit_and_score(movie_path: Path, params: dict, out_json: Path) -> None:
     """Runs in a fresh process: fit the memory-mapped movie, score shapes and traces."""
     import resource
@@ -146,7 +200,9 @@ def fit_and_score(movie_path: Path, params: dict, out_json: Path) -> None:
         "stages_s": {stage: round(seconds, 2) for stage, seconds in estimates.timings.items()},
         **{k: (round(v, 3) if isinstance(v, float) else v) for k, v in shapes.summary().items()},
         "score_f1_thr02": round(old.f1, 3),
-        "diagnostics": diagnose(truth["footprints"], est_fp, shapes, truth["peak_snr"]),
+        "diagnostics": {**diagnose(truth["footprints"], est_fp, shapes, truth["peak_snr"]),
+                        "extra_components": extra_components(shapes, truth, estimates.C),
+                        "truth_clipped_at": clipped_truth(truth["footprints"])},
     }
     out_json.write_text(json.dumps(record, indent=1))
 
@@ -197,6 +253,8 @@ def main(argv: list[str] | None = None) -> int:
         d = r["diagnostics"]
         print(f"   profile true {d['profile_true']}\n   profile est  {d['profile_estimated']}")
         print(f"   by peak SNR {d['by_peak_snr']}")
+        print(f"   extra components {d['extra_components']}; truth clipped at a fraction of its peak "
+              f"{d['truth_clipped_at']}")
         print(f"   nnz true/est {d['nnz_true']}/{d['nnz_estimated']}, energy in 5 / 10 px true "
               f"{d['energy_5px_true']}/{d['energy_10px_true']} est {d['energy_5px_estimated']}/"
               f"{d['energy_10px_estimated']}, stages {r['stages_s']}")
