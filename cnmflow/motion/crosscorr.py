@@ -77,7 +77,8 @@ def _dft_rows(base: np.ndarray, offsets: np.ndarray, freqs: np.ndarray, size: in
 def _correlation_on_grid(product: np.ndarray, base: np.ndarray, row_offsets: np.ndarray,
                          col_offsets: np.ndarray, width: int) -> np.ndarray:
     """Real cross-correlation of each half-spectrum product i at rows base[i, 0] + row_offsets
-    and columns base[i, 1] + col_offsets: (n, len(row_offsets), len(col_offsets)).
+    and columns base[i, 1] + col_offsets: (n, len(row_offsets), len(col_offsets)), times H*W
+    (the constant 1/(H W) does not move the peak and is left out).
 
     The product of real images' spectra is Hermitian, so the sum over all column frequencies is
     twice the real part of the sum over the non-negative ones (the zero and Nyquist columns once).
