@@ -20,13 +20,14 @@ point-spread function (PSF) that depends on where the cell sits:
 
 σ_focus and α are calibrated so that a CA1 pyramidal soma (radius ~8 µm) at ~66 µm under the
 lens, imaged at 1.65 µm/px (Miniscope V4: 608 px across a ~1 mm field of view, Aharoni lab,
-github.com/Aharoni-Lab/Miniscope-v4), has the radial profile measured on real miniscope CA1
-data (cnmflow issue #16): relative to the peak 1.0, .92, .75, .53, .34, .21, .12, .06, .03,
-.02 at r = 0, 2, …, 18 px, half maximum near 6–7 px, ~31% of the footprint's sum within 5 px of
-its peak and ~74% within 10 px — a bright core and a long smooth halo. Out-of-focus cells get
-broad and dim from the same formula (their photons spread wider); deeper ones are also excited less: the 470 nm excitation
-is attenuated with an effective coefficient of 10–20 mm⁻¹ in mouse brain (Al-Juboori et al.
-2013, PLoS ONE 8:e67626), i.e. an attenuation length ℓex ≈ 50–100 µm.
+github.com/Aharoni-Lab/Miniscope-v4), has the radial profile cnmflow issue #16 quotes for its
+held-out CA1 movie (an independent, physically modelled Miniscope V4 simulation): relative to
+the peak 1.0, .92, .75, .53, .34, .21, .12, .06, .03, .02 at r = 0, 2, …, 18 px, half maximum
+near 6–7 px, ~31% of the footprint's sum within 5 px of its peak and ~74% within 10 px — a
+bright core and a long smooth halo. Out-of-focus cells get broad and dim from the same formula
+(their photons spread wider); deeper ones are also excited less: the 470 nm excitation is
+attenuated with an effective coefficient of 10–20 mm⁻¹ in mouse brain (Al-Juboori et al. 2013,
+PLoS ONE 8:e67626), i.e. an attenuation length ℓex ≈ 50–100 µm.
 
 Lengths are µm unless a name ends in ``_px``.
 """
@@ -198,7 +199,8 @@ def radial_profile(image: np.ndarray, center: tuple[float, float], radii: np.nda
             r0, c0 = int(math.floor(center[0])), int(math.floor(center[1]))
             fr, fc = center[0] - r0, center[1] - c0
             win = image[r0 : r0 + 2, c0 : c0 + 2]
-            w = np.array([[(1 - fr) * (1 - fc), (1 - fr) * fc], [fr * (1 - fc), fr * fc]])[: win.shape[0], : win.shape[1]]
+            w = np.array([[(1 - fr) * (1 - fc), (1 - fr) * fc], [fr * (1 - fc), fr * fc]])
+            w = w[: win.shape[0], : win.shape[1]]
             out[i] = float((win * w).sum() / w.sum())
         else:
             ring = np.abs(rr - radius) < 0.5
