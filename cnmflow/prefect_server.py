@@ -46,6 +46,9 @@ def temporary_server(*, output: IO | None = None) -> Iterator[str | None]:
         return
     instances = server_class._instances
     previous = instances.get(None)
+    if previous is not None and previous.running:  # this process already has one: keep using it
+        yield previous.api_url
+        return
     server = server_class(port=_free_port())
     server.output = output
     instances[None] = server  # what Prefect's own `SubprocessASGIServer()` calls now return

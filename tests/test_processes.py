@@ -209,6 +209,16 @@ def test_a_child_started_through_the_launcher_ends_with_its_parent(tmp_path):
             os.kill(child, signal.SIGKILL)
 
 
+def test_no_server_is_started_when_one_is_configured():
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+
+    from cnmflow.prefect_server import temporary_server
+
+    before = set(_descendants(os.getpid()))  # a session's test harness may hold a server of its own
+    with temporary_settings(updates={PREFECT_API_URL: "http://127.0.0.1:9/api"}), temporary_server() as url:
+        assert url is None and set(_descendants(os.getpid())) == before
+
+
 def test_die_with_parent_uses_prctl_on_linux():
     code = ("import os, signal; from cnmflow.processes import die_with_parent; "
             "print(die_with_parent(os.getppid(), signal.SIGTERM))")
