@@ -235,3 +235,33 @@ def test_without_prctl_a_thread_watches_the_parent(monkeypatch):
     monkeypatch.setattr(processes, "_set_pdeathsig", lambda sig: False)
     assert processes.die_with_parent(os.getppid(), signal.SIGTERM) == "poll"
     assert any(thread.name == "cnmflow-parent-watch" for thread in threading.enumerate())
+
+
+def test_sigterm_unwinds_like_ctrl_c_once_and_the_handler_is_restored():
+    from cnmflow.processes import Interrupted, sigterm_as_interrupt
+
+    before = signal.getsignal(signal.SIGTERM)
+    cleaned = []
+    with pytest.raises(Interrupted) as raised:
+        with sigterm_as_interrupt():
+            try:
+                os.kill(os.getpid(), signal.SIGTERM)
+                time.sleep(5)  # interrupted here
+            finally:
+                os.kill(os.getpid(), signal.SIGTERM)  # a second SIGTERM does not cut the cleanup short
+                cleaned.append(True)
+    assert isinstance(raised.value, KeyboardInterrupt) and raised.value.exit_status == 143
+    assert cleaned == [True]
+    assert signal.getsignal(signal.SIGTERM) == before
+
+
+@pytest.mark.parametrize("signum, status, name", [(signal.SIGTERM, 143, "SIGTERM"), (signal.SIGINT, 130, "Ctrl-C")])
+def test_an_interrupted_command_prints_one_line_and_the_shell_status(signum, status, name, capsys):
+    from cnmflow.cli import _interrupted
+    from cnmflow.processes import Interrupted
+
+    error = Interrupted(signum)
+    error.log_path = Path("/data/out/.cnmflow-logs/run-1.log")
+    assert _interrupted(error) == status
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith(f"cnmflow: interrupted ({name})") and "run-1.log" in err
