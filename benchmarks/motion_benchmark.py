@@ -5,10 +5,13 @@
 - speed: frames/s (wall) and frames per CPU-second (all processes; what 1 idle core would do,
   ~x2 for 2 idle cores) of rigid and piecewise correction of a 256x256 float32 file into a float32
   file (the work copy), with 1 and 2 worker processes;
-- memory: peak RSS of a correction in a fresh process at two movie lengths (flat in frames).
+- memory: peak RSS of a correction in a fresh process at two movie lengths (flat in frames);
+- with ``--extraction``: F1 of the engine on the realistic simulator without motion, with brain
+  motion, and with the motion corrected (issue #17's "within 0.02 F1 of the motion-free movie").
 
     .venv/bin/python benchmarks/motion_benchmark.py                       # 1000 frames; RSS at 1000 and 4000
     .venv/bin/python benchmarks/motion_benchmark.py --frames 500 --rss-frames 500 2000
+    .venv/bin/python benchmarks/motion_benchmark.py --extraction --skip-speed --skip-accuracy   # F1 only
 
 Writes ``benchmarks/results/motion_benchmark.json`` and prints a table. On a shared machine
 every number is a lower bound: note the load average printed with the results.
@@ -78,6 +81,41 @@ def accuracy(seed: int) -> dict:
         "rigid_on_nonrigid_patch_rms_px": round(_error_rms(
             np.repeat(rigid_only.shifts_rig[:, None, :], centres.shape[0], axis=1), true_patch), 3),
     }
+
+
+#: The realistic cortex preset with the parameters a user sets for it (as benchmarks/realistic_benchmark.py).
+EXTRACTION_PARAMS = dict(fr=20.0, gSig=3, gSiz=13, min_corr=0.7, min_pnr=5, rf=40, stride=20, n_processes=2)
+
+
+def extraction(seed: int, *, n_frames: int = 1200, motion_px: float = 1.1) -> dict:
+    """F1 of the engine on the realistic simulator: still, moving, and moving after rigid correction."""
+    from cnmflow.engine import fit
+    from cnmflow.motion import correct_motion, motion_params
+    from cnmflow.params import build_params
+    from cnmflow.scoring import score
+    from cnmflow.synthetic import simulate_realistic_1p
+
+    def fitted(movie: np.ndarray, truth) -> dict:
+        start = time.perf_counter()
+        estimates = fit(movie, build_params(EXTRACTION_PARAMS))
+        found = score(truth.footprints, estimates.footprints(), truth_traces=truth.calcium,
+                      estimated_traces=estimates.C)
+        return {"K": int(estimates.K), "f1": round(found.f1, 3), "precision": round(found.precision, 3),
+                "recall": round(found.recall, 3), "fit_s": round(time.perf_counter() - start, 1)}
+
+    record: dict = {"movie": f"cortex_l23 256x256x{n_frames}, motion sd {motion_px} px"}
+    still = simulate_realistic_1p("cortex_l23", n_frames=n_frames, rng=seed)
+    record["no_motion"] = fitted(still.movie, still.truth)
+    del still
+    moving = simulate_realistic_1p("cortex_l23", n_frames=n_frames, rng=seed, motion_px=motion_px)
+    record["motion_uncorrected"] = fitted(moving.movie, moving.truth)
+    corrected = np.empty_like(moving.movie)
+    start = time.perf_counter()
+    result = correct_motion(moving.movie, corrected, params=motion_params(RIGID, max_shifts=8, border_nan="copy"))
+    record["correction_s"] = round(time.perf_counter() - start, 2)
+    record["shift_rms_px"] = round(_error_rms(result.shifts_rig, moving.truth.shifts), 3)
+    record["motion_corrected"] = fitted(corrected, moving.truth)
+    return record
 
 
 def write_movie(path: Path, n_frames: int, seed: int) -> Path:
@@ -172,6 +210,9 @@ def main() -> None:
     parser.add_argument("--chunk-frames", type=int, default=100)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--skip-accuracy", action="store_true")
+    parser.add_argument("--skip-speed", action="store_true", help="no speed or memory runs")
+    parser.add_argument("--extraction", action="store_true",
+                        help="also fit the realistic simulator still / moving / corrected (~2 min)")
     parser.add_argument("--child", help=argparse.SUPPRESS)
     parser.add_argument("--values", help=argparse.SUPPRESS)
     parser.add_argument("--processes", type=int, default=1, help=argparse.SUPPRESS)
@@ -185,11 +226,17 @@ def main() -> None:
     summary: dict = {"machine": platform.platform(), "cpus": os.cpu_count(), "load_avg_start": os.getloadavg()}
     if not args.skip_accuracy:
         summary["accuracy"] = accuracy(args.seed)
+    if args.extraction:
+        summary["extraction"] = extraction(args.seed + 1)
     runs = []
     with tempfile.TemporaryDirectory(dir=RESULTS) as folder:
+        if args.skip_speed:
+            args.rss_frames, values_for_speed = [], ()
+        else:
+            values_for_speed = (RIGID, PIECEWISE)
         longest = max([args.frames, *args.rss_frames])
-        movie = write_movie(Path(folder) / f"motion_{longest}.f32", longest, args.seed)
-        for values in (RIGID, PIECEWISE):
+        movie = write_movie(Path(folder) / f"motion_{longest}.f32", longest, args.seed) if values_for_speed else None
+        for values in values_for_speed:
             for n_processes in (1, 2):
                 runs.append({"kind": "speed", **in_fresh_process(movie, args.frames, values, n_processes,
                                                                   args.chunk_frames)})
@@ -199,7 +246,7 @@ def main() -> None:
     summary["runs"] = runs
     summary["load_avg_end"] = os.getloadavg()
     (RESULTS / "motion_benchmark.json").write_text(json.dumps(summary, indent=1))
-    print(json.dumps(summary.get("accuracy", {}), indent=1))
+    print(json.dumps({name: summary[name] for name in ("accuracy", "extraction") if name in summary}, indent=1))
     print(f"{'kind':<8}{'method':<17}{'frames':>7}{'procs':>6}{'wall_s':>8}{'fps':>8}{'cpu_s':>8}{'f/cpu_s':>8}"
           f"{'rss_mb':>8}{'worker_mb':>10}")
     for r in runs:
