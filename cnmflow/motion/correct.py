@@ -177,11 +177,14 @@ def _copy_unchanged(source: MovieSource, out, shape, chunk_frames: int, params: 
                     progress: Progress | None) -> MotionResult:
     T, rows, cols = shape
     reader = source.streaming()
+    output = _output_file(out)        # a file is written with file I/O: no mapped pages pile up
     mean = np.zeros((rows, cols), dtype=np.float64)
     for a in range(0, T, chunk_frames):
         block = np.asarray(reader[a:a + chunk_frames], dtype=np.float32)
         mean += block.sum(axis=0, dtype=np.float64)
-        if out is not None:
+        if output is not None:
+            output.write(a, block)
+        elif out is not None:
             out[a:a + block.shape[0]] = block
         if progress is not None:
             progress(STAGE, min(T, a + chunk_frames) / T)

@@ -146,3 +146,9 @@ def test_dask_needs_file_backed_movie_and_output(moving):
     with pytest.raises(ParameterError, match="Dask"):
         correct_motion(moving, np.empty_like(moving), params=motion_params(motion_correction="rigid"),
                        dask_scheduler="tcp://127.0.0.1:1")
+
+
+def test_none_writes_a_memmap_output_too(moving, tmp_path):
+    out = np.memmap(tmp_path / "copy.f32", dtype=np.float32, mode="w+", shape=moving.shape)
+    correct_motion(moving, out, params=motion_params(), chunk_frames=16)
+    np.testing.assert_array_equal(np.asarray(out), moving)
