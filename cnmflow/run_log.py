@@ -41,7 +41,7 @@ class RunLog:
         self.path = path
         self.stream: IO[bytes] = open(path, "ab", buffering=0)  # noqa: SIM115 - closed by close()
         self.handler = logging.FileHandler(path, encoding="utf-8")
-        self.handler.setFormatter(logging.Formatter("%(asctime)s | %(levelname)-7s | %(name)s - %(message)s"))
+        self.handler.setFormatter(_formatter())
 
     def exception(self, message: str, error: BaseException) -> None:
         """Write ``message`` and ``error``'s full traceback (with its causes) to the log."""
@@ -78,6 +78,19 @@ def run_log(output_dir: Path, *, verbose: bool) -> Iterator[RunLog]:
             handler.removeFilter(quiet)
         root.removeHandler(log.handler)
         log.close()
+
+
+def _formatter() -> logging.Formatter:
+    return _RunFormatter("%(asctime)s | %(levelname)-7s | %(run_label)s - %(message)s")
+
+
+class _RunFormatter(logging.Formatter):
+    """Prefect's console layout (the flow or task run's name, else the logger's), for a file."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        task, flow = getattr(record, "task_run_name", None), getattr(record, "flow_run_name", None)
+        record.run_label = f"Task run {task!r}" if task else f"Flow run {flow!r}" if flow else record.name
+        return super().format(record)
 
 
 class _PrefectFilter(logging.Filter):
