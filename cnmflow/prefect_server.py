@@ -93,7 +93,10 @@ def _server_class():
                 [sys.executable, "-m", "cnmflow.processes", str(os.getpid()), "uvicorn",
                  "--app-dir", str(prefect.__module_path__.parent), "--factory", "prefect.server.api.server:create_app",
                  "--host", "127.0.0.1", "--port", str(self.port), "--log-level", "error", "--lifespan", "on"],
-                env=environment, stdin=subprocess.DEVNULL, stdout=self.output, stderr=self.output)
+                env=environment, stdin=subprocess.DEVNULL, stdout=self.output, stderr=self.output,
+                # Out of the terminal's process group: Ctrl-C stops the run, which then stops the
+                # server after its last API calls (a server gone first left the run retrying them).
+                start_new_session=True)
 
     return ChildServer
 

@@ -52,12 +52,13 @@ def _environment(tmp_path: Path, prefect_home: Path) -> dict[str, str]:
     return environment
 
 
-def _start_run(movie: Path, tmp_path: Path, prefect_home: Path) -> subprocess.Popen:
+def _start_run(movie: Path, tmp_path: Path, prefect_home: Path, *, own_group: bool = False) -> subprocess.Popen:
     command = [sys.executable, "-m", "cnmflow.cli", "run", str(movie), "--output-dir", str(tmp_path / "out"),
                "--set", "n_processes=2", "--set", "rf=12", "--set", "stride=6", "--set", "gSiz=13",
                "--no-track", "--no-progress"]
     return subprocess.Popen(command, env=_environment(tmp_path, prefect_home), stdin=subprocess.DEVNULL,
-                            stdout=open(tmp_path / "stdout", "w"), stderr=open(tmp_path / "stderr", "w"))
+                            stdout=open(tmp_path / "stdout", "w"), stderr=open(tmp_path / "stderr", "w"),
+                            start_new_session=own_group)
 
 
 def _stat(pid: int) -> list[str]:
@@ -119,13 +120,18 @@ def _listening(port: int) -> bool:
         return probe.connect_ex(("127.0.0.1", port)) == 0
 
 
-def _kill_and_check(signum: int, movie: Path, tmp_path: Path, prefect_home: Path) -> subprocess.Popen:
-    run = _start_run(movie, tmp_path, prefect_home)
+def _kill_and_check(signum: int, movie: Path, tmp_path: Path, prefect_home: Path, *,
+                    whole_group: bool = False) -> subprocess.Popen:
+    """Signal the command (``whole_group``: its process group, as a terminal's Ctrl-C does)."""
+    run = _start_run(movie, tmp_path, prefect_home, own_group=whole_group)
     children = {}
     try:
         children = _wait_for_workers(run, tmp_path)
         port = _server_port(children)
-        run.send_signal(signum)
+        if whole_group:
+            os.killpg(run.pid, signum)
+        else:
+            run.send_signal(signum)
         run.wait(timeout=60)
         survivors = _survivors(children)
         assert not survivors, f"outlived `cnmflow run` after {signal.Signals(signum).name}: {survivors}"
@@ -166,6 +172,17 @@ def test_sigterm_cleans_up_like_ctrl_c_and_says_so_in_one_line(movie, tmp_path, 
     log = Path(lines[0].split("log: ")[1])
     assert log.is_file() and "interrupted" in log.read_text()
     assert not list((tmp_path / "scratch").iterdir()), "the killed workers' scratch folders are removed"
+
+
+@linux_only
+def test_ctrl_c_in_a_terminal_stops_the_run_cleanly(movie, tmp_path, prefect_home):
+    """SIGINT reaches the whole foreground group; the server must outlive the run's last API calls."""
+    run = _kill_and_check(signal.SIGINT, movie, tmp_path, prefect_home, whole_group=True)
+    assert run.returncode == 130
+    lines = [line for line in (tmp_path / "stderr").read_text().splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith("cnmflow: interrupted (Ctrl-C)"), lines
+    assert not [path for path in (tmp_path / "out").rglob("*") if ".cnmflow-work" in path.parts]
+    assert not list((tmp_path / "scratch").iterdir())
 
 
 def test_scratch_of_dead_owners_is_removed_and_live_ones_are_kept(tmp_path):
