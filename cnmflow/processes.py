@@ -104,6 +104,26 @@ def sigterm_as_interrupt() -> Iterator[None]:
         signal.signal(signal.SIGTERM, previous)
 
 
+@contextmanager
+def sigint_blocked_in_children() -> Iterator[None]:
+    """Processes started in the block begin with SIGINT blocked; a SIGINT meanwhile waits for this one.
+
+    Ctrl-C in a terminal signals the whole foreground process group. Workers that got it too would
+    print their own tracebacks (one per worker, even from inside their start-up) while the run is
+    already stopping them. The signal mask is inherited across fork and exec, so blocking SIGINT
+    around the moment workers are started keeps it from them; the run's own SIGINT arriving in the
+    block is delivered when the block ends. Outside the main thread this does nothing.
+    """
+    if threading.current_thread() is not threading.main_thread() or not hasattr(signal, "pthread_sigmask"):
+        yield
+        return
+    previous = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, previous)
+
+
 def _set_pdeathsig(sig: int) -> bool:
     if not sys.platform.startswith("linux"):
         return False

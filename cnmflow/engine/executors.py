@@ -22,12 +22,14 @@ from cnmflow.engine.patches import PatchBox
 from cnmflow.engine.threads import use_single_thread
 from cnmflow.errors import ParameterError
 from cnmflow.params import Params
-from cnmflow.processes import die_with_parent
+from cnmflow.processes import die_with_parent, sigint_blocked_in_children
 
 Progress = Callable[[str, float], None]
 
 #: Seconds to wait for a Dask scheduler before giving up with a clear message.
 CONNECT_TIMEOUT_S = 20
+#: Seconds to wait for a killed worker to be gone.
+WORKER_EXIT_TIMEOUT_S = 5
 
 
 def run_patch_jobs(source: MovieSource, boxes: Sequence[PatchBox], params: Params, dims: tuple[int, int],
@@ -57,8 +59,9 @@ def run_patch_jobs(source: MovieSource, boxes: Sequence[PatchBox], params: Param
         with ProcessPoolExecutor(max_workers=workers, mp_context=context, initializer=init_worker,
                                  initargs=(os.getpid(),)) as pool:
             try:
-                futures = [pool.submit(fit_patch, source.without_array(), box, params, fov_dims=dims,
-                                       storage=storage) for box in boxes]
+                with sigint_blocked_in_children():  # Ctrl-C is the run's to handle; it then kills the workers
+                    futures = [pool.submit(fit_patch, source.without_array(), box, params, fov_dims=dims,
+                                           storage=storage) for box in boxes]
                 results = []
                 for done, future in enumerate(futures, start=1):
                     results.append(future.result())
@@ -80,11 +83,17 @@ def init_worker(parent_pid: int) -> None:
 def _stop_workers(pool: ProcessPoolExecutor) -> None:
     """Cancel the queued jobs and kill the workers now (leaving the ``with`` block would wait for
     the jobs that are running)."""
+    processes = list((getattr(pool, "_processes", None) or {}).values())  # shutdown() forgets them
     pool.shutdown(wait=False, cancel_futures=True)
-    for process in list((getattr(pool, "_processes", None) or {}).values()):
+    for process in processes:
         try:
             process.kill()
         except (OSError, ValueError, AttributeError):
+            pass
+    for process in processes:  # gone before their scratch folders are swept, not merely signalled
+        try:
+            process.join(timeout=WORKER_EXIT_TIMEOUT_S)
+        except (OSError, ValueError, AssertionError):
             pass
 
 
