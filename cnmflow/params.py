@@ -20,6 +20,7 @@ import numpy as np
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, TypeAdapter, ValidationError, model_validator
 
 from cnmflow.errors import ParameterError
+from cnmflow.motion.params import MOTION_PARAM_NAMES, MotionSection
 
 #: Sources an effective value can come from, in the order they are applied.
 Source = Literal["default", "preset", "table", "file", "metadata", "machine"]
@@ -86,8 +87,9 @@ def default_n_processes() -> int:
     return max(1, min(7, os.cpu_count() or 1))
 
 
-class Params(BaseModel):
-    """Every parameter of the seed's analysis table, with the seed's defaults (the 1P preset)."""
+class Params(MotionSection):
+    """Every parameter of the seed's analysis table, with the seed's defaults (the 1P preset), and
+    the motion section (inherited: ``motion_correction`` and CaImAn's motion names; ``.motion``)."""
 
     model_config = ConfigDict(extra="forbid", validate_assignment=True, frozen=True, allow_inf_nan=False)
 
@@ -201,7 +203,9 @@ class Params(BaseModel):
         return MIN_DOWNSAMPLED_FRAMES * self.tsub
 
 
-PARAM_NAMES: tuple[str, ...] = tuple(Params.model_fields)
+#: The seed's table in its order, then the motion section.
+PARAM_NAMES: tuple[str, ...] = tuple(
+    name for name in Params.model_fields if name not in MOTION_PARAM_NAMES) + MOTION_PARAM_NAMES
 
 #: The seed's "1P vs 2P" table, exactly.
 PRESETS: dict[str, dict[str, Any]] = {
@@ -415,4 +419,9 @@ def to_caiman_groups(params: Params) -> dict[str, dict[str, Any]]:
             "n_processes": params.n_processes,
         },
         "merging": {"merge_thr": params.merge_thr},
+        "motion": {
+            "max_shifts": params.max_shifts, "strides": params.strides, "overlaps": params.overlaps,
+            "max_deviation_rigid": params.max_deviation_rigid, "pw_rigid": params.piecewise,
+            "gSig_filt": params.gSig_filt, "border_nan": params.border_nan, "niter_rig": params.niter_rig,
+        },
     }

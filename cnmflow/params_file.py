@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from cnmflow.errors import ParameterError
+from cnmflow.motion.params import MOTION_PARAM_NAMES, motion_params
 from cnmflow.params import PARAM_NAMES, ResolvedParams, value_problem, value_text
 
 #: Our parameters in each CaImAn group (a parameter may live in several groups, e.g. nb, p).
@@ -27,6 +28,8 @@ USED_KEYS: dict[str, frozenset[str]] = {
     "patch": frozenset({"rf", "stride", "only_init", "nb_patch", "low_rank_background", "del_duplicates",
                         "border_pix", "n_processes"}),
     "merging": frozenset({"merge_thr"}),
+    "motion": frozenset({"max_shifts", "strides", "overlaps", "max_deviation_rigid", "pw_rigid", "gSig_filt",
+                         "border_nan", "niter_rig"}),
 }
 
 #: CaImAn keys of the used groups that this tool does not expose: reported and ignored.
@@ -48,15 +51,18 @@ CAIMAN_ONLY_KEYS: dict[str, frozenset[str]] = {
     "patch": frozenset({"in_memory", "memory_fact", "p_patch", "p_ssub", "p_tsub", "remove_very_bad_comps",
                         "skip_refinement"}),
     "merging": frozenset({"do_merge", "merge_parallel", "max_merge_area"}),
+    "motion": frozenset({"indices", "is3D", "min_mov", "niter_els", "nonneg_movie", "num_frames_split",
+                         "num_splits_to_process_els", "num_splits_to_process_rig", "precision", "shifts_interpolate",
+                         "shifts_opencv", "splits_els", "splits_rig", "upsample_factor_grid", "use_cuda"}),
 }
 
-#: CaImAn groups this tool does not use at all (motion correction, evaluation, online, ring-CNN).
-IGNORED_GROUPS = frozenset({"motion", "quality", "online", "ring_CNN"})
+#: CaImAn groups this tool does not use at all (evaluation, online, ring-CNN).
+IGNORED_GROUPS = frozenset({"quality", "online", "ring_CNN"})
 
 #: Parameters whose file value is a per-axis pair in CaImAn but a single number here.
 _PAIRS = frozenset({"gSig", "gSiz", "dxy"})
 #: Parameters where CaImAn's null means "auto" / "unset" here too.
-_NULLABLE = frozenset({"fr", "K", "rf"})
+_NULLABLE = frozenset({"fr", "K", "rf", "gSig_filt", "pw_rigid"})
 #: Parameters where CaImAn treats null as False (the sample files write low_rank_background: null).
 _NULL_IS_FALSE = frozenset({"low_rank_background"})
 
@@ -146,7 +152,7 @@ def _check_group(path: Path, group: str, content: Any) -> None:
 
 def _set(path: Path, values: dict[str, Any], origin: dict[str, str], name: str, raw: Any, *, where: str) -> None:
     value = _convert(path, name, raw, where=where)
-    problem = value_problem(name, value)
+    problem = _motion_problem(name, value) if name in MOTION_PARAM_NAMES else value_problem(name, value)
     if problem:
         raise ParameterError(f"parameters file {path}: {where}={_json_text(raw)}: {problem}")
     if name in values and values[name] != value:
@@ -155,6 +161,15 @@ def _set(path: Path, values: dict[str, Any], origin: dict[str, str], name: str, 
             f"make them equal or keep one")
     values[name] = value
     origin.setdefault(name, where)
+
+
+def _motion_problem(name: str, value: Any) -> str | None:
+    """What is wrong with one motion value on its own (pairs may be one number, as in CaImAn), or None."""
+    try:
+        motion_params({name: value})
+    except ParameterError as err:
+        return str(err).split(": ", 2)[-1]
+    return None
 
 
 def _json_text(raw: Any) -> str:
@@ -214,5 +229,9 @@ def resolve_run_params(
     )
     if parsed is None or not overwrite_params:
         return resolved
+    motion = sorted(set(parsed.values) & set(MOTION_PARAM_NAMES))
+    idle = ([f"{parsed.path.name}: motion parameters applied ({', '.join(motion)}) but motion_correction is "
+             "'none', so frames are not corrected; set motion_correction to rigid or piecewise_rigid"]
+            if motion and resolved.params.motion_correction == "none" else [])
     return ResolvedParams(params=resolved.params, sources=resolved.sources,
-                          notes=tuple(parsed.notes()) + resolved.notes)
+                          notes=tuple(parsed.notes()) + tuple(idle) + resolved.notes)

@@ -45,7 +45,8 @@ _N_PROCESSES = Field(SEED_N_PROCESSES, ge=1, title="n_processes",
 
 def _form_fields() -> dict[str, Any]:
     fields: dict[str, Any] = {}
-    for name, info in Params.model_fields.items():
+    for name in PARAM_NAMES:        # the seed's table in its order, then the motion section
+        info = Params.model_fields[name]
         if name == "rf":
             fields[name] = (Annotated[int, Number], _RF)
         elif name == "n_processes":
@@ -92,7 +93,9 @@ def _table_value(name: str, value: Any) -> Any:
 
 
 def _same(a: Any, b: Any) -> bool:
-    """Equal and of the same kind: ``True`` is not the preset's ``1``."""
+    """Equal and of the same kind: ``True`` is not the preset's ``1``; a pair (6, 6) is its JSON [6, 6]."""
+    if isinstance(a, (list, tuple)) and isinstance(b, (list, tuple)):
+        return len(a) == len(b) and all(_same(x, y) for x, y in zip(a, b))
     return a == b and isinstance(a, bool) == isinstance(b, bool)
 
 

@@ -12,6 +12,7 @@ from typing import Any, Sequence
 
 from cnmflow.engine import check_supported
 from cnmflow.errors import ParameterError
+from cnmflow.motion.params import check_against_frame
 from cnmflow.movies import MovieSeries, resolve_frame_rate, validate_series
 from cnmflow.movies.pixel_values import check_pixel_values
 from cnmflow.params import ResolvedParams
@@ -62,6 +63,8 @@ def _check_fits_frame(series: MovieSeries, resolved: ResolvedParams) -> None:
         raise ParameterError(
             f"border_pix={params.border_pix} excludes the whole {rows}x{cols} frame; "
             f"use a value below {min(rows, cols) // 2}")
+    if params.motion_correction != "none":
+        check_against_frame(params.motion, (rows, cols))
     smallest = min(rows, cols) // params.ssub
     if params.gSiz >= smallest:
         raise ParameterError(

@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 
 from cnmflow.errors import ParameterError
+from cnmflow.motion.params import MOTION_PARAM_NAMES
 from cnmflow.params import PARAM_NAMES, PRESETS, Params, build_params, resolve_params, to_caiman_groups
 from cnmflow.params_file import read_params_file, resolve_run_params
 from tests.paths import IDEAS
@@ -26,7 +27,8 @@ def test_defaults_are_the_seed_table():
     for name, value in SEED_DEFAULTS.items():
         assert getattr(params, name) == value, name
     assert params.n_processes == min(7, os.cpu_count())
-    assert set(PARAM_NAMES) == set(SEED_DEFAULTS) | {"n_processes"}
+    assert set(PARAM_NAMES) == set(SEED_DEFAULTS) | {"n_processes"} | set(MOTION_PARAM_NAMES)
+    assert params.motion_correction == "none"   # the seed tool does not correct motion
 
 
 def test_presets_are_the_seed_1p_2p_table():
@@ -133,9 +135,9 @@ def test_unused_groups_and_caiman_only_keys_are_reported(tmp_path):
     path = _write(tmp_path, {"motion": {"pw_rigid": True}, "quality": {"min_SNR": 2},
                              "temporal": {"p": 2, "s_min": 0.1}})
     parsed = read_params_file(path)
-    assert parsed.values == {"p": 2}
+    assert parsed.values == {"p": 2, "pw_rigid": True}   # the motion group applies (issue #17)
     notes = " ".join(parsed.notes())
-    assert "motion, quality" in notes and "temporal.s_min" in notes
+    assert "ignored: quality" in notes and "motion" not in notes and "temporal.s_min" in notes
 
 
 def test_conflicting_values_across_groups(tmp_path):
@@ -197,7 +199,8 @@ def test_sample_files_load(name):
         assert resolved.params.low_rank_background is False  # null in the file
     if name == "params_demo_pipeline.json":
         assert (resolved.params.method_init, resolved.params.K, resolved.params.nb) == ("greedy_roi", 4, 2)
-        assert any("motion, quality" in note for note in resolved.notes)
+        assert any("ignored: quality" in note for note in resolved.notes)
+        assert resolved.params.max_shifts == (6, 6) and resolved.params.gSig_filt is None   # motion group applies
     if name == "params_demo_pipeline_cnmfE.json":
         assert any("motion" in note for note in resolved.notes)
 

@@ -20,6 +20,7 @@ def _run(prefilled: str, preset: str, **edits):
 def _shown(form_fields: dict, params) -> None:
     for name, value in form_fields.items():
         ran = getattr(params, name)
+        ran = list(ran) if isinstance(ran, tuple) else ran   # a pair runs as the form's JSON list
         assert ran == (None if name == "rf" and value == 0 else value), name
         assert isinstance(ran, bool) == isinstance(value, bool), name
 

@@ -28,14 +28,14 @@ Method = Literal["none", "rigid", "piecewise_rigid"]
 
 def _pair(name: str, value: Any, *, minimum: int) -> tuple[int, int]:
     """An int or a pair of ints (rows, cols), each >= minimum."""
-    if isinstance(value, bool):
-        raise ValueError(f"{name} must be an integer or a pair of integers, not {value!r}")
+    _check_plain_number(value)
     items = [value, value] if isinstance(value, (int, float)) else list(value)
     if len(items) != 2:
         raise ValueError(f"{name} needs 2 values (rows, cols), got {len(items)}")
     out = []
     for item in items:
-        if isinstance(item, bool) or float(item) != int(item):
+        _check_plain_number(item)
+        if float(item) != int(item):
             raise ValueError(f"{name} must hold whole numbers, got {item!r}")
         if int(item) < minimum:
             raise ValueError(f"{name} values must be >= {minimum}, got {int(item)}")
@@ -43,8 +43,22 @@ def _pair(name: str, value: Any, *, minimum: int) -> tuple[int, int]:
     return out[0], out[1]
 
 
-class MotionParams(BaseModel):
-    """CaImAn's motion parameters plus the sub-pixel ``upsample_factor``; checked on creation."""
+def _check_plain_number(value: Any) -> Any:
+    """Refuse true/false and text where a number belongs, as the analysis table does (1 is not True)."""
+    if isinstance(value, bool):
+        raise ValueError("true/false is not a number; give a number")
+    if isinstance(value, (str, bytes)):
+        raise ValueError("text is not a number; give a number")
+    return value
+
+
+class MotionSection(BaseModel):
+    """CaImAn's motion parameters plus the sub-pixel ``upsample_factor``; checked on creation.
+
+    The one home of these fields and their rules: :class:`MotionParams` is this section alone,
+    and the analysis table (:class:`cnmflow.params.Params`) inherits it, so ``--set``, the form
+    and a parameters file's ``motion`` group reach the same fields.
+    """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -59,9 +73,9 @@ class MotionParams(BaseModel):
         (32, 32), description="Overlap of neighbouring patches, pixels; a patch is strides + overlaps.")
     max_deviation_rigid: int = Field(
         3, ge=0, description="Largest difference of a patch's shift from the frame's rigid shift, pixels.")
-    pw_rigid: bool | None = Field(
-        None, description="CaImAn's switch for piecewise-rigid; None follows motion_correction, a value "
-        "must agree with it.")
+    pw_rigid: bool = Field(
+        False, description="CaImAn's switch for piecewise-rigid; unset (None) follows motion_correction, a "
+        "value must agree with it.")
     gSig_filt: tuple[int, int] | None = Field(
         None, description="Width (pixels) of the high-pass filter applied for estimating shifts only "
         "(1P/miniscope data); None for 2P.")
@@ -73,6 +87,26 @@ class MotionParams(BaseModel):
         "against the mean of the previous pass's registered frames.")
     upsample_factor: int = Field(
         10, ge=1, le=100, description="Sub-pixel precision of shift estimates: 1/upsample_factor pixel.")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _fill_pw_rigid(cls, values: Any) -> Any:
+        """pw_rigid left unset follows motion_correction, so it always reads as CaImAn's bool."""
+        if isinstance(values, dict) and values.get("pw_rigid") is None:
+            return {**values, "pw_rigid": values.get("motion_correction", "none") == "piecewise_rigid"}
+        return values
+
+    @field_validator("pw_rigid", mode="before")
+    @classmethod
+    def _check_flag(cls, value: Any) -> Any:
+        if not isinstance(value, bool):
+            raise ValueError("give true or false")
+        return value
+
+    @field_validator("max_deviation_rigid", "niter_rig", "upsample_factor", mode="before")
+    @classmethod
+    def _check_whole_numbers(cls, value: Any) -> Any:
+        return _check_plain_number(value)
 
     @field_validator("max_shifts", mode="before")
     @classmethod
@@ -95,7 +129,7 @@ class MotionParams(BaseModel):
         return None if value is None else _pair("gSig_filt", value, minimum=1)
 
     @model_validator(mode="after")
-    def _check_combinations(self) -> "MotionParams":
+    def _check_motion_combinations(self) -> "MotionSection":
         if self.motion_correction == "rigid" and self.pw_rigid:
             raise ValueError("pw_rigid=True contradicts motion_correction='rigid'; set "
                              "motion_correction='piecewise_rigid' or pw_rigid=False")
@@ -103,6 +137,11 @@ class MotionParams(BaseModel):
             raise ValueError("pw_rigid=False contradicts motion_correction='piecewise_rigid'; set "
                              "motion_correction='rigid' or drop pw_rigid")
         return self
+
+    @property
+    def motion(self) -> "MotionParams":
+        """This section's values alone, as :func:`cnmflow.motion.correct_motion` takes them."""
+        return MotionParams(**{name: getattr(self, name) for name in MOTION_PARAM_NAMES})
 
     @property
     def piecewise(self) -> bool:
@@ -115,7 +154,11 @@ class MotionParams(BaseModel):
         return self.strides[0] + self.overlaps[0], self.strides[1] + self.overlaps[1]
 
 
-MOTION_PARAM_NAMES: tuple[str, ...] = tuple(MotionParams.model_fields)
+class MotionParams(MotionSection):
+    """The motion section on its own, as :func:`correct_motion` takes it."""
+
+
+MOTION_PARAM_NAMES: tuple[str, ...] = tuple(MotionSection.model_fields)
 
 
 def motion_params(values: Mapping[str, Any] | None = None, /, **more: Any) -> MotionParams:
