@@ -17,6 +17,7 @@ from dataclasses import dataclass, field, replace
 from typing import Callable
 
 from cnmflow.engine import Estimates, check_supported, fit
+from cnmflow.motion.work_copy import MotionOutcome, ensure_corrected_copy
 from cnmflow.movies import ConcatenatedMovie
 from cnmflow.movies.work_copy import WORK_DIR_NAME, ensure_work_copy, remove_work_copy
 from cnmflow.outputs.folder import open_output_dir
@@ -35,6 +36,7 @@ class ExtractionResult:
     filled_frames: dict[int, tuple[int, ...]]  # movie index → frames interpolated (isxd dropped/cropped)
     timings: dict[str, float] = field(default_factory=dict)
     peak_rss_mb: float | None = None           # largest resident memory of this process or a worker
+    motion: MotionOutcome | None = None         # the shifts when motion_correction is not 'none'
 
 
 def peak_rss_mb() -> float:
@@ -58,18 +60,31 @@ def extract(inputs: ValidatedInputs, output_dir: str | os.PathLike, *, progress:
         concatenated, _ = ensure_work_copy(inputs.series, lock.folder / WORK_DIR_NAME,
                                            series_key or f"private-{secrets.token_hex(12)}", progress=progress)
         seconds = time.perf_counter() - started
+        corrected, motion = None, None
         try:
-            result = fit_series(inputs, concatenated, progress=progress)
+            params = inputs.resolved.params
+            if params.motion_correction != "none":
+                started = time.perf_counter()
+                corrected, motion, _ = ensure_corrected_copy(
+                    concatenated, lock.folder / WORK_DIR_NAME, series_key or concatenated.path.parent.name,
+                    params.motion, n_processes=params.n_processes, progress=progress)
+                motion_seconds = time.perf_counter() - started
+            result = fit_series(inputs, corrected or concatenated, progress=progress, motion=motion)
         finally:
+            if corrected is not None:
+                remove_work_copy(corrected)
             remove_work_copy(concatenated)
-    return replace(result, timings={"concatenate": seconds, **result.timings})
+    timings = {"concatenate": seconds, **({"motion_correction": motion_seconds} if motion else {})}
+    return replace(result, timings={**timings, **result.timings})
 
 
 def fit_series(inputs: ValidatedInputs, concatenated: ConcatenatedMovie, *,
-               progress: Progress | None = None, dask_scheduler: str | None = None) -> ExtractionResult:
-    """Fit an already concatenated series (e.g. a shared work copy) with the run's parameters.
+               progress: Progress | None = None, dask_scheduler: str | None = None,
+               motion: MotionOutcome | None = None) -> ExtractionResult:
+    """Fit an already concatenated (and, with ``motion``, corrected) series with the run's parameters.
 
     ``dask_scheduler`` sends the patch jobs to that Dask cluster (the copy must be on shared storage).
+    ``motion`` is carried into the result for the outputs (shifts, crop box, previews).
     """
     params = inputs.resolved.params
     check_supported(params)
@@ -79,4 +94,4 @@ def fit_series(inputs: ValidatedInputs, concatenated: ConcatenatedMovie, *,
     timings.update({f"fit.{stage}": seconds for stage, seconds in estimates.timings.items()})
     return ExtractionResult(inputs=inputs, estimates=estimates, offsets=concatenated.offsets,
                             filled_frames=concatenated.filled_frames, timings=timings,
-                            peak_rss_mb=peak_rss_mb())
+                            peak_rss_mb=peak_rss_mb(), motion=motion)

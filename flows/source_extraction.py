@@ -1,4 +1,5 @@
-"""The ``source-extraction`` flow: validate → concatenate → extract → export → track → report.
+"""The ``source-extraction`` flow: validate → concatenate → motion_correction (when on) → extract → export →
+track → report.
 
 Its parameters are what the Prefect UI shows as the run form: the movies, the output folder,
 a parameters file, the preset and the analysis table (``params``, every seed parameter with the
@@ -28,6 +29,7 @@ from flows.settings import cache_dir, dask_scheduler, work_root
 from tasks.concatenate import concatenate
 from tasks.export import export_task
 from tasks.extract import extract, is_cached
+from tasks.motion import motion_correction
 from tasks.progress import RunProgress
 from tasks.report import publish_report
 from tasks.track import track
@@ -57,20 +59,28 @@ def _compute_and_export(plan, timings: dict[str, float], progress: RunProgress, 
     cache = cache_dir()
     work = work_root(plan.output_dir, work_dir)
     reused = is_cached(plan, cache)
-    movie = None
+    movie = corrected = motion = None
+    scheduler = dask_scheduler(dask_address)
     try:
         if not reused:
             with _timed(timings, "concatenate"):
                 movie, _ = concatenate(plan, work, progress=progress)
+            if plan.inputs.resolved.params.motion_correction != "none":
+                with _timed(timings, "motion_correction"):
+                    corrected, motion = motion_correction(plan, movie, work, progress=progress,
+                                                          dask_scheduler=scheduler)
         with _timed(timings, "extract"):
-            extraction = extract.with_options(result_storage=cache)(plan, movie, work, progress=progress,
-                                                                    dask_scheduler=dask_scheduler(dask_address))
+            extraction = extract.with_options(result_storage=cache)(plan, corrected or movie, work,
+                                                                    progress=progress, dask_scheduler=scheduler,
+                                                                    motion=motion)
     finally:
-        if movie is not None:
-            remove_work_copy(movie)   # removed unless another live run (a sweep's sibling) still uses it
+        for copy in (corrected, movie):
+            if copy is not None:
+                remove_work_copy(copy)   # removed unless another live run (a sweep's sibling) still uses it
         remove_unused(work)  # what killed runs left in this run's work root, unless a live run holds it
     with _timed(timings, "export"):
-        before_fit = {stage: timings[stage] for stage in ("validate", "concatenate") if stage in timings}
+        before_fit = {stage: timings[stage] for stage in ("validate", "concatenate", "motion_correction")
+                      if stage in timings}
         export_task(plan, extraction.estimates.K)(plan, extraction, _run_ids(), progress, before_fit)
     return reused
 

@@ -13,6 +13,7 @@ from typing import Any
 
 from prefect import task
 
+from cnmflow.motion.work_copy import MotionOutcome, ensure_corrected_copy
 from cnmflow.movies import ConcatenatedMovie, ensure_work_copy, remove_work_copy
 from cnmflow.pipeline import ExtractionResult, fit_series
 from cnmflow.plan import RunPlan
@@ -28,20 +29,29 @@ def fingerprint_key(context: Any, parameters: dict[str, Any]) -> str:
 @task(name="extract", cache_key_fn=fingerprint_key, persist_result=True, cache_result_in_memory=False,
       **RETRY_OPTIONS)
 def extract(plan: RunPlan, movie: ConcatenatedMovie | None, work_dir: Path, *,
-            progress: Progress, dask_scheduler: str | None = None) -> ExtractionResult:
-    """Fit the series.
+            progress: Progress, dask_scheduler: str | None = None,
+            motion: MotionOutcome | None = None) -> ExtractionResult:
+    """Fit the series (``movie``: the corrected copy when ``motion`` is given).
 
     ``movie`` is None when the flow expected a cache hit; should the stored result have vanished
-    since, the series is concatenated here after all (and this run's hold on it given up afterwards).
+    since, the series is concatenated (and corrected) here after all (this run's holds given up afterwards).
     """
     progress("patches", 0.0)  # the fit's first stage: a failure from here on is reported as the fit's
     if movie is not None:
-        return fit_series(plan.inputs, movie, progress=progress, dask_scheduler=dask_scheduler)
+        return fit_series(plan.inputs, movie, progress=progress, dask_scheduler=dask_scheduler, motion=motion)
     movie, _ = ensure_work_copy(plan.inputs.series, work_dir, plan.series_key, progress=progress)
+    held = [movie]
     try:
-        return fit_series(plan.inputs, movie, progress=progress, dask_scheduler=dask_scheduler)
+        params = plan.inputs.resolved.params
+        if params.motion_correction != "none":
+            movie, motion, _ = ensure_corrected_copy(movie, work_dir, plan.series_key, params.motion,
+                                                     n_processes=params.n_processes, dask_scheduler=dask_scheduler,
+                                                     progress=progress)
+            held.append(movie)
+        return fit_series(plan.inputs, movie, progress=progress, dask_scheduler=dask_scheduler, motion=motion)
     finally:
-        remove_work_copy(movie)
+        for copy in held:
+            remove_work_copy(copy)
 
 
 def is_cached(plan: RunPlan, cache_dir: Path) -> bool:

@@ -17,7 +17,7 @@ Progress = Callable[[str, float], None]
 
 #: Share of a run's wall time per stage (measured on 256×256×2000; good enough for a bar).
 STAGE_WEIGHTS: dict[str, float] = {
-    "validate": 0.02, "concatenate": 0.08, "patches": 0.55, "merge": 0.02, "background": 0.12,
+    "validate": 0.02, "concatenate": 0.08, "motion_correction": 0.1, "patches": 0.55, "merge": 0.02, "background": 0.12,
     "traces": 0.12, "quality": 0.03, "export": 0.06,
 }
 MIN_INTERVAL_S = 2.0

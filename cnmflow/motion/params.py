@@ -9,8 +9,8 @@ Meanings follow CaImAn / NoRMCorre (Pnevmatikakis & Giovannucci 2017):
 - ``gSig_filt`` (1P data): frames are high-pass filtered with a zero-mean Gaussian kernel of this
   width *for estimating shifts only*; the corrected movie keeps its raw intensities.
 - ``border_nan``: how pixels that a shift exposes are filled. The engine refuses NaN, so CaImAn's
-  options map as ``'copy'`` → replicate the nearest edge pixel; ``True`` (CaImAn's default, NaN
-  there) → replicate too, and the result says the crop box should be excluded downstream;
+  options map as ``'copy'`` (the default of CaImAn's ``CNMFParams``) → replicate the nearest edge
+  pixel; ``True`` (NoRMCorre's default, NaN there) → replicate too, and the result says the crop box should be excluded downstream;
   ``'min'`` and ``False`` → the frame's minimum (a constant a zero-filled edge would turn into an
   artificial dark band that the seeding would mistake for structure; the minimum stays in range).
 """
@@ -80,7 +80,7 @@ class MotionSection(BaseModel):
         None, description="Width (pixels) of the high-pass filter applied for estimating shifts only "
         "(1P/miniscope data); None for 2P.")
     border_nan: bool | Literal["copy", "min"] = Field(
-        True, description="Fill of pixels exposed by a shift: 'copy' or True replicate the edge "
+        "copy", description="Fill of pixels exposed by a shift: 'copy' or True replicate the edge "
         "(True also marks the crop box for exclusion), 'min' or False use the frame's minimum.")
     niter_rig: int = Field(
         1, ge=1, description="Passes of rigid registration; each pass after the first re-estimates "

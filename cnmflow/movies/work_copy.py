@@ -75,18 +75,30 @@ def ensure_work_copy(series: MovieSeries, root: str | os.PathLike, series_key: s
     Every call must be matched by :func:`remove_work_copy` once the run is done with the copy.
     Unused copies and staging folders of dead runs under ``root`` are removed first.
     """
+    return ensure_copy(root, series_key, lambda staging: concatenate(series, staging, progress=progress),
+                       stage="concatenate", progress=progress)
+
+
+def ensure_copy(root: str | os.PathLike, key: str, produce: Callable[[Path], ConcatenatedMovie], *,
+                stage: str, progress: Callable[[str, float], None] | None = None) -> tuple[ConcatenatedMovie, bool]:
+    """The copy named ``key`` under ``root``, held for this run: adopted, or made now by ``produce`` (then True).
+
+    ``produce(staging)`` writes the movie (and any side files) into a held staging folder that is
+    renamed into place only once complete, so a killed producer is never adopted. Derived copies
+    (the motion-corrected movie) share the naming, holds and clean-up of the concatenated one.
+    """
     root = Path(root)
-    remove_unused(root, keep=series_key)
+    remove_unused(root, keep=key)
     for _ in range(3):
-        adopted = _adopt(root, series_key)
+        adopted = _adopt(root, key)
         if adopted is not None:
             if progress is not None:
-                progress("concatenate", 1.0)
+                progress(stage, 1.0)
             return adopted, False
-        written = _write(series, root, series_key, progress=progress)
+        written = _write(root, key, produce)
         if written is not None:
             return written, True
-    raise MovieError(f"the work copy under {work_copy_dir(root, series_key)} keeps being removed by another run; "
+    raise MovieError(f"the work copy under {work_copy_dir(root, key)} keeps being removed by another run; "
                      "give this run its own work_dir")
 
 
@@ -146,9 +158,8 @@ def _adopt(root: Path, series_key: str) -> ConcatenatedMovie | None:
     return movie
 
 
-def _write(series: MovieSeries, root: Path, series_key: str, *,
-           progress: Callable[[str, float], None] | None) -> ConcatenatedMovie | None:
-    """Concatenate into a held staging folder and rename it into place; None when another writer won."""
+def _write(root: Path, series_key: str, produce: Callable[[Path], ConcatenatedMovie]) -> ConcatenatedMovie | None:
+    """Produce into a held staging folder and rename it into place; None when another writer won."""
     try:
         root.mkdir(parents=True, exist_ok=True)
         staging = Path(tempfile.mkdtemp(prefix=WRITING_PREFIX, dir=root))
@@ -165,7 +176,7 @@ def _write(series: MovieSeries, root: Path, series_key: str, *,
         _discard(staging, fd)
         return None
     try:
-        movie = concatenate(series, staging, progress=progress)
+        movie = produce(staging)
         description = {"file": movie.path.name, "shape": list(movie.shape),
                        "offsets": {str(k): list(v) for k, v in movie.offsets.items()},
                        "filled_frames": {str(k): list(v) for k, v in movie.filled_frames.items()}}

@@ -277,6 +277,7 @@ def write_caiman_hdf5(
     mmap_file: str | os.PathLike | None = None,
     idx_components: Iterable[int] | None = None,
     extra_params: Mapping[str, Mapping[str, Any]] | None = None,
+    shifts: np.ndarray | Sequence[np.ndarray] | None = None,
 ) -> Path:
     """Write ``estimates`` and ``params`` as CaImAn's ``cnm.save`` would; returns ``path``.
 
@@ -284,12 +285,16 @@ def write_caiman_hdf5(
     ``mmap_file`` the memory-mapped movie the fit read (root attribute; "" when none).
     ``idx_components`` are the accepted components (default: all of them; the others go to
     ``idx_components_bad``).  ``extra_params`` sets CaImAn parameters the table does not have,
-    e.g. ``{"quality": {"min_SNR": 2.5}}``; it is applied last.
+    e.g. ``{"quality": {"min_SNR": 2.5}}``; it is applied last.  ``shifts`` is the motion
+    correction's ``estimates.shifts`` in CaImAn's layout (rigid (T, 2); piecewise ``[x_shifts_els,
+    y_shifts_els]``, stored as one (2, T, n_patches) array as CaImAn's save does); default empty.
     """
     path = Path(path)
     _check_estimates(estimates)
     groups = _param_groups(estimates, params, fnames=fnames, extra_params=extra_params)
     items = _estimates_items(estimates, idx_components)
+    if shifts is not None:
+        items["shifts"] = np.asarray(shifts, dtype=np.float32)
 
     fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     os.close(fd)

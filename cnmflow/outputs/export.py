@@ -31,6 +31,7 @@ from cnmflow.outputs.isxd_sets import (EmptySetNotSupported, OutputExistsError, 
                                        output_timing, split_traces, write_cellset, write_eventset)
 from cnmflow.outputs.leftovers import EXPORT_STAGING_PREFIX
 from cnmflow.outputs.lineage_graph import lineage_graph
+from cnmflow.outputs.motion import IMAGES_STEM, SHIFTS_STEM, motion_images_preview, motion_summary, shifts_preview
 from cnmflow.outputs.metadata import describe_cellset, describe_eventset, write_output_metadata
 from cnmflow.outputs.previews import (events_preview, footprints_preview, initialization_images, no_cells_image,
                                       safe_preview, traces_preview)
@@ -50,7 +51,8 @@ LINEAGE_STEM = "lineage"
 PRODUCT_NAME = re.compile(
     r"(caiman_output\.hdf5|local_corr_img\.tif|output_metadata\.json|manifest\.json"
     r"|(cellset_raw|cellset_denoised|neural_events)\.\d{3}\.isxd|ophys\.\d{3}\.nwb"
-    r"|(initialization_images|no_cells|lineage|traces_cellset_(raw|denoised)\.(\d{3}|series)"
+    r"|motion_corrected\.\d{3}\.(tif|isxd)"
+    r"|(initialization_images|no_cells|lineage|motion_shifts|motion_images|traces_cellset_(raw|denoised)\.(\d{3}|series)"
     r"|footprints_cellset_(raw|denoised)\.\d{3}|preview_neural_events\.\d{3})\.(svg|png))")
 
 
@@ -95,6 +97,7 @@ def export(result: ExtractionResult, output_dir: str | os.PathLike, *, overwrite
     default, as in the seed tool). ``run_ids`` (e.g. the Prefect flow run id) go to the manifest,
     as do the run's ``fingerprint``, the input ``hashes`` when the caller already has them, and
     the seconds of the caller's own stages before the fit (``stage_timings``, e.g. validation).
+
     """
     output_dir = Path(output_dir)
     n_movies = len(result.inputs.series.movies)
@@ -118,6 +121,8 @@ def _export_locked(result: ExtractionResult, output_dir: Path, *, evaluate: bool
                                   resolved=result.inputs.resolved, run_ids=run_ids or {}, notes=notes,
                                   run=run_summary(result, fingerprint=fingerprint, evaluate=evaluate,
                                                   stage_timings=stage_timings))
+            files.update(step.files)
+            notes.extend(step.notes)
         write_manifest(staging / MANIFEST_NAME, manifest)
         files[MANIFEST_NAME] = {"kind": "manifest", "movie_index": None}
         swap_in(staging, output_dir, new=files, old=previous_result_names(output_dir), manifest_name=MANIFEST_NAME)
@@ -186,13 +191,15 @@ def _write_all(result: ExtractionResult, folder: Path, *, evaluate: bool) -> tup
     statuses = component_statuses(estimates, evaluate=evaluate)
     files: dict[str, dict] = {}
     notes: list[str] = []
+        **({"motion_correction": motion_summary(result.motion)} if result.motion is not None else {}),
     if estimates.K == 0:
         notes.append("no cells were found: the cell sets hold 0 cells and no event sets are written "
                      "(isx cannot write an event set without cells); lower min_corr / min_pnr to find more")
 
     accepted = [k for k, status in enumerate(statuses) if status != "rejected"]
     write_caiman_hdf5(folder / HDF5_NAME, estimates, params, fnames=[str(m.path) for m in series.movies],
-                      idx_components=accepted)
+                      idx_components=accepted,
+                      shifts=result.motion.result.caiman_shifts() if result.motion is not None else None)
     files[HDF5_NAME] = {"kind": "caiman_hdf5", "movie_index": None}
     if estimates.Cn is not None:
         write_correlation_tif(folder / CORRELATION_NAME, estimates.Cn)
@@ -235,12 +242,29 @@ def _write_previews(result: ExtractionResult, folder: Path, *, raw, denoised, sp
     estimates = result.estimates
     fr = float(result.inputs.resolved.params.fr)
     written: dict[str, dict] = {}
+    if result.motion is not None:
+        metadata["motion_correction"] = motion_summary(result.motion)
+        files.update(_write_motion_previews(result, folder, notes))
 
     def attempt(movie_index, function, *args, **kwargs) -> None:
         paths, problem = safe_preview(function, *args, **kwargs)
         if problem:
             notes.append(problem)
             log.warning(problem)
+def _write_motion_previews(result: ExtractionResult, folder: Path, notes: list[str]) -> dict[str, dict]:
+    """Shifts over time and before/after images; like every preview, a failure is only a note."""
+    fr = float(result.inputs.resolved.params.fr)
+    starts = sorted(first / fr for first, _ in result.offsets.values())[1:]
+    written: dict[str, dict] = {}
+    for function, stem, kwargs in ((shifts_preview, SHIFTS_STEM, {"fr": fr, "boundaries": starts}),
+                                   (motion_images_preview, IMAGES_STEM, {})):
+        paths, problem = safe_preview(function, folder / stem, result.motion, **kwargs)
+        if problem:
+            notes.append(problem)
+        written.update({path.name: {"kind": "preview", "movie_index": None} for path in paths})
+    return written
+
+
         written.update({path.name: {"kind": "preview", "movie_index": movie_index} for path in paths})
 
     if estimates.Cn is not None and estimates.pnr is not None:

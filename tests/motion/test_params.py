@@ -16,7 +16,7 @@ def test_defaults_are_caimans_and_off():
     p = motion_params()
     assert p.motion_correction == "none"
     assert (p.max_shifts, p.strides, p.overlaps, p.max_deviation_rigid) == ((6, 6), (96, 96), (32, 32), 3)
-    assert p.border_nan is True and p.niter_rig == 1 and p.gSig_filt is None
+    assert p.border_nan == "copy" and p.niter_rig == 1   # CaImAn CNMFParams' default and p.gSig_filt is None
     assert p.patch_size == (128, 128)
 
 
