@@ -10,6 +10,7 @@ from typing import Any, Callable, Sequence
 from cnmflow.outputs.export import ExportResult, check_output_dir, export
 from cnmflow.outputs.folder import open_output_dir
 from cnmflow.pipeline import ExtractionResult, extract as extract_components
+from cnmflow.plan import check_nwb_options
 from cnmflow.validate import validate_inputs
 
 
@@ -37,16 +38,21 @@ def extract(
     evaluate: bool = False,
     run_ids: dict[str, str | None] | None = None,
     progress: Callable[[str, float], None] | None = None,
+    nwb: bool = True,
+    nwb_metadata: str | os.PathLike | None = None,
 ) -> Result:
     """Extract neurons from a movie or series and write every output into ``output_dir``.
 
     ``params`` holds analysis-table values by their seed names (e.g. ``{"min_pnr": 8}``). All
-    checks — inputs, parameters, existing outputs — run before any computation.
+    checks — inputs, parameters, the NWB metadata file, existing outputs — run before any
+    computation. ``nwb`` writes ``ophys.{k}.nwb`` per movie with ``nwb_metadata``'s facts.
     """
     inputs = validate_inputs(movies, preset=preset, table=params, params_file=params_file,
                              overwrite_params=overwrite_params)
+    facts = check_nwb_options(nwb, nwb_metadata, n_movies=len(inputs.series.movies))
     with open_output_dir(output_dir):  # one writer per folder, from the check to the last file
         check_output_dir(output_dir, len(inputs.series.movies), overwrite=overwrite)
         extraction = extract_components(inputs, output_dir, progress=progress)
-        outputs = export(extraction, output_dir, overwrite=overwrite, evaluate=evaluate, run_ids=run_ids)
+        outputs = export(extraction, output_dir, overwrite=overwrite, evaluate=evaluate, run_ids=run_ids, nwb=nwb,
+                         nwb_metadata=facts)
     return Result(extraction=extraction, outputs=outputs)

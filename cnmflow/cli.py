@@ -51,6 +51,14 @@ def _add_parameter_options(parser: argparse.ArgumentParser) -> None:
                         type=parse_assignment, help="set one parameter, e.g. --set min_pnr=8 (repeatable)")
 
 
+def _add_nwb_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--no-nwb", dest="nwb", action="store_false",
+                        help="do not write ophys.{k}.nwb (Neurodata Without Borders; written by default)")
+    parser.add_argument("--nwb-metadata", type=Path, metavar="FILE",
+                        help="YAML or JSON with the subject, session, device and imaging_plane facts of the NWB "
+                             "files (placeholders otherwise)")
+
+
 def _add_dask_option(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--dask", metavar="ADDRESS", help="run patch jobs on this Dask scheduler (e.g. tcp://host:8786; "
                                                           "its workers must reach the movies and --work-dir)")
@@ -85,6 +93,7 @@ def build_parser() -> argparse.ArgumentParser:
                      help="folder for the temporary float32 copy of the movies (default: inside --output-dir)")
     run.add_argument("--no-progress", action="store_true", help="do not draw progress bars")
     run.add_argument("--verbose", action="store_true", help="show Prefect's log lines")
+    _add_nwb_options(run)
     _add_tracking_options(run)
     _add_dask_option(run)
 
@@ -105,6 +114,7 @@ def build_parser() -> argparse.ArgumentParser:
     sweep.add_argument("--experiment", default="source-extraction", help="MLflow experiment (default: source-extraction)")
     sweep.add_argument("--tracking-uri", help="MLflow tracking URI (default: $MLFLOW_TRACKING_URI, else "
                                               "sqlite:///<--output-dir>/mlflow.db)")
+    _add_nwb_options(sweep)
     _add_dask_option(sweep)
 
     serve = commands.add_parser(
@@ -192,19 +202,27 @@ def _run(args: argparse.Namespace) -> int:
         check_output_location(args.work_dir, label="--work-dir")
     folder = _check_before_run(args.movies, args.output_dir, preset=args.preset, table=table,
                                params_file=args.params_file, overwrite_params=args.overwrite_params,
-                               overwrite=args.overwrite, evaluate=args.evaluate)
+                               overwrite=args.overwrite, evaluate=args.evaluate, nwb=args.nwb,
+                               nwb_metadata=args.nwb_metadata)
     with folder:  # held from the checks to the end of the flow, which nests its own hold inside
         report = _run_flow(args.movies, args.output_dir, preset=args.preset, table=table, params_file=args.params_file,
                            overwrite_params=args.overwrite_params, overwrite=args.overwrite, evaluate=args.evaluate,
                            work_dir=args.work_dir, show_progress=not args.no_progress, verbose=args.verbose,
                            flow_options=dict(experiment=args.experiment, tracking_uri=args.tracking_uri,
-                                             track_run=not args.no_track, dask_address=args.dask))
+                                             track_run=not args.no_track, dask_address=args.dask,
+                                             **_nwb_flow_options(args)))
     _print_report(report)
     return 0
 
 
+def _nwb_flow_options(args: argparse.Namespace) -> dict[str, Any]:
+    """The flows' ``nwb`` / ``nwb_metadata`` parameters from ``--no-nwb`` / ``--nwb-metadata``."""
+    metadata = args.nwb_metadata
+    return {"nwb": args.nwb, "nwb_metadata": None if metadata is None else str(metadata.absolute())}
+
+
 def _check_before_run(movies, output_dir: Path, *, preset: str, table: dict, params_file, overwrite_params: bool,
-                      overwrite: bool, evaluate: bool):
+                      overwrite: bool, evaluate: bool, nwb: bool = True, nwb_metadata: Path | None = None):
     """Every check the flow's validate step makes, without hashing the movies unless outputs exist.
 
     Returns the hold on the output folder (one writer per folder), to keep until the flow is done.
@@ -212,20 +230,22 @@ def _check_before_run(movies, output_dir: Path, *, preset: str, table: dict, par
     from cnmflow.outputs.export import check_output_dir, planned_names
     from cnmflow.outputs.folder import open_output_dir
     from cnmflow.params_form import form_with
-    from cnmflow.plan import plan_run
+    from cnmflow.plan import check_nwb_options, plan_run
     from cnmflow.validate import validate_inputs
 
     form_with(preset, table)
     inputs = validate_inputs(movies, preset=preset, table=table, params_file=params_file,
                              overwrite_params=overwrite_params)
     n_movies = len(inputs.series.movies)
+    check_nwb_options(nwb, nwb_metadata, n_movies=n_movies)
     folder = open_output_dir(output_dir)
     try:
         if overwrite or not any((Path(output_dir) / name).exists() for name in planned_names(n_movies)):
             check_output_dir(output_dir, n_movies, overwrite=overwrite)
         else:
             plan_run(movies, output_dir, preset=preset, table=table, params_file=params_file,
-                     overwrite_params=overwrite_params, overwrite=overwrite, evaluate=evaluate).release()
+                     overwrite_params=overwrite_params, overwrite=overwrite, evaluate=evaluate, nwb=nwb,
+                     nwb_metadata=nwb_metadata).release()
     except BaseException:
         folder.release()
         raise
@@ -324,6 +344,9 @@ def _sweep(args: argparse.Namespace) -> int:
     form_with(args.preset, table)
     combos = check_sweep(args.movies, grid, preset=args.preset, base=table, params_file=args.params_file,
                          overwrite_params=args.overwrite_params)
+    from cnmflow.plan import check_nwb_options
+
+    check_nwb_options(args.nwb, args.nwb_metadata, n_movies=len(args.movies))
     if args.max_concurrent < 1:
         raise InputError(f"--max-concurrent {args.max_concurrent}: give 1 or more")
     if not args.verbose:
@@ -340,7 +363,8 @@ def _sweep(args: argparse.Namespace) -> int:
                 grid=grid, params_file=None if args.params_file is None else str(args.params_file.absolute()),
                 overwrite_params=args.overwrite_params, preset=args.preset, params=form_with(args.preset, table),
                 max_concurrent=args.max_concurrent, evaluate=args.evaluate, overwrite=args.overwrite,
-                experiment=args.experiment, tracking_uri=args.tracking_uri, dask_address=args.dask)
+                experiment=args.experiment, tracking_uri=args.tracking_uri, dask_address=args.dask,
+                **_nwb_flow_options(args))
     except (InputError, FileExistsError):
         raise
     except SweepFailed as err:

@@ -21,6 +21,7 @@ from cnmflow.lineage import MANIFEST_NAME, read_manifest, verify_manifest
 from cnmflow.outputs.export import check_output_dir
 from cnmflow.outputs.folder import open_output_dir
 from cnmflow.outputs.folder_lock import FolderBusyError, OutputLock, lock_output_dir
+from cnmflow.outputs.nwb_metadata import NwbMetadata, nwb_settings, read_nwb_metadata
 from cnmflow.outputs.result_swap import finish_interrupted_swap, pending
 from cnmflow.validate import ValidatedInputs, validate_inputs
 
@@ -36,6 +37,8 @@ class RunPlan:
     evaluate: bool
     overwrite: bool               # the user allowed replacing an earlier run's outputs
     up_to_date: bool              # the output folder already holds this run's intact results
+    nwb: bool = True              # write ophys.{k}.nwb (not in the fingerprint: see nwb_settings)
+    nwb_metadata: NwbMetadata | None = field(default=None, compare=False)  # the user's facts, checked
     lock: OutputLock | None = field(default=None, compare=False, repr=False)  # this run's hold on output_dir
 
     def release(self) -> None:
@@ -61,32 +64,59 @@ def plan_run(
     overwrite_params: bool = False,
     overwrite: bool = False,
     evaluate: bool = False,
+    nwb: bool = True,
+    nwb_metadata: str | os.PathLike | None = None,
 ) -> RunPlan:
     """Validate everything, lock the output folder, hash the inputs and decide what the folder needs.
 
     The returned plan holds the folder (re-entrantly, if this process holds it already); call
     ``plan.release()`` when the run is over. InputError (FolderBusyError when another run
-    writes the folder) before any compute.
+    writes the folder) before any compute. ``nwb_metadata`` (YAML/JSON) is read and checked
+    against the number of movies here too; the NWB settings are not part of the fingerprint
+    (they change no component) but decide whether the folder is up to date.
     """
     inputs = validate_inputs(movies, preset=preset, table=table, params_file=params_file,
                              overwrite_params=overwrite_params)
+    facts = check_nwb_options(nwb, nwb_metadata, n_movies=len(inputs.series.movies))
     output_dir = Path(output_dir).expanduser().absolute()
     lock = open_output_dir(output_dir)
     try:
         hashes = input_hashes(inputs.series)
         fingerprint = run_fingerprint(hashes, inputs.resolved.params)
-        up_to_date = outputs_match(output_dir, fingerprint, evaluate=evaluate)
+        up_to_date = outputs_match(output_dir, fingerprint, evaluate=evaluate, nwb=nwb_settings(nwb, facts))
         if not up_to_date:
             check_output_dir(output_dir, len(inputs.series.movies), overwrite=overwrite)
     except BaseException:
         lock.release()
         raise
     return RunPlan(inputs=inputs, hashes=hashes, fingerprint=fingerprint, output_dir=output_dir,
-                   evaluate=evaluate, overwrite=overwrite, up_to_date=up_to_date, lock=lock)
+                   evaluate=evaluate, overwrite=overwrite, up_to_date=up_to_date, nwb=nwb, nwb_metadata=facts,
+                   lock=lock)
 
 
-def outputs_match(output_dir: Path, fingerprint: str, *, evaluate: bool) -> bool:
+def check_nwb_options(nwb: bool, metadata: str | os.PathLike | None, *,
+                      n_movies: int | None) -> NwbMetadata | None:
+    """The checked NWB metadata file (None without one); InputError, one line, before any compute.
+
+    ``n_movies`` None (a batch or a watched folder, before its recordings are known) skips the
+    check of ``session_start_time`` against the number of movies.
+    """
+    if metadata is None:
+        return None
+    if not nwb:
+        raise InputError(f"an NWB metadata file ({metadata}) is given but NWB output is off (--no-nwb / nwb=false); "
+                         "drop one of the two")
+    facts = read_nwb_metadata(metadata)
+    if n_movies is not None:
+        facts.check_movie_count(n_movies)
+    return facts
+
+
+def outputs_match(output_dir: Path, fingerprint: str, *, evaluate: bool, nwb: dict | None = None) -> bool:
     """True when ``output_dir`` holds a finished run with this fingerprint whose files are intact.
+
+    ``nwb`` (:func:`~cnmflow.outputs.nwb_metadata.nwb_settings`), when given, must match the
+    settings the folder's run recorded: NWB on/off and the metadata's content.
 
     An interrupted result swap is finished first when the folder is free (a swap in progress in
     another run means the folder holds no finished set yet).
@@ -106,5 +136,7 @@ def outputs_match(output_dir: Path, fingerprint: str, *, evaluate: bool) -> bool
         return False
     run = manifest.get("run") or {}
     if run.get("fingerprint") != fingerprint or run.get("evaluated") != evaluate:
+        return False
+    if nwb is not None and run.get("nwb") != nwb:
         return False
     return verify_manifest(output_dir) == []

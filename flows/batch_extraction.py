@@ -16,6 +16,7 @@ from prefect.cache_policies import NO_CACHE
 from prefect.task_runners import ThreadPoolTaskRunner
 
 from cnmflow.params_form import ExtractionParams, table_from_form
+from cnmflow.plan import check_nwb_options
 from cnmflow.report import RunReport
 from cnmflow.tracking.uri import DEFAULT_EXPERIMENT
 
@@ -46,6 +47,8 @@ def batch_extraction(
     experiment: str = DEFAULT_EXPERIMENT,
     tracking_uri: str | None = None,
     dask_address: str | None = None,
+    nwb: bool = True,
+    nwb_metadata: str | None = None,
 ) -> list[dict[str, Any]]:
     """Run every recording (a list of movie files: one movie, or a series) into ``output_root/<name>``.
 
@@ -59,8 +62,11 @@ def batch_extraction(
         experiment: MLflow experiment of the runs.
         tracking_uri: MLflow tracking URI (default: $MLFLOW_TRACKING_URI, else sqlite:///<output_root>/mlflow.db).
         dask_address: Dask scheduler for the patch jobs (default: $CNMFLOW_DASK_ADDRESS).
+        nwb: Write ophys.{k}.nwb per movie of every recording.
+        nwb_metadata: YAML/JSON file with the NWB subject/session/device/imaging_plane facts.
     """
     table_from_form(params, preset)  # a bad form (or preset/method_init mismatch) fails here, not per recording
+    check_nwb_options(nwb, nwb_metadata, n_movies=None)  # so does a bad NWB metadata file
     names = [recording_name(movies) for movies in recordings]
     clashes = sorted({name for name in names if names.count(name) > 1})
     if clashes:
@@ -69,7 +75,8 @@ def batch_extraction(
     root = Path(output_root).expanduser().absolute()
     options = dict(params_file=params_file, overwrite_params=overwrite_params, preset=preset,
                    params=params.model_dump(),
-                   experiment=experiment, tracking_uri=tracking_uri, dask_address=dask_address)
+                   experiment=experiment, tracking_uri=tracking_uri, dask_address=dask_address, nwb=nwb,
+                   nwb_metadata=nwb_metadata)
     futures = [extract_recording.submit(movies, str(root / name), options) for movies, name in zip(recordings, names)]
     rows = []
     for name, future in zip(names, futures):

@@ -52,6 +52,8 @@ def parameter_sweep(
     experiment: str = DEFAULT_EXPERIMENT,
     tracking_uri: str | None = None,
     dask_address: str | None = None,
+    nwb: bool = True,
+    nwb_metadata: str | None = None,
 ) -> list[dict[str, Any]]:
     """Sweep ``grid`` (e.g. ``{"min_corr": [0.7, 0.8], "min_pnr": [6, 8, 10]}``) over ``movies``.
 
@@ -71,6 +73,8 @@ def parameter_sweep(
         experiment: MLflow experiment of the parent and child runs.
         tracking_uri: MLflow tracking URI (default: $MLFLOW_TRACKING_URI, else sqlite:///<output_dir>/mlflow.db).
         dask_address: Dask scheduler for the patch jobs of every combination (default: $CNMFLOW_DASK_ADDRESS).
+        nwb: Write ophys.{k}.nwb in every combination's folder.
+        nwb_metadata: YAML/JSON file with the NWB subject/session/device/imaging_plane facts (checked first).
 
     Raises:
         ParameterError: before anything runs, naming the first combination that cannot run.
@@ -86,7 +90,8 @@ def parameter_sweep(
     root = Path(output_dir).expanduser().absolute()
     progress = RunProgress(key="parameter-sweep-progress")
     plan = validate(movies, str(root), preset=preset, table={**base, **combos[0]}, params_file=params_file,
-                    overwrite_params=overwrite_params, overwrite=True, evaluate=evaluate, progress=progress)
+                    overwrite_params=overwrite_params, overwrite=True, evaluate=evaluate, progress=progress,
+                    nwb=nwb, nwb_metadata=nwb_metadata)
     uri = tracking_uri or default_tracking_uri(root)
     work = root / WORK_DIR_NAME
     movie, created = concatenate(plan, work, progress=progress)
@@ -95,7 +100,7 @@ def parameter_sweep(
                                 tags={"prefect.flow_run_id": str(flow_run.id)})
         shared = dict(params_file=params_file, overwrite_params=overwrite_params, overwrite=overwrite,
                       evaluate=evaluate, work_dir=str(work), experiment=experiment, tracking_uri=uri,
-                      mlflow_parent_run_id=parent, dask_address=dask_address)
+                      mlflow_parent_run_id=parent, dask_address=dask_address, nwb=nwb, nwb_metadata=nwb_metadata)
         slots = threading.BoundedSemaphore(max_concurrent)
         futures = [(combo, run_combination.submit(combo, slots=slots, movies=movies, preset=preset, base=base,
                                                   output_dir=root / folder_name(combo), shared=shared))

@@ -103,6 +103,8 @@ def source_extraction(
     track_run: bool = True,
     mlflow_parent_run_id: str | None = None,
     dask_address: str | None = None,
+    nwb: bool = True,
+    nwb_metadata: str | None = None,
 ) -> RunReport:
     """Extract neurons from ``movies`` (one recording, or a series) into ``output_dir``.
 
@@ -126,6 +128,9 @@ def source_extraction(
         mlflow_parent_run_id: Nest the MLflow run under this run (parameter sweeps set it).
         dask_address: Dask scheduler for the patch jobs (default: $CNMFLOW_DASK_ADDRESS, else local
             processes); its workers must reach work_dir.
+        nwb: Write ophys.{k}.nwb (Neurodata Without Borders) per movie.
+        nwb_metadata: YAML/JSON file with the subject, session, device and imaging_plane facts for the
+            NWB files (placeholders otherwise); checked before any compute.
     """
     progress = RunProgress()
     progress.start()
@@ -133,7 +138,7 @@ def source_extraction(
     with _timed(timings, "validate"):
         plan = validate(movies, output_dir, preset=preset, table=table_from_form(params, preset),
                         params_file=params_file, overwrite_params=overwrite_params, overwrite=overwrite,
-                        evaluate=evaluate, progress=progress)
+                        evaluate=evaluate, progress=progress, nwb=nwb, nwb_metadata=nwb_metadata)
     try:
         if work_dir is not None:
             check_output_location(work_dir, label="work_dir")

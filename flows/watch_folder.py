@@ -14,6 +14,7 @@ from prefect.artifacts import create_markdown_artifact
 from pydantic import BeforeValidator
 
 from cnmflow.params_form import ExtractionParams, table_from_form
+from cnmflow.plan import check_nwb_options
 from cnmflow.watch import DEFAULT_PATTERNS, Ledger, Scan, ScanSummary, SeriesRule, parse_patterns, summary_markdown
 from cnmflow.watch.claims import Job
 from cnmflow.watch.summary import FAILED, GAVE_UP, Outcome
@@ -39,14 +40,15 @@ def _record_run_id(ledger_path: str, job: Job):
 
 
 def _extract(scan: Scan, ledger: Ledger, job: Job, *, preset: str, params, params_file: str | None,
-             overwrite_params: bool) -> Outcome:
+             overwrite_params: bool, nwb: bool = True, nwb_metadata: str | None = None) -> Outcome:
     """Run the extraction of a claimed job as a child flow run and record how it ended."""
     extraction = source_extraction.with_options(on_running=[_record_run_id(str(ledger.path), job)])
     run_id: str | None = None
     error: BaseException | None = None
     try:
         state = extraction(movies=scan.movies(job, ledger), output_dir=scan.output_dir(job), params_file=params_file,
-                           overwrite_params=overwrite_params, preset=preset, params=params, return_state=True)
+                           overwrite_params=overwrite_params, preset=preset, params=params, nwb=nwb,
+                           nwb_metadata=nwb_metadata, return_state=True)
         run_id = str(state.state_details.flow_run_id)
         if not state.is_completed():
             result = state.result(raise_on_failure=False)
@@ -84,6 +86,8 @@ def watch_folder(
     max_attempts: int = 3,
     series_rule: SeriesRule = "subfolder",
     max_claim_age_hours: float = 24.0,
+    nwb: bool = True,
+    nwb_metadata: str | None = None,
 ) -> ScanSummary:
     """Scan ``folder`` once and extract each new movie or series into ``output_root``.
 
@@ -118,8 +122,11 @@ def watch_folder(
         max_attempts: Attempts per movie or series in all (bad input counts too) before giving up on it.
         series_rule: "subfolder" (a sub-folder's files are one series) or "file" (every file on its own).
         max_claim_age_hours: Age after which another watcher's unfinished claim is taken over.
+        nwb: Write ophys.{k}.nwb per movie of every run.
+        nwb_metadata: YAML/JSON file with the NWB subject/session/device/imaging_plane facts.
     """
     table_from_form(params, preset)  # a bad form (or preset/method_init mismatch) fails here, not once per movie
+    check_nwb_options(nwb, nwb_metadata, n_movies=None)  # so does a bad NWB metadata file
     logger = get_run_logger()
     scan = Scan(folder, output_root, patterns=parse_patterns(pattern), series_rule=series_rule,
                 max_attempts=max_attempts, max_claim_age_s=max_claim_age_hours * 3600.0)
@@ -135,7 +142,8 @@ def watch_folder(
             logger.info("%s: starting extraction (attempt %d of %d; %s) into %s", candidate.group.key,
                         claimed.job.attempts, max_attempts, claimed.reason, scan.output_dir(claimed.job))
             outcomes.append(_extract(scan, ledger, claimed.job, preset=preset, params=params,
-                                     params_file=params_file, overwrite_params=overwrite_params))
+                                     params_file=params_file, overwrite_params=overwrite_params, nwb=nwb,
+                                     nwb_metadata=nwb_metadata))
     for outcome in outcomes:
         _log(outcome)
     summary = ScanSummary.of(str(scan.folder), str(scan.output_root), outcomes)

@@ -42,14 +42,14 @@ def _write_outputs(plan: RunPlan, extraction: ExtractionResult, run_ids: dict[st
     progress("export", 0.0)
     written = export(with_current_inputs(extraction, plan), plan.output_dir, overwrite=plan.overwrite,
                      evaluate=plan.evaluate, run_ids=run_ids, hashes=plan.hashes, fingerprint=plan.fingerprint,
-                     stage_timings=stage_timings)
+                     stage_timings=stage_timings, nwb=plan.nwb, nwb_metadata=plan.nwb_metadata)
     progress("export", 1.0)
     return written
 
 
 def export_task(plan: RunPlan, n_components: int) -> Task[..., ExportResult]:
     """The export task of this run, materializing its data files from its input movies."""
-    names = planned_names(len(plan.inputs.series.movies))
+    names = planned_names(len(plan.inputs.series.movies), nwb=plan.nwb)
     if n_components == 0:  # isx cannot write an event set without cells
         names = [name for name in names if not name.startswith("neural_events.")]
     outputs = [file_asset(plan.output_dir / name) for name in names]

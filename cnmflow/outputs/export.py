@@ -32,6 +32,8 @@ from cnmflow.outputs.isxd_sets import (EmptySetNotSupported, OutputExistsError, 
 from cnmflow.outputs.leftovers import EXPORT_STAGING_PREFIX
 from cnmflow.outputs.lineage_graph import lineage_graph
 from cnmflow.outputs.motion import IMAGES_STEM, SHIFTS_STEM, motion_images_preview, motion_summary, shifts_preview
+from cnmflow.outputs.nwb_export import TIMING_KEY as NWB_TIMING, write_run_nwb
+from cnmflow.outputs.nwb_metadata import NwbMetadata, nwb_settings
 from cnmflow.outputs.metadata import describe_cellset, describe_eventset, write_output_metadata
 from cnmflow.outputs.previews import (events_preview, footprints_preview, initialization_images, no_cells_image,
                                       safe_preview, traces_preview)
@@ -68,11 +70,12 @@ class ExportResult:
         return [self.output_dir / name for name in self.files]
 
 
-def planned_names(n_movies: int) -> list[str]:
-    """The data files a run over ``n_movies`` movies produces (previews come on top)."""
+def planned_names(n_movies: int, *, nwb: bool = True) -> list[str]:
+    """The data files a run over ``n_movies`` movies produces (previews come on top); ``nwb``: with ophys.{k}.nwb."""
     names = [HDF5_NAME, CORRELATION_NAME, METADATA_NAME, MANIFEST_NAME]
     for k in range(n_movies):
         names += [f"cellset_raw.{k:03d}.isxd", f"cellset_denoised.{k:03d}.isxd", f"neural_events.{k:03d}.isxd"]
+        names += [f"ophys.{k:03d}.nwb"] if nwb else []
     return names
 
 
@@ -90,8 +93,12 @@ def check_output_dir(output_dir: str | os.PathLike, n_movies: int, *, overwrite:
 def export(result: ExtractionResult, output_dir: str | os.PathLike, *, overwrite: bool = False,
            evaluate: bool = False, run_ids: dict[str, str | None] | None = None,
            hashes: dict[int, str] | None = None, fingerprint: str | None = None,
-           stage_timings: dict[str, float] | None = None) -> ExportResult:
+           stage_timings: dict[str, float] | None = None, nwb: bool = True,
+           nwb_metadata: NwbMetadata | None = None) -> ExportResult:
     """Write every output of ``result`` into ``output_dir``; returns what was written.
+
+    ``nwb`` writes ``ophys.{k}.nwb`` per movie (with ``nwb_metadata``'s facts, placeholders
+    otherwise); a failure of the NWB writer fails the export, like any data file's.
 
     ``evaluate`` turns on the quality evaluation that sets accepted/rejected statuses (off by
     default, as in the seed tool). ``run_ids`` (e.g. the Prefect flow run id) go to the manifest,
@@ -104,23 +111,31 @@ def export(result: ExtractionResult, output_dir: str | os.PathLike, *, overwrite
     with open_output_dir(output_dir):
         check_output_dir(output_dir, n_movies, overwrite=overwrite)
         return _export_locked(result, output_dir, evaluate=evaluate, run_ids=run_ids, hashes=hashes,
-                              fingerprint=fingerprint, stage_timings=stage_timings)
+                              fingerprint=fingerprint, stage_timings=stage_timings, nwb=nwb,
+                              nwb_metadata=nwb_metadata)
 
 
 def _export_locked(result: ExtractionResult, output_dir: Path, *, evaluate: bool,
                    run_ids: dict[str, str | None] | None, hashes: dict[int, str] | None,
-                   fingerprint: str | None, stage_timings: dict[str, float] | None) -> ExportResult:
+                   fingerprint: str | None, stage_timings: dict[str, float] | None,
+                   nwb: bool = False, nwb_metadata: NwbMetadata | None = None) -> ExportResult:
     staging = Path(tempfile.mkdtemp(prefix=EXPORT_STAGING_PREFIX, dir=output_dir))
     try:
         files, notes = _write_all(result, staging, evaluate=evaluate)
+        if nwb:
+            step = write_run_nwb(result, staging, fingerprint=fingerprint, evaluate=evaluate, metadata=nwb_metadata)
+            files.update(step.files)
+            notes.extend(step.notes)
+            stage_timings = {**(stage_timings or {}), NWB_TIMING: round(step.seconds, 4)}
         inputs = input_records(result.inputs.series, hashes)
         files.update(_write_lineage_graph(staging, inputs, files, run_ids=run_ids or {}, fingerprint=fingerprint,
                                           notes=notes))
         manifest = build_manifest(output_dir=staging, outputs=files,
                                   inputs=inputs,
                                   resolved=result.inputs.resolved, run_ids=run_ids or {}, notes=notes,
-                                  run=run_summary(result, fingerprint=fingerprint, evaluate=evaluate,
-                                                  stage_timings=stage_timings))
+                                  run={**run_summary(result, fingerprint=fingerprint, evaluate=evaluate,
+                                                     stage_timings=stage_timings),
+                                       "nwb": nwb_settings(nwb, nwb_metadata)})
             files.update(step.files)
             notes.extend(step.notes)
         write_manifest(staging / MANIFEST_NAME, manifest)

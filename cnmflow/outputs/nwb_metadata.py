@@ -16,6 +16,7 @@ the order the movies were given. A naive time means UTC, as everywhere in cnmflo
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import os
@@ -91,6 +92,23 @@ class NwbMetadata:
                                  f"times for {n_movies} movies; give one time, or one per movie in the order given")
             value = value[movie_index]
         return _as_datetime(value, self.source)
+
+
+def nwb_settings(enabled: bool, metadata: NwbMetadata | None = None) -> dict[str, Any]:
+    """What the NWB outputs of a run depend on besides its fingerprint, as the manifest records it.
+
+    Why not in the fingerprint: the fingerprint names the computation (it is the components'
+    cache key), and NWB on/off or a fixed metadata file must not refit. The run summary keeps
+    these settings and a folder is up to date only when they match too (as with ``evaluate``),
+    so a changed metadata file re-exports from the cached components. The digest is over the
+    checked content, not the file's bytes or path: a comment edit or a moved file changes nothing.
+    """
+    if not enabled:
+        return {"written": False}
+    facts = metadata or NwbMetadata()
+    content = {name: getattr(facts, name) for name in SECTIONS}
+    digest = hashlib.sha256(json.dumps(content, sort_keys=True, default=str).encode()).hexdigest()
+    return {"written": True, "metadata_sha256": digest}
 
 
 def read_nwb_metadata(path: str | os.PathLike) -> NwbMetadata:
@@ -174,4 +192,4 @@ def _as_datetime(value: Any, where: Any, key: str = "session.session_start_time"
     return value if value.tzinfo is not None else value.replace(tzinfo=timezone.utc)
 
 
-__all__ = ["NwbMetadata", "nwb_metadata_from_dict", "read_nwb_metadata"]
+__all__ = ["NwbMetadata", "nwb_metadata_from_dict", "nwb_settings", "read_nwb_metadata"]

@@ -43,6 +43,7 @@ class FolderRecord:
     tags: dict[str, str]
     inputs: list[dict[str, Any]]
     previews: list[Path] = field(default_factory=list)
+    nwb_files: list[Path] = field(default_factory=list)   # ophys.{k}.nwb the manifest lists
 
 
 def read_folder(output_dir: str | Path) -> FolderRecord:
@@ -52,10 +53,13 @@ def read_folder(output_dir: str | Path) -> FolderRecord:
     params = effective_params(manifest)
     previews = sorted(folder / name for name, record in manifest.get("outputs", {}).items()
                       if record.get("kind") == "preview" and name.endswith(".png"))
+    nwb_files = sorted(folder / name for name, record in manifest.get("outputs", {}).items()
+                       if record.get("kind") == "nwb")
     return FolderRecord(
         output_dir=folder, manifest=manifest, params=params,
         logged_params=logged_params(manifest, params), metrics=folder_metrics(folder, manifest, params),
-        tags=folder_tags(manifest, folder), inputs=list(manifest.get("inputs", [])), previews=previews)
+        tags=folder_tags(manifest, folder), inputs=list(manifest.get("inputs", [])), previews=previews,
+        nwb_files=nwb_files)
 
 
 # ------------------------------------------------------------------------------------ parameters

@@ -38,6 +38,7 @@ DIGEST_LENGTH = 36
 INPUT_ATTEMPTS = 4
 PARAMS_ARTIFACT = "parameters/caiman_params.json"
 PREVIEWS_ARTIFACT_DIR = "previews"
+NWB_ARTIFACT_DIR = "nwb"
 
 
 def log_output_folder(
@@ -54,8 +55,8 @@ def log_output_folder(
 
     The run holds the effective parameters (``group.name``) with their sources, the inputs
     (as params and as datasets with their sha256), the metrics of :func:`folder_metrics` plus
-    ``extra_metrics`` (e.g. ground-truth scores), tags, the previews, a CaImAn parameters file
-    and the folder's metadata and manifest.  ``tracking_uri`` defaults to
+    ``extra_metrics`` (e.g. ground-truth scores), tags, the previews, the NWB files (``nwb/``),
+    a CaImAn parameters file and the folder's metadata and manifest.  ``tracking_uri`` defaults to
     :func:`~cnmflow.tracking.store.tracking_uri` of the folder's parent; ``parent_run_id``
     nests the run under a sweep.  The run id, URI and experiment are then recorded in the
     manifest.  On failure the manifest gets a "tracking missing: ..." note, the outputs stay
@@ -101,6 +102,8 @@ def _log_contents(client: MlflowClient, run_id: str, record: FolderRecord, extra
     _log_inputs(client, run_id, [movie_dataset(entry) for entry in record.inputs])
     for preview in record.previews:
         client.log_artifact(run_id, str(preview), PREVIEWS_ARTIFACT_DIR)
+    for nwb_file in record.nwb_files:  # the files a DANDI upload is made of, kept with the run
+        client.log_artifact(run_id, str(nwb_file), NWB_ARTIFACT_DIR)
     client.log_dict(run_id, caiman_params_document(record.params), PARAMS_ARTIFACT)
     for name in (METADATA_NAME, MANIFEST_NAME):
         if (record.output_dir / name).is_file():

@@ -201,3 +201,73 @@ def test_2p_preset_writes_the_same_files_with_the_background_in_the_hdf5(tmp_pat
         assert h5["estimates/b"].shape == (48 * 48, 2) and h5["estimates/f"].shape == (2, 300)
         assert h5["params/init"].attrs["method_init"] == "greedy_roi"   # strings are attributes, as in CaImAn
         assert h5["params/init/nb"][()] == 2
+
+
+# ------------------------------------------------------------------------------------------- NWB
+
+def _data_names(manifest: dict) -> list[str]:
+    """The data files a manifest lists, and itself (as `planned_names` lists them)."""
+    return sorted([name for name, record in manifest["outputs"].items() if record["kind"] != "preview"]
+                  + ["manifest.json"])
+
+
+def test_every_movie_gets_an_nwb_file_swapped_in_and_listed_with_the_rest(series_run):
+    from pynwb import NWBHDF5IO
+
+    from cnmflow.lineage import lineage_of, read_manifest
+
+    out = series_run.output_dir
+    manifest = read_manifest(out)
+    assert {name: (r["kind"], r["movie_index"]) for name, r in manifest["outputs"].items() if r["kind"] == "nwb"} \
+        == {"ophys.000.nwb": ("nwb", 0), "ophys.001.nwb": ("nwb", 1)}
+    assert _data_names(manifest) == sorted(export_module.planned_names(2, nwb=True))
+    assert manifest["run"]["timings_s"]["export.nwb"] > 0
+    assert manifest["run"]["nwb"]["written"] is True
+    assert "later.isxd" in lineage_of(out / "ophys.000.nwb")
+    with NWBHDF5IO(str(out / "ophys.000.nwb"), "r") as io:   # movie 0 is the later one: frames 140..300
+        series = io.read().processing["ophys"]["Fluorescence"]["RoiResponseSeries"]
+        assert series.data.shape == (160, series_run.extraction.estimates.K)
+    assert any("placeholders" in note for note in manifest["notes"])
+
+
+def test_without_nwb_an_overwrite_leaves_no_old_nwb_file(simulated, tmp_path):
+    from cnmflow.lineage import read_manifest
+
+    movie = write_tiff(tmp_path / "movie.tif", simulated.movie, fr=10.0)
+    out = tmp_path / "out"
+    cnmflow.extract([movie], out, params=PARAMS)
+    assert (out / "ophys.000.nwb").is_file()
+    cnmflow.extract([movie], out, params=PARAMS, overwrite=True, nwb=False)
+    assert not list(out.glob("*.nwb"))
+    manifest = read_manifest(out)
+    assert _data_names(manifest) == sorted(export_module.planned_names(1, nwb=False))
+    assert "export.nwb" not in manifest["run"]["timings_s"] and manifest["run"]["nwb"] == {"written": False}
+
+
+def test_a_bad_nwb_metadata_file_is_refused_before_compute(simulated, tmp_path, monkeypatch):
+    from cnmflow import api
+    from cnmflow.errors import InputError
+
+    movie = write_tiff(tmp_path / "movie.tif", simulated.movie[:50], fr=10.0)
+    metadata = tmp_path / "meta.json"
+    metadata.write_text(json.dumps({"session": {"session_start_time": ["2024-05-02T10:31:00", "2024-05-02T11:00:00"]}}))
+    monkeypatch.setattr(api, "extract_components", lambda *a, **k: pytest.fail("computed despite bad metadata"))
+    with pytest.raises(InputError, match=r"meta\.json: session\.session_start_time lists 2 times for 1 movies"):
+        cnmflow.extract([movie], tmp_path / "out", params=PARAMS, nwb_metadata=metadata)
+    with pytest.raises(InputError, match="NWB output is off"):
+        cnmflow.extract([movie], tmp_path / "out", params=PARAMS, nwb=False, nwb_metadata=metadata)
+    assert not (tmp_path / "out").exists()
+
+
+def test_a_failing_nwb_writer_fails_the_export_and_changes_nothing(simulated, tmp_path, monkeypatch):
+    from cnmflow.outputs import nwb as nwb_module
+    from cnmflow.outputs.nwb_export import NwbWriteError
+
+    def broken(*args, **kwargs):
+        raise ValueError("hdmf says no")
+
+    movie = write_tiff(tmp_path / "movie.tif", simulated.movie, fr=10.0)
+    monkeypatch.setattr(nwb_module, "_write_one", broken)
+    with pytest.raises(NwbWriteError, match=r"NWB files .* failed: ValueError: hdmf says no; no outputs were changed"):
+        cnmflow.extract([movie], tmp_path / "out", params=PARAMS)
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == []

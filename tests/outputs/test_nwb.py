@@ -56,7 +56,7 @@ def series(simulated, tmp_path_factory):
 def run_folder(series, tmp_path_factory):
     """A finished run's folder, with its NWB files written afterwards by ``cnmflow nwb``."""
     out = tmp_path_factory.mktemp("out")
-    result = cnmflow.extract(series, out, params=PARAMS)
+    result = cnmflow.extract(series, out, params=PARAMS, nwb=False)   # NWB by `cnmflow nwb` below
     paths, placeholders = write_nwb_for_folder(out)
     return out, result, paths, placeholders
 
@@ -290,7 +290,7 @@ def test_a_bad_metadata_file_is_refused_naming_the_file(tmp_path, text, suffix, 
 def test_tif_session_start_comes_from_the_metadata_else_the_run_time(simulated, tmp_path):
     movie = write_tiff(tmp_path / "movie.tif", simulated.movie[:200], fr=10.0)
     out = tmp_path / "out"
-    cnmflow.extract([movie], out, params=PARAMS)
+    cnmflow.extract([movie], out, params=PARAMS, nwb=False)
     meta = tmp_path / "meta.json"
     meta.write_text(json.dumps({"session": {"session_start_time": "2024-05-02T10:31:00+02:00"}}))
     (path,), _ = write_nwb_for_folder(out, metadata=meta)
@@ -324,7 +324,7 @@ def test_a_wrong_start_time_count_is_refused_before_any_file_is_written(run_fold
 def test_a_run_without_cells_still_gets_a_file(tmp_path):
     noise = np.random.default_rng(0).normal(100.0, 5.0, size=(200, 40, 40)).astype(np.float32)
     movie = write_tiff(tmp_path / "noise.tif", noise, fr=10.0)
-    result = cnmflow.extract([movie], tmp_path / "out", params=PARAMS)
+    result = cnmflow.extract([movie], tmp_path / "out", params=PARAMS, nwb=False)
     assert result.extraction.estimates.K == 0
     (path,), _ = write_nwb_for_folder(tmp_path / "out")
     io, nwb = _read(path)
@@ -353,7 +353,8 @@ def test_a_real_inscopix_movie_keeps_its_start_and_pixel_size(tmp_path):
     movie = IDEAS / "movie_part2_108x123x63.isxd"
     if not movie.exists():
         pytest.skip("sample isxd absent (../shared/data/ideas)")
-    cnmflow.extract([movie], tmp_path / "out", params={"min_corr": 0.5, "min_pnr": 5, "gSiz": 13, "n_processes": 1})
+    cnmflow.extract([movie], tmp_path / "out", params={"min_corr": 0.5, "min_pnr": 5, "gSiz": 13, "n_processes": 1},
+                    nwb=False)
     (path,), _ = write_nwb_for_folder(tmp_path / "out")
     source = isx.Movie.read(str(movie))
     height, width = (float(isx_timing.as_fraction(v))
@@ -372,7 +373,7 @@ def test_the_2p_mean_image_adds_the_low_rank_background(tmp_path):
 
     simulated = simulate_2p(shape=(48, 48), n_frames=300, n_neurons=6, nb=2, gsig=3.0, fr=30.0, rng=2)
     movie = write_tiff(tmp_path / "twophoton.tif", simulated.movie, fr=30.0)
-    result = cnmflow.extract([movie], tmp_path / "out", preset="2p",
+    result = cnmflow.extract([movie], tmp_path / "out", preset="2p", nwb=False,
                              params={"gSig": 3, "gSiz": 7, "rf": None, "K": 8, "n_processes": 1})
     estimates = result.extraction.estimates
     mean = model_mean_image(estimates, (0, 300))
