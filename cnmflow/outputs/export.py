@@ -104,7 +104,6 @@ def export(result: ExtractionResult, output_dir: str | os.PathLike, *, overwrite
     default, as in the seed tool). ``run_ids`` (e.g. the Prefect flow run id) go to the manifest,
     as do the run's ``fingerprint``, the input ``hashes`` when the caller already has them, and
     the seconds of the caller's own stages before the fit (``stage_timings``, e.g. validation).
-
     """
     output_dir = Path(output_dir)
     n_movies = len(result.inputs.series.movies)
@@ -136,8 +135,6 @@ def _export_locked(result: ExtractionResult, output_dir: Path, *, evaluate: bool
                                   run={**run_summary(result, fingerprint=fingerprint, evaluate=evaluate,
                                                      stage_timings=stage_timings),
                                        "nwb": nwb_settings(nwb, nwb_metadata)})
-            files.update(step.files)
-            notes.extend(step.notes)
         write_manifest(staging / MANIFEST_NAME, manifest)
         files[MANIFEST_NAME] = {"kind": "manifest", "movie_index": None}
         swap_in(staging, output_dir, new=files, old=previous_result_names(output_dir), manifest_name=MANIFEST_NAME)
@@ -194,6 +191,7 @@ def run_summary(result: ExtractionResult, *, fingerprint: str | None, evaluate: 
         "timings_s": {stage: round(float(seconds), 4)
                       for stage, seconds in {**(stage_timings or {}), **result.timings}.items()},
         "peak_rss_mb": None if result.peak_rss_mb is None else round(result.peak_rss_mb, 1),
+        **({"motion_correction": motion_summary(result.motion)} if result.motion is not None else {}),
     }
 
 
@@ -206,7 +204,6 @@ def _write_all(result: ExtractionResult, folder: Path, *, evaluate: bool) -> tup
     statuses = component_statuses(estimates, evaluate=evaluate)
     files: dict[str, dict] = {}
     notes: list[str] = []
-        **({"motion_correction": motion_summary(result.motion)} if result.motion is not None else {}),
     if estimates.K == 0:
         notes.append("no cells were found: the cell sets hold 0 cells and no event sets are written "
                      "(isx cannot write an event set without cells); lower min_corr / min_pnr to find more")
@@ -245,27 +242,15 @@ def _write_all(result: ExtractionResult, folder: Path, *, evaluate: bool) -> tup
 
     files.update(_write_previews(result, folder, raw=raw, denoised=denoised, spikes=spikes, names=names,
                                  statuses=statuses, notes=notes))
+    if result.motion is not None:
+        metadata["motion_correction"] = motion_summary(result.motion)
+        files.update(_write_motion_previews(result, folder, notes))
     metadata["notes"] = {"messages": list(notes) + list(result.inputs.resolved.notes)}
     write_output_metadata(folder / METADATA_NAME, metadata)
     files[METADATA_NAME] = {"kind": "metadata", "movie_index": None}
     return files, notes
 
 
-def _write_previews(result: ExtractionResult, folder: Path, *, raw, denoised, spikes, names, statuses,
-                    notes: list[str]) -> dict[str, dict]:
-    """Every preview of the seed's Outputs section; a failing preview is a note, never a failed run."""
-    estimates = result.estimates
-    fr = float(result.inputs.resolved.params.fr)
-    written: dict[str, dict] = {}
-    if result.motion is not None:
-        metadata["motion_correction"] = motion_summary(result.motion)
-        files.update(_write_motion_previews(result, folder, notes))
-
-    def attempt(movie_index, function, *args, **kwargs) -> None:
-        paths, problem = safe_preview(function, *args, **kwargs)
-        if problem:
-            notes.append(problem)
-            log.warning(problem)
 def _write_motion_previews(result: ExtractionResult, folder: Path, notes: list[str]) -> dict[str, dict]:
     """Shifts over time and before/after images; like every preview, a failure is only a note."""
     fr = float(result.inputs.resolved.params.fr)
@@ -280,6 +265,18 @@ def _write_motion_previews(result: ExtractionResult, folder: Path, notes: list[s
     return written
 
 
+def _write_previews(result: ExtractionResult, folder: Path, *, raw, denoised, spikes, names, statuses,
+                    notes: list[str]) -> dict[str, dict]:
+    """Every preview of the seed's Outputs section; a failing preview is a note, never a failed run."""
+    estimates = result.estimates
+    fr = float(result.inputs.resolved.params.fr)
+    written: dict[str, dict] = {}
+
+    def attempt(movie_index, function, *args, **kwargs) -> None:
+        paths, problem = safe_preview(function, *args, **kwargs)
+        if problem:
+            notes.append(problem)
+            log.warning(problem)
         written.update({path.name: {"kind": "preview", "movie_index": movie_index} for path in paths})
 
     if estimates.Cn is not None and estimates.pnr is not None:
