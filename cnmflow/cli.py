@@ -19,6 +19,7 @@ from cnmflow import __version__
 from cnmflow.errors import InputError, ParameterError
 from cnmflow.processes import EXIT_STATUS, sigterm_as_interrupt
 from cnmflow.outputs.nwb_command import COMMAND as NWB_COMMAND, add_command as add_nwb_command
+from cnmflow.motion_command import COMMAND as MOTION_COMMAND, add_command as add_motion_command
 from cnmflow.tracking.commands import COMMANDS as TRACKING_COMMANDS, add_commands as add_tracking_commands
 
 EXIT_BAD_INPUT = 2
@@ -133,6 +134,7 @@ def build_parser() -> argparse.ArgumentParser:
     demo = commands.add_parser("demo", help="simulate a 1P movie with known neurons and run it end to end")
     demo.add_argument("--output-dir", type=Path, default=Path("demo-output"))
     return parser
+    add_motion_command(commands, _add_parameter_options)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -158,6 +160,10 @@ def main(argv: Sequence[str] | None = None) -> int:
                 from cnmflow.outputs.nwb_command import run_command as run_nwb_command
 
                 return run_nwb_command(args)
+            if args.command == MOTION_COMMAND:
+                from cnmflow.motion_command import run_command as run_motion_command
+
+                return run_motion_command(args)
             return _demo(args)
     except (InputError, FileExistsError) as err:
         print(f"cnmflow: error: {_one_line(err) if isinstance(err, ParameterError) else err}", file=sys.stderr)

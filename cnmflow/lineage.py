@@ -42,6 +42,7 @@ MANIFEST_NAME = "manifest.json"
 #: Kinds of output file a manifest knows.
 OUTPUT_KINDS: tuple[str, ...] = (
     "caiman_hdf5", "cellset_raw", "cellset_denoised", "neural_events", "preview", "image", "metadata", "nwb",
+    "motion_corrected", "motion_shifts",
 )
 
 #: Distributions whose versions are recorded (distribution names, as pip knows them).
