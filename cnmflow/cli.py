@@ -17,6 +17,7 @@ from typing import Any, Sequence
 
 from cnmflow import __version__
 from cnmflow.errors import InputError, ParameterError
+from cnmflow.params import AUTO_FIELDS
 from cnmflow.processes import EXIT_STATUS, sigterm_as_interrupt
 from cnmflow.outputs.nwb_command import COMMAND as NWB_COMMAND, add_command as add_nwb_command
 from cnmflow.motion_command import COMMAND as MOTION_COMMAND, add_command as add_motion_command
@@ -32,6 +33,8 @@ def parse_assignment(text: str) -> tuple[str, Any]:
     if not sep or not name:
         raise argparse.ArgumentTypeError(f"--set expects NAME=VALUE, got {text!r} (e.g. --set min_pnr=8)")
     lowered = raw.strip().lower()
+    if lowered == "auto" and name.strip() in AUTO_FIELDS:  # estimated from the movie (cnmflow.auto_params)
+        return name.strip(), "auto"
     if lowered in ("auto", "none", "null", ""):
         return name.strip(), None
     if lowered in ("true", "false"):
@@ -130,11 +133,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_tracking_commands(commands)
     add_nwb_command(commands)
+    add_motion_command(commands, _add_parameter_options)
 
     demo = commands.add_parser("demo", help="simulate a 1P movie with known neurons and run it end to end")
     demo.add_argument("--output-dir", type=Path, default=Path("demo-output"))
     return parser
-    add_motion_command(commands, _add_parameter_options)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -156,14 +159,14 @@ def main(argv: Sequence[str] | None = None) -> int:
                 from cnmflow.tracking.commands import run_command
 
                 return run_command(args)
-            if args.command == NWB_COMMAND:
-                from cnmflow.outputs.nwb_command import run_command as run_nwb_command
-
-                return run_nwb_command(args)
             if args.command == MOTION_COMMAND:
                 from cnmflow.motion_command import run_command as run_motion_command
 
                 return run_motion_command(args)
+            if args.command == NWB_COMMAND:
+                from cnmflow.outputs.nwb_command import run_command as run_nwb_command
+
+                return run_nwb_command(args)
             return _demo(args)
     except (InputError, FileExistsError) as err:
         print(f"cnmflow: error: {_one_line(err) if isinstance(err, ParameterError) else err}", file=sys.stderr)

@@ -23,7 +23,10 @@ from cnmflow.errors import ParameterError
 from cnmflow.motion.params import MOTION_PARAM_NAMES, MotionSection
 
 #: Sources an effective value can come from, in the order they are applied.
-Source = Literal["default", "preset", "table", "file", "metadata", "machine"]
+Source = Literal["default", "preset", "table", "file", "metadata", "machine", "auto"]
+
+#: Parameters that also take "auto": estimated from the movie before extraction (cnmflow.auto_params).
+AUTO_FIELDS: tuple[str, ...] = ("gSig", "min_corr", "min_pnr")
 
 #: Frames the model needs after temporal downsampling (PSD noise band and AR(p) fit need a few).
 MIN_DOWNSAMPLED_FRAMES = 10
@@ -77,8 +80,16 @@ def _only_flags(value: Any) -> Any:
     return value
 
 
+def _numbers_or_auto(value: Any) -> Any:
+    if isinstance(value, str) and value.strip().lower() == "auto":
+        return "auto"
+    return _only_numbers(value)
+
+
 #: Annotations every numeric / true-false field of the table (and of the run form) carries.
 Number = BeforeValidator(_only_numbers)
+#: A number, or "auto" (estimated from the movie; :data:`AUTO_FIELDS`).
+NumberOrAuto = BeforeValidator(_numbers_or_auto)
 Flag = BeforeValidator(_only_flags)
 
 
@@ -108,9 +119,9 @@ class Params(MotionSection):
         None, ge=1, title="K",
         description="Number of components to find per patch. None ('auto'): estimated. With rf unset, "
         "K is the number of cells in the whole field of view.")
-    gSig: Annotated[float, Number] = Field(
-        3.0, gt=0, title="gSig",
-        description="Radius of an average neuron in pixels.")
+    gSig: Annotated[Annotated[float, Field(gt=0)] | Literal["auto"], NumberOrAuto] = Field(
+        3.0, title="gSig",
+        description="Radius of an average neuron in pixels. 'auto': the half-max radius of the movie's cells.")
     gSiz: Annotated[int, Number] = Field(
         7, ge=1, title="gSiz",
         description="Half-size of the bounding box for each neuron.")
@@ -129,12 +140,14 @@ class Params(MotionSection):
         "corr_pnr", title="method_init",
         description="Initialization: 'corr_pnr' for 1P data, 'greedy_roi' for 2P data, 'sparse_NMF' for "
         "dendritic data.")
-    min_corr: Annotated[float, Number] = Field(
-        0.85, ge=0, le=1, title="min_corr",
-        description="Minimum value of the correlation image for a candidate component (corr_pnr).")
-    min_pnr: Annotated[float, Number] = Field(
-        12.0, ge=0, title="min_pnr",
-        description="Minimum value of the peak-to-noise-ratio image for a candidate component (corr_pnr).")
+    min_corr: Annotated[Annotated[float, Field(ge=0, le=1)] | Literal["auto"], NumberOrAuto] = Field(
+        0.85, title="min_corr",
+        description="Minimum value of the correlation image for a candidate component (corr_pnr). 'auto': "
+        "the correlation image's noise floor plus a stated number of noise sd.")
+    min_pnr: Annotated[Annotated[float, Field(ge=0)] | Literal["auto"], NumberOrAuto] = Field(
+        12.0, title="min_pnr",
+        description="Minimum value of the peak-to-noise-ratio image for a candidate component (corr_pnr). "
+        "'auto': the PNR image's noise floor plus a stated number of noise sd.")
     ssub_B: Annotated[int, Number] = Field(
         2, ge=1, title="ssub_B",
         description="Spatial downsampling factor for estimating the background (corr_pnr).")
@@ -192,7 +205,7 @@ class Params(MotionSection):
             raise ValueError(
                 f"K='auto' is only possible with method_init='corr_pnr'; method_init={self.method_init!r} "
                 "needs the number of components per patch: set K (the 2P preset uses 4)")
-        if self.gSiz < self.gSig:
+        if self.gSig != "auto" and self.gSiz < self.gSig:
             raise ValueError(
                 f"gSiz={self.gSiz} is smaller than gSig={self.gSig}: the bounding box must contain the neuron; "
                 "use gSiz >= 2*gSig+1")

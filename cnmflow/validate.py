@@ -10,6 +10,7 @@ import os
 from dataclasses import dataclass
 from typing import Any, Sequence
 
+from cnmflow.auto_params import resolve_auto
 from cnmflow.engine import check_supported
 from cnmflow.errors import ParameterError
 from cnmflow.motion.params import check_against_frame
@@ -53,6 +54,8 @@ def validate_inputs(
     _check_fits_frame(series, resolved)
     for movie in series.movies:
         check_pixel_values(movie)
+    resolved = resolve_auto(series, resolved)  # gSig/min_corr/min_pnr "auto": read from the movie
+    _check_fits_frame(series, resolved)
     return ValidatedInputs(series=series, resolved=resolved)
 
 

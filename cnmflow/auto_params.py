@@ -1,0 +1,332 @@
+"""gSig, min_corr and min_pnr read from the movie ("auto"), before any extraction.
+
+Radius. Blobs are the maxima over space *and* scale of the scale-normalised Laplacian of
+Gaussian ``−σ²∇²G_σ * M`` (Lindeberg 1998, Int. J. Comput. Vis. 30:79) of ``M = max_t x − mean_t x``,
+the max projection of the temporally high-passed movie (one streamed pass), ranked by their
+response over its noise sd at their scale (1.4826·MAD of that scale's response image). The
+radius itself is measured, at the strongest blobs, as the half-maximum radius of the azimuthal
+profile of the frame where the blob's centre peaks (minus the mean), above the profile's
+minimum out to 3× the population's disk radius √2·σ* (σ* = where the blobs' median response
+peaks). Measuring rather than converting σ*: a disk peaks at σ = r/√2, a Gaussian at σ = s, so
+σ alone is ±20% off; and the frame rather than ``M``: the per-pixel noise maximum lifts ``M``'s
+floor around a cell more than its centre and shrinks the radius. ``gSig`` = the median over
+blobs; gSiz follows it by the seed's rule ``gSiz = 2·gSig + 1`` (its table's 3 → 7).
+
+Thresholds. The correlation and PNR images are computed as the corr_pnr seeding computes them
+(:func:`cnmflow.engine.summary_images.correlation_pnr`, the same kernel and 2σ correlation
+threshold, on the movie downsampled by tsub/ssub), and each is compared with a null that has no
+cells: the correlation with the same images of Gaussian white noise of the movie's length (the
+correlation the filter and threshold give noise alone), the PNR with the sign-flipped movie (its
+noise and background fluctuations, not its transients, which are positive). Each cut is the
+null's median + ``k`` × its sd (1.4826·MAD), ``k = Φ⁻¹(1 − 1/n)``, n = the number of independent
+cell-sized elements ``rows·cols/(π·gSig²)``: one expected false exceedance per image on a movie
+without cells, and far fewer for the seed search, which needs both.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Sequence
+
+import numpy as np
+from scipy import ndimage as ndi
+from scipy.stats import norm
+
+from cnmflow.engine.init.corr_pnr import SEED_CORR_THRESHOLD, seed_candidates
+from cnmflow.engine.summary_images import SummaryImages, correlation_pnr
+from cnmflow.errors import ParameterError
+
+if TYPE_CHECKING:
+    from cnmflow.params import ResolvedParams
+
+#: The parameters that accept "auto".
+AUTO_NAMES: tuple[str, ...] = ("gSig", "min_corr", "min_pnr")
+
+#: Bytes of downsampled frames held for the estimate (the sample is contiguous: correlation needs time order).
+SAMPLE_BYTES = 1 << 27
+#: Frames (after tsub) used at most: enough transients for the max projection and the PNR.
+MAX_SAMPLE_FRAMES = 1500
+#: Blobs whose profile is measured (the strongest by LoG response).
+N_BLOBS = 40
+#: Scales σ (px) searched: from sub-pixel cells to a quarter of the frame's short side / 6.
+MIN_SCALE, N_SCALES = 0.6, 28
+
+
+@dataclass(frozen=True)
+class RadiusEstimate:
+    """The cell radius from the movie's blob structure, with what it was read from."""
+
+    radius: float  # px, median half-max radius of the strongest blobs
+    scales: np.ndarray  # (n_scales,) σ in px
+    response: np.ndarray  # (n_scales,) median normalised LoG response at the blobs, per scale
+    blob_radii: np.ndarray  # (n_blobs,) half-max radius of each measured blob, px
+    blobs: np.ndarray  # (n_blobs, 2) row, col
+    image: np.ndarray  # (rows, cols) max − mean projection
+
+    def evidence(self) -> str:
+        q1, q3 = np.percentile(self.blob_radii, [25, 75])
+        return (f"median half-max radius of the {len(self.blob_radii)} strongest LoG blobs of the max−mean "
+                f"projection (IQR {q1:.1f}–{q3:.1f} px)")
+
+
+@dataclass(frozen=True)
+class ThresholdEstimate:
+    """A cut on one summary image: its noise floor (median), noise sd (1.4826·MAD) and k."""
+
+    name: str
+    null: str  # what the floor was read from
+    cut: float
+    floor: float
+    sd: float
+    k: float
+
+    def evidence(self) -> str:
+        return (f"{self.name} noise floor {self.floor:.3g} (median of the {self.null}) + {self.k:.2f} sd "
+                f"× {self.sd:.3g} (1.4826·MAD)")
+
+
+@dataclass(frozen=True)
+class AutoEstimate:
+    """Suggested gSig / gSiz / min_corr / min_pnr of a movie, with the evidence behind each."""
+
+    gSig: float
+    gSiz: int
+    min_corr: float
+    min_pnr: float
+    radius: RadiusEstimate
+    corr: ThresholdEstimate
+    pnr: ThresholdEstimate
+    correlation_image: np.ndarray = field(repr=False)
+    pnr_image: np.ndarray = field(repr=False)
+    seeds: np.ndarray = field(repr=False)  # (n, 2) candidate seeds above both cuts
+    n_frames_used: int = 0
+
+    def values(self) -> dict[str, float]:
+        return {"gSig": self.gSig, "min_corr": self.min_corr, "min_pnr": self.min_pnr}
+
+    def reasons(self) -> dict[str, str]:
+        """One line per value: the rule and the numbers it came from."""
+        return {
+            "gSig": f"{self.gSig:g} px: {self.radius.evidence()}",
+            "gSiz": f"{self.gSiz}: 2·gSig+1 (the seed's rule)",
+            "min_corr": f"{self.min_corr:g}: {self.corr.evidence()}",
+            "min_pnr": f"{self.min_pnr:g}: {self.pnr.evidence()}; {len(self.seeds)} candidate seeds above both cuts",
+        }
+
+
+def gsiz_for(gsig: float) -> int:
+    """The seed's bounding-box half-size for a radius (its table: gSig 3 → gSiz 7)."""
+    return int(round(2 * gsig)) + 1
+
+
+def noise_k(n_elements: float) -> float:
+    """sd above the floor with one expected exceedance among ``n_elements`` independent elements."""
+    return float(norm.isf(1.0 / max(float(n_elements), 2.0)))
+
+
+# --------------------------------------------------------------------------- sampling
+def sample_movie(series, *, tsub: int = 1, ssub: int = 1, max_frames: int = MAX_SAMPLE_FRAMES,
+                 max_bytes: int = SAMPLE_BYTES) -> np.ndarray:
+    """A contiguous block of the series from its middle, block-mean downsampled by (tsub, ssub, ssub).
+
+    Returns float32 ``(n, rows // ssub, cols // ssub)``, at most ``max_bytes``; read a chunk at a time.
+    """
+    from cnmflow.movies.read import read_frames
+
+    rows, cols = (s // ssub for s in series.frame_shape)
+    n_out = int(min(max_frames, max_bytes // (4 * rows * cols), series.n_frames // tsub))
+    if n_out < 2:
+        raise ParameterError(f"the series has {series.n_frames} frames; 'auto' needs at least {2 * tsub}")
+    first = (series.n_frames - n_out * tsub) // 2
+    out = np.empty((n_out, rows, cols), np.float32)
+    spans = []  # (global start, info) in concatenation order
+    start = 0
+    for position in series.order:
+        info = series.movies[position]
+        spans.append((start, info))
+        start += info.n_frames
+    step = max(1, 256 // tsub) * tsub
+    for g0 in range(first, first + n_out * tsub, step):
+        g1 = min(g0 + step, first + n_out * tsub)
+        block = np.concatenate([read_frames(info, max(g0 - s, 0), min(g1 - s, info.n_frames))
+                                for s, info in spans if s < g1 and s + info.n_frames > g0])
+        block = block[:, :rows * ssub, :cols * ssub]
+        block = block.reshape(-1, tsub, rows, ssub, cols, ssub).mean(axis=(1, 3, 5), dtype=np.float32)
+        out[(g0 - first) // tsub:(g1 - first) // tsub] = block
+    return out
+
+
+# --------------------------------------------------------------------------- radius
+def activity_images(movie: np.ndarray, *, chunk_frames: int = 256) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``max_t x − mean_t x``, the frame of each pixel's max and the mean of a ``(T, rows, cols)`` movie, streamed."""
+    peak = np.full(movie.shape[1:], -np.inf, np.float32)
+    when = np.zeros(movie.shape[1:], np.int64)
+    total = np.zeros(movie.shape[1:], np.float64)
+    for f0 in range(0, movie.shape[0], chunk_frames):
+        chunk = np.asarray(movie[f0:f0 + chunk_frames], dtype=np.float32)
+        top = chunk.max(axis=0)
+        later = top > peak
+        when[later] = f0 + chunk.argmax(axis=0)[later]
+        np.maximum(peak, top, out=peak)
+        total += chunk.sum(axis=0, dtype=np.float64)
+    mean = (total / movie.shape[0]).astype(np.float32)
+    return peak - mean, when, mean
+
+
+def estimate_radius(movie: np.ndarray, *, n_blobs: int = N_BLOBS) -> RadiusEstimate:
+    """Median half-max radius (px) of the strongest scale-space LoG blobs of a ``(T, rows, cols)`` movie.
+
+    Blobs are found on the max − mean projection; each one's profile is read on the frame where its centre
+    peaks (minus the mean), not on the projection, whose per-pixel noise maximum lifts the floor around a
+    cell more than its centre and so shrinks the half-max radius.
+    """
+    image, when, mean = activity_images(movie)
+    image = image.astype(np.float64)
+    top = max(MIN_SCALE * 2, min(image.shape) / 24.0)
+    scales = np.geomspace(MIN_SCALE, top, N_SCALES)
+    stack = np.stack([-s**2 * ndi.gaussian_laplace(image, s, mode="nearest") for s in scales])
+    peaks = (stack == ndi.maximum_filter(stack, size=3, mode="nearest")) & (stack > 0)
+    peaks[[0, -1]] = False  # a maximum at the end of the scale range is no maximum
+    k, r, c = np.nonzero(peaks)
+    if len(k) == 0:
+        raise ParameterError("gSig='auto' found no blob in the movie's max projection; set gSig (the cell radius in px)")
+    # rank by significance at the blob's own scale: response / its noise sd over the image (1.4826·MAD),
+    # so that the many small-scale maxima of pixel noise do not outrank the cells
+    spread = 1.4826 * np.median(np.abs(stack - np.median(stack, axis=(1, 2), keepdims=True)), axis=(1, 2))
+    z = stack[k, r, c] / np.maximum(spread[k], np.finfo(float).tiny)
+    order = np.argsort(-z)[:n_blobs]
+    k, r, c = k[order], r[order], c[order]
+    # the population's scale: where the blobs' median normalised response peaks; every profile is read out
+    # to 3x its disk radius (√2·σ), so a bright core (small-scale maximum) does not truncate its cell
+    response = np.median(stack[:, r, c], axis=1)
+    reach = 3.0 * math.sqrt(2) * scales[int(np.argmax(response))]
+    radii = np.array([_half_max_radius(np.asarray(movie[when[rr, cc]], np.float64) - mean, rr, cc, reach=reach)
+                      for rr, cc in zip(r, c)])
+    ok = np.isfinite(radii)
+    if not ok.any():
+        raise ParameterError("gSig='auto' could not measure any blob's radius; set gSig (the cell radius in px)")
+    return RadiusEstimate(radius=float(np.median(radii[ok])), scales=scales, response=response,
+                          blob_radii=radii[ok], blobs=np.column_stack([r, c])[ok], image=image.astype(np.float32))
+
+
+def _half_max_radius(image: np.ndarray, row: int, col: int, *, reach: float) -> float:
+    """Where the azimuthal mean profile around (row, col) first falls to half its height above its minimum."""
+    h = int(math.ceil(reach))
+    r0, r1, c0, c1 = max(row - h, 0), min(row + h + 1, image.shape[0]), max(col - h, 0), min(col + h + 1, image.shape[1])
+    yy, xx = np.mgrid[r0:r1, c0:c1]
+    dist = np.hypot(yy - row, xx - col).ravel()
+    ring = np.floor(dist / 0.5).astype(int)  # half-pixel rings
+    values = image[r0:r1, c0:c1].ravel()
+    counts = np.bincount(ring)
+    profile = np.bincount(ring, weights=values) / np.maximum(counts, 1)
+    radius = (np.arange(len(profile)) + 0.5) * 0.5
+    keep = (counts > 0) & (radius <= reach)
+    profile, radius = profile[keep], radius[keep]
+    radius[0] = 0.0  # the centre pixel
+    base = profile.min()
+    half = base + 0.5 * (profile[0] - base)
+    below = np.nonzero(profile <= half)[0]
+    if profile[0] <= base or len(below) == 0:
+        return math.nan
+    j = below[0]
+    p0, p1 = profile[j - 1], profile[j]
+    return float(radius[j - 1] + (p0 - half) / (p0 - p1) * (radius[j] - radius[j - 1]))
+
+
+# --------------------------------------------------------------------------- thresholds
+def noise_floor_cut(values: np.ndarray, *, name: str, null: str, k: float) -> ThresholdEstimate:
+    """``median + k·1.4826·MAD`` of an image's values."""
+    v = np.asarray(values, dtype=np.float64).ravel()
+    v = v[np.isfinite(v)]
+    floor = float(np.median(v))
+    sd = float(1.4826 * np.median(np.abs(v - floor)))
+    return ThresholdEstimate(name=name, null=null, cut=floor + k * sd, floor=floor, sd=sd, k=k)
+
+
+def _white_noise_null(shape: tuple[int, ...], gsig: float, center_psf: bool, rng) -> "SummaryImages":
+    """Summary images of Gaussian white noise of the movie's length (on at most 64x64 pixels: the null is
+    stationary): the correlation that the seed filter and the 2σ threshold give noise alone."""
+    T, rows, cols = shape
+    noise = np.random.default_rng(rng).standard_normal((T, min(rows, 64), min(cols, 64)), dtype=np.float32)
+    return correlation_pnr(noise, gsig=gsig, center_psf=center_psf, threshold=SEED_CORR_THRESHOLD)
+
+
+def _flipped_null(movie: np.ndarray, gsig: float, center_psf: bool) -> "SummaryImages":
+    """Summary images of the sign-flipped movie: the same noise and background fluctuations, no transients
+    (calcium transients are positive), so its PNR is what the PNR image shows without cells."""
+    return correlation_pnr(_Negated(movie), gsig=gsig, center_psf=center_psf, threshold=SEED_CORR_THRESHOLD)
+
+
+class _Negated:
+    """``-movie`` read a slice at a time (no full-size copy)."""
+
+    def __init__(self, movie: np.ndarray) -> None:
+        self._movie, self.shape, self.ndim, self.dtype = movie, movie.shape, 3, np.dtype(np.float32)
+
+    def __getitem__(self, index) -> np.ndarray:
+        return -np.asarray(self._movie[index], dtype=np.float32)
+
+
+# --------------------------------------------------------------------------- the estimate
+def estimate_from_movie(movie: np.ndarray, *, gsig: float | None = None, center_psf: bool = True,
+                        ssub: int = 1, border_pix: int = 0, rng: int | np.random.Generator | None = 0) -> AutoEstimate:
+    """gSig (unless given), min_corr and min_pnr of a ``(T, rows, cols)`` movie already downsampled.
+
+    ``gsig`` fixed by the user is used for the images; radii are in the movie's pixels times ``ssub``.
+    """
+    if getattr(movie, "ndim", None) != 3 or movie.shape[0] < 2:
+        raise ParameterError(f"'auto' needs a (frames, rows, cols) movie of at least 2 frames, got {movie.shape}")
+    radius = estimate_radius(movie)
+    g = float(gsig) / ssub if gsig is not None else radius.radius
+    images = correlation_pnr(movie, gsig=g, center_psf=center_psf, threshold=SEED_CORR_THRESHOLD)
+    k = noise_k(movie.shape[1] * movie.shape[2] / (math.pi * g**2))
+    corr = noise_floor_cut(_white_noise_null(movie.shape, g, center_psf, rng).correlation, name="correlation",
+                           null="white-noise null", k=k)
+    pnr = noise_floor_cut(_flipped_null(movie, g, center_psf).pnr, name="PNR", null="sign-flipped movie", k=k)
+    min_corr = float(np.clip(round(corr.cut, 3), 0.0, 1.0))
+    min_pnr = float(max(round(pnr.cut, 2), 0.0))
+    gsig_out = float(gsig) if gsig is not None else round(radius.radius * ssub, 2)
+    seeds = seed_candidates(images.correlation, images.pnr, min_corr=min_corr, min_pnr=min_pnr,
+                            gsiz=gsiz_for(g), border_pix=border_pix // ssub)
+    return AutoEstimate(gSig=gsig_out, gSiz=gsiz_for(gsig_out), min_corr=min_corr, min_pnr=min_pnr,
+                        radius=radius, corr=corr, pnr=pnr, correlation_image=images.correlation,
+                        pnr_image=images.pnr, seeds=seeds, n_frames_used=int(movie.shape[0]))
+
+
+def estimate_parameters(movies: Sequence[str | os.PathLike] | object, *, tsub: int = 1, ssub: int = 1,
+                        gsig: float | None = None, center_psf: bool = True, border_pix: int = 0) -> AutoEstimate:
+    """The estimate for a movie series (paths or a validated :class:`~cnmflow.movies.MovieSeries`)."""
+    from cnmflow.movies import MovieSeries, validate_series
+
+    series = movies if isinstance(movies, MovieSeries) else validate_series(list(movies), min_frames=2)
+    sample = sample_movie(series, tsub=tsub, ssub=ssub)
+    return estimate_from_movie(sample, gsig=gsig, center_psf=center_psf, ssub=ssub, border_pix=border_pix)
+
+
+def resolve_auto(series, resolved: "ResolvedParams") -> "ResolvedParams":
+    """Replace the parameters set to "auto" by the movie's estimate, recorded with source "auto" and a note.
+
+    gSiz follows an estimated gSig unless the user set it (its source is still the default or a preset).
+    """
+    from cnmflow.params import AUTO_FIELDS
+
+    params = resolved.params
+    wanted = [name for name in AUTO_FIELDS if getattr(params, name) == "auto"]
+    if not wanted:
+        return resolved
+    if params.method_init != "corr_pnr" and wanted != ["gSig"]:
+        raise ParameterError(f"min_corr/min_pnr='auto' only apply to method_init='corr_pnr' "
+                             f"(got {params.method_init!r}); give numbers or switch to corr_pnr")
+    fixed = None if params.gSig == "auto" else float(params.gSig)
+    est = estimate_parameters(series, tsub=params.tsub, ssub=params.ssub, gsig=fixed,
+                              center_psf=params.center_psf, border_pix=params.border_pix)
+    values = {name: est.values()[name] for name in wanted}
+    reasons = est.reasons()
+    notes = [f"{name} = auto: {reasons[name]}" for name in wanted]
+    if "gSig" in wanted and (resolved.sources["gSiz"] == "default" or resolved.sources["gSiz"].startswith("preset")):
+        values["gSiz"] = est.gSiz
+        notes.append(f"gSiz = auto: {reasons['gSiz']}")
+    note = f"'auto' estimated from {est.n_frames_used} frames: " + "; ".join(notes)
+    return resolved.with_values(values, source="auto", note=note)
