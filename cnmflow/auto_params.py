@@ -67,8 +67,8 @@ class RadiusEstimate:
 
     def evidence(self) -> str:
         q1, q3 = np.percentile(self.blob_radii, [25, 75])
-        return (f"median half-max radius of the {len(self.blob_radii)} strongest LoG blobs of the max−mean "
-                f"projection (IQR {q1:.1f}–{q3:.1f} px)")
+        return (f"median half-max radius (each on its peak frame) of the {len(self.blob_radii)} strongest LoG "
+                f"blobs of the max−mean projection (IQR {q1:.1f}–{q3:.1f} px)")
 
 
 @dataclass(frozen=True)

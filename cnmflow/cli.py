@@ -21,6 +21,7 @@ from cnmflow.params import AUTO_FIELDS
 from cnmflow.processes import EXIT_STATUS, sigterm_as_interrupt
 from cnmflow.outputs.nwb_command import COMMAND as NWB_COMMAND, add_command as add_nwb_command
 from cnmflow.motion_command import COMMAND as MOTION_COMMAND, add_command as add_motion_command
+from cnmflow.suggest_command import COMMAND as SUGGEST_COMMAND, add_command as add_suggest_command
 from cnmflow.tracking.commands import COMMANDS as TRACKING_COMMANDS, add_commands as add_tracking_commands
 
 EXIT_BAD_INPUT = 2
@@ -134,6 +135,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_tracking_commands(commands)
     add_nwb_command(commands)
     add_motion_command(commands, _add_parameter_options)
+    add_suggest_command(commands, _add_parameter_options)
 
     demo = commands.add_parser("demo", help="simulate a 1P movie with known neurons and run it end to end")
     demo.add_argument("--output-dir", type=Path, default=Path("demo-output"))
@@ -163,6 +165,10 @@ def main(argv: Sequence[str] | None = None) -> int:
                 from cnmflow.motion_command import run_command as run_motion_command
 
                 return run_motion_command(args)
+            if args.command == SUGGEST_COMMAND:
+                from cnmflow.suggest_command import run_command as run_suggest_command
+
+                return run_suggest_command(args)
             if args.command == NWB_COMMAND:
                 from cnmflow.outputs.nwb_command import run_command as run_nwb_command
 

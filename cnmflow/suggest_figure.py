@@ -1,0 +1,65 @@
+"""The figure of ``cnmflow suggest``: what each "auto" value was read from, to check at a glance.
+
+Top: the correlation and PNR images with the candidate seeds above both suggested cuts, and the
+max − mean projection with the blobs whose half-max radius was measured (circles of the
+suggested gSig). Bottom: each image's histogram against its null's with the cut marked, and the
+radius estimate (the blobs' median scale-normalised LoG response per scale, the measured radii).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+
+from cnmflow.auto_params import AutoEstimate
+
+
+def write_suggestion_figure(estimate: AutoEstimate, path: str | os.PathLike, *, title: str = "") -> Path:
+    """Write the figure (png/svg/pdf by the suffix) to ``path``; return the path."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+    from matplotlib.patches import Circle
+
+    est, path = estimate, Path(path)
+    fig = Figure(figsize=(15, 9.5))
+    FigureCanvasAgg(fig)
+    ax = fig.subplots(2, 3)
+    seeds = est.seeds
+    for a, image, name, cut in ((ax[0, 0], est.correlation_image, "correlation", est.min_corr),
+                                (ax[0, 1], est.pnr_image, "PNR", est.min_pnr)):
+        shown = a.imshow(image, cmap="viridis")
+        fig.colorbar(shown, ax=a, fraction=0.046)
+        if len(seeds):
+            a.plot(seeds[:, 1], seeds[:, 0], "r.", ms=3)
+        a.set_title(f"{name} image; {len(seeds)} seeds above min_corr {est.min_corr:g} & min_pnr {est.min_pnr:g}",
+                    fontsize=9)
+    a = ax[0, 2]
+    a.imshow(est.radius.image, cmap="gray")
+    radius = est.gSig / max(est.radius.image.shape[0] / est.correlation_image.shape[0], 1)
+    for r, c in est.radius.blobs:
+        a.add_patch(Circle((c, r), radius, fill=False, color="orange", lw=0.8))
+    a.set_title(f"max − mean projection; blobs measured (circles: gSig {est.gSig:g} px)", fontsize=9)
+    for a, image, th in ((ax[1, 0], est.correlation_image, est.corr), (ax[1, 1], est.pnr_image, est.pnr)):
+        values = image[np.isfinite(image)].ravel()
+        a.hist(values, bins=100, color="tab:blue", alpha=0.7, label="image")
+        a.axvline(th.floor, color="gray", ls=":", label=f"null median {th.floor:.3g}")
+        a.axvline(th.cut, color="red", label=f"cut {th.cut:.3g} = median + {th.k:.2f}·{th.sd:.3g}")
+        a.set_yscale("log")
+        a.set_xlabel(f"{th.name} ({th.null} gives the floor and sd)")
+        a.legend(fontsize=8)
+    a = ax[1, 2]
+    a.semilogx(np.sqrt(2) * est.radius.scales, est.radius.response, "k.-", label="median LoG response (disk radius √2σ)")
+    a.axvline(est.radius.radius, color="red", label=f"median half-max radius {est.radius.radius:.2f} px")
+    for r in est.radius.blob_radii:
+        a.axvline(r, color="orange", alpha=0.25, lw=0.8)
+    a.set_xlabel("radius (px, downsampled by ssub)")
+    a.legend(fontsize=8)
+    a.set_title("radius: scale response and the blobs' measured half-max radii (orange)", fontsize=9)
+    if title:
+        fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110)
+    return path
