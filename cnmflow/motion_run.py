@@ -8,6 +8,7 @@ extraction: files are staged and swapped in with the manifest last.
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import os
 import shutil
@@ -19,6 +20,7 @@ from typing import Any, Callable, Sequence
 
 import h5py
 import numpy as np
+from pydantic import BaseModel, ConfigDict, create_model
 
 from cnmflow.engine.fitting import chunk_mb_setting
 from cnmflow.errors import ParameterError
@@ -35,13 +37,48 @@ from cnmflow.outputs.metadata import write_output_metadata
 from cnmflow.outputs.motion import IMAGES_STEM, SHIFTS_STEM, motion_images_preview, motion_summary, shifts_preview
 from cnmflow.outputs.previews import safe_preview
 from cnmflow.outputs.result_swap import staging_in_use, swap_in
-from cnmflow.params import to_caiman_groups
+from cnmflow.motion.params import MOTION_PARAM_NAMES
+from cnmflow.params import Params, to_caiman_groups
 from cnmflow.validate import ValidatedInputs, validate_inputs
 
 Progress = Callable[[str, float], None]
 SHIFTS_NAME = "motion_shifts.hdf5"
 #: What this command does unless told otherwise (the table's default, 'none', would do nothing).
 DEFAULT_METHOD = "rigid"
+
+
+#: The analysis-table fields a motion-only run uses: the frame rate of the outputs, the motion section, workers.
+MOTION_FORM_NAMES: tuple[str, ...] = ("fr", *MOTION_PARAM_NAMES, "n_processes")
+
+
+def _motion_form_fields() -> dict[str, Any]:
+    fields = {}
+    for name in MOTION_FORM_NAMES:
+        info = copy.copy(Params.model_fields[name])
+        if name == "motion_correction":
+            info.default = DEFAULT_METHOD
+        fields[name] = (info.annotation, info)
+    return fields
+
+
+MotionForm = create_model(  # type: ignore[call-overload]
+    "MotionForm", __config__=ConfigDict(extra="forbid", allow_inf_nan=False),
+    __doc__="The motion section of the analysis table (rigid correction by default).", **_motion_form_fields())
+
+
+def table_from_motion_form(form: BaseModel | dict[str, Any] | None) -> dict[str, Any]:
+    """Table values from a filled motion form: the fields that differ from the table's defaults, and the method."""
+    values = form.model_dump() if isinstance(form, BaseModel) else dict(form or {})
+    defaults = Params().model_dump()
+    table = {name: value for name, value in values.items()
+             if name == "motion_correction" or name not in defaults or _differs(value, defaults[name])}
+    return table
+
+
+def _differs(a: Any, b: Any) -> bool:
+    if isinstance(a, (list, tuple)) and isinstance(b, (list, tuple)):
+        return list(a) != list(b)
+    return a != b or isinstance(a, bool) != isinstance(b, bool)
 
 
 @dataclass(frozen=True)

@@ -16,6 +16,10 @@ SOURCE_EXTRACTION_2P = "source-extraction-2p"
 WATCH_FOLDER = "watch-folder"
 PARAMETER_SWEEP = "parameter-sweep"
 BATCH_EXTRACTION = "batch-extraction"
+MOTION_CORRECTION = "motion-correction"
+#: The watcher is fed raw recordings: its form corrects motion (rigid; 1P: the gSig_filt high-pass).
+WATCH_MOTION: dict[str, dict[str, Any]] = {"1p": {"motion_correction": "rigid", "gSig_filt": [3, 3]},
+                                           "2p": {"motion_correction": "rigid"}}
 DEFAULT_SCAN_INTERVAL_S = 60
 
 
@@ -38,11 +42,31 @@ def extraction_parameters(preset: str, dask_address: str | None = None) -> dict[
     return parameters
 
 
+def motion_parameters(dask_address: str | None = None) -> dict[str, Any]:
+    """Pre-filled form of the motion-correction deployment: the motion section, rigid, 1P high-pass."""
+    from cnmflow.motion_run import MotionForm
+
+    parameters: dict[str, Any] = {"preset": "1p",
+                                  "params": {**MotionForm().model_dump(mode="json", exclude={"n_processes"}),
+                                             "gSig_filt": [3, 3]}}
+    if dask_address:
+        parameters["dask_address"] = dask_address
+    return parameters
+
+
+def watch_parameters(preset: str) -> dict[str, Any]:
+    """The watcher's pre-filled extraction form: the preset's table with motion correction on."""
+    parameters = extraction_parameters(preset)
+    parameters["params"] = {**parameters["params"], **WATCH_MOTION[preset]}
+    return parameters
+
+
 def build_deployments(watch: WatchSettings | None = None, *, dask_address: str | None = None) -> list[Any]:
     """Runner deployments for ``prefect.serve``: both extraction presets, the sweep, the batch, and
     the watcher when configured.  With ``dask_address`` patch jobs go to that Dask cluster and the
     batch's recordings run on its workers."""
     from flows.batch_extraction import batch_extraction, with_dask
+    from flows.motion_correction import motion_correction
     from flows.parameter_sweep import parameter_sweep
     from flows.source_extraction import source_extraction
 
@@ -64,12 +88,16 @@ def build_deployments(watch: WatchSettings | None = None, *, dask_address: str |
         batch.to_deployment(
             name=BATCH_EXTRACTION, parameters=extraction_parameters("1p", dask_address), tags=["cnmflow", "batch"],
             description="Extract many recordings (a cohort), each into its own folder under output_root."),
+        motion_correction.to_deployment(
+            name=MOTION_CORRECTION, parameters=motion_parameters(dask_address), tags=["cnmflow", "motion"],
+            description="Motion-correct a movie or series on its own (rigid or piecewise_rigid): corrected movies, "
+                        "shifts and previews. Fill in movies and output_dir."),
     ]
     if watch is not None:
         from flows.watch_folder import watch_folder
 
         parameters: dict[str, Any] = {"folder": watch.folder, "output_root": watch.output_root,
-                                      **extraction_parameters(watch.preset)}
+                                      **watch_parameters(watch.preset)}
         if watch.pattern:
             from cnmflow.watch import parse_patterns
 

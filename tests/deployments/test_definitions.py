@@ -8,7 +8,8 @@ from pathlib import Path
 import yaml
 
 from cnmflow.params_form import form_values
-from deployments.definitions import build_deployments, extraction_parameters
+from deployments.definitions import (WATCH_MOTION, build_deployments, extraction_parameters, motion_parameters,
+                                     watch_parameters)
 
 REPO = Path(__file__).resolve().parents[2]
 PROJECT = yaml.safe_load((REPO / "prefect.yaml").read_text())
@@ -29,12 +30,16 @@ def test_prefect_yaml_prefills_the_presets_like_serve():
         assert BY_NAME[name]["parameters"] == extraction_parameters(preset)
     assert BY_NAME["source-extraction-2p"]["parameters"]["params"] == form_values("2p")
     assert BY_NAME["source-extraction-2p"]["parameters"]["params"]["method_init"] == "greedy_roi"
+    assert BY_NAME["motion-correction"]["parameters"] == motion_parameters()
+    assert BY_NAME["source-extraction"]["parameters"]["params"]["motion_correction"] == "none"   # the seed's default
+    watch = BY_NAME["watch-folder"]["parameters"]["params"]
+    assert {name: watch_parameters("1p")["params"][name] for name in watch} == watch == WATCH_MOTION["1p"]
 
 
 def test_prefect_yaml_entrypoints_are_the_flows_and_paths_are_relative():
     names = {"source-extraction": "source-extraction", "source-extraction-2p": "source-extraction",
              "watch-folder": "watch-folder", "parameter-sweep": "parameter-sweep",
-             "batch-extraction": "batch-extraction"}
+             "batch-extraction": "batch-extraction", "motion-correction": "motion-correction"}
     for deployment, flow_name in names.items():
         assert _load_entrypoint(BY_NAME[deployment]["entrypoint"]).name == flow_name
     text = (REPO / "prefect.yaml").read_text()
@@ -47,7 +52,7 @@ def test_serve_offers_both_presets_and_the_watcher_when_asked(tmp_path):
 
     plain = build_deployments()
     assert [d.name for d in plain] == ["source-extraction", "source-extraction-2p", "parameter-sweep",
-                                       "batch-extraction"]
+                                       "batch-extraction", "motion-correction"]
     assert "dask_address" not in plain[0].parameters
     on_dask = build_deployments(dask_address="tcp://10.0.0.5:8786")
     assert all(d.parameters["dask_address"] == "tcp://10.0.0.5:8786" for d in on_dask)
@@ -58,4 +63,6 @@ def test_serve_offers_both_presets_and_the_watcher_when_asked(tmp_path):
     watched = build_deployments(WatchSettings(folder=str(tmp_path), output_root=str(tmp_path / "out"), interval_s=30))
     watcher = watched[-1]
     assert watcher.name == "watch-folder" and watcher.parameters["folder"] == str(tmp_path)
+    assert watcher.parameters["params"]["motion_correction"] == "rigid"   # raw recordings come in moving
+    assert watcher.parameters["params"]["gSig_filt"] == [3, 3]
     assert watcher.schedules[0].schedule.interval.total_seconds() == 30

@@ -1,0 +1,65 @@
+"""The ``motion-correction`` flow: validate → motion_correction (correct and write), on its own.
+
+For labs that register recordings without extracting them (or check a correction first): the
+outputs are ``motion_corrected.{k}.tif`` (``.isxd`` for isxd inputs, with their timing), the
+shifts (``motion_shifts.hdf5``), previews and a manifest. The form holds the motion section of
+the analysis table, pre-filled with rigid correction.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from prefect import flow, get_run_logger
+from prefect.artifacts import create_markdown_artifact
+from prefect.runtime import flow_run
+
+from cnmflow.motion_run import MotionForm, table_from_motion_form
+from flows.settings import dask_scheduler
+from tasks.motion_only import correct_and_write, validate_motion
+from tasks.progress import RunProgress
+
+
+@flow(name="motion-correction",
+      description="Rigid or piecewise-rigid motion correction (NoRMCorre-style, CaImAn's parameter names) of a "
+                  "movie or series into motion-corrected movies, shifts and previews.")
+def motion_correction(
+    movies: list[str],
+    output_dir: str,
+    params_file: str | None = None,
+    overwrite_params: bool = False,
+    preset: Literal["1p", "2p"] = "1p",
+    params: MotionForm = MotionForm(),  # type: ignore[valid-type]
+    overwrite: bool = False,
+    work_dir: str | None = None,
+    dask_address: str | None = None,
+) -> dict:
+    """Motion-correct ``movies`` (one recording, or a series) into ``output_dir``.
+
+    Args:
+        movies: Movie files (.isxd, .tif/.tiff, .avi); several files form one series.
+        output_dir: Folder for the results (created if needed).
+        params_file: CaImAn-style JSON parameters file (its ``motion`` group), applied when overwrite_params is true.
+        overwrite_params: Apply the parameters file over the form's values.
+        preset: The seed's 1P or 2P column (it changes no motion field).
+        params: The motion section of the analysis table (motion_correction rigid or piecewise_rigid).
+        overwrite: Replace the outputs of an earlier run in output_dir.
+        work_dir: Folder for the temporary float32 copies (default: inside output_dir).
+        dask_address: Dask scheduler for the chunk jobs (default: $CNMFLOW_DASK_ADDRESS, else local processes).
+    """
+    progress = RunProgress(key="motion-correction-progress")
+    progress.start()
+    inputs = validate_motion(movies, output_dir, preset=preset, table=table_from_motion_form(params),
+                             params_file=params_file, overwrite_params=overwrite_params, overwrite=overwrite,
+                             progress=progress)
+    run = correct_and_write(inputs, output_dir, overwrite=overwrite, work_dir=work_dir,
+                            dask_scheduler=dask_scheduler(dask_address), run_ids={"prefect_flow_run_id": flow_run.id},
+                            progress=progress)
+    result = run.outcome.result
+    summary = (f"**{result.method}** motion correction of {result.shifts_rig.shape[0]} frames: largest shift "
+               f"{result.max_shift():.2f} px, crop box {result.crop.max} px\n\n"
+               + "\n".join(f"- `{name}`" for name in sorted(run.files)))
+    create_markdown_artifact(summary, key="motion-correction-summary", description=str(run.output_dir))
+    get_run_logger().info("motion corrected (%s, largest shift %.2f px); results in %s", result.method,
+                          result.max_shift(), run.output_dir)
+    return {"output_dir": str(run.output_dir), "files": sorted(run.files), "max_shift_px": result.max_shift()}
