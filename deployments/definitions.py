@@ -17,6 +17,9 @@ WATCH_FOLDER = "watch-folder"
 PARAMETER_SWEEP = "parameter-sweep"
 BATCH_EXTRACTION = "batch-extraction"
 MOTION_CORRECTION = "motion-correction"
+SUGGEST_PARAMETERS = "suggest-parameters"
+#: Nobody reads PNR images overnight: the 1P watcher reads gSig, min_corr and min_pnr from each movie.
+WATCH_AUTO: dict[str, dict[str, Any]] = {"1p": {"gSig": "auto", "min_corr": "auto", "min_pnr": "auto"}, "2p": {}}
 #: The watcher is fed raw recordings: its form corrects motion (rigid; 1P: the gSig_filt high-pass).
 WATCH_MOTION: dict[str, dict[str, Any]] = {"1p": {"motion_correction": "rigid", "gSig_filt": [3, 3]},
                                            "2p": {"motion_correction": "rigid"}}
@@ -57,7 +60,7 @@ def motion_parameters(dask_address: str | None = None) -> dict[str, Any]:
 def watch_parameters(preset: str) -> dict[str, Any]:
     """The watcher's pre-filled extraction form: the preset's table with motion correction on."""
     parameters = extraction_parameters(preset)
-    parameters["params"] = {**parameters["params"], **WATCH_MOTION[preset]}
+    parameters["params"] = {**parameters["params"], **WATCH_MOTION[preset], **WATCH_AUTO[preset]}
     return parameters
 
 
@@ -69,6 +72,7 @@ def build_deployments(watch: WatchSettings | None = None, *, dask_address: str |
     from flows.motion_correction import motion_correction
     from flows.parameter_sweep import parameter_sweep
     from flows.source_extraction import source_extraction
+    from flows.suggest_parameters import suggest_parameters
 
     batch = with_dask(batch_extraction, dask_address) if dask_address else batch_extraction
 
@@ -92,6 +96,10 @@ def build_deployments(watch: WatchSettings | None = None, *, dask_address: str |
             name=MOTION_CORRECTION, parameters=motion_parameters(dask_address), tags=["cnmflow", "motion"],
             description="Motion-correct a movie or series on its own (rigid or piecewise_rigid): corrected movies, "
                         "shifts and previews. Fill in movies and output_dir."),
+        suggest_parameters.to_deployment(
+            name=SUGGEST_PARAMETERS, parameters={"preset": "1p"}, tags=["cnmflow", "suggest"],
+            description="Suggest gSig, min_corr and min_pnr from a movie (what 'auto' chooses), with reasons and a "
+                        "figure: fill in movies and figure."),
     ]
     if watch is not None:
         from flows.watch_folder import watch_folder

@@ -8,7 +8,7 @@ from pathlib import Path
 import yaml
 
 from cnmflow.params_form import form_values
-from deployments.definitions import (WATCH_MOTION, build_deployments, extraction_parameters, motion_parameters,
+from deployments.definitions import (WATCH_AUTO, WATCH_MOTION, build_deployments, extraction_parameters, motion_parameters,
                                      watch_parameters)
 
 REPO = Path(__file__).resolve().parents[2]
@@ -33,7 +33,8 @@ def test_prefect_yaml_prefills_the_presets_like_serve():
     assert BY_NAME["motion-correction"]["parameters"] == motion_parameters()
     assert BY_NAME["source-extraction"]["parameters"]["params"]["motion_correction"] == "none"   # the seed's default
     watch = BY_NAME["watch-folder"]["parameters"]["params"]
-    assert {name: watch_parameters("1p")["params"][name] for name in watch} == watch == WATCH_MOTION["1p"]
+    assert {name: watch_parameters("1p")["params"][name] for name in watch} == watch == {**WATCH_MOTION["1p"],
+                                                                                         **WATCH_AUTO["1p"]}
 
 
 def test_prefect_yaml_entrypoints_are_the_flows_and_paths_are_relative():
@@ -52,10 +53,11 @@ def test_serve_offers_both_presets_and_the_watcher_when_asked(tmp_path):
 
     plain = build_deployments()
     assert [d.name for d in plain] == ["source-extraction", "source-extraction-2p", "parameter-sweep",
-                                       "batch-extraction", "motion-correction"]
+                                       "batch-extraction", "motion-correction", "suggest-parameters"]
     assert "dask_address" not in plain[0].parameters
     on_dask = build_deployments(dask_address="tcp://10.0.0.5:8786")
-    assert all(d.parameters["dask_address"] == "tcp://10.0.0.5:8786" for d in on_dask)
+    assert all(d.parameters["dask_address"] == "tcp://10.0.0.5:8786" for d in on_dask
+               if d.name != "suggest-parameters")   # one in-process pass over a sample: no cluster
     from flows.batch_extraction import batch_extraction, with_dask
 
     assert type(with_dask(batch_extraction, "tcp://10.0.0.5:8786").task_runner).__name__ == "DaskTaskRunner"

@@ -1,0 +1,40 @@
+"""The ``suggest-parameters`` flow: ``cnmflow suggest`` from the UI — values as an artifact, a figure on disk."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from prefect import flow
+from prefect.artifacts import create_markdown_artifact
+
+from tasks.suggest import suggest_values
+
+
+@flow(name="suggest-parameters",
+      description="Suggest gSig, min_corr and min_pnr from a movie (what 'auto' would choose), with reasons "
+                  "and a figure of the correlation/PNR images, their cuts and the radius estimate.")
+def suggest_parameters(
+    movies: list[str],
+    figure: str,
+    preset: Literal["1p", "2p"] = "1p",
+    params: dict[str, Any] | None = None,
+    params_file: str | None = None,
+    overwrite_params: bool = False,
+) -> dict[str, Any]:
+    """Suggest the three values for ``movies`` and write the figure to ``figure`` (a .png path).
+
+    Args:
+        movies: Movie files (.isxd, .tif/.tiff, .avi); several files form one series.
+        figure: Where to write the figure (.png, .svg or .pdf).
+        preset: The seed's 1P or 2P column the other values come from.
+        params: Analysis-table values to hold (e.g. {"tsub": 1}; a gSig given here is kept).
+        params_file: CaImAn-style JSON parameters file, applied when overwrite_params is true.
+        overwrite_params: Apply the parameters file over the table values.
+    """
+    result = suggest_values(movies, figure, preset=preset, table=dict(params or {}), params_file=params_file,
+                            overwrite_params=overwrite_params)
+    rows = "\n".join(f"| {name} | {value:g} | {result['reasons'][name]} |" for name, value in result["values"].items())
+    create_markdown_artifact(
+        key="suggested-parameters", description="gSig / min_corr / min_pnr read from the movie",
+        markdown=f"| parameter | value | why |\n|---|---|---|\n{rows}\n\nFigure: `{result['figure']}`")
+    return result["values"]

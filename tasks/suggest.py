@@ -1,0 +1,19 @@
+"""The suggest step: gSig / min_corr / min_pnr read from the movie, with the figure that shows why."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from prefect import task
+from prefect.cache_policies import NO_CACHE
+
+from cnmflow.suggest_command import suggest
+from tasks.retries import RETRY_OPTIONS
+
+
+@task(name="suggest", cache_policy=NO_CACHE, persist_result=False, **RETRY_OPTIONS)
+def suggest_values(movies: list[str], figure: str, *, preset: str, table: dict[str, Any],
+                   params_file: str | None, overwrite_params: bool) -> dict[str, Any]:
+    """The suggested values, their one-line reasons and the figure written (``cnmflow suggest``)."""
+    return suggest(movies, figure, preset=preset, table=table, params_file=params_file,
+                   overwrite_params=overwrite_params)
