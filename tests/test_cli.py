@@ -81,6 +81,7 @@ def test_run_writes_outputs_and_lineage_explains_them(tif_movie, tmp_path, capsy
     printed = capsys.readouterr().out
     assert "components" in printed and str(out) in printed
     assert (out / "cellset_raw.000.isxd").exists() and (out / "manifest.json").exists()
+    assert "ophys.000.nwb" in printed   # NWB by default, listed with the results
     assert main(["lineage", str(out / "cellset_raw.000.isxd")]) == 0
     assert str(tif_movie) in capsys.readouterr().out
     # A second run into the same folder is refused, not silently overwritten.
@@ -258,3 +259,30 @@ def test_sweep_with_a_failed_combination_exits_1_naming_it(tif_movie, tmp_path, 
     assert code == 1
     assert "1 of 2 sweep combinations failed: min_pnr=9: RuntimeError: numerical trouble" in captured.err
     assert "min_pnr" in captured.out and (tmp_path / "sweep" / "comparison.csv").exists()
+
+
+@pytest.mark.parametrize("command", ["run", "sweep"])
+@pytest.mark.parametrize("document, named", [
+    ('{"session": {"session_start_time": ["2024-05-02T10:31:00", "2024-05-02T11:00:00"]}}', "lists 2 times for 1"),
+    ('{"subject": {"sex": "female"}}', "subject.sex = 'female'"),
+    ('{"subject": {"name": "m1"}}', "subject.name is not a known key"),
+])
+def test_a_bad_nwb_metadata_file_exits_2_with_one_line_before_any_run(tif_movie, tmp_path, capsys, command,
+                                                                      document, named):
+    metadata = tmp_path / "nwb.json"
+    metadata.write_text(document)
+    argv = [command, str(tif_movie), "--output-dir", str(tmp_path / "out"), "--nwb-metadata", str(metadata)]
+    if command == "sweep":
+        argv += ["--grid", "min_corr=0.7,0.8"]
+    assert main(argv) == 2
+    line = _one_clean_line(capsys.readouterr().err)
+    assert "nwb.json" in line and named in line
+    assert not (tmp_path / "out").exists(), "refused before any run started"
+
+
+def test_nwb_metadata_with_no_nwb_is_refused(tif_movie, tmp_path, capsys):
+    metadata = tmp_path / "nwb.yaml"
+    metadata.write_text("subject: {subject_id: m1}\n")
+    assert main(["run", str(tif_movie), "--output-dir", str(tmp_path / "out"), "--no-nwb",
+                 "--nwb-metadata", str(metadata)]) == 2
+    assert "NWB output is off" in _one_clean_line(capsys.readouterr().err)

@@ -96,9 +96,10 @@ def _asset_events(flow_run_id: str, expected: int, timeout_s: float = 15.0) -> l
 def test_export_declares_outputs_as_assets_made_from_the_inputs(movie, tmp_path):
     run(movie, tmp_path / "out")
     flow_run_id = read_manifest(tmp_path / "out")["run_ids"]["prefect_flow_run_id"]
-    events = _asset_events(flow_run_id, expected=7)  # hdf5, image, metadata, manifest, 2 cell sets, event set
+    events = _asset_events(flow_run_id, expected=8)  # hdf5, image, metadata, manifest, 2 cell sets, event set, nwb
     made = {event["resource"]["prefect.resource.id"] for event in events}
     assert f"file://{tmp_path / 'out' / 'cellset_raw.000.isxd'}" in made
+    assert f"file://{tmp_path / 'out' / 'ophys.000.nwb'}" in made
     assert f"file://{tmp_path / 'out' / 'caiman_output.hdf5'}" in made
     for event in events:
         upstream = {related["prefect.resource.id"] for related in event["related"]}
@@ -115,6 +116,9 @@ def test_the_mlflow_run_and_the_prefect_run_point_at_each_other(movie, tmp_path)
     assert mlflow_run.data.tags["prefect.flow_run_id"] == manifest["run_ids"]["prefect_flow_run_id"]
     assert mlflow_run.data.metrics["n_components"] == report.n_components
     assert mlflow_run.data.params["init.min_pnr"] == "8.0"
+    client = MlflowClient(os.environ["MLFLOW_TRACKING_URI"])
+    assert [item.path for item in client.list_artifacts(report.mlflow_run_id, "nwb")] == ["nwb/ophys.000.nwb"]
+    assert mlflow_run.data.metrics["runtime_export_nwb_s"] > 0
 
 
 def test_unreachable_tracking_keeps_the_outputs_and_says_so(movie, tmp_path):
@@ -221,3 +225,32 @@ def test_a_shared_work_copy_is_left_to_its_other_users_and_removed_by_the_last(m
         kill_hard(other_job)
     run(movie, tmp_path / "b", work_dir=str(shared))   # components from the cache: no concatenation needed
     assert not shared.exists(), "nobody uses the dead job's copy any more: the next run removes it"
+
+
+def test_nwb_settings_decide_up_to_date_while_the_components_are_reused(movie, tmp_path):
+    """Not in the fingerprint (no refit), but a changed metadata file or --no-nwb is not up to date."""
+    from pynwb import NWBHDF5IO
+
+    from cnmflow.outputs.export import planned_names
+
+    out, metadata = tmp_path / "out", tmp_path / "nwb.yaml"
+    metadata.write_text("subject: {subject_id: m12}\n")
+    run(movie, out, nwb_metadata=str(metadata), track_run=False)
+    assert run(movie, out, nwb_metadata=str(metadata), track_run=False).up_to_date
+    metadata.write_text("subject: {subject_id: m13}  # fixed\n")
+    changed = run(movie, out, nwb_metadata=str(metadata), overwrite=True, track_run=False)
+    assert changed.reused_extraction and not changed.up_to_date
+    with NWBHDF5IO(str(out / "ophys.000.nwb"), "r") as io:
+        assert io.read().subject.subject_id == "m13"
+    off = run(movie, out, nwb=False, overwrite=True, track_run=False)
+    assert off.reused_extraction and not list(out.glob("*.nwb"))
+    listed = [name for name, record in read_manifest(out)["outputs"].items() if record["kind"] != "preview"]
+    assert sorted(listed + ["manifest.json"]) == sorted(planned_names(1, nwb=False))
+
+
+def test_a_bad_nwb_metadata_file_fails_in_validate_before_compute(movie, tmp_path):
+    metadata = tmp_path / "nwb.yaml"
+    metadata.write_text("subject: [not, a, mapping]\n")
+    with pytest.raises(InputError, match=r"nwb\.yaml: section subject must be a mapping"):
+        run(movie, tmp_path / "out", nwb_metadata=str(metadata), track_run=False)
+    assert not (tmp_path / "out" / "manifest.json").exists()

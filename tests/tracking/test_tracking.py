@@ -165,6 +165,14 @@ def test_logged_run_holds_params_with_sources_metrics_inputs_tags_and_artifacts(
     assert "footprints_cellset_denoised.000.png" in previews and "traces_cellset_raw.001.png" in previews
 
 
+def test_the_nwb_files_are_artifacts_of_the_run(logged, series_output, store):
+    client = MlflowClient(store)
+    logged_nwb = {item.path: item.file_size for item in client.list_artifacts(logged[0], "nwb")}
+    assert logged_nwb == {f"nwb/ophys.{k:03d}.nwb": (series_output / f"ophys.{k:03d}.nwb").stat().st_size
+                          for k in (0, 1)}
+    assert client.get_run(logged[0]).data.metrics["runtime_export_nwb_s"] > 0
+
+
 def test_manifest_records_the_run(logged, series_output, store):
     run_ids = read_manifest(series_output)["run_ids"]
     assert run_ids["mlflow_run_id"] == logged[0]
