@@ -202,13 +202,18 @@ def estimate_radius(movie: np.ndarray, *, n_blobs: int = N_BLOBS) -> RadiusEstim
     # to 3x its disk radius (√2·σ), so a bright core (small-scale maximum) does not truncate its cell
     response = np.median(stack[:, r, c], axis=1)
     reach = 3.0 * math.sqrt(2) * scales[int(np.argmax(response))]
-    radii = np.array([_half_max_radius(np.asarray(movie[when[rr, cc]], np.float64) - mean, rr, cc, reach=reach)
+    radii = np.array([_half_max_radius(_peak_frame(movie, when[rr, cc]) - mean, rr, cc, reach=reach)
                       for rr, cc in zip(r, c)])
     ok = np.isfinite(radii)
     if not ok.any():
         raise ParameterError("gSig='auto' could not measure any blob's radius; set gSig (the cell radius in px)")
     return RadiusEstimate(radius=float(np.median(radii[ok])), scales=scales, response=response,
                           blob_radii=radii[ok], blobs=np.column_stack([r, c])[ok], image=image.astype(np.float32))
+
+
+def _peak_frame(movie: np.ndarray, t: int) -> np.ndarray:
+    """Mean of frames t-1..t+1 (float64): the transient's peak with √3 less noise than one frame."""
+    return np.asarray(movie[max(t - 1, 0):t + 2], np.float64).mean(axis=0)
 
 
 def _half_max_radius(image: np.ndarray, row: int, col: int, *, reach: float) -> float:
@@ -226,9 +231,12 @@ def _half_max_radius(image: np.ndarray, row: int, col: int, *, reach: float) -> 
     profile, radius = profile[keep], radius[keep]
     radius[0] = 0.0  # the centre pixel
     base = profile.min()
-    half = base + 0.5 * (profile[0] - base)
+    # the height from the centre and its 4 neighbours: the centre pixel alone is the brightest of the blob's
+    # pixels partly by its noise (it was picked as the maximum), which would lift the half level
+    height = values[dist <= 1.0].mean()
+    half = base + 0.5 * (height - base)
     below = np.nonzero(profile <= half)[0]
-    if profile[0] <= base or len(below) == 0:
+    if height <= base or len(below) == 0:
         return math.nan
     j = below[0]
     p0, p1 = profile[j - 1], profile[j]

@@ -1,0 +1,110 @@
+"""gSig / min_corr / min_pnr = "auto" (cnmflow/auto_params.py): the estimate, and "auto" from every entry point."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import tifffile
+
+from cnmflow.auto_params import estimate_from_movie, gsiz_for, noise_k
+from cnmflow.errors import ParameterError
+from cnmflow.synthetic.realistic import simulate_realistic_1p
+
+
+def _half_max_radius(footprints: np.ndarray) -> float:
+    """Median over the true footprints of sqrt(area at or above half their max / π)."""
+    return float(np.median([np.sqrt((f >= 0.5 * f.max()).sum() / np.pi) for f in footprints]))
+
+
+def _tsub2(movie: np.ndarray) -> np.ndarray:
+    return movie[: movie.shape[0] // 2 * 2].reshape(-1, 2, *movie.shape[1:]).mean(axis=1)
+
+
+@pytest.fixture(scope="module")
+def simulated():
+    return {name: simulate_realistic_1p(name, shape=(128, 128), n_frames=800, rng=3) for name in ("ca1", "cortex_l23")}
+
+
+@pytest.mark.parametrize("name", ["ca1", "cortex_l23"])
+def test_radius_is_within_20_percent_of_the_true_half_max_radius(simulated, name):
+    sim = simulated[name]
+    est = estimate_from_movie(_tsub2(sim.movie))
+    truth = _half_max_radius(sim.truth.footprints)
+    assert abs(est.gSig / truth - 1) <= 0.2, (est.gSig, truth)
+    assert est.gSiz == gsiz_for(est.gSig) == int(round(2 * est.gSig)) + 1
+
+
+def test_the_two_cell_sizes_are_told_apart(simulated):
+    big = estimate_from_movie(_tsub2(simulated["ca1"].movie)).gSig
+    small = estimate_from_movie(_tsub2(simulated["cortex_l23"].movie)).gSig
+    assert big > 1.2 * small
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_pure_noise_leaves_no_seed(seed):
+    noise = np.random.default_rng(seed).normal(100.0, 5.0, (400, 96, 96)).astype(np.float32)
+    est = estimate_from_movie(noise)
+    both = (est.correlation_image >= est.min_corr) & (est.pnr_image >= est.min_pnr)
+    # at most a stray isolated pixel passes both cuts; the seed search (3x3 median) finds nothing
+    assert len(est.seeds) == 0 and both.mean() < 1e-3
+    # each cut sits k sd above its null's floor, k for one exceedance among the cell-sized elements
+    assert est.min_corr > est.corr.floor and est.min_pnr > est.pnr.floor and est.corr.k >= noise_k(50)
+
+
+def test_a_movie_with_cells_leaves_seeds_on_cells(simulated):
+    sim = simulated["ca1"]
+    est = estimate_from_movie(_tsub2(sim.movie))
+    assert len(est.seeds) >= len(sim.truth.footprints) // 2
+    on_cell = sim.truth.footprints.max(axis=0)[est.seeds[:, 0], est.seeds[:, 1]] > 0.2
+    assert on_cell.mean() > 0.5
+
+
+def test_given_gsig_is_kept_and_bad_movies_are_refused():
+    movie = np.random.default_rng(1).normal(0, 1, (50, 40, 40)).astype(np.float32)
+    assert estimate_from_movie(movie, gsig=3.0).gSig == 3.0
+    with pytest.raises(ParameterError, match="auto"):
+        estimate_from_movie(movie[:1])
+
+
+# --------------------------------------------------------------------------- "auto" from every entry point
+def test_auto_parses_from_the_table_set_file_and_form(tmp_path):
+    from cnmflow.cli import parse_assignment
+    from cnmflow.params import build_params, value_problem
+    from cnmflow.params_file import read_params_file
+    from cnmflow.params_form import ExtractionParams, table_from_form
+
+    assert build_params({"gSig": "auto", "min_corr": "Auto", "min_pnr": "auto"}).min_corr == "auto"
+    assert parse_assignment("gSig=auto") == ("gSig", "auto")
+    assert parse_assignment("fr=auto") == ("fr", None)   # fr/K keep None for auto
+    path = tmp_path / "p.json"
+    path.write_text(json.dumps({"init": {"gSig": ["auto", "auto"], "min_corr": "auto", "min_pnr": "auto"}}))
+    assert {read_params_file(path).values[n] for n in ("gSig", "min_corr", "min_pnr")} == {"auto"}
+    form = ExtractionParams(gSig="auto", min_corr="auto", min_pnr="auto")
+    assert {n: table_from_form(form)[n] for n in ("gSig", "min_corr", "min_pnr")} == dict.fromkeys(
+        ("gSig", "min_corr", "min_pnr"), "auto")
+    assert value_problem("gSig", "automatic") and value_problem("min_corr", 1.5)
+
+
+def test_validate_records_auto_with_its_evidence(tmp_path, simulated):
+    from cnmflow.validate import describe_inputs, validate_inputs
+
+    movie = tmp_path / "m.tif"
+    tifffile.imwrite(movie, simulated["cortex_l23"].movie)
+    inputs = validate_inputs([movie], table={"gSig": "auto", "min_corr": "auto", "min_pnr": "auto", "fr": 20.0})
+    p, sources = inputs.resolved.params, inputs.resolved.sources
+    assert all(sources[n] == "auto" for n in ("gSig", "gSiz", "min_corr", "min_pnr"))
+    assert isinstance(p.gSig, float) and p.gSiz == gsiz_for(p.gSig) and 0 < p.min_corr < 1 and p.min_pnr > 0
+    assert any("gSig = auto" in note and "half-max" in note for note in inputs.resolved.notes)
+    assert "auto" in describe_inputs(inputs)
+    kept = validate_inputs([movie], table={"gSig": "auto", "gSiz": 15, "fr": 20.0})   # a gSiz set by hand stays
+    assert kept.resolved.params.gSiz == 15 and kept.resolved.sources["gSiz"] == "table"
+    assert kept.resolved.params.min_corr == 0.85 and kept.resolved.sources["min_corr"] == "default"
+
+
+def test_watch_folder_prefills_auto():
+    from deployments.definitions import watch_parameters
+
+    assert {n: watch_parameters("1p")["params"][n] for n in ("gSig", "min_corr", "min_pnr")} == dict.fromkeys(
+        ("gSig", "min_corr", "min_pnr"), "auto")
