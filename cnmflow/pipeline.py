@@ -17,6 +17,7 @@ from dataclasses import dataclass, field, replace
 from typing import Callable
 
 from cnmflow.engine import Estimates, check_supported, fit
+from cnmflow.engine.fitting import chunk_mb_setting
 from cnmflow.motion.work_copy import MotionOutcome, ensure_corrected_copy
 from cnmflow.movies import ConcatenatedMovie
 from cnmflow.movies.work_copy import WORK_DIR_NAME, ensure_work_copy, remove_work_copy
@@ -67,7 +68,7 @@ def extract(inputs: ValidatedInputs, output_dir: str | os.PathLike, *, progress:
                 started = time.perf_counter()
                 corrected, motion, _ = ensure_corrected_copy(
                     concatenated, lock.folder / WORK_DIR_NAME, series_key or concatenated.path.parent.name,
-                    params.motion, n_processes=params.n_processes, progress=progress)
+                    params.motion, n_processes=params.n_processes, chunk_mb=chunk_mb_setting(), progress=progress)
                 motion_seconds = time.perf_counter() - started
             result = fit_series(inputs, corrected or concatenated, progress=progress, motion=motion)
         finally:

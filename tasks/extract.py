@@ -13,6 +13,7 @@ from typing import Any
 
 from prefect import task
 
+from cnmflow.engine.fitting import chunk_mb_setting
 from cnmflow.motion.work_copy import MotionOutcome, ensure_corrected_copy
 from cnmflow.movies import ConcatenatedMovie, ensure_work_copy, remove_work_copy
 from cnmflow.pipeline import ExtractionResult, fit_series
@@ -46,7 +47,7 @@ def extract(plan: RunPlan, movie: ConcatenatedMovie | None, work_dir: Path, *,
         if params.motion_correction != "none":
             movie, motion, _ = ensure_corrected_copy(movie, work_dir, plan.series_key, params.motion,
                                                      n_processes=params.n_processes, dask_scheduler=dask_scheduler,
-                                                     progress=progress)
+                                                     chunk_mb=chunk_mb_setting(), progress=progress)
             held.append(movie)
         return fit_series(plan.inputs, movie, progress=progress, dask_scheduler=dask_scheduler, motion=motion)
     finally:
