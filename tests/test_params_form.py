@@ -95,7 +95,10 @@ def test_form_errors_are_one_line_naming_the_field():
 
 def test_the_form_schema_still_offers_numbers_and_flags():
     schema = ExtractionParams.model_json_schema()["properties"]
-    assert schema["gSig"]["type"] == "number" and schema["center_psf"]["type"] == "boolean"
+    assert schema["merge_thr"]["type"] == "number" and schema["center_psf"]["type"] == "boolean"
+    for name in ("gSig", "min_corr", "min_pnr"):   # a number, or "auto" (read from the movie)
+        assert [option.get("type") for option in schema[name]["anyOf"]] == ["number", "string"]
+        assert schema[name]["anyOf"][1]["const"] == "auto"
     assert schema["rf"]["type"] == "integer" and schema["rf"]["minimum"] == 0
 
 
