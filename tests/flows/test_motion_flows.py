@@ -1,0 +1,75 @@
+"""Motion correction through Prefect (issue #17): the task between concatenation and extraction, and
+the ``motion-correction`` flow on its own."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import h5py
+import numpy as np
+import pytest
+import tifffile
+from prefect.client.orchestration import get_client
+from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
+
+from cnmflow.lineage import read_manifest, verify_manifest
+from cnmflow.motion_run import MotionForm
+from cnmflow.params_form import form_with
+from cnmflow.synthetic import simulate_realistic_1p, write_tiff
+from flows.motion_correction import motion_correction
+from flows.source_extraction import source_extraction
+
+pytestmark = pytest.mark.usefixtures("prefect_harness")
+
+TABLE = {"gSig": 3, "gSiz": 13, "min_corr": 0.7, "min_pnr": 5, "rf": 0, "n_processes": 1}
+
+
+@pytest.fixture(scope="module")
+def movie(tmp_path_factory) -> Path:
+    sim = simulate_realistic_1p("cortex_l23", shape=(64, 64), n_frames=200, rng=4, motion_px=1.0)
+    return write_tiff(tmp_path_factory.mktemp("movie") / "moving.tif", sim.movie, fr=20.0)
+
+
+@pytest.fixture(autouse=True)
+def private_cache(tmp_path, monkeypatch):
+    monkeypatch.setenv("CNMFLOW_CACHE_DIR", str(tmp_path / "cache"))
+
+
+def _task_names(flow_run_id) -> list[str]:
+    with get_client(sync_client=True) as client:
+        runs = client.read_task_runs(flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[flow_run_id])))
+    return sorted(run.name.rsplit("-", 1)[0] for run in runs)
+
+
+def test_the_flow_corrects_between_concatenation_and_extraction(movie, tmp_path):
+    out = tmp_path / "out"
+    table = {**TABLE, "motion_correction": "rigid", "gSig_filt": [3, 3], "max_shifts": [6, 6]}
+    report = source_extraction(movies=[str(movie)], output_dir=str(out), params=form_with("1p", table),
+                               track_run=False)
+    manifest = read_manifest(out)
+    assert verify_manifest(out) == [] and report.n_components > 0
+    assert "motion_correction" in _task_names(manifest["run_ids"]["prefect_flow_run_id"])
+    with h5py.File(out / "caiman_output.hdf5", "r") as h5:
+        assert h5["estimates/shifts"].shape == (200, 2)
+    assert manifest["run"]["motion_correction"]["method"] == "rigid"
+    assert manifest["parameters"]["gSig_filt"]["value"] == [3, 3]
+    assert not (out / ".cnmflow-work").exists(), "both work copies are removed"
+    again = source_extraction(movies=[str(movie)], output_dir=str(out), params=form_with("1p", table),
+                              track_run=False)
+    assert again.up_to_date
+    other = source_extraction(movies=[str(movie)], output_dir=str(tmp_path / "off"), params=form_with("1p", TABLE),
+                              track_run=False)
+    off = read_manifest(tmp_path / "off")
+    assert "motion_correction" not in _task_names(off["run_ids"]["prefect_flow_run_id"])
+    assert other.n_components > 0 and off["run"]["fingerprint"] != manifest["run"]["fingerprint"]
+
+
+def test_the_motion_correction_flow_alone(movie, tmp_path):
+    out = tmp_path / "mc"
+    form = MotionForm(gSig_filt=[3, 3], max_shifts=[6, 6], n_processes=1)
+    done = motion_correction(movies=[str(movie)], output_dir=str(out), params=form)
+    assert "motion_corrected.000.tif" in done["files"] and verify_manifest(out) == []
+    corrected = tifffile.imread(out / "motion_corrected.000.tif")
+    assert corrected.shape == (200, 64, 64) and corrected.dtype == np.float32
+    with h5py.File(out / "motion_shifts.hdf5", "r") as h5:
+        assert np.abs(h5["estimates/shifts"][()]).max() == pytest.approx(done["max_shift_px"], abs=1e-4)
