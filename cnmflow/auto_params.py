@@ -261,10 +261,12 @@ def _white_noise_null(shape: tuple[int, ...], gsig: float, center_psf: bool, rng
     return correlation_pnr(noise, gsig=gsig, center_psf=center_psf, threshold=SEED_CORR_THRESHOLD)
 
 
-def _flipped_null(movie: np.ndarray, gsig: float, center_psf: bool) -> "SummaryImages":
+def _flipped_null(movie: np.ndarray, gsig: float, center_psf: bool, noise: np.ndarray) -> "SummaryImages":
     """Summary images of the sign-flipped movie: the same noise and background fluctuations, no transients
-    (calcium transients are positive), so its PNR is what the PNR image shows without cells."""
-    return correlation_pnr(_Negated(movie), gsig=gsig, center_psf=center_psf, threshold=SEED_CORR_THRESHOLD)
+    (calcium transients are positive), so its PNR is what the PNR image shows without cells. The filtered
+    movie's noise does not change sign: the movie's is reused (one pass fewer)."""
+    return correlation_pnr(_Negated(movie), gsig=gsig, center_psf=center_psf, noise=noise,
+                           threshold=SEED_CORR_THRESHOLD)
 
 
 class _Negated:
@@ -292,7 +294,8 @@ def estimate_from_movie(movie: np.ndarray, *, gsig: float | None = None, center_
     k = noise_k(movie.shape[1] * movie.shape[2] / (math.pi * g**2))
     corr = noise_floor_cut(_white_noise_null(movie.shape, g, center_psf, rng).correlation, name="correlation",
                            null="white-noise null", k=k)
-    pnr = noise_floor_cut(_flipped_null(movie, g, center_psf).pnr, name="PNR", null="sign-flipped movie", k=k)
+    pnr = noise_floor_cut(_flipped_null(movie, g, center_psf, images.noise).pnr, name="PNR", null="sign-flipped movie",
+                          k=k)
     min_corr = float(np.clip(round(corr.cut, 3), 0.0, 1.0))
     min_pnr = float(max(round(pnr.cut, 2), 0.0))
     gsig_out = float(gsig) if gsig is not None else round(radius.radius * ssub, 2)
