@@ -96,6 +96,8 @@ def build_parser() -> argparse.ArgumentParser:
                      help="evaluate components (trace SNR, spatial consistency) and mark cells accepted/rejected")
     run.add_argument("--work-dir", type=Path,
                      help="folder for the temporary float32 copy of the movies (default: inside --output-dir)")
+    run.add_argument("--save-motion-corrected", action="store_true",
+                     help="with motion_correction on, also write motion_corrected.{k}.tif/.isxd per movie")
     run.add_argument("--no-progress", action="store_true", help="do not draw progress bars")
     run.add_argument("--verbose", action="store_true", help="show Prefect's log lines")
     _add_nwb_options(run)
@@ -225,6 +227,7 @@ def _run(args: argparse.Namespace) -> int:
                            work_dir=args.work_dir, show_progress=not args.no_progress, verbose=args.verbose,
                            flow_options=dict(experiment=args.experiment, tracking_uri=args.tracking_uri,
                                              track_run=not args.no_track, dask_address=args.dask,
+                                             save_motion_corrected=args.save_motion_corrected,
                                              **_nwb_flow_options(args)))
     _print_report(report)
     return 0

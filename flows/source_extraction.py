@@ -18,6 +18,7 @@ from typing import Iterator, Literal
 from prefect import flow, get_run_logger
 from prefect.runtime import flow_run
 
+from cnmflow.errors import ParameterError
 from cnmflow.lineage import read_manifest
 from cnmflow.movies import remove_work_copy
 from cnmflow.movies.work_copy import remove_unused
@@ -54,18 +55,20 @@ def _run_ids() -> dict[str, str | None]:
 
 
 def _compute_and_export(plan, timings: dict[str, float], progress: RunProgress, *, work_dir: str | None,
-                        dask_address: str | None) -> bool:
-    """Concatenate (unless the components are cached), extract and export; whether the cache served."""
+                        dask_address: str | None, save_motion_corrected: bool = False) -> bool:
+    """Concatenate and correct motion (unless the components are cached and no corrected movie is
+    asked for), extract and export; whether the cache served."""
     cache = cache_dir()
     work = work_root(plan.output_dir, work_dir)
     reused = is_cached(plan, cache)
     movie = corrected = motion = None
     scheduler = dask_scheduler(dask_address)
+    moving = plan.inputs.resolved.params.motion_correction != "none"
     try:
-        if not reused:
+        if not reused or (moving and save_motion_corrected):
             with _timed(timings, "concatenate"):
                 movie, _ = concatenate(plan, work, progress=progress)
-            if plan.inputs.resolved.params.motion_correction != "none":
+            if moving:
                 with _timed(timings, "motion_correction"):
                     corrected, motion = motion_correction(plan, movie, work, progress=progress,
                                                           dask_scheduler=scheduler)
@@ -73,15 +76,16 @@ def _compute_and_export(plan, timings: dict[str, float], progress: RunProgress, 
             extraction = extract.with_options(result_storage=cache)(plan, corrected or movie, work,
                                                                     progress=progress, dask_scheduler=scheduler,
                                                                     motion=motion)
+        with _timed(timings, "export"):
+            before_fit = {stage: timings[stage] for stage in ("validate", "concatenate", "motion_correction")
+                          if stage in timings}
+            export_task(plan, extraction.estimates.K)(plan, extraction, _run_ids(), progress, before_fit,
+                                                      corrected if save_motion_corrected else None)
     finally:
         for copy in (corrected, movie):
             if copy is not None:
                 remove_work_copy(copy)   # removed unless another live run (a sweep's sibling) still uses it
         remove_unused(work)  # what killed runs left in this run's work root, unless a live run holds it
-    with _timed(timings, "export"):
-        before_fit = {stage: timings[stage] for stage in ("validate", "concatenate", "motion_correction")
-                      if stage in timings}
-        export_task(plan, extraction.estimates.K)(plan, extraction, _run_ids(), progress, before_fit)
     return reused
 
 
@@ -97,6 +101,7 @@ def source_extraction(
     params: ExtractionParams = ExtractionParams(),  # type: ignore[valid-type]
     overwrite: bool = False,
     evaluate: bool = False,
+    save_motion_corrected: bool = False,
     work_dir: str | None = None,
     experiment: str = DEFAULT_EXPERIMENT,
     tracking_uri: str | None = None,
@@ -120,6 +125,8 @@ def source_extraction(
             an edit back to the other preset's value included.
         overwrite: Replace the outputs of an earlier, different run in output_dir.
         evaluate: Evaluate components (trace SNR, spatial consistency) and mark them accepted/rejected.
+        save_motion_corrected: With motion correction on, also write the corrected movie per input movie
+            (motion_corrected.{k}.tif, or .isxd with the input's timing for isxd inputs; float32).
         work_dir: Folder for the temporary float32 copy of the movies (default: inside output_dir).
         experiment: MLflow experiment the run is logged to.
         tracking_uri: MLflow tracking URI (default: $MLFLOW_TRACKING_URI, else sqlite:///<output_dir's
@@ -142,10 +149,14 @@ def source_extraction(
     try:
         if work_dir is not None:
             check_output_location(work_dir, label="work_dir")
+        if save_motion_corrected and plan.inputs.resolved.params.motion_correction == "none":
+            raise ParameterError("save_motion_corrected needs motion correction: set motion_correction to rigid or "
+                                 "piecewise_rigid, or leave save_motion_corrected off")
         if plan.up_to_date:
             get_run_logger().info("%s already holds this run's results (same inputs, parameters and code)",
                                   plan.output_dir)
         reused = plan.up_to_date or _compute_and_export(plan, timings, progress, work_dir=work_dir,
+                                                        save_motion_corrected=save_motion_corrected,
                                                         dask_address=dask_address)
         error = None
         # A fresh export has no MLflow run yet; an up-to-date folder may have been tracked already.

@@ -15,6 +15,7 @@ from prefect.assets import Asset, AssetProperties, materialize
 from prefect.cache_policies import NO_CACHE
 from prefect.tasks import Task
 
+from cnmflow.movies import ConcatenatedMovie
 from cnmflow.outputs.export import ExportResult, export, planned_names
 from cnmflow.pipeline import ExtractionResult
 from cnmflow.plan import RunPlan
@@ -38,11 +39,13 @@ def file_asset(path: str | Path) -> Asset:
 
 
 def _write_outputs(plan: RunPlan, extraction: ExtractionResult, run_ids: dict[str, str | None],
-                   progress: Progress, stage_timings: dict[str, float]) -> ExportResult:
+                   progress: Progress, stage_timings: dict[str, float],
+                   corrected_movie: ConcatenatedMovie | None = None) -> ExportResult:
     progress("export", 0.0)
     written = export(with_current_inputs(extraction, plan), plan.output_dir, overwrite=plan.overwrite,
                      evaluate=plan.evaluate, run_ids=run_ids, hashes=plan.hashes, fingerprint=plan.fingerprint,
-                     stage_timings=stage_timings, nwb=plan.nwb, nwb_metadata=plan.nwb_metadata)
+                     stage_timings=stage_timings, nwb=plan.nwb, nwb_metadata=plan.nwb_metadata,
+                     corrected_movie=corrected_movie)
     progress("export", 1.0)
     return written
 

@@ -31,6 +31,8 @@ from cnmflow.outputs.isxd_sets import (EmptySetNotSupported, OutputExistsError, 
                                        output_timing, split_traces, write_cellset, write_eventset)
 from cnmflow.outputs.leftovers import EXPORT_STAGING_PREFIX
 from cnmflow.outputs.lineage_graph import lineage_graph
+from cnmflow.movies.concat import ConcatenatedMovie
+from cnmflow.outputs.corrected_movies import corrected_name, write_corrected_movie
 from cnmflow.outputs.motion import IMAGES_STEM, SHIFTS_STEM, motion_images_preview, motion_summary, shifts_preview
 from cnmflow.outputs.nwb_export import TIMING_KEY as NWB_TIMING, write_run_nwb
 from cnmflow.outputs.nwb_metadata import NwbMetadata, nwb_settings
@@ -94,11 +96,13 @@ def export(result: ExtractionResult, output_dir: str | os.PathLike, *, overwrite
            evaluate: bool = False, run_ids: dict[str, str | None] | None = None,
            hashes: dict[int, str] | None = None, fingerprint: str | None = None,
            stage_timings: dict[str, float] | None = None, nwb: bool = True,
-           nwb_metadata: NwbMetadata | None = None) -> ExportResult:
+           nwb_metadata: NwbMetadata | None = None, corrected_movie: ConcatenatedMovie | None = None) -> ExportResult:
     """Write every output of ``result`` into ``output_dir``; returns what was written.
 
     ``nwb`` writes ``ophys.{k}.nwb`` per movie (with ``nwb_metadata``'s facts, placeholders
     otherwise); a failure of the NWB writer fails the export, like any data file's.
+    ``corrected_movie`` (the motion-corrected work copy, save_motion_corrected) is written as
+    ``motion_corrected.{k}.tif`` / ``.isxd`` per input movie.
 
     ``evaluate`` turns on the quality evaluation that sets accepted/rejected statuses (off by
     default, as in the seed tool). ``run_ids`` (e.g. the Prefect flow run id) go to the manifest,
@@ -111,16 +115,19 @@ def export(result: ExtractionResult, output_dir: str | os.PathLike, *, overwrite
         check_output_dir(output_dir, n_movies, overwrite=overwrite)
         return _export_locked(result, output_dir, evaluate=evaluate, run_ids=run_ids, hashes=hashes,
                               fingerprint=fingerprint, stage_timings=stage_timings, nwb=nwb,
-                              nwb_metadata=nwb_metadata)
+                              nwb_metadata=nwb_metadata, corrected_movie=corrected_movie)
 
 
 def _export_locked(result: ExtractionResult, output_dir: Path, *, evaluate: bool,
                    run_ids: dict[str, str | None] | None, hashes: dict[int, str] | None,
                    fingerprint: str | None, stage_timings: dict[str, float] | None,
-                   nwb: bool = False, nwb_metadata: NwbMetadata | None = None) -> ExportResult:
+                   nwb: bool = False, nwb_metadata: NwbMetadata | None = None,
+                   corrected_movie: ConcatenatedMovie | None = None) -> ExportResult:
     staging = Path(tempfile.mkdtemp(prefix=EXPORT_STAGING_PREFIX, dir=output_dir))
     try:
         files, notes = _write_all(result, staging, evaluate=evaluate)
+        if corrected_movie is not None:
+            files.update(write_corrected_movies(result, corrected_movie, staging))
         if nwb:
             step = write_run_nwb(result, staging, fingerprint=fingerprint, evaluate=evaluate, metadata=nwb_metadata)
             files.update(step.files)
@@ -249,6 +256,19 @@ def _write_all(result: ExtractionResult, folder: Path, *, evaluate: bool) -> tup
     write_output_metadata(folder / METADATA_NAME, metadata)
     files[METADATA_NAME] = {"kind": "metadata", "movie_index": None}
     return files, notes
+
+
+def write_corrected_movies(result: ExtractionResult, corrected: ConcatenatedMovie, folder: Path) -> dict[str, dict]:
+    """``motion_corrected.{k}.tif`` / ``.isxd`` per input movie from the corrected work copy (save_motion_corrected)."""
+    params = result.inputs.resolved.params
+    frames = corrected.open()
+    files: dict[str, dict] = {}
+    for index, movie in enumerate(result.inputs.series.movies):
+        first, stop = result.offsets[index]
+        name = corrected_name(index, movie)
+        write_corrected_movie(folder / name, frames[first:stop], movie, fr=float(params.fr), dxy=params.dxy)
+        files[name] = {"kind": "motion_corrected", "movie_index": index}
+    return files
 
 
 def _write_motion_previews(result: ExtractionResult, folder: Path, notes: list[str]) -> dict[str, dict]:

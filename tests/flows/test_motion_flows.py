@@ -73,3 +73,23 @@ def test_the_motion_correction_flow_alone(movie, tmp_path):
     assert corrected.shape == (200, 64, 64) and corrected.dtype == np.float32
     with h5py.File(out / "motion_shifts.hdf5", "r") as h5:
         assert np.abs(h5["estimates/shifts"][()]).max() == pytest.approx(done["max_shift_px"], abs=1e-4)
+
+
+def test_save_motion_corrected_writes_the_corrected_movie_with_the_extraction(movie, tmp_path):
+    from cnmflow.errors import ParameterError
+    from cnmflow.motion import correct_motion, motion_params
+
+    out = tmp_path / "out"
+    table = {**TABLE, "motion_correction": "rigid", "gSig_filt": [3, 3], "max_shifts": [6, 6]}
+    source_extraction(movies=[str(movie)], output_dir=str(out), params=form_with("1p", table), track_run=False,
+                      save_motion_corrected=True)
+    frames = tifffile.imread(movie).astype(np.float32)
+    expected = np.empty_like(frames)
+    correct_motion(frames, expected, params=motion_params(motion_correction="rigid", gSig_filt=3, max_shifts=6))
+    np.testing.assert_array_equal(tifffile.imread(out / "motion_corrected.000.tif"), expected)
+    assert read_manifest(out)["outputs"]["motion_corrected.000.tif"]["kind"] == "motion_corrected"
+    assert verify_manifest(out) == []
+    with pytest.raises(ParameterError, match="save_motion_corrected"):
+        source_extraction(movies=[str(movie)], output_dir=str(tmp_path / "off"), params=form_with("1p", TABLE),
+                          track_run=False, save_motion_corrected=True)
+    assert not (tmp_path / "off" / "caiman_output.hdf5").exists()
