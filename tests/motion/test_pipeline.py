@@ -146,3 +146,34 @@ def test_motion_correct_refuses_a_shift_that_does_not_fit_before_compute(small_m
                        "--set", "max_shifts=40", "--no-progress"])
     assert status == 2 and "max_shifts" in capsys.readouterr().err
     assert not (tmp_path / "mc" / "motion_corrected.000.tif").exists()
+
+
+def test_motion_correct_keeps_an_isxd_inputs_timing(tmp_path):
+    from tests.paths import IDEAS
+
+    source = IDEAS / "movie_part2_108x123x63.isxd"
+    if not source.is_file():
+        pytest.skip("sample isxd not available")
+    isx = pytest.importorskip("isx")
+    status = cli_main(["motion-correct", str(source), "--output-dir", str(tmp_path), "--set", "max_shifts=5",
+                       "--set", "n_processes=1", "--no-progress"])
+    assert status == 0
+    original, corrected = isx.Movie.read(str(source)), isx.Movie.read(str(tmp_path / "motion_corrected.000.isxd"))
+    assert corrected.timing == original.timing and corrected.spacing == original.spacing
+    assert corrected.data_type == np.float32
+
+
+def test_motion_parameters_reach_mlflow_and_the_parameters_artifact(tmp_path):
+    from cnmflow.params import resolve_params
+    from cnmflow.params_file import resolve_run_params
+    from cnmflow.tracking.params import caiman_params_document, flatten_params
+
+    params = resolve_params(table={"motion_correction": "piecewise_rigid", "max_shifts": 5, "strides": 48,
+                                   "overlaps": 24, "gSig_filt": 3}).params
+    flat = flatten_params(params)
+    assert flat["motion.max_shifts"] == (5, 5) and flat["motion.pw_rigid"] is True
+    assert flat["cnmflow.motion_correction"] == "piecewise_rigid"
+    document = tmp_path / "params.json"
+    document.write_text(json.dumps(caiman_params_document(params)))
+    reread = resolve_run_params(params_file=document, overwrite_params=True).params
+    assert reread.motion == params.motion
