@@ -302,7 +302,8 @@ def value_problem(name: str, value: Any) -> str | None:
         _field_adapter(name).validate_python(value)
     except ValidationError as err:
         return "; ".join(dict.fromkeys(
-            e["msg"].removeprefix("Value error, ").replace("Input should be", "must be") for e in err.errors()))
+            e["msg"].removeprefix("Value error, ").replace("Input should be", "must be") + _or_auto(name)
+            for e in err.errors() if e["type"] != "literal_error" or name not in AUTO_FIELDS))
     return None
 
 
@@ -310,6 +311,10 @@ def value_problem(name: str, value: Any) -> str | None:
 def _field_adapter(name: str) -> TypeAdapter:
     info = Params.model_fields[name]
     return TypeAdapter(Annotated[info.annotation, info], config=ConfigDict(allow_inf_nan=False))
+
+
+def _or_auto(name: str) -> str:
+    return " (or 'auto')" if name in AUTO_FIELDS else ""
 
 
 def unknown_message(names: list[str], where: str = "") -> str:
@@ -326,7 +331,9 @@ def validation_message(err: ValidationError, values: Mapping[str, Any],
     parts: list[str] = []
     for problem in err.errors():
         name = str(problem["loc"][0]) if problem["loc"] else ""
-        message = problem["msg"].removeprefix("Value error, ").replace("Input should be", "must be")
+        if problem["type"] == "literal_error" and name in AUTO_FIELDS:
+            continue  # the number's own message says "(or 'auto')"
+        message = problem["msg"].removeprefix("Value error, ").replace("Input should be", "must be") + _or_auto(name)
         if problem["type"] == "extra_forbidden":
             part = unknown_message([name])
         elif name in values:

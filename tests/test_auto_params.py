@@ -108,3 +108,13 @@ def test_watch_folder_prefills_auto():
 
     assert {n: watch_parameters("1p")["params"][n] for n in ("gSig", "min_corr", "min_pnr")} == dict.fromkeys(
         ("gSig", "min_corr", "min_pnr"), "auto")
+
+
+def test_a_bad_value_names_auto_as_the_alternative_in_one_line():
+    from cnmflow.params import build_params
+
+    with pytest.raises(ParameterError) as err:
+        build_params({"min_pnr": -1})
+    assert str(err.value) == "invalid parameters: parameter min_pnr=-1: must be greater than or equal to 0 (or 'auto')"
+    with pytest.raises(ParameterError, match="is written null"):
+        build_params({"fr": "auto"})   # fr's auto is null, not the text
