@@ -1,0 +1,26 @@
+"""The suggest-parameters flow: the values as a Prefect artifact, the figure on disk."""
+
+from __future__ import annotations
+
+import pytest
+import tifffile
+from prefect.client.orchestration import get_client
+from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey
+
+from cnmflow.synthetic.realistic import simulate_realistic_1p
+
+pytestmark = pytest.mark.usefixtures("prefect_harness")
+
+
+def test_the_flow_reports_the_values_and_writes_the_figure(tmp_path):
+    from flows.suggest_parameters import suggest_parameters
+
+    movie = tmp_path / "m.tif"
+    tifffile.imwrite(movie, simulate_realistic_1p("cortex_l23", shape=(80, 80), n_frames=300, rng=8).movie)
+    figure = tmp_path / "suggest.png"
+    values = suggest_parameters([str(movie)], str(figure))
+    assert set(values) == {"gSig", "gSiz", "min_corr", "min_pnr"} and figure.stat().st_size > 20_000
+    with get_client(sync_client=True) as prefect:
+        (table,) = prefect.read_artifacts(
+            artifact_filter=ArtifactFilter(key=ArtifactFilterKey(any_=["suggested-parameters"])))
+    assert "half-max" in table.data and f"{values['min_pnr']:g}" in table.data
