@@ -63,7 +63,8 @@ def write_run_nwb(result: ExtractionResult, folder: Path, *, fingerprint: str | 
                             "nwb=false) and write them later with `cnmflow nwb OUTPUT_DIR`") from err
     seconds = time.perf_counter() - started
     log.info("NWB: %d file(s) in %.2f s", len(paths), seconds)
-    files = {path.name: {"kind": "nwb", "movie_index": int(path.name.split(".")[1])} for path in paths}
+    indices = sorted(movie.index for movie in run.movies)   # write_nwb's order
+    files = {path.name: {"kind": "nwb", "movie_index": index} for path, index in zip(paths, indices)}
     placeholders = facts.placeholders()
     notes = [f"NWB files hold placeholders for {', '.join(placeholders)}; give them in a metadata file "
              "(--nwb-metadata FILE) before uploading to DANDI"] if placeholders else []
