@@ -69,7 +69,7 @@ def write_nwb_for_folder(output_dir: str | os.PathLike, *, metadata: str | os.Pa
     from cnmflow.outputs.folder import open_output_dir  # noqa: PLC0415
     from cnmflow.outputs.leftovers import EXPORT_STAGING_PREFIX  # noqa: PLC0415
     from cnmflow.outputs.nwb import nwb_name, write_nwb  # noqa: PLC0415
-    from cnmflow.outputs.nwb_metadata import NwbMetadata, read_nwb_metadata  # noqa: PLC0415
+    from cnmflow.outputs.nwb_metadata import NwbMetadata, nwb_settings, read_nwb_metadata  # noqa: PLC0415
     from cnmflow.outputs.nwb_source import nwb_run_from_folder  # noqa: PLC0415
     from cnmflow.outputs.result_swap import staging_in_use, swap_in  # noqa: PLC0415
 
@@ -89,7 +89,10 @@ def write_nwb_for_folder(output_dir: str | os.PathLike, *, metadata: str | os.Pa
         try:
             write_nwb(staging, run, metadata=facts)
             outputs = {name: {"kind": "nwb", "movie_index": movie.index} for name, movie in zip(names, movies)}
-            write_manifest(staging / MANIFEST_NAME, with_outputs(read_manifest(folder), outputs, folder=staging))
+            manifest = with_outputs(read_manifest(folder), outputs, folder=staging)
+            # the run's NWB settings now say what the folder holds (see nwb_settings: up-to-date checks)
+            manifest["run"] = {**manifest.get("run", {}), "nwb": nwb_settings(True, facts)}
+            write_manifest(staging / MANIFEST_NAME, manifest)
             swap_in(staging, folder, new=[*names, MANIFEST_NAME], old=[*existing, MANIFEST_NAME],
                     manifest_name=MANIFEST_NAME)
         finally:

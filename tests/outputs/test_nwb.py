@@ -384,3 +384,14 @@ def test_the_2p_mean_image_adds_the_low_rank_background(tmp_path):
     io, nwb = _read(path)
     with io:
         np.testing.assert_allclose(nwb.processing["ophys"]["SegmentationImages"]["mean"].data[:].T, mean)
+
+
+def test_cnmflow_nwb_records_the_nwb_settings_a_later_run_compares(run_folder):
+    from cnmflow.outputs.nwb_metadata import NwbMetadata, nwb_settings
+    from cnmflow.plan import outputs_match
+
+    out, *_ = run_folder
+    run = read_manifest(out)["run"]
+    assert run["nwb"] == nwb_settings(True, NwbMetadata())
+    assert outputs_match(out, run["fingerprint"], evaluate=False, nwb=nwb_settings(True, None))
+    assert not outputs_match(out, run["fingerprint"], evaluate=False, nwb=nwb_settings(False))
