@@ -50,6 +50,8 @@ SAMPLE_BYTES = 1 << 27
 MAX_SAMPLE_FRAMES = 1500
 #: Blobs whose profile is measured (the strongest by LoG response).
 N_BLOBS = 40
+#: Blobs measured at least (the strongest), when fewer are significant.
+MIN_BLOBS = 5
 #: Scales σ (px) searched: from sub-pixel cells to a quarter of the frame's short side / 6.
 MIN_SCALE, N_SCALES = 0.6, 28
 
@@ -196,12 +198,18 @@ def estimate_radius(movie: np.ndarray, *, n_blobs: int = N_BLOBS) -> RadiusEstim
     # so that the many small-scale maxima of pixel noise do not outrank the cells
     spread = 1.4826 * np.median(np.abs(stack - np.median(stack, axis=(1, 2), keepdims=True)), axis=(1, 2))
     z = stack[k, r, c] / np.maximum(spread[k], np.finfo(float).tiny)
-    order = np.argsort(-z)[:n_blobs]
+    # ... and keep those significant at one false blob per scale image (Φ⁻¹(1 − 1/pixels) sd); the strongest few
+    # when none is (a movie without clear cells still gets a radius, its evidence says how many were used)
+    order = np.argsort(-z)
+    significant = int((z > norm.isf(1.0 / image.size)).sum())
+    order = order[:max(min(significant, n_blobs), MIN_BLOBS)]
     k, r, c = k[order], r[order], c[order]
-    # the population's scale: where the blobs' median normalised response peaks; every profile is read out
-    # to 3x its disk radius (√2·σ), so a bright core (small-scale maximum) does not truncate its cell
+    # the population's scale, the larger of two readings: where the blobs' median normalised response peaks
+    # (a bright core or pixel noise can put it at the smallest scales) and the blobs' median own scale; every
+    # profile is read out to 3x its disk radius √2·σ. Too short a reach truncates a cell (the failure to
+    # avoid); too long one only lowers the floor a little where no neighbour is met first.
     response = np.median(stack[:, r, c], axis=1)
-    reach = 3.0 * math.sqrt(2) * scales[int(np.argmax(response))]
+    reach = 3.0 * math.sqrt(2) * max(scales[int(np.argmax(response))], float(np.median(scales[k])))
     radii = np.array([_half_max_radius(_peak_frame(movie, when[rr, cc]) - mean, rr, cc, reach=reach)
                       for rr, cc in zip(r, c)])
     ok = np.isfinite(radii)
