@@ -61,12 +61,12 @@ def neighbour_correlation(frames: np.ndarray) -> np.ndarray:
     z /= np.sqrt((z ** 2).mean(axis=0)) + np.float32(1e-12)
     total = np.zeros(z.shape[1:], dtype=np.float32)
     count = np.zeros(z.shape[1:], dtype=np.float32)
-    for axis in (1, 2):
-        product = (z[:, 1:] * z[:, :-1] if axis == 1 else z[:, :, 1:] * z[:, :, :-1]).mean(axis=0)
-        if axis == 1:
-            total[1:] += product; total[:-1] += product; count[1:] += 1; count[:-1] += 1
-        else:
-            total[:, 1:] += product; total[:, :-1] += product; count[:, 1:] += 1; count[:, :-1] += 1
+    down = (z[:, 1:] * z[:, :-1]).mean(axis=0)        # pixel (r, c) with (r + 1, c)
+    right = (z[:, :, 1:] * z[:, :, :-1]).mean(axis=0)  # pixel (r, c) with (r, c + 1)
+    for product, first, second in ((down, np.s_[1:, :], np.s_[:-1, :]), (right, np.s_[:, 1:], np.s_[:, :-1])):
+        for side in (first, second):
+            total[side] += product
+            count[side] += 1
     return total / count
 
 
