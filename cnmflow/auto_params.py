@@ -18,7 +18,9 @@ threshold, on the movie downsampled by tsub/ssub), and each is compared with a n
 cells: the correlation with the same images of Gaussian white noise of the movie's length (the
 correlation the filter and threshold give noise alone), the PNR with the sign-flipped movie (its
 noise and background fluctuations, not its transients, which are positive). Each cut is the
-null's median + ``k`` × its sd (1.4826·MAD), ``k = Φ⁻¹(1 − 1/n)``, n = the number of independent
+level the null exceeds with probability ``1/n`` — for the clean white-noise null its empirical
+``Φ(k)`` quantile, for the sign-flipped movie (whose tail holds the cells' negative surround) its
+median + ``k`` × its sd (1.4826·MAD) — with ``k = Φ⁻¹(1 − 1/n)``, n = the number of independent
 cell-sized elements ``rows·cols/(π·gSig²)``: one expected false exceedance per image on a movie
 without cells, and far fewer for the seed search, which needs both.
 """
@@ -83,8 +85,12 @@ class ThresholdEstimate:
     floor: float
     sd: float
     k: float
+    quantile: bool = False  # cut = the null's Φ(k) quantile (a clean null) rather than median + k·sd
 
     def evidence(self) -> str:
+        if self.quantile:
+            return (f"the {self.null}'s {100 * norm.cdf(self.k):.2f}th percentile (exceeded as often as {self.k:.2f} sd; "
+                    f"its median {self.floor:.3g}, sd {self.sd:.3g})")
         return (f"{self.name} noise floor {self.floor:.3g} (median of the {self.null}) + {self.k:.2f} sd "
                 f"× {self.sd:.3g} (1.4826·MAD)")
 
@@ -252,13 +258,19 @@ def _half_max_radius(image: np.ndarray, row: int, col: int, *, reach: float) -> 
 
 
 # --------------------------------------------------------------------------- thresholds
-def noise_floor_cut(values: np.ndarray, *, name: str, null: str, k: float) -> ThresholdEstimate:
-    """``median + k·1.4826·MAD`` of an image's values."""
+def noise_floor_cut(values: np.ndarray, *, name: str, null: str, k: float, quantile: bool = False) -> ThresholdEstimate:
+    """``median + k·1.4826·MAD`` of a null image's values, or (``quantile``) its ``Φ(k)`` quantile.
+
+    The quantile needs no Gaussian shape and suits a clean null (white noise: zero-inflated by the 2σ
+    threshold and skewed on short movies, where median + k·MAD can land above 1); the robust fit suits a
+    null whose upper tail holds some signal (the sign-flipped movie: the cells' negative surround).
+    """
     v = np.asarray(values, dtype=np.float64).ravel()
     v = v[np.isfinite(v)]
     floor = float(np.median(v))
     sd = float(1.4826 * np.median(np.abs(v - floor)))
-    return ThresholdEstimate(name=name, null=null, cut=floor + k * sd, floor=floor, sd=sd, k=k)
+    cut = float(np.quantile(v, norm.cdf(k))) if quantile else floor + k * sd
+    return ThresholdEstimate(name=name, null=null, cut=cut, floor=floor, sd=sd, k=k, quantile=quantile)
 
 
 def _white_noise_null(shape: tuple[int, ...], gsig: float, center_psf: bool, rng) -> "SummaryImages":
@@ -301,7 +313,7 @@ def estimate_from_movie(movie: np.ndarray, *, gsig: float | None = None, center_
     images = correlation_pnr(movie, gsig=g, center_psf=center_psf, threshold=SEED_CORR_THRESHOLD)
     k = noise_k(movie.shape[1] * movie.shape[2] / (math.pi * g**2))
     corr = noise_floor_cut(_white_noise_null(movie.shape, g, center_psf, rng).correlation, name="correlation",
-                           null="white-noise null", k=k)
+                           null="white-noise null", k=k, quantile=True)
     pnr = noise_floor_cut(_flipped_null(movie, g, center_psf, images.noise).pnr, name="PNR", null="sign-flipped movie",
                           k=k)
     min_corr = float(np.clip(round(corr.cut, 3), 0.0, 1.0))
