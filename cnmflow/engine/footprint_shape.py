@@ -9,6 +9,7 @@ such a source, not a neuron: the ring background is the model for it (Zhou et al
 from __future__ import annotations
 
 import numpy as np
+import scipy.ndimage as ndi
 import scipy.sparse as sp
 
 #: A refined component wider than this many gSig (geometric mean of its footprint's principal
@@ -69,3 +70,35 @@ def neuron_sized(A: np.ndarray, dims: tuple[int, int], *, gsig: float, factor: f
     """
     cut = touches_edges(A, dims, fov_edges) if fov_edges else None
     return footprint_radii(A, dims, cut=cut) <= factor * gsig
+
+
+def supported_pixels(coefficients: np.ndarray, stderr: np.ndarray, *, sigma: float, min_t: float,
+                     peak: tuple[int, int], min_fraction: float = 0.0) -> np.ndarray:
+    """The connected region around ``peak`` where a footprint's weights, pooled over a
+    neighbourhood, stand significantly above zero.
+
+    ``coefficients`` (rows, cols): each pixel's least-squares weight on the neuron's trace, *not*
+    clipped at zero; ``stderr`` (rows, cols): its standard error. A footprint is a smooth image
+    (a soma through the microscope's point-spread function), so its far halo — a few % of the
+    peak, a fraction of one standard error per pixel — is resolved by pooling: the weights
+    Gaussian-averaged with width ``sigma`` (pixels) have standard error ``sqrt(Σ wᵢ² seᵢ²)``
+    (independent pixel noise); a pixel is significant where that average is ``min_t`` standard
+    errors above zero, and at least ``min_fraction`` of the pooled weights' maximum (a floor
+    against slow, temporally correlated background that the independent-noise standard error
+    underrates). Returns a (rows, cols) bool mask: the significant pixels 8-connected to ``peak``
+    (empty when ``peak`` itself is not significant).
+    """
+    coefficients = np.asarray(coefficients, dtype=np.float64)
+    variance = np.where(np.isfinite(stderr), np.asarray(stderr, dtype=np.float64) ** 2, 0.0)
+    if sigma > 0:
+        impulse = np.zeros((2 * int(np.ceil(4 * sigma)) + 1,) * 2)
+        impulse[impulse.shape[0] // 2, impulse.shape[1] // 2] = 1.0
+        squared_weights = float((ndi.gaussian_filter(impulse, sigma, mode="constant") ** 2).sum())
+        pooled = ndi.gaussian_filter(coefficients, sigma, mode="nearest")
+        pooled_sd = np.sqrt(ndi.gaussian_filter(variance, sigma, mode="nearest") * squared_weights)
+    else:
+        pooled, pooled_sd = coefficients, np.sqrt(variance)
+    significant = (pooled >= min_t * pooled_sd) & (pooled > 0) & (pooled >= min_fraction * pooled.max())
+    labels, _ = ndi.label(significant, structure=np.ones((3, 3), dtype=bool))
+    label = labels[tuple(peak)]
+    return labels == label if label > 0 else np.zeros(significant.shape, dtype=bool)

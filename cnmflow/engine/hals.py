@@ -76,14 +76,25 @@ def dilate_footprint(column: np.ndarray, dims: tuple[int, int], *, radius: int) 
 
 
 def clean_footprint(column: np.ndarray, dims: tuple[int, int], *, energy: float = 0.9999,
-                    max_fraction: float = 0.1) -> np.ndarray:
+                    max_fraction: float = 0.1, supported: np.ndarray | None = None) -> np.ndarray:
     """Median-smooth a footprint, drop pixels under ``max_fraction`` of its peak, keep the pixels
-    holding ``energy`` of the rest and its largest connected part (CaImAn's maxthr / nrgthr)."""
+    holding ``energy`` of the rest and its largest connected part (CaImAn's maxthr / nrgthr).
+
+    ``supported`` (pixels,) bool, Fortran order: where the data supports the footprint (see
+    ``footprint_shape.supported_pixels``); only those pixels are kept, so a footprint ends where
+    the data stops showing it rather than at a fixed fraction of its peak (``max_fraction`` is
+    then only a floor, or 0).
+    """
     image = ndi.median_filter(column.reshape(dims, order="F"), size=3, mode="nearest")
     peak = image.max()
     if peak <= 0:
         return np.zeros_like(column)
-    image = np.where(image >= max_fraction * peak, image, 0.0)
+    keep = image >= max_fraction * peak
+    if supported is not None:
+        keep &= np.asarray(supported).reshape(dims, order="F")
+    image = np.where(keep, image, 0.0)
+    if not image.any():
+        return np.zeros_like(column)
     values = np.sort(image.ravel())[::-1]
     cumulative = np.cumsum(values ** 2)
     cutoff = values[min(np.searchsorted(cumulative, energy * cumulative[-1]), values.size - 1)]

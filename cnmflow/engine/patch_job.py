@@ -13,10 +13,11 @@ import scipy.ndimage as ndi
 
 from cnmflow.engine.background import (RingModel, downsample_frames, fit_ring_model, resampling_operators,
                                       ring_residual, undo_ring_residual)
-from cnmflow.engine.footprint_shape import MAX_INITIAL_RADIUS_FACTOR, neuron_sized
-from cnmflow.engine.hals import (clean_footprint, dilated_support, fortran_index, pixels_to_frames, to_fortran_rows,
-                                 update_footprints, update_traces)
-from cnmflow.engine.init.corr_pnr import initialize_corr_pnr
+from cnmflow.engine.footprint_shape import MAX_INITIAL_RADIUS_FACTOR, neuron_sized, supported_pixels
+from cnmflow.engine.hals import (clean_footprint, dilated_support, fortran_index, pixels_to_frames,
+                                 to_fortran_rows, update_footprints, update_traces)
+from cnmflow.engine.init.corr_pnr import (FOOTPRINT_MIN_T, FOOTPRINT_POOL_SIGMA, FOOTPRINT_REL_THRESHOLD,
+                                          initialize_corr_pnr)
 from cnmflow.engine.movie_source import MovieSource
 from cnmflow.engine.noise import BAND_VALUES, noise_frame_indices, pixel_noise
 from cnmflow.engine.patch_frames import PatchFrames, PatchStorage, frame_mean
@@ -164,7 +165,8 @@ def _fit_downsampled(Y: PatchFrames, patch: BoxView, box: PatchBox, params: Para
             A = np.hstack([A, more_A])
             C = np.vstack([C, more_C])
             ring = fit_ring_model(Y, _sparse(A), C, **ring_args)
-    A, C = _refine(Y, A, C, ring, params=params, ring_args=ring_args, gsig=gsig)
+    A, C = _refine(Y, A, C, ring, params=params, ring_args=ring_args, gsig=gsig,
+                   noise=downsampled_noise(noise, params.ssub) / downsampling)
     A = upsample_footprints(A, dims, box.shape)
     A = drop_border_components(A, box, fov_dims, border_pix=params.border_pix)
     keep = A.any(axis=0)
@@ -232,14 +234,25 @@ def _neural(A: np.ndarray, C: np.ndarray, dims: tuple[int, int]) -> np.ndarray:
     return pixels_to_frames((A @ C).T, dims)
 
 
+def downsampled_noise(noise: np.ndarray, ssub: int) -> np.ndarray:
+    """(h, w) full-rate noise sd → (pixels,) Fortran order on the ssub grid: the root of the
+    block-mean variance (divide by :func:`noise_reduction` for the noise of the block means)."""
+    variance = downsample_frames(np.asarray(noise, dtype=np.float32)[None] ** 2, ssub)[0]
+    return np.sqrt(np.maximum(variance, 0)).ravel(order="F")
+
+
 def ring_fit_frames(n_frames: int, *, target: int = 500) -> slice:
     """Every k-th frame for fitting ring weights: ~``target`` frames pin ~50 weights per pixel well."""
     return slice(None, None, max(1, n_frames // target))
 
 
 def _refine(Y: PatchFrames, A: np.ndarray, C: np.ndarray, ring, *, params: Params, ring_args: dict,
-            gsig: float):
+            gsig: float, noise: np.ndarray | None = None):
     """A few HALS rounds against the ring background, as CNMF-E does after initialisation.
+
+    ``noise`` (pixels,) Fortran order: the noise sd of ``Y``'s pixels; with it each footprint keeps
+    the pixels where its weights are significantly above zero (``footprint_shape.supported_pixels``),
+    without it the pixels above 10% of its peak (``clean_footprint``'s default).
 
     The background-subtracted statistics ``Aᵀ(Y − B)`` and ``(Y − B)Cᵀ`` are formed from the
     ring operators (``B = b0 + Up·W·D(Y − AC − b0)``) and ``Y``'s own projections, never from
@@ -281,7 +294,12 @@ def _refine(Y: PatchFrames, A: np.ndarray, C: np.ndarray, ring, *, params: Param
         P = to_fortran_rows(YC, to_fortran) - np.outer(b0, s_total) - up @ (W @ small_term)
         support = dilated_support(A, dims, radius=max(int(round(gsig)), 1))
         A = update_footprints(A, P, CC, support).astype(np.float32)
-        A = np.column_stack([clean_footprint(A[:, k], dims) for k in range(A.shape[1])]).astype(np.float32)
+        if noise is None:
+            A = np.column_stack([clean_footprint(A[:, k], dims) for k in range(A.shape[1])]).astype(np.float32)
+        else:   # each footprint reaches as far as the data supports it (pooled significance), not 10% of its peak
+            supported = _supported(A, P, CC, noise, dims, gsig)
+            A = np.column_stack([clean_footprint(A[:, k], dims, max_fraction=0.0, supported=supported[:, k])
+                                 for k in range(A.shape[1])]).astype(np.float32)
         alive = A.any(axis=0)
         A, C = A[:, alive], C[alive]
         if A.shape[1] == 0:
@@ -289,6 +307,24 @@ def _refine(Y: PatchFrames, A: np.ndarray, C: np.ndarray, ring, *, params: Param
         if params.update_background_components and round_index + 1 < REFINE_ROUNDS:
             ring = fit_ring_model(Y, _sparse(A), C, **ring_args)
     return A, C
+
+
+def _supported(A: np.ndarray, P: np.ndarray, CC: np.ndarray, noise: np.ndarray, dims: tuple[int, int],
+               gsig: float) -> np.ndarray:
+    """(pixels, K) where each footprint's unconstrained least-squares weights (the HALS step without
+    the support and the clipping: ``a_k + (P_k − A·CC_k) / CC_kk``) stand significantly above zero,
+    pooled as in the initialisation; standard error ``σ_p / sqrt(CC_kk)``."""
+    A64 = A.astype(np.float64)
+    diag = np.maximum(np.diag(CC), np.finfo(float).tiny)
+    unconstrained = A64 + (P - A64 @ CC) / diag
+    out = np.zeros(A.shape, dtype=bool)
+    for k in range(A.shape[1]):
+        peak = np.unravel_index(int(np.argmax(A[:, k])), dims, order="F")
+        out[:, k] = supported_pixels(unconstrained[:, k].reshape(dims, order="F"),
+                                     (noise / np.sqrt(diag[k])).reshape(dims, order="F"),
+                                     sigma=FOOTPRINT_POOL_SIGMA * gsig, min_t=FOOTPRINT_MIN_T,
+                                     peak=peak, min_fraction=FOOTPRINT_REL_THRESHOLD).ravel(order="F")
+    return out
 
 
 def _trace_projections(Y: PatchFrames, A_rows: np.ndarray, M_rows: np.ndarray, ssub_B: int) -> np.ndarray:

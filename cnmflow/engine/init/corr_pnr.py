@@ -19,8 +19,9 @@ Outline
    into the neuron trace ``c_f`` (background-free: the kernel removes smooth background);
    pixels correlating < 0.3 give a local background trace ``b`` from the raw residual; every raw
    pixel trace of the box is regressed on ``[c_f, b, 1]``; the non-negative coefficient on
-   ``c_f`` (support: 3x3 median smoothed coefficients above a fraction of their peak, the
-   connected blob at the seed) is the footprint ``a``. ``A = a / |a|``, ``C = |a| * c_f`` shifted so that
+   ``c_f`` (support: the connected region at the seed where the coefficients, Gaussian-pooled,
+   are significantly above zero — ``footprint_shape.supported_pixels`` — so a scattering halo is
+   kept as far as the data shows it) is the footprint ``a``. ``A = a / |a|``, ``C = |a| * c_f`` shifted so that
    its median is 0 (raw movie units, baseline ~0).
 4. ``a * C`` is removed from the raw residual and ``filter(a) * C`` from ``F``; PNR, correlation
    and the search image are updated around the box; the next seed follows. Rounds repeat on the
@@ -34,6 +35,7 @@ from dataclasses import dataclass
 import numpy as np
 import scipy.ndimage as ndi
 
+from cnmflow.engine.footprint_shape import supported_pixels
 from cnmflow.engine.noise import pixel_noise
 from cnmflow.engine.patch_frames import PatchFrames, PatchStorage, as_frames, frame_mean
 from cnmflow.engine.summary_images import CORR_THRESHOLD, _CorrSums, _Filter, filter_kernel
@@ -49,8 +51,18 @@ CORR_BACKGROUND = 0.3
 #: searched on (CaImAn's ``thresh_init`` = 2 in ``init_neurons_corr_pnr``); the correlation image
 #: reported for display and for choosing min_corr keeps ``CORR_THRESHOLD`` (CaImAn's ``correlation_pnr``)
 SEED_CORR_THRESHOLD = 2.0
-#: footprint pixels below this fraction of the footprint's peak are dropped
-FOOTPRINT_REL_THRESHOLD = 0.1
+#: a footprint pixel is kept while its regression coefficients on the neuron trace, Gaussian-pooled
+#: over FOOTPRINT_POOL_SIGMA·gSig, stand this many standard errors above zero
+#: (``footprint_shape.supported_pixels``): the footprint reaches as far as the movie shows the
+#: neuron — its scattering halo included — however far that is below its peak
+FOOTPRINT_MIN_T = 3.0
+FOOTPRINT_POOL_SIGMA = 0.5
+#: and where the pooled coefficients are above this fraction of their maximum. The standard errors
+#: assume temporally independent residuals; slow background sources (out-of-focus blobs, neuropil)
+#: that correlate with a trace by chance over a short recording pass such a test, and a floor of a
+#: few % keeps them out (at 0.03 a neuron on the 300-frame Gaussian movies of tests/engine/test_fit.py
+#: took in a neighbouring blob; 0.08 of the pooled maximum is ~5-6% of the raw peak)
+FOOTPRINT_REL_THRESHOLD = 0.08
 #: no later seed inside a found footprint's core: pixels above this fraction of its peak
 SEED_EXCLUSION_FRACTION = 0.5
 _MAX_ROUNDS = 50
@@ -143,6 +155,7 @@ class _State:
         T, h, w = movie.shape
         self.T, self.h, self.w = T, h, w
         self.Y = movie  # float32, never written
+        self.gsig = float(gsig)
         self.found: list[tuple[np.ndarray, np.ndarray]] = []  # (footprint (h, w), trace (T,)) removed so far
         self.filt = _Filter(filter_kernel(gsig, center_psf=center_psf), (h, w))
         self.kr = self.filt.r
@@ -259,7 +272,7 @@ def _init_one(st: _State, r: int, c: int, gsiz: int):
     if not np.any(c_f > 0):
         return None
     lo = (corr < CORR_BACKGROUND)
-    coef = _regress_on_trace(st, (r0, r1, c0, c1), c_f, lo / lo.sum() if lo.sum() >= 3 else None)
+    coef, stderr = _regress_on_trace(st, (r0, r1, c0, c1), c_f, lo / lo.sum() if lo.sum() >= 3 else None)
     a = np.maximum(coef.reshape(bh, bw), 0)
     # the support comes from the 3x3-median-smoothed coefficients (robust to noisy pixels); the
     # values inside it stay unsmoothed (a median filter would shave the peak of a small blob)
@@ -267,7 +280,10 @@ def _init_one(st: _State, r: int, c: int, gsiz: int):
     peak = smooth.max()
     if not peak > 0:
         return None
-    keep = _blob_at(smooth > FOOTPRINT_REL_THRESHOLD * peak, seed)
+    significant = supported_pixels(coef.reshape(bh, bw), stderr.reshape(bh, bw),
+                                   sigma=FOOTPRINT_POOL_SIGMA * st.gsig, min_t=FOOTPRINT_MIN_T, peak=seed,
+                                   min_fraction=FOOTPRINT_REL_THRESHOLD)
+    keep = significant & (a > 0)
     a = np.where(keep, a, 0)
     norm = np.sqrt((a ** 2).sum())
     if not norm > 0:
@@ -297,8 +313,9 @@ def _seed_correlation(st: _State, box: tuple[int, int, int, int], at_seed: int) 
 
 
 def _regress_on_trace(st: _State, box: tuple[int, int, int, int], c_f: np.ndarray,
-                      background_weights: np.ndarray | None) -> np.ndarray:
-    """Coefficient on ``c_f`` of each raw-residual pixel trace of the box regressed on ``[c_f, b]``.
+                      background_weights: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
+    """Coefficient on ``c_f`` of each raw-residual pixel trace of the box regressed on ``[c_f, b]``,
+    and its standard error (from the pixel's own residual variance, as ordinary least squares).
 
     ``b`` = the raw residual averaged with ``background_weights`` (the poorly correlated pixels),
     the local background. Data and regressors are taken mean-free: the constant is implicit. The
@@ -307,11 +324,12 @@ def _regress_on_trace(st: _State, box: tuple[int, int, int, int], c_f: np.ndarra
     r0, r1, c0, c1 = box
     pixels = (r1 - r0) * (c1 - c0)
     n = st.T
-    s_y, s_cy, s_by = np.zeros(pixels), np.zeros(pixels), np.zeros(pixels)
+    s_y, s_yy, s_cy, s_by = np.zeros(pixels), np.zeros(pixels), np.zeros(pixels), np.zeros(pixels)
     s_b = s_bb = s_cb = 0.0
     for chunk in st.F.chunks(pixels):
         Yb = st.raw_residual(chunk, r0, r1, c0, c1)
         s_y += Yb.sum(axis=0)
+        s_yy += np.einsum("tp,tp->p", Yb, Yb)
         s_cy += c_f[chunk] @ Yb
         if background_weights is not None:
             b = Yb @ background_weights
@@ -320,19 +338,29 @@ def _regress_on_trace(st: _State, box: tuple[int, int, int, int], c_f: np.ndarra
             s_cb += c_f[chunk] @ b
             s_by += b @ Yb
     m_y = s_y / n
+    yy = np.maximum(s_yy - n * m_y * m_y, 0)
     cc = c_f @ c_f
     cy = s_cy - c_f.sum() * m_y
-    on_trace_alone = cy / cc if cc > 0 else np.zeros(pixels)
+    if not cc > 0:
+        return np.zeros(pixels), np.full(pixels, np.inf)
+    on_trace_alone = cy / cc
+    alone = (on_trace_alone, _stderr(yy - on_trace_alone * cy, n - 2, 1.0 / cc))
     if background_weights is None:
-        return on_trace_alone
+        return alone
     m_b = s_b / n
     bb = s_bb - n * m_b * m_b
     if not bb > 1e-12 * max(s_bb / n, 1e-300) * n:   # a constant local background: nothing to regress on
-        return on_trace_alone
+        return alone
     cb = s_cb - c_f.sum() * m_b
     by = s_by - n * m_b * m_y
-    gram = np.array([[cc, cb], [cb, bb]])
-    return (np.linalg.pinv(gram) @ np.vstack([cy, by]))[0]
+    inverse = np.linalg.pinv(np.array([[cc, cb], [cb, bb]]))
+    beta = inverse @ np.vstack([cy, by])
+    return beta[0], _stderr(yy - beta[0] * cy - beta[1] * by, n - 3, inverse[0, 0])
+
+
+def _stderr(residual_squares: np.ndarray, dof: int, inverse_gram: float) -> np.ndarray:
+    """Ordinary least squares standard error of a coefficient: sqrt(σ²·(XᵀX)⁻¹), σ² = RSS / dof."""
+    return np.sqrt(np.maximum(residual_squares, 0) / max(dof, 1) * max(inverse_gram, 0.0))
 
 
 def initialize_corr_pnr(
