@@ -35,6 +35,7 @@ from scipy.ndimage import gaussian_filter1d
 from scipy.signal import lfilter
 
 from cnmflow.errors import ParameterError
+from cnmflow.synthetic.tissue import crossing_curve
 
 __all__ = [
     "GroundTruth",
@@ -273,17 +274,9 @@ def _gauss2d(rows, cols, center, sigma, *, truncate: float | None = None) -> np.
 
 def _vessel_profile(gen, rows, cols, width) -> np.ndarray:
     """A smooth curve (quadratic Bezier) crossing the field of view; Gaussian band profile."""
-    # start on the left or top edge, end on the opposite edge
-    if gen.random() < 0.5:
-        p0 = np.array([gen.uniform(0.1, 0.9) * rows, -2.0])
-        p2 = np.array([gen.uniform(0.1, 0.9) * rows, cols + 1.0])
-    else:
-        p0 = np.array([-2.0, gen.uniform(0.1, 0.9) * cols])
-        p2 = np.array([rows + 1.0, gen.uniform(0.1, 0.9) * cols])
-    p1 = np.array([gen.uniform(0.2, 0.8) * rows, gen.uniform(0.2, 0.8) * cols])
-    t = np.linspace(0.0, 1.0, 4 * (rows + cols))[:, None]
-    curve = (1 - t) ** 2 * p0 + 2 * (1 - t) * t * p1 + t**2 * p2
     from scipy.spatial import cKDTree
+
+    curve = crossing_curve(gen, rows, cols)
 
     grid = np.stack(np.meshgrid(np.arange(rows), np.arange(cols), indexing="ij"), axis=-1).reshape(-1, 2)
     dist, _ = cKDTree(curve).query(grid, distance_upper_bound=5.0 * width)  # inf beyond: profile 0

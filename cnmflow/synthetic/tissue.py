@@ -120,6 +120,20 @@ def neuropil(
     return spatial, traces
 
 
+def crossing_curve(gen: np.random.Generator, rows: int, cols: int) -> np.ndarray:
+    """Points (n, 2) of a quadratic Bezier curve from one edge of the field to the opposite one,
+    a vessel's axis; drawn left-right or top-bottom with equal odds."""
+    if gen.random() < 0.5:
+        p0 = np.array([gen.uniform(0.1, 0.9) * rows, -2.0])
+        p2 = np.array([gen.uniform(0.1, 0.9) * rows, cols + 1.0])
+    else:
+        p0 = np.array([-2.0, gen.uniform(0.1, 0.9) * cols])
+        p2 = np.array([rows + 1.0, gen.uniform(0.1, 0.9) * cols])
+    p1 = np.array([gen.uniform(0.2, 0.8) * rows, gen.uniform(0.2, 0.8) * cols])
+    t = np.linspace(0.0, 1.0, 4 * (rows + cols))[:, None]
+    return (1 - t) ** 2 * p0 + 2 * (1 - t) * t * p1 + t**2 * p2
+
+
 def vessel_profiles(gen: np.random.Generator, rows: int, cols: int, *, n: int,
                     width_px: tuple[float, float]) -> np.ndarray:
     """``(n, rows, cols)`` vessel absorption profiles in [0, 1]: smooth curves across the field.
@@ -130,15 +144,7 @@ def vessel_profiles(gen: np.random.Generator, rows: int, cols: int, *, n: int,
     grid = np.stack(np.meshgrid(np.arange(rows), np.arange(cols), indexing="ij"), axis=-1).reshape(-1, 2)
     out = np.zeros((n, rows, cols))
     for j in range(n):
-        if gen.random() < 0.5:
-            p0 = np.array([gen.uniform(0.1, 0.9) * rows, -2.0])
-            p2 = np.array([gen.uniform(0.1, 0.9) * rows, cols + 1.0])
-        else:
-            p0 = np.array([-2.0, gen.uniform(0.1, 0.9) * cols])
-            p2 = np.array([rows + 1.0, gen.uniform(0.1, 0.9) * cols])
-        p1 = np.array([gen.uniform(0.2, 0.8) * rows, gen.uniform(0.2, 0.8) * cols])
-        t = np.linspace(0.0, 1.0, 4 * (rows + cols))[:, None]
-        curve = (1 - t) ** 2 * p0 + 2 * (1 - t) * t * p1 + t**2 * p2
+        curve = crossing_curve(gen, rows, cols)
         sd = 0.5 * gen.uniform(*width_px)
         dist, _ = cKDTree(curve).query(grid, distance_upper_bound=5.0 * sd)
         out[j] = np.exp(-0.5 * (dist.reshape(rows, cols) / sd) ** 2)
