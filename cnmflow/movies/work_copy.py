@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Callable
 
 from cnmflow.errors import MovieError
+from cnmflow.lock_files import still_linked
 from cnmflow.movies.concat import ConcatenatedMovie, concatenate
 from cnmflow.movies.series import MovieSeries
 
@@ -150,7 +151,7 @@ def _adopt(root: Path, series_key: str) -> ConcatenatedMovie | None:
     if fd is None:
         return None
     fcntl.flock(fd, fcntl.LOCK_SH)  # waits only while a remover is deleting it
-    movie = find_work_copy(root, series_key) if _same_file(fd, folder / USERS_NAME) else None
+    movie = find_work_copy(root, series_key) if still_linked(fd, folder / USERS_NAME) else None
     if movie is None:
         os.close(fd)
         return None
@@ -172,7 +173,7 @@ def _write(root: Path, series_key: str, produce: Callable[[Path], ConcatenatedMo
     if fd is None:          # a cleaner removed the new staging folder at once
         return None
     fcntl.flock(fd, fcntl.LOCK_SH)   # the hold survives the rename: same inode
-    if not _same_file(fd, staging / USERS_NAME):   # a cleaner took it in the instant before our lock
+    if not still_linked(fd, staging / USERS_NAME):   # a cleaner took it in the instant before our lock
         _discard(staging, fd)
         return None
     try:
@@ -215,15 +216,6 @@ def _open_lock(folder: Path, *, create: bool) -> int | None:
         return None
 
 
-def _same_file(fd: int, path: Path) -> bool:
-    try:
-        on_disk = os.stat(path)
-    except OSError:
-        return False
-    mine = os.fstat(fd)
-    return (on_disk.st_dev, on_disk.st_ino) == (mine.st_dev, mine.st_ino)
-
-
 def _remove_if_unused(folder: Path, fd: int | None, *, create_lock: bool = True) -> bool:
     """Delete ``folder`` if an exclusive lock can be had at once (``fd``: our own hold, given up here)."""
     if fd is None:
@@ -238,7 +230,7 @@ def _remove_if_unused(folder: Path, fd: int | None, *, create_lock: bool = True)
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             return False       # another live run still uses it
-        if not _same_file(fd, folder / USERS_NAME):
+        if not still_linked(fd, folder / USERS_NAME):
             return False       # removed (or replaced) meanwhile
         doomed = folder.with_name(f"{REMOVING_PREFIX}{secrets.token_hex(6)}")
         os.rename(folder, doomed)  # adopters now either hold the old inode (and retry) or find nothing

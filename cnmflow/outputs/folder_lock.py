@@ -25,6 +25,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from cnmflow.errors import InputError
+from cnmflow.lock_files import still_linked
 
 LOCK_NAME = ".cnmflow-lock"
 _ATTEMPTS = 20
@@ -124,21 +125,12 @@ def _take(folder: Path) -> int:
         except BaseException:
             os.close(fd)
             raise
-        if _same_file(fd, path):  # not unlinked by a holder releasing between our open and our lock
+        if still_linked(fd, path):  # not unlinked by a holder releasing between our open and our lock
             _record_holder(fd)
             return fd
         os.close(fd)
     raise FolderBusyError(f"output_dir {folder}: its lock file keeps changing hands; another cnmflow run is "
                           "starting there — wait for it to finish or give another output directory")
-
-
-def _same_file(fd: int, path: Path) -> bool:
-    try:
-        on_disk = os.stat(path)
-    except FileNotFoundError:
-        return False
-    mine = os.fstat(fd)
-    return (on_disk.st_dev, on_disk.st_ino) == (mine.st_dev, mine.st_ino)
 
 
 def _record_holder(fd: int) -> None:
@@ -151,7 +143,7 @@ def _record_holder(fd: int) -> None:
 def _unlock(folder: Path, held: _Held) -> None:
     """Remove the lock file while still holding it, then unlock (a waiting opener then retries on a new file)."""
     try:
-        if _same_file(held.fd, folder / LOCK_NAME):
+        if still_linked(held.fd, folder / LOCK_NAME):
             os.unlink(folder / LOCK_NAME)
     except OSError:
         pass
