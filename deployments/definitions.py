@@ -68,11 +68,11 @@ def build_deployments(watch: WatchSettings | None = None, *, dask_address: str |
     """Runner deployments for ``prefect.serve``: both extraction presets, the sweep, the batch, and
     the watcher when configured.  With ``dask_address`` patch jobs go to that Dask cluster and the
     batch's recordings run on its workers."""
-    from flows.batch_extraction import batch_extraction, with_dask
-    from flows.motion_correction import motion_correction
-    from flows.parameter_sweep import parameter_sweep
-    from flows.source_extraction import source_extraction
-    from flows.suggest_parameters import suggest_parameters
+    from cnmflow.flows.batch_extraction import batch_extraction, with_dask
+    from cnmflow.flows.motion_correction import motion_correction
+    from cnmflow.flows.parameter_sweep import parameter_sweep
+    from cnmflow.flows.source_extraction import source_extraction
+    from cnmflow.flows.suggest_parameters import suggest_parameters
 
     batch = with_dask(batch_extraction, dask_address) if dask_address else batch_extraction
 
@@ -102,7 +102,7 @@ def build_deployments(watch: WatchSettings | None = None, *, dask_address: str |
                         "figure: fill in movies and figure."),
     ]
     if watch is not None:
-        from flows.watch_folder import watch_folder
+        from cnmflow.flows.watch_folder import watch_folder
 
         parameters: dict[str, Any] = {"folder": watch.folder, "output_root": watch.output_root,
                                       **watch_parameters(watch.preset)}

@@ -30,7 +30,7 @@ def recording_name(movies: list[str]) -> str:
 @task(name="recording", cache_policy=NO_CACHE, persist_result=False)
 def extract_recording(movies: list[str], output_dir: str, options: dict[str, Any]) -> RunReport:
     """One recording as a child ``source-extraction`` run."""
-    from flows.source_extraction import source_extraction
+    from cnmflow.flows.source_extraction import source_extraction
 
     return source_extraction(movies=movies, output_dir=output_dir, **options)
 

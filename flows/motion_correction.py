@@ -15,9 +15,9 @@ from prefect.artifacts import create_markdown_artifact
 from prefect.runtime import flow_run
 
 from cnmflow.motion_run import MotionForm, table_from_motion_form
-from flows.settings import dask_scheduler
-from tasks.motion_only import correct_and_write, validate_motion
-from tasks.progress import RunProgress
+from cnmflow.flows.settings import dask_scheduler
+from cnmflow.tasks.motion_only import correct_and_write, validate_motion
+from cnmflow.tasks.progress import RunProgress
 
 
 @flow(name="motion-correction",

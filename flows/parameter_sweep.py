@@ -26,11 +26,11 @@ from cnmflow.params_form import ExtractionParams, table_from_form
 from cnmflow.errors import ParameterError
 from cnmflow.sweep_grid import SweepFailed, check_sweep, folder_name
 from cnmflow.tracking.uri import DEFAULT_EXPERIMENT, tracking_uri as default_tracking_uri
-from flows.settings import WORK_DIR_NAME
-from tasks.concatenate import concatenate
-from tasks.progress import RunProgress
-from tasks.sweep import close_sweep, open_sweep_run, run_combination
-from tasks.validate import validate
+from cnmflow.flows.settings import WORK_DIR_NAME
+from cnmflow.tasks.concatenate import concatenate
+from cnmflow.tasks.progress import RunProgress
+from cnmflow.tasks.sweep import close_sweep, open_sweep_run, run_combination
+from cnmflow.tasks.validate import validate
 
 #: Threads available to children; ``max_concurrent`` limits how many run at once.
 MAX_THREADS = 16

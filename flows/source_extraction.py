@@ -26,15 +26,15 @@ from cnmflow.outputs.location import check_output_location
 from cnmflow.params_form import ExtractionParams, table_from_form
 from cnmflow.report import RunReport, report_from_manifest
 from cnmflow.tracking.uri import DEFAULT_EXPERIMENT
-from flows.settings import cache_dir, dask_scheduler, work_root
-from tasks.concatenate import concatenate
-from tasks.export import export_task
-from tasks.extract import extract, is_cached
-from tasks.motion import motion_correction
-from tasks.progress import RunProgress
-from tasks.report import publish_report
-from tasks.track import track
-from tasks.validate import validate
+from cnmflow.flows.settings import cache_dir, dask_scheduler, work_root
+from cnmflow.tasks.concatenate import concatenate
+from cnmflow.tasks.export import export_task
+from cnmflow.tasks.extract import extract, is_cached
+from cnmflow.tasks.motion import motion_correction
+from cnmflow.tasks.progress import RunProgress
+from cnmflow.tasks.report import publish_report
+from cnmflow.tasks.track import track
+from cnmflow.tasks.validate import validate
 
 Preset = Literal["1p", "2p"]
 

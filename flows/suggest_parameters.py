@@ -7,7 +7,7 @@ from typing import Any, Literal
 from prefect import flow
 from prefect.artifacts import create_markdown_artifact
 
-from tasks.suggest import suggest_values
+from cnmflow.tasks.suggest import suggest_values
 
 
 @flow(name="suggest-parameters",

@@ -18,7 +18,7 @@ from cnmflow.plan import check_nwb_options
 from cnmflow.watch import DEFAULT_PATTERNS, Ledger, Scan, ScanSummary, SeriesRule, parse_patterns, summary_markdown
 from cnmflow.watch.claims import Job
 from cnmflow.watch.summary import FAILED, GAVE_UP, Outcome
-from flows.source_extraction import source_extraction
+from cnmflow.flows.source_extraction import source_extraction
 
 Preset = Literal["1p", "2p"]
 

@@ -9,8 +9,8 @@ from prefect.cache_policies import NO_CACHE
 
 from cnmflow.movies import ConcatenatedMovie, ensure_work_copy
 from cnmflow.plan import RunPlan
-from tasks.progress import Progress
-from tasks.retries import RETRY_OPTIONS
+from cnmflow.tasks.progress import Progress
+from cnmflow.tasks.retries import RETRY_OPTIONS
 
 
 @task(name="concatenate", cache_policy=NO_CACHE, persist_result=False, **RETRY_OPTIONS)

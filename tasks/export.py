@@ -19,9 +19,9 @@ from cnmflow.movies import ConcatenatedMovie
 from cnmflow.outputs.export import ExportResult, export, planned_names
 from cnmflow.pipeline import ExtractionResult
 from cnmflow.plan import RunPlan
-from tasks.extract import with_current_inputs
-from tasks.progress import Progress
-from tasks.retries import RETRY_OPTIONS
+from cnmflow.tasks.extract import with_current_inputs
+from cnmflow.tasks.progress import Progress
+from cnmflow.tasks.retries import RETRY_OPTIONS
 
 #: Characters Prefect refuses in an asset key (prefect.types.names), replaced by "_".
 _RESTRICTED = set(' \n\r\t\0#?&%"\'<>[]{}|\\^`')

@@ -18,8 +18,8 @@ from cnmflow.motion.work_copy import MotionOutcome, ensure_corrected_copy
 from cnmflow.movies import ConcatenatedMovie, ensure_work_copy, remove_work_copy
 from cnmflow.pipeline import ExtractionResult, fit_series
 from cnmflow.plan import RunPlan
-from tasks.progress import Progress
-from tasks.retries import RETRY_OPTIONS
+from cnmflow.tasks.progress import Progress
+from cnmflow.tasks.retries import RETRY_OPTIONS
 
 
 def fingerprint_key(context: Any, parameters: dict[str, Any]) -> str:

@@ -11,8 +11,8 @@ from cnmflow.engine.fitting import chunk_mb_setting
 from cnmflow.motion.work_copy import STAGE, MotionOutcome, ensure_corrected_copy
 from cnmflow.movies import ConcatenatedMovie
 from cnmflow.plan import RunPlan
-from tasks.progress import Progress
-from tasks.retries import RETRY_OPTIONS
+from cnmflow.tasks.progress import Progress
+from cnmflow.tasks.retries import RETRY_OPTIONS
 
 
 @task(name="motion_correction", cache_policy=NO_CACHE, persist_result=False, **RETRY_OPTIONS)

@@ -9,8 +9,8 @@ from prefect.cache_policies import NO_CACHE
 
 from cnmflow.motion_run import MotionRun, check_motion_output_dir, motion_correct, validate_motion_inputs
 from cnmflow.validate import ValidatedInputs
-from tasks.progress import Progress
-from tasks.retries import RETRY_OPTIONS
+from cnmflow.tasks.progress import Progress
+from cnmflow.tasks.retries import RETRY_OPTIONS
 
 
 @task(name="validate", cache_policy=NO_CACHE, persist_result=False, **RETRY_OPTIONS)

@@ -7,8 +7,8 @@ from typing import Any
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 
-from cnmflow.suggest_command import suggest
-from tasks.retries import RETRY_OPTIONS
+from cnmflow.suggestion import suggest
+from cnmflow.tasks.retries import RETRY_OPTIONS
 
 
 @task(name="suggest", cache_policy=NO_CACHE, persist_result=False, **RETRY_OPTIONS)

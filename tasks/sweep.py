@@ -31,7 +31,7 @@ def open_sweep_run(*, experiment: str, tracking_uri: str, grid: dict[str, list[A
 def run_combination(combination: dict[str, Any], *, slots: threading.BoundedSemaphore, movies: list[str],
                     output_dir: Path, preset: str, base: dict[str, Any], shared: dict[str, Any]) -> RunReport:
     """One combination as a ``source-extraction`` child run, once a slot is free."""
-    from flows.source_extraction import source_extraction
+    from cnmflow.flows.source_extraction import source_extraction
 
     with slots:
         return source_extraction(movies=movies, output_dir=str(output_dir), preset=preset,

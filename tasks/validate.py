@@ -8,8 +8,8 @@ from prefect import task
 from prefect.cache_policies import NO_CACHE
 
 from cnmflow.plan import RunPlan, plan_run
-from tasks.progress import Progress
-from tasks.retries import RETRY_OPTIONS
+from cnmflow.tasks.progress import Progress
+from cnmflow.tasks.retries import RETRY_OPTIONS
 
 
 @task(name="validate", cache_policy=NO_CACHE, persist_result=False, **RETRY_OPTIONS)

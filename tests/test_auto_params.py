@@ -104,7 +104,7 @@ def test_validate_records_auto_with_its_evidence(tmp_path, simulated):
 
 
 def test_watch_folder_prefills_auto():
-    from deployments.definitions import watch_parameters
+    from cnmflow.deployments.definitions import watch_parameters
 
     assert {n: watch_parameters("1p")["params"][n] for n in ("gSig", "min_corr", "min_pnr")} == dict.fromkeys(
         ("gSig", "min_corr", "min_pnr"), "auto")

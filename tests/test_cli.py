@@ -129,12 +129,12 @@ def test_sweep_refuses_a_bad_combination_before_running(tif_movie, tmp_path, cap
 
 @pytest.mark.usefixtures("prefect_harness")
 def test_a_failure_during_the_run_exits_1_naming_the_stage(tif_movie, tmp_path, capsys, monkeypatch):
-    import tasks.extract
+    from cnmflow.tasks import extract as extract_task
 
     def broken_fit(*args, **kwargs):
         raise RuntimeError("numerical trouble")
 
-    monkeypatch.setattr(tasks.extract, "fit_series", broken_fit)
+    monkeypatch.setattr(extract_task, "fit_series", broken_fit)
     monkeypatch.setenv("CNMFLOW_CACHE_DIR", str(tmp_path / "cache"))
     code = main(["run", str(tif_movie), "--output-dir", str(tmp_path / "out"), "--set", "rf=none",
                  "--set", "gSiz=13", "--no-progress", "--no-track"])
@@ -147,12 +147,12 @@ def test_a_failure_during_the_run_exits_1_naming_the_stage(tif_movie, tmp_path, 
 #: The command line with a fit that raises: what a user sees when the engine breaks mid-run.
 BROKEN_FIT_DRIVER = """
 import sys
-import tasks.extract
+from cnmflow.tasks import extract as extract_task
 
 def broken_fit(*args, **kwargs):
     raise RuntimeError("numerical trouble in the fit")
 
-tasks.extract.fit_series = broken_fit
+extract_task.fit_series = broken_fit
 from cnmflow.cli import main
 sys.exit(main(sys.argv[1:]))
 """
@@ -242,16 +242,16 @@ def test_preset_switched_without_method_init_is_refused(tif_movie, tmp_path, cap
 
 @pytest.mark.usefixtures("prefect_harness")
 def test_sweep_with_a_failed_combination_exits_1_naming_it(tif_movie, tmp_path, capsys, monkeypatch):
-    import tasks.extract
+    from cnmflow.tasks import extract as extract_task
 
-    real_fit = tasks.extract.fit_series
+    real_fit = extract_task.fit_series
 
     def fit_failing_at_9(inputs, *args, **kwargs):
         if inputs.resolved.params.min_pnr == 9:
             raise RuntimeError("numerical trouble")
         return real_fit(inputs, *args, **kwargs)
 
-    monkeypatch.setattr(tasks.extract, "fit_series", fit_failing_at_9)
+    monkeypatch.setattr(extract_task, "fit_series", fit_failing_at_9)
     monkeypatch.setenv("CNMFLOW_CACHE_DIR", str(tmp_path / "cache"))
     code = main(["sweep", str(tif_movie), "--output-dir", str(tmp_path / "sweep"), "--grid", "min_pnr=6,9",
                  "--set", "rf=none", "--set", "gSiz=13", "--experiment", "cli-sweep-fail"])

@@ -106,7 +106,7 @@ def test_a_bad_form_from_the_ui_fails_prefects_validation_with_our_one_line():
     """A deployment run's form is validated by Prefect before the flow starts; the message is ours."""
     from prefect.exceptions import ParameterTypeError
 
-    from flows.source_extraction import source_extraction
+    from cnmflow.flows.source_extraction import source_extraction
 
     with pytest.raises(ParameterTypeError) as err:
         source_extraction.validate_parameters({"movies": ["m.tif"], "output_dir": "out",

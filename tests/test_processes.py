@@ -274,7 +274,7 @@ def test_sigterm_unwinds_like_ctrl_c_once_and_the_handler_is_restored():
 
 @pytest.mark.parametrize("signum, status, name", [(signal.SIGTERM, 143, "SIGTERM"), (signal.SIGINT, 130, "Ctrl-C")])
 def test_an_interrupted_command_prints_one_line_and_the_shell_status(signum, status, name, capsys):
-    from cnmflow.cli import _interrupted
+    from cnmflow.cli.app import _interrupted
     from cnmflow.processes import Interrupted
 
     error = Interrupted(signum)

@@ -8,7 +8,7 @@ from pathlib import Path
 import yaml
 
 from cnmflow.params_form import form_values
-from deployments.definitions import (WATCH_AUTO, WATCH_MOTION, build_deployments, extraction_parameters, motion_parameters,
+from cnmflow.deployments.definitions import (WATCH_AUTO, WATCH_MOTION, build_deployments, extraction_parameters, motion_parameters,
                                      watch_parameters)
 
 REPO = Path(__file__).resolve().parents[2]
@@ -49,7 +49,7 @@ def test_prefect_yaml_entrypoints_are_the_flows_and_paths_are_relative():
 
 
 def test_serve_offers_both_presets_and_the_watcher_when_asked(tmp_path):
-    from deployments.definitions import WatchSettings
+    from cnmflow.deployments.definitions import WatchSettings
 
     plain = build_deployments()
     assert [d.name for d in plain] == ["source-extraction", "source-extraction-2p", "parameter-sweep",
@@ -58,7 +58,7 @@ def test_serve_offers_both_presets_and_the_watcher_when_asked(tmp_path):
     on_dask = build_deployments(dask_address="tcp://10.0.0.5:8786")
     assert all(d.parameters["dask_address"] == "tcp://10.0.0.5:8786" for d in on_dask
                if d.name != "suggest-parameters")   # one in-process pass over a sample: no cluster
-    from flows.batch_extraction import batch_extraction, with_dask
+    from cnmflow.flows.batch_extraction import batch_extraction, with_dask
 
     assert type(with_dask(batch_extraction, "tcp://10.0.0.5:8786").task_runner).__name__ == "DaskTaskRunner"
     assert plain[1].parameters["params"] == form_values("2p")

@@ -79,7 +79,7 @@ def main() -> int:
 
     if args.mode == "cli":
         from cnmflow.cli import main as cli_main
-        from tasks.progress import add_listener
+        from cnmflow.tasks.progress import add_listener
 
         add_listener(listener)
         table = {**TABLE, "min_pnr": args.min_pnr}

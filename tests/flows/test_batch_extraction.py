@@ -10,7 +10,7 @@ import pytest
 from cnmflow.lineage import read_manifest
 from cnmflow.params_form import form_with
 from cnmflow.synthetic import simulate_1p, write_tiff
-from flows.batch_extraction import batch_extraction, recording_name, with_dask
+from cnmflow.flows.batch_extraction import batch_extraction, recording_name, with_dask
 
 distributed = pytest.importorskip("distributed")
 pytestmark = pytest.mark.usefixtures("prefect_harness")
@@ -49,7 +49,7 @@ def test_recordings_fan_out_on_the_dask_task_runner(recordings, cluster, tmp_pat
 
 
 def test_patch_jobs_on_dask_give_the_local_result(recordings, cluster, tmp_path, monkeypatch):
-    from flows.source_extraction import source_extraction
+    from cnmflow.flows.source_extraction import source_extraction
 
     monkeypatch.setenv("CNMFLOW_CACHE_DIR", str(tmp_path / "cache-local"))
     local = source_extraction(movies=recordings[0], output_dir=str(tmp_path / "local"), params=form_with("1p", TABLE),

@@ -8,10 +8,10 @@ import isx
 import numpy as np
 import pytest
 
-import tasks.extract as extract_module
+import cnmflow.tasks.extract as extract_module
 from cnmflow.params_form import form_with
 from cnmflow.synthetic import simulate_1p, write_isxd
-from flows.source_extraction import source_extraction
+from cnmflow.flows.source_extraction import source_extraction
 
 pytestmark = pytest.mark.usefixtures("prefect_harness")
 

@@ -16,8 +16,8 @@ from cnmflow.lineage import read_manifest, verify_manifest
 from cnmflow.motion_run import MotionForm
 from cnmflow.params_form import form_with
 from cnmflow.synthetic import simulate_realistic_1p, write_tiff
-from flows.motion_correction import motion_correction
-from flows.source_extraction import source_extraction
+from cnmflow.flows.motion_correction import motion_correction
+from cnmflow.flows.source_extraction import source_extraction
 
 pytestmark = pytest.mark.usefixtures("prefect_harness")
 

@@ -16,7 +16,7 @@ from cnmflow.lineage import read_manifest
 from cnmflow.params_form import form_with
 from cnmflow.sweep_grid import combinations, folder_name, parse_grid_option
 from cnmflow.synthetic import simulate_1p, write_tiff
-from flows.parameter_sweep import parameter_sweep
+from cnmflow.flows.parameter_sweep import parameter_sweep
 
 TABLE = {"rf": None, "gSiz": 13}
 
@@ -102,17 +102,17 @@ def combos_checked(movie, grid, **kwargs):
 
 @pytest.mark.usefixtures("prefect_harness")
 def test_a_failed_combination_fails_the_sweep_after_comparing_the_others(movie, tmp_path, monkeypatch):
-    import tasks.extract
+    from cnmflow.tasks import extract as extract_task
     from cnmflow.sweep_grid import SweepFailed
 
-    real_fit = tasks.extract.fit_series
+    real_fit = extract_task.fit_series
 
     def fit_failing_at_9(inputs, *args, **kwargs):
         if inputs.resolved.params.min_pnr == 9:
             raise RuntimeError("numerical trouble")
         return real_fit(inputs, *args, **kwargs)
 
-    monkeypatch.setattr(tasks.extract, "fit_series", fit_failing_at_9)
+    monkeypatch.setattr(extract_task, "fit_series", fit_failing_at_9)
     monkeypatch.setenv("CNMFLOW_CACHE_DIR", str(tmp_path / "cache"))
     sweep = tmp_path / "sweep"
     with pytest.raises(SweepFailed) as err:

@@ -14,14 +14,14 @@ from prefect.client.orchestration import get_client
 from prefect.client.schemas.filters import (ArtifactFilter, ArtifactFilterFlowRunId, FlowRunFilter,
                                             FlowRunFilterId)
 
-import flows.source_extraction as flow_module
-import tasks.extract as extract_module
+import cnmflow.flows.source_extraction as flow_module
+import cnmflow.tasks.extract as extract_module
 from cnmflow.errors import InputError
 from cnmflow.lineage import read_manifest, verify_manifest
 from cnmflow.outputs.isxd_sets import OutputExistsError
 from cnmflow.params_form import form_with
 from cnmflow.synthetic import simulate_1p, write_tiff
-from flows.source_extraction import source_extraction
+from cnmflow.flows.source_extraction import source_extraction
 
 pytestmark = pytest.mark.usefixtures("prefect_harness")
 

@@ -13,7 +13,7 @@ pytestmark = pytest.mark.usefixtures("prefect_harness")
 
 
 def test_the_flow_reports_the_values_and_writes_the_figure(tmp_path):
-    from flows.suggest_parameters import suggest_parameters
+    from cnmflow.flows.suggest_parameters import suggest_parameters
 
     movie = tmp_path / "m.tif"
     tifffile.imwrite(movie, simulate_realistic_1p("cortex_l23", shape=(80, 80), n_frames=300, rng=8).movie)

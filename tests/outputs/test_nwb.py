@@ -19,7 +19,7 @@ from cnmflow.errors import InputError
 from cnmflow.lineage import lineage_of, read_manifest, verify_manifest
 from cnmflow.outputs.caiman_hdf5 import read_caiman_hdf5
 from cnmflow.outputs.nwb import write_nwb
-from cnmflow.outputs.nwb_command import write_nwb_for_folder
+from cnmflow.outputs.nwb_folder import write_nwb_for_folder
 from cnmflow.outputs.nwb_metadata import nwb_metadata_from_dict, read_nwb_metadata
 from cnmflow.outputs.nwb_source import nwb_run_from_folder, nwb_run_from_result
 from cnmflow.synthetic import simulate_1p, write_isxd, write_tiff

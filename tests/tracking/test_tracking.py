@@ -30,7 +30,7 @@ from cnmflow.scoring import score
 from cnmflow.synthetic import simulate_1p, write_tiff
 from cnmflow.tracking import (TrackingError, comparison_rows, finish_sweep, format_table, log_output_folder,
                               start_sweep_run, tracking_uri)
-from cnmflow.tracking.commands import add_commands, run_command
+from cnmflow.cli.tracking import add_commands, run_command
 from cnmflow.tracking.folder import COUNT_METRICS, DISTRIBUTION_METRICS
 
 PARAMS = {"gSig": 3, "gSiz": 13, "min_corr": 0.8, "min_pnr": 6, "rf": None}
@@ -326,6 +326,6 @@ def test_commands_report_failures_with_exit_codes(series_output, tmp_path, capsy
 
 
 def test_the_cli_side_and_the_engine_do_not_import_mlflow():
-    code = ("import sys, cnmflow.tracking, cnmflow.tracking.commands, cnmflow.tracking.uri, cnmflow.api, "
+    code = ("import sys, cnmflow.tracking, cnmflow.cli.tracking, cnmflow.tracking.uri, cnmflow.api, "
             "cnmflow.engine; assert 'mlflow' not in sys.modules, 'mlflow imported'")
     subprocess.run([sys.executable, "-c", code], check=True, timeout=120)

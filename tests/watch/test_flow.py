@@ -22,7 +22,7 @@ from cnmflow.watch.hashing import content_id, sha256_file
 from cnmflow.watch.ledger import Member
 from cnmflow.watch.owner import Owner
 from cnmflow.watch.summary import ALREADY_DONE, BUSY, EXTRACTED, FAILED, GAVE_UP, GROWING
-from flows.watch_folder import watch_folder
+from cnmflow.flows.watch_folder import watch_folder
 
 pytestmark = pytest.mark.usefixtures("prefect_harness")
 

@@ -2,7 +2,7 @@
 
 Runs :func:`cnmflow.motion_run.motion_correct` in this process (no Prefect server to start for a
 registration), with the same parameter options as ``run`` (``--set``, ``--params-file``,
-``--preset``); motion_correction defaults to rigid here. ``cnmflow/cli.py`` registers it with
+``--preset``); motion_correction defaults to rigid here. ``cnmflow.cli`` registers it with
 :func:`add_command` and hands the arguments to :func:`run_command`; bad input exits 2 (one
 line) before any compute.
 """

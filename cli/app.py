@@ -19,10 +19,10 @@ from cnmflow import __version__
 from cnmflow.errors import InputError, ParameterError
 from cnmflow.params import AUTO_FIELDS
 from cnmflow.processes import EXIT_STATUS, sigterm_as_interrupt
-from cnmflow.outputs.nwb_command import COMMAND as NWB_COMMAND, add_command as add_nwb_command
-from cnmflow.motion_command import COMMAND as MOTION_COMMAND, add_command as add_motion_command
-from cnmflow.suggest_command import COMMAND as SUGGEST_COMMAND, add_command as add_suggest_command
-from cnmflow.tracking.commands import COMMANDS as TRACKING_COMMANDS, add_commands as add_tracking_commands
+from cnmflow.cli.nwb import COMMAND as NWB_COMMAND, add_command as add_nwb_command
+from cnmflow.cli.motion import COMMAND as MOTION_COMMAND, add_command as add_motion_command
+from cnmflow.cli.suggest import COMMAND as SUGGEST_COMMAND, add_command as add_suggest_command
+from cnmflow.cli.tracking import COMMANDS as TRACKING_COMMANDS, add_commands as add_tracking_commands
 
 EXIT_BAD_INPUT = 2
 EXIT_RUN_FAILED = 1
@@ -160,19 +160,19 @@ def main(argv: Sequence[str] | None = None) -> int:
             if args.command == "sweep":
                 return _sweep(args)
             if args.command in TRACKING_COMMANDS:
-                from cnmflow.tracking.commands import run_command
+                from cnmflow.cli.tracking import run_command
 
                 return run_command(args)
             if args.command == MOTION_COMMAND:
-                from cnmflow.motion_command import run_command as run_motion_command
+                from cnmflow.cli.motion import run_command as run_motion_command
 
                 return run_motion_command(args)
             if args.command == SUGGEST_COMMAND:
-                from cnmflow.suggest_command import run_command as run_suggest_command
+                from cnmflow.cli.suggest import run_command as run_suggest_command
 
                 return run_suggest_command(args)
             if args.command == NWB_COMMAND:
-                from cnmflow.outputs.nwb_command import run_command as run_nwb_command
+                from cnmflow.cli.nwb import run_command as run_nwb_command
 
                 return run_nwb_command(args)
             return _demo(args)
@@ -284,8 +284,8 @@ def _run_flow(movies, output_dir: Path, *, preset: str, table: dict, params_file
     from cnmflow.prefect_server import temporary_server
     from cnmflow.progress import progress_bar
     from cnmflow.run_log import run_log
-    from flows.source_extraction import source_extraction
-    from tasks.progress import add_listener, remove_listener
+    from cnmflow.flows.source_extraction import source_extraction
+    from cnmflow.tasks.progress import add_listener, remove_listener
 
     stages: list[str] = []
 
@@ -369,7 +369,7 @@ def _sweep(args: argparse.Namespace) -> int:
         raise InputError(f"--max-concurrent {args.max_concurrent}: give 1 or more")
     if not args.verbose:
         os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
-    from flows.parameter_sweep import parameter_sweep
+    from cnmflow.flows.parameter_sweep import parameter_sweep
 
     print(f"Sweeping {len(combos)} combinations of {', '.join(grid)} ({args.max_concurrent} at a time)", flush=True)
     try:
@@ -425,7 +425,7 @@ def _serve(args: argparse.Namespace) -> int:
     """Serve the deployments until interrupted; the server must be a real one the UI can reach."""
     import os
 
-    from deployments.definitions import WatchSettings, build_deployments
+    from cnmflow.deployments.definitions import WatchSettings, build_deployments
 
     if not os.environ.get("PREFECT_API_URL"):
         from prefect.settings import PREFECT_API_URL
@@ -493,6 +493,3 @@ def _demo(args: argparse.Namespace) -> int:
     print(f"Look at the previews (footprints_*.png, traces_*.png, lineage.png) in {report.output_dir}")
     return 0
 
-
-if __name__ == "__main__":  # pragma: no cover
-    sys.exit(main())

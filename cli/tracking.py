@@ -1,6 +1,6 @@
 """``cnmflow track`` and ``cnmflow compare``: the command-line side of tracking.
 
-``cnmflow/cli.py`` registers them with :func:`add_commands` and hands the parsed arguments to
+``cnmflow.cli`` registers them with :func:`add_commands` and hands the parsed arguments to
 :func:`run_command`.  Importing this module does not import MLflow; running a command does.
 """
 

@@ -1,41 +1,16 @@
-"""``cnmflow suggest MOVIE... [--output FIGURE.png]``: the "auto" values of a movie, with reasons and a figure.
+"""What ``cnmflow suggest`` and the suggest-parameters flow compute: the "auto" values of a movie,
+one line of reasons each, and the figure they were read from (:mod:`cnmflow.suggest_figure`).
 
 The same estimate a run with gSig/min_corr/min_pnr = "auto" makes (:mod:`cnmflow.auto_params`),
-on the parameters the options give (tsub, ssub, center_psf, border_pix; a gSig set with ``--set``
-is kept and only the thresholds are estimated). ``cnmflow/cli.py`` registers it with
-:func:`add_command` and hands the arguments to :func:`run_command`.
+on the parameters given (tsub, ssub, center_psf, border_pix; a gSig that is set is kept and only
+the thresholds are estimated).
 """
 
 from __future__ import annotations
 
-import argparse
-import sys
 import time
 from pathlib import Path
-from typing import Any, Callable, Sequence
-
-COMMAND = "suggest"
-EXIT_OK = 0
-
-
-def add_command(subparsers: argparse._SubParsersAction,
-                add_parameter_options: Callable[[argparse.ArgumentParser], None]) -> None:
-    """Add ``suggest`` to the ``cnmflow`` sub-command parsers."""
-    suggest = subparsers.add_parser(
-        COMMAND, help="suggest gSig, min_corr and min_pnr from the movie, with reasons and a figure")
-    suggest.add_argument("movies", nargs="+", type=Path, metavar="MOVIE")
-    add_parameter_options(suggest)
-    suggest.add_argument("--output", type=Path, default=None, metavar="FIGURE",
-                         help="figure to write (default: <first movie>.suggest.png next to it)")
-
-
-def run_command(args: argparse.Namespace) -> int:
-    """Run ``suggest`` (errors propagate to the CLI's one-line handler)."""
-    output = args.output or args.movies[0].with_name(args.movies[0].name + ".suggest.png")
-    result = suggest(args.movies, output, preset=args.preset, table=dict(args.assignments),
-                     params_file=args.params_file, overwrite_params=args.overwrite_params)
-    print(result["text"])
-    return EXIT_OK
+from typing import Any, Sequence
 
 
 def suggest(movies: Sequence[str | Path], figure: str | Path, *, preset: str = "1p",

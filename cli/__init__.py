@@ -1,0 +1,5 @@
+"""The ``cnmflow`` command line: the top layer, above the deployments, flows, tasks and library."""
+
+from cnmflow.cli.app import build_parser, main, parse_assignment
+
+__all__ = ["build_parser", "main", "parse_assignment"]

@@ -1,0 +1,7 @@
+"""``python -m cnmflow.cli``: the same as the ``cnmflow`` command."""
+
+import sys
+
+from cnmflow.cli.app import main
+
+sys.exit(main())
