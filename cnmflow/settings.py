@@ -1,0 +1,124 @@
+"""The machine's knobs, read from the environment in one place.
+
+A lab sets these once per machine or cluster (memory per chunk, scratch disk, caches, the Dask
+scheduler, the MLflow store), not per run, so they live in environment variables with the prefix
+``CNMFLOW_`` rather than in the analysis parameters (and never change a run's fingerprint). Each
+entry point (the CLI, a flow, ``cnmflow.extract``, ``cnmflow.engine.fit``) builds one
+:class:`Settings` with :func:`load_settings` and passes it, or the values it needs, down; nothing
+below reads ``os.environ`` itself. A bad value is refused before any compute, naming the variable.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import AliasChoices, Field, ValidationError, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from cnmflow.errors import ParameterError
+
+__all__ = ["DEFAULT_CHUNK_MB", "DEFAULT_PATCH_MB", "Settings", "load_settings"]
+
+#: Default memory (MB) of one chunk of frames in the passes over the whole movie.
+DEFAULT_CHUNK_MB = 128.0
+#: Default megabytes of frame-sized arrays one patch job keeps in memory (more goes to scratch files).
+DEFAULT_PATCH_MB = 256.0
+PREFIX = "CNMFLOW_"
+
+
+def _blank_is_unset(value: object) -> object:
+    """An empty (or all-blank) variable means "not set", as a shell user expects."""
+    if isinstance(value, str) and not value.strip():
+        return None
+    return value.strip() if isinstance(value, str) else value
+
+
+def _megabytes(text: object) -> float:
+    try:
+        return float(text)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        return float("nan")
+
+
+class Settings(BaseSettings):
+    """What this machine offers a run; defaults suit a laptop."""
+
+    model_config = SettingsConfigDict(env_prefix=PREFIX, frozen=True, extra="ignore", populate_by_name=True)
+
+    #: ``CNMFLOW_CHUNK_MB``: memory of one chunk of frames in the passes over the whole movie.
+    chunk_mb: float = DEFAULT_CHUNK_MB
+    #: ``CNMFLOW_PATCH_MB``: frame-sized arrays one patch job may hold in memory (0: all in scratch files).
+    patch_mb: float = DEFAULT_PATCH_MB
+    #: ``CNMFLOW_SCRATCH_DIR``: folder for the patch jobs' scratch files (None: the system's temp folder).
+    scratch_dir: str | None = None
+    #: ``CNMFLOW_CACHE_DIR``: cached extraction results, keyed by run fingerprint (safe to delete).
+    cache_dir: Path = Path("~/.cache/cnmflow")
+    #: ``CNMFLOW_DASK_ADDRESS``: Dask scheduler for the patch jobs when a run names none.
+    dask_address: str | None = None
+    #: ``MLFLOW_TRACKING_URI`` (MLflow's own variable): the tracking store when a run names none.
+    tracking_uri: str | None = Field(default=None, validation_alias=AliasChoices("MLFLOW_TRACKING_URI",
+                                                                                  "tracking_uri"))
+
+    @field_validator("chunk_mb", mode="before")
+    @classmethod
+    def _positive_chunk(cls, value: object) -> float:
+        value = _blank_is_unset(value)
+        if value is None:
+            return DEFAULT_CHUNK_MB
+        megabytes = _megabytes(value)
+        if not megabytes > 0:
+            raise ValueError(f"{PREFIX}CHUNK_MB={value!r} must be a positive number of megabytes (default "
+                             f"{DEFAULT_CHUNK_MB:g}); unset it or set e.g. {PREFIX}CHUNK_MB=64")
+        return megabytes
+
+    @field_validator("patch_mb", mode="before")
+    @classmethod
+    def _non_negative_patch(cls, value: object) -> float:
+        value = _blank_is_unset(value)
+        if value is None:
+            return DEFAULT_PATCH_MB
+        megabytes = _megabytes(value)
+        if not megabytes >= 0:
+            raise ValueError(f"{PREFIX}PATCH_MB={value!r} must be a number of megabytes >= 0 (default "
+                             f"{DEFAULT_PATCH_MB:g}; 0 puts every patch in a scratch file); unset it or set e.g. "
+                             f"{PREFIX}PATCH_MB=256")
+        return megabytes
+
+    @field_validator("scratch_dir", mode="before")
+    @classmethod
+    def _existing_folder(cls, value: object) -> str | None:
+        value = _blank_is_unset(value)
+        if value is not None and not Path(str(value)).is_dir():
+            raise ValueError(f"{PREFIX}SCRATCH_DIR={value!r} is not a folder; create it or unset it "
+                             "(the system's temp folder is used then)")
+        return value  # type: ignore[return-value]
+
+    @field_validator("cache_dir", mode="before")
+    @classmethod
+    def _default_cache(cls, value: object) -> object:
+        return _blank_is_unset(value) or Path("~/.cache/cnmflow")
+
+    @field_validator("dask_address", "tracking_uri", mode="before")
+    @classmethod
+    def _optional_text(cls, value: object) -> object:
+        return _blank_is_unset(value)
+
+    @property
+    def patch_memory_bytes(self) -> float:
+        return self.patch_mb * 2 ** 20
+
+    def results_cache(self) -> Path:
+        """Folder for Prefect's stored extraction results (created on first use)."""
+        folder = Path(self.cache_dir).expanduser() / "results"
+        folder.mkdir(parents=True, exist_ok=True)
+        return folder.resolve()
+
+
+def load_settings() -> Settings:
+    """The settings from the environment; a bad value raises ParameterError naming the variable."""
+    try:
+        return Settings()
+    except ValidationError as err:
+        first = err.errors()[0]
+        cause = (first.get("ctx") or {}).get("error")
+        raise ParameterError(str(cause) if cause is not None else first["msg"]) from None

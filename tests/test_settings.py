@@ -1,0 +1,68 @@
+"""The machine's knobs: read once from the environment, bad values refused naming the variable."""
+
+from __future__ import annotations
+
+import pickle
+from pathlib import Path
+
+import pytest
+
+from cnmflow.errors import ParameterError
+from cnmflow.settings import DEFAULT_CHUNK_MB, DEFAULT_PATCH_MB, Settings, load_settings
+
+VARIABLES = ("CNMFLOW_CHUNK_MB", "CNMFLOW_PATCH_MB", "CNMFLOW_SCRATCH_DIR", "CNMFLOW_CACHE_DIR",
+             "CNMFLOW_DASK_ADDRESS", "MLFLOW_TRACKING_URI")
+
+
+@pytest.fixture(autouse=True)
+def clean_environment(monkeypatch):
+    for name in VARIABLES:
+        monkeypatch.delenv(name, raising=False)
+
+
+def test_defaults_without_any_variable():
+    settings = load_settings()
+    assert settings.chunk_mb == DEFAULT_CHUNK_MB and settings.patch_mb == DEFAULT_PATCH_MB
+    assert settings.scratch_dir is None and settings.dask_address is None and settings.tracking_uri is None
+    assert settings.cache_dir.expanduser() == Path.home() / ".cache" / "cnmflow"
+
+
+def test_every_variable_reaches_its_field(monkeypatch, tmp_path):
+    monkeypatch.setenv("CNMFLOW_CHUNK_MB", "64")
+    monkeypatch.setenv("CNMFLOW_PATCH_MB", "0")
+    monkeypatch.setenv("CNMFLOW_SCRATCH_DIR", str(tmp_path))
+    monkeypatch.setenv("CNMFLOW_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.setenv("CNMFLOW_DASK_ADDRESS", "tcp://10.0.0.5:8786")
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", "http://tracking.example:5000")
+    settings = load_settings()
+    assert (settings.chunk_mb, settings.patch_memory_bytes, settings.scratch_dir) == (64.0, 0.0, str(tmp_path))
+    assert settings.dask_address == "tcp://10.0.0.5:8786"
+    assert settings.tracking_uri == "http://tracking.example:5000"
+    assert settings.results_cache() == (tmp_path / "cache" / "results").resolve()
+    assert settings.results_cache().is_dir()
+
+
+def test_blank_variables_mean_unset(monkeypatch):
+    for name in VARIABLES:
+        monkeypatch.setenv(name, "  ")
+    assert load_settings() == Settings()
+
+
+@pytest.mark.parametrize(("name", "value"), [("CNMFLOW_CHUNK_MB", "0"), ("CNMFLOW_CHUNK_MB", "lots"),
+                                             ("CNMFLOW_PATCH_MB", "-1"), ("CNMFLOW_PATCH_MB", "nan")])
+def test_a_bad_number_is_refused_naming_the_variable_and_the_fix(monkeypatch, name, value):
+    monkeypatch.setenv(name, value)
+    with pytest.raises(ParameterError, match=f"{name}='{value}' must be .* unset it or set e.g. {name}="):
+        load_settings()
+
+
+def test_a_scratch_folder_that_does_not_exist_is_refused(monkeypatch, tmp_path):
+    monkeypatch.setenv("CNMFLOW_SCRATCH_DIR", str(tmp_path / "absent"))
+    with pytest.raises(ParameterError, match="CNMFLOW_SCRATCH_DIR=.* is not a folder; create it or unset it"):
+        load_settings()
+
+
+def test_settings_travel_to_worker_processes_unchanged(monkeypatch):
+    monkeypatch.setenv("CNMFLOW_CHUNK_MB", "32")
+    settings = load_settings()
+    assert pickle.loads(pickle.dumps(settings)) == settings
