@@ -15,7 +15,7 @@ from contextlib import nullcontext
 from pathlib import Path
 from typing import Any, Sequence
 
-from cnmflow import __version__
+from cnmflow.version import __version__
 from cnmflow.errors import InputError, ParameterError
 from cnmflow.params import AUTO_FIELDS
 from cnmflow.processes import EXIT_STATUS, sigterm_as_interrupt

@@ -138,7 +138,7 @@ def code_version(directory: str | os.PathLike | None = None) -> dict:
     installed into a virtualenv that happens to live inside some repository).  ``dirty`` is True
     when ``git status --porcelain`` lists changed or untracked files in the repository.
     """
-    from cnmflow import __version__
+    from cnmflow.version import __version__
 
     where = Path(directory) if directory is not None else PACKAGE_DIR
     out: dict[str, Any] = {"cnmflow": __version__, "source_dir": str(where),

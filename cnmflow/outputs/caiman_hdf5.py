@@ -27,7 +27,7 @@ import h5py
 import numpy as np
 import scipy.sparse as sp
 
-from cnmflow import __version__
+from cnmflow.version import __version__
 from cnmflow.engine.estimates import Estimates
 from cnmflow.params import Params, to_caiman_groups
 

@@ -146,7 +146,7 @@ def _nwbfile(run: NwbRun, movie: NwbMovie, metadata: NwbMetadata):
     from pynwb import NWBFile  # noqa: PLC0415
     from pynwb.file import Subject  # noqa: PLC0415
 
-    from cnmflow import __version__  # noqa: PLC0415
+    from cnmflow.version import __version__  # noqa: PLC0415
 
     notes = list(run.notes)
     start, source = _session_start(run, movie, metadata)
@@ -217,7 +217,7 @@ def _imaging_plane(nwbfile, run: NwbRun, movie: NwbMovie, metadata: NwbMetadata)
 
 
 def _processing_description(run: NwbRun, movie: NwbMovie) -> str:
-    from cnmflow import __version__  # noqa: PLC0415
+    from cnmflow.version import __version__  # noqa: PLC0415
 
     method = str(run.parameters.get("method_init", ""))
     engine = "CNMF-E (Zhou et al. 2018)" if method == "corr_pnr" else "CNMF (Pnevmatikakis et al. 2016)"
