@@ -49,7 +49,13 @@ from dataclasses import dataclass
 import numpy as np
 import scipy.sparse
 
+from cnmflow.engine.chunking import chunk_slices
+from cnmflow.engine.resample import downsampled_dims, spatial_block_means, upsample_frames
+# Re-exported while patch_job and traces still import it from here (its home is resample).
+from cnmflow.engine.resample import resampling_operators  # noqa: F401
 from cnmflow.errors import MovieError, ParameterError
+from cnmflow.pixel_order import (c_order_index, column_to_image, frames_to_pixels, image_to_column, pixel_index,
+                                 pixels_to_frames)
 
 __all__ = [
     "RingModel",
@@ -82,14 +88,10 @@ class RingModel:
     @property
     def dims_ds(self) -> tuple[int, int]:
         """Shape of the downsampled grid W lives on."""
-        return _ds_dims(self.dims, self.ssub_B)
+        return downsampled_dims(self.dims, self.ssub_B)
 
 
 # ----------------------------------------------------------------------------- helpers
-
-
-def _ds_dims(dims: tuple[int, int], s: int) -> tuple[int, int]:
-    return (-(-dims[0] // s), -(-dims[1] // s))
 
 
 def ring_radius(*, gsiz: int, ring_size_factor: float, ssub_B: int) -> int:
@@ -117,110 +119,13 @@ def ring_offsets(radius: int) -> np.ndarray:
     return np.stack([dy[keep], dx[keep]], axis=1)
 
 
-def _downsample(frames: np.ndarray, s: int) -> np.ndarray:
-    """Block means over ``s × s`` blocks of the last two axes (partial edge blocks allowed).
-
-    Sums of ``s`` strided views per axis (much faster than ``np.add.reduceat``).
-    """
-    if s == 1:
-        return frames
-    n, h, w = frames.shape
-    hd, wd = -(-h // s), -(-w // s)
-    rsum = np.zeros((n, hd, w), np.float32)
-    for k in range(s):
-        v = frames[:, k::s, :]
-        rsum[:, : v.shape[1]] += v
-    out = np.zeros((n, hd, wd), np.float32)
-    for k in range(s):
-        v = rsum[:, :, k::s]
-        out[:, :, : v.shape[2]] += v
-    del rsum
-    starts_y, starts_x = np.arange(hd) * s, np.arange(wd) * s
-    cy = np.minimum(starts_y + s, h) - starts_y
-    cx = np.minimum(starts_x + s, w) - starts_x
-    out *= (1.0 / (cy[:, None] * cx[None, :])).astype(np.float32)
-    return out
-
-
-def _interp_axis(n: int, s: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Linear interpolation indices/weights from the block centres of an axis of length n."""
-    nd = -(-n // s)
-    starts = np.arange(nd) * s
-    centres = (starts + np.minimum(starts + s, n) - 1) / 2.0
-    pos = np.arange(n, dtype=np.float64)
-    i0 = np.clip(np.searchsorted(centres, pos, side="right") - 1, 0, nd - 1)
-    i1 = np.minimum(i0 + 1, nd - 1)
-    span = centres[i1] - centres[i0]
-    wgt = np.where(span > 0, (pos - centres[i0]) / np.where(span > 0, span, 1.0), 0.0)
-    return i0, i1, np.clip(wgt, 0.0, 1.0).astype(np.float32)
-
-
-#: Largest downsampled grid side upsampled by dense interpolation matrices (BLAS products, whose
-#: cost per pixel grows with the side) rather than by gathers (constant cost per pixel).
-_DENSE_UPSAMPLE_MAX_SIDE = 96
-
-
-def _upsample(x: np.ndarray, dims: tuple[int, int], s: int) -> np.ndarray:
-    """Bilinear upsampling of (n, dr, dc) block-mean images back to (n, rows, cols)."""
-    if s == 1:
-        return x
-    if max(x.shape[1:]) <= _DENSE_UPSAMPLE_MAX_SIDE:
-        # a patch-sized grid: two small matrix products, several times faster than the gathers
-        up_rows = _axis_upsampling(dims[0], s).toarray().astype(np.float32)
-        up_cols = _axis_upsampling(dims[1], s).toarray().astype(np.float32)
-        n, dr, dc = x.shape
-        along_cols = (x.reshape(n * dr, dc) @ up_cols.T).reshape(n, dr, dims[1])
-        return np.matmul(up_rows, along_cols)
-    y0, y1, wy = _interp_axis(dims[0], s)
-    x0, x1, wx = _interp_axis(dims[1], s)
-    # columns first, on the small (n, dr, dc) array; then whole rows (contiguous copies)
-    t = np.take(x, x0, axis=2)
-    t *= (1 - wx)[None, None, :]
-    t += np.take(x, x1, axis=2) * wx[None, None, :]
-    out = np.take(t, y0, axis=1)
-    out *= (1 - wy)[None, :, None]
-    out += np.take(t, y1, axis=1) * wy[None, :, None]
-    return out
-
-
-def _axis_downsampling(n: int, s: int) -> scipy.sparse.csr_matrix:
-    """(ceil(n/s), n) block-mean matrix of one axis (partial last block averaged)."""
-    nd = -(-n // s)
-    block = np.arange(n) // s
-    counts = np.bincount(block, minlength=nd).astype(np.float64)
-    return scipy.sparse.csr_matrix((1.0 / counts[block], (block, np.arange(n))), shape=(nd, n))
-
-
-def _axis_upsampling(n: int, s: int) -> scipy.sparse.csr_matrix:
-    """(n, ceil(n/s)) linear-interpolation matrix of one axis, the same weights as ``_upsample``."""
-    nd = -(-n // s)
-    i0, i1, weight = _interp_axis(n, s)
-    rows = np.concatenate([np.arange(n), np.arange(n)])
-    cols = np.concatenate([i0, i1])
-    values = np.concatenate([1.0 - weight, weight]).astype(np.float64)
-    return scipy.sparse.csr_matrix((values, (rows, cols)), shape=(n, nd))
-
-
-def resampling_operators(dims: tuple[int, int], ssub_B: int) -> tuple[scipy.sparse.csr_matrix,
-                                                                      scipy.sparse.csr_matrix]:
-    """(D, U): the block-mean downsampling (d_ds × d) and bilinear upsampling (d × d_ds) operators.
-
-    In Fortran pixel order a separable operator is ``kron(columns, rows)``; with them the ring
-    background of a frame ``y`` is ``b0 + U W D (y − A c − b0)``, which lets callers project it
-    onto footprints without forming it (``Aᵀ U W`` is small).
-    """
-    rows, cols = dims
-    if ssub_B == 1:
-        eye = scipy.sparse.identity(rows * cols, format="csr")
-        return eye, eye
-    down = scipy.sparse.kron(_axis_downsampling(cols, ssub_B), _axis_downsampling(rows, ssub_B), format="csr")
-    up = scipy.sparse.kron(_axis_upsampling(cols, ssub_B), _axis_upsampling(rows, ssub_B), format="csr")
-    return down, up
-
-
 def downsample_frames(frames: np.ndarray, ssub_B: int) -> np.ndarray:
-    """Block means of (n, rows, cols) frames onto the ring model's grid, (n, ceil(rows/s), ceil(cols/s))."""
-    return _downsample(np.asarray(frames, dtype=np.float32), ssub_B)
+    """Block means of (n, rows, cols) frames onto the ring model's grid, (n, ceil(rows/s), ceil(cols/s)).
+
+    Kept while ``patch_job`` and ``traces`` still call it; it is
+    ``resample.spatial_block_means(frames, ssub_B, edge="partial")``.
+    """
+    return spatial_block_means(frames, ssub_B, edge="partial")
 
 
 def _check_frames(frames, T: int) -> range:
@@ -242,7 +147,124 @@ def _as_slice(rr: range) -> slice:
     return slice(rr.start, rr.stop, rr.step)
 
 
+def _check_movie(movie) -> tuple[int, int, int]:
+    if getattr(movie, "ndim", None) != 3:
+        raise MovieError(
+            f"movie must be a (frames, rows, cols) array, got shape {getattr(movie, 'shape', None)}"
+        )
+    return tuple(int(v) for v in movie.shape)
+
+
+def _check_chunking(chunk_frames, block_pixels) -> None:
+    if int(chunk_frames) != chunk_frames or chunk_frames < 1:
+        raise ParameterError(f"chunk_frames must be an integer >= 1, got {chunk_frames!r}")
+    if int(block_pixels) != block_pixels or block_pixels < 1:
+        raise ParameterError(f"block_pixels must be an integer >= 1, got {block_pixels!r}")
+
+
+def _checked_neural_part(A, C, shape: tuple[int, int, int]) -> tuple[scipy.sparse.csr_matrix, np.ndarray]:
+    """``A`` as float32 CSR (rows*cols, K) and ``C`` (K, T); ``None`` means no components."""
+    T, rows, cols = shape
+    n_pixels = rows * cols
+    if A is None:
+        A = scipy.sparse.csr_matrix((n_pixels, 0), dtype=np.float32)
+    A = scipy.sparse.csr_matrix(A, dtype=np.float32)
+    if A.shape[0] != n_pixels:
+        raise ParameterError(
+            f"A has {A.shape[0]} rows but the movie has {rows}x{cols}={n_pixels} pixels; A must be (rows*cols, K)"
+        )
+    K = A.shape[1]
+    C = np.zeros((0, T), np.float32) if C is None else np.asarray(C)
+    if C.ndim != 2 or C.shape != (K, T):
+        raise ParameterError(f"C must have shape (K, T)=({K}, {T}) to match A and the movie, got {C.shape}")
+    return A, C
+
+
 # ----------------------------------------------------------------------------- fitting
+
+
+@dataclass(frozen=True)
+class _RingGeometry:
+    """The downsampled grid, each pixel's ring on it, and the blocks the fit is cut into."""
+
+    dims: tuple[int, int]        # full-resolution (rows, cols)
+    factor: int                  # ssub_B
+    radius: int                  # ring radius on the small grid
+    small_dims: tuple[int, int]  # (rows, cols) of the ssub_B grid
+    offsets: np.ndarray          # (n_ring, 2) ring (dy, dx), sorted by (dx, dy): W's column order
+    block_pixels: int            # block side on the small grid
+    batch: int                   # ring systems solved at once
+
+
+def _ring_geometry(dims: tuple[int, int], *, factor: int, radius: int, block_pixels: int) -> _RingGeometry:
+    small_rows, small_cols = downsampled_dims(dims, factor)
+    if small_rows * small_cols <= (block_pixels + 2 * radius) ** 2:
+        # one box: the blocks' margins would overlap into several Grams of it
+        block_pixels = max(small_rows, small_cols)
+    offsets = ring_offsets(radius)
+    offsets = offsets[np.lexsort((offsets[:, 0], offsets[:, 1]))]  # by (dx, dy): column indices ascend within a row
+    n_ring = len(offsets)
+    box_max = (min(small_rows, block_pixels + 2 * radius) * min(small_cols, block_pixels + 2 * radius)) ** 2
+    batch = max(1, min(256, max(_SOLVE_ELEMS, box_max // 16) // (n_ring * n_ring)))
+    return _RingGeometry(dims=dims, factor=factor, radius=radius, small_dims=(small_rows, small_cols),
+                         offsets=offsets, block_pixels=block_pixels, batch=batch)
+
+
+@dataclass(frozen=True)
+class _Block:
+    """One block of the small grid: its core pixels, the box holding their rings, and that box at
+    full resolution (``core_in_full`` is the core's place inside the full-resolution box)."""
+
+    core: tuple[slice, slice]          # small grid
+    box: tuple[slice, slice]           # small grid, core plus the ring margin, clipped
+    full: tuple[slice, slice]          # full-resolution pixels of the box
+    core_in_full: tuple[slice, slice]  # relative to ``full``
+
+
+def _blocks(geometry: _RingGeometry):
+    """The blocks covering the small grid, row of blocks by row of blocks."""
+    (small_rows, small_cols), (rows, cols) = geometry.small_dims, geometry.dims
+    r, s = geometry.radius, geometry.factor
+    for core_rows in chunk_slices(small_rows, geometry.block_pixels):
+        box_rows = slice(max(0, core_rows.start - r), min(small_rows, core_rows.stop + r))
+        for core_cols in chunk_slices(small_cols, geometry.block_pixels):
+            box_cols = slice(max(0, core_cols.start - r), min(small_cols, core_cols.stop + r))
+            full = (slice(box_rows.start * s, min(rows, box_rows.stop * s)),
+                    slice(box_cols.start * s, min(cols, box_cols.stop * s)))
+            core_in_full = (slice(core_rows.start * s - full[0].start, min(rows, core_rows.stop * s) - full[0].start),
+                            slice(core_cols.start * s - full[1].start, min(cols, core_cols.stop * s) - full[1].start))
+            yield _Block(core=(core_rows, core_cols), box=(box_rows, box_cols), full=full, core_in_full=core_in_full)
+
+
+@dataclass(frozen=True)
+class _SparseWeights:
+    """W's CSR arrays, its structure known up front: row p holds its (clipped) ring in (dx, dy) order."""
+
+    indptr: np.ndarray
+    indices: np.ndarray
+    data: np.ndarray
+
+    @classmethod
+    def for_rings(cls, geometry: _RingGeometry) -> "_SparseWeights":
+        small_rows, small_cols = geometry.small_dims
+        n_small = small_rows * small_cols
+        yy, xx = np.arange(small_rows), np.arange(small_cols)
+        ring_sizes = np.zeros((small_rows, small_cols), np.int64)
+        for dy, dx in geometry.offsets:
+            ring_sizes += ((yy + dy >= 0) & (yy + dy < small_rows))[:, None] & \
+                ((xx + dx >= 0) & (xx + dx < small_cols))[None, :]
+        indptr = np.zeros(n_small + 1, np.int64)
+        np.cumsum(image_to_column(ring_sizes), out=indptr[1:])
+        nnz = int(indptr[-1])
+        index_dtype = np.int32 if max(nnz, n_small) < 2**31 else np.int64
+        return cls(indptr=indptr.astype(index_dtype), indices=np.empty(nnz, index_dtype),
+                   data=np.zeros(nnz, np.float32))
+
+    def matrix(self) -> scipy.sparse.csr_matrix:
+        n_small = len(self.indptr) - 1
+        W = scipy.sparse.csr_matrix((self.data, self.indices, self.indptr), shape=(n_small, n_small), copy=False)
+        W.has_sorted_indices = True
+        return W
 
 
 def fit_ring_model(
@@ -266,116 +288,97 @@ def fit_ring_model(
     chunk_frames bounds how many frames of one box are read at a time; block_pixels is the
     block side on the downsampled grid.
     """
-    if getattr(movie, "ndim", None) != 3:
-        raise MovieError(
-            f"movie must be a (frames, rows, cols) array, got shape {getattr(movie, 'shape', None)}"
-        )
-    T, rows, cols = (int(v) for v in movie.shape)
-    d = rows * cols
-    s = int(ssub_B)
-    r = ring_radius(gsiz=gsiz, ring_size_factor=ring_size_factor, ssub_B=ssub_B)
-    if int(chunk_frames) != chunk_frames or chunk_frames < 1:
-        raise ParameterError(f"chunk_frames must be an integer >= 1, got {chunk_frames!r}")
-    if int(block_pixels) != block_pixels or block_pixels < 1:
-        raise ParameterError(f"block_pixels must be an integer >= 1, got {block_pixels!r}")
-    chunk_frames, block_pixels = int(chunk_frames), int(block_pixels)
-
-    if A is None:
-        A = scipy.sparse.csr_matrix((d, 0), dtype=np.float32)
-    A = scipy.sparse.csr_matrix(A, dtype=np.float32)
-    if A.shape[0] != d:
-        raise ParameterError(
-            f"A has {A.shape[0]} rows but the movie has {rows}x{cols}={d} pixels; A must be (rows*cols, K)"
-        )
-    K = A.shape[1]
-    C = np.zeros((0, T), np.float32) if C is None else np.asarray(C)
-    if C.ndim != 2 or C.shape != (K, T):
-        raise ParameterError(f"C must have shape (K, T)=({K}, {T}) to match A and the movie, got {C.shape}")
-    tsel = _check_frames(frames, T)
-    Tf = len(tsel)
-
-    dr, dc = _ds_dims((rows, cols), s)
-    d_ds = dr * dc
-    if dr * dc <= (block_pixels + 2 * r) ** 2:
-        block_pixels = max(dr, dc)  # one box: the blocks' margins would overlap into several Grams of it
-    offs = ring_offsets(r)
-    offs = offs[np.lexsort((offs[:, 0], offs[:, 1]))]  # by (dx, dy): column indices ascend within a row
-    n_ring = len(offs)
-    box_max = (min(dr, block_pixels + 2 * r) * min(dc, block_pixels + 2 * r)) ** 2
-    nbatch = max(1, min(256, max(_SOLVE_ELEMS, box_max // 16) // (n_ring * n_ring)))
+    T, rows, cols = _check_movie(movie)
+    radius = ring_radius(gsiz=gsiz, ring_size_factor=ring_size_factor, ssub_B=ssub_B)
+    _check_chunking(chunk_frames, block_pixels)
+    A, C = _checked_neural_part(A, C, (T, rows, cols))
+    selected = _check_frames(frames, T)
+    geometry = _ring_geometry((rows, cols), factor=int(ssub_B), radius=radius, block_pixels=int(block_pixels))
+    weights = _SparseWeights.for_rings(geometry)
     b0 = np.empty((rows, cols), np.float64)
+    for block in _blocks(geometry):
+        small_residual, core_sum = _box_residual(movie, A, C, block, geometry, selected, int(chunk_frames))
+        full_rows, full_cols = block.full
+        core_rows, core_cols = block.core_in_full
+        b0[full_rows.start + core_rows.start:full_rows.start + core_rows.stop,
+           full_cols.start + core_cols.start:full_cols.start + core_cols.stop] = core_sum / len(selected)
+        gram = _centred_gram(small_residual)
+        del small_residual
+        _solve_block_weights(gram, block, geometry, weights)
+        del gram
+    return RingModel(W=weights.matrix(), b0=image_to_column(b0).astype(np.float32), dims=(rows, cols),
+                     ssub_B=geometry.factor, radius=radius)
 
-    # W's CSR structure is known up front: row p holds its (clipped) ring in (dx, dy) order
-    yy_ds, xx_ds = np.arange(dr), np.arange(dc)
-    counts = np.zeros((dr, dc), np.int64)
-    for dy, dx in offs:
-        counts += ((yy_ds + dy >= 0) & (yy_ds + dy < dr))[:, None] & ((xx_ds + dx >= 0) & (xx_ds + dx < dc))[None, :]
-    indptr = np.zeros(d_ds + 1, np.int64)
-    np.cumsum(counts.ravel(order="F"), out=indptr[1:])
-    nnz = int(indptr[-1])
-    idx_dtype = np.int32 if max(nnz, d_ds) < 2**31 else np.int64
-    indptr = indptr.astype(idx_dtype)
-    W_indices = np.empty(nnz, idx_dtype)
-    W_data = np.zeros(nnz, np.float32)
 
-    for by0 in range(0, dr, block_pixels):
-        by1 = min(dr, by0 + block_pixels)
-        ys, ye = max(0, by0 - r), min(dr, by1 + r)  # box on the downsampled grid
-        for bx0 in range(0, dc, block_pixels):
-            bx1 = min(dc, bx0 + block_pixels)
-            xs, xe = max(0, bx0 - r), min(dc, bx1 + r)
-            hb, wb = ye - ys, xe - xs
-            # full-resolution box and core
-            fy0, fy1, fx0, fx1 = ys * s, min(rows, ye * s), xs * s, min(cols, xe * s)
-            cy0, cy1 = by0 * s - fy0, min(rows, by1 * s) - fy0
-            cx0, cx1 = bx0 * s - fx0, min(cols, bx1 * s) - fx0
+def _box_neural_part(A: scipy.sparse.csr_matrix, C: np.ndarray, block: _Block, dims: tuple[int, int]):
+    """``A·C`` restricted to the block's full-resolution box: its footprint rows (box pixels in C
+    order, only the components present) and their traces; ``(None, None)`` when none reach it."""
+    box_rows = np.arange(block.full[0].start, block.full[0].stop)
+    box_cols = np.arange(block.full[1].start, block.full[1].stop)
+    A_box = A[pixel_index(box_rows[:, None], box_cols[None, :], dims).ravel()]
+    present = np.unique(A_box.indices) if A_box.nnz else np.zeros(0, np.intp)
+    if not len(present):
+        return None, None
+    return A_box[:, present].tocsr(), np.asarray(C[present], dtype=np.float32)
 
-            # neural part restricted to the box: rows of A in (row, col) C-order of the box
-            yy = np.arange(fy0, fy1)
-            xx = np.arange(fx0, fx1)
-            pix = (xx[None, :] * rows + yy[:, None]).ravel()
-            A_box = A[pix]
-            used = np.unique(A_box.indices) if A_box.nnz else np.zeros(0, np.intp)
-            A_box = A_box[:, used].tocsr() if len(used) else None
-            C_box = np.asarray(C[used], dtype=np.float32) if len(used) else None
 
-            X = np.empty((hb * wb, Tf), np.float32)
-            core_sum = np.zeros((cy1 - cy0, cx1 - cx0), np.float64)
-            for t0 in range(0, Tf, chunk_frames):
-                rr = tsel[t0 : t0 + chunk_frames]
-                nt = len(rr)
-                res = np.array(movie[_as_slice(rr), fy0:fy1, fx0:fx1], dtype=np.float32)
-                if A_box is not None:
-                    ac = A_box @ C_box[:, _as_slice(rr)]  # (box pixels, nt) float32
-                    res -= ac.reshape(fy1 - fy0, fx1 - fx0, nt).transpose(2, 0, 1)
-                    del ac
-                core_sum += res[:, cy0:cy1, cx0:cx1].sum(axis=0, dtype=np.float64)
-                X[:, t0 : t0 + nt] = _downsample(res, s).reshape(nt, hb * wb).T
-                del res
-            b0[fy0 + cy0 : fy0 + cy1, fx0 + cx0 : fx0 + cx1] = core_sum / Tf
-            X -= X.mean(axis=1, dtype=np.float64).astype(np.float32)[:, None]
-            G = X @ X.T  # one BLAS syrk, float32
-            del X
+def _box_residual(movie, A: scipy.sparse.csr_matrix, C: np.ndarray, block: _Block, geometry: _RingGeometry,
+                  selected: range, chunk_frames: int) -> tuple[np.ndarray, np.ndarray]:
+    """The box's residual ``Y − A·C`` on the small grid, (box pixels in C order, selected frames)
+    float32, and the core's full-resolution residual summed over those frames (float64).
 
-            # the block's core pixels and their rings, in box-local C-order indices
-            py, px = np.mgrid[by0:by1, bx0:bx1]
-            py, px = py.ravel(), px.ravel()
-            for i0 in range(0, len(py), nbatch):
-                qy = py[i0 : i0 + nbatch, None] + offs[None, :, 0]
-                qx = px[i0 : i0 + nbatch, None] + offs[None, :, 1]
-                valid = (qy >= 0) & (qy < dr) & (qx >= 0) & (qx < dc)
-                loc = np.where(valid, (qy - ys) * wb + (qx - xs), 0)
-                ploc = (py[i0 : i0 + nbatch] - ys) * wb + (px[i0 : i0 + nbatch] - xs)
-                w = _solve_rings(G, loc, valid, ploc)
-                prow = px[i0 : i0 + nbatch] * dr + py[i0 : i0 + nbatch]
-                pos = (indptr[prow][:, None] + np.cumsum(valid, axis=1) - 1)[valid]
-                W_indices[pos] = (qx * dr + qy)[valid]
-                W_data[pos] = w[valid]
-            del G
+    Reads ``chunk_frames`` selected frames of the box at a time.
+    """
+    full_rows, full_cols = block.full
+    box_height, box_width = block.box[0].stop - block.box[0].start, block.box[1].stop - block.box[1].start
+    core_rows, core_cols = block.core_in_full
+    A_box, C_box = _box_neural_part(A, C, block, geometry.dims)
+    small_residual = np.empty((box_height * box_width, len(selected)), np.float32)
+    core_sum = np.zeros((core_rows.stop - core_rows.start, core_cols.stop - core_cols.start), np.float64)
+    for chunk in chunk_slices(len(selected), chunk_frames):
+        frames = _as_slice(selected[chunk])
+        n = len(selected[chunk])
+        residual = np.array(movie[frames, full_rows, full_cols], dtype=np.float32)
+        if A_box is not None:
+            neural = A_box @ C_box[:, frames]  # (box pixels, n) float32
+            residual -= neural.reshape(full_rows.stop - full_rows.start, full_cols.stop - full_cols.start,
+                                       n).transpose(2, 0, 1)
+            del neural
+        core_sum += residual[:, core_rows, core_cols].sum(axis=0, dtype=np.float64)
+        small_residual[:, chunk] = spatial_block_means(residual, geometry.factor, edge="partial").reshape(
+            n, box_height * box_width).T
+        del residual
+    return small_residual, core_sum
 
-    W = scipy.sparse.csr_matrix((W_data, W_indices, indptr), shape=(d_ds, d_ds), copy=False)
-    W.has_sorted_indices = True
-    return RingModel(W=W, b0=b0.ravel(order="F").astype(np.float32), dims=(rows, cols), ssub_B=s, radius=r)
+
+def _centred_gram(X: np.ndarray) -> np.ndarray:
+    """``X Xᵀ`` of the rows of ``X`` (pixels, frames) with their means removed, in place: one BLAS
+    syrk, float32."""
+    X -= X.mean(axis=1, dtype=np.float64).astype(np.float32)[:, None]
+    return X @ X.T
+
+
+def _solve_block_weights(gram: np.ndarray, block: _Block, geometry: _RingGeometry, weights: _SparseWeights) -> None:
+    """Each core pixel's ring weights, solved from the box's Gram a batch of pixels at a time and
+    written into W's rows."""
+    small_rows, small_cols = geometry.small_dims
+    box_rows, box_cols = block.box
+    box_dims = (box_rows.stop - box_rows.start, box_cols.stop - box_cols.start)
+    offsets = geometry.offsets
+    pixel_rows, pixel_cols = np.mgrid[block.core[0], block.core[1]]
+    pixel_rows, pixel_cols = pixel_rows.ravel(), pixel_cols.ravel()
+    for batch in chunk_slices(len(pixel_rows), geometry.batch):
+        ring_rows = pixel_rows[batch, None] + offsets[None, :, 0]
+        ring_cols = pixel_cols[batch, None] + offsets[None, :, 1]
+        valid = (ring_rows >= 0) & (ring_rows < small_rows) & (ring_cols >= 0) & (ring_cols < small_cols)
+        ring_in_box = np.where(valid, c_order_index(ring_rows - box_rows.start, ring_cols - box_cols.start,
+                                                    box_dims), 0)
+        pixel_in_box = c_order_index(pixel_rows[batch] - box_rows.start, pixel_cols[batch] - box_cols.start, box_dims)
+        w = _solve_rings(gram, ring_in_box, valid, pixel_in_box)
+        w_row = pixel_index(pixel_rows[batch], pixel_cols[batch], geometry.small_dims)
+        position = (weights.indptr[w_row][:, None] + np.cumsum(valid, axis=1) - 1)[valid]
+        weights.indices[position] = pixel_index(ring_rows, ring_cols, geometry.small_dims)[valid]
+        weights.data[position] = w[valid]
 
 
 def _solve_rings(G: np.ndarray, loc: np.ndarray, valid: np.ndarray, ploc: np.ndarray) -> np.ndarray:
@@ -420,8 +423,7 @@ def _checked_frames(model: RingModel, frames: np.ndarray, AC: np.ndarray | None)
 
 def _baseline_free(model: RingModel, frames: np.ndarray, AC: np.ndarray | None, out: np.ndarray | None) -> np.ndarray:
     """``R = Y − AC − b0`` (float32), into ``out`` when given (which may be ``frames`` itself)."""
-    rows, cols = model.dims
-    b0 = np.asarray(model.b0, np.float32).reshape((rows, cols), order="F")
+    b0 = column_to_image(np.asarray(model.b0, np.float32), model.dims)
     R = np.subtract(frames, b0[None], out=out, dtype=np.float32)
     if AC is not None:
         R -= AC
@@ -430,17 +432,14 @@ def _baseline_free(model: RingModel, frames: np.ndarray, AC: np.ndarray | None, 
 
 def _fluctuation_small(model: RingModel, R: np.ndarray) -> np.ndarray:
     """``W · downsample(R)`` on the ring grid, (n, dr, dc) float32, for baseline-free frames ``R``."""
-    n = R.shape[0]
-    small = _downsample(R, model.ssub_B)
-    dr, dc = small.shape[1:]
-    M = small.transpose(0, 2, 1).reshape(n, dr * dc)  # Fortran pixel order
-    F = np.asarray(model.W @ M.T, dtype=np.float32)  # (d_ds, n)
-    return F.T.reshape(n, dc, dr).transpose(0, 2, 1)
+    small = spatial_block_means(R, model.ssub_B, edge="partial")
+    fluctuation = np.asarray(model.W @ frames_to_pixels(small).T, dtype=np.float32)  # (d_ds, n)
+    return pixels_to_frames(fluctuation.T, small.shape[1:])
 
 
 def _fluctuation(model: RingModel, R: np.ndarray) -> np.ndarray:
     """``upsample(W · downsample(R))`` for baseline-free frames ``R`` (n, rows, cols), float32."""
-    return _upsample(_fluctuation_small(model, R), model.dims, model.ssub_B)
+    return upsample_frames(_fluctuation_small(model, R), model.dims, model.ssub_B)
 
 
 def ring_background(model: RingModel, frames: np.ndarray, AC: np.ndarray | None = None) -> np.ndarray:
@@ -451,7 +450,7 @@ def ring_background(model: RingModel, frames: np.ndarray, AC: np.ndarray | None 
     """
     frames = _checked_frames(model, frames, AC)
     out = np.ascontiguousarray(_fluctuation(model, _baseline_free(model, frames, AC, None)))  # a fresh array
-    out += np.asarray(model.b0, np.float32).reshape(model.dims, order="F")[None]
+    out += column_to_image(np.asarray(model.b0, np.float32), model.dims)[None]
     return out
 
 
@@ -468,7 +467,7 @@ def ring_residual(model: RingModel, frames: np.ndarray, AC: np.ndarray | None = 
     small = _fluctuation_small(model, R)
     if fluctuation_out is not None:
         fluctuation_out[...] = small
-    R -= _upsample(small, model.dims, model.ssub_B)
+    R -= upsample_frames(small, model.dims, model.ssub_B)
     return R
 
 
@@ -481,9 +480,9 @@ def undo_ring_residual(model: RingModel, residual: np.ndarray, fluctuation: np.n
     the residual. ``out=residual`` works in place. Float32 (rounding of the round trip ~1e-7).
     """
     residual = _checked_frames(model, residual, AC)
-    b0 = np.asarray(model.b0, np.float32).reshape(model.dims, order="F")
+    b0 = column_to_image(np.asarray(model.b0, np.float32), model.dims)
     Y = np.add(residual, b0[None], out=out, dtype=np.float32)
-    Y += _upsample(fluctuation, model.dims, model.ssub_B)
+    Y += upsample_frames(fluctuation, model.dims, model.ssub_B)
     if AC is not None:
         Y += AC
     return Y

@@ -7,6 +7,8 @@ from dataclasses import dataclass, field
 import numpy as np
 import scipy.sparse as sp
 
+from cnmflow.pixel_order import columns_to_images
+
 
 def _empty_sparse() -> sp.csc_matrix:
     return sp.csc_matrix((0, 0), dtype=np.float32)
@@ -16,7 +18,8 @@ def _empty_sparse() -> sp.csc_matrix:
 class Estimates:
     """Spatial footprints, traces and background of a fitted movie.
 
-    Pixels are in Fortran order: footprint ``k`` is ``A[:, k].reshape(dims, order="F")``.
+    Pixels are in Fortran order (:mod:`cnmflow.pixel_order`): footprint ``k`` is
+    ``A[:, k].reshape(dims, order="F")``.
     Traces are ``(K, n_frames)`` at the movie's full frame rate. ``C`` is the denoised trace
     *including* its baseline ``bl``; ``C + YrA`` is the raw trace; ``S`` the inferred spikes.
     """
@@ -54,5 +57,4 @@ class Estimates:
 
     def footprints(self) -> np.ndarray:
         """Dense (K, rows, cols) footprints, for plots and scoring (small K only)."""
-        dense = self.A.toarray().T
-        return dense.reshape((self.K, self.dims[1], self.dims[0])).transpose(0, 2, 1)
+        return columns_to_images(self.A.toarray(), self.dims)

@@ -12,6 +12,8 @@ import numpy as np
 import scipy.ndimage as ndi
 import scipy.sparse as sp
 
+from cnmflow.pixel_order import image_to_column, pixel_position
+
 #: A refined component wider than this many gSig (geometric mean of its footprint's principal
 #: sds) is a background source. Simulated neurons of radius gSig·(0.8–1.2) measure ≈ 0.8–1.2
 #: gSig, but on the real sample (movie_part2, gSig 3) cells CaImAn keeps reach ~2 gSig, so only
@@ -31,7 +33,7 @@ def footprint_radii(A: np.ndarray, dims: tuple[int, int], *, cut: np.ndarray | N
     """
     A = sp.csc_matrix(A, dtype=np.float64) if sp.issparse(A) else np.asarray(A, dtype=np.float64)
     pixels = np.arange(A.shape[0])
-    row, col = (pixels % dims[0]).astype(float), (pixels // dims[0]).astype(float)
+    row, col = (coordinate.astype(float) for coordinate in pixel_position(pixels, dims))
 
     def weighted_sum(values: np.ndarray) -> np.ndarray:
         return np.asarray(A.T @ values).ravel()
@@ -58,7 +60,7 @@ def touches_edges(A: np.ndarray, dims: tuple[int, int], edges: dict[str, bool]) 
     mask[-1, :] |= edges.get("bottom", False)
     mask[:, 0] |= edges.get("left", False)
     mask[:, -1] |= edges.get("right", False)
-    on_edge = A[np.flatnonzero(mask.ravel(order="F"))]
+    on_edge = A[np.flatnonzero(image_to_column(mask))]
     return np.asarray((on_edge > 0).sum(axis=0)).ravel() > 0
 
 

@@ -15,7 +15,9 @@ import scipy.sparse as sp
 from cnmflow.engine.hals import update_traces
 from cnmflow.engine.patch_job import PatchResult
 from cnmflow.engine.patches import embed_footprints
+from cnmflow.engine.resample import block_means_along
 from cnmflow.engine.traces import SETTLING_SWEEPS, LowRankBackground, TraceModel, project_background_subtracted
+from cnmflow.pixel_order import image_to_column
 
 #: HALS sweeps compressing the patch backgrounds into nb global components.
 COMPRESSION_SWEEPS = 50
@@ -33,7 +35,7 @@ def combine_patch_backgrounds(results: list[PatchResult], dims: tuple[int, int],
     for result in with_background:
         coverage[result.box.slices()] += 1.0
     b_stack = sp.hstack([embed_footprints(result.b, result.box, dims) for result in with_background], format="csc")
-    b_stack = sp.csc_matrix(sp.diags(1.0 / np.maximum(coverage.ravel(order="F"), 1.0)) @ b_stack)
+    b_stack = sp.csc_matrix(sp.diags(1.0 / np.maximum(image_to_column(coverage), 1.0)) @ b_stack)
     f_stack = np.vstack([result.f for result in with_background]).astype(np.float64)
     if not low_rank or b_stack.shape[1] <= nb:
         return LowRankBackground(b=b_stack.toarray().astype(np.float32), f=f_stack.astype(np.float32))
@@ -100,7 +102,7 @@ def settle_traces(movie, A: sp.csc_matrix, background: LowRankBackground, C_low:
         return C_low, background
     basis = sp.hstack([sp.csc_matrix(A), sp.csc_matrix(background.b)], format="csc")
     U = project_background_subtracted(movie, TraceModel(A=basis, ring=None), C_low, chunk_frames=chunk_frames)
-    U_low = _block_means(U, tsub, C_low.shape[1])
+    U_low = _tsub_rate(U, tsub, C_low.shape[1])
     gram = (basis.T @ basis).toarray()
     X = update_traces(np.vstack([C_low, background.f]), U_low, gram, iterations=SETTLING_SWEEPS)
     f = X[K:]
@@ -111,10 +113,8 @@ def settle_traces(movie, A: sp.csc_matrix, background: LowRankBackground, C_low:
     return C.astype(np.float32), LowRankBackground(b=background.b, f=f.astype(np.float32))
 
 
-def _block_means(U: np.ndarray, tsub: int, n_blocks: int) -> np.ndarray:
+def _tsub_rate(U: np.ndarray, tsub: int, n_blocks: int) -> np.ndarray:
     """(n, T) full-rate rows → (n, n_blocks) means over tsub frames (a last partial block too)."""
     if tsub == 1:
         return U[:, :n_blocks]
-    sums = np.add.reduceat(U, np.arange(0, U.shape[1], tsub), axis=1)
-    counts = np.diff(np.append(np.arange(0, U.shape[1], tsub), U.shape[1]))
-    return (sums / counts)[:, :n_blocks]
+    return block_means_along(U, tsub, axis=1)[:, :n_blocks]

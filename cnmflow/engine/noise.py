@@ -20,6 +20,7 @@ from __future__ import annotations
 import numpy as np
 import scipy.fft
 
+from cnmflow.engine.chunking import BAND_VALUES, FFT_BATCH_VALUES, chunk_slices
 from cnmflow.engine.threads import fft_workers
 from cnmflow.errors import ParameterError
 
@@ -50,10 +51,6 @@ def _check(band, method):
         raise ParameterError(f"noise band {band!r} must satisfy 0 <= low < high <= 0.5 (normalized frequency)")
 
 
-#: Values per FFT batch in :func:`_columns_noise`: a batch and its spectrum stay in the CPU cache.
-FFT_BATCH_VALUES = 2 ** 18
-
-
 def _columns_noise(samples: np.ndarray, bins: slice, method: str) -> np.ndarray:
     """PSD noise sd of each column of ``samples`` (T, n), float64 (n,); ``bins`` must be non-empty.
 
@@ -65,13 +62,13 @@ def _columns_noise(samples: np.ndarray, bins: slice, method: str) -> np.ndarray:
     T, n = samples.shape
     out = np.empty(n)
     step = max(1, FFT_BATCH_VALUES // T)
-    for start in range(0, n, step):
-        batch = samples[:, start:start + step]
+    for columns in chunk_slices(n, step):
+        batch = samples[:, columns]
         batch = batch - batch[:1]
         spectrum = scipy.fft.rfft(batch, axis=0, workers=fft_workers())[bins]
         psd = spectrum.real ** 2
         psd += spectrum.imag ** 2  # float32 for float32 input: the noise level needs ~4 digits
-        out[start:start + step] = _average_psd(psd, method) / T  # = one-sided PSD / 2
+        out[columns] = _average_psd(psd, method) / T  # = one-sided PSD / 2
     return np.sqrt(out)
 
 
@@ -126,17 +123,13 @@ def noise_frame_indices(n_frames: int, *, max_frames_per_block: int = 1024, n_bl
     return np.unique(idx)
 
 
-def _frames_of(movie, frame_idx, r0, r1):
+def _frames_of(movie, frame_idx, rows: slice):
     if frame_idx is None:
-        return np.asarray(movie[:, r0:r1, :])
+        return np.asarray(movie[:, rows, :])
     # contiguous runs keep memmap reads sequential
     breaks = np.flatnonzero(np.diff(frame_idx) != 1) + 1
-    parts = [np.asarray(movie[run[0]:run[-1] + 1, r0:r1, :]) for run in np.split(frame_idx, breaks)]
+    parts = [np.asarray(movie[run[0]:run[-1] + 1, rows, :]) for run in np.split(frame_idx, breaks)]
     return np.concatenate(parts, axis=0)
-
-
-#: Values per band of rows read by :func:`pixel_noise` (16 MB of float32).
-BAND_VALUES = 2 ** 22
 
 
 def _frames_noise(block: np.ndarray, band: tuple[float, float], method: str) -> np.ndarray:
@@ -178,7 +171,6 @@ def pixel_noise(
     band_rows = max(1, int(chunk_pixels) // max(cols, 1))
     band_rows = -(-rows // -(-rows // band_rows))  # as many bands, of equal height: no sliver band at the end
     out = np.empty((rows, cols), dtype=np.float32)
-    for r0 in range(0, rows, band_rows):
-        r1 = min(rows, r0 + band_rows)
-        out[r0:r1] = _frames_noise(_frames_of(movie, frame_idx, r0, r1), band, method)  # one band held at a time
+    for band_of_rows in chunk_slices(rows, band_rows):  # one band held at a time
+        out[band_of_rows] = _frames_noise(_frames_of(movie, frame_idx, band_of_rows), band, method)
     return out

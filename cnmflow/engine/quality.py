@@ -16,7 +16,9 @@ import numpy as np
 import scipy.ndimage as ndi
 import scipy.stats
 
+from cnmflow.engine.chunking import chunk_slices
 from cnmflow.engine.estimates import Estimates
+from cnmflow.pixel_order import c_order_index, pixel_index, pixel_position
 
 #: Frames per component averaged for the spatial consistency test.
 ACTIVE_FRAMES = 20
@@ -68,13 +70,12 @@ def spatial_consistency(movie, estimates: Estimates, *, chunk_frames: int = 500,
     for k in range(K):
         for t in top[k]:
             frame_to_components.setdefault(int(t), []).append(k)
-    for start in range(0, T, chunk_frames):
-        stop = min(start + chunk_frames, T)
-        frames = np.asarray(movie[start:stop], dtype=np.float32).reshape(stop - start, -1)   # C order
+    for chunk in chunk_slices(T, chunk_frames):
+        frames = np.asarray(movie[chunk], dtype=np.float32).reshape(chunk.stop - chunk.start, -1)   # C order
         mean_image += frames.sum(axis=0, dtype=np.float64)
-        for t in range(start, stop):
+        for t in range(chunk.start, chunk.stop):
             for k in frame_to_components.get(t, ()):
-                active_sum[k] += frames[t - start, c_index[k]]
+                active_sum[k] += frames[t - chunk.start, c_index[k]]
     mean_image /= T
     r_values = np.zeros(K)
     for k in range(K):
@@ -92,7 +93,7 @@ def _neighbourhood(pixels: np.ndarray, dims: tuple[int, int], margin: int = 2) -
     rows_all, cols_all = dims
     if pixels.size == 0:
         return np.zeros(0, int), np.zeros(0, int)
-    rows, cols = pixels % rows_all, pixels // rows_all
+    rows, cols = pixel_position(pixels, dims)
     r0, r1 = max(rows.min() - margin, 0), min(rows.max() + margin + 1, rows_all)
     c0, c1 = max(cols.min() - margin, 0), min(cols.max() + margin + 1, cols_all)
     box = np.zeros((r1 - r0, c1 - c0), dtype=bool)
@@ -101,7 +102,7 @@ def _neighbourhood(pixels: np.ndarray, dims: tuple[int, int], margin: int = 2) -
     grown_rows, grown_cols = grown_rows + r0, grown_cols + c0
     order = np.lexsort((grown_rows, grown_cols))        # Fortran order, as before
     grown_rows, grown_cols = grown_rows[order], grown_cols[order]
-    return grown_cols * rows_all + grown_rows, grown_rows * cols_all + grown_cols
+    return pixel_index(grown_rows, grown_cols, dims), c_order_index(grown_rows, grown_cols, dims)
 
 
 def evaluate_components(movie, estimates: Estimates, *, fr: float, decay_time: float,

@@ -236,17 +236,6 @@ def test_ring_residual_is_the_movie_less_background_and_neurons():
     np.testing.assert_allclose(frames, movie, rtol=1e-6)
 
 
-@pytest.mark.parametrize("s", [2, 3])
-def test_dense_upsampling_of_small_grids_equals_the_gathers(monkeypatch, s):
-    from cnmflow.engine import background
-
-    x = np.random.default_rng(9).random((4, 7, 9), dtype=np.float32)
-    dims = (7 * s - 1, 9 * s)  # a partial last block of rows
-    dense = background._upsample(x, dims, s)
-    monkeypatch.setattr(background, "_DENSE_UPSAMPLE_MAX_SIDE", 0)
-    np.testing.assert_allclose(dense, background._upsample(x, dims, s), atol=1e-6)
-
-
 def test_block_size_does_not_change_result():
     movie, A, C, _, _ = make_movie(rows=40, cols=37, T=100, seed=6)
     kw = dict(gsiz=7, ring_size_factor=1.4, ssub_B=2)
