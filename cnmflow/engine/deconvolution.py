@@ -191,6 +191,18 @@ def deconvolve_trace(
     at 0 when ``bas_nonneg``).
     """
     y = _check_trace(y)
+    optimize_g = _check_options(p, optimize_g)
+    sn = float(_noise_sd(y[np.newaxis])[0]) if sn is None else _check_sn(sn)
+    if p == 0:
+        return _without_dynamics(y, g=g, sn=sn)
+    g = estimate_ar_coefficients(y, p=p, sn=sn) if g is None else _check_g(g, p)
+    if y.size <= p:
+        return _baseline_only(y, g=g, sn=sn, bas_nonneg=bas_nonneg)
+    return _oasis(y, p=p, g=g, sn=sn, bas_nonneg=bas_nonneg, optimize_g=optimize_g)
+
+
+def _check_options(p: int, optimize_g) -> int:
+    """Refuse an order or refinement the solvers cannot take; ``optimize_g`` as an int (True is 1)."""
     if p not in (0, 1, 2):
         raise ParameterError(f"p = {p!r} is not allowed; use 0 (no dynamics), 1 or 2.")
     if isinstance(optimize_g, (bool, np.bool_)):
@@ -203,23 +215,28 @@ def deconvolve_trace(
             "is experimental and draws from the global random generator); use p = 1 or "
             "optimize_g = 0."
         )
-    if sn is None:
-        sn = float(_noise_sd(y[np.newaxis])[0])
-    else:
-        sn = _check_sn(sn)
+    return optimize_g
+
+
+def _without_dynamics(y: np.ndarray, *, g, sn: float) -> Deconvolved:
+    """p = 0, as in CaImAn: the trace clipped at 0 is both calcium and activity."""
+    if g not in (None, ()):
+        raise ParameterError(f"g = {g!r} was given with p = 0; pass g=None or ().")
+    c = np.maximum(y, 0.0)
+    return Deconvolved(c=c, s=c.copy(), bl=0.0, c1=0.0, g=(), sn=sn, lam=0.0)
+
+
+def _baseline_only(y: np.ndarray, *, g: tuple[float, ...], sn: float, bas_nonneg: bool) -> Deconvolved:
+    """A trace too short for any dynamics (T <= p): everything is baseline."""
+    bl = max(float(y.mean()), 0.0) if bas_nonneg else float(y.mean())
+    zeros = np.zeros(y.size)
+    return Deconvolved(c=zeros, s=zeros.copy(), bl=bl, c1=0.0, g=g, sn=sn, lam=0.0)
+
+
+def _oasis(y: np.ndarray, *, p: int, g: tuple[float, ...], sn: float, bas_nonneg: bool,
+           optimize_g: int) -> Deconvolved:
+    """The constrained OASIS solve for p = 1 or 2 (see the module docstring)."""
     T = y.size
-
-    if p == 0:
-        if g not in (None, ()):
-            raise ParameterError(f"g = {g!r} was given with p = 0; pass g=None or ().")
-        c = np.maximum(y, 0.0)
-        return Deconvolved(c=c, s=c.copy(), bl=0.0, c1=0.0, g=(), sn=sn, lam=0.0)
-
-    g = estimate_ar_coefficients(y, p=p, sn=sn) if g is None else _check_g(g, p)
-    if T <= p:  # too short for any dynamics: everything is baseline
-        bl = max(float(y.mean()), 0.0) if bas_nonneg else float(y.mean())
-        zeros = np.zeros(T)
-        return Deconvolved(c=zeros, s=zeros.copy(), bl=bl, c1=0.0, g=g, sn=sn, lam=0.0)
     if p == 1:
         c, s, b, g_out, lam = constrained_oasisAR1(
             y, g[0], sn, optimize_b=True, b_nonneg=bool(bas_nonneg), optimize_g=int(optimize_g)
