@@ -2,7 +2,8 @@
 
 import numpy as np
 
-from cnmflow.engine.hals import clean_footprint, frames_to_pixels, pixels_to_frames, update_footprints, update_traces
+from cnmflow.engine.hals import clean_footprint, update_footprints, update_traces
+from cnmflow.pixel_order import frames_to_pixels, pixels_to_frames
 
 
 def test_pixel_order_round_trip_is_fortran():

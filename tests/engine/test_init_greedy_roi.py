@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 from scipy.signal import lfilter
 
-from cnmflow.engine.hals import frames_to_pixels
+from cnmflow.pixel_order import frames_to_pixels
 from cnmflow.engine.init.greedy_roi import initialize_greedy_roi
 from cnmflow.engine.init.low_rank import LowRankInit
 from cnmflow.errors import ParameterError

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import scipy.ndimage as ndi
 
-from cnmflow.engine.hals import frames_to_pixels
+from cnmflow.pixel_order import frames_to_pixels
 from cnmflow.engine.init.low_rank import LowRankInit, fit_background, refine_hals
 from cnmflow.errors import ParameterError
 from cnmflow.synthetic import simulate_2p

@@ -62,7 +62,7 @@ def test_residual_in_place_is_the_patch_less_background_and_neurons_and_undoes(m
 
 
 def test_c_ordered_rows_back_to_fortran_order():
-    from cnmflow.engine.hals import fortran_index, frames_to_pixels, to_fortran_rows
+    from cnmflow.pixel_order import fortran_index, frames_to_pixels, to_fortran_rows
 
     image = np.arange(15.0).reshape(3, 5)
     to_fortran = fortran_index(image.shape)
