@@ -26,18 +26,18 @@ import json
 import math
 import os
 import platform
-import secrets
 import subprocess
 from datetime import datetime, timezone
 from importlib import metadata
 from pathlib import Path, PurePosixPath
 from typing import Any, Iterable, Mapping
 
+from cnmflow.atomic_write import atomic_path
 from cnmflow.errors import InputError
+from cnmflow.outputs.names import MANIFEST_NAME
 
 SCHEMA = "cnmflow.manifest"
 SCHEMA_VERSION = 1
-MANIFEST_NAME = "manifest.json"
 
 #: Kinds of output file a manifest knows.
 OUTPUT_KINDS: tuple[str, ...] = (
@@ -269,15 +269,10 @@ def write_manifest(path: str | os.PathLike, manifest: Mapping[str, Any]) -> Path
     """
     path = _manifest_path(path)
     text = json.dumps(manifest, indent=2, default=str)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}-{secrets.token_hex(4)}.tmp")
-    try:
-        with open(tmp, "w", encoding="utf-8") as fh:
-            fh.write(text + "\n")
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
+    with atomic_path(path) as tmp, open(tmp, "w", encoding="utf-8") as fh:
+        fh.write(text + "\n")
+        fh.flush()
+        os.fsync(fh.fileno())
     return path
 
 

@@ -22,19 +22,21 @@ import h5py
 import numpy as np
 from pydantic import BaseModel, ConfigDict, create_model
 
+from cnmflow.atomic_write import atomic_path
 from cnmflow.engine.fitting import chunk_mb_setting
 from cnmflow.errors import ParameterError
 from cnmflow.fingerprint import input_hashes, run_fingerprint
 from cnmflow.lineage import build_manifest, input_records, write_manifest
 from cnmflow.motion.work_copy import MotionOutcome, ensure_corrected_copy
 from cnmflow.movies.work_copy import WORK_DIR_NAME, ensure_work_copy, remove_unused, remove_work_copy
-from cnmflow.outputs.corrected_movies import corrected_name, write_corrected_movie
-from cnmflow.outputs.export import MANIFEST_NAME, METADATA_NAME, previous_result_names
+from cnmflow.outputs.corrected_movies import write_corrected_movie
+from cnmflow.outputs.export import previous_result_names
 from cnmflow.outputs.folder import open_output_dir
 from cnmflow.outputs.isxd_sets import OutputExistsError
 from cnmflow.outputs.leftovers import EXPORT_STAGING_PREFIX
 from cnmflow.outputs.metadata import write_output_metadata
-from cnmflow.outputs.motion import IMAGES_STEM, SHIFTS_STEM, motion_images_preview, motion_summary, shifts_preview
+from cnmflow.outputs.motion import motion_images_preview, motion_summary, shifts_preview
+from cnmflow.outputs.names import IMAGES_STEM, MANIFEST_NAME, METADATA_NAME, SHIFTS_NAME, SHIFTS_STEM, corrected_name
 from cnmflow.outputs.previews import safe_preview
 from cnmflow.outputs.result_swap import staging_in_use, swap_in
 from cnmflow.motion.params import MOTION_PARAM_NAMES
@@ -42,7 +44,6 @@ from cnmflow.params import Params, to_caiman_groups
 from cnmflow.validate import ValidatedInputs, validate_inputs
 
 Progress = Callable[[str, float], None]
-SHIFTS_NAME = "motion_shifts.hdf5"
 #: What this command does unless told otherwise (the table's default, 'none', would do nothing).
 DEFAULT_METHOD = "rigid"
 
@@ -106,7 +107,7 @@ def validate_motion_inputs(movies: Sequence[str | os.PathLike], *, preset: str =
 
 def planned_motion_names(inputs: ValidatedInputs) -> list[str]:
     """The data files a motion-only run over these inputs writes (previews come on top)."""
-    movies = [corrected_name(k, movie) for k, movie in enumerate(inputs.series.movies)]
+    movies = [corrected_name(k, movie.kind) for k, movie in enumerate(inputs.series.movies)]
     return movies + [SHIFTS_NAME, METADATA_NAME, MANIFEST_NAME]
 
 
@@ -171,7 +172,7 @@ def _export(inputs: ValidatedInputs, frames: np.ndarray, offsets: dict[int, tupl
         notes: list[str] = []
         for index, movie in enumerate(inputs.series.movies):
             first, stop = offsets[index]
-            name = corrected_name(index, movie)
+            name = corrected_name(index, movie.kind)
             write_corrected_movie(staging / name, frames[first:stop], movie, fr=fr, dxy=params.dxy)
             files[name] = {"kind": "motion_corrected", "movie_index": index}
         write_shifts(staging / SHIFTS_NAME, outcome, params)
@@ -205,23 +206,18 @@ def write_shifts(path: str | os.PathLike, outcome: MotionOutcome, params) -> Pat
     template, mean images and crop box; written to a temporary name, then renamed."""
     path = Path(path)
     result = outcome.result
-    tmp = path.with_name(f".{path.name}.tmp")
-    try:
-        with h5py.File(tmp, "w") as h5:
-            h5.create_dataset("estimates/shifts", data=np.asarray(result.caiman_shifts(), dtype=np.float32))
-            h5.create_dataset("shifts_rig", data=result.shifts_rig)
-            if result.shifts_els is not None:
-                h5.create_dataset("shifts_els", data=result.shifts_els)
-            for name in ("template", "mean_image"):
-                h5.create_dataset(name, data=getattr(result, name))
-            h5.create_dataset("mean_image_before", data=outcome.mean_before)
-            motion = h5.create_group("params/motion")
-            for key, value in to_caiman_groups(params)["motion"].items():
-                motion.attrs[key] = "NoneType" if value is None else value
-            h5.attrs["method"] = result.method
-            for side in ("top", "bottom", "left", "right"):
-                h5.attrs[f"crop_{side}"] = int(getattr(result.crop, side))
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
+    with atomic_path(path) as tmp, h5py.File(tmp, "w") as h5:
+        h5.create_dataset("estimates/shifts", data=np.asarray(result.caiman_shifts(), dtype=np.float32))
+        h5.create_dataset("shifts_rig", data=result.shifts_rig)
+        if result.shifts_els is not None:
+            h5.create_dataset("shifts_els", data=result.shifts_els)
+        for name in ("template", "mean_image"):
+            h5.create_dataset(name, data=getattr(result, name))
+        h5.create_dataset("mean_image_before", data=outcome.mean_before)
+        motion = h5.create_group("params/motion")
+        for key, value in to_caiman_groups(params)["motion"].items():
+            motion.attrs[key] = "NoneType" if value is None else value
+        h5.attrs["method"] = result.method
+        for side in ("top", "bottom", "left", "right"):
+            h5.attrs[f"crop_{side}"] = int(getattr(result.crop, side))
     return path

@@ -12,6 +12,7 @@ from typing import Callable, Iterator
 
 import numpy as np
 
+from cnmflow.atomic_write import atomic_path
 from cnmflow.errors import MovieError
 from cnmflow.movies.info import check_chunk
 from cnmflow.movies.read import iter_chunks
@@ -76,10 +77,8 @@ def concatenate(series: MovieSeries, work_dir: Path, *, chunk_frames: int = 256,
     total = series.n_frames
     offsets = series.offsets()
     final = work_dir / f"concatenated_{total}x{rows}x{cols}.float32"
-    fd, tmp_name = tempfile.mkstemp(prefix=".concatenating-", suffix=".partial", dir=work_dir)
-    tmp = Path(tmp_name)
-    try:
-        with os.fdopen(fd, "wb") as out:
+    with atomic_path(final) as tmp:
+        with open(tmp, "wb") as out:
             done = 0
             for k in series.order:
                 info = series.movies[k]
@@ -107,8 +106,4 @@ def concatenate(series: MovieSeries, work_dir: Path, *, chunk_frames: int = 256,
                 mm.flush()
             finally:
                 del mm
-        os.replace(tmp, final)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
     return ConcatenatedMovie(path=final, shape=(total, rows, cols), offsets=offsets, filled_frames=filled)

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import math
 import os
-import tempfile
 from pathlib import Path
 from typing import Any, Iterable, Mapping, Sequence
 
@@ -27,6 +26,7 @@ import h5py
 import numpy as np
 import scipy.sparse as sp
 
+from cnmflow.atomic_write import atomic_path
 from cnmflow.version import __version__
 from cnmflow.engine.estimates import Estimates
 from cnmflow.params import Params, to_caiman_groups
@@ -296,24 +296,16 @@ def write_caiman_hdf5(
     if shifts is not None:
         items["shifts"] = np.asarray(shifts, dtype=np.float32)
 
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    tmp = Path(tmp_name)
-    try:
-        with h5py.File(tmp, "w") as h5:
-            h5.attrs["mmap_file"] = "" if mmap_file is None else str(mmap_file)
-            _write_value(h5, "dims", tuple(int(d) for d in estimates.dims))
-            _write_value(h5, "dview", None)
-            _write_value(h5, "remove_very_bad_comps", bool(groups["patch"]["remove_very_bad_comps"]))
-            _write_value(h5, "skip_refinement", bool(groups["patch"]["skip_refinement"]))
-            _write_group(h5.create_group("estimates"), items)
-            params_group = h5.create_group("params")
-            for name, values in groups.items():
-                _write_group(params_group.create_group(name), values)
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+    with atomic_path(path) as tmp, h5py.File(tmp, "w") as h5:
+        h5.attrs["mmap_file"] = "" if mmap_file is None else str(mmap_file)
+        _write_value(h5, "dims", tuple(int(d) for d in estimates.dims))
+        _write_value(h5, "dview", None)
+        _write_value(h5, "remove_very_bad_comps", bool(groups["patch"]["remove_very_bad_comps"]))
+        _write_value(h5, "skip_refinement", bool(groups["patch"]["skip_refinement"]))
+        _write_group(h5.create_group("estimates"), items)
+        params_group = h5.create_group("params")
+        for name, values in groups.items():
+            _write_group(params_group.create_group(name), values)
     return path
 
 

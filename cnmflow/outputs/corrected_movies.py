@@ -9,11 +9,11 @@ killed writer leaves no file that looks complete.
 from __future__ import annotations
 
 import os
-import secrets
 from pathlib import Path
 
 import numpy as np
 
+from cnmflow.atomic_write import atomic_path
 from cnmflow.movies.info import MovieInfo
 from cnmflow.outputs.isxd_sets import output_spacing, output_timing
 
@@ -21,24 +21,15 @@ from cnmflow.outputs.isxd_sets import output_spacing, output_timing
 CHUNK_FRAMES = 64
 
 
-def corrected_name(index: int, movie: MovieInfo) -> str:
-    """``motion_corrected.{k}.isxd`` for isxd inputs, ``.tif`` for the others."""
-    return f"motion_corrected.{index:03d}.{'isxd' if movie.kind == 'isxd' else 'tif'}"
-
-
 def write_corrected_movie(path: str | os.PathLike, frames: np.ndarray, movie: MovieInfo, *, fr: float,
                           dxy: float) -> Path:
     """Write ``frames`` (n, rows, cols), movie ``movie``'s part of the corrected series, to ``path``."""
     path = Path(path)
-    tmp = path.with_name(f".{path.stem}.tmp-{secrets.token_hex(4)}{path.suffix}")
-    try:
+    with atomic_path(path, suffix=path.suffix) as tmp:
         if path.suffix == ".isxd":
             _write_isxd(tmp, frames, movie, fr=fr, dxy=dxy)
         else:
             _write_tif(tmp, frames, fr=fr)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
     return path
 
 

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import logging
 import os
-import re
 import shutil
 import tempfile
 from dataclasses import dataclass, field
@@ -32,8 +31,12 @@ from cnmflow.outputs.isxd_sets import (EmptySetNotSupported, OutputExistsError, 
 from cnmflow.outputs.leftovers import EXPORT_STAGING_PREFIX
 from cnmflow.outputs.lineage_graph import lineage_graph
 from cnmflow.movies.concat import ConcatenatedMovie
-from cnmflow.outputs.corrected_movies import corrected_name, write_corrected_movie
-from cnmflow.outputs.motion import IMAGES_STEM, SHIFTS_STEM, motion_images_preview, motion_summary, shifts_preview
+from cnmflow.outputs.corrected_movies import write_corrected_movie
+from cnmflow.outputs.motion import motion_images_preview, motion_summary, shifts_preview
+from cnmflow.outputs.names import (CORRELATION_NAME, HDF5_NAME, IMAGES_STEM, INITIALIZATION_STEM, LINEAGE_STEM,
+                                   MANIFEST_NAME, METADATA_NAME, NO_CELLS_STEM, PRODUCT_NAME, SHIFTS_STEM,
+                                   cellset_name, corrected_name, eventset_name, events_stem, footprints_stem,
+                                   nwb_name, traces_stem)
 from cnmflow.outputs.nwb_export import TIMING_KEY as NWB_TIMING, write_run_nwb
 from cnmflow.outputs.nwb_metadata import NwbMetadata, nwb_settings
 from cnmflow.outputs.metadata import describe_cellset, describe_eventset, write_output_metadata
@@ -43,21 +46,6 @@ from cnmflow.outputs.result_swap import staging_in_use, swap_in
 from cnmflow.pipeline import ExtractionResult
 
 log = logging.getLogger(__name__)
-
-HDF5_NAME = "caiman_output.hdf5"
-CORRELATION_NAME = "local_corr_img.tif"
-METADATA_NAME = "output_metadata.json"
-MANIFEST_NAME = "manifest.json"
-LINEAGE_STEM = "lineage"
-
-#: Every name an export can write (data files of any movie index, previews): what an overwrite replaces
-#: besides the files the old manifest lists. Anything else in the folder is the user's and is kept.
-PRODUCT_NAME = re.compile(
-    r"(caiman_output\.hdf5|local_corr_img\.tif|output_metadata\.json|manifest\.json"
-    r"|(cellset_raw|cellset_denoised|neural_events)\.\d{3}\.isxd|ophys\.\d{3}\.nwb"
-    r"|motion_corrected\.\d{3}\.(tif|isxd)"
-    r"|(initialization_images|no_cells|lineage|motion_shifts|motion_images|traces_cellset_(raw|denoised)\.(\d{3}|series)"
-    r"|footprints_cellset_(raw|denoised)\.\d{3}|preview_neural_events\.\d{3})\.(svg|png))")
 
 
 @dataclass(frozen=True)
@@ -76,8 +64,8 @@ def planned_names(n_movies: int, *, nwb: bool = True) -> list[str]:
     """The data files a run over ``n_movies`` movies produces (previews come on top); ``nwb``: with ophys.{k}.nwb."""
     names = [HDF5_NAME, CORRELATION_NAME, METADATA_NAME, MANIFEST_NAME]
     for k in range(n_movies):
-        names += [f"cellset_raw.{k:03d}.isxd", f"cellset_denoised.{k:03d}.isxd", f"neural_events.{k:03d}.isxd"]
-        names += [f"ophys.{k:03d}.nwb"] if nwb else []
+        names += [cellset_name("raw", k), cellset_name("denoised", k), eventset_name(k)]
+        names += [nwb_name(k)] if nwb else []
     return names
 
 
@@ -232,13 +220,13 @@ def _write_all(result: ExtractionResult, folder: Path, *, evaluate: bool) -> tup
         timing = output_timing(movie, fr=fr)
         spacing = output_spacing(movie, dxy=params.dxy)
         for label, traces in (("raw", raw[index]), ("denoised", denoised[index])):
-            name = f"cellset_{label}.{index:03d}.isxd"
+            name = cellset_name(label, index)
             write_cellset(folder / name, footprints=estimates.A, dims=estimates.dims, traces=traces,
                           timing=timing, spacing=spacing, statuses=statuses,
                           extra_properties=movie.extra_properties)
             files[name] = {"kind": f"cellset_{label}", "movie_index": index}
             metadata[name] = describe_cellset(folder / name)
-        name = f"neural_events.{index:03d}.isxd"
+        name = eventset_name(index)
         try:
             write_eventset(folder / name, spikes=spikes[index], timing=timing, cell_names=names)
         except EmptySetNotSupported as err:
@@ -265,7 +253,7 @@ def write_corrected_movies(result: ExtractionResult, corrected: ConcatenatedMovi
     files: dict[str, dict] = {}
     for index, movie in enumerate(result.inputs.series.movies):
         first, stop = result.offsets[index]
-        name = corrected_name(index, movie)
+        name = corrected_name(index, movie.kind)
         write_corrected_movie(folder / name, frames[first:stop], movie, fr=float(params.fr), dxy=params.dxy)
         files[name] = {"kind": "motion_corrected", "movie_index": index}
     return files
@@ -300,23 +288,23 @@ def _write_previews(result: ExtractionResult, folder: Path, *, raw, denoised, sp
         written.update({path.name: {"kind": "preview", "movie_index": movie_index} for path in paths})
 
     if estimates.Cn is not None and estimates.pnr is not None:
-        attempt(None, initialization_images, folder / "initialization_images", pnr=estimates.pnr,
+        attempt(None, initialization_images, folder / INITIALIZATION_STEM, pnr=estimates.pnr,
                 correlation=estimates.Cn)
     if estimates.K == 0:
-        attempt(None, no_cells_image, folder / "no_cells", message="No cells found: lower min_corr / min_pnr")
+        attempt(None, no_cells_image, folder / NO_CELLS_STEM, message="No cells found: lower min_corr / min_pnr")
     in_series_order = sorted(result.offsets, key=lambda index: result.offsets[index][0])
     starts = [result.offsets[index][0] / fr for index in in_series_order]
     for label, traces in (("raw", raw), ("denoised", denoised)):
         if len(traces) > 1:
             series_traces = np.concatenate([traces[index] for index in in_series_order], axis=1)
-            attempt(None, traces_preview, folder / f"traces_cellset_{label}.series", series_traces, fr=fr,
+            attempt(None, traces_preview, folder / traces_stem(label, None), series_traces, fr=fr,
                     names=names, boundaries=starts[1:], title=f"{label} traces, whole series")
         for index in sorted(traces):
-            attempt(index, traces_preview, folder / f"traces_cellset_{label}.{index:03d}", traces[index], fr=fr,
+            attempt(index, traces_preview, folder / traces_stem(label, index), traces[index], fr=fr,
                     names=names, title=f"{label} traces, movie {index:03d}")
-            attempt(index, footprints_preview, folder / f"footprints_cellset_{label}.{index:03d}", estimates,
+            attempt(index, footprints_preview, folder / footprints_stem(label, index), estimates,
                     statuses=statuses, names=names)
     for index in sorted(spikes):
-        attempt(index, events_preview, folder / f"preview_neural_events.{index:03d}", spikes[index], fr=fr,
+        attempt(index, events_preview, folder / events_stem(index), spikes[index], fr=fr,
                 names=names)
     return written

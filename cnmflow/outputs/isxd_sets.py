@@ -25,7 +25,6 @@ from __future__ import annotations
 import json
 import math
 import os
-import secrets
 import struct
 from fractions import Fraction
 from pathlib import Path
@@ -35,6 +34,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from cnmflow import isx_timing
+from cnmflow.atomic_write import atomic_path
 from cnmflow.movies.info import MovieInfo
 
 #: The statuses isx knows.
@@ -306,8 +306,7 @@ def _check_destination(path: Path) -> None:
 # ----------------------------------------------------------------------------- files
 def _write_via_temporary(path: Path, write) -> Path:
     """Run `write(tmp)` on a fresh temporary ``.isxd`` beside `path`, then move it to `path`."""
-    tmp = path.with_name(f".{path.stem}.{os.getpid()}-{secrets.token_hex(4)}.tmp.isxd")  # isx wants .isxd
-    try:
+    with atomic_path(path, suffix=".isxd", move=_move_into_place) as tmp:  # isx wants .isxd
         try:
             write(tmp)
         except (OutputError, ValueError, TypeError):
@@ -315,9 +314,6 @@ def _write_via_temporary(path: Path, write) -> Path:
         except Exception as exc:  # isx raises bare Exception
             detail = str(exc).strip().splitlines()[-1] if str(exc).strip() else type(exc).__name__
             raise OutputError(f"isx could not write {path}: {detail}") from exc
-        _move_into_place(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
     return path
 
 

@@ -16,7 +16,9 @@ import os
 import shutil
 from pathlib import Path
 
+from cnmflow.atomic_write import temporary_glob
 from cnmflow.movies.work_copy import WORK_DIR_NAME, remove_unused
+from cnmflow.outputs.names import MANIFEST_NAME
 from cnmflow.outputs.result_swap import JOURNAL_NAME, TRASH_PREFIX, staging_in_use
 
 log = logging.getLogger(__name__)
@@ -24,7 +26,7 @@ log = logging.getLogger(__name__)
 EXPORT_STAGING_PREFIX = ".cnmflow-export-"
 PRIVATE_WORK_PREFIX = ".cnmflow-work-"          # cnmflow.movies.concat.work_directory
 FOLDER_PATTERNS = (f"{EXPORT_STAGING_PREFIX}*", f"{TRASH_PREFIX}*", f"{PRIVATE_WORK_PREFIX}*")
-FILE_PATTERNS = (".manifest.json.*.tmp", f"{JOURNAL_NAME}.*.tmp")
+FILE_PATTERNS = (temporary_glob(MANIFEST_NAME), temporary_glob(JOURNAL_NAME))
 
 
 def remove_leftovers(output_dir: str | os.PathLike) -> list[str]:

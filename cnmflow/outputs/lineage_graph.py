@@ -11,7 +11,7 @@ from typing import Mapping, Sequence
 
 from matplotlib.patches import FancyArrowPatch, FancyBboxPatch
 
-from cnmflow.outputs.previews import _new_figure, _save
+from cnmflow.outputs.figures import new_figure, save_figure
 
 MAX_LISTED = 14
 _BOX = dict(boxstyle="round,pad=0.02", linewidth=1.0)
@@ -43,7 +43,7 @@ def lineage_graph(stem: Path, *, inputs: Sequence[Mapping], run: Mapping[str, st
 
     ``run`` holds the lines shown in the middle box (fingerprint, code version, run ids).
     """
-    fig = _new_figure(13.0, 4.2)
+    fig = new_figure(13.0, 4.2)
     ax = fig.add_subplot()
     ax.set_axis_off()
     ax.set_xlim(0, 1)
@@ -57,4 +57,4 @@ def lineage_graph(stem: Path, *, inputs: Sequence[Mapping], run: Mapping[str, st
     for start, end in ((in_right, run_left), (run_right, out_left)):
         ax.add_patch(FancyArrowPatch((start + 0.005, 0.5), (end - 0.005, 0.5), arrowstyle="-|>",
                                      mutation_scale=14, color="0.25"))
-    return _save(fig, stem)
+    return save_figure(fig, stem)

@@ -9,13 +9,13 @@ from __future__ import annotations
 
 import json
 import os
-import secrets
 from fractions import Fraction
 from pathlib import Path
 
 import numpy as np
 
 from cnmflow import isx_timing
+from cnmflow.atomic_write import atomic_path
 from cnmflow.outputs.isxd_sets import STATUSES
 
 
@@ -114,10 +114,6 @@ def write_output_metadata(path: str | os.PathLike, entries: dict[str, dict]) -> 
     if not isinstance(entries, dict) or not all(isinstance(k, str) for k in entries):
         raise TypeError("entries must be a dict keyed by output file name (str)")
     text = json.dumps(entries, indent=4, default=_json_default)  # fails before any file is touched
-    tmp = path.with_name(f".{path.name}.{os.getpid()}-{secrets.token_hex(4)}.tmp")
-    try:
+    with atomic_path(path) as tmp:
         tmp.write_text(text + "\n", encoding="utf-8")
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
     return path

@@ -13,10 +13,7 @@ from typing import Any
 import numpy as np
 
 from cnmflow.motion.work_copy import MotionOutcome
-from cnmflow.outputs.previews import _limits, _new_figure, _save
-
-SHIFTS_STEM = "motion_shifts"
-IMAGES_STEM = "motion_images"
+from cnmflow.outputs.figures import display_limits, new_figure, save_figure
 
 
 def motion_summary(outcome: MotionOutcome) -> dict[str, Any]:
@@ -39,7 +36,7 @@ def shifts_preview(stem: Path, outcome: MotionOutcome, *, fr: float, boundaries:
     """Rigid shifts (rows, cols) over time; piecewise: the spread of patch shifts around them."""
     result = outcome.result
     t = np.arange(result.shifts_rig.shape[0]) / fr
-    fig = _new_figure(8.0, 3.6)
+    fig = new_figure(8.0, 3.6)
     axes = fig.subplots(2, 1, sharex=True)
     for axis, (ax, label) in enumerate(zip(axes, ("rows (y)", "cols (x)"))):
         if result.shifts_els is not None:
@@ -52,20 +49,20 @@ def shifts_preview(stem: Path, outcome: MotionOutcome, *, fr: float, boundaries:
     axes[0].set_title(f"motion correction ({result.method}): largest shift {result.max_shift():.2f} px")
     axes[0].legend(loc="upper right", fontsize="small")
     axes[1].set_xlabel("time, s")
-    return _save(fig, stem)
+    return save_figure(fig, stem)
 
 
 def motion_images_preview(stem: Path, outcome: MotionOutcome) -> list[Path]:
     """Mean and correlation images before and after the correction, side by side (same display range)."""
     result = outcome.result
-    fig = _new_figure(8.0, 7.6)
+    fig = new_figure(8.0, 7.6)
     axes = fig.subplots(2, 2)
     pairs = (("mean", outcome.mean_before, result.mean_image),
              ("correlation", outcome.correlation_before, outcome.correlation_after))
     for row, (name, before, after) in zip(axes, pairs):
-        low, high = _limits(np.concatenate([before.ravel(), after.ravel()]))
+        low, high = display_limits(np.concatenate([before.ravel(), after.ravel()]))
         for ax, image, when in zip(row, (before, after), ("before", "after")):
             ax.imshow(image, cmap="gray", vmin=low, vmax=high, interpolation="nearest")
             ax.set_title(f"{name} image, {when}")
             ax.set_axis_off()
-    return _save(fig, stem)
+    return save_figure(fig, stem)

@@ -35,18 +35,15 @@ from typing import Any, Iterator, Sequence
 import numpy as np
 import scipy.sparse as sp
 
+from cnmflow.atomic_write import atomic_path
 from cnmflow.engine.estimates import Estimates
+from cnmflow.outputs.names import nwb_name
 from cnmflow.outputs.nwb_metadata import NwbMetadata
 
 log = logging.getLogger(__name__)
 
 SEGMENTATION = "PlaneSegmentation"
 UNIT = "a.u."
-
-
-def nwb_name(movie_index: int) -> str:
-    """``ophys.000.nwb`` for movie 0 (k as for the cell sets)."""
-    return f"ophys.{int(movie_index):03d}.nwb"
 
 
 @dataclass(frozen=True)
@@ -99,12 +96,8 @@ def write_nwb(folder: str | os.PathLike, run: NwbRun, *, metadata: NwbMetadata |
         path = folder / nwb_name(movie.index)
         if os.path.lexists(path):
             raise FileExistsError(f"{path} already exists; remove it or write into another folder")
-        tmp = path.with_name(f".{path.stem}.{os.getpid()}-{uuid.uuid4().hex[:8]}.tmp.nwb")
-        try:
+        with atomic_path(path, suffix=".nwb") as tmp:
             _write_one(tmp, run, movie, metadata)
-            os.replace(tmp, path)
-        finally:
-            tmp.unlink(missing_ok=True)
         paths.append(path)
     return paths
 

@@ -27,10 +27,11 @@ def write_nwb_for_folder(output_dir: str | os.PathLike, *, metadata: str | os.Pa
     order) and the metadata fields left as placeholders. InputError: no finished run there,
     the folder is busy, a bad metadata file, or NWB files already present without ``overwrite``.
     """
-    from cnmflow.lineage import MANIFEST_NAME, read_manifest, with_outputs, write_manifest  # noqa: PLC0415
+    from cnmflow.lineage import read_manifest, with_outputs, write_manifest  # noqa: PLC0415
     from cnmflow.outputs.folder import open_output_dir  # noqa: PLC0415
     from cnmflow.outputs.leftovers import EXPORT_STAGING_PREFIX  # noqa: PLC0415
-    from cnmflow.outputs.nwb import nwb_name, write_nwb  # noqa: PLC0415
+    from cnmflow.outputs.names import MANIFEST_NAME, nwb_name  # noqa: PLC0415
+    from cnmflow.outputs.nwb import write_nwb  # noqa: PLC0415
     from cnmflow.outputs.nwb_metadata import NwbMetadata, nwb_settings, read_nwb_metadata  # noqa: PLC0415
     from cnmflow.outputs.nwb_source import nwb_run_from_folder  # noqa: PLC0415
     from cnmflow.outputs.result_swap import staging_in_use, swap_in  # noqa: PLC0415

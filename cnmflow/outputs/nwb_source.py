@@ -19,12 +19,11 @@ import numpy as np
 
 from cnmflow import isx_timing
 from cnmflow.errors import InputError
+from cnmflow.outputs.names import HDF5_NAME, MANIFEST_NAME, cellset_name
 from cnmflow.outputs.nwb import NwbMovie, NwbRun
 
 if TYPE_CHECKING:
     from cnmflow.pipeline import ExtractionResult
-
-HDF5_NAME = "caiman_output.hdf5"
 
 
 def nwb_run_from_result(result: ExtractionResult, *, fingerprint: str | None = None, evaluate: bool = False,
@@ -73,15 +72,15 @@ def nwb_run_from_folder(output_dir: str | os.PathLike) -> NwbRun:
     manifest = read_manifest(folder)
     outputs = manifest.get("outputs", {})
     inputs = sorted(manifest.get("inputs", []), key=lambda record: record["index"])
-    needed = [HDF5_NAME] + [f"cellset_raw.{record['index']:03d}.isxd" for record in inputs]
+    needed = [HDF5_NAME] + [cellset_name("raw", record["index"]) for record in inputs]
     for name in needed:
         record = outputs.get(name)
         file = folder / name
         if record is None or not file.is_file():
-            raise InputError(f"{file} is missing or not listed in {folder / 'manifest.json'}; "
+            raise InputError(f"{file} is missing or not listed in {folder / MANIFEST_NAME}; "
                              "the folder holds no finished run: run cnmflow run on the movies again")
         if file.stat().st_size != record.get("size_bytes") or sha256_file(file) != record.get("sha256"):
-            raise InputError(f"{file} no longer matches {folder / 'manifest.json'} (changed after the run); "
+            raise InputError(f"{file} no longer matches {folder / MANIFEST_NAME} (changed after the run); "
                              "restore it or run cnmflow run on the movies again")
     estimates = read_caiman_hdf5(folder / HDF5_NAME)
     movies, statuses = [], None
@@ -102,7 +101,7 @@ def _movie_from_cellset(folder: Path, record: Mapping[str, Any], *, dims) -> tup
     import isx  # noqa: PLC0415
 
     index = int(record["index"])
-    path = folder / f"cellset_raw.{index:03d}.isxd"
+    path = folder / cellset_name("raw", index)
     try:
         cellset = isx.CellSet.read(str(path))
     except Exception as err:  # isx raises bare Exception

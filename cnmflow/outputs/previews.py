@@ -8,12 +8,8 @@ already ends in ``.svg`` or ``.png`` has that suffix dropped; other dots are kep
 
 Implementation notes
 
-* Matplotlib's object-oriented API only (``Figure`` + ``FigureCanvasAgg``), never pyplot:
-  no global figure registry, nothing left open, safe in worker threads. Each figure is
-  cleared after saving.
-* Files are written under a temporary name and renamed into place
-  (:func:`cnmflow.outputs.images.atomic_path`); if the PNG fails after the SVG was written,
-  the SVG is removed again, so a preview is either complete or absent.
+* Figures are made and saved by :mod:`cnmflow.outputs.figures` (no pyplot; SVG and PNG
+  written atomically: a preview is either complete or absent).
 * An empty result is drawn explicitly: ``footprints_preview``, ``traces_preview`` and
   ``events_preview`` with K = 0 (or no frames) write :func:`no_cells_image` at their own stem,
   so callers never need a special case. Callers may also call :func:`no_cells_image` directly.
@@ -26,7 +22,6 @@ Implementation notes
 
 from __future__ import annotations
 
-import glob
 import logging
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -35,14 +30,12 @@ import contourpy
 import numpy as np
 import scipy.sparse as sp
 from matplotlib import patheffects
-from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.collections import LineCollection
-from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.ticker import MaxNLocator
 from matplotlib.transforms import blended_transform_factory
 
-from cnmflow.outputs.images import atomic_path, write_correlation_tif
+from cnmflow.outputs.figures import display_limits, new_figure, remove_preview, save_figure
 
 __all__ = [
     "initialization_images",
@@ -51,16 +44,12 @@ __all__ = [
     "events_preview",
     "no_cells_image",
     "safe_preview",
-    "preview_paths",
-    "write_correlation_tif",
     "STATUS_COLORS",
     "MAX_TRACE_CELLS",
 ]
 
 log = logging.getLogger(__name__)
 
-#: resolution of the PNG copies
-PNG_DPI = 120
 #: default number of cells in a traces preview
 MAX_TRACE_CELLS = 20
 #: at most this many points are drawn per trace (min/max envelope beyond)
@@ -81,63 +70,8 @@ _TRACE_COLORS = ("#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e",
 
 
 # --------------------------------------------------------------------------------------------
-# files and figures
+# checks and shared drawing
 # --------------------------------------------------------------------------------------------
-
-def preview_paths(stem: Path) -> tuple[Path, Path]:
-    """``(<stem>.svg, <stem>.png)`` for a stem (a trailing ``.svg``/``.png`` is dropped)."""
-    stem = Path(stem)
-    if stem.suffix.lower() in (".svg", ".png"):
-        stem = stem.with_suffix("")
-    return stem.with_name(stem.name + ".svg"), stem.with_name(stem.name + ".png")
-
-
-def _new_figure(width: float, height: float) -> Figure:
-    fig = Figure(figsize=(width, height), layout="constrained")
-    FigureCanvasAgg(fig)
-    return fig
-
-
-def _save(fig: Figure, stem: Path) -> list[Path]:
-    """Write ``fig`` as SVG then PNG (each atomically); remove both if either fails; clear fig."""
-    svg, png = preview_paths(stem)
-    try:
-        with atomic_path(svg) as tmp:
-            fig.savefig(tmp, format="svg", metadata={"Date": None})
-        # the layout is now fixed (in figure fractions): do not compute it a second time
-        fig.set_layout_engine("none")
-        with atomic_path(png) as tmp:
-            fig.savefig(tmp, format="png", dpi=PNG_DPI)
-    except BaseException:
-        svg.unlink(missing_ok=True)
-        png.unlink(missing_ok=True)
-        raise
-    finally:
-        fig.clear()
-    return [svg, png]
-
-
-def _remove_partial(stem: Path) -> None:
-    for path in preview_paths(stem):
-        path.unlink(missing_ok=True)
-        pattern = str(path.with_name(f".{glob.escape(path.stem)}.tmp-*{path.suffix}"))
-        for leftover in glob.glob(pattern):
-            Path(leftover).unlink(missing_ok=True)
-
-
-def _limits(image: np.ndarray, *, low: float | None = None, upper_pct: float = 99.8) -> tuple[float, float]:
-    """Display range: min (or ``low``) to a high percentile, so one hot pixel does not wash out the rest."""
-    finite = image[np.isfinite(image)]
-    if finite.size == 0:
-        return 0.0, 1.0
-    vmin = float(finite.min()) if low is None else float(low)
-    vmax = float(np.percentile(finite, upper_pct))
-    if not vmax > vmin:
-        vmax = float(finite.max())
-    if not vmax > vmin:
-        vmax = vmin + 1.0
-    return vmin, vmax
-
 
 def _check_image(name: str, image, dims: tuple[int, int] | None = None) -> np.ndarray:
     image = np.asarray(image, dtype=np.float64)
@@ -194,13 +128,13 @@ def _draw_boundaries(ax, boundaries: Sequence[float], *, labels: bool, t0: float
 
 def no_cells_image(stem: Path, *, message: str = "No cells found") -> list[Path]:
     """An explicit figure for an empty result (a message in a framed box); returns ``[svg, png]``."""
-    fig = _new_figure(6.0, 3.0)
+    fig = new_figure(6.0, 3.0)
     ax = fig.add_subplot()
     ax.set_xticks([])
     ax.set_yticks([])
     ax.text(0.5, 0.5, message, ha="center", va="center", fontsize=18, color="0.2",
             transform=ax.transAxes, wrap=True)
-    return _save(fig, stem)
+    return save_figure(fig, stem)
 
 
 # --------------------------------------------------------------------------------------------
@@ -221,7 +155,7 @@ def initialization_images(stem: Path, *, pnr: np.ndarray, correlation: np.ndarra
     rows, cols = pnr.shape
     panel_w = 4.0
     panel_h = float(np.clip(panel_w * rows / cols, 1.5, 8.0))
-    fig = _new_figure(3 * panel_w + 0.6, panel_h + 0.9)
+    fig = new_figure(3 * panel_w + 0.6, panel_h + 0.9)
     try:
         axes = fig.subplots(1, 3)
         panels = (
@@ -230,7 +164,7 @@ def initialization_images(stem: Path, *, pnr: np.ndarray, correlation: np.ndarra
             (search, "Search image (correlation × PNR)", "correlation × PNR", 0.0),
         )
         for ax, (image, title, label, low) in zip(axes, panels):
-            vmin, vmax = _limits(image, low=low)
+            vmin, vmax = display_limits(image, low=low)
             im = ax.imshow(image, cmap="viridis", vmin=vmin, vmax=vmax, interpolation="nearest")
             ax.set_title(title, fontsize=10)
             ax.set_xticks([])
@@ -240,7 +174,7 @@ def initialization_images(stem: Path, *, pnr: np.ndarray, correlation: np.ndarra
     except BaseException:
         fig.clear()
         raise
-    return _save(fig, stem)
+    return save_figure(fig, stem)
 
 
 # --------------------------------------------------------------------------------------------
@@ -336,10 +270,10 @@ def footprints_preview(stem: Path, estimates, *, statuses: Sequence[str] | None 
 
     width = 8.0
     img_h = float(np.clip(width * rows / cols, 2.5, 12.0))
-    fig = _new_figure(width + 1.2, img_h + 1.2)
+    fig = new_figure(width + 1.2, img_h + 1.2)
     try:
         ax = fig.add_subplot()
-        vmin, vmax = _limits(background)
+        vmin, vmax = display_limits(background)
         im = ax.imshow(background, cmap="gray", vmin=vmin, vmax=vmax, interpolation="nearest")
         fig.colorbar(im, ax=ax, shrink=0.8, label=bg_label)
         linewidth = 1.0 if k <= 100 else 0.6
@@ -371,7 +305,7 @@ def footprints_preview(stem: Path, estimates, *, statuses: Sequence[str] | None 
     except BaseException:
         fig.clear()
         raise
-    return _save(fig, stem)
+    return save_figure(fig, stem)
 
 
 # --------------------------------------------------------------------------------------------
@@ -419,7 +353,7 @@ def traces_preview(stem: Path, traces: np.ndarray, *, fr: float, names: Sequence
     n_show = min(k, int(max_cells))
     t = np.arange(n_frames, dtype=np.float64) / fr
 
-    fig = _new_figure(11.0, float(np.clip(1.3 + 0.42 * n_show, 3.0, 12.0)))
+    fig = new_figure(11.0, float(np.clip(1.3 + 0.42 * n_show, 3.0, 12.0)))
     try:
         ax = fig.add_subplot()
         offsets = np.arange(n_show, dtype=np.float64)[::-1]
@@ -443,7 +377,7 @@ def traces_preview(stem: Path, traces: np.ndarray, *, fr: float, names: Sequence
     except BaseException:
         fig.clear()
         raise
-    return _save(fig, stem)
+    return save_figure(fig, stem)
 
 
 # --------------------------------------------------------------------------------------------
@@ -481,7 +415,7 @@ def events_preview(stem: Path, spikes: np.ndarray, *, fr: float, names: Sequence
     same_cell = np.diff(cell) == 0
     iei = np.diff(times)[same_cell]
 
-    fig = _new_figure(12.0, 7.5)
+    fig = new_figure(12.0, 7.5)
     try:
         (ax_raster, ax_rate), (ax_hist, ax_iei) = fig.subplots(2, 2)
 
@@ -553,7 +487,7 @@ def events_preview(stem: Path, spikes: np.ndarray, *, fr: float, names: Sequence
     except BaseException:
         fig.clear()
         raise
-    return _save(fig, stem)
+    return save_figure(fig, stem)
 
 
 # --------------------------------------------------------------------------------------------
@@ -576,7 +510,7 @@ def safe_preview(function: Callable[..., list[Path]], *args, **kwargs) -> tuple[
     except Exception as exc:  # noqa: BLE001 - a preview must never fail the run
         if stem is not None:
             try:
-                _remove_partial(Path(stem))
+                remove_preview(Path(stem))
             except OSError:
                 pass
         message = f"{label} failed: {type(exc).__name__}: {exc}"

@@ -24,6 +24,8 @@ import tempfile
 from pathlib import Path
 from typing import Iterable
 
+from cnmflow.atomic_write import atomic_path
+
 JOURNAL_NAME = ".cnmflow-swap.json"
 TRASH_PREFIX = ".cnmflow-trash-"
 
@@ -92,9 +94,7 @@ def _move_if_there(source: Path, target: Path) -> None:
 def _write_journal(output_dir: Path, journal: dict) -> None:
     """Atomically (temporary name, fsync, rename): a reader sees the old journal or the new one."""
     path = output_dir / JOURNAL_NAME
-    tmp = output_dir / f"{JOURNAL_NAME}.{os.getpid()}.tmp"
-    with open(tmp, "w", encoding="utf-8") as handle:
+    with atomic_path(path) as tmp, open(tmp, "w", encoding="utf-8") as handle:
         json.dump(journal, handle)
         handle.flush()
         os.fsync(handle.fileno())
-    os.replace(tmp, path)

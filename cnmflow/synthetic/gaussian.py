@@ -1,4 +1,4 @@
-"""Simulated calcium-imaging movies with ground truth, and writers for tif / isxd / avi.
+"""Simulated calcium-imaging movies with ground truth (the writers are in :mod:`cnmflow.synthetic.writers`).
 
 The simulators are the fixture of the test suite and of the benchmarks:
 
@@ -23,10 +23,7 @@ Units: the movie is in arbitrary "counts"; a neuron's contribution is
 from __future__ import annotations
 
 import math
-import os
 from dataclasses import dataclass, field
-from fractions import Fraction
-from pathlib import Path
 from typing import Sequence
 
 import numpy as np
@@ -35,6 +32,8 @@ from scipy.ndimage import gaussian_filter1d
 from scipy.signal import lfilter
 
 from cnmflow.errors import ParameterError
+from cnmflow.synthetic.checks import check_positive, check_shape
+from cnmflow.synthetic.layout import child_generators, place_centers
 from cnmflow.synthetic.tissue import crossing_curve
 
 __all__ = [
@@ -42,9 +41,6 @@ __all__ = [
     "SimulatedMovie",
     "simulate_1p",
     "simulate_2p",
-    "write_tiff",
-    "write_isxd",
-    "write_avi",
     "ar_coefficients",
 ]
 
@@ -111,29 +107,6 @@ class SimulatedMovie:
 
 
 # --------------------------------------------------------------------------- helpers
-def _check_positive(name: str, value, *, integer: bool = False, allow_zero: bool = False) -> None:
-    ok = isinstance(value, (int, np.integer)) if integer else isinstance(value, (int, float, np.number))
-    if isinstance(value, bool):
-        ok = False
-    if ok:
-        ok = value >= 0 if allow_zero else value > 0
-        ok = ok and math.isfinite(float(value))
-    if not ok:
-        kind = "an integer" if integer else "a number"
-        bound = ">= 0" if allow_zero else "> 0"
-        raise ParameterError(f"{name}={value!r} is not allowed: give {kind} {bound}.")
-
-
-def _check_shape(shape) -> tuple[int, int]:
-    try:
-        rows, cols = (int(s) for s in shape)
-    except (TypeError, ValueError):
-        raise ParameterError(f"shape={shape!r} is not allowed: give (rows, cols), e.g. (64, 64).") from None
-    if rows < 8 or cols < 8:
-        raise ParameterError(f"shape={shape!r} is too small: give at least (8, 8) pixels.")
-    return rows, cols
-
-
 def _check_range(name: str, value) -> tuple[float, float]:
     try:
         lo, hi = (float(v) for v in value)
@@ -163,13 +136,6 @@ def ar_coefficients(*, fr: float, decay_time: float, p: int = 1, rise_time: floa
     raise ParameterError(f"p={p!r} is not allowed: the simulator supports p=1 (AR(1)) or p=2 (AR(2)).")
 
 
-def _seeds(rng, n: int) -> list[np.random.Generator]:
-    """Independent child generators (one per part), so that e.g. n_frames does not move footprints."""
-    gen = np.random.default_rng(rng)
-    seeds = gen.integers(0, 2**63 - 1, size=n, dtype=np.int64)
-    return [np.random.default_rng(int(s)) for s in seeds]
-
-
 def _smooth_noise(gen: np.random.Generator, n: int, length: int, sigma_frames: float) -> np.ndarray:
     """(n, length) zero-mean, unit-sd, temporally smooth random traces (float64)."""
     x = gen.standard_normal((n, length))
@@ -180,35 +146,6 @@ def _smooth_noise(gen: np.random.Generator, n: int, length: int, sigma_frames: f
     sd = x.std(axis=1, keepdims=True)
     sd[sd == 0] = 1.0
     return x / sd
-
-
-def _place_centers(gen, n, rows, cols, *, min_distance, margin) -> np.ndarray:
-    lo_r, hi_r = margin, rows - 1 - margin
-    lo_c, hi_c = margin, cols - 1 - margin
-    if hi_r <= lo_r or hi_c <= lo_c:
-        raise ParameterError(
-            f"shape=({rows}, {cols}) is too small for gsig: neurons must stay {margin:.1f} px from the border."
-        )
-    centers = np.empty((n, 2))
-    k = 0
-    tries = 0
-    max_tries = 200 * n + 2000
-    d2 = float(min_distance) ** 2
-    while k < n and tries < max_tries:
-        batch = np.column_stack([gen.uniform(lo_r, hi_r, 256), gen.uniform(lo_c, hi_c, 256)])
-        for cand in batch:
-            tries += 1
-            if k == 0 or np.min(np.sum((centers[:k] - cand) ** 2, axis=1)) >= d2:
-                centers[k] = cand
-                k += 1
-                if k == n:
-                    break
-    if k < n:
-        raise ParameterError(
-            f"n_neurons={n} do not fit in shape=({rows}, {cols}) with min_distance={min_distance:.2f} px "
-            f"(placed {k}): use fewer neurons, a larger shape or a smaller min_distance."
-        )
-    return centers
 
 
 def _footprints(gen, centers, rows, cols, gsig) -> tuple[np.ndarray, np.ndarray]:
@@ -329,14 +266,14 @@ def _render(
 
 
 def _common_checks(shape, n_frames, n_neurons, gsig, fr, decay_time, p, spike_rate, peak_snr, noise_sd):
-    rows, cols = _check_shape(shape)
-    _check_positive("n_frames", n_frames, integer=True)
-    _check_positive("n_neurons", n_neurons, integer=True, allow_zero=True)
-    _check_positive("gsig", gsig)
-    _check_positive("fr", fr)
-    _check_positive("decay_time", decay_time)
-    _check_positive("spike_rate", spike_rate)
-    _check_positive("noise_sd", noise_sd)
+    rows, cols = check_shape(shape)
+    check_positive("n_frames", n_frames, integer=True)
+    check_positive("n_neurons", n_neurons, integer=True, allow_zero=True)
+    check_positive("gsig", gsig)
+    check_positive("fr", fr)
+    check_positive("decay_time", decay_time)
+    check_positive("spike_rate", spike_rate)
+    check_positive("noise_sd", noise_sd)
     lo, hi = _check_range("peak_snr", peak_snr)
     if p not in (1, 2):
         raise ParameterError(f"p={p!r} is not allowed: the simulator supports p=1 (AR(1)) or p=2 (AR(2)).")
@@ -401,13 +338,13 @@ def simulate_1p(
     ``sqrt(signal / mean background)`` (``noise_sd`` is then the sd at the mean background level).
     """
     rows, cols, lo, hi = _common_checks(shape, n_frames, n_neurons, gsig, fr, decay_time, p, spike_rate, peak_snr, noise_sd)
-    _check_positive("background_ratio", background_ratio)
+    check_positive("background_ratio", background_ratio)
     T = int(n_frames)
     g = ar_coefficients(fr=fr, decay_time=decay_time, p=p, rise_time=rise_time)
     md = 2.0 * gsig if min_distance is None else float(min_distance)
-    g_layout, g_shape, g_spikes, g_bg, g_bgt, g_noise = _seeds(rng, 6)
+    g_layout, g_shape, g_spikes, g_bg, g_bgt, g_noise = child_generators(rng, 6)
 
-    centers = _place_centers(g_layout, int(n_neurons), rows, cols, min_distance=md, margin=max(float(gsig), 2.0))
+    centers = place_centers(g_layout, int(n_neurons), rows, cols, min_distance=md, margin=max(float(gsig), 2.0))
     footprints, sigmas = _footprints(g_shape, centers, rows, cols, gsig)
     peaks = noise_sd * g_spikes.uniform(lo, hi, size=int(n_neurons))
     spikes, calcium = _calcium(g_spikes, int(n_neurons), T, fr=fr, spike_rate=spike_rate, g=g, peaks=peaks)
@@ -495,14 +432,14 @@ def simulate_2p(
     mean is ``background_ratio × mean neuron peak``. Gaussian noise with sd ``noise_sd``.
     """
     rows, cols, lo, hi = _common_checks(shape, n_frames, n_neurons, gsig, fr, decay_time, p, spike_rate, peak_snr, noise_sd)
-    _check_positive("nb", nb, integer=True)
-    _check_positive("background_ratio", background_ratio)
+    check_positive("nb", nb, integer=True)
+    check_positive("background_ratio", background_ratio)
     T = int(n_frames)
     g = ar_coefficients(fr=fr, decay_time=decay_time, p=p, rise_time=rise_time)
     md = 1.5 * gsig if min_distance is None else float(min_distance)
-    g_layout, g_shape, g_spikes, g_bg, g_bgt, g_noise = _seeds(rng, 6)
+    g_layout, g_shape, g_spikes, g_bg, g_bgt, g_noise = child_generators(rng, 6)
 
-    centers = _place_centers(g_layout, int(n_neurons), rows, cols, min_distance=md, margin=max(float(gsig), 2.0))
+    centers = place_centers(g_layout, int(n_neurons), rows, cols, min_distance=md, margin=max(float(gsig), 2.0))
     footprints, sigmas = _footprints(g_shape, centers, rows, cols, gsig)
     peaks = noise_sd * g_spikes.uniform(lo, hi, size=int(n_neurons))
     spikes, calcium = _calcium(g_spikes, int(n_neurons), T, fr=fr, spike_rate=spike_rate, g=g, peaks=peaks)
@@ -532,203 +469,3 @@ def simulate_2p(
         bg_spatial=bg_spatial, bg_temporal=bg_temporal, fr=fr, decay_time=decay_time, g=g, noise_sd=noise_sd,
         noise_gen=g_noise, shot_noise=False, shot_ref=1.0, T=T, rows=rows, cols=cols,
     )
-
-
-# --------------------------------------------------------------------------- writers
-def _check_movie(movie) -> np.ndarray:
-    arr = movie if isinstance(movie, np.ndarray) else np.asarray(movie)
-    if arr.ndim != 3 or min(arr.shape) < 1:
-        raise ParameterError(
-            f"movie has shape {getattr(arr, 'shape', None)}: give a (n_frames, rows, cols) array with at least one frame."
-        )
-    return arr
-
-
-def _check_fr(fr, *, required: bool) -> Fraction | None:
-    if fr is None and not required:
-        return None
-    _check_positive("fr", fr)
-    return Fraction(float(fr)).limit_denominator(1_000_000)
-
-
-def _tmp_path(path: Path, suffix: str | None = None) -> Path:
-    suffix = path.suffix if suffix is None else suffix
-    return path.with_name(f".{path.stem}.tmp{os.getpid()}{suffix}")
-
-
-def _finish(tmp: Path, path: Path) -> Path:
-    os.replace(tmp, path)
-    return path
-
-
-def _minmax(arr: np.ndarray) -> tuple[float, float]:
-    lo, hi = math.inf, -math.inf
-    for t0 in range(0, arr.shape[0], _CHUNK_FRAMES):
-        block = np.asarray(arr[t0 : t0 + _CHUNK_FRAMES])
-        lo, hi = min(lo, float(np.nanmin(block))), max(hi, float(np.nanmax(block)))
-    return lo, hi
-
-
-def write_tiff(
-    path,
-    movie,
-    *,
-    fr: float | None,
-    dtype="float32",
-    scale: float | str = 1.0,
-    compression: str | None = None,
-) -> Path:
-    """Write an ImageJ hyperstack TIFF (axes TYX), ``finterval = 1/fr`` when ``fr`` is given.
-
-    ``dtype="float32"`` writes the values as they are. ``dtype="uint16"`` writes
-    ``clip(rint(movie * scale), 0, 65535)``; ``scale="auto"`` maps the movie's min..max to
-    0..65535. ``compression`` is passed to tifffile (e.g. ``"zlib"``; default none, so the file
-    can be memory-mapped). Written to a temporary name in the same folder, then renamed.
-    """
-    import tifffile
-
-    path = Path(path)
-    arr = _check_movie(movie)
-    rate = _check_fr(fr, required=False)
-    dt = np.dtype(dtype)
-    if dt not in (np.dtype(np.float32), np.dtype(np.uint16)):
-        raise ParameterError(f"dtype={dtype!r} is not allowed for write_tiff: use 'float32' or 'uint16'.")
-    offset, mult = 0.0, 1.0
-    if dt == np.uint16:
-        if isinstance(scale, str):
-            if scale != "auto":
-                raise ParameterError(f"scale={scale!r} is not allowed: give a number or 'auto'.")
-            lo, hi = _minmax(arr)
-            offset, mult = lo, (65535.0 / (hi - lo) if hi > lo else 1.0)
-        else:
-            _check_positive("scale", scale)
-            mult = float(scale)
-
-    def frames():
-        for t0 in range(0, arr.shape[0], _CHUNK_FRAMES):
-            block = np.asarray(arr[t0 : t0 + _CHUNK_FRAMES], dtype=np.float32)
-            if dt == np.uint16:
-                block = np.clip(np.rint((block - offset) * mult), 0, 65535).astype(np.uint16)
-            yield from block
-
-    metadata: dict = {"axes": "TYX"}
-    if rate is not None:
-        metadata["finterval"] = float(1 / rate)
-        metadata["fps"] = float(rate)
-    tmp = _tmp_path(path)
-    try:
-        tifffile.imwrite(
-            tmp, frames(), shape=arr.shape, dtype=dt, imagej=True, metadata=metadata,
-            compression=compression,
-        )
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    return _finish(tmp, path)
-
-
-def write_isxd(
-    path,
-    movie,
-    *,
-    fr: float,
-    start_s: float = 0.0,
-    pixel_size_um: float = 1.0,
-    dropped: Sequence[int] = (),
-    dtype="float32",
-) -> Path:
-    """Write an Inscopix ``.isxd`` movie with the ``isx`` package.
-
-    The frame period is the exact fraction ``1/fr`` (30 fps is stored as 1/30 s, not 33 ms);
-    ``start_s`` is the start time in seconds since the epoch; ``pixel_size_um`` the pixel
-    width and height. Frames listed in ``dropped`` are marked dropped in the timing and not
-    written (isx reads them back as zeros). ``dtype`` is float32 or uint16 (rounded, clipped).
-    """
-    import isx
-
-    from cnmflow import isx_timing
-
-    path = Path(path)
-    arr = _check_movie(movie)
-    rate = _check_fr(fr, required=True)
-    _check_positive("pixel_size_um", pixel_size_um)
-    dt = np.dtype(dtype)
-    if dt not in (np.dtype(np.float32), np.dtype(np.uint16)):
-        raise ParameterError(f"dtype={dtype!r} is not allowed for write_isxd: use 'float32' or 'uint16'.")
-    T, rows, cols = arr.shape
-    drop = sorted({int(i) for i in dropped})
-    if drop and (drop[0] < 0 or drop[-1] >= T):
-        raise ParameterError(f"dropped={list(dropped)!r} is not allowed: frame indices must be in [0, {T}).")
-
-    period = isx_timing.duration(1 / rate)
-    start = isx_timing.time_from_seconds(isx_timing.exact_fraction(start_s))
-    timing = isx.Timing(num_samples=T, period=period, start=start, dropped=drop)
-    spacing = isx.Spacing(num_pixels=(rows, cols))
-    px = isx_timing.exact_fraction(pixel_size_um)
-    isx_timing.set_pixel_size(spacing, height_um=px, width_um=px)
-
-    tmp = _tmp_path(path, ".isxd")  # isx insists on the .isxd extension
-    tmp.unlink(missing_ok=True)
-    dropped_set = set(drop)
-    try:
-        out = isx.Movie.write(str(tmp), timing, spacing, dt.type)
-        c_api = getattr(getattr(isx, "_internal", None), "c_api", None)
-        for i in range(T):
-            if i in dropped_set:
-                continue
-            frame = np.asarray(arr[i], dtype=np.float32)
-            if dt == np.uint16:
-                frame = np.clip(np.rint(frame), 0, 65535).astype(np.uint16)
-            frame = np.ascontiguousarray(frame)
-            if c_api is not None:
-                # the public set_frame_data copies through a Python tuple (~13 ms per 256² frame)
-                if dt == np.uint16:
-                    c_api.isx_movie_write_frame_u16(out._ptr, i, frame.ctypes.data_as(isx._internal.UInt16Ptr))
-                else:
-                    c_api.isx_movie_write_frame_f32(out._ptr, i, frame.ctypes.data_as(isx._internal.FloatPtr))
-            else:  # pragma: no cover - older/newer isx without the private API
-                out.set_frame_data(i, frame)
-        out.flush()
-        del out
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    return _finish(tmp, path)
-
-
-def write_avi(path, movie, *, fr: float, vmin: float | None = None, vmax: float | None = None) -> Path:
-    """Write an 8-bit grey AVI with PyAV, lossless (FFV1, else rawvideo).
-
-    Values are mapped linearly from ``vmin..vmax`` (default: the movie's min..max) to 0..255,
-    rounded and clipped.
-    """
-    import av
-
-    path = Path(path)
-    arr = _check_movie(movie)
-    rate = _check_fr(fr, required=True)
-    if vmin is None or vmax is None:
-        lo, hi = _minmax(arr)
-        vmin = lo if vmin is None else vmin
-        vmax = hi if vmax is None else vmax
-    span = float(vmax) - float(vmin)
-    mult = 255.0 / span if span > 0 else 1.0
-    codec = "ffv1" if "ffv1" in av.codecs_available else "rawvideo"
-    T, rows, cols = arr.shape
-    tmp = _tmp_path(path)
-    try:
-        with av.open(str(tmp), mode="w", format="avi") as container:
-            stream = container.add_stream(codec, rate=rate)
-            stream.width, stream.height, stream.pix_fmt = cols, rows, "gray"
-            for t0 in range(0, T, _CHUNK_FRAMES):
-                block = np.asarray(arr[t0 : t0 + _CHUNK_FRAMES], dtype=np.float32)
-                block = np.clip(np.rint((block - float(vmin)) * mult), 0, 255).astype(np.uint8)
-                for frame in block:
-                    for packet in stream.encode(av.VideoFrame.from_ndarray(np.ascontiguousarray(frame), format="gray")):
-                        container.mux(packet)
-            for packet in stream.encode():
-                container.mux(packet)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    return _finish(tmp, path)

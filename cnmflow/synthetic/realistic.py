@@ -39,15 +39,9 @@ from scipy.ndimage import shift as nd_shift
 
 from cnmflow.errors import ParameterError
 from cnmflow.synthetic import tissue
-from cnmflow.synthetic.gaussian import (
-    GroundTruth,
-    SimulatedMovie,
-    _check_positive,
-    _check_shape,
-    _place_centers,
-    _seeds,
-    ar_coefficients,
-)
+from cnmflow.synthetic.checks import check_positive, check_shape
+from cnmflow.synthetic.gaussian import GroundTruth, SimulatedMovie, ar_coefficients
+from cnmflow.synthetic.layout import child_generators, place_centers
 from cnmflow.synthetic.optics import Optics, cell_image, soma_image
 
 __all__ = ["RealisticConfig", "RealisticTruth", "PRESETS", "simulate_realistic_1p"]
@@ -246,9 +240,9 @@ def simulate_realistic_1p(
         ``movie`` (T, rows, cols) float32 photo-electrons and a :class:`RealisticTruth`.
     """
     cfg = _check_config(configuration, overrides)
-    rows, cols = _check_shape(shape)
-    _check_positive("n_frames", n_frames, integer=True)
-    _check_positive("motion_px", motion_px, allow_zero=True)
+    rows, cols = check_shape(shape)
+    check_positive("n_frames", n_frames, integer=True)
+    check_positive("motion_px", motion_px, allow_zero=True)
     if not 0.0 <= float(bleach_fraction) < 1.0:
         raise ParameterError(f"bleach_fraction={bleach_fraction!r} is not allowed: give a fraction in [0, 1).")
     T = int(n_frames)
@@ -256,7 +250,7 @@ def simulate_realistic_1p(
         out = np.empty((T, rows, cols), np.float32)
     elif out.shape != (T, rows, cols) or out.dtype != np.float32:
         raise ParameterError(f"out has shape {out.shape} and dtype {out.dtype}: give ({T}, {rows}, {cols}) float32.")
-    g_layout, g_shape, g_activity, g_background, g_motion, g_noise = _seeds(rng, 6)
+    g_layout, g_shape, g_activity, g_background, g_motion, g_noise = child_generators(rng, 6)
     o = cfg.optics
     area = rows * cols / 256.0**2
     n_in, n_oof = int(round(cfg.n_neurons * area)), int(round(cfg.n_out_of_focus * area))
@@ -265,7 +259,7 @@ def simulate_realistic_1p(
     # ---- where the cells are
     radius_px = cfg.soma_radius_um / o.pixel_um
     min_d = 1.8 * radius_px if cfg.min_distance_um is None else cfg.min_distance_um / o.pixel_um
-    centers = _place_centers(g_layout, n_in, rows, cols, min_distance=min_d, margin=radius_px)
+    centers = place_centers(g_layout, n_in, rows, cols, min_distance=min_d, margin=radius_px)
     defocus = g_layout.uniform(-cfg.in_focus_um, cfg.in_focus_um, n_in)
     oof_centers = np.column_stack([g_layout.uniform(0, rows - 1, n_oof), g_layout.uniform(0, cols - 1, n_oof)])
     above = g_layout.random(n_oof) < cfg.above_fraction

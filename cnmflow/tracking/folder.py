@@ -17,14 +17,9 @@ import h5py
 import numpy as np
 
 from cnmflow.lineage import read_manifest
+from cnmflow.outputs.names import HDF5_NAME
 from cnmflow.params import PRESETS, Params
 from cnmflow.tracking.params import effective_params, flatten_params, param_text
-
-HDF5_NAME = "caiman_output.hdf5"
-METADATA_NAME = "output_metadata.json"
-MANIFEST_NAME = "manifest.json"
-#: The footprint preview of the first movie, used in sweep contact sheets.
-FOOTPRINTS_PREVIEW = "footprints_cellset_denoised.000.png"
 
 #: Metric names of every tracked run (per-stage runtimes come on top: ``runtime_<stage>_s``).
 COUNT_METRICS = ("n_components", "n_accepted", "n_rejected", "n_undecided")

@@ -23,7 +23,8 @@ from mlflow.utils.mlflow_tags import MLFLOW_DATASET_CONTEXT, MLFLOW_PARENT_RUN_I
 
 from cnmflow.lineage import record_run_ids
 from cnmflow.tracking.errors import TrackingError
-from cnmflow.tracking.folder import MANIFEST_NAME, METADATA_NAME, FolderRecord, finite_metrics, read_folder
+from cnmflow.outputs.names import MANIFEST_NAME, METADATA_NAME
+from cnmflow.tracking.folder import FolderRecord, finite_metrics, read_folder
 from cnmflow.tracking.params import caiman_params_document
 from cnmflow.tracking.store import connect, experiment_id, reported
 from cnmflow.tracking.uri import DEFAULT_EXPERIMENT

@@ -24,7 +24,8 @@ from cnmflow.errors import ParameterError
 from cnmflow.params import PARAM_NAMES
 from cnmflow.tracking.compare import GRID_PREFIX, KIND_TAG, SWEEP_KIND, VARIED_TAG, columns_of, folder_row, format_table
 from cnmflow.tracking.figures import contact_sheet, table_figure
-from cnmflow.tracking.folder import FOOTPRINTS_PREVIEW, read_folder
+from cnmflow.outputs.names import FOOTPRINTS_PREVIEW
+from cnmflow.tracking.folder import read_folder
 from cnmflow.tracking.params import param_text
 from cnmflow.tracking.store import connect, experiment_id, reported
 from cnmflow.tracking.uri import DEFAULT_EXPERIMENT

@@ -82,7 +82,7 @@ def est():
 def captured(monkeypatch):
     """Figures as they are about to be saved (to inspect their artists)."""
     figs = []
-    original = pv._save
+    original = pv.save_figure
 
     def spy(fig, stem):
         info = {"axes": [], "suptitle": fig._suptitle.get_text() if fig._suptitle else ""}
@@ -99,7 +99,7 @@ def captured(monkeypatch):
         figs.append(info)
         return original(fig, stem)
 
-    monkeypatch.setattr(pv, "_save", spy)
+    monkeypatch.setattr(pv, "save_figure", spy)
     return figs
 
 

@@ -1,0 +1,36 @@
+"""Argument checks shared by the simulators and the movie writers: the name, the value, what is allowed."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from cnmflow.errors import ParameterError
+
+__all__ = ["check_positive", "check_shape"]
+
+
+def check_positive(name: str, value, *, integer: bool = False, allow_zero: bool = False) -> None:
+    """ParameterError unless ``value`` is a finite number (an integer with ``integer``) > 0 (>= 0 with ``allow_zero``)."""
+    ok = isinstance(value, (int, np.integer)) if integer else isinstance(value, (int, float, np.number))
+    if isinstance(value, bool):
+        ok = False
+    if ok:
+        ok = value >= 0 if allow_zero else value > 0
+        ok = ok and math.isfinite(float(value))
+    if not ok:
+        kind = "an integer" if integer else "a number"
+        bound = ">= 0" if allow_zero else "> 0"
+        raise ParameterError(f"{name}={value!r} is not allowed: give {kind} {bound}.")
+
+
+def check_shape(shape) -> tuple[int, int]:
+    """``(rows, cols)`` of a simulated movie, at least 8 x 8 pixels (else ParameterError)."""
+    try:
+        rows, cols = (int(s) for s in shape)
+    except (TypeError, ValueError):
+        raise ParameterError(f"shape={shape!r} is not allowed: give (rows, cols), e.g. (64, 64).") from None
+    if rows < 8 or cols < 8:
+        raise ParameterError(f"shape={shape!r} is too small: give at least (8, 8) pixels.")
+    return rows, cols
