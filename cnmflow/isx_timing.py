@@ -12,16 +12,12 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from fractions import Fraction
 
+from cnmflow.isx_package import isx_package
+
 #: Largest denominator used when a float is turned into an exact fraction.
 MAX_DENOMINATOR = 1_000_000
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
-
-
-def _isx():
-    import isx  # noqa: PLC0415
-
-    return isx
 
 
 def exact_fraction(value: float, *, max_denominator: int = MAX_DENOMINATOR) -> Fraction:
@@ -35,7 +31,7 @@ def exact_fraction(value: float, *, max_denominator: int = MAX_DENOMINATOR) -> F
 def ratio(value: Fraction):
     """An `isx._internal.IsxRatio` holding `value` exactly."""
     value = Fraction(value)
-    return _isx()._internal.IsxRatio(value.numerator, value.denominator)
+    return isx_package()._internal.IsxRatio(value.numerator, value.denominator)
 
 
 def as_fraction(duration) -> Fraction:
@@ -46,7 +42,7 @@ def as_fraction(duration) -> Fraction:
 
 def duration(seconds: Fraction):
     """An `isx.Duration` of exactly `seconds`."""
-    return _isx().Duration._from_impl(ratio(seconds))
+    return isx_package().Duration._from_impl(ratio(seconds))
 
 
 def period_from_rate(fr: float):
@@ -59,7 +55,7 @@ def period_from_rate(fr: float):
 
 def time_from_seconds(secs_since_epoch: Fraction, utc_offset: int = 0):
     """An `isx.Time` at `secs_since_epoch` (UTC), with a local UTC offset in seconds."""
-    return _isx().Time._from_secs_since_epoch(duration(Fraction(secs_since_epoch)), int(utc_offset))
+    return isx_package().Time._from_secs_since_epoch(duration(Fraction(secs_since_epoch)), int(utc_offset))
 
 
 def time_from_datetime(when: datetime | None):
@@ -100,7 +96,7 @@ def _ratio_of(impl) -> Ratio:
 
 
 def _isx_ratio(value: Ratio):
-    return _isx()._internal.IsxRatio(int(value[0]), int(value[1]))
+    return isx_package()._internal.IsxRatio(int(value[0]), int(value[1]))
 
 
 @dataclass(frozen=True)
@@ -137,7 +133,7 @@ class IsxdTiming:
 
     def to_isx(self):
         """A new `isx.Timing` holding exactly these values (call only where isx needs one)."""
-        isx = _isx()
+        isx = isx_package()
         period = isx.Duration._from_impl(_isx_ratio(self.period))
         start = isx.Time._from_secs_since_epoch(isx.Duration._from_impl(_isx_ratio(self.start)), self.utc_offset)
         return isx.Timing(num_samples=self.num_samples, period=period, start=start, dropped=list(self.dropped),
@@ -168,7 +164,7 @@ class IsxdSpacing:
 
     def to_isx(self):
         """A new `isx.Spacing` holding exactly these values (call only where isx needs one)."""
-        spacing = _isx().Spacing(num_pixels=tuple(self.num_pixels))
+        spacing = isx_package().Spacing(num_pixels=tuple(self.num_pixels))
         impl = spacing._impl
         impl.pixel_height, impl.pixel_width = _isx_ratio(self.pixel_height), _isx_ratio(self.pixel_width)
         impl.top, impl.left = _isx_ratio(self.top), _isx_ratio(self.left)

@@ -1,8 +1,8 @@
 """Movie input: readers for .isxd / .tif(f) / .avi, series checks, and concatenation."""
 
 from cnmflow.movies.concat import ConcatenatedMovie, concatenate, work_directory
-from cnmflow.movies.info import SUPPORTED_EXTENSIONS, MovieInfo
-from cnmflow.movies.read import iter_chunks, read_frames, read_info
+from cnmflow.movies.info import MovieInfo
+from cnmflow.movies.read import SUPPORTED_EXTENSIONS, iter_chunks, read_frames, read_info
 from cnmflow.movies.series import MovieSeries, resolve_frame_rate, validate_series
 from cnmflow.movies.work_copy import ensure_work_copy, find_work_copy, remove_work_copy
 

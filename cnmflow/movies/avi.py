@@ -22,6 +22,10 @@ import numpy as np
 from cnmflow.errors import MovieError
 from cnmflow.movies.info import MovieInfo, check_chunk, check_range
 
+#: What :mod:`cnmflow.movies.read` registers this reader under (see ``MovieReader``).
+KIND = "avi"
+EXTENSIONS: tuple[str, ...] = (".avi",)
+
 
 @contextmanager
 def _container(path: Path):

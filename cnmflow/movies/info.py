@@ -11,8 +11,6 @@ import numpy as np
 from cnmflow.errors import MovieError
 from cnmflow.isx_timing import IsxdSpacing, IsxdTiming
 
-#: extension (lower case, with dot) -> kind
-SUPPORTED_EXTENSIONS: dict[str, str] = {".isxd": "isxd", ".tif": "tiff", ".tiff": "tiff", ".avi": "avi"}
 
 
 @dataclass(frozen=True)
@@ -48,19 +46,6 @@ class MovieInfo:
         if self.frame_rate is None:
             return None
         return 1.0 / self.frame_rate
-
-
-def kind_of(path: str | Path) -> str:
-    """The movie kind for a file name (extension compared case-insensitively)."""
-    suffix = Path(path).suffix.lower()
-    try:
-        return SUPPORTED_EXTENSIONS[suffix]
-    except KeyError:
-        supported = ", ".join(sorted(SUPPORTED_EXTENSIONS))
-        raise MovieError(
-            f"{path}: unsupported movie file type {Path(path).suffix or '(no extension)'!r}; "
-            f"give a movie with one of the extensions {supported} (any letter case)"
-        ) from None
 
 
 def check_range(info: MovieInfo, start: int, stop: int) -> tuple[int, int]:

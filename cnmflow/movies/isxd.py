@@ -21,8 +21,13 @@ import numpy as np
 
 from cnmflow.errors import MovieError
 from cnmflow.isx_timing import IsxdSpacing, IsxdTiming
+from cnmflow.isx_package import isx_package
 from cnmflow.movies.info import MovieInfo, check_chunk, check_range
 from cnmflow.movies.native_stderr import captured_stderr, with_detail
+
+#: What :mod:`cnmflow.movies.read` registers this reader under (see ``MovieReader``).
+KIND = "isxd"
+EXTENSIONS: tuple[str, ...] = (".isxd",)
 
 # isxd "type" field values seen in isx-written files.
 _DATASET_TYPES = {0: "movie", 1: "cell set", 4: "image", 5: "event set"}
@@ -65,16 +70,8 @@ def _not_a_movie(path: Path, what: str) -> MovieError:
     return MovieError(f"{path} is an isxd {what}, not a movie; {hint}")
 
 
-def _isx():
-    try:
-        import isx  # noqa: PLC0415
-    except ImportError as exc:  # pragma: no cover - isx is a dependency
-        raise MovieError(f"reading .isxd files needs the 'isx' package ({exc})") from exc
-    return isx
-
-
 def _open(path: Path):
-    isx = _isx()
+    isx = isx_package(needed_for="reading .isxd files")
     with captured_stderr() as native:
         try:
             return isx.Movie.read(str(path))

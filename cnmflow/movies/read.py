@@ -1,18 +1,58 @@
-"""Format dispatch: one entry point for every supported movie type."""
+"""Format dispatch: the one registry of movie readers, and one entry point for every movie type.
+
+A reader is a module (:mod:`cnmflow.movies.isxd`, :mod:`~cnmflow.movies.tiff`,
+:mod:`~cnmflow.movies.avi`) that satisfies :class:`MovieReader`: its ``KIND``, the file
+``EXTENSIONS`` it reads, and the three reading functions. Adding a format means writing such a
+module and listing it in ``READERS``; the supported extensions, the error for an unknown one and
+the watch folder's default patterns all follow from this list.
+"""
 
 from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Iterator
+from typing import Iterator, Protocol
 
 import numpy as np
 
 from cnmflow.errors import MovieError
 from cnmflow.movies import avi, isxd, tiff
-from cnmflow.movies.info import MovieInfo, kind_of
+from cnmflow.movies.info import MovieInfo
 
-_READERS = {"isxd": isxd, "tiff": tiff, "avi": avi}
+__all__ = ["MovieReader", "READERS", "SUPPORTED_EXTENSIONS", "kind_of", "check_file", "read_info", "read_frames",
+           "iter_chunks"]
+
+
+class MovieReader(Protocol):
+    """What a movie format module provides."""
+
+    KIND: str                      # MovieInfo.kind of the movies it reads
+    EXTENSIONS: tuple[str, ...]    # lower case, with the dot
+
+    def read_info(self, path: Path) -> MovieInfo: ...
+
+    def read_frames(self, info: MovieInfo, start: int, stop: int) -> np.ndarray: ...
+
+    def iter_chunks(self, info: MovieInfo, *, chunk_frames: int) -> Iterator[tuple[int, np.ndarray]]: ...
+
+
+#: kind -> reader, in the order extensions are listed.
+READERS: dict[str, MovieReader] = {reader.KIND: reader for reader in (isxd, tiff, avi)}
+#: extension (lower case, with dot) -> kind
+SUPPORTED_EXTENSIONS: dict[str, str] = {ext: reader.KIND for reader in READERS.values() for ext in reader.EXTENSIONS}
+
+
+def kind_of(path: str | Path) -> str:
+    """The movie kind for a file name (extension compared case-insensitively)."""
+    suffix = Path(path).suffix.lower()
+    try:
+        return SUPPORTED_EXTENSIONS[suffix]
+    except KeyError:
+        supported = ", ".join(sorted(SUPPORTED_EXTENSIONS))
+        raise MovieError(
+            f"{path}: unsupported movie file type {Path(path).suffix or '(no extension)'!r}; "
+            f"give a movie with one of the extensions {supported} (any letter case)"
+        ) from None
 
 
 def check_file(path: str | os.PathLike) -> Path:
@@ -37,14 +77,14 @@ def read_info(path: str | os.PathLike) -> MovieInfo:
     """Read a movie's metadata (no pixels) and check that it is a usable movie."""
     kind = kind_of(path)
     resolved = check_file(path)
-    return _READERS[kind].read_info(resolved)
+    return READERS[kind].read_info(resolved)
 
 
 def read_frames(info: MovieInfo, start: int, stop: int) -> np.ndarray:
     """Frames [start, stop) as a float32 array (stop-start, rows, cols)."""
-    return _READERS[info.kind].read_frames(info, start, stop)
+    return READERS[info.kind].read_frames(info, start, stop)
 
 
 def iter_chunks(info: MovieInfo, *, chunk_frames: int) -> Iterator[tuple[int, np.ndarray]]:
     """Yield (first_frame_index, float32 block) over the whole movie, `chunk_frames` at a time."""
-    return _READERS[info.kind].iter_chunks(info, chunk_frames=chunk_frames)
+    return READERS[info.kind].iter_chunks(info, chunk_frames=chunk_frames)

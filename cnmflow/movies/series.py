@@ -9,7 +9,8 @@ from pathlib import Path
 from typing import Sequence
 
 from cnmflow.errors import MovieError, ParameterError
-from cnmflow.movies.info import MovieInfo, kind_of
+from cnmflow.movies.info import MovieInfo
+from cnmflow.movies.read import kind_of
 from cnmflow.movies.read import check_file, read_info
 
 DEFAULT_FRAME_RATE = 30.0

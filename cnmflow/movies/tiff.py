@@ -16,6 +16,10 @@ import numpy as np
 from cnmflow.errors import MovieError
 from cnmflow.movies.info import MovieInfo, check_chunk, check_range
 
+#: What :mod:`cnmflow.movies.read` registers this reader under (see ``MovieReader``).
+KIND = "tiff"
+EXTENSIONS: tuple[str, ...] = (".tif", ".tiff")
+
 _FRAME_AXES = set("TZIQ")  # time, ImageJ slices, generic image sequence, unknown
 
 

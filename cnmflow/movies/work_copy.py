@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Callable
 
 from cnmflow.errors import MovieError
+from cnmflow.folder_sweep import SweepRule, sweep_folder
 from cnmflow.lock_files import still_linked
 from cnmflow.movies.concat import ConcatenatedMovie, concatenate
 from cnmflow.movies.series import MovieSeries
@@ -123,23 +124,23 @@ def remove_unused(root: str | os.PathLike, *, keep: str | None = None, keep_copi
     """
     root = Path(root)
     kept = work_copy_dir(root, keep).name if keep else None
-    removed = []
-    try:
-        entries = sorted(root.iterdir())
-    except OSError:
-        return removed
-    for entry in entries:
-        name = entry.name
-        if name.startswith(REMOVING_PREFIX):
-            shutil.rmtree(entry, ignore_errors=True)
-        elif name.startswith(WRITING_PREFIX):
-            if _remove_if_unused(entry, None, create_lock=False):
-                removed.append(name)
-        elif name.startswith(COPY_PREFIX) and name != kept and not keep_copies:
-            if _remove_if_unused(entry, None):
-                removed.append(name)
+    rules: list[SweepRule] = [
+        (lambda entry: entry.name.startswith(REMOVING_PREFIX), _finish_removal),
+        (lambda entry: entry.name.startswith(WRITING_PREFIX),
+         lambda entry: _remove_if_unused(entry, None, create_lock=False)),
+    ]
+    if not keep_copies:
+        rules.append((lambda entry: entry.name.startswith(COPY_PREFIX) and entry.name != kept,
+                      lambda entry: _remove_if_unused(entry, None)))
+    removed = sweep_folder(root, rules)
     _remove_root_if_empty(root)
     return removed
+
+
+def _finish_removal(folder: Path) -> bool:
+    """A copy another remover renamed and died deleting: finish it (not reported: it was already gone)."""
+    shutil.rmtree(folder, ignore_errors=True)
+    return False
 
 
 def _adopt(root: Path, series_key: str) -> ConcatenatedMovie | None:

@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from cnmflow.atomic_write import atomic_path
+from cnmflow.isx_package import isx_package
 from cnmflow.movies.info import MovieInfo
 from cnmflow.outputs.isxd_sets import output_spacing, output_timing
 
@@ -47,9 +48,7 @@ def _write_tif(path: Path, frames: np.ndarray, *, fr: float) -> None:
 
 
 def _write_isxd(path: Path, frames: np.ndarray, movie: MovieInfo, *, fr: float, dxy: float) -> None:
-    import isx
-
-    written = isx.Movie.write(str(path), output_timing(movie, fr=fr), output_spacing(movie, dxy=dxy), np.float32)
+    written = isx_package().Movie.write(str(path), output_timing(movie, fr=fr), output_spacing(movie, dxy=dxy), np.float32)
     for start in range(0, frames.shape[0], CHUNK_FRAMES):
         block = np.asarray(frames[start:start + CHUNK_FRAMES], dtype=np.float32)
         for offset, frame in enumerate(block):

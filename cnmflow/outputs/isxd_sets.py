@@ -35,6 +35,7 @@ import scipy.sparse as sp
 
 from cnmflow import isx_timing
 from cnmflow.atomic_write import atomic_path
+from cnmflow.isx_package import isx_package
 from cnmflow.movies.info import MovieInfo
 
 #: The statuses isx knows.
@@ -53,12 +54,6 @@ class EmptySetNotSupported(OutputError):
     """isx cannot write this kind of set with zero cells; record the missing file instead."""
 
 
-def _isx():
-    import isx  # noqa: PLC0415
-
-    return isx
-
-
 # ----------------------------------------------------------------------------- timing / spacing
 def output_timing(movie: MovieInfo, *, fr: float):
     """The `isx.Timing` of the outputs that belong to `movie`.
@@ -68,9 +63,9 @@ def output_timing(movie: MovieInfo, *, fr: float):
     period of ``1/fr`` seconds, starting at ``movie.start_time`` (else the epoch).
     """
     if movie.timing is not None:
-        return movie.timing.to_isx()  # MovieInfo holds plain data; isx objects are made here
+        return movie.timing.toisx_package()  # MovieInfo holds plain data; isx objects are made here
     _check_positive("fr", fr)
-    return _isx().Timing(num_samples=int(movie.n_frames), period=isx_timing.period_from_rate(fr),
+    return isx_package().Timing(num_samples=int(movie.n_frames), period=isx_timing.period_from_rate(fr),
                          start=isx_timing.time_from_datetime(movie.start_time))
 
 
@@ -82,13 +77,13 @@ def output_spacing(movie: MovieInfo, *, dxy: float | Sequence[float]):
     direction, i.e. pixel height then width).
     """
     if movie.spacing is not None:
-        return movie.spacing.to_isx()
+        return movie.spacing.toisx_package()
     per_um = (dxy, dxy) if np.ndim(dxy) == 0 else tuple(dxy)
     if len(per_um) != 2:
         raise ValueError(f"dxy must be a number or a (rows, cols) pair of pixels per µm, got {dxy!r}")
     for value in per_um:
         _check_positive("dxy", value)
-    isx = _isx()
+    isx = isx_package()
     spacing = isx.Spacing(num_pixels=tuple(int(v) for v in movie.frame_shape))
     height, width = (1 / isx_timing.exact_fraction(v) for v in per_um)
     isx_timing.set_pixel_size(spacing, height_um=height, width_um=width)
@@ -156,7 +151,7 @@ def write_cellset(path: Path, *, footprints: sp.csc_matrix, dims: tuple[int, int
     rows, cols = (int(v) for v in dims)
 
     def write(tmp: Path) -> None:
-        isx = _isx()
+        isx = isx_package()
         cellset = isx.CellSet.write(str(tmp), timing, spacing)
         try:
             image = np.zeros(rows * cols, dtype=np.float32)
@@ -218,7 +213,7 @@ def write_eventset(path: Path, *, spikes: np.ndarray, timing, cell_names: Sequen
     _check_destination(path)
 
     def write(tmp: Path) -> None:
-        eventset = _isx().EventSet.write(str(tmp), timing, names)
+        eventset = isx_package().EventSet.write(str(tmp), timing, names)
         try:
             for k in range(len(names)):
                 row = spikes[k]

@@ -17,6 +17,8 @@ import shutil
 from pathlib import Path
 
 from cnmflow.atomic_write import temporary_glob
+from cnmflow.folder_sweep import SweepRule, sweep_folder
+from cnmflow.movies.concat import WORK_PREFIX  # the private work folders of cnmflow.movies.concat.work_directory
 from cnmflow.movies.work_copy import WORK_DIR_NAME, remove_unused
 from cnmflow.outputs.names import MANIFEST_NAME
 from cnmflow.outputs.result_swap import JOURNAL_NAME, TRASH_PREFIX, staging_in_use
@@ -24,31 +26,33 @@ from cnmflow.outputs.result_swap import JOURNAL_NAME, TRASH_PREFIX, staging_in_u
 log = logging.getLogger(__name__)
 
 EXPORT_STAGING_PREFIX = ".cnmflow-export-"
-PRIVATE_WORK_PREFIX = ".cnmflow-work-"          # cnmflow.movies.concat.work_directory
-FOLDER_PATTERNS = (f"{EXPORT_STAGING_PREFIX}*", f"{TRASH_PREFIX}*", f"{PRIVATE_WORK_PREFIX}*")
+FOLDER_PATTERNS = (f"{EXPORT_STAGING_PREFIX}*", f"{TRASH_PREFIX}*", f"{WORK_PREFIX}*")
 FILE_PATTERNS = (temporary_glob(MANIFEST_NAME), temporary_glob(JOURNAL_NAME))
 
 
 def remove_leftovers(output_dir: str | os.PathLike) -> list[str]:
     """Delete dead runs' leftovers in ``output_dir`` (call holding its lock); the names removed."""
     output_dir = Path(output_dir)
-    needed = staging_in_use(output_dir)
-    removed = []
-    try:
-        entries = list(output_dir.iterdir())
-    except OSError:
-        return removed
-    for entry in entries:
-        name = entry.name
-        if name in needed:
-            continue
-        if any(fnmatch.fnmatchcase(name, pattern) for pattern in FOLDER_PATTERNS) and entry.is_dir():
-            shutil.rmtree(entry, ignore_errors=True)
-            removed.append(name)
-        elif any(fnmatch.fnmatchcase(name, pattern) for pattern in FILE_PATTERNS) and entry.is_file():
-            entry.unlink(missing_ok=True)
-            removed.append(name)
+    rules: list[SweepRule] = [
+        (lambda entry: _matches(entry.name, FOLDER_PATTERNS) and entry.is_dir(), _remove_folder),
+        (lambda entry: _matches(entry.name, FILE_PATTERNS) and entry.is_file(), _remove_file),
+    ]
+    removed = sweep_folder(output_dir, rules, keep=staging_in_use(output_dir))
     removed += [f"{WORK_DIR_NAME}/{name}" for name in remove_unused(output_dir / WORK_DIR_NAME, keep_copies=True)]
     if removed:
         log.info("removed what an interrupted run left in %s: %s", output_dir, ", ".join(sorted(removed)))
     return removed
+
+
+def _matches(name: str, patterns: tuple[str, ...]) -> bool:
+    return any(fnmatch.fnmatchcase(name, pattern) for pattern in patterns)
+
+
+def _remove_folder(folder: Path) -> bool:
+    shutil.rmtree(folder, ignore_errors=True)
+    return True
+
+
+def _remove_file(file: Path) -> bool:
+    file.unlink(missing_ok=True)
+    return True

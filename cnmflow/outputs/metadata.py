@@ -16,13 +16,8 @@ import numpy as np
 
 from cnmflow import isx_timing
 from cnmflow.atomic_write import atomic_path
+from cnmflow.isx_package import isx_package
 from cnmflow.outputs.isxd_sets import STATUSES
-
-
-def _isx():
-    import isx  # noqa: PLC0415
-
-    return isx
 
 
 def _timing(timing) -> dict:
@@ -63,7 +58,7 @@ def describe_cellset(path: str | os.PathLike) -> dict:
     ``spacing.pixel_size_um`` is [height, width] in µm; ``timing.start``/``end`` are ISO 8601
     with the file's UTC offset, ``end = start + num_samples × period``.
     """
-    cellset = _isx().CellSet.read(os.fspath(path))
+    cellset = isx_package().CellSet.read(os.fspath(path))
     try:
         counts = dict.fromkeys(STATUSES, 0)
         n = int(cellset.num_cells)
@@ -81,7 +76,7 @@ def describe_cellset(path: str | os.PathLike) -> dict:
 
 def describe_eventset(path: str | os.PathLike) -> dict:
     """Cell and event counts and timing of an isxd event set, read back with isx."""
-    eventset = _isx().EventSet.read(os.fspath(path))
+    eventset = isx_package().EventSet.read(os.fspath(path))
     try:
         n = int(eventset.num_cells)
         per_cell = [int(eventset.get_cell_data(k)[0].size) for k in range(n)]

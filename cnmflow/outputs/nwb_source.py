@@ -19,6 +19,7 @@ import numpy as np
 
 from cnmflow import isx_timing
 from cnmflow.errors import InputError
+from cnmflow.isx_package import isx_package
 from cnmflow.outputs.names import HDF5_NAME, MANIFEST_NAME, cellset_name
 from cnmflow.outputs.nwb import NwbMovie, NwbRun
 
@@ -98,12 +99,10 @@ def nwb_run_from_folder(output_dir: str | os.PathLike) -> NwbRun:
 
 
 def _movie_from_cellset(folder: Path, record: Mapping[str, Any], *, dims) -> tuple[NwbMovie, list[str]]:
-    import isx  # noqa: PLC0415
-
     index = int(record["index"])
     path = folder / cellset_name("raw", index)
     try:
-        cellset = isx.CellSet.read(str(path))
+        cellset = isx_package().CellSet.read(str(path))
     except Exception as err:  # isx raises bare Exception
         raise InputError(f"{path} cannot be read as an isxd cell set ({err}); run cnmflow run again") from None
     try:

@@ -15,8 +15,10 @@ from typing import Sequence
 
 import numpy as np
 
+from cnmflow import isx_timing
 from cnmflow.atomic_write import atomic_path
 from cnmflow.errors import ParameterError
+from cnmflow.isx_package import isx_package
 from cnmflow.synthetic.checks import check_positive
 
 __all__ = ["write_tiff", "write_isxd", "write_avi"]
@@ -120,10 +122,7 @@ def write_isxd(
     width and height. Frames listed in ``dropped`` are marked dropped in the timing and not
     written (isx reads them back as zeros). ``dtype`` is float32 or uint16 (rounded, clipped).
     """
-    import isx
-
-    from cnmflow import isx_timing
-
+    isx = isx_package()
     path = Path(path)
     arr = _check_movie(movie)
     rate = _check_fr(fr, required=True)

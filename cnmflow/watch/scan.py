@@ -13,8 +13,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable, Sequence
 
+from cnmflow.movies.read import SUPPORTED_EXTENSIONS
+
 #: What a watcher picks up unless told otherwise: every movie kind the extraction reads.
-DEFAULT_PATTERNS: tuple[str, ...] = ("*.isxd", "*.tif", "*.tiff", "*.avi")
+DEFAULT_PATTERNS: tuple[str, ...] = tuple(f"*{extension}" for extension in SUPPORTED_EXTENSIONS)
 
 
 @dataclass(frozen=True)
