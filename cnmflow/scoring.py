@@ -26,6 +26,7 @@ import scipy.sparse
 from scipy.optimize import linear_sum_assignment
 
 from cnmflow.errors import ParameterError
+from cnmflow.score_inputs import footprint_columns, pearson, trace_rows
 
 __all__ = ["Score", "score"]
 
@@ -55,42 +56,6 @@ class Score:
         }
 
 
-def _as_pixels_by_k(footprints, dims, name: str) -> tuple[scipy.sparse.csc_matrix, tuple[int, int]]:
-    """Return a (rows*cols, K) CSC matrix in Fortran pixel order and the dims."""
-    if scipy.sparse.issparse(footprints):
-        if dims is None:
-            raise ParameterError(f"{name} is a sparse (pixels, K) matrix: pass dims=(rows, cols) to score().")
-        mat = scipy.sparse.csc_matrix(footprints, dtype=np.float64)
-    else:
-        arr = np.asarray(footprints, dtype=np.float64)
-        if arr.ndim == 3:
-            k, rows, cols = arr.shape
-            if dims is not None and tuple(int(d) for d in dims) != (rows, cols):
-                raise ParameterError(
-                    f"{name} has frames of {rows}x{cols} but dims={tuple(dims)!r}: make them agree or omit dims."
-                )
-            dims = (rows, cols)
-            mat = scipy.sparse.csc_matrix(arr.transpose(0, 2, 1).reshape(k, rows * cols).T)
-        elif arr.ndim == 2:
-            if dims is None:
-                raise ParameterError(f"{name} is a 2-D (pixels, K) array: pass dims=(rows, cols) to score().")
-            mat = scipy.sparse.csc_matrix(arr)
-        else:
-            raise ParameterError(
-                f"{name} has shape {arr.shape}: give (K, rows, cols) or a (rows*cols, K) matrix with dims."
-            )
-    try:
-        rows, cols = (int(d) for d in dims)
-    except (TypeError, ValueError):
-        raise ParameterError(f"dims={dims!r} is not allowed: give (rows, cols).") from None
-    if mat.shape[0] != rows * cols:
-        raise ParameterError(
-            f"{name} has {mat.shape[0]} pixel rows but dims={rows}x{cols} means {rows * cols}: "
-            "pass (rows*cols, K) in Fortran pixel order, or (K, rows, cols)."
-        )
-    return mat, (rows, cols)
-
-
 def _masks_and_centroids(mat: scipy.sparse.csc_matrix, dims, threshold: float):
     rows, cols = dims
     k = mat.shape[1]
@@ -114,24 +79,6 @@ def _masks_and_centroids(mat: scipy.sparse.csc_matrix, dims, threshold: float):
         cc = (pos.T @ c_coord) / w
     centroids = np.column_stack([cr, cc]) if k else np.zeros((0, 2))
     return masks, sizes, centroids
-
-
-def _traces(traces, k: int, name: str) -> np.ndarray:
-    if scipy.sparse.issparse(traces):
-        traces = traces.toarray()
-    arr = np.asarray(traces, dtype=np.float64)
-    if arr.ndim == 1 and k == 1:
-        arr = arr[None, :]
-    if arr.ndim != 2 or arr.shape[0] != k:
-        raise ParameterError(f"{name} has shape {arr.shape}: give (K, n_frames) with K = {k} (one row per footprint).")
-    return arr
-
-
-def _pearson(a: np.ndarray, b: np.ndarray) -> float:
-    a = a - a.mean()
-    b = b - b.mean()
-    den = np.sqrt(np.dot(a, a) * np.dot(b, b))
-    return float(np.dot(a, b) / den) if den > 0 else float("nan")
 
 
 def score(
@@ -158,8 +105,8 @@ def score(
         raise ParameterError(f"max_cost={max_cost!r} is not allowed: give a value in (0, 1] (1 − IoU).")
     if not float(max_distance) > 0:
         raise ParameterError(f"max_distance={max_distance!r} is not allowed: give a distance in pixels > 0.")
-    ta, dims_t = _as_pixels_by_k(truth_footprints, dims, "truth_footprints")
-    ea, dims_e = _as_pixels_by_k(estimated_footprints, dims if dims is not None else dims_t, "estimated_footprints")
+    ta, dims_t = footprint_columns(truth_footprints, dims, "truth_footprints")
+    ea, dims_e = footprint_columns(estimated_footprints, dims if dims is not None else dims_t, "estimated_footprints")
     if dims_t != dims_e:
         raise ParameterError(
             f"truth_footprints are {dims_t[0]}x{dims_t[1]} but estimated_footprints are {dims_e[0]}x{dims_e[1]}: "
@@ -171,8 +118,8 @@ def score(
     if (truth_traces is None) != (estimated_traces is None):
         raise ParameterError("give both truth_traces and estimated_traces, or neither.")
     if truth_traces is not None:
-        tt = _traces(truth_traces, n_true, "truth_traces")
-        et = _traces(estimated_traces, n_est, "estimated_traces")
+        tt = trace_rows(truth_traces, n_true, "truth_traces")
+        et = trace_rows(estimated_traces, n_est, "estimated_traces")
         if tt.shape[1] != et.shape[1]:
             raise ParameterError(
                 f"truth_traces have {tt.shape[1]} frames but estimated_traces have {et.shape[1]}: "
@@ -199,7 +146,7 @@ def score(
     recall = n_matched / n_true if n_true else 0.0
     f1 = 2 * precision * recall / (precision + recall) if precision + recall > 0 else 0.0
     if tt is not None:
-        corrs = np.array([_pearson(tt[i], et[j]) for i, j in matches], dtype=np.float64)
+        corrs = np.array([pearson(tt[i], et[j]) for i, j in matches], dtype=np.float64)
     else:
         corrs = np.full(n_matched, np.nan)
     med = float(np.nanmedian(corrs)) if n_matched and np.isfinite(corrs).any() else float("nan")

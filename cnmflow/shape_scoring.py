@@ -35,7 +35,7 @@ import scipy.sparse
 from scipy.optimize import linear_sum_assignment
 
 from cnmflow.errors import ParameterError
-from cnmflow.scoring import _as_pixels_by_k, _pearson, _traces
+from cnmflow.score_inputs import footprint_columns, pearson, trace_rows
 
 __all__ = ["ShapeScore", "energy_masks", "iou_matrix", "shape_score"]
 
@@ -85,7 +85,7 @@ def energy_masks(footprints, *, dims=None, fraction: float = 0.9) -> scipy.spars
         empty mask.
     """
     _check_fraction(fraction)
-    mat, _ = _as_pixels_by_k(footprints, dims, "footprints")
+    mat, _ = footprint_columns(footprints, dims, "footprints")
     return _energy_masks(mat, float(fraction))
 
 
@@ -120,8 +120,8 @@ def shape_score(
     for name, value in (("cover_iou", cover_iou), ("cover_overlap", cover_overlap)):
         if not 0.0 <= float(value) < 1.0:
             raise ParameterError(f"{name}={value!r} is not allowed: give a fraction in [0, 1).")
-    ta, dims_t = _as_pixels_by_k(truth_footprints, dims, "truth_footprints")
-    ea, dims_e = _as_pixels_by_k(estimated_footprints, dims if dims is not None else dims_t, "estimated_footprints")
+    ta, dims_t = footprint_columns(truth_footprints, dims, "truth_footprints")
+    ea, dims_e = footprint_columns(estimated_footprints, dims if dims is not None else dims_t, "estimated_footprints")
     if dims_t != dims_e:
         raise ParameterError(f"truth_footprints are {dims_t} but estimated_footprints are {dims_e}: "
                              "score footprints of the same field of view.")
@@ -138,11 +138,11 @@ def shape_score(
     p30, r30, f30 = _prf(len(m30), n_true, n_est)
     ious = np.array([iou[i, j] for i, j in m30], dtype=np.float64)
     if truth_traces is not None:
-        tt = _traces(truth_traces, n_true, "truth_traces")
-        et = _traces(estimated_traces, n_est, "estimated_traces")
+        tt = trace_rows(truth_traces, n_true, "truth_traces")
+        et = trace_rows(estimated_traces, n_est, "estimated_traces")
         if tt.shape[1] != et.shape[1]:
             raise ParameterError(f"truth_traces have {tt.shape[1]} frames but estimated_traces have {et.shape[1]}.")
-        corrs = np.array([_pearson(tt[i], et[j]) for i, j in m30], dtype=np.float64)
+        corrs = np.array([pearson(tt[i], et[j]) for i, j in m30], dtype=np.float64)
     else:
         corrs = np.full(len(m30), np.nan)
     covering = _covering(iou, inter, area_e, cover_iou=float(cover_iou), cover_overlap=float(cover_overlap))
