@@ -8,52 +8,26 @@ exits with status 2 and one message; a failure during the run exits with 1 namin
 from __future__ import annotations
 
 import argparse
-import json
 import signal
 import sys
 from contextlib import nullcontext
 from pathlib import Path
-from typing import Any, Sequence
+from typing import TYPE_CHECKING, Any, Sequence
 
 from cnmflow.version import __version__
 from cnmflow.errors import InputError, ParameterError
-from cnmflow.params import AUTO_FIELDS
 from cnmflow.processes import EXIT_STATUS, sigterm_as_interrupt
+from cnmflow.cli.parameters import add_parameter_options, request_from_args
 from cnmflow.cli.nwb import COMMAND as NWB_COMMAND, add_command as add_nwb_command
 from cnmflow.cli.motion import COMMAND as MOTION_COMMAND, add_command as add_motion_command
 from cnmflow.cli.suggest import COMMAND as SUGGEST_COMMAND, add_command as add_suggest_command
 from cnmflow.cli.tracking import COMMANDS as TRACKING_COMMANDS, add_commands as add_tracking_commands
 
+if TYPE_CHECKING:
+    from cnmflow.request import RunRequest
+
 EXIT_BAD_INPUT = 2
 EXIT_RUN_FAILED = 1
-
-
-def parse_assignment(text: str) -> tuple[str, Any]:
-    """``NAME=VALUE`` from ``--set``: JSON values (numbers, true/false, null) or 'auto' / plain strings."""
-    name, sep, raw = text.partition("=")
-    if not sep or not name:
-        raise argparse.ArgumentTypeError(f"--set expects NAME=VALUE, got {text!r} (e.g. --set min_pnr=8)")
-    lowered = raw.strip().lower()
-    if lowered == "auto" and name.strip() in AUTO_FIELDS:  # estimated from the movie (cnmflow.auto_params)
-        return name.strip(), "auto"
-    if lowered in ("auto", "none", "null", ""):
-        return name.strip(), None
-    if lowered in ("true", "false"):
-        return name.strip(), lowered == "true"
-    try:
-        return name.strip(), json.loads(raw)
-    except json.JSONDecodeError:
-        return name.strip(), raw.strip()
-
-
-def _add_parameter_options(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--params-file", type=Path, help="CaImAn-style JSON parameters file")
-    parser.add_argument("--overwrite-params", action="store_true",
-                        help="apply the parameters file over the table values (without it the file is not applied)")
-    parser.add_argument("--preset", choices=("1p", "2p"), default="1p",
-                        help="the seed's 1P (default) or 2P parameter preset")
-    parser.add_argument("--set", dest="assignments", metavar="NAME=VALUE", action="append", default=[],
-                        type=parse_assignment, help="set one parameter, e.g. --set min_pnr=8 (repeatable)")
 
 
 def _add_nwb_options(parser: argparse.ArgumentParser) -> None:
@@ -85,12 +59,12 @@ def build_parser() -> argparse.ArgumentParser:
     validate = commands.add_parser(
         "validate", help="check movies and parameters; print the effective parameters and the movie summary")
     validate.add_argument("movies", nargs="+", type=Path, metavar="MOVIE")
-    _add_parameter_options(validate)
+    add_parameter_options(validate)
 
     run = commands.add_parser("run", help="extract neurons from a movie or a movie series")
     run.add_argument("movies", nargs="+", type=Path, metavar="MOVIE")
     run.add_argument("--output-dir", type=Path, required=True, help="folder for the results (created if needed)")
-    _add_parameter_options(run)
+    add_parameter_options(run)
     run.add_argument("--overwrite", action="store_true", help="replace the outputs of an earlier run in --output-dir")
     run.add_argument("--evaluate", action="store_true",
                      help="evaluate components (trace SNR, spatial consistency) and mark cells accepted/rejected")
@@ -113,7 +87,7 @@ def build_parser() -> argparse.ArgumentParser:
     sweep.add_argument("--output-dir", type=Path, required=True, help="sweep folder (one sub-folder per combination)")
     sweep.add_argument("--grid", dest="grid", metavar="NAME=V1,V2", action="append", required=True,
                        help="values to try for one parameter, e.g. --grid min_pnr=6,8,10 (repeatable)")
-    _add_parameter_options(sweep)
+    add_parameter_options(sweep)
     sweep.add_argument("--max-concurrent", type=int, default=2, help="combinations running at once (default 2)")
     sweep.add_argument("--overwrite", action="store_true", help="replace earlier outputs in the sub-folders")
     sweep.add_argument("--evaluate", action="store_true", help="mark components accepted/rejected")
@@ -136,8 +110,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_tracking_commands(commands)
     add_nwb_command(commands)
-    add_motion_command(commands, _add_parameter_options)
-    add_suggest_command(commands, _add_parameter_options)
+    add_motion_command(commands)
+    add_suggest_command(commands)
 
     demo = commands.add_parser("demo", help="simulate a 1P movie with known neurons and run it end to end")
     demo.add_argument("--output-dir", type=Path, default=Path("demo-output"))
@@ -204,27 +178,24 @@ def _interrupted(err: KeyboardInterrupt) -> int:
 def _validate(args: argparse.Namespace) -> int:
     from cnmflow.validate import describe_inputs, validate_inputs
 
-    inputs = validate_inputs(args.movies, preset=args.preset, table=dict(args.assignments),
-                             params_file=args.params_file, overwrite_params=args.overwrite_params)
-    print(describe_inputs(inputs))
+    print(describe_inputs(validate_inputs(args.movies, request_from_args(args))))
     return 0
 
 
 def _run(args: argparse.Namespace) -> int:
     """Check the inputs here (exit 2), then run the ``source-extraction`` flow once."""
-    table = dict(args.assignments)
+    request = request_from_args(args)
     if args.work_dir is not None:
         from cnmflow.outputs.location import check_output_location
 
         check_output_location(args.work_dir, label="--work-dir")
-    folder = _check_before_run(args.movies, args.output_dir, preset=args.preset, table=table,
-                               params_file=args.params_file, overwrite_params=args.overwrite_params,
-                               overwrite=args.overwrite, evaluate=args.evaluate, nwb=args.nwb,
-                               nwb_metadata=args.nwb_metadata)
+    form = request.form()  # what the flow receives; a bad value or a preset mismatch stops here
+    folder = _check_before_run(args.movies, args.output_dir, request, overwrite=args.overwrite,
+                               evaluate=args.evaluate, nwb=args.nwb, nwb_metadata=args.nwb_metadata)
     with folder:  # held from the checks to the end of the flow, which nests its own hold inside
-        report = _run_flow(args.movies, args.output_dir, preset=args.preset, table=table, params_file=args.params_file,
-                           overwrite_params=args.overwrite_params, overwrite=args.overwrite, evaluate=args.evaluate,
-                           work_dir=args.work_dir, show_progress=not args.no_progress, verbose=args.verbose,
+        report = _run_flow(args.movies, args.output_dir, request, form, overwrite=args.overwrite,
+                           evaluate=args.evaluate, work_dir=args.work_dir, show_progress=not args.no_progress,
+                           verbose=args.verbose,
                            flow_options=dict(experiment=args.experiment, tracking_uri=args.tracking_uri,
                                              track_run=not args.no_track, dask_address=args.dask,
                                              save_motion_corrected=args.save_motion_corrected,
@@ -239,31 +210,27 @@ def _nwb_flow_options(args: argparse.Namespace) -> dict[str, Any]:
     return {"nwb": args.nwb, "nwb_metadata": None if metadata is None else str(metadata.absolute())}
 
 
-def _check_before_run(movies, output_dir: Path, *, preset: str, table: dict, params_file, overwrite_params: bool,
-                      overwrite: bool, evaluate: bool, nwb: bool = True, nwb_metadata: Path | None = None):
+def _check_before_run(movies, output_dir: Path, request: RunRequest, *, overwrite: bool, evaluate: bool,
+                      nwb: bool = True, nwb_metadata: Path | None = None):
     """Every check the flow's validate step makes, without hashing the movies unless outputs exist.
 
     Returns the hold on the output folder (one writer per folder), to keep until the flow is done.
     """
     from cnmflow.outputs.export import check_output_dir, planned_names
     from cnmflow.outputs.folder import open_output_dir
-    from cnmflow.params_form import form_with
-    from cnmflow.plan import check_nwb_options, plan_run
+    from cnmflow.plan import check_nwb_options, plan_checked
     from cnmflow.validate import validate_inputs
 
-    form_with(preset, table)
-    inputs = validate_inputs(movies, preset=preset, table=table, params_file=params_file,
-                             overwrite_params=overwrite_params)
+    inputs = validate_inputs(movies, request)
     n_movies = len(inputs.series.movies)
-    check_nwb_options(nwb, nwb_metadata, n_movies=n_movies)
+    facts = check_nwb_options(nwb, nwb_metadata, n_movies=n_movies)
     folder = open_output_dir(output_dir)
     try:
         if overwrite or not any((Path(output_dir) / name).exists() for name in planned_names(n_movies)):
             check_output_dir(output_dir, n_movies, overwrite=overwrite)
         else:
-            plan_run(movies, output_dir, preset=preset, table=table, params_file=params_file,
-                     overwrite_params=overwrite_params, overwrite=overwrite, evaluate=evaluate, nwb=nwb,
-                     nwb_metadata=nwb_metadata).release()
+            plan_checked(inputs, output_dir, overwrite=overwrite, evaluate=evaluate, nwb=nwb,
+                         nwb_facts=facts).release()
     except BaseException:
         folder.release()
         raise
@@ -274,13 +241,11 @@ class RunFailed(Exception):
     """The flow run failed after its inputs were accepted; names the stage that failed."""
 
 
-def _run_flow(movies, output_dir: Path, *, preset: str, table: dict, params_file, overwrite_params: bool,
-              overwrite: bool, evaluate: bool, work_dir, show_progress: bool, verbose: bool,
-              flow_options: dict | None = None):
-    """Run the flow on a temporary Prefect server that dies with this process (unless one is
-    configured), with everything logged to a file in the output folder; a failure becomes one
-    :class:`RunFailed` line naming the stage and that file."""
-    from cnmflow.params_form import form_with
+def _run_flow(movies, output_dir: Path, request: RunRequest, form, *, overwrite: bool, evaluate: bool, work_dir,
+              show_progress: bool, verbose: bool, flow_options: dict | None = None):
+    """Run the flow with ``request`` (``form``: its analysis table as the flow's form) on a temporary
+    Prefect server that dies with this process (unless one is configured), with everything logged to a
+    file in the output folder; a failure becomes one :class:`RunFailed` line naming the stage and that file."""
     from cnmflow.prefect_server import temporary_server
     from cnmflow.progress import progress_bar
     from cnmflow.run_log import run_log
@@ -300,8 +265,8 @@ def _run_flow(movies, output_dir: Path, *, preset: str, table: dict, params_file
             with temporary_server(output=None if verbose else log.stream):
                 return source_extraction(
                     movies=[str(Path(m).absolute()) for m in movies], output_dir=str(Path(output_dir).absolute()),
-                    params_file=None if params_file is None else str(Path(params_file).absolute()),
-                    overwrite_params=overwrite_params, preset=preset, params=form_with(preset, table),
+                    params_file=None if request.params_file is None else str(Path(request.params_file).absolute()),
+                    overwrite_params=request.overwrite_params, preset=request.preset, params=form,
                     overwrite=overwrite, evaluate=evaluate,
                     work_dir=None if work_dir is None else str(Path(work_dir).absolute()), **(flow_options or {}))
         except (InputError, FileExistsError) as err:
@@ -354,14 +319,12 @@ def _sweep(args: argparse.Namespace) -> int:
     """
     import os
 
-    from cnmflow.params_form import form_with
     from cnmflow.sweep_grid import SweepFailed, check_sweep
 
     grid = _grid(args.grid)
-    table = dict(args.assignments)
-    form_with(args.preset, table)
-    combos = check_sweep(args.movies, grid, preset=args.preset, base=table, params_file=args.params_file,
-                         overwrite_params=args.overwrite_params)
+    request = request_from_args(args)
+    form = request.form()  # the base form every combination starts from
+    combos = check_sweep(args.movies, grid, request)
     from cnmflow.plan import check_nwb_options
 
     check_nwb_options(args.nwb, args.nwb_metadata, n_movies=len(args.movies))
@@ -379,7 +342,7 @@ def _sweep(args: argparse.Namespace) -> int:
             rows = parameter_sweep(
                 movies=[str(m.absolute()) for m in args.movies], output_dir=str(args.output_dir.absolute()),
                 grid=grid, params_file=None if args.params_file is None else str(args.params_file.absolute()),
-                overwrite_params=args.overwrite_params, preset=args.preset, params=form_with(args.preset, table),
+                overwrite_params=args.overwrite_params, preset=args.preset, params=form,
                 max_concurrent=args.max_concurrent, evaluate=args.evaluate, overwrite=args.overwrite,
                 experiment=args.experiment, tracking_uri=args.tracking_uri, dask_address=args.dask,
                 **_nwb_flow_options(args))
@@ -466,6 +429,7 @@ def _demo(args: argparse.Namespace) -> int:
     from cnmflow.outputs.caiman_hdf5 import read_caiman_hdf5
     from cnmflow.scoring import score
     from cnmflow.synthetic import simulate_1p, write_tiff
+    from cnmflow.request import RunRequest
     from cnmflow.validate import describe_inputs, validate_inputs
 
     output_dir = args.output_dir.resolve()
@@ -475,11 +439,10 @@ def _demo(args: argparse.Namespace) -> int:
     if not movie_path.exists():
         write_tiff(movie_path, simulated.movie, fr=simulated.truth.fr)
     print(f"Simulated a 1P movie with {simulated.truth.footprints.shape[0]} known neurons: {movie_path}")
-    table = {"gSig": 3, "gSiz": 13, "min_corr": 0.8, "min_pnr": 5}
-    print(describe_inputs(validate_inputs([movie_path], table=table)))
-    report = _run_flow([movie_path], output_dir / "results", preset="1p", table=table, params_file=None,
-                       overwrite_params=False, overwrite=True, evaluate=False, work_dir=None, show_progress=True,
-                       verbose=False, flow_options=dict(experiment="demo"))
+    request = RunRequest(table={"gSig": 3, "gSiz": 13, "min_corr": 0.8, "min_pnr": 5})
+    print(describe_inputs(validate_inputs([movie_path], request)))
+    report = _run_flow([movie_path], output_dir / "results", request, request.form(), overwrite=True, evaluate=False,
+                       work_dir=None, show_progress=True, verbose=False, flow_options=dict(experiment="demo"))
     estimates = read_caiman_hdf5(report.output_dir / "caiman_output.hdf5")
     accuracy = score(simulated.truth.footprints, estimates.footprints(), truth_traces=simulated.truth.calcium,
                      estimated_traces=estimates.C)

@@ -12,8 +12,8 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
-from typing import Callable
 
+from cnmflow.cli.parameters import add_parameter_options, request_from_args
 from cnmflow.errors import InputError, ParameterError
 
 COMMAND = "motion-correct"
@@ -21,8 +21,7 @@ EXIT_OK = 0
 EXIT_BAD_INPUT = 2
 
 
-def add_command(subparsers: argparse._SubParsersAction,
-                add_parameter_options: Callable[[argparse.ArgumentParser], None]) -> None:
+def add_command(subparsers: argparse._SubParsersAction) -> None:
     """Add ``motion-correct`` to the ``cnmflow`` sub-command parsers (with the shared parameter options)."""
     parser = subparsers.add_parser(
         COMMAND, help="motion-correct a movie or series alone: motion_corrected.{k}.tif/isxd, shifts, previews")
@@ -42,8 +41,9 @@ def run_command(args: argparse.Namespace) -> int:
     from cnmflow.progress import progress_bar
 
     try:
-        inputs = validate_motion_inputs(args.movies, preset=args.preset, table=dict(args.assignments),
-                                        params_file=args.params_file, overwrite_params=args.overwrite_params)
+        request = request_from_args(args)
+        inputs = validate_motion_inputs(args.movies, preset=request.preset, table=dict(request.table),
+                                        params_file=request.params_file, overwrite_params=request.overwrite_params)
         with progress_bar(enabled=not args.no_progress) as bar:
             run = motion_correct(args.movies, args.output_dir, overwrite=args.overwrite, work_dir=args.work_dir,
                                  dask_scheduler=args.dask, progress=bar, inputs=inputs)

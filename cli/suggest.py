@@ -10,16 +10,15 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
-from typing import Callable
 
+from cnmflow.cli.parameters import add_parameter_options, request_from_args
 from cnmflow.suggestion import suggest
 
 COMMAND = "suggest"
 EXIT_OK = 0
 
 
-def add_command(subparsers: argparse._SubParsersAction,
-                add_parameter_options: Callable[[argparse.ArgumentParser], None]) -> None:
+def add_command(subparsers: argparse._SubParsersAction) -> None:
     """Add ``suggest`` to the ``cnmflow`` sub-command parsers."""
     suggest = subparsers.add_parser(
         COMMAND, help="suggest gSig, min_corr and min_pnr from the movie, with reasons and a figure")
@@ -32,7 +31,6 @@ def add_command(subparsers: argparse._SubParsersAction,
 def run_command(args: argparse.Namespace) -> int:
     """Run ``suggest`` (errors propagate to the CLI's one-line handler)."""
     output = args.output or args.movies[0].with_name(args.movies[0].name + ".suggest.png")
-    result = suggest(args.movies, output, preset=args.preset, table=dict(args.assignments),
-                     params_file=args.params_file, overwrite_params=args.overwrite_params)
+    result = suggest(args.movies, output, request_from_args(args))
     print(result["text"])
     return EXIT_OK

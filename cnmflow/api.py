@@ -11,6 +11,7 @@ from cnmflow.outputs.export import ExportResult, check_output_dir, export
 from cnmflow.outputs.folder import open_output_dir
 from cnmflow.pipeline import ExtractionResult, extract as extract_components
 from cnmflow.plan import check_nwb_options
+from cnmflow.request import RunRequest
 from cnmflow.validate import validate_inputs
 
 
@@ -47,8 +48,9 @@ def extract(
     checks — inputs, parameters, the NWB metadata file, existing outputs — run before any
     computation. ``nwb`` writes ``ophys.{k}.nwb`` per movie with ``nwb_metadata``'s facts.
     """
-    inputs = validate_inputs(movies, preset=preset, table=params, params_file=params_file,
-                             overwrite_params=overwrite_params)
+    request = RunRequest(preset=preset, table=dict(params or {}), params_file=params_file,
+                         overwrite_params=overwrite_params)
+    inputs = validate_inputs(movies, request)  # the one check of the parameters; the fit trusts it
     facts = check_nwb_options(nwb, nwb_metadata, n_movies=len(inputs.series.movies))
     with open_output_dir(output_dir):  # one writer per folder, from the check to the last file
         check_output_dir(output_dir, len(inputs.series.movies), overwrite=overwrite)

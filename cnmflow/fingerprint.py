@@ -21,8 +21,8 @@ from cnmflow.params import Params
 
 PACKAGE_DIR = Path(__file__).resolve().parent
 #: The parts of cnmflow that decide what a run computes and writes (not tracking, CLI or reports).
-COMPUTING_SOURCES: tuple[str, ...] = ("engine", "motion", "movies", "outputs", "params.py", "params_file.py", "validate.py",
-                                      "pipeline.py", "isx_timing.py", "lineage.py")
+COMPUTING_SOURCES: tuple[str, ...] = ("engine", "motion", "movies", "outputs", "params.py", "params_file.py", "request.py",
+                                      "validate.py", "pipeline.py", "isx_timing.py", "lineage.py")
 
 
 _HASHES: dict[tuple[str, int, int], str] = {}

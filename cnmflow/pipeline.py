@@ -4,6 +4,7 @@ The Prefect tasks and the CLI both call these functions, so a run from the UI an
 terminal do exactly the same work. The concatenated movie lives in the output folder's work
 root (``.cnmflow-work``), held for this run and removed by its last user at the end, also on
 errors; a copy a killed run left there is adopted (same series key) or removed by the next run.
+The parameters arrive checked (:mod:`cnmflow.validate`); nothing here checks them again.
 """
 
 from __future__ import annotations
@@ -13,18 +14,23 @@ import resource
 import secrets
 import sys
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
-from typing import Callable
+from pathlib import Path
+from typing import Callable, Iterator
 
-from cnmflow.engine import Estimates, check_supported, fit
+from cnmflow.engine import Estimates, fit
 from cnmflow.engine.fitting import chunk_mb_setting
 from cnmflow.motion.work_copy import MotionOutcome, ensure_corrected_copy
 from cnmflow.movies import ConcatenatedMovie
-from cnmflow.movies.work_copy import WORK_DIR_NAME, ensure_work_copy, remove_work_copy
+from cnmflow.movies.work_copy import WORK_DIR_NAME, ensure_work_copy, remove_unused, remove_work_copy
 from cnmflow.outputs.folder import open_output_dir
 from cnmflow.validate import ValidatedInputs
 
 Progress = Callable[[str, float], None]
+
+#: The stages before the fit whose seconds the export records with the fit's own.
+STAGES_BEFORE_FIT: tuple[str, ...] = ("validate", "concatenate", "motion_correction")
 
 
 @dataclass(frozen=True)
@@ -40,12 +46,80 @@ class ExtractionResult:
     motion: MotionOutcome | None = None         # the shifts when motion_correction is not 'none'
 
 
+@dataclass
+class WorkCopies:
+    """The copies of the series a run holds: the concatenated one, then the corrected one (when correcting)."""
+
+    held: list[ConcatenatedMovie] = field(default_factory=list)
+    motion: MotionOutcome | None = None
+    timings: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def movie(self) -> ConcatenatedMovie:
+        """The copy the fit reads: the corrected one when there is one."""
+        return self.held[-1]
+
+
 def peak_rss_mb() -> float:
     """Largest resident set so far of this process and of its finished children (patch workers), MiB."""
     scale = 1 / 2**20 if sys.platform == "darwin" else 1 / 2**10  # ru_maxrss: bytes on macOS, KiB on Linux
     own = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     children = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
     return max(own, children) * scale
+
+
+@contextmanager
+def timed_stage(timings: dict[str, float], stage: str) -> Iterator[None]:
+    """Record the seconds the block takes as ``timings[stage]`` (rounded to ms), also when it fails."""
+    started = time.perf_counter()
+    try:
+        yield
+    finally:
+        timings[stage] = round(time.perf_counter() - started, 3)
+
+
+def stages_before_fit(timings: dict[str, float]) -> dict[str, float]:
+    """The seconds of the stages before the fit, as the run summary records them."""
+    return {stage: timings[stage] for stage in STAGES_BEFORE_FIT if stage in timings}
+
+
+@contextmanager
+def held_work_copies(inputs: ValidatedInputs, work_root: str | os.PathLike, series_key: str, *,
+                     corrected_key: str | None = None, progress: Progress | None = None,
+                     dask_scheduler: str | None = None) -> Iterator[WorkCopies]:
+    """The series' work copy under ``work_root`` and, with motion correction on, its corrected copy, held
+    for the block and given back after it (also on errors). Finished copies are reused.
+
+    ``corrected_key`` names the corrected copy (default: after the concatenated copy's folder).
+    """
+    copies = WorkCopies()
+    try:
+        started = time.perf_counter()
+        concatenated, _ = ensure_work_copy(inputs.series, work_root, series_key, progress=progress)
+        copies.held.append(concatenated)
+        copies.timings["concatenate"] = time.perf_counter() - started
+        params = inputs.resolved.params
+        if params.motion_correction != "none":
+            started = time.perf_counter()
+            corrected, copies.motion, _ = ensure_corrected_copy(
+                concatenated, work_root, corrected_key or concatenated.path.parent.name, params.motion,
+                n_processes=params.n_processes, dask_scheduler=dask_scheduler, chunk_mb=chunk_mb_setting(),
+                progress=progress)
+            copies.held.append(corrected)
+            copies.timings["motion_correction"] = time.perf_counter() - started
+        yield copies
+    finally:
+        for copy in reversed(copies.held):
+            remove_work_copy(copy)
+
+
+def give_back_work_copies(work_root: str | os.PathLike, *copies: ConcatenatedMovie | None) -> None:
+    """Release this run's holds on ``copies`` (each removed unless another live run still uses it), then
+    remove what killed runs left in ``work_root`` that no live run holds."""
+    for copy in copies:
+        if copy is not None:
+            remove_work_copy(copy)
+    remove_unused(work_root)
 
 
 def extract(inputs: ValidatedInputs, output_dir: str | os.PathLike, *, progress: Progress | None = None,
@@ -55,28 +129,12 @@ def extract(inputs: ValidatedInputs, output_dir: str | os.PathLike, *, progress:
     ``series_key`` (see :attr:`cnmflow.plan.RunPlan.series_key`) names the work copy so that one
     a killed run left behind is adopted; without it the copy gets a name of its own.
     """
-    check_supported(inputs.resolved.params)
     with open_output_dir(output_dir) as lock:
-        started = time.perf_counter()
-        concatenated, _ = ensure_work_copy(inputs.series, lock.folder / WORK_DIR_NAME,
-                                           series_key or f"private-{secrets.token_hex(12)}", progress=progress)
-        seconds = time.perf_counter() - started
-        corrected, motion = None, None
-        try:
-            params = inputs.resolved.params
-            if params.motion_correction != "none":
-                started = time.perf_counter()
-                corrected, motion, _ = ensure_corrected_copy(
-                    concatenated, lock.folder / WORK_DIR_NAME, series_key or concatenated.path.parent.name,
-                    params.motion, n_processes=params.n_processes, chunk_mb=chunk_mb_setting(), progress=progress)
-                motion_seconds = time.perf_counter() - started
-            result = fit_series(inputs, corrected or concatenated, progress=progress, motion=motion)
-        finally:
-            if corrected is not None:
-                remove_work_copy(corrected)
-            remove_work_copy(concatenated)
-    timings = {"concatenate": seconds, **({"motion_correction": motion_seconds} if motion else {})}
-    return replace(result, timings={**timings, **result.timings})
+        key = series_key or f"private-{secrets.token_hex(12)}"
+        with held_work_copies(inputs, Path(lock.folder) / WORK_DIR_NAME, key, corrected_key=series_key,
+                              progress=progress) as copies:
+            result = fit_series(inputs, copies.movie, progress=progress, motion=copies.motion)
+    return replace(result, timings={**copies.timings, **result.timings})
 
 
 def fit_series(inputs: ValidatedInputs, concatenated: ConcatenatedMovie, *,
@@ -87,10 +145,8 @@ def fit_series(inputs: ValidatedInputs, concatenated: ConcatenatedMovie, *,
     ``dask_scheduler`` sends the patch jobs to that Dask cluster (the copy must be on shared storage).
     ``motion`` is carried into the result for the outputs (shifts, crop box, previews).
     """
-    params = inputs.resolved.params
-    check_supported(params)
     started = time.perf_counter()
-    estimates = fit(concatenated.open(), params, progress, dask_scheduler=dask_scheduler)
+    estimates = fit(concatenated.open(), inputs.resolved.params, progress, dask_scheduler=dask_scheduler)
     timings = {"fit": time.perf_counter() - started}
     timings.update({f"fit.{stage}": seconds for stage, seconds in estimates.timings.items()})
     return ExtractionResult(inputs=inputs, estimates=estimates, offsets=concatenated.offsets,

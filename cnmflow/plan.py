@@ -15,14 +15,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Sequence
 
-from cnmflow.errors import InputError
+from cnmflow.errors import InputError, ParameterError
 from cnmflow.fingerprint import input_hashes, run_fingerprint
 from cnmflow.lineage import MANIFEST_NAME, read_manifest, verify_manifest
 from cnmflow.outputs.export import check_output_dir
 from cnmflow.outputs.folder import open_output_dir
 from cnmflow.outputs.folder_lock import FolderBusyError, OutputLock, lock_output_dir
+from cnmflow.outputs.location import check_output_location
 from cnmflow.outputs.nwb_metadata import NwbMetadata, nwb_settings, read_nwb_metadata
 from cnmflow.outputs.result_swap import finish_interrupted_swap, pending
+from cnmflow.request import RunRequest, request_of
 from cnmflow.validate import ValidatedInputs, validate_inputs
 
 
@@ -53,10 +55,47 @@ class RunPlan:
 
         return sha256("".join(self.hashes[k] for k in sorted(self.hashes)).encode()).hexdigest()
 
+    @property
+    def corrects_motion(self) -> bool:
+        """The run registers the frames before the fit (motion_correction is not 'none')."""
+        return self.inputs.resolved.params.motion_correction != "none"
+
+
+@dataclass(frozen=True)
+class WorkSteps:
+    """Which work copies a run that is not up to date makes before its fit."""
+
+    concatenate: bool       # write (or adopt) the float32 copy of the series
+    correct_motion: bool    # ... and register it into a corrected copy
+    reused: bool            # the components come from the cache (same fingerprint)
+
+
+def work_steps(plan: RunPlan, *, cached: bool, save_motion_corrected: bool = False) -> WorkSteps:
+    """The copies the fit needs: none when the components are cached, unless the corrected movie is to be
+    written (``save_motion_corrected``), which needs the corrected copy all the same."""
+    concatenate = not cached or (plan.corrects_motion and save_motion_corrected)
+    return WorkSteps(concatenate=concatenate, correct_motion=concatenate and plan.corrects_motion, reused=cached)
+
+
+def check_run_options(plan: RunPlan, *, work_dir: str | os.PathLike | None = None,
+                      save_motion_corrected: bool = False) -> None:
+    """The options outside the parameters, refused before compute (InputError / ParameterError, one line)."""
+    if work_dir is not None:
+        check_output_location(work_dir, label="work_dir")
+    if save_motion_corrected and not plan.corrects_motion:
+        raise ParameterError("save_motion_corrected needs motion correction: set motion_correction to rigid or "
+                             "piecewise_rigid, or leave save_motion_corrected off")
+
+
+def needs_tracking(output_dir: Path, *, track_run: bool) -> bool:
+    """A fresh export has no MLflow run yet; an up-to-date folder may have been tracked already."""
+    return track_run and not read_manifest(output_dir)["run_ids"].get("mlflow_run_id")
+
 
 def plan_run(
     movies: Sequence[str | os.PathLike],
     output_dir: str | os.PathLike,
+    request: RunRequest | None = None,
     *,
     preset: str = "1p",
     table: dict[str, Any] | None = None,
@@ -69,28 +108,35 @@ def plan_run(
 ) -> RunPlan:
     """Validate everything, lock the output folder, hash the inputs and decide what the folder needs.
 
+    ``request`` holds the parameters as the user gave them (or give its fields as keywords).
     The returned plan holds the folder (re-entrantly, if this process holds it already); call
     ``plan.release()`` when the run is over. InputError (FolderBusyError when another run
     writes the folder) before any compute. ``nwb_metadata`` (YAML/JSON) is read and checked
     against the number of movies here too; the NWB settings are not part of the fingerprint
     (they change no component) but decide whether the folder is up to date.
     """
-    inputs = validate_inputs(movies, preset=preset, table=table, params_file=params_file,
-                             overwrite_params=overwrite_params)
+    inputs = validate_inputs(movies, request_of(request, preset=preset, table=table, params_file=params_file,
+                                                overwrite_params=overwrite_params))
     facts = check_nwb_options(nwb, nwb_metadata, n_movies=len(inputs.series.movies))
+    return plan_checked(inputs, output_dir, overwrite=overwrite, evaluate=evaluate, nwb=nwb, nwb_facts=facts)
+
+
+def plan_checked(inputs: ValidatedInputs, output_dir: str | os.PathLike, *, overwrite: bool = False,
+                 evaluate: bool = False, nwb: bool = True, nwb_facts: NwbMetadata | None = None) -> RunPlan:
+    """:func:`plan_run` for inputs and NWB facts already checked: lock, hash, compare with the folder."""
     output_dir = Path(output_dir).expanduser().absolute()
     lock = open_output_dir(output_dir)
     try:
         hashes = input_hashes(inputs.series)
         fingerprint = run_fingerprint(hashes, inputs.resolved.params)
-        up_to_date = outputs_match(output_dir, fingerprint, evaluate=evaluate, nwb=nwb_settings(nwb, facts))
+        up_to_date = outputs_match(output_dir, fingerprint, evaluate=evaluate, nwb=nwb_settings(nwb, nwb_facts))
         if not up_to_date:
             check_output_dir(output_dir, len(inputs.series.movies), overwrite=overwrite)
     except BaseException:
         lock.release()
         raise
     return RunPlan(inputs=inputs, hashes=hashes, fingerprint=fingerprint, output_dir=output_dir,
-                   evaluate=evaluate, overwrite=overwrite, up_to_date=up_to_date, nwb=nwb, nwb_metadata=facts,
+                   evaluate=evaluate, overwrite=overwrite, up_to_date=up_to_date, nwb=nwb, nwb_metadata=nwb_facts,
                    lock=lock)
 
 

@@ -10,23 +10,32 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
-from typing import Any, Sequence
+from typing import TYPE_CHECKING, Any, Sequence
+
+if TYPE_CHECKING:
+    from cnmflow.request import RunRequest
 
 
-def suggest(movies: Sequence[str | Path], figure: str | Path, *, preset: str = "1p",
-            table: dict[str, Any] | None = None, params_file: str | Path | None = None,
+def suggest(movies: Sequence[str | Path], figure: str | Path, request: RunRequest | None = None, *,
+            preset: str = "1p", table: dict[str, Any] | None = None, params_file: str | Path | None = None,
             overwrite_params: bool = False) -> dict[str, Any]:
-    """Suggested values (``values``), one line each (``text``), the figure written (``figure``), seconds."""
+    """Suggested values (``values``), one line each (``text``), the figure written (``figure``), seconds.
+
+    ``request`` holds the parameters given (or give its fields as keywords).
+    """
     from cnmflow.auto_params import estimate_parameters
     from cnmflow.movies import validate_series
     from cnmflow.params import AUTO_FIELDS
     from cnmflow.params_file import resolve_run_params
+    from cnmflow.request import request_of
     from cnmflow.suggest_figure import write_suggestion_figure
 
     started = time.perf_counter()
-    table = {name: "auto" for name in AUTO_FIELDS} | dict(table or {})  # what is not given is suggested
-    params = resolve_run_params(preset=preset, table=table, params_file=params_file,
-                                overwrite_params=overwrite_params).params
+    request = request_of(request, preset=preset, table=table, params_file=params_file,
+                         overwrite_params=overwrite_params)
+    table = {name: "auto" for name in AUTO_FIELDS} | dict(request.table)  # what is not given is suggested
+    params = resolve_run_params(preset=request.preset, table=table, params_file=request.params_file,
+                                overwrite_params=request.overwrite_params).params
     series = validate_series(list(movies), min_frames=params.minimum_frames())
     fixed = None if params.gSig == "auto" else float(params.gSig)
     est = estimate_parameters(series, tsub=params.tsub, ssub=params.ssub, gsig=fixed,

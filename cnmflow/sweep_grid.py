@@ -18,7 +18,7 @@ from typing import Any, Iterator, Mapping, Sequence
 
 from cnmflow.errors import InputError, ParameterError
 from cnmflow.params import PARAM_NAMES, unknown_message
-from cnmflow.params_form import form_with, table_from_form
+from cnmflow.request import RunRequest, request_of
 
 MAX_COMBINATIONS = 256
 
@@ -61,9 +61,9 @@ def combinations(grid: Mapping[str, Sequence[Any]], *, preset: str = "1p",
                  base: Mapping[str, Any] | None = None) -> list[dict[str, Any]]:
     """Every combination of the grid's values (grid order), each checked as its child run will be.
 
-    Each combination goes through the same form a child run receives (``form_with`` then
-    ``table_from_form``) and is resolved with the base table values; the first bad one raises
-    ParameterError naming it.
+    Each combination goes through the same form a child run receives
+    (:meth:`~cnmflow.request.RunRequest.through_form`) and is resolved with the base table values;
+    the first bad one raises ParameterError naming it.
     """
     _check_grid(grid)
     names = list(grid)
@@ -80,28 +80,31 @@ def combinations(grid: Mapping[str, Sequence[Any]], *, preset: str = "1p",
 
     for combo in combos:
         with _labelled(combo):
-            resolve_params(preset=preset, table=table_from_form(form_with(preset, {**(base or {}), **combo}), preset))
+            child = RunRequest(preset=preset, table={**(base or {}), **combo}).through_form()
+            resolve_params(preset=preset, table=dict(child.table))  # the file and the movies: check_sweep
     return combos
 
 
-def check_sweep(movies: Sequence[str | os.PathLike], grid: Mapping[str, Sequence[Any]], *, preset: str = "1p",
-                base: Mapping[str, Any] | None = None, params_file: str | os.PathLike | None = None,
-                overwrite_params: bool = False) -> list[dict[str, Any]]:
+def check_sweep(movies: Sequence[str | os.PathLike], grid: Mapping[str, Sequence[Any]],
+                request: RunRequest | None = None, *, preset: str = "1p", base: Mapping[str, Any] | None = None,
+                params_file: str | os.PathLike | None = None, overwrite_params: bool = False) -> list[dict[str, Any]]:
     """:func:`combinations`, then every combination validated with the movies and the parameters file.
 
+    ``request`` holds the base table the grid's values replace (or give its fields as keywords).
     This is every check a child run's validate step makes (frames left after tsub, gSiz against
     the frame, the file's values), so no combination fails for its input once the sweep starts.
     """
     from cnmflow.movies import validate_series
     from cnmflow.validate import validate_inputs
 
-    combos = combinations(grid, preset=preset, base=base)
-    _check_file_keeps_grid(grid, params_file, overwrite_params)
+    request = request_of(request, preset=preset, table=base, params_file=params_file,
+                         overwrite_params=overwrite_params)
+    combos = combinations(grid, preset=request.preset, base=request.table)
+    _check_file_keeps_grid(grid, request.params_file, request.overwrite_params)
     validate_series(movies)  # the movies' own problems, once and without a combination's label
     for combo in combos:
         with _labelled(combo):
-            validate_inputs(movies, preset=preset, table={**(base or {}), **combo}, params_file=params_file,
-                            overwrite_params=overwrite_params)
+            validate_inputs(movies, request.with_table(combo))
     return combos
 
 

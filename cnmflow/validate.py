@@ -11,13 +11,12 @@ from dataclasses import dataclass
 from typing import Any, Sequence
 
 from cnmflow.auto_params import resolve_auto
-from cnmflow.engine import check_supported
 from cnmflow.errors import ParameterError
 from cnmflow.motion.params import check_against_frame
 from cnmflow.movies import MovieSeries, resolve_frame_rate, validate_series
 from cnmflow.movies.pixel_values import check_pixel_values
 from cnmflow.params import ResolvedParams
-from cnmflow.params_file import resolve_run_params
+from cnmflow.request import RunRequest, request_of
 
 
 @dataclass(frozen=True)
@@ -30,6 +29,7 @@ class ValidatedInputs:
 
 def validate_inputs(
     movies: Sequence[str | os.PathLike],
+    request: RunRequest | None = None,
     *,
     preset: str = "1p",
     table: dict[str, Any] | None = None,
@@ -38,12 +38,12 @@ def validate_inputs(
 ) -> ValidatedInputs:
     """Resolve the parameters, validate the series against them and settle the frame rate.
 
-    Cheap checks come first; the last one reads every pixel of float movies (NaN, inf and
-    overflowing values are refused), once per file and process.
+    ``request`` is what the user asked for (or give its fields as keywords). Cheap checks come
+    first; the last one reads every pixel of float movies (NaN, inf and overflowing values are
+    refused), once per file and process.
     """
-    resolved = resolve_run_params(preset=preset, table=table, params_file=params_file,
-                                  overwrite_params=overwrite_params)
-    check_supported(resolved.params)
+    resolved = request_of(request, preset=preset, table=table, params_file=params_file,
+                          overwrite_params=overwrite_params).resolve()
     series = validate_series(movies, min_frames=resolved.params.minimum_frames())
     fr, fr_source, warnings = resolve_frame_rate(series, resolved.params.fr)
     source = resolved.sources["fr"] if fr_source == "user" else "metadata"

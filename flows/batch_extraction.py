@@ -8,15 +8,16 @@ node that reads it from shared storage.  One recording failing does not stop the
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 from prefect import flow, get_run_logger, task
 from prefect.artifacts import create_table_artifact
 from prefect.cache_policies import NO_CACHE
 from prefect.task_runners import ThreadPoolTaskRunner
 
-from cnmflow.params_form import ExtractionParams, table_from_form
+from cnmflow.params_form import ExtractionParams
 from cnmflow.plan import check_nwb_options
+from cnmflow.request import Preset, RunRequest
 from cnmflow.report import RunReport
 from cnmflow.tracking.uri import DEFAULT_EXPERIMENT
 
@@ -42,7 +43,7 @@ def batch_extraction(
     output_root: str,
     params_file: str | None = None,
     overwrite_params: bool = False,
-    preset: Literal["1p", "2p"] = "1p",
+    preset: Preset = "1p",
     params: ExtractionParams = ExtractionParams(),  # type: ignore[valid-type]
     experiment: str = DEFAULT_EXPERIMENT,
     tracking_uri: str | None = None,
@@ -65,7 +66,7 @@ def batch_extraction(
         nwb: Write ophys.{k}.nwb per movie of every recording.
         nwb_metadata: YAML/JSON file with the NWB subject/session/device/imaging_plane facts.
     """
-    table_from_form(params, preset)  # a bad form (or preset/method_init mismatch) fails here, not per recording
+    RunRequest.from_form(params, preset=preset)  # a bad form (or preset/method_init mismatch) fails here, not per recording
     check_nwb_options(nwb, nwb_metadata, n_movies=None)  # so does a bad NWB metadata file
     names = [recording_name(movies) for movies in recordings]
     clashes = sorted({name for name in names if names.count(name) > 1})

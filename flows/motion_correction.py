@@ -8,13 +8,12 @@ the analysis table, pre-filled with rigid correction.
 
 from __future__ import annotations
 
-from typing import Literal
-
 from prefect import flow, get_run_logger
 from prefect.artifacts import create_markdown_artifact
 from prefect.runtime import flow_run
 
 from cnmflow.motion_run import MotionForm, table_from_motion_form
+from cnmflow.request import Preset, RunRequest
 from cnmflow.flows.settings import dask_scheduler
 from cnmflow.tasks.motion_only import correct_and_write, validate_motion
 from cnmflow.tasks.progress import RunProgress
@@ -28,7 +27,7 @@ def motion_correction(
     output_dir: str,
     params_file: str | None = None,
     overwrite_params: bool = False,
-    preset: Literal["1p", "2p"] = "1p",
+    preset: Preset = "1p",
     params: MotionForm = MotionForm(),  # type: ignore[valid-type]
     overwrite: bool = False,
     work_dir: str | None = None,
@@ -49,9 +48,9 @@ def motion_correction(
     """
     progress = RunProgress(key="motion-correction-progress")
     progress.start()
-    inputs = validate_motion(movies, output_dir, preset=preset, table=table_from_motion_form(params),
-                             params_file=params_file, overwrite_params=overwrite_params, overwrite=overwrite,
-                             progress=progress)
+    request = RunRequest(preset=preset, table=table_from_motion_form(params), params_file=params_file,
+                         overwrite_params=overwrite_params)
+    inputs = validate_motion(movies, output_dir, request, overwrite=overwrite, progress=progress)
     run = correct_and_write(inputs, output_dir, overwrite=overwrite, work_dir=work_dir,
                             dask_scheduler=dask_scheduler(dask_address), run_ids={"prefect_flow_run_id": flow_run.id},
                             progress=progress)

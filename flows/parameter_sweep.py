@@ -15,22 +15,26 @@ from __future__ import annotations
 
 import threading
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
-from prefect import flow, get_run_logger
+from prefect import flow, get_run_logger, task
+from prefect.cache_policies import NO_CACHE
 from prefect.runtime import flow_run
 from prefect.task_runners import ThreadPoolTaskRunner
 
 from cnmflow.movies import remove_work_copy
-from cnmflow.params_form import ExtractionParams, table_from_form
 from cnmflow.errors import ParameterError
+from cnmflow.params_form import ExtractionParams
+from cnmflow.report import RunReport
+from cnmflow.request import Preset, RunRequest
 from cnmflow.sweep_grid import SweepFailed, check_sweep, folder_name
 from cnmflow.tracking.uri import DEFAULT_EXPERIMENT, tracking_uri as default_tracking_uri
 from cnmflow.flows.settings import WORK_DIR_NAME
 from cnmflow.tasks.concatenate import concatenate
 from cnmflow.tasks.progress import RunProgress
-from cnmflow.tasks.sweep import close_sweep, open_sweep_run, run_combination
+from cnmflow.tasks.sweep import close_sweep, open_sweep_run
 from cnmflow.tasks.validate import validate
+from cnmflow.flows.source_extraction import source_extraction
 
 #: Threads available to children; ``max_concurrent`` limits how many run at once.
 MAX_THREADS = 16
@@ -44,7 +48,7 @@ def parameter_sweep(
     grid: dict[str, list[Any]],
     params_file: str | None = None,
     overwrite_params: bool = False,
-    preset: Literal["1p", "2p"] = "1p",
+    preset: Preset = "1p",
     params: ExtractionParams = ExtractionParams(),  # type: ignore[valid-type]
     max_concurrent: int = 2,
     evaluate: bool = False,
@@ -84,25 +88,23 @@ def parameter_sweep(
     if max_concurrent < 1:
         raise ParameterError(f"max_concurrent={max_concurrent}: at least one combination must run at a time; "
                              "give 1 or more")
-    base = table_from_form(params, preset)
-    combos = check_sweep(movies, grid, preset=preset, base=base, params_file=params_file,
-                         overwrite_params=overwrite_params)
+    request = RunRequest.from_form(params, preset=preset, params_file=params_file, overwrite_params=overwrite_params)
+    combos = check_sweep(movies, grid, request)
     root = Path(output_dir).expanduser().absolute()
     progress = RunProgress(key="parameter-sweep-progress")
-    plan = validate(movies, str(root), preset=preset, table={**base, **combos[0]}, params_file=params_file,
-                    overwrite_params=overwrite_params, overwrite=True, evaluate=evaluate, progress=progress,
-                    nwb=nwb, nwb_metadata=nwb_metadata)
+    plan = validate(movies, str(root), request.with_table(combos[0]), overwrite=True, evaluate=evaluate,
+                    progress=progress, nwb=nwb, nwb_metadata=nwb_metadata)
     uri = tracking_uri or default_tracking_uri(root)
     work = root / WORK_DIR_NAME
     movie, created = concatenate(plan, work, progress=progress)
     try:
-        parent = open_sweep_run(experiment=experiment, tracking_uri=uri, grid=grid, base=base,
+        parent = open_sweep_run(experiment=experiment, tracking_uri=uri, grid=grid, base=dict(request.table),
                                 tags={"prefect.flow_run_id": str(flow_run.id)})
         shared = dict(params_file=params_file, overwrite_params=overwrite_params, overwrite=overwrite,
                       evaluate=evaluate, work_dir=str(work), experiment=experiment, tracking_uri=uri,
                       mlflow_parent_run_id=parent, dask_address=dask_address, nwb=nwb, nwb_metadata=nwb_metadata)
         slots = threading.BoundedSemaphore(max_concurrent)
-        futures = [(combo, run_combination.submit(combo, slots=slots, movies=movies, preset=preset, base=base,
+        futures = [(combo, run_combination.submit(combo, slots=slots, movies=movies, request=request,
                                                   output_dir=root / folder_name(combo), shared=shared))
                    for combo in combos]
         children, failures = _collect(futures)
@@ -116,6 +118,15 @@ def parameter_sweep(
     if failures:
         raise SweepFailed(failures, len(combos), rows=rows, folder=root)
     return rows
+
+
+@task(name="combination", cache_policy=NO_CACHE, persist_result=False)
+def run_combination(combination: dict[str, Any], *, slots: threading.BoundedSemaphore, movies: list[str],
+                    output_dir: Path, request: RunRequest, shared: dict[str, Any]) -> RunReport:
+    """One combination as a ``source-extraction`` child run, once a slot is free."""
+    with slots:
+        return source_extraction(movies=movies, output_dir=str(output_dir), preset=request.preset,
+                                 params=request.with_table(combination).form(), **shared)
 
 
 def _collect(futures: list[tuple[dict[str, Any], Any]]) -> tuple[list[tuple[dict[str, Any], Path]],

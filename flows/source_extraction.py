@@ -11,20 +11,14 @@ done, so a second run into the same folder is refused instead of mixing its file
 
 from __future__ import annotations
 
-import time
-from contextlib import contextmanager
-from typing import Iterator, Literal
-
 from prefect import flow, get_run_logger
 from prefect.runtime import flow_run
 
-from cnmflow.errors import ParameterError
-from cnmflow.lineage import read_manifest
-from cnmflow.movies import remove_work_copy
-from cnmflow.movies.work_copy import remove_unused
-from cnmflow.outputs.location import check_output_location
-from cnmflow.params_form import ExtractionParams, table_from_form
+from cnmflow.params_form import ExtractionParams
+from cnmflow.pipeline import give_back_work_copies, stages_before_fit, timed_stage
+from cnmflow.plan import RunPlan, check_run_options, needs_tracking, work_steps
 from cnmflow.report import RunReport, report_from_manifest
+from cnmflow.request import Preset, RunRequest
 from cnmflow.tracking.uri import DEFAULT_EXPERIMENT
 from cnmflow.flows.settings import cache_dir, dask_scheduler, work_root
 from cnmflow.tasks.concatenate import concatenate
@@ -36,17 +30,6 @@ from cnmflow.tasks.report import publish_report
 from cnmflow.tasks.track import track
 from cnmflow.tasks.validate import validate
 
-Preset = Literal["1p", "2p"]
-
-
-@contextmanager
-def _timed(timings: dict[str, float], stage: str) -> Iterator[None]:
-    started = time.perf_counter()
-    try:
-        yield
-    finally:
-        timings[stage] = round(time.perf_counter() - started, 3)
-
 
 def _run_ids() -> dict[str, str | None]:
     url = flow_run.ui_url  # None-prefixed when no UI is configured (the temporary server)
@@ -54,39 +37,31 @@ def _run_ids() -> dict[str, str | None]:
             "prefect_flow_run_url": url if url and url.startswith("http") else None}
 
 
-def _compute_and_export(plan, timings: dict[str, float], progress: RunProgress, *, work_dir: str | None,
+def _compute_and_export(plan: RunPlan, timings: dict[str, float], progress: RunProgress, *, work_dir: str | None,
                         dask_address: str | None, save_motion_corrected: bool = False) -> bool:
-    """Concatenate and correct motion (unless the components are cached and no corrected movie is
-    asked for), extract and export; whether the cache served."""
+    """Make the work copies the plan's steps need, extract (cached by fingerprint) and export; whether the
+    cache served."""
     cache = cache_dir()
     work = work_root(plan.output_dir, work_dir)
-    reused = is_cached(plan, cache)
-    movie = corrected = motion = None
+    steps = work_steps(plan, cached=is_cached(plan, cache), save_motion_corrected=save_motion_corrected)
     scheduler = dask_scheduler(dask_address)
-    moving = plan.inputs.resolved.params.motion_correction != "none"
+    movie = corrected = motion = None
     try:
-        if not reused or (moving and save_motion_corrected):
-            with _timed(timings, "concatenate"):
+        if steps.concatenate:
+            with timed_stage(timings, "concatenate"):
                 movie, _ = concatenate(plan, work, progress=progress)
-            if moving:
-                with _timed(timings, "motion_correction"):
-                    corrected, motion = motion_correction(plan, movie, work, progress=progress,
-                                                          dask_scheduler=scheduler)
-        with _timed(timings, "extract"):
-            extraction = extract.with_options(result_storage=cache)(plan, corrected or movie, work,
-                                                                    progress=progress, dask_scheduler=scheduler,
-                                                                    motion=motion)
-        with _timed(timings, "export"):
-            before_fit = {stage: timings[stage] for stage in ("validate", "concatenate", "motion_correction")
-                          if stage in timings}
-            export_task(plan, extraction.estimates.K)(plan, extraction, _run_ids(), progress, before_fit,
+        if steps.correct_motion:
+            with timed_stage(timings, "motion_correction"):
+                corrected, motion = motion_correction(plan, movie, work, progress=progress, dask_scheduler=scheduler)
+        with timed_stage(timings, "extract"):
+            extraction = extract.with_options(result_storage=cache)(plan, corrected or movie, work, progress=progress,
+                                                                    dask_scheduler=scheduler, motion=motion)
+        with timed_stage(timings, "export"):
+            export_task(plan, extraction.estimates.K)(plan, extraction, _run_ids(), progress, stages_before_fit(timings),
                                                       corrected if save_motion_corrected else None)
     finally:
-        for copy in (corrected, movie):
-            if copy is not None:
-                remove_work_copy(copy)   # removed unless another live run (a sweep's sibling) still uses it
-        remove_unused(work)  # what killed runs left in this run's work root, unless a live run holds it
-    return reused
+        give_back_work_copies(work, corrected, movie)  # kept while another live run (a sweep's sibling) uses them
+    return steps.reused
 
 
 @flow(name="source-extraction",
@@ -142,16 +117,13 @@ def source_extraction(
     progress = RunProgress()
     progress.start()
     timings: dict[str, float] = {}
-    with _timed(timings, "validate"):
-        plan = validate(movies, output_dir, preset=preset, table=table_from_form(params, preset),
-                        params_file=params_file, overwrite_params=overwrite_params, overwrite=overwrite,
-                        evaluate=evaluate, progress=progress, nwb=nwb, nwb_metadata=nwb_metadata)
+    with timed_stage(timings, "validate"):
+        request = RunRequest.from_form(params, preset=preset, params_file=params_file,
+                                       overwrite_params=overwrite_params)
+        plan = validate(movies, output_dir, request, overwrite=overwrite, evaluate=evaluate, progress=progress,
+                        nwb=nwb, nwb_metadata=nwb_metadata)
     try:
-        if work_dir is not None:
-            check_output_location(work_dir, label="work_dir")
-        if save_motion_corrected and plan.inputs.resolved.params.motion_correction == "none":
-            raise ParameterError("save_motion_corrected needs motion correction: set motion_correction to rigid or "
-                                 "piecewise_rigid, or leave save_motion_corrected off")
+        check_run_options(plan, work_dir=work_dir, save_motion_corrected=save_motion_corrected)
         if plan.up_to_date:
             get_run_logger().info("%s already holds this run's results (same inputs, parameters and code)",
                                   plan.output_dir)
@@ -159,9 +131,8 @@ def source_extraction(
                                                         save_motion_corrected=save_motion_corrected,
                                                         dask_address=dask_address)
         error = None
-        # A fresh export has no MLflow run yet; an up-to-date folder may have been tracked already.
-        if track_run and not read_manifest(plan.output_dir)["run_ids"].get("mlflow_run_id"):
-            with _timed(timings, "track"):
+        if needs_tracking(plan.output_dir, track_run=track_run):
+            with timed_stage(timings, "track"):
                 _, error = track(plan.output_dir, experiment=experiment, tracking_uri=tracking_uri,
                                  parent_run_id=mlflow_parent_run_id)
         report = report_from_manifest(plan.output_dir, reused_extraction=reused, up_to_date=plan.up_to_date,

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Any
 
 from prefect import flow
 from prefect.artifacts import create_markdown_artifact
 
+from cnmflow.request import Preset, RunRequest
 from cnmflow.tasks.suggest import suggest_values
 
 
@@ -16,7 +17,7 @@ from cnmflow.tasks.suggest import suggest_values
 def suggest_parameters(
     movies: list[str],
     figure: str,
-    preset: Literal["1p", "2p"] = "1p",
+    preset: Preset = "1p",
     params: dict[str, Any] | None = None,
     params_file: str | None = None,
     overwrite_params: bool = False,
@@ -31,8 +32,9 @@ def suggest_parameters(
         params_file: CaImAn-style JSON parameters file, applied when overwrite_params is true.
         overwrite_params: Apply the parameters file over the table values.
     """
-    result = suggest_values(movies, figure, preset=preset, table=dict(params or {}), params_file=params_file,
-                            overwrite_params=overwrite_params)
+    request = RunRequest(preset=preset, table=dict(params or {}), params_file=params_file,
+                         overwrite_params=overwrite_params)
+    result = suggest_values(movies, figure, request)
     rows = "\n".join(f"| {name} | {value:g} | {result['reasons'][name]} |" for name, value in result["values"].items())
     create_markdown_artifact(
         key="suggested-parameters", description="gSig / min_corr / min_pnr read from the movie",

@@ -7,20 +7,19 @@ this module only starts the extractions as child runs and reports.
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated
 
 from prefect import flow, get_run_logger
 from prefect.artifacts import create_markdown_artifact
 from pydantic import BeforeValidator
 
-from cnmflow.params_form import ExtractionParams, table_from_form
+from cnmflow.params_form import ExtractionParams
 from cnmflow.plan import check_nwb_options
+from cnmflow.request import Preset, RunRequest
 from cnmflow.watch import DEFAULT_PATTERNS, Ledger, Scan, ScanSummary, SeriesRule, parse_patterns, summary_markdown
 from cnmflow.watch.claims import Job
 from cnmflow.watch.summary import FAILED, GAVE_UP, Outcome
 from cnmflow.flows.source_extraction import source_extraction
-
-Preset = Literal["1p", "2p"]
 
 
 def _patterns(value: object) -> object:
@@ -125,7 +124,7 @@ def watch_folder(
         nwb: Write ophys.{k}.nwb per movie of every run.
         nwb_metadata: YAML/JSON file with the NWB subject/session/device/imaging_plane facts.
     """
-    table_from_form(params, preset)  # a bad form (or preset/method_init mismatch) fails here, not once per movie
+    RunRequest.from_form(params, preset=preset)  # a bad form (or preset/method_init mismatch) fails here, not once per movie
     check_nwb_options(nwb, nwb_metadata, n_movies=None)  # so does a bad NWB metadata file
     logger = get_run_logger()
     scan = Scan(folder, output_root, patterns=parse_patterns(pattern), series_rule=series_rule,

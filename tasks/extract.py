@@ -13,10 +13,9 @@ from typing import Any
 
 from prefect import task
 
-from cnmflow.engine.fitting import chunk_mb_setting
-from cnmflow.motion.work_copy import MotionOutcome, ensure_corrected_copy
-from cnmflow.movies import ConcatenatedMovie, ensure_work_copy, remove_work_copy
-from cnmflow.pipeline import ExtractionResult, fit_series
+from cnmflow.motion.work_copy import MotionOutcome
+from cnmflow.movies import ConcatenatedMovie
+from cnmflow.pipeline import ExtractionResult, fit_series, held_work_copies
 from cnmflow.plan import RunPlan
 from cnmflow.tasks.progress import Progress
 from cnmflow.tasks.retries import RETRY_OPTIONS
@@ -40,19 +39,10 @@ def extract(plan: RunPlan, movie: ConcatenatedMovie | None, work_dir: Path, *,
     progress("patches", 0.0)  # the fit's first stage: a failure from here on is reported as the fit's
     if movie is not None:
         return fit_series(plan.inputs, movie, progress=progress, dask_scheduler=dask_scheduler, motion=motion)
-    movie, _ = ensure_work_copy(plan.inputs.series, work_dir, plan.series_key, progress=progress)
-    held = [movie]
-    try:
-        params = plan.inputs.resolved.params
-        if params.motion_correction != "none":
-            movie, motion, _ = ensure_corrected_copy(movie, work_dir, plan.series_key, params.motion,
-                                                     n_processes=params.n_processes, dask_scheduler=dask_scheduler,
-                                                     chunk_mb=chunk_mb_setting(), progress=progress)
-            held.append(movie)
-        return fit_series(plan.inputs, movie, progress=progress, dask_scheduler=dask_scheduler, motion=motion)
-    finally:
-        for copy in held:
-            remove_work_copy(copy)
+    with held_work_copies(plan.inputs, work_dir, plan.series_key, corrected_key=plan.series_key, progress=progress,
+                          dask_scheduler=dask_scheduler) as copies:
+        return fit_series(plan.inputs, copies.movie, progress=progress, dask_scheduler=dask_scheduler,
+                          motion=copies.motion)
 
 
 def is_cached(plan: RunPlan, cache_dir: Path) -> bool:

@@ -2,25 +2,23 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 
 from cnmflow.motion_run import MotionRun, check_motion_output_dir, motion_correct, validate_motion_inputs
+from cnmflow.request import RunRequest
 from cnmflow.validate import ValidatedInputs
 from cnmflow.tasks.progress import Progress
 from cnmflow.tasks.retries import RETRY_OPTIONS
 
 
 @task(name="validate", cache_policy=NO_CACHE, persist_result=False, **RETRY_OPTIONS)
-def validate_motion(movies: list[str], output_dir: str, *, preset: str, table: dict[str, Any],
-                    params_file: str | None, overwrite_params: bool, overwrite: bool,
+def validate_motion(movies: list[str], output_dir: str, request: RunRequest, *, overwrite: bool,
                     progress: Progress) -> ValidatedInputs:
     """Movies, motion parameters (checked against the frame) and the output folder, before compute."""
     progress("validate", 0.0)
-    inputs = validate_motion_inputs(movies, preset=preset, table=table, params_file=params_file,
-                                    overwrite_params=overwrite_params)
+    inputs = validate_motion_inputs(movies, preset=request.preset, table=dict(request.table),
+                                    params_file=request.params_file, overwrite_params=request.overwrite_params)
     check_motion_output_dir(output_dir, inputs, overwrite=overwrite)
     progress("validate", 1.0)
     return inputs

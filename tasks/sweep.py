@@ -1,17 +1,13 @@
-"""Sweep steps: open the parent MLflow run, run one combination, close with the comparison."""
+"""Sweep steps: open the parent MLflow run, close it with the comparison (the flow runs the combinations)."""
 
 from __future__ import annotations
 
-import threading
 from pathlib import Path
 from typing import Any
 
 from prefect import get_run_logger, task
 from prefect.artifacts import create_image_artifact, create_table_artifact
 from prefect.cache_policies import NO_CACHE
-
-from cnmflow.params_form import form_with
-from cnmflow.report import RunReport
 
 
 @task(name="open-sweep-run", cache_policy=NO_CACHE, persist_result=False)
@@ -25,17 +21,6 @@ def open_sweep_run(*, experiment: str, tracking_uri: str, grid: dict[str, list[A
     except TrackingError as err:
         get_run_logger().error("the sweep is not tracked: %s", err)
         return None
-
-
-@task(name="combination", cache_policy=NO_CACHE, persist_result=False)
-def run_combination(combination: dict[str, Any], *, slots: threading.BoundedSemaphore, movies: list[str],
-                    output_dir: Path, preset: str, base: dict[str, Any], shared: dict[str, Any]) -> RunReport:
-    """One combination as a ``source-extraction`` child run, once a slot is free."""
-    from cnmflow.flows.source_extraction import source_extraction
-
-    with slots:
-        return source_extraction(movies=movies, output_dir=str(output_dir), preset=preset,
-                                 params=form_with(preset, {**base, **combination}), **shared)
 
 
 @task(name="compare", cache_policy=NO_CACHE, persist_result=False)

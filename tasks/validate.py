@@ -2,24 +2,21 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 
 from cnmflow.plan import RunPlan, plan_run
+from cnmflow.request import RunRequest
 from cnmflow.tasks.progress import Progress
 from cnmflow.tasks.retries import RETRY_OPTIONS
 
 
 @task(name="validate", cache_policy=NO_CACHE, persist_result=False, **RETRY_OPTIONS)
-def validate(movies: list[str], output_dir: str, *, preset: str, table: dict[str, Any],
-             params_file: str | None, overwrite_params: bool, overwrite: bool, evaluate: bool,
+def validate(movies: list[str], output_dir: str, request: RunRequest, *, overwrite: bool, evaluate: bool,
              progress: Progress, nwb: bool = True, nwb_metadata: str | None = None) -> RunPlan:
     """Resolve parameters, check the series, the NWB metadata file and the output folder, hash the inputs."""
     progress("validate", 0.0)
-    plan = plan_run(movies, output_dir, preset=preset, table=table, params_file=params_file,
-                    overwrite_params=overwrite_params, overwrite=overwrite, evaluate=evaluate, nwb=nwb,
+    plan = plan_run(movies, output_dir, request, overwrite=overwrite, evaluate=evaluate, nwb=nwb,
                     nwb_metadata=nwb_metadata)
     progress("validate", 1.0)
     return plan

@@ -1,0 +1,17 @@
+"""What the run tests share: a small simulated 1P movie and the analysis table that finds its cells fast."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from cnmflow.synthetic import simulate_1p, write_tiff
+
+#: Values that find the small movie's cells in seconds (one patch, gSiz for gSig 3).
+TABLE = {"rf": None, "gSiz": 13, "min_corr": 0.8, "min_pnr": 8}
+
+
+def small_movie(folder: Path, *, rng: int, n_neurons: int = 4, peak_snr: tuple[float, float] = (8, 12)) -> Path:
+    """A 200-frame 40x48 TIFF at 10 Hz with ``n_neurons`` cells of radius 3 (the same bytes for the same rng)."""
+    simulated = simulate_1p(shape=(40, 48), n_frames=200, n_neurons=n_neurons, gsig=3.0, fr=10.0, peak_snr=peak_snr,
+                            rng=rng)
+    return write_tiff(folder / "movie.tif", simulated.movie, fr=10.0)

@@ -1,0 +1,55 @@
+"""What a finished run tells its user, read back from the output folder's manifest."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from cnmflow.errors import InputError
+from cnmflow.lineage import MANIFEST_NAME, SCHEMA, SCHEMA_VERSION
+from cnmflow.report import report_from_manifest, summary_markdown
+
+MANIFEST = {
+    "schema": SCHEMA, "schema_version": SCHEMA_VERSION,
+    "inputs": [{"index": 0, "path": "/data/m.tif", "n_frames": 200, "frame_rate": 10.0, "sha256": "ab" * 32}],
+    "outputs": {"cellset_raw.000.isxd": {}, "caiman_output.hdf5": {}},
+    "parameters": {"min_pnr": {"value": 8, "source": "table"}, "K": {"value": None, "source": "preset 1p"}},
+    "parameter_notes": ["fr = 10 Hz (ImageJ)"], "notes": ["tracking missing"],
+    "run_ids": {"prefect_flow_run_id": "f1"},
+    "run": {"n_components": 3, "n_frames": 200, "peak_rss_mb": 512.0, "statuses": {"undecided": 3},
+            "timings_s": {"fit": 2.5}},
+}
+
+
+@pytest.fixture
+def folder(tmp_path) -> Path:
+    (tmp_path / MANIFEST_NAME).write_text(json.dumps(MANIFEST))
+    return tmp_path
+
+
+def test_the_report_holds_the_manifests_facts(folder):
+    report = report_from_manifest(folder, reused_extraction=True, up_to_date=False, timings_s={"validate": 0.5})
+    assert report.n_components == 3 and report.output_dir == folder
+    assert report.files == ("caiman_output.hdf5", "cellset_raw.000.isxd", "manifest.json")
+    assert report.notes == ("fr = 10 Hz (ImageJ)", "tracking missing")
+    assert report.peak_rss_mb == 512.0 and report.mlflow_run_id is None
+    assert report.run_ids == {"prefect_flow_run_id": "f1"}
+
+
+def test_the_summary_lists_inputs_parameters_with_sources_and_timings(folder):
+    report = report_from_manifest(folder, reused_extraction=False, up_to_date=True, timings_s={"validate": 0.5},
+                                  tracking_error="store down")
+    text = summary_markdown(report)
+    assert text.startswith("# Source extraction: 3 components")
+    assert "already up to date: nothing was recomputed" in text
+    assert "| 0 | `/data/m.tif` | 200 | 10 Hz | `" + "ab" * 8 + "` |" in text
+    assert "| min_pnr | 8 | table |" in text and "| K | auto | preset 1p |" in text
+    assert "| fit | 2.5 |" in text and "| validate | 0.5 |" in text
+    assert "**Not tracked**: store down" in text and "- tracking missing" in text
+
+
+def test_a_folder_without_a_manifest_is_refused(tmp_path):
+    with pytest.raises(InputError, match="no lineage manifest"):
+        report_from_manifest(tmp_path, reused_extraction=False, up_to_date=False)
