@@ -2,8 +2,10 @@
 
 numpy/scipy/OASIS (scikit-learn for the 2P initialisation) only, no Prefect or MLflow.
 
-``from cnmflow.engine import fit, Estimates``; submodules are imported on first use so that one
-stage (e.g. ``cnmflow.engine.noise``) can be used without loading the others.
+``from cnmflow.engine import fit, Estimates``; ``fit`` takes the run's ``Params`` or the
+:class:`~cnmflow.engine.sections.EngineSettings` built (and checked) from them. Submodules are
+imported on first use so that one stage (e.g. ``cnmflow.engine.noise``) can be used without
+loading the others.
 """
 
 from __future__ import annotations
@@ -11,8 +13,8 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
-_EXPORTS = {"fit": "cnmflow.engine.fitting", "check_supported": "cnmflow.engine.fitting",
-            "Estimates": "cnmflow.engine.estimates"}
+_EXPORTS = {"fit": "cnmflow.engine.fitting", "check_supported": "cnmflow.engine.sections",
+            "EngineSettings": "cnmflow.engine.sections", "Estimates": "cnmflow.engine.estimates"}
 
 __all__ = sorted(_EXPORTS)
 

@@ -1,6 +1,8 @@
 """Where patch jobs run: in this process, in local worker processes, or on a Dask cluster.
 
-A patch job is a pure function of (movie source, patch box, parameters) and reads only its
+Kept apart from the jobs themselves (:mod:`cnmflow.engine.patch_job`): this module knows
+processes, signals and clusters and nothing of the algorithm; the jobs know nothing of where
+they run. A patch job is a pure function of (movie source, patch box, settings) and reads only its
 patch from the movie file, so any executor that can reach the file gives the same components:
 workers never receive the movie, only a path.  Results are returned in patch order whatever
 order the jobs finish in, so the combination step — and the result — do not depend on the
@@ -17,11 +19,12 @@ from typing import Callable, Sequence
 
 from cnmflow.engine.movie_source import MovieSource
 from cnmflow.engine.patch_frames import PatchStorage, remove_orphaned_scratch
-from cnmflow.engine.patch_job import PatchResult, fit_patch
+from cnmflow.engine.patch_job.dispatch import fit_patch
+from cnmflow.engine.patch_job.result import PatchResult
 from cnmflow.engine.patches import PatchBox
+from cnmflow.engine.sections import PatchJobSettings
 from cnmflow.engine.threads import use_single_thread
 from cnmflow.errors import ParameterError
-from cnmflow.params import Params
 from cnmflow.processes import die_with_parent, sigint_blocked_in_children
 
 Progress = Callable[[str, float], None]
@@ -32,35 +35,48 @@ CONNECT_TIMEOUT_S = 20
 WORKER_EXIT_TIMEOUT_S = 5
 
 
-def run_patch_jobs(source: MovieSource, boxes: Sequence[PatchBox], params: Params, dims: tuple[int, int],
-                   report: Progress, *, dask_scheduler: str | None = None,
+def run_patch_jobs(source: MovieSource, boxes: Sequence[PatchBox], job: PatchJobSettings, dims: tuple[int, int],
+                   report: Progress, *, workers: int = 1, dask_scheduler: str | None = None,
                    storage: PatchStorage = PatchStorage()) -> list[PatchResult]:
     """Fit every patch with the executor the run asked for; results in ``boxes`` order.
 
-    ``storage`` travels with each job: where a worker keeps its patch's frames (scratch files go to
-    the worker's own temp folder unless the policy names one).
+    ``workers``: local worker processes (the layout's ``n_processes``), used for a movie in a file.
+    ``job`` and ``storage`` travel with each job: what the job reads, and where a worker keeps its
+    patch's frames (scratch files go to the worker's own temp folder unless the policy names one).
     """
     report("patches", 0.0)
     if dask_scheduler:
         if not source.shareable:
             raise ParameterError("patches can run on a Dask cluster only for a movie stored in a file the workers "
                                  "can read; write the movie to shared storage (the flow's work_dir) first")
-        return _on_dask(source.without_array(), boxes, params, dims, report, dask_scheduler, storage)
+        return _on_dask(source.without_array(), boxes, job, dims, report, dask_scheduler, storage)
     remove_orphaned_scratch(storage.directory)  # what workers killed in an earlier run left behind
-    workers = min(params.n_processes, len(boxes))
+    workers = min(workers, len(boxes))
     if workers <= 1 or not source.shareable:
-        results = []
-        for done, box in enumerate(boxes, start=1):
-            results.append(fit_patch(source, box, params, fov_dims=dims, storage=storage))
-            report("patches", done / len(boxes))
-        return results
+        return _in_this_process(source, boxes, job, dims, report, storage)
+    return _in_worker_processes(source, boxes, job, dims, report, workers, storage)
+
+
+def _in_this_process(source: MovieSource, boxes: Sequence[PatchBox], job: PatchJobSettings, dims: tuple[int, int],
+                     report: Progress, storage: PatchStorage) -> list[PatchResult]:
+    results = []
+    for done, box in enumerate(boxes, start=1):
+        results.append(fit_patch(source, box, job, fov_dims=dims, storage=storage))
+        report("patches", done / len(boxes))
+    return results
+
+
+def _in_worker_processes(source: MovieSource, boxes: Sequence[PatchBox], job: PatchJobSettings,
+                         dims: tuple[int, int], report: Progress, workers: int,
+                         storage: PatchStorage) -> list[PatchResult]:
+    """Jobs in spawned processes that die with this one; a failure or Ctrl-C kills them at once."""
     context = multiprocessing.get_context("spawn")
     try:
         with ProcessPoolExecutor(max_workers=workers, mp_context=context, initializer=init_worker,
                                  initargs=(os.getpid(),)) as pool:
             try:
                 with sigint_blocked_in_children():  # Ctrl-C is the run's to handle; it then kills the workers
-                    futures = [pool.submit(fit_patch, source.without_array(), box, params, fov_dims=dims,
+                    futures = [pool.submit(fit_patch, source.without_array(), box, job, fov_dims=dims,
                                            storage=storage) for box in boxes]
                 results = []
                 for done, future in enumerate(futures, start=1):
@@ -97,14 +113,14 @@ def _stop_workers(pool: ProcessPoolExecutor) -> None:
             pass
 
 
-def fit_patch_single_threaded(source: MovieSource, box: PatchBox, params: Params, *,
+def fit_patch_single_threaded(source: MovieSource, box: PatchBox, job: PatchJobSettings, *,
                               fov_dims: tuple[int, int], storage: PatchStorage = PatchStorage()) -> PatchResult:
     """A patch job for a cluster worker: one BLAS/FFT thread, since the workers are the parallelism."""
     use_single_thread()
-    return fit_patch(source, box, params, fov_dims=fov_dims, storage=storage)
+    return fit_patch(source, box, job, fov_dims=fov_dims, storage=storage)
 
 
-def _on_dask(source: MovieSource, boxes: Sequence[PatchBox], params: Params, dims: tuple[int, int],
+def _on_dask(source: MovieSource, boxes: Sequence[PatchBox], job: PatchJobSettings, dims: tuple[int, int],
              report: Progress, address: str, storage: PatchStorage) -> list[PatchResult]:
     from distributed import Client, as_completed, rejoin, secede
 
@@ -117,7 +133,7 @@ def _on_dask(source: MovieSource, boxes: Sequence[PatchBox], params: Params, dim
     # Dask task runner) gives its thread back while it waits, or its own patch jobs could never start.
     inside_worker = _running_on_dask_worker()
     with client, client.as_current():
-        futures = [client.submit(fit_patch_single_threaded, source, box, params, fov_dims=dims, storage=storage,
+        futures = [client.submit(fit_patch_single_threaded, source, box, job, fov_dims=dims, storage=storage,
                                  pure=False,
                                  key=f"cnmflow-patch-{index}-{box.row0}-{box.col0}-{id(boxes)}")
                    for index, box in enumerate(boxes)]

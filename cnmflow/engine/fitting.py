@@ -8,7 +8,6 @@ memory grows with the field of view and the number of components, not with the n
 
 from __future__ import annotations
 
-import os
 import time
 from dataclasses import replace
 from typing import Callable
@@ -17,89 +16,54 @@ import numpy as np
 import scipy.sparse as sp
 
 from cnmflow.engine.background import fit_ring_model
+from cnmflow.engine.chunk_memory import chunk_mb_setting
 from cnmflow.engine.estimates import Estimates
 from cnmflow.engine.executors import run_patch_jobs
 from cnmflow.engine.footprint_shape import neuron_sized
-from cnmflow.engine.low_rank_background import combine_patch_backgrounds, settle_traces
 from cnmflow.engine.init.low_rank import significant_traces
+from cnmflow.engine.low_rank_background import combine_patch_backgrounds, settle_traces
 from cnmflow.engine.merging import merge_components, merge_duplicates
 from cnmflow.engine.movie_source import MovieSource
 from cnmflow.engine.patch_frames import patch_storage_setting
-from cnmflow.engine.patch_job import PatchResult, ring_fit_frames
+from cnmflow.engine.patch_job.one_photon import ring_fit_frames
+from cnmflow.engine.patch_job.result import PatchResult
 from cnmflow.engine.patches import deduplicate, embed_footprints, patch_boxes, stitch_images
 from cnmflow.engine.quality import evaluate_components
+from cnmflow.engine.sections import EngineSettings, MergeSection, RingSection
 from cnmflow.engine.trace_shape import forgetting_lag, transient_like
 from cnmflow.engine.traces import (LowRankBackground, TraceModel, TraceResult, normalize, refine_footprints,
                                    solve_traces)
-from cnmflow.errors import ParameterError
 from cnmflow.params import Params
 
+__all__ = ["fit", "chunk_mb_setting"]
+
 Progress = Callable[[str, float], None]
-
-#: Default memory (MB) of one chunk of frames in the passes over the whole movie.
-DEFAULT_CHUNK_MB = 128.0
-#: Environment variable that sets the chunk memory for every run (CLI, flows, deployments).
-CHUNK_MB_VARIABLE = "CNMFLOW_CHUNK_MB"
-
-
-def chunk_mb_setting() -> float:
-    """The chunk memory from ``$CNMFLOW_CHUNK_MB``, else the default; a bad value is refused."""
-    text = os.environ.get(CHUNK_MB_VARIABLE, "").strip()
-    if not text:
-        return DEFAULT_CHUNK_MB
-    try:
-        value = float(text)
-    except ValueError:
-        value = float("nan")
-    if not value > 0:
-        raise ParameterError(f"{CHUNK_MB_VARIABLE}={text!r} must be a positive number of megabytes "
-                             f"(default {DEFAULT_CHUNK_MB:g}); unset it or set e.g. {CHUNK_MB_VARIABLE}=64")
-    return value
-
-
-#: Initialisation methods this engine implements.
-SUPPORTED_INIT = ("corr_pnr", "greedy_roi", "sparse_NMF")
-#: Rounds of (spatial, temporal) updates that refit adds on the full field of view.
-REFIT_ROUNDS = 2
-
-
-def check_supported(params: Params) -> None:
-    """Refuse, before any compute, what this version of the engine cannot do (or a bad memory setting)."""
-    chunk_mb_setting()
-    patch_storage_setting()
-    if params.method_init not in SUPPORTED_INIT:
-        raise ParameterError(
-            f"method_init={params.method_init!r} is not available in this version of cnmflow "
-            f"(available: {', '.join(SUPPORTED_INIT)})")
-    if params.method_init == "corr_pnr" and params.nb > 0:
-        raise ParameterError(
-            f"nb={params.nb} with method_init='corr_pnr': CNMF-E models the 1P background with the ring model; "
-            "use nb=0 for corr_pnr, or method_init='greedy_roi' for a low-rank (2P) background")
-    if params.method_init != "corr_pnr" and params.nb > 0 and params.rf is not None and params.nb_patch == 0:
-        raise ParameterError(
-            f"nb={params.nb} with nb_patch=0: the global background is assembled from the patches' own "
-            "background components; set nb_patch >= 1 (the 2P preset uses 1) or rf=None (one patch)")
 
 
 def _no_progress(stage: str, fraction: float) -> None:
     return None
 
 
-def fit(movie: np.ndarray, params: Params, progress: Progress | None = None, *,
+def fit(movie: np.ndarray, settings: Params | EngineSettings, progress: Progress | None = None, *,
         chunk_mb: float | None = None, dask_scheduler: str | None = None) -> Estimates:
     """Extract components from a (frames, rows, cols) float32 movie (array or ``np.memmap``).
+
+    ``settings``: the run's :class:`~cnmflow.params.Params` (checked here: what this engine cannot
+    do is refused before any compute), or :class:`~cnmflow.engine.sections.EngineSettings`
+    already built (and so checked) from them.
 
     Finding no cells is a normal outcome (``K == 0``). The result is deterministic for a given
     movie and parameters. ``progress(stage, fraction)`` is called as work completes.
     ``chunk_mb`` (default ``$CNMFLOW_CHUNK_MB``, else 128) bounds the frames read at once by the
     passes over the whole movie; the patches read their own box in chunks of their own.
 
-    Patches run in ``params.n_processes`` spawned worker processes when the movie is a file
+    Patches run in ``n_processes`` spawned worker processes when the movie is a file
     (``np.memmap``), so a script calling ``fit`` needs the usual ``if __name__ == "__main__":``;
     with ``dask_scheduler`` (e.g. ``"tcp://10.0.0.5:8786"``) they run on that Dask cluster, whose
     workers read the same file (it must be on storage they share).
     """
-    check_supported(params)
+    if not isinstance(settings, EngineSettings):
+        settings = EngineSettings.from_params(settings)
     chunk_mb = chunk_mb_setting() if chunk_mb is None else chunk_mb
     report = progress or _no_progress
     source = MovieSource.of(movie)
@@ -110,43 +74,25 @@ def fit(movie: np.ndarray, params: Params, progress: Progress | None = None, *,
     timings: dict[str, float] = {}
 
     started = time.perf_counter()
-    results = run_patch_jobs(source, patch_boxes(dims, rf=params.rf, stride=params.stride), params, dims, report,
+    results = run_patch_jobs(source, patch_boxes(dims, rf=settings.layout.rf, stride=settings.layout.stride),
+                             settings.patch_job, dims, report, workers=settings.layout.n_processes,
                              dask_scheduler=dask_scheduler, storage=patch_storage_setting())
-    A, C_low, owners = _combine(results, dims, del_duplicates=params.del_duplicates)
-    low_rank = params.method_init != "corr_pnr"
-    background = None
-    if low_rank:
-        background = combine_patch_backgrounds(results, dims, nb=params.nb, low_rank=params.low_rank_background)
-        A, C_low, background = _against_global_background(movie, A, C_low, owners, background, params, chunk_frames)
+    A, C_low, background = _patches_on_the_field_of_view(movie, results, dims, settings, chunk_frames)
     timings["patches"] = time.perf_counter() - started
 
     started = time.perf_counter()
-    report("merge", 0.0)
-    merged = merge_components(A, C_low, merge_thr=params.merge_thr)
-    A, C_low = merged.A, merged.C
-    if params.method_init != "sparse_NMF":   # dendrites are meant to be long and thin
-        A, C_low = _neuron_sized(A, C_low, dims, gsig=params.gSig)
-    A, C_low = _transient_like(A, C_low, params)
-    report("merge", 1.0)
+    A, C_low = _merge(A, C_low, dims, settings.merging, report)
     timings["merge"] = time.perf_counter() - started
 
     started = time.perf_counter()
-    C_full = _to_full_rate(C_low, T, params.tsub)
-    if background is not None:
-        background = LowRankBackground(b=background.b, f=_to_full_rate(background.f, T, params.tsub))
-    model, traces = _update_rounds(movie, TraceModel(A=A, ring=None, low_rank=background), C_full, params, report,
-                                   chunk_frames=chunk_frames)
+    model, traces = _full_rate_traces(movie, A, C_low, background, settings, report, chunk_frames=chunk_frames)
     timings["background_and_traces"] = time.perf_counter() - started
 
-    boxes = [result.box for result in results]
-    sn = stitch_images([result.noise for result in results], boxes, dims)
-    estimates = normalize(traces, model, dims=dims, sn=sn, ssub_B=params.ssub_B)
-    estimates.Cn = stitch_images([result.correlation for result in results], boxes, dims)
-    estimates.pnr = stitch_images([result.pnr for result in results], boxes, dims)
+    estimates = _estimates(results, traces, model, dims, settings)
     started = time.perf_counter()
     report("quality", 0.0)
-    quality = evaluate_components(movie, estimates, fr=params.fr or 30.0, decay_time=params.decay_time,
-                                  chunk_frames=chunk_frames)
+    quality = evaluate_components(movie, estimates, fr=settings.quality.fr or 30.0,
+                                  decay_time=settings.quality.decay_time, chunk_frames=chunk_frames)
     estimates.SNR_comp, estimates.r_values = quality.snr, quality.r_values
     timings["quality"] = time.perf_counter() - started
     estimates.timings = timings
@@ -154,7 +100,54 @@ def fit(movie: np.ndarray, params: Params, progress: Progress | None = None, *,
     return estimates
 
 
-def _update_rounds(movie, model: TraceModel, C_full: np.ndarray, params: Params, report: Progress, *,
+def _patches_on_the_field_of_view(movie, results: list[PatchResult], dims: tuple[int, int],
+                                  settings: EngineSettings, chunk_frames: int):
+    """The patches' components on the field of view (and, 2P, the global low-rank background
+    assembled from the patches' own, every trace re-solved against it)."""
+    A, C_low, owners = _combine(results, dims, del_duplicates=settings.layout.del_duplicates)
+    if not settings.init.low_rank:
+        return A, C_low, None
+    background = combine_patch_backgrounds(results, dims, nb=settings.low_rank.nb,
+                                           low_rank=settings.low_rank.low_rank_background)
+    return _against_global_background(movie, A, C_low, owners, background, settings.merging, chunk_frames)
+
+
+def _merge(A: sp.csc_matrix, C_low: np.ndarray, dims: tuple[int, int], section: MergeSection, report: Progress):
+    """Merged components, without those too wide to be neurons or whose traces do not decay."""
+    report("merge", 0.0)
+    merged = merge_components(A, C_low, merge_thr=section.merge_thr)
+    A, C_low = merged.A, merged.C
+    if section.drop_wide:   # dendrites are meant to be long and thin
+        A, C_low = _neuron_sized(A, C_low, dims, gsig=section.gSig)
+    A, C_low = _transient_like(A, C_low, section)
+    report("merge", 1.0)
+    return A, C_low
+
+
+def _full_rate_traces(movie, A: sp.csc_matrix, C_low: np.ndarray, background: LowRankBackground | None,
+                      settings: EngineSettings, report: Progress, *, chunk_frames: int):
+    """The traces at every frame of the movie, against the background, after the update rounds."""
+    T = movie.shape[0]
+    tsub = settings.init.tsub
+    C_full = _to_full_rate(C_low, T, tsub)
+    if background is not None:
+        background = LowRankBackground(b=background.b, f=_to_full_rate(background.f, T, tsub))
+    return _update_rounds(movie, TraceModel(A=A, ring=None, low_rank=background), C_full, settings, report,
+                          chunk_frames=chunk_frames)
+
+
+def _estimates(results: list[PatchResult], traces: TraceResult, model: TraceModel, dims: tuple[int, int],
+               settings: EngineSettings) -> Estimates:
+    """Unit-norm components with the patches' noise, correlation and PNR images stitched."""
+    boxes = [result.box for result in results]
+    sn = stitch_images([result.noise for result in results], boxes, dims)
+    estimates = normalize(traces, model, dims=dims, sn=sn, ssub_B=settings.ring.ssub_B)
+    estimates.Cn = stitch_images([result.correlation for result in results], boxes, dims)
+    estimates.pnr = stitch_images([result.pnr for result in results], boxes, dims)
+    return estimates
+
+
+def _update_rounds(movie, model: TraceModel, C_full: np.ndarray, settings: EngineSettings, report: Progress, *,
                    chunk_frames: int) -> tuple[TraceModel, TraceResult]:
     """Background, traces and (between rounds) footprints on the full field of view.
 
@@ -162,34 +155,37 @@ def _update_rounds(movie, model: TraceModel, C_full: np.ndarray, params: Params,
     with refit. The 1P ring model is fitted in the first round and again in later ones when
     update_background_components; the 2P low-rank background is updated with the footprints.
     """
-    T = movie.shape[0]
-    rounds = (1 if params.only_init else 2) + (REFIT_ROUNDS if params.refit else 0)
+    rounds = settings.rounds.count
     report("background", 0.0)
     report("traces", 0.0)
     for round_index in range(rounds):
-        if model.low_rank is None and (model.ring is None or params.update_background_components):
-            ring = fit_ring_model(movie, model.A, C_full, gsiz=params.gSiz, ring_size_factor=params.ring_size_factor,
-                                  ssub_B=params.ssub_B, chunk_frames=chunk_frames, frames=ring_fit_frames(T))
-            model = TraceModel(A=model.A, ring=ring)
+        if model.low_rank is None and (model.ring is None or settings.ring.update_background_components):
+            model = TraceModel(A=model.A, ring=_fit_ring(movie, model.A, C_full, settings.ring, chunk_frames))
         report("background", (round_index + 1) / rounds)
-        traces = solve_traces(movie, model, C_full, params=params, chunk_frames=chunk_frames)
+        traces = solve_traces(movie, model, C_full, section=settings.traces, chunk_frames=chunk_frames)
         report("traces", (round_index + 1) / rounds)
         C_full = traces.C
         if traces.f is not None:
             model = replace(model, low_rank=replace(model.low_rank, f=traces.f))
         if round_index + 1 < rounds:
-            model = refine_footprints(movie, model, C_full, params=params, chunk_frames=chunk_frames)
+            model = refine_footprints(movie, model, C_full, section=settings.traces, chunk_frames=chunk_frames)
     return model, traces
 
 
+def _fit_ring(movie, A: sp.csc_matrix, C_full: np.ndarray, section: RingSection, chunk_frames: int):
+    """CNMF-E's ring background of the whole movie under the components ``A·C_full``."""
+    return fit_ring_model(movie, A, C_full, gsiz=section.gSiz, ring_size_factor=section.ring_size_factor,
+                          ssub_B=section.ssub_B, chunk_frames=chunk_frames, frames=ring_fit_frames(movie.shape[0]))
+
+
 def _against_global_background(movie, A: sp.csc_matrix, C_low: np.ndarray, owners: np.ndarray,
-                               background: LowRankBackground, params: Params, chunk_frames: int):
+                               background: LowRankBackground, section: MergeSection, chunk_frames: int):
     """2P: copies of one neuron from several patches merged, then every trace re-solved jointly
     against the global background, so that merging compares traces free of background leaks."""
-    own, background = settle_traces(movie, A, background, C_low, tsub=params.tsub, chunk_frames=chunk_frames,
+    own, background = settle_traces(movie, A, background, C_low, tsub=section.tsub, chunk_frames=chunk_frames,
                                     joint=False)
-    copies = merge_duplicates(A, own, owners, merge_thr=params.merge_thr)
-    C_low, background = settle_traces(movie, copies.A, background, copies.C, tsub=params.tsub,
+    copies = merge_duplicates(A, own, owners, merge_thr=section.merge_thr)
+    C_low, background = settle_traces(movie, copies.A, background, copies.C, tsub=section.tsub,
                                       chunk_frames=chunk_frames, joint=True)
     # A component the patch kept only for the background its own model left out has no
     # transient left once the global background is removed.
@@ -229,11 +225,11 @@ def _neuron_sized(A: sp.csc_matrix, C: np.ndarray, dims: tuple[int, int], *, gsi
     return sp.csc_matrix(A[:, keep]), C[keep]
 
 
-def _transient_like(A: sp.csc_matrix, C: np.ndarray, params: Params):
+def _transient_like(A: sp.csc_matrix, C: np.ndarray, section: MergeSection):
     """Components whose traces drift instead of decaying are background sources (see trace_shape)."""
     if A.shape[1] == 0:
         return A, C
-    lag = forgetting_lag(fr=params.fr or 30.0, decay_time=params.decay_time, tsub=params.tsub)
+    lag = forgetting_lag(fr=section.fr or 30.0, decay_time=section.decay_time, tsub=section.tsub)
     keep = np.flatnonzero(transient_like(C, lag=lag))
     return sp.csc_matrix(A[:, keep]), C[keep]
 

@@ -13,7 +13,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from cnmflow.engine.hals import update_traces
-from cnmflow.engine.patch_job import PatchResult
+from cnmflow.engine.patch_job.result import PatchResult
 from cnmflow.engine.patches import embed_footprints
 from cnmflow.engine.resample import block_means_along
 from cnmflow.engine.traces import SETTLING_SWEEPS, LowRankBackground, TraceModel, project_background_subtracted

@@ -29,6 +29,8 @@ from cnmflow.errors import ParameterError
 
 __all__ = [
     "SummaryImages",
+    "FrameFilter",
+    "CorrelationSums",
     "filter_kernel",
     "filter_frames",
     "correlation_pnr",
@@ -82,13 +84,16 @@ def filter_kernel(gsig: float, *, center_psf: bool) -> np.ndarray:
     return psf
 
 
-#: Bytes of FFT work per chunk of frames in :class:`_Filter` (about 8 MB: the padded chunk, its
+#: Bytes of FFT work per chunk of frames in :class:`FrameFilter` (about 8 MB: the padded chunk, its
 #: spectrum and the inverse transform stay small next to the movie being filtered).
 FILTER_CHUNK_BYTES = 8 * 2 ** 20
 
 
-class _Filter:
-    """Correlation of frames with a fixed kernel, replicate borders, via FFT on padded frames."""
+class FrameFilter:
+    """Correlation of frames with a fixed kernel, replicate borders, via FFT on padded frames.
+
+    Built once per patch shape and kernel, it filters any number of chunks (the seed search
+    filters its residual box by box with the same kernel)."""
 
     def __init__(self, kernel: np.ndarray, shape: tuple[int, int]):
         self.kernel = np.asarray(kernel, dtype=np.float64)
@@ -146,12 +151,15 @@ def filter_frames(frames: np.ndarray, *, gsig: float, center_psf: bool) -> np.nd
         return filter_frames(frames[None], gsig=gsig, center_psf=center_psf)[0]
     if frames.ndim != 3:
         raise ParameterError(f"frames must be (n, rows, cols), got shape {frames.shape}")
-    return _Filter(filter_kernel(gsig, center_psf=center_psf), frames.shape[1:])(frames)
+    return FrameFilter(filter_kernel(gsig, center_psf=center_psf), frames.shape[1:])(frames)
 
 
 # ---------------------------------------------------------------------------- correlation sums
-class _CorrSums:
-    """Running sums for the 8-neighbour correlation image of a (T, rows, cols) stream."""
+class CorrelationSums:
+    """Running sums for the 8-neighbour correlation image of a (T, rows, cols) stream.
+
+    Fed a chunk of frames at a time (``add``), so the image of a long movie, or of a box of the
+    seed search's residual, never needs the frames at once."""
 
     def __init__(self, shape: tuple[int, int]):
         rows, cols = shape
@@ -224,7 +232,7 @@ def correlation_image(z: np.ndarray, *, threshold: np.ndarray | None = None) -> 
     ``threshold`` (rows, cols): values of ``z`` below it are taken as 0, a few frames at a time
     (no thresholded copy of ``z``).
     """
-    acc = _CorrSums(z.shape[1:])
+    acc = CorrelationSums(z.shape[1:])
     acc.add(z, threshold=threshold)
     return acc.image()
 
@@ -235,7 +243,7 @@ def threshold_for_correlation(filtered: np.ndarray, noise: np.ndarray, threshold
 
 
 # ---------------------------------------------------------------------------- streaming driver
-def _filtered_noise(movie, filt: _Filter, frame_idx, band_rows: int, mean_image: np.ndarray | None):
+def _filtered_noise(movie, filt: FrameFilter, frame_idx, band_rows: int, mean_image: np.ndarray | None):
     """Noise of the filtered movie (row bands with a halo of the kernel radius) and the raw mean.
 
     Returns (noise (rows, cols) float32, raw mean or None when frame_idx limits the frames)."""
@@ -257,7 +265,7 @@ def _filtered_noise(movie, filt: _Filter, frame_idx, band_rows: int, mean_image:
         if mean_acc is not None:
             mean_acc[r0:r1] = mu[r0 - h0:r1 - h0]
         # filter the band as if it were an image; rows within r of a cut edge are discarded
-        bf = _Filter(filt.kernel, block.shape[1:])((block - mu.astype(np.float32)))
+        bf = FrameFilter(filt.kernel, block.shape[1:])((block - mu.astype(np.float32)))
         core = bf[:, r0 - h0:r1 - h0, :]
         noise[r0:r1] = noise_psd(core.reshape(core.shape[0], -1).T).reshape(r1 - r0, cols)
     return noise, mean_acc
@@ -288,7 +296,7 @@ def correlation_pnr(
     T, rows, cols = movie.shape
     if T < 2:
         raise ParameterError(f"movie has {T} frame(s); correlation/PNR images need at least 2")
-    filt = _Filter(filter_kernel(gsig, center_psf=center_psf), (rows, cols))
+    filt = FrameFilter(filter_kernel(gsig, center_psf=center_psf), (rows, cols))
 
     # ---- pass 1: raw mean image and noise of the filtered movie
     mean_raw = None
@@ -310,7 +318,7 @@ def correlation_pnr(
 
     # ---- pass 2: max and correlation sums over frame chunks
     fmax = np.full((rows, cols), -np.inf, dtype=np.float32)
-    acc = _CorrSums((rows, cols))
+    acc = CorrelationSums((rows, cols))
     thr = (threshold * noise).astype(np.float32)
     for f0 in range(0, T, chunk_frames):
         chunk = np.asarray(movie[f0:f0 + chunk_frames], dtype=np.float32) - mean32

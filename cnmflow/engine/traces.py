@@ -15,12 +15,13 @@ from dataclasses import dataclass
 import numpy as np
 import scipy.sparse as sp
 
-from cnmflow.engine.background import RingModel, downsample_frames, resampling_operators, ring_background
+from cnmflow.engine.background import RingModel, ring_background
 from cnmflow.engine.deconvolution import deconvolve_trace
 from cnmflow.engine.estimates import Estimates
-from cnmflow.engine.hals import (clean_footprint, dilate_footprint, fortran_index, frames_to_pixels, pixels_to_frames,
-                                 update_traces)
-from cnmflow.params import Params
+from cnmflow.engine.hals import clean_footprint, dilate_footprint, update_traces
+from cnmflow.engine.ring_projections import background_free_projections
+from cnmflow.engine.sections import TraceSection
+from cnmflow.pixel_order import frames_to_pixels, pixels_to_frames
 
 #: Block-coordinate sweeps over all components (CaImAn's temporal update also does 2).
 TEMPORAL_SWEEPS = 2
@@ -76,39 +77,12 @@ def background_subtracted_chunks(movie, model: TraceModel, C: np.ndarray, *, chu
 
 
 def project_background_subtracted(movie, model: TraceModel, C: np.ndarray, *, chunk_frames: int) -> np.ndarray:
-    """``U = Aᵀ(Y − B)`` (K, T) in one pass, without forming the background ``B``.
-
-    With ``B = b0 + Up·W·D(Y − A C − b0)`` (``ring_background``), ``Aᵀ(Y − B) = Aᵀ(Y − b0) − M(D(Y − b0) − D A C)``
-    where ``M = Aᵀ·Up·W`` is a small (K × ring-grid pixels) matrix: each frame costs a block mean
-    and two sparse products instead of a full-resolution background image.
-    """
-    A = sp.csc_matrix(model.A)
-    K, T = A.shape[1], movie.shape[0]
-    U = np.zeros((K, T), dtype=np.float64)
-    ring = model.ring
-    # Frames arrive in C order; reorder the small operators instead of transposing every frame.
-    A_c = sp.csr_matrix(A[fortran_index(movie.shape[1:])])              # (pixels in C order, K)
-    if ring is not None:
-        down, up = resampling_operators(ring.dims, ring.ssub_B)
-        M = sp.csr_matrix((A.T @ up) @ ring.W)                       # (K, d_ds), Fortran order
-        MDA = (M @ (down @ A)).toarray()                             # (K, K)
-        M_c = sp.csr_matrix(M[:, fortran_index(ring.dims_ds)])       # columns in C order
-    # Frames are taken relative to b0 (≈ each pixel's mean) so the bright background cancels
-    # before the float32 products, not after them.
-    b0_image = (pixels_to_frames(ring.b0[None, :], ring.dims)[0] if ring is not None
-                else np.zeros(movie.shape[1:], np.float32)).astype(np.float32)
-    for start in range(0, T, chunk_frames):
-        stop = min(start + chunk_frames, T)
-        frames = np.asarray(movie[start:stop], dtype=np.float32) - b0_image
-        n = stop - start
-        U[:, start:stop] = (A_c.T @ frames.reshape(n, -1).T)
-        if ring is not None:
-            small = downsample_frames(frames, ring.ssub_B).reshape(n, -1)         # (n, d_ds), C order
-            U[:, start:stop] -= (M_c @ small.T) - MDA @ C[:, start:stop]
-    return U
+    """``U = Aᵀ(Y − B)`` (K, T) in one pass, without forming the background ``B`` (see
+    :func:`cnmflow.engine.ring_projections.background_free_projections`)."""
+    return background_free_projections(movie, model.A, model.ring, C, chunk_frames=chunk_frames)
 
 
-def solve_traces(movie, model: TraceModel, C_init: np.ndarray, *, params: Params,
+def solve_traces(movie, model: TraceModel, C_init: np.ndarray, *, section: TraceSection,
                  chunk_frames: int = 500) -> TraceResult:
     """Deconvolved traces for fixed footprints and background; see the module docstring.
 
@@ -120,7 +94,7 @@ def solve_traces(movie, model: TraceModel, C_init: np.ndarray, *, params: Params
     background = model.low_rank
     nb = background.nb if background is not None else 0
     if K + nb == 0:
-        return _no_traces(T, params.p, f=None if background is None else background.f)
+        return _no_traces(T, section.p, f=None if background is None else background.f)
     if background is None:
         U = project_background_subtracted(movie, model, C_init, chunk_frames=chunk_frames)
         V = (A.T @ A).toarray()
@@ -134,26 +108,26 @@ def solve_traces(movie, model: TraceModel, C_init: np.ndarray, *, params: Params
         # (the background's traces move every neuron's), before the costlier deconvolving sweeps.
         X = update_traces(np.vstack([C_init, background.f]), U, V, iterations=SETTLING_SWEEPS)
     diag = np.maximum(np.diag(V), np.finfo(float).tiny)
-    g_prior = _prior_g(params)
+    g_prior = _prior_g(section)
     results = [None] * K
     raw = np.zeros((K, T))
     for _ in range(TEMPORAL_SWEEPS):
         for k in range(K):
             raw[k] = X[k] + (U[k] - V[k] @ X) / diag[k]
-            deconvolved = deconvolve_trace(raw[k], p=params.p, g=g_prior, bas_nonneg=params.bas_nonneg)
+            deconvolved = deconvolve_trace(raw[k], p=section.p, g=g_prior, bas_nonneg=section.bas_nonneg)
             X[k] = deconvolved.denoised
             results[k] = deconvolved
         for j in range(K, K + nb):
             X[j] = np.maximum(X[j] + (U[j] - V[j] @ X) / diag[j], 0.0)
     f = None if background is None else X[K:].astype(np.float32)
     if K == 0:
-        return _no_traces(T, params.p, f=f)
+        return _no_traces(T, section.p, f=f)
     C = X[:K]
     return TraceResult(
         C=C.astype(np.float32), S=np.array([r.s for r in results], dtype=np.float32),
         YrA=(raw - C).astype(np.float32), bl=np.array([r.bl for r in results]),
         c1=np.array([r.c1 for r in results]),
-        g=np.array([r.g for r in results], dtype=float).reshape(K, params.p),
+        g=np.array([r.g for r in results], dtype=float).reshape(K, section.p),
         neurons_sn=np.array([r.sn for r in results]), lam=np.array([r.lam for r in results]), f=f)
 
 
@@ -163,14 +137,14 @@ def _no_traces(n_frames: int, p: int, *, f: np.ndarray | None) -> TraceResult:
                        neurons_sn=np.zeros(0), lam=np.zeros(0), f=f)
 
 
-def _prior_g(params: Params) -> tuple[float, ...] | None:
+def _prior_g(section: TraceSection) -> tuple[float, ...] | None:
     """p = 1: the decay from decay_time and fr; p = 2: estimated from each trace."""
-    if params.p == 1 and params.fr:
-        return (float(np.exp(-1.0 / (params.decay_time * params.fr))),)
+    if section.p == 1 and section.fr:
+        return (float(np.exp(-1.0 / (section.decay_time * section.fr))),)
     return None
 
 
-def refine_footprints(movie, model: TraceModel, C: np.ndarray, *, params: Params,
+def refine_footprints(movie, model: TraceModel, C: np.ndarray, *, section: TraceSection,
                       chunk_frames: int = 500) -> TraceModel:
     """One HALS footprint update on the full field of view, each footprint on its dilated support.
 
@@ -188,7 +162,7 @@ def refine_footprints(movie, model: TraceModel, C: np.ndarray, *, params: Params
     dims = (rows, cols)
     b = np.zeros((rows * cols, 0)) if background is None else background.b.astype(np.float64)
     X = C.astype(np.float64) if background is None else np.vstack([C, background.f]).astype(np.float64)
-    radius = max(int(round(params.gSig)), 1)
+    radius = max(int(round(section.gSig)), 1)
     supports = [np.flatnonzero(dilate_footprint(A[:, k].toarray().ravel(), dims, radius=radius)) for k in range(K)]
     P = [np.zeros(idx.size) for idx in supports]
     P_background = np.zeros(b.shape)
@@ -211,7 +185,7 @@ def refine_footprints(movie, model: TraceModel, C: np.ndarray, *, params: Params
     A = sp.csc_matrix(np.column_stack(columns).astype(np.float32) if columns else A)
     if background is None:
         return TraceModel(A=A, ring=model.ring)
-    if params.update_background_components:
+    if section.update_background_components:
         b = _update_background_footprints(A, b, P_background, Q)
     return TraceModel(A=A, ring=None, low_rank=LowRankBackground(b=b.astype(np.float32), f=background.f))
 

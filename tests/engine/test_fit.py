@@ -282,13 +282,15 @@ _WORKER_SCRIPT = textwrap.dedent('''
         from threadpoolctl import threadpool_limits
         threadpool_limits(1)
         from cnmflow.engine.movie_source import MovieSource
-        from cnmflow.engine.patch_job import fit_patch
+        from cnmflow.engine.patch_job.dispatch import fit_patch
         from cnmflow.engine.patches import PatchBox
+        from cnmflow.engine.sections import EngineSettings
         from cnmflow.params import build_params
         from cnmflow.synthetic import simulate_1p
         small = simulate_1p(shape=(16, 16), n_frames=n_frames, n_neurons=1, gsig=3, fr=10, rng=0).movie
         params = build_params(dict(gSig=3, gSiz=13, min_corr=0.8, min_pnr=8, fr=10, rf=None, n_processes=1))
-        fit_patch(MovieSource.of(small), PatchBox(0, 16, 0, 16), params, fov_dims=(16, 16))
+        fit_patch(MovieSource.of(small), PatchBox(0, 16, 0, 16), EngineSettings.from_params(params).patch_job,
+                  fov_dims=(16, 16))
         return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 
     def main(workdir):

@@ -4,7 +4,7 @@ import time
 import numpy as np
 import pytest
 
-from cnmflow.engine.init import InitResult, initialize_corr_pnr, seed_candidates
+from cnmflow.engine.init import CorrPnrInit, initialize_corr_pnr, seed_candidates
 from cnmflow.errors import ParameterError
 from tests.paths import CAIMAN_REFERENCE
 
@@ -39,7 +39,7 @@ def _match(true_a, est_a, threshold=0.2):
     return list(zip(ri[ok], ci[ok])), iou[ri[ok], ci[ok]]
 
 
-def _dense(res: InitResult, dims):
+def _dense(res: CorrPnrInit, dims):
     return res.A.reshape(dims[0], dims[1], -1, order="F").transpose(2, 0, 1)
 
 

@@ -8,8 +8,9 @@ import pytest
 import scipy.sparse as sp
 
 from cnmflow.engine.low_rank_background import combine_patch_backgrounds, compress_factored
-from cnmflow.engine.patch_job import PatchResult
+from cnmflow.engine.patch_job.result import PatchResult
 from cnmflow.engine.patches import PatchBox
+from cnmflow.engine.sections import EngineSettings
 from cnmflow.engine.traces import LowRankBackground, TraceModel, refine_footprints, solve_traces
 from cnmflow.params import build_params
 from cnmflow.synthetic import simulate_2p
@@ -31,14 +32,14 @@ def _truth_model(sim, *, blur_b: bool = False) -> TraceModel:
 
 
 def _params(**values):
-    return build_params(dict(method_init="greedy_roi", K=6, nb=2, p=1, fr=30, decay_time=0.4, rf=None,
-                             n_processes=1, **values))
+    return EngineSettings.from_params(build_params(dict(method_init="greedy_roi", K=6, nb=2, p=1, fr=30,
+                                                        decay_time=0.4, rf=None, n_processes=1, **values))).traces
 
 
 def test_traces_and_background_traces_are_recovered_with_true_footprints(sim):
     model = _truth_model(sim)
     start = np.zeros_like(sim.truth.calcium)
-    result = solve_traces(sim.movie, model, start, params=_params(), chunk_frames=64)
+    result = solve_traces(sim.movie, model, start, section=_params(), chunk_frames=64)
     for k in range(sim.truth.calcium.shape[0]):
         assert np.corrcoef(result.C[k], sim.truth.calcium[k])[0, 1] > 0.95
     assert result.f.shape == sim.truth.background_temporal.shape
@@ -49,14 +50,14 @@ def test_traces_and_background_traces_are_recovered_with_true_footprints(sim):
 def test_background_footprints_move_towards_the_truth_only_when_updated(sim):
     model = _truth_model(sim, blur_b=True)
     truth_b = _truth_model(sim).low_rank.b
-    traces = solve_traces(sim.movie, model, np.zeros_like(sim.truth.calcium), params=_params(), chunk_frames=64)
+    traces = solve_traces(sim.movie, model, np.zeros_like(sim.truth.calcium), section=_params(), chunk_frames=64)
     model = TraceModel(A=model.A, ring=None, low_rank=LowRankBackground(b=model.low_rank.b, f=traces.f))
 
     def error(b):
         return np.linalg.norm(b @ traces.f - truth_b @ sim.truth.background_temporal) / np.linalg.norm(truth_b @ sim.truth.background_temporal)
 
-    updated = refine_footprints(sim.movie, model, traces.C, params=_params(), chunk_frames=64)
-    kept = refine_footprints(sim.movie, model, traces.C, params=_params(update_background_components=False),
+    updated = refine_footprints(sim.movie, model, traces.C, section=_params(), chunk_frames=64)
+    kept = refine_footprints(sim.movie, model, traces.C, section=_params(update_background_components=False),
                              chunk_frames=64)
     assert np.array_equal(kept.low_rank.b, model.low_rank.b)
     assert error(updated.low_rank.b) < 0.8 * error(model.low_rank.b)

@@ -10,8 +10,9 @@ import pytest
 from cnmflow.engine import patch_frames
 from cnmflow.engine.movie_source import MovieSource
 from cnmflow.engine.patch_frames import PatchStorage, patch_storage_setting
-from cnmflow.engine.patch_job import fit_patch
+from cnmflow.engine.patch_job.dispatch import fit_patch
 from cnmflow.engine.patches import PatchBox
+from cnmflow.engine.sections import EngineSettings
 from cnmflow.errors import ParameterError
 from cnmflow.params import build_params
 from cnmflow.synthetic import simulate_1p
@@ -84,12 +85,13 @@ def _fit_in_memory_and_on_disk(movie: np.ndarray, params, tmp_path, monkeypatch)
     np.save(path, movie)
     source = MovieSource.of(np.load(path, mmap_mode="r")).without_array()
     box = PatchBox(0, movie.shape[1], 0, movie.shape[2])
-    in_memory = fit_patch(source, box, params, fov_dims=movie.shape[1:])
+    job = EngineSettings.from_params(params).patch_job
+    in_memory = fit_patch(source, box, job, fov_dims=movie.shape[1:])
     monkeypatch.setattr(patch_frames, "CHUNK_BYTES", 4 * movie.shape[1] * movie.shape[2] * 30)
     monkeypatch.setattr(patch_frames, "BAND_VALUES", movie.shape[0] * movie.shape[2] * 3)
     scratch = tmp_path / "scratch"
     scratch.mkdir()
-    on_disk = fit_patch(source, box, params, fov_dims=movie.shape[1:],
+    on_disk = fit_patch(source, box, job, fov_dims=movie.shape[1:],
                         storage=PatchStorage(memory_bytes=0, directory=str(scratch)))
     assert list(scratch.iterdir()) == [], "the patch job deletes its scratch files"
     assert in_memory.A.shape[1] >= 4

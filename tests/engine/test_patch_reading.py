@@ -5,10 +5,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from cnmflow.engine import patch_frames, patch_job
+from cnmflow.engine import patch_frames
 from cnmflow.engine.noise import pixel_noise
 from cnmflow.engine.patch_frames import PatchStorage
-from cnmflow.engine.patch_job import BoxView, downsample, downsample_in_chunks
+from cnmflow.engine.patch_job import box_io, one_photon
+from cnmflow.engine.patch_job.box_io import BoxView, downsample, downsample_in_chunks
 from cnmflow.engine.patches import PatchBox
 
 
@@ -23,7 +24,7 @@ def test_box_view_reads_exactly_the_box():
 def test_chunked_downsampling_and_noise_equal_the_whole_patch(monkeypatch):
     movie = np.random.default_rng(0).random((1001, 30, 40), dtype=np.float32)
     box = PatchBox(3, 25, 5, 33)
-    monkeypatch.setattr(patch_job, "READ_CHUNK_BYTES", 4 * 22 * 28 * 10)  # 10 frames per chunk
+    monkeypatch.setattr(box_io, "READ_CHUNK_BYTES", 4 * 22 * 28 * 10)  # 10 frames per chunk
     view = BoxView(movie, box)
     whole = movie[:, 3:25, 5:33]
     for tsub, ssub in ((1, 1), (2, 2), (3, 1)):
@@ -46,16 +47,16 @@ def test_residual_in_place_is_the_patch_less_background_and_neurons_and_undoes(m
     C = rng.random((2, T), dtype=np.float32) * 5
     original = 50 + rng.normal(size=(T, *dims)).astype(np.float32)
     ring = fit_ring_model(original, sp.csc_matrix(A), C, gsiz=5, ring_size_factor=1.4, ssub_B=2)
-    neural = patch_job._neural(A, C, dims)
+    neural = one_photon._neural(A, C, dims)
     expected = original - ring_background(ring, original, neural) - neural
     storage = PatchStorage(memory_bytes=memory_bytes)
     Y = storage.allocate(original.shape)
     Y[:] = original
     monkeypatch.setattr(patch_frames, "CHUNK_BYTES", 4 * dims[0] * dims[1] * 7)  # 7 frames per chunk
-    fluctuation = patch_job._residual_in_place(Y, A, C, ring, storage)
+    fluctuation = one_photon._residual_in_place(Y, A, C, ring, storage)
     assert fluctuation.shape == (T, 10, 12)
     np.testing.assert_allclose(Y[:], expected, atol=1e-3)
-    patch_job._undo_residual_in_place(Y, A, C, ring, fluctuation)
+    one_photon._undo_residual_in_place(Y, A, C, ring, fluctuation)
     np.testing.assert_allclose(Y[:], original, rtol=1e-6)
     fluctuation.close()
     Y.close()

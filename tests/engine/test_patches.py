@@ -68,8 +68,10 @@ def test_deduplicate_keeps_one_copy_when_both_copies_prefer_the_other_patch():
 def test_stitched_seeding_images_equal_whole_field_images():
     """Seeding images are local, so patches overlapping by more than the filter give the same picture."""
     from cnmflow.engine.movie_source import MovieSource
-    from cnmflow.engine.patch_job import downsample, fit_patch
+    from cnmflow.engine.patch_job.box_io import downsample
+    from cnmflow.engine.patch_job.dispatch import fit_patch
     from cnmflow.engine.patches import stitch_images
+    from cnmflow.engine.sections import EngineSettings
     from cnmflow.engine.summary_images import correlation_pnr
     from cnmflow.params import build_params
     from cnmflow.synthetic import simulate_1p
@@ -79,7 +81,8 @@ def test_stitched_seeding_images_equal_whole_field_images():
     dims = (60, 90)
     boxes = patch_boxes(dims, rf=params.rf, stride=params.stride)
     assert len(boxes) >= 4
-    results = [fit_patch(MovieSource.of(simulated.movie), box, params, fov_dims=dims) for box in boxes]
+    job = EngineSettings.from_params(params).patch_job
+    results = [fit_patch(MovieSource.of(simulated.movie), box, job, fov_dims=dims) for box in boxes]
     whole = correlation_pnr(downsample(simulated.movie, tsub=params.tsub, ssub=1), gsig=params.gSig,
                             center_psf=True)
     stitched = stitch_images([r.correlation for r in results], boxes, dims)

@@ -86,15 +86,17 @@ _PATCH_JOB = textwrap.dedent('''
         raise SystemExit
     from cnmflow.engine.movie_source import MovieSource
     from cnmflow.engine.patch_frames import PatchStorage
-    from cnmflow.engine.patch_job import fit_patch
+    from cnmflow.engine.patch_job.dispatch import fit_patch
     from cnmflow.engine.patches import PatchBox
+    from cnmflow.engine.sections import EngineSettings
     from cnmflow.engine.threads import use_single_thread
     from cnmflow.params import build_params
 
     use_single_thread()
     source = MovieSource.of(np.load(sys.argv[2], mmap_mode="r")).without_array()
     params = build_params(dict(gSig=3, gSiz=13, min_corr=0.8, min_pnr=6, fr=10, rf=None))
-    result = fit_patch(source, PatchBox(0, 81, 0, 81), params, fov_dims=(81, 81),
+    job = EngineSettings.from_params(params).patch_job
+    result = fit_patch(source, PatchBox(0, 81, 0, 81), job, fov_dims=(81, 81),
                        storage=PatchStorage(memory_bytes=float(sys.argv[3])))
     peak = [int(line.split()[1]) for line in open("/proc/self/status") if line.startswith("VmHWM")][0]
     print(json.dumps(dict(K=int(result.A.shape[1]), peak_kb=peak)))

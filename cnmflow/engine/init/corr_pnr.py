@@ -36,12 +36,14 @@ import numpy as np
 import scipy.ndimage as ndi
 
 from cnmflow.engine.footprint_shape import supported_pixels
+from cnmflow.engine.init.result import InitResult
 from cnmflow.engine.noise import pixel_noise
 from cnmflow.engine.patch_frames import PatchFrames, PatchStorage, as_frames, frame_mean
-from cnmflow.engine.summary_images import CORR_THRESHOLD, _CorrSums, _Filter, filter_kernel
+from cnmflow.engine.sections import InitSection
+from cnmflow.engine.summary_images import CORR_THRESHOLD, CorrelationSums, FrameFilter, filter_kernel
 from cnmflow.errors import ParameterError
 
-__all__ = ["InitResult", "initialize_corr_pnr", "seed_candidates"]
+__all__ = ["CorrPnrInit", "initialize", "initialize_corr_pnr", "seed_candidates"]
 
 #: filtered-trace correlation with the seed above which a pixel contributes to the neuron trace
 CORR_NEURON = 0.9
@@ -69,8 +71,8 @@ _MAX_ROUNDS = 50
 
 
 @dataclass(frozen=True)
-class InitResult:
-    """Initial components of one patch."""
+class CorrPnrInit:
+    """Initial components of one patch, with the seeds and the filtered movie's noise."""
 
     A: np.ndarray  # (h*w, K) float32, Fortran pixel order, non-negative, unit L2 columns
     C: np.ndarray  # (K, T) float32 raw-scale traces (movie units, median 0)
@@ -157,7 +159,7 @@ class _State:
         self.Y = movie  # float32, never written
         self.gsig = float(gsig)
         self.found: list[tuple[np.ndarray, np.ndarray]] = []  # (footprint (h, w), trace (T,)) removed so far
-        self.filt = _Filter(filter_kernel(gsig, center_psf=center_psf), (h, w))
+        self.filt = FrameFilter(filter_kernel(gsig, center_psf=center_psf), (h, w))
         self.kr = self.filt.r
         self.mean = frame_mean(movie)
         # Filtered, mean-subtracted residual, written a chunk of frames at a time.
@@ -176,7 +178,7 @@ class _State:
         self.thr = (SEED_CORR_THRESHOLD * self.sn).astype(np.float32)
         self.min_corr, self.min_pnr = min_corr, min_pnr
         self.pnr = np.maximum(self.peak / self.sn, 0).astype(np.float32)
-        seeding, shown = _CorrSums((h, w)), _CorrSums((h, w))
+        seeding, shown = CorrelationSums((h, w)), CorrelationSums((h, w))
         shown_thr = (CORR_THRESHOLD * self.sn).astype(np.float32)
         for chunk in self.F.chunks():
             frames = self.F[chunk]
@@ -217,7 +219,7 @@ class _State:
         e0, e1, f0, f1 = max(0, q0 - 1), min(h, q1 + 1), max(0, p0 - 1), min(w, p1 + 1)
         inner = (slice(q0 - e0, q1 - e0), slice(p0 - f0, p1 - f0))
         peak = np.full((q1 - q0, p1 - p0), -np.inf, dtype=np.float32)
-        sums = _CorrSums((e1 - e0, f1 - f0))
+        sums = CorrelationSums((e1 - e0, f1 - f0))
         for chunk in self.F.chunks((e1 - e0) * (f1 - f0)):
             frames = self.F[chunk, e0:e1, f0:f1]
             frames[:, inner[0], inner[1]] -= trace[chunk, None, None] * fa[None]
@@ -375,7 +377,7 @@ def initialize_corr_pnr(
     border_pix: int = 0,
     noise: np.ndarray | None = None,
     storage: PatchStorage = PatchStorage(),
-) -> InitResult:
+) -> CorrPnrInit:
     """Greedy CNMF-E initialization of one patch ``movie`` (T, h, w).
 
     ``noise``: per-pixel noise of the *filtered* movie (``SummaryImages.noise``), computed when
@@ -399,7 +401,7 @@ def initialize_corr_pnr(
         st.close()
 
 
-def _greedy(st: _State, *, gsig: float, gsiz: int, border_pix: int, max_components: int | None) -> InitResult:
+def _greedy(st: _State, *, gsig: float, gsiz: int, border_pix: int, max_components: int | None) -> CorrPnrInit:
     """Seeds in descending search value, each initialised and removed before the next (step 3-4)."""
     T, h, w = st.T, st.h, st.w
     corr0, pnr0 = st.cn_reported.copy(), st.pnr.copy()
@@ -454,5 +456,19 @@ def _greedy(st: _State, *, gsig: float, gsiz: int, border_pix: int, max_componen
         A = np.zeros((h * w, 0), dtype=np.float32)
         C = np.zeros((0, T), dtype=np.float32)
         center = np.zeros((0, 2), dtype=int)
-    return InitResult(A=A, C=C, center=center, correlation=corr0, pnr=pnr0,
+    return CorrPnrInit(A=A, C=C, center=center, correlation=corr0, pnr=pnr0,
                       noise=np.where(np.isfinite(st.sn), st.sn, 0).astype(np.float32))
+
+
+def initialize(frames, section: InitSection, *, storage: PatchStorage = PatchStorage()) -> InitResult:
+    """corr_pnr on a patch ``frames`` (T, h, w) on its ``ssub`` grid, with ``section``'s options.
+
+    The seeds may lie anywhere in the patch: the patch job zeroes ``border_pix`` once the
+    footprints are back at full resolution. No low-rank background (``b``, ``f`` empty).
+    """
+    found = initialize_corr_pnr(frames, max_components=section.K, min_pnr=section.min_pnr, gsig=section.gsig_patch,
+                                gsiz=section.gsiz_patch, min_corr=section.min_corr, center_psf=section.center_psf,
+                                border_pix=0, storage=storage)
+    T, h, w = frames.shape
+    return InitResult(A=found.A, C=found.C, b=np.zeros((h * w, 0), np.float32), f=np.zeros((0, T), np.float32),
+                      correlation=found.correlation, pnr=found.pnr)

@@ -51,14 +51,20 @@ import numpy as np
 import scipy.linalg
 import scipy.ndimage as ndi
 
-from cnmflow.engine.hals import clean_footprint, frames_to_pixels
-from cnmflow.engine.init.low_rank import (ClippedResidual, LowRankInit, block_mean, empty_init, fit_background,
-                                         refine_hals, significant_traces)
+from cnmflow.engine.hals import clean_footprint
+from cnmflow.engine.init.low_rank import (ClippedResidual, LowRankInit, as_init_result, block_mean, empty_init,
+                                         fit_background, refine_hals, significant_traces)
+from cnmflow.engine.init.result import InitResult
 from cnmflow.engine.noise import pixel_noise
 from cnmflow.engine.patch_frames import PatchFrames, PatchStorage, as_frames, frame_chunks, frame_mean, row_bands
+from cnmflow.engine.sections import InitSection
 from cnmflow.errors import ParameterError
+from cnmflow.pixel_order import frames_to_pixels
 
-__all__ = ["initialize_greedy_roi"]
+__all__ = ["initialize", "initialize_greedy_roi"]
+
+#: Frames of the rolling sum at the full frame rate (CaImAn's rolling_length).
+ROLLING_FRAMES = 100
 
 #: a pixel is eligible when its zero-mean-kernel energy exceeds noise by this many sd
 NOISE_Z = 20.0
@@ -519,3 +525,17 @@ def _drop_insignificant(init: LowRankInit) -> LowRankInit:
     """
     keep = significant_traces(init.C, min_pnr=MIN_TRACE_PNR)
     return replace(init, A=init.A[:, keep], C=init.C[keep])
+
+
+def initialize(frames, section: InitSection, *, storage: PatchStorage = PatchStorage()) -> InitResult:
+    """greedy_roi on a patch ``frames`` (T, h, w) on its ``ssub`` grid, with ``section``'s options.
+
+    The patch fits its own ``patch_nb`` background components, but scores its candidates with
+    the movie's whole ``nb``-component smooth background removed (see ``smooth_rank``).
+    """
+    found = initialize_greedy_roi(frames, K=section.K, gsig=section.gsig_patch, gsiz=section.gsiz_patch,
+                                  nb=section.patch_nb, rolling_sum=section.rolling_sum,
+                                  rolling_length=max(1, ROLLING_FRAMES // section.tsub),
+                                  normalize_init=section.normalize_init, center_psf=section.center_psf,
+                                  smooth_rank=max(section.patch_nb, section.nb), storage=storage)
+    return as_init_result(frames, found, section)

@@ -16,21 +16,17 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from cnmflow.engine.hals import (
-    clean_footprint,
-    dilated_support,
-    fortran_index,
-    frames_to_pixels,
-    pixels_to_frames,
-    to_fortran_rows,
-    update_footprints,
-    update_traces,
-)
+from cnmflow.engine.hals import clean_footprint, dilated_support, update_footprints, update_traces
+from cnmflow.engine.init.result import InitResult
 from cnmflow.engine.noise import noise_psd
 from cnmflow.engine.patch_frames import frame_chunks
+from cnmflow.engine.sections import InitSection
+from cnmflow.engine.summary_images import correlation_pnr
 from cnmflow.errors import ParameterError
+from cnmflow.pixel_order import fortran_index, frames_to_pixels, pixels_to_frames, to_fortran_rows
 
-__all__ = ["LowRankInit", "refine_hals", "fit_background", "ClippedResidual", "empty_init"]
+__all__ = ["LowRankInit", "refine_hals", "fit_background", "ClippedResidual", "empty_init", "as_init_result",
+           "footprints_dot_frames", "frames_dot_traces"]
 
 #: background NMF: iterations on the block-averaged copy, then per-pixel NNLS sweeps
 BACKGROUND_NMF_ITERATIONS = 200
@@ -58,6 +54,13 @@ class LowRankInit:
     @property
     def nb(self) -> int:
         return int(self.b.shape[1])
+
+
+def as_init_result(frames, found: LowRankInit, section: InitSection) -> InitResult:
+    """A 2P initialisation of the patch ``frames`` as the result every variant returns, with the
+    corr_pnr seed-search images of the patch (shown and stitched like the 1P ones)."""
+    images = correlation_pnr(frames, gsig=section.gsig_patch, center_psf=section.center_psf)
+    return InitResult(A=found.A, C=found.C, b=found.b, f=found.f, correlation=images.correlation, pnr=images.pnr)
 
 
 def empty_init(dims: tuple[int, int], n_frames: int, *, score: np.ndarray | None = None) -> LowRankInit:
@@ -138,7 +141,7 @@ def fit_background(Z, nb: int, *, block: int = 1) -> tuple[np.ndarray, np.ndarra
     # start each pixel from its block's value, then exact non-negative least-squares sweeps
     b0 = np.repeat(np.repeat(b_small.reshape(small.shape[2], small.shape[1], nb), block, 0), block, 1)
     b0 = b0[:w, :h].reshape(-1, nb)
-    P = _frames_right_product(Z, f, chunks)
+    P = frames_dot_traces(Z, f, chunks)
     b = update_footprints(b0, P, f @ f.T, np.ones(b0.shape, bool), iterations=BACKGROUND_NNLS_ITERATIONS)
     return b, f
 
@@ -164,7 +167,7 @@ def _frame_rows(Y, chunk: slice) -> np.ndarray:
     return frames.reshape(frames.shape[0], -1).astype(np.float64, copy=False)
 
 
-def _frames_left_product(Y, W: np.ndarray, chunks: list[slice]) -> np.ndarray:
+def footprints_dot_frames(Y, W: np.ndarray, chunks: list[slice]) -> np.ndarray:
     """``Wᵀ·Y`` (K, T) for a (T, h, w) movie and Fortran-ordered ``W``, a chunk of frames at a time."""
     W_rows = W[fortran_index(Y.shape[1:])]
     out = np.empty((W.shape[1], Y.shape[0]))
@@ -173,7 +176,7 @@ def _frames_left_product(Y, W: np.ndarray, chunks: list[slice]) -> np.ndarray:
     return out
 
 
-def _frames_right_product(Y, H: np.ndarray, chunks: list[slice]) -> np.ndarray:
+def frames_dot_traces(Y, H: np.ndarray, chunks: list[slice]) -> np.ndarray:
     """``Y·Hᵀ`` (pixels in Fortran order, K) for a (T, h, w) movie, summed over chunks of frames."""
     out = np.zeros((Y.shape[1] * Y.shape[2], H.shape[0]))
     for chunk in chunks:
@@ -219,15 +222,15 @@ def refine_hals(Y, init: LowRankInit, *, gsig: float, iterations: int = 5) -> Lo
     H = np.vstack([init.C, init.f]).astype(np.float64)
     radius = max(1, int(round(float(gsig))))
     y_norm = sum(float(np.sum(_frame_rows(Y, chunk) ** 2)) for chunk in chunks)
-    best_error = _residual_norm(y_norm, W, _frames_right_product(Y, H, chunks), H @ H.T)
+    best_error = _residual_norm(y_norm, W, frames_dot_traces(Y, H, chunks), H @ H.T)
     best = W, H
     # The support is fixed from the starting footprints: dilating each round's footprints would
     # let a neuron creep outwards by gSig per round and soak up background it correlates with.
     support = np.ones(W.shape, bool)
     support[:, :K] = dilated_support(W[:, :K], dims, radius=radius)
     for round_ in range(int(iterations) + 1 if iterations else 0):
-        H = update_traces(H, _frames_left_product(Y, W, chunks), W.T @ W)
-        P, Q = _frames_right_product(Y, H, chunks), H @ H.T
+        H = update_traces(H, footprints_dot_frames(Y, W, chunks), W.T @ W)
+        P, Q = frames_dot_traces(Y, H, chunks), H @ H.T
         error = _residual_norm(y_norm, W, P, Q)
         if error <= best_error:
             best_error, best = error, (W, H)

@@ -29,14 +29,17 @@ import numpy as np
 from sklearn.decomposition import NMF
 from sklearn.exceptions import ConvergenceWarning
 
-from cnmflow.engine.hals import frames_to_pixels, update_footprints, update_traces
-from cnmflow.engine.init.low_rank import (ClippedResidual, LowRankInit, _frames_left_product, _frames_right_product,
-                                         fit_background)
+from cnmflow.engine.hals import update_footprints, update_traces
+from cnmflow.engine.init.low_rank import (ClippedResidual, LowRankInit, as_init_result, fit_background,
+                                         footprints_dot_frames, frames_dot_traces)
+from cnmflow.engine.init.result import InitResult
 from cnmflow.engine.noise import pixel_noise
-from cnmflow.engine.patch_frames import CHUNK_BYTES, PatchFrames, as_frames, frame_chunks, row_bands
+from cnmflow.engine.patch_frames import CHUNK_BYTES, PatchFrames, PatchStorage, as_frames, frame_chunks, row_bands
+from cnmflow.engine.sections import InitSection
 from cnmflow.errors import ParameterError
+from cnmflow.pixel_order import frames_to_pixels
 
-__all__ = ["initialize_sparse_nmf"]
+__all__ = ["initialize", "initialize_sparse_nmf"]
 
 
 #: the background's traces are fitted on block means of this size (it is smooth)
@@ -85,7 +88,7 @@ def _start(X, K: int) -> tuple[np.ndarray, np.ndarray]:
         return footprints, traces
     start_traces = np.repeat(traces, step, axis=1)[:, :T]
     chunks = list(frame_chunks(T, h * w))
-    return footprints, update_traces(start_traces, _frames_left_product(X, footprints, chunks),
+    return footprints, update_traces(start_traces, footprints_dot_frames(X, footprints, chunks),
                                      footprints.T @ footprints)
 
 
@@ -101,16 +104,16 @@ def _sparse_hals(X, A: np.ndarray, C: np.ndarray, lam: np.ndarray, iterations: i
     (T, h, w) frames, read a chunk of frames per product."""
     chunks = list(frame_chunks(X.shape[0], X.shape[1] * X.shape[2]))
     for _ in range(iterations):
-        C = update_traces(C, _frames_left_product(X, A, chunks), A.T @ A)
+        C = update_traces(C, footprints_dot_frames(X, A, chunks), A.T @ A)
         A, C = _unit_traces(A, C)
-        P, Q = _frames_right_product(X, C, chunks), C @ C.T
+        P, Q = frames_dot_traces(X, C, chunks), C @ C.T
         for k in range(A.shape[1]):
             if Q[k, k] > 0:  # column k minimises its share exactly (soft threshold at lam)
                 A[:, k] = np.maximum(A[:, k] + (P[:, k] - A @ Q[:, k] - lam) / Q[k, k], 0.0)
     # the penalty chose the supports; fit the values there without its shrinkage, then the traces
-    C = update_traces(C, _frames_left_product(X, A, chunks), A.T @ A)
-    A = update_footprints(A, _frames_right_product(X, C, chunks), C @ C.T, A > 0)
-    C = update_traces(C, _frames_left_product(X, A, chunks), A.T @ A)
+    C = update_traces(C, footprints_dot_frames(X, A, chunks), A.T @ A)
+    A = update_footprints(A, frames_dot_traces(X, C, chunks), C @ C.T, A > 0)
+    C = update_traces(C, footprints_dot_frames(X, A, chunks), A.T @ A)
     return A, C
 
 
@@ -176,3 +179,10 @@ def initialize_sparse_nmf(
     b, f = b / np.where(b_norms > 0, b_norms, 1.0), f * b_norms[:, None]  # unit footprints, like A
     return LowRankInit(A=A.astype(np.float32), C=C.astype(np.float32), b=b.astype(np.float32),
                        f=f.astype(np.float32), score=score)
+
+
+def initialize(frames, section: InitSection, *, storage: PatchStorage = PatchStorage()) -> InitResult:
+    """sparse_NMF on a patch ``frames`` (T, h, w) on its ``ssub`` grid, with ``section``'s options
+    (``K`` components, the patch's ``patch_nb`` background components). The factorisation reads
+    ``frames`` a chunk at a time and makes no frame-sized copy, so ``storage`` is not needed."""
+    return as_init_result(frames, initialize_sparse_nmf(frames, K=section.K, nb=section.patch_nb), section)

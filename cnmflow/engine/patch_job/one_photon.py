@@ -1,0 +1,225 @@
+"""One patch of CNMF-E (1P, method_init corr_pnr): seed, initialise, model the ring background,
+find more seeds in the residual, refine.
+
+The job reads only its box from the shared movie file (:mod:`~cnmflow.engine.patch_job.box_io`),
+works on the box downsampled (``tsub`` frames, ``ssub`` pixels) and returns its components at the
+box's full resolution.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import numpy as np
+import scipy.sparse as sp
+
+from cnmflow.engine.background import RingModel, fit_ring_model, ring_residual, undo_ring_residual
+from cnmflow.engine.footprint_shape import MAX_INITIAL_RADIUS_FACTOR, neuron_sized, supported_pixels
+from cnmflow.engine.hals import clean_footprint, dilated_support, update_footprints, update_traces
+from cnmflow.engine.init import corr_pnr
+from cnmflow.engine.init.corr_pnr import FOOTPRINT_MIN_T, FOOTPRINT_POOL_SIGMA, FOOTPRINT_REL_THRESHOLD
+from cnmflow.engine.movie_source import MovieSource
+from cnmflow.engine.noise import pixel_noise
+from cnmflow.engine.patch_frames import PatchFrames, PatchStorage, frame_mean
+from cnmflow.engine.patch_job.box_io import (BoxView, downsample_in_chunks, downsampled_noise, noise_band_pixels,
+                                             noise_reduction)
+from cnmflow.engine.patch_job.result import PatchResult, patch_result
+from cnmflow.engine.patches import PatchBox
+from cnmflow.engine.ring_projections import RingGrid, patch_footprint_projections, patch_trace_projections
+from cnmflow.engine.sections import PatchJobSettings, RingSection
+from cnmflow.pixel_order import column_to_image, image_to_column, pixels_to_frames
+
+#: HALS refinement rounds inside a patch (each: traces, footprints, background).
+REFINE_ROUNDS = 2
+
+
+def fit_patch_corr_pnr(source: MovieSource, box: PatchBox, job: PatchJobSettings, *, fov_dims: tuple[int, int],
+                       storage: PatchStorage = PatchStorage()) -> PatchResult:
+    """CNMF-E on one patch; see the module docstring.
+
+    ``storage`` places the patch's frame-sized working arrays: in memory up to its limit, in
+    scratch files (deleted on return) beyond it, so a long recording does not grow the worker.
+    """
+    init = job.init
+    patch = BoxView(source.streaming(), box)
+    bands = noise_band_pixels(patch.shape, tsub=init.tsub, ssub=init.ssub, storage=storage)
+    noise = pixel_noise(patch, chunk_pixels=bands)  # a sample of frames
+    with downsample_in_chunks(patch, tsub=init.tsub, ssub=init.ssub, storage=storage) as Y:
+        return _fit_downsampled(Y, patch, box, job, fov_dims=fov_dims, noise=noise, storage=storage)
+
+
+def _fit_downsampled(Y: PatchFrames, patch: BoxView, box: PatchBox, job: PatchJobSettings, *,
+                     fov_dims: tuple[int, int], noise: np.ndarray, storage: PatchStorage) -> PatchResult:
+    init = job.init
+    dims = Y.shape[1:]
+    edges = _fov_edges(box, fov_dims)
+    # min_pnr is read off the full-rate PNR image (as in CaImAn): the first seed search on the
+    # downsampled patch asks for that much more.
+    downsampling = noise_reduction(patch, Y)
+    first = corr_pnr.initialize(Y, replace(init, min_pnr=init.min_pnr * downsampling), storage=storage)
+    A, C = _neurons_only(first.A, first.C, dims, init.gsig_patch, edges)
+    ring = _fit_ring(Y, A, C, job.ring, gsiz=init.gsiz_patch)
+    if init.K is None or A.shape[1] < init.K:
+        A, C, ring = _residual_pass(Y, A, C, ring, job, edges=edges, storage=storage)
+    A, C = _refine(Y, A, C, ring, job.ring, gsiz=init.gsiz_patch, gsig=init.gsig_patch,
+                   noise=downsampled_noise(noise, init.ssub) / downsampling)
+    return patch_result(box, A, C, grid=dims, images=first, noise=noise, noise_reduction=downsampling,
+                        fov_dims=fov_dims, border_pix=init.border_pix)
+
+
+def _residual_pass(Y: PatchFrames, A: np.ndarray, C: np.ndarray, ring: RingModel, job: PatchJobSettings, *,
+                   edges: dict[str, bool], storage: PatchStorage) -> tuple[np.ndarray, np.ndarray, RingModel]:
+    """Neurons hidden under brighter ones or under the background show up once the first
+    components and the ring background are removed. The residual takes Y's place; the
+    background's fluctuation on the ring grid (a quarter of it) gives Y back."""
+    init = job.init
+    with _residual_in_place(Y, A, C, ring, storage) as fluctuation:
+        budget = None if init.K is None else init.K - A.shape[1]
+        # The residual is searched as CaImAn does: its own noise, the threshold as given.
+        more = corr_pnr.initialize(Y, replace(init, K=budget), storage=storage)
+        _undo_residual_in_place(Y, A, C, ring, fluctuation)
+    more_A, more_C = _neurons_only(more.A, more.C, Y.shape[1:], init.gsig_patch, edges)
+    if more_A.shape[1]:
+        A = np.hstack([A, more_A])
+        C = np.vstack([C, more_C])
+        ring = _fit_ring(Y, A, C, job.ring, gsiz=init.gsiz_patch)
+    return A, C, ring
+
+
+def _fov_edges(box: PatchBox, fov_dims: tuple[int, int]) -> dict[str, bool]:
+    """Which sides of the patch are the field of view's edges (a neuron cut there is not too wide)."""
+    return dict(top=box.row0 == 0, bottom=box.row1 == fov_dims[0], left=box.col0 == 0, right=box.col1 == fov_dims[1])
+
+
+def ring_fit_frames(n_frames: int, *, target: int = 500) -> slice:
+    """Every k-th frame for fitting ring weights: ~``target`` frames pin ~50 weights per pixel well."""
+    return slice(None, None, max(1, n_frames // target))
+
+
+def _fit_ring(Y: PatchFrames, A: np.ndarray, C: np.ndarray, ring: RingSection, *, gsiz: int) -> RingModel:
+    """The ring background of the patch under the components ``A·C`` (``gsiz`` on the patch grid)."""
+    return fit_ring_model(Y, sp.csc_matrix(A), C, gsiz=gsiz, ring_size_factor=ring.ring_size_factor,
+                          ssub_B=ring.ssub_B, frames=ring_fit_frames(Y.shape[0]))
+
+
+def _residual_in_place(Y: PatchFrames, A: np.ndarray, C: np.ndarray, ring: RingModel,
+                       storage: PatchStorage) -> PatchFrames:
+    """Overwrite ``Y`` with ``Y − B − A·C``; returns the background's fluctuation on the ring grid,
+    (T, dr, dc), which :func:`_undo_residual_in_place` needs to give ``Y`` back."""
+    fluctuation = storage.allocate((Y.shape[0], *ring.dims_ds))
+    for chunk in Y.chunks():
+        frames = Y[chunk]
+        small = np.empty((frames.shape[0], *ring.dims_ds), dtype=np.float32)
+        ring_residual(ring, frames, _neural(A, C[:, chunk], Y.shape[1:]), out=frames, fluctuation_out=small)
+        Y[chunk] = frames
+        fluctuation[chunk] = small
+    return fluctuation
+
+
+def _undo_residual_in_place(residual: PatchFrames, A: np.ndarray, C: np.ndarray, ring: RingModel,
+                            fluctuation: PatchFrames) -> None:
+    """Turn :func:`_residual_in_place`'s residual back into the patch (float32 rounding aside)."""
+    for chunk in residual.chunks():
+        frames = residual[chunk]
+        undo_ring_residual(ring, frames, fluctuation[chunk], _neural(A, C[:, chunk], residual.shape[1:]), out=frames)
+        residual[chunk] = frames
+
+
+def _neurons_only(A: np.ndarray, C: np.ndarray, dims: tuple[int, int], gsig: float, edges: dict[str, bool]):
+    """Drop initial components too wide to be neurons; the ring background absorbs them."""
+    keep = neuron_sized(A, dims, gsig=gsig, fov_edges=edges, factor=MAX_INITIAL_RADIUS_FACTOR)
+    return A[:, keep].astype(np.float32), C[keep].astype(np.float32)
+
+
+def _neural(A: np.ndarray, C: np.ndarray, dims: tuple[int, int]) -> np.ndarray:
+    return pixels_to_frames((A @ C).T, dims)
+
+
+def _refine(Y: PatchFrames, A: np.ndarray, C: np.ndarray, ring: RingModel, section: RingSection, *, gsiz: int,
+            gsig: float, noise: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """A few HALS rounds against the ring background, as CNMF-E does after initialisation.
+
+    ``noise`` (pixels,) Fortran order: the noise sd of ``Y``'s pixels; with it each footprint keeps
+    the pixels where its weights are significantly above zero (``footprint_shape.supported_pixels``),
+    without it the pixels above 10% of its peak (``clean_footprint``'s default).
+
+    The background-subtracted statistics ``Aᵀ(Y − B)`` and ``(Y − B)Cᵀ`` come from the ring
+    operators and ``Y``'s own projections (:mod:`cnmflow.engine.ring_projections`), never from a
+    background movie. ``Y`` is the patch's last use: it is centred in place.
+    """
+    if A.shape[1] == 0:
+        return A, C
+    ring = _centre_in_place(Y, ring)
+    grid = RingGrid.of(Y.shape[1:], ring)
+    for round_index in range(REFINE_ROUNDS):
+        A, C, C_background = _refine_traces(Y, A, C, ring, grid)
+        if A.shape[1] == 0:
+            break
+        A, C = _refine_footprints(Y, A, C, C_background, ring, grid, gsig=gsig, noise=noise)
+        if A.shape[1] == 0:
+            break
+        if section.update_background_components and round_index + 1 < REFINE_ROUNDS:
+            ring = _fit_ring(Y, A, C, section, gsiz=gsiz)
+    return A, C
+
+
+def _centre_in_place(Y: PatchFrames, ring: RingModel) -> RingModel:
+    """Take each pixel's temporal mean off ``Y``; returns the same ring model for the centred frames.
+
+    The bright background then cancels before the float32 products rather than after them
+    (cancellation would swamp weak footprint edges).
+    """
+    mean_image = frame_mean(Y)
+    for chunk in Y.chunks():
+        frames = Y[chunk]
+        frames -= mean_image
+        Y[chunk] = frames
+    return replace(ring, b0=ring.b0 - image_to_column(mean_image))
+
+
+def _refine_traces(Y: PatchFrames, A: np.ndarray, C: np.ndarray, ring: RingModel, grid: RingGrid):
+    """One HALS trace update; returns the components left alive and the traces the background was
+    formed with (``C_background``, which the footprint update needs)."""
+    U = patch_trace_projections(Y, A, C, ring, grid)
+    C_background = C                        # the background of this round keeps these traces
+    C = update_traces(C, U, A.T @ A).astype(np.float32)
+    alive = C.any(axis=1)
+    return A[:, alive], C[alive], C_background[alive]
+
+
+def _refine_footprints(Y: PatchFrames, A: np.ndarray, C: np.ndarray, C_background: np.ndarray, ring: RingModel,
+                       grid: RingGrid, *, gsig: float, noise: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
+    """One HALS footprint update within each footprint's dilated support, then each footprint
+    cleaned; returns the components left alive."""
+    dims = Y.shape[1:]
+    CC = C @ C.T
+    P = patch_footprint_projections(Y, A, C, C_background, ring, grid)
+    support = dilated_support(A, dims, radius=max(int(round(gsig)), 1))
+    A = update_footprints(A, P, CC, support).astype(np.float32)
+    if noise is None:
+        A = np.column_stack([clean_footprint(A[:, k], dims) for k in range(A.shape[1])]).astype(np.float32)
+    else:   # each footprint reaches as far as the data supports it (pooled significance), not 10% of its peak
+        supported = _supported(A, P, CC, noise, dims, gsig)
+        A = np.column_stack([clean_footprint(A[:, k], dims, max_fraction=0.0, supported=supported[:, k])
+                             for k in range(A.shape[1])]).astype(np.float32)
+    alive = A.any(axis=0)
+    return A[:, alive], C[alive]
+
+
+def _supported(A: np.ndarray, P: np.ndarray, CC: np.ndarray, noise: np.ndarray, dims: tuple[int, int],
+               gsig: float) -> np.ndarray:
+    """(pixels, K) where each footprint's unconstrained least-squares weights (the HALS step without
+    the support and the clipping: ``a_k + (P_k − A·CC_k) / CC_kk``) stand significantly above zero,
+    pooled as in the initialisation; standard error ``σ_p / sqrt(CC_kk)``."""
+    A64 = A.astype(np.float64)
+    diag = np.maximum(np.diag(CC), np.finfo(float).tiny)
+    unconstrained = A64 + (P - A64 @ CC) / diag
+    out = np.zeros(A.shape, dtype=bool)
+    for k in range(A.shape[1]):
+        peak = np.unravel_index(int(np.argmax(A[:, k])), dims, order="F")
+        out[:, k] = image_to_column(supported_pixels(column_to_image(unconstrained[:, k], dims),
+                                                     column_to_image(noise / np.sqrt(diag[k]), dims),
+                                                     sigma=FOOTPRINT_POOL_SIGMA * gsig, min_t=FOOTPRINT_MIN_T,
+                                                     peak=peak, min_fraction=FOOTPRINT_REL_THRESHOLD))
+    return out
+
