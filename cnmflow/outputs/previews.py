@@ -36,6 +36,7 @@ from matplotlib.ticker import MaxNLocator
 from matplotlib.transforms import blended_transform_factory
 
 from cnmflow.outputs.figures import display_limits, new_figure, remove_preview, save_figure
+from cnmflow.pixel_order import column_to_image, pixel_position
 
 __all__ = [
     "initialization_images",
@@ -181,7 +182,7 @@ def initialization_images(stem: Path, *, pnr: np.ndarray, correlation: np.ndarra
 # footprints
 # --------------------------------------------------------------------------------------------
 
-def _outline(indices: np.ndarray, values: np.ndarray, rows: int, energy: float):
+def _outline(indices: np.ndarray, values: np.ndarray, dims: tuple[int, int], energy: float):
     """Outline (list of (N, 2) x/y arrays in image coordinates) and centre of one footprint.
 
     The outline encloses the largest pixels that hold ``energy`` of the footprint's squared
@@ -191,8 +192,7 @@ def _outline(indices: np.ndarray, values: np.ndarray, rows: int, energy: float):
     indices, values = indices[keep], values[keep]
     if values.size == 0:
         return [], None
-    r = indices % rows
-    c = indices // rows
+    r, c = pixel_position(indices, dims)
     centre = (float(np.average(c, weights=values)), float(np.average(r, weights=values)))
     ordered = np.sort(values)[::-1]
     cum = np.cumsum(ordered ** 2)
@@ -206,6 +206,61 @@ def _outline(indices: np.ndarray, values: np.ndarray, rows: int, energy: float):
     lines = contourpy.contour_generator(z=patch, line_type="Separate").lines(level)
     offset = np.array([c0 - 1, r0 - 1], dtype=np.float64)
     return [np.asarray(line) + offset for line in lines if len(line) > 1], centre
+
+
+def _check_statuses(statuses: Sequence[str] | None, k: int) -> list[str] | None:
+    if statuses is None:
+        return None
+    statuses = [str(s).lower() for s in statuses]
+    if len(statuses) != k:
+        raise ValueError(f"got {len(statuses)} statuses for {k} cells")
+    return statuses
+
+
+def _footprints_background(estimates, A: sp.csc_matrix, background, dims: tuple[int, int]) -> tuple[np.ndarray, str]:
+    """The image under the outlines and its colour-bar label: ``background``, else ``Cn``, else max of footprints."""
+    if background is None:
+        background = getattr(estimates, "Cn", None)
+    if background is None:
+        maxproj = A.max(axis=1)  # sparse (pixels, 1)
+        background = column_to_image(np.asarray(maxproj.todense()), dims)
+        bg_label = "max of footprints"
+    else:
+        bg_label = "local correlation"
+    return _check_image("background", background, dims), bg_label
+
+
+def _footprint_outlines(A: sp.csc_matrix, dims: tuple[int, int], energy: float, statuses: list[str] | None,
+                        names: list[str]) -> tuple[list[np.ndarray], list[str], list[tuple[float, float, str, str]]]:
+    """Outline segments with their colours, and one (x, y, name, colour) label per drawn footprint."""
+    segments: list[np.ndarray] = []
+    colours: list[str] = []
+    labels: list[tuple[float, float, str, str]] = []
+    for i in range(A.shape[1]):
+        start, end = A.indptr[i], A.indptr[i + 1]
+        lines, centre = _outline(A.indices[start:end], np.asarray(A.data[start:end], np.float64), dims, energy)
+        if statuses is not None:
+            colour = STATUS_COLORS.get(statuses[i], "#ffffff")
+        else:
+            colour = _PALETTE[i % len(_PALETTE)]
+        segments.extend(lines)
+        colours.extend([colour] * len(lines))
+        if centre is not None:
+            labels.append((centre[0], centre[1], names[i], colour))
+    return segments, colours, labels
+
+
+def _status_legend(fig, statuses: list[str], k: int) -> None:
+    """Counts per status (and of any other status) in a legend below the image."""
+    handles = []
+    for status, colour in STATUS_COLORS.items():
+        count = statuses.count(status)
+        if count:
+            handles.append(Line2D([], [], color=colour, linewidth=2, label=f"{status} ({count})"))
+    others = k - sum(statuses.count(s) for s in STATUS_COLORS)
+    if others:
+        handles.append(Line2D([], [], color="#ffffff", linewidth=2, label=f"other ({others})"))
+    fig.legend(handles=handles, loc="outside lower center", ncols=len(handles), fontsize=8, frameon=False)
 
 
 def footprints_preview(stem: Path, estimates, *, statuses: Sequence[str] | None = None,
@@ -237,36 +292,9 @@ def footprints_preview(stem: Path, estimates, *, statuses: Sequence[str] | None 
     if not 0 < energy <= 1:
         raise ValueError(f"energy must be in (0, 1], got {energy}")
     names = [f"C{i:03d}" for i in range(k)] if names is None else _check_names(names, k)
-    if statuses is not None:
-        statuses = [str(s).lower() for s in statuses]
-        if len(statuses) != k:
-            raise ValueError(f"got {len(statuses)} statuses for {k} cells")
-
-    if background is None:
-        background = getattr(estimates, "Cn", None)
-    if background is None:
-        maxproj = A.max(axis=1)  # sparse (pixels, 1)
-        background = np.asarray(maxproj.todense()).reshape((rows, cols), order="F")
-        bg_label = "max of footprints"
-    else:
-        bg_label = "local correlation"
-    background = _check_image("background", background, (rows, cols))
-
-    segments: list[np.ndarray] = []
-    colours: list[str] = []
-    labels: list[tuple[float, float, str, str]] = []
-    for i in range(k):
-        start, end = A.indptr[i], A.indptr[i + 1]
-        lines, centre = _outline(A.indices[start:end], np.asarray(A.data[start:end], np.float64),
-                                 rows, energy)
-        if statuses is not None:
-            colour = STATUS_COLORS.get(statuses[i], "#ffffff")
-        else:
-            colour = _PALETTE[i % len(_PALETTE)]
-        segments.extend(lines)
-        colours.extend([colour] * len(lines))
-        if centre is not None:
-            labels.append((centre[0], centre[1], names[i], colour))
+    statuses = _check_statuses(statuses, k)
+    background, bg_label = _footprints_background(estimates, A, background, (rows, cols))
+    segments, colours, labels = _footprint_outlines(A, (rows, cols), energy, statuses, names)
 
     width = 8.0
     img_h = float(np.clip(width * rows / cols, 2.5, 12.0))
@@ -292,16 +320,7 @@ def footprints_preview(stem: Path, estimates, *, statuses: Sequence[str] | None 
         ax.set_title(f"{heading}: {k} cells (outlines hold {energy:.0%} of each footprint's energy)",
                      fontsize=10)
         if statuses is not None:
-            handles = []
-            for status, colour in STATUS_COLORS.items():
-                count = statuses.count(status)
-                if count:
-                    handles.append(Line2D([], [], color=colour, linewidth=2, label=f"{status} ({count})"))
-            others = k - sum(statuses.count(s) for s in STATUS_COLORS)
-            if others:
-                handles.append(Line2D([], [], color="#ffffff", linewidth=2, label=f"other ({others})"))
-            fig.legend(handles=handles, loc="outside lower center", ncols=len(handles), fontsize=8,
-                       frameon=False)
+            _status_legend(fig, statuses, k)
     except BaseException:
         fig.clear()
         raise
@@ -384,6 +403,78 @@ def traces_preview(stem: Path, traces: np.ndarray, *, fr: float, names: Sequence
 # events
 # --------------------------------------------------------------------------------------------
 
+def _draw_raster(ax, cell: np.ndarray, times: np.ndarray, amplitude: np.ndarray, *, k: int, duration: float,
+                 names: list[str], boundaries: list[float]) -> None:
+    """One row per cell, marker area proportional to the event's amplitude relative to the cell's largest."""
+    n_events = int(cell.size)
+    if n_events:
+        largest = np.zeros(k)
+        np.maximum.at(largest, cell, amplitude)
+        max_area = 30.0 if k <= 20 else max(1.5, 30.0 * 20 / k)
+        sizes = 0.5 + max_area * amplitude / largest[cell]
+        ax.scatter(times, cell, s=sizes, c="k", marker="o", linewidths=0,
+                   rasterized=n_events > _RASTERIZE_EVENTS)
+    else:
+        ax.text(0.5, 0.5, "no events", ha="center", va="center", transform=ax.transAxes, color="0.4")
+    _draw_boundaries(ax, boundaries, labels=True)
+    ax.set_xlim(0.0, duration)
+    ax.set_ylim(k - 0.5, -0.5)
+    if k <= 20:
+        ax.set_yticks(np.arange(k), names, fontsize=7)
+    else:
+        ax.set_ylabel("cell index")
+    ax.set_xlabel("time (s)")
+    ax.set_title(f"Events: {n_events} in {k} cells (marker area ~ amplitude)",
+                 fontsize=10, pad=14 if boundaries else 6)
+
+
+def _draw_population_rate(ax, frame: np.ndarray, *, n_frames: int, fr: float, boundaries: list[float]) -> None:
+    """Events/s summed over cells, in up to 200 bins."""
+    duration = n_frames / fr
+    n_bins = int(max(1, min(200, n_frames, np.ceil(duration))))
+    edges = np.linspace(0, n_frames, n_bins + 1)
+    counts, _ = np.histogram(frame, bins=edges)
+    widths = np.diff(edges) / fr
+    ax.stairs(counts / widths, edges / fr, color="#1f77b4", fill=True, alpha=0.8)
+    _draw_boundaries(ax, boundaries, labels=False)
+    ax.set_xlim(0.0, duration)
+    ax.set_xlabel("time (s)")
+    ax.set_ylabel("events/s (all cells)")
+    ax.set_title(f"Population event rate (bins of {widths[0]:.3g} s)", fontsize=10)
+
+
+def _draw_rate_histogram(ax, rates: np.ndarray, k: int) -> None:
+    """Histogram of the per-cell event rates (Hz)."""
+    bins = int(np.clip(np.sqrt(k) * 2, 5, 40))
+    ax.hist(rates, bins=bins, color="#2ca02c", edgecolor="white", linewidth=0.5)
+    ax.set_xlabel("event rate (Hz)")
+    ax.set_ylabel("cells")
+    ax.yaxis.set_major_locator(MaxNLocator(integer=True))
+    ax.set_title(f"Event rate per cell (median {np.median(rates):.3g} Hz)", fontsize=10)
+
+
+def _draw_intervals(ax, iei: np.ndarray, fr: float) -> None:
+    """Histogram of inter-event intervals (s), in logarithmic bins when they span more than a factor 100."""
+    if iei.size:
+        lo, hi = float(iei.min()), float(iei.max())
+        if hi > 100 * lo:
+            # edges halfway between whole frames, so discrete intervals do not leave empty bins
+            in_frames = np.unique(np.round(np.logspace(np.log10(lo * fr), np.log10(hi * fr), 41)))
+            edges = np.concatenate([in_frames - 0.5, [in_frames[-1] + 0.5]]) / fr
+            ax.hist(iei, bins=edges,
+                    color="#9467bd", edgecolor="white", linewidth=0.5)
+            ax.set_xscale("log")
+        else:
+            ax.hist(iei, bins=30, color="#9467bd", edgecolor="white", linewidth=0.5)
+        ax.set_title(f"Inter-event intervals (median {np.median(iei):.3g} s)", fontsize=10)
+    else:
+        ax.text(0.5, 0.5, "no cell has two events", ha="center", va="center",
+                transform=ax.transAxes, color="0.4")
+        ax.set_title("Inter-event intervals", fontsize=10)
+    ax.set_xlabel("interval (s)")
+    ax.set_ylabel("intervals")
+
+
 def events_preview(stem: Path, spikes: np.ndarray, *, fr: float, names: Sequence[str],
                    boundaries: Sequence[float] = (), title: str = "") -> list[Path]:
     """Events (every frame with ``S > 0``, amplitude ``S``) in four panels.
@@ -409,77 +500,16 @@ def events_preview(stem: Path, spikes: np.ndarray, *, fr: float, names: Sequence
     cell, frame = np.nonzero(spikes > 0)  # row-major: sorted by cell, then frame
     amplitude = spikes[cell, frame].astype(np.float64)
     times = frame / fr
-    n_events = int(cell.size)
-    per_cell = np.bincount(cell, minlength=k)
-    rates = per_cell / duration
-    same_cell = np.diff(cell) == 0
-    iei = np.diff(times)[same_cell]
+    rates = np.bincount(cell, minlength=k) / duration
+    iei = np.diff(times)[np.diff(cell) == 0]  # intervals between events of the same cell
 
     fig = new_figure(12.0, 7.5)
     try:
         (ax_raster, ax_rate), (ax_hist, ax_iei) = fig.subplots(2, 2)
-
-        # raster
-        if n_events:
-            largest = np.zeros(k)
-            np.maximum.at(largest, cell, amplitude)
-            max_area = 30.0 if k <= 20 else max(1.5, 30.0 * 20 / k)
-            sizes = 0.5 + max_area * amplitude / largest[cell]
-            ax_raster.scatter(times, cell, s=sizes, c="k", marker="o", linewidths=0,
-                              rasterized=n_events > _RASTERIZE_EVENTS)
-        else:
-            ax_raster.text(0.5, 0.5, "no events", ha="center", va="center",
-                           transform=ax_raster.transAxes, color="0.4")
-        _draw_boundaries(ax_raster, boundaries, labels=True)
-        ax_raster.set_xlim(0.0, duration)
-        ax_raster.set_ylim(k - 0.5, -0.5)
-        if k <= 20:
-            ax_raster.set_yticks(np.arange(k), names, fontsize=7)
-        else:
-            ax_raster.set_ylabel("cell index")
-        ax_raster.set_xlabel("time (s)")
-        ax_raster.set_title(f"Events: {n_events} in {k} cells (marker area ~ amplitude)",
-                            fontsize=10, pad=14 if boundaries else 6)
-
-        # population rate
-        n_bins = int(max(1, min(200, n_frames, np.ceil(duration))))
-        edges = np.linspace(0, n_frames, n_bins + 1)
-        counts, _ = np.histogram(frame, bins=edges)
-        widths = np.diff(edges) / fr
-        ax_rate.stairs(counts / widths, edges / fr, color="#1f77b4", fill=True, alpha=0.8)
-        _draw_boundaries(ax_rate, boundaries, labels=False)
-        ax_rate.set_xlim(0.0, duration)
-        ax_rate.set_xlabel("time (s)")
-        ax_rate.set_ylabel("events/s (all cells)")
-        ax_rate.set_title(f"Population event rate (bins of {widths[0]:.3g} s)", fontsize=10)
-
-        # per-cell event rate
-        bins = int(np.clip(np.sqrt(k) * 2, 5, 40))
-        ax_hist.hist(rates, bins=bins, color="#2ca02c", edgecolor="white", linewidth=0.5)
-        ax_hist.set_xlabel("event rate (Hz)")
-        ax_hist.set_ylabel("cells")
-        ax_hist.yaxis.set_major_locator(MaxNLocator(integer=True))
-        ax_hist.set_title(f"Event rate per cell (median {np.median(rates):.3g} Hz)", fontsize=10)
-
-        # inter-event intervals
-        if iei.size:
-            lo, hi = float(iei.min()), float(iei.max())
-            if hi > 100 * lo:
-                # edges halfway between whole frames, so discrete intervals do not leave empty bins
-                in_frames = np.unique(np.round(np.logspace(np.log10(lo * fr), np.log10(hi * fr), 41)))
-                edges = np.concatenate([in_frames - 0.5, [in_frames[-1] + 0.5]]) / fr
-                ax_iei.hist(iei, bins=edges,
-                            color="#9467bd", edgecolor="white", linewidth=0.5)
-                ax_iei.set_xscale("log")
-            else:
-                ax_iei.hist(iei, bins=30, color="#9467bd", edgecolor="white", linewidth=0.5)
-            ax_iei.set_title(f"Inter-event intervals (median {np.median(iei):.3g} s)", fontsize=10)
-        else:
-            ax_iei.text(0.5, 0.5, "no cell has two events", ha="center", va="center",
-                        transform=ax_iei.transAxes, color="0.4")
-            ax_iei.set_title("Inter-event intervals", fontsize=10)
-        ax_iei.set_xlabel("interval (s)")
-        ax_iei.set_ylabel("intervals")
+        _draw_raster(ax_raster, cell, times, amplitude, k=k, duration=duration, names=names, boundaries=boundaries)
+        _draw_population_rate(ax_rate, frame, n_frames=n_frames, fr=fr, boundaries=boundaries)
+        _draw_rate_histogram(ax_hist, rates, k)
+        _draw_intervals(ax_iei, iei, fr)
         for ax in (ax_rate, ax_hist, ax_iei):
             ax.spines[["top", "right"]].set_visible(False)
         if title:
