@@ -44,6 +44,7 @@ thousand frames pin down well. ``b0`` is then the mean over those frames.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import numpy as np
@@ -197,6 +198,7 @@ class _RingGeometry:
 
 
 def _ring_geometry(dims: tuple[int, int], *, factor: int, radius: int, block_pixels: int) -> _RingGeometry:
+    """Batches grow to 1/16 of the largest box Gram (at least ``_SOLVE_ELEMS`` elements), at most 256 rings."""
     small_rows, small_cols = downsampled_dims(dims, factor)
     if small_rows * small_cols <= (block_pixels + 2 * radius) ** 2:
         # one box: the blocks' margins would overlap into several Grams of it
@@ -221,7 +223,7 @@ class _Block:
     core_in_full: tuple[slice, slice]  # relative to ``full``
 
 
-def _blocks(geometry: _RingGeometry):
+def _blocks(geometry: _RingGeometry) -> Iterator[_Block]:
     """The blocks covering the small grid, row of blocks by row of blocks."""
     (small_rows, small_cols), (rows, cols) = geometry.small_dims, geometry.dims
     r, s = geometry.radius, geometry.factor
@@ -374,36 +376,40 @@ def _solve_block_weights(gram: np.ndarray, block: _Block, geometry: _RingGeometr
         ring_in_box = np.where(valid, c_order_index(ring_rows - box_rows.start, ring_cols - box_cols.start,
                                                     box_dims), 0)
         pixel_in_box = c_order_index(pixel_rows[batch] - box_rows.start, pixel_cols[batch] - box_cols.start, box_dims)
-        w = _solve_rings(gram, ring_in_box, valid, pixel_in_box)
-        w_row = pixel_index(pixel_rows[batch], pixel_cols[batch], geometry.small_dims)
-        position = (weights.indptr[w_row][:, None] + np.cumsum(valid, axis=1) - 1)[valid]
+        ring_weights = _solve_rings(gram, ring_in_box, valid, pixel_in_box)
+        row_of_W = pixel_index(pixel_rows[batch], pixel_cols[batch], geometry.small_dims)
+        position = (weights.indptr[row_of_W][:, None] + np.cumsum(valid, axis=1) - 1)[valid]
         weights.indices[position] = pixel_index(ring_rows, ring_cols, geometry.small_dims)[valid]
-        weights.data[position] = w[valid]
+        weights.data[position] = ring_weights[valid]
 
 
-def _solve_rings(G: np.ndarray, loc: np.ndarray, valid: np.ndarray, ploc: np.ndarray) -> np.ndarray:
-    """Batched ridge solves: rows of loc index ring pixels in G, ploc the target pixels.
+def _solve_rings(gram: np.ndarray, ring_in_box: np.ndarray, valid: np.ndarray,
+                 pixel_in_box: np.ndarray) -> np.ndarray:
+    """Batched ridge solves: each row of ``ring_in_box`` indexes one pixel's ring pixels in the box
+    Gram, ``pixel_in_box`` the pixel itself; returns (batch, n_ring) weights.
 
     Invalid (off-image) ring entries become decoupled unit-diagonal rows with zero
     right-hand side, so their weight is exactly 0 and the batch has a uniform size.
     """
-    nbox = G.shape[0]
-    Gf = G.reshape(-1)
-    it = np.int32 if nbox * nbox < 2**31 else np.int64
-    loc = loc.astype(it, copy=False)
-    M = np.take(Gf, loc[:, :, None] * it(nbox) + loc[:, None, :]).astype(np.float64)
-    rhs = np.take(Gf, loc * it(nbox) + ploc.astype(it)[:, None]).astype(np.float64)
+    n_box = gram.shape[0]
+    gram_flat = gram.reshape(-1)
+    index_type = np.int32 if n_box * n_box < 2**31 else np.int64
+    ring_in_box = ring_in_box.astype(index_type, copy=False)
+    systems = np.take(gram_flat, ring_in_box[:, :, None] * index_type(n_box) + ring_in_box[:, None, :]).astype(
+        np.float64)
+    targets = np.take(gram_flat, ring_in_box * index_type(n_box) + pixel_in_box.astype(index_type)[:, None]).astype(
+        np.float64)
     if not valid.all():
-        vm = valid.astype(np.float64)
-        M *= vm[:, :, None]
-        M *= vm[:, None, :]
-        rhs *= vm
-    diag = np.einsum("bii->bi", M)  # writable view
-    tr = diag.sum(axis=1)
-    lam = RIDGE * tr
-    lam = np.where(lam > 0, lam, 1.0)  # all-constant ring: any λ gives w = 0
-    diag += np.where(valid, lam[:, None], 1.0)
-    return np.linalg.solve(M, rhs[:, :, None])[:, :, 0]
+        on_image = valid.astype(np.float64)
+        systems *= on_image[:, :, None]
+        systems *= on_image[:, None, :]
+        targets *= on_image
+    diagonal = np.einsum("bii->bi", systems)  # writable view
+    trace = diagonal.sum(axis=1)
+    ridge = RIDGE * trace
+    ridge = np.where(ridge > 0, ridge, 1.0)  # all-constant ring: any λ gives w = 0
+    diagonal += np.where(valid, ridge[:, None], 1.0)
+    return np.linalg.solve(systems, targets[:, :, None])[:, :, 0]
 
 
 # ----------------------------------------------------------------------------- applying
