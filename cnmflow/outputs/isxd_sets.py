@@ -37,6 +37,7 @@ from cnmflow import isx_timing
 from cnmflow.atomic_write import atomic_path
 from cnmflow.isx_package import isx_package
 from cnmflow.movies.info import MovieInfo
+from cnmflow.pixel_order import column_to_image
 
 #: The statuses isx knows.
 STATUSES = ("accepted", "undecided", "rejected")
@@ -63,7 +64,7 @@ def output_timing(movie: MovieInfo, *, fr: float):
     period of ``1/fr`` seconds, starting at ``movie.start_time`` (else the epoch).
     """
     if movie.timing is not None:
-        return movie.timing.toisx_package()  # MovieInfo holds plain data; isx objects are made here
+        return movie.timing.to_isx()  # MovieInfo holds plain data; isx objects are made here
     _check_positive("fr", fr)
     return isx_package().Timing(num_samples=int(movie.n_frames), period=isx_timing.period_from_rate(fr),
                          start=isx_timing.time_from_datetime(movie.start_time))
@@ -77,7 +78,7 @@ def output_spacing(movie: MovieInfo, *, dxy: float | Sequence[float]):
     direction, i.e. pixel height then width).
     """
     if movie.spacing is not None:
-        return movie.spacing.toisx_package()
+        return movie.spacing.to_isx()
     per_um = (dxy, dxy) if np.ndim(dxy) == 0 else tuple(dxy)
     if len(per_um) != 2:
         raise ValueError(f"dxy must be a number or a (rows, cols) pair of pixels per µm, got {dxy!r}")
@@ -160,7 +161,7 @@ def write_cellset(path: Path, *, footprints: sp.csc_matrix, dims: tuple[int, int
                 image[:] = 0.0
                 image[A.indices[lo:hi]] = A.data[lo:hi]  # canonical: no duplicate entries
                 # Fortran pixel order: pixel index col*rows + row → (rows, cols) image
-                frame = np.ascontiguousarray(image.reshape((rows, cols), order="F"))
+                frame = np.ascontiguousarray(column_to_image(image, (rows, cols)))
                 trace = np.ascontiguousarray(traces[k], dtype=np.float32)
                 cellset.set_cell_data(k, frame, trace, names[k])
             for k, status in enumerate(statuses):

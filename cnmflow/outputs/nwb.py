@@ -39,6 +39,7 @@ from cnmflow.atomic_write import atomic_path
 from cnmflow.engine.estimates import Estimates
 from cnmflow.outputs.names import nwb_name
 from cnmflow.outputs.nwb_metadata import NwbMetadata
+from cnmflow.pixel_order import column_to_image
 
 log = logging.getLogger(__name__)
 
@@ -254,7 +255,7 @@ def model_mean_image(est: Estimates, frame_range: tuple[int, int]) -> np.ndarray
     b, f = np.asarray(est.b), np.asarray(est.f)
     if b.ndim == 2 and b.shape[0] == pixels and b.shape[1] and f.shape[1:] == (est.n_frames,) and stop > first:
         mean += b @ f[:, first:stop].astype(np.float64).mean(axis=1)
-    return mean.reshape(tuple(int(d) for d in est.dims), order="F").astype(np.float32)
+    return column_to_image(mean, tuple(int(d) for d in est.dims)).astype(np.float32)
 
 
 def _plane_segmentation(ophys, plane, run: NwbRun):
@@ -305,7 +306,7 @@ def _footprints_xy(A: sp.spmatrix, rows: int, cols: int) -> Iterator[np.ndarray]
         image = np.zeros(rows * cols, dtype=np.float32)
         lo, hi = A.indptr[k], A.indptr[k + 1]
         image[A.indices[lo:hi]] = A.data[lo:hi]
-        yield image.reshape((cols, rows))
+        yield column_to_image(image, (rows, cols)).T  # C-contiguous, like the column read in C order
 
 
 def _fluorescence(ophys, segmentation, run: NwbRun, movie: NwbMovie) -> None:
