@@ -15,6 +15,12 @@ from prefect.logging.configuration import setup_logging  # noqa: E402
 setup_logging()
 
 
+@pytest.fixture
+def private_cache(tmp_path, monkeypatch) -> None:
+    """An empty extraction cache of the test's own (a run's components are not served from another test's)."""
+    monkeypatch.setenv("CNMFLOW_CACHE_DIR", str(tmp_path / "cache"))
+
+
 @pytest.fixture(scope="session")
 def prefect_harness(tmp_path_factory) -> Iterator[None]:
     """A throwaway Prefect API and result/cache folders of our own, for flows run in this process."""

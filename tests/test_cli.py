@@ -12,15 +12,14 @@ from pathlib import Path
 import pytest
 
 from cnmflow.cli import main, parse_assignment
-from cnmflow.synthetic import simulate_1p, write_tiff
 from tests.paths import IDEAS
+from tests.runs import small_movie
 
 
 
 @pytest.fixture(scope="module")
 def tif_movie(tmp_path_factory) -> Path:
-    simulated = simulate_1p(shape=(40, 48), n_frames=200, n_neurons=4, gsig=3.0, fr=10.0, peak_snr=(8, 12), rng=5)
-    return write_tiff(tmp_path_factory.mktemp("movie") / "movie.tif", simulated.movie, fr=10.0)
+    return small_movie(tmp_path_factory.mktemp("movie"), rng=5)
 
 
 @pytest.mark.parametrize("text, expected", [

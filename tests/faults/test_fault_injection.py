@@ -24,8 +24,8 @@ from cnmflow.outputs import export as export_module
 from cnmflow.outputs.folder_lock import LOCK_NAME, lock_output_dir
 from cnmflow.outputs.result_swap import JOURNAL_NAME
 from cnmflow.plan import outputs_match, plan_run
-from cnmflow.synthetic import simulate_1p, write_tiff
 from tests.faults.quick_previews import quick_preview
+from tests.runs import small_movie
 
 DRIVER = Path(__file__).with_name("driver.py")
 REPO = Path(__file__).resolve().parents[2]
@@ -36,14 +36,12 @@ TIMEOUT_S = 180
 
 @pytest.fixture(scope="module")
 def movie(tmp_path_factory) -> Path:
-    simulated = simulate_1p(shape=(40, 48), n_frames=200, n_neurons=5, gsig=3.0, fr=10.0, peak_snr=(6, 14), rng=11)
-    return write_tiff(tmp_path_factory.mktemp("movie") / "movie.tif", simulated.movie, fr=10.0)
+    return small_movie(tmp_path_factory.mktemp("movie"), rng=11, n_neurons=5, peak_snr=(6, 14))
 
 
 @pytest.fixture(autouse=True)
-def quick_runs(tmp_path, monkeypatch):
+def quick_runs(private_cache, monkeypatch):
     """A private extraction cache, and placeholder previews here as in the driver."""
-    monkeypatch.setenv("CNMFLOW_CACHE_DIR", str(tmp_path / "cache"))
     monkeypatch.setattr(export_module, "safe_preview", quick_preview)
 
 

@@ -19,7 +19,7 @@ from cnmflow.synthetic import simulate_realistic_1p, write_tiff
 from cnmflow.flows.motion_correction import motion_correction
 from cnmflow.flows.source_extraction import source_extraction
 
-pytestmark = pytest.mark.usefixtures("prefect_harness")
+pytestmark = pytest.mark.usefixtures("prefect_harness", "private_cache")
 
 TABLE = {"gSig": 3, "gSiz": 13, "min_corr": 0.7, "min_pnr": 5, "rf": 0, "n_processes": 1}
 
@@ -28,11 +28,6 @@ TABLE = {"gSig": 3, "gSiz": 13, "min_corr": 0.7, "min_pnr": 5, "rf": 0, "n_proce
 def movie(tmp_path_factory) -> Path:
     sim = simulate_realistic_1p("cortex_l23", shape=(64, 64), n_frames=200, rng=4, motion_px=1.0)
     return write_tiff(tmp_path_factory.mktemp("movie") / "moving.tif", sim.movie, fr=20.0)
-
-
-@pytest.fixture(autouse=True)
-def private_cache(tmp_path, monkeypatch):
-    monkeypatch.setenv("CNMFLOW_CACHE_DIR", str(tmp_path / "cache"))
 
 
 def _task_names(flow_run_id) -> list[str]:

@@ -15,16 +15,15 @@ from cnmflow.errors import ParameterError
 from cnmflow.lineage import read_manifest
 from cnmflow.params_form import form_with
 from cnmflow.sweep_grid import combinations, folder_name, parse_grid_option
-from cnmflow.synthetic import simulate_1p, write_tiff
 from cnmflow.flows.parameter_sweep import parameter_sweep
+from tests.runs import small_movie
 
 TABLE = {"rf": None, "gSiz": 13}
 
 
 @pytest.fixture(scope="module")
 def movie(tmp_path_factory) -> Path:
-    simulated = simulate_1p(shape=(40, 48), n_frames=200, n_neurons=4, gsig=3.0, fr=10.0, peak_snr=(8, 12), rng=21)
-    return write_tiff(tmp_path_factory.mktemp("movie") / "movie.tif", simulated.movie, fr=10.0)
+    return small_movie(tmp_path_factory.mktemp("movie"), rng=21)
 
 
 def test_grid_options_parse_and_every_combination_is_checked_first():

@@ -20,24 +20,15 @@ from cnmflow.errors import InputError
 from cnmflow.lineage import read_manifest, verify_manifest
 from cnmflow.outputs.isxd_sets import OutputExistsError
 from cnmflow.params_form import form_with
-from cnmflow.synthetic import simulate_1p, write_tiff
 from cnmflow.flows.source_extraction import source_extraction
+from tests.runs import TABLE, small_movie
 
-pytestmark = pytest.mark.usefixtures("prefect_harness")
-
-TABLE = {"rf": None, "gSiz": 13, "min_corr": 0.8, "min_pnr": 8}
+pytestmark = pytest.mark.usefixtures("prefect_harness", "private_cache")  # each test starts with an empty cache
 
 
 @pytest.fixture(scope="module")
 def movie(tmp_path_factory) -> Path:
-    simulated = simulate_1p(shape=(40, 48), n_frames=200, n_neurons=4, gsig=3.0, fr=10.0, peak_snr=(8, 12), rng=11)
-    return write_tiff(tmp_path_factory.mktemp("movie") / "movie.tif", simulated.movie, fr=10.0)
-
-
-@pytest.fixture(autouse=True)
-def private_cache(tmp_path, monkeypatch):
-    """Each test starts with an empty extraction cache."""
-    monkeypatch.setenv("CNMFLOW_CACHE_DIR", str(tmp_path / "cache"))
+    return small_movie(tmp_path_factory.mktemp("movie"), rng=11)
 
 
 def run(movie: Path, out: Path, table=TABLE, **kwargs):
