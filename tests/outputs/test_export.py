@@ -13,15 +13,9 @@ import pytest
 
 import cnmflow
 from cnmflow.outputs import export as export_module
-from cnmflow.synthetic import simulate_1p, write_isxd, write_tiff
+from cnmflow.synthetic import write_isxd, write_tiff
+from tests.outputs.extraction import PARAMS
 from tests.paths import IDEAS
-
-PARAMS = {"gSig": 3, "gSiz": 13, "min_corr": 0.8, "min_pnr": 5, "rf": None, "n_processes": 1}
-
-
-@pytest.fixture(scope="module")
-def simulated():
-    return simulate_1p(shape=(48, 56), n_frames=300, n_neurons=6, gsig=3.0, fr=10.0, peak_snr=(8, 12), rng=3)
 
 
 @pytest.fixture(scope="module")

@@ -22,9 +22,9 @@ from cnmflow.outputs.nwb import write_nwb
 from cnmflow.outputs.nwb_folder import write_nwb_for_folder
 from cnmflow.outputs.nwb_metadata import nwb_metadata_from_dict, read_nwb_metadata
 from cnmflow.outputs.nwb_source import nwb_run_from_folder, nwb_run_from_result
-from cnmflow.synthetic import simulate_1p, write_isxd, write_tiff
+from cnmflow.synthetic import write_isxd, write_tiff
+from tests.outputs.extraction import PARAMS
 
-PARAMS = {"gSig": 3, "gSiz": 13, "min_corr": 0.8, "min_pnr": 5, "rf": None, "n_processes": 1}
 LATER_START_S, EARLIER_START_S = 1_700_000_000.0, 1_699_990_000.0
 DROPPED = (5, 6)   # in the later movie, which the user lists first
 METADATA = {
@@ -34,11 +34,6 @@ METADATA = {
     "imaging_plane": {"indicator": "GCaMP6f", "location": "CA1", "excitation_lambda": 455,
                       "emission_lambda": 510},
 }
-
-
-@pytest.fixture(scope="module")
-def simulated():
-    return simulate_1p(shape=(48, 56), n_frames=300, n_neurons=6, gsig=3.0, fr=10.0, peak_snr=(8, 12), rng=3)
 
 
 @pytest.fixture(scope="module")
