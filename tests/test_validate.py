@@ -57,3 +57,22 @@ def test_isxd_inputs_and_results_pickle_for_the_cache(tmp_path):
     assert (written.timing.period._impl.num, written.timing.period._impl.den) == (
         source.timing.period._impl.num, source.timing.period._impl.den)
     del source, written
+
+
+def test_a_request_and_its_keyword_form_validate_alike(tmp_path):
+    from cnmflow.request import RunRequest
+
+    path = write_isxd(tmp_path / "m.isxd", movie_data(40, 24, 20), period_ms=50, start_ms=2500)
+    by_request = validate_inputs([path], RunRequest(table=SMALL))
+    assert by_request == validate_inputs([path], table=SMALL)
+    assert by_request.resolved.sources["gSig"] == "table" and by_request.resolved.sources["fr"] == "metadata"
+
+
+def test_a_value_that_does_not_fit_the_frame_names_the_parameter(tmp_path):
+    from cnmflow.errors import ParameterError
+
+    path = write_isxd(tmp_path / "m.isxd", movie_data(40, 24, 20), period_ms=50, start_ms=2500)
+    with pytest.raises(ParameterError, match=r"gSiz=21 does not fit the 24x20 frame"):
+        validate_inputs([path], table={"gSig": 3, "gSiz": 21})
+    with pytest.raises(ParameterError, match=r"border_pix=10 excludes the whole 24x20 frame"):
+        validate_inputs([path], table={**SMALL, "border_pix": 10})
