@@ -16,13 +16,16 @@ expressions in their own order of operations, each kept as it was so the numbers
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
 import scipy.sparse as sp
 
-from cnmflow.engine.background import RingModel, downsample_frames, resampling_operators
+from cnmflow.engine.background import RingModel
+from cnmflow.engine.chunking import chunk_slices
 from cnmflow.engine.patch_frames import PatchFrames
+from cnmflow.engine.resample import downsampled_dims, resampling_operators, spatial_block_means
 from cnmflow.pixel_order import fortran_index, pixels_to_frames, to_fortran_rows
 
 
@@ -74,7 +77,7 @@ def _trace_projections(Y: PatchFrames, A_rows: np.ndarray, M_rows: np.ndarray, s
     U = np.empty((A_rows.shape[1], Y.shape[0]))
     for chunk in Y.chunks():
         frames = Y[chunk]
-        small = downsample_frames(frames, ssub_B)
+        small = spatial_block_means(frames, ssub_B, edge="partial")
         U[:, chunk] = ((frames.reshape(frames.shape[0], -1) @ A_rows).T
                        - M_rows @ small.reshape(small.shape[0], -1).T)
     return U
@@ -84,10 +87,10 @@ def _footprint_projections(Y: PatchFrames, C: np.ndarray, ssub_B: int) -> tuple[
     """``Y·Cᵀ`` (d, K) and ``D(Y)·Cᵀ`` (d_ds, K), pixels in C order, summed over chunks of frames."""
     T, h, w = Y.shape
     YC = np.zeros((h * w, C.shape[0]))
-    small_YC = np.zeros((-(-h // ssub_B) * -(-w // ssub_B), C.shape[0]))
+    small_YC = np.zeros((math.prod(downsampled_dims((h, w), ssub_B)), C.shape[0]))
     for chunk in Y.chunks():
         frames = Y[chunk]
-        small = downsample_frames(frames, ssub_B)
+        small = spatial_block_means(frames, ssub_B, edge="partial")
         YC += frames.reshape(frames.shape[0], -1).T @ C[:, chunk].T
         small_YC += small.reshape(small.shape[0], -1).T @ C[:, chunk].T
     return YC, small_YC
@@ -113,12 +116,11 @@ def background_free_projections(movie, A: sp.spmatrix, ring: RingModel | None, C
     # before the float32 products, not after them.
     b0_image = (pixels_to_frames(ring.b0[None, :], ring.dims)[0] if ring is not None
                 else np.zeros(movie.shape[1:], np.float32)).astype(np.float32)
-    for start in range(0, T, chunk_frames):
-        stop = min(start + chunk_frames, T)
-        frames = np.asarray(movie[start:stop], dtype=np.float32) - b0_image
-        n = stop - start
-        U[:, start:stop] = (A_c.T @ frames.reshape(n, -1).T)
+    for chunk in chunk_slices(T, chunk_frames):
+        frames = np.asarray(movie[chunk], dtype=np.float32) - b0_image
+        n = frames.shape[0]
+        U[:, chunk] = (A_c.T @ frames.reshape(n, -1).T)
         if ring is not None:
-            small = downsample_frames(frames, ring.ssub_B).reshape(n, -1)         # (n, d_ds), C order
-            U[:, start:stop] -= (M_c @ small.T) - MDA @ C[:, start:stop]
+            small = spatial_block_means(frames, ring.ssub_B, edge="partial").reshape(n, -1)  # (n, d_ds), C order
+            U[:, chunk] -= (M_c @ small.T) - MDA @ C[:, chunk]
     return U

@@ -16,12 +16,13 @@ import numpy as np
 import scipy.sparse as sp
 
 from cnmflow.engine.background import RingModel, ring_background
+from cnmflow.engine.chunking import chunk_slices
 from cnmflow.engine.deconvolution import deconvolve_trace
 from cnmflow.engine.estimates import Estimates
 from cnmflow.engine.hals import clean_footprint, dilate_footprint, update_traces
 from cnmflow.engine.ring_projections import background_free_projections
 from cnmflow.engine.sections import TraceSection
-from cnmflow.pixel_order import frames_to_pixels, pixels_to_frames
+from cnmflow.pixel_order import frames_to_pixels, image_to_column, pixels_to_frames
 
 #: Block-coordinate sweeps over all components (CaImAn's temporal update also does 2).
 TEMPORAL_SWEEPS = 2
@@ -67,8 +68,8 @@ def background_subtracted_chunks(movie, model: TraceModel, C: np.ndarray, *, chu
     """Yield (start, stop, pixels × frames matrix of Y − B) over the movie, one chunk at a time."""
     T, rows, cols = movie.shape
     dims = (rows, cols)
-    for start in range(0, T, chunk_frames):
-        stop = min(start + chunk_frames, T)
+    for chunk in chunk_slices(T, chunk_frames):
+        start, stop = chunk.start, chunk.stop
         frames = np.asarray(movie[start:stop], dtype=np.float32)
         if model.ring is not None:
             neural = pixels_to_frames(np.asarray((model.A @ C[:, start:stop]).T), dims)
@@ -216,7 +217,7 @@ def normalize(traces: TraceResult, model: TraceModel, *, dims: tuple[int, int], 
         A=A, C=(traces.C * scale).astype(np.float32), S=(traces.S * scale).astype(np.float32),
         YrA=(traces.YrA * scale).astype(np.float32), bl=traces.bl * norms, c1=traces.c1 * norms,
         g=traces.g, neurons_sn=traces.neurons_sn * norms, lam=traces.lam * norms, dims=dims,
-        sn=np.asarray(sn, np.float32).ravel(order="F"),
+        sn=image_to_column(np.asarray(sn, np.float32)),
         b0=ring.b0.astype(np.float32) if ring is not None else np.zeros(0 if model.low_rank is not None else pixels, np.float32),
         W=ring.W if ring is not None else sp.csr_matrix((0, 0), dtype=np.float32),
         ssub_B=ring.ssub_B if ring is not None else ssub_B, b=b, f=f,

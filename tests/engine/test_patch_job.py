@@ -9,7 +9,7 @@ import pytest
 from cnmflow.engine.movie_source import MovieSource
 from cnmflow.engine.patch_job.dispatch import fit_patch, patch_job_for
 from cnmflow.engine.patch_job.one_photon import fit_patch_corr_pnr
-from cnmflow.engine.patch_job.result import drop_border_components, to_patch_grid, upsample_footprints
+from cnmflow.engine.patch_job.result import drop_border_components
 from cnmflow.engine.patch_job.two_photon import fit_patch_low_rank
 from cnmflow.engine.patches import PatchBox
 from cnmflow.engine.sections import EngineSettings
@@ -72,10 +72,3 @@ def test_border_pixels_are_zeroed_only_at_the_field_of_views_edge():
     image = corner[:, 0].reshape((6, 5), order="F")
     assert not image[:2].any() and not image[:, :2].any() and image[2:, 2:].all()
 
-
-def test_patch_grid_images_and_footprints_return_to_the_box_shape():
-    image = np.arange(6, dtype=np.float32).reshape(2, 3)
-    np.testing.assert_array_equal(to_patch_grid(image, (3, 5)), np.repeat(np.repeat(image, 2, 0), 2, 1)[:3, :5])
-    A = np.ones((2 * 3, 2), np.float32)
-    assert upsample_footprints(A, (2, 3), (4, 6)).shape == (24, 2)
-    assert upsample_footprints(A, (2, 3), (2, 3)) is A

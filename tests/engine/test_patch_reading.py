@@ -5,12 +5,13 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from cnmflow.engine import patch_frames
+from cnmflow.engine import chunking, patch_frames
 from cnmflow.engine.noise import pixel_noise
 from cnmflow.engine.patch_frames import PatchStorage
-from cnmflow.engine.patch_job import box_io, one_photon
-from cnmflow.engine.patch_job.box_io import BoxView, downsample, downsample_in_chunks
+from cnmflow.engine.patch_job import one_photon
+from cnmflow.engine.patch_job.box_io import BoxView, downsample_in_chunks
 from cnmflow.engine.patches import PatchBox
+from cnmflow.engine.resample import downsample
 
 
 def test_box_view_reads_exactly_the_box():
@@ -24,7 +25,7 @@ def test_box_view_reads_exactly_the_box():
 def test_chunked_downsampling_and_noise_equal_the_whole_patch(monkeypatch):
     movie = np.random.default_rng(0).random((1001, 30, 40), dtype=np.float32)
     box = PatchBox(3, 25, 5, 33)
-    monkeypatch.setattr(box_io, "READ_CHUNK_BYTES", 4 * 22 * 28 * 10)  # 10 frames per chunk
+    monkeypatch.setattr(chunking, "CHUNK_BYTES", 4 * 22 * 28 * 10)  # 10 frames per chunk
     view = BoxView(movie, box)
     whole = movie[:, 3:25, 5:33]
     for tsub, ssub in ((1, 1), (2, 2), (3, 1)):

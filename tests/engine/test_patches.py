@@ -68,7 +68,7 @@ def test_deduplicate_keeps_one_copy_when_both_copies_prefer_the_other_patch():
 def test_stitched_seeding_images_equal_whole_field_images():
     """Seeding images are local, so patches overlapping by more than the filter give the same picture."""
     from cnmflow.engine.movie_source import MovieSource
-    from cnmflow.engine.patch_job.box_io import downsample
+    from cnmflow.engine.resample import downsample
     from cnmflow.engine.patch_job.dispatch import fit_patch
     from cnmflow.engine.patches import stitch_images
     from cnmflow.engine.sections import EngineSettings

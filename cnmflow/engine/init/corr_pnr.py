@@ -42,6 +42,7 @@ from cnmflow.engine.patch_frames import PatchFrames, PatchStorage, as_frames, fr
 from cnmflow.engine.sections import InitSection
 from cnmflow.engine.summary_images import CORR_THRESHOLD, CorrelationSums, FrameFilter, filter_kernel
 from cnmflow.errors import ParameterError
+from cnmflow.pixel_order import image_to_column
 
 __all__ = ["CorrPnrInit", "initialize", "initialize_corr_pnr", "seed_candidates"]
 
@@ -449,7 +450,7 @@ def _greedy(st: _State, *, gsig: float, gsiz: int, border_pix: int, max_componen
 
     K = len(A_list)
     if K:
-        A = np.stack([a.ravel(order="F") for a in A_list], axis=1).astype(np.float32)
+        A = np.stack([image_to_column(a) for a in A_list], axis=1).astype(np.float32)
         C = np.stack(C_list).astype(np.float32)
         center = np.asarray(centers, dtype=int)
     else:

@@ -52,14 +52,15 @@ import scipy.linalg
 import scipy.ndimage as ndi
 
 from cnmflow.engine.hals import clean_footprint
-from cnmflow.engine.init.low_rank import (ClippedResidual, LowRankInit, as_init_result, block_mean, empty_init,
-                                         fit_background, refine_hals, significant_traces)
+from cnmflow.engine.init.low_rank import (ClippedResidual, LowRankInit, as_init_result, empty_init, fit_background,
+                                         refine_hals, significant_traces)
 from cnmflow.engine.init.result import InitResult
 from cnmflow.engine.noise import pixel_noise
 from cnmflow.engine.patch_frames import PatchFrames, PatchStorage, as_frames, frame_chunks, frame_mean, row_bands
+from cnmflow.engine.resample import spatial_block_means
 from cnmflow.engine.sections import InitSection
 from cnmflow.errors import ParameterError
-from cnmflow.pixel_order import frames_to_pixels
+from cnmflow.pixel_order import column_to_image, frames_to_pixels, image_to_column
 
 __all__ = ["initialize", "initialize_greedy_roi"]
 
@@ -184,7 +185,7 @@ def _smooth_background(Yn: _Normalized, nb: int, gsig: float) -> tuple[np.ndarra
     step = max(1, int(round(sigma / 2)))  # the blurred copy is smooth: block means hold its rank
 
     def blurred(chunk: slice) -> np.ndarray:
-        small = _blur_odd(block_mean(Yn[chunk] - mean, step), sigma / step)
+        small = _blur_odd(spatial_block_means(Yn[chunk] - mean, step, edge="replicate"), sigma / step)
         return small.reshape(small.shape[0], -1).astype(np.float64)
 
     chunks = list(frame_chunks(T, h * w))
@@ -383,7 +384,7 @@ def _rank1(Rb: _Box, profile: np.ndarray, box: tuple[int, int]) -> tuple[np.ndar
 
 def _gaussian_profile(rows: slice, cols: slice, r: int, c: int, gsig: float) -> np.ndarray:
     yy, xx = np.mgrid[rows, cols]
-    return np.exp(-((yy - r) ** 2 + (xx - c) ** 2) / (2.0 * gsig ** 2)).ravel(order="F")
+    return image_to_column(np.exp(-((yy - r) ** 2 + (xx - c) ** 2) / (2.0 * gsig ** 2)))
 
 
 def _disc(shape: tuple[int, int], r: int, c: int, radius: float) -> np.ndarray:
@@ -423,7 +424,7 @@ def _greedy_components(st: _Greedy, K: int) -> tuple[list[np.ndarray], list[np.n
         if fit is None:
             continue
         a = np.zeros((st.h, st.w), np.float32)
-        a[rows, cols] = fit[0].reshape(box, order="F")
+        a[rows, cols] = column_to_image(fit[0], box)
         trace = fit[1].astype(np.float32)
         k = _duplicate_of(trace, centre, found_c, centres, reach=2 * st.gsiz)
         if k is not None:  # same neuron: a·c ≈ (β a)·c_k
@@ -442,7 +443,7 @@ def _columns(images: list[np.ndarray], dims: tuple[int, int]) -> np.ndarray:
     """(h, w) images → (h*w, n) float32 matrix, Fortran-ordered pixels."""
     if not images:
         return np.zeros((dims[0] * dims[1], 0), np.float32)
-    return np.stack([a.ravel(order="F") for a in images], axis=1).astype(np.float32)
+    return np.stack([image_to_column(a) for a in images], axis=1).astype(np.float32)
 
 
 def initialize_greedy_roi(
@@ -506,7 +507,7 @@ def initialize_greedy_roi(
         return empty_init((h, w), T, score=score)
     A = _columns(found_a, (h, w))  # normalised units
     C = np.stack(found_c) if found_c else np.zeros((0, T), np.float32)
-    scale_px = scale.ravel(order="F")[:, None]
+    scale_px = image_to_column(scale)[:, None]
     if nb:
         b, f = fit_background(ClippedResidual(Yn, A, C), nb, block=max(1, int(round(gsig))))
     else:

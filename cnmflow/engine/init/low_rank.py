@@ -20,6 +20,7 @@ from cnmflow.engine.hals import clean_footprint, dilated_support, update_footpri
 from cnmflow.engine.init.result import InitResult
 from cnmflow.engine.noise import noise_psd
 from cnmflow.engine.patch_frames import frame_chunks
+from cnmflow.engine.resample import spatial_block_means
 from cnmflow.engine.sections import InitSection
 from cnmflow.engine.summary_images import correlation_pnr
 from cnmflow.errors import ParameterError
@@ -107,14 +108,6 @@ def _normalised(W: np.ndarray, H: np.ndarray, K: int) -> tuple[np.ndarray, np.nd
     return W / scale, H * scale[:, None], keep
 
 
-def block_mean(frames: np.ndarray, step: int) -> np.ndarray:
-    """(T, h, w) → (T, ceil(h/step), ceil(w/step)) block means (edge-padded)."""
-    T, h, w = frames.shape
-    ph, pw = -h % step, -w % step
-    padded = np.pad(frames, ((0, 0), (0, ph), (0, pw)), mode="edge")
-    return padded.reshape(T, (h + ph) // step, step, (w + pw) // step, step).mean(axis=(2, 4))
-
-
 def fit_background(Z, nb: int, *, block: int = 1) -> tuple[np.ndarray, np.ndarray]:
     """Rank-``nb`` non-negative ``b·f`` ≈ ``Z`` (T, h, w), ``Z >= 0``: b (h*w, nb), f (nb, T), float64.
 
@@ -131,7 +124,7 @@ def fit_background(Z, nb: int, *, block: int = 1) -> tuple[np.ndarray, np.ndarra
     from sklearn.exceptions import ConvergenceWarning
 
     chunks = list(frame_chunks(T, h * w))
-    small = np.concatenate([block_mean(np.asarray(Z[chunk]), block) for chunk in chunks])
+    small = np.concatenate([spatial_block_means(np.asarray(Z[chunk]), block, edge="replicate") for chunk in chunks])
     model = NMF(n_components=nb, init="nndsvda", solver="cd", max_iter=BACKGROUND_NMF_ITERATIONS,
                 tol=1e-4, random_state=0)
     with warnings.catch_warnings():  # a rough f is enough: b is solved exactly, then refined

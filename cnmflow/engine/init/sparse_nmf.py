@@ -34,10 +34,12 @@ from cnmflow.engine.init.low_rank import (ClippedResidual, LowRankInit, as_init_
                                          footprints_dot_frames, frames_dot_traces)
 from cnmflow.engine.init.result import InitResult
 from cnmflow.engine.noise import pixel_noise
-from cnmflow.engine.patch_frames import CHUNK_BYTES, PatchFrames, PatchStorage, as_frames, frame_chunks, row_bands
+from cnmflow.engine import chunking
+from cnmflow.engine.patch_frames import PatchFrames, PatchStorage, as_frames, frame_chunks, row_bands
+from cnmflow.engine.resample import block_means_along
 from cnmflow.engine.sections import InitSection
 from cnmflow.errors import ParameterError
-from cnmflow.pixel_order import frames_to_pixels
+from cnmflow.pixel_order import frames_to_pixels, image_to_column
 
 __all__ = ["initialize", "initialize_sparse_nmf"]
 
@@ -71,13 +73,10 @@ def _start(X, K: int) -> tuple[np.ndarray, np.ndarray]:
     """
     T, h, w = X.shape
     step = -(-T // START_MAX_FRAMES)
-    per_chunk = max(step, CHUNK_BYTES // (4 * h * w) // step * step)
     columns = []
-    for start in range(0, T, per_chunk):
-        frames = frames_to_pixels(np.maximum(np.asarray(X[start:min(start + per_chunk, T)], dtype=np.float64), 0.0))
-        edges = np.arange(0, frames.shape[0], step)
-        counts = np.diff(np.append(edges, frames.shape[0]))
-        columns.append(np.add.reduceat(frames, edges, axis=0) / counts[:, None])
+    for chunk in chunking.frame_chunks(T, h * w, multiple_of=step):  # whole blocks of step frames
+        frames = frames_to_pixels(np.maximum(np.asarray(X[chunk], dtype=np.float64), 0.0))
+        columns.append(block_means_along(frames, step, axis=0))
     model = NMF(n_components=K, init="nndsvd", solver="cd", max_iter=START_ITERATIONS, tol=START_TOL,
                 random_state=0)
     with warnings.catch_warnings():  # an unfinished descent is still a usable start
@@ -167,7 +166,7 @@ def initialize_sparse_nmf(
     for chunk in Y.chunks():
         np.maximum(peak, X[chunk].max(axis=0), out=peak)
     score = peak.astype(np.float32)
-    lam = float(alpha) * pixel_noise(Y).ravel(order="F").astype(np.float64)
+    lam = float(alpha) * image_to_column(pixel_noise(Y)).astype(np.float64)
     A, C = _unit_traces(*_start(X, int(K)))
     A, C = _sparse_hals(X, A, C, lam, int(iterations))
     norms = np.sqrt((A ** 2).sum(axis=0))

@@ -9,14 +9,13 @@ from __future__ import annotations
 
 import numpy as np
 
-from cnmflow.engine.background import downsample_frames
+import math
+
+from cnmflow.engine import resample
 from cnmflow.engine.noise import BAND_VALUES, noise_frame_indices
 from cnmflow.engine.patch_frames import PatchFrames, PatchStorage
 from cnmflow.engine.patches import PatchBox
-
-#: Memory of one chunk of full-rate patch frames read while downsampling, and of one chunk of
-#: residual frames (bytes): a few MB keep a worker's memory near its movie-sized arrays.
-READ_CHUNK_BYTES = 8 * 2 ** 20
+from cnmflow.engine.resample import downsampled_shape
 
 
 class BoxView:
@@ -43,42 +42,19 @@ def _within(outer: slice, inner: slice) -> slice:
     return slice(outer.start + start, outer.start + stop)
 
 
-def downsample(movie: np.ndarray, *, tsub: int, ssub: int) -> np.ndarray:
-    """Block means over ``tsub`` frames and ``ssub``×``ssub`` pixels (partial blocks averaged too)."""
-    out = np.asarray(movie, dtype=np.float32)
-    if tsub > 1:
-        whole = out.shape[0] // tsub * tsub
-        blocks = out[:whole].reshape(-1, tsub, *out.shape[1:]).mean(axis=1)
-        if whole < out.shape[0]:
-            blocks = np.concatenate([blocks, out[whole:].mean(axis=0, keepdims=True)])
-        out = blocks
-    return downsample_frames(out, ssub)
-
-
 def downsample_in_chunks(patch: BoxView, *, tsub: int, ssub: int,
                          storage: PatchStorage = PatchStorage()) -> PatchFrames:
-    """:func:`downsample` of the whole patch, computed from chunks of whole ``tsub`` blocks and
-    written into an array that ``storage`` places (in memory, or a scratch file when long)."""
-    T, h, w = patch.shape
-    per_chunk = max(tsub, READ_CHUNK_BYTES // (4 * h * w) // tsub * tsub)
-    out = storage.allocate((-(-T // tsub), -(-h // ssub), -(-w // ssub)))
-    for start in range(0, T, per_chunk):
-        part = downsample(patch[start:min(start + per_chunk, T)], tsub=tsub, ssub=ssub)
-        out[start // tsub:start // tsub + part.shape[0]] = part
-    return out
+    """:func:`~cnmflow.engine.resample.downsample` of the whole patch, computed from chunks of whole
+    ``tsub`` blocks and written into an array that ``storage`` places (in memory, or a scratch file
+    when long)."""
+    out = storage.allocate(downsampled_shape(patch.shape, tsub=tsub, ssub=ssub))
+    return resample.downsample_in_chunks(patch, tsub=tsub, ssub=ssub, out=out)
 
 
 def noise_reduction(patch: BoxView, Y: PatchFrames) -> float:
     """How much averaging tsub frames and ssub x ssub pixels lowers white noise: sqrt(tsub·ssub²)
     (CaImAn scales min_pnr by sqrt(size(Y) / size(Y_ds)) for the downsampled seed search)."""
     return float(np.sqrt(np.prod(patch.shape) / np.prod(Y.shape)))
-
-
-def downsampled_noise(noise: np.ndarray, ssub: int) -> np.ndarray:
-    """(h, w) full-rate noise sd → (pixels,) Fortran order on the ssub grid: the root of the
-    block-mean variance (divide by :func:`noise_reduction` for the noise of the block means)."""
-    variance = downsample_frames(np.asarray(noise, dtype=np.float32)[None] ** 2, ssub)[0]
-    return np.sqrt(np.maximum(variance, 0)).ravel(order="F")
 
 
 def noise_band_pixels(shape: tuple[int, int, int], *, tsub: int, ssub: int, storage: PatchStorage) -> int:
@@ -88,8 +64,8 @@ def noise_band_pixels(shape: tuple[int, int, int], *, tsub: int, ssub: int, stor
     bands up to the two downsampled copies the seeding holds later raise no peak, as long as they
     stay within the job's memory budget (a band's spectra take about twice its size again).
     """
-    T, h, w = shape
+    T = shape[0]
     sample = noise_frame_indices(T)
     frames_used = T if sample is None else len(sample)
-    downsampled = -(-T // tsub) * -(-h // ssub) * -(-w // ssub)
+    downsampled = math.prod(downsampled_shape(shape, tsub=tsub, ssub=ssub))
     return int(max(BAND_VALUES, min(2 * downsampled, storage.memory_bytes / 12)) // frames_used)

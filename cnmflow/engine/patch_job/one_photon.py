@@ -21,13 +21,13 @@ from cnmflow.engine.init.corr_pnr import FOOTPRINT_MIN_T, FOOTPRINT_POOL_SIGMA, 
 from cnmflow.engine.movie_source import MovieSource
 from cnmflow.engine.noise import pixel_noise
 from cnmflow.engine.patch_frames import PatchFrames, PatchStorage, frame_mean
-from cnmflow.engine.patch_job.box_io import (BoxView, downsample_in_chunks, downsampled_noise, noise_band_pixels,
-                                             noise_reduction)
+from cnmflow.engine.patch_job.box_io import BoxView, downsample_in_chunks, noise_band_pixels, noise_reduction
 from cnmflow.engine.patch_job.result import PatchResult, patch_result
 from cnmflow.engine.patches import PatchBox
+from cnmflow.engine.resample import downsampled_noise
 from cnmflow.engine.ring_projections import RingGrid, patch_footprint_projections, patch_trace_projections
 from cnmflow.engine.sections import PatchJobSettings, RingSection
-from cnmflow.pixel_order import column_to_image, image_to_column, pixels_to_frames
+from cnmflow.pixel_order import column_to_image, image_to_column, pixel_position, pixels_to_frames
 
 #: HALS refinement rounds inside a patch (each: traces, footprints, background).
 REFINE_ROUNDS = 2
@@ -216,7 +216,7 @@ def _supported(A: np.ndarray, P: np.ndarray, CC: np.ndarray, noise: np.ndarray, 
     unconstrained = A64 + (P - A64 @ CC) / diag
     out = np.zeros(A.shape, dtype=bool)
     for k in range(A.shape[1]):
-        peak = np.unravel_index(int(np.argmax(A[:, k])), dims, order="F")
+        peak = pixel_position(int(np.argmax(A[:, k])), dims)
         out[:, k] = image_to_column(supported_pixels(column_to_image(unconstrained[:, k], dims),
                                                      column_to_image(noise / np.sqrt(diag[k]), dims),
                                                      sigma=FOOTPRINT_POOL_SIGMA * gsig, min_t=FOOTPRINT_MIN_T,

@@ -5,10 +5,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import numpy as np
-import scipy.ndimage as ndi
 
 from cnmflow.engine.init.result import InitResult
 from cnmflow.engine.patches import PatchBox
+from cnmflow.engine.resample import repeat_to_shape, upsample_footprints
+from cnmflow.pixel_order import image_to_column
 
 
 @dataclass(frozen=True)
@@ -40,27 +41,8 @@ def patch_result(box: PatchBox, A: np.ndarray, C: np.ndarray, *, grid: tuple[int
     extra = {} if background is None else dict(b=upsample_footprints(background[0], grid, box.shape),
                                                f=background[1])
     return PatchResult(box=box, A=A[:, keep], C=C[keep], noise=noise,
-                       correlation=to_patch_grid(images.correlation, box.shape),
-                       pnr=to_patch_grid(images.pnr / noise_reduction, box.shape), **extra)
-
-
-def upsample_footprints(A: np.ndarray, small: tuple[int, int], full: tuple[int, int]) -> np.ndarray:
-    """Footprints found on the ssub grid → the patch's full-resolution grid (bilinear)."""
-    if small == full:
-        return A
-    out = np.zeros((full[0] * full[1], A.shape[1]), dtype=np.float32)
-    for k in range(A.shape[1]):
-        image = A[:, k].reshape(small, order="F")
-        zoomed = ndi.zoom(image, (full[0] / small[0], full[1] / small[1]), order=1, grid_mode=True,
-                          mode="nearest")
-        out[:, k] = np.maximum(zoomed[:full[0], :full[1]], 0).ravel(order="F")
-    return out
-
-
-def to_patch_grid(image: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
-    """An image on the ssub grid repeated back onto the patch's pixels."""
-    factor = -(-shape[0] // image.shape[0]), -(-shape[1] // image.shape[1])
-    return np.repeat(np.repeat(image, factor[0], axis=0), factor[1], axis=1)[:shape[0], :shape[1]]
+                       correlation=repeat_to_shape(images.correlation, box.shape),
+                       pnr=repeat_to_shape(images.pnr / noise_reduction, box.shape), **extra)
 
 
 def drop_border_components(A: np.ndarray, box: PatchBox, fov_dims: tuple[int, int], *,
@@ -73,5 +55,5 @@ def drop_border_components(A: np.ndarray, box: PatchBox, fov_dims: tuple[int, in
     local_cols = box.col0 + np.arange(w)
     inside_rows = (local_rows >= border_pix) & (local_rows < fov_dims[0] - border_pix)
     inside_cols = (local_cols >= border_pix) & (local_cols < fov_dims[1] - border_pix)
-    mask = (inside_rows[:, None] & inside_cols[None, :]).ravel(order="F")
+    mask = image_to_column(inside_rows[:, None] & inside_cols[None, :])
     return A * mask[:, None]
