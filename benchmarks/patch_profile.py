@@ -61,15 +61,19 @@ def run_job(movie_path: Path, box_index: int, n_boxes: int, out: Path, profile_t
             kind: str) -> None:
     """In a fresh process: one patch job, its CPU time, peak RSS (and tracemalloc peak), its A and C."""
     from cnmflow.engine.movie_source import MovieSource
-    from cnmflow.engine.patch_frames import patch_storage_setting
-    from cnmflow.engine.patch_job import fit_patch
+    from cnmflow.engine.patch_frames import PatchStorage
+    from cnmflow.engine.patch_job.dispatch import fit_patch
+    from cnmflow.engine.sections import EngineSettings
     from cnmflow.engine.threads import use_single_thread
     from cnmflow.params import build_params
+    from cnmflow.settings import load_settings
 
     use_single_thread()
     movie = np.load(movie_path, mmap_mode="r")
     source = MovieSource.of(movie).without_array()
     params = build_params(job_params(kind))
+    job = EngineSettings.from_params(params).patch_job
+    storage = PatchStorage.from_settings(load_settings())
     box = central_boxes(movie.shape[1:], n_boxes, params.rf, params.stride)[box_index]
     del movie
     rss_before = _status_mb("VmRSS")
@@ -84,7 +88,7 @@ def run_job(movie_path: Path, box_index: int, n_boxes: int, out: Path, profile_t
         profiler = cProfile.Profile(time.process_time)
         profiler.enable()
     started = time.process_time()
-    result = fit_patch(source, box, params, fov_dims=source.shape[1:], storage=patch_storage_setting())
+    result = fit_patch(source, box, job, fov_dims=source.shape[1:], storage=storage)
     cpu = time.process_time() - started
     if profiler is not None:
         import pstats

@@ -52,8 +52,6 @@ import scipy.sparse
 
 from cnmflow.engine.chunking import chunk_slices
 from cnmflow.engine.resample import downsampled_dims, spatial_block_means, upsample_frames
-# Re-exported while patch_job and traces still import it from here (its home is resample).
-from cnmflow.engine.resample import resampling_operators  # noqa: F401
 from cnmflow.errors import MovieError, ParameterError
 from cnmflow.pixel_order import (c_order_index, column_to_image, frames_to_pixels, image_to_column, pixel_index,
                                  pixels_to_frames)
@@ -118,15 +116,6 @@ def ring_offsets(radius: int) -> np.ndarray:
     d2 = dy * dy + dx * dx
     keep = (d2 >= r * r) & (d2 < (r + 1) * (r + 1))
     return np.stack([dy[keep], dx[keep]], axis=1)
-
-
-def downsample_frames(frames: np.ndarray, ssub_B: int) -> np.ndarray:
-    """Block means of (n, rows, cols) frames onto the ring model's grid, (n, ceil(rows/s), ceil(cols/s)).
-
-    Kept while ``patch_job`` and ``traces`` still call it; it is
-    ``resample.spatial_block_means(frames, ssub_B, edge="partial")``.
-    """
-    return spatial_block_means(frames, ssub_B, edge="partial")
 
 
 def _check_frames(frames, T: int) -> range:

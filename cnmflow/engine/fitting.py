@@ -16,7 +16,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from cnmflow.engine.background import fit_ring_model
-from cnmflow.engine.chunk_memory import chunk_mb_setting
+from cnmflow.engine.chunking import frames_per_chunk
 from cnmflow.engine.estimates import Estimates
 from cnmflow.engine.executors import run_patch_jobs
 from cnmflow.engine.footprint_shape import neuron_sized
@@ -24,7 +24,7 @@ from cnmflow.engine.init.low_rank import significant_traces
 from cnmflow.engine.low_rank_background import combine_patch_backgrounds, settle_traces
 from cnmflow.engine.merging import merge_components, merge_duplicates
 from cnmflow.engine.movie_source import MovieSource
-from cnmflow.engine.patch_frames import patch_storage_setting
+from cnmflow.engine.patch_frames import PatchStorage
 from cnmflow.engine.patch_job.one_photon import ring_fit_frames
 from cnmflow.engine.patch_job.result import PatchResult
 from cnmflow.engine.patches import deduplicate, embed_footprints, patch_boxes, stitch_images
@@ -34,8 +34,9 @@ from cnmflow.engine.trace_shape import forgetting_lag, transient_like
 from cnmflow.engine.traces import (LowRankBackground, TraceModel, TraceResult, normalize, refine_footprints,
                                    solve_traces)
 from cnmflow.params import Params
+from cnmflow.settings import Settings, load_settings
 
-__all__ = ["fit", "chunk_mb_setting"]
+__all__ = ["fit"]
 
 Progress = Callable[[str, float], None]
 
@@ -45,7 +46,8 @@ def _no_progress(stage: str, fraction: float) -> None:
 
 
 def fit(movie: np.ndarray, settings: Params | EngineSettings, progress: Progress | None = None, *,
-        chunk_mb: float | None = None, dask_scheduler: str | None = None) -> Estimates:
+        chunk_mb: float | None = None, machine: Settings | None = None,
+        dask_scheduler: str | None = None) -> Estimates:
     """Extract components from a (frames, rows, cols) float32 movie (array or ``np.memmap``).
 
     ``settings``: the run's :class:`~cnmflow.params.Params` (checked here: what this engine cannot
@@ -54,8 +56,11 @@ def fit(movie: np.ndarray, settings: Params | EngineSettings, progress: Progress
 
     Finding no cells is a normal outcome (``K == 0``). The result is deterministic for a given
     movie and parameters. ``progress(stage, fraction)`` is called as work completes.
-    ``chunk_mb`` (default ``$CNMFLOW_CHUNK_MB``, else 128) bounds the frames read at once by the
-    passes over the whole movie; the patches read their own box in chunks of their own.
+    ``machine``: this machine's :class:`~cnmflow.settings.Settings` (default: read from the
+    environment by :func:`~cnmflow.settings.load_settings`, a bad value refused here): where the
+    patch jobs keep their frames (``patch_mb``, ``scratch_dir``) and, unless ``chunk_mb`` is
+    given, ``chunk_mb``, which bounds the frames read at once by the passes over the whole movie
+    (the patches read their own box in chunks of their own).
 
     Patches run in ``n_processes`` spawned worker processes when the movie is a file
     (``np.memmap``), so a script calling ``fit`` needs the usual ``if __name__ == "__main__":``;
@@ -64,19 +69,20 @@ def fit(movie: np.ndarray, settings: Params | EngineSettings, progress: Progress
     """
     if not isinstance(settings, EngineSettings):
         settings = EngineSettings.from_params(settings)
-    chunk_mb = chunk_mb_setting() if chunk_mb is None else chunk_mb
+    machine = load_settings() if machine is None else machine
+    chunk_mb = machine.chunk_mb if chunk_mb is None else chunk_mb
     report = progress or _no_progress
     source = MovieSource.of(movie)
     movie = source.streaming()
     T, rows, cols = source.shape
     dims = (rows, cols)
-    chunk_frames = max(1, int(chunk_mb * 2 ** 20 // (rows * cols * 4)))
+    chunk_frames = frames_per_chunk(rows * cols, int(chunk_mb * 2 ** 20))
     timings: dict[str, float] = {}
 
     started = time.perf_counter()
     results = run_patch_jobs(source, patch_boxes(dims, rf=settings.layout.rf, stride=settings.layout.stride),
                              settings.patch_job, dims, report, workers=settings.layout.n_processes,
-                             dask_scheduler=dask_scheduler, storage=patch_storage_setting())
+                             dask_scheduler=dask_scheduler, storage=PatchStorage.from_settings(machine))
     A, C_low, background = _patches_on_the_field_of_view(movie, results, dims, settings, chunk_frames)
     timings["patches"] = time.perf_counter() - started
 
@@ -98,6 +104,11 @@ def fit(movie: np.ndarray, settings: Params | EngineSettings, progress: Progress
     estimates.timings = timings
     report("quality", 1.0)
     return estimates
+
+
+def chunk_mb_setting() -> float:
+    """Deprecated: ``load_settings().chunk_mb`` (kept while callers outside the engine move to it)."""
+    return load_settings().chunk_mb
 
 
 def _patches_on_the_field_of_view(movie, results: list[PatchResult], dims: tuple[int, int],

@@ -12,8 +12,6 @@ import numpy as np
 import scipy.ndimage as ndi
 
 from cnmflow.pixel_order import column_to_image, image_to_column
-# Re-exported while the patch jobs and the 2P initialisations still import them from here.
-from cnmflow.pixel_order import fortran_index, frames_to_pixels, pixels_to_frames, to_fortran_rows  # noqa: F401
 
 
 def update_traces(C: np.ndarray, U: np.ndarray, V: np.ndarray, *, iterations: int = 3) -> np.ndarray:

@@ -16,7 +16,8 @@ from cnmflow.engine.hals import update_traces
 from cnmflow.engine.patch_job.result import PatchResult
 from cnmflow.engine.patches import embed_footprints
 from cnmflow.engine.resample import block_means_along
-from cnmflow.engine.traces import SETTLING_SWEEPS, LowRankBackground, TraceModel, project_background_subtracted
+from cnmflow.engine.ring_projections import background_free_projections
+from cnmflow.engine.traces import SETTLING_SWEEPS, LowRankBackground
 from cnmflow.pixel_order import image_to_column
 
 #: HALS sweeps compressing the patch backgrounds into nb global components.
@@ -101,7 +102,7 @@ def settle_traces(movie, A: sp.csc_matrix, background: LowRankBackground, C_low:
     if K == 0 or background.nb == 0:
         return C_low, background
     basis = sp.hstack([sp.csc_matrix(A), sp.csc_matrix(background.b)], format="csc")
-    U = project_background_subtracted(movie, TraceModel(A=basis, ring=None), C_low, chunk_frames=chunk_frames)
+    U = background_free_projections(movie, basis, None, C_low, chunk_frames=chunk_frames)
     U_low = _tsub_rate(U, tsub, C_low.shape[1])
     gram = (basis.T @ basis).toarray()
     X = update_traces(np.vstack([C_low, background.f]), U_low, gram, iterations=SETTLING_SWEEPS)

@@ -15,6 +15,8 @@ import os
 
 import numpy as np
 
+from cnmflow.engine.chunking import chunk_slices
+
 
 @dataclass(frozen=True)
 class MovieSource:
@@ -127,12 +129,12 @@ class _FreshMapView:
         # kernel maps pages around each one read): bound the span.
         per_map = max(1, MAP_WINDOW_BYTES // (frame_bytes * frames.step))
         row_slice = slice(rows.start, rows[-1] + 1, rows.step)
-        for first in range(0, len(frames), per_map):
-            selected = frames[first:first + per_map]
+        for part in chunk_slices(len(frames), per_map):
+            selected = frames[part]
             window = np.memmap(self._source.path, dtype=self.dtype, mode="r",
                                shape=(selected[-1] + 1 - selected.start, H, W),
                                offset=self._source.offset + selected.start * frame_bytes)
-            out[first:first + len(selected)] = window[::selected.step, row_slice, cols]
+            out[part] = window[::selected.step, row_slice, cols]
             del window
         return out
 

@@ -24,19 +24,11 @@ from pathlib import Path
 
 import numpy as np
 
+from cnmflow.engine.chunking import chunk_slices, frame_chunks
 from cnmflow.engine.movie_source import MovieSource
-from cnmflow.engine.noise import BAND_VALUES  # values (all frames of a band of rows) one band holds
-from cnmflow.errors import ParameterError
 from cnmflow.processes import pid_alive
+from cnmflow.settings import Settings
 
-#: Default megabytes of frame-sized arrays that one patch job keeps in memory.
-DEFAULT_PATCH_MB = 256.0
-#: Environment variable for that limit (CLI, flows, deployments).
-PATCH_MB_VARIABLE = "CNMFLOW_PATCH_MB"
-#: Environment variable for the folder of the scratch files (default: the system's temp folder).
-SCRATCH_VARIABLE = "CNMFLOW_SCRATCH_DIR"
-#: Bytes of frames one chunk of a streaming pass reads (the box's pixels, not the patch's).
-CHUNK_BYTES = 8 * 2 ** 20
 #: Bytes of the file mapped at once when writing a box into a scratch file.
 WRITE_WINDOW_BYTES = 64 * 2 ** 20
 #: Scratch folder names: ``cnmflow-patch-<owner pid>-<host>-<random>``, so a later run can tell a
@@ -56,6 +48,11 @@ class PatchStorage:
     def __init__(self, memory_bytes: float = math.inf, directory: str | None = None):
         self.memory_bytes, self.directory = float(memory_bytes), directory
         self._held = 0
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> "PatchStorage":
+        """The machine's policy: ``CNMFLOW_PATCH_MB`` in memory, the rest in ``CNMFLOW_SCRATCH_DIR``."""
+        return cls(memory_bytes=settings.patch_memory_bytes, directory=settings.scratch_dir)
 
     def allocate(self, shape: tuple[int, int, int]) -> "PatchFrames":
         """An uninitialised float32 array of ``shape`` (frames, rows, cols)."""
@@ -84,24 +81,6 @@ class PatchStorage:
 
     def __repr__(self) -> str:
         return f"PatchStorage(memory_bytes={self.memory_bytes:g}, directory={self.directory!r})"
-
-
-def patch_storage_setting() -> PatchStorage:
-    """The policy from ``$CNMFLOW_PATCH_MB`` and ``$CNMFLOW_SCRATCH_DIR``; bad values are refused."""
-    text = os.environ.get(PATCH_MB_VARIABLE, "").strip()
-    try:
-        megabytes = float(text) if text else DEFAULT_PATCH_MB
-    except ValueError:
-        megabytes = float("nan")
-    if not megabytes >= 0:
-        raise ParameterError(f"{PATCH_MB_VARIABLE}={text!r} must be a number of megabytes >= 0 (default "
-                             f"{DEFAULT_PATCH_MB:g}; 0 puts every patch in a scratch file); unset it or set e.g. "
-                             f"{PATCH_MB_VARIABLE}=256")
-    directory = os.environ.get(SCRATCH_VARIABLE, "").strip() or None
-    if directory is not None and not os.path.isdir(directory):
-        raise ParameterError(f"{SCRATCH_VARIABLE}={directory!r} is not a folder; create it or unset it "
-                             "(the system's temp folder is used then)")
-    return PatchStorage(memory_bytes=megabytes * 2 ** 20, directory=directory)
 
 
 class PatchFrames:
@@ -168,11 +147,11 @@ class PatchFrames:
         per_map = max(1, WRITE_WINDOW_BYTES // frame_bytes)
         box = (len(range(self.shape[1])[rows]), len(range(self.shape[2])[cols]))
         values = np.broadcast_to(values, (stop - start, *box))
-        for first in range(start, stop, per_map):
-            last = min(stop, first + per_map)
+        for part in chunk_slices(stop - start, per_map):
+            first, last = start + part.start, start + part.stop
             window = np.memmap(self._path, dtype=np.float32, mode="r+", shape=(last - first, *self.shape[1:]),
                                offset=first * frame_bytes)
-            window[:, rows, cols] = values[first - start:last - start]
+            window[:, rows, cols] = values[part]
             del window   # unmapped: the written pages leave this process (the page cache keeps them)
 
     def __array__(self, dtype=None, copy=None) -> np.ndarray:
@@ -228,29 +207,11 @@ def _host() -> str:
     return re.sub(r"[^A-Za-z0-9.]", "_", socket.gethostname())[:64] or "host"
 
 
-def frame_chunks(n_frames: int, pixels: int, chunk_bytes: int | None = None) -> Iterator[slice]:
-    """Consecutive frame slices holding about ``chunk_bytes`` (default ``CHUNK_BYTES``) of float32
-    ``pixels`` per frame."""
-    step = max(1, (CHUNK_BYTES if chunk_bytes is None else chunk_bytes) // (4 * max(pixels, 1)))
-    for start in range(0, n_frames, step):
-        yield slice(start, min(start + step, n_frames))
-
-
 def as_frames(movie) -> PatchFrames:
     """``movie`` as :class:`PatchFrames`: itself, or an in-memory wrapper (float32, not copied when it is)."""
     if isinstance(movie, PatchFrames):
         return movie
     return PatchFrames(np.asarray(movie, dtype=np.float32))
-
-
-def row_bands(shape: tuple[int, int, int], values: int | None = None) -> Iterator[slice]:
-    """Bands of whole rows for passes that need every frame of a pixel (medians, noise spectra,
-    sums over time windows): each band holds about ``values`` (default ``BAND_VALUES``) values
-    over all frames."""
-    T, rows, cols = shape
-    band = max(1, (BAND_VALUES if values is None else values) // max(T * cols, 1))
-    for start in range(0, rows, band):
-        yield slice(start, min(start + band, rows))
 
 
 def frame_mean(movie) -> np.ndarray:

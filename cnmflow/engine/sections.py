@@ -15,10 +15,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from cnmflow.engine.chunk_memory import chunk_mb_setting
-from cnmflow.engine.patch_frames import patch_storage_setting
 from cnmflow.errors import ParameterError
 from cnmflow.params import Params
+from cnmflow.settings import load_settings
 
 #: Initialisation methods this engine implements.
 SUPPORTED_INIT = ("corr_pnr", "greedy_roi", "sparse_NMF")
@@ -160,9 +159,11 @@ class EngineSettings:
 
     @classmethod
     def from_params(cls, params: Params) -> "EngineSettings":
-        """The sections of ``params``, after refusing what this engine cannot do (or a bad memory
-        setting) with a :class:`~cnmflow.errors.ParameterError` that names the parameter."""
-        _check_memory_settings()
+        """The sections of ``params``, after refusing what this engine cannot do with a
+        :class:`~cnmflow.errors.ParameterError` that names the parameter.
+
+        Pure (it reads nothing but ``params``), so a worker can rebuild it; the machine's settings
+        are checked by :func:`check_supported`."""
         _check_supported_method(params)
         _check_background_components(params)
         return cls(layout=_layout(params), init=_init(params), ring=_ring(params), low_rank=_low_rank(params),
@@ -172,13 +173,10 @@ class EngineSettings:
 
 
 def check_supported(params: Params) -> None:
-    """Refuse, before any compute, what this version of the engine cannot do (or a bad memory setting)."""
+    """Refuse, before any compute, what this version of the engine cannot do, or a bad machine
+    setting (``$CNMFLOW_CHUNK_MB``, ``$CNMFLOW_PATCH_MB``, ``$CNMFLOW_SCRATCH_DIR``)."""
+    load_settings()
     EngineSettings.from_params(params)
-
-
-def _check_memory_settings() -> None:
-    chunk_mb_setting()
-    patch_storage_setting()
 
 
 def _check_supported_method(params: Params) -> None:

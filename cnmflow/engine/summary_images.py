@@ -23,6 +23,8 @@ from dataclasses import dataclass
 import numpy as np
 import scipy.fft as sfft
 
+from cnmflow.engine import chunking
+from cnmflow.engine.chunking import chunk_slices
 from cnmflow.engine.noise import noise_frame_indices, noise_psd
 from cnmflow.engine.threads import fft_workers
 from cnmflow.errors import ParameterError
@@ -84,11 +86,6 @@ def filter_kernel(gsig: float, *, center_psf: bool) -> np.ndarray:
     return psf
 
 
-#: Bytes of FFT work per chunk of frames in :class:`FrameFilter` (about 8 MB: the padded chunk, its
-#: spectrum and the inverse transform stay small next to the movie being filtered).
-FILTER_CHUNK_BYTES = 8 * 2 ** 20
-
-
 class FrameFilter:
     """Correlation of frames with a fixed kernel, replicate borders, via FFT on padded frames.
 
@@ -114,18 +111,20 @@ class FrameFilter:
         # Frames are filtered independently, a chunk at a time: the padded copy and the FFT
         # buffers stay a few tens of MB instead of several times the movie.
         out = np.empty(frames.shape, dtype=np.float32)
-        step = max(1, FILTER_CHUNK_BYTES // (8 * self.fshape[0] * self.fshape[1]))
+        # 8 bytes a value of the FFT shape: the float32 buffer and its complex64 half-spectrum
+        step = chunking.frames_per_chunk(self.fshape[0] * self.fshape[1], chunking.FILTER_CHUNK_BYTES,
+                                         bytes_per_value=8)
         rows, cols = self.shape
         k = 2 * r
         # One zero buffer of the FFT shape, refilled per chunk: the FFT needs no padding copy.
         padded = np.zeros((min(step, frames.shape[0]), *self.fshape), dtype=np.float32)
-        for start in range(0, frames.shape[0], step):
-            chunk = frames[start:start + step]
+        for part in chunk_slices(frames.shape[0], step):
+            chunk = frames[part]
             buffer = padded[:chunk.shape[0]]
             self._pad_into(chunk, minus, buffer)
             spectrum = sfft.rfft2(buffer, workers=fft_workers())
             spectrum *= self.kf
-            out[start:start + step] = sfft.irfft2(spectrum, s=self.fshape, workers=fft_workers())[:, k:k + rows, k:k + cols]
+            out[part] = sfft.irfft2(spectrum, s=self.fshape, workers=fft_workers())[:, k:k + rows, k:k + cols]
         return out
 
     def _pad_into(self, chunk: np.ndarray, minus: np.ndarray | None, buffer: np.ndarray) -> None:
@@ -179,8 +178,8 @@ class CorrelationSums:
         Products are summed over ``sub_frames`` frames in ``z``'s own precision (float32 sums of
         64 terms keep ~6 digits) and those sums accumulate in float64: no float64 copy of ``z``.
         """
-        for f0 in range(0, z.shape[0], sub_frames):
-            part = np.asarray(z[f0:f0 + sub_frames])
+        for frames in chunk_slices(z.shape[0], sub_frames):
+            part = np.asarray(z[frames])
             if part.dtype not in (np.float32, np.float64):
                 part = part.astype(np.float64)
             if threshold is not None:
@@ -251,8 +250,8 @@ def _filtered_noise(movie, filt: FrameFilter, frame_idx, band_rows: int, mean_im
     r = filt.r
     noise = np.empty((rows, cols), dtype=np.float32)
     mean_acc = np.zeros((rows, cols)) if frame_idx is None else None
-    for r0 in range(0, rows, band_rows):
-        r1 = min(rows, r0 + band_rows)
+    for band in chunk_slices(rows, band_rows):
+        r0, r1 = band.start, band.stop
         h0, h1 = max(0, r0 - r), min(rows, r1 + r)
         if frame_idx is None:
             block = np.asarray(movie[:, h0:h1, :], dtype=np.float32)
@@ -311,8 +310,8 @@ def correlation_pnr(
             raise ParameterError(f"noise has shape {noise.shape}; expected the movie's frame shape {(rows, cols)}")
     if mean_raw is None:
         mean_raw = np.zeros((rows, cols))
-        for f0 in range(0, T, chunk_frames):
-            mean_raw += np.asarray(movie[f0:f0 + chunk_frames], dtype=np.float64).sum(axis=0)
+        for frames in chunk_slices(T, chunk_frames):
+            mean_raw += np.asarray(movie[frames], dtype=np.float64).sum(axis=0)
         mean_raw /= T
     mean32 = mean_raw.astype(np.float32)
 
@@ -320,8 +319,8 @@ def correlation_pnr(
     fmax = np.full((rows, cols), -np.inf, dtype=np.float32)
     acc = CorrelationSums((rows, cols))
     thr = (threshold * noise).astype(np.float32)
-    for f0 in range(0, T, chunk_frames):
-        chunk = np.asarray(movie[f0:f0 + chunk_frames], dtype=np.float32) - mean32
+    for frames in chunk_slices(T, chunk_frames):
+        chunk = np.asarray(movie[frames], dtype=np.float32) - mean32
         fc = filt(chunk)  # filtered, mean-subtracted (filter is linear)
         np.maximum(fmax, fc.max(axis=0), out=fmax)
         acc.add(fc, threshold=thr)

@@ -77,12 +77,6 @@ def background_subtracted_chunks(movie, model: TraceModel, C: np.ndarray, *, chu
         yield start, stop, frames_to_pixels(frames).T
 
 
-def project_background_subtracted(movie, model: TraceModel, C: np.ndarray, *, chunk_frames: int) -> np.ndarray:
-    """``U = Aᵀ(Y − B)`` (K, T) in one pass, without forming the background ``B`` (see
-    :func:`cnmflow.engine.ring_projections.background_free_projections`)."""
-    return background_free_projections(movie, model.A, model.ring, C, chunk_frames=chunk_frames)
-
-
 def solve_traces(movie, model: TraceModel, C_init: np.ndarray, *, section: TraceSection,
                  chunk_frames: int = 500) -> TraceResult:
     """Deconvolved traces for fixed footprints and background; see the module docstring.
@@ -97,13 +91,13 @@ def solve_traces(movie, model: TraceModel, C_init: np.ndarray, *, section: Trace
     if K + nb == 0:
         return _no_traces(T, section.p, f=None if background is None else background.f)
     if background is None:
-        U = project_background_subtracted(movie, model, C_init, chunk_frames=chunk_frames)
+        U = background_free_projections(movie, model.A, model.ring, C_init, chunk_frames=chunk_frames)
         V = (A.T @ A).toarray()
         X = C_init.astype(np.float64, copy=True)
     else:
         # Neurons and background components form one basis: U = [A b]ᵀY, V = [A b]ᵀ[A b].
         basis = sp.hstack([A, sp.csc_matrix(background.b)], format="csc")
-        U = project_background_subtracted(movie, TraceModel(A=basis, ring=None), C_init, chunk_frames=chunk_frames)
+        U = background_free_projections(movie, basis, None, C_init, chunk_frames=chunk_frames)
         V = (basis.T @ basis).toarray()
         # Cheap non-negative sweeps first let neurons and background settle against each other
         # (the background's traces move every neuron's), before the costlier deconvolving sweeps.

@@ -7,14 +7,15 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from cnmflow.engine import patch_frames
+from cnmflow.engine import chunking
 from cnmflow.engine.movie_source import MovieSource
-from cnmflow.engine.patch_frames import PatchStorage, patch_storage_setting
+from cnmflow.engine.patch_frames import PatchStorage
 from cnmflow.engine.patch_job.dispatch import fit_patch
 from cnmflow.engine.patches import PatchBox
 from cnmflow.engine.sections import EngineSettings
 from cnmflow.errors import ParameterError
 from cnmflow.params import build_params
+from cnmflow.settings import DEFAULT_PATCH_MB, load_settings
 from cnmflow.synthetic import simulate_1p
 
 
@@ -61,21 +62,21 @@ def test_the_budget_counts_the_arrays_a_job_holds_in_memory():
 def test_a_bad_patch_memory_setting_names_the_variable(monkeypatch, value):
     monkeypatch.setenv("CNMFLOW_PATCH_MB", value)
     with pytest.raises(ParameterError, match="CNMFLOW_PATCH_MB"):
-        patch_storage_setting()
+        PatchStorage.from_settings(load_settings())
 
 
 def test_a_missing_scratch_folder_is_refused(monkeypatch, tmp_path):
     monkeypatch.setenv("CNMFLOW_SCRATCH_DIR", str(tmp_path / "absent"))
     with pytest.raises(ParameterError, match="CNMFLOW_SCRATCH_DIR"):
-        patch_storage_setting()
+        PatchStorage.from_settings(load_settings())
 
 
 def test_the_settings_reach_the_policy(monkeypatch, tmp_path):
     monkeypatch.setenv("CNMFLOW_PATCH_MB", "0.5")
     monkeypatch.setenv("CNMFLOW_SCRATCH_DIR", str(tmp_path))
-    assert patch_storage_setting() == PatchStorage(memory_bytes=0.5 * 2 ** 20, directory=str(tmp_path))
+    assert PatchStorage.from_settings(load_settings()) == PatchStorage(memory_bytes=0.5 * 2 ** 20, directory=str(tmp_path))
     monkeypatch.delenv("CNMFLOW_PATCH_MB")
-    assert patch_storage_setting().memory_bytes == patch_frames.DEFAULT_PATCH_MB * 2 ** 20
+    assert PatchStorage.from_settings(load_settings()).memory_bytes == DEFAULT_PATCH_MB * 2 ** 20
 
 
 def _fit_in_memory_and_on_disk(movie: np.ndarray, params, tmp_path, monkeypatch):
@@ -87,8 +88,8 @@ def _fit_in_memory_and_on_disk(movie: np.ndarray, params, tmp_path, monkeypatch)
     box = PatchBox(0, movie.shape[1], 0, movie.shape[2])
     job = EngineSettings.from_params(params).patch_job
     in_memory = fit_patch(source, box, job, fov_dims=movie.shape[1:])
-    monkeypatch.setattr(patch_frames, "CHUNK_BYTES", 4 * movie.shape[1] * movie.shape[2] * 30)
-    monkeypatch.setattr(patch_frames, "BAND_VALUES", movie.shape[0] * movie.shape[2] * 3)
+    monkeypatch.setattr(chunking, "CHUNK_BYTES", 4 * movie.shape[1] * movie.shape[2] * 30)
+    monkeypatch.setattr(chunking, "BAND_VALUES", movie.shape[0] * movie.shape[2] * 3)
     scratch = tmp_path / "scratch"
     scratch.mkdir()
     on_disk = fit_patch(source, box, job, fov_dims=movie.shape[1:],

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from cnmflow.engine import chunking, patch_frames
+from cnmflow.engine import chunking
 from cnmflow.engine.noise import pixel_noise
 from cnmflow.engine.patch_frames import PatchStorage
 from cnmflow.engine.patch_job import one_photon
@@ -53,7 +53,7 @@ def test_residual_in_place_is_the_patch_less_background_and_neurons_and_undoes(m
     storage = PatchStorage(memory_bytes=memory_bytes)
     Y = storage.allocate(original.shape)
     Y[:] = original
-    monkeypatch.setattr(patch_frames, "CHUNK_BYTES", 4 * dims[0] * dims[1] * 7)  # 7 frames per chunk
+    monkeypatch.setattr(chunking, "CHUNK_BYTES", 4 * dims[0] * dims[1] * 7)  # 7 frames per chunk
     fluctuation = one_photon._residual_in_place(Y, A, C, ring, storage)
     assert fluctuation.shape == (T, 10, 12)
     np.testing.assert_allclose(Y[:], expected, atol=1e-3)

@@ -11,6 +11,7 @@ from cnmflow.engine import check_supported, fit
 from cnmflow.engine.sections import EngineSettings, InitSection, PatchJobSettings
 from cnmflow.errors import ParameterError
 from cnmflow.params import PRESETS, build_params
+from cnmflow.settings import Settings
 from cnmflow.synthetic import simulate_1p
 
 
@@ -64,10 +65,20 @@ def test_settings_refuse_what_check_supported_refuses_naming_the_parameter(value
         EngineSettings.from_params(params)
 
 
-def test_a_bad_memory_setting_is_refused_when_the_settings_are_built(monkeypatch):
+def test_a_bad_memory_setting_is_refused_when_the_settings_are_checked(monkeypatch):
     monkeypatch.setenv("CNMFLOW_CHUNK_MB", "lots")
     with pytest.raises(ParameterError, match="CNMFLOW_CHUNK_MB"):
-        _settings()
+        check_supported(build_params(dict(n_processes=1)))
+
+
+def test_fit_reads_no_environment_when_given_the_machine_settings(monkeypatch, tmp_path):
+    movie = simulate_1p(shape=(24, 24), n_frames=120, n_neurons=2, gsig=3.0, fr=10.0, rng=0).movie
+    params = build_params(dict(fr=10.0, gSig=3, gSiz=13, min_corr=0.8, min_pnr=6, rf=None, n_processes=1))
+    machine = Settings(chunk_mb=0.05, patch_mb=0, scratch_dir=str(tmp_path))
+    monkeypatch.setenv("CNMFLOW_CHUNK_MB", "lots")
+    monkeypatch.setenv("CNMFLOW_PATCH_MB", "lots")
+    assert fit(movie, params, machine=machine).K == fit(movie, params, chunk_mb=1024, machine=machine).K
+    assert list(tmp_path.iterdir()) == [], "the patch jobs leave no scratch file in the machine's folder"
 
 
 def test_fit_takes_settings_already_built_without_checking_them_again(monkeypatch):

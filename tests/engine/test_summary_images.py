@@ -88,11 +88,11 @@ def test_correlation_threshold_equals_a_thresholded_copy():
 
 
 def test_filter_chunks_do_not_change_the_result(monkeypatch):
-    from cnmflow.engine import summary_images
+    from cnmflow.engine import chunking
 
     frames = np.random.default_rng(4).normal(size=(23, 17, 20)).astype(np.float32)
     whole = filter_frames(frames, gsig=2, center_psf=True)
-    monkeypatch.setattr(summary_images, "FILTER_CHUNK_BYTES", 8 * 25 * 28 * 5)  # 5 padded frames a chunk, 3 last
+    monkeypatch.setattr(chunking, "FILTER_CHUNK_BYTES", 8 * 25 * 28 * 5)  # 5 padded frames a chunk, 3 last
     np.testing.assert_array_equal(filter_frames(frames, gsig=2, center_psf=True), whole)
 
 

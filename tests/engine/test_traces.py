@@ -6,8 +6,9 @@ from __future__ import annotations
 import numpy as np
 import scipy.sparse as sp
 
+from cnmflow.engine.ring_projections import background_free_projections
 from cnmflow.engine.sections import EngineSettings
-from cnmflow.engine.traces import TraceModel, normalize, project_background_subtracted, solve_traces
+from cnmflow.engine.traces import TraceModel, normalize, solve_traces
 from cnmflow.params import build_params
 
 DIMS = (30, 32)
@@ -50,7 +51,7 @@ def test_the_solve_recovers_known_traces_for_known_footprints():
 
 def test_without_a_background_the_projections_are_the_footprints_times_the_movie():
     movie, A, C = _known_movie(1)
-    U = project_background_subtracted(movie, TraceModel(A=sp.csc_matrix(A), ring=None), C, chunk_frames=50)
+    U = background_free_projections(movie, sp.csc_matrix(A), None, C, chunk_frames=50)
     pixels = movie.transpose(0, 2, 1).reshape(T, -1).astype(np.float64)
     np.testing.assert_allclose(U, A.T.astype(np.float64) @ pixels.T, rtol=1e-5, atol=1e-3)
 

@@ -51,12 +51,13 @@ import numpy as np
 import scipy.linalg
 import scipy.ndimage as ndi
 
+from cnmflow.engine.chunking import chunk_slices, frame_chunks, row_bands
 from cnmflow.engine.hals import clean_footprint
 from cnmflow.engine.init.low_rank import (ClippedResidual, LowRankInit, as_init_result, empty_init, fit_background,
                                          refine_hals, significant_traces)
 from cnmflow.engine.init.result import InitResult
 from cnmflow.engine.noise import pixel_noise
-from cnmflow.engine.patch_frames import PatchFrames, PatchStorage, as_frames, frame_chunks, frame_mean, row_bands
+from cnmflow.engine.patch_frames import PatchFrames, PatchStorage, as_frames, frame_mean
 from cnmflow.engine.resample import spatial_block_means
 from cnmflow.engine.sections import InitSection
 from cnmflow.errors import ParameterError
@@ -244,15 +245,14 @@ def _energy(F: np.ndarray, window: int | None, *, positive: bool = False) -> np.
     """(T, n) traces → (n,) float64: sum of squares, or the largest sum over ``window`` frames;
     ``positive``: of the positive part only (a neuron's transients are positive)."""
     out = np.empty(F.shape[1])
-    step = max(1, (1 << 20) // F.shape[0])  # float64 temporaries of ~8 MB each
-    for p0 in range(0, F.shape[1], step):
-        x = F[:, p0:p0 + step].astype(np.float64)
+    for columns in chunk_slices(F.shape[1], max(1, (1 << 20) // F.shape[0])):  # float64 temporaries of ~8 MB
+        x = F[:, columns].astype(np.float64)
         sq = (np.maximum(x, 0.0) if positive else x) ** 2
         if window is None:
-            out[p0:p0 + step] = sq.sum(axis=0)
+            out[columns] = sq.sum(axis=0)
         else:
             cs = np.concatenate([np.zeros((1, sq.shape[1])), np.cumsum(sq, axis=0)])
-            out[p0:p0 + step] = (cs[window:] - cs[:-window]).max(axis=0)
+            out[columns] = (cs[window:] - cs[:-window]).max(axis=0)
     return out
 
 

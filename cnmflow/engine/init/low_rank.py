@@ -16,15 +16,16 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from cnmflow.engine.chunking import frame_chunks
 from cnmflow.engine.hals import clean_footprint, dilated_support, update_footprints, update_traces
 from cnmflow.engine.init.result import InitResult
 from cnmflow.engine.noise import noise_psd
-from cnmflow.engine.patch_frames import frame_chunks
 from cnmflow.engine.resample import spatial_block_means
 from cnmflow.engine.sections import InitSection
 from cnmflow.engine.summary_images import correlation_pnr
 from cnmflow.errors import ParameterError
-from cnmflow.pixel_order import fortran_index, frames_to_pixels, pixels_to_frames, to_fortran_rows
+from cnmflow.pixel_order import (columns_to_images, fortran_index, frames_to_pixels, images_to_columns,
+                                 pixels_to_frames, to_fortran_rows)
 
 __all__ = ["LowRankInit", "refine_hals", "fit_background", "ClippedResidual", "empty_init", "as_init_result",
            "footprints_dot_frames", "frames_dot_traces"]
@@ -132,8 +133,8 @@ def fit_background(Z, nb: int, *, block: int = 1) -> tuple[np.ndarray, np.ndarra
         b_small = model.fit_transform(frames_to_pixels(small).T.astype(np.float64))
     f = model.components_.astype(np.float64)
     # start each pixel from its block's value, then exact non-negative least-squares sweeps
-    b0 = np.repeat(np.repeat(b_small.reshape(small.shape[2], small.shape[1], nb), block, 0), block, 1)
-    b0 = b0[:w, :h].reshape(-1, nb)
+    blocks = columns_to_images(b_small, small.shape[1:])
+    b0 = np.ascontiguousarray(images_to_columns(np.repeat(np.repeat(blocks, block, 1), block, 2)[:, :h, :w]))
     P = frames_dot_traces(Z, f, chunks)
     b = update_footprints(b0, P, f @ f.T, np.ones(b0.shape, bool), iterations=BACKGROUND_NNLS_ITERATIONS)
     return b, f

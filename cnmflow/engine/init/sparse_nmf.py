@@ -29,13 +29,13 @@ import numpy as np
 from sklearn.decomposition import NMF
 from sklearn.exceptions import ConvergenceWarning
 
+from cnmflow.engine.chunking import frame_chunks, row_bands
 from cnmflow.engine.hals import update_footprints, update_traces
 from cnmflow.engine.init.low_rank import (ClippedResidual, LowRankInit, as_init_result, fit_background,
                                          footprints_dot_frames, frames_dot_traces)
 from cnmflow.engine.init.result import InitResult
 from cnmflow.engine.noise import pixel_noise
-from cnmflow.engine import chunking
-from cnmflow.engine.patch_frames import PatchFrames, PatchStorage, as_frames, frame_chunks, row_bands
+from cnmflow.engine.patch_frames import PatchFrames, PatchStorage, as_frames
 from cnmflow.engine.resample import block_means_along
 from cnmflow.engine.sections import InitSection
 from cnmflow.errors import ParameterError
@@ -74,7 +74,7 @@ def _start(X, K: int) -> tuple[np.ndarray, np.ndarray]:
     T, h, w = X.shape
     step = -(-T // START_MAX_FRAMES)
     columns = []
-    for chunk in chunking.frame_chunks(T, h * w, multiple_of=step):  # whole blocks of step frames
+    for chunk in frame_chunks(T, h * w, multiple_of=step):  # whole blocks of step frames
         frames = frames_to_pixels(np.maximum(np.asarray(X[chunk], dtype=np.float64), 0.0))
         columns.append(block_means_along(frames, step, axis=0))
     model = NMF(n_components=K, init="nndsvd", solver="cd", max_iter=START_ITERATIONS, tol=START_TOL,

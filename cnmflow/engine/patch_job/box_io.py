@@ -7,12 +7,13 @@ downsampled patch, not the recording's length.
 
 from __future__ import annotations
 
-import numpy as np
-
 import math
 
+import numpy as np
+
 from cnmflow.engine import resample
-from cnmflow.engine.noise import BAND_VALUES, noise_frame_indices
+from cnmflow.engine.chunking import BAND_VALUES
+from cnmflow.engine.noise import noise_frame_indices
 from cnmflow.engine.patch_frames import PatchFrames, PatchStorage
 from cnmflow.engine.patches import PatchBox
 from cnmflow.engine.resample import downsampled_shape
