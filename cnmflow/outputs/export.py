@@ -60,11 +60,13 @@ class ExportResult:
         return [self.output_dir / name for name in self.files]
 
 
-def planned_names(n_movies: int, *, nwb: bool = True) -> list[str]:
-    """The data files a run over ``n_movies`` movies produces (previews come on top); ``nwb``: with ophys.{k}.nwb."""
+def planned_names(n_movies: int, *, nwb: bool = True, events: bool = True) -> list[str]:
+    """The data files a run over ``n_movies`` movies produces (previews come on top); ``nwb``: with ophys.{k}.nwb;
+    ``events``: with neural_events.{k}.isxd (a run without cells writes none: isx cannot)."""
     names = [HDF5_NAME, CORRELATION_NAME, METADATA_NAME, MANIFEST_NAME]
     for k in range(n_movies):
-        names += [cellset_name("raw", k), cellset_name("denoised", k), eventset_name(k)]
+        names += [cellset_name("raw", k), cellset_name("denoised", k)]
+        names += [eventset_name(k)] if events else []
         names += [nwb_name(k)] if nwb else []
     return names
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from cnmflow import cli
+from cnmflow.cli import app as cli
 from cnmflow.errors import InputError
 from cnmflow.outputs import location
 from cnmflow.plan import plan_run
