@@ -52,9 +52,7 @@ def _write_outputs(plan: RunPlan, extraction: ExtractionResult, run_ids: dict[st
 
 def export_task(plan: RunPlan, n_components: int) -> Task[..., ExportResult]:
     """The export task of this run, materializing its data files from its input movies."""
-    names = planned_names(len(plan.inputs.series.movies), nwb=plan.nwb)
-    if n_components == 0:  # isx cannot write an event set without cells
-        names = [name for name in names if not name.startswith("neural_events.")]
+    names = planned_names(len(plan.inputs.series.movies), nwb=plan.nwb, events=n_components > 0)
     outputs = [file_asset(plan.output_dir / name) for name in names]
     inputs = [file_asset(movie.path) for movie in plan.inputs.series.movies]
     options: dict[str, Any] = dict(name="export", asset_deps=inputs, cache_policy=NO_CACHE, persist_result=False,
