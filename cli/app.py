@@ -22,6 +22,7 @@ from cnmflow.cli.nwb import COMMAND as NWB_COMMAND, add_command as add_nwb_comma
 from cnmflow.cli.motion import COMMAND as MOTION_COMMAND, add_command as add_motion_command
 from cnmflow.cli.suggest import COMMAND as SUGGEST_COMMAND, add_command as add_suggest_command
 from cnmflow.cli.tracking import COMMANDS as TRACKING_COMMANDS, add_commands as add_tracking_commands
+from cnmflow.outputs.names import HDF5_NAME
 
 if TYPE_CHECKING:
     from cnmflow.request import RunRequest
@@ -443,7 +444,7 @@ def _demo(args: argparse.Namespace) -> int:
     print(describe_inputs(validate_inputs([movie_path], request)))
     report = _run_flow([movie_path], output_dir / "results", request, request.form(), overwrite=True, evaluate=False,
                        work_dir=None, show_progress=True, verbose=False, flow_options=dict(experiment="demo"))
-    estimates = read_caiman_hdf5(report.output_dir / "caiman_output.hdf5")
+    estimates = read_caiman_hdf5(report.output_dir / HDF5_NAME)
     accuracy = score(simulated.truth.footprints, estimates.footprints(), truth_traces=simulated.truth.calcium,
                      estimated_traces=estimates.C)
     if report.mlflow_run_id:

@@ -18,6 +18,7 @@ from pathlib import Path
 
 from cnmflow.errors import InputError
 from cnmflow.outputs.nwb_folder import write_nwb_for_folder
+from cnmflow.outputs.names import MANIFEST_NAME
 
 COMMAND = "nwb"
 EXIT_OK = 0
@@ -47,7 +48,7 @@ def run_command(args: argparse.Namespace) -> int:
     for path in paths:
         print(path)
     print(f"{len(paths)} NWB file(s) in {time.perf_counter() - started:.1f} s; listed in "
-          f"{Path(args.output_dir) / 'manifest.json'}")
+          f"{Path(args.output_dir) / MANIFEST_NAME}")
     if placeholders:
         print(f"placeholders to fill with --metadata FILE: {', '.join(placeholders)}", file=sys.stderr)
     return EXIT_OK

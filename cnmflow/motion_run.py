@@ -23,7 +23,6 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, create_model
 
 from cnmflow.atomic_write import atomic_path
-from cnmflow.engine.fitting import chunk_mb_setting
 from cnmflow.errors import ParameterError
 from cnmflow.fingerprint import input_hashes, run_fingerprint
 from cnmflow.lineage import build_manifest, input_records, write_manifest
@@ -146,7 +145,7 @@ def motion_correct(movies: Sequence[str | os.PathLike], output_dir: str | os.Pat
             started = time.perf_counter()
             corrected, outcome, _ = ensure_corrected_copy(movie, root, series_key, params_.motion,
                                                           n_processes=params_.n_processes,
-                                                          dask_scheduler=dask_scheduler, chunk_mb=chunk_mb_setting(),
+                                                          dask_scheduler=dask_scheduler, chunk_mb=inputs.machine.chunk_mb,
                                                           progress=progress)
             timings["motion_correction"] = time.perf_counter() - started
             started = time.perf_counter()

@@ -20,7 +20,6 @@ from pathlib import Path
 from typing import Callable, Iterator
 
 from cnmflow.engine import Estimates, fit
-from cnmflow.engine.fitting import chunk_mb_setting
 from cnmflow.motion.work_copy import MotionOutcome, ensure_corrected_copy
 from cnmflow.movies import ConcatenatedMovie
 from cnmflow.movies.work_copy import WORK_DIR_NAME, ensure_work_copy, remove_unused, remove_work_copy
@@ -103,7 +102,7 @@ def held_work_copies(inputs: ValidatedInputs, work_root: str | os.PathLike, seri
             started = time.perf_counter()
             corrected, copies.motion, _ = ensure_corrected_copy(
                 concatenated, work_root, corrected_key or concatenated.path.parent.name, params.motion,
-                n_processes=params.n_processes, dask_scheduler=dask_scheduler, chunk_mb=chunk_mb_setting(),
+                n_processes=params.n_processes, dask_scheduler=dask_scheduler, chunk_mb=inputs.machine.chunk_mb,
                 progress=progress)
             copies.held.append(corrected)
             copies.timings["motion_correction"] = time.perf_counter() - started
@@ -146,7 +145,8 @@ def fit_series(inputs: ValidatedInputs, concatenated: ConcatenatedMovie, *,
     ``motion`` is carried into the result for the outputs (shifts, crop box, previews).
     """
     started = time.perf_counter()
-    estimates = fit(concatenated.open(), inputs.resolved.params, progress, dask_scheduler=dask_scheduler)
+    estimates = fit(concatenated.open(), inputs.engine, progress, machine=inputs.machine,
+                    dask_scheduler=dask_scheduler)
     timings = {"fit": time.perf_counter() - started}
     timings.update({f"fit.{stage}": seconds for stage, seconds in estimates.timings.items()})
     return ExtractionResult(inputs=inputs, estimates=estimates, offsets=concatenated.offsets,

@@ -17,11 +17,13 @@ from typing import Any, Sequence
 
 from cnmflow.errors import InputError, ParameterError
 from cnmflow.fingerprint import input_hashes, run_fingerprint
-from cnmflow.lineage import MANIFEST_NAME, read_manifest, verify_manifest
+from cnmflow.lineage import read_manifest, verify_manifest
+from cnmflow.movies.work_copy import WORK_DIR_NAME
 from cnmflow.outputs.export import check_output_dir
 from cnmflow.outputs.folder import open_output_dir
 from cnmflow.outputs.folder_lock import FolderBusyError, OutputLock, lock_output_dir
 from cnmflow.outputs.location import check_output_location
+from cnmflow.outputs.names import MANIFEST_NAME
 from cnmflow.outputs.nwb_metadata import NwbMetadata, nwb_settings, read_nwb_metadata
 from cnmflow.outputs.result_swap import finish_interrupted_swap, pending
 from cnmflow.request import RunRequest, request_of
@@ -54,6 +56,11 @@ class RunPlan:
         from hashlib import sha256
 
         return sha256("".join(self.hashes[k] for k in sorted(self.hashes)).encode()).hexdigest()
+
+    def work_root(self, work_dir: str | os.PathLike | None = None) -> Path:
+        """Where the run's float32 copies of the series go: ``work_dir`` when given (a faster or larger disk),
+        else a hidden folder in the output folder (see :mod:`cnmflow.movies.work_copy`)."""
+        return Path(work_dir).expanduser().absolute() if work_dir else self.output_dir / WORK_DIR_NAME
 
     @property
     def corrects_motion(self) -> bool:

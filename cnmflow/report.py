@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from cnmflow.lineage import read_manifest
+from cnmflow.outputs.names import MANIFEST_NAME
 
 
 @dataclass(frozen=True)
@@ -41,7 +42,7 @@ def report_from_manifest(output_dir: Path, *, reused_extraction: bool, up_to_dat
     run = manifest.get("run") or {}
     return RunReport(
         output_dir=Path(output_dir), n_components=int(run.get("n_components", 0)),
-        files=tuple(sorted(manifest.get("outputs", {})) + ["manifest.json"]),
+        files=tuple(sorted(manifest.get("outputs", {})) + [MANIFEST_NAME]),
         reused_extraction=reused_extraction, up_to_date=up_to_date,
         timings_s=dict(timings_s or {}), peak_rss_mb=run.get("peak_rss_mb"),
         notes=tuple(manifest.get("parameter_notes", [])) + tuple(manifest.get("notes", [])),

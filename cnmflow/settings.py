@@ -107,6 +107,10 @@ class Settings(BaseSettings):
     def patch_memory_bytes(self) -> float:
         return self.patch_mb * 2 ** 20
 
+    def dask_scheduler(self, address: str | None = None) -> str | None:
+        """The Dask scheduler a run's jobs go to: the run's own, else this machine's, else none (local processes)."""
+        return address or self.dask_address
+
     def results_cache(self) -> Path:
         """Folder for Prefect's stored extraction results (created on first use)."""
         folder = Path(self.cache_dir).expanduser() / "results"

@@ -7,24 +7,33 @@ not after an hour of extraction (the reference tool's habit).
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Sequence
 
 from cnmflow.auto_params import resolve_auto
+from cnmflow.engine import EngineSettings
 from cnmflow.errors import ParameterError
 from cnmflow.motion.params import check_against_frame
 from cnmflow.movies import MovieSeries, resolve_frame_rate, validate_series
 from cnmflow.movies.pixel_values import check_pixel_values
 from cnmflow.params import ResolvedParams
 from cnmflow.request import RunRequest, request_of
+from cnmflow.settings import Settings, load_settings
 
 
 @dataclass(frozen=True)
 class ValidatedInputs:
-    """A movie series and the effective parameters of a run on it, both checked."""
+    """A movie series and the effective parameters of a run on it, both checked.
+
+    ``engine`` holds the engine's typed sections built from the final values (the frame rate and
+    the "auto" values included), so the fit does not check them again; ``machine`` holds the
+    machine's settings (chunk memory, scratch, Dask, caches) read once from the environment.
+    """
 
     series: MovieSeries
     resolved: ResolvedParams
+    engine: EngineSettings = field(repr=False)
+    machine: Settings = field(repr=False)
 
 
 def validate_inputs(
@@ -35,13 +44,16 @@ def validate_inputs(
     table: dict[str, Any] | None = None,
     params_file: str | os.PathLike | None = None,
     overwrite_params: bool = False,
+    machine: Settings | None = None,
 ) -> ValidatedInputs:
     """Resolve the parameters, validate the series against them and settle the frame rate.
 
     ``request`` is what the user asked for (or give its fields as keywords). Cheap checks come
     first; the last one reads every pixel of float movies (NaN, inf and overflowing values are
-    refused), once per file and process.
+    refused), once per file and process. ``machine`` defaults to the environment's settings
+    (:func:`cnmflow.settings.load_settings`; a bad value is refused here, before any compute).
     """
+    machine = machine or load_settings()
     resolved = request_of(request, preset=preset, table=table, params_file=params_file,
                           overwrite_params=overwrite_params).resolve()
     series = validate_series(movies, min_frames=resolved.params.minimum_frames())
@@ -56,7 +68,8 @@ def validate_inputs(
         check_pixel_values(movie)
     resolved = resolve_auto(series, resolved)  # gSig/min_corr/min_pnr "auto": read from the movie
     _check_fits_frame(series, resolved)
-    return ValidatedInputs(series=series, resolved=resolved)
+    return ValidatedInputs(series=series, resolved=resolved, engine=EngineSettings.from_params(resolved.params),
+                           machine=machine)
 
 
 def _check_fits_frame(series: MovieSeries, resolved: ResolvedParams) -> None:

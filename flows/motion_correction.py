@@ -14,7 +14,6 @@ from prefect.runtime import flow_run
 
 from cnmflow.motion_run import MotionForm, table_from_motion_form
 from cnmflow.request import Preset, RunRequest
-from cnmflow.flows.settings import dask_scheduler
 from cnmflow.tasks.motion_only import correct_and_write, validate_motion
 from cnmflow.tasks.progress import RunProgress
 
@@ -52,7 +51,7 @@ def motion_correction(
                          overwrite_params=overwrite_params)
     inputs = validate_motion(movies, output_dir, request, overwrite=overwrite, progress=progress)
     run = correct_and_write(inputs, output_dir, overwrite=overwrite, work_dir=work_dir,
-                            dask_scheduler=dask_scheduler(dask_address), run_ids={"prefect_flow_run_id": flow_run.id},
+                            dask_scheduler=inputs.machine.dask_scheduler(dask_address), run_ids={"prefect_flow_run_id": flow_run.id},
                             progress=progress)
     result = run.outcome.result
     summary = (f"**{result.method}** motion correction of {result.shifts_rig.shape[0]} frames: largest shift "

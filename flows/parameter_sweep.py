@@ -29,7 +29,7 @@ from cnmflow.report import RunReport
 from cnmflow.request import Preset, RunRequest
 from cnmflow.sweep_grid import SweepFailed, check_sweep, folder_name
 from cnmflow.tracking.uri import DEFAULT_EXPERIMENT, tracking_uri as default_tracking_uri
-from cnmflow.flows.settings import WORK_DIR_NAME
+from cnmflow.movies.work_copy import WORK_DIR_NAME
 from cnmflow.tasks.concatenate import concatenate
 from cnmflow.tasks.progress import RunProgress
 from cnmflow.tasks.sweep import close_sweep, open_sweep_run

@@ -20,7 +20,6 @@ from cnmflow.plan import RunPlan, check_run_options, needs_tracking, work_steps
 from cnmflow.report import RunReport, report_from_manifest
 from cnmflow.request import Preset, RunRequest
 from cnmflow.tracking.uri import DEFAULT_EXPERIMENT
-from cnmflow.flows.settings import cache_dir, dask_scheduler, work_root
 from cnmflow.tasks.concatenate import concatenate
 from cnmflow.tasks.export import export_task
 from cnmflow.tasks.extract import extract, is_cached
@@ -41,10 +40,11 @@ def _compute_and_export(plan: RunPlan, timings: dict[str, float], progress: RunP
                         dask_address: str | None, save_motion_corrected: bool = False) -> bool:
     """Make the work copies the plan's steps need, extract (cached by fingerprint) and export; whether the
     cache served."""
-    cache = cache_dir()
-    work = work_root(plan.output_dir, work_dir)
+    machine = plan.inputs.machine
+    cache = machine.results_cache()
+    work = plan.work_root(work_dir)
     steps = work_steps(plan, cached=is_cached(plan, cache), save_motion_corrected=save_motion_corrected)
-    scheduler = dask_scheduler(dask_address)
+    scheduler = machine.dask_scheduler(dask_address)
     movie = corrected = motion = None
     try:
         if steps.concatenate:

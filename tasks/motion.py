@@ -7,7 +7,6 @@ from pathlib import Path
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 
-from cnmflow.engine.fitting import chunk_mb_setting
 from cnmflow.motion.work_copy import STAGE, MotionOutcome, ensure_corrected_copy
 from cnmflow.movies import ConcatenatedMovie
 from cnmflow.plan import RunPlan
@@ -24,5 +23,5 @@ def motion_correction(plan: RunPlan, movie: ConcatenatedMovie, work_dir: Path, *
     params = plan.inputs.resolved.params
     corrected, result, _ = ensure_corrected_copy(movie, work_dir, plan.series_key, params.motion,
                                                  n_processes=params.n_processes, dask_scheduler=dask_scheduler,
-                                                 chunk_mb=chunk_mb_setting(), progress=progress)
+                                                 chunk_mb=plan.inputs.machine.chunk_mb, progress=progress)
     return corrected, result

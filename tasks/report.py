@@ -9,13 +9,13 @@ from prefect import task
 from prefect.artifacts import create_image_artifact, create_link_artifact, create_markdown_artifact
 from prefect.cache_policies import NO_CACHE
 
+from cnmflow.outputs.names import FOOTPRINTS_PREVIEW
 from cnmflow.report import RunReport, summary_markdown
 
 log = logging.getLogger(__name__)
 
 #: Largest preview embedded in the run page (base64 grows it by a third).
 MAX_EMBEDDED_BYTES = 2_000_000
-PREVIEW = "footprints_cellset_denoised.000.png"
 
 
 @task(name="report", cache_policy=NO_CACHE, persist_result=False)
@@ -23,7 +23,7 @@ def publish_report(report: RunReport) -> None:
     """Summary, preview image and a link to the output folder as artifacts of the flow run."""
     create_markdown_artifact(summary_markdown(report), key="source-extraction-summary",
                              description=f"{report.n_components} components in {report.output_dir}")
-    preview = report.output_dir / PREVIEW
+    preview = report.output_dir / FOOTPRINTS_PREVIEW
     if preview.is_file() and preview.stat().st_size <= MAX_EMBEDDED_BYTES:
         data = base64.b64encode(preview.read_bytes()).decode("ascii")
         create_image_artifact(f"data:image/png;base64,{data}", key="footprints-preview",

@@ -106,11 +106,6 @@ def fit(movie: np.ndarray, settings: Params | EngineSettings, progress: Progress
     return estimates
 
 
-def chunk_mb_setting() -> float:
-    """Deprecated: ``load_settings().chunk_mb`` (kept while callers outside the engine move to it)."""
-    return load_settings().chunk_mb
-
-
 def _patches_on_the_field_of_view(movie, results: list[PatchResult], dims: tuple[int, int],
                                   settings: EngineSettings, chunk_frames: int):
     """The patches' components on the field of view (and, 2P, the global low-rank background

@@ -1,4 +1,4 @@
-"""Which tracking store: the URI from the environment, else a sqlite file beside the outputs.
+"""Which tracking store: the machine's configured URI, else a sqlite file beside the outputs.
 
 Kept free of MLflow imports so the CLI and the flows can name the store without paying for
 ``import mlflow``.  MLflow's own default depends on the current directory; ours does not.
@@ -9,15 +9,19 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from cnmflow.settings import Settings, load_settings
+
 DEFAULT_EXPERIMENT = "source-extraction"
 DB_NAME = "mlflow.db"
 
 
-def tracking_uri(output_root: str | os.PathLike) -> str:
-    """``MLFLOW_TRACKING_URI`` when set, else a sqlite store ``<output_root>/mlflow.db`` (absolute)."""
-    from_env = os.environ.get("MLFLOW_TRACKING_URI", "").strip()
-    if from_env:
-        return from_env
+def tracking_uri(output_root: str | os.PathLike, machine: Settings | None = None) -> str:
+    """The machine's store (``MLFLOW_TRACKING_URI``, see :class:`cnmflow.settings.Settings`; read from the
+    environment when ``machine`` is not given) when set, else a sqlite store ``<output_root>/mlflow.db``
+    (absolute)."""
+    configured = (machine or load_settings()).tracking_uri
+    if configured:
+        return configured
     return f"sqlite:///{Path(output_root).absolute() / DB_NAME}"
 
 
