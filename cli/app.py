@@ -23,12 +23,10 @@ from cnmflow.cli.motion import COMMAND as MOTION_COMMAND, add_command as add_mot
 from cnmflow.cli.suggest import COMMAND as SUGGEST_COMMAND, add_command as add_suggest_command
 from cnmflow.cli.tracking import COMMANDS as TRACKING_COMMANDS, add_commands as add_tracking_commands
 from cnmflow.outputs.names import HDF5_NAME
+from cnmflow.cli.exit_codes import EXIT_FAILED, EXIT_BAD_INPUT
 
 if TYPE_CHECKING:
     from cnmflow.request import RunRequest
-
-EXIT_BAD_INPUT = 2
-EXIT_RUN_FAILED = 1
 
 
 def _add_nwb_options(parser: argparse.ArgumentParser) -> None:
@@ -156,7 +154,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_BAD_INPUT
     except RunFailed as err:
         print(f"cnmflow: error: {err}", file=sys.stderr)
-        return EXIT_RUN_FAILED
+        return EXIT_FAILED
     except KeyboardInterrupt as err:  # Ctrl-C, or SIGTERM (Interrupted); the finally blocks have run
         return _interrupted(err)
 

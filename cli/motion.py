@@ -15,10 +15,9 @@ from pathlib import Path
 
 from cnmflow.cli.parameters import add_parameter_options, request_from_args
 from cnmflow.errors import InputError, ParameterError
+from cnmflow.cli.exit_codes import EXIT_OK, EXIT_BAD_INPUT
 
 COMMAND = "motion-correct"
-EXIT_OK = 0
-EXIT_BAD_INPUT = 2
 
 
 def add_command(subparsers: argparse._SubParsersAction) -> None:
@@ -41,9 +40,7 @@ def run_command(args: argparse.Namespace) -> int:
     from cnmflow.progress import progress_bar
 
     try:
-        request = request_from_args(args)
-        inputs = validate_motion_inputs(args.movies, preset=request.preset, table=dict(request.table),
-                                        params_file=request.params_file, overwrite_params=request.overwrite_params)
+        inputs = validate_motion_inputs(args.movies, request_from_args(args))
         with progress_bar(enabled=not args.no_progress) as bar:
             run = motion_correct(args.movies, args.output_dir, overwrite=args.overwrite, work_dir=args.work_dir,
                                  dask_scheduler=args.dask, progress=bar, inputs=inputs)

@@ -19,10 +19,9 @@ from pathlib import Path
 from cnmflow.errors import InputError
 from cnmflow.outputs.nwb_folder import write_nwb_for_folder
 from cnmflow.outputs.names import MANIFEST_NAME
+from cnmflow.cli.exit_codes import EXIT_OK, EXIT_BAD_INPUT
 
 COMMAND = "nwb"
-EXIT_OK = 0
-EXIT_BAD_INPUT = 2
 
 
 def add_command(subparsers: argparse._SubParsersAction) -> None:

@@ -13,9 +13,9 @@ from pathlib import Path
 
 from cnmflow.cli.parameters import add_parameter_options, request_from_args
 from cnmflow.suggestion import suggest
+from cnmflow.cli.exit_codes import EXIT_OK
 
 COMMAND = "suggest"
-EXIT_OK = 0
 
 
 def add_command(subparsers: argparse._SubParsersAction) -> None:

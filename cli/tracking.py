@@ -12,12 +12,9 @@ from pathlib import Path
 
 from cnmflow.errors import InputError
 from cnmflow.tracking.uri import DEFAULT_EXPERIMENT, tracking_uri
+from cnmflow.cli.exit_codes import EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT
 
 COMMANDS = ("track", "compare")
-
-EXIT_OK = 0
-EXIT_TRACKING_FAILED = 1
-EXIT_BAD_INPUT = 2
 
 
 def add_commands(subparsers: argparse._SubParsersAction) -> None:
@@ -53,7 +50,7 @@ def run_command(args: argparse.Namespace) -> int:
         return EXIT_BAD_INPUT
     except TrackingError as err:
         print(f"cnmflow: error: {err}", file=sys.stderr)
-        return EXIT_TRACKING_FAILED
+        return EXIT_FAILED
     raise ValueError(f"not a tracking command: {args.command!r} (known: {', '.join(COMMANDS)})")
 
 

@@ -8,7 +8,6 @@ extraction: files are staged and swapped in with the manifest last.
 
 from __future__ import annotations
 
-import copy
 import hashlib
 import os
 import shutil
@@ -20,7 +19,6 @@ from typing import Any, Callable, Sequence
 
 import h5py
 import numpy as np
-from pydantic import BaseModel, ConfigDict, create_model
 
 from cnmflow.atomic_write import atomic_path
 from cnmflow.errors import ParameterError
@@ -38,49 +36,12 @@ from cnmflow.outputs.motion import motion_images_preview, motion_summary, shifts
 from cnmflow.outputs.names import IMAGES_STEM, MANIFEST_NAME, METADATA_NAME, SHIFTS_NAME, SHIFTS_STEM, corrected_name
 from cnmflow.outputs.previews import safe_preview
 from cnmflow.outputs.result_swap import staging_in_use, swap_in
-from cnmflow.motion.params import MOTION_PARAM_NAMES
 from cnmflow.params import Params, to_caiman_groups
+from cnmflow.params_form import MOTION_DEFAULT_METHOD
+from cnmflow.request import RunRequest, request_of
 from cnmflow.validate import ValidatedInputs, validate_inputs
 
 Progress = Callable[[str, float], None]
-#: What this command does unless told otherwise (the table's default, 'none', would do nothing).
-DEFAULT_METHOD = "rigid"
-
-
-#: The analysis-table fields a motion-only run uses: the frame rate of the outputs, the motion section, workers.
-MOTION_FORM_NAMES: tuple[str, ...] = ("fr", *MOTION_PARAM_NAMES, "n_processes")
-
-
-def _motion_form_fields() -> dict[str, Any]:
-    fields = {}
-    for name in MOTION_FORM_NAMES:
-        info = copy.copy(Params.model_fields[name])
-        if name == "motion_correction":
-            info.default = DEFAULT_METHOD
-        fields[name] = (info.annotation, info)
-    return fields
-
-
-MotionForm = create_model(  # type: ignore[call-overload]
-    "MotionForm", __config__=ConfigDict(extra="forbid", allow_inf_nan=False),
-    __doc__="The motion section of the analysis table (rigid correction by default).", **_motion_form_fields())
-
-
-def table_from_motion_form(form: BaseModel | dict[str, Any] | None) -> dict[str, Any]:
-    """Table values from a filled motion form: the fields that differ from the table's defaults, and the method."""
-    values = form.model_dump() if isinstance(form, BaseModel) else dict(form or {})
-    defaults = Params().model_dump()
-    table = {name: value for name, value in values.items()
-             if name == "motion_correction" or name not in defaults or _differs(value, defaults[name])}
-    return table
-
-
-def _differs(a: Any, b: Any) -> bool:
-    if isinstance(a, (list, tuple)) and isinstance(b, (list, tuple)):
-        return list(a) != list(b)
-    return a != b or isinstance(a, bool) != isinstance(b, bool)
-
-
 @dataclass(frozen=True)
 class MotionRun:
     """What a motion-only run wrote (file name → {"kind", "movie_index"}) and found."""
@@ -92,12 +53,18 @@ class MotionRun:
     notes: tuple[str, ...] = ()
 
 
-def validate_motion_inputs(movies: Sequence[str | os.PathLike], *, preset: str = "1p",
-                           table: dict[str, Any] | None = None, params_file: str | os.PathLike | None = None,
+def validate_motion_inputs(movies: Sequence[str | os.PathLike], request: RunRequest | None = None, *,
+                           preset: str = "1p", table: dict[str, Any] | None = None,
+                           params_file: str | os.PathLike | None = None,
                            overwrite_params: bool = False) -> ValidatedInputs:
-    """The movies and the effective parameters, motion_correction defaulting to rigid; refused before compute."""
-    inputs = validate_inputs(movies, preset=preset, table={"motion_correction": DEFAULT_METHOD, **(table or {})},
-                             params_file=params_file, overwrite_params=overwrite_params)
+    """The movies and the effective parameters, motion_correction defaulting to rigid; refused before compute.
+
+    ``request`` is what the user asked for (or give its fields as keywords)."""
+    request = request_of(request, preset=preset, table=table, params_file=params_file,
+                         overwrite_params=overwrite_params)
+    defaulted = RunRequest(preset=request.preset, table={"motion_correction": MOTION_DEFAULT_METHOD, **request.table},
+                           params_file=request.params_file, overwrite_params=request.overwrite_params)
+    inputs = validate_inputs(movies, defaulted)
     if inputs.resolved.params.motion_correction == "none":
         raise ParameterError("motion_correction='none' leaves nothing for motion-correct to do; set "
                              "motion_correction to rigid or piecewise_rigid")

@@ -27,6 +27,7 @@ from pydantic import (BaseModel, ConfigDict, Field, ModelWrapValidatorHandler, V
 from pydantic_core import PydanticCustomError
 
 from cnmflow.errors import ParameterError
+from cnmflow.motion.params import MOTION_PARAM_NAMES
 from cnmflow.params import (PARAM_NAMES, PRESETS, Number, Params, check_preset_agrees, unknown_message,
                             validation_message)
 
@@ -150,3 +151,37 @@ def form_with(preset: str = "1p", table: Mapping[str, Any] | None = None) -> Bas
         raise ParameterError(_form_message(err)) from None
     check_preset_agrees(preset, table)
     return form
+
+
+# --- the motion-correction form: the motion section of the analysis table, rigid by default
+
+#: What motion-correct does unless told otherwise (the table's default, 'none', would do nothing).
+MOTION_DEFAULT_METHOD = "rigid"
+
+
+#: The analysis-table fields a motion-only run uses: the frame rate of the outputs, the motion section, workers.
+MOTION_FORM_NAMES: tuple[str, ...] = ("fr", *MOTION_PARAM_NAMES, "n_processes")
+
+
+def _motion_form_fields() -> dict[str, Any]:
+    fields = {}
+    for name in MOTION_FORM_NAMES:
+        info = copy.copy(Params.model_fields[name])
+        if name == "motion_correction":
+            info.default = MOTION_DEFAULT_METHOD
+        fields[name] = (info.annotation, info)
+    return fields
+
+
+MotionForm = create_model(  # type: ignore[call-overload]
+    "MotionForm", __config__=ConfigDict(extra="forbid", allow_inf_nan=False),
+    __doc__="The motion section of the analysis table (rigid correction by default).", **_motion_form_fields())
+
+
+def table_from_motion_form(form: BaseModel | dict[str, Any] | None) -> dict[str, Any]:
+    """Table values from a filled motion form: the fields that differ from the table's defaults, and the method."""
+    values = form.model_dump() if isinstance(form, BaseModel) else dict(form or {})
+    defaults = Params().model_dump()
+    table = {name: value for name, value in values.items()
+             if name == "motion_correction" or name not in defaults or not _same(value, defaults[name])}
+    return table

@@ -33,11 +33,21 @@ def _blank_is_unset(value: object) -> object:
     return value.strip() if isinstance(value, str) else value
 
 
-def _megabytes(text: object) -> float:
+def _megabytes_setting(name: str, value: object, *, default: float, zero_allowed: bool, meaning: str,
+                       example: int, zero_means: str = "") -> float:
+    """A memory size in MB from ``CNMFLOW_<name>``; unset means ``default``."""
+    value = _blank_is_unset(value)
+    if value is None:
+        return default
     try:
-        return float(text)  # type: ignore[arg-type]
+        megabytes = float(value)  # type: ignore[arg-type]
     except (TypeError, ValueError):
-        return float("nan")
+        megabytes = float("nan")
+    if not (megabytes >= 0 if zero_allowed else megabytes > 0):
+        default_text = f"default {default:g}" + (f"; {zero_means}" if zero_means else "")
+        raise ValueError(f"{PREFIX}{name}={value!r} must be {meaning} ({default_text}); unset it or set e.g. "
+                         f"{PREFIX}{name}={example}")
+    return megabytes
 
 
 class Settings(BaseSettings):
@@ -62,27 +72,15 @@ class Settings(BaseSettings):
     @field_validator("chunk_mb", mode="before")
     @classmethod
     def _positive_chunk(cls, value: object) -> float:
-        value = _blank_is_unset(value)
-        if value is None:
-            return DEFAULT_CHUNK_MB
-        megabytes = _megabytes(value)
-        if not megabytes > 0:
-            raise ValueError(f"{PREFIX}CHUNK_MB={value!r} must be a positive number of megabytes (default "
-                             f"{DEFAULT_CHUNK_MB:g}); unset it or set e.g. {PREFIX}CHUNK_MB=64")
-        return megabytes
+        return _megabytes_setting("CHUNK_MB", value, default=DEFAULT_CHUNK_MB, zero_allowed=False,
+                                  meaning="a positive number of megabytes", example=64)
 
     @field_validator("patch_mb", mode="before")
     @classmethod
     def _non_negative_patch(cls, value: object) -> float:
-        value = _blank_is_unset(value)
-        if value is None:
-            return DEFAULT_PATCH_MB
-        megabytes = _megabytes(value)
-        if not megabytes >= 0:
-            raise ValueError(f"{PREFIX}PATCH_MB={value!r} must be a number of megabytes >= 0 (default "
-                             f"{DEFAULT_PATCH_MB:g}; 0 puts every patch in a scratch file); unset it or set e.g. "
-                             f"{PREFIX}PATCH_MB=256")
-        return megabytes
+        return _megabytes_setting("PATCH_MB", value, default=DEFAULT_PATCH_MB, zero_allowed=True,
+                                  meaning="a number of megabytes >= 0", example=256,
+                                  zero_means="0 puts every patch in a scratch file")
 
     @field_validator("scratch_dir", mode="before")
     @classmethod

@@ -47,7 +47,7 @@ def extraction_parameters(preset: str, dask_address: str | None = None) -> dict[
 
 def motion_parameters(dask_address: str | None = None) -> dict[str, Any]:
     """Pre-filled form of the motion-correction deployment: the motion section, rigid, 1P high-pass."""
-    from cnmflow.motion_run import MotionForm
+    from cnmflow.params_form import MotionForm
 
     parameters: dict[str, Any] = {"preset": "1p",
                                   "params": {**MotionForm().model_dump(mode="json", exclude={"n_processes"}),

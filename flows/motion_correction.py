@@ -12,7 +12,7 @@ from prefect import flow, get_run_logger
 from prefect.artifacts import create_markdown_artifact
 from prefect.runtime import flow_run
 
-from cnmflow.motion_run import MotionForm, table_from_motion_form
+from cnmflow.params_form import MotionForm, table_from_motion_form
 from cnmflow.request import Preset, RunRequest
 from cnmflow.tasks.motion_only import correct_and_write, validate_motion
 from cnmflow.tasks.progress import RunProgress

@@ -17,8 +17,7 @@ def validate_motion(movies: list[str], output_dir: str, request: RunRequest, *, 
                     progress: Progress) -> ValidatedInputs:
     """Movies, motion parameters (checked against the frame) and the output folder, before compute."""
     progress("validate", 0.0)
-    inputs = validate_motion_inputs(movies, preset=request.preset, table=dict(request.table),
-                                    params_file=request.params_file, overwrite_params=request.overwrite_params)
+    inputs = validate_motion_inputs(movies, request)
     check_motion_output_dir(output_dir, inputs, overwrite=overwrite)
     progress("validate", 1.0)
     return inputs

@@ -20,7 +20,7 @@ import numpy as np
 import pytest
 import scipy.sparse as sp
 
-from cnmflow.engine import Estimates, check_supported, fit
+from cnmflow.engine import EngineSettings, Estimates, check_supported, fit
 from cnmflow.engine.patches import patch_boxes
 from cnmflow.errors import ParameterError
 from cnmflow.params import build_params
@@ -403,6 +403,8 @@ def test_unsupported_combinations_are_refused_before_compute(settings, named):
     params = build_params(dict(settings, n_processes=1))
     with pytest.raises(ParameterError, match=named):
         check_supported(params)
+    with pytest.raises(ParameterError, match=named):
+        EngineSettings.from_params(params)   # building the engine's sections is the same check
     with pytest.raises(ParameterError, match=named):
         fit(np.zeros((30, 48, 48), np.float32), params)
 

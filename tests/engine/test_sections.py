@@ -53,18 +53,6 @@ def test_rounds_follow_only_init_and_refit():
     assert _settings(only_init=False, refit=True).rounds.count == 4
 
 
-@pytest.mark.parametrize("values, named", [
-    (dict(method_init="corr_pnr", nb=2), "nb=2"),
-    (dict(method_init="greedy_roi", K=4, nb=2, nb_patch=0, rf=20, stride=10), "nb_patch"),
-])
-def test_settings_refuse_what_check_supported_refuses_naming_the_parameter(values, named):
-    params = build_params(dict(values, n_processes=1))
-    with pytest.raises(ParameterError, match=named):
-        check_supported(params)
-    with pytest.raises(ParameterError, match=named):
-        EngineSettings.from_params(params)
-
-
 def test_a_bad_memory_setting_is_refused_when_the_settings_are_checked(monkeypatch):
     monkeypatch.setenv("CNMFLOW_CHUNK_MB", "lots")
     with pytest.raises(ParameterError, match="CNMFLOW_CHUNK_MB"):

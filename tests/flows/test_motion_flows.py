@@ -13,7 +13,7 @@ from prefect.client.orchestration import get_client
 from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
 
 from cnmflow.lineage import read_manifest, verify_manifest
-from cnmflow.motion_run import MotionForm
+from cnmflow.params_form import MotionForm
 from cnmflow.params_form import form_with
 from cnmflow.synthetic import simulate_realistic_1p, write_tiff
 from cnmflow.flows.motion_correction import motion_correction
