@@ -22,6 +22,7 @@ from typing import Any, Callable, Iterable
 import numpy as np
 from threadpoolctl import threadpool_limits
 
+from cnmflow.engine.chunking import chunk_slices
 from cnmflow.engine.movie_source import MovieSource
 from cnmflow.errors import MovieError, ParameterError
 from cnmflow.motion.apply import CropBox
@@ -137,7 +138,7 @@ def _correct(source: MovieSource, out, shape: tuple[int, int, int], *, params: M
     template = initial_template(highpass(first, gsig_filt=params.gSig_filt), max_shifts=params.max_shifts,
                                 upsample_factor=params.upsample_factor)
     del first
-    ranges = [(a, min(a + chunk_frames, T)) for a in range(0, T, chunk_frames)]
+    ranges = [(chunk.start, chunk.stop) for chunk in chunk_slices(T, chunk_frames)]
     output = _output_file(out)
     parallel_ok = source.shareable and (out is None or output is not None)
     passes = params.niter_rig
@@ -179,15 +180,15 @@ def _copy_unchanged(source: MovieSource, out, shape, chunk_frames: int, params: 
     reader = source.streaming()
     output = _output_file(out)        # a file is written with file I/O: no mapped pages pile up
     mean = np.zeros((rows, cols), dtype=np.float64)
-    for a in range(0, T, chunk_frames):
-        block = np.asarray(reader[a:a + chunk_frames], dtype=np.float32)
+    for chunk in chunk_slices(T, chunk_frames):
+        block = np.asarray(reader[chunk], dtype=np.float32)
         mean += block.sum(axis=0, dtype=np.float64)
         if output is not None:
-            output.write(a, block)
+            output.write(chunk.start, block)
         elif out is not None:
-            out[a:a + block.shape[0]] = block
+            out[chunk] = block
         if progress is not None:
-            progress(STAGE, min(T, a + chunk_frames) / T)
+            progress(STAGE, chunk.stop / T)
     mean_image = (mean / max(T, 1)).astype(np.float32)
     return MotionResult(method="none", shifts_rig=np.zeros((T, 2), np.float32), shifts_els=None, grid=None,
                         template=mean_image, mean_image=mean_image, crop=CropBox(), exclude_border=False)
