@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import hashlib
 import os
-import shutil
-import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -30,12 +28,11 @@ from cnmflow.outputs.corrected_movies import write_corrected_movie
 from cnmflow.outputs.export import previous_result_names
 from cnmflow.outputs.folder import open_output_dir
 from cnmflow.outputs.isxd_sets import OutputExistsError
-from cnmflow.outputs.leftovers import EXPORT_STAGING_PREFIX
 from cnmflow.outputs.metadata import write_output_metadata
 from cnmflow.outputs.motion import motion_images_preview, motion_summary, shifts_preview
 from cnmflow.outputs.names import IMAGES_STEM, MANIFEST_NAME, METADATA_NAME, SHIFTS_NAME, SHIFTS_STEM, corrected_name
 from cnmflow.outputs.previews import safe_preview
-from cnmflow.outputs.result_swap import staging_in_use, swap_in
+from cnmflow.outputs.result_swap import staging_folder, swap_in
 from cnmflow.params import Params, to_caiman_groups
 from cnmflow.params_form import MOTION_DEFAULT_METHOD
 from cnmflow.request import RunRequest, request_of
@@ -132,8 +129,7 @@ def _export(inputs: ValidatedInputs, frames: np.ndarray, offsets: dict[int, tupl
             timings: dict[str, float]) -> tuple[dict[str, dict], list[str]]:
     params = inputs.resolved.params
     fr = float(params.fr)
-    staging = Path(tempfile.mkdtemp(prefix=EXPORT_STAGING_PREFIX, dir=output_dir))
-    try:
+    with staging_folder(output_dir) as staging:
         files: dict[str, dict] = {}
         notes: list[str] = []
         for index, movie in enumerate(inputs.series.movies):
@@ -161,9 +157,6 @@ def _export(inputs: ValidatedInputs, frames: np.ndarray, offsets: dict[int, tupl
         write_manifest(staging / MANIFEST_NAME, manifest)
         files[MANIFEST_NAME] = {"kind": "manifest", "movie_index": None}
         swap_in(staging, output_dir, new=files, old=previous_result_names(output_dir), manifest_name=MANIFEST_NAME)
-    finally:
-        if staging.name not in staging_in_use(output_dir):
-            shutil.rmtree(staging, ignore_errors=True)
     return files, notes
 
 

@@ -12,8 +12,6 @@ from __future__ import annotations
 
 import logging
 import os
-import shutil
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -28,7 +26,6 @@ from cnmflow.outputs.folder import open_output_dir
 from cnmflow.outputs.images import write_correlation_tif
 from cnmflow.outputs.isxd_sets import (EmptySetNotSupported, OutputExistsError, cell_names, output_spacing,
                                        output_timing, split_traces, write_cellset, write_eventset)
-from cnmflow.outputs.leftovers import EXPORT_STAGING_PREFIX
 from cnmflow.outputs.lineage_graph import lineage_graph
 from cnmflow.movies.concat import ConcatenatedMovie
 from cnmflow.outputs.corrected_movies import write_corrected_movie
@@ -42,7 +39,7 @@ from cnmflow.outputs.nwb_metadata import NwbMetadata, nwb_settings
 from cnmflow.outputs.metadata import describe_cellset, describe_eventset, write_output_metadata
 from cnmflow.outputs.previews import (events_preview, footprints_preview, initialization_images, no_cells_image,
                                       safe_preview, traces_preview)
-from cnmflow.outputs.result_swap import staging_in_use, swap_in
+from cnmflow.outputs.result_swap import staging_folder, swap_in
 from cnmflow.pipeline import ExtractionResult
 
 log = logging.getLogger(__name__)
@@ -113,8 +110,7 @@ def _export_locked(result: ExtractionResult, output_dir: Path, *, evaluate: bool
                    fingerprint: str | None, stage_timings: dict[str, float] | None,
                    nwb: bool = False, nwb_metadata: NwbMetadata | None = None,
                    corrected_movie: ConcatenatedMovie | None = None) -> ExportResult:
-    staging = Path(tempfile.mkdtemp(prefix=EXPORT_STAGING_PREFIX, dir=output_dir))
-    try:
+    with staging_folder(output_dir) as staging:
         files, notes = _write_all(result, staging, evaluate=evaluate)
         if corrected_movie is not None:
             files.update(write_corrected_movies(result, corrected_movie, staging))
@@ -135,9 +131,6 @@ def _export_locked(result: ExtractionResult, output_dir: Path, *, evaluate: bool
         write_manifest(staging / MANIFEST_NAME, manifest)
         files[MANIFEST_NAME] = {"kind": "manifest", "movie_index": None}
         swap_in(staging, output_dir, new=files, old=previous_result_names(output_dir), manifest_name=MANIFEST_NAME)
-    finally:
-        if staging.name not in staging_in_use(output_dir):  # a committed swap is finished by the next opener
-            shutil.rmtree(staging, ignore_errors=True)
     return ExportResult(output_dir=output_dir, files=files, notes=tuple(notes))
 
 

@@ -21,11 +21,10 @@ from cnmflow.folder_sweep import SweepRule, sweep_folder
 from cnmflow.movies.concat import WORK_PREFIX  # the private work folders of cnmflow.movies.concat.work_directory
 from cnmflow.movies.work_copy import WORK_DIR_NAME, remove_unused
 from cnmflow.outputs.names import MANIFEST_NAME
-from cnmflow.outputs.result_swap import JOURNAL_NAME, TRASH_PREFIX, staging_in_use
+from cnmflow.outputs.result_swap import EXPORT_STAGING_PREFIX, JOURNAL_NAME, TRASH_PREFIX, staging_in_use
 
 log = logging.getLogger(__name__)
 
-EXPORT_STAGING_PREFIX = ".cnmflow-export-"
 FOLDER_PATTERNS = (f"{EXPORT_STAGING_PREFIX}*", f"{TRASH_PREFIX}*", f"{WORK_PREFIX}*")
 FILE_PATTERNS = (temporary_glob(MANIFEST_NAME), temporary_glob(JOURNAL_NAME))
 

@@ -10,8 +10,6 @@ lists them (kind ``nwb``, one per movie), and swapped in as the export swaps a r
 from __future__ import annotations
 
 import os
-import shutil
-import tempfile
 from pathlib import Path
 
 from cnmflow.errors import InputError
@@ -29,12 +27,11 @@ def write_nwb_for_folder(output_dir: str | os.PathLike, *, metadata: str | os.Pa
     """
     from cnmflow.lineage import read_manifest, with_outputs, write_manifest  # noqa: PLC0415
     from cnmflow.outputs.folder import open_output_dir  # noqa: PLC0415
-    from cnmflow.outputs.leftovers import EXPORT_STAGING_PREFIX  # noqa: PLC0415
     from cnmflow.outputs.names import MANIFEST_NAME, nwb_name  # noqa: PLC0415
     from cnmflow.outputs.nwb import write_nwb  # noqa: PLC0415
     from cnmflow.outputs.nwb_metadata import NwbMetadata, nwb_settings, read_nwb_metadata  # noqa: PLC0415
     from cnmflow.outputs.nwb_source import nwb_run_from_folder  # noqa: PLC0415
-    from cnmflow.outputs.result_swap import staging_in_use, swap_in  # noqa: PLC0415
+    from cnmflow.outputs.result_swap import staging_folder, swap_in  # noqa: PLC0415
 
     folder = Path(output_dir)
     facts = read_nwb_metadata(metadata) if metadata is not None else NwbMetadata()
@@ -47,9 +44,7 @@ def write_nwb_for_folder(output_dir: str | os.PathLike, *, metadata: str | os.Pa
         existing = [name for name in names if os.path.lexists(folder / name)]
         if existing and not overwrite:
             raise InputError(f"{folder / existing[0]} already exists; pass --overwrite to replace the NWB files")
-        # the export's staging prefix: a killed run's staging folder is removed by the next writer
-        staging = Path(tempfile.mkdtemp(prefix=f"{EXPORT_STAGING_PREFIX}nwb-", dir=folder))
-        try:
+        with staging_folder(folder, label="nwb-") as staging:
             write_nwb(staging, run, metadata=facts)
             outputs = {name: {"kind": "nwb", "movie_index": movie.index} for name, movie in zip(names, movies)}
             manifest = with_outputs(read_manifest(folder), outputs, folder=staging)
@@ -58,7 +53,4 @@ def write_nwb_for_folder(output_dir: str | os.PathLike, *, metadata: str | os.Pa
             write_manifest(staging / MANIFEST_NAME, manifest)
             swap_in(staging, folder, new=[*names, MANIFEST_NAME], old=[*existing, MANIFEST_NAME],
                     manifest_name=MANIFEST_NAME)
-        finally:
-            if staging.name not in staging_in_use(folder):  # a committed swap is finished by the next opener
-                shutil.rmtree(staging, ignore_errors=True)
     return [folder / name for name in names], facts.placeholders()

@@ -21,13 +21,16 @@ import json
 import os
 import shutil
 import tempfile
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterable
+from typing import Iterable, Iterator
 
 from cnmflow.atomic_write import atomic_path
 
 JOURNAL_NAME = ".cnmflow-swap.json"
 TRASH_PREFIX = ".cnmflow-trash-"
+#: Hidden folders a result set is written into before it is swapped in (a killed run's are leftovers).
+EXPORT_STAGING_PREFIX = ".cnmflow-export-"
 
 
 def swap_in(staging: Path, output_dir: Path, *, new: Iterable[str], old: Iterable[str],
@@ -57,6 +60,22 @@ def finish_interrupted_swap(output_dir: str | os.PathLike) -> bool:
         return False
     _roll_forward(output_dir, journal)
     return True
+
+
+@contextmanager
+def staging_folder(output_dir: str | os.PathLike, *, label: str = "") -> Iterator[Path]:
+    """A hidden folder inside ``output_dir`` to write a whole result set into before :func:`swap_in`.
+
+    Removed afterwards, also on errors, unless a committed swap still needs it (the next opener
+    of the folder finishes that swap); a killed run's staging folder is swept as a leftover.
+    """
+    output_dir = Path(output_dir)
+    staging = Path(tempfile.mkdtemp(prefix=f"{EXPORT_STAGING_PREFIX}{label}", dir=output_dir))
+    try:
+        yield staging
+    finally:
+        if staging.name not in staging_in_use(output_dir):
+            shutil.rmtree(staging, ignore_errors=True)
 
 
 def staging_in_use(output_dir: str | os.PathLike) -> set[str]:
