@@ -1,10 +1,12 @@
 """The analysis table as a form: every seed parameter as a field with a concrete default.
 
 Prefect renders a flow's pydantic parameter as a form; an ``Optional[...] = None`` field shows as
-an awkward type chooser, so only the two parameters the seed itself marks "auto" (fr, K) keep
-None.  rf's "unspecified" (one patch) is entered as 0.  The form's defaults are the seed's
-defaults, which are the 1P preset; :func:`form_values` gives the 2P deployment its pre-filled
-values.
+an awkward type chooser ("float | None", "Property is type None"), so every field holds a value:
+the seed's "auto" fr and K and rf's "unspecified" (one patch) are entered as 0 (:data:`ZERO_MEANS_NONE`).
+gSig, min_corr and min_pnr take a number or "auto" (a chooser between the two).  The fields keep
+the seed's order (Prefect's UI sorts them by their ``position``).  The form's defaults are the
+seed's defaults, which are the 1P preset; :func:`form_values` gives the 2P deployment its
+pre-filled values.
 
 **The rule: what the form shows is what runs.**  :func:`table_from_form` turns every field into
 an analysis-table value, whatever it holds — an edit back to the other preset's value (nb 0 in
@@ -22,14 +24,22 @@ from __future__ import annotations
 import copy
 from typing import Annotated, Any, Mapping
 
-from pydantic import (BaseModel, ConfigDict, Field, ModelWrapValidatorHandler, ValidationError, create_model,
-                      model_validator)
+from pydantic import (BaseModel, BeforeValidator, ConfigDict, Field, ModelWrapValidatorHandler, ValidationError,
+                      WithJsonSchema, create_model, model_validator)
 from pydantic_core import PydanticCustomError
 
 from cnmflow.errors import ParameterError
 from cnmflow.motion.params import MOTION_PARAM_NAMES
-from cnmflow.params import (PARAM_NAMES, PRESETS, Number, Params, check_preset_agrees, unknown_message,
-                            validation_message)
+from cnmflow.params import (AUTO_FIELDS, PARAM_NAMES, PRESETS, Number, Params, check_preset_agrees,
+                            default_n_processes, unknown_message, validation_message)
+
+def _empty_is_none(value: Any) -> Any:
+    return None if isinstance(value, str) and not value.strip() else value
+
+
+#: An optional text parameter (a file, an address) shown as a plain text box: Prefect's UI renders
+#: ``str | None`` as a "str | None" chooser; left empty it is None.
+OptionalText = Annotated[str | None, BeforeValidator(_empty_is_none), WithJsonSchema({"type": "string"})]
 
 #: pydantic error type of a form that does not validate; its message is the one-line summary.
 FORM_ERROR = "invalid_parameters"
@@ -37,28 +47,56 @@ FORM_ERROR = "invalid_parameters"
 #: The seed's default worker count (the run caps it to the machine's cores, with a note).
 SEED_N_PROCESSES = 7
 
-_RF = Field(40, ge=0, title="rf",
-            description="Half-size of a patch in pixels. 0: unspecified, the whole field of view is one patch.")
-_N_PROCESSES = Field(SEED_N_PROCESSES, ge=1, title="n_processes",
-                     description="Number of processes used to analyze patches in parallel (capped to the "
-                     "machine's cores).")
+#: Table values that are None (auto / unspecified) and shown as 0 in a form: a plain number field.
+ZERO_MEANS_NONE: tuple[str, ...] = ("fr", "K", "rf")
+
+#: The form's own fields where the table's field would be ``X | None`` (shown as a type chooser).
+_FORM_FIELDS: dict[str, tuple[Any, Any]] = {
+    "fr": (Annotated[float, Number], Field(
+        0.0, ge=0, title="fr", description="Imaging rate in frames per second. 0: auto, read from the movie's "
+        "metadata (else 30 fps).")),
+    "K": (Annotated[int, Number], Field(
+        0, ge=0, title="K", description="Number of components to find per patch. 0: auto, estimated (corr_pnr "
+        "only). With rf 0, K is the number of cells in the whole field of view.")),
+    "rf": (Annotated[int, Number], Field(
+        40, ge=0, title="rf", description="Half-size of a patch in pixels. 0: unspecified, the whole field of "
+        "view is one patch.")),
+    "n_processes": (Annotated[int, Number], Field(
+        SEED_N_PROCESSES, ge=1, title="n_processes", description="Number of processes used to analyze patches "
+        "in parallel (capped to the machine's cores, with a note in the summary).")),
+}
 
 
-def _form_fields() -> dict[str, Any]:
+def _form_fields(names: tuple[str, ...] = PARAM_NAMES) -> dict[str, Any]:
     fields: dict[str, Any] = {}
-    for name in PARAM_NAMES:        # the seed's table in its order, then the motion section
+    for name in names:        # the seed's table in its order, then the motion section
         info = Params.model_fields[name]
-        if name == "rf":
-            fields[name] = (Annotated[int, Number], _RF)
-        elif name == "n_processes":
-            fields[name] = (Annotated[int, Number], _N_PROCESSES)
-        else:
-            fields[name] = (info.annotation, copy.copy(info))  # keeps the Number / Flag checks and ranges
+        # the table's field keeps its Number / Flag checks and ranges
+        fields[name] = _FORM_FIELDS.get(name) or (info.annotation, copy.copy(info))
     return fields
 
 
+def form_schema_extra(schema: dict[str, Any]) -> None:
+    """What Prefect's UI needs to show the table well: each field's position (the seed's order), "auto"
+    as a choice of its own in gSig/min_corr/min_pnr, and one-value choices as a menu, not a greyed box."""
+    for position, prop in enumerate(schema.get("properties", {}).values()):
+        prop["position"] = position
+        for option in prop.get("anyOf", ()):
+            if option.get("const") == "auto":
+                option.pop("const")
+                option.update(enum=["auto"], title="auto")
+            elif option.get("type") in ("number", "integer"):
+                option.setdefault("title", "number")
+        if "const" in prop:                                   # e.g. method_deconvolution: only "oasis" so far
+            prop["enum"] = [prop.pop("const")]
+
+
+def _form_schema_extra(schema: dict[str, Any], cls: type) -> None:
+    form_schema_extra(schema)
+
+
 class _FormBase(BaseModel):
-    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False, json_schema_extra=_form_schema_extra)
 
     @model_validator(mode="wrap")
     @classmethod
@@ -80,7 +118,7 @@ def form_values(preset: str = "1p") -> dict[str, Any]:
     """Every field's value for ``preset``, as JSON — a deployment's pre-filled parameters."""
     _check_preset(preset)
     values = ExtractionParams().model_dump(mode="json")
-    values.update({name: (0 if name == "rf" and value is None else value) for name, value in PRESETS[preset].items()})
+    values.update({name: form_value(name, value) for name, value in PRESETS[preset].items()})
     return values
 
 
@@ -89,8 +127,14 @@ def _check_preset(preset: str) -> None:
         raise ParameterError(f"preset={preset!r} is not known; choose one of {', '.join(PRESETS)}")
 
 
-def _table_value(name: str, value: Any) -> Any:
-    return None if name == "rf" and value == 0 else value
+def table_value(name: str, value: Any) -> Any:
+    """A form's value as the table holds it (0 in fr, K, rf: None, i.e. auto / unspecified)."""
+    return None if name in ZERO_MEANS_NONE and value == 0 and not isinstance(value, bool) else value
+
+
+def form_value(name: str, value: Any) -> Any:
+    """A table value as the form shows it (None in fr, K, rf: 0)."""
+    return 0 if name in ZERO_MEANS_NONE and value is None else value
 
 
 def _same(a: Any, b: Any) -> bool:
@@ -105,6 +149,7 @@ def table_from_form(form: BaseModel | Mapping[str, Any] | None, preset: str = "1
 
     Fields equal to the preset's values are left out so that their source stays "preset …";
     everything else — including a value equal to the other preset's — is applied as shown.
+    n_processes is kept when it is not this machine's default, so that a capped 7 says so.
     A mapping may hold some fields only; the others are the preset's.  ParameterError (one line)
     for an unknown field, a bad value, or a method_init of the other preset.
     """
@@ -113,8 +158,10 @@ def table_from_form(form: BaseModel | Mapping[str, Any] | None, preset: str = "1
     _check_preset(preset)
     preset_values = form_values(preset)
     values = _validated(form if isinstance(form, BaseModel) else {**preset_values, **form})
-    table = {name: _table_value(name, value) for name, value in values.items()
-             if not _same(value, preset_values[name])}
+    given = set(values) if isinstance(form, BaseModel) else set(form)
+    table = {name: table_value(name, value) for name, value in values.items()
+             if not _same(value, preset_values[name])
+             or (name == "n_processes" and name in given and value != default_n_processes())}
     check_preset_agrees(preset, table)
     return table
 
@@ -144,7 +191,7 @@ def form_with(preset: str = "1p", table: Mapping[str, Any] | None = None) -> Bas
     unknown = sorted(set(table) - set(values))
     if unknown:
         raise ParameterError(unknown_message(unknown))
-    values.update({name: 0 if name == "rf" and value is None else value for name, value in table.items()})
+    values.update({name: form_value(name, value) for name, value in table.items()})
     try:
         form = ExtractionParams(**values)
     except ValidationError as err:
@@ -164,23 +211,23 @@ MOTION_FORM_NAMES: tuple[str, ...] = ("fr", *MOTION_PARAM_NAMES, "n_processes")
 
 
 def _motion_form_fields() -> dict[str, Any]:
-    fields = {}
-    for name in MOTION_FORM_NAMES:
-        info = copy.copy(Params.model_fields[name])
-        if name == "motion_correction":
-            info.default = MOTION_DEFAULT_METHOD
-        fields[name] = (info.annotation, info)
+    fields = _form_fields(MOTION_FORM_NAMES)
+    annotation, info = fields["motion_correction"]
+    info = copy.copy(info)
+    info.default = MOTION_DEFAULT_METHOD
+    fields["motion_correction"] = (annotation, info)
     return fields
 
 
 MotionForm = create_model(  # type: ignore[call-overload]
-    "MotionForm", __config__=ConfigDict(extra="forbid", allow_inf_nan=False),
+    "MotionForm", __config__=ConfigDict(extra="forbid", allow_inf_nan=False, json_schema_extra=_form_schema_extra),
     __doc__="The motion section of the analysis table (rigid correction by default).", **_motion_form_fields())
 
 
 def table_from_motion_form(form: BaseModel | dict[str, Any] | None) -> dict[str, Any]:
     """Table values from a filled motion form: the fields that differ from the table's defaults, and the method."""
     values = form.model_dump() if isinstance(form, BaseModel) else dict(form or {})
+    values = {name: table_value(name, value) for name, value in values.items()}
     defaults = Params().model_dump()
     table = {name: value for name, value in values.items()
              if name == "motion_correction" or name not in defaults or not _same(value, defaults[name])}

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from cnmflow.errors import InputError
 from cnmflow.lineage import read_manifest
 from cnmflow.outputs.names import MANIFEST_NAME
 
@@ -54,6 +55,12 @@ def _cell(value: Any) -> str:
     return text.replace("|", "\\|")
 
 
+def _source_cell(name: str, source: str, notes: tuple[str, ...]) -> str:
+    """A value's source; one the machine changed (n_processes capped to the cores) with the note saying so."""
+    note = next((note for note in notes if note.startswith(f"{name}=")), None) if source == "machine" else None
+    return f"{source}: {note}" if note else source
+
+
 def summary_markdown(report: RunReport) -> str:
     """The run summary: inputs, effective parameters with sources, counts, timings, memory, outputs."""
     manifest = read_manifest(report.output_dir)
@@ -63,7 +70,7 @@ def summary_markdown(report: RunReport) -> str:
              else "components reused from an earlier identical run" if report.reused_extraction
              else "computed")
     lines = [f"# Source extraction: {report.n_components} components", "",
-             f"Output folder: `{report.output_dir}` ({state})", "",
+             f"Output folder ({state}):", "", "```", str(report.output_dir), "```", "",
              "## Inputs", "", "| # | file | frames | frame rate | sha256 |", "|---|---|---|---|---|"]
     for rec in manifest.get("inputs", []):
         lines.append(f"| {rec['index']} | `{rec['path']}` | {rec['n_frames']} | {_cell(rec.get('frame_rate'))} Hz "
@@ -78,7 +85,7 @@ def summary_markdown(report: RunReport) -> str:
         lines += ["", f"Peak memory (resident): {report.peak_rss_mb:.0f} MiB"]
     lines += ["", "## Effective parameters", "", "| parameter | value | source |", "|---|---|---|"]
     for name, spec in manifest.get("parameters", {}).items():
-        lines.append(f"| {name} | {_cell(spec['value'])} | {spec['source']} |")
+        lines.append(f"| {name} | {_cell(spec['value'])} | {_source_cell(name, spec['source'], report.notes)} |")
     lines += ["", "## Outputs", ""] + [f"- `{name}`" for name in report.files]
     lines += ["", "## Tracking", ""]
     if report.mlflow_run_id:
@@ -88,4 +95,22 @@ def summary_markdown(report: RunReport) -> str:
         lines.append(f"**Not tracked**: {report.tracking_error or 'tracking was off'}")
     if report.notes:
         lines += ["", "## Notes", ""] + [f"- {note}" for note in report.notes]
+    return "\n".join(lines) + "\n"
+
+
+def failure_markdown(*, stage: str, error: BaseException, movies: list[str], output_dir: str) -> str:
+    """A failed run's summary: the stage, the error's one line (it names the file or parameter and the fix),
+    the inputs; a bug (not bad input) says where its traceback is."""
+    user_error = isinstance(error, InputError)
+    message = " ".join(str(error).split()) or type(error).__name__
+    lines = [f"# Source extraction failed in {stage}", "",
+             f"**{'What to fix' if user_error else 'Error'}:** {message}", "",
+             f"- stage: `{stage}`", f"- output folder: `{output_dir}`"]
+    lines += [f"- movie: `{movie}`" for movie in movies]
+    if user_error:
+        lines += ["", "Bad input: the run stopped before writing results. Fix what the message names and run "
+                      "again (the same form, with the field or file corrected)."]
+    else:
+        lines += ["", f"An unexpected error ({type(error).__name__}): its traceback is in the run's logs. "
+                      "Please report it with the logs."]
     return "\n".join(lines) + "\n"

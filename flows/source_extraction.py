@@ -11,10 +11,16 @@ done, so a second run into the same folder is refused instead of mixing its file
 
 from __future__ import annotations
 
-from prefect import flow, get_run_logger
-from prefect.runtime import flow_run
+from typing import Any
 
-from cnmflow.params_form import ExtractionParams
+from prefect import flow, get_run_logger
+from prefect.client.schemas.objects import State
+from prefect.runtime import flow_run
+from prefect.states import Failed
+
+from cnmflow.errors import InputError
+
+from cnmflow.params_form import ExtractionParams, OptionalText
 from cnmflow.pipeline import give_back_work_copies, stages_before_fit, timed_stage
 from cnmflow.plan import RunPlan, check_run_options, needs_tracking, work_steps
 from cnmflow.report import RunReport, report_from_manifest
@@ -25,9 +31,12 @@ from cnmflow.tasks.export import export_task
 from cnmflow.tasks.extract import extract, is_cached
 from cnmflow.tasks.motion import motion_correction
 from cnmflow.tasks.progress import RunProgress
-from cnmflow.tasks.report import publish_report
+from cnmflow.tasks.report import publish_failure, publish_report, quiet_user_error_tracebacks
 from cnmflow.tasks.track import track
 from cnmflow.tasks.validate import validate
+
+
+quiet_user_error_tracebacks()   # bad input: one line in the logs, not two 60-line tracebacks
 
 
 def _run_ids() -> dict[str, str | None]:
@@ -70,23 +79,26 @@ def _compute_and_export(plan: RunPlan, timings: dict[str, float], progress: RunP
 def source_extraction(
     movies: list[str],
     output_dir: str,
-    params_file: str | None = None,
+    params_file: OptionalText = None,
     overwrite_params: bool = False,
     preset: Preset = "1p",
     params: ExtractionParams = ExtractionParams(),  # type: ignore[valid-type]
     overwrite: bool = False,
     evaluate: bool = False,
     save_motion_corrected: bool = False,
-    work_dir: str | None = None,
-    experiment: str = DEFAULT_EXPERIMENT,
-    tracking_uri: str | None = None,
-    track_run: bool = True,
-    mlflow_parent_run_id: str | None = None,
-    dask_address: str | None = None,
     nwb: bool = True,
-    nwb_metadata: str | None = None,
+    nwb_metadata: OptionalText = None,
+    experiment: str = DEFAULT_EXPERIMENT,
+    track_run: bool = True,
+    tracking_uri: OptionalText = None,
+    work_dir: OptionalText = None,
+    dask_address: OptionalText = None,
+    mlflow_parent_run_id: OptionalText = None,
 ) -> RunReport:
     """Extract neurons from ``movies`` (one recording, or a series) into ``output_dir``.
+
+    The form's order: the movies and the output folder, the parameters file, the analysis table in the
+    seed's order, the output options, then the advanced run settings (tracking, work folder, Dask).
 
     Args:
         movies: Movie files (.isxd, .tif/.tiff, .avi); several files form one series.
@@ -96,26 +108,57 @@ def source_extraction(
         preset: The seed's 1P or 2P column the form is based on. It fills in no field; it must agree
             with params.method_init (1p: corr_pnr; 2p: greedy_roi or sparse_NMF), else the run fails
             before compute naming both.
-        params: The analysis table. What it shows is what runs: every field is applied as shown,
-            an edit back to the other preset's value included.
+        params: The analysis table, in the seed's order. What it shows is what runs: every field is
+            applied as shown, an edit back to the other preset's value included.
         overwrite: Replace the outputs of an earlier, different run in output_dir.
         evaluate: Evaluate components (trace SNR, spatial consistency) and mark them accepted/rejected.
         save_motion_corrected: With motion correction on, also write the corrected movie per input movie
             (motion_corrected.{k}.tif, or .isxd with the input's timing for isxd inputs; float32).
-        work_dir: Folder for the temporary float32 copy of the movies (default: inside output_dir).
-        experiment: MLflow experiment the run is logged to.
-        tracking_uri: MLflow tracking URI (default: $MLFLOW_TRACKING_URI, else sqlite:///<output_dir's
-            parent>/mlflow.db).
-        track_run: Log the run to MLflow.
-        mlflow_parent_run_id: Nest the MLflow run under this run (parameter sweeps set it).
-        dask_address: Dask scheduler for the patch jobs (default: $CNMFLOW_DASK_ADDRESS, else local
-            processes); its workers must reach work_dir.
         nwb: Write ophys.{k}.nwb (Neurodata Without Borders) per movie.
         nwb_metadata: YAML/JSON file with the subject, session, device and imaging_plane facts for the
             NWB files (placeholders otherwise); checked before any compute.
+        experiment: MLflow experiment the run is logged to.
+        track_run: Advanced run setting. Log the run to MLflow.
+        tracking_uri: Advanced run setting. MLflow tracking URI (default: $MLFLOW_TRACKING_URI, else
+            sqlite:///<output_dir's parent>/mlflow.db).
+        work_dir: Advanced run setting. Folder for the temporary float32 copy of the movies (default:
+            inside output_dir).
+        dask_address: Advanced run setting. Dask scheduler for the patch jobs (default:
+            $CNMFLOW_DASK_ADDRESS, else local processes); its workers must reach work_dir.
+        mlflow_parent_run_id: Advanced run setting. Nest the MLflow run under this run (parameter sweeps
+            set it).
     """
     progress = RunProgress()
     progress.start()
+    try:
+        report = _run(movies, output_dir, progress, params_file=params_file, overwrite_params=overwrite_params,
+                      preset=preset, params=params, overwrite=overwrite, evaluate=evaluate,
+                      save_motion_corrected=save_motion_corrected, nwb=nwb, nwb_metadata=nwb_metadata,
+                      experiment=experiment, track_run=track_run, tracking_uri=tracking_uri, work_dir=work_dir,
+                      dask_address=dask_address, mlflow_parent_run_id=mlflow_parent_run_id)
+    except Exception as error:
+        return failed_run(error, progress, movies=movies, output_dir=output_dir)
+    get_run_logger().info("%d components; results in %s", report.n_components, report.output_dir)
+    return report
+
+
+def failed_run(error: Exception, progress: RunProgress, *, movies: list[str], output_dir: str) -> State:
+    """Show the failure (progress, failure summary); bad input ends the run Failed with its one line,
+    anything else (a bug) is raised again with its traceback."""
+    progress.fail(str(error) or type(error).__name__)
+    publish_failure(error, stage=progress.stage, movies=list(movies), output_dir=str(output_dir))
+    if not isinstance(error, InputError):
+        raise error
+    get_run_logger().error("failed in %s: %s", progress.stage, error)
+    return Failed(message=f"{progress.stage}: {error}", data=error)
+
+
+def _run(movies: list[str], output_dir: str, progress: RunProgress, *, params_file: str | None,
+         overwrite_params: bool, preset: Preset, params: Any, overwrite: bool, evaluate: bool,
+         save_motion_corrected: bool, nwb: bool, nwb_metadata: str | None, experiment: str, track_run: bool,
+         tracking_uri: str | None, work_dir: str | None, dask_address: str | None,
+         mlflow_parent_run_id: str | None) -> RunReport:
+    """The run's steps: validate, compute and export (unless up to date), track, report."""
     timings: dict[str, float] = {}
     with timed_stage(timings, "validate"):
         request = RunRequest.from_form(params, preset=preset, params_file=params_file,
@@ -132,13 +175,14 @@ def source_extraction(
                                                         dask_address=dask_address)
         error = None
         if needs_tracking(plan.output_dir, track_run=track_run):
+            progress("track", 0.0)
             with timed_stage(timings, "track"):
                 _, error = track(plan.output_dir, experiment=experiment, tracking_uri=tracking_uri,
                                  parent_run_id=mlflow_parent_run_id)
+        progress("track", 1.0)
         report = report_from_manifest(plan.output_dir, reused_extraction=reused, up_to_date=plan.up_to_date,
                                       timings_s=timings, tracking_error=error)
     finally:
         plan.release()  # the folder is complete and tracked (or the run failed): the next writer may come
-    publish_report(report)
-    get_run_logger().info("%d components; results in %s", report.n_components, report.output_dir)
+    publish_report(report, progress)
     return report

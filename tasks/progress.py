@@ -15,10 +15,11 @@ from uuid import UUID
 
 Progress = Callable[[str, float], None]
 
-#: Share of a run's wall time per stage (measured on 256×256×2000; good enough for a bar).
+#: Share of a run's wall time per stage, in the run's order (measured on 256×256×2000; good enough for a
+#: bar; normalised to the total).  track (MLflow) and report come after export: 100% means done.
 STAGE_WEIGHTS: dict[str, float] = {
     "validate": 0.02, "concatenate": 0.08, "motion_correction": 0.1, "patches": 0.55, "merge": 0.02, "background": 0.12,
-    "traces": 0.12, "quality": 0.03, "export": 0.06,
+    "traces": 0.12, "quality": 0.03, "export": 0.06, "track": 0.03, "report": 0.01,
 }
 MIN_INTERVAL_S = 2.0
 
@@ -52,12 +53,13 @@ def notify(stage: str, fraction: float) -> None:
 
 def overall_fraction(stage: str, fraction: float) -> float:
     """Share of the whole run done when ``stage`` is ``fraction`` done (stages in STAGE_WEIGHTS order)."""
+    total = sum(STAGE_WEIGHTS.values())
     done = 0.0
     for name, weight in STAGE_WEIGHTS.items():
         if name == stage:
-            return min(1.0, done + weight * min(max(fraction, 0.0), 1.0))
+            return min(1.0, (done + weight * min(max(fraction, 0.0), 1.0)) / total)
         done += weight
-    return done
+    return min(1.0, done / total)
 
 
 class RunProgress:
@@ -69,6 +71,7 @@ class RunProgress:
         self.last_sent = 0.0
         self.last_percent = -1.0
         self.last_stage = ""
+        self.stage = "validate"          # the stage reported last (even when its update was throttled)
 
     def start(self) -> None:
         from prefect.artifacts import create_progress_artifact
@@ -80,6 +83,7 @@ class RunProgress:
 
     def __call__(self, stage: str, fraction: float) -> None:
         notify(stage, fraction)
+        self.stage = stage
         percent = round(100.0 * overall_fraction(stage, fraction), 1)
         now = time.monotonic()
         due = stage != self.last_stage or now - self.last_sent >= MIN_INTERVAL_S or fraction >= 1.0
@@ -93,3 +97,17 @@ class RunProgress:
             log.debug("progress artifact update failed", exc_info=True)
             return
         self.last_sent, self.last_percent, self.last_stage = now, percent, stage
+
+    def fail(self, message: str) -> None:
+        """Show that the run failed, and in which stage (the bar stays where it stopped)."""
+        if self.artifact_id is None:
+            return
+        from prefect.artifacts import update_progress_artifact
+
+        line = " ".join(message.split())
+        line = line if len(line) <= 200 else line[:197] + "..."
+        try:
+            update_progress_artifact(self.artifact_id, max(self.last_percent, 0.0),
+                                     description=f"FAILED in {self.stage}: {line}")
+        except Exception:  # noqa: BLE001 - progress display must not hide the run's own error
+            log.debug("progress artifact update failed", exc_info=True)

@@ -8,7 +8,8 @@ import pytest
 
 from cnmflow.errors import ParameterError
 from cnmflow.params import PRESETS, resolve_params
-from cnmflow.params_form import ExtractionParams, form_values, form_with, table_from_form
+from cnmflow.params_form import (ExtractionParams, MotionForm, form_values, form_with, table_from_form,
+                                 table_from_motion_form, table_value)
 
 
 def _run(prefilled: str, preset: str, **edits):
@@ -21,7 +22,7 @@ def _shown(form_fields: dict, params) -> None:
     for name, value in form_fields.items():
         ran = getattr(params, name)
         ran = list(ran) if isinstance(ran, tuple) else ran   # a pair runs as the form's JSON list
-        assert ran == (None if name == "rf" and value == 0 else value), name
+        assert ran == table_value(name, value), name   # fr, K, rf: 0 runs as auto / one patch
         assert isinstance(ran, bool) == isinstance(value, bool), name
 
 
@@ -96,10 +97,56 @@ def test_form_errors_are_one_line_naming_the_field():
 def test_the_form_schema_still_offers_numbers_and_flags():
     schema = ExtractionParams.model_json_schema()["properties"]
     assert schema["merge_thr"]["type"] == "number" and schema["center_psf"]["type"] == "boolean"
-    for name in ("gSig", "min_corr", "min_pnr"):   # a number, or "auto" (read from the movie)
+    for name in ("gSig", "min_corr", "min_pnr"):   # a number, or "auto" (read from the movie) as a choice of its own
         assert [option.get("type") for option in schema[name]["anyOf"]] == ["number", "string"]
-        assert schema[name]["anyOf"][1]["const"] == "auto"
+        assert schema[name]["anyOf"][1]["enum"] == ["auto"] and schema[name]["anyOf"][1]["title"] == "auto"
     assert schema["rf"]["type"] == "integer" and schema["rf"]["minimum"] == 0
+
+
+def test_fr_and_k_are_plain_numbers_whose_zero_is_the_seeds_auto():
+    """No "float | None" chooser ("Property is type None"): a number with a default, 0 meaning auto."""
+    schema = ExtractionParams.model_json_schema()["properties"]
+    assert (schema["fr"]["type"], schema["fr"]["default"], schema["fr"]["minimum"]) == ("number", 0, 0)
+    assert (schema["K"]["type"], schema["K"]["default"], schema["K"]["minimum"]) == ("integer", 0, 0)
+    assert "anyOf" not in schema["fr"] and "anyOf" not in schema["K"]
+    assert "auto" in schema["fr"]["description"] and "auto" in schema["K"]["description"]
+    resolved = resolve_params(table=table_from_form(ExtractionParams(fr=0, K=0)))
+    assert resolved.params.fr is None and resolved.params.K is None    # auto
+    assert resolve_params(table=table_from_form(ExtractionParams(fr=20, K=5))).params.K == 5
+    assert form_values("2p")["K"] == 4 and form_with("1p", {"K": None, "fr": None}).K == 0
+    assert MotionForm.model_json_schema()["properties"]["fr"]["type"] == "number"
+    assert "fr" not in table_from_motion_form(MotionForm()) and table_from_motion_form(MotionForm(fr=15))["fr"] == 15
+
+
+def test_the_form_lists_the_table_in_the_seeds_order_and_method_deconvolution_is_a_choice():
+    from pathlib import Path
+
+    seed = (Path(__file__).resolve().parents[2] / "shared" / "seed" / "000_acce40688fcacf62.txt")
+    schema = ExtractionParams.model_json_schema()["properties"]
+    by_position = sorted(schema, key=lambda name: schema[name]["position"])   # how Prefect's UI orders fields
+    assert by_position[:3] == ["fr", "decay_time", "dxy"] and by_position[30] == "n_processes"
+    if seed.is_file():
+        rows = [line.split(" | ")[0] for line in seed.read_text().splitlines() if " | False | " in line]
+        seed_names = [name for name in rows if name in schema]
+        assert len(seed_names) == 31 and by_position[:31] == seed_names
+    assert schema["method_deconvolution"]["enum"] == ["oasis"] and "const" not in schema["method_deconvolution"]
+
+
+def test_the_watch_forms_auto_values_show_as_auto():
+    form = ExtractionParams(**{**form_values("1p"), "gSig": "auto", "min_corr": "auto", "min_pnr": "auto"})
+    shown = form.model_dump(mode="json")
+    assert (shown["gSig"], shown["min_corr"], shown["min_pnr"]) == ("auto", "auto", "auto")
+    assert table_from_form(form)["gSig"] == "auto"
+
+
+def test_a_capped_n_processes_is_not_reported_as_the_default(monkeypatch):
+    """The form's 7 workers on a 2-core machine: the run says 7 was asked and capped, not "2 (default)"."""
+    monkeypatch.setattr("os.cpu_count", lambda: 2)
+    resolved = resolve_params(table=table_from_form(ExtractionParams()))
+    assert resolved.params.n_processes == 2 and resolved.sources["n_processes"] == "machine"
+    assert "n_processes=7 capped to this machine's 2 cores" in resolved.notes
+    monkeypatch.setattr("os.cpu_count", lambda: 16)
+    assert "n_processes" not in table_from_form({"nb": 0}, "1p"), "a mapping that leaves it out keeps the default"
 
 
 def test_a_bad_form_from_the_ui_fails_prefects_validation_with_our_one_line():

@@ -53,3 +53,28 @@ def test_the_summary_lists_inputs_parameters_with_sources_and_timings(folder):
 def test_a_folder_without_a_manifest_is_refused(tmp_path):
     with pytest.raises(InputError, match="no lineage manifest"):
         report_from_manifest(tmp_path, reused_extraction=False, up_to_date=False)
+
+
+def test_the_summary_shows_the_output_folder_as_text_not_a_file_link(folder):
+    summary = summary_markdown(report_from_manifest(folder, reused_extraction=False, up_to_date=False))
+    assert f"```\n{folder}\n```" in summary and "file://" not in summary
+
+
+def test_a_capped_n_processes_says_what_was_asked(tmp_path):
+    manifest = {**MANIFEST, "parameters": {"n_processes": {"value": 2, "source": "machine"}},
+                "parameter_notes": ["n_processes=7 capped to this machine's 2 cores"]}
+    (tmp_path / MANIFEST_NAME).write_text(json.dumps(manifest))
+    summary = summary_markdown(report_from_manifest(tmp_path, reused_extraction=False, up_to_date=False))
+    assert "| n_processes | 2 | machine: n_processes=7 capped to this machine's 2 cores |" in summary
+
+
+def test_a_failure_summary_names_the_stage_the_file_and_the_fix():
+    from cnmflow.errors import MovieError
+    from cnmflow.report import failure_markdown
+
+    text = failure_markdown(stage="validate", error=MovieError("movie file not found: /d/m.tif; check the path"),
+                            movies=["/d/m.tif"], output_dir="/d/out")
+    assert text.startswith("# Source extraction failed in validate")
+    assert "**What to fix:** movie file not found: /d/m.tif; check the path" in text and "Bad input" in text
+    bug = failure_markdown(stage="patches", error=ZeroDivisionError("x"), movies=["/d/m.tif"], output_dir="/d/out")
+    assert "ZeroDivisionError" in bug and "traceback is in the run's logs" in bug

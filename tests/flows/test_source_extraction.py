@@ -57,17 +57,24 @@ def test_flow_runs_the_plan_and_reports_it(movie, tmp_path):
 
     names = sorted(task_run.name.rsplit("-", 1)[0] for task_run in _task_runs(flow_run_id))
     assert names == ["concatenate", "export", "extract", "report", "track", "validate"]
-    with get_client(sync_client=True) as client:
-        artifacts = client.read_artifacts(
-            artifact_filter=ArtifactFilter(flow_run_id=ArtifactFilterFlowRunId(any_=[flow_run_id])))
-    by_key = {artifact.key: artifact for artifact in artifacts}
+    by_key = _artifacts(flow_run_id)
     assert {"source-extraction-progress", "source-extraction-summary", "footprints-preview",
             "output-folder"} <= set(by_key)
     assert float(by_key["source-extraction-progress"].data) == pytest.approx(100.0)
+    assert by_key["source-extraction-progress"].description == "report: 100%", "track and report are stages too"
+    folder = by_key["output-folder"].data
+    assert str(tmp_path / "out") in folder and "file://" not in folder, "the path as text: browsers block file://"
     assert by_key["footprints-preview"].data.startswith("data:image/png;base64,")
     summary = by_key["source-extraction-summary"].data
     assert f"{report.n_components} components" in summary and "min_pnr | 8 | table" in summary
     assert str(movie) in summary and "cellset_raw.000.isxd" in summary
+
+
+def _artifacts(flow_run_id: str) -> dict:
+    with get_client(sync_client=True) as client:
+        artifacts = client.read_artifacts(
+            artifact_filter=ArtifactFilter(flow_run_id=ArtifactFilterFlowRunId(any_=[flow_run_id])))
+    return {artifact.key: artifact for artifact in artifacts}
 
 
 def _asset_events(flow_run_id: str, expected: int, timeout_s: float = 15.0) -> list[dict]:
@@ -130,6 +137,42 @@ def test_bad_input_fails_once_with_its_message(tmp_path):
     (validate_run,) = _task_runs(str(state.state_details.flow_run_id))
     assert validate_run.run_count == 1, "a validation error must not be retried"
     assert not (tmp_path / "out").exists() or not any((tmp_path / "out").iterdir())
+    by_key = _artifacts(str(state.state_details.flow_run_id))
+    failure = by_key["source-extraction-failure"].data
+    assert "failed in validate" in failure and str(missing) in failure and "check the path" in failure
+    assert "Traceback" not in failure
+    progress = by_key["source-extraction-progress"].description
+    assert progress.startswith("FAILED in validate:") and "no_such_movie.tif" in progress
+
+
+def test_bad_input_is_logged_as_one_line_without_tracebacks(tmp_path, caplog):
+    import logging
+
+    caplog.set_level(logging.INFO, logger="prefect")
+    state = source_extraction(movies=[str(tmp_path / "gone.tif")], output_dir=str(tmp_path / "out"),
+                              return_state=True)
+    assert state.is_failed() and state.message.startswith("validate: movie file not found")
+    assert any("gone.tif" in record.getMessage() and record.levelname == "ERROR" for record in caplog.records)
+    assert not [record for record in caplog.records if record.exc_info or record.exc_text], "no traceback"
+
+
+def test_a_bug_keeps_its_traceback_and_its_failure_summary(movie, tmp_path, monkeypatch, caplog):
+    import logging
+
+    def broken_fit(*args, **kwargs):
+        raise ZeroDivisionError("a bug in the engine")
+
+    monkeypatch.setattr(extract_module, "fit_series", broken_fit)
+    monkeypatch.setattr(flow_module, "extract", flow_module.extract.with_options(retries=0))
+    caplog.set_level(logging.INFO, logger="prefect")
+    state = run(movie, tmp_path / "out", return_state=True, track_run=False)
+    assert state.is_failed()
+    with pytest.raises(ZeroDivisionError):
+        state.result()
+    assert any(record.exc_info for record in caplog.records), "a bug's traceback stays in the logs"
+    by_key = _artifacts(str(state.state_details.flow_run_id))
+    assert "ZeroDivisionError" in by_key["source-extraction-failure"].data
+    assert by_key["source-extraction-progress"].description.startswith("FAILED in ")
 
 
 def test_transient_failure_is_retried_and_the_run_completes(movie, tmp_path, monkeypatch):
