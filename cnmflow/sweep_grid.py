@@ -17,10 +17,17 @@ from contextlib import contextmanager
 from typing import Any, Iterator, Mapping, Sequence
 
 from cnmflow.errors import InputError, ParameterError
-from cnmflow.params import PARAM_NAMES, unknown_message
+from cnmflow.params import AUTO_FIELDS, PARAM_NAMES, unknown_message
 from cnmflow.request import RunRequest, request_of
 
 MAX_COMBINATIONS = 256
+
+#: What a grid looks like (the sweep form's example, the docs): two parameters, six combinations.
+GRID_EXAMPLE: dict[str, list[Any]] = {"min_corr": [0.7, 0.8], "min_pnr": [6, 8, 10]}
+
+#: Share of a sweep's progress bar per stage: the shared work copy (validate, concatenate), the
+#: combinations (one equal step each, as they finish), then the comparison.
+SWEEP_STAGE_WEIGHTS: dict[str, float] = {"validate": 0.02, "concatenate": 0.08, "combinations": 0.85, "compare": 0.05}
 
 
 class SweepFailed(RuntimeError):
@@ -38,15 +45,21 @@ class SweepFailed(RuntimeError):
 
 
 def parse_grid_option(text: str) -> tuple[str, list[Any]]:
-    """``NAME=V1,V2,...`` from ``--grid`` → (name, values); values are JSON (numbers, true/false) or text."""
+    """``NAME=V1,V2,...`` from ``--grid`` → (name, values); values are JSON (numbers, true/false) or text.
+
+    ``auto`` is written as the table holds it: "auto" for gSig / min_corr / min_pnr, None for the others
+    (fr, K: their auto is None); ``none`` / ``null`` are None."""
     name, sep, raw = text.partition("=")
     name = name.strip()
     if not sep or not name or not raw.strip():
         raise ParameterError(f"--grid expects NAME=V1,V2,... got {text!r} (e.g. --grid min_pnr=6,8,10)")
-    values = []
+    values: list[Any] = []
     for item in raw.split(","):
         item = item.strip()
         lowered = item.lower()
+        if lowered == "auto" and name in AUTO_FIELDS:
+            values.append("auto")
+            continue
         if lowered in ("auto", "none", "null"):
             values.append(None)
             continue
@@ -153,3 +166,35 @@ def folder_name(combination: Mapping[str, Any]) -> str:
     """A readable, file-system-safe sub-folder name, e.g. ``min_corr=0.8_min_pnr=6``."""
     parts = [f"{name}={'auto' if value is None else value}" for name, value in combination.items()]
     return re.sub(r"[^0-9A-Za-z_.=+-]", "-", "_".join(parts))
+
+
+def combination_label(combination: Mapping[str, Any]) -> str:
+    """A run's name from its varied values, e.g. ``min_corr 0.8 · min_pnr 6`` (None reads ``auto``).
+
+    The folder name (:func:`folder_name`) is the file-system form; this one is for lists and graphs, where a
+    scientist tells the combinations apart by their values."""
+    return " · ".join(f"{name} {'auto' if value is None else value}" for name, value in combination.items())
+
+
+def sweep_label(grid: Any) -> str:
+    """A sweep's name from what it varies, e.g. ``sweep min_corr × min_pnr (6 runs)``.
+
+    Names the run before the grid is checked, so anything that is not a grid gives plain ``sweep``."""
+    if not isinstance(grid, Mapping) or not grid:
+        return "sweep"
+    sizes = [len(values) if isinstance(values, Sequence) and not isinstance(values, str) else 1
+             for values in grid.values()]
+    count = 1
+    for size in sizes:
+        count *= size
+    return f"sweep {' × '.join(str(name) for name in grid)} ({count} run{'' if count == 1 else 's'})"
+
+
+def sweep_fraction(stage: str, fraction: float) -> float:
+    """Share of the whole sweep done when ``stage`` is ``fraction`` done (stages in SWEEP_STAGE_WEIGHTS order)."""
+    done = 0.0
+    for name, weight in SWEEP_STAGE_WEIGHTS.items():
+        if name == stage:
+            return min(1.0, done + weight * min(max(fraction, 0.0), 1.0))
+        done += weight
+    raise ValueError(f"unknown sweep stage {stage!r}; one of {', '.join(SWEEP_STAGE_WEIGHTS)}")

@@ -9,43 +9,71 @@ Every combination is checked (parameters, movies, parameters file) before anythi
 a combination that fails while running does not stop the others, but the sweep then ends Failed
 (:class:`~cnmflow.sweep_grid.SweepFailed`, naming each failed combination and why) after the
 comparison of those that finished is written.
+
+In the Prefect UI the sweep is named by what it varies, each combination task and child flow run by its
+values, and the sweep's progress bar moves as combinations finish.  A child's tasks stay in the child
+run: see :func:`run_combination`.
 """
 
 from __future__ import annotations
 
+import logging
 import threading
+import time
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
+from uuid import UUID
 
 from prefect import flow, get_run_logger, task
 from prefect.cache_policies import NO_CACHE
+from prefect.futures import as_completed
 from prefect.runtime import flow_run
 from prefect.task_runners import ThreadPoolTaskRunner
+from prefect.transactions import CommitMode, transaction
+from pydantic import Field
 
 from cnmflow.movies import remove_work_copy
 from cnmflow.errors import ParameterError
 from cnmflow.params_form import ExtractionParams
 from cnmflow.report import RunReport
 from cnmflow.request import Preset, RunRequest
-from cnmflow.sweep_grid import SweepFailed, check_sweep, folder_name
+from cnmflow.sweep_grid import (GRID_EXAMPLE, SWEEP_STAGE_WEIGHTS, SweepFailed, check_sweep, combination_label,
+                                folder_name, sweep_fraction, sweep_label)
 from cnmflow.tracking.uri import DEFAULT_EXPERIMENT, tracking_uri as default_tracking_uri
 from cnmflow.movies.work_copy import WORK_DIR_NAME
 from cnmflow.tasks.concatenate import concatenate
-from cnmflow.tasks.progress import RunProgress
 from cnmflow.tasks.sweep import close_sweep, open_sweep_run
 from cnmflow.tasks.validate import validate
 from cnmflow.flows.source_extraction import source_extraction
 
 #: Threads available to children; ``max_concurrent`` limits how many run at once.
 MAX_THREADS = 16
+#: The sweep's progress artifact (one per sweep flow run).
+PROGRESS_KEY = "parameter-sweep-progress"
+
+#: The grid as the run form shows it: a JSON object with an example (Prefect's form shows the first example
+#: as the empty field's placeholder).
+Grid = Annotated[dict[str, list[Any]], Field(examples=[GRID_EXAMPLE])]
+
+log = logging.getLogger(__name__)
 
 
-@flow(name="parameter-sweep", task_runner=ThreadPoolTaskRunner(max_workers=MAX_THREADS),
+def sweep_run_name() -> str:
+    """The sweep's flow run name, from its grid (e.g. ``sweep min_corr × min_pnr (6 runs)``)."""
+    return sweep_label(flow_run.parameters.get("grid"))
+
+
+def combination_run_name(parameters: dict[str, Any]) -> str:
+    """A combination task run's name, from its values (e.g. ``combination min_corr 0.8 · min_pnr 6``)."""
+    return f"combination {combination_label(parameters['combination'])}"
+
+
+@flow(name="parameter-sweep", task_runner=ThreadPoolTaskRunner(max_workers=MAX_THREADS), flow_run_name=sweep_run_name,
       description="Run source extraction once per combination of a parameter grid and compare the results.")
 def parameter_sweep(
     movies: list[str],
     output_dir: str,
-    grid: dict[str, list[Any]],
+    grid: Grid,
     params_file: str | None = None,
     overwrite_params: bool = False,
     preset: Preset = "1p",
@@ -64,7 +92,9 @@ def parameter_sweep(
     Args:
         movies: Movie files of one recording (a series is allowed).
         output_dir: Sweep folder; each combination writes into a sub-folder named after its values.
-        grid: Parameter name → values to try; every combination runs.
+        grid: Parameter name → list of values to try, as JSON, e.g. {"min_corr": [0.7, 0.8], "min_pnr": [6, 8, 10]}
+            (6 runs: every combination); names as in params; auto is "auto" for gSig, min_corr and min_pnr,
+            null for fr and K.
         params_file: CaImAn-style JSON parameters file, applied when overwrite_params is true.
         overwrite_params: Apply the parameters file over the table values.
         preset: The seed's 1P or 2P column the form is based on; must agree with method_init (as in
@@ -88,61 +118,160 @@ def parameter_sweep(
     if max_concurrent < 1:
         raise ParameterError(f"max_concurrent={max_concurrent}: at least one combination must run at a time; "
                              "give 1 or more")
-    request = RunRequest.from_form(params, preset=preset, params_file=params_file, overwrite_params=overwrite_params)
-    combos = check_sweep(movies, grid, request)
-    root = Path(output_dir).expanduser().absolute()
-    progress = RunProgress(key="parameter-sweep-progress")
-    plan = validate(movies, str(root), request.with_table(combos[0]), overwrite=True, evaluate=evaluate,
-                    progress=progress, nwb=nwb, nwb_metadata=nwb_metadata)
-    uri = tracking_uri or default_tracking_uri(root)
-    work = root / WORK_DIR_NAME
-    movie, created = concatenate(plan, work, progress=progress)
+    progress = SweepProgress()
+    progress.start()
     try:
-        parent = open_sweep_run(experiment=experiment, tracking_uri=uri, grid=grid, base=dict(request.table),
-                                tags={"prefect.flow_run_id": str(flow_run.id)})
-        shared = dict(params_file=params_file, overwrite_params=overwrite_params, overwrite=overwrite,
-                      evaluate=evaluate, work_dir=str(work), experiment=experiment, tracking_uri=uri,
-                      mlflow_parent_run_id=parent, dask_address=dask_address, nwb=nwb, nwb_metadata=nwb_metadata)
-        slots = threading.BoundedSemaphore(max_concurrent)
-        futures = [(combo, run_combination.submit(combo, slots=slots, movies=movies, request=request,
-                                                  output_dir=root / folder_name(combo), shared=shared))
-                   for combo in combos]
-        children, failures = _collect(futures)
-    finally:
-        if created:
-            remove_work_copy(movie)
-    if children:
-        rows = close_sweep(parent, tracking_uri=uri, children=children, folder=root, failed=len(failures))
-    else:
-        rows = _close_failed(parent, uri)
+        request = RunRequest.from_form(params, preset=preset, params_file=params_file,
+                                       overwrite_params=overwrite_params)
+        combos = check_sweep(movies, grid, request)
+        progress.total = len(combos)
+        root = Path(output_dir).expanduser().absolute()
+        plan = validate(movies, str(root), request.with_table(combos[0]), overwrite=True, evaluate=evaluate,
+                        progress=progress, nwb=nwb, nwb_metadata=nwb_metadata)
+        uri = tracking_uri or default_tracking_uri(root)
+        work = root / WORK_DIR_NAME
+        movie, created = concatenate(plan, work, progress=progress)
+        try:
+            parent = open_sweep_run(experiment=experiment, tracking_uri=uri, grid=grid, base=dict(request.table),
+                                    tags={"prefect.flow_run_id": str(flow_run.id)})
+            shared = dict(params_file=params_file, overwrite_params=overwrite_params, overwrite=overwrite,
+                          evaluate=evaluate, work_dir=str(work), experiment=experiment, tracking_uri=uri,
+                          mlflow_parent_run_id=parent, dask_address=dask_address, nwb=nwb, nwb_metadata=nwb_metadata)
+            children, failures = _run_combinations(combos, root, progress, max_concurrent=max_concurrent,
+                                                   movies=movies, request=request, shared=shared)
+        finally:
+            if created:
+                remove_work_copy(movie)
+        rows = _compare(parent, uri, children, root, failed=len(failures), progress=progress)
+    except Exception as err:
+        progress.fail(err)
+        raise
+    progress.finish(failed=len(failures))
     if failures:
         raise SweepFailed(failures, len(combos), rows=rows, folder=root)
     return rows
 
 
-@task(name="combination", cache_policy=NO_CACHE, persist_result=False)
+class SweepProgress:
+    """The sweep's progress bar: its shared work copy (validate, concatenate), then one step per finished
+    combination (as they finish, in any order), then the comparison.  Like the tasks' progress it is
+    called as ``progress(stage, fraction)``; updates are throttled, and a broken update never fails the sweep."""
+
+    MIN_INTERVAL_S = 2.0
+
+    def __init__(self, key: str = PROGRESS_KEY) -> None:
+        self.key = key
+        self.artifact_id: UUID | None = None
+        self.total = 0
+        self.finished = 0
+        self.failed = 0
+        self.stage = "validate"
+        self.last_sent = 0.0
+        self.last_percent = -1.0
+
+    def start(self) -> None:
+        from prefect.artifacts import create_progress_artifact
+        from prefect.context import FlowRunContext
+
+        if FlowRunContext.get() is None:
+            return  # called as a plain function (parameter_sweep.fn): no flow run to show a bar in
+        try:
+            self.artifact_id = create_progress_artifact(0.0, key=self.key, description="checking the grid")
+        except Exception:  # noqa: BLE001 - progress display must not fail a sweep
+            log.warning("could not create the sweep's progress artifact", exc_info=True)
+
+    def __call__(self, stage: str, fraction: float) -> None:
+        if stage not in SWEEP_STAGE_WEIGHTS:
+            return
+        changed = stage != self.stage
+        self.stage = stage
+        due = changed or fraction >= 1.0 or time.monotonic() - self.last_sent >= self.MIN_INTERVAL_S
+        if due:
+            self._show(100.0 * sweep_fraction(stage, fraction), f"{stage}: {100 * fraction:.0f}%")
+
+    def combination_finished(self, *, failed: bool) -> None:
+        """One more combination done (or failed): the bar moves one step."""
+        self.finished += 1
+        self.failed += int(failed)
+        self.stage = "combinations"
+        note = f" ({self.failed} failed)" if self.failed else ""
+        self._show(100.0 * sweep_fraction("combinations", self.finished / max(self.total, 1)),
+                   f"combinations: {self.finished} of {self.total} finished{note}")
+
+    def finish(self, *, failed: int) -> None:
+        """Everything ran and the comparison is written (failed combinations are named by the sweep's error)."""
+        note = f"; {failed} of {self.total} failed (see the sweep's error)" if failed else ""
+        self._show(100.0, f"done: {self.total} combinations compared{note}", force=True)
+
+    def fail(self, error: BaseException) -> None:
+        """The sweep stopped: say where and why (the bar stays where it stopped)."""
+        line = " ".join(f"{type(error).__name__}: {error}".split())
+        line = line if len(line) <= 200 else line[:197] + "..."
+        self._show(max(self.last_percent, 0.0), f"FAILED in {self.stage}: {line}", force=True)
+
+    def _show(self, percent: float, description: str, *, force: bool = False) -> None:
+        percent = round(percent, 1)
+        if self.artifact_id is None or (percent < self.last_percent and not force):
+            return
+        from prefect.artifacts import update_progress_artifact
+
+        try:
+            update_progress_artifact(self.artifact_id, percent, description=description)
+        except Exception:  # noqa: BLE001
+            log.debug("sweep progress update failed", exc_info=True)
+            return
+        self.last_sent, self.last_percent = time.monotonic(), percent
+
+
+def _run_combinations(combos: list[dict[str, Any]], root: Path, progress: SweepProgress, *, max_concurrent: int,
+                      movies: list[str], request: RunRequest, shared: dict[str, Any]
+                      ) -> tuple[list[tuple[dict[str, Any], Path]], list[tuple[dict[str, Any], str]]]:
+    """Every combination as a child run, ``max_concurrent`` at a time; (combination, output folder) of those
+    that finished and (combination, why) of those that failed, both in grid order."""
+    progress("combinations", 0.0)
+    slots = threading.BoundedSemaphore(max_concurrent)
+    futures = [run_combination.submit(combo, slots=slots, movies=movies, request=request,
+                                      output_dir=root / folder_name(combo), shared=shared) for combo in combos]
+    position = {future.task_run_id: index for index, future in enumerate(futures)}
+    finished: dict[int, Path] = {}
+    failed: dict[int, str] = {}
+    for future in as_completed(futures):
+        index = position[future.task_run_id]
+        try:
+            finished[index] = future.result().output_dir
+        except Exception as err:  # noqa: BLE001 - one failed combination must not hide the others
+            failed[index] = " ".join(f"{type(err).__name__}: {err}".split())
+            get_run_logger().error("combination %s failed: %s", combination_label(combos[index]), failed[index])
+        progress.combination_finished(failed=index in failed)
+    return ([(combos[index], finished[index]) for index in sorted(finished)],
+            [(combos[index], failed[index]) for index in sorted(failed)])
+
+
+@task(name="combination", task_run_name=combination_run_name, cache_policy=NO_CACHE, persist_result=False)
 def run_combination(combination: dict[str, Any], *, slots: threading.BoundedSemaphore, movies: list[str],
                     output_dir: Path, request: RunRequest, shared: dict[str, Any]) -> RunReport:
-    """One combination as a ``source-extraction`` child run, once a slot is free."""
-    with slots:
-        return source_extraction(movies=movies, output_dir=str(output_dir), preset=request.preset,
-                                 params=request.with_table(combination).form(), **shared)
+    """One combination as a ``source-extraction`` child run named by its values, once a slot is free.
+
+    The child runs inside this task, so without its own transaction each of its tasks would join this
+    task's transaction: their results (the extraction cache) would be written only when this task ends,
+    and a rollback of it (a failed child, a result that cannot be stored) would run the child tasks'
+    rollback hooks here, in the sweep's context, and Prefect would file them as RolledBack task runs of
+    the sweep instead of the child.  An eager transaction makes each child task commit when it ends, in
+    the child run, as in a run of its own."""
+    name = combination_label(combination).replace("{", "{{").replace("}", "}}")  # a template, not a field
+    child = source_extraction.with_options(flow_run_name=name)
+    with slots, transaction(commit_mode=CommitMode.EAGER):
+        return child(movies=movies, output_dir=str(output_dir), preset=request.preset,
+                     params=request.with_table(combination).form(), **shared)
 
 
-def _collect(futures: list[tuple[dict[str, Any], Any]]) -> tuple[list[tuple[dict[str, Any], Path]],
-                                                                   list[tuple[dict[str, Any], str]]]:
-    """(combination, output folder) of the children that finished; (combination, why) of those that failed."""
-    children, failures = [], []
-    for combo, future in futures:
-        try:
-            report = future.result()
-        except Exception as err:  # noqa: BLE001 - one failed combination must not hide the others
-            reason = " ".join(f"{type(err).__name__}: {err}".split())
-            get_run_logger().error("combination %s failed: %s", folder_name(combo), reason)
-            failures.append((combo, reason))
-            continue
-        children.append((combo, report.output_dir))
-    return children, failures
+def _compare(parent: str | None, uri: str, children: list[tuple[dict[str, Any], Path]], root: Path, *, failed: int,
+             progress: SweepProgress) -> list[dict[str, Any]]:
+    """The comparison of the combinations that finished; with none, the parent MLflow run is closed FAILED."""
+    progress("compare", 0.0)
+    if children:
+        return close_sweep(parent, tracking_uri=uri, children=children, folder=root, failed=failed)
+    return _close_failed(parent, uri)
 
 
 def _close_failed(parent: str | None, uri: str) -> list[dict[str, Any]]:

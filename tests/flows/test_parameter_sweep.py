@@ -3,19 +3,26 @@
 from __future__ import annotations
 
 import os
+import time
 from pathlib import Path
+from uuid import UUID
 
 import pytest
 from mlflow import MlflowClient
 from prefect.client.orchestration import get_client
-from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey
+from prefect.client.schemas.filters import (ArtifactFilter, ArtifactFilterFlowRunId, ArtifactFilterKey, FlowRunFilter,
+                                            FlowRunFilterParentFlowRunId, TaskRunFilter, TaskRunFilterFlowRunId)
+from prefect.client.schemas.objects import FlowRun, TaskRun
+from prefect.events.worker import EventsWorker
+from prefect.utilities.callables import parameter_schema
 
 import cnmflow.movies.work_copy as work_copy
 from cnmflow.errors import ParameterError
 from cnmflow.lineage import read_manifest
 from cnmflow.params_form import form_with
-from cnmflow.sweep_grid import combinations, folder_name, parse_grid_option
-from cnmflow.flows.parameter_sweep import parameter_sweep
+from cnmflow.sweep_grid import (GRID_EXAMPLE, combination_label, combinations, folder_name, parse_grid_option,
+                                sweep_fraction, sweep_label)
+from cnmflow.flows.parameter_sweep import PROGRESS_KEY, parameter_sweep
 from tests.runs import small_movie
 
 TABLE = {"rf": None, "gSiz": 13}
@@ -29,6 +36,8 @@ def movie(tmp_path_factory) -> Path:
 def test_grid_options_parse_and_every_combination_is_checked_first():
     assert parse_grid_option("min_pnr=6,8,10") == ("min_pnr", [6, 8, 10])
     assert parse_grid_option("K=auto,5") == ("K", [None, 5])
+    assert parse_grid_option("gSig=auto,3") == ("gSig", ["auto", 3])  # the table's "auto", which the form takes
+    assert len(combinations(dict([parse_grid_option("gSig=auto,3")]))) == 2
     assert parse_grid_option("center_psf=true,false") == ("center_psf", [True, False])
     assert len(combinations({"min_corr": [0.7, 0.8], "min_pnr": [6, 8, 10]})) == 6
     with pytest.raises(ParameterError, match="gSiz=2"):
@@ -36,6 +45,22 @@ def test_grid_options_parse_and_every_combination_is_checked_first():
     with pytest.raises(ParameterError, match="min_prn"):
         combinations({"min_prn": [6]})
     assert folder_name({"min_corr": 0.8, "K": None}) == "min_corr=0.8_K=auto"
+    assert combination_label({"min_corr": 0.8, "K": None}) == "min_corr 0.8 · K auto"
+    assert sweep_label({"min_corr": [0.7, 0.8], "min_pnr": [6, 8, 10]}) == "sweep min_corr × min_pnr (6 runs)"
+    assert sweep_label("not a grid") == "sweep"
+
+
+def test_the_sweep_form_shows_an_example_grid_that_runs():
+    grid = parameter_schema(parameter_sweep.fn).properties["grid"]
+    assert grid["examples"] == [GRID_EXAMPLE] and "min_pnr" in grid["description"]
+    assert len(combinations(grid["examples"][0])) == 6  # the example is a grid the sweep accepts
+
+
+def test_the_sweep_bar_runs_through_the_work_copy_then_the_combinations_then_the_comparison():
+    steps = [sweep_fraction("validate", 0.0), sweep_fraction("concatenate", 1.0),
+             sweep_fraction("combinations", 0.5), sweep_fraction("combinations", 1.0), sweep_fraction("compare", 1.0)]
+    assert steps == sorted(steps) and steps[0] == 0.0 and steps[-1] == pytest.approx(1.0)
+    assert 0.4 < sweep_fraction("combinations", 0.5) < 0.6  # the combinations are most of the wait
 
 
 @pytest.mark.usefixtures("prefect_harness")
@@ -46,8 +71,9 @@ def test_two_by_two_sweep_nests_four_children_and_compares_them(movie, tmp_path,
     monkeypatch.setattr(work_copy, "concatenate",
                         lambda *a, **k: concatenations.append(1) or real_concatenate(*a, **k))
     grid = {"min_corr": [0.7, 0.8], "min_pnr": [6, 9]}
-    rows = parameter_sweep(movies=[str(movie)], output_dir=str(tmp_path / "sweep"), grid=grid,
-                           params=form_with("1p", TABLE), experiment="sweep-test", max_concurrent=2)
+    state = parameter_sweep(movies=[str(movie)], output_dir=str(tmp_path / "sweep"), grid=grid,
+                            params=form_with("1p", TABLE), experiment="sweep-test", max_concurrent=2, return_state=True)
+    rows = state.result()
 
     assert len(rows) == 4 and len(concatenations) == 1, "the movie is concatenated once for the whole sweep"
     assert {(row["min_corr"], row["min_pnr"]) for row in rows} == {(0.7, 6), (0.7, 9), (0.8, 6), (0.8, 9)}
@@ -73,6 +99,52 @@ def test_two_by_two_sweep_nests_four_children_and_compares_them(movie, tmp_path,
     with get_client(sync_client=True) as prefect:
         (table,) = prefect.read_artifacts(artifact_filter=ArtifactFilter(key=ArtifactFilterKey(any_=["sweep-comparison"])))
     assert table.type == "table" and table.data.count("min_pnr") >= 4
+    check_prefect_screens(state.state_details.flow_run_id, grid)
+
+
+def check_prefect_screens(sweep_run_id: UUID, grid: dict[str, list]) -> None:
+    """What the Prefect UI shows of a finished 2×2 sweep: names, its progress bar, each child's own tasks."""
+    labels = {combination_label(combo) for combo in combinations(grid)}
+    with get_client(sync_client=True) as prefect:
+        assert prefect.read_flow_run(sweep_run_id).name == "sweep min_corr × min_pnr (4 runs)"
+        (bar,) = prefect.read_artifacts(artifact_filter=ArtifactFilter(
+            key=ArtifactFilterKey(any_=[PROGRESS_KEY]), flow_run_id=ArtifactFilterFlowRunId(any_=[sweep_run_id])))
+        assert bar.type == "progress" and float(bar.data) == 100.0 and "4 combinations compared" in bar.description
+        children = child_runs(prefect, sweep_run_id)
+        assert {child.name for child in children} == labels, "child runs are named by their values"
+        for child in children:
+            assert {"validate", "extract", "export"} <= task_names(settled_task_runs(prefect, child, "extract"))
+        parent_tasks = settled_task_runs(prefect, prefect.read_flow_run(sweep_run_id), "compare")
+        assert {task.name for task in parent_tasks if task.name.startswith("combination")} == \
+            {f"combination {label}" for label in labels}
+        assert "extract" not in task_names(parent_tasks), "a child's extract belongs to the child"
+        assert not [task.name for task in parent_tasks if task.state_name == "RolledBack"]
+
+
+def child_runs(prefect, parent_id: UUID) -> list[FlowRun]:
+    return prefect.read_flow_runs(flow_run_filter=FlowRunFilter(
+        parent_flow_run_id=FlowRunFilterParentFlowRunId(any_=[parent_id])))
+
+
+def task_names(task_runs: list[TaskRun]) -> set[str]:
+    """Task names without Prefect's run suffix (``extract-02d`` → ``extract``)."""
+    return {task.name.rsplit("-", 1)[0] if task.name[-4:-3] == "-" else task.name for task in task_runs}
+
+
+def settled_task_runs(prefect, flow_run: FlowRun, wanted: str, timeout_s: float = 20.0) -> list[TaskRun]:
+    """The flow run's task runs once one named ``wanted`` is filed there and all have ended (task runs
+    reach the server as events, a moment after the run ends); if that never happens the test fails,
+    listing what is there."""
+    EventsWorker.drain_all(timeout=10)
+    deadline = time.monotonic() + timeout_s
+    while True:
+        task_runs = prefect.read_task_runs(task_run_filter=TaskRunFilter(
+            flow_run_id=TaskRunFilterFlowRunId(any_=[flow_run.id])))
+        settled = wanted in task_names(task_runs) and all(task.state and task.state.is_final() for task in task_runs)
+        if settled or time.monotonic() > deadline:
+            assert settled, f"{flow_run.name} holds {sorted((task.name, task.state_name) for task in task_runs)}"
+            return task_runs
+        time.sleep(0.5)
 
 
 def test_an_impossible_value_in_the_grid_is_refused_before_anything_runs(movie, tmp_path):
@@ -114,9 +186,11 @@ def test_a_failed_combination_fails_the_sweep_after_comparing_the_others(movie, 
     monkeypatch.setattr(extract_task, "fit_series", fit_failing_at_9)
     monkeypatch.setenv("CNMFLOW_CACHE_DIR", str(tmp_path / "cache"))
     sweep = tmp_path / "sweep"
+    state = parameter_sweep(movies=[str(movie)], output_dir=str(sweep), grid={"min_pnr": [6, 9]},
+                            params=form_with("1p", TABLE), experiment="sweep-fail-test", return_state=True)
+    assert state.is_failed()
     with pytest.raises(SweepFailed) as err:
-        parameter_sweep(movies=[str(movie)], output_dir=str(sweep), grid={"min_pnr": [6, 9]},
-                        params=form_with("1p", TABLE), experiment="sweep-fail-test")
+        state.result()
     message = str(err.value)
     assert "1 of 2 sweep combinations failed" in message
     assert "min_pnr=9: RuntimeError: numerical trouble" in message and "min_pnr=6:" not in message
@@ -126,3 +200,15 @@ def test_a_failed_combination_fails_the_sweep_after_comparing_the_others(movie, 
     runs = client.search_runs([client.get_experiment_by_name("sweep-fail-test").experiment_id])
     (parent,) = [run for run in runs if run.data.tags.get("cnmflow.kind") == "sweep"]
     assert parent.info.status == "FAILED"
+
+    with get_client(sync_client=True) as prefect:  # the failed child keeps its tasks; none roll back in the sweep
+        (failed_child,) = [child for child in child_runs(prefect, state.state_details.flow_run_id)
+                           if child.name == "min_pnr 9"]
+        assert failed_child.state.is_failed()
+        child_tasks = {task.name[:-4]: task.state_name for task in settled_task_runs(prefect, failed_child, "validate")}
+        steps = {name: child_tasks.get(name) for name in ("validate", "concatenate", "extract")}
+        assert steps == {"validate": "Completed", "concatenate": "Completed", "extract": "Failed"}, \
+            "the steps that finished stay Completed (not RolledBack) in the child"
+        parent_tasks = settled_task_runs(prefect, prefect.read_flow_run(state.state_details.flow_run_id), "compare")
+        assert not [task.name for task in parent_tasks if task.state_name == "RolledBack"]
+        assert [task.name[:-4] for task in parent_tasks].count("validate") == 1  # the sweep's own, not the child's
