@@ -93,9 +93,13 @@ NumberOrAuto = BeforeValidator(_numbers_or_auto)
 Flag = BeforeValidator(_only_flags)
 
 
+#: The seed's default number of worker processes.
+SEED_N_PROCESSES = 7
+
+
 def default_n_processes() -> int:
     """The seed's default of 7 worker processes, capped to this machine's cores."""
-    return max(1, min(7, os.cpu_count() or 1))
+    return max(1, min(SEED_N_PROCESSES, os.cpu_count() or 1))
 
 
 class Params(MotionSection):

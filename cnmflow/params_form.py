@@ -31,7 +31,7 @@ from pydantic_core import PydanticCustomError
 from cnmflow.errors import ParameterError
 from cnmflow.motion.params import MOTION_PARAM_NAMES
 from cnmflow.params import (AUTO_FIELDS, PARAM_NAMES, PRESETS, Number, Params, check_preset_agrees,
-                            default_n_processes, unknown_message, validation_message)
+                            SEED_N_PROCESSES, default_n_processes, unknown_message, validation_message)
 
 def _empty_is_none(value: Any) -> Any:
     return None if isinstance(value, str) and not value.strip() else value
@@ -43,9 +43,6 @@ OptionalText = Annotated[str | None, BeforeValidator(_empty_is_none), WithJsonSc
 
 #: pydantic error type of a form that does not validate; its message is the one-line summary.
 FORM_ERROR = "invalid_parameters"
-
-#: The seed's default worker count (the run caps it to the machine's cores, with a note).
-SEED_N_PROCESSES = 7
 
 #: Table values that are None (auto / unspecified) and shown as 0 in a form: a plain number field.
 ZERO_MEANS_NONE: tuple[str, ...] = ("fr", "K", "rf")
