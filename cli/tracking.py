@@ -11,6 +11,7 @@ import sys
 from pathlib import Path
 
 from cnmflow.errors import InputError
+from cnmflow.lineage import read_manifest
 from cnmflow.tracking.uri import DEFAULT_EXPERIMENT, tracking_uri
 from cnmflow.cli.exit_codes import EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT
 
@@ -59,8 +60,11 @@ def _track(args: argparse.Namespace) -> int:
 
     uri = args.tracking_uri or tracking_uri(args.output_dir.absolute().parent)
     run_id = log_output_folder(args.output_dir, experiment=args.experiment, tracking_uri=uri)
+    runs_url = read_manifest(args.output_dir)["run_ids"].get("mlflow_runs_url")
     print(f"MLflow run {run_id} (experiment {args.experiment!r}) at {uri}")
     print(_how_to_open(uri))
+    if runs_url:
+        print(f"Runs page:     {runs_url}")
     print(f"Compare runs:  cnmflow compare {args.experiment!r} --tracking-uri {uri!r}")
     return EXIT_OK
 
@@ -76,4 +80,4 @@ def _compare(args: argparse.Namespace) -> int:
 def _how_to_open(uri: str) -> str:
     if uri.startswith(("http://", "https://")):
         return f"Open the UI:   {uri}"
-    return f"Open the UI:   mlflow ui --backend-store-uri '{uri}' --workers 1  (then http://127.0.0.1:5000)"
+    return f"Open the UI:   mlflow ui --backend-store-uri '{uri}' --workers 1  (then the runs page below)"

@@ -137,13 +137,43 @@ def columns_of(rows: Iterable[Mapping[str, Any]]) -> list[str]:
     return list(columns)
 
 
+#: How a table shows a value that was not measured (e.g. ``n_accepted`` when nothing was evaluated).
+MISSING = "—"
+
+
 def cell_text(value: Any) -> str:
-    """A value as a table shows it: floats to 4 significant digits, None as '-'."""
+    """A value as a table shows it: floats to 4 significant digits (the metrics keep every digit),
+    None as MISSING."""
     if value is None:
-        return "-"
+        return MISSING
     if isinstance(value, float):
         return f"{value:.4g}"
     return str(value)
+
+
+def display_rows(rows: Iterable[Mapping[str, Any]]) -> list[dict[str, str]]:
+    """``rows`` as text cells (:func:`cell_text`), for tables a person reads (Prefect's table artifact)."""
+    return [{column: cell_text(value) for column, value in row.items()} for row in rows]
+
+
+def markdown_table(rows: Sequence[Mapping[str, Any]], *, links: Mapping[str, str] | None = None) -> str:
+    """``rows`` as a Markdown table (e.g. a sweep parent's MLflow description); ``run_id`` cells are
+    shortened and, when ``links`` has the id, link to the run's page."""
+    columns = [column for column in columns_of(rows) if column != "output_dir"]
+    if not columns:
+        return "(no runs to compare)\n"
+    lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
+    for row in rows:
+        cells = [_markdown_cell(column, row.get(column), links or {}) for column in columns]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def _markdown_cell(column: str, value: Any, links: Mapping[str, str]) -> str:
+    if column == "run_id" and value:
+        short = str(value)[:8]
+        return f"[{short}]({links[value]})" if value in links else short
+    return cell_text(value).replace("|", "\\|")
 
 
 def format_table(rows: Sequence[Mapping[str, Any]]) -> str:

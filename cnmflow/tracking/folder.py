@@ -10,6 +10,7 @@ from __future__ import annotations
 import math
 import re
 from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any, Mapping
 
@@ -24,6 +25,10 @@ from cnmflow.tracking.params import effective_params, flatten_params, param_text
 #: Metric names of every tracked run (per-stage runtimes come on top: ``runtime_<stage>_s``).
 COUNT_METRICS = ("n_components", "n_accepted", "n_rejected", "n_undecided")
 DISTRIBUTION_METRICS = ("snr_median", "snr_q25", "snr_q75", "r_median", "event_rate_mean")
+#: Counts that exist only when components were evaluated (without evaluation they are unknown, not 0).
+EVALUATION_COUNTS = ("n_accepted", "n_rejected")
+#: How the manifest names a parameter that came from a preset ("preset 1p").
+PRESET_SOURCE = "preset "
 
 
 @dataclass(frozen=True)
@@ -76,16 +81,16 @@ def logged_params(manifest: Mapping[str, Any], params: Params) -> dict[str, str]
 
 
 def preset_of(manifest: Mapping[str, Any]) -> str:
-    """The preset the parameters started from ("preset 1p"), else the preset whose values all hold,
+    """The preset the parameters started from ("1p"), else the preset whose values all hold,
     else "custom"."""
     for entry in manifest["parameters"].values():
         source = str(entry.get("source", ""))
-        if source.startswith("preset "):
-            return source
+        if source.startswith(PRESET_SOURCE):
+            return source[len(PRESET_SOURCE):]
     values = {name: entry.get("value") for name, entry in manifest["parameters"].items()}
     for name, preset in PRESETS.items():
         if all(values.get(key) == value for key, value in preset.items()):
-            return f"preset {name}"
+            return name
     return "custom"
 
 
@@ -125,6 +130,9 @@ def folder_metrics(folder: Path, manifest: Mapping[str, Any], params: Params) ->
         "n_rejected": statuses.get("rejected", 0),
         "n_undecided": statuses.get("undecided", n_components),
     }
+    if not was_evaluated(run):
+        for name in EVALUATION_COUNTS:
+            del metrics[name]
     if n_components > 0:
         metrics.update(_distribution_metrics(estimates, _frame_rate(manifest, params)))
     timings = {str(stage): float(seconds) for stage, seconds in run.get("timings_s", {}).items()}
@@ -137,6 +145,14 @@ def folder_metrics(folder: Path, manifest: Mapping[str, Any], params: Params) ->
     if total > 0 and n_frames:
         metrics["frames_per_s"] = n_frames / total
     return finite_metrics(metrics)
+
+
+def was_evaluated(run: Mapping[str, Any]) -> bool:
+    """Whether the run evaluated its components (older manifests: whether any was accepted or rejected)."""
+    if "evaluated" in run:
+        return bool(run["evaluated"])
+    statuses = run.get("statuses", {})
+    return bool(statuses.get("accepted") or statuses.get("rejected"))
 
 
 def finite_metrics(metrics: Mapping[str, Any]) -> dict[str, float]:
@@ -210,3 +226,45 @@ def _frame_shape(manifest: Mapping[str, Any]) -> list[int] | None:
     if shape is None and manifest.get("inputs"):
         shape = manifest["inputs"][0].get("frame_shape")
     return shape
+
+
+# ---------------------------------------------------------------------------------------- times
+
+def work_span(manifest: Mapping[str, Any]) -> tuple[datetime, datetime] | None:
+    """When the run's work started and ended (UTC), for MLflow's start and end times.
+
+    The run summary's ``started_at`` / ``finished_at`` when it records them; else the work ended
+    when the manifest was written (``created``) and started the recorded stage seconds earlier
+    (a lower bound: validation and the writing of files are not among the recorded stages).
+    None when the manifest says neither.
+    """
+    run = manifest.get("run", {})
+    finished = parse_time(run.get("finished_at")) or parse_time(manifest.get("created"))
+    if finished is None:
+        return None
+    started = parse_time(run.get("started_at"))
+    if started is None or started > finished:
+        started = finished - timedelta(seconds=recorded_seconds(run.get("timings_s", {})))
+    return started, finished
+
+
+def recorded_seconds(timings: Mapping[str, float]) -> float:
+    """Seconds of the recorded stages: top-level stages, plus sub-stages ("export.nwb") whose stage is
+    not itself recorded (a recorded stage already holds its sub-stages)."""
+    total = 0.0
+    for stage, seconds in timings.items():
+        top = str(stage).split(".", 1)[0]
+        if top == stage or top not in timings:
+            total += float(seconds)
+    return total
+
+
+def parse_time(text: Any) -> datetime | None:
+    """An ISO time as an aware UTC datetime (a naive one is taken as UTC); None when absent or unreadable."""
+    if not isinstance(text, str):
+        return None
+    try:
+        when = datetime.fromisoformat(text)
+    except ValueError:
+        return None
+    return when.replace(tzinfo=timezone.utc) if when.tzinfo is None else when.astimezone(timezone.utc)

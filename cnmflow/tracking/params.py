@@ -81,3 +81,20 @@ def _keys() -> dict[str, str]:
 
 
 _KEYS = _keys()
+
+
+def short_value(value: Any) -> str:
+    """A value as a name shows it: ``0.6``, ``5`` (not ``5.0``), a per-axis pair of equal values as one
+    number, None as ``auto``."""
+    if value is None:
+        return "auto"
+    if isinstance(value, (tuple, list)) and len(value) == 2 and value[0] == value[1]:
+        value = value[0]
+    if isinstance(value, float):
+        return f"{value:g}"
+    return str(value)
+
+
+def values_label(values: Mapping[str, Any]) -> str:
+    """Varied values in a short form for names and titles, e.g. ``min_corr 0.6 · min_pnr 5``."""
+    return " · ".join(f"{name} {short_value(value)}" for name, value in values.items())

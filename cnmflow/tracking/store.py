@@ -8,20 +8,30 @@ the default five retries and exponential back-off).
 
 from __future__ import annotations
 
+import json
 import re
 import urllib.error
 import urllib.request
 from contextlib import contextmanager
-from typing import Iterator
+from typing import Iterator, Sequence
 from urllib.parse import urlparse
 
 from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
 from cnmflow.tracking.errors import TrackingError
-from cnmflow.tracking.uri import sqlite_path
+from cnmflow.tracking.uri import RUNS_VIEW_KEY, sqlite_path
 
 ARTIFACTS_NAME = "mlartifacts"
+
+#: MLflow 3's experiment-kind tag: without it the UI may open an experiment on its GenAI overview
+#: (traces, token usage) and hide the runs; "custom_model_development" opens the runs table.
+EXPERIMENT_KIND_TAG = "mlflow.experimentKind"
+RUNS_KIND = "custom_model_development"
+#: A shared view of the runs table (MLflow's "share view": an experiment tag the link's
+#: ``viewStateShareKey`` names) showing the key metrics, which the table otherwise hides.
+RUNS_VIEW_TAG = f"mlflow.sharedViewState.{RUNS_VIEW_KEY}"
+KEY_METRICS = ("n_components", "n_accepted", "snr_median", "runtime_s")
 
 #: Seconds the reachability probe of an http(s) tracking server may take.
 PROBE_TIMEOUT_S = 5.0
@@ -93,11 +103,16 @@ def artifact_location(uri: str, experiment: str) -> str | None:
 
 
 def experiment_id(client: MlflowClient, name: str, uri: str) -> str:
-    """The id of experiment ``name``, created when absent (two callers at once both get the same id)."""
+    """The id of experiment ``name``, created when absent (two callers at once both get the same id).
+
+    The experiment opens on its runs in the UI: a new one is created with the experiment-kind tag,
+    an existing one without a kind gets it (a kind a user chose is kept).
+    """
     found = client.get_experiment_by_name(name)
     if found is None:
         try:
-            return client.create_experiment(name, artifact_location=artifact_location(uri, name))
+            return client.create_experiment(name, artifact_location=artifact_location(uri, name),
+                                            tags={EXPERIMENT_KIND_TAG: RUNS_KIND, RUNS_VIEW_TAG: runs_view()})
         except MlflowException:
             found = client.get_experiment_by_name(name)
             if found is None:
@@ -106,4 +121,31 @@ def experiment_id(client: MlflowClient, name: str, uri: str) -> str:
         raise TrackingError(f"MLflow experiment {name!r} at {uri} is deleted; restore it "
                             f"(`mlflow experiments restore --experiment-id {found.experiment_id}`) "
                             "or choose another experiment name")
+    if not kind_chosen(found.tags.get(EXPERIMENT_KIND_TAG)):
+        client.set_experiment_tag(found.experiment_id, EXPERIMENT_KIND_TAG, RUNS_KIND)
+    if RUNS_VIEW_TAG not in found.tags:
+        client.set_experiment_tag(found.experiment_id, RUNS_VIEW_TAG, runs_view())
     return found.experiment_id
+
+
+def runs_view(params: Sequence[str] = (), *, current: str | None = None) -> str:
+    """The shared runs view: the dataset, the key metrics and ``params`` (MLflow keys) as columns, added
+    to the columns of ``current`` (the tag's present value)."""
+    columns = ["attributes.`Dataset`", *(f"metrics.`{name}`" for name in KEY_METRICS)]
+    try:
+        columns = list(json.loads(current).get("selectedColumns", [])) if current else columns
+    except (ValueError, AttributeError):
+        pass
+    columns += [column for column in (f"params.`{key}`" for key in params) if column not in columns]
+    return json.dumps({"selectedColumns": columns})
+
+
+def show_params_in_runs_view(client: MlflowClient, experiment: str, params: Sequence[str]) -> None:
+    """Add parameter columns (e.g. a sweep's varied ones) to the experiment's shared runs view."""
+    current = client.get_experiment(experiment).tags.get(RUNS_VIEW_TAG)
+    client.set_experiment_tag(experiment, RUNS_VIEW_TAG, runs_view(params, current=current))
+
+
+def kind_chosen(kind: str | None) -> bool:
+    """Whether an experiment's kind was set on purpose (not absent, nor one the UI only inferred)."""
+    return bool(kind) and not kind.endswith("_inferred") and kind != "no_inferred_type"

@@ -22,12 +22,17 @@ from mlflow.entities import Metric, Param, RunStatus
 
 from cnmflow.errors import ParameterError
 from cnmflow.params import PARAM_NAMES
-from cnmflow.tracking.compare import GRID_PREFIX, KIND_TAG, SWEEP_KIND, VARIED_TAG, columns_of, folder_row, format_table
+import PIL.Image
+from mlflow.tracking import MlflowClient
+from mlflow.utils.mlflow_tags import MLFLOW_RUN_NOTE
+
+from cnmflow.tracking.compare import (GRID_PREFIX, KIND_TAG, MISSING, SWEEP_KIND, VARIED_TAG, columns_of, folder_row,
+                                      format_table, markdown_table)
 from cnmflow.tracking.figures import contact_sheet, table_figure
 from cnmflow.outputs.names import FOOTPRINTS_PREVIEW
 from cnmflow.tracking.folder import read_folder
-from cnmflow.tracking.params import param_text
-from cnmflow.tracking.store import connect, experiment_id, reported
+from cnmflow.tracking.params import param_key, param_text, values_label
+from cnmflow.tracking.store import connect, experiment_id, reported, show_params_in_runs_view
 from cnmflow.tracking.uri import DEFAULT_EXPERIMENT
 
 COMPARISON_CSV = "sweep/comparison.csv"
@@ -35,6 +40,9 @@ COMPARISON_PNG = "sweep/comparison.png"
 CONTACT_SHEET_PNG = "sweep/footprints_contact_sheet.png"
 SWEEP_ARTIFACT_DIR = "sweep"
 GRID_JSON = "sweep/grid.json"
+#: The comparison images also logged as MLflow images (the parent's page and the compare view show those).
+IMAGE_KEYS = {PurePosixPath(COMPARISON_PNG).name: "comparison",
+              PurePosixPath(CONTACT_SHEET_PNG).name: "footprints_contact_sheet"}
 END_STATUSES = tuple(RunStatus.to_string(status) for status in (RunStatus.FINISHED, RunStatus.FAILED,
                                                                 RunStatus.KILLED))
 
@@ -89,8 +97,9 @@ def start_sweep_run(
     run_tags = {KIND_TAG: SWEEP_KIND, VARIED_TAG: ",".join(grid), **{str(key): str(value) for key, value in (tags or {}).items()}}
     with reported(tracking_uri):
         client = connect(tracking_uri)
-        run = client.create_run(experiment_id(client, experiment, tracking_uri),
-                                run_name=run_name or "sweep " + " × ".join(grid), tags=run_tags)
+        experiment_key = experiment_id(client, experiment, tracking_uri)
+        show_params_in_runs_view(client, experiment_key, [param_key(name) for name in grid])
+        run = client.create_run(experiment_key, run_name=run_name or "sweep " + " × ".join(grid), tags=run_tags)
         client.log_batch(run.info.run_id, params=[Param(key, param_text(value)) for key, value in params.items()])
         client.log_dict(run.info.run_id, {"grid": grid, "base_params": base}, GRID_JSON)
     return run.info.run_id
@@ -107,28 +116,60 @@ def finish_sweep(
 
     ``children`` are (combination, output folder) pairs of the combinations that finished.
     The comparison is logged to the parent as CSV and as a table image, with a contact sheet
-    of the footprint previews labelled by the varied values; the rows are returned (e.g. for
-    a Prefect table artifact).  ``status`` closes the parent ("FAILED" when combinations
-    failed and are missing from ``children``).  TrackingError when MLflow cannot be reached.
+    of the footprint previews labelled by the varied values, and as the parent's description;
+    the rows are returned (e.g. for a Prefect table artifact).  ``status`` closes the parent
+    ("FAILED" when combinations failed and are missing from ``children``).  TrackingError when
+    MLflow cannot be reached.
     """
     _check_status(status)
     comparison, sheet = compare_children(children, parent_run_id=parent_run_id)
     with tempfile.TemporaryDirectory(prefix="cnmflow-sweep-") as scratch:
         files = write_comparison(comparison, sheet, scratch)
-        log_comparison(parent_run_id, files, tracking_uri=tracking_uri, n_children=len(children), status=status)
+        log_comparison(parent_run_id, files, tracking_uri=tracking_uri, n_children=len(children), status=status,
+                       comparison=comparison)
     return comparison
 
 
 def log_comparison(parent_run_id: str, files: Sequence[Path], *, tracking_uri: str, n_children: int,
-                   status: str = "FINISHED") -> None:
-    """Log the files of :func:`write_comparison` under ``sweep/`` in the parent run, and close it."""
+                   status: str = "FINISHED", comparison: Comparison | None = None, n_failed: int = 0) -> None:
+    """Log the files of :func:`write_comparison` under ``sweep/`` in the parent run, and close it.
+
+    The images are also logged as MLflow images, and ``comparison`` (when given) becomes the
+    parent's description (``mlflow.note.content``), which its overview shows.
+    """
     _check_status(status)
     with reported(tracking_uri):
         client = connect(tracking_uri)
         for path in files:
             client.log_artifact(parent_run_id, str(path), SWEEP_ARTIFACT_DIR)
-        client.log_batch(parent_run_id, metrics=[Metric("n_children", float(n_children), int(time.time() * 1000), 0)])
+        now = int(time.time() * 1000)
+        _log_images(client, parent_run_id, files, logged_at=now)
+        if comparison is not None:
+            client.set_tag(parent_run_id, MLFLOW_RUN_NOTE, sweep_description(
+                comparison, experiment_id=client.get_run(parent_run_id).info.experiment_id, n_failed=n_failed))
+        client.log_batch(parent_run_id, metrics=[Metric("n_children", float(n_children), now, 0)])
         client.set_terminated(parent_run_id, status)
+
+
+def _log_images(client: MlflowClient, run_id: str, files: Sequence[Path], *, logged_at: int) -> None:
+    for path in files:
+        key = IMAGE_KEYS.get(Path(path).name)
+        if key is not None:
+            with PIL.Image.open(path) as image:
+                client.log_image(run_id, image.convert("RGB"), key=key, step=0, timestamp=logged_at)
+
+
+def sweep_description(comparison: Comparison, *, experiment_id: str, n_failed: int = 0) -> str:
+    """The parent run's description: what was varied, the comparison table (child runs linked), the files."""
+    varied = " × ".join(comparison.varied) or "nothing"
+    failed = f", {n_failed} failed" if n_failed else ""
+    links = {row["run_id"]: f"#/experiments/{experiment_id}/runs/{row['run_id']}"
+             for row in comparison.rows if row.get("run_id")}
+    lines = [markdown_table(comparison.rows, links=links),
+             f"**Sweep over {varied}**: {len(comparison.rows)} combinations compared{failed}.",
+             f"{MISSING}: not measured (n_accepted needs `evaluate`).  Full precision in the runs' metrics and "
+             f"`{COMPARISON_CSV}`; footprints side by side in `{CONTACT_SHEET_PNG}`."]
+    return "\n".join(lines)
 
 
 def end_sweep_run(parent_run_id: str, *, tracking_uri: str, status: str = "FAILED") -> None:
@@ -152,7 +193,8 @@ def compare_children(children: Sequence[tuple[Mapping[str, Any], str | os.PathLi
     records = [(combination, read_folder(folder)) for combination, folder in children]
     comparison = Comparison(parent_run_id=parent_run_id, varied=varied,
                             rows=[folder_row(record, varied) for _, record in records])
-    sheet = [(_label(combination, varied), record.output_dir / FOOTPRINTS_PREVIEW) for combination, record in records]
+    sheet = [(panel_title(combination, varied, record.metrics.get("n_components")), record.output_dir / FOOTPRINTS_PREVIEW)
+             for combination, record in records]
     return comparison, sheet
 
 
@@ -186,5 +228,8 @@ def _checked_grid(grid: Mapping[str, Sequence[Any]]) -> dict[str, list[Any]]:
     return checked
 
 
-def _label(combination: Mapping[str, Any], varied: Sequence[str]) -> str:
-    return ", ".join(f"{name}={combination.get(name)}" for name in varied)
+def panel_title(combination: Mapping[str, Any], varied: Sequence[str], n_components: float | None) -> str:
+    """A contact-sheet panel's title: the varied values, then K (the counts inside a preview are too small to read)."""
+    label = values_label({name: combination.get(name) for name in varied})
+    count = MISSING if n_components is None else f"{int(n_components)}"
+    return f"{label}\nK = {count} components"

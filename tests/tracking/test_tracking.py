@@ -13,6 +13,7 @@ import shutil
 import subprocess
 import sys
 import time
+from datetime import datetime, timedelta, timezone
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -31,7 +32,11 @@ from cnmflow.synthetic import simulate_1p, write_tiff
 from cnmflow.tracking import (TrackingError, comparison_rows, finish_sweep, format_table, log_output_folder,
                               start_sweep_run, tracking_uri)
 from cnmflow.cli.tracking import add_commands, run_command
-from cnmflow.tracking.folder import COUNT_METRICS, DISTRIBUTION_METRICS
+from cnmflow.lineage import write_manifest
+from cnmflow.tracking.compare import display_rows, markdown_table
+from cnmflow.tracking.folder import COUNT_METRICS, DISTRIBUTION_METRICS, recorded_seconds
+from cnmflow.tracking.store import EXPERIMENT_KIND_TAG, RUNS_KIND, RUNS_VIEW_TAG, experiment_id
+from cnmflow.tracking.sweep import compare_children
 
 PARAMS = {"gSig": 3, "gSiz": 13, "min_corr": 0.8, "min_pnr": 6, "rf": None}
 RUN_IDS = {"prefect_flow_run_id": "11111111-2222-3333-4444-555555555555",
@@ -155,7 +160,7 @@ def test_logged_run_holds_params_with_sources_metrics_inputs_tags_and_artifacts(
     assert tags["prefect.flow_run_id"] == RUN_IDS["prefect_flow_run_id"]
     assert tags["prefect.flow_run_url"] == RUN_IDS["prefect_flow_run_url"]
     assert tags["cnmflow.version"] == cnmflow.__version__
-    assert tags["preset"] == "preset 1p" and tags["purpose"] == "test"
+    assert tags["preset"] == "1p" and tags["purpose"] == "test"           # the value, not "preset 1p"
     if manifest["code"]["git_commit"]:
         assert tags["git.commit"] == manifest["code"]["git_commit"]
 
@@ -214,7 +219,8 @@ def test_no_cells_logs_zero_counts_and_no_distribution_metrics(movies, store, tm
     cnmflow.extract(movies[:1], output_dir, params={**PARAMS, "min_pnr": 200, "min_corr": 0.99})
     run = MlflowClient(store).get_run(log_output_folder(output_dir, experiment="single", tracking_uri=store))
     metrics = run.data.metrics
-    assert all(metrics[name] == 0 for name in COUNT_METRICS)
+    assert metrics["n_components"] == metrics["n_undecided"] == 0
+    assert not {"n_accepted", "n_rejected"} & set(metrics)                  # not evaluated: unknown, not 0
     assert not set(DISTRIBUTION_METRICS) & set(metrics)
     assert "runtime_s" in metrics
 
@@ -282,6 +288,97 @@ def test_sweep_nests_four_children_under_one_parent_and_compares_them(sweep_outp
     text = format_table(back)
     assert text.splitlines()[0].split()[:3] == ["min_pnr", "gSig", "n_components"]
     assert len(text.splitlines()) == 2 + 4
+    assert {row["n_accepted"] for row in back} == {None} and "—" in text  # no evaluation: not measured, not 0
+
+    names = {run.info.run_id: run.info.run_name for run in nested}
+    assert sorted(names.values()) == ["min_pnr 10 · gSig 3", "min_pnr 10 · gSig 4", "min_pnr 6 · gSig 3",
+                                      "min_pnr 6 · gSig 4"]
+    description = parent_run.data.tags["mlflow.note.content"]
+    assert "| min_pnr | gSig | n_components | n_accepted | snr_median | runtime_s | run_id |" in description
+    for row in comparison.rows:
+        snr = "—" if row["snr_median"] is None else f"{row['snr_median']:.4g}"   # rounded; none without cells
+        assert f"| {row['min_pnr']:g} | {row['gSig']:g} | {row['n_components']} | — | {snr} |" in description
+        assert f"[{row['run_id'][:8]}](#/experiments/{experiment}/runs/{row['run_id']})" in description
+    parent_images = {item.path for item in client.list_artifacts(parent, "images")}
+    assert any(path.startswith("images/footprints_contact_sheet") for path in parent_images)
+
+
+def test_previews_are_where_the_compare_view_and_the_image_grid_find_them(sweep_outputs, store, tmp_path):
+    """The compare view lists only root files every run has; the chart view's image grid reads ``images/``."""
+    run_ids = [log_output_folder(_copy(folder, tmp_path), experiment="images", tracking_uri=store)
+               for _, folder in sweep_outputs[:2]]
+    client = MlflowClient(store)
+    for run_id in run_ids:
+        root = {item.path for item in client.list_artifacts(run_id) if not item.is_dir}
+        assert {"footprints.png", "traces.png", "initialization.png"} <= root
+        images = [item.path for item in client.list_artifacts(run_id, "images")]
+        assert any(path.startswith("images/footprints+step+0") and path.endswith(".png") for path in images)
+        assert client.get_run(run_id).data.tags["mlflow.loggedImages"] == "True"
+
+
+def test_contact_sheet_panels_name_the_values_and_k(sweep_outputs):
+    comparison, sheet = compare_children(sweep_outputs)
+    for (label, _), row in zip(sheet, comparison.rows):
+        assert label == f"min_pnr {row['min_pnr']:g} · gSig {row['gSig']:g}\nK = {row['n_components']} components"
+
+
+def test_tables_round_for_reading_and_keep_the_metrics_exact(logged, store):
+    run = MlflowClient(store).get_run(logged[0])
+    snr = run.data.metrics["snr_median"]
+    assert len(repr(snr)) > 8                                             # the metric keeps every digit
+    (shown,) = display_rows([{"snr_median": snr, "n_accepted": None}])
+    assert shown == {"snr_median": f"{snr:.4g}", "n_accepted": "—"}
+    assert markdown_table([{"snr_median": snr}]).splitlines()[2] == f"| {snr:.4g} |"
+
+
+# ------------------------------------------------------------------------------------- screens
+
+def test_experiments_open_on_their_runs_with_the_key_metrics(logged, store):
+    client = MlflowClient(store)
+    tags = client.get_experiment_by_name("single").tags                  # created by logging
+    assert tags[EXPERIMENT_KIND_TAG] == RUNS_KIND == "custom_model_development"
+    assert json.loads(tags[RUNS_VIEW_TAG])["selectedColumns"][1:] == [
+        "metrics.`n_components`", "metrics.`n_accepted`", "metrics.`snr_median`", "metrics.`runtime_s`"]
+    old = client.create_experiment("made-before-the-fix")                 # an existing experiment gets it
+    chosen = client.create_experiment("chosen", tags={EXPERIMENT_KIND_TAG: "genai_development"})
+    assert experiment_id(client, "made-before-the-fix", store) == old
+    assert experiment_id(client, "chosen", store) == chosen
+    assert client.get_experiment(old).tags[EXPERIMENT_KIND_TAG] == RUNS_KIND
+    assert client.get_experiment(chosen).tags[EXPERIMENT_KIND_TAG] == "genai_development"   # a user's choice stays
+
+
+def test_the_manifest_links_the_runs_page(logged, series_output, store):
+    experiment = MlflowClient(store).get_experiment_by_name("single").experiment_id
+    assert read_manifest(series_output)["run_ids"]["mlflow_runs_url"] == (
+        f"http://127.0.0.1:5000/#/experiments/{experiment}/runs"
+        "?workflowType=machine_learning&viewStateShareKey=cnmflow-runs")
+
+
+def test_run_times_are_the_work_times_not_the_logging_time(logged, series_output, store, tmp_path):
+    run = MlflowClient(store).get_run(logged[0])
+    manifest = read_manifest(series_output)
+    finished = datetime.fromisoformat(manifest["created"]).timestamp()
+    assert abs(run.info.end_time / 1000 - finished) <= 1.0
+    assert run.info.end_time - run.info.start_time == pytest.approx(
+        1000 * recorded_seconds(manifest["run"]["timings_s"]), abs=1)
+
+    folder = _copy(series_output, tmp_path)                              # logged long after its work
+    manifest = read_manifest(folder)
+    manifest["created"] = "2025-03-04T05:06:07+00:00"
+    write_manifest(folder, manifest)
+    end = datetime(2025, 3, 4, 5, 6, 7, tzinfo=timezone.utc)
+    client = MlflowClient(store)
+    estimated = client.get_run(log_output_folder(folder, experiment="times", tracking_uri=store)).info
+    assert estimated.end_time == end.timestamp() * 1000
+    assert estimated.start_time == pytest.approx(
+        (end.timestamp() - recorded_seconds(manifest["run"]["timings_s"])) * 1000, abs=1)
+    started = end - timedelta(seconds=42)                                 # the orchestration run's start
+    given = client.get_run(log_output_folder(folder, experiment="times", tracking_uri=store,
+                                             started_at=started)).info
+    assert (given.start_time, given.end_time) == (started.timestamp() * 1000, end.timestamp() * 1000)
+    late = client.get_run(log_output_folder(folder, experiment="times", tracking_uri=store,
+                                            started_at=end + timedelta(hours=1))).info   # a re-track: not the start
+    assert late.start_time == estimated.start_time
 
 
 def test_sweep_grid_names_known_parameters(store):
@@ -309,6 +406,8 @@ def test_track_command_logs_an_existing_folder_and_compare_prints_it(series_outp
     run_id = read_manifest(folder)["run_ids"]["mlflow_run_id"]
     uri = f"sqlite:///{tmp_path.absolute()}/mlflow.db"       # default: beside the output folder
     assert run_id in out and uri in out and "mlflow ui" in out
+    experiment = MlflowClient(uri).get_experiment_by_name("cli").experiment_id
+    assert f"Runs page:     http://127.0.0.1:5000/#/experiments/{experiment}/runs?workflowType=machine_learning" in out
     assert MlflowClient(uri).get_run(run_id).data.params["init.min_pnr"] == "6.0"
 
     assert run_command(_parser().parse_args(["compare", "cli", "--tracking-uri", uri])) == 0
