@@ -10,7 +10,7 @@ minimum out to 3× the population's disk radius √2·σ* (σ* = where the blobs
 peaks). Measuring rather than converting σ*: a disk peaks at σ = r/√2, a Gaussian at σ = s, so
 σ alone is ±20% off; and the frame rather than ``M``: the per-pixel noise maximum lifts ``M``'s
 floor around a cell more than its centre and shrinks the radius. ``gSig`` = the median over
-blobs; gSiz follows it by the seed's rule ``gSiz = 2·gSig + 1`` (its table's 3 → 7).
+blobs; gSiz follows it as ``4·gSig + 1`` (CaImAn's CNMF-E rule; see :func:`gsiz_for`).
 
 Thresholds. The correlation and PNR images are computed as the corr_pnr seeding computes them
 (:func:`cnmflow.engine.summary_images.correlation_pnr`, the same kernel and 2σ correlation
@@ -118,15 +118,20 @@ class AutoEstimate:
         """One line per value: the rule and the numbers it came from."""
         return {
             "gSig": f"{self.gSig:g} px: {self.radius.evidence()}",
-            "gSiz": f"{self.gSiz}: 2·gSig+1 (the seed's rule)",
+            "gSiz": f"{self.gSiz}: 4·gSig+1 (CaImAn's rule for CNMF-E)",
             "min_corr": f"{self.min_corr:g}: {self.corr.evidence()}",
             "min_pnr": f"{self.min_pnr:g}: {self.pnr.evidence()}; {len(self.seeds)} candidate seeds above both cuts",
         }
 
 
 def gsiz_for(gsig: float) -> int:
-    """The seed's bounding-box half-size for a radius (its table: gSig 3 → gSiz 7)."""
-    return int(round(2 * gsig)) + 1
+    """gSiz for a radius: 4·gSig + 1, CaImAn's documented rule for CNMF-E (gSig 3 → gSiz 13).
+
+    gSiz also sets the ring background's radius (ring_size_factor · gSiz): at 2·gSig + 1 the ring ran
+    through the halo of a one-photon soma (its 90%-energy mask reaches ~2 half-max radii), so the
+    background took the halo and the footprints were clipped.
+    """
+    return int(round(4 * gsig)) + 1
 
 
 def noise_k(n_elements: float) -> float:
@@ -204,10 +209,14 @@ def estimate_radius(movie: np.ndarray, *, n_blobs: int = N_BLOBS) -> RadiusEstim
     # so that the many small-scale maxima of pixel noise do not outrank the cells
     spread = 1.4826 * np.median(np.abs(stack - np.median(stack, axis=(1, 2), keepdims=True)), axis=(1, 2))
     z = stack[k, r, c] / np.maximum(spread[k], np.finfo(float).tiny)
-    # ... and keep those significant at one false blob per scale image (Φ⁻¹(1 − 1/pixels) sd); the strongest few
-    # when none is (a movie without clear cells still gets a radius, its evidence says how many were used)
-    order = np.argsort(-z)
-    significant = int((z > norm.isf(1.0 / image.size)).sum())
+    # ... one blob per cell (the 3x3x3 maximum filter leaves several maxima on one broad blob, at neighbouring
+    # scales or pixels, which would count it twice), round (see _round_blobs), strongest first; those
+    # significant at one false blob per scale image (Φ⁻¹(1 − 1/pixels) sd), the strongest few when fewer are
+    order = _distinct(np.argsort(-z), k, r, c, scales)
+    order = order[_round_blobs(image, scales, k[order], r[order], c[order])]
+    if len(order) == 0:
+        raise ParameterError("gSig='auto' found no round blob in the movie's max projection; set gSig (the cell radius in px)")
+    significant = int((z[order] > norm.isf(1.0 / image.size)).sum())
     order = order[:max(min(significant, n_blobs), MIN_BLOBS)]
     k, r, c = k[order], r[order], c[order]
     # the population's scale, the larger of two readings: where the blobs' median normalised response peaks
@@ -223,6 +232,41 @@ def estimate_radius(movie: np.ndarray, *, n_blobs: int = N_BLOBS) -> RadiusEstim
         raise ParameterError("gSig='auto' could not measure any blob's radius; set gSig (the cell radius in px)")
     return RadiusEstimate(radius=float(np.median(radii[ok])), scales=scales, response=response,
                           blob_radii=radii[ok], blobs=np.column_stack([r, c])[ok], image=image.astype(np.float32))
+
+
+def _distinct(order: np.ndarray, k: np.ndarray, r: np.ndarray, c: np.ndarray, scales: np.ndarray) -> np.ndarray:
+    """``order`` less every blob whose centre lies within the disk radius √2·σ of a stronger blob kept."""
+    kept: list[int] = []
+    for i in order:
+        if all(math.hypot(r[i] - r[j], c[i] - c[j]) > math.sqrt(2) * scales[k[j]] for j in kept):
+            kept.append(int(i))
+    return np.array(kept, dtype=int)
+
+
+#: Smallest ratio of a blob's two principal curvatures: a soma is round or oval (aspect ≤ 2, curvature ratio
+#: (short/long axis)² ≥ 1/4 before the optics round it further); a vessel or a dendrite is a ridge (ratio ≈ 0).
+MIN_CURVATURE_RATIO = 0.25
+
+
+def _round_blobs(image: np.ndarray, scales: np.ndarray, k: np.ndarray, r: np.ndarray, c: np.ndarray) -> np.ndarray:
+    """Which blobs are round: both eigenvalues of the Hessian of the image smoothed at the blob's scale are
+    negative (a maximum, not a saddle) and the smaller over the larger is ≥ :data:`MIN_CURVATURE_RATIO`.
+
+    A pulsing vessel is bright in the max − mean projection (when it constricts) along its whole length; the
+    Laplacian of Gaussian puts maxima along that ridge, whose width is the vessel's, not a cell's — at low
+    SNR, where few cells stand out, they outnumbered the cells and set the radius (Frangi et al. 1998 use the
+    same eigenvalue ratio to tell tubes from blobs).
+    """
+    ok = np.zeros(len(k), bool)
+    for level in np.unique(k):
+        at = np.nonzero(k == level)[0]
+        s = float(scales[level])
+        hrr, hcc, hrc = (ndi.gaussian_filter(image, s, order=o, mode="nearest")[r[at], c[at]]
+                         for o in ((2, 0), (0, 2), (1, 1)))
+        mid, gap = (hrr + hcc) / 2, np.sqrt(((hrr - hcc) / 2) ** 2 + hrc**2)
+        low, high = mid - gap, mid + gap  # eigenvalues; a round maximum has both < 0
+        ok[at] = (high < 0) & (high / np.minimum(low, -np.finfo(float).tiny) >= MIN_CURVATURE_RATIO)
+    return np.nonzero(ok)[0]
 
 
 def _peak_frame(movie: np.ndarray, t: int) -> np.ndarray:

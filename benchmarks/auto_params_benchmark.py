@@ -1,0 +1,222 @@
+"""gSig / min_corr / min_pnr = "auto" against a grid, on the realistic 1P simulator (issue #18).
+
+For a few small movies of ``cnmflow.synthetic.simulate_realistic_1p`` (CA1-like and cortex-L2/3-like,
+sizes and peak SNRs varied) it
+
+- estimates the three values the way a run with "auto" does (the movie written as a TIFF, read back by
+  :func:`cnmflow.auto_params.estimate_parameters` with the run's tsub/ssub, as ``resolve_auto`` does),
+  timed;
+- fits the movie with ``cnmflow.engine.fit`` once with the auto values (gSiz as auto sets it) and once per
+  grid point gSig x (min_corr, min_pnr), gSig around the true half-max radius, gSiz = 4·gSig+1;
+- scores every fit with ``shape_scoring.shape_score`` (F1 at IoU >= 0.5 of 90%-energy masks) and
+  ``scoring.score`` (F1 of 20%-of-max masks, IoU > 0.3);
+- compares the estimated radius with the true median half-max radius, measured on the true footprints
+  as the estimator defines it (the azimuthal mean profile around the peak falls to half the peak).
+
+Writes ``results/auto_params_benchmark.json`` and prints one row per movie. The issue's targets: auto's
+F1 within 0.02 of the grid's best, never zero cells on a movie with cells, radius within 20%, auto's
+seconds <= 10% of the extraction's.
+
+    .venv/bin/python benchmarks/auto_params_benchmark.py              # ~15 min on 2 cores
+    .venv/bin/python benchmarks/auto_params_benchmark.py --auto-only  # the estimates only, seconds
+    .venv/bin/python benchmarks/auto_params_benchmark.py --full-grid  # 3 x 3 x 3 grid, ~2x longer
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+RESULTS = Path(__file__).resolve().parent / "results"
+TSUB = 2  # the 1P preset's
+
+
+@dataclass(frozen=True)
+class Movie:
+    """One simulated movie: configuration, frame size, frames, seed and simulator overrides."""
+
+    configuration: str
+    shape: tuple[int, int]
+    frames: int
+    seed: int
+    overrides: dict = field(default_factory=dict)
+
+    @property
+    def name(self) -> str:
+        snr = self.overrides.get("peak_snr")
+        tag = f"_snr{snr[0]:g}-{snr[1]:g}" if snr else ""
+        return f"{self.configuration}_{self.shape[0]}x{self.shape[1]}x{self.frames}{tag}_seed{self.seed}"
+
+    @property
+    def fr(self) -> float:
+        from cnmflow.synthetic.realistic import PRESETS
+
+        return PRESETS[self.configuration].fr
+
+
+MOVIES = (
+    Movie("ca1", (128, 128), 800, 1),
+    Movie("ca1", (128, 128), 800, 2, {"peak_snr": (1.0, 4.0)}),
+    Movie("cortex_l23", (160, 160), 800, 1),
+    Movie("cortex_l23", (128, 128), 800, 2, {"peak_snr": (1.0, 4.0)}),
+)
+#: (min_corr, min_pnr) of the default grid, a cross through (0.7, 7): the centre at every gSig, the other two
+#: pairs at the middle gSig (a shared 2-core machine runs ~5 fits per movie in the ~15 minutes).
+CENTRE, OTHERS = (0.7, 7), ((0.6, 5), (0.8, 10))
+FULL_THRESHOLDS = tuple((c, p) for c in (0.6, 0.7, 0.8) for p in (5, 7, 10))
+
+
+def true_half_max_radius(footprint: np.ndarray) -> float:
+    """Where the azimuthal mean profile around the footprint's peak first falls to half the peak (px),
+    interpolated between half-pixel rings, as :func:`cnmflow.auto_params` measures a blob (its floor is 0:
+    a true footprint has no background)."""
+    row, col = np.unravel_index(int(np.argmax(footprint)), footprint.shape)
+    yy, xx = np.indices(footprint.shape)
+    ring = np.floor(np.hypot(yy - row, xx - col).ravel() / 0.5).astype(int)
+    counts = np.bincount(ring)
+    profile = np.bincount(ring, weights=footprint.ravel().astype(np.float64)) / np.maximum(counts, 1)
+    radius = (np.arange(len(profile)) + 0.5) * 0.5
+    radius[0] = 0.0
+    profile, radius = profile[counts > 0], radius[counts > 0]
+    half = 0.5 * profile[0]
+    j = int(np.nonzero(profile <= half)[0][0])
+    return float(radius[j - 1] + (profile[j - 1] - half) / (profile[j - 1] - profile[j]) * (radius[j] - radius[j - 1]))
+
+
+def simulate(movie: Movie):
+    from cnmflow.synthetic import simulate_realistic_1p
+
+    return simulate_realistic_1p(movie.configuration, shape=movie.shape, n_frames=movie.frames, rng=movie.seed,
+                                 **movie.overrides)
+
+
+def estimate_auto(frames: np.ndarray, folder: Path) -> tuple[dict, float]:
+    """The auto values (gSig, gSiz, min_corr, min_pnr) and the estimate's seconds, from a TIFF as a run reads it."""
+    import tifffile
+
+    from cnmflow.auto_params import estimate_parameters
+
+    path = folder / "movie.tif"
+    tifffile.imwrite(path, frames)
+    started = time.perf_counter()
+    est = estimate_parameters([path], tsub=TSUB, ssub=1)
+    seconds = time.perf_counter() - started
+    values = {"gSig": est.gSig, "gSiz": est.gSiz, "min_corr": est.min_corr, "min_pnr": est.min_pnr,
+              "n_seeds": int(len(est.seeds)), "radius_iqr": np.percentile(est.radius.blob_radii, [25, 75]).round(2).tolist()}
+    return values, seconds
+
+
+def fit_params(fr: float, gsig: float, gsiz: int, min_corr: float, min_pnr: float) -> dict:
+    """A 1P fit's parameters; patches of 32 or 40 px (a cell and its ring background fit in one)."""
+    rf = 32 if gsig < 5 else 40
+    return dict(fr=fr, gSig=gsig, gSiz=int(gsiz), min_corr=min_corr, min_pnr=min_pnr, tsub=TSUB, rf=rf,
+                stride=rf // 2, n_processes=2)
+
+
+def fit_and_score(frames: np.ndarray, truth, params: dict) -> dict:
+    """Fit, then F1@IoU0.5 (shape_scoring) and F1 (scoring) against the true footprints."""
+    from cnmflow.engine import fit
+    from cnmflow.params import build_params
+    from cnmflow.scoring import score
+    from cnmflow.shape_scoring import shape_score
+
+    started = time.perf_counter()
+    est = fit(frames, build_params(dict(params)))
+    seconds = time.perf_counter() - started
+    footprints = est.footprints()
+    shapes = shape_score(truth.footprints, footprints)
+    found = score(truth.footprints, footprints)
+    return {"params": {k: params[k] for k in ("gSig", "gSiz", "min_corr", "min_pnr")}, "K": int(est.K),
+            "f1_iou50": round(float(shapes.f1_iou50), 3), "f1_score": round(float(found.f1), 3),
+            "seconds": round(seconds, 1)}
+
+
+def grid_points(true_radius: float, full: bool) -> list[tuple[int, float, float]]:
+    """gSig in {round(r) − 1, round(r), round(r) + 1} x all (min_corr, min_pnr) pairs (``full``), or the cross:
+    every gSig at (0.7, 7) and the middle gSig at (0.6, 5) and (0.8, 10)."""
+    centre = int(round(true_radius))
+    sizes = [g for g in (centre - 1, centre, centre + 1) if g >= 1]
+    if full:
+        return [(g, c, p) for g in sizes for c, p in FULL_THRESHOLDS]
+    return [(g, *CENTRE) for g in sizes] + [(centre, c, p) for c, p in OTHERS]
+
+
+def run_movie(movie: Movie, *, full: bool, auto_only: bool, before: dict | None = None) -> dict:
+    """Simulate, estimate, fit auto and the grid, and compare."""
+    sim = simulate(movie)
+    truth_r = float(np.median([true_half_max_radius(f) for f in sim.truth.footprints]))
+    with tempfile.TemporaryDirectory() as folder:
+        auto, auto_s = estimate_auto(sim.movie, Path(folder))
+    record = {"movie": movie.name, "n_true": int(len(sim.truth.footprints)), "true_half_max_radius": round(truth_r, 2),
+              "auto": auto, "auto_s": round(auto_s, 2), "radius_error": round(auto["gSig"] / truth_r - 1, 3)}
+    if auto_only:
+        return record
+    fr = movie.fr
+    record["auto_fit"] = fit_and_score(sim.movie, sim.truth, fit_params(fr, auto["gSig"], auto["gSiz"],
+                                                                        auto["min_corr"], auto["min_pnr"]))
+    if before is not None:  # an earlier estimator's values (an --auto-only record), fitted the same way
+        record["auto_before"] = {"auto": before["auto"], "fit": fit_and_score(sim.movie, sim.truth, fit_params(
+            fr, before["auto"]["gSig"], before["auto"]["gSiz"], before["auto"]["min_corr"], before["auto"]["min_pnr"]))}
+    record["grid"] = [fit_and_score(sim.movie, sim.truth, fit_params(fr, g, 4 * g + 1, c, p))
+                      for g, c, p in grid_points(truth_r, full)]
+    best = max(record["grid"], key=lambda r: r["f1_iou50"])
+    best_found = max(record["grid"], key=lambda r: r["f1_score"])
+    record["best_grid"] = {"f1_iou50": best["f1_iou50"], "params": best["params"],
+                           "f1_score": best_found["f1_score"], "params_f1_score": best_found["params"]}
+    record["gap_f1_iou50"] = round(best["f1_iou50"] - record["auto_fit"]["f1_iou50"], 3)
+    record["gap_f1_score"] = round(best_found["f1_score"] - record["auto_fit"]["f1_score"], 3)
+    record["auto_over_extraction"] = round(auto_s / record["auto_fit"]["seconds"], 3)
+    return record
+
+
+def print_table(records: list[dict]) -> None:
+    head = (f"{'movie':<36}{'true r':>7}{'gSig':>6}{'err%':>6}{'corr':>6}{'pnr':>6}{'auto s':>7}"
+            f"{'K':>4}/{'n':<4}{'F1.5':>6}{'best':>6}{'gap':>6}{'F1':>6}{'best':>6}{'gap':>6}{'fit s':>7}{'ratio':>6}")
+    print(head)
+    for r in records:
+        a = r["auto"]
+        line = (f"{r['movie']:<36}{r['true_half_max_radius']:>7.2f}{a['gSig']:>6.2f}{100 * r['radius_error']:>6.0f}"
+                f"{a['min_corr']:>6.2f}{a['min_pnr']:>6.2f}{r['auto_s']:>7.2f}")
+        if "auto_fit" in r:
+            f, b = r["auto_fit"], r["best_grid"]
+            line += (f"{f['K']:>4}/{r['n_true']:<4}{f['f1_iou50']:>6.3f}{b['f1_iou50']:>6.3f}{r['gap_f1_iou50']:>6.3f}"
+                     f"{f['f1_score']:>6.3f}{b['f1_score']:>6.3f}{r['gap_f1_score']:>6.3f}{f['seconds']:>7.1f}"
+                     f"{r['auto_over_extraction']:>6.3f}")
+        print(line)
+        if "auto_before" in r:
+            a, f = r["auto_before"]["auto"], r["auto_before"]["fit"]
+            print(f"{'  before: ' + r['movie'][:26]:<36}{'':>7}{a['gSig']:>6.2f}{100 * (a['gSig'] / r['true_half_max_radius'] - 1):>6.0f}"
+                  f"{a['min_corr']:>6.2f}{a['min_pnr']:>6.2f}{'':>7}{f['K']:>4}/{r['n_true']:<4}{f['f1_iou50']:>6.3f}{'':>12}"
+                  f"{f['f1_score']:>6.3f}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--auto-only", action="store_true", help="estimate only, no fits")
+    parser.add_argument("--full-grid", action="store_true", help="all of {0.6, 0.7, 0.8} x {5, 7, 10}")
+    parser.add_argument("--before", type=Path, help="an --auto-only JSON of an earlier estimator: fit its values too")
+    parser.add_argument("--out", type=Path, default=RESULTS / "auto_params_benchmark.json")
+    args = parser.parse_args(argv)
+    before = {r["movie"]: r for r in json.loads(args.before.read_text())["runs"]} if args.before else {}
+    records = []
+    for movie in MOVIES:
+        records.append(run_movie(movie, full=args.full_grid, auto_only=args.auto_only, before=before.get(movie.name)))
+        print(json.dumps(records[-1]), flush=True)
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    summary = {"machine": {"cpus": __import__("os").cpu_count(), "python": platform.python_version()},
+               "tsub": TSUB, "full_grid": args.full_grid, "runs": records}
+    args.out.write_text(json.dumps(summary, indent=1))
+    print_table(records)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
