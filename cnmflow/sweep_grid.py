@@ -169,11 +169,12 @@ def folder_name(combination: Mapping[str, Any]) -> str:
 
 
 def combination_label(combination: Mapping[str, Any]) -> str:
-    """A run's name from its varied values, e.g. ``min_corr 0.8 · min_pnr 6`` (None reads ``auto``).
+    """A run's name from its varied values, e.g. ``min_corr 0.8, min_pnr 6`` (None reads ``auto``).
 
     The folder name (:func:`folder_name`) is the file-system form; this one is for lists and graphs, where a
-    scientist tells the combinations apart by their values."""
-    return " · ".join(f"{name} {'auto' if value is None else value}" for name, value in combination.items())
+    scientist tells the combinations apart by their values.  A plain comma: the Prefect UI's run graph
+    draws its labels in a font without "·"."""
+    return ", ".join(f"{name} {'auto' if value is None else value}" for name, value in combination.items())
 
 
 def sweep_label(grid: Any) -> str:

@@ -34,7 +34,8 @@ from pydantic import Field
 
 from cnmflow.movies import remove_work_copy
 from cnmflow.errors import ParameterError
-from cnmflow.params_form import ExtractionParams
+from cnmflow.params_form import ExtractionParams, OptionalText
+from cnmflow.plan import RunPlan
 from cnmflow.report import RunReport
 from cnmflow.request import Preset, RunRequest
 from cnmflow.sweep_grid import (GRID_EXAMPLE, SWEEP_STAGE_WEIGHTS, SweepFailed, check_sweep, combination_label,
@@ -64,7 +65,7 @@ def sweep_run_name() -> str:
 
 
 def combination_run_name(parameters: dict[str, Any]) -> str:
-    """A combination task run's name, from its values (e.g. ``combination min_corr 0.8 · min_pnr 6``)."""
+    """A combination task run's name, from its values (e.g. ``combination min_corr 0.8, min_pnr 6``)."""
     return f"combination {combination_label(parameters['combination'])}"
 
 
@@ -74,18 +75,18 @@ def parameter_sweep(
     movies: list[str],
     output_dir: str,
     grid: Grid,
-    params_file: str | None = None,
+    params_file: OptionalText = None,
     overwrite_params: bool = False,
     preset: Preset = "1p",
     params: ExtractionParams = ExtractionParams(),  # type: ignore[valid-type]
     max_concurrent: int = 2,
     evaluate: bool = False,
     overwrite: bool = False,
-    experiment: str = DEFAULT_EXPERIMENT,
-    tracking_uri: str | None = None,
-    dask_address: str | None = None,
     nwb: bool = True,
-    nwb_metadata: str | None = None,
+    nwb_metadata: OptionalText = None,
+    experiment: str = DEFAULT_EXPERIMENT,
+    tracking_uri: OptionalText = None,
+    dask_address: OptionalText = None,
 ) -> list[dict[str, Any]]:
     """Sweep ``grid`` (e.g. ``{"min_corr": [0.7, 0.8], "min_pnr": [6, 8, 10]}``) over ``movies``.
 
@@ -104,11 +105,13 @@ def parameter_sweep(
         max_concurrent: Combinations running at the same time.
         evaluate: Evaluate components and mark them accepted/rejected.
         overwrite: Replace earlier, different outputs in the sub-folders.
-        experiment: MLflow experiment of the parent and child runs.
-        tracking_uri: MLflow tracking URI (default: $MLFLOW_TRACKING_URI, else sqlite:///<output_dir>/mlflow.db).
-        dask_address: Dask scheduler for the patch jobs of every combination (default: $CNMFLOW_DASK_ADDRESS).
         nwb: Write ophys.{k}.nwb in every combination's folder.
         nwb_metadata: YAML/JSON file with the NWB subject/session/device/imaging_plane facts (checked first).
+        experiment: MLflow experiment of the parent and child runs.
+        tracking_uri: Advanced run setting. MLflow tracking URI (default: $MLFLOW_TRACKING_URI, else
+            sqlite:///<output_dir>/mlflow.db).
+        dask_address: Advanced run setting. Dask scheduler for the patch jobs of every combination (default:
+            $CNMFLOW_DASK_ADDRESS).
 
     Raises:
         ParameterError: before anything runs, naming the first combination that cannot run.
@@ -129,19 +132,11 @@ def parameter_sweep(
         plan = validate(movies, str(root), request.with_table(combos[0]), overwrite=True, evaluate=evaluate,
                         progress=progress, nwb=nwb, nwb_metadata=nwb_metadata)
         uri = tracking_uri or default_tracking_uri(root)
-        work = root / WORK_DIR_NAME
-        movie, created = concatenate(plan, work, progress=progress)
-        try:
-            parent = open_sweep_run(experiment=experiment, tracking_uri=uri, grid=grid, base=dict(request.table),
-                                    tags={"prefect.flow_run_id": str(flow_run.id)})
-            shared = dict(params_file=params_file, overwrite_params=overwrite_params, overwrite=overwrite,
-                          evaluate=evaluate, work_dir=str(work), experiment=experiment, tracking_uri=uri,
-                          mlflow_parent_run_id=parent, dask_address=dask_address, nwb=nwb, nwb_metadata=nwb_metadata)
-            children, failures = _run_combinations(combos, root, progress, max_concurrent=max_concurrent,
-                                                   movies=movies, request=request, shared=shared)
-        finally:
-            if created:
-                remove_work_copy(movie)
+        shared = dict(params_file=params_file, overwrite_params=overwrite_params, overwrite=overwrite,
+                      evaluate=evaluate, experiment=experiment, tracking_uri=uri, dask_address=dask_address, nwb=nwb,
+                      nwb_metadata=nwb_metadata)
+        parent, children, failures = _run_on_one_copy(plan, combos, root, progress, grid=grid, shared=shared,
+                                                      max_concurrent=max_concurrent, movies=movies, request=request)
         rows = _compare(parent, uri, children, root, failed=len(failures), progress=progress)
     except Exception as err:
         progress.fail(err)
@@ -221,6 +216,23 @@ class SweepProgress:
             log.debug("sweep progress update failed", exc_info=True)
             return
         self.last_sent, self.last_percent = time.monotonic(), percent
+
+
+def _run_on_one_copy(plan: RunPlan, combos: list[dict[str, Any]], root: Path, progress: SweepProgress, *,
+                     grid: dict[str, list[Any]], shared: dict[str, Any], request: RunRequest, **options: Any
+                     ) -> tuple[str | None, list[tuple[dict[str, Any], Path]], list[tuple[dict[str, Any], str]]]:
+    """One work copy of the movie (removed after, unless an earlier one is reused), the parent MLflow run,
+    then the combinations (:func:`_run_combinations`) on that copy under that run."""
+    work = root / WORK_DIR_NAME
+    movie, created = concatenate(plan, work, progress=progress)
+    try:
+        parent = open_sweep_run(experiment=shared["experiment"], tracking_uri=shared["tracking_uri"], grid=grid,
+                                base=dict(request.table), tags={"prefect.flow_run_id": str(flow_run.id)})
+        shared = {**shared, "work_dir": str(work), "mlflow_parent_run_id": parent}
+        return (parent, *_run_combinations(combos, root, progress, shared=shared, request=request, **options))
+    finally:
+        if created:
+            remove_work_copy(movie)
 
 
 def _run_combinations(combos: list[dict[str, Any]], root: Path, progress: SweepProgress, *, max_concurrent: int,

@@ -45,7 +45,7 @@ def test_grid_options_parse_and_every_combination_is_checked_first():
     with pytest.raises(ParameterError, match="min_prn"):
         combinations({"min_prn": [6]})
     assert folder_name({"min_corr": 0.8, "K": None}) == "min_corr=0.8_K=auto"
-    assert combination_label({"min_corr": 0.8, "K": None}) == "min_corr 0.8 · K auto"
+    assert combination_label({"min_corr": 0.8, "K": None}) == "min_corr 0.8, K auto"
     assert sweep_label({"min_corr": [0.7, 0.8], "min_pnr": [6, 8, 10]}) == "sweep min_corr × min_pnr (6 runs)"
     assert sweep_label("not a grid") == "sweep"
 
