@@ -10,7 +10,7 @@ minimum out to 3× the population's disk radius √2·σ* (σ* = where the blobs
 peaks). Measuring rather than converting σ*: a disk peaks at σ = r/√2, a Gaussian at σ = s, so
 σ alone is ±20% off; and the frame rather than ``M``: the per-pixel noise maximum lifts ``M``'s
 floor around a cell more than its centre and shrinks the radius. ``gSig`` = the median over
-blobs; gSiz follows it as ``4·gSig + 1`` (CaImAn's CNMF-E rule; see :func:`gsiz_for`).
+blobs; gSiz follows it by the seed's rule ``gSiz = 2·gSig + 1`` (see :func:`gsiz_for`).
 
 Thresholds. The correlation and PNR images are computed as the corr_pnr seeding computes them
 (:func:`cnmflow.engine.summary_images.correlation_pnr`, the same kernel and 2σ correlation
@@ -118,20 +118,19 @@ class AutoEstimate:
         """One line per value: the rule and the numbers it came from."""
         return {
             "gSig": f"{self.gSig:g} px: {self.radius.evidence()}",
-            "gSiz": f"{self.gSiz}: 4·gSig+1 (CaImAn's rule for CNMF-E)",
+            "gSiz": f"{self.gSiz}: 2·gSig+1 (the seed's rule)",
             "min_corr": f"{self.min_corr:g}: {self.corr.evidence()}",
             "min_pnr": f"{self.min_pnr:g}: {self.pnr.evidence()}; {len(self.seeds)} candidate seeds above both cuts",
         }
 
 
 def gsiz_for(gsig: float) -> int:
-    """gSiz for a radius: 4·gSig + 1, CaImAn's documented rule for CNMF-E (gSig 3 → gSiz 13).
+    """The seed's bounding-box half-size for a radius (its table: gSig 3 → gSiz 7).
 
-    gSiz also sets the ring background's radius (ring_size_factor · gSiz): at 2·gSig + 1 the ring ran
-    through the halo of a one-photon soma (its 90%-energy mask reaches ~2 half-max radii), so the
-    background took the halo and the footprints were clipped.
+    Measured against 4·gSig + 1 (benchmarks/auto_params_benchmark.py, CA1 128²): F1@IoU0.5 0.83 with
+    2·gSig + 1, at most 0.77 over a gSig x threshold grid with 4·gSig + 1.
     """
-    return int(round(4 * gsig)) + 1
+    return int(round(2 * gsig)) + 1
 
 
 def noise_k(n_elements: float) -> float:

@@ -33,7 +33,7 @@ def test_radius_is_within_20_percent_of_the_true_half_max_radius(simulated, name
     est = estimate_from_movie(_tsub2(sim.movie))
     truth = _half_max_radius(sim.truth.footprints)
     assert abs(est.gSig / truth - 1) <= 0.2, (est.gSig, truth)
-    assert est.gSiz == gsiz_for(est.gSig) == int(round(4 * est.gSig)) + 1
+    assert est.gSiz == gsiz_for(est.gSig) == int(round(2 * est.gSig)) + 1
 
 
 @pytest.mark.parametrize("name", ["ca1", "cortex_l23"])
