@@ -9,9 +9,22 @@ from __future__ import annotations
 import sys
 import time
 from contextlib import contextmanager
-from typing import Callable, Iterator
+from typing import Callable, Iterator, Mapping
 
 Progress = Callable[[str, float], None]
+
+
+def weighted_fraction(weights: Mapping[str, float], stage: str, fraction: float) -> float:
+    """Share of a whole job done when ``stage`` is ``fraction`` done: the job's stages run in the order
+    of ``weights``, each taking its weight's share of the time (weights are normalised to their sum).
+    A stage not in ``weights`` counts as all of them done."""
+    total = sum(weights.values())
+    done = 0.0
+    for name, weight in weights.items():
+        if name == stage:
+            return min(1.0, (done + weight * min(max(fraction, 0.0), 1.0)) / total)
+        done += weight
+    return min(1.0, done / total)
 
 
 @contextmanager

@@ -19,6 +19,7 @@ from typing import Any, Iterator, Mapping, Sequence
 from cnmflow.errors import InputError, ParameterError
 from cnmflow.params import AUTO_FIELDS, PARAM_NAMES, unknown_message
 from cnmflow.request import RunRequest, request_of
+from cnmflow.progress import weighted_fraction
 
 MAX_COMBINATIONS = 256
 
@@ -193,9 +194,6 @@ def sweep_label(grid: Any) -> str:
 
 def sweep_fraction(stage: str, fraction: float) -> float:
     """Share of the whole sweep done when ``stage`` is ``fraction`` done (stages in SWEEP_STAGE_WEIGHTS order)."""
-    done = 0.0
-    for name, weight in SWEEP_STAGE_WEIGHTS.items():
-        if name == stage:
-            return min(1.0, done + weight * min(max(fraction, 0.0), 1.0))
-        done += weight
-    raise ValueError(f"unknown sweep stage {stage!r}; one of {', '.join(SWEEP_STAGE_WEIGHTS)}")
+    if stage not in SWEEP_STAGE_WEIGHTS:
+        raise ValueError(f"unknown sweep stage {stage!r}; one of {', '.join(SWEEP_STAGE_WEIGHTS)}")
+    return weighted_fraction(SWEEP_STAGE_WEIGHTS, stage, fraction)

@@ -17,12 +17,9 @@ run: see :func:`run_combination`.
 
 from __future__ import annotations
 
-import logging
 import threading
-import time
 from pathlib import Path
 from typing import Annotated, Any
-from uuid import UUID
 
 from prefect import flow, get_run_logger, task
 from prefect.cache_policies import NO_CACHE
@@ -38,25 +35,22 @@ from cnmflow.params_form import ExtractionParams, OptionalText
 from cnmflow.plan import RunPlan
 from cnmflow.report import RunReport
 from cnmflow.request import Preset, RunRequest
-from cnmflow.sweep_grid import (GRID_EXAMPLE, SWEEP_STAGE_WEIGHTS, SweepFailed, check_sweep, combination_label,
-                                folder_name, sweep_fraction, sweep_label)
+from cnmflow.sweep_grid import GRID_EXAMPLE, SweepFailed, check_sweep, combination_label, folder_name, sweep_label
 from cnmflow.tracking.uri import DEFAULT_EXPERIMENT, tracking_uri as default_tracking_uri
 from cnmflow.movies.work_copy import WORK_DIR_NAME
 from cnmflow.tasks.concatenate import concatenate
+from cnmflow.tasks.progress import SweepProgress
 from cnmflow.tasks.sweep import close_sweep, open_sweep_run
 from cnmflow.tasks.validate import validate
 from cnmflow.flows.source_extraction import source_extraction
 
 #: Threads available to children; ``max_concurrent`` limits how many run at once.
 MAX_THREADS = 16
-#: The sweep's progress artifact (one per sweep flow run).
-PROGRESS_KEY = "parameter-sweep-progress"
 
 #: The grid as the run form shows it: a JSON object with an example (Prefect's form shows the first example
 #: as the empty field's placeholder).
 Grid = Annotated[dict[str, list[Any]], Field(examples=[GRID_EXAMPLE])]
 
-log = logging.getLogger(__name__)
 
 
 def sweep_run_name() -> str:
@@ -139,83 +133,12 @@ def parameter_sweep(
                                                       max_concurrent=max_concurrent, movies=movies, request=request)
         rows = _compare(parent, uri, children, root, failed=len(failures), progress=progress)
     except Exception as err:
-        progress.fail(err)
+        progress.fail(f"{type(err).__name__}: {err}")
         raise
     progress.finish(failed=len(failures))
     if failures:
         raise SweepFailed(failures, len(combos), rows=rows, folder=root)
     return rows
-
-
-class SweepProgress:
-    """The sweep's progress bar: its shared work copy (validate, concatenate), then one step per finished
-    combination (as they finish, in any order), then the comparison.  Like the tasks' progress it is
-    called as ``progress(stage, fraction)``; updates are throttled, and a broken update never fails the sweep."""
-
-    MIN_INTERVAL_S = 2.0
-
-    def __init__(self, key: str = PROGRESS_KEY) -> None:
-        self.key = key
-        self.artifact_id: UUID | None = None
-        self.total = 0
-        self.finished = 0
-        self.failed = 0
-        self.stage = "validate"
-        self.last_sent = 0.0
-        self.last_percent = -1.0
-
-    def start(self) -> None:
-        from prefect.artifacts import create_progress_artifact
-        from prefect.context import FlowRunContext
-
-        if FlowRunContext.get() is None:
-            return  # called as a plain function (parameter_sweep.fn): no flow run to show a bar in
-        try:
-            self.artifact_id = create_progress_artifact(0.0, key=self.key, description="checking the grid")
-        except Exception:  # noqa: BLE001 - progress display must not fail a sweep
-            log.warning("could not create the sweep's progress artifact", exc_info=True)
-
-    def __call__(self, stage: str, fraction: float) -> None:
-        if stage not in SWEEP_STAGE_WEIGHTS:
-            return
-        changed = stage != self.stage
-        self.stage = stage
-        due = changed or fraction >= 1.0 or time.monotonic() - self.last_sent >= self.MIN_INTERVAL_S
-        if due:
-            self._show(100.0 * sweep_fraction(stage, fraction), f"{stage}: {100 * fraction:.0f}%")
-
-    def combination_finished(self, *, failed: bool) -> None:
-        """One more combination done (or failed): the bar moves one step."""
-        self.finished += 1
-        self.failed += int(failed)
-        self.stage = "combinations"
-        note = f" ({self.failed} failed)" if self.failed else ""
-        self._show(100.0 * sweep_fraction("combinations", self.finished / max(self.total, 1)),
-                   f"combinations: {self.finished} of {self.total} finished{note}")
-
-    def finish(self, *, failed: int) -> None:
-        """Everything ran and the comparison is written (failed combinations are named by the sweep's error)."""
-        note = f"; {failed} of {self.total} failed (see the sweep's error)" if failed else ""
-        self._show(100.0, f"done: {self.total} combinations compared{note}", force=True)
-
-    def fail(self, error: BaseException) -> None:
-        """The sweep stopped: say where and why (the bar stays where it stopped)."""
-        line = " ".join(f"{type(error).__name__}: {error}".split())
-        line = line if len(line) <= 200 else line[:197] + "..."
-        self._show(max(self.last_percent, 0.0), f"FAILED in {self.stage}: {line}", force=True)
-
-    def _show(self, percent: float, description: str, *, force: bool = False) -> None:
-        percent = round(percent, 1)
-        if self.artifact_id is None or (percent < self.last_percent and not force):
-            return
-        from prefect.artifacts import update_progress_artifact
-
-        try:
-            update_progress_artifact(self.artifact_id, percent, description=description)
-        except Exception:  # noqa: BLE001
-            log.debug("sweep progress update failed", exc_info=True)
-            return
-        self.last_sent, self.last_percent = time.monotonic(), percent
 
 
 def _run_on_one_copy(plan: RunPlan, combos: list[dict[str, Any]], root: Path, progress: SweepProgress, *,

@@ -13,6 +13,9 @@ import time
 from typing import Callable
 from uuid import UUID
 
+from cnmflow.progress import weighted_fraction
+from cnmflow.sweep_grid import SWEEP_STAGE_WEIGHTS, sweep_fraction
+
 Progress = Callable[[str, float], None]
 
 #: Share of a run's wall time per stage, in the run's order (measured on 256×256×2000; good enough for a
@@ -22,6 +25,9 @@ STAGE_WEIGHTS: dict[str, float] = {
     "traces": 0.12, "quality": 0.03, "export": 0.06, "track": 0.03, "report": 0.01,
 }
 MIN_INTERVAL_S = 2.0
+#: The progress artifacts' keys (one artifact per flow run).
+RUN_PROGRESS_KEY = "source-extraction-progress"
+SWEEP_PROGRESS_KEY = "parameter-sweep-progress"
 
 _listeners: list[Progress] = []
 _lock = threading.Lock()
@@ -53,19 +59,22 @@ def notify(stage: str, fraction: float) -> None:
 
 def overall_fraction(stage: str, fraction: float) -> float:
     """Share of the whole run done when ``stage`` is ``fraction`` done (stages in STAGE_WEIGHTS order)."""
-    total = sum(STAGE_WEIGHTS.values())
-    done = 0.0
-    for name, weight in STAGE_WEIGHTS.items():
-        if name == stage:
-            return min(1.0, (done + weight * min(max(fraction, 0.0), 1.0)) / total)
-        done += weight
-    return min(1.0, done / total)
+    return weighted_fraction(STAGE_WEIGHTS, stage, fraction)
 
 
-class RunProgress:
-    """One progress artifact per flow run, updated as stages report."""
+def _one_line(text: str, limit: int = 200) -> str:
+    line = " ".join(text.split())
+    return line if len(line) <= limit else line[:limit - 3] + "..."
 
-    def __init__(self, key: str = "source-extraction-progress") -> None:
+
+class ProgressArtifact:
+    """One Prefect progress artifact for a flow run: a percentage and what is happening now.
+
+    Updates are throttled (each is an API call) and never go backwards except to say how the run
+    ended; a failed update is logged, never raised: progress display must not fail a run.
+    """
+
+    def __init__(self, key: str) -> None:
         self.key = key
         self.artifact_id: UUID | None = None
         self.last_sent = 0.0
@@ -73,41 +82,82 @@ class RunProgress:
         self.last_stage = ""
         self.stage = "validate"          # the stage reported last (even when its update was throttled)
 
-    def start(self) -> None:
+    def start(self, description: str = "starting") -> None:
         from prefect.artifacts import create_progress_artifact
+        from prefect.context import FlowRunContext
 
+        if FlowRunContext.get() is None:
+            return  # called as a plain function (flow.fn): no flow run to show a bar in
         try:
-            self.artifact_id = create_progress_artifact(0.0, key=self.key, description="starting")
+            self.artifact_id = create_progress_artifact(0.0, key=self.key, description=description)
         except Exception:  # noqa: BLE001 - progress display must not fail a run
-            log.warning("could not create the progress artifact", exc_info=True)
+            log.warning("could not create the progress artifact %s", self.key, exc_info=True)
 
-    def __call__(self, stage: str, fraction: float) -> None:
-        notify(stage, fraction)
-        self.stage = stage
-        percent = round(100.0 * overall_fraction(stage, fraction), 1)
-        now = time.monotonic()
-        due = stage != self.last_stage or now - self.last_sent >= MIN_INTERVAL_S or fraction >= 1.0
-        if self.artifact_id is None or percent <= self.last_percent or not due:
+    def due(self, stage: str, fraction: float) -> bool:
+        """Whether an update is worth an API call: a new stage, a finished one, or enough time passed."""
+        return stage != self.last_stage or fraction >= 1.0 or time.monotonic() - self.last_sent >= MIN_INTERVAL_S
+
+    def show(self, percent: float, description: str, *, force: bool = False) -> None:
+        """Send ``percent`` (0-100) and ``description``; without ``force`` only when it moves forward."""
+        percent = round(percent, 1)
+        if self.artifact_id is None or (percent <= self.last_percent and not force):
             return
         from prefect.artifacts import update_progress_artifact
 
         try:
-            update_progress_artifact(self.artifact_id, percent, description=f"{stage}: {100 * fraction:.0f}%")
+            update_progress_artifact(self.artifact_id, percent, description=description)
         except Exception:  # noqa: BLE001
             log.debug("progress artifact update failed", exc_info=True)
             return
-        self.last_sent, self.last_percent, self.last_stage = now, percent, stage
+        self.last_sent, self.last_percent, self.last_stage = time.monotonic(), percent, self.stage
 
     def fail(self, message: str) -> None:
         """Show that the run failed, and in which stage (the bar stays where it stopped)."""
-        if self.artifact_id is None:
-            return
-        from prefect.artifacts import update_progress_artifact
+        self.show(max(self.last_percent, 0.0), f"FAILED in {self.stage}: {_one_line(message)}", force=True)
 
-        line = " ".join(message.split())
-        line = line if len(line) <= 200 else line[:197] + "..."
-        try:
-            update_progress_artifact(self.artifact_id, max(self.last_percent, 0.0),
-                                     description=f"FAILED in {self.stage}: {line}")
-        except Exception:  # noqa: BLE001 - progress display must not hide the run's own error
-            log.debug("progress artifact update failed", exc_info=True)
+
+class RunProgress(ProgressArtifact):
+    """The progress of one extraction (or motion-correction) run, stage by stage."""
+
+    def __init__(self, key: str = RUN_PROGRESS_KEY) -> None:
+        super().__init__(key)
+
+    def __call__(self, stage: str, fraction: float) -> None:
+        notify(stage, fraction)
+        due = self.due(stage, fraction)
+        self.stage = stage
+        if due:
+            self.show(100.0 * overall_fraction(stage, fraction), f"{stage}: {100 * fraction:.0f}%")
+
+
+class SweepProgress(ProgressArtifact):
+    """A sweep's progress: its shared work copy (validate, concatenate), then one step per finished
+    combination (as they finish, in any order), then the comparison."""
+
+    def __init__(self, key: str = SWEEP_PROGRESS_KEY) -> None:
+        super().__init__(key)
+        self.total = 0
+        self.finished = 0
+        self.failed = 0
+
+    def __call__(self, stage: str, fraction: float) -> None:
+        if stage not in SWEEP_STAGE_WEIGHTS:
+            return
+        due = self.due(stage, fraction)
+        self.stage = stage
+        if due:
+            self.show(100.0 * sweep_fraction(stage, fraction), f"{stage}: {100 * fraction:.0f}%")
+
+    def combination_finished(self, *, failed: bool) -> None:
+        """One more combination done (or failed): the bar moves one step."""
+        self.finished += 1
+        self.failed += int(failed)
+        self.stage = "combinations"
+        note = f" ({self.failed} failed)" if self.failed else ""
+        self.show(100.0 * sweep_fraction("combinations", self.finished / max(self.total, 1)),
+                  f"combinations: {self.finished} of {self.total} finished{note}")
+
+    def finish(self, *, failed: int) -> None:
+        """Everything ran and the comparison is written (failed combinations are named by the sweep's error)."""
+        note = f"; {failed} of {self.total} failed (see the sweep's error)" if failed else ""
+        self.show(100.0, f"done: {self.total} combinations compared{note}", force=True)

@@ -22,7 +22,8 @@ from cnmflow.lineage import read_manifest
 from cnmflow.params_form import form_with
 from cnmflow.sweep_grid import (GRID_EXAMPLE, combination_label, combinations, folder_name, parse_grid_option,
                                 sweep_fraction, sweep_label)
-from cnmflow.flows.parameter_sweep import PROGRESS_KEY, parameter_sweep
+from cnmflow.flows.parameter_sweep import parameter_sweep
+from cnmflow.tasks.progress import SWEEP_PROGRESS_KEY as PROGRESS_KEY
 from tests.runs import small_movie
 
 TABLE = {"rf": None, "gSiz": 13}
