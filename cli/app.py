@@ -306,6 +306,8 @@ def _print_report(report) -> None:
         print(f"MLflow run {report.mlflow_run_id} in experiment {report.run_ids.get('mlflow_experiment')!r} at {uri}")
         if uri.startswith("sqlite:///"):
             print(f"  open it with: mlflow ui --backend-store-uri '{uri}' --workers 1   (then http://127.0.0.1:5000)")
+        if report.run_ids.get("mlflow_runs_url"):
+            print(f"  runs page: {report.run_ids['mlflow_runs_url']}")
     elif report.tracking_error:
         print(f"warning: {report.tracking_error}", file=sys.stderr)
 

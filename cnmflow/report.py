@@ -91,6 +91,8 @@ def summary_markdown(report: RunReport) -> str:
     if report.mlflow_run_id:
         lines.append(f"MLflow run `{report.mlflow_run_id}` (experiment `{report.run_ids.get('mlflow_experiment')}`, "
                      f"store `{report.run_ids.get('mlflow_tracking_uri')}`)")
+        if report.run_ids.get("mlflow_runs_url"):
+            lines.append(f"\nRuns page (with `mlflow ui` running): {report.run_ids['mlflow_runs_url']}")
     else:
         lines.append(f"**Not tracked**: {report.tracking_error or 'tracking was off'}")
     if report.notes:

@@ -78,3 +78,12 @@ def test_a_failure_summary_names_the_stage_the_file_and_the_fix():
     assert "**What to fix:** movie file not found: /d/m.tif; check the path" in text and "Bad input" in text
     bug = failure_markdown(stage="patches", error=ZeroDivisionError("x"), movies=["/d/m.tif"], output_dir="/d/out")
     assert "ZeroDivisionError" in bug and "traceback is in the run's logs" in bug
+
+
+def test_a_tracked_run_links_its_experiments_runs_page(tmp_path):
+    runs_url = "http://127.0.0.1:5000/#/experiments/1/runs?workflowType=machine_learning"
+    tracked = {**MANIFEST, "run_ids": {"prefect_flow_run_id": "f1", "mlflow_run_id": "r1", "mlflow_experiment": "e",
+                                       "mlflow_tracking_uri": "sqlite:///x.db", "mlflow_runs_url": runs_url}}
+    (tmp_path / MANIFEST_NAME).write_text(json.dumps(tracked))
+    summary = summary_markdown(report_from_manifest(tmp_path, reused_extraction=False, up_to_date=False))
+    assert "MLflow run `r1`" in summary and runs_url in summary
