@@ -100,12 +100,13 @@ def summary_markdown(report: RunReport) -> str:
     return "\n".join(lines) + "\n"
 
 
-def failure_markdown(*, stage: str, error: BaseException, movies: list[str], output_dir: str) -> str:
+def failure_markdown(*, stage: str, error: BaseException, movies: list[str], output_dir: str,
+                     job: str = "Source extraction") -> str:
     """A failed run's summary: the stage, the error's one line (it names the file or parameter and the fix),
     the inputs; a bug (not bad input) says where its traceback is."""
     user_error = isinstance(error, InputError)
     message = " ".join(str(error).split()) or type(error).__name__
-    lines = [f"# Source extraction failed in {stage}", "",
+    lines = [f"# {job} failed in {stage}", "",
              f"**{'What to fix' if user_error else 'Error'}:** {message}", "",
              f"- stage: `{stage}`", f"- output folder: `{output_dir}`"]
     lines += [f"- movie: `{movie}`" for movie in movies]

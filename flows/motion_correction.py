@@ -16,6 +16,13 @@ from cnmflow.params_form import MotionForm, table_from_motion_form
 from cnmflow.request import Preset, RunRequest
 from cnmflow.tasks.motion_only import correct_and_write, validate_motion
 from cnmflow.tasks.progress import RunProgress
+from cnmflow.tasks.report import failed_run, quiet_user_error_tracebacks
+
+
+#: Artifact key of a failed motion-correction run's summary.
+FAILURE_KEY = "motion-correction-failure"
+
+quiet_user_error_tracebacks()   # bad input: one line in the logs, not two 60-line tracebacks
 
 
 @flow(name="motion-correction",
@@ -47,12 +54,16 @@ def motion_correction(
     """
     progress = RunProgress(key="motion-correction-progress")
     progress.start()
-    request = RunRequest(preset=preset, table=table_from_motion_form(params), params_file=params_file,
-                         overwrite_params=overwrite_params)
-    inputs = validate_motion(movies, output_dir, request, overwrite=overwrite, progress=progress)
-    run = correct_and_write(inputs, output_dir, overwrite=overwrite, work_dir=work_dir,
-                            dask_scheduler=inputs.machine.dask_scheduler(dask_address), run_ids={"prefect_flow_run_id": flow_run.id},
-                            progress=progress)
+    try:
+        request = RunRequest(preset=preset, table=table_from_motion_form(params), params_file=params_file,
+                             overwrite_params=overwrite_params)
+        inputs = validate_motion(movies, output_dir, request, overwrite=overwrite, progress=progress)
+        run = correct_and_write(inputs, output_dir, overwrite=overwrite, work_dir=work_dir,
+                                dask_scheduler=inputs.machine.dask_scheduler(dask_address),
+                                run_ids={"prefect_flow_run_id": flow_run.id}, progress=progress)
+    except Exception as error:
+        return failed_run(error, progress, movies=movies, output_dir=output_dir, job="Motion correction",
+                          key=FAILURE_KEY)
     result = run.outcome.result
     summary = (f"**{result.method}** motion correction of {result.shifts_rig.shape[0]} frames: largest shift "
                f"{result.max_shift():.2f} px, crop box {result.crop.max} px\n\n"

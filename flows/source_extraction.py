@@ -31,7 +31,7 @@ from cnmflow.tasks.export import export_task
 from cnmflow.tasks.extract import extract, is_cached
 from cnmflow.tasks.motion import motion_correction
 from cnmflow.tasks.progress import RunProgress
-from cnmflow.tasks.report import publish_failure, publish_report, quiet_user_error_tracebacks
+from cnmflow.tasks.report import failed_run, publish_report, quiet_user_error_tracebacks
 from cnmflow.tasks.track import track
 from cnmflow.tasks.validate import validate
 
@@ -140,17 +140,6 @@ def source_extraction(
         return failed_run(error, progress, movies=movies, output_dir=output_dir)
     get_run_logger().info("%d components; results in %s", report.n_components, report.output_dir)
     return report
-
-
-def failed_run(error: Exception, progress: RunProgress, *, movies: list[str], output_dir: str) -> State:
-    """Show the failure (progress, failure summary); bad input ends the run Failed with its one line,
-    anything else (a bug) is raised again with its traceback."""
-    progress.fail(str(error) or type(error).__name__)
-    publish_failure(error, stage=progress.stage, movies=list(movies), output_dir=str(output_dir))
-    if not isinstance(error, InputError):
-        raise error
-    get_run_logger().error("failed in %s: %s", progress.stage, error)
-    return Failed(message=f"{progress.stage}: {error}", data=error)
 
 
 def _run(movies: list[str], output_dir: str, progress: RunProgress, *, params_file: str | None,

@@ -6,14 +6,16 @@ from __future__ import annotations
 import base64
 import logging
 
-from prefect import task
+from prefect import get_run_logger, task
+from prefect.client.schemas.objects import State
 from prefect.artifacts import create_image_artifact, create_markdown_artifact
 from prefect.cache_policies import NO_CACHE
+from prefect.states import Failed
 
 from cnmflow.errors import InputError
 from cnmflow.outputs.names import FOOTPRINTS_PREVIEW
 from cnmflow.report import RunReport, failure_markdown, summary_markdown
-from cnmflow.tasks.progress import Progress
+from cnmflow.tasks.progress import Progress, RunProgress
 
 log = logging.getLogger(__name__)
 
@@ -43,13 +45,27 @@ def publish_report(report: RunReport, progress: Progress | None = None) -> None:
         progress("report", 1.0)
 
 
-def publish_failure(error: BaseException, *, stage: str, movies: list[str], output_dir: str) -> None:
+def publish_failure(error: BaseException, *, stage: str, movies: list[str], output_dir: str,
+                    job: str = "Source extraction", key: str = FAILURE_KEY) -> None:
     """The failed run's summary artifact: stage, what to fix, inputs. Never raises over the run's own error."""
     try:
-        create_markdown_artifact(failure_markdown(stage=stage, error=error, movies=movies, output_dir=output_dir),
-                                 key=FAILURE_KEY, description=f"failed in {stage}: {type(error).__name__}")
+        create_markdown_artifact(failure_markdown(stage=stage, error=error, movies=movies, output_dir=output_dir,
+                                                  job=job),
+                                 key=key, description=f"failed in {stage}: {type(error).__name__}")
     except Exception:  # noqa: BLE001
         log.warning("could not create the failure artifact", exc_info=True)
+
+
+def failed_run(error: Exception, progress: RunProgress, *, movies: list[str], output_dir: str,
+               job: str = "Source extraction", key: str = FAILURE_KEY) -> State:
+    """Show the failure (progress, failure summary); bad input ends the run Failed with its one line,
+    anything else (a bug) is raised again with its traceback."""
+    progress.fail(str(error) or type(error).__name__)
+    publish_failure(error, stage=progress.stage, movies=list(movies), output_dir=str(output_dir), job=job, key=key)
+    if not isinstance(error, InputError):
+        raise error
+    get_run_logger().error("failed in %s: %s", progress.stage, error)
+    return Failed(message=f"{progress.stage}: {error}", data=error)
 
 
 class UserErrorWithoutTraceback(logging.Filter):
