@@ -33,7 +33,7 @@ from cnmflow.outputs.motion import motion_images_preview, motion_summary, shifts
 from cnmflow.outputs.names import IMAGES_STEM, MANIFEST_NAME, METADATA_NAME, SHIFTS_NAME, SHIFTS_STEM, corrected_name
 from cnmflow.outputs.previews import safe_preview
 from cnmflow.outputs.result_swap import staging_folder, swap_in
-from cnmflow.params import Params, to_caiman_groups
+from cnmflow.params import to_caiman_groups
 from cnmflow.params_form import MOTION_DEFAULT_METHOD
 from cnmflow.request import RunRequest, request_of
 from cnmflow.validate import ValidatedInputs, validate_inputs

@@ -30,8 +30,9 @@ from pydantic_core import PydanticCustomError
 
 from cnmflow.errors import ParameterError
 from cnmflow.motion.params import MOTION_PARAM_NAMES
-from cnmflow.params import (AUTO_FIELDS, PARAM_NAMES, PRESETS, Number, Params, check_preset_agrees,
+from cnmflow.params import (PARAM_NAMES, PRESETS, Number, Params, check_preset_agrees,
                             SEED_N_PROCESSES, default_n_processes, unknown_message, validation_message)
+
 
 def _empty_is_none(value: Any) -> Any:
     return None if isinstance(value, str) and not value.strip() else value
@@ -88,12 +89,8 @@ def form_schema_extra(schema: dict[str, Any]) -> None:
             prop["enum"] = [prop.pop("const")]
 
 
-def _form_schema_extra(schema: dict[str, Any], cls: type) -> None:
-    form_schema_extra(schema)
-
-
 class _FormBase(BaseModel):
-    model_config = ConfigDict(extra="forbid", allow_inf_nan=False, json_schema_extra=_form_schema_extra)
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False, json_schema_extra=form_schema_extra)
 
     @model_validator(mode="wrap")
     @classmethod
@@ -217,7 +214,7 @@ def _motion_form_fields() -> dict[str, Any]:
 
 
 MotionForm = create_model(  # type: ignore[call-overload]
-    "MotionForm", __config__=ConfigDict(extra="forbid", allow_inf_nan=False, json_schema_extra=_form_schema_extra),
+    "MotionForm", __config__=ConfigDict(extra="forbid", allow_inf_nan=False, json_schema_extra=form_schema_extra),
     __doc__="The motion section of the analysis table (rigid correction by default).", **_motion_form_fields())
 
 

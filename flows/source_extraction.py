@@ -14,11 +14,7 @@ from __future__ import annotations
 from typing import Any
 
 from prefect import flow, get_run_logger
-from prefect.client.schemas.objects import State
 from prefect.runtime import flow_run
-from prefect.states import Failed
-
-from cnmflow.errors import InputError
 
 from cnmflow.params_form import ExtractionParams, OptionalText
 from cnmflow.pipeline import give_back_work_copies, stages_before_fit, timed_stage
