@@ -17,7 +17,6 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, Mapping
 
-import PIL.Image
 from mlflow.data.dataset_source_registry import get_dataset_source_from_json
 from mlflow.data.meta_dataset import MetaDataset
 from mlflow.entities import Dataset, DatasetInput, InputTag, Metric, Param, RunStatus
@@ -31,7 +30,7 @@ from cnmflow.outputs.names import MANIFEST_NAME, METADATA_NAME
 from cnmflow.tracking.compare import VARIED_TAG
 from cnmflow.tracking.folder import FolderRecord, finite_metrics, read_folder, work_span
 from cnmflow.tracking.params import caiman_params_document, values_label
-from cnmflow.tracking.store import connect, experiment_id, reported
+from cnmflow.tracking.store import connect, experiment_id, log_image_file, reported
 from cnmflow.tracking.uri import DEFAULT_EXPERIMENT, runs_page_url
 from cnmflow.tracking.uri import tracking_uri as default_tracking_uri
 
@@ -162,8 +161,7 @@ def log_preview_images(client: MlflowClient, run_id: str, previews: list[Path], 
             root_copy = Path(scratch) / f"{key}.png"
             shutil.copyfile(preview, root_copy)
             client.log_artifact(run_id, str(root_copy))
-            with PIL.Image.open(preview) as image:
-                client.log_image(run_id, image.convert("RGB"), key=key, step=0, timestamp=logged_at)
+            log_image_file(client, run_id, preview, key=key, logged_at=logged_at)
 
 
 def _log_inputs(client: MlflowClient, run_id: str, datasets: list[DatasetInput]) -> None:

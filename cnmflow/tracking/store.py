@@ -13,9 +13,11 @@ import re
 import urllib.error
 import urllib.request
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Iterator, Sequence
 from urllib.parse import urlparse
 
+import PIL.Image
 from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
@@ -149,3 +151,9 @@ def show_params_in_runs_view(client: MlflowClient, experiment: str, params: Sequ
 def kind_chosen(kind: str | None) -> bool:
     """Whether an experiment's kind was set on purpose (not absent, nor one the UI only inferred)."""
     return bool(kind) and not kind.endswith("_inferred") and kind != "no_inferred_type"
+
+
+def log_image_file(client: MlflowClient, run_id: str, path: str | Path, *, key: str, logged_at: int) -> None:
+    """Log the image file ``path`` as MLflow image ``key`` (what the chart view's image grid compares)."""
+    with PIL.Image.open(path) as image:
+        client.log_image(run_id, image.convert("RGB"), key=key, step=0, timestamp=logged_at)

@@ -19,20 +19,18 @@ from pathlib import Path, PurePosixPath
 from typing import Any, Mapping, Sequence
 
 from mlflow.entities import Metric, Param, RunStatus
-
-from cnmflow.errors import ParameterError
-from cnmflow.params import PARAM_NAMES
-import PIL.Image
 from mlflow.tracking import MlflowClient
 from mlflow.utils.mlflow_tags import MLFLOW_RUN_NOTE
 
+from cnmflow.errors import ParameterError
+from cnmflow.params import PARAM_NAMES
 from cnmflow.tracking.compare import (GRID_PREFIX, KIND_TAG, MISSING, SWEEP_KIND, VARIED_TAG, columns_of, folder_row,
                                       format_table, markdown_table)
 from cnmflow.tracking.figures import contact_sheet, table_figure
 from cnmflow.outputs.names import FOOTPRINTS_PREVIEW
 from cnmflow.tracking.folder import read_folder
 from cnmflow.tracking.params import param_key, param_text, values_label
-from cnmflow.tracking.store import connect, experiment_id, reported, show_params_in_runs_view
+from cnmflow.tracking.store import connect, experiment_id, log_image_file, reported, show_params_in_runs_view
 from cnmflow.tracking.uri import DEFAULT_EXPERIMENT
 
 COMPARISON_CSV = "sweep/comparison.csv"
@@ -155,8 +153,7 @@ def _log_images(client: MlflowClient, run_id: str, files: Sequence[Path], *, log
     for path in files:
         key = IMAGE_KEYS.get(Path(path).name)
         if key is not None:
-            with PIL.Image.open(path) as image:
-                client.log_image(run_id, image.convert("RGB"), key=key, step=0, timestamp=logged_at)
+            log_image_file(client, run_id, path, key=key, logged_at=logged_at)
 
 
 def sweep_description(comparison: Comparison, *, experiment_id: str, n_failed: int = 0) -> str:
