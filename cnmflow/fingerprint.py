@@ -51,6 +51,12 @@ def input_hashes(series) -> dict[int, str]:
     return {index: file_hash(movie.path) for index, movie in enumerate(series.movies)}
 
 
+def series_key(hashes: Mapping[int, str]) -> str:
+    """Names a series' work copies: the input bytes in the user's order only, whatever the parameters
+    (runs with other settings on the same movies share the concatenated copy)."""
+    return hashlib.sha256("".join(hashes[k] for k in sorted(hashes)).encode()).hexdigest()
+
+
 @lru_cache(maxsize=1)
 def source_digest() -> str:
     """sha256 over the computing sources (names and bytes), computed once per process."""

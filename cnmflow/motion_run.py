@@ -8,7 +8,6 @@ extraction: files are staged and swapped in with the manifest last.
 
 from __future__ import annotations
 
-import hashlib
 import os
 import time
 from dataclasses import dataclass, field
@@ -20,10 +19,10 @@ import numpy as np
 
 from cnmflow.atomic_write import atomic_path
 from cnmflow.errors import ParameterError
-from cnmflow.fingerprint import input_hashes, run_fingerprint
+from cnmflow.fingerprint import input_hashes, run_fingerprint, series_key
 from cnmflow.lineage import build_manifest, input_records, write_manifest
-from cnmflow.motion.work_copy import MotionOutcome, ensure_corrected_copy
-from cnmflow.movies.work_copy import WORK_DIR_NAME, ensure_work_copy, remove_unused, remove_work_copy
+from cnmflow.motion.work_copy import MotionOutcome
+from cnmflow.movies.work_copy import WORK_DIR_NAME, remove_unused
 from cnmflow.outputs.corrected_movies import write_corrected_movie
 from cnmflow.outputs.export import previous_result_names
 from cnmflow.outputs.folder import open_output_dir
@@ -35,6 +34,7 @@ from cnmflow.outputs.previews import safe_preview
 from cnmflow.outputs.result_swap import staging_folder, swap_in
 from cnmflow.params import to_caiman_groups
 from cnmflow.params_form import MOTION_DEFAULT_METHOD
+from cnmflow.pipeline import held_work_copies
 from cnmflow.request import RunRequest, request_of
 from cnmflow.validate import ValidatedInputs, validate_inputs
 
@@ -97,29 +97,18 @@ def motion_correct(movies: Sequence[str | os.PathLike], output_dir: str | os.Pat
     with open_output_dir(output_dir) as lock:
         check_motion_output_dir(output_dir, inputs, overwrite=overwrite)
         hashes = input_hashes(inputs.series)
-        series_key = hashlib.sha256("".join(hashes[k] for k in sorted(hashes)).encode()).hexdigest()
+        key = series_key(hashes)
         root = Path(work_dir) if work_dir is not None else lock.folder / WORK_DIR_NAME
-        params_ = inputs.resolved.params
-        timings: dict[str, float] = {}
-        started = time.perf_counter()
-        movie, _ = ensure_work_copy(inputs.series, root, series_key, progress=progress)
-        timings["concatenate"] = time.perf_counter() - started
-        corrected = None
         try:
-            started = time.perf_counter()
-            corrected, outcome, _ = ensure_corrected_copy(movie, root, series_key, params_.motion,
-                                                          n_processes=params_.n_processes,
-                                                          dask_scheduler=dask_scheduler, chunk_mb=inputs.machine.chunk_mb,
-                                                          progress=progress)
-            timings["motion_correction"] = time.perf_counter() - started
-            started = time.perf_counter()
-            files, notes = _export(inputs, corrected.open(), corrected.offsets, outcome, output_dir, hashes=hashes,
-                                   run_ids=run_ids or {}, timings=timings)
-            timings["export"] = time.perf_counter() - started
+            with held_work_copies(inputs, root, key, corrected_key=key, progress=progress,
+                                  dask_scheduler=dask_scheduler) as copies:
+                timings = copies.timings
+                corrected, outcome = copies.movie, copies.motion
+                started = time.perf_counter()
+                files, notes = _export(inputs, corrected.open(), corrected.offsets, outcome, output_dir,
+                                       hashes=hashes, run_ids=run_ids or {}, timings=timings)
+                timings["export"] = time.perf_counter() - started
         finally:
-            if corrected is not None:
-                remove_work_copy(corrected)
-            remove_work_copy(movie)
             remove_unused(root)
     return MotionRun(output_dir=output_dir, files=files, outcome=outcome, timings=timings, notes=tuple(notes))
 

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from cnmflow.errors import InputError, ParameterError
-from cnmflow.fingerprint import input_hashes, run_fingerprint
+from cnmflow.fingerprint import input_hashes, run_fingerprint, series_key
 from cnmflow.lineage import read_manifest, verify_manifest
 from cnmflow.movies.work_copy import WORK_DIR_NAME
 from cnmflow.outputs.export import check_output_dir
@@ -52,10 +52,8 @@ class RunPlan:
 
     @property
     def series_key(self) -> str:
-        """Names the concatenated movie: the ordered input bytes only, whatever the parameters."""
-        from hashlib import sha256
-
-        return sha256("".join(self.hashes[k] for k in sorted(self.hashes)).encode()).hexdigest()
+        """Names the concatenated movie (:func:`cnmflow.fingerprint.series_key`)."""
+        return series_key(self.hashes)
 
     def work_root(self, work_dir: str | os.PathLike | None = None) -> Path:
         """Where the run's float32 copies of the series go: ``work_dir`` when given (a faster or larger disk),
