@@ -2,7 +2,9 @@
 
 Prefect renders a flow's pydantic parameter as a form; an ``Optional[...] = None`` field shows as
 an awkward type chooser ("float | None", "Property is type None"), so every field holds a value:
-the seed's "auto" fr and K and rf's "unspecified" (one patch) are entered as 0 (:data:`ZERO_MEANS_NONE`).
+the seed's "auto" fr and K and rf's "unspecified" (one patch) are entered as 0 (:data:`ZERO_MEANS_NONE`),
+the motion high-pass ``gSig_filt`` "none" as 0, 0, and ``border_nan``'s true/false as menu entries
+beside "copy" and "min" (:data:`FORM_TO_TABLE`).
 gSig, min_corr and min_pnr take a number or "auto" (a chooser between the two).  The fields keep
 the seed's order (Prefect's UI sorts them by their ``position``).  The form's defaults are the
 seed's defaults, which are the 1P preset; :func:`form_values` gives the 2P deployment its
@@ -22,7 +24,7 @@ fix (:func:`cnmflow.params.check_preset_agrees`).
 from __future__ import annotations
 
 import copy
-from typing import Annotated, Any, Mapping
+from typing import Annotated, Any, Literal, Mapping
 
 from pydantic import (BaseModel, BeforeValidator, ConfigDict, Field, ModelWrapValidatorHandler, ValidationError,
                       WithJsonSchema, create_model, model_validator)
@@ -62,6 +64,22 @@ _FORM_FIELDS: dict[str, tuple[Any, Any]] = {
     "n_processes": (Annotated[int, Number], Field(
         SEED_N_PROCESSES, ge=1, title="n_processes", description="Number of processes used to analyze patches "
         "in parallel (capped to the machine's cores, with a note in the summary).")),
+    "gSig_filt": (Annotated[tuple[int, int], BeforeValidator(lambda value: (0, 0) if value is None else value)],
+                  Field((0, 0), title="gSig_filt", description="Width (pixels, rows and cols) of the high-pass "
+                        "filter applied for estimating shifts only, for 1P/miniscope data (e.g. 3, 3). 0, 0: none "
+                        "(2P).")),
+    "border_nan": (Annotated[Literal["copy", "min", "true", "false"],
+                             BeforeValidator(lambda value: str(value).lower() if isinstance(value, bool) else value)],
+                   Field("copy", title="border_nan", description="Fill of pixels exposed by a shift: copy or true "
+                         "replicate the edge (true also marks the crop box for exclusion), min or false use the "
+                         "frame's minimum.")),
+}
+
+#: Form values that stand for a different table value (the form shows no "X | None" chooser).
+FORM_TO_TABLE: dict[str, dict[Any, Any]] = {
+    **{name: {0: None} for name in ZERO_MEANS_NONE},
+    "gSig_filt": {(0, 0): None},
+    "border_nan": {"true": True, "false": False},
 }
 
 
@@ -70,7 +88,10 @@ def _form_fields(names: tuple[str, ...] = PARAM_NAMES) -> dict[str, Any]:
     for name in names:        # the seed's table in its order, then the motion section
         info = Params.model_fields[name]
         # the table's field keeps its Number / Flag checks and ranges
-        fields[name] = _FORM_FIELDS.get(name) or (info.annotation, copy.copy(info))
+        annotation, info = _FORM_FIELDS.get(name) or (info.annotation, info)
+        info = copy.copy(info)
+        info.title = name             # CaImAn's name, as the seed's table writes it
+        fields[name] = (annotation, info)
     return fields
 
 
@@ -122,13 +143,20 @@ def _check_preset(preset: str) -> None:
 
 
 def table_value(name: str, value: Any) -> Any:
-    """A form's value as the table holds it (0 in fr, K, rf: None, i.e. auto / unspecified)."""
-    return None if name in ZERO_MEANS_NONE and value == 0 and not isinstance(value, bool) else value
+    """A form's value as the table holds it (0 in fr, K, rf: None, i.e. auto / unspecified; see FORM_TO_TABLE)."""
+    key = tuple(value) if isinstance(value, list) else value
+    for shown, held in FORM_TO_TABLE.get(name, {}).items():
+        if _same(key, shown):
+            return held
+    return value
 
 
 def form_value(name: str, value: Any) -> Any:
-    """A table value as the form shows it (None in fr, K, rf: 0)."""
-    return 0 if name in ZERO_MEANS_NONE and value is None else value
+    """A table value as the form shows it (None in fr, K, rf: 0; see FORM_TO_TABLE)."""
+    for shown, held in FORM_TO_TABLE.get(name, {}).items():
+        if _same(value, held):
+            return list(shown) if isinstance(shown, tuple) else shown
+    return value
 
 
 def _same(a: Any, b: Any) -> bool:

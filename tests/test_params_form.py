@@ -118,6 +118,30 @@ def test_fr_and_k_are_plain_numbers_whose_zero_is_the_seeds_auto():
     assert "fr" not in table_from_motion_form(MotionForm()) and table_from_motion_form(MotionForm(fr=15))["fr"] == 15
 
 
+@pytest.mark.parametrize("form", [ExtractionParams, MotionForm], ids=["extraction", "motion"])
+def test_no_form_field_is_a_type_chooser_except_auto(form):
+    """Prefect's UI renders ``anyOf`` as a type chooser ("tuple | None", "bool | str"); only a number-or-"auto"
+    field may be one, and every field is titled with CaImAn's name."""
+    schema = form.model_json_schema()["properties"]
+    choosers = {name for name, prop in schema.items() if "anyOf" in prop}
+    assert choosers <= {"gSig", "min_corr", "min_pnr"}
+    assert all(prop["title"] == name for name, prop in schema.items())
+    assert schema["gSig_filt"]["default"] == [0, 0] and schema["border_nan"]["enum"] == ["copy", "min", "true", "false"]
+
+
+def test_motion_fields_none_and_true_are_shown_as_plain_values_and_run_as_the_table_holds_them():
+    table = table_from_motion_form(MotionForm(gSig_filt=[3, 3], border_nan="true"))
+    assert (table["motion_correction"], table["gSig_filt"], table["border_nan"]) == ("rigid", (3, 3), True)
+    assert "gSig_filt" not in table_from_motion_form(MotionForm(gSig_filt=[0, 0]))     # 0, 0: no high-pass
+    assert resolve_params(table=table_from_form(ExtractionParams(border_nan="false"))).params.border_nan is False
+    assert resolve_params(table=table_from_form(ExtractionParams(gSig_filt=[0, 0]))).params.gSig_filt is None
+    shown = form_with("1p", {"gSig_filt": (5, 5), "border_nan": True})
+    assert (shown.gSig_filt, shown.border_nan) == ((5, 5), "true")
+    assert ExtractionParams(gSig_filt=None, border_nan=False).border_nan == "false"   # older saved deployments
+    with pytest.raises(ParameterError, match="gSig_filt"):
+        resolve_params(table=table_from_form(ExtractionParams(gSig_filt=[0, 3])))
+
+
 def test_the_form_lists_the_table_in_the_seeds_order_and_method_deconvolution_is_a_choice():
     from pathlib import Path
 
