@@ -2,13 +2,20 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 from prefect import flow
 from prefect.artifacts import create_markdown_artifact
 
 from cnmflow.request import Preset, RunRequest
+from cnmflow.tasks.report import failed_step, quiet_user_error_tracebacks
 from cnmflow.tasks.suggest import suggest_values
+
+#: Artifact key of a failed suggestion's summary.
+FAILURE_KEY = "suggest-parameters-failure"
+
+quiet_user_error_tracebacks()   # bad input: one line in the logs, not two 60-line tracebacks
 
 
 @flow(name="suggest-parameters",
@@ -32,9 +39,13 @@ def suggest_parameters(
         params_file: CaImAn-style JSON parameters file, applied when overwrite_params is true.
         overwrite_params: Apply the parameters file over the table values.
     """
-    request = RunRequest(preset=preset, table=dict(params or {}), params_file=params_file,
-                         overwrite_params=overwrite_params)
-    result = suggest_values(movies, figure, request)
+    try:
+        request = RunRequest(preset=preset, table=dict(params or {}), params_file=params_file,
+                             overwrite_params=overwrite_params)
+        result = suggest_values(movies, figure, request)
+    except Exception as error:
+        return failed_step(error, stage="suggest", movies=movies, output_dir=str(Path(figure).parent),
+                           job="Parameter suggestion", key=FAILURE_KEY)
     rows = "\n".join(f"| {name} | {value:g} | {result['reasons'][name]} |" for name, value in result["values"].items())
     create_markdown_artifact(
         key="suggested-parameters", description="gSig / min_corr / min_pnr read from the movie",

@@ -61,11 +61,18 @@ def failed_run(error: Exception, progress: RunProgress, *, movies: list[str], ou
     """Show the failure (progress, failure summary); bad input ends the run Failed with its one line,
     anything else (a bug) is raised again with its traceback."""
     progress.fail(str(error) or type(error).__name__)
-    publish_failure(error, stage=progress.stage, movies=list(movies), output_dir=str(output_dir), job=job, key=key)
+    return failed_step(error, stage=progress.stage, movies=movies, output_dir=output_dir, job=job, key=key)
+
+
+def failed_step(error: Exception, *, stage: str, movies: list[str], output_dir: str, job: str,
+                key: str) -> State:
+    """A failure summary for a flow without a progress bar; bad input ends it Failed with its one line,
+    a bug is raised again with its traceback."""
+    publish_failure(error, stage=stage, movies=list(movies), output_dir=str(output_dir), job=job, key=key)
     if not isinstance(error, InputError):
         raise error
-    get_run_logger().error("failed in %s: %s", progress.stage, error)
-    return Failed(message=f"{progress.stage}: {error}", data=error)
+    get_run_logger().error("failed in %s: %s", stage, error)
+    return Failed(message=f"{stage}: {error}", data=error)
 
 
 class UserErrorWithoutTraceback(logging.Filter):
