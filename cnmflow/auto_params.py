@@ -37,7 +37,8 @@ from scipy import ndimage as ndi
 from scipy.stats import norm
 
 from cnmflow.engine.init.corr_pnr import SEED_CORR_THRESHOLD, seed_candidates
-from cnmflow.engine.summary_images import SummaryImages, correlation_pnr
+from cnmflow.engine.noise import noise_psd
+from cnmflow.engine.summary_images import CorrelationSums, FrameFilter, filter_kernel
 from cnmflow.errors import ParameterError
 
 if TYPE_CHECKING:
@@ -56,6 +57,8 @@ N_BLOBS = 40
 MIN_BLOBS = 5
 #: Scales σ (px) searched: from sub-pixel cells to a quarter of the frame's short side / 6.
 MIN_SCALE, N_SCALES = 0.6, 28
+#: Scale-space maxima (the strongest) screened for distinct round blobs: far more than cells in a field of view.
+MAX_MAXIMA = 1000
 
 
 @dataclass(frozen=True)
@@ -68,6 +71,7 @@ class RadiusEstimate:
     blob_radii: np.ndarray  # (n_blobs,) half-max radius of each measured blob, px
     blobs: np.ndarray  # (n_blobs, 2) row, col
     image: np.ndarray  # (rows, cols) max − mean projection
+    n_significant: int = 0  # round blobs above one false blob per scale image: the cells the projection shows
 
     def evidence(self) -> str:
         q1, q3 = np.percentile(self.blob_radii, [25, 75])
@@ -110,6 +114,8 @@ class AutoEstimate:
     pnr_image: np.ndarray = field(repr=False)
     seeds: np.ndarray = field(repr=False)  # (n, 2) candidate seeds above both cuts
     n_frames_used: int = 0
+    pnr_reduction: float = 1.0  # min_pnr = the PNR cut on the downsampled image / this (see pnr_reduction)
+    relaxed: int = 0  # > 0: no candidate passed the null's cuts; the cuts keep this many strongest candidates
 
     def values(self) -> dict[str, float]:
         return {"gSig": self.gSig, "min_corr": self.min_corr, "min_pnr": self.min_pnr}
@@ -119,9 +125,25 @@ class AutoEstimate:
         return {
             "gSig": f"{self.gSig:g} px: {self.radius.evidence()}",
             "gSiz": f"{self.gSiz}: 2·gSig+1 (the seed's rule)",
-            "min_corr": f"{self.min_corr:g}: {self.corr.evidence()}",
-            "min_pnr": f"{self.min_pnr:g}: {self.pnr.evidence()}; {len(self.seeds)} candidate seeds above both cuts",
+            "min_corr": f"{self.min_corr:g}: {self.corr.evidence()}{self._relaxed()}",
+            "min_pnr": (f"{self.min_pnr:g}: {self.pnr.evidence()}, on the downsampled PNR (/ {self.pnr_reduction:.3g}: "
+                        f"min_pnr is a full-rate PNR){self._relaxed()}; {len(self.seeds)} candidate seeds above both cuts"),
         }
+
+    def _relaxed(self) -> str:
+        if not self.relaxed:
+            return ""
+        return (f"; no candidate passed these cuts while the projection shows {self.relaxed} round blobs: "
+                f"relaxed to keep the {len(self.seeds)} strongest candidates")
+
+
+#: gSig over the measured half-max radius (see :func:`gsig_for`).
+GSIG_PER_RADIUS = 1.0
+
+
+def gsig_for(radius: float) -> float:
+    """The engine's gSig for cells of half-max radius ``radius`` (px)."""
+    return GSIG_PER_RADIUS * radius
 
 
 def gsiz_for(gsig: float) -> int:
@@ -171,20 +193,16 @@ def sample_movie(series, *, tsub: int = 1, ssub: int = 1, max_frames: int = MAX_
 
 
 # --------------------------------------------------------------------------- radius
-def activity_images(movie: np.ndarray, *, chunk_frames: int = 256) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """``max_t x − mean_t x``, the frame of each pixel's max and the mean of a ``(T, rows, cols)`` movie, streamed."""
+def activity_images(movie: np.ndarray, *, chunk_frames: int = 256) -> tuple[np.ndarray, np.ndarray]:
+    """``max_t x − mean_t x`` and the mean of a ``(T, rows, cols)`` movie, streamed."""
     peak = np.full(movie.shape[1:], -np.inf, np.float32)
-    when = np.zeros(movie.shape[1:], np.int64)
     total = np.zeros(movie.shape[1:], np.float64)
     for f0 in range(0, movie.shape[0], chunk_frames):
         chunk = np.asarray(movie[f0:f0 + chunk_frames], dtype=np.float32)
-        top = chunk.max(axis=0)
-        later = top > peak
-        when[later] = f0 + chunk.argmax(axis=0)[later]
-        np.maximum(peak, top, out=peak)
+        np.maximum(peak, chunk.max(axis=0), out=peak)
         total += chunk.sum(axis=0, dtype=np.float64)
     mean = (total / movie.shape[0]).astype(np.float32)
-    return peak - mean, when, mean
+    return peak - mean, mean
 
 
 def estimate_radius(movie: np.ndarray, *, n_blobs: int = N_BLOBS) -> RadiusEstimate:
@@ -194,7 +212,7 @@ def estimate_radius(movie: np.ndarray, *, n_blobs: int = N_BLOBS) -> RadiusEstim
     peaks (minus the mean), not on the projection, whose per-pixel noise maximum lifts the floor around a
     cell more than its centre and so shrinks the half-max radius.
     """
-    image, when, mean = activity_images(movie)
+    image, mean = activity_images(movie)
     image = image.astype(np.float64)
     top = max(MIN_SCALE * 2, min(image.shape) / 24.0)
     scales = np.geomspace(MIN_SCALE, top, N_SCALES)
@@ -206,12 +224,13 @@ def estimate_radius(movie: np.ndarray, *, n_blobs: int = N_BLOBS) -> RadiusEstim
         raise ParameterError("gSig='auto' found no blob in the movie's max projection; set gSig (the cell radius in px)")
     # rank by significance at the blob's own scale: response / its noise sd over the image (1.4826·MAD),
     # so that the many small-scale maxima of pixel noise do not outrank the cells
-    spread = 1.4826 * np.median(np.abs(stack - np.median(stack, axis=(1, 2), keepdims=True)), axis=(1, 2))
+    sample = stack[:, ::2, ::2]  # a quarter of the pixels gives the spread to ~1%
+    spread = 1.4826 * np.median(np.abs(sample - np.median(sample, axis=(1, 2), keepdims=True)), axis=(1, 2))
     z = stack[k, r, c] / np.maximum(spread[k], np.finfo(float).tiny)
     # ... one blob per cell (the 3x3x3 maximum filter leaves several maxima on one broad blob, at neighbouring
     # scales or pixels, which would count it twice), round (see _round_blobs), strongest first; those
     # significant at one false blob per scale image (Φ⁻¹(1 − 1/pixels) sd), the strongest few when fewer are
-    order = _distinct(np.argsort(-z), k, r, c, scales)
+    order = _distinct(np.argsort(-z)[:MAX_MAXIMA], k, r, c, scales)
     order = order[_round_blobs(image, scales, k[order], r[order], c[order])]
     if len(order) == 0:
         raise ParameterError("gSig='auto' found no round blob in the movie's max projection; set gSig (the cell radius in px)")
@@ -224,13 +243,14 @@ def estimate_radius(movie: np.ndarray, *, n_blobs: int = N_BLOBS) -> RadiusEstim
     # avoid); too long one only lowers the floor a little where no neighbour is met first.
     response = np.median(stack[:, r, c], axis=1)
     reach = 3.0 * math.sqrt(2) * max(scales[int(np.argmax(response))], float(np.median(scales[k])))
-    radii = np.array([_half_max_radius(_peak_frame(movie, when[rr, cc]) - mean, rr, cc, reach=reach)
+    radii = np.array([_half_max_radius(_peak_frame(movie, rr, cc) - mean, rr, cc, reach=reach)
                       for rr, cc in zip(r, c)])
     ok = np.isfinite(radii)
     if not ok.any():
         raise ParameterError("gSig='auto' could not measure any blob's radius; set gSig (the cell radius in px)")
     return RadiusEstimate(radius=float(np.median(radii[ok])), scales=scales, response=response,
-                          blob_radii=radii[ok], blobs=np.column_stack([r, c])[ok], image=image.astype(np.float32))
+                          blob_radii=radii[ok], blobs=np.column_stack([r, c])[ok], image=image.astype(np.float32),
+                          n_significant=significant)
 
 
 def _distinct(order: np.ndarray, k: np.ndarray, r: np.ndarray, c: np.ndarray, scales: np.ndarray) -> np.ndarray:
@@ -268,8 +288,10 @@ def _round_blobs(image: np.ndarray, scales: np.ndarray, k: np.ndarray, r: np.nda
     return np.nonzero(ok)[0]
 
 
-def _peak_frame(movie: np.ndarray, t: int) -> np.ndarray:
-    """Mean of frames t-1..t+1 (float64): the transient's peak with √3 less noise than one frame."""
+def _peak_frame(movie: np.ndarray, row: int, col: int) -> np.ndarray:
+    """Mean of frames t-1..t+1 (float64), t the frame of the pixel's maximum: the transient's peak with √3
+    less noise than one frame."""
+    t = int(np.argmax(movie[:, row, col]))
     return np.asarray(movie[max(t - 1, 0):t + 2], np.float64).mean(axis=0)
 
 
@@ -316,57 +338,110 @@ def noise_floor_cut(values: np.ndarray, *, name: str, null: str, k: float, quant
     return ThresholdEstimate(name=name, null=null, cut=cut, floor=floor, sd=sd, k=k, quantile=quantile)
 
 
-def _white_noise_null(shape: tuple[int, ...], gsig: float, center_psf: bool, rng) -> "SummaryImages":
-    """Summary images of Gaussian white noise of the movie's length (on at most 64x64 pixels: the null is
+@dataclass(frozen=True)
+class SeedImages:
+    """What the first seed search sees of a (downsampled) movie, and the sign-flipped movie's PNR."""
+
+    correlation: np.ndarray  # 8-neighbour correlation of the filtered movie, values < 2 noise sd zeroed
+    pnr: np.ndarray  # max_t F / noise (≥ 0)
+    flipped_pnr: np.ndarray  # max_t (−F) / noise (≥ 0): the PNR of −movie
+    noise: np.ndarray  # PSD noise sd of the filtered movie F
+
+
+def seed_images(movie: np.ndarray, *, gsig: float, center_psf: bool, chunk_frames: int = 128) -> SeedImages:
+    """The seed search's correlation and PNR images and the flipped movie's PNR, in one filtering pass.
+
+    The same definitions as :func:`cnmflow.engine.summary_images.correlation_pnr` with the seed's 2σ
+    threshold (and the engine's own noise of the whole filtered movie, as the seeding computes it), but
+    each frame is filtered once: the filter is linear, so the flipped movie's filtered frames are −F and
+    its PNR is ``−min_t F / noise``. ``movie`` is the bounded sample (:func:`sample_movie`), so F is held.
+    """
+    T, rows, cols = movie.shape
+    filt = FrameFilter(filter_kernel(gsig, center_psf=center_psf), (rows, cols))
+    mean = np.zeros((rows, cols))
+    for f0 in range(0, T, chunk_frames):
+        mean += np.asarray(movie[f0:f0 + chunk_frames], dtype=np.float64).sum(axis=0)
+    mean = (mean / T).astype(np.float32)
+    filtered = np.empty((T, rows, cols), np.float32)
+    for f0 in range(0, T, chunk_frames):
+        filtered[f0:f0 + chunk_frames] = filt(movie[f0:f0 + chunk_frames], minus=mean)
+    noise = noise_psd(filtered.reshape(T, -1).T).reshape(rows, cols).astype(np.float32)
+    sd = np.where(noise > 0, noise, np.inf).astype(np.float32)
+    sums = CorrelationSums((rows, cols))
+    sums.add(filtered, threshold=SEED_CORR_THRESHOLD * sd)
+    return SeedImages(correlation=sums.image(), pnr=np.maximum(filtered.max(axis=0) / sd, 0),
+                      flipped_pnr=np.maximum(-filtered.min(axis=0) / sd, 0), noise=noise)
+
+
+def white_noise_correlation(n_frames: int, gsig: float, center_psf: bool, rng) -> np.ndarray:
+    """The seed correlation image of Gaussian white noise of ``n_frames`` (64x64 pixels: the null is
     stationary): the correlation that the seed filter and the 2σ threshold give noise alone."""
-    T, rows, cols = shape
-    noise = np.random.default_rng(rng).standard_normal((T, min(rows, 64), min(cols, 64)), dtype=np.float32)
-    return correlation_pnr(noise, gsig=gsig, center_psf=center_psf, threshold=SEED_CORR_THRESHOLD)
-
-
-def _flipped_null(movie: np.ndarray, gsig: float, center_psf: bool, noise: np.ndarray) -> "SummaryImages":
-    """Summary images of the sign-flipped movie: the same noise and background fluctuations, no transients
-    (calcium transients are positive), so its PNR is what the PNR image shows without cells. The filtered
-    movie's noise does not change sign: the movie's is reused (one pass fewer)."""
-    return correlation_pnr(_Negated(movie), gsig=gsig, center_psf=center_psf, noise=noise,
-                           threshold=SEED_CORR_THRESHOLD)
-
-
-class _Negated:
-    """``-movie`` read a slice at a time (no full-size copy)."""
-
-    def __init__(self, movie: np.ndarray) -> None:
-        self._movie, self.shape, self.ndim, self.dtype = movie, movie.shape, 3, np.dtype(np.float32)
-
-    def __getitem__(self, index) -> np.ndarray:
-        return -np.asarray(self._movie[index], dtype=np.float32)
+    noise = np.random.default_rng(rng).standard_normal((n_frames, 64, 64), dtype=np.float32)
+    return seed_images(noise, gsig=gsig, center_psf=center_psf).correlation
 
 
 # --------------------------------------------------------------------------- the estimate
-def estimate_from_movie(movie: np.ndarray, *, gsig: float | None = None, center_psf: bool = True,
-                        ssub: int = 1, border_pix: int = 0, rng: int | np.random.Generator | None = 0) -> AutoEstimate:
-    """gSig (unless given), min_corr and min_pnr of a ``(T, rows, cols)`` movie already downsampled.
+def pnr_reduction(tsub: int, ssub: int) -> float:
+    """How much block means lower white noise, √(tsub·ssub²): the engine asks the first seed search on the
+    downsampled patch for ``min_pnr`` × this (min_pnr is a full-rate PNR, CaImAn's convention), so a cut read
+    on the downsampled sample's PNR is divided by it."""
+    return math.sqrt(tsub * ssub**2)
 
-    ``gsig`` fixed by the user is used for the images; radii are in the movie's pixels times ``ssub``.
+
+def threshold_estimates(images: SeedImages, *, n_frames: int, gsig: float, center_psf: bool,
+                        rng: int | np.random.Generator | None) -> tuple[ThresholdEstimate, ThresholdEstimate]:
+    """The correlation cut (white-noise null's quantile) and the PNR cut (sign-flipped movie's floor + k sd),
+    both on the downsampled images, k for one false exceedance per image (see the module docstring)."""
+    k = noise_k(images.pnr.size / (math.pi * gsig**2))
+    corr = noise_floor_cut(white_noise_correlation(n_frames, gsig, center_psf, rng), name="correlation",
+                           null="white-noise null", k=k, quantile=True)
+    pnr = noise_floor_cut(images.flipped_pnr, name="PNR", null="sign-flipped movie", k=k)
+    return corr, pnr
+
+
+def estimate_from_movie(movie: np.ndarray, *, gsig: float | None = None, center_psf: bool = True, tsub: int = 1,
+                        ssub: int = 1, border_pix: int = 0, rng: int | np.random.Generator | None = 0) -> AutoEstimate:
+    """gSig (unless given), min_corr and min_pnr of a ``(T, rows, cols)`` movie already downsampled by
+    (tsub, ssub, ssub) as the engine downsamples a patch.
+
+    ``gsig`` fixed by the user is used for the images; radii are in the movie's pixels times ``ssub``;
+    min_pnr is a full-rate PNR (:func:`pnr_reduction`).
     """
     if getattr(movie, "ndim", None) != 3 or movie.shape[0] < 2:
         raise ParameterError(f"'auto' needs a (frames, rows, cols) movie of at least 2 frames, got {movie.shape}")
     radius = estimate_radius(movie)
-    g = float(gsig) / ssub if gsig is not None else radius.radius
-    images = correlation_pnr(movie, gsig=g, center_psf=center_psf, threshold=SEED_CORR_THRESHOLD)
-    k = noise_k(movie.shape[1] * movie.shape[2] / (math.pi * g**2))
-    corr = noise_floor_cut(_white_noise_null(movie.shape, g, center_psf, rng).correlation, name="correlation",
-                           null="white-noise null", k=k, quantile=True)
-    pnr = noise_floor_cut(_flipped_null(movie, g, center_psf, images.noise).pnr, name="PNR", null="sign-flipped movie",
-                          k=k)
+    g = float(gsig) / ssub if gsig is not None else gsig_for(radius.radius)
+    images = seed_images(movie, gsig=g, center_psf=center_psf)
+    corr, pnr = threshold_estimates(images, n_frames=movie.shape[0], gsig=g, center_psf=center_psf, rng=rng)
+    reduction = pnr_reduction(tsub, ssub)
     min_corr = float(np.clip(round(corr.cut, 3), 0.0, 1.0))
-    min_pnr = float(max(round(pnr.cut, 2), 0.0))
-    gsig_out = float(gsig) if gsig is not None else round(radius.radius * ssub, 2)
-    seeds = seed_candidates(images.correlation, images.pnr, min_corr=min_corr, min_pnr=min_pnr,
-                            gsiz=gsiz_for(g), border_pix=border_pix // ssub)
+    min_pnr = float(max(round(pnr.cut / reduction, 2), 0.0))
+    gsig_out = float(gsig) if gsig is not None else round(g * ssub, 2)
+    search = dict(gsiz=gsiz_for(g), border_pix=border_pix // ssub)
+    seeds = seed_candidates(images.correlation, images.pnr, min_corr=min_corr, min_pnr=min_pnr * reduction, **search)
+    relaxed = 0
+    if len(seeds) == 0 and radius.n_significant > 0:
+        min_corr, min_pnr, seeds = relaxed_cuts(images, radius.n_significant, reduction=reduction, **search)
+        relaxed = radius.n_significant
     return AutoEstimate(gSig=gsig_out, gSiz=gsiz_for(gsig_out), min_corr=min_corr, min_pnr=min_pnr,
                         radius=radius, corr=corr, pnr=pnr, correlation_image=images.correlation,
-                        pnr_image=images.pnr, seeds=seeds, n_frames_used=int(movie.shape[0]))
+                        pnr_image=images.pnr, seeds=seeds, n_frames_used=int(movie.shape[0]),
+                        pnr_reduction=reduction, relaxed=relaxed)
+
+
+def relaxed_cuts(images: SeedImages, n: int, *, reduction: float, gsiz: int,
+                 border_pix: int) -> tuple[float, float, np.ndarray]:
+    """The loosest (min_corr, min_pnr) that keeps the ``n`` strongest seed candidates (by corr × PNR), and
+    those seeds: the fallback when no candidate passes the null's cuts but the projection shows ``n``
+    significant round blobs — a movie with visible cells must not give a run with none."""
+    every = seed_candidates(images.correlation, images.pnr, min_corr=0.0, min_pnr=0.0, gsiz=gsiz,
+                            border_pix=border_pix)[:n]
+    if len(every) == 0:
+        return 0.0, 0.0, every
+    rows, cols = every[:, 0], every[:, 1]
+    min_corr = math.floor(1000 * float(images.correlation[rows, cols].min())) / 1000
+    min_pnr = math.floor(100 * float(images.pnr[rows, cols].min()) / reduction) / 100
+    return min_corr, min_pnr, every
 
 
 def estimate_parameters(movies: Sequence[str | os.PathLike] | object, *, tsub: int = 1, ssub: int = 1,
@@ -376,7 +451,7 @@ def estimate_parameters(movies: Sequence[str | os.PathLike] | object, *, tsub: i
 
     series = movies if isinstance(movies, MovieSeries) else validate_series(list(movies), min_frames=2)
     sample = sample_movie(series, tsub=tsub, ssub=ssub)
-    return estimate_from_movie(sample, gsig=gsig, center_psf=center_psf, ssub=ssub, border_pix=border_pix)
+    return estimate_from_movie(sample, gsig=gsig, center_psf=center_psf, tsub=tsub, ssub=ssub, border_pix=border_pix)
 
 
 def resolve_auto(series, resolved: "ResolvedParams") -> "ResolvedParams":
