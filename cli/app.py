@@ -8,8 +8,10 @@ exits with status 2 and one message; a failure during the run exits with 1 namin
 from __future__ import annotations
 
 import argparse
+import json
 import signal
 import sys
+import time
 from contextlib import nullcontext
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Sequence
@@ -191,10 +193,11 @@ def _run(args: argparse.Namespace) -> int:
     form = request.form()  # what the flow receives; a bad value or a preset mismatch stops here
     folder = _check_before_run(args.movies, args.output_dir, request, overwrite=args.overwrite,
                                evaluate=args.evaluate, nwb=args.nwb, nwb_metadata=args.nwb_metadata)
+    checked_at = time.time()
     with folder:  # held from the checks to the end of the flow, which nests its own hold inside
         report = _run_flow(args.movies, args.output_dir, request, form, overwrite=args.overwrite,
                            evaluate=args.evaluate, work_dir=args.work_dir, show_progress=not args.no_progress,
-                           verbose=args.verbose,
+                           verbose=args.verbose, checked_at=checked_at,
                            flow_options=dict(experiment=args.experiment, tracking_uri=args.tracking_uri,
                                              track_run=not args.no_track, dask_address=args.dask,
                                              save_motion_corrected=args.save_motion_corrected,
@@ -241,10 +244,12 @@ class RunFailed(Exception):
 
 
 def _run_flow(movies, output_dir: Path, request: RunRequest, form, *, overwrite: bool, evaluate: bool, work_dir,
-              show_progress: bool, verbose: bool, flow_options: dict | None = None):
+              show_progress: bool, verbose: bool, flow_options: dict | None = None, checked_at: float | None = None):
     """Run the flow with ``request`` (``form``: its analysis table as the flow's form) on a temporary
     Prefect server that dies with this process (unless one is configured), with everything logged to a
-    file in the output folder; a failure becomes one :class:`RunFailed` line naming the stage and that file."""
+    file in the output folder; a failure becomes one :class:`RunFailed` line naming the stage and that file.
+
+    The log also gets the command's milestones (``checked_at``: when the inputs were checked)."""
     from cnmflow.prefect_server import temporary_server
     from cnmflow.progress import progress_bar
     from cnmflow.run_log import run_log
@@ -260,14 +265,21 @@ def _run_flow(movies, output_dir: Path, request: RunRequest, form, *, overwrite:
             bar(stage, fraction)
 
         add_listener(listen)
+        if checked_at is not None:
+            log.note("inputs checked", at=checked_at)
+        log.note("run log opened")
         try:
             with temporary_server(output=None if verbose else log.stream):
-                return source_extraction(
+                log.note("Prefect server ready")
+                report = source_extraction(
                     movies=[str(Path(m).absolute()) for m in movies], output_dir=str(Path(output_dir).absolute()),
                     params_file=None if request.params_file is None else str(Path(request.params_file).absolute()),
                     overwrite_params=request.overwrite_params, preset=request.preset, params=form,
                     overwrite=overwrite, evaluate=evaluate,
                     work_dir=None if work_dir is None else str(Path(work_dir).absolute()), **(flow_options or {}))
+                log.note(f"flow returned; stage seconds: {json.dumps(getattr(report, 'timings_s', {}))}")
+            log.note("Prefect server stopped")
+            return report
         except (InputError, FileExistsError) as err:
             log.exception("the run refused its input", err)
             raise

@@ -53,6 +53,16 @@ class RunLog:
         finally:
             self.handler.release()
 
+    def note(self, message: str, *, at: float | None = None) -> None:
+        """Write ``message`` to the log whatever the loggers' levels (``at``: its time, default now).
+
+        The command's milestones (inputs checked, server ready, flow done) go here, so the log
+        says where a run's time went (``benchmarks/overhead.py`` reads them)."""
+        record = logging.LogRecord("cnmflow.run", logging.INFO, __file__, 0, message, None, None)
+        if at is not None:
+            record.created, record.msecs = at, int((at - int(at)) * 1000) + 0.0
+        self.handler.handle(record)
+
     def close(self) -> None:
         self.handler.close()
         self.stream.close()

@@ -40,7 +40,7 @@ from cnmflow.outputs.metadata import describe_cellset, describe_eventset, write_
 from cnmflow.outputs.previews import (events_preview, footprints_preview, initialization_images, no_cells_image,
                                       safe_preview, traces_preview)
 from cnmflow.outputs.result_swap import staging_folder, swap_in
-from cnmflow.pipeline import ExtractionResult
+from cnmflow.pipeline import ExtractionResult, timed_stage
 
 log = logging.getLogger(__name__)
 
@@ -110,18 +110,22 @@ def _export_locked(result: ExtractionResult, output_dir: Path, *, evaluate: bool
                    fingerprint: str | None, stage_timings: dict[str, float] | None,
                    nwb: bool = False, nwb_metadata: NwbMetadata | None = None,
                    corrected_movie: ConcatenatedMovie | None = None) -> ExportResult:
+    timings: dict[str, float] = {}  # seconds per output, recorded in the manifest with the run's stages
     with staging_folder(output_dir) as staging:
-        files, notes = _write_all(result, staging, evaluate=evaluate)
+        files, notes = _write_all(result, staging, evaluate=evaluate, timings=timings)
         if corrected_movie is not None:
-            files.update(write_corrected_movies(result, corrected_movie, staging))
+            with timed_stage(timings, "export.motion_corrected"):
+                files.update(write_corrected_movies(result, corrected_movie, staging))
         if nwb:
             step = write_run_nwb(result, staging, fingerprint=fingerprint, evaluate=evaluate, metadata=nwb_metadata)
             files.update(step.files)
             notes.extend(step.notes)
-            stage_timings = {**(stage_timings or {}), NWB_TIMING: round(step.seconds, 4)}
+            timings[NWB_TIMING] = round(step.seconds, 4)
         inputs = input_records(result.inputs.series, hashes)
-        files.update(_write_lineage_graph(staging, inputs, files, run_ids=run_ids or {}, fingerprint=fingerprint,
-                                          notes=notes))
+        with timed_stage(timings, "export.lineage_graph"):
+            files.update(_write_lineage_graph(staging, inputs, files, run_ids=run_ids or {}, fingerprint=fingerprint,
+                                              notes=notes))
+        stage_timings = {**(stage_timings or {}), **timings}
         manifest = build_manifest(output_dir=staging, outputs=files,
                                   inputs=inputs,
                                   resolved=result.inputs.resolved, run_ids=run_ids or {}, notes=notes,
@@ -185,60 +189,79 @@ def run_summary(result: ExtractionResult, *, fingerprint: str | None, evaluate: 
     }
 
 
-def _write_all(result: ExtractionResult, folder: Path, *, evaluate: bool) -> tuple[dict[str, dict], list[str]]:
+def _write_all(result: ExtractionResult, folder: Path, *, evaluate: bool,
+               timings: dict[str, float]) -> tuple[dict[str, dict], list[str]]:
+    """The data files, the previews and the metadata file; the seconds of each kind go to ``timings``."""
     estimates = result.estimates
-    params = result.inputs.resolved.params
-    series = result.inputs.series
-    fr = float(params.fr)
-    names = cell_names(estimates.K)
     statuses = component_statuses(estimates, evaluate=evaluate)
     files: dict[str, dict] = {}
     notes: list[str] = []
     if estimates.K == 0:
         notes.append("no cells were found: the cell sets hold 0 cells and no event sets are written "
                      "(isx cannot write an event set without cells); lower min_corr / min_pnr to find more")
-
-    accepted = [k for k, status in enumerate(statuses) if status != "rejected"]
-    write_caiman_hdf5(folder / HDF5_NAME, estimates, params, fnames=[str(m.path) for m in series.movies],
-                      idx_components=accepted,
-                      shifts=result.motion.result.caiman_shifts() if result.motion is not None else None)
-    files[HDF5_NAME] = {"kind": "caiman_hdf5", "movie_index": None}
+    with timed_stage(timings, "export.hdf5"):
+        files.update(_write_hdf5(result, folder, statuses))
     if estimates.Cn is not None:
-        write_correlation_tif(folder / CORRELATION_NAME, estimates.Cn)
+        with timed_stage(timings, "export.correlation_tif"):
+            write_correlation_tif(folder / CORRELATION_NAME, estimates.Cn)
         files[CORRELATION_NAME] = {"kind": "image", "movie_index": None}
 
-    raw = split_traces(estimates.C + estimates.YrA, result.offsets)
-    denoised = split_traces(estimates.C, result.offsets)
-    spikes = split_traces(estimates.S, result.offsets)
+    traces = {"raw": split_traces(estimates.C + estimates.YrA, result.offsets),
+              "denoised": split_traces(estimates.C, result.offsets),
+              "spikes": split_traces(estimates.S, result.offsets)}
+    names = cell_names(estimates.K)
+    with timed_stage(timings, "export.isxd_sets"):
+        written, metadata = _write_isxd_sets(result, folder, traces, names=names, statuses=statuses)
+    files.update(written)
+    files.update(_write_previews(result, folder, raw=traces["raw"], denoised=traces["denoised"],
+                                 spikes=traces["spikes"], names=names, statuses=statuses, notes=notes,
+                                 timings=timings))
+    if result.motion is not None:
+        metadata["motion_correction"] = motion_summary(result.motion)
+        with timed_stage(timings, "export.motion_previews"):
+            files.update(_write_motion_previews(result, folder, notes))
+    metadata["notes"] = {"messages": list(notes) + list(result.inputs.resolved.notes)}
+    write_output_metadata(folder / METADATA_NAME, metadata)
+    files[METADATA_NAME] = {"kind": "metadata", "movie_index": None}
+    return files, notes
+
+
+def _write_hdf5(result: ExtractionResult, folder: Path, statuses: list[str]) -> dict[str, dict]:
+    """CaImAn's hdf5 with the components not rejected as ``idx_components``."""
+    series = result.inputs.series
+    accepted = [k for k, status in enumerate(statuses) if status != "rejected"]
+    write_caiman_hdf5(folder / HDF5_NAME, result.estimates, result.inputs.resolved.params,
+                      fnames=[str(m.path) for m in series.movies], idx_components=accepted,
+                      shifts=result.motion.result.caiman_shifts() if result.motion is not None else None)
+    return {HDF5_NAME: {"kind": "caiman_hdf5", "movie_index": None}}
+
+
+def _write_isxd_sets(result: ExtractionResult, folder: Path, traces: dict[str, dict], *, names: list[str],
+                     statuses: list[str]) -> tuple[dict[str, dict], dict[str, dict]]:
+    """Per movie: the raw and denoised cell sets and the event set; (files, their metadata)."""
+    estimates = result.estimates
+    params = result.inputs.resolved.params
+    files: dict[str, dict] = {}
     metadata: dict[str, dict] = {}
-    for index, movie in enumerate(series.movies):
-        timing = output_timing(movie, fr=fr)
+    for index, movie in enumerate(result.inputs.series.movies):
+        timing = output_timing(movie, fr=float(params.fr))
         spacing = output_spacing(movie, dxy=params.dxy)
-        for label, traces in (("raw", raw[index]), ("denoised", denoised[index])):
+        for label in ("raw", "denoised"):
             name = cellset_name(label, index)
-            write_cellset(folder / name, footprints=estimates.A, dims=estimates.dims, traces=traces,
+            write_cellset(folder / name, footprints=estimates.A, dims=estimates.dims, traces=traces[label][index],
                           timing=timing, spacing=spacing, statuses=statuses,
                           extra_properties=movie.extra_properties)
             files[name] = {"kind": f"cellset_{label}", "movie_index": index}
             metadata[name] = describe_cellset(folder / name)
         name = eventset_name(index)
         try:
-            write_eventset(folder / name, spikes=spikes[index], timing=timing, cell_names=names)
+            write_eventset(folder / name, spikes=traces["spikes"][index], timing=timing, cell_names=names)
         except EmptySetNotSupported as err:
             metadata[name] = {"type": "eventset", "written": False, "reason": str(err)}
         else:
             files[name] = {"kind": "neural_events", "movie_index": index}
             metadata[name] = describe_eventset(folder / name)
-
-    files.update(_write_previews(result, folder, raw=raw, denoised=denoised, spikes=spikes, names=names,
-                                 statuses=statuses, notes=notes))
-    if result.motion is not None:
-        metadata["motion_correction"] = motion_summary(result.motion)
-        files.update(_write_motion_previews(result, folder, notes))
-    metadata["notes"] = {"messages": list(notes) + list(result.inputs.resolved.notes)}
-    write_output_metadata(folder / METADATA_NAME, metadata)
-    files[METADATA_NAME] = {"kind": "metadata", "movie_index": None}
-    return files, notes
+    return files, metadata
 
 
 def write_corrected_movies(result: ExtractionResult, corrected: ConcatenatedMovie, folder: Path) -> dict[str, dict]:
@@ -269,14 +292,16 @@ def _write_motion_previews(result: ExtractionResult, folder: Path, notes: list[s
 
 
 def _write_previews(result: ExtractionResult, folder: Path, *, raw, denoised, spikes, names, statuses,
-                    notes: list[str]) -> dict[str, dict]:
-    """Every preview of the seed's Outputs section; a failing preview is a note, never a failed run."""
+                    notes: list[str], timings: dict[str, float]) -> dict[str, dict]:
+    """Every preview of the seed's Outputs section; a failing preview is a note, never a failed run.
+    The seconds of each go to ``timings`` as ``export.preview.<stem>``."""
     estimates = result.estimates
     fr = float(result.inputs.resolved.params.fr)
     written: dict[str, dict] = {}
 
-    def attempt(movie_index, function, *args, **kwargs) -> None:
-        paths, problem = safe_preview(function, *args, **kwargs)
+    def attempt(movie_index, function, stem: Path, *args, **kwargs) -> None:
+        with timed_stage(timings, f"export.preview.{stem.name}"):
+            paths, problem = safe_preview(function, stem, *args, **kwargs)
         if problem:
             notes.append(problem)
             log.warning(problem)
