@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import tifffile
 
-from cnmflow.auto_params import estimate_from_movie, gsiz_for, noise_k
+from cnmflow.auto_params import GSIG_PER_RADIUS, estimate_from_movie, gsig_for, gsiz_for, noise_k, pnr_reduction
 from cnmflow.errors import ParameterError
 from cnmflow.synthetic.realistic import simulate_realistic_1p
 
@@ -30,9 +30,10 @@ def simulated():
 @pytest.mark.parametrize("name", ["ca1", "cortex_l23"])
 def test_radius_is_within_20_percent_of_the_true_half_max_radius(simulated, name):
     sim = simulated[name]
-    est = estimate_from_movie(_tsub2(sim.movie))
+    est = estimate_from_movie(_tsub2(sim.movie), tsub=2)
     truth = _half_max_radius(sim.truth.footprints)
-    assert abs(est.gSig / truth - 1) <= 0.2, (est.gSig, truth)
+    assert abs(est.radius.radius / truth - 1) <= 0.2, (est.radius.radius, truth)
+    assert est.gSig == round(gsig_for(est.radius.radius), 2) == round(GSIG_PER_RADIUS * est.radius.radius, 2)
     assert est.gSiz == gsiz_for(est.gSig) == int(round(2 * est.gSig)) + 1
 
 
@@ -41,9 +42,9 @@ def test_at_low_snr_vessels_and_duplicate_maxima_do_not_set_the_radius(name):
     """Peak SNR 1–4: few cells stand out, and the maxima along pulsing vessels (ridges) and the repeated
     maxima of one blob set the radius (−33% / +28% before the round-blob and one-blob-per-cell rules)."""
     sim = simulate_realistic_1p(name, shape=(128, 128), n_frames=800, rng=2, peak_snr=(1.0, 4.0))
-    est = estimate_from_movie(_tsub2(sim.movie))
+    est = estimate_from_movie(_tsub2(sim.movie), tsub=2)
     truth = _half_max_radius(sim.truth.footprints)
-    assert abs(est.gSig / truth - 1) <= 0.2, (est.gSig, truth)
+    assert abs(est.radius.radius / truth - 1) <= 0.2, (est.radius.radius, truth)
     blobs = est.radius.blobs
     gaps = np.hypot(*(blobs[:, None, :] - blobs[None, :, :]).transpose(2, 0, 1))
     assert (gaps[np.triu_indices(len(blobs), 1)] > 1.5).all()   # one blob per cell
@@ -68,10 +69,34 @@ def test_pure_noise_leaves_no_seed(seed):
 
 def test_a_movie_with_cells_leaves_seeds_on_cells(simulated):
     sim = simulated["ca1"]
-    est = estimate_from_movie(_tsub2(sim.movie))
-    assert len(est.seeds) >= len(sim.truth.footprints) // 2
+    est = estimate_from_movie(_tsub2(sim.movie), tsub=2)
+    assert len(est.seeds) >= len(sim.truth.footprints) // 2 and est.relaxed == 0
     on_cell = sim.truth.footprints.max(axis=0)[est.seeds[:, 0], est.seeds[:, 1]] > 0.2
     assert on_cell.mean() > 0.5
+
+
+def test_min_pnr_is_a_full_rate_pnr(simulated):
+    """The engine asks the downsampled PNR for min_pnr × √(tsub·ssub²): the cut read on the tsub=2 sample is
+    stated divided by √2, and the seeds are those above the cut on the sample's own PNR image."""
+    movie = _tsub2(simulated["cortex_l23"].movie)
+    full, plain = estimate_from_movie(movie, tsub=2), estimate_from_movie(movie, tsub=1)
+    assert pnr_reduction(2, 1) == pytest.approx(np.sqrt(2)) and pnr_reduction(1, 2) == 2.0
+    assert full.min_pnr == pytest.approx(plain.min_pnr / np.sqrt(2), abs=0.01)
+    assert full.min_corr == plain.min_corr and len(full.seeds) == len(plain.seeds)
+
+
+def test_no_candidate_above_the_null_cuts_relaxes_to_the_visible_blobs():
+    """40 frames: the white-noise null of so short a movie puts the correlation cut above every candidate,
+    while the projection shows a few significant round blobs; the cuts relax to keep that many candidates,
+    the strongest, on cells — a run with zero cells would follow otherwise."""
+    sim = simulate_realistic_1p("ca1", shape=(96, 96), n_frames=40, rng=4, peak_snr=(2.0, 6.0))
+    est = estimate_from_movie(sim.movie)
+    assert est.relaxed == est.radius.n_significant > 0 and len(est.seeds) == est.relaxed
+    assert est.min_corr < est.corr.cut or est.min_pnr < est.pnr.cut
+    at = est.seeds[:, 0], est.seeds[:, 1]
+    assert (est.correlation_image[at] >= est.min_corr).all() and (est.pnr_image[at] >= est.min_pnr).all()
+    assert (sim.truth.footprints.max(axis=0)[at] > 0.2).mean() >= 0.5
+    assert "relaxed" in est.reasons()["min_pnr"]
 
 
 def test_given_gsig_is_kept_and_bad_movies_are_refused():
