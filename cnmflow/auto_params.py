@@ -14,16 +14,24 @@ blobs (the engine does best a little above the half-max radius, :func:`gsig_for`
 the seed's rule ``gSiz = 2·gSig + 1`` (see :func:`gsiz_for`).
 
 Thresholds. The correlation and PNR images are computed as the corr_pnr seeding computes them
-(:func:`cnmflow.engine.summary_images.correlation_pnr`, the same kernel and 2σ correlation
-threshold, on the movie downsampled by tsub/ssub), and each is compared with a null that has no
-cells: the correlation with the same images of Gaussian white noise of the movie's length (the
-correlation the filter and threshold give noise alone), the PNR with the sign-flipped movie (its
-noise and background fluctuations, not its transients, which are positive). Each cut is the
-level the null exceeds with probability ``1/n`` — for the clean white-noise null its empirical
+(:func:`seed_images`: the seed kernel, the 2σ correlation threshold, on the movie downsampled by
+tsub/ssub as a patch is; one filtering pass), and each is compared with a null that has no cells: the
+correlation with the same image of Gaussian white noise of the movie's length (the correlation the
+filter and threshold give noise alone), the PNR with the sign-flipped movie (its noise and
+background fluctuations, not its transients, which are positive: ``max_t(−F)/noise``). Each cut is
+the level the null exceeds with probability ``1/n`` — for the clean white-noise null its empirical
 ``Φ(k)`` quantile, for the sign-flipped movie (whose tail holds the cells' negative surround) its
 median + ``k`` × its sd (1.4826·MAD) — with ``k = Φ⁻¹(1 − 1/n)``, n = the number of independent
 cell-sized elements ``rows·cols/(π·gSig²)``: one expected false exceedance per image on a movie
-without cells, and far fewer for the seed search, which needs both.
+without cells, and far fewer for the seed search, which needs both. The cuts adapt to the noise and
+background of each movie, not to its cells: the PNR cut on 128²×800 realistic movies came out at
+7.2 (CA1), 5.7 (CA1, peak SNR 1–4) and 3.9 (cortex, peak SNR 1–4), where the best of 4/5.5/7.5/10
+was 7.5, 5.5–7.5 and 4–5.5. min_pnr is stated as the engine reads it, a full-rate PNR: the cut on
+the downsampled sample divided by √(tsub·ssub²) (:func:`pnr_reduction`).
+
+Fallback. When no seed candidate passes both cuts while the max − mean projection shows significant
+round blobs (visible cells), the cuts relax to keep that many strongest candidates
+(:func:`relaxed_cuts`): a movie with visible cells never gets cuts that leave no seed.
 """
 
 from __future__ import annotations
@@ -146,7 +154,7 @@ def gsig_for(radius: float) -> float:
     """The engine's gSig for cells of half-max radius ``radius`` (px): ``1.15·r``.
 
     Measured on six 128²×800 realistic movies (CA1 and cortex L2/3, true r 4.3–6.6 px, peak SNR 1–4 to
-    1.5–10, seeds 5–7; benchmarks/results/auto_params_gsig_per_radius.jsonl): F1@IoU0.5 at gSig = k·r_true,
+    1.5–10, seeds 5–7; benchmarks/README.md, auto_params_benchmark.py --gsig-sweep): F1@IoU0.5 at gSig = k·r_true,
     min_corr/min_pnr 0.75/8, averaged 0.593 / 0.662 / 0.614 / 0.502 at k = 1.0 / 1.15 / 1.3 / 1.5, 1.15
     best on 4 of 6 (an empirical relation of this engine: its seed box 2·gSig + 1 and the seed filter's disc
     must hold the cell with its scattering halo; at gSig = r, cells were split or cut).

@@ -41,11 +41,18 @@ def write_suggestion_figure(estimate: AutoEstimate, path: str | os.PathLike, *, 
     for r, c in est.radius.blobs:
         a.add_patch(Circle((c, r), radius, fill=False, color="orange", lw=0.8))
     a.set_title(f"max − mean projection; blobs measured (circles: gSig {est.gSig:g} px)", fontsize=9)
-    for a, image, th in ((ax[1, 0], est.correlation_image, est.corr), (ax[1, 1], est.pnr_image, est.pnr)):
+    shown_cuts = (est.min_corr, est.min_pnr * est.pnr_reduction)  # on the images (the PNR one downsampled)
+    for a, image, th, used in ((ax[1, 0], est.correlation_image, est.corr, shown_cuts[0]),
+                               (ax[1, 1], est.pnr_image, est.pnr, shown_cuts[1])):
         values = image[np.isfinite(image)].ravel()
         a.hist(values, bins=100, color="tab:blue", alpha=0.7, label="image")
         a.axvline(th.floor, color="gray", ls=":", label=f"null median {th.floor:.3g}")
         a.axvline(th.cut, color="red", label=f"cut {th.cut:.3g} = median + {th.k:.2f}·{th.sd:.3g}")
+        if est.relaxed:
+            a.axvline(used, color="orange", ls="--", label=f"relaxed to {used:.3g} ({est.relaxed} strongest candidates)")
+        if th is est.pnr and est.pnr_reduction != 1:
+            a.set_title(f"min_pnr {est.min_pnr:g} = the cut on this downsampled image / {est.pnr_reduction:.3g}",
+                        fontsize=9)
         a.set_yscale("log")
         a.set_xlabel(f"{th.name} ({th.null} gives the floor and sd)")
         a.legend(fontsize=8)

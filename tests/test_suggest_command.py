@@ -28,3 +28,15 @@ def test_suggest_keeps_a_gsig_given_and_refuses_a_missing_movie(tmp_path, capsys
     assert "  gSig" not in out and "min_pnr" in out
     assert main(["suggest", str(tmp_path / "absent.tif")]) == 2
     assert len(capsys.readouterr().err.strip().splitlines()) == 1
+
+
+def test_the_figure_of_a_relaxed_estimate_is_written(tmp_path):
+    """The fallback's cuts (a 40-frame movie: no candidate passes the null's) are drawn next to the null's."""
+    from cnmflow.auto_params import estimate_from_movie
+    from cnmflow.suggest_figure import write_suggestion_figure
+
+    sim = simulate_realistic_1p("ca1", shape=(96, 96), n_frames=40, rng=4, peak_snr=(2.0, 6.0))
+    est = estimate_from_movie(sim.movie, tsub=1)
+    assert est.relaxed > 0
+    path = write_suggestion_figure(est, tmp_path / "relaxed.png")
+    assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and path.stat().st_size > 20_000
