@@ -1,9 +1,10 @@
 """The main job as a library call: validated inputs → concatenated movie → fitted components.
 
 The Prefect tasks and the CLI both call these functions, so a run from the UI and a run from a
-terminal do exactly the same work. The concatenated movie lives in the output folder's work
-root (``.cnmflow-work``), held for this run and removed by its last user at the end, also on
-errors; a copy a killed run left there is adopted (same series key) or removed by the next run.
+terminal do exactly the same work. A single movie stored as one raw block is read in place; any
+other series is concatenated into the output folder's work root (``.cnmflow-work``), held for
+this run and removed by its last user at the end, also on errors; a copy a killed run left there
+is adopted (same series key) or removed by the next run.
 The parameters arrive checked (:mod:`cnmflow.validate`); nothing here checks them again.
 """
 
@@ -86,10 +87,11 @@ def stages_before_fit(timings: dict[str, float]) -> dict[str, float]:
 def held_work_copies(inputs: ValidatedInputs, work_root: str | os.PathLike, series_key: str, *,
                      corrected_key: str | None = None, progress: Progress | None = None,
                      dask_scheduler: str | None = None) -> Iterator[WorkCopies]:
-    """The series' work copy under ``work_root`` and, with motion correction on, its corrected copy, held
-    for the block and given back after it (also on errors). Finished copies are reused.
+    """The series' work copy under ``work_root`` (or the input itself, read in place) and, with motion
+    correction on, its corrected copy, held for the block and given back after it (also on errors).
+    Finished copies are reused.
 
-    ``corrected_key`` names the corrected copy (default: after the concatenated copy's folder).
+    ``corrected_key`` names the corrected copy (default: ``series_key``).
     """
     copies = WorkCopies()
     try:
@@ -101,7 +103,7 @@ def held_work_copies(inputs: ValidatedInputs, work_root: str | os.PathLike, seri
         if params.motion_correction != "none":
             started = time.perf_counter()
             corrected, copies.motion, _ = ensure_corrected_copy(
-                concatenated, work_root, corrected_key or concatenated.path.parent.name, params.motion,
+                concatenated, work_root, corrected_key or series_key, params.motion,
                 n_processes=params.n_processes, dask_scheduler=dask_scheduler, chunk_mb=inputs.machine.chunk_mb,
                 progress=progress)
             copies.held.append(corrected)
@@ -123,7 +125,8 @@ def give_back_work_copies(work_root: str | os.PathLike, *copies: ConcatenatedMov
 
 def extract(inputs: ValidatedInputs, output_dir: str | os.PathLike, *, progress: Progress | None = None,
             series_key: str | None = None) -> ExtractionResult:
-    """Concatenate the series on disk and fit it; nothing but the work copy is written.
+    """Concatenate the series on disk (unless it is read in place) and fit it; nothing but the work copy is
+    written.
 
     ``series_key`` (see :attr:`cnmflow.plan.RunPlan.series_key`) names the work copy so that one
     a killed run left behind is adopted; without it the copy gets a name of its own.

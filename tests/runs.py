@@ -10,8 +10,11 @@ from cnmflow.synthetic import simulate_1p, write_tiff
 TABLE = {"rf": None, "gSiz": 13, "min_corr": 0.8, "min_pnr": 8}
 
 
-def small_movie(folder: Path, *, rng: int, n_neurons: int = 4, peak_snr: tuple[float, float] = (8, 12)) -> Path:
-    """A 200-frame 40x48 TIFF at 10 Hz with ``n_neurons`` cells of radius 3 (the same bytes for the same rng)."""
+def small_movie(folder: Path, *, rng: int, n_neurons: int = 4, peak_snr: tuple[float, float] = (8, 12),
+                compression: str | None = None) -> Path:
+    """A 200-frame 40x48 TIFF at 10 Hz with ``n_neurons`` cells of radius 3 (the same bytes for the same rng).
+
+    ``compression="zlib"``: a file the run cannot read in place, so it makes a work copy."""
     simulated = simulate_1p(shape=(40, 48), n_frames=200, n_neurons=n_neurons, gsig=3.0, fr=10.0, peak_snr=peak_snr,
                             rng=rng)
-    return write_tiff(folder / "movie.tif", simulated.movie, fr=10.0)
+    return write_tiff(folder / "movie.tif", simulated.movie, fr=10.0, compression=compression)

@@ -157,3 +157,8 @@ def read_frames(info: MovieInfo, start: int, stop: int) -> np.ndarray:
     if start == stop:
         return np.empty((0, *info.frame_shape), np.float32)
     return next(iter_chunks(info, chunk_frames=stop - start, start=start, stop=stop))[1]
+
+
+def raw_layout(info: MovieInfo) -> None:
+    """AVI frames are decoded video, never a raw block: always read through a work copy."""
+    return None

@@ -1,4 +1,11 @@
-"""Concatenate a movie series into one float32 raw file, chunk by chunk, in a private work directory."""
+"""The series as the fit reads it: a single raw movie file in place, or one raw work file written chunk by chunk.
+
+A single movie whose frames lie in its file as one raw block (an uncompressed TIFF, an isxd without
+frame headers) is read where it lies: no work file, each chunk converted to float32 as it is read.
+Anything else (a series, a compressed TIFF, an AVI, an isxd with dropped frames) is concatenated
+into one raw file in the inputs' own integer type when they share one of at most 16 bits (exact
+through float32, half the bytes of a float32 copy for uint16), else in float32.
+"""
 
 from __future__ import annotations
 
@@ -15,22 +22,64 @@ import numpy as np
 from cnmflow.atomic_write import atomic_path
 from cnmflow.errors import MovieError
 from cnmflow.movies.info import check_chunk
-from cnmflow.movies.read import iter_chunks
+from cnmflow.movies.read import iter_chunks, raw_layout
 from cnmflow.movies.series import MovieSeries
 
 WORK_PREFIX = ".cnmflow-work-"
 
 
+#: Integer types a work copy keeps as they are: every value is exact through float32.
+EXACT_INTEGER_BYTES = 2
+
+
 @dataclass(frozen=True)
 class ConcatenatedMovie:
+    """The series as one raw C-order (frames, rows, cols) file: a work copy, or the input itself.
+
+    ``dtype`` is the type as stored, byte order included; ``offset`` the bytes before frame 0.
+    ``in_place``: the file is the user's input movie, read where it lies; no run ever removes it.
+    """
+
     path: Path
     shape: tuple[int, int, int]
     offsets: dict[int, tuple[int, int]]
     filled_frames: dict[int, tuple[int, ...]]
+    dtype: str = "float32"
+    offset: int = 0
+    in_place: bool = False
+
+    @property
+    def nbytes(self) -> int:
+        return int(np.prod(self.shape)) * np.dtype(self.dtype).itemsize
 
     def open(self, mode: str = "r") -> np.memmap:
-        """The movie as a (frames, rows, cols) float32 memory map."""
-        return np.memmap(self.path, dtype=np.float32, mode=mode, shape=self.shape, order="C")
+        """The movie as a (frames, rows, cols) memory map in its stored type (the engine reads it in
+        float32 chunks); pass it on, slice it in chunks, do not read it whole."""
+        return np.memmap(self.path, dtype=np.dtype(self.dtype), mode=mode, shape=self.shape, order="C",
+                         offset=self.offset)
+
+
+def in_place(series: MovieSeries) -> ConcatenatedMovie | None:
+    """The series read where it lies, when it is one movie whose frames form a raw block; else None."""
+    if len(series.movies) != 1 or series.movies[0].invalid_frames:
+        return None
+    layout = raw_layout(series.movies[0])
+    if layout is None:
+        return None
+    return ConcatenatedMovie(path=layout.path, shape=(series.n_frames, *series.frame_shape),
+                             offsets=series.offsets(), filled_frames={}, dtype=layout.dtype.str,
+                             offset=layout.offset, in_place=True)
+
+
+def work_dtype(series: MovieSeries) -> np.dtype:
+    """The type a work copy of ``series`` is stored in: the movies' common integer type when every
+    value survives the float32 round trip and no frame is interpolated, else float32."""
+    types = {np.dtype(movie.dtype) for movie in series.movies}
+    if len(types) == 1 and not any(movie.invalid_frames for movie in series.movies):
+        (dtype,) = types
+        if dtype.kind in "ui" and dtype.itemsize <= EXACT_INTEGER_BYTES:
+            return dtype.newbyteorder("=")
+    return np.dtype(np.float32)
 
 
 @contextmanager
@@ -70,13 +119,14 @@ def _fill_invalid(mm: np.ndarray, first: int, n: int, invalid: tuple[int, ...]) 
 
 def concatenate(series: MovieSeries, work_dir: Path, *, chunk_frames: int = 256,
                 progress: Callable[[str, float], None] | None = None) -> ConcatenatedMovie:
-    """Stream every movie of `series` (in `series.order`) into one float32 file in `work_dir`."""
+    """Stream every movie of `series` (in `series.order`) into one file in `work_dir`, in :func:`work_dtype`."""
     chunk_frames = check_chunk(chunk_frames)
     work_dir = Path(work_dir)
     rows, cols = series.frame_shape
     total = series.n_frames
     offsets = series.offsets()
-    final = work_dir / f"concatenated_{total}x{rows}x{cols}.float32"
+    dtype = work_dtype(series)
+    final = work_dir / f"concatenated_{total}x{rows}x{cols}.{dtype.name}"
     with atomic_path(final) as tmp:
         with open(tmp, "wb") as out:
             done = 0
@@ -87,7 +137,7 @@ def concatenate(series: MovieSeries, work_dir: Path, *, chunk_frames: int = 256,
                     if first != written or block.shape[1:] != (rows, cols):
                         raise MovieError(f"{info.path}: unexpected block at frame {first} with shape {block.shape}; "
                                          "was the file changed while reading?")
-                    out.write(np.ascontiguousarray(block, dtype=np.float32).data)
+                    out.write(np.ascontiguousarray(block, dtype=dtype).data)
                     written += block.shape[0]
                     done += block.shape[0]
                     if progress is not None:
@@ -106,4 +156,5 @@ def concatenate(series: MovieSeries, work_dir: Path, *, chunk_frames: int = 256,
                 mm.flush()
             finally:
                 del mm
-    return ConcatenatedMovie(path=final, shape=(total, rows, cols), offsets=offsets, filled_frames=filled)
+    return ConcatenatedMovie(path=final, shape=(total, rows, cols), offsets=offsets, filled_frames=filled,
+                             dtype=dtype.str)

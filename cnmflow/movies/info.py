@@ -12,6 +12,15 @@ from cnmflow.errors import MovieError
 from cnmflow.isx_timing import IsxdSpacing, IsxdTiming
 
 
+@dataclass(frozen=True)
+class RawLayout:
+    """Where a movie's frames lie in its file when they lie there as one C-order (frames, rows, cols)
+    block of plain numbers: such a movie is read in place, without a work copy."""
+
+    path: Path
+    dtype: np.dtype     # as stored, byte order included (ImageJ writes big-endian)
+    offset: int         # bytes before the first frame
+
 
 @dataclass(frozen=True)
 class MovieInfo:
@@ -63,3 +72,19 @@ def check_chunk(chunk_frames: int) -> int:
     if chunk_frames < 1:
         raise ValueError(f"chunk_frames must be >= 1, got {chunk_frames}")
     return chunk_frames
+
+
+def read_raw(layout: RawLayout, frame_shape: tuple[int, int], start: int, stop: int) -> np.ndarray:
+    """Frames [start, stop) of a raw layout as float32, read with plain file reads.
+
+    Plain reads, not a memory map: pages a map touches stay resident in the process (and counted
+    in its RSS) until it is closed, so a pass over a 5 GB movie would show 5 GB resident.
+    """
+    pixels = frame_shape[0] * frame_shape[1]
+    with open(layout.path, "rb") as handle:
+        handle.seek(layout.offset + start * pixels * layout.dtype.itemsize)
+        block = np.fromfile(handle, dtype=layout.dtype, count=(stop - start) * pixels)
+    if block.size != (stop - start) * pixels:
+        raise MovieError(f"{layout.path} ends before frame {stop - 1}: the file is truncated; "
+                         "copy the complete file again")
+    return block.reshape(stop - start, *frame_shape).astype(np.float32)

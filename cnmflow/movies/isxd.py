@@ -22,7 +22,7 @@ import numpy as np
 from cnmflow.errors import MovieError
 from cnmflow.isx_timing import IsxdSpacing, IsxdTiming
 from cnmflow.isx_package import isx_package
-from cnmflow.movies.info import MovieInfo, check_chunk, check_range
+from cnmflow.movies.info import MovieInfo, RawLayout, check_chunk, check_range, read_raw
 from cnmflow.movies.native_stderr import captured_stderr, with_detail
 
 #: What :mod:`cnmflow.movies.read` registers this reader under (see ``MovieReader``).
@@ -188,3 +188,26 @@ def iter_chunks(info: MovieInfo, *, chunk_frames: int) -> Iterator[tuple[int, np
     movie = _open(info.path)
     for first in range(0, info.n_frames, chunk_frames):
         yield first, _read(movie, info, first, min(first + chunk_frames, info.n_frames))
+
+
+def raw_layout(info: MovieInfo) -> RawLayout | None:
+    """The frames as one raw block from the file's start, when the header says so and isx agrees.
+
+    That is: no frame headers or footers (nVista recordings have them), no dropped, cropped or blank
+    frames, and exactly the promised frame bytes before the header; the first and last frames read
+    through ``isx`` must equal the raw bytes, so a layout this reader misjudges is never read in place.
+    """
+    header, data_bytes = _read_tail(info.path)
+    timing = (header or {}).get("timingInfo") or {}
+    dtype = np.dtype(info.dtype).newbyteorder("<")
+    rows, cols = info.frame_shape
+    if (header is None or header.get("hasFrameHeaderFooter") is not False or info.invalid_frames
+            or any(timing.get(name) for name in ("dropped", "cropped", "blank"))
+            or data_bytes != info.n_frames * rows * cols * dtype.itemsize):
+        return None
+    layout = RawLayout(path=info.path, dtype=dtype, offset=0)
+    movie = _open(info.path)
+    for frame in {0, info.n_frames - 1}:
+        if not np.array_equal(_read(movie, info, frame, frame + 1), read_raw(layout, info.frame_shape, frame, frame + 1)):
+            return None
+    return layout

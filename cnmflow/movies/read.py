@@ -2,7 +2,8 @@
 
 A reader is a module (:mod:`cnmflow.movies.isxd`, :mod:`~cnmflow.movies.tiff`,
 :mod:`~cnmflow.movies.avi`) that satisfies :class:`MovieReader`: its ``KIND``, the file
-``EXTENSIONS`` it reads, and the three reading functions. Adding a format means writing such a
+``EXTENSIONS`` it reads, and the reading functions (``raw_layout``: where the frames lie as one raw
+block, so the fit can read the file in place). Adding a format means writing such a
 module and listing it in ``READERS``; the supported extensions, the error for an unknown one and
 the watch folder's default patterns all follow from this list.
 """
@@ -17,10 +18,10 @@ import numpy as np
 
 from cnmflow.errors import MovieError
 from cnmflow.movies import avi, isxd, tiff
-from cnmflow.movies.info import MovieInfo
+from cnmflow.movies.info import MovieInfo, RawLayout
 
 __all__ = ["MovieReader", "READERS", "SUPPORTED_EXTENSIONS", "kind_of", "check_file", "read_info", "read_frames",
-           "iter_chunks"]
+           "iter_chunks", "raw_layout"]
 
 
 class MovieReader(Protocol):
@@ -34,6 +35,8 @@ class MovieReader(Protocol):
     def read_frames(self, info: MovieInfo, start: int, stop: int) -> np.ndarray: ...
 
     def iter_chunks(self, info: MovieInfo, *, chunk_frames: int) -> Iterator[tuple[int, np.ndarray]]: ...
+
+    def raw_layout(self, info: MovieInfo) -> RawLayout | None: ...
 
 
 #: kind -> reader, in the order extensions are listed.
@@ -88,3 +91,8 @@ def read_frames(info: MovieInfo, start: int, stop: int) -> np.ndarray:
 def iter_chunks(info: MovieInfo, *, chunk_frames: int) -> Iterator[tuple[int, np.ndarray]]:
     """Yield (first_frame_index, float32 block) over the whole movie, `chunk_frames` at a time."""
     return READERS[info.kind].iter_chunks(info, chunk_frames=chunk_frames)
+
+
+def raw_layout(info: MovieInfo) -> RawLayout | None:
+    """Where the movie's frames lie as one raw C-order block in its file, or None (read through a copy)."""
+    return READERS[info.kind].raw_layout(info)

@@ -1,12 +1,13 @@
 """TIFF movies (one frame per page, or one contiguous ImageJ block), read with tifffile.
 
-Uncompressed contiguous files are memory-mapped; others are read page by page, only the
-pages of the requested range.
+Uncompressed contiguous files are read as one raw block (and can be read in place by the fit:
+:func:`raw_layout`); others are read page by page, only the pages of the requested range.
 """
 
 from __future__ import annotations
 
 import math
+import os
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Iterator
@@ -14,7 +15,7 @@ from typing import Any, Iterator
 import numpy as np
 
 from cnmflow.errors import MovieError
-from cnmflow.movies.info import MovieInfo, check_chunk, check_range
+from cnmflow.movies.info import MovieInfo, RawLayout, check_chunk, check_range, read_raw
 
 #: What :mod:`cnmflow.movies.read` registers this reader under (see ``MovieReader``).
 KIND = "tiff"
@@ -225,32 +226,43 @@ def read_info(path: Path) -> MovieInfo:
                      frame_rate=rate, frame_rate_source=source, pixel_size_um=pixel)
 
 
+def raw_layout(info: MovieInfo) -> RawLayout | None:
+    """Where the frames lie in the file when they are one uncompressed, contiguous block tifffile can
+    locate (most TIFFs that ImageJ, ScanImage or tifffile write); None otherwise (compressed, pages
+    scattered, several series, shorter than promised), when the pages are read one by one."""
+    with _tiff(info.path) as tf:
+        return _layout_of(info, tf)
+
+
+def _layout_of(info: MovieInfo, tf) -> RawLayout | None:
+    series = tf.series[0]
+    if len(tf.series) > 1 or series.dataoffset is None:
+        return None
+    # tifffile reports the native dtype; the bytes on disk are in the file's byte order
+    # (ImageJ/Fiji write big-endian by default)
+    on_disk = np.dtype(series.dtype).newbyteorder(tf.byteorder)
+    rows, cols = info.frame_shape
+    if os.path.getsize(info.path) < series.dataoffset + info.n_frames * rows * cols * on_disk.itemsize:
+        return None
+    return RawLayout(path=info.path, dtype=on_disk, offset=int(series.dataoffset))
+
+
 class _Reader:
-    """An open TIFF that reads frame ranges (memory-mapped where the layout allows)."""
+    """An open TIFF that reads frame ranges (with plain reads of the raw block where the layout allows)."""
 
     def __init__(self, info: MovieInfo):
         self.info = info
         self._ctx = _tiff(info.path)
         self.tf = self._ctx.__enter__()
-        self.mm = None
-        series = self.tf.series[0]
         self.all_pages = len(self.tf.series) > 1
-        if series.dataoffset is not None and not self.all_pages:
-            # tifffile reports the native dtype; the bytes on disk are in the file's byte order
-            # (ImageJ/Fiji write big-endian by default)
-            on_disk = np.dtype(series.dtype).newbyteorder(self.tf.byteorder)
-            try:
-                self.mm = np.memmap(info.path, dtype=on_disk, mode="r", offset=series.dataoffset,
-                                    shape=(info.n_frames, *info.frame_shape), order="C")
-            except (OSError, ValueError):
-                self.mm = None
+        self.layout = _layout_of(info, self.tf)
 
     def read(self, start: int, stop: int) -> np.ndarray:
         if stop == start:
             return np.empty((0, *self.info.frame_shape), np.float32)
+        if self.layout is not None:
+            return read_raw(self.layout, self.info.frame_shape, start, stop)
         try:
-            if self.mm is not None:
-                return np.asarray(self.mm[start:stop], dtype=np.float32)
             if self.all_pages:
                 block = self.tf.asarray(key=slice(start, stop))
             else:
@@ -261,7 +273,6 @@ class _Reader:
         return block
 
     def close(self) -> None:
-        self.mm = None
         self._ctx.__exit__(None, None, None)
 
 

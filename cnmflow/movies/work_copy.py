@@ -1,6 +1,9 @@
 """A concatenated series stored under a name made from its input bytes, so runs can share it.
 
-A parameter sweep (or a retried run) needs the same float32 copy of the series again; naming
+A single movie whose frames lie in its file as one raw block needs no copy: the run reads the
+input in place (:func:`cnmflow.movies.concat.in_place`), holds nothing and removes nothing.
+
+A parameter sweep (or a retried run) needs the same copy of the series again; naming
 the copy by the series' content hash lets every run find a finished copy instead of writing a
 new one.  A copy is complete only once its folder has been renamed into place with its
 description inside, so a killed concatenation is never mistaken for a finished one.
@@ -30,7 +33,7 @@ from typing import Callable
 from cnmflow.errors import MovieError
 from cnmflow.folder_sweep import SweepRule, sweep_folder
 from cnmflow.lock_files import still_linked
-from cnmflow.movies.concat import ConcatenatedMovie, concatenate
+from cnmflow.movies.concat import ConcatenatedMovie, concatenate, in_place
 from cnmflow.movies.series import MovieSeries
 
 DESCRIPTION_NAME = "concatenated.json"
@@ -63,20 +66,27 @@ def find_work_copy(root: str | os.PathLike, series_key: str) -> ConcatenatedMovi
     movie = ConcatenatedMovie(
         path=folder / described["file"], shape=tuple(described["shape"]),
         offsets={int(k): tuple(v) for k, v in described["offsets"].items()},
-        filled_frames={int(k): tuple(v) for k, v in described["filled_frames"].items()})
-    expected_bytes = 4 * movie.shape[0] * movie.shape[1] * movie.shape[2]
-    if not movie.path.is_file() or movie.path.stat().st_size != expected_bytes:
+        filled_frames={int(k): tuple(v) for k, v in described["filled_frames"].items()},
+        dtype=described.get("dtype", "float32"))
+    if not movie.path.is_file() or movie.path.stat().st_size != movie.nbytes:
         return None
     return movie
 
 
 def ensure_work_copy(series: MovieSeries, root: str | os.PathLike, series_key: str, *,
                      progress: Callable[[str, float], None] | None = None) -> tuple[ConcatenatedMovie, bool]:
-    """The copy of ``series`` under ``root``, held for this run: adopted, or written now (then True).
+    """The series as the fit reads it: the input itself when it can be read in place (then False),
+    else its copy under ``root``, held for this run: adopted, or written now (then True).
 
     Every call must be matched by :func:`remove_work_copy` once the run is done with the copy.
     Unused copies and staging folders of dead runs under ``root`` are removed first.
     """
+    direct = in_place(series)
+    if direct is not None:
+        remove_unused(root)
+        if progress is not None:
+            progress("concatenate", 1.0)
+        return direct, False
     return ensure_copy(root, series_key, lambda staging: concatenate(series, staging, progress=progress),
                        stage="concatenate", progress=progress)
 
@@ -105,7 +115,11 @@ def ensure_copy(root: str | os.PathLike, key: str, produce: Callable[[Path], Con
 
 
 def remove_work_copy(movie: ConcatenatedMovie) -> bool:
-    """Give up this run's hold on a copy; the last user deletes it (and its root when empty). Whether deleted."""
+    """Give up this run's hold on a copy; the last user deletes it (and its root when empty). Whether deleted.
+
+    An input read in place is no copy: nothing is held, nothing removed."""
+    if movie.in_place:
+        return False
     folder = movie.path.parent
     with _guard:
         fds = _leases.get(folder, [])
@@ -170,7 +184,7 @@ def _write(root: Path, series_key: str, produce: Callable[[Path], ConcatenatedMo
         return None
     except OSError as exc:
         raise MovieError(f"cannot write the concatenated movie under {root} ({exc.strerror or exc}); "
-                         "give a writable work_dir with room for a float32 copy of the movies") from None
+                         "give a writable work_dir with room for a copy of the movies") from None
     if fd is None:          # a cleaner removed the new staging folder at once
         return None
     fcntl.flock(fd, fcntl.LOCK_SH)   # the hold survives the rename: same inode
@@ -179,7 +193,7 @@ def _write(root: Path, series_key: str, produce: Callable[[Path], ConcatenatedMo
         return None
     try:
         movie = produce(staging)
-        description = {"file": movie.path.name, "shape": list(movie.shape),
+        description = {"file": movie.path.name, "shape": list(movie.shape), "dtype": movie.dtype,
                        "offsets": {str(k): list(v) for k, v in movie.offsets.items()},
                        "filled_frames": {str(k): list(v) for k, v in movie.filled_frames.items()}}
         (staging / DESCRIPTION_NAME).write_text(json.dumps(description), encoding="utf-8")

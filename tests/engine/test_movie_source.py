@@ -40,3 +40,17 @@ def test_reading_past_the_end_of_a_truncated_file_fails(tmp_path):
         source.streaming()[:, 1:3]
     with pytest.raises(EOFError):
         source.streaming()[:]
+
+
+@pytest.mark.parametrize("stored", [">u2", "<u2", ">f4", "<f4", "u1", "<i2"])
+@pytest.mark.parametrize("key", KEYS[:8], ids=str)
+def test_a_file_in_any_stored_type_reads_as_float32(tmp_path, stored, key):
+    """A uint16 TIFF read in place (either byte order, after a header) gives the float32 a float32 copy holds."""
+    data = np.random.default_rng(1).integers(0, 250, size=(20, 13, 11)).astype(stored)
+    path = tmp_path / "movie.raw"
+    path.write_bytes(b"header" + data.tobytes())
+    mapped = np.memmap(path, dtype=stored, mode="r", shape=data.shape, offset=6)
+    view = MovieSource.of(mapped).streaming()
+    got = view[key]
+    assert view.dtype == np.float32 and got.dtype == np.float32 and got.dtype.isnative
+    np.testing.assert_array_equal(got, data.astype(np.float32)[key])

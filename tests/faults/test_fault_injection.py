@@ -80,7 +80,9 @@ def min_pnr(out: Path) -> float:
     return read_manifest(out)["parameters"]["min_pnr"]["value"]
 
 
-def test_kill_at_validate_concatenate_fit_and_export_then_rerun(movie, tmp_path):
+def test_kill_at_validate_concatenate_fit_and_export_then_rerun(tmp_path):
+    # compressed: a run makes a work copy of it (an uncompressed TIFF is read in place)
+    movie = small_movie(tmp_path, rng=11, n_neurons=5, peak_snr=(6, 14), compression="zlib")
     stages = ("validate", "concatenate", "merge", "export")   # merge: inside the fit, the work copy complete
     runs = {stage: start("library", movie, tmp_path / stage, "--kill-at", stage) for stage in stages}
     for stage, process in runs.items():

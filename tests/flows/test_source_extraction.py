@@ -241,12 +241,14 @@ def test_a_folder_another_run_writes_is_refused_once_and_left_alone(movie, tmp_p
         assert os.listdir(out) == [".cnmflow-lock"], "nothing of the refused run is written"
 
 
-def test_a_shared_work_copy_is_left_to_its_other_users_and_removed_by_the_last(movie, tmp_path):
+def test_a_shared_work_copy_is_left_to_its_other_users_and_removed_by_the_last(tmp_path):
     from hashlib import sha256
 
     from cnmflow.fingerprint import input_hashes
     from cnmflow.validate import validate_inputs
     from tests.outputs.holders import holding_work_copy, kill_hard
+
+    movie = small_movie(tmp_path, rng=11, compression="zlib")   # an uncompressed TIFF is read in place: no copy
 
     hashes = input_hashes(validate_inputs([movie]).series)
     series_key = sha256("".join(hashes[k] for k in sorted(hashes)).encode()).hexdigest()

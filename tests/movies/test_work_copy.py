@@ -20,7 +20,8 @@ KEY = "ab" * 32
 @pytest.fixture(scope="module")
 def movie(tmp_path_factory) -> Path:
     simulated = simulate_1p(shape=(24, 24), n_frames=40, n_neurons=2, gsig=3.0, fr=10.0, rng=2)
-    return write_tiff(tmp_path_factory.mktemp("movie") / "movie.tif", simulated.movie, fr=10.0)
+    # compressed: a single uncompressed TIFF is read in place, without a work copy
+    return write_tiff(tmp_path_factory.mktemp("movie") / "movie.tif", simulated.movie, fr=10.0, compression="zlib")
 
 
 @pytest.fixture(scope="module")
