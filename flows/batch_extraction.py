@@ -15,7 +15,7 @@ from prefect.artifacts import create_table_artifact
 from prefect.cache_policies import NO_CACHE
 from prefect.task_runners import ThreadPoolTaskRunner
 
-from cnmflow.params_form import ExtractionParams
+from cnmflow.params_form import ExtractionParams, OptionalText
 from cnmflow.plan import check_nwb_options
 from cnmflow.request import Preset, RunRequest
 from cnmflow.report import RunReport
@@ -41,15 +41,15 @@ def extract_recording(movies: list[str], output_dir: str, options: dict[str, Any
 def batch_extraction(
     recordings: list[list[str]],
     output_root: str,
-    params_file: str | None = None,
+    params_file: OptionalText = None,
     overwrite_params: bool = False,
     preset: Preset = "1p",
     params: ExtractionParams = ExtractionParams(),  # type: ignore[valid-type]
     experiment: str = DEFAULT_EXPERIMENT,
-    tracking_uri: str | None = None,
-    dask_address: str | None = None,
+    tracking_uri: OptionalText = None,
+    dask_address: OptionalText = None,
     nwb: bool = True,
-    nwb_metadata: str | None = None,
+    nwb_metadata: OptionalText = None,
 ) -> list[dict[str, Any]]:
     """Run every recording (a list of movie files: one movie, or a series) into ``output_root/<name>``.
 

@@ -12,7 +12,7 @@ from prefect import flow, get_run_logger
 from prefect.artifacts import create_markdown_artifact
 from prefect.runtime import flow_run
 
-from cnmflow.params_form import MotionForm, table_from_motion_form
+from cnmflow.params_form import MotionForm, OptionalText, table_from_motion_form
 from cnmflow.request import Preset, RunRequest
 from cnmflow.tasks.motion_only import correct_and_write, validate_motion
 from cnmflow.tasks.progress import RunProgress
@@ -31,13 +31,13 @@ quiet_user_error_tracebacks()   # bad input: one line in the logs, not two 60-li
 def motion_correction(
     movies: list[str],
     output_dir: str,
-    params_file: str | None = None,
+    params_file: OptionalText = None,
     overwrite_params: bool = False,
     preset: Preset = "1p",
     params: MotionForm = MotionForm(),  # type: ignore[valid-type]
     overwrite: bool = False,
-    work_dir: str | None = None,
-    dask_address: str | None = None,
+    work_dir: OptionalText = None,
+    dask_address: OptionalText = None,
 ) -> dict:
     """Motion-correct ``movies`` (one recording, or a series) into ``output_dir``.
 

@@ -8,6 +8,7 @@ from typing import Any
 from prefect import flow
 from prefect.artifacts import create_markdown_artifact
 
+from cnmflow.params_form import OptionalText
 from cnmflow.request import Preset, RunRequest
 from cnmflow.tasks.report import failed_step, quiet_user_error_tracebacks
 from cnmflow.tasks.suggest import suggest_values
@@ -25,8 +26,8 @@ def suggest_parameters(
     movies: list[str],
     figure: str,
     preset: Preset = "1p",
-    params: dict[str, Any] | None = None,
-    params_file: str | None = None,
+    params: dict[str, Any] = {},  # noqa: B006 - never mutated; a dict renders as a JSON box, None as a chooser
+    params_file: OptionalText = None,
     overwrite_params: bool = False,
 ) -> dict[str, Any]:
     """Suggest the three values for ``movies`` and write the figure to ``figure`` (a .png path).

@@ -13,7 +13,7 @@ from prefect import flow, get_run_logger
 from prefect.artifacts import create_markdown_artifact
 from pydantic import BeforeValidator
 
-from cnmflow.params_form import ExtractionParams
+from cnmflow.params_form import ExtractionParams, OptionalText
 from cnmflow.plan import check_nwb_options
 from cnmflow.request import Preset, RunRequest
 from cnmflow.watch import DEFAULT_PATTERNS, Ledger, Scan, ScanSummary, SeriesRule, parse_patterns, summary_markdown
@@ -80,13 +80,13 @@ def watch_folder(
     pattern: Patterns = list(DEFAULT_PATTERNS),  # noqa: B006 - never mutated; a list renders as a list input
     preset: Preset = "1p",
     params: ExtractionParams = ExtractionParams(),  # type: ignore[valid-type]
-    params_file: str | None = None,
+    params_file: OptionalText = None,
     overwrite_params: bool = False,
     max_attempts: int = 3,
     series_rule: SeriesRule = "subfolder",
     max_claim_age_hours: float = 24.0,
     nwb: bool = True,
-    nwb_metadata: str | None = None,
+    nwb_metadata: OptionalText = None,
 ) -> ScanSummary:
     """Scan ``folder`` once and extract each new movie or series into ``output_root``.
 

@@ -68,3 +68,20 @@ def test_serve_offers_both_presets_and_the_watcher_when_asked(tmp_path):
     assert watcher.parameters["params"]["motion_correction"] == "rigid"   # raw recordings come in moving
     assert watcher.parameters["params"]["gSig_filt"] == [3, 3]
     assert watcher.schedules[0].schedule.interval.total_seconds() == 30
+
+
+
+def test_no_deployment_form_shows_a_type_chooser():
+    """Prefect's UI renders ``X | None`` as a "str | None" chooser ("Property is type None"): every text
+    setting of every deployed flow is a plain text box, left empty for none."""
+    from prefect.utilities.callables import parameter_schema
+
+    from cnmflow.deployments.definitions import WatchSettings
+
+    deployments = build_deployments(WatchSettings(folder="in", output_root="out"))
+    assert len(deployments) == len(BY_NAME) == 7
+    for deployment in deployments:
+        schema = parameter_schema(_load_entrypoint(BY_NAME[deployment.name]["entrypoint"]).fn).model_dump()
+        choosers = [name for name, prop in schema["properties"].items()
+                    if any(option.get("type") == "null" for option in prop.get("anyOf", ()))]
+        assert choosers == [], deployment.name
