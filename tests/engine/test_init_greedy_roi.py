@@ -5,8 +5,10 @@ import pytest
 from scipy.signal import lfilter
 
 from cnmflow.pixel_order import frames_to_pixels
+from cnmflow.engine.init import greedy_roi
 from cnmflow.engine.init.greedy_roi import initialize_greedy_roi
 from cnmflow.engine.init.low_rank import LowRankInit
+from cnmflow.engine.patch_frames import PatchStorage, as_frames
 from cnmflow.errors import ParameterError
 from cnmflow.scoring import score
 from cnmflow.synthetic import simulate_2p
@@ -215,3 +217,33 @@ def test_bad_parameters_are_named(bad, name):
 def test_bad_movies_are_rejected(movie, match):
     with pytest.raises(ParameterError, match=match):
         initialize_greedy_roi(movie, **_GOOD)
+
+
+# --------------------------------------------------------------------------- score maps
+@pytest.mark.parametrize("window", [None, 1, 7, 40])
+@pytest.mark.parametrize("positive", [False, True])
+def test_energy_is_the_largest_sum_of_squares_over_a_window(window, positive):
+    F = np.random.default_rng(3).normal(size=(40, 13)).astype(np.float32)
+    x = np.maximum(F, 0.0) if positive else F.astype(np.float64)
+    squares = x.astype(np.float64) ** 2
+    if window is None:
+        expected = squares.sum(axis=0)
+    else:
+        expected = np.lib.stride_tricks.sliding_window_view(squares, window, axis=0).sum(axis=-1).max(axis=0)
+    np.testing.assert_allclose(greedy_roi._energy(F, window, positive=positive), expected, rtol=1e-12)
+
+
+@pytest.mark.parametrize("center_psf", [False, True])
+def test_subtracting_a_component_refreshes_every_score_it_changes(center_psf):
+    """Only the pixels the footprint's filtered image reaches are updated: the filtered copies must
+    still be the filtered residual, and the maps equal maps computed afresh from them, bit for bit."""
+    sim = simulate_2p(shape=(40, 40), n_frames=150, n_neurons=4, nb=1, gsig=2.5, rng=5)
+    R = as_frames(np.ascontiguousarray(sim.movie - np.median(sim.movie, axis=0), dtype=np.float32))
+    st = greedy_roi._Greedy(R, gsig=2.5, gsiz=6, window=30, center_psf=center_psf, storage=PatchStorage())
+    found_a, _ = greedy_roi._greedy_components(st, 3)
+    assert len(found_a) >= 2
+    for F, centered in ((st.Fs, center_psf), (st.Fc, True)):
+        fresh = greedy_roi._filter(st.R[:], st.gsig, st.gsiz, centered)
+        np.testing.assert_allclose(F[:], fresh, rtol=0, atol=1e-4 * float(np.abs(fresh).max()))
+    np.testing.assert_array_equal(st.score, st._map(st.Fs))
+    np.testing.assert_array_equal(st.contrast, st._map(st.Fc, positive=True))

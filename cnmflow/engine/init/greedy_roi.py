@@ -245,15 +245,32 @@ def _energy(F: np.ndarray, window: int | None, *, positive: bool = False) -> np.
     """(T, n) traces → (n,) float64: sum of squares, or the largest sum over ``window`` frames;
     ``positive``: of the positive part only (a neuron's transients are positive)."""
     out = np.empty(F.shape[1])
-    for columns in chunk_slices(F.shape[1], max(1, (1 << 20) // F.shape[0])):  # float64 temporaries of ~8 MB
-        x = F[:, columns].astype(np.float64)
-        sq = (np.maximum(x, 0.0) if positive else x) ** 2
-        if window is None:
-            out[columns] = sq.sum(axis=0)
-        else:
-            cs = np.concatenate([np.zeros((1, sq.shape[1])), np.cumsum(sq, axis=0)])
-            out[columns] = (cs[window:] - cs[:-window]).max(axis=0)
+    for columns in chunk_slices(F.shape[1], max(1, (1 << 21) // F.shape[0])):  # a float64 block of ~16 MB
+        out[columns] = _column_energy(F[:, columns].astype(np.float64), window, positive)
     return out
+
+
+def _column_energy(x: np.ndarray, window: int | None, positive: bool) -> np.ndarray:
+    """``_energy`` of a float64 (T, n) block, worked on in place (one copy of the block in all)."""
+    if positive:
+        np.maximum(x, 0.0, out=x)
+    np.square(x, out=x)
+    if window is None:
+        return x.sum(axis=0)
+    _cumsum_rows(x)  # x[t] = sum of the first t + 1 squares
+    best = x[window - 1].copy()  # the first window: its sum less the empty sum 0
+    for rows in chunk_slices(x.shape[0] - window, max(1, (1 << 16) // max(x.shape[1], 1))):
+        later = x[rows.start + window:rows.stop + window]
+        np.maximum(best, (later - x[rows]).max(axis=0), out=best)
+    return best
+
+
+def _cumsum_rows(x: np.ndarray) -> None:
+    """``np.cumsum(x, axis=0)`` in place, the same sums in the same order, one row at a time: a
+    row-wide vector add per frame beats numpy's accumulate along the frames several-fold."""
+    add = np.add
+    for t in range(1, x.shape[0]):
+        add(x[t - 1], x[t], out=x[t])
 
 
 class _Greedy:
@@ -312,16 +329,36 @@ class _Greedy:
         return slice(max(0, r - g), min(self.h, r + g + 1)), slice(max(0, c - g), min(self.w, c + g + 1))
 
     def subtract(self, a: np.ndarray, c: np.ndarray, r: int, col: int) -> None:
-        """Remove ``a·c`` ((h, w) footprint, (T,) trace) from the residual and refresh the scores."""
+        """Remove ``a·c`` ((h, w) footprint, (T,) trace) from the residual and refresh the scores
+        where the filtered copies changed (the footprint's filtered image is non-zero: its support
+        plus the kernel's reach, at most the box plus ``2·gsiz``)."""
         rows, cols = np.nonzero(a)
         support = slice(rows.min(), rows.max() + 1), slice(cols.min(), cols.max() + 1)
         _subtract_outer(self.R, support, c, a[support])
-        region = self.box(r, col, extra=2 * self.gsiz)  # box plus the kernel's reach
+        reach = self.box(r, col, extra=2 * self.gsiz)
         copies = [(self.Fs, self.center_psf)] + ([] if self.center_psf else [(self.Fc, True)])
+        changed = []
         for F, centered in copies:
-            _subtract_outer(F, region, c, _filter(a[None], self.gsig, self.gsiz, centered)[0][region])
-        self.score[region] = self._map(self.Fs, region)
-        self.contrast[region] = self._map(self.Fc, region, positive=True)
+            image = _filter(a[None], self.gsig, self.gsiz, centered)[0]
+            region = _nonzero_box(image, reach)
+            if region is not None:
+                _subtract_outer(F, region, c, image[region])
+            changed.append(region)
+        score_region, contrast_region = changed[0], changed[-1]
+        if score_region is not None:
+            self.score[score_region] = self._map(self.Fs, score_region)
+        if contrast_region is not None:
+            self.contrast[contrast_region] = self._map(self.Fc, contrast_region, positive=True)
+
+
+def _nonzero_box(image: np.ndarray, within: tuple[slice, slice]) -> tuple[slice, slice] | None:
+    """The smallest box inside ``within`` holding every non-zero pixel of ``image[within]``, or
+    None: outside it, subtracting ``trace ⊗ image`` changes nothing."""
+    rows, cols = np.nonzero(image[within])
+    if rows.size == 0:
+        return None
+    r0, c0 = within[0].start, within[1].start
+    return slice(r0 + rows.min(), r0 + rows.max() + 1), slice(c0 + cols.min(), c0 + cols.max() + 1)
 
 
 def _subtract_outer(F: PatchFrames, region: tuple[slice, slice], trace: np.ndarray, image: np.ndarray) -> None:
