@@ -50,3 +50,29 @@ def test_timed_stage_records_seconds_also_when_the_stage_fails():
     assert timings["validate"] >= 0.01 and "concatenate" in timings
     assert stages_before_fit({**timings, "extract": 1.0, "motion_correction": 2.0}) == {
         "validate": timings["validate"], "concatenate": timings["concatenate"], "motion_correction": 2.0}
+
+
+def test_a_uint16_tiff_read_in_place_fits_as_its_float32_work_copy(tmp_path, monkeypatch):
+    """The in-place reading converts each chunk exactly as the concatenation did: the same components."""
+    import tifffile
+
+    from cnmflow.movies import concat
+
+    (tmp_path / "src").mkdir()
+    frames = tifffile.imread(small_movie(tmp_path / "src", rng=17))
+    pixels = np.clip(np.rint(frames - frames.min() + 100), 0, 65535).astype(np.uint16)
+    path = tmp_path / "movie.tif"
+    tifffile.imwrite(path, pixels, imagej=True, byteorder=">", metadata={"axes": "TYX", "finterval": 0.1})
+    inputs = validate_inputs([path], RunRequest(table=TABLE))
+    seen = []
+    monkeypatch.setattr(concat, "work_dtype", lambda series: seen.append(series) or np.dtype(np.float32))
+    with held_work_copies(inputs, tmp_path / "work", "key") as copies:
+        assert copies.movie.in_place and not (tmp_path / "work").exists() and not seen
+    direct = extract(inputs, tmp_path / "direct")
+    monkeypatch.setattr("cnmflow.movies.work_copy.in_place", lambda series: None)   # the old way: a float32 copy
+    copied = extract(inputs, tmp_path / "copied")
+    assert seen, "the second fit read a float32 work copy"
+    assert direct.estimates.K == copied.estimates.K > 0
+    for name in ("C", "S", "YrA", "b0", "sn", "Cn", "pnr"):
+        np.testing.assert_array_equal(getattr(direct.estimates, name), getattr(copied.estimates, name), err_msg=name)
+    assert (direct.estimates.A != copied.estimates.A).nnz == 0

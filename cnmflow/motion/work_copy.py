@@ -19,6 +19,7 @@ from typing import Callable
 
 import numpy as np
 
+from cnmflow.engine.movie_source import MovieSource
 from cnmflow.motion.correct import MotionResult, correct_motion
 from cnmflow.motion.params import MotionParams
 from cnmflow.movies.concat import ConcatenatedMovie
@@ -112,7 +113,7 @@ def ensure_corrected_copy(
             out.flush()
         finally:
             del out
-        before = movie.open()
+        before = MovieSource.of(movie.open()).streaming()   # plain reads: the pass leaves no page resident
         outcome = MotionOutcome(
             result=result, mean_before=_mean_image(before, chunk),
             correlation_before=neighbour_correlation(_sampled(before)),
