@@ -169,7 +169,8 @@ class _Normalized:
         return self.Y[key] / self.scale[region]
 
 
-def _smooth_background(Yn: _Normalized, nb: int, gsig: float) -> tuple[np.ndarray, np.ndarray]:
+def _smooth_background(Yn: _Normalized, nb: int, gsig: float,
+                       storage: PatchStorage = PatchStorage()) -> tuple[np.ndarray, np.ndarray]:
     """Rank-``nb`` spatially smooth fluctuation of the movie around its mean, as traces ``V``
     (nb, T) and maps (nb, h, w): the fluctuation of frame t is ``Σ_k V[k, t]·maps[k]``.
 
@@ -178,7 +179,8 @@ def _smooth_background(Yn: _Normalized, nb: int, gsig: float) -> tuple[np.ndarra
     projections on ``V``, smoothed by twicing (``2·G − G·G`` with the same Gaussian ``G``):
     exact for quadratic surfaces, so the broad background fields keep their peaks, while a
     neuron-sized bump keeps only ~30 % of its height in the map. The blurred copy is block-
-    averaged (it is smooth); when it has fewer pixels than frames only its Gram matrix is kept.
+    averaged (it is smooth); when it has fewer pixels than frames only its Gram matrix is kept
+    in memory, and the copy itself goes where ``storage`` says, for the projection on ``V``.
     """
     T, h, w = Yn.shape
     sigma = BACKGROUND_SIGMA * float(gsig)
@@ -186,19 +188,21 @@ def _smooth_background(Yn: _Normalized, nb: int, gsig: float) -> tuple[np.ndarra
     step = max(1, int(round(sigma / 2)))  # the blurred copy is smooth: block means hold its rank
 
     def blurred(chunk: slice) -> np.ndarray:
-        small = _blur_odd(spatial_block_means(Yn[chunk] - mean, step, edge="replicate"), sigma / step)
-        return small.reshape(small.shape[0], -1).astype(np.float64)
+        return _blur_odd(spatial_block_means(Yn[chunk] - mean, step, edge="replicate"), sigma / step)
 
     chunks = list(frame_chunks(T, h * w))
-    p = (-(-h // step)) * (-(-w // step))
+    small_shape = (-(-h // step), -(-w // step))
+    p = small_shape[0] * small_shape[1]
     if p < T:
-        gram = np.zeros((p, p))
-        for chunk in chunks:
-            part = blurred(chunk)
-            gram += part.T @ part
-        V = _temporal_from_gram(gram, min(nb, p), (blurred(chunk) for chunk in chunks))
+        with storage.allocate((T, *small_shape)) as copy:
+            gram = np.zeros((p, p))
+            for chunk in chunks:
+                copy[chunk] = blurred(chunk)
+                part = _as_rows(copy[chunk])
+                gram += part.T @ part
+            V = _temporal_from_gram(gram, min(nb, p), (_as_rows(copy[chunk]) for chunk in chunks))
     else:
-        V = _top_temporal(np.concatenate([blurred(chunk) for chunk in chunks]), min(nb, T))
+        V = _top_temporal(np.concatenate([_as_rows(blurred(chunk)) for chunk in chunks]), min(nb, T))
     maps = np.zeros((V.shape[0], h, w))
     for chunk in chunks:
         maps += np.tensordot(V[:, chunk], (Yn[chunk] - mean).astype(np.float64), axes=(1, 0))
@@ -206,24 +210,31 @@ def _smooth_background(Yn: _Normalized, nb: int, gsig: float) -> tuple[np.ndarra
     return V, 2.0 * once - _blur_odd(once, sigma)
 
 
+def _as_rows(frames: np.ndarray) -> np.ndarray:
+    """(n, h, w) frames → (n, h·w) float64 rows."""
+    return frames.reshape(frames.shape[0], -1).astype(np.float64)
+
+
 def _residual(Yn: _Normalized, background: tuple[np.ndarray, np.ndarray] | None,
               storage: PatchStorage) -> PatchFrames:
-    """``R`` = the normalised patch less its smooth background, less each pixel's median (baseline ~0)."""
+    """``R`` = the normalised patch less its smooth background, less each pixel's median (baseline ~0).
+
+    One pass writes the background-free patch into ``R``; each pixel's median is then taken from
+    ``R`` (a band of rows at a time) and subtracted in place.
+    """
     T, h, w = Yn.shape
-
-    def without_background(frames: slice, rows: slice = slice(None)) -> np.ndarray:
-        out = Yn[frames, rows]
-        if background is not None:
-            V, maps = background
-            out -= np.tensordot(V[:, frames].T, maps[:, rows], axes=(1, 0)).astype(np.float32)
-        return out
-
-    median = np.empty((h, w), np.float32)
-    for band in row_bands(Yn.shape):
-        median[band] = np.median(without_background(slice(None), band), axis=0)
     R = storage.allocate((T, h, w))
     for chunk in R.chunks():
-        R[chunk] = without_background(chunk) - median
+        out = Yn[chunk]
+        if background is not None:
+            V, maps = background
+            out -= np.tensordot(V[:, chunk].T, maps, axes=(1, 0)).astype(np.float32)
+        R[chunk] = out
+    median = np.empty((h, w), np.float32)
+    for band in row_bands(Yn.shape):
+        median[band] = np.median(R[:, band], axis=0)
+    for chunk in R.chunks():
+        R[chunk] = R[chunk] - median
     return R
 
 
@@ -531,7 +542,7 @@ def initialize_greedy_roi(
     smooth_rank = nb if smooth_rank is None else int(smooth_rank)
     if smooth_rank < 0:
         raise ParameterError(f"smooth_rank={smooth_rank} must be >= 0 (the background rank removed before scoring)")
-    background = _smooth_background(Yn, smooth_rank, gsig) if smooth_rank else None
+    background = _smooth_background(Yn, smooth_rank, gsig, storage) if smooth_rank else None
     with _residual(Yn, background, storage) as R:
         st = _Greedy(R, gsig=gsig, gsiz=gsiz, window=min(int(rolling_length), T) if rolling_sum else None,
                      center_psf=bool(center_psf), storage=storage)

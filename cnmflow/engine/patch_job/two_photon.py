@@ -39,8 +39,11 @@ def fit_patch_low_rank(source: MovieSource, box: PatchBox, job: PatchJobSettings
     """
     init = job.init
     patch = BoxView(source.streaming(), box)
-    noise = pixel_noise(patch)
+    at_full_rate = init.tsub == 1 and init.ssub == 1
+    noise = None if at_full_rate else pixel_noise(patch)
     with downsample_in_chunks(patch, tsub=init.tsub, ssub=init.ssub, storage=storage) as Y:
+        if at_full_rate:  # Y is the patch itself: no second read of the box from the movie file
+            noise = pixel_noise(Y)
         found = _initialize(Y, init, storage=storage)
         downsampling = noise_reduction(patch, Y)
         grid = Y.shape[1:]
