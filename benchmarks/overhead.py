@@ -44,6 +44,8 @@ SIM_SETTINGS = ["--set", "gSig=3", "--set", "gSiz=13", "--set", "min_corr=0.8", 
 MILESTONES = ("inputs checked", "run log opened", "Prefect server ready", "flow returned", "Prefect server stopped")
 LOG_LINE = re.compile(r"^(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3}) \| \w+\s* \| [^-]*- (.*)$")
 ENVIRONMENT = {"DO_NOT_TRACK": "true", "PREFECT_SERVER_ANALYTICS_ENABLED": "false", "MPLBACKEND": "Agg"}
+#: PYTHONPATH of the measured runs when --checkout names another checkout.
+EXTRA_ENVIRONMENT: dict[str, str] = {}
 
 
 def simulated_movie(folder: Path) -> Path:
@@ -64,6 +66,22 @@ def movie_arguments(name: str) -> tuple[Path, list[str]]:
     return simulated_movie(RESULTS), SIM_SETTINGS
 
 
+#: Folders a checkout installs inside the ``cnmflow`` package (setup.py).
+INSTALLED_INSIDE = ("cli", "deployments", "flows", "tasks")
+
+
+def checkout_path(checkout: Path, folder: Path) -> str:
+    """A ``PYTHONPATH`` entry under ``folder`` that makes ``import cnmflow`` (and cnmflow.cli, .flows, ...)
+    load ``checkout``'s code instead of the installed one: a ``cnmflow`` folder of links into it."""
+    package = folder / "cnmflow"
+    package.mkdir(parents=True)
+    for entry in (checkout / "cnmflow").iterdir():
+        (package / entry.name).symlink_to(entry)
+    for name in INSTALLED_INSIDE:
+        (package / name).symlink_to(checkout / name)
+    return str(folder)
+
+
 def command(movie: Path, options: list[str], output_dir: Path, *, tracking_uri: str | None,
             python_flags: tuple[str, ...] = ()) -> list[str]:
     tracking = ["--tracking-uri", tracking_uri] if tracking_uri else ["--no-track"]
@@ -71,11 +89,13 @@ def command(movie: Path, options: list[str], output_dir: Path, *, tracking_uri: 
             "--no-progress", *options, *tracking]
 
 
-def timed(args: list[str], **kwargs) -> tuple[subprocess.CompletedProcess, float, float, float]:
+def timed(args: list[str], *, cwd: Path, environment: dict[str, str] | None = None,
+          ) -> tuple[subprocess.CompletedProcess, float, float, float]:
     """Run ``args``; (result, start as epoch seconds, wall s, CPU s of it and its waited-for children)."""
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     started, clock = time.time(), time.perf_counter()
-    done = subprocess.run(args, capture_output=True, text=True, env={**os.environ, **ENVIRONMENT}, **kwargs)
+    done = subprocess.run(args, capture_output=True, text=True, cwd=cwd,
+                          env={**os.environ, **ENVIRONMENT, **EXTRA_ENVIRONMENT, **(environment or {})})
     wall = time.perf_counter() - clock
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
@@ -140,7 +160,8 @@ def one_run(name: str, root: Path, index: int, *, tracking: bool) -> dict[str, A
     movie, options = movie_arguments(name)
     output_dir = root / f"{name}-{'mlflow' if tracking else 'plain'}-{index}"
     uri = f"sqlite:///{root / 'mlflow.db'}" if tracking else None
-    _, started, wall, cpu = timed(command(movie, options, output_dir, tracking_uri=uri))
+    cache = {"CNMFLOW_CACHE_DIR": str(output_dir) + "-cache"}  # a fresh results cache: every run fits
+    _, started, wall, cpu = timed(command(movie, options, output_dir, tracking_uri=uri), cwd=root, environment=cache)
     milestones, stages = read_milestones(output_dir)
     manifest = json.loads((output_dir / "manifest.json").read_text())
     recorded = manifest["run"]["timings_s"]
@@ -152,8 +173,9 @@ def one_run(name: str, root: Path, index: int, *, tracking: bool) -> dict[str, A
 def import_times(name: str, root: Path) -> dict[str, Any]:
     """``python -X importtime`` over one whole run: total import seconds of the command's process, by package."""
     movie, options = movie_arguments(name)
-    done, _, wall, cpu = timed(command(movie, options, root / f"{name}-importtime", tracking_uri=None,
-                                       python_flags=("-X", "importtime")))
+    output_dir = root / f"{name}-importtime"
+    done, _, wall, cpu = timed(command(movie, options, output_dir, tracking_uri=None, python_flags=("-X", "importtime")),
+                               cwd=root, environment={"CNMFLOW_CACHE_DIR": str(output_dir) + "-cache"})
     by_package: dict[str, float] = {}
     total = 0.0
     for line in done.stderr.splitlines():
@@ -206,6 +228,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--tracking", choices=("both", "on", "off"), default="both")
     parser.add_argument("--no-importtime", action="store_true", help="skip the -X importtime run")
+    parser.add_argument("--checkout", type=Path, help="measure this checkout's code (e.g. a git worktree of an "
+                                                        "earlier commit) with this virtual environment")
     parser.add_argument("--out", type=Path, default=RESULTS / "overhead.json")
     args = parser.parse_args(argv)
     if "isxd" in args.movies and not REAL_ISXD.exists():
@@ -214,6 +238,8 @@ def main(argv: list[str] | None = None) -> int:
     RESULTS.mkdir(exist_ok=True)
     trackings = {"both": (False, True), "on": (True,), "off": (False,)}[args.tracking]
     root = Path(tempfile.mkdtemp(prefix="cnmflow-overhead-"))
+    if args.checkout is not None:
+        EXTRA_ENVIRONMENT["PYTHONPATH"] = checkout_path(args.checkout.resolve(), root / "checkout")
     runs: list[dict[str, Any]] = []
     try:
         for name in args.movies:
@@ -229,7 +255,7 @@ def main(argv: list[str] | None = None) -> int:
                medians([r for r in runs if r["movie"] == name and r["tracking"] == tracking])
                for name in args.movies for tracking in trackings}
     print_table(summary, imports)
-    args.out.write_text(json.dumps({"runs": runs, "summary": summary, "imports": imports,
+    args.out.write_text(json.dumps({"checkout": str(args.checkout or Path(__file__).resolve().parents[1]), "runs": runs, "summary": summary, "imports": imports,
                                     "load_average": os.getloadavg(), "cpus": os.cpu_count()}, indent=1))
     print(f"wrote {args.out}")
     return 0

@@ -28,6 +28,7 @@ from cnmflow.outputs.names import HDF5_NAME
 from cnmflow.cli.exit_codes import EXIT_FAILED, EXIT_BAD_INPUT
 
 if TYPE_CHECKING:
+    from cnmflow.prefect_server import StartedServer
     from cnmflow.request import RunRequest
 
 
@@ -120,7 +121,30 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    """The ``cnmflow`` command; ``argv`` None (the console script) means this process is the command and
+    ends with it: its imported modules are then set aside from the garbage collector (see ``_settle``)."""
     args = build_parser().parse_args(argv)
+    args.settle = argv is None
+    try:
+        return _command(args)
+    finally:
+        _settle(args.settle)
+
+
+def _settle(enabled: bool) -> None:
+    """In the command's own process, move every object alive now out of the garbage collector's reach.
+
+    Prefect, pydantic, FastAPI and the writers bring ~300 000 long-lived objects (modules, classes,
+    schemas); each full collection walks them all, and the interpreter's last collection at exit took
+    1.5-8 s (2-core machine). Frozen, they are kept until the process ends (``gc.freeze``), as they would be
+    anyway. Not in a caller's process (tests call ``main(argv)``), whose objects must stay collectable."""
+    if enabled:
+        import gc
+
+        gc.freeze()
+
+
+def _command(args: argparse.Namespace) -> int:
     try:
         # `serve` keeps Prefect's own SIGTERM handling; every other command unwinds like Ctrl-C.
         with nullcontext() if args.command == "serve" else sigterm_as_interrupt():
@@ -191,17 +215,25 @@ def _run(args: argparse.Namespace) -> int:
 
         check_output_location(args.work_dir, label="--work-dir")
     form = request.form()  # what the flow receives; a bad value or a preset mismatch stops here
-    folder = _check_before_run(args.movies, args.output_dir, request, overwrite=args.overwrite,
-                               evaluate=args.evaluate, nwb=args.nwb, nwb_metadata=args.nwb_metadata)
-    checked_at = time.time()
-    with folder:  # held from the checks to the end of the flow, which nests its own hold inside
-        report = _run_flow(args.movies, args.output_dir, request, form, overwrite=args.overwrite,
-                           evaluate=args.evaluate, work_dir=args.work_dir, show_progress=not args.no_progress,
-                           verbose=args.verbose, checked_at=checked_at,
-                           flow_options=dict(experiment=args.experiment, tracking_uri=args.tracking_uri,
-                                             track_run=not args.no_track, dask_address=args.dask,
-                                             save_motion_corrected=args.save_motion_corrected,
-                                             **_nwb_flow_options(args)))
+    from cnmflow.prefect_server import start_server
+
+    # Started now, the server gets ready while the movies are checked and the flow's modules load.
+    server = start_server(output=sys.stderr if args.verbose else None)
+    try:
+        folder = _check_before_run(args.movies, args.output_dir, request, overwrite=args.overwrite,
+                                   evaluate=args.evaluate, nwb=args.nwb, nwb_metadata=args.nwb_metadata)
+        checked_at = time.time()
+        with folder:  # held from the checks to the end of the flow, which nests its own hold inside
+            report = _run_flow(args.movies, args.output_dir, request, form, overwrite=args.overwrite,
+                               evaluate=args.evaluate, work_dir=args.work_dir, show_progress=not args.no_progress,
+                               verbose=args.verbose, checked_at=checked_at, server=server, settle=args.settle,
+                               flow_options=dict(experiment=args.experiment, tracking_uri=args.tracking_uri,
+                                                 track_run=not args.no_track, dask_address=args.dask,
+                                                 save_motion_corrected=args.save_motion_corrected,
+                                                 **_nwb_flow_options(args)))
+    finally:
+        if server is not None:
+            server.close()
     _print_report(report)
     return 0
 
@@ -244,17 +276,23 @@ class RunFailed(Exception):
 
 
 def _run_flow(movies, output_dir: Path, request: RunRequest, form, *, overwrite: bool, evaluate: bool, work_dir,
-              show_progress: bool, verbose: bool, flow_options: dict | None = None, checked_at: float | None = None):
+              show_progress: bool, verbose: bool, flow_options: dict | None = None, checked_at: float | None = None,
+              server: StartedServer | None = None, settle: bool = False):
     """Run the flow with ``request`` (``form``: its analysis table as the flow's form) on a temporary
     Prefect server that dies with this process (unless one is configured), with everything logged to a
     file in the output folder; a failure becomes one :class:`RunFailed` line naming the stage and that file.
 
-    The log also gets the command's milestones (``checked_at``: when the inputs were checked)."""
+    ``server``: the temporary server the command started already (else one is started here); ``settle``:
+    this process is the command (see ``_settle``). The log
+    also gets the command's milestones (``checked_at``: when the inputs were checked) and the server's
+    messages."""
     from cnmflow.prefect_server import temporary_server
     from cnmflow.progress import progress_bar
     from cnmflow.run_log import run_log
     from cnmflow.flows.source_extraction import source_extraction
     from cnmflow.tasks.progress import add_listener, remove_listener
+
+    _settle(settle)  # the modules the flow needs are loaded: full collections during the run skip them
 
     stages: list[str] = []
 
@@ -269,7 +307,7 @@ def _run_flow(movies, output_dir: Path, request: RunRequest, form, *, overwrite:
             log.note("inputs checked", at=checked_at)
         log.note("run log opened")
         try:
-            with temporary_server(output=None if verbose else log.stream):
+            with temporary_server(output=None if verbose else log.stream, started=server):
                 log.note("Prefect server ready")
                 report = source_extraction(
                     movies=[str(Path(m).absolute()) for m in movies], output_dir=str(Path(output_dir).absolute()),
@@ -294,6 +332,8 @@ def _run_flow(movies, output_dir: Path, request: RunRequest, form, *, overwrite:
                             f"(full log: {log.path})") from err
         finally:
             remove_listener(listen)
+            if server is not None and server.output_text().strip():
+                log.note(f"Prefect server output:\n{server.output_text().rstrip()}")
 
 
 def _first_line(err: BaseException) -> str:

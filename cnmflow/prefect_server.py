@@ -1,11 +1,17 @@
-"""Prefect's temporary server for one command, as a child process that dies with it.
+"""Prefect's temporary server for one command, as a child process that dies with it, started early.
 
 Without ``PREFECT_API_URL`` Prefect starts a temporary server (uvicorn, ~220 MB) on the first
 API call and stops it at interpreter exit; a ``cnmflow`` killed with SIGKILL left it running and
-listening. Here the command starts that same server itself, in its main thread, through
+listening. Here the command starts that same server app itself, in its main thread, through
 ``python -m cnmflow.processes`` so the server gets SIGTERM (and is ended 3 s later for good) when
-the command's process ends however it ends; it is registered as Prefect's default temporary
-server, so every Prefect call in the process uses it, and it is stopped when the block ends.
+the command's process ends however it ends.
+
+A command starts it first (:func:`start_server`) and waits for it only when the flow begins
+(:func:`temporary_server`): the server's own start (~5 s of imports and database set-up) overlaps
+the command's checks and imports instead of following them. The command's process never imports
+Prefect's server package (FastAPI, SQLAlchemy: ~3 s of CPU); it points Prefect's client at the
+server through Prefect's settings, for this thread and for the threads Prefect starts itself (its
+log and event workers), as Prefect's own test harness does.
 """
 
 from __future__ import annotations
@@ -15,7 +21,10 @@ import os
 import socket
 import subprocess
 import sys
+import tempfile
+import time
 from contextlib import contextmanager
+from dataclasses import dataclass, field
 from typing import IO, Iterator
 
 log = logging.getLogger(__name__)
@@ -28,77 +37,163 @@ SERVER_ENVIRONMENT = {"PREFECT_SERVER_ANALYTICS_ENABLED": "false"}
 STARTUP_TIMEOUT_S = 90
 #: Seconds to wait for queued log lines and events before the server stops.
 DRAIN_TIMEOUT_S = 5.0
+#: Seconds the server gets to stop after SIGTERM before it is killed.
+STOP_TIMEOUT_S = 5.0
+#: uvicorn's exit status when the port was taken meanwhile (another port is tried).
+PORT_TAKEN = 3
+#: Seconds between two health checks while the server starts.
+POLL_S = 0.1
+
+
+@dataclass
+class StartedServer:
+    """A temporary server process that was started and may not answer yet."""
+
+    port: int
+    process: subprocess.Popen
+    output: IO = field(repr=False)
+    owns_output: bool = False  # the output is this object's temporary file (read back by output_text)
+
+    @property
+    def api_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/api"
+
+    def wait_ready(self, timeout_s: float) -> None:
+        """Return once the server answers its health check; a server that exits or never answers raises."""
+        import httpx
+
+        deadline = time.monotonic() + timeout_s
+        with httpx.Client() as client:
+            while time.monotonic() < deadline:
+                if self.process.poll() == PORT_TAKEN:
+                    self.port, self.process = _launch(_free_port(), self.output)
+                elif self.process.poll() is not None:
+                    break
+                try:
+                    if client.get(f"{self.api_url}/health", timeout=5.0).status_code == 200:
+                        return
+                except httpx.TransportError:
+                    pass
+                time.sleep(POLL_S)
+        status = self.process.poll()
+        self.stop()
+        raise RuntimeError(f"the temporary Prefect server did not start within {timeout_s:.0f} s"
+                           + (f" (it exited with status {status})" if status is not None else "")
+                           + _tail(self.output_text()))
+
+    def stop(self) -> None:
+        """SIGTERM, then SIGKILL after ``STOP_TIMEOUT_S``; waits for the process to be gone."""
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=STOP_TIMEOUT_S)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+
+    def output_text(self) -> str:
+        """What the server printed, when it printed to this object's temporary file."""
+        if not self.owns_output:
+            return ""
+        self.output.flush()
+        self.output.seek(0)
+        return self.output.read().decode("utf-8", errors="replace")
+
+    def close(self) -> None:
+        self.stop()
+        if self.owns_output:
+            self.output.close()
+
+
+def start_server(*, output: IO | None = None) -> StartedServer | None:
+    """Start the temporary server now, without waiting for it; None when a server is configured
+    (``PREFECT_API_URL``), the temporary server is turned off, or this Prefect lacks the settings hook.
+
+    ``output``: an open file for the server's messages (default: a temporary file, see ``output_text``).
+    Call it from the main thread: a Linux child is told about the death of the *thread* that started it.
+    """
+    if not _can_start():
+        return None
+    owns = output is None
+    stream = tempfile.TemporaryFile() if output is None else output  # noqa: SIM115 - closed by close()
+    port, process = _launch(_free_port(), stream)
+    return StartedServer(port=port, process=process, output=stream, owns_output=owns)
 
 
 @contextmanager
-def temporary_server(*, output: IO | None = None) -> Iterator[str | None]:
-    """Start Prefect's temporary server as a child of this process, unless a server is configured.
+def temporary_server(*, output: IO | None = None, started: StartedServer | None = None) -> Iterator[str | None]:
+    """Use a temporary server (``started``, else one started now) for every Prefect call in the block.
+
+    The server is stopped when the block ends; ``started`` stays the caller's to close.
 
     Yields the server's API URL, or None when ``PREFECT_API_URL`` names a server (nothing is
-    started) or this Prefect version lacks the hook (Prefect then starts its own, as before).
-    ``output``: an open file for the server's own messages (default: this process's stderr).
-    Call it from the main thread: a Linux child is told about the death of the *thread* that
-    started it.
+    started; a ``started`` server is then stopped) or this Prefect version lacks the hook (Prefect
+    then starts its own, as before).
     """
-    server_class = _server_class()
-    if server_class is None:
+    server = started if started is not None else start_server(output=output)
+    if server is None or _api_url_configured():
+        if server is not None:
+            server.close()
         yield None
         return
-    instances = server_class._instances
-    previous = instances.get(None)
-    if previous is not None and previous.running:  # this process already has one: keep using it
-        yield previous.api_url
-        return
-    server = server_class(port=_free_port())
-    server.output = output
-    instances[None] = server  # what Prefect's own `SubprocessASGIServer()` calls now return
     try:
-        server.start(timeout=_startup_timeout_s())
-        yield server.api_url
+        server.wait_ready(_startup_timeout_s())
+        with _prefect_uses(server.api_url):
+            try:
+                yield server.api_url
+            finally:
+                _drain_workers()
     finally:
-        _drain_workers()
-        server.stop()
-        if previous is None:
-            instances.pop(None, None)
-        else:
-            instances[None] = previous
+        server.stop() if started is not None else server.close()  # the caller may still read a started one's output
 
 
-def _server_class():
-    """A subclass of Prefect's temporary server that starts uvicorn through our launcher, or None."""
-    from prefect.settings import PREFECT_API_URL, PREFECT_SERVER_EPHEMERAL_ENABLED
+def _can_start() -> bool:
+    import prefect.context
+    from prefect.settings import PREFECT_SERVER_EPHEMERAL_ENABLED
 
-    if PREFECT_API_URL.value() or not PREFECT_SERVER_EPHEMERAL_ENABLED.value():
-        return None
-    try:
-        from prefect.server.api.server import SubprocessASGIServer
-    except ImportError:
-        return None
-    if not isinstance(getattr(SubprocessASGIServer, "_instances", None), dict) or \
-            not hasattr(SubprocessASGIServer, "_run_uvicorn_command"):
-        log.debug("this Prefect has no temporary-server hook; Prefect starts its own server")
-        return None
+    if _api_url_configured() or not PREFECT_SERVER_EPHEMERAL_ENABLED.value():
+        return False
+    if not hasattr(prefect.context, "_temporary_global_settings_context"):
+        log.debug("this Prefect has no global settings hook; Prefect starts its own server")
+        return False
+    return True
 
-    class ChildServer(SubprocessASGIServer):
-        output: IO | None = None
 
-        def _run_uvicorn_command(self) -> subprocess.Popen:
-            import prefect
-            from prefect.settings import get_current_settings
+def _api_url_configured() -> bool:
+    from prefect.settings import PREFECT_API_URL
 
-            environment = {**SERVER_ENVIRONMENT, **os.environ, "PREFECT_UI_ENABLED": "0",
-                           "PREFECT__SERVER_EPHEMERAL": "1", "PREFECT__SERVER_FINAL": "1",
-                           **get_current_settings().to_environment_variables(exclude_unset=True)}
-            return subprocess.Popen(
-                [sys.executable, "-m", "cnmflow.processes", str(os.getpid()), "uvicorn",
-                 "--app-dir", str(prefect.__module_path__.parent), "--factory", "prefect.server.api.server:create_app",
-                 "--host", "127.0.0.1", "--port", str(self.port), "--log-level", "error", "--lifespan", "on"],
-                env=environment, stdin=subprocess.DEVNULL, stdout=self.output, stderr=self.output,
-                # Out of the terminal's process group: Ctrl-C stops the run, which then stops the
-                # server after its last API calls (a server gone first left the run retrying them).
-                start_new_session=True)
+    return bool(PREFECT_API_URL.value())
 
-    return ChildServer
+
+def _launch(port: int, output: IO) -> tuple[int, subprocess.Popen]:
+    """Prefect's server app under uvicorn on ``port``, as a child that dies with this process."""
+    import prefect
+    from prefect.settings import get_current_settings
+
+    environment = {**SERVER_ENVIRONMENT, **os.environ, "PREFECT_UI_ENABLED": "0",
+                   "PREFECT__SERVER_EPHEMERAL": "1", "PREFECT__SERVER_FINAL": "1",
+                   **get_current_settings().to_environment_variables(exclude_unset=True)}
+    process = subprocess.Popen(
+        [sys.executable, "-m", "cnmflow.processes", str(os.getpid()), "uvicorn",
+         "--app-dir", str(prefect.__module_path__.parent), "--factory", "prefect.server.api.server:create_app",
+         "--host", "127.0.0.1", "--port", str(port), "--log-level", "error", "--lifespan", "on"],
+        env=environment, stdin=subprocess.DEVNULL, stdout=output, stderr=output,
+        # Out of the terminal's process group: Ctrl-C stops the run, which then stops the
+        # server after its last API calls (a server gone first left the run retrying them).
+        start_new_session=True)
+    return port, process
+
+
+@contextmanager
+def _prefect_uses(api_url: str) -> Iterator[None]:
+    """Prefect's client talks to ``api_url`` in this thread and in the threads Prefect starts (they read the
+    process-global settings). No UI is served: flow runs get no UI link."""
+    import prefect.context
+    from prefect.settings import PREFECT_API_URL, PREFECT_UI_URL, temporary_settings
+
+    with temporary_settings(updates={PREFECT_API_URL: api_url, PREFECT_UI_URL: ""}), \
+            prefect.context._temporary_global_settings_context(prefect.context.get_settings_context()):
+        yield
 
 
 def _startup_timeout_s() -> int:
@@ -120,7 +215,12 @@ def _drain_workers(timeout_s: float = DRAIN_TIMEOUT_S) -> None:
 
 
 def _free_port() -> int:
-    """A port nobody listens on now (Prefect moves to another one should it be taken meanwhile)."""
+    """A port nobody listens on now (another one is tried should it be taken meanwhile)."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
         probe.bind(("127.0.0.1", 0))
         return probe.getsockname()[1]
+
+
+def _tail(text: str, lines: int = 20) -> str:
+    kept = text.strip().splitlines()[-lines:]
+    return (":\n" + "\n".join(kept)) if kept else ""

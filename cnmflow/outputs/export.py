@@ -37,6 +37,7 @@ from cnmflow.outputs.names import (CORRELATION_NAME, HDF5_NAME, IMAGES_STEM, INI
 from cnmflow.outputs.nwb_export import TIMING_KEY as NWB_TIMING, write_run_nwb
 from cnmflow.outputs.nwb_metadata import NwbMetadata, nwb_settings
 from cnmflow.outputs.metadata import describe_cellset, describe_eventset, write_output_metadata
+from cnmflow.outputs.figures import copy_preview
 from cnmflow.outputs.previews import (events_preview, footprints_preview, initialization_images, no_cells_image,
                                       safe_preview, traces_preview)
 from cnmflow.outputs.result_swap import staging_folder, swap_in
@@ -299,13 +300,14 @@ def _write_previews(result: ExtractionResult, folder: Path, *, raw, denoised, sp
     fr = float(result.inputs.resolved.params.fr)
     written: dict[str, dict] = {}
 
-    def attempt(movie_index, function, stem: Path, *args, **kwargs) -> None:
+    def attempt(movie_index, function, stem: Path, *args, **kwargs) -> bool:
         with timed_stage(timings, f"export.preview.{stem.name}"):
             paths, problem = safe_preview(function, stem, *args, **kwargs)
         if problem:
             notes.append(problem)
             log.warning(problem)
         written.update({path.name: {"kind": "preview", "movie_index": movie_index} for path in paths})
+        return not problem
 
     if estimates.Cn is not None and estimates.pnr is not None:
         attempt(None, initialization_images, folder / INITIALIZATION_STEM, pnr=estimates.pnr,
@@ -314,6 +316,7 @@ def _write_previews(result: ExtractionResult, folder: Path, *, raw, denoised, sp
         attempt(None, no_cells_image, folder / NO_CELLS_STEM, message="No cells found: lower min_corr / min_pnr")
     in_series_order = sorted(result.offsets, key=lambda index: result.offsets[index][0])
     starts = [result.offsets[index][0] / fr for index in in_series_order]
+    footprints_drawn: Path | None = None
     for label, traces in (("raw", raw), ("denoised", denoised)):
         if len(traces) > 1:
             series_traces = np.concatenate([traces[index] for index in in_series_order], axis=1)
@@ -322,8 +325,11 @@ def _write_previews(result: ExtractionResult, folder: Path, *, raw, denoised, sp
         for index in sorted(traces):
             attempt(index, traces_preview, folder / traces_stem(label, index), traces[index], fr=fr,
                     names=names, title=f"{label} traces, movie {index:03d}")
-            attempt(index, footprints_preview, folder / footprints_stem(label, index), estimates,
-                    statuses=statuses, names=names)
+            stem = folder / footprints_stem(label, index)
+            if footprints_drawn is not None:  # the same picture for every movie and both cell sets
+                attempt(index, copy_preview, stem, footprints_drawn)
+            elif attempt(index, footprints_preview, stem, estimates, statuses=statuses, names=names):
+                footprints_drawn = stem
     for index in sorted(spikes):
         attempt(index, events_preview, folder / events_stem(index), spikes[index], fr=fr,
                 names=names)

@@ -9,6 +9,7 @@ SVG is removed again, so a preview is either complete or absent.
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -17,7 +18,8 @@ from matplotlib.figure import Figure
 
 from cnmflow.atomic_write import atomic_path, temporary_glob
 
-__all__ = ["PNG_DPI", "preview_paths", "new_figure", "save_figure", "remove_preview", "display_limits"]
+__all__ = ["PNG_DPI", "preview_paths", "new_figure", "save_figure", "copy_preview", "remove_preview",
+           "display_limits"]
 
 #: resolution of the PNG copies
 PNG_DPI = 120
@@ -55,6 +57,22 @@ def save_figure(fig: Figure, stem: Path) -> list[Path]:
     finally:
         fig.clear()
     return [svg, png]
+
+
+def copy_preview(stem: Path, source: Path) -> list[Path]:
+    """Write ``source``'s SVG and PNG again under ``stem`` (each atomically), for a figure that would be
+    drawn the same: drawing costs ~0.2-0.5 s of CPU per file, copying a few milliseconds."""
+    written: list[Path] = []
+    try:
+        for original, path in zip(preview_paths(source), preview_paths(stem)):
+            with atomic_path(path, suffix=path.suffix) as tmp:
+                shutil.copyfile(original, tmp)
+            written.append(path)
+    except BaseException:
+        for path in preview_paths(stem):
+            path.unlink(missing_ok=True)
+        raise
+    return written
 
 
 def remove_preview(stem: Path) -> None:

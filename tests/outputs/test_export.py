@@ -88,6 +88,12 @@ def test_hdf5_previews_metadata_and_manifest(series_run):
                  "preview_neural_events.000", "traces_cellset_raw.series"):
         assert (out / f"{name}.svg").stat().st_size > 0 and (out / f"{name}.png").stat().st_size > 0
     assert (out / "local_corr_img.tif").exists()
+    for name in ("footprints_cellset_denoised.000", "footprints_cellset_raw.001", "footprints_cellset_denoised.001"):
+        for suffix in (".svg", ".png"):  # drawn once, copied: every movie and both cell sets show the same cells
+            assert (out / f"{name}{suffix}").read_bytes() == (out / f"footprints_cellset_raw.000{suffix}").read_bytes()
+    timings = json.loads((out / "manifest.json").read_text())["run"]["timings_s"]
+    assert {"export.hdf5", "export.isxd_sets", "export.preview.preview_neural_events.000",
+            "export.preview.footprints_cellset_denoised.001", "export.lineage_graph"} <= set(timings)
     metadata = json.loads((out / "output_metadata.json").read_text())
     assert metadata["cellset_raw.000.isxd"]["timing"]["num_samples"] == 160
     manifest = json.loads((out / "manifest.json").read_text())

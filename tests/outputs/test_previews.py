@@ -17,6 +17,7 @@ from matplotlib.figure import Figure
 
 from cnmflow.engine.estimates import Estimates
 from cnmflow.outputs import previews as pv
+from cnmflow.outputs.figures import copy_preview
 from cnmflow.outputs.images import write_correlation_tif
 
 DIMS = (40, 50)
@@ -120,6 +121,22 @@ def test_all_previews_write_svg_and_png_and_release_figures(tmp_path, est):
     check_pair(pv.no_cells_image(tmp_path / "empty"), tmp_path / "empty")
     assert plt.get_fignums() == []
     assert n_figures() == before
+
+
+def test_copy_preview_writes_the_same_files_under_another_stem(tmp_path, est):
+    source = tmp_path / "footprints_cellset_raw.000"
+    pv.footprints_preview(source, est)
+    copied = copy_preview(tmp_path / "footprints_cellset_denoised.001", source)
+    assert [path.name for path in copied] == ["footprints_cellset_denoised.001.svg",
+                                              "footprints_cellset_denoised.001.png"]
+    for path, original in zip(copied, (source.with_name(source.name + ".svg"), source.with_name(source.name + ".png"))):
+        assert path.read_bytes() == original.read_bytes()
+
+
+def test_copy_preview_of_a_missing_preview_leaves_no_file(tmp_path):
+    with pytest.raises(FileNotFoundError):
+        copy_preview(tmp_path / "copy", tmp_path / "absent")
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_stem_with_svg_suffix_is_dropped(tmp_path):

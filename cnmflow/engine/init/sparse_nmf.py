@@ -26,8 +26,6 @@ from __future__ import annotations
 import warnings
 
 import numpy as np
-from sklearn.decomposition import NMF
-from sklearn.exceptions import ConvergenceWarning
 
 from cnmflow.engine.chunking import frame_chunks, row_bands
 from cnmflow.engine.hals import update_footprints, update_traces
@@ -77,6 +75,9 @@ def _start(X, K: int) -> tuple[np.ndarray, np.ndarray]:
     for chunk in frame_chunks(T, h * w, multiple_of=step):  # whole blocks of step frames
         frames = frames_to_pixels(np.maximum(np.asarray(X[chunk], dtype=np.float64), 0.0))
         columns.append(block_means_along(frames, step, axis=0))
+    from sklearn.decomposition import NMF  # here, not at the top: 1P runs and their workers never pay for it
+    from sklearn.exceptions import ConvergenceWarning
+
     model = NMF(n_components=K, init="nndsvd", solver="cd", max_iter=START_ITERATIONS, tol=START_TOL,
                 random_state=0)
     with warnings.catch_warnings():  # an unfinished descent is still a usable start
