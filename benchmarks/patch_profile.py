@@ -11,6 +11,9 @@ process's RSS before the job (imports). Movies are simulated once with ``engine_
     .venv/bin/python benchmarks/patch_profile.py --save before.npz              # keep A, C per box ...
     .venv/bin/python benchmarks/patch_profile.py --compare before.npz           # ... and compare against them
     .venv/bin/python benchmarks/patch_profile.py --kind 2p --size 256x256x2000:60  # 2P (greedy_roi) patch jobs
+    # any cached .npy movie, the benchmark's parameters overridden; the profile kept for pstats
+    .venv/bin/python benchmarks/patch_profile.py --movie benchmarks/results/realistic_ca1_256x256x1000_seed1.npy \
+        --set gSig=6 gSiz=25 min_corr=0.6 min_pnr=7 rf=64 stride=32 --boxes 1 --pstats g6.pstats
 """
 
 from __future__ import annotations
@@ -30,13 +33,23 @@ from engine_benchmark import DEFAULT_PARAMS, RESULTS, simulate  # noqa: E402
 PROFILE_SORT = "tottime"
 
 
-def job_params(kind: str) -> dict:
-    """The benchmark's fit parameters for ``kind`` (engine_benchmark, its preset applied), one process."""
+def job_params(kind: str, overrides: dict | None = None) -> dict:
+    """The benchmark's fit parameters for ``kind`` (engine_benchmark, its preset applied) with
+    ``overrides`` on top, one process."""
     from cnmflow.params import PRESETS
 
-    params = {**DEFAULT_PARAMS[kind], "n_processes": 1}
+    params = {**DEFAULT_PARAMS[kind], **(overrides or {}), "n_processes": 1}
     preset = PRESETS[params.pop("preset")] if "preset" in params else {}
     return {**preset, **params}
+
+
+def parse_assignments(assignments: list[str]) -> dict:
+    """``["gSig=6", "min_corr=0.6"]`` -> ``{"gSig": 6, "min_corr": 0.6}`` (values read as JSON)."""
+    parsed = {}
+    for assignment in assignments:
+        name, _, value = assignment.partition("=")
+        parsed[name] = json.loads(value)
+    return parsed
 
 
 def central_boxes(dims: tuple[int, int], n: int, rf: int, stride: int) -> list:
@@ -58,8 +71,9 @@ def _status_mb(field: str) -> float:
 
 
 def run_job(movie_path: Path, box_index: int, n_boxes: int, out: Path, profile_top: int, trace: bool,
-            kind: str) -> None:
-    """In a fresh process: one patch job, its CPU time, peak RSS (and tracemalloc peak), its A and C."""
+            kind: str, overrides: dict | None = None, pstats_path: Path | None = None) -> None:
+    """In a fresh process: one patch job, its CPU time, peak RSS (and tracemalloc peak), its A and C;
+    with ``pstats_path`` the job's CPU-time profile is written there."""
     from cnmflow.engine.movie_source import MovieSource
     from cnmflow.engine.patch_frames import PatchStorage
     from cnmflow.engine.patch_job.dispatch import fit_patch
@@ -71,7 +85,7 @@ def run_job(movie_path: Path, box_index: int, n_boxes: int, out: Path, profile_t
     use_single_thread()
     movie = np.load(movie_path, mmap_mode="r")
     source = MovieSource.of(movie).without_array()
-    params = build_params(job_params(kind))
+    params = build_params(job_params(kind, overrides))
     job = EngineSettings.from_params(params).patch_job
     storage = PatchStorage.from_settings(load_settings())
     box = central_boxes(movie.shape[1:], n_boxes, params.rf, params.stride)[box_index]
@@ -82,7 +96,7 @@ def run_job(movie_path: Path, box_index: int, n_boxes: int, out: Path, profile_t
 
         tracemalloc.start()
     profiler = None
-    if profile_top:
+    if profile_top or pstats_path:
         import cProfile
 
         profiler = cProfile.Profile(time.process_time)
@@ -94,7 +108,10 @@ def run_job(movie_path: Path, box_index: int, n_boxes: int, out: Path, profile_t
         import pstats
 
         profiler.disable()
-        pstats.Stats(profiler, stream=sys.stderr).sort_stats(PROFILE_SORT).print_stats(profile_top)
+        if profile_top:
+            pstats.Stats(profiler, stream=sys.stderr).sort_stats(PROFILE_SORT).print_stats(profile_top)
+        if pstats_path:
+            profiler.dump_stats(str(pstats_path))
     record = {"box": [box.row0, box.row1, box.col0, box.col1], "cpu_s": round(cpu, 3), "K": int(result.A.shape[1]),
               "rss_before_mb": round(rss_before, 1),
               "peak_rss_mb": round(_status_mb("VmHWM"), 1)}
@@ -118,6 +135,13 @@ def compare(saved: dict[str, np.ndarray], index: int, now: dict[str, np.ndarray]
     return ", ".join(parts)
 
 
+def _simulated(size: str, seed: int, kind: str) -> Path:
+    """The engine benchmark's movie of ``size`` (simulated in a fresh process once, then cached)."""
+    subprocess.run([sys.executable, str(Path(__file__).with_name("engine_benchmark.py")), "--simulate-only",
+                    size, "--seed", str(seed), "--kind", kind], check=True)
+    return simulate(size, RESULTS, seed, kind)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--size", default="512x512x3000:240", help="ROWSxCOLSxFRAMES:NEURONS")
@@ -130,23 +154,27 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--trace", action="store_true", help="also report tracemalloc's peak (slower)")
     parser.add_argument("--save", type=Path, help="write every box's A, C and images to this .npz")
     parser.add_argument("--compare", type=Path, help="compare every box with a --save file")
+    parser.add_argument("--movie", type=Path, help="profile this cached (frames, rows, cols) .npy movie instead "
+                                                   "of simulating one (--size and --seed are then unused)")
+    parser.add_argument("--set", nargs="*", default=[], metavar="NAME=VALUE", help="override fit parameters")
+    parser.add_argument("--pstats", type=Path, help="write the (last) box's cProfile to this file")
     parser.add_argument("--job", nargs=3, help=argparse.SUPPRESS)
     parser.add_argument("--out", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.job:
-        run_job(Path(args.job[0]), int(args.job[1]), int(args.job[2]), args.out, args.profile, args.trace, args.kind)
+        run_job(Path(args.job[0]), int(args.job[1]), int(args.job[2]), args.out, args.profile, args.trace, args.kind,
+                parse_assignments(args.set), args.pstats)
         return 0
     RESULTS.mkdir(parents=True, exist_ok=True)
-    subprocess.run([sys.executable, str(Path(__file__).with_name("engine_benchmark.py")), "--simulate-only",
-                    args.size, "--seed", str(args.seed), "--kind", args.kind], check=True)
-    movie_path = simulate(args.size, RESULTS, args.seed, args.kind)
+    movie_path = args.movie or _simulated(args.size, args.seed, args.kind)
     saved = dict(np.load(args.compare)) if args.compare else None
     kept: dict[str, np.ndarray] = {}
     total = 0.0
     for index in range(args.boxes):
         out = RESULTS / f"patch_profile_{index}.json"
         command = [sys.executable, __file__, "--job", str(movie_path), str(index), str(args.boxes), "--out", str(out),
-                   "--profile", str(args.profile), "--kind", args.kind] + (["--trace"] if args.trace else [])
+                   "--profile", str(args.profile), "--kind", args.kind, "--set", *args.set]
+        command += (["--trace"] if args.trace else []) + (["--pstats", str(args.pstats)] if args.pstats else [])
         record = None
         for _ in range(args.repeat):
             subprocess.run(command, check=True)
