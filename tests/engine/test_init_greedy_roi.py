@@ -247,3 +247,26 @@ def test_subtracting_a_component_refreshes_every_score_it_changes(center_psf):
         np.testing.assert_allclose(F[:], fresh, rtol=0, atol=1e-4 * float(np.abs(fresh).max()))
     np.testing.assert_array_equal(st.score, st._map(st.Fs))
     np.testing.assert_array_equal(st.contrast, st._map(st.Fc, positive=True))
+
+
+@pytest.mark.parametrize("shape", [(5, 30, 24), (3, 4, 9), (2, 1, 12)])
+@pytest.mark.parametrize("centered", [False, True])
+def test_filter_matches_scipy_filtering_line_by_line(shape, centered):
+    """The matrix-product filter is the Gaussian (replicate borders) or the Gaussian minus its box
+    mean on point-reflected borders, also on axes shorter than the kernel."""
+    import scipy.ndimage as ndi
+
+    frames = np.random.default_rng(4).normal(size=shape).astype(np.float32) + 50.0
+    gsig, gsiz = 2.5, 6
+    sig = (0, gsig, gsig)
+    if centered:
+        padded = np.pad(frames.astype(np.float64), ((0, 0), (gsiz, gsiz), (gsiz, gsiz)), mode="reflect",
+                        reflect_type="odd")
+        full = (ndi.gaussian_filter(padded, sigma=sig, truncate=gsiz / gsig, mode="nearest")
+                - ndi.uniform_filter(padded, size=(1, 2 * gsiz + 1, 2 * gsiz + 1), mode="nearest"))
+        expected = full[:, gsiz:gsiz + shape[1], gsiz:gsiz + shape[2]]
+    else:
+        expected = ndi.gaussian_filter(frames.astype(np.float64), sigma=sig, truncate=gsiz / gsig, mode="nearest")
+    got = greedy_roi._filter(frames, gsig, gsiz, centered)
+    assert got.dtype == np.float32 and got.shape == shape
+    np.testing.assert_allclose(got, expected, rtol=0, atol=1e-4)
