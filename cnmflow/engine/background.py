@@ -18,6 +18,22 @@ Model
 
       w_p = (X_R X_Rᵀ + 1e-5 · tr(X_R X_Rᵀ) · I)⁻¹ X_R x_p
 
+* On request (``max_regressors``, e.g. ``MAX_RING_REGRESSORS`` = 64, which the 1P patch job's
+  refinement uses), a ring of more pixels is cut into arcs of
+  ``m = ⌈n_ring / 64⌉`` pixels adjacent by angle (the last arc may be shorter; at ``ssub_B = 2``
+  from gSiz 17 on: radius 12, 80 pixels, 40 arcs of 2), and ``x_p`` is regressed on the arcs'
+  mean traces ``S X_R`` instead (``S`` averages each arc's on-image pixels); each of those
+  pixels carries its arc's weight over their count, so ``W`` keeps the whole ring::
+
+      v_p = (S X_R X_Rᵀ Sᵀ + 1e-5 · tr(·) · I)⁻¹ S X_R x_p,   w_p = Sᵀ v_p
+
+  The background is smooth at the ring's scale (which grows with gSiz), so neighbouring ring
+  pixels carry much the same signal, and the solve per pixel stays at most 64³ instead of
+  growing as gSiz³ (a ring has ~6.3·r pixels). Arcs do lose angular detail: fitted before the
+  1P patch job's residual seed search they let more out-of-focus cells through as components
+  (CA1 at gSig 6: K 166 vs 158, F1 0.791 vs 0.805), in its refinement they do not (F1 0.811,
+  median IoU 0.647 vs 0.644, trace r 0.916 vs 0.920); so only the refinement uses them.
+
 * With ``ssub_B > 1`` the fluctuating part ``W · downsample(Y − A·C − b0)`` is brought back
   to full resolution by **bilinear** interpolation between the centres of the downsampling
   blocks (edge values are held constant beyond the outermost centres); ``b0`` stays at full
@@ -35,7 +51,8 @@ The full ``T × pixels`` residual is never built; memory is about
 ``n_box · T_fit · 4`` bytes for the box, ``n_box² · 4`` bytes for its Gram and
 ``chunk_frames`` frames of the (full-resolution) box.
 
-The cost is dominated by the box Gram matrices, ``≈ n_box² · T_fit`` per block
+Per pixel, gathering its ring's Gram costs ``n_ring²`` (∝ gSiz², the ring's box area) and the
+solve ``n_ring³`` (∝ gSiz³), or at most ``max_regressors³`` on arcs. The cost is dominated by the box Gram matrices, ``≈ n_box² · T_fit`` per block
 (``n_box = (block_pixels + 2r)²``), i.e. linear in the number of fitting frames. Pass
 ``frames=slice(None, None, k)`` to fit ``W`` (and ``b0``) on every k-th frame only: the ring
 weights are a regression on the background's spatial covariance, which a few hundred to a
@@ -69,6 +86,8 @@ __all__ = [
 
 #: relative ridge penalty: λ = RIDGE · tr(X_R X_Rᵀ)
 RIDGE = 1e-5
+#: most regressors of one pixel's ring system: a longer ring is averaged in this many arcs
+MAX_RING_REGRESSORS = 64
 #: minimum elements of one batch of ring systems; batches grow to 1/16 of the box Gram,
 #: so the solver's temporaries stay a fraction of the Gram's memory
 _SOLVE_ELEMS = 2**15
@@ -184,9 +203,44 @@ class _RingGeometry:
     offsets: np.ndarray          # (n_ring, 2) ring (dy, dx), sorted by (dx, dy): W's column order
     block_pixels: int            # block side on the small grid
     batch: int                   # ring systems solved at once
+    arcs: "_RingArcs | None"     # how a long ring is averaged into arcs; None: every pixel a regressor
 
 
-def _ring_geometry(dims: tuple[int, int], *, factor: int, radius: int, block_pixels: int) -> _RingGeometry:
+@dataclass(frozen=True)
+class _RingArcs:
+    """A ring's pixels in arcs of adjacent pixels by angle, the arcs' mean traces the regressors.
+
+    The ring's Gram is gathered as its upper triangle (``pairs``, (dx, dy) order: half the reads of
+    the box Gram, which dominate) and summed over arc pairs by one sparse product (``to_arcs``).
+    """
+
+    arc_of: np.ndarray          # (n_ring,) each ring pixel's arc, pixels in (dx, dy) order
+    n_arcs: int
+    pairs: tuple[np.ndarray, np.ndarray]  # (n_pairs,) ring positions i <= j
+    to_arcs: scipy.sparse.csr_matrix      # (n_pairs, n_arcs²): pair (i, j) -> arcs (a_i, a_j) and (a_j, a_i)
+
+    @classmethod
+    def of(cls, offsets: np.ndarray, max_arcs: int) -> "_RingArcs | None":
+        """Arcs of ``⌈n_ring / max_arcs⌉`` pixels (the last one shorter) for a ring longer than
+        ``max_arcs`` pixels; None otherwise."""
+        n_ring = len(offsets)
+        if n_ring <= max_arcs:
+            return None
+        size = -(-n_ring // max_arcs)
+        n_arcs = -(-n_ring // size)
+        arc_of = np.empty(n_ring, np.int64)
+        arc_of[np.argsort(np.arctan2(offsets[:, 0], offsets[:, 1]), kind="stable")] = np.arange(n_ring) // size
+        i, j = np.triu_indices(n_ring)
+        off_diagonal = i != j
+        rows = np.concatenate([np.arange(len(i)), np.flatnonzero(off_diagonal)])
+        cols = np.concatenate([arc_of[i] * n_arcs + arc_of[j], (arc_of[j] * n_arcs + arc_of[i])[off_diagonal]])
+        to_arcs = scipy.sparse.csr_matrix((np.ones(len(rows), np.float32), (rows, cols)),
+                                          shape=(len(i), n_arcs * n_arcs))
+        return cls(arc_of=arc_of, n_arcs=n_arcs, pairs=(i, j), to_arcs=to_arcs)
+
+
+def _ring_geometry(dims: tuple[int, int], *, factor: int, radius: int, block_pixels: int,
+                   max_regressors: int | None = None) -> _RingGeometry:
     """Batches grow to 1/16 of the largest box Gram (at least ``_SOLVE_ELEMS`` elements), at most 256 rings."""
     small_rows, small_cols = downsampled_dims(dims, factor)
     if small_rows * small_cols <= (block_pixels + 2 * radius) ** 2:
@@ -198,7 +252,8 @@ def _ring_geometry(dims: tuple[int, int], *, factor: int, radius: int, block_pix
     box_max = (min(small_rows, block_pixels + 2 * radius) * min(small_cols, block_pixels + 2 * radius)) ** 2
     batch = max(1, min(256, max(_SOLVE_ELEMS, box_max // 16) // (n_ring * n_ring)))
     return _RingGeometry(dims=dims, factor=factor, radius=radius, small_dims=(small_rows, small_cols),
-                         offsets=offsets, block_pixels=block_pixels, batch=batch)
+                         offsets=offsets, block_pixels=block_pixels, batch=batch,
+                         arcs=None if max_regressors is None else _RingArcs.of(offsets, int(max_regressors)))
 
 
 @dataclass(frozen=True)
@@ -269,6 +324,7 @@ def fit_ring_model(
     chunk_frames: int = 500,
     block_pixels: int = 32,
     frames: slice | None = None,
+    max_regressors: int | None = None,
 ) -> RingModel:
     """Fit the ring background model to ``movie − A·C``.
 
@@ -276,6 +332,8 @@ def fit_ring_model(
     A: (rows*cols, K) sparse (CSC), Fortran pixel order; K may be 0. C: (K, T).
     frames: optional slice (positive step) of frames to fit on, e.g. ``slice(None, None, 3)``
     to use every third frame; both ``W`` and ``b0`` come from those frames.
+    max_regressors: a longer ring is regressed on at most that many arcs' mean traces (module
+    docstring; None: on every ring pixel, the exact model).
     chunk_frames bounds how many frames of one box are read at a time; block_pixels is the
     block side on the downsampled grid.
     """
@@ -284,7 +342,10 @@ def fit_ring_model(
     _check_chunking(chunk_frames, block_pixels)
     A, C = _checked_neural_part(A, C, (T, rows, cols))
     selected = _check_frames(frames, T)
-    geometry = _ring_geometry((rows, cols), factor=int(ssub_B), radius=radius, block_pixels=int(block_pixels))
+    if max_regressors is not None and (int(max_regressors) != max_regressors or max_regressors < 1):
+        raise ParameterError(f"max_regressors must be an integer >= 1, got {max_regressors!r}")
+    geometry = _ring_geometry((rows, cols), factor=int(ssub_B), radius=radius, block_pixels=int(block_pixels),
+                              max_regressors=max_regressors)
     weights = _SparseWeights.for_rings(geometry)
     b0 = np.empty((rows, cols), np.float64)
     for block in _blocks(geometry):
@@ -365,7 +426,10 @@ def _solve_block_weights(gram: np.ndarray, block: _Block, geometry: _RingGeometr
         ring_in_box = np.where(valid, c_order_index(ring_rows - box_rows.start, ring_cols - box_cols.start,
                                                     box_dims), 0)
         pixel_in_box = c_order_index(pixel_rows[batch] - box_rows.start, pixel_cols[batch] - box_cols.start, box_dims)
-        ring_weights = _solve_rings(gram, ring_in_box, valid, pixel_in_box)
+        if geometry.arcs is None:
+            ring_weights = _solve_rings(gram, ring_in_box, valid, pixel_in_box)
+        else:
+            ring_weights = _solve_arcs(gram, ring_in_box, valid, pixel_in_box, geometry.arcs)
         row_of_W = pixel_index(pixel_rows[batch], pixel_cols[batch], geometry.small_dims)
         position = (weights.indptr[row_of_W][:, None] + np.cumsum(valid, axis=1) - 1)[valid]
         weights.indices[position] = pixel_index(ring_rows, ring_cols, geometry.small_dims)[valid]
@@ -393,12 +457,48 @@ def _solve_rings(gram: np.ndarray, ring_in_box: np.ndarray, valid: np.ndarray,
         systems *= on_image[:, :, None]
         systems *= on_image[:, None, :]
         targets *= on_image
+    return _ridge_solve(systems, targets, valid)
+
+
+def _ridge_solve(systems: np.ndarray, targets: np.ndarray, valid: np.ndarray) -> np.ndarray:
+    """Solve ``(G + λI) w = g`` per batch row, λ = RIDGE·tr(G); rows not ``valid`` (zero in ``G`` and
+    ``g``) get a unit diagonal, so their weight is exactly 0. ``systems`` is modified."""
     diagonal = np.einsum("bii->bi", systems)  # writable view
     trace = diagonal.sum(axis=1)
     ridge = RIDGE * trace
     ridge = np.where(ridge > 0, ridge, 1.0)  # all-constant ring: any λ gives w = 0
     diagonal += np.where(valid, ridge[:, None], 1.0)
     return np.linalg.solve(systems, targets[:, :, None])[:, :, 0]
+
+
+def _solve_arcs(gram: np.ndarray, ring_in_box: np.ndarray, valid: np.ndarray, pixel_in_box: np.ndarray,
+                arcs: _RingArcs) -> np.ndarray:
+    """Batched ridge solves on the arcs' mean traces (module docstring); returns (batch, n_ring)
+    weights per ring pixel, an arc's weight shared by its on-image pixels.
+
+    The arcs' Gram is the ring's Gram summed over arc pairs (``n_ring²`` per pixel) and divided by
+    the arcs' on-image pixel counts; an arc entirely off the image gets weight 0.
+    """
+    n_box = gram.shape[0]
+    gram_flat = gram.reshape(-1)
+    index_type = np.int32 if n_box * n_box < 2**31 else np.int64
+    ring = ring_in_box.astype(index_type, copy=False)
+    first, second = arcs.pairs
+    pairs = np.take(gram_flat, ring[:, first] * index_type(n_box) + ring[:, second])   # float32, as the Gram
+    targets = np.take(gram_flat, ring * index_type(n_box) + pixel_in_box.astype(index_type)[:, None]).astype(
+        np.float64)
+    on_image = valid.astype(np.float64)
+    if not valid.all():
+        pairs *= valid[:, first] & valid[:, second]
+        targets *= on_image
+    members = np.zeros((ring.shape[1], arcs.n_arcs))
+    members[np.arange(ring.shape[1]), arcs.arc_of] = 1.0
+    counts = on_image @ members
+    scale = np.where(counts > 0, 1.0 / np.maximum(counts, 1.0), 0.0)
+    systems = np.asarray(arcs.to_arcs.T @ pairs.T).T.reshape(-1, arcs.n_arcs, arcs.n_arcs).astype(np.float64)
+    systems *= scale[:, :, None] * scale[:, None, :]
+    arc_weights = _ridge_solve(systems, (targets @ members) * scale, counts > 0)
+    return (arc_weights * scale)[:, arcs.arc_of] * on_image
 
 
 # ----------------------------------------------------------------------------- applying

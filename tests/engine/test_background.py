@@ -180,6 +180,57 @@ def test_blocked_equals_dense_reference():
     np.testing.assert_allclose(W @ X, W_ref @ X, atol=1e-3 * np.abs(W_ref @ X).max())
 
 
+def reference_arc_fit(movie, A, C, *, radius, ssub_B, arc):
+    """Dense ring fit on arcs: each pixel's ring sorted by angle and cut into runs of ``arc``
+    pixels, averaged per run over its on-image pixels, a ridge regression on those means, every
+    on-image pixel of a run given the run's weight over its pixel count."""
+    T = movie.shape[0]
+    Y = movie.astype(np.float64)
+    AC = np.asarray(A @ C).T.reshape(T, movie.shape[2], movie.shape[1]).transpose(0, 2, 1)
+    Rd = _ref_downsample(Y - AC, ssub_B)
+    dr, dc = Rd.shape[1:]
+    X = Rd.transpose(0, 2, 1).reshape(T, -1).T
+    X = X - X.mean(axis=1, keepdims=True)
+    offsets = ring_offsets(radius)
+    offsets = offsets[np.argsort(np.arctan2(offsets[:, 0], offsets[:, 1]), kind="stable")]
+    W = np.zeros((dr * dc, dr * dc))
+    for py in range(dr):
+        for px in range(dc):
+            members = []
+            for start in range(0, len(offsets), arc):
+                on = [(px + dx) * dr + py + dy for dy, dx in offsets[start:start + arc] if 0 <= py + dy < dr and 0 <= px + dx < dc]
+                if on:
+                    members.append(on)
+            S = np.zeros((len(members), dr * dc))
+            for g, on in enumerate(members):
+                S[g, on] = 1.0 / len(on)
+            XS = S @ X
+            G = XS @ XS.T
+            v = np.linalg.solve(G + 1e-5 * np.trace(G) * np.eye(len(members)), XS @ X[px * dr + py])
+            W[px * dr + py] += S.T @ v
+    return W
+
+
+def test_long_ring_is_regressed_on_arc_means():
+    movie, A, C, _, _ = make_movie(rows=22, cols=25, T=90, n_neurons=2, seed=9)
+    r = ring_radius(gsiz=7, ring_size_factor=1.0, ssub_B=1)     # 7: 48 ring pixels, 10 arcs (9 of 5, 1 of 3)
+    W_ref = reference_arc_fit(movie, A, C, radius=r, ssub_B=1, arc=5)
+    m = fit_ring_model(movie, A, C, gsiz=7, ring_size_factor=1.0, ssub_B=1, block_pixels=5, max_regressors=11)  # arcs of 5
+    W = m.W.toarray()
+    assert np.array_equal(W != 0, W_ref != 0)                  # the whole (clipped) ring keeps a weight
+    np.testing.assert_allclose(W, W_ref, atol=2e-3 * np.abs(W_ref).max())
+    assert len(np.unique(np.round(W[(11 * 22) + 11][W[(11 * 22) + 11] != 0], 6))) == 10  # one weight an arc
+
+
+def test_short_ring_is_not_cut_into_arcs():
+    movie, A, C, _, _ = make_movie(rows=20, cols=23, T=70, n_neurons=2, seed=2)
+    kw = dict(gsiz=5, ring_size_factor=1.0, ssub_B=2, block_pixels=4)
+    n_ring = len(ring_offsets(ring_radius(gsiz=5, ring_size_factor=1.0, ssub_B=2)))
+    exact = fit_ring_model(movie, A, C, **kw)
+    assert (exact.W != fit_ring_model(movie, A, C, max_regressors=n_ring, **kw).W).nnz == 0
+    assert (exact.W != fit_ring_model(movie, A, C, max_regressors=n_ring - 1, **kw).W).nnz > 0
+
+
 def test_frames_subset_equals_reference_on_subset():
     movie, A, C, _, _ = make_movie(rows=16, cols=18, T=90, n_neurons=1, seed=3)
     fr = slice(5, None, 3)
@@ -280,3 +331,5 @@ def test_bad_input():
         fit_ring_model(movie, A[:100], C, gsiz=5, ring_size_factor=1.0)
     with pytest.raises(ParameterError, match="frames"):
         fit_ring_model(movie, A, C, gsiz=5, ring_size_factor=1.0, frames=slice(0, 1))
+    with pytest.raises(ParameterError, match="max_regressors"):
+        fit_ring_model(movie, A, C, gsiz=5, ring_size_factor=1.0, max_regressors=0)

@@ -159,7 +159,8 @@ class _State:
         self.T, self.h, self.w = T, h, w
         self.Y = movie  # float32, never written
         self.gsig = float(gsig)
-        self.found: list[tuple[np.ndarray, np.ndarray]] = []  # (footprint (h, w), trace (T,)) removed so far
+        #: (footprint (h, w), trace (T,), the footprint's bounding box r0, r1, c0, c1) removed so far
+        self.found: list[tuple[np.ndarray, np.ndarray, tuple[int, int, int, int]]] = []
         self.filt = FrameFilter(filter_kernel(gsig, center_psf=center_psf), (h, w))
         self.kr = self.filt.r
         self.mean = frame_mean(movie)
@@ -200,17 +201,18 @@ class _State:
         of squares accurate; the regression is invariant to it)."""
         box = self.Y[chunk, r0:r1, c0:c1].astype(np.float64)
         box -= self.mean[r0:r1, c0:c1]
-        box = box.reshape(box.shape[0], -1)
-        for a, c in self.found:
-            part = a[r0:r1, c0:c1].ravel()
-            if part.any():
-                box -= np.outer(c[chunk], part)
-        return box
+        for a, c, (a0, a1, b0, b1) in self.found:
+            # only where the footprint is non-zero (its bounding box): elsewhere x − c·0 is x
+            q0, q1, p0, p1 = max(r0, a0), min(r1, a1), max(c0, b0), min(c1, b1)
+            if q0 < q1 and p0 < p1:
+                box[:, q0 - r0:q1 - r0, p0 - c0:p1 - c0] -= c[chunk, None, None] * a[None, q0:q1, p0:p1]
+        return box.reshape(box.shape[0], -1)
 
     def remove(self, a: np.ndarray, c: np.ndarray, box: tuple[int, int, int, int]) -> None:
         """Take a found component out of ``F`` around its box (and off the raw residual), and update
         PNR, correlation and the search image there, in one pass over ``F``."""
-        self.found.append((a, c))
+        rows, cols = np.nonzero(a)
+        self.found.append((a, c, (int(rows.min()), int(rows.max()) + 1, int(cols.min()), int(cols.max()) + 1)))
         r0, r1, c0, c1 = box
         h, w, kr = self.h, self.w, self.kr
         q0, q1, p0, p1 = max(0, r0 - kr), min(h, r1 + kr), max(0, c0 - kr), min(w, c1 + kr)

@@ -13,7 +13,8 @@ from dataclasses import replace
 import numpy as np
 import scipy.sparse as sp
 
-from cnmflow.engine.background import RingModel, fit_ring_model, ring_residual, undo_ring_residual
+from cnmflow.engine.background import (MAX_RING_REGRESSORS, RingModel, fit_ring_model, ring_residual,
+                                       undo_ring_residual)
 from cnmflow.engine.footprint_shape import MAX_INITIAL_RADIUS_FACTOR, neuron_sized, supported_pixels
 from cnmflow.engine.hals import clean_footprint, dilated_support, update_footprints, update_traces
 from cnmflow.engine.init import corr_pnr
@@ -96,10 +97,12 @@ def ring_fit_frames(n_frames: int, *, target: int = 500) -> slice:
     return slice(None, None, max(1, n_frames // target))
 
 
-def _fit_ring(Y: PatchFrames, A: np.ndarray, C: np.ndarray, ring: RingSection, *, gsiz: int) -> RingModel:
-    """The ring background of the patch under the components ``A·C`` (``gsiz`` on the patch grid)."""
+def _fit_ring(Y: PatchFrames, A: np.ndarray, C: np.ndarray, ring: RingSection, *, gsiz: int,
+              max_regressors: int | None = None) -> RingModel:
+    """The ring background of the patch under the components ``A·C`` (``gsiz`` on the patch grid);
+    ``max_regressors``: see :func:`~cnmflow.engine.background.fit_ring_model` (None: every ring pixel)."""
     return fit_ring_model(Y, sp.csc_matrix(A), C, gsiz=gsiz, ring_size_factor=ring.ring_size_factor,
-                          ssub_B=ring.ssub_B, frames=ring_fit_frames(Y.shape[0]))
+                          ssub_B=ring.ssub_B, frames=ring_fit_frames(Y.shape[0]), max_regressors=max_regressors)
 
 
 def _residual_in_place(Y: PatchFrames, A: np.ndarray, C: np.ndarray, ring: RingModel,
@@ -159,7 +162,10 @@ def _refine(Y: PatchFrames, A: np.ndarray, C: np.ndarray, ring: RingModel, secti
         if A.shape[1] == 0:
             break
         if section.update_background_components and round_index + 1 < REFINE_ROUNDS:
-            ring = _fit_ring(Y, A, C, section, gsiz=gsiz)
+            # on arcs of a long ring (gSiz >= 17): its solve no longer grows as gSiz³. Before the
+            # refinement the exact ring stays: the residual seed search found extra components
+            # (out-of-focus cells) under the arcs' smoother background (issue #22's benchmark)
+            ring = _fit_ring(Y, A, C, section, gsiz=gsiz, max_regressors=MAX_RING_REGRESSORS)
     return A, C
 
 
