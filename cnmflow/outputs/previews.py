@@ -56,7 +56,7 @@ MAX_TRACE_CELLS = 20
 #: at most this many points are drawn per trace (min/max envelope beyond)
 _MAX_POINTS = 4000
 #: rasters with more events than this are rasterized inside the SVG
-_RASTERIZE_EVENTS = 20000
+_RASTERIZE_EVENTS = 2000
 
 #: contour colours by isxd cell status
 STATUS_COLORS = {

@@ -219,6 +219,17 @@ def test_long_traces_are_reduced_to_an_envelope(tmp_path, captured):
     assert ax["ymax"][0] == pytest.approx(top_offset + 0.85)
 
 
+def test_a_raster_of_thousands_of_events_is_one_image_in_the_svg(tmp_path):
+    """Drawn as one <path> per event the SVG grew to megabytes and cost more than the PNG; PNG unchanged."""
+    spikes = np.zeros((10, 400))
+    spikes[:, ::2] = 1.0  # 2000 events: vector markers
+    few = pv.events_preview(tmp_path / "few", spikes, fr=10.0, names=names(10))[0].read_text()
+    spikes[0, 1] = 1.0  # one more: rasterized
+    many = pv.events_preview(tmp_path / "many", spikes, fr=10.0, names=names(10))[0].read_text()
+    assert "<image" not in few and few.count("<path") >= 2000
+    assert "<image" in many and many.count("<path") < 500
+
+
 def test_events_preview_panels_and_boundaries(tmp_path, est, captured):
     pv.events_preview(tmp_path / "ev", est.S, fr=10.0, names=names(est.K), boundaries=[12.0])
     raster, rate, _, _ = captured[0]["axes"][:4]
