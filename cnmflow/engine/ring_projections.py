@@ -114,10 +114,11 @@ def background_free_projections(movie, A: sp.spmatrix, ring: RingModel | None, C
         M_c = sp.csr_matrix(M[:, fortran_index(ring.dims_ds)])       # columns in C order
     # Frames are taken relative to b0 (≈ each pixel's mean) so the bright background cancels
     # before the float32 products, not after them.
-    b0_image = (pixels_to_frames(ring.b0[None, :], ring.dims)[0] if ring is not None
-                else np.zeros(movie.shape[1:], np.float32)).astype(np.float32)
+    b0_image = pixels_to_frames(ring.b0[None, :], ring.dims)[0].astype(np.float32) if ring is not None else None
     for chunk in chunk_slices(T, chunk_frames):
-        frames = np.asarray(movie[chunk], dtype=np.float32) - b0_image
+        frames = np.asarray(movie[chunk], dtype=np.float32)
+        if b0_image is not None:
+            frames = frames - b0_image
         n = frames.shape[0]
         U[:, chunk] = (A_c.T @ frames.reshape(n, -1).T)
         if ring is not None:
