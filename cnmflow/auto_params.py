@@ -90,7 +90,11 @@ class RadiusEstimate:
 
 @dataclass(frozen=True)
 class ThresholdEstimate:
-    """A cut on one summary image: its noise floor (median), noise sd (1.4826·MAD) and k."""
+    """A cut on one summary image: its null's median (floor), sd (1.4826·MAD) and k.
+
+    ``tail`` says how the cut was read: "quantile" (the null's empirical Φ(k) quantile) or "gaussian"
+    (median + k·sd).
+    """
 
     name: str
     null: str  # what the floor was read from
@@ -98,14 +102,20 @@ class ThresholdEstimate:
     floor: float
     sd: float
     k: float
-    quantile: bool = False  # cut = the null's Φ(k) quantile (a clean null) rather than median + k·sd
+    tail: str = "gaussian"
 
     def evidence(self) -> str:
-        if self.quantile:
+        if self.tail == "quantile":
             return (f"the {self.null}'s {100 * norm.cdf(self.k):.2f}th percentile (exceeded as often as {self.k:.2f} sd; "
                     f"its median {self.floor:.3g}, sd {self.sd:.3g})")
         return (f"{self.name} noise floor {self.floor:.3g} (median of the {self.null}) + {self.k:.2f} sd "
                 f"× {self.sd:.3g} (1.4826·MAD)")
+
+    def rule(self) -> str:
+        """The cut in a few words (the figure's legend)."""
+        if self.tail == "gaussian":
+            return f"cut {self.cut:.3g} = median + {self.k:.2f}·{self.sd:.3g}"
+        return f"cut {self.cut:.3g}: the null's {100 * norm.cdf(self.k):.2f}th percentile"
 
 
 @dataclass(frozen=True)
@@ -339,19 +349,21 @@ def _half_max_radius(image: np.ndarray, row: int, col: int, *, reach: float) -> 
 
 
 # --------------------------------------------------------------------------- thresholds
-def noise_floor_cut(values: np.ndarray, *, name: str, null: str, k: float, quantile: bool = False) -> ThresholdEstimate:
-    """``median + k·1.4826·MAD`` of a null image's values, or (``quantile``) its ``Φ(k)`` quantile.
+def noise_floor_cut(values: np.ndarray, *, name: str, null: str, k: float, tail: str = "gaussian") -> ThresholdEstimate:
+    """The level a null image's values exceed with probability ``1 − Φ(k)``, read by ``tail``:
 
-    The quantile needs no Gaussian shape and suits a clean null (white noise: zero-inflated by the 2σ
-    threshold and skewed on short movies, where median + k·MAD can land above 1); the robust fit suits a
-    null whose upper tail holds some signal (the sign-flipped movie: the cells' negative surround).
+    "quantile": the empirical quantile — no shape assumed, for a clean null (white noise: zero-inflated by
+    the 2σ threshold and skewed on short movies, where median + k·MAD can land above 1); "gaussian":
+    ``median + k·1.4826·MAD``, for a null whose upper tail holds some signal (the sign-flipped movie: the
+    cells' negative surround). A PNR is a maximum over frames, whose tail is Gumbel rather than Gaussian,
+    but a Gumbel fitted to the same median and MAD cut too strictly at low SNR (benchmarks/README.md).
     """
     v = np.asarray(values, dtype=np.float64).ravel()
     v = v[np.isfinite(v)]
     floor = float(np.median(v))
     sd = float(1.4826 * np.median(np.abs(v - floor)))
-    cut = float(np.quantile(v, norm.cdf(k))) if quantile else floor + k * sd
-    return ThresholdEstimate(name=name, null=null, cut=cut, floor=floor, sd=sd, k=k, quantile=quantile)
+    cut = float(np.quantile(v, norm.cdf(k))) if tail == "quantile" else floor + k * sd
+    return ThresholdEstimate(name=name, null=null, cut=cut, floor=floor, sd=sd, k=k, tail=tail)
 
 
 @dataclass(frozen=True)
@@ -410,7 +422,7 @@ def threshold_estimates(images: SeedImages, *, n_frames: int, gsig: float, cente
     both on the downsampled images, k for one false exceedance per image (see the module docstring)."""
     k = noise_k(images.pnr.size / (math.pi * gsig**2))
     corr = noise_floor_cut(white_noise_correlation(n_frames, gsig, center_psf, rng), name="correlation",
-                           null="white-noise null", k=k, quantile=True)
+                           null="white-noise null", k=k, tail="quantile")
     pnr = noise_floor_cut(images.flipped_pnr, name="PNR", null="sign-flipped movie", k=k)
     return corr, pnr
 

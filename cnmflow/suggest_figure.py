@@ -47,7 +47,7 @@ def write_suggestion_figure(estimate: AutoEstimate, path: str | os.PathLike, *, 
         values = image[np.isfinite(image)].ravel()
         a.hist(values, bins=100, color="tab:blue", alpha=0.7, label="image")
         a.axvline(th.floor, color="gray", ls=":", label=f"null median {th.floor:.3g}")
-        a.axvline(th.cut, color="red", label=f"cut {th.cut:.3g} = median + {th.k:.2f}·{th.sd:.3g}")
+        a.axvline(th.cut, color="red", label=th.rule())
         if est.relaxed:
             a.axvline(used, color="orange", ls="--", label=f"relaxed to {used:.3g} ({est.relaxed} strongest candidates)")
         if th is est.pnr and est.pnr_reduction != 1:
