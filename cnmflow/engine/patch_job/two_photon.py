@@ -15,10 +15,12 @@ from __future__ import annotations
 
 from typing import Callable
 
+import numpy as np
+
 from cnmflow.engine.init import greedy_roi, sparse_nmf
 from cnmflow.engine.init.result import InitResult
 from cnmflow.engine.movie_source import MovieSource
-from cnmflow.engine.noise import pixel_noise
+from cnmflow.engine.noise import noise_frame_indices, pixel_noise
 from cnmflow.engine.patch_frames import PatchFrames, PatchStorage
 from cnmflow.engine.patch_job.box_io import BoxView, downsample_in_chunks, noise_reduction
 from cnmflow.engine.patch_job.result import PatchResult, patch_result
@@ -39,16 +41,31 @@ def fit_patch_low_rank(source: MovieSource, box: PatchBox, job: PatchJobSettings
     """
     init = job.init
     patch = BoxView(source.streaming(), box)
-    at_full_rate = init.tsub == 1 and init.ssub == 1
-    noise = None if at_full_rate else pixel_noise(patch)
-    with downsample_in_chunks(patch, tsub=init.tsub, ssub=init.ssub, storage=storage) as Y:
-        if at_full_rate:  # Y is the patch itself: no second read of the box from the movie file
-            noise = pixel_noise(Y)
+    noise, Y = _noise_and_downsampled(patch, init, storage)
+    with Y:
         found = _initialize(Y, init, storage=storage)
         downsampling = noise_reduction(patch, Y)
         grid = Y.shape[1:]
     return patch_result(box, found.A, found.C, grid=grid, images=found, noise=noise, noise_reduction=downsampling,
                         fov_dims=fov_dims, border_pix=init.border_pix, background=(found.b, found.f))
+
+
+def _noise_and_downsampled(patch: BoxView, init: InitSection, storage: PatchStorage) -> tuple[np.ndarray, PatchFrames]:
+    """The patch's full-rate noise and its downsampled copy, reading the box from the movie file once.
+
+    At full rate the copy is the patch itself. When the noise takes every frame (a recording of
+    up to a few thousand frames), the full-rate patch is held (where ``storage`` says) while both
+    are computed from it; a longer recording's noise reads its sample of frames from the file.
+    """
+    if init.tsub == 1 and init.ssub == 1:
+        Y = downsample_in_chunks(patch, tsub=1, ssub=1, storage=storage)
+        return pixel_noise(Y), Y
+    if noise_frame_indices(patch.shape[0]) is not None:
+        return pixel_noise(patch), downsample_in_chunks(patch, tsub=init.tsub, ssub=init.ssub, storage=storage)
+    with storage.allocate(patch.shape) as full:
+        for chunk in full.chunks():
+            full[chunk] = patch[chunk]
+        return pixel_noise(full), downsample_in_chunks(full, tsub=init.tsub, ssub=init.ssub, storage=storage)
 
 
 def _initialize(Y: PatchFrames, init: InitSection, *, storage: PatchStorage) -> InitResult:
