@@ -33,7 +33,8 @@ def write_suggestion_figure(estimate: AutoEstimate, path: str | os.PathLike, *, 
         fig.colorbar(shown, ax=a, fraction=0.046)
         if len(seeds):
             a.plot(seeds[:, 1], seeds[:, 0], "r.", ms=3)
-        a.set_title(f"{name} image; {len(seeds)} seeds above min_corr {est.min_corr:g} & min_pnr {est.min_pnr:g}",
+        scaled = f" (×{est.pnr_reduction:.3g} here)" if est.pnr_reduction != 1 else ""
+        a.set_title(f"{name} image; {len(seeds)} seeds above min_corr {est.min_corr:g} & min_pnr {est.min_pnr:g}{scaled}",
                     fontsize=9)
     a = ax[0, 2]
     a.imshow(est.radius.image, cmap="gray")
