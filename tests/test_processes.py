@@ -236,6 +236,31 @@ def test_no_server_is_started_when_one_is_configured():
         assert url is None and set(_descendants(os.getpid())) == before
 
 
+def test_no_server_is_started_early_when_one_is_configured():
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+
+    from cnmflow.prefect_server import start_server
+
+    with temporary_settings(updates={PREFECT_API_URL: "http://127.0.0.1:9/api"}):
+        assert start_server() is None
+
+
+def test_a_server_that_exits_while_starting_is_reported_with_its_status_and_output():
+    import tempfile
+
+    from cnmflow.prefect_server import StartedServer
+
+    script = "import sys; print('address already in use: no', file=sys.stderr); sys.exit(1)"
+    output = tempfile.TemporaryFile()
+    process = subprocess.Popen([sys.executable, "-c", script], stdout=output, stderr=output)
+    server = StartedServer(port=9, process=process, output=output, owns_output=True)
+    with pytest.raises(RuntimeError, match="exited with status 1") as failure:
+        server.wait_ready(timeout_s=60)
+    assert "address already in use: no" in str(failure.value)
+    server.close()
+    assert output.closed and process.poll() == 1
+
+
 def test_die_with_parent_uses_prctl_on_linux():
     code = ("import os, signal; from cnmflow.processes import die_with_parent; "
             "print(die_with_parent(os.getppid(), signal.SIGTERM))")
