@@ -46,7 +46,8 @@ DIAMETER = 3 * GSIG
 NEUROPIL_COEFFICIENTS = (0.7, 1.0)
 #: Functions whose cumulative CPU time the profile table shows (name, defining file's tail).
 PROFILED = [
-    ("run_patch_jobs", "executors.py"), ("fit_patch_low_rank", "two_photon.py"), ("pixel_noise", "noise.py"),
+    ("run_patch_jobs", "executors.py"), ("fit_patch_low_rank", "two_photon.py"),
+    ("_noise_and_downsampled", "two_photon.py"), ("pixel_noise", "noise.py"),
     ("downsample_in_chunks", "box_io.py"), ("initialize_greedy_roi", "greedy_roi.py"),
     ("_pixel_scale", "greedy_roi.py"), ("_smooth_background", "greedy_roi.py"), ("_residual", "greedy_roi.py"),
     ("__init__", "greedy_roi.py"), ("_greedy_components", "greedy_roi.py"), ("subtract", "greedy_roi.py"),
@@ -213,6 +214,9 @@ def print_table(records: list[dict]) -> None:
             print(f"{label:<32}{record.get('wall_s', '-'):>8}{record['cpu_s']:>8}{a['K']:>5}{a['precision']:>7}"
                   f"{a['recall']:>7}{a['f1']:>7}{a['f1_iou50']:>7}{a['median_trace_corr']:>7}")
     for record in records:
+        if "pipeline_wall_s" in record:
+            print(f"suite2p: {record['pipeline_wall_s']} s in run_s2p, the rest of its wall time is Python and torch "
+                  "starting")
         for key in ("stages_wall_s", "stages_cpu_s"):
             if key in record:
                 print(f"{record['tool']} {key}:")
