@@ -28,7 +28,7 @@ from cnmflow.outputs.names import HDF5_NAME
 from cnmflow.cli.exit_codes import EXIT_FAILED, EXIT_BAD_INPUT
 
 if TYPE_CHECKING:
-    from cnmflow.prefect_server import StartedServer
+    from cnmflow.prefect_server import KeptServer, StartedServer
     from cnmflow.request import RunRequest
 
 
@@ -115,6 +115,11 @@ def build_parser() -> argparse.ArgumentParser:
     add_motion_command(commands)
     add_suggest_command(commands)
 
+    server = commands.add_parser(
+        "server", help="keep a Prefect server (with its UI) running for later runs and sweeps, or stop it")
+    server.add_argument("action", choices=("start", "stop", "status"))
+    server.add_argument("--port", type=int, default=4210, help="port of the server started (default 4210)")
+
     demo = commands.add_parser("demo", help="simulate a 1P movie with known neurons and run it end to end")
     demo.add_argument("--output-dir", type=Path, default=Path("demo-output"))
     return parser
@@ -158,6 +163,8 @@ def _command(args: argparse.Namespace) -> int:
                 return _serve(args)
             if args.command == "sweep":
                 return _sweep(args)
+            if args.command == "server":
+                return _server(args)
             if args.command in TRACKING_COMMANDS:
                 from cnmflow.cli.tracking import run_command
 
@@ -215,10 +222,11 @@ def _run(args: argparse.Namespace) -> int:
 
         check_output_location(args.work_dir, label="--work-dir")
     form = request.form()  # what the flow receives; a bad value or a preset mismatch stops here
-    from cnmflow.prefect_server import start_server
+    from cnmflow.prefect_server import StartedServer, kept_server, server_folder, start_server
 
-    # Started now, the server gets ready while the movies are checked and the flow's modules load.
-    server = start_server(output=sys.stderr if args.verbose else None)
+    # A kept server (`cnmflow server start`) is used as it is; else a temporary one, started now, gets
+    # ready while the movies are checked and the flow's modules load.
+    server = kept_server(server_folder()) or start_server(output=sys.stderr if args.verbose else None)
     try:
         folder = _check_before_run(args.movies, args.output_dir, request, overwrite=args.overwrite,
                                    evaluate=args.evaluate, nwb=args.nwb, nwb_metadata=args.nwb_metadata)
@@ -232,9 +240,29 @@ def _run(args: argparse.Namespace) -> int:
                                                  save_motion_corrected=args.save_motion_corrected,
                                                  **_nwb_flow_options(args)))
     finally:
-        if server is not None:
+        if isinstance(server, StartedServer):
             server.close()
     _print_report(report)
+    return 0
+
+
+def _server(args: argparse.Namespace) -> int:
+    """``cnmflow server start|stop|status``: the Prefect server later runs use instead of a temporary one."""
+    from cnmflow.prefect_server import (KEPT_SERVER_LOG, kept_server, server_folder, start_kept_server,
+                                        stop_kept_server)
+
+    folder = server_folder()
+    if args.action == "start":
+        server = start_kept_server(folder, port=args.port)
+        print(f"Prefect server running (pid {server.pid}); runs and sweeps use it until `cnmflow server stop`. "
+              f"UI: {server.ui_url}  log: {folder / KEPT_SERVER_LOG}")
+    elif args.action == "stop":
+        stopped = stop_kept_server(folder)
+        print(f"stopped the Prefect server (pid {stopped.pid})" if stopped else "no kept Prefect server")
+    else:
+        server = kept_server(folder)
+        print(f"Prefect server running (pid {server.pid}), UI: {server.ui_url}" if server
+              else "no kept Prefect server: each run starts a temporary one")
     return 0
 
 
@@ -277,7 +305,7 @@ class RunFailed(Exception):
 
 def _run_flow(movies, output_dir: Path, request: RunRequest, form, *, overwrite: bool, evaluate: bool, work_dir,
               show_progress: bool, verbose: bool, flow_options: dict | None = None, checked_at: float | None = None,
-              server: StartedServer | None = None, settle: bool = False):
+              server: StartedServer | KeptServer | None = None, settle: bool = False):
     """Run the flow with ``request`` (``form``: its analysis table as the flow's form) on a temporary
     Prefect server that dies with this process (unless one is configured), with everything logged to a
     file in the output folder; a failure becomes one :class:`RunFailed` line naming the stage and that file.
@@ -286,7 +314,7 @@ def _run_flow(movies, output_dir: Path, request: RunRequest, form, *, overwrite:
     this process is the command (see ``_settle``). The log
     also gets the command's milestones (``checked_at``: when the inputs were checked) and the server's
     messages."""
-    from cnmflow.prefect_server import temporary_server
+    from cnmflow.prefect_server import StartedServer, temporary_server
     from cnmflow.progress import progress_bar
     from cnmflow.run_log import run_log
     from cnmflow.flows.source_extraction import source_extraction
@@ -332,7 +360,7 @@ def _run_flow(movies, output_dir: Path, request: RunRequest, form, *, overwrite:
                             f"(full log: {log.path})") from err
         finally:
             remove_listener(listen)
-            if server is not None and server.output_text().strip():
+            if isinstance(server, StartedServer) and server.output_text().strip():
                 log.note(f"Prefect server output:\n{server.output_text().rstrip()}")
 
 
@@ -389,9 +417,10 @@ def _sweep(args: argparse.Namespace) -> int:
 
     print(f"Sweeping {len(combos)} combinations of {', '.join(grid)} ({args.max_concurrent} at a time)", flush=True)
     try:
-        from cnmflow.prefect_server import temporary_server
+        from cnmflow.prefect_server import kept_server, server_folder, temporary_server
 
-        with temporary_server():  # started here, it dies with this process (see cnmflow.processes)
+        # the kept server (`cnmflow server start`), else one started here that dies with this process
+        with temporary_server(started=kept_server(server_folder())):
             rows = parameter_sweep(
                 movies=[str(m.absolute()) for m in args.movies], output_dir=str(args.output_dir.absolute()),
                 grid=grid, params_file=None if args.params_file is None else str(args.params_file.absolute()),

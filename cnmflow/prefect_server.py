@@ -12,12 +12,19 @@ the command's checks and imports instead of following them. The command's proces
 Prefect's server package (FastAPI, SQLAlchemy: ~3 s of CPU); it points Prefect's client at the
 server through Prefect's settings, for this thread and for the threads Prefect starts itself (its
 log and event workers), as Prefect's own test harness does.
+
+Small runs and sweeps can skip even that: ``cnmflow server start`` keeps a Prefect server (with its UI)
+running in the background and names it in a file in Prefect's home folder; ``cnmflow run`` and
+``cnmflow sweep`` use it while it answers (:func:`kept_server`), until ``cnmflow server stop``.
+A server named in ``PREFECT_API_URL`` wins over both.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -25,7 +32,11 @@ import tempfile
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import IO, Iterator
+
+from cnmflow.atomic_write import atomic_path
+from cnmflow.processes import pid_alive
 
 log = logging.getLogger(__name__)
 
@@ -43,6 +54,11 @@ STOP_TIMEOUT_S = 5.0
 PORT_TAKEN = 3
 #: Seconds between two health checks while the server starts.
 POLL_S = 0.1
+#: The file (in Prefect's home) naming the server ``cnmflow server start`` keeps running, and its log.
+KEPT_SERVER_FILE = "cnmflow-server.json"
+KEPT_SERVER_LOG = "cnmflow-server.log"
+#: Its port unless ``--port`` says otherwise (Prefect's own default, 4200, is left to `prefect server start`).
+KEPT_PORT = 4210
 
 
 @dataclass
@@ -53,6 +69,7 @@ class StartedServer:
     process: subprocess.Popen
     output: IO = field(repr=False)
     owns_output: bool = False  # the output is this object's temporary file (read back by output_text)
+    relaunch: bool = True  # started by _launch: started again on another port when its port was taken
 
     @property
     def api_url(self) -> str:
@@ -65,7 +82,7 @@ class StartedServer:
         deadline = time.monotonic() + timeout_s
         with httpx.Client() as client:
             while time.monotonic() < deadline:
-                if self.process.poll() == PORT_TAKEN:
+                if self.relaunch and self.process.poll() == PORT_TAKEN:
                     self.port, self.process = _launch(_free_port(), self.output)
                 elif self.process.poll() is not None:
                     break
@@ -120,8 +137,87 @@ def start_server(*, output: IO | None = None) -> StartedServer | None:
     return StartedServer(port=port, process=process, output=stream, owns_output=owns)
 
 
+@dataclass(frozen=True)
+class KeptServer:
+    """A Prefect server ``cnmflow server start`` left running (with its UI), found through its file."""
+
+    pid: int
+    port: int
+
+    @property
+    def api_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/api"
+
+    @property
+    def ui_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+
+def server_folder() -> Path:
+    """Where the kept server's file and log live: Prefect's home (``PREFECT_HOME``, ~/.prefect), beside the
+    database that server uses."""
+    from prefect.settings import PREFECT_HOME
+
+    return Path(PREFECT_HOME.value()).expanduser()
+
+
+def kept_server(folder: Path) -> KeptServer | None:
+    """The server named by ``folder``'s server file when its process lives and it answers, unless
+    ``PREFECT_API_URL`` names a server (that one wins)."""
+    try:
+        record = json.loads((Path(folder) / KEPT_SERVER_FILE).read_text())
+        server = KeptServer(pid=int(record["pid"]), port=int(record["port"]))
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    if _api_url_configured() or not pid_alive(server.pid) or not _answers(server.api_url):
+        return None
+    return server
+
+
+def start_kept_server(folder: Path, *, port: int = KEPT_PORT) -> KeptServer:
+    """Start ``prefect server start`` in the background for later commands, or return the one running.
+
+    It outlives this process (its own session); its messages go to ``prefect-server.log`` in ``folder``;
+    ``cnmflow server stop`` ends it."""
+    folder = Path(folder)
+    running = kept_server(folder)
+    if running is not None:
+        return running
+    if not _port_free(port):  # another server there would answer the health checks for ours
+        from cnmflow.errors import InputError
+
+        raise InputError(f"port {port} is in use (another server?): give a free one with --port")
+    folder.mkdir(parents=True, exist_ok=True)
+    with open(folder / KEPT_SERVER_LOG, "ab") as output:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "prefect", "server", "start", "--host", "127.0.0.1", "--port", str(port)],
+            env={**SERVER_ENVIRONMENT, **os.environ}, stdin=subprocess.DEVNULL, stdout=output, stderr=output,
+            start_new_session=True)
+        StartedServer(port=port, process=process, output=output, relaunch=False).wait_ready(_startup_timeout_s())
+    server = KeptServer(pid=process.pid, port=port)
+    with atomic_path(folder / KEPT_SERVER_FILE, suffix=".json") as tmp:
+        tmp.write_text(json.dumps({"pid": server.pid, "port": server.port}))
+    return server
+
+
+def stop_kept_server(folder: Path) -> KeptServer | None:
+    """End the server ``start_kept_server`` started (its whole process group) and forget it; which one."""
+    path = Path(folder) / KEPT_SERVER_FILE
+    try:
+        record = json.loads(path.read_text())
+        server = KeptServer(pid=int(record["pid"]), port=int(record["port"]))
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    alive = pid_alive(server.pid)
+    if alive:
+        _end_group(server.pid)
+    path.unlink(missing_ok=True)
+    return server if alive else None
+
+
 @contextmanager
-def temporary_server(*, output: IO | None = None, started: StartedServer | None = None) -> Iterator[str | None]:
+def temporary_server(*, output: IO | None = None,
+                     started: StartedServer | KeptServer | None = None) -> Iterator[str | None]:
     """Use a temporary server (``started``, else one started now) for every Prefect call in the block.
 
     The server is stopped when the block ends; ``started`` stays the caller's to close.
@@ -130,6 +226,13 @@ def temporary_server(*, output: IO | None = None, started: StartedServer | None 
     started; a ``started`` server is then stopped) or this Prefect version lacks the hook (Prefect
     then starts its own, as before).
     """
+    if isinstance(started, KeptServer):  # kept running by `cnmflow server start`: used, never stopped here
+        with _prefect_uses(started.api_url, ui_url=started.ui_url):
+            try:
+                yield started.api_url
+            finally:
+                _drain_workers()
+        return
     server = started if started is not None else start_server(output=output)
     if server is None or _api_url_configured():
         if server is not None:
@@ -185,13 +288,13 @@ def _launch(port: int, output: IO) -> tuple[int, subprocess.Popen]:
 
 
 @contextmanager
-def _prefect_uses(api_url: str) -> Iterator[None]:
+def _prefect_uses(api_url: str, *, ui_url: str = "") -> Iterator[None]:
     """Prefect's client talks to ``api_url`` in this thread and in the threads Prefect starts (they read the
-    process-global settings). No UI is served: flow runs get no UI link."""
+    process-global settings). ``ui_url`` empty: no UI is served, flow runs get no UI link."""
     import prefect.context
     from prefect.settings import PREFECT_API_URL, PREFECT_UI_URL, temporary_settings
 
-    with temporary_settings(updates={PREFECT_API_URL: api_url, PREFECT_UI_URL: ""}), \
+    with temporary_settings(updates={PREFECT_API_URL: api_url, PREFECT_UI_URL: ui_url}), \
             prefect.context._temporary_global_settings_context(prefect.context.get_settings_context()):
         yield
 
@@ -214,11 +317,43 @@ def _drain_workers(timeout_s: float = DRAIN_TIMEOUT_S) -> None:
         log.debug("could not drain Prefect's log/event workers", exc_info=True)
 
 
+def _port_free(port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        try:
+            probe.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+        return True
+
+
 def _free_port() -> int:
     """A port nobody listens on now (another one is tried should it be taken meanwhile)."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
         probe.bind(("127.0.0.1", 0))
         return probe.getsockname()[1]
+
+
+def _answers(api_url: str) -> bool:
+    import httpx
+
+    try:
+        return httpx.get(f"{api_url}/health", timeout=2.0).status_code == 200
+    except httpx.HTTPError:
+        return False
+
+
+def _end_group(pid: int) -> None:
+    """SIGTERM to the process group ``pid`` leads, SIGKILL if it is still there after ``STOP_TIMEOUT_S``."""
+    for sig in (signal.SIGTERM, signal.SIGKILL):
+        try:
+            os.killpg(pid, sig)
+        except ProcessLookupError:
+            return
+        deadline = time.monotonic() + STOP_TIMEOUT_S
+        while time.monotonic() < deadline:
+            if not pid_alive(pid):
+                return
+            time.sleep(POLL_S)
 
 
 def _tail(text: str, lines: int = 20) -> str:

@@ -307,3 +307,39 @@ def test_an_interrupted_command_prints_one_line_and_the_shell_status(signum, sta
     assert _interrupted(error) == status
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and err.startswith(f"cnmflow: interrupted ({name})") and "run-1.log" in err
+
+
+def test_a_kept_server_serves_later_runs_until_it_is_stopped(movie, tmp_path, prefect_home):
+    """`cnmflow server start` leaves a server running; a run uses it (no temporary server, a UI link in the
+    manifest) and leaves it running; `cnmflow server stop` ends it and the next status says none."""
+    import json
+
+    environment = _environment(tmp_path, prefect_home)
+    port = str(_free_local_port())
+
+    def command(*args: str) -> subprocess.CompletedProcess:
+        return subprocess.run([sys.executable, "-m", "cnmflow.cli", *args], env=environment, capture_output=True,
+                              text=True, timeout=240, stdin=subprocess.DEVNULL)
+
+    started = command("server", "start", "--port", port)
+    assert started.returncode == 0, started.stderr
+    record = json.loads((prefect_home / "cnmflow-server.json").read_text())
+    try:
+        run = command("run", str(movie), "--output-dir", str(tmp_path / "out"), "--set", "rf=none",
+                      "--set", "gSiz=13", "--no-track", "--no-progress", "--no-nwb")
+        assert run.returncode == 0, run.stderr
+        manifest = json.loads((tmp_path / "out" / "manifest.json").read_text())
+        assert manifest["run_ids"]["prefect_flow_run_url"].startswith(f"http://127.0.0.1:{port}/")
+        assert pid_alive(record["pid"])
+        assert "running" in command("server", "status").stdout
+    finally:
+        stopped = command("server", "stop")
+    assert stopped.returncode == 0 and f"pid {record['pid']}" in stopped.stdout
+    assert not pid_alive(record["pid"]) and not (prefect_home / "cnmflow-server.json").exists()
+    assert "no kept Prefect server" in command("server", "status").stdout
+
+
+def _free_local_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
