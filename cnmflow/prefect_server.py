@@ -164,14 +164,19 @@ def server_folder() -> Path:
 def kept_server(folder: Path) -> KeptServer | None:
     """The server named by ``folder``'s server file when its process lives and it answers, unless
     ``PREFECT_API_URL`` names a server (that one wins)."""
-    try:
-        record = json.loads((Path(folder) / KEPT_SERVER_FILE).read_text())
-        server = KeptServer(pid=int(record["pid"]), port=int(record["port"]))
-    except (OSError, ValueError, KeyError, TypeError):
-        return None
-    if _api_url_configured() or not pid_alive(server.pid) or not _answers(server.api_url):
+    server = _recorded_server(folder)
+    if server is None or _api_url_configured() or not pid_alive(server.pid) or not _answers(server.api_url):
         return None
     return server
+
+
+def _recorded_server(folder: Path) -> KeptServer | None:
+    """The server ``folder``'s server file names (alive or not); None without a readable file."""
+    try:
+        record = json.loads((Path(folder) / KEPT_SERVER_FILE).read_text())
+        return KeptServer(pid=int(record["pid"]), port=int(record["port"]))
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
 
 
 def start_kept_server(folder: Path, *, port: int = KEPT_PORT) -> KeptServer:
@@ -202,16 +207,13 @@ def start_kept_server(folder: Path, *, port: int = KEPT_PORT) -> KeptServer:
 
 def stop_kept_server(folder: Path) -> KeptServer | None:
     """End the server ``start_kept_server`` started (its whole process group) and forget it; which one."""
-    path = Path(folder) / KEPT_SERVER_FILE
-    try:
-        record = json.loads(path.read_text())
-        server = KeptServer(pid=int(record["pid"]), port=int(record["port"]))
-    except (OSError, ValueError, KeyError, TypeError):
+    server = _recorded_server(folder)
+    if server is None:
         return None
     alive = pid_alive(server.pid)
     if alive:
         _end_group(server.pid)
-    path.unlink(missing_ok=True)
+    (Path(folder) / KEPT_SERVER_FILE).unlink(missing_ok=True)
     return server if alive else None
 
 
