@@ -71,7 +71,8 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--evaluate", action="store_true",
                      help="evaluate components (trace SNR, spatial consistency) and mark cells accepted/rejected")
     run.add_argument("--work-dir", type=Path,
-                     help="folder for the temporary float32 copy of the movies (default: inside --output-dir)")
+                     help="folder for the temporary work copy of a series or compressed movie and the motion-corrected "
+                          "copy (default: inside --output-dir; one uncompressed movie is read in place)")
     run.add_argument("--save-motion-corrected", action="store_true",
                      help="with motion_correction on, also write motion_corrected.{k}.tif/.isxd per movie")
     run.add_argument("--no-progress", action="store_true", help="do not draw progress bars")

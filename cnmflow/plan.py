@@ -56,7 +56,8 @@ class RunPlan:
         return series_key(self.hashes)
 
     def work_root(self, work_dir: str | os.PathLike | None = None) -> Path:
-        """Where the run's float32 copies of the series go: ``work_dir`` when given (a faster or larger disk),
+        """Where the run's work copies of the series go (its work copy when it is not read in place, the
+        motion-corrected copy): ``work_dir`` when given (a faster or larger disk),
         else a hidden folder in the output folder (see :mod:`cnmflow.movies.work_copy`)."""
         return Path(work_dir).expanduser().absolute() if work_dir else self.output_dir / WORK_DIR_NAME
 
@@ -70,7 +71,7 @@ class RunPlan:
 class WorkSteps:
     """Which work copies a run that is not up to date makes before its fit."""
 
-    concatenate: bool       # write (or adopt) the float32 copy of the series
+    concatenate: bool       # read the series in place, or write (or adopt) its work copy
     correct_motion: bool    # ... and register it into a corrected copy
     reused: bool            # the components come from the cache (same fingerprint)
 

@@ -117,8 +117,8 @@ def source_extraction(
         track_run: Advanced run setting. Log the run to MLflow.
         tracking_uri: Advanced run setting. MLflow tracking URI (default: $MLFLOW_TRACKING_URI, else
             sqlite:///<output_dir's parent>/mlflow.db).
-        work_dir: Advanced run setting. Folder for the temporary float32 copy of the movies (default:
-            inside output_dir).
+        work_dir: Advanced run setting. Folder for the temporary work copy of a series or compressed movie
+            and the motion-corrected copy (default: inside output_dir; one uncompressed movie is read in place).
         dask_address: Advanced run setting. Dask scheduler for the patch jobs (default:
             $CNMFLOW_DASK_ADDRESS, else local processes); its workers must reach work_dir.
         mlflow_parent_run_id: Advanced run setting. Nest the MLflow run under this run (parameter sweeps
