@@ -11,7 +11,7 @@ commit of the source tree when there is one) and the ids of the orchestration/tr
 
 Layout (schema version 1)::
 
-    {"schema": "cnmflow.manifest", "schema_version": 1, "created": "2024-...+00:00",
+    {"schema": "cnmflow.manifest", "schema_version": 1, "created": "2024-05-06T07:08:09.123+00:00",
      "outputs": {name: {"kind", "sha256", "size_bytes", "movie_index", "inputs": [input index, ...]}},
      "inputs": [{"index", "path", "size_bytes", "sha256", "kind", "n_frames", "frame_shape",
                  "frame_rate", "frame_rate_source", "frame_range": [first, stop], "position"}, ...],
@@ -243,7 +243,7 @@ def build_manifest(
     return {
         "schema": SCHEMA,
         "schema_version": SCHEMA_VERSION,
-        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "created": datetime.now(timezone.utc).isoformat(timespec="milliseconds"),   # MLflow end times are ms
         "outputs": out_records,
         "inputs": inputs,
         "parameters": _parameter_table(resolved),

@@ -31,7 +31,7 @@ TABLE = {"rf": None, "gSiz": 13}
 
 @pytest.fixture(scope="module")
 def movie(tmp_path_factory) -> Path:
-    return small_movie(tmp_path_factory.mktemp("movie"), rng=21)
+    return small_movie(tmp_path_factory.mktemp("movie"), rng=21, compression="zlib")   # a work copy to share
 
 
 def test_grid_options_parse_and_every_combination_is_checked_first():
