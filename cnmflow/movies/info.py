@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
+from cnmflow.engine.movie_source import MovieSource
 from cnmflow.errors import MovieError
 from cnmflow.isx_timing import IsxdSpacing, IsxdTiming
 
@@ -78,13 +79,12 @@ def read_raw(layout: RawLayout, frame_shape: tuple[int, int], start: int, stop: 
     """Frames [start, stop) of a raw layout as float32, read with plain file reads.
 
     Plain reads, not a memory map: pages a map touches stay resident in the process (and counted
-    in its RSS) until it is closed, so a pass over a 5 GB movie would show 5 GB resident.
+    in its RSS) until it is closed, so a pass over a 5 GB movie would show 5 GB resident. The
+    reading is the engine's own (:meth:`cnmflow.engine.movie_source.MovieSource.streaming`).
     """
-    pixels = frame_shape[0] * frame_shape[1]
-    with open(layout.path, "rb") as handle:
-        handle.seek(layout.offset + start * pixels * layout.dtype.itemsize)
-        block = np.fromfile(handle, dtype=layout.dtype, count=(stop - start) * pixels)
-    if block.size != (stop - start) * pixels:
+    source = MovieSource(path=layout.path, shape=(stop, *frame_shape), dtype=layout.dtype.str, offset=layout.offset)
+    try:
+        return source.streaming()[start:stop]
+    except EOFError:
         raise MovieError(f"{layout.path} ends before frame {stop - 1}: the file is truncated; "
-                         "copy the complete file again")
-    return block.reshape(stop - start, *frame_shape).astype(np.float32)
+                         "copy the complete file again") from None
