@@ -216,6 +216,7 @@ class _RingArcs:
 
     arc_of: np.ndarray          # (n_ring,) each ring pixel's arc, pixels in (dx, dy) order
     n_arcs: int
+    members: np.ndarray         # (n_ring, n_arcs) 1 where a ring pixel belongs to an arc
     pairs: tuple[np.ndarray, np.ndarray]  # (n_pairs,) ring positions i <= j
     to_arcs: scipy.sparse.csr_matrix      # (n_pairs, n_arcs²): pair (i, j) -> arcs (a_i, a_j) and (a_j, a_i)
 
@@ -236,7 +237,9 @@ class _RingArcs:
         cols = np.concatenate([arc_of[i] * n_arcs + arc_of[j], (arc_of[j] * n_arcs + arc_of[i])[off_diagonal]])
         to_arcs = scipy.sparse.csr_matrix((np.ones(len(rows), np.float32), (rows, cols)),
                                           shape=(len(i), n_arcs * n_arcs))
-        return cls(arc_of=arc_of, n_arcs=n_arcs, pairs=(i, j), to_arcs=to_arcs)
+        members = np.zeros((n_ring, n_arcs))
+        members[np.arange(n_ring), arc_of] = 1.0
+        return cls(arc_of=arc_of, n_arcs=n_arcs, members=members, pairs=(i, j), to_arcs=to_arcs)
 
 
 def _ring_geometry(dims: tuple[int, int], *, factor: int, radius: int, block_pixels: int,
@@ -491,13 +494,11 @@ def _solve_arcs(gram: np.ndarray, ring_in_box: np.ndarray, valid: np.ndarray, pi
     if not valid.all():
         pairs *= valid[:, first] & valid[:, second]
         targets *= on_image
-    members = np.zeros((ring.shape[1], arcs.n_arcs))
-    members[np.arange(ring.shape[1]), arcs.arc_of] = 1.0
-    counts = on_image @ members
+    counts = on_image @ arcs.members
     scale = np.where(counts > 0, 1.0 / np.maximum(counts, 1.0), 0.0)
     systems = np.asarray(arcs.to_arcs.T @ pairs.T).T.reshape(-1, arcs.n_arcs, arcs.n_arcs).astype(np.float64)
     systems *= scale[:, :, None] * scale[:, None, :]
-    arc_weights = _ridge_solve(systems, (targets @ members) * scale, counts > 0)
+    arc_weights = _ridge_solve(systems, (targets @ arcs.members) * scale, counts > 0)
     return (arc_weights * scale)[:, arcs.arc_of] * on_image
 
 
