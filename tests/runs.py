@@ -18,3 +18,14 @@ def small_movie(folder: Path, *, rng: int, n_neurons: int = 4, peak_snr: tuple[f
     simulated = simulate_1p(shape=(40, 48), n_frames=200, n_neurons=n_neurons, gsig=3.0, fr=10.0, peak_snr=peak_snr,
                             rng=rng)
     return write_tiff(folder / "movie.tif", simulated.movie, fr=10.0, compression=compression)
+
+
+def flow_run_artifacts(flow_run_id) -> dict:
+    """The Prefect artifacts one flow run created, by key."""
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterFlowRunId
+
+    with get_client(sync_client=True) as client:
+        artifacts = client.read_artifacts(
+            artifact_filter=ArtifactFilter(flow_run_id=ArtifactFilterFlowRunId(any_=[flow_run_id])))
+    return {artifact.key: artifact for artifact in artifacts}

@@ -91,19 +91,15 @@ def test_save_motion_corrected_writes_the_corrected_movie_with_the_extraction(mo
 
 
 def test_a_motion_correction_run_on_a_missing_movie_fails_with_a_failure_summary(tmp_path):
-    from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterFlowRunId
-
     from cnmflow.errors import InputError
+    from tests.runs import flow_run_artifacts
 
     missing = tmp_path / "no_such_movie.tif"
     state = motion_correction(movies=[str(missing)], output_dir=str(tmp_path / "out"), return_state=True)
     assert state.is_failed() and state.message.startswith("validate:") and "no_such_movie.tif" in state.message
     with pytest.raises(InputError):
         state.result()
-    with get_client(sync_client=True) as client:
-        artifacts = client.read_artifacts(artifact_filter=ArtifactFilter(
-            flow_run_id=ArtifactFilterFlowRunId(any_=[state.state_details.flow_run_id])))
-    by_key = {artifact.key: artifact for artifact in artifacts}
+    by_key = flow_run_artifacts(state.state_details.flow_run_id)
     failure = by_key["motion-correction-failure"].data
     assert failure.startswith("# Motion correction failed in validate") and str(missing) in failure
     assert by_key["motion-correction-progress"].description.startswith("FAILED in validate:")

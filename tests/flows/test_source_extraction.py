@@ -11,8 +11,7 @@ import h5py
 import numpy as np
 import pytest
 from prefect.client.orchestration import get_client
-from prefect.client.schemas.filters import (ArtifactFilter, ArtifactFilterFlowRunId, FlowRunFilter,
-                                            FlowRunFilterId)
+from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
 
 import cnmflow.flows.source_extraction as flow_module
 import cnmflow.tasks.extract as extract_module
@@ -21,7 +20,7 @@ from cnmflow.lineage import read_manifest, verify_manifest
 from cnmflow.outputs.isxd_sets import OutputExistsError
 from cnmflow.params_form import form_with
 from cnmflow.flows.source_extraction import source_extraction
-from tests.runs import TABLE, small_movie
+from tests.runs import TABLE, flow_run_artifacts, small_movie
 
 pytestmark = pytest.mark.usefixtures("prefect_harness", "private_cache")  # each test starts with an empty cache
 
@@ -57,7 +56,7 @@ def test_flow_runs_the_plan_and_reports_it(movie, tmp_path):
 
     names = sorted(task_run.name.rsplit("-", 1)[0] for task_run in _task_runs(flow_run_id))
     assert names == ["concatenate", "export", "extract", "report", "track", "validate"]
-    by_key = _artifacts(flow_run_id)
+    by_key = flow_run_artifacts(flow_run_id)
     assert {"source-extraction-progress", "source-extraction-summary", "footprints-preview",
             "output-folder"} <= set(by_key)
     assert float(by_key["source-extraction-progress"].data) == pytest.approx(100.0)
@@ -68,13 +67,6 @@ def test_flow_runs_the_plan_and_reports_it(movie, tmp_path):
     summary = by_key["source-extraction-summary"].data
     assert f"{report.n_components} components" in summary and "min_pnr | 8 | table" in summary
     assert str(movie) in summary and "cellset_raw.000.isxd" in summary
-
-
-def _artifacts(flow_run_id: str) -> dict:
-    with get_client(sync_client=True) as client:
-        artifacts = client.read_artifacts(
-            artifact_filter=ArtifactFilter(flow_run_id=ArtifactFilterFlowRunId(any_=[flow_run_id])))
-    return {artifact.key: artifact for artifact in artifacts}
 
 
 def _asset_events(flow_run_id: str, expected: int, timeout_s: float = 15.0) -> list[dict]:
@@ -137,7 +129,7 @@ def test_bad_input_fails_once_with_its_message(tmp_path):
     (validate_run,) = _task_runs(str(state.state_details.flow_run_id))
     assert validate_run.run_count == 1, "a validation error must not be retried"
     assert not (tmp_path / "out").exists() or not any((tmp_path / "out").iterdir())
-    by_key = _artifacts(str(state.state_details.flow_run_id))
+    by_key = flow_run_artifacts(str(state.state_details.flow_run_id))
     failure = by_key["source-extraction-failure"].data
     assert "failed in validate" in failure and str(missing) in failure and "check the path" in failure
     assert "Traceback" not in failure
@@ -170,7 +162,7 @@ def test_a_bug_keeps_its_traceback_and_its_failure_summary(movie, tmp_path, monk
     with pytest.raises(ZeroDivisionError):
         state.result()
     assert any(record.exc_info for record in caplog.records), "a bug's traceback stays in the logs"
-    by_key = _artifacts(str(state.state_details.flow_run_id))
+    by_key = flow_run_artifacts(str(state.state_details.flow_run_id))
     assert "ZeroDivisionError" in by_key["source-extraction-failure"].data
     assert by_key["source-extraction-progress"].description.startswith("FAILED in ")
 

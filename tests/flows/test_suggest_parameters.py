@@ -27,19 +27,15 @@ def test_the_flow_reports_the_values_and_writes_the_figure(tmp_path):
 
 
 def test_a_suggestion_for_a_missing_movie_fails_with_a_failure_summary(tmp_path):
-    from prefect.client.schemas.filters import ArtifactFilterFlowRunId
-
     from cnmflow.errors import InputError
     from cnmflow.flows.suggest_parameters import suggest_parameters
+    from tests.runs import flow_run_artifacts
 
     missing = tmp_path / "no_such_movie.tif"
     state = suggest_parameters([str(missing)], str(tmp_path / "suggest.png"), return_state=True)
     assert state.is_failed() and state.message.startswith("suggest:") and "no_such_movie.tif" in state.message
     with pytest.raises(InputError):
         state.result()
-    with get_client(sync_client=True) as prefect:
-        artifacts = prefect.read_artifacts(artifact_filter=ArtifactFilter(
-            flow_run_id=ArtifactFilterFlowRunId(any_=[state.state_details.flow_run_id])))
-    failure = {artifact.key: artifact for artifact in artifacts}["suggest-parameters-failure"].data
+    failure = flow_run_artifacts(state.state_details.flow_run_id)["suggest-parameters-failure"].data
     assert failure.startswith("# Parameter suggestion failed in suggest") and str(missing) in failure
     assert not (tmp_path / "suggest.png").exists()
