@@ -455,8 +455,7 @@ def _solve_rings(gram: np.ndarray, ring_in_box: np.ndarray, valid: np.ndarray,
     gram_flat = gram.reshape(-1)
     index_type = np.int32 if n_box * n_box < 2**31 else np.int64
     ring_in_box = ring_in_box.astype(index_type, copy=False)
-    systems = np.take(gram_flat, ring_in_box[:, :, None] * index_type(n_box) + ring_in_box[:, None, :]).astype(
-        np.float64)
+    systems = _ring_systems(gram_flat, ring_in_box, index_type(n_box))
     targets = np.take(gram_flat, ring_in_box * index_type(n_box) + pixel_in_box.astype(index_type)[:, None]).astype(
         np.float64)
     if not valid.all():
@@ -465,6 +464,20 @@ def _solve_rings(gram: np.ndarray, ring_in_box: np.ndarray, valid: np.ndarray,
         systems *= on_image[:, None, :]
         targets *= on_image
     return _ridge_solve(systems, targets, valid)
+
+
+def _ring_systems(gram_flat: np.ndarray, ring_in_box: np.ndarray, n_box) -> np.ndarray:
+    """Each ring's Gram (batch, n_ring, n_ring) float64, gathered from the box Gram.
+
+    Of rings solved by Cholesky (``_CHOLESKY_FROM``) only the lower triangle is read, which is all
+    the factorisation uses; the upper one repeats the box Gram's first entry (which stays in the
+    cache). The scattered reads of the box Gram cost as much as the solves: this halves them.
+    """
+    n_ring = ring_in_box.shape[1]
+    index = ring_in_box[:, :, None] * n_box + ring_in_box[:, None, :]
+    if n_ring >= _CHOLESKY_FROM:
+        index *= np.tri(n_ring, dtype=index.dtype)
+    return np.take(gram_flat, index).astype(np.float64)
 
 
 def _ridge_solve(systems: np.ndarray, targets: np.ndarray, valid: np.ndarray) -> np.ndarray:
@@ -481,10 +494,10 @@ def _ridge_solve(systems: np.ndarray, targets: np.ndarray, valid: np.ndarray) ->
 def _positive_definite_solve(systems: np.ndarray, targets: np.ndarray) -> np.ndarray:
     """``systems[b]⁻¹ targets[b]`` for symmetric positive definite float64 systems.
 
-    From ``_CHOLESKY_FROM`` unknowns on, one LAPACK Cholesky solve (posv) per system: half
-    the LU's work, which numpy's batched solve spends; below it the batched LU's lower overhead
-    wins. A system the Cholesky factorisation refuses (not numerically positive definite) falls
-    back to the LU.
+    From ``_CHOLESKY_FROM`` unknowns on, one LAPACK Cholesky solve (posv) per system, which reads
+    only the lower triangle (the upper one may hold anything): half the LU's work, which numpy's batched
+    solve spends; below it the batched LU's lower overhead wins. A system the Cholesky
+    factorisation refuses (not numerically positive definite) falls back to the LU.
     """
     if systems.shape[1] < _CHOLESKY_FROM:
         return np.linalg.solve(systems, targets[:, :, None])[:, :, 0]
@@ -492,8 +505,13 @@ def _positive_definite_solve(systems: np.ndarray, targets: np.ndarray) -> np.nda
     for index, (system, target) in enumerate(zip(systems, targets)):
         # the transposed view is Fortran-ordered: LAPACK reads it without a copy (the system is symmetric)
         _, solution, info = _POSV(system.T, target, lower=0)
-        weights[index] = solution if info == 0 else np.linalg.solve(system, target)
+        weights[index] = solution if info == 0 else np.linalg.solve(_symmetric(system), target)
     return weights
+
+
+def _symmetric(lower: np.ndarray) -> np.ndarray:
+    """The symmetric matrix whose lower triangle ``lower`` holds."""
+    return np.tril(lower) + np.tril(lower, -1).T
 
 
 def _solve_arcs(gram: np.ndarray, ring_in_box: np.ndarray, valid: np.ndarray, pixel_in_box: np.ndarray,

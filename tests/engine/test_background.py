@@ -163,11 +163,12 @@ def test_sparsity_pattern_and_border_clipping(ssub_B):
     assert 0 < m.W.indptr[1] - m.W.indptr[0] < n_full / 2
 
 
-def test_blocked_equals_dense_reference():
+@pytest.mark.parametrize("gsiz", [5, 9])  # rings of 20 pixels (batched LU) and of 40 (Cholesky, clipped at borders)
+def test_blocked_equals_dense_reference(gsiz):
     movie, A, C, _, _ = make_movie(rows=20, cols=23, T=70, n_neurons=2, seed=2)
-    r = ring_radius(gsiz=5, ring_size_factor=1.0, ssub_B=2)
+    r = ring_radius(gsiz=gsiz, ring_size_factor=1.0, ssub_B=2)
     W_ref, b0_ref = reference_fit(movie, A, C, radius=r, ssub_B=2)
-    m = fit_ring_model(movie, A, C, gsiz=5, ring_size_factor=1.0, ssub_B=2, block_pixels=4, chunk_frames=7)
+    m = fit_ring_model(movie, A, C, gsiz=gsiz, ring_size_factor=1.0, ssub_B=2, block_pixels=4, chunk_frames=7)
     W = m.W.toarray()
     assert np.array_equal(W != 0, W_ref != 0)
     scale = np.abs(W_ref).max()
