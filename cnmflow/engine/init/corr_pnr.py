@@ -208,12 +208,15 @@ class _State:
                 box[:, q0 - r0:q1 - r0, p0 - c0:p1 - c0] -= c[chunk, None, None] * a[None, q0:q1, p0:p1]
         return box.reshape(box.shape[0], -1)
 
-    def remove(self, a: np.ndarray, c: np.ndarray, box: tuple[int, int, int, int]) -> None:
-        """Take a found component out of ``F`` around its box (and off the raw residual), and update
-        PNR, correlation and the search image there, in one pass over ``F``."""
+    def remove(self, a: np.ndarray, c: np.ndarray) -> None:
+        """Take a found component out of ``F`` around its footprint (and off the raw residual), and
+        update PNR, correlation and the search image there, in one pass over ``F``.
+
+        The filtered footprint reaches the filter's radius beyond the footprint's bounding box, so
+        only that region changes (the seed's whole init box is 2·gSiz+1 wide, about twice a cell)."""
         rows, cols = np.nonzero(a)
         self.found.append((a, c, (int(rows.min()), int(rows.max()) + 1, int(cols.min()), int(cols.max()) + 1)))
-        r0, r1, c0, c1 = box
+        r0, r1, c0, c1 = self.found[-1][2]
         h, w, kr = self.h, self.w, self.kr
         q0, q1, p0, p1 = max(0, r0 - kr), min(h, r1 + kr), max(0, c0 - kr), min(w, c1 + kr)
         fa = self.filt(a[None])[0][q0:q1, p0:p1]
@@ -438,8 +441,8 @@ def _greedy(st: _State, *, gsig: float, gsiz: int, border_pix: int, max_componen
             out = _init_one(st, int(r), int(c), gsiz)
             if out is None:
                 continue
-            a, ci, box = out
-            st.remove(a, ci, box)
+            a, ci, _ = out
+            st.remove(a, ci)
             # no second seed on top of this one: not in its footprint's core (above half its peak)
             blocked |= a > SEED_EXCLUSION_FRACTION * a.max()
             y0, y1, x0, x1 = r - er, r + er + 1, c - er, c + er + 1
