@@ -181,6 +181,18 @@ def test_blocked_equals_dense_reference(gsiz):
     np.testing.assert_allclose(W @ X, W_ref @ X, atol=1e-3 * np.abs(W_ref @ X).max())
 
 
+def test_systems_cholesky_refuses_are_solved_by_lu(monkeypatch):
+    """A ring system LAPACK's Cholesky calls not positive definite (rounding) still gets its weights."""
+    import cnmflow.engine.background as background
+
+    movie, A, C, _, _ = make_movie(rows=20, cols=23, T=70, n_neurons=2, seed=2)
+    kw = dict(gsiz=9, ring_size_factor=1.0, ssub_B=2, block_pixels=4)   # 40-pixel rings: the Cholesky path
+    cholesky = fit_ring_model(movie, A, C, **kw).W.toarray()
+    monkeypatch.setattr(background, "_POSV", lambda system, target, lower: (None, None, 1))
+    refused = fit_ring_model(movie, A, C, **kw).W.toarray()
+    np.testing.assert_allclose(refused, cholesky, atol=1e-5 * np.abs(cholesky).max())
+
+
 def reference_arc_fit(movie, A, C, *, radius, ssub_B, arc):
     """Dense ring fit on arcs: each pixel's ring sorted by angle and cut into runs of ``arc``
     pixels, averaged per run over its on-image pixels, a ridge regression on those means, every
