@@ -25,6 +25,8 @@ seconds <= 10% of the extraction's.
     .venv/bin/python benchmarks/auto_params_benchmark.py --full-grid  # all 9 threshold pairs at the best gSig
     .venv/bin/python benchmarks/auto_params_benchmark.py --held-out   # four movies no rule was read from
     .venv/bin/python benchmarks/auto_params_benchmark.py --gsig-sweep # F1 at gSig = k x r, the evidence for 1.15
+    .venv/bin/python benchmarks/auto_params_benchmark.py --caiman-reference  # auto vs CaImAn hand-tuned
+    .venv/bin/python benchmarks/auto_params_benchmark.py --grid-from results/OLD.json  # fit auto's values only
 """
 
 from __future__ import annotations
@@ -188,8 +190,9 @@ def fit_grid(movie: "Movie", sim, true_radius: float, full: bool) -> list[dict]:
     return grid
 
 
-def run_movie(movie: Movie, *, full: bool, auto_only: bool, before: dict | None = None) -> dict:
-    """Simulate, estimate, fit auto and the grid, and compare."""
+def run_movie(movie: Movie, *, full: bool, auto_only: bool, before: dict | None = None,
+              grid: list[dict] | None = None) -> dict:
+    """Simulate, estimate, fit auto and the grid (or take ``grid``, an earlier run's fits), and compare."""
     sim = simulate(movie)
     truth_r = float(np.median([true_half_max_radius(f) for f in sim.truth.footprints]))
     with tempfile.TemporaryDirectory() as folder:
@@ -204,7 +207,7 @@ def run_movie(movie: Movie, *, full: bool, auto_only: bool, before: dict | None 
     if before is not None:  # an earlier estimator's values (an --auto-only record), fitted the same way
         record["auto_before"] = {"auto": before["auto"], "fit": fit_and_score(sim.movie, sim.truth, fit_params(
             fr, before["auto"]["gSig"], before["auto"]["gSiz"], before["auto"]["min_corr"], before["auto"]["min_pnr"]))}
-    record["grid"] = fit_grid(movie, sim, truth_r, full)
+    record["grid"] = grid if grid is not None else fit_grid(movie, sim, truth_r, full)
     best = max(record["grid"], key=lambda r: r["f1_iou50"])
     best_found = max(record["grid"], key=lambda r: r["f1_score"])
     record["best_grid"] = {"f1_iou50": best["f1_iou50"], "params": best["params"],
@@ -234,6 +237,63 @@ def gsig_sweep() -> list[dict]:
     return records
 
 
+#: CaImAn 1.12.1's own results on two movies (/work/shared/data/caiman-reference, its README): a simulated 1P
+#: movie with ground truth (gSig 3, 0.8 / 10 by hand) and a real 63-frame Inscopix part (0.5 / 5 by hand).
+CAIMAN_REFERENCE = Path("/work/shared/data/caiman-reference")
+CAIMAN_MOVIES = (("synth1p_128", CAIMAN_REFERENCE / "synth1p_128.tif", CAIMAN_REFERENCE / "params_synth1p_128.json"),
+                 ("part2", Path("/work/shared/data/ideas/movie_part2_108x123x63.tiff"),
+                  CAIMAN_REFERENCE / "params_part2.json"))
+
+
+def caiman_footprints(name: str, dims: tuple[int, int]) -> np.ndarray:
+    """CaImAn's footprints ``(K, rows, cols)`` from its saved result (A: pixels × K, Fortran pixel order)."""
+    import h5py
+    import scipy.sparse
+
+    with h5py.File(CAIMAN_REFERENCE / f"{name}_caiman.hdf5", "r") as f:
+        group = f["estimates/A"]
+        a = scipy.sparse.csc_matrix((group["data"][()], group["indices"][()], group["indptr"][()]),
+                                    shape=tuple(group["shape"][()]))
+    return np.stack([a[:, k].toarray().reshape(dims, order="F") for k in range(a.shape[1])])
+
+
+def caiman_comparison() -> list[dict]:
+    """Auto (all three) against the hand-tuned file on each reference movie, fitted by this engine, with
+    CaImAn's own components there: counts, and F1 (shape_scoring's F1@0.5, scoring's F1) against the truth
+    where there is one (all three scored by the same code)."""
+    import tifffile
+
+    from cnmflow.auto_params import estimate_parameters
+    from cnmflow.engine import fit
+    from cnmflow.params import build_params
+    from cnmflow.params_file import read_params_file
+    from cnmflow.scoring import score
+    from cnmflow.shape_scoring import shape_score
+
+    records = []
+    for name, movie_path, params_path in CAIMAN_MOVIES:
+        if not movie_path.exists():
+            continue
+        frames = tifffile.imread(movie_path).astype(np.float32)
+        hand = dict(read_params_file(params_path).values)
+        est = estimate_parameters([movie_path], tsub=int(hand.get("tsub", 1)))
+        auto = hand | {"gSig": est.gSig, "gSiz": est.gSiz, "min_corr": est.min_corr, "min_pnr": est.min_pnr}
+        truth_path = CAIMAN_REFERENCE / f"{name}_gt.npz"
+        truth = np.load(truth_path)["A"] if truth_path.exists() else None
+        record = {"movie": name, "auto": {k: auto[k] for k in ("gSig", "gSiz", "min_corr", "min_pnr")},
+                  "hand": {k: hand[k] for k in ("gSig", "gSiz", "min_corr", "min_pnr")}}
+        fits = {"auto": fit(frames, build_params(auto)).footprints(), "hand": fit(frames, build_params(hand)).footprints(),
+                "caiman_hand": caiman_footprints(name, frames.shape[1:])}
+        for label, footprints in fits.items():
+            record[label + "_K"] = int(len(footprints))
+            if truth is not None:
+                record[label + "_f1_iou50"] = round(float(shape_score(truth, footprints).f1_iou50), 3)
+                record[label + "_f1_score"] = round(float(score(truth, footprints).f1), 3)
+        records.append(record)
+        print(json.dumps(record), flush=True)
+    return records
+
+
 def print_table(records: list[dict]) -> None:
     head = (f"{'movie':<36}{'true r':>7}{'gSig':>6}{'err%':>6}{'corr':>6}{'pnr':>6}{'auto s':>7}"
             f"{'K':>4}/{'n':<4}{'F1.5':>6}{'best':>6}{'gap':>6}{'F1':>6}{'best':>6}{'gap':>6}{'fit s':>7}{'ratio':>6}")
@@ -260,10 +320,19 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--auto-only", action="store_true", help="estimate only, no fits")
     parser.add_argument("--full-grid", action="store_true", help="all of {0.6, 0.7, 0.8} x {5, 7, 10}")
     parser.add_argument("--gsig-sweep", action="store_true", help="F1 at gSig = k x the true radius (gsig_for's evidence)")
+    parser.add_argument("--caiman-reference", action="store_true",
+                        help="auto vs the hand-tuned files and CaImAn's own results on /work/shared/data/caiman-reference")
     parser.add_argument("--held-out", action="store_true", help="the held-out movies instead of the four tuned on")
     parser.add_argument("--before", type=Path, help="an --auto-only JSON of an earlier estimator: fit its values too")
+    parser.add_argument("--grid-from", type=Path, help="an earlier run's JSON: reuse its grid fits (they do not "
+                        "depend on the estimator), fit only auto's values")
     parser.add_argument("--out", type=Path, help="default results/auto_params_benchmark[_held_out].json")
     args = parser.parse_args(argv)
+    if args.caiman_reference:
+        out = args.out or RESULTS / "auto_params_caiman_reference.json"
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(json.dumps({"runs": caiman_comparison()}, indent=1))
+        return 0
     if args.gsig_sweep:
         sweep = gsig_sweep()
         out = args.out or RESULTS / "auto_params_gsig_sweep.json"
@@ -272,9 +341,11 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     args.out = args.out or RESULTS / f"auto_params_benchmark{'_held_out' if args.held_out else ''}.json"
     before = {r["movie"]: r for r in json.loads(args.before.read_text())["runs"]} if args.before else {}
+    grids = {r["movie"]: r["grid"] for r in json.loads(args.grid_from.read_text())["runs"]} if args.grid_from else {}
     records = []
     for movie in HELD_OUT if args.held_out else MOVIES:
-        records.append(run_movie(movie, full=args.full_grid, auto_only=args.auto_only, before=before.get(movie.name)))
+        records.append(run_movie(movie, full=args.full_grid, auto_only=args.auto_only, before=before.get(movie.name),
+                                 grid=grids.get(movie.name)))
         print(json.dumps(records[-1]), flush=True)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     summary = {"machine": {"cpus": __import__("os").cpu_count(), "python": platform.python_version()},
