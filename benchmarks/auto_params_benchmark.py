@@ -25,7 +25,7 @@ seconds <= 10% of the extraction's.
     .venv/bin/python benchmarks/auto_params_benchmark.py --full-grid  # all 9 threshold pairs at the best gSig
     .venv/bin/python benchmarks/auto_params_benchmark.py --held-out   # four movies no rule was read from
     .venv/bin/python benchmarks/auto_params_benchmark.py --gsig-sweep # F1 at gSig = k x r, the evidence for 1.15
-    .venv/bin/python benchmarks/auto_params_benchmark.py --caiman-reference  # auto vs CaImAn hand-tuned
+    .venv/bin/python benchmarks/auto_params_benchmark.py --reference   # auto vs hand-tuned files and CaImAn
     .venv/bin/python benchmarks/auto_params_benchmark.py --grid-from results/OLD.json  # fit auto's values only
 """
 
@@ -219,80 +219,99 @@ def run_movie(movie: Movie, *, full: bool, auto_only: bool, before: dict | None 
     return record
 
 
-def gsig_sweep() -> list[dict]:
-    """F1 at gSig = k·r_true (k in SWEEP_FACTORS) on the SWEEP movies: the evidence for ``gsig_for``."""
+def gsig_sweep(factors: tuple[float, ...] = SWEEP_FACTORS) -> list[dict]:
+    """F1 at gSig = k·r_true (k in ``factors``) on the SWEEP movies: the evidence for ``gsig_for``."""
     from cnmflow.auto_params import gsiz_for
 
     records = []
     for movie in SWEEP:
         sim = simulate(movie)
         truth_r = float(np.median([true_half_max_radius(f) for f in sim.truth.footprints]))
-        for k in SWEEP_FACTORS:
+        for k in factors:
             g = round(k * truth_r, 2)
             fitted = fit_and_score(sim.movie, sim.truth, fit_params(movie.fr, g, gsiz_for(g), *SWEEP_THRESHOLDS))
             records.append({"movie": movie.name, "true_half_max_radius": round(truth_r, 2), "k": k, **fitted})
             print(json.dumps(records[-1]), flush=True)
-    for k in SWEEP_FACTORS:
+    for k in factors:
         print(f"gSig = {k:g}·r: mean F1@0.5 {np.mean([r['f1_iou50'] for r in records if r['k'] == k]):.3f}")
     return records
 
 
-#: CaImAn 1.12.1's own results on two movies (/work/shared/data/caiman-reference, its README): a simulated 1P
-#: movie with ground truth (gSig 3, 0.8 / 10 by hand) and a real 63-frame Inscopix part (0.5 / 5 by hand).
-CAIMAN_REFERENCE = Path("/work/shared/data/caiman-reference")
-CAIMAN_MOVIES = (("synth1p_128", CAIMAN_REFERENCE / "synth1p_128.tif", CAIMAN_REFERENCE / "params_synth1p_128.json"),
-                 ("part2", Path("/work/shared/data/ideas/movie_part2_108x123x63.tiff"),
-                  CAIMAN_REFERENCE / "params_part2.json"))
+#: Movies outside the simulator, each with hand-tuned parameter files and, where computed, CaImAn 1.12.1's own
+#: result with the first file (/work/shared/data/caiman-reference, its README): a simulated 1P movie with
+#: ground truth (Gaussian footprints; gSig 3, 0.8 / 10 by hand) and short parts of a real Inscopix recording
+#: (/work/shared/data/ideas, CC BY-NC: read there; no truth).
+CAIMAN_REFERENCE, IDEAS = Path("/work/shared/data/caiman-reference"), Path("/work/shared/data/ideas")
+REFERENCE_MOVIES = (
+    ("synth1p_128", CAIMAN_REFERENCE / "synth1p_128.tif", (CAIMAN_REFERENCE / "params_synth1p_128.json",)),
+    ("part2", IDEAS / "movie_part2_108x123x63.tiff", (CAIMAN_REFERENCE / "params_part2.json",
+                                                      IDEAS / "params_source_extraction.json",
+                                                      IDEAS / "params_demo_pipeline_cnmfE.json")),
+    ("part3", IDEAS / "movie_part3.isxd", (IDEAS / "params_source_extraction.json",
+                                           IDEAS / "params_demo_pipeline_cnmfE.json")),
+)
 
 
-def caiman_footprints(name: str, dims: tuple[int, int]) -> np.ndarray:
+def caiman_footprints(name: str, dims: tuple[int, int]) -> np.ndarray | None:
     """CaImAn's footprints ``(K, rows, cols)`` from its saved result (A: pixels × K, Fortran pixel order)."""
     import h5py
     import scipy.sparse
 
-    with h5py.File(CAIMAN_REFERENCE / f"{name}_caiman.hdf5", "r") as f:
+    path = CAIMAN_REFERENCE / f"{name}_caiman.hdf5"
+    if not path.exists():
+        return None
+    with h5py.File(path, "r") as f:
         group = f["estimates/A"]
         a = scipy.sparse.csc_matrix((group["data"][()], group["indices"][()], group["indptr"][()]),
                                     shape=tuple(group["shape"][()]))
     return np.stack([a[:, k].toarray().reshape(dims, order="F") for k in range(a.shape[1])])
 
 
-def caiman_comparison() -> list[dict]:
-    """Auto (all three) against the hand-tuned file on each reference movie, fitted by this engine, with
-    CaImAn's own components there: counts, and F1 (shape_scoring's F1@0.5, scoring's F1) against the truth
-    where there is one (all three scored by the same code)."""
-    import tifffile
-
-    from cnmflow.auto_params import estimate_parameters
-    from cnmflow.engine import fit
-    from cnmflow.params import build_params
-    from cnmflow.params_file import read_params_file
+def scored(label: str, footprints: np.ndarray, truth: np.ndarray | None) -> dict:
+    """K, and F1@0.5 (shape_scoring) and F1 (scoring) against ``truth`` when there is one."""
     from cnmflow.scoring import score
     from cnmflow.shape_scoring import shape_score
 
+    out = {f"{label}_K": int(len(footprints))}
+    if truth is not None:
+        out[f"{label}_f1_iou50"] = round(float(shape_score(truth, footprints).f1_iou50), 3)
+        out[f"{label}_f1_score"] = round(float(score(truth, footprints).f1), 3)
+    return out
+
+
+def reference_comparison() -> list[dict]:
+    """Auto (all three) against each hand-tuned file on the reference movies, fitted by this engine, and
+    CaImAn's own components where saved: counts, and F1 against the truth where there is one (all scored by
+    the same code)."""
+    from cnmflow.auto_params import estimate_parameters
+    from cnmflow.engine import fit
+    from cnmflow.movies import validate_series
+    from cnmflow.movies.read import read_frames
+    from cnmflow.params import build_params
+    from cnmflow.params_file import read_params_file
+
+    keys = ("gSig", "gSiz", "min_corr", "min_pnr")
     records = []
-    for name, movie_path, params_path in CAIMAN_MOVIES:
+    for name, movie_path, params_paths in REFERENCE_MOVIES:
         if not movie_path.exists():
             continue
-        frames = tifffile.imread(movie_path).astype(np.float32)
-        hand = dict(read_params_file(params_path).values)
-        est = estimate_parameters([movie_path], tsub=int(hand.get("tsub", 1)))
-        auto = hand | {"gSig": est.gSig, "gSiz": est.gSiz, "min_corr": est.min_corr, "min_pnr": est.min_pnr}
+        info = validate_series([movie_path], min_frames=2).movies[0]
+        frames = read_frames(info, 0, info.n_frames)
+        hands = [dict(read_params_file(path).values) for path in params_paths]
+        est = estimate_parameters([movie_path], tsub=int(hands[0].get("tsub", 1)))
+        auto = hands[0] | {key: getattr(est, key) for key in keys}
         truth_path = CAIMAN_REFERENCE / f"{name}_gt.npz"
         truth = np.load(truth_path)["A"] if truth_path.exists() else None
-        record = {"movie": name, "auto": {k: auto[k] for k in ("gSig", "gSiz", "min_corr", "min_pnr")},
-                  "hand": {k: hand[k] for k in ("gSig", "gSiz", "min_corr", "min_pnr")}}
-        fits = {"auto": fit(frames, build_params(auto)).footprints(), "hand": fit(frames, build_params(hand)).footprints(),
-                "caiman_hand": caiman_footprints(name, frames.shape[1:])}
-        for label, footprints in fits.items():
-            record[label + "_K"] = int(len(footprints))
-            if truth is not None:
-                record[label + "_f1_iou50"] = round(float(shape_score(truth, footprints).f1_iou50), 3)
-                record[label + "_f1_score"] = round(float(score(truth, footprints).f1), 3)
+        record = {"movie": name, "frames": int(info.n_frames), "auto": {k: auto[k] for k in keys},
+                  **scored("auto", fit(frames, build_params(auto)).footprints(), truth)}
+        for path, hand in zip(params_paths, hands):
+            record[path.stem] = {k: hand[k] for k in keys} | scored("hand", fit(frames, build_params(hand)).footprints(), truth)
+        caiman = caiman_footprints(name, frames.shape[1:])
+        if caiman is not None:
+            record["caiman"] = scored("caiman", caiman, truth)
         records.append(record)
         print(json.dumps(record), flush=True)
     return records
-
 
 def print_table(records: list[dict]) -> None:
     head = (f"{'movie':<36}{'true r':>7}{'gSig':>6}{'err%':>6}{'corr':>6}{'pnr':>6}{'auto s':>7}"
@@ -320,21 +339,22 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--auto-only", action="store_true", help="estimate only, no fits")
     parser.add_argument("--full-grid", action="store_true", help="all of {0.6, 0.7, 0.8} x {5, 7, 10}")
     parser.add_argument("--gsig-sweep", action="store_true", help="F1 at gSig = k x the true radius (gsig_for's evidence)")
-    parser.add_argument("--caiman-reference", action="store_true",
-                        help="auto vs the hand-tuned files and CaImAn's own results on /work/shared/data/caiman-reference")
+    parser.add_argument("--reference", action="store_true",
+                        help="auto vs hand-tuned files and CaImAn's own results on movies outside the simulator")
+    parser.add_argument("--factors", type=float, nargs="+", help="--gsig-sweep's k (default 1 1.15 1.3 1.5)")
     parser.add_argument("--held-out", action="store_true", help="the held-out movies instead of the four tuned on")
     parser.add_argument("--before", type=Path, help="an --auto-only JSON of an earlier estimator: fit its values too")
     parser.add_argument("--grid-from", type=Path, help="an earlier run's JSON: reuse its grid fits (they do not "
                         "depend on the estimator), fit only auto's values")
     parser.add_argument("--out", type=Path, help="default results/auto_params_benchmark[_held_out].json")
     args = parser.parse_args(argv)
-    if args.caiman_reference:
-        out = args.out or RESULTS / "auto_params_caiman_reference.json"
+    if args.reference:
+        out = args.out or RESULTS / "auto_params_reference.json"
         out.parent.mkdir(parents=True, exist_ok=True)
-        out.write_text(json.dumps({"runs": caiman_comparison()}, indent=1))
+        out.write_text(json.dumps({"runs": reference_comparison()}, indent=1))
         return 0
     if args.gsig_sweep:
-        sweep = gsig_sweep()
+        sweep = gsig_sweep(tuple(args.factors or SWEEP_FACTORS))
         out = args.out or RESULTS / "auto_params_gsig_sweep.json"
         out.parent.mkdir(parents=True, exist_ok=True)
         out.write_text(json.dumps({"thresholds": SWEEP_THRESHOLDS, "runs": sweep}, indent=1))

@@ -2,7 +2,8 @@
 
 Radius. Blobs are the maxima over space *and* scale of the scale-normalised Laplacian of
 Gaussian ``−σ²∇²G_σ * M`` (Lindeberg 1998, Int. J. Comput. Vis. 30:79) of ``M = max_t x − mean_t x``,
-the max projection of the temporally high-passed movie (one streamed pass), ranked by their
+the max projection of the temporally high-passed movie (one streamed pass) after a 3-frame running mean
+(:func:`smoothed_in_time`: a transient spans several frames, the noise does not), ranked by their
 response over its noise sd at their scale (1.4826·MAD of that scale's response image). The
 radius itself is measured, at the strongest blobs, as the half-maximum radius of the azimuthal
 profile of the frame where the blob's centre peaks (minus the mean), above the profile's
@@ -18,20 +19,27 @@ Thresholds. The correlation and PNR images are computed as the corr_pnr seeding 
 tsub/ssub as a patch is; one filtering pass), and each is compared with a null that has no cells: the
 correlation with the same image of Gaussian white noise of the movie's length (the correlation the
 filter and threshold give noise alone), the PNR with the sign-flipped movie (its noise and
-background fluctuations, not its transients, which are positive: ``max_t(−F)/noise``). Each cut is
-the level the null exceeds with probability ``1/n`` — for the clean white-noise null its empirical
-``Φ(k)`` quantile, for the sign-flipped movie (whose tail holds the cells' negative surround) its
-median + ``k`` × its sd (1.4826·MAD) — with ``k = Φ⁻¹(1 − 1/n)``, n = the number of independent
-cell-sized elements ``rows·cols/(π·gSig²)``: one expected false exceedance per image on a movie
-without cells, and far fewer for the seed search, which needs both. The cuts adapt to the noise and
-background of each movie, not to its cells: the PNR cut on 128²×800 realistic movies came out at
-7.2 (CA1), 5.7 (CA1, peak SNR 1–4) and 3.9 (cortex, peak SNR 1–4), where the best of 4/5.5/7.5/10
-was 7.5, 5.5–7.5 and 4–5.5. min_pnr is stated as the engine reads it, a full-rate PNR: the cut on
-the downsampled sample divided by √(tsub·ssub²) (:func:`pnr_reduction`).
+background fluctuations, not its transients, which are positive: ``max_t(−F)/noise``) read at its local
+maxima over the seed search's windows (:func:`null_maxima`: a seed candidate is such a maximum, and the
+maxima of a field sit higher than its pixels). Each cut is the level the null exceeds with probability
+``1/n`` — for the clean white-noise null its empirical ``Φ(k)`` quantile with n = the number of
+independent cell-sized elements ``rows·cols/(π·gSig²)``, for the flipped movie's maxima (whose tail holds
+the cells' negative surround) their median + ``k`` × their sd (1.4826·MAD) with n = the number of maxima
+— with ``k = Φ⁻¹(1 − 1/n)``: one expected false exceedance per image on a movie without cells, and far
+fewer for the seed search, which needs both. The PNR the engine thresholds is a maximum over the whole
+movie, which reaches further the longer the movie, while the cut is read on a sample of at most
+:data:`MAX_SAMPLE_FRAMES`: it is carried to the movie's length by the extreme-value law of the maximum of
+n normals (:func:`scale_to_length`). min_pnr is stated as the engine reads it, a full-rate PNR: the cut
+on the downsampled sample divided by √(tsub·ssub²) (:func:`pnr_reduction`).
 
-Fallback. When no seed candidate passes both cuts while the max − mean projection shows significant
-round blobs (visible cells), the cuts relax to keep that many strongest candidates
-(:func:`relaxed_cuts`): a movie with visible cells never gets cuts that leave no seed.
+The cuts adapt to the noise and background of each movie and, through the flipped movie's maxima, a little
+to its cells (bright cells deepen the negative surround), but they are no rule on the cells' brightness:
+what lies above them at high SNR includes real signal that is not an in-focus cell (out-of-focus cells,
+neuropil), which no noise null rejects.
+
+Fallback. When no seed candidate passes both cuts while the max − mean projection shows round blobs
+significant at one false blob in the whole scale space (visible cells), the cuts relax to keep that many
+strongest candidates (:func:`relaxed_cuts`): a movie with visible cells never gets cuts that leave no seed.
 """
 
 from __future__ import annotations
