@@ -25,6 +25,8 @@ seconds <= 10% of the extraction's.
     .venv/bin/python benchmarks/auto_params_benchmark.py --full-grid  # all 9 threshold pairs at the best gSig
     .venv/bin/python benchmarks/auto_params_benchmark.py --held-out   # four movies no rule was read from
     .venv/bin/python benchmarks/auto_params_benchmark.py --gsig-sweep # F1 at gSig = k x r, the evidence for 1.15
+    .venv/bin/python benchmarks/auto_params_benchmark.py --reference   # auto vs hand-tuned files and CaImAn
+    .venv/bin/python benchmarks/auto_params_benchmark.py --grid-from results/OLD.json  # fit auto's values only
 """
 
 from __future__ import annotations
@@ -188,8 +190,9 @@ def fit_grid(movie: "Movie", sim, true_radius: float, full: bool) -> list[dict]:
     return grid
 
 
-def run_movie(movie: Movie, *, full: bool, auto_only: bool, before: dict | None = None) -> dict:
-    """Simulate, estimate, fit auto and the grid, and compare."""
+def run_movie(movie: Movie, *, full: bool, auto_only: bool, before: dict | None = None,
+              grid: list[dict] | None = None) -> dict:
+    """Simulate, estimate, fit auto and the grid (or take ``grid``, an earlier run's fits), and compare."""
     sim = simulate(movie)
     truth_r = float(np.median([true_half_max_radius(f) for f in sim.truth.footprints]))
     with tempfile.TemporaryDirectory() as folder:
@@ -204,7 +207,7 @@ def run_movie(movie: Movie, *, full: bool, auto_only: bool, before: dict | None 
     if before is not None:  # an earlier estimator's values (an --auto-only record), fitted the same way
         record["auto_before"] = {"auto": before["auto"], "fit": fit_and_score(sim.movie, sim.truth, fit_params(
             fr, before["auto"]["gSig"], before["auto"]["gSiz"], before["auto"]["min_corr"], before["auto"]["min_pnr"]))}
-    record["grid"] = fit_grid(movie, sim, truth_r, full)
+    record["grid"] = grid if grid is not None else fit_grid(movie, sim, truth_r, full)
     best = max(record["grid"], key=lambda r: r["f1_iou50"])
     best_found = max(record["grid"], key=lambda r: r["f1_score"])
     record["best_grid"] = {"f1_iou50": best["f1_iou50"], "params": best["params"],
@@ -216,23 +219,99 @@ def run_movie(movie: Movie, *, full: bool, auto_only: bool, before: dict | None 
     return record
 
 
-def gsig_sweep() -> list[dict]:
-    """F1 at gSig = k·r_true (k in SWEEP_FACTORS) on the SWEEP movies: the evidence for ``gsig_for``."""
+def gsig_sweep(factors: tuple[float, ...] = SWEEP_FACTORS) -> list[dict]:
+    """F1 at gSig = k·r_true (k in ``factors``) on the SWEEP movies: the evidence for ``gsig_for``."""
     from cnmflow.auto_params import gsiz_for
 
     records = []
     for movie in SWEEP:
         sim = simulate(movie)
         truth_r = float(np.median([true_half_max_radius(f) for f in sim.truth.footprints]))
-        for k in SWEEP_FACTORS:
+        for k in factors:
             g = round(k * truth_r, 2)
             fitted = fit_and_score(sim.movie, sim.truth, fit_params(movie.fr, g, gsiz_for(g), *SWEEP_THRESHOLDS))
             records.append({"movie": movie.name, "true_half_max_radius": round(truth_r, 2), "k": k, **fitted})
             print(json.dumps(records[-1]), flush=True)
-    for k in SWEEP_FACTORS:
+    for k in factors:
         print(f"gSig = {k:g}·r: mean F1@0.5 {np.mean([r['f1_iou50'] for r in records if r['k'] == k]):.3f}")
     return records
 
+
+#: Movies outside the simulator, each with hand-tuned parameter files and, where computed, CaImAn 1.12.1's own
+#: result with the first file (/work/shared/data/caiman-reference, its README): a simulated 1P movie with
+#: ground truth (Gaussian footprints; gSig 3, 0.8 / 10 by hand) and short parts of a real Inscopix recording
+#: (/work/shared/data/ideas, CC BY-NC: read there; no truth).
+CAIMAN_REFERENCE, IDEAS = Path("/work/shared/data/caiman-reference"), Path("/work/shared/data/ideas")
+REFERENCE_MOVIES = (
+    ("synth1p_128", CAIMAN_REFERENCE / "synth1p_128.tif", (CAIMAN_REFERENCE / "params_synth1p_128.json",)),
+    ("part2", IDEAS / "movie_part2_108x123x63.tiff", (CAIMAN_REFERENCE / "params_part2.json",
+                                                      IDEAS / "params_source_extraction.json",
+                                                      IDEAS / "params_demo_pipeline_cnmfE.json")),
+    ("part3", IDEAS / "movie_part3.isxd", (IDEAS / "params_source_extraction.json",
+                                           IDEAS / "params_demo_pipeline_cnmfE.json")),
+)
+
+
+def caiman_footprints(name: str, dims: tuple[int, int]) -> np.ndarray | None:
+    """CaImAn's footprints ``(K, rows, cols)`` from its saved result (A: pixels × K, Fortran pixel order)."""
+    import h5py
+    import scipy.sparse
+
+    path = CAIMAN_REFERENCE / f"{name}_caiman.hdf5"
+    if not path.exists():
+        return None
+    with h5py.File(path, "r") as f:
+        group = f["estimates/A"]
+        a = scipy.sparse.csc_matrix((group["data"][()], group["indices"][()], group["indptr"][()]),
+                                    shape=tuple(group["shape"][()]))
+    return np.stack([a[:, k].toarray().reshape(dims, order="F") for k in range(a.shape[1])])
+
+
+def scored(label: str, footprints: np.ndarray, truth: np.ndarray | None) -> dict:
+    """K, and F1@0.5 (shape_scoring) and F1 (scoring) against ``truth`` when there is one."""
+    from cnmflow.scoring import score
+    from cnmflow.shape_scoring import shape_score
+
+    out = {f"{label}_K": int(len(footprints))}
+    if truth is not None:
+        out[f"{label}_f1_iou50"] = round(float(shape_score(truth, footprints).f1_iou50), 3)
+        out[f"{label}_f1_score"] = round(float(score(truth, footprints).f1), 3)
+    return out
+
+
+def reference_comparison() -> list[dict]:
+    """Auto (all three) against each hand-tuned file on the reference movies, fitted by this engine, and
+    CaImAn's own components where saved: counts, and F1 against the truth where there is one (all scored by
+    the same code)."""
+    from cnmflow.auto_params import estimate_parameters
+    from cnmflow.engine import fit
+    from cnmflow.movies import validate_series
+    from cnmflow.movies.read import read_frames
+    from cnmflow.params import build_params
+    from cnmflow.params_file import read_params_file
+
+    keys = ("gSig", "gSiz", "min_corr", "min_pnr")
+    records = []
+    for name, movie_path, params_paths in REFERENCE_MOVIES:
+        if not movie_path.exists():
+            continue
+        info = validate_series([movie_path], min_frames=2).movies[0]
+        frames = read_frames(info, 0, info.n_frames)
+        hands = [dict(read_params_file(path).values) for path in params_paths]
+        est = estimate_parameters([movie_path], tsub=int(hands[0].get("tsub", 1)))
+        auto = hands[0] | {key: getattr(est, key) for key in keys}
+        truth_path = CAIMAN_REFERENCE / f"{name}_gt.npz"
+        truth = np.load(truth_path)["A"] if truth_path.exists() else None
+        record = {"movie": name, "frames": int(info.n_frames), "auto": {k: auto[k] for k in keys},
+                  **scored("auto", fit(frames, build_params(auto)).footprints(), truth)}
+        for path, hand in zip(params_paths, hands):
+            record[path.stem] = {k: hand[k] for k in keys} | scored("hand", fit(frames, build_params(hand)).footprints(), truth)
+        caiman = caiman_footprints(name, frames.shape[1:])
+        if caiman is not None:
+            record["caiman"] = scored("caiman", caiman, truth)
+        records.append(record)
+        print(json.dumps(record), flush=True)
+    return records
 
 def print_table(records: list[dict]) -> None:
     head = (f"{'movie':<36}{'true r':>7}{'gSig':>6}{'err%':>6}{'corr':>6}{'pnr':>6}{'auto s':>7}"
@@ -260,21 +339,33 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--auto-only", action="store_true", help="estimate only, no fits")
     parser.add_argument("--full-grid", action="store_true", help="all of {0.6, 0.7, 0.8} x {5, 7, 10}")
     parser.add_argument("--gsig-sweep", action="store_true", help="F1 at gSig = k x the true radius (gsig_for's evidence)")
+    parser.add_argument("--reference", action="store_true",
+                        help="auto vs hand-tuned files and CaImAn's own results on movies outside the simulator")
+    parser.add_argument("--factors", type=float, nargs="+", help="--gsig-sweep's k (default 1 1.15 1.3 1.5)")
     parser.add_argument("--held-out", action="store_true", help="the held-out movies instead of the four tuned on")
     parser.add_argument("--before", type=Path, help="an --auto-only JSON of an earlier estimator: fit its values too")
+    parser.add_argument("--grid-from", type=Path, help="an earlier run's JSON: reuse its grid fits (they do not "
+                        "depend on the estimator), fit only auto's values")
     parser.add_argument("--out", type=Path, help="default results/auto_params_benchmark[_held_out].json")
     args = parser.parse_args(argv)
+    if args.reference:
+        out = args.out or RESULTS / "auto_params_reference.json"
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(json.dumps({"runs": reference_comparison()}, indent=1))
+        return 0
     if args.gsig_sweep:
-        sweep = gsig_sweep()
+        sweep = gsig_sweep(tuple(args.factors or SWEEP_FACTORS))
         out = args.out or RESULTS / "auto_params_gsig_sweep.json"
         out.parent.mkdir(parents=True, exist_ok=True)
         out.write_text(json.dumps({"thresholds": SWEEP_THRESHOLDS, "runs": sweep}, indent=1))
         return 0
     args.out = args.out or RESULTS / f"auto_params_benchmark{'_held_out' if args.held_out else ''}.json"
     before = {r["movie"]: r for r in json.loads(args.before.read_text())["runs"]} if args.before else {}
+    grids = {r["movie"]: r["grid"] for r in json.loads(args.grid_from.read_text())["runs"]} if args.grid_from else {}
     records = []
     for movie in HELD_OUT if args.held_out else MOVIES:
-        records.append(run_movie(movie, full=args.full_grid, auto_only=args.auto_only, before=before.get(movie.name)))
+        records.append(run_movie(movie, full=args.full_grid, auto_only=args.auto_only, before=before.get(movie.name),
+                                 grid=grids.get(movie.name)))
         print(json.dumps(records[-1]), flush=True)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     summary = {"machine": {"cpus": __import__("os").cpu_count(), "python": platform.python_version()},

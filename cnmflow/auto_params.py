@@ -2,7 +2,8 @@
 
 Radius. Blobs are the maxima over space *and* scale of the scale-normalised Laplacian of
 Gaussian ``−σ²∇²G_σ * M`` (Lindeberg 1998, Int. J. Comput. Vis. 30:79) of ``M = max_t x − mean_t x``,
-the max projection of the temporally high-passed movie (one streamed pass), ranked by their
+the max projection of the temporally high-passed movie (one streamed pass) after a 3-frame running mean
+(:func:`smoothed_in_time`: a transient spans several frames, the noise does not), ranked by their
 response over its noise sd at their scale (1.4826·MAD of that scale's response image). The
 radius itself is measured, at the strongest blobs, as the half-maximum radius of the azimuthal
 profile of the frame where the blob's centre peaks (minus the mean), above the profile's
@@ -18,27 +19,34 @@ Thresholds. The correlation and PNR images are computed as the corr_pnr seeding 
 tsub/ssub as a patch is; one filtering pass), and each is compared with a null that has no cells: the
 correlation with the same image of Gaussian white noise of the movie's length (the correlation the
 filter and threshold give noise alone), the PNR with the sign-flipped movie (its noise and
-background fluctuations, not its transients, which are positive: ``max_t(−F)/noise``). Each cut is
-the level the null exceeds with probability ``1/n`` — for the clean white-noise null its empirical
-``Φ(k)`` quantile, for the sign-flipped movie (whose tail holds the cells' negative surround) its
-median + ``k`` × its sd (1.4826·MAD) — with ``k = Φ⁻¹(1 − 1/n)``, n = the number of independent
-cell-sized elements ``rows·cols/(π·gSig²)``: one expected false exceedance per image on a movie
-without cells, and far fewer for the seed search, which needs both. The cuts adapt to the noise and
-background of each movie, not to its cells: the PNR cut on 128²×800 realistic movies came out at
-7.2 (CA1), 5.7 (CA1, peak SNR 1–4) and 3.9 (cortex, peak SNR 1–4), where the best of 4/5.5/7.5/10
-was 7.5, 5.5–7.5 and 4–5.5. min_pnr is stated as the engine reads it, a full-rate PNR: the cut on
-the downsampled sample divided by √(tsub·ssub²) (:func:`pnr_reduction`).
+background fluctuations, not its transients, which are positive: ``max_t(−F)/noise``) read at its local
+maxima over the seed search's windows (:func:`null_maxima`: a seed candidate is such a maximum, and the
+maxima of a field sit higher than its pixels). Each cut is the level the null exceeds with probability
+``1/n`` — for the clean white-noise null its empirical ``Φ(k)`` quantile with n = the number of
+independent cell-sized elements ``rows·cols/(π·gSig²)``, for the flipped movie's maxima (whose tail holds
+the cells' negative surround) their median + ``k`` × their sd (1.4826·MAD) with n = the number of maxima
+— with ``k = Φ⁻¹(1 − 1/n)``: one expected false exceedance per image on a movie without cells, and far
+fewer for the seed search, which needs both. The PNR the engine thresholds is a maximum over the whole
+movie, which reaches further the longer the movie, while the cut is read on a sample of at most
+:data:`MAX_SAMPLE_FRAMES`: it is carried to the movie's length by the extreme-value law of the maximum of
+n normals (:func:`scale_to_length`). min_pnr is stated as the engine reads it, a full-rate PNR: the cut
+on the downsampled sample divided by √(tsub·ssub²) (:func:`pnr_reduction`).
 
-Fallback. When no seed candidate passes both cuts while the max − mean projection shows significant
-round blobs (visible cells), the cuts relax to keep that many strongest candidates
-(:func:`relaxed_cuts`): a movie with visible cells never gets cuts that leave no seed.
+The cuts adapt to the noise and background of each movie and, through the flipped movie's maxima, a little
+to its cells (bright cells deepen the negative surround), but they are no rule on the cells' brightness:
+what lies above them at high SNR includes real signal that is not an in-focus cell (out-of-focus cells,
+neuropil), which no noise null rejects.
+
+Fallback. When no seed candidate passes both cuts while the max − mean projection shows round blobs
+significant at one false blob in the whole scale space (visible cells), the cuts relax to keep that many
+strongest candidates (:func:`relaxed_cuts`): a movie with visible cells never gets cuts that leave no seed.
 """
 
 from __future__ import annotations
 
 import math
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Sequence
 
 import numpy as np
@@ -68,6 +76,8 @@ MIN_BLOBS = 5
 MIN_SCALE, N_SCALES = 0.6, 28
 #: Scale-space maxima (the strongest) screened for distinct round blobs: far more than cells in a field of view.
 MAX_MAXIMA = 1000
+#: Frames (after tsub) of the running mean the radius is read on (see :func:`smoothed_in_time`).
+RADIUS_SMOOTH_FRAMES = 3
 
 
 @dataclass(frozen=True)
@@ -80,7 +90,8 @@ class RadiusEstimate:
     blob_radii: np.ndarray  # (n_blobs,) half-max radius of each measured blob, px
     blobs: np.ndarray  # (n_blobs, 2) row, col
     image: np.ndarray  # (rows, cols) max − mean projection
-    n_significant: int = 0  # round blobs above one false blob per scale image: the cells the projection shows
+    n_significant: int = 0  # round blobs above one false blob per scale image: how many are measured
+    n_visible: int = 0  # round blobs above one false blob in the whole scale space: the cells the projection shows
 
     def evidence(self) -> str:
         q1, q3 = np.percentile(self.blob_radii, [25, 75])
@@ -231,6 +242,19 @@ def activity_images(movie: np.ndarray, *, chunk_frames: int = 256) -> tuple[np.n
     return peak - mean, mean
 
 
+def smoothed_in_time(movie: np.ndarray, frames: int = RADIUS_SMOOTH_FRAMES) -> np.ndarray:
+    """The ``frames``-frame running mean of a ``(T, rows, cols)`` movie (float32, replicate ends).
+
+    A calcium transient spans several frames after tsub while the noise is white, so the mean of 3 keeps most
+    of a transient's peak and divides the noise by √3: at peak SNR 0.8–3 the max − mean projection of the raw
+    frames was the noise's, and the radius read on its blobs −39% to −81% short (auto_params_benchmark.py's
+    held-out seed 14; 16 movies, seeds 1–3 and 21–22: mean |error| 21% raw, 11% smoothed, benchmarks/README.md).
+    """
+    if frames <= 1 or movie.shape[0] < frames:
+        return np.asarray(movie, dtype=np.float32)
+    return ndi.uniform_filter1d(np.asarray(movie, dtype=np.float32), frames, axis=0, mode="nearest")
+
+
 def estimate_radius(movie: np.ndarray, *, n_blobs: int = N_BLOBS) -> RadiusEstimate:
     """Median half-max radius (px) of the strongest scale-space LoG blobs of a ``(T, rows, cols)`` movie.
 
@@ -261,6 +285,9 @@ def estimate_radius(movie: np.ndarray, *, n_blobs: int = N_BLOBS) -> RadiusEstim
     if len(order) == 0:
         raise ParameterError("gSig='auto' found no round blob in the movie's max projection; set gSig (the cell radius in px)")
     significant = int((z[order] > norm.isf(1.0 / image.size)).sum())
+    # visible cells (the fallback's count): one false blob in the whole scale space, not per scale image — on
+    # white noise's running mean the per-scale rule passed up to 4 blobs, which would relax the cuts onto noise
+    visible = int((z[order] > norm.isf(1.0 / (image.size * len(scales)))).sum())
     order = order[:max(min(significant, n_blobs), MIN_BLOBS)]
     k, r, c = k[order], r[order], c[order]
     # the population's scale, the larger of two readings: where the blobs' median normalised response peaks
@@ -276,7 +303,7 @@ def estimate_radius(movie: np.ndarray, *, n_blobs: int = N_BLOBS) -> RadiusEstim
         raise ParameterError("gSig='auto' could not measure any blob's radius; set gSig (the cell radius in px)")
     return RadiusEstimate(radius=float(np.median(radii[ok])), scales=scales, response=response,
                           blob_radii=radii[ok], blobs=np.column_stack([r, c])[ok], image=image.astype(np.float32),
-                          n_significant=significant)
+                          n_significant=significant, n_visible=visible)
 
 
 def _distinct(order: np.ndarray, k: np.ndarray, r: np.ndarray, c: np.ndarray, scales: np.ndarray) -> np.ndarray:
@@ -416,31 +443,78 @@ def pnr_reduction(tsub: int, ssub: int) -> float:
     return math.sqrt(tsub * ssub**2)
 
 
+def null_maxima(image: np.ndarray, gsig: float) -> np.ndarray:
+    """The values of a null image at its local maxima over the seed search's windows (:func:`seed_candidates`
+    on the image alone): a seed candidate is such a maximum, so its null is the null's maxima, not its pixels
+    (whose median and spread are lower)."""
+    at = seed_candidates(np.ones_like(image), image, min_corr=0.0, min_pnr=0.0, gsiz=gsiz_for(gsig))
+    return image[at[:, 0], at[:, 1]] if len(at) >= 2 else image.ravel()
+
+
+def expected_normal_max(n: float) -> tuple[float, float]:
+    """Location and scale of the maximum of ``n`` independent standard normals (its Gumbel limit):
+    ``a = Φ⁻¹(1 − 1/n)``, ``b = 1 / (n·φ(a))``; the mean is ``a + γ·b``."""
+    a = float(norm.isf(1.0 / max(float(n), 2.0)))
+    b = 1.0 / (max(float(n), 2.0) * float(norm.pdf(a)))
+    return a + 0.5772156649 * b, b
+
+
+def scale_to_length(cut: ThresholdEstimate, n_sample: int, n_movie: int) -> ThresholdEstimate:
+    """The PNR cut of a ``n_sample``-frame sample carried to the ``n_movie`` frames the engine takes the
+    maximum over.
+
+    A PNR is a maximum over frames in noise sd units, which reaches further on a longer movie: the null's floor
+    moves by the difference of the expected maxima of ``n_movie`` and ``n_sample`` standard normals, and the
+    part of its spread that is the maximum's own (Gumbel sd ``π·b/√6``) shrinks with ``b``; the rest of the
+    spread (background and cells' surround, which differ from place to place, not from frame count) is kept:
+    ``sd² − g_sample² + g_movie²`` (extreme-value theory; on white noise the carried cut of 200 frames lands
+    within 3% of the cut read on 2000).
+    """
+    if n_movie <= n_sample:
+        return cut
+    (mean_s, scale_s), (mean_m, scale_m) = expected_normal_max(n_sample), expected_normal_max(n_movie)
+    gumbel_s, gumbel_m = math.pi / math.sqrt(6) * scale_s, math.pi / math.sqrt(6) * scale_m
+    if cut.sd <= gumbel_s:  # all of the spread is the maximum's own
+        sd = cut.sd * scale_m / scale_s
+    else:
+        sd = math.sqrt(cut.sd**2 - gumbel_s**2 + gumbel_m**2)
+    floor = cut.floor + mean_m - mean_s
+    return replace(cut, floor=floor, sd=sd, cut=floor + cut.k * sd,
+                   null=f"{cut.null}, carried from {n_sample} to {n_movie} frames")
+
+
 def threshold_estimates(images: SeedImages, *, n_frames: int, gsig: float, center_psf: bool,
-                        rng: int | np.random.Generator | None) -> tuple[ThresholdEstimate, ThresholdEstimate]:
-    """The correlation cut (white-noise null's quantile) and the PNR cut (sign-flipped movie's floor + k sd),
-    both on the downsampled images, k for one false exceedance per image (see the module docstring)."""
+                        rng: int | np.random.Generator | None,
+                        n_movie_frames: int | None = None) -> tuple[ThresholdEstimate, ThresholdEstimate]:
+    """The correlation cut (white-noise null's quantile, k for one false exceedance among the image's
+    cell-sized elements) and the PNR cut (the sign-flipped movie's local maxima: their floor + k sd, k for
+    one false exceedance among those maxima, carried to the movie's length), on the downsampled images."""
     k = noise_k(images.pnr.size / (math.pi * gsig**2))
     corr = noise_floor_cut(white_noise_correlation(n_frames, gsig, center_psf, rng), name="correlation",
                            null="white-noise null", k=k, tail="quantile")
-    pnr = noise_floor_cut(images.flipped_pnr, name="PNR", null="sign-flipped movie", k=k)
-    return corr, pnr
+    maxima = null_maxima(images.flipped_pnr, gsig)
+    pnr = noise_floor_cut(maxima, name="PNR", null=f"sign-flipped movie's {len(maxima)} local maxima",
+                          k=noise_k(len(maxima)))
+    return corr, scale_to_length(pnr, n_frames, n_movie_frames or n_frames)
 
 
 def estimate_from_movie(movie: np.ndarray, *, gsig: float | None = None, center_psf: bool = True, tsub: int = 1,
-                        ssub: int = 1, border_pix: int = 0, rng: int | np.random.Generator | None = 0) -> AutoEstimate:
+                        ssub: int = 1, border_pix: int = 0, rng: int | np.random.Generator | None = 0,
+                        n_movie_frames: int | None = None) -> AutoEstimate:
     """gSig (unless given), min_corr and min_pnr of a ``(T, rows, cols)`` movie already downsampled by
     (tsub, ssub, ssub) as the engine downsamples a patch.
 
     ``gsig`` fixed by the user is used for the images; radii are in the movie's pixels times ``ssub``;
-    min_pnr is a full-rate PNR (:func:`pnr_reduction`).
+    min_pnr is a full-rate PNR (:func:`pnr_reduction`); ``n_movie_frames`` (after tsub, default T) is the
+    length of the whole movie when ``movie`` is a sample of it (the PNR cut is carried to that length).
     """
     if getattr(movie, "ndim", None) != 3 or movie.shape[0] < 2:
         raise ParameterError(f"'auto' needs a (frames, rows, cols) movie of at least 2 frames, got {movie.shape}")
-    radius = estimate_radius(movie)
+    radius = estimate_radius(smoothed_in_time(movie))
     g = float(gsig) / ssub if gsig is not None else gsig_for(radius.radius)
     images = seed_images(movie, gsig=g, center_psf=center_psf)
-    corr, pnr = threshold_estimates(images, n_frames=movie.shape[0], gsig=g, center_psf=center_psf, rng=rng)
+    corr, pnr = threshold_estimates(images, n_frames=movie.shape[0], gsig=g, center_psf=center_psf, rng=rng,
+                                    n_movie_frames=n_movie_frames)
     reduction = pnr_reduction(tsub, ssub)
     min_corr = float(np.clip(round(corr.cut, 3), 0.0, 1.0))
     min_pnr = float(max(round(pnr.cut / reduction, 2), 0.0))
@@ -448,9 +522,9 @@ def estimate_from_movie(movie: np.ndarray, *, gsig: float | None = None, center_
     search = dict(gsiz=gsiz_for(g), border_pix=border_pix // ssub)
     seeds = seed_candidates(images.correlation, images.pnr, min_corr=min_corr, min_pnr=min_pnr * reduction, **search)
     relaxed = 0
-    if len(seeds) == 0 and radius.n_significant > 0:
-        min_corr, min_pnr, seeds = relaxed_cuts(images, radius.n_significant, reduction=reduction, **search)
-        relaxed = radius.n_significant
+    if len(seeds) == 0 and radius.n_visible > 0:
+        min_corr, min_pnr, seeds = relaxed_cuts(images, radius.n_visible, reduction=reduction, **search)
+        relaxed = radius.n_visible
     return AutoEstimate(gSig=gsig_out, gSiz=gsiz_for(gsig_out), min_corr=min_corr, min_pnr=min_pnr,
                         radius=radius, corr=corr, pnr=pnr, correlation_image=images.correlation,
                         pnr_image=images.pnr, seeds=seeds, n_frames_used=int(movie.shape[0]),
@@ -479,7 +553,8 @@ def estimate_parameters(movies: Sequence[str | os.PathLike] | object, *, tsub: i
 
     series = movies if isinstance(movies, MovieSeries) else validate_series(list(movies), min_frames=2)
     sample = sample_movie(series, tsub=tsub, ssub=ssub)
-    return estimate_from_movie(sample, gsig=gsig, center_psf=center_psf, tsub=tsub, ssub=ssub, border_pix=border_pix)
+    return estimate_from_movie(sample, gsig=gsig, center_psf=center_psf, tsub=tsub, ssub=ssub, border_pix=border_pix,
+                               n_movie_frames=series.n_frames // tsub)
 
 
 def resolve_auto(series, resolved: "ResolvedParams") -> "ResolvedParams":
