@@ -51,7 +51,7 @@ from typing import TYPE_CHECKING, Sequence
 
 import numpy as np
 from scipy import ndimage as ndi
-from scipy.stats import norm
+from scipy.special import ndtr, ndtri
 
 from cnmflow.engine.init.corr_pnr import SEED_CORR_THRESHOLD, seed_candidates
 from cnmflow.engine.noise import noise_psd
@@ -78,6 +78,12 @@ MIN_SCALE, N_SCALES = 0.6, 28
 MAX_MAXIMA = 1000
 #: Frames (after tsub) of the running mean the radius is read on (see :func:`smoothed_in_time`).
 RADIUS_SMOOTH_FRAMES = 3
+
+
+def _normal_isf(p: float) -> float:
+    """The standard normal's upper-tail quantile (``scipy.stats.norm.isf``'s own float64 formula),
+    from scipy.special so that every run's parameter check does not import scipy.stats."""
+    return float(-ndtri(p))
 
 
 @dataclass(frozen=True)
@@ -117,7 +123,7 @@ class ThresholdEstimate:
 
     def evidence(self) -> str:
         if self.tail == "quantile":
-            return (f"the {self.null}'s {100 * norm.cdf(self.k):.2f}th percentile (exceeded as often as {self.k:.2f} sd; "
+            return (f"the {self.null}'s {100 * ndtr(self.k):.2f}th percentile (exceeded as often as {self.k:.2f} sd; "
                     f"its median {self.floor:.3g}, sd {self.sd:.3g})")
         return (f"{self.name} noise floor {self.floor:.3g} (median of the {self.null}) + {self.k:.2f} sd "
                 f"× {self.sd:.3g} (1.4826·MAD)")
@@ -126,7 +132,7 @@ class ThresholdEstimate:
         """The cut in a few words (the figure's legend)."""
         if self.tail == "gaussian":
             return f"cut {self.cut:.3g} = median + {self.k:.2f}·{self.sd:.3g}"
-        return f"cut {self.cut:.3g}: the null's {100 * norm.cdf(self.k):.2f}th percentile"
+        return f"cut {self.cut:.3g}: the null's {100 * ndtr(self.k):.2f}th percentile"
 
 
 @dataclass(frozen=True)
@@ -194,7 +200,7 @@ def gsiz_for(gsig: float) -> int:
 
 def noise_k(n_elements: float) -> float:
     """sd above the floor with one expected exceedance among ``n_elements`` independent elements."""
-    return float(norm.isf(1.0 / max(float(n_elements), 2.0)))
+    return float(_normal_isf(1.0 / max(float(n_elements), 2.0)))
 
 
 # --------------------------------------------------------------------------- sampling
@@ -284,10 +290,10 @@ def estimate_radius(movie: np.ndarray, *, n_blobs: int = N_BLOBS) -> RadiusEstim
     order = order[_round_blobs(image, scales, k[order], r[order], c[order])]
     if len(order) == 0:
         raise ParameterError("gSig='auto' found no round blob in the movie's max projection; set gSig (the cell radius in px)")
-    significant = int((z[order] > norm.isf(1.0 / image.size)).sum())
+    significant = int((z[order] > _normal_isf(1.0 / image.size)).sum())
     # visible cells (the fallback's count): one false blob in the whole scale space, not per scale image — on
     # white noise's running mean the per-scale rule passed up to 4 blobs, which would relax the cuts onto noise
-    visible = int((z[order] > norm.isf(1.0 / (image.size * len(scales)))).sum())
+    visible = int((z[order] > _normal_isf(1.0 / (image.size * len(scales)))).sum())
     order = order[:max(min(significant, n_blobs), MIN_BLOBS)]
     k, r, c = k[order], r[order], c[order]
     # the population's scale, the larger of two readings: where the blobs' median normalised response peaks
@@ -389,7 +395,7 @@ def noise_floor_cut(values: np.ndarray, *, name: str, null: str, k: float, tail:
     v = v[np.isfinite(v)]
     floor = float(np.median(v))
     sd = float(1.4826 * np.median(np.abs(v - floor)))
-    cut = float(np.quantile(v, norm.cdf(k))) if tail == "quantile" else floor + k * sd
+    cut = float(np.quantile(v, ndtr(k))) if tail == "quantile" else floor + k * sd
     return ThresholdEstimate(name=name, null=null, cut=cut, floor=floor, sd=sd, k=k, tail=tail)
 
 
@@ -454,8 +460,8 @@ def null_maxima(image: np.ndarray, gsig: float) -> np.ndarray:
 def expected_normal_max(n: float) -> tuple[float, float]:
     """Location and scale of the maximum of ``n`` independent standard normals (its Gumbel limit):
     ``a = Φ⁻¹(1 − 1/n)``, ``b = 1 / (n·φ(a))``; the mean is ``a + γ·b``."""
-    a = float(norm.isf(1.0 / max(float(n), 2.0)))
-    b = 1.0 / (max(float(n), 2.0) * float(norm.pdf(a)))
+    a = float(_normal_isf(1.0 / max(float(n), 2.0)))
+    b = 1.0 / (max(float(n), 2.0) * float(np.exp(-a * a / 2) / np.sqrt(2 * np.pi)))
     return a + 0.5772156649 * b, b
 
 
