@@ -286,7 +286,9 @@ def correlation_pnr(
 
     ``noise`` (optional) is the per-pixel noise of the *filtered* movie, when already known.
     Memory: one chunk of ``chunk_frames`` frames in pass 2, and bands of rows of at most
-    ``band_bytes`` (over at most ``n_blocks * max_frames_per_block`` frames) in pass 1.
+    ``band_bytes`` (over at most ``n_blocks * max_frames_per_block`` frames) in pass 1. When
+    pass 1's one band is the whole movie (a patch), its filtered copy serves pass 2 as well:
+    each frame is filtered once instead of twice, with the same images.
     """
     if getattr(movie, "ndim", None) != 3:
         raise ParameterError(f"movie must be (n_frames, rows, cols), got shape {getattr(movie, 'shape', None)}")
@@ -296,16 +298,15 @@ def correlation_pnr(
     if T < 2:
         raise ParameterError(f"movie has {T} frame(s); correlation/PNR images need at least 2")
     filt = FrameFilter(filter_kernel(gsig, center_psf=center_psf), (rows, cols))
-
-    # ---- pass 1: raw mean image and noise of the filtered movie
-    mean_raw = None
     if noise is None:
         frame_idx = noise_frame_indices(T, max_frames_per_block=max_frames_per_block, n_blocks=n_blocks)
         t_used = T if frame_idx is None else len(frame_idx)
         band_rows = max(1, int(band_bytes // (4 * t_used * cols)) - 2 * filt.r)
+        if frame_idx is None and band_rows >= rows:
+            return _images_filtered_once(movie, filt, chunk_frames=chunk_frames, threshold=threshold)
         noise, mean_raw = _filtered_noise(movie, filt, frame_idx, band_rows, None)
     else:
-        noise = np.asarray(noise, dtype=np.float32)
+        noise, mean_raw = np.asarray(noise, dtype=np.float32), None
         if noise.shape != (rows, cols):
             raise ParameterError(f"noise has shape {noise.shape}; expected the movie's frame shape {(rows, cols)}")
     if mean_raw is None:
@@ -314,24 +315,33 @@ def correlation_pnr(
             mean_raw += np.asarray(movie[frames], dtype=np.float64).sum(axis=0)
         mean_raw /= T
     mean32 = mean_raw.astype(np.float32)
+    filtered = (filt(np.asarray(movie[frames], dtype=np.float32) - mean32) for frames in chunk_slices(T, chunk_frames))
+    return _images(filtered, noise, mean32, threshold=threshold, n_frames=T)
 
-    # ---- pass 2: max and correlation sums over frame chunks
-    fmax = np.full((rows, cols), -np.inf, dtype=np.float32)
-    acc = CorrelationSums((rows, cols))
+
+def _images_filtered_once(movie, filt: FrameFilter, *, chunk_frames: int, threshold: float) -> SummaryImages:
+    """Pass 1 and pass 2 on one filtered copy of the whole (short, small) movie."""
+    T, rows, cols = movie.shape
+    block = np.asarray(movie[:], dtype=np.float32)
+    mean32 = block.mean(axis=0, dtype=np.float64).astype(np.float32)
+    filtered = filt(block - mean32)
+    del block
+    noise = noise_psd(filtered.reshape(T, -1).T).reshape(rows, cols).astype(np.float32)
+    chunks = (filtered[frames] for frames in chunk_slices(T, chunk_frames))
+    return _images(chunks, noise, mean32, threshold=threshold, n_frames=T)
+
+
+def _images(filtered_chunks, noise: np.ndarray, mean32: np.ndarray, *, threshold: float,
+            n_frames: int) -> SummaryImages:
+    """Pass 2: the running max and correlation sums over the mean-free filtered movie's chunks."""
+    fmax = np.full(noise.shape, -np.inf, dtype=np.float32)
+    acc = CorrelationSums(noise.shape)
     thr = (threshold * noise).astype(np.float32)
-    for frames in chunk_slices(T, chunk_frames):
-        chunk = np.asarray(movie[frames], dtype=np.float32) - mean32
-        fc = filt(chunk)  # filtered, mean-subtracted (filter is linear)
+    for fc in filtered_chunks:
         np.maximum(fmax, fc.max(axis=0), out=fmax)
         acc.add(fc, threshold=thr)
     with np.errstate(divide="ignore", invalid="ignore"):
         pnr = np.where(noise > 0, fmax / noise, 0).astype(np.float32)
     pnr[pnr < 0] = 0
-    return SummaryImages(
-        correlation=acc.image(),
-        pnr=pnr,
-        noise=noise.astype(np.float32),
-        max_filtered=fmax,
-        mean=mean32,
-        n_frames=T,
-    )
+    return SummaryImages(correlation=acc.image(), pnr=pnr, noise=noise.astype(np.float32), max_filtered=fmax,
+                         mean=mean32, n_frames=n_frames)
