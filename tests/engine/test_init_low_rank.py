@@ -5,7 +5,8 @@ import pytest
 import scipy.ndimage as ndi
 
 from cnmflow.pixel_order import frames_to_pixels
-from cnmflow.engine.init.low_rank import LowRankInit, fit_background, nonnegative_factorization, refine_hals
+from cnmflow.engine.init.low_rank import (LowRankInit, fit_background, nonnegative_factorization, refine_hals,
+                                         temporal_median)
 from cnmflow.errors import ParameterError
 from cnmflow.synthetic import simulate_2p
 
@@ -168,3 +169,14 @@ def test_init_of_another_patch_is_rejected(sim, rough):
         refine_hals(sim.movie[:, :20, :20], rough, gsig=2.5)
     with pytest.raises(ParameterError, match="init.C"):
         refine_hals(sim.movie[:100], rough, gsig=2.5)
+
+
+@pytest.mark.parametrize("n_frames", [1, 2, 7, 300, 301])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_temporal_median_is_numpys_median(n_frames, dtype):
+    gen = np.random.default_rng(n_frames)
+    frames = gen.standard_normal((n_frames, 5, 6)).astype(dtype)
+    frames[:, 0] = np.round(frames[:, 0])  # ties
+    median = temporal_median(frames)
+    assert median.dtype == dtype
+    np.testing.assert_array_equal(median, np.median(frames, axis=0))

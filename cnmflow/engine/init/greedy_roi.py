@@ -55,7 +55,7 @@ import scipy.ndimage as ndi
 from cnmflow.engine.chunking import chunk_slices, frame_chunks, row_bands
 from cnmflow.engine.hals import clean_footprint
 from cnmflow.engine.init.low_rank import (ClippedResidual, LowRankInit, as_init_result, empty_init, fit_background,
-                                         refine_hals, significant_traces)
+                                         refine_hals, significant_traces, temporal_median)
 from cnmflow.engine.init.result import InitResult
 from cnmflow.engine.noise import pixel_noise
 from cnmflow.engine.patch_frames import PatchFrames, PatchStorage, as_frames, frame_mean
@@ -122,7 +122,7 @@ def _pixel_scale(Y: PatchFrames, normalize: bool) -> np.ndarray:
     med, sd = np.empty(Y.shape[1:], np.float32), np.empty(Y.shape[1:], np.float32)
     for band in row_bands(Y.shape):
         frames = Y[:, band]
-        med[band], sd[band] = np.median(frames, axis=0), frames.std(axis=0)
+        med[band], sd[band] = temporal_median(frames), frames.std(axis=0)
     floor = max(SCALE_FLOOR * float(np.median(med)), float(np.median(sd)))
     floor = floor if floor > 0 else 1.0
     return np.maximum(med, floor).astype(np.float32)
@@ -233,7 +233,7 @@ def _residual(Yn: _Normalized, background: tuple[np.ndarray, np.ndarray] | None,
         R[chunk] = out
     median = np.empty((h, w), np.float32)
     for band in row_bands(Yn.shape):
-        median[band] = np.median(R[:, band], axis=0)
+        median[band] = temporal_median(R[:, band])
     for chunk in R.chunks():
         R[chunk] = R[chunk] - median
     return R
