@@ -13,6 +13,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from cnmflow.engine.hals import update_traces
+from cnmflow.engine.init.low_rank import dominant_sign_parts
 from cnmflow.engine.patch_job.result import PatchResult
 from cnmflow.engine.patches import embed_footprints
 from cnmflow.engine.resample import block_means_along
@@ -77,12 +78,8 @@ def _leading_pairs(B: sp.csc_matrix, F: np.ndarray, rank: int) -> tuple[np.ndarr
     b = np.zeros((B.shape[0], rank))
     f = np.zeros((rank, F.shape[1]))
     for j in range(min(rank, S.size)):
-        u, v = U @ P[:, j], Qt[j]
-        if np.linalg.norm(np.minimum(u, 0)) * np.linalg.norm(np.minimum(v, 0)) > \
-                np.linalg.norm(np.maximum(u, 0)) * np.linalg.norm(np.maximum(v, 0)):
-            u, v = -u, -v
-        b[:, j] = np.sqrt(S[j]) * np.maximum(u, 0)
-        f[j] = np.sqrt(S[j]) * np.maximum(v, 0)
+        u, v = dominant_sign_parts(U @ P[:, j], Qt[j])
+        b[:, j], f[j] = np.sqrt(S[j]) * u, np.sqrt(S[j]) * v
     return b, f
 
 

@@ -96,6 +96,22 @@ def _footprint_projections(Y: PatchFrames, C: np.ndarray, ssub_B: int) -> tuple[
     return YC, small_YC
 
 
+#: Frames per sparse product in :func:`sparse_times_frames`.
+PRODUCT_FRAMES = 16
+
+
+def sparse_times_frames(M: sp.spmatrix, rows: np.ndarray) -> np.ndarray:
+    """``M·rowsᵀ`` (K, n) for a sparse ``M`` (K, pixels) and frames as (n, pixels) rows, the same
+    numbers as one product.
+
+    scipy copies the dense operand into C order first, here a transposing copy of the frames; for a
+    whole chunk that copy misses the CPU cache at every value and costs ~15x the product itself.
+    ``PRODUCT_FRAMES`` frames at a time it stays in cache (~3.5x less CPU for the whole step).
+    """
+    parts = [M @ rows[part].T for part in chunk_slices(rows.shape[0], PRODUCT_FRAMES)]
+    return np.concatenate(parts, axis=1) if parts else M @ rows.T
+
+
 def background_free_projections(movie, A: sp.spmatrix, ring: RingModel | None, C: np.ndarray, *,
                                 chunk_frames: int) -> np.ndarray:
     """``U = Aᵀ(Y − B)`` (K, T) of the whole movie in one pass (``B = 0`` without a ring model).
@@ -120,7 +136,7 @@ def background_free_projections(movie, A: sp.spmatrix, ring: RingModel | None, C
         if b0_image is not None:
             frames = frames - b0_image
         n = frames.shape[0]
-        U[:, chunk] = (A_c.T @ frames.reshape(n, -1).T)
+        U[:, chunk] = sparse_times_frames(A_c.T, frames.reshape(n, -1))
         if ring is not None:
             small = spatial_block_means(frames, ring.ssub_B, edge="partial").reshape(n, -1)  # (n, d_ds), C order
             U[:, chunk] -= (M_c @ small.T) - MDA @ C[:, chunk]

@@ -18,10 +18,12 @@ max. The filtered movie is never held in full.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 import numpy as np
 import scipy.fft as sfft
+import scipy.ndimage as ndi
 
 from cnmflow.engine import chunking
 from cnmflow.engine.chunking import chunk_slices
@@ -35,6 +37,7 @@ __all__ = [
     "CorrelationSums",
     "filter_kernel",
     "filter_frames",
+    "separable_filter",
     "correlation_pnr",
     "correlation_image",
     "CORR_THRESHOLD",
@@ -151,6 +154,47 @@ def filter_frames(frames: np.ndarray, *, gsig: float, center_psf: bool) -> np.nd
     if frames.ndim != 3:
         raise ParameterError(f"frames must be (n, rows, cols), got shape {frames.shape}")
     return FrameFilter(filter_kernel(gsig, center_psf=center_psf), frames.shape[1:])(frames)
+
+
+def separable_filter(frames: np.ndarray, gsig: float, gsiz: int, centered: bool) -> np.ndarray:
+    """Gaussian blur of each frame (sd gsig, radius gsiz, replicate borders); with ``centered``
+    the Gaussian minus its box mean (zero-sum kernel) on point-reflected borders, so a plane
+    gives 0 everywhere, edges included.
+
+    Both are separable, so each is two small float32 matrix products per frame (the rows' and the
+    columns' operators, see ``_axis_operators``): several times faster than filtering line by line
+    or by FFT on a patch-sized frame, and exactly 0 beyond the kernel's reach, as a direct filter is.
+    Without ``centered`` and with ``gsiz = int(2·gsig)`` it is ``filter_kernel(gsig, center_psf=False)``.
+    """
+    T, h, w = frames.shape
+    rows = _axis_operators(h, float(gsig), int(gsiz), bool(centered))
+    cols = _axis_operators(w, float(gsig), int(gsiz), bool(centered))
+    flat = np.ascontiguousarray(frames, dtype=np.float32).reshape(T * h, w)
+    out = np.matmul(rows[0], (flat @ cols[0].T).reshape(T, h, w))
+    if centered:
+        out -= np.matmul(rows[1], (flat @ cols[1].T).reshape(T, h, w))
+    return out
+
+
+@functools.lru_cache(maxsize=64)
+def _axis_operators(n: int, gsig: float, gsiz: int, centered: bool) -> tuple[np.ndarray, ...]:
+    """(n, n) float32 matrices of ``separable_filter`` along one axis of length ``n``, built by filtering
+    the identity with scipy's own 1-D filters: the Gaussian with replicate borders; with
+    ``centered``, the Gaussian and the box mean on the axis point-reflected by ``gsiz`` (cropped
+    back). Read-only: they are cached."""
+    eye = np.eye(n)
+    truncate = gsiz / gsig
+    if centered:
+        padded = np.pad(eye, ((gsiz, gsiz), (0, 0)), mode="reflect", reflect_type="odd")
+        core = slice(gsiz, gsiz + n)
+        operators = (ndi.gaussian_filter1d(padded, gsig, axis=0, truncate=truncate, mode="nearest")[core],
+                     ndi.uniform_filter1d(padded, 2 * gsiz + 1, axis=0, mode="nearest")[core])
+    else:
+        operators = (ndi.gaussian_filter1d(eye, gsig, axis=0, truncate=truncate, mode="nearest"),)
+    out = tuple(np.ascontiguousarray(op, dtype=np.float32) for op in operators)
+    for op in out:
+        op.flags.writeable = False
+    return out
 
 
 # ---------------------------------------------------------------------------- correlation sums
@@ -286,7 +330,9 @@ def correlation_pnr(
 
     ``noise`` (optional) is the per-pixel noise of the *filtered* movie, when already known.
     Memory: one chunk of ``chunk_frames`` frames in pass 2, and bands of rows of at most
-    ``band_bytes`` (over at most ``n_blocks * max_frames_per_block`` frames) in pass 1.
+    ``band_bytes`` (over at most ``n_blocks * max_frames_per_block`` frames) in pass 1. When
+    pass 1's one band is the whole movie (a patch), its filtered copy serves pass 2 as well:
+    each frame is filtered once instead of twice (the Gaussian by two small matrix products).
     """
     if getattr(movie, "ndim", None) != 3:
         raise ParameterError(f"movie must be (n_frames, rows, cols), got shape {getattr(movie, 'shape', None)}")
@@ -296,16 +342,16 @@ def correlation_pnr(
     if T < 2:
         raise ParameterError(f"movie has {T} frame(s); correlation/PNR images need at least 2")
     filt = FrameFilter(filter_kernel(gsig, center_psf=center_psf), (rows, cols))
-
-    # ---- pass 1: raw mean image and noise of the filtered movie
-    mean_raw = None
     if noise is None:
         frame_idx = noise_frame_indices(T, max_frames_per_block=max_frames_per_block, n_blocks=n_blocks)
         t_used = T if frame_idx is None else len(frame_idx)
         band_rows = max(1, int(band_bytes // (4 * t_used * cols)) - 2 * filt.r)
+        if frame_idx is None and band_rows >= rows:
+            separable = None if center_psf else float(gsig)
+            return _images_filtered_once(movie, filt, separable, chunk_frames=chunk_frames, threshold=threshold)
         noise, mean_raw = _filtered_noise(movie, filt, frame_idx, band_rows, None)
     else:
-        noise = np.asarray(noise, dtype=np.float32)
+        noise, mean_raw = np.asarray(noise, dtype=np.float32), None
         if noise.shape != (rows, cols):
             raise ParameterError(f"noise has shape {noise.shape}; expected the movie's frame shape {(rows, cols)}")
     if mean_raw is None:
@@ -314,24 +360,42 @@ def correlation_pnr(
             mean_raw += np.asarray(movie[frames], dtype=np.float64).sum(axis=0)
         mean_raw /= T
     mean32 = mean_raw.astype(np.float32)
+    filtered = (filt(np.asarray(movie[frames], dtype=np.float32) - mean32) for frames in chunk_slices(T, chunk_frames))
+    return _images(filtered, noise, mean32, threshold=threshold, n_frames=T)
 
-    # ---- pass 2: max and correlation sums over frame chunks
-    fmax = np.full((rows, cols), -np.inf, dtype=np.float32)
-    acc = CorrelationSums((rows, cols))
+
+def _images_filtered_once(movie, filt: FrameFilter, gaussian_sd: float | None, *, chunk_frames: int,
+                          threshold: float) -> SummaryImages:
+    """Pass 1 and pass 2 on one filtered copy of the whole (short, small) movie.
+
+    The Gaussian kernel (``gaussian_sd``: no ``center_psf``) is separable: on patch-sized frames
+    two small matrix products per frame (:func:`separable_filter`, the same kernel and borders)
+    cost ~5x less than the FFT, with the same filtered values to float32 rounding.
+    """
+    T, rows, cols = movie.shape
+    block = np.asarray(movie[:], dtype=np.float32)
+    mean32 = block.mean(axis=0, dtype=np.float64).astype(np.float32)
+    if gaussian_sd is None or filt.r == 0:
+        filtered = filt(block - mean32)
+    else:
+        filtered = separable_filter(block - mean32, gaussian_sd, filt.r, False)
+    del block
+    noise = noise_psd(filtered.reshape(T, -1).T).reshape(rows, cols).astype(np.float32)
+    chunks = (filtered[frames] for frames in chunk_slices(T, chunk_frames))
+    return _images(chunks, noise, mean32, threshold=threshold, n_frames=T)
+
+
+def _images(filtered_chunks, noise: np.ndarray, mean32: np.ndarray, *, threshold: float,
+            n_frames: int) -> SummaryImages:
+    """Pass 2: the running max and correlation sums over the mean-free filtered movie's chunks."""
+    fmax = np.full(noise.shape, -np.inf, dtype=np.float32)
+    acc = CorrelationSums(noise.shape)
     thr = (threshold * noise).astype(np.float32)
-    for frames in chunk_slices(T, chunk_frames):
-        chunk = np.asarray(movie[frames], dtype=np.float32) - mean32
-        fc = filt(chunk)  # filtered, mean-subtracted (filter is linear)
+    for fc in filtered_chunks:
         np.maximum(fmax, fc.max(axis=0), out=fmax)
         acc.add(fc, threshold=thr)
     with np.errstate(divide="ignore", invalid="ignore"):
         pnr = np.where(noise > 0, fmax / noise, 0).astype(np.float32)
     pnr[pnr < 0] = 0
-    return SummaryImages(
-        correlation=acc.image(),
-        pnr=pnr,
-        noise=noise.astype(np.float32),
-        max_filtered=fmax,
-        mean=mean32,
-        n_frames=T,
-    )
+    return SummaryImages(correlation=acc.image(), pnr=pnr, noise=noise.astype(np.float32), max_filtered=fmax,
+                         mean=mean32, n_frames=n_frames)

@@ -6,6 +6,7 @@ from scipy.signal import lfilter
 
 from cnmflow.pixel_order import frames_to_pixels
 from cnmflow.engine.init import greedy_roi
+from cnmflow.engine.summary_images import separable_filter
 from cnmflow.engine.init.greedy_roi import initialize_greedy_roi
 from cnmflow.engine.init.low_rank import LowRankInit
 from cnmflow.engine.patch_frames import PatchStorage, as_frames
@@ -243,7 +244,7 @@ def test_subtracting_a_component_refreshes_every_score_it_changes(center_psf):
     found_a, _ = greedy_roi._greedy_components(st, 3)
     assert len(found_a) >= 2
     for F, centered in ((st.Fs, center_psf), (st.Fc, True)):
-        fresh = greedy_roi._filter(st.R[:], st.gsig, st.gsiz, centered)
+        fresh = separable_filter(st.R[:], st.gsig, st.gsiz, centered)
         np.testing.assert_allclose(F[:], fresh, rtol=0, atol=1e-4 * float(np.abs(fresh).max()))
     np.testing.assert_array_equal(st.score, st._map(st.Fs))
     np.testing.assert_array_equal(st.contrast, st._map(st.Fc, positive=True))
@@ -267,6 +268,6 @@ def test_filter_matches_scipy_filtering_line_by_line(shape, centered):
         expected = full[:, gsiz:gsiz + shape[1], gsiz:gsiz + shape[2]]
     else:
         expected = ndi.gaussian_filter(frames.astype(np.float64), sigma=sig, truncate=gsiz / gsig, mode="nearest")
-    got = greedy_roi._filter(frames, gsig, gsiz, centered)
+    got = separable_filter(frames, gsig, gsiz, centered)
     assert got.dtype == np.float32 and got.shape == shape
     np.testing.assert_allclose(got, expected, rtol=0, atol=1e-4)

@@ -5,7 +5,8 @@ import pytest
 import scipy.ndimage as ndi
 
 from cnmflow.pixel_order import frames_to_pixels
-from cnmflow.engine.init.low_rank import LowRankInit, fit_background, refine_hals
+from cnmflow.engine.init.low_rank import (LowRankInit, fit_background, nonnegative_factorization, refine_hals,
+                                         temporal_median)
 from cnmflow.errors import ParameterError
 from cnmflow.synthetic import simulate_2p
 
@@ -128,6 +129,34 @@ def test_fit_background_recovers_a_rank_one_background():
     assert b0.shape == (24 * 30, 0) and f0.shape == (0, 200)
 
 
+def test_nonnegative_factorization_recovers_an_exact_non_negative_product():
+    gen = np.random.default_rng(2)
+    W_true, H_true = gen.uniform(0, 1, (60, 3)), gen.uniform(0, 1, (3, 400))
+    H_true[0, :200] = 0  # parts-based: the factors are not the singular vectors
+    X = W_true @ H_true
+    W, H = nonnegative_factorization(X, 3, iterations=2000, tol=0)
+    assert W.min() >= 0 and H.min() >= 0
+    assert np.linalg.norm(X - W @ H) / np.linalg.norm(X) < 1e-3
+
+
+def test_nonnegative_factorization_of_rank_one_is_the_best_rank_one_approximation():
+    gen = np.random.default_rng(3)
+    X = np.outer(gen.uniform(1, 2, 50), gen.uniform(1, 2, 300)) + gen.uniform(0, 0.5, (50, 300))
+    W, H = nonnegative_factorization(X, 1)
+    U, S, Vt = np.linalg.svd(X, full_matrices=False)
+    best = S[0] * np.outer(U[:, 0], Vt[0])  # non-negative matrix: its leading pair is non-negative
+    np.testing.assert_allclose(W @ H, best, rtol=1e-9)
+    assert W.shape == (50, 1) and H.shape == (1, 300)
+
+
+def test_nonnegative_factorization_is_never_worse_for_more_sweeps():
+    gen = np.random.default_rng(4)
+    X = np.maximum(gen.standard_normal((40, 150)) + 1.0, 0)
+    errors = [np.linalg.norm(X - W @ H) for W, H in (nonnegative_factorization(X, 3, iterations=n, tol=0)
+                                                       for n in (1, 5, 50))]
+    assert errors[0] >= errors[1] >= errors[2]
+
+
 @pytest.mark.parametrize("kwargs", [{"gsig": 0}, {"gsig": -1.0}, {"gsig": float("nan")}, {"iterations": -1}])
 def test_bad_parameters(sim, rough, kwargs):
     args = {"gsig": 2.5, "iterations": 1} | kwargs
@@ -140,3 +169,14 @@ def test_init_of_another_patch_is_rejected(sim, rough):
         refine_hals(sim.movie[:, :20, :20], rough, gsig=2.5)
     with pytest.raises(ParameterError, match="init.C"):
         refine_hals(sim.movie[:100], rough, gsig=2.5)
+
+
+@pytest.mark.parametrize("n_frames", [1, 2, 7, 300, 301])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_temporal_median_is_numpys_median(n_frames, dtype):
+    gen = np.random.default_rng(n_frames)
+    frames = gen.standard_normal((n_frames, 5, 6)).astype(dtype)
+    frames[:, 0] = np.round(frames[:, 0])  # ties
+    median = temporal_median(frames)
+    assert median.dtype == dtype
+    np.testing.assert_array_equal(median, np.median(frames, axis=0))

@@ -7,8 +7,8 @@ import scipy.sparse as sp
 
 from cnmflow.engine.background import fit_ring_model, ring_background
 from cnmflow.engine.patch_frames import PatchStorage
-from cnmflow.engine.ring_projections import (RingGrid, background_free_projections, patch_footprint_projections,
-                                             patch_trace_projections)
+from cnmflow.engine.ring_projections import (PRODUCT_FRAMES, RingGrid, background_free_projections,
+                                             patch_footprint_projections, patch_trace_projections, sparse_times_frames)
 from cnmflow.pixel_order import frames_to_pixels, pixels_to_frames
 
 DIMS = (19, 23)
@@ -58,3 +58,13 @@ def test_full_view_projections_agree_with_the_patch_ones():
     with _patch(movie) as Y:
         patch = patch_trace_projections(Y, A, C, ring, RingGrid.of(DIMS, ring))
     np.testing.assert_allclose(full, patch, rtol=1e-4, atol=1e-2)
+
+
+def test_sparse_times_frames_gives_exactly_one_products_numbers():
+    generator = np.random.default_rng(5)
+    M = sp.random(7, 300, density=0.1, format="csr", random_state=6, dtype=np.float32).T.tocsc().T
+    for n in (1, PRODUCT_FRAMES, 3 * PRODUCT_FRAMES + 5):
+        rows = generator.standard_normal((n, 300)).astype(np.float32)
+        product = sparse_times_frames(M, rows)
+        assert product.dtype == np.float32
+        np.testing.assert_array_equal(product, M @ np.ascontiguousarray(rows.T))

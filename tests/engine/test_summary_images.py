@@ -75,6 +75,13 @@ def test_streaming_equals_in_memory(tmp_path):
     # given noise: same images
     s2 = correlation_pnr(mov, gsig=2, noise=s.noise)
     np.testing.assert_allclose(s2.correlation, s.correlation, atol=1e-5)
+    # a movie small enough to filter once (a patch) gives the same images as the banded passes,
+    # the Gaussian kernel (separable: matrix products) as well as the centred one (FFT)
+    for center_psf in (True, False):
+        banded = correlation_pnr(mm, gsig=2, center_psf=center_psf, chunk_frames=37, band_bytes=4 * T * W * 9)
+        once = correlation_pnr(mm, gsig=2, center_psf=center_psf, chunk_frames=37)
+        for name in ("noise", "pnr", "correlation", "max_filtered", "mean"):
+            np.testing.assert_allclose(getattr(once, name), getattr(banded, name), rtol=1e-4, atol=1e-4)
     # long-movie path (noise from blocks) runs and stays close
     s3 = correlation_pnr(mov, gsig=2, max_frames_per_block=50, n_blocks=3)
     assert np.median(np.abs(s3.noise / s.noise - 1)) < 0.2

@@ -45,7 +45,6 @@ only the order of the greedy search changes).
 
 from __future__ import annotations
 
-import functools
 from dataclasses import replace
 
 import numpy as np
@@ -55,12 +54,13 @@ import scipy.ndimage as ndi
 from cnmflow.engine.chunking import chunk_slices, frame_chunks, row_bands
 from cnmflow.engine.hals import clean_footprint
 from cnmflow.engine.init.low_rank import (ClippedResidual, LowRankInit, as_init_result, empty_init, fit_background,
-                                         refine_hals, significant_traces)
+                                         refine_hals, significant_traces, temporal_median)
 from cnmflow.engine.init.result import InitResult
 from cnmflow.engine.noise import pixel_noise
 from cnmflow.engine.patch_frames import PatchFrames, PatchStorage, as_frames, frame_mean
 from cnmflow.engine.resample import spatial_block_means
 from cnmflow.engine.sections import InitSection
+from cnmflow.engine.summary_images import separable_filter
 from cnmflow.errors import ParameterError
 from cnmflow.pixel_order import column_to_image, frames_to_pixels, image_to_column
 
@@ -122,7 +122,7 @@ def _pixel_scale(Y: PatchFrames, normalize: bool) -> np.ndarray:
     med, sd = np.empty(Y.shape[1:], np.float32), np.empty(Y.shape[1:], np.float32)
     for band in row_bands(Y.shape):
         frames = Y[:, band]
-        med[band], sd[band] = np.median(frames, axis=0), frames.std(axis=0)
+        med[band], sd[band] = temporal_median(frames), frames.std(axis=0)
     floor = max(SCALE_FLOOR * float(np.median(med)), float(np.median(sd)))
     floor = floor if floor > 0 else 1.0
     return np.maximum(med, floor).astype(np.float32)
@@ -233,50 +233,10 @@ def _residual(Yn: _Normalized, background: tuple[np.ndarray, np.ndarray] | None,
         R[chunk] = out
     median = np.empty((h, w), np.float32)
     for band in row_bands(Yn.shape):
-        median[band] = np.median(R[:, band], axis=0)
+        median[band] = temporal_median(R[:, band])
     for chunk in R.chunks():
         R[chunk] = R[chunk] - median
     return R
-
-
-def _filter(frames: np.ndarray, gsig: float, gsiz: int, centered: bool) -> np.ndarray:
-    """Gaussian blur of each frame (sd gsig, radius gsiz, replicate borders); with ``centered``
-    the Gaussian minus its box mean (zero-sum kernel) on point-reflected borders, so a plane
-    gives 0 everywhere, edges included.
-
-    Both are separable, so each is two small float32 matrix products per frame (the rows' and the
-    columns' operators, see ``_axis_operators``): several times faster than filtering line by line
-    on a patch-sized frame, and exactly 0 beyond the kernel's reach, as a direct filter is.
-    """
-    T, h, w = frames.shape
-    rows = _axis_operators(h, float(gsig), int(gsiz), bool(centered))
-    cols = _axis_operators(w, float(gsig), int(gsiz), bool(centered))
-    flat = np.ascontiguousarray(frames, dtype=np.float32).reshape(T * h, w)
-    out = np.matmul(rows[0], (flat @ cols[0].T).reshape(T, h, w))
-    if centered:
-        out -= np.matmul(rows[1], (flat @ cols[1].T).reshape(T, h, w))
-    return out
-
-
-@functools.lru_cache(maxsize=64)
-def _axis_operators(n: int, gsig: float, gsiz: int, centered: bool) -> tuple[np.ndarray, ...]:
-    """(n, n) float32 matrices of ``_filter`` along one axis of length ``n``, built by filtering
-    the identity with scipy's own 1-D filters: the Gaussian with replicate borders; with
-    ``centered``, the Gaussian and the box mean on the axis point-reflected by ``gsiz`` (cropped
-    back). Read-only: they are cached."""
-    eye = np.eye(n)
-    truncate = gsiz / gsig
-    if centered:
-        padded = np.pad(eye, ((gsiz, gsiz), (0, 0)), mode="reflect", reflect_type="odd")
-        core = slice(gsiz, gsiz + n)
-        operators = (ndi.gaussian_filter1d(padded, gsig, axis=0, truncate=truncate, mode="nearest")[core],
-                     ndi.uniform_filter1d(padded, 2 * gsiz + 1, axis=0, mode="nearest")[core])
-    else:
-        operators = (ndi.gaussian_filter1d(eye, gsig, axis=0, truncate=truncate, mode="nearest"),)
-    out = tuple(np.ascontiguousarray(op, dtype=np.float32) for op in operators)
-    for op in out:
-        op.flags.writeable = False
-    return out
 
 
 def _energy(F: np.ndarray, window: int | None, *, positive: bool = False) -> np.ndarray:
@@ -337,7 +297,7 @@ class _Greedy:
     def _filtered(self, storage: PatchStorage, centered: bool) -> PatchFrames:
         F = storage.allocate(self.R.shape)
         for chunk in F.chunks():
-            F[chunk] = _filter(self.R[chunk], self.gsig, self.gsiz, centered)
+            F[chunk] = separable_filter(self.R[chunk], self.gsig, self.gsiz, centered)
         return F
 
     def close(self) -> None:
@@ -377,7 +337,7 @@ class _Greedy:
         copies = [(self.Fs, self.center_psf)] + ([] if self.center_psf else [(self.Fc, True)])
         changed = []
         for F, centered in copies:
-            image = _filter(a[None], self.gsig, self.gsiz, centered)[0]
+            image = separable_filter(a[None], self.gsig, self.gsiz, centered)[0]
             region = _nonzero_box(image, reach)
             if region is not None:
                 _subtract_outer(F, region, c, image[region])

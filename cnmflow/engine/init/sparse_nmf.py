@@ -30,7 +30,7 @@ import numpy as np
 from cnmflow.engine.chunking import frame_chunks, row_bands
 from cnmflow.engine.hals import update_footprints, update_traces
 from cnmflow.engine.init.low_rank import (ClippedResidual, LowRankInit, as_init_result, fit_background,
-                                         footprints_dot_frames, frames_dot_traces)
+                                         footprints_dot_frames, frames_dot_traces, temporal_median)
 from cnmflow.engine.init.result import InitResult
 from cnmflow.engine.noise import pixel_noise
 from cnmflow.engine.patch_frames import PatchFrames, PatchStorage, as_frames
@@ -161,7 +161,7 @@ def initialize_sparse_nmf(
         raise ParameterError(f"K={K} components do not fit a patch of {h}x{w} pixels and {T} frames")
     median = np.empty((h, w), np.float32)
     for band in row_bands(Y.shape):
-        median[band] = np.median(Y[:, band], axis=0)
+        median[band] = temporal_median(Y[:, band])
     X = _Activity(Y, median)
     peak = np.full((h, w), -np.inf)
     for chunk in Y.chunks():
