@@ -17,12 +17,15 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from cnmflow.errors import ParameterError
 
-__all__ = ["DEFAULT_CHUNK_MB", "DEFAULT_PATCH_MB", "Settings", "load_settings"]
+__all__ = ["DEFAULT_CHUNK_MB", "DEFAULT_IN_PROCESS_BELOW", "DEFAULT_PATCH_MB", "Settings", "load_settings"]
 
 #: Default memory (MB) of one chunk of frames in the passes over the whole movie.
 DEFAULT_CHUNK_MB = 128.0
 #: Default megabytes of frame-sized arrays one patch job keeps in memory (more goes to scratch files).
 DEFAULT_PATCH_MB = 256.0
+#: Default pixel-frames (rows x cols x frames) below which a movie's patches are fitted in the run's own
+#: process: spawning workers (each imports the engine, ~1.5 s of CPU) costs more than such a movie's patches.
+DEFAULT_IN_PROCESS_BELOW = 4_000_000
 PREFIX = "CNMFLOW_"
 
 
@@ -59,6 +62,9 @@ class Settings(BaseSettings):
     chunk_mb: float = DEFAULT_CHUNK_MB
     #: ``CNMFLOW_PATCH_MB``: frame-sized arrays one patch job may hold in memory (0: all in scratch files).
     patch_mb: float = DEFAULT_PATCH_MB
+    #: ``CNMFLOW_PATCHES_IN_PROCESS_BELOW``: movies with fewer pixel-frames fit their patches in the run's
+    #: own process, one thread, as a worker would (0: always the ``n_processes`` workers).
+    patches_in_process_below: int = DEFAULT_IN_PROCESS_BELOW
     #: ``CNMFLOW_SCRATCH_DIR``: folder for the patch jobs' scratch files (None: the system's temp folder).
     scratch_dir: str | None = None
     #: ``CNMFLOW_CACHE_DIR``: cached extraction results, keyed by run fingerprint (safe to delete).
@@ -81,6 +87,22 @@ class Settings(BaseSettings):
         return _megabytes_setting("PATCH_MB", value, default=DEFAULT_PATCH_MB, zero_allowed=True,
                                   meaning="a number of megabytes >= 0", example=256,
                                   zero_means="0 puts every patch in a scratch file")
+
+    @field_validator("patches_in_process_below", mode="before")
+    @classmethod
+    def _pixel_frames(cls, value: object) -> int:
+        value = _blank_is_unset(value)
+        if value is None:
+            return DEFAULT_IN_PROCESS_BELOW
+        try:
+            count = float(value)  # type: ignore[arg-type]
+        except (TypeError, ValueError):
+            count = float("nan")
+        if not (count >= 0 and count == int(count)):
+            raise ValueError(f"{PREFIX}PATCHES_IN_PROCESS_BELOW={value!r} must be a whole number of pixel-frames "
+                             f">= 0 (default {DEFAULT_IN_PROCESS_BELOW}; 0 always uses worker processes); unset it "
+                             f"or set e.g. {PREFIX}PATCHES_IN_PROCESS_BELOW=0")
+        return int(count)
 
     @field_validator("scratch_dir", mode="before")
     @classmethod

@@ -48,7 +48,8 @@ def _environment(tmp_path: Path, prefect_home: Path) -> dict[str, str]:
     scratch = tmp_path / "scratch"
     scratch.mkdir(exist_ok=True)
     environment.update(PREFECT_HOME=str(prefect_home), CNMFLOW_CACHE_DIR=str(tmp_path / "cache"),
-                       CNMFLOW_PATCH_MB="0", CNMFLOW_SCRATCH_DIR=str(scratch), DO_NOT_TRACK="true")
+                       CNMFLOW_PATCH_MB="0", CNMFLOW_SCRATCH_DIR=str(scratch), DO_NOT_TRACK="true",
+                       CNMFLOW_PATCHES_IN_PROCESS_BELOW="0")  # real patch workers, to be killed
     return environment
 
 
