@@ -131,6 +131,10 @@ class Settings(BaseSettings):
         """The Dask scheduler a run's jobs go to: the run's own, else this machine's, else none (local processes)."""
         return address or self.dask_address
 
+    def hash_cache(self) -> Path:
+        """Folder of the input files' remembered sha256 (one small record per file, made on first use)."""
+        return Path(self.cache_dir).expanduser() / "input-hashes"
+
     def results_cache(self) -> Path:
         """Folder for Prefect's stored extraction results (created on first use)."""
         folder = Path(self.cache_dir).expanduser() / "results"
