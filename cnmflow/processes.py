@@ -133,18 +133,25 @@ class ForkedCall:
 
     The child dies with this process (SIGKILL), takes Ctrl-C and SIGTERM at their default (it ends), logs
     nothing (the handlers belong to threads it does not have) and leaves by ``os._exit``: no ``atexit`` or
-    ``finally`` of this process runs twice. Where ``fork`` is missing (or not Linux) the call runs here, now.
+    ``finally`` of this process runs twice. Where ``fork`` is missing (or not Linux) or fails, the call
+    runs here, now.
     """
 
     def __init__(self, function: Callable[..., Any], *args: Any, **kwargs: Any):
         self._pid = 0
         self._outcome: tuple[bool, Any] | None = None
         if not (hasattr(os, "fork") and sys.platform.startswith("linux")):
-            self._outcome = (True, function(*args, **kwargs))
+            self._outcome = _outcome(function, args, kwargs)
             return
         parent = os.getpid()
         self._reader, writer = os.pipe()
-        self._pid = os.fork()
+        try:
+            self._pid = os.fork()
+        except OSError:  # no memory for a copy of this process's page tables (strict overcommit): here, now
+            os.close(self._reader)
+            os.close(writer)
+            self._outcome = _outcome(function, args, kwargs)
+            return
         if self._pid == 0:
             os.close(self._reader)
             _child_call(parent, writer, function, args, kwargs)  # never returns
@@ -184,14 +191,19 @@ def _child_call(parent: int, writer: int, function: Callable[..., Any], args: tu
         signal.signal(signal.SIGTERM, signal.SIG_DFL)
         die_with_parent(parent, signal.SIGKILL)
         logging.disable(logging.CRITICAL)
-        try:
-            payload = pickle.dumps((True, function(*args, **kwargs)))
-        except Exception as err:  # noqa: BLE001 - reported to the parent, which raises it
-            payload = pickle.dumps((False, f"{type(err).__name__}: {err}"))
+        payload = pickle.dumps(_outcome(function, args, kwargs))
         with os.fdopen(writer, "wb") as pipe:
             pipe.write(payload)
     finally:
         os._exit(0)
+
+
+def _outcome(function: Callable[..., Any], args: tuple, kwargs: dict) -> tuple[bool, Any]:
+    """(True, the value) or (False, "<Type>: <message>") of the call, for :meth:`ForkedCall.result`."""
+    try:
+        return True, function(*args, **kwargs)
+    except Exception as err:  # noqa: BLE001 - reported to the caller by result()
+        return False, f"{type(err).__name__}: {err}"
 
 
 def _set_pdeathsig(sig: int) -> bool:
