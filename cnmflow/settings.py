@@ -10,7 +10,9 @@ below reads ``os.environ`` itself. A bad value is refused before any compute, na
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
+from typing import Callable
 
 from pydantic import AliasChoices, Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -36,21 +38,28 @@ def _blank_is_unset(value: object) -> object:
     return value.strip() if isinstance(value, str) else value
 
 
-def _megabytes_setting(name: str, value: object, *, default: float, zero_allowed: bool, meaning: str,
-                       example: int, zero_means: str = "") -> float:
-    """A memory size in MB from ``CNMFLOW_<name>``; unset means ``default``."""
+def _number_setting(name: str, value: object, *, default: float, valid: Callable[[float], bool], meaning: str,
+                    example: int, zero_means: str = "") -> float:
+    """A number from ``CNMFLOW_<name>``; unset means ``default``; one ``valid`` refuses names the fix."""
     value = _blank_is_unset(value)
     if value is None:
         return default
     try:
-        megabytes = float(value)  # type: ignore[arg-type]
+        number = float(value)  # type: ignore[arg-type]
     except (TypeError, ValueError):
-        megabytes = float("nan")
-    if not (megabytes >= 0 if zero_allowed else megabytes > 0):
+        number = float("nan")
+    if not (math.isfinite(number) and valid(number)):
         default_text = f"default {default:g}" + (f"; {zero_means}" if zero_means else "")
         raise ValueError(f"{PREFIX}{name}={value!r} must be {meaning} ({default_text}); unset it or set e.g. "
                          f"{PREFIX}{name}={example}")
-    return megabytes
+    return number
+
+
+def _megabytes_setting(name: str, value: object, *, default: float, zero_allowed: bool, meaning: str,
+                       example: int, zero_means: str = "") -> float:
+    """A memory size in MB from ``CNMFLOW_<name>``; unset means ``default``."""
+    return _number_setting(name, value, default=default, valid=(lambda mb: mb >= 0) if zero_allowed else
+                           (lambda mb: mb > 0), meaning=meaning, example=example, zero_means=zero_means)
 
 
 class Settings(BaseSettings):
@@ -91,18 +100,10 @@ class Settings(BaseSettings):
     @field_validator("patches_in_process_below", mode="before")
     @classmethod
     def _pixel_frames(cls, value: object) -> int:
-        value = _blank_is_unset(value)
-        if value is None:
-            return DEFAULT_IN_PROCESS_BELOW
-        try:
-            count = float(value)  # type: ignore[arg-type]
-        except (TypeError, ValueError):
-            count = float("nan")
-        if not (count >= 0 and count == int(count)):
-            raise ValueError(f"{PREFIX}PATCHES_IN_PROCESS_BELOW={value!r} must be a whole number of pixel-frames "
-                             f">= 0 (default {DEFAULT_IN_PROCESS_BELOW}; 0 always uses worker processes); unset it "
-                             f"or set e.g. {PREFIX}PATCHES_IN_PROCESS_BELOW=0")
-        return int(count)
+        return int(_number_setting("PATCHES_IN_PROCESS_BELOW", value, default=DEFAULT_IN_PROCESS_BELOW,
+                                   valid=lambda count: count >= 0 and count == int(count),
+                                   meaning="a whole number of pixel-frames >= 0", example=0,
+                                   zero_means="0 always uses worker processes"))
 
     @field_validator("scratch_dir", mode="before")
     @classmethod

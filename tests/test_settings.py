@@ -55,6 +55,7 @@ def test_blank_variables_mean_unset(monkeypatch):
                                              ("CNMFLOW_PATCH_MB", "-1"), ("CNMFLOW_PATCH_MB", "nan"),
                                              ("CNMFLOW_PATCHES_IN_PROCESS_BELOW", "-5"),
                                              ("CNMFLOW_PATCHES_IN_PROCESS_BELOW", "1.5"),
+                                             ("CNMFLOW_PATCHES_IN_PROCESS_BELOW", "inf"),
                                              ("CNMFLOW_PATCHES_IN_PROCESS_BELOW", "small")])
 def test_a_bad_number_is_refused_naming_the_variable_and_the_fix(monkeypatch, name, value):
     monkeypatch.setenv(name, value)
