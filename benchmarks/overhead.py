@@ -151,9 +151,10 @@ def breakdown(started: float, wall: float, milestones: dict[str, float], stages:
     exported = {key: value for key, value in recorded.items() if key.startswith("export.")}
     for key, value in exported.items():
         parts[f"flow.{key}"] = value
-    if "export" in stages and exported:
-        parts["flow.export.rest"] = stages["export"] - sum(value for key, value in exported.items()
-                                                           if key.count(".") == 1 or key.startswith("export.preview."))
+    previews = sum(value for key, value in exported.items() if key.startswith("export.preview."))
+    if exported:  # the previews are drawn in a forked child meanwhile (fb32380)
+        parts["flow.export.previews_total"] = previews
+        parts["flow.export.data_files_total"] = sum(value for key, value in exported.items() if key.count(".") == 1)
     return {key: round(value, 3) for key, value in parts.items()}
 
 
