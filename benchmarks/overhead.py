@@ -13,6 +13,7 @@ shared machine it moves much less than the wall time.
 
     .venv/bin/python benchmarks/overhead.py                         # both movies, 3 runs each way
     .venv/bin/python benchmarks/overhead.py --movies isxd --repeats 5 --tracking off
+    .venv/bin/python benchmarks/overhead.py --movies isxd --tracking off --kept-server   # `cnmflow server start`
 
 Writes ``results/overhead.json`` and prints medians.
 """
@@ -25,6 +26,7 @@ import os
 import re
 import resource
 import shutil
+import socket
 import statistics
 import subprocess
 import sys
@@ -149,9 +151,10 @@ def breakdown(started: float, wall: float, milestones: dict[str, float], stages:
     exported = {key: value for key, value in recorded.items() if key.startswith("export.")}
     for key, value in exported.items():
         parts[f"flow.{key}"] = value
-    if "export" in stages and exported:
-        parts["flow.export.rest"] = stages["export"] - sum(value for key, value in exported.items()
-                                                           if key.count(".") == 1 or key.startswith("export.preview."))
+    previews = sum(value for key, value in exported.items() if key.startswith("export.preview."))
+    if exported:  # the previews are drawn in a forked child meanwhile (fb32380)
+        parts["flow.export.previews_total"] = previews
+        parts["flow.export.data_files_total"] = sum(value for key, value in exported.items() if key.count(".") == 1)
     return {key: round(value, 3) for key, value in parts.items()}
 
 
@@ -189,6 +192,16 @@ def import_times(name: str, root: Path) -> dict[str, Any]:
     top = dict(sorted(by_package.items(), key=lambda item: -item[1])[:15])
     return {"movie": name, "wall_s": round(wall, 3), "cpu_s": round(cpu, 3), "imports_s": round(total, 3),
             "by_package_s": {key: round(value, 3) for key, value in top.items()}}
+
+
+def server_command(root: Path, action: str) -> None:
+    """``cnmflow server start|stop`` with a Prefect home of the benchmark's own (the runs then use that server)."""
+    EXTRA_ENVIRONMENT["PREFECT_HOME"] = str(root / "prefect-home")
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = str(probe.getsockname()[1])
+    timed([sys.executable, "-m", "cnmflow.cli", "server", action, *(["--port", port] if action == "start" else [])],
+          cwd=root)
 
 
 def medians(runs: list[dict[str, Any]]) -> dict[str, Any]:
@@ -230,6 +243,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-importtime", action="store_true", help="skip the -X importtime run")
     parser.add_argument("--checkout", type=Path, help="measure this checkout's code (e.g. a git worktree of an "
                                                         "earlier commit) with this virtual environment")
+    parser.add_argument("--kept-server", action="store_true",
+                        help="run against a kept Prefect server (`cnmflow server start`, a private PREFECT_HOME) "
+                             "instead of each run's temporary one")
     parser.add_argument("--out", type=Path, default=RESULTS / "overhead.json")
     args = parser.parse_args(argv)
     if "isxd" in args.movies and not REAL_ISXD.exists():
@@ -242,6 +258,8 @@ def main(argv: list[str] | None = None) -> int:
         EXTRA_ENVIRONMENT["PYTHONPATH"] = checkout_path(args.checkout.resolve(), root / "checkout")
     runs: list[dict[str, Any]] = []
     try:
+        if args.kept_server:
+            server_command(root, "start")
         for name in args.movies:
             movie_arguments(name)  # simulate before timing anything
             for index in range(args.repeats):
@@ -250,13 +268,18 @@ def main(argv: list[str] | None = None) -> int:
                     print(json.dumps(runs[-1]), flush=True)
         imports = [] if args.no_importtime else [import_times(name, root) for name in args.movies]
     finally:
+        if args.kept_server:
+            server_command(root, "stop")
         shutil.rmtree(root, ignore_errors=True)
-    summary = {f"{name}{' +mlflow' if tracking else ''}":
+    kept = " kept server" if args.kept_server else ""
+    summary = {f"{name}{' +mlflow' if tracking else ''}{kept}":
                medians([r for r in runs if r["movie"] == name and r["tracking"] == tracking])
                for name in args.movies for tracking in trackings}
     print_table(summary, imports)
-    args.out.write_text(json.dumps({"checkout": str(args.checkout or Path(__file__).resolve().parents[1]), "runs": runs, "summary": summary, "imports": imports,
-                                    "load_average": os.getloadavg(), "cpus": os.cpu_count()}, indent=1))
+    args.out.write_text(json.dumps({"checkout": str(args.checkout or Path(__file__).resolve().parents[1]),
+                                    "kept_server": args.kept_server, "runs": runs, "summary": summary,
+                                    "imports": imports, "load_average": os.getloadavg(), "cpus": os.cpu_count()},
+                                   indent=1))
     print(f"wrote {args.out}")
     return 0
 

@@ -8,13 +8,15 @@ exits with status 2 and one message; a failure during the run exits with 1 namin
 from __future__ import annotations
 
 import argparse
+import importlib
 import json
 import signal
 import sys
 import time
 from contextlib import nullcontext
+from functools import partial
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Iterator, Sequence
 
 from cnmflow.version import __version__
 from cnmflow.errors import InputError, ParameterError
@@ -217,18 +219,20 @@ def _validate(args: argparse.Namespace) -> int:
 
 def _run(args: argparse.Namespace) -> int:
     """Check the inputs here (exit 2), then run the ``source-extraction`` flow once."""
-    request = request_from_args(args)
-    if args.work_dir is not None:
-        from cnmflow.outputs.location import check_output_location
+    from cnmflow.prefect_server import StartedServer, settled_server, start_server_early
 
-        check_output_location(args.work_dir, label="--work-dir")
-    form = request.form()  # what the flow receives; a bad value or a preset mismatch stops here
-    from cnmflow.prefect_server import StartedServer, kept_server, server_folder, start_server
-
-    # A kept server (`cnmflow server start`) is used as it is; else a temporary one, started now, gets
-    # ready while the movies are checked and the flow's modules load.
-    server = kept_server(server_folder()) or start_server(output=sys.stderr if args.verbose else None)
+    # The temporary server starts first: it gets ready while the parameters, the movies and the flow's
+    # modules load and are checked; a kept server (`cnmflow server start`) is used as it is instead.
+    server_output = sys.stderr if args.verbose else None
+    server = start_server_early(output=server_output)
     try:
+        request = request_from_args(args)
+        if args.work_dir is not None:
+            from cnmflow.outputs.location import check_output_location
+
+            check_output_location(args.work_dir, label="--work-dir")
+        form = request.form()  # what the flow receives; a bad value or a preset mismatch stops here
+        server = settled_server(server, output=server_output)
         folder = _check_before_run(args.movies, args.output_dir, request, overwrite=args.overwrite,
                                    evaluate=args.evaluate, nwb=args.nwb, nwb_metadata=args.nwb_metadata)
         checked_at = time.time()
@@ -336,8 +340,9 @@ def _run_flow(movies, output_dir: Path, request: RunRequest, form, *, overwrite:
             log.note("inputs checked", at=checked_at)
         log.note("run log opened")
         try:
-            with temporary_server(output=None if verbose else log.stream, started=server):
+            with temporary_server(output=None if verbose else log.stream, started=server, meanwhile=_flow_imports()):
                 log.note("Prefect server ready")
+                _settle(settle)  # and the modules loaded while waiting for it
                 report = source_extraction(
                     movies=[str(Path(m).absolute()) for m in movies], output_dir=str(Path(output_dir).absolute()),
                     params_file=None if request.params_file is None else str(Path(request.params_file).absolute()),
@@ -363,6 +368,26 @@ def _run_flow(movies, output_dir: Path, request: RunRequest, form, *, overwrite:
             remove_listener(listen)
             if isinstance(server, StartedServer) and server.output_text().strip():
                 log.note(f"Prefect server output:\n{server.output_text().rstrip()}")
+
+
+#: Modules the flow imports only when it gets to them (its writers, Prefect's run engines); loaded while
+#: the temporary server is not ready yet, that wait then costs nothing. Absent ones are skipped.
+FLOW_IMPORTS = ("cnmflow.engine.fitting", "prefect.flow_engine", "prefect.task_engine",
+                "fastapi.encoders",  # Prefect's serialisation of the flow's parameters
+                "cnmflow.outputs.nwb", "pynwb", "matplotlib.backends.backend_svg")
+
+
+def _flow_imports() -> Iterator[Callable[[], object]]:
+    """One step per module of :data:`FLOW_IMPORTS`, for :func:`~cnmflow.prefect_server.temporary_server`."""
+    for name in FLOW_IMPORTS:
+        yield partial(_import_if_present, name)
+
+
+def _import_if_present(name: str) -> None:
+    try:
+        importlib.import_module(name)
+    except ImportError:
+        pass
 
 
 def _first_line(err: BaseException) -> str:

@@ -16,6 +16,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Mapping
 
+from cnmflow.atomic_write import atomic_path
 from cnmflow.lineage import sha256_file
 from cnmflow.params import Params
 
@@ -25,30 +26,62 @@ COMPUTING_SOURCES: tuple[str, ...] = ("engine", "motion", "movies", "outputs", "
                                       "validate.py", "pipeline.py", "isx_timing.py", "lineage.py")
 
 
-_HASHES: dict[tuple[str, int, int], str] = {}
+#: What names one state of a file's bytes without reading them: path, size, mtime, ctime, inode, device.
+#: Any rewrite changes the ctime (which no user can set back), a replaced file has a new inode.
+FileIdentity = tuple[str, int, int, int, int, int]
+
+_HASHES: dict[FileIdentity, str] = {}
 _HASHES_LOCK = threading.Lock()
 
 
-def file_hash(path: str | os.PathLike) -> str:
-    """sha256 of a file, remembered for this process while its size and mtime stay the same.
-
-    A parameter sweep validates the same movie once per combination; re-reading gigabytes for
-    each would dominate short runs.
-    """
+def file_identity(path: str | os.PathLike) -> FileIdentity:
+    """The file's absolute path and the stat fields that change whenever its bytes can have changed."""
     stat = os.stat(path)
-    key = (os.path.abspath(path), stat.st_size, stat.st_mtime_ns)
+    return (os.path.abspath(path), stat.st_size, stat.st_mtime_ns, stat.st_ctime_ns, stat.st_ino, stat.st_dev)
+
+
+def file_hash(path: str | os.PathLike, *, remembered_in: Path | None = None) -> str:
+    """sha256 of a file, remembered while its identity (:func:`file_identity`) stays the same: for this
+    process, and across runs in ``remembered_in`` (a folder of small records, e.g. the results cache's).
+
+    A parameter sweep validates the same movie once per combination, and a user re-runs the same
+    movie with new parameters; re-reading gigabytes for each would dominate short runs.
+    """
+    identity = file_identity(path)
     with _HASHES_LOCK:
-        known = _HASHES.get(key)
+        known = _HASHES.get(identity)
     if known is None:
-        known = sha256_file(path)
+        known = stored_hash(path, remembered_in) if remembered_in is not None else sha256_file(path)
         with _HASHES_LOCK:
-            _HASHES[key] = known
+            _HASHES[identity] = known
     return known
 
 
-def input_hashes(series) -> dict[int, str]:
-    """sha256 of every movie of a series, by its index in the user's order (streamed)."""
-    return {index: file_hash(movie.path) for index, movie in enumerate(series.movies)}
+def stored_hash(path: str | os.PathLike, folder: Path) -> str:
+    """sha256 of a file from its record in ``folder`` while the file's identity matches it, else read and
+    recorded (one record per path; a file that changed while it was read is not recorded)."""
+    identity = file_identity(path)
+    record_path = Path(folder) / f"{hashlib.sha256(identity[0].encode()).hexdigest()[:32]}.json"
+    try:
+        record = json.loads(record_path.read_text())
+        if tuple(record["identity"]) == identity and isinstance(record["sha256"], str):
+            return record["sha256"]
+    except (OSError, ValueError, KeyError, TypeError):
+        pass  # no record, or one of another state of the file (or damaged): read the file
+    digest = sha256_file(path)
+    if file_identity(path) == identity:
+        try:
+            Path(folder).mkdir(parents=True, exist_ok=True)
+            with atomic_path(record_path) as staged:
+                staged.write_text(json.dumps({"identity": list(identity), "sha256": digest}))
+        except OSError:
+            pass  # a cache that cannot be written costs the next run a re-read, never this run
+    return digest
+
+
+def input_hashes(series, *, remembered_in: Path | None = None) -> dict[int, str]:
+    """sha256 of every movie of a series, by its index in the user's order (streamed; see :func:`file_hash`)."""
+    return {index: file_hash(movie.path, remembered_in=remembered_in) for index, movie in enumerate(series.movies)}
 
 
 def series_key(hashes: Mapping[int, str]) -> str:

@@ -133,7 +133,7 @@ def plan_checked(inputs: ValidatedInputs, output_dir: str | os.PathLike, *, over
     output_dir = Path(output_dir).expanduser().absolute()
     lock = open_output_dir(output_dir)
     try:
-        hashes = input_hashes(inputs.series)
+        hashes = input_hashes(inputs.series, remembered_in=inputs.machine.hash_cache())
         fingerprint = run_fingerprint(hashes, inputs.resolved.params)
         up_to_date = outputs_match(output_dir, fingerprint, evaluate=evaluate, nwb=nwb_settings(nwb, nwb_facts))
         if not up_to_date:

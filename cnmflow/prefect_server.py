@@ -6,9 +6,10 @@ listening. Here the command starts that same server app itself, in its main thre
 ``python -m cnmflow.processes`` so the server gets SIGTERM (and is ended 3 s later for good) when
 the command's process ends however it ends.
 
-A command starts it first (:func:`start_server`) and waits for it only when the flow begins
-(:func:`temporary_server`): the server's own start (~5 s of imports and database set-up) overlaps
-the command's checks and imports instead of following them. The command's process never imports
+A command starts it first, before it imports Prefect or checks anything (:func:`start_server_early`,
+then :func:`settled_server`), and waits for it only when the flow begins (:func:`temporary_server`),
+loading meanwhile what the flow will need: the server's own start (~4 s of imports and database
+set-up) overlaps the command's checks and imports instead of following them. The command's process never imports
 Prefect's server package (FastAPI, SQLAlchemy: ~3 s of CPU); it points Prefect's client at the
 server through Prefect's settings, for this thread and for the threads Prefect starts itself (its
 log and event workers), as Prefect's own test harness does.
@@ -21,6 +22,7 @@ A server named in ``PREFECT_API_URL`` wins over both.
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import logging
 import os
@@ -33,7 +35,7 @@ import time
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Iterator
+from typing import IO, Callable, Iterable, Iterator
 
 from cnmflow.atomic_write import atomic_path
 from cnmflow.processes import pid_alive
@@ -75,10 +77,14 @@ class StartedServer:
     def api_url(self) -> str:
         return f"http://127.0.0.1:{self.port}/api"
 
-    def wait_ready(self, timeout_s: float) -> None:
-        """Return once the server answers its health check; a server that exits or never answers raises."""
+    def wait_ready(self, timeout_s: float, *, meanwhile: Iterable[Callable[[], object]] = ()) -> None:
+        """Return once the server answers its health check; a server that exits or never answers raises.
+
+        ``meanwhile``: steps to take while the server is not ready yet, one between two health checks
+        instead of sleeping (what the caller will need next: its wait then costs no wall time)."""
         import httpx
 
+        steps = iter(meanwhile)
         deadline = time.monotonic() + timeout_s
         with httpx.Client() as client:
             while time.monotonic() < deadline:
@@ -91,7 +97,8 @@ class StartedServer:
                         return
                 except httpx.TransportError:
                     pass
-                time.sleep(POLL_S)
+                step = next(steps, None)
+                step() if step is not None else time.sleep(POLL_S)
         status = self.process.poll()
         self.stop()
         raise RuntimeError(f"the temporary Prefect server did not start within {timeout_s:.0f} s"
@@ -135,6 +142,38 @@ def start_server(*, output: IO | None = None) -> StartedServer | None:
     stream = tempfile.TemporaryFile() if output is None else output  # noqa: SIM115 - closed by close()
     port, process = _launch(_free_port(), stream)
     return StartedServer(port=port, process=process, output=stream, owns_output=owns)
+
+
+def start_server_early(*, output: IO | None = None) -> StartedServer | None:
+    """:func:`start_server` for a command's first moment, before Prefect is imported: the server's own start
+    (~4 s of CPU) no longer waits for that import (~1 s) and the command's parameter imports.
+
+    Prefect's settings are not read here (their import is that second): no server when ``PREFECT_API_URL``
+    is set in the environment or a kept server's file (:func:`start_kept_server`) in ``$PREFECT_HOME``
+    names a live process; the server reads the rest of Prefect's settings itself (environment, profile,
+    ``.env``), as the command's process does. :func:`settled_server` decides once Prefect is loaded.
+    Call it from the main thread (see :func:`start_server`).
+    """
+    configured = os.environ.get("PREFECT_API_URL", "").strip()
+    recorded = _recorded_server(Path(os.environ.get("PREFECT_HOME") or "~/.prefect").expanduser())
+    if configured or (recorded is not None and pid_alive(recorded.pid)):
+        return None
+    owns = output is None
+    stream = tempfile.TemporaryFile() if output is None else output  # noqa: SIM115 - closed by close()
+    port, process = _launch(_free_port(), stream, settings={})
+    return StartedServer(port=port, process=process, output=stream, owns_output=owns)
+
+
+def settled_server(early: StartedServer | None, *, output: IO | None = None) -> StartedServer | KeptServer | None:
+    """The server a command uses, now that Prefect may be imported: a kept server that answers, else the
+    temporary one started early (or now, when none was), else None (``PREFECT_API_URL`` names a server,
+    or Prefect starts its own); an early server not used is stopped."""
+    kept = kept_server(server_folder())
+    if kept is None and _can_start():
+        return early if early is not None else start_server(output=output)
+    if early is not None:
+        early.close()
+    return kept
 
 
 @dataclass(frozen=True)
@@ -218,11 +257,12 @@ def stop_kept_server(folder: Path) -> KeptServer | None:
 
 
 @contextmanager
-def temporary_server(*, output: IO | None = None,
-                     started: StartedServer | KeptServer | None = None) -> Iterator[str | None]:
+def temporary_server(*, output: IO | None = None, started: StartedServer | KeptServer | None = None,
+                     meanwhile: Iterable[Callable[[], object]] = ()) -> Iterator[str | None]:
     """Use a temporary server (``started``, else one started now) for every Prefect call in the block.
 
-    The server is stopped when the block ends; ``started`` stays the caller's to close.
+    The server is stopped when the block ends; ``started`` stays the caller's to close. ``meanwhile``:
+    steps taken while it is not ready yet (see :meth:`StartedServer.wait_ready`).
 
     Yields the server's API URL, or None when ``PREFECT_API_URL`` names a server (nothing is
     started; a ``started`` server is then stopped) or this Prefect version lacks the hook (Prefect
@@ -242,7 +282,7 @@ def temporary_server(*, output: IO | None = None,
         yield None
         return
     try:
-        server.wait_ready(_startup_timeout_s())
+        server.wait_ready(_startup_timeout_s(), meanwhile=meanwhile)
         with _prefect_uses(server.api_url):
             try:
                 yield server.api_url
@@ -270,17 +310,22 @@ def _api_url_configured() -> bool:
     return bool(PREFECT_API_URL.value())
 
 
-def _launch(port: int, output: IO) -> tuple[int, subprocess.Popen]:
-    """Prefect's server app under uvicorn on ``port``, as a child that dies with this process."""
-    import prefect
-    from prefect.settings import get_current_settings
+def _launch(port: int, output: IO, *, settings: dict[str, str] | None = None) -> tuple[int, subprocess.Popen]:
+    """Prefect's server app under uvicorn on ``port``, as a child that dies with this process.
 
+    ``settings``: Prefect settings for the server as variables (default: this process's, which may hold
+    temporary ones no file says)."""
+    if settings is None:
+        from prefect.settings import get_current_settings
+
+        settings = get_current_settings().to_environment_variables(exclude_unset=True)
     environment = {**SERVER_ENVIRONMENT, **os.environ, "PREFECT_UI_ENABLED": "0",
-                   "PREFECT__SERVER_EPHEMERAL": "1", "PREFECT__SERVER_FINAL": "1",
-                   **get_current_settings().to_environment_variables(exclude_unset=True)}
+                   "PREFECT__SERVER_EPHEMERAL": "1", "PREFECT__SERVER_FINAL": "1", **settings}
+    package = importlib.util.find_spec("prefect")  # found, not imported
+    app_dir = Path(package.origin).parent.parent if package is not None and package.origin else Path.cwd()
     process = subprocess.Popen(
         [sys.executable, "-m", "cnmflow.processes", str(os.getpid()), "uvicorn",
-         "--app-dir", str(prefect.__module_path__.parent), "--factory", "prefect.server.api.server:create_app",
+         "--app-dir", str(app_dir), "--factory", "prefect.server.api.server:create_app",
          "--host", "127.0.0.1", "--port", str(port), "--log-level", "error", "--lifespan", "on"],
         env=environment, stdin=subprocess.DEVNULL, stdout=output, stderr=output,
         # Out of the terminal's process group: Ctrl-C stops the run, which then stops the

@@ -10,19 +10,24 @@ below reads ``os.environ`` itself. A bad value is refused before any compute, na
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
+from typing import Callable
 
 from pydantic import AliasChoices, Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from cnmflow.errors import ParameterError
 
-__all__ = ["DEFAULT_CHUNK_MB", "DEFAULT_PATCH_MB", "Settings", "load_settings"]
+__all__ = ["DEFAULT_CHUNK_MB", "DEFAULT_IN_PROCESS_BELOW", "DEFAULT_PATCH_MB", "Settings", "load_settings"]
 
 #: Default memory (MB) of one chunk of frames in the passes over the whole movie.
 DEFAULT_CHUNK_MB = 128.0
 #: Default megabytes of frame-sized arrays one patch job keeps in memory (more goes to scratch files).
 DEFAULT_PATCH_MB = 256.0
+#: Default pixel-frames (rows x cols x frames) below which a movie's patches are fitted in the run's own
+#: process: spawning workers (each imports the engine, ~1.5 s of CPU) costs more than such a movie's patches.
+DEFAULT_IN_PROCESS_BELOW = 4_000_000
 PREFIX = "CNMFLOW_"
 
 
@@ -33,21 +38,28 @@ def _blank_is_unset(value: object) -> object:
     return value.strip() if isinstance(value, str) else value
 
 
-def _megabytes_setting(name: str, value: object, *, default: float, zero_allowed: bool, meaning: str,
-                       example: int, zero_means: str = "") -> float:
-    """A memory size in MB from ``CNMFLOW_<name>``; unset means ``default``."""
+def _number_setting(name: str, value: object, *, default: float, valid: Callable[[float], bool], meaning: str,
+                    example: int, zero_means: str = "") -> float:
+    """A number from ``CNMFLOW_<name>``; unset means ``default``; one ``valid`` refuses names the fix."""
     value = _blank_is_unset(value)
     if value is None:
         return default
     try:
-        megabytes = float(value)  # type: ignore[arg-type]
+        number = float(value)  # type: ignore[arg-type]
     except (TypeError, ValueError):
-        megabytes = float("nan")
-    if not (megabytes >= 0 if zero_allowed else megabytes > 0):
+        number = float("nan")
+    if not (math.isfinite(number) and valid(number)):
         default_text = f"default {default:g}" + (f"; {zero_means}" if zero_means else "")
         raise ValueError(f"{PREFIX}{name}={value!r} must be {meaning} ({default_text}); unset it or set e.g. "
                          f"{PREFIX}{name}={example}")
-    return megabytes
+    return number
+
+
+def _megabytes_setting(name: str, value: object, *, default: float, zero_allowed: bool, meaning: str,
+                       example: int, zero_means: str = "") -> float:
+    """A memory size in MB from ``CNMFLOW_<name>``; unset means ``default``."""
+    return _number_setting(name, value, default=default, valid=(lambda mb: mb >= 0) if zero_allowed else
+                           (lambda mb: mb > 0), meaning=meaning, example=example, zero_means=zero_means)
 
 
 class Settings(BaseSettings):
@@ -59,6 +71,9 @@ class Settings(BaseSettings):
     chunk_mb: float = DEFAULT_CHUNK_MB
     #: ``CNMFLOW_PATCH_MB``: frame-sized arrays one patch job may hold in memory (0: all in scratch files).
     patch_mb: float = DEFAULT_PATCH_MB
+    #: ``CNMFLOW_PATCHES_IN_PROCESS_BELOW``: movies with fewer pixel-frames fit their patches in the run's
+    #: own process, one thread, as a worker would (0: always the ``n_processes`` workers).
+    patches_in_process_below: int = DEFAULT_IN_PROCESS_BELOW
     #: ``CNMFLOW_SCRATCH_DIR``: folder for the patch jobs' scratch files (None: the system's temp folder).
     scratch_dir: str | None = None
     #: ``CNMFLOW_CACHE_DIR``: cached extraction results, keyed by run fingerprint (safe to delete).
@@ -81,6 +96,14 @@ class Settings(BaseSettings):
         return _megabytes_setting("PATCH_MB", value, default=DEFAULT_PATCH_MB, zero_allowed=True,
                                   meaning="a number of megabytes >= 0", example=256,
                                   zero_means="0 puts every patch in a scratch file")
+
+    @field_validator("patches_in_process_below", mode="before")
+    @classmethod
+    def _pixel_frames(cls, value: object) -> int:
+        return int(_number_setting("PATCHES_IN_PROCESS_BELOW", value, default=DEFAULT_IN_PROCESS_BELOW,
+                                   valid=lambda count: count >= 0 and count == int(count),
+                                   meaning="a whole number of pixel-frames >= 0", example=0,
+                                   zero_means="0 always uses worker processes"))
 
     @field_validator("scratch_dir", mode="before")
     @classmethod
@@ -108,6 +131,10 @@ class Settings(BaseSettings):
     def dask_scheduler(self, address: str | None = None) -> str | None:
         """The Dask scheduler a run's jobs go to: the run's own, else this machine's, else none (local processes)."""
         return address or self.dask_address
+
+    def hash_cache(self) -> Path:
+        """Folder of the input files' remembered sha256 (one small record per file, made on first use)."""
+        return Path(self.cache_dir).expanduser() / "input-hashes"
 
     def results_cache(self) -> Path:
         """Folder for Prefect's stored extraction results (created on first use)."""

@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import os
 import shutil
+import time
 
 import pytest
 
-from cnmflow.fingerprint import file_hash, input_hashes, run_fingerprint, source_digest
+from cnmflow import fingerprint
+from cnmflow.fingerprint import file_hash, input_hashes, run_fingerprint, source_digest, stored_hash
+from cnmflow.lineage import sha256_file
 from cnmflow.params import build_params
 from cnmflow.validate import validate_inputs
 from tests.runs import small_movie
@@ -42,6 +45,41 @@ def test_file_hash_follows_the_bytes_not_the_name_or_the_mtime(movie, tmp_path):
     data[-1] ^= 0xFF
     renamed.write_bytes(bytes(data))
     assert file_hash(renamed) != file_hash(movie)
+
+
+def _no_reading(path):
+    raise AssertionError(f"{path} was read again")
+
+
+def test_a_recorded_hash_is_reused_by_a_later_run_until_the_file_changes(movie, tmp_path, monkeypatch):
+    copy, records = tmp_path / "movie.tif", tmp_path / "hashes"
+    shutil.copy(movie, copy)
+    assert stored_hash(copy, records) == sha256_file(movie)
+    monkeypatch.setattr(fingerprint, "sha256_file", _no_reading)
+    assert stored_hash(copy, records) == sha256_file(movie)  # a later run: the record, no reading
+    data = bytearray(copy.read_bytes())
+    data[-1] ^= 0xFF
+    stat = copy.stat()
+    time.sleep(0.05)  # file times tick in steps of a few ms: the rewrite gets a later change time
+    copy.write_bytes(bytes(data))  # the same size; even with the old mtime put back, the file is read again
+    os.utime(copy, ns=(stat.st_atime_ns, stat.st_mtime_ns))
+    with pytest.raises(AssertionError, match="read again"):
+        stored_hash(copy, records)
+    monkeypatch.undo()
+    assert stored_hash(copy, records) == sha256_file(copy) != sha256_file(movie)
+
+
+def test_a_replaced_file_or_a_damaged_record_is_read_again(movie, tmp_path):
+    copy, records = tmp_path / "movie.tif", tmp_path / "hashes"
+    shutil.copy(movie, copy)
+    stored_hash(copy, records)
+    for record in records.iterdir():
+        record.write_text("{not json")
+    assert stored_hash(copy, records) == sha256_file(movie)
+    other = tmp_path / "other.tif"
+    other.write_bytes(b"x" * copy.stat().st_size)
+    os.replace(other, copy)  # a new file under the old name (a new inode)
+    assert stored_hash(copy, records) == sha256_file(copy) != sha256_file(movie)
 
 
 def test_input_hashes_are_keyed_by_the_users_order(movie, tmp_path):

@@ -48,7 +48,8 @@ def _environment(tmp_path: Path, prefect_home: Path) -> dict[str, str]:
     scratch = tmp_path / "scratch"
     scratch.mkdir(exist_ok=True)
     environment.update(PREFECT_HOME=str(prefect_home), CNMFLOW_CACHE_DIR=str(tmp_path / "cache"),
-                       CNMFLOW_PATCH_MB="0", CNMFLOW_SCRATCH_DIR=str(scratch), DO_NOT_TRACK="true")
+                       CNMFLOW_PATCH_MB="0", CNMFLOW_SCRATCH_DIR=str(scratch), DO_NOT_TRACK="true",
+                       CNMFLOW_PATCHES_IN_PROCESS_BELOW="0")  # real patch workers, to be killed
     return environment
 
 
@@ -343,3 +344,39 @@ def _free_local_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
         probe.bind(("127.0.0.1", 0))
         return probe.getsockname()[1]
+
+
+def _pid_and(value: int) -> tuple[int, int]:
+    return os.getpid(), value * 2
+
+
+def _fails() -> None:
+    raise ValueError("no such preview")
+
+
+def _dies() -> None:
+    os.kill(os.getpid(), signal.SIGKILL)
+
+
+@linux_only
+def test_a_forked_call_computes_in_another_process_and_reports_failures():
+    from cnmflow.processes import ForkedCall
+
+    child, doubled = ForkedCall(_pid_and, 21).result()
+    assert doubled == 42 and child != os.getpid() and not pid_alive(child)
+    with pytest.raises(RuntimeError, match="ValueError: no such preview"):
+        ForkedCall(_fails).result()
+    with pytest.raises(ChildProcessError, match="without a result"):
+        ForkedCall(_dies).result()
+
+
+@linux_only
+def test_a_cancelled_forked_call_is_killed_and_reaped():
+    from cnmflow.processes import ForkedCall
+
+    call = ForkedCall(time.sleep, 60)
+    started = time.monotonic()
+    call.cancel()
+    assert time.monotonic() - started < 10
+    with pytest.raises(RuntimeError, match="cancelled"):
+        call.result()

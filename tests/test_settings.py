@@ -8,10 +8,10 @@ from pathlib import Path
 import pytest
 
 from cnmflow.errors import ParameterError
-from cnmflow.settings import DEFAULT_CHUNK_MB, DEFAULT_PATCH_MB, Settings, load_settings
+from cnmflow.settings import DEFAULT_CHUNK_MB, DEFAULT_IN_PROCESS_BELOW, DEFAULT_PATCH_MB, Settings, load_settings
 
 VARIABLES = ("CNMFLOW_CHUNK_MB", "CNMFLOW_PATCH_MB", "CNMFLOW_SCRATCH_DIR", "CNMFLOW_CACHE_DIR",
-             "CNMFLOW_DASK_ADDRESS", "MLFLOW_TRACKING_URI")
+             "CNMFLOW_DASK_ADDRESS", "CNMFLOW_PATCHES_IN_PROCESS_BELOW", "MLFLOW_TRACKING_URI")
 
 
 @pytest.fixture(autouse=True)
@@ -24,6 +24,7 @@ def test_defaults_without_any_variable():
     settings = load_settings()
     assert settings.chunk_mb == DEFAULT_CHUNK_MB and settings.patch_mb == DEFAULT_PATCH_MB
     assert settings.scratch_dir is None and settings.dask_address is None and settings.tracking_uri is None
+    assert settings.patches_in_process_below == DEFAULT_IN_PROCESS_BELOW
     assert settings.cache_dir.expanduser() == Path.home() / ".cache" / "cnmflow"
 
 
@@ -34,7 +35,9 @@ def test_every_variable_reaches_its_field(monkeypatch, tmp_path):
     monkeypatch.setenv("CNMFLOW_CACHE_DIR", str(tmp_path / "cache"))
     monkeypatch.setenv("CNMFLOW_DASK_ADDRESS", "tcp://10.0.0.5:8786")
     monkeypatch.setenv("MLFLOW_TRACKING_URI", "http://tracking.example:5000")
+    monkeypatch.setenv("CNMFLOW_PATCHES_IN_PROCESS_BELOW", "0")
     settings = load_settings()
+    assert settings.patches_in_process_below == 0
     assert (settings.chunk_mb, settings.patch_memory_bytes, settings.scratch_dir) == (64.0, 0.0, str(tmp_path))
     assert settings.dask_address == "tcp://10.0.0.5:8786"
     assert settings.tracking_uri == "http://tracking.example:5000"
@@ -49,7 +52,11 @@ def test_blank_variables_mean_unset(monkeypatch):
 
 
 @pytest.mark.parametrize(("name", "value"), [("CNMFLOW_CHUNK_MB", "0"), ("CNMFLOW_CHUNK_MB", "lots"),
-                                             ("CNMFLOW_PATCH_MB", "-1"), ("CNMFLOW_PATCH_MB", "nan")])
+                                             ("CNMFLOW_PATCH_MB", "-1"), ("CNMFLOW_PATCH_MB", "nan"),
+                                             ("CNMFLOW_PATCHES_IN_PROCESS_BELOW", "-5"),
+                                             ("CNMFLOW_PATCHES_IN_PROCESS_BELOW", "1.5"),
+                                             ("CNMFLOW_PATCHES_IN_PROCESS_BELOW", "inf"),
+                                             ("CNMFLOW_PATCHES_IN_PROCESS_BELOW", "small")])
 def test_a_bad_number_is_refused_naming_the_variable_and_the_fix(monkeypatch, name, value):
     monkeypatch.setenv(name, value)
     with pytest.raises(ParameterError, match=f"{name}='{value}' must be .* unset it or set e.g. {name}="):

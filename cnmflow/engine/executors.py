@@ -6,7 +6,8 @@ they run. A patch job is a pure function of (movie source, patch box, settings) 
 patch from the movie file, so any executor that can reach the file gives the same components:
 workers never receive the movie, only a path.  Results are returned in patch order whatever
 order the jobs finish in, so the combination step — and the result — do not depend on the
-executor.
+executor. A small movie's jobs run in this process with one thread, as a worker runs them: starting
+workers would cost more than its patches, and the result is the same.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from cnmflow.engine.patch_job.dispatch import fit_patch
 from cnmflow.engine.patch_job.result import PatchResult
 from cnmflow.engine.patches import PatchBox
 from cnmflow.engine.sections import PatchJobSettings
-from cnmflow.engine.threads import use_single_thread
+from cnmflow.engine.threads import single_threaded, use_single_thread
 from cnmflow.errors import ParameterError
 from cnmflow.processes import die_with_parent, sigint_blocked_in_children
 
@@ -37,10 +38,11 @@ WORKER_EXIT_TIMEOUT_S = 5
 
 def run_patch_jobs(source: MovieSource, boxes: Sequence[PatchBox], job: PatchJobSettings, dims: tuple[int, int],
                    report: Progress, *, workers: int = 1, dask_scheduler: str | None = None,
-                   storage: PatchStorage = PatchStorage()) -> list[PatchResult]:
+                   storage: PatchStorage = PatchStorage(), in_process_below: int = 0) -> list[PatchResult]:
     """Fit every patch with the executor the run asked for; results in ``boxes`` order.
 
-    ``workers``: local worker processes (the layout's ``n_processes``), used for a movie in a file.
+    ``workers``: local worker processes (the layout's ``n_processes``), used for a movie in a file
+    with at least ``in_process_below`` pixel-frames (a smaller one runs its jobs here, single-threaded).
     ``job`` and ``storage`` travel with each job: what the job reads, and where a worker keeps its
     patch's frames (scratch files go to the worker's own temp folder unless the policy names one).
     """
@@ -54,7 +56,16 @@ def run_patch_jobs(source: MovieSource, boxes: Sequence[PatchBox], job: PatchJob
     workers = min(workers, len(boxes))
     if workers <= 1 or not source.shareable:
         return _in_this_process(source, boxes, job, dims, report, storage)
+    if pixel_frames(source) < in_process_below:
+        with single_threaded():  # computes as the workers would
+            return _in_this_process(source, boxes, job, dims, report, storage)
     return _in_worker_processes(source, boxes, job, dims, report, workers, storage)
+
+
+def pixel_frames(source: MovieSource) -> int:
+    """The movie's size as rows x cols x frames: what the patch jobs' work grows with."""
+    n_frames, rows, cols = source.shape
+    return int(n_frames) * int(rows) * int(cols)
 
 
 def _in_this_process(source: MovieSource, boxes: Sequence[PatchBox], job: PatchJobSettings, dims: tuple[int, int],

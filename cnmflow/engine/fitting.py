@@ -82,7 +82,8 @@ def fit(movie: np.ndarray, settings: Params | EngineSettings, progress: Progress
     started = time.perf_counter()
     results = run_patch_jobs(source, patch_boxes(dims, rf=settings.layout.rf, stride=settings.layout.stride),
                              settings.patch_job, dims, report, workers=settings.layout.n_processes,
-                             dask_scheduler=dask_scheduler, storage=PatchStorage.from_settings(machine))
+                             dask_scheduler=dask_scheduler, storage=PatchStorage.from_settings(machine),
+                             in_process_below=machine.patches_in_process_below)
     A, C_low, background = _patches_on_the_field_of_view(movie, results, dims, settings, chunk_frames)
     timings["patches"] = time.perf_counter() - started
 

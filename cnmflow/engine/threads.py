@@ -6,6 +6,9 @@ the parallelism (n_processes workers × all cores each would oversubscribe the m
 
 from __future__ import annotations
 
+from contextlib import contextmanager
+from typing import Iterator
+
 _fft_workers = -1  # scipy.fft: -1 = all cores
 
 
@@ -21,3 +24,19 @@ def use_single_thread() -> None:
     from threadpoolctl import threadpool_limits
 
     threadpool_limits(1)
+
+
+@contextmanager
+def single_threaded() -> Iterator[None]:
+    """One FFT thread and one BLAS thread inside the block, as in a patch worker, so that a job run in
+    this process computes exactly what it computes in a worker; the earlier limits come back after."""
+    global _fft_workers
+    from threadpoolctl import threadpool_limits
+
+    saved = _fft_workers
+    _fft_workers = 1
+    try:
+        with threadpool_limits(1):
+            yield
+    finally:
+        _fft_workers = saved

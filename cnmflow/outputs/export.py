@@ -42,6 +42,7 @@ from cnmflow.outputs.previews import (events_preview, footprints_preview, initia
                                       safe_preview, traces_preview)
 from cnmflow.outputs.result_swap import staging_folder, swap_in
 from cnmflow.pipeline import ExtractionResult, timed_stage
+from cnmflow.processes import ForkedCall
 
 log = logging.getLogger(__name__)
 
@@ -113,15 +114,12 @@ def _export_locked(result: ExtractionResult, output_dir: Path, *, evaluate: bool
                    corrected_movie: ConcatenatedMovie | None = None) -> ExportResult:
     timings: dict[str, float] = {}  # seconds per output, recorded in the manifest with the run's stages
     with staging_folder(output_dir) as staging:
-        files, notes = _write_all(result, staging, evaluate=evaluate, timings=timings)
-        if corrected_movie is not None:
-            with timed_stage(timings, "export.motion_corrected"):
-                files.update(write_corrected_movies(result, corrected_movie, staging))
-        if nwb:
-            step = write_run_nwb(result, staging, fingerprint=fingerprint, evaluate=evaluate, metadata=nwb_metadata)
-            files.update(step.files)
-            notes.extend(step.notes)
-            timings[NWB_TIMING] = round(step.seconds, 4)
+        files, notes, later = _write_all(result, staging, evaluate=evaluate, timings=timings, nwb=nwb,
+                                         nwb_metadata=nwb_metadata, fingerprint=fingerprint,
+                                         corrected_movie=corrected_movie)
+        files.update(later.files)
+        notes.extend(later.notes)
+        timings.update(later.timings)
         inputs = input_records(result.inputs.series, hashes)
         with timed_stage(timings, "export.lineage_graph"):
             files.update(_write_lineage_graph(staging, inputs, files, run_ids=run_ids or {}, fingerprint=fingerprint,
@@ -190,33 +188,47 @@ def run_summary(result: ExtractionResult, *, fingerprint: str | None, evaluate: 
     }
 
 
-def _write_all(result: ExtractionResult, folder: Path, *, evaluate: bool,
-               timings: dict[str, float]) -> tuple[dict[str, dict], list[str]]:
-    """The data files, the previews and the metadata file; the seconds of each kind go to ``timings``."""
+@dataclass
+class Written:
+    """Files written by one part of the export (name → {"kind", "movie_index"}), its notes and its seconds."""
+
+    files: dict[str, dict] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
+    timings: dict[str, float] = field(default_factory=dict)
+
+
+def _write_all(result: ExtractionResult, folder: Path, *, evaluate: bool, timings: dict[str, float], nwb: bool,
+               nwb_metadata: NwbMetadata | None, fingerprint: str | None,
+               corrected_movie: ConcatenatedMovie | None) -> tuple[dict[str, dict], list[str], Written]:
+    """The data files, the previews and the metadata file (the seconds of each kind go to ``timings``), and
+    what comes after them in the manifest: the corrected movies and the NWB files.
+
+    The previews are drawn in a forked child meanwhile (:class:`~cnmflow.processes.ForkedCall`): on a
+    second core they cost no wall time beside the NWB and data files. A child that dies has them drawn here.
+    """
     estimates = result.estimates
     statuses = component_statuses(estimates, evaluate=evaluate)
-    files: dict[str, dict] = {}
     notes: list[str] = []
     if estimates.K == 0:
         notes.append("no cells were found: the cell sets hold 0 cells and no event sets are written "
                      "(isx cannot write an event set without cells); lower min_corr / min_pnr to find more")
-    with timed_stage(timings, "export.hdf5"):
-        files.update(_write_hdf5(result, folder, statuses))
-    if estimates.Cn is not None:
-        with timed_stage(timings, "export.correlation_tif"):
-            write_correlation_tif(folder / CORRELATION_NAME, estimates.Cn)
-        files[CORRELATION_NAME] = {"kind": "image", "movie_index": None}
-
     traces = {"raw": split_traces(estimates.C + estimates.YrA, result.offsets),
               "denoised": split_traces(estimates.C, result.offsets),
               "spikes": split_traces(estimates.S, result.offsets)}
-    names = cell_names(estimates.K)
-    with timed_stage(timings, "export.isxd_sets"):
-        written, metadata = _write_isxd_sets(result, folder, traces, names=names, statuses=statuses)
-    files.update(written)
-    files.update(_write_previews(result, folder, raw=traces["raw"], denoised=traces["denoised"],
-                                 spikes=traces["spikes"], names=names, statuses=statuses, notes=notes,
-                                 timings=timings))
+    previews = ForkedCall(_draw_previews, result, folder, traces, statuses)
+    try:
+        files, metadata = _write_data_files(result, folder, traces, statuses, timings)
+        later = _write_after_metadata(result, folder, evaluate=evaluate, nwb=nwb, nwb_metadata=nwb_metadata,
+                                      fingerprint=fingerprint, corrected_movie=corrected_movie)
+        drawn = _drawn(previews, result, folder, traces, statuses)
+    except BaseException:
+        previews.cancel()
+        raise
+    for problem in drawn.notes:
+        log.warning(problem)
+    files.update(drawn.files)
+    notes.extend(drawn.notes)
+    timings.update(drawn.timings)
     if result.motion is not None:
         metadata["motion_correction"] = motion_summary(result.motion)
         with timed_stage(timings, "export.motion_previews"):
@@ -224,7 +236,59 @@ def _write_all(result: ExtractionResult, folder: Path, *, evaluate: bool,
     metadata["notes"] = {"messages": list(notes) + list(result.inputs.resolved.notes)}
     write_output_metadata(folder / METADATA_NAME, metadata)
     files[METADATA_NAME] = {"kind": "metadata", "movie_index": None}
-    return files, notes
+    return files, notes, later
+
+
+def _write_data_files(result: ExtractionResult, folder: Path, traces: dict[str, dict], statuses: list[str],
+                      timings: dict[str, float]) -> tuple[dict[str, dict], dict[str, dict]]:
+    """CaImAn's hdf5, the correlation image and the isxd sets; (files, the sets' metadata)."""
+    files: dict[str, dict] = {}
+    with timed_stage(timings, "export.hdf5"):
+        files.update(_write_hdf5(result, folder, statuses))
+    if result.estimates.Cn is not None:
+        with timed_stage(timings, "export.correlation_tif"):
+            write_correlation_tif(folder / CORRELATION_NAME, result.estimates.Cn)
+        files[CORRELATION_NAME] = {"kind": "image", "movie_index": None}
+    with timed_stage(timings, "export.isxd_sets"):
+        written, metadata = _write_isxd_sets(result, folder, traces, names=cell_names(result.estimates.K),
+                                             statuses=statuses)
+    files.update(written)
+    return files, metadata
+
+
+def _write_after_metadata(result: ExtractionResult, folder: Path, *, evaluate: bool, nwb: bool,
+                          nwb_metadata: NwbMetadata | None, fingerprint: str | None,
+                          corrected_movie: ConcatenatedMovie | None) -> Written:
+    """The motion-corrected movies and the NWB files (listed after the metadata file in the manifest)."""
+    later = Written()
+    if corrected_movie is not None:
+        with timed_stage(later.timings, "export.motion_corrected"):
+            later.files.update(write_corrected_movies(result, corrected_movie, folder))
+    if nwb:
+        step = write_run_nwb(result, folder, fingerprint=fingerprint, evaluate=evaluate, metadata=nwb_metadata)
+        later.files.update(step.files)
+        later.notes.extend(step.notes)
+        later.timings[NWB_TIMING] = round(step.seconds, 4)
+    return later
+
+
+def _draw_previews(result: ExtractionResult, folder: Path, traces: dict[str, dict], statuses: list[str]) -> Written:
+    drawn = Written()
+    drawn.files = _write_previews(result, folder, raw=traces["raw"], denoised=traces["denoised"],
+                                  spikes=traces["spikes"], names=cell_names(result.estimates.K), statuses=statuses,
+                                  notes=drawn.notes, timings=drawn.timings)
+    return drawn
+
+
+def _drawn(previews: ForkedCall, result: ExtractionResult, folder: Path, traces: dict[str, dict],
+           statuses: list[str]) -> Written:
+    """The previews the child drew; drawn here instead when the child failed (a preview's own failure is
+    a note the child returns, not a failure)."""
+    try:
+        return previews.result()
+    except (ChildProcessError, RuntimeError) as err:
+        log.warning("the previews' process failed (%s); drawing them here", err)
+        return _draw_previews(result, folder, traces, statuses)
 
 
 def _write_hdf5(result: ExtractionResult, folder: Path, statuses: list[str]) -> dict[str, dict]:
@@ -294,8 +358,8 @@ def _write_motion_previews(result: ExtractionResult, folder: Path, notes: list[s
 
 def _write_previews(result: ExtractionResult, folder: Path, *, raw, denoised, spikes, names, statuses,
                     notes: list[str], timings: dict[str, float]) -> dict[str, dict]:
-    """Every preview of the seed's Outputs section; a failing preview is a note, never a failed run.
-    The seconds of each go to ``timings`` as ``export.preview.<stem>``."""
+    """Every preview of the seed's Outputs section; a failing preview is a note (logged by the caller),
+    never a failed run. The seconds of each go to ``timings`` as ``export.preview.<stem>``."""
     estimates = result.estimates
     fr = float(result.inputs.resolved.params.fr)
     written: dict[str, dict] = {}
@@ -305,7 +369,6 @@ def _write_previews(result: ExtractionResult, folder: Path, *, raw, denoised, sp
             paths, problem = safe_preview(function, stem, *args, **kwargs)
         if problem:
             notes.append(problem)
-            log.warning(problem)
         written.update({path.name: {"kind": "preview", "movie_index": movie_index} for path in paths})
         return not problem
 

@@ -1,16 +1,21 @@
-"""Patch jobs give the same components whichever executor runs them: here, local processes or Dask."""
+"""Patch jobs give the same components whichever executor runs them: here, local processes, this process
+(a small movie) or Dask."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from cnmflow.engine import fit
+from cnmflow.engine import executors, fit
+from cnmflow.engine.threads import fft_workers
 from cnmflow.errors import ParameterError
 from cnmflow.params import build_params
+from cnmflow.settings import Settings
 from cnmflow.synthetic import simulate_1p
 
 PARAMS = dict(gSig=3, gSiz=13, min_corr=0.8, min_pnr=6, fr=10, rf=16, stride=8)
+#: This machine's settings with every movie's patches in worker processes, however small.
+WORKERS_ALWAYS = Settings(patches_in_process_below=0)
 
 
 @pytest.fixture(scope="module")
@@ -31,8 +36,28 @@ def dask_cluster():
         yield cluster.scheduler_address
 
 
+def _no_worker_pool(*args, **kwargs):
+    raise AssertionError("a small movie started patch workers")
+
+
+def test_a_small_movie_fits_its_patches_here_with_the_same_components_as_workers(movie_file, monkeypatch):
+    params = build_params({**PARAMS, "n_processes": 2})
+    in_workers = fit(movie_file, params, machine=WORKERS_ALWAYS)
+    threads_before = fft_workers()
+    monkeypatch.setattr(executors, "ProcessPoolExecutor", _no_worker_pool)
+    small = Settings(patches_in_process_below=movie_file.size + 1)
+    here = fit(movie_file, params, machine=small)
+    assert in_workers.K > 3 and here.K == in_workers.K
+    np.testing.assert_array_equal(here.A.toarray(), in_workers.A.toarray())
+    np.testing.assert_array_equal(here.C, in_workers.C)
+    np.testing.assert_array_equal(here.S, in_workers.S)
+    assert fft_workers() == threads_before  # the single-threaded block gives the threads back
+    with pytest.raises(AssertionError, match="started patch workers"):  # at the threshold: workers
+        fit(movie_file, params, machine=Settings(patches_in_process_below=movie_file.size))
+
+
 def test_a_dask_cluster_gives_the_same_components_as_local_processes(movie_file, dask_cluster):
-    local = fit(movie_file, build_params({**PARAMS, "n_processes": 2}))
+    local = fit(movie_file, build_params({**PARAMS, "n_processes": 2}), machine=WORKERS_ALWAYS)
     stages = []
     on_dask = fit(movie_file, build_params({**PARAMS, "n_processes": 2}), dask_scheduler=dask_cluster,
                   progress=lambda stage, fraction: stages.append((stage, fraction)))
@@ -49,8 +74,6 @@ def test_dask_needs_a_movie_file_the_workers_can_read(movie_file, dask_cluster):
 
 def test_an_unreachable_scheduler_is_a_clear_error(movie_file, monkeypatch):
     pytest.importorskip("distributed")
-    import cnmflow.engine.executors as executors
-
     monkeypatch.setattr(executors, "CONNECT_TIMEOUT_S", 2)
     with pytest.raises(ParameterError, match="127.0.0.1:9"):
         fit(movie_file, build_params(PARAMS), dask_scheduler="tcp://127.0.0.1:9")

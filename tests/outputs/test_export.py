@@ -128,6 +128,29 @@ def test_interrupted_export_leaves_no_complete_looking_outputs(simulated, tmp_pa
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == []
 
 
+class _DeadChild:
+    """A previews' process that died before it could answer (killed, out of memory)."""
+
+    def __init__(self, *args, **kwargs):
+        pass
+
+    def result(self):
+        raise ChildProcessError("the forked child ended without a result")
+
+    def cancel(self) -> None:
+        pass
+
+
+def test_previews_are_drawn_here_when_their_process_dies(simulated, tmp_path, monkeypatch):
+    movie = write_tiff(tmp_path / "movie.tif", simulated.movie, fr=10.0)
+    monkeypatch.setattr(export_module, "ForkedCall", _DeadChild)
+    result = cnmflow.extract([movie], tmp_path / "out", params=PARAMS)
+    listed = json.loads((tmp_path / "out" / "manifest.json").read_text())["outputs"]
+    for name in ("initialization_images", "footprints_cellset_raw.000", "preview_neural_events.000"):
+        assert f"{name}.png" in listed and f"{name}.svg" in listed and (tmp_path / "out" / f"{name}.png").exists()
+    assert result.extraction.estimates.K > 0
+
+
 def test_no_cells_is_reported_with_hdf5_previews_and_metadata(tmp_path):
     noise = np.random.default_rng(0).normal(100.0, 5.0, size=(200, 40, 40)).astype(np.float32)
     movie = write_tiff(tmp_path / "noise.tif", noise, fr=10.0)

@@ -1,0 +1,79 @@
+"""The temporary Prefect server: started before Prefect is imported, used unless another server is there,
+and the wait for it spent on the caller's next steps."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+
+import pytest
+
+from cnmflow.prefect_server import KEPT_SERVER_FILE, StartedServer, settled_server, start_server_early
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def _sleeper() -> StartedServer:
+    """A stand-in for a started server: a process that would live for a minute."""
+    process = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    return StartedServer(port=9, process=process, output=tempfile.TemporaryFile(), owns_output=True)
+
+
+def test_no_early_server_when_the_environment_names_one(monkeypatch):
+    monkeypatch.setenv("PREFECT_API_URL", "http://127.0.0.1:9/api")
+    assert start_server_early() is None
+
+
+def test_no_early_server_while_a_kept_server_lives(monkeypatch, tmp_path):
+    monkeypatch.delenv("PREFECT_API_URL", raising=False)
+    monkeypatch.setenv("PREFECT_HOME", str(tmp_path))
+    (tmp_path / KEPT_SERVER_FILE).write_text(json.dumps({"pid": os.getpid(), "port": 9}))
+    assert start_server_early() is None
+
+
+def test_an_early_server_is_stopped_when_prefect_is_configured_for_another():
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+
+    early = _sleeper()
+    with temporary_settings(updates={PREFECT_API_URL: "http://127.0.0.1:9/api"}):
+        assert settled_server(early) is None
+    assert early.process.poll() is not None and early.output.closed
+
+
+def test_the_wait_takes_the_callers_steps_until_the_server_answers(tmp_path):
+    (tmp_path / "api").mkdir()
+    (tmp_path / "api" / "health").write_text("ok")
+    port = _free_port()
+    process = subprocess.Popen([sys.executable, "-m", "http.server", str(port), "--bind", "127.0.0.1",
+                                "--directory", str(tmp_path)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    server = StartedServer(port=port, process=process, output=tempfile.TemporaryFile(), owns_output=True,
+                           relaunch=False)
+    taken: list[int] = []
+    steps = [lambda number=number: (taken.append(number), time.sleep(0.05)) for number in range(400)]
+    try:
+        server.wait_ready(60, meanwhile=steps)
+        assert 1 <= len(taken) < 400 and taken == list(range(len(taken)))  # in order, and not after it answered
+    finally:
+        server.close()
+
+
+@pytest.mark.parametrize("value", ["", "  "])
+def test_a_blank_api_url_is_no_server(monkeypatch, tmp_path, value):
+    """An empty PREFECT_API_URL (a shell's `export PREFECT_API_URL=`) is unset: the early server starts."""
+    monkeypatch.setenv("PREFECT_API_URL", value)
+    monkeypatch.setenv("PREFECT_HOME", str(tmp_path))
+    server = start_server_early()
+    try:
+        assert server is not None and server.process.poll() is None
+    finally:
+        if server is not None:
+            server.close()
