@@ -20,6 +20,7 @@ import logging
 import os
 import pickle
 import runpy
+import select
 import signal
 import sys
 import threading
@@ -157,11 +158,15 @@ class ForkedCall:
             _child_call(parent, writer, function, args, kwargs)  # never returns
         os.close(writer)
 
-    def result(self) -> Any:
-        """The function's value; its exception (as a RuntimeError naming it) or the child's death raises."""
+    def result(self, timeout_s: float | None = None) -> Any:
+        """The function's value; its exception (as a RuntimeError naming it) or the child's death raises.
+
+        ``timeout_s``: a child still silent after this long is killed and ChildProcessError raised. A
+        forked copy of a threaded process can deadlock on a lock another thread held at the fork; the
+        caller then loses that much time, never the run.
+        """
         if self._outcome is None:
-            with os.fdopen(self._reader, "rb") as pipe:
-                payload = pipe.read()
+            payload = self._read_all(timeout_s)
             _, status = os.waitpid(self._pid, 0)
             if not payload:
                 raise ChildProcessError(f"the forked child {self._pid} ended without a result (wait status {status})")
@@ -171,15 +176,35 @@ class ForkedCall:
             raise RuntimeError(value)
         return value
 
-    def cancel(self) -> None:
-        """Kill the child now (the caller failed or was interrupted) and reap it."""
-        if self._outcome is not None or not self._pid:
-            return
+    def _read_all(self, timeout_s: float | None) -> bytes:
+        """Everything the child writes to the pipe until it closes it, or ChildProcessError at the deadline."""
+        deadline = None if timeout_s is None else time.monotonic() + float(timeout_s)
+        chunks: list[bytes] = []
+        with os.fdopen(self._reader, "rb", buffering=0) as pipe:
+            while True:
+                wait = None if deadline is None else max(0.0, deadline - time.monotonic())
+                if not select.select([pipe], [], [], wait)[0]:
+                    self._kill_and_reap()
+                    self._outcome = (False, f"the forked child did not finish within {timeout_s} s")
+                    raise ChildProcessError(f"the forked child {self._pid} did not finish within {timeout_s} s; "
+                                            "it was killed")
+                chunk = pipe.read(1 << 20)
+                if not chunk:
+                    return b"".join(chunks)
+                chunks.append(chunk)
+
+    def _kill_and_reap(self) -> None:
         try:
             os.kill(self._pid, signal.SIGKILL)
         except ProcessLookupError:
             pass
         os.waitpid(self._pid, 0)
+
+    def cancel(self) -> None:
+        """Kill the child now (the caller failed or was interrupted) and reap it."""
+        if self._outcome is not None or not self._pid:
+            return
+        self._kill_and_reap()
         os.close(self._reader)
         self._outcome = (False, "cancelled")
 

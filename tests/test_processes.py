@@ -380,3 +380,16 @@ def test_a_cancelled_forked_call_is_killed_and_reaped():
     assert time.monotonic() - started < 10
     with pytest.raises(RuntimeError, match="cancelled"):
         call.result()
+
+
+@linux_only
+def test_a_forked_call_that_hangs_is_killed_at_its_timeout():
+    from cnmflow.processes import ForkedCall
+
+    call = ForkedCall(time.sleep, 60)
+    child = call._pid
+    with pytest.raises(ChildProcessError, match="did not finish within 0.5 s"):
+        call.result(timeout_s=0.5)
+    assert not pid_alive(child)
+    with pytest.raises(RuntimeError, match="did not finish"):
+        call.result()

@@ -46,6 +46,10 @@ from cnmflow.processes import ForkedCall
 
 log = logging.getLogger(__name__)
 
+#: The previews' forked child is killed and they are drawn here when it has not finished by then (a fork of
+#: a threaded process can deadlock); drawing them takes seconds, a few minutes for thousands of cells.
+PREVIEWS_CHILD_TIMEOUT_S = 300.0
+
 
 @dataclass(frozen=True)
 class ExportResult:
@@ -285,7 +289,7 @@ def _drawn(previews: ForkedCall, result: ExtractionResult, folder: Path, traces:
     """The previews the child drew; drawn here instead when the child failed (a preview's own failure is
     a note the child returns, not a failure)."""
     try:
-        return previews.result()
+        return previews.result(timeout_s=PREVIEWS_CHILD_TIMEOUT_S)
     except (ChildProcessError, RuntimeError) as err:
         log.warning("the previews' process failed (%s); drawing them here", err)
         return _draw_previews(result, folder, traces, statuses)
