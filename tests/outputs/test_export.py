@@ -134,7 +134,7 @@ class _DeadChild:
     def __init__(self, *args, **kwargs):
         pass
 
-    def result(self):
+    def result(self, timeout_s: float | None = None):
         raise ChildProcessError("the forked child ended without a result")
 
     def cancel(self) -> None:
