@@ -27,6 +27,7 @@ from cnmflow.cli.motion import COMMAND as MOTION_COMMAND, add_command as add_mot
 from cnmflow.cli.suggest import COMMAND as SUGGEST_COMMAND, add_command as add_suggest_command
 from cnmflow.cli.tracking import COMMANDS as TRACKING_COMMANDS, add_commands as add_tracking_commands
 from cnmflow.outputs.names import HDF5_NAME
+from cnmflow.prefect_server import KEPT_PORT
 from cnmflow.cli.exit_codes import EXIT_FAILED, EXIT_BAD_INPUT
 
 if TYPE_CHECKING:
@@ -121,7 +122,7 @@ def build_parser() -> argparse.ArgumentParser:
     server = commands.add_parser(
         "server", help="keep a Prefect server (with its UI) running for later runs and sweeps, or stop it")
     server.add_argument("action", choices=("start", "stop", "status"))
-    server.add_argument("--port", type=int, default=4210, help="port of the server started (default 4210)")
+    server.add_argument("--port", type=int, default=KEPT_PORT, help=f"port of the server started (default {KEPT_PORT})")
 
     demo = commands.add_parser("demo", help="simulate a 1P movie with known neurons and run it end to end")
     demo.add_argument("--output-dir", type=Path, default=Path("demo-output"))
@@ -366,8 +367,9 @@ def _run_flow(movies, output_dir: Path, request: RunRequest, form, *, overwrite:
                             f"(full log: {log.path})") from err
         finally:
             remove_listener(listen)
-            if isinstance(server, StartedServer) and server.output_text().strip():
-                log.note(f"Prefect server output:\n{server.output_text().rstrip()}")
+            server_text = server.output_text() if isinstance(server, StartedServer) else ""
+            if server_text.strip():
+                log.note(f"Prefect server output:\n{server_text.rstrip()}")
 
 
 #: Modules the flow imports only when it gets to them (its writers, Prefect's run engines); loaded while

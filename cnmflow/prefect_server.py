@@ -138,10 +138,7 @@ def start_server(*, output: IO | None = None) -> StartedServer | None:
     """
     if not _can_start():
         return None
-    owns = output is None
-    stream = tempfile.TemporaryFile() if output is None else output  # noqa: SIM115 - closed by close()
-    port, process = _launch(_free_port(), stream)
-    return StartedServer(port=port, process=process, output=stream, owns_output=owns)
+    return _started(output)
 
 
 def start_server_early(*, output: IO | None = None) -> StartedServer | None:
@@ -158,9 +155,14 @@ def start_server_early(*, output: IO | None = None) -> StartedServer | None:
     recorded = _recorded_server(Path(os.environ.get("PREFECT_HOME") or "~/.prefect").expanduser())
     if configured or (recorded is not None and pid_alive(recorded.pid)):
         return None
+    return _started(output, settings={})
+
+
+def _started(output: IO | None, *, settings: dict[str, str] | None = None) -> StartedServer:
+    """A server launched on a free port, printing to ``output`` or to a temporary file of its own."""
     owns = output is None
     stream = tempfile.TemporaryFile() if output is None else output  # noqa: SIM115 - closed by close()
-    port, process = _launch(_free_port(), stream, settings={})
+    port, process = _launch(_free_port(), stream, settings=settings)
     return StartedServer(port=port, process=process, output=stream, owns_output=owns)
 
 

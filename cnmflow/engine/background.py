@@ -451,19 +451,27 @@ def _solve_rings(gram: np.ndarray, ring_in_box: np.ndarray, valid: np.ndarray,
     Invalid (off-image) ring entries become decoupled unit-diagonal rows with zero
     right-hand side, so their weight is exactly 0 and the batch has a uniform size.
     """
-    n_box = gram.shape[0]
-    gram_flat = gram.reshape(-1)
-    index_type = np.int32 if n_box * n_box < 2**31 else np.int64
-    ring_in_box = ring_in_box.astype(index_type, copy=False)
-    systems = _ring_systems(gram_flat, ring_in_box, index_type(n_box))
-    targets = np.take(gram_flat, ring_in_box * index_type(n_box) + pixel_in_box.astype(index_type)[:, None]).astype(
-        np.float64)
+    gram_flat, ring, n_box, targets = _gathered_targets(gram, ring_in_box, pixel_in_box)
+    systems = _ring_systems(gram_flat, ring, n_box)
     if not valid.all():
         on_image = valid.astype(np.float64)
         systems *= on_image[:, :, None]
         systems *= on_image[:, None, :]
         targets *= on_image
     return _ridge_solve(systems, targets, valid)
+
+
+def _gathered_targets(gram: np.ndarray, ring_in_box: np.ndarray, pixel_in_box: np.ndarray):
+    """What both ring solves gather from the box Gram: the Gram flattened, the ring positions and the box
+    side in an integer type that addresses it, and each pixel's covariances with its ring pixels
+    (batch, n_ring) float64."""
+    n_box = gram.shape[0]
+    index_type = np.int32 if n_box * n_box < 2**31 else np.int64
+    gram_flat = gram.reshape(-1)
+    ring = ring_in_box.astype(index_type, copy=False)
+    side = index_type(n_box)
+    targets = np.take(gram_flat, ring * side + pixel_in_box.astype(index_type)[:, None]).astype(np.float64)
+    return gram_flat, ring, side, targets
 
 
 def _ring_systems(gram_flat: np.ndarray, ring_in_box: np.ndarray, n_box) -> np.ndarray:
@@ -522,14 +530,9 @@ def _solve_arcs(gram: np.ndarray, ring_in_box: np.ndarray, valid: np.ndarray, pi
     The arcs' Gram is the ring's Gram summed over arc pairs (``n_ring²`` per pixel) and divided by
     the arcs' on-image pixel counts; an arc entirely off the image gets weight 0.
     """
-    n_box = gram.shape[0]
-    gram_flat = gram.reshape(-1)
-    index_type = np.int32 if n_box * n_box < 2**31 else np.int64
-    ring = ring_in_box.astype(index_type, copy=False)
+    gram_flat, ring, n_box, targets = _gathered_targets(gram, ring_in_box, pixel_in_box)
     first, second = arcs.pairs
-    pairs = np.take(gram_flat, ring[:, first] * index_type(n_box) + ring[:, second])   # float32, as the Gram
-    targets = np.take(gram_flat, ring * index_type(n_box) + pixel_in_box.astype(index_type)[:, None]).astype(
-        np.float64)
+    pairs = np.take(gram_flat, ring[:, first] * n_box + ring[:, second])   # float32, as the Gram
     on_image = valid.astype(np.float64)
     if not valid.all():
         pairs *= valid[:, first] & valid[:, second]

@@ -256,7 +256,7 @@ def _blob_at(mask: np.ndarray, seed: tuple[int, int]) -> np.ndarray:
 
 
 def _init_one(st: _State, r: int, c: int, gsiz: int):
-    """Rank-1 initialization at seed (r, c). Returns (a (h, w) float32, C (T,), box) or None.
+    """Rank-1 initialization at seed (r, c). Returns (a (h, w) float32, C (T,)) or None.
 
     Three passes over the box, a chunk of frames at a time: the filtered traces' correlation with
     the seed's, the neuron trace ``c_f`` from the best-correlated pixels, and the regression of the
@@ -300,7 +300,7 @@ def _init_one(st: _State, r: int, c: int, gsiz: int):
     ci = ci - np.median(ci)
     A = np.zeros((h, w), dtype=np.float32)
     A[r0:r1, c0:c1] = a / norm
-    return A, ci.astype(np.float32), (r0, r1, c0, c1)
+    return A, ci.astype(np.float32)
 
 
 def _seed_correlation(st: _State, box: tuple[int, int, int, int], at_seed: int) -> tuple[np.ndarray, np.ndarray]:
@@ -441,7 +441,7 @@ def _greedy(st: _State, *, gsig: float, gsiz: int, border_pix: int, max_componen
             out = _init_one(st, int(r), int(c), gsiz)
             if out is None:
                 continue
-            a, ci, _ = out
+            a, ci = out
             st.remove(a, ci)
             # no second seed on top of this one: not in its footprint's core (above half its peak)
             blocked |= a > SEED_EXCLUSION_FRACTION * a.max()
