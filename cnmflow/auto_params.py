@@ -152,6 +152,23 @@ class AutoEstimate:
     n_frames_used: int = 0
     pnr_reduction: float = 1.0  # min_pnr = the PNR cut on the downsampled image / this (see pnr_reduction)
     relaxed: int = 0  # > 0: no candidate passed the null's cuts; the cuts keep this many strongest candidates
+    seed_radii: np.ndarray = field(default_factory=lambda: np.zeros(0), repr=False)  # (n,) px, see seed_radii
+    seed_round: np.ndarray = field(default_factory=lambda: np.zeros(0, bool), repr=False)  # (n,) see round_seeds
+
+    def seed_classes(self) -> dict[str, np.ndarray]:
+        """Masks over ``seeds`` of the distinct ones (above both cuts) by shape: "cell" (round, half-max radius
+        within :data:`CELL_SCALE_BAND` of the estimate), "ridge" (not round: a vessel or dendrite), "broader" and
+        "smaller" (round, off the cells' scale; broader: out-of-focus cells or neuropil)."""
+        ratio = self.seed_radii / self.radius.radius
+        low, high = CELL_SCALE_BAND
+        distinct, round_ = np.isfinite(ratio), self.seed_round
+        with np.errstate(invalid="ignore"):
+            return {"cell": distinct & round_ & (ratio >= low) & (ratio <= high), "ridge": distinct & ~round_,
+                    "broader": distinct & round_ & (ratio > high), "smaller": distinct & round_ & (ratio < low)}
+
+    def seed_scales(self) -> dict[str, int]:
+        """How many distinct seeds fall in each of :meth:`seed_classes`."""
+        return {name: int(mask.sum()) for name, mask in self.seed_classes().items()}
 
     def values(self) -> dict[str, float]:
         return {"gSig": self.gSig, "min_corr": self.min_corr, "min_pnr": self.min_pnr}
@@ -163,8 +180,19 @@ class AutoEstimate:
             "gSiz": f"{self.gSiz}: 2·gSig+1 (the seed's rule)",
             "min_corr": f"{self.min_corr:g}: {self.corr.evidence()}{self._relaxed()}",
             "min_pnr": (f"{self.min_pnr:g}: {self.pnr.evidence()}, on the downsampled PNR (/ {self.pnr_reduction:.3g}: "
-                        f"min_pnr is a full-rate PNR){self._relaxed()}; {len(self.seeds)} candidate seeds above both cuts"),
+                        f"min_pnr is a full-rate PNR){self._relaxed()}; {len(self.seeds)} candidate seeds above both cuts"
+                        f"{self._scales()}"),
         }
+
+    def _scales(self) -> str:
+        if not len(self.seed_radii):
+            return ""
+        n = self.seed_scales()
+        low, high = CELL_SCALE_BAND
+        return (f"; of the {sum(n.values())} distinct places they lie on, {n['cell']} are round with a half-max radius "
+                f"of {low:g}–{high:g}× the estimate (cells), {n['ridge']} are ridges (vessels, dendrites), "
+                f"{n['broader']} broader (out-of-focus cells, neuropil) and {n['smaller']} smaller: signal above the "
+                f"noise cuts that no min_corr/min_pnr tells from the cells")
 
     def _relaxed(self) -> str:
         if not self.relaxed:
@@ -172,6 +200,11 @@ class AutoEstimate:
         return (f"; no candidate passed these cuts while the projection shows {self.relaxed} round blobs: "
                 f"relaxed to keep the {len(self.seeds)} strongest candidates")
 
+
+#: Half-max radius of a seed over the estimated radius that counts as the cells' scale (:func:`seed_radii`):
+#: among the candidates above both cuts on 10 realistic movies (auto_params_benchmark.py --candidates), in-focus
+#: cells lay at 0.9–1.2× (median), out-of-focus cells at 1.0–2.0×.
+CELL_SCALE_BAND = (0.75, 1.4)
 
 #: gSig over the half-max radius r (see :func:`gsig_for`).
 GSIG_PER_RADIUS = 1.15
@@ -345,6 +378,43 @@ def _round_blobs(image: np.ndarray, scales: np.ndarray, k: np.ndarray, r: np.nda
         low, high = mid - gap, mid + gap  # eigenvalues; a round maximum has both < 0
         ok[at] = (high < 0) & (high / np.minimum(low, -np.finfo(float).tiny) >= MIN_CURVATURE_RATIO)
     return np.nonzero(ok)[0]
+
+
+def seed_radii(movie: np.ndarray, seeds: np.ndarray, *, radius: float) -> np.ndarray:
+    """Half-max radius (px, NaN where unmeasurable) of each seed ``(n, 2)``, strongest first, of a
+    ``(T, rows, cols)`` movie whose cells have half-max radius ``radius``: read as the radius estimate reads a
+    blob (on the seed's peak frame minus the mean, out to 3 × ``radius``), at the distinct seeds only (a seed
+    within ``radius`` of a stronger one lies on the same cell: NaN).
+
+    Above the noise cuts, the blob scale is what tells an in-focus cell from the other signal sources: on the
+    realistic simulator the in-focus seeds' radius matched the estimate while out-of-focus cells were broader,
+    and neither correlation nor PNR ordered them (benchmarks/README.md, ``--candidates``).
+    """
+    radii = np.full(len(seeds), np.nan)
+    if not len(seeds):
+        return radii
+    mean = np.asarray(movie, dtype=np.float32).mean(axis=0, dtype=np.float64)
+    kept: list[tuple[int, int]] = []
+    for i, (row, col) in enumerate(np.asarray(seeds, dtype=int)):
+        if any(math.hypot(row - r0, col - c0) <= radius for r0, c0 in kept):
+            continue
+        kept.append((row, col))
+        radii[i] = _half_max_radius(_peak_frame(movie, row, col) - mean, row, col, reach=3.0 * radius)
+    return radii
+
+
+def round_seeds(correlation: np.ndarray, pnr: np.ndarray, seeds: np.ndarray, *, radius: float) -> np.ndarray:
+    """Which seeds ``(n, 2)`` are round maxima of the seed search image (correlation × PNR) smoothed at the cells'
+    LoG scale ``radius / √2`` (:func:`_round_blobs`' Hessian test): a pulsing vessel is a ridge of the search
+    image, whose seeds lie along it (on the realistic simulator most seeds above the cuts that were no in-focus
+    cell were ridges; benchmarks/README.md, ``--candidates``)."""
+    seeds = np.asarray(seeds, dtype=int).reshape(-1, 2)
+    out = np.zeros(len(seeds), bool)
+    if len(seeds):
+        image = np.asarray(correlation, np.float64) * np.asarray(pnr, np.float64)
+        at = _round_blobs(image, np.array([radius / math.sqrt(2)]), np.zeros(len(seeds), int), seeds[:, 0], seeds[:, 1])
+        out[at] = True
+    return out
 
 
 def _peak_frame(movie: np.ndarray, row: int, col: int) -> np.ndarray:
@@ -534,7 +604,9 @@ def estimate_from_movie(movie: np.ndarray, *, gsig: float | None = None, center_
     return AutoEstimate(gSig=gsig_out, gSiz=gsiz_for(gsig_out), min_corr=min_corr, min_pnr=min_pnr,
                         radius=radius, corr=corr, pnr=pnr, correlation_image=images.correlation,
                         pnr_image=images.pnr, seeds=seeds, n_frames_used=int(movie.shape[0]),
-                        pnr_reduction=reduction, relaxed=relaxed)
+                        pnr_reduction=reduction, relaxed=relaxed,
+                        seed_radii=seed_radii(movie, seeds, radius=radius.radius),
+                        seed_round=round_seeds(images.correlation, images.pnr, seeds, radius=radius.radius))
 
 
 def relaxed_cuts(images: SeedImages, n: int, *, reduction: float, gsiz: int,

@@ -1,6 +1,7 @@
 """The figure of ``cnmflow suggest``: what each "auto" value was read from, to check at a glance.
 
-Top: the correlation and PNR images with the candidate seeds above both suggested cuts, and the
+Top: the correlation and PNR images with the candidate seeds above both suggested cuts (the distinct ones
+marked by shape: round at the cells' scale, ridges, broader), and the
 max − mean projection with the blobs whose half-max radius was measured (circles of the
 suggested gSig). Bottom: each image's histogram against its null's with the cut marked, and the
 radius estimate (the blobs' median scale-normalised LoG response per scale, the measured radii).
@@ -13,7 +14,23 @@ from pathlib import Path
 
 import numpy as np
 
-from cnmflow.auto_params import AutoEstimate
+from cnmflow.auto_params import CELL_SCALE_BAND, AutoEstimate
+
+
+def _mark_seed_scales(axes, est: AutoEstimate) -> None:
+    """Mark each distinct seed by its shape (:meth:`AutoEstimate.seed_classes`): the cells' (round, their scale),
+    ridges (vessels, dendrites), broader (out-of-focus cells, neuropil): signal above every noise cut, which the
+    cuts cannot reject."""
+    classes = est.seed_classes()
+    if not len(classes["cell"]):
+        return
+    low, high = CELL_SCALE_BAND
+    for name, style, colour, label in (("cell", "o", "white", f"round, {low:g}–{high:g}× r"),
+                                       ("ridge", "x", "orange", "ridge (vessel?)"),
+                                       ("broader", "s", "cyan", f"round, broader than {high:g}× r")):
+        at = est.seeds[classes[name]]
+        axes.plot(at[:, 1], at[:, 0], style, mfc="none", mec=colour, ms=7, label=f"{len(at)} {label}")
+    axes.legend(fontsize=7, loc="lower right")
 
 
 def write_suggestion_figure(estimate: AutoEstimate, path: str | os.PathLike, *, title: str = "") -> Path:
@@ -33,6 +50,7 @@ def write_suggestion_figure(estimate: AutoEstimate, path: str | os.PathLike, *, 
         fig.colorbar(shown, ax=a, fraction=0.046)
         if len(seeds):
             a.plot(seeds[:, 1], seeds[:, 0], "r.", ms=3)
+            _mark_seed_scales(a, est)
         scaled = f" (×{est.pnr_reduction:.3g} here)" if est.pnr_reduction != 1 else ""
         a.set_title(f"{name} image; {len(seeds)} seeds above min_corr {est.min_corr:g} & min_pnr {est.min_pnr:g}{scaled}",
                     fontsize=9)

@@ -205,3 +205,46 @@ def test_a_short_real_movie_keeps_a_passable_correlation_cut():
 
     est = estimate_parameters([IDEAS], tsub=2)
     assert est.min_corr < 1.0 and len(est.seeds) > 0 and 1.0 < est.gSig < 6.0
+
+
+def _disk_movie(radii: dict[tuple[int, int], float], shape=(64, 96), n_frames=60, rng=0) -> np.ndarray:
+    """Noise plus uniform disks (centre → radius), each flashing in its own frames."""
+    gen = np.random.default_rng(rng)
+    yy, xx = np.indices(shape)
+    movie = gen.normal(100.0, 1.0, (n_frames, *shape)).astype(np.float32)
+    for j, ((row, col), radius) in enumerate(radii.items()):
+        disk = (np.hypot(yy - row, xx - col) <= radius).astype(np.float32)
+        movie[10 + 15 * j:13 + 15 * j] += 40.0 * disk
+    return movie
+
+
+def test_seed_radii_measure_each_distinct_seed_and_skip_its_duplicates():
+    from cnmflow.auto_params import seed_radii
+
+    movie = _disk_movie({(20, 20): 4.0, (32, 64): 10.0})
+    radii = seed_radii(movie, np.array([[20, 20], [32, 64], [21, 21]]), radius=4.0)
+    assert abs(radii[0] - 4.0) < 1.0 and radii[1] > 2.0 * 4.0  # the broad disk reads broader than the cells
+    assert np.isnan(radii[2])  # within one radius of a stronger seed: the same cell
+
+
+def test_seeds_along_a_ridge_are_told_from_round_ones():
+    from cnmflow.auto_params import round_seeds
+
+    yy, xx = np.indices((64, 96)).astype(float)
+    blob = np.exp(-((yy - 20) ** 2 + (xx - 20) ** 2) / (2 * 3.0**2))
+    ridge = np.exp(-((yy - 45) ** 2) / (2 * 1.5**2)) * (xx > 30)
+    pnr = 5 + 20 * blob + 15 * ridge
+    at = round_seeds(np.ones_like(pnr), pnr, np.array([[20, 20], [45, 60], [45, 80]]), radius=4.0)
+    assert at.tolist() == [True, False, False]
+
+
+def test_seeds_above_the_cuts_are_classed_by_shape(simulated):
+    """On the simulated cortex the round seeds at the cells' scale lie on in-focus cells far more often than the
+    rest (ridges along vessels, broader out-of-focus cells), which the reasons count."""
+    sim = simulated["cortex_l23"]
+    est = estimate_from_movie(_tsub2(sim.movie), tsub=2)
+    classes = est.seed_classes()
+    on_cell = sim.truth.footprints.max(axis=0)[est.seeds[:, 0], est.seeds[:, 1]] > 0.2
+    cells, others = classes["cell"], classes["ridge"] | classes["broader"] | classes["smaller"]
+    assert cells.sum() >= 10 and on_cell[cells].mean() > 0.8 and on_cell[others].mean() < on_cell[cells].mean() - 0.2
+    assert f"{cells.sum()} are round" in est.reasons()["min_pnr"]
