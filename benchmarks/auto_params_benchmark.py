@@ -27,6 +27,7 @@ seconds <= 10% of the extraction's.
     .venv/bin/python benchmarks/auto_params_benchmark.py --gsig-sweep # F1 at gSig = k x r, the evidence for 1.15
     .venv/bin/python benchmarks/auto_params_benchmark.py --reference   # auto vs hand-tuned files and CaImAn
     .venv/bin/python benchmarks/auto_params_benchmark.py --grid-from results/OLD.json  # fit auto's values only
+    .venv/bin/python benchmarks/auto_params_benchmark.py --candidates  # what the seeds above the cuts lie on
 """
 
 from __future__ import annotations
@@ -313,6 +314,60 @@ def reference_comparison() -> list[dict]:
         print(json.dumps(record), flush=True)
     return records
 
+def auc(values: np.ndarray, positive: np.ndarray) -> float | None:
+    """Probability that a positive ranks above a negative by ``values`` (Mann–Whitney; ties count half)."""
+    from scipy.stats import rankdata
+
+    ok = np.isfinite(values)
+    values, positive = values[ok], positive[ok]
+    n_pos, n_neg = int(positive.sum()), int((~positive).sum())
+    if not n_pos or not n_neg:
+        return None
+    ranks = rankdata(values)
+    return round(float((ranks[positive].sum() - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg)), 2)
+
+
+def seed_sources(truth, seeds: np.ndarray) -> np.ndarray:
+    """What each seed lies on: "in focus" (a true footprint > 0.2 of its max there), "out of focus" (an
+    out-of-focus cell's image > 0.2) or "other" (vessel, neuropil, between cells)."""
+    on_cell = truth.footprints.max(axis=0)[seeds[:, 0], seeds[:, 1]] > 0.2
+    oof = [j for j, label in enumerate(truth.background_labels) if label.startswith("cell")]
+    on_oof = (truth.background_spatial[oof].max(axis=0)[seeds[:, 0], seeds[:, 1]] > 0.2 if oof
+              else np.zeros(len(seeds), bool))
+    return np.where(on_cell, "in focus", np.where(on_oof, "out of focus", "other"))
+
+
+def candidate_record(movie: Movie) -> dict:
+    """The distinct seeds above auto's cuts (one per place, see ``seed_radii``) by what they lie on, per shape
+    class, and how well each feature orders in-focus seeds above the rest (AUC)."""
+    from cnmflow.auto_params import estimate_from_movie
+
+    sim = simulate(movie)
+    frames = sim.movie[: sim.movie.shape[0] // TSUB * TSUB]
+    est = estimate_from_movie(frames.reshape(-1, TSUB, *frames.shape[1:]).mean(axis=1, dtype=np.float32), tsub=TSUB)
+    classes = est.seed_classes()
+    distinct = np.isfinite(est.seed_radii)
+    seeds = est.seeds[distinct]
+    source = seed_sources(sim.truth, seeds)
+    in_focus = source == "in focus"
+    features = {"corr": est.correlation_image[seeds[:, 0], seeds[:, 1]], "pnr": est.pnr_image[seeds[:, 0], seeds[:, 1]],
+                "scale": -np.abs(est.seed_radii[distinct] / est.radius.radius - 1), "round": est.seed_round[distinct] * 1.0}
+    by_class = {name: {src: int((source[mask[distinct]] == src).sum()) for src in ("in focus", "out of focus", "other")}
+                for name, mask in classes.items()}
+    return {"movie": movie.name, "n_true": int(len(sim.truth.footprints)), "min_corr": est.min_corr,
+            "min_pnr": est.min_pnr, "distinct_seeds": int(distinct.sum()), "in_focus": int(in_focus.sum()),
+            "by_class": by_class, "auc": {name: auc(np.asarray(v, float), in_focus) for name, v in features.items()}}
+
+
+def print_candidates(records: list[dict]) -> None:
+    print(f"{'movie':<44}{'seeds':>6}{'in':>4} | {'cell (in/oof/other)':>20}{'ridge':>12}{'broader':>12} | AUC corr  pnr scale round")
+    for r in records:
+        c = {name: "/".join(str(v) for v in counts.values()) for name, counts in r["by_class"].items()}
+        a = r["auc"]
+        print(f"{r['movie'][:44]:<44}{r['distinct_seeds']:>6}{r['in_focus']:>4} | {c['cell']:>20}{c['ridge']:>12}"
+              f"{c['broader']:>12} |     {a['corr']}  {a['pnr']}  {a['scale']}  {a['round']}")
+
+
 def print_table(records: list[dict]) -> None:
     head = (f"{'movie':<36}{'true r':>7}{'gSig':>6}{'err%':>6}{'corr':>6}{'pnr':>6}{'auto s':>7}"
             f"{'K':>4}/{'n':<4}{'F1.5':>6}{'best':>6}{'gap':>6}{'F1':>6}{'best':>6}{'gap':>6}{'fit s':>7}{'ratio':>6}")
@@ -342,6 +397,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--reference", action="store_true",
                         help="auto vs hand-tuned files and CaImAn's own results on movies outside the simulator")
     parser.add_argument("--factors", type=float, nargs="+", help="--gsig-sweep's k (default 1 1.15 1.3 1.5)")
+    parser.add_argument("--candidates", action="store_true", help="what the seeds above auto's cuts lie on, by "
+                        "shape class, and each feature's AUC for in-focus seeds (SWEEP and the default movies, or --held-out)")
     parser.add_argument("--held-out", action="store_true", help="the held-out movies instead of the four tuned on")
     parser.add_argument("--before", type=Path, help="an --auto-only JSON of an earlier estimator: fit its values too")
     parser.add_argument("--grid-from", type=Path, help="an earlier run's JSON: reuse its grid fits (they do not "
@@ -358,6 +415,13 @@ def main(argv: list[str] | None = None) -> int:
         out = args.out or RESULTS / "auto_params_gsig_sweep.json"
         out.parent.mkdir(parents=True, exist_ok=True)
         out.write_text(json.dumps({"thresholds": SWEEP_THRESHOLDS, "runs": sweep}, indent=1))
+        return 0
+    if args.candidates:
+        records = [candidate_record(movie) for movie in (HELD_OUT if args.held_out else MOVIES + SWEEP)]
+        out = args.out or RESULTS / f"auto_params_candidates{'_held_out' if args.held_out else ''}.json"
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(json.dumps({"runs": records}, indent=1))
+        print_candidates(records)
         return 0
     args.out = args.out or RESULTS / f"auto_params_benchmark{'_held_out' if args.held_out else ''}.json"
     before = {r["movie"]: r for r in json.loads(args.before.read_text())["runs"]} if args.before else {}

@@ -37,6 +37,11 @@ to its cells (bright cells deepen the negative surround), but they are no rule o
 what lies above them at high SNR includes real signal that is not an in-focus cell (out-of-focus cells,
 neuropil), which no noise null rejects.
 
+Seed classes. The seeds above both cuts are classed by shape (:meth:`AutoEstimate.seed_classes`): round maxima
+of the search image at the cells' scale (:func:`round_seeds`, :func:`seed_radii`), ridges (vessels, dendrites),
+broader (out-of-focus cells, neuropil) or smaller. The cuts do not use them (correlation and PNR do not order
+these sources; benchmarks/README.md): they are reported, so a person sees what lies above the cuts.
+
 Fallback. When no seed candidate passes both cuts while the max − mean projection shows round blobs
 significant at one false blob in the whole scale space (visible cells), the cuts relax to keep that many
 strongest candidates (:func:`relaxed_cuts`): a movie with visible cells never gets cuts that leave no seed.
