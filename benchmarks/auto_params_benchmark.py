@@ -338,7 +338,7 @@ def seed_sources(truth, seeds: np.ndarray) -> np.ndarray:
 
 
 def candidate_record(movie: Movie) -> dict:
-    """The distinct seeds above auto's cuts (one per place, see ``seed_radii``) by what they lie on, per shape
+    """The distinct seeds above auto's cuts (one per place, see ``distinct_seeds``) by what they lie on, per shape
     class, and how well each feature orders in-focus seeds above the rest (AUC)."""
     from cnmflow.auto_params import estimate_from_movie
 
@@ -346,7 +346,7 @@ def candidate_record(movie: Movie) -> dict:
     frames = sim.movie[: sim.movie.shape[0] // TSUB * TSUB]
     est = estimate_from_movie(frames.reshape(-1, TSUB, *frames.shape[1:]).mean(axis=1, dtype=np.float32), tsub=TSUB)
     classes = est.seed_classes()
-    distinct = np.isfinite(est.seed_radii)
+    distinct = est.seed_distinct
     seeds = est.seeds[distinct]
     source = seed_sources(sim.truth, seeds)
     in_focus = source == "in focus"

@@ -157,19 +157,22 @@ class AutoEstimate:
     n_frames_used: int = 0
     pnr_reduction: float = 1.0  # min_pnr = the PNR cut on the downsampled image / this (see pnr_reduction)
     relaxed: int = 0  # > 0: no candidate passed the null's cuts; the cuts keep this many strongest candidates
-    seed_radii: np.ndarray = field(default_factory=lambda: np.zeros(0), repr=False)  # (n,) px, see seed_radii
+    seed_distinct: np.ndarray = field(default_factory=lambda: np.zeros(0, bool), repr=False)  # (n,) distinct_seeds
+    seed_radii: np.ndarray = field(default_factory=lambda: np.zeros(0), repr=False)  # (n,) px, NaN: not measured
     seed_round: np.ndarray = field(default_factory=lambda: np.zeros(0, bool), repr=False)  # (n,) see round_seeds
 
     def seed_classes(self) -> dict[str, np.ndarray]:
         """Masks over ``seeds`` of the distinct ones (above both cuts) by shape: "cell" (round, half-max radius
-        within :data:`CELL_SCALE_BAND` of the estimate), "ridge" (not round: a vessel or dendrite), "broader" and
-        "smaller" (round, off the cells' scale; broader: out-of-focus cells or neuropil)."""
+        within :data:`CELL_SCALE_BAND` of the estimate), "ridge" (not round: a vessel, a dendrite or touching cells), "broader" and
+        "smaller" (round, off the cells' scale; broader: out-of-focus cells or neuropil), "unmeasured" (round, no
+        half-max radius on its peak frame)."""
         ratio = self.seed_radii / self.radius.radius
         low, high = CELL_SCALE_BAND
-        distinct, round_ = np.isfinite(ratio), self.seed_round
+        round_ = self.seed_distinct & self.seed_round
         with np.errstate(invalid="ignore"):
-            return {"cell": distinct & round_ & (ratio >= low) & (ratio <= high), "ridge": distinct & ~round_,
-                    "broader": distinct & round_ & (ratio > high), "smaller": distinct & round_ & (ratio < low)}
+            return {"cell": round_ & (ratio >= low) & (ratio <= high), "ridge": self.seed_distinct & ~self.seed_round,
+                    "broader": round_ & (ratio > high), "smaller": round_ & (ratio < low),
+                    "unmeasured": round_ & ~np.isfinite(ratio)}
 
     def seed_scales(self) -> dict[str, int]:
         """How many distinct seeds fall in each of :meth:`seed_classes`."""
@@ -190,14 +193,14 @@ class AutoEstimate:
         }
 
     def _scales(self) -> str:
-        if not len(self.seed_radii):
+        if not self.seed_distinct.any():
             return ""
         n = self.seed_scales()
         low, high = CELL_SCALE_BAND
         return (f"; of the {sum(n.values())} distinct places they lie on, {n['cell']} are round with a half-max radius "
-                f"of {low:g}–{high:g}× the estimate (cells), {n['ridge']} are ridges (vessels, dendrites), "
-                f"{n['broader']} broader (out-of-focus cells, neuropil) and {n['smaller']} smaller: signal above the "
-                f"noise cuts that no min_corr/min_pnr tells from the cells")
+                f"of {low:g}–{high:g}× the estimate (cells), {n['ridge']} are ridges (vessels, dendrites or touching cells), "
+                f"{n['broader']} broader (out-of-focus cells, neuropil), {n['smaller']} smaller and {n['unmeasured']} "
+                f"unmeasured: signal above the noise cuts that no min_corr/min_pnr tells from the cells")
 
     def _relaxed(self) -> str:
         if not self.relaxed:
@@ -385,27 +388,40 @@ def _round_blobs(image: np.ndarray, scales: np.ndarray, k: np.ndarray, r: np.nda
     return np.nonzero(ok)[0]
 
 
+def distinct_seeds(seeds: np.ndarray, radius: float) -> np.ndarray:
+    """Which seeds ``(n, 2)``, strongest first, are the first on their place: a seed within ``radius`` of a
+    stronger one kept lies on the same cell (the seed search's windows leave several maxima on one cell)."""
+    seeds = np.asarray(seeds, dtype=float).reshape(-1, 2)
+    out = np.zeros(len(seeds), bool)
+    for i, point in enumerate(seeds):
+        out[i] = not np.any(np.hypot(*(seeds[out] - point).T) <= radius)
+    return out
+
+
 def seed_radii(movie: np.ndarray, seeds: np.ndarray, *, radius: float) -> np.ndarray:
-    """Half-max radius (px, NaN where unmeasurable) of each seed ``(n, 2)``, strongest first, of a
-    ``(T, rows, cols)`` movie whose cells have half-max radius ``radius``: read as the radius estimate reads a
-    blob (on the seed's peak frame minus the mean, out to 3 × ``radius``), at the distinct seeds only (a seed
-    within ``radius`` of a stronger one lies on the same cell: NaN).
+    """Half-max radius (px, NaN where unmeasurable) of each seed ``(n, 2)`` of a ``(T, rows, cols)`` movie whose
+    cells have half-max radius ``radius``: read as the radius estimate reads a blob (on the seed's peak frame
+    minus the mean, out to 3 × ``radius``).
 
     Above the noise cuts, the blob scale is what tells an in-focus cell from the other signal sources: on the
     realistic simulator the in-focus seeds' radius matched the estimate while out-of-focus cells were broader,
     and neither correlation nor PNR ordered them (benchmarks/README.md, ``--candidates``).
     """
-    radii = np.full(len(seeds), np.nan)
     if not len(seeds):
-        return radii
+        return np.zeros(0)
     mean = np.asarray(movie, dtype=np.float32).mean(axis=0, dtype=np.float64)
-    kept: list[tuple[int, int]] = []
-    for i, (row, col) in enumerate(np.asarray(seeds, dtype=int)):
-        if any(math.hypot(row - r0, col - c0) <= radius for r0, c0 in kept):
-            continue
-        kept.append((row, col))
-        radii[i] = _half_max_radius(_peak_frame(movie, row, col) - mean, row, col, reach=3.0 * radius)
-    return radii
+    return np.array([_half_max_radius(_peak_frame(movie, row, col) - mean, row, col, reach=3.0 * radius)
+                     for row, col in np.asarray(seeds, dtype=int)])
+
+
+def seed_shapes(movie: np.ndarray, images: SeedImages, seeds: np.ndarray, *, radius: float) -> dict[str, np.ndarray]:
+    """:class:`AutoEstimate`'s ``seed_distinct``, ``seed_radii`` (measured at the distinct seeds, NaN elsewhere)
+    and ``seed_round`` for the seeds above the cuts."""
+    distinct = distinct_seeds(seeds, radius)
+    radii = np.full(len(seeds), np.nan)
+    radii[distinct] = seed_radii(movie, seeds[distinct], radius=radius)
+    return {"seed_distinct": distinct, "seed_radii": radii,
+            "seed_round": round_seeds(images.correlation, images.pnr, seeds, radius=radius)}
 
 
 def round_seeds(correlation: np.ndarray, pnr: np.ndarray, seeds: np.ndarray, *, radius: float) -> np.ndarray:
@@ -610,8 +626,7 @@ def estimate_from_movie(movie: np.ndarray, *, gsig: float | None = None, center_
                         radius=radius, corr=corr, pnr=pnr, correlation_image=images.correlation,
                         pnr_image=images.pnr, seeds=seeds, n_frames_used=int(movie.shape[0]),
                         pnr_reduction=reduction, relaxed=relaxed,
-                        seed_radii=seed_radii(movie, seeds, radius=radius.radius),
-                        seed_round=round_seeds(images.correlation, images.pnr, seeds, radius=radius.radius))
+                        **seed_shapes(movie, images, seeds, radius=radius.radius))
 
 
 def relaxed_cuts(images: SeedImages, n: int, *, reduction: float, gsiz: int,

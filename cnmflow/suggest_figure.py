@@ -19,15 +19,17 @@ from cnmflow.auto_params import CELL_SCALE_BAND, AutoEstimate
 
 def _mark_seed_scales(axes, est: AutoEstimate) -> None:
     """Mark each distinct seed by its shape (:meth:`AutoEstimate.seed_classes`): the cells' (round, their scale),
-    ridges (vessels, dendrites), broader (out-of-focus cells, neuropil): signal above every noise cut, which the
-    cuts cannot reject."""
-    classes = est.seed_classes()
-    if not len(classes["cell"]):
+    ridges (vessels, dendrites), broader (out-of-focus cells, neuropil), smaller, unmeasured: what lies above
+    the noise cuts, which the cuts cannot sort."""
+    if not est.seed_distinct.any():
         return
+    classes = est.seed_classes()
     low, high = CELL_SCALE_BAND
     for name, style, colour, label in (("cell", "o", "white", f"round, {low:g}–{high:g}× r"),
-                                       ("ridge", "x", "orange", "ridge (vessel?)"),
-                                       ("broader", "s", "cyan", f"round, broader than {high:g}× r")):
+                                       ("ridge", "x", "orange", "ridge (vessel? touching cells?)"),
+                                       ("broader", "s", "cyan", f"round, broader than {high:g}× r"),
+                                       ("smaller", "+", "magenta", f"round, smaller than {low:g}× r"),
+                                       ("unmeasured", "d", "gray", "round, no half-max radius")):
         at = est.seeds[classes[name]]
         axes.plot(at[:, 1], at[:, 0], style, mfc="none", mec=colour, ms=7, label=f"{len(at)} {label}")
     axes.legend(fontsize=7, loc="lower right")

@@ -218,13 +218,14 @@ def _disk_movie(radii: dict[tuple[int, int], float], shape=(64, 96), n_frames=60
     return movie
 
 
-def test_seed_radii_measure_each_distinct_seed_and_skip_its_duplicates():
-    from cnmflow.auto_params import seed_radii
+def test_seed_radii_tell_a_broad_source_from_a_cell_and_duplicates_are_one_place():
+    from cnmflow.auto_params import distinct_seeds, seed_radii
 
     movie = _disk_movie({(20, 20): 4.0, (32, 64): 10.0})
-    radii = seed_radii(movie, np.array([[20, 20], [32, 64], [21, 21]]), radius=4.0)
+    seeds = np.array([[20, 20], [32, 64], [21, 21]])
+    radii = seed_radii(movie, seeds, radius=4.0)
     assert abs(radii[0] - 4.0) < 1.0 and radii[1] > 2.0 * 4.0  # the broad disk reads broader than the cells
-    assert np.isnan(radii[2])  # within one radius of a stronger seed: the same cell
+    assert distinct_seeds(seeds, 4.0).tolist() == [True, True, False]  # within one radius of a stronger seed
 
 
 def test_seeds_along_a_ridge_are_told_from_round_ones():
