@@ -360,7 +360,8 @@ def candidate_record(movie: Movie) -> dict:
 
 
 def print_candidates(records: list[dict]) -> None:
-    print(f"{'movie':<44}{'seeds':>6}{'in':>4} | {'cell (in/oof/other)':>20}{'ridge':>12}{'broader':>12} | AUC corr  pnr scale round")
+    print(f"{'movie':<44}{'seeds':>6}{'in':>4} | {'cell (in/oof/other)':>20}{'ridge':>12}{'broader':>12} | "
+          "AUC corr  pnr scale round")
     for r in records:
         c = {name: "/".join(str(v) for v in counts.values()) for name, counts in r["by_class"].items()}
         a = r["auc"]
@@ -397,8 +398,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--reference", action="store_true",
                         help="auto vs hand-tuned files and CaImAn's own results on movies outside the simulator")
     parser.add_argument("--factors", type=float, nargs="+", help="--gsig-sweep's k (default 1 1.15 1.3 1.5)")
-    parser.add_argument("--candidates", action="store_true", help="what the seeds above auto's cuts lie on, by "
-                        "shape class, and each feature's AUC for in-focus seeds (SWEEP and the default movies, or --held-out)")
+    parser.add_argument("--candidates", action="store_true",
+                        help="what the seeds above auto's cuts lie on, by shape class, and each feature's AUC for "
+                        "in-focus seeds (SWEEP and the default movies, or --held-out)")
     parser.add_argument("--held-out", action="store_true", help="the held-out movies instead of the four tuned on")
     parser.add_argument("--before", type=Path, help="an --auto-only JSON of an earlier estimator: fit its values too")
     parser.add_argument("--grid-from", type=Path, help="an earlier run's JSON: reuse its grid fits (they do not "

@@ -38,9 +38,10 @@ what lies above them at high SNR includes real signal that is not an in-focus ce
 neuropil), which no noise null rejects.
 
 Seed classes. The seeds above both cuts are classed by shape (:meth:`AutoEstimate.seed_classes`): round maxima
-of the search image at the cells' scale (:func:`round_seeds`, :func:`seed_radii`), ridges (vessels, dendrites),
-broader (out-of-focus cells, neuropil) or smaller. The cuts do not use them (correlation and PNR do not order
-these sources; benchmarks/README.md): they are reported, so a person sees what lies above the cuts.
+of the search image at the cells' scale (:func:`round_seeds`, :func:`seed_radii`), ridges (vessels, dendrites,
+touching cells), broader (out-of-focus cells, neuropil) or smaller. The cuts do not use them (correlation and
+PNR do not order these sources; benchmarks/README.md): they are reported, so a person sees what lies above the
+cuts.
 
 Fallback. When no seed candidate passes both cuts while the max − mean projection shows round blobs
 significant at one false blob in the whole scale space (visible cells), the cuts relax to keep that many
@@ -163,9 +164,9 @@ class AutoEstimate:
 
     def seed_classes(self) -> dict[str, np.ndarray]:
         """Masks over ``seeds`` of the distinct ones (above both cuts) by shape: "cell" (round, half-max radius
-        within :data:`CELL_SCALE_BAND` of the estimate), "ridge" (not round: a vessel, a dendrite or touching cells), "broader" and
-        "smaller" (round, off the cells' scale; broader: out-of-focus cells or neuropil), "unmeasured" (round, no
-        half-max radius on its peak frame)."""
+        within :data:`CELL_SCALE_BAND` of the estimate), "ridge" (not round: a vessel, a dendrite or touching
+        cells), "broader" and "smaller" (round, off the cells' scale; broader: out-of-focus cells or neuropil),
+        "unmeasured" (round, no half-max radius on its peak frame)."""
         ratio = self.seed_radii / self.radius.radius
         low, high = CELL_SCALE_BAND
         round_ = self.seed_distinct & self.seed_round
@@ -197,10 +198,11 @@ class AutoEstimate:
             return ""
         n = self.seed_scales()
         low, high = CELL_SCALE_BAND
-        return (f"; of the {sum(n.values())} distinct places they lie on, {n['cell']} are round with a half-max radius "
-                f"of {low:g}–{high:g}× the estimate (cells), {n['ridge']} are ridges (vessels, dendrites or touching cells), "
-                f"{n['broader']} broader (out-of-focus cells, neuropil), {n['smaller']} smaller and {n['unmeasured']} "
-                f"unmeasured: signal above the noise cuts that no min_corr/min_pnr tells from the cells")
+        return (f"; of the {sum(n.values())} distinct places they lie on, {n['cell']} are round with a half-max "
+                f"radius of {low:g}–{high:g}× the estimate (cells), {n['ridge']} are ridges (vessels, dendrites or "
+                f"touching cells), {n['broader']} broader (out-of-focus cells, neuropil), {n['smaller']} smaller and "
+                f"{n['unmeasured']} unmeasured: signal above the noise cuts that no min_corr/min_pnr tells from "
+                f"the cells")
 
     def _relaxed(self) -> str:
         if not self.relaxed:
@@ -414,7 +416,8 @@ def seed_radii(movie: np.ndarray, seeds: np.ndarray, *, radius: float) -> np.nda
                      for row, col in np.asarray(seeds, dtype=int)])
 
 
-def seed_shapes(movie: np.ndarray, images: SeedImages, seeds: np.ndarray, *, radius: float) -> dict[str, np.ndarray]:
+def seed_shapes(movie: np.ndarray, images: SeedImages, seeds: np.ndarray, *,
+                radius: float) -> dict[str, np.ndarray]:
     """:class:`AutoEstimate`'s ``seed_distinct``, ``seed_radii`` (measured at the distinct seeds, NaN elsewhere)
     and ``seed_round`` for the seeds above the cuts."""
     distinct = distinct_seeds(seeds, radius)
@@ -433,8 +436,8 @@ def round_seeds(correlation: np.ndarray, pnr: np.ndarray, seeds: np.ndarray, *, 
     out = np.zeros(len(seeds), bool)
     if len(seeds):
         image = np.asarray(correlation, np.float64) * np.asarray(pnr, np.float64)
-        at = _round_blobs(image, np.array([radius / math.sqrt(2)]), np.zeros(len(seeds), int), seeds[:, 0], seeds[:, 1])
-        out[at] = True
+        scale = np.array([radius / math.sqrt(2)])
+        out[_round_blobs(image, scale, np.zeros(len(seeds), int), seeds[:, 0], seeds[:, 1])] = True
     return out
 
 
