@@ -348,7 +348,8 @@ def _launch(port: int, output: IO, *, settings: dict[str, str] | None = None) ->
 
 
 def server_app():
-    """Prefect's server app (``create_app``), for uvicorn in the temporary server's process.
+    """Prefect's server app (``create_app``), for uvicorn in the temporary server's process, with its routes
+    prepared before it answers (:func:`_prepare_routes`).
 
     Made with the garbage collector paused and its objects then frozen (``gc.freeze``): Prefect's server
     package (FastAPI, SQLAlchemy, pydantic schemas) makes ~300 000 objects kept for the process's life, and
@@ -360,10 +361,49 @@ def server_app():
     try:
         from prefect.server.api.server import create_app
 
-        return create_app()
+        app = create_app()
+        _prepare_routes(app)
+        return app
     finally:
         gc.freeze()
         gc.enable()
+
+
+#: A path no route of Prefect's API has: a request for it is matched against every route.
+UNROUTED_PATH = "/api/cnmflow-prepare-routes"
+
+
+def _prepare_routes(app) -> None:
+    """Have FastAPI prepare every route of ``app`` now, while the command still checks its inputs.
+
+    FastAPI prepares a route (its parameters' models) the first time a request is matched against it; the
+    run's first call (Prefect's version check) went through most of Prefect's ~190 routes and waited
+    ~0.6 s for it. One request for a path no route has, answered in-process (404, no lifespan, no
+    database), prepares them all. It runs on an event loop of its own, in a thread: uvicorn calls this
+    factory from inside its loop. A failure only leaves the work to the first request."""
+    import asyncio
+    import threading
+
+    request = {"type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": "GET",
+               "scheme": "http", "path": UNROUTED_PATH, "raw_path": UNROUTED_PATH.encode(), "root_path": "",
+               "query_string": b"", "headers": [(b"host", b"127.0.0.1")], "client": ("127.0.0.1", 0),
+               "server": ("127.0.0.1", 0)}
+
+    async def receive() -> dict:
+        return {"type": "http.request", "body": b"", "more_body": False}
+
+    async def send(message: dict) -> None:
+        pass
+
+    def answer() -> None:
+        try:
+            asyncio.run(app(request, receive, send))
+        except Exception:  # noqa: BLE001 - an optimisation: the first real request prepares the routes then
+            log.debug("could not prepare the server's routes", exc_info=True)
+
+    worker = threading.Thread(target=answer, name="cnmflow-prepare-routes")
+    worker.start()
+    worker.join()
 
 
 @contextmanager
