@@ -104,13 +104,15 @@ class CpuSampler:
     def __init__(self, pid: int) -> None:
         self.pid = pid
         self.samples: list[tuple[float, dict[str, float]]] = []
-        self.roles: dict[int, str] = {pid: "command"}  # kept: a process ending has no command line left
+        self.servers: set[int] = set()  # kept: a server ending has no command line left
 
     def sample(self) -> None:
         totals = {"command": 0.0, "server": 0.0, "other": 0.0}
         for pid in [self.pid, *_descendants(self.pid)]:
             cpu, line = _cpu_and_command(pid)
-            role = self.roles.setdefault(pid, "server" if "uvicorn" in line else "other")
+            if "uvicorn" in line:  # (a child not yet started shows its parent's command line)
+                self.servers.add(pid)
+            role = "command" if pid == self.pid else "server" if pid in self.servers else "other"
             totals[role] += cpu
         self.samples.append((time.time(), totals))
 
