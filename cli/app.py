@@ -129,11 +129,13 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def main(argv: Sequence[str] | None = None) -> int:
+def main(argv: Sequence[str] | None = None, *, early_server: StartedServer | None = None) -> int:
     """The ``cnmflow`` command; ``argv`` None (the console script) means this process is the command and
-    ends with it: its imported modules are then set aside from the garbage collector (see ``_settle``)."""
+    ends with it: its imported modules are then set aside from the garbage collector (see ``_settle``).
+    ``early_server``: a ``run``'s temporary server, started already (:func:`cnmflow.cli.main`)."""
     args = build_parser().parse_args(argv)
     args.settle = argv is None
+    args.early_server = early_server
     try:
         return _command(args)
     finally:
@@ -238,7 +240,7 @@ def _run(args: argparse.Namespace) -> int:
     # modules load and are checked; a kept server (`cnmflow server start`) is used as it is instead.
     _pause_collector(args.settle)  # until the flow begins (_run_flow's _settle)
     server_output = sys.stderr if args.verbose else None
-    server = start_server_early(output=server_output)
+    server = args.early_server if args.early_server is not None else start_server_early(output=server_output)
     try:
         request = request_from_args(args)
         if args.work_dir is not None:

@@ -119,3 +119,28 @@ def test_the_temporary_servers_app_answers_with_its_routes_prepared():
         assert asyncio.run(ask()) == (200, 404)
     finally:
         gc.unfreeze()  # server_app froze this test process's objects, as it does the server's
+
+
+def test_the_console_command_starts_one_server_and_stops_it_when_the_run_refuses(monkeypatch, tmp_path):
+    """`cnmflow run` (the console script) starts one temporary server and stops it when the run ends, here on
+    a missing movie (exit 2); `cnmflow run --help` starts none."""
+    import gc
+
+    import cnmflow.cli
+    import cnmflow.prefect_server as prefect_server
+
+    started: list[StartedServer] = []
+    monkeypatch.setattr(prefect_server, "start_server_early", lambda **_: started.append(_sleeper()) or started[-1])
+    monkeypatch.delenv("PREFECT_API_URL", raising=False)
+    monkeypatch.setenv("PREFECT_HOME", str(tmp_path / "home"))
+    try:
+        monkeypatch.setattr(sys, "argv", ["cnmflow", "run", "--help"])
+        with pytest.raises(SystemExit):
+            cnmflow.cli.main()
+        assert started == []
+        monkeypatch.setattr(sys, "argv", ["cnmflow", "run", str(tmp_path / "missing.tif"), "--output-dir",
+                                          str(tmp_path / "out")])
+        assert cnmflow.cli.main() == 2
+    finally:
+        gc.unfreeze()  # the console command froze this test process's objects, as it does its own
+    assert len(started) == 1 and started[0].process.poll() is not None
