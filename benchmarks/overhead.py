@@ -91,13 +91,85 @@ def command(movie: Path, options: list[str], output_dir: Path, *, tracking_uri: 
             "--no-progress", *options, *tracking]
 
 
+#: Seconds between two reads of the CPU seconds of the command's processes (:class:`CpuSampler`).
+SAMPLE_S = 0.05
+
+
+class CpuSampler:
+    """The CPU seconds of a running command's own process, of its Prefect server and of its other
+    descendants (previews child, patch workers), read from ``/proc`` every ``SAMPLE_S``: on an idle
+    2-core machine each process would take about its CPU seconds as wall time, so a shared machine's
+    samples still tell which process the run waited for (Linux only; empty elsewhere)."""
+
+    def __init__(self, pid: int) -> None:
+        self.pid = pid
+        self.samples: list[tuple[float, dict[str, float]]] = []
+        self.servers: set[int] = set()  # kept: a server ending has no command line left
+
+    def sample(self) -> None:
+        totals = {"command": 0.0, "server": 0.0, "other": 0.0}
+        for pid in [self.pid, *_descendants(self.pid)]:
+            cpu, line = _cpu_and_command(pid)
+            if "uvicorn" in line:  # (a child not yet started shows its parent's command line)
+                self.servers.add(pid)
+            role = "command" if pid == self.pid else "server" if pid in self.servers else "other"
+            totals[role] += cpu
+        self.samples.append((time.time(), totals))
+
+    def at(self, when: float) -> dict[str, float]:
+        """The last sample taken before ``when`` (epoch seconds)."""
+        taken = [totals for stamp, totals in self.samples if stamp <= when]
+        return {key: round(value, 2) for key, value in (taken[-1] if taken else {}).items()}
+
+    def peak(self) -> dict[str, float]:
+        """The largest sample of each role (a process that ended is no longer read)."""
+        return {key: round(max(totals[key] for _, totals in self.samples), 2)
+                for key in ("command", "server", "other")} if self.samples else {}
+
+
+def _descendants(pid: int) -> list[int]:
+    found: list[int] = []
+    todo = [pid]
+    while todo:
+        parent = todo.pop()
+        for task in Path(f"/proc/{parent}/task").glob("*"):
+            try:
+                children = [int(child) for child in (task / "children").read_text().split()]
+            except OSError:
+                continue
+            found.extend(children)
+            todo.extend(children)
+    return found
+
+
+def _cpu_and_command(pid: int) -> tuple[float, str]:
+    """(user + sys seconds, command line) of ``pid``; (0, "") once it is gone."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        line = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+    except OSError:
+        return 0.0, ""
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK"), line
+
+
 def timed(args: list[str], *, cwd: Path, environment: dict[str, str] | None = None,
-          ) -> tuple[subprocess.CompletedProcess, float, float, float]:
-    """Run ``args``; (result, start as epoch seconds, wall s, CPU s of it and its waited-for children)."""
+          sampler: list[CpuSampler] | None = None) -> tuple[subprocess.CompletedProcess, float, float, float]:
+    """Run ``args``; (result, start as epoch seconds, wall s, CPU s of it and its waited-for children).
+    ``sampler``: a list that gets the run's :class:`CpuSampler`."""
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     started, clock = time.time(), time.perf_counter()
-    done = subprocess.run(args, capture_output=True, text=True, cwd=cwd,
-                          env={**os.environ, **ENVIRONMENT, **EXTRA_ENVIRONMENT, **(environment or {})})
+    with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
+        process = subprocess.Popen(args, stdout=out, stderr=err, text=True, cwd=cwd,
+                                   env={**os.environ, **ENVIRONMENT, **EXTRA_ENVIRONMENT, **(environment or {})})
+        cpu_sampler = CpuSampler(process.pid)
+        while process.poll() is None:
+            cpu_sampler.sample()
+            time.sleep(SAMPLE_S)
+        out.seek(0)
+        err.seek(0)
+        done = subprocess.CompletedProcess(args, process.returncode, out.read(), err.read())
+    if sampler is not None:
+        sampler.append(cpu_sampler)
     wall = time.perf_counter() - clock
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
@@ -152,7 +224,7 @@ def breakdown(started: float, wall: float, milestones: dict[str, float], stages:
     for key, value in exported.items():
         parts[f"flow.{key}"] = value
     previews = sum(value for key, value in exported.items() if key.startswith("export.preview."))
-    if exported:  # the previews are drawn in a forked child meanwhile (fb32380)
+    if exported:  # drawn by a forked child and the run's process, beside the data files: the sums overlap
         parts["flow.export.previews_total"] = previews
         parts["flow.export.data_files_total"] = sum(value for key, value in exported.items() if key.count(".") == 1)
     return {key: round(value, 3) for key, value in parts.items()}
@@ -164,13 +236,17 @@ def one_run(name: str, root: Path, index: int, *, tracking: bool) -> dict[str, A
     output_dir = root / f"{name}-{'mlflow' if tracking else 'plain'}-{index}"
     uri = f"sqlite:///{root / 'mlflow.db'}" if tracking else None
     cache = {"CNMFLOW_CACHE_DIR": str(output_dir) + "-cache"}  # a fresh results cache: every run fits
-    _, started, wall, cpu = timed(command(movie, options, output_dir, tracking_uri=uri), cwd=root, environment=cache)
+    samplers: list[CpuSampler] = []
+    _, started, wall, cpu = timed(command(movie, options, output_dir, tracking_uri=uri), cwd=root, environment=cache,
+                                  sampler=samplers)
     milestones, stages = read_milestones(output_dir)
     manifest = json.loads((output_dir / "manifest.json").read_text())
     recorded = manifest["run"]["timings_s"]
     return {"movie": name, "tracking": tracking, "wall_s": round(wall, 3), "cpu_s": round(cpu, 3),
             "n_components": manifest["run"]["n_components"],
-            "parts_s": breakdown(started, wall, milestones, stages, recorded)}
+            "parts_s": breakdown(started, wall, milestones, stages, recorded),
+            "cpu_by_process_s": {"at " + name: samplers[0].at(when) for name, when in milestones.items()}
+            | {"peak": samplers[0].peak()}}
 
 
 def import_times(name: str, root: Path) -> dict[str, Any]:
@@ -207,9 +283,13 @@ def server_command(root: Path, action: str) -> None:
 def medians(runs: list[dict[str, Any]]) -> dict[str, Any]:
     """Median wall, CPU and parts over repeated runs of one configuration."""
     keys = sorted({key for run in runs for key in run["parts_s"]}, key=_part_order)
+    by_process = {(point, role) for r in runs for point, roles in r.get("cpu_by_process_s", {}).items() for role in roles}
     return {"n": len(runs), "wall_s": statistics.median(r["wall_s"] for r in runs),
             "cpu_s": statistics.median(r["cpu_s"] for r in runs),
-            "parts_s": {key: round(statistics.median(r["parts_s"].get(key, 0.0) for r in runs), 3) for key in keys}}
+            "parts_s": {key: round(statistics.median(r["parts_s"].get(key, 0.0) for r in runs), 3) for key in keys},
+            "cpu_by_process_s": {f"{point}: {role}": round(statistics.median(
+                r["cpu_by_process_s"][point][role] for r in runs if role in r["cpu_by_process_s"].get(point, {})), 2)
+                for point, role in sorted(by_process)}}
 
 
 def _part_order(key: str) -> tuple[int, str]:
@@ -230,6 +310,11 @@ def print_table(summary: dict[str, dict[str, Any]], imports: list[dict[str, Any]
         label = key.replace("flow.", "  ", 1).replace("export.preview.", "  preview ").replace("export.", "  ")
         print(f"{label[:42]:42}" + "".join(f"{summary[name]['parts_s'].get(key, float('nan')):>18.2f}"
                                           for name in configurations))
+    points = sorted({key for entry in summary.values() for key in entry.get("cpu_by_process_s", {})},
+                    key=lambda key: ([f"at {name}" for name in MILESTONES] + ["peak"]).index(key.split(":")[0]))
+    for key in points:  # CPU seconds of each process when the run reached each milestone
+        print(f"{'CPU ' + key:42.42}" + "".join(f"{summary[name]['cpu_by_process_s'].get(key, float('nan')):>18.2f}"
+                                              for name in configurations))
     for entry in imports:
         packages = ", ".join(f"{name} {seconds:.2f}" for name, seconds in list(entry["by_package_s"].items())[:8])
         print(f"imports of the command's process ({entry['movie']}): {entry['imports_s']:.2f} s — {packages}")

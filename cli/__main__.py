@@ -2,6 +2,6 @@
 
 import sys
 
-from cnmflow.cli.app import main
+from cnmflow.cli import main
 
 sys.exit(main())

@@ -45,6 +45,17 @@ log = logging.getLogger(__name__)
 #: Set for the server unless the user set it: a machine without internet access otherwise gets a
 #: "Failed to send telemetry" error line on every run.
 SERVER_ENVIRONMENT = {"PREFECT_SERVER_ANALYTICS_ENABLED": "false"}
+#: Set for the temporary server unless the user set them: it serves one command's runs, so it skips the
+#: background work a lasting server does for everyone (a kept server, ``prefect server start``, still does
+#: it on the same database): vacuuming old events (~1 s of CPU beside the run on a database with history),
+#: automations (triggers and their actions: evaluated every few seconds), and registering Prefect's block
+#: types (importing every installed Prefect collection, e.g. prefect-dask with dask.distributed, to hash them).
+TEMPORARY_SERVER_ENVIRONMENT = {
+    "PREFECT_SERVER_SERVICES_DB_VACUUM_ENABLED": "[]",
+    "PREFECT_SERVER_SERVICES_TRIGGERS_ENABLED": "false",
+    "PREFECT_SERVER_REGISTER_BLOCKS_ON_START": "false",
+    "PREFECT_SERVER_MEMOIZE_BLOCK_AUTO_REGISTRATION": "false",
+}
 #: Seconds the server may take to answer (Prefect's 20 s default is too short for a fresh database
 #: on a busy 2-core machine); a larger PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS wins.
 STARTUP_TIMEOUT_S = 90
@@ -321,19 +332,78 @@ def _launch(port: int, output: IO, *, settings: dict[str, str] | None = None) ->
         from prefect.settings import get_current_settings
 
         settings = get_current_settings().to_environment_variables(exclude_unset=True)
-    environment = {**SERVER_ENVIRONMENT, **os.environ, "PREFECT_UI_ENABLED": "0",
+    environment = {**SERVER_ENVIRONMENT, **TEMPORARY_SERVER_ENVIRONMENT, **os.environ, "PREFECT_UI_ENABLED": "0",
                    "PREFECT__SERVER_EPHEMERAL": "1", "PREFECT__SERVER_FINAL": "1", **settings}
     package = importlib.util.find_spec("prefect")  # found, not imported
     app_dir = Path(package.origin).parent.parent if package is not None and package.origin else Path.cwd()
     process = subprocess.Popen(
         [sys.executable, "-m", "cnmflow.processes", str(os.getpid()), "uvicorn",
-         "--app-dir", str(app_dir), "--factory", "prefect.server.api.server:create_app",
+         "--app-dir", str(app_dir), "--factory", f"{__name__}:server_app",
          "--host", "127.0.0.1", "--port", str(port), "--log-level", "error", "--lifespan", "on"],
         env=environment, stdin=subprocess.DEVNULL, stdout=output, stderr=output,
         # Out of the terminal's process group: Ctrl-C stops the run, which then stops the
         # server after its last API calls (a server gone first left the run retrying them).
         start_new_session=True)
     return port, process
+
+
+def server_app():
+    """Prefect's server app (``create_app``), for uvicorn in the temporary server's process, with its routes
+    prepared before it answers (:func:`_prepare_routes`).
+
+    Made with the garbage collector paused and its objects then frozen (``gc.freeze``): Prefect's server
+    package (FastAPI, SQLAlchemy, pydantic schemas) makes ~300 000 objects kept for the process's life, and
+    the collections triggered while they are made, and every full one later while the server answers the
+    run's calls, walked them all (~0.6 s of the server's ~2.7 s of imports)."""
+    import gc
+
+    gc.disable()
+    try:
+        from prefect.server.api.server import create_app
+
+        app = create_app()
+        _prepare_routes(app)
+        return app
+    finally:
+        gc.freeze()
+        gc.enable()
+
+
+#: A path no route of Prefect's API has: a request for it is matched against every route.
+UNROUTED_PATH = "/api/cnmflow-prepare-routes"
+
+
+def _prepare_routes(app) -> None:
+    """Have FastAPI prepare every route of ``app`` now, while the command still checks its inputs.
+
+    FastAPI prepares a route (its parameters' models) the first time a request is matched against it; the
+    run's first call (Prefect's version check) went through most of Prefect's ~190 routes and waited
+    ~0.6 s for it. One request for a path no route has, answered in-process (404, no lifespan, no
+    database), prepares them all. It runs on an event loop of its own, in a thread: uvicorn calls this
+    factory from inside its loop. A failure only leaves the work to the first request."""
+    import asyncio
+    import threading
+
+    request = {"type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": "GET",
+               "scheme": "http", "path": UNROUTED_PATH, "raw_path": UNROUTED_PATH.encode(), "root_path": "",
+               "query_string": b"", "headers": [(b"host", b"127.0.0.1")], "client": ("127.0.0.1", 0),
+               "server": ("127.0.0.1", 0)}
+
+    async def receive() -> dict:
+        return {"type": "http.request", "body": b"", "more_body": False}
+
+    async def send(message: dict) -> None:
+        pass
+
+    def answer() -> None:
+        try:
+            asyncio.run(app(request, receive, send))
+        except Exception:  # noqa: BLE001 - an optimisation: the first real request prepares the routes then
+            log.debug("could not prepare the server's routes", exc_info=True)
+
+    worker = threading.Thread(target=answer, name="cnmflow-prepare-routes")
+    worker.start()
+    worker.join()
 
 
 @contextmanager

@@ -64,6 +64,8 @@ def motion_correction(
     except Exception as error:
         return failed_run(error, progress, movies=movies, output_dir=output_dir, job="Motion correction",
                           key=FAILURE_KEY)
+    finally:
+        progress.close()  # its last update is sent
     result = run.outcome.result
     summary = (f"**{result.method}** motion correction of {result.shifts_rig.shape[0]} frames: largest shift "
                f"{result.max_shift():.2f} px, crop box {result.crop.max} px\n\n"

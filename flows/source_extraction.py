@@ -134,6 +134,8 @@ def source_extraction(
                       dask_address=dask_address, mlflow_parent_run_id=mlflow_parent_run_id)
     except Exception as error:
         return failed_run(error, progress, movies=movies, output_dir=output_dir)
+    finally:
+        progress.close()  # its last update is sent
     get_run_logger().info("%d components; results in %s", report.n_components, report.output_dir)
     return report
 

@@ -77,3 +77,70 @@ def test_a_blank_api_url_is_no_server(monkeypatch, tmp_path, value):
     finally:
         if server is not None:
             server.close()
+
+
+def test_the_temporary_server_skips_lasting_servers_work_unless_the_user_asks(monkeypatch):
+    """A one-run server vacuums no events, runs no automations and registers no block types, but a user's own
+    Prefect setting for them wins."""
+    import cnmflow.prefect_server as prefect_server
+
+    seen: list[dict] = []
+
+    class Recorded:
+        def __init__(self, args, env, **kwargs):
+            seen.append(env)
+
+    monkeypatch.setattr(prefect_server.subprocess, "Popen", Recorded)
+    monkeypatch.delenv("PREFECT_SERVER_SERVICES_DB_VACUUM_ENABLED", raising=False)
+    monkeypatch.setenv("PREFECT_SERVER_SERVICES_TRIGGERS_ENABLED", "true")
+    prefect_server._launch(9, tempfile.TemporaryFile(), settings={})
+    assert seen[0]["PREFECT_SERVER_SERVICES_DB_VACUUM_ENABLED"] == "[]"
+    assert seen[0]["PREFECT_SERVER_REGISTER_BLOCKS_ON_START"] == "false"
+    assert seen[0]["PREFECT_SERVER_SERVICES_TRIGGERS_ENABLED"] == "true"
+
+
+def test_the_temporary_servers_app_answers_with_its_routes_prepared():
+    """The app the temporary server runs is Prefect's API (answered here in-process, no database needed)."""
+    import asyncio
+    import gc
+
+    import httpx
+
+    from cnmflow.prefect_server import server_app
+
+    async def ask() -> tuple[int, int]:
+        transport = httpx.ASGITransport(app=server_app())
+        async with httpx.AsyncClient(transport=transport, base_url="http://127.0.0.1") as client:
+            version = await client.get("/api/admin/version")
+            missing = await client.get("/api/no-such-route")
+        return version.status_code, missing.status_code
+
+    try:
+        assert asyncio.run(ask()) == (200, 404)
+    finally:
+        gc.unfreeze()  # server_app froze this test process's objects, as it does the server's
+
+
+def test_the_console_command_starts_one_server_and_stops_it_when_the_run_refuses(monkeypatch, tmp_path):
+    """`cnmflow run` (the console script) starts one temporary server and stops it when the run ends, here on
+    a missing movie (exit 2); `cnmflow run --help` starts none."""
+    import gc
+
+    import cnmflow.cli
+    import cnmflow.prefect_server as prefect_server
+
+    started: list[StartedServer] = []
+    monkeypatch.setattr(prefect_server, "start_server_early", lambda **_: started.append(_sleeper()) or started[-1])
+    monkeypatch.delenv("PREFECT_API_URL", raising=False)
+    monkeypatch.setenv("PREFECT_HOME", str(tmp_path / "home"))
+    try:
+        monkeypatch.setattr(sys, "argv", ["cnmflow", "run", "--help"])
+        with pytest.raises(SystemExit):
+            cnmflow.cli.main()
+        assert started == []
+        monkeypatch.setattr(sys, "argv", ["cnmflow", "run", str(tmp_path / "missing.tif"), "--output-dir",
+                                          str(tmp_path / "out")])
+        assert cnmflow.cli.main() == 2
+    finally:
+        gc.unfreeze()  # the console command froze this test process's objects, as it does its own
+    assert len(started) == 1 and started[0].process.poll() is not None

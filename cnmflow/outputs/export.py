@@ -14,7 +14,7 @@ import logging
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable, Sequence
 
 import numpy as np
 
@@ -207,8 +207,9 @@ def _write_all(result: ExtractionResult, folder: Path, *, evaluate: bool, timing
     """The data files, the previews and the metadata file (the seconds of each kind go to ``timings``), and
     what comes after them in the manifest: the corrected movies and the NWB files.
 
-    The previews are drawn in a forked child meanwhile (:class:`~cnmflow.processes.ForkedCall`): on a
-    second core they cost no wall time beside the NWB and data files. A child that dies has them drawn here.
+    Two processes draw the previews: a forked child (:class:`~cnmflow.processes.ForkedCall`) the parts of
+    :data:`CHILD_PREVIEWS` while this process writes the data and NWB files, then draws the other parts: on
+    two cores that work is shared instead of waited for. A child that dies has its parts drawn here.
     """
     estimates = result.estimates
     statuses = component_statuses(estimates, evaluate=evaluate)
@@ -219,20 +220,23 @@ def _write_all(result: ExtractionResult, folder: Path, *, evaluate: bool, timing
     traces = {"raw": split_traces(estimates.C + estimates.YrA, result.offsets),
               "denoised": split_traces(estimates.C, result.offsets),
               "spikes": split_traces(estimates.S, result.offsets)}
-    previews = ForkedCall(_draw_previews, result, folder, traces, statuses)
+    previews = ForkedCall(_draw_previews, result, folder, traces, statuses, CHILD_PREVIEWS)
     try:
         files, metadata = _write_data_files(result, folder, traces, statuses, timings)
         later = _write_after_metadata(result, folder, evaluate=evaluate, nwb=nwb, nwb_metadata=nwb_metadata,
                                       fingerprint=fingerprint, corrected_movie=corrected_movie)
-        drawn = _drawn(previews, result, folder, traces, statuses)
+        drawn = _draw_previews(result, folder, traces, statuses,
+                               [part for part in PREVIEW_PARTS if part not in CHILD_PREVIEWS])
+        drawn.update(_drawn(previews, result, folder, traces, statuses))
     except BaseException:
         previews.cancel()
         raise
-    for problem in drawn.notes:
-        log.warning(problem)
-    files.update(drawn.files)
-    notes.extend(drawn.notes)
-    timings.update(drawn.timings)
+    for part in PREVIEW_PARTS:  # the manifest's order, whoever drew them
+        for problem in drawn[part].notes:
+            log.warning(problem)
+        files.update(drawn[part].files)
+        notes.extend(drawn[part].notes)
+        timings.update(drawn[part].timings)
     if result.motion is not None:
         metadata["motion_correction"] = motion_summary(result.motion)
         with timed_stage(timings, "export.motion_previews"):
@@ -276,23 +280,25 @@ def _write_after_metadata(result: ExtractionResult, folder: Path, *, evaluate: b
     return later
 
 
-def _draw_previews(result: ExtractionResult, folder: Path, traces: dict[str, dict], statuses: list[str]) -> Written:
-    drawn = Written()
-    drawn.files = _write_previews(result, folder, raw=traces["raw"], denoised=traces["denoised"],
-                                  spikes=traces["spikes"], names=cell_names(result.estimates.K), statuses=statuses,
-                                  notes=drawn.notes, timings=drawn.timings)
+def _draw_previews(result: ExtractionResult, folder: Path, traces: dict[str, dict], statuses: list[str],
+                   parts: Sequence[str]) -> dict[str, Written]:
+    """The previews of ``parts`` (of :data:`PREVIEW_PARTS`), each part's files, notes and seconds."""
+    drawn = {}
+    for part in parts:
+        drawn[part] = Written()
+        _PREVIEW_WRITERS[part](result, folder, traces, statuses, _PreviewAttempt(folder, drawn[part]))
     return drawn
 
 
 def _drawn(previews: ForkedCall, result: ExtractionResult, folder: Path, traces: dict[str, dict],
-           statuses: list[str]) -> Written:
+           statuses: list[str]) -> dict[str, Written]:
     """The previews the child drew; drawn here instead when the child failed (a preview's own failure is
     a note the child returns, not a failure)."""
     try:
         return previews.result(timeout_s=PREVIEWS_CHILD_TIMEOUT_S)
     except (ChildProcessError, RuntimeError) as err:
         log.warning("the previews' process failed (%s); drawing them here", err)
-        return _draw_previews(result, folder, traces, statuses)
+        return _draw_previews(result, folder, traces, statuses, CHILD_PREVIEWS)
 
 
 def _write_hdf5(result: ExtractionResult, folder: Path, statuses: list[str]) -> dict[str, dict]:
@@ -360,44 +366,72 @@ def _write_motion_previews(result: ExtractionResult, folder: Path, notes: list[s
     return written
 
 
-def _write_previews(result: ExtractionResult, folder: Path, *, raw, denoised, spikes, names, statuses,
-                    notes: list[str], timings: dict[str, float]) -> dict[str, dict]:
-    """Every preview of the seed's Outputs section; a failing preview is a note (logged by the caller),
-    never a failed run. The seconds of each go to ``timings`` as ``export.preview.<stem>``."""
-    estimates = result.estimates
-    fr = float(result.inputs.resolved.params.fr)
-    written: dict[str, dict] = {}
+@dataclass
+class _PreviewAttempt:
+    """Draws one preview into a part's :class:`Written`: its files, its seconds (``export.preview.<stem>``),
+    and a failure as a note (logged by the caller), never a failed run."""
 
-    def attempt(movie_index, function, stem: Path, *args, **kwargs) -> bool:
-        with timed_stage(timings, f"export.preview.{stem.name}"):
+    folder: Path
+    drawn: Written
+
+    def __call__(self, movie_index: int | None, function: Callable[..., list[Path]], stem: Path, *args,
+                 **kwargs) -> bool:
+        with timed_stage(self.drawn.timings, f"export.preview.{stem.name}"):
             paths, problem = safe_preview(function, stem, *args, **kwargs)
         if problem:
-            notes.append(problem)
-        written.update({path.name: {"kind": "preview", "movie_index": movie_index} for path in paths})
+            self.drawn.notes.append(problem)
+        self.drawn.files.update({path.name: {"kind": "preview", "movie_index": movie_index} for path in paths})
         return not problem
 
+
+def _initialization_previews(result: ExtractionResult, folder: Path, traces: dict[str, dict], statuses: list[str],
+                             attempt: _PreviewAttempt) -> None:
+    """The seed's initialization images, or the no-cells picture."""
+    estimates = result.estimates
     if estimates.Cn is not None and estimates.pnr is not None:
         attempt(None, initialization_images, folder / INITIALIZATION_STEM, pnr=estimates.pnr,
                 correlation=estimates.Cn)
     if estimates.K == 0:
         attempt(None, no_cells_image, folder / NO_CELLS_STEM, message="No cells found: lower min_corr / min_pnr")
+
+
+def _cell_previews(result: ExtractionResult, folder: Path, traces: dict[str, dict], statuses: list[str],
+                   attempt: _PreviewAttempt) -> None:
+    """Traces (per movie, and of the whole series) and footprints of both cell sets; the footprints are one
+    picture, drawn once and copied."""
+    estimates = result.estimates
+    fr = float(result.inputs.resolved.params.fr)
+    names = cell_names(estimates.K)
     in_series_order = sorted(result.offsets, key=lambda index: result.offsets[index][0])
     starts = [result.offsets[index][0] / fr for index in in_series_order]
     footprints_drawn: Path | None = None
-    for label, traces in (("raw", raw), ("denoised", denoised)):
-        if len(traces) > 1:
-            series_traces = np.concatenate([traces[index] for index in in_series_order], axis=1)
+    for label in ("raw", "denoised"):
+        if len(traces[label]) > 1:
+            series_traces = np.concatenate([traces[label][index] for index in in_series_order], axis=1)
             attempt(None, traces_preview, folder / traces_stem(label, None), series_traces, fr=fr,
                     names=names, boundaries=starts[1:], title=f"{label} traces, whole series")
-        for index in sorted(traces):
-            attempt(index, traces_preview, folder / traces_stem(label, index), traces[index], fr=fr,
+        for index in sorted(traces[label]):
+            attempt(index, traces_preview, folder / traces_stem(label, index), traces[label][index], fr=fr,
                     names=names, title=f"{label} traces, movie {index:03d}")
             stem = folder / footprints_stem(label, index)
             if footprints_drawn is not None:  # the same picture for every movie and both cell sets
                 attempt(index, copy_preview, stem, footprints_drawn)
             elif attempt(index, footprints_preview, stem, estimates, statuses=statuses, names=names):
                 footprints_drawn = stem
-    for index in sorted(spikes):
-        attempt(index, events_preview, folder / events_stem(index), spikes[index], fr=fr,
-                names=names)
-    return written
+
+
+def _event_previews(result: ExtractionResult, folder: Path, traces: dict[str, dict], statuses: list[str],
+                    attempt: _PreviewAttempt) -> None:
+    """The neural events of each movie."""
+    fr = float(result.inputs.resolved.params.fr)
+    names = cell_names(result.estimates.K)
+    for index in sorted(traces["spikes"]):
+        attempt(index, events_preview, folder / events_stem(index), traces["spikes"][index], fr=fr, names=names)
+
+
+#: The previews of the seed's Outputs section by part, in the manifest's order.
+_PREVIEW_WRITERS = {"initialization": _initialization_previews, "cells": _cell_previews, "events": _event_previews}
+PREVIEW_PARTS = tuple(_PREVIEW_WRITERS)
+#: The parts the forked child draws (about half the drawing of a small run: the run's process writes the data
+#: and NWB files meanwhile, then draws the cells' traces and footprints).
+CHILD_PREVIEWS = ("initialization", "events")

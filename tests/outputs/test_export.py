@@ -101,6 +101,14 @@ def test_hdf5_previews_metadata_and_manifest(series_run):
     for name, record in listed.items():
         assert record["sha256"] == _sha256(out / name), name
     assert not list(out.glob(".cnmflow-*"))
+    # two processes draw the previews; the result lists them in one order: initialization, then per cell set
+    # the series' and each movie's traces with that movie's footprints, then the events
+    previews = [name[:-4] for name in series_run.outputs.files if name.endswith(".png") and "lineage" not in name]
+    assert previews == ["initialization_images", "traces_cellset_raw.series", "traces_cellset_raw.000",
+                        "footprints_cellset_raw.000", "traces_cellset_raw.001", "footprints_cellset_raw.001",
+                        "traces_cellset_denoised.series", "traces_cellset_denoised.000",
+                        "footprints_cellset_denoised.000", "traces_cellset_denoised.001",
+                        "footprints_cellset_denoised.001", "preview_neural_events.000", "preview_neural_events.001"]
 
 
 def test_existing_outputs_are_not_overwritten_unless_asked(series_run, isxd_series):
