@@ -67,11 +67,13 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 import numpy as np
+import scipy.linalg
 import scipy.sparse
 from scipy.linalg import lapack
 
 from cnmflow.engine.chunking import chunk_slices
 from cnmflow.engine.resample import downsampled_dims, spatial_block_means, upsample_frames
+from cnmflow.engine.threads import single_threaded
 from cnmflow.errors import MovieError, ParameterError
 from cnmflow.pixel_order import (c_order_index, column_to_image, frames_to_pixels, image_to_column, pixel_index,
                                  pixels_to_frames)
@@ -400,9 +402,10 @@ def _centred_scores(X: np.ndarray, rank: int) -> tuple[np.ndarray, np.ndarray]:
     """The rows of ``X`` (pixels, frames), means removed in place, projected on the box's ``rank``
     leading temporal principal components, (pixels, rank) float64, and each row's sum of squares."""
     X -= X.mean(axis=1, dtype=np.float64).astype(np.float32)[:, None]
+    n_frames = X.shape[1]
     frames_gram = (X.T @ X).astype(np.float64)
-    _, vectors = np.linalg.eigh(frames_gram)
-    leading = vectors[:, ::-1][:, :min(int(rank), X.shape[1])]
+    with single_threaded():   # BLAS threads on a few-hundred-square eigenproblem only wait on each other
+        _, leading = scipy.linalg.eigh(frames_gram, subset_by_index=[max(0, n_frames - int(rank)), n_frames - 1])
     return X.astype(np.float64) @ leading, np.einsum("ij,ij->i", X, X, dtype=np.float64)
 
 
