@@ -151,7 +151,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--label", default="now", help="names the output file (e.g. before / after)")
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--processes", type=int, default=1,
-                        help="n_processes of the fits (1: CPU time of one process and thread; 2: the default run's wall)")
+                        help="n_processes of the fits (1: CPU time of one process and thread; 2: a default run)")
     parser.add_argument("--fit-only", nargs=4, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.fit_only:

@@ -48,8 +48,8 @@ read (a slice of the memmap), ``A·C`` is subtracted for that box only, the box 
 downsampled, mean-removed, and its Gram matrix ``X Xᵀ`` (float32, one BLAS syrk) is formed
 once; each pixel's small ring system is gathered from it and solved in float64, in batches.
 The full ``T × pixels`` residual is never built; memory is about
-``n_box · T_fit · 4`` bytes for the box, ``n_box² · 4`` bytes for its Gram and
-``chunk_frames`` frames of the (full-resolution) box.
+``n_box · T_fit · 4`` bytes for the box, ``n_box² · 4`` bytes for its Gram (at a temporal rank
+``T_fit² · 8`` for ``XᵀX`` instead) and ``chunk_frames`` frames of the (full-resolution) box.
 
 Per pixel, gathering its ring's Gram costs ``n_ring²`` (∝ gSiz², the ring's box area) and the
 solve ``n_ring³`` (∝ gSiz³), or ``n_ring · k²`` at temporal rank k (whose box needs
@@ -340,12 +340,12 @@ def fit_ring_model(
         b0[full_rows.start + core_rows.start:full_rows.start + core_rows.stop,
            full_cols.start + core_cols.start:full_cols.start + core_cols.stop] = core_sum / len(selected)
         if geometry.temporal_rank is None:
-            gram = _centred_gram(small_residual)
+            statistics = _centred_gram(small_residual)
         else:
-            gram = _centred_scores(small_residual, geometry.temporal_rank)
+            statistics = _centred_scores(small_residual, geometry.temporal_rank)
         del small_residual
-        _solve_block_weights(gram, block, geometry, weights)
-        del gram
+        _solve_block_weights(statistics, block, geometry, weights)
+        del statistics
     return RingModel(W=weights.matrix(), b0=image_to_column(b0).astype(np.float32), dims=(rows, cols),
                      ssub_B=geometry.factor, radius=radius)
 
@@ -409,11 +409,12 @@ def _centred_scores(X: np.ndarray, rank: int) -> tuple[np.ndarray, np.ndarray]:
     return X.astype(np.float64) @ leading, np.einsum("ij,ij->i", X, X, dtype=np.float64)
 
 
-def _solve_reduced(box: tuple[np.ndarray, np.ndarray], ring_in_box: np.ndarray, valid: np.ndarray,
+def _solve_reduced(box_scores: tuple[np.ndarray, np.ndarray], ring_in_box: np.ndarray, valid: np.ndarray,
                    pixel_in_box: np.ndarray) -> np.ndarray:
-    """Ridge solves with the ring's Gram modelled as ``Z_R Z_Rᵀ + D`` (rank-k covariances, exact
-    variances on the diagonal): Woodbury, a rank × rank system per pixel."""
-    scores, sums = box
+    """Ridge solves with the ring's Gram modelled as ``Z_R Z_Rᵀ + D_R`` (rank-k covariances, exact
+    variances on the diagonal; module docstring) by Woodbury, a rank × rank system per pixel;
+    returns (batch, n_ring) weights, 0 on off-image ring entries (their rows of ``Z_R`` are 0)."""
+    scores, sums = box_scores
     ring_scores = np.take(scores, ring_in_box, axis=0)      # (batch, n_ring, rank)
     ring_scores *= valid[:, :, None]
     variances = np.where(valid, np.take(sums, ring_in_box), 0.0)
@@ -429,9 +430,9 @@ def _solve_reduced(box: tuple[np.ndarray, np.ndarray], ring_in_box: np.ndarray, 
     return targets / diagonal - np.matmul(scaled, np.linalg.solve(inner, rhs))[:, :, 0]
 
 
-def _solve_block_weights(gram: np.ndarray, block: _Block, geometry: _RingGeometry, weights: _SparseWeights) -> None:
-    """Each core pixel's ring weights, solved from the box's Gram a batch of pixels at a time and
-    written into W's rows."""
+def _solve_block_weights(statistics, block: _Block, geometry: _RingGeometry, weights: _SparseWeights) -> None:
+    """Each core pixel's ring weights, solved from the box's Gram (or, at a temporal rank, its
+    traces' leading components and sums of squares) a batch of pixels at a time and written into W's rows."""
     small_rows, small_cols = geometry.small_dims
     box_rows, box_cols = block.box
     box_dims = (box_rows.stop - box_rows.start, box_cols.stop - box_cols.start)
@@ -446,9 +447,9 @@ def _solve_block_weights(gram: np.ndarray, block: _Block, geometry: _RingGeometr
                                                     box_dims), 0)
         pixel_in_box = c_order_index(pixel_rows[batch] - box_rows.start, pixel_cols[batch] - box_cols.start, box_dims)
         if geometry.temporal_rank is None:
-            ring_weights = _solve_rings(gram, ring_in_box, valid, pixel_in_box)
+            ring_weights = _solve_rings(statistics, ring_in_box, valid, pixel_in_box)
         else:
-            ring_weights = _solve_reduced(gram, ring_in_box, valid, pixel_in_box)
+            ring_weights = _solve_reduced(statistics, ring_in_box, valid, pixel_in_box)
         row_of_W = pixel_index(pixel_rows[batch], pixel_cols[batch], geometry.small_dims)
         position = (weights.indptr[row_of_W][:, None] + np.cumsum(valid, axis=1) - 1)[valid]
         weights.indices[position] = pixel_index(ring_rows, ring_cols, geometry.small_dims)[valid]
