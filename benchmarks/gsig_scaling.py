@@ -48,7 +48,7 @@ PARTS = (
     ("    per-seed removal", "init/corr_pnr.py", "remove"),
     ("  ring fits", "engine/background.py", "fit_ring_model"),
     ("    box residuals", "engine/background.py", "_box_residual"),
-    ("    box Gram", "engine/background.py", "_centred_gram"),
+    ("    box Gram (or its temporal scores)", "engine/background.py", "_centred_gram", "_centred_scores"),
     ("    ring solves", "engine/background.py", "_solve_block_weights"),
     ("  residual in/out", "patch_job/one_photon.py", "_residual_in_place", "_undo_residual_in_place"),
     ("  HALS refinement", "patch_job/one_photon.py", "_refine"),
