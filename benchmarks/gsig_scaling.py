@@ -13,6 +13,7 @@ parts are tabulated side by side.
     .venv/bin/python benchmarks/gsig_scaling.py                             # gSig 2..8, ~20 CPU min
     .venv/bin/python benchmarks/gsig_scaling.py --gsig 3 6 --label after    # two fits
     .venv/bin/python benchmarks/gsig_scaling.py --gsig --profile-gsig 3 6   # only the patch profiles
+    .venv/bin/python benchmarks/gsig_scaling.py --gsig 3 6 --profile-gsig --processes 2 --label wall  # default run
 
 Writes ``gsig_scaling_<label>.json`` to the results folder and prints the tables.
 """
@@ -47,7 +48,7 @@ PARTS = (
     ("    per-seed removal", "init/corr_pnr.py", "remove"),
     ("  ring fits", "engine/background.py", "fit_ring_model"),
     ("    box residuals", "engine/background.py", "_box_residual"),
-    ("    box Gram", "engine/background.py", "_centred_gram"),
+    ("    box Gram (or its temporal scores)", "engine/background.py", "_centred_gram", "_centred_scores"),
     ("    ring solves", "engine/background.py", "_solve_block_weights"),
     ("  residual in/out", "patch_job/one_photon.py", "_residual_in_place", "_undo_residual_in_place"),
     ("  HALS refinement", "patch_job/one_photon.py", "_refine"),
@@ -58,8 +59,8 @@ def gsiz_of(gsig: int) -> int:
     return 4 * int(gsig) + 1
 
 
-def fit_params(gsig: int) -> dict:
-    return {**BASE_PARAMS, "gSig": int(gsig), "gSiz": gsiz_of(gsig)}
+def fit_params(gsig: int, processes: int = 1) -> dict:
+    return {**BASE_PARAMS, "gSig": int(gsig), "gSiz": gsiz_of(gsig), "n_processes": int(processes)}
 
 
 def cpu_seconds() -> float:
@@ -68,26 +69,30 @@ def cpu_seconds() -> float:
     return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
 
 
-def fit_and_score(movie_path: Path, gsig: int, out: Path) -> None:
-    """In a fresh process: one fit at ``gsig``, its wall / CPU time (per stage too) and its scores."""
+def fit_and_score(movie_path: Path, gsig: int, out: Path, processes: int = 1) -> None:
+    """In a fresh process: one fit at ``gsig``, its wall / CPU time (per stage too) and its scores.
+
+    One process pins one BLAS/FFT thread (a worker's setting); more run as a default run does."""
     import cnmflow.engine.fitting as fitting
     from cnmflow.engine import fit
     from cnmflow.engine.threads import use_single_thread
     from cnmflow.params import build_params
     from cnmflow.shape_scoring import shape_score
 
-    use_single_thread()
+    if processes == 1:
+        use_single_thread()
     fitting.time = types.SimpleNamespace(perf_counter=cpu_seconds)  # fit's stage clock, read as CPU time
     movie = np.load(movie_path, mmap_mode="r")
     truth = np.load(movie_path.with_suffix(".truth.npz"))
-    params = fit_params(gsig)
+    params = fit_params(gsig, processes)
     wall, cpu = time.perf_counter(), cpu_seconds()
     estimates = fit(movie, build_params(dict(params)))
     wall, cpu = time.perf_counter() - wall, cpu_seconds() - cpu
     shapes = shape_score(truth["footprints"], estimates.footprints(), truth_traces=truth["calcium"],
                          estimated_traces=estimates.C)
     summary = shapes.summary()
-    record = {"gSig": gsig, "gSiz": params["gSiz"], "wall_s": round(wall, 1), "cpu_s": round(cpu, 1),
+    record = {"gSig": gsig, "gSiz": params["gSiz"], "n_processes": processes, "wall_s": round(wall, 1),
+              "cpu_s": round(cpu, 1),
               "stages_cpu_s": {stage: round(seconds, 1) for stage, seconds in estimates.timings.items()},
               "K": estimates.K, "n_true": summary["n_true"], "f1_iou50": round(summary["f1_iou50"], 3),
               "median_iou": round(summary["median_iou"], 3),
@@ -145,10 +150,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--profile-gsig", type=int, nargs="*", default=[3, 6], help="gSig values to profile")
     parser.add_argument("--label", default="now", help="names the output file (e.g. before / after)")
     parser.add_argument("--seed", type=int, default=1)
-    parser.add_argument("--fit-only", nargs=3, help=argparse.SUPPRESS)
+    parser.add_argument("--processes", type=int, default=1,
+                        help="n_processes of the fits (1: CPU time of one process and thread; 2: a default run)")
+    parser.add_argument("--fit-only", nargs=4, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.fit_only:
-        fit_and_score(Path(args.fit_only[0]), int(args.fit_only[1]), Path(args.fit_only[2]))
+        fit_and_score(Path(args.fit_only[0]), int(args.fit_only[1]), Path(args.fit_only[2]), int(args.fit_only[3]))
         return 0
     RESULTS.mkdir(parents=True, exist_ok=True)
     subprocess.run([sys.executable, str(Path(__file__).with_name("realistic_benchmark.py")), "--simulate-only",
@@ -157,7 +164,8 @@ def main(argv: list[str] | None = None) -> int:
     fits = []
     for gsig in args.gsig:
         out = RESULTS / f"gsig_scaling_{args.label}_g{gsig}.json"
-        subprocess.run([sys.executable, __file__, "--fit-only", str(movie_path), str(gsig), str(out)], check=True)
+        subprocess.run([sys.executable, __file__, "--fit-only", str(movie_path), str(gsig), str(out),
+                        str(args.processes)], check=True)
         fits.append(json.loads(out.read_text()))
         print(json.dumps(fits[-1]), flush=True)
     profiles = {str(g): profile_patch(movie_path, g, args.label) for g in args.profile_gsig}

@@ -18,21 +18,21 @@ Model
 
       w_p = (X_R X_Rᵀ + 1e-5 · tr(X_R X_Rᵀ) · I)⁻¹ X_R x_p
 
-* On request (``max_regressors``, e.g. ``MAX_RING_REGRESSORS`` = 64, which the 1P patch job's
-  refinement uses), a ring of more pixels is cut into arcs of
-  ``m = ⌈n_ring / 64⌉`` pixels adjacent by angle (the last arc may be shorter; at ``ssub_B = 2``
-  from gSiz 17 on: radius 12, 80 pixels, 40 arcs of 2), and ``x_p`` is regressed on the arcs'
-  mean traces ``S X_R`` instead (``S`` averages each arc's on-image pixels); each of those
-  pixels carries its arc's weight over their count, so ``W`` keeps the whole ring::
+* On request (``temporal_rank`` k; the 1P fits use ``RING_TEMPORAL_RANK`` = 16 on rings of more
+  than ``LONG_RING`` = 64 pixels, :func:`reduced_rank`) the ring's Gram is modelled as low-rank
+  covariances plus the exact variances. With ``X`` the block's box of mean-removed traces
+  (box pixels × frames) and ``V`` its k leading temporal principal components (eigenvectors of
+  ``XᵀX``), ``Z = X V`` and ``D = diag(‖x_i‖² − ‖z_i‖²)``::
 
-      v_p = (S X_R X_Rᵀ Sᵀ + 1e-5 · tr(·) · I)⁻¹ S X_R x_p,   w_p = Sᵀ v_p
+      w_p = (Z_R Z_Rᵀ + D_R + λ I)⁻¹ Z_R z_p
 
-  The background is smooth at the ring's scale (which grows with gSiz), so neighbouring ring
-  pixels carry much the same signal, and the solve per pixel stays at most 64³ instead of
-  growing as gSiz³ (a ring has ~6.3·r pixels). Arcs do lose angular detail: fitted before the
-  1P patch job's residual seed search they let more out-of-focus cells through as components
-  (CA1 at gSig 6: K 166 vs 158, F1 0.791 vs 0.805), in its refinement they do not (F1 0.811,
-  median IoU 0.647 vs 0.644, trace r 0.916 vs 0.920); so only the refinement uses them.
+  solved by Woodbury in a k × k system per pixel: ``n_ring · k²`` instead of ``n_ring³`` and
+  contiguous reads of ``Z`` instead of ``n_ring²`` scattered ones of the box Gram, so a long
+  ring's fit grows with the ring's length, not its cube. It is the exact model when k is the
+  number of frames. The smaller k is a regulariser too: the exact ring (113 pixels at gSig 6,
+  500 frames) explains in-sample variance it cannot predict (CA1, central 129² box, no
+  components: unexplained fraction of the ring-grid fluctuation on fitted / held-out frames
+  0.22 / 0.82 exact, 0.41 / 0.47 at k = 16).
 
 * With ``ssub_B > 1`` the fluctuating part ``W · downsample(Y − A·C − b0)`` is brought back
   to full resolution by **bilinear** interpolation between the centres of the downsampling
@@ -48,11 +48,13 @@ read (a slice of the memmap), ``A·C`` is subtracted for that box only, the box 
 downsampled, mean-removed, and its Gram matrix ``X Xᵀ`` (float32, one BLAS syrk) is formed
 once; each pixel's small ring system is gathered from it and solved in float64, in batches.
 The full ``T × pixels`` residual is never built; memory is about
-``n_box · T_fit · 4`` bytes for the box, ``n_box² · 4`` bytes for its Gram and
-``chunk_frames`` frames of the (full-resolution) box.
+``n_box · T_fit · 4`` bytes for the box, ``n_box² · 4`` bytes for its Gram (at a temporal rank
+``T_fit² · 8`` for ``XᵀX`` instead) and ``chunk_frames`` frames of the (full-resolution) box.
 
 Per pixel, gathering its ring's Gram costs ``n_ring²`` (∝ gSiz², the ring's box area) and the
-solve ``n_ring³`` (∝ gSiz³), or at most ``max_regressors³`` on arcs. The cost is dominated by the box Gram matrices, ``≈ n_box² · T_fit`` per block
+solve ``n_ring³`` (∝ gSiz³), or ``n_ring · k²`` at temporal rank k (whose box needs
+``n_box · T_fit²`` for its temporal components instead of the Gram's ``n_box² · T_fit``). Otherwise
+the cost is dominated by the box Gram matrices, ``≈ n_box² · T_fit`` per block
 (``n_box = (block_pixels + 2r)²``), i.e. linear in the number of fitting frames. Pass
 ``frames=slice(None, None, k)`` to fit ``W`` (and ``b0``) on every k-th frame only: the ring
 weights are a regression on the background's spatial covariance, which a few hundred to a
@@ -65,11 +67,13 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 import numpy as np
+import scipy.linalg
 import scipy.sparse
 from scipy.linalg import lapack
 
 from cnmflow.engine.chunking import chunk_slices
 from cnmflow.engine.resample import downsampled_dims, spatial_block_means, upsample_frames
+from cnmflow.engine.threads import single_threaded
 from cnmflow.errors import MovieError, ParameterError
 from cnmflow.pixel_order import (c_order_index, column_to_image, frames_to_pixels, image_to_column, pixel_index,
                                  pixels_to_frames)
@@ -78,6 +82,7 @@ __all__ = [
     "RingModel",
     "ring_radius",
     "ring_offsets",
+    "reduced_rank",
     "fit_ring_model",
     "ring_background",
     "ring_residual",
@@ -87,8 +92,10 @@ __all__ = [
 
 #: relative ridge penalty: λ = RIDGE · tr(X_R X_Rᵀ)
 RIDGE = 1e-5
-#: most regressors of one pixel's ring system: a longer ring is averaged in this many arcs
-MAX_RING_REGRESSORS = 64
+#: rings of more pixels than this are fitted on low-rank covariances (``reduced_rank``)
+LONG_RING = 64
+#: leading temporal components of a box that model a long ring's covariances (module docstring)
+RING_TEMPORAL_RANK = 16
 #: minimum elements of one batch of ring systems; batches grow to 1/16 of the box Gram,
 #: so the solver's temporaries stay a fraction of the Gram's memory
 _SOLVE_ELEMS = 2**15
@@ -139,6 +146,13 @@ def ring_offsets(radius: int) -> np.ndarray:
     d2 = dy * dy + dx * dx
     keep = (d2 >= r * r) & (d2 < (r + 1) * (r + 1))
     return np.stack([dy[keep], dx[keep]], axis=1)
+
+
+def reduced_rank(*, gsiz: int, ring_size_factor: float, ssub_B: int) -> int | None:
+    """The temporal rank to fit a ring of this size with: ``RING_TEMPORAL_RANK`` for a ring of more
+    than ``LONG_RING`` pixels (its exact solve grows as gSiz³), None (exact) for a shorter one."""
+    radius = ring_radius(gsiz=gsiz, ring_size_factor=ring_size_factor, ssub_B=ssub_B)
+    return RING_TEMPORAL_RANK if len(ring_offsets(radius)) > LONG_RING else None
 
 
 def _check_frames(frames, T: int) -> range:
@@ -207,47 +221,11 @@ class _RingGeometry:
     offsets: np.ndarray          # (n_ring, 2) ring (dy, dx), sorted by (dx, dy): W's column order
     block_pixels: int            # block side on the small grid
     batch: int                   # ring systems solved at once
-    arcs: "_RingArcs | None"     # how a long ring is averaged into arcs; None: every pixel a regressor
-
-
-@dataclass(frozen=True)
-class _RingArcs:
-    """A ring's pixels in arcs of adjacent pixels by angle, the arcs' mean traces the regressors.
-
-    The ring's Gram is gathered as its upper triangle (``pairs``, (dx, dy) order: half the reads of
-    the box Gram, which dominate) and summed over arc pairs by one sparse product (``to_arcs``).
-    """
-
-    arc_of: np.ndarray          # (n_ring,) each ring pixel's arc, pixels in (dx, dy) order
-    n_arcs: int
-    members: np.ndarray         # (n_ring, n_arcs) 1 where a ring pixel belongs to an arc
-    pairs: tuple[np.ndarray, np.ndarray]  # (n_pairs,) ring positions i <= j
-    to_arcs: scipy.sparse.csr_matrix      # (n_pairs, n_arcs²): pair (i, j) -> arcs (a_i, a_j) and (a_j, a_i)
-
-    @classmethod
-    def of(cls, offsets: np.ndarray, max_arcs: int) -> "_RingArcs | None":
-        """Arcs of ``⌈n_ring / max_arcs⌉`` pixels (the last one shorter) for a ring longer than
-        ``max_arcs`` pixels; None otherwise."""
-        n_ring = len(offsets)
-        if n_ring <= max_arcs:
-            return None
-        size = -(-n_ring // max_arcs)
-        n_arcs = -(-n_ring // size)
-        arc_of = np.empty(n_ring, np.int64)
-        arc_of[np.argsort(np.arctan2(offsets[:, 0], offsets[:, 1]), kind="stable")] = np.arange(n_ring) // size
-        i, j = np.triu_indices(n_ring)
-        off_diagonal = i != j
-        rows = np.concatenate([np.arange(len(i)), np.flatnonzero(off_diagonal)])
-        cols = np.concatenate([arc_of[i] * n_arcs + arc_of[j], (arc_of[j] * n_arcs + arc_of[i])[off_diagonal]])
-        to_arcs = scipy.sparse.csr_matrix((np.ones(len(rows), np.float32), (rows, cols)),
-                                          shape=(len(i), n_arcs * n_arcs))
-        members = np.zeros((n_ring, n_arcs))
-        members[np.arange(n_ring), arc_of] = 1.0
-        return cls(arc_of=arc_of, n_arcs=n_arcs, members=members, pairs=(i, j), to_arcs=to_arcs)
+    temporal_rank: int | None    # rank of the ring covariances (the box's leading temporal components); None: exact
 
 
 def _ring_geometry(dims: tuple[int, int], *, factor: int, radius: int, block_pixels: int,
-                   max_regressors: int | None = None) -> _RingGeometry:
+                   temporal_rank: int | None = None) -> _RingGeometry:
     """Batches grow to 1/16 of the largest box Gram (at least ``_SOLVE_ELEMS`` elements), at most 256 rings."""
     small_rows, small_cols = downsampled_dims(dims, factor)
     if small_rows * small_cols <= (block_pixels + 2 * radius) ** 2:
@@ -260,7 +238,7 @@ def _ring_geometry(dims: tuple[int, int], *, factor: int, radius: int, block_pix
     batch = max(1, min(256, max(_SOLVE_ELEMS, box_max // 16) // (n_ring * n_ring)))
     return _RingGeometry(dims=dims, factor=factor, radius=radius, small_dims=(small_rows, small_cols),
                          offsets=offsets, block_pixels=block_pixels, batch=batch,
-                         arcs=None if max_regressors is None else _RingArcs.of(offsets, int(max_regressors)))
+                         temporal_rank=temporal_rank)
 
 
 @dataclass(frozen=True)
@@ -331,7 +309,7 @@ def fit_ring_model(
     chunk_frames: int = 500,
     block_pixels: int = 32,
     frames: slice | None = None,
-    max_regressors: int | None = None,
+    temporal_rank: int | None = None,
 ) -> RingModel:
     """Fit the ring background model to ``movie − A·C``.
 
@@ -339,8 +317,8 @@ def fit_ring_model(
     A: (rows*cols, K) sparse (CSC), Fortran pixel order; K may be 0. C: (K, T).
     frames: optional slice (positive step) of frames to fit on, e.g. ``slice(None, None, 3)``
     to use every third frame; both ``W`` and ``b0`` come from those frames.
-    max_regressors: a longer ring is regressed on at most that many arcs' mean traces (module
-    docstring; None: on every ring pixel, the exact model).
+    temporal_rank: the rank of the ring's covariances, the box's leading temporal components
+    (module docstring; None: the exact Gram).
     chunk_frames bounds how many frames of one box are read at a time; block_pixels is the
     block side on the downsampled grid.
     """
@@ -349,10 +327,10 @@ def fit_ring_model(
     _check_chunking(chunk_frames, block_pixels)
     A, C = _checked_neural_part(A, C, (T, rows, cols))
     selected = _check_frames(frames, T)
-    if max_regressors is not None and (int(max_regressors) != max_regressors or max_regressors < 1):
-        raise ParameterError(f"max_regressors must be an integer >= 1, got {max_regressors!r}")
+    if temporal_rank is not None and (int(temporal_rank) != temporal_rank or temporal_rank < 1):
+        raise ParameterError(f"temporal_rank must be an integer >= 1, got {temporal_rank!r}; e.g. 16")
     geometry = _ring_geometry((rows, cols), factor=int(ssub_B), radius=radius, block_pixels=int(block_pixels),
-                              max_regressors=max_regressors)
+                              temporal_rank=temporal_rank)
     weights = _SparseWeights.for_rings(geometry)
     b0 = np.empty((rows, cols), np.float64)
     for block in _blocks(geometry):
@@ -361,10 +339,13 @@ def fit_ring_model(
         core_rows, core_cols = block.core_in_full
         b0[full_rows.start + core_rows.start:full_rows.start + core_rows.stop,
            full_cols.start + core_cols.start:full_cols.start + core_cols.stop] = core_sum / len(selected)
-        gram = _centred_gram(small_residual)
+        if geometry.temporal_rank is None:
+            statistics = _centred_gram(small_residual)
+        else:
+            statistics = _centred_scores(small_residual, geometry.temporal_rank)
         del small_residual
-        _solve_block_weights(gram, block, geometry, weights)
-        del gram
+        _solve_block_weights(statistics, block, geometry, weights)
+        del statistics
     return RingModel(W=weights.matrix(), b0=image_to_column(b0).astype(np.float32), dims=(rows, cols),
                      ssub_B=geometry.factor, radius=radius)
 
@@ -417,9 +398,41 @@ def _centred_gram(X: np.ndarray) -> np.ndarray:
     return X @ X.T
 
 
-def _solve_block_weights(gram: np.ndarray, block: _Block, geometry: _RingGeometry, weights: _SparseWeights) -> None:
-    """Each core pixel's ring weights, solved from the box's Gram a batch of pixels at a time and
-    written into W's rows."""
+def _centred_scores(X: np.ndarray, rank: int) -> tuple[np.ndarray, np.ndarray]:
+    """The rows of ``X`` (pixels, frames), means removed in place, projected on the box's ``rank``
+    leading temporal principal components, (pixels, rank) float64, and each row's sum of squares."""
+    X -= X.mean(axis=1, dtype=np.float64).astype(np.float32)[:, None]
+    n_frames = X.shape[1]
+    frames_gram = (X.T @ X).astype(np.float64)
+    with single_threaded():   # BLAS threads on a few-hundred-square eigenproblem only wait on each other
+        _, leading = scipy.linalg.eigh(frames_gram, subset_by_index=[max(0, n_frames - int(rank)), n_frames - 1])
+    return X.astype(np.float64) @ leading, np.einsum("ij,ij->i", X, X, dtype=np.float64)
+
+
+def _solve_reduced(box_scores: tuple[np.ndarray, np.ndarray], ring_in_box: np.ndarray, valid: np.ndarray,
+                   pixel_in_box: np.ndarray) -> np.ndarray:
+    """Ridge solves with the ring's Gram modelled as ``Z_R Z_Rᵀ + D_R`` (rank-k covariances, exact
+    variances on the diagonal; module docstring) by Woodbury, a rank × rank system per pixel;
+    returns (batch, n_ring) weights, 0 on off-image ring entries (their rows of ``Z_R`` are 0)."""
+    scores, sums = box_scores
+    ring_scores = np.take(scores, ring_in_box, axis=0)      # (batch, n_ring, rank)
+    ring_scores *= valid[:, :, None]
+    variances = np.where(valid, np.take(sums, ring_in_box), 0.0)
+    explained = np.einsum("brk,brk->br", ring_scores, ring_scores)
+    ridge = RIDGE * variances.sum(axis=1)
+    ridge = np.where(ridge > 0, ridge, 1.0)
+    diagonal = np.where(valid, np.maximum(variances - explained, 0.0) + ridge[:, None], 1.0)
+    targets = np.matmul(ring_scores, np.take(scores, pixel_in_box, axis=0)[:, :, None])[:, :, 0]
+    scaled = ring_scores / diagonal[:, :, None]
+    inner = np.matmul(ring_scores.transpose(0, 2, 1), scaled)
+    inner += np.eye(inner.shape[1])
+    rhs = np.matmul(scaled.transpose(0, 2, 1), targets[:, :, None])
+    return targets / diagonal - np.matmul(scaled, np.linalg.solve(inner, rhs))[:, :, 0]
+
+
+def _solve_block_weights(statistics, block: _Block, geometry: _RingGeometry, weights: _SparseWeights) -> None:
+    """Each core pixel's ring weights, solved from the box's Gram (or, at a temporal rank, its
+    traces' leading components and sums of squares) a batch of pixels at a time and written into W's rows."""
     small_rows, small_cols = geometry.small_dims
     box_rows, box_cols = block.box
     box_dims = (box_rows.stop - box_rows.start, box_cols.stop - box_cols.start)
@@ -433,10 +446,10 @@ def _solve_block_weights(gram: np.ndarray, block: _Block, geometry: _RingGeometr
         ring_in_box = np.where(valid, c_order_index(ring_rows - box_rows.start, ring_cols - box_cols.start,
                                                     box_dims), 0)
         pixel_in_box = c_order_index(pixel_rows[batch] - box_rows.start, pixel_cols[batch] - box_cols.start, box_dims)
-        if geometry.arcs is None:
-            ring_weights = _solve_rings(gram, ring_in_box, valid, pixel_in_box)
+        if geometry.temporal_rank is None:
+            ring_weights = _solve_rings(statistics, ring_in_box, valid, pixel_in_box)
         else:
-            ring_weights = _solve_arcs(gram, ring_in_box, valid, pixel_in_box, geometry.arcs)
+            ring_weights = _solve_reduced(statistics, ring_in_box, valid, pixel_in_box)
         row_of_W = pixel_index(pixel_rows[batch], pixel_cols[batch], geometry.small_dims)
         position = (weights.indptr[row_of_W][:, None] + np.cumsum(valid, axis=1) - 1)[valid]
         weights.indices[position] = pixel_index(ring_rows, ring_cols, geometry.small_dims)[valid]
@@ -520,29 +533,6 @@ def _positive_definite_solve(systems: np.ndarray, targets: np.ndarray) -> np.nda
 def _symmetric(lower: np.ndarray) -> np.ndarray:
     """The symmetric matrix whose lower triangle ``lower`` holds."""
     return np.tril(lower) + np.tril(lower, -1).T
-
-
-def _solve_arcs(gram: np.ndarray, ring_in_box: np.ndarray, valid: np.ndarray, pixel_in_box: np.ndarray,
-                arcs: _RingArcs) -> np.ndarray:
-    """Batched ridge solves on the arcs' mean traces (module docstring); returns (batch, n_ring)
-    weights per ring pixel, an arc's weight shared by its on-image pixels.
-
-    The arcs' Gram is the ring's Gram summed over arc pairs (``n_ring²`` per pixel) and divided by
-    the arcs' on-image pixel counts; an arc entirely off the image gets weight 0.
-    """
-    gram_flat, ring, n_box, targets = _gathered_targets(gram, ring_in_box, pixel_in_box)
-    first, second = arcs.pairs
-    pairs = np.take(gram_flat, ring[:, first] * n_box + ring[:, second])   # float32, as the Gram
-    on_image = valid.astype(np.float64)
-    if not valid.all():
-        pairs *= valid[:, first] & valid[:, second]
-        targets *= on_image
-    counts = on_image @ arcs.members
-    scale = np.where(counts > 0, 1.0 / np.maximum(counts, 1.0), 0.0)
-    systems = np.asarray(arcs.to_arcs.T @ pairs.T).T.reshape(-1, arcs.n_arcs, arcs.n_arcs).astype(np.float64)
-    systems *= scale[:, :, None] * scale[:, None, :]
-    arc_weights = _ridge_solve(systems, (targets @ arcs.members) * scale, counts > 0)
-    return (arc_weights * scale)[:, arcs.arc_of] * on_image
 
 
 # ----------------------------------------------------------------------------- applying

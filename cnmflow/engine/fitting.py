@@ -15,7 +15,7 @@ from typing import Callable
 import numpy as np
 import scipy.sparse as sp
 
-from cnmflow.engine.background import fit_ring_model
+from cnmflow.engine.background import fit_ring_model, reduced_rank
 from cnmflow.engine.chunking import frames_per_chunk
 from cnmflow.engine.estimates import Estimates
 from cnmflow.engine.executors import run_patch_jobs
@@ -180,9 +180,12 @@ def _update_rounds(movie, model: TraceModel, C_full: np.ndarray, settings: Engin
 
 
 def _fit_ring(movie, A: sp.csc_matrix, C_full: np.ndarray, section: RingSection, chunk_frames: int):
-    """CNMF-E's ring background of the whole movie under the components ``A·C_full``."""
+    """CNMF-E's ring background of the whole movie under the components ``A·C_full``; a long ring on
+    low-rank covariances (``background.reduced_rank``)."""
+    rank = reduced_rank(gsiz=section.gSiz, ring_size_factor=section.ring_size_factor, ssub_B=section.ssub_B)
     return fit_ring_model(movie, A, C_full, gsiz=section.gSiz, ring_size_factor=section.ring_size_factor,
-                          ssub_B=section.ssub_B, chunk_frames=chunk_frames, frames=ring_fit_frames(movie.shape[0]))
+                          ssub_B=section.ssub_B, chunk_frames=chunk_frames, frames=ring_fit_frames(movie.shape[0]),
+                          temporal_rank=rank)
 
 
 def _against_global_background(movie, A: sp.csc_matrix, C_low: np.ndarray, owners: np.ndarray,

@@ -9,9 +9,11 @@ import pytest
 import scipy.sparse
 
 from cnmflow.engine.background import (
+    RING_TEMPORAL_RANK,
     RingModel,
     fit_ring_model,
     ring_background,
+    reduced_rank,
     ring_offsets,
     ring_radius,
     ring_residual,
@@ -193,55 +195,63 @@ def test_systems_cholesky_refuses_are_solved_by_lu(monkeypatch):
     np.testing.assert_allclose(refused, cholesky, atol=1e-5 * np.abs(cholesky).max())
 
 
-def reference_arc_fit(movie, A, C, *, radius, ssub_B, arc):
-    """Dense ring fit on arcs: each pixel's ring sorted by angle and cut into runs of ``arc``
-    pixels, averaged per run over its on-image pixels, a ridge regression on those means, every
-    on-image pixel of a run given the run's weight over its pixel count."""
-    T = movie.shape[0]
-    Y = movie.astype(np.float64)
-    AC = np.asarray(A @ C).T.reshape(T, movie.shape[2], movie.shape[1]).transpose(0, 2, 1)
-    Rd = _ref_downsample(Y - AC, ssub_B)
+def reference_rank_fit(movie, A, C, *, radius, ssub_B, rank):
+    """Dense ring fit with each ring's Gram modelled as rank-``rank`` covariances plus the exact
+    variances: ``Z_R Z_Rᵀ + diag(‖x_i‖² − ‖z_i‖²)``, ``Z = X V`` on the ``rank`` leading right
+    singular vectors ``V`` of the centred residual ``X``; the target covariances ``Z_R z_p``."""
+    T, rows, cols = movie.shape
+    AC = np.asarray(A @ C).T.reshape(T, cols, rows).transpose(0, 2, 1)
+    Rd = _ref_downsample(movie.astype(np.float64) - AC, ssub_B)
     dr, dc = Rd.shape[1:]
     X = Rd.transpose(0, 2, 1).reshape(T, -1).T
     X = X - X.mean(axis=1, keepdims=True)
-    offsets = ring_offsets(radius)
-    offsets = offsets[np.argsort(np.arctan2(offsets[:, 0], offsets[:, 1]), kind="stable")]
+    Z = X @ np.linalg.svd(X, full_matrices=False)[2][:rank].T
+    variance = (X * X).sum(axis=1)
     W = np.zeros((dr * dc, dr * dc))
     for py in range(dr):
         for px in range(dc):
-            members = []
-            for start in range(0, len(offsets), arc):
-                on = [(px + dx) * dr + py + dy for dy, dx in offsets[start:start + arc] if 0 <= py + dy < dr and 0 <= px + dx < dc]
-                if on:
-                    members.append(on)
-            S = np.zeros((len(members), dr * dc))
-            for g, on in enumerate(members):
-                S[g, on] = 1.0 / len(on)
-            XS = S @ X
-            G = XS @ XS.T
-            v = np.linalg.solve(G + 1e-5 * np.trace(G) * np.eye(len(members)), XS @ X[px * dr + py])
-            W[px * dr + py] += S.T @ v
+            ring = [qx * dr + qy for qy in range(dr) for qx in range(dc)
+                    if radius <= np.hypot(qy - py, qx - px) < radius + 1]
+            ZR = Z[ring]
+            G = ZR @ ZR.T + np.diag(variance[ring] - (ZR * ZR).sum(axis=1))
+            W[px * dr + py, ring] = np.linalg.solve(G + 1e-5 * variance[ring].sum() * np.eye(len(ring)),
+                                                    ZR @ Z[px * dr + py])
     return W
 
 
-def test_long_ring_is_regressed_on_arc_means():
-    movie, A, C, _, _ = make_movie(rows=22, cols=25, T=90, n_neurons=2, seed=9)
-    r = ring_radius(gsiz=7, ring_size_factor=1.0, ssub_B=1)     # 7: 48 ring pixels, 10 arcs (9 of 5, 1 of 3)
-    W_ref = reference_arc_fit(movie, A, C, radius=r, ssub_B=1, arc=5)
-    m = fit_ring_model(movie, A, C, gsiz=7, ring_size_factor=1.0, ssub_B=1, block_pixels=5, max_regressors=11)  # arcs of 5
-    W = m.W.toarray()
-    assert np.array_equal(W != 0, W_ref != 0)                  # the whole (clipped) ring keeps a weight
-    np.testing.assert_allclose(W, W_ref, atol=2e-3 * np.abs(W_ref).max())
-    assert len(np.unique(np.round(W[(11 * 22) + 11][W[(11 * 22) + 11] != 0], 6))) == 10  # one weight an arc
-
-
-def test_short_ring_is_not_cut_into_arcs():
+@pytest.mark.parametrize("rank", [3, 12])
+def test_temporal_rank_models_ring_covariances_as_low_rank(rank):
     movie, A, C, _, _ = make_movie(rows=20, cols=23, T=70, n_neurons=2, seed=2)
-    kw = dict(gsiz=5, ring_size_factor=1.0, ssub_B=2, block_pixels=4)
-    n_ring = len(ring_offsets(ring_radius(gsiz=5, ring_size_factor=1.0, ssub_B=2)))
-    exact = fit_ring_model(movie, A, C, **kw)
-    assert (exact.W != fit_ring_model(movie, A, C, max_regressors=n_ring, **kw).W).nnz == 0
-    assert (exact.W != fit_ring_model(movie, A, C, max_regressors=n_ring - 1, **kw).W).nnz > 0
+    r = ring_radius(gsiz=9, ring_size_factor=1.0, ssub_B=2)
+    W_ref = reference_rank_fit(movie, A, C, radius=r, ssub_B=2, rank=rank)
+    m = fit_ring_model(movie, A, C, gsiz=9, ring_size_factor=1.0, ssub_B=2, block_pixels=4, temporal_rank=rank)
+    W = m.W.toarray()
+    assert np.array_equal(W != 0, W_ref != 0)
+    np.testing.assert_allclose(W, W_ref, atol=2e-3 * np.abs(W_ref).max())
+
+
+def test_temporal_rank_of_every_frame_is_the_exact_model():
+    movie, A, C, _, _ = make_movie(rows=20, cols=23, T=70, n_neurons=2, seed=2)
+    kw = dict(gsiz=9, ring_size_factor=1.0, ssub_B=2, block_pixels=4)
+    exact = fit_ring_model(movie, A, C, **kw).W.toarray()
+    full_rank = fit_ring_model(movie, A, C, temporal_rank=70, **kw).W.toarray()
+    np.testing.assert_allclose(full_rank, exact, atol=5e-3 * np.abs(exact).max())
+
+
+def test_only_long_rings_are_fitted_on_low_rank_covariances():
+    """gSiz 13 at ssub_B 2 (radius 9, 56 pixels) stays exact; gSiz 17 (radius 12, 80 pixels) does not."""
+    assert reduced_rank(gsiz=13, ring_size_factor=1.4, ssub_B=2) is None
+    assert reduced_rank(gsiz=17, ring_size_factor=1.4, ssub_B=2) == RING_TEMPORAL_RANK
+    assert reduced_rank(gsiz=13, ring_size_factor=1.4, ssub_B=1) == RING_TEMPORAL_RANK
+
+
+def test_low_temporal_rank_predicts_background_under_neurons():
+    """Ring covariances of rank 4 (the background has 4 blobs) still predict the background."""
+    movie, A, C, B_true, AC = make_movie(seed=4)
+    m = fit_ring_model(movie, A, C, gsiz=9, ring_size_factor=1.4, ssub_B=2, block_pixels=16, temporal_rank=4)
+    B = ring_background(m, movie, AC)
+    assert (movie - B - AC).std() < 1.25 * NOISE
+    assert np.abs(B - B_true).mean() < 0.5 * np.abs(B_true - B_true.mean(axis=0)).mean()
 
 
 def test_frames_subset_equals_reference_on_subset():
@@ -344,5 +354,5 @@ def test_bad_input():
         fit_ring_model(movie, A[:100], C, gsiz=5, ring_size_factor=1.0)
     with pytest.raises(ParameterError, match="frames"):
         fit_ring_model(movie, A, C, gsiz=5, ring_size_factor=1.0, frames=slice(0, 1))
-    with pytest.raises(ParameterError, match="max_regressors"):
-        fit_ring_model(movie, A, C, gsiz=5, ring_size_factor=1.0, max_regressors=0)
+    with pytest.raises(ParameterError, match="temporal_rank"):
+        fit_ring_model(movie, A, C, gsiz=5, ring_size_factor=1.0, temporal_rank=0)

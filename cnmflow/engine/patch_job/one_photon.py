@@ -13,8 +13,7 @@ from dataclasses import replace
 import numpy as np
 import scipy.sparse as sp
 
-from cnmflow.engine.background import (MAX_RING_REGRESSORS, RingModel, fit_ring_model, ring_residual,
-                                       undo_ring_residual)
+from cnmflow.engine.background import RingModel, fit_ring_model, reduced_rank, ring_residual, undo_ring_residual
 from cnmflow.engine.footprint_shape import MAX_INITIAL_RADIUS_FACTOR, neuron_sized, supported_pixels
 from cnmflow.engine.hals import clean_footprint, dilated_support, update_footprints, update_traces
 from cnmflow.engine.init import corr_pnr
@@ -59,7 +58,7 @@ def _fit_downsampled(Y: PatchFrames, patch: BoxView, box: PatchBox, job: PatchJo
     downsampling = noise_reduction(patch, Y)
     first = corr_pnr.initialize(Y, replace(init, min_pnr=init.min_pnr * downsampling), storage=storage)
     A, C = _neurons_only(first.A, first.C, dims, init.gsig_patch, edges)
-    ring = _fit_ring(Y, A, C, job.ring, gsiz=init.gsiz_patch)
+    ring = _fit_ring(Y, A, C, job.ring, gsiz=init.gsiz_patch, exact=True)
     if init.K is None or A.shape[1] < init.K:
         A, C, ring = _residual_pass(Y, A, C, ring, job, edges=edges, storage=storage)
     A, C = _refine(Y, A, C, ring, job.ring, gsiz=init.gsiz_patch, gsig=init.gsig_patch,
@@ -98,11 +97,17 @@ def ring_fit_frames(n_frames: int, *, target: int = 500) -> slice:
 
 
 def _fit_ring(Y: PatchFrames, A: np.ndarray, C: np.ndarray, ring: RingSection, *, gsiz: int,
-              max_regressors: int | None = None) -> RingModel:
-    """The ring background of the patch under the components ``A·C`` (``gsiz`` on the patch grid);
-    ``max_regressors``: see :func:`~cnmflow.engine.background.fit_ring_model` (None: every ring pixel)."""
+              exact: bool = False) -> RingModel:
+    """The ring background of the patch under the components ``A·C`` (``gsiz`` on the patch grid).
+
+    A long ring is fitted on low-rank covariances (``background.reduced_rank``: its exact solve
+    grows as gSiz³) unless ``exact``: the fit before the residual seed search stays exact, since
+    the exact ring absorbs more of the out-of-focus cells that search would otherwise take
+    (issue #22's CA1 benchmark at gSig 6: K 163 vs 158, F1@0.5 0.799 vs 0.811 with every fit reduced).
+    """
+    rank = None if exact else reduced_rank(gsiz=gsiz, ring_size_factor=ring.ring_size_factor, ssub_B=ring.ssub_B)
     return fit_ring_model(Y, sp.csc_matrix(A), C, gsiz=gsiz, ring_size_factor=ring.ring_size_factor,
-                          ssub_B=ring.ssub_B, frames=ring_fit_frames(Y.shape[0]), max_regressors=max_regressors)
+                          ssub_B=ring.ssub_B, frames=ring_fit_frames(Y.shape[0]), temporal_rank=rank)
 
 
 def _residual_in_place(Y: PatchFrames, A: np.ndarray, C: np.ndarray, ring: RingModel,
@@ -162,10 +167,7 @@ def _refine(Y: PatchFrames, A: np.ndarray, C: np.ndarray, ring: RingModel, secti
         if A.shape[1] == 0:
             break
         if section.update_background_components and round_index + 1 < REFINE_ROUNDS:
-            # on arcs of a long ring (gSiz >= 17): its solve no longer grows as gSiz³. Before the
-            # refinement the exact ring stays: the residual seed search found extra components
-            # (out-of-focus cells) under the arcs' smoother background (issue #22's benchmark)
-            ring = _fit_ring(Y, A, C, section, gsiz=gsiz, max_regressors=MAX_RING_REGRESSORS)
+            ring = _fit_ring(Y, A, C, section, gsiz=gsiz)
     return A, C
 
 
