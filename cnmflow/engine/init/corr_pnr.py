@@ -453,15 +453,11 @@ def _greedy(st: _State, *, gsig: float, gsiz: int, border_pix: int, max_componen
             if out is None:
                 continue
             a, ci = out
+            # no second seed on top of this one (nor on a halo just turned down: its pixels would seed it again)
+            _block_core(blocked, a, (int(r), int(c)), disc)
             if _on_found_halo(ci, (int(r), int(c)), halo_traces, halo_centers, gsiz):
                 continue
             st.remove(a, ci)
-            # no second seed on top of this one: not in its footprint's core (above half its peak)
-            blocked |= a > SEED_EXCLUSION_FRACTION * a.max()
-            y0, y1, x0, x1 = r - er, r + er + 1, c - er, c + er + 1
-            sy0, sx0 = max(0, y0), max(0, x0)
-            sub = disc[sy0 - y0:disc.shape[0] - (y1 - min(h, y1)), sx0 - x0:disc.shape[1] - (x1 - min(w, x1))]
-            blocked[sy0:min(h, y1), sx0:min(w, x1)] |= sub
             A_list.append(a)
             C_list.append(ci)
             centers.append((int(r), int(c)))
@@ -479,6 +475,19 @@ def _greedy(st: _State, *, gsig: float, gsiz: int, border_pix: int, max_componen
         center = np.zeros((0, 2), dtype=int)
     return CorrPnrInit(A=A, C=C, center=center, correlation=corr0, pnr=pnr0,
                       noise=np.where(np.isfinite(st.sn), st.sn, 0).astype(np.float32))
+
+
+def _block_core(blocked: np.ndarray, a: np.ndarray, seed: tuple[int, int], disc: np.ndarray) -> None:
+    """Mark a footprint's core (above SEED_EXCLUSION_FRACTION of its peak) and the ``disc`` around
+    its seed as no place for a later seed."""
+    h, w = blocked.shape
+    r, c = seed
+    er = disc.shape[0] // 2
+    blocked |= a > SEED_EXCLUSION_FRACTION * a.max()
+    y0, y1, x0, x1 = r - er, r + er + 1, c - er, c + er + 1
+    sy0, sx0 = max(0, y0), max(0, x0)
+    sub = disc[sy0 - y0:disc.shape[0] - (y1 - min(h, y1)), sx0 - x0:disc.shape[1] - (x1 - min(w, x1))]
+    blocked[sy0:min(h, y1), sx0:min(w, x1)] |= sub
 
 
 def _on_found_halo(trace: np.ndarray, seed: tuple[int, int], traces: list[np.ndarray],
