@@ -23,6 +23,9 @@ Outline
    are significantly above zero — ``footprint_shape.supported_pixels`` — so a scattering halo is
    kept as far as the data shows it) is the footprint ``a``. ``A = a / |a|``, ``C = |a| * c_f`` shifted so that
    its median is 0 (raw movie units, baseline ~0).
+   A seed whose trace follows a component found within gSiz of it (r >= ``HALO_TRACE_CORR``;
+   the residual search is also given the first search's components) sits on that neuron's halo
+   and is not initialised.
 4. ``a * C`` is removed from the raw residual and ``filter(a) * C`` from ``F``; PNR, correlation
    and the search image are updated around the box; the next seed follows. Rounds repeat on the
    updated search image until no untried seed is left or ``max_components`` is reached.
