@@ -116,6 +116,28 @@ def diagnose(truth_fp: np.ndarray, est_fp: np.ndarray, result, peak_snr: np.ndar
     }
 
 
+def edge_distances(result, est_fp: np.ndarray, truth_fp: np.ndarray) -> dict:
+    """How far from the field's edge (px, the nearest of the four) the peaks of the surplus
+    components, the unmatched components and all components lie, and the true neurons': the ring
+    background is cut by the field's edge (its unexplained smooth background there is 2–2.5× the
+    interior's), so components that are no neuron gather there."""
+    rows, cols = est_fp.shape[1:]
+
+    def edge(fp: np.ndarray) -> int:
+        r, c = np.unravel_index(np.argmax(fp), fp.shape)
+        return int(min(r, c, rows - 1 - r, cols - 1 - c))
+
+    own = dict(result.matches)  # neuron -> its matched component
+    # on a neuron covered twice, every component but its own match (or but the first, unmatched)
+    surplus = sorted(j for i, js in result.covering.items()
+                     for j in ([j for j in js if j != own[i]] if i in own else list(js)[1:]))
+    unmatched = sorted(set(range(est_fp.shape[0])) - set(own.values()) - set(surplus))
+    near = max(rows, cols) // 16  # the outer band: 1/16 of the field per side (16 px at 256²)
+    return {"surplus": [edge(est_fp[j]) for j in surplus], "unmatched": [edge(est_fp[j]) for j in unmatched],
+            "band_px": near, "components_in_band": int(sum(edge(f) < near for f in est_fp)),
+            "true_in_band": int(sum(edge(f) < near for f in truth_fp))}
+
+
 def _within(img: np.ndarray, center, radius: float) -> float:
     rr = np.hypot(np.arange(img.shape[0])[:, None] - center[0], np.arange(img.shape[1])[None, :] - center[1])
     pos = np.clip(img, 0, None)
@@ -202,6 +224,7 @@ def fit_and_score(movie_path: Path, params: dict, out_json: Path) -> None:
         "score_f1_thr02": round(old.f1, 3),
         "diagnostics": {**diagnose(truth["footprints"], est_fp, shapes, truth["peak_snr"]),
                         "extra_components": extra_components(shapes, truth, estimates.C),
+                        "edge_distance_px": edge_distances(shapes, est_fp, truth["footprints"]),
                         "truth_clipped_at": clipped_truth(truth["footprints"])},
     }
     out_json.write_text(json.dumps(record, indent=1))
@@ -253,6 +276,7 @@ def main(argv: list[str] | None = None) -> int:
         d = r["diagnostics"]
         print(f"   profile true {d['profile_true']}\n   profile est  {d['profile_estimated']}")
         print(f"   by peak SNR {d['by_peak_snr']}")
+        print(f"   peaks' distance to the field's edge (px): {d['edge_distance_px']}")
         print(f"   extra components {d['extra_components']}; truth clipped at a fraction of its peak "
               f"{d['truth_clipped_at']}")
         print(f"   nnz true/est {d['nnz_true']}/{d['nnz_estimated']}, energy in 5 / 10 px true "

@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 
 from cnmflow.engine.init import CorrPnrInit, initialize_corr_pnr, seed_candidates
+from cnmflow.engine.init.corr_pnr import footprint_peaks
 from cnmflow.errors import ParameterError
 from tests.paths import CAIMAN_REFERENCE
 
@@ -151,3 +152,32 @@ def test_synth1p_reference_seeds_and_footprints():
         s = _project_score(gt["A"], est)
         assert s.n_matched >= 22 and s.precision >= 0.9
     assert elapsed < 15  # ~1 s on a 2-core machine
+
+
+def test_no_seed_on_a_neuron_found_before():
+    """The residual search is told what the first search found: a seed whose trace follows a
+    component found within gSiz of it is that neuron again (its halo left in the residual), not a
+    new neuron; a component found before with other activity hides no neuron."""
+    rng = np.random.default_rng(0)
+    mov, A, C = _synthetic(rng)
+    first = initialize_corr_pnr(mov, gsig=3, gsiz=13, min_corr=0.8, min_pnr=8)
+    pairs, _ = _match(A, _dense(first, (48, 52)))
+    assert len(pairs) == 4
+    i, j = pairs[0]
+    same = (first.center[j:j + 1], first.C[j:j + 1])
+    again = initialize_corr_pnr(mov, gsig=3, gsiz=13, min_corr=0.8, min_pnr=8, found_before=same)
+    found_again = {t for t, _ in _match(A, _dense(again, (48, 52)))[0]}
+    assert i not in found_again and len(found_again) == 3
+    other = (first.center[j:j + 1], rng.normal(size=(1, mov.shape[0])).astype(np.float32))
+    unrelated = initialize_corr_pnr(mov, gsig=3, gsiz=13, min_corr=0.8, min_pnr=8, found_before=other)
+    assert len(_match(A, _dense(unrelated, (48, 52)))[0]) == 4
+
+
+def test_footprint_peaks_are_the_largest_weights():
+    dims = (6, 5)
+    A = np.zeros((30, 2), np.float32)
+    A[2 + 4 * 6, 0] = 1.0  # (row 2, col 4) in Fortran order
+    A[5 + 0 * 6, 1] = 0.5
+    A[5 + 1 * 6, 1] = 0.2
+    np.testing.assert_array_equal(footprint_peaks(A, dims), [[2, 4], [5, 0]])
+    assert footprint_peaks(np.zeros((30, 0)), dims).shape == (0, 2)

@@ -23,6 +23,9 @@ Outline
    are significantly above zero — ``footprint_shape.supported_pixels`` — so a scattering halo is
    kept as far as the data shows it) is the footprint ``a``. ``A = a / |a|``, ``C = |a| * c_f`` shifted so that
    its median is 0 (raw movie units, baseline ~0).
+   A seed whose trace follows a component found within gSiz of it (r >= ``HALO_TRACE_CORR``;
+   the residual search is also given the first search's components) sits on that neuron's halo
+   and is not initialised.
 4. ``a * C`` is removed from the raw residual and ``filter(a) * C`` from ``F``; PNR, correlation
    and the search image are updated around the box; the next seed follows. Rounds repeat on the
    updated search image until no untried seed is left or ``max_components`` is reached.
@@ -44,7 +47,7 @@ from cnmflow.engine.summary_images import CORR_THRESHOLD, CorrelationSums, Frame
 from cnmflow.errors import ParameterError
 from cnmflow.pixel_order import image_to_column
 
-__all__ = ["CorrPnrInit", "initialize", "initialize_corr_pnr", "seed_candidates"]
+__all__ = ["CorrPnrInit", "footprint_peaks", "initialize", "initialize_corr_pnr", "seed_candidates"]
 
 #: filtered-trace correlation with the seed above which a pixel contributes to the neuron trace
 CORR_NEURON = 0.9
@@ -68,6 +71,10 @@ FOOTPRINT_POOL_SIGMA = 0.5
 FOOTPRINT_REL_THRESHOLD = 0.08
 #: no later seed inside a found footprint's core: pixels above this fraction of its peak
 SEED_EXCLUSION_FRACTION = 0.5
+#: a later seed within gSiz of a found component whose trace correlates with that component's at
+#: least this much is the found neuron's halo left in the residual (its signal plus neuropil), not a
+#: neuron of its own: it is not initialised
+HALO_TRACE_CORR = 0.3
 _MAX_ROUNDS = 50
 
 
@@ -383,6 +390,7 @@ def initialize_corr_pnr(
     border_pix: int = 0,
     noise: np.ndarray | None = None,
     storage: PatchStorage = PatchStorage(),
+    found_before: tuple[np.ndarray, np.ndarray] | None = None,
 ) -> CorrPnrInit:
     """Greedy CNMF-E initialization of one patch ``movie`` (T, h, w).
 
@@ -390,7 +398,8 @@ def initialize_corr_pnr(
     None. ``max_components``: stop after that many components (None: no limit). Seeds within
     ``border_pix`` of the border are not used. Deterministic; K = 0 is a normal result.
     ``movie`` is only read (a float32 array is not copied). ``storage`` says where the filtered
-    copy of the movie goes (default: memory).
+    copy of the movie goes (default: memory). ``found_before``: (centres (K, 2), traces (K, T)) of
+    components an earlier search found in this movie; no seed on their halos (``HALO_TRACE_CORR``).
     """
     movie = as_frames(movie)
     if movie.ndim != 3:
@@ -402,12 +411,14 @@ def initialize_corr_pnr(
     gsiz_i = max(1, int(round(float(gsiz))))
     st = _State(movie, gsig, center_psf, noise, float(min_corr), float(min_pnr), storage)
     try:
-        return _greedy(st, gsig=gsig, gsiz=gsiz_i, border_pix=border_pix, max_components=max_components)
+        return _greedy(st, gsig=gsig, gsiz=gsiz_i, border_pix=border_pix, max_components=max_components,
+                       found_before=found_before)
     finally:
         st.close()
 
 
-def _greedy(st: _State, *, gsig: float, gsiz: int, border_pix: int, max_components: int | None) -> CorrPnrInit:
+def _greedy(st: _State, *, gsig: float, gsiz: int, border_pix: int, max_components: int | None,
+            found_before: tuple[np.ndarray, np.ndarray] | None = None) -> CorrPnrInit:
     """Seeds in descending search value, each initialised and removed before the next (step 3-4)."""
     T, h, w = st.T, st.h, st.w
     corr0, pnr0 = st.cn_reported.copy(), st.pnr.copy()
@@ -419,6 +430,9 @@ def _greedy(st: _State, *, gsig: float, gsiz: int, border_pix: int, max_componen
     dy, dx = np.mgrid[-er:er + 1, -er:er + 1]
     disc = (dy ** 2 + dx ** 2) <= excl_r ** 2
     A_list, C_list, centers = [], [], []
+    # traces and centres a new seed's trace is compared with: earlier searches' and this one's
+    halo_traces = [] if found_before is None else list(np.asarray(found_before[1], dtype=np.float32))
+    halo_centers = [] if found_before is None else [tuple(map(int, c)) for c in found_before[0]]
     cap = np.inf if max_components is None else int(max_components)
 
     for _ in range(_MAX_ROUNDS):
@@ -442,16 +456,16 @@ def _greedy(st: _State, *, gsig: float, gsiz: int, border_pix: int, max_componen
             if out is None:
                 continue
             a, ci = out
+            # no second seed on top of this one (nor on a halo just turned down: its pixels would seed it again)
+            _block_core(blocked, a, (int(r), int(c)), disc)
+            if _on_found_halo(ci, (int(r), int(c)), halo_traces, halo_centers, gsiz):
+                continue
             st.remove(a, ci)
-            # no second seed on top of this one: not in its footprint's core (above half its peak)
-            blocked |= a > SEED_EXCLUSION_FRACTION * a.max()
-            y0, y1, x0, x1 = r - er, r + er + 1, c - er, c + er + 1
-            sy0, sx0 = max(0, y0), max(0, x0)
-            sub = disc[sy0 - y0:disc.shape[0] - (y1 - min(h, y1)), sx0 - x0:disc.shape[1] - (x1 - min(w, x1))]
-            blocked[sy0:min(h, y1), sx0:min(w, x1)] |= sub
             A_list.append(a)
             C_list.append(ci)
             centers.append((int(r), int(c)))
+            halo_traces.append(ci)
+            halo_centers.append((int(r), int(c)))
 
     K = len(A_list)
     if K:
@@ -466,7 +480,45 @@ def _greedy(st: _State, *, gsig: float, gsiz: int, border_pix: int, max_componen
                       noise=np.where(np.isfinite(st.sn), st.sn, 0).astype(np.float32))
 
 
-def initialize(frames, section: InitSection, *, storage: PatchStorage = PatchStorage()) -> InitResult:
+def _block_core(blocked: np.ndarray, a: np.ndarray, seed: tuple[int, int], disc: np.ndarray) -> None:
+    """Mark a footprint's core (above SEED_EXCLUSION_FRACTION of its peak) and the ``disc`` around
+    its seed as no place for a later seed."""
+    h, w = blocked.shape
+    r, c = seed
+    er = disc.shape[0] // 2
+    blocked |= a > SEED_EXCLUSION_FRACTION * a.max()
+    y0, y1, x0, x1 = r - er, r + er + 1, c - er, c + er + 1
+    sy0, sx0 = max(0, y0), max(0, x0)
+    sub = disc[sy0 - y0:disc.shape[0] - (y1 - min(h, y1)), sx0 - x0:disc.shape[1] - (x1 - min(w, x1))]
+    blocked[sy0:min(h, y1), sx0:min(w, x1)] |= sub
+
+
+def _on_found_halo(trace: np.ndarray, seed: tuple[int, int], traces: list[np.ndarray],
+                   centers: list[tuple[int, int]], gsiz: int) -> bool:
+    """Whether a new component's trace follows a component found within ``gsiz`` of its seed
+    (Pearson r >= HALO_TRACE_CORR): the seed sat on that neuron's halo."""
+    near = [k for k, (r, c) in enumerate(centers) if np.hypot(r - seed[0], c - seed[1]) <= gsiz]
+    if not near:
+        return False
+    x = trace - trace.mean()
+    others = np.stack([traces[k] for k in near]).astype(np.float64)
+    others -= others.mean(axis=1, keepdims=True)
+    norms = np.linalg.norm(others, axis=1) * np.linalg.norm(x)
+    r = np.where(norms > 0, others @ x / np.where(norms > 0, norms, 1.0), 0.0)
+    return bool(r.max() >= HALO_TRACE_CORR)
+
+
+def footprint_peaks(A: np.ndarray, dims: tuple[int, int]) -> np.ndarray:
+    """(K, 2) int (row, col) of each footprint's largest weight (columns of ``A``, Fortran order)."""
+    A = np.asarray(A)
+    if A.shape[1] == 0:
+        return np.zeros((0, 2), dtype=int)
+    row, col = np.unravel_index(np.argmax(A, axis=0), dims, order="F")
+    return np.stack([row, col], axis=1).astype(int)
+
+
+def initialize(frames, section: InitSection, *, storage: PatchStorage = PatchStorage(),
+               found_before: tuple[np.ndarray, np.ndarray] | None = None) -> InitResult:
     """corr_pnr on a patch ``frames`` (T, h, w) on its ``ssub`` grid, with ``section``'s options.
 
     The seeds may lie anywhere in the patch: the patch job zeroes ``border_pix`` once the
@@ -474,7 +526,7 @@ def initialize(frames, section: InitSection, *, storage: PatchStorage = PatchSto
     """
     found = initialize_corr_pnr(frames, max_components=section.K, min_pnr=section.min_pnr, gsig=section.gsig_patch,
                                 gsiz=section.gsiz_patch, min_corr=section.min_corr, center_psf=section.center_psf,
-                                border_pix=0, storage=storage)
+                                border_pix=0, storage=storage, found_before=found_before)
     T, h, w = frames.shape
     return InitResult(A=found.A, C=found.C, b=np.zeros((h * w, 0), np.float32), f=np.zeros((0, T), np.float32),
                       correlation=found.correlation, pnr=found.pnr)

@@ -76,7 +76,9 @@ def _residual_pass(Y: PatchFrames, A: np.ndarray, C: np.ndarray, ring: RingModel
     with _residual_in_place(Y, A, C, ring, storage) as fluctuation:
         budget = None if init.K is None else init.K - A.shape[1]
         # The residual is searched as CaImAn does: its own noise, the threshold as given.
-        more = corr_pnr.initialize(Y, replace(init, K=budget), storage=storage)
+        # no seed on the halo of a component the first search found (its trace again, plus neuropil)
+        found = (corr_pnr.footprint_peaks(A, Y.shape[1:]), C)
+        more = corr_pnr.initialize(Y, replace(init, K=budget), storage=storage, found_before=found)
         _undo_residual_in_place(Y, A, C, ring, fluctuation)
     more_A, more_C = _neurons_only(more.A, more.C, Y.shape[1:], init.gsig_patch, edges)
     if more_A.shape[1]:
