@@ -419,8 +419,7 @@ def _solve_reduced(box_scores: tuple[np.ndarray, np.ndarray], ring_in_box: np.nd
     ring_scores *= valid[:, :, None]
     variances = np.where(valid, np.take(sums, ring_in_box), 0.0)
     explained = np.einsum("brk,brk->br", ring_scores, ring_scores)
-    ridge = RIDGE * variances.sum(axis=1)
-    ridge = np.where(ridge > 0, ridge, 1.0)
+    ridge = _ridge(variances.sum(axis=1))
     diagonal = np.where(valid, np.maximum(variances - explained, 0.0) + ridge[:, None], 1.0)
     targets = np.matmul(ring_scores, np.take(scores, pixel_in_box, axis=0)[:, :, None])[:, :, 0]
     scaled = ring_scores / diagonal[:, :, None]
@@ -464,27 +463,19 @@ def _solve_rings(gram: np.ndarray, ring_in_box: np.ndarray, valid: np.ndarray,
     Invalid (off-image) ring entries become decoupled unit-diagonal rows with zero
     right-hand side, so their weight is exactly 0 and the batch has a uniform size.
     """
-    gram_flat, ring, n_box, targets = _gathered_targets(gram, ring_in_box, pixel_in_box)
-    systems = _ring_systems(gram_flat, ring, n_box)
+    n_box = gram.shape[0]
+    index_type = np.int32 if n_box * n_box < 2**31 else np.int64   # addresses the flattened Gram
+    gram_flat = gram.reshape(-1)
+    ring = ring_in_box.astype(index_type, copy=False)
+    side = index_type(n_box)
+    targets = np.take(gram_flat, ring * side + pixel_in_box.astype(index_type)[:, None]).astype(np.float64)
+    systems = _ring_systems(gram_flat, ring, side)
     if not valid.all():
         on_image = valid.astype(np.float64)
         systems *= on_image[:, :, None]
         systems *= on_image[:, None, :]
         targets *= on_image
     return _ridge_solve(systems, targets, valid)
-
-
-def _gathered_targets(gram: np.ndarray, ring_in_box: np.ndarray, pixel_in_box: np.ndarray):
-    """What both ring solves gather from the box Gram: the Gram flattened, the ring positions and the box
-    side in an integer type that addresses it, and each pixel's covariances with its ring pixels
-    (batch, n_ring) float64."""
-    n_box = gram.shape[0]
-    index_type = np.int32 if n_box * n_box < 2**31 else np.int64
-    gram_flat = gram.reshape(-1)
-    ring = ring_in_box.astype(index_type, copy=False)
-    side = index_type(n_box)
-    targets = np.take(gram_flat, ring * side + pixel_in_box.astype(index_type)[:, None]).astype(np.float64)
-    return gram_flat, ring, side, targets
 
 
 def _ring_systems(gram_flat: np.ndarray, ring_in_box: np.ndarray, n_box) -> np.ndarray:
@@ -501,13 +492,18 @@ def _ring_systems(gram_flat: np.ndarray, ring_in_box: np.ndarray, n_box) -> np.n
     return np.take(gram_flat, index).astype(np.float64)
 
 
+def _ridge(trace: np.ndarray) -> np.ndarray:
+    """λ = RIDGE · tr(G) per ring system; 1 where the trace is 0 (an all-constant ring: any λ gives w = 0)."""
+    ridge = RIDGE * trace
+    return np.where(ridge > 0, ridge, 1.0)
+
+
 def _ridge_solve(systems: np.ndarray, targets: np.ndarray, valid: np.ndarray) -> np.ndarray:
     """Solve ``(G + λI) w = g`` per batch row, λ = RIDGE·tr(G); rows not ``valid`` (zero in ``G`` and
     ``g``) get a unit diagonal, so their weight is exactly 0. ``systems`` is modified."""
     diagonal = np.einsum("bii->bi", systems)  # writable view
     trace = diagonal.sum(axis=1)
-    ridge = RIDGE * trace
-    ridge = np.where(ridge > 0, ridge, 1.0)  # all-constant ring: any λ gives w = 0
+    ridge = _ridge(trace)
     diagonal += np.where(valid, ridge[:, None], 1.0)
     return _positive_definite_solve(systems, targets)
 
