@@ -286,7 +286,7 @@ def _draw_previews(result: ExtractionResult, folder: Path, traces: dict[str, dic
     drawn = {}
     for part in parts:
         drawn[part] = Written()
-        _PREVIEW_WRITERS[part](result, folder, traces, statuses, _PreviewAttempt(folder, drawn[part]))
+        _PREVIEW_WRITERS[part](result, folder, traces, statuses, _PreviewAttempt(drawn[part]))
     return drawn
 
 
@@ -371,7 +371,6 @@ class _PreviewAttempt:
     """Draws one preview into a part's :class:`Written`: its files, its seconds (``export.preview.<stem>``),
     and a failure as a note (logged by the caller), never a failed run."""
 
-    folder: Path
     drawn: Written
 
     def __call__(self, movie_index: int | None, function: Callable[..., list[Path]], stem: Path, *args,
