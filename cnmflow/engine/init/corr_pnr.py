@@ -430,9 +430,9 @@ def _greedy(st: _State, *, gsig: float, gsiz: int, border_pix: int, max_componen
     dy, dx = np.mgrid[-er:er + 1, -er:er + 1]
     disc = (dy ** 2 + dx ** 2) <= excl_r ** 2
     A_list, C_list, centers = [], [], []
-    # traces and centres a new seed's trace is compared with: earlier searches' and this one's
-    halo_traces = [] if found_before is None else list(np.asarray(found_before[1], dtype=np.float32))
-    halo_centers = [] if found_before is None else [tuple(map(int, c)) for c in found_before[0]]
+    # an earlier search's components, which a new seed's trace is compared with besides this search's
+    earlier_traces = [] if found_before is None else list(np.asarray(found_before[1], dtype=np.float32))
+    earlier_centers = [] if found_before is None else [tuple(map(int, c)) for c in found_before[0]]
     cap = np.inf if max_components is None else int(max_components)
 
     for _ in range(_MAX_ROUNDS):
@@ -458,14 +458,12 @@ def _greedy(st: _State, *, gsig: float, gsiz: int, border_pix: int, max_componen
             a, ci = out
             # no second seed on top of this one (nor on a halo just turned down: its pixels would seed it again)
             _block_core(blocked, a, (int(r), int(c)), disc)
-            if _on_found_halo(ci, (int(r), int(c)), halo_traces, halo_centers, gsiz):
+            if _on_found_halo(ci, (int(r), int(c)), earlier_traces + C_list, earlier_centers + centers, gsiz):
                 continue
             st.remove(a, ci)
             A_list.append(a)
             C_list.append(ci)
             centers.append((int(r), int(c)))
-            halo_traces.append(ci)
-            halo_centers.append((int(r), int(c)))
 
     K = len(A_list)
     if K:
