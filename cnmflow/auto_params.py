@@ -175,7 +175,7 @@ class AutoEstimate:
                     "broader": round_ & (ratio > high), "smaller": round_ & (ratio < low),
                     "unmeasured": round_ & ~np.isfinite(ratio)}
 
-    def seed_scales(self) -> dict[str, int]:
+    def seed_class_counts(self) -> dict[str, int]:
         """How many distinct seeds fall in each of :meth:`seed_classes`."""
         return {name: int(mask.sum()) for name, mask in self.seed_classes().items()}
 
@@ -196,7 +196,7 @@ class AutoEstimate:
     def _scales(self) -> str:
         if not self.seed_distinct.any():
             return ""
-        n = self.seed_scales()
+        n = self.seed_class_counts()
         low, high = CELL_SCALE_BAND
         return (f"; of the {sum(n.values())} distinct places they lie on, {n['cell']} are round with a half-max "
                 f"radius of {low:g}–{high:g}× the estimate (cells), {n['ridge']} are ridges (vessels, dendrites or "

@@ -17,7 +17,7 @@ import numpy as np
 from cnmflow.auto_params import CELL_SCALE_BAND, AutoEstimate
 
 
-def _mark_seed_scales(axes, est: AutoEstimate) -> None:
+def _mark_seed_classes(axes, est: AutoEstimate) -> None:
     """Mark each distinct seed by its shape (:meth:`AutoEstimate.seed_classes`): the cells' (round, their scale),
     ridges (vessels, dendrites), broader (out-of-focus cells, neuropil), smaller, unmeasured: what lies above
     the noise cuts, which the cuts cannot sort."""
@@ -52,7 +52,7 @@ def write_suggestion_figure(estimate: AutoEstimate, path: str | os.PathLike, *, 
         fig.colorbar(shown, ax=a, fraction=0.046)
         if len(seeds):
             a.plot(seeds[:, 1], seeds[:, 0], "r.", ms=3)
-            _mark_seed_scales(a, est)
+            _mark_seed_classes(a, est)
         scaled = f" (×{est.pnr_reduction:.3g} here)" if est.pnr_reduction != 1 else ""
         a.set_title(f"{name} image; {len(seeds)} seeds above min_corr {est.min_corr:g} & min_pnr {est.min_pnr:g}{scaled}",
                     fontsize=9)
