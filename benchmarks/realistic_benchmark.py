@@ -196,6 +196,44 @@ def clipped_truth(truth_fp: np.ndarray, cuts=(0.1, 0.05, 0.02)) -> dict:
     return out
 
 
+def _by_thirds(r: np.ndarray, peak_snr: np.ndarray) -> list[float]:
+    """Median r over the dim / middle / bright thirds of peak SNR, then over all."""
+    edges = np.quantile(peak_snr, [1 / 3, 2 / 3])
+    thirds = [peak_snr <= edges[0], (peak_snr > edges[0]) & (peak_snr <= edges[1]), peak_snr > edges[1]]
+    return [round(float(np.nanmedian(r[m])), 3) for m in thirds] + [round(float(np.nanmedian(r)), 3)]
+
+
+def trace_ceiling(config: str, frames: int, seed: int) -> dict:
+    """The trace r an engine could reach if it knew every footprint and the whole background.
+
+    Each true footprint's trace is the least-squares fit of the movie minus the true background (neuropil,
+    vessels, out-of-focus cells, resting light) on all true footprints: only the noise is left. Deconvolved
+    with the engine's own noise estimate (the PSD's high band) and with the noise sd the residual really has,
+    so what the noise estimate alone costs shows. Median r by thirds of peak SNR and over all neurons.
+    """
+    from cnmflow.engine.deconvolution import deconvolve_trace, deconvolve_traces
+    from cnmflow.synthetic import simulate_realistic_1p
+
+    sim = simulate_realistic_1p(config, n_frames=frames, rng=seed, out=np.empty((frames, 256, 256), np.float32))
+    t = sim.truth
+    footprints = t.footprints.reshape(len(t.footprints), -1).T.astype(np.float64)
+    background = t.background_spatial.reshape(len(t.background_spatial), -1).T @ t.background_temporal
+    residual = sim.movie.reshape(frames, -1).T - background
+    traces = np.linalg.solve(footprints.T @ footprints, footprints.T @ residual)
+    truth = t.calcium.astype(np.float64)
+
+    def r_rows(estimated: np.ndarray) -> np.ndarray:
+        return np.array([np.corrcoef(e, c)[0, 1] for e, c in zip(estimated, truth)])
+
+    psd_noise = np.array([d.c for d in deconvolve_traces(traces, p=1)])
+    scale = (traces * truth).sum(axis=1) / (truth * truth).sum(axis=1)
+    true_sd = (traces - scale[:, None] * truth).std(axis=1)
+    true_noise = np.array([deconvolve_trace(y, p=1, sn=float(sd)).c for y, sd in zip(traces, true_sd)])
+    return {name: _by_thirds(r_rows(x), t.peak_snr)
+            for name, x in (("raw", traces), ("denoised, PSD noise sd", psd_noise),
+                            ("denoised, true noise sd", true_noise))}
+
+
 def fit_and_score(movie_path: Path, params: dict, out_json: Path) -> None:
     """Runs in a fresh process: fit the memory-mapped movie, score shapes and traces."""
     import resource
@@ -239,7 +277,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--params-json", help=argparse.SUPPRESS)
     parser.add_argument("--out", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--simulate-only", help=argparse.SUPPRESS)
+    parser.add_argument("--ceiling", action="store_true",
+                        help="print the trace r reachable with the true footprints and background (no fit)")
     args = parser.parse_args(argv)
+    if args.ceiling:
+        for config in args.configs:
+            for name, r in trace_ceiling(config, CONFIGS[config]["frames"], args.seed).items():
+                print(f"{config} seed {args.seed}, {name}: median trace r dim / middle / bright / all {r}")
+        return 0
     if args.simulate_only:
         simulate(args.simulate_only, CONFIGS[args.simulate_only]["frames"], RESULTS, args.seed)
         return 0
