@@ -58,11 +58,11 @@ def _fit_downsampled(Y: PatchFrames, patch: BoxView, box: PatchBox, job: PatchJo
     downsampling = noise_reduction(patch, Y)
     first = corr_pnr.initialize(Y, replace(init, min_pnr=init.min_pnr * downsampling), storage=storage)
     A, C = _neurons_only(first.A, first.C, dims, init.gsig_patch, edges)
-    ring = _fit_ring(Y, A, C, job.ring, gsiz=init.gsiz_patch, exact=True)
+    ring = _fit_ring(Y, A, C, job.ring, gsiz=init.gsiz_patch, edges=edges, exact=True)
     if init.K is None or A.shape[1] < init.K:
         A, C, ring = _residual_pass(Y, A, C, ring, job, edges=edges, storage=storage)
     A, C = _refine(Y, A, C, ring, job.ring, gsiz=init.gsiz_patch, gsig=init.gsig_patch,
-                   noise=downsampled_noise(noise, init.ssub) / downsampling)
+                   noise=downsampled_noise(noise, init.ssub) / downsampling, edges=edges)
     return patch_result(box, A, C, grid=dims, images=first, noise=noise, noise_reduction=downsampling,
                         fov_dims=fov_dims, border_pix=init.border_pix)
 
@@ -84,7 +84,7 @@ def _residual_pass(Y: PatchFrames, A: np.ndarray, C: np.ndarray, ring: RingModel
     if more_A.shape[1]:
         A = np.hstack([A, more_A])
         C = np.vstack([C, more_C])
-        ring = _fit_ring(Y, A, C, job.ring, gsiz=init.gsiz_patch)
+        ring = _fit_ring(Y, A, C, job.ring, gsiz=init.gsiz_patch, edges=edges)
     return A, C, ring
 
 
@@ -99,8 +99,11 @@ def ring_fit_frames(n_frames: int, *, target: int = 500) -> slice:
 
 
 def _fit_ring(Y: PatchFrames, A: np.ndarray, C: np.ndarray, ring: RingSection, *, gsiz: int,
-              exact: bool = False) -> RingModel:
+              edges: dict[str, bool], exact: bool = False) -> RingModel:
     """The ring background of the patch under the components ``A·C`` (``gsiz`` on the patch grid).
+
+    Rings are completed at the field of view's ``edges`` only: across the patch's other sides the
+    field goes on, beyond what the patch holds (``background.fit_ring_model``'s ``cut_sides``).
 
     A long ring is fitted on low-rank covariances (``background.reduced_rank``: its exact solve
     grows as gSiz³) unless ``exact``: the fit before the residual seed search stays exact, since
@@ -109,7 +112,8 @@ def _fit_ring(Y: PatchFrames, A: np.ndarray, C: np.ndarray, ring: RingSection, *
     """
     rank = None if exact else reduced_rank(gsiz=gsiz, ring_size_factor=ring.ring_size_factor, ssub_B=ring.ssub_B)
     return fit_ring_model(Y, sp.csc_matrix(A), C, gsiz=gsiz, ring_size_factor=ring.ring_size_factor,
-                          ssub_B=ring.ssub_B, frames=ring_fit_frames(Y.shape[0]), temporal_rank=rank)
+                          ssub_B=ring.ssub_B, frames=ring_fit_frames(Y.shape[0]), temporal_rank=rank,
+                          cut_sides=[side for side, at_edge in edges.items() if not at_edge])
 
 
 def _residual_in_place(Y: PatchFrames, A: np.ndarray, C: np.ndarray, ring: RingModel,
@@ -146,7 +150,7 @@ def _neural(A: np.ndarray, C: np.ndarray, dims: tuple[int, int]) -> np.ndarray:
 
 
 def _refine(Y: PatchFrames, A: np.ndarray, C: np.ndarray, ring: RingModel, section: RingSection, *, gsiz: int,
-            gsig: float, noise: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+            gsig: float, edges: dict[str, bool], noise: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
     """A few HALS rounds against the ring background, as CNMF-E does after initialisation.
 
     ``noise`` (pixels,) Fortran order: the noise sd of ``Y``'s pixels; with it each footprint keeps
@@ -169,7 +173,7 @@ def _refine(Y: PatchFrames, A: np.ndarray, C: np.ndarray, ring: RingModel, secti
         if A.shape[1] == 0:
             break
         if section.update_background_components and round_index + 1 < REFINE_ROUNDS:
-            ring = _fit_ring(Y, A, C, section, gsiz=gsiz)
+            ring = _fit_ring(Y, A, C, section, gsiz=gsiz, edges=edges)
     return A, C
 
 
