@@ -93,6 +93,7 @@ __all__ = [
     "ring_radius",
     "ring_offsets",
     "ring_edge_radius",
+    "SIDES",
     "reduced_rank",
     "fit_ring_model",
     "ring_background",
@@ -530,10 +531,8 @@ def _solve_reduced(box_scores: tuple[np.ndarray, np.ndarray], ring_in_box: np.nd
 def _solve_block_weights(statistics, block: _Block, geometry: _RingGeometry, weights: _SparseWeights) -> None:
     """Each core pixel's ring weights, solved from the box's Gram (or, at a temporal rank, its
     traces' leading components and sums of squares) a batch of pixels at a time and written into W's rows."""
-    small_rows, small_cols = geometry.small_dims
     box_rows, box_cols = block.box
     box_dims = (box_rows.stop - box_rows.start, box_cols.stop - box_cols.start)
-    offsets = geometry.offsets
     pixel_rows, pixel_cols = np.mgrid[block.core[0], block.core[1]]
     pixel_rows, pixel_cols = pixel_rows.ravel(), pixel_cols.ravel()
     for batch in chunk_slices(len(pixel_rows), geometry.batch):

@@ -229,7 +229,8 @@ def test_ring_cut_by_the_edge_predicts_the_edge_background_as_well_as_inside():
     to_edge = np.minimum(np.minimum(row, rows - 1 - row), np.minimum(col, cols - 1 - col))
     inside = residual_sd[to_edge >= m.radius].mean()
     assert residual_sd[to_edge < 3].mean() < 1.2 * inside
-    corners = [residual_sd[rs, cs].mean() for rs in (slice(0, 4), slice(-4, None)) for cs in (slice(0, 4), slice(-4, None))]
+    ends = (slice(0, 4), slice(-4, None))
+    corners = [residual_sd[rs, cs].mean() for rs in ends for cs in ends]
     assert max(corners) < 1.6 * inside, (corners, inside)
 
 
