@@ -14,6 +14,7 @@ from cnmflow.engine.background import (
     fit_ring_model,
     ring_background,
     reduced_rank,
+    ring_edge_radius,
     ring_offsets,
     ring_radius,
     ring_residual,
@@ -82,6 +83,28 @@ def _ref_downsample(img_stack, s):
     return out
 
 
+def reference_ring(py, px, dr, dc, radius):
+    """Fortran indices of pixel (py, px)'s ring on a (dr, dc) grid: its on-grid ring points, and each
+    off-grid one moved back along its ray to the last pixel before the edge, kept when at least
+    ``ring_edge_radius`` from the pixel."""
+    nearest = ring_edge_radius(radius)
+    members = set()
+    for dy, dx in ring_offsets(radius):
+        qy, qx = py + dy, px + dx
+        if not (0 <= qy < dr and 0 <= qx < dc):
+            length = reach = np.hypot(dy, dx)
+            if dy:
+                reach = min(reach, (dr - 1 - py if dy > 0 else py) * length / abs(dy))
+            if dx:
+                reach = min(reach, (dc - 1 - px if dx > 0 else px) * length / abs(dx))
+            qy = int(np.clip(np.rint(py + reach * dy / length), 0, dr - 1))
+            qx = int(np.clip(np.rint(px + reach * dx / length), 0, dc - 1))
+            if (qy - py) ** 2 + (qx - px) ** 2 < nearest**2:
+                continue
+        members.add(qx * dr + qy)
+    return sorted(members)
+
+
 def reference_fit(movie, A, C, *, radius, ssub_B):
     """Dense, straightforward ring fit: full residual, per-pixel ridge solve in float64."""
     T, rows, cols = movie.shape
@@ -96,12 +119,7 @@ def reference_fit(movie, A, C, *, radius, ssub_B):
     W = np.zeros((dr * dc, dr * dc))
     for py in range(dr):
         for px in range(dc):
-            ring = [
-                qx * dr + qy
-                for qy in range(dr)
-                for qx in range(dc)
-                if radius <= np.hypot(qy - py, qx - px) < radius + 1
-            ]
+            ring = reference_ring(py, px, dr, dc, radius)
             XR = X[ring]
             G = XR @ XR.T
             w = np.linalg.solve(G + 1e-5 * np.trace(G) * np.eye(len(ring)), XR @ X[px * dr + py])
@@ -139,30 +157,81 @@ def test_ring_offsets_are_one_pixel_ring():
 
 
 @pytest.mark.parametrize("ssub_B", [1, 2])
-def test_sparsity_pattern_and_border_clipping(ssub_B):
+def test_sparsity_pattern_and_rings_completed_at_the_border(ssub_B):
     movie, A, C, _, _ = make_movie(rows=30, cols=33, T=80, n_neurons=2, seed=1)
     m = fit_ring_model(movie, A, C, gsiz=5, ring_size_factor=1.0, ssub_B=ssub_B, block_pixels=5)
     dr, dc = m.dims_ds
     assert m.W.shape == (dr * dc, dr * dc)
-    assert isinstance(m.W, scipy.sparse.csr_matrix)
+    assert isinstance(m.W, scipy.sparse.csr_matrix) and m.W.has_sorted_indices
     r = m.radius
     assert r == ring_radius(gsiz=5, ring_size_factor=1.0, ssub_B=ssub_B)
+    nearest = ring_edge_radius(r)
     n_full = len(ring_offsets(r))
     for py in range(dr):
         for px in range(dc):
             p = px * dr + py
             cols = m.W.indices[m.W.indptr[p] : m.W.indptr[p + 1]]
+            assert list(cols) == reference_ring(py, px, dr, dc, r)
             qy, qx = cols % dr, cols // dr
             dist = np.hypot(qy - py, qx - px)
-            assert np.all((dist >= r) & (dist < r + 1))
-            expected = sum(
-                1 for dy, dx in ring_offsets(r) if 0 <= py + dy < dr and 0 <= px + dx < dc
-            )
-            assert len(cols) == expected
-    # interior pixel has the full ring, the corner one a clipped ring
+            on_ring = (dist >= r) & (dist < r + 1)
+            on_border = (qy == 0) | (qy == dr - 1) | (qx == 0) | (qx == dc - 1)
+            # a point nearer than the ring is one pulled in from beyond the edge: on the border, not too near
+            assert np.all(on_ring | (on_border & (dist >= nearest) & (dist < r + 1)))
+    # interior pixel has the full ring; one near the corner has its cut ring completed along the border
     p_in = (dc // 2) * dr + dr // 2
     assert m.W.indptr[p_in + 1] - m.W.indptr[p_in] == n_full
-    assert 0 < m.W.indptr[1] - m.W.indptr[0] < n_full / 2
+    near_corner = nearest * dr + nearest
+    clipped = sum(1 for dy, dx in ring_offsets(r) if 0 <= nearest + dy < dr and 0 <= nearest + dx < dc)
+    assert clipped < m.W.indptr[near_corner + 1] - m.W.indptr[near_corner] <= n_full
+
+
+def test_rings_stay_cut_at_the_sides_where_the_field_goes_on():
+    """A patch's inner sides are no edge of the field: its rings there are left cut, as before."""
+    movie, A, C, _, _ = make_movie(rows=30, cols=33, T=80, n_neurons=2, seed=1)
+    kw = dict(gsiz=5, ring_size_factor=1.0, ssub_B=1, block_pixels=5)
+    m = fit_ring_model(movie, A, C, cut_sides=["top", "left"], **kw)
+    completed = fit_ring_model(movie, A, C, **kw)
+    (rows, cols), r = m.dims, m.radius
+
+    def members(model, py, px):
+        p = px * rows + py
+        return list(model.W.indices[model.W.indptr[p] : model.W.indptr[p + 1]])
+
+    def clipped(py, px):
+        return sorted((px + dx) * rows + py + dy for dy, dx in ring_offsets(r)
+                      if 0 <= py + dy < rows and 0 <= px + dx < cols)
+
+    for py, px in [(1, 20), (10, 1), (2, 2)]:   # rings cut by the top or the left side only
+        assert members(m, py, px) == clipped(py, px)
+    for py, px in [(rows - 3, 16), (15, cols - 2)]:   # by the bottom or the right only: completed
+        assert members(m, py, px) == members(completed, py, px)
+        assert len(members(m, py, px)) > len(clipped(py, px))
+    with pytest.raises(ParameterError, match="cut_sides"):
+        fit_ring_model(movie, A, C, cut_sides=["middle"], **kw)
+
+
+def test_ring_cut_by_the_edge_predicts_the_edge_background_as_well_as_inside():
+    """A smooth background with gradients across the field: a pixel near the edge, whose ring the
+    edge cuts, must not be left with more background than one inside (the cut ring extrapolates)."""
+    rng = np.random.default_rng(0)
+    rows = cols = 48
+    T = 400
+    yy, xx = np.mgrid[:rows, :cols] / rows
+    spatial = [_gauss(rows, cols, cy * rows, cx * cols, 0.35 * rows) for cy, cx in rng.uniform(-0.2, 1.2, (6, 2))]
+    spatial += [yy, xx, yy * xx]
+    temporal = 0.2 * rng.standard_normal((len(spatial), T)).cumsum(axis=1) + rng.standard_normal((len(spatial), T))
+    movie = 100 + 20 * np.einsum("kij,kt->tij", np.array(spatial), temporal)
+    movie = (movie + NOISE * rng.standard_normal((T, rows, cols))).astype(np.float32)
+    m = fit_ring_model(movie, None, None, gsiz=9, ring_size_factor=1.4, ssub_B=1)
+    residual_sd = ring_residual(m, movie.copy()).std(axis=0)
+    row, col = np.mgrid[:rows, :cols]
+    to_edge = np.minimum(np.minimum(row, rows - 1 - row), np.minimum(col, cols - 1 - col))
+    inside = residual_sd[to_edge >= m.radius].mean()
+    assert residual_sd[to_edge < 3].mean() < 1.2 * inside
+    ends = (slice(0, 4), slice(-4, None))
+    corners = [residual_sd[rs, cs].mean() for rs in ends for cs in ends]
+    assert max(corners) < 1.6 * inside, (corners, inside)
 
 
 @pytest.mark.parametrize("gsiz", [5, 9])  # rings of 20 pixels (batched LU) and of 40 (Cholesky, clipped at borders)
@@ -210,8 +279,7 @@ def reference_rank_fit(movie, A, C, *, radius, ssub_B, rank):
     W = np.zeros((dr * dc, dr * dc))
     for py in range(dr):
         for px in range(dc):
-            ring = [qx * dr + qy for qy in range(dr) for qx in range(dc)
-                    if radius <= np.hypot(qy - py, qx - px) < radius + 1]
+            ring = reference_ring(py, px, dr, dc, radius)
             ZR = Z[ring]
             G = ZR @ ZR.T + np.diag(variance[ring] - (ZR * ZR).sum(axis=1))
             W[px * dr + py, ring] = np.linalg.solve(G + 1e-5 * variance[ring].sum() * np.eye(len(ring)),
