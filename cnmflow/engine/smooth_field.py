@@ -21,6 +21,8 @@ from cnmflow.engine.resample import resampling_operators
 
 #: Smooth modes kept (the leading singular vectors of the residual on the tent grid).
 FIELD_RANK = 8
+#: Tent spacing in units of gSig (gSiz ≈ 4·gSig: a neuron's diameter plus its surround).
+TENT_SPACING_GSIG = 4.0
 
 
 @dataclass(frozen=True)
@@ -39,8 +41,8 @@ def tent_basis(dims: tuple[int, int], spacing: int) -> sp.csc_matrix:
 
 
 def tent_spacing(gsig: float) -> int:
-    """About a neuron's diameter plus its surround (gSiz ≈ 4·gSig)."""
-    return max(int(round(4 * gsig)), 2)
+    """About a neuron's diameter plus its surround."""
+    return max(int(round(TENT_SPACING_GSIG * gsig)), 2)
 
 
 def smooth_field(U_tents: np.ndarray, V_tents: np.ndarray, V_cross: np.ndarray, C: np.ndarray, *,
