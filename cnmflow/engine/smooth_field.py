@@ -5,8 +5,8 @@ fluctuating field that curves on that scale (neuropil, out-of-focus cells, the 1
 predicted exactly, and what is left at a neuron enters its raw trace as the field's local mean.
 On the realistic CA1 simulator that residual neuropil is the largest term between the traces and
 the truth (benchmarks/README.md, issue #16 diagnosis). Here it is modelled as ``b·f``: ``b`` a
-few smooth spatial modes spanned by bilinear tents spaced ~gSiz apart (wider than a neuron, so a
-mode is fixed by the whole field, not by one cell), ``f`` their traces, solved jointly with the
+few smooth spatial modes spanned by bilinear tents spaced 6·gSig apart (wider than a neuron, so
+a mode is fixed by the whole field, not by one cell), ``f`` their traces, solved jointly with the
 neurons' traces in the same block-coordinate sweeps, unconstrained in sign.
 """
 
@@ -21,8 +21,8 @@ from cnmflow.engine.resample import resampling_operators
 
 #: Smooth modes kept (the leading singular vectors of the residual on the tent grid).
 FIELD_RANK = 8
-#: Tent spacing in units of gSig (gSiz ≈ 4·gSig: a neuron's diameter plus its surround).
-TENT_SPACING_GSIG = 4.0
+#: Tent spacing in units of gSig (~1.5 gSiz: wider than a neuron and its surround; 3, 4, 6 and 8 tried).
+TENT_SPACING_GSIG = 6.0
 
 
 @dataclass(frozen=True)
@@ -41,7 +41,7 @@ def tent_basis(dims: tuple[int, int], spacing: int) -> sp.csc_matrix:
 
 
 def tent_spacing(gsig: float) -> int:
-    """About a neuron's diameter plus its surround."""
+    """Wider than a neuron with its surround, so that no mode fits one cell."""
     return max(int(round(TENT_SPACING_GSIG * gsig)), 2)
 
 

@@ -29,6 +29,9 @@ from cnmflow.pixel_order import frames_to_pixels, image_to_column, pixels_to_fra
 TEMPORAL_SWEEPS = 2
 #: Non-negative least-squares sweeps over neurons and background before deconvolving (low-rank model).
 SETTLING_SWEEPS = 10
+#: Passes of the ring model's solve, each re-estimating the smooth field, and sweeps per pass.
+FIELD_PASSES = 2
+PASS_SWEEPS = 1
 
 
 @dataclass(frozen=True)
@@ -94,7 +97,7 @@ def solve_traces(movie, model: TraceModel, C_init: np.ndarray, *, section: Trace
     if K + nb == 0:
         return _no_traces(T, section.p, f=None if background is None else background.f)
     if background is None:
-        U, V, X = _ring_system(movie, model, C_init, gsig=section.gSig, chunk_frames=chunk_frames)
+        results, raw, X = _ring_solve(movie, model, C_init, section=section, chunk_frames=chunk_frames)
     else:
         # Neurons and background components form one basis: U = [A b]ᵀY, V = [A b]ᵀ[A b].
         basis = sp.hstack([A, sp.csc_matrix(background.b)], format="csc")
@@ -103,7 +106,7 @@ def solve_traces(movie, model: TraceModel, C_init: np.ndarray, *, section: Trace
         # Cheap non-negative sweeps first let neurons and background settle against each other
         # (the background's traces move every neuron's), before the costlier deconvolving sweeps.
         X = update_traces(np.vstack([C_init, background.f]), U, V, iterations=SETTLING_SWEEPS)
-    results, raw = _sweeps(X, U, V, K, section=section, nonneg_rest=background is not None)
+        results, raw = _sweeps(X, U, V, K, section=section, nonneg_rest=True)
     f = None if background is None else X[K:].astype(np.float32)
     if K == 0:
         return _no_traces(T, section.p, f=f)
@@ -116,14 +119,15 @@ def solve_traces(movie, model: TraceModel, C_init: np.ndarray, *, section: Trace
         neurons_sn=np.array([r.sn for r in results]), lam=np.array([r.lam for r in results]), f=f)
 
 
-def _sweeps(X: np.ndarray, U: np.ndarray, V: np.ndarray, K: int, *, section: TraceSection, nonneg_rest: bool):
+def _sweeps(X: np.ndarray, U: np.ndarray, V: np.ndarray, K: int, *, section: TraceSection, nonneg_rest: bool,
+            sweeps: int = TEMPORAL_SWEEPS):
     """Block-coordinate sweeps, in place on ``X``: the first ``K`` rows deconvolved, the rest
     (background traces) least squares, non-negative when ``nonneg_rest``."""
     diag = np.maximum(np.diag(V), np.finfo(float).tiny)
     g_prior = _prior_g(section)
     results = [None] * K
     raw = np.zeros((K, X.shape[1]))
-    for _ in range(TEMPORAL_SWEEPS):
+    for _ in range(sweeps):
         for k in range(K):
             raw[k] = X[k] + (U[k] - V[k] @ X) / diag[k]
             deconvolved = deconvolve_trace(raw[k], p=section.p, g=g_prior, bas_nonneg=section.bas_nonneg)
@@ -135,23 +139,29 @@ def _sweeps(X: np.ndarray, U: np.ndarray, V: np.ndarray, K: int, *, section: Tra
     return results, raw
 
 
-def _ring_system(movie, model: TraceModel, C_init: np.ndarray, *, gsig: float, chunk_frames: int):
-    """``U``, ``V`` and the starting ``X`` of the ring model's trace solve: the neurons' rows,
-    then (with neurons) the smooth field's, from one pass over the movie."""
+def _ring_solve(movie, model: TraceModel, C_init: np.ndarray, *, section: TraceSection, chunk_frames: int):
+    """The ring model's sweeps, the smooth field's modes re-estimated from the neurons' traces
+    before each of FIELD_PASSES passes (the first from ``C_init``, the patches' traces)."""
     A = sp.csc_matrix(model.A)
     K, T = A.shape[1], movie.shape[0]
     if K == 0 or FIELD_RANK == 0:
         U = background_free_projections(movie, A, model.ring, C_init, chunk_frames=chunk_frames)
-        return U, (A.T @ A).toarray(), C_init.astype(np.float64, copy=True)
-    tents = tent_basis(movie.shape[1:], tent_spacing(gsig))
+        X = C_init.astype(np.float64, copy=True)
+        return *_sweeps(X, U, (A.T @ A).toarray(), K, section=section, nonneg_rest=False), X
+    tents = tent_basis(movie.shape[1:], tent_spacing(section.gSig))
     basis = sp.hstack([A, tents], format="csc")
     padded = np.vstack([C_init, np.zeros((tents.shape[1], T), C_init.dtype)])
     U_all = background_free_projections(movie, basis, model.ring, padded, chunk_frames=chunk_frames)
     V_all = (basis.T @ basis).toarray()
-    field = smooth_field(U_all[K:], V_all[K:, K:], V_all[:K, K:], C_init, rank=FIELD_RANK)
-    U = np.vstack([U_all[:K], field.U])
-    V = np.block([[V_all[:K, :K], field.V_neurons], [field.V_neurons.T, field.V_field]])
-    return U, V, np.vstack([C_init.astype(np.float64), field.f])
+    C = C_init.astype(np.float64)
+    for _ in range(FIELD_PASSES):
+        field = smooth_field(U_all[K:], V_all[K:, K:], V_all[:K, K:], C, rank=FIELD_RANK)
+        U = np.vstack([U_all[:K], field.U])
+        V = np.block([[V_all[:K, :K], field.V_neurons], [field.V_neurons.T, field.V_field]])
+        X = np.vstack([C, field.f])
+        results, raw = _sweeps(X, U, V, K, section=section, nonneg_rest=False, sweeps=PASS_SWEEPS)
+        C = X[:K]
+    return results, raw, X
 
 
 def _no_traces(n_frames: int, p: int, *, f: np.ndarray | None) -> TraceResult:
