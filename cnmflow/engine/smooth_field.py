@@ -12,6 +12,7 @@ neurons' traces in the same block-coordinate sweeps, unconstrained in sign.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -23,6 +24,9 @@ from cnmflow.engine.resample import resampling_operators
 FIELD_RANK = 8
 #: Tent spacing in units of gSig (~1.5 gSiz: wider than a neuron and its surround; 3, 4, 6 and 8 tried).
 TENT_SPACING_GSIG = 6.0
+#: At most this many tents along a side: their projections are kept for every frame (like the
+#: neurons'), so a large field of view at a small gSig gets wider tents, not more memory.
+MAX_TENTS_PER_SIDE = 24
 
 
 @dataclass(frozen=True)
@@ -40,9 +44,9 @@ def tent_basis(dims: tuple[int, int], spacing: int) -> sp.csc_matrix:
     return sp.csc_matrix(resampling_operators(dims, max(int(spacing), 2))[1])
 
 
-def tent_spacing(gsig: float) -> int:
+def tent_spacing(gsig: float, dims: tuple[int, int]) -> int:
     """Wider than a neuron with its surround, so that no mode fits one cell."""
-    return max(int(round(TENT_SPACING_GSIG * gsig)), 2)
+    return max(int(round(TENT_SPACING_GSIG * gsig)), math.ceil(max(dims) / MAX_TENTS_PER_SIDE), 2)
 
 
 def smooth_field(U_tents: np.ndarray, V_tents: np.ndarray, V_cross: np.ndarray, C: np.ndarray, *,

@@ -5,7 +5,8 @@ Two background models: CNMF-E's ring model (1P, ``nb = 0``) and CNMF's low-rank 
 ``[A b]ᵀY`` (low rank, where the background traces ``f`` are solved alongside the neurons'); the
 block-coordinate (HALS) sweep that follows works on the small (K, T) and (K, K) matrices only,
 deconvolving each component's raw trace ``C_k + YrA_k`` in turn (Pnevmatikakis et al. 2016,
-temporal update).
+temporal update). Under the ring model a smooth low-rank field (what the ring leaves, e.g. neuropil;
+:mod:`cnmflow.engine.smooth_field`) is solved in the same sweeps, so it stays out of the traces.
 """
 
 from __future__ import annotations
@@ -148,7 +149,7 @@ def _ring_solve(movie, model: TraceModel, C_init: np.ndarray, *, section: TraceS
         U = background_free_projections(movie, A, model.ring, C_init, chunk_frames=chunk_frames)
         X = C_init.astype(np.float64, copy=True)
         return *_sweeps(X, U, (A.T @ A).toarray(), K, section=section, nonneg_rest=False), X
-    tents = tent_basis(movie.shape[1:], tent_spacing(section.gSig))
+    tents = tent_basis(movie.shape[1:], tent_spacing(section.gSig, movie.shape[1:]))
     basis = sp.hstack([A, tents], format="csc")
     padded = np.vstack([C_init, np.zeros((tents.shape[1], T), C_init.dtype)])
     U_all = background_free_projections(movie, basis, model.ring, padded, chunk_frames=chunk_frames)
