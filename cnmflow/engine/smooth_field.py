@@ -27,6 +27,9 @@ TENT_SPACING_GSIG = 6.0
 #: At most this many tents along a side: their projections are kept for every frame (like the
 #: neurons'), so a large field of view at a small gSig gets wider tents, not more memory.
 MAX_TENTS_PER_SIDE = 24
+#: At least this many tents per mode: on a small field of view (a 64² one at gSig 4 has 9 tents)
+#: fewer modes, so that they stay smoother than what a few neurons do together.
+TENTS_PER_MODE = 4
 
 
 @dataclass(frozen=True)
@@ -61,7 +64,7 @@ def smooth_field(U_tents: np.ndarray, V_tents: np.ndarray, V_cross: np.ndarray, 
     residual = U_tents - V_cross.T @ C
     theta = np.linalg.solve(V_tents + 1e-9 * np.trace(V_tents) / len(V_tents) * np.eye(len(V_tents)), residual)
     theta -= theta.mean(axis=1, keepdims=True)
-    rank = int(min(rank, theta.shape[0], max(theta.shape[1] - 1, 0)))
+    rank = int(min(rank, theta.shape[0] // TENTS_PER_MODE, max(theta.shape[1] - 1, 0)))
     beta = np.linalg.svd(theta, full_matrices=False)[0][:, :rank]
     U = beta.T @ U_tents
     V_neurons = V_cross @ beta

@@ -59,3 +59,14 @@ def test_a_field_in_the_modes_span_is_separated_exactly_from_the_neurons():
     joint = np.linalg.solve(V, np.vstack([A.T @ Y, modes.U]))
     centred = lambda x: x - x.mean(axis=1, keepdims=True)  # noqa: E731 (the modes are centred in time)
     np.testing.assert_allclose(centred(joint[:2]), centred(C), atol=1e-6 * np.abs(C).max())
+
+
+def test_a_small_field_of_view_gets_few_modes():
+    """Nine tents (a 64² movie at gSig 4) carry two modes, not eight: eight would follow the neurons."""
+    generator = np.random.default_rng(2)
+    tents = tent_basis((64, 64), 24)
+    A = sp.csc_matrix(generator.random((64 * 64, 2)))
+    C = _calcium(generator, 2, g=0.8, amplitude=5.0)
+    Y = A @ C + generator.normal(size=(64 * 64, T))
+    modes = smooth_field(tents.T @ Y, (tents.T @ tents).toarray(), (A.T @ tents).toarray(), C)
+    assert tents.shape[1] == 9 and modes.U.shape[0] == 2
