@@ -5,7 +5,8 @@ Two background models: CNMF-E's ring model (1P, ``nb = 0``) and CNMF's low-rank 
 ``[A b]ᵀY`` (low rank, where the background traces ``f`` are solved alongside the neurons'); the
 block-coordinate (HALS) sweep that follows works on the small (K, T) and (K, K) matrices only,
 deconvolving each component's raw trace ``C_k + YrA_k`` in turn (Pnevmatikakis et al. 2016,
-temporal update).
+temporal update). Under the ring model a smooth low-rank field (what the ring leaves, e.g. neuropil;
+:mod:`cnmflow.engine.smooth_field`) is solved in the same sweeps, so it stays out of the traces.
 """
 
 from __future__ import annotations
@@ -22,12 +23,16 @@ from cnmflow.engine.estimates import Estimates
 from cnmflow.engine.hals import clean_footprint, dilate_footprint, update_traces
 from cnmflow.engine.ring_projections import background_free_projections
 from cnmflow.engine.sections import TraceSection
+from cnmflow.engine.smooth_field import FIELD_RANK, smooth_field, tent_basis, tent_spacing
 from cnmflow.pixel_order import frames_to_pixels, image_to_column, pixels_to_frames
 
 #: Block-coordinate sweeps over all components (CaImAn's temporal update also does 2).
 TEMPORAL_SWEEPS = 2
 #: Non-negative least-squares sweeps over neurons and background before deconvolving (low-rank model).
 SETTLING_SWEEPS = 10
+#: Passes of the ring model's solve, each re-estimating the smooth field, and sweeps per pass.
+FIELD_PASSES = 2
+PASS_SWEEPS = 1
 
 
 @dataclass(frozen=True)
@@ -82,7 +87,9 @@ def solve_traces(movie, model: TraceModel, C_init: np.ndarray, *, section: Trace
     """Deconvolved traces for fixed footprints and background; see the module docstring.
 
     With a low-rank background its traces ``f`` are solved in the same sweeps, as
-    non-negative least squares without deconvolution, and returned in ``TraceResult.f``.
+    non-negative least squares without deconvolution, and returned in ``TraceResult.f``. With
+    the ring model, the smooth field it leaves (:mod:`cnmflow.engine.smooth_field`) is solved in
+    the same sweeps, unconstrained, so that it does not stay in the neurons' traces.
     """
     A = sp.csc_matrix(model.A)
     K, T = A.shape[1], movie.shape[0]
@@ -91,9 +98,7 @@ def solve_traces(movie, model: TraceModel, C_init: np.ndarray, *, section: Trace
     if K + nb == 0:
         return _no_traces(T, section.p, f=None if background is None else background.f)
     if background is None:
-        U = background_free_projections(movie, model.A, model.ring, C_init, chunk_frames=chunk_frames)
-        V = (A.T @ A).toarray()
-        X = C_init.astype(np.float64, copy=True)
+        results, raw, X = _ring_solve(movie, model, C_init, section=section, chunk_frames=chunk_frames)
     else:
         # Neurons and background components form one basis: U = [A b]ᵀY, V = [A b]ᵀ[A b].
         basis = sp.hstack([A, sp.csc_matrix(background.b)], format="csc")
@@ -102,18 +107,7 @@ def solve_traces(movie, model: TraceModel, C_init: np.ndarray, *, section: Trace
         # Cheap non-negative sweeps first let neurons and background settle against each other
         # (the background's traces move every neuron's), before the costlier deconvolving sweeps.
         X = update_traces(np.vstack([C_init, background.f]), U, V, iterations=SETTLING_SWEEPS)
-    diag = np.maximum(np.diag(V), np.finfo(float).tiny)
-    g_prior = _prior_g(section)
-    results = [None] * K
-    raw = np.zeros((K, T))
-    for _ in range(TEMPORAL_SWEEPS):
-        for k in range(K):
-            raw[k] = X[k] + (U[k] - V[k] @ X) / diag[k]
-            deconvolved = deconvolve_trace(raw[k], p=section.p, g=g_prior, bas_nonneg=section.bas_nonneg)
-            X[k] = deconvolved.denoised
-            results[k] = deconvolved
-        for j in range(K, K + nb):
-            X[j] = np.maximum(X[j] + (U[j] - V[j] @ X) / diag[j], 0.0)
+        results, raw = _sweeps(X, U, V, K, section=section, nonneg_rest=True)
     f = None if background is None else X[K:].astype(np.float32)
     if K == 0:
         return _no_traces(T, section.p, f=f)
@@ -124,6 +118,51 @@ def solve_traces(movie, model: TraceModel, C_init: np.ndarray, *, section: Trace
         c1=np.array([r.c1 for r in results]),
         g=np.array([r.g for r in results], dtype=float).reshape(K, section.p),
         neurons_sn=np.array([r.sn for r in results]), lam=np.array([r.lam for r in results]), f=f)
+
+
+def _sweeps(X: np.ndarray, U: np.ndarray, V: np.ndarray, K: int, *, section: TraceSection, nonneg_rest: bool,
+            sweeps: int = TEMPORAL_SWEEPS):
+    """Block-coordinate sweeps, in place on ``X``: the first ``K`` rows deconvolved, the rest
+    (background traces) least squares, non-negative when ``nonneg_rest``."""
+    diag = np.maximum(np.diag(V), np.finfo(float).tiny)
+    g_prior = _prior_g(section)
+    results = [None] * K
+    raw = np.zeros((K, X.shape[1]))
+    for _ in range(sweeps):
+        for k in range(K):
+            raw[k] = X[k] + (U[k] - V[k] @ X) / diag[k]
+            deconvolved = deconvolve_trace(raw[k], p=section.p, g=g_prior, bas_nonneg=section.bas_nonneg)
+            X[k] = deconvolved.denoised
+            results[k] = deconvolved
+        for j in range(K, X.shape[0]):
+            update = X[j] + (U[j] - V[j] @ X) / diag[j]
+            X[j] = np.maximum(update, 0.0) if nonneg_rest else update
+    return results, raw
+
+
+def _ring_solve(movie, model: TraceModel, C_init: np.ndarray, *, section: TraceSection, chunk_frames: int):
+    """The ring model's sweeps, the smooth field's modes re-estimated from the neurons' traces
+    before each of FIELD_PASSES passes (the first from ``C_init``, the patches' traces)."""
+    A = sp.csc_matrix(model.A)
+    K, T = A.shape[1], movie.shape[0]
+    if K == 0 or FIELD_RANK == 0:
+        U = background_free_projections(movie, A, model.ring, C_init, chunk_frames=chunk_frames)
+        X = C_init.astype(np.float64, copy=True)
+        return *_sweeps(X, U, (A.T @ A).toarray(), K, section=section, nonneg_rest=False), X
+    tents = tent_basis(movie.shape[1:], tent_spacing(section.gSig, movie.shape[1:]))
+    basis = sp.hstack([A, tents], format="csc")
+    padded = np.vstack([C_init, np.zeros((tents.shape[1], T), C_init.dtype)])
+    U_all = background_free_projections(movie, basis, model.ring, padded, chunk_frames=chunk_frames)
+    V_all = (basis.T @ basis).toarray()
+    C = C_init.astype(np.float64)
+    for _ in range(FIELD_PASSES):
+        field = smooth_field(U_all[K:], V_all[K:, K:], V_all[:K, K:], C, rank=FIELD_RANK)
+        U = np.vstack([U_all[:K], field.U])
+        V = np.block([[V_all[:K, :K], field.V_neurons], [field.V_neurons.T, field.V_field]])
+        X = np.vstack([C, field.f])
+        results, raw = _sweeps(X, U, V, K, section=section, nonneg_rest=False, sweeps=PASS_SWEEPS)
+        C = X[:K]
+    return results, raw, X
 
 
 def _no_traces(n_frames: int, p: int, *, f: np.ndarray | None) -> TraceResult:
