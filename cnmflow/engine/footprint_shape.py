@@ -75,7 +75,7 @@ def neuron_sized(A: np.ndarray, dims: tuple[int, int], *, gsig: float, factor: f
 
 
 def supported_pixels(coefficients: np.ndarray, stderr: np.ndarray, *, sigma: float, min_t: float,
-                     peak: tuple[int, int], min_fraction: float = 0.0) -> np.ndarray:
+                     peak: tuple[int, int], min_fraction: float = 0.0, null: np.ndarray | None = None) -> np.ndarray:
     """The connected region around ``peak`` where a footprint's weights, pooled over a
     neighbourhood, stand significantly above zero.
 
@@ -87,7 +87,9 @@ def supported_pixels(coefficients: np.ndarray, stderr: np.ndarray, *, sigma: flo
     (independent pixel noise); a pixel is significant where that average is ``min_t`` standard
     errors above zero, and at least ``min_fraction`` of the pooled weights' maximum (a floor
     against slow, temporally correlated background that the independent-noise standard error
-    underrates). Returns a (rows, cols) bool mask: the significant pixels 8-connected to ``peak``
+    underrates). With ``null`` (bool: pixels where the footprint is absent) the standard error is
+    first widened by :func:`null_inflation`, the pooled weights' real spread there. Returns a
+    (rows, cols) bool mask: the significant pixels 8-connected to ``peak``
     (empty when ``peak`` itself is not significant).
     """
     coefficients = np.asarray(coefficients, dtype=np.float64)
@@ -100,7 +102,31 @@ def supported_pixels(coefficients: np.ndarray, stderr: np.ndarray, *, sigma: flo
         pooled_sd = np.sqrt(ndi.gaussian_filter(variance, sigma, mode="nearest") * squared_weights)
     else:
         pooled, pooled_sd = coefficients, np.sqrt(variance)
+    if null is not None:
+        pooled_sd = pooled_sd * null_inflation(pooled, pooled_sd, null)
     significant = (pooled >= min_t * pooled_sd) & (pooled > 0) & (pooled >= min_fraction * pooled.max())
     labels, _ = ndi.label(significant, structure=np.ones((3, 3), dtype=bool))
     label = labels[tuple(peak)]
     return labels == label if label > 0 else np.zeros(significant.shape, dtype=bool)
+
+
+#: fewest null pixels from which :func:`null_inflation` reads the pooled weights' real spread
+MIN_NULL_PIXELS = 50
+
+
+def null_inflation(pooled: np.ndarray, pooled_sd: np.ndarray, null: np.ndarray) -> float:
+    """How much wider than ``pooled_sd`` the pooled weights spread where the footprint is absent.
+
+    The independent-noise standard error underrates the pooled weights' error: the residual a
+    footprint is regressed on carries background that is smooth in space (neighbouring pixels err
+    together, so pooling averages less out) and slow in time (it correlates with a trace by
+    chance). Where the footprint cannot be (``null``, bool), its weights are that error alone, so
+    their robust root mean square in units of ``pooled_sd`` (``1.4826·median|z|``, zero-centred:
+    a bias counts too) is the factor to widen ``pooled_sd`` by; at least 1, and 1 with fewer than
+    ``MIN_NULL_PIXELS`` null pixels.
+    """
+    usable = null & (pooled_sd > 0) & np.isfinite(pooled_sd)
+    if usable.sum() < MIN_NULL_PIXELS:
+        return 1.0
+    z = pooled[usable] / pooled_sd[usable]
+    return max(1.0, 1.4826 * float(np.median(np.abs(z))))
