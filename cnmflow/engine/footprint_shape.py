@@ -75,7 +75,8 @@ def neuron_sized(A: np.ndarray, dims: tuple[int, int], *, gsig: float, factor: f
 
 
 def supported_pixels(coefficients: np.ndarray, stderr: np.ndarray, *, sigma: float, min_t: float,
-                     peak: tuple[int, int], min_fraction: float = 0.0, null: np.ndarray | None = None) -> np.ndarray:
+                     peak: tuple[int, int], min_fraction: float = 0.0, null: np.ndarray | None = None,
+                     halo_shaped: bool = False) -> np.ndarray:
     """The connected region around ``peak`` where a footprint's weights, pooled over a
     neighbourhood, stand significantly above zero.
 
@@ -88,8 +89,11 @@ def supported_pixels(coefficients: np.ndarray, stderr: np.ndarray, *, sigma: flo
     errors above zero, and at least ``min_fraction`` of the pooled weights' maximum (a floor
     against slow, temporally correlated background that the independent-noise standard error
     underrates). With ``null`` (bool: pixels where the footprint is absent) the standard error is
-    first widened by :func:`null_inflation`, the pooled weights' real spread there. Returns a
-    (rows, cols) bool mask: the significant pixels 8-connected to ``peak``
+    first widened by :func:`null_inflation`, the pooled weights' real spread there. With
+    ``halo_shaped`` the region is also held to the shape of a scattering halo: falling away from
+    ``peak`` (:func:`radially_falling`) and surrounding it (:func:`within_surrounded_radius`), so a
+    footprint that may grow to a faint halo does not grow onto what its trace picks up beside the
+    cell. Returns a (rows, cols) bool mask: the significant pixels 8-connected to ``peak``
     (empty when ``peak`` itself is not significant).
     """
     coefficients = np.asarray(coefficients, dtype=np.float64)
@@ -105,6 +109,9 @@ def supported_pixels(coefficients: np.ndarray, stderr: np.ndarray, *, sigma: flo
     if null is not None:
         pooled_sd = pooled_sd * null_inflation(pooled, pooled_sd, null)
     significant = (pooled >= min_t * pooled_sd) & (pooled > 0) & (pooled >= min_fraction * pooled.max())
+    if halo_shaped:
+        significant &= radially_falling(pooled, pooled_sd, peak=peak, rise_t=min_t)
+        significant &= within_surrounded_radius(pooled > 0, peak)
     labels, _ = ndi.label(significant, structure=np.ones((3, 3), dtype=bool))
     label = labels[tuple(peak)]
     return labels == label if label > 0 else np.zeros(significant.shape, dtype=bool)
@@ -130,3 +137,58 @@ def null_inflation(pooled: np.ndarray, pooled_sd: np.ndarray, null: np.ndarray) 
         return 1.0
     z = pooled[usable] / pooled_sd[usable]
     return max(1.0, 1.4826 * float(np.median(np.abs(z))))
+
+
+def ray_parents(shape: tuple[int, int], peak: tuple[int, int]) -> np.ndarray:
+    """(rows*cols,) C-order index of each pixel's neighbour one pixel closer to ``peak`` along the
+    straight line from ``peak`` (the peak is its own parent); every chain of parents ends at the peak."""
+    rows, cols = np.indices(shape)
+    d_row, d_col = rows - peak[0], cols - peak[1]
+    distance = np.hypot(d_row, d_col)
+    shrink = np.where(distance >= 1, (distance - 1) / np.maximum(distance, 1), 0.0)
+    parent_row = peak[0] + np.rint(d_row * shrink).astype(np.int64)
+    parent_col = peak[1] + np.rint(d_col * shrink).astype(np.int64)
+    return np.ravel_multi_index((parent_row, parent_col), shape).ravel()
+
+
+def radially_falling(pooled: np.ndarray, pooled_sd: np.ndarray, *, peak: tuple[int, int], rise_t: float) -> np.ndarray:
+    """(rows, cols) bool: pixels whose pooled weight, walked out from ``peak`` along a straight ray,
+    never rises ``rise_t`` standard errors above the lowest value met on the way in.
+
+    A soma seen through scattering tissue is brightest at its centre and fades monotonically
+    outwards, so a footprint that falls and then rises again has met another source (a
+    neighbour's overlap, background left at the field's edge), and what lies beyond the rise is
+    not its halo. Walks are resolved by pointer doubling over :func:`ray_parents`.
+    """
+    parent = ray_parents(pooled.shape, peak)
+    values, sd = pooled.ravel(), pooled_sd.ravel()
+    lowest, ancestor = values.copy(), parent.copy()
+    for _ in range(int(np.ceil(np.log2(max(pooled.shape) * 2))) + 1):     # min over each whole chain
+        lowest = np.minimum(lowest, lowest[ancestor])
+        ancestor = ancestor[ancestor]
+    falling = values <= lowest[parent] + rise_t * sd
+    ancestor = parent.copy()
+    for _ in range(int(np.ceil(np.log2(max(pooled.shape) * 2))) + 1):     # and so did every pixel inward
+        falling = falling & falling[ancestor]
+        ancestor = ancestor[ancestor]
+    return falling.reshape(pooled.shape)
+
+
+def within_surrounded_radius(positive: np.ndarray, peak: tuple[int, int]) -> np.ndarray:
+    """(rows, cols) bool: pixels closer to ``peak`` than the first ring (1 px wide) on which at
+    most half the pixels are ``positive``.
+
+    A halo is the soma blurred by the tissue's point-spread function, so it lies on all sides of
+    the soma: on a ring inside the halo the weights are positive almost everywhere (if only a
+    little, below one standard error), on a ring beyond it they are noise about zero, positive
+    on about half of it. Weights that stay significant on one side only — a neighbour's signal the
+    trace carries, background the ring model leaves where the field's edge cuts it — do not make
+    the ring positive (a sign test: it holds whatever their size), and are cut at that radius.
+    """
+    rows, cols = np.indices(positive.shape)
+    ring = np.floor(np.hypot(rows - peak[0], cols - peak[1])).astype(np.int64).ravel()
+    counts = np.bincount(ring)
+    passing = np.bincount(ring, weights=positive.ravel().astype(np.float64), minlength=counts.size)
+    ending = np.flatnonzero((counts > 0) & (passing < 0.5 * counts))
+    radius = int(ending[0]) if ending.size else counts.size
+    return (ring < radius).reshape(positive.shape)

@@ -253,6 +253,6 @@ def _supported(A: np.ndarray, P: np.ndarray, CC: np.ndarray, noise: np.ndarray, 
                                                      column_to_image(noise / np.sqrt(diag[k]), dims),
                                                      sigma=FOOTPRINT_POOL_SIGMA * gsig, min_t=FOOTPRINT_MIN_T,
                                                      peak=peak, min_fraction=REFINE_REL_THRESHOLD,
-                                                     null=column_to_image(~near[:, k], dims)))
+                                                     null=column_to_image(~near[:, k], dims), halo_shaped=True))
     return out
 
