@@ -151,7 +151,8 @@ def ray_parents(shape: tuple[int, int], peak: tuple[int, int]) -> np.ndarray:
     return np.ravel_multi_index((parent_row, parent_col), shape).ravel()
 
 
-def radially_falling(pooled: np.ndarray, pooled_sd: np.ndarray, *, peak: tuple[int, int], rise_t: float) -> np.ndarray:
+def radially_falling(pooled: np.ndarray, pooled_sd: np.ndarray, *, peak: tuple[int, int],
+                     rise_t: float) -> np.ndarray:
     """(rows, cols) bool: pixels whose pooled weight, walked out from ``peak`` along a straight ray,
     never rises ``rise_t`` standard errors above the lowest value met on the way in.
 
@@ -162,21 +163,22 @@ def radially_falling(pooled: np.ndarray, pooled_sd: np.ndarray, *, peak: tuple[i
     """
     parent = ray_parents(pooled.shape, peak)
     values, sd = pooled.ravel(), pooled_sd.ravel()
+    doublings = int(np.ceil(np.log2(2 * max(pooled.shape)))) + 1        # 2**doublings > any chain's length
     lowest, ancestor = values.copy(), parent.copy()
-    for _ in range(int(np.ceil(np.log2(max(pooled.shape) * 2))) + 1):     # min over each whole chain
+    for _ in range(doublings):                                          # min over each whole chain
         lowest = np.minimum(lowest, lowest[ancestor])
         ancestor = ancestor[ancestor]
     falling = values <= lowest[parent] + rise_t * sd
     ancestor = parent.copy()
-    for _ in range(int(np.ceil(np.log2(max(pooled.shape) * 2))) + 1):     # and so did every pixel inward
+    for _ in range(doublings):                                          # and so did every pixel inward
         falling = falling & falling[ancestor]
         ancestor = ancestor[ancestor]
     return falling.reshape(pooled.shape)
 
 
 def within_surrounded_radius(positive: np.ndarray, peak: tuple[int, int]) -> np.ndarray:
-    """(rows, cols) bool: pixels closer to ``peak`` than the first ring (1 px wide) on which at
-    most half the pixels are ``positive``.
+    """(rows, cols) bool: pixels closer to ``peak`` than the first ring (1 px wide) on which
+    fewer than half the pixels are ``positive``.
 
     A halo is the soma blurred by the tissue's point-spread function, so it lies on all sides of
     the soma: on a ring inside the halo the weights are positive almost everywhere (if only a
