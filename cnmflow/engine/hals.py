@@ -45,10 +45,16 @@ def dilated_support(A: np.ndarray, dims: tuple[int, int], *, radius: int) -> np.
 
 
 def dilate_footprint(column: np.ndarray, dims: tuple[int, int], *, radius: int) -> np.ndarray:
-    """(pixels,) mask: one Fortran-ordered footprint's non-zero pixels dilated by a disc of ``radius``."""
-    yy, xx = np.mgrid[-radius:radius + 1, -radius:radius + 1]
+    """(pixels,) mask: one Fortran-ordered footprint's non-zero pixels dilated by a disc of ``radius``.
+
+    The pixels within Euclidean distance ``radius`` of a non-zero pixel: the same set as a binary
+    dilation by the disc ``dy² + dx² ≤ radius²``, from one distance transform whatever the radius
+    (a dilation's cost grows with the disc's area; at 2·gSig = 12 px it was ~3 ms a footprint).
+    """
     image = column_to_image(column, dims) > 0
-    return image_to_column(ndi.binary_dilation(image, structure=yy ** 2 + xx ** 2 <= radius ** 2))
+    if not image.any():
+        return np.zeros(np.asarray(column).shape, dtype=bool)
+    return image_to_column(ndi.distance_transform_edt(~image) <= radius)
 
 
 def clean_footprint(column: np.ndarray, dims: tuple[int, int], *, energy: float = 0.9999,
