@@ -91,7 +91,9 @@ def supported_pixels(coefficients: np.ndarray, stderr: np.ndarray, *, sigma: flo
     underrates). With ``null`` (bool: pixels where the footprint is absent) the standard error is
     first widened by :func:`null_inflation`, the pooled weights' real spread there. With
     ``halo_shaped`` the region is also held to the shape of a scattering halo: falling away from
-    ``peak`` (:func:`radially_falling`) and surrounding it (:func:`within_surrounded_radius`), so a
+    its own largest pooled weight (:func:`radially_falling`; the footprint's ``peak`` may sit a
+    pixel or two off it, and a bright cell's rise to it would count) and surrounding that centre
+    (:func:`within_surrounded_radius`), so a
     footprint that may grow to a faint halo does not grow onto what its trace picks up beside the
     cell. Returns a (rows, cols) bool mask: the significant pixels 8-connected to ``peak``
     (empty when ``peak`` itself is not significant).
@@ -109,12 +111,20 @@ def supported_pixels(coefficients: np.ndarray, stderr: np.ndarray, *, sigma: flo
     if null is not None:
         pooled_sd = pooled_sd * null_inflation(pooled, pooled_sd, null)
     significant = (pooled >= min_t * pooled_sd) & (pooled > 0) & (pooled >= min_fraction * pooled.max())
-    if halo_shaped:
-        significant &= radially_falling(pooled, pooled_sd, peak=peak, rise_t=min_t)
-        significant &= within_surrounded_radius(pooled > 0, peak)
-    labels, _ = ndi.label(significant, structure=np.ones((3, 3), dtype=bool))
-    label = labels[tuple(peak)]
-    return labels == label if label > 0 else np.zeros(significant.shape, dtype=bool)
+    region = _connected(significant, peak)
+    if halo_shaped and region.any():
+        centre = np.unravel_index(int(np.argmax(np.where(region, pooled, -np.inf))), pooled.shape)
+        significant &= radially_falling(pooled, pooled_sd, peak=centre, rise_t=min_t)
+        significant &= within_surrounded_radius(pooled > 0, centre)
+        region = _connected(significant, centre)
+    return region
+
+
+def _connected(mask: np.ndarray, seed: tuple[int, int]) -> np.ndarray:
+    """The pixels of ``mask`` 8-connected to ``seed`` (none when ``seed`` is not in ``mask``)."""
+    labels, _ = ndi.label(mask, structure=np.ones((3, 3), dtype=bool))
+    label = labels[tuple(seed)]
+    return labels == label if label > 0 else np.zeros(mask.shape, dtype=bool)
 
 
 #: fewest null pixels from which :func:`null_inflation` reads the pooled weights' real spread

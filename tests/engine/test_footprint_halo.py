@@ -185,3 +185,14 @@ def test_touching_cells_keep_to_their_own_support():
         centre = np.array([(a * rows).sum(), (a * cols).sum()]) / a.sum()
         true_centre = np.array([(cell * rows).sum(), (cell * cols).sum()]) / cell.sum()
         assert np.linalg.norm(centre - true_centre) < 1.0
+
+
+def test_halo_shape_is_read_from_the_weights_own_maximum():
+    """A bright cell whose footprint peaks two pixels off its weights' maximum keeps its halo: the
+    walk out from the peak starts at that maximum, not at a pixel from which the weights still
+    rise (by many standard errors, the cell being bright)."""
+    truth = _halo_footprint()
+    off_peak = (CENTER[0], CENTER[1] - 2)
+    mask = supported_pixels(truth, np.full(SHAPE, 0.001), sigma=1.5, min_t=3.0, peak=off_peak, halo_shaped=True)
+    assert mask[truth >= 0.05].all()
+    assert not radially_falling(truth, np.full(SHAPE, 0.001), peak=off_peak, rise_t=3.0)[CENTER[0], CENTER[1] + 3]
