@@ -17,7 +17,7 @@ from cnmflow.engine.background import RingModel, fit_ring_model, reduced_rank, r
 from cnmflow.engine.footprint_shape import MAX_INITIAL_RADIUS_FACTOR, neuron_sized, supported_pixels
 from cnmflow.engine.hals import clean_footprint, dilated_support, update_footprints, update_traces
 from cnmflow.engine.init import corr_pnr
-from cnmflow.engine.init.corr_pnr import FOOTPRINT_MIN_T, FOOTPRINT_POOL_SIGMA, FOOTPRINT_REL_THRESHOLD
+from cnmflow.engine.init.corr_pnr import FOOTPRINT_MIN_T, FOOTPRINT_POOL_SIGMA
 from cnmflow.engine.movie_source import MovieSource
 from cnmflow.engine.noise import pixel_noise
 from cnmflow.engine.patch_frames import PatchFrames, PatchStorage, frame_mean
@@ -31,6 +31,13 @@ from cnmflow.pixel_order import column_to_image, image_to_column, pixel_position
 
 #: HALS refinement rounds inside a patch (each: traces, footprints, background).
 REFINE_ROUNDS = 2
+#: the pooled weights' real spread (``footprint_shape.null_inflation``) is read on the pixels more
+#: than this many gSig beyond each footprint
+NULL_DISTANCE_FACTOR = 2.0
+#: with that spread, a refined footprint needs only a low floor (fraction of its pooled maximum)
+#: against what no standard error sees; the initialisation's FOOTPRINT_REL_THRESHOLD (0.08) cut the
+#: halo at ~5-6% of the peak (realistic CA1 / L2/3, issue #16)
+REFINE_REL_THRESHOLD = 0.02
 
 
 def fit_patch_corr_pnr(source: MovieSource, box: PatchBox, job: PatchJobSettings, *, fov_dims: tuple[int, int],
@@ -202,8 +209,7 @@ def _refine_footprints(Y: PatchFrames, A: np.ndarray, C: np.ndarray, C_backgroun
     """One HALS footprint update within each footprint's dilated support, then each footprint
     cleaned; returns the components left alive."""
     dims = Y.shape[1:]
-    CC = C @ C.T
-    P = patch_footprint_projections(Y, A, C, C_background, ring, grid)
+    P, CC = _centred_footprint_statistics(Y, A, C, C_background, ring, grid)
     support = dilated_support(A, dims, radius=max(int(round(gsig)), 1))
     A = update_footprints(A, P, CC, support).astype(np.float32)
     if noise is None:
@@ -216,6 +222,25 @@ def _refine_footprints(Y: PatchFrames, A: np.ndarray, C: np.ndarray, C_backgroun
     return A[:, alive], C[alive]
 
 
+def _centred_footprint_statistics(Y: PatchFrames, A: np.ndarray, C: np.ndarray, C_background: np.ndarray,
+                                  ring: RingModel, grid: RingGrid) -> tuple[np.ndarray, np.ndarray]:
+    """``P = (Y − B)·C̃ᵀ`` (pixels, K) and ``CC = C̃·C̃ᵀ`` with the traces centred (``C̃ = C − C̄``).
+
+    Centred, the footprint update fits each pixel's own constant with the footprints, as CNMF-E's
+    baseline ``b0 = mean(Y − A·C)`` is refitted whenever the footprints change; uncentred, a pixel
+    whose residual has a small negative mean (a neighbour's footprint or the background slightly
+    off) gets that mean times the trace's mean as a weight on every trace, a hole in a faint halo
+    (far from a CA1 neuron the weights sat ~1.7 noise sds below zero). One more projection, on a
+    trace of ones, gives ``Σ_t (Y − B)``.
+    """
+    with_ones = np.vstack([C, np.ones((1, C.shape[1]), dtype=C.dtype)])
+    projections = patch_footprint_projections(Y, A, with_ones, C_background, ring, grid)
+    mean_trace = C.mean(axis=1, dtype=np.float64)
+    P = projections[:, :-1] - np.outer(projections[:, -1], mean_trace)
+    CC = C.astype(np.float64) @ C.T.astype(np.float64) - C.shape[1] * np.outer(mean_trace, mean_trace)
+    return P, CC
+
+
 def _supported(A: np.ndarray, P: np.ndarray, CC: np.ndarray, noise: np.ndarray, dims: tuple[int, int],
                gsig: float) -> np.ndarray:
     """(pixels, K) where each footprint's unconstrained least-squares weights (the HALS step without
@@ -225,11 +250,13 @@ def _supported(A: np.ndarray, P: np.ndarray, CC: np.ndarray, noise: np.ndarray, 
     diag = np.maximum(np.diag(CC), np.finfo(float).tiny)
     unconstrained = A64 + (P - A64 @ CC) / diag
     out = np.zeros(A.shape, dtype=bool)
+    near = dilated_support(A, dims, radius=max(int(round(NULL_DISTANCE_FACTOR * gsig)), 1))
     for k in range(A.shape[1]):
         peak = pixel_position(int(np.argmax(A[:, k])), dims)
         out[:, k] = image_to_column(supported_pixels(column_to_image(unconstrained[:, k], dims),
                                                      column_to_image(noise / np.sqrt(diag[k]), dims),
                                                      sigma=FOOTPRINT_POOL_SIGMA * gsig, min_t=FOOTPRINT_MIN_T,
-                                                     peak=peak, min_fraction=FOOTPRINT_REL_THRESHOLD))
+                                                     peak=peak, min_fraction=REFINE_REL_THRESHOLD,
+                                                     null=column_to_image(~near[:, k], dims), halo_shaped=True))
     return out
 
