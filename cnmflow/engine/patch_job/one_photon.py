@@ -16,7 +16,7 @@ import scipy.sparse as sp
 
 from cnmflow.engine.background import RingModel, fit_ring_model, reduced_rank, ring_residual, undo_ring_residual
 from cnmflow.engine.footprint_shape import MAX_INITIAL_RADIUS_FACTOR, neuron_sized, supported_pixels
-from cnmflow.engine.hals import clean_footprint, dilated_support, update_footprints, update_traces
+from cnmflow.engine.hals import clean_footprint, dilated_support, update_footprints_with_surround, update_traces
 from cnmflow.engine.init import corr_pnr
 from cnmflow.engine.init.corr_pnr import FOOTPRINT_MIN_T, FOOTPRINT_POOL_SIGMA
 from cnmflow.engine.movie_source import MovieSource
@@ -39,9 +39,8 @@ NULL_DISTANCE_FACTOR = 2.0
 #: against what no standard error sees; the initialisation's FOOTPRINT_REL_THRESHOLD (0.08) cut the
 #: halo at ~5-6% of the peak (realistic CA1 / L2/3, issue #16)
 REFINE_REL_THRESHOLD = 0.02
-#: the footprint update fits each footprint with its surround's residual trace (see _refine_footprints)
-LOCAL_BACKGROUND = True
-#: the surround: this many gSig beyond the footprint's support, and no further than this
+#: the surround whose residual trace each footprint is fitted with (see _refine_footprints): this many
+#: gSig beyond the footprint's support, and no further than this
 ANNULUS_INNER = 2.0
 ANNULUS_OUTER = 3.0
 
@@ -243,12 +242,9 @@ def _refine_footprints(Y: PatchFrames, A: np.ndarray, C: np.ndarray, C_backgroun
     """
     dims = Y.shape[1:]
     K = A.shape[1]
-    traces = np.vstack([C, local]) if LOCAL_BACKGROUND else C
-    P, CC = _centred_footprint_statistics(Y, A, traces, C_background, ring, grid)
+    P, CC = _centred_footprint_statistics(Y, A, np.vstack([C, local]), C_background, ring, grid)
     support = dilated_support(A, dims, radius=max(int(round(gsig)), 1))
-    with_local = np.hstack([A, np.zeros_like(A)]) if LOCAL_BACKGROUND else A
-    supports = np.hstack([support, support]) if LOCAL_BACKGROUND else support
-    fitted = update_footprints(with_local, P, CC, supports)
+    fitted = update_footprints_with_surround(A, P, CC, support)
     A = fitted[:, :K].astype(np.float32)
     if noise is None:
         A = np.column_stack([clean_footprint(A[:, k], dims) for k in range(A.shape[1])]).astype(np.float32)
