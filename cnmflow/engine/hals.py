@@ -99,5 +99,11 @@ def update_footprints_with_surround(A: np.ndarray, P: np.ndarray, Q: np.ndarray,
     the regression a pixel's weight is the neuron's share only. Returns the footprints and maps,
     (pixels, 2K).
     """
-    maps = np.zeros_like(A)
-    return update_footprints(np.hstack([A, maps]), P, Q, np.hstack([support, support]), iterations=iterations)
+    fitted = np.hstack([np.asarray(A, dtype=np.float64), np.zeros(A.shape)])
+    supports = np.hstack([support, support])
+    rows = [np.flatnonzero(column) for column in supports.T]
+    diag = np.maximum(np.diag(Q), np.finfo(float).tiny)
+    for _ in range(iterations):
+        for k, index in enumerate(rows):      # only the support's rows: the rest stay 0
+            fitted[index, k] = np.maximum(fitted[index, k] + (P[index, k] - fitted[index] @ Q[:, k]) / diag[k], 0.0)
+    return fitted
