@@ -75,7 +75,8 @@ def neuron_sized(A: np.ndarray, dims: tuple[int, int], *, gsig: float, factor: f
 
 
 def supported_pixels(coefficients: np.ndarray, stderr: np.ndarray, *, sigma: float, min_t: float,
-                     peak: tuple[int, int], min_fraction: float = 0.0) -> np.ndarray:
+                     peak: tuple[int, int], min_fraction: float = 0.0, null: np.ndarray | None = None,
+                     halo_shaped: bool = False) -> np.ndarray:
     """The connected region around ``peak`` where a footprint's weights, pooled over a
     neighbourhood, stand significantly above zero.
 
@@ -87,7 +88,14 @@ def supported_pixels(coefficients: np.ndarray, stderr: np.ndarray, *, sigma: flo
     (independent pixel noise); a pixel is significant where that average is ``min_t`` standard
     errors above zero, and at least ``min_fraction`` of the pooled weights' maximum (a floor
     against slow, temporally correlated background that the independent-noise standard error
-    underrates). Returns a (rows, cols) bool mask: the significant pixels 8-connected to ``peak``
+    underrates). With ``null`` (bool: pixels where the footprint is absent) the standard error is
+    first widened by :func:`null_inflation`, the pooled weights' real spread there. With
+    ``halo_shaped`` the region is also held to the shape of a scattering halo: falling away from
+    its own largest pooled weight (:func:`radially_falling`; the footprint's ``peak`` may sit a
+    pixel or two off it, and a bright cell's rise to it would count) and surrounding that centre
+    (:func:`within_surrounded_radius`), so a
+    footprint that may grow to a faint halo does not grow onto what its trace picks up beside the
+    cell. Returns a (rows, cols) bool mask: the significant pixels 8-connected to ``peak``
     (empty when ``peak`` itself is not significant).
     """
     coefficients = np.asarray(coefficients, dtype=np.float64)
@@ -100,7 +108,99 @@ def supported_pixels(coefficients: np.ndarray, stderr: np.ndarray, *, sigma: flo
         pooled_sd = np.sqrt(ndi.gaussian_filter(variance, sigma, mode="nearest") * squared_weights)
     else:
         pooled, pooled_sd = coefficients, np.sqrt(variance)
+    if null is not None:
+        pooled_sd = pooled_sd * null_inflation(pooled, pooled_sd, null)
     significant = (pooled >= min_t * pooled_sd) & (pooled > 0) & (pooled >= min_fraction * pooled.max())
-    labels, _ = ndi.label(significant, structure=np.ones((3, 3), dtype=bool))
-    label = labels[tuple(peak)]
-    return labels == label if label > 0 else np.zeros(significant.shape, dtype=bool)
+    region = _connected(significant, peak)
+    if halo_shaped and region.any():
+        centre = np.unravel_index(int(np.argmax(np.where(region, pooled, -np.inf))), pooled.shape)
+        significant &= radially_falling(pooled, pooled_sd, peak=centre, rise_t=min_t)
+        significant &= within_surrounded_radius(pooled > 0, centre)
+        region = _connected(significant, centre)
+    return region
+
+
+def _connected(mask: np.ndarray, seed: tuple[int, int]) -> np.ndarray:
+    """The pixels of ``mask`` 8-connected to ``seed`` (none when ``seed`` is not in ``mask``)."""
+    labels, _ = ndi.label(mask, structure=np.ones((3, 3), dtype=bool))
+    label = labels[tuple(seed)]
+    return labels == label if label > 0 else np.zeros(mask.shape, dtype=bool)
+
+
+#: fewest null pixels from which :func:`null_inflation` reads the pooled weights' real spread
+MIN_NULL_PIXELS = 50
+
+
+def null_inflation(pooled: np.ndarray, pooled_sd: np.ndarray, null: np.ndarray) -> float:
+    """How much wider than ``pooled_sd`` the pooled weights spread where the footprint is absent.
+
+    The independent-noise standard error underrates the pooled weights' error: the residual a
+    footprint is regressed on carries background that is smooth in space (neighbouring pixels err
+    together, so pooling averages less out) and slow in time (it correlates with a trace by
+    chance). Where the footprint cannot be (``null``, bool), its weights are that error alone, so
+    their robust root mean square in units of ``pooled_sd`` (``1.4826·median|z|``, zero-centred:
+    a bias counts too) is the factor to widen ``pooled_sd`` by; at least 1, and 1 with fewer than
+    ``MIN_NULL_PIXELS`` null pixels.
+    """
+    usable = null & (pooled_sd > 0) & np.isfinite(pooled_sd)
+    if usable.sum() < MIN_NULL_PIXELS:
+        return 1.0
+    z = pooled[usable] / pooled_sd[usable]
+    return max(1.0, 1.4826 * float(np.median(np.abs(z))))
+
+
+def ray_parents(shape: tuple[int, int], peak: tuple[int, int]) -> np.ndarray:
+    """(rows*cols,) C-order index of each pixel's neighbour one pixel closer to ``peak`` along the
+    straight line from ``peak`` (the peak is its own parent); every chain of parents ends at the peak."""
+    rows, cols = np.indices(shape)
+    d_row, d_col = rows - peak[0], cols - peak[1]
+    distance = np.hypot(d_row, d_col)
+    shrink = np.where(distance >= 1, (distance - 1) / np.maximum(distance, 1), 0.0)
+    parent_row = peak[0] + np.rint(d_row * shrink).astype(np.int64)
+    parent_col = peak[1] + np.rint(d_col * shrink).astype(np.int64)
+    return np.ravel_multi_index((parent_row, parent_col), shape).ravel()
+
+
+def radially_falling(pooled: np.ndarray, pooled_sd: np.ndarray, *, peak: tuple[int, int],
+                     rise_t: float) -> np.ndarray:
+    """(rows, cols) bool: pixels whose pooled weight, walked out from ``peak`` along a straight ray,
+    never rises ``rise_t`` standard errors above the lowest value met on the way in.
+
+    A soma seen through scattering tissue is brightest at its centre and fades monotonically
+    outwards, so a footprint that falls and then rises again has met another source (a
+    neighbour's overlap, background left at the field's edge), and what lies beyond the rise is
+    not its halo. Walks are resolved by pointer doubling over :func:`ray_parents`.
+    """
+    parent = ray_parents(pooled.shape, peak)
+    values, sd = pooled.ravel(), pooled_sd.ravel()
+    doublings = int(np.ceil(np.log2(2 * max(pooled.shape)))) + 1        # 2**doublings > any chain's length
+    lowest, ancestor = values.copy(), parent.copy()
+    for _ in range(doublings):                                          # min over each whole chain
+        lowest = np.minimum(lowest, lowest[ancestor])
+        ancestor = ancestor[ancestor]
+    falling = values <= lowest[parent] + rise_t * sd
+    ancestor = parent.copy()
+    for _ in range(doublings):                                          # and so did every pixel inward
+        falling = falling & falling[ancestor]
+        ancestor = ancestor[ancestor]
+    return falling.reshape(pooled.shape)
+
+
+def within_surrounded_radius(positive: np.ndarray, peak: tuple[int, int]) -> np.ndarray:
+    """(rows, cols) bool: pixels closer to ``peak`` than the first ring (1 px wide) on which
+    fewer than half the pixels are ``positive``.
+
+    A halo is the soma blurred by the tissue's point-spread function, so it lies on all sides of
+    the soma: on a ring inside the halo the weights are positive almost everywhere (if only a
+    little, below one standard error), on a ring beyond it they are noise about zero, positive
+    on about half of it. Weights that stay significant on one side only — a neighbour's signal the
+    trace carries, background the ring model leaves where the field's edge cuts it — do not make
+    the ring positive (a sign test: it holds whatever their size), and are cut at that radius.
+    """
+    rows, cols = np.indices(positive.shape)
+    ring = np.floor(np.hypot(rows - peak[0], cols - peak[1])).astype(np.int64).ravel()
+    counts = np.bincount(ring)
+    passing = np.bincount(ring, weights=positive.ravel().astype(np.float64), minlength=counts.size)
+    ending = np.flatnonzero((counts > 0) & (passing < 0.5 * counts))
+    radius = int(ending[0]) if ending.size else counts.size
+    return (ring < radius).reshape(positive.shape)

@@ -86,3 +86,24 @@ def clean_footprint(column: np.ndarray, dims: tuple[int, int], *, energy: float 
         sizes = ndi.sum(image, labels, index=np.arange(1, n_labels + 1))
         kept = labels == (1 + int(np.argmax(sizes)))
     return image_to_column(np.where(kept, image, 0.0))
+
+
+def update_footprints_with_surround(A: np.ndarray, P: np.ndarray, Q: np.ndarray, support: np.ndarray, *,
+                                    iterations: int = 3) -> np.ndarray:
+    """Non-negative footprints (pixels, K) fitted jointly with a non-negative map of each one's
+    surround trace on the same support, given ``P = Ỹ·[C; R]ᵀ`` (pixels, 2K) and
+    ``Q = [C; R]·[C; R]ᵀ`` (2K, 2K), ``R`` (K, T) the residual light around each footprint.
+
+    A trace carries some of the unmodelled light around its cell (out-of-focus cells, neuropil);
+    a footprint regressed on it alone takes that light's broad shape. With the surround's trace in
+    the regression a pixel's weight is the neuron's share only. Returns the footprints and maps,
+    (pixels, 2K).
+    """
+    fitted = np.hstack([np.asarray(A, dtype=np.float64), np.zeros(A.shape)])
+    supports = np.hstack([support, support])
+    rows = [np.flatnonzero(column) for column in supports.T]
+    diag = np.maximum(np.diag(Q), np.finfo(float).tiny)
+    for _ in range(iterations):
+        for k, index in enumerate(rows):      # only the support's rows: the rest stay 0
+            fitted[index, k] = np.maximum(fitted[index, k] + (P[index, k] - fitted[index] @ Q[:, k]) / diag[k], 0.0)
+    return fitted

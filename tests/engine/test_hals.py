@@ -1,8 +1,9 @@
 """HALS updates recover non-negative factors from their sufficient statistics."""
 
 import numpy as np
+import scipy.ndimage as ndi
 
-from cnmflow.engine.hals import clean_footprint, update_footprints, update_traces
+from cnmflow.engine.hals import clean_footprint, update_footprints, update_footprints_with_surround, update_traces
 from cnmflow.pixel_order import frames_to_pixels, pixels_to_frames
 
 
@@ -30,3 +31,49 @@ def test_clean_footprint_keeps_the_largest_connected_part():
     image[12, 12] = 0.9  # an isolated speck
     cleaned = clean_footprint(image.ravel(order="F"), (15, 15)).reshape((15, 15), order="F")
     assert cleaned[12, 12] == 0 and cleaned[5, 5] > 0
+
+
+def _calcium(gen: np.random.Generator, T: int, rate: float, g: float) -> np.ndarray:
+    spikes = (gen.random(T) < rate) * gen.uniform(0.5, 1.5, T)
+    trace = np.zeros(T)
+    for t in range(1, T):
+        trace[t] = g * trace[t - 1] + spikes[t]
+    return trace
+
+
+def test_footprint_fitted_with_its_surround_takes_only_the_neurons_share():
+    """A trace that carries out-of-focus light makes a plain regression give that light's pixels a
+    footprint weight; with the surround's trace in the regression they get none (issue #16)."""
+    gen = np.random.default_rng(3)
+    T = 3000
+    cell, light = _calcium(gen, T, 0.03, 0.9), _calcium(gen, T, 0.02, 0.95)
+    own = np.array([1.0, 0.3, 0.1, 0.0, 0.0])           # core, halo, faint halo, beside, beside
+    stray = np.array([0.2, 0.4, 0.5, 0.5, 0.6])         # the out-of-focus light on the same pixels
+    Y = np.outer(own, cell) + np.outer(stray, light) + gen.normal(0, 0.05, (own.size, T))
+    trace = cell + 0.3 * light                          # the neuron's trace, contaminated
+    surround = light + gen.normal(0, 0.05, T)           # the residual light around the footprint
+    X = np.vstack([trace, surround])
+    X = X - X.mean(axis=1, keepdims=True)               # centred, as in the refinement
+    Yc = Y - Y.mean(axis=1, keepdims=True)
+    P, Q = Yc @ X.T, X @ X.T
+    support = np.ones((own.size, 1), dtype=bool)
+    start = np.full((own.size, 1), 0.1)
+    plain = update_footprints(start, P[:, :1], Q[:1, :1], support, iterations=20)[:, 0]
+    joint = update_footprints_with_surround(start, P, Q, support, iterations=20)
+    assert joint.shape == (own.size, 2)
+    assert np.all(plain[3:] > 0.1)                      # the plain fit spreads onto the light
+    np.testing.assert_allclose(joint[:, 0], own, atol=0.03)
+    assert np.all(joint[:, 1] >= 0)
+
+
+def test_annulus_masks_average_the_ring_beyond_the_support():
+    from cnmflow.engine.patch_job.one_photon import ANNULUS_INNER, ANNULUS_OUTER, annulus_masks
+    dims, gsig = (60, 60), 3.0
+    image = np.zeros(dims)
+    image[28:33, 28:33] = 1.0
+    masks = annulus_masks(np.column_stack([image.ravel(order="F"), np.zeros(image.size)]), dims, gsig=gsig)
+    ring = masks[:, 0].reshape(dims, order="F")
+    assert abs(ring.sum() - 1.0) < 1e-5 and not masks[:, 1].any()
+    distance = ndi.distance_transform_edt(image == 0)
+    assert np.all((distance[ring > 0] > ANNULUS_INNER * gsig) & (distance[ring > 0] <= ANNULUS_OUTER * gsig))
+    assert np.allclose(ring[ring > 0], ring[ring > 0][0])

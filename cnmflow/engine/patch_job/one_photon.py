@@ -11,14 +11,15 @@ from __future__ import annotations
 from dataclasses import replace
 
 import numpy as np
+import scipy.ndimage as ndi
 import scipy.sparse as sp
 
 from cnmflow.engine.background import (SIDES, RingModel, fit_ring_model, reduced_rank, ring_residual,
                                        undo_ring_residual)
 from cnmflow.engine.footprint_shape import MAX_INITIAL_RADIUS_FACTOR, neuron_sized, supported_pixels
-from cnmflow.engine.hals import clean_footprint, dilated_support, update_footprints, update_traces
+from cnmflow.engine.hals import clean_footprint, dilated_support, update_footprints_with_surround, update_traces
 from cnmflow.engine.init import corr_pnr
-from cnmflow.engine.init.corr_pnr import FOOTPRINT_MIN_T, FOOTPRINT_POOL_SIGMA, FOOTPRINT_REL_THRESHOLD
+from cnmflow.engine.init.corr_pnr import FOOTPRINT_MIN_T, FOOTPRINT_POOL_SIGMA
 from cnmflow.engine.movie_source import MovieSource
 from cnmflow.engine.noise import pixel_noise
 from cnmflow.engine.patch_frames import PatchFrames, PatchStorage, frame_mean
@@ -32,6 +33,17 @@ from cnmflow.pixel_order import column_to_image, image_to_column, pixel_position
 
 #: HALS refinement rounds inside a patch (each: traces, footprints, background).
 REFINE_ROUNDS = 2
+#: the pooled weights' real spread (``footprint_shape.null_inflation``) is read on the pixels more
+#: than this many gSig beyond each footprint
+NULL_DISTANCE_FACTOR = 2.0
+#: with that spread, a refined footprint needs only a low floor (fraction of its pooled maximum)
+#: against what no standard error sees; the initialisation's FOOTPRINT_REL_THRESHOLD (0.08) cut the
+#: halo at ~5-6% of the peak (realistic CA1 / L2/3, issue #16)
+REFINE_REL_THRESHOLD = 0.02
+#: the surround whose residual trace each footprint is fitted with (see _refine_footprints): this many
+#: gSig beyond the footprint's support, and no further than this
+ANNULUS_INNER = 2.0
+ANNULUS_OUTER = 3.0
 
 
 def fit_patch_corr_pnr(source: MovieSource, box: PatchBox, job: PatchJobSettings, *, fov_dims: tuple[int, int],
@@ -165,10 +177,10 @@ def _refine(Y: PatchFrames, A: np.ndarray, C: np.ndarray, ring: RingModel, secti
     ring = _centre_in_place(Y, ring)
     grid = RingGrid.of(Y.shape[1:], ring)
     for round_index in range(REFINE_ROUNDS):
-        A, C, C_background = _refine_traces(Y, A, C, ring, grid)
+        A, C, C_background, local = _refine_traces(Y, A, C, ring, grid, gsig=gsig)
         if A.shape[1] == 0:
             break
-        A, C = _refine_footprints(Y, A, C, C_background, ring, grid, gsig=gsig, noise=noise)
+        A, C = _refine_footprints(Y, A, C, C_background, local, ring, grid, gsig=gsig, noise=noise)
         if A.shape[1] == 0:
             break
         if section.update_background_components and round_index + 1 < REFINE_ROUNDS:
@@ -190,49 +202,99 @@ def _centre_in_place(Y: PatchFrames, ring: RingModel) -> RingModel:
     return replace(ring, b0=ring.b0 - image_to_column(mean_image))
 
 
-def _refine_traces(Y: PatchFrames, A: np.ndarray, C: np.ndarray, ring: RingModel, grid: RingGrid):
-    """One HALS trace update; returns the components left alive and the traces the background was
-    formed with (``C_background``, which the footprint update needs)."""
-    U = patch_trace_projections(Y, A, C, ring, grid)
+def _refine_traces(Y: PatchFrames, A: np.ndarray, C: np.ndarray, ring: RingModel, grid: RingGrid, *,
+                   gsig: float):
+    """One HALS trace update; returns the components left alive, the traces the background was
+    formed with (``C_background``, which the footprint update needs) and each component's local
+    residual trace (:func:`local_residual_traces`)."""
+    K = A.shape[1]
+    annuli = annulus_masks(A, Y.shape[1:], gsig=gsig)
+    # one pass: the annuli ride along as components without a trace (B stays formed with A·C)
+    U = patch_trace_projections(Y, np.hstack([A, annuli]), np.vstack([C, np.zeros_like(C)]), ring, grid)
     C_background = C                        # the background of this round keeps these traces
-    C = update_traces(C, U, A.T @ A).astype(np.float32)
+    C = update_traces(C, U[:K], A.T @ A).astype(np.float32)
+    local = (U[K:] - (annuli.T @ A) @ C).astype(np.float32)
     alive = C.any(axis=1)
-    return A[:, alive], C[alive], C_background[alive]
+    return A[:, alive], C[alive], C_background[alive], local[alive]
 
 
-def _refine_footprints(Y: PatchFrames, A: np.ndarray, C: np.ndarray, C_background: np.ndarray, ring: RingModel,
-                       grid: RingGrid, *, gsig: float, noise: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
+def annulus_masks(A: np.ndarray, dims: tuple[int, int], *, gsig: float) -> np.ndarray:
+    """(pixels, K) each footprint's surround: the pixels ``ANNULUS_INNER``–``ANNULUS_OUTER`` gSig
+    from its support, weights summing to 1 (zero where there are none)."""
+    out = np.zeros(A.shape, dtype=np.float32)
+    for k in range(A.shape[1]):
+        image = column_to_image(A[:, k], dims) > 0
+        if not image.any():
+            continue
+        distance = ndi.distance_transform_edt(~image)
+        ring = (distance > ANNULUS_INNER * gsig) & (distance <= ANNULUS_OUTER * gsig)
+        if ring.any():
+            out[:, k] = image_to_column(ring / ring.sum())
+    return out
+
+
+def _refine_footprints(Y: PatchFrames, A: np.ndarray, C: np.ndarray, C_background: np.ndarray, local: np.ndarray,
+                       ring: RingModel, grid: RingGrid, *, gsig: float,
+                       noise: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
     """One HALS footprint update within each footprint's dilated support, then each footprint
-    cleaned; returns the components left alive."""
+    cleaned; returns the components left alive.
+
+    Each footprint is fitted jointly with a non-negative map of its local residual trace
+    (``local``, the unmodelled light around it: out-of-focus cells, neuropil) on the same support,
+    so a halo pixel's weight is the neuron's share only, not what its trace carries of that light.
+    """
     dims = Y.shape[1:]
-    CC = C @ C.T
-    P = patch_footprint_projections(Y, A, C, C_background, ring, grid)
+    K = A.shape[1]
+    P, CC = _centred_footprint_statistics(Y, A, np.vstack([C, local]), C_background, ring, grid)
     support = dilated_support(A, dims, radius=max(int(round(gsig)), 1))
-    A = update_footprints(A, P, CC, support).astype(np.float32)
+    fitted = update_footprints_with_surround(A, P, CC, support)
+    A = fitted[:, :K].astype(np.float32)
     if noise is None:
         A = np.column_stack([clean_footprint(A[:, k], dims) for k in range(A.shape[1])]).astype(np.float32)
     else:   # each footprint reaches as far as the data supports it (pooled significance), not 10% of its peak
-        supported = _supported(A, P, CC, noise, dims, gsig)
+        supported = _supported(fitted, P, CC, noise, dims, gsig, components=K)
         A = np.column_stack([clean_footprint(A[:, k], dims, max_fraction=0.0, supported=supported[:, k])
                              for k in range(A.shape[1])]).astype(np.float32)
     alive = A.any(axis=0)
     return A[:, alive], C[alive]
 
 
+def _centred_footprint_statistics(Y: PatchFrames, A: np.ndarray, C: np.ndarray, C_background: np.ndarray,
+                                  ring: RingModel, grid: RingGrid) -> tuple[np.ndarray, np.ndarray]:
+    """``P = (Y − B)·C̃ᵀ`` (pixels, K) and ``CC = C̃·C̃ᵀ`` with the traces centred (``C̃ = C − C̄``).
+
+    Centred, the footprint update fits each pixel's own constant with the footprints, as CNMF-E's
+    baseline ``b0 = mean(Y − A·C)`` is refitted whenever the footprints change; uncentred, a pixel
+    whose residual has a small negative mean (a neighbour's footprint or the background slightly
+    off) gets that mean times the trace's mean as a weight on every trace, a hole in a faint halo
+    (far from a CA1 neuron the weights sat ~1.7 noise sds below zero). One more projection, on a
+    trace of ones, gives ``Σ_t (Y − B)``.
+    """
+    with_ones = np.vstack([C, np.ones((1, C.shape[1]), dtype=C.dtype)])
+    projections = patch_footprint_projections(Y, A, with_ones, C_background, ring, grid)
+    mean_trace = C.mean(axis=1, dtype=np.float64)
+    P = projections[:, :-1] - np.outer(projections[:, -1], mean_trace)
+    CC = C.astype(np.float64) @ C.T.astype(np.float64) - C.shape[1] * np.outer(mean_trace, mean_trace)
+    return P, CC
+
+
 def _supported(A: np.ndarray, P: np.ndarray, CC: np.ndarray, noise: np.ndarray, dims: tuple[int, int],
-               gsig: float) -> np.ndarray:
-    """(pixels, K) where each footprint's unconstrained least-squares weights (the HALS step without
-    the support and the clipping: ``a_k + (P_k − A·CC_k) / CC_kk``) stand significantly above zero,
-    pooled as in the initialisation; standard error ``σ_p / sqrt(CC_kk)``."""
+               gsig: float, components: int) -> np.ndarray:
+    """(pixels, components) where each of the first ``components`` footprints' unconstrained
+    least-squares weights (the HALS step without the support and the clipping:
+    ``a_k + (P_k − A·CC_k) / CC_kk``) stand significantly above zero, pooled as in the
+    initialisation; standard error ``σ_p / sqrt(CC_kk)``."""
     A64 = A.astype(np.float64)
-    diag = np.maximum(np.diag(CC), np.finfo(float).tiny)
-    unconstrained = A64 + (P - A64 @ CC) / diag
-    out = np.zeros(A.shape, dtype=bool)
-    for k in range(A.shape[1]):
+    diag = np.maximum(np.diag(CC)[:components], np.finfo(float).tiny)
+    unconstrained = A64[:, :components] + (P[:, :components] - A64 @ CC[:, :components]) / diag
+    out = np.zeros((A.shape[0], components), dtype=bool)
+    near = dilated_support(A[:, :components], dims, radius=max(int(round(NULL_DISTANCE_FACTOR * gsig)), 1))
+    for k in range(components):
         peak = pixel_position(int(np.argmax(A[:, k])), dims)
         out[:, k] = image_to_column(supported_pixels(column_to_image(unconstrained[:, k], dims),
                                                      column_to_image(noise / np.sqrt(diag[k]), dims),
                                                      sigma=FOOTPRINT_POOL_SIGMA * gsig, min_t=FOOTPRINT_MIN_T,
-                                                     peak=peak, min_fraction=FOOTPRINT_REL_THRESHOLD))
+                                                     peak=peak, min_fraction=REFINE_REL_THRESHOLD,
+                                                     null=column_to_image(~near[:, k], dims), halo_shaped=True))
     return out
 
