@@ -31,7 +31,8 @@ from oasis.oasis_methods import constrained_oasisAR1
 from cnmflow.engine.noise import noise_psd
 from cnmflow.errors import InputError, ParameterError
 
-__all__ = ["Deconvolved", "estimate_ar_coefficients", "deconvolve_trace", "deconvolve_traces"]
+__all__ = ["Deconvolved", "estimate_ar_coefficients", "deconvolve_trace", "deconvolve_traces",
+           "calcium_free_residual_sd", "deconvolve_trace_refining_sn"]
 
 # Roots of the AR polynomial are kept real and inside [_ROOT_MIN, _ROOT_MAX] before the fudge
 # shrinkage: a root <= 0 (no detectable positive correlation beyond the noise) becomes a
@@ -199,6 +200,44 @@ def deconvolve_trace(
     if y.size <= p:
         return _baseline_only(y, g=g, sn=sn, bas_nonneg=bas_nonneg)
     return _oasis(y, p=p, g=g, sn=sn, bas_nonneg=bas_nonneg, optimize_g=optimize_g)
+
+
+def calcium_free_residual_sd(y: np.ndarray, deconvolved: Deconvolved) -> float:
+    """The sd of the residual ``e = y - bl - c`` once its part shaped like the calcium is removed.
+
+    With the right noise sd the residual is noise, uncorrelated with ``c``. A noise sd set too
+    high (the PSD estimate of a bright trace, whose fast transients put power into the noise
+    band) leaves part of every transient in ``e``: ``e ≈ β·c + n`` with ``β > 0``. The sd of
+    ``e - β·c`` (``β`` by least squares, clipped at 0) is that of ``n``: what is not calcium of
+    this trace's own shape, so contamination shaped otherwise (neighbours, out-of-focus cells)
+    stays in it and keeps the estimate high. Never above the residual's own sd.
+    """
+    residual = y - deconvolved.bl - deconvolved.c
+    residual = residual - residual.mean()
+    calcium = deconvolved.c - deconvolved.c.mean()
+    energy = float(calcium @ calcium)
+    beta = max(float(residual @ calcium) / energy, 0.0) if energy > 0 else 0.0
+    return float(np.sqrt(np.mean((residual - beta * calcium) ** 2)))
+
+
+def deconvolve_trace_refining_sn(
+    y: np.ndarray, *, p: int, g: tuple[float, ...] | None = None, bas_nonneg: bool = False,
+    refinements: int = 1,
+) -> Deconvolved:
+    """:func:`deconvolve_trace` with the PSD noise sd, then ``refinements`` times re-solved with
+    the sd of what the solution leaves unexplained (:func:`calcium_free_residual_sd`, never above
+    the PSD estimate). The PSD sd overestimates a bright, clean trace's noise (1.6-2.3x on the
+    realistic simulator), which shrinks its transients; a contaminated trace keeps its estimate.
+    The AR coefficients of the first solve are kept.
+    """
+    deconvolved = deconvolve_trace(y, p=p, g=g, bas_nonneg=bas_nonneg)
+    if p == 0:
+        return deconvolved
+    y = _check_trace(y)
+    for _ in range(refinements):
+        sn = min(calcium_free_residual_sd(y, deconvolved), deconvolved.sn)
+        deconvolved = deconvolve_trace(y, p=p, g=deconvolved.g, sn=sn, bas_nonneg=bas_nonneg)
+    return deconvolved
 
 
 def _check_options(p: int, optimize_g) -> int:

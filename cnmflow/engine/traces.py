@@ -18,7 +18,7 @@ import scipy.sparse as sp
 
 from cnmflow.engine.background import RingModel, ring_background
 from cnmflow.engine.chunking import chunk_slices
-from cnmflow.engine.deconvolution import deconvolve_trace
+from cnmflow.engine.deconvolution import deconvolve_trace, deconvolve_trace_refining_sn
 from cnmflow.engine.estimates import Estimates
 from cnmflow.engine.hals import clean_footprint, dilate_footprint, update_traces
 from cnmflow.engine.ring_projections import background_free_projections
@@ -33,6 +33,10 @@ SETTLING_SWEEPS = 10
 #: Passes of the ring model's solve, each re-estimating the smooth field, and sweeps per pass.
 FIELD_PASSES = 2
 PASS_SWEEPS = 1
+#: Ring model: re-solves of each trace with the noise sd its solution leaves unexplained
+#: (:func:`cnmflow.engine.deconvolution.deconvolve_trace_refining_sn`); the PSD estimate
+#: overestimates a bright trace's noise and shrinks its transients (issue #16).
+SN_REFINEMENTS = 1
 
 
 @dataclass(frozen=True)
@@ -121,9 +125,10 @@ def solve_traces(movie, model: TraceModel, C_init: np.ndarray, *, section: Trace
 
 
 def _sweeps(X: np.ndarray, U: np.ndarray, V: np.ndarray, K: int, *, section: TraceSection, nonneg_rest: bool,
-            sweeps: int = TEMPORAL_SWEEPS):
-    """Block-coordinate sweeps, in place on ``X``: the first ``K`` rows deconvolved, the rest
-    (background traces) least squares, non-negative when ``nonneg_rest``."""
+            sweeps: int = TEMPORAL_SWEEPS, sn_refinements: int = 0):
+    """Block-coordinate sweeps, in place on ``X``: the first ``K`` rows deconvolved (their noise
+    sd refined ``sn_refinements`` times), the rest (background traces) least squares,
+    non-negative when ``nonneg_rest``."""
     diag = np.maximum(np.diag(V), np.finfo(float).tiny)
     g_prior = _prior_g(section)
     results = [None] * K
@@ -131,13 +136,21 @@ def _sweeps(X: np.ndarray, U: np.ndarray, V: np.ndarray, K: int, *, section: Tra
     for _ in range(sweeps):
         for k in range(K):
             raw[k] = X[k] + (U[k] - V[k] @ X) / diag[k]
-            deconvolved = deconvolve_trace(raw[k], p=section.p, g=g_prior, bas_nonneg=section.bas_nonneg)
+            deconvolved = _deconvolve(raw[k], section, g_prior, sn_refinements)
             X[k] = deconvolved.denoised
             results[k] = deconvolved
         for j in range(K, X.shape[0]):
             update = X[j] + (U[j] - V[j] @ X) / diag[j]
             X[j] = np.maximum(update, 0.0) if nonneg_rest else update
     return results, raw
+
+
+def _deconvolve(raw: np.ndarray, section: TraceSection, g_prior, sn_refinements: int):
+    """One component's raw trace deconvolved, with the PSD noise sd or refined from it."""
+    if sn_refinements:
+        return deconvolve_trace_refining_sn(raw, p=section.p, g=g_prior, bas_nonneg=section.bas_nonneg,
+                                            refinements=sn_refinements)
+    return deconvolve_trace(raw, p=section.p, g=g_prior, bas_nonneg=section.bas_nonneg)
 
 
 def _ring_solve(movie, model: TraceModel, C_init: np.ndarray, *, section: TraceSection, chunk_frames: int):
@@ -160,7 +173,8 @@ def _ring_solve(movie, model: TraceModel, C_init: np.ndarray, *, section: TraceS
         U = np.vstack([U_all[:K], field.U])
         V = np.block([[V_all[:K, :K], field.V_neurons], [field.V_neurons.T, field.V_field]])
         X = np.vstack([C, field.f])
-        results, raw = _sweeps(X, U, V, K, section=section, nonneg_rest=False, sweeps=PASS_SWEEPS)
+        results, raw = _sweeps(X, U, V, K, section=section, nonneg_rest=False, sweeps=PASS_SWEEPS,
+                               sn_refinements=SN_REFINEMENTS)
         C = X[:K]
     return results, raw, X
 

@@ -7,7 +7,9 @@ import scipy.signal
 from cnmflow.engine.deconvolution import (
     Deconvolved,
     _noise_sd,
+    calcium_free_residual_sd,
     deconvolve_trace,
+    deconvolve_trace_refining_sn,
     deconvolve_traces,
     estimate_ar_coefficients,
 )
@@ -327,3 +329,43 @@ def test_initial_calcium_goes_to_c1_not_to_a_spike(p, g, c1_min):
     assert d.c1 == d.c[0] and c1_min < d.c1 < 3.3
     assert d.s[0] == 0 and d.s.max() < 0.3
     assert d.bl == pytest.approx(1.0, abs=0.05)
+
+
+# --- noise sd refined from the residual ------------------------------------------------------
+
+
+def test_refined_noise_sd_restores_a_bright_traces_transients():
+    """Fast, frequent, bright transients put power into the PSD noise band: the PSD sd is far
+    above the true one and the deconvolution shrinks the peaks; the refined sd is near the truth."""
+    true_sd = 0.04
+    y, c, _ = simulate((0.78,), seed=3, rate=0.05, sd=true_sd)
+    psd = deconvolve_trace(y, p=1, g=(0.78,))
+    refined = deconvolve_trace_refining_sn(y, p=1, g=(0.78,), refinements=2)
+    assert psd.sn > 3 * true_sd
+    assert refined.sn < 0.5 * psd.sn
+    assert np.corrcoef(psd.c, c)[0, 1] < 0.97
+    assert np.corrcoef(refined.c, c)[0, 1] > 0.99
+    assert refined.g == psd.g
+
+
+def test_refined_noise_sd_keeps_a_dim_traces_estimate():
+    """A dim trace whose PSD sd is already right keeps it (within 10 %)."""
+    y, c, _ = simulate((0.9,), seed=4, rate=0.01, sd=0.2)
+    psd = deconvolve_trace(y, p=1, g=(0.9,))
+    refined = deconvolve_trace_refining_sn(y, p=1, g=(0.9,))
+    assert refined.sn == pytest.approx(psd.sn, rel=0.1)
+    assert np.corrcoef(refined.c, c)[0, 1] >= np.corrcoef(psd.c, c)[0, 1] - 0.005
+
+
+def test_calcium_free_residual_sd_removes_only_the_calcium_shaped_part():
+    """What is left of the trace's own transients is not noise; contamination shaped otherwise is."""
+    rng = np.random.default_rng(5)
+    _, c, _ = simulate((0.9,), seed=5)
+    _, other, _ = simulate((0.9,), seed=6)
+    noise = 0.1 * rng.standard_normal(T)
+    fit = Deconvolved(c=c, s=np.zeros(T), bl=1.0, c1=float(c[0]), g=(0.9,), sn=1.0, lam=0.0)
+    shrunk = 1.0 + 1.4 * c + noise                  # 40 % of every transient left in the residual
+    assert calcium_free_residual_sd(shrunk, fit) == pytest.approx(0.1, rel=0.05)
+    contaminated = 1.0 + c + 0.5 * other + noise    # another cell's transients left in it
+    assert calcium_free_residual_sd(contaminated, fit) == pytest.approx(np.std(0.5 * other + noise), rel=0.05)
+    assert deconvolve_trace_refining_sn(np.full(100, 2.0), p=1, g=(0.9,)).sn == 0.0
