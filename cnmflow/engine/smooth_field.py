@@ -7,7 +7,8 @@ On the realistic CA1 simulator that residual neuropil is the largest term betwee
 the truth (benchmarks/README.md, issue #16 diagnosis). Here it is modelled as ``b·f``: ``b`` a
 few smooth spatial modes spanned by bilinear tents spaced 6·gSig apart (wider than a neuron, so
 a mode is fixed by the whole field, not by one cell), ``f`` their traces, solved jointly with the
-neurons' traces in the same block-coordinate sweeps, unconstrained in sign.
+neurons' traces in the same block-coordinate sweeps, unconstrained in sign. A second, local field
+on tents 3·gSig apart is solved on what the neurons and the wide field leave (out-of-focus cells).
 """
 
 from __future__ import annotations
@@ -24,6 +25,11 @@ from cnmflow.engine.resample import resampling_operators
 FIELD_RANK = 8
 #: Tent spacing in units of gSig (~1.5 gSiz: wider than a neuron and its surround; 3, 4, 6 and 8 tried).
 TENT_SPACING_GSIG = 6.0
+#: A second, local field on tents half as far apart, solved after the wide one: out-of-focus cells
+#: (blurred, a few gSig across) that the wide modes cannot follow and that share the neurons'
+#: kinetics, so they stayed in the dim neurons' traces (issue #16).
+LOCAL_FIELD_RANK = 8
+LOCAL_TENT_SPACING_GSIG = 3.0
 #: At most this many tents along a side: their projections are kept for every frame (like the
 #: neurons'), so a large field of view at a small gSig gets wider tents, not more memory.
 MAX_TENTS_PER_SIDE = 24
@@ -40,6 +46,7 @@ class SmoothField:
     V_neurons: np.ndarray  # (K, rank) ``Aᵀb``
     V_field: np.ndarray  # (rank, rank) ``bᵀb``
     f: np.ndarray        # (rank, T) initial traces, least squares given the neurons' traces
+    modes: np.ndarray    # (n_tents, rank) ``β``, the modes on the tents: ``b = G·β``
 
 
 def tent_basis(dims: tuple[int, int], spacing: int) -> sp.csc_matrix:
@@ -47,9 +54,9 @@ def tent_basis(dims: tuple[int, int], spacing: int) -> sp.csc_matrix:
     return sp.csc_matrix(resampling_operators(dims, max(int(spacing), 2))[1])
 
 
-def tent_spacing(gsig: float, dims: tuple[int, int]) -> int:
-    """Wider than a neuron with its surround, so that no mode fits one cell."""
-    return max(int(round(TENT_SPACING_GSIG * gsig)), math.ceil(max(dims) / MAX_TENTS_PER_SIDE), 2)
+def tent_spacing(gsig: float, dims: tuple[int, int], spacing_gsig: float = TENT_SPACING_GSIG) -> int:
+    """Wider than a neuron with its surround (the default), so that no mode fits one cell."""
+    return max(int(round(spacing_gsig * gsig)), math.ceil(max(dims) / MAX_TENTS_PER_SIDE), 2)
 
 
 def smooth_field(U_tents: np.ndarray, V_tents: np.ndarray, V_cross: np.ndarray, C: np.ndarray, *,
@@ -70,4 +77,4 @@ def smooth_field(U_tents: np.ndarray, V_tents: np.ndarray, V_cross: np.ndarray, 
     V_neurons = V_cross @ beta
     V_field = beta.T @ V_tents @ beta
     f = np.linalg.solve(V_field, U - V_neurons.T @ C) if rank else np.zeros((0, C.shape[1]))
-    return SmoothField(U=U, V_neurons=V_neurons, V_field=V_field, f=f)
+    return SmoothField(U=U, V_neurons=V_neurons, V_field=V_field, f=f, modes=beta)

@@ -23,7 +23,8 @@ from cnmflow.engine.estimates import Estimates
 from cnmflow.engine.hals import clean_footprint, dilate_footprint, update_traces
 from cnmflow.engine.ring_projections import background_free_projections
 from cnmflow.engine.sections import TraceSection
-from cnmflow.engine.smooth_field import FIELD_RANK, smooth_field, tent_basis, tent_spacing
+from cnmflow.engine.smooth_field import (FIELD_RANK, LOCAL_FIELD_RANK, LOCAL_TENT_SPACING_GSIG, smooth_field,
+                                         tent_basis, tent_spacing)
 from cnmflow.pixel_order import frames_to_pixels, image_to_column, pixels_to_frames
 
 #: Block-coordinate sweeps over all components (CaImAn's temporal update also does 2).
@@ -162,21 +163,36 @@ def _ring_solve(movie, model: TraceModel, C_init: np.ndarray, *, section: TraceS
         U = background_free_projections(movie, A, model.ring, C_init, chunk_frames=chunk_frames)
         X = C_init.astype(np.float64, copy=True)
         return *_sweeps(X, U, (A.T @ A).toarray(), K, section=section, nonneg_rest=False), X
-    tents = tent_basis(movie.shape[1:], tent_spacing(section.gSig, movie.shape[1:]))
-    basis = sp.hstack([A, tents], format="csc")
-    padded = np.vstack([C_init, np.zeros((tents.shape[1], T), C_init.dtype)])
+    dims = movie.shape[1:]
+    wide = tent_basis(dims, tent_spacing(section.gSig, dims))
+    local = tent_basis(dims, tent_spacing(section.gSig, dims, LOCAL_TENT_SPACING_GSIG))
+    basis = sp.hstack([A, wide, local], format="csc")
+    padded = np.vstack([C_init, np.zeros((wide.shape[1] + local.shape[1], T), C_init.dtype)])
     U_all = background_free_projections(movie, basis, model.ring, padded, chunk_frames=chunk_frames)
     V_all = (basis.T @ basis).toarray()
     C = C_init.astype(np.float64)
     for _ in range(FIELD_PASSES):
-        field = smooth_field(U_all[K:], V_all[K:, K:], V_all[:K, K:], C, rank=FIELD_RANK)
-        U = np.vstack([U_all[:K], field.U])
-        V = np.block([[V_all[:K, :K], field.V_neurons], [field.V_neurons.T, field.V_field]])
-        X = np.vstack([C, field.f])
+        U, V, X = _with_fields(U_all, V_all, C, K, wide.shape[1])
         results, raw = _sweeps(X, U, V, K, section=section, nonneg_rest=False, sweeps=PASS_SWEEPS,
                                sn_refinements=SN_REFINEMENTS)
         C = X[:K]
     return results, raw, X
+
+
+def _with_fields(U_all: np.ndarray, V_all: np.ndarray, C: np.ndarray, K: int, n_wide: int):
+    """The neurons' projections ``U``, Gram matrix ``V`` and traces ``X`` with the wide smooth
+    field's modes, then the local field's (solved on what the neurons and the wide field leave)."""
+    wide_rows, local_rows = slice(K, K + n_wide), slice(K + n_wide, None)
+    wide = smooth_field(U_all[wide_rows], V_all[wide_rows, wide_rows], V_all[:K, wide_rows], C, rank=FIELD_RANK)
+    U = np.vstack([U_all[:K], wide.U])
+    V = np.block([[V_all[:K, :K], wide.V_neurons], [wide.V_neurons.T, wide.V_field]])
+    X = np.vstack([C, wide.f])
+    if LOCAL_FIELD_RANK == 0 or U_all.shape[0] == K + n_wide:
+        return U, V, X
+    cross = np.vstack([V_all[:K, local_rows], wide.modes.T @ V_all[wide_rows, local_rows]])
+    local = smooth_field(U_all[local_rows], V_all[local_rows, local_rows], cross, X, rank=LOCAL_FIELD_RANK)
+    V = np.block([[V, local.V_neurons], [local.V_neurons.T, local.V_field]])
+    return np.vstack([U, local.U]), V, np.vstack([X, local.f])
 
 
 def _no_traces(n_frames: int, p: int, *, f: np.ndarray | None) -> TraceResult:
