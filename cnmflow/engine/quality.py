@@ -49,7 +49,8 @@ def trace_snr(raw: np.ndarray, *, window: int) -> np.ndarray:
     cumulative = np.cumsum(np.pad(log_tail, ((0, 0), (1, 0))), axis=1)
     window_sums = cumulative[:, window:] - cumulative[:, :-window]
     least_likely = window_sums.min(axis=1)
-    return -scipy.special.ndtri(np.exp(least_likely / window))
+    # a window beyond ~38 sd has a probability below float64's smallest: capped there, not inf
+    return -scipy.special.ndtri(np.exp(np.maximum(least_likely / window, np.log(np.finfo(float).tiny))))
 
 
 def spatial_consistency(movie, estimates: Estimates, *, chunk_frames: int = 500,

@@ -82,3 +82,13 @@ def test_no_components_give_empty_quality():
     quality = evaluate_components(movie, empty, fr=FR, decay_time=DECAY)
     assert quality.snr.shape == (0,) and quality.r_values.shape == (0,)
     assert trace_snr(np.zeros((0, T)), window=4).shape == (0,)
+
+
+def test_trace_snr_of_a_very_clean_transient_is_finite():
+    """A window far beyond float64's smallest tail probability (a clean, bright trace) gets a
+    large finite SNR, not inf (the fit's outputs must stay finite)."""
+    rng = np.random.default_rng(0)
+    raw = rng.standard_normal((1, 500))
+    raw[0, 100:120] += 80.0
+    snr = trace_snr(raw, window=5)
+    assert np.isfinite(snr).all() and snr[0] > 30
