@@ -159,10 +159,6 @@ def _ring_solve(movie, model: TraceModel, C_init: np.ndarray, *, section: TraceS
     before each of FIELD_PASSES passes (the first from ``C_init``, the patches' traces)."""
     A = sp.csc_matrix(model.A)
     K, T = A.shape[1], movie.shape[0]
-    if K == 0 or FIELD_RANK == 0:
-        U = background_free_projections(movie, A, model.ring, C_init, chunk_frames=chunk_frames)
-        X = C_init.astype(np.float64, copy=True)
-        return *_sweeps(X, U, (A.T @ A).toarray(), K, section=section, nonneg_rest=False), X
     dims = movie.shape[1:]
     wide = tent_basis(dims, tent_spacing(section.gSig, dims))
     local = tent_basis(dims, tent_spacing(section.gSig, dims, LOCAL_TENT_SPACING_GSIG))
@@ -187,8 +183,6 @@ def _with_fields(U_all: np.ndarray, V_all: np.ndarray, C: np.ndarray, K: int, n_
     U = np.vstack([U_all[:K], wide.U])
     V = np.block([[V_all[:K, :K], wide.V_neurons], [wide.V_neurons.T, wide.V_field]])
     X = np.vstack([C, wide.f])
-    if LOCAL_FIELD_RANK == 0 or U_all.shape[0] == K + n_wide:
-        return U, V, X
     cross = np.vstack([V_all[:K, local_rows], wide.modes.T @ V_all[wide_rows, local_rows]])
     local = smooth_field(U_all[local_rows], V_all[local_rows, local_rows], cross, X, rank=LOCAL_FIELD_RANK)
     V = np.block([[V, local.V_neurons], [local.V_neurons.T, local.V_field]])
