@@ -12,7 +12,7 @@ sizes and peak SNRs varied) it
   F1@0.5 on CA1 was 0.77 against auto's 0.83);
 - scores every fit with ``shape_scoring.shape_score`` (F1 at IoU >= 0.5 of 90%-energy masks) and
   ``scoring.score`` (F1 of 20%-of-max masks, IoU > 0.3);
-- compares the estimated radius (before the gSig = 1.15·r rule) with the true median half-max radius,
+- compares the estimated radius (before gSig = k·r, k by choose_gsig) with the true median half-max radius,
   measured on the true footprints as the estimator defines it (the azimuthal mean profile around the
   peak falls to half the peak).
 
@@ -24,7 +24,7 @@ seconds <= 10% of the extraction's.
     .venv/bin/python benchmarks/auto_params_benchmark.py --auto-only  # the estimates only, seconds
     .venv/bin/python benchmarks/auto_params_benchmark.py --full-grid  # all 9 threshold pairs at the best gSig
     .venv/bin/python benchmarks/auto_params_benchmark.py --held-out   # four movies no rule was read from
-    .venv/bin/python benchmarks/auto_params_benchmark.py --gsig-sweep # F1 at gSig = k x r, the evidence for 1.15
+    .venv/bin/python benchmarks/auto_params_benchmark.py --gsig-sweep # F1 at gSig = k x r_true
     .venv/bin/python benchmarks/auto_params_benchmark.py --reference   # auto vs hand-tuned files and CaImAn
     .venv/bin/python benchmarks/auto_params_benchmark.py --grid-from results/OLD.json  # fit auto's values only
     .venv/bin/python benchmarks/auto_params_benchmark.py --candidates  # what the seeds above the cuts lie on
@@ -221,7 +221,7 @@ def run_movie(movie: Movie, *, full: bool, auto_only: bool, before: dict | None 
 
 
 def gsig_sweep(factors: tuple[float, ...] = SWEEP_FACTORS) -> list[dict]:
-    """F1 at gSig = k·r_true (k in ``factors``) on the SWEEP movies: the evidence for ``gsig_for``."""
+    """F1 at gSig = k·r_true (k in ``factors``) on the SWEEP movies: the range :data:`cnmflow.auto_params.GSIG_FACTORS` covers."""
     from cnmflow.auto_params import gsiz_for
 
     records = []
@@ -394,7 +394,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--auto-only", action="store_true", help="estimate only, no fits")
     parser.add_argument("--full-grid", action="store_true", help="all of {0.6, 0.7, 0.8} x {5, 7, 10}")
-    parser.add_argument("--gsig-sweep", action="store_true", help="F1 at gSig = k x the true radius (gsig_for's evidence)")
+    parser.add_argument("--gsig-sweep", action="store_true", help="F1 at gSig = k x the true radius (the range choose_gsig searches)")
     parser.add_argument("--reference", action="store_true",
                         help="auto vs hand-tuned files and CaImAn's own results on movies outside the simulator")
     parser.add_argument("--factors", type=float, nargs="+", help="--gsig-sweep's k (default 1 1.15 1.3 1.5)")

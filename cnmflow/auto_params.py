@@ -10,9 +10,11 @@ profile of the frame where the blob's centre peaks (minus the mean), above the p
 minimum out to 3× the population's disk radius √2·σ* (σ* = where the blobs' median response
 peaks). Measuring rather than converting σ*: a disk peaks at σ = r/√2, a Gaussian at σ = s, so
 σ alone is ±20% off; and the frame rather than ``M``: the per-pixel noise maximum lifts ``M``'s
-floor around a cell more than its centre and shrinks the radius. ``gSig`` = 1.15 × the median over
-blobs (the engine does best a little above the half-max radius, :func:`gsig_for`); gSiz follows it by
-the seed's rule ``gSiz = 2·gSig + 1`` (see :func:`gsiz_for`).
+floor around a cell more than its centre and shrinks the radius. ``gSig`` = k × that radius, k in
+:data:`GSIG_FACTORS` chosen by :func:`choose_gsig`: the k whose seed images (filter and PNR) set the visible
+blobs furthest above that gSig's own PNR cut — the filter size that best separates this movie's cells from its
+null (no single k held for both cell types on the realistic simulator); gSiz follows it by the seed's rule
+``gSiz = 2·gSig + 1`` (see :func:`gsiz_for`).
 
 Thresholds. The correlation and PNR images are computed as the corr_pnr seeding computes them
 (:func:`seed_images`: the seed kernel, the 2σ correlation threshold, on the movie downsampled by
@@ -161,6 +163,7 @@ class AutoEstimate:
     seed_distinct: np.ndarray = field(default_factory=lambda: np.zeros(0, bool), repr=False)  # (n,) distinct_seeds
     seed_radii: np.ndarray = field(default_factory=lambda: np.zeros(0), repr=False)  # (n,) px, NaN: not measured
     seed_round: np.ndarray = field(default_factory=lambda: np.zeros(0, bool), repr=False)  # (n,) see round_seeds
+    gsig_choice: "GsigChoice | None" = field(default=None, repr=False)  # None: gSig was given
 
     def seed_classes(self) -> dict[str, np.ndarray]:
         """Masks over ``seeds`` of the distinct ones (above both cuts) by shape: "cell" (round, half-max radius
@@ -185,13 +188,19 @@ class AutoEstimate:
     def reasons(self) -> dict[str, str]:
         """One line per value: the rule and the numbers it came from."""
         return {
-            "gSig": f"{self.gSig:g} px: {GSIG_PER_RADIUS:g} × {self.gSig / GSIG_PER_RADIUS:.2f} px, the {self.radius.evidence()}",
+            "gSig": self._gsig_reason(),
             "gSiz": f"{self.gSiz}: 2·gSig+1 (the seed's rule)",
             "min_corr": f"{self.min_corr:g}: {self.corr.evidence()}{self._relaxed()}",
             "min_pnr": (f"{self.min_pnr:g}: {self.pnr.evidence()}, on the downsampled PNR (/ {self.pnr_reduction:.3g}: "
                         f"min_pnr is a full-rate PNR){self._relaxed()}; {len(self.seeds)} candidate seeds above both cuts"
                         f"{self._scales()}"),
         }
+
+    def _gsig_reason(self) -> str:
+        if self.gsig_choice is None:
+            return f"{self.gSig:g} px: given"
+        return (f"{self.gSig:g} px: {self.gsig_choice.evidence()}; the radius {self.radius.radius:.2f} px is the "
+                f"{self.radius.evidence()}")
 
     def _scales(self) -> str:
         if not self.seed_distinct.any():
@@ -215,22 +224,6 @@ class AutoEstimate:
 #: among the candidates above both cuts on 10 realistic movies (auto_params_benchmark.py --candidates), in-focus
 #: cells lay at 0.9–1.2× (median), out-of-focus cells at 1.0–2.0×.
 CELL_SCALE_BAND = (0.75, 1.4)
-
-#: gSig over the half-max radius r (see :func:`gsig_for`).
-GSIG_PER_RADIUS = 1.15
-
-
-def gsig_for(radius: float) -> float:
-    """The engine's gSig for cells of half-max radius ``radius`` (px): ``1.15·r``.
-
-    Measured on six 128²×800 realistic movies (CA1 and cortex L2/3, true r 4.3–6.6 px, peak SNR 1–4 to
-    1.5–10, seeds 5–7; benchmarks/README.md, auto_params_benchmark.py --gsig-sweep): F1@IoU0.5 at gSig = k·r_true,
-    min_corr/min_pnr 0.75/8, averaged 0.593 / 0.662 / 0.614 / 0.502 at k = 1.0 / 1.15 / 1.3 / 1.5, 1.15
-    best on 4 of 6 (an empirical relation of this engine: its seed box 2·gSig + 1 and the seed filter's disc
-    must hold the cell with its scattering halo; at gSig = r, cells were split or cut).
-    """
-    return GSIG_PER_RADIUS * radius
-
 
 def gsiz_for(gsig: float) -> int:
     """The seed's bounding-box half-size for a radius (its table: gSig 3 → gSiz 7).
@@ -583,6 +576,56 @@ def scale_to_length(cut: ThresholdEstimate, n_sample: int, n_movie: int) -> Thre
                    null=f"{cut.null}, carried from {n_sample} to {n_movie} frames")
 
 
+#: gSig / half-max radius tried by :func:`choose_gsig`: the estimated radius times these spans where the grid's
+#: best gSig lay on 7 of 8 benchmark movies (0.92–1.27·r). Not below 1: the PNR margin of cortex L2/3 160² was
+#: level at 0.9 and 1.15 (2.14 / 2.08) and chose 0.9 (gSig 3.98), where the engine's F1@0.5 falls off a cliff
+#: (0.783 → 0.587; gSig 4 gave 0.41 on its grid) — the margin does not see a filter too small for the cell.
+GSIG_FACTORS = (1.0, 1.15, 1.3)
+
+
+@dataclass(frozen=True)
+class GsigChoice:
+    """The gSig whose seed search sets the visible cells furthest above its own PNR cut, and the margins."""
+
+    factor: float  # chosen gSig / radius
+    factors: tuple[float, ...]
+    margins: tuple[float, ...]  # per factor: median over visible blobs of their PNR / the PNR cut at that gSig
+    images: SeedImages  # the seed images at the chosen gSig (reused for the cuts)
+
+    def evidence(self) -> str:
+        tried = ", ".join(f"{k:g}: {m:.2f}" for k, m in zip(self.factors, self.margins))
+        return (f"{self.factor:g} × the radius, where the visible blobs' PNR stands furthest above the PNR cut read at "
+                f"that gSig (median PNR / cut at {tried})")
+
+
+def pnr_margin(images: SeedImages, gsig: float, blobs: np.ndarray) -> float:
+    """Median over ``blobs`` (n, 2) of their PNR over the flipped-maxima PNR cut at this gSig: how far the seed
+    search at this gSig sets the cells the projection shows above its own noise null."""
+    maxima = null_maxima(images.flipped_pnr, gsig)
+    cut = noise_floor_cut(maxima, name="PNR", null="flipped maxima", k=noise_k(len(maxima))).cut
+    return float(np.median(images.pnr[blobs[:, 0], blobs[:, 1]]) / max(cut, np.finfo(float).tiny))
+
+
+def choose_gsig(movie: np.ndarray, radius: RadiusEstimate, *, center_psf: bool,
+                factors: Sequence[float] = GSIG_FACTORS) -> GsigChoice:
+    """gSig = k·r for the k in ``factors`` whose seed images set the visible blobs (the strongest round blobs
+    of the projection) furthest above that gSig's PNR cut: the filter size that best separates these cells
+    from the sign-flipped movie's null, as a matched filter would, but read on the cells and the null of this
+    movie. No single k fitted both cell types (benchmarks/README.md: the grid's best gSig lay at 0.92–0.97·r
+    on CA1 and 1.13–1.27·r on cortex L2/3, whose profiles have the same shape), and at the grid's best gSig
+    auto's own cuts came within 0.02 of the grid's best F1 on 4 of 8 movies against 2 of 8 at 1.15·r."""
+    n = max(radius.n_visible, MIN_BLOBS)
+    blobs = np.asarray(radius.blobs[:n], dtype=int)
+    best: tuple[float, int, SeedImages] | None = None
+    margins = []
+    for i, k in enumerate(factors):
+        images = seed_images(movie, gsig=k * radius.radius, center_psf=center_psf)
+        margins.append(pnr_margin(images, k * radius.radius, blobs))
+        if best is None or margins[-1] > best[0]:
+            best = (margins[-1], i, images)
+    return GsigChoice(factor=float(factors[best[1]]), factors=tuple(factors), margins=tuple(margins), images=best[2])
+
+
 def threshold_estimates(images: SeedImages, *, n_frames: int, gsig: float, center_psf: bool,
                         rng: int | np.random.Generator | None,
                         n_movie_frames: int | None = None) -> tuple[ThresholdEstimate, ThresholdEstimate]:
@@ -611,8 +654,13 @@ def estimate_from_movie(movie: np.ndarray, *, gsig: float | None = None, center_
     if getattr(movie, "ndim", None) != 3 or movie.shape[0] < 2:
         raise ParameterError(f"'auto' needs a (frames, rows, cols) movie of at least 2 frames, got {movie.shape}")
     radius = estimate_radius(smoothed_in_time(movie))
-    g = float(gsig) / ssub if gsig is not None else gsig_for(radius.radius)
-    images = seed_images(movie, gsig=g, center_psf=center_psf)
+    choice = None
+    if gsig is not None:
+        g = float(gsig) / ssub
+        images = seed_images(movie, gsig=g, center_psf=center_psf)
+    else:
+        choice = choose_gsig(movie, radius, center_psf=center_psf)
+        g, images = choice.factor * radius.radius, choice.images
     corr, pnr = threshold_estimates(images, n_frames=movie.shape[0], gsig=g, center_psf=center_psf, rng=rng,
                                     n_movie_frames=n_movie_frames)
     reduction = pnr_reduction(tsub, ssub)
@@ -628,7 +676,7 @@ def estimate_from_movie(movie: np.ndarray, *, gsig: float | None = None, center_
     return AutoEstimate(gSig=gsig_out, gSiz=gsiz_for(gsig_out), min_corr=min_corr, min_pnr=min_pnr,
                         radius=radius, corr=corr, pnr=pnr, correlation_image=images.correlation,
                         pnr_image=images.pnr, seeds=seeds, n_frames_used=int(movie.shape[0]),
-                        pnr_reduction=reduction, relaxed=relaxed,
+                        pnr_reduction=reduction, relaxed=relaxed, gsig_choice=choice,
                         **seed_shapes(movie, images, seeds, radius=radius.radius))
 
 

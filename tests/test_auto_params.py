@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import tifffile
 
-from cnmflow.auto_params import GSIG_PER_RADIUS, estimate_from_movie, gsig_for, gsiz_for, noise_k, pnr_reduction
+from cnmflow.auto_params import GSIG_FACTORS, estimate_from_movie, gsiz_for, noise_k, pnr_margin, pnr_reduction
 from cnmflow.errors import ParameterError
 from cnmflow.synthetic.realistic import simulate_realistic_1p
 
@@ -33,7 +33,8 @@ def test_radius_is_within_20_percent_of_the_true_half_max_radius(simulated, name
     est = estimate_from_movie(_tsub2(sim.movie), tsub=2)
     truth = _half_max_radius(sim.truth.footprints)
     assert abs(est.radius.radius / truth - 1) <= 0.2, (est.radius.radius, truth)
-    assert est.gSig == round(gsig_for(est.radius.radius), 2) == round(GSIG_PER_RADIUS * est.radius.radius, 2)
+    choice = est.gsig_choice   # gSig = k·r, k the factor whose seed search sets the visible blobs furthest above its cut
+    assert choice.factor in GSIG_FACTORS and est.gSig == round(choice.factor * est.radius.radius, 2)
     assert est.gSiz == gsiz_for(est.gSig) == int(round(2 * est.gSig)) + 1
 
 
@@ -51,9 +52,30 @@ def test_at_low_snr_vessels_and_duplicate_maxima_do_not_set_the_radius(name):
 
 
 def test_the_two_cell_sizes_are_told_apart(simulated):
-    big = estimate_from_movie(_tsub2(simulated["ca1"].movie)).gSig
-    small = estimate_from_movie(_tsub2(simulated["cortex_l23"].movie)).gSig
+    big = estimate_from_movie(_tsub2(simulated["ca1"].movie)).radius.radius
+    small = estimate_from_movie(_tsub2(simulated["cortex_l23"].movie)).radius.radius
     assert big > 1.2 * small
+
+
+@pytest.mark.parametrize("name", ["ca1", "cortex_l23"])
+def test_gsig_is_the_factor_that_sets_the_visible_cells_furthest_above_its_cut(simulated, name):
+    """gSig = k·r for the k whose seed images put the projection's visible blobs furthest above that gSig's own
+    PNR cut (the grid's best gSig lay at 0.92–0.97·r on CA1 and 1.13–1.27·r on cortex: no single k): each
+    factor's margin, recomputed from its own seed images, is no larger than the chosen one's, and the reason
+    states them."""
+    from cnmflow.auto_params import seed_images
+
+    movie = _tsub2(simulated[name].movie)
+    est = estimate_from_movie(movie, tsub=2)
+    r, choice = est.radius.radius, est.gsig_choice
+    blobs = est.radius.blobs[:max(est.radius.n_visible, 5)]
+    margins = [pnr_margin(seed_images(movie, gsig=k * r, center_psf=True), k * r, blobs) for k in GSIG_FACTORS]
+    assert margins == pytest.approx(list(choice.margins), rel=1e-6)
+    assert max(margins) == pytest.approx(margins[GSIG_FACTORS.index(choice.factor)])
+    assert min(margins) < max(margins)   # the factors differ: the choice is no tie broken by order
+    assert f"{choice.factor:g} × the radius" in est.reasons()["gSig"]
+    given = estimate_from_movie(movie, tsub=2, gsig=5.0)
+    assert given.gsig_choice is None and given.reasons()["gSig"].endswith("given")
 
 
 @pytest.mark.parametrize("seed", [0, 1, 2])
@@ -88,9 +110,10 @@ def test_min_pnr_is_a_full_rate_pnr(simulated):
 def test_no_candidate_above_the_null_cuts_relaxes_to_the_visible_blobs():
     """40 frames: the white-noise null of so short a movie puts the correlation cut above every candidate,
     while the projection shows a few significant round blobs; the cuts relax to keep that many candidates,
-    the strongest, on cells — a run with zero cells would follow otherwise."""
+    the strongest, on cells — a run with zero cells would follow otherwise. (gSig 7 given: at the gSig auto
+    chooses here, 6.17, one candidate passes the null's cuts.)"""
     sim = simulate_realistic_1p("ca1", shape=(96, 96), n_frames=40, rng=4, peak_snr=(2.0, 6.0))
-    est = estimate_from_movie(sim.movie)
+    est = estimate_from_movie(sim.movie, gsig=7.0)
     assert est.relaxed == est.radius.n_visible > 0 and len(est.seeds) == est.relaxed
     assert est.min_corr < est.corr.cut or est.min_pnr < est.pnr.cut
     at = est.seeds[:, 0], est.seeds[:, 1]
@@ -129,8 +152,9 @@ def test_the_pnr_null_is_read_at_the_flipped_movies_local_maxima(simulated):
 
     movie = _tsub2(simulated["cortex_l23"].movie)
     est = estimate_from_movie(movie, tsub=2)
-    flipped = seed_images(movie, gsig=est.gSig, center_psf=True).flipped_pnr
-    maxima = null_maxima(flipped, est.gSig)
+    gsig = est.gsig_choice.factor * est.radius.radius   # est.gSig is rounded to 0.01
+    flipped = seed_images(movie, gsig=gsig, center_psf=True).flipped_pnr
+    maxima = null_maxima(flipped, gsig)
     assert est.pnr.floor == pytest.approx(np.median(maxima), rel=1e-5) and est.pnr.k == pytest.approx(noise_k(len(maxima)))
     assert est.min_pnr == pytest.approx(est.pnr.cut / np.sqrt(2), abs=0.01)
     assert np.median(maxima) > np.median(flipped)

@@ -36,7 +36,7 @@ def test_the_figure_of_a_relaxed_estimate_is_written(tmp_path):
     from cnmflow.suggest_figure import write_suggestion_figure
 
     sim = simulate_realistic_1p("ca1", shape=(96, 96), n_frames=40, rng=4, peak_snr=(2.0, 6.0))
-    est = estimate_from_movie(sim.movie, tsub=1)
+    est = estimate_from_movie(sim.movie, tsub=1, gsig=7.0)   # the fallback's premise at this gSig (see test_auto_params)
     assert est.relaxed > 0
     path = write_suggestion_figure(est, tmp_path / "relaxed.png")
     assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and path.stat().st_size > 20_000
