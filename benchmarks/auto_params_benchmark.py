@@ -28,6 +28,8 @@ seconds <= 10% of the extraction's.
     .venv/bin/python benchmarks/auto_params_benchmark.py --reference   # auto vs hand-tuned files and CaImAn
     .venv/bin/python benchmarks/auto_params_benchmark.py --grid-from results/OLD.json  # fit auto's values only
     .venv/bin/python benchmarks/auto_params_benchmark.py --candidates  # what the seeds above the cuts lie on
+    .venv/bin/python benchmarks/auto_params_benchmark.py --decompose --grid-from results/auto_params_benchmark.json
+    .venv/bin/python benchmarks/auto_params_benchmark.py --sweep-auto  # auto vs gSig = 1.15·r on the sweep movies
 """
 
 from __future__ import annotations
@@ -220,6 +222,52 @@ def run_movie(movie: Movie, *, full: bool, auto_only: bool, before: dict | None 
     return record
 
 
+def downsampled(frames: np.ndarray) -> np.ndarray:
+    """The movie block-mean downsampled by TSUB in time, as the estimate's sample of a short movie is."""
+    frames = frames[: frames.shape[0] // TSUB * TSUB]
+    return frames.reshape(-1, TSUB, *frames.shape[1:]).mean(axis=1, dtype=np.float32)
+
+
+def decompose(movie: Movie, grid: list[dict]) -> dict:
+    """How much of auto's gap to the grid's best is the gSig and how much the cuts: F1 at auto's gSig with the
+    grid's best cuts, and at the grid's best gSig with the cuts auto computes at that gSig."""
+    from cnmflow.auto_params import estimate_from_movie, gsiz_for
+
+    sim = simulate(movie)
+    sample = downsampled(sim.movie)
+    auto = estimate_from_movie(sample, tsub=TSUB)
+    best = max(grid, key=lambda r: r["f1_iou50"])
+    g, c, p = (best["params"][k] for k in ("gSig", "min_corr", "min_pnr"))
+    at_best = estimate_from_movie(sample, tsub=TSUB, gsig=g)
+    points = {"auto": (auto.gSig, auto.gSiz, auto.min_corr, auto.min_pnr),
+              "auto_gsig_best_cuts": (auto.gSig, auto.gSiz, c, p),
+              "best_gsig_auto_cuts": (g, gsiz_for(g), at_best.min_corr, at_best.min_pnr)}
+    record = {"movie": movie.name, "best": best}
+    for key, values in points.items():
+        record[key] = fit_and_score(sim.movie, sim.truth, fit_params(movie.fr, *values))
+    return record
+
+
+def sweep_auto() -> list[dict]:
+    """On the SWEEP movies, auto's values against the fixed rule gSig = 1.15·r it replaced (with auto's cuts at
+    that gSig): the check of ``choose_gsig`` on the movies the factor was first read from."""
+    from cnmflow.auto_params import estimate_from_movie, gsiz_for
+
+    records = []
+    for movie in SWEEP:
+        sim = simulate(movie)
+        sample = downsampled(sim.movie)
+        auto = estimate_from_movie(sample, tsub=TSUB)
+        fixed = estimate_from_movie(sample, tsub=TSUB, gsig=round(1.15 * auto.radius.radius, 2))
+        records.append({"movie": movie.name, "factor": auto.gsig_choice.factor, "margins": auto.gsig_choice.margins,
+                        "auto": fit_and_score(sim.movie, sim.truth, fit_params(movie.fr, auto.gSig, auto.gSiz,
+                                                                               auto.min_corr, auto.min_pnr)),
+                        "fixed_1.15": fit_and_score(sim.movie, sim.truth, fit_params(
+                            movie.fr, fixed.gSig, gsiz_for(fixed.gSig), fixed.min_corr, fixed.min_pnr))})
+        print(json.dumps(records[-1]), flush=True)
+    return records
+
+
 def gsig_sweep(factors: tuple[float, ...] = SWEEP_FACTORS) -> list[dict]:
     """F1 at gSig = k·r_true (k in ``factors``) on the SWEEP movies: the range :data:`cnmflow.auto_params.GSIG_FACTORS` covers."""
     from cnmflow.auto_params import gsiz_for
@@ -343,8 +391,7 @@ def candidate_record(movie: Movie) -> dict:
     from cnmflow.auto_params import estimate_from_movie
 
     sim = simulate(movie)
-    frames = sim.movie[: sim.movie.shape[0] // TSUB * TSUB]
-    est = estimate_from_movie(frames.reshape(-1, TSUB, *frames.shape[1:]).mean(axis=1, dtype=np.float32), tsub=TSUB)
+    est = estimate_from_movie(downsampled(sim.movie), tsub=TSUB)
     classes = est.seed_classes()
     distinct = est.seed_distinct
     seeds = est.seeds[distinct]
@@ -401,6 +448,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--candidates", action="store_true",
                         help="what the seeds above auto's cuts lie on, by shape class, and each feature's AUC for "
                         "in-focus seeds (SWEEP and the default movies, or --held-out)")
+    parser.add_argument("--decompose", action="store_true", help="with --grid-from: F1 at auto's gSig with the grid's "
+                        "best cuts and at the grid's best gSig with auto's cuts there (what part of the gap is which)")
+    parser.add_argument("--sweep-auto", action="store_true", help="auto against gSig = 1.15·r (auto's cuts) on the "
+                        "--gsig-sweep movies")
     parser.add_argument("--held-out", action="store_true", help="the held-out movies instead of the four tuned on")
     parser.add_argument("--before", type=Path, help="an --auto-only JSON of an earlier estimator: fit its values too")
     parser.add_argument("--grid-from", type=Path, help="an earlier run's JSON: reuse its grid fits (they do not "
@@ -417,6 +468,17 @@ def main(argv: list[str] | None = None) -> int:
         out = args.out or RESULTS / "auto_params_gsig_sweep.json"
         out.parent.mkdir(parents=True, exist_ok=True)
         out.write_text(json.dumps({"thresholds": SWEEP_THRESHOLDS, "runs": sweep}, indent=1))
+        return 0
+    if args.sweep_auto or args.decompose:
+        if args.decompose and not args.grid_from:
+            parser.error("--decompose needs --grid-from (a run's grid fits)")
+        grids = {r["movie"]: r["grid"] for r in json.loads(args.grid_from.read_text())["runs"]} if args.decompose else {}
+        runs = (sweep_auto() if args.sweep_auto else
+                [decompose(m, grids[m.name]) for m in (HELD_OUT if args.held_out else MOVIES) if m.name in grids])
+        name = "sweep_auto" if args.sweep_auto else f"decompose{'_held_out' if args.held_out else ''}"
+        out = args.out or RESULTS / f"auto_params_{name}.json"
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(json.dumps({"runs": runs}, indent=1))
         return 0
     if args.candidates:
         records = [candidate_record(movie) for movie in (HELD_OUT if args.held_out else MOVIES + SWEEP)]

@@ -199,8 +199,8 @@ class AutoEstimate:
     def _gsig_reason(self) -> str:
         if self.gsig_choice is None:
             return f"{self.gSig:g} px: given"
-        return (f"{self.gSig:g} px: {self.gsig_choice.evidence()}; the radius {self.radius.radius:.2f} px is the "
-                f"{self.radius.evidence()}")
+        return (f"{self.gSig:g} px: {self.gsig_choice.evidence()}; the radius {self.gSig / self.gsig_choice.factor:.2f} "
+                f"px is the {self.radius.evidence()}")
 
     def _scales(self) -> str:
         if not self.seed_distinct.any():
@@ -612,8 +612,9 @@ def choose_gsig(movie: np.ndarray, radius: RadiusEstimate, *, center_psf: bool,
     of the projection) furthest above that gSig's PNR cut: the filter size that best separates these cells
     from the sign-flipped movie's null, as a matched filter would, but read on the cells and the null of this
     movie. No single k fitted both cell types (benchmarks/README.md: the grid's best gSig lay at 0.92–0.97·r
-    on CA1 and 1.13–1.27·r on cortex L2/3, whose profiles have the same shape), and at the grid's best gSig
-    auto's own cuts came within 0.02 of the grid's best F1 on 4 of 8 movies against 2 of 8 at 1.15·r."""
+    on CA1 and 1.13–1.27·r on cortex L2/3, whose profiles have the same shape), and the gSig was most of auto's
+    gap: auto's own cuts at the grid's best gSig came within 0.02 of the grid's best F1@0.5 on 4 of 8 movies,
+    the grid's best cuts at 1.15·r on 2 of 8."""
     n = max(radius.n_visible, MIN_BLOBS)
     blobs = np.asarray(radius.blobs[:n], dtype=int)
     best: tuple[float, int, SeedImages] | None = None
