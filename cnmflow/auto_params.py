@@ -294,7 +294,19 @@ def smoothed_in_time(movie: np.ndarray, frames: int = RADIUS_SMOOTH_FRAMES) -> n
     """
     if frames <= 1 or movie.shape[0] < frames:
         return np.asarray(movie, dtype=np.float32)
-    return ndi.uniform_filter1d(np.asarray(movie, dtype=np.float32), frames, axis=0, mode="nearest")
+    if frames % 2 == 0:  # an even window is off-centre (scipy's origin rule); the estimate uses 3
+        return ndi.uniform_filter1d(np.asarray(movie, dtype=np.float32), frames, axis=0, mode="nearest")
+    # the same sums as scipy's filter (float64, replicated ends) over blocks of rows, shifted frame slices
+    # instead of its per-pixel lines along time: equal values, a third of the CPU on a 400×128² sample
+    half, out = frames // 2, np.empty(movie.shape, np.float32)
+    for r0 in range(0, movie.shape[1], 32):
+        block = np.asarray(movie[:, r0:r0 + 32], np.float64)
+        padded = np.concatenate([np.repeat(block[:1], half, 0), block, np.repeat(block[-1:], half, 0)])
+        total = np.zeros_like(block)
+        for j in range(frames):
+            total += padded[j:j + len(block)]
+        out[:, r0:r0 + 32] = total / frames
+    return out
 
 
 def estimate_radius(movie: np.ndarray, *, n_blobs: int = N_BLOBS) -> RadiusEstimate:

@@ -273,3 +273,17 @@ def test_seeds_above_the_cuts_are_classed_by_shape(simulated):
     cells, others = classes["cell"], classes["ridge"] | classes["broader"] | classes["smaller"]
     assert cells.sum() >= 10 and on_cell[cells].mean() > 0.8 and on_cell[others].mean() < on_cell[cells].mean() - 0.2
     assert f"{cells.sum()} are round" in est.reasons()["min_pnr"]
+
+
+@pytest.mark.parametrize("frames", [3, 5])
+def test_the_running_mean_is_the_centred_uniform_filter_with_replicated_ends(frames):
+    """The radius is read on the running mean of a few frames: each frame the mean of its neighbours, the first
+    and last frames repeated past the ends (scipy's ``uniform_filter1d(mode='nearest')``, value for value)."""
+    from scipy import ndimage as ndi
+
+    from cnmflow.auto_params import smoothed_in_time
+
+    movie = np.random.default_rng(frames).normal(100.0, 5.0, (41, 70, 9)).astype(np.float32)
+    assert np.array_equal(smoothed_in_time(movie, frames), ndi.uniform_filter1d(movie, frames, axis=0, mode="nearest"))
+    assert smoothed_in_time(movie, frames)[1] == pytest.approx(movie[:frames].mean(axis=0) if frames == 3 else
+                                                               (2 * movie[0] + movie[1] + movie[2] + movie[3]) / 5, rel=1e-6)
