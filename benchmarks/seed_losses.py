@@ -1,0 +1,262 @@
+"""Where each true neuron the 1P engine misses is lost (issue #16): never a seed, seeded but dropped,
+or found with a footprint that matches at IoU <= 0.3.
+
+A diagnostic, not part of the product: it wraps the patch job's stages in this process (patches run
+in-process, ``n_processes`` 1) and records, per patch, the first and residual searches' correlation /
+PNR / search images, every seed tried and what became of it, what ``_neurons_only`` dropped and the
+refined footprints; then classifies each unmatched true neuron by the first stage that lost it.
+
+    PYTHONPATH=. .venv/bin/python benchmarks/seed_losses.py benchmarks/results/realistic_cortex_l23_256x256x1200_seed1.npy \
+        --set gSig=3 gSiz=13 min_corr=0.7 min_pnr=5 rf=40 stride=20 fr=20
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from collections import Counter
+from pathlib import Path
+
+import numpy as np
+
+from cnmflow.engine.footprint_shape import MAX_INITIAL_RADIUS_FACTOR, neuron_sized
+from cnmflow.engine.init import corr_pnr
+from cnmflow.engine.patch_job import one_photon
+from cnmflow.pixel_order import column_to_image
+
+RECORD: dict = dict(box=None, kind=None, searches=[], tries=[], halo=[], sized=[], refined=[])
+
+
+def _wrap_patch_and_search() -> None:
+    fit_downsampled, greedy = one_photon._fit_downsampled, corr_pnr._greedy
+
+    def fit_downsampled_probe(Y, patch, box, job, **kw):
+        RECORD["box"] = box
+        return fit_downsampled(Y, patch, box, job, **kw)
+
+    def greedy_probe(st, **kw):
+        RECORD["kind"] = "first" if kw.get("found_before") is None else "residual"
+        RECORD["searches"].append(dict(box=RECORD["box"], kind=RECORD["kind"], cn=st.cn.copy(), pnr=st.pnr.copy(),
+                                       search=st.search.copy(), min_pnr=st.min_pnr, min_corr=st.min_corr,
+                                       state=st))  # st.cn / st.pnr at the search's end: after its removals
+        return greedy(st, **kw)
+
+    one_photon._fit_downsampled, corr_pnr._greedy = fit_downsampled_probe, greedy_probe
+
+
+def _wrap_seed_outcomes() -> None:
+    init_one, on_halo = corr_pnr._init_one, corr_pnr._on_found_halo
+
+    def init_probe(st, r, c, gsiz):
+        out = init_one(st, r, c, gsiz)
+        why = "ok" if out is not None else ("no transient" if st.peak[r, c] < st.min_pnr * st.sn[r, c] else "empty")
+        RECORD["tries"].append(dict(box=RECORD["box"], kind=RECORD["kind"], at=(r, c), why=why))
+        return out
+
+    def halo_probe(trace, seed, traces, centers, gsiz):
+        on = on_halo(trace, seed, traces, centers, gsiz)
+        if on:
+            RECORD["tries"][-1]["why"] = "halo of a found component"
+        return on
+
+    block_core = corr_pnr._block_core
+
+    def block_probe(blocked, a, seed, disc):
+        RECORD["searches"][-1]["blocked"] = blocked  # the search's own array: its final state is read later
+        return block_core(blocked, a, seed, disc)
+
+    corr_pnr._init_one, corr_pnr._on_found_halo, corr_pnr._block_core = init_probe, halo_probe, block_probe
+
+
+def _wrap_sizing_and_refine() -> None:
+    neurons_only, refine = one_photon._neurons_only, one_photon._refine
+
+    def sized_probe(A, C, dims, gsig, edges):
+        keep = neuron_sized(A, dims, gsig=gsig, fov_edges=edges, factor=MAX_INITIAL_RADIUS_FACTOR)
+        RECORD["sized"].append(dict(box=RECORD["box"], kind=RECORD["kind"], dims=dims,
+                                    A=[column_to_image(A[:, k], dims) for k in range(A.shape[1])], keep=keep))
+        return neurons_only(A, C, dims, gsig, edges)
+
+    def refine_probe(Y, A, C, ring, section, **kw):
+        dims = Y.shape[1:]
+        out = refine(Y, A, C, ring, section, **kw)
+        RECORD["refined"].append(dict(box=RECORD["box"], A=[column_to_image(out[0][:, k], dims)
+                                                            for k in range(out[0].shape[1])]))
+        return out
+
+    one_photon._neurons_only, one_photon._refine = sized_probe, refine_probe
+
+
+def _in_box(box, point) -> bool:
+    return box.row0 <= point[0] < box.row1 and box.col0 <= point[1] < box.col1
+
+
+def _local(box, mask: np.ndarray) -> np.ndarray:
+    return mask[box.row0:box.row1, box.col0:box.col1]
+
+
+def _global(box, img: np.ndarray, dims) -> np.ndarray:
+    full = np.zeros(dims, dtype=np.float32)
+    full[box.row0:box.row1, box.col0:box.col1] = img
+    return full
+
+
+def _energy_mask(img: np.ndarray, fraction: float = 0.9) -> np.ndarray:
+    """The pixels holding ``fraction`` of the footprint's weight (as shape_scoring)."""
+    w = np.maximum(img, 0).ravel()
+    if not w.sum() > 0:
+        return np.zeros(img.shape, bool)
+    order = np.argsort(w)[::-1]
+    n = int(np.searchsorted(np.cumsum(w[order]), fraction * w.sum())) + 1
+    mask = np.zeros(w.size, bool)
+    mask[order[:n]] = True
+    return mask.reshape(img.shape)
+
+
+def _iou(a: np.ndarray, b: np.ndarray) -> float:
+    union = np.count_nonzero(a | b)
+    return np.count_nonzero(a & b) / union if union else 0.0
+
+
+def _search_values(core: np.ndarray, centre, kind: str) -> dict:
+    """Max over the neuron's core of each patch search's correlation, PNR and search image."""
+    best = dict(cn=0.0, pnr=0.0, joint=0.0, joint_end=0.0, searchable=False, pnr_needed=np.inf, blocked=1.0)
+    for s in RECORD["searches"]:
+        if s["kind"] != kind or not _in_box(s["box"], centre):
+            continue
+        m = _local(s["box"], core)
+        best["cn"] = max(best["cn"], float(s["cn"][m].max()))
+        best["pnr"] = max(best["pnr"], float(s["pnr"][m].max()))
+        best["searchable"] |= bool((s["search"][m] > 0).any())
+        if "blocked" in s:
+            best["blocked"] = min(best["blocked"], float(s["blocked"][m].mean()))
+        else:
+            best["blocked"] = 0.0
+        # the factor both thresholds could be scaled by with some core pixel still passing both
+        joint = np.minimum(s["cn"][m] / s["min_corr"], s["pnr"][m] / s["min_pnr"])
+        best["joint"] = max(best["joint"], float(joint.max()))
+        end = np.minimum(s["state"].cn[m] / s["min_corr"], s["state"].pnr[m] / s["min_pnr"])
+        best["joint_end"] = max(best["joint_end"], float(end.max()))
+        best["pnr_needed"] = min(best["pnr_needed"], float(s["min_pnr"]))
+    return best
+
+
+def _tries_on(core: np.ndarray) -> list[dict]:
+    out = []
+    for t in RECORD["tries"]:
+        r, c = t["box"].row0 + t["at"][0], t["box"].col0 + t["at"][1]
+        if core[r, c]:
+            out.append(dict(t, global_at=(r, c)))
+    return out
+
+
+def _nearest_try(centre, footprints: np.ndarray) -> dict:
+    """The seed tried closest to a neuron's centre, and whose core (>= half its peak) it was on."""
+    best = dict(distance=np.inf)
+    for t in RECORD["tries"]:
+        r, c = t["box"].row0 + t["at"][0], t["box"].col0 + t["at"][1]
+        d = float(np.hypot(r - centre[0], c - centre[1]))
+        if d < best["distance"]:
+            on = np.flatnonzero(footprints[:, r, c] >= 0.5 * footprints.max(axis=(1, 2)))
+            best = dict(distance=round(d, 1), kind=t["kind"], why=t["why"], on_core_of=on.tolist())
+    return best
+
+
+def _best_iou(truth_mask: np.ndarray, entries: list[dict], dims, *, kept_only: bool) -> float:
+    best = 0.0
+    for e in entries:
+        keep = e.get("keep", np.ones(len(e["A"]), bool))
+        for a, k in zip(e["A"], keep):
+            if kept_only and not k:
+                continue
+            if np.count_nonzero(_local(e["box"], truth_mask) & (a > 0)) == 0:
+                continue
+            best = max(best, _iou(truth_mask, _energy_mask(_global(e["box"], a, dims))))
+    return best
+
+
+def _stage(first: dict, residual: dict, tries: list[dict], iou_sized_all: float, iou_sized_kept: float,
+           iou_refined: float, iou_final: float) -> str:
+    """The first stage that lost the neuron."""
+    if iou_final > 0.3:
+        return "c3: its best final component (IoU > 0.3) went to a neighbour (one component for two)"
+    if not first["searchable"] and not residual["searchable"]:
+        return "a: below min_corr/min_pnr in both searches"
+    if not tries:
+        return "a2: in the search image, never tried (suppressed / blocked)"
+    whys = {t["why"] for t in tries}
+    if "ok" not in whys:
+        return "b1: tried, " + "/".join(sorted(whys))
+    if iou_sized_all > 0.3 and iou_sized_kept <= 0.3:
+        return "b2: initialised, dropped by _neurons_only"
+    if iou_sized_all <= 0.3:
+        return "c0: initialised at IoU <= 0.3"
+    if iou_refined <= 0.3:
+        return "c1: refined footprint IoU <= 0.3 (or dropped in the patch)"
+    return "c2: lost after the patches (merge / border / quality / final update)"
+
+
+def classify(truth: dict, est_fp: np.ndarray, matched: set[int], full_images) -> list[dict]:
+    dims = truth["footprints"].shape[1:]
+    est_masks = [_energy_mask(f) for f in est_fp]
+    rows = []
+    for n, fp in enumerate(truth["footprints"]):
+        if n in matched:
+            continue
+        core = fp >= 0.5 * fp.max()
+        centre = np.unravel_index(np.argmax(fp), dims)
+        tmask = _energy_mask(fp)
+        first, residual = _search_values(core, centre, "first"), _search_values(core, centre, "residual")
+        tries = _tries_on(core)
+        iou_all = _best_iou(tmask, RECORD["sized"], dims, kept_only=False)
+        iou_kept = _best_iou(tmask, RECORD["sized"], dims, kept_only=True)
+        iou_ref = _best_iou(tmask, RECORD["refined"], dims, kept_only=False)
+        iou_final = max([_iou(tmask, m) for m in est_masks], default=0.0)
+        rows.append(dict(
+            neuron=n, peak_snr=round(float(truth["peak_snr"][n]), 2), defocus=round(float(truth["defocus_um"][n]), 1),
+            corr_full=round(float(full_images.correlation[core].max()), 3),
+            pnr_full=round(float(full_images.pnr[core].max()), 2),
+            corr_first=round(first["cn"], 3), pnr_first=round(first["pnr"], 2), pnr_needed=first["pnr_needed"],
+            corr_resid=round(residual["cn"], 3), pnr_resid=round(residual["pnr"], 2),
+            joint_first=round(first["joint"], 2), joint_resid=round(residual["joint"], 2),
+            joint_first_end=round(first["joint_end"], 2), joint_resid_end=round(residual["joint_end"], 2),
+            blocked_first=round(first["blocked"], 2), blocked_resid=round(residual["blocked"], 2),
+            tries=[(t["kind"], t["why"]) for t in tries], nearest_try=_nearest_try(centre, truth["footprints"]), iou_init=round(iou_all, 2), iou_kept=round(iou_kept, 2),
+            iou_refined=round(iou_ref, 2), iou_final=round(iou_final, 2),
+            stage=_stage(first, residual, tries, iou_all, iou_kept, iou_ref, iou_final)))
+    return rows
+
+
+def main(argv: list[str] | None = None) -> int:
+    from cnmflow.engine import fit
+    from cnmflow.engine.summary_images import correlation_pnr
+    from cnmflow.params import build_params
+    from cnmflow.shape_scoring import shape_score
+
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("movie", type=Path)
+    parser.add_argument("--set", nargs="*", default=[], metavar="NAME=VALUE")
+    parser.add_argument("--out", type=Path)
+    args = parser.parse_args(argv)
+    params = {k: json.loads(v) for k, v in (a.partition("=")[::2] for a in args.set)}
+    params["n_processes"] = 1
+    movie = np.load(args.movie, mmap_mode="r")
+    truth = dict(np.load(args.movie.with_suffix(".truth.npz")))
+    for wrap in (_wrap_patch_and_search, _wrap_seed_outcomes, _wrap_sizing_and_refine):
+        wrap()
+    estimates = fit(movie, build_params(params))
+    est_fp = estimates.footprints()
+    shapes = shape_score(truth["footprints"], est_fp, truth_traces=truth["calcium"], estimated_traces=estimates.C)
+    print({k: v for k, v in shapes.summary().items()})
+    images = correlation_pnr(movie, gsig=params.get("gSig", 3))
+    rows = classify(truth, est_fp, {t for t, _ in shapes.matches}, images)
+    for row in rows:
+        print(row)
+    print(Counter(r["stage"] for r in rows))
+    if args.out:
+        args.out.write_text(json.dumps(rows, indent=1, default=str))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
