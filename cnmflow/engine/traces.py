@@ -36,8 +36,9 @@ FIELD_PASSES = 2
 PASS_SWEEPS = 1
 #: Ring model: re-solves of each trace with the noise sd its solution leaves unexplained
 #: (:func:`cnmflow.engine.deconvolution.deconvolve_trace_refining_sn`); the PSD estimate
-#: overestimates a bright trace's noise and shrinks its transients (issue #16).
-SN_REFINEMENTS = 1
+#: overestimates a bright trace's noise and shrinks its transients (issue #16). Two since the
+#: core-weighted filters (FILTER_POWER) leave less contamination for a lower sd to fit as calcium.
+SN_REFINEMENTS = 2
 #: Ring model: each neuron's trace is read through its footprint raised to this power (a
 #: Petrov-Galerkin projection ``w_k = a_k**FILTER_POWER``): the footprint's faint halo, where
 #: out-of-focus cells and neuropil outweigh the cell, counts less than its core (issue #16).

@@ -81,8 +81,8 @@ def test_the_local_field_takes_out_of_focus_cells_out_of_the_dimmer_traces():
 
 def test_dim_traces_stay_clean_through_footprints_with_a_faint_halo():
     """A footprint estimate with a faint wide halo reads out-of-focus cells and neuropil into a dim
-    cell's trace when the trace is its least-squares projection (dim-third median r 0.957 here);
-    read through the footprint cubed (``traces.FILTER_POWER``) the core counts more: 0.978 (issue #16)."""
+    cell's trace when the trace is its least-squares projection (dim-third median r 0.962 here);
+    read through the footprint cubed (``traces.FILTER_POWER``) the core counts more: 0.982 (issue #16)."""
     truth, C, result = _ca1_crop_traces(halo=0.3)
     r = np.array([np.corrcoef(result.C[k], C[k])[0, 1] for k in range(len(C))])
     dim = truth.peak_snr < np.quantile(truth.peak_snr, 1 / 3)
