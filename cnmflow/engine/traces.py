@@ -36,8 +36,13 @@ FIELD_PASSES = 2
 PASS_SWEEPS = 1
 #: Ring model: re-solves of each trace with the noise sd its solution leaves unexplained
 #: (:func:`cnmflow.engine.deconvolution.deconvolve_trace_refining_sn`); the PSD estimate
-#: overestimates a bright trace's noise and shrinks its transients (issue #16).
-SN_REFINEMENTS = 1
+#: overestimates a bright trace's noise and shrinks its transients (issue #16). Two since the
+#: core-weighted filters (FILTER_POWER) leave less contamination for a lower sd to fit as calcium.
+SN_REFINEMENTS = 2
+#: Ring model: each neuron's trace is read through its footprint raised to this power (a
+#: Petrov-Galerkin projection ``w_k = a_k**FILTER_POWER``): the footprint's faint halo, where
+#: out-of-focus cells and neuropil outweigh the cell, counts less than its core (issue #16).
+FILTER_POWER = 3.0
 
 
 @dataclass(frozen=True)
@@ -156,28 +161,48 @@ def _deconvolve(raw: np.ndarray, section: TraceSection, g_prior, sn_refinements:
 
 def _ring_solve(movie, model: TraceModel, C_init: np.ndarray, *, section: TraceSection, chunk_frames: int):
     """The ring model's sweeps, the smooth field's modes re-estimated from the neurons' traces
-    before each of FIELD_PASSES passes (the first from ``C_init``, the patches' traces)."""
+    before each of FIELD_PASSES passes (the first from ``C_init``, the patches' traces). The
+    neurons' rows are read through their core-weighted filters (:func:`core_filters`)."""
     A = sp.csc_matrix(model.A)
     K, T = A.shape[1], movie.shape[0]
     dims = movie.shape[1:]
     wide = tent_basis(dims, tent_spacing(section.gSig, dims))
     local = tent_basis(dims, tent_spacing(section.gSig, dims, LOCAL_TENT_SPACING_GSIG))
+    filters = core_filters(A, FILTER_POWER)
     basis = sp.hstack([A, wide, local], format="csc")
-    padded = np.vstack([C_init, np.zeros((wide.shape[1] + local.shape[1], T), C_init.dtype)])
-    U_all = background_free_projections(movie, basis, model.ring, padded, chunk_frames=chunk_frames)
+    padded = np.vstack([C_init, np.zeros((basis.shape[1] - K + filters.shape[1], T), C_init.dtype)])
+    projected = background_free_projections(movie, sp.hstack([basis, filters], format="csc"), model.ring, padded,
+                                            chunk_frames=chunk_frames)
+    U_all, U_filtered = projected[:basis.shape[1]], projected[basis.shape[1]:]
     V_all = (basis.T @ basis).toarray()
+    V_filtered = (filters.T @ basis).toarray()
     C = C_init.astype(np.float64)
     for _ in range(FIELD_PASSES):
-        U, V, X = _with_fields(U_all, V_all, C, K, wide.shape[1])
+        U, V, X = _with_fields(U_all, V_all, C, K, wide.shape[1], filtered=(U_filtered, V_filtered))
         results, raw = _sweeps(X, U, V, K, section=section, nonneg_rest=False, sweeps=PASS_SWEEPS,
                                sn_refinements=SN_REFINEMENTS)
         C = X[:K]
     return results, raw, X
 
 
-def _with_fields(U_all: np.ndarray, V_all: np.ndarray, C: np.ndarray, K: int, n_wide: int):
+def core_filters(A: sp.csc_matrix, power: float) -> sp.csc_matrix:
+    """Each footprint raised to ``power`` (same support): the filter its trace is read through.
+
+    The trace solve's update ``c_k += w_kᵀ(Y − B − Σ a_j c_j) / w_kᵀa_k`` is unbiased for any
+    filter ``w_k`` on the model; ``w_k = a_k`` (least squares) weighs a dim cell's faint halo,
+    where the out-of-focus cells and neuropil the fields miss outweigh the cell, as much as its
+    core does, in proportion to its footprint. A higher power counts the core more.
+    """
+    filters = sp.csc_matrix(A, dtype=np.float64, copy=True)
+    filters.data = np.abs(filters.data) ** power
+    return filters
+
+
+def _with_fields(U_all: np.ndarray, V_all: np.ndarray, C: np.ndarray, K: int, n_wide: int, *,
+                 filtered: tuple[np.ndarray, np.ndarray] | None = None):
     """The neurons' projections ``U``, Gram matrix ``V`` and traces ``X`` with the wide smooth
-    field's modes, then the local field's (solved on what the neurons and the wide field leave)."""
+    field's modes, then the local field's (solved on what the neurons and the wide field leave).
+    ``filtered`` = (``Wᵀ(Y − B)``, ``Wᵀ[A, tents]``) replaces the neurons' rows (their filters ``W``)."""
     wide_rows, local_rows = slice(K, K + n_wide), slice(K + n_wide, None)
     wide = smooth_field(U_all[wide_rows], V_all[wide_rows, wide_rows], V_all[:K, wide_rows], C, rank=FIELD_RANK)
     U = np.vstack([U_all[:K], wide.U])
@@ -186,7 +211,13 @@ def _with_fields(U_all: np.ndarray, V_all: np.ndarray, C: np.ndarray, K: int, n_
     cross = np.vstack([V_all[:K, local_rows], wide.modes.T @ V_all[wide_rows, local_rows]])
     local = smooth_field(U_all[local_rows], V_all[local_rows, local_rows], cross, X, rank=LOCAL_FIELD_RANK)
     V = np.block([[V, local.V_neurons], [local.V_neurons.T, local.V_field]])
-    return np.vstack([U, local.U]), V, np.vstack([X, local.f])
+    U = np.vstack([U, local.U])
+    if filtered is not None:
+        U_filtered, V_filtered = filtered
+        U[:K] = U_filtered
+        V[:K] = np.hstack([V_filtered[:, :K], V_filtered[:, wide_rows] @ wide.modes,
+                           V_filtered[:, local_rows] @ local.modes])
+    return U, V, np.vstack([X, local.f])
 
 
 def _no_traces(n_frames: int, p: int, *, f: np.ndarray | None) -> TraceResult:
