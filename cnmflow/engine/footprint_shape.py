@@ -144,17 +144,17 @@ MIN_NULL_SECTORS = 20
 
 def ring_sector_reach(coefficients: np.ndarray, variance: np.ndarray, centre: tuple[int, int], *, rings: Rings,
                       min_t: float, floor: float, null: np.ndarray | None = None) -> np.ndarray:
-    """(rows, cols) bool: the pixels closer to ``centre`` than the first ring on which the median of
-    the weights' sector means is not significantly above zero.
+    """(rows, cols) bool: the pixels closer to ``centre`` than the first ring on which the weights'
+    mean is not significantly above zero.
 
     A scattering halo is (nearly) radially symmetric about its soma, so pooling along its own
     symmetry — a ring ``rings.width`` px wide — averages many pixels without blurring it radially
-    (a 2-px ring 12 px out holds ~150). The ring is cut into ``rings.sectors`` sectors and their
-    means' median taken: light beside the cell (a neighbour's signal, background left at an edge)
-    fills a sector or two and barely moves it. Each sector mean has standard error
-    ``sqrt(Σ varᵢ)/n``, widened as :func:`null_inflation` does by the sector means' spread where the
-    footprint is absent (``null``); the median of ``S`` of them has ≈ ``1.2533·se/√S``. A ring is
-    significant where that median is ``min_t`` of its standard errors and ``floor`` above zero.
+    (a 2-px ring 12 px out holds ~150). The ring is cut into ``rings.sectors`` sectors; each sector
+    mean has standard error ``sqrt(Σ varᵢ)/n``, widened as :func:`null_inflation` does by the sector
+    means' spread where the footprint is absent (``null``). The ring's mean leaves out its brightest
+    ``TRIMMED_SECTORS`` (light beside the cell — a neighbour's signal, background left at an edge —
+    fills a sector or two, a halo all of them). A ring is significant where that mean is ``min_t``
+    of its standard errors and ``floor`` above zero.
     """
     rows, cols = np.indices(coefficients.shape)
     ring = np.floor(np.hypot(rows - centre[0], cols - centre[1]) / rings.width).astype(np.int64)
@@ -177,7 +177,7 @@ def ring_sector_reach(coefficients: np.ndarray, variance: np.ndarray, centre: tu
 
 
 #: the share of each ring's sectors, the brightest, that :func:`ring_sector_reach` leaves out
-TRIMMED_SECTORS = 1 / 3
+TRIMMED_SECTORS = 1 / 6
 
 
 def _lower_sector_means(mean: np.ndarray, sd: np.ndarray, present: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
