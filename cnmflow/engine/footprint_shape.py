@@ -8,6 +8,8 @@ such a source, not a neuron: the ring background is the model for it (Zhou et al
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 import scipy.ndimage as ndi
 import scipy.sparse as sp
@@ -76,7 +78,7 @@ def neuron_sized(A: np.ndarray, dims: tuple[int, int], *, gsig: float, factor: f
 
 def supported_pixels(coefficients: np.ndarray, stderr: np.ndarray, *, sigma: float, min_t: float,
                      peak: tuple[int, int], min_fraction: float = 0.0, null: np.ndarray | None = None,
-                     halo_shaped: bool = False) -> np.ndarray:
+                     halo_shaped: bool = False, rings: Rings | None = None) -> np.ndarray:
     """The connected region around ``peak`` where a footprint's weights, pooled over a
     neighbourhood, stand significantly above zero.
 
@@ -95,7 +97,10 @@ def supported_pixels(coefficients: np.ndarray, stderr: np.ndarray, *, sigma: flo
     pixel or two off it, and a bright cell's rise to it would count) and surrounding that centre
     (:func:`within_surrounded_radius`), so a
     footprint that may grow to a faint halo does not grow onto what its trace picks up beside the
-    cell. Returns a (rows, cols) bool mask: the significant pixels 8-connected to ``peak``
+    cell. With ``rings`` (and ``halo_shaped``) the region also reaches as far out as the weights
+    pooled on ring sectors around that centre stay significant (:func:`ring_sector_reach`): the
+    far halo, a few % of the peak, is too faint for any pixel's neighbourhood but not for a ring.
+    Returns a (rows, cols) bool mask: the significant pixels 8-connected to ``peak``
     (empty when ``peak`` itself is not significant).
     """
     coefficients = np.asarray(coefficients, dtype=np.float64)
@@ -110,14 +115,87 @@ def supported_pixels(coefficients: np.ndarray, stderr: np.ndarray, *, sigma: flo
         pooled, pooled_sd = coefficients, np.sqrt(variance)
     if null is not None:
         pooled_sd = pooled_sd * null_inflation(pooled, pooled_sd, null)
-    significant = (pooled >= min_t * pooled_sd) & (pooled > 0) & (pooled >= min_fraction * pooled.max())
+    floor = min_fraction * pooled.max()
+    significant = (pooled >= min_t * pooled_sd) & (pooled > 0) & (pooled >= floor)
     region = _connected(significant, peak)
     if halo_shaped and region.any():
         centre = np.unravel_index(int(np.argmax(np.where(region, pooled, -np.inf))), pooled.shape)
-        significant &= radially_falling(pooled, pooled_sd, peak=centre, rise_t=min_t)
-        significant &= within_surrounded_radius(pooled > 0, centre)
+        falling = radially_falling(pooled, pooled_sd, peak=centre, rise_t=min_t)
+        significant &= falling & within_surrounded_radius(pooled > 0, centre)
+        if rings is not None:
+            reach = ring_sector_reach(coefficients, variance, centre, rings=rings, min_t=min_t,
+                                      floor=max(floor, 0.0), null=null)
+            significant |= reach & falling
         region = _connected(significant, centre)
     return region
+
+
+@dataclass(frozen=True)
+class Rings:
+    """How :func:`ring_sector_reach` pools: ``sectors`` equal angles × rings ``width`` pixels wide."""
+
+    sectors: int = 12
+    width: float = 2.0
+
+
+#: fewest ring sectors wholly on null pixels from which :func:`ring_sector_reach` reads their real spread
+MIN_NULL_SECTORS = 20
+
+
+def ring_sector_reach(coefficients: np.ndarray, variance: np.ndarray, centre: tuple[int, int], *, rings: Rings,
+                      min_t: float, floor: float, null: np.ndarray | None = None) -> np.ndarray:
+    """(rows, cols) bool: the pixels closer to ``centre`` than the first ring on which the weights'
+    mean is not significantly above zero.
+
+    A scattering halo is (nearly) radially symmetric about its soma, so pooling along its own
+    symmetry — a ring ``rings.width`` px wide — averages many pixels without blurring it radially
+    (a 2-px ring 12 px out holds ~150). The ring is cut into ``rings.sectors`` sectors; each sector
+    mean has standard error ``sqrt(Σ varᵢ)/n``, widened as :func:`null_inflation` does by the sector
+    means' spread where the footprint is absent (``null``). The ring's mean leaves out its brightest
+    ``TRIMMED_SECTORS`` (light beside the cell — a neighbour's signal, background left at an edge —
+    fills a sector or two, a halo all of them). A ring is significant where that mean is ``min_t``
+    of its standard errors and ``floor`` above zero.
+    """
+    rows, cols = np.indices(coefficients.shape)
+    ring = np.floor(np.hypot(rows - centre[0], cols - centre[1]) / rings.width).astype(np.int64)
+    angle = np.arctan2(rows - centre[0], cols - centre[1])
+    sector = np.floor((angle + np.pi) / (2 * np.pi) * rings.sectors).astype(np.int64) % rings.sectors
+    cell = (ring * rings.sectors + sector).ravel()
+    n_cells = (int(ring.max()) + 1) * rings.sectors
+    counts = np.bincount(cell, minlength=n_cells).astype(np.float64)
+    present = counts > 0
+    safe = np.where(present, counts, 1.0)
+    mean = np.bincount(cell, weights=coefficients.ravel(), minlength=n_cells) / safe
+    sd = np.sqrt(np.bincount(cell, weights=variance.ravel(), minlength=n_cells)) / safe
+    if null is not None:
+        outside = np.bincount(cell, weights=(~null).ravel().astype(np.float64), minlength=n_cells)
+        sd = sd * null_inflation(mean, sd, present & (outside == 0), min_count=MIN_NULL_SECTORS)
+    low_mean, low_sd = _lower_sector_means(mean.reshape(-1, rings.sectors), sd.reshape(-1, rings.sectors),
+                                           present.reshape(-1, rings.sectors))
+    significant = (low_mean >= min_t * low_sd) & (low_mean > 0) & (low_mean >= floor)
+    return ring < _leading_run(significant)
+
+
+#: the share of each ring's sectors, the brightest, that :func:`ring_sector_reach` leaves out
+TRIMMED_SECTORS = 1 / 6
+
+
+def _lower_sector_means(mean: np.ndarray, sd: np.ndarray, present: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(rings,) each ring's mean over its present sectors less the brightest ``TRIMMED_SECTORS`` of
+    them, and that mean's standard error; a ring with no sector has mean 0 and an infinite error."""
+    out_mean, out_sd = np.zeros(mean.shape[0]), np.full(mean.shape[0], np.inf)
+    for index, (values, errors, here) in enumerate(zip(mean, sd, present)):
+        kept = np.sort(values[here])[:int(np.ceil((1 - TRIMMED_SECTORS) * here.sum()))]
+        if kept.size:
+            out_mean[index] = kept.mean()
+            out_sd[index] = np.sqrt(np.mean(errors[here] ** 2) / kept.size)
+    return out_mean, out_sd
+
+
+def _leading_run(flags: np.ndarray) -> int:
+    """How many of ``flags`` are True before the first False."""
+    failing = np.flatnonzero(~flags)
+    return int(failing[0]) if failing.size else flags.size
 
 
 def _connected(mask: np.ndarray, seed: tuple[int, int]) -> np.ndarray:
@@ -131,7 +209,8 @@ def _connected(mask: np.ndarray, seed: tuple[int, int]) -> np.ndarray:
 MIN_NULL_PIXELS = 50
 
 
-def null_inflation(pooled: np.ndarray, pooled_sd: np.ndarray, null: np.ndarray) -> float:
+def null_inflation(pooled: np.ndarray, pooled_sd: np.ndarray, null: np.ndarray, *,
+                   min_count: int = MIN_NULL_PIXELS) -> float:
     """How much wider than ``pooled_sd`` the pooled weights spread where the footprint is absent.
 
     The independent-noise standard error underrates the pooled weights' error: the residual a
@@ -143,7 +222,7 @@ def null_inflation(pooled: np.ndarray, pooled_sd: np.ndarray, null: np.ndarray) 
     ``MIN_NULL_PIXELS`` null pixels.
     """
     usable = null & (pooled_sd > 0) & np.isfinite(pooled_sd)
-    if usable.sum() < MIN_NULL_PIXELS:
+    if usable.sum() < min_count:
         return 1.0
     z = pooled[usable] / pooled_sd[usable]
     return max(1.0, 1.4826 * float(np.median(np.abs(z))))

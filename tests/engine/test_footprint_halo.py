@@ -6,7 +6,7 @@ import pytest
 import scipy.ndimage as ndi
 
 from cnmflow.engine import fit
-from cnmflow.engine.footprint_shape import (null_inflation, radially_falling, ray_parents, supported_pixels,
+from cnmflow.engine.footprint_shape import (Rings, null_inflation, radially_falling, ray_parents, supported_pixels,
                                            within_surrounded_radius)
 from cnmflow.engine.init import initialize_corr_pnr
 from cnmflow.params import build_params
@@ -128,6 +128,34 @@ def test_support_stops_where_the_halo_does_not_surround_the_cell():
     assert round_only[lobe_far].mean() < 0.05
     assert round_only[truth >= 0.05].mean() > 0.95                      # the halo itself is kept
     assert within_surrounded_radius(np.ones(SHAPE, dtype=bool), CENTER).all()
+
+
+def test_ring_pooling_reaches_the_far_halo_but_not_noise_or_light_beside_the_cell():
+    """Pooled on rings around its centre (the halo's own symmetry), the halo between 2% and 5% of
+    the peak — under one pooled standard error per pixel — is kept; noise alone still gives
+    nothing, and light beside the cell (a plateau at 15% of the peak filling a sector or two of
+    each ring out to 20 px) does not carry the support out with it."""
+    truth = _halo_footprint()
+    stderr = np.full(SHAPE, 0.05)
+    far_halo = (truth >= 0.02) & (truth < 0.05)
+    yy, xx = np.mgrid[:SHAPE[0], :SHAPE[1]]
+    lobe = np.where((xx - CENTER[1] >= 8) & (xx - CENTER[1] <= 20) & (np.abs(yy - CENTER[0]) <= 4), 0.15, 0.0)
+    options = dict(sigma=1.5, min_t=3.0, peak=CENTER, halo_shaped=True)
+    pixel_reach, ring_reach, beyond, lobe_taken = [], [], [], []
+    for seed in range(3):
+        gen = np.random.default_rng(seed)
+        weights = truth + gen.normal(0, 0.05, SHAPE)
+        pixel_reach.append(supported_pixels(weights, stderr, **options)[far_halo].mean())
+        with_rings = supported_pixels(weights, stderr, **options, rings=Rings(sectors=12, width=2.0))
+        ring_reach.append(with_rings[far_halo].mean())
+        beyond.append(with_rings[truth < 0.005].mean())
+        assert not supported_pixels(gen.normal(0, 0.05, SHAPE), stderr, **options, rings=Rings()).any()
+        lobed = supported_pixels(truth + lobe + gen.normal(0, 0.05, SHAPE), stderr, **options,
+                                 rings=Rings(sectors=12, width=2.0))
+        lobe_taken.append(lobed[(truth < 0.01) & (lobe == 0)].mean())
+    assert np.mean(ring_reach) > 0.85 and np.mean(ring_reach) > np.mean(pixel_reach) + 0.05
+    assert max(beyond) == 0.0
+    assert max(lobe_taken) < 0.05
 
 
 def test_support_does_not_climb_onto_a_neighbour():

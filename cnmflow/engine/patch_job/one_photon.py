@@ -16,7 +16,7 @@ import scipy.sparse as sp
 
 from cnmflow.engine.background import (SIDES, RingModel, fit_ring_model, reduced_rank, ring_residual,
                                        undo_ring_residual)
-from cnmflow.engine.footprint_shape import MAX_INITIAL_RADIUS_FACTOR, neuron_sized, supported_pixels
+from cnmflow.engine.footprint_shape import MAX_INITIAL_RADIUS_FACTOR, Rings, neuron_sized, supported_pixels
 from cnmflow.engine.hals import clean_footprint, dilated_support, update_footprints_with_surround, update_traces
 from cnmflow.engine.init import corr_pnr
 from cnmflow.engine.init.corr_pnr import FOOTPRINT_MIN_T, FOOTPRINT_POOL_SIGMA
@@ -44,6 +44,12 @@ REFINE_REL_THRESHOLD = 0.02
 #: gSig beyond the footprint's support, and no further than this
 ANNULUS_INNER = 2.0
 ANNULUS_OUTER = 3.0
+#: the far halo is also tested pooled on ring sectors around each footprint's centre
+#: (``footprint_shape.ring_sector_reach``): this many sectors, rings this many gSig wide
+HALO_SECTORS = 12
+HALO_RING_WIDTH = 2 / 3
+#: how far (gSig) a footprint may grow beyond its support in one refinement round
+GROWTH_FACTOR = 2.0
 
 
 def fit_patch_corr_pnr(source: MovieSource, box: PatchBox, job: PatchJobSettings, *, fov_dims: tuple[int, int],
@@ -246,7 +252,7 @@ def _refine_footprints(Y: PatchFrames, A: np.ndarray, C: np.ndarray, C_backgroun
     dims = Y.shape[1:]
     K = A.shape[1]
     P, CC = _centred_footprint_statistics(Y, A, np.vstack([C, local]), C_background, ring, grid)
-    support = dilated_support(A, dims, radius=max(int(round(gsig)), 1))
+    support = dilated_support(A, dims, radius=max(int(round(GROWTH_FACTOR * gsig)), 1))
     fitted = update_footprints_with_surround(A, P, CC, support)
     A = fitted[:, :K].astype(np.float32)
     if noise is None:
@@ -289,12 +295,14 @@ def _supported(A: np.ndarray, P: np.ndarray, CC: np.ndarray, noise: np.ndarray, 
     unconstrained = A64[:, :components] + (P[:, :components] - A64 @ CC[:, :components]) / diag
     out = np.zeros((A.shape[0], components), dtype=bool)
     near = dilated_support(A[:, :components], dims, radius=max(int(round(NULL_DISTANCE_FACTOR * gsig)), 1))
+    rings = Rings(sectors=HALO_SECTORS, width=max(1.0, HALO_RING_WIDTH * gsig)) if HALO_SECTORS else None
     for k in range(components):
         peak = pixel_position(int(np.argmax(A[:, k])), dims)
         out[:, k] = image_to_column(supported_pixels(column_to_image(unconstrained[:, k], dims),
                                                      column_to_image(noise / np.sqrt(diag[k]), dims),
                                                      sigma=FOOTPRINT_POOL_SIGMA * gsig, min_t=FOOTPRINT_MIN_T,
                                                      peak=peak, min_fraction=REFINE_REL_THRESHOLD,
-                                                     null=column_to_image(~near[:, k], dims), halo_shaped=True))
+                                                     null=column_to_image(~near[:, k], dims), halo_shaped=True,
+                                                     rings=rings))
     return out
 
