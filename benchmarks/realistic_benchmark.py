@@ -24,6 +24,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+import scipy.ndimage as ndimage
 
 #: Movie and the parameters a user sets for it (gSig matched to the cells, thresholds read
 #: off the correlation / PNR images), as in issue #16.
@@ -127,10 +128,10 @@ def edge_distances(result, est_fp: np.ndarray, truth_fp: np.ndarray) -> dict:
         r, c = np.unravel_index(np.argmax(fp), fp.shape)
         return int(min(r, c, rows - 1 - r, cols - 1 - c))
 
+    from cnmflow.shape_scoring import surplus_pairs
+
     own = dict(result.matches)  # neuron -> its matched component
-    # on a neuron covered twice, every component but its own match (or but the first, unmatched)
-    surplus = sorted(j for i, js in result.covering.items()
-                     for j in ([j for j in js if j != own[i]] if i in own else list(js)[1:]))
+    surplus = sorted(j for _, j in surplus_pairs(result))
     unmatched = sorted(set(range(est_fp.shape[0])) - set(own.values()) - set(surplus))
     near = max(rows, cols) // 16  # the outer band: 1/16 of the field per side (16 px at 256²)
     return {"surplus": [edge(est_fp[j]) for j in surplus], "unmatched": [edge(est_fp[j]) for j in unmatched],
@@ -181,6 +182,73 @@ def extra_components(result, truth, C: np.ndarray) -> dict:
         key = ("surplus_" if i is not None else "unmatched_") + kind
         counts[key] = counts.get(key, 0) + 1
     return dict(sorted(counts.items()))
+
+
+def footprint_breadth(image: np.ndarray, peak: tuple[int, int], gsig: float) -> dict:
+    """Half-max radius (in gSig) of the region around ``peak`` and its core contrast: mean within gSig
+    of the peak over mean at gSig–2·gSig, both above the median at 3–4·gSig. An in-focus soma seen
+    through scattering has a compact core plus a faint halo (contrast ~2.4 at CA1's gSig 6); a defocused
+    cell or neuropil is a broad blob with a flat top (contrast nearer 1)."""
+    rr = np.hypot(np.arange(image.shape[0])[:, None] - peak[0], np.arange(image.shape[1])[None, :] - peak[1])
+    base = float(np.median(image[(rr > 3 * gsig) & (rr <= 4 * gsig)]))
+    core, annulus = image[rr <= gsig].mean() - base, image[(rr > gsig) & (rr <= 2 * gsig)].mean() - base
+    top = np.unravel_index(np.argmax(np.where(rr <= gsig, image, -np.inf)), image.shape)
+    regions, _ = ndimage.label((image - base >= 0.5 * (image[top] - base)) & (rr <= 4 * gsig))
+    radius = np.sqrt((regions == regions[top]).sum() / np.pi) / gsig
+    return {"half_max_radius_gsig": round(float(radius), 2),
+            "core_contrast": round(float(core / annulus), 2) if annulus > 0 else float("inf")}
+
+
+def active_images(movie, C: np.ndarray, components, n_active: int = 20, chunk: int = 200) -> dict:
+    """Each listed component's active image: the mean of its ``n_active`` most active frames minus
+    the movie's mean frame, smoothed over 1 px — what the movie shows when its trace fires."""
+    mean = sum(np.asarray(movie[s:s + chunk], np.float64).sum(axis=0) for s in range(0, movie.shape[0], chunk))
+    mean = mean / movie.shape[0]
+    return {j: ndimage.gaussian_filter(np.asarray(movie[np.sort(np.argsort(-C[j])[:n_active])], np.float64)
+                                       .mean(axis=0) - mean, 1.0) for j in components}
+
+
+def surplus_table(result, truth, C: np.ndarray, est_fp: np.ndarray, movie, gsig: float) -> dict:
+    """Each surplus component: its trace against the neuron it covers, its best match among the true
+    sources (neurons, out-of-focus cells, neuropil modes), its footprint's and its active image's
+    breadth and core contrast, and its peak's distance from the field's edge; and how many neurons are
+    covered twice by a component whose trace follows the neuron (r >= 0.5, the issue's duplicates),
+    against the fit's median component (the in-focus cells' breadth and contrast); and how well a low
+    active-image contrast singles out the surplus among the matched components whose trace follows
+    their neuron (r >= 0.5), as an AUC."""
+    from cnmflow.shape_scoring import covered_twice_by_followers, surplus_pairs
+
+    ce, ct = _zscored(C), _zscored(truth["calcium"])
+    sources = {"neuron": ct, "out_of_focus": _zscored(truth["out_of_focus_calcium"]),
+               "neuropil": _zscored(truth["neuropil_traces"])}
+    pairs = surplus_pairs(result)
+    images = active_images(movie, C, range(len(est_fp)))
+    rows = []
+    for i, j in pairs:
+        r_neuron = float(ct[i] @ ce[j])
+        best = {kind: np.abs(x @ ce[j]) if kind == "neuropil" else x @ ce[j] for kind, x in sources.items() if x.size}
+        kind = max(best, key=lambda k: best[k].max())
+        peak = np.unravel_index(np.argmax(est_fp[j]), est_fp[j].shape)
+        rows.append({"neuron": i, "component": j, "r_with_neuron": round(r_neuron, 2), "best_source": kind,
+                     "best_source_index": int(best[kind].argmax()), "best_r": round(float(best[kind].max()), 2),
+                     "footprint": footprint_breadth(est_fp[j], peak, gsig),
+                     "active_image": footprint_breadth(images[j], peak, gsig),
+                     "edge_px": int(min(peak[0], peak[1], est_fp.shape[1] - 1 - peak[0], est_fp.shape[2] - 1 - peak[1]))})
+    everyone = [footprint_breadth(images[j], np.unravel_index(np.argmax(f), f.shape), gsig) for j, f in enumerate(est_fp)]
+    contrast = np.array([e["core_contrast"] for e in everyone])
+    followers = covered_twice_by_followers(result, truth["calcium"], C)
+    good = [j for (_, j), r in zip(result.matches, result.trace_corrs) if r >= 0.5 and j not in {j for _, j in pairs}]
+    return {"n_covered_twice_trace_following": len(followers), "surplus": rows,
+            "median_active_image": {k: float(np.median([e[k] for e in everyone])) for k in everyone[0]} if everyone else {},
+            "active_contrast_auc": _lower_auc(contrast[[j for _, j in pairs]], contrast[good])}
+
+
+def _lower_auc(flagged: np.ndarray, kept: np.ndarray) -> float | None:
+    """P(a flagged value < a kept value), ties half: how well a low value singles out the first group."""
+    if not len(flagged) or not len(kept):
+        return None
+    below = (flagged[:, None] < kept[None, :]).mean() + 0.5 * (flagged[:, None] == kept[None, :]).mean()
+    return round(float(below), 3)
 
 
 def clipped_truth(truth_fp: np.ndarray, cuts=(0.1, 0.05, 0.02)) -> dict:
@@ -263,6 +331,7 @@ def fit_and_score(movie_path: Path, params: dict, out_json: Path) -> None:
         "diagnostics": {**diagnose(truth["footprints"], est_fp, shapes, truth["peak_snr"]),
                         "extra_components": extra_components(shapes, truth, estimates.C),
                         "edge_distance_px": edge_distances(shapes, est_fp, truth["footprints"]),
+                        "covered_twice": surplus_table(shapes, truth, estimates.C, est_fp, movie, params["gSig"]),
                         "truth_clipped_at": clipped_truth(truth["footprints"])},
     }
     out_json.write_text(json.dumps(record, indent=1))
@@ -322,6 +391,12 @@ def main(argv: list[str] | None = None) -> int:
         print(f"   profile true {d['profile_true']}\n   profile est  {d['profile_estimated']}")
         print(f"   by peak SNR {d['by_peak_snr']}")
         print(f"   peaks' distance to the field's edge (px): {d['edge_distance_px']}")
+        twice = d["covered_twice"]
+        print(f"   covered twice with a trace following the neuron (r >= 0.5): "
+              f"{twice['n_covered_twice_trace_following']}; median component's active image {twice['median_active_image']}, "
+              f"AUC of its low core contrast for the surplus against matched components {twice['active_contrast_auc']}")
+        for row in twice["surplus"]:
+            print(f"     surplus {row}")
         print(f"   extra components {d['extra_components']}; truth clipped at a fraction of its peak "
               f"{d['truth_clipped_at']}")
         print(f"   nnz true/est {d['nnz_true']}/{d['nnz_estimated']}, energy in 5 / 10 px true "

@@ -157,6 +157,22 @@ def shape_score(
     )
 
 
+def surplus_pairs(result: ShapeScore) -> list[tuple[int, int]]:
+    """(neuron, component) for each surplus component: on a neuron covered twice, every component
+    covering it but the neuron's own match (or but the first, when it has none)."""
+    own = dict(result.matches)
+    return sorted((i, j) for i, js in result.covering.items()
+                  for j in ([j for j in js if j != own[i]] if i in own else list(js)[1:]))
+
+
+def covered_twice_by_followers(result: ShapeScore, truth_traces, estimated_traces, *, min_r: float = 0.5) -> list[int]:
+    """The neurons covered twice where a surplus component's trace also follows the neuron
+    (Pearson r >= ``min_r``): duplicates in the sense of a copy of the neuron, as opposed to another
+    source (an out-of-focus cell, neuropil) whose mask falls on the neuron's."""
+    tt, et = np.atleast_2d(np.asarray(truth_traces)), np.atleast_2d(np.asarray(estimated_traces))
+    return sorted({i for i, j in surplus_pairs(result) if pearson(tt[i], et[j]) >= min_r})
+
+
 # --------------------------------------------------------------------------- helpers
 def _check_fraction(fraction) -> None:
     if not 0.0 < float(fraction) <= 1.0:

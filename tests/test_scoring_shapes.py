@@ -9,7 +9,7 @@ import pytest
 
 from cnmflow.errors import ParameterError
 from cnmflow.scoring import score
-from cnmflow.shape_scoring import energy_masks, iou_matrix, shape_score
+from cnmflow.shape_scoring import covered_twice_by_followers, energy_masks, iou_matrix, shape_score, surplus_pairs
 
 DIMS = (40, 40)
 
@@ -120,3 +120,17 @@ def test_traces_must_come_in_pairs():
     truth = np.stack([_disc((10, 10), 4)])
     with pytest.raises(ParameterError):
         shape_score(truth, truth, truth_traces=np.ones((1, 5)))
+
+
+def test_only_a_surplus_whose_trace_follows_the_neuron_counts_as_its_copy():
+    rng = np.random.default_rng(1)
+    n0, n1 = _blob((12, 12), 3.0), _blob((28, 28), 3.0)
+    truth = np.stack([n0, n1])
+    t0, t1 = rng.random(200), rng.random(200)
+    copy, other = _blob((13, 11), 2.0), _blob((27, 29), 2.0)  # a second component on each neuron
+    est = np.stack([n0, n1, copy, other])
+    traces = np.stack([t0, t1, t0 + 0.3 * rng.random(200), rng.random(200)])  # the copy follows neuron 0
+    s = shape_score(truth, est, truth_traces=np.stack([t0, t1]), estimated_traces=traces)
+    assert surplus_pairs(s) == [(0, 2), (1, 3)]
+    assert s.n_multiply_covered == 2
+    assert covered_twice_by_followers(s, np.stack([t0, t1]), traces) == [0]
