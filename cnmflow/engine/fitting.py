@@ -22,7 +22,7 @@ from cnmflow.engine.executors import run_patch_jobs
 from cnmflow.engine.footprint_shape import neuron_sized
 from cnmflow.engine.init.low_rank import significant_traces
 from cnmflow.engine.low_rank_background import combine_patch_backgrounds, settle_traces
-from cnmflow.engine.merging import merge_close_neighbours, merge_components, merge_duplicates
+from cnmflow.engine.merging import merge_components, merge_duplicates
 from cnmflow.engine.movie_source import MovieSource
 from cnmflow.engine.patch_frames import PatchStorage
 from cnmflow.engine.patch_job.one_photon import ring_fit_frames
@@ -93,7 +93,6 @@ def fit(movie: np.ndarray, settings: Params | EngineSettings, progress: Progress
 
     started = time.perf_counter()
     model, traces = _full_rate_traces(movie, A, C_low, background, settings, report, chunk_frames=chunk_frames)
-    model, traces = _merged_close_neighbours(movie, model, traces, settings, chunk_frames=chunk_frames)
     timings["background_and_traces"] = time.perf_counter() - started
 
     estimates = _estimates(results, traces, model, dims, settings)
@@ -142,19 +141,6 @@ def _full_rate_traces(movie, A: sp.csc_matrix, C_low: np.ndarray, background: Lo
         background = LowRankBackground(b=background.b, f=_to_full_rate(background.f, T, tsub))
     return _update_rounds(movie, TraceModel(A=A, ring=None, low_rank=background), C_full, settings, report,
                           chunk_frames=chunk_frames)
-
-
-def _merged_close_neighbours(movie, model: TraceModel, traces: TraceResult, settings: EngineSettings, *,
-                             chunk_frames: int) -> tuple[TraceModel, TraceResult]:
-    """1P: one cell found twice (close peaks, traces correlated once solved) merged, CNMF-E's
-    close-neighbour merge, and the traces solved again against the same ring background."""
-    if model.ring is None or model.A.shape[1] < 2:
-        return model, traces
-    merged = merge_close_neighbours(model.A, traces.C, movie.shape[1:], gsig=settings.merging.gSig)
-    if not merged.merged_groups:
-        return model, traces
-    model = replace(model, A=merged.A)
-    return model, solve_traces(movie, model, merged.C, section=settings.traces, chunk_frames=chunk_frames)
 
 
 def _estimates(results: list[PatchResult], traces: TraceResult, model: TraceModel, dims: tuple[int, int],

@@ -9,18 +9,10 @@ import scipy.sparse as sp
 from scipy.sparse.csgraph import connected_components
 
 from cnmflow.engine.patches import footprint_similarity
-from cnmflow.pixel_order import pixel_position
 
 
 #: Footprint cosine similarity above which components from two patches may be one neuron.
 DUPLICATE_SIMILARITY = 0.6
-
-#: CNMF-E's close-neighbour merge (Zhou et al. 2018, its demo's ``dmin`` 5 px at ``gSig`` 3 and
-#: ``merge_thr_spatial``'s trace threshold 0.4): two somata in one focal plane cannot peak closer
-#: than this many gSig, so overlapping components peaking closer are one cell found twice (each
-#: half mixed with a different neighbour, which is why their traces correlate only moderately).
-NEIGHBOUR_DISTANCE_GSIG = 5.0 / 3.0
-NEIGHBOUR_TRACE_CORR = 0.4
 
 
 @dataclass(frozen=True)
@@ -69,35 +61,6 @@ def merge_duplicates(A: sp.spmatrix, C: np.ndarray, owners: np.ndarray, *, merge
         return MergeResult(A=A, C=C, merged_groups=())
     A, C, origins = _merge_groups(A, C, groups, iterations=rank1_iterations)
     return MergeResult(A=A, C=C, merged_groups=tuple(origins[len(origins) - len(groups):]))
-
-
-def merge_close_neighbours(A: sp.spmatrix, C: np.ndarray, dims: tuple[int, int], *, gsig: float,
-                           max_distance_gsig: float = NEIGHBOUR_DISTANCE_GSIG,
-                           min_trace_corr: float = NEIGHBOUR_TRACE_CORR, rank1_iterations: int = 10) -> MergeResult:
-    """Overlapping components whose footprints peak within ``max_distance_gsig``·gSig of each other
-    and whose traces correlate above ``min_trace_corr`` → one component (the rank-1 merge).
-
-    Meant for the solved, denoised traces: at the patches' rate two halves of one cell carry too
-    much of their other neighbours to be told from two cells by correlation alone.
-    """
-    A = sp.csc_matrix(A, dtype=np.float32)
-    C = np.asarray(C, dtype=np.float32)
-    pairs = _overlapping(A) & _close_peaks(A, dims, max_distance_gsig * gsig) & _correlated(C, min_trace_corr)
-    groups = _groups(pairs)
-    if not groups:
-        return MergeResult(A=A, C=C, merged_groups=())
-    A, C, origins = _merge_groups(A, C, groups, iterations=rank1_iterations)
-    return MergeResult(A=A, C=C, merged_groups=tuple(origins[len(origins) - len(groups):]))
-
-
-def _close_peaks(A: sp.csc_matrix, dims: tuple[int, int], max_distance: float) -> np.ndarray:
-    """(K, K) whether two footprints' brightest pixels lie within ``max_distance`` pixels."""
-    peaks = np.array([A.indices[A.indptr[k] + int(np.argmax(A.data[A.indptr[k]:A.indptr[k + 1]]))]
-                      if A.indptr[k + 1] > A.indptr[k] else -1 for k in range(A.shape[1])], dtype=np.int64)
-    rows, cols = pixel_position(np.maximum(peaks, 0), dims)
-    distance = np.hypot(rows[:, None] - rows[None, :], cols[:, None] - cols[None, :])
-    present = peaks >= 0
-    return (distance <= max_distance) & present[:, None] & present[None, :]
 
 
 def _overlapping(A: sp.csc_matrix) -> np.ndarray:
