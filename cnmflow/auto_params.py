@@ -700,15 +700,18 @@ def choose_gsig(movie: np.ndarray, radius: RadiusEstimate, *, center_psf: bool,
     n = max(radius.n_visible, MIN_BLOBS)
     blobs = np.asarray(radius.blobs[:n], dtype=int)
     blob_pnrs, maxima = [], []
-    for k, filtered in zip(factors, filtered_by_each(movie, [k * radius.radius for k in factors],
-                                                      center_psf=center_psf)):
+    filtered_movies = filtered_by_each(movie, [k * radius.radius for k in factors], center_psf=center_psf)
+    for k, filtered in zip(factors, filtered_movies):
         peaks = images_of_filtered(filtered, correlation=False)
         blob_pnrs.append(peaks.pnr[blobs[:, 0], blobs[:, 1]])
         maxima.append(null_maxima(peaks.flipped_pnr, k * radius.radius))
     margins = tuple(float(np.median(p) / pnr_cut_of(m)) for p, m in zip(blob_pnrs, maxima))
     wins = bootstrap_wins(blob_pnrs, maxima, np.random.default_rng(rng))
     factor = round(float(np.dot(wins, factors)), 3)
-    images = seed_images(movie, gsig=factor * radius.radius, center_psf=center_psf)
+    if factor in factors:  # one factor won every resample: its filtered movie is at hand
+        images = images_of_filtered(filtered_movies[list(factors).index(factor)])
+    else:
+        images = seed_images(movie, gsig=factor * radius.radius, center_psf=center_psf)
     return GsigChoice(factor=factor, factors=tuple(factors), margins=margins, wins=tuple(float(w) for w in wins),
                       images=images)
 
