@@ -11,10 +11,11 @@ minimum out to 3× the population's disk radius √2·σ* (σ* = where the blobs
 peaks). Measuring rather than converting σ*: a disk peaks at σ = r/√2, a Gaussian at σ = s, so
 σ alone is ±20% off; and the frame rather than ``M``: the per-pixel noise maximum lifts ``M``'s
 floor around a cell more than its centre and shrinks the radius. ``gSig`` = k × that radius, k in
-:data:`GSIG_FACTORS` chosen by :func:`choose_gsig`: the k whose seed images (filter and PNR) set the visible
-blobs furthest above that gSig's own PNR cut — the filter size that best separates this movie's cells from its
-null (no single k held for both cell types on the realistic simulator); gSiz follows it by the seed's rule
-``gSiz = 2·gSig + 1`` (see :func:`gsiz_for`).
+the span of :data:`GSIG_FACTORS`, chosen by :func:`choose_gsig`: the factors weighted by how often each one's seed
+images (filter and PNR) set the visible blobs furthest above that gSig's own PNR cut over bootstrap resamples of
+the blobs and the null — the filter size that best separates this movie's cells from its null, with the
+margins' sampling error (no single k held for both cell types on the realistic simulator); gSiz follows it by
+the seed's rule ``gSiz = 2·gSig + 1`` (see :func:`gsiz_for`).
 
 Thresholds. The correlation and PNR images are computed as the corr_pnr seeding computes them
 (:func:`seed_images`: the seed kernel, the 2σ correlation threshold, on the movie downsampled by
@@ -368,8 +369,9 @@ def _distinct(order: np.ndarray, k: np.ndarray, r: np.ndarray, c: np.ndarray, sc
     kept = np.zeros(len(order), bool)
     rows, cols = r[order].astype(float), c[order].astype(float)
     reach = math.sqrt(2) * scales[k[order]]
-    for i in range(len(order)):  # a loop over the kept ones so far, in numpy: the same test, ~10x less CPU
-        kept[i] = not np.any(np.hypot(rows[i] - rows[:i][kept[:i]], cols[i] - cols[:i][kept[:i]]) <= reach[:i][kept[:i]])
+    for i in range(len(order)):  # the same test, vectorised over the blobs kept so far
+        before = kept[:i]
+        kept[i] = not np.any(np.hypot(rows[i] - rows[:i][before], cols[i] - cols[:i][before]) <= reach[:i][before])
     return np.asarray(order)[kept].astype(int)
 
 
@@ -679,7 +681,8 @@ def bootstrap_wins(blob_pnrs: Sequence[np.ndarray], maxima: Sequence[np.ndarray]
     """Share of bootstrap resamples in which each factor's margin is the largest: the blobs resampled once for
     all factors (the same cells seen through each filter), each factor's null maxima on their own."""
     picks = rng.integers(0, len(blob_pnrs[0]), (n_boot, len(blob_pnrs[0])))
-    margins = np.stack([np.median(pnrs[picks], axis=1) / pnr_cut_of(null[rng.integers(0, len(null), (n_boot, len(null)))])
+    margins = np.stack([np.median(pnrs[picks], axis=1)
+                        / pnr_cut_of(null[rng.integers(0, len(null), (n_boot, len(null)))])
                         for pnrs, null in zip(blob_pnrs, maxima)], axis=1)
     return np.bincount(margins.argmax(axis=1), minlength=len(blob_pnrs)) / n_boot
 
