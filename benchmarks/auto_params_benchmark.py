@@ -5,7 +5,8 @@ sizes and peak SNRs varied) it
 
 - estimates the three values the way a run with "auto" does (the movie written as a TIFF, read back by
   :func:`cnmflow.auto_params.estimate_parameters` with the run's tsub/ssub, as ``resolve_auto`` does),
-  timed in wall and CPU seconds (the extraction's too: a shared machine's wall clock is noisy);
+  timed in wall and CPU seconds (the extraction's too, its worker processes included: a shared machine's wall clock
+  is noisy);
 - fits the movie with ``cnmflow.engine.fit`` once with the auto values (gSiz as auto sets it) and once per
   grid point: gSig in round(r)−1 … round(r)+2 (r the true half-max radius) at (0.7, 7), then the other
   threshold pairs at the gSig that did best; gSiz by auto's rule (2·gSig+1: with 4·gSig+1 the grid's best
@@ -138,7 +139,7 @@ def estimate_auto(frames: np.ndarray, folder: Path) -> tuple[dict, float]:
     started, cpu = time.perf_counter(), time.process_time()
     est = estimate_parameters([path], tsub=TSUB, ssub=1)
     seconds, cpu = time.perf_counter() - started, time.process_time() - cpu
-    values = {"radius": round(est.radius.radius, 2), "gSig": est.gSig, "gSiz": est.gSiz, "min_corr": est.min_corr, "min_pnr": est.min_pnr,
+    values = {"radius": round(est.radius.radius, 2), "factor": est.gsig_choice.factor, "gSig": est.gSig, "gSiz": est.gSiz, "min_corr": est.min_corr, "min_pnr": est.min_pnr,
               "n_seeds": int(len(est.seeds)), "cpu_s": round(cpu, 2), "relaxed": est.relaxed, "radius_iqr": np.percentile(est.radius.blob_radii, [25, 75]).round(2).tolist()}
     return values, seconds
 
@@ -150,6 +151,15 @@ def fit_params(fr: float, gsig: float, gsiz: int, min_corr: float, min_pnr: floa
                 stride=rf // 2, n_processes=2)
 
 
+def process_tree_cpu() -> float:
+    """CPU seconds (user + sys) of this process and its reaped children: the extraction's worker processes too
+    (small movies run their patches in-process, where this equals ``time.process_time``)."""
+    import resource
+
+    own, children = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
+
+
 def fit_and_score(frames: np.ndarray, truth, params: dict) -> dict:
     """Fit, then F1@IoU0.5 (shape_scoring) and F1 (scoring) against the true footprints."""
     from cnmflow.engine import fit
@@ -157,9 +167,9 @@ def fit_and_score(frames: np.ndarray, truth, params: dict) -> dict:
     from cnmflow.scoring import score
     from cnmflow.shape_scoring import shape_score
 
-    started, cpu = time.perf_counter(), time.process_time()
+    started, cpu = time.perf_counter(), process_tree_cpu()
     est = fit(frames, build_params(dict(params)))
-    seconds, cpu = time.perf_counter() - started, time.process_time() - cpu
+    seconds, cpu = time.perf_counter() - started, process_tree_cpu() - cpu
     footprints = est.footprints()
     shapes = shape_score(truth.footprints, footprints)
     found = score(truth.footprints, footprints)
@@ -242,7 +252,7 @@ def decompose(movie: Movie, grid: list[dict]) -> dict:
     points = {"auto": (auto.gSig, auto.gSiz, auto.min_corr, auto.min_pnr),
               "auto_gsig_best_cuts": (auto.gSig, auto.gSiz, c, p),
               "best_gsig_auto_cuts": (g, gsiz_for(g), at_best.min_corr, at_best.min_pnr)}
-    record = {"movie": movie.name, "best": best}
+    record = {"movie": movie.name, "best": best, "factor": auto.gsig_choice.factor, "wins": auto.gsig_choice.wins}
     for key, values in points.items():
         record[key] = fit_and_score(sim.movie, sim.truth, fit_params(movie.fr, *values))
     return record
@@ -260,6 +270,7 @@ def sweep_auto() -> list[dict]:
         auto = estimate_from_movie(sample, tsub=TSUB)
         fixed = estimate_from_movie(sample, tsub=TSUB, gsig=round(1.15 * auto.radius.radius, 2))
         records.append({"movie": movie.name, "factor": auto.gsig_choice.factor, "margins": auto.gsig_choice.margins,
+                        "wins": auto.gsig_choice.wins,
                         "auto": fit_and_score(sim.movie, sim.truth, fit_params(movie.fr, auto.gSig, auto.gSiz,
                                                                                auto.min_corr, auto.min_pnr)),
                         "fixed_1.15": fit_and_score(sim.movie, sim.truth, fit_params(

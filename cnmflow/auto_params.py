@@ -11,10 +11,11 @@ minimum out to 3× the population's disk radius √2·σ* (σ* = where the blobs
 peaks). Measuring rather than converting σ*: a disk peaks at σ = r/√2, a Gaussian at σ = s, so
 σ alone is ±20% off; and the frame rather than ``M``: the per-pixel noise maximum lifts ``M``'s
 floor around a cell more than its centre and shrinks the radius. ``gSig`` = k × that radius, k in
-:data:`GSIG_FACTORS` chosen by :func:`choose_gsig`: the k whose seed images (filter and PNR) set the visible
-blobs furthest above that gSig's own PNR cut — the filter size that best separates this movie's cells from its
-null (no single k held for both cell types on the realistic simulator); gSiz follows it by the seed's rule
-``gSiz = 2·gSig + 1`` (see :func:`gsiz_for`).
+the span of :data:`GSIG_FACTORS`, chosen by :func:`choose_gsig`: the factors weighted by how often each one's seed
+images (filter and PNR) set the visible blobs furthest above that gSig's own PNR cut over bootstrap resamples of
+the blobs and the null — the filter size that best separates this movie's cells from its null, with the
+margins' sampling error (no single k held for both cell types on the realistic simulator); gSiz follows it by
+the seed's rule ``gSiz = 2·gSig + 1`` (see :func:`gsiz_for`).
 
 Thresholds. The correlation and PNR images are computed as the corr_pnr seeding computes them
 (:func:`seed_images`: the seed kernel, the 2σ correlation threshold, on the movie downsampled by
@@ -58,12 +59,15 @@ from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Sequence
 
 import numpy as np
+import scipy.fft as sfft
 from scipy import ndimage as ndi
 from scipy.special import ndtr, ndtri
 
+from cnmflow.engine.chunking import FILTER_CHUNK_BYTES, frames_per_chunk
 from cnmflow.engine.init.corr_pnr import SEED_CORR_THRESHOLD, seed_candidates
 from cnmflow.engine.noise import noise_psd
 from cnmflow.engine.summary_images import CorrelationSums, FrameFilter, filter_kernel
+from cnmflow.engine.threads import fft_workers
 from cnmflow.errors import ParameterError
 
 if TYPE_CHECKING:
@@ -362,11 +366,13 @@ def estimate_radius(movie: np.ndarray, *, n_blobs: int = N_BLOBS) -> RadiusEstim
 
 def _distinct(order: np.ndarray, k: np.ndarray, r: np.ndarray, c: np.ndarray, scales: np.ndarray) -> np.ndarray:
     """``order`` less every blob whose centre lies within the disk radius √2·σ of a stronger blob kept."""
-    kept: list[int] = []
-    for i in order:
-        if all(math.hypot(r[i] - r[j], c[i] - c[j]) > math.sqrt(2) * scales[k[j]] for j in kept):
-            kept.append(int(i))
-    return np.array(kept, dtype=int)
+    kept = np.zeros(len(order), bool)
+    rows, cols = r[order].astype(float), c[order].astype(float)
+    reach = math.sqrt(2) * scales[k[order]]
+    for i in range(len(order)):  # the same test, vectorised over the blobs kept so far
+        before = kept[:i]
+        kept[i] = not np.any(np.hypot(rows[i] - rows[:i][before], cols[i] - cols[:i][before]) <= reach[:i][before])
+    return np.asarray(order)[kept].astype(int)
 
 
 #: Smallest ratio of a blob's two principal curvatures: a soma is round or oval (aspect ≤ 2, curvature ratio
@@ -502,10 +508,33 @@ def noise_floor_cut(values: np.ndarray, *, name: str, null: str, k: float, tail:
 class SeedImages:
     """What the first seed search sees of a (downsampled) movie, and the sign-flipped movie's PNR."""
 
-    correlation: np.ndarray  # 8-neighbour correlation of the filtered movie, values < 2 noise sd zeroed
+    correlation: np.ndarray | None  # 8-neighbour correlation of the filtered movie, values < 2 noise sd zeroed
     pnr: np.ndarray  # max_t F / noise (≥ 0)
     flipped_pnr: np.ndarray  # max_t (−F) / noise (≥ 0): the PNR of −movie
     noise: np.ndarray  # PSD noise sd of the filtered movie F
+
+
+def temporal_mean(movie: np.ndarray, chunk_frames: int = 128) -> np.ndarray:
+    """The movie's mean frame (float64 sums a chunk at a time, returned as float32, as the seed search's)."""
+    mean = np.zeros(movie.shape[1:])
+    for f0 in range(0, movie.shape[0], chunk_frames):
+        mean += np.asarray(movie[f0:f0 + chunk_frames], dtype=np.float64).sum(axis=0)
+    return (mean / movie.shape[0]).astype(np.float32)
+
+
+def images_of_filtered(filtered: np.ndarray, *, correlation: bool = True) -> SeedImages:
+    """The seed images of a filtered movie F (T, rows, cols): its PSD noise, PNR, the flipped movie's PNR
+    (``−min_t F / noise``: the filter is linear) and, with ``correlation``, the 2σ-thresholded correlation."""
+    T, rows, cols = filtered.shape
+    noise = noise_psd(filtered.reshape(T, -1).T).reshape(rows, cols).astype(np.float32)
+    sd = np.where(noise > 0, noise, np.inf).astype(np.float32)
+    image = None
+    if correlation:
+        sums = CorrelationSums((rows, cols))
+        sums.add(filtered, threshold=SEED_CORR_THRESHOLD * sd)
+        image = sums.image()
+    return SeedImages(correlation=image, pnr=np.maximum(filtered.max(axis=0) / sd, 0),
+                      flipped_pnr=np.maximum(-filtered.min(axis=0) / sd, 0), noise=noise)
 
 
 def seed_images(movie: np.ndarray, *, gsig: float, center_psf: bool, chunk_frames: int = 128) -> SeedImages:
@@ -518,19 +547,36 @@ def seed_images(movie: np.ndarray, *, gsig: float, center_psf: bool, chunk_frame
     """
     T, rows, cols = movie.shape
     filt = FrameFilter(filter_kernel(gsig, center_psf=center_psf), (rows, cols))
-    mean = np.zeros((rows, cols))
-    for f0 in range(0, T, chunk_frames):
-        mean += np.asarray(movie[f0:f0 + chunk_frames], dtype=np.float64).sum(axis=0)
-    mean = (mean / T).astype(np.float32)
+    mean = temporal_mean(movie, chunk_frames)
     filtered = np.empty((T, rows, cols), np.float32)
     for f0 in range(0, T, chunk_frames):
         filtered[f0:f0 + chunk_frames] = filt(movie[f0:f0 + chunk_frames], minus=mean)
-    noise = noise_psd(filtered.reshape(T, -1).T).reshape(rows, cols).astype(np.float32)
-    sd = np.where(noise > 0, noise, np.inf).astype(np.float32)
-    sums = CorrelationSums((rows, cols))
-    sums.add(filtered, threshold=SEED_CORR_THRESHOLD * sd)
-    return SeedImages(correlation=sums.image(), pnr=np.maximum(filtered.max(axis=0) / sd, 0),
-                      flipped_pnr=np.maximum(-filtered.min(axis=0) / sd, 0), noise=noise)
+    return images_of_filtered(filtered)
+
+
+def filtered_by_each(movie: np.ndarray, gsigs: Sequence[float], *, center_psf: bool) -> list[np.ndarray]:
+    """The movie minus its mean, filtered by the seed kernel of each gSig (replicated borders), with one forward
+    FFT of each frame for all of them: padded by the widest kernel's half-width, a narrower kernel sees the
+    same replicated values at every output pixel, so each result is :class:`FrameFilter`'s up to rounding.
+    :func:`choose_gsig`'s passes; holds one filtered movie per gSig."""
+    T, rows, cols = movie.shape
+    kernels = [filter_kernel(g, center_psf=center_psf) for g in gsigs]
+    halves = [kernel.shape[0] // 2 for kernel in kernels]
+    pad = max(halves)
+    shape = tuple(sfft.next_fast_len(n + 2 * pad, real=True) for n in (rows, cols))
+    spectra = [sfft.rfft2(kernel[::-1, ::-1].astype(np.float32), s=shape) for kernel in kernels]
+    mean = temporal_mean(movie)
+    out = [np.empty((T, rows, cols), np.float32) for _ in gsigs]
+    step = frames_per_chunk(shape[0] * shape[1], FILTER_CHUNK_BYTES, bytes_per_value=8)
+    for f0 in range(0, T, step):
+        padded = np.pad(np.asarray(movie[f0:f0 + step], dtype=np.float32) - mean, ((0, 0), (pad, pad), (pad, pad)),
+                        mode="edge")
+        frames = sfft.rfft2(padded, s=shape, workers=fft_workers())
+        for filtered, spectrum, half in zip(out, spectra, halves):
+            at = pad + half
+            filtered[f0:f0 + step] = sfft.irfft2(frames * spectrum, s=shape,
+                                                 workers=fft_workers())[:, at:at + rows, at:at + cols]
+    return out
 
 
 def white_noise_correlation(n_frames: int, gsig: float, center_psf: bool, rng) -> np.ndarray:
@@ -595,48 +641,82 @@ def scale_to_length(cut: ThresholdEstimate, n_sample: int, n_movie: int) -> Thre
 GSIG_FACTORS = (1.0, 1.15, 1.3)
 
 
+#: Bootstrap resamples of the visible blobs and the null maxima behind :func:`choose_gsig`'s weights.
+N_BOOTSTRAP = 200
+
+
 @dataclass(frozen=True)
 class GsigChoice:
-    """The gSig whose seed search sets the visible cells furthest above its own PNR cut, and the margins."""
+    """The gSig factor the margins point to, weighted by how often each factor wins a bootstrap resample."""
 
-    factor: float  # chosen gSig / radius
+    factor: float  # chosen gSig / radius: the factors weighted by how often each has the largest margin
     factors: tuple[float, ...]
     margins: tuple[float, ...]  # per factor: median over visible blobs of their PNR / the PNR cut at that gSig
+    wins: tuple[float, ...]  # per factor: share of bootstrap resamples where its margin is the largest
     images: SeedImages  # the seed images at the chosen gSig (reused for the cuts)
 
     def evidence(self) -> str:
-        tried = ", ".join(f"{k:g}: {m:.2f}" for k, m in zip(self.factors, self.margins))
-        return (f"{self.factor:g} × the radius, where the visible blobs' PNR stands furthest above the PNR cut read at "
-                f"that gSig (median PNR / cut at {tried})")
+        tried = ", ".join(f"{k:g}: {m:.2f} ({100 * w:.0f}%)" for k, m, w in zip(self.factors, self.margins, self.wins))
+        return (f"{self.factor:.3g} × the radius: the factors weighted by how often each sets the visible blobs' PNR "
+                f"furthest above the PNR cut read at that gSig (median PNR / cut, and the share of "
+                f"{N_BOOTSTRAP} bootstrap resamples of blobs and null where it is largest, at {tried})")
+
+
+def pnr_cut_of(maxima: np.ndarray) -> np.ndarray:
+    """The flipped-maxima PNR cut (median + Φ⁻¹(1 − 1/n) · 1.4826·MAD) of each row of ``maxima`` (…, n)."""
+    floor = np.median(maxima, axis=-1)
+    sd = 1.4826 * np.median(np.abs(maxima - floor[..., None]), axis=-1)
+    return np.maximum(floor + noise_k(maxima.shape[-1]) * sd, np.finfo(float).tiny)
 
 
 def pnr_margin(images: SeedImages, gsig: float, blobs: np.ndarray) -> float:
     """Median over ``blobs`` (n, 2) of their PNR over the flipped-maxima PNR cut at this gSig: how far the seed
     search at this gSig sets the cells the projection shows above its own noise null."""
     maxima = null_maxima(images.flipped_pnr, gsig)
-    cut = noise_floor_cut(maxima, name="PNR", null="flipped maxima", k=noise_k(len(maxima))).cut
-    return float(np.median(images.pnr[blobs[:, 0], blobs[:, 1]]) / max(cut, np.finfo(float).tiny))
+    return float(np.median(images.pnr[blobs[:, 0], blobs[:, 1]]) / pnr_cut_of(maxima))
+
+
+def bootstrap_wins(blob_pnrs: Sequence[np.ndarray], maxima: Sequence[np.ndarray], rng: np.random.Generator,
+                   n_boot: int = N_BOOTSTRAP) -> np.ndarray:
+    """Share of bootstrap resamples in which each factor's margin is the largest: the blobs resampled once for
+    all factors (the same cells seen through each filter), each factor's null maxima on their own."""
+    picks = rng.integers(0, len(blob_pnrs[0]), (n_boot, len(blob_pnrs[0])))
+    margins = np.stack([np.median(pnrs[picks], axis=1)
+                        / pnr_cut_of(null[rng.integers(0, len(null), (n_boot, len(null)))])
+                        for pnrs, null in zip(blob_pnrs, maxima)], axis=1)
+    return np.bincount(margins.argmax(axis=1), minlength=len(blob_pnrs)) / n_boot
 
 
 def choose_gsig(movie: np.ndarray, radius: RadiusEstimate, *, center_psf: bool,
-                factors: Sequence[float] = GSIG_FACTORS) -> GsigChoice:
-    """gSig = k·r for the k in ``factors`` whose seed images set the visible blobs (the strongest round blobs
-    of the projection) furthest above that gSig's PNR cut: the filter size that best separates these cells
-    from the sign-flipped movie's null, as a matched filter would, but read on the cells and the null of this
-    movie. No single k fitted both cell types (benchmarks/README.md: the grid's best gSig lay at 0.92–0.97·r
-    on CA1 and 1.13–1.27·r on cortex L2/3, whose profiles have the same shape), and the gSig was most of auto's
-    gap: auto's own cuts at the grid's best gSig came within 0.02 of the grid's best F1@0.5 on 4 of 8 movies,
-    the grid's best cuts at 1.15·r on 2 of 8."""
+                factors: Sequence[float] = GSIG_FACTORS, rng: int | np.random.Generator | None = 0) -> GsigChoice:
+    """gSig = k·r, k the ``factors`` weighted by how often each sets the visible blobs (the strongest round blobs
+    of the projection) furthest above that gSig's PNR cut, over bootstrap resamples of the blobs and the null.
+
+    The margin (median blob PNR / cut) says which filter size best separates this movie's cells from the
+    sign-flipped movie's null, as a matched filter would, but read on the cells and the null of this movie. No
+    single k fitted both cell types (benchmarks/README.md: the grid's best gSig lay at 0.92–0.97·r on CA1 and
+    1.13–1.27·r on cortex L2/3, whose profiles have the same shape). The margins are estimates — a median over a
+    few dozen blobs, a cut read off a sample of maxima — so k is the expected winning factor under their
+    sampling error (the bootstrap's mean of the argmax), not the argmax: a clear winner is taken as it is, a
+    near tie lands between the tied factors. The choice passes share each frame's FFT and compute the PNRs only
+    (:func:`filtered_by_each`); the seed images (with the correlation) are computed once at the chosen gSig."""
     n = max(radius.n_visible, MIN_BLOBS)
     blobs = np.asarray(radius.blobs[:n], dtype=int)
-    best: tuple[float, int, SeedImages] | None = None
-    margins = []
-    for i, k in enumerate(factors):
-        images = seed_images(movie, gsig=k * radius.radius, center_psf=center_psf)
-        margins.append(pnr_margin(images, k * radius.radius, blobs))
-        if best is None or margins[-1] > best[0]:
-            best = (margins[-1], i, images)
-    return GsigChoice(factor=float(factors[best[1]]), factors=tuple(factors), margins=tuple(margins), images=best[2])
+    blob_pnrs, maxima = [], []
+    filtered_movies = filtered_by_each(movie, [k * radius.radius for k in factors], center_psf=center_psf)
+    for k, filtered in zip(factors, filtered_movies):
+        peaks = images_of_filtered(filtered, correlation=False)
+        blob_pnrs.append(peaks.pnr[blobs[:, 0], blobs[:, 1]])
+        maxima.append(null_maxima(peaks.flipped_pnr, k * radius.radius))
+    margins = tuple(float(np.median(p) / pnr_cut_of(m)) for p, m in zip(blob_pnrs, maxima))
+    wins = bootstrap_wins(blob_pnrs, maxima, np.random.default_rng(rng))
+    factor = round(float(np.dot(wins, factors)), 3)
+    if factor in factors:  # one factor won every resample: its filtered movie is at hand
+        images = images_of_filtered(filtered_movies[list(factors).index(factor)])
+    else:
+        images = seed_images(movie, gsig=factor * radius.radius, center_psf=center_psf)
+    return GsigChoice(factor=factor, factors=tuple(factors), margins=margins, wins=tuple(float(w) for w in wins),
+                      images=images)
 
 
 def threshold_estimates(images: SeedImages, *, n_frames: int, gsig: float, center_psf: bool,
@@ -672,7 +752,7 @@ def estimate_from_movie(movie: np.ndarray, *, gsig: float | None = None, center_
         g = float(gsig) / ssub
         images = seed_images(movie, gsig=g, center_psf=center_psf)
     else:
-        choice = choose_gsig(movie, radius, center_psf=center_psf)
+        choice = choose_gsig(movie, radius, center_psf=center_psf, rng=rng)
         g, images = choice.factor * radius.radius, choice.images
     corr, pnr = threshold_estimates(images, n_frames=movie.shape[0], gsig=g, center_psf=center_psf, rng=rng,
                                     n_movie_frames=n_movie_frames)
