@@ -80,9 +80,20 @@ def smooth_field(U_tents: np.ndarray, V_tents: np.ndarray, V_cross: np.ndarray, 
     theta = scipy.linalg.cho_solve(tent_gram_factor(V_tents) if gram_factor is None else gram_factor, residual)
     theta -= theta.mean(axis=1, keepdims=True)
     rank = int(min(rank, theta.shape[0] // TENTS_PER_MODE, max(theta.shape[1] - 1, 0)))
-    beta = np.linalg.svd(theta, full_matrices=False)[0][:, :rank]
+    beta = _leading_modes(theta, rank)
     U = beta.T @ U_tents
     V_neurons = V_cross @ beta
     V_field = beta.T @ V_tents @ beta
     f = np.linalg.solve(V_field, U - V_neurons.T @ C) if rank else np.zeros((0, C.shape[1]))
     return SmoothField(U=U, V_neurons=V_neurons, V_field=V_field, f=f, modes=beta)
+
+
+def _leading_modes(theta: np.ndarray, rank: int) -> np.ndarray:
+    """The ``rank`` leading left singular vectors of ``theta`` (n_tents, T), largest first, as the
+    leading eigenvectors of ``θθᵀ``: only those few are computed, where a full SVD of θ dominated
+    the trace solve's time once the fields were re-estimated in every pass."""
+    n = theta.shape[0]
+    if rank <= 0:
+        return np.zeros((n, 0))
+    vectors = scipy.linalg.eigh(theta @ theta.T, subset_by_index=[n - rank, n - 1])[1]
+    return vectors[:, ::-1]
