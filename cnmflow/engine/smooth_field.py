@@ -17,6 +17,7 @@ import math
 from dataclasses import dataclass
 
 import numpy as np
+import scipy.linalg
 import scipy.sparse as sp
 
 from cnmflow.engine.resample import resampling_operators
@@ -59,22 +60,40 @@ def tent_spacing(gsig: float, dims: tuple[int, int], spacing_gsig: float = TENT_
     return max(int(round(spacing_gsig * gsig)), math.ceil(max(dims) / MAX_TENTS_PER_SIDE), 2)
 
 
+def tent_gram_factor(V_tents: np.ndarray) -> tuple[np.ndarray, bool]:
+    """The Cholesky factor of the tents' Gram matrix ``GᵀG`` (lightly regularised): the tents are
+    fixed through a trace solve, so it is factored once and reused by every pass."""
+    ridge = 1e-9 * np.trace(V_tents) / max(len(V_tents), 1)
+    return scipy.linalg.cho_factor(V_tents + ridge * np.eye(len(V_tents)))
+
+
 def smooth_field(U_tents: np.ndarray, V_tents: np.ndarray, V_cross: np.ndarray, C: np.ndarray, *,
-                 rank: int = FIELD_RANK) -> SmoothField:
+                 rank: int = FIELD_RANK, gram_factor: tuple[np.ndarray, bool] | None = None) -> SmoothField:
     """The field's leading modes from the tents' projections.
 
     ``U_tents = Gᵀ(Y − B)`` (n, T), ``V_tents = GᵀG``, ``V_cross = AᵀG`` (K, n), ``C`` the
     neurons' traces the background was formed with. The residual field on the tents,
     ``Θ = (GᵀG)⁻¹ Gᵀ(Y − B − A·C)``, centred in time, gives the modes ``β`` (its leading left
-    singular vectors); ``b = G·β``.
+    singular vectors); ``b = G·β``. ``gram_factor``: :func:`tent_gram_factor` of ``V_tents``.
     """
     residual = U_tents - V_cross.T @ C
-    theta = np.linalg.solve(V_tents + 1e-9 * np.trace(V_tents) / len(V_tents) * np.eye(len(V_tents)), residual)
+    theta = scipy.linalg.cho_solve(tent_gram_factor(V_tents) if gram_factor is None else gram_factor, residual)
     theta -= theta.mean(axis=1, keepdims=True)
     rank = int(min(rank, theta.shape[0] // TENTS_PER_MODE, max(theta.shape[1] - 1, 0)))
-    beta = np.linalg.svd(theta, full_matrices=False)[0][:, :rank]
+    beta = _leading_modes(theta, rank)
     U = beta.T @ U_tents
     V_neurons = V_cross @ beta
     V_field = beta.T @ V_tents @ beta
     f = np.linalg.solve(V_field, U - V_neurons.T @ C) if rank else np.zeros((0, C.shape[1]))
     return SmoothField(U=U, V_neurons=V_neurons, V_field=V_field, f=f, modes=beta)
+
+
+def _leading_modes(theta: np.ndarray, rank: int) -> np.ndarray:
+    """The ``rank`` leading left singular vectors of ``theta`` (n_tents, T), largest first, as the
+    leading eigenvectors of ``θθᵀ``: only those few are computed, where a full SVD of θ dominated
+    the trace solve's time once the fields were re-estimated in every pass."""
+    n = theta.shape[0]
+    if rank <= 0:
+        return np.zeros((n, 0))
+    vectors = scipy.linalg.eigh(theta @ theta.T, subset_by_index=[n - rank, n - 1])[1]
+    return vectors[:, ::-1]

@@ -112,3 +112,20 @@ def test_a_small_field_of_view_gets_few_modes():
     Y = A @ C + generator.normal(size=(64 * 64, T))
     modes = smooth_field(tents.T @ Y, (tents.T @ tents).toarray(), (A.T @ tents).toarray(), C)
     assert tents.shape[1] == 9 and modes.U.shape[0] == 2
+
+
+def test_the_modes_are_the_residual_fields_leading_singular_vectors_largest_first():
+    """The modes are computed from the tents' residual Gram (only the few kept); they must be the
+    same directions, in the same order, as the leading singular vectors of the residual field."""
+    generator = np.random.default_rng(3)
+    tents = tent_basis(DIMS, 16)
+    A = sp.csc_matrix(np.column_stack([_footprint(30, 30), _footprint(60, 70)]))
+    C = _calcium(generator, 2, g=0.8, amplitude=5.0)
+    strengths = np.array([8.0, 4.0, 2.0])[:, None]
+    field = tents @ generator.standard_normal((tents.shape[1], 3)) @ (strengths * generator.standard_normal((3, T)))
+    Y = A @ C + field + 0.1 * generator.standard_normal((DIMS[0] * DIMS[1], T))
+    V_tents = (tents.T @ tents).toarray()
+    modes = smooth_field(tents.T @ Y, V_tents, (A.T @ tents).toarray(), C, rank=3)
+    theta = np.linalg.solve(V_tents, tents.T @ Y - (A.T @ tents).toarray().T @ C)
+    expected = np.linalg.svd(theta - theta.mean(axis=1, keepdims=True), full_matrices=False)[0][:, :3]
+    np.testing.assert_allclose(np.abs(np.sum(modes.modes * expected, axis=0)), 1.0, atol=1e-6)
