@@ -156,12 +156,8 @@ def ring_sector_reach(coefficients: np.ndarray, variance: np.ndarray, centre: tu
     fills a sector or two, a halo all of them). A ring is significant where that mean is ``min_t``
     of its standard errors and ``floor`` above zero.
     """
-    rows, cols = np.indices(coefficients.shape)
-    ring = np.floor(np.hypot(rows - centre[0], cols - centre[1]) / rings.width).astype(np.int64)
-    angle = np.arctan2(rows - centre[0], cols - centre[1])
-    sector = np.floor((angle + np.pi) / (2 * np.pi) * rings.sectors).astype(np.int64) % rings.sectors
-    cell = (ring * rings.sectors + sector).ravel()
-    n_cells = (int(ring.max()) + 1) * rings.sectors
+    cell, n_cells, distance = _ring_cells(coefficients.shape, centre, rings)
+    ring = np.floor(distance / rings.width).astype(np.int64)
     counts = np.bincount(cell, minlength=n_cells).astype(np.float64)
     present = counts > 0
     safe = np.where(present, counts, 1.0)
@@ -283,3 +279,42 @@ def within_surrounded_radius(positive: np.ndarray, peak: tuple[int, int]) -> np.
     ending = np.flatnonzero((counts > 0) & (passing < 0.5 * counts))
     radius = int(ending[0]) if ending.size else counts.size
     return (ring < radius).reshape(positive.shape)
+
+
+
+
+def smooth_halo(footprint: np.ndarray, coefficients: np.ndarray, region: np.ndarray, centre: tuple[int, int], *,
+                core_radius: float, rings: Rings) -> np.ndarray:
+    """``footprint`` (rows, cols, non-negative) with its halo beyond ``core_radius`` px from ``centre``
+    replaced by the means of its unconstrained least-squares weights ``coefficients`` on ring
+    sectors about ``centre`` (``rings``), each mean taken over the sector's pixels in ``region``
+    (bool: where the footprint may be non-zero) and only then clipped at zero.
+
+    A footprint is a smooth image (a soma through the tissue's point-spread function), but each of
+    its pixels is a separate least-squares weight clipped at zero: on a dim cell's halo the clipped
+    noise (positive) spreads energy over a large area, and an energy mask of it spills. A halo
+    varies slowly along a circle about its soma and fast across, so it is averaged along the
+    circle only (a Gaussian of the same reach would pull the bright core outwards): the noise
+    averages out instead of adding up. The core keeps the footprint's own per-pixel weights.
+    """
+    if not region.any():
+        return footprint
+    cell, n_cells, distance = _ring_cells(footprint.shape, centre, rings)
+    inside = region.ravel()
+    counts = np.bincount(cell[inside], minlength=n_cells).astype(np.float64)
+    sums = np.bincount(cell[inside], weights=np.asarray(coefficients, dtype=np.float64).ravel()[inside],
+                       minlength=n_cells)
+    means = np.maximum(sums / np.maximum(counts, 1.0), 0.0)
+    halo = np.where(inside, means[cell], 0.0).reshape(footprint.shape)
+    return np.where(distance <= core_radius, footprint, halo).astype(footprint.dtype)
+
+
+def _ring_cells(shape: tuple[int, int], centre: tuple[int, int], rings: Rings) -> tuple[np.ndarray, int, np.ndarray]:
+    """(rows*cols,) each pixel's ring-sector cell about ``centre`` (C order), the number of cells,
+    and (rows, cols) each pixel's distance to ``centre``."""
+    rows, cols = np.indices(shape)
+    distance = np.hypot(rows - centre[0], cols - centre[1])
+    ring = np.floor(distance / rings.width).astype(np.int64)
+    angle = np.arctan2(rows - centre[0], cols - centre[1])
+    sector = np.floor((angle + np.pi) / (2 * np.pi) * rings.sectors).astype(np.int64) % rings.sectors
+    return (ring * rings.sectors + sector).ravel(), (int(ring.max()) + 1) * rings.sectors, distance
