@@ -284,7 +284,7 @@ def within_surrounded_radius(positive: np.ndarray, peak: tuple[int, int]) -> np.
 
 
 def smooth_halo(footprint: np.ndarray, coefficients: np.ndarray, region: np.ndarray, centre: tuple[int, int], *,
-                core_radius: float, rings: Rings) -> np.ndarray:
+                core_radius: float, rings: Rings, symmetric: bool = False) -> np.ndarray:
     """``footprint`` (rows, cols, non-negative) with its halo beyond ``core_radius`` px from ``centre``
     replaced by the means of its unconstrained least-squares weights ``coefficients`` on ring
     sectors about ``centre`` (``rings``), each mean taken over the sector's pixels in ``region``
@@ -295,17 +295,25 @@ def smooth_halo(footprint: np.ndarray, coefficients: np.ndarray, region: np.ndar
     noise (positive) spreads energy over a large area, and an energy mask of it spills. A halo
     varies slowly along a circle about its soma and fast across, so it is averaged along the
     circle only (a Gaussian of the same reach would pull the bright core outwards): the noise
-    averages out instead of adding up. The core keeps the footprint's own per-pixel weights.
+    averages out instead of adding up. The core keeps the footprint's own per-pixel weights. With
+    ``symmetric`` every pixel of a ring takes the mean of the whole ring (not only ``region``) less
+    its brightest sectors (``TRIMMED_SECTORS``, as :func:`ring_sector_reach`): light beside the
+    cell does not skew the halo.
     """
     if not region.any():
         return footprint
     cell, n_cells, distance = _ring_cells(footprint.shape, centre, rings)
     inside = region.ravel()
-    counts = np.bincount(cell[inside], minlength=n_cells).astype(np.float64)
-    sums = np.bincount(cell[inside], weights=np.asarray(coefficients, dtype=np.float64).ravel()[inside],
+    pooled = np.ones_like(inside) if symmetric else inside
+    counts = np.bincount(cell[pooled], minlength=n_cells).astype(np.float64)
+    sums = np.bincount(cell[pooled], weights=np.asarray(coefficients, dtype=np.float64).ravel()[pooled],
                        minlength=n_cells)
-    means = np.maximum(sums / np.maximum(counts, 1.0), 0.0)
-    halo = np.where(inside, means[cell], 0.0).reshape(footprint.shape)
+    means = sums / np.maximum(counts, 1.0)
+    if symmetric:
+        present = (counts > 0).reshape(-1, rings.sectors)
+        ring_means, _ = _lower_sector_means(means.reshape(-1, rings.sectors), np.zeros(present.shape), present)
+        means = np.repeat(ring_means, rings.sectors)
+    halo = np.where(inside, np.maximum(means, 0.0)[cell], 0.0).reshape(footprint.shape)
     return np.where(distance <= core_radius, footprint, halo).astype(footprint.dtype)
 
 

@@ -55,8 +55,10 @@ GROWTH_FACTOR = 2.0
 #: beyond, its weights are the means of its unclipped weights on ring sectors about the peak
 #: (``footprint_shape.smooth_halo``): this many sectors (0: no smoothing), rings this many px wide
 HALO_CORE_FACTOR = 1.0
-HALO_SMOOTH_SECTORS = 0
+HALO_SMOOTH_SECTORS = 12
 HALO_SMOOTH_WIDTH = 1.0
+#: the halo's ring-sector means replaced by each ring's trimmed mean (a radially symmetric halo)
+HALO_SYMMETRIC = True
 
 
 def fit_patch_corr_pnr(source: MovieSource, box: PatchBox, job: PatchJobSettings, *, fov_dims: tuple[int, int],
@@ -286,7 +288,8 @@ def _smoothed_halos(A: np.ndarray, unconstrained: np.ndarray, supported: np.ndar
     for k in np.flatnonzero(A.any(axis=0)):
         images = (column_to_image(column[:, k], dims) for column in (A, unconstrained, supported))
         out[:, k] = image_to_column(smooth_halo(*images, pixel_position(int(np.argmax(A[:, k])), dims),
-                                                core_radius=HALO_CORE_FACTOR * gsig, rings=rings))
+                                                core_radius=HALO_CORE_FACTOR * gsig, rings=rings,
+                                                symmetric=HALO_SYMMETRIC))
     return out
 
 
