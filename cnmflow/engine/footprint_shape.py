@@ -176,12 +176,13 @@ def ring_sector_reach(coefficients: np.ndarray, variance: np.ndarray, centre: tu
 TRIMMED_SECTORS = 1 / 6
 
 
-def _lower_sector_means(mean: np.ndarray, sd: np.ndarray, present: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """(rings,) each ring's mean over its present sectors less the brightest ``TRIMMED_SECTORS`` of
+def _lower_sector_means(mean: np.ndarray, sd: np.ndarray, present: np.ndarray, *,
+                        trim: float = TRIMMED_SECTORS) -> tuple[np.ndarray, np.ndarray]:
+    """(rings,) each ring's mean over its present sectors less the brightest ``trim`` of
     them, and that mean's standard error; a ring with no sector has mean 0 and an infinite error."""
     out_mean, out_sd = np.zeros(mean.shape[0]), np.full(mean.shape[0], np.inf)
     for index, (values, errors, here) in enumerate(zip(mean, sd, present)):
-        kept = np.sort(values[here])[:int(np.ceil((1 - TRIMMED_SECTORS) * here.sum()))]
+        kept = np.sort(values[here])[:int(np.ceil((1 - trim) * here.sum()))]
         if kept.size:
             out_mean[index] = kept.mean()
             out_sd[index] = np.sqrt(np.mean(errors[here] ** 2) / kept.size)
@@ -284,7 +285,8 @@ def within_surrounded_radius(positive: np.ndarray, peak: tuple[int, int]) -> np.
 
 
 def smooth_halo(footprint: np.ndarray, coefficients: np.ndarray, region: np.ndarray, centre: tuple[int, int], *,
-                core_radius: float, rings: Rings, symmetric: bool = False) -> np.ndarray:
+                core_radius: float, rings: Rings, symmetric: bool = False,
+                trim: float = TRIMMED_SECTORS) -> np.ndarray:
     """``footprint`` (rows, cols, non-negative) with its halo beyond ``core_radius`` px from ``centre``
     replaced by the means of its unconstrained least-squares weights ``coefficients`` on ring
     sectors about ``centre`` (``rings``), each mean taken over the sector's pixels in ``region``
@@ -297,11 +299,25 @@ def smooth_halo(footprint: np.ndarray, coefficients: np.ndarray, region: np.ndar
     circle only (a Gaussian of the same reach would pull the bright core outwards): the noise
     averages out instead of adding up. The core keeps the footprint's own per-pixel weights. With
     ``symmetric`` every pixel of a ring takes the mean of the whole ring (not only ``region``) less
-    its brightest sectors (``TRIMMED_SECTORS``, as :func:`ring_sector_reach`): light beside the
-    cell does not skew the halo.
+    its brightest ``trim`` of sectors (as :func:`ring_sector_reach`): light beside the cell does
+    not skew the halo.
     """
     if not region.any():
         return footprint
+    rows, cols = np.nonzero(region)     # every ring reaching the region lies in this box about the centre
+    reach = int(np.ceil(np.hypot(rows - centre[0], cols - centre[1]).max() + rings.width)) + 1
+    box = tuple(slice(max(c - reach, 0), c + reach + 1) for c in centre)
+    out = np.zeros_like(footprint)
+    out[box] = _smooth_halo_in_box(footprint[box], coefficients[box], region[box],
+                                   (centre[0] - box[0].start, centre[1] - box[1].start),
+                                   core_radius=core_radius, rings=rings, symmetric=symmetric, trim=trim)
+    return out
+
+
+def _smooth_halo_in_box(footprint: np.ndarray, coefficients: np.ndarray, region: np.ndarray,
+                        centre: tuple[int, int], *, core_radius: float, rings: Rings, symmetric: bool,
+                        trim: float) -> np.ndarray:
+    """:func:`smooth_halo` on a box holding every ring that reaches ``region``."""
     cell, n_cells, distance = _ring_cells(footprint.shape, centre, rings)
     inside = region.ravel()
     pooled = np.ones_like(inside) if symmetric else inside
@@ -311,7 +327,8 @@ def smooth_halo(footprint: np.ndarray, coefficients: np.ndarray, region: np.ndar
     means = sums / np.maximum(counts, 1.0)
     if symmetric:
         present = (counts > 0).reshape(-1, rings.sectors)
-        ring_means, _ = _lower_sector_means(means.reshape(-1, rings.sectors), np.zeros(present.shape), present)
+        ring_means, _ = _lower_sector_means(means.reshape(-1, rings.sectors), np.zeros(present.shape), present,
+                                            trim=trim)
         means = np.repeat(ring_means, rings.sectors)
     halo = np.where(inside, np.maximum(means, 0.0)[cell], 0.0).reshape(footprint.shape)
     return np.where(distance <= core_radius, footprint, halo).astype(footprint.dtype)

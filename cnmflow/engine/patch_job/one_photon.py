@@ -59,6 +59,8 @@ HALO_SMOOTH_SECTORS = 12
 HALO_SMOOTH_WIDTH = 1.0
 #: the halo's ring-sector means replaced by each ring's trimmed mean (a radially symmetric halo)
 HALO_SYMMETRIC = True
+#: the share of each ring's sectors, the brightest, left out of that mean
+HALO_SMOOTH_TRIM = 1 / 6
 
 
 def fit_patch_corr_pnr(source: MovieSource, box: PatchBox, job: PatchJobSettings, *, fov_dims: tuple[int, int],
@@ -289,7 +291,7 @@ def _smoothed_halos(A: np.ndarray, unconstrained: np.ndarray, supported: np.ndar
         images = (column_to_image(column[:, k], dims) for column in (A, unconstrained, supported))
         out[:, k] = image_to_column(smooth_halo(*images, pixel_position(int(np.argmax(A[:, k])), dims),
                                                 core_radius=HALO_CORE_FACTOR * gsig, rings=rings,
-                                                symmetric=HALO_SYMMETRIC))
+                                                symmetric=HALO_SYMMETRIC, trim=HALO_SMOOTH_TRIM))
     return out
 
 
