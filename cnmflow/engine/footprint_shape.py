@@ -284,12 +284,12 @@ def within_surrounded_radius(positive: np.ndarray, peak: tuple[int, int]) -> np.
 
 
 
-def smooth_halo(footprint: np.ndarray, coefficients: np.ndarray, region: np.ndarray, centre: tuple[int, int], *,
+def smooth_halo(footprint: np.ndarray, coefficients: np.ndarray, region: np.ndarray, peak: tuple[int, int], *,
                 core_radius: float, rings: Rings, symmetric: bool = False,
                 trim: float = TRIMMED_SECTORS) -> np.ndarray:
-    """``footprint`` (rows, cols, non-negative) with its halo beyond ``core_radius`` px from ``centre``
-    replaced by the means of its unconstrained least-squares weights ``coefficients`` on ring
-    sectors about ``centre`` (``rings``), each mean taken over the sector's pixels in ``region``
+    """``footprint`` (rows, cols, non-negative) with its halo beyond ``core_radius`` px from its centre
+    (the weighted centre of its core, within ``core_radius`` of ``peak``) replaced by the means of its
+    unconstrained least-squares weights ``coefficients`` on ring sectors about that centre (``rings``), each mean taken over the sector's pixels in ``region``
     (bool: where the footprint may be non-zero) and only then clipped at zero.
 
     A footprint is a smooth image (a soma through the tissue's point-spread function), but each of
@@ -304,9 +304,10 @@ def smooth_halo(footprint: np.ndarray, coefficients: np.ndarray, region: np.ndar
     """
     if not region.any():
         return footprint
+    centre = _core_centroid(footprint, peak, core_radius)
     rows, cols = np.nonzero(region)     # every ring reaching the region lies in this box about the centre
     reach = int(np.ceil(np.hypot(rows - centre[0], cols - centre[1]).max() + rings.width)) + 1
-    box = tuple(slice(max(c - reach, 0), c + reach + 1) for c in centre)
+    box = tuple(slice(max(int(round(c)) - reach, 0), int(round(c)) + reach + 1) for c in centre)
     out = np.zeros_like(footprint)
     out[box] = _smooth_halo_in_box(footprint[box], coefficients[box], region[box],
                                    (centre[0] - box[0].start, centre[1] - box[1].start),
@@ -314,8 +315,20 @@ def smooth_halo(footprint: np.ndarray, coefficients: np.ndarray, region: np.ndar
     return out
 
 
+def _core_centroid(footprint: np.ndarray, peak: tuple[int, int], core_radius: float) -> tuple[float, float]:
+    """The weighted centre of ``footprint``'s pixels within ``core_radius`` of ``peak``: the soma's
+    centre to a fraction of a pixel (rings about the peak pixel itself would pull a symmetric halo,
+    and the footprint's centre with it, onto the pixel grid)."""
+    rows, cols = np.indices(footprint.shape)
+    weights = np.where(np.hypot(rows - peak[0], cols - peak[1]) <= core_radius, footprint, 0.0).astype(np.float64)
+    total = weights.sum()
+    if total <= 0:
+        return float(peak[0]), float(peak[1])
+    return float((weights * rows).sum() / total), float((weights * cols).sum() / total)
+
+
 def _smooth_halo_in_box(footprint: np.ndarray, coefficients: np.ndarray, region: np.ndarray,
-                        centre: tuple[int, int], *, core_radius: float, rings: Rings, symmetric: bool,
+                        centre: tuple[float, float], *, core_radius: float, rings: Rings, symmetric: bool,
                         trim: float) -> np.ndarray:
     """:func:`smooth_halo` on a box holding every ring that reaches ``region``."""
     cell, n_cells, distance = _ring_cells(footprint.shape, centre, rings)
@@ -334,7 +347,7 @@ def _smooth_halo_in_box(footprint: np.ndarray, coefficients: np.ndarray, region:
     return np.where(distance <= core_radius, footprint, halo).astype(footprint.dtype)
 
 
-def _ring_cells(shape: tuple[int, int], centre: tuple[int, int], rings: Rings) -> tuple[np.ndarray, int, np.ndarray]:
+def _ring_cells(shape: tuple[int, int], centre: tuple[float, float], rings: Rings) -> tuple[np.ndarray, int, np.ndarray]:
     """(rows*cols,) each pixel's ring-sector cell about ``centre`` (C order), the number of cells,
     and (rows, cols) each pixel's distance to ``centre``."""
     rows, cols = np.indices(shape)
