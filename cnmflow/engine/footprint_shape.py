@@ -289,8 +289,9 @@ def smooth_halo(footprint: np.ndarray, coefficients: np.ndarray, region: np.ndar
                 trim: float = TRIMMED_SECTORS) -> np.ndarray:
     """``footprint`` (rows, cols, non-negative) with its halo beyond ``core_radius`` px from its centre
     (the weighted centre of its core, within ``core_radius`` of ``peak``) replaced by the means of its
-    unconstrained least-squares weights ``coefficients`` on ring sectors about that centre (``rings``), each mean taken over the sector's pixels in ``region``
-    (bool: where the footprint may be non-zero) and only then clipped at zero.
+    unconstrained least-squares weights ``coefficients`` on ring sectors about that centre
+    (``rings``), each mean taken over the sector's pixels in ``region`` (bool: where the footprint
+    may be non-zero) and only then clipped at zero.
 
     A footprint is a smooth image (a soma through the tissue's point-spread function), but each of
     its pixels is a separate least-squares weight clipped at zero: on a dim cell's halo the clipped
@@ -347,7 +348,8 @@ def _smooth_halo_in_box(footprint: np.ndarray, coefficients: np.ndarray, region:
     return np.where(distance <= core_radius, footprint, halo).astype(footprint.dtype)
 
 
-def _ring_cells(shape: tuple[int, int], centre: tuple[float, float], rings: Rings) -> tuple[np.ndarray, int, np.ndarray]:
+def _ring_cells(shape: tuple[int, int], centre: tuple[float, float],
+                rings: Rings) -> tuple[np.ndarray, int, np.ndarray]:
     """(rows*cols,) each pixel's ring-sector cell about ``centre`` (C order), the number of cells,
     and (rows, cols) each pixel's distance to ``centre``."""
     rows, cols = np.indices(shape)
