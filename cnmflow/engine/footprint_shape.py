@@ -156,12 +156,8 @@ def ring_sector_reach(coefficients: np.ndarray, variance: np.ndarray, centre: tu
     fills a sector or two, a halo all of them). A ring is significant where that mean is ``min_t``
     of its standard errors and ``floor`` above zero.
     """
-    rows, cols = np.indices(coefficients.shape)
-    ring = np.floor(np.hypot(rows - centre[0], cols - centre[1]) / rings.width).astype(np.int64)
-    angle = np.arctan2(rows - centre[0], cols - centre[1])
-    sector = np.floor((angle + np.pi) / (2 * np.pi) * rings.sectors).astype(np.int64) % rings.sectors
-    cell = (ring * rings.sectors + sector).ravel()
-    n_cells = (int(ring.max()) + 1) * rings.sectors
+    cell, n_cells, distance = _ring_cells(coefficients.shape, centre, rings)
+    ring = np.floor(distance / rings.width).astype(np.int64)
     counts = np.bincount(cell, minlength=n_cells).astype(np.float64)
     present = counts > 0
     safe = np.where(present, counts, 1.0)
@@ -180,12 +176,13 @@ def ring_sector_reach(coefficients: np.ndarray, variance: np.ndarray, centre: tu
 TRIMMED_SECTORS = 1 / 6
 
 
-def _lower_sector_means(mean: np.ndarray, sd: np.ndarray, present: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """(rings,) each ring's mean over its present sectors less the brightest ``TRIMMED_SECTORS`` of
+def _lower_sector_means(mean: np.ndarray, sd: np.ndarray, present: np.ndarray, *,
+                        trim: float = TRIMMED_SECTORS) -> tuple[np.ndarray, np.ndarray]:
+    """(rings,) each ring's mean over its present sectors less the brightest ``trim`` of
     them, and that mean's standard error; a ring with no sector has mean 0 and an infinite error."""
     out_mean, out_sd = np.zeros(mean.shape[0]), np.full(mean.shape[0], np.inf)
     for index, (values, errors, here) in enumerate(zip(mean, sd, present)):
-        kept = np.sort(values[here])[:int(np.ceil((1 - TRIMMED_SECTORS) * here.sum()))]
+        kept = np.sort(values[here])[:int(np.ceil((1 - trim) * here.sum()))]
         if kept.size:
             out_mean[index] = kept.mean()
             out_sd[index] = np.sqrt(np.mean(errors[here] ** 2) / kept.size)
@@ -283,3 +280,81 @@ def within_surrounded_radius(positive: np.ndarray, peak: tuple[int, int]) -> np.
     ending = np.flatnonzero((counts > 0) & (passing < 0.5 * counts))
     radius = int(ending[0]) if ending.size else counts.size
     return (ring < radius).reshape(positive.shape)
+
+
+
+
+def smooth_halo(footprint: np.ndarray, coefficients: np.ndarray, region: np.ndarray, peak: tuple[int, int], *,
+                core_radius: float, rings: Rings, symmetric: bool = False,
+                trim: float = TRIMMED_SECTORS) -> np.ndarray:
+    """``footprint`` (rows, cols, non-negative) with its halo beyond ``core_radius`` px from its centre
+    (the weighted centre of its core, within ``core_radius`` of ``peak``) replaced by the means of its
+    unconstrained least-squares weights ``coefficients`` on ring sectors about that centre
+    (``rings``), each mean taken over the sector's pixels in ``region`` (bool: where the footprint
+    may be non-zero) and only then clipped at zero.
+
+    A footprint is a smooth image (a soma through the tissue's point-spread function), but each of
+    its pixels is a separate least-squares weight clipped at zero: on a dim cell's halo the clipped
+    noise (positive) spreads energy over a large area, and an energy mask of it spills. A halo
+    varies slowly along a circle about its soma and fast across, so it is averaged along the
+    circle only (a Gaussian of the same reach would pull the bright core outwards): the noise
+    averages out instead of adding up. The core keeps the footprint's own per-pixel weights. With
+    ``symmetric`` every pixel of a ring takes the mean of the whole ring (not only ``region``) less
+    its brightest ``trim`` of sectors (as :func:`ring_sector_reach`): light beside the cell does
+    not skew the halo.
+    """
+    if not region.any():
+        return footprint
+    centre = _core_centroid(footprint, peak, core_radius)
+    rows, cols = np.nonzero(region)     # every ring reaching the region lies in this box about the centre
+    reach = int(np.ceil(np.hypot(rows - centre[0], cols - centre[1]).max() + rings.width)) + 1
+    box = tuple(slice(max(int(round(c)) - reach, 0), int(round(c)) + reach + 1) for c in centre)
+    out = np.zeros_like(footprint)
+    out[box] = _smooth_halo_in_box(footprint[box], coefficients[box], region[box],
+                                   (centre[0] - box[0].start, centre[1] - box[1].start),
+                                   core_radius=core_radius, rings=rings, symmetric=symmetric, trim=trim)
+    return out
+
+
+def _core_centroid(footprint: np.ndarray, peak: tuple[int, int], core_radius: float) -> tuple[float, float]:
+    """The weighted centre of ``footprint``'s pixels within ``core_radius`` of ``peak``: the soma's
+    centre to a fraction of a pixel (rings about the peak pixel itself would pull a symmetric halo,
+    and the footprint's centre with it, onto the pixel grid)."""
+    rows, cols = np.indices(footprint.shape)
+    weights = np.where(np.hypot(rows - peak[0], cols - peak[1]) <= core_radius, footprint, 0.0).astype(np.float64)
+    total = weights.sum()
+    if total <= 0:
+        return float(peak[0]), float(peak[1])
+    return float((weights * rows).sum() / total), float((weights * cols).sum() / total)
+
+
+def _smooth_halo_in_box(footprint: np.ndarray, coefficients: np.ndarray, region: np.ndarray,
+                        centre: tuple[float, float], *, core_radius: float, rings: Rings, symmetric: bool,
+                        trim: float) -> np.ndarray:
+    """:func:`smooth_halo` on a box holding every ring that reaches ``region``."""
+    cell, n_cells, distance = _ring_cells(footprint.shape, centre, rings)
+    inside = region.ravel()
+    pooled = np.ones_like(inside) if symmetric else inside
+    counts = np.bincount(cell[pooled], minlength=n_cells).astype(np.float64)
+    sums = np.bincount(cell[pooled], weights=np.asarray(coefficients, dtype=np.float64).ravel()[pooled],
+                       minlength=n_cells)
+    means = sums / np.maximum(counts, 1.0)
+    if symmetric:
+        present = (counts > 0).reshape(-1, rings.sectors)
+        ring_means, _ = _lower_sector_means(means.reshape(-1, rings.sectors), np.zeros(present.shape), present,
+                                            trim=trim)
+        means = np.repeat(ring_means, rings.sectors)
+    halo = np.where(inside, np.maximum(means, 0.0)[cell], 0.0).reshape(footprint.shape)
+    return np.where(distance <= core_radius, footprint, halo).astype(footprint.dtype)
+
+
+def _ring_cells(shape: tuple[int, int], centre: tuple[float, float],
+                rings: Rings) -> tuple[np.ndarray, int, np.ndarray]:
+    """(rows*cols,) each pixel's ring-sector cell about ``centre`` (C order), the number of cells,
+    and (rows, cols) each pixel's distance to ``centre``."""
+    rows, cols = np.indices(shape)
+    distance = np.hypot(rows - centre[0], cols - centre[1])
+    ring = np.floor(distance / rings.width).astype(np.int64)
+    angle = np.arctan2(rows - centre[0], cols - centre[1])
+    sector = np.floor((angle + np.pi) / (2 * np.pi) * rings.sectors).astype(np.int64) % rings.sectors
+    return (ring * rings.sectors + sector).ravel(), (int(ring.max()) + 1) * rings.sectors, distance

@@ -16,7 +16,8 @@ import scipy.sparse as sp
 
 from cnmflow.engine.background import (SIDES, RingModel, fit_ring_model, reduced_rank, ring_residual,
                                        undo_ring_residual)
-from cnmflow.engine.footprint_shape import MAX_INITIAL_RADIUS_FACTOR, Rings, neuron_sized, supported_pixels
+from cnmflow.engine.footprint_shape import (MAX_INITIAL_RADIUS_FACTOR, Rings, neuron_sized, smooth_halo,
+                                            supported_pixels)
 from cnmflow.engine.hals import clean_footprint, dilated_support, update_footprints_with_surround, update_traces
 from cnmflow.engine.init import corr_pnr
 from cnmflow.engine.init.corr_pnr import FOOTPRINT_MIN_T, FOOTPRINT_POOL_SIGMA
@@ -50,6 +51,16 @@ HALO_SECTORS = 12
 HALO_RING_WIDTH = 2 / 3
 #: how far (gSig) a footprint may grow beyond its support in one refinement round
 GROWTH_FACTOR = 2.0
+#: each refined footprint keeps its per-pixel weights within this many gSig of its peak (the soma);
+#: beyond, its weights are the means of its unclipped weights on ring sectors about the peak
+#: (``footprint_shape.smooth_halo``): this many sectors (0: no smoothing), rings this many px wide
+HALO_CORE_FACTOR = 1.0
+HALO_SMOOTH_SECTORS = 12
+HALO_SMOOTH_WIDTH = 1.0
+#: the halo's ring-sector means replaced by each ring's trimmed mean (a radially symmetric halo)
+HALO_SYMMETRIC = True
+#: the share of each ring's sectors, the brightest, left out of that mean
+HALO_SMOOTH_TRIM = 1 / 6
 
 
 def fit_patch_corr_pnr(source: MovieSource, box: PatchBox, job: PatchJobSettings, *, fov_dims: tuple[int, int],
@@ -258,11 +269,30 @@ def _refine_footprints(Y: PatchFrames, A: np.ndarray, C: np.ndarray, C_backgroun
     if noise is None:
         A = np.column_stack([clean_footprint(A[:, k], dims) for k in range(A.shape[1])]).astype(np.float32)
     else:   # each footprint reaches as far as the data supports it (pooled significance), not 10% of its peak
-        supported = _supported(fitted, P, CC, noise, dims, gsig, components=K)
+        unconstrained = _unconstrained(fitted, P, CC, components=K)
+        supported = _supported(fitted, unconstrained, noise, dims, gsig, CC)
         A = np.column_stack([clean_footprint(A[:, k], dims, max_fraction=0.0, supported=supported[:, k])
                              for k in range(A.shape[1])]).astype(np.float32)
+        A = _smoothed_halos(A, unconstrained, supported, dims, gsig)
     alive = A.any(axis=0)
     return A[:, alive], C[alive]
+
+
+def _smoothed_halos(A: np.ndarray, unconstrained: np.ndarray, supported: np.ndarray, dims: tuple[int, int],
+                    gsig: float) -> np.ndarray:
+    """Each footprint's halo beyond ``HALO_CORE_FACTOR``·gSig from its peak replaced by its unclipped
+    weights' ring-sector means on its supported pixels (``footprint_shape.smooth_halo``): a dim
+    cell's halo is estimated from many pixels, not each alone."""
+    if HALO_SMOOTH_SECTORS <= 0:
+        return A
+    rings = Rings(sectors=HALO_SMOOTH_SECTORS, width=HALO_SMOOTH_WIDTH)
+    out = np.zeros_like(A)
+    for k in np.flatnonzero(A.any(axis=0)):
+        images = (column_to_image(column[:, k], dims) for column in (A, unconstrained, supported))
+        out[:, k] = image_to_column(smooth_halo(*images, pixel_position(int(np.argmax(A[:, k])), dims),
+                                                core_radius=HALO_CORE_FACTOR * gsig, rings=rings,
+                                                symmetric=HALO_SYMMETRIC, trim=HALO_SMOOTH_TRIM))
+    return out
 
 
 def _centred_footprint_statistics(Y: PatchFrames, A: np.ndarray, C: np.ndarray, C_background: np.ndarray,
@@ -284,15 +314,20 @@ def _centred_footprint_statistics(Y: PatchFrames, A: np.ndarray, C: np.ndarray, 
     return P, CC
 
 
-def _supported(A: np.ndarray, P: np.ndarray, CC: np.ndarray, noise: np.ndarray, dims: tuple[int, int],
-               gsig: float, components: int) -> np.ndarray:
-    """(pixels, components) where each of the first ``components`` footprints' unconstrained
-    least-squares weights (the HALS step without the support and the clipping:
-    ``a_k + (P_k − A·CC_k) / CC_kk``) stand significantly above zero, pooled as in the
-    initialisation; standard error ``σ_p / sqrt(CC_kk)``."""
+def _unconstrained(A: np.ndarray, P: np.ndarray, CC: np.ndarray, *, components: int) -> np.ndarray:
+    """(pixels, components) the first ``components`` footprints' unconstrained least-squares weights:
+    the HALS step without the support and the clipping, ``a_k + (P_k − A·CC_k) / CC_kk``."""
     A64 = A.astype(np.float64)
     diag = np.maximum(np.diag(CC)[:components], np.finfo(float).tiny)
-    unconstrained = A64[:, :components] + (P[:, :components] - A64 @ CC[:, :components]) / diag
+    return A64[:, :components] + (P[:, :components] - A64 @ CC[:, :components]) / diag
+
+
+def _supported(A: np.ndarray, unconstrained: np.ndarray, noise: np.ndarray, dims: tuple[int, int],
+               gsig: float, CC: np.ndarray) -> np.ndarray:
+    """(pixels, components) where each footprint's ``unconstrained`` weights (:func:`_unconstrained`)
+    stand significantly above zero, pooled as in the initialisation; standard error ``σ_p / sqrt(CC_kk)``."""
+    components = unconstrained.shape[1]
+    diag = np.maximum(np.diag(CC)[:components], np.finfo(float).tiny)
     out = np.zeros((A.shape[0], components), dtype=bool)
     near = dilated_support(A[:, :components], dims, radius=max(int(round(NULL_DISTANCE_FACTOR * gsig)), 1))
     rings = Rings(sectors=HALO_SECTORS, width=max(1.0, HALO_RING_WIDTH * gsig)) if HALO_SECTORS else None
@@ -305,4 +340,3 @@ def _supported(A: np.ndarray, P: np.ndarray, CC: np.ndarray, noise: np.ndarray, 
                                                      null=column_to_image(~near[:, k], dims), halo_shaped=True,
                                                      rings=rings))
     return out
-
