@@ -51,14 +51,15 @@ def test_an_early_server_is_stopped_when_prefect_is_configured_for_another():
 
 def test_the_wait_takes_the_callers_steps_until_the_server_answers(tmp_path):
     (tmp_path / "api").mkdir()
-    (tmp_path / "api" / "health").write_text("ok")
+    health = tmp_path / "api" / "health"    # absent (404) until the first step: that step is always taken
     port = _free_port()
     process = subprocess.Popen([sys.executable, "-m", "http.server", str(port), "--bind", "127.0.0.1",
                                 "--directory", str(tmp_path)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     server = StartedServer(port=port, process=process, output=tempfile.TemporaryFile(), owns_output=True,
                            relaunch=False)
     taken: list[int] = []
-    steps = [lambda number=number: (taken.append(number), time.sleep(0.05)) for number in range(400)]
+    steps = [lambda number=number: (taken.append(number), number == 0 and health.write_text("ok"), time.sleep(0.05))
+             for number in range(400)]
     try:
         server.wait_ready(60, meanwhile=steps)
         assert 1 <= len(taken) < 400 and taken == list(range(len(taken)))  # in order, and not after it answered
