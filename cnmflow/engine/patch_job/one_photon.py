@@ -53,7 +53,7 @@ HALO_RING_WIDTH = 2 / 3
 GROWTH_FACTOR = 2.0
 #: each refined footprint keeps its per-pixel weights within this many gSig of its peak (the soma);
 #: beyond, its weights are the means of its unclipped weights on ring sectors about the peak
-#: (``footprint_shape.smooth_halo``): this many sectors (0: no smoothing), rings this many px wide
+#: (``footprint_shape.smooth_halo``): this many sectors, rings this many px wide
 HALO_CORE_FACTOR = 1.0
 HALO_SMOOTH_SECTORS = 12
 HALO_SMOOTH_WIDTH = 1.0
@@ -283,8 +283,6 @@ def _smoothed_halos(A: np.ndarray, unconstrained: np.ndarray, supported: np.ndar
     """Each footprint's halo beyond ``HALO_CORE_FACTOR``·gSig from its peak replaced by its unclipped
     weights' ring-sector means on its supported pixels (``footprint_shape.smooth_halo``): a dim
     cell's halo is estimated from many pixels, not each alone."""
-    if HALO_SMOOTH_SECTORS <= 0:
-        return A
     rings = Rings(sectors=HALO_SMOOTH_SECTORS, width=HALO_SMOOTH_WIDTH)
     out = np.zeros_like(A)
     for k in np.flatnonzero(A.any(axis=0)):
@@ -330,7 +328,7 @@ def _supported(A: np.ndarray, unconstrained: np.ndarray, noise: np.ndarray, dims
     diag = np.maximum(np.diag(CC)[:components], np.finfo(float).tiny)
     out = np.zeros((A.shape[0], components), dtype=bool)
     near = dilated_support(A[:, :components], dims, radius=max(int(round(NULL_DISTANCE_FACTOR * gsig)), 1))
-    rings = Rings(sectors=HALO_SECTORS, width=max(1.0, HALO_RING_WIDTH * gsig)) if HALO_SECTORS else None
+    rings = Rings(sectors=HALO_SECTORS, width=max(1.0, HALO_RING_WIDTH * gsig))
     for k in range(components):
         peak = pixel_position(int(np.argmax(A[:, k])), dims)
         out[:, k] = image_to_column(supported_pixels(column_to_image(unconstrained[:, k], dims),
