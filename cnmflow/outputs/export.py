@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import os
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Sequence
@@ -46,9 +47,11 @@ from cnmflow.processes import ForkedCall
 
 log = logging.getLogger(__name__)
 
-#: The previews' forked child is killed and they are drawn here when it has not finished by then (a fork of
-#: a threaded process can deadlock); drawing them takes seconds, a few minutes for thousands of cells.
-PREVIEWS_CHILD_TIMEOUT_S = 300.0
+#: Seconds the run waits at least, once its own previews are drawn, for the forked child's before it kills the
+#: child and draws them here (a fork of a threaded process can deadlock). The wait is at least as long as this
+#: process took for its own half of the drawing: a healthy child has had that long and more (it started
+#: before the data files were written), and waiting longer than drawing them here would take gains nothing.
+PREVIEWS_CHILD_MIN_WAIT_S = 30.0
 
 
 @dataclass(frozen=True)
@@ -225,9 +228,11 @@ def _write_all(result: ExtractionResult, folder: Path, *, evaluate: bool, timing
         files, metadata = _write_data_files(result, folder, traces, statuses, timings)
         later = _write_after_metadata(result, folder, evaluate=evaluate, nwb=nwb, nwb_metadata=nwb_metadata,
                                       fingerprint=fingerprint, corrected_movie=corrected_movie)
+        started = time.perf_counter()
         drawn = _draw_previews(result, folder, traces, statuses,
                                [part for part in PREVIEW_PARTS if part not in CHILD_PREVIEWS])
-        drawn.update(_drawn(previews, result, folder, traces, statuses))
+        wait_s = max(PREVIEWS_CHILD_MIN_WAIT_S, time.perf_counter() - started)
+        drawn.update(_drawn(previews, result, folder, traces, statuses, wait_s=wait_s))
     except BaseException:
         previews.cancel()
         raise
@@ -291,11 +296,11 @@ def _draw_previews(result: ExtractionResult, folder: Path, traces: dict[str, dic
 
 
 def _drawn(previews: ForkedCall, result: ExtractionResult, folder: Path, traces: dict[str, dict],
-           statuses: list[str]) -> dict[str, Written]:
-    """The previews the child drew; drawn here instead when the child failed (a preview's own failure is
-    a note the child returns, not a failure)."""
+           statuses: list[str], *, wait_s: float) -> dict[str, Written]:
+    """The previews the child drew; drawn here instead when the child failed or is silent after ``wait_s``
+    (a preview's own failure is a note the child returns, not a failure)."""
     try:
-        return previews.result(timeout_s=PREVIEWS_CHILD_TIMEOUT_S)
+        return previews.result(timeout_s=wait_s)
     except (ChildProcessError, RuntimeError) as err:
         log.warning("the previews' process failed (%s); drawing them here", err)
         return _draw_previews(result, folder, traces, statuses, CHILD_PREVIEWS)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import time
 from pathlib import Path
 
 import h5py
@@ -13,6 +14,7 @@ import pytest
 
 import cnmflow
 from cnmflow.outputs import export as export_module
+from cnmflow.processes import ForkedCall
 from cnmflow.synthetic import write_isxd, write_tiff
 from tests.outputs.extraction import PARAMS
 from tests.paths import IDEAS
@@ -157,6 +159,34 @@ def test_previews_are_drawn_here_when_their_process_dies(simulated, tmp_path, mo
     for name in ("initialization_images", "footprints_cellset_raw.000", "preview_neural_events.000"):
         assert f"{name}.png" in listed and f"{name}.svg" in listed and (tmp_path / "out" / f"{name}.png").exists()
     assert result.extraction.estimates.K > 0
+
+
+class _HungChild:
+    """A previews' process deadlocked at its fork (a lock another thread held): alive, silent for good."""
+
+    waits: list[float] = []
+
+    def __init__(self, *args, **kwargs):
+        self._call = ForkedCall(time.sleep, 3600)
+
+    def result(self, timeout_s: float | None = None):
+        _HungChild.waits.append(timeout_s)
+        return self._call.result(timeout_s=timeout_s)
+
+    def cancel(self) -> None:
+        self._call.cancel()
+
+
+def test_a_hung_previews_process_costs_the_run_a_short_wait_not_minutes(simulated, tmp_path, monkeypatch):
+    movie = write_tiff(tmp_path / "movie.tif", simulated.movie, fr=10.0)
+    monkeypatch.setattr(export_module, "ForkedCall", _HungChild)
+    monkeypatch.setattr(export_module, "PREVIEWS_CHILD_MIN_WAIT_S", 0.5)
+    cnmflow.extract([movie], tmp_path / "out", params=PARAMS)
+    listed = json.loads((tmp_path / "out" / "manifest.json").read_text())["outputs"]
+    for name in ("initialization_images", "preview_neural_events.000"):
+        assert f"{name}.png" in listed and (tmp_path / "out" / f"{name}.png").exists()
+    # the wait is this process's own drawing time (a small movie: seconds), not a fixed several minutes
+    assert len(_HungChild.waits) == 1 and 0.5 <= _HungChild.waits[0] < 30.0
 
 
 def test_no_cells_is_reported_with_hdf5_previews_and_metadata(tmp_path):
