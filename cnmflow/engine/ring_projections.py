@@ -113,20 +113,24 @@ def sparse_times_frames(M: sp.spmatrix, rows: np.ndarray) -> np.ndarray:
 
 
 def background_free_projections(movie, A: sp.spmatrix, ring: RingModel | None, C: np.ndarray, *,
-                                chunk_frames: int) -> np.ndarray:
-    """``U = Aᵀ(Y − B)`` (K, T) of the whole movie in one pass (``B = 0`` without a ring model).
+                                chunk_frames: int, filters: sp.spmatrix | None = None) -> np.ndarray:
+    """``U = Wᵀ(Y − B)`` (columns of W, T) of the whole movie in one pass (``B = 0`` without a ring model).
 
-    ``A`` (pixels, K) sparse, Fortran order; ``C`` the traces the ring background is formed with.
+    ``A`` (pixels, K) sparse, Fortran order, with ``C`` (K, T): the components the ring background is
+    formed without (``B = ring(Y − A·C)``). ``filters`` ``W`` (pixels, n), the images the movie is read
+    through, default ``A``: a solve that reads its neurons through other filters than their footprints
+    projects only what it uses.
     """
     A = sp.csc_matrix(A)
-    K, T = A.shape[1], movie.shape[0]
-    U = np.zeros((K, T), dtype=np.float64)
+    W = A if filters is None else sp.csc_matrix(filters)
+    T = movie.shape[0]
+    U = np.zeros((W.shape[1], T), dtype=np.float64)
     # Frames arrive in C order; reorder the small operators instead of transposing every frame.
-    A_c = sp.csr_matrix(A[fortran_index(movie.shape[1:])])              # (pixels in C order, K)
+    A_c = sp.csr_matrix(W[fortran_index(movie.shape[1:])])              # (pixels in C order, n)
     if ring is not None:
         down, up = resampling_operators(ring.dims, ring.ssub_B)
-        M = sp.csr_matrix((A.T @ up) @ ring.W)                       # (K, d_ds), Fortran order
-        MDA = (M @ (down @ A)).toarray()                             # (K, K)
+        M = sp.csr_matrix((W.T @ up) @ ring.W)                       # (n, d_ds), Fortran order
+        MDA = (M @ (down @ A)).toarray()                             # (n, K)
         M_c = sp.csr_matrix(M[:, fortran_index(ring.dims_ds)])       # columns in C order
     # Frames are taken relative to b0 (≈ each pixel's mean) so the bright background cancels
     # before the float32 products, not after them.

@@ -174,18 +174,17 @@ def _ring_solve(movie, model: TraceModel, C_init: np.ndarray, *, section: TraceS
     local = tent_basis(dims, tent_spacing(section.gSig, dims, LOCAL_TENT_SPACING_GSIG))
     filters = core_filters(A, FILTER_POWER)
     basis = sp.hstack([A, wide, local], format="csc")
-    padded = np.vstack([C_init, np.zeros((basis.shape[1] - K + filters.shape[1], T), C_init.dtype)])
-    projected = background_free_projections(movie, sp.hstack([basis, filters], format="csc"), model.ring, padded,
-                                            chunk_frames=chunk_frames)
-    U_all, U_filtered = projected[:basis.shape[1]], projected[basis.shape[1]:]
+    padded = np.vstack([C_init, np.zeros((basis.shape[1] - K, T), C_init.dtype)])
+    # the neurons' rows read through their filters, the tents' through themselves: (filters | tents)ᵀ(Y − B)
+    U_all = background_free_projections(movie, basis, model.ring, padded, chunk_frames=chunk_frames,
+                                        filters=sp.hstack([filters, wide, local], format="csc"))
     V_all = (basis.T @ basis).toarray()
     V_filtered = (filters.T @ basis).toarray()
     wide_rows, local_rows = slice(K, K + wide.shape[1]), slice(K + wide.shape[1], None)
     factors = (tent_gram_factor(V_all[wide_rows, wide_rows]), tent_gram_factor(V_all[local_rows, local_rows]))
     C = C_init.astype(np.float64)
     for _ in range(FIELD_PASSES):
-        U, V, X = _with_fields(U_all, V_all, C, K, wide.shape[1], filtered=(U_filtered, V_filtered),
-                               gram_factors=factors)
+        U, V, X = _with_fields(U_all, V_all, C, K, wide.shape[1], V_filtered=V_filtered, gram_factors=factors)
         results, raw = _sweeps(X, U, V, K, section=section, nonneg_rest=False, sweeps=PASS_SWEEPS,
                                sn_refinements=SN_REFINEMENTS)
         C = X[:K]
@@ -206,11 +205,13 @@ def core_filters(A: sp.csc_matrix, power: float) -> sp.csc_matrix:
 
 
 def _with_fields(U_all: np.ndarray, V_all: np.ndarray, C: np.ndarray, K: int, n_wide: int, *,
-                 filtered: tuple[np.ndarray, np.ndarray] | None = None, gram_factors: tuple | None = None):
+                 V_filtered: np.ndarray, gram_factors: tuple | None = None):
     """The neurons' projections ``U``, Gram matrix ``V`` and traces ``X`` with the wide smooth
     field's modes, then the local field's (solved on what the neurons and the wide field leave).
-    ``filtered`` = (``Wᵀ(Y − B)``, ``Wᵀ[A, tents]``) replaces the neurons' rows (their filters ``W``);
-    ``gram_factors``: the wide and local tents' Gram factors (:func:`tent_gram_factor`), if known."""
+    ``U_all``: the neurons' rows read through their filters ``W``, ``Wᵀ(Y − B)``, then the tents';
+    ``V_all`` the Gram matrix of ``[A, tents]``, whose neurons' rows the filters' ``V_filtered`` =
+    ``Wᵀ[A, tents]`` replace; ``gram_factors``: the wide and local tents' Gram factors
+    (:func:`tent_gram_factor`), if known."""
     wide_rows, local_rows = slice(K, K + n_wide), slice(K + n_wide, None)
     wide_factor, local_factor = gram_factors if gram_factors is not None else (None, None)
     wide = smooth_field(U_all[wide_rows], V_all[wide_rows, wide_rows], V_all[:K, wide_rows], C, rank=FIELD_RANK,
@@ -223,11 +224,8 @@ def _with_fields(U_all: np.ndarray, V_all: np.ndarray, C: np.ndarray, K: int, n_
                          gram_factor=local_factor)
     V = np.block([[V, local.V_neurons], [local.V_neurons.T, local.V_field]])
     U = np.vstack([U, local.U])
-    if filtered is not None:
-        U_filtered, V_filtered = filtered
-        U[:K] = U_filtered
-        V[:K] = np.hstack([V_filtered[:, :K], V_filtered[:, wide_rows] @ wide.modes,
-                           V_filtered[:, local_rows] @ local.modes])
+    V[:K] = np.hstack([V_filtered[:, :K], V_filtered[:, wide_rows] @ wide.modes,
+                       V_filtered[:, local_rows] @ local.modes])
     return U, V, np.vstack([X, local.f])
 
 

@@ -60,6 +60,13 @@ def test_full_view_projections_agree_with_the_patch_ones():
     np.testing.assert_allclose(full, patch, rtol=1e-4, atol=1e-2)
 
 
+def test_projections_through_other_filters_keep_the_background_formed_without_the_components():
+    movie, A, C, ring = _setting(4)
+    filters = np.abs(np.random.default_rng(7).standard_normal(A.shape)).astype(A.dtype) * (A > 0)
+    U = background_free_projections(movie, sp.csc_matrix(A), ring, C, chunk_frames=16, filters=sp.csc_matrix(filters))
+    np.testing.assert_allclose(U, filters.T @ _background_free(movie, A, C, ring).T, rtol=1e-4, atol=1e-2)
+
+
 def test_sparse_times_frames_gives_exactly_one_products_numbers():
     generator = np.random.default_rng(5)
     M = sp.random(7, 300, density=0.1, format="csr", random_state=6, dtype=np.float32).T.tocsc().T
