@@ -78,6 +78,8 @@ AUTO_NAMES: tuple[str, ...] = ("gSig", "min_corr", "min_pnr")
 
 #: Bytes of downsampled frames held for the estimate (the sample is contiguous: correlation needs time order).
 SAMPLE_BYTES = 1 << 27
+#: Bytes of raw (full-rate) float32 frames read at once into the sample: one open of the file per read.
+READ_BYTES = 1 << 26
 #: Frames (after tsub) used at most: enough transients for the max projection and the PNR.
 MAX_SAMPLE_FRAMES = 1500
 #: Blobs whose profile is measured (the strongest by LoG response).
@@ -264,7 +266,8 @@ def sample_movie(series, *, tsub: int = 1, ssub: int = 1, max_frames: int = MAX_
         info = series.movies[position]
         spans.append((start, info))
         start += info.n_frames
-    step = max(1, 256 // tsub) * tsub
+    # each read opens the file (a TIFF's open walks its pages): few large reads, each at most READ_BYTES of raw frames
+    step = max(1, READ_BYTES // (4 * rows * cols * ssub**2 * tsub)) * tsub
     for g0 in range(first, first + n_out * tsub, step):
         g1 = min(g0 + step, first + n_out * tsub)
         block = np.concatenate([read_frames(info, max(g0 - s, 0), min(g1 - s, info.n_frames))
@@ -300,17 +303,26 @@ def smoothed_in_time(movie: np.ndarray, frames: int = RADIUS_SMOOTH_FRAMES) -> n
         return np.asarray(movie, dtype=np.float32)
     if frames % 2 == 0:  # an even window is off-centre (scipy's origin rule); the estimate uses 3
         return ndi.uniform_filter1d(np.asarray(movie, dtype=np.float32), frames, axis=0, mode="nearest")
-    # the same sums as scipy's filter (float64, replicated ends) over blocks of rows, shifted frame slices
-    # instead of its per-pixel lines along time: equal values, a third of the CPU on a 400×128² sample
-    half, out = frames // 2, np.empty(movie.shape, np.float32)
-    for r0 in range(0, movie.shape[1], 32):
-        block = np.asarray(movie[:, r0:r0 + 32], np.float64)
-        padded = np.concatenate([np.repeat(block[:1], half, 0), block, np.repeat(block[-1:], half, 0)])
-        total = np.zeros_like(block)
-        for j in range(frames):
-            total += padded[j:j + len(block)]
-        out[:, r0:r0 + 32] = total / frames
+    # the same sums as scipy's filter (float64, replicated ends: a sum of 3 float32 values is exact in float64, so
+    # equal values), over blocks of frames as shifted slices of the movie (copies only at the two ends)
+    n, half, out = movie.shape[0], frames // 2, np.empty(movie.shape, np.float32)
+    step = max(1, (1 << 21) // max(movie[0].size, 1))
+    for f0 in range(0, n, step):
+        f1 = min(f0 + step, n)
+        shifted = [_frames_at(movie, f0 + j - half, f1 + j - half) for j in range(frames)]
+        total = np.add(shifted[0], shifted[1], dtype=np.float64)
+        for part in shifted[2:]:
+            total += part
+        total /= frames
+        out[f0:f1] = total
     return out
+
+
+def _frames_at(movie: np.ndarray, start: int, stop: int) -> np.ndarray:
+    """Frames ``start..stop-1`` of ``movie``, indices outside it replaced by the nearest end frame (a view inside)."""
+    if start >= 0 and stop <= movie.shape[0]:
+        return movie[start:stop]
+    return movie[np.clip(np.arange(start, stop), 0, movie.shape[0] - 1)]
 
 
 def estimate_radius(movie: np.ndarray, *, n_blobs: int = N_BLOBS) -> RadiusEstimate:
@@ -527,14 +539,23 @@ def images_of_filtered(filtered: np.ndarray, *, correlation: bool = True) -> See
     (``−min_t F / noise``: the filter is linear) and, with ``correlation``, the 2σ-thresholded correlation."""
     T, rows, cols = filtered.shape
     noise = noise_psd(filtered.reshape(T, -1).T).reshape(rows, cols).astype(np.float32)
-    sd = np.where(noise > 0, noise, np.inf).astype(np.float32)
-    image = None
-    if correlation:
-        sums = CorrelationSums((rows, cols))
-        sums.add(filtered, threshold=SEED_CORR_THRESHOLD * sd)
-        image = sums.image()
-    return SeedImages(correlation=image, pnr=np.maximum(filtered.max(axis=0) / sd, 0),
+    sd = _noise_sd(noise)
+    return SeedImages(correlation=correlation_image(filtered, noise) if correlation else None,
+                      pnr=np.maximum(filtered.max(axis=0) / sd, 0),
                       flipped_pnr=np.maximum(-filtered.min(axis=0) / sd, 0), noise=noise)
+
+
+def _noise_sd(noise: np.ndarray) -> np.ndarray:
+    """The noise as the PNR divides by it: a pixel without noise gets PNR 0, not a division by zero."""
+    return np.where(noise > 0, noise, np.inf).astype(np.float32)
+
+
+def correlation_image(filtered: np.ndarray, noise: np.ndarray) -> np.ndarray:
+    """The seed search's correlation image of a filtered movie F: 8-neighbour correlation, values below 2 noise sd
+    zeroed (``noise`` is F's PSD noise, :func:`images_of_filtered`'s)."""
+    sums = CorrelationSums(filtered.shape[1:])
+    sums.add(filtered, threshold=SEED_CORR_THRESHOLD * _noise_sd(noise))
+    return sums.image()
 
 
 def seed_images(movie: np.ndarray, *, gsig: float, center_psf: bool, chunk_frames: int = 128) -> SeedImages:
@@ -572,9 +593,11 @@ def filtered_by_each(movie: np.ndarray, gsigs: Sequence[float], *, center_psf: b
         padded = np.pad(np.asarray(movie[f0:f0 + step], dtype=np.float32) - mean, ((0, 0), (pad, pad), (pad, pad)),
                         mode="edge")
         frames = sfft.rfft2(padded, s=shape, workers=fft_workers())
+        product = np.empty_like(frames)
         for filtered, spectrum, half in zip(out, spectra, halves):
             at = pad + half
-            filtered[f0:f0 + step] = sfft.irfft2(frames * spectrum, s=shape,
+            np.multiply(frames, spectrum, out=product)
+            filtered[f0:f0 + step] = sfft.irfft2(product, s=shape, overwrite_x=True,
                                                  workers=fft_workers())[:, at:at + rows, at:at + cols]
     return out
 
@@ -704,15 +727,16 @@ def choose_gsig(movie: np.ndarray, radius: RadiusEstimate, *, center_psf: bool,
     blobs = np.asarray(radius.blobs[:n], dtype=int)
     blob_pnrs, maxima = [], []
     filtered_movies = filtered_by_each(movie, [k * radius.radius for k in factors], center_psf=center_psf)
-    for k, filtered in zip(factors, filtered_movies):
-        peaks = images_of_filtered(filtered, correlation=False)
+    peaks_each = [images_of_filtered(filtered, correlation=False) for filtered in filtered_movies]
+    for k, peaks in zip(factors, peaks_each):
         blob_pnrs.append(peaks.pnr[blobs[:, 0], blobs[:, 1]])
         maxima.append(null_maxima(peaks.flipped_pnr, k * radius.radius))
     margins = tuple(float(np.median(p) / pnr_cut_of(m)) for p, m in zip(blob_pnrs, maxima))
     wins = bootstrap_wins(blob_pnrs, maxima, np.random.default_rng(rng))
     factor = round(float(np.dot(wins, factors)), 3)
-    if factor in factors:  # one factor won every resample: its filtered movie is at hand
-        images = images_of_filtered(filtered_movies[list(factors).index(factor)])
+    if factor in factors:  # one factor won every resample: its filtered movie and PNR images are at hand
+        at = list(factors).index(factor)
+        images = replace(peaks_each[at], correlation=correlation_image(filtered_movies[at], peaks_each[at].noise))
     else:
         images = seed_images(movie, gsig=factor * radius.radius, center_psf=center_psf)
     return GsigChoice(factor=factor, factors=tuple(factors), margins=margins, wins=tuple(float(w) for w in wins),
