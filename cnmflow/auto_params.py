@@ -78,8 +78,8 @@ AUTO_NAMES: tuple[str, ...] = ("gSig", "min_corr", "min_pnr")
 
 #: Bytes of downsampled frames held for the estimate (the sample is contiguous: correlation needs time order).
 SAMPLE_BYTES = 1 << 27
-#: Bytes of raw (full-rate) float32 frames read at once into the sample: one open of the file per read.
-READ_BYTES = 1 << 26
+#: Bytes of raw (full-rate) float32 frames read at once into the sample (a reader opens the file per read).
+READ_BYTES = 1 << 25
 #: Frames (after tsub) used at most: enough transients for the max projection and the PNR.
 MAX_SAMPLE_FRAMES = 1500
 #: Blobs whose profile is measured (the strongest by LoG response).
@@ -250,9 +250,10 @@ def sample_movie(series, *, tsub: int = 1, ssub: int = 1, max_frames: int = MAX_
                  max_bytes: int = SAMPLE_BYTES) -> np.ndarray:
     """A contiguous block of the series from its middle, block-mean downsampled by (tsub, ssub, ssub).
 
-    Returns float32 ``(n, rows // ssub, cols // ssub)``, at most ``max_bytes``; read a chunk at a time.
+    Returns float32 ``(n, rows // ssub, cols // ssub)``, at most ``max_bytes``; read a chunk at a time, from a
+    memory map where the movie's frames lie as one raw block (no read copies), else through the movie's reader.
     """
-    from cnmflow.movies.read import read_frames
+    from cnmflow.movies.concat import in_place
 
     rows, cols = (s // ssub for s in series.frame_shape)
     n_out = int(min(max_frames, max_bytes // (4 * rows * cols), series.n_frames // tsub))
@@ -260,22 +261,49 @@ def sample_movie(series, *, tsub: int = 1, ssub: int = 1, max_frames: int = MAX_
         raise ParameterError(f"the series has {series.n_frames} frames; 'auto' needs at least {2 * tsub}")
     first = (series.n_frames - n_out * tsub) // 2
     out = np.empty((n_out, rows, cols), np.float32)
-    spans = []  # (global start, info) in concatenation order
-    start = 0
-    for position in series.order:
-        info = series.movies[position]
-        spans.append((start, info))
-        start += info.n_frames
-    # each read opens the file (a TIFF's open walks its pages): few large reads, each at most READ_BYTES of raw frames
+    whole = in_place(series)
+    frames = whole.open() if whole is not None else _SeriesFrames(series)
+    # each reader call opens the file (a TIFF's open walks its pages): reads of up to READ_BYTES of raw frames
     step = max(1, READ_BYTES // (4 * rows * cols * ssub**2 * tsub)) * tsub
     for g0 in range(first, first + n_out * tsub, step):
         g1 = min(g0 + step, first + n_out * tsub)
-        block = np.concatenate([read_frames(info, max(g0 - s, 0), min(g1 - s, info.n_frames))
-                                for s, info in spans if s < g1 and s + info.n_frames > g0])
-        block = block[:, :rows * ssub, :cols * ssub]
-        block = block.reshape(-1, tsub, rows, ssub, cols, ssub).mean(axis=(1, 3, 5), dtype=np.float32)
-        out[(g0 - first) // tsub:(g1 - first) // tsub] = block
+        out[(g0 - first) // tsub:(g1 - first) // tsub] = _block_mean(frames[g0:g1, :rows * ssub, :cols * ssub],
+                                                                     tsub, ssub)
     return out
+
+
+class _SeriesFrames:
+    """Frames of a movie series by global index, ``frames[g0:g1]`` read through each movie's reader (float32)."""
+
+    def __init__(self, series):
+        self.spans, start = [], 0  # (global start, info) in concatenation order
+        for position in series.order:
+            info = series.movies[position]
+            self.spans.append((start, info))
+            start += info.n_frames
+
+    def __getitem__(self, index: tuple) -> np.ndarray:
+        from cnmflow.movies.read import read_frames
+
+        frames, *rest = index
+        g0, g1 = frames.start, frames.stop
+        parts = [read_frames(info, max(g0 - s, 0), min(g1 - s, info.n_frames))
+                 for s, info in self.spans if s < g1 and s + info.n_frames > g0]
+        return (parts[0] if len(parts) == 1 else np.concatenate(parts))[(slice(None), *rest)]
+
+
+def _block_mean(block: np.ndarray, tsub: int, ssub: int) -> np.ndarray:
+    """Means of (tsub, ssub, ssub) blocks (float32). Without ssub as a sum of tsub frame slices in order, divided in
+    float32: the values of numpy's mean over the blocks (a float32 sum of frames in order, then one correctly rounded
+    division), at a third of its CPU."""
+    if ssub > 1:
+        rows, cols = block.shape[1] // ssub, block.shape[2] // ssub
+        return block.reshape(-1, tsub, rows, ssub, cols, ssub).mean(axis=(1, 3, 5), dtype=np.float32)
+    total = np.array(block[0::tsub], dtype=np.float32)
+    for j in range(1, tsub):
+        total += block[j::tsub]
+    total /= np.float32(tsub)
+    return total
 
 
 # --------------------------------------------------------------------------- radius
@@ -575,31 +603,55 @@ def seed_images(movie: np.ndarray, *, gsig: float, center_psf: bool, chunk_frame
     return images_of_filtered(filtered)
 
 
+class FrameSpectra:
+    """Each frame of a movie minus its mean, padded by ``pad`` replicated border pixels and Fourier transformed
+    once: filtering by any seed kernel no wider than ``2·pad + 1`` is then a product and an inverse FFT per frame.
+    A narrower kernel sees the same replicated values at every output pixel, so each result is
+    :class:`FrameFilter`'s up to rounding. The spectra are kept when they fit in ``keep_bytes`` (a later gSig
+    then skips the forward transforms), else recomputed per call."""
+
+    def __init__(self, movie: np.ndarray, pad: int, *, keep_bytes: int = SAMPLE_BYTES):
+        self.movie, self.pad = movie, pad
+        self.shape = tuple(sfft.next_fast_len(n + 2 * pad, real=True) for n in movie.shape[1:])
+        self.mean = temporal_mean(movie)
+        self.step = frames_per_chunk(self.shape[0] * self.shape[1], FILTER_CHUNK_BYTES, bytes_per_value=8)
+        spectrum_bytes = 8 * movie.shape[0] * self.shape[0] * (self.shape[1] // 2 + 1)
+        self._kept = list(self._transforms()) if spectrum_bytes <= keep_bytes else None
+
+    def _transforms(self):
+        """(first frame, spectra of the padded frames) a chunk at a time."""
+        pad = self.pad
+        for f0 in range(0, self.movie.shape[0], self.step):
+            chunk = np.asarray(self.movie[f0:f0 + self.step], dtype=np.float32) - self.mean
+            padded = np.pad(chunk, ((0, 0), (pad, pad), (pad, pad)), mode="edge")
+            yield f0, sfft.rfft2(padded, s=self.shape, workers=fft_workers())
+
+    def filtered(self, gsigs: Sequence[float], *, center_psf: bool) -> list[np.ndarray]:
+        """The movie minus its mean filtered by the seed kernel of each gSig (float32, one movie per gSig)."""
+        T, rows, cols = self.movie.shape
+        kernels = [filter_kernel(g, center_psf=center_psf) for g in gsigs]
+        halves = [kernel.shape[0] // 2 for kernel in kernels]
+        if max(halves) > self.pad:
+            raise ValueError(f"a kernel of half-width {max(halves)} needs more than the {self.pad} padded pixels")
+        spectra = [sfft.rfft2(kernel[::-1, ::-1].astype(np.float32), s=self.shape) for kernel in kernels]
+        out = [np.empty((T, rows, cols), np.float32) for _ in gsigs]
+        product = None
+        for f0, frames in self._kept if self._kept is not None else self._transforms():
+            if product is None or product.shape != frames.shape:
+                product = np.empty_like(frames)
+            for filtered, spectrum, half in zip(out, spectra, halves):
+                at = self.pad + half
+                np.multiply(frames, spectrum, out=product)
+                filtered[f0:f0 + len(frames)] = sfft.irfft2(product, s=self.shape, overwrite_x=True,
+                                                            workers=fft_workers())[:, at:at + rows, at:at + cols]
+        return out
+
+
 def filtered_by_each(movie: np.ndarray, gsigs: Sequence[float], *, center_psf: bool) -> list[np.ndarray]:
     """The movie minus its mean, filtered by the seed kernel of each gSig (replicated borders), with one forward
-    FFT of each frame for all of them: padded by the widest kernel's half-width, a narrower kernel sees the
-    same replicated values at every output pixel, so each result is :class:`FrameFilter`'s up to rounding.
-    :func:`choose_gsig`'s passes; holds one filtered movie per gSig."""
-    T, rows, cols = movie.shape
-    kernels = [filter_kernel(g, center_psf=center_psf) for g in gsigs]
-    halves = [kernel.shape[0] // 2 for kernel in kernels]
-    pad = max(halves)
-    shape = tuple(sfft.next_fast_len(n + 2 * pad, real=True) for n in (rows, cols))
-    spectra = [sfft.rfft2(kernel[::-1, ::-1].astype(np.float32), s=shape) for kernel in kernels]
-    mean = temporal_mean(movie)
-    out = [np.empty((T, rows, cols), np.float32) for _ in gsigs]
-    step = frames_per_chunk(shape[0] * shape[1], FILTER_CHUNK_BYTES, bytes_per_value=8)
-    for f0 in range(0, T, step):
-        padded = np.pad(np.asarray(movie[f0:f0 + step], dtype=np.float32) - mean, ((0, 0), (pad, pad), (pad, pad)),
-                        mode="edge")
-        frames = sfft.rfft2(padded, s=shape, workers=fft_workers())
-        product = np.empty_like(frames)
-        for filtered, spectrum, half in zip(out, spectra, halves):
-            at = pad + half
-            np.multiply(frames, spectrum, out=product)
-            filtered[f0:f0 + step] = sfft.irfft2(product, s=shape, overwrite_x=True,
-                                                 workers=fft_workers())[:, at:at + rows, at:at + cols]
-    return out
+    FFT of each frame for all of them (:class:`FrameSpectra`, padded by the widest kernel's half-width)."""
+    pad = max(filter_kernel(g, center_psf=center_psf).shape[0] // 2 for g in gsigs)
+    return FrameSpectra(movie, pad, keep_bytes=0).filtered(gsigs, center_psf=center_psf)
 
 
 def white_noise_correlation(n_frames: int, gsig: float, center_psf: bool, rng) -> np.ndarray:
@@ -726,7 +778,9 @@ def choose_gsig(movie: np.ndarray, radius: RadiusEstimate, *, center_psf: bool,
     n = max(radius.n_visible, MIN_BLOBS)
     blobs = np.asarray(radius.blobs[:n], dtype=int)
     blob_pnrs, maxima = [], []
-    filtered_movies = filtered_by_each(movie, [k * radius.radius for k in factors], center_psf=center_psf)
+    gsigs = [k * radius.radius for k in factors]
+    spectra = FrameSpectra(movie, max(filter_kernel(g, center_psf=center_psf).shape[0] // 2 for g in gsigs))
+    filtered_movies = spectra.filtered(gsigs, center_psf=center_psf)
     peaks_each = [images_of_filtered(filtered, correlation=False) for filtered in filtered_movies]
     for k, peaks in zip(factors, peaks_each):
         blob_pnrs.append(peaks.pnr[blobs[:, 0], blobs[:, 1]])
@@ -737,8 +791,9 @@ def choose_gsig(movie: np.ndarray, radius: RadiusEstimate, *, center_psf: bool,
     if factor in factors:  # one factor won every resample: its filtered movie and PNR images are at hand
         at = list(factors).index(factor)
         images = replace(peaks_each[at], correlation=correlation_image(filtered_movies[at], peaks_each[at].noise))
-    else:
-        images = seed_images(movie, gsig=factor * radius.radius, center_psf=center_psf)
+    else:  # the seed images at the weighted gSig, from the spectra at hand
+        del filtered_movies, peaks_each
+        images = images_of_filtered(spectra.filtered([factor * radius.radius], center_psf=center_psf)[0])
     return GsigChoice(factor=factor, factors=tuple(factors), margins=margins, wins=tuple(float(w) for w in wins),
                       images=images)
 
