@@ -620,11 +620,12 @@ class FrameSpectra:
 
     def _transforms(self):
         """(first frame, spectra of the padded frames) a chunk at a time."""
-        pad = self.pad
+        widths = ((0, 0), (self.pad, self.pad), (self.pad, self.pad))
+        mean = np.pad(self.mean, widths[1:], mode="edge")  # replicating the borders commutes with the subtraction
         for f0 in range(0, self.movie.shape[0], self.step):
-            chunk = np.asarray(self.movie[f0:f0 + self.step], dtype=np.float32) - self.mean
-            padded = np.pad(chunk, ((0, 0), (pad, pad), (pad, pad)), mode="edge")
-            yield f0, sfft.rfft2(padded, s=self.shape, workers=fft_workers())
+            padded = np.pad(np.asarray(self.movie[f0:f0 + self.step], dtype=np.float32), widths, mode="edge")
+            padded -= mean
+            yield f0, sfft.rfft2(padded, s=self.shape, overwrite_x=True, workers=fft_workers())
 
     def filtered(self, gsigs: Sequence[float], *, center_psf: bool) -> list[np.ndarray]:
         """The movie minus its mean filtered by the seed kernel of each gSig (float32, one movie per gSig)."""
@@ -633,7 +634,10 @@ class FrameSpectra:
         halves = [kernel.shape[0] // 2 for kernel in kernels]
         if max(halves) > self.pad:
             raise ValueError(f"a kernel of half-width {max(halves)} needs more than the {self.pad} padded pixels")
-        spectra = [sfft.rfft2(kernel[::-1, ::-1].astype(np.float32), s=self.shape) for kernel in kernels]
+        # the inverse in its two stages, the second (along columns) on the rows kept only: the kernels' spectra carry
+        # the first stage's 1/rows, so the second stage's own 1/cols completes the inverse's scale
+        spectra = [sfft.rfft2(kernel[::-1, ::-1].astype(np.float32), s=self.shape) / np.float32(self.shape[0])
+                   for kernel in kernels]
         out = [np.empty((T, rows, cols), np.float32) for _ in gsigs]
         product = None
         for f0, frames in self._kept if self._kept is not None else self._transforms():
@@ -642,8 +646,10 @@ class FrameSpectra:
             for filtered, spectrum, half in zip(out, spectra, halves):
                 at = self.pad + half
                 np.multiply(frames, spectrum, out=product)
-                filtered[f0:f0 + len(frames)] = sfft.irfft2(product, s=self.shape, overwrite_x=True,
-                                                            workers=fft_workers())[:, at:at + rows, at:at + cols]
+                kept_rows = sfft.ifft(product, axis=1, norm="forward", overwrite_x=True,
+                                      workers=fft_workers())[:, at:at + rows]
+                filtered[f0:f0 + len(frames)] = sfft.irfft(kept_rows, n=self.shape[1], axis=2, overwrite_x=True,
+                                                           workers=fft_workers())[:, :, at:at + cols]
         return out
 
 
