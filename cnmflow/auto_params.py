@@ -618,6 +618,11 @@ class FrameSpectra:
         spectrum_bytes = 8 * movie.shape[0] * self.shape[0] * (self.shape[1] // 2 + 1)
         self._kept = list(self._transforms()) if spectrum_bytes <= keep_bytes else None
 
+    @property
+    def kept(self) -> bool:
+        """Whether the spectra are held (a filtering then costs no forward FFT)."""
+        return self._kept is not None
+
     def _transforms(self):
         """(first frame, spectra of the padded frames) a chunk at a time."""
         widths = ((0, 0), (self.pad, self.pad), (self.pad, self.pad))
@@ -783,25 +788,30 @@ def choose_gsig(movie: np.ndarray, radius: RadiusEstimate, *, center_psf: bool,
     (:func:`filtered_by_each`); the seed images (with the correlation) are computed once at the chosen gSig."""
     n = max(radius.n_visible, MIN_BLOBS)
     blobs = np.asarray(radius.blobs[:n], dtype=int)
-    blob_pnrs, maxima = [], []
     gsigs = [k * radius.radius for k in factors]
     spectra = FrameSpectra(movie, max(filter_kernel(g, center_psf=center_psf).shape[0] // 2 for g in gsigs))
-    filtered_movies = spectra.filtered(gsigs, center_psf=center_psf)
-    peaks_each = [images_of_filtered(filtered, correlation=False) for filtered in filtered_movies]
-    for k, peaks in zip(factors, peaks_each):
-        blob_pnrs.append(peaks.pnr[blobs[:, 0], blobs[:, 1]])
-        maxima.append(null_maxima(peaks.flipped_pnr, k * radius.radius))
+    peaks_each = _peak_images(spectra, gsigs, center_psf=center_psf)
+    blob_pnrs = [peaks.pnr[blobs[:, 0], blobs[:, 1]] for peaks in peaks_each]
+    maxima = [null_maxima(peaks.flipped_pnr, g) for peaks, g in zip(peaks_each, gsigs)]
     margins = tuple(float(np.median(p) / pnr_cut_of(m)) for p, m in zip(blob_pnrs, maxima))
     wins = bootstrap_wins(blob_pnrs, maxima, np.random.default_rng(rng))
     factor = round(float(np.dot(wins, factors)), 3)
-    if factor in factors:  # one factor won every resample: its filtered movie and PNR images are at hand
+    if factor in factors:  # one factor won every resample: its PNR images are at hand, its correlation is not
         at = list(factors).index(factor)
-        images = replace(peaks_each[at], correlation=correlation_image(filtered_movies[at], peaks_each[at].noise))
+        filtered = spectra.filtered([gsigs[at]], center_psf=center_psf)[0]
+        images = replace(peaks_each[at], correlation=correlation_image(filtered, peaks_each[at].noise))
     else:  # the seed images at the weighted gSig, from the spectra at hand
-        del filtered_movies, peaks_each
         images = images_of_filtered(spectra.filtered([factor * radius.radius], center_psf=center_psf)[0])
     return GsigChoice(factor=factor, factors=tuple(factors), margins=margins, wins=tuple(float(w) for w in wins),
                       images=images)
+
+
+def _peak_images(spectra: FrameSpectra, gsigs: Sequence[float], *, center_psf: bool) -> list[SeedImages]:
+    """The PNR images (no correlation) at each gSig. With the spectra kept, one gSig at a time, so that one filtered
+    movie is held at once; else all in one pass over the frames (each forward FFT once)."""
+    if spectra.kept:
+        return [images_of_filtered(spectra.filtered([g], center_psf=center_psf)[0], correlation=False) for g in gsigs]
+    return [images_of_filtered(filtered, correlation=False) for filtered in spectra.filtered(gsigs, center_psf=center_psf)]
 
 
 def threshold_estimates(images: SeedImages, *, n_frames: int, gsig: float, center_psf: bool,
