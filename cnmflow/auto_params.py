@@ -364,7 +364,7 @@ def estimate_radius(movie: np.ndarray, *, n_blobs: int = N_BLOBS) -> RadiusEstim
     image = image.astype(np.float64)
     top = max(MIN_SCALE * 2, min(image.shape) / 24.0)
     scales = np.geomspace(MIN_SCALE, top, N_SCALES)
-    stack = np.stack([-s**2 * ndi.gaussian_laplace(image, s, mode="nearest") for s in scales])
+    stack, second = _scale_space(image, scales)
     peaks = (stack == ndi.maximum_filter(stack, size=3, mode="nearest")) & (stack > 0)
     peaks[[0, -1]] = False  # a maximum at the end of the scale range is no maximum
     k, r, c = np.nonzero(peaks)
@@ -379,7 +379,8 @@ def estimate_radius(movie: np.ndarray, *, n_blobs: int = N_BLOBS) -> RadiusEstim
     # scales or pixels, which would count it twice), round (see _round_blobs), strongest first; those
     # significant at one false blob per scale image (Φ⁻¹(1 − 1/pixels) sd), the strongest few when fewer are
     order = _distinct(np.argsort(-z)[:MAX_MAXIMA], k, r, c, scales)
-    order = order[_round_blobs(image, scales, k[order], r[order], c[order])]
+    order = order[_round_blobs(image, scales, k[order], r[order], c[order], second=second)]
+    del second
     if len(order) == 0:
         raise ParameterError("gSig='auto' found no round blob in the movie's max projection; set gSig (the cell radius in px)")
     significant = int((z[order] > _normal_isf(1.0 / image.size)).sum())
@@ -420,21 +421,48 @@ def _distinct(order: np.ndarray, k: np.ndarray, r: np.ndarray, c: np.ndarray, sc
 MIN_CURVATURE_RATIO = 0.25
 
 
-def _round_blobs(image: np.ndarray, scales: np.ndarray, k: np.ndarray, r: np.ndarray, c: np.ndarray) -> np.ndarray:
+#: Bytes of second-derivative images kept from the LoG stack for :func:`_round_blobs` (frames up to ~380² px).
+SECOND_DERIVATIVE_BYTES = 1 << 26
+
+
+def _scale_space(image: np.ndarray, scales: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+    """The scale-normalised LoG stack ``−σ²(∂²/∂r² + ∂²/∂c²)(G_σ * image)`` and, when they fit in
+    :data:`SECOND_DERIVATIVE_BYTES`, its two second derivatives per scale ``(2, n_scales, rows, cols)`` for the
+    Hessian test (:func:`_round_blobs`): the Laplacian is summed as scipy's ``gaussian_laplace`` sums them, so the
+    values are its own, and the test then only filters for the mixed derivative."""
+    stack = np.empty((len(scales), *image.shape))
+    keep = 2 * stack.nbytes <= SECOND_DERIVATIVE_BYTES
+    second = np.empty((2, *stack.shape)) if keep else None
+    for i, s in enumerate(scales):
+        rr = ndi.gaussian_filter(image, s, order=(2, 0), mode="nearest")
+        cc = ndi.gaussian_filter(image, s, order=(0, 2), mode="nearest")
+        if keep:
+            second[0, i], second[1, i] = rr, cc
+        rr += cc
+        stack[i] = -s**2 * rr
+    return stack, second
+
+
+def _round_blobs(image: np.ndarray, scales: np.ndarray, k: np.ndarray, r: np.ndarray, c: np.ndarray, *,
+                 second: np.ndarray | None = None) -> np.ndarray:
     """Which blobs are round: both eigenvalues of the Hessian of the image smoothed at the blob's scale are
     negative (a maximum, not a saddle) and the smaller over the larger is ≥ :data:`MIN_CURVATURE_RATIO`.
 
     A pulsing vessel is bright in the max − mean projection (when it constricts) along its whole length; the
     Laplacian of Gaussian puts maxima along that ridge, whose width is the vessel's, not a cell's — at low
     SNR, where few cells stand out, they outnumbered the cells and set the radius (Frangi et al. 1998 use the
-    same eigenvalue ratio to tell tubes from blobs).
+    same eigenvalue ratio to tell tubes from blobs). ``second``: :func:`_scale_space`'s second derivatives at
+    ``scales``, when at hand.
     """
     ok = np.zeros(len(k), bool)
     for level in np.unique(k):
         at = np.nonzero(k == level)[0]
         s = float(scales[level])
-        hrr, hcc, hrc = (ndi.gaussian_filter(image, s, order=o, mode="nearest")[r[at], c[at]]
-                         for o in ((2, 0), (0, 2), (1, 1)))
+        orders = ((1, 1),) if second is not None else ((2, 0), (0, 2), (1, 1))
+        derivatives = [ndi.gaussian_filter(image, s, order=o, mode="nearest")[r[at], c[at]] for o in orders]
+        if second is not None:
+            derivatives = [second[0, level][r[at], c[at]], second[1, level][r[at], c[at]], *derivatives]
+        hrr, hcc, hrc = derivatives
         mid, gap = (hrr + hcc) / 2, np.sqrt(((hrr - hcc) / 2) ** 2 + hrc**2)
         low, high = mid - gap, mid + gap  # eigenvalues; a round maximum has both < 0
         ok[at] = (high < 0) & (high / np.minimum(low, -np.finfo(float).tiny) >= MIN_CURVATURE_RATIO)
