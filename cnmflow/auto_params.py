@@ -331,19 +331,37 @@ def smoothed_in_time(movie: np.ndarray, frames: int = RADIUS_SMOOTH_FRAMES) -> n
         return np.asarray(movie, dtype=np.float32)
     if frames % 2 == 0:  # an even window is off-centre (scipy's origin rule); the estimate uses 3
         return ndi.uniform_filter1d(np.asarray(movie, dtype=np.float32), frames, axis=0, mode="nearest")
-    # the same sums as scipy's filter (float64, replicated ends: a sum of 3 float32 values is exact in float64, so
-    # equal values), over blocks of frames as shifted slices of the movie (copies only at the two ends)
-    n, half, out = movie.shape[0], frames // 2, np.empty(movie.shape, np.float32)
-    step = max(1, (1 << 21) // max(movie[0].size, 1))
-    for f0 in range(0, n, step):
-        f1 = min(f0 + step, n)
-        shifted = [_frames_at(movie, f0 + j - half, f1 + j - half) for j in range(frames)]
-        total = np.add(shifted[0], shifted[1], dtype=np.float64)
-        for part in shifted[2:]:
-            total += part
-        total /= frames
-        out[f0:f1] = total
-    return out
+    return SmoothedMovie(movie, frames)[:]
+
+
+class SmoothedMovie:
+    """:func:`smoothed_in_time`'s running mean (odd ``frames``) of a movie, computed for the frames and pixels asked
+    for (``smoothed[t0:t1]``, ``smoothed[:, row, col]``): the radius reads it a chunk at a time and at a few pixels,
+    so it is never held whole. The same sums as scipy's filter (float64, replicated ends: a sum of 3 float32 values
+    is exact in float64, so equal values), as shifted slices of the movie (copies only at the two ends)."""
+
+    def __init__(self, movie: np.ndarray, frames: int = RADIUS_SMOOTH_FRAMES):
+        if frames % 2 == 0:
+            raise ValueError(f"a centred running mean needs an odd number of frames, got {frames}")
+        self.movie, self.frames, self.shape = movie, frames, movie.shape
+
+    def __getitem__(self, index) -> np.ndarray:
+        times, *space = index if isinstance(index, tuple) else (index,)
+        start, stop, step = times.indices(self.shape[0])
+        if step != 1:
+            raise IndexError("the running mean is read in contiguous blocks of frames")
+        source, half = self.movie[(slice(None), *space)], self.frames // 2
+        out = np.empty((max(stop - start, 0), *source.shape[1:]), np.float32)
+        block = max(1, (1 << 21) // max(int(np.prod(source.shape[1:])), 1))  # float64 sums of ≤ 16 MiB at a time
+        for f0 in range(start, stop, block):
+            f1 = min(f0 + block, stop)
+            shifted = [_frames_at(source, f0 + j - half, f1 + j - half) for j in range(self.frames)]
+            total = np.add(shifted[0], shifted[1], dtype=np.float64)
+            for part in shifted[2:]:
+                total += part
+            total /= self.frames
+            out[f0 - start:f1 - start] = total
+        return out
 
 
 def _frames_at(movie: np.ndarray, start: int, stop: int) -> np.ndarray:
@@ -869,7 +887,8 @@ def estimate_from_movie(movie: np.ndarray, *, gsig: float | None = None, center_
     """
     if getattr(movie, "ndim", None) != 3 or movie.shape[0] < 2:
         raise ParameterError(f"'auto' needs a (frames, rows, cols) movie of at least 2 frames, got {movie.shape}")
-    radius = estimate_radius(smoothed_in_time(movie))
+    smoothed = SmoothedMovie(movie) if movie.shape[0] >= RADIUS_SMOOTH_FRAMES else smoothed_in_time(movie)
+    radius = estimate_radius(smoothed)
     choice = None
     if gsig is not None:
         g = float(gsig) / ssub
