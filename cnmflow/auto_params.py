@@ -413,7 +413,7 @@ def estimate_radius(movie: np.ndarray, *, n_blobs: int = N_BLOBS) -> RadiusEstim
     # avoid); too long one only lowers the floor a little where no neighbour is met first.
     response = np.median(stack[:, r, c], axis=1)
     reach = 3.0 * math.sqrt(2) * max(scales[int(np.argmax(response))], float(np.median(scales[k])))
-    radii = np.array([_half_max_radius(_peak_frame(movie, rr, cc) - mean, rr, cc, reach=reach)
+    radii = np.array([_peak_radius(movie, mean, rr, cc, reach=reach)
                       for rr, cc in zip(r, c)])
     ok = np.isfinite(radii)
     if not ok.any():
@@ -492,8 +492,12 @@ def distinct_seeds(seeds: np.ndarray, radius: float) -> np.ndarray:
     stronger one kept lies on the same cell (the seed search's windows leave several maxima on one cell)."""
     seeds = np.asarray(seeds, dtype=float).reshape(-1, 2)
     out = np.zeros(len(seeds), bool)
-    for i, point in enumerate(seeds):
-        out[i] = not np.any(np.hypot(*(seeds[out] - point).T) <= radius)
+    for b0 in range(0, len(seeds), 128):  # the distances of a block of seeds to every stronger one, at once
+        block = seeds[b0:b0 + 128]
+        offsets = seeds[None, :b0 + len(block)] - block[:, None]
+        near = np.hypot(offsets[..., 0], offsets[..., 1]) <= radius
+        for i in range(len(block)):
+            out[b0 + i] = not np.any(near[i, :b0 + i] & out[:b0 + i])
     return out
 
 
@@ -509,7 +513,7 @@ def seed_radii(movie: np.ndarray, seeds: np.ndarray, *, radius: float) -> np.nda
     if not len(seeds):
         return np.zeros(0)
     mean = np.asarray(movie, dtype=np.float32).mean(axis=0, dtype=np.float64)
-    return np.array([_half_max_radius(_peak_frame(movie, row, col) - mean, row, col, reach=3.0 * radius)
+    return np.array([_peak_radius(movie, mean, row, col, reach=3.0 * radius)
                      for row, col in np.asarray(seeds, dtype=int)])
 
 
@@ -538,11 +542,14 @@ def round_seeds(correlation: np.ndarray, pnr: np.ndarray, seeds: np.ndarray, *, 
     return out
 
 
-def _peak_frame(movie: np.ndarray, row: int, col: int) -> np.ndarray:
-    """Mean of frames t-1..t+1 (float64), t the frame of the pixel's maximum: the transient's peak with √3
-    less noise than one frame."""
-    t = int(np.argmax(movie[:, row, col]))
-    return np.asarray(movie[max(t - 1, 0):t + 2], np.float64).mean(axis=0)
+def _peak_radius(movie: np.ndarray, mean: np.ndarray, row: int, col: int, *, reach: float) -> float:
+    """:func:`_half_max_radius` of the mean of frames t-1..t+1 (float64) minus ``mean``, t the frame of the pixel's
+    maximum — the transient's peak with √3 less noise than one frame — read on the window the profile reaches."""
+    t, h = int(np.argmax(movie[:, row, col])), int(math.ceil(reach))
+    r0, c0 = max(row - h, 0), max(col - h, 0)
+    window = (slice(r0, row + h + 1), slice(c0, col + h + 1))
+    peak = np.asarray(movie[(slice(max(t - 1, 0), t + 2), *window)], np.float64).mean(axis=0)
+    return _half_max_radius(peak - mean[window], row - r0, col - c0, reach=reach)
 
 
 def _half_max_radius(image: np.ndarray, row: int, col: int, *, reach: float) -> float:
