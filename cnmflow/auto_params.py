@@ -352,13 +352,13 @@ class SmoothedMovie:
             raise IndexError("the running mean is read in contiguous blocks of frames")
         source, half = self.movie[(slice(None), *space)], self.frames // 2
         out = np.empty((max(stop - start, 0), *source.shape[1:]), np.float32)
-        block = max(1, (1 << 21) // max(int(np.prod(source.shape[1:])), 1))  # float64 sums of ≤ 16 MiB at a time
+        block = max(1, (1 << 19) // max(int(np.prod(source.shape[1:])), 1))  # float64 blocks of ≤ 4 MiB (in cache)
         for f0 in range(start, stop, block):
             f1 = min(f0 + block, stop)
-            shifted = [_frames_at(source, f0 + j - half, f1 + j - half) for j in range(self.frames)]
-            total = np.add(shifted[0], shifted[1], dtype=np.float64)
-            for part in shifted[2:]:
-                total += part
+            frames = _frames_at(source, f0 - half, f1 + half).astype(np.float64)  # one cast, then float64 sums
+            total = frames[:f1 - f0] + frames[1:f1 - f0 + 1]
+            for j in range(2, self.frames):
+                total += frames[j:f1 - f0 + j]
             total /= self.frames
             out[f0 - start:f1 - start] = total
         return out
