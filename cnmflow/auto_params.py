@@ -837,8 +837,9 @@ def choose_gsig(movie: np.ndarray, radius: RadiusEstimate, *, center_psf: bool,
     1.13–1.27·r on cortex L2/3, whose profiles have the same shape). The margins are estimates — a median over a
     few dozen blobs, a cut read off a sample of maxima — so k is the expected winning factor under their
     sampling error (the bootstrap's mean of the argmax), not the argmax: a clear winner is taken as it is, a
-    near tie lands between the tied factors. The choice passes share each frame's FFT and compute the PNRs only
-    (:func:`filtered_by_each`); the seed images (with the correlation) are computed once at the chosen gSig."""
+    near tie lands between the tied factors. The choice passes share each frame's FFT (:class:`FrameSpectra`, kept
+    for the chosen gSig's pass when they fit) and compute the PNRs only; the seed images (with the correlation) are
+    computed once at the chosen gSig."""
     n = max(radius.n_visible, MIN_BLOBS)
     blobs = np.asarray(radius.blobs[:n], dtype=int)
     gsigs = [k * radius.radius for k in factors]
