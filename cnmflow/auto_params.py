@@ -296,6 +296,7 @@ def _block_mean(block: np.ndarray, tsub: int, ssub: int) -> np.ndarray:
     """Means of (tsub, ssub, ssub) blocks (float32). Without ssub as a sum of tsub frame slices in order, divided in
     float32: the values of numpy's mean over the blocks (a float32 sum of frames in order, then one correctly rounded
     division), at a third of its CPU."""
+    block = np.asarray(block, dtype=np.float32)  # the stored values as the reader returns them (a memory map: any type)
     if ssub > 1:
         rows, cols = block.shape[1] // ssub, block.shape[2] // ssub
         return block.reshape(-1, tsub, rows, ssub, cols, ssub).mean(axis=(1, 3, 5), dtype=np.float32)
