@@ -712,13 +712,6 @@ class FrameSpectra:
         return out
 
 
-def filtered_by_each(movie: np.ndarray, gsigs: Sequence[float], *, center_psf: bool) -> list[np.ndarray]:
-    """The movie minus its mean, filtered by the seed kernel of each gSig (replicated borders), with one forward
-    FFT of each frame for all of them (:class:`FrameSpectra`, padded by the widest kernel's half-width)."""
-    pad = max(filter_kernel(g, center_psf=center_psf).shape[0] // 2 for g in gsigs)
-    return FrameSpectra(movie, pad, keep_bytes=0).filtered(gsigs, center_psf=center_psf)
-
-
 def white_noise_correlation(n_frames: int, gsig: float, center_psf: bool, rng) -> np.ndarray:
     """The seed correlation image of Gaussian white noise of ``n_frames`` (64x64 pixels: the null is
     stationary): the correlation that the seed filter and the 2σ threshold give noise alone."""

@@ -94,13 +94,15 @@ def test_a_clear_margin_takes_its_factor_and_a_tie_lands_between():
 
 
 def test_the_choice_passes_filter_as_the_seed_search_does():
-    """choose_gsig's shared-FFT passes give each gSig the values of the engine's own seed filter."""
-    from cnmflow.auto_params import filtered_by_each, temporal_mean
+    """choose_gsig's shared-FFT passes (every gSig from one forward FFT of each frame) give each gSig the values of the
+    engine's own seed filter."""
+    from cnmflow.auto_params import FrameSpectra, temporal_mean
     from cnmflow.engine.summary_images import FrameFilter, filter_kernel
 
     movie = (np.random.default_rng(1).standard_normal((50, 40, 56)) + np.linspace(0, 3, 56)).astype(np.float32)
     gsigs = [2.1, 3.4, 4.6]
-    for gsig, filtered in zip(gsigs, filtered_by_each(movie, gsigs, center_psf=True)):
+    shared = FrameSpectra(movie, filter_kernel(4.6, center_psf=True).shape[0] // 2, keep_bytes=0)
+    for gsig, filtered in zip(gsigs, shared.filtered(gsigs, center_psf=True)):
         engine = FrameFilter(filter_kernel(gsig, center_psf=True), (40, 56))(movie, minus=temporal_mean(movie))
         np.testing.assert_allclose(filtered, engine, atol=1e-5 * np.abs(engine).max())
 
