@@ -78,6 +78,8 @@ AUTO_NAMES: tuple[str, ...] = ("gSig", "min_corr", "min_pnr")
 
 #: Bytes of downsampled frames held for the estimate (the sample is contiguous: correlation needs time order).
 SAMPLE_BYTES = 1 << 27
+#: Bytes of raw (full-rate) float32 frames read at once into the sample (a reader opens the file per read).
+READ_BYTES = 1 << 25
 #: Frames (after tsub) used at most: enough transients for the max projection and the PNR.
 MAX_SAMPLE_FRAMES = 1500
 #: Blobs whose profile is measured (the strongest by LoG response).
@@ -248,9 +250,10 @@ def sample_movie(series, *, tsub: int = 1, ssub: int = 1, max_frames: int = MAX_
                  max_bytes: int = SAMPLE_BYTES) -> np.ndarray:
     """A contiguous block of the series from its middle, block-mean downsampled by (tsub, ssub, ssub).
 
-    Returns float32 ``(n, rows // ssub, cols // ssub)``, at most ``max_bytes``; read a chunk at a time.
+    Returns float32 ``(n, rows // ssub, cols // ssub)``, at most ``max_bytes``; read a chunk at a time, from a
+    memory map where the movie's frames lie as one raw block (no read copies), else through the movie's reader.
     """
-    from cnmflow.movies.read import read_frames
+    from cnmflow.movies.concat import in_place
 
     rows, cols = (s // ssub for s in series.frame_shape)
     n_out = int(min(max_frames, max_bytes // (4 * rows * cols), series.n_frames // tsub))
@@ -258,21 +261,50 @@ def sample_movie(series, *, tsub: int = 1, ssub: int = 1, max_frames: int = MAX_
         raise ParameterError(f"the series has {series.n_frames} frames; 'auto' needs at least {2 * tsub}")
     first = (series.n_frames - n_out * tsub) // 2
     out = np.empty((n_out, rows, cols), np.float32)
-    spans = []  # (global start, info) in concatenation order
-    start = 0
-    for position in series.order:
-        info = series.movies[position]
-        spans.append((start, info))
-        start += info.n_frames
-    step = max(1, 256 // tsub) * tsub
+    whole = in_place(series)
+    frames = whole.open() if whole is not None else _SeriesFrames(series)
+    # each reader call opens the file (a TIFF's open walks its pages): reads of up to READ_BYTES of raw frames
+    step = max(1, READ_BYTES // (4 * rows * cols * ssub**2 * tsub)) * tsub
     for g0 in range(first, first + n_out * tsub, step):
         g1 = min(g0 + step, first + n_out * tsub)
-        block = np.concatenate([read_frames(info, max(g0 - s, 0), min(g1 - s, info.n_frames))
-                                for s, info in spans if s < g1 and s + info.n_frames > g0])
-        block = block[:, :rows * ssub, :cols * ssub]
-        block = block.reshape(-1, tsub, rows, ssub, cols, ssub).mean(axis=(1, 3, 5), dtype=np.float32)
-        out[(g0 - first) // tsub:(g1 - first) // tsub] = block
+        out[(g0 - first) // tsub:(g1 - first) // tsub] = _block_mean(frames[g0:g1, :rows * ssub, :cols * ssub],
+                                                                     tsub, ssub)
     return out
+
+
+class _SeriesFrames:
+    """Frames of a movie series by global index, ``frames[g0:g1]`` read through each movie's reader (float32)."""
+
+    def __init__(self, series):
+        self.spans, start = [], 0  # (global start, info) in concatenation order
+        for position in series.order:
+            info = series.movies[position]
+            self.spans.append((start, info))
+            start += info.n_frames
+
+    def __getitem__(self, index: tuple) -> np.ndarray:
+        from cnmflow.movies.read import read_frames
+
+        frames, *rest = index
+        g0, g1 = frames.start, frames.stop
+        parts = [read_frames(info, max(g0 - s, 0), min(g1 - s, info.n_frames))
+                 for s, info in self.spans if s < g1 and s + info.n_frames > g0]
+        return (parts[0] if len(parts) == 1 else np.concatenate(parts))[(slice(None), *rest)]
+
+
+def _block_mean(block: np.ndarray, tsub: int, ssub: int) -> np.ndarray:
+    """Means of (tsub, ssub, ssub) blocks (float32). Without ssub as a sum of tsub frame slices in order, divided in
+    float32: the values of numpy's mean over the blocks (a float32 sum of frames in order, then one correctly rounded
+    division), at a third of its CPU."""
+    block = np.asarray(block, dtype=np.float32)  # the stored values as the reader returns them (a memory map: any type)
+    if ssub > 1:
+        rows, cols = block.shape[1] // ssub, block.shape[2] // ssub
+        return block.reshape(-1, tsub, rows, ssub, cols, ssub).mean(axis=(1, 3, 5), dtype=np.float32)
+    total = np.array(block[0::tsub], dtype=np.float32)
+    for j in range(1, tsub):
+        total += block[j::tsub]
+    total /= np.float32(tsub)
+    return total
 
 
 # --------------------------------------------------------------------------- radius
@@ -300,17 +332,44 @@ def smoothed_in_time(movie: np.ndarray, frames: int = RADIUS_SMOOTH_FRAMES) -> n
         return np.asarray(movie, dtype=np.float32)
     if frames % 2 == 0:  # an even window is off-centre (scipy's origin rule); the estimate uses 3
         return ndi.uniform_filter1d(np.asarray(movie, dtype=np.float32), frames, axis=0, mode="nearest")
-    # the same sums as scipy's filter (float64, replicated ends) over blocks of rows, shifted frame slices
-    # instead of its per-pixel lines along time: equal values, a third of the CPU on a 400×128² sample
-    half, out = frames // 2, np.empty(movie.shape, np.float32)
-    for r0 in range(0, movie.shape[1], 32):
-        block = np.asarray(movie[:, r0:r0 + 32], np.float64)
-        padded = np.concatenate([np.repeat(block[:1], half, 0), block, np.repeat(block[-1:], half, 0)])
-        total = np.zeros_like(block)
-        for j in range(frames):
-            total += padded[j:j + len(block)]
-        out[:, r0:r0 + 32] = total / frames
-    return out
+    return SmoothedMovie(movie, frames)[:]
+
+
+class SmoothedMovie:
+    """:func:`smoothed_in_time`'s running mean (odd ``frames``) of a movie, computed for the frames and pixels asked
+    for (``smoothed[t0:t1]``, ``smoothed[:, row, col]``): the radius reads it a chunk at a time and at a few pixels,
+    so it is never held whole. The same sums as scipy's filter (float64, replicated ends: a sum of 3 float32 values
+    is exact in float64, so equal values), as shifted slices of the movie (copies only at the two ends)."""
+
+    def __init__(self, movie: np.ndarray, frames: int = RADIUS_SMOOTH_FRAMES):
+        if frames % 2 == 0:
+            raise ValueError(f"a centred running mean needs an odd number of frames, got {frames}")
+        self.movie, self.frames, self.shape = movie, frames, movie.shape
+
+    def __getitem__(self, index) -> np.ndarray:
+        times, *space = index if isinstance(index, tuple) else (index,)
+        start, stop, step = times.indices(self.shape[0])
+        if step != 1:
+            raise IndexError("the running mean is read in contiguous blocks of frames")
+        source, half = self.movie[(slice(None), *space)], self.frames // 2
+        out = np.empty((max(stop - start, 0), *source.shape[1:]), np.float32)
+        block = max(1, (1 << 19) // max(int(np.prod(source.shape[1:])), 1))  # float64 blocks of ≤ 4 MiB (in cache)
+        for f0 in range(start, stop, block):
+            f1 = min(f0 + block, stop)
+            frames = _frames_at(source, f0 - half, f1 + half).astype(np.float64)  # one cast, then float64 sums
+            total = frames[:f1 - f0] + frames[1:f1 - f0 + 1]
+            for j in range(2, self.frames):
+                total += frames[j:f1 - f0 + j]
+            total /= self.frames
+            out[f0 - start:f1 - start] = total
+        return out
+
+
+def _frames_at(movie: np.ndarray, start: int, stop: int) -> np.ndarray:
+    """Frames ``start..stop-1`` of ``movie``, indices outside it replaced by the nearest end frame (a view inside)."""
+    if start >= 0 and stop <= movie.shape[0]:
+        return movie[start:stop]
+    return movie[np.clip(np.arange(start, stop), 0, movie.shape[0] - 1)]
 
 
 def estimate_radius(movie: np.ndarray, *, n_blobs: int = N_BLOBS) -> RadiusEstimate:
@@ -324,7 +383,7 @@ def estimate_radius(movie: np.ndarray, *, n_blobs: int = N_BLOBS) -> RadiusEstim
     image = image.astype(np.float64)
     top = max(MIN_SCALE * 2, min(image.shape) / 24.0)
     scales = np.geomspace(MIN_SCALE, top, N_SCALES)
-    stack = np.stack([-s**2 * ndi.gaussian_laplace(image, s, mode="nearest") for s in scales])
+    stack, second = _scale_space(image, scales)
     peaks = (stack == ndi.maximum_filter(stack, size=3, mode="nearest")) & (stack > 0)
     peaks[[0, -1]] = False  # a maximum at the end of the scale range is no maximum
     k, r, c = np.nonzero(peaks)
@@ -339,7 +398,8 @@ def estimate_radius(movie: np.ndarray, *, n_blobs: int = N_BLOBS) -> RadiusEstim
     # scales or pixels, which would count it twice), round (see _round_blobs), strongest first; those
     # significant at one false blob per scale image (Φ⁻¹(1 − 1/pixels) sd), the strongest few when fewer are
     order = _distinct(np.argsort(-z)[:MAX_MAXIMA], k, r, c, scales)
-    order = order[_round_blobs(image, scales, k[order], r[order], c[order])]
+    order = order[_round_blobs(image, scales, k[order], r[order], c[order], second=second)]
+    del second
     if len(order) == 0:
         raise ParameterError("gSig='auto' found no round blob in the movie's max projection; set gSig (the cell radius in px)")
     significant = int((z[order] > _normal_isf(1.0 / image.size)).sum())
@@ -354,7 +414,7 @@ def estimate_radius(movie: np.ndarray, *, n_blobs: int = N_BLOBS) -> RadiusEstim
     # avoid); too long one only lowers the floor a little where no neighbour is met first.
     response = np.median(stack[:, r, c], axis=1)
     reach = 3.0 * math.sqrt(2) * max(scales[int(np.argmax(response))], float(np.median(scales[k])))
-    radii = np.array([_half_max_radius(_peak_frame(movie, rr, cc) - mean, rr, cc, reach=reach)
+    radii = np.array([_peak_radius(movie, mean, rr, cc, reach=reach)
                       for rr, cc in zip(r, c)])
     ok = np.isfinite(radii)
     if not ok.any():
@@ -380,21 +440,48 @@ def _distinct(order: np.ndarray, k: np.ndarray, r: np.ndarray, c: np.ndarray, sc
 MIN_CURVATURE_RATIO = 0.25
 
 
-def _round_blobs(image: np.ndarray, scales: np.ndarray, k: np.ndarray, r: np.ndarray, c: np.ndarray) -> np.ndarray:
+#: Bytes of second-derivative images kept from the LoG stack for :func:`_round_blobs` (frames up to ~380² px).
+SECOND_DERIVATIVE_BYTES = 1 << 26
+
+
+def _scale_space(image: np.ndarray, scales: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+    """The scale-normalised LoG stack ``−σ²(∂²/∂r² + ∂²/∂c²)(G_σ * image)`` and, when they fit in
+    :data:`SECOND_DERIVATIVE_BYTES`, its two second derivatives per scale ``(2, n_scales, rows, cols)`` for the
+    Hessian test (:func:`_round_blobs`): the Laplacian is summed as scipy's ``gaussian_laplace`` sums them, so the
+    values are its own, and the test then only filters for the mixed derivative."""
+    stack = np.empty((len(scales), *image.shape))
+    keep = 2 * stack.nbytes <= SECOND_DERIVATIVE_BYTES
+    second = np.empty((2, *stack.shape)) if keep else None
+    for i, s in enumerate(scales):
+        rr = ndi.gaussian_filter(image, s, order=(2, 0), mode="nearest")
+        cc = ndi.gaussian_filter(image, s, order=(0, 2), mode="nearest")
+        if keep:
+            second[0, i], second[1, i] = rr, cc
+        rr += cc
+        stack[i] = -s**2 * rr
+    return stack, second
+
+
+def _round_blobs(image: np.ndarray, scales: np.ndarray, k: np.ndarray, r: np.ndarray, c: np.ndarray, *,
+                 second: np.ndarray | None = None) -> np.ndarray:
     """Which blobs are round: both eigenvalues of the Hessian of the image smoothed at the blob's scale are
     negative (a maximum, not a saddle) and the smaller over the larger is ≥ :data:`MIN_CURVATURE_RATIO`.
 
     A pulsing vessel is bright in the max − mean projection (when it constricts) along its whole length; the
     Laplacian of Gaussian puts maxima along that ridge, whose width is the vessel's, not a cell's — at low
     SNR, where few cells stand out, they outnumbered the cells and set the radius (Frangi et al. 1998 use the
-    same eigenvalue ratio to tell tubes from blobs).
+    same eigenvalue ratio to tell tubes from blobs). ``second``: :func:`_scale_space`'s second derivatives at
+    ``scales``, when at hand.
     """
     ok = np.zeros(len(k), bool)
     for level in np.unique(k):
         at = np.nonzero(k == level)[0]
         s = float(scales[level])
-        hrr, hcc, hrc = (ndi.gaussian_filter(image, s, order=o, mode="nearest")[r[at], c[at]]
-                         for o in ((2, 0), (0, 2), (1, 1)))
+        orders = ((1, 1),) if second is not None else ((2, 0), (0, 2), (1, 1))
+        derivatives = [ndi.gaussian_filter(image, s, order=o, mode="nearest")[r[at], c[at]] for o in orders]
+        if second is not None:
+            derivatives = [second[0, level][r[at], c[at]], second[1, level][r[at], c[at]], *derivatives]
+        hrr, hcc, hrc = derivatives
         mid, gap = (hrr + hcc) / 2, np.sqrt(((hrr - hcc) / 2) ** 2 + hrc**2)
         low, high = mid - gap, mid + gap  # eigenvalues; a round maximum has both < 0
         ok[at] = (high < 0) & (high / np.minimum(low, -np.finfo(float).tiny) >= MIN_CURVATURE_RATIO)
@@ -406,8 +493,12 @@ def distinct_seeds(seeds: np.ndarray, radius: float) -> np.ndarray:
     stronger one kept lies on the same cell (the seed search's windows leave several maxima on one cell)."""
     seeds = np.asarray(seeds, dtype=float).reshape(-1, 2)
     out = np.zeros(len(seeds), bool)
-    for i, point in enumerate(seeds):
-        out[i] = not np.any(np.hypot(*(seeds[out] - point).T) <= radius)
+    for b0 in range(0, len(seeds), 128):  # the distances of a block of seeds to every stronger one, at once
+        block = seeds[b0:b0 + 128]
+        offsets = seeds[None, :b0 + len(block)] - block[:, None]
+        near = np.hypot(offsets[..., 0], offsets[..., 1]) <= radius
+        for i in range(len(block)):
+            out[b0 + i] = not np.any(near[i, :b0 + i] & out[:b0 + i])
     return out
 
 
@@ -423,7 +514,7 @@ def seed_radii(movie: np.ndarray, seeds: np.ndarray, *, radius: float) -> np.nda
     if not len(seeds):
         return np.zeros(0)
     mean = np.asarray(movie, dtype=np.float32).mean(axis=0, dtype=np.float64)
-    return np.array([_half_max_radius(_peak_frame(movie, row, col) - mean, row, col, reach=3.0 * radius)
+    return np.array([_peak_radius(movie, mean, row, col, reach=3.0 * radius)
                      for row, col in np.asarray(seeds, dtype=int)])
 
 
@@ -452,11 +543,14 @@ def round_seeds(correlation: np.ndarray, pnr: np.ndarray, seeds: np.ndarray, *, 
     return out
 
 
-def _peak_frame(movie: np.ndarray, row: int, col: int) -> np.ndarray:
-    """Mean of frames t-1..t+1 (float64), t the frame of the pixel's maximum: the transient's peak with √3
-    less noise than one frame."""
-    t = int(np.argmax(movie[:, row, col]))
-    return np.asarray(movie[max(t - 1, 0):t + 2], np.float64).mean(axis=0)
+def _peak_radius(movie: np.ndarray, mean: np.ndarray, row: int, col: int, *, reach: float) -> float:
+    """:func:`_half_max_radius` of the mean of frames t-1..t+1 (float64) minus ``mean``, t the frame of the pixel's
+    maximum — the transient's peak with √3 less noise than one frame — read on the window the profile reaches."""
+    t, h = int(np.argmax(movie[:, row, col])), int(math.ceil(reach))
+    r0, c0 = max(row - h, 0), max(col - h, 0)
+    window = (slice(r0, row + h + 1), slice(c0, col + h + 1))
+    peak = np.asarray(movie[(slice(max(t - 1, 0), t + 2), *window)], np.float64).mean(axis=0)
+    return _half_max_radius(peak - mean[window], row - r0, col - c0, reach=reach)
 
 
 def _half_max_radius(image: np.ndarray, row: int, col: int, *, reach: float) -> float:
@@ -527,14 +621,23 @@ def images_of_filtered(filtered: np.ndarray, *, correlation: bool = True) -> See
     (``−min_t F / noise``: the filter is linear) and, with ``correlation``, the 2σ-thresholded correlation."""
     T, rows, cols = filtered.shape
     noise = noise_psd(filtered.reshape(T, -1).T).reshape(rows, cols).astype(np.float32)
-    sd = np.where(noise > 0, noise, np.inf).astype(np.float32)
-    image = None
-    if correlation:
-        sums = CorrelationSums((rows, cols))
-        sums.add(filtered, threshold=SEED_CORR_THRESHOLD * sd)
-        image = sums.image()
-    return SeedImages(correlation=image, pnr=np.maximum(filtered.max(axis=0) / sd, 0),
+    sd = _noise_sd(noise)
+    return SeedImages(correlation=correlation_image(filtered, noise) if correlation else None,
+                      pnr=np.maximum(filtered.max(axis=0) / sd, 0),
                       flipped_pnr=np.maximum(-filtered.min(axis=0) / sd, 0), noise=noise)
+
+
+def _noise_sd(noise: np.ndarray) -> np.ndarray:
+    """The noise as the PNR divides by it: a pixel without noise gets PNR 0, not a division by zero."""
+    return np.where(noise > 0, noise, np.inf).astype(np.float32)
+
+
+def correlation_image(filtered: np.ndarray, noise: np.ndarray) -> np.ndarray:
+    """The seed search's correlation image of a filtered movie F: 8-neighbour correlation, values below 2 noise sd
+    zeroed (``noise`` is F's PSD noise, :func:`images_of_filtered`'s)."""
+    sums = CorrelationSums(filtered.shape[1:])
+    sums.add(filtered, threshold=SEED_CORR_THRESHOLD * _noise_sd(noise))
+    return sums.image()
 
 
 def seed_images(movie: np.ndarray, *, gsig: float, center_psf: bool, chunk_frames: int = 128) -> SeedImages:
@@ -554,29 +657,59 @@ def seed_images(movie: np.ndarray, *, gsig: float, center_psf: bool, chunk_frame
     return images_of_filtered(filtered)
 
 
-def filtered_by_each(movie: np.ndarray, gsigs: Sequence[float], *, center_psf: bool) -> list[np.ndarray]:
-    """The movie minus its mean, filtered by the seed kernel of each gSig (replicated borders), with one forward
-    FFT of each frame for all of them: padded by the widest kernel's half-width, a narrower kernel sees the
-    same replicated values at every output pixel, so each result is :class:`FrameFilter`'s up to rounding.
-    :func:`choose_gsig`'s passes; holds one filtered movie per gSig."""
-    T, rows, cols = movie.shape
-    kernels = [filter_kernel(g, center_psf=center_psf) for g in gsigs]
-    halves = [kernel.shape[0] // 2 for kernel in kernels]
-    pad = max(halves)
-    shape = tuple(sfft.next_fast_len(n + 2 * pad, real=True) for n in (rows, cols))
-    spectra = [sfft.rfft2(kernel[::-1, ::-1].astype(np.float32), s=shape) for kernel in kernels]
-    mean = temporal_mean(movie)
-    out = [np.empty((T, rows, cols), np.float32) for _ in gsigs]
-    step = frames_per_chunk(shape[0] * shape[1], FILTER_CHUNK_BYTES, bytes_per_value=8)
-    for f0 in range(0, T, step):
-        padded = np.pad(np.asarray(movie[f0:f0 + step], dtype=np.float32) - mean, ((0, 0), (pad, pad), (pad, pad)),
-                        mode="edge")
-        frames = sfft.rfft2(padded, s=shape, workers=fft_workers())
-        for filtered, spectrum, half in zip(out, spectra, halves):
-            at = pad + half
-            filtered[f0:f0 + step] = sfft.irfft2(frames * spectrum, s=shape,
-                                                 workers=fft_workers())[:, at:at + rows, at:at + cols]
-    return out
+class FrameSpectra:
+    """Each frame of a movie minus its mean, padded by ``pad`` replicated border pixels and Fourier transformed
+    once: filtering by any seed kernel no wider than ``2·pad + 1`` is then a product and an inverse FFT per frame.
+    A narrower kernel sees the same replicated values at every output pixel, so each result is
+    :class:`FrameFilter`'s up to rounding. The spectra are kept when they fit in ``keep_bytes`` (a later gSig
+    then skips the forward transforms), else recomputed per call."""
+
+    def __init__(self, movie: np.ndarray, pad: int, *, keep_bytes: int = SAMPLE_BYTES):
+        self.movie, self.pad = movie, pad
+        self.shape = tuple(sfft.next_fast_len(n + 2 * pad, real=True) for n in movie.shape[1:])
+        self.mean = temporal_mean(movie)
+        self.step = frames_per_chunk(self.shape[0] * self.shape[1], FILTER_CHUNK_BYTES, bytes_per_value=8)
+        spectrum_bytes = 8 * movie.shape[0] * self.shape[0] * (self.shape[1] // 2 + 1)
+        self._kept = list(self._transforms()) if spectrum_bytes <= keep_bytes else None
+
+    @property
+    def kept(self) -> bool:
+        """Whether the spectra are held (a filtering then costs no forward FFT)."""
+        return self._kept is not None
+
+    def _transforms(self):
+        """(first frame, spectra of the padded frames) a chunk at a time."""
+        widths = ((0, 0), (self.pad, self.pad), (self.pad, self.pad))
+        mean = np.pad(self.mean, widths[1:], mode="edge")  # replicating the borders commutes with the subtraction
+        for f0 in range(0, self.movie.shape[0], self.step):
+            padded = np.pad(np.asarray(self.movie[f0:f0 + self.step], dtype=np.float32), widths, mode="edge")
+            padded -= mean
+            yield f0, sfft.rfft2(padded, s=self.shape, overwrite_x=True, workers=fft_workers())
+
+    def filtered(self, gsigs: Sequence[float], *, center_psf: bool) -> list[np.ndarray]:
+        """The movie minus its mean filtered by the seed kernel of each gSig (float32, one movie per gSig)."""
+        T, rows, cols = self.movie.shape
+        kernels = [filter_kernel(g, center_psf=center_psf) for g in gsigs]
+        halves = [kernel.shape[0] // 2 for kernel in kernels]
+        if max(halves) > self.pad:
+            raise ValueError(f"a kernel of half-width {max(halves)} needs more than the {self.pad} padded pixels")
+        # the inverse in its two stages, the second (along columns) on the rows kept only: the kernels' spectra carry
+        # the first stage's 1/rows, so the second stage's own 1/cols completes the inverse's scale
+        spectra = [sfft.rfft2(kernel[::-1, ::-1].astype(np.float32), s=self.shape) / np.float32(self.shape[0])
+                   for kernel in kernels]
+        out = [np.empty((T, rows, cols), np.float32) for _ in gsigs]
+        product = None
+        for f0, frames in self._kept if self._kept is not None else self._transforms():
+            if product is None or product.shape != frames.shape:
+                product = np.empty_like(frames)
+            for filtered, spectrum, half in zip(out, spectra, halves):
+                at = self.pad + half
+                np.multiply(frames, spectrum, out=product)
+                kept_rows = sfft.ifft(product, axis=1, norm="forward", overwrite_x=True,
+                                      workers=fft_workers())[:, at:at + rows]
+                filtered[f0:f0 + len(frames)] = sfft.irfft(kept_rows, n=self.shape[1], axis=2, overwrite_x=True,
+                                                           workers=fft_workers())[:, :, at:at + cols]
+        return out
 
 
 def white_noise_correlation(n_frames: int, gsig: float, center_psf: bool, rng) -> np.ndarray:
@@ -698,25 +831,35 @@ def choose_gsig(movie: np.ndarray, radius: RadiusEstimate, *, center_psf: bool,
     1.13–1.27·r on cortex L2/3, whose profiles have the same shape). The margins are estimates — a median over a
     few dozen blobs, a cut read off a sample of maxima — so k is the expected winning factor under their
     sampling error (the bootstrap's mean of the argmax), not the argmax: a clear winner is taken as it is, a
-    near tie lands between the tied factors. The choice passes share each frame's FFT and compute the PNRs only
-    (:func:`filtered_by_each`); the seed images (with the correlation) are computed once at the chosen gSig."""
+    near tie lands between the tied factors. The choice passes share each frame's FFT (:class:`FrameSpectra`, kept
+    for the chosen gSig's pass when they fit) and compute the PNRs only; the seed images (with the correlation) are
+    computed once at the chosen gSig."""
     n = max(radius.n_visible, MIN_BLOBS)
     blobs = np.asarray(radius.blobs[:n], dtype=int)
-    blob_pnrs, maxima = [], []
-    filtered_movies = filtered_by_each(movie, [k * radius.radius for k in factors], center_psf=center_psf)
-    for k, filtered in zip(factors, filtered_movies):
-        peaks = images_of_filtered(filtered, correlation=False)
-        blob_pnrs.append(peaks.pnr[blobs[:, 0], blobs[:, 1]])
-        maxima.append(null_maxima(peaks.flipped_pnr, k * radius.radius))
+    gsigs = [k * radius.radius for k in factors]
+    spectra = FrameSpectra(movie, max(filter_kernel(g, center_psf=center_psf).shape[0] // 2 for g in gsigs))
+    peaks_each = _peak_images(spectra, gsigs, center_psf=center_psf)
+    blob_pnrs = [peaks.pnr[blobs[:, 0], blobs[:, 1]] for peaks in peaks_each]
+    maxima = [null_maxima(peaks.flipped_pnr, g) for peaks, g in zip(peaks_each, gsigs)]
     margins = tuple(float(np.median(p) / pnr_cut_of(m)) for p, m in zip(blob_pnrs, maxima))
     wins = bootstrap_wins(blob_pnrs, maxima, np.random.default_rng(rng))
     factor = round(float(np.dot(wins, factors)), 3)
-    if factor in factors:  # one factor won every resample: its filtered movie is at hand
-        images = images_of_filtered(filtered_movies[list(factors).index(factor)])
-    else:
-        images = seed_images(movie, gsig=factor * radius.radius, center_psf=center_psf)
+    if factor in factors:  # one factor won every resample: its PNR images are at hand, its correlation is not
+        at = list(factors).index(factor)
+        filtered = spectra.filtered([gsigs[at]], center_psf=center_psf)[0]
+        images = replace(peaks_each[at], correlation=correlation_image(filtered, peaks_each[at].noise))
+    else:  # the seed images at the weighted gSig, from the spectra at hand
+        images = images_of_filtered(spectra.filtered([factor * radius.radius], center_psf=center_psf)[0])
     return GsigChoice(factor=factor, factors=tuple(factors), margins=margins, wins=tuple(float(w) for w in wins),
                       images=images)
+
+
+def _peak_images(spectra: FrameSpectra, gsigs: Sequence[float], *, center_psf: bool) -> list[SeedImages]:
+    """The PNR images (no correlation) at each gSig. With the spectra kept, one gSig at a time, so that one filtered
+    movie is held at once; else all in one pass over the frames (each forward FFT once)."""
+    if spectra.kept:
+        return [images_of_filtered(spectra.filtered([g], center_psf=center_psf)[0], correlation=False) for g in gsigs]
+    return [images_of_filtered(filtered, correlation=False) for filtered in spectra.filtered(gsigs, center_psf=center_psf)]
 
 
 def threshold_estimates(images: SeedImages, *, n_frames: int, gsig: float, center_psf: bool,
@@ -746,7 +889,8 @@ def estimate_from_movie(movie: np.ndarray, *, gsig: float | None = None, center_
     """
     if getattr(movie, "ndim", None) != 3 or movie.shape[0] < 2:
         raise ParameterError(f"'auto' needs a (frames, rows, cols) movie of at least 2 frames, got {movie.shape}")
-    radius = estimate_radius(smoothed_in_time(movie))
+    smoothed = SmoothedMovie(movie) if movie.shape[0] >= RADIUS_SMOOTH_FRAMES else smoothed_in_time(movie)
+    radius = estimate_radius(smoothed)
     choice = None
     if gsig is not None:
         g = float(gsig) / ssub

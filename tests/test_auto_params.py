@@ -94,13 +94,15 @@ def test_a_clear_margin_takes_its_factor_and_a_tie_lands_between():
 
 
 def test_the_choice_passes_filter_as_the_seed_search_does():
-    """choose_gsig's shared-FFT passes give each gSig the values of the engine's own seed filter."""
-    from cnmflow.auto_params import filtered_by_each, temporal_mean
+    """choose_gsig's shared-FFT passes (every gSig from one forward FFT of each frame) give each gSig the values of the
+    engine's own seed filter."""
+    from cnmflow.auto_params import FrameSpectra, temporal_mean
     from cnmflow.engine.summary_images import FrameFilter, filter_kernel
 
     movie = (np.random.default_rng(1).standard_normal((50, 40, 56)) + np.linspace(0, 3, 56)).astype(np.float32)
     gsigs = [2.1, 3.4, 4.6]
-    for gsig, filtered in zip(gsigs, filtered_by_each(movie, gsigs, center_psf=True)):
+    shared = FrameSpectra(movie, filter_kernel(4.6, center_psf=True).shape[0] // 2, keep_bytes=0)
+    for gsig, filtered in zip(gsigs, shared.filtered(gsigs, center_psf=True)):
         engine = FrameFilter(filter_kernel(gsig, center_psf=True), (40, 56))(movie, minus=temporal_mean(movie))
         np.testing.assert_allclose(filtered, engine, atol=1e-5 * np.abs(engine).max())
 
@@ -314,3 +316,58 @@ def test_the_running_mean_is_the_centred_uniform_filter_with_replicated_ends(fra
     assert np.array_equal(smoothed_in_time(movie, frames), ndi.uniform_filter1d(movie, frames, axis=0, mode="nearest"))
     assert smoothed_in_time(movie, frames)[1] == pytest.approx(movie[:frames].mean(axis=0) if frames == 3 else
                                                                (2 * movie[0] + movie[1] + movie[2] + movie[3]) / 5, rel=1e-6)
+
+
+def test_the_running_mean_read_in_pieces_is_the_whole_ones():
+    """The radius reads the running mean a block of frames or a pixel at a time (``SmoothedMovie``): every piece
+    holds the values of the whole smoothed movie, ends included."""
+    from cnmflow.auto_params import SmoothedMovie, smoothed_in_time
+
+    movie = np.random.default_rng(4).normal(100.0, 5.0, (41, 30, 20)).astype(np.float32)
+    whole, lazy = smoothed_in_time(movie, 3), SmoothedMovie(movie, 3)
+    assert np.array_equal(np.concatenate([lazy[0:1], lazy[1:7], lazy[7:41]]), whole)
+    assert np.array_equal(lazy[:, 12, 5], whole[:, 12, 5]) and np.array_equal(lazy[39:43], whole[39:41])
+    with pytest.raises(ValueError):
+        SmoothedMovie(movie, 4)
+
+
+def test_a_later_gsig_is_filtered_from_the_kept_spectra_as_the_seed_search_filters():
+    """The weighted gSig's seed images come from the choice's kept frame spectra (no second forward FFT): each gSig
+    no wider than the padding gets the engine's filter values, kept or recomputed alike; a wider one is refused."""
+    from cnmflow.auto_params import FrameSpectra, temporal_mean
+    from cnmflow.engine.summary_images import FrameFilter, filter_kernel
+
+    movie = (np.random.default_rng(2).standard_normal((60, 44, 52)) + np.linspace(0, 3, 52)).astype(np.float32)
+    pad = filter_kernel(4.6, center_psf=True).shape[0] // 2
+    kept, recomputed = FrameSpectra(movie, pad), FrameSpectra(movie, pad, keep_bytes=0)
+    assert kept.kept and not recomputed.kept
+    for gsig in (2.1, 3.9, 4.6):
+        engine = FrameFilter(filter_kernel(gsig, center_psf=True), (44, 52))(movie, minus=temporal_mean(movie))
+        for spectra in (kept, recomputed):
+            np.testing.assert_allclose(spectra.filtered([gsig], center_psf=True)[0], engine,
+                                       atol=1e-5 * np.abs(engine).max())
+    with pytest.raises(ValueError):
+        kept.filtered([6.0], center_psf=True)
+
+
+@pytest.mark.parametrize("tsub, ssub", [(1, 1), (2, 1), (3, 1), (2, 2)])
+def test_the_sample_is_the_block_mean_of_the_middle_frames_read_either_way(tmp_path, tsub, ssub):
+    """The estimate's sample is the block mean of the movie's middle frames, value for value numpy's mean, whether
+    read through a memory map (a raw TIFF) or through the reader (a compressed one)."""
+    from cnmflow.auto_params import sample_movie
+    from cnmflow.movies import validate_series
+    from cnmflow.movies.concat import in_place
+
+    frames = np.random.default_rng(tsub).integers(0, 4000, (95, 24, 30)).astype(np.uint16)
+    if tsub == 3:  # a float64 movie: its values rounded to float32 before the means, as the reader returns them
+        frames = frames * np.pi
+    tifffile.imwrite(tmp_path / "raw.tif", frames)
+    tifffile.imwrite(tmp_path / "packed.tif", frames, compression="zlib")
+    n = 40 // tsub
+    first = (95 - n * tsub) // 2
+    block = frames[first:first + n * tsub].astype(np.float32).reshape(n, tsub, 24 // ssub, ssub, 30 // ssub, ssub)
+    expected = block.mean(axis=(1, 3, 5), dtype=np.float32)
+    for name, mapped in (("raw.tif", True), ("packed.tif", False)):
+        series = validate_series([tmp_path / name], min_frames=2)
+        assert (in_place(series) is not None) == mapped
+        assert np.array_equal(sample_movie(series, tsub=tsub, ssub=ssub, max_frames=n), expected)
