@@ -1,0 +1,128 @@
+"""The 1P focus test (cnmflow.engine.in_focus): out-of-focus light and a neuron's second component are
+rejected — kept in the results and marked — and the in-focus cells kept."""
+
+from __future__ import annotations
+
+import numpy as np
+import scipy.sparse as sp
+
+from cnmflow.engine.estimates import Estimates
+from cnmflow.engine.in_focus import core_contrast, out_of_focus
+from cnmflow.engine.quality import component_statuses
+from cnmflow.pixel_order import image_to_column
+
+GSIG = 3.0
+DIMS = (100, 100)
+T = 600
+FR, DECAY = 10.0, 0.4
+#: Six in-focus somata, each more than 4·gSig from the field's edge and 6·gSig from the others.
+CELLS = [(20, 20), (20, 50), (20, 80), (80, 20), (80, 50), (80, 80)]
+FOCUS_THR = 0.63
+
+
+def _blob(center: tuple[float, float], sigma: float) -> np.ndarray:
+    yy, xx = np.mgrid[:DIMS[0], :DIMS[1]]
+    return np.exp(-((yy - center[0]) ** 2 + (xx - center[1]) ** 2) / (2 * sigma ** 2))
+
+
+def _transients(rng: np.random.Generator) -> np.ndarray:
+    spikes = (rng.random(T) < 0.03) * rng.uniform(3.0, 6.0, T)
+    decay = np.exp(-1.0 / (FR * DECAY))
+    trace = np.zeros(T)
+    for t in range(1, T):
+        trace[t] = trace[t - 1] * decay + spikes[t]
+    return trace
+
+
+def _cut(image: np.ndarray, center: tuple[float, float]) -> np.ndarray:
+    """A footprint as the fit leaves it: cut to a neuron's size (2·gSig) around its centre."""
+    yy, xx = np.mgrid[:DIMS[0], :DIMS[1]]
+    return np.where(np.hypot(yy - center[0], xx - center[1]) <= 2 * GSIG, image, 0.0)
+
+
+def _components(footprints: list[np.ndarray]) -> sp.csc_matrix:
+    columns = np.stack([image_to_column(f) for f in footprints], axis=1)
+    return sp.csc_matrix(columns / np.linalg.norm(columns, axis=0))
+
+
+def _in_focus_cells(rng: np.random.Generator) -> tuple[np.ndarray, list[np.ndarray], list[np.ndarray]]:
+    """The six somata's light in the movie (sd gSig), their footprints and traces."""
+    shapes = [_blob(c, GSIG) for c in CELLS]
+    traces = [_transients(rng) for _ in CELLS]
+    light = sum(t[:, None, None] * s[None] for s, t in zip(shapes, traces))
+    return light, [_cut(s, c) for s, c in zip(shapes, CELLS)], traces
+
+
+def test_a_defocused_cell_beside_an_in_focus_one_is_rejected_and_the_cell_kept():
+    rng = np.random.default_rng(0)
+    light, footprints, traces = _in_focus_cells(rng)
+    # a cell ~2 gSig beside the soma at (50, 50), 40 µm below the focal plane: its light spread twice as wide
+    neighbour, defocused = (50, 50), (50, 58)
+    soma, soma_trace = _blob(neighbour, GSIG), _transients(rng)
+    blob, blob_trace = _blob(defocused, 2 * GSIG), _transients(rng)
+    movie = light + soma_trace[:, None, None] * soma[None] + blob_trace[:, None, None] * blob[None]
+    movie = (movie + rng.normal(0, 0.2, movie.shape)).astype(np.float32)
+    A = _components(footprints + [_cut(soma, neighbour), _cut(blob, defocused)])
+    C = np.vstack(traces + [soma_trace, blob_trace])
+
+    test = out_of_focus(movie, A, C, DIMS, gsig=GSIG, focus_thr=FOCUS_THR, chunk_frames=128)
+
+    assert list(test.rejected) == [7]
+    assert test.ratio[6] > 0.9 and test.ratio[7] < 0.6
+
+
+def test_a_second_component_on_one_neuron_is_rejected_and_the_neuron_kept():
+    """The duplicate follows the neuron and carries a defocused cell besides (as the realistic fits'
+    second components on one neuron do): the neuron's light goes to its own component, the duplicate
+    keeps only the broad light — so the pair is resolved to one, the neuron's."""
+    rng = np.random.default_rng(1)
+    light, footprints, traces = _in_focus_cells(rng)
+    neuron, below = (50, 50), (50, 56)
+    soma, soma_trace = _blob(neuron, GSIG), _transients(rng)
+    blob, blob_trace = _blob(below, 2 * GSIG), _transients(rng)
+    movie = light + soma_trace[:, None, None] * soma[None] + blob_trace[:, None, None] * blob[None]
+    movie = (movie + rng.normal(0, 0.2, movie.shape)).astype(np.float32)
+    half = _cut(soma * blob, (50, 53))     # seeded a gSig off the soma's centre, toward the defocused light
+    A = _components(footprints + [_cut(soma, neuron), half])
+    C = np.vstack(traces + [soma_trace, 0.6 * soma_trace + 0.4 * blob_trace])
+
+    test = out_of_focus(movie, A, C, DIMS, gsig=GSIG, focus_thr=FOCUS_THR)
+
+    assert list(test.rejected) == [7]
+    assert test.ratio[6] > 0.9
+
+
+def test_rejected_components_stay_in_the_results_marked_rejected():
+    rng = np.random.default_rng(2)
+    light, footprints, traces = _in_focus_cells(rng)
+    movie = (light + rng.normal(0, 0.2, light.shape)).astype(np.float32)
+    A, C = _components(footprints), np.vstack(traces)
+    K = A.shape[1]
+    estimates = Estimates(A=A, C=C, S=np.zeros_like(C), YrA=np.zeros_like(C), bl=np.zeros(K), c1=np.zeros(K),
+                          g=np.zeros((K, 1)), neurons_sn=np.ones(K), lam=np.zeros(K), dims=DIMS,
+                          sn=np.ones(DIMS[0] * DIMS[1]), b0=np.zeros(DIMS[0] * DIMS[1]),
+                          idx_components_bad=np.array([4]))
+    assert component_statuses(estimates, evaluate=False) == ["undecided"] * 4 + ["rejected", "undecided"]
+    assert out_of_focus(movie, A, C, DIMS, gsig=GSIG, focus_thr=FOCUS_THR).rejected.size == 0   # all in focus
+
+
+def test_no_test_when_off_or_too_few_components_can_be_judged():
+    rng = np.random.default_rng(3)
+    light, footprints, traces = _in_focus_cells(rng)
+    blob = _blob((50, 50), 2 * GSIG)
+    blob_trace = _transients(rng)
+    movie = (light + blob_trace[:, None, None] * blob[None]).astype(np.float32)
+    A, C = _components(footprints + [_cut(blob, (50, 50))]), np.vstack(traces + [blob_trace])
+    assert out_of_focus(movie, A, C, DIMS, gsig=GSIG, focus_thr=FOCUS_THR).rejected.tolist() == [6]
+    off = out_of_focus(movie, A, C, DIMS, gsig=GSIG, focus_thr=0.0)
+    assert off.rejected.size == 0 and np.isnan(off.ratio).all()
+    few = out_of_focus(movie, A[:, [0, 1, 6]], C[[0, 1, 6]], DIMS, gsig=GSIG, focus_thr=FOCUS_THR)
+    assert few.rejected.size == 0
+
+
+def test_core_contrast_of_gaussian_blobs():
+    """Measured against the median at 3–4 gSig: sd gSig gives ~2.5, twice as wide much less, flat 0."""
+    center = (50, 50)
+    assert 2.3 < core_contrast(_blob(center, GSIG), center, gsig=GSIG) < 2.7
+    assert core_contrast(_blob(center, 2 * GSIG), center, gsig=GSIG) < 1.5
+    assert core_contrast(np.ones(DIMS), center, gsig=GSIG) == 0.0
