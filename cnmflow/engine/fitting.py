@@ -112,7 +112,7 @@ def fit(movie: np.ndarray, settings: Params | EngineSettings, progress: Progress
 def _focus_test(movie, estimates: Estimates, section: QualitySection, chunk_frames: int) -> None:
     """1P: mark the components that are no in-focus soma rejected (kept in the results; engine/in_focus)."""
     test = out_of_focus(movie, estimates.A, estimates.C, estimates.dims, gsig=section.gSig,
-                        focus_thr=section.focus_thr, chunk_frames=chunk_frames)
+                        focus_thr=section.focus_thr, chunk_frames=chunk_frames, tsub=section.tsub)
     estimates.focus_ratio, estimates.idx_components_bad = test.ratio, test.rejected
 
 

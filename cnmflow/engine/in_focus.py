@@ -44,6 +44,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from cnmflow.engine.chunking import chunk_slices
+from cnmflow.engine.resample import block_means_along, frame_block_means
 from cnmflow.pixel_order import c_order_index, pixel_index
 
 #: The window's radius and the local level's ring, in gSig: the level is read at 3–4·gSig, past a
@@ -63,7 +64,7 @@ class FocusTest:
 
 
 def out_of_focus(movie, A: sp.csc_matrix, C: np.ndarray, dims: tuple[int, int], *, gsig: float, focus_thr: float,
-                 chunk_frames: int = 500) -> FocusTest:
+                 chunk_frames: int = 500, tsub: int = 1) -> FocusTest:
     """The focus test of the module docstring on every component whose window lies inside the field."""
     K = A.shape[1]
     ratio = np.full(K, np.nan)
@@ -74,7 +75,7 @@ def out_of_focus(movie, A: sp.csc_matrix, C: np.ndarray, dims: tuple[int, int], 
     if focus_thr <= 0 or judged.sum() < MIN_JUDGED:
         return FocusTest(ratio=ratio, rejected=np.zeros(0, int))
     images = own_images(movie, A, C, [w if ok else None for w, ok in zip(windows, judged)],
-                        chunk_frames=chunk_frames)
+                        chunk_frames=chunk_frames, tsub=tsub)
     contrast = np.array([core_contrast(images[k], windows[k].peak, gsig=gsig) for k in np.flatnonzero(judged)])
     ratio[judged] = contrast / np.median(contrast)
     return FocusTest(ratio=ratio, rejected=np.flatnonzero(ratio < focus_thr))
@@ -102,21 +103,24 @@ def footprint_window(column: np.ndarray, dims: tuple[int, int], *, radius: int) 
 
 
 def own_images(movie, A: sp.csc_matrix, C: np.ndarray, windows: list[Window | None], *,
-               chunk_frames: int = 500) -> list[np.ndarray | None]:
+               chunk_frames: int = 500, tsub: int = 1) -> list[np.ndarray | None]:
     """Each component's own image (see the module docstring) on its window (None: not wanted), in one
-    pass over ``movie``."""
+    pass over ``movie``; movie and traces averaged over ``tsub`` frames first (the rate the patches
+    fit at: a transient spans several frames, and the regression costs ``1/tsub``)."""
     wanted = [k for k, window in enumerate(windows) if window is not None]
     A_rows = sp.csr_matrix(A)
     neighbours = {k: _reaching(A_rows, windows[k].f_index, k) for k in wanted}
     traces = np.asarray(C, np.float64)
     traces = traces - traces.mean(axis=1, keepdims=True)
     cross = {k: np.zeros((len(neighbours[k]), windows[k].c_index.size)) for k in wanted}
-    for chunk in chunk_slices(movie.shape[0], chunk_frames):
-        frames = np.asarray(movie[chunk], np.float32).reshape(chunk.stop - chunk.start, -1)
-        block = traces[:, chunk].astype(np.float32)
+    for chunk in chunk_slices(movie.shape[0], max(chunk_frames // tsub, 1) * tsub):
+        frames = frame_block_means(np.asarray(movie[chunk], np.float32), tsub)
+        frames = frames.reshape(frames.shape[0], -1)
+        block = block_means_along(traces[:, chunk], tsub, axis=1).astype(np.float32)
         for k in wanted:
             cross[k] += block[neighbours[k]] @ frames[:, windows[k].c_index]
-    gram = traces @ traces.T
+    slow = block_means_along(traces, tsub, axis=1)
+    gram = slow @ slow.T
     images: list[np.ndarray | None] = [None] * len(windows)
     for k in wanted:
         images[k] = _own_row(gram, neighbours[k], cross[k]).reshape(windows[k].shape)

@@ -140,6 +140,7 @@ class QualitySection:
     decay_time: float
     focus_thr: float = 0.0  # 1P: focus ratio below which a component is rejected (engine/in_focus); 0: off
     gSig: float = 3.0       # neuron radius the focus test's windows are measured in
+    tsub: int = 1           # the focus test regresses the movie at the patches' rate
 
 
 @dataclass(frozen=True)
@@ -230,7 +231,7 @@ def _quality(params: Params) -> QualitySection:
     """The focus test only under the ring model (1P): 2P cells are imaged in focus by design."""
     one_photon = params.method_init == "corr_pnr"   # as InitSection.low_rank
     return QualitySection(fr=params.fr, decay_time=params.decay_time,
-                          focus_thr=params.focus_thr if one_photon else 0.0, gSig=params.gSig)
+                          focus_thr=params.focus_thr if one_photon else 0.0, gSig=params.gSig, tsub=params.tsub)
 
 
 def _traces(params: Params) -> TraceSection:
