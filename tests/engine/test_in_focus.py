@@ -4,6 +4,7 @@ rejected — kept in the results and marked — and the in-focus cells kept."""
 from __future__ import annotations
 
 import numpy as np
+import scipy.signal
 import scipy.sparse as sp
 
 from cnmflow.engine.estimates import Estimates
@@ -21,17 +22,21 @@ FOCUS_THR = 0.63
 
 
 def _blob(center: tuple[float, float], sigma: float) -> np.ndarray:
-    yy, xx = np.mgrid[:DIMS[0], :DIMS[1]]
-    return np.exp(-((yy - center[0]) ** 2 + (xx - center[1]) ** 2) / (2 * sigma ** 2))
+    rows, cols = np.ogrid[:DIMS[0], :DIMS[1]]
+    distance = np.hypot(rows - center[0], cols - center[1])
+    return np.exp(-0.5 * (distance / sigma) ** 2)
 
 
 def _transients(rng: np.random.Generator) -> np.ndarray:
+    """Calcium: random spikes through an AR(1) decay of ``DECAY`` seconds."""
     spikes = (rng.random(T) < 0.03) * rng.uniform(3.0, 6.0, T)
-    decay = np.exp(-1.0 / (FR * DECAY))
-    trace = np.zeros(T)
-    for t in range(1, T):
-        trace[t] = trace[t - 1] * decay + spikes[t]
-    return trace
+    return scipy.signal.lfilter([1.0], [1.0, -np.exp(-1.0 / (FR * DECAY))], spikes)
+
+
+def _movie(rng: np.random.Generator, light: np.ndarray, sources: list[tuple[np.ndarray, np.ndarray]]) -> np.ndarray:
+    """``light`` plus each (image, trace) source, plus sensor noise."""
+    movie = light + sum(trace[:, None, None] * image[None] for image, trace in sources)
+    return (movie + rng.normal(0, 0.2, movie.shape)).astype(np.float32)
 
 
 def _cut(image: np.ndarray, center: tuple[float, float]) -> np.ndarray:
@@ -53,15 +58,20 @@ def _in_focus_cells(rng: np.random.Generator) -> tuple[np.ndarray, list[np.ndarr
     return light, [_cut(s, c) for s, c in zip(shapes, CELLS)], traces
 
 
-def test_a_defocused_cell_beside_an_in_focus_one_is_rejected_and_the_cell_kept():
-    rng = np.random.default_rng(0)
+def _soma_and_defocused_cell(seed: int, soma_at: tuple[int, int], defocused_at: tuple[int, int]):
+    """The six somata, a seventh at ``soma_at`` and a cell below the focal plane at ``defocused_at``, its
+    light spread twice as wide: (movie, the somata's footprints and traces, the seventh's image and trace,
+    the defocused cell's)."""
+    rng = np.random.default_rng(seed)
     light, footprints, traces = _in_focus_cells(rng)
-    # a cell ~2 gSig beside the soma at (50, 50), 40 µm below the focal plane: its light spread twice as wide
-    neighbour, defocused = (50, 50), (50, 58)
-    soma, soma_trace = _blob(neighbour, GSIG), _transients(rng)
-    blob, blob_trace = _blob(defocused, 2 * GSIG), _transients(rng)
-    movie = light + soma_trace[:, None, None] * soma[None] + blob_trace[:, None, None] * blob[None]
-    movie = (movie + rng.normal(0, 0.2, movie.shape)).astype(np.float32)
+    soma, defocused = (_blob(soma_at, GSIG), _transients(rng)), (_blob(defocused_at, 2 * GSIG), _transients(rng))
+    return _movie(rng, light, [soma, defocused]), footprints, traces, soma, defocused
+
+
+def test_a_defocused_cell_beside_an_in_focus_one_is_rejected_and_the_cell_kept():
+    neighbour, defocused = (50, 50), (50, 58)          # ~2 gSig apart
+    movie, footprints, traces, (soma, soma_trace), (blob, blob_trace) = _soma_and_defocused_cell(0, neighbour,
+                                                                                                 defocused)
     A = _components(footprints + [_cut(soma, neighbour), _cut(blob, defocused)])
     C = np.vstack(traces + [soma_trace, blob_trace])
 
@@ -75,13 +85,8 @@ def test_a_second_component_on_one_neuron_is_rejected_and_the_neuron_kept():
     """The duplicate follows the neuron and carries a defocused cell besides (as the realistic fits'
     second components on one neuron do): the neuron's light goes to its own component, the duplicate
     keeps only the broad light — so the pair is resolved to one, the neuron's."""
-    rng = np.random.default_rng(1)
-    light, footprints, traces = _in_focus_cells(rng)
     neuron, below = (50, 50), (50, 56)
-    soma, soma_trace = _blob(neuron, GSIG), _transients(rng)
-    blob, blob_trace = _blob(below, 2 * GSIG), _transients(rng)
-    movie = light + soma_trace[:, None, None] * soma[None] + blob_trace[:, None, None] * blob[None]
-    movie = (movie + rng.normal(0, 0.2, movie.shape)).astype(np.float32)
+    movie, footprints, traces, (soma, soma_trace), (blob, blob_trace) = _soma_and_defocused_cell(1, neuron, below)
     half = _cut(soma * blob, (50, 53))     # seeded a gSig off the soma's centre, toward the defocused light
     A = _components(footprints + [_cut(soma, neuron), half])
     C = np.vstack(traces + [soma_trace, 0.6 * soma_trace + 0.4 * blob_trace])
@@ -95,7 +100,7 @@ def test_a_second_component_on_one_neuron_is_rejected_and_the_neuron_kept():
 def test_rejected_components_stay_in_the_results_marked_rejected():
     rng = np.random.default_rng(2)
     light, footprints, traces = _in_focus_cells(rng)
-    movie = (light + rng.normal(0, 0.2, light.shape)).astype(np.float32)
+    movie = _movie(rng, light, [])
     A, C = _components(footprints), np.vstack(traces)
     K = A.shape[1]
     estimates = Estimates(A=A, C=C, S=np.zeros_like(C), YrA=np.zeros_like(C), bl=np.zeros(K), c1=np.zeros(K),
@@ -137,8 +142,7 @@ def test_two_copies_of_one_neuron_that_share_its_light_are_resolved_to_one():
     light, footprints, traces = _in_focus_cells(rng)
     neuron, off = (50, 50), (50, 54)
     soma, soma_trace = _blob(neuron, GSIG), _transients(rng)
-    movie = light + soma_trace[:, None, None] * soma[None]
-    movie = (movie + rng.normal(0, 0.2, movie.shape)).astype(np.float32)
+    movie = _movie(rng, light, [(soma, soma_trace)])
     mixed_trace = soma_trace + 0.7 * _transients(rng)
     copy_trace = soma_trace + rng.normal(0, 0.02 * soma_trace.std(), T)
     A = _components(footprints + [_cut(soma, neuron), _cut(_blob(off, GSIG), off)])
