@@ -53,6 +53,9 @@ from cnmflow.pixel_order import c_order_index, pixel_index
 #: soma's core and most of its halo (CA1's true profile is at 4% of its peak 3 gSig out).
 WINDOW_GSIG = 4.0
 LEVEL_RING_GSIG = (3.0, 4.0)
+#: Most products (float32 values) held at once: more components than fit take another pass over the movie
+#: (256 MB; CA1 256² with 160 components needs 6 M).
+CROSS_VALUES = 2 ** 26
 #: Fewest components with a whole window for the median to stand for the movie's in-focus cells.
 MIN_JUDGED = 5
 
@@ -143,22 +146,45 @@ def footprint_window(column: np.ndarray, dims: tuple[int, int], *, radius: int) 
 
 def window_regressions(movie, A: sp.csc_matrix, C: np.ndarray, windows: dict[int, Window], *,
                        chunk_frames: int = 500, tsub: int = 1) -> WindowRegressions:
-    """The products the own images of ``windows``' components are solved from, in one pass over ``movie``;
-    movie and traces averaged over ``tsub`` frames first (the rate the patches fit at: a transient spans
-    several frames, and the pass costs ``1/tsub``)."""
+    """The products the own images of ``windows``' components are solved from: one pass over ``movie`` per
+    batch of components whose products fit in CROSS_VALUES; movie and traces averaged over ``tsub`` frames
+    first (the rate the patches fit at: a transient spans several frames, and the pass costs ``1/tsub``)."""
     A_rows = sp.csr_matrix(A)
     neighbours = {k: _reaching(A_rows, window.f_index, k) for k, window in windows.items()}
     traces = np.asarray(C, np.float64)
     traces = traces - traces.mean(axis=1, keepdims=True)
-    cross = {k: np.zeros((len(neighbours[k]), window.c_index.size)) for k, window in windows.items()}
+    cross: dict[int, np.ndarray] = {}
+    for batch in _batches({k: len(neighbours[k]) * window.c_index.size for k, window in windows.items()}):
+        cross.update(_window_products(movie, traces, {k: windows[k] for k in batch}, neighbours,
+                                      chunk_frames=chunk_frames, tsub=tsub))
+    slow = block_means_along(traces, tsub, axis=1)
+    return WindowRegressions(gram=slow @ slow.T, neighbours=neighbours, cross=cross)
+
+
+def _batches(sizes: dict[int, int]) -> list[list[int]]:
+    """Consecutive groups of components whose products together stay within CROSS_VALUES (one at least)."""
+    batches: list[list[int]] = [[]]
+    total = 0
+    for k, size in sizes.items():
+        if batches[-1] and total + size > CROSS_VALUES:
+            batches.append([])
+            total = 0
+        batches[-1].append(k)
+        total += size
+    return batches
+
+
+def _window_products(movie, traces: np.ndarray, windows: dict[int, Window], neighbours: dict[int, np.ndarray], *,
+                     chunk_frames: int, tsub: int) -> dict[int, np.ndarray]:
+    """Per component, its neighbours' centred traces times its window's pixels, summed over the movie."""
+    cross = {k: np.zeros((len(neighbours[k]), window.c_index.size), np.float32) for k, window in windows.items()}
     for chunk in chunk_slices(movie.shape[0], max(chunk_frames // tsub, 1) * tsub):
         frames = frame_block_means(np.asarray(movie[chunk], np.float32), tsub)
         frames = frames.reshape(frames.shape[0], -1)
         block = block_means_along(traces[:, chunk], tsub, axis=1).astype(np.float32)
         for k, window in windows.items():
             cross[k] += block[neighbours[k]] @ frames[:, window.c_index]
-    slow = block_means_along(traces, tsub, axis=1)
-    return WindowRegressions(gram=slow @ slow.T, neighbours=neighbours, cross=cross)
+    return {k: value.astype(np.float64) for k, value in cross.items()}
 
 
 def _reaching(A_rows: sp.csr_matrix, f_index: np.ndarray, k: int) -> np.ndarray:

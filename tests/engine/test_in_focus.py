@@ -156,3 +156,19 @@ def test_two_copies_of_one_neuron_that_share_its_light_are_resolved_to_one():
 
     assert list(test.rejected) == [7]
     assert test.ratio[6] > 0.9
+
+
+def test_few_products_at_a_time_or_small_chunks_give_the_same_test(monkeypatch):
+    """Memory is bounded by passing over the movie once per batch of components: same ratios."""
+    import cnmflow.engine.in_focus as in_focus
+
+    neighbour, defocused = (50, 50), (50, 58)
+    movie, footprints, traces, (soma, soma_trace), (blob, blob_trace) = _soma_and_defocused_cell(5, neighbour,
+                                                                                                 defocused)
+    A = _components(footprints + [_cut(soma, neighbour), _cut(blob, defocused)])
+    C = np.vstack(traces + [soma_trace, blob_trace])
+    whole = out_of_focus(movie, A, C, DIMS, gsig=GSIG, focus_thr=FOCUS_THR, tsub=2)
+    monkeypatch.setattr(in_focus, "CROSS_VALUES", 2000)      # one component per pass
+    batched = out_of_focus(movie, A, C, DIMS, gsig=GSIG, focus_thr=FOCUS_THR, tsub=2, chunk_frames=50)
+    np.testing.assert_allclose(batched.ratio, whole.ratio, rtol=1e-4)
+    assert list(batched.rejected) == list(whole.rejected) == [7]
