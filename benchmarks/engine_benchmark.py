@@ -81,8 +81,9 @@ def fit_and_score(movie_path: Path, params: dict, out_json: Path) -> None:
     estimates = fit(movie, build_params({**preset, **params}))
     wall = time.perf_counter() - started
     fit_peak_rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # before scoring densifies A
-    accuracy = score(truth["footprints"], estimates.footprints(), truth_traces=truth["calcium"],
-                     estimated_traces=estimates.C)
+    accepted = np.setdiff1d(np.arange(estimates.K), estimates.idx_components_bad)  # as a CaImAn user reads them
+    accuracy = score(truth["footprints"], estimates.footprints()[accepted], truth_traces=truth["calcium"],
+                     estimated_traces=estimates.C[accepted])
     record = {
         "movie": movie_path.name, "shape": list(movie.shape), "params": params, "wall_s": round(wall, 2),
         "frames_per_s": round(movie.shape[0] / wall, 1),
@@ -90,7 +91,7 @@ def fit_and_score(movie_path: Path, params: dict, out_json: Path) -> None:
         "peak_rss_mb": round(fit_peak_rss_mb, 1),
         "peak_rss_worker_mb": round(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024, 1),
         "movie_mb": round(movie.nbytes / 2 ** 20, 1),
-        "K": estimates.K, "n_true": int(truth["footprints"].shape[0]),
+        "K": estimates.K, "n_rejected": int(estimates.K - accepted.size), "n_true": int(truth["footprints"].shape[0]),
         "precision": round(accuracy.precision, 3), "recall": round(accuracy.recall, 3), "f1": round(accuracy.f1, 3),
         "median_trace_corr": round(float(accuracy.median_trace_corr), 3),
     }

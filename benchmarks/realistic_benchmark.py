@@ -316,25 +316,63 @@ def fit_and_score(movie_path: Path, params: dict, out_json: Path) -> None:
     started = time.perf_counter()
     estimates = fit(movie, build_params(dict(params)))
     wall = time.perf_counter() - started
+    cpu = time.process_time() + _children_cpu()
     peak_rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    est_fp = estimates.footprints()
-    np.savez_compressed(out_json.with_suffix(".estimates.npz"), footprints=est_fp.astype(np.float32),
-                        C=estimates.C.astype(np.float32))  # for looking at the footprints afterwards
-    shapes = shape_score(truth["footprints"], est_fp, truth_traces=truth["calcium"], estimated_traces=estimates.C)
-    old = score(truth["footprints"], est_fp, truth_traces=truth["calcium"], estimated_traces=estimates.C)
+    np.savez_compressed(out_json.with_suffix(".estimates.npz"), footprints=estimates.footprints().astype(np.float32),
+                        C=estimates.C.astype(np.float32), idx_components_bad=estimates.idx_components_bad,
+                        focus_ratio=estimates.focus_ratio)  # for looking at the footprints afterwards
+    # scored as a CaImAn user reads a fit: the components the engine rejected (idx_components_bad) left out
+    accepted = np.setdiff1d(np.arange(estimates.K), estimates.idx_components_bad)
+    rejected = _rejected_kinds(truth, estimates)
+    est_fp, C = estimates.footprints()[accepted], estimates.C[accepted]
+    shapes = shape_score(truth["footprints"], est_fp, truth_traces=truth["calcium"], estimated_traces=C)
+    old = score(truth["footprints"], est_fp, truth_traces=truth["calcium"], estimated_traces=C)
     record = {
         "movie": movie_path.name, "shape": list(movie.shape), "params": params, "wall_s": round(wall, 1),
-        "peak_rss_mb": round(peak_rss, 1), "K": estimates.K,
+        "peak_rss_mb": round(peak_rss, 1), "K": int(accepted.size), "n_rejected": len(rejected),
+        "rejected": rejected, "cpu_s": round(cpu, 1),
         "stages_s": {stage: round(seconds, 2) for stage, seconds in estimates.timings.items()},
         **{k: (round(v, 3) if isinstance(v, float) else v) for k, v in shapes.summary().items()},
         "score_f1_thr02": round(old.f1, 3),
         "diagnostics": {**diagnose(truth["footprints"], est_fp, shapes, truth["peak_snr"]),
-                        "extra_components": extra_components(shapes, truth, estimates.C),
+                        "extra_components": extra_components(shapes, truth, C),
                         "edge_distance_px": edge_distances(shapes, est_fp, truth["footprints"]),
-                        "covered_twice": surplus_table(shapes, truth, estimates.C, est_fp, movie, params["gSig"]),
+                        "covered_twice": surplus_table(shapes, truth, C, est_fp, movie, params["gSig"]),
                         "truth_clipped_at": clipped_truth(truth["footprints"])},
     }
     out_json.write_text(json.dumps(record, indent=1))
+
+
+def _children_cpu() -> float:
+    import resource
+
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def _rejected_kinds(truth, estimates) -> list[dict]:
+    """Each component the engine rejected: what its trace follows best among the true sources, and whether
+    its footprint would have matched a neuron (IoU > 0.3) — a true cell rejected shows here."""
+    from cnmflow.shape_scoring import shape_score
+
+    bad = [int(k) for k in estimates.idx_components_bad]
+    if not bad:
+        return []
+    fp = estimates.footprints()
+    full = shape_score(truth["footprints"], fp, truth_traces=truth["calcium"], estimated_traces=estimates.C)
+    matched = {j: (i, float(r)) for (i, j), r in zip(full.matches, full.trace_corrs)}
+    ce = _zscored(estimates.C)
+    sources = {"neuron": _zscored(truth["calcium"]), "out_of_focus": _zscored(truth["out_of_focus_calcium"]),
+               "neuropil": _zscored(truth["neuropil_traces"])}
+    rows = []
+    for k in bad:
+        best = {kind: float(np.abs(x @ ce[k]).max() if kind == "neuropil" else (x @ ce[k]).max())
+                for kind, x in sources.items() if x.size}
+        rows.append({"component": k, "focus_ratio": round(float(estimates.focus_ratio[k]), 2),
+                     "best_source": max(best, key=best.get), "best_r": round(max(best.values()), 2),
+                     "matched_neuron": matched.get(k, (None,))[0],
+                     "r_with_matched": round(matched[k][1], 2) if k in matched else None})
+    return rows
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -397,6 +435,7 @@ def main(argv: list[str] | None = None) -> int:
               f"AUC of its low core contrast for the surplus against matched components {twice['active_contrast_auc']}")
         for row in twice["surplus"]:
             print(f"     surplus {row}")
+        print(f"   rejected by the engine ({r['n_rejected']}): {r['rejected']}; fit CPU {r['cpu_s']} s")
         print(f"   extra components {d['extra_components']}; truth clipped at a fraction of its peak "
               f"{d['truth_clipped_at']}")
         print(f"   nnz true/est {d['nnz_true']}/{d['nnz_estimated']}, energy in 5 / 10 px true "

@@ -97,16 +97,18 @@ def compare(saved: dict[str, np.ndarray], now: dict[str, dict[str, np.ndarray]],
     same = True
     for case, arrays in now.items():
         worst, where = 0.0, ""
+        new = [field for field in arrays if f"{case}/{field}" not in saved]   # fields added since the recording
         for field, value in arrays.items():
             key = f"{case}/{field}"
-            difference = _largest_difference(saved[key], value) if key in saved else float("inf")
+            difference = _largest_difference(saved[key], value) if key in saved else 0.0
             if difference > worst:
                 worst, where = difference, field
         K_before, K_after = saved[f"{case}/A"].shape[1], arrays["A"].shape[1]
         ok = K_before == K_after and worst <= tol
         same &= ok
         print(f"{'same' if ok else 'DIFFERENT':9s} {case:24s} K {K_before} -> {K_after}, "
-              f"largest relative difference {worst:.2e}{f' ({where})' if where else ''}")
+              f"largest relative difference {worst:.2e}{f' ({where})' if where else ''}"
+              f"{f'; new fields, not compared: {new}' if new else ''}")
     return same
 
 

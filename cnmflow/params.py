@@ -198,6 +198,13 @@ class Params(MotionSection):
     n_processes: Annotated[int, Number] = Field(
         default_factory=default_n_processes, ge=1, title="n_processes",
         description="Number of processes used to analyze patches in parallel (capped to the machine's cores).")
+    # beyond the seed's table (issue #16)
+    focus_thr: Annotated[float, Number] = Field(
+        0.63, ge=0, le=1, title="focus_thr",
+        description="1P: a component whose own image (the light that moves with its trace alone) has a core "
+        "contrast below this fraction of the fit's median component is rejected as out of focus (an "
+        "out-of-focus cell, neuropil, or a second component on one neuron); it stays in the results, marked "
+        "rejected (idx_components_bad). 0: no focus test.")
 
     @model_validator(mode="after")
     def _check_combinations(self) -> "Params":

@@ -43,6 +43,8 @@ class Estimates:
     pnr: np.ndarray | None = None    # (rows, cols) peak-to-noise-ratio image
     SNR_comp: np.ndarray = field(default_factory=lambda: np.zeros(0))   # (K,) trace SNR
     r_values: np.ndarray = field(default_factory=lambda: np.zeros(0))   # (K,) spatial consistency
+    focus_ratio: np.ndarray = field(default_factory=lambda: np.zeros(0))  # (K,) 1P focus test, NaN: not judged
+    idx_components_bad: np.ndarray = field(default_factory=lambda: np.zeros(0, int))  # rejected by the engine
     ssub_B: int = 1                  # grid of W relative to dims
     timings: dict[str, float] = field(default_factory=dict)  # wall seconds per stage
 

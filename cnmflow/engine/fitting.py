@@ -20,6 +20,7 @@ from cnmflow.engine.chunking import frames_per_chunk
 from cnmflow.engine.estimates import Estimates
 from cnmflow.engine.executors import run_patch_jobs
 from cnmflow.engine.footprint_shape import neuron_sized
+from cnmflow.engine.in_focus import out_of_focus
 from cnmflow.engine.init.low_rank import significant_traces
 from cnmflow.engine.low_rank_background import combine_patch_backgrounds, settle_traces
 from cnmflow.engine.merging import merge_components, merge_duplicates
@@ -29,7 +30,7 @@ from cnmflow.engine.patch_job.one_photon import ring_fit_frames
 from cnmflow.engine.patch_job.result import PatchResult
 from cnmflow.engine.patches import deduplicate, embed_footprints, patch_boxes, stitch_images
 from cnmflow.engine.quality import evaluate_components
-from cnmflow.engine.sections import EngineSettings, MergeSection, RingSection
+from cnmflow.engine.sections import EngineSettings, MergeSection, QualitySection, RingSection
 from cnmflow.engine.trace_shape import forgetting_lag, transient_like
 from cnmflow.engine.traces import (LowRankBackground, TraceModel, TraceResult, normalize, refine_footprints,
                                    solve_traces)
@@ -55,7 +56,9 @@ def fit(movie: np.ndarray, settings: Params | EngineSettings, progress: Progress
     already built (and so checked) from them.
 
     Finding no cells is a normal outcome (``K == 0``). The result is deterministic for a given
-    movie and parameters. ``progress(stage, fraction)`` is called as work completes.
+    movie and parameters. 1P components that are no in-focus soma (out-of-focus cells, neuropil, a
+    neuron's second component) are kept and listed in ``idx_components_bad`` (``focus_thr``,
+    :mod:`cnmflow.engine.in_focus`). ``progress(stage, fraction)`` is called as work completes.
     ``machine``: this machine's :class:`~cnmflow.settings.Settings` (default: read from the
     environment by :func:`~cnmflow.settings.load_settings`, a bad value refused here): where the
     patch jobs keep their frames (``patch_mb``, ``scratch_dir``) and, unless ``chunk_mb`` is
@@ -101,10 +104,18 @@ def fit(movie: np.ndarray, settings: Params | EngineSettings, progress: Progress
     quality = evaluate_components(movie, estimates, fr=settings.quality.fr or 30.0,
                                   decay_time=settings.quality.decay_time, chunk_frames=chunk_frames)
     estimates.SNR_comp, estimates.r_values = quality.snr, quality.r_values
+    _focus_test(movie, estimates, settings.quality, chunk_frames)
     timings["quality"] = time.perf_counter() - started
     estimates.timings = timings
     report("quality", 1.0)
     return estimates
+
+
+def _focus_test(movie, estimates: Estimates, section: QualitySection, chunk_frames: int) -> None:
+    """1P: mark the components that are no in-focus soma rejected (kept in the results; engine/in_focus)."""
+    test = out_of_focus(movie, estimates.A, estimates.C, estimates.dims, gsig=section.gSig,
+                        focus_thr=section.focus_thr, chunk_frames=chunk_frames, tsub=section.tsub)
+    estimates.focus_ratio, estimates.idx_components_bad = test.ratio, test.rejected
 
 
 def _patches_on_the_field_of_view(movie, results: list[PatchResult], dims: tuple[int, int],

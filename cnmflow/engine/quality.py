@@ -126,16 +126,18 @@ RVAL_LOWEST = -1.0
 
 def component_statuses(estimates: Estimates, *, evaluate: bool, min_snr: float = MIN_SNR,
                        rval_thr: float = RVAL_THR) -> list[str]:
-    """isxd cell statuses: all "undecided" unless evaluation is on (off by default, as in the seed).
+    """isxd cell statuses: "rejected" for what the engine rejected (``idx_components_bad``, e.g. out-of-focus
+    components, engine/in_focus), the rest "undecided" unless evaluation is on (off by default, as in the seed).
 
     With evaluation, a component is accepted when it passes either test (SNR ≥ min_snr or
     r ≥ rval_thr) and rejected otherwise, or when it fails a hard bound (SNR ≤ 0.5, r ≤ −1).
     """
+    engine_rejected = set(int(k) for k in estimates.idx_components_bad)
     if not evaluate:
-        return ["undecided"] * estimates.K
+        return ["rejected" if k in engine_rejected else "undecided" for k in range(estimates.K)]
     statuses = []
-    for snr, r in zip(estimates.SNR_comp, estimates.r_values):
+    for k, (snr, r) in enumerate(zip(estimates.SNR_comp, estimates.r_values)):
         passes = snr >= min_snr or r >= rval_thr
         hard_fail = snr <= SNR_LOWEST or r <= RVAL_LOWEST
-        statuses.append("accepted" if passes and not hard_fail else "rejected")
+        statuses.append("accepted" if passes and not hard_fail and k not in engine_rejected else "rejected")
     return statuses

@@ -134,10 +134,13 @@ class RoundsSection:
 
 @dataclass(frozen=True)
 class QualitySection:
-    """The components' quality measures (SNR, spatial correlation)."""
+    """The components' quality measures (SNR, spatial correlation) and the focus test (1P)."""
 
     fr: float | None        # None: 30 fps
     decay_time: float
+    focus_thr: float = 0.0  # 1P: focus ratio below which a component is rejected (engine/in_focus); 0: off
+    gSig: float = 3.0       # neuron radius the focus test's windows are measured in
+    tsub: int = 1           # the focus test regresses the movie at the patches' rate
 
 
 @dataclass(frozen=True)
@@ -169,7 +172,7 @@ class EngineSettings:
         return cls(layout=_layout(params), init=_init(params), ring=_ring(params), low_rank=_low_rank(params),
                    merging=_merging(params), traces=_traces(params),
                    rounds=RoundsSection(only_init=params.only_init, refit=params.refit),
-                   quality=QualitySection(fr=params.fr, decay_time=params.decay_time))
+                   quality=_quality(params))
 
 
 def check_supported(params: Params) -> None:
@@ -222,6 +225,13 @@ def _low_rank(params: Params) -> LowRankSection:
 def _merging(params: Params) -> MergeSection:
     return MergeSection(merge_thr=params.merge_thr, drop_wide=params.method_init != "sparse_NMF", gSig=params.gSig,
                         fr=params.fr, decay_time=params.decay_time, tsub=params.tsub)
+
+
+def _quality(params: Params) -> QualitySection:
+    """The focus test only under the ring model (1P): 2P cells are imaged in focus by design."""
+    one_photon = params.method_init == "corr_pnr"   # as InitSection.low_rank
+    return QualitySection(fr=params.fr, decay_time=params.decay_time,
+                          focus_thr=params.focus_thr if one_photon else 0.0, gSig=params.gSig, tsub=params.tsub)
 
 
 def _traces(params: Params) -> TraceSection:

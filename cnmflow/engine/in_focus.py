@@ -1,0 +1,217 @@
+"""Is a component an in-focus soma? Its *own image*: what the movie shows when its trace alone fires.
+
+A one-photon movie also holds cells above and below the focal plane. Their light reaches the
+sensor through a scattering PSF that widens with depth, so when such a cell fires the movie shows
+a broad blob with a flat top; an in-focus soma shows a compact core of the soma's size (gSig) and a
+faint halo. A component seeded on an out-of-focus cell (its trace follows that cell) or on neuropil
+has a footprint cut to a neuron's size like every other, so the footprint does not tell them apart;
+the movie around it does (issue #16).
+
+The own image of component k is its row of the least-squares regression of the mean-free movie, in
+a window of radius ``4·gSig`` around the footprint's peak, on the centred traces of every component
+whose footprint reaches the window: the light that moves with k's trace and with no other
+component's. Regressing on the neighbours too keeps their transients (which a dense field's most
+active frames also hold) out of k's image, and a second component on one neuron gives that neuron's
+light to the one that explains it and keeps only what it carries besides.
+
+Its *core contrast*: the mean within gSig of the peak over the mean at gSig–2·gSig, both above the
+median at 3–4·gSig (the local level). A Gaussian blob of sd gSig gives 2.5, one of sd 1.45·gSig 1.6,
+a flat one 1: an in-focus soma through the scattering PSF gives ~2–3 (the realistic simulator's CA1
+cells: median 2.6 at gSig 6), a defocused cell or a neuropil mode less. The *focus ratio* is that
+contrast over the median of the fit's components (the typical in-focus cell of this movie at this
+gSig, so a gSig set a little small or large moves both). A component is rejected as out of focus when
+its focus ratio is below ``focus_thr`` (default 0.63: own light ≳ 1.45× as wide as the typical cell's).
+
+A second component on one neuron (a *duplicate*, its trace following the neuron's) gives the neuron's
+light to the component that explains it better: what is left in its own image is what it carries
+besides — an out-of-focus cell or neuropil it mixed in, or nothing above the local level (ratio 0) —
+so the same test rejects it. The test then re-reads its neighbours without it (two components that
+share a neuron's light can both look flat at first), so the neuron's other component gets the light
+back and is kept: a pair is resolved to one. Rejected, not merged: a merge would pour the duplicate's
+contaminant into the neuron's trace and, measured on the realistic movies, a close-neighbour merge
+also joins true neighbours (benchmarks/README.md, h16mrg).
+
+Only components whose whole window lies inside the field are judged (at the field's edge the level's
+ring is cut), and only when at least MIN_JUDGED are (the median needs a population). Nothing is
+removed: rejected components are reported (``Estimates.idx_components_bad``, CaImAn's name; the
+outputs' "rejected" status) and stay in the model, so the light they explain stays out of their
+neighbours' traces.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import scipy.sparse as sp
+
+from cnmflow.engine.chunking import chunk_slices
+from cnmflow.engine.resample import block_means_along, frame_block_means
+from cnmflow.pixel_order import c_order_index, pixel_index
+
+#: The window's radius and the local level's ring, in gSig: the level is read at 3–4·gSig, past a
+#: soma's core and most of its halo (CA1's true profile is at 4% of its peak 3 gSig out).
+WINDOW_GSIG = 4.0
+LEVEL_RING_GSIG = (3.0, 4.0)
+#: Most products (float32 values) held at once: more components than fit take another pass over the movie
+#: (256 MB; CA1 256² with 160 components needs 6 M).
+CROSS_VALUES = 2 ** 26
+#: Fewest components with a whole window for the median to stand for the movie's in-focus cells.
+MIN_JUDGED = 5
+
+
+@dataclass(frozen=True)
+class FocusTest:
+    """Each component's focus ratio (NaN where not judged) and the components rejected as out of focus."""
+
+    ratio: np.ndarray        # (K,)
+    rejected: np.ndarray     # indices, ascending
+
+
+@dataclass(frozen=True)
+class Window:
+    """One component's square window: its C-order pixel indices, Fortran indices and the peak's place in it."""
+
+    c_index: np.ndarray      # (n,) into a C-ordered frame
+    f_index: np.ndarray      # (n,) into A's rows
+    shape: tuple[int, int]
+    peak: tuple[int, int]    # the footprint's peak, in window coordinates
+
+
+@dataclass(frozen=True)
+class WindowRegressions:
+    """What the own images are solved from: the centred traces' Gram matrix and, per judged component,
+    the components reaching its window (itself first) and their traces' products with the window's pixels."""
+
+    gram: np.ndarray                      # (K, K)
+    neighbours: dict[int, np.ndarray]
+    cross: dict[int, np.ndarray]          # (len(neighbours[k]), window pixels)
+
+    def own_image(self, k: int, window: Window, *, without: frozenset[int] = frozenset()) -> np.ndarray:
+        """Component k's own image, the components in ``without`` left out of the regression."""
+        group = self.neighbours[k]
+        keep = np.array([j == k or int(j) not in without for j in group])
+        return _own_row(self.gram, group[keep], self.cross[k][keep]).reshape(window.shape)
+
+
+def out_of_focus(movie, A: sp.csc_matrix, C: np.ndarray, dims: tuple[int, int], *, gsig: float, focus_thr: float,
+                 chunk_frames: int = 500, tsub: int = 1) -> FocusTest:
+    """The focus test of the module docstring on every component whose window lies inside the field."""
+    K = A.shape[1]
+    ratio = np.full(K, np.nan)
+    radius = int(np.ceil(WINDOW_GSIG * gsig))
+    A = sp.csc_matrix(A)
+    windows = [footprint_window(A[:, k].toarray().ravel(), dims, radius=radius) for k in range(K)]
+    judged = [k for k, w in enumerate(windows) if w.shape == (2 * radius + 1, 2 * radius + 1)]
+    if focus_thr <= 0 or len(judged) < MIN_JUDGED:
+        return FocusTest(ratio=ratio, rejected=np.zeros(0, int))
+    regressions = window_regressions(movie, A, C, {k: windows[k] for k in judged}, chunk_frames=chunk_frames,
+                                     tsub=tsub)
+    contrast = {k: core_contrast(regressions.own_image(k, windows[k]), windows[k].peak, gsig=gsig) for k in judged}
+    typical = float(np.median(list(contrast.values())))
+    ratios = {k: value / typical for k, value in contrast.items()}
+    rejected = _explain_away(regressions, windows, ratios, typical=typical, gsig=gsig, focus_thr=focus_thr)
+    ratio[list(ratios)] = list(ratios.values())
+    return FocusTest(ratio=ratio, rejected=np.array(sorted(rejected), dtype=int))
+
+
+def _explain_away(regressions: WindowRegressions, windows: list[Window], ratios: dict[int, float], *,
+                  typical: float, gsig: float, focus_thr: float) -> set[int]:
+    """Reject the flattest component below ``focus_thr``, re-read its neighbours' own images without it, repeat.
+
+    Two components on one neuron share its light in the joint regression, and both may look flat; once
+    the flatter is rejected the other gets the neuron's light back — a pair is resolved to one. ``ratios``
+    is updated in place."""
+    rejected: set[int] = set()
+    while below := [k for k, value in ratios.items() if value < focus_thr and k not in rejected]:
+        worst = min(below, key=lambda k: ratios[k])
+        rejected.add(worst)
+        for k in ratios:
+            if k not in rejected and worst in regressions.neighbours[k]:
+                image = regressions.own_image(k, windows[k], without=frozenset(rejected))
+                ratios[k] = core_contrast(image, windows[k].peak, gsig=gsig) / typical
+    return rejected
+
+
+def footprint_window(column: np.ndarray, dims: tuple[int, int], *, radius: int) -> Window:
+    """The window of ``radius`` pixels around a (Fortran-ordered, dense) footprint's peak, cut at the field's edge."""
+    peak_row, peak_col = np.unravel_index(int(np.argmax(column)), dims, order="F")
+    r0, r1 = max(peak_row - radius, 0), min(peak_row + radius + 1, dims[0])
+    c0, c1 = max(peak_col - radius, 0), min(peak_col + radius + 1, dims[1])
+    rows, cols = np.meshgrid(np.arange(r0, r1), np.arange(c0, c1), indexing="ij")
+    return Window(c_index=c_order_index(rows.ravel(), cols.ravel(), dims),
+                  f_index=pixel_index(rows.ravel(), cols.ravel(), dims),
+                  shape=(r1 - r0, c1 - c0), peak=(int(peak_row - r0), int(peak_col - c0)))
+
+
+def window_regressions(movie, A: sp.csc_matrix, C: np.ndarray, windows: dict[int, Window], *,
+                       chunk_frames: int = 500, tsub: int = 1) -> WindowRegressions:
+    """The products the own images of ``windows``' components are solved from: one pass over ``movie`` per
+    batch of components whose products fit in CROSS_VALUES; movie and traces averaged over ``tsub`` frames
+    first (the rate the patches fit at: a transient spans several frames, and the pass costs ``1/tsub``)."""
+    A_rows = sp.csr_matrix(A)
+    neighbours = {k: _reaching(A_rows, window.f_index, k) for k, window in windows.items()}
+    traces = np.asarray(C, np.float64)
+    traces = traces - traces.mean(axis=1, keepdims=True)
+    cross: dict[int, np.ndarray] = {}
+    for batch in _batches({k: len(neighbours[k]) * window.c_index.size for k, window in windows.items()}):
+        cross.update(_window_products(movie, traces, {k: windows[k] for k in batch}, neighbours,
+                                      chunk_frames=chunk_frames, tsub=tsub))
+    slow = block_means_along(traces, tsub, axis=1)
+    return WindowRegressions(gram=slow @ slow.T, neighbours=neighbours, cross=cross)
+
+
+def _batches(sizes: dict[int, int]) -> list[list[int]]:
+    """Consecutive groups of components whose products together stay within CROSS_VALUES (one at least)."""
+    batches: list[list[int]] = [[]]
+    total = 0
+    for k, size in sizes.items():
+        if batches[-1] and total + size > CROSS_VALUES:
+            batches.append([])
+            total = 0
+        batches[-1].append(k)
+        total += size
+    return batches
+
+
+def _window_products(movie, traces: np.ndarray, windows: dict[int, Window], neighbours: dict[int, np.ndarray], *,
+                     chunk_frames: int, tsub: int) -> dict[int, np.ndarray]:
+    """Per component, its neighbours' centred traces times its window's pixels, summed over the movie."""
+    cross = {k: np.zeros((len(neighbours[k]), window.c_index.size), np.float32) for k, window in windows.items()}
+    for chunk in chunk_slices(movie.shape[0], max(chunk_frames // tsub, 1) * tsub):
+        frames = frame_block_means(np.asarray(movie[chunk], np.float32), tsub)
+        frames = frames.reshape(frames.shape[0], -1)
+        block = block_means_along(traces[:, chunk], tsub, axis=1).astype(np.float32)
+        for k, window in windows.items():
+            cross[k] += block[neighbours[k]] @ frames[:, window.c_index]
+    return {k: value.astype(np.float64) for k, value in cross.items()}
+
+
+def _reaching(A_rows: sp.csr_matrix, f_index: np.ndarray, k: int) -> np.ndarray:
+    """The components with footprint in the window (``k`` first)."""
+    inside = np.flatnonzero(A_rows[f_index].getnnz(axis=0))
+    return np.concatenate([[k], inside[inside != k]]).astype(int)
+
+
+def _own_row(gram: np.ndarray, group: np.ndarray, cross: np.ndarray) -> np.ndarray:
+    """The first member's row of the joint least-squares images of ``group``'s traces (a small ridge keeps it
+    solvable)."""
+    sub = gram[np.ix_(group, group)]
+    ridge = 1e-9 * max(float(np.trace(sub)) / len(group), np.finfo(float).tiny)
+    solved = np.linalg.solve(sub + ridge * np.eye(len(group)), cross)
+    return solved[0]
+
+
+def core_contrast(image: np.ndarray, peak: tuple[int, int], *, gsig: float) -> float:
+    """Mean within gSig of ``peak`` over the mean at gSig–2·gSig, both above the median at 3–4·gSig.
+
+    ``inf`` when nothing rises above the level around the core (a point-like core); 0 when the core
+    does not rise above it either."""
+    distance = np.hypot(np.arange(image.shape[0])[:, None] - peak[0], np.arange(image.shape[1])[None, :] - peak[1])
+    ring = (distance > LEVEL_RING_GSIG[0] * gsig) & (distance <= LEVEL_RING_GSIG[1] * gsig)
+    level = float(np.median(image[ring])) if ring.any() else 0.0
+    core = float(image[distance <= gsig].mean()) - level
+    annulus = float(image[(distance > gsig) & (distance <= 2 * gsig)].mean()) - level
+    if core <= 0:
+        return 0.0
+    return core / annulus if annulus > 0 else float("inf")

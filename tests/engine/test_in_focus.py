@@ -1,0 +1,174 @@
+"""The 1P focus test (cnmflow.engine.in_focus): out-of-focus light and a neuron's second component are
+rejected — kept in the results and marked — and the in-focus cells kept."""
+
+from __future__ import annotations
+
+import numpy as np
+import scipy.signal
+import scipy.sparse as sp
+
+from cnmflow.engine.estimates import Estimates
+from cnmflow.engine.in_focus import core_contrast, footprint_window, out_of_focus, window_regressions
+from cnmflow.engine.quality import component_statuses
+from cnmflow.pixel_order import image_to_column
+
+GSIG = 3.0
+DIMS = (100, 100)
+T = 600
+FR, DECAY = 10.0, 0.4
+#: Six in-focus somata, each more than 4·gSig from the field's edge and 6·gSig from the others.
+CELLS = [(20, 20), (20, 50), (20, 80), (80, 20), (80, 50), (80, 80)]
+FOCUS_THR = 0.63
+
+
+def _blob(center: tuple[float, float], sigma: float) -> np.ndarray:
+    rows, cols = np.ogrid[:DIMS[0], :DIMS[1]]
+    distance = np.hypot(rows - center[0], cols - center[1])
+    return np.exp(-0.5 * (distance / sigma) ** 2)
+
+
+def _transients(rng: np.random.Generator) -> np.ndarray:
+    """Calcium: random spikes through an AR(1) decay of ``DECAY`` seconds."""
+    spikes = (rng.random(T) < 0.03) * rng.uniform(3.0, 6.0, T)
+    return scipy.signal.lfilter([1.0], [1.0, -np.exp(-1.0 / (FR * DECAY))], spikes)
+
+
+def _movie(rng: np.random.Generator, light: np.ndarray, sources: list[tuple[np.ndarray, np.ndarray]]) -> np.ndarray:
+    """``light`` plus each (image, trace) source, plus sensor noise."""
+    movie = light + sum(trace[:, None, None] * image[None] for image, trace in sources)
+    return (movie + rng.normal(0, 0.2, movie.shape)).astype(np.float32)
+
+
+def _cut(image: np.ndarray, center: tuple[float, float]) -> np.ndarray:
+    """A footprint as the fit leaves it: cut to a neuron's size (2·gSig) around its centre."""
+    yy, xx = np.mgrid[:DIMS[0], :DIMS[1]]
+    return np.where(np.hypot(yy - center[0], xx - center[1]) <= 2 * GSIG, image, 0.0)
+
+
+def _components(footprints: list[np.ndarray]) -> sp.csc_matrix:
+    columns = np.stack([image_to_column(f) for f in footprints], axis=1)
+    return sp.csc_matrix(columns / np.linalg.norm(columns, axis=0))
+
+
+def _in_focus_cells(rng: np.random.Generator) -> tuple[np.ndarray, list[np.ndarray], list[np.ndarray]]:
+    """The six somata's light in the movie (sd gSig), their footprints and traces."""
+    shapes = [_blob(c, GSIG) for c in CELLS]
+    traces = [_transients(rng) for _ in CELLS]
+    light = sum(t[:, None, None] * s[None] for s, t in zip(shapes, traces))
+    return light, [_cut(s, c) for s, c in zip(shapes, CELLS)], traces
+
+
+def _soma_and_defocused_cell(seed: int, soma_at: tuple[int, int], defocused_at: tuple[int, int]):
+    """The six somata, a seventh at ``soma_at`` and a cell below the focal plane at ``defocused_at``, its
+    light spread twice as wide: (movie, the somata's footprints and traces, the seventh's image and trace,
+    the defocused cell's)."""
+    rng = np.random.default_rng(seed)
+    light, footprints, traces = _in_focus_cells(rng)
+    soma, defocused = (_blob(soma_at, GSIG), _transients(rng)), (_blob(defocused_at, 2 * GSIG), _transients(rng))
+    return _movie(rng, light, [soma, defocused]), footprints, traces, soma, defocused
+
+
+def test_a_defocused_cell_beside_an_in_focus_one_is_rejected_and_the_cell_kept():
+    neighbour, defocused = (50, 50), (50, 58)          # ~2 gSig apart
+    movie, footprints, traces, (soma, soma_trace), (blob, blob_trace) = _soma_and_defocused_cell(0, neighbour,
+                                                                                                 defocused)
+    A = _components(footprints + [_cut(soma, neighbour), _cut(blob, defocused)])
+    C = np.vstack(traces + [soma_trace, blob_trace])
+
+    test = out_of_focus(movie, A, C, DIMS, gsig=GSIG, focus_thr=FOCUS_THR, chunk_frames=128)
+
+    assert list(test.rejected) == [7]
+    assert test.ratio[6] > 0.9 and test.ratio[7] < 0.6
+
+
+def test_a_second_component_on_one_neuron_is_rejected_and_the_neuron_kept():
+    """The duplicate follows the neuron and carries a defocused cell besides (as the realistic fits'
+    second components on one neuron do): the neuron's light goes to its own component, the duplicate
+    keeps only the broad light — so the pair is resolved to one, the neuron's."""
+    neuron, below = (50, 50), (50, 56)
+    movie, footprints, traces, (soma, soma_trace), (blob, blob_trace) = _soma_and_defocused_cell(1, neuron, below)
+    half = _cut(soma * blob, (50, 53))     # seeded a gSig off the soma's centre, toward the defocused light
+    A = _components(footprints + [_cut(soma, neuron), half])
+    C = np.vstack(traces + [soma_trace, 0.6 * soma_trace + 0.4 * blob_trace])
+
+    test = out_of_focus(movie, A, C, DIMS, gsig=GSIG, focus_thr=FOCUS_THR)
+
+    assert list(test.rejected) == [7]
+    assert test.ratio[6] > 0.9
+
+
+def test_rejected_components_stay_in_the_results_marked_rejected():
+    rng = np.random.default_rng(2)
+    light, footprints, traces = _in_focus_cells(rng)
+    movie = _movie(rng, light, [])
+    A, C = _components(footprints), np.vstack(traces)
+    K = A.shape[1]
+    estimates = Estimates(A=A, C=C, S=np.zeros_like(C), YrA=np.zeros_like(C), bl=np.zeros(K), c1=np.zeros(K),
+                          g=np.zeros((K, 1)), neurons_sn=np.ones(K), lam=np.zeros(K), dims=DIMS,
+                          sn=np.ones(DIMS[0] * DIMS[1]), b0=np.zeros(DIMS[0] * DIMS[1]),
+                          idx_components_bad=np.array([4]))
+    assert component_statuses(estimates, evaluate=False) == ["undecided"] * 4 + ["rejected", "undecided"]
+    assert out_of_focus(movie, A, C, DIMS, gsig=GSIG, focus_thr=FOCUS_THR).rejected.size == 0   # all in focus
+
+
+def test_no_test_when_off_or_too_few_components_can_be_judged():
+    rng = np.random.default_rng(3)
+    light, footprints, traces = _in_focus_cells(rng)
+    blob = _blob((50, 50), 2 * GSIG)
+    blob_trace = _transients(rng)
+    movie = (light + blob_trace[:, None, None] * blob[None]).astype(np.float32)
+    A, C = _components(footprints + [_cut(blob, (50, 50))]), np.vstack(traces + [blob_trace])
+    assert out_of_focus(movie, A, C, DIMS, gsig=GSIG, focus_thr=FOCUS_THR).rejected.tolist() == [6]
+    off = out_of_focus(movie, A, C, DIMS, gsig=GSIG, focus_thr=0.0)
+    assert off.rejected.size == 0 and np.isnan(off.ratio).all()
+    few = out_of_focus(movie, A[:, [0, 1, 6]], C[[0, 1, 6]], DIMS, gsig=GSIG, focus_thr=FOCUS_THR)
+    assert few.rejected.size == 0
+
+
+def test_core_contrast_of_gaussian_blobs():
+    """Measured against the median at 3–4 gSig: sd gSig gives ~2.5, twice as wide much less, flat 0."""
+    center = (50, 50)
+    assert 2.3 < core_contrast(_blob(center, GSIG), center, gsig=GSIG) < 2.7
+    assert core_contrast(_blob(center, 2 * GSIG), center, gsig=GSIG) < 1.5
+    assert core_contrast(np.ones(DIMS), center, gsig=GSIG) == 0.0
+
+
+def test_two_copies_of_one_neuron_that_share_its_light_are_resolved_to_one():
+    """As on the realistic CA1 seed 2 fit: one component follows the neuron closely from a peak 1.3 gSig off
+    the soma, the other sits on the soma with a trace that also carries a neighbour's transients. In the
+    joint regression they split the neuron's light and both look flat; the flatter is rejected and the
+    other, read again without it, keeps the neuron."""
+    rng = np.random.default_rng(4)
+    light, footprints, traces = _in_focus_cells(rng)
+    neuron, off = (50, 50), (50, 54)
+    soma, soma_trace = _blob(neuron, GSIG), _transients(rng)
+    movie = _movie(rng, light, [(soma, soma_trace)])
+    mixed_trace = soma_trace + 0.7 * _transients(rng)
+    copy_trace = soma_trace + rng.normal(0, 0.02 * soma_trace.std(), T)
+    A = _components(footprints + [_cut(soma, neuron), _cut(_blob(off, GSIG), off)])
+    C = np.vstack(traces + [mixed_trace, copy_trace])
+    windows = {k: footprint_window(A[:, k].toarray().ravel(), DIMS, radius=12) for k in range(8)}
+    regressions = window_regressions(movie, A, C, windows)
+    contrast = np.array([core_contrast(regressions.own_image(k, w), w.peak, gsig=GSIG) for k, w in windows.items()])
+    assert (contrast[6:] / np.median(contrast) < FOCUS_THR).all()      # read together, both look flat
+
+    test = out_of_focus(movie, A, C, DIMS, gsig=GSIG, focus_thr=FOCUS_THR)
+
+    assert list(test.rejected) == [7]
+    assert test.ratio[6] > 0.9
+
+
+def test_few_products_at_a_time_or_small_chunks_give_the_same_test(monkeypatch):
+    """Memory is bounded by passing over the movie once per batch of components: same ratios."""
+    import cnmflow.engine.in_focus as in_focus
+
+    neighbour, defocused = (50, 50), (50, 58)
+    movie, footprints, traces, (soma, soma_trace), (blob, blob_trace) = _soma_and_defocused_cell(5, neighbour,
+                                                                                                 defocused)
+    A = _components(footprints + [_cut(soma, neighbour), _cut(blob, defocused)])
+    C = np.vstack(traces + [soma_trace, blob_trace])
+    whole = out_of_focus(movie, A, C, DIMS, gsig=GSIG, focus_thr=FOCUS_THR, tsub=2)
+    monkeypatch.setattr(in_focus, "CROSS_VALUES", 2000)      # one component per pass
+    batched = out_of_focus(movie, A, C, DIMS, gsig=GSIG, focus_thr=FOCUS_THR, tsub=2, chunk_frames=50)
+    np.testing.assert_allclose(batched.ratio, whole.ratio, rtol=1e-4)
+    assert list(batched.rejected) == list(whole.rejected) == [7]
