@@ -1,25 +1,26 @@
-"""Thresholds. The correlation and PNR images are computed as the corr_pnr seeding computes them
-(:func:`seed_images`: the seed kernel, the 2σ correlation threshold, on the movie downsampled by
-tsub/ssub as a patch is; one filtering pass), and each is compared with a null that has no cells: the
-correlation with the same image of Gaussian white noise of the movie's length (the correlation the
-filter and threshold give noise alone), the PNR with the sign-flipped movie (its noise and
-background fluctuations, not its transients, which are positive: ``max_t(−F)/noise``) read at its local
-maxima over the seed search's windows (:func:`null_maxima`: a seed candidate is such a maximum, and the
-maxima of a field sit higher than its pixels). Each cut is the level the null exceeds with probability
-``1/n`` — for the clean white-noise null its empirical ``Φ(k)`` quantile with n = the number of
-independent cell-sized elements ``rows·cols/(π·gSig²)``, for the flipped movie's maxima (whose tail holds
-the cells' negative surround) their median + ``k`` × their sd (1.4826·MAD) with n = the number of maxima
-— with ``k = Φ⁻¹(1 − 1/n)``: one expected false exceedance per image on a movie without cells, and far
-fewer for the seed search, which needs both. The PNR the engine thresholds is a maximum over the whole
-movie, which reaches further the longer the movie, while the cut is read on a sample of at most
-:data:`MAX_SAMPLE_FRAMES`: it is carried to the movie's length by the extreme-value law of the maximum of
-n normals (:func:`scale_to_length`). min_pnr is stated as the engine reads it, a full-rate PNR: the cut
-on the downsampled sample divided by √(tsub·ssub²) (:func:`pnr_reduction`).
+"""min_corr and min_pnr: each the level its null exceeds once per image.
 
-The cuts adapt to the noise and background of each movie and, through the flipped movie's maxima, a little
-to its cells (bright cells deepen the negative surround), but they are no rule on the cells' brightness:
-what lies above them at high SNR includes real signal that is not an in-focus cell (out-of-focus cells,
-neuropil), which no noise null rejects.
+The correlation and PNR images are computed as the corr_pnr seeding computes them
+(:func:`~cnmflow.auto_params.seed_images.seed_images`: the seed kernel, the 2σ correlation threshold, on the movie
+downsampled by tsub/ssub as a patch is; one filtering pass), and each is compared with a null that has no cells: the
+correlation with the same image of Gaussian white noise of the movie's length (the correlation the filter and
+threshold give noise alone), the PNR with the sign-flipped movie (its noise and background fluctuations, not its
+transients, which are positive: ``max_t(−F)/noise``) read at its local maxima over the seed search's windows
+(:func:`null_maxima`: a seed candidate is such a maximum, and the maxima of a field sit higher than its pixels).
+Each cut is the level the null exceeds with probability ``1/n`` — for the clean white-noise null its empirical
+``Φ(k)`` quantile with n = the number of independent cell-sized elements ``rows·cols/(π·gSig²)``, for the flipped
+movie's maxima (whose tail holds the cells' negative surround) their median + ``k`` × their sd (1.4826·MAD) with n =
+the number of maxima — with ``k = Φ⁻¹(1 − 1/n)``: one expected false exceedance per image on a movie without cells,
+and far fewer for the seed search, which needs both. The PNR the engine thresholds is a maximum over the whole
+movie, which reaches further the longer the movie, while the cut is read on a sample of at most
+:data:`~cnmflow.auto_params.sample.MAX_SAMPLE_FRAMES`: it is carried to the movie's length by the extreme-value law
+of the maximum of n normals (:func:`scale_to_length`). min_pnr is stated as the engine reads it, a full-rate PNR:
+the cut on the downsampled sample divided by √(tsub·ssub²) (:func:`pnr_reduction`).
+
+The cuts adapt to the noise and background of each movie and, through the flipped movie's maxima, a little to its
+cells (bright cells deepen the negative surround), but they are no rule on the cells' brightness: what lies above
+them at high SNR includes real signal that is not an in-focus cell (out-of-focus cells, neuropil), which no noise
+null rejects.
 """
 
 from __future__ import annotations
@@ -137,10 +138,6 @@ def scale_to_length(cut: ThresholdEstimate, n_sample: int, n_movie: int) -> Thre
     floor = cut.floor + mean_m - mean_s
     return replace(cut, floor=floor, sd=sd, cut=floor + cut.k * sd,
                    null=f"{cut.null}, carried from {n_sample} to {n_movie} frames")
-
-
-#: gSig / half-max radius tried by :func:`choose_gsig`: the estimated radius times these spans where the grid's
-#: best gSig lay on 7 of 8 benchmark movies (0.92–1.27·r). Not below 1: the PNR margin of cortex L2/3 160² was
 
 
 def threshold_estimates(images: SeedImages, *, n_frames: int, gsig: float, center_psf: bool,

@@ -1,9 +1,9 @@
-"""The estimate: gSig (unless given), min_corr and min_pnr of a movie with the evidence behind each, and
-"auto" resolved in a run's parameters.
+"""The estimate: gSig (unless given), min_corr and min_pnr of a movie with the evidence behind each, and "auto"
+resolved in a run's parameters.
 
-Fallback. When no seed candidate passes both cuts while the max − mean projection shows round blobs
-significant at one false blob in the whole scale space (visible cells), the cuts relax to keep that many
-strongest candidates (:func:`relaxed_cuts`): a movie with visible cells never gets cuts that leave no seed.
+Fallback. When no seed candidate passes both cuts while the max − mean projection shows round blobs significant at
+one false blob in the whole scale space (visible cells), the cuts relax to keep that many strongest candidates
+(:func:`relaxed_cuts`): a movie with visible cells never gets cuts that leave no seed.
 """
 
 from __future__ import annotations
@@ -17,7 +17,8 @@ import numpy as np
 
 from cnmflow.auto_params.cuts import ThresholdEstimate, pnr_reduction, threshold_estimates
 from cnmflow.auto_params.gsig_choice import GsigChoice, choose_gsig
-from cnmflow.auto_params.radius import RADIUS_SMOOTH_FRAMES, RadiusEstimate, SmoothedMovie, estimate_radius, smoothed_in_time
+from cnmflow.auto_params.radius import (RADIUS_SMOOTH_FRAMES, RadiusEstimate, SmoothedMovie, estimate_radius,
+                                        smoothed_in_time)
 from cnmflow.auto_params.sample import sample_movie
 from cnmflow.auto_params.seed_images import SeedImages, gsiz_for, seed_images
 from cnmflow.auto_params.seed_shapes import CELL_SCALE_BAND, seed_shapes

@@ -1,11 +1,10 @@
-"""gSig from the radius.
+"""gSig from the cell radius (:mod:`~cnmflow.auto_params.radius`).
 
-``gSig`` = k × that radius, k in
-the span of :data:`GSIG_FACTORS`, chosen by :func:`choose_gsig`: the factors weighted by how often each one's seed
-images (filter and PNR) set the visible blobs furthest above that gSig's own PNR cut over bootstrap resamples of
-the blobs and the null — the filter size that best separates this movie's cells from its null, with the
-margins' sampling error (no single k held for both cell types on the realistic simulator); gSiz follows it by
-the seed's rule ``gSiz = 2·gSig + 1`` (see :func:`gsiz_for`).
+``gSig`` = k × that radius, k in the span of :data:`GSIG_FACTORS`, chosen by :func:`choose_gsig`: the factors
+weighted by how often each one's seed images (filter and PNR) set the visible blobs furthest above that gSig's own
+PNR cut over bootstrap resamples of the blobs and the null — the filter size that best separates this movie's cells
+from its null, with the margins' sampling error (no single k held for both cell types on the realistic simulator);
+gSiz follows it by the seed's rule ``gSiz = 2·gSig + 1`` (see :func:`~cnmflow.auto_params.seed_images.gsiz_for`).
 """
 
 from __future__ import annotations

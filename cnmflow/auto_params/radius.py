@@ -1,16 +1,15 @@
-"""The cell radius read from the movie (gSig = k × this radius: :mod:`cnmflow.auto_params.gsig_choice`).
+"""The cells' half-max radius read from the movie, before any extraction (gSig = k × this radius:
+:mod:`~cnmflow.auto_params.gsig_choice`).
 
-Radius. Blobs are the maxima over space *and* scale of the scale-normalised Laplacian of
-Gaussian ``−σ²∇²G_σ * M`` (Lindeberg 1998, Int. J. Comput. Vis. 30:79) of ``M = max_t x − mean_t x``,
-the max projection of the temporally high-passed movie (one streamed pass) after a 3-frame running mean
-(:func:`smoothed_in_time`: a transient spans several frames, the noise does not), ranked by their
-response over its noise sd at their scale (1.4826·MAD of that scale's response image). The
-radius itself is measured, at the strongest blobs, as the half-maximum radius of the azimuthal
-profile of the frame where the blob's centre peaks (minus the mean), above the profile's
-minimum out to 3× the population's disk radius √2·σ* (σ* = where the blobs' median response
-peaks). Measuring rather than converting σ*: a disk peaks at σ = r/√2, a Gaussian at σ = s, so
-σ alone is ±20% off; and the frame rather than ``M``: the per-pixel noise maximum lifts ``M``'s
-floor around a cell more than its centre and shrinks the radius.
+Blobs are the maxima over space *and* scale of the scale-normalised Laplacian of Gaussian ``−σ²∇²G_σ * M``
+(Lindeberg 1998, Int. J. Comput. Vis. 30:79) of ``M = max_t x − mean_t x``, the max projection of the temporally
+high-passed movie (one streamed pass) after a 3-frame running mean (:func:`smoothed_in_time`: a transient spans
+several frames, the noise does not), ranked by their response over its noise sd at their scale (1.4826·MAD of that
+scale's response image). The radius itself is measured, at the strongest blobs, as the half-maximum radius of the
+azimuthal profile of the frame where the blob's centre peaks (minus the mean), above the profile's minimum out to 3×
+the population's disk radius √2·σ* (σ* = where the blobs' median response peaks). Measuring rather than converting
+σ*: a disk peaks at σ = r/√2, a Gaussian at σ = s, so σ alone is ±20% off; and the frame rather than ``M``: the
+per-pixel noise maximum lifts ``M``'s floor around a cell more than its centre and shrinks the radius.
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
-"""The sample the estimate is read on: one contiguous block of at most :data:`MAX_SAMPLE_FRAMES` frames
-(after tsub) from the middle of the series, block-mean downsampled by (tsub, ssub, ssub) as the engine
-downsamples a patch (correlation needs time order, so the sample is contiguous).
+"""The sample the estimate is read on: one contiguous block of at most :data:`MAX_SAMPLE_FRAMES` frames (after tsub)
+from the middle of the series, block-mean downsampled by (tsub, ssub, ssub) as the engine downsamples a patch
+(correlation needs time order, so the sample is contiguous).
 """
 
 from __future__ import annotations

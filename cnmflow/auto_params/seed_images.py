@@ -1,7 +1,7 @@
-"""What the first seed search sees of a (downsampled) movie: its correlation and PNR images and the
-sign-flipped movie's PNR (:func:`seed_images`: the seed kernel, the 2σ correlation threshold; one filtering
-pass), the frames' spectra shared by several gSig (:class:`FrameSpectra`), the white-noise correlation null
-and the seed search's window (:func:`gsiz_for`).
+"""What the first seed search sees of a (downsampled) movie: its correlation and PNR images and the sign-flipped
+movie's PNR (:func:`seed_images`: the seed kernel, the 2σ correlation threshold; one filtering pass), the frames'
+spectra shared by several gSig (:class:`FrameSpectra`), the white-noise correlation null and the seed search's
+window (:func:`gsiz_for`).
 """
 
 from __future__ import annotations
@@ -77,7 +77,8 @@ def seed_images(movie: np.ndarray, *, gsig: float, center_psf: bool, chunk_frame
     The same definitions as :func:`cnmflow.engine.summary_images.correlation_pnr` with the seed's 2σ
     threshold (and the engine's own noise of the whole filtered movie, as the seeding computes it), but
     each frame is filtered once: the filter is linear, so the flipped movie's filtered frames are −F and
-    its PNR is ``−min_t F / noise``. ``movie`` is the bounded sample (:func:`sample_movie`), so F is held.
+    its PNR is ``−min_t F / noise``. ``movie`` is the bounded sample
+    (:func:`~cnmflow.auto_params.sample.sample_movie`), so F is held.
     """
     T, rows, cols = movie.shape
     filt = FrameFilter(filter_kernel(gsig, center_psf=center_psf), (rows, cols))

@@ -1,7 +1,7 @@
-"""Seed classes. The seeds above both cuts are classed by shape (:meth:`AutoEstimate.seed_classes`): round maxima
-of the search image at the cells' scale (:func:`round_seeds`, :func:`seed_radii`), ridges (vessels, dendrites,
-touching cells), broader (out-of-focus cells, neuropil) or smaller. The cuts do not use them (correlation and
-PNR do not order these sources; benchmarks/README.md): they are reported, so a person sees what lies above the
+"""The seeds above both cuts classed by shape (:meth:`~cnmflow.auto_params.estimate.AutoEstimate.seed_classes`): round
+maxima of the search image at the cells' scale (:func:`round_seeds`, :func:`seed_radii`), ridges (vessels,
+dendrites, touching cells), broader (out-of-focus cells, neuropil) or smaller. The cuts do not use them (correlation
+and PNR do not order these sources; benchmarks/README.md): they are reported, so a person sees what lies above the
 cuts.
 """
 
@@ -56,8 +56,8 @@ def seed_radii(movie: np.ndarray, seeds: np.ndarray, *, radius: float) -> np.nda
 
 def seed_shapes(movie: np.ndarray, images: SeedImages, seeds: np.ndarray, *,
                 radius: float) -> dict[str, np.ndarray]:
-    """:class:`AutoEstimate`'s ``seed_distinct``, ``seed_radii`` (measured at the distinct seeds, NaN elsewhere)
-    and ``seed_round`` for the seeds above the cuts."""
+    """:class:`~cnmflow.auto_params.estimate.AutoEstimate`'s ``seed_distinct``, ``seed_radii`` (measured at the
+    distinct seeds, NaN elsewhere) and ``seed_round`` for the seeds above the cuts."""
     distinct = distinct_seeds(seeds, radius)
     radii = np.full(len(seeds), np.nan)
     radii[distinct] = seed_radii(movie, seeds[distinct], radius=radius)
