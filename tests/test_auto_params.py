@@ -1,4 +1,4 @@
-"""gSig / min_corr / min_pnr = "auto" (cnmflow/auto_params.py): the estimate, and "auto" from every entry point."""
+"""gSig / min_corr / min_pnr = "auto" (cnmflow/auto_params/): the estimate, and "auto" from every entry point."""
 
 from __future__ import annotations
 

@@ -1,0 +1,203 @@
+"""The estimate: gSig (unless given), min_corr and min_pnr of a movie with the evidence behind each, and "auto"
+resolved in a run's parameters.
+
+Fallback. When no seed candidate passes both cuts while the max − mean projection shows round blobs significant at
+one false blob in the whole scale space (visible cells), the cuts relax to keep that many strongest candidates
+(:func:`relaxed_cuts`): a movie with visible cells never gets cuts that leave no seed.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Sequence
+
+import numpy as np
+
+from cnmflow.auto_params.cuts import ThresholdEstimate, pnr_reduction, threshold_estimates
+from cnmflow.auto_params.gsig_choice import GsigChoice, choose_gsig
+from cnmflow.auto_params.radius import (RADIUS_SMOOTH_FRAMES, RadiusEstimate, SmoothedMovie, estimate_radius,
+                                        smoothed_in_time)
+from cnmflow.auto_params.sample import sample_movie
+from cnmflow.auto_params.seed_images import SeedImages, gsiz_for, seed_images
+from cnmflow.auto_params.seed_shapes import CELL_SCALE_BAND, seed_shapes
+from cnmflow.engine.init.corr_pnr import seed_candidates
+from cnmflow.errors import ParameterError
+
+if TYPE_CHECKING:
+    from cnmflow.params import ResolvedParams
+
+
+#: The parameters that accept "auto".
+AUTO_NAMES: tuple[str, ...] = ("gSig", "min_corr", "min_pnr")
+
+
+@dataclass(frozen=True)
+class AutoEstimate:
+    """Suggested gSig / gSiz / min_corr / min_pnr of a movie, with the evidence behind each."""
+
+    gSig: float
+    gSiz: int
+    min_corr: float
+    min_pnr: float
+    radius: RadiusEstimate
+    corr: ThresholdEstimate
+    pnr: ThresholdEstimate
+    correlation_image: np.ndarray = field(repr=False)
+    pnr_image: np.ndarray = field(repr=False)
+    seeds: np.ndarray = field(repr=False)  # (n, 2) candidate seeds above both cuts
+    n_frames_used: int = 0
+    pnr_reduction: float = 1.0  # min_pnr = the PNR cut on the downsampled image / this (see pnr_reduction)
+    relaxed: int = 0  # > 0: no candidate passed the null's cuts; the cuts keep this many strongest candidates
+    seed_distinct: np.ndarray = field(default_factory=lambda: np.zeros(0, bool), repr=False)  # (n,) distinct_seeds
+    seed_radii: np.ndarray = field(default_factory=lambda: np.zeros(0), repr=False)  # (n,) px, NaN: not measured
+    seed_round: np.ndarray = field(default_factory=lambda: np.zeros(0, bool), repr=False)  # (n,) see round_seeds
+    gsig_choice: "GsigChoice | None" = field(default=None, repr=False)  # None: gSig was given
+
+    def seed_classes(self) -> dict[str, np.ndarray]:
+        """Masks over ``seeds`` of the distinct ones (above both cuts) by shape: "cell" (round, half-max radius
+        within :data:`CELL_SCALE_BAND` of the estimate), "ridge" (not round: a vessel, a dendrite or touching
+        cells), "broader" and "smaller" (round, off the cells' scale; broader: out-of-focus cells or neuropil),
+        "unmeasured" (round, no half-max radius on its peak frame)."""
+        ratio = self.seed_radii / self.radius.radius
+        low, high = CELL_SCALE_BAND
+        round_ = self.seed_distinct & self.seed_round
+        with np.errstate(invalid="ignore"):
+            return {"cell": round_ & (ratio >= low) & (ratio <= high), "ridge": self.seed_distinct & ~self.seed_round,
+                    "broader": round_ & (ratio > high), "smaller": round_ & (ratio < low),
+                    "unmeasured": round_ & ~np.isfinite(ratio)}
+
+    def seed_class_counts(self) -> dict[str, int]:
+        """How many distinct seeds fall in each of :meth:`seed_classes`."""
+        return {name: int(mask.sum()) for name, mask in self.seed_classes().items()}
+
+    def values(self) -> dict[str, float]:
+        return {"gSig": self.gSig, "min_corr": self.min_corr, "min_pnr": self.min_pnr}
+
+    def reasons(self) -> dict[str, str]:
+        """One line per value: the rule and the numbers it came from."""
+        return {
+            "gSig": self._gsig_reason(),
+            "gSiz": f"{self.gSiz}: 2·gSig+1 (the seed's rule)",
+            "min_corr": f"{self.min_corr:g}: {self.corr.evidence()}{self._relaxed()}",
+            "min_pnr": (f"{self.min_pnr:g}: {self.pnr.evidence()}, on the downsampled PNR (/ {self.pnr_reduction:.3g}: "
+                        f"min_pnr is a full-rate PNR){self._relaxed()}; {len(self.seeds)} candidate seeds above both cuts"
+                        f"{self._scales()}"),
+        }
+
+    def _gsig_reason(self) -> str:
+        if self.gsig_choice is None:
+            return f"{self.gSig:g} px: given"
+        return (f"{self.gSig:g} px: {self.gsig_choice.evidence()}; the radius {self.gSig / self.gsig_choice.factor:.2f} "
+                f"px is the {self.radius.evidence()}")
+
+    def _scales(self) -> str:
+        if not self.seed_distinct.any():
+            return ""
+        n = self.seed_class_counts()
+        low, high = CELL_SCALE_BAND
+        return (f"; of the {sum(n.values())} distinct places they lie on, {n['cell']} are round with a half-max "
+                f"radius of {low:g}–{high:g}× the estimate (cells), {n['ridge']} are ridges (vessels, dendrites or "
+                f"touching cells), {n['broader']} broader (out-of-focus cells, neuropil), {n['smaller']} smaller and "
+                f"{n['unmeasured']} unmeasured: signal above the noise cuts that no min_corr/min_pnr tells from "
+                f"the cells")
+
+    def _relaxed(self) -> str:
+        if not self.relaxed:
+            return ""
+        return (f"; no candidate passed these cuts while the projection shows {self.relaxed} round blobs: "
+                f"relaxed to keep the {len(self.seeds)} strongest candidates")
+
+
+def estimate_from_movie(movie: np.ndarray, *, gsig: float | None = None, center_psf: bool = True, tsub: int = 1,
+                        ssub: int = 1, border_pix: int = 0, rng: int | np.random.Generator | None = 0,
+                        n_movie_frames: int | None = None) -> AutoEstimate:
+    """gSig (unless given), min_corr and min_pnr of a ``(T, rows, cols)`` movie already downsampled by
+    (tsub, ssub, ssub) as the engine downsamples a patch.
+
+    ``gsig`` fixed by the user is used for the images; radii are in the movie's pixels times ``ssub``;
+    min_pnr is a full-rate PNR (:func:`pnr_reduction`); ``n_movie_frames`` (after tsub, default T) is the
+    length of the whole movie when ``movie`` is a sample of it (the PNR cut is carried to that length).
+    """
+    if getattr(movie, "ndim", None) != 3 or movie.shape[0] < 2:
+        raise ParameterError(f"'auto' needs a (frames, rows, cols) movie of at least 2 frames, got {movie.shape}")
+    smoothed = SmoothedMovie(movie) if movie.shape[0] >= RADIUS_SMOOTH_FRAMES else smoothed_in_time(movie)
+    radius = estimate_radius(smoothed)
+    choice = None
+    if gsig is not None:
+        g = float(gsig) / ssub
+        images = seed_images(movie, gsig=g, center_psf=center_psf)
+    else:
+        choice = choose_gsig(movie, radius, center_psf=center_psf, rng=rng)
+        g, images = choice.factor * radius.radius, choice.images
+    corr, pnr = threshold_estimates(images, n_frames=movie.shape[0], gsig=g, center_psf=center_psf, rng=rng,
+                                    n_movie_frames=n_movie_frames)
+    reduction = pnr_reduction(tsub, ssub)
+    min_corr = float(np.clip(round(corr.cut, 3), 0.0, 1.0))
+    min_pnr = float(max(round(pnr.cut / reduction, 2), 0.0))
+    gsig_out = float(gsig) if gsig is not None else round(g * ssub, 2)
+    search = dict(gsiz=gsiz_for(g), border_pix=border_pix // ssub)
+    seeds = seed_candidates(images.correlation, images.pnr, min_corr=min_corr, min_pnr=min_pnr * reduction, **search)
+    relaxed = 0
+    if len(seeds) == 0 and radius.n_visible > 0:
+        min_corr, min_pnr, seeds = relaxed_cuts(images, radius.n_visible, reduction=reduction, **search)
+        relaxed = radius.n_visible
+    return AutoEstimate(gSig=gsig_out, gSiz=gsiz_for(gsig_out), min_corr=min_corr, min_pnr=min_pnr,
+                        radius=radius, corr=corr, pnr=pnr, correlation_image=images.correlation,
+                        pnr_image=images.pnr, seeds=seeds, n_frames_used=int(movie.shape[0]),
+                        pnr_reduction=reduction, relaxed=relaxed, gsig_choice=choice,
+                        **seed_shapes(movie, images, seeds, radius=radius.radius))
+
+
+def relaxed_cuts(images: SeedImages, n: int, *, reduction: float, gsiz: int,
+                 border_pix: int) -> tuple[float, float, np.ndarray]:
+    """The loosest (min_corr, min_pnr) that keeps the ``n`` strongest seed candidates (by corr × PNR), and
+    those seeds: the fallback when no candidate passes the null's cuts but the projection shows ``n``
+    significant round blobs — a movie with visible cells must not give a run with none."""
+    every = seed_candidates(images.correlation, images.pnr, min_corr=0.0, min_pnr=0.0, gsiz=gsiz,
+                            border_pix=border_pix)[:n]
+    if len(every) == 0:
+        return 0.0, 0.0, every
+    rows, cols = every[:, 0], every[:, 1]
+    min_corr = math.floor(1000 * float(images.correlation[rows, cols].min())) / 1000
+    min_pnr = math.floor(100 * float(images.pnr[rows, cols].min()) / reduction) / 100
+    return min_corr, min_pnr, every
+
+
+def estimate_parameters(movies: Sequence[str | os.PathLike] | object, *, tsub: int = 1, ssub: int = 1,
+                        gsig: float | None = None, center_psf: bool = True, border_pix: int = 0) -> AutoEstimate:
+    """The estimate for a movie series (paths or a validated :class:`~cnmflow.movies.MovieSeries`)."""
+    from cnmflow.movies import MovieSeries, validate_series
+
+    series = movies if isinstance(movies, MovieSeries) else validate_series(list(movies), min_frames=2)
+    sample = sample_movie(series, tsub=tsub, ssub=ssub)
+    return estimate_from_movie(sample, gsig=gsig, center_psf=center_psf, tsub=tsub, ssub=ssub, border_pix=border_pix,
+                               n_movie_frames=series.n_frames // tsub)
+
+
+def resolve_auto(series, resolved: "ResolvedParams") -> "ResolvedParams":
+    """Replace the parameters set to "auto" by the movie's estimate, recorded with source "auto" and a note.
+
+    gSiz follows an estimated gSig unless the user set it (its source is still the default or a preset).
+    """
+    from cnmflow.params import AUTO_FIELDS
+
+    params = resolved.params
+    wanted = [name for name in AUTO_FIELDS if getattr(params, name) == "auto"]
+    if not wanted:
+        return resolved
+    if params.method_init != "corr_pnr" and wanted != ["gSig"]:
+        raise ParameterError(f"min_corr/min_pnr='auto' only apply to method_init='corr_pnr' "
+                             f"(got {params.method_init!r}); give numbers or switch to corr_pnr")
+    fixed = None if params.gSig == "auto" else float(params.gSig)
+    est = estimate_parameters(series, tsub=params.tsub, ssub=params.ssub, gsig=fixed,
+                              center_psf=params.center_psf, border_pix=params.border_pix)
+    values = {name: est.values()[name] for name in wanted}
+    reasons = est.reasons()
+    notes = [f"{name} = auto: {reasons[name]}" for name in wanted]
+    if "gSig" in wanted and (resolved.sources["gSiz"] == "default" or resolved.sources["gSiz"].startswith("preset")):
+        values["gSiz"] = est.gSiz
+        notes.append(f"gSiz = auto: {reasons['gSiz']}")
+    note = f"'auto' estimated from {est.n_frames_used} frames: " + "; ".join(notes)
+    return resolved.with_values(values, source="auto", note=note)

@@ -1,0 +1,115 @@
+"""gSig from the cell radius (:mod:`~cnmflow.auto_params.radius`).
+
+``gSig`` = k × that radius, k in the span of :data:`GSIG_FACTORS`, chosen by :func:`choose_gsig`: the factors
+weighted by how often each one's seed images (filter and PNR) set the visible blobs furthest above that gSig's own
+PNR cut over bootstrap resamples of the blobs and the null — the filter size that best separates this movie's cells
+from its null, with the margins' sampling error (no single k held for both cell types on the realistic simulator);
+gSiz follows it by the seed's rule ``gSiz = 2·gSig + 1`` (see :func:`~cnmflow.auto_params.seed_images.gsiz_for`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from typing import Sequence
+
+import numpy as np
+
+from cnmflow.auto_params.cuts import noise_k, null_maxima
+from cnmflow.auto_params.radius import MIN_BLOBS, RadiusEstimate
+from cnmflow.auto_params.seed_images import (FrameSpectra, SeedImages, correlation_image, images_of_filtered)
+from cnmflow.engine.summary_images import filter_kernel
+
+
+#: gSig / half-max radius tried by :func:`choose_gsig`: the estimated radius times these spans where the grid's
+#: best gSig lay on 7 of 8 benchmark movies (0.92–1.27·r). Not below 1: the PNR margin of cortex L2/3 160² was
+#: level at 0.9 and 1.15 (2.14 / 2.08) and chose 0.9 (gSig 3.98), where the engine's F1@0.5 falls off a cliff
+#: (0.783 → 0.587; gSig 4 gave 0.41 on its grid) — the margin does not see a filter too small for the cell.
+GSIG_FACTORS = (1.0, 1.15, 1.3)
+
+
+#: Bootstrap resamples of the visible blobs and the null maxima behind :func:`choose_gsig`'s weights.
+N_BOOTSTRAP = 200
+
+
+@dataclass(frozen=True)
+class GsigChoice:
+    """The gSig factor the margins point to, weighted by how often each factor wins a bootstrap resample."""
+
+    factor: float  # chosen gSig / radius: the factors weighted by how often each has the largest margin
+    factors: tuple[float, ...]
+    margins: tuple[float, ...]  # per factor: median over visible blobs of their PNR / the PNR cut at that gSig
+    wins: tuple[float, ...]  # per factor: share of bootstrap resamples where its margin is the largest
+    images: SeedImages  # the seed images at the chosen gSig (reused for the cuts)
+
+    def evidence(self) -> str:
+        tried = ", ".join(f"{k:g}: {m:.2f} ({100 * w:.0f}%)" for k, m, w in zip(self.factors, self.margins, self.wins))
+        return (f"{self.factor:.3g} × the radius: the factors weighted by how often each sets the visible blobs' PNR "
+                f"furthest above the PNR cut read at that gSig (median PNR / cut, and the share of "
+                f"{N_BOOTSTRAP} bootstrap resamples of blobs and null where it is largest, at {tried})")
+
+
+def pnr_cut_of(maxima: np.ndarray) -> np.ndarray:
+    """The flipped-maxima PNR cut (median + Φ⁻¹(1 − 1/n) · 1.4826·MAD) of each row of ``maxima`` (…, n)."""
+    floor = np.median(maxima, axis=-1)
+    sd = 1.4826 * np.median(np.abs(maxima - floor[..., None]), axis=-1)
+    return np.maximum(floor + noise_k(maxima.shape[-1]) * sd, np.finfo(float).tiny)
+
+
+def pnr_margin(images: SeedImages, gsig: float, blobs: np.ndarray) -> float:
+    """Median over ``blobs`` (n, 2) of their PNR over the flipped-maxima PNR cut at this gSig: how far the seed
+    search at this gSig sets the cells the projection shows above its own noise null."""
+    maxima = null_maxima(images.flipped_pnr, gsig)
+    return float(np.median(images.pnr[blobs[:, 0], blobs[:, 1]]) / pnr_cut_of(maxima))
+
+
+def bootstrap_wins(blob_pnrs: Sequence[np.ndarray], maxima: Sequence[np.ndarray], rng: np.random.Generator,
+                   n_boot: int = N_BOOTSTRAP) -> np.ndarray:
+    """Share of bootstrap resamples in which each factor's margin is the largest: the blobs resampled once for
+    all factors (the same cells seen through each filter), each factor's null maxima on their own."""
+    picks = rng.integers(0, len(blob_pnrs[0]), (n_boot, len(blob_pnrs[0])))
+    margins = np.stack([np.median(pnrs[picks], axis=1)
+                        / pnr_cut_of(null[rng.integers(0, len(null), (n_boot, len(null)))])
+                        for pnrs, null in zip(blob_pnrs, maxima)], axis=1)
+    return np.bincount(margins.argmax(axis=1), minlength=len(blob_pnrs)) / n_boot
+
+
+def choose_gsig(movie: np.ndarray, radius: RadiusEstimate, *, center_psf: bool,
+                factors: Sequence[float] = GSIG_FACTORS, rng: int | np.random.Generator | None = 0) -> GsigChoice:
+    """gSig = k·r, k the ``factors`` weighted by how often each sets the visible blobs (the strongest round blobs
+    of the projection) furthest above that gSig's PNR cut, over bootstrap resamples of the blobs and the null.
+
+    The margin (median blob PNR / cut) says which filter size best separates this movie's cells from the
+    sign-flipped movie's null, as a matched filter would, but read on the cells and the null of this movie. No
+    single k fitted both cell types (benchmarks/README.md: the grid's best gSig lay at 0.92–0.97·r on CA1 and
+    1.13–1.27·r on cortex L2/3, whose profiles have the same shape). The margins are estimates — a median over a
+    few dozen blobs, a cut read off a sample of maxima — so k is the expected winning factor under their
+    sampling error (the bootstrap's mean of the argmax), not the argmax: a clear winner is taken as it is, a
+    near tie lands between the tied factors. The choice passes share each frame's FFT (:class:`FrameSpectra`, kept
+    for the chosen gSig's pass when they fit) and compute the PNRs only; the seed images (with the correlation) are
+    computed once at the chosen gSig."""
+    n = max(radius.n_visible, MIN_BLOBS)
+    blobs = np.asarray(radius.blobs[:n], dtype=int)
+    gsigs = [k * radius.radius for k in factors]
+    spectra = FrameSpectra(movie, max(filter_kernel(g, center_psf=center_psf).shape[0] // 2 for g in gsigs))
+    peaks_each = _peak_images(spectra, gsigs, center_psf=center_psf)
+    blob_pnrs = [peaks.pnr[blobs[:, 0], blobs[:, 1]] for peaks in peaks_each]
+    maxima = [null_maxima(peaks.flipped_pnr, g) for peaks, g in zip(peaks_each, gsigs)]
+    margins = tuple(float(np.median(p) / pnr_cut_of(m)) for p, m in zip(blob_pnrs, maxima))
+    wins = bootstrap_wins(blob_pnrs, maxima, np.random.default_rng(rng))
+    factor = round(float(np.dot(wins, factors)), 3)
+    if factor in factors:  # one factor won every resample: its PNR images are at hand, its correlation is not
+        at = list(factors).index(factor)
+        filtered = spectra.filtered([gsigs[at]], center_psf=center_psf)[0]
+        images = replace(peaks_each[at], correlation=correlation_image(filtered, peaks_each[at].noise))
+    else:  # the seed images at the weighted gSig, from the spectra at hand
+        images = images_of_filtered(spectra.filtered([factor * radius.radius], center_psf=center_psf)[0])
+    return GsigChoice(factor=factor, factors=tuple(factors), margins=margins, wins=tuple(float(w) for w in wins),
+                      images=images)
+
+
+def _peak_images(spectra: FrameSpectra, gsigs: Sequence[float], *, center_psf: bool) -> list[SeedImages]:
+    """The PNR images (no correlation) at each gSig. With the spectra kept, one gSig at a time, so that one filtered
+    movie is held at once; else all in one pass over the frames (each forward FFT once)."""
+    if spectra.kept:
+        return [images_of_filtered(spectra.filtered([g], center_psf=center_psf)[0], correlation=False) for g in gsigs]
+    return [images_of_filtered(filtered, correlation=False) for filtered in spectra.filtered(gsigs, center_psf=center_psf)]

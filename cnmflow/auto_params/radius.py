@@ -1,0 +1,272 @@
+"""The cells' half-max radius read from the movie, before any extraction (gSig = k × this radius:
+:mod:`~cnmflow.auto_params.gsig_choice`).
+
+Blobs are the maxima over space *and* scale of the scale-normalised Laplacian of Gaussian ``−σ²∇²G_σ * M``
+(Lindeberg 1998, Int. J. Comput. Vis. 30:79) of ``M = max_t x − mean_t x``, the max projection of the temporally
+high-passed movie (one streamed pass) after a 3-frame running mean (:func:`smoothed_in_time`: a transient spans
+several frames, the noise does not), ranked by their response over its noise sd at their scale (1.4826·MAD of that
+scale's response image). The radius itself is measured, at the strongest blobs, as the half-maximum radius of the
+azimuthal profile of the frame where the blob's centre peaks (minus the mean), above the profile's minimum out to 3×
+the population's disk radius √2·σ* (σ* = where the blobs' median response peaks). Measuring rather than converting
+σ*: a disk peaks at σ = r/√2, a Gaussian at σ = s, so σ alone is ±20% off; and the frame rather than ``M``: the
+per-pixel noise maximum lifts ``M``'s floor around a cell more than its centre and shrinks the radius.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+from scipy import ndimage as ndi
+
+from cnmflow.auto_params.cuts import normal_isf
+from cnmflow.errors import ParameterError
+
+
+#: Blobs whose profile is measured (the strongest by LoG response).
+N_BLOBS = 40
+#: Blobs measured at least (the strongest), when fewer are significant.
+MIN_BLOBS = 5
+#: Scales σ (px) searched: from sub-pixel cells to a quarter of the frame's short side / 6.
+MIN_SCALE, N_SCALES = 0.6, 28
+#: Scale-space maxima (the strongest) screened for distinct round blobs: far more than cells in a field of view.
+MAX_MAXIMA = 1000
+#: Frames (after tsub) of the running mean the radius is read on (see :func:`smoothed_in_time`).
+RADIUS_SMOOTH_FRAMES = 3
+
+
+@dataclass(frozen=True)
+class RadiusEstimate:
+    """The cell radius from the movie's blob structure, with what it was read from."""
+
+    radius: float  # px, median half-max radius of the strongest blobs
+    scales: np.ndarray  # (n_scales,) σ in px
+    response: np.ndarray  # (n_scales,) median normalised LoG response at the blobs, per scale
+    blob_radii: np.ndarray  # (n_blobs,) half-max radius of each measured blob, px
+    blobs: np.ndarray  # (n_blobs, 2) row, col
+    image: np.ndarray  # (rows, cols) max − mean projection
+    n_significant: int = 0  # round blobs above one false blob per scale image: how many are measured
+    n_visible: int = 0  # round blobs above one false blob in the whole scale space: the cells the projection shows
+
+    def evidence(self) -> str:
+        q1, q3 = np.percentile(self.blob_radii, [25, 75])
+        return (f"median half-max radius (each on its peak frame) of the {len(self.blob_radii)} strongest LoG "
+                f"blobs of the max−mean projection (IQR {q1:.1f}–{q3:.1f} px)")
+
+
+def activity_images(movie: np.ndarray, *, chunk_frames: int = 256) -> tuple[np.ndarray, np.ndarray]:
+    """``max_t x − mean_t x`` and the mean of a ``(T, rows, cols)`` movie, streamed."""
+    peak = np.full(movie.shape[1:], -np.inf, np.float32)
+    total = np.zeros(movie.shape[1:], np.float64)
+    for f0 in range(0, movie.shape[0], chunk_frames):
+        chunk = np.asarray(movie[f0:f0 + chunk_frames], dtype=np.float32)
+        np.maximum(peak, chunk.max(axis=0), out=peak)
+        total += chunk.sum(axis=0, dtype=np.float64)
+    mean = (total / movie.shape[0]).astype(np.float32)
+    return peak - mean, mean
+
+
+def smoothed_in_time(movie: np.ndarray, frames: int = RADIUS_SMOOTH_FRAMES) -> np.ndarray:
+    """The ``frames``-frame running mean of a ``(T, rows, cols)`` movie (float32, replicate ends).
+
+    A calcium transient spans several frames after tsub while the noise is white, so the mean of 3 keeps most
+    of a transient's peak and divides the noise by √3: at peak SNR 0.8–3 the max − mean projection of the raw
+    frames was the noise's, and the radius read on its blobs −39% to −81% short (auto_params_benchmark.py's
+    held-out seed 14; 16 movies, seeds 1–3 and 21–22: mean |error| 21% raw, 11% smoothed, benchmarks/README.md).
+    """
+    if frames <= 1 or movie.shape[0] < frames:
+        return np.asarray(movie, dtype=np.float32)
+    if frames % 2 == 0:  # an even window is off-centre (scipy's origin rule); the estimate uses 3
+        return ndi.uniform_filter1d(np.asarray(movie, dtype=np.float32), frames, axis=0, mode="nearest")
+    return SmoothedMovie(movie, frames)[:]
+
+
+class SmoothedMovie:
+    """:func:`smoothed_in_time`'s running mean (odd ``frames``) of a movie, computed for the frames and pixels asked
+    for (``smoothed[t0:t1]``, ``smoothed[:, row, col]``): the radius reads it a chunk at a time and at a few pixels,
+    so it is never held whole. The same sums as scipy's filter (float64, replicated ends: a sum of 3 float32 values
+    is exact in float64, so equal values), as shifted slices of the movie (copies only at the two ends)."""
+
+    def __init__(self, movie: np.ndarray, frames: int = RADIUS_SMOOTH_FRAMES):
+        if frames % 2 == 0:
+            raise ValueError(f"a centred running mean needs an odd number of frames, got {frames}")
+        self.movie, self.frames, self.shape = movie, frames, movie.shape
+
+    def __getitem__(self, index) -> np.ndarray:
+        times, *space = index if isinstance(index, tuple) else (index,)
+        start, stop, step = times.indices(self.shape[0])
+        if step != 1:
+            raise IndexError("the running mean is read in contiguous blocks of frames")
+        source, half = self.movie[(slice(None), *space)], self.frames // 2
+        out = np.empty((max(stop - start, 0), *source.shape[1:]), np.float32)
+        block = max(1, (1 << 19) // max(int(np.prod(source.shape[1:])), 1))  # float64 blocks of ≤ 4 MiB (in cache)
+        for f0 in range(start, stop, block):
+            f1 = min(f0 + block, stop)
+            frames = _frames_at(source, f0 - half, f1 + half).astype(np.float64)  # one cast, then float64 sums
+            total = frames[:f1 - f0] + frames[1:f1 - f0 + 1]
+            for j in range(2, self.frames):
+                total += frames[j:f1 - f0 + j]
+            total /= self.frames
+            out[f0 - start:f1 - start] = total
+        return out
+
+
+def _frames_at(movie: np.ndarray, start: int, stop: int) -> np.ndarray:
+    """Frames ``start..stop-1`` of ``movie``, indices outside it replaced by the nearest end frame (a view inside)."""
+    if start >= 0 and stop <= movie.shape[0]:
+        return movie[start:stop]
+    return movie[np.clip(np.arange(start, stop), 0, movie.shape[0] - 1)]
+
+
+def estimate_radius(movie: np.ndarray, *, n_blobs: int = N_BLOBS) -> RadiusEstimate:
+    """Median half-max radius (px) of the strongest scale-space LoG blobs of a ``(T, rows, cols)`` movie.
+
+    Blobs are found on the max − mean projection; each one's profile is read on the frame where its centre
+    peaks (minus the mean), not on the projection, whose per-pixel noise maximum lifts the floor around a
+    cell more than its centre and so shrinks the half-max radius.
+    """
+    image, mean = activity_images(movie)
+    image = image.astype(np.float64)
+    top = max(MIN_SCALE * 2, min(image.shape) / 24.0)
+    scales = np.geomspace(MIN_SCALE, top, N_SCALES)
+    stack, second = _scale_space(image, scales)
+    peaks = (stack == ndi.maximum_filter(stack, size=3, mode="nearest")) & (stack > 0)
+    peaks[[0, -1]] = False  # a maximum at the end of the scale range is no maximum
+    k, r, c = np.nonzero(peaks)
+    if len(k) == 0:
+        raise ParameterError("gSig='auto' found no blob in the movie's max projection; set gSig (the cell radius in px)")
+    # rank by significance at the blob's own scale: response / its noise sd over the image (1.4826·MAD),
+    # so that the many small-scale maxima of pixel noise do not outrank the cells
+    sample = stack[:, ::2, ::2]  # a quarter of the pixels gives the spread to ~1%
+    spread = 1.4826 * np.median(np.abs(sample - np.median(sample, axis=(1, 2), keepdims=True)), axis=(1, 2))
+    z = stack[k, r, c] / np.maximum(spread[k], np.finfo(float).tiny)
+    # ... one blob per cell (the 3x3x3 maximum filter leaves several maxima on one broad blob, at neighbouring
+    # scales or pixels, which would count it twice), round (see round_blobs), strongest first; those
+    # significant at one false blob per scale image (Φ⁻¹(1 − 1/pixels) sd), the strongest few when fewer are
+    order = _distinct(np.argsort(-z)[:MAX_MAXIMA], k, r, c, scales)
+    order = order[round_blobs(image, scales, k[order], r[order], c[order], second=second)]
+    del second
+    if len(order) == 0:
+        raise ParameterError("gSig='auto' found no round blob in the movie's max projection; set gSig (the cell radius in px)")
+    significant = int((z[order] > normal_isf(1.0 / image.size)).sum())
+    # visible cells (the fallback's count): one false blob in the whole scale space, not per scale image — on
+    # white noise's running mean the per-scale rule passed up to 4 blobs, which would relax the cuts onto noise
+    visible = int((z[order] > normal_isf(1.0 / (image.size * len(scales)))).sum())
+    order = order[:max(min(significant, n_blobs), MIN_BLOBS)]
+    k, r, c = k[order], r[order], c[order]
+    # the population's scale, the larger of two readings: where the blobs' median normalised response peaks
+    # (a bright core or pixel noise can put it at the smallest scales) and the blobs' median own scale; every
+    # profile is read out to 3x its disk radius √2·σ. Too short a reach truncates a cell (the failure to
+    # avoid); too long one only lowers the floor a little where no neighbour is met first.
+    response = np.median(stack[:, r, c], axis=1)
+    reach = 3.0 * math.sqrt(2) * max(scales[int(np.argmax(response))], float(np.median(scales[k])))
+    radii = np.array([peak_radius(movie, mean, rr, cc, reach=reach)
+                      for rr, cc in zip(r, c)])
+    ok = np.isfinite(radii)
+    if not ok.any():
+        raise ParameterError("gSig='auto' could not measure any blob's radius; set gSig (the cell radius in px)")
+    return RadiusEstimate(radius=float(np.median(radii[ok])), scales=scales, response=response,
+                          blob_radii=radii[ok], blobs=np.column_stack([r, c])[ok], image=image.astype(np.float32),
+                          n_significant=significant, n_visible=visible)
+
+
+def _distinct(order: np.ndarray, k: np.ndarray, r: np.ndarray, c: np.ndarray, scales: np.ndarray) -> np.ndarray:
+    """``order`` less every blob whose centre lies within the disk radius √2·σ of a stronger blob kept."""
+    kept = np.zeros(len(order), bool)
+    rows, cols = r[order].astype(float), c[order].astype(float)
+    reach = math.sqrt(2) * scales[k[order]]
+    for i in range(len(order)):  # the same test, vectorised over the blobs kept so far
+        before = kept[:i]
+        kept[i] = not np.any(np.hypot(rows[i] - rows[:i][before], cols[i] - cols[:i][before]) <= reach[:i][before])
+    return np.asarray(order)[kept].astype(int)
+
+
+#: Smallest ratio of a blob's two principal curvatures: a soma is round or oval (aspect ≤ 2, curvature ratio
+#: (short/long axis)² ≥ 1/4 before the optics round it further); a vessel or a dendrite is a ridge (ratio ≈ 0).
+MIN_CURVATURE_RATIO = 0.25
+
+
+#: Bytes of second-derivative images kept from the LoG stack for :func:`round_blobs` (frames up to ~380² px).
+SECOND_DERIVATIVE_BYTES = 1 << 26
+
+
+def _scale_space(image: np.ndarray, scales: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+    """The scale-normalised LoG stack ``−σ²(∂²/∂r² + ∂²/∂c²)(G_σ * image)`` and, when they fit in
+    :data:`SECOND_DERIVATIVE_BYTES`, its two second derivatives per scale ``(2, n_scales, rows, cols)`` for the
+    Hessian test (:func:`round_blobs`): the Laplacian is summed as scipy's ``gaussian_laplace`` sums them, so the
+    values are its own, and the test then only filters for the mixed derivative."""
+    stack = np.empty((len(scales), *image.shape))
+    keep = 2 * stack.nbytes <= SECOND_DERIVATIVE_BYTES
+    second = np.empty((2, *stack.shape)) if keep else None
+    for i, s in enumerate(scales):
+        rr = ndi.gaussian_filter(image, s, order=(2, 0), mode="nearest")
+        cc = ndi.gaussian_filter(image, s, order=(0, 2), mode="nearest")
+        if keep:
+            second[0, i], second[1, i] = rr, cc
+        rr += cc
+        stack[i] = -s**2 * rr
+    return stack, second
+
+
+def round_blobs(image: np.ndarray, scales: np.ndarray, k: np.ndarray, r: np.ndarray, c: np.ndarray, *,
+                 second: np.ndarray | None = None) -> np.ndarray:
+    """Which blobs are round: both eigenvalues of the Hessian of the image smoothed at the blob's scale are
+    negative (a maximum, not a saddle) and the smaller over the larger is ≥ :data:`MIN_CURVATURE_RATIO`.
+
+    A pulsing vessel is bright in the max − mean projection (when it constricts) along its whole length; the
+    Laplacian of Gaussian puts maxima along that ridge, whose width is the vessel's, not a cell's — at low
+    SNR, where few cells stand out, they outnumbered the cells and set the radius (Frangi et al. 1998 use the
+    same eigenvalue ratio to tell tubes from blobs). ``second``: :func:`_scale_space`'s second derivatives at
+    ``scales``, when at hand.
+    """
+    ok = np.zeros(len(k), bool)
+    for level in np.unique(k):
+        at = np.nonzero(k == level)[0]
+        s = float(scales[level])
+        orders = ((1, 1),) if second is not None else ((2, 0), (0, 2), (1, 1))
+        derivatives = [ndi.gaussian_filter(image, s, order=o, mode="nearest")[r[at], c[at]] for o in orders]
+        if second is not None:
+            derivatives = [second[0, level][r[at], c[at]], second[1, level][r[at], c[at]], *derivatives]
+        hrr, hcc, hrc = derivatives
+        mid, gap = (hrr + hcc) / 2, np.sqrt(((hrr - hcc) / 2) ** 2 + hrc**2)
+        low, high = mid - gap, mid + gap  # eigenvalues; a round maximum has both < 0
+        ok[at] = (high < 0) & (high / np.minimum(low, -np.finfo(float).tiny) >= MIN_CURVATURE_RATIO)
+    return np.nonzero(ok)[0]
+
+
+def peak_radius(movie: np.ndarray, mean: np.ndarray, row: int, col: int, *, reach: float) -> float:
+    """:func:`_half_max_radius` of the mean of frames t-1..t+1 (float64) minus ``mean``, t the frame of the pixel's
+    maximum — the transient's peak with √3 less noise than one frame — read on the window the profile reaches."""
+    t, h = int(np.argmax(movie[:, row, col])), int(math.ceil(reach))
+    r0, c0 = max(row - h, 0), max(col - h, 0)
+    window = (slice(r0, row + h + 1), slice(c0, col + h + 1))
+    peak = np.asarray(movie[(slice(max(t - 1, 0), t + 2), *window)], np.float64).mean(axis=0)
+    return _half_max_radius(peak - mean[window], row - r0, col - c0, reach=reach)
+
+
+def _half_max_radius(image: np.ndarray, row: int, col: int, *, reach: float) -> float:
+    """Where the azimuthal mean profile around (row, col) first falls to half its height above its minimum."""
+    h = int(math.ceil(reach))
+    r0, r1, c0, c1 = max(row - h, 0), min(row + h + 1, image.shape[0]), max(col - h, 0), min(col + h + 1, image.shape[1])
+    yy, xx = np.mgrid[r0:r1, c0:c1]
+    dist = np.hypot(yy - row, xx - col).ravel()
+    ring = np.floor(dist / 0.5).astype(int)  # half-pixel rings
+    values = image[r0:r1, c0:c1].ravel()
+    counts = np.bincount(ring)
+    profile = np.bincount(ring, weights=values) / np.maximum(counts, 1)
+    radius = (np.arange(len(profile)) + 0.5) * 0.5
+    keep = (counts > 0) & (radius <= reach)
+    profile, radius = profile[keep], radius[keep]
+    radius[0] = 0.0  # the centre pixel
+    base = profile.min()
+    # the height from the centre and its 4 neighbours: the centre pixel alone is the brightest of the blob's
+    # pixels partly by its noise (it was picked as the maximum), which would lift the half level
+    height = values[dist <= 1.0].mean()
+    half = base + 0.5 * (height - base)
+    below = np.nonzero(profile <= half)[0]
+    if height <= base or len(below) == 0:
+        return math.nan
+    j = below[0]
+    p0, p1 = profile[j - 1], profile[j]
+    return float(radius[j - 1] + (p0 - half) / (p0 - p1) * (radius[j] - radius[j - 1]))
