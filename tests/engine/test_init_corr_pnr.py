@@ -181,3 +181,39 @@ def test_footprint_peaks_are_the_largest_weights():
     A[5 + 1 * 6, 1] = 0.2
     np.testing.assert_array_equal(footprint_peaks(A, dims), [[2, 4], [5, 0]])
     assert footprint_peaks(np.zeros((30, 0)), dims).shape == (0, 2)
+
+
+def _core_images(core_corr: float, core_pnr: float):
+    """A 30x30 field far below 0.7 / 5 with one pixel at (15, 15) passing both and its 3x3 core at
+    (``core_corr``, ``core_pnr``)."""
+    cn = np.full((30, 30), 0.3, np.float32)
+    pnr = np.full((30, 30), 2.0, np.float32)
+    cn[14:17, 14:17], pnr[14:17, 14:17] = core_corr, core_pnr
+    cn[15, 15], pnr[15, 15] = 0.72, 5.2
+    return cn, pnr
+
+
+def test_a_dim_core_straddling_min_corr_is_a_seed():
+    """A dim soma's core pixels straddle min_corr: one pixel passing both thresholds, its
+    neighbours' correlation just under min_corr, is a seed; the seed pixel itself must pass both."""
+    seeds = seed_candidates(*_core_images(0.67, 5.3), min_corr=0.7, min_pnr=5, gsiz=13)
+    assert [tuple(s) for s in seeds] == [(15, 15)]
+    for image, value in ((0, 0.69), (1, 4.9)):  # the brightest pixel under either threshold: no seed
+        images = _core_images(0.67, 5.3)
+        images[image][15, 15] = value
+        assert len(seed_candidates(*images, min_corr=0.7, min_pnr=5, gsiz=13)) == 0
+
+
+def test_a_lone_passing_pixel_is_no_seed():
+    """A pixel passing both thresholds among pixels well under min_corr, or under min_pnr (a noise
+    excursion), has no core: no seed."""
+    assert len(seed_candidates(*_core_images(0.55, 5.3), min_corr=0.7, min_pnr=5, gsiz=13)) == 0
+    assert len(seed_candidates(*_core_images(0.67, 4.7), min_corr=0.7, min_pnr=5, gsiz=13)) == 0
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_pure_noise_gives_no_seed_at_a_users_thresholds(seed):
+    """Filtered white noise over 600 frames peaks near 5 noise sds and its neighbours correlate
+    through the filter: at 0.7 / 5 (realistic cortex L2/3 thresholds) the core test still finds nothing."""
+    mov = (100 + np.random.default_rng(seed).normal(0, 5, size=(600, 48, 48))).astype(np.float32)
+    assert initialize_corr_pnr(mov, gsig=3, gsiz=13, min_corr=0.7, min_pnr=5).A.shape[1] == 0
