@@ -217,3 +217,30 @@ def test_pure_noise_gives_no_seed_at_a_users_thresholds(seed):
     through the filter: at 0.7 / 5 (realistic cortex L2/3 thresholds) the core test still finds nothing."""
     mov = (100 + np.random.default_rng(seed).normal(0, 5, size=(600, 48, 48))).astype(np.float32)
     assert initialize_corr_pnr(mov, gsig=3, gsiz=13, min_corr=0.7, min_pnr=5).A.shape[1] == 0
+
+
+def _bright_and_dim(seed: int, dim_amplitude: float, T: int = 600, dims=(40, 44)):
+    """A bright cell at (20, 16) and a dim one 9 px beside it at (20, 25), gSig ~2-3, white noise sd 10."""
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[:dims[0], :dims[1]]
+    centres = ((20, 16), (20, 25))
+    A = np.stack([np.exp(-((yy - r) ** 2 + (xx - c) ** 2) / (2 * 2.0 ** 2)) for r, c in centres])
+    C = np.zeros((2, T))
+    for k in range(2):
+        spikes = (rng.random(T) < 0.02) * rng.uniform(0.5, 1.5, T)
+        for t in range(1, T):
+            C[k, t] = 0.85 * C[k, t - 1] + spikes[t]
+    C *= np.array([[60.0], [dim_amplitude]])
+    movie = 200 + np.einsum("kij,kt->tij", A, C) + rng.normal(0, 10, size=(T, *dims))
+    return movie.astype(np.float32), np.array(centres)
+
+
+@pytest.mark.parametrize("seed", [2, 6])
+def test_a_dim_cell_beside_a_bright_one_is_found(seed):
+    """A dim cell whose core straddles min_corr = 0.7 (its brightest pixels pass, most of its core
+    sits just under) is seeded beside a bright neighbour at a user's thresholds (0.7 / 5)."""
+    movie, centres = _bright_and_dim(seed, 12.0)
+    found = initialize_corr_pnr(movie, gsig=3, gsiz=13, min_corr=0.7, min_pnr=5)
+    assert found.A.shape[1] == 2
+    distance = np.linalg.norm(centres[:, None] - found.center[None], axis=2).min(axis=1)
+    assert np.all(distance <= 1.5)
