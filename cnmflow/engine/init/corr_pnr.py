@@ -102,17 +102,16 @@ class CorrPnrInit:
         return int(self.A.shape[1])
 
 
-def _search_image(correlation, pnr, min_corr, min_pnr, core_min_pnr=None):
+def _search_image(correlation, pnr, min_corr, min_pnr):
     """corr x PNR, 3x3-median filtered, where a pixel passes both thresholds and has a core.
 
-    The median counts the pixels whose correlation comes within ``SEED_CORE_CORR_FRACTION`` of
-    ``min_corr`` and whose PNR reaches ``core_min_pnr`` (default ``min_pnr``); the rest count 0. So a
-    lone noisy pixel scores 0 while a dim soma's core, whose pixels straddle the thresholds, keeps
-    its passing pixels. The pixel itself must pass ``min_corr`` and ``min_pnr`` as given.
+    The median counts the pixels passing ``min_pnr`` whose correlation comes within
+    ``SEED_CORE_CORR_FRACTION`` of ``min_corr`` (the rest count 0), so a lone noisy pixel scores 0
+    while a dim soma's core, whose pixels straddle ``min_corr``, keeps its passing pixels. The
+    pixel itself must pass ``min_corr`` and ``min_pnr`` as given: their meaning is kept.
     """
     ok = (correlation >= min_corr) & (pnr >= min_pnr)
-    core = ((correlation >= min_corr - (1.0 - SEED_CORE_CORR_FRACTION) * abs(min_corr))
-            & (pnr >= (min_pnr if core_min_pnr is None else core_min_pnr)))
+    core = (correlation >= min_corr - (1.0 - SEED_CORE_CORR_FRACTION) * abs(min_corr)) & (pnr >= min_pnr)
     v = np.where(core, correlation * pnr, 0.0).astype(np.float32)
     v = ndi.median_filter(v, size=3, mode="nearest")
     v[~ok] = 0
@@ -178,8 +177,7 @@ class _State:
     pass over it reads a chunk of frames of the box it needs, so no (frames × box) temporary exists.
     """
 
-    def __init__(self, movie: PatchFrames, gsig, center_psf, noise, min_corr, min_pnr, storage: PatchStorage,
-                 core_min_pnr: float | None = None):
+    def __init__(self, movie: PatchFrames, gsig, center_psf, noise, min_corr, min_pnr, storage: PatchStorage):
         T, h, w = movie.shape
         self.T, self.h, self.w = T, h, w
         self.Y = movie  # float32, never written
@@ -203,7 +201,7 @@ class _State:
             raise ParameterError(f"noise has shape {noise.shape}; expected the patch's frame shape {(h, w)}")
         self.sn = np.where(noise > 0, noise, np.inf).astype(np.float32)
         self.thr = (SEED_CORR_THRESHOLD * self.sn).astype(np.float32)
-        self.min_corr, self.min_pnr, self.core_min_pnr = min_corr, min_pnr, core_min_pnr
+        self.min_corr, self.min_pnr = min_corr, min_pnr
         self.pnr = np.maximum(self.peak / self.sn, 0).astype(np.float32)
         seeding, shown = CorrelationSums((h, w)), CorrelationSums((h, w))
         shown_thr = (CORR_THRESHOLD * self.sn).astype(np.float32)
@@ -215,7 +213,7 @@ class _State:
         self.cn = seeding.image()
         #: the first pass's correlation image as CaImAn's ``correlation_pnr`` shows it
         self.cn_reported = self.cn if SEED_CORR_THRESHOLD == CORR_THRESHOLD else shown.image()
-        self.search = _search_image(self.cn, self.pnr, min_corr, min_pnr, core_min_pnr)
+        self.search = _search_image(self.cn, self.pnr, min_corr, min_pnr)
 
     def close(self) -> None:
         self.F.close()
@@ -262,8 +260,7 @@ class _State:
         self.cn[q0:q1, p0:p1] = sums.image()[inner]
         # search image: median filter needs one more ring; results valid 1 px inside that ring
         g0, g1, k0, k1 = max(0, q0 - 2), min(h, q1 + 2), max(0, p0 - 2), min(w, p1 + 2)
-        v = _search_image(self.cn[g0:g1, k0:k1], self.pnr[g0:g1, k0:k1], self.min_corr, self.min_pnr,
-                          self.core_min_pnr)
+        v = _search_image(self.cn[g0:g1, k0:k1], self.pnr[g0:g1, k0:k1], self.min_corr, self.min_pnr)
         s0, s1, t0, t1 = max(0, q0 - 1), min(h, q1 + 1), max(0, p0 - 1), min(w, p1 + 1)
         self.search[s0:s1, t0:t1] = v[s0 - g0:s1 - g0, t0 - k0:t1 - k0]
 
@@ -410,7 +407,6 @@ def initialize_corr_pnr(
     noise: np.ndarray | None = None,
     storage: PatchStorage = PatchStorage(),
     found_before: tuple[np.ndarray, np.ndarray] | None = None,
-    core_min_pnr: float | None = None,
 ) -> CorrPnrInit:
     """Greedy CNMF-E initialization of one patch ``movie`` (T, h, w).
 
@@ -420,8 +416,6 @@ def initialize_corr_pnr(
     ``movie`` is only read (a float32 array is not copied). ``storage`` says where the filtered
     copy of the movie goes (default: memory). ``found_before``: (centres (K, 2), traces (K, T)) of
     components an earlier search found in this movie; no seed on their halos (``HALO_TRACE_CORR``).
-    ``core_min_pnr``: the PNR from which a seed's core pixels count in the search image's median
-    (default ``min_pnr``; the seed pixel itself always passes ``min_pnr``).
     """
     movie = as_frames(movie)
     if movie.ndim != 3:
@@ -431,7 +425,7 @@ def initialize_corr_pnr(
     if T < 4:
         raise ParameterError(f"patch has {T} frame(s); initialization needs at least 4")
     gsiz_i = max(1, int(round(float(gsiz))))
-    st = _State(movie, gsig, center_psf, noise, float(min_corr), float(min_pnr), storage, core_min_pnr)
+    st = _State(movie, gsig, center_psf, noise, float(min_corr), float(min_pnr), storage)
     try:
         return _greedy(st, gsig=gsig, gsiz=gsiz_i, border_pix=border_pix, max_components=max_components,
                        found_before=found_before)
@@ -538,8 +532,7 @@ def footprint_peaks(A: np.ndarray, dims: tuple[int, int]) -> np.ndarray:
 
 
 def initialize(frames, section: InitSection, *, storage: PatchStorage = PatchStorage(),
-               found_before: tuple[np.ndarray, np.ndarray] | None = None,
-               core_min_pnr: float | None = None) -> InitResult:
+               found_before: tuple[np.ndarray, np.ndarray] | None = None) -> InitResult:
     """corr_pnr on a patch ``frames`` (T, h, w) on its ``ssub`` grid, with ``section``'s options.
 
     The seeds may lie anywhere in the patch: the patch job zeroes ``border_pix`` once the
@@ -547,8 +540,7 @@ def initialize(frames, section: InitSection, *, storage: PatchStorage = PatchSto
     """
     found = initialize_corr_pnr(frames, max_components=section.K, min_pnr=section.min_pnr, gsig=section.gsig_patch,
                                 gsiz=section.gsiz_patch, min_corr=section.min_corr, center_psf=section.center_psf,
-                                border_pix=0, storage=storage, found_before=found_before,
-                                core_min_pnr=core_min_pnr)
+                                border_pix=0, storage=storage, found_before=found_before)
     T, h, w = frames.shape
     return InitResult(A=found.A, C=found.C, b=np.zeros((h * w, 0), np.float32), f=np.zeros((0, T), np.float32),
                       correlation=found.correlation, pnr=found.pnr)

@@ -61,11 +61,6 @@ HALO_SMOOTH_WIDTH = 1.0
 HALO_SYMMETRIC = True
 #: the share of each ring's sectors, the brightest, left out of that mean
 HALO_SMOOTH_TRIM = 1 / 6
-#: the first seed search asks the downsampled patch for min_pnr x sqrt(tsub·ssub²) (white noise's
-#: reduction, as CaImAn), but averaging raises a dim cell's PNR only ~1.12x at tsub 2 (its maximum is
-#: partly a noise excursion; h16rec): there a seed's core pixels (the search image's 3x3 median) count
-#: from min_pnr x this gain; the seed pixel itself still passes the scaled threshold
-FIRST_CORE_PNR_GAIN = 1.13
 
 
 def fit_patch_corr_pnr(source: MovieSource, box: PatchBox, job: PatchJobSettings, *, fov_dims: tuple[int, int],
@@ -91,8 +86,7 @@ def _fit_downsampled(Y: PatchFrames, patch: BoxView, box: PatchBox, job: PatchJo
     # min_pnr is read off the full-rate PNR image (as in CaImAn): the first seed search on the
     # downsampled patch asks for that much more.
     downsampling = noise_reduction(patch, Y)
-    first = corr_pnr.initialize(Y, replace(init, min_pnr=init.min_pnr * downsampling), storage=storage,
-                                core_min_pnr=init.min_pnr * min(downsampling, FIRST_CORE_PNR_GAIN))
+    first = corr_pnr.initialize(Y, replace(init, min_pnr=init.min_pnr * downsampling), storage=storage)
     A, C = _neurons_only(first.A, first.C, dims, init.gsig_patch, edges)
     ring = _fit_ring(Y, A, C, job.ring, gsiz=init.gsiz_patch, exact=True)
     if init.K is None or A.shape[1] < init.K:
