@@ -181,3 +181,66 @@ def test_footprint_peaks_are_the_largest_weights():
     A[5 + 1 * 6, 1] = 0.2
     np.testing.assert_array_equal(footprint_peaks(A, dims), [[2, 4], [5, 0]])
     assert footprint_peaks(np.zeros((30, 0)), dims).shape == (0, 2)
+
+
+def _core_images(core_corr: float, core_pnr: float):
+    """A 30x30 field far below 0.7 / 5 with one pixel at (15, 15) passing both and its 3x3 core at
+    (``core_corr``, ``core_pnr``)."""
+    cn = np.full((30, 30), 0.3, np.float32)
+    pnr = np.full((30, 30), 2.0, np.float32)
+    cn[14:17, 14:17], pnr[14:17, 14:17] = core_corr, core_pnr
+    cn[15, 15], pnr[15, 15] = 0.72, 5.2
+    return cn, pnr
+
+
+def test_a_dim_core_straddling_min_corr_is_a_seed():
+    """A dim soma's core pixels straddle min_corr: one pixel passing both thresholds, its
+    neighbours' correlation just under min_corr, is a seed; the seed pixel itself must pass both."""
+    seeds = seed_candidates(*_core_images(0.67, 5.3), min_corr=0.7, min_pnr=5, gsiz=13)
+    assert [tuple(s) for s in seeds] == [(15, 15)]
+    for image, value in ((0, 0.69), (1, 4.9)):  # the brightest pixel under either threshold: no seed
+        images = _core_images(0.67, 5.3)
+        images[image][15, 15] = value
+        assert len(seed_candidates(*images, min_corr=0.7, min_pnr=5, gsiz=13)) == 0
+
+
+def test_a_lone_passing_pixel_is_no_seed():
+    """A pixel passing both thresholds among pixels well under min_corr, or under min_pnr (a noise
+    excursion), has no core: no seed."""
+    assert len(seed_candidates(*_core_images(0.55, 5.3), min_corr=0.7, min_pnr=5, gsiz=13)) == 0
+    assert len(seed_candidates(*_core_images(0.67, 4.7), min_corr=0.7, min_pnr=5, gsiz=13)) == 0
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_pure_noise_gives_no_seed_at_a_users_thresholds(seed):
+    """Filtered white noise over 600 frames peaks near 5 noise sds and its neighbours correlate
+    through the filter: at 0.7 / 5 (realistic cortex L2/3 thresholds) the core test still finds nothing."""
+    mov = (100 + np.random.default_rng(seed).normal(0, 5, size=(600, 48, 48))).astype(np.float32)
+    assert initialize_corr_pnr(mov, gsig=3, gsiz=13, min_corr=0.7, min_pnr=5).A.shape[1] == 0
+
+
+def _bright_and_dim(seed: int, dim_amplitude: float, T: int = 600, dims=(40, 44)):
+    """A bright cell at (20, 16) and a dim one 9 px beside it at (20, 25), gSig ~2-3, white noise sd 10."""
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[:dims[0], :dims[1]]
+    centres = ((20, 16), (20, 25))
+    A = np.stack([np.exp(-((yy - r) ** 2 + (xx - c) ** 2) / (2 * 2.0 ** 2)) for r, c in centres])
+    C = np.zeros((2, T))
+    for k in range(2):
+        spikes = (rng.random(T) < 0.02) * rng.uniform(0.5, 1.5, T)
+        for t in range(1, T):
+            C[k, t] = 0.85 * C[k, t - 1] + spikes[t]
+    C *= np.array([[60.0], [dim_amplitude]])
+    movie = 200 + np.einsum("kij,kt->tij", A, C) + rng.normal(0, 10, size=(T, *dims))
+    return movie.astype(np.float32), np.array(centres)
+
+
+@pytest.mark.parametrize("seed", [2, 6])
+def test_a_dim_cell_beside_a_bright_one_is_found(seed):
+    """A dim cell whose core straddles min_corr = 0.7 (its brightest pixels pass, most of its core
+    sits just under) is seeded beside a bright neighbour at a user's thresholds (0.7 / 5)."""
+    movie, centres = _bright_and_dim(seed, 12.0)
+    found = initialize_corr_pnr(movie, gsig=3, gsiz=13, min_corr=0.7, min_pnr=5)
+    assert found.A.shape[1] == 2
+    distance = np.linalg.norm(centres[:, None] - found.center[None], axis=2).min(axis=1)
+    assert np.all(distance <= 1.5)
