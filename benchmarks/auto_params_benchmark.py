@@ -99,6 +99,9 @@ HELD_OUT = (
     Movie("cortex_l23", (128, 128), 800, 13, {"soma_radius_um": 8.0, "n_neurons": 100}),
     Movie("cortex_l23", (128, 128), 800, 14, {"peak_snr": (0.8, 3.0)}),
 )
+#: Training analogues of held-out seed 11 (dense CA1, 240 cells per 128²; ``--dense``): what auto's PNR cut does on
+#: dense movies is read on these, never on seed 11.
+DENSE = tuple(Movie("ca1", (128, 128), 800, seed, {"n_neurons": 240}) for seed in (17, 18, 19, 20))
 #: (min_corr, min_pnr) of the default grid, a cross through (0.7, 7): the centre at every gSig, the other two
 #: pairs at the gSig that did best at the centre (a shared 2-core machine runs ~6 fits per movie).
 CENTRE, OTHERS = (0.7, 7), ((0.6, 5), (0.8, 10))
@@ -474,6 +477,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--sweep-auto", action="store_true", help="auto against gSig = 1.15·r (auto's cuts) on the "
                         "--gsig-sweep movies")
     parser.add_argument("--held-out", action="store_true", help="the held-out movies instead of the four tuned on")
+    parser.add_argument("--dense", action="store_true", help="the dense CA1 training movies (DENSE, seed 11's "
+                        "analogues) instead of the four tuned on")
     parser.add_argument("--before", type=Path, help="an --auto-only JSON of an earlier estimator: fit its values too")
     parser.add_argument("--grid-from", type=Path, help="an earlier run's JSON: reuse its grid fits (they do not "
                         "depend on the estimator), fit only auto's values")
@@ -508,11 +513,12 @@ def main(argv: list[str] | None = None) -> int:
         out.write_text(json.dumps({"runs": records}, indent=1))
         print_candidates(records)
         return 0
-    args.out = args.out or RESULTS / f"auto_params_benchmark{'_held_out' if args.held_out else ''}.json"
+    which = "_held_out" if args.held_out else "_dense" if args.dense else ""
+    args.out = args.out or RESULTS / f"auto_params_benchmark{which}.json"
     before = {r["movie"]: r for r in json.loads(args.before.read_text())["runs"]} if args.before else {}
     grids = {r["movie"]: r["grid"] for r in json.loads(args.grid_from.read_text())["runs"]} if args.grid_from else {}
     records = []
-    for movie in HELD_OUT if args.held_out else MOVIES:
+    for movie in HELD_OUT if args.held_out else DENSE if args.dense else MOVIES:
         records.append(run_movie(movie, full=args.full_grid, auto_only=args.auto_only, before=before.get(movie.name),
                                  grid=grids.get(movie.name)))
         print(json.dumps(records[-1]), flush=True)
