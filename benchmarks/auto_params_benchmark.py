@@ -183,10 +183,14 @@ def fit_and_score(frames: np.ndarray, truth, params: dict) -> dict:
     started, cpu = time.perf_counter(), process_tree_cpu()
     est = fit(frames, build_params(dict(params)))
     seconds, cpu = time.perf_counter() - started, process_tree_cpu() - cpu
-    footprints = est.footprints()
+    # scored as a CaImAn user reads a fit (and as realistic_benchmark.py scores): the components the engine
+    # rejected (idx_components_bad, e.g. out of focus) left out
+    accepted = np.setdiff1d(np.arange(est.K), est.idx_components_bad)
+    footprints = est.footprints()[accepted]
     shapes = shape_score(truth.footprints, footprints)
     found = score(truth.footprints, footprints)
-    return {"params": {k: params[k] for k in ("gSig", "gSiz", "min_corr", "min_pnr")}, "K": int(est.K),
+    return {"params": {k: params[k] for k in ("gSig", "gSiz", "min_corr", "min_pnr")}, "K": int(accepted.size),
+            "n_rejected": int(est.K - accepted.size),
             "f1_iou50": round(float(shapes.f1_iou50), 3), "f1_score": round(float(found.f1), 3),
             "seconds": round(seconds, 1), "cpu_s": round(cpu, 1)}
 
