@@ -26,7 +26,7 @@ from cnmflow.tracking.params import effective_params, flatten_params, param_text
 COUNT_METRICS = ("n_components", "n_accepted", "n_rejected", "n_undecided")
 DISTRIBUTION_METRICS = ("snr_median", "snr_q25", "snr_q75", "r_median", "event_rate_mean")
 #: Counts that exist only when components were evaluated (without evaluation they are unknown, not 0).
-EVALUATION_COUNTS = ("n_accepted", "n_rejected")
+EVALUATION_COUNTS = ("n_accepted",)
 #: How the manifest names a parameter that came from a preset ("preset 1p").
 PRESET_SOURCE = "preset "
 
