@@ -180,7 +180,8 @@ class ForkedCall:
         """Everything the child writes to the pipe until it closes it, or ChildProcessError at the deadline."""
         deadline = None if timeout_s is None else time.monotonic() + float(timeout_s)
         chunks: list[bytes] = []
-        with os.fdopen(self._reader, "rb", buffering=0) as pipe:
+        reader, self._reader = self._reader, -1  # the with block closes it, however it is left
+        with os.fdopen(reader, "rb", buffering=0) as pipe:
             while True:
                 wait = None if deadline is None else max(0.0, deadline - time.monotonic())
                 if not select.select([pipe], [], [], wait)[0]:
@@ -205,7 +206,9 @@ class ForkedCall:
         if self._outcome is not None or not self._pid:
             return
         self._kill_and_reap()
-        os.close(self._reader)
+        if self._reader >= 0:  # not yet handed to a read that an interrupt cut short (it closed the pipe)
+            os.close(self._reader)
+            self._reader = -1
         self._outcome = (False, "cancelled")
 
 

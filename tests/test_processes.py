@@ -392,6 +392,29 @@ def test_a_cancelled_forked_call_is_killed_and_reaped():
 
 
 @linux_only
+def test_a_forked_call_interrupted_while_waiting_is_cancelled_without_a_second_error():
+    """Ctrl-C during result() (export's wait for the previews): the caller cancels, and the interrupt stays
+    the error — not an OSError from closing the pipe twice."""
+    from cnmflow.processes import ForkedCall
+
+    def interrupt(signum, frame):
+        raise KeyboardInterrupt
+
+    call = ForkedCall(time.sleep, 60)
+    child = call._pid
+    previous = signal.signal(signal.SIGALRM, interrupt)
+    try:
+        signal.setitimer(signal.ITIMER_REAL, 0.3)
+        with pytest.raises(KeyboardInterrupt):
+            call.result()
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+    call.cancel()
+    assert not pid_alive(child)
+
+
+@linux_only
 def test_a_forked_call_that_hangs_is_killed_at_its_timeout():
     from cnmflow.processes import ForkedCall
 
