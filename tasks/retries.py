@@ -22,8 +22,21 @@ RETRY_DELAY_S = 10.0
 
 
 def is_transient(error: BaseException | None) -> bool:
-    """True for an environment failure a retry may get past."""
-    return isinstance(error, TRANSIENT) and not isinstance(error, PERMANENT)
+    """True for an environment failure a retry may get past — never one raised while an interrupt
+    (Ctrl-C, SIGTERM) was unwinding: a cleanup that fails then must not turn the user's stop into a retry."""
+    return isinstance(error, TRANSIENT) and not isinstance(error, PERMANENT) and not _during_interrupt(error)
+
+
+def _during_interrupt(error: BaseException) -> bool:
+    """Whether ``error`` was raised while handling (or because of) a KeyboardInterrupt or SystemExit."""
+    seen: set[int] = set()
+    cause: BaseException | None = error
+    while cause is not None and id(cause) not in seen:
+        if isinstance(cause, (KeyboardInterrupt, SystemExit)):
+            return True
+        seen.add(id(cause))
+        cause = cause.__cause__ or cause.__context__
+    return False
 
 
 def retry_transient(task: Any, task_run: Any, state: Any) -> bool:
