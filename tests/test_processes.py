@@ -33,9 +33,7 @@ DEATH_TIMEOUT_S = 10
 
 @pytest.fixture(scope="module")
 def movie(tmp_path_factory) -> Path:
-    """Enough patches (rf 12, stride 6: ~400) that the patch phase lasts seconds on an idle machine: at 64² it was
-    over in ~1 s, and a signal sent once a job was seen running could land after the run had finished (CI, Dec 5)."""
-    simulated = simulate_1p(shape=(128, 128), n_frames=300, n_neurons=32, gsig=3.0, fr=10.0, peak_snr=(8, 12), rng=1)
+    simulated = simulate_1p(shape=(64, 64), n_frames=300, n_neurons=8, gsig=3.0, fr=10.0, peak_snr=(8, 12), rng=1)
     return write_tiff(tmp_path_factory.mktemp("movie") / "movie.tif", simulated.movie, fr=10.0)
 
 
@@ -59,9 +57,16 @@ def _start_run(movie: Path, tmp_path: Path, prefect_home: Path, *, own_group: bo
     command = [sys.executable, "-m", "cnmflow.cli", "run", str(movie), "--output-dir", str(tmp_path / "out"),
                "--set", "n_processes=2", "--set", "rf=12", "--set", "stride=6", "--set", "gSiz=13",
                "--no-track", "--no-progress"]
-    return subprocess.Popen(command, env=_environment(tmp_path, prefect_home), stdin=subprocess.DEVNULL,
-                            stdout=open(tmp_path / "stdout", "w"), stderr=open(tmp_path / "stderr", "w"),
-                            start_new_session=own_group)
+    # A terminal's foreground command starts with SIGINT at its default. A suite launched in the background
+    # (`make test &`: SIGINT ignored, and an ignored signal stays ignored across exec) would hand the run a
+    # Ctrl-C it cannot hear; a handler, unlike SIG_IGN, is reset to the default by exec.
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        return subprocess.Popen(command, env=_environment(tmp_path, prefect_home), stdin=subprocess.DEVNULL,
+                                stdout=open(tmp_path / "stdout", "w"), stderr=open(tmp_path / "stderr", "w"),
+                                start_new_session=own_group)
+    finally:
+        signal.signal(signal.SIGINT, previous)
 
 
 def _stat(pid: int) -> list[str]:
