@@ -282,8 +282,6 @@ def within_surrounded_radius(positive: np.ndarray, peak: tuple[int, int]) -> np.
     return (ring < radius).reshape(positive.shape)
 
 
-
-
 def smooth_halo(footprint: np.ndarray, coefficients: np.ndarray, region: np.ndarray, peak: tuple[int, int], *,
                 core_radius: float, rings: Rings, symmetric: bool = False,
                 trim: float = TRIMMED_SECTORS) -> np.ndarray:

@@ -126,7 +126,7 @@ def background_free_projections(movie, A: sp.spmatrix, ring: RingModel | None, C
     T = movie.shape[0]
     U = np.zeros((W.shape[1], T), dtype=np.float64)
     # Frames arrive in C order; reorder the small operators instead of transposing every frame.
-    A_c = sp.csr_matrix(W[fortran_index(movie.shape[1:])])              # (pixels in C order, n)
+    W_c = sp.csr_matrix(W[fortran_index(movie.shape[1:])])              # (pixels in C order, n)
     if ring is not None:
         down, up = resampling_operators(ring.dims, ring.ssub_B)
         M = sp.csr_matrix((W.T @ up) @ ring.W)                       # (n, d_ds), Fortran order
@@ -140,7 +140,7 @@ def background_free_projections(movie, A: sp.spmatrix, ring: RingModel | None, C
         if b0_image is not None:
             frames = frames - b0_image
         n = frames.shape[0]
-        U[:, chunk] = sparse_times_frames(A_c.T, frames.reshape(n, -1))
+        U[:, chunk] = sparse_times_frames(W_c.T, frames.reshape(n, -1))
         if ring is not None:
             small = spatial_block_means(frames, ring.ssub_B, edge="partial").reshape(n, -1)  # (n, d_ds), C order
             U[:, chunk] -= (M_c @ small.T) - MDA @ C[:, chunk]

@@ -52,8 +52,8 @@ HALO_RING_WIDTH = 2 / 3
 #: how far (gSig) a footprint may grow beyond its support in one refinement round
 GROWTH_FACTOR = 2.0
 #: each refined footprint keeps its per-pixel weights within this many gSig of its peak (the soma);
-#: beyond, its weights are the means of its unclipped weights on ring sectors about the peak
-#: (``footprint_shape.smooth_halo``): this many sectors, rings this many px wide
+#: beyond, its weights are the trimmed means of its unclipped weights on rings about the core's weighted
+#: centre (``footprint_shape.smooth_halo``): rings this many px wide, cut into this many sectors
 HALO_CORE_FACTOR = 1.0
 HALO_SMOOTH_SECTORS = 12
 HALO_SMOOTH_WIDTH = 1.0
@@ -269,8 +269,9 @@ def _refine_footprints(Y: PatchFrames, A: np.ndarray, C: np.ndarray, C_backgroun
     if noise is None:
         A = np.column_stack([clean_footprint(A[:, k], dims) for k in range(A.shape[1])]).astype(np.float32)
     else:   # each footprint reaches as far as the data supports it (pooled significance), not 10% of its peak
-        unconstrained = _unconstrained(fitted, P, CC, components=K)
-        supported = _supported(fitted, unconstrained, noise, dims, gsig, CC)
+        energies = np.maximum(np.diag(CC)[:K], np.finfo(float).tiny)   # each trace's CC_kk
+        unconstrained = _unconstrained(fitted, P, CC, energies)
+        supported = _supported(fitted, unconstrained, noise, dims, gsig, energies)
         A = np.column_stack([clean_footprint(A[:, k], dims, max_fraction=0.0, supported=supported[:, k])
                              for k in range(A.shape[1])]).astype(np.float32)
         A = _smoothed_halos(A, unconstrained, supported, dims, gsig)
@@ -280,9 +281,10 @@ def _refine_footprints(Y: PatchFrames, A: np.ndarray, C: np.ndarray, C_backgroun
 
 def _smoothed_halos(A: np.ndarray, unconstrained: np.ndarray, supported: np.ndarray, dims: tuple[int, int],
                     gsig: float) -> np.ndarray:
-    """Each footprint's halo beyond ``HALO_CORE_FACTOR``·gSig from its peak replaced by its unclipped
-    weights' ring-sector means on its supported pixels (``footprint_shape.smooth_halo``): a dim
-    cell's halo is estimated from many pixels, not each alone."""
+    """Each footprint's halo beyond ``HALO_CORE_FACTOR``·gSig from its core replaced, on its supported
+    pixels, by its unclipped weights' ring means less each ring's brightest ``HALO_SMOOTH_TRIM`` of
+    sectors (``footprint_shape.smooth_halo``): a dim cell's halo is estimated from many pixels, not
+    each alone, and light beside the cell does not skew it."""
     rings = Rings(sectors=HALO_SMOOTH_SECTORS, width=HALO_SMOOTH_WIDTH)
     out = np.zeros_like(A)
     for k in np.flatnonzero(A.any(axis=0)):
@@ -312,27 +314,27 @@ def _centred_footprint_statistics(Y: PatchFrames, A: np.ndarray, C: np.ndarray, 
     return P, CC
 
 
-def _unconstrained(A: np.ndarray, P: np.ndarray, CC: np.ndarray, *, components: int) -> np.ndarray:
-    """(pixels, components) the first ``components`` footprints' unconstrained least-squares weights:
-    the HALS step without the support and the clipping, ``a_k + (P_k − A·CC_k) / CC_kk``."""
+def _unconstrained(A: np.ndarray, P: np.ndarray, CC: np.ndarray, energies: np.ndarray) -> np.ndarray:
+    """(pixels, components) the first ``components = len(energies)`` footprints' unconstrained least-squares
+    weights: the HALS step without the support and the clipping, ``a_k + (P_k − A·CC_k) / CC_kk``
+    (``energies``: the ``CC_kk``, floored above zero)."""
+    components = energies.size
     A64 = A.astype(np.float64)
-    diag = np.maximum(np.diag(CC)[:components], np.finfo(float).tiny)
-    return A64[:, :components] + (P[:, :components] - A64 @ CC[:, :components]) / diag
+    return A64[:, :components] + (P[:, :components] - A64 @ CC[:, :components]) / energies
 
 
 def _supported(A: np.ndarray, unconstrained: np.ndarray, noise: np.ndarray, dims: tuple[int, int],
-               gsig: float, CC: np.ndarray) -> np.ndarray:
+               gsig: float, energies: np.ndarray) -> np.ndarray:
     """(pixels, components) where each footprint's ``unconstrained`` weights (:func:`_unconstrained`)
     stand significantly above zero, pooled as in the initialisation; standard error ``σ_p / sqrt(CC_kk)``."""
     components = unconstrained.shape[1]
-    diag = np.maximum(np.diag(CC)[:components], np.finfo(float).tiny)
     out = np.zeros((A.shape[0], components), dtype=bool)
     near = dilated_support(A[:, :components], dims, radius=max(int(round(NULL_DISTANCE_FACTOR * gsig)), 1))
     rings = Rings(sectors=HALO_SECTORS, width=max(1.0, HALO_RING_WIDTH * gsig))
     for k in range(components):
         peak = pixel_position(int(np.argmax(A[:, k])), dims)
         out[:, k] = image_to_column(supported_pixels(column_to_image(unconstrained[:, k], dims),
-                                                     column_to_image(noise / np.sqrt(diag[k]), dims),
+                                                     column_to_image(noise / np.sqrt(energies[k]), dims),
                                                      sigma=FOOTPRINT_POOL_SIGMA * gsig, min_t=FOOTPRINT_MIN_T,
                                                      peak=peak, min_fraction=REFINE_REL_THRESHOLD,
                                                      null=column_to_image(~near[:, k], dims), halo_shaped=True,
