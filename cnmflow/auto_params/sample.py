@@ -48,19 +48,16 @@ class _SeriesFrames:
     """Frames of a movie series by global index, ``frames[g0:g1]`` read through each movie's reader (float32)."""
 
     def __init__(self, series):
-        self.spans, start = [], 0  # (global start, info) in concatenation order
-        for position in series.order:
-            info = series.movies[position]
-            self.spans.append((start, info))
-            start += info.n_frames
+        # (first, stop, info) of each movie in the concatenated series, in its order
+        self.spans = [(first, stop, series.movies[k]) for k, (first, stop) in series.offsets().items()]
 
     def __getitem__(self, index: tuple) -> np.ndarray:
         from cnmflow.movies.read import read_frames
 
         frames, *rest = index
         g0, g1 = frames.start, frames.stop
-        parts = [read_frames(info, max(g0 - s, 0), min(g1 - s, info.n_frames))
-                 for s, info in self.spans if s < g1 and s + info.n_frames > g0]
+        parts = [read_frames(info, max(g0 - first, 0), min(g1, stop) - first)
+                 for first, stop, info in self.spans if first < g1 and stop > g0]
         return (parts[0] if len(parts) == 1 else np.concatenate(parts))[(slice(None), *rest)]
 
 
