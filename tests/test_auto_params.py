@@ -371,3 +371,21 @@ def test_the_sample_is_the_block_mean_of_the_middle_frames_read_either_way(tmp_p
         series = validate_series([tmp_path / name], min_frames=2)
         assert (in_place(series) is not None) == mapped
         assert np.array_equal(sample_movie(series, tsub=tsub, ssub=ssub, max_frames=n), expected)
+
+
+def test_a_big_endian_movie_gives_the_same_sample_as_its_little_endian_twin(tmp_path):
+    """The sample is read through a memory map in the file's own byte order: no byte-swapped garbage."""
+    from cnmflow.auto_params import sample_movie
+    from cnmflow.movies import validate_series
+    from cnmflow.movies.concat import in_place
+
+    frames = np.random.default_rng(7).integers(0, 4000, (60, 20, 22)).astype(np.uint16)
+    tifffile.imwrite(tmp_path / "little.tif", frames, byteorder="<")
+    tifffile.imwrite(tmp_path / "big.tif", frames, byteorder=">")
+    samples = []
+    for name in ("little.tif", "big.tif"):
+        series = validate_series([tmp_path / name], min_frames=2)
+        assert in_place(series) is not None  # both read where they lie
+        samples.append(sample_movie(series, tsub=2, ssub=1, max_frames=20))
+    assert np.array_equal(samples[0], samples[1])
+    assert np.array_equal(samples[0], frames[10:50].astype(np.float32).reshape(20, 2, 20, 22).mean(axis=1))
