@@ -58,6 +58,13 @@ LEVEL_RING_GSIG = (3.0, 4.0)
 CROSS_VALUES = 2 ** 26
 #: Fewest components with a whole window for the median to stand for the movie's in-focus cells.
 MIN_JUDGED = 5
+#: Two components on one soma: the footprint peak of one lies where the other's footprint is at least
+#: PAIR_FOOTPRINT_FRACTION of its maximum, and their traces (at the test's rate) correlate at least
+#: PAIR_TRACE_CORR — both share the soma's transients. Of such a pair the one whose own image is less like the
+#: typical cell's (focus ratio farther from 1) is rejected whatever its ratio, once the flat components are:
+#: the brighter one is not always the better footprint (benchmarks/README.md, h16foc, h16twice).
+PAIR_FOOTPRINT_FRACTION = 0.3
+PAIR_TRACE_CORR = 0.5
 
 
 @dataclass(frozen=True)
@@ -110,20 +117,49 @@ def out_of_focus(movie, A: sp.csc_matrix, C: np.ndarray, dims: tuple[int, int], 
     contrast = {k: core_contrast(regressions.own_image(k, windows[k]), windows[k].peak, gsig=gsig) for k in judged}
     typical = float(np.median(list(contrast.values())))
     ratios = {k: value / typical for k, value in contrast.items()}
-    rejected = _explain_away(regressions, windows, ratios, typical=typical, gsig=gsig, focus_thr=focus_thr)
+    pairs = soma_pairs(A, windows, regressions.gram, judged)
+    rejected = _explain_away(regressions, windows, ratios, typical=typical, gsig=gsig, focus_thr=focus_thr,
+                             pairs=pairs)
     ratio[list(ratios)] = list(ratios.values())
     return FocusTest(ratio=ratio, rejected=np.array(sorted(rejected), dtype=int))
 
 
+def soma_pairs(A: sp.csc_matrix, windows: list[Window], gram: np.ndarray, judged: list[int]) -> list[tuple[int, int]]:
+    """The judged pairs on one soma (``PAIR_FOOTPRINT_FRACTION``, ``PAIR_TRACE_CORR``)."""
+    if len(judged) < 2:
+        return []
+    peaks = np.array([windows[k].f_index[np.ravel_multi_index(windows[k].peak, windows[k].shape)] for k in judged])
+    sub = sp.csc_matrix(A)[:, judged]
+    at_peaks = sub[peaks].toarray()                     # (judged, judged): footprint k at component j's peak
+    maxima = sub.max(axis=0).toarray().ravel()
+    on_other = at_peaks >= PAIR_FOOTPRINT_FRACTION * np.where(maxima > 0, maxima, np.inf)[None, :]
+    g = gram[np.ix_(judged, judged)]
+    scale = np.sqrt(np.maximum(np.diag(g), np.finfo(float).tiny))
+    follows = g / scale[:, None] / scale[None, :] >= PAIR_TRACE_CORR
+    close = (on_other | on_other.T) & follows
+    return [(judged[a], judged[b]) for a, b in zip(*np.nonzero(np.triu(close, 1)))]
+
+
+def _less_soma_like(pairs: list[tuple[int, int]], ratios: dict[int, float], rejected: set[int]) -> list[int]:
+    """Of each pair on one soma with both members still accepted, the member whose own image is less like the
+    typical cell's: focus ratio farther from 1 on a log scale (a flat image far below it; one far above it, up to
+    ``inf``, is a point left over once the other took the soma's light)."""
+    def distance(k: int) -> float:
+        return abs(float(np.log(ratios[k]))) if 0 < ratios[k] < np.inf else np.inf
+    return [j if distance(j) > distance(k) else k for j, k in pairs if j not in rejected and k not in rejected]
+
+
 def _explain_away(regressions: WindowRegressions, windows: list[Window], ratios: dict[int, float], *,
-                  typical: float, gsig: float, focus_thr: float) -> set[int]:
-    """Reject the flattest component below ``focus_thr``, re-read its neighbours' own images without it, repeat.
+                  typical: float, gsig: float, focus_thr: float, pairs: list[tuple[int, int]] = ()) -> set[int]:
+    """Reject the flattest component below ``focus_thr`` — once none is left, the less soma-like member of a pair
+    on one soma (``pairs``) — re-read its neighbours' own images without it, repeat.
 
     Two components on one neuron share its light in the joint regression, and both may look flat; once
     the flatter is rejected the other gets the neuron's light back — a pair is resolved to one. ``ratios``
     is updated in place."""
     rejected: set[int] = set()
-    while below := [k for k, value in ratios.items() if value < focus_thr and k not in rejected]:
+    while below := ([k for k, value in ratios.items() if value < focus_thr and k not in rejected]
+                    or _less_soma_like(pairs, ratios, rejected)):
         worst = min(below, key=lambda k: ratios[k])
         rejected.add(worst)
         for k in ratios:

@@ -172,3 +172,37 @@ def test_few_products_at_a_time_or_small_chunks_give_the_same_test(monkeypatch):
     batched = out_of_focus(movie, A, C, DIMS, gsig=GSIG, focus_thr=FOCUS_THR, tsub=2, chunk_frames=50)
     np.testing.assert_allclose(batched.ratio, whole.ratio, rtol=1e-4)
     assert list(batched.rejected) == list(whole.rejected) == [7]
+
+
+def test_of_two_components_on_one_soma_the_less_soma_like_is_rejected_though_not_flat():
+    """As on the realistic cortex fits: a second component seeded 1.3 gSig off a soma, its trace the soma's
+    plus a small bright speck's. Neither is flat, so the focus threshold keeps both; but their traces follow
+    each other on one soma, and once the soma's light goes to its own component the second's own image is the
+    speck (a point, focus ratio far above the typical cell's): that one is rejected, the soma's kept."""
+    rng = np.random.default_rng(6)
+    light, footprints, traces = _in_focus_cells(rng)
+    neuron, off = (50, 50), (50, 54)
+    soma, soma_trace = _blob(neuron, GSIG), _transients(rng)
+    speck, speck_trace = _blob(off, 1.0), _transients(rng)
+    movie = _movie(rng, light, [(soma, soma_trace), (speck, 0.5 * speck_trace)])
+    A = _components(footprints + [_cut(soma, neuron), _cut(_blob(off, GSIG), off)])
+    C = np.vstack(traces + [soma_trace, soma_trace + 0.5 * speck_trace])
+
+    test = out_of_focus(movie, A, C, DIMS, gsig=GSIG, focus_thr=FOCUS_THR)
+
+    assert list(test.rejected) == [7]
+    assert 0.8 < test.ratio[6] < 1.25 and test.ratio[7] > 5
+
+
+def test_true_neighbours_on_each_others_footprints_are_not_a_pair():
+    """Two in-focus cells 1.3 gSig apart with their own transients: their footprints overlap, their traces do
+    not follow each other, so both are kept."""
+    rng = np.random.default_rng(7)
+    light, footprints, traces = _in_focus_cells(rng)
+    first, second = (50, 48), (50, 52)
+    sources = [(_blob(first, GSIG), _transients(rng)), (_blob(second, GSIG), _transients(rng))]
+    movie = _movie(rng, light, sources)
+    A = _components(footprints + [_cut(image, at) for (image, _), at in zip(sources, (first, second))])
+    C = np.vstack(traces + [trace for _, trace in sources])
+
+    assert out_of_focus(movie, A, C, DIMS, gsig=GSIG, focus_thr=FOCUS_THR).rejected.size == 0
