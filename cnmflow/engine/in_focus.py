@@ -27,7 +27,11 @@ light to the component that explains it better: what is left in its own image is
 besides — an out-of-focus cell or neuropil it mixed in, or nothing above the local level (ratio 0) —
 so the same test rejects it. The test then re-reads its neighbours without it (two components that
 share a neuron's light can both look flat at first), so the neuron's other component gets the light
-back and is kept: a pair is resolved to one. Rejected, not merged: a merge would pour the duplicate's
+back and is kept: a pair is resolved to one. Two components that both keep a core (a residual-search seed
+1.3–1.4 gSig off a found soma, one soma seeded twice) are a *pair on one soma* when one's peak lies on the
+other's footprint and their traces follow each other (``PAIR_FOOTPRINT_FRACTION``, ``PAIR_TRACE_CORR``): once no
+component is left below the threshold, the member whose own image is less like the typical cell's (focus ratio
+farther from 1) is rejected. Rejected, not merged: a merge would pour the duplicate's
 contaminant into the neuron's trace and, measured on the realistic movies, a close-neighbour merge
 also joins true neighbours (benchmarks/README.md, h16mrg).
 
