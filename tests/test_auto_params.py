@@ -35,7 +35,7 @@ def test_radius_is_within_20_percent_of_the_true_half_max_radius(simulated, name
     assert abs(est.radius.radius / truth - 1) <= 0.2, (est.radius.radius, truth)
     choice = est.gsig_choice   # gSig = k·r, k within the factors' span (their bootstrap-weighted mean)
     assert min(GSIG_FACTORS) <= choice.factor <= max(GSIG_FACTORS)
-    assert est.gSig == round(choice.gsig, 2)   # factor × radius, or across the kernel's nearest size step
+    assert est.gSig == round(round(choice.factor, 3) * est.radius.radius, 2)
     assert est.gSiz == gsiz_for(est.gSig) == int(round(2 * est.gSig)) + 1
 
 
@@ -74,45 +74,10 @@ def test_gsig_is_the_factor_that_sets_the_visible_cells_furthest_above_its_cut(s
     assert margins == pytest.approx(list(choice.margins), rel=1e-4)
     assert sum(choice.wins) == pytest.approx(1.0)
     assert choice.factor == pytest.approx(float(np.dot(choice.wins, GSIG_FACTORS)), abs=1e-3)
-    assert choice.step.weighted == pytest.approx(choice.factor * r)
+    assert est.gSig == pytest.approx(choice.factor * r, abs=0.01)
     assert f"{choice.factor:.3g} × the radius" in est.reasons()["gSig"]
     given = estimate_from_movie(movie, tsub=2, gsig=5.0)
     assert given.gsig_choice is None and given.reasons()["gSig"].endswith("given")
-
-
-def test_across_step_is_the_nearest_gsig_with_the_other_kernel_size():
-    """The seed kernel's size 2·int(2·gSig) + 1 steps by 2 px at each half pixel of gSig: the gSig across the
-    nearest step lies within a quarter pixel (plus the clearance below a step) and has the neighbouring size."""
-    from cnmflow.auto_params import across_step
-    from cnmflow.engine.summary_images import filter_kernel
-
-    for gsig in (3.1, 4.72, 5.13, 6.34, 6.49, 6.5, 7.0, 7.45):
-        across = across_step(gsig)
-        sizes = [filter_kernel(g, center_psf=True).shape[0] for g in (gsig, across, round(across, 2))]
-        assert abs(sizes[1] - sizes[0]) == 2 and sizes[2] == sizes[1]
-        assert abs(across - gsig) <= 0.27
-    assert across_step(7.0) == pytest.approx(6.98) and across_step(6.8) == 7.0
-
-
-@pytest.mark.parametrize("name", ["ca1", "cortex_l23"])
-def test_gsig_takes_the_side_of_the_kernel_step_that_separates_best(simulated, name):
-    """The PNR cut moves with the kernel's size step far more than the cells' PNR (dense CA1 seed 17: 8.87 at gSig
-    6.48, 9.91 at 6.69, while the cells' median PNR moves 4%): gSig is the weighted factor's or the nearest one across
-    its kernel's nearest size step, whichever sets the visible blobs further above its own PNR cut — each margin
-    recomputed here from that gSig's own seed images — and the cuts are read at the gSig taken."""
-    from cnmflow.auto_params import seed_images
-
-    movie = _tsub2(simulated[name].movie)
-    est = estimate_from_movie(movie, tsub=2)
-    step = est.gsig_choice.step
-    blobs = est.radius.blobs[:max(est.radius.n_visible, 5)]
-    margins = [pnr_margin(seed_images(movie, gsig=g, center_psf=True), g, blobs) for g in (step.weighted, step.across)]
-    assert margins == pytest.approx([step.margin_weighted, step.margin_across], rel=1e-4)
-    taken = step.across if margins[1] > margins[0] else step.weighted
-    assert est.gSig == round(taken, 2) and est.gSiz == gsiz_for(est.gSig)
-    at_taken = estimate_from_movie(movie, tsub=2, gsig=est.gSig)
-    assert (at_taken.min_corr, at_taken.min_pnr) == pytest.approx((est.min_corr, est.min_pnr), abs=0.02)
-    assert "kernel's size steps" in est.reasons()["gSig"]
 
 
 def test_a_clear_margin_takes_its_factor_and_a_tie_lands_between():
@@ -216,7 +181,7 @@ def test_the_pnr_null_is_read_at_the_flipped_movies_local_maxima(simulated):
 
     movie = _tsub2(simulated["cortex_l23"].movie)
     est = estimate_from_movie(movie, tsub=2)
-    gsig = est.gsig_choice.gsig   # est.gSig is rounded to 0.01
+    gsig = est.gsig_choice.factor * est.radius.radius   # est.gSig is rounded to 0.01
     flipped = seed_images(movie, gsig=gsig, center_psf=True).flipped_pnr
     maxima = null_maxima(flipped, gsig)
     assert est.pnr.floor == pytest.approx(np.median(maxima), rel=1e-5) and est.pnr.k == pytest.approx(noise_k(len(maxima)))

@@ -7,8 +7,7 @@ One module per step, in the order the estimate takes them:
   their half-max radii on their peak frames);
 - :mod:`~cnmflow.auto_params.seed_images`: what the seed search sees (correlation and PNR images, the
   sign-flipped movie's PNR, the white-noise correlation null);
-- :mod:`~cnmflow.auto_params.gsig_choice`: gSig = k × the radius, k by the PNR margins over bootstrap resamples,
-  then the side of the seed kernel's nearest size step with the larger margin;
+- :mod:`~cnmflow.auto_params.gsig_choice`: gSig = k × the radius, k by the PNR margins over bootstrap resamples;
 - :mod:`~cnmflow.auto_params.cuts`: min_corr and min_pnr, each the level its null exceeds once per image;
 - :mod:`~cnmflow.auto_params.seed_shapes`: the seeds above both cuts classed by shape (reported, not used);
 - :mod:`~cnmflow.auto_params.estimate`: the estimate with its evidence, the fallback, and "auto" resolved in a run.
@@ -18,8 +17,7 @@ from cnmflow.auto_params.cuts import (ThresholdEstimate, noise_floor_cut, noise_
                                       scale_to_length, threshold_estimates)
 from cnmflow.auto_params.estimate import (AUTO_NAMES, AutoEstimate, estimate_from_movie, estimate_parameters,
                                           relaxed_cuts, resolve_auto)
-from cnmflow.auto_params.gsig_choice import (GSIG_FACTORS, GsigChoice, KernelStep, across_step, bootstrap_wins,
-                                             choose_gsig, pnr_margin)
+from cnmflow.auto_params.gsig_choice import GSIG_FACTORS, GsigChoice, bootstrap_wins, choose_gsig, pnr_margin
 from cnmflow.auto_params.radius import RadiusEstimate, SmoothedMovie, estimate_radius, smoothed_in_time
 from cnmflow.auto_params.sample import MAX_SAMPLE_FRAMES, sample_movie
 from cnmflow.auto_params.seed_images import (FrameSpectra, SeedImages, gsiz_for, seed_images, temporal_mean,
@@ -28,8 +26,7 @@ from cnmflow.auto_params.seed_shapes import CELL_SCALE_BAND, distinct_seeds, rou
 
 __all__ = [
     "AUTO_NAMES", "CELL_SCALE_BAND", "GSIG_FACTORS", "MAX_SAMPLE_FRAMES", "AutoEstimate", "FrameSpectra",
-    "GsigChoice", "KernelStep", "RadiusEstimate", "SeedImages", "SmoothedMovie", "ThresholdEstimate", "across_step",
-    "bootstrap_wins",
+    "GsigChoice", "RadiusEstimate", "SeedImages", "SmoothedMovie", "ThresholdEstimate", "bootstrap_wins",
     "choose_gsig", "distinct_seeds", "estimate_from_movie", "estimate_parameters", "estimate_radius", "gsiz_for",
     "noise_floor_cut", "noise_k", "null_maxima", "pnr_margin", "pnr_reduction", "relaxed_cuts", "resolve_auto",
     "round_seeds", "sample_movie", "scale_to_length", "seed_images", "seed_radii", "smoothed_in_time",

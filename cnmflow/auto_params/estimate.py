@@ -89,14 +89,8 @@ class AutoEstimate:
     def _gsig_reason(self) -> str:
         if self.gsig_choice is None:
             return f"{self.gSig:g} px: given"
-        return (f"{self.gSig:g} px: {self.gsig_choice.evidence()}; the radius {self.radius_px():.2f} "
+        return (f"{self.gSig:g} px: {self.gsig_choice.evidence()}; the radius {self.gSig / self.gsig_choice.factor:.2f} "
                 f"px is the {self.radius.evidence()}")
-
-    def radius_px(self) -> float:
-        """The estimated radius in the movie's pixels (the sample's times ssub, read off gSig's own scaling)."""
-        if self.gsig_choice is None or self.gsig_choice.gsig <= 0:
-            return self.radius.radius
-        return self.radius.radius * self.gSig / self.gsig_choice.gsig
 
     def _scales(self) -> str:
         if not self.seed_distinct.any():
@@ -136,7 +130,7 @@ def estimate_from_movie(movie: np.ndarray, *, gsig: float | None = None, center_
         images = seed_images(movie, gsig=g, center_psf=center_psf)
     else:
         choice = choose_gsig(movie, radius, center_psf=center_psf, rng=rng)
-        g, images = choice.gsig, choice.images
+        g, images = choice.factor * radius.radius, choice.images
     corr, pnr = threshold_estimates(images, n_frames=movie.shape[0], gsig=g, center_psf=center_psf, rng=rng,
                                     n_movie_frames=n_movie_frames)
     reduction = pnr_reduction(tsub, ssub)

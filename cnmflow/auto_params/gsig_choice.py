@@ -16,8 +16,7 @@ import numpy as np
 
 from cnmflow.auto_params.cuts import noise_k, null_maxima
 from cnmflow.auto_params.radius import MIN_BLOBS, RadiusEstimate
-from cnmflow.auto_params.seed_images import (FrameSpectra, SeedImages, correlation_image, images_of_filtered,
-                                              seed_images)
+from cnmflow.auto_params.seed_images import (FrameSpectra, SeedImages, correlation_image, images_of_filtered)
 from cnmflow.engine.summary_images import filter_kernel
 
 
@@ -41,52 +40,12 @@ class GsigChoice:
     margins: tuple[float, ...]  # per factor: median over visible blobs of their PNR / the PNR cut at that gSig
     wins: tuple[float, ...]  # per factor: share of bootstrap resamples where its margin is the largest
     images: SeedImages  # the seed images at the chosen gSig (reused for the cuts)
-    gsig: float = 0.0  # the chosen gSig (sample px): factor × radius, or across a kernel-size step (``step``)
-    step: "KernelStep | None" = None  # the nearest seed-kernel size step and the margins on its two sides
 
     def evidence(self) -> str:
         tried = ", ".join(f"{k:g}: {m:.2f} ({100 * w:.0f}%)" for k, m, w in zip(self.factors, self.margins, self.wins))
-        text = (f"{self.factor:.3g} × the radius: the factors weighted by how often each sets the visible blobs' PNR "
+        return (f"{self.factor:.3g} × the radius: the factors weighted by how often each sets the visible blobs' PNR "
                 f"furthest above the PNR cut read at that gSig (median PNR / cut, and the share of "
                 f"{N_BOOTSTRAP} bootstrap resamples of blobs and null where it is largest, at {tried})")
-        return text + (self.step.evidence() if self.step is not None else "")
-
-
-@dataclass(frozen=True)
-class KernelStep:
-    """The seed kernel's size ``2·int(2·gSig) + 1`` jumps by 2 px at each half pixel of gSig; the margins (median
-    blob PNR / PNR cut) at the weighted gSig and at the nearest gSig across its nearest step."""
-
-    weighted: float  # factor × radius (sample px)
-    across: float  # the nearest gSig on the step's other side
-    margin_weighted: float
-    margin_across: float
-
-    @property
-    def taken(self) -> bool:
-        """Whether the gSig across the step separates the blobs from the null better (and is taken)."""
-        return self.margin_across > self.margin_weighted
-
-    def evidence(self) -> str:
-        size = lambda g: 2 * int(2 * g) + 1  # noqa: E731 (the kernel's size, as filter_kernel computes it)
-        verb = "taken" if self.taken else "kept"
-        return (f"; {self.across if self.taken else self.weighted:.4g} px {verb}: the seed kernel's size steps "
-                f"between {self.weighted:.4g} px ({size(self.weighted)} px kernel, margin {self.margin_weighted:.2f}) "
-                f"and {self.across:.4g} px ({size(self.across)} px, margin {self.margin_across:.2f})")
-
-
-#: How far below a kernel-size step (at gSig = m/2) the gSig on its lower side is put: far enough that the engine's
-#: gSig (rounded to 0.01, divided by ssub) stays below it.
-STEP_CLEARANCE = 0.02
-
-
-def across_step(gsig: float) -> float:
-    """The gSig nearest to ``gsig`` with the seed kernel of the other side of its nearest size step (the size
-    ``2·int(2·gSig) + 1`` changes at every m/2): just below the step under it or at the step above it."""
-    m = int(2 * gsig)
-    if 2 * gsig - m < 0.5 and m >= 2:
-        return m / 2 - STEP_CLEARANCE
-    return (m + 1) / 2
 
 
 def pnr_cut_of(maxima: np.ndarray) -> np.ndarray:
@@ -138,35 +97,14 @@ def choose_gsig(movie: np.ndarray, radius: RadiusEstimate, *, center_psf: bool,
     margins = tuple(float(np.median(p) / pnr_cut_of(m)) for p, m in zip(blob_pnrs, maxima))
     wins = bootstrap_wins(blob_pnrs, maxima, np.random.default_rng(rng))
     factor = round(float(np.dot(wins, factors)), 3)
-    weighted = factor * radius.radius
     if factor in factors:  # one factor won every resample: its PNR images are at hand, its correlation is not
         at = list(factors).index(factor)
         filtered = spectra.filtered([gsigs[at]], center_psf=center_psf)[0]
         images = replace(peaks_each[at], correlation=correlation_image(filtered, peaks_each[at].noise))
     else:  # the seed images at the weighted gSig, from the spectra at hand
-        images = images_of_filtered(spectra.filtered([weighted], center_psf=center_psf)[0])
-    step, across_images = _across_step(movie, spectra, images, weighted, blobs, center_psf=center_psf)
+        images = images_of_filtered(spectra.filtered([factor * radius.radius], center_psf=center_psf)[0])
     return GsigChoice(factor=factor, factors=tuple(factors), margins=margins, wins=tuple(float(w) for w in wins),
-                      images=across_images if step.taken else images, gsig=step.across if step.taken else weighted,
-                      step=step)
-
-
-def _across_step(movie: np.ndarray, spectra: FrameSpectra, images: SeedImages, gsig: float, blobs: np.ndarray, *,
-                 center_psf: bool) -> tuple[KernelStep, SeedImages]:
-    """The margins at ``gsig`` and across its kernel's nearest size step, and the seed images there (with the
-    correlation only when that side is taken)."""
-    across = across_step(gsig)
-    if filter_kernel(across, center_psf=center_psf).shape[0] // 2 > spectra.pad:
-        other = seed_images(movie, gsig=across, center_psf=center_psf)
-        filtered = None
-    else:
-        filtered = spectra.filtered([across], center_psf=center_psf)[0]
-        other = images_of_filtered(filtered, correlation=False)
-    step = KernelStep(weighted=gsig, across=across, margin_weighted=pnr_margin(images, gsig, blobs),
-                      margin_across=pnr_margin(other, across, blobs))
-    if step.taken and filtered is not None:
-        other = replace(other, correlation=correlation_image(filtered, other.noise))
-    return step, other
+                      images=images)
 
 
 def _peak_images(spectra: FrameSpectra, gsigs: Sequence[float], *, center_psf: bool) -> list[SeedImages]:
