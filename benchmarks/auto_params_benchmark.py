@@ -31,6 +31,7 @@ seconds <= 10% of the extraction's.
     .venv/bin/python benchmarks/auto_params_benchmark.py --candidates  # what the seeds above the cuts lie on
     .venv/bin/python benchmarks/auto_params_benchmark.py --decompose --grid-from results/auto_params_benchmark.json
     .venv/bin/python benchmarks/auto_params_benchmark.py --sweep-auto  # auto vs gSig = 1.15·r on the sweep movies
+    .venv/bin/python benchmarks/auto_params_benchmark.py --kernel-steps --small-soma  # cuts vs cells across kernel sizes
 """
 
 from __future__ import annotations
@@ -102,6 +103,9 @@ HELD_OUT = (
 #: Training analogues of held-out seed 11 (dense CA1, 240 cells per 128²; ``--dense``): what auto's PNR cut does on
 #: dense movies is read on these, never on seed 11.
 DENSE = tuple(Movie("ca1", (128, 128), 800, seed, {"n_neurons": 240}) for seed in (17, 18, 19, 20))
+#: Training analogues of held-out seed 12 (CA1, 6.5 µm somata, peak SNR 1–6; ``--small-soma``), read instead of it.
+SMALL_SOMA = tuple(Movie("ca1", (128, 128), 800, seed, {"soma_radius_um": 6.5, "peak_snr": (1.0, 6.0)})
+                   for seed in (21, 22, 23, 24))
 #: (min_corr, min_pnr) of the default grid, a cross through (0.7, 7): the centre at every gSig, the other two
 #: pairs at the gSig that did best at the centre (a shared 2-core machine runs ~6 fits per movie).
 CENTRE, OTHERS = (0.7, 7), ((0.6, 5), (0.8, 10))
@@ -273,6 +277,41 @@ def decompose(movie: Movie, grid: list[dict]) -> dict:
     for key, values in points.items():
         record[key] = fit_and_score(sim.movie, sim.truth, fit_params(movie.fr, *values))
     return record
+
+
+def cell_peak_values(images: np.ndarray, footprints: np.ndarray) -> np.ndarray:
+    """Each image's value at each true cell: the largest over the 3×3 pixels around its footprint's peak."""
+    values = []
+    for footprint in footprints:
+        row, col = np.unravel_index(int(np.argmax(footprint)), footprint.shape)
+        box = (slice(max(row - 1, 0), row + 2), slice(max(col - 1, 0), col + 2))
+        values.append([image[box].max() for image in images])
+    return np.asarray(values)
+
+
+def kernel_steps(movie: Movie) -> list[dict]:
+    """Auto's cuts at one gSig in each of four consecutive seed-kernel sizes around the true radius (the size
+    2·int(2·gSig) + 1 steps at every half pixel), against the true cells' PNR there: how far the PNR cut moves with
+    the kernel, and how far the cells do."""
+    from cnmflow.auto_params import estimate_from_movie
+
+    sim = simulate(movie)
+    truth_r = float(np.median([true_half_max_radius(f) for f in sim.truth.footprints]))
+    sample = downsampled(sim.movie)
+    records = []
+    for j in (-1, 0, 1, 2):
+        g = round((int(2 * truth_r) + j) / 2 + 0.2, 2)
+        est = estimate_from_movie(sample, tsub=TSUB, gsig=g)
+        cells = cell_peak_values([est.correlation_image, est.pnr_image / est.pnr_reduction], sim.truth.footprints)
+        kept = (cells[:, 0] >= est.min_corr) & (cells[:, 1] >= est.min_pnr)
+        records.append({"movie": movie.name, "n_true": len(cells), "gSig": g, "kernel": 2 * int(2 * g) + 1,
+                        "min_corr": est.min_corr, "min_pnr": est.min_pnr,
+                        "null_floor": round(est.pnr.floor / est.pnr_reduction, 2),
+                        "null_sd": round(est.pnr.sd / est.pnr_reduction, 2),
+                        "cells_median_pnr": round(float(np.median(cells[:, 1])), 2), "cells_above_cuts": int(kept.sum()),
+                        "cells_above_0.7_7": int(((cells[:, 0] >= 0.7) & (cells[:, 1] >= 7)).sum())})
+        print(json.dumps(records[-1]), flush=True)
+    return records
 
 
 def sweep_auto() -> list[dict]:
@@ -465,7 +504,8 @@ def print_table(records: list[dict]) -> None:
                   f"{f['f1_score']:>6.3f}")
 
 
-def main(argv: list[str] | None = None) -> int:
+def command_line() -> argparse.ArgumentParser:
+    """The benchmark's options."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--auto-only", action="store_true", help="estimate only, no fits")
     parser.add_argument("--full-grid", action="store_true", help="all of {0.6, 0.7, 0.8} x {5, 7, 10}")
@@ -483,10 +523,19 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--held-out", action="store_true", help="the held-out movies instead of the four tuned on")
     parser.add_argument("--dense", action="store_true", help="the dense CA1 training movies (DENSE, seed 11's "
                         "analogues) instead of the four tuned on")
+    parser.add_argument("--small-soma", action="store_true", help="the CA1 6.5 µm training movies (SMALL_SOMA, seed "
+                        "12's analogues) instead of the four tuned on")
+    parser.add_argument("--kernel-steps", action="store_true", help="auto's cuts and the true cells' PNR at one gSig "
+                        "in each of four kernel sizes around the true radius (no fits; with --dense / --small-soma)")
     parser.add_argument("--before", type=Path, help="an --auto-only JSON of an earlier estimator: fit its values too")
     parser.add_argument("--grid-from", type=Path, help="an earlier run's JSON: reuse its grid fits (they do not "
                         "depend on the estimator), fit only auto's values")
     parser.add_argument("--out", type=Path, help="default results/auto_params_benchmark[_held_out].json")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = command_line()
     args = parser.parse_args(argv)
     if args.reference:
         out = args.out or RESULTS / "auto_params_reference.json"
@@ -517,12 +566,18 @@ def main(argv: list[str] | None = None) -> int:
         out.write_text(json.dumps({"runs": records}, indent=1))
         print_candidates(records)
         return 0
-    which = "_held_out" if args.held_out else "_dense" if args.dense else ""
+    which = "_held_out" if args.held_out else "_dense" if args.dense else "_small_soma" if args.small_soma else ""
+    chosen = HELD_OUT if args.held_out else DENSE if args.dense else SMALL_SOMA if args.small_soma else MOVIES
+    if args.kernel_steps:
+        out = args.out or RESULTS / f"auto_params_kernel_steps{which}.json"
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(json.dumps({"runs": [r for movie in chosen for r in kernel_steps(movie)]}, indent=1))
+        return 0
     args.out = args.out or RESULTS / f"auto_params_benchmark{which}.json"
     before = {r["movie"]: r for r in json.loads(args.before.read_text())["runs"]} if args.before else {}
     grids = {r["movie"]: r["grid"] for r in json.loads(args.grid_from.read_text())["runs"]} if args.grid_from else {}
     records = []
-    for movie in HELD_OUT if args.held_out else DENSE if args.dense else MOVIES:
+    for movie in chosen:
         records.append(run_movie(movie, full=args.full_grid, auto_only=args.auto_only, before=before.get(movie.name),
                                  grid=grids.get(movie.name)))
         print(json.dumps(records[-1]), flush=True)
