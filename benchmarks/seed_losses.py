@@ -1,10 +1,13 @@
-"""Where each true neuron the 1P engine misses is lost (issue #16): never a seed, seeded but dropped,
-or found with a footprint that matches at IoU <= 0.3.
+"""Where each true neuron the 1P engine misses or matches poorly is lost (issue #16): never a seed,
+seeded but dropped, rejected by the focus test, or found with a footprint that matches at IoU <= 0.5.
 
 A diagnostic, not part of the product: it wraps the patch job's stages in this process (patches run
 in-process, ``n_processes`` 1) and records, per patch, the first and residual searches' correlation /
 PNR / search images, every seed tried and what became of it, what ``_neurons_only`` dropped and the
-refined footprints; then classifies each unmatched true neuron by the first stage that lost it.
+refined footprints, and the components after each stage that follows the patches (``deduplicate``,
+``merge_components``, the size and transient rules). It scores the accepted components as
+``realistic_benchmark.py`` does and classifies (``loss_class``) every true neuron matched at IoU <= 0.5
+or not at all by where it was lost.
 
     PYTHONPATH=. .venv/bin/python benchmarks/seed_losses.py benchmarks/results/realistic_cortex_l23_256x256x1200_seed1.npy \
         --set gSig=3 gSiz=13 min_corr=0.7 min_pnr=5 rf=40 stride=20 fr=20
@@ -235,14 +238,15 @@ def _after_patches(truth_masks: sp.csc_matrix, dims) -> dict[str, np.ndarray]:
             for name, A in RECORD["after"]}
 
 
-def _lost_at(row: dict, limit: float) -> str | None:
-    """The post-patch stage where a neuron's best IoU fell most, if it ends at ``limit`` or less."""
+def _lost_at(row: dict, limit: float, *, min_drop: float = 0.0) -> str | None:
+    """The post-patch stage where a neuron's best IoU fell most (by ``min_drop`` at least), if it ends at
+    ``limit`` or less."""
     names = list(row["after"])
     if not names or row["after"][names[-1]] > limit:
         return None
     before = [row["iou_refined"]] + [row["after"][name] for name in names[:-1]]
     drops = [b - row["after"][name] for b, name in zip(before, names)]
-    return names[int(np.argmax(drops))]
+    return names[int(np.argmax(drops))] if max(drops) >= min_drop else None
 
 
 def _seed_row(n: int, truth: dict, est_masks: list[np.ndarray], full_images) -> dict:
@@ -288,14 +292,15 @@ def loss_class(row: dict) -> str:
     if row["iou_accepted"] > 0.3:
         if not seeded:
             return "m0: kept at IoU 0.3-0.5, never seeded — a neighbour's component covers it"
-        if row["iou_refined"] < 0.5:
+        if min(row["iou_refined"], row["after"].get("patch copies", 1.0)) < 0.5:
             return "m1: kept at IoU 0.3-0.5, seeded — no copy >= 0.5 out of any patch"
         stage = _lost_at(row, 0.5)
         return f"m2: kept at IoU 0.3-0.5, seeded — a >= 0.5 copy lost at {stage}" if stage else \
             "m3: kept at IoU 0.3-0.5, seeded — a >= 0.5 component exists, assigned elsewhere"
     if row["rejected"]["iou"] > 0.3:
         return "f: rejected by the focus test"
-    if seeded and row["iou_refined"] > 0.3 and (stage := _lost_at(row, 0.3)):
+    # unmatched: the stage where a seeded copy's IoU fell most, when it fell by 0.2 or more
+    if seeded and row["iou_refined"] > 0.3 and (stage := _lost_at(row, 1.0, min_drop=0.2)):
         return f"c2: seeded, IoU > 0.3 out of its patch, lost at {stage}"
     return row["stage"]
 
