@@ -1,10 +1,13 @@
-"""Where each true neuron the 1P engine misses is lost (issue #16): never a seed, seeded but dropped,
-or found with a footprint that matches at IoU <= 0.3.
+"""Where each true neuron the 1P engine misses or matches poorly is lost (issue #16): never a seed,
+seeded but dropped, rejected by the focus test, or found with a footprint that matches at IoU <= 0.5.
 
 A diagnostic, not part of the product: it wraps the patch job's stages in this process (patches run
 in-process, ``n_processes`` 1) and records, per patch, the first and residual searches' correlation /
 PNR / search images, every seed tried and what became of it, what ``_neurons_only`` dropped and the
-refined footprints; then classifies each unmatched true neuron by the first stage that lost it.
+refined footprints, and the components after each stage that follows the patches (``deduplicate``,
+``merge_components``, the size and transient rules). It scores the accepted components as
+``realistic_benchmark.py`` does and classifies (``loss_class``) every true neuron matched at IoU <= 0.5
+or not at all by where it was lost.
 
     PYTHONPATH=. .venv/bin/python benchmarks/seed_losses.py benchmarks/results/realistic_cortex_l23_256x256x1200_seed1.npy \
         --set gSig=3 gSiz=13 min_corr=0.7 min_pnr=5 rf=40 stride=20 fr=20
@@ -18,13 +21,16 @@ from collections import Counter
 from pathlib import Path
 
 import numpy as np
+import scipy.sparse as sp
 
+from cnmflow.engine import fitting
 from cnmflow.engine.footprint_shape import MAX_INITIAL_RADIUS_FACTOR, neuron_sized
 from cnmflow.engine.init import corr_pnr
 from cnmflow.engine.patch_job import one_photon
 from cnmflow.pixel_order import column_to_image
+from cnmflow.shape_scoring import energy_masks, iou_matrix
 
-RECORD: dict = dict(box=None, kind=None, searches=[], tries=[], halo=[], sized=[], refined=[])
+RECORD: dict = dict(box=None, kind=None, searches=[], tries=[], halo=[], sized=[], refined=[], after=[])
 
 
 def _wrap_patch_and_search() -> None:
@@ -85,6 +91,36 @@ def _wrap_sizing_and_refine() -> None:
         return out
 
     one_photon._neurons_only, one_photon._refine = sized_probe, refine_probe
+
+
+def _wrap_after_patches() -> None:
+    """Record the components after each stage that follows the patches: every patch's copies,
+    ``deduplicate``, ``merge_components``, the size rule and the transient rule."""
+    dedup, merge, sized, transient = (fitting.deduplicate, fitting.merge_components, fitting._neuron_sized,
+                                      fitting._transient_like)
+
+    def dedup_probe(A, owners, boxes, dims, **kw):
+        keep = dedup(A, owners, boxes, dims, **kw)
+        RECORD["after"] += [("patch copies", sp.csc_matrix(A)), ("deduplicate", sp.csc_matrix(A)[:, np.flatnonzero(keep)])]
+        return keep
+
+    def merge_probe(A, C, **kw):
+        out = merge(A, C, **kw)
+        RECORD["after"].append(("merge", sp.csc_matrix(out.A)))
+        return out
+
+    def sized_probe(A, C, dims, **kw):
+        out = sized(A, C, dims, **kw)
+        RECORD["after"].append(("size rule", sp.csc_matrix(out[0])))
+        return out
+
+    def transient_probe(A, C, section):
+        out = transient(A, C, section)
+        RECORD["after"].append(("transient rule", sp.csc_matrix(out[0])))
+        return out
+
+    fitting.deduplicate, fitting.merge_components = dedup_probe, merge_probe
+    fitting._neuron_sized, fitting._transient_like = sized_probe, transient_probe
 
 
 def _in_box(box, point) -> bool:
@@ -196,34 +232,100 @@ def _stage(first: dict, residual: dict, tries: list[dict], iou_sized_all: float,
     return "c2: lost after the patches (merge / border / quality / final update)"
 
 
-def classify(truth: dict, est_fp: np.ndarray, matched: set[int], full_images) -> list[dict]:
+def _after_patches(truth_masks: sp.csc_matrix, dims) -> dict[str, np.ndarray]:
+    """Each true neuron's best IoU among the components after every stage that follows the patches."""
+    return {name: iou_matrix(truth_masks, energy_masks(A, dims=dims))[0].max(axis=1, initial=0.0)
+            for name, A in RECORD["after"]}
+
+
+def _lost_at(row: dict, limit: float, *, min_drop: float = 0.0) -> str | None:
+    """The post-patch stage where a neuron's best IoU fell most (by ``min_drop`` at least), if it ends at
+    ``limit`` or less."""
+    names = list(row["after"])
+    if not names or row["after"][names[-1]] > limit:
+        return None
+    before = [row["iou_refined"]] + [row["after"][name] for name in names[:-1]]
+    drops = [b - row["after"][name] for b, name in zip(before, names)]
+    return names[int(np.argmax(drops))] if max(drops) >= min_drop else None
+
+
+def _seed_row(n: int, truth: dict, est_masks: list[np.ndarray], full_images) -> dict:
+    """Where in the patches a neuron was lost: its search values, the seeds tried on it, its best IoU per stage."""
+    fp = truth["footprints"][n]
+    dims = fp.shape
+    core = fp >= 0.5 * fp.max()
+    centre = np.unravel_index(np.argmax(fp), dims)
+    tmask = _energy_mask(fp)
+    first, residual = _search_values(core, centre, "first"), _search_values(core, centre, "residual")
+    tries = _tries_on(core)
+    iou_all = _best_iou(tmask, RECORD["sized"], dims, kept_only=False)
+    iou_kept = _best_iou(tmask, RECORD["sized"], dims, kept_only=True)
+    iou_ref = _best_iou(tmask, RECORD["refined"], dims, kept_only=False)
+    iou_final = max([_iou(tmask, m) for m in est_masks], default=0.0)
+    return dict(
+        corr_full=round(float(full_images.correlation[core].max()), 3),
+        pnr_full=round(float(full_images.pnr[core].max()), 2),
+        corr_first=round(first["cn"], 3), pnr_first=round(first["pnr"], 2), pnr_needed=first["pnr_needed"],
+        corr_resid=round(residual["cn"], 3), pnr_resid=round(residual["pnr"], 2),
+        joint_first=round(first["joint"], 2), joint_resid=round(residual["joint"], 2),
+        joint_first_end=round(first["joint_end"], 2), joint_resid_end=round(residual["joint_end"], 2),
+        blocked_first=round(first["blocked"], 2), blocked_resid=round(residual["blocked"], 2),
+        tries=[(t["kind"], t["why"]) for t in tries], nearest_try=_nearest_try(centre, truth["footprints"]),
+        iou_init=round(iou_all, 2), iou_kept=round(iou_kept, 2), iou_refined=round(iou_ref, 2),
+        iou_final=round(iou_final, 2), stage=_stage(first, residual, tries, iou_all, iou_kept, iou_ref, iou_final))
+
+
+def _rejected_match(n: int, iou_all: np.ndarray, estimates, truth: dict) -> dict:
+    """The rejected component overlapping neuron n most: IoU, focus ratio, trace r with the neuron."""
+    bad = np.asarray(estimates.idx_components_bad, int)
+    if not bad.size:
+        return dict(iou=0.0)
+    k = int(bad[np.argmax(iou_all[n, bad])])
+    r = float(np.corrcoef(estimates.C[k], truth["calcium"][n])[0, 1])
+    return dict(component=k, iou=round(float(iou_all[n, k]), 2), focus_ratio=round(float(estimates.focus_ratio[k]), 2),
+                r_with_neuron=round(r, 2))
+
+
+def loss_class(row: dict) -> str:
+    """The class of a neuron matched at IoU <= 0.5 or not at all, from its row (issue #16's classes)."""
+    seeded = any(why == "ok" for _, why in row["tries"])
+    if row["iou_accepted"] > 0.3:
+        if not seeded:
+            return "m0: kept at IoU 0.3-0.5, never seeded — a neighbour's component covers it"
+        if min(row["iou_refined"], row["after"].get("patch copies", 1.0)) < 0.5:
+            return "m1: kept at IoU 0.3-0.5, seeded — no copy >= 0.5 out of any patch"
+        stage = _lost_at(row, 0.5)
+        return f"m2: kept at IoU 0.3-0.5, seeded — a >= 0.5 copy lost at {stage}" if stage else \
+            "m3: kept at IoU 0.3-0.5, seeded — a >= 0.5 component exists, assigned elsewhere"
+    if row["rejected"]["iou"] > 0.3:
+        return "f: rejected by the focus test"
+    # unmatched: the stage where a seeded copy's IoU fell most, when it fell by 0.2 or more
+    if seeded and row["iou_refined"] > 0.3 and (stage := _lost_at(row, 1.0, min_drop=0.2)):
+        return f"c2: seeded, IoU > 0.3 out of its patch, lost at {stage}"
+    return row["stage"]
+
+
+def classify(truth: dict, estimates, shapes, full_images) -> list[dict]:
+    """Every true neuron matched (accepted components, IoU > 0.3) below IoU 0.5 or not at all, and why."""
     dims = truth["footprints"].shape[1:]
-    est_masks = [_energy_mask(f) for f in est_fp]
+    accepted = np.setdiff1d(np.arange(estimates.K), estimates.idx_components_bad)
+    est_fp = estimates.footprints()
+    est_masks = [_energy_mask(f) for f in est_fp[accepted]]
+    truth_masks = energy_masks(truth["footprints"])
+    iou_all = iou_matrix(truth_masks, energy_masks(est_fp))[0]
+    after = _after_patches(truth_masks, dims)
+    assigned = {i: float(v) for (i, _), v in zip(shapes.matches, shapes.ious)}
     rows = []
-    for n, fp in enumerate(truth["footprints"]):
-        if n in matched:
+    for n in range(truth["footprints"].shape[0]):
+        if assigned.get(n, 0.0) >= 0.5:
             continue
-        core = fp >= 0.5 * fp.max()
-        centre = np.unravel_index(np.argmax(fp), dims)
-        tmask = _energy_mask(fp)
-        first, residual = _search_values(core, centre, "first"), _search_values(core, centre, "residual")
-        tries = _tries_on(core)
-        iou_all = _best_iou(tmask, RECORD["sized"], dims, kept_only=False)
-        iou_kept = _best_iou(tmask, RECORD["sized"], dims, kept_only=True)
-        iou_ref = _best_iou(tmask, RECORD["refined"], dims, kept_only=False)
-        iou_final = max([_iou(tmask, m) for m in est_masks], default=0.0)
-        rows.append(dict(
-            neuron=n, peak_snr=round(float(truth["peak_snr"][n]), 2), defocus=round(float(truth["defocus_um"][n]), 1),
-            corr_full=round(float(full_images.correlation[core].max()), 3),
-            pnr_full=round(float(full_images.pnr[core].max()), 2),
-            corr_first=round(first["cn"], 3), pnr_first=round(first["pnr"], 2), pnr_needed=first["pnr_needed"],
-            corr_resid=round(residual["cn"], 3), pnr_resid=round(residual["pnr"], 2),
-            joint_first=round(first["joint"], 2), joint_resid=round(residual["joint"], 2),
-            joint_first_end=round(first["joint_end"], 2), joint_resid_end=round(residual["joint_end"], 2),
-            blocked_first=round(first["blocked"], 2), blocked_resid=round(residual["blocked"], 2),
-            tries=[(t["kind"], t["why"]) for t in tries], nearest_try=_nearest_try(centre, truth["footprints"]), iou_init=round(iou_all, 2), iou_kept=round(iou_kept, 2),
-            iou_refined=round(iou_ref, 2), iou_final=round(iou_final, 2),
-            stage=_stage(first, residual, tries, iou_all, iou_kept, iou_ref, iou_final)))
+        row = dict(neuron=n, peak_snr=round(float(truth["peak_snr"][n]), 2),
+                   defocus=round(float(truth["defocus_um"][n]), 1), iou_accepted=round(assigned.get(n, 0.0), 2),
+                   rejected=_rejected_match(n, iou_all, estimates, truth),
+                   after={name: round(float(best[n]), 3) for name, best in after.items()},
+                   **_seed_row(n, truth, est_masks, full_images))
+        row["class"] = loss_class(row)
+        rows.append(row)
     return rows
 
 
@@ -242,17 +344,18 @@ def main(argv: list[str] | None = None) -> int:
     params["n_processes"] = 1
     movie = np.load(args.movie, mmap_mode="r")
     truth = dict(np.load(args.movie.with_suffix(".truth.npz")))
-    for wrap in (_wrap_patch_and_search, _wrap_seed_outcomes, _wrap_sizing_and_refine):
+    for wrap in (_wrap_patch_and_search, _wrap_seed_outcomes, _wrap_sizing_and_refine, _wrap_after_patches):
         wrap()
     estimates = fit(movie, build_params(params))
-    est_fp = estimates.footprints()
-    shapes = shape_score(truth["footprints"], est_fp, truth_traces=truth["calcium"], estimated_traces=estimates.C)
+    accepted = np.setdiff1d(np.arange(estimates.K), estimates.idx_components_bad)  # as the benchmark scores
+    shapes = shape_score(truth["footprints"], estimates.footprints()[accepted], truth_traces=truth["calcium"],
+                         estimated_traces=estimates.C[accepted])
     print({k: v for k, v in shapes.summary().items()})
     images = correlation_pnr(movie, gsig=params.get("gSig", 3))
-    rows = classify(truth, est_fp, {t for t, _ in shapes.matches}, images)
+    rows = classify(truth, estimates, shapes, images)
     for row in rows:
         print(row)
-    print(Counter(r["stage"] for r in rows))
+    print(Counter(r["class"] for r in rows))
     if args.out:
         args.out.write_text(json.dumps(rows, indent=1, default=str))
     return 0
