@@ -64,7 +64,8 @@ def fit(movie: np.ndarray, settings: Params | EngineSettings, progress: Progress
     environment by :func:`~cnmflow.settings.load_settings`, a bad value refused here): where the
     patch jobs keep their frames (``patch_mb``, ``scratch_dir``) and, unless ``chunk_mb`` is
     given, ``chunk_mb``, which bounds the frames read at once by the passes over the whole movie
-    (the patches read their own box in chunks of their own).
+    (the patches read their own box in chunks of their own). The stages after the patches run one
+    BLAS / FFT thread (:mod:`cnmflow.engine.threads`), whatever limit the caller set.
 
     Patches run in ``n_processes`` spawned worker processes when the movie is a file
     (``np.memmap``), so a script calling ``fit`` needs the usual ``if __name__ == "__main__":``;
