@@ -31,6 +31,7 @@ from cnmflow.engine.patch_job.result import PatchResult
 from cnmflow.engine.patches import deduplicate, embed_footprints, patch_boxes, stitch_images
 from cnmflow.engine.quality import evaluate_components
 from cnmflow.engine.sections import EngineSettings, MergeSection, QualitySection, RingSection
+from cnmflow.engine.threads import single_threaded
 from cnmflow.engine.trace_shape import forgetting_lag, transient_like
 from cnmflow.engine.traces import (LowRankBackground, TraceModel, TraceResult, normalize, refine_footprints,
                                    solve_traces)
@@ -63,7 +64,8 @@ def fit(movie: np.ndarray, settings: Params | EngineSettings, progress: Progress
     environment by :func:`~cnmflow.settings.load_settings`, a bad value refused here): where the
     patch jobs keep their frames (``patch_mb``, ``scratch_dir``) and, unless ``chunk_mb`` is
     given, ``chunk_mb``, which bounds the frames read at once by the passes over the whole movie
-    (the patches read their own box in chunks of their own).
+    (the patches read their own box in chunks of their own). The stages after the patches run one
+    BLAS / FFT thread (:mod:`cnmflow.engine.threads`), whatever limit the caller set.
 
     Patches run in ``n_processes`` spawned worker processes when the movie is a file
     (``np.memmap``), so a script calling ``fit`` needs the usual ``if __name__ == "__main__":``;
@@ -90,6 +92,20 @@ def fit(movie: np.ndarray, settings: Params | EngineSettings, progress: Progress
     A, C_low, background = _patches_on_the_field_of_view(movie, results, dims, settings, chunk_frames)
     timings["patches"] = time.perf_counter() - started
 
+    with single_threaded():
+        estimates = _after_patches(movie, results, A, C_low, background, settings, report, chunk_frames, timings)
+    estimates.timings = timings
+    return estimates
+
+
+def _after_patches(movie, results: list[PatchResult], A: sp.csc_matrix, C_low: np.ndarray,
+                   background: LowRankBackground | None, settings: EngineSettings, report: Progress,
+                   chunk_frames: int, timings: dict[str, float]) -> Estimates:
+    """Merging, the full field of view's background and traces, and the quality measures.
+
+    Run with one BLAS / FFT thread: their products are small (traces × frames, windows × frames)
+    and extra threads only spin waiting on each other, CPU time without wall time gained (issue #22)."""
+    dims = movie.shape[1:]
     started = time.perf_counter()
     A, C_low = _merge(A, C_low, dims, settings.merging, report)
     timings["merge"] = time.perf_counter() - started
@@ -106,7 +122,6 @@ def fit(movie: np.ndarray, settings: Params | EngineSettings, progress: Progress
     estimates.SNR_comp, estimates.r_values = quality.snr, quality.r_values
     _focus_test(movie, estimates, settings.quality, chunk_frames)
     timings["quality"] = time.perf_counter() - started
-    estimates.timings = timings
     report("quality", 1.0)
     return estimates
 

@@ -8,6 +8,7 @@ such a source, not a neuron: the ring background is the model for it (Zhou et al
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 import numpy as np
@@ -106,11 +107,8 @@ def supported_pixels(coefficients: np.ndarray, stderr: np.ndarray, *, sigma: flo
     coefficients = np.asarray(coefficients, dtype=np.float64)
     variance = np.where(np.isfinite(stderr), np.asarray(stderr, dtype=np.float64) ** 2, 0.0)
     if sigma > 0:
-        impulse = np.zeros((2 * int(np.ceil(4 * sigma)) + 1,) * 2)
-        impulse[impulse.shape[0] // 2, impulse.shape[1] // 2] = 1.0
-        squared_weights = float((ndi.gaussian_filter(impulse, sigma, mode="constant") ** 2).sum())
         pooled = ndi.gaussian_filter(coefficients, sigma, mode="nearest")
-        pooled_sd = np.sqrt(ndi.gaussian_filter(variance, sigma, mode="nearest") * squared_weights)
+        pooled_sd = np.sqrt(ndi.gaussian_filter(variance, sigma, mode="nearest") * _squared_weights(float(sigma)))
     else:
         pooled, pooled_sd = coefficients, np.sqrt(variance)
     if null is not None:
@@ -128,6 +126,15 @@ def supported_pixels(coefficients: np.ndarray, stderr: np.ndarray, *, sigma: flo
             significant |= reach & falling
         region = _connected(significant, centre)
     return region
+
+
+@functools.lru_cache(maxsize=16)
+def _squared_weights(sigma: float) -> float:
+    """``Σ wᵢ²`` of the Gaussian filter of width ``sigma``: the pooled mean's variance per unit pixel
+    variance. The same for every footprint of a fit, so computed once."""
+    impulse = np.zeros((2 * int(np.ceil(4 * sigma)) + 1,) * 2)
+    impulse[impulse.shape[0] // 2, impulse.shape[1] // 2] = 1.0
+    return float((ndi.gaussian_filter(impulse, sigma, mode="constant") ** 2).sum())
 
 
 @dataclass(frozen=True)
@@ -181,11 +188,17 @@ def _lower_sector_means(mean: np.ndarray, sd: np.ndarray, present: np.ndarray, *
     """(rings,) each ring's mean over its present sectors less the brightest ``trim`` of
     them, and that mean's standard error; a ring with no sector has mean 0 and an infinite error."""
     out_mean, out_sd = np.zeros(mean.shape[0]), np.full(mean.shape[0], np.inf)
-    for index, (values, errors, here) in enumerate(zip(mean, sd, present)):
-        kept = np.sort(values[here])[:int(np.ceil((1 - trim) * here.sum()))]
-        if kept.size:
-            out_mean[index] = kept.mean()
-            out_sd[index] = np.sqrt(np.mean(errors[here] ** 2) / kept.size)
+    n_present = present.sum(axis=1)
+    n_kept = np.ceil((1 - trim) * n_present).astype(np.int64)
+    ascending = np.sort(np.where(present, mean, np.inf), axis=1)    # absent sectors last
+    # rings grouped by how many sectors they keep: each group's means are one reduction over
+    # equal-length rows (the same sums, in the same order, as ring by ring)
+    for count in np.unique(n_present[n_kept > 0]):
+        rings = np.flatnonzero(n_present == count)
+        kept = int(n_kept[rings[0]])
+        out_mean[rings] = ascending[rings, :kept].mean(axis=1)
+        errors = sd[rings][present[rings]].reshape(rings.size, count)   # each ring's present sectors, in order
+        out_sd[rings] = np.sqrt(np.mean(errors ** 2, axis=1) / kept)
     return out_mean, out_sd
 
 
@@ -228,13 +241,56 @@ def null_inflation(pooled: np.ndarray, pooled_sd: np.ndarray, null: np.ndarray, 
 def ray_parents(shape: tuple[int, int], peak: tuple[int, int]) -> np.ndarray:
     """(rows*cols,) C-order index of each pixel's neighbour one pixel closer to ``peak`` along the
     straight line from ``peak`` (the peak is its own parent); every chain of parents ends at the peak."""
-    rows, cols = np.indices(shape)
-    d_row, d_col = rows - peak[0], cols - peak[1]
+    steps = _offset_tables(tuple(shape))
+    window = steps.window(peak)
+    parent_row = peak[0] + steps.parent_row[window]
+    parent_col = peak[1] + steps.parent_col[window]
+    return np.ravel_multi_index((parent_row, parent_col), shape).ravel()
+
+
+@dataclass(frozen=True)
+class _OffsetTables:
+    """Per pixel offset ``(d_row, d_col)`` from a centre pixel, for every offset an image of
+    ``shape`` holds: its distance, angle and ray parent's offset (:func:`ray_parents`). An image's
+    tables about an integer centre are a window of these (read-only), not recomputed per footprint."""
+
+    shape: tuple[int, int]
+    distance: np.ndarray     # (2·rows − 1, 2·cols − 1) hypot(d_row, d_col)
+    angle: np.ndarray        # arctan2(d_row, d_col)
+    parent_row: np.ndarray   # rint(d_row · shrink), int64
+    parent_col: np.ndarray
+
+    def window(self, centre: tuple[int, int]) -> tuple[slice, slice]:
+        """The tables' part whose offsets are those of the image's pixels from ``centre``."""
+        rows, cols = self.shape
+        return (slice(rows - 1 - int(centre[0]), 2 * rows - 1 - int(centre[0])),
+                slice(cols - 1 - int(centre[1]), 2 * cols - 1 - int(centre[1])))
+
+
+@functools.lru_cache(maxsize=8)
+def _offset_tables(shape: tuple[int, int]) -> _OffsetTables:
+    rows, cols = shape
+    d_row, d_col = np.indices((2 * rows - 1, 2 * cols - 1))
+    d_row, d_col = d_row - (rows - 1), d_col - (cols - 1)
     distance = np.hypot(d_row, d_col)
     shrink = np.where(distance >= 1, (distance - 1) / np.maximum(distance, 1), 0.0)
-    parent_row = peak[0] + np.rint(d_row * shrink).astype(np.int64)
-    parent_col = peak[1] + np.rint(d_col * shrink).astype(np.int64)
-    return np.ravel_multi_index((parent_row, parent_col), shape).ravel()
+    tables = _OffsetTables(shape=(rows, cols), distance=distance, angle=np.arctan2(d_row, d_col),
+                           parent_row=np.rint(d_row * shrink).astype(np.int64),
+                           parent_col=np.rint(d_col * shrink).astype(np.int64))
+    for table in (tables.distance, tables.angle, tables.parent_row, tables.parent_col):
+        table.flags.writeable = False
+    return tables
+
+
+def _distance_and_angle(shape: tuple[int, int], centre: tuple[float, float]) -> tuple[np.ndarray, np.ndarray]:
+    """(rows, cols) each pixel's distance to ``centre`` and angle about it (``arctan2(d_row, d_col)``):
+    windows of the cached tables for an integer centre inside the image, computed otherwise."""
+    if all(float(c).is_integer() and 0 <= c < n for c, n in zip(centre, shape)):
+        tables = _offset_tables(tuple(shape))
+        window = tables.window((int(centre[0]), int(centre[1])))
+        return tables.distance[window], tables.angle[window]
+    rows, cols = np.indices(shape)
+    return np.hypot(rows - centre[0], cols - centre[1]), np.arctan2(rows - centre[0], cols - centre[1])
 
 
 def radially_falling(pooled: np.ndarray, pooled_sd: np.ndarray, *, peak: tuple[int, int],
@@ -273,8 +329,7 @@ def within_surrounded_radius(positive: np.ndarray, peak: tuple[int, int]) -> np.
     trace carries, background the ring model leaves where the field's edge cuts it — do not make
     the ring positive (a sign test: it holds whatever their size), and are cut at that radius.
     """
-    rows, cols = np.indices(positive.shape)
-    ring = np.floor(np.hypot(rows - peak[0], cols - peak[1])).astype(np.int64).ravel()
+    ring = np.floor(_distance_and_angle(positive.shape, peak)[0]).astype(np.int64).ravel()
     counts = np.bincount(ring)
     passing = np.bincount(ring, weights=positive.ravel().astype(np.float64), minlength=counts.size)
     ending = np.flatnonzero((counts > 0) & (passing < 0.5 * counts))
@@ -350,9 +405,7 @@ def _ring_cells(shape: tuple[int, int], centre: tuple[float, float],
                 rings: Rings) -> tuple[np.ndarray, int, np.ndarray]:
     """(rows*cols,) each pixel's ring-sector cell about ``centre`` (C order), the number of cells,
     and (rows, cols) each pixel's distance to ``centre``."""
-    rows, cols = np.indices(shape)
-    distance = np.hypot(rows - centre[0], cols - centre[1])
+    distance, angle = _distance_and_angle(shape, centre)
     ring = np.floor(distance / rings.width).astype(np.int64)
-    angle = np.arctan2(rows - centre[0], cols - centre[1])
     sector = np.floor((angle + np.pi) / (2 * np.pi) * rings.sectors).astype(np.int64) % rings.sectors
     return (ring * rings.sectors + sector).ravel(), (int(ring.max()) + 1) * rings.sectors, distance

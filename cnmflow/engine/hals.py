@@ -52,9 +52,23 @@ def dilate_footprint(column: np.ndarray, dims: tuple[int, int], *, radius: int) 
     (a dilation's cost grows with the disc's area; at 2·gSig = 12 px it was ~3 ms a footprint).
     """
     image = column_to_image(column, dims) > 0
-    if not image.any():
+    box = nonzero_box(image, margin=int(np.floor(radius)) + 1)   # no pixel beyond it is within radius
+    if box is None:
         return np.zeros(np.asarray(column).shape, dtype=bool)
-    return image_to_column(ndi.distance_transform_edt(~image) <= radius)
+    out = np.zeros(dims, dtype=bool)
+    out[box] = ndi.distance_transform_edt(~image[box]) <= radius
+    return image_to_column(out)
+
+
+def nonzero_box(image: np.ndarray, *, margin: int) -> tuple[slice, slice] | None:
+    """The bounding box of ``image``'s non-zero pixels grown by ``margin`` (cut at the image's
+    edges), or None when it has none: per-footprint image operations whose result is zero
+    farther out work on this box, not on the whole patch (issue #22)."""
+    rows, cols = np.flatnonzero(image.any(axis=1)), np.flatnonzero(image.any(axis=0))
+    if rows.size == 0:
+        return None
+    return (slice(max(int(rows[0]) - margin, 0), int(rows[-1]) + margin + 1),
+            slice(max(int(cols[0]) - margin, 0), int(cols[-1]) + margin + 1))
 
 
 def clean_footprint(column: np.ndarray, dims: tuple[int, int], *, energy: float = 0.9999,
@@ -66,17 +80,36 @@ def clean_footprint(column: np.ndarray, dims: tuple[int, int], *, energy: float 
     ``footprint_shape.supported_pixels``); only those pixels are kept, so a footprint ends where
     the data stops showing it rather than at a fixed fraction of its peak (``max_fraction`` is
     then only a floor, or 0).
+
+    Computed on the footprint's bounding box grown by 2 px: beyond its first pixel outside, every
+    3×3 window holds at most 3 non-zero pixels of 9, so the median — and all that follows — is 0.
     """
-    image = ndi.median_filter(column_to_image(column, dims), size=3, mode="nearest")
+    image = column_to_image(column, dims)
+    box = nonzero_box(image, margin=2)
+    if box is None:
+        return np.zeros_like(column)
+    cleaned = _clean_image(image[box], energy=energy, max_fraction=max_fraction,
+                           supported=None if supported is None else column_to_image(supported, dims)[box])
+    if cleaned is None:
+        return np.zeros_like(column)
+    out = np.zeros(dims, dtype=cleaned.dtype)
+    out[box] = cleaned
+    return image_to_column(out)
+
+
+def _clean_image(image: np.ndarray, *, energy: float, max_fraction: float,
+                 supported: np.ndarray | None) -> np.ndarray | None:
+    """:func:`clean_footprint` on an image (a box holding the footprint); None when nothing is kept."""
+    image = ndi.median_filter(image, size=3, mode="nearest")
     peak = image.max()
     if peak <= 0:
-        return np.zeros_like(column)
+        return None
     keep = image >= max_fraction * peak
     if supported is not None:
-        keep &= column_to_image(supported, dims)
+        keep &= supported
     image = np.where(keep, image, 0.0)
     if not image.any():
-        return np.zeros_like(column)
+        return None
     values = np.sort(image.ravel())[::-1]
     cumulative = np.cumsum(values ** 2)
     cutoff = values[min(np.searchsorted(cumulative, energy * cumulative[-1]), values.size - 1)]
@@ -85,7 +118,7 @@ def clean_footprint(column: np.ndarray, dims: tuple[int, int], *, energy: float 
     if n_labels > 1:
         sizes = ndi.sum(image, labels, index=np.arange(1, n_labels + 1))
         kept = labels == (1 + int(np.argmax(sizes)))
-    return image_to_column(np.where(kept, image, 0.0))
+    return np.where(kept, image, 0.0)
 
 
 def update_footprints_with_surround(A: np.ndarray, P: np.ndarray, Q: np.ndarray, support: np.ndarray, *,

@@ -220,10 +220,13 @@ def _window_products(movie, traces: np.ndarray, windows: dict[int, Window], neig
     cross = {k: np.zeros((len(neighbours[k]), window.c_index.size), np.float32) for k, window in windows.items()}
     for chunk in chunk_slices(movie.shape[0], max(chunk_frames // tsub, 1) * tsub):
         frames = frame_block_means(np.asarray(movie[chunk], np.float32), tsub)
-        frames = frames.reshape(frames.shape[0], -1)
+        # pixel-major, so that a window's pixels are rows read whole: gathered from the frame-major
+        # chunk, each window's columns cost ~3x its product (CA1 256²: 1.0 of the test's 1.2 CPU s)
+        pixels = np.ascontiguousarray(frames.reshape(frames.shape[0], -1).T)
+        del frames
         block = block_means_along(traces[:, chunk], tsub, axis=1).astype(np.float32)
         for k, window in windows.items():
-            cross[k] += block[neighbours[k]] @ frames[:, window.c_index]
+            cross[k] += block[neighbours[k]] @ pixels[window.c_index].T
     return {k: value.astype(np.float64) for k, value in cross.items()}
 
 

@@ -1,7 +1,9 @@
 """How many threads one process's FFTs and BLAS calls may use.
 
 The main process uses every core; a patch worker uses one, because the workers themselves are
-the parallelism (n_processes workers × all cores each would oversubscribe the machine).
+the parallelism (n_processes workers × all cores each would oversubscribe the machine). The fit's
+stages after the patches also run one thread (:func:`cnmflow.engine.fitting.fit`): their products
+are too small for threads to pay, which only spun (issue #22).
 """
 
 from __future__ import annotations

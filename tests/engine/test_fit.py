@@ -428,3 +428,25 @@ def test_refit_runs_more_updates_seeded_with_the_footprints_found(sim80, one_pat
     assert after.f1 >= before.f1 - 0.05 and after.median_trace_corr >= 0.9
     assert not np.array_equal(refit.A.toarray(), initial.A.toarray())
 
+
+
+def test_result_and_thread_limit_do_not_depend_on_the_callers_blas_threads(tiny, tmp_path):
+    """After the patches the fit runs one BLAS / FFT thread (issue #22: more only spun on its small products), and
+    a small movie's patches run in this process with one thread too: the components are the same whatever thread
+    limit the caller set, and the caller's limit is what it was once the fit returns."""
+    from threadpoolctl import threadpool_info, threadpool_limits
+
+    path = tmp_path / "tiny.npy"
+    np.save(path, tiny.movie.astype(np.float32))
+    movie = np.load(path, mmap_mode="r")
+    params = _params(rf=16, stride=8, n_processes=2)
+    with threadpool_limits(1):
+        one_thread = fit(movie, params)
+    limits = [pool["num_threads"] for pool in threadpool_info()]
+    callers_threads = fit(movie, params)
+    assert [pool["num_threads"] for pool in threadpool_info()] == limits
+    assert one_thread.K == callers_threads.K > 0
+    for name in ("A", "C", "YrA", "S", "focus_ratio", "r_values"):
+        before, after = getattr(one_thread, name), getattr(callers_threads, name)
+        before, after = (x.toarray() if sp.issparse(x) else x for x in (before, after))
+        np.testing.assert_array_equal(before, after, err_msg=name)

@@ -264,3 +264,24 @@ def test_symmetric_halo_does_not_take_the_light_beside_the_cell():
     by_sector = smooth_halo(clipped, weights, region, CENTER, **options)
     symmetric = smooth_halo(clipped, weights, region, CENTER, **options, symmetric=True)
     assert np.abs(symmetric - truth)[lobe].mean() < 0.03 < np.abs(by_sector - truth)[lobe].mean()
+
+
+def test_ray_parents_and_surrounded_radius_are_the_same_about_any_pixel_of_any_image():
+    """Both read each pixel's offset from the centre off tables cached per image shape (issue #22's speed-up):
+    about a corner, an edge or an inner pixel, every pixel's parent is still the pixel one step closer along
+    its ray, and the surrounded radius still ends at the first 1-px ring less than half positive."""
+    rng = np.random.default_rng(5)
+    for shape in [(7, 11), (40, 33)]:
+        rows, cols = np.indices(shape)
+        for peak in [(0, 0), (shape[0] - 1, 3), (shape[0] // 2, shape[1] // 2)]:
+            distance = np.hypot(rows - peak[0], cols - peak[1])
+            shrink = np.where(distance >= 1, (distance - 1) / np.maximum(distance, 1), 0.0)
+            parent = (peak[0] + np.rint((rows - peak[0]) * shrink).astype(int),
+                      peak[1] + np.rint((cols - peak[1]) * shrink).astype(int))
+            np.testing.assert_array_equal(ray_parents(shape, peak), np.ravel_multi_index(parent, shape).ravel())
+            positive = rng.random(shape) < np.clip(1.2 - distance / 10, 0, 1)
+            ring = np.floor(distance).astype(int)
+            share = np.array([positive[ring == r].mean() if (ring == r).any() else 1.0 for r in range(ring.max() + 1)])
+            ending = np.flatnonzero(share < 0.5)
+            expected = ring < (ending[0] if ending.size else ring.max() + 1)
+            np.testing.assert_array_equal(within_surrounded_radius(positive, peak), expected)

@@ -3,7 +3,8 @@
 import numpy as np
 import scipy.ndimage as ndi
 
-from cnmflow.engine.hals import clean_footprint, update_footprints, update_footprints_with_surround, update_traces
+from cnmflow.engine.hals import (clean_footprint, dilate_footprint, update_footprints, update_footprints_with_surround,
+                                update_traces)
 from cnmflow.pixel_order import frames_to_pixels, pixels_to_frames
 
 
@@ -77,3 +78,35 @@ def test_annulus_masks_average_the_ring_beyond_the_support():
     distance = ndi.distance_transform_edt(image == 0)
     assert np.all((distance[ring > 0] > ANNULUS_INNER * gsig) & (distance[ring > 0] <= ANNULUS_OUTER * gsig))
     assert np.allclose(ring[ring > 0], ring[ring > 0][0])
+
+
+def _clean_on_the_whole_image(column: np.ndarray, dims: tuple[int, int], max_fraction: float) -> np.ndarray:
+    """clean_footprint's definition computed on every pixel of the image (its bounding-box shortcut's reference)."""
+    image = ndi.median_filter(column.reshape(dims, order="F"), size=3, mode="nearest")
+    image = np.where(image >= max_fraction * image.max(), image, 0.0)
+    values = np.sort(image.ravel())[::-1]
+    cumulative = np.cumsum(values ** 2)
+    cutoff = values[min(np.searchsorted(cumulative, 0.9999 * cumulative[-1]), values.size - 1)]
+    labels, n = ndi.label(image >= max(cutoff, np.finfo(np.float32).tiny))
+    sizes = ndi.sum(image, labels, index=np.arange(1, n + 1))
+    return np.where(labels == 1 + int(np.argmax(sizes)), image, 0.0).ravel(order="F")
+
+
+def test_clean_and_dilated_footprint_are_those_of_the_whole_image_inside_and_at_the_edges():
+    """Both work on the footprint's bounding box (issue #22's speed-up): the result must be every pixel's,
+    for a footprint in the middle, one cut by the image's corner, and one of many scattered blobs."""
+    rng = np.random.default_rng(4)
+    dims = (40, 50)
+    rows, cols = np.indices(dims)
+    for centre in [(20.0, 25.0), (1.0, 48.5), (39.0, 0.0)]:
+        blob = np.exp(-((rows - centre[0]) ** 2 + (cols - centre[1]) ** 2) / 18.0) + rng.normal(0, 0.03, dims)
+        column = np.where(blob > 0.1, blob, 0.0).astype(np.float32).ravel(order="F")
+        for max_fraction in (0.0, 0.1):
+            np.testing.assert_array_equal(clean_footprint(column, dims, max_fraction=max_fraction),
+                                          _clean_on_the_whole_image(column, dims, max_fraction))
+        for radius in (1, 4, 12):
+            within = ndi.distance_transform_edt(~(column.reshape(dims, order="F") > 0)) <= radius
+            np.testing.assert_array_equal(dilate_footprint(column, dims, radius=radius), within.ravel(order="F"))
+    scattered = np.where(rng.random(dims) > 0.4, rng.random(dims), 0.0).ravel(order="F")   # many blobs
+    np.testing.assert_array_equal(clean_footprint(scattered, dims), _clean_on_the_whole_image(scattered, dims, 0.1))
+    assert not dilate_footprint(np.zeros(dims[0] * dims[1]), dims, radius=3).any()

@@ -18,7 +18,8 @@ from cnmflow.engine.background import (SIDES, RingModel, fit_ring_model, reduced
                                        undo_ring_residual)
 from cnmflow.engine.footprint_shape import (MAX_INITIAL_RADIUS_FACTOR, Rings, neuron_sized, smooth_halo,
                                             supported_pixels)
-from cnmflow.engine.hals import clean_footprint, dilated_support, update_footprints_with_surround, update_traces
+from cnmflow.engine.hals import (clean_footprint, dilated_support, nonzero_box, update_footprints_with_surround,
+                                update_traces)
 from cnmflow.engine.init import corr_pnr
 from cnmflow.engine.init.corr_pnr import FOOTPRINT_MIN_T, FOOTPRINT_POOL_SIGMA
 from cnmflow.engine.movie_source import MovieSource
@@ -241,10 +242,12 @@ def annulus_masks(A: np.ndarray, dims: tuple[int, int], *, gsig: float) -> np.nd
     out = np.zeros(A.shape, dtype=np.float32)
     for k in range(A.shape[1]):
         image = column_to_image(A[:, k], dims) > 0
-        if not image.any():
+        box = nonzero_box(image, margin=int(np.floor(ANNULUS_OUTER * gsig)) + 1)   # the ring lies inside it
+        if box is None:
             continue
-        distance = ndi.distance_transform_edt(~image)
-        ring = (distance > ANNULUS_INNER * gsig) & (distance <= ANNULUS_OUTER * gsig)
+        distance = ndi.distance_transform_edt(~image[box])
+        ring = np.zeros(dims, dtype=bool)
+        ring[box] = (distance > ANNULUS_INNER * gsig) & (distance <= ANNULUS_OUTER * gsig)
         if ring.any():
             out[:, k] = image_to_column(ring / ring.sum())
     return out
