@@ -72,3 +72,25 @@ def test_border_pixels_are_zeroed_only_at_the_field_of_views_edge():
     image = corner[:, 0].reshape((6, 5), order="F")
     assert not image[:2].any() and not image[:, :2].any() and image[2:, 2:].all()
 
+
+
+def test_rings_are_completed_at_the_field_edge_only_after_the_seed_search(monkeypatch):
+    """A patch in the field's corner: the seed searches read rings cut on all four sides (seeds as
+    CaImAn's), every later ring fit completes the rings at the field's two edges and keeps them cut
+    where the field goes on past the patch, so a cell at the edge keeps its halo."""
+    import cnmflow.engine.patch_job.one_photon as one_photon
+
+    sim = simulate_1p(shape=(80, 80), n_frames=300, n_neurons=8, gsig=3.0, fr=10.0, min_distance=10, rng=3)
+    job = _job(fr=10.0, gSig=3, gSiz=13, min_corr=0.8, min_pnr=6, rf=None)
+    cut_per_fit = []
+    fit_ring_model = one_photon.fit_ring_model
+
+    def recording(*args, cut_sides=(), **kwargs):
+        cut_per_fit.append(frozenset(cut_sides))
+        return fit_ring_model(*args, cut_sides=cut_sides, **kwargs)
+
+    monkeypatch.setattr(one_photon, "fit_ring_model", recording)
+    result = fit_patch(MovieSource.of(sim.movie), PatchBox(0, 40, 0, 40), job, fov_dims=(80, 80))
+    assert result.A.shape[1] > 0 and len(cut_per_fit) >= 2
+    assert cut_per_fit[0] == {"top", "bottom", "left", "right"}      # the residual seed search's ring
+    assert set(cut_per_fit[1:]) == {frozenset({"bottom", "right"})}   # the field goes on below and right

@@ -89,11 +89,13 @@ def _fit_downsampled(Y: PatchFrames, patch: BoxView, box: PatchBox, job: PatchJo
     downsampling = noise_reduction(patch, Y)
     first = corr_pnr.initialize(Y, replace(init, min_pnr=init.min_pnr * downsampling), storage=storage)
     A, C = _neurons_only(first.A, first.C, dims, init.gsig_patch, edges)
+    # the residual search reads the ring cut on every side (its seeds as before); every later fit
+    # completes the rings the field's edge cuts, so a cell there gets its halo back (h16rec3)
     ring = _fit_ring(Y, A, C, job.ring, gsiz=init.gsiz_patch, exact=True)
     if init.K is None or A.shape[1] < init.K:
         A, C, ring = _residual_pass(Y, A, C, ring, job, edges=edges, storage=storage)
     A, C = _refine(Y, A, C, ring, job.ring, gsiz=init.gsiz_patch, gsig=init.gsig_patch,
-                   noise=downsampled_noise(noise, init.ssub) / downsampling)
+                   noise=downsampled_noise(noise, init.ssub) / downsampling, cut_sides=_inner_sides(edges))
     return patch_result(box, A, C, grid=dims, images=first, noise=noise, noise_reduction=downsampling,
                         fov_dims=fov_dims, border_pix=init.border_pix)
 
@@ -115,7 +117,7 @@ def _residual_pass(Y: PatchFrames, A: np.ndarray, C: np.ndarray, ring: RingModel
     if more_A.shape[1]:
         A = np.hstack([A, more_A])
         C = np.vstack([C, more_C])
-        ring = _fit_ring(Y, A, C, job.ring, gsiz=init.gsiz_patch)
+        ring = _fit_ring(Y, A, C, job.ring, gsiz=init.gsiz_patch, cut_sides=_inner_sides(edges))
     return A, C, ring
 
 
@@ -129,20 +131,29 @@ def ring_fit_frames(n_frames: int, *, target: int = 500) -> slice:
     return slice(None, None, max(1, n_frames // target))
 
 
+def _inner_sides(edges: dict[str, bool]) -> tuple[str, ...]:
+    """The patch's sides where the field goes on (not the field's edges): rings crossing them stay cut."""
+    return tuple(side for side in SIDES if not edges[side])
+
+
 def _fit_ring(Y: PatchFrames, A: np.ndarray, C: np.ndarray, ring: RingSection, *, gsiz: int,
-              exact: bool = False) -> RingModel:
+              exact: bool = False, cut_sides: tuple[str, ...] = SIDES) -> RingModel:
     """The ring background of the patch under the components ``A·C`` (``gsiz`` on the patch grid).
 
     A long ring is fitted on low-rank covariances (``background.reduced_rank``: its exact solve
     grows as gSiz³) unless ``exact``: the fit before the residual seed search stays exact, since
     the exact ring absorbs more of the out-of-focus cells that search would otherwise take
     (issue #22's CA1 benchmark at gSig 6: K 163 vs 158, F1@0.5 0.799 vs 0.811 with every fit reduced).
-    Rings cut by the patch's sides stay cut (``cut_sides``), also at the field's edges: completed
-    there, the seeds and footprints of cells near the edge moved (Gaussian 1P 256²: F1 0.943 → 0.937).
+    Rings stay cut on ``cut_sides``: by default all four, as for the seed search (completed at the
+    field's edges there, the seeds of cells near the edge moved: Gaussian 1P 256² F1 0.943 → 0.937);
+    after it, only the patch's inner sides (:func:`_inner_sides`), where the field goes on past the
+    patch. Completed at the field's edge, a cell there keeps its halo instead of losing it to a one-sided
+    ring (realistic CA1 F1@0.5 0.871 / 0.863 / 0.792 → 0.910 / 0.867 / 0.818 on seeds 1–3,
+    benchmarks/README.md, h16rec3).
     """
     rank = None if exact else reduced_rank(gsiz=gsiz, ring_size_factor=ring.ring_size_factor, ssub_B=ring.ssub_B)
     return fit_ring_model(Y, sp.csc_matrix(A), C, gsiz=gsiz, ring_size_factor=ring.ring_size_factor,
-                          ssub_B=ring.ssub_B, frames=ring_fit_frames(Y.shape[0]), temporal_rank=rank, cut_sides=SIDES)
+                          ssub_B=ring.ssub_B, frames=ring_fit_frames(Y.shape[0]), temporal_rank=rank, cut_sides=cut_sides)
 
 
 def _residual_in_place(Y: PatchFrames, A: np.ndarray, C: np.ndarray, ring: RingModel,
@@ -179,7 +190,8 @@ def _neural(A: np.ndarray, C: np.ndarray, dims: tuple[int, int]) -> np.ndarray:
 
 
 def _refine(Y: PatchFrames, A: np.ndarray, C: np.ndarray, ring: RingModel, section: RingSection, *, gsiz: int,
-            gsig: float, noise: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+            gsig: float, noise: np.ndarray | None = None,
+            cut_sides: tuple[str, ...] = SIDES) -> tuple[np.ndarray, np.ndarray]:
     """A few HALS rounds against the ring background, as CNMF-E does after initialisation.
 
     ``noise`` (pixels,) Fortran order: the noise sd of ``Y``'s pixels; with it each footprint keeps
@@ -202,7 +214,7 @@ def _refine(Y: PatchFrames, A: np.ndarray, C: np.ndarray, ring: RingModel, secti
         if A.shape[1] == 0:
             break
         if section.update_background_components and round_index + 1 < REFINE_ROUNDS:
-            ring = _fit_ring(Y, A, C, section, gsiz=gsiz)
+            ring = _fit_ring(Y, A, C, section, gsiz=gsiz, cut_sides=cut_sides)
     return A, C
 
 
