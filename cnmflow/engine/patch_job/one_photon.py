@@ -153,7 +153,8 @@ def _fit_ring(Y: PatchFrames, A: np.ndarray, C: np.ndarray, ring: RingSection, *
     """
     rank = None if exact else reduced_rank(gsiz=gsiz, ring_size_factor=ring.ring_size_factor, ssub_B=ring.ssub_B)
     return fit_ring_model(Y, sp.csc_matrix(A), C, gsiz=gsiz, ring_size_factor=ring.ring_size_factor,
-                          ssub_B=ring.ssub_B, frames=ring_fit_frames(Y.shape[0]), temporal_rank=rank, cut_sides=cut_sides)
+                          ssub_B=ring.ssub_B, frames=ring_fit_frames(Y.shape[0]), temporal_rank=rank,
+                          cut_sides=cut_sides)
 
 
 def _residual_in_place(Y: PatchFrames, A: np.ndarray, C: np.ndarray, ring: RingModel,
