@@ -9,9 +9,8 @@ sizes and peak SNRs varied) it
   is noisy);
 - fits the movie with ``cnmflow.engine.fit`` once with the auto values (gSiz as auto sets it) and once per
   grid point: gSig in round(r)−1 … round(r)+2 (r the true half-max radius) at (0.7, 7), then the other
-  threshold pairs at the gSig that did best; the grid's gSiz is the seed search's window (2·gSig+1: with
-  4·gSig+1 the grid's best F1@0.5 on CA1 was 0.77 against auto's 0.83, on an older engine), auto's fit takes
-  auto's gSiz (round(3·gSig)+1 since h18gsiz, so grids saved before it compare 2·gSig+1 grids with it);
+  threshold pairs at the gSig that did best; gSiz by auto's rule (2·gSig+1: with 4·gSig+1 the grid's best
+  F1@0.5 on CA1 was 0.77 against auto's 0.83);
 - scores every fit with ``shape_scoring.shape_score`` (F1 at IoU >= 0.5 of 90%-energy masks) and
   ``scoring.score`` (F1 of 20%-of-max masks, IoU > 0.3);
 - compares the estimated radius (before gSig = k·r, k by choose_gsig) with the true median half-max radius,

@@ -8,8 +8,7 @@ import numpy as np
 import pytest
 import tifffile
 
-from cnmflow.auto_params import (GSIG_FACTORS, RUN_GSIZ_FACTOR, estimate_from_movie, gsiz_for, noise_k, pnr_margin,
-                                 pnr_reduction, run_gsiz)
+from cnmflow.auto_params import GSIG_FACTORS, estimate_from_movie, gsiz_for, noise_k, pnr_margin, pnr_reduction
 from cnmflow.errors import ParameterError
 from cnmflow.synthetic.realistic import simulate_realistic_1p
 
@@ -37,37 +36,7 @@ def test_radius_is_within_20_percent_of_the_true_half_max_radius(simulated, name
     choice = est.gsig_choice   # gSig = k·r, k within the factors' span (their bootstrap-weighted mean)
     assert min(GSIG_FACTORS) <= choice.factor <= max(GSIG_FACTORS)
     assert est.gSig == round(round(choice.factor, 3) * est.radius.radius, 2)
-    assert est.gSiz == run_gsiz(est.gSig) == int(round(RUN_GSIZ_FACTOR * est.gSig)) + 1
-
-
-def _halo_extent(footprints: np.ndarray, *, fraction: float = 0.01) -> float:
-    """Median over the true footprints of the first radius (px) where their profile around the peak falls
-    below ``fraction`` of it: how far the soma's scattering halo reaches."""
-    from cnmflow.synthetic.optics import radial_profile
-
-    radii = np.arange(0, 40)
-    extents = []
-    for f in footprints:
-        peak = np.unravel_index(np.argmax(f), f.shape)
-        below = np.flatnonzero(radial_profile(f, peak, radii) < fraction * f.max())
-        extents.append(radii[below[0]] if len(below) else radii[-1])
-    return float(np.median(extents))
-
-
-@pytest.mark.parametrize("name", ["ca1", "cortex_l23"])
-def test_auto_gsiz_puts_the_ring_background_past_the_halo(simulated, name):
-    """gSiz sizes the ring background (radius ring_radius(gSiz)·ssub_B full px at the defaults); a ring inside
-    the scattering halo takes the halo for background (issue #16). 2·gSig + 1 put cortex's ring at ~2.8·gSig,
-    inside it (issue #18); the seed search's own window inside the estimate stays 2·gSig + 1."""
-    from cnmflow.engine.background import ring_radius
-    from cnmflow.params import Params
-
-    sim, defaults = simulated[name], Params()
-    est = estimate_from_movie(_tsub2(sim.movie), tsub=2)
-    reach = defaults.ssub_B * ring_radius(gsiz=est.gSiz, ring_size_factor=defaults.ring_size_factor,
-                                          ssub_B=defaults.ssub_B)
-    assert reach >= _halo_extent(sim.truth.footprints), (est.gSig, est.gSiz, reach)
-    assert est.gSiz > gsiz_for(est.gSig)
+    assert est.gSiz == gsiz_for(est.gSig) == int(round(2 * est.gSig)) + 1
 
 
 @pytest.mark.parametrize("name", ["ca1", "cortex_l23"])
@@ -254,7 +223,7 @@ def test_validate_records_auto_with_its_evidence(tmp_path, simulated):
     inputs = validate_inputs([movie], table={"gSig": "auto", "min_corr": "auto", "min_pnr": "auto", "fr": 20.0})
     p, sources = inputs.resolved.params, inputs.resolved.sources
     assert all(sources[n] == "auto" for n in ("gSig", "gSiz", "min_corr", "min_pnr"))
-    assert isinstance(p.gSig, float) and p.gSiz == run_gsiz(p.gSig) and 0 < p.min_corr < 1 and p.min_pnr > 0
+    assert isinstance(p.gSig, float) and p.gSiz == gsiz_for(p.gSig) and 0 < p.min_corr < 1 and p.min_pnr > 0
     assert any("gSig = auto" in note and "half-max" in note for note in inputs.resolved.notes)
     assert "auto" in describe_inputs(inputs)
     kept = validate_inputs([movie], table={"gSig": "auto", "gSiz": 15, "fr": 20.0})   # a gSiz set by hand stays

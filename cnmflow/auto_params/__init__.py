@@ -15,8 +15,8 @@ One module per step, in the order the estimate takes them:
 
 from cnmflow.auto_params.cuts import (ThresholdEstimate, noise_floor_cut, noise_k, null_maxima, pnr_reduction,
                                       scale_to_length, threshold_estimates)
-from cnmflow.auto_params.estimate import (AUTO_NAMES, RUN_GSIZ_FACTOR, AutoEstimate, estimate_from_movie,
-                                          estimate_parameters, relaxed_cuts, resolve_auto, run_gsiz)
+from cnmflow.auto_params.estimate import (AUTO_NAMES, AutoEstimate, estimate_from_movie, estimate_parameters,
+                                          relaxed_cuts, resolve_auto)
 from cnmflow.auto_params.gsig_choice import GSIG_FACTORS, GsigChoice, bootstrap_wins, choose_gsig, pnr_margin
 from cnmflow.auto_params.radius import RadiusEstimate, SmoothedMovie, estimate_radius, smoothed_in_time
 from cnmflow.auto_params.sample import MAX_SAMPLE_FRAMES, sample_movie
@@ -26,9 +26,9 @@ from cnmflow.auto_params.seed_shapes import CELL_SCALE_BAND, distinct_seeds, rou
 
 __all__ = [
     "AUTO_NAMES", "CELL_SCALE_BAND", "GSIG_FACTORS", "MAX_SAMPLE_FRAMES", "AutoEstimate", "FrameSpectra",
-    "GsigChoice", "RUN_GSIZ_FACTOR", "RadiusEstimate", "SeedImages", "SmoothedMovie", "ThresholdEstimate", "bootstrap_wins",
+    "GsigChoice", "RadiusEstimate", "SeedImages", "SmoothedMovie", "ThresholdEstimate", "bootstrap_wins",
     "choose_gsig", "distinct_seeds", "estimate_from_movie", "estimate_parameters", "estimate_radius", "gsiz_for",
     "noise_floor_cut", "noise_k", "null_maxima", "pnr_margin", "pnr_reduction", "relaxed_cuts", "resolve_auto",
-    "round_seeds", "run_gsiz", "sample_movie", "scale_to_length", "seed_images", "seed_radii", "smoothed_in_time",
+    "round_seeds", "sample_movie", "scale_to_length", "seed_images", "seed_radii", "smoothed_in_time",
     "temporal_mean", "threshold_estimates", "white_noise_correlation",
 ]

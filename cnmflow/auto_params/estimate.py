@@ -32,19 +32,6 @@ if TYPE_CHECKING:
 #: The parameters that accept "auto".
 AUTO_NAMES: tuple[str, ...] = ("gSig", "min_corr", "min_pnr")
 
-#: gSiz of a run whose gSig is auto: ``round(RUN_GSIZ_FACTOR·gSig) + 1`` (:func:`run_gsiz`).
-RUN_GSIZ_FACTOR: float = 3.0
-
-
-def run_gsiz(gsig: float) -> int:
-    """The run's gSiz for an auto gSig, ``round(RUN_GSIZ_FACTOR·gSig) + 1``.
-
-    The run's gSiz also sizes the ring background (radius ≈ 1.4·gSiz full-resolution px), which must pass the
-    cell's scattering halo; the seed search's window inside the estimate stays :func:`gsiz_for` (2·gSig + 1).
-    Measured in benchmarks/README.md (issue #18, h18gsiz).
-    """
-    return int(round(RUN_GSIZ_FACTOR * gsig)) + 1
-
 
 @dataclass(frozen=True)
 class AutoEstimate:
@@ -92,7 +79,7 @@ class AutoEstimate:
         """One line per value: the rule and the numbers it came from."""
         return {
             "gSig": self._gsig_reason(),
-            "gSiz": f"{self.gSiz}: round({RUN_GSIZ_FACTOR:g}·gSig)+1 (the ring background passes the cells' halo)",
+            "gSiz": f"{self.gSiz}: 2·gSig+1 (the seed's rule)",
             "min_corr": f"{self.min_corr:g}: {self.corr.evidence()}{self._relaxed()}",
             "min_pnr": (f"{self.min_pnr:g}: {self.pnr.evidence()}, on the downsampled PNR (/ {self.pnr_reduction:.3g}: "
                         f"min_pnr is a full-rate PNR){self._relaxed()}; {len(self.seeds)} candidate seeds above both cuts"
@@ -156,7 +143,7 @@ def estimate_from_movie(movie: np.ndarray, *, gsig: float | None = None, center_
     if len(seeds) == 0 and radius.n_visible > 0:
         min_corr, min_pnr, seeds = relaxed_cuts(images, radius.n_visible, reduction=reduction, **search)
         relaxed = radius.n_visible
-    return AutoEstimate(gSig=gsig_out, gSiz=run_gsiz(gsig_out), min_corr=min_corr, min_pnr=min_pnr,
+    return AutoEstimate(gSig=gsig_out, gSiz=gsiz_for(gsig_out), min_corr=min_corr, min_pnr=min_pnr,
                         radius=radius, corr=corr, pnr=pnr, correlation_image=images.correlation,
                         pnr_image=images.pnr, seeds=seeds, n_frames_used=int(movie.shape[0]),
                         pnr_reduction=reduction, relaxed=relaxed, gsig_choice=choice,

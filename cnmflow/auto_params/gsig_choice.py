@@ -4,8 +4,7 @@
 weighted by how often each one's seed images (filter and PNR) set the visible blobs furthest above that gSig's own
 PNR cut over bootstrap resamples of the blobs and the null — the filter size that best separates this movie's cells
 from its null, with the margins' sampling error (no single k held for both cell types on the realistic simulator);
-the seed search's window follows it as ``2·gSig + 1`` (:func:`~cnmflow.auto_params.seed_images.gsiz_for`), the run's
-gSiz as ``round(3·gSig) + 1`` (:func:`~cnmflow.auto_params.estimate.run_gsiz`: its ring background must pass the halo).
+gSiz follows it by the seed's rule ``gSiz = 2·gSig + 1`` (see :func:`~cnmflow.auto_params.seed_images.gsiz_for`).
 """
 
 from __future__ import annotations

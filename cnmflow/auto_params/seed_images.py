@@ -21,12 +21,10 @@ from cnmflow.engine.threads import fft_workers
 
 
 def gsiz_for(gsig: float) -> int:
-    """The seed search's window inside the estimate for a radius, 2·gSig + 1 (gSig 3 → 7): where its local
-    maxima (seed candidates, the null's maxima) are read, so the cuts were calibrated with it.
+    """The seed's bounding-box half-size for a radius (its table: gSig 3 → gSiz 7).
 
-    A run's gSiz is :func:`~cnmflow.auto_params.estimate.run_gsiz` (larger: it also sizes the ring background).
-    Chosen against 4·gSig + 1 as the run's gSiz on an older engine (benchmarks/auto_params_benchmark.py, CA1
-    128²: F1@IoU0.5 0.83 with 2·gSig + 1, at most 0.77 over a gSig x threshold grid with 4·gSig + 1).
+    Measured against 4·gSig + 1 (benchmarks/auto_params_benchmark.py, CA1 128²): F1@IoU0.5 0.83 with
+    2·gSig + 1, at most 0.77 over a gSig x threshold grid with 4·gSig + 1.
     """
     return int(round(2 * gsig)) + 1
 
