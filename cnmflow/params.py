@@ -204,7 +204,8 @@ class Params(MotionSection):
         description="1P: a component whose own image (the light that moves with its trace alone) has a core "
         "contrast below this fraction of the fit's median component is rejected as out of focus (an "
         "out-of-focus cell, neuropil, or a second component on one neuron); it stays in the results, marked "
-        "rejected (idx_components_bad). 0: no focus test.")
+        "rejected (idx_components_bad). With it, a component whose trace never returns to rest and whose SNR is "
+        "below 4 (a fit to noise or a faint mixture) is rejected too. 0: neither test.")
 
     @model_validator(mode="after")
     def _check_combinations(self) -> "Params":

@@ -32,7 +32,7 @@ from cnmflow.engine.patches import deduplicate, embed_footprints, patch_boxes, s
 from cnmflow.engine.quality import evaluate_components
 from cnmflow.engine.sections import EngineSettings, MergeSection, QualitySection, RingSection
 from cnmflow.engine.threads import single_threaded
-from cnmflow.engine.trace_shape import forgetting_lag, transient_like
+from cnmflow.engine.trace_shape import forgetting_lag, never_at_rest, transient_like
 from cnmflow.engine.traces import (LowRankBackground, TraceModel, TraceResult, normalize, refine_footprints,
                                    solve_traces)
 from cnmflow.params import Params
@@ -58,8 +58,8 @@ def fit(movie: np.ndarray, settings: Params | EngineSettings, progress: Progress
 
     Finding no cells is a normal outcome (``K == 0``). The result is deterministic for a given
     movie and parameters. 1P components that are no in-focus soma (out-of-focus cells, neuropil, a
-    neuron's second component) are kept and listed in ``idx_components_bad`` (``focus_thr``,
-    :mod:`cnmflow.engine.in_focus`). ``progress(stage, fraction)`` is called as work completes.
+    neuron's second component, a fit to noise whose trace never rests) are kept and listed in
+    ``idx_components_bad`` (``focus_thr``, :mod:`cnmflow.engine.in_focus`, :mod:`cnmflow.engine.trace_shape`). ``progress(stage, fraction)`` is called as work completes.
     ``machine``: this machine's :class:`~cnmflow.settings.Settings` (default: read from the
     environment by :func:`~cnmflow.settings.load_settings`, a bad value refused here): where the
     patch jobs keep their frames (``patch_mb``, ``scratch_dir``) and, unless ``chunk_mb`` is
@@ -127,10 +127,14 @@ def _after_patches(movie, results: list[PatchResult], A: sp.csc_matrix, C_low: n
 
 
 def _focus_test(movie, estimates: Estimates, section: QualitySection, chunk_frames: int) -> None:
-    """1P: mark the components that are no in-focus soma rejected (kept in the results; engine/in_focus)."""
+    """1P: mark the components that are no in-focus soma rejected (kept in the results; engine/in_focus), and,
+    with the focus test on, those whose traces never rest (engine/trace_shape: noise and faint mixtures)."""
     test = out_of_focus(movie, estimates.A, estimates.C, estimates.dims, gsig=section.gSig,
                         focus_thr=section.focus_thr, chunk_frames=chunk_frames, tsub=section.tsub)
-    estimates.focus_ratio, estimates.idx_components_bad = test.ratio, test.rejected
+    rejected = test.rejected
+    if section.focus_thr > 0 and estimates.K:
+        rejected = np.union1d(rejected, np.flatnonzero(never_at_rest(estimates.C, estimates.SNR_comp))).astype(int)
+    estimates.focus_ratio, estimates.idx_components_bad = test.ratio, rejected
 
 
 def _patches_on_the_field_of_view(movie, results: list[PatchResult], dims: tuple[int, int],

@@ -5,6 +5,13 @@ neuropil and blood-flow sources drift over seconds. So the autocorrelation of a 
 of 2.5 decay times (where an isolated transient has fallen to ~8 %) is low for neurons and high
 for such sources. On the project's 1P simulator matched neurons have a median of 0.1 there and
 background blobs 0.79–0.90.
+
+A neuron's trace also *rests*: between transients its calcium sits at its baseline, so the median
+frame of the denoised trace lies at the rest level (its lowest values). A component fitted to noise
+or to a mixture of faint sources (seeded at a low ``min_pnr``) has a denoised trace that wanders
+all the time, at a level its deconvolution cannot tell from the baseline: its median frame lies well
+above its rest level and no stretch of its raw trace is exceptional (CaImAn's trace SNR low).
+``never_at_rest`` marks traces with both (issue #18, benchmarks/README.md h18over).
 """
 
 from __future__ import annotations
@@ -19,6 +26,15 @@ MAX_SLOW_AUTOCORRELATION = 0.7
 LAG_DECAY_TIMES = 2.5
 #: The test needs this many lags' worth of samples to say anything.
 MIN_LAGS_OBSERVED = 10
+#: A trace's rest level: this percentile of its values (its baseline, robust to a stray low sample).
+REST_PERCENTILE = 1.0
+#: Never at rest: the median frame at least this fraction of the trace's range above its rest level
+#: (realistic cortex seed 1 at auto's thresholds: matched cells whose SNR is below RESTLESS_MAX_SNR
+#: reach 0.066, the components fitted to mixtures and noise 0.087–0.225) ...
+RESTLESS_MEDIAN_FRACTION = 0.075
+#: ... and the trace SNR (engine/quality's, CaImAn's) below this: the restless matched cells (fast-firing
+#: cells) read 4.5–7.6, the mixtures 1.4–3.8.
+RESTLESS_MAX_SNR = 4.0
 
 
 def forgetting_lag(*, fr: float, decay_time: float, tsub: int = 1) -> int:
@@ -44,3 +60,19 @@ def transient_like(traces: np.ndarray, *, lag: int, threshold: float = MAX_SLOW_
     if traces.shape[1] < MIN_LAGS_OBSERVED * lag:
         return np.ones(traces.shape[0], dtype=bool)
     return lagged_autocorrelation(traces, lag) <= threshold
+
+
+def rest_fraction(traces: np.ndarray) -> np.ndarray:
+    """(K,) how far each (K, T) trace's median lies above its rest level, as a fraction of its range."""
+    traces = np.atleast_2d(np.asarray(traces, dtype=np.float64))
+    if traces.shape[1] == 0:
+        return np.zeros(traces.shape[0])
+    rest = np.percentile(traces, REST_PERCENTILE, axis=1)
+    span = traces.max(axis=1) - rest
+    return np.where(span > 0, (np.median(traces, axis=1) - rest) / np.where(span > 0, span, 1.0), 0.0)
+
+
+def never_at_rest(traces: np.ndarray, snr: np.ndarray) -> np.ndarray:
+    """(K,) whether each denoised trace never returns to its rest level and its raw trace's SNR is low: a
+    component fitted to noise or a mixture of faint sources, not a neuron (module docstring)."""
+    return (rest_fraction(traces) >= RESTLESS_MEDIAN_FRACTION) & (np.asarray(snr) < RESTLESS_MAX_SNR)

@@ -4,7 +4,9 @@ import numpy as np
 from scipy.ndimage import gaussian_filter1d
 from scipy.signal import lfilter
 
-from cnmflow.engine.trace_shape import forgetting_lag, lagged_autocorrelation, transient_like
+from cnmflow.engine.quality import trace_snr
+from cnmflow.engine.trace_shape import (forgetting_lag, lagged_autocorrelation, never_at_rest, rest_fraction,
+                                        transient_like)
 
 
 def _calcium(rng, T, *, g=0.78, rate=0.03):
@@ -35,3 +37,34 @@ def test_too_short_to_judge_means_keep():
 
 def test_constant_trace_has_zero_autocorrelation():
     assert lagged_autocorrelation(np.ones((1, 50)), 5)[0] == 0.0
+
+
+def _denoised(rng, T, *, g=0.9, rate=0.02):
+    """A denoised calcium trace: sparse transients on a flat baseline."""
+    spikes = (rng.random(T) < rate) * rng.uniform(0.5, 1.5, T)
+    return 0.1 + lfilter([1.0], [1.0, -g], spikes)
+
+
+def test_a_cell_rests_between_transients_and_is_kept_at_any_snr():
+    rng = np.random.default_rng(2)
+    cells = np.vstack([_denoised(rng, 1200) for _ in range(10)])
+    assert (rest_fraction(cells) < 0.05).all()
+    assert not never_at_rest(cells, np.full(10, 1.0)).any()     # a dim cell is not rejected for its SNR alone
+
+
+def test_a_wandering_low_snr_trace_is_rejected_a_fast_firing_bright_cell_is_not():
+    rng = np.random.default_rng(3)
+    T = 1200
+    wandering = np.vstack([0.2 + np.abs(gaussian_filter1d(rng.standard_normal(T), 2)) for _ in range(5)])
+    assert (rest_fraction(wandering) > 0.1).all()
+    noise = 0.3 * rng.standard_normal((5, T))
+    snr = trace_snr(wandering + noise, window=8)
+    assert (snr < 4).all() and never_at_rest(wandering, snr).all()
+    busy = np.vstack([_denoised(rng, T, rate=0.3) for _ in range(5)])   # never back at baseline either
+    assert (rest_fraction(busy) > 0.1).all()
+    assert not never_at_rest(busy, np.full(5, 6.0)).any()   # but its transients stand out of the noise
+
+
+def test_a_constant_trace_rests():
+    assert rest_fraction(np.ones((2, 40)))[0] == 0.0
+    assert rest_fraction(np.zeros((1, 0)))[0] == 0.0
