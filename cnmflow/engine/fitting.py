@@ -59,7 +59,8 @@ def fit(movie: np.ndarray, settings: Params | EngineSettings, progress: Progress
     Finding no cells is a normal outcome (``K == 0``). The result is deterministic for a given
     movie and parameters. 1P components that are no in-focus soma (out-of-focus cells, neuropil, a
     neuron's second component, a fit to noise whose trace never rests) are kept and listed in
-    ``idx_components_bad`` (``focus_thr``, :mod:`cnmflow.engine.in_focus`, :mod:`cnmflow.engine.trace_shape`). ``progress(stage, fraction)`` is called as work completes.
+    ``idx_components_bad`` (``focus_thr``, :mod:`cnmflow.engine.in_focus`, :mod:`cnmflow.engine.trace_shape`).
+    ``progress(stage, fraction)`` is called as work completes.
     ``machine``: this machine's :class:`~cnmflow.settings.Settings` (default: read from the
     environment by :func:`~cnmflow.settings.load_settings`, a bad value refused here): where the
     patch jobs keep their frames (``patch_mb``, ``scratch_dir``) and, unless ``chunk_mb`` is
