@@ -121,13 +121,13 @@ def _after_patches(movie, results: list[PatchResult], A: sp.csc_matrix, C_low: n
     quality = evaluate_components(movie, estimates, fr=settings.quality.fr or 30.0,
                                   decay_time=settings.quality.decay_time, chunk_frames=chunk_frames)
     estimates.SNR_comp, estimates.r_values = quality.snr, quality.r_values
-    _focus_test(movie, estimates, settings.quality, chunk_frames)
+    _mark_rejected(movie, estimates, settings.quality, chunk_frames)
     timings["quality"] = time.perf_counter() - started
     report("quality", 1.0)
     return estimates
 
 
-def _focus_test(movie, estimates: Estimates, section: QualitySection, chunk_frames: int) -> None:
+def _mark_rejected(movie, estimates: Estimates, section: QualitySection, chunk_frames: int) -> None:
     """1P: mark the components that are no in-focus soma rejected (kept in the results; engine/in_focus), and,
     with the focus test on, those whose traces never rest (engine/trace_shape: noise and faint mixtures)."""
     test = out_of_focus(movie, estimates.A, estimates.C, estimates.dims, gsig=section.gSig,

@@ -51,13 +51,23 @@ def dilate_footprint(column: np.ndarray, dims: tuple[int, int], *, radius: int) 
     dilation by the disc ``dy² + dx² ≤ radius²``, from one distance transform whatever the radius
     (a dilation's cost grows with the disc's area; at 2·gSig = 12 px it was ~3 ms a footprint).
     """
-    image = column_to_image(column, dims) > 0
-    box = nonzero_box(image, margin=int(np.floor(radius)) + 1)   # no pixel beyond it is within radius
-    if box is None:
+    near = distance_within(column_to_image(column, dims) > 0, reach=radius)
+    if near is None:
         return np.zeros(np.asarray(column).shape, dtype=bool)
+    box, distance = near
     out = np.zeros(dims, dtype=bool)
-    out[box] = ndi.distance_transform_edt(~image[box]) <= radius
+    out[box] = distance <= radius
     return image_to_column(out)
+
+
+def distance_within(image: np.ndarray, *, reach: float) -> tuple[tuple[slice, slice], np.ndarray] | None:
+    """(box, distance): each pixel's Euclidean distance to ``image``'s nearest True pixel, on the box
+    of ``image`` that holds every pixel within ``reach`` of one (None when ``image`` has none). One
+    distance transform on that box, not on the whole patch: outside it every distance exceeds ``reach``."""
+    box = nonzero_box(image, margin=int(np.floor(reach)) + 1)
+    if box is None:
+        return None
+    return box, ndi.distance_transform_edt(~image[box])
 
 
 def nonzero_box(image: np.ndarray, *, margin: int) -> tuple[slice, slice] | None:

@@ -11,14 +11,13 @@ from __future__ import annotations
 from dataclasses import replace
 
 import numpy as np
-import scipy.ndimage as ndi
 import scipy.sparse as sp
 
 from cnmflow.engine.background import (SIDES, RingModel, fit_ring_model, reduced_rank, ring_residual,
                                        undo_ring_residual)
 from cnmflow.engine.footprint_shape import (MAX_INITIAL_RADIUS_FACTOR, Rings, neuron_sized, smooth_halo,
                                             supported_pixels)
-from cnmflow.engine.hals import (clean_footprint, dilated_support, nonzero_box, update_footprints_with_surround,
+from cnmflow.engine.hals import (clean_footprint, dilated_support, distance_within, update_footprints_with_surround,
                                 update_traces)
 from cnmflow.engine.init import corr_pnr
 from cnmflow.engine.init.corr_pnr import FOOTPRINT_MIN_T, FOOTPRINT_POOL_SIGMA
@@ -254,11 +253,10 @@ def annulus_masks(A: np.ndarray, dims: tuple[int, int], *, gsig: float) -> np.nd
     from its support, weights summing to 1 (zero where there are none)."""
     out = np.zeros(A.shape, dtype=np.float32)
     for k in range(A.shape[1]):
-        image = column_to_image(A[:, k], dims) > 0
-        box = nonzero_box(image, margin=int(np.floor(ANNULUS_OUTER * gsig)) + 1)   # the ring lies inside it
-        if box is None:
+        near = distance_within(column_to_image(A[:, k], dims) > 0, reach=ANNULUS_OUTER * gsig)
+        if near is None:
             continue
-        distance = ndi.distance_transform_edt(~image[box])
+        box, distance = near
         ring = np.zeros(dims, dtype=bool)
         ring[box] = (distance > ANNULUS_INNER * gsig) & (distance <= ANNULUS_OUTER * gsig)
         if ring.any():
