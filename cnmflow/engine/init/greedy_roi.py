@@ -52,7 +52,7 @@ import scipy.linalg
 import scipy.ndimage as ndi
 
 from cnmflow.engine.chunking import chunk_slices, frame_chunks, row_bands
-from cnmflow.engine.hals import clean_footprint
+from cnmflow.engine.hals import clean_footprint, nonzero_box
 from cnmflow.engine.init.low_rank import (ClippedResidual, LowRankInit, as_init_result, empty_init, fit_background,
                                          refine_hals, significant_traces, temporal_median)
 from cnmflow.engine.init.result import InitResult
@@ -352,11 +352,11 @@ class _Greedy:
 def _nonzero_box(image: np.ndarray, within: tuple[slice, slice]) -> tuple[slice, slice] | None:
     """The smallest box inside ``within`` holding every non-zero pixel of ``image[within]``, or
     None: outside it, subtracting ``trace ⊗ image`` changes nothing."""
-    rows, cols = np.nonzero(image[within])
-    if rows.size == 0:
+    box = nonzero_box(image[within], margin=0)
+    if box is None:
         return None
     r0, c0 = within[0].start, within[1].start
-    return slice(r0 + rows.min(), r0 + rows.max() + 1), slice(c0 + cols.min(), c0 + cols.max() + 1)
+    return slice(r0 + box[0].start, r0 + box[0].stop), slice(c0 + box[1].start, c0 + box[1].stop)
 
 
 def _subtract_outer(F: PatchFrames, region: tuple[slice, slice], trace: np.ndarray, image: np.ndarray) -> None:
