@@ -50,7 +50,6 @@ import numpy as np
 import scipy.sparse as sp
 
 from cnmflow.engine.chunking import chunk_slices
-from cnmflow.engine.nesting import nested_pairs
 from cnmflow.engine.resample import block_means_along, frame_block_means
 from cnmflow.pixel_order import c_order_index, pixel_index
 
@@ -70,11 +69,6 @@ MIN_JUDGED = 5
 #: the brighter one is not always the better footprint (benchmarks/README.md, h16foc, h16twice).
 PAIR_FOOTPRINT_FRACTION = 0.3
 PAIR_TRACE_CORR = 0.5
-#: A component nested in another (its 90%-energy mask mostly inside the other's, ``engine/nesting``) whose own image
-#: reads below NEST_RATIO and is less like the typical cell's than the other's is another source seeded on a soma
-#: (an out-of-focus cell, a mixture), whatever its trace: rejected once no flat component and no pair on one soma
-#: is left. Read on CA1 seed 1 (surplus 0.68, 0.71; nested true cells 0.94 and up): 0.72–0.95 give the same.
-NEST_RATIO = 0.8
 
 
 @dataclass(frozen=True)
@@ -129,8 +123,7 @@ def out_of_focus(movie, A: sp.csc_matrix, C: np.ndarray, dims: tuple[int, int], 
     ratios = {k: value / typical for k, value in contrast.items()}
     pairs = soma_pairs(A, windows, regressions.gram, judged)
     rejected = _explain_away(regressions, windows, ratios, typical=typical, gsig=gsig, focus_thr=focus_thr,
-                             pairs=pairs,
-                             nested=nested_pairs(A, dims))
+                             pairs=pairs)
     ratio[list(ratios)] = list(ratios.values())
     return FocusTest(ratio=ratio, rejected=np.array(sorted(rejected), dtype=int))
 
@@ -151,41 +144,26 @@ def soma_pairs(A: sp.csc_matrix, windows: list[Window], gram: np.ndarray, judged
     return [(judged[a], judged[b]) for a, b in zip(*np.nonzero(np.triu(close, 1)))]
 
 
-def _unlikeness(ratio: float) -> float:
-    """How far an own image is from the typical cell's: focus ratio's distance from 1 on a log scale (a flat image
-    far below it; one far above it, up to ``inf``, is a point left over once another took the soma's light)."""
-    return abs(float(np.log(ratio))) if 0 < ratio < np.inf else np.inf
-
-
 def _less_soma_like(pairs: list[tuple[int, int]], ratios: dict[int, float], rejected: set[int]) -> list[int]:
     """Of each pair on one soma with both members still accepted, the member whose own image is less like the
-    typical cell's (``_unlikeness``)."""
-    return [j if _unlikeness(ratios[j]) > _unlikeness(ratios[k]) else k for j, k in pairs
-            if j not in rejected and k not in rejected]
-
-
-def _nested_surplus(nested: list[tuple[int, int]], ratios: dict[int, float], rejected: set[int]) -> list[int]:
-    """The judged inner members of nested pairs (both still accepted) whose ratio is below NEST_RATIO and whose own
-    image is less like the typical cell's than the outer's (an outer not judged, at the field's edge, counts as
-    typical)."""
-    return [inner for inner, outer in nested
-            if inner in ratios and inner not in rejected and outer not in rejected and ratios[inner] < NEST_RATIO
-            and (outer not in ratios or _unlikeness(ratios[inner]) > _unlikeness(ratios[outer]))]
+    typical cell's: focus ratio farther from 1 on a log scale (a flat image far below it; one far above it, up to
+    ``inf``, is a point left over once the other took the soma's light)."""
+    def distance(k: int) -> float:
+        return abs(float(np.log(ratios[k]))) if 0 < ratios[k] < np.inf else np.inf
+    return [j if distance(j) > distance(k) else k for j, k in pairs if j not in rejected and k not in rejected]
 
 
 def _explain_away(regressions: WindowRegressions, windows: list[Window], ratios: dict[int, float], *,
-                  typical: float, gsig: float, focus_thr: float, pairs: list[tuple[int, int]] = (),
-                  nested: list[tuple[int, int]] = ()) -> set[int]:
+                  typical: float, gsig: float, focus_thr: float, pairs: list[tuple[int, int]] = ()) -> set[int]:
     """Reject the flattest component below ``focus_thr`` — once none is left, the less soma-like member of a pair
-    on one soma (``pairs``), then a flat-ish inner member of a nested pair (``nested``, (inner, outer)) — re-read its
-    neighbours' own images without it, repeat.
+    on one soma (``pairs``) — re-read its neighbours' own images without it, repeat.
 
     Two components on one neuron share its light in the joint regression, and both may look flat; once
     the flatter is rejected the other gets the neuron's light back — a pair is resolved to one. ``ratios``
     is updated in place."""
     rejected: set[int] = set()
     while below := ([k for k, value in ratios.items() if value < focus_thr and k not in rejected]
-                    or _less_soma_like(pairs, ratios, rejected) or _nested_surplus(nested, ratios, rejected)):
+                    or _less_soma_like(pairs, ratios, rejected)):
         worst = min(below, key=lambda k: ratios[k])
         rejected.add(worst)
         for k in ratios:

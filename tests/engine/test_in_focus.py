@@ -206,27 +206,3 @@ def test_true_neighbours_on_each_others_footprints_are_not_a_pair():
     C = np.vstack(traces + [trace for _, trace in sources])
 
     assert out_of_focus(movie, A, C, DIMS, gsig=GSIG, focus_thr=FOCUS_THR).rejected.size == 0
-
-
-def test_a_flat_ish_source_nested_in_a_soma_is_rejected_whatever_its_trace(monkeypatch):
-    """As on the realistic CA1 fits' covered-twice neurons: a cell below the focal plane, its light 1.3× as wide
-    as a soma's (focus ratio ~0.72, above the threshold), seeded 0.7 gSig off an in-focus soma with its own
-    transients (no pair on one soma). Its mask lies inside the soma's: it is rejected, the soma kept; without the
-    nested rule both stay."""
-    import cnmflow.engine.in_focus as in_focus
-
-    rng = np.random.default_rng(8)
-    light, footprints, traces = _in_focus_cells(rng)
-    soma_at, below = (50, 50), (50, 52)
-    soma, soma_trace = _blob(soma_at, GSIG), _transients(rng)
-    blob, blob_trace = _blob(below, 1.3 * GSIG), _transients(rng)
-    movie = _movie(rng, light, [(soma, soma_trace), (blob, blob_trace)])
-    A = _components(footprints + [_cut(soma, soma_at), _cut(blob, below)])
-    C = np.vstack(traces + [soma_trace, blob_trace])
-
-    test = out_of_focus(movie, A, C, DIMS, gsig=GSIG, focus_thr=FOCUS_THR)
-
-    assert list(test.rejected) == [7]
-    assert FOCUS_THR < test.ratio[7] < in_focus.NEST_RATIO and test.ratio[6] > 0.9
-    monkeypatch.setattr(in_focus, "NEST_RATIO", 0.0)
-    assert out_of_focus(movie, A, C, DIMS, gsig=GSIG, focus_thr=FOCUS_THR).rejected.size == 0
