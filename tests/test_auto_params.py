@@ -93,6 +93,24 @@ def test_a_clear_margin_takes_its_factor_and_a_tie_lands_between():
     assert 0.25 < tied[0] < 0.75 and tied.sum() == pytest.approx(1.0)
 
 
+def test_a_null_that_grows_with_the_kernel_does_not_decide_the_factor_alone(monkeypatch):
+    """The PNR cut enters the margin to the power CUT_WEIGHT: the flipped null's maxima (mostly the cells' surround)
+    grow with the kernel faster than the cells' PNR, which made the whole-cut margin take the smallest kernel on
+    cortex L2/3, where the engine does best at k = 1.3. Cells whose PNR still rises with the kernel (cortex: ~9% a
+    factor) take the widest kernel although the cut grows 25% a factor; cells whose PNR is level (CA1) keep the
+    narrowest."""
+    from cnmflow.auto_params import bootstrap_wins, gsig_choice
+
+    rng = np.random.default_rng(5)
+    blobs, null = rng.normal(15, 1.5, 30), rng.normal(3.5, 0.7, 4000)
+    nulls = [null, 1.25 * null, 1.25**2 * null]
+    rising = bootstrap_wins([blobs, 1.09 * blobs, 1.09**2 * blobs], nulls, np.random.default_rng(0))
+    level = bootstrap_wins([blobs, 1.01 * blobs, 1.01**2 * blobs], nulls, np.random.default_rng(0))
+    assert rising[2] > 0.9 and level[0] > 0.9
+    monkeypatch.setattr(gsig_choice, "CUT_WEIGHT", 1.0)  # the whole cut: the surround decides, the narrowest wins
+    assert bootstrap_wins([blobs, 1.09 * blobs, 1.09**2 * blobs], nulls, np.random.default_rng(0))[0] > 0.9
+
+
 def test_the_choice_passes_filter_as_the_seed_search_does():
     """choose_gsig's shared-FFT passes (every gSig from one forward FFT of each frame) give each gSig the values of the
     engine's own seed filter."""

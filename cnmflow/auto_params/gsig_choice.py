@@ -2,8 +2,9 @@
 
 ``gSig`` = k × that radius, k in the span of :data:`GSIG_FACTORS`, chosen by :func:`choose_gsig`: the factors
 weighted by how often each one's seed images (filter and PNR) set the visible blobs furthest above that gSig's own
-PNR cut over bootstrap resamples of the blobs and the null — the filter size that best separates this movie's cells
-from its null, with the margins' sampling error (no single k held for both cell types on the realistic simulator);
+PNR cut — the cut weighed by :data:`CUT_WEIGHT` — over bootstrap resamples of the blobs and the null: the filter size
+that best separates this movie's cells from its null, with the margins' sampling error (no single k held for both
+cell types on the realistic simulator);
 gSiz follows it by the seed's rule ``gSiz = 2·gSig + 1`` (see :func:`~cnmflow.auto_params.seed_images.gsiz_for`).
 """
 
@@ -27,6 +28,17 @@ from cnmflow.engine.summary_images import filter_kernel
 GSIG_FACTORS = (1.0, 1.15, 1.3)
 
 
+#: The power of the PNR cut in :func:`choose_gsig`'s margin, median blob PNR / cut ** CUT_WEIGHT. With the whole cut
+#: (1) the margin favoured the smallest kernel: the flipped null's maxima — mostly the cells' negative surround, which
+#: a wider kernel's ring reaches more often — grow with the kernel faster than the cells' PNR (cut +40–60% over k = 1 →
+#: 1.3 where the blobs' PNR rises 0–24%), so cortex L2/3 took k = 1 where the engine does best at 1.3; with none (0) it
+#: favours the largest wherever the cells' PNR still rises, as on CA1, whose best k is 1. Read on twelve training
+#: analogues (seeds 21–24 of the benchmark's four configurations; F1@0.5 of each k with auto's cuts read there;
+#: benchmarks/README.md, h18k): the argmax's mean F1@0.5 0.673 with the whole cut, 0.720–0.729 for any weight in
+#: 0.15–0.45 (the best k on every movie: 0.733), 0.683 with none; 0.3 is that span's middle.
+CUT_WEIGHT = 0.3
+
+
 #: Bootstrap resamples of the visible blobs and the null maxima behind :func:`choose_gsig`'s weights.
 N_BOOTSTRAP = 200
 
@@ -37,14 +49,14 @@ class GsigChoice:
 
     factor: float  # chosen gSig / radius: the factors weighted by how often each has the largest margin
     factors: tuple[float, ...]
-    margins: tuple[float, ...]  # per factor: median over visible blobs of their PNR / the PNR cut at that gSig
+    margins: tuple[float, ...]  # per factor: median over visible blobs of their PNR / (PNR cut there) ** CUT_WEIGHT
     wins: tuple[float, ...]  # per factor: share of bootstrap resamples where its margin is the largest
     images: SeedImages  # the seed images at the chosen gSig (reused for the cuts)
 
     def evidence(self) -> str:
         tried = ", ".join(f"{k:g}: {m:.2f} ({100 * w:.0f}%)" for k, m, w in zip(self.factors, self.margins, self.wins))
         return (f"{self.factor:.3g} × the radius: the factors weighted by how often each sets the visible blobs' PNR "
-                f"furthest above the PNR cut read at that gSig (median PNR / cut, and the share of "
+                f"furthest above the PNR cut read at that gSig (median PNR / cut^{CUT_WEIGHT:g}, and the share of "
                 f"{N_BOOTSTRAP} bootstrap resamples of blobs and null where it is largest, at {tried})")
 
 
@@ -56,10 +68,11 @@ def pnr_cut_of(maxima: np.ndarray) -> np.ndarray:
 
 
 def pnr_margin(images: SeedImages, gsig: float, blobs: np.ndarray) -> float:
-    """Median over ``blobs`` (n, 2) of their PNR over the flipped-maxima PNR cut at this gSig: how far the seed
-    search at this gSig sets the cells the projection shows above its own noise null."""
+    """Median over ``blobs`` (n, 2) of their PNR over the flipped-maxima PNR cut at this gSig to the power
+    :data:`CUT_WEIGHT`: how far the seed search at this gSig sets the cells the projection shows above its own null,
+    the null's growth with the kernel (its surround part) weighed down."""
     maxima = null_maxima(images.flipped_pnr, gsig)
-    return float(np.median(images.pnr[blobs[:, 0], blobs[:, 1]]) / pnr_cut_of(maxima))
+    return float(np.median(images.pnr[blobs[:, 0], blobs[:, 1]]) / pnr_cut_of(maxima) ** CUT_WEIGHT)
 
 
 def bootstrap_wins(blob_pnrs: Sequence[np.ndarray], maxima: Sequence[np.ndarray], rng: np.random.Generator,
@@ -68,7 +81,7 @@ def bootstrap_wins(blob_pnrs: Sequence[np.ndarray], maxima: Sequence[np.ndarray]
     all factors (the same cells seen through each filter), each factor's null maxima on their own."""
     picks = rng.integers(0, len(blob_pnrs[0]), (n_boot, len(blob_pnrs[0])))
     margins = np.stack([np.median(pnrs[picks], axis=1)
-                        / pnr_cut_of(null[rng.integers(0, len(null), (n_boot, len(null)))])
+                        / pnr_cut_of(null[rng.integers(0, len(null), (n_boot, len(null)))]) ** CUT_WEIGHT
                         for pnrs, null in zip(blob_pnrs, maxima)], axis=1)
     return np.bincount(margins.argmax(axis=1), minlength=len(blob_pnrs)) / n_boot
 
@@ -78,8 +91,9 @@ def choose_gsig(movie: np.ndarray, radius: RadiusEstimate, *, center_psf: bool,
     """gSig = k·r, k the ``factors`` weighted by how often each sets the visible blobs (the strongest round blobs
     of the projection) furthest above that gSig's PNR cut, over bootstrap resamples of the blobs and the null.
 
-    The margin (median blob PNR / cut) says which filter size best separates this movie's cells from the
-    sign-flipped movie's null, as a matched filter would, but read on the cells and the null of this movie. No
+    The margin (median blob PNR / cut ** :data:`CUT_WEIGHT`) says which filter size best separates this movie's
+    cells from the sign-flipped movie's null, as a matched filter would, but read on the cells and the null of this
+    movie; the cut is weighed down because its growth with the kernel is mostly the cells' surround. No
     single k fitted both cell types (benchmarks/README.md: the grid's best gSig lay at 0.92–0.97·r on CA1 and
     1.13–1.27·r on cortex L2/3, whose profiles have the same shape). The margins are estimates — a median over a
     few dozen blobs, a cut read off a sample of maxima — so k is the expected winning factor under their
@@ -94,7 +108,7 @@ def choose_gsig(movie: np.ndarray, radius: RadiusEstimate, *, center_psf: bool,
     peaks_each = _peak_images(spectra, gsigs, center_psf=center_psf)
     blob_pnrs = [peaks.pnr[blobs[:, 0], blobs[:, 1]] for peaks in peaks_each]
     maxima = [null_maxima(peaks.flipped_pnr, g) for peaks, g in zip(peaks_each, gsigs)]
-    margins = tuple(float(np.median(p) / pnr_cut_of(m)) for p, m in zip(blob_pnrs, maxima))
+    margins = tuple(float(np.median(p) / pnr_cut_of(m) ** CUT_WEIGHT) for p, m in zip(blob_pnrs, maxima))
     wins = bootstrap_wins(blob_pnrs, maxima, np.random.default_rng(rng))
     factor = round(float(np.dot(wins, factors)), 3)
     if factor in factors:  # one factor won every resample: its PNR images are at hand, its correlation is not
