@@ -407,3 +407,19 @@ def test_a_big_endian_movie_gives_the_same_sample_as_its_little_endian_twin(tmp_
         samples.append(sample_movie(series, tsub=2, ssub=1, max_frames=20))
     assert np.array_equal(samples[0], samples[1])
     assert np.array_equal(samples[0], frames[10:50].astype(np.float32).reshape(20, 2, 20, 22).mean(axis=1))
+
+
+def test_with_fewer_visible_blobs_than_the_margin_needs_gsig_is_the_radius_itself():
+    """CA1 at peak SNR 1–4 (the benchmark's training movie, seed 2) shows 1 blob above one false blob in the scale
+    space: the margins are medians over the strongest MIN_BLOBS blobs, mostly noise, and their argmax took k = 1.15
+    (F1@0.5 −0.14 against k = 1 on h18k's engine). With the blobs this thin gSig is the radius itself, and the reason
+    says why the margins were not used."""
+    from cnmflow.auto_params.radius import MIN_BLOBS
+
+    sim = simulate_realistic_1p("ca1", shape=(128, 128), n_frames=800, rng=2, peak_snr=(1.0, 4.0))
+    est = estimate_from_movie(_tsub2(sim.movie), tsub=2)
+    choice = est.gsig_choice
+    assert est.radius.n_visible < MIN_BLOBS
+    assert int(np.argmax(choice.margins)) != 0   # the margins alone would take a wider kernel
+    assert choice.factor == min(GSIG_FACTORS) and est.gSig == pytest.approx(est.radius.radius, abs=0.01)
+    assert "visible" in est.reasons()["gSig"] and "not used" in est.reasons()["gSig"]

@@ -4,7 +4,8 @@
 images (filter and PNR) set the visible blobs furthest above that gSig's own PNR cut — the cut weighed by
 :data:`CUT_WEIGHT` —, the filter size that best separates this movie's cells from its null (no single k held for both
 cell types on the realistic simulator); how often each factor wins bootstrap resamples of the blobs and the null is
-reported with it;
+reported with it. Where fewer than :data:`~cnmflow.auto_params.radius.MIN_BLOBS` blobs are visible the margins are
+read on blobs the projection does not show, and k falls back to the smallest factor, the radius itself;
 gSiz follows it by the seed's rule ``gSiz = 2·gSig + 1`` (see :func:`~cnmflow.auto_params.seed_images.gsiz_for`).
 """
 
@@ -47,14 +48,19 @@ N_BOOTSTRAP = 200
 class GsigChoice:
     """The gSig factor with the largest margin, and how often each factor wins a bootstrap resample."""
 
-    factor: float  # chosen gSig / radius: the factor with the largest margin
+    factor: float  # chosen gSig / radius: the factor with the largest margin (the smallest where the blobs are thin)
     factors: tuple[float, ...]
     margins: tuple[float, ...]  # per factor: median over visible blobs of their PNR / (PNR cut there) ** CUT_WEIGHT
     wins: tuple[float, ...]  # per factor: share of bootstrap resamples where its margin is the largest (evidence)
     images: SeedImages  # the seed images at the chosen gSig (reused for the cuts)
+    n_visible: int = MIN_BLOBS  # blobs the projection shows; below MIN_BLOBS the margins are not used
 
     def evidence(self) -> str:
         tried = ", ".join(f"{k:g}: {m:.2f} ({100 * w:.0f}%)" for k, m, w in zip(self.factors, self.margins, self.wins))
+        if self.n_visible < MIN_BLOBS:
+            return (f"{self.factor:.3g} × the radius: only {self.n_visible} blob(s) visible (fewer than {MIN_BLOBS}), "
+                    f"so the PNR margins (median PNR / cut^{CUT_WEIGHT:g} at {tried}; share of {N_BOOTSTRAP} bootstrap "
+                    f"resamples where each is largest) rest on blobs the projection does not show and are not used")
         return (f"{self.factor:.3g} × the radius: the factor that sets the visible blobs' PNR "
                 f"furthest above the PNR cut read at that gSig (median PNR / cut^{CUT_WEIGHT:g}, and the share of "
                 f"{N_BOOTSTRAP} bootstrap resamples of blobs and null where it is largest, at {tried})")
@@ -101,7 +107,10 @@ def choose_gsig(movie: np.ndarray, radius: RadiusEstimate, *, center_psf: bool,
     (the bootstrap's mean of the argmax, h18tie) was replaced by the argmax (h18k): with the cut
     weighed down the wins spread on CA1, and a weighted k a few hundredths above 1 crossed the seed kernel's size step
     (its cut 10–25% stricter) and lost F1@0.5 on the CA1 training analogues; the wins are kept as the reason's
-    measure of how clear the choice is. The choice passes share each frame's FFT (:class:`FrameSpectra`) and compute
+    measure of how clear the choice is. Where fewer than MIN_BLOBS blobs are visible (peak SNR 1–4 on CA1: 1–4 of
+    40 cells) the median is over the strongest MIN_BLOBS blobs, most of them noise, and the margin picked the wider
+    kernels where k = 1 does best (h18k: −0.10 to −0.14 F1@0.5 on two such CA1 movies); k is then the smallest factor
+    (benchmarks/README.md, h18fb). The choice passes share each frame's FFT (:class:`FrameSpectra`) and compute
     the PNRs only; the chosen factor's movie is refiltered once for its correlation image."""
     n = max(radius.n_visible, MIN_BLOBS)
     blobs = np.asarray(radius.blobs[:n], dtype=int)
@@ -112,11 +121,11 @@ def choose_gsig(movie: np.ndarray, radius: RadiusEstimate, *, center_psf: bool,
     maxima = [null_maxima(peaks.flipped_pnr, g) for peaks, g in zip(peaks_each, gsigs)]
     margins = tuple(float(np.median(p) / pnr_cut_of(m) ** CUT_WEIGHT) for p, m in zip(blob_pnrs, maxima))
     wins = bootstrap_wins(blob_pnrs, maxima, np.random.default_rng(rng))
-    at = int(np.argmax(margins))  # its PNR images are at hand, its correlation is not
+    at = int(np.argmax(margins)) if radius.n_visible >= MIN_BLOBS else int(np.argmin(factors))
     filtered = spectra.filtered([gsigs[at]], center_psf=center_psf)[0]
     images = replace(peaks_each[at], correlation=correlation_image(filtered, peaks_each[at].noise))
     return GsigChoice(factor=float(factors[at]), factors=tuple(factors), margins=margins,
-                      wins=tuple(float(w) for w in wins), images=images)
+                      wins=tuple(float(w) for w in wins), images=images, n_visible=radius.n_visible)
 
 
 def _peak_images(spectra: FrameSpectra, gsigs: Sequence[float], *, center_psf: bool) -> list[SeedImages]:
