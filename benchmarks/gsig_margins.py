@@ -9,10 +9,10 @@ On training analogues only (new seeds of the benchmark's configurations, never 1
 - ``med``: median blob PNR / the maxima's median;
 
 then one fit per k with auto's cuts read at that gSig (``estimate_from_movie(gsig=...)``), scored by F1@0.5.
-(h18k's ``--auto`` mode, auto's own values with the cut weighed by ``CUT_WEIGHT``, went with the estimator change
-it measured, which was not merged: benchmarks/README.md, h18k.)
+``--auto``: auto's own values (bootstrap-weighted k) with the whole cut in the margin and with ``CUT_WEIGHT``, fitted.
 
     PYTHONPATH=. .venv/bin/python benchmarks/gsig_margins.py            # margins and one fit per k (~8 min)
+    PYTHONPATH=. .venv/bin/python benchmarks/gsig_margins.py --auto --out benchmarks/results/gsig_margins_auto.json
 """
 
 from __future__ import annotations
@@ -77,16 +77,41 @@ def movie_record(movie: Movie, fit: bool) -> dict:
     return record
 
 
+def auto_record(movie: Movie) -> dict:
+    """Auto's own values (bootstrap-weighted k) with the whole cut in the margin (weight 1, the estimator before
+    h18k) and with :data:`~cnmflow.auto_params.gsig_choice.CUT_WEIGHT`, each fitted (once where they agree)."""
+    from cnmflow.auto_params import estimate_from_movie, gsig_choice
+
+    sim = simulate(movie)
+    sample = downsampled(sim.movie)
+    weight, record, fits = gsig_choice.CUT_WEIGHT, {"movie": movie.name}, {}
+    for label, w in (("before", 1.0), ("after", weight)):
+        gsig_choice.CUT_WEIGHT = w
+        try:
+            est = estimate_from_movie(sample, tsub=TSUB)
+        finally:
+            gsig_choice.CUT_WEIGHT = weight
+        values = (est.gSig, est.gSiz, est.min_corr, est.min_pnr)
+        if values not in fits:
+            fits[values] = fit_and_score(sim.movie, sim.truth, fit_params(movie.fr, *values))
+        record[label] = {"factor": est.gsig_choice.factor, "wins": est.gsig_choice.wins, "values": values,
+                         "fit": fits[values]}
+    print(json.dumps(record), flush=True)
+    return record
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--no-fit", action="store_true", help="margins only")
+    parser.add_argument("--auto", action="store_true", help="auto's own values with the whole cut (before) and with "
+                        "CUT_WEIGHT (after), each fitted")
     parser.add_argument("--only", nargs="+", help="movie names to run (default all of TRAINING)")
     parser.add_argument("--analogues", action="store_true", help="the DENSE and SMALL_SOMA training analogues (of "
                         "held-out seeds 11 and 12) instead of TRAINING")
     parser.add_argument("--out", type=Path, default=RESULTS / "gsig_margins.json")
     args = parser.parse_args(argv)
     movies = [m for m in (DENSE + SMALL_SOMA if args.analogues else TRAINING) if not args.only or m.name in args.only]
-    records = [movie_record(m, fit=not args.no_fit) for m in movies]
+    records = [auto_record(m) if args.auto else movie_record(m, fit=not args.no_fit) for m in movies]
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps({"runs": records}, indent=1))
     return 0
