@@ -206,3 +206,22 @@ def test_true_neighbours_on_each_others_footprints_are_not_a_pair():
     C = np.vstack(traces + [trace for _, trace in sources])
 
     assert out_of_focus(movie, A, C, DIMS, gsig=GSIG, focus_thr=FOCUS_THR).rejected.size == 0
+
+
+def test_components_near_the_field_edge_are_judged_on_the_window_inside_it():
+    """A defocused cell 2.3 gSig from the edge (its 4·gSig window cut) is rejected, an in-focus soma as near
+    the opposite edge kept: the level is read on the part of the ring inside the field. Within 2 gSig of
+    the edge (the annulus cut) a component is not judged."""
+    soma_at, defocused_at, too_near = (50, 93), (50, 7), (5, 50)
+    movie, footprints, traces, (soma, soma_trace), (blob, blob_trace) = _soma_and_defocused_cell(4, soma_at,
+                                                                                                 defocused_at)
+    near = _blob(too_near, 2 * GSIG)
+    near_trace = _transients(np.random.default_rng(5))
+    movie = movie + (near_trace[:, None, None] * near[None]).astype(np.float32)
+    A = _components(footprints + [_cut(soma, soma_at), _cut(blob, defocused_at), _cut(near, too_near)])
+    C = np.vstack(traces + [soma_trace, blob_trace, near_trace])
+
+    test = out_of_focus(movie, A, C, DIMS, gsig=GSIG, focus_thr=FOCUS_THR)
+
+    assert list(test.rejected) == [7]
+    assert test.ratio[6] > 0.8 and test.ratio[7] < 0.6 and np.isnan(test.ratio[8])
