@@ -140,49 +140,16 @@ def scale_to_length(cut: ThresholdEstimate, n_sample: int, n_movie: int) -> Thre
                    null=f"{cut.null}, carried from {n_sample} to {n_movie} frames")
 
 
-def kernel_neighbour(gsig: float) -> tuple[float, float]:
-    """The gSig half a pixel away on the nearer side of the seed kernel's size step (the kernel is
-    ``2·int(2·gSig) + 1`` px: it steps at every half pixel, and gSig ± 0.5 has the next size down or up), and the
-    weight of its PNR cut in :func:`interpolated_cut`: 0 at the middle of gSig's own step, ½ at its edge."""
-    position = 2 * gsig - int(2 * gsig)  # 0 at the step's lower edge, 1 at its upper
-    return (gsig - 0.5 if position < 0.5 else gsig + 0.5), abs(position - 0.5)
-
-
-def interpolated_cut(own: ThresholdEstimate, neighbour: ThresholdEstimate, weight: float,
-                     kernel: int) -> ThresholdEstimate:
-    """The PNR cut linear in gSig between the middles of two kernel sizes' steps: ``(1 − weight)·own + weight·
-    neighbour`` (floor and sd alike; k is then the cut's own distance from the floor). Both images step with the
-    kernel's size and are nearly flat within a step; this cut is continuous across the step."""
-    floor = (1 - weight) * own.floor + weight * neighbour.floor
-    sd = (1 - weight) * own.sd + weight * neighbour.sd
-    cut = (1 - weight) * own.cut + weight * neighbour.cut
-    return ThresholdEstimate(name=own.name, null=f"{own.null}, interpolated with the {kernel} px kernel's "
-                             f"(weight {weight:.2f})", cut=cut, floor=floor, sd=sd,
-                             k=(cut - floor) / sd if sd > 0 else own.k)
-
-
-def flipped_cut(images: SeedImages, gsig: float) -> ThresholdEstimate:
-    """The flipped movie's maxima over gSig's seed windows: their floor + k sd, k for one false exceedance among
-    them."""
-    maxima = null_maxima(images.flipped_pnr, gsig)
-    return noise_floor_cut(maxima, name="PNR", null=f"sign-flipped movie's {len(maxima)} local maxima",
-                           k=noise_k(len(maxima)))
-
-
 def threshold_estimates(images: SeedImages, *, n_frames: int, gsig: float, center_psf: bool,
-                        rng: int | np.random.Generator | None, n_movie_frames: int | None = None,
-                        neighbour: SeedImages | None = None) -> tuple[ThresholdEstimate, ThresholdEstimate]:
+                        rng: int | np.random.Generator | None,
+                        n_movie_frames: int | None = None) -> tuple[ThresholdEstimate, ThresholdEstimate]:
     """The correlation cut (white-noise null's quantile, k for one false exceedance among the image's
     cell-sized elements) and the PNR cut (the sign-flipped movie's local maxima: their floor + k sd, k for
-    one false exceedance among those maxima, carried to the movie's length), on the downsampled images.
-
-    ``neighbour``: the images at :func:`kernel_neighbour`'s gSig; the PNR cut is then interpolated between the two
-    kernel sizes (:func:`interpolated_cut`), both nulls read over gSig's own seed windows."""
+    one false exceedance among those maxima, carried to the movie's length), on the downsampled images."""
     k = noise_k(images.pnr.size / (math.pi * gsig**2))
     corr = noise_floor_cut(white_noise_correlation(n_frames, gsig, center_psf, rng), name="correlation",
                            null="white-noise null", k=k, tail="quantile")
-    pnr = flipped_cut(images, gsig)
-    if neighbour is not None:
-        other, weight = kernel_neighbour(gsig)
-        pnr = interpolated_cut(pnr, flipped_cut(neighbour, gsig), weight, kernel=2 * int(2 * other) + 1)
+    maxima = null_maxima(images.flipped_pnr, gsig)
+    pnr = noise_floor_cut(maxima, name="PNR", null=f"sign-flipped movie's {len(maxima)} local maxima",
+                          k=noise_k(len(maxima)))
     return corr, scale_to_length(pnr, n_frames, n_movie_frames or n_frames)

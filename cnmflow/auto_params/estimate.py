@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Sequence
 
 import numpy as np
 
-from cnmflow.auto_params.cuts import ThresholdEstimate, kernel_neighbour, pnr_reduction, threshold_estimates
+from cnmflow.auto_params.cuts import ThresholdEstimate, pnr_reduction, threshold_estimates
 from cnmflow.auto_params.gsig_choice import GsigChoice, choose_gsig
 from cnmflow.auto_params.radius import (RADIUS_SMOOTH_FRAMES, RadiusEstimate, SmoothedMovie, estimate_radius,
                                         smoothed_in_time)
@@ -131,9 +131,8 @@ def estimate_from_movie(movie: np.ndarray, *, gsig: float | None = None, center_
     else:
         choice = choose_gsig(movie, radius, center_psf=center_psf, rng=rng)
         g, images = choice.factor * radius.radius, choice.images
-    neighbour = seed_images(movie, gsig=kernel_neighbour(g)[0], center_psf=center_psf, correlation=False)
     corr, pnr = threshold_estimates(images, n_frames=movie.shape[0], gsig=g, center_psf=center_psf, rng=rng,
-                                    n_movie_frames=n_movie_frames, neighbour=neighbour)
+                                    n_movie_frames=n_movie_frames)
     reduction = pnr_reduction(tsub, ssub)
     min_corr = float(np.clip(round(corr.cut, 3), 0.0, 1.0))
     min_pnr = float(max(round(pnr.cut / reduction, 2), 0.0))

@@ -71,10 +71,8 @@ def correlation_image(filtered: np.ndarray, noise: np.ndarray) -> np.ndarray:
     return sums.image()
 
 
-def seed_images(movie: np.ndarray, *, gsig: float, center_psf: bool, chunk_frames: int = 128,
-                correlation: bool = True) -> SeedImages:
-    """The seed search's correlation (unless ``correlation`` is False) and PNR images and the flipped movie's PNR, in
-    one filtering pass.
+def seed_images(movie: np.ndarray, *, gsig: float, center_psf: bool, chunk_frames: int = 128) -> SeedImages:
+    """The seed search's correlation and PNR images and the flipped movie's PNR, in one filtering pass.
 
     The same definitions as :func:`cnmflow.engine.summary_images.correlation_pnr` with the seed's 2σ
     threshold (and the engine's own noise of the whole filtered movie, as the seeding computes it), but
@@ -82,19 +80,13 @@ def seed_images(movie: np.ndarray, *, gsig: float, center_psf: bool, chunk_frame
     its PNR is ``−min_t F / noise``. ``movie`` is the bounded sample
     (:func:`~cnmflow.auto_params.sample.sample_movie`), so F is held.
     """
-    return images_of_filtered(filtered_movie(movie, gsig=gsig, center_psf=center_psf, chunk_frames=chunk_frames),
-                              correlation=correlation)
-
-
-def filtered_movie(movie: np.ndarray, *, gsig: float, center_psf: bool, chunk_frames: int = 128) -> np.ndarray:
-    """The movie minus its mean frame, filtered by the seed kernel of ``gsig`` (float32, held whole)."""
     T, rows, cols = movie.shape
     filt = FrameFilter(filter_kernel(gsig, center_psf=center_psf), (rows, cols))
     mean = temporal_mean(movie, chunk_frames)
     filtered = np.empty((T, rows, cols), np.float32)
     for f0 in range(0, T, chunk_frames):
         filtered[f0:f0 + chunk_frames] = filt(movie[f0:f0 + chunk_frames], minus=mean)
-    return filtered
+    return images_of_filtered(filtered)
 
 
 class FrameSpectra:
