@@ -8,9 +8,10 @@ On training movies only (the benchmark's four, ``DENSE`` 17–20, ``SMALL_SOMA``
 - default: at auto's own gSig, the cut interpolated linearly in gSig between the middles of the kernel's steps — the
   own kernel's cut and that of the nearer neighbour size (gSig ± 0.5), weight |position in the step − ½|, both
   nulls read over gSig's own seed windows ("interp"), and the same on the cut / visible blobs' PNR ratio ("ratio");
-  fits at auto's gSig, gSiz and min_corr with auto's cut, interp, ratio and 7 (F1@0.5 of the accepted components).
+  fits at auto's gSig, gSiz and min_corr with auto's cut, interp, ratio and 7 (F1@0.5 of the accepted components);
+- ``--mirror``: the control, fits with auto's cut moved as far as interp moves it but the other way.
 
-    PYTHONPATH=. .venv/bin/python benchmarks/cut_step.py [--values] [--no-fit]
+    PYTHONPATH=. .venv/bin/python benchmarks/cut_step.py [--values] [--no-fit] [--mirror]
 """
 
 from __future__ import annotations
@@ -71,8 +72,9 @@ def values_record(movie: Movie) -> dict:
             "rows": rows}
 
 
-def trial_record(movie: Movie, fit: bool) -> dict:
-    """auto's cut, the interpolated cuts at auto's gSig, and (``fit``) the fits with each and with 7."""
+def trial_record(movie: Movie, fit: bool, keys: tuple = ("auto", "interp", "ratio", 7.0)) -> dict:
+    """auto's cut, the interpolated cuts at auto's gSig, and (``fit``) the fits with each of ``keys`` (7: a fixed
+    cut; "mirror": auto's cut moved as far as interp moves it, the other way — a control for F1@0.5's roughness)."""
     from cnmflow.auto_params.seed_images import FrameSpectra
     from cnmflow.engine.summary_images import filter_kernel
 
@@ -87,8 +89,9 @@ def trial_record(movie: Movie, fit: bool) -> dict:
               "neighbour_kernel": 2 * int(2 * other) + 1, "weight": round(weight, 2), "min_corr": est.min_corr,
               "auto": est.min_pnr, "own": round(own["cut"], 2), "neighbour": round(near["cut"], 2),
               "cells": round(own["cells"], 2), "interp": round(interp, 2), "ratio": round(ratio, 2)}
+    record["mirror"] = round(2 * est.min_pnr - record["interp"], 2)  # interp's move from auto's, the other way
     if fit:
-        for key in ("auto", "interp", "ratio", 7.0):
+        for key in keys:
             cut = key if isinstance(key, float) else record[key]
             record[f"fit_{key:g}" if isinstance(key, float) else f"fit_{key}"] = fit_and_score(
                 sim.movie, sim.truth, fit_params(movie.fr, est.gSig, est.gSiz, est.min_corr, cut))
@@ -100,11 +103,13 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--values", action="store_true", help="the cut on a 0.05 px gSig grid (no fits)")
     parser.add_argument("--no-fit", action="store_true")
+    parser.add_argument("--mirror", action="store_true", help="fit only the control: interp's move the other way")
     parser.add_argument("--out", type=Path)
     args = parser.parse_args(argv)
     movies = MOVIES + DENSE + SMALL_SOMA
-    runs = [values_record(m) for m in movies] if args.values else [trial_record(m, not args.no_fit) for m in movies]
-    out = args.out or RESULTS / f"cut_step{'_values' if args.values else ''}.json"
+    runs = [values_record(m) for m in movies] if args.values else [
+        trial_record(m, not args.no_fit, ("mirror",) if args.mirror else ("auto", "interp", "ratio", 7.0)) for m in movies]
+    out = args.out or RESULTS / f"cut_step{'_values' if args.values else '_mirror' if args.mirror else ''}.json"
     out.write_text(json.dumps({"runs": runs}, indent=1))
     return 0
 
