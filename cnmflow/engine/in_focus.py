@@ -31,8 +31,9 @@ back and is kept: a pair is resolved to one. Two components that both keep a cor
 1.3–1.4 gSig off a found soma, one soma seeded twice) are a *pair on one soma* when one's peak lies on the
 other's footprint and their traces follow each other (``PAIR_FOOTPRINT_FRACTION``, ``PAIR_TRACE_CORR``): once no
 component is left below the threshold, the member whose own image is less like the typical cell's (focus ratio
-farther from 1) is rejected. Rejected, not merged: a merge would pour the duplicate's
-contaminant into the neuron's trace and, measured on the realistic movies, a close-neighbour merge
+farther from 1 on a log scale) is rejected — not the flatter one: a point left over once the other took the soma's
+light reads far above 1 (benchmarks/README.md, h16twice, h16pair). Rejected, not merged: a merge would pour the
+duplicate's contaminant into the neuron's trace and, measured on the realistic movies, a close-neighbour merge
 also joins true neighbours (benchmarks/README.md, h16mrg).
 
 The typical cell is read on the components whose whole window lies inside the field, and the test runs only
@@ -69,8 +70,8 @@ MIN_JUDGED = 5
 #: Two components on one soma: the footprint peak of one lies where the other's footprint is at least
 #: PAIR_FOOTPRINT_FRACTION of its maximum, and their traces (at the test's rate) correlate at least
 #: PAIR_TRACE_CORR — both share the soma's transients. Of such a pair the one whose own image is less like the
-#: typical cell's (focus ratio farther from 1) is rejected whatever its ratio, once the flat components are:
-#: the brighter one is not always the better footprint (benchmarks/README.md, h16foc, h16twice).
+#: typical cell's (focus ratio farther from 1 on a log scale) is rejected whatever its ratio, once the flat components
+#: are: the brighter one is not always the better footprint (benchmarks/README.md, h16foc, h16twice).
 #: A component whose window the field's edge cuts is judged when its peak lies at least this many gSig
 #: from the edge (its core and the gSig–2·gSig annulus whole). CA1 seed 1: 2 and 3 judge the same, 1.5
 #: rejects a cell whose annulus the edge cuts (benchmarks/README.md, h16edge).
