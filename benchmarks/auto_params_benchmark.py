@@ -289,19 +289,26 @@ def cell_peak_values(images: np.ndarray, footprints: np.ndarray) -> np.ndarray:
     return np.asarray(values)
 
 
-def kernel_steps(movie: Movie) -> list[dict]:
-    """Auto's cuts at one gSig in each of four consecutive seed-kernel sizes around the true radius (the size
-    2·int(2·gSig) + 1 steps at every half pixel), against the true cells' PNR there: how far the PNR cut moves with
-    the kernel, and how far the cells do."""
+def kernel_step_estimates(movie: Movie):
+    """The movie simulated, and auto's estimate at one gSig in each of four consecutive seed-kernel sizes around the
+    true radius (``2·int(2·gSig) + 1`` steps at every half pixel; each gSig 0.2 px past a step): ``(sim, [(gSig,
+    estimate), ...])``."""
     from cnmflow.auto_params import estimate_from_movie
 
     sim = simulate(movie)
     truth_r = float(np.median([true_half_max_radius(f) for f in sim.truth.footprints]))
     sample = downsampled(sim.movie)
+    gsigs = [round((int(2 * truth_r) + j) / 2 + 0.2, 2) for j in (-1, 0, 1, 2)]
+    return sim, [(g, estimate_from_movie(sample, tsub=TSUB, gsig=g)) for g in gsigs]
+
+
+def kernel_steps(movie: Movie) -> list[dict]:
+    """Auto's cuts at one gSig in each of four consecutive seed-kernel sizes around the true radius (the size
+    2·int(2·gSig) + 1 steps at every half pixel), against the true cells' PNR there: how far the PNR cut moves with
+    the kernel, and how far the cells do."""
+    sim, estimates = kernel_step_estimates(movie)
     records = []
-    for j in (-1, 0, 1, 2):
-        g = round((int(2 * truth_r) + j) / 2 + 0.2, 2)
-        est = estimate_from_movie(sample, tsub=TSUB, gsig=g)
+    for g, est in estimates:
         cells = cell_peak_values([est.correlation_image, est.pnr_image / est.pnr_reduction], sim.truth.footprints)
         kept = (cells[:, 0] >= est.min_corr) & (cells[:, 1] >= est.min_pnr)
         records.append({"movie": movie.name, "n_true": len(cells), "gSig": g, "kernel": 2 * int(2 * g) + 1,

@@ -24,7 +24,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from auto_params_benchmark import (DENSE, MOVIES, RESULTS, SMALL_SOMA, TSUB, Movie, cell_peak_values,  # noqa: E402
-                                   downsampled, fit_and_score, fit_params, simulate, true_half_max_radius)
+                                   downsampled, fit_and_score, fit_params, kernel_step_estimates, simulate)
 
 
 def cells_against(est, footprints: np.ndarray, corr_cut: float, pnr_cut: float) -> dict:
@@ -64,15 +64,9 @@ def movie_record(movie: Movie, fit: bool, estimator=None) -> dict:
 def steps_record(movie: Movie) -> list[dict]:
     """Auto's cuts at one gSig in each of four kernel sizes around the true radius, with the cells' median
     correlation and PNR there (no fits)."""
-    from cnmflow.auto_params import estimate_from_movie
-
-    sim = simulate(movie)
-    truth_r = float(np.median([true_half_max_radius(f) for f in sim.truth.footprints]))
-    sample = downsampled(sim.movie)
+    sim, estimates = kernel_step_estimates(movie)
     records = []
-    for j in (-1, 0, 1, 2):
-        g = round((int(2 * truth_r) + j) / 2 + 0.2, 2)
-        est = estimate_from_movie(sample, tsub=TSUB, gsig=g)
+    for g, est in estimates:
         record = {"movie": movie.name, "gSig": g, "kernel": 2 * int(2 * g) + 1, "min_corr": est.min_corr,
                   "min_pnr": est.min_pnr, "corr_null_median": round(est.corr.floor, 3),
                   "cells": cells_against(est, sim.truth.footprints, est.min_corr, est.min_pnr)}
