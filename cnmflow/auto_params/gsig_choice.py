@@ -73,12 +73,17 @@ def pnr_cut_of(maxima: np.ndarray) -> np.ndarray:
     return np.maximum(floor + noise_k(maxima.shape[-1]) * sd, np.finfo(float).tiny)
 
 
+def margin_of(blob_pnrs: np.ndarray, maxima: np.ndarray) -> np.ndarray:
+    """The margin of each row: median of ``blob_pnrs`` (…, n) over the PNR cut of ``maxima`` (…, m) to the power
+    :data:`CUT_WEIGHT`. One formula for the choice, its bootstrap and :func:`pnr_margin`."""
+    return np.median(blob_pnrs, axis=-1) / pnr_cut_of(maxima) ** CUT_WEIGHT
+
+
 def pnr_margin(images: SeedImages, gsig: float, blobs: np.ndarray) -> float:
     """Median over ``blobs`` (n, 2) of their PNR over the flipped-maxima PNR cut at this gSig to the power
     :data:`CUT_WEIGHT`: how far the seed search at this gSig sets the cells the projection shows above its own null,
     the null's growth with the kernel (its surround part) weighed down."""
-    maxima = null_maxima(images.flipped_pnr, gsig)
-    return float(np.median(images.pnr[blobs[:, 0], blobs[:, 1]]) / pnr_cut_of(maxima) ** CUT_WEIGHT)
+    return float(margin_of(images.pnr[blobs[:, 0], blobs[:, 1]], null_maxima(images.flipped_pnr, gsig)))
 
 
 def bootstrap_wins(blob_pnrs: Sequence[np.ndarray], maxima: Sequence[np.ndarray], rng: np.random.Generator,
@@ -86,8 +91,7 @@ def bootstrap_wins(blob_pnrs: Sequence[np.ndarray], maxima: Sequence[np.ndarray]
     """Share of bootstrap resamples in which each factor's margin is the largest: the blobs resampled once for
     all factors (the same cells seen through each filter), each factor's null maxima on their own."""
     picks = rng.integers(0, len(blob_pnrs[0]), (n_boot, len(blob_pnrs[0])))
-    margins = np.stack([np.median(pnrs[picks], axis=1)
-                        / pnr_cut_of(null[rng.integers(0, len(null), (n_boot, len(null)))]) ** CUT_WEIGHT
+    margins = np.stack([margin_of(pnrs[picks], null[rng.integers(0, len(null), (n_boot, len(null)))])
                         for pnrs, null in zip(blob_pnrs, maxima)], axis=1)
     return np.bincount(margins.argmax(axis=1), minlength=len(blob_pnrs)) / n_boot
 
@@ -119,7 +123,7 @@ def choose_gsig(movie: np.ndarray, radius: RadiusEstimate, *, center_psf: bool,
     peaks_each = _peak_images(spectra, gsigs, center_psf=center_psf)
     blob_pnrs = [peaks.pnr[blobs[:, 0], blobs[:, 1]] for peaks in peaks_each]
     maxima = [null_maxima(peaks.flipped_pnr, g) for peaks, g in zip(peaks_each, gsigs)]
-    margins = tuple(float(np.median(p) / pnr_cut_of(m) ** CUT_WEIGHT) for p, m in zip(blob_pnrs, maxima))
+    margins = tuple(float(margin_of(p, m)) for p, m in zip(blob_pnrs, maxima))
     wins = bootstrap_wins(blob_pnrs, maxima, np.random.default_rng(rng))
     at = int(np.argmax(margins)) if radius.n_visible >= MIN_BLOBS else int(np.argmin(factors))
     filtered = spectra.filtered([gsigs[at]], center_psf=center_psf)[0]
