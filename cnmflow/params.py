@@ -211,7 +211,7 @@ class Params(MotionSection):
         description="1P, with focus_thr: a component whose own image keeps, 2–3 gSig out, more than this many "
         "times the fit's median share of its core's light (read above the level 5–6 gSig out) is rejected as out "
         "of focus. Measured on cortex L2/3 at gSig 3 with looser min_corr / min_pnr (0.6 / 4): 1.8 takes most of "
-        "the out-of-focus components those thresholds add. Not for gSig 6 CA1 (it rejects true cells there). "
+        "the out-of-focus components those thresholds add; on CA1 at gSig 6 it only costs a few true cells. "
         "0: off.")
 
     @model_validator(mode="after")
