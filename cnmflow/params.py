@@ -206,6 +206,13 @@ class Params(MotionSection):
         "out-of-focus cell, neuropil, or a second component on one neuron); it stays in the results, marked "
         "rejected (idx_components_bad). With it, a component whose trace never returns to rest and whose SNR is "
         "below 4 (a fit to noise or a faint mixture) is rejected too. 0: neither test.")
+    halo_thr: Annotated[float, Number] = Field(
+        0.0, ge=0, title="halo_thr",
+        description="1P, with focus_thr: a component whose own image keeps, 2–3 gSig out, more than this many "
+        "times the fit's median share of its core's light (read above the level 5–6 gSig out) is rejected as out "
+        "of focus. Measured on cortex L2/3 at gSig 3 with looser min_corr / min_pnr (0.6 / 4): 1.8 takes most of "
+        "the out-of-focus components those thresholds add; on CA1 at gSig 6 it only costs a few true cells. "
+        "0: off.")
 
     @model_validator(mode="after")
     def _check_combinations(self) -> "Params":

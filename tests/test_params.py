@@ -29,7 +29,8 @@ def test_defaults_are_the_seed_table():
     assert params.n_processes == min(7, os.cpu_count())
     # beyond the seed's table: the 1P focus test (engine/in_focus, issue #16), on by default
     assert params.focus_thr == 0.63
-    assert set(PARAM_NAMES) == set(SEED_DEFAULTS) | {"n_processes", "focus_thr"} | set(MOTION_PARAM_NAMES)
+    assert params.halo_thr == 0.0   # the halo test, opt-in (benchmarks/README.md, h16oof)
+    assert set(PARAM_NAMES) == set(SEED_DEFAULTS) | {"n_processes", "focus_thr", "halo_thr"} | set(MOTION_PARAM_NAMES)
     assert params.motion_correction == "none"   # the seed tool does not correct motion
 
 
@@ -218,7 +219,7 @@ FLAGS = [name for name, info in Params.model_fields.items() if info.annotation i
 def test_the_field_lists_cover_the_table():
     assert {"gSig", "gSiz", "min_pnr", "fr", "K", "rf", "p", "n_processes"} <= set(NUMERIC)
     assert {"gSig", "min_pnr", "min_corr", "fr", "decay_time", "dxy", "merge_thr", "ring_size_factor",
-            "focus_thr"} == set(FLOATS)
+            "focus_thr", "halo_thr"} == set(FLOATS)
     assert {"center_psf", "refit", "del_duplicates"} <= set(FLAGS)
 
 

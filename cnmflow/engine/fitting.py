@@ -131,7 +131,8 @@ def _mark_rejected(movie, estimates: Estimates, section: QualitySection, chunk_f
     """1P: mark the components that are no in-focus soma rejected (kept in the results; engine/in_focus), and,
     with the focus test on, those whose traces never rest (engine/trace_shape: noise and faint mixtures)."""
     test = out_of_focus(movie, estimates.A, estimates.C, estimates.dims, gsig=section.gSig,
-                        focus_thr=section.focus_thr, chunk_frames=chunk_frames, tsub=section.tsub)
+                        focus_thr=section.focus_thr, halo_thr=section.halo_thr, chunk_frames=chunk_frames,
+                        tsub=section.tsub)
     rejected = test.rejected
     if section.focus_thr > 0 and estimates.K:
         rejected = np.union1d(rejected, np.flatnonzero(never_at_rest(estimates.C, estimates.SNR_comp))).astype(int)

@@ -45,6 +45,13 @@ out-of-focus components and mixtures were never tested there (benchmarks/README.
 removed: rejected components are reported (``Estimates.idx_components_bad``, CaImAn's name; the
 outputs' "rejected" status) and stay in the model, so the light they explain stays out of their
 neighbours' traces.
+
+The *halo test* (``halo_thr`` > 0, off by default) reads the own image out to 6·gSig: a defocused cell's light
+still stands at 3–4·gSig, where the core contrast reads its level, so at a small gSig (cortex at 3) such a cell
+keeps a focus ratio near a soma's (.65–.88); its share of the core's light at 2–3·gSig, read above the level at
+5–6·gSig, is about twice the typical cell's. Measured on the realistic cortex movies with looser thresholds (0.6 / 4:
+more out-of-focus components to take); at the default thresholds it cost matched cells on one held-out seed, and on
+CA1 at gSig 6, whose cells' own images are compact, a few true cells (benchmarks/README.md, h16oof).
 """
 
 from __future__ import annotations
@@ -59,9 +66,24 @@ from cnmflow.engine.resample import block_means_along, frame_block_means
 from cnmflow.pixel_order import c_order_index, pixel_index
 
 #: The window's radius and the local level's ring, in gSig: the level is read at 3–4·gSig, past a
-#: soma's core and most of its halo (CA1's true profile is at 4% of its peak 3 gSig out).
+#: soma's core and most of its halo (CA1's true profile is at 4% of its peak 3 gSig out). The components
+#: regressed on are those reaching this window.
 WINDOW_GSIG = 4.0
 LEVEL_RING_GSIG = (3.0, 4.0)
+#: The halo test (``halo_thr`` > 0): the own image is read out to HALO_WINDOW_GSIG, its *halo* is the mean at
+#: HALO_RING_GSIG over the core's mean (within gSig), both above the far level (median at FAR_LEVEL_RING_GSIG).
+#: A defocused cell's light still stands at 3–4·gSig, so the core contrast's level, read there, cuts into it and
+#: its ratio stays near an in-focus cell's (cortex at gSig 3: .65–.88); read past it, its halo is about twice the
+#: typical cell's (realistic cortex seeds 1 and 4 at 0.6 / 4: out-of-focus components 1.6–2.6× the median). The
+#: *halo ratio* is the halo over the median of the fit's components; above ``halo_thr`` a component is rejected
+#: (benchmarks/README.md, h16oof: 1.8 on cortex at gSig 3; CA1 at gSig 6 has a tight median and loses true cells).
+HALO_WINDOW_GSIG = 6.0
+HALO_RING_GSIG = (2.0, 3.0)
+FAR_LEVEL_RING_GSIG = (5.0, 6.0)
+#: ... and only a halo above HALO_FLOOR is judged (a Gaussian of sd 1.8·gSig keeps 0.4 of its core's light at
+#: 2–3·gSig): where the fit's cells have compact own images (CA1 at gSig 6: median 0.09, the Gaussian 1P movies
+#: ~0.06) 1.8× the median falls among true cells. Cortex seeds 1 and 4 reject the same with 0–0.4.
+HALO_FLOOR = 0.4
 #: Most products (float32 values) held at once: more components than fit take another pass over the movie
 #: (256 MB; CA1 256² with 160 components needs 6 M).
 CROSS_VALUES = 2 ** 26
@@ -115,26 +137,40 @@ class WindowRegressions:
 
 
 def out_of_focus(movie, A: sp.csc_matrix, C: np.ndarray, dims: tuple[int, int], *, gsig: float, focus_thr: float,
-                 chunk_frames: int = 500, tsub: int = 1) -> FocusTest:
-    """The focus test of the module docstring on every component whose core and annulus lie inside the field."""
+                 halo_thr: float = 0.0, chunk_frames: int = 500, tsub: int = 1) -> FocusTest:
+    """The focus test of the module docstring on every component whose core and annulus lie inside the field
+    (and, with ``halo_thr`` > 0, the halo test: HALO_WINDOW_GSIG)."""
     K = A.shape[1]
     ratio = np.full(K, np.nan)
     radius = int(np.ceil(WINDOW_GSIG * gsig))
     A = sp.csc_matrix(A)
-    windows = [footprint_window(A[:, k].toarray().ravel(), dims, radius=radius) for k in range(K)]
+    columns = [A[:, k].toarray().ravel() for k in range(K)]
+    windows = [footprint_window(column, dims, radius=radius) for column in columns]
     whole = [k for k, w in enumerate(windows) if w.shape == (2 * radius + 1, 2 * radius + 1)]
     judged = [k for k, w in enumerate(windows) if _annulus_inside(w, radius=radius, gsig=gsig)]
     if focus_thr <= 0 or len(whole) < MIN_JUDGED:
         return FocusTest(ratio=ratio, rejected=np.zeros(0, int))
-    regressions = window_regressions(movie, A, C, {k: windows[k] for k in judged}, chunk_frames=chunk_frames,
-                                     tsub=tsub)
-    contrast = {k: core_contrast(regressions.own_image(k, windows[k]), windows[k].peak, gsig=gsig) for k in judged}
-    typical = float(np.median([contrast[k] for k in whole]))
-    ratios = {k: value / typical for k, value in contrast.items()}
+    reach = int(np.ceil((HALO_WINDOW_GSIG if halo_thr > 0 else WINDOW_GSIG) * gsig))
+    wide = {k: footprint_window(columns[k], dims, radius=reach) for k in judged}
+    regressions = window_regressions(movie, A, C, wide, chunk_frames=chunk_frames, tsub=tsub,
+                                     reach={k: windows[k] for k in judged})
+    images = {k: regressions.own_image(k, wide[k]) for k in judged}
+    typical = float(np.median([core_contrast(images[k], wide[k].peak, gsig=gsig) for k in whole]))
+    halos = [halo(images[k], wide[k].peak, gsig=gsig) for k in whole] if halo_thr > 0 else [0.0]
+    typical_halo = float(np.nanmedian(halos))
+    typical_halo = typical_halo if typical_halo > 0 else np.nan    # off, or no typical halo to compare with
+
+    def read(k: int, without: frozenset[int] = frozenset()) -> tuple[float, float]:
+        """Component k's focus ratio and halo ratio, the components in ``without`` left out of its regression."""
+        image = regressions.own_image(k, wide[k], without=without) if without else images[k]
+        spread = halo(image, wide[k].peak, gsig=gsig) if np.isfinite(typical_halo) else np.nan
+        return (core_contrast(image, wide[k].peak, gsig=gsig) / typical,
+                spread / typical_halo if spread > HALO_FLOOR else min(spread / typical_halo, 1.0))
+
+    readings = {k: read(k) for k in judged}
     pairs = soma_pairs(A, windows, regressions.gram, judged)
-    rejected = _explain_away(regressions, windows, ratios, typical=typical, gsig=gsig, focus_thr=focus_thr,
-                             pairs=pairs)
-    ratio[list(ratios)] = list(ratios.values())
+    rejected = _explain_away(regressions, readings, read, focus_thr=focus_thr, halo_thr=halo_thr, pairs=pairs)
+    ratio[judged] = [readings[k][0] for k in judged]
     return FocusTest(ratio=ratio, rejected=np.array(sorted(rejected), dtype=int))
 
 
@@ -170,24 +206,32 @@ def _less_soma_like(pairs: list[tuple[int, int]], ratios: dict[int, float], reje
     return [j if distance(j) > distance(k) else k for j, k in pairs if j not in rejected and k not in rejected]
 
 
-def _explain_away(regressions: WindowRegressions, windows: list[Window], ratios: dict[int, float], *,
-                  typical: float, gsig: float, focus_thr: float, pairs: list[tuple[int, int]] = ()) -> set[int]:
-    """Reject the flattest component below ``focus_thr`` — once none is left, the less soma-like member of a pair
-    on one soma (``pairs``) — re-read its neighbours' own images without it, repeat.
+def _explain_away(regressions: WindowRegressions, readings: dict[int, tuple[float, float]], read, *,
+                  focus_thr: float, halo_thr: float = 0.0, pairs: list[tuple[int, int]] = ()) -> set[int]:
+    """Reject the flattest component below ``focus_thr`` — once none is left, the less soma-like member of a pair on
+    one soma (``pairs``), then the one with the widest halo above ``halo_thr`` (0: none) — re-read its neighbours'
+    own images without it (``read(k, without)``: focus ratio, halo ratio), repeat.
 
     Two components on one neuron share its light in the joint regression, and both may look flat; once
-    the flatter is rejected the other gets the neuron's light back — a pair is resolved to one. ``ratios``
+    the flatter is rejected the other gets the neuron's light back — a pair is resolved to one. ``readings``
     is updated in place."""
     rejected: set[int] = set()
-    while below := ([k for k, value in ratios.items() if value < focus_thr and k not in rejected]
-                    or _less_soma_like(pairs, ratios, rejected)):
-        worst = min(below, key=lambda k: ratios[k])
+    while True:
+        ratios = {k: value[0] for k, value in readings.items()}
+        flat = [k for k, value in ratios.items() if value < focus_thr and k not in rejected]
+        wide = [k for k, value in readings.items() if 0 < halo_thr < value[1] and k not in rejected]
+        if flat:
+            worst = min(flat, key=lambda k: ratios[k])
+        elif paired := _less_soma_like(pairs, ratios, rejected):
+            worst = min(paired, key=lambda k: ratios[k])
+        elif wide:
+            worst = max(wide, key=lambda k: readings[k][1])
+        else:
+            return rejected
         rejected.add(worst)
-        for k in ratios:
+        for k in readings:
             if k not in rejected and worst in regressions.neighbours[k]:
-                image = regressions.own_image(k, windows[k], without=frozenset(rejected))
-                ratios[k] = core_contrast(image, windows[k].peak, gsig=gsig) / typical
-    return rejected
+                readings[k] = read(k, frozenset(rejected))
 
 
 def footprint_window(column: np.ndarray, dims: tuple[int, int], *, radius: int) -> Window:
@@ -202,12 +246,17 @@ def footprint_window(column: np.ndarray, dims: tuple[int, int], *, radius: int) 
 
 
 def window_regressions(movie, A: sp.csc_matrix, C: np.ndarray, windows: dict[int, Window], *,
-                       chunk_frames: int = 500, tsub: int = 1) -> WindowRegressions:
+                       chunk_frames: int = 500, tsub: int = 1,
+                       reach: dict[int, Window] | None = None) -> WindowRegressions:
     """The products the own images of ``windows``' components are solved from: one pass over ``movie`` per
     batch of components whose products fit in CROSS_VALUES; movie and traces averaged over ``tsub`` frames
-    first (the rate the patches fit at: a transient spans several frames, and the pass costs ``1/tsub``)."""
+    first (the rate the patches fit at: a transient spans several frames, and the pass costs ``1/tsub``).
+    Each is regressed on the components whose footprint reaches its window in ``reach`` (default: ``windows``):
+    the own image is solved pixel by pixel, so a wider window read on the same components keeps the inner
+    window's values."""
     A_rows = sp.csr_matrix(A)
-    neighbours = {k: _reaching(A_rows, window.f_index, k) for k, window in windows.items()}
+    reach = windows if reach is None else reach
+    neighbours = {k: _reaching(A_rows, reach[k].f_index, k) for k in windows}
     traces = np.asarray(C, np.float64)
     traces = traces - traces.mean(axis=1, keepdims=True)
     cross: dict[int, np.ndarray] = {}
@@ -262,12 +311,32 @@ def _own_row(gram: np.ndarray, group: np.ndarray, cross: np.ndarray) -> np.ndarr
     return solved[0]
 
 
+def halo(image: np.ndarray, peak: tuple[int, int], *, gsig: float) -> float:
+    """Mean at HALO_RING_GSIG of ``peak`` over the mean within gSig, both above the median at FAR_LEVEL_RING_GSIG
+    (the part of each ring inside ``image``): how much of the core's light still stands 2–3 gSig out.
+
+    ``inf`` when the core does not rise above the far level; NaN when ``image`` holds none of the far ring."""
+    distance = _distances(image.shape, peak)
+    far = (distance > FAR_LEVEL_RING_GSIG[0] * gsig) & (distance <= FAR_LEVEL_RING_GSIG[1] * gsig)
+    if not far.any():
+        return float("nan")
+    level = float(np.median(image[far]))
+    core = float(image[distance <= gsig].mean()) - level
+    ring = float(image[(distance > HALO_RING_GSIG[0] * gsig) & (distance <= HALO_RING_GSIG[1] * gsig)].mean()) - level
+    return ring / core if core > 0 else float("inf")
+
+
+def _distances(shape: tuple[int, int], peak: tuple[int, int]) -> np.ndarray:
+    """Each pixel's distance from ``peak``."""
+    return np.hypot(np.arange(shape[0])[:, None] - peak[0], np.arange(shape[1])[None, :] - peak[1])
+
+
 def core_contrast(image: np.ndarray, peak: tuple[int, int], *, gsig: float) -> float:
     """Mean within gSig of ``peak`` over the mean at gSig–2·gSig, both above the median at 3–4·gSig.
 
     ``inf`` when nothing rises above the level around the core (a point-like core); 0 when the core
     does not rise above it either."""
-    distance = np.hypot(np.arange(image.shape[0])[:, None] - peak[0], np.arange(image.shape[1])[None, :] - peak[1])
+    distance = _distances(image.shape, peak)
     ring = (distance > LEVEL_RING_GSIG[0] * gsig) & (distance <= LEVEL_RING_GSIG[1] * gsig)
     level = float(np.median(image[ring])) if ring.any() else 0.0
     core = float(image[distance <= gsig].mean()) - level

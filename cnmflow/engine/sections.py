@@ -139,6 +139,7 @@ class QualitySection:
     fr: float | None        # None: 30 fps
     decay_time: float
     focus_thr: float = 0.0  # 1P: focus ratio below which a component is rejected (engine/in_focus); 0: off
+    halo_thr: float = 0.0   # 1P, with focus_thr: halo ratio above which it is rejected (engine/in_focus); 0: off
     gSig: float = 3.0       # neuron radius the focus test's windows are measured in
     tsub: int = 1           # the focus test regresses the movie at the patches' rate
 
@@ -231,7 +232,8 @@ def _quality(params: Params) -> QualitySection:
     """The focus test only under the ring model (1P): 2P cells are imaged in focus by design."""
     one_photon = params.method_init == "corr_pnr"   # as InitSection.low_rank
     return QualitySection(fr=params.fr, decay_time=params.decay_time,
-                          focus_thr=params.focus_thr if one_photon else 0.0, gSig=params.gSig, tsub=params.tsub)
+                          focus_thr=params.focus_thr if one_photon else 0.0, halo_thr=params.halo_thr,
+                          gSig=params.gSig, tsub=params.tsub)
 
 
 def _traces(params: Params) -> TraceSection:

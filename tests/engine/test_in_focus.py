@@ -8,7 +8,7 @@ import scipy.signal
 import scipy.sparse as sp
 
 from cnmflow.engine.estimates import Estimates
-from cnmflow.engine.in_focus import core_contrast, footprint_window, out_of_focus, window_regressions
+from cnmflow.engine.in_focus import core_contrast, footprint_window, halo, out_of_focus, window_regressions
 from cnmflow.engine.quality import component_statuses
 from cnmflow.pixel_order import image_to_column
 
@@ -95,6 +95,63 @@ def test_a_second_component_on_one_neuron_is_rejected_and_the_neuron_kept():
 
     assert list(test.rejected) == [7]
     assert test.ratio[6] > 0.9
+
+
+def _defocused_with_a_core(seed: int, at: tuple[int, int], *, core_sd: float):
+    """The six somata and a seventh cell at ``at``: 40% of its light in a core of sd ``core_sd``·gSig, 60% spread
+    3 times as wide (what a cell above the focal plane shows through the scattering PSF when gSig is set to the
+    in-focus somata, as on the realistic cortex movies at gSig 3: its halo, 0.42, is over HALO_FLOOR)."""
+    rng = np.random.default_rng(seed)
+    light, footprints, traces = _in_focus_cells(rng)
+    image = 0.4 * _blob(at, core_sd * GSIG) + 0.6 * _blob(at, 3 * GSIG)
+    trace = _transients(rng)
+    movie = _movie(rng, light, [(image, trace)])
+    return movie, _components(footprints + [_cut(image, at)]), np.vstack(traces + [trace])
+
+
+def test_a_defocused_cell_whose_core_passes_the_focus_test_is_rejected_by_its_halo():
+    """Its core contrast, read against the level at 3–4 gSig where its wide light still stands, is over focus_thr;
+    read against the level 5–6 gSig out, its light at 2–3 gSig is several times a soma's (benchmarks/README.md,
+    h16oof)."""
+    movie, A, C = _defocused_with_a_core(5, (50, 50), core_sd=1.0)
+
+    focus_only = out_of_focus(movie, A, C, DIMS, gsig=GSIG, focus_thr=FOCUS_THR)
+    with_halo = out_of_focus(movie, A, C, DIMS, gsig=GSIG, focus_thr=FOCUS_THR, halo_thr=1.8)
+
+    assert focus_only.rejected.size == 0 and FOCUS_THR < focus_only.ratio[6] < 0.9
+    assert with_halo.rejected.tolist() == [6]
+    np.testing.assert_allclose(with_halo.ratio, focus_only.ratio, rtol=1e-5)   # the focus ratios are read as before
+
+
+def test_the_halo_test_keeps_in_focus_somata():
+    rng = np.random.default_rng(6)
+    light, footprints, traces = _in_focus_cells(rng)
+    soma, trace = _blob((50, 50), GSIG), _transients(rng)
+    movie = _movie(rng, light, [(soma, trace)])
+    A, C = _components(footprints + [_cut(soma, (50, 50))]), np.vstack(traces + [trace])
+    assert out_of_focus(movie, A, C, DIMS, gsig=GSIG, focus_thr=FOCUS_THR, halo_thr=1.8).rejected.size == 0
+
+
+def test_the_halo_test_keeps_a_soma_a_little_wider_than_the_rest():
+    """Somata of sd gSig keep ~6% of their core's light 2–3 gSig out; one of sd 1.2·gSig keeps 14%, over 1.8× their
+    median but a soma: only a halo over HALO_FLOOR is judged (CA1 at gSig 6 and the Gaussian movies, h16oof)."""
+    rng = np.random.default_rng(7)
+    light, footprints, traces = _in_focus_cells(rng)
+    soma, trace = _blob((50, 50), 1.2 * GSIG), _transients(rng)
+    movie = _movie(rng, light, [(soma, trace)])
+    A, C = _components(footprints + [_cut(soma, (50, 50))]), np.vstack(traces + [trace])
+    test = out_of_focus(movie, A, C, DIMS, gsig=GSIG, focus_thr=FOCUS_THR, halo_thr=1.8)
+    assert test.rejected.size == 0 and test.ratio[6] > FOCUS_THR
+
+
+def test_halo_of_gaussian_blobs():
+    """The share of the core's light 2–3 gSig out: ~0.06 for a blob of sd gSig, ~0.25 at 1.45·gSig, ~0.48 at 2·gSig
+    (continuous values; the pixel grid moves them a little); inf when the core does not rise above the far level."""
+    center = (50, 50)
+    assert 0.04 < halo(_blob(center, GSIG), center, gsig=GSIG) < 0.09
+    assert 0.2 < halo(_blob(center, 1.45 * GSIG), center, gsig=GSIG) < 0.3
+    assert 0.4 < halo(_blob(center, 2 * GSIG), center, gsig=GSIG) < 0.55
+    assert halo(np.ones(DIMS), center, gsig=GSIG) == float("inf")
 
 
 def test_rejected_components_stay_in_the_results_marked_rejected():
