@@ -100,7 +100,6 @@ __all__ = [
     "ring_residual",
     "subtract_background",
     "undo_ring_residual",
-    "background_modes",
 ]
 
 #: relative ridge penalty: λ = RIDGE · tr(X_R X_Rᵀ)
@@ -117,8 +116,6 @@ _SOLVE_ELEMS = 2**15
 EDGE_RING_FRACTION = 0.5
 #: a movie's sides, as ``fit_ring_model``'s ``cut_sides`` names them
 SIDES = ("top", "bottom", "left", "right")
-#: :func:`background_modes` reads the fluctuation on a grid of at most this many blocks a side
-MODE_GRID_SIDE = 32
 #: ring systems of at least this many unknowns are solved by Cholesky, one system at a time
 _CHOLESKY_FROM = 24
 _POSV = lapack.dposv
@@ -716,34 +713,3 @@ def subtract_background(
 ) -> np.ndarray:
     """Convenience: ``frames − ring_background(model, frames, AC)`` as float32."""
     return (np.asarray(frames, np.float32) - ring_background(model, frames, AC)).astype(np.float32, copy=False)
-
-
-def background_modes(movie, model: RingModel, A: scipy.sparse.spmatrix, C: np.ndarray, *, rank: int,
-                     chunk_frames: int = 500) -> np.ndarray:
-    """The ``rank`` leading temporal modes of the background's fluctuation ``W · downsample(Y − A·C − b0)``,
-    (rank, T), each scaled by its singular value.
-
-    What the background does over time, whatever its source (a pulsing vessel, neuropil): the focus
-    test regresses the movie on them alongside the components' traces, so that light the background
-    explains is not read as a component's own (:mod:`cnmflow.engine.in_focus`). The fluctuation is
-    averaged on a grid of at most MODE_GRID_SIDE blocks a side first (the background is smooth, and
-    the grid's frames, kept for every frame, stay small).
-    """
-    T = movie.shape[0]
-    if rank <= 0 or T < 2:
-        return np.zeros((0, T))
-    A = scipy.sparse.csc_matrix(A)
-    dr, dc = model.dims_ds
-    factor = max(-(-max(dr, dc) // MODE_GRID_SIDE), 1)
-    coarse = []
-    for chunk in chunk_slices(T, chunk_frames):
-        frames = _checked_frames(model, np.asarray(movie[chunk], np.float32), None)
-        AC = pixels_to_frames(np.asarray((A @ C[:, chunk]).T, np.float32), model.dims)
-        small = _fluctuation_small(model, _baseline_free(model, frames, AC, None))
-        coarse.append(spatial_block_means(small, factor, edge="partial").reshape(small.shape[0], -1))
-    X = np.concatenate(coarse).astype(np.float64)
-    X -= X.mean(axis=0)
-    n = X.shape[1]
-    rank = min(rank, n, T - 1)
-    values, vectors = scipy.linalg.eigh(X.T @ X, subset_by_index=[n - rank, n - 1])
-    return (X @ vectors[:, ::-1]).T

@@ -15,12 +15,12 @@ from typing import Callable
 import numpy as np
 import scipy.sparse as sp
 
-from cnmflow.engine.background import RingModel, background_modes, fit_ring_model, reduced_rank
+from cnmflow.engine.background import fit_ring_model, reduced_rank
 from cnmflow.engine.chunking import frames_per_chunk
 from cnmflow.engine.estimates import Estimates
 from cnmflow.engine.executors import run_patch_jobs
 from cnmflow.engine.footprint_shape import neuron_sized
-from cnmflow.engine.in_focus import BACKGROUND_MODES, out_of_focus
+from cnmflow.engine.in_focus import out_of_focus
 from cnmflow.engine.init.low_rank import significant_traces
 from cnmflow.engine.low_rank_background import combine_patch_backgrounds, settle_traces
 from cnmflow.engine.merging import merge_components, merge_duplicates
@@ -121,24 +121,17 @@ def _after_patches(movie, results: list[PatchResult], A: sp.csc_matrix, C_low: n
     quality = evaluate_components(movie, estimates, fr=settings.quality.fr or 30.0,
                                   decay_time=settings.quality.decay_time, chunk_frames=chunk_frames)
     estimates.SNR_comp, estimates.r_values = quality.snr, quality.r_values
-    _mark_rejected(movie, estimates, settings.quality, chunk_frames, ring=model.ring)
+    _mark_rejected(movie, estimates, settings.quality, chunk_frames)
     timings["quality"] = time.perf_counter() - started
     report("quality", 1.0)
     return estimates
 
 
-def _mark_rejected(movie, estimates: Estimates, section: QualitySection, chunk_frames: int, *,
-                   ring: RingModel | None = None) -> None:
+def _mark_rejected(movie, estimates: Estimates, section: QualitySection, chunk_frames: int) -> None:
     """1P: mark the components that are no in-focus soma rejected (kept in the results; engine/in_focus), and,
-    with the focus test on, those whose traces never rest (engine/trace_shape: noise and faint mixtures).
-    Under the ring model the background's leading modes enter the test's regressions (``BACKGROUND_MODES``)."""
-    covariates = None
-    if ring is not None and section.focus_thr > 0 and estimates.K:
-        covariates = background_modes(movie, ring, estimates.A, estimates.C, rank=BACKGROUND_MODES,
-                                      chunk_frames=chunk_frames)
+    with the focus test on, those whose traces never rest (engine/trace_shape: noise and faint mixtures)."""
     test = out_of_focus(movie, estimates.A, estimates.C, estimates.dims, gsig=section.gSig,
-                        focus_thr=section.focus_thr, chunk_frames=chunk_frames, tsub=section.tsub,
-                        covariates=covariates)
+                        focus_thr=section.focus_thr, chunk_frames=chunk_frames, tsub=section.tsub)
     rejected = test.rejected
     if section.focus_thr > 0 and estimates.K:
         rejected = np.union1d(rejected, np.flatnonzero(never_at_rest(estimates.C, estimates.SNR_comp))).astype(int)

@@ -78,10 +78,6 @@ MIN_JUDGED = 5
 EDGE_JUDGED_GSIG = 2.0
 PAIR_FOOTPRINT_FRACTION = 0.3
 PAIR_TRACE_CORR = 0.5
-#: The background's leading temporal modes entered in every window's regression (``out_of_focus``'s
-#: ``covariates``): a dim cell's trace that carries a pulsing vessel's activity otherwise reads the vessel's
-#: band into its own image, which looks flat (benchmarks/README.md, h16own, h16vessel).
-BACKGROUND_MODES = 4
 
 
 @dataclass(frozen=True)
@@ -119,12 +115,8 @@ class WindowRegressions:
 
 
 def out_of_focus(movie, A: sp.csc_matrix, C: np.ndarray, dims: tuple[int, int], *, gsig: float, focus_thr: float,
-                 chunk_frames: int = 500, tsub: int = 1, covariates: np.ndarray | None = None) -> FocusTest:
-    """The focus test of the module docstring on every component whose core and annulus lie inside the field.
-
-    ``covariates`` (m, T): time courses entered in every window's regression with the components' traces and
-    never judged — the background's leading modes (:func:`cnmflow.engine.background.background_modes`), so that
-    a vessel's or the neuropil's light that a dim cell's trace also carries is not read as its own image."""
+                 chunk_frames: int = 500, tsub: int = 1) -> FocusTest:
+    """The focus test of the module docstring on every component whose core and annulus lie inside the field."""
     K = A.shape[1]
     ratio = np.full(K, np.nan)
     radius = int(np.ceil(WINDOW_GSIG * gsig))
@@ -135,7 +127,7 @@ def out_of_focus(movie, A: sp.csc_matrix, C: np.ndarray, dims: tuple[int, int], 
     if focus_thr <= 0 or len(whole) < MIN_JUDGED:
         return FocusTest(ratio=ratio, rejected=np.zeros(0, int))
     regressions = window_regressions(movie, A, C, {k: windows[k] for k in judged}, chunk_frames=chunk_frames,
-                                     tsub=tsub, covariates=covariates)
+                                     tsub=tsub)
     contrast = {k: core_contrast(regressions.own_image(k, windows[k]), windows[k].peak, gsig=gsig) for k in judged}
     typical = float(np.median([contrast[k] for k in whole]))
     ratios = {k: value / typical for k, value in contrast.items()}
@@ -210,18 +202,13 @@ def footprint_window(column: np.ndarray, dims: tuple[int, int], *, radius: int) 
 
 
 def window_regressions(movie, A: sp.csc_matrix, C: np.ndarray, windows: dict[int, Window], *,
-                       chunk_frames: int = 500, tsub: int = 1, covariates: np.ndarray | None = None) -> WindowRegressions:
+                       chunk_frames: int = 500, tsub: int = 1) -> WindowRegressions:
     """The products the own images of ``windows``' components are solved from: one pass over ``movie`` per
     batch of components whose products fit in CROSS_VALUES; movie and traces averaged over ``tsub`` frames
-    first (the rate the patches fit at: a transient spans several frames, and the pass costs ``1/tsub``).
-    ``covariates`` (m, T) join every window's group after the components (indices K … K + m − 1)."""
+    first (the rate the patches fit at: a transient spans several frames, and the pass costs ``1/tsub``)."""
     A_rows = sp.csr_matrix(A)
-    K = A.shape[1]
-    extra = np.zeros((0, np.shape(C)[1])) if covariates is None else np.asarray(covariates, np.float64)
-    shared = np.arange(K, K + extra.shape[0])
-    neighbours = {k: np.concatenate([_reaching(A_rows, window.f_index, k), shared]).astype(int)
-                  for k, window in windows.items()}
-    traces = np.vstack([np.asarray(C, np.float64), extra])
+    neighbours = {k: _reaching(A_rows, window.f_index, k) for k, window in windows.items()}
+    traces = np.asarray(C, np.float64)
     traces = traces - traces.mean(axis=1, keepdims=True)
     cross: dict[int, np.ndarray] = {}
     for batch in _batches({k: len(neighbours[k]) * window.c_index.size for k, window in windows.items()}):

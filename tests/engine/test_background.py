@@ -11,7 +11,6 @@ import scipy.sparse
 from cnmflow.engine.background import (
     RING_TEMPORAL_RANK,
     RingModel,
-    background_modes,
     fit_ring_model,
     ring_background,
     reduced_rank,
@@ -425,31 +424,3 @@ def test_bad_input():
         fit_ring_model(movie, A, C, gsiz=5, ring_size_factor=1.0, frames=slice(0, 1))
     with pytest.raises(ParameterError, match="temporal_rank"):
         fit_ring_model(movie, A, C, gsiz=5, ring_size_factor=1.0, temporal_rank=0)
-
-
-def test_background_modes_span_what_the_background_does_over_time():
-    """The focus test's covariates: the leading temporal modes of the ring background (here four blobs with
-    their own slow traces) explain the true background's fluctuation at every pixel, and the neurons' traces no
-    better than the true background's own four modes do (chance overlap of slow traces with sparse transients)."""
-    movie, A, C, B_true, AC = make_movie(seed=4)
-    model = fit_ring_model(movie, A, C, gsiz=9, ring_size_factor=1.4, ssub_B=2, block_pixels=16)
-    movie.flags.writeable = False                      # as a read-only memmap of the user's file
-
-    modes = background_modes(movie, model, A, C, rank=4, chunk_frames=64)
-
-    assert modes.shape == (4, movie.shape[0])
-    basis = np.column_stack([modes.T, np.ones(movie.shape[0])])
-
-    def explained(trace: np.ndarray, on: np.ndarray = basis) -> float:
-        fitted = on @ np.linalg.lstsq(on, trace, rcond=None)[0]
-        return 1.0 - np.var(trace - fitted) / np.var(trace)
-
-    rows, cols = model.dims
-    pixels = [(r, c) for r in range(4, rows, 8) for c in range(4, cols, 8)]
-    assert np.median([explained(B_true[:, r, c].astype(float)) for r, c in pixels]) > 0.9
-    flat = B_true.reshape(movie.shape[0], -1).astype(float)
-    true_modes = np.linalg.svd(flat - flat.mean(axis=0), full_matrices=False)[0][:, :4]
-    true_basis = np.column_stack([true_modes, np.ones(movie.shape[0])])
-    for c in C:
-        assert explained(c) < explained(c, true_basis) + 0.05
-    assert background_modes(movie, model, A, C, rank=0).shape == (0, movie.shape[0])

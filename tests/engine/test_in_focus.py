@@ -225,35 +225,3 @@ def test_components_near_the_field_edge_are_judged_on_the_window_inside_it():
 
     assert list(test.rejected) == [7]
     assert test.ratio[6] > 0.8 and test.ratio[7] < 0.6 and np.isnan(test.ratio[8])
-
-
-def _dim_cell_under_a_vessel(seed: int):
-    """The six somata, a dim seventh at (50, 50) under a dark vessel (a band down the field, gSig wide) whose
-    absorption pulses, and the seventh's trace as the trace solve leaves it: its calcium plus the vessel's
-    activity, which its footprint also reads (the band dims the cell's pixels as the vessel swells)."""
-    rng = np.random.default_rng(seed)
-    light, footprints, traces = _in_focus_cells(rng)
-    t = np.arange(T) / FR
-    smooth_noise = np.convolve(rng.normal(0, 1, T), np.ones(20) / np.sqrt(20), "same")
-    vessel_trace = np.sin(2 * np.pi * 0.2 * t + rng.uniform(0, 2 * np.pi)) + 0.5 * smooth_noise
-    band = -2.0 * np.exp(-0.5 * ((np.arange(DIMS[1]) - 54) / GSIG) ** 2)[None, :] * np.ones(DIMS)
-    soma, soma_trace = 0.5 * _blob((50, 50), GSIG), _transients(rng)
-    movie = _movie(rng, light, [(soma, soma_trace), (band, vessel_trace)])
-    A = _components(footprints + [_cut(soma, (50, 50))])
-    return movie, A, np.vstack(traces + [soma_trace - vessel_trace]), vessel_trace
-
-
-def test_a_dim_cell_whose_trace_carries_a_vessel_is_kept_when_the_background_enters_the_regression():
-    """h16own: a dim in-focus cell whose trace carries a pulsing vessel's activity reads the vessel's band into
-    its own image, which looks flat; with the vessel's activity (the background's modes) in every window's
-    regression the band goes to it and the cell's own image is its soma again."""
-    for seed in (0, 3):
-        movie, A, C, vessel_trace = _dim_cell_under_a_vessel(seed)
-
-        without = out_of_focus(movie, A, C, DIMS, gsig=GSIG, focus_thr=FOCUS_THR)
-        with_background = out_of_focus(movie, A, C, DIMS, gsig=GSIG, focus_thr=FOCUS_THR,
-                                       covariates=vessel_trace[None])
-
-        assert list(without.rejected) == [6] and without.ratio[6] < 0.6
-        assert list(with_background.rejected) == [] and with_background.ratio[6] > 0.9
-        assert with_background.ratio.size == 7      # the covariates are not judged
