@@ -6,8 +6,10 @@ they run. A patch job is a pure function of (movie source, patch box, settings) 
 patch from the movie file, so any executor that can reach the file gives the same components:
 workers never receive the movie, only a path.  Results are returned in patch order whatever
 order the jobs finish in, so the combination step — and the result — do not depend on the
-executor. A small movie's jobs run in this process with one thread, as a worker runs them: starting
-workers would cost more than its patches, and the result is the same.
+executor. Jobs run in this process (one worker asked for, a movie held only in memory, or a small movie,
+whose workers would cost more than its patches) run with one thread, as a worker runs them, so the
+result does not depend on ``n_processes`` either, to the last bit; only a movie fitted as one patch keeps
+every thread, which is then its only parallelism.
 """
 
 from __future__ import annotations
@@ -53,11 +55,11 @@ def run_patch_jobs(source: MovieSource, boxes: Sequence[PatchBox], job: PatchJob
                                  "can read; write the movie to shared storage (the flow's work_dir) first")
         return _on_dask(source.without_array(), boxes, job, dims, report, dask_scheduler, storage)
     remove_orphaned_scratch(storage.directory)  # what workers killed in an earlier run left behind
-    workers = min(workers, len(boxes))
-    if workers <= 1 or not source.shareable:
+    if len(boxes) == 1:  # one patch: its own threads are the only parallelism there is
         return _in_this_process(source, boxes, job, dims, report, storage)
-    if pixel_frames(source) < in_process_below:
-        with single_threaded():  # computes as the workers would
+    workers = min(workers, len(boxes))
+    if workers <= 1 or not source.shareable or pixel_frames(source) < in_process_below:
+        with single_threaded():  # computes as the workers would, so n_processes changes the speed, not the result
             return _in_this_process(source, boxes, job, dims, report, storage)
     return _in_worker_processes(source, boxes, job, dims, report, workers, storage)
 
