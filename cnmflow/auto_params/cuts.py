@@ -149,7 +149,9 @@ def threshold_estimates(images: SeedImages, *, n_frames: int, gsig: float, cente
     k = noise_k(images.pnr.size / (math.pi * gsig**2))
     corr = noise_floor_cut(white_noise_correlation(n_frames, gsig, center_psf, rng), name="correlation",
                            null="white-noise null", k=k, tail="quantile")
-    maxima = null_maxima(images.flipped_pnr, gsig)
-    pnr = noise_floor_cut(maxima, name="PNR", null=f"sign-flipped movie's {len(maxima)} local maxima",
+    quiet = images.quiet_flipped_pnr is not None
+    maxima = null_maxima(images.quiet_flipped_pnr if quiet else images.flipped_pnr, gsig)
+    where = " where no cell fires" if quiet else ""
+    pnr = noise_floor_cut(maxima, name="PNR", null=f"sign-flipped movie's {len(maxima)} local maxima{where}",
                           k=noise_k(len(maxima)))
     return corr, scale_to_length(pnr, n_frames, n_movie_frames or n_frames)
