@@ -56,14 +56,8 @@ class ThresholdEstimate:
     sd: float
     k: float
     tail: str = "gaussian"
-    level: float = 0.0  # tail "blobs": the visible blobs' median PNR the cut is a fraction of
-    noise_cut: float = 0.0  # tail "blobs": the noise null's cut (floor + k·sd) it lies above
 
     def evidence(self) -> str:
-        if self.tail == "blobs":
-            return (f"{self.cut / self.level:.2f} × {self.level:.3g}, the median PNR of the blobs the projection "
-                    f"shows (above the {self.null}'s cut {self.noise_cut:.3g} = median {self.floor:.3g} + "
-                    f"{self.k:.2f} sd × {self.sd:.3g})")
         if self.tail == "quantile":
             return (f"the {self.null}'s {100 * ndtr(self.k):.2f}th percentile (exceeded as often as {self.k:.2f} sd; "
                     f"its median {self.floor:.3g}, sd {self.sd:.3g})")
@@ -72,8 +66,6 @@ class ThresholdEstimate:
 
     def rule(self) -> str:
         """The cut in a few words (the figure's legend)."""
-        if self.tail == "blobs":
-            return f"cut {self.cut:.3g} = {self.cut / self.level:.2f} × blobs' PNR {self.level:.3g}"
         if self.tail == "gaussian":
             return f"cut {self.cut:.3g} = median + {self.k:.2f}·{self.sd:.3g}"
         return f"cut {self.cut:.3g}: the null's {100 * ndtr(self.k):.2f}th percentile"
@@ -99,28 +91,6 @@ def noise_floor_cut(values: np.ndarray, *, name: str, null: str, k: float, tail:
     sd = float(1.4826 * np.median(np.abs(v - floor)))
     cut = float(np.quantile(v, ndtr(k))) if tail == "quantile" else floor + k * sd
     return ThresholdEstimate(name=name, null=null, cut=cut, floor=floor, sd=sd, k=k, tail=tail)
-
-
-#: min_pnr as a fraction of the median PNR of the blobs the max − mean projection shows (at the chosen gSig), where
-#: that lies above the noise null's cut: the cut the engine does best at lies above the noise null (out-of-focus cells
-#: and neuropil sit between the two) and scales with the movie's cells (benchmarks/README.md, h18null, h18frac).
-PNR_FRACTION = 0.6
-
-
-def blob_pnr_cut(quiet: ThresholdEstimate, flipped: ThresholdEstimate, blob_pnrs: np.ndarray, *,
-                 fraction: float = PNR_FRACTION) -> ThresholdEstimate:
-    """The PNR cut: :data:`PNR_FRACTION` × the visible blobs' median PNR, no lower than the quiet null's cut (the
-    noise and background alone: a movie whose blobs barely clear the noise keeps it) and no higher than the whole
-    flipped movie's (main's cut, whose surround term grows with the kernel but never cut too loosely)."""
-    pnrs = np.asarray(blob_pnrs, dtype=np.float64)
-    if pnrs.size == 0:
-        return flipped
-    level = float(np.median(pnrs))
-    if fraction * level >= flipped.cut:
-        return flipped
-    if fraction * level <= quiet.cut:
-        return quiet
-    return replace(quiet, cut=fraction * level, tail="blobs", level=level, noise_cut=quiet.cut)
 
 
 def pnr_reduction(tsub: int, ssub: int) -> float:
@@ -170,28 +140,16 @@ def scale_to_length(cut: ThresholdEstimate, n_sample: int, n_movie: int) -> Thre
                    null=f"{cut.null}, carried from {n_sample} to {n_movie} frames")
 
 
-def flipped_null_cut(flipped: np.ndarray, *, gsig: float, null: str, n_frames: int,
-                     n_movie_frames: int | None) -> ThresholdEstimate:
-    """A flipped-movie PNR image's cut: its local maxima's floor + k sd (k for one false exceedance among them),
-    carried to the movie's length."""
-    maxima = null_maxima(flipped, gsig)
-    cut = noise_floor_cut(maxima, name="PNR", null=f"{null} {len(maxima)} local maxima", k=noise_k(len(maxima)))
-    return scale_to_length(cut, n_frames, n_movie_frames or n_frames)
-
-
 def threshold_estimates(images: SeedImages, *, n_frames: int, gsig: float, center_psf: bool,
-                        rng: int | np.random.Generator | None, n_movie_frames: int | None = None,
-                        blob_pnrs: np.ndarray | None = None) -> tuple[ThresholdEstimate, ThresholdEstimate]:
+                        rng: int | np.random.Generator | None,
+                        n_movie_frames: int | None = None) -> tuple[ThresholdEstimate, ThresholdEstimate]:
     """The correlation cut (white-noise null's quantile, k for one false exceedance among the image's
-    cell-sized elements) and the PNR cut: the sign-flipped movie's local maxima (floor + k sd, carried to the
-    movie's length) or, with ``blob_pnrs`` (the visible blobs' PNR) and the quiet null, :func:`blob_pnr_cut`."""
+    cell-sized elements) and the PNR cut (the sign-flipped movie's local maxima: their floor + k sd, k for
+    one false exceedance among those maxima, carried to the movie's length), on the downsampled images."""
     k = noise_k(images.pnr.size / (math.pi * gsig**2))
     corr = noise_floor_cut(white_noise_correlation(n_frames, gsig, center_psf, rng), name="correlation",
                            null="white-noise null", k=k, tail="quantile")
-    flipped = flipped_null_cut(images.flipped_pnr, gsig=gsig, null="sign-flipped movie's", n_frames=n_frames,
-                               n_movie_frames=n_movie_frames)
-    if blob_pnrs is None or images.quiet_flipped_pnr is None:
-        return corr, flipped
-    quiet = flipped_null_cut(images.quiet_flipped_pnr, gsig=gsig, null="sign-flipped movie's (where no cell fires)",
-                             n_frames=n_frames, n_movie_frames=n_movie_frames)
-    return corr, blob_pnr_cut(quiet, flipped, blob_pnrs)
+    maxima = null_maxima(images.flipped_pnr, gsig)
+    pnr = noise_floor_cut(maxima, name="PNR", null=f"sign-flipped movie's {len(maxima)} local maxima",
+                          k=noise_k(len(maxima)))
+    return corr, scale_to_length(pnr, n_frames, n_movie_frames or n_frames)

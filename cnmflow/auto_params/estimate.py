@@ -17,7 +17,7 @@ import numpy as np
 
 from cnmflow.auto_params.cuts import ThresholdEstimate, pnr_reduction, threshold_estimates
 from cnmflow.auto_params.gsig_choice import GsigChoice, choose_gsig
-from cnmflow.auto_params.radius import (MIN_BLOBS, RADIUS_SMOOTH_FRAMES, RadiusEstimate, SmoothedMovie, estimate_radius,
+from cnmflow.auto_params.radius import (RADIUS_SMOOTH_FRAMES, RadiusEstimate, SmoothedMovie, estimate_radius,
                                         smoothed_in_time)
 from cnmflow.auto_params.sample import sample_movie
 from cnmflow.auto_params.seed_images import SeedImages, gsiz_for, seed_images
@@ -132,7 +132,7 @@ def estimate_from_movie(movie: np.ndarray, *, gsig: float | None = None, center_
         choice = choose_gsig(movie, radius, center_psf=center_psf, rng=rng)
         g, images = choice.factor * radius.radius, choice.images
     corr, pnr = threshold_estimates(images, n_frames=movie.shape[0], gsig=g, center_psf=center_psf, rng=rng,
-                                    n_movie_frames=n_movie_frames, blob_pnrs=visible_blob_pnrs(images, radius))
+                                    n_movie_frames=n_movie_frames)
     reduction = pnr_reduction(tsub, ssub)
     min_corr = float(np.clip(round(corr.cut, 3), 0.0, 1.0))
     min_pnr = float(max(round(pnr.cut / reduction, 2), 0.0))
@@ -148,13 +148,6 @@ def estimate_from_movie(movie: np.ndarray, *, gsig: float | None = None, center_
                         pnr_image=images.pnr, seeds=seeds, n_frames_used=int(movie.shape[0]),
                         pnr_reduction=reduction, relaxed=relaxed, gsig_choice=choice,
                         **seed_shapes(movie, images, seeds, radius=radius.radius))
-
-
-def visible_blob_pnrs(images: SeedImages, radius: RadiusEstimate) -> np.ndarray:
-    """The PNR image at the blobs the projection shows (at least the strongest MIN_BLOBS, as choose_gsig reads
-    them): the level of this movie's brighter cells that the PNR cut is a fraction of."""
-    blobs = np.asarray(radius.blobs[:max(radius.n_visible, MIN_BLOBS)], dtype=int).reshape(-1, 2)
-    return images.pnr[blobs[:, 0], blobs[:, 1]]
 
 
 def relaxed_cuts(images: SeedImages, n: int, *, reduction: float, gsiz: int,

@@ -18,8 +18,7 @@ import numpy as np
 
 from cnmflow.auto_params.cuts import noise_k, null_maxima
 from cnmflow.auto_params.radius import MIN_BLOBS, RadiusEstimate
-from cnmflow.auto_params.seed_images import (FrameSpectra, SeedImages, correlation_image, flipped_pnr,
-                                             images_of_filtered, noise_sd)
+from cnmflow.auto_params.seed_images import FrameSpectra, SeedImages, correlation_image, images_of_filtered
 from cnmflow.engine.summary_images import filter_kernel
 
 
@@ -128,10 +127,7 @@ def choose_gsig(movie: np.ndarray, radius: RadiusEstimate, *, center_psf: bool,
     wins = bootstrap_wins(blob_pnrs, maxima, np.random.default_rng(rng))
     at = int(np.argmax(margins)) if radius.n_visible >= MIN_BLOBS else int(np.argmin(factors))
     filtered = spectra.filtered([gsigs[at]], center_psf=center_psf)[0]
-    noise = peaks_each[at].noise
-    reach = filter_kernel(gsigs[at], center_psf=center_psf).shape[0] // 2
-    images = replace(peaks_each[at], correlation=correlation_image(filtered, noise),
-                     quiet_flipped_pnr=flipped_pnr(filtered, noise_sd(noise), reach=reach))
+    images = replace(peaks_each[at], correlation=correlation_image(filtered, peaks_each[at].noise))
     return GsigChoice(factor=float(factors[at]), factors=tuple(factors), margins=margins,
                       wins=tuple(float(w) for w in wins), images=images, n_visible=radius.n_visible)
 

@@ -11,7 +11,6 @@ from typing import Sequence
 
 import numpy as np
 import scipy.fft as sfft
-from scipy.ndimage import maximum_filter
 
 from cnmflow.auto_params.sample import SAMPLE_BYTES
 from cnmflow.engine.chunking import FILTER_CHUNK_BYTES, frames_per_chunk
@@ -38,7 +37,6 @@ class SeedImages:
     pnr: np.ndarray  # max_t F / noise (≥ 0)
     flipped_pnr: np.ndarray  # max_t (−F) / noise (≥ 0): the PNR of −movie
     noise: np.ndarray  # PSD noise sd of the filtered movie F
-    quiet_flipped_pnr: np.ndarray | None = None  # the same where no cell fires (flipped_pnr with a reach), or None
 
 
 def temporal_mean(movie: np.ndarray, chunk_frames: int = 128) -> np.ndarray:
@@ -49,44 +47,18 @@ def temporal_mean(movie: np.ndarray, chunk_frames: int = 128) -> np.ndarray:
     return (mean / movie.shape[0]).astype(np.float32)
 
 
-#: A filtered frame's value above this many noise sd marks a transient whose negative surround (the centred kernel's
-#: ring over a bright cell) the flipped movie's PNR must not read (:func:`flipped_pnr`).
-SURROUND_SD = 4.0
-
-
-def images_of_filtered(filtered: np.ndarray, *, correlation: bool = True, reach: int | None = None) -> SeedImages:
+def images_of_filtered(filtered: np.ndarray, *, correlation: bool = True) -> SeedImages:
     """The seed images of a filtered movie F (T, rows, cols): its PSD noise, PNR, the flipped movie's PNR
-    (``−min_t F / noise``: the filter is linear), with ``reach`` also without the cells' surround
-    (:func:`flipped_pnr`), and, with ``correlation``, the 2σ-thresholded correlation."""
+    (``−min_t F / noise``: the filter is linear) and, with ``correlation``, the 2σ-thresholded correlation."""
     T, rows, cols = filtered.shape
     noise = noise_psd(filtered.reshape(T, -1).T).reshape(rows, cols).astype(np.float32)
-    sd = noise_sd(noise)
+    sd = _noise_sd(noise)
     return SeedImages(correlation=correlation_image(filtered, noise) if correlation else None,
-                      pnr=np.maximum(filtered.max(axis=0) / sd, 0), flipped_pnr=flipped_pnr(filtered, sd, reach=None),
-                      noise=noise, quiet_flipped_pnr=None if reach is None else flipped_pnr(filtered, sd, reach=reach))
+                      pnr=np.maximum(filtered.max(axis=0) / sd, 0),
+                      flipped_pnr=np.maximum(-filtered.min(axis=0) / sd, 0), noise=noise)
 
 
-def flipped_pnr(filtered: np.ndarray, sd: np.ndarray, *, reach: int | None, chunk_frames: int = 128) -> np.ndarray:
-    """The sign-flipped movie's PNR, ``max_t(−F) / sd`` (the filter is linear), read only where no cell fires.
-
-    A bright transient puts the centred kernel's negative ring around the cell into −F: that surround is no
-    fluctuation the seed search must reject, yet it grows with the kernel and the cells' brightness. With ``reach``
-    (the kernel's half-width) each frame's −F is left out within ``reach`` pixels (a square) of the pixels where that
-    frame's F exceeds :data:`SURROUND_SD` noise sd, so the null keeps the noise and background fluctuations of the
-    frames and places where nothing fires. ``reach=None``: every frame and pixel.
-    """
-    if reach is None:
-        return np.maximum(-filtered.min(axis=0) / sd, 0)
-    flipped = np.zeros(filtered.shape[1:], np.float32)
-    level = SURROUND_SD * sd
-    for f0 in range(0, filtered.shape[0], chunk_frames):
-        frames = filtered[f0:f0 + chunk_frames]
-        near = maximum_filter((frames > level).view(np.uint8), size=(1, 2 * reach + 1, 2 * reach + 1), mode="nearest")
-        np.maximum(flipped, np.where(near > 0, 0, -frames).max(axis=0), out=flipped)
-    return flipped / sd
-
-
-def noise_sd(noise: np.ndarray) -> np.ndarray:
+def _noise_sd(noise: np.ndarray) -> np.ndarray:
     """The noise as the PNR divides by it: a pixel without noise gets PNR 0, not a division by zero."""
     return np.where(noise > 0, noise, np.inf).astype(np.float32)
 
@@ -95,7 +67,7 @@ def correlation_image(filtered: np.ndarray, noise: np.ndarray) -> np.ndarray:
     """The seed search's correlation image of a filtered movie F: 8-neighbour correlation, values below 2 noise sd
     zeroed (``noise`` is F's PSD noise, :func:`images_of_filtered`'s)."""
     sums = CorrelationSums(filtered.shape[1:])
-    sums.add(filtered, threshold=SEED_CORR_THRESHOLD * noise_sd(noise))
+    sums.add(filtered, threshold=SEED_CORR_THRESHOLD * _noise_sd(noise))
     return sums.image()
 
 
@@ -114,7 +86,7 @@ def seed_images(movie: np.ndarray, *, gsig: float, center_psf: bool, chunk_frame
     filtered = np.empty((T, rows, cols), np.float32)
     for f0 in range(0, T, chunk_frames):
         filtered[f0:f0 + chunk_frames] = filt(movie[f0:f0 + chunk_frames], minus=mean)
-    return images_of_filtered(filtered, reach=filt.r)
+    return images_of_filtered(filtered)
 
 
 class FrameSpectra:
