@@ -56,6 +56,37 @@ def test_a_small_movie_fits_its_patches_here_with_the_same_components_as_workers
         fit(movie_file, params, machine=Settings(patches_in_process_below=movie_file.size))
 
 
+def _thread_recording(monkeypatch) -> list[int]:
+    """Record the FFT threads each patch job runs with when it runs in this process."""
+    seen, job = [], executors.fit_patch
+
+    def recording(*args, **kwargs):
+        seen.append(fft_workers())
+        return job(*args, **kwargs)
+
+    monkeypatch.setattr(executors, "fit_patch", recording)
+    return seen
+
+
+def test_one_worker_computes_what_two_do_single_threaded(movie_file, monkeypatch):
+    in_workers = fit(movie_file, build_params({**PARAMS, "n_processes": 2}), machine=WORKERS_ALWAYS)
+    seen = _thread_recording(monkeypatch)
+    one = fit(movie_file, build_params({**PARAMS, "n_processes": 1}), machine=WORKERS_ALWAYS)
+    assert len(seen) > 1 and set(seen) == {1}  # as a worker: one thread, whatever the machine has
+    assert one.K == in_workers.K > 3
+    np.testing.assert_array_equal(one.A.toarray(), in_workers.A.toarray())
+    np.testing.assert_array_equal(one.C, in_workers.C)
+    seen.clear()
+    fit(np.array(movie_file), build_params({**PARAMS, "n_processes": 2}), machine=WORKERS_ALWAYS)
+    assert len(seen) > 1 and set(seen) == {1}  # a movie held in memory runs here, single-threaded too
+
+
+def test_a_movie_fitted_as_one_patch_keeps_its_threads(movie_file, monkeypatch):
+    seen = _thread_recording(monkeypatch)
+    fit(movie_file, build_params({**PARAMS, "rf": None, "n_processes": 1}), machine=WORKERS_ALWAYS)
+    assert seen == [fft_workers()]  # the process's own setting: its only parallelism
+
+
 def test_a_dask_cluster_gives_the_same_components_as_local_processes(movie_file, dask_cluster):
     local = fit(movie_file, build_params({**PARAMS, "n_processes": 2}), machine=WORKERS_ALWAYS)
     stages = []
