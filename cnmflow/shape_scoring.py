@@ -16,8 +16,10 @@ IoU > 0.3). This module asks whether its *shape* was found, the figures of issue
   the estimated and true traces), and the median 90%-energy mask areas (px) of the true and
   the estimated footprints.
 - **Neurons covered by two or more components**: every estimated component is attributed to
-  the true neuron whose mask holds the most of its mask (largest ``|T_i ∩ E_j|``; none if
-  it touches no neuron). It *covers* that neuron when their IoU is > ``cover_iou`` (0.3) or more
+  the neuron it is matched to at IoU > 0.3, and an unmatched one to the true neuron whose mask
+  holds the most of its mask (largest ``|T_i ∩ E_j|``; none if it touches no neuron) — so a
+  wide component that is its own neuron's match is not counted on the neighbour its mask
+  reaches further into. It *covers* that neuron when their IoU is > ``cover_iou`` (0.3) or more
   than ``cover_overlap`` (0.5) of the component's mask lies inside the neuron's mask. A
   neuron covered by ≥ 2 components is counted in ``n_multiply_covered``; the components beyond
   the first are ``n_surplus``. Attributing each component to one neuron keeps a correctly
@@ -145,7 +147,7 @@ def shape_score(
         corrs = np.array([pearson(tt[i], et[j]) for i, j in m30], dtype=np.float64)
     else:
         corrs = np.full(len(m30), np.nan)
-    covering = _covering(iou, inter, area_e, cover_iou=float(cover_iou), cover_overlap=float(cover_overlap))
+    covering = _covering(iou, inter, area_e, m30, cover_iou=float(cover_iou), cover_overlap=float(cover_overlap))
     return ShapeScore(
         n_true=int(n_true), n_estimated=int(n_est),
         precision_iou50=p50, recall_iou50=r50, f1_iou50=f50, precision_iou30=p30, recall_iou30=r30, f1_iou30=f30,
@@ -214,10 +216,12 @@ def _prf(n_matched: int, n_true: int, n_est: int) -> tuple[float, float, float]:
     return float(p), float(r), float(2 * p * r / (p + r)) if p + r > 0 else 0.0
 
 
-def _covering(iou, inter, area_e, *, cover_iou: float, cover_overlap: float) -> dict:
+def _covering(iou, inter, area_e, matches: list[tuple[int, int]], *, cover_iou: float, cover_overlap: float) -> dict:
     if inter.size == 0:
         return {}
-    owner = np.argmax(inter, axis=0)  # the neuron holding most of each component's mask
+    owner = np.argmax(inter, axis=0)  # the neuron holding most of each component's mask ...
+    for i, j in matches:  # ... unless it is matched: then its own neuron
+        owner[j] = i
     cols = np.arange(inter.shape[1])
     held = inter[owner, cols]
     with np.errstate(invalid="ignore", divide="ignore"):

@@ -76,6 +76,17 @@ def test_a_duplicate_on_one_neuron_is_counted_and_a_neighbour_is_not():
     assert clean.n_multiply_covered == 0 and clean.f1_iou50 == 1.0
 
 
+def test_a_wide_component_matched_to_its_neuron_does_not_count_on_the_neighbour_it_reaches_into():
+    big, small = _disc((20, 20), 10), _disc((20, 28), 5)  # a small neuron inside a big one's mask
+    wide = _disc((20, 26), 8)  # the small neuron's own component, wider than it: most of it lies in the big one
+    s = shape_score(np.stack([big, small]), np.stack([big, wide]), fraction=1.0)
+    iou, inter = iou_matrix(energy_masks(np.stack([big, small]), fraction=1.0),
+                            energy_masks(np.stack([big, wide]), fraction=1.0))
+    assert inter[0, 1] > inter[1, 1] and iou[0, 1] > 0.3  # by mask alone it would cover the big neuron twice
+    assert s.matches == ((0, 0), (1, 1)) and s.f1_iou30 == 1.0
+    assert s.n_multiply_covered == 0 and s.covering == {}
+
+
 def test_trace_correlation_of_matched_pairs():
     rng = np.random.default_rng(0)
     truth = np.stack([_disc((10, 10), 4), _disc((30, 30), 4)])
