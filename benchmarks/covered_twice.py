@@ -31,6 +31,7 @@ import numpy as np
 
 from cnmflow.engine.patch_job import one_photon
 from cnmflow.shape_scoring import energy_masks, shape_score
+from stage_probes import Hook, PatchTracker, probes, to_field
 
 FOLLOWS = 0.5   # trace r that counts as following a source
 
@@ -39,40 +40,27 @@ class StageRecorder:
     """Each patch's initial components (first / residual search) and its output, as full-field images."""
 
     def __init__(self, dims: tuple[int, int]):
-        self.dims, self.box, self.search = dims, None, 0
+        self.dims, self.tracker = dims, PatchTracker()
         self.initial: list[dict] = []
         self.outputs: list[dict] = []
 
     def _image(self, column: np.ndarray, box, grid: tuple[int, int]) -> np.ndarray:
-        image = np.zeros(self.dims, np.float32)
-        image[box.row0:box.row1, box.col0:box.col1] = column.reshape(grid, order="F")
-        return image.ravel()
+        return to_field(box, column.reshape(grid, order="F"), self.dims).ravel()
 
-    def wrap(self) -> None:
-        """Wrap the patch job's stages (module attributes: the engine itself is unchanged)."""
-        fit_downsampled, neurons_only, patch_result = (one_photon._fit_downsampled, one_photon._neurons_only,
-                                                       one_photon.patch_result)
+    def _initial(self, out, A, C, dims, gsig, edges) -> None:
+        box = self.tracker.box
+        for k in range(out[0].shape[1]):
+            self.initial.append(dict(box=box, search=self.tracker.search, image=self._image(out[0][:, k], box, dims)))
 
-        def fit_downsampled_probe(Y, patch, box, job, **kw):
-            self.box, self.search = box, 0
-            return fit_downsampled(Y, patch, box, job, **kw)
+    def _output(self, result, box, A, C, **kw) -> None:
+        for k in range(result.A.shape[1]):
+            column = np.asarray(result.A[:, k]).ravel()
+            self.outputs.append(dict(box=box, image=self._image(column, box, box.shape)))
 
-        def neurons_only_probe(A, C, dims, gsig, edges):
-            A, C = neurons_only(A, C, dims, gsig, edges)
-            for k in range(A.shape[1]):
-                self.initial.append(dict(box=self.box, search=self.search, image=self._image(A[:, k], self.box, dims)))
-            self.search += 1
-            return A, C
-
-        def patch_result_probe(box, A, C, **kw):
-            result = patch_result(box, A, C, **kw)
-            for k in range(result.A.shape[1]):
-                column = np.asarray(result.A[:, k]).ravel()
-                self.outputs.append(dict(box=box, image=self._image(column, box, box.shape)))
-            return result
-
-        one_photon._fit_downsampled, one_photon._neurons_only = fit_downsampled_probe, neurons_only_probe
-        one_photon.patch_result = patch_result_probe
+    def hooks(self) -> list[Hook]:
+        """The patch job's stages wrapped (module attributes: the engine itself is unchanged)."""
+        return [*self.tracker.hooks(), Hook(one_photon, "_neurons_only", after=self._initial),
+                Hook(one_photon, "patch_result", after=self._output)]
 
 
 def _unit_rows(images: np.ndarray) -> np.ndarray:
@@ -171,8 +159,8 @@ def main(argv: list[str] | None = None) -> int:
     params.update({name: json.loads(value) for name, _, value in (a.partition("=") for a in args.set)})
     movie = np.load(args.movie, mmap_mode="r")
     rec = StageRecorder(movie.shape[1:])
-    rec.wrap()
-    rb.fit_and_score(args.movie, params, args.out)   # writes args.out and its .estimates.npz
+    with probes(*rec.hooks()):
+        rb.fit_and_score(args.movie, params, args.out)   # writes args.out and its .estimates.npz
     estimates = dict(np.load(args.out.with_suffix(".estimates.npz")))
     truth = dict(np.load(args.movie.with_suffix(".truth.npz")))
     cases = covered_twice_cases(estimates, truth, origins(rec, estimates["footprints"]), gsig=params["gSig"])

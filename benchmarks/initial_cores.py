@@ -3,11 +3,11 @@
 A diagnostic, not part of the product. Some of the first seed search's components on the realistic CA1
 movies are far wider than a cell (cores of 4–7 π·gSig² against ~1–1.4) yet pass ``_neurons_only``'s radius
 test, and their removal takes the light of dim cells beside them (h16c3, ``removal_bias.py``). This script
-runs the fit in-process (``n_processes`` 1) and records, for every component the first and the residual
-search hand to ``one_photon._neurons_only``: its core (pixels above half its peak) in π·gSig², its
-second-moment radius in gSig, whether the radius test keeps it, the true neuron under its peak (and that
-neuron's footprint there over its peak) and the component's trace correlation with that neuron's true
-trace (tsub 2).
+runs the fit in-process (``n_processes`` 1; the stages are wrapped by ``stage_probes``) and records, for
+every component the first and the residual search hand to ``one_photon._neurons_only``: its core (pixels
+above half its peak) in π·gSig², its second-moment radius in gSig, whether the radius test keeps it, the
+true neuron under its peak (and that neuron's footprint there over its peak) and the component's trace
+correlation with that neuron's true trace (tsub 2).
 
     PYTHONPATH=. .venv/bin/python benchmarks/initial_cores.py \
         benchmarks/results/realistic_ca1_256x256x1000_seed4.npy ca1 /tmp/cores_ca1_s4.json
@@ -22,8 +22,8 @@ from pathlib import Path
 import numpy as np
 
 from cnmflow.engine.footprint_shape import MAX_INITIAL_RADIUS_FACTOR, footprint_radii, neuron_sized
-from cnmflow.engine.init import corr_pnr
 from cnmflow.engine.patch_job import one_photon
+from stage_probes import Hook, PatchTracker, probes
 
 
 def core_areas(A: np.ndarray) -> np.ndarray:
@@ -39,39 +39,25 @@ class Recorder:
         self.fp = truth["footprints"]
         n, t = truth["calcium"].shape
         self.cal = truth["calcium"][:, : t // tsub * tsub].reshape(n, -1, tsub).mean(-1)
-        self.box, self.search, self.records = None, 0, []
+        self.tracker, self.records = PatchTracker(), []
 
     def record(self, A: np.ndarray, C: np.ndarray, dims: tuple[int, int], gsig: float, edges: dict) -> None:
+        """Every component ``_neurons_only`` is handed (a ``before`` hook: the call's arguments)."""
         kept = neuron_sized(A, dims, gsig=gsig, fov_edges=edges, factor=MAX_INITIAL_RADIUS_FACTOR)
         cores, radii = core_areas(A) / (np.pi * gsig ** 2), footprint_radii(A, dims) / gsig
+        box = self.tracker.box
         for k in range(A.shape[1]):
             peak = np.unravel_index(np.argmax(A[:, k].reshape(dims, order="F")), dims)
-            row, col = self.box.row0 + peak[0], self.box.col0 + peak[1]
+            row, col = box.row0 + peak[0], box.col0 + peak[1]
             under = int(np.argmax(self.fp[:, row, col]))
             trace = C[k, : self.cal.shape[1]].astype(np.float64)
-            self.records.append(dict(search=self.search, box=(self.box.row0, self.box.col0), peak=(int(row), int(col)),
+            self.records.append(dict(search=self.tracker.search, box=(box.row0, box.col0), peak=(int(row), int(col)),
                                      core=float(cores[k]), radius=float(radii[k]), radius_test=bool(kept[k]),
                                      under=under, on_peak=float(self.fp[under, row, col] / self.fp[under].max()),
                                      r=float(np.corrcoef(trace, self.cal[under])[0, 1])))
 
-
-def _wrap(rec: Recorder) -> None:
-    fit_downsampled, neurons_only, greedy = one_photon._fit_downsampled, one_photon._neurons_only, corr_pnr._greedy
-
-    def fit_downsampled_probe(Y, patch, box, job, **kw):
-        rec.box = box
-        return fit_downsampled(Y, patch, box, job, **kw)
-
-    def greedy_probe(st, **kw):
-        rec.search = int(kw.get("found_before") is not None)
-        return greedy(st, **kw)
-
-    def neurons_only_probe(A, C, dims, gsig, edges):
-        rec.record(A, C, dims, gsig, edges)
-        return neurons_only(A, C, dims, gsig, edges)
-
-    one_photon._fit_downsampled, one_photon._neurons_only = fit_downsampled_probe, neurons_only_probe
-    corr_pnr._greedy = greedy_probe
+    def hooks(self) -> list[Hook]:
+        return [*self.tracker.hooks(), Hook(one_photon, "_neurons_only", before=self.record)]
 
 
 def summary(records: list[dict], true_cores: np.ndarray) -> dict:
@@ -98,8 +84,8 @@ def main(argv: list[str] | None = None) -> int:
     params = dict(CONFIGS[args.config]["params"], n_processes=1)
     truth = dict(np.load(args.movie.with_suffix(".truth.npz")))
     rec = Recorder(truth)
-    _wrap(rec)
-    fit(np.load(args.movie, mmap_mode="r"), build_params(params))
+    with probes(*rec.hooks()):
+        fit(np.load(args.movie, mmap_mode="r"), build_params(params))
     fp = truth["footprints"]
     true_cores = (fp >= 0.5 * fp.max(axis=(1, 2), keepdims=True)).sum(axis=(1, 2)) / (np.pi * params["gSig"] ** 2)
     result = summary(rec.records, true_cores)

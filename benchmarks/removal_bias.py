@@ -14,7 +14,7 @@ footprint's pixels >= half its peak, on the tsub-2 patch the search reads), agai
 * **the residual search's removal** ``Y − A·C − B`` (``one_photon._residual_pass``): the share of the cell's
   raw amplitude at its core in ``A·C`` (the first search's components) and in ``B`` (the ring background).
 
-Patches run in this process (``n_processes`` 1).
+Patches run in this process (``n_processes`` 1; the stages are wrapped by ``stage_probes``).
 
     PYTHONPATH=. .venv/bin/python benchmarks/removal_bias.py benchmarks/results/realistic_ca1_256x256x1000_seed1.npy \
         --neurons 39 42 57 104 105 115 --out /tmp/removal_bias_s1.json
@@ -31,6 +31,7 @@ import numpy as np
 
 from cnmflow.engine.init import corr_pnr
 from cnmflow.engine.patch_job import one_photon
+from stage_probes import Hook, PatchTracker, crop, probes
 
 #: removals of components whose peak lies farther than this (px) from the cell are not measured
 NEAR_PX = 20.0
@@ -46,9 +47,14 @@ class Probe:
         self.snr = truth["peak_snr"]
         self.peaks = np.array([np.unravel_index(np.argmax(f), f.shape) for f in self.fp])
         self.neurons = neurons
-        self.box = None
+        self.tracker = PatchTracker()
         self.before_residual: dict[int, tuple] = {}
+        self.before_removal: list[tuple] = []
         self.records: list[dict] = []
+
+    @property
+    def box(self):
+        return self.tracker.box
 
     def cores_in(self, dims: tuple[int, int]) -> list[tuple[int, np.ndarray]]:
         """(neuron, core mask on the patch grid) of the neurons whose peak lies in the current patch."""
@@ -61,7 +67,7 @@ class Probe:
         return out
 
     def patch(self, image: np.ndarray, dims: tuple[int, int]) -> np.ndarray:
-        return image[self.box.row0:self.box.row0 + dims[0], self.box.col0:self.box.col0 + dims[1]]
+        return crop(self.box, image, dims)
 
     def coefficients(self, y: np.ndarray, neurons: list[int]) -> np.ndarray:
         """Least-squares coefficients of ``y`` (frames, ...) on the neurons' true traces (with a constant)."""
@@ -91,33 +97,27 @@ def _removal_record(p: Probe, st, a: np.ndarray, c: np.ndarray, n: int, core: np
                 pnr_before=pnr_before, pnr_after=float(st.pnr[core].max()))
 
 
-def _wrap(p: Probe) -> None:
-    """Record around the patch, each removal of the first search and the residual search's input."""
-    fit_downsampled, residual_pass, greedy, remove = (one_photon._fit_downsampled, one_photon._residual_pass,
-                                                      corr_pnr._greedy, corr_pnr._State.remove)
-
-    def fit_downsampled_probe(Y, patch, box, job, **kw):
-        p.box = box
-        return fit_downsampled(Y, patch, box, job, **kw)
-
-    def remove_probe(st, a, c):
+def _hooks(p: Probe) -> list[Hook]:
+    """Record each removal of the first search (around ``_State.remove``) and the residual search's input."""
+    def before_removal(st, a, c):
         peak = np.add((p.box.row0, p.box.col0), np.unravel_index(np.argmax(a), a.shape))
         owner = int(np.argmax(p.fp[:, peak[0], peak[1]]))  # the component's own neuron is not measured
-        before = [(n, m, st.F[:, :, :][:, m].astype(np.float64).mean(1), float(st.pnr[m].max()))
-                  for n, m in p.cores_in((st.h, st.w)) if n != owner and np.hypot(*(p.peaks[n] - peak)) <= NEAR_PX]
-        remove(st, a, c)
-        for n, m, f, pnr in before:
+        near = [(n, m) for n, m in p.cores_in((st.h, st.w)) if n != owner and np.hypot(*(p.peaks[n] - peak)) <= NEAR_PX]
+        p.before_removal = [(n, m, st.F[:, :, :][:, m].astype(np.float64).mean(1), float(st.pnr[m].max()))
+                            for n, m in near]
+
+    def after_removal(_, st, a, c):
+        for n, m, f, pnr in p.before_removal:
             p.records.append(_removal_record(p, st, a, c, n, m, f, pnr))
 
-    def residual_pass_probe(Y, A, C, ring, job, **kw):
+    def before_residual_pass(Y, A, C, ring, job, **kw):
         for n, m in p.cores_in(Y.shape[1:]):
             mf = m.ravel(order="F")
             p.before_residual[n] = (m, Y[:, :, :][:, m].astype(np.float64).mean(1),
                                     (C.T.astype(np.float64) @ A[mf].T.astype(np.float64)).mean(1))
-        return residual_pass(Y, A, C, ring, job, **kw)
 
-    def greedy_probe(st, **kw):
-        if kw.get("found_before") is not None:  # the residual search: st.Y = Y − A·C − B
+    def before_search(st, **kw):
+        if p.tracker.kind == "residual":  # st.Y = Y − A·C − B
             for n, (m, y, ac) in p.before_residual.items():
                 left = st.Y[:, :, :][:, m].astype(np.float64).mean(1)
                 amp = p.coefficients(np.stack([y, ac, y - ac - left, left], 1), [n])[0]
@@ -125,10 +125,10 @@ def _wrap(p: Probe) -> None:
                                       ac_share=float(amp[1] / amp[0]), b_share=float(amp[2] / amp[0]),
                                       left=float(amp[3] / amp[0]), pnr=float(st.pnr[m].max())))
             p.before_residual = {}
-        return greedy(st, **kw)
 
-    one_photon._fit_downsampled, one_photon._residual_pass = fit_downsampled_probe, residual_pass_probe
-    corr_pnr._greedy, corr_pnr._State.remove = greedy_probe, remove_probe
+    return [*p.tracker.hooks(), Hook(corr_pnr, "_greedy", before=before_search),
+            Hook(corr_pnr._State, "remove", before=before_removal, after=after_removal),
+            Hook(one_photon, "_residual_pass", before=before_residual_pass)]
 
 
 def summary(records: list[dict]) -> list[dict]:
@@ -166,8 +166,8 @@ def main(argv: list[str] | None = None) -> int:
     params["n_processes"] = 1
     truth = dict(np.load(args.movie.with_suffix(".truth.npz")))
     probe = Probe(truth, args.neurons if args.neurons else list(range(truth["footprints"].shape[0])))
-    _wrap(probe)
-    fit(np.load(args.movie, mmap_mode="r"), build_params(params))
+    with probes(*_hooks(probe)):
+        fit(np.load(args.movie, mmap_mode="r"), build_params(params))
     rows = summary(probe.records)
     for row in rows:
         print({k: (round(v, 3) if isinstance(v, float) else v) for k, v in row.items()})

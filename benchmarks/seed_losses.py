@@ -1,10 +1,10 @@
 """Where each true neuron the 1P engine misses or matches poorly is lost (issue #16): never a seed,
 seeded but dropped, rejected by the focus test, or found with a footprint that matches at IoU <= 0.5.
 
-A diagnostic, not part of the product: it wraps the patch job's stages in this process (patches run
-in-process, ``n_processes`` 1) and records, per patch, the first and residual searches' correlation /
-PNR / search images, every seed tried and what became of it, what ``_neurons_only`` dropped and the
-refined footprints, and the components after each stage that follows the patches (``deduplicate``,
+A diagnostic, not part of the product: it wraps the patch job's stages in this process (``stage_probes``;
+patches run in-process, ``n_processes`` 1) and records, per patch, the first and residual searches'
+correlation / PNR / search images, every seed tried and what became of it, what ``_neurons_only`` dropped
+and the refined footprints, and the components after each stage that follows the patches (``deduplicate``,
 ``merge_components``, the size and transient rules). It scores the accepted components as
 ``realistic_benchmark.py`` does and classifies (``loss_class``) every true neuron matched at IoU <= 0.5
 or not at all by where it was lost.
@@ -19,6 +19,7 @@ import argparse
 import json
 from collections import Counter
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 import scipy.sparse as sp
@@ -29,112 +30,68 @@ from cnmflow.engine.init import corr_pnr
 from cnmflow.engine.patch_job import one_photon
 from cnmflow.pixel_order import column_to_image
 from cnmflow.shape_scoring import energy_masks, iou_matrix
+from stage_probes import Hook, PatchTracker, crop, probes, to_field
 
-RECORD: dict = dict(box=None, kind=None, searches=[], tries=[], halo=[], sized=[], refined=[], after=[])
+RECORD: dict = dict(searches=[], tries=[], sized=[], refined=[], after=[])
+TRACKER = PatchTracker()
 
 
-def _wrap_patch_and_search() -> None:
-    fit_downsampled, greedy = one_photon._fit_downsampled, corr_pnr._greedy
-
-    def fit_downsampled_probe(Y, patch, box, job, **kw):
-        RECORD["box"] = box
-        return fit_downsampled(Y, patch, box, job, **kw)
-
-    def greedy_probe(st, **kw):
-        RECORD["kind"] = "first" if kw.get("found_before") is None else "residual"
-        RECORD["searches"].append(dict(box=RECORD["box"], kind=RECORD["kind"], cn=st.cn.copy(), pnr=st.pnr.copy(),
+def _search_hooks() -> list[Hook]:
+    """Each search's images (at its end, after its removals: ``st`` is kept) and every seed tried."""
+    def search(st, **kw):
+        RECORD["searches"].append(dict(box=TRACKER.box, kind=TRACKER.kind, cn=st.cn.copy(), pnr=st.pnr.copy(),
                                        search=st.search.copy(), min_pnr=st.min_pnr, min_corr=st.min_corr,
                                        state=st))  # st.cn / st.pnr at the search's end: after its removals
-        return greedy(st, **kw)
 
-    one_photon._fit_downsampled, corr_pnr._greedy = fit_downsampled_probe, greedy_probe
-
-
-def _wrap_seed_outcomes() -> None:
-    init_one, on_halo = corr_pnr._init_one, corr_pnr._on_found_halo
-
-    def init_probe(st, r, c, gsiz):
-        out = init_one(st, r, c, gsiz)
+    def tried(out, st, r, c, gsiz):
         why = "ok" if out is not None else ("no transient" if st.peak[r, c] < st.min_pnr * st.sn[r, c] else "empty")
-        RECORD["tries"].append(dict(box=RECORD["box"], kind=RECORD["kind"], at=(r, c), why=why))
-        return out
+        RECORD["tries"].append(dict(box=TRACKER.box, kind=TRACKER.kind, at=(r, c), why=why))
 
-    def halo_probe(trace, seed, traces, centers, gsiz):
-        on = on_halo(trace, seed, traces, centers, gsiz)
+    def on_halo(on, trace, seed, traces, centers, gsiz):
         if on:
             RECORD["tries"][-1]["why"] = "halo of a found component"
-        return on
 
-    block_core = corr_pnr._block_core
-
-    def block_probe(blocked, a, seed, disc):
+    def core_blocked(blocked, a, seed, disc):
         RECORD["searches"][-1]["blocked"] = blocked  # the search's own array: its final state is read later
-        return block_core(blocked, a, seed, disc)
 
-    corr_pnr._init_one, corr_pnr._on_found_halo, corr_pnr._block_core = init_probe, halo_probe, block_probe
+    return [Hook(corr_pnr, "_greedy", before=search), Hook(corr_pnr, "_init_one", after=tried),
+            Hook(corr_pnr, "_on_found_halo", after=on_halo), Hook(corr_pnr, "_block_core", before=core_blocked)]
 
 
-def _wrap_sizing_and_refine() -> None:
-    neurons_only, refine = one_photon._neurons_only, one_photon._refine
-
-    def sized_probe(A, C, dims, gsig, edges):
+def _patch_hooks() -> list[Hook]:
+    """The initial components ``_neurons_only`` is handed (and which it keeps), and the refined ones."""
+    def sized(A, C, dims, gsig, edges):
         keep = neuron_sized(A, dims, gsig=gsig, fov_edges=edges, factor=MAX_INITIAL_RADIUS_FACTOR)
-        RECORD["sized"].append(dict(box=RECORD["box"], kind=RECORD["kind"], dims=dims,
+        RECORD["sized"].append(dict(box=TRACKER.box, kind=TRACKER.kind, dims=dims,
                                     A=[column_to_image(A[:, k], dims) for k in range(A.shape[1])], keep=keep))
-        return neurons_only(A, C, dims, gsig, edges)
 
-    def refine_probe(Y, A, C, ring, section, **kw):
+    def refined(out, Y, A, C, ring, section, **kw):
         dims = Y.shape[1:]
-        out = refine(Y, A, C, ring, section, **kw)
-        RECORD["refined"].append(dict(box=RECORD["box"], A=[column_to_image(out[0][:, k], dims)
-                                                            for k in range(out[0].shape[1])]))
-        return out
+        RECORD["refined"].append(dict(box=TRACKER.box, A=[column_to_image(out[0][:, k], dims)
+                                                          for k in range(out[0].shape[1])]))
 
-    one_photon._neurons_only, one_photon._refine = sized_probe, refine_probe
+    return [Hook(one_photon, "_neurons_only", before=sized), Hook(one_photon, "_refine", after=refined)]
 
 
-def _wrap_after_patches() -> None:
+def _after_patches_hooks() -> list[Hook]:
     """Record the components after each stage that follows the patches: every patch's copies,
     ``deduplicate``, ``merge_components``, the size rule and the transient rule."""
-    dedup, merge, sized, transient = (fitting.deduplicate, fitting.merge_components, fitting._neuron_sized,
-                                      fitting._transient_like)
-
-    def dedup_probe(A, owners, boxes, dims, **kw):
-        keep = dedup(A, owners, boxes, dims, **kw)
+    def dedup(keep, A, owners, boxes, dims, **kw):
         RECORD["after"] += [("patch copies", sp.csc_matrix(A)), ("deduplicate", sp.csc_matrix(A)[:, np.flatnonzero(keep)])]
-        return keep
 
-    def merge_probe(A, C, **kw):
-        out = merge(A, C, **kw)
-        RECORD["after"].append(("merge", sp.csc_matrix(out.A)))
-        return out
+    def after(name: str, footprints: Callable):
+        def record(out, *args, **kw):
+            RECORD["after"].append((name, sp.csc_matrix(footprints(out))))
+        return record
 
-    def sized_probe(A, C, dims, **kw):
-        out = sized(A, C, dims, **kw)
-        RECORD["after"].append(("size rule", sp.csc_matrix(out[0])))
-        return out
-
-    def transient_probe(A, C, section):
-        out = transient(A, C, section)
-        RECORD["after"].append(("transient rule", sp.csc_matrix(out[0])))
-        return out
-
-    fitting.deduplicate, fitting.merge_components = dedup_probe, merge_probe
-    fitting._neuron_sized, fitting._transient_like = sized_probe, transient_probe
+    return [Hook(fitting, "deduplicate", after=dedup),
+            Hook(fitting, "merge_components", after=after("merge", lambda out: out.A)),
+            Hook(fitting, "_neuron_sized", after=after("size rule", lambda out: out[0])),
+            Hook(fitting, "_transient_like", after=after("transient rule", lambda out: out[0]))]
 
 
 def _in_box(box, point) -> bool:
     return box.row0 <= point[0] < box.row1 and box.col0 <= point[1] < box.col1
-
-
-def _local(box, mask: np.ndarray) -> np.ndarray:
-    return mask[box.row0:box.row1, box.col0:box.col1]
-
-
-def _global(box, img: np.ndarray, dims) -> np.ndarray:
-    full = np.zeros(dims, dtype=np.float32)
-    full[box.row0:box.row1, box.col0:box.col1] = img
-    return full
 
 
 def _energy_mask(img: np.ndarray, fraction: float = 0.9) -> np.ndarray:
@@ -160,7 +117,7 @@ def _search_values(core: np.ndarray, centre, kind: str) -> dict:
     for s in RECORD["searches"]:
         if s["kind"] != kind or not _in_box(s["box"], centre):
             continue
-        m = _local(s["box"], core)
+        m = crop(s["box"], core)
         best["cn"] = max(best["cn"], float(s["cn"][m].max()))
         best["pnr"] = max(best["pnr"], float(s["pnr"][m].max()))
         best["searchable"] |= bool((s["search"][m] > 0).any())
@@ -205,9 +162,9 @@ def _best_iou(truth_mask: np.ndarray, entries: list[dict], dims, *, kept_only: b
         for a, k in zip(e["A"], keep):
             if kept_only and not k:
                 continue
-            if np.count_nonzero(_local(e["box"], truth_mask) & (a > 0)) == 0:
+            if np.count_nonzero(crop(e["box"], truth_mask) & (a > 0)) == 0:
                 continue
-            best = max(best, _iou(truth_mask, _energy_mask(_global(e["box"], a, dims))))
+            best = max(best, _iou(truth_mask, _energy_mask(to_field(e["box"], a, dims))))
     return best
 
 
@@ -344,9 +301,8 @@ def main(argv: list[str] | None = None) -> int:
     params["n_processes"] = 1
     movie = np.load(args.movie, mmap_mode="r")
     truth = dict(np.load(args.movie.with_suffix(".truth.npz")))
-    for wrap in (_wrap_patch_and_search, _wrap_seed_outcomes, _wrap_sizing_and_refine, _wrap_after_patches):
-        wrap()
-    estimates = fit(movie, build_params(params))
+    with probes(*TRACKER.hooks(), *_search_hooks(), *_patch_hooks(), *_after_patches_hooks()):
+        estimates = fit(movie, build_params(params))
     accepted = np.setdiff1d(np.arange(estimates.K), estimates.idx_components_bad)  # as the benchmark scores
     shapes = shape_score(truth["footprints"], estimates.footprints()[accepted], truth_traces=truth["calcium"],
                          estimated_traces=estimates.C[accepted])
