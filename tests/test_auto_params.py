@@ -438,3 +438,36 @@ def test_with_fewer_visible_blobs_than_the_margin_needs_gsig_is_the_radius_itsel
     assert int(np.argmax(choice.margins)) != 0   # the margins alone would take a wider kernel
     assert choice.factor == min(GSIG_FACTORS) and est.gSig == pytest.approx(est.radius.radius, abs=0.01)
     assert "visible" in est.reasons()["gSig"] and "not used" in est.reasons()["gSig"]
+
+
+@pytest.mark.parametrize("keep_bytes", [None, 0])
+@pytest.mark.parametrize("factors, n_visible", [((1.0, 1.15, 1.3), None), ((1.3, 1.15, 1.0), None),
+                                                ((1.15, 1.0, 1.3), 0)])
+def test_the_chosen_gsigs_correlation_is_its_own_filtered_movies(simulated, monkeypatch, keep_bytes, factors,
+                                                                  n_visible):
+    """The choice keeps the filtered movie of the factor it ends on (no refiltering) for its correlation image: that
+    image and the PNR are, value for value, those of the movie filtered afresh at the chosen gSig, wherever the chosen
+    factor lies in the order, with the spectra kept or recomputed, and where too few blobs fall back to the smallest
+    factor."""
+    from dataclasses import replace
+    from functools import partial
+
+    from cnmflow.auto_params import FrameSpectra, choose_gsig, estimate_radius, gsig_choice
+    from cnmflow.auto_params.seed_images import correlation_image, images_of_filtered
+    from cnmflow.engine.summary_images import filter_kernel
+
+    movie = _tsub2(simulated["cortex_l23"].movie).astype(np.float32)
+    radius = estimate_radius(movie)
+    if n_visible is not None:
+        radius = replace(radius, n_visible=n_visible)
+    if keep_bytes is not None:
+        monkeypatch.setattr(gsig_choice, "FrameSpectra", partial(FrameSpectra, keep_bytes=keep_bytes))
+    choice = choose_gsig(movie, radius, center_psf=True, factors=factors)
+    assert choice.factor == (min(factors) if n_visible is not None else factors[int(np.argmax(choice.margins))])
+    gsig = choice.factor * radius.radius
+    gsigs = [k * radius.radius for k in factors]
+    pad = max(filter_kernel(g, center_psf=True).shape[0] // 2 for g in gsigs)
+    afresh = FrameSpectra(movie, pad, keep_bytes=0).filtered([gsig], center_psf=True)[0]
+    images = images_of_filtered(afresh, correlation=False)
+    assert np.array_equal(choice.images.correlation, correlation_image(afresh, images.noise))
+    assert np.array_equal(choice.images.pnr, images.pnr) and np.array_equal(choice.images.noise, images.noise)

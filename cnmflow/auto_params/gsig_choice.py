@@ -12,7 +12,7 @@ gSiz follows it by the seed's rule ``gSiz = 2·gSig + 1`` (see :func:`~cnmflow.a
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
-from typing import Sequence
+from typing import Iterator, Sequence
 
 import numpy as np
 
@@ -115,26 +115,43 @@ def choose_gsig(movie: np.ndarray, radius: RadiusEstimate, *, center_psf: bool,
     40 cells) the median is over the strongest MIN_BLOBS blobs, most of them noise, and the margin picked the wider
     kernels where k = 1 does best (h18k: −0.10 to −0.14 F1@0.5 on two such CA1 movies); k is then the smallest factor
     (benchmarks/README.md, h18fb). The choice passes share each frame's FFT (:class:`FrameSpectra`) and compute
-    the PNRs only; the chosen factor's movie is refiltered once for its correlation image."""
+    the PNRs only; the chosen factor's filtered movie is kept from its pass for its correlation image (no refiltering).
+    """
     n = max(radius.n_visible, MIN_BLOBS)
     blobs = np.asarray(radius.blobs[:n], dtype=int)
     gsigs = [k * radius.radius for k in factors]
     spectra = FrameSpectra(movie, max(filter_kernel(g, center_psf=center_psf).shape[0] // 2 for g in gsigs))
-    peaks_each = _peak_images(spectra, gsigs, center_psf=center_psf)
-    blob_pnrs = [peaks.pnr[blobs[:, 0], blobs[:, 1]] for peaks in peaks_each]
-    maxima = [null_maxima(peaks.flipped_pnr, g) for peaks, g in zip(peaks_each, gsigs)]
-    margins = tuple(float(margin_of(p, m)) for p, m in zip(blob_pnrs, maxima))
+    peaks_each, blob_pnrs, maxima, margins, chosen = [], [], [], [], None
+    for i, filtered in enumerate(_each_filtered(spectra, gsigs, center_psf=center_psf)):
+        peaks_each.append(images_of_filtered(filtered, correlation=False))
+        blob_pnrs.append(peaks_each[i].pnr[blobs[:, 0], blobs[:, 1]])
+        maxima.append(null_maxima(peaks_each[i].flipped_pnr, gsigs[i]))
+        margins.append(float(margin_of(blob_pnrs[i], maxima[i])))
+        if _chosen(margins, factors[:i + 1], radius.n_visible) == i:  # the choice so far: its movie is kept
+            chosen = filtered
+        del filtered
+    at = _chosen(margins, factors, radius.n_visible)
     wins = bootstrap_wins(blob_pnrs, maxima, np.random.default_rng(rng))
-    at = int(np.argmax(margins)) if radius.n_visible >= MIN_BLOBS else int(np.argmin(factors))
-    filtered = spectra.filtered([gsigs[at]], center_psf=center_psf)[0]
-    images = replace(peaks_each[at], correlation=correlation_image(filtered, peaks_each[at].noise))
-    return GsigChoice(factor=float(factors[at]), factors=tuple(factors), margins=margins,
+    images = replace(peaks_each[at], correlation=correlation_image(chosen, peaks_each[at].noise))
+    return GsigChoice(factor=float(factors[at]), factors=tuple(factors), margins=tuple(margins),
                       wins=tuple(float(w) for w in wins), images=images, n_visible=radius.n_visible)
 
 
-def _peak_images(spectra: FrameSpectra, gsigs: Sequence[float], *, center_psf: bool) -> list[SeedImages]:
-    """The PNR images (no correlation) at each gSig. With the spectra kept, one gSig at a time, so that one filtered
-    movie is held at once; else all in one pass over the frames (each forward FFT once)."""
+def _chosen(margins: Sequence[float], factors: Sequence[float], n_visible: int) -> int:
+    """The index :func:`choose_gsig` takes: the largest margin (the first of equals), or the smallest factor where
+    fewer than MIN_BLOBS blobs are visible. On factors 0..i it names i whenever factor i is the final choice (a later
+    factor may still replace it), so the filtered movie held for the running choice is, at the end, the chosen one's."""
+    return int(np.argmax(margins)) if n_visible >= MIN_BLOBS else int(np.argmin(factors))
+
+
+def _each_filtered(spectra: FrameSpectra, gsigs: Sequence[float], *, center_psf: bool) -> Iterator[np.ndarray]:
+    """The movie filtered at each gSig, in order. With the spectra kept, one gSig at a time (each movie filtered
+    when asked for); else all in one pass over the frames (each forward FFT once), handed over one by one so that a
+    movie the caller drops is freed."""
     if spectra.kept:
-        return [images_of_filtered(spectra.filtered([g], center_psf=center_psf)[0], correlation=False) for g in gsigs]
-    return [images_of_filtered(filtered, correlation=False) for filtered in spectra.filtered(gsigs, center_psf=center_psf)]
+        for g in gsigs:
+            yield spectra.filtered([g], center_psf=center_psf)[0]
+        return
+    movies = spectra.filtered(gsigs, center_psf=center_psf)
+    while movies:
+        yield movies.pop(0)
