@@ -161,11 +161,12 @@ def out_of_focus(movie, A: sp.csc_matrix, C: np.ndarray, dims: tuple[int, int], 
     typical_halo = typical_halo if typical_halo > 0 else np.nan    # off, or no typical halo to compare with
 
     def read(k: int, without: frozenset[int] = frozenset()) -> tuple[float, float]:
-        """Component k's focus ratio and halo ratio, the components in ``without`` left out of its regression."""
+        """Component k's focus ratio and halo ratio (NaN, never over ``halo_thr``, for a halo not over HALO_FLOOR),
+        the components in ``without`` left out of its regression."""
         image = regressions.own_image(k, wide[k], without=without) if without else images[k]
         spread = halo(image, wide[k].peak, gsig=gsig) if np.isfinite(typical_halo) else np.nan
         return (core_contrast(image, wide[k].peak, gsig=gsig) / typical,
-                spread / typical_halo if spread > HALO_FLOOR else min(spread / typical_halo, 1.0))
+                spread / typical_halo if spread > HALO_FLOOR else np.nan)
 
     readings = {k: read(k) for k in judged}
     pairs = soma_pairs(A, windows, regressions.gram, judged)

@@ -142,6 +142,8 @@ def test_the_halo_test_keeps_a_soma_a_little_wider_than_the_rest():
     A, C = _components(footprints + [_cut(soma, (50, 50))]), np.vstack(traces + [trace])
     test = out_of_focus(movie, A, C, DIMS, gsig=GSIG, focus_thr=FOCUS_THR, halo_thr=1.8)
     assert test.rejected.size == 0 and test.ratio[6] > FOCUS_THR
+    # below 1 too: a halo under the floor is not judged, whatever its multiple of the median
+    assert out_of_focus(movie, A, C, DIMS, gsig=GSIG, focus_thr=FOCUS_THR, halo_thr=0.5).rejected.size == 0
 
 
 def test_halo_of_gaussian_blobs():
