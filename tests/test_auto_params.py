@@ -147,8 +147,8 @@ def test_a_movie_with_cells_leaves_seeds_on_cells(simulated):
 @pytest.mark.parametrize("name", ["ca1", "cortex_l23"])
 def test_the_correlation_cut_is_a_noise_floor_that_keeps_every_cell_the_pnr_cut_keeps(simulated, name):
     """min_corr rejects noise, not cells: a true cell's core (≥ half its peak) that has a pixel above min_pnr has
-    one above both cuts (benchmarks/README.md, h18corr: on 12 training movies min_corr 0.7 instead of auto's
-    removed no true cell and left 9 of 12 fits' F1@0.5 unchanged: auto's strictness on CA1 is min_pnr's)."""
+    one above both cuts (benchmarks/findings/auto_params.md, h18corr: on 12 training movies min_corr 0.7 instead of
+    auto's removed no true cell and left 9 of 12 fits' F1@0.5 unchanged: auto's strictness on CA1 is min_pnr's)."""
     sim = simulated[name]
     est = estimate_from_movie(_tsub2(sim.movie), tsub=2)
     corr, pnr = est.correlation_image, est.pnr_image / est.pnr_reduction

@@ -29,7 +29,7 @@ def test_defaults_are_the_seed_table():
     assert params.n_processes == min(7, os.cpu_count())
     # beyond the seed's table: the 1P focus test (engine/in_focus, issue #16), on by default
     assert params.focus_thr == 0.63
-    assert params.halo_thr == 0.0   # the halo test, opt-in (benchmarks/README.md, h16oof)
+    assert params.halo_thr == 0.0   # the halo test, opt-in (benchmarks/findings/footprint_fidelity.md, h16oof)
     assert set(PARAM_NAMES) == set(SEED_DEFAULTS) | {"n_processes", "focus_thr", "halo_thr"} | set(MOTION_PARAM_NAMES)
     assert params.motion_correction == "none"   # the seed tool does not correct motion
 

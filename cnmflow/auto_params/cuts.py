@@ -83,7 +83,7 @@ def noise_floor_cut(values: np.ndarray, *, name: str, null: str, k: float, tail:
     the 2σ threshold and skewed on short movies, where median + k·MAD can land above 1); "gaussian":
     ``median + k·1.4826·MAD``, for a null whose upper tail holds some signal (the sign-flipped movie: the
     cells' negative surround). A PNR is a maximum over frames, whose tail is Gumbel rather than Gaussian,
-    but a Gumbel fitted to the same median and MAD cut too strictly at low SNR (benchmarks/README.md).
+    but a Gumbel fitted to the same median and MAD cut too strictly at low SNR (benchmarks/findings/auto_params.md).
     """
     v = np.asarray(values, dtype=np.float64).ravel()
     v = v[np.isfinite(v)]

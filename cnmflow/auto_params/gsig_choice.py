@@ -35,8 +35,8 @@ GSIG_FACTORS = (1.0, 1.15, 1.3)
 #: 1.3 where the blobs' PNR rises 0–24%), so cortex L2/3 took k = 1 where the engine does best at 1.3; with none (0) it
 #: favours the largest wherever the cells' PNR still rises, as on CA1, whose best k is 1. Read on twelve training
 #: analogues (seeds 21–24 of the benchmark's four configurations; F1@0.5 of each k with auto's cuts read there;
-#: benchmarks/README.md, h18k): the argmax's mean F1@0.5 0.673 with the whole cut, 0.720–0.729 for any weight in
-#: 0.15–0.45 (the best k on every movie: 0.733), 0.683 with none; 0.3 is that span's middle.
+#: benchmarks/findings/auto_params.md, h18k): the argmax's mean F1@0.5 0.673 with the whole cut, 0.720–0.729 for any
+#: weight in 0.15–0.45 (the best k on every movie: 0.733), 0.683 with none; 0.3 is that span's middle.
 CUT_WEIGHT = 0.3
 
 
@@ -105,17 +105,18 @@ def choose_gsig(movie: np.ndarray, radius: RadiusEstimate, *, center_psf: bool,
     The margin (median blob PNR / cut ** :data:`CUT_WEIGHT`) says which filter size best separates this movie's
     cells from the sign-flipped movie's null, as a matched filter would, but read on the cells and the null of this
     movie; the cut is weighed down because its growth with the kernel is mostly the cells' surround. No
-    single k fitted both cell types (benchmarks/README.md: the grid's best gSig lay at 0.92–0.97·r on CA1 and
-    1.13–1.27·r on cortex L2/3, whose profiles have the same shape). The margins are estimates — a median over a
-    few dozen blobs, a cut read off a sample of maxima. k as the expected winning factor under their sampling error
-    (the bootstrap's mean of the argmax, h18tie) was replaced by the argmax (h18k): with the cut
+    single k fitted both cell types (benchmarks/findings/auto_params.md: the grid's best gSig lay at 0.92–0.97·r
+    on CA1 and 1.13–1.27·r on cortex L2/3, whose profiles have the same shape). The margins are estimates — a
+    median over a few dozen blobs, a cut read off a sample of maxima. k as the expected winning factor under their
+    sampling error (the bootstrap's mean of the argmax, h18tie) was replaced by the argmax (h18k): with the cut
     weighed down the wins spread on CA1, and a weighted k a few hundredths above 1 crossed the seed kernel's size step
     (its cut 10–25% stricter) and lost F1@0.5 on the CA1 training analogues; the wins are kept as the reason's
     measure of how clear the choice is. Where fewer than MIN_BLOBS blobs are visible (peak SNR 1–4 on CA1: 1–4 of
     40 cells) the median is over the strongest MIN_BLOBS blobs, most of them noise, and the margin picked the wider
     kernels where k = 1 does best (h18k: −0.10 to −0.14 F1@0.5 on two such CA1 movies); k is then the smallest factor
-    (benchmarks/README.md, h18fb). The choice passes share each frame's FFT (:class:`FrameSpectra`) and compute
-    the PNRs only; the chosen factor's filtered movie is kept from its pass for its correlation image (no refiltering).
+    (benchmarks/findings/auto_params.md, h18fb). The choice passes share each frame's FFT (:class:`FrameSpectra`) and
+    compute the PNRs only; the chosen factor's filtered movie is kept from its pass for its correlation image (no
+    refiltering).
     """
     n = max(radius.n_visible, MIN_BLOBS)
     blobs = np.asarray(radius.blobs[:n], dtype=int)

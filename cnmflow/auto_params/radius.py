@@ -73,7 +73,8 @@ def smoothed_in_time(movie: np.ndarray, frames: int = RADIUS_SMOOTH_FRAMES) -> n
     A calcium transient spans several frames after tsub while the noise is white, so the mean of 3 keeps most
     of a transient's peak and divides the noise by √3: at peak SNR 0.8–3 the max − mean projection of the raw
     frames was the noise's, and the radius read on its blobs −39% to −81% short (auto_params_benchmark.py's
-    held-out seed 14; 16 movies, seeds 1–3 and 21–22: mean |error| 21% raw, 11% smoothed, benchmarks/README.md).
+    held-out seed 14; 16 movies, seeds 1–3 and 21–22: mean |error| 21% raw, 11% smoothed,
+    benchmarks/findings/auto_params.md).
     """
     if frames <= 1 or movie.shape[0] < frames:
         return np.asarray(movie, dtype=np.float32)

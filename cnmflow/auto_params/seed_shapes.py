@@ -1,8 +1,8 @@
 """The seeds above both cuts classed by shape (:meth:`~cnmflow.auto_params.estimate.AutoEstimate.seed_classes`): round
 maxima of the search image at the cells' scale (:func:`round_seeds`, :func:`seed_radii`), ridges (vessels,
 dendrites, touching cells), broader (out-of-focus cells, neuropil) or smaller. The cuts do not use them (correlation
-and PNR do not order these sources; benchmarks/README.md): they are reported, so a person sees what lies above the
-cuts.
+and PNR do not order these sources; benchmarks/findings/auto_params.md): they are reported, so a person sees what
+lies above the cuts.
 """
 
 from __future__ import annotations
@@ -45,7 +45,7 @@ def seed_radii(movie: np.ndarray, seeds: np.ndarray, *, radius: float) -> np.nda
 
     Above the noise cuts, the blob scale is what tells an in-focus cell from the other signal sources: on the
     realistic simulator the in-focus seeds' radius matched the estimate while out-of-focus cells were broader,
-    and neither correlation nor PNR ordered them (benchmarks/README.md, ``--candidates``).
+    and neither correlation nor PNR ordered them (benchmarks/findings/auto_params.md, ``--candidates``).
     """
     if not len(seeds):
         return np.zeros(0)
@@ -69,7 +69,7 @@ def round_seeds(correlation: np.ndarray, pnr: np.ndarray, seeds: np.ndarray, *, 
     """Which seeds ``(n, 2)`` are round maxima of the seed search image (correlation × PNR) smoothed at the cells'
     LoG scale ``radius / √2`` (:func:`round_blobs`' Hessian test): a pulsing vessel is a ridge of the search
     image, whose seeds lie along it (on the realistic simulator most seeds above the cuts that were no in-focus
-    cell were ridges; benchmarks/README.md, ``--candidates``)."""
+    cell were ridges; benchmarks/findings/auto_params.md, ``--candidates``)."""
     seeds = np.asarray(seeds, dtype=int).reshape(-1, 2)
     out = np.zeros(len(seeds), bool)
     if len(seeds):

@@ -32,17 +32,17 @@ back and is kept: a pair is resolved to one. Two components that both keep a cor
 other's footprint and their traces follow each other (``PAIR_FOOTPRINT_FRACTION``, ``PAIR_TRACE_CORR``): once no
 component is left below the threshold, the member whose own image is less like the typical cell's (focus ratio
 farther from 1 on a log scale) is rejected — not the flatter one: a point left over once the other took the soma's
-light reads far above 1 (benchmarks/README.md, h16twice, h16pair). Rejected, not merged: a merge would pour the
-duplicate's contaminant into the neuron's trace and, measured on the realistic movies, a close-neighbour merge
-also joins true neighbours (benchmarks/README.md, h16mrg).
+light reads far above 1 (benchmarks/findings/footprint_fidelity.md, h16twice, h16pair). Rejected, not merged: a merge
+would pour the duplicate's contaminant into the neuron's trace and, measured on the realistic movies, a
+close-neighbour merge also joins true neighbours (benchmarks/findings/footprint_fidelity.md, h16mrg).
 
 The typical cell is read on the components whose whole window lies inside the field, and the test runs only
 when at least MIN_JUDGED have one (the median needs a population). A component whose window the field's edge
 cuts is judged too when its peak lies at least EDGE_JUDGED_GSIG·gSig inside: its core and the gSig–2·gSig
 annulus are whole, and the level is read on the part of its 3–4·gSig ring inside the field (a ring's median
 needs no whole ring). At gSig 6 a 4·gSig window leaves a third of a 256² field unjudged; the edge's
-out-of-focus components and mixtures were never tested there (benchmarks/README.md, h16edge). Nothing is
-removed: rejected components are reported (``Estimates.idx_components_bad``, CaImAn's name; the
+out-of-focus components and mixtures were never tested there (benchmarks/findings/footprint_fidelity.md, h16edge).
+Nothing is removed: rejected components are reported (``Estimates.idx_components_bad``, CaImAn's name; the
 outputs' "rejected" status) and stay in the model, so the light they explain stays out of their
 neighbours' traces.
 
@@ -51,7 +51,8 @@ still stands at 3–4·gSig, where the core contrast reads its level, so at a sm
 keeps a focus ratio near a soma's (.65–.88); its share of the core's light at 2–3·gSig, read above the level at
 5–6·gSig, is about twice the typical cell's. Measured on the realistic cortex movies with looser thresholds (0.6 / 4:
 more out-of-focus components to take); at the default thresholds it cost matched cells on one held-out seed, and on
-CA1 at gSig 6, whose cells' own images are compact, a few true cells (benchmarks/README.md, h16oof).
+CA1 at gSig 6, whose cells' own images are compact, a few true cells (benchmarks/findings/footprint_fidelity.md,
+h16oof).
 """
 
 from __future__ import annotations
@@ -76,7 +77,8 @@ LEVEL_RING_GSIG = (3.0, 4.0)
 #: its ratio stays near an in-focus cell's (cortex at gSig 3: .65–.88); read past it, its halo is about twice the
 #: typical cell's (realistic cortex seeds 1 and 4 at 0.6 / 4: out-of-focus components 1.6–2.6× the median). The
 #: *halo ratio* is the halo over the median of the fit's components; above ``halo_thr`` a component is rejected
-#: (benchmarks/README.md, h16oof: 1.8 on cortex at gSig 3; CA1 at gSig 6 has a tight median and loses true cells).
+#: (benchmarks/findings/footprint_fidelity.md, h16oof: 1.8 on cortex at gSig 3; CA1 at gSig 6 has a tight median and
+#: loses true cells).
 HALO_WINDOW_GSIG = 6.0
 HALO_RING_GSIG = (2.0, 3.0)
 FAR_LEVEL_RING_GSIG = (5.0, 6.0)
@@ -93,10 +95,10 @@ MIN_JUDGED = 5
 #: PAIR_FOOTPRINT_FRACTION of its maximum, and their traces (at the test's rate) correlate at least
 #: PAIR_TRACE_CORR — both share the soma's transients. Of such a pair the one whose own image is less like the
 #: typical cell's (focus ratio farther from 1 on a log scale) is rejected whatever its ratio, once the flat components
-#: are: the brighter one is not always the better footprint (benchmarks/README.md, h16foc, h16twice).
-#: A component whose window the field's edge cuts is judged when its peak lies at least this many gSig
+#: are: the brighter one is not always the better footprint (benchmarks/findings/footprint_fidelity.md, h16foc,
+#: h16twice). A component whose window the field's edge cuts is judged when its peak lies at least this many gSig
 #: from the edge (its core and the gSig–2·gSig annulus whole). CA1 seed 1: 2 and 3 judge the same, 1.5
-#: rejects a cell whose annulus the edge cuts (benchmarks/README.md, h16edge).
+#: rejects a cell whose annulus the edge cuts (benchmarks/findings/footprint_fidelity.md, h16edge).
 EDGE_JUDGED_GSIG = 2.0
 PAIR_FOOTPRINT_FRACTION = 0.3
 PAIR_TRACE_CORR = 0.5

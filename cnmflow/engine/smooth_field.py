@@ -4,7 +4,7 @@ CNMF-E's ring model predicts a pixel's background from pixels ~gSiz·ring_size_f
 fluctuating field that curves on that scale (neuropil, out-of-focus cells, the 1P haze) is not
 predicted exactly, and what is left at a neuron enters its raw trace as the field's local mean.
 On the realistic CA1 simulator that residual neuropil is the largest term between the traces and
-the truth (benchmarks/README.md, issue #16 diagnosis). Here it is modelled as ``b·f``: ``b`` a
+the truth (benchmarks/findings/footprint_fidelity.md, issue #16 diagnosis). Here it is modelled as ``b·f``: ``b`` a
 few smooth spatial modes spanned by bilinear tents spaced 6·gSig apart (wider than a neuron, so
 a mode is fixed by the whole field, not by one cell), ``f`` their traces, solved jointly with the
 neurons' traces in the same block-coordinate sweeps, unconstrained in sign. A second, local field

@@ -11,7 +11,7 @@ frame of the denoised trace lies at the rest level (its lowest values). A compon
 or to a mixture of faint sources (seeded at a low ``min_pnr``) has a denoised trace that wanders
 all the time, at a level its deconvolution cannot tell from the baseline: its median frame lies well
 above its rest level and no stretch of its raw trace is exceptional (CaImAn's trace SNR low).
-``never_at_rest`` marks traces with both (issue #18, benchmarks/README.md h18over).
+``never_at_rest`` marks traces with both (issue #18, benchmarks/findings/auto_params.md h18over).
 """
 
 from __future__ import annotations

@@ -111,8 +111,8 @@ def _defocused_with_a_core(seed: int, at: tuple[int, int], *, core_sd: float):
 
 def test_a_defocused_cell_whose_core_passes_the_focus_test_is_rejected_by_its_halo():
     """Its core contrast, read against the level at 3–4 gSig where its wide light still stands, is over focus_thr;
-    read against the level 5–6 gSig out, its light at 2–3 gSig is several times a soma's (benchmarks/README.md,
-    h16oof)."""
+    read against the level 5–6 gSig out, its light at 2–3 gSig is several times a soma's
+    (benchmarks/findings/footprint_fidelity.md, h16oof)."""
     movie, A, C = _defocused_with_a_core(5, (50, 50), core_sd=1.0)
 
     focus_only = out_of_focus(movie, A, C, DIMS, gsig=GSIG, focus_thr=FOCUS_THR)

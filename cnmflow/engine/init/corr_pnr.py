@@ -81,7 +81,7 @@ HALO_TRACE_CORR = 0.3
 #: pixels straddle min_corr, and at 1 the median removed its few passing pixels as it removes a lone
 #: noisy one (issue #16: realistic cortex L2/3 at 0.7 / 5 missed 35 of 140 cells, 19 never a seed).
 #: min_pnr is not relaxed so: at 0.95 · min_pnr realistic CA1 (0.6 / 7, where PNR binds) took two
-#: more out-of-focus cells and lost F1@0.5 (benchmarks/README.md, h16seed)
+#: more out-of-focus cells and lost F1@0.5 (benchmarks/findings/footprint_fidelity.md, h16seed)
 SEED_CORE_CORR_FRACTION = 0.9
 _MAX_ROUNDS = 50
 

@@ -148,7 +148,7 @@ def _fit_ring(Y: PatchFrames, A: np.ndarray, C: np.ndarray, ring: RingSection, *
     after it, only the patch's inner sides (:func:`_inner_sides`), where the field goes on past the
     patch. Completed at the field's edge, a cell there keeps its halo instead of losing it to a one-sided
     ring (realistic CA1 F1@0.5 0.871 / 0.863 / 0.792 → 0.910 / 0.867 / 0.818 on seeds 1–3,
-    benchmarks/README.md, h16rec3).
+    benchmarks/findings/footprint_fidelity.md, h16rec3).
     """
     rank = None if exact else reduced_rank(gsiz=gsiz, ring_size_factor=ring.ring_size_factor, ssub_B=ring.ssub_B)
     return fit_ring_model(Y, sp.csc_matrix(A), C, gsiz=gsiz, ring_size_factor=ring.ring_size_factor,
