@@ -76,6 +76,14 @@ def noise_k(n_elements: float) -> float:
     return float(normal_isf(1.0 / max(float(n_elements), 2.0)))
 
 
+def robust_floor_and_sd(values: np.ndarray, axis=-1) -> tuple[np.ndarray, np.ndarray]:
+    """Median and 1.4826·MAD of ``values`` along ``axis``: a null's level and spread that the few cells left in
+    it (its upper tail) barely move. One formula for every null the estimate reads; computed in ``values``' dtype."""
+    floor = np.median(values, axis=axis, keepdims=True)
+    sd = 1.4826 * np.median(np.abs(values - floor), axis=axis)
+    return np.squeeze(floor, axis=axis), sd
+
+
 def noise_floor_cut(values: np.ndarray, *, name: str, null: str, k: float, tail: str = "gaussian") -> ThresholdEstimate:
     """The level a null image's values exceed with probability ``1 − Φ(k)``, read by ``tail``:
 
@@ -87,8 +95,7 @@ def noise_floor_cut(values: np.ndarray, *, name: str, null: str, k: float, tail:
     """
     v = np.asarray(values, dtype=np.float64).ravel()
     v = v[np.isfinite(v)]
-    floor = float(np.median(v))
-    sd = float(1.4826 * np.median(np.abs(v - floor)))
+    floor, sd = map(float, robust_floor_and_sd(v))
     cut = float(np.quantile(v, ndtr(k))) if tail == "quantile" else floor + k * sd
     return ThresholdEstimate(name=name, null=null, cut=cut, floor=floor, sd=sd, k=k, tail=tail)
 

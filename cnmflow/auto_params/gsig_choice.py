@@ -16,7 +16,7 @@ from typing import Iterator, Sequence
 
 import numpy as np
 
-from cnmflow.auto_params.cuts import noise_k, null_maxima
+from cnmflow.auto_params.cuts import noise_k, null_maxima, robust_floor_and_sd
 from cnmflow.auto_params.radius import MIN_BLOBS, RadiusEstimate
 from cnmflow.auto_params.seed_images import FrameSpectra, SeedImages, correlation_image, images_of_filtered
 from cnmflow.engine.summary_images import filter_kernel
@@ -68,8 +68,7 @@ class GsigChoice:
 
 def pnr_cut_of(maxima: np.ndarray) -> np.ndarray:
     """The flipped-maxima PNR cut (median + Φ⁻¹(1 − 1/n) · 1.4826·MAD) of each row of ``maxima`` (…, n)."""
-    floor = np.median(maxima, axis=-1)
-    sd = 1.4826 * np.median(np.abs(maxima - floor[..., None]), axis=-1)
+    floor, sd = robust_floor_and_sd(maxima)
     return np.maximum(floor + noise_k(maxima.shape[-1]) * sd, np.finfo(float).tiny)
 
 

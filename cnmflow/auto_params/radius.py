@@ -20,7 +20,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import ndimage as ndi
 
-from cnmflow.auto_params.cuts import normal_isf
+from cnmflow.auto_params.cuts import normal_isf, robust_floor_and_sd
 from cnmflow.errors import ParameterError
 
 
@@ -140,7 +140,7 @@ def estimate_radius(movie: np.ndarray, *, n_blobs: int = N_BLOBS) -> RadiusEstim
     # rank by significance at the blob's own scale: response / its noise sd over the image (1.4826·MAD),
     # so that the many small-scale maxima of pixel noise do not outrank the cells
     sample = stack[:, ::2, ::2]  # a quarter of the pixels gives the spread to ~1%
-    spread = 1.4826 * np.median(np.abs(sample - np.median(sample, axis=(1, 2), keepdims=True)), axis=(1, 2))
+    spread = robust_floor_and_sd(sample, axis=(1, 2))[1]
     z = stack[k, r, c] / np.maximum(spread[k], np.finfo(float).tiny)
     # ... one blob per cell (the 3x3x3 maximum filter leaves several maxima on one broad blob, at neighbouring
     # scales or pixels, which would count it twice), round (see round_blobs), strongest first; those
