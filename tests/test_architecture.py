@@ -8,6 +8,7 @@ knows nothing of orchestration, tracking or file formats.
 from __future__ import annotations
 
 import ast
+import importlib
 import runpy
 from collections import defaultdict
 from pathlib import Path
@@ -174,3 +175,53 @@ def test_pip_installs_nothing_outside_the_cnmflow_namespace():
     expected = {".".join([prefix, *init.parent.relative_to(ROOT / folder).parts])
                 for prefix, folder in FOLDERS.items() for init in (ROOT / folder).rglob("__init__.py")}
     assert set(packages) == expected, "packages pip would miss or invent"
+
+
+BENCHMARKS = {path.stem: ast.parse(path.read_text(), filename=str(path))
+              for path in sorted((ROOT / "benchmarks").glob("*.py"))}
+
+
+def _benchmark_imports(tree: ast.Module) -> set[str]:
+    return {name for node in ast.walk(tree) if isinstance(node, (ast.Import, ast.ImportFrom))
+            for name in ([a.name for a in node.names] if isinstance(node, ast.Import) else [node.module or ""])}
+
+
+def test_benchmarks_measure_the_library_not_the_prefect_layers():
+    """A benchmark measures the library (or runs the CLI as a user does, in a subprocess); importing a Prefect
+    layer would tie its numbers to orchestration it does not mean to time."""
+    upward = sorted(f"benchmarks/{script}.py -> {name}" for script, tree in BENCHMARKS.items()
+                    for name in _benchmark_imports(tree) if _layer(_project_module(name) or "") > 0)
+    assert not upward, "\n".join(upward)
+    undocumented = sorted(script for script, tree in BENCHMARKS.items() if not ast.get_docstring(tree))
+    assert not undocumented, f"benchmark scripts without a docstring saying what they measure: {undocumented}"
+
+
+def _module_aliases(tree: ast.Module) -> dict[str, str]:
+    """Name in the script -> project module it is bound to (``from cnmflow.engine import fitting``)."""
+    aliases = {}
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom) and node.module:
+            aliases |= {alias.asname or alias.name: f"{node.module}.{alias.name}" for alias in node.names
+                        if f"{node.module}.{alias.name}" in MODULES}
+        elif isinstance(node, ast.Import):
+            aliases |= {alias.asname: alias.name for alias in node.names if alias.asname and alias.name in MODULES}
+    return aliases
+
+
+def test_every_engine_stage_a_diagnostic_probes_exists():
+    """The diagnostics wrap private engine stages by name (``stage_probes.Hook(module, "_greedy")``): a renamed
+    stage must fail here, not leave a diagnostic that silently probes nothing."""
+    missing, probed = [], 0
+    for script, tree in BENCHMARKS.items():
+        aliases = _module_aliases(tree)
+        for node in ast.walk(tree):
+            if not (isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id == "Hook"
+                    and len(node.args) > 1 and isinstance(node.args[0], ast.Name) and node.args[0].id in aliases
+                    and isinstance(node.args[1], ast.Constant)):
+                continue
+            probed += 1
+            module = importlib.import_module(aliases[node.args[0].id])
+            if not hasattr(module, node.args[1].value):
+                missing.append(f"benchmarks/{script}.py: {module.__name__}.{node.args[1].value}")
+    assert probed >= 10, "the diagnostics' probes were not found; has Hook's call form changed?"
+    assert not missing, "probed stages that no longer exist:\n" + "\n".join(missing)
