@@ -1,0 +1,46 @@
+"""Whether the cells a run found are far wider than its gSig says, and what to tell the user then.
+
+gSig sizes the seed search's kernel. Cells much wider than it lose most of their light to the kernel's negative
+surround, so their PNR falls and a min_pnr read for cells of gSig's size drops the dimmer ones. Measured on the
+realistic CA1 movies (cells of half-max radius 6.5 px; benchmarks/findings/footprint_fidelity.md, h16ideas): at
+gSig 3 the cells' median PNR is 0.41 of its value at gSig 6 (0.64 at gSig 4, 0.88 at gSig 5), and the IDEAS
+sample file's gSig 3 keeps 54–63 of 160 cells (F1@0.5 0.51–0.56) where gSig 6 keeps 150 (0.89). The footprints
+the fit keeps still show the cells' size: their median half-max radius is 2.0·gSig at gSig 3 there, against
+0.9–1.0·gSig where gSig matches the cells and 1.3·gSig on cortex L2/3 at gSig 3 (cells of 4.3 px, the
+benchmark's hand setting). The note is the product's answer: it cannot know the cells' size before the fit
+(``cnmflow suggest`` can), and a gSig the user set is not changed behind their back.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from cnmflow.engine.estimates import Estimates
+from cnmflow.engine.footprint_shape import half_max_radii
+
+#: The components' median half-max radius over gSig from which the note is given: between the 1.3 of cortex L2/3's
+#: hand setting (a working fit) and the 2.0 of CA1 at the IDEAS file's gSig 3 (their geometric mean 1.6), where
+#: the kernel costs the cells over a third of their PNR (gSig at 0.6 of their radius: 0.64 of it).
+WIDE_RATIO = 1.6
+#: Fewer accepted components than this say too little about the cells' size.
+MIN_COMPONENTS = 5
+
+
+def median_half_max_radius(estimates: Estimates) -> float | None:
+    """The accepted components' median half-max radius (pixels); None with fewer than MIN_COMPONENTS."""
+    accepted = np.setdiff1d(np.arange(estimates.K), np.asarray(estimates.idx_components_bad, dtype=int))
+    if accepted.size < MIN_COMPONENTS:
+        return None
+    return float(np.median(half_max_radii(estimates.A[:, accepted])))
+
+
+def gsig_note(estimates: Estimates, gsig: float) -> str | None:
+    """A note naming gSig and the cells' measured radius when the cells are far wider than gSig, else None."""
+    radius = median_half_max_radius(estimates)
+    if radius is None or radius < WIDE_RATIO * gsig:
+        return None
+    return (f"the cells found are wider than gSig={gsig:g} says: their median half-max radius is {radius:.1f} px "
+            f"({radius / gsig:.1f}·gSig). A seed filter that small misses cells of that size (their PNR falls "
+            f"below min_pnr), so the dimmer ones are likely missing; set gSig to about {radius:.0f} (gSiz "
+            f"{2 * round(radius) + 1} or more), or gSig=auto, and read min_corr / min_pnr again at that gSig "
+            f"(`cnmflow suggest` shows both)")
