@@ -4,11 +4,12 @@ gSig sizes the seed search's kernel. Cells much wider than it lose most of their
 surround, so their PNR falls and a min_pnr read for cells of gSig's size drops the dimmer ones. Measured on the
 realistic CA1 movies (cells of half-max radius 6.5 px; benchmarks/findings/footprint_fidelity.md, h16ideas): at
 gSig 3 the cells' median PNR is 0.41 of its value at gSig 6 (0.64 at gSig 4, 0.88 at gSig 5), and the IDEAS
-sample file's gSig 3 keeps 54–63 of 160 cells (F1@0.5 0.51–0.56) where gSig 6 keeps 150 (0.89). The footprints
-the fit keeps still show the cells' size: their median half-max radius is 2.0·gSig at gSig 3 there, against
-0.9–1.0·gSig where gSig matches the cells and 1.3·gSig on cortex L2/3 at gSig 3 (cells of 4.3 px, the
-benchmark's hand setting). The note is the product's answer: it cannot know the cells' size before the fit
-(``cnmflow suggest`` can), and a gSig the user set is not changed behind their back.
+sample file's gSig 3 keeps 54 and 63 of 160 cells on seeds 1 and 4 (F1@0.5 0.51 / 0.56) where gSig 6 keeps 153 /
+151 (0.89 / 0.89); 95 and 85 of the cells lost there are never seeded. The footprints the fit keeps still show the
+cells' size: their median half-max radius is 2.0·gSig at gSig 3. The note is the product's answer: the engine
+cannot know the cells' size before it seeds them (``cnmflow suggest`` reads it from the movie), and a gSig the
+user set is not changed behind their back (a residual search with a kernel of the first cells' size, measured,
+lost on held-out movies: the findings' h16ideas section).
 """
 
 from __future__ import annotations
@@ -18,10 +19,11 @@ import numpy as np
 from cnmflow.engine.estimates import Estimates
 from cnmflow.engine.footprint_shape import half_max_radii
 
-#: The components' median half-max radius over gSig from which the note is given: between the 1.3 of cortex L2/3's
-#: hand setting (a working fit) and the 2.0 of CA1 at the IDEAS file's gSig 3 (their geometric mean 1.6), where
-#: the kernel costs the cells over a third of their PNR (gSig at 0.6 of their radius: 0.64 of it).
-WIDE_RATIO = 1.6
+#: The accepted components' median half-max radius, in gSig, from which the note is given. Fits read 0.9–1.4 where
+#: gSig fits the cells (realistic CA1 at gSig 6: 1.0–1.14; cortex L2/3 at gSig 3, cells of 4.3 px: 1.30–1.32;
+#: Gaussian cells at gSig = their sd: 1.2–1.4; the real IDEAS clip part2 at gSig 3: 0.82–0.86), 1.50 on CA1 at
+#: gSig 4 (F1@0.5 0.78 against 0.89 at gSig 6) and 1.98 at the IDEAS file's gSig 3.
+WIDE_RATIO = 1.5
 #: Fewer accepted components than this say too little about the cells' size.
 MIN_COMPONENTS = 5
 
