@@ -25,13 +25,6 @@ MAX_RADIUS_FACTOR = 2.5
 #: Initial footprints carry a halo of background (they are regressions in a gSiz box), so at
 #: initialisation only sources far wider than a neuron are set aside.
 MAX_INITIAL_RADIUS_FACTOR = 2.0
-#: A patch's initial footprints whose median half-max radius is at least this many gSig are cells far wider than
-#: gSig: the residual search then filters with a kernel of their size (per-patch medians: realistic CA1 at gSig 6
-#: 0.93–1.05, cortex L2/3 at gSig 3 1.10–1.32; CA1 at gSig 3 1.26–1.63, median 1.46). A trial, measured and reverted
-#: (benchmarks/findings/footprint_fidelity.md, h16ideas).
-INITIAL_WIDE_RATIO = 1.3
-#: the fewest components :func:`wide_cells_radius` reads the cells' size on
-MIN_SIZED_COMPONENTS = 1
 
 
 def footprint_radii(A: np.ndarray, dims: tuple[int, int], *, cut: np.ndarray | None = None) -> np.ndarray:
@@ -78,16 +71,6 @@ def half_max_radii(A: np.ndarray) -> np.ndarray:
         if peak > 0:
             radii[k] = np.sqrt(np.count_nonzero(values >= 0.5 * peak) / np.pi)
     return radii
-
-
-def wide_cells_radius(A: np.ndarray, gsig: float, *, ratio: float = INITIAL_WIDE_RATIO,
-                      min_components: int = MIN_SIZED_COMPONENTS) -> float | None:
-    """The median half-max radius of ``A``'s footprints when it is at least ``ratio``·gSig (cells far wider
-    than gSig), else None; None too with fewer than ``min_components`` footprints."""
-    if A.shape[1] < min_components:
-        return None
-    radius = float(np.median(half_max_radii(A)))
-    return radius if radius >= ratio * gsig else None
 
 
 def touches_edges(A: np.ndarray, dims: tuple[int, int], edges: dict[str, bool]) -> np.ndarray:

@@ -177,15 +177,14 @@ class _State:
     pass over it reads a chunk of frames of the box it needs, so no (frames × box) temporary exists.
     """
 
-    def __init__(self, movie: PatchFrames, gsig, center_psf, noise, min_corr, min_pnr, storage: PatchStorage,
-                 kernel_gsig: float | None = None):
+    def __init__(self, movie: PatchFrames, gsig, center_psf, noise, min_corr, min_pnr, storage: PatchStorage):
         T, h, w = movie.shape
         self.T, self.h, self.w = T, h, w
         self.Y = movie  # float32, never written
         self.gsig = float(gsig)
         #: (footprint (h, w), trace (T,), the footprint's bounding box r0, r1, c0, c1) removed so far
         self.found: list[tuple[np.ndarray, np.ndarray, tuple[int, int, int, int]]] = []
-        self.filt = FrameFilter(filter_kernel(gsig if kernel_gsig is None else kernel_gsig, center_psf=center_psf), (h, w))
+        self.filt = FrameFilter(filter_kernel(gsig, center_psf=center_psf), (h, w))
         self.kr = self.filt.r
         self.mean = frame_mean(movie)
         # Filtered, mean-subtracted residual, written a chunk of frames at a time.
@@ -408,7 +407,6 @@ def initialize_corr_pnr(
     noise: np.ndarray | None = None,
     storage: PatchStorage = PatchStorage(),
     found_before: tuple[np.ndarray, np.ndarray] | None = None,
-    kernel_gsig: float | None = None,
 ) -> CorrPnrInit:
     """Greedy CNMF-E initialization of one patch ``movie`` (T, h, w).
 
@@ -418,8 +416,6 @@ def initialize_corr_pnr(
     ``movie`` is only read (a float32 array is not copied). ``storage`` says where the filtered
     copy of the movie goes (default: memory). ``found_before``: (centres (K, 2), traces (K, T)) of
     components an earlier search found in this movie; no seed on their halos (``HALO_TRACE_CORR``).
-    ``kernel_gsig``: the seed filter's sd when it is not ``gsig`` (the residual search's, where the cells found
-    first are far wider than gSig: ``footprint_shape.wide_cells_radius``).
     """
     movie = as_frames(movie)
     if movie.ndim != 3:
@@ -429,7 +425,7 @@ def initialize_corr_pnr(
     if T < 4:
         raise ParameterError(f"patch has {T} frame(s); initialization needs at least 4")
     gsiz_i = max(1, int(round(float(gsiz))))
-    st = _State(movie, gsig, center_psf, noise, float(min_corr), float(min_pnr), storage, kernel_gsig)
+    st = _State(movie, gsig, center_psf, noise, float(min_corr), float(min_pnr), storage)
     try:
         return _greedy(st, gsig=gsig, gsiz=gsiz_i, border_pix=border_pix, max_components=max_components,
                        found_before=found_before)
@@ -536,8 +532,7 @@ def footprint_peaks(A: np.ndarray, dims: tuple[int, int]) -> np.ndarray:
 
 
 def initialize(frames, section: InitSection, *, storage: PatchStorage = PatchStorage(),
-               found_before: tuple[np.ndarray, np.ndarray] | None = None,
-               kernel_gsig: float | None = None) -> InitResult:
+               found_before: tuple[np.ndarray, np.ndarray] | None = None) -> InitResult:
     """corr_pnr on a patch ``frames`` (T, h, w) on its ``ssub`` grid, with ``section``'s options.
 
     The seeds may lie anywhere in the patch: the patch job zeroes ``border_pix`` once the
@@ -545,7 +540,7 @@ def initialize(frames, section: InitSection, *, storage: PatchStorage = PatchSto
     """
     found = initialize_corr_pnr(frames, max_components=section.K, min_pnr=section.min_pnr, gsig=section.gsig_patch,
                                 gsiz=section.gsiz_patch, min_corr=section.min_corr, center_psf=section.center_psf,
-                                border_pix=0, storage=storage, found_before=found_before, kernel_gsig=kernel_gsig)
+                                border_pix=0, storage=storage, found_before=found_before)
     T, h, w = frames.shape
     return InitResult(A=found.A, C=found.C, b=np.zeros((h * w, 0), np.float32), f=np.zeros((0, T), np.float32),
                       correlation=found.correlation, pnr=found.pnr)

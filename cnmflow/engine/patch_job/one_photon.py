@@ -16,7 +16,7 @@ import scipy.sparse as sp
 from cnmflow.engine.background import (SIDES, RingModel, fit_ring_model, reduced_rank, ring_residual,
                                        undo_ring_residual)
 from cnmflow.engine.footprint_shape import (MAX_INITIAL_RADIUS_FACTOR, Rings, neuron_sized, smooth_halo,
-                                            supported_pixels, wide_cells_radius)
+                                            supported_pixels)
 from cnmflow.engine.hals import (clean_footprint, dilated_support, distance_within, update_footprints_with_surround,
                                 update_traces)
 from cnmflow.engine.init import corr_pnr
@@ -92,8 +92,7 @@ def _fit_downsampled(Y: PatchFrames, patch: BoxView, box: PatchBox, job: PatchJo
     # completes the rings the field's edge cuts, so a cell there gets its halo back (h16rec3)
     ring = _fit_ring(Y, A, C, job.ring, gsiz=init.gsiz_patch, exact=True)
     if init.K is None or A.shape[1] < init.K:
-        A, C, ring = _residual_pass(Y, A, C, ring, job, edges=edges, storage=storage,
-                                    kernel_gsig=wide_cells_radius(A, init.gsig_patch))
+        A, C, ring = _residual_pass(Y, A, C, ring, job, edges=edges, storage=storage)
     A, C = _refine(Y, A, C, ring, job.ring, gsiz=init.gsiz_patch, gsig=init.gsig_patch,
                    noise=downsampled_noise(noise, init.ssub) / downsampling, cut_sides=_inner_sides(edges))
     return patch_result(box, A, C, grid=dims, images=first, noise=noise, noise_reduction=downsampling,
@@ -101,20 +100,17 @@ def _fit_downsampled(Y: PatchFrames, patch: BoxView, box: PatchBox, job: PatchJo
 
 
 def _residual_pass(Y: PatchFrames, A: np.ndarray, C: np.ndarray, ring: RingModel, job: PatchJobSettings, *,
-                   edges: dict[str, bool], storage: PatchStorage,
-                   kernel_gsig: float | None = None) -> tuple[np.ndarray, np.ndarray, RingModel]:
+                   edges: dict[str, bool], storage: PatchStorage) -> tuple[np.ndarray, np.ndarray, RingModel]:
     """Neurons hidden under brighter ones or under the background show up once the first
     components and the ring background are removed. The residual takes Y's place; the
-    background's fluctuation on the ring grid (a quarter of it) gives Y back. ``kernel_gsig``: the
-    search's filter sd where the first components are far wider than gSig (their half-max radius)."""
+    background's fluctuation on the ring grid (a quarter of it) gives Y back."""
     init = job.init
     with _residual_in_place(Y, A, C, ring, storage) as fluctuation:
         budget = None if init.K is None else init.K - A.shape[1]
         # The residual is searched as CaImAn does: its own noise, the threshold as given.
         # no seed on the halo of a component the first search found (its trace again, plus neuropil)
         found = (corr_pnr.footprint_peaks(A, Y.shape[1:]), C)
-        more = corr_pnr.initialize(Y, replace(init, K=budget), storage=storage, found_before=found,
-                                   kernel_gsig=kernel_gsig)
+        more = corr_pnr.initialize(Y, replace(init, K=budget), storage=storage, found_before=found)
         _undo_residual_in_place(Y, A, C, ring, fluctuation)
     more_A, more_C = _neurons_only(more.A, more.C, Y.shape[1:], init.gsig_patch, edges)
     if more_A.shape[1]:
