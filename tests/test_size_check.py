@@ -30,7 +30,8 @@ def _estimates(sigma: float, *, n: int = 6, rejected: tuple[int, ...] = ()) -> E
 def test_cells_twice_as_wide_as_gsig_get_a_note_naming_gsig_and_their_radius():
     note = gsig_note(_estimates(5.0), 3.0)  # half-max radius ~5.9 px at gSig 3 (CA1's cells at the IDEAS file)
     assert note is not None
-    assert "gSig=3" in note and "5.9 px" in note and "gSig to about 6" in note and "cnmflow suggest" in note
+    assert "gSig=3" in note and "5.9 px" in note and "gSig to about 6 and gSiz to about 25" in note
+    assert "cnmflow suggest" in note
 
 
 def test_cells_of_gsigs_size_get_no_note():
