@@ -37,6 +37,19 @@ def median_half_max_radius(estimates: Estimates) -> float | None:
     return float(np.median(half_max_radii(estimates.A[:, accepted])))
 
 
+def radius_note(gsig: float, radius: float) -> str | None:
+    """Before a fit: a note when a gSig the user set lies far below the cells' half-max radius read from the movie
+    (``cnmflow.auto_params.radius``, which reads the realistic movies' true 6.5 / 4.3 px as 6.50–6.56 /
+    4.22–4.29: CA1 at the IDEAS file's gSig 3 2.2·gSig, at gSig 4 1.6; cortex L2/3 at gSig 3 1.4; the real IDEAS
+    clip part2 0.8)."""
+    if radius < WIDE_RATIO * gsig:
+        return None
+    return (f"gSig={gsig:g} is set, but the cells' half-max radius reads {radius:.1f} px in the movie "
+            f"({radius / gsig:.1f}·gSig): a seed filter that small misses cells of that size (their PNR falls), so the "
+            f"dimmer ones are likely to be missed; set gSig to about {radius:.0f} and gSiz to about "
+            f"{4 * round(radius) + 1} (4·gSig+1), or gSig=auto")
+
+
 def gsig_note(estimates: Estimates, gsig: float) -> str | None:
     """A note naming gSig and the cells' measured radius when the cells are far wider than gSig, else None."""
     radius = median_half_max_radius(estimates)

@@ -6,7 +6,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from cnmflow.engine.estimates import Estimates
-from cnmflow.size_check import WIDE_RATIO, gsig_note, median_half_max_radius
+from cnmflow.size_check import WIDE_RATIO, gsig_note, median_half_max_radius, radius_note
 
 DIMS = (80, 80)
 
@@ -55,3 +55,10 @@ def test_too_few_components_say_nothing_of_the_cells_size():
     assert median_half_max_radius(_estimates(5.0, n=4)) is None
     assert gsig_note(_estimates(5.0, n=4), 3.0) is None
     assert gsig_note(_estimates(5.0, n=7, rejected=(0, 1, 2)), 3.0) is None
+
+
+def test_a_gsig_set_far_below_the_radius_read_from_the_movie_gets_a_note_before_the_fit():
+    note = radius_note(3.0, 6.5)  # CA1's cells at the IDEAS file's gSig
+    assert note is not None and "gSig=3 is set" in note and "6.5 px" in note and "gSig to about 6" in note
+    assert radius_note(3.0, 4.3) is None  # cortex L2/3 at gSig 3 (1.4·gSig)
+    assert radius_note(3.0, 2.5) is None
