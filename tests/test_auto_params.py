@@ -264,6 +264,20 @@ def test_validate_records_auto_with_its_evidence(tmp_path, simulated):
     assert kept.resolved.params.min_corr == 0.85 and kept.resolved.sources["min_corr"] == "default"
 
 
+def test_a_gsig_set_far_below_the_cells_radius_is_noted_where_the_thresholds_are_read(tmp_path, simulated):
+    # issue #16's IDEAS-file row: gSig 3 on CA1's cells (half-max radius ~6.5 px); cortex's ~4.3 px at gSig 3 is not
+    from cnmflow.validate import validate_inputs
+
+    for name, noted in (("ca1", True), ("cortex_l23", False)):
+        movie = tmp_path / f"{name}.tif"
+        tifffile.imwrite(movie, simulated[name].movie)
+        inputs = validate_inputs([movie], table={"gSig": 3, "min_corr": "auto", "min_pnr": "auto", "fr": 10.0})
+        assert any("gSig=3 is set" in note for note in inputs.resolved.notes) is noted, name
+    est = estimate_from_movie(_tsub2(simulated["ca1"].movie), gsig=3.0, tsub=2)
+    assert est.set_gsig_note() and "gSig to about" in est.set_gsig_note()
+    assert estimate_from_movie(_tsub2(simulated["ca1"].movie), tsub=2).set_gsig_note() is None  # gSig estimated
+
+
 def test_watch_folder_prefills_auto():
     from cnmflow.deployments.definitions import watch_parameters
 

@@ -25,7 +25,7 @@ def test_suggest_keeps_a_gsig_given_and_refuses_a_missing_movie(tmp_path, capsys
     tifffile.imwrite(movie, simulate_realistic_1p("cortex_l23", shape=(64, 64), n_frames=200, rng=6).movie)
     assert main(["suggest", str(movie), "--set", "gSig=4", "--output", str(tmp_path / "f.png")]) == 0
     out = capsys.readouterr().out
-    assert "  gSig" not in out and "min_pnr" in out
+    assert "  gSig" not in out and "min_pnr" in out and "Note:" not in out  # cortex's cells at gSig 4: no note
     assert main(["suggest", str(tmp_path / "absent.tif")]) == 2
     assert len(capsys.readouterr().err.strip().splitlines()) == 1
 
@@ -40,3 +40,12 @@ def test_the_figure_of_a_relaxed_estimate_is_written(tmp_path):
     assert est.relaxed > 0
     path = write_suggestion_figure(est, tmp_path / "relaxed.png")
     assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and path.stat().st_size > 20_000
+
+
+def test_suggest_notes_a_gsig_set_far_below_the_cells_radius(tmp_path, capsys):
+    # issue #16's IDEAS-file row: the file's gSig 3 on CA1's cells of half-max radius ~6.5 px
+    movie = tmp_path / "m.tif"
+    tifffile.imwrite(movie, simulate_realistic_1p("ca1", shape=(128, 128), n_frames=600, rng=5).movie)
+    assert main(["suggest", str(movie), "--set", "gSig=3", "--output", str(tmp_path / "f.png")]) == 0
+    out = capsys.readouterr().out
+    assert "Note: gSig=3 is set, but the cells' half-max radius reads" in out and "gSig to about 6" in out

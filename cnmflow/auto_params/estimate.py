@@ -17,13 +17,14 @@ import numpy as np
 
 from cnmflow.auto_params.cuts import ThresholdEstimate, pnr_reduction, threshold_estimates
 from cnmflow.auto_params.gsig_choice import GsigChoice, choose_gsig
-from cnmflow.auto_params.radius import (RADIUS_SMOOTH_FRAMES, RadiusEstimate, SmoothedMovie, estimate_radius,
-                                        smoothed_in_time)
+from cnmflow.auto_params.radius import (MIN_BLOBS, RADIUS_SMOOTH_FRAMES, RadiusEstimate, SmoothedMovie,
+                                        estimate_radius, smoothed_in_time)
 from cnmflow.auto_params.sample import sample_movie
 from cnmflow.auto_params.seed_images import SeedImages, gsiz_for, seed_images
 from cnmflow.auto_params.seed_shapes import CELL_SCALE_BAND, seed_shapes
 from cnmflow.engine.init.corr_pnr import seed_candidates
 from cnmflow.errors import ParameterError
+from cnmflow.size_check import radius_note
 
 if TYPE_CHECKING:
     from cnmflow.params import ResolvedParams
@@ -54,6 +55,14 @@ class AutoEstimate:
     seed_radii: np.ndarray = field(default_factory=lambda: np.zeros(0), repr=False)  # (n,) px, NaN: not measured
     seed_round: np.ndarray = field(default_factory=lambda: np.zeros(0, bool), repr=False)  # (n,) see round_seeds
     gsig_choice: "GsigChoice | None" = field(default=None, repr=False)  # None: gSig was given
+    ssub: int = 1  # the sample's spatial downsampling: the radius is in its pixels
+
+    def set_gsig_note(self) -> str | None:
+        """Where gSig was given, not estimated: a note when the cells' half-max radius read here lies far above it
+        (:func:`cnmflow.size_check.radius_note`); None too where the projection shows too few cells to read it."""
+        if self.gsig_choice is not None or self.radius.n_visible < MIN_BLOBS:
+            return None
+        return radius_note(self.gSig, self.radius.radius * self.ssub)
 
     def seed_classes(self) -> dict[str, np.ndarray]:
         """Masks over ``seeds`` of the distinct ones (above both cuts) by shape: "cell" (round, half-max radius
@@ -146,7 +155,7 @@ def estimate_from_movie(movie: np.ndarray, *, gsig: float | None = None, center_
     return AutoEstimate(gSig=gsig_out, gSiz=gsiz_for(gsig_out), min_corr=min_corr, min_pnr=min_pnr,
                         radius=radius, corr=corr, pnr=pnr, correlation_image=images.correlation,
                         pnr_image=images.pnr, seeds=seeds, n_frames_used=int(movie.shape[0]),
-                        pnr_reduction=reduction, relaxed=relaxed, gsig_choice=choice,
+                        pnr_reduction=reduction, relaxed=relaxed, gsig_choice=choice, ssub=ssub,
                         **seed_shapes(movie, images, seeds, radius=radius.radius))
 
 
@@ -199,5 +208,6 @@ def resolve_auto(series, resolved: "ResolvedParams") -> "ResolvedParams":
     if "gSig" in wanted and (resolved.sources["gSiz"] == "default" or resolved.sources["gSiz"].startswith("preset")):
         values["gSiz"] = est.gSiz
         notes.append(f"gSiz = auto: {reasons['gSiz']}")
-    note = f"'auto' estimated from {est.n_frames_used} frames: " + "; ".join(notes)
+    wide = est.set_gsig_note()  # a gSig set far below the cells' radius read here
+    note = f"'auto' estimated from {est.n_frames_used} frames: " + "; ".join(notes + ([wide] if wide else []))
     return resolved.with_values(values, source="auto", note=note)

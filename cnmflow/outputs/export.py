@@ -44,6 +44,7 @@ from cnmflow.outputs.previews import (events_preview, footprints_preview, initia
 from cnmflow.outputs.result_swap import staging_folder, swap_in
 from cnmflow.pipeline import ExtractionResult, timed_stage
 from cnmflow.processes import ForkedCall
+from cnmflow.size_check import gsig_note
 
 log = logging.getLogger(__name__)
 
@@ -220,6 +221,10 @@ def _write_all(result: ExtractionResult, folder: Path, *, evaluate: bool, timing
     if estimates.K == 0:
         notes.append("no cells were found: the cell sets hold 0 cells and no event sets are written "
                      "(isx cannot write an event set without cells); lower min_corr / min_pnr to find more")
+    wide = gsig_note(estimates, float(result.inputs.resolved.params.gSig))
+    if wide:
+        log.warning(wide)
+        notes.append(wide)
     traces = {"raw": split_traces(estimates.C + estimates.YrA, result.offsets),
               "denoised": split_traces(estimates.C, result.offsets),
               "spikes": split_traces(estimates.S, result.offsets)}

@@ -15,7 +15,7 @@ import pytest
 import cnmflow
 from cnmflow.outputs import export as export_module
 from cnmflow.processes import ForkedCall
-from cnmflow.synthetic import write_isxd, write_tiff
+from cnmflow.synthetic import simulate_1p, write_isxd, write_tiff
 from tests.outputs.extraction import PARAMS
 from tests.paths import IDEAS
 
@@ -201,6 +201,18 @@ def test_no_cells_is_reported_with_hdf5_previews_and_metadata(tmp_path):
     metadata = json.loads((out / "output_metadata.json").read_text())
     assert metadata["neural_events.000.isxd"]["written"] is False
     assert any("no cells were found" in note for note in result.outputs.notes)
+
+
+def test_cells_far_wider_than_gsig_are_reported_with_the_radius_to_use(series_run, tmp_path):
+    # issue #16's IDEAS-file row: a gSig well below the cells' radius loses the dimmer cells; the run says so
+    wide = simulate_1p(shape=(64, 64), n_frames=300, n_neurons=8, gsig=6.0, fr=10.0, peak_snr=(8, 12), rng=3)
+    result = cnmflow.extract([write_tiff(tmp_path / "wide.tif", wide.movie, fr=10.0)], tmp_path / "out", params=PARAMS)
+    notes = [note for note in result.outputs.notes if "wider than gSig=3" in note]
+    assert len(notes) == 1 and "set gSig to about" in notes[0]
+    metadata = json.loads((tmp_path / "out" / "output_metadata.json").read_text())
+    assert notes[0] in metadata["notes"]["messages"]
+    # cells of gSig's size (the series' 6 cells of radius 3) get no such note
+    assert not any("wider than gSig" in note for note in series_run.outputs.notes)
 
 
 def test_avi_series_from_the_real_samples(tmp_path):
