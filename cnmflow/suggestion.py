@@ -46,7 +46,7 @@ def suggest(movies: Sequence[str | Path], figure: str | Path, request: RunReques
     lines = [f"Suggested from {est.n_frames_used} frames (after tsub={params.tsub}) in {seconds:.1f} s:"]
     names = ("gSig", "gSiz", "min_corr", "min_pnr") if fixed is None else ("min_corr", "min_pnr")
     lines += [f"  {name:<8} {reasons[name]}" for name in names]
-    wide = est.set_gsig_note()  # a gSig set far below the cells' radius read here
+    wide = est.given_gsig_note()  # a gSig set far below the cells' radius read here
     lines += [f"Note: {wide}"] if wide else []
     lines.append(f"Figure: {path}")
     lines.append("Use: --set " + " --set ".join(f"{n}={v:g}" for n, v in est.values().items() if n in names))

@@ -274,8 +274,8 @@ def test_a_gsig_set_far_below_the_cells_radius_is_noted_where_the_thresholds_are
         inputs = validate_inputs([movie], table={"gSig": 3, "min_corr": "auto", "min_pnr": "auto", "fr": 10.0})
         assert any("gSig=3 is set" in note for note in inputs.resolved.notes) is noted, name
     est = estimate_from_movie(_tsub2(simulated["ca1"].movie), gsig=3.0, tsub=2)
-    assert est.set_gsig_note() and "gSig to about" in est.set_gsig_note()
-    assert estimate_from_movie(_tsub2(simulated["ca1"].movie), tsub=2).set_gsig_note() is None  # gSig estimated
+    assert est.given_gsig_note() and "gSig to about" in est.given_gsig_note()
+    assert estimate_from_movie(_tsub2(simulated["ca1"].movie), tsub=2).given_gsig_note() is None  # gSig estimated
 
 
 def test_watch_folder_prefills_auto():

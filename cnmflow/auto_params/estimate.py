@@ -57,7 +57,7 @@ class AutoEstimate:
     gsig_choice: "GsigChoice | None" = field(default=None, repr=False)  # None: gSig was given
     ssub: int = 1  # the sample's spatial downsampling: the radius is in its pixels
 
-    def set_gsig_note(self) -> str | None:
+    def given_gsig_note(self) -> str | None:
         """Where gSig was given, not estimated: a note when the cells' half-max radius read here lies far above it
         (:func:`cnmflow.size_check.radius_note`); None too where the projection shows too few cells to read it."""
         if self.gsig_choice is not None or self.radius.n_visible < MIN_BLOBS:
@@ -208,6 +208,6 @@ def resolve_auto(series, resolved: "ResolvedParams") -> "ResolvedParams":
     if "gSig" in wanted and (resolved.sources["gSiz"] == "default" or resolved.sources["gSiz"].startswith("preset")):
         values["gSiz"] = est.gSiz
         notes.append(f"gSiz = auto: {reasons['gSiz']}")
-    wide = est.set_gsig_note()  # a gSig set far below the cells' radius read here
+    wide = est.given_gsig_note()  # a gSig set far below the cells' radius read here
     note = f"'auto' estimated from {est.n_frames_used} frames: " + "; ".join(notes + ([wide] if wide else []))
     return resolved.with_values(values, source="auto", note=note)
