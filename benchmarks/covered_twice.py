@@ -19,6 +19,8 @@ surplus (the component that is not the match):
 
     PYTHONPATH=. .venv/bin/python benchmarks/covered_twice.py \\
         benchmarks/results/realistic_ca1_256x256x1000_seed1.npy ca1 /tmp/twice_ca1_s1.json --set min_pnr=6
+
+``--focus-inputs`` also keeps what the fit handed the focus test (``focus_rerun.py``: re-run it after changing it).
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ import numpy as np
 
 from cnmflow.engine.patch_job import one_photon
 from cnmflow.shape_scoring import energy_masks, shape_score
+from focus_rerun import FocusInputs
 from stage_probes import Hook, PatchTracker, probes, to_field
 
 FOLLOWS = 0.5   # trace r that counts as following a source
@@ -154,13 +157,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("config", choices=list(rb.CONFIGS))
     parser.add_argument("out", type=Path)
     parser.add_argument("--set", nargs="*", default=[], metavar="NAME=VALUE", help="extra fit parameters")
+    parser.add_argument("--focus-inputs", action="store_true",
+                        help="also save the focus test's inputs as OUT.focus.npz, for focus_rerun.py")
     args = parser.parse_args(argv)
     params = dict(rb.CONFIGS[args.config]["params"], n_processes=1)
     params.update({name: json.loads(value) for name, _, value in (a.partition("=") for a in args.set)})
     movie = np.load(args.movie, mmap_mode="r")
-    rec = StageRecorder(movie.shape[1:])
-    with probes(*rec.hooks()):
+    rec, focus = StageRecorder(movie.shape[1:]), FocusInputs()
+    with probes(*rec.hooks(), *(focus.hooks() if args.focus_inputs else ())):
         rb.fit_and_score(args.movie, params, args.out)   # writes args.out and its .estimates.npz
+    if args.focus_inputs:
+        focus.save(args.out.with_suffix(".focus.npz"))
     estimates = dict(np.load(args.out.with_suffix(".estimates.npz")))
     truth = dict(np.load(args.movie.with_suffix(".truth.npz")))
     cases = covered_twice_cases(estimates, truth, origins(rec, estimates["footprints"]), gsig=params["gSig"])

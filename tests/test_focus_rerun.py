@@ -1,0 +1,46 @@
+"""benchmarks/focus_rerun.py: the focus test re-run on what a fit handed it gives the fit's own rejections and
+ratios (so a change to the test can be measured on saved fits), and follows new thresholds."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from cnmflow.engine import fit
+from cnmflow.params import build_params
+from cnmflow.synthetic import simulate_1p
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+from focus_rerun import FocusInputs, load, rerun  # noqa: E402
+from stage_probes import probes  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def recorded(tmp_path_factory):
+    """A one-patch 1P fit (20 neurons, 96², the focus test judging them) and its focus inputs saved and loaded."""
+    movie = simulate_1p(shape=(96, 96), n_frames=400, n_neurons=20, gsig=3, fr=10, rng=2, peak_snr=(5, 10)).movie
+    focus = FocusInputs()
+    with probes(*focus.hooks()):
+        estimates = fit(movie, build_params(dict(gSig=3, gSiz=13, min_corr=0.8, min_pnr=6, fr=10, rf=None,
+                                                 n_processes=1, focus_thr=0.95)))
+    path = tmp_path_factory.mktemp("focus") / "fit.focus.npz"
+    focus.save(path)
+    return movie, estimates, load(path)
+
+
+def test_the_rerun_gives_the_fits_rejections_and_ratios(recorded):
+    movie, estimates, inputs = recorded
+    assert np.isfinite(estimates.focus_ratio).sum() >= 5          # the test ran and judged components
+    test, rejected = rerun(movie, inputs)
+    np.testing.assert_array_equal(rejected, estimates.idx_components_bad)
+    np.testing.assert_array_equal(test.ratio, estimates.focus_ratio)
+
+
+def test_the_rerun_follows_a_new_threshold(recorded):
+    movie, estimates, inputs = recorded
+    strict, _ = rerun(movie, inputs, focus_thr=1.5)
+    off, rejected_off = rerun(movie, inputs, focus_thr=0.0)
+    assert strict.rejected.size > 0 and off.rejected.size == 0 and rejected_off.size == 0
