@@ -31,22 +31,28 @@ def capped_fits(run: Path, movies: tuple, cap: float) -> list[dict]:
         sim = apb.simulate(movie)
         fit = apb.fit_and_score(sim.movie, sim.truth, apb.fit_params(movie.fr, auto["gSig"], auto["gSiz"],
                                                                      auto["min_corr"], cap))
+        auto_fit = record.get("auto_fit") or apb.fit_and_score(sim.movie, sim.truth, apb.fit_params(  # an --auto-only run
+            movie.fr, auto["gSig"], auto["gSiz"], auto["min_corr"], auto["min_pnr"]))
         out.append({"movie": movie.name, "auto_min_pnr": auto["min_pnr"], "cap": cap, "capped": fit,
-                    "auto_f1_iou50": record["auto_fit"]["f1_iou50"], "auto_K": record["auto_fit"]["K"],
-                    "best_f1_iou50": record["best_grid"]["f1_iou50"]})
+                    "auto_f1_iou50": auto_fit["f1_iou50"], "auto_K": auto_fit["K"],
+                    "best_f1_iou50": record.get("best_grid", {}).get("f1_iou50")})
         print(json.dumps(out[-1]), flush=True)
     return out
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("run", type=Path, help="an auto_params_benchmark.py JSON (auto's values and fits)")
+    parser.add_argument("run", type=Path, help="an auto_params_benchmark.py JSON (auto's values; an --auto-only run's "
+                        "auto fits are made here)")
     parser.add_argument("--held-out", action="store_true", help="the run was --held-out")
+    parser.add_argument("--dense", action="store_true", help="the run was --dense")
+    parser.add_argument("--small-soma", action="store_true", help="the run was --small-soma")
     parser.add_argument("--seeds", type=int, nargs="+", help="the run's --seeds")
     parser.add_argument("--cap", type=float, default=7.0, help="min_pnr's cap (default 7, the grid's centre)")
     parser.add_argument("--out", type=Path, required=True)
     args = parser.parse_args(argv)
-    movies = apb.HELD_OUT if args.held_out else apb.MOVIES
+    movies = (apb.HELD_OUT if args.held_out else apb.DENSE if args.dense else apb.SMALL_SOMA if args.small_soma
+              else apb.MOVIES)
     movies = apb.reseeded(movies, args.seeds) if args.seeds else movies
     args.out.write_text(json.dumps({"runs": capped_fits(args.run, movies, args.cap)}, indent=1))
     return 0
