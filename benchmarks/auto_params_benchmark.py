@@ -43,7 +43,7 @@ import platform
 import sys
 import tempfile
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -106,6 +106,16 @@ DENSE = tuple(Movie("ca1", (128, 128), 800, seed, {"n_neurons": 240}) for seed i
 #: Training analogues of held-out seed 12 (CA1, 6.5 µm somata, peak SNR 1–6; ``--small-soma``), read instead of it.
 SMALL_SOMA = tuple(Movie("ca1", (128, 128), 800, seed, {"soma_radius_um": 6.5, "peak_snr": (1.0, 6.0)})
                    for seed in (21, 22, 23, 24))
+
+
+def reseeded(movies: tuple[Movie, ...], seeds: list[int]) -> tuple[Movie, ...]:
+    """The same configurations with other seeds (``--seeds``): fresh movies that no session has read. The seeds go
+    to the configurations in order, cycling (eight seeds give each of four configurations two movies)."""
+    if not seeds or len(seeds) % len(movies):
+        raise SystemExit(f"--seeds: give a multiple of {len(movies)} seeds (one per configuration), got {len(seeds)}")
+    return tuple(replace(movies[i % len(movies)], seed=seed) for i, seed in enumerate(seeds))
+
+
 #: (min_corr, min_pnr) of the default grid, a cross through (0.7, 7): the centre at every gSig, the other two
 #: pairs at the gSig that did best at the centre (a shared 2-core machine runs ~6 fits per movie).
 CENTRE, OTHERS = (0.7, 7), ((0.6, 5), (0.8, 10))
@@ -224,8 +234,21 @@ def fit_grid(movie: "Movie", sim, true_radius: float, full: bool) -> list[dict]:
     return grid
 
 
+def fit_cross(movie: "Movie", sim, true_radius: float, grid: list[dict]) -> list[dict]:
+    """Every grid gSig at every pair of the full threshold set (``--cross``), the fits already in ``grid`` reused:
+    the same points on every movie, so one fixed setting can be compared with auto across a set of movies."""
+    from cnmflow.auto_params import gsiz_for
+
+    fits = {(r["params"]["gSig"], r["params"]["min_corr"], r["params"]["min_pnr"]): r for r in grid}
+    for g in grid_sizes(true_radius):
+        for c, p in FULL_THRESHOLDS:
+            if (g, c, p) not in fits:
+                fits[(g, c, p)] = fit_and_score(sim.movie, sim.truth, fit_params(movie.fr, g, gsiz_for(g), c, p))
+    return [fits[(g, c, p)] for g in grid_sizes(true_radius) for c, p in FULL_THRESHOLDS]
+
+
 def run_movie(movie: Movie, *, full: bool, auto_only: bool, before: dict | None = None,
-              grid: list[dict] | None = None) -> dict:
+              grid: list[dict] | None = None, cross: bool = False) -> dict:
     """Simulate, estimate, fit auto and the grid (or take ``grid``, an earlier run's fits), and compare."""
     sim = simulate(movie)
     truth_r = float(np.median([true_half_max_radius(f) for f in sim.truth.footprints]))
@@ -248,6 +271,9 @@ def run_movie(movie: Movie, *, full: bool, auto_only: bool, before: dict | None 
                            "f1_score": best_found["f1_score"], "params_f1_score": best_found["params"]}
     record["gap_f1_iou50"] = round(best["f1_iou50"] - record["auto_fit"]["f1_iou50"], 3)
     record["gap_f1_score"] = round(best_found["f1_score"] - record["auto_fit"]["f1_score"], 3)
+    if cross:  # the full cross beside the grid; "best_grid" stays the grid's, as in earlier runs
+        record["cross"] = fit_cross(movie, sim, truth_r, record["grid"])
+        record["best_cross"] = max(record["cross"], key=lambda r: r["f1_iou50"])
     record["auto_over_extraction"] = round(auto_s / record["auto_fit"]["seconds"], 3)
     record["auto_over_extraction_cpu"] = round(auto["cpu_s"] / max(record["auto_fit"]["cpu_s"], 1e-9), 3)
     return record
@@ -537,8 +563,18 @@ def command_line() -> argparse.ArgumentParser:
     parser.add_argument("--before", type=Path, help="an --auto-only JSON of an earlier estimator: fit its values too")
     parser.add_argument("--grid-from", type=Path, help="an earlier run's JSON: reuse its grid fits (they do not "
                         "depend on the estimator), fit only auto's values")
+    parser.add_argument("--cross", action="store_true", help="also every grid gSig x all nine threshold pairs "
+                        "(reusing the grid's fits): the points a fixed setting could take on every movie")
+    parser.add_argument("--seeds", type=int, nargs="+", help="the chosen set's configurations with these seeds "
+                        "instead (fresh movies: one seed per configuration, in order; a multiple of four cycles)")
     parser.add_argument("--out", type=Path, help="default results/auto_params_benchmark[_held_out].json")
     return parser
+
+
+def chosen_movies(args: argparse.Namespace) -> tuple[Movie, ...]:
+    """The movies the options name: the held-out, dense, small-soma or default four, reseeded by ``--seeds``."""
+    movies = HELD_OUT if args.held_out else DENSE if args.dense else SMALL_SOMA if args.small_soma else MOVIES
+    return reseeded(movies, args.seeds) if args.seeds else movies
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -560,7 +596,7 @@ def main(argv: list[str] | None = None) -> int:
             parser.error("--decompose needs --grid-from (a run's grid fits)")
         grids = {r["movie"]: r["grid"] for r in json.loads(args.grid_from.read_text())["runs"]} if args.decompose else {}
         runs = (sweep_auto() if args.sweep_auto else
-                [decompose(m, grids[m.name]) for m in (HELD_OUT if args.held_out else MOVIES) if m.name in grids])
+                [decompose(m, grids[m.name]) for m in chosen_movies(args) if m.name in grids])
         name = "sweep_auto" if args.sweep_auto else f"decompose{'_held_out' if args.held_out else ''}"
         out = args.out or RESULTS / f"auto_params_{name}.json"
         out.parent.mkdir(parents=True, exist_ok=True)
@@ -574,7 +610,8 @@ def main(argv: list[str] | None = None) -> int:
         print_candidates(records)
         return 0
     which = "_held_out" if args.held_out else "_dense" if args.dense else "_small_soma" if args.small_soma else ""
-    chosen = HELD_OUT if args.held_out else DENSE if args.dense else SMALL_SOMA if args.small_soma else MOVIES
+    which += f"_seeds{'-'.join(map(str, args.seeds))}" if args.seeds else ""
+    chosen = chosen_movies(args)
     if args.kernel_steps:
         out = args.out or RESULTS / f"auto_params_kernel_steps{which}.json"
         out.parent.mkdir(parents=True, exist_ok=True)
@@ -584,14 +621,14 @@ def main(argv: list[str] | None = None) -> int:
     before = {r["movie"]: r for r in json.loads(args.before.read_text())["runs"]} if args.before else {}
     grids = {r["movie"]: r["grid"] for r in json.loads(args.grid_from.read_text())["runs"]} if args.grid_from else {}
     records = []
+    args.out.parent.mkdir(parents=True, exist_ok=True)
     for movie in chosen:
         records.append(run_movie(movie, full=args.full_grid, auto_only=args.auto_only, before=before.get(movie.name),
-                                 grid=grids.get(movie.name)))
+                                 grid=grids.get(movie.name), cross=args.cross))
         print(json.dumps(records[-1]), flush=True)
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    summary = {"machine": {"cpus": __import__("os").cpu_count(), "python": platform.python_version()},
-               "tsub": TSUB, "full_grid": args.full_grid, "runs": records}
-    args.out.write_text(json.dumps(summary, indent=1))
+        summary = {"machine": {"cpus": __import__("os").cpu_count(), "python": platform.python_version()},
+                   "tsub": TSUB, "full_grid": args.full_grid, "runs": records}
+        args.out.write_text(json.dumps(summary, indent=1))  # after each movie: a long run's finished movies kept
     print_table(records)
     return 0
 
