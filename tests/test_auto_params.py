@@ -454,15 +454,31 @@ def test_with_fewer_visible_blobs_than_the_margin_needs_gsig_is_the_radius_itsel
     assert "visible" in est.reasons()["gSig"] and "not used" in est.reasons()["gSig"]
 
 
+def test_where_no_factor_wins_most_resamples_gsig_is_the_radius_itself():
+    """CA1 with 6.5 µm somata (training analogue seed 23) shows 8 blobs, enough for the margins, but their bootstrap
+    resamples split between the factors (no factor wins half): the argmax took k = 1.15 and lost 0.17 F1@0.5 against
+    k = 1 (h18fb). Where the evidence is split, gSig is the radius itself, and the reason says so."""
+    from cnmflow.auto_params.radius import MIN_BLOBS
+
+    sim = simulate_realistic_1p("ca1", shape=(128, 128), n_frames=800, rng=23, soma_radius_um=6.5,
+                                peak_snr=(1.0, 6.0))
+    est = estimate_from_movie(_tsub2(sim.movie), tsub=2)
+    choice = est.gsig_choice
+    assert est.radius.n_visible >= MIN_BLOBS and max(choice.wins) < 0.5   # wins .32 / .32 / .37
+    assert choice.argmax_factor() != min(GSIG_FACTORS)   # the margins alone would take a wider kernel
+    assert choice.split and choice.factor == min(GSIG_FACTORS)
+    assert est.gSig == pytest.approx(est.radius.radius, abs=0.01) and "split" in est.reasons()["gSig"]
+
+
 @pytest.mark.parametrize("keep_bytes", [None, 0])
-@pytest.mark.parametrize("factors, n_visible", [((1.0, 1.15, 1.3), None), ((1.3, 1.15, 1.0), None),
-                                                ((1.15, 1.0, 1.3), 0)])
+@pytest.mark.parametrize("factors, n_visible, split", [((1.0, 1.15, 1.3), None, False), ((1.3, 1.15, 1.0), None, False),
+                                                       ((1.15, 1.0, 1.3), 0, False), ((1.3, 0.7, 1.0), None, True)])
 def test_the_chosen_gsigs_correlation_is_its_own_filtered_movies(simulated, monkeypatch, keep_bytes, factors,
-                                                                  n_visible):
+                                                                  n_visible, split):
     """The choice keeps the filtered movie of the factor it ends on (no refiltering) for its correlation image: that
     image and the PNR are, value for value, those of the movie filtered afresh at the chosen gSig, wherever the chosen
-    factor lies in the order, with the spectra kept or recomputed, and where too few blobs fall back to the smallest
-    factor."""
+    factor lies in the order, with the spectra kept or recomputed, and where too few blobs or split evidence fall back to
+    the smallest factor (split: the running choice kept another factor's movie, so the radius's is filtered again)."""
     from dataclasses import replace
     from functools import partial
 
@@ -476,8 +492,10 @@ def test_the_chosen_gsigs_correlation_is_its_own_filtered_movies(simulated, monk
         radius = replace(radius, n_visible=n_visible)
     if keep_bytes is not None:
         monkeypatch.setattr(gsig_choice, "FrameSpectra", partial(FrameSpectra, keep_bytes=keep_bytes))
+    monkeypatch.setattr(gsig_choice, "SPLIT_SHARE", 1.01 if split else 0.0)   # every share below it, or none
     choice = choose_gsig(movie, radius, center_psf=True, factors=factors)
-    assert choice.factor == (min(factors) if n_visible is not None else factors[int(np.argmax(choice.margins))])
+    assert choice.split == split and (not split or choice.argmax_factor() != min(factors))  # split: another kept
+    assert choice.factor == (min(factors) if n_visible is not None or split else choice.argmax_factor())
     gsig = choice.factor * radius.radius
     gsigs = [k * radius.radius for k in factors]
     pad = max(filter_kernel(g, center_psf=True).shape[0] // 2 for g in gsigs)

@@ -8,7 +8,7 @@ One module per step, in the order the estimate takes them:
 - :mod:`~cnmflow.auto_params.seed_images`: what the seed search sees (correlation and PNR images, the
   sign-flipped movie's PNR, the white-noise correlation null);
 - :mod:`~cnmflow.auto_params.gsig_choice`: gSig = k × the radius, k the largest PNR margin (blobs / cut^0.3), 1 when
-  fewer than MIN_BLOBS blobs are visible;
+  fewer than MIN_BLOBS blobs are visible or no factor wins half the bootstrap resamples (the evidence split);
 - :mod:`~cnmflow.auto_params.cuts`: min_corr and min_pnr, each the level its null exceeds once per image;
 - :mod:`~cnmflow.auto_params.seed_shapes`: the seeds above both cuts classed by shape (reported, not used);
 - :mod:`~cnmflow.auto_params.estimate`: the estimate with its evidence, the fallback, and "auto" resolved in a run.

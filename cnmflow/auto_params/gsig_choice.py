@@ -43,6 +43,14 @@ CUT_WEIGHT = 0.3
 #: Bootstrap resamples of the visible blobs and the null maxima behind :func:`choose_gsig`'s weights.
 N_BOOTSTRAP = 200
 
+#: The least share of bootstrap resamples some factor must win for the margins' argmax to be taken; where none wins it
+#: the evidence is split and k is the radius itself, as where few blobs are visible. Read on the 34 training movies
+#: (h18fb's 30, h18fresh's 41–44; benchmarks/findings/auto_params.md, h18split): any threshold in 0.37–0.53 moves
+#: only CA1 6.5 µm s23 (wins .32 / .32 / .37; k 1.15 → 1: F1@0.5 0.542 → 0.696); 0.6 also takes four movies whose
+#: largest share is .53–.59 to k = 1 and loses three of them (cortex 160² s21 / s22 / s24: −0.06 / −0.03 / −0.23).
+#: A majority, inside that span. The largest share, not the argmax's own: on s24 the argmax 1.3 wins 36%, 1.15 56%.
+SPLIT_SHARE = 0.5
+
 
 @dataclass(frozen=True)
 class GsigChoice:
@@ -54,6 +62,11 @@ class GsigChoice:
     wins: tuple[float, ...]  # per factor: share of bootstrap resamples where its margin is the largest (evidence)
     images: SeedImages  # the seed images at the chosen gSig (reused for the cuts)
     n_visible: int = MIN_BLOBS  # blobs the projection shows; below MIN_BLOBS the margins are not used
+    split: bool = False  # no factor won SPLIT_SHARE of the resamples: the radius taken
+
+    def argmax_factor(self) -> float:
+        """The factor with the largest margin (the first of equals), whatever was taken."""
+        return self.factors[int(np.argmax(self.margins))]
 
     def evidence(self) -> str:
         tried = ", ".join(f"{k:g}: {m:.2f} ({100 * w:.0f}%)" for k, m, w in zip(self.factors, self.margins, self.wins))
@@ -61,6 +74,10 @@ class GsigChoice:
             return (f"{self.factor:.3g} × the radius: only {self.n_visible} blob(s) visible (fewer than {MIN_BLOBS}), "
                     f"so the PNR margins (median PNR / cut^{CUT_WEIGHT:g} at {tried}; share of {N_BOOTSTRAP} bootstrap "
                     f"resamples where each is largest) rest on blobs the projection does not show and are not used")
+        if self.split:
+            return (f"{self.factor:.3g} × the radius: the evidence is split — no factor wins {100 * SPLIT_SHARE:.0f}% "
+                    f"of {N_BOOTSTRAP} bootstrap resamples of blobs and null (median PNR / cut^{CUT_WEIGHT:g} and share "
+                    f"at {tried}), so not the largest margin's {self.argmax_factor():g} but the radius itself")
         return (f"{self.factor:.3g} × the radius: the factor that sets the visible blobs' PNR "
                 f"furthest above the PNR cut read at that gSig (median PNR / cut^{CUT_WEIGHT:g}, and the share of "
                 f"{N_BOOTSTRAP} bootstrap resamples of blobs and null where it is largest, at {tried})")
@@ -113,7 +130,9 @@ def choose_gsig(movie: np.ndarray, radius: RadiusEstimate, *, center_psf: bool,
     measure of how clear the choice is. Where fewer than MIN_BLOBS blobs are visible (peak SNR 1–4 on CA1: 1–4 of
     40 cells) the median is over the strongest MIN_BLOBS blobs, most of them noise, and the margin picked the wider
     kernels where k = 1 does best (h18k: −0.10 to −0.14 F1@0.5 on two such CA1 movies); k is then the smallest factor
-    (benchmarks/findings/auto_params.md, h18fb). The choice passes share each frame's FFT (:class:`FrameSpectra`) and
+    (benchmarks/findings/auto_params.md, h18fb). So it is where no factor wins :data:`SPLIT_SHARE` of the
+    resamples (h18split): the margins do not tell the factors apart, and the radius is the choice with no evidence
+    for a wider kernel (that movie is filtered once more). The choice passes share each frame's FFT (:class:`FrameSpectra`) and
     compute the PNRs only; the chosen factor's filtered movie is kept from its pass for its correlation image (no
     refiltering).
     """
@@ -132,9 +151,13 @@ def choose_gsig(movie: np.ndarray, radius: RadiusEstimate, *, center_psf: bool,
         del filtered
     at = _chosen(margins, factors, radius.n_visible)
     wins = bootstrap_wins(blob_pnrs, maxima, np.random.default_rng(rng))
+    split = bool(at != int(np.argmin(factors)) and wins.max() < SPLIT_SHARE)
+    if split:  # the evidence is split: the radius itself, its movie filtered again (the running choice kept another)
+        at = int(np.argmin(factors))
+        chosen = spectra.filtered([gsigs[at]], center_psf=center_psf)[0]
     images = replace(peaks_each[at], correlation=correlation_image(chosen, peaks_each[at].noise))
     return GsigChoice(factor=float(factors[at]), factors=tuple(factors), margins=tuple(margins),
-                      wins=tuple(float(w) for w in wins), images=images, n_visible=radius.n_visible)
+                      wins=tuple(float(w) for w in wins), images=images, n_visible=radius.n_visible, split=split)
 
 
 def _chosen(margins: Sequence[float], factors: Sequence[float], n_visible: int) -> int:
