@@ -130,11 +130,11 @@ def choose_gsig(movie: np.ndarray, radius: RadiusEstimate, *, center_psf: bool,
     measure of how clear the choice is. Where fewer than MIN_BLOBS blobs are visible (peak SNR 1–4 on CA1: 1–4 of
     40 cells) the median is over the strongest MIN_BLOBS blobs, most of them noise, and the margin picked the wider
     kernels where k = 1 does best (h18k: −0.10 to −0.14 F1@0.5 on two such CA1 movies); k is then the smallest factor
-    (benchmarks/findings/auto_params.md, h18fb). So it is where no factor wins :data:`SPLIT_SHARE` of the
-    resamples (h18split): the margins do not tell the factors apart, and the radius is the choice with no evidence
-    for a wider kernel (that movie is filtered once more). The choice passes share each frame's FFT (:class:`FrameSpectra`) and
-    compute the PNRs only; the chosen factor's filtered movie is kept from its pass for its correlation image (no
-    refiltering).
+    (benchmarks/findings/auto_params.md, h18fb). k is the smallest factor too where no factor wins
+    :data:`SPLIT_SHARE` of the resamples (h18split): the margins do not tell the factors apart, and the radius is
+    the choice with no evidence for a wider kernel (that movie is filtered once more). The choice passes share each
+    frame's FFT (:class:`FrameSpectra`) and compute the PNRs only; the chosen factor's filtered movie is kept from its
+    pass for its correlation image (no refiltering).
     """
     n = max(radius.n_visible, MIN_BLOBS)
     blobs = np.asarray(radius.blobs[:n], dtype=int)
