@@ -217,8 +217,8 @@ class Params(MotionSection):
         False, title="halo_tail",
         description="1P: carry each footprint's halo past the last ring of its weights that is significant on its "
         "own, along the decay of the rings before it, down to 2% of its peak. For small cells (cortex L2/3 at gSig "
-        "3) whose faint far halo holds a good share of their light: on four unseen realistic cortex movies median "
-        "IoU .75–.77 → .79–.82 with both F1s equal or higher; on CA1 at gSig 6 it takes dim cells' broad light too "
+        "3) whose faint far halo holds a good share of their light: on seven unseen realistic cortex movies median "
+        "IoU .75–.77 → .80–.82, F1@IoU0.5 equal or higher; on CA1 at gSig 6 it takes dim cells' broad light too "
         "and costs F1@IoU0.5. Off by default.")
 
     @model_validator(mode="after")

@@ -205,8 +205,10 @@ def ring_sector_reach(coefficients: np.ndarray, variance: np.ndarray, centre: tu
 
 def tail_reach(mean: np.ndarray, sd: np.ndarray, reach: int, *, fit_rings: int, min_t: float, floor: float) -> int:
     """How many rings a halo reaches when its last ``fit_rings`` significant rings (of ``reach``) set
-    its decay: the rings beyond, while the log-linear decay through those rings' means stays above
-    ``floor`` and each ring's mean (``mean`` ± ``sd``) is not ``min_t`` errors below it.
+    its decay: the rings beyond, while the log-linear decay through those rings' means (weighted by
+    their precision) stays above ``floor`` and each ring's mean (``mean`` ± ``sd``) is not ``min_t``
+    errors below it; none unless that decay is itself ``min_t`` standard errors below zero (a dim
+    cell's noisy rings set no decay to carry on along).
 
     A scattering halo falls smoothly (nearly exponentially) with distance; its far part, a few % of
     the peak, is too faint for one ring to pass ``min_t`` errors although it holds a good share of
@@ -220,8 +222,15 @@ def tail_reach(mean: np.ndarray, sd: np.ndarray, reach: int, *, fit_rings: int, 
     last = mean[reach - fit_rings:reach]
     if np.any(last <= 0):
         return reach
-    slope, intercept = np.polyfit(np.arange(reach - fit_rings, reach), np.log(last), 1)
-    if slope >= 0:
+    # weighted least squares on log(mean): each ring weighted by (mean / sd)², its log's inverse variance;
+    # the decay must itself be determined (min_t standard errors below zero), or nothing is extrapolated
+    x = np.arange(reach - fit_rings, reach, dtype=np.float64)
+    w = (last / np.maximum(sd[reach - fit_rings:reach], np.finfo(float).tiny)) ** 2
+    x_bar = float(np.sum(w * x) / np.sum(w))
+    spread = float(np.sum(w * (x - x_bar) ** 2))
+    slope = float(np.sum(w * (x - x_bar) * np.log(last)) / spread)
+    intercept = float(np.sum(w * np.log(last)) / np.sum(w)) - slope * x_bar
+    if slope > -min_t / np.sqrt(spread):
         return reach
     beyond = np.arange(reach, mean.size)
     expected = np.exp(intercept + slope * beyond)
