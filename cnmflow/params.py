@@ -213,6 +213,13 @@ class Params(MotionSection):
         "of focus. Measured on cortex L2/3 at gSig 3 with looser min_corr / min_pnr (0.6 / 4): 1.8 takes most of "
         "the out-of-focus components those thresholds add; on CA1 at gSig 6 it only costs a few true cells. "
         "0: off.")
+    halo_tail: Annotated[bool, Flag] = Field(
+        False, title="halo_tail",
+        description="1P: carry each footprint's halo past the last ring of its weights that is significant on its "
+        "own, along the decay of the rings before it, down to 2% of its peak. For small cells (cortex L2/3 at gSig "
+        "3) whose faint far halo holds a good share of their light: on seven unseen realistic cortex movies median "
+        "IoU .75–.77 → .80–.82, F1@IoU0.5 equal or higher; on CA1 at gSig 6 it takes dim cells' broad light too "
+        "and costs F1@IoU0.5. Off by default.")
 
     @model_validator(mode="after")
     def _check_combinations(self) -> "Params":

@@ -30,7 +30,9 @@ def test_defaults_are_the_seed_table():
     # beyond the seed's table: the 1P focus test (engine/in_focus, issue #16), on by default
     assert params.focus_thr == 0.63
     assert params.halo_thr == 0.0   # the halo test, opt-in (benchmarks/findings/footprint_fidelity.md, h16oof)
-    assert set(PARAM_NAMES) == set(SEED_DEFAULTS) | {"n_processes", "focus_thr", "halo_thr"} | set(MOTION_PARAM_NAMES)
+    assert params.halo_tail is False   # halos carried along their decay, opt-in (footprint_fidelity.md, h16cxiou)
+    assert set(PARAM_NAMES) == (set(SEED_DEFAULTS) | {"n_processes", "focus_thr", "halo_thr", "halo_tail"}
+                                | set(MOTION_PARAM_NAMES))
     assert params.motion_correction == "none"   # the seed tool does not correct motion
 
 

@@ -78,6 +78,7 @@ class RingSection:
     ring_size_factor: float
     ssub_B: int                         # spatial downsampling of the ring model
     update_background_components: bool  # refit the ring between rounds
+    halo_tail: bool = False             # footprints' halos carried along their decay (patch_job/one_photon)
 
 
 @dataclass(frozen=True)
@@ -216,7 +217,8 @@ def _init(params: Params) -> InitSection:
 
 def _ring(params: Params) -> RingSection:
     return RingSection(gSiz=params.gSiz, ring_size_factor=params.ring_size_factor, ssub_B=params.ssub_B,
-                       update_background_components=params.update_background_components)
+                       update_background_components=params.update_background_components,
+                       halo_tail=params.halo_tail)
 
 
 def _low_rank(params: Params) -> LowRankSection:

@@ -285,3 +285,32 @@ def test_ray_parents_and_surrounded_radius_are_the_same_about_any_pixel_of_any_i
             ending = np.flatnonzero(share < 0.5)
             expected = ring < (ending[0] if ending.size else ring.max() + 1)
             np.testing.assert_array_equal(within_surrounded_radius(positive, peak), expected)
+
+
+def test_halo_tail_carries_the_reach_along_the_decay_but_not_past_where_the_cell_ends():
+    """With the halo under more noise than one ring resolves below ~3% of the peak, the reach carried
+    on along the decay of the last significant rings (``Rings.tail``) takes in the halo down to the
+    floor (1% of the pooled peak here), where the significant rings alone stop short; pixels where
+    the truth is under the floor, noise alone, and a footprint whose light ends abruptly (a disk)
+    are not extended."""
+    truth = _halo_footprint()
+    stderr = np.full(SHAPE, 0.08)
+    faint_halo = (truth >= 0.015) & (truth < 0.03)
+    options = dict(sigma=1.5, min_t=3.0, peak=CENTER, halo_shaped=True, min_fraction=0.01)
+    distance = np.hypot(*(np.indices(SHAPE) - np.array(CENTER)[:, None, None]))
+    disk = np.where(distance <= 9, truth, 0.0)
+    plain, tailed, beyond, disk_beyond = [], [], [], []
+    for seed in range(5):
+        gen = np.random.default_rng(seed)
+        weights = truth + gen.normal(0, 0.08, SHAPE)
+        plain.append(supported_pixels(weights, stderr, **options, rings=Rings(width=2.0))[faint_halo].mean())
+        with_tail = supported_pixels(weights, stderr, **options, rings=Rings(width=2.0, tail=3))
+        tailed.append(with_tail[faint_halo].mean())
+        beyond.append(with_tail[truth < 0.008].mean())
+        assert not supported_pixels(gen.normal(0, 0.08, SHAPE), stderr, **options, rings=Rings(tail=3)).any()
+        cut = supported_pixels(disk + gen.normal(0, 0.08, SHAPE), stderr, **options, rings=Rings(width=2.0, tail=3))
+        disk_beyond.append(cut[distance > 12].mean())
+    assert np.mean(tailed) > np.mean(plain) + 0.3
+    assert max(beyond) < 0.02
+    assert max(disk_beyond) < 0.02
+

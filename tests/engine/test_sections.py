@@ -28,8 +28,9 @@ def test_settings_and_their_sections_pickle_and_round_trip():
 
 def test_sections_hold_the_table_values_their_stage_reads():
     settings = _settings(gSig=4, gSiz=17, ssub=2, tsub=3, merge_thr=0.6, p=2, ssub_B=3, rf=30, stride=10,
-                         halo_thr=1.8)
+                         halo_thr=1.8, halo_tail=True)
     assert (settings.quality.focus_thr, settings.quality.halo_thr) == (0.63, 1.8)
+    assert settings.ring.halo_tail and settings.patch_job.ring.halo_tail and not _settings().ring.halo_tail
     assert (settings.init.gSig, settings.init.ssub, settings.init.tsub) == (4, 2, 3)
     assert (settings.layout.rf, settings.layout.stride, settings.layout.n_processes) == (30, 10, 1)
     assert settings.merging.merge_thr == 0.6 and settings.traces.p == 2 and settings.ring.ssub_B == 3

@@ -49,6 +49,9 @@ ANNULUS_OUTER = 3.0
 #: (``footprint_shape.ring_sector_reach``): this many sectors, rings this many gSig wide
 HALO_SECTORS = 12
 HALO_RING_WIDTH = 2 / 3
+#: with ``halo_tail`` (opt-in), carried past the last significant ring along the decay of this many
+#: rings before it (``footprint_shape.tail_reach``)
+HALO_TAIL_RINGS = 3
 #: how far (gSig) a footprint may grow beyond its support in one refinement round
 GROWTH_FACTOR = 2.0
 #: each refined footprint keeps its per-pixel weights within this many gSig of its peak (the soma);
@@ -210,7 +213,8 @@ def _refine(Y: PatchFrames, A: np.ndarray, C: np.ndarray, ring: RingModel, secti
         A, C, C_background, local = _refine_traces(Y, A, C, ring, grid, gsig=gsig)
         if A.shape[1] == 0:
             break
-        A, C = _refine_footprints(Y, A, C, C_background, local, ring, grid, gsig=gsig, noise=noise)
+        A, C = _refine_footprints(Y, A, C, C_background, local, ring, grid, gsig=gsig, noise=noise,
+                                  tail=section.halo_tail)
         if A.shape[1] == 0:
             break
         if section.update_background_components and round_index + 1 < REFINE_ROUNDS:
@@ -266,7 +270,7 @@ def annulus_masks(A: np.ndarray, dims: tuple[int, int], *, gsig: float) -> np.nd
 
 def _refine_footprints(Y: PatchFrames, A: np.ndarray, C: np.ndarray, C_background: np.ndarray, local: np.ndarray,
                        ring: RingModel, grid: RingGrid, *, gsig: float,
-                       noise: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
+                       noise: np.ndarray | None, tail: bool = False) -> tuple[np.ndarray, np.ndarray]:
     """One HALS footprint update within each footprint's dilated support, then each footprint
     cleaned; returns the components left alive.
 
@@ -285,7 +289,7 @@ def _refine_footprints(Y: PatchFrames, A: np.ndarray, C: np.ndarray, C_backgroun
     else:   # each footprint reaches as far as the data supports it (pooled significance), not 10% of its peak
         energies = np.maximum(np.diag(CC)[:K], np.finfo(float).tiny)   # each trace's CC_kk
         unconstrained = _unconstrained(fitted, P, CC, energies)
-        supported = _supported(fitted, unconstrained, noise, dims, gsig, energies)
+        supported = _supported(fitted, unconstrained, noise, dims, gsig, energies, tail=tail)
         A = np.column_stack([clean_footprint(A[:, k], dims, max_fraction=0.0, supported=supported[:, k])
                              for k in range(A.shape[1])]).astype(np.float32)
         A = _smoothed_halos(A, unconstrained, supported, dims, gsig)
@@ -338,13 +342,13 @@ def _unconstrained(A: np.ndarray, P: np.ndarray, CC: np.ndarray, energies: np.nd
 
 
 def _supported(A: np.ndarray, unconstrained: np.ndarray, noise: np.ndarray, dims: tuple[int, int],
-               gsig: float, energies: np.ndarray) -> np.ndarray:
+               gsig: float, energies: np.ndarray, tail: bool = False) -> np.ndarray:
     """(pixels, components) where each footprint's ``unconstrained`` weights (:func:`_unconstrained`)
     stand significantly above zero, pooled as in the initialisation; standard error ``σ_p / sqrt(CC_kk)``."""
     components = unconstrained.shape[1]
     out = np.zeros((A.shape[0], components), dtype=bool)
     near = dilated_support(A[:, :components], dims, radius=max(int(round(NULL_DISTANCE_FACTOR * gsig)), 1))
-    rings = Rings(sectors=HALO_SECTORS, width=max(1.0, HALO_RING_WIDTH * gsig))
+    rings = Rings(sectors=HALO_SECTORS, width=max(1.0, HALO_RING_WIDTH * gsig), tail=HALO_TAIL_RINGS if tail else 0)
     for k in range(components):
         peak = pixel_position(int(np.argmax(A[:, k])), dims)
         out[:, k] = image_to_column(supported_pixels(column_to_image(unconstrained[:, k], dims),
