@@ -32,6 +32,10 @@ MIN_BLOBS = 5
 MIN_SCALE, N_SCALES = 0.6, 28
 #: Scale-space maxima (the strongest) screened for distinct round blobs: far more than cells in a field of view.
 MAX_MAXIMA = 1000
+#: Largest half-max radius over the blob's scale σ that is still the blob the LoG found: a disk of radius R peaks at
+#: σ = R/√2 (ratio √2), a Gaussian of sd s at σ = s (ratio 1.18); twice the disk's ratio leaves room for the noise in
+#: σ. A profile wider than that was not this blob's but a broader structure's on its peak frame (h18radius).
+MAX_RADIUS_OVER_SCALE = 2.0 * math.sqrt(2.0)
 #: Frames (after tsub) of the running mean the radius is read on (see :func:`smoothed_in_time`).
 RADIUS_SMOOTH_FRAMES = 3
 
@@ -48,6 +52,8 @@ class RadiusEstimate:
     image: np.ndarray  # (rows, cols) max − mean projection
     n_significant: int = 0  # round blobs above one false blob per scale image: how many are measured
     n_visible: int = 0  # round blobs above one false blob in the whole scale space: the cells the projection shows
+    blob_scales: np.ndarray | None = None  # (n_blobs,) σ (px) of each measured blob's scale-space maximum
+    blob_z: np.ndarray | None = None  # (n_blobs,) each measured blob's response over its scale's noise sd
 
     def evidence(self) -> str:
         q1, q3 = np.percentile(self.blob_radii, [25, 75])
@@ -167,9 +173,20 @@ def estimate_radius(movie: np.ndarray, *, n_blobs: int = N_BLOBS) -> RadiusEstim
     ok = np.isfinite(radii)
     if not ok.any():
         raise ParameterError("gSig='auto' could not measure any blob's radius; set gSig (the cell radius in px)")
+    consistent = consistent_with_scale(radii, scales[k])  # none consistent (a few blobs only): keep them all
+    ok = consistent if consistent.any() else ok
     return RadiusEstimate(radius=float(np.median(radii[ok])), scales=scales, response=response,
                           blob_radii=radii[ok], blobs=np.column_stack([r, c])[ok], image=image.astype(np.float32),
-                          n_significant=significant, n_visible=visible)
+                          n_significant=significant, n_visible=visible, blob_scales=scales[k][ok], blob_z=z[order][ok])
+
+
+def consistent_with_scale(radii: np.ndarray, sigmas: np.ndarray) -> np.ndarray:
+    """Which measured half-max radii belong to the blob found at scale ``sigmas``: finite and at most
+    :data:`MAX_RADIUS_OVER_SCALE` × σ. At low SNR the strongest maxima past the few cells are pixel noise at
+    σ ≈ 1–2 px on a broad transient (neuropil, an out-of-focus cell): their peak frame's profile is that structure's,
+    3–12× their σ, and they read the radius +55–80% long (CA1 SNR 1–4 s22, cortex SNR 1–4 s44)."""
+    with np.errstate(invalid="ignore"):
+        return np.isfinite(radii) & (radii <= MAX_RADIUS_OVER_SCALE * np.asarray(sigmas, float))
 
 
 def _distinct(order: np.ndarray, k: np.ndarray, r: np.ndarray, c: np.ndarray, scales: np.ndarray) -> np.ndarray:
