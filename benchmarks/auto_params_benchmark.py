@@ -247,11 +247,16 @@ def fit_cross(movie: "Movie", sim, true_radius: float, grid: list[dict]) -> list
     return [fits[(g, c, p)] for g in grid_sizes(true_radius) for c, p in FULL_THRESHOLDS]
 
 
+def median_true_radius(truth) -> float:
+    """The true cells' median half-max radius (px): what auto's radius is judged against."""
+    return float(np.median([true_half_max_radius(f) for f in truth.footprints]))
+
+
 def run_movie(movie: Movie, *, full: bool, auto_only: bool, before: dict | None = None,
               grid: list[dict] | None = None, cross: bool = False) -> dict:
     """Simulate, estimate, fit auto and the grid (or take ``grid``, an earlier run's fits), and compare."""
     sim = simulate(movie)
-    truth_r = float(np.median([true_half_max_radius(f) for f in sim.truth.footprints]))
+    truth_r = median_true_radius(sim.truth)
     with tempfile.TemporaryDirectory() as folder:
         auto, auto_s = estimate_auto(sim.movie, Path(folder))
     record = {"movie": movie.name, "n_true": int(len(sim.truth.footprints)), "true_half_max_radius": round(truth_r, 2),
@@ -322,7 +327,7 @@ def kernel_step_estimates(movie: Movie):
     from cnmflow.auto_params import estimate_from_movie
 
     sim = simulate(movie)
-    truth_r = float(np.median([true_half_max_radius(f) for f in sim.truth.footprints]))
+    truth_r = median_true_radius(sim.truth)
     sample = downsampled(sim.movie)
     gsigs = [round((int(2 * truth_r) + j) / 2 + 0.2, 2) for j in (-1, 0, 1, 2)]
     return sim, [(g, estimate_from_movie(sample, tsub=TSUB, gsig=g)) for g in gsigs]
@@ -375,7 +380,7 @@ def gsig_sweep(factors: tuple[float, ...] = SWEEP_FACTORS) -> list[dict]:
     records = []
     for movie in SWEEP:
         sim = simulate(movie)
-        truth_r = float(np.median([true_half_max_radius(f) for f in sim.truth.footprints]))
+        truth_r = median_true_radius(sim.truth)
         for k in factors:
             g = round(k * truth_r, 2)
             fitted = fit_and_score(sim.movie, sim.truth, fit_params(movie.fr, g, gsiz_for(g), *SWEEP_THRESHOLDS))

@@ -28,6 +28,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from auto_params_benchmark import HELD_OUT, RESULTS, TSUB, fit_params, process_tree_cpu, simulate  # noqa: E402
+from stage_probes import overridden  # noqa: E402
 
 
 def integers(gsig: float, gsiz: int, dims: tuple[int, int] = (128, 128)) -> dict[str, int]:
@@ -66,17 +67,6 @@ def _disc(radius: float) -> np.ndarray:
     return (dy ** 2 + dx ** 2) <= radius ** 2
 
 
-@contextlib.contextmanager
-def attribute(owner, name: str, value) -> Iterator[None]:
-    """``owner.name = value`` for the block's duration."""
-    kept = getattr(owner, name)
-    setattr(owner, name, value)
-    try:
-        yield
-    finally:
-        setattr(owner, name, kept)
-
-
 def forced(step: str, low: float, high: float) -> contextlib.AbstractContextManager:
     """A context in which the fit at gSig ``low`` (gSiz ``gsiz_for(low)``) uses ``high``'s value of one integer."""
     from cnmflow.auto_params import gsiz_for
@@ -95,38 +85,38 @@ def forced(step: str, low: float, high: float) -> contextlib.AbstractContextMana
 
         def box_init_one(st, r, c, gsiz):
             return init_one(st, r, c, gsiz_high)
-        return attribute(corr_pnr, "_init_one", box_init_one)
+        return overridden(corr_pnr, "_init_one", box_init_one)
     if step == "halo_check":
         on_found_halo = corr_pnr._on_found_halo
 
         def halo_check(trace, seed, traces, centers, gsiz):
             return on_found_halo(trace, seed, traces, centers, gsiz_high)
-        return attribute(corr_pnr, "_on_found_halo", halo_check)
+        return overridden(corr_pnr, "_on_found_halo", halo_check)
     if step == "ring":
         radius = background.ring_radius
 
         def ring_radius(*, gsiz, ring_size_factor, ssub_B):
             return radius(gsiz=gsiz_high if gsiz == gsiz_for(low) else gsiz, ring_size_factor=ring_size_factor,
                           ssub_B=ssub_B)
-        return attribute(background, "ring_radius", ring_radius)
+        return overridden(background, "ring_radius", ring_radius)
     if step == "seed_gsiz":
         initialize = corr_pnr.initialize
 
         def seed_initialize(frames, section, **kwargs):
             return initialize(frames, replace(section, gSiz=gsiz_high), **kwargs)
-        return attribute(corr_pnr, "initialize", seed_initialize)
+        return overridden(corr_pnr, "initialize", seed_initialize)
     if step == "growth":
-        return attribute(one_photon, "GROWTH_FACTOR", (round(2 * high) - 0.1) / low)
+        return overridden(one_photon, "GROWTH_FACTOR", (round(2 * high) - 0.1) / low)
     if step == "null_distance":
-        return attribute(one_photon, "NULL_DISTANCE_FACTOR", (round(2 * high) - 0.1) / low)
+        return overridden(one_photon, "NULL_DISTANCE_FACTOR", (round(2 * high) - 0.1) / low)
     if step == "focus_window":
-        return attribute(in_focus, "WINDOW_GSIG", (math.ceil(4 * high) - 0.01) / low)
+        return overridden(in_focus, "WINDOW_GSIG", (math.ceil(4 * high) - 0.01) / low)
     if step == "tents":
         spacing = traces.tent_spacing
 
         def tent_spacing(gsig, dims, spacing_gsig=6.0):
             return spacing(high if spacing_gsig == 6.0 else gsig, dims, spacing_gsig)
-        return attribute(traces, "tent_spacing", tent_spacing)
+        return overridden(traces, "tent_spacing", tent_spacing)
     raise SystemExit(f"unknown step {step!r}")
 
 
@@ -147,7 +137,7 @@ def seed_counter(counts: list[int]) -> Iterator[None]:
         found = initialize(frames, section, **kwargs)
         counts.append(int(found.A.shape[1]))
         return found
-    with attribute(corr_pnr, "initialize", counted):
+    with overridden(corr_pnr, "initialize", counted):
         yield
 
 

@@ -21,21 +21,32 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from auto_params_benchmark import (HELD_OUT, MOVIES, RESULTS, TSUB, Movie, downsampled,  # noqa: E402
                                    fit_and_score, fit_params, reseeded, simulate)
 from gsig_fallback import SETS  # noqa: E402
+from stage_probes import overridden  # noqa: E402
 
 TRAINING = tuple(m for s in sorted(SETS) for m in SETS[s]) + reseeded(MOVIES, [41, 42, 43, 44])
 HELD = HELD_OUT + reseeded(HELD_OUT, [31, 32, 33, 34, 35, 36, 37, 38])
+
+
+def movie_parser(description: str, out: Path) -> argparse.ArgumentParser:
+    """``--held-out``, ``--only`` and ``--out``: the options of every script that runs over these movie sets."""
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("--held-out", action="store_true", help="seeds 11–14 and 31–38 instead of the training set")
+    parser.add_argument("--only", nargs="+", help="movie names to run")
+    parser.add_argument("--out", type=Path, default=out)
+    return parser
+
+
+def movie_set(held_out: bool, only: list[str] | None = None) -> list[Movie]:
+    """The training movies, or the held-out ones, narrowed to the names in ``only``."""
+    return [m for m in (HELD if held_out else TRAINING) if not only or m.name in only]
 
 
 def estimates(sample, share: float):
     """auto's estimate with ``SPLIT_SHARE`` set to ``share`` (0: the argmax alone, main's rule)."""
     from cnmflow.auto_params import estimate_from_movie, gsig_choice
 
-    kept = gsig_choice.SPLIT_SHARE
-    gsig_choice.SPLIT_SHARE = share
-    try:
+    with overridden(gsig_choice, "SPLIT_SHARE", share):
         return estimate_from_movie(sample, tsub=TSUB)
-    finally:
-        gsig_choice.SPLIT_SHARE = kept
 
 
 def movie_record(movie: Movie, fit: bool, share: float | None = None) -> dict:
@@ -61,14 +72,11 @@ def movie_record(movie: Movie, fit: bool, share: float | None = None) -> dict:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = movie_parser(__doc__.splitlines()[0], RESULTS / "gsig_split.json")
     parser.add_argument("--fit", action="store_true", help="fit both rules' values where their factors differ")
-    parser.add_argument("--held-out", action="store_true", help="seeds 11–14 and 31–38 instead of the training set")
-    parser.add_argument("--only", nargs="+", help="movie names to run")
     parser.add_argument("--share", type=float, help="the split threshold tried (default SPLIT_SHARE)")
-    parser.add_argument("--out", type=Path, default=RESULTS / "gsig_split.json")
     args = parser.parse_args(argv)
-    movies = [m for m in (HELD if args.held_out else TRAINING) if not args.only or m.name in args.only]
+    movies = movie_set(args.held_out, args.only)
     records = []
     args.out.parent.mkdir(parents=True, exist_ok=True)
     for movie in movies:

@@ -8,7 +8,6 @@ nearest out-of-focus cell. No fits.
 
 from __future__ import annotations
 
-import argparse
 import json
 import math
 import sys
@@ -18,8 +17,8 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from auto_params_benchmark import RESULTS, downsampled, simulate, true_half_max_radius  # noqa: E402
-from gsig_split import HELD, TRAINING  # noqa: E402
+from auto_params_benchmark import RESULTS, downsampled, median_true_radius, simulate, true_half_max_radius  # noqa: E402
+from gsig_split import movie_parser, movie_set  # noqa: E402
 
 
 def blob_rows(est, truth) -> list[dict]:
@@ -44,17 +43,13 @@ def blob_rows(est, truth) -> list[dict]:
 def main(argv: list[str] | None = None) -> int:
     from cnmflow.auto_params import SmoothedMovie, estimate_radius
 
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--held-out", action="store_true")
-    parser.add_argument("--only", nargs="+")
-    parser.add_argument("--out", type=Path, default=RESULTS / "radius_blobs.json")
-    args = parser.parse_args(argv)
-    movies = [m for m in (HELD if args.held_out else TRAINING) if not args.only or m.name in args.only]
+    args = movie_parser(__doc__.splitlines()[0], RESULTS / "radius_blobs.json").parse_args(argv)
+    movies = movie_set(args.held_out, args.only)
     records = []
     for movie in movies:
         sim = simulate(movie)
         est = estimate_radius(SmoothedMovie(downsampled(sim.movie)))
-        true_r = float(np.median([true_half_max_radius(f) for f in sim.truth.footprints]))
+        true_r = median_true_radius(sim.truth)
         rec = {"movie": movie.name, "true_r": round(true_r, 2), "radius": round(est.radius, 2),
                "error": round(est.radius / true_r - 1, 3), "n_significant": est.n_significant,
                "n_visible": est.n_visible, "blobs": blob_rows(est, sim.truth)}

@@ -8,47 +8,38 @@ as gsig_split.py).
 
 from __future__ import annotations
 
-import argparse
 import json
 import math
 import sys
 from pathlib import Path
 
-import numpy as np
-
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from auto_params_benchmark import (RESULTS, TSUB, downsampled, fit_and_score, fit_params,  # noqa: E402
-                                   simulate, true_half_max_radius)
-from gsig_split import HELD, TRAINING  # noqa: E402
+                                   median_true_radius, simulate)
+from gsig_split import movie_parser, movie_set  # noqa: E402
+from stage_probes import overridden  # noqa: E402
 
 
 def estimate(sample, limit: float):
     from cnmflow.auto_params import estimate_from_movie, radius
 
-    kept = radius.MAX_RADIUS_OVER_SCALE
-    radius.MAX_RADIUS_OVER_SCALE = limit
-    try:
+    with overridden(radius, "MAX_RADIUS_OVER_SCALE", limit):
         return estimate_from_movie(sample, tsub=TSUB)
-    finally:
-        radius.MAX_RADIUS_OVER_SCALE = kept
 
 
 def main(argv: list[str] | None = None) -> int:
     from cnmflow.auto_params import gsiz_for, radius
 
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--held-out", action="store_true")
+    parser = movie_parser(__doc__.splitlines()[0], RESULTS / "radius_scale_check.json")
     parser.add_argument("--fit", action="store_true")
-    parser.add_argument("--only", nargs="+")
-    parser.add_argument("--out", type=Path, default=RESULTS / "radius_scale_check.json")
     args = parser.parse_args(argv)
-    movies = [m for m in (HELD if args.held_out else TRAINING) if not args.only or m.name in args.only]
+    movies = movie_set(args.held_out, args.only)
     records = []
     for movie in movies:
         sim = simulate(movie)
         sample = downsampled(sim.movie)
-        true_r = float(np.median([true_half_max_radius(f) for f in sim.truth.footprints]))
+        true_r = median_true_radius(sim.truth)
         rec = {"movie": movie.name, "true_r": round(true_r, 2)}
         ests = {"main": estimate(sample, math.inf), "rule": estimate(sample, radius.MAX_RADIUS_OVER_SCALE)}
         for name, est in ests.items():

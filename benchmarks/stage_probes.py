@@ -68,6 +68,17 @@ def probe(hook: Hook) -> Iterator[None]:
 
 
 @contextmanager
+def overridden(module: Any, name: str, value: Any) -> Iterator[None]:
+    """``module.name`` set to ``value`` for the block (a constant a trial varies), the original restored on exit."""
+    saved = getattr(module, name)
+    setattr(module, name, value)
+    try:
+        yield
+    finally:
+        setattr(module, name, saved)
+
+
+@contextmanager
 def probes(*hooks: Hook) -> Iterator[None]:
     """Install several hooks for the block. Hooks on the same attribute nest in the order given: the first
     is outermost, so its ``before`` runs first and its ``after`` last."""
