@@ -37,26 +37,34 @@ def median_half_max_radius(estimates: Estimates) -> float | None:
     return float(np.median(half_max_radii(estimates.A[:, accepted])))
 
 
+def far_wider(radius: float, gsig: float) -> bool:
+    """Whether cells of half-max ``radius`` are far wider than ``gsig`` (:data:`WIDE_RATIO`): both notes' test."""
+    return radius >= WIDE_RATIO * gsig
+
+
+def _the_fix(radius: float) -> str:
+    """The values both notes suggest: gSig the cells' radius, gSiz 4·gSig+1 (the module docstring says why)."""
+    return f"set gSig to about {radius:.0f} and gSiz to about {4 * round(radius) + 1} (4·gSig+1), or gSig=auto"
+
+
 def radius_note(gsig: float, radius: float) -> str | None:
     """Before a fit: a note when a gSig the user set lies far below the cells' half-max radius read from the movie
     (``cnmflow.auto_params.radius``, which reads the realistic movies' true 6.5 / 4.3 px as 6.50–6.56 /
     4.22–4.29: CA1 at the IDEAS file's gSig 3 2.2·gSig, at gSig 4 1.6; cortex L2/3 at gSig 3 1.4; the real IDEAS
     clip part2 0.8)."""
-    if radius < WIDE_RATIO * gsig:
+    if not far_wider(radius, gsig):
         return None
     return (f"gSig={gsig:g} is set, but the cells' half-max radius reads {radius:.1f} px in the movie "
             f"({radius / gsig:.1f}·gSig): a seed filter that small misses cells of that size (their PNR falls), so the "
-            f"dimmer ones are likely to be missed; set gSig to about {radius:.0f} and gSiz to about "
-            f"{4 * round(radius) + 1} (4·gSig+1), or gSig=auto")
+            f"dimmer ones are likely to be missed; {_the_fix(radius)}")
 
 
 def gsig_note(estimates: Estimates, gsig: float) -> str | None:
     """A note naming gSig and the cells' measured radius when the cells are far wider than gSig, else None."""
     radius = median_half_max_radius(estimates)
-    if radius is None or radius < WIDE_RATIO * gsig:
+    if radius is None or not far_wider(radius, gsig):
         return None
     return (f"the cells found are wider than gSig={gsig:g} says: their median half-max radius is {radius:.1f} px "
             f"({radius / gsig:.1f}·gSig). A seed filter that small misses cells of that size (their PNR falls "
-            f"below min_pnr), so the dimmer ones are likely missing; set gSig to about {radius:.0f} and gSiz to "
-            f"about {4 * round(radius) + 1} (4·gSig+1), or gSig=auto, and read min_corr / min_pnr again at that "
-            f"gSig (`cnmflow suggest` shows both)")
+            f"below min_pnr), so the dimmer ones are likely missing; {_the_fix(radius)}, and read min_corr / min_pnr "
+            f"again at that gSig (`cnmflow suggest` shows both)")
