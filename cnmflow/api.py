@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -13,6 +14,8 @@ from cnmflow.pipeline import ExtractionResult, extract as extract_components
 from cnmflow.plan import check_nwb_options
 from cnmflow.request import RunRequest
 from cnmflow.validate import validate_inputs
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -51,6 +54,8 @@ def extract(
     request = RunRequest(preset=preset, table=dict(params or {}), params_file=params_file,
                          overwrite_params=overwrite_params)
     inputs = validate_inputs(movies, request)  # the one check of the parameters; the fit trusts it
+    if inputs.size_note:  # a gSig far below the cells' size: said before the fit, not only in its notes after it
+        log.warning(inputs.size_note)
     facts = check_nwb_options(nwb, nwb_metadata, n_movies=len(inputs.series.movies))
     with open_output_dir(output_dir):  # one writer per folder, from the check to the last file
         check_output_dir(output_dir, len(inputs.series.movies), overwrite=overwrite)

@@ -61,7 +61,7 @@ def validate_motion_inputs(movies: Sequence[str | os.PathLike], request: RunRequ
                          overwrite_params=overwrite_params)
     defaulted = RunRequest(preset=request.preset, table={"motion_correction": MOTION_DEFAULT_METHOD, **request.table},
                            params_file=request.params_file, overwrite_params=request.overwrite_params)
-    inputs = validate_inputs(movies, defaulted)
+    inputs = validate_inputs(movies, defaulted, cell_size=False)  # no seed search here: gSig is not used
     if inputs.resolved.params.motion_correction == "none":
         raise ParameterError("motion_correction='none' leaves nothing for motion-correct to do; set "
                              "motion_correction to rigid or piecewise_rigid")

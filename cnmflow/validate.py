@@ -10,7 +10,7 @@ import os
 from dataclasses import dataclass, field
 from typing import Any, Sequence
 
-from cnmflow.auto_params import resolve_auto
+from cnmflow.auto_params import AutoEstimate, resolve_auto, series_cells_radius
 from cnmflow.engine import EngineSettings
 from cnmflow.errors import ParameterError
 from cnmflow.motion.params import check_against_frame
@@ -19,6 +19,7 @@ from cnmflow.movies.pixel_values import check_pixel_values
 from cnmflow.params import ResolvedParams
 from cnmflow.request import RunRequest, request_of
 from cnmflow.settings import Settings, load_settings
+from cnmflow.size_check import radius_note
 
 
 @dataclass(frozen=True)
@@ -28,12 +29,15 @@ class ValidatedInputs:
     ``engine`` holds the engine's typed sections built from the final values (the frame rate and
     the "auto" values included), so the fit does not check them again; ``machine`` holds the
     machine's settings (chunk memory, scratch, Dask, caches) read once from the environment.
+    ``size_note`` is the note, also among ``resolved.notes``, that the gSig set lies far below the cells'
+    half-max radius read from the movie (:func:`cell_size_note`); None where it was not given.
     """
 
     series: MovieSeries
     resolved: ResolvedParams
     engine: EngineSettings = field(repr=False)
     machine: Settings = field(repr=False)
+    size_note: str | None = None
 
 
 def validate_inputs(
@@ -45,13 +49,16 @@ def validate_inputs(
     params_file: str | os.PathLike | None = None,
     overwrite_params: bool = False,
     machine: Settings | None = None,
+    cell_size: bool = True,
 ) -> ValidatedInputs:
     """Resolve the parameters, validate the series against them and settle the frame rate.
 
     ``request`` is what the user asked for (or give its fields as keywords). Cheap checks come
-    first; the last one reads every pixel of float movies (NaN, inf and overflowing values are
-    refused), once per file and process. ``machine`` defaults to the environment's settings
-    (:func:`cnmflow.settings.load_settings`; a bad value is refused here, before any compute).
+    first; then every pixel of float movies is read (NaN, inf and overflowing values are refused),
+    once per file and process; last, ``cell_size``: a gSig set is compared with the cells' radius read
+    on a bounded sample of the movie (:func:`cell_size_note`; off for motion-only runs). ``machine``
+    defaults to the environment's settings (:func:`cnmflow.settings.load_settings`; a bad value is
+    refused here, before any compute).
     """
     machine = machine or load_settings()
     resolved = request_of(request, preset=preset, table=table, params_file=params_file,
@@ -66,10 +73,33 @@ def validate_inputs(
     _check_fits_frame(series, resolved)
     for movie in series.movies:
         check_pixel_values(movie)
-    resolved = resolve_auto(series, resolved)  # gSig/min_corr/min_pnr "auto": read from the movie
+    resolved, estimate = resolve_auto(series, resolved)  # gSig/min_corr/min_pnr "auto": read from the movie
     _check_fits_frame(series, resolved)
+    size_note = cell_size_note(series, resolved, estimate) if cell_size else None
+    if size_note:
+        resolved = ResolvedParams(params=resolved.params, sources=resolved.sources, notes=resolved.notes + (size_note,))
     return ValidatedInputs(series=series, resolved=resolved, engine=EngineSettings.from_params(resolved.params),
-                           machine=machine)
+                           machine=machine, size_note=size_note)
+
+
+def cell_size_note(series: MovieSeries, resolved: ResolvedParams, estimate: AutoEstimate | None = None) -> str | None:
+    """Before any compute, the note that a gSig the user set lies far below the cells' half-max radius read from
+    the movie (:func:`cnmflow.size_check.radius_note`), else None.
+
+    A 1P (corr_pnr) run only: its seed filter loses the PNR of cells far wider than gSig, and the radius is the one
+    ``cnmflow suggest`` reads (``estimate``'s where "auto" read it already, else
+    :func:`~cnmflow.auto_params.series_cells_radius`, ~0.3–0.6 s CPU on a 256² movie). An estimated gSig gets no
+    note; nor does a movie whose projection shows too few cells, or none, to read the radius: never an error.
+    """
+    params = resolved.params
+    if params.method_init != "corr_pnr" or resolved.sources["gSig"] == "auto":
+        return None
+    radius = (estimate.cells_radius() if estimate is not None
+              else series_cells_radius(series, tsub=params.tsub, ssub=params.ssub))
+    if radius is None:
+        return None
+    thresholds_set = any(resolved.sources[name] != "auto" for name in ("min_corr", "min_pnr"))
+    return radius_note(float(params.gSig), radius, reread_thresholds=thresholds_set)
 
 
 def _check_fits_frame(series: MovieSeries, resolved: ResolvedParams) -> None:

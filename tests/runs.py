@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from cnmflow.synthetic import simulate_1p, write_tiff
+from cnmflow.synthetic import simulate_1p, simulate_realistic_1p, write_tiff
 
 #: Values that find the small movie's cells in seconds (one patch, gSiz for gSig 3).
 TABLE = {"rf": None, "gSiz": 13, "min_corr": 0.8, "min_pnr": 8}
@@ -18,6 +18,17 @@ def small_movie(folder: Path, *, rng: int, n_neurons: int = 4, peak_snr: tuple[f
     simulated = simulate_1p(shape=(40, 48), n_frames=200, n_neurons=n_neurons, gsig=3.0, fr=10.0, peak_snr=peak_snr,
                             rng=rng)
     return write_tiff(folder / "movie.tif", simulated.movie, fr=10.0, compression=compression)
+
+
+#: A table that runs the wide-cells movie fast at the IDEAS sample file's gSig (one patch).
+WIDE_TABLE = {"gSig": 3, "gSiz": 13, "min_corr": 0.8, "min_pnr": 5, "rf": None, "n_processes": 1}
+
+
+def wide_cells_movie(folder: Path, *, name: str = "ca1") -> Path:
+    """A 300-frame 128x128 TIFF at 10 Hz of the realistic simulator's ``name`` cells: CA1's (half-max radius
+    ~6.5 px, read as 6.4: 2.1·gSig at gSig 3, the IDEAS file's row) or cortex L2/3's (~4.3 px, 1.4·gSig)."""
+    simulated = simulate_realistic_1p(name, shape=(128, 128), n_frames=300, rng=3)
+    return write_tiff(folder / f"{name}.tif", simulated.movie, fr=10.0)
 
 
 def flow_run_artifacts(flow_run_id) -> dict:

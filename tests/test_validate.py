@@ -76,3 +76,68 @@ def test_a_value_that_does_not_fit_the_frame_names_the_parameter(tmp_path):
         validate_inputs([path], table={"gSig": 3, "gSiz": 21})
     with pytest.raises(ParameterError, match=r"border_pix=10 excludes the whole 24x20 frame"):
         validate_inputs([path], table={**SMALL, "border_pix": 10})
+
+
+@pytest.fixture(scope="module")
+def wide_movies(tmp_path_factory):
+    from tests.runs import wide_cells_movie
+
+    folder = tmp_path_factory.mktemp("wide")
+    return {name: wide_cells_movie(folder, name=name) for name in ("ca1", "cortex_l23")}
+
+
+def test_a_gsig_set_far_below_the_cells_is_noted_before_any_compute(wide_movies):
+    # issue #16's IDEAS-file row: gSig 3 on cells of half-max radius ~6.5 px; every value set, nothing "auto"
+    from tests.runs import WIDE_TABLE
+
+    inputs = validate_inputs([wide_movies["ca1"]], table=WIDE_TABLE)
+    assert inputs.size_note and inputs.size_note.startswith("gSig=3 is set")
+    assert "gSig to about 6" in inputs.size_note and "read min_corr / min_pnr again" in inputs.size_note
+    assert [note for note in inputs.resolved.notes if "gSig=3" in note] == [inputs.size_note]
+    # thresholds left to "auto" are read at the gSig set: the note does not ask to read them again
+    auto = validate_inputs([wide_movies["ca1"]], table={**WIDE_TABLE, "min_corr": "auto", "min_pnr": "auto"})
+    assert auto.size_note and "read min_corr" not in auto.size_note
+    assert [note for note in auto.resolved.notes if "gSig=3 is set" in note] == [auto.size_note]
+
+
+def test_a_gsig_of_the_cells_size_an_estimated_one_or_a_2p_run_gets_no_note(wide_movies):
+    from tests.runs import WIDE_TABLE
+
+    assert validate_inputs([wide_movies["ca1"]], table={**WIDE_TABLE, "gSig": 6, "gSiz": 25}).size_note is None
+    assert validate_inputs([wide_movies["cortex_l23"]], table=WIDE_TABLE).size_note is None  # 1.4·gSig
+    estimated = validate_inputs([wide_movies["ca1"]], table={**WIDE_TABLE, "gSig": "auto", "gSiz": 25})
+    assert estimated.size_note is None and not any("is set" in note for note in estimated.resolved.notes)
+    two_p = validate_inputs([wide_movies["ca1"]], preset="2p", table={"gSig": 3, "gSiz": 13, "fr": 10.0})
+    assert two_p.size_note is None
+    from cnmflow.motion_run import validate_motion_inputs  # motion correction alone seeds nothing
+
+    assert validate_motion_inputs([wide_movies["ca1"]], table=WIDE_TABLE).size_note is None
+
+
+@pytest.mark.parametrize("kind", ["flat", "noise", "tiny"])
+def test_a_movie_whose_cells_cannot_be_read_validates_without_a_note(tmp_path, kind):
+    """The radius only feeds a note: no blob, too few blobs or a frame too small to read it never fails a run."""
+    from cnmflow.synthetic import write_tiff
+
+    rng = np.random.default_rng(0)
+    movie = {"flat": np.zeros((60, 32, 32), np.float32), "noise": rng.normal(size=(60, 32, 32)).astype(np.float32),
+             "tiny": rng.normal(size=(60, 8, 9)).astype(np.float32)}[kind]
+    path = write_tiff(tmp_path / f"{kind}.tif", movie, fr=10.0)
+    inputs = validate_inputs([path], table={"gSig": 1, "gSiz": 3, "fr": 10.0})
+    assert inputs.size_note is None
+
+
+def test_the_cells_radius_is_read_once_per_series_and_downsampling(wide_movies, monkeypatch):
+    """The CLI's pre-check, the flow's validate step and a sweep's combinations validate the same movie."""
+    from cnmflow.auto_params import estimate as estimate_module
+    from tests.runs import WIDE_TABLE
+
+    reads = []
+    real = estimate_module.sample_radius
+    monkeypatch.setattr(estimate_module, "sample_radius", lambda movie: reads.append(movie.shape) or real(movie))
+    monkeypatch.setattr(estimate_module, "_CELL_RADII", {})
+    first = validate_inputs([wide_movies["ca1"]], table=WIDE_TABLE)
+    again = validate_inputs([wide_movies["ca1"]], table={**WIDE_TABLE, "min_pnr": 7})
+    assert len(reads) == 1 and again.size_note == first.size_note
+    validate_inputs([wide_movies["ca1"]], table={**WIDE_TABLE, "tsub": 1})
+    assert len(reads) == 2

@@ -11,13 +11,15 @@ One module per step, in the order the estimate takes them:
   fewer than MIN_BLOBS blobs are visible or no factor wins half the bootstrap resamples (the evidence split);
 - :mod:`~cnmflow.auto_params.cuts`: min_corr and min_pnr, each the level its null exceeds once per image;
 - :mod:`~cnmflow.auto_params.seed_shapes`: the seeds above both cuts classed by shape (reported, not used);
-- :mod:`~cnmflow.auto_params.estimate`: the estimate with its evidence, the fallback, and "auto" resolved in a run.
+- :mod:`~cnmflow.auto_params.estimate`: the estimate with its evidence, the fallback, "auto" resolved in a run, and
+  the cells' radius alone for a run whose gSig is set (:func:`series_cells_radius`: validation's size check).
 """
 
 from cnmflow.auto_params.cuts import (ThresholdEstimate, noise_floor_cut, noise_k, null_maxima, pnr_reduction,
                                       scale_to_length, threshold_estimates)
 from cnmflow.auto_params.estimate import (AUTO_NAMES, AutoEstimate, estimate_from_movie, estimate_parameters,
-                                          relaxed_cuts, resolve_auto)
+                                          relaxed_cuts, resolve_auto, sample_radius, series_cells_radius,
+                                          visible_cells_radius)
 from cnmflow.auto_params.gsig_choice import GSIG_FACTORS, GsigChoice, bootstrap_wins, choose_gsig, pnr_margin
 from cnmflow.auto_params.radius import RadiusEstimate, SmoothedMovie, estimate_radius, smoothed_in_time
 from cnmflow.auto_params.sample import MAX_SAMPLE_FRAMES, sample_movie
@@ -30,6 +32,7 @@ __all__ = [
     "GsigChoice", "RadiusEstimate", "SeedImages", "SmoothedMovie", "ThresholdEstimate", "bootstrap_wins",
     "choose_gsig", "distinct_seeds", "estimate_from_movie", "estimate_parameters", "estimate_radius", "gsiz_for",
     "noise_floor_cut", "noise_k", "null_maxima", "pnr_margin", "pnr_reduction", "relaxed_cuts", "resolve_auto",
-    "round_seeds", "sample_movie", "scale_to_length", "seed_images", "seed_radii", "smoothed_in_time",
-    "temporal_mean", "threshold_estimates", "white_noise_correlation",
+    "round_seeds", "sample_movie", "sample_radius", "scale_to_length", "seed_images", "seed_radii",
+    "series_cells_radius", "smoothed_in_time", "temporal_mean", "threshold_estimates", "visible_cells_radius",
+    "white_noise_correlation",
 ]

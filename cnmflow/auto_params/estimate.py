@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 import os
+import threading
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Sequence
 
@@ -23,7 +24,8 @@ from cnmflow.auto_params.sample import sample_movie
 from cnmflow.auto_params.seed_images import SeedImages, gsiz_for, seed_images
 from cnmflow.auto_params.seed_shapes import CELL_SCALE_BAND, seed_shapes
 from cnmflow.engine.init.corr_pnr import seed_candidates
-from cnmflow.errors import ParameterError
+from cnmflow.errors import MovieError, ParameterError
+from cnmflow.fingerprint import file_identity
 from cnmflow.size_check import radius_note
 
 if TYPE_CHECKING:
@@ -57,12 +59,18 @@ class AutoEstimate:
     gsig_choice: "GsigChoice | None" = field(default=None, repr=False)  # None: gSig was given
     ssub: int = 1  # the sample's spatial downsampling: the radius is in its pixels
 
+    def cells_radius(self) -> float | None:
+        """The cells' half-max radius in the movie's pixels, or None where the projection shows fewer than
+        MIN_BLOBS cells: too few to say how large the cells are (:func:`visible_cells_radius`)."""
+        return visible_cells_radius(self.radius, ssub=self.ssub)
+
     def given_gsig_note(self) -> str | None:
         """Where gSig was given, not estimated: a note when the cells' half-max radius read here lies far above it
         (:func:`cnmflow.size_check.radius_note`); None too where the projection shows too few cells to read it."""
-        if self.gsig_choice is not None or self.radius.n_visible < MIN_BLOBS:
+        radius = self.cells_radius()
+        if self.gsig_choice is not None or radius is None:
             return None
-        return radius_note(self.gSig, self.radius.radius * self.ssub)
+        return radius_note(self.gSig, radius)
 
     def seed_classes(self) -> dict[str, np.ndarray]:
         """Masks over ``seeds`` of the distinct ones (above both cuts) by shape: "cell" (round, half-max radius
@@ -119,6 +127,19 @@ class AutoEstimate:
                 f"relaxed to keep the {len(self.seeds)} strongest candidates")
 
 
+def sample_radius(movie: np.ndarray) -> RadiusEstimate:
+    """The cells' radius of a ``(T, rows, cols)`` sample, read on its 3-frame running mean (fewer frames: as they
+    are): the estimate's first step, and all the size check before a fit reads."""
+    smoothed = SmoothedMovie(movie) if movie.shape[0] >= RADIUS_SMOOTH_FRAMES else smoothed_in_time(movie)
+    return estimate_radius(smoothed)
+
+
+def visible_cells_radius(radius: RadiusEstimate, *, ssub: int = 1) -> float | None:
+    """``radius`` in the movie's pixels (it was read on a sample downsampled by ``ssub``), or None where the
+    projection shows fewer than MIN_BLOBS cells: a few blobs say too little about the cells' size to warn on."""
+    return radius.radius * ssub if radius.n_visible >= MIN_BLOBS else None
+
+
 def estimate_from_movie(movie: np.ndarray, *, gsig: float | None = None, center_psf: bool = True, tsub: int = 1,
                         ssub: int = 1, border_pix: int = 0, rng: int | np.random.Generator | None = 0,
                         n_movie_frames: int | None = None) -> AutoEstimate:
@@ -131,8 +152,7 @@ def estimate_from_movie(movie: np.ndarray, *, gsig: float | None = None, center_
     """
     if getattr(movie, "ndim", None) != 3 or movie.shape[0] < 2:
         raise ParameterError(f"'auto' needs a (frames, rows, cols) movie of at least 2 frames, got {movie.shape}")
-    smoothed = SmoothedMovie(movie) if movie.shape[0] >= RADIUS_SMOOTH_FRAMES else smoothed_in_time(movie)
-    radius = estimate_radius(smoothed)
+    radius = sample_radius(movie)
     choice = None
     if gsig is not None:
         g = float(gsig) / ssub
@@ -185,8 +205,38 @@ def estimate_parameters(movies: Sequence[str | os.PathLike] | object, *, tsub: i
                                n_movie_frames=series.n_frames // tsub)
 
 
-def resolve_auto(series, resolved: "ResolvedParams") -> "ResolvedParams":
-    """Replace the parameters set to "auto" by the movie's estimate, recorded with source "auto" and a note.
+#: The cells' radius of each series read by :func:`series_cells_radius`, by its files' identities and (tsub, ssub).
+_CELL_RADII: dict[tuple, float | None] = {}
+_CELL_RADII_LOCK = threading.Lock()
+
+
+def series_cells_radius(series, *, tsub: int = 1, ssub: int = 1) -> float | None:
+    """The cells' half-max radius (px) of a validated series, read as the estimate reads it (the same sample and
+    :func:`sample_radius`), or None where it cannot be read: fewer than MIN_BLOBS cells visible, no round blob (a
+    flat movie). The movie's content never makes it raise — the radius only feeds a note — but a file that cannot
+    be read does (the fit would fail on it too). Remembered per process while the files are unchanged, so the
+    CLI's pre-check, the flow's validate step and a sweep's combinations read it once; the sample is bounded
+    (:func:`~cnmflow.auto_params.sample.sample_movie`: one contiguous block, at most 128 MiB, read in chunks)."""
+    key = (tuple(file_identity(series.movies[k].path) for k in series.order), tsub, ssub)
+    with _CELL_RADII_LOCK:
+        if key in _CELL_RADII:
+            return _CELL_RADII[key]
+    try:
+        sample = sample_movie(series, tsub=tsub, ssub=ssub)
+        with np.errstate(all="ignore"):
+            radius = visible_cells_radius(sample_radius(sample), ssub=ssub)
+    except MovieError:
+        raise  # a file that cannot be read: the fit would fail on it too, say it now
+    except (ValueError, ArithmeticError):  # ParameterError included: no blob to read gives no note, never a failure
+        radius = None
+    with _CELL_RADII_LOCK:
+        _CELL_RADII[key] = radius
+    return radius
+
+
+def resolve_auto(series, resolved: "ResolvedParams") -> tuple["ResolvedParams", AutoEstimate | None]:
+    """Replace the parameters set to "auto" by the movie's estimate, recorded with source "auto" and a note; and
+    the estimate (None where nothing is "auto"), whose radius the size check uses instead of reading it again.
 
     gSiz follows an estimated gSig unless the user set it (its source is still the default or a preset).
     """
@@ -195,7 +245,7 @@ def resolve_auto(series, resolved: "ResolvedParams") -> "ResolvedParams":
     params = resolved.params
     wanted = [name for name in AUTO_FIELDS if getattr(params, name) == "auto"]
     if not wanted:
-        return resolved
+        return resolved, None
     if params.method_init != "corr_pnr" and wanted != ["gSig"]:
         raise ParameterError(f"min_corr/min_pnr='auto' only apply to method_init='corr_pnr' "
                              f"(got {params.method_init!r}); give numbers or switch to corr_pnr")
@@ -208,6 +258,5 @@ def resolve_auto(series, resolved: "ResolvedParams") -> "ResolvedParams":
     if "gSig" in wanted and (resolved.sources["gSiz"] == "default" or resolved.sources["gSiz"].startswith("preset")):
         values["gSiz"] = est.gSiz
         notes.append(f"gSiz = auto: {reasons['gSiz']}")
-    wide = est.given_gsig_note()  # a gSig set far below the cells' radius read here
-    note = f"'auto' estimated from {est.n_frames_used} frames: " + "; ".join(notes + ([wide] if wide else []))
-    return resolved.with_values(values, source="auto", note=note)
+    note = f"'auto' estimated from {est.n_frames_used} frames: " + "; ".join(notes)
+    return resolved.with_values(values, source="auto", note=note), est

@@ -221,7 +221,8 @@ def _write_all(result: ExtractionResult, folder: Path, *, evaluate: bool, timing
     if estimates.K == 0:
         notes.append("no cells were found: the cell sets hold 0 cells and no event sets are written "
                      "(isx cannot write an event set without cells); lower min_corr / min_pnr to find more")
-    wide = gsig_note(estimates, float(result.inputs.resolved.params.gSig))
+    # the note that gSig is far below the cells' size, once per run: before the fit where validation read the movie
+    wide = None if result.inputs.size_note else gsig_note(estimates, float(result.inputs.resolved.params.gSig))
     if wide:
         log.warning(wide)
         notes.append(wide)
