@@ -249,9 +249,10 @@ def _run(args: argparse.Namespace) -> int:
             check_output_location(args.work_dir, label="--work-dir")
         form = request.form()  # what the flow receives; a bad value or a preset mismatch stops here
         server = settled_server(server, output=server_output)
-        folder = _check_before_run(args.movies, args.output_dir, request, overwrite=args.overwrite,
-                                   evaluate=args.evaluate, nwb=args.nwb, nwb_metadata=args.nwb_metadata)
+        folder, inputs = _check_before_run(args.movies, args.output_dir, request, overwrite=args.overwrite,
+                                           evaluate=args.evaluate, nwb=args.nwb, nwb_metadata=args.nwb_metadata)
         checked_at = time.time()
+        shown = _print_notes([inputs.size_note] if inputs.size_note else [])  # before the compute and its bar
         with folder:  # held from the checks to the end of the flow, which nests its own hold inside
             report = _run_flow(args.movies, args.output_dir, request, form, overwrite=args.overwrite,
                                evaluate=args.evaluate, work_dir=args.work_dir, show_progress=not args.no_progress,
@@ -263,7 +264,7 @@ def _run(args: argparse.Namespace) -> int:
     finally:
         if isinstance(server, StartedServer):
             server.close()
-    _print_report(report)
+    _print_report(report, shown=shown)
     return 0
 
 
@@ -297,7 +298,8 @@ def _check_before_run(movies, output_dir: Path, request: RunRequest, *, overwrit
                       nwb: bool = True, nwb_metadata: Path | None = None):
     """Every check the flow's validate step makes, without hashing the movies unless outputs exist.
 
-    Returns the hold on the output folder (one writer per folder), to keep until the flow is done.
+    Returns the hold on the output folder (one writer per folder), to keep until the flow is done, and the
+    validated inputs (their size note is printed before the run starts).
     """
     from cnmflow.outputs.export import check_output_dir, planned_names
     from cnmflow.outputs.folder import open_output_dir
@@ -317,7 +319,7 @@ def _check_before_run(movies, output_dir: Path, request: RunRequest, *, overwrit
     except BaseException:
         folder.release()
         raise
-    return folder
+    return folder, inputs
 
 
 class RunFailed(Exception):
@@ -411,9 +413,19 @@ def _first_line(err: BaseException) -> str:
     return lines[0] + (" …" if len(lines) > 1 else "")
 
 
-def _print_report(report) -> None:
+def _print_notes(notes: Sequence[str]) -> tuple[str, ...]:
+    """``note: …`` lines the user should read before the compute (a gSig far below the cells' size), flushed: a
+    progress bar follows. Returns them, so the summary at the end does not repeat them."""
+    for note in notes:
+        print(f"note: {note}", flush=True)
+    return tuple(notes)
+
+
+def _print_report(report, *, shown: Sequence[str] = ()) -> None:
+    """The run's summary; notes already printed before the run (``shown``) are not printed again."""
     for note in report.notes:
-        print(f"note: {note}")
+        if note not in shown:
+            print(f"note: {note}")
     how = (" (already up to date: nothing recomputed)" if report.up_to_date
            else " (components reused from an identical earlier run)" if report.reused_extraction else "")
     print(f"{report.n_components} components{how}")

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from prefect import task
+from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
 from cnmflow.plan import RunPlan, plan_run
@@ -14,9 +14,15 @@ from cnmflow.tasks.retries import RETRY_OPTIONS
 @task(name="validate", cache_policy=NO_CACHE, persist_result=False, **RETRY_OPTIONS)
 def validate(movies: list[str], output_dir: str, request: RunRequest, *, overwrite: bool, evaluate: bool,
              progress: Progress, nwb: bool = True, nwb_metadata: str | None = None) -> RunPlan:
-    """Resolve parameters, check the series, the NWB metadata file and the output folder, hash the inputs."""
+    """Resolve parameters, check the series, the NWB metadata file and the output folder, hash the inputs.
+
+    A gSig far below the cells' size is logged as a warning here, in the run's log before any compute (it is in
+    the run's notes too: the summary, the manifest and ``output_metadata.json``).
+    """
     progress("validate", 0.0)
     plan = plan_run(movies, output_dir, request, overwrite=overwrite, evaluate=evaluate, nwb=nwb,
                     nwb_metadata=nwb_metadata)
+    if plan.inputs.size_note:
+        get_run_logger().warning(plan.inputs.size_note)
     progress("validate", 1.0)
     return plan

@@ -143,6 +143,58 @@ def test_a_failure_during_the_run_exits_1_naming_the_stage(tif_movie, tmp_path, 
     assert not (tmp_path / "out" / "manifest.json").exists()
 
 
+def _table_options(table: dict) -> list[str]:
+    return [part for name, value in table.items()
+            for part in ("--set", f"{name}={'none' if value is None else value}")]
+
+
+@pytest.fixture(scope="module")
+def wide_movie(tmp_path_factory) -> Path:
+    from tests.runs import wide_cells_movie
+
+    return wide_cells_movie(tmp_path_factory.mktemp("wide"))
+
+
+@pytest.mark.usefixtures("prefect_harness")
+def test_a_gsig_far_below_the_cells_is_said_before_the_fit_even_when_the_fit_fails(wide_movie, tmp_path, capsys,
+                                                                                   monkeypatch):
+    # issue #16's IDEAS-file row, every value set: the user hears it before the compute, not only after it
+    from cnmflow.run_log import LOG_FOLDER
+    from cnmflow.tasks import extract as extract_task
+    from tests.runs import WIDE_TABLE
+
+    def broken_fit(*args, **kwargs):
+        raise RuntimeError("numerical trouble")
+
+    monkeypatch.setattr(extract_task, "fit_series", broken_fit)
+    monkeypatch.setenv("CNMFLOW_CACHE_DIR", str(tmp_path / "cache"))
+    out = tmp_path / "out"
+    code = main(["run", str(wide_movie), "--output-dir", str(out), "--no-progress", "--no-track", "--no-nwb",
+                 *_table_options(WIDE_TABLE)])
+    assert code == 1
+    notes = [line for line in capsys.readouterr().out.splitlines() if "gSig=3 is set" in line]
+    assert len(notes) == 1 and notes[0].startswith("note: gSig=3 is set") and "gSig to about 6" in notes[0]
+    log = next((out / LOG_FOLDER).glob("run-*.log")).read_text()  # the flow's log: the validate step warns
+    assert "WARNING" in log and log.index("gSig=3 is set") < log.index("numerical trouble")
+
+
+@pytest.mark.usefixtures("prefect_harness")
+def test_a_gsig_far_below_the_cells_is_one_note_of_the_run(wide_movie, tmp_path, capsys):
+    """Said before the fit, not again after it: the fit's own check (its components' radius) would fire too."""
+    from tests.runs import WIDE_TABLE
+
+    out = tmp_path / "out"
+    assert main(["run", str(wide_movie), "--output-dir", str(out), "--no-progress", "--no-track", "--no-nwb",
+                 *_table_options(WIDE_TABLE)]) == 0
+    printed = capsys.readouterr().out
+    about_gsig = [line for line in printed.splitlines() if "gSig=3" in line]
+    assert len(about_gsig) == 1 and about_gsig[0].startswith("note: gSig=3 is set"), printed
+    note = about_gsig[0].removeprefix("note: ")
+    messages = json.loads((out / "output_metadata.json").read_text())["notes"]["messages"]
+    assert [m for m in messages if "gSig=3" in m] == [note]
+    assert [m for m in json.loads((out / "manifest.json").read_text())["parameter_notes"] if "gSig=3" in m] == [note]
+
+
 #: The command line with a fit that raises: what a user sees when the engine breaks mid-run.
 BROKEN_FIT_DRIVER = """
 import sys
