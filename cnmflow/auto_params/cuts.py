@@ -84,6 +84,37 @@ def robust_floor_and_sd(values: np.ndarray, axis=-1) -> tuple[np.ndarray, np.nda
     return np.squeeze(floor, axis=axis), sd
 
 
+def resampled_floor_and_sd(values: np.ndarray, picks: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`robust_floor_and_sd` of each row of ``values[picks]`` (``values`` 1-D, ``picks`` (n_rows, m) indices
+    into it: bootstrap resamples), value for value, without partitioning the rows: each resample is laid out sorted
+    from its counts of the sorted values (linear work, where a median's partition of a row is several passes).
+
+    Its median is then read at the middle positions; its deviations from that median fall then rise along the
+    sorted row (the rounding of ``v − floor`` keeps that order), so the k-th smallest deviation is the least, over
+    the windows of k+1 consecutive values, of the larger deviation at the window's two ends. The middle pair is
+    averaged by ``np.mean`` as ``np.median`` averages it; rows with a NaN take ``np.median`` itself (its NaN rule)."""
+    values = np.asarray(values)
+    if not np.isfinite(values).all():
+        return robust_floor_and_sd(values[picks])
+    n_rows, m = picks.shape
+    n = len(values)
+    order = np.argsort(values, kind="stable")
+    rank = np.empty(n, np.intp)
+    rank[order] = np.arange(n)
+    offsets = np.arange(n_rows)[:, None]
+    counts = np.bincount((rank[picks] + n * offsets).ravel(), minlength=n_rows * n).reshape(n_rows, n)
+    # where each sorted value's run ends in its row, the rows laid end to end; a count of the ends passed is then
+    # the sorted index at each position of each row
+    ends = np.cumsum(counts[:, :-1], axis=1) + m * offsets
+    index = np.cumsum(np.bincount(ends.ravel(), minlength=n_rows * m + 1)[:n_rows * m]).reshape(n_rows, m)
+    rows = values[order][index - (n - 1) * offsets]
+    middle = sorted({(m - 1) // 2, m // 2})
+    floor = rows[:, middle].mean(axis=1)
+    deviations = np.abs(rows - floor[:, None])
+    kth = [np.maximum(deviations[:, :m - k], deviations[:, k:]).min(axis=1) for k in middle]
+    return floor, 1.4826 * np.stack(kth, axis=1).mean(axis=1)
+
+
 def noise_floor_cut(values: np.ndarray, *, name: str, null: str, k: float, tail: str = "gaussian") -> ThresholdEstimate:
     """The level a null image's values exceed with probability ``1 − Φ(k)``, read by ``tail``:
 

@@ -16,7 +16,7 @@ from typing import Iterator, Sequence
 
 import numpy as np
 
-from cnmflow.auto_params.cuts import noise_k, null_maxima, robust_floor_and_sd
+from cnmflow.auto_params.cuts import noise_k, null_maxima, resampled_floor_and_sd, robust_floor_and_sd
 from cnmflow.auto_params.radius import MIN_BLOBS, RadiusEstimate
 from cnmflow.auto_params.seed_images import FrameSpectra, SeedImages, correlation_image, images_of_filtered
 from cnmflow.engine.summary_images import filter_kernel
@@ -85,14 +85,22 @@ class GsigChoice:
 
 def pnr_cut_of(maxima: np.ndarray) -> np.ndarray:
     """The flipped-maxima PNR cut (median + Φ⁻¹(1 − 1/n) · 1.4826·MAD) of each row of ``maxima`` (…, n)."""
-    floor, sd = robust_floor_and_sd(maxima)
-    return np.maximum(floor + noise_k(maxima.shape[-1]) * sd, np.finfo(float).tiny)
+    return _cut(*robust_floor_and_sd(maxima), maxima.shape[-1])
+
+
+def _cut(floor: np.ndarray, sd: np.ndarray, n: int) -> np.ndarray:
+    """The PNR cut of a null of ``n`` maxima with this floor and sd: one false maximum expected among them."""
+    return np.maximum(floor + noise_k(n) * sd, np.finfo(float).tiny)
 
 
 def margin_of(blob_pnrs: np.ndarray, maxima: np.ndarray) -> np.ndarray:
     """The margin of each row: median of ``blob_pnrs`` (…, n) over the PNR cut of ``maxima`` (…, m) to the power
     :data:`CUT_WEIGHT`. One formula for the choice, its bootstrap and :func:`pnr_margin`."""
-    return np.median(blob_pnrs, axis=-1) / pnr_cut_of(maxima) ** CUT_WEIGHT
+    return _margin(blob_pnrs, pnr_cut_of(maxima))
+
+
+def _margin(blob_pnrs: np.ndarray, cut: np.ndarray) -> np.ndarray:
+    return np.median(blob_pnrs, axis=-1) / cut ** CUT_WEIGHT
 
 
 def pnr_margin(images: SeedImages, gsig: float, blobs: np.ndarray) -> float:
@@ -107,8 +115,11 @@ def bootstrap_wins(blob_pnrs: Sequence[np.ndarray], maxima: Sequence[np.ndarray]
     """Share of bootstrap resamples in which each factor's margin is the largest: the blobs resampled once for
     all factors (the same cells seen through each filter), each factor's null maxima on their own."""
     picks = rng.integers(0, len(blob_pnrs[0]), (n_boot, len(blob_pnrs[0])))
-    margins = np.stack([margin_of(pnrs[picks], null[rng.integers(0, len(null), (n_boot, len(null)))])
-                        for pnrs, null in zip(blob_pnrs, maxima)], axis=1)
+    margins = []
+    for pnrs, null in zip(blob_pnrs, maxima):  # margin_of of each resample, its null's median and MAD by counting
+        floor, sd = resampled_floor_and_sd(null, rng.integers(0, len(null), (n_boot, len(null))))
+        margins.append(_margin(pnrs[picks], _cut(floor, sd, len(null))))
+    margins = np.stack(margins, axis=1)
     return np.bincount(margins.argmax(axis=1), minlength=len(blob_pnrs)) / n_boot
 
 
