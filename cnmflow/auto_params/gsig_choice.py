@@ -151,21 +151,23 @@ def choose_gsig(movie: np.ndarray, radius: RadiusEstimate, *, center_psf: bool,
     blobs = np.asarray(radius.blobs[:n], dtype=int)
     gsigs = [k * radius.radius for k in factors]
     spectra = FrameSpectra(movie, max(filter_kernel(g, center_psf=center_psf).shape[0] // 2 for g in gsigs))
-    peaks_each, blob_pnrs, maxima, margins, chosen = [], [], [], [], None
-    for i, filtered in enumerate(_each_filtered(spectra, gsigs, center_psf=center_psf)):
+    peaks_each, blob_pnrs, maxima, margins, chosen, spare = [], [], [], [], None, []
+    for i, filtered in enumerate(_each_filtered(spectra, gsigs, center_psf=center_psf, spare=spare)):
         peaks_each.append(images_of_filtered(filtered, correlation=False))
         blob_pnrs.append(peaks_each[i].pnr[blobs[:, 0], blobs[:, 1]])
         maxima.append(null_maxima(peaks_each[i].flipped_pnr, gsigs[i]))
         margins.append(float(margin_of(blob_pnrs[i], maxima[i])))
         if _chosen(margins, factors[:i + 1], radius.n_visible) == i:  # the choice so far: its movie is kept
-            chosen = filtered
+            chosen, filtered = filtered, chosen
+        if filtered is not None:  # no longer needed: the next factor's movie is written over it
+            spare.append(filtered)
         del filtered
     at = _chosen(margins, factors, radius.n_visible)
     wins = bootstrap_wins(blob_pnrs, maxima, np.random.default_rng(rng))
     split = bool(at != int(np.argmin(factors)) and wins.max() < SPLIT_SHARE)
-    if split:  # the evidence is split: the radius itself, its movie filtered again (the running choice kept another)
+    if split:  # the evidence is split: the radius itself, its movie filtered again over the running choice's
         at = int(np.argmin(factors))
-        chosen = spectra.filtered([gsigs[at]], center_psf=center_psf)[0]
+        chosen = spectra.filtered([gsigs[at]], center_psf=center_psf, out=[chosen])[0]
     images = replace(peaks_each[at], correlation=correlation_image(chosen, peaks_each[at].noise))
     return GsigChoice(factor=float(factors[at]), factors=tuple(factors), margins=tuple(margins),
                       wins=tuple(float(w) for w in wins), images=images, n_visible=radius.n_visible, split=split)
@@ -178,14 +180,17 @@ def _chosen(margins: Sequence[float], factors: Sequence[float], n_visible: int) 
     return int(np.argmax(margins)) if n_visible >= MIN_BLOBS else int(np.argmin(factors))
 
 
-def _each_filtered(spectra: FrameSpectra, gsigs: Sequence[float], *, center_psf: bool) -> Iterator[np.ndarray]:
+def _each_filtered(spectra: FrameSpectra, gsigs: Sequence[float], *, center_psf: bool,
+                   spare: list[np.ndarray]) -> Iterator[np.ndarray]:
     """The movie filtered at each gSig, in order. With the spectra kept, one gSig at a time (each movie filtered
-    when asked for); else all in one pass over the frames (each forward FFT once), handed over one by one so that a
-    movie the caller drops is freed."""
+    when asked for), written over a movie the caller put in ``spare`` where there is one (at most two movies are
+    then ever allocated); else all in one pass over the frames (each forward FFT once), handed over one by one so
+    that a movie the caller drops is freed."""
     if spectra.kept:
         for g in gsigs:
-            yield spectra.filtered([g], center_psf=center_psf)[0]
+            yield spectra.filtered([g], center_psf=center_psf, out=[spare.pop() if spare else None])[0]
         return
     movies = spectra.filtered(gsigs, center_psf=center_psf)
     while movies:
         yield movies.pop(0)
+        spare.clear()  # all were made in the pass: none is filtered again

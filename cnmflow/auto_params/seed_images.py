@@ -118,8 +118,10 @@ class FrameSpectra:
             padded -= mean
             yield f0, sfft.rfft2(padded, s=self.shape, overwrite_x=True, workers=fft_workers())
 
-    def filtered(self, gsigs: Sequence[float], *, center_psf: bool) -> list[np.ndarray]:
-        """The movie minus its mean filtered by the seed kernel of each gSig (float32, one movie per gSig)."""
+    def filtered(self, gsigs: Sequence[float], *, center_psf: bool,
+                 out: Sequence[np.ndarray | None] | None = None) -> list[np.ndarray]:
+        """The movie minus its mean filtered by the seed kernel of each gSig (float32, one movie per gSig), written
+        into ``out[i]`` where given (a movie's buffer no longer needed: no fresh memory to map and clear)."""
         T, rows, cols = self.movie.shape
         kernels = [filter_kernel(g, center_psf=center_psf) for g in gsigs]
         halves = [kernel.shape[0] // 2 for kernel in kernels]
@@ -129,7 +131,8 @@ class FrameSpectra:
         # the first stage's 1/rows, so the second stage's own 1/cols completes the inverse's scale
         spectra = [sfft.rfft2(kernel[::-1, ::-1].astype(np.float32), s=self.shape) / np.float32(self.shape[0])
                    for kernel in kernels]
-        out = [np.empty((T, rows, cols), np.float32) for _ in gsigs]
+        out = [np.empty((T, rows, cols), np.float32) if buffer is None else buffer
+               for buffer in (out if out is not None else [None] * len(gsigs))]
         product = None
         for f0, frames in self._kept if self._kept is not None else self._transforms():
             if product is None or product.shape != frames.shape:
