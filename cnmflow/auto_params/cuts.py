@@ -94,23 +94,28 @@ def resampled_floor_and_sd(values: np.ndarray, picks: np.ndarray) -> tuple[np.nd
     the windows of k+1 consecutive values, of the larger deviation at the window's two ends. The middle pair is
     averaged by ``np.mean`` as ``np.median`` averages it; rows with a NaN take ``np.median`` itself (its NaN rule)."""
     values = np.asarray(values)
-    if not np.isfinite(values).all():
+    if not np.isfinite(values).all() or picks.size + picks.shape[0] * len(values) >= 2**31:
         return robust_floor_and_sd(values[picks])
     n_rows, m = picks.shape
     n = len(values)
     order = np.argsort(values, kind="stable")
-    rank = np.empty(n, np.intp)
-    rank[order] = np.arange(n)
-    offsets = np.arange(n_rows)[:, None]
-    counts = np.bincount((rank[picks] + n * offsets).ravel(), minlength=n_rows * n).reshape(n_rows, n)
+    rank = np.empty(n, np.int32)  # int32 positions and counts (n_rows·m < 2³¹): half the memory to touch
+    rank[order] = np.arange(n, dtype=np.int32)
+    offsets = np.arange(n_rows, dtype=np.int32)[:, None]
+    where = rank[picks]
+    where += n * offsets
+    counts = np.bincount(where.ravel(), minlength=n_rows * n).reshape(n_rows, n)
     # where each sorted value's run ends in its row, the rows laid end to end; a count of the ends passed is then
     # the sorted index at each position of each row
-    ends = np.cumsum(counts[:, :-1], axis=1) + m * offsets
-    index = np.cumsum(np.bincount(ends.ravel(), minlength=n_rows * m + 1)[:n_rows * m]).reshape(n_rows, m)
-    rows = values[order][index - (n - 1) * offsets]
+    ends = np.cumsum(counts[:, :-1], axis=1, dtype=np.int32)
+    ends += m * offsets
+    index = np.cumsum(np.bincount(ends.ravel(), minlength=n_rows * m + 1)[:n_rows * m], dtype=np.int32)
+    index = index.reshape(n_rows, m)
+    index -= (n - 1) * offsets
+    rows = values[order][index]
     middle = sorted({(m - 1) // 2, m // 2})
     floor = rows[:, middle].mean(axis=1)
-    deviations = np.abs(rows - floor[:, None])
+    deviations = np.abs(rows - floor[:, None], out=rows)
     kth = [np.maximum(deviations[:, :m - k], deviations[:, k:]).min(axis=1) for k in middle]
     return floor, 1.4826 * np.stack(kth, axis=1).mean(axis=1)
 
