@@ -94,14 +94,15 @@ def test_a_clear_margin_takes_its_factor_and_a_tie_lands_between():
 
 
 @pytest.mark.parametrize("kind", ["normal", "ties", "one value", "nan"])
-def test_the_bootstraps_null_median_and_mad_by_counting_are_the_partitions_values(kind):
-    """The bootstrap reads each resample's null floor and sd from the counts of its maxima (no partition of the
+def test_the_bootstraps_null_median_and_mad_from_sorted_ranks_are_the_partitions_values(kind):
+    """The bootstrap reads each resample's null floor and sd from its maxima's sorted ranks (no partition of the
     rows): the values of robust_floor_and_sd on the resampled rows, bit for bit, for odd and even lengths, tied
-    values (a rounded PNR), a constant null and a NaN — the wins, and the reason that prints them, do not move."""
+    values (a rounded PNR), a constant null, a NaN and more maxima than 16-bit ranks hold — the wins, and the reason
+    that prints them, do not move."""
     from cnmflow.auto_params.cuts import resampled_floor_and_sd, robust_floor_and_sd
 
     rng = np.random.default_rng(7)
-    for n in (1, 2, 3, 10, 101, 600, 1001):
+    for n in (1, 2, 3, 10, 101, 600, 1001, 70001):
         values = {"normal": rng.gamma(4.0, 1.5, n), "ties": rng.integers(0, 6, n) / 2.0,
                   "one value": np.full(n, 3.25), "nan": np.where(np.arange(n) == n // 2, np.nan, rng.normal(5, 1, n))}
         null = values[kind].astype(np.float32)

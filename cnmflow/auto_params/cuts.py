@@ -86,33 +86,24 @@ def robust_floor_and_sd(values: np.ndarray, axis=-1) -> tuple[np.ndarray, np.nda
 
 def resampled_floor_and_sd(values: np.ndarray, picks: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """:func:`robust_floor_and_sd` of each row of ``values[picks]`` (``values`` 1-D, ``picks`` (n_rows, m) indices
-    into it: bootstrap resamples), value for value, without partitioning the rows: each resample is laid out sorted
-    from its counts of the sorted values (linear work, where a median's partition of a row is several passes).
+    into it: bootstrap resamples), value for value, from the rows sorted rather than partitioned twice: each row's
+    ranks among ``values`` are 16-bit, which numpy sorts by radix (linear work; a float row's sort or a median's
+    partition are several passes).
 
-    Its median is then read at the middle positions; its deviations from that median fall then rise along the
-    sorted row (the rounding of ``v − floor`` keeps that order), so the k-th smallest deviation is the least, over
-    the windows of k+1 consecutive values, of the larger deviation at the window's two ends. The middle pair is
-    averaged by ``np.mean`` as ``np.median`` averages it; rows with a NaN take ``np.median`` itself (its NaN rule)."""
+    The median is then read at the middle positions; the deviations from it fall then rise along the sorted row
+    (the rounding of ``v − floor`` keeps that order), so the k-th smallest deviation is the least, over the windows of
+    k+1 consecutive values, of the larger deviation at the window's two ends. The middle pair is averaged by
+    ``np.mean`` as ``np.median`` averages it. A null of more than 2¹⁶ maxima, or with a NaN (``np.median``'s NaN
+    rule), takes the partitions themselves."""
     values = np.asarray(values)
-    if not np.isfinite(values).all() or picks.size + picks.shape[0] * len(values) >= 2**31:
-        return robust_floor_and_sd(values[picks])
-    n_rows, m = picks.shape
     n = len(values)
+    if n > 1 << 16 or not np.isfinite(values).all():
+        return robust_floor_and_sd(values[picks])
     order = np.argsort(values, kind="stable")
-    rank = np.empty(n, np.int32)  # int32 positions and counts (n_rows·m < 2³¹): half the memory to touch
-    rank[order] = np.arange(n, dtype=np.int32)
-    offsets = np.arange(n_rows, dtype=np.int32)[:, None]
-    where = rank[picks]
-    where += n * offsets
-    counts = np.bincount(where.ravel(), minlength=n_rows * n).reshape(n_rows, n)
-    # where each sorted value's run ends in its row, the rows laid end to end; a count of the ends passed is then
-    # the sorted index at each position of each row
-    ends = np.cumsum(counts[:, :-1], axis=1, dtype=np.int32)
-    ends += m * offsets
-    index = np.cumsum(np.bincount(ends.ravel(), minlength=n_rows * m + 1)[:n_rows * m], dtype=np.int32)
-    index = index.reshape(n_rows, m)
-    index -= (n - 1) * offsets
-    rows = values[order][index]
+    rank = np.empty(n, np.uint16)
+    rank[order] = np.arange(n)
+    rows = values[order][np.sort(rank[picks], axis=1, kind="stable")]
+    m = rows.shape[1]
     middle = sorted({(m - 1) // 2, m // 2})
     floor = rows[:, middle].mean(axis=1)
     deviations = np.abs(rows - floor[:, None], out=rows)

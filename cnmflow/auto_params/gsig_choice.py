@@ -116,7 +116,7 @@ def bootstrap_wins(blob_pnrs: Sequence[np.ndarray], maxima: Sequence[np.ndarray]
     all factors (the same cells seen through each filter), each factor's null maxima on their own."""
     picks = rng.integers(0, len(blob_pnrs[0]), (n_boot, len(blob_pnrs[0])))
     margins = []
-    for pnrs, null in zip(blob_pnrs, maxima):  # margin_of of each resample, its null's median and MAD by counting
+    for pnrs, null in zip(blob_pnrs, maxima):  # margin_of of each resample; its null's median and MAD from sorted ranks
         floor, sd = resampled_floor_and_sd(null, rng.integers(0, len(null), (n_boot, len(null))))
         margins.append(_margin(pnrs[picks], _cut(floor, sd, len(null))))
     margins = np.stack(margins, axis=1)
