@@ -47,6 +47,7 @@ MOVIE_SETS = {
 
 
 def movie_names(sets: list[str]) -> list[str]:
+    """The names of the movies in ``sets``, in order."""
     return [m if isinstance(m, str) else m.name for s in sets for m in MOVIE_SETS[s]]
 
 
@@ -66,6 +67,7 @@ def tiff_of(name: str) -> Path:
 
 
 def estimate(name: str):
+    """auto's estimate of the movie as a run makes it: from its TIFF, tsub 2."""
     from cnmflow.auto_params import estimate_parameters
 
     return estimate_parameters([tiff_of(name)], tsub=TSUB, ssub=1)
@@ -81,6 +83,7 @@ def plain(value):
 
 
 def fields_of(est) -> dict:
+    """Every field of an estimate, with the reasons it prints and its values."""
     return {**plain(est), "reasons": est.reasons(), "values": est.values()}
 
 
@@ -109,6 +112,7 @@ def differences(old, new, where: str = "") -> list[str]:
 
 
 def record(path: Path, sets: list[str]) -> int:
+    """Pickle every field of each movie's estimate to ``path``."""
     out = {}
     for name in movie_names(sets):
         out[name] = fields_of(estimate(name))
@@ -118,6 +122,7 @@ def record(path: Path, sets: list[str]) -> int:
 
 
 def compare(path: Path, sets: list[str]) -> int:
+    """Estimate again and report each movie identical or where it differs; 1 if any differs."""
     before, failed = pickle.loads(path.read_bytes()), 0
     for name in movie_names(sets):
         if name not in before:
@@ -140,6 +145,7 @@ def cpu_of_estimates(name: str, repeats: int) -> list[float]:
 
 
 def time_checkouts(checkouts: list[Path], sets: list[str], repeats: int, out: Path) -> int:
+    """Each checkout's estimate CPU per movie, a fresh process each, checkouts interleaved movie by movie."""
     runs = []
     for name in movie_names(sets):
         tiff_of(name)
