@@ -93,6 +93,42 @@ def test_a_clear_margin_takes_its_factor_and_a_tie_lands_between():
     assert 0.25 < tied[0] < 0.75 and tied.sum() == pytest.approx(1.0)
 
 
+@pytest.mark.parametrize("kind", ["normal", "ties", "one value", "nan"])
+def test_the_bootstraps_null_median_and_mad_from_sorted_ranks_are_the_partitions_values(kind):
+    """The bootstrap reads each resample's null floor and sd from its maxima's sorted ranks (no partition of the
+    rows): the values of robust_floor_and_sd on the resampled rows, bit for bit, for odd and even lengths, tied
+    values (a rounded PNR), a constant null, a NaN and more maxima than 16-bit ranks hold — the wins, and the reason
+    that prints them, do not move."""
+    from cnmflow.auto_params.cuts import resampled_floor_and_sd, robust_floor_and_sd
+
+    rng = np.random.default_rng(7)
+    for n in (1, 2, 3, 10, 101, 600, 1001, 70001):
+        values = {"normal": rng.gamma(4.0, 1.5, n), "ties": rng.integers(0, 6, n) / 2.0,
+                  "one value": np.full(n, 3.25), "nan": np.where(np.arange(n) == n // 2, np.nan, rng.normal(5, 1, n))}
+        null = values[kind].astype(np.float32)
+        picks = rng.integers(0, n, (37, n))
+        floor, sd = resampled_floor_and_sd(null, picks)
+        expected_floor, expected_sd = robust_floor_and_sd(null[picks])
+        assert floor.dtype == expected_floor.dtype and sd.dtype == expected_sd.dtype
+        np.testing.assert_array_equal(floor, expected_floor)
+        np.testing.assert_array_equal(sd, expected_sd)
+
+
+def test_distinct_seeds_are_those_no_stronger_kept_seed_lies_near():
+    """A seed is distinct where no stronger seed kept lies within the radius (the definition, seed by seed),
+    on thousands of seeds as a 256² movie gives, with duplicates, a radius on the pixel grid and one between."""
+    from cnmflow.auto_params import distinct_seeds
+
+    rng = np.random.default_rng(11)
+    for n, size, radius in ((0, 10, 3.0), (1, 10, 3.0), (60, 32, 2.0), (3000, 256, 4.2), (500, 64, 5.0)):
+        seeds = rng.integers(0, size, (n, 2))
+        kept = np.zeros(n, bool)
+        for i in range(n):
+            near = np.hypot(*(seeds[:i] - seeds[i]).T.astype(float)) <= radius
+            kept[i] = not np.any(near & kept[:i])
+        assert distinct_seeds(seeds, radius).tolist() == kept.tolist()
+
+
 def test_a_null_that_grows_with_the_kernel_does_not_decide_the_factor_alone(monkeypatch):
     """The PNR cut enters the margin to the power CUT_WEIGHT: the flipped null's maxima (mostly the cells' surround)
     grow with the kernel faster than the cells' PNR, which made the whole-cut margin take the smallest kernel on

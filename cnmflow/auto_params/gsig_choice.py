@@ -16,7 +16,7 @@ from typing import Iterator, Sequence
 
 import numpy as np
 
-from cnmflow.auto_params.cuts import noise_k, null_maxima, robust_floor_and_sd
+from cnmflow.auto_params.cuts import noise_k, null_maxima, resampled_floor_and_sd, robust_floor_and_sd
 from cnmflow.auto_params.radius import MIN_BLOBS, RadiusEstimate
 from cnmflow.auto_params.seed_images import FrameSpectra, SeedImages, correlation_image, images_of_filtered
 from cnmflow.engine.summary_images import filter_kernel
@@ -85,14 +85,22 @@ class GsigChoice:
 
 def pnr_cut_of(maxima: np.ndarray) -> np.ndarray:
     """The flipped-maxima PNR cut (median + Φ⁻¹(1 − 1/n) · 1.4826·MAD) of each row of ``maxima`` (…, n)."""
-    floor, sd = robust_floor_and_sd(maxima)
-    return np.maximum(floor + noise_k(maxima.shape[-1]) * sd, np.finfo(float).tiny)
+    return _cut(*robust_floor_and_sd(maxima), maxima.shape[-1])
+
+
+def _cut(floor: np.ndarray, sd: np.ndarray, n: int) -> np.ndarray:
+    """The PNR cut of a null of ``n`` maxima with this floor and sd: one false maximum expected among them."""
+    return np.maximum(floor + noise_k(n) * sd, np.finfo(float).tiny)
 
 
 def margin_of(blob_pnrs: np.ndarray, maxima: np.ndarray) -> np.ndarray:
     """The margin of each row: median of ``blob_pnrs`` (…, n) over the PNR cut of ``maxima`` (…, m) to the power
     :data:`CUT_WEIGHT`. One formula for the choice, its bootstrap and :func:`pnr_margin`."""
-    return np.median(blob_pnrs, axis=-1) / pnr_cut_of(maxima) ** CUT_WEIGHT
+    return _margin(blob_pnrs, pnr_cut_of(maxima))
+
+
+def _margin(blob_pnrs: np.ndarray, cut: np.ndarray) -> np.ndarray:
+    return np.median(blob_pnrs, axis=-1) / cut ** CUT_WEIGHT
 
 
 def pnr_margin(images: SeedImages, gsig: float, blobs: np.ndarray) -> float:
@@ -107,8 +115,11 @@ def bootstrap_wins(blob_pnrs: Sequence[np.ndarray], maxima: Sequence[np.ndarray]
     """Share of bootstrap resamples in which each factor's margin is the largest: the blobs resampled once for
     all factors (the same cells seen through each filter), each factor's null maxima on their own."""
     picks = rng.integers(0, len(blob_pnrs[0]), (n_boot, len(blob_pnrs[0])))
-    margins = np.stack([margin_of(pnrs[picks], null[rng.integers(0, len(null), (n_boot, len(null)))])
-                        for pnrs, null in zip(blob_pnrs, maxima)], axis=1)
+    margins = []
+    for pnrs, null in zip(blob_pnrs, maxima):  # margin_of of each resample; its null's median and MAD from sorted ranks
+        floor, sd = resampled_floor_and_sd(null, rng.integers(0, len(null), (n_boot, len(null))))
+        margins.append(_margin(pnrs[picks], _cut(floor, sd, len(null))))
+    margins = np.stack(margins, axis=1)
     return np.bincount(margins.argmax(axis=1), minlength=len(blob_pnrs)) / n_boot
 
 
@@ -140,21 +151,23 @@ def choose_gsig(movie: np.ndarray, radius: RadiusEstimate, *, center_psf: bool,
     blobs = np.asarray(radius.blobs[:n], dtype=int)
     gsigs = [k * radius.radius for k in factors]
     spectra = FrameSpectra(movie, max(filter_kernel(g, center_psf=center_psf).shape[0] // 2 for g in gsigs))
-    peaks_each, blob_pnrs, maxima, margins, chosen = [], [], [], [], None
-    for i, filtered in enumerate(_each_filtered(spectra, gsigs, center_psf=center_psf)):
+    peaks_each, blob_pnrs, maxima, margins, chosen, spare = [], [], [], [], None, []
+    for i, filtered in enumerate(_each_filtered(spectra, gsigs, center_psf=center_psf, spare=spare)):
         peaks_each.append(images_of_filtered(filtered, correlation=False))
         blob_pnrs.append(peaks_each[i].pnr[blobs[:, 0], blobs[:, 1]])
         maxima.append(null_maxima(peaks_each[i].flipped_pnr, gsigs[i]))
         margins.append(float(margin_of(blob_pnrs[i], maxima[i])))
         if _chosen(margins, factors[:i + 1], radius.n_visible) == i:  # the choice so far: its movie is kept
-            chosen = filtered
+            chosen, filtered = filtered, chosen
+        if filtered is not None:  # no longer needed: the next factor's movie is written over it
+            spare.append(filtered)
         del filtered
     at = _chosen(margins, factors, radius.n_visible)
     wins = bootstrap_wins(blob_pnrs, maxima, np.random.default_rng(rng))
     split = bool(at != int(np.argmin(factors)) and wins.max() < SPLIT_SHARE)
-    if split:  # the evidence is split: the radius itself, its movie filtered again (the running choice kept another)
+    if split:  # the evidence is split: the radius itself, its movie filtered again over the running choice's
         at = int(np.argmin(factors))
-        chosen = spectra.filtered([gsigs[at]], center_psf=center_psf)[0]
+        chosen = spectra.filtered([gsigs[at]], center_psf=center_psf, out=[chosen])[0]
     images = replace(peaks_each[at], correlation=correlation_image(chosen, peaks_each[at].noise))
     return GsigChoice(factor=float(factors[at]), factors=tuple(factors), margins=tuple(margins),
                       wins=tuple(float(w) for w in wins), images=images, n_visible=radius.n_visible, split=split)
@@ -167,14 +180,17 @@ def _chosen(margins: Sequence[float], factors: Sequence[float], n_visible: int) 
     return int(np.argmax(margins)) if n_visible >= MIN_BLOBS else int(np.argmin(factors))
 
 
-def _each_filtered(spectra: FrameSpectra, gsigs: Sequence[float], *, center_psf: bool) -> Iterator[np.ndarray]:
+def _each_filtered(spectra: FrameSpectra, gsigs: Sequence[float], *, center_psf: bool,
+                   spare: list[np.ndarray]) -> Iterator[np.ndarray]:
     """The movie filtered at each gSig, in order. With the spectra kept, one gSig at a time (each movie filtered
-    when asked for); else all in one pass over the frames (each forward FFT once), handed over one by one so that a
-    movie the caller drops is freed."""
+    when asked for), written over a movie the caller put in ``spare`` where there is one (at most two movies are
+    then ever allocated); else all in one pass over the frames (each forward FFT once), handed over one by one so
+    that a movie the caller drops is freed."""
     if spectra.kept:
         for g in gsigs:
-            yield spectra.filtered([g], center_psf=center_psf)[0]
+            yield spectra.filtered([g], center_psf=center_psf, out=[spare.pop() if spare else None])[0]
         return
     movies = spectra.filtered(gsigs, center_psf=center_psf)
     while movies:
         yield movies.pop(0)
+        spare.clear()  # all were made in the pass: none is filtered again

@@ -50,12 +50,17 @@ def temporal_mean(movie: np.ndarray, chunk_frames: int = 128) -> np.ndarray:
 def images_of_filtered(filtered: np.ndarray, *, correlation: bool = True) -> SeedImages:
     """The seed images of a filtered movie F (T, rows, cols): its PSD noise, PNR, the flipped movie's PNR
     (``−min_t F / noise``: the filter is linear) and, with ``correlation``, the 2σ-thresholded correlation."""
-    T, rows, cols = filtered.shape
-    noise = noise_psd(filtered.reshape(T, -1).T).reshape(rows, cols).astype(np.float32)
+    noise = filtered_noise(filtered)
     sd = _noise_sd(noise)
     return SeedImages(correlation=correlation_image(filtered, noise) if correlation else None,
                       pnr=np.maximum(filtered.max(axis=0) / sd, 0),
                       flipped_pnr=np.maximum(-filtered.min(axis=0) / sd, 0), noise=noise)
+
+
+def filtered_noise(filtered: np.ndarray) -> np.ndarray:
+    """The PSD noise sd (float32 image) of each pixel of a filtered movie F (T, rows, cols), as the seeding reads it."""
+    T, rows, cols = filtered.shape
+    return noise_psd(filtered.reshape(T, -1).T).reshape(rows, cols).astype(np.float32)
 
 
 def _noise_sd(noise: np.ndarray) -> np.ndarray:
@@ -80,13 +85,20 @@ def seed_images(movie: np.ndarray, *, gsig: float, center_psf: bool, chunk_frame
     its PNR is ``−min_t F / noise``. ``movie`` is the bounded sample
     (:func:`~cnmflow.auto_params.sample.sample_movie`), so F is held.
     """
+    return images_of_filtered(filtered_movie(movie, gsig=gsig, center_psf=center_psf, chunk_frames=chunk_frames))
+
+
+def filtered_movie(movie: np.ndarray, *, gsig: float, center_psf: bool, chunk_frames: int = 128,
+                   out: np.ndarray | None = None) -> np.ndarray:
+    """The movie minus its mean frame filtered by the seed kernel (float32, a chunk of frames at a time); ``out``
+    may be the movie itself, when it is not needed after (each chunk is filtered before it is written over)."""
     T, rows, cols = movie.shape
     filt = FrameFilter(filter_kernel(gsig, center_psf=center_psf), (rows, cols))
     mean = temporal_mean(movie, chunk_frames)
-    filtered = np.empty((T, rows, cols), np.float32)
+    filtered = np.empty((T, rows, cols), np.float32) if out is None else out
     for f0 in range(0, T, chunk_frames):
         filtered[f0:f0 + chunk_frames] = filt(movie[f0:f0 + chunk_frames], minus=mean)
-    return images_of_filtered(filtered)
+    return filtered
 
 
 class FrameSpectra:
@@ -118,8 +130,10 @@ class FrameSpectra:
             padded -= mean
             yield f0, sfft.rfft2(padded, s=self.shape, overwrite_x=True, workers=fft_workers())
 
-    def filtered(self, gsigs: Sequence[float], *, center_psf: bool) -> list[np.ndarray]:
-        """The movie minus its mean filtered by the seed kernel of each gSig (float32, one movie per gSig)."""
+    def filtered(self, gsigs: Sequence[float], *, center_psf: bool,
+                 out: Sequence[np.ndarray | None] | None = None) -> list[np.ndarray]:
+        """The movie minus its mean filtered by the seed kernel of each gSig (float32, one movie per gSig), written
+        into ``out[i]`` where given (a movie's buffer no longer needed: no fresh memory to map and clear)."""
         T, rows, cols = self.movie.shape
         kernels = [filter_kernel(g, center_psf=center_psf) for g in gsigs]
         halves = [kernel.shape[0] // 2 for kernel in kernels]
@@ -129,7 +143,8 @@ class FrameSpectra:
         # the first stage's 1/rows, so the second stage's own 1/cols completes the inverse's scale
         spectra = [sfft.rfft2(kernel[::-1, ::-1].astype(np.float32), s=self.shape) / np.float32(self.shape[0])
                    for kernel in kernels]
-        out = [np.empty((T, rows, cols), np.float32) for _ in gsigs]
+        out = [np.empty((T, rows, cols), np.float32) if buffer is None else buffer
+               for buffer in (out if out is not None else [None] * len(gsigs))]
         product = None
         for f0, frames in self._kept if self._kept is not None else self._transforms():
             if product is None or product.shape != frames.shape:
@@ -148,4 +163,5 @@ def white_noise_correlation(n_frames: int, gsig: float, center_psf: bool, rng) -
     """The seed correlation image of Gaussian white noise of ``n_frames`` (64x64 pixels: the null is
     stationary): the correlation that the seed filter and the 2σ threshold give noise alone."""
     noise = np.random.default_rng(rng).standard_normal((n_frames, 64, 64), dtype=np.float32)
-    return seed_images(noise, gsig=gsig, center_psf=center_psf).correlation
+    filtered = filtered_movie(noise, gsig=gsig, center_psf=center_psf, out=noise)  # the noise is not read again
+    return correlation_image(filtered, filtered_noise(filtered))
