@@ -251,7 +251,7 @@ def test_the_pnr_null_is_read_at_the_flipped_movies_local_maxima(simulated):
     assert est.min_pnr == est.null_min_pnr < MIN_PNR_CEILING and "capped" not in est.reasons()["min_pnr"]
 
 
-def test_a_null_cut_above_the_ceiling_is_capped_and_finds_more_cells():
+def test_a_null_cut_above_the_ceiling_is_capped_and_finds_more_cells(tmp_path):
     """Dense CA1 (240 cells per 128², training seed 17): the flipped movie's null reads min_pnr far above 7 and the
     seed search then misses cells the grid's min_pnr 5–7 finds (findings/auto_params.md, h18fresh, h17cap). min_pnr is
     the ceiling, the reason names both numbers, and the seeds above the capped cut lie on more true cells than those
@@ -270,6 +270,15 @@ def test_a_null_cut_above_the_ceiling_is_capped_and_finds_more_cells():
         return sum(bool(core[seeds[:, 0], seeds[:, 1]].any()) for core in cores)
 
     assert cells_with_a_seed(est.seeds) >= cells_with_a_seed(strict) + 5
+    # a run with min_pnr "auto" takes the ceiling, and its recorded note (manifest, MLflow, summary) says why
+    from cnmflow.validate import validate_inputs
+
+    movie = tmp_path / "m.tif"
+    tifffile.imwrite(movie, sim.movie)
+    resolved = validate_inputs([movie], table={"gSig": "auto", "min_corr": "auto", "min_pnr": "auto"}).resolved
+    assert resolved.params.min_pnr == MIN_PNR_CEILING and resolved.sources["min_pnr"] == "auto"
+    assert any(f"min_pnr = auto: {MIN_PNR_CEILING:g}: the null's cut" in note and "capped" in note
+               for note in resolved.notes)
 
 
 def test_given_gsig_is_kept_and_bad_movies_are_refused():
