@@ -121,8 +121,9 @@ class AutoEstimate:
     def _ceiled(self) -> str:
         if not self.pnr_ceiled:
             return ""
-        return (f"the null's cut {self.null_min_pnr:g} capped at {self.min_pnr:g} (the ceiling: CaImAn's hand-tuned CA1 "
-                f"value; a noise null reads 8–11 on dense or small-soma CA1 and loses cells there); the null's cut: ")
+        return (f"the null's cut {self.null_min_pnr:g} capped at {self.min_pnr:g} (the ceiling: CaImAn's hand-tuned "
+                f"CA1 value; where the noise null reads 8–10, as on dense CA1, its seed search misses cells); "
+                f"the null's cut: ")
 
     def _relaxed(self) -> str:
         if not self.relaxed:
