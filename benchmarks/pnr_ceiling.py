@@ -6,6 +6,7 @@ s21–24, the four training configurations at seeds 21–24 and 41–44). Each m
 reads it (TIFF, tsub 2) and fitted at auto's values and at every ceiling below its null's cut (a ceiling above the cut
 changes nothing, so nothing is fitted there). The null's cut is the estimate's own PNR cut, read from its evidence
 (``est.pnr``), so the script gives the same columns whether or not the estimator already applies a ceiling.
+``--held-out``: the held-out movies earlier sessions read (11–14, 31–38), a second look at the chosen ceiling.
 
     PYTHONPATH=. .venv/bin/python benchmarks/pnr_ceiling.py --caps 6 7 8 --out benchmarks/results/pnr_ceiling.json
 """
@@ -22,11 +23,13 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from auto_params_benchmark import (DENSE, MOVIES, SMALL_SOMA, TSUB, Movie, fit_and_score, fit_params,  # noqa: E402
-                                   reseeded, simulate)
+from auto_params_benchmark import (DENSE, HELD_OUT, MOVIES, SMALL_SOMA, TSUB, Movie, fit_and_score,  # noqa: E402
+                                   fit_params, reseeded, simulate)
 
 TRAINING = (MOVIES + DENSE + SMALL_SOMA + tuple(m for s in (21, 22, 23, 24) for m in reseeded(MOVIES, [s] * 4))
             + reseeded(MOVIES, [41, 42, 43, 44]))
+#: The held-out movies earlier sessions read (seeds 11–14, h18fresh's 31–38): ``--held-out``, a second look, not fresh.
+READ_HELD_OUT = HELD_OUT + reseeded(HELD_OUT, [31, 32, 33, 34, 35, 36, 37, 38])
 
 
 def null_values(frames: np.ndarray) -> dict:
@@ -79,10 +82,11 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--caps", type=float, nargs="+", default=[6.0, 7.0, 8.0])
     parser.add_argument("--only", nargs="+", help="movie names to run")
+    parser.add_argument("--held-out", action="store_true", help="the held-out movies read before (11–14, 31–38)")
     parser.add_argument("--out", type=Path, required=True)
     args = parser.parse_args(argv)
     records = []
-    for movie in TRAINING:
+    for movie in READ_HELD_OUT if args.held_out else TRAINING:
         if args.only and movie.name not in args.only:
             continue
         records.append(movie_record(movie, args.caps))
