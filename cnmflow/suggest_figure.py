@@ -3,7 +3,8 @@
 Top: the correlation and PNR images with the candidate seeds above both suggested cuts (the distinct ones
 marked by shape: round at the cells' scale, ridges, broader), and the
 max − mean projection with the blobs whose half-max radius was measured (circles of the
-suggested gSig). Bottom: each image's histogram against its null's with the cut marked, and the
+suggested gSig). Bottom: each image's histogram against its null's with the cut marked (and the cut used where
+the fallback relaxed it or min_pnr's ceiling bound), and the
 radius estimate (the blobs' median scale-normalised LoG response per scale, the measured radii).
 """
 
@@ -73,6 +74,9 @@ def write_suggestion_figure(estimate: AutoEstimate, path: str | os.PathLike, *, 
         a.axvline(th.cut, color="red", label=th.rule())
         if est.relaxed:
             a.axvline(used, color="orange", ls="--", label=f"relaxed to {used:.3g} ({est.relaxed} strongest candidates)")
+        elif th is est.pnr and est.pnr_ceiled:  # the null's cut (red) lies above the ceiling: mark the cut used
+            a.axvline(used, color="orange", ls="--", label=f"used: {used:.3g}, the ceiling min_pnr {est.min_pnr:g} "
+                      f"(the null's cut {est.null_min_pnr:g} above it)")
         if th is est.pnr and est.pnr_reduction != 1:
             a.set_title(f"min_pnr {est.min_pnr:g} = the cut on this downsampled image / {est.pnr_reduction:.3g}",
                         fontsize=9)

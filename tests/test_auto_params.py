@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 import tifffile
 
-from cnmflow.auto_params import GSIG_FACTORS, estimate_from_movie, gsiz_for, noise_k, pnr_margin, pnr_reduction
+from cnmflow.auto_params import (GSIG_FACTORS, MIN_PNR_CEILING, estimate_from_movie, gsiz_for, noise_k, pnr_margin,
+                                 pnr_reduction)
 from cnmflow.errors import ParameterError
 from cnmflow.synthetic.realistic import simulate_realistic_1p
 
@@ -195,10 +196,11 @@ def test_the_correlation_cut_is_a_noise_floor_that_keeps_every_cell_the_pnr_cut_
     assert np.percentile([corr[m].max() for m in cores], 10) > est.min_corr + 0.05
 
 
-def test_min_pnr_is_a_full_rate_pnr(simulated):
+def test_min_pnr_is_a_full_rate_pnr(simulated, monkeypatch):
     """The engine asks the downsampled PNR for min_pnr × √(tsub·ssub²): the cut read on the tsub=2 sample is
     stated divided by √2, and the seeds are those above the cut on the sample's own PNR image (up to the cut's
-    rounding to 0.01)."""
+    rounding to 0.01). (The ceiling is lifted: the tsub=1 reading of the sample is √2 higher and would meet it.)"""
+    monkeypatch.setattr("cnmflow.auto_params.cuts.MIN_PNR_CEILING", np.inf)
     movie = _tsub2(simulated["cortex_l23"].movie)
     full, plain = estimate_from_movie(movie, tsub=2), estimate_from_movie(movie, tsub=1)
     assert pnr_reduction(2, 1) == pytest.approx(np.sqrt(2)) and pnr_reduction(1, 2) == 2.0
@@ -237,8 +239,8 @@ def test_the_pnr_cut_of_a_sample_is_carried_to_the_movie_length():
     whole = estimate_from_movie(noise, gsig=4.0)
     sample = estimate_from_movie(noise[:200], gsig=4.0)
     carried = estimate_from_movie(noise[:200], gsig=4.0, n_movie_frames=2000)
-    assert carried.min_pnr == pytest.approx(whole.min_pnr, rel=0.05)
-    assert sample.min_pnr < 0.93 * whole.min_pnr
+    assert carried.null_min_pnr == pytest.approx(whole.null_min_pnr, rel=0.05)
+    assert sample.null_min_pnr < 0.93 * whole.null_min_pnr
     assert "carried from 200 to 2000 frames" in carried.reasons()["min_pnr"]
 
 
@@ -279,8 +281,40 @@ def test_the_pnr_null_is_read_at_the_flipped_movies_local_maxima(simulated):
     flipped = seed_images(movie, gsig=gsig, center_psf=True).flipped_pnr
     maxima = null_maxima(flipped, gsig)
     assert est.pnr.floor == pytest.approx(np.median(maxima), rel=1e-5) and est.pnr.k == pytest.approx(noise_k(len(maxima)))
-    assert est.min_pnr == pytest.approx(est.pnr.cut / np.sqrt(2), abs=0.01)
+    assert est.null_min_pnr == pytest.approx(est.pnr.cut / np.sqrt(2), abs=0.01)
     assert np.median(maxima) > np.median(flipped)
+    # cortex's cut lies below the ceiling: min_pnr is the null's own, and its reason says nothing of a ceiling
+    assert est.min_pnr == est.null_min_pnr < MIN_PNR_CEILING and "capped" not in est.reasons()["min_pnr"]
+
+
+def test_a_null_cut_above_the_ceiling_is_capped_and_finds_more_cells(tmp_path):
+    """Dense CA1 (240 cells per 128², training seed 17): the flipped movie's null reads min_pnr far above 7 and the
+    seed search then misses cells the grid's min_pnr 5–7 finds (findings/auto_params.md, h18fresh, h17cap). min_pnr is
+    the ceiling, the reason names both numbers, and the seeds above the capped cut lie on more true cells than those
+    above the null's."""
+    from cnmflow.engine.init.corr_pnr import seed_candidates
+
+    sim = simulate_realistic_1p("ca1", shape=(128, 128), n_frames=800, rng=17, n_neurons=240)
+    est = estimate_from_movie(_tsub2(sim.movie), tsub=2)
+    assert est.null_min_pnr > MIN_PNR_CEILING + 1 and est.min_pnr == MIN_PNR_CEILING and est.pnr_ceiled
+    assert f"the null's cut {est.null_min_pnr:g} capped at {MIN_PNR_CEILING:g}" in est.reasons()["min_pnr"]
+    strict = seed_candidates(est.correlation_image, est.pnr_image, min_corr=est.min_corr, gsiz=est.gSiz,
+                             min_pnr=est.null_min_pnr * est.pnr_reduction)
+    cores = [f >= 0.5 * f.max() for f in sim.truth.footprints]
+
+    def cells_with_a_seed(seeds: np.ndarray) -> int:
+        return sum(bool(core[seeds[:, 0], seeds[:, 1]].any()) for core in cores)
+
+    assert cells_with_a_seed(est.seeds) >= cells_with_a_seed(strict) + 5
+    # a run with min_pnr "auto" takes the ceiling, and its recorded note (manifest, MLflow, summary) says why
+    from cnmflow.validate import validate_inputs
+
+    movie = tmp_path / "m.tif"
+    tifffile.imwrite(movie, sim.movie)
+    resolved = validate_inputs([movie], table={"gSig": "auto", "min_corr": "auto", "min_pnr": "auto"}).resolved
+    assert resolved.params.min_pnr == MIN_PNR_CEILING and resolved.sources["min_pnr"] == "auto"
+    assert any(f"min_pnr = auto: {MIN_PNR_CEILING:g}: the null's cut" in note and "capped" in note
+               for note in resolved.notes)
 
 
 def test_given_gsig_is_kept_and_bad_movies_are_refused():

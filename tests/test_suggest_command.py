@@ -49,3 +49,18 @@ def test_suggest_notes_a_gsig_set_far_below_the_cells_radius(tmp_path, capsys):
     assert main(["suggest", str(movie), "--set", "gSig=3", "--output", str(tmp_path / "f.png")]) == 0
     out = capsys.readouterr().out
     assert "Note: gSig=3 is set, but the cells' half-max radius reads" in out and "gSig to about 6" in out
+
+
+def test_suggest_says_when_min_pnr_is_the_ceiling_not_the_nulls_cut(tmp_path, capsys):
+    """Dense CA1 (training seed 17): the null's PNR cut lies above the ceiling; the line for min_pnr gives both
+    numbers, the value to use is the ceiling, and the figure (which marks the cut used) is written."""
+    from cnmflow.auto_params import MIN_PNR_CEILING
+
+    movie = tmp_path / "m.tif"
+    tifffile.imwrite(movie, simulate_realistic_1p("ca1", shape=(128, 128), n_frames=800, rng=17, n_neurons=240).movie)
+    figure = tmp_path / "f.png"
+    assert main(["suggest", str(movie), "--set", "tsub=2", "--output", str(figure)]) == 0
+    out = capsys.readouterr().out
+    line = next(row for row in out.splitlines() if row.startswith("  min_pnr"))
+    assert f"capped at {MIN_PNR_CEILING:g}" in line and "the null's cut" in line
+    assert f"min_pnr={MIN_PNR_CEILING:g}" in out and figure.stat().st_size > 20_000

@@ -17,6 +17,9 @@ movie, which reaches further the longer the movie, while the cut is read on a sa
 of the maximum of n normals (:func:`scale_to_length`). min_pnr is stated as the engine reads it, a full-rate PNR:
 the cut on the downsampled sample divided by √(tsub·ssub²) (:func:`pnr_reduction`).
 
+min_pnr is then held at or below :data:`MIN_PNR_CEILING` (:func:`ceiled_min_pnr`): on CA1-like movies (dense ones
+most) the null's cut reads 8–10 where the grid's best lies at 5–7, and it loses recall there.
+
 The cuts adapt to the noise and background of each movie and, through the flipped movie's maxima, a little to its
 cells (bright cells deepen the negative surround), but they are no rule on the cells' brightness: what lies above
 them at high SNR includes real signal that is not an in-focus cell (out-of-focus cells, neuropil), which no noise
@@ -69,6 +72,22 @@ class ThresholdEstimate:
         if self.tail == "gaussian":
             return f"cut {self.cut:.3g} = median + {self.k:.2f}·{self.sd:.3g}"
         return f"cut {self.cut:.3g}: the null's {100 * ndtr(self.k):.2f}th percentile"
+
+
+#: The strictest min_pnr (a full-rate PNR) auto states: the null's cut where it is lower, this where it is higher.
+#: The null is a noise rule and knows nothing of the cells' brightness; where it reads 8–11 (dense CA1, CA1 at
+#: 128²) its seed search misses cells the grid's min_pnr 5–7 finds. 7 is CaImAn's hand-tuned CA1 value and the
+#: benchmark grid's centre; chosen among 6 / 7 / 8 on 32 training movies (benchmarks/findings/auto_params.md,
+#: h17cap: 7 moves 9, 7 gain, none loses over 0.02, mean F1@0.5 +0.0085; 6 moves cortex too and loses 0.035 and
+#: 0.054 on two CA1 movies; 8 gains less). Its cost, on the 256² CA1 movies: a lower median IoU, more neurons
+#: covered twice (h18fresh's "min(auto's, 7)", h17cap).
+MIN_PNR_CEILING: float = 7.0
+
+
+def ceiled_min_pnr(null_min_pnr: float) -> float:
+    """min_pnr from the null's cut (full rate): that cut, or :data:`MIN_PNR_CEILING` where the cut lies above it.
+    The constant is read at call time (a test can set it to ``inf`` to read the null's cut alone)."""
+    return float(min(null_min_pnr, MIN_PNR_CEILING))
 
 
 def noise_k(n_elements: float) -> float:

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Sequence
 
 import numpy as np
 
-from cnmflow.auto_params.cuts import ThresholdEstimate, pnr_reduction, threshold_estimates
+from cnmflow.auto_params.cuts import ThresholdEstimate, ceiled_min_pnr, pnr_reduction, threshold_estimates
 from cnmflow.auto_params.gsig_choice import GsigChoice, choose_gsig
 from cnmflow.auto_params.radius import (MIN_BLOBS, RADIUS_SMOOTH_FRAMES, RadiusEstimate, SmoothedMovie,
                                         estimate_radius, smoothed_in_time)
@@ -58,6 +58,12 @@ class AutoEstimate:
     seed_round: np.ndarray = field(default_factory=lambda: np.zeros(0, bool), repr=False)  # (n,) see round_seeds
     gsig_choice: "GsigChoice | None" = field(default=None, repr=False)  # None: gSig was given
     ssub: int = 1  # the sample's spatial downsampling: the radius is in its pixels
+    null_min_pnr: float = math.nan  # the null's cut, full rate, before the ceiling (cuts.MIN_PNR_CEILING)
+
+    @property
+    def pnr_ceiled(self) -> bool:
+        """Whether min_pnr is the ceiling, not the null's cut (which lies above it); False where the cuts relaxed."""
+        return not self.relaxed and self.null_min_pnr > self.min_pnr
 
     def cells_radius(self) -> float | None:
         """The cells' half-max radius in the movie's pixels, or None where the projection shows fewer than
@@ -98,9 +104,9 @@ class AutoEstimate:
             "gSig": self._gsig_reason(),
             "gSiz": f"{self.gSiz}: 2·gSig+1 (the seed's rule)",
             "min_corr": f"{self.min_corr:g}: {self.corr.evidence()}{self._relaxed()}",
-            "min_pnr": (f"{self.min_pnr:g}: {self.pnr.evidence()}, on the downsampled PNR (/ {self.pnr_reduction:.3g}: "
-                        f"min_pnr is a full-rate PNR){self._relaxed()}; {len(self.seeds)} candidate seeds above both cuts"
-                        f"{self._scales()}"),
+            "min_pnr": (f"{self.min_pnr:g}: {self._ceiled()}{self.pnr.evidence()}, on the downsampled PNR "
+                        f"(/ {self.pnr_reduction:.3g}: min_pnr is a full-rate PNR){self._relaxed()}; {len(self.seeds)} "
+                        f"candidate seeds above both cuts{self._scales()}"),
         }
 
     def _gsig_reason(self) -> str:
@@ -119,6 +125,13 @@ class AutoEstimate:
                 f"touching cells), {n['broader']} broader (out-of-focus cells, neuropil), {n['smaller']} smaller and "
                 f"{n['unmeasured']} unmeasured: signal above the noise cuts that no min_corr/min_pnr tells from "
                 f"the cells")
+
+    def _ceiled(self) -> str:
+        if not self.pnr_ceiled:
+            return ""
+        return (f"the null's cut {self.null_min_pnr:g} capped at {self.min_pnr:g} (the ceiling: CaImAn's hand-tuned "
+                f"CA1 value; where the noise null reads 8–10, as on dense CA1, its seed search misses cells); "
+                f"the null's cut: ")
 
     def _relaxed(self) -> str:
         if not self.relaxed:
@@ -164,7 +177,8 @@ def estimate_from_movie(movie: np.ndarray, *, gsig: float | None = None, center_
                                     n_movie_frames=n_movie_frames)
     reduction = pnr_reduction(tsub, ssub)
     min_corr = float(np.clip(round(corr.cut, 3), 0.0, 1.0))
-    min_pnr = float(max(round(pnr.cut / reduction, 2), 0.0))
+    null_min_pnr = float(max(round(pnr.cut / reduction, 2), 0.0))
+    min_pnr = ceiled_min_pnr(null_min_pnr)
     gsig_out = float(gsig) if gsig is not None else round(g * ssub, 2)
     search = dict(gsiz=gsiz_for(g), border_pix=border_pix // ssub)
     seeds = seed_candidates(images.correlation, images.pnr, min_corr=min_corr, min_pnr=min_pnr * reduction, **search)
@@ -176,6 +190,7 @@ def estimate_from_movie(movie: np.ndarray, *, gsig: float | None = None, center_
                         radius=radius, corr=corr, pnr=pnr, correlation_image=images.correlation,
                         pnr_image=images.pnr, seeds=seeds, n_frames_used=int(movie.shape[0]),
                         pnr_reduction=reduction, relaxed=relaxed, gsig_choice=choice, ssub=ssub,
+                        null_min_pnr=null_min_pnr,
                         **seed_shapes(movie, images, seeds, radius=radius.radius))
 
 
