@@ -270,6 +270,24 @@ def test_at_low_snr_noise_maxima_on_broad_transients_do_not_lengthen_the_radius(
     assert (est.radius.blob_radii <= MAX_RADIUS_OVER_SCALE * est.radius.blob_scales).all()
 
 
+def test_with_few_cells_visible_noise_maxima_do_not_cut_the_profiles_reach():
+    """CA1 at peak SNR 1–4, training seed 23: one cell is visible; the measured set is padded with pixel-noise maxima
+    at σ ≈ 1 px whose median set the profile's reach to 5.7 px, so every profile was cut on its cell's flank, the
+    radius read 1.4 px for 6.5 (−79%) and the run found no cell (h17lowsnr). The reach is read at least on the
+    visible blobs' scale: the radius more than doubles and auto's min_corr is no longer the noise's."""
+    from cnmflow.auto_params import radius
+
+    sim = simulate_realistic_1p("ca1", shape=(128, 128), n_frames=800, rng=23, peak_snr=(1.0, 4.0))
+    movie, truth = _tsub2(sim.movie), _half_max_radius(sim.truth.footprints)
+    est = estimate_from_movie(movie, tsub=2)
+    assert est.radius.n_visible < radius.VISIBLE_SCALE_BELOW
+    assert est.radius.radius > 0.35 * truth and est.min_corr > 0.3, (est.radius.radius, truth, est.min_corr)
+    # the rule only lengthens the reach: with enough blobs visible it is the measured blobs' median scale
+    sigmas = np.array([3.0, 1.0, 1.0, 1.2, 0.9])
+    assert radius.population_scale(sigmas, 1) == 3.0 and radius.population_scale(sigmas, 5) == 1.0
+    assert radius.population_scale(sigmas[::-1], 1) == 1.0
+
+
 def test_the_pnr_null_is_read_at_the_flipped_movies_local_maxima(simulated):
     """A seed candidate is a local maximum, so its null is the flipped PNR's local maxima (higher than its
     pixels): the cut is their median + k sd, k for one false exceedance among them."""

@@ -167,7 +167,7 @@ def estimate_radius(movie: np.ndarray, *, n_blobs: int = N_BLOBS) -> RadiusEstim
     # profile is read out to 3x its disk radius √2·σ. Too short a reach truncates a cell (the failure to
     # avoid); too long one only lowers the floor a little where no neighbour is met first.
     response = np.median(stack[:, r, c], axis=1)
-    reach = 3.0 * math.sqrt(2) * max(scales[int(np.argmax(response))], float(np.median(scales[k])))
+    reach = 3.0 * math.sqrt(2) * max(scales[int(np.argmax(response))], population_scale(scales[k], visible))
     radii = np.array([peak_radius(movie, mean, rr, cc, reach=reach)
                       for rr, cc in zip(r, c)])
     ok = np.isfinite(radii)
@@ -178,6 +178,28 @@ def estimate_radius(movie: np.ndarray, *, n_blobs: int = N_BLOBS) -> RadiusEstim
     return RadiusEstimate(radius=float(np.median(radii[ok])), scales=scales, response=response,
                           blob_radii=radii[ok], blobs=np.column_stack([r, c])[ok], image=image.astype(np.float32),
                           n_significant=significant, n_visible=visible, blob_scales=scales[k][ok], blob_z=z[order][ok])
+
+
+#: Fewer blobs visible than this (significant in the whole scale space): the measured set is padded with maxima
+#: significant per scale image only, at low SNR mostly pixel noise at σ ≈ 1–2 px, and the profile's reach is read at
+#: least on the visible blobs' scale (:func:`population_scale`; h17lowsnr in benchmarks/findings/auto_params.md).
+VISIBLE_SCALE_BELOW = MIN_BLOBS
+
+
+def population_scale(sigmas: np.ndarray, visible: int) -> float:
+    """The measured blobs' median scale σ (px, strongest first), or, where fewer than :data:`VISIBLE_SCALE_BELOW`
+    are visible, the larger of that and the median over the visible ones (the first; at least the strongest).
+
+    Every profile is read out to 3√2 × this σ. At peak SNR ≲ 3 with 0–4 cells visible, the padding's noise maxima
+    at σ ≈ 1–1.4 px set the median and the reach fell to 5.7–6.2 px, short of a 4.3 px cortex cell's or a 6.5 px CA1
+    cell's profile: its floor is then read on the cell's own flank, every radius, the cells' too, reads ~half, and
+    the run found 0–5 cells (held-out cortex SNR 0.8–3 s54 / s62 −48% / −44%, training CA1 SNR 1–4 s23 −79%).
+    Only ever lengthens the reach, and only where the visible blobs' scale is the larger (h17lowsnr)."""
+    sigmas = np.asarray(sigmas, float)
+    scale = float(np.median(sigmas))
+    if visible < VISIBLE_SCALE_BELOW:
+        scale = max(scale, float(np.median(sigmas[:max(min(visible, len(sigmas)), 1)])))
+    return scale
 
 
 def consistent_with_scale(radii: np.ndarray, sigmas: np.ndarray) -> np.ndarray:

@@ -1,0 +1,75 @@
+"""auto's radius and values as a run reads them (TIFF → ``estimate_parameters``, tsub 2) on 75 movies, for whichever
+``cnmflow`` is first on PYTHONPATH: run it once on main and once on a branch, and ``--diff`` the two files to see which
+movies an estimator change moves at all (issue #18, h17lowsnr). The movies: pnr_ceiling.py's 32 training movies, CA1
+/ cortex SNR 1–4 at fresh training seeds 81–90, held-out cortex SNR 0.8–3 s14 / 34 / 38 and the held-out
+configurations at seeds 51–70. No fits (~4 min).
+
+    PYTHONPATH=/work/main .venv/bin/python benchmarks/auto_values_check.py --out results/values_main.json
+    PYTHONPATH=. .venv/bin/python benchmarks/auto_values_check.py --out results/values_branch.json
+    .venv/bin/python benchmarks/auto_values_check.py --diff results/values_main.json results/values_branch.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import tempfile
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from auto_params_benchmark import HELD_OUT, MOVIES, estimate_auto, median_true_radius, reseeded, simulate  # noqa: E402
+from pnr_ceiling import TRAINING  # noqa: E402
+
+
+def movies() -> list:
+    """The 75 movies: training (32 + 20 fresh low-SNR), then held out (3 read before + 20 fresh)."""
+    extra = [m for s in range(81, 91) for m in reseeded(MOVIES, [s] * 4) if "peak_snr" in m.overrides]
+    held = [reseeded(HELD_OUT, [s] * 4)[3] for s in (14, 34, 38)] + list(reseeded(HELD_OUT, list(range(51, 71))))
+    return list(TRAINING) + extra + held
+
+
+def record(movie) -> dict:
+    sim = simulate(movie)
+    with tempfile.TemporaryDirectory() as folder:
+        auto, _ = estimate_auto(sim.movie, Path(folder), repeats=1)
+    return {"movie": movie.name, "radius": auto["radius"],
+            "err": round(auto["radius"] / median_true_radius(sim.truth) - 1, 3),
+            "values": [auto["gSig"], auto["min_corr"], auto["min_pnr"]]}
+
+
+def diff(before: Path, after: Path) -> int:
+    """Print the movies whose values differ, and how many do not."""
+    old = {r["movie"]: r for r in json.loads(before.read_text())["runs"]}
+    new = {r["movie"]: r for r in json.loads(after.read_text())["runs"]}
+    moved = [name for name in old if name in new and old[name]["values"] != new[name]["values"]]
+    for name in moved:
+        print(f"{name:<58} radius err {old[name]['err']:+.3f} → {new[name]['err']:+.3f}  "
+              f"values {old[name]['values']} → {new[name]['values']}")
+    print(f"{len(moved)} of {len(set(old) & set(new))} movies moved")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    import cnmflow
+
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--out", type=Path)
+    parser.add_argument("--diff", type=Path, nargs=2, metavar=("BEFORE", "AFTER"))
+    args = parser.parse_args(argv)
+    if args.diff:
+        return diff(*args.diff)
+    if args.out is None:
+        parser.error("--out or --diff")
+    records = []
+    for movie in movies():
+        records.append(record(movie))
+        print(json.dumps(records[-1]), flush=True)
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps({"cnmflow": cnmflow.__file__, "runs": records}, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
