@@ -108,6 +108,13 @@ SMALL_SOMA = tuple(Movie("ca1", (128, 128), 800, seed, {"soma_radius_um": 6.5, "
                    for seed in (21, 22, 23, 24))
 
 
+def save_runs(path: Path, runs: list) -> None:
+    """Write a script's records as ``{"runs": [...]}`` (its folder made first); the scripts call it after each movie,
+    so a run cut short keeps what it measured."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps({"runs": runs}, indent=1))
+
+
 def reseeded(movies: tuple[Movie, ...], seeds: list[int]) -> tuple[Movie, ...]:
     """The same configurations with other seeds (``--seeds``): fresh movies that no session has read. The seeds go
     to the configurations in order, cycling (eight seeds give each of four configurations two movies)."""
@@ -587,8 +594,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.reference:
         out = args.out or RESULTS / "auto_params_reference.json"
-        out.parent.mkdir(parents=True, exist_ok=True)
-        out.write_text(json.dumps({"runs": reference_comparison()}, indent=1))
+        save_runs(out, reference_comparison())
         return 0
     if args.gsig_sweep:
         sweep = gsig_sweep(tuple(args.factors or SWEEP_FACTORS))
@@ -604,14 +610,12 @@ def main(argv: list[str] | None = None) -> int:
                 [decompose(m, grids[m.name]) for m in chosen_movies(args) if m.name in grids])
         name = "sweep_auto" if args.sweep_auto else f"decompose{'_held_out' if args.held_out else ''}"
         out = args.out or RESULTS / f"auto_params_{name}.json"
-        out.parent.mkdir(parents=True, exist_ok=True)
-        out.write_text(json.dumps({"runs": runs}, indent=1))
+        save_runs(out, runs)
         return 0
     if args.candidates:
         records = [candidate_record(movie) for movie in (HELD_OUT if args.held_out else MOVIES + SWEEP)]
         out = args.out or RESULTS / f"auto_params_candidates{'_held_out' if args.held_out else ''}.json"
-        out.parent.mkdir(parents=True, exist_ok=True)
-        out.write_text(json.dumps({"runs": records}, indent=1))
+        save_runs(out, records)
         print_candidates(records)
         return 0
     which = "_held_out" if args.held_out else "_dense" if args.dense else "_small_soma" if args.small_soma else ""
@@ -619,8 +623,7 @@ def main(argv: list[str] | None = None) -> int:
     chosen = chosen_movies(args)
     if args.kernel_steps:
         out = args.out or RESULTS / f"auto_params_kernel_steps{which}.json"
-        out.parent.mkdir(parents=True, exist_ok=True)
-        out.write_text(json.dumps({"runs": [r for movie in chosen for r in kernel_steps(movie)]}, indent=1))
+        save_runs(out, [r for movie in chosen for r in kernel_steps(movie)])
         return 0
     args.out = args.out or RESULTS / f"auto_params_benchmark{which}.json"
     before = {r["movie"]: r for r in json.loads(args.before.read_text())["runs"]} if args.before else {}

@@ -34,7 +34,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from auto_params_benchmark import (HELD_OUT, MOVIES, RESULTS, TSUB, fit_params, process_tree_cpu,  # noqa: E402
-                                   reseeded, simulate)
+                                   reseeded, save_runs, simulate)
 
 FOLDER = RESULTS / "auto_values"
 REALISTIC = Path("/work/movies")
@@ -176,7 +176,7 @@ def fits(sets: list[str], out: Path) -> int:
         result = fit(frames, build_params(params))
         runs.append({"movie": name, "values": est.values(), "K": int(result.K), "fit_cpu_s": round(process_tree_cpu() - cpu, 2)})
         print(json.dumps(runs[-1]), flush=True)
-        out.write_text(json.dumps({"runs": runs}, indent=1))
+        save_runs(out, runs)
     return 0
 
 

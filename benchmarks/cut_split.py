@@ -24,7 +24,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from auto_params_benchmark import (DENSE, MOVIES, RESULTS, SMALL_SOMA, TSUB, Movie, cell_peak_values,  # noqa: E402
-                                   downsampled, fit_and_score, fit_params, kernel_step_estimates, simulate)
+                                   downsampled, fit_and_score, fit_params, kernel_step_estimates, save_runs, simulate)
 
 
 def cells_against(est, footprints: np.ndarray, corr_cut: float, pnr_cut: float) -> dict:
@@ -90,7 +90,7 @@ def main(argv: list[str] | None = None) -> int:
     else:
         runs = [movie_record(movie, fit=not args.no_fit) for movie in chosen]
     out = args.out or RESULTS / f"cut_split{'_steps' if args.steps else ''}{which}.json"
-    out.write_text(json.dumps({"runs": runs}, indent=1))
+    save_runs(out, runs)
     return 0
 
 

@@ -26,7 +26,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from auto_params_benchmark import (DENSE, MOVIES, RESULTS, SMALL_SOMA, TSUB, Movie, cell_peak_values,  # noqa: E402
-                                   downsampled, fit_and_score, fit_params, simulate)
+                                   downsampled, fit_and_score, fit_params, save_runs, simulate)
 
 REDUCTION = float(np.sqrt(TSUB))  # pnr_reduction(TSUB, 1): the cuts below are full-rate PNRs
 
@@ -110,7 +110,7 @@ def main(argv: list[str] | None = None) -> int:
     runs = [values_record(m) for m in movies] if args.values else [
         trial_record(m, not args.no_fit, ("mirror",) if args.mirror else ("auto", "interp", "ratio", 7.0)) for m in movies]
     out = args.out or RESULTS / f"cut_step{'_values' if args.values else '_mirror' if args.mirror else ''}.json"
-    out.write_text(json.dumps({"runs": runs}, indent=1))
+    save_runs(out, runs)
     return 0
 
 

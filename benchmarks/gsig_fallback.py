@@ -22,7 +22,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from auto_params_benchmark import (DENSE, MOVIES, RESULTS, SMALL_SOMA, SWEEP, TSUB, Movie,  # noqa: E402
-                                   downsampled, fit_and_score, fit_params, simulate)
+                                   downsampled, fit_and_score, fit_params, save_runs, simulate)
 from gsig_margins import TRAINING  # noqa: E402
 
 SETS = {"movies": MOVIES, "sweep": SWEEP, "analogues": TRAINING, "dense": DENSE, "small_soma": SMALL_SOMA}
@@ -91,8 +91,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     movies = [m for s in args.sets for m in SETS[s] if not args.only or m.name in args.only]
     records = [movie_record(m, fit=args.fit) for m in movies]
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps({"runs": records}, indent=1))
+    save_runs(args.out, records)
     return 0
 
 

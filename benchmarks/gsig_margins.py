@@ -27,7 +27,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from auto_params_benchmark import (DENSE, RESULTS, SMALL_SOMA, TSUB, Movie, downsampled,  # noqa: E402
-                                   fit_and_score, fit_params, simulate)
+                                   fit_and_score, fit_params, save_runs, simulate)
 
 #: Training analogues of the benchmark's four configurations (seeds 21–24; none of the held-out 11–14).
 TRAINING = (tuple(Movie("cortex_l23", (160, 160), 800, s) for s in (21, 22, 23, 24))
@@ -112,8 +112,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     movies = [m for m in (DENSE + SMALL_SOMA if args.analogues else TRAINING) if not args.only or m.name in args.only]
     records = [auto_record(m) if args.auto else movie_record(m, fit=not args.no_fit) for m in movies]
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps({"runs": records}, indent=1))
+    save_runs(args.out, records)
     return 0
 
 

@@ -19,7 +19,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from auto_params_benchmark import (HELD_OUT, MOVIES, RESULTS, TSUB, Movie, downsampled,  # noqa: E402
-                                   fit_and_score, fit_params, reseeded, simulate)
+                                   fit_and_score, fit_params, reseeded, save_runs, simulate)
 from gsig_fallback import SETS  # noqa: E402
 from stage_probes import overridden  # noqa: E402
 
@@ -78,10 +78,9 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     movies = movie_set(args.held_out, args.only)
     records = []
-    args.out.parent.mkdir(parents=True, exist_ok=True)
     for movie in movies:
         records.append(movie_record(movie, fit=args.fit, share=args.share))
-        args.out.write_text(json.dumps({"runs": records}, indent=1))
+        save_runs(args.out, records)
     return 0
 
 

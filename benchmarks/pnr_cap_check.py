@@ -54,7 +54,7 @@ def main(argv: list[str] | None = None) -> int:
     movies = (apb.HELD_OUT if args.held_out else apb.DENSE if args.dense else apb.SMALL_SOMA if args.small_soma
               else apb.MOVIES)
     movies = apb.reseeded(movies, args.seeds) if args.seeds else movies
-    args.out.write_text(json.dumps({"runs": capped_fits(args.run, movies, args.cap)}, indent=1))
+    apb.save_runs(args.out, capped_fits(args.run, movies, args.cap))
     return 0
 
 

@@ -17,7 +17,8 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from auto_params_benchmark import RESULTS, downsampled, median_true_radius, simulate, true_half_max_radius  # noqa: E402
+from auto_params_benchmark import (RESULTS, downsampled, median_true_radius, save_runs, simulate,  # noqa: E402
+                                   true_half_max_radius)
 from gsig_split import movie_parser, movie_set  # noqa: E402
 
 
@@ -55,8 +56,7 @@ def main(argv: list[str] | None = None) -> int:
                "n_visible": est.n_visible, "blobs": blob_rows(est, sim.truth)}
         print(json.dumps({k: v for k, v in rec.items() if k != "blobs"}), flush=True)
         records.append(rec)
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(json.dumps({"runs": records}, indent=1))
+        save_runs(args.out, records)
     return 0
 
 

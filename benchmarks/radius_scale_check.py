@@ -16,7 +16,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from auto_params_benchmark import (RESULTS, TSUB, downsampled, fit_and_score, fit_params,  # noqa: E402
-                                   median_true_radius, simulate)
+                                   median_true_radius, save_runs, simulate)
 from gsig_split import movie_parser, movie_set  # noqa: E402
 from stage_probes import overridden  # noqa: E402
 
@@ -51,8 +51,7 @@ def main(argv: list[str] | None = None) -> int:
                                                                                   est.min_corr, est.min_pnr))
         print(json.dumps(rec), flush=True)
         records.append(rec)
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(json.dumps({"runs": records}, indent=1))
+        save_runs(args.out, records)
     return 0
 
 
