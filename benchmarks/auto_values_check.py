@@ -2,11 +2,14 @@
 ``cnmflow`` is first on PYTHONPATH: run it once on main and once on a branch, and ``--diff`` the two files to see which
 movies an estimator change moves at all (issue #18, h17lowsnr). The movies: pnr_ceiling.py's 32 training movies, CA1
 / cortex SNR 1–4 at fresh training seeds 81–90, held-out cortex SNR 0.8–3 s14 / 34 / 38 and the held-out
-configurations at seeds 51–70. No fits (~4 min).
+configurations at seeds 51–70. No fits (~4 min). ``--movies fresh91``: CA1 / cortex SNR 1–4 at seeds 91–100 (h18reach's
+fresh training check); ``--movies held71``: the held-out configurations at seeds 71–90. ``--fit BEFORE AFTER``: fit
+both files' values on each movie whose values differ (F1@0.5, F1, K; ~1 min a movie).
 
     PYTHONPATH=/work/main .venv/bin/python benchmarks/auto_values_check.py --out results/values_main.json
     PYTHONPATH=. .venv/bin/python benchmarks/auto_values_check.py --out results/values_branch.json
     .venv/bin/python benchmarks/auto_values_check.py --diff results/values_main.json results/values_branch.json
+    PYTHONPATH=. .venv/bin/python benchmarks/auto_values_check.py --fit results/values_main.json results/values_branch.json --out results/fits.json
 """
 
 from __future__ import annotations
@@ -19,7 +22,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from auto_params_benchmark import HELD_OUT, MOVIES, estimate_auto, median_true_radius, reseeded, simulate  # noqa: E402
+from auto_params_benchmark import (HELD_OUT, MOVIES, estimate_auto, fit_and_score, fit_params,  # noqa: E402
+                                   median_true_radius, reseeded, save_runs, simulate)
 from pnr_ceiling import TRAINING  # noqa: E402
 
 
@@ -28,6 +32,37 @@ def movies() -> list:
     extra = [m for s in range(81, 91) for m in reseeded(MOVIES, [s] * 4) if "peak_snr" in m.overrides]
     held = [reseeded(HELD_OUT, [s] * 4)[3] for s in (14, 34, 38)] + list(reseeded(HELD_OUT, list(range(51, 71))))
     return list(TRAINING) + extra + held
+
+
+#: Sets besides the 75 (``--movies``): fresh seeds no estimator change was tuned on.
+EXTRA_SETS = {
+    "fresh91": lambda: [m for s in range(91, 101) for m in reseeded(MOVIES, [s] * 4) if "peak_snr" in m.overrides],
+    "held71": lambda: list(reseeded(HELD_OUT, list(range(71, 91)))),
+}
+
+
+def fit_moved(before: Path, after: Path, out: Path) -> int:
+    """Fit both files' auto values (gSiz = gsiz_for(gSig)) on every movie whose values differ."""
+    from cnmflow.auto_params import gsiz_for
+
+    old = {r["movie"]: r for r in json.loads(before.read_text())["runs"]}
+    new = {r["movie"]: r for r in json.loads(after.read_text())["runs"]}
+    pool = movies() + [m for make in EXTRA_SETS.values() for m in make()]
+    records = []
+    for movie in pool:
+        name = movie.name
+        if name not in old or name not in new or old[name]["values"] == new[name]["values"]:
+            continue
+        sim, record_ = simulate(movie), {"movie": name}
+        for label, values in (("before", old[name]), ("after", new[name])):
+            gsig, corr, pnr = values["values"]
+            record_[label] = {"values": values["values"], "err": values["err"],
+                              **fit_and_score(sim.movie, sim.truth, fit_params(movie.fr, gsig, gsiz_for(gsig), corr, pnr))}
+        print(json.dumps({"movie": name, **{k: [record_[k][f] for f in ("err", "K", "f1_iou50", "f1_score")]
+                                            for k in ("before", "after")}}), flush=True)
+        records.append(record_)
+        save_runs(out, records)
+    return 0
 
 
 def record(movie) -> dict:
@@ -57,13 +92,17 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path)
     parser.add_argument("--diff", type=Path, nargs=2, metavar=("BEFORE", "AFTER"))
+    parser.add_argument("--fit", type=Path, nargs=2, metavar=("BEFORE", "AFTER"))
+    parser.add_argument("--movies", choices=sorted(EXTRA_SETS), help="another set instead of the 75")
     args = parser.parse_args(argv)
     if args.diff:
         return diff(*args.diff)
     if args.out is None:
         parser.error("--out or --diff")
+    if args.fit:
+        return fit_moved(*args.fit, args.out)
     records = []
-    for movie in movies():
+    for movie in (EXTRA_SETS[args.movies]() if args.movies else movies()):
         records.append(record(movie))
         print(json.dumps(records[-1]), flush=True)
     args.out.parent.mkdir(parents=True, exist_ok=True)
