@@ -3,8 +3,9 @@
 movies an estimator change moves at all (issue #18, h17lowsnr). The movies: pnr_ceiling.py's 32 training movies, CA1
 / cortex SNR 1–4 at fresh training seeds 81–90, held-out cortex SNR 0.8–3 s14 / 34 / 38 and the held-out
 configurations at seeds 51–70. No fits (~4 min). ``--movies fresh91``: CA1 / cortex SNR 1–4 at seeds 91–100 (h18reach's
-fresh training check); ``--movies held71``: the held-out configurations at seeds 71–90. ``--fit BEFORE AFTER``: fit
-both files' values on each movie whose values differ (F1@0.5, F1, K; ~1 min a movie).
+fresh training check); ``--movies held71``: the held-out configurations at seeds 71–90 (``held121``: at 121–140,
+h18mode's final check). ``--fit BEFORE AFTER``: fit both files' values on each movie whose values differ (F1@0.5, F1,
+K; ~1 min a movie).
 
     PYTHONPATH=/work/main .venv/bin/python benchmarks/auto_values_check.py --out results/values_main.json
     PYTHONPATH=. .venv/bin/python benchmarks/auto_values_check.py --out results/values_branch.json
@@ -38,6 +39,7 @@ def movies() -> list:
 EXTRA_SETS = {
     "fresh91": lambda: [m for s in range(91, 101) for m in reseeded(MOVIES, [s] * 4) if "peak_snr" in m.overrides],
     "held71": lambda: list(reseeded(HELD_OUT, list(range(71, 91)))),
+    "held121": lambda: list(reseeded(HELD_OUT, list(range(121, 141)))),  # h18mode's one-shot check
 }
 
 
