@@ -7,9 +7,10 @@ The movies (``MOVIE_SETS``): h18fresh's twelve 128²×800 ones (held-out configu
 (TIFF → ``estimate_parameters``, tsub 2). ``record`` pickles every field of each :class:`AutoEstimate` (arrays,
 floats, the nested radius / cut / gSig-choice records) with its printed reasons; ``compare`` estimates again and
 exits 1 where any field differs in type, shape or any bit. ``time`` runs each checkout's estimate in a fresh
-process per movie (``--repeats`` estimates, CPU = user + sys), checkouts interleaved movie by movie, and prints the
-first (cold) and the least CPU of each; ``fits`` measures the auto fit's CPU (parameters as
-``auto_params_benchmark.fit_params`` sets them; the 256² movies with ``realistic_benchmark.py``'s configuration).
+process per movie (``--repeats`` estimates, CPU = user + sys, and wall), checkouts interleaved movie by movie, and
+prints the first (cold) and the least CPU of each; ``fits`` measures the auto fit's CPU and wall (parameters as
+``auto_params_benchmark.fit_params`` sets them, n_processes 2; the 256² movies with ``realistic_benchmark.py``'s
+configuration).
 
     .venv/bin/python benchmarks/auto_same_values.py record  /tmp/before.pkl     # on the old commit
     .venv/bin/python benchmarks/auto_same_values.py compare /tmp/before.pkl     # on the new one
@@ -135,12 +136,13 @@ def compare(path: Path, sets: list[str]) -> int:
 
 def cpu_of_estimates(name: str, repeats: int) -> list[float]:
     """CPU (user + sys) of ``repeats`` estimates in this process, the first a cold one (as a run meets it)."""
-    seconds = []
+    seconds, wall = [], []
     for _ in range(repeats):
-        started = time.process_time()
+        started, clock = time.process_time(), time.perf_counter()
         est = estimate(name)
         seconds.append(round(time.process_time() - started, 4))
-    print(json.dumps({"cpu": seconds, "values": est.values()}))
+        wall.append(round(time.perf_counter() - clock, 4))
+    print(json.dumps({"cpu": seconds, "wall": wall, "values": est.values()}))
     return seconds
 
 
@@ -172,9 +174,10 @@ def fits(sets: list[str], out: Path) -> int:
         params = (fit_params(movie.fr, est.gSig, est.gSiz, est.min_corr, est.min_pnr) if movie is not None
                   else realistic_params(name, est))
         frames = np.load(REALISTIC / f"{name}.npy", mmap_mode="r") if movie is None else simulate(movie).movie
-        cpu = process_tree_cpu()
+        cpu, clock = process_tree_cpu(), time.perf_counter()
         result = fit(frames, build_params(params))
-        runs.append({"movie": name, "values": est.values(), "K": int(result.K), "fit_cpu_s": round(process_tree_cpu() - cpu, 2)})
+        runs.append({"movie": name, "values": est.values(), "K": int(result.K), "fit_cpu_s": round(process_tree_cpu() - cpu, 2),
+                     "fit_wall_s": round(time.perf_counter() - clock, 2)})
         print(json.dumps(runs[-1]), flush=True)
         save_runs(out, runs)
     return 0

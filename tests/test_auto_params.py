@@ -491,6 +491,52 @@ def test_the_running_mean_read_in_pieces_is_the_whole_ones():
         SmoothedMovie(movie, 4)
 
 
+def test_the_projection_streamed_from_the_running_mean_is_the_one_of_the_whole_smoothed_movie():
+    """The radius's max − mean projection is read from the running mean a cache-sized block at a time (no 256-frame
+    chunk held): bit for bit the projection of the smoothed movie held whole, read in 256-frame chunks (max, and a
+    float64 sum per chunk added in order) — over a chunk boundary, with a block shorter than a chunk, and on a plain
+    array."""
+    from cnmflow.auto_params import SmoothedMovie, smoothed_in_time
+    from cnmflow.auto_params.radius import activity_images
+
+    def whole_chunks(movie: np.ndarray, chunk: int = 256) -> tuple[np.ndarray, np.ndarray]:
+        peak, total = np.full(movie.shape[1:], -np.inf, np.float32), np.zeros(movie.shape[1:])
+        for f0 in range(0, len(movie), chunk):
+            np.maximum(peak, movie[f0:f0 + chunk].max(axis=0), out=peak)
+            total += movie[f0:f0 + chunk].sum(axis=0, dtype=np.float64)
+        mean = (total / len(movie)).astype(np.float32)
+        return peak - mean, mean
+
+    rng = np.random.default_rng(7)
+    for shape in [(300, 90, 70), (41, 30, 20)]:  # 300 frames: two chunks, blocks of 83 frames; 41: one short block
+        movie = (rng.normal(100.0, 5.0, shape) * rng.choice([1e-6, 1.0, 1e6], size=shape)).astype(np.float32)
+        smoothed = smoothed_in_time(movie, 3)
+        for got, want in zip(activity_images(SmoothedMovie(movie, 3)), whole_chunks(smoothed)):
+            assert got.dtype == want.dtype and np.array_equal(got.view(np.uint32), want.view(np.uint32))
+        for got, want in zip(activity_images(movie), whole_chunks(movie)):
+            assert np.array_equal(got.view(np.uint32), want.view(np.uint32))
+
+
+def test_the_scale_space_maxima_test_is_scipys_maximum_filter():
+    """The LoG stack's maxima are read against each value's 3×3×3 neighbourhood maximum with replicated borders
+    (two shifted maxima per axis instead of scipy's filter): the same values everywhere, the edges, corners and
+    ties included, for 1-D to 3-D."""
+    from scipy import ndimage as ndi
+
+    from cnmflow.auto_params.radius import neighbourhood_max
+
+    rng = np.random.default_rng(3)
+    for shape in [(28, 33, 47), (2, 5, 1), (1, 1, 1), (6, 9), (11,)]:
+        stack = rng.standard_normal(shape)
+        ties = np.round(rng.standard_normal(shape), 1)  # many equal neighbours
+        for values in (stack, ties, stack.astype(np.float32)):
+            before = values.copy()
+            got = neighbourhood_max(values)
+            assert got.dtype == values.dtype
+            assert np.array_equal(got, ndi.maximum_filter(values, size=3, mode="nearest"))
+            assert np.array_equal(values, before)  # the input is not written
+
+
 def test_a_later_gsig_is_filtered_from_the_kept_spectra_as_the_seed_search_filters():
     """The weighted gSig's seed images come from the choice's kept frame spectra (no second forward FFT): each gSig
     no wider than the padding gets the engine's filter values, kept or recomputed alike; a wider one is refused."""

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Iterator
 
 import numpy as np
 from scipy import ndimage as ndi
@@ -62,15 +63,40 @@ class RadiusEstimate:
 
 
 def activity_images(movie: np.ndarray, *, chunk_frames: int = 256) -> tuple[np.ndarray, np.ndarray]:
-    """``max_t x − mean_t x`` and the mean of a ``(T, rows, cols)`` movie, streamed."""
+    """``max_t x − mean_t x`` and the mean of a ``(T, rows, cols)`` movie, streamed.
+
+    The mean is a float64 sum per ``chunk_frames`` frames, frame after frame (numpy's own order for a sum over the
+    first axis), the chunks' sums added in order. A :class:`SmoothedMovie` is read in its cache-sized blocks and
+    never held ``chunk_frames`` at a time: the same values, without a 16 MiB chunk to allocate and re-read."""
     peak = np.full(movie.shape[1:], -np.inf, np.float32)
     total = np.zeros(movie.shape[1:], np.float64)
     for f0 in range(0, movie.shape[0], chunk_frames):
-        chunk = np.asarray(movie[f0:f0 + chunk_frames], dtype=np.float32)
-        np.maximum(peak, chunk.max(axis=0), out=peak)
-        total += chunk.sum(axis=0, dtype=np.float64)
+        partial = None
+        for frames in _float32_blocks(movie, f0, min(f0 + chunk_frames, movie.shape[0])):
+            np.maximum(peak, frames.max(axis=0), out=peak)
+            for frame in frames:
+                if partial is None:
+                    partial = frame.astype(np.float64)
+                else:
+                    partial += frame
+        total += partial
     mean = (total / movie.shape[0]).astype(np.float32)
     return peak - mean, mean
+
+
+def _float32_blocks(movie: np.ndarray, start: int, stop: int) -> Iterator[np.ndarray]:
+    """Frames ``start..stop-1`` of ``movie`` as float32 blocks: a :class:`SmoothedMovie`'s own blocks (each cast into
+    one reused buffer), else the whole range."""
+    if not isinstance(movie, SmoothedMovie):
+        yield np.asarray(movie[start:stop], dtype=np.float32)
+        return
+    buffer = None
+    for _, total in movie.blocks(start, stop):
+        if buffer is None or len(buffer) < len(total):
+            buffer = np.empty(total.shape, np.float32)
+        frames = buffer[:len(total)]
+        frames[...] = total
+        yield frames
 
 
 def smoothed_in_time(movie: np.ndarray, frames: int = RADIUS_SMOOTH_FRAMES) -> np.ndarray:
@@ -105,18 +131,25 @@ class SmoothedMovie:
         start, stop, step = times.indices(self.shape[0])
         if step != 1:
             raise IndexError("the running mean is read in contiguous blocks of frames")
-        source, half = self.movie[(slice(None), *space)], self.frames // 2
-        out = np.empty((max(stop - start, 0), *source.shape[1:]), np.float32)
-        block = max(1, (1 << 19) // max(int(np.prod(source.shape[1:])), 1))  # float64 blocks of ≤ 4 MiB (in cache)
-        for f0 in range(start, stop, block):
-            f1 = min(f0 + block, stop)
-            frames = _frames_at(source, f0 - half, f1 + half).astype(np.float64)  # one cast, then float64 sums
-            total = frames[:f1 - f0] + frames[1:f1 - f0 + 1]
-            for j in range(2, self.frames):
-                total += frames[j:f1 - f0 + j]
-            total /= self.frames
-            out[f0 - start:f1 - start] = total
+        out = np.empty((max(stop - start, 0), *self.movie[(slice(0, 1), *space)].shape[1:]), np.float32)
+        for f0, total in self.blocks(start, stop, tuple(space)):
+            out[f0 - start:f0 - start + len(total)] = total
         return out
+
+    def blocks(self, start: int, stop: int, space: tuple = ()) -> Iterator[tuple[int, np.ndarray]]:
+        """(first frame, float64 running mean of a block of frames) over ``start..stop-1`` at pixels ``space``, in
+        blocks of ≤ 4 MiB (in cache); rounded to float32 these are the running mean's values. The float32 frames are
+        cast as they are summed (no float64 copy of them)."""
+        source, half = self.movie[(slice(None), *space)], self.frames // 2
+        block = max(1, (1 << 19) // max(int(np.prod(source.shape[1:])), 1))
+        for f0 in range(start, stop, block):
+            n = min(f0 + block, stop) - f0
+            frames = _frames_at(source, f0 - half, f0 + n + half)
+            total = np.add(frames[:n], frames[1:n + 1], dtype=np.float64)
+            for j in range(2, self.frames):
+                total += frames[j:n + j]
+            total /= self.frames
+            yield f0, total
 
 
 def _frames_at(movie: np.ndarray, start: int, stop: int) -> np.ndarray:
@@ -138,7 +171,7 @@ def estimate_radius(movie: np.ndarray, *, n_blobs: int = N_BLOBS) -> RadiusEstim
     top = max(MIN_SCALE * 2, min(image.shape) / 24.0)
     scales = np.geomspace(MIN_SCALE, top, N_SCALES)
     stack, second = _scale_space(image, scales)
-    peaks = (stack == ndi.maximum_filter(stack, size=3, mode="nearest")) & (stack > 0)
+    peaks = (stack == neighbourhood_max(stack)) & (stack > 0)
     peaks[[0, -1]] = False  # a maximum at the end of the scale range is no maximum
     k, r, c = np.nonzero(peaks)
     if len(k) == 0:
@@ -247,6 +280,20 @@ def _scale_space(image: np.ndarray, scales: np.ndarray) -> tuple[np.ndarray, np.
         rr += cc
         stack[i] = -s**2 * rr
     return stack, second
+
+
+def neighbourhood_max(stack: np.ndarray) -> np.ndarray:
+    """Each value's 3×3×3 neighbourhood maximum, borders replicated: ``ndi.maximum_filter(stack, size=3,
+    mode="nearest")`` for a finite stack (a maximum is exact, so the order of the passes does not matter), as two
+    shifted ``np.maximum`` per axis — a quarter of the filter's CPU on the LoG stack."""
+    out = stack
+    for axis in range(stack.ndim):
+        source, out = out, out.copy()
+        head = (slice(None),) * axis
+        later, earlier = head + (slice(1, None),), head + (slice(None, -1),)
+        np.maximum(out[later], source[earlier], out=out[later])
+        np.maximum(out[earlier], source[later], out=out[earlier])
+    return out
 
 
 def round_blobs(image: np.ndarray, scales: np.ndarray, k: np.ndarray, r: np.ndarray, c: np.ndarray, *,
