@@ -135,9 +135,57 @@ def test_the_cells_radius_is_read_once_per_series_and_downsampling(wide_movies, 
     reads = []
     real = estimate_module.sample_radius
     monkeypatch.setattr(estimate_module, "sample_radius", lambda movie: reads.append(movie.shape) or real(movie))
-    monkeypatch.setattr(estimate_module, "_CELL_RADII", {})
+    monkeypatch.setattr(estimate_module, "_CELL_RADII", estimate_module.SeriesMemo())
     first = validate_inputs([wide_movies["ca1"]], table=WIDE_TABLE)
     again = validate_inputs([wide_movies["ca1"]], table={**WIDE_TABLE, "min_pnr": 7})
     assert len(reads) == 1 and again.size_note == first.size_note
     validate_inputs([wide_movies["ca1"]], table={**WIDE_TABLE, "tsub": 1})
     assert len(reads) == 2
+
+
+def test_auto_is_estimated_once_per_series_and_options(wide_movies, monkeypatch):
+    """`cnmflow run` validates before the flow and the flow's validate step again, and a sweep validates each
+    combination: with "auto" each would estimate the movie anew (seconds on a 256² movie) without the memo."""
+    from cnmflow.auto_params import estimate as estimate_module
+    from tests.runs import WIDE_TABLE
+
+    made = []
+    real = estimate_module.estimate_parameters
+    monkeypatch.setattr(estimate_module, "estimate_parameters", lambda *a, **k: made.append(k) or real(*a, **k))
+    monkeypatch.setattr(estimate_module, "_ESTIMATES", estimate_module.SeriesMemo())
+    table = {**WIDE_TABLE, "gSig": "auto", "min_corr": "auto", "min_pnr": "auto"}
+    first = validate_inputs([wide_movies["ca1"]], table=table)
+    again = validate_inputs([wide_movies["ca1"]], table={**table, "merge_thr": 0.9})
+    assert len(made) == 1 and again.resolved.params.min_pnr == first.resolved.params.min_pnr
+    assert again.resolved.notes == first.resolved.notes  # the same evidence recorded
+    validate_inputs([wide_movies["ca1"]], table={**table, "gSig": 6})  # another gSig: another estimate
+    assert len(made) == 2
+
+
+def test_a_series_memo_forgets_the_least_recently_used_and_never_a_failure(tmp_path):
+    from types import SimpleNamespace
+
+    from cnmflow.auto_params.estimate import SeriesMemo
+
+    def series(name):
+        path = tmp_path / name
+        path.write_bytes(b"x")
+        return SimpleNamespace(movies=[SimpleNamespace(path=path)], order=[0])
+
+    memo, calls = SeriesMemo(max_entries=2), []
+    a, b, c = series("a"), series("b"), series("c")
+    for s in (a, b, a, c, a, b):  # b is forgotten when c comes (a was used since), then read again
+        memo.get(s, (), lambda s=s: calls.append(s.movies[0].path.name) or len(calls))
+    assert calls == ["a", "b", "c", "b"]
+
+    def fails():
+        calls.append("failed")
+        raise ValueError("unreadable")
+
+    for _ in range(2):
+        with pytest.raises(ValueError):
+            memo.get(series("d"), (), fails)
+    assert calls.count("failed") == 2
+    (tmp_path / "a").write_bytes(b"changed")  # a file changed: its identity too, so it is read again
+    memo.get(a, (), lambda: calls.append("a again"))
+    assert calls[-1] == "a again"

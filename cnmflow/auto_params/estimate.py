@@ -11,8 +11,9 @@ from __future__ import annotations
 import math
 import os
 import threading
+from collections import OrderedDict
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Sequence
+from typing import TYPE_CHECKING, Callable, Sequence, TypeVar
 
 import numpy as np
 
@@ -30,6 +31,8 @@ from cnmflow.size_check import radius_note
 
 if TYPE_CHECKING:
     from cnmflow.params import ResolvedParams
+
+T = TypeVar("T")
 
 
 #: The parameters that accept "auto".
@@ -220,33 +223,55 @@ def estimate_parameters(movies: Sequence[str | os.PathLike] | object, *, tsub: i
                                n_movie_frames=series.n_frames // tsub)
 
 
-#: The cells' radius of each series read by :func:`series_cells_radius`, by its files' identities and (tsub, ssub).
-_CELL_RADII: dict[tuple, float | None] = {}
-_CELL_RADII_LOCK = threading.Lock()
+class SeriesMemo:
+    """Values read from a movie series, remembered in this process while its files are unchanged (keyed by their
+    identities), so that the CLI's pre-check, the flow's validate step and a sweep's combinations read the movie
+    once. Bounded: past ``max_entries`` the least recently used is forgotten, so a watch server that meets a new
+    recording every hour does not grow without end. A computation that raises is not remembered."""
+
+    def __init__(self, max_entries: int = 16):
+        self.max_entries = max_entries
+        self._values: OrderedDict[tuple, object] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, series, extra: tuple, compute: Callable[[], T]) -> T:
+        key = (tuple(file_identity(series.movies[k].path) for k in series.order), *extra)
+        with self._lock:
+            if key in self._values:
+                self._values.move_to_end(key)
+                return self._values[key]
+        value = compute()
+        with self._lock:
+            self._values[key] = value
+            self._values.move_to_end(key)
+            while len(self._values) > self.max_entries:
+                self._values.popitem(last=False)
+        return value
+
+
+#: The cells' radius of each series read by :func:`series_cells_radius`, by (tsub, ssub).
+_CELL_RADII = SeriesMemo()
+#: The estimate of each series made by :func:`resolve_auto`, by everything the estimate reads besides the movie.
+_ESTIMATES = SeriesMemo()
 
 
 def series_cells_radius(series, *, tsub: int = 1, ssub: int = 1) -> float | None:
     """The cells' half-max radius (px) of a validated series, read as the estimate reads it (the same sample and
     :func:`sample_radius`), or None where it cannot be read: fewer than MIN_BLOBS cells visible, no round blob (a
     flat movie). The movie's content never makes it raise — the radius only feeds a note — but a file that cannot
-    be read does (the fit would fail on it too). Remembered per process while the files are unchanged, so the
-    CLI's pre-check, the flow's validate step and a sweep's combinations read it once; the sample is bounded
+    be read does (the fit would fail on it too). Remembered per process (:class:`SeriesMemo`); the sample is bounded
     (:func:`~cnmflow.auto_params.sample.sample_movie`: one contiguous block, at most 128 MiB, read in chunks)."""
-    key = (tuple(file_identity(series.movies[k].path) for k in series.order), tsub, ssub)
-    with _CELL_RADII_LOCK:
-        if key in _CELL_RADII:
-            return _CELL_RADII[key]
-    try:
-        sample = sample_movie(series, tsub=tsub, ssub=ssub)
-        with np.errstate(all="ignore"):
-            radius = visible_cells_radius(sample_radius(sample), ssub=ssub)
-    except MovieError:
-        raise  # a file that cannot be read: the fit would fail on it too, say it now
-    except (ValueError, ArithmeticError):  # ParameterError included: no blob to read gives no note, never a failure
-        radius = None
-    with _CELL_RADII_LOCK:
-        _CELL_RADII[key] = radius
-    return radius
+    def read() -> float | None:
+        try:
+            sample = sample_movie(series, tsub=tsub, ssub=ssub)
+            with np.errstate(all="ignore"):
+                return visible_cells_radius(sample_radius(sample), ssub=ssub)
+        except MovieError:
+            raise  # a file that cannot be read: the fit would fail on it too, say it now
+        except (ValueError, ArithmeticError):  # ParameterError included: no blob to read gives no note, never a failure
+            return None
+
+    return _CELL_RADII.get(series, (tsub, ssub), read)
 
 
 def resolve_auto(series, resolved: "ResolvedParams") -> tuple["ResolvedParams", AutoEstimate | None]:
@@ -265,8 +290,9 @@ def resolve_auto(series, resolved: "ResolvedParams") -> tuple["ResolvedParams", 
         raise ParameterError(f"min_corr/min_pnr='auto' only apply to method_init='corr_pnr' "
                              f"(got {params.method_init!r}); give numbers or switch to corr_pnr")
     fixed = None if params.gSig == "auto" else float(params.gSig)
-    est = estimate_parameters(series, tsub=params.tsub, ssub=params.ssub, gsig=fixed,
-                              center_psf=params.center_psf, border_pix=params.border_pix)
+    options = dict(tsub=params.tsub, ssub=params.ssub, gsig=fixed, center_psf=params.center_psf,
+                   border_pix=params.border_pix)  # the estimate is deterministic: remembered per series and options
+    est = _ESTIMATES.get(series, tuple(sorted(options.items())), lambda: estimate_parameters(series, **options))
     values = {name: est.values()[name] for name in wanted}
     reasons = est.reasons()
     notes = [f"{name} = auto: {reasons[name]}" for name in wanted]
