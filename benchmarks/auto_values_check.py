@@ -4,7 +4,8 @@ movies an estimator change moves at all (issue #18, h17lowsnr). The movies: pnr_
 / cortex SNR 1–4 at fresh training seeds 81–90, held-out cortex SNR 0.8–3 s14 / 34 / 38 and the held-out
 configurations at seeds 51–70. No fits (~4 min). ``--movies fresh91``: CA1 / cortex SNR 1–4 at seeds 91–100 (h18reach's
 fresh training check); ``--movies held71``: the held-out configurations at seeds 71–90 (``held121``: at 121–140,
-h18mode's final check). ``--fit BEFORE AFTER``: fit both files' values on each movie whose values differ (F1@0.5, F1,
+h18mode's final check; ``held141``: at 141–160, h18gsizr's). A record holds gSiz too (older files without it took
+gsiz_for(gSig)). ``--fit BEFORE AFTER``: fit both files' values on each movie whose values differ (F1@0.5, F1,
 K; ~1 min a movie).
 
     PYTHONPATH=/work/main .venv/bin/python benchmarks/auto_values_check.py --out results/values_main.json
@@ -40,26 +41,32 @@ EXTRA_SETS = {
     "fresh91": lambda: [m for s in range(91, 101) for m in reseeded(MOVIES, [s] * 4) if "peak_snr" in m.overrides],
     "held71": lambda: list(reseeded(HELD_OUT, list(range(71, 91)))),
     "held121": lambda: list(reseeded(HELD_OUT, list(range(121, 141)))),  # h18mode's one-shot check
+    "held141": lambda: list(reseeded(HELD_OUT, list(range(141, 161)))),  # h18gsizr's one-shot check
 }
 
 
-def fit_moved(before: Path, after: Path, out: Path) -> int:
-    """Fit both files' auto values (gSiz = gsiz_for(gSig)) on every movie whose values differ."""
+def run_values(run: dict) -> list:
+    """A record's [gSig, min_corr, min_pnr, gSiz]; files written before gSiz was recorded took gsiz_for(gSig)."""
     from cnmflow.auto_params import gsiz_for
 
+    return [*run["values"][:3], run.get("gSiz", gsiz_for(run["values"][0]))]
+
+
+def fit_moved(before: Path, after: Path, out: Path) -> int:
+    """Fit both files' auto values (their gSiz) on every movie whose values or gSiz differ."""
     old = {r["movie"]: r for r in json.loads(before.read_text())["runs"]}
     new = {r["movie"]: r for r in json.loads(after.read_text())["runs"]}
     pool = movies() + [m for make in EXTRA_SETS.values() for m in make()]
     records = []
     for movie in pool:
         name = movie.name
-        if name not in old or name not in new or old[name]["values"] == new[name]["values"]:
+        if name not in old or name not in new or run_values(old[name]) == run_values(new[name]):
             continue
         sim, record_ = simulate(movie), {"movie": name}
         for label, values in (("before", old[name]), ("after", new[name])):
-            gsig, corr, pnr = values["values"]
-            record_[label] = {"values": values["values"], "err": values["err"],
-                              **fit_and_score(sim.movie, sim.truth, fit_params(movie.fr, gsig, gsiz_for(gsig), corr, pnr))}
+            gsig, corr, pnr, gsiz = run_values(values)
+            record_[label] = {"values": values["values"], "gSiz": gsiz, "err": values["err"],
+                              **fit_and_score(sim.movie, sim.truth, fit_params(movie.fr, gsig, gsiz, corr, pnr))}
         print(json.dumps({"movie": name, **{k: [record_[k][f] for f in ("err", "K", "f1_iou50", "f1_score")]
                                             for k in ("before", "after")}}), flush=True)
         records.append(record_)
@@ -73,17 +80,17 @@ def record(movie) -> dict:
         auto, _ = estimate_auto(sim.movie, Path(folder), repeats=1)
     return {"movie": movie.name, "radius": auto["radius"],
             "err": round(auto["radius"] / median_true_radius(sim.truth) - 1, 3),
-            "values": [auto["gSig"], auto["min_corr"], auto["min_pnr"]]}
+            "values": [auto["gSig"], auto["min_corr"], auto["min_pnr"]], "gSiz": auto["gSiz"]}
 
 
 def diff(before: Path, after: Path) -> int:
     """Print the movies whose values differ, and how many do not."""
     old = {r["movie"]: r for r in json.loads(before.read_text())["runs"]}
     new = {r["movie"]: r for r in json.loads(after.read_text())["runs"]}
-    moved = [name for name in old if name in new and old[name]["values"] != new[name]["values"]]
+    moved = [name for name in old if name in new and run_values(old[name]) != run_values(new[name])]
     for name in moved:
         print(f"{name:<58} radius err {old[name]['err']:+.3f} → {new[name]['err']:+.3f}  "
-              f"values {old[name]['values']} → {new[name]['values']}")
+              f"values (gSig, min_corr, min_pnr, gSiz) {run_values(old[name])} → {run_values(new[name])}")
     print(f"{len(moved)} of {len(set(old) & set(new))} movies moved")
     return 0
 

@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 import tifffile
 
-from cnmflow.auto_params import (GSIG_FACTORS, MIN_PNR_CEILING, estimate_from_movie, gsiz_for, noise_k, pnr_margin,
-                                 pnr_reduction)
+from cnmflow.auto_params import (GSIG_FACTORS, GSIZ_RADIUS_FACTOR, MIN_PNR_CEILING, estimate_from_movie, gsiz_for,
+                                 gsiz_of_radius, noise_k, pnr_margin, pnr_reduction)
 from cnmflow.errors import ParameterError
 from cnmflow.synthetic.realistic import simulate_realistic_1p
 
@@ -37,7 +37,29 @@ def test_radius_is_within_20_percent_of_the_true_half_max_radius(simulated, name
     choice = est.gsig_choice   # gSig = k·r, k within the factors' span (their bootstrap-weighted mean)
     assert min(GSIG_FACTORS) <= choice.factor <= max(GSIG_FACTORS)
     assert est.gSig == round(round(choice.factor, 3) * est.radius.radius, 2)
-    assert est.gSiz == gsiz_for(est.gSig) == int(round(2 * est.gSig)) + 1
+    assert est.gSiz == gsiz_of_radius(est.radius.radius) == int(round(2 * GSIZ_RADIUS_FACTOR * est.radius.radius)) + 1
+
+
+def test_auto_gsiz_is_the_radius_box_whichever_factor_gsig_takes(simulated, monkeypatch):
+    """gSig's factor is often a near-toss (margins within 1–3%); auto's gSiz, the seed's init box and the ring's
+    size, must not step with it: each factor forced in turn moves gSig but leaves gSiz at the radius's box."""
+    from functools import partial
+
+    import cnmflow.auto_params.estimate as estimate
+
+    movie = _tsub2(simulated["ca1"].movie)
+    gsizes, gsigs = set(), set()
+    for factor in GSIG_FACTORS:
+        monkeypatch.setattr(estimate, "choose_gsig", partial(estimate.choose_gsig, factors=(factor,)))
+        est = estimate_from_movie(movie, tsub=2)
+        assert est.gsig_choice.factor == factor
+        gsigs.add(est.gSig)
+        gsizes.add(est.gSiz)
+        assert est.gSiz == gsiz_of_radius(est.radius.radius)
+    assert len(gsigs) == len(GSIG_FACTORS) and len(gsizes) == 1, (gsigs, gsizes)
+    assert est.reasons()["gSiz"].startswith(f"{est.gSiz}: 2·{GSIZ_RADIUS_FACTOR:g}·r+1")
+    given = estimate_from_movie(movie, tsub=2, gsig=4.0)   # a gSig the user gave keeps the seed's rule
+    assert given.gSiz == gsiz_for(4.0) == 9
 
 
 @pytest.mark.parametrize("name", ["ca1", "cortex_l23"])
@@ -369,7 +391,8 @@ def test_validate_records_auto_with_its_evidence(tmp_path, simulated):
     inputs = validate_inputs([movie], table={"gSig": "auto", "min_corr": "auto", "min_pnr": "auto", "fr": 20.0})
     p, sources = inputs.resolved.params, inputs.resolved.sources
     assert all(sources[n] == "auto" for n in ("gSig", "gSiz", "min_corr", "min_pnr"))
-    assert isinstance(p.gSig, float) and p.gSiz == gsiz_for(p.gSig) and 0 < p.min_corr < 1 and p.min_pnr > 0
+    assert isinstance(p.gSig, float) and 0 < p.min_corr < 1 and p.min_pnr > 0
+    assert any(f"gSiz = auto: {p.gSiz}: 2·{GSIZ_RADIUS_FACTOR:g}·r+1" in note for note in inputs.resolved.notes)
     assert any("gSig = auto" in note and "half-max" in note for note in inputs.resolved.notes)
     assert "auto" in describe_inputs(inputs)
     kept = validate_inputs([movie], table={"gSig": "auto", "gSiz": 15, "fr": 20.0})   # a gSiz set by hand stays

@@ -24,16 +24,16 @@ from cnmflow.auto_params.estimate import (AUTO_NAMES, AutoEstimate, estimate_fro
 from cnmflow.auto_params.gsig_choice import GSIG_FACTORS, GsigChoice, bootstrap_wins, choose_gsig, pnr_margin
 from cnmflow.auto_params.radius import RadiusEstimate, SmoothedMovie, estimate_radius, smoothed_in_time
 from cnmflow.auto_params.sample import MAX_SAMPLE_FRAMES, sample_movie
-from cnmflow.auto_params.seed_images import (FrameSpectra, SeedImages, gsiz_for, seed_images, temporal_mean,
-                                             white_noise_correlation)
+from cnmflow.auto_params.seed_images import (GSIZ_RADIUS_FACTOR, FrameSpectra, SeedImages, gsiz_for,
+                                             gsiz_of_radius, seed_images, temporal_mean, white_noise_correlation)
 from cnmflow.auto_params.seed_shapes import CELL_SCALE_BAND, distinct_seeds, round_seeds, seed_radii
 
 __all__ = [
-    "AUTO_NAMES", "AutoEstimate", "CELL_SCALE_BAND", "FrameSpectra", "GSIG_FACTORS", "GsigChoice",
-    "MAX_SAMPLE_FRAMES", "MIN_PNR_CEILING", "RadiusEstimate", "SeedImages", "SmoothedMovie", "ThresholdEstimate",
-    "bootstrap_wins", "ceiled_min_pnr", "choose_gsig", "distinct_seeds", "estimate_from_movie", "estimate_parameters",
-    "estimate_radius", "gsiz_for", "noise_floor_cut", "noise_k", "null_maxima", "pnr_margin", "pnr_reduction",
-    "relaxed_cuts", "resolve_auto", "round_seeds", "sample_movie", "sample_radius", "scale_to_length", "seed_images",
-    "seed_radii", "series_cells_radius", "smoothed_in_time", "temporal_mean", "threshold_estimates",
-    "visible_cells_radius", "white_noise_correlation",
+    "AUTO_NAMES", "AutoEstimate", "CELL_SCALE_BAND", "FrameSpectra", "GSIG_FACTORS", "GSIZ_RADIUS_FACTOR",
+    "GsigChoice", "MAX_SAMPLE_FRAMES", "MIN_PNR_CEILING", "RadiusEstimate", "SeedImages", "SmoothedMovie",
+    "ThresholdEstimate", "bootstrap_wins", "ceiled_min_pnr", "choose_gsig", "distinct_seeds", "estimate_from_movie",
+    "estimate_parameters", "estimate_radius", "gsiz_for", "gsiz_of_radius", "noise_floor_cut", "noise_k",
+    "null_maxima", "pnr_margin", "pnr_reduction", "relaxed_cuts", "resolve_auto", "round_seeds", "sample_movie",
+    "sample_radius", "scale_to_length", "seed_images", "seed_radii", "series_cells_radius", "smoothed_in_time",
+    "temporal_mean", "threshold_estimates", "visible_cells_radius", "white_noise_correlation",
 ]

@@ -22,7 +22,7 @@ from cnmflow.auto_params.gsig_choice import GsigChoice, choose_gsig
 from cnmflow.auto_params.radius import (MIN_BLOBS, RADIUS_SMOOTH_FRAMES, RadiusEstimate, SmoothedMovie,
                                         estimate_radius, smoothed_in_time)
 from cnmflow.auto_params.sample import sample_movie
-from cnmflow.auto_params.seed_images import SeedImages, gsiz_for, seed_images
+from cnmflow.auto_params.seed_images import GSIZ_RADIUS_FACTOR, SeedImages, gsiz_for, gsiz_of_radius, seed_images
 from cnmflow.auto_params.seed_shapes import CELL_SCALE_BAND, seed_shapes
 from cnmflow.engine.init.corr_pnr import seed_candidates
 from cnmflow.errors import MovieError, ParameterError
@@ -105,12 +105,19 @@ class AutoEstimate:
         """One line per value: the rule and the numbers it came from."""
         return {
             "gSig": self._gsig_reason(),
-            "gSiz": f"{self.gSiz}: 2·gSig+1 (the seed's rule)",
+            "gSiz": self._gsiz_reason(),
             "min_corr": f"{self.min_corr:g}: {self.corr.evidence()}{self._relaxed()}",
             "min_pnr": (f"{self.min_pnr:g}: {self._ceiled()}{self.pnr.evidence()}, on the downsampled PNR "
                         f"(/ {self.pnr_reduction:.3g}: min_pnr is a full-rate PNR){self._relaxed()}; {len(self.seeds)} "
                         f"candidate seeds above both cuts{self._scales()}"),
         }
+
+    def _gsiz_reason(self) -> str:
+        if self.gsig_choice is None:
+            return f"{self.gSiz}: 2·gSig+1 (the seed's rule)"
+        return (f"{self.gSiz}: 2·{GSIZ_RADIUS_FACTOR:g}·r+1, the seed box of gSig {GSIZ_RADIUS_FACTOR:g} × the radius "
+                f"{self.radius.radius * self.ssub:.2f} px, whichever factor gSig took (its choice does not step the "
+                f"seed's box and the ring)")
 
     def _gsig_reason(self) -> str:
         if self.gsig_choice is None:
@@ -189,7 +196,8 @@ def estimate_from_movie(movie: np.ndarray, *, gsig: float | None = None, center_
     if len(seeds) == 0 and radius.n_visible > 0:
         min_corr, min_pnr, seeds = relaxed_cuts(images, radius.n_visible, reduction=reduction, **search)
         relaxed = radius.n_visible
-    return AutoEstimate(gSig=gsig_out, gSiz=gsiz_for(gsig_out), min_corr=min_corr, min_pnr=min_pnr,
+    gsiz_out = gsiz_for(gsig_out) if gsig is not None else gsiz_of_radius(radius.radius * ssub)
+    return AutoEstimate(gSig=gsig_out, gSiz=gsiz_out, min_corr=min_corr, min_pnr=min_pnr,
                         radius=radius, corr=corr, pnr=pnr, correlation_image=images.correlation,
                         pnr_image=images.pnr, seeds=seeds, n_frames_used=int(movie.shape[0]),
                         pnr_reduction=reduction, relaxed=relaxed, gsig_choice=choice, ssub=ssub,

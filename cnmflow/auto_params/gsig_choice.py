@@ -6,7 +6,8 @@ images (filter and PNR) set the visible blobs furthest above that gSig's own PNR
 cell types on the realistic simulator); how often each factor wins bootstrap resamples of the blobs and the null is
 reported with it. Where fewer than :data:`~cnmflow.auto_params.radius.MIN_BLOBS` blobs are visible the margins are
 read on blobs the projection does not show, and k falls back to the smallest factor, the radius itself;
-gSiz follows it by the seed's rule ``gSiz = 2·gSig + 1`` (see :func:`~cnmflow.auto_params.seed_images.gsiz_for`).
+auto's gSiz does not follow k: it is the seed box of a fixed factor times the radius
+(:func:`~cnmflow.auto_params.seed_images.gsiz_of_radius`).
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """What the first seed search sees of a (downsampled) movie: its correlation and PNR images and the sign-flipped
 movie's PNR (:func:`seed_images`: the seed kernel, the 2σ correlation threshold; one filtering pass), the frames'
 spectra shared by several gSig (:class:`FrameSpectra`), the white-noise correlation null and the seed search's
-window (:func:`gsiz_for`).
+window (:func:`gsiz_for`) and auto's gSiz from the radius (:func:`gsiz_of_radius`).
 """
 
 from __future__ import annotations
@@ -27,6 +27,18 @@ def gsiz_for(gsig: float) -> int:
     2·gSig + 1, at most 0.77 over a gSig x threshold grid with 4·gSig + 1.
     """
     return int(round(2 * gsig)) + 1
+
+
+#: auto's gSiz is the seed box of gSig = GSIZ_RADIUS_FACTOR × the radius, whichever factor gSig itself took
+#: (:func:`gsiz_of_radius`). Read on the 32 training movies (benchmarks/findings/auto_params.md, h18gsizr): mean
+#: F1@0.5 +0.011 over 2·gSig+1 at 1.3, +0.009 at 1.15, −0.020 at 1.
+GSIZ_RADIUS_FACTOR = 1.3
+
+
+def gsiz_of_radius(radius: float, factor: float = GSIZ_RADIUS_FACTOR) -> int:
+    """auto's gSiz from the cells' half-max radius alone, ``round(2·factor·radius) + 1``: gSig's factor (a choice
+    whose margins lie within 1–3% on many movies) then no longer steps the seed's init box and the ring with it."""
+    return int(round(2 * factor * radius)) + 1
 
 
 @dataclass(frozen=True)
