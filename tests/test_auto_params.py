@@ -62,6 +62,23 @@ def test_auto_gsiz_is_the_radius_box_whichever_factor_gsig_takes(simulated, monk
     assert given.gSiz == gsiz_for(4.0) == 9
 
 
+def test_the_estimates_candidate_seeds_are_the_ones_the_runs_box_gives(simulated, monkeypatch):
+    """The seeds `suggest` counts and draws (and the fallback's relaxed cuts) come from a search with the box the run
+    will use, auto's gSiz, not 2·gSig+1: a wider box keeps fewer distinct maxima."""
+    from functools import partial
+
+    import cnmflow.auto_params.estimate as estimate
+    from cnmflow.engine.init.corr_pnr import seed_candidates
+
+    monkeypatch.setattr(estimate, "choose_gsig", partial(estimate.choose_gsig, factors=(1.0,)))
+    est = estimate_from_movie(_tsub2(simulated["cortex_l23"].movie), tsub=2)
+    cuts = dict(min_corr=est.min_corr, min_pnr=est.min_pnr * est.pnr_reduction, border_pix=0)
+    ran = seed_candidates(est.correlation_image, est.pnr_image, gsiz=est.gSiz, **cuts)
+    by_gsig = seed_candidates(est.correlation_image, est.pnr_image, gsiz=gsiz_for(est.gSig), **cuts)
+    assert len(by_gsig) != len(ran)  # the two boxes give different seeds on this movie
+    assert np.array_equal(est.seeds, ran)
+
+
 @pytest.mark.parametrize("name", ["ca1", "cortex_l23"])
 def test_at_low_snr_vessels_and_duplicate_maxima_do_not_set_the_radius(name):
     """Peak SNR 1–4: few cells stand out, and the maxima along pulsing vessels (ridges) and the repeated

@@ -190,13 +190,15 @@ def estimate_from_movie(movie: np.ndarray, *, gsig: float | None = None, center_
     null_min_pnr = float(max(round(pnr.cut / reduction, 2), 0.0))
     min_pnr = ceiled_min_pnr(null_min_pnr)
     gsig_out = float(gsig) if gsig is not None else round(g * ssub, 2)
-    search = dict(gsiz=gsiz_for(g), border_pix=border_pix // ssub)
+    gsiz_out = gsiz_for(gsig_out) if gsig is not None else gsiz_of_radius(radius.radius * ssub)
+    # the candidates (and the fallback's) as the run's own seed search sees them: its box, on the downsampled grid
+    search = dict(gsiz=gsiz_for(g) if gsig is not None else gsiz_of_radius(radius.radius),
+                  border_pix=border_pix // ssub)
     seeds = seed_candidates(images.correlation, images.pnr, min_corr=min_corr, min_pnr=min_pnr * reduction, **search)
     relaxed = 0
     if len(seeds) == 0 and radius.n_visible > 0:
         min_corr, min_pnr, seeds = relaxed_cuts(images, radius.n_visible, reduction=reduction, **search)
         relaxed = radius.n_visible
-    gsiz_out = gsiz_for(gsig_out) if gsig is not None else gsiz_of_radius(radius.radius * ssub)
     return AutoEstimate(gSig=gsig_out, gSiz=gsiz_out, min_corr=min_corr, min_pnr=min_pnr,
                         radius=radius, corr=corr, pnr=pnr, correlation_image=images.correlation,
                         pnr_image=images.pnr, seeds=seeds, n_frames_used=int(movie.shape[0]),
