@@ -189,11 +189,14 @@ def estimate_from_movie(movie: np.ndarray, *, gsig: float | None = None, center_
     min_corr = float(np.clip(round(corr.cut, 3), 0.0, 1.0))
     null_min_pnr = float(max(round(pnr.cut / reduction, 2), 0.0))
     min_pnr = ceiled_min_pnr(null_min_pnr)
-    gsig_out = float(gsig) if gsig is not None else round(g * ssub, 2)
-    gsiz_out = gsiz_for(gsig_out) if gsig is not None else gsiz_of_radius(radius.radius * ssub)
-    # the candidates (and the fallback's) as the run's own seed search sees them: its box, on the downsampled grid
-    search = dict(gsiz=gsiz_for(g) if gsig is not None else gsiz_of_radius(radius.radius),
-                  border_pix=border_pix // ssub)
+    # gSiz, the run's seed box: the seed's rule for a given gSig, else the radius's box; the candidates (and the
+    # fallback's) are searched with the same box on the downsampled grid, as the run's own seed search sees them
+    if gsig is not None:
+        gsig_out, gsiz_out, search_gsiz = float(gsig), gsiz_for(float(gsig)), gsiz_for(g)
+    else:
+        gsig_out, gsiz_out = round(g * ssub, 2), gsiz_of_radius(radius.radius * ssub)
+        search_gsiz = gsiz_of_radius(radius.radius)
+    search = dict(gsiz=search_gsiz, border_pix=border_pix // ssub)
     seeds = seed_candidates(images.correlation, images.pnr, min_corr=min_corr, min_pnr=min_pnr * reduction, **search)
     relaxed = 0
     if len(seeds) == 0 and radius.n_visible > 0:
