@@ -7,7 +7,7 @@ not after an hour of extraction (the reference tool's habit).
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Sequence
 
 from cnmflow.auto_params import AutoEstimate, resolve_auto, series_cells_radius
@@ -77,7 +77,7 @@ def validate_inputs(
     _check_fits_frame(series, resolved)
     size_note = cell_size_note(series, resolved, estimate) if cell_size else None
     if size_note:
-        resolved = ResolvedParams(params=resolved.params, sources=resolved.sources, notes=resolved.notes + (size_note,))
+        resolved = replace(resolved, notes=resolved.notes + (size_note,))
     return ValidatedInputs(series=series, resolved=resolved, engine=EngineSettings.from_params(resolved.params),
                            machine=machine, size_note=size_note)
 
