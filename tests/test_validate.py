@@ -189,3 +189,27 @@ def test_a_series_memo_forgets_the_least_recently_used_and_never_a_failure(tmp_p
     (tmp_path / "a").write_bytes(b"changed")  # a file changed: its identity too, so it is read again
     memo.get(a, (), lambda: calls.append("a again"))
     assert calls[-1] == "a again"
+
+
+def test_auto_on_a_file_cut_short_names_it_and_remembers_nothing(wide_movies, tmp_path, monkeypatch):
+    """A recording still being copied (truncated) gives one clear error naming the file before any estimate is
+    remembered; once the copy completes, the same path is validated as the whole file is."""
+    import shutil
+
+    from cnmflow.auto_params import estimate as estimate_module
+    from cnmflow.errors import MovieError
+    from tests.runs import WIDE_TABLE
+
+    monkeypatch.setattr(estimate_module, "_ESTIMATES", estimate_module.SeriesMemo())
+    table = {**WIDE_TABLE, "gSig": "auto", "min_corr": "auto", "min_pnr": "auto"}
+    whole = validate_inputs([wide_movies["ca1"]], table=table)
+    copy = tmp_path / "copying.tif"
+    data = wide_movies["ca1"].read_bytes()
+    copy.write_bytes(data[:len(data) // 2])
+    with pytest.raises(MovieError) as err:
+        validate_inputs([copy], table=table)
+    assert str(copy) in str(err.value)
+    shutil.copyfile(wide_movies["ca1"], copy)  # the copy completes: same path, new bytes
+    again = validate_inputs([copy], table=table)
+    assert again.resolved.params.gSiz == whole.resolved.params.gSiz
+    assert again.resolved.params.min_pnr == whole.resolved.params.min_pnr
