@@ -12,9 +12,10 @@ import hashlib
 import json
 import os
 import threading
+from collections import OrderedDict
 from functools import lru_cache
 from pathlib import Path
-from typing import Mapping
+from typing import Callable, Hashable, Mapping, TypeVar
 
 from cnmflow.atomic_write import atomic_path
 from cnmflow.lineage import sha256_file
@@ -30,8 +31,36 @@ COMPUTING_SOURCES: tuple[str, ...] = ("engine", "motion", "movies", "outputs", "
 #: Any rewrite changes the ctime (which no user can set back), a replaced file has a new inode.
 FileIdentity = tuple[str, int, int, int, int, int]
 
-_HASHES: dict[FileIdentity, str] = {}
-_HASHES_LOCK = threading.Lock()
+T = TypeVar("T")
+
+
+class IdentityMemo:
+    """Values computed from files, remembered in this process under keys built from the files' identities
+    (:func:`file_identity`), so a rewritten file is read again. Bounded: past ``max_entries`` the least recently used
+    is forgotten, so a watch server that meets new recordings for months does not grow without end. A computation
+    that raises is not remembered (the next call tries again)."""
+
+    def __init__(self, max_entries: int):
+        self.max_entries = max_entries
+        self._values: OrderedDict[Hashable, object] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, key: Hashable, compute: Callable[[], T]) -> T:
+        with self._lock:
+            if key in self._values:
+                self._values.move_to_end(key)
+                return self._values[key]
+        value = compute()  # outside the lock: other keys are served while a file is read
+        with self._lock:
+            self._values[key] = value
+            self._values.move_to_end(key)
+            while len(self._values) > self.max_entries:
+                self._values.popitem(last=False)
+        return value
+
+
+#: Each file's sha256 by its identity; 4096 entries are ~1 MB, more files than a day of recordings.
+_HASHES = IdentityMemo(max_entries=4096)
 
 
 def file_identity(path: str | os.PathLike) -> FileIdentity:
@@ -47,14 +76,10 @@ def file_hash(path: str | os.PathLike, *, remembered_in: Path | None = None) -> 
     A parameter sweep validates the same movie once per combination, and a user re-runs the same
     movie with new parameters; re-reading gigabytes for each would dominate short runs.
     """
-    identity = file_identity(path)
-    with _HASHES_LOCK:
-        known = _HASHES.get(identity)
-    if known is None:
-        known = stored_hash(path, remembered_in) if remembered_in is not None else sha256_file(path)
-        with _HASHES_LOCK:
-            _HASHES[identity] = known
-    return known
+    def read() -> str:
+        return stored_hash(path, remembered_in) if remembered_in is not None else sha256_file(path)
+
+    return _HASHES.get(file_identity(path), read)
 
 
 def stored_hash(path: str | os.PathLike, folder: Path) -> str:

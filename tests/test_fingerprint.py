@@ -82,6 +82,24 @@ def test_a_replaced_file_or_a_damaged_record_is_read_again(movie, tmp_path):
     assert stored_hash(copy, records) == sha256_file(copy) != sha256_file(movie)
 
 
+def test_the_process_remembers_a_bounded_number_of_file_hashes(tmp_path, monkeypatch):
+    """A watch server hashes every new recording: the in-process memo keeps the most recently used ones only."""
+    monkeypatch.setattr(fingerprint, "_HASHES", fingerprint.IdentityMemo(max_entries=2))
+    files = [tmp_path / f"movie{i}.tif" for i in range(3)]
+    for i, path in enumerate(files):
+        path.write_bytes(bytes([i]) * 100)
+    reads = []
+    monkeypatch.setattr(fingerprint, "sha256_file", lambda path: reads.append(path) or sha256_file(path))
+    first = [file_hash(path) for path in files]  # the third forgets the first
+    assert [file_hash(files[2]), file_hash(files[1])] == first[2:0:-1] and len(reads) == 3
+    assert file_hash(files[0]) == first[0] == sha256_file(files[0]) and len(reads) == 4
+    monkeypatch.setattr(fingerprint, "sha256_file", _no_reading)
+    with pytest.raises(AssertionError, match="read again"):
+        file_hash(files[2])  # forgotten when the first came back: read again (and a failure is not remembered)
+    with pytest.raises(AssertionError, match="read again"):
+        file_hash(files[2])
+
+
 def test_input_hashes_are_keyed_by_the_users_order(movie, tmp_path):
     second = tmp_path / "second.tif"
     shutil.copy(movie, second)

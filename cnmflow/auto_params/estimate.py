@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import math
 import os
-import threading
-from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Callable, Sequence, TypeVar
 
@@ -26,7 +24,7 @@ from cnmflow.auto_params.seed_images import GSIZ_RADIUS_FACTOR, SeedImages, gsiz
 from cnmflow.auto_params.seed_shapes import CELL_SCALE_BAND, seed_shapes
 from cnmflow.engine.init.corr_pnr import seed_candidates
 from cnmflow.errors import MovieError, ParameterError
-from cnmflow.fingerprint import file_identity
+from cnmflow.fingerprint import IdentityMemo, file_identity
 from cnmflow.size_check import radius_note
 
 if TYPE_CHECKING:
@@ -237,29 +235,16 @@ def estimate_parameters(movies: Sequence[str | os.PathLike] | object, *, tsub: i
 
 
 class SeriesMemo:
-    """Values read from a movie series, remembered in this process while its files are unchanged (keyed by their
-    identities), so that the CLI's pre-check, the flow's validate step and a sweep's combinations read the movie
-    once. Bounded: past ``max_entries`` the least recently used is forgotten, so a watch server that meets a new
-    recording every hour does not grow without end. A computation that raises is not remembered."""
+    """Values read from a movie series, remembered in this process while its files are unchanged (an
+    :class:`~cnmflow.fingerprint.IdentityMemo` keyed by their identities and the options that change the value), so
+    that the CLI's pre-check, the flow's validate step and a sweep's combinations read the movie once."""
 
     def __init__(self, max_entries: int = 16):
-        self.max_entries = max_entries
-        self._values: OrderedDict[tuple, object] = OrderedDict()
-        self._lock = threading.Lock()
+        self._memo = IdentityMemo(max_entries)
 
     def get(self, series, extra: tuple, compute: Callable[[], T]) -> T:
         key = (tuple(file_identity(series.movies[k].path) for k in series.order), *extra)
-        with self._lock:
-            if key in self._values:
-                self._values.move_to_end(key)
-                return self._values[key]
-        value = compute()
-        with self._lock:
-            self._values[key] = value
-            self._values.move_to_end(key)
-            while len(self._values) > self.max_entries:
-                self._values.popitem(last=False)
-        return value
+        return self._memo.get(key, compute)
 
 
 #: The cells' radius of each series read by :func:`series_cells_radius`, by (tsub, ssub).
