@@ -10,7 +10,6 @@ from __future__ import annotations
 import ast
 import importlib
 import runpy
-from collections import defaultdict
 from pathlib import Path
 from unittest import mock
 

@@ -21,7 +21,7 @@ from cnmflow.engine.executors import run_patch_jobs
 from cnmflow.engine.movie_source import MovieSource
 from cnmflow.engine.patch_frames import PatchFrames, PatchStorage, remove_orphaned_scratch
 from cnmflow.params import build_params
-from cnmflow.processes import die_with_parent, pid_alive
+from cnmflow.processes import pid_alive
 from cnmflow.synthetic import simulate_1p, write_tiff
 
 linux_only = pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="reads /proc")
