@@ -20,10 +20,10 @@ from cnmflow.engine.chunking import frames_per_chunk
 from cnmflow.engine.estimates import Estimates
 from cnmflow.engine.executors import run_patch_jobs
 from cnmflow.engine.footprint_shape import neuron_sized
-from cnmflow.engine.in_focus import out_of_focus
+from cnmflow.engine.in_focus import out_of_focus, weak_soma_pairs
 from cnmflow.engine.init.low_rank import significant_traces
 from cnmflow.engine.low_rank_background import combine_patch_backgrounds, settle_traces
-from cnmflow.engine.merging import merge_components, merge_duplicates
+from cnmflow.engine.merging import connected_groups, merge_components, merge_duplicates, merge_groups
 from cnmflow.engine.movie_source import MovieSource
 from cnmflow.engine.patch_frames import PatchStorage
 from cnmflow.engine.patch_job.one_photon import ring_fit_frames
@@ -113,6 +113,7 @@ def _after_patches(movie, results: list[PatchResult], A: sp.csc_matrix, C_low: n
 
     started = time.perf_counter()
     model, traces = _full_rate_traces(movie, A, C_low, background, settings, report, chunk_frames=chunk_frames)
+    model, traces = _merge_weak_soma_pairs(movie, model, traces, settings, chunk_frames=chunk_frames)
     timings["background_and_traces"] = time.perf_counter() - started
 
     estimates = _estimates(results, traces, model, dims, settings)
@@ -125,6 +126,22 @@ def _after_patches(movie, results: list[PatchResult], A: sp.csc_matrix, C_low: n
     timings["quality"] = time.perf_counter() - started
     report("quality", 1.0)
     return estimates
+
+
+def _merge_weak_soma_pairs(movie, model: TraceModel, traces: TraceResult, settings: EngineSettings, *,
+                           chunk_frames: int) -> tuple[TraceModel, TraceResult]:
+    """1P with the focus test on: each pair on one soma whose traces follow each other weakly
+    (``in_focus.weak_soma_pairs``) merged as the merge step merges, the traces solved again with the merged
+    footprints. Each member mixes the neuron with another contaminant, and which member is the neuron's the focus
+    test cannot tell (benchmarks/findings/footprint_fidelity.md, h16dup, h17merge)."""
+    if model.ring is None or settings.quality.focus_thr <= 0:
+        return model, traces
+    groups = connected_groups(weak_soma_pairs(model.A, traces.C, tsub=settings.quality.tsub), model.A.shape[1])
+    if not groups:
+        return model, traces
+    merged = merge_groups(model.A, traces.C, groups)
+    model = replace(model, A=merged.A)
+    return model, solve_traces(movie, model, merged.C, section=settings.traces, chunk_frames=chunk_frames)
 
 
 def _mark_rejected(movie, estimates: Estimates, section: QualitySection, chunk_frames: int) -> None:

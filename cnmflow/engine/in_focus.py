@@ -102,6 +102,13 @@ MIN_JUDGED = 5
 EDGE_JUDGED_GSIG = 2.0
 PAIR_FOOTPRINT_FRACTION = 0.3
 PAIR_TRACE_CORR = 0.5
+#: A pair on one soma whose traces follow each other only weakly: *each* peak lies where the other's footprint is at
+#: least PAIR_MUTUAL_FRACTION of its maximum, and their traces (the test's rate) correlate at least
+#: PAIR_MUTUAL_TRACE_CORR but below PAIR_TRACE_CORR — each member mixes the neuron with a different contaminant, so
+#: the focus ratio does not tell which is the neuron's. Such a pair is merged before the test, not resolved by it
+#: (benchmarks/findings/footprint_fidelity.md, h16dup: read on seeds 1 and 4; h17merge).
+PAIR_MUTUAL_FRACTION = 0.4
+PAIR_MUTUAL_TRACE_CORR = 0.35
 
 
 @dataclass(frozen=True)
@@ -198,6 +205,26 @@ def soma_pairs(A: sp.csc_matrix, windows: list[Window], gram: np.ndarray, judged
     follows = g / scale[:, None] / scale[None, :] >= PAIR_TRACE_CORR
     close = (on_other | on_other.T) & follows
     return [(judged[a], judged[b]) for a, b in zip(*np.nonzero(np.triu(close, 1)))]
+
+
+def weak_soma_pairs(A: sp.csc_matrix, C: np.ndarray, *, tsub: int = 1) -> list[tuple[int, int]]:
+    """The pairs on one soma whose traces follow each other weakly (``PAIR_MUTUAL_FRACTION``,
+    ``PAIR_MUTUAL_TRACE_CORR`` up to ``PAIR_TRACE_CORR``), traces compared at the test's rate (``tsub``)."""
+    A = sp.csc_matrix(A)
+    K = A.shape[1]
+    if K < 2:
+        return []
+    peaks = np.array([int(np.argmax(A[:, k].toarray().ravel())) for k in range(K)])
+    maxima = A.max(axis=0).toarray().ravel()
+    at_peaks = A[peaks].toarray()                       # (K, K): footprint k at component j's peak
+    share = at_peaks / np.where(maxima > 0, maxima, np.inf)[None, :]
+    mutual = (share >= PAIR_MUTUAL_FRACTION) & (share.T >= PAIR_MUTUAL_FRACTION)
+    traces = np.asarray(C, np.float64)
+    slow = block_means_along(traces - traces.mean(axis=1, keepdims=True), tsub, axis=1)
+    scale = np.sqrt(np.maximum(np.einsum("kt,kt->k", slow, slow), np.finfo(float).tiny))
+    corr = (slow @ slow.T) / scale[:, None] / scale[None, :]
+    weak = (corr >= PAIR_MUTUAL_TRACE_CORR) & (corr < PAIR_TRACE_CORR)
+    return [(int(j), int(k)) for j, k in zip(*np.nonzero(np.triu(mutual & weak, 1)))]
 
 
 def _less_soma_like(pairs: list[tuple[int, int]], ratios: dict[int, float], rejected: set[int]) -> list[int]:
