@@ -113,35 +113,43 @@ def _after_patches(movie, results: list[PatchResult], A: sp.csc_matrix, C_low: n
 
     started = time.perf_counter()
     model, traces = _full_rate_traces(movie, A, C_low, background, settings, report, chunk_frames=chunk_frames)
-    model, traces = _merge_weak_soma_pairs(movie, model, traces, settings, chunk_frames=chunk_frames)
     timings["background_and_traces"] = time.perf_counter() - started
 
-    estimates = _estimates(results, traces, model, dims, settings)
     started = time.perf_counter()
     report("quality", 0.0)
-    quality = evaluate_components(movie, estimates, fr=settings.quality.fr or 30.0,
-                                  decay_time=settings.quality.decay_time, chunk_frames=chunk_frames)
-    estimates.SNR_comp, estimates.r_values = quality.snr, quality.r_values
-    _mark_rejected(movie, estimates, settings.quality, chunk_frames)
+    estimates = _judged(movie, results, traces, model, settings, chunk_frames)
+    groups = _weak_soma_pairs_accepted(estimates, settings.quality)
+    if groups:
+        merged = merge_groups(model.A, traces.C, groups)
+        model = replace(model, A=merged.A)
+        traces = solve_traces(movie, model, merged.C, section=settings.traces, chunk_frames=chunk_frames)
+        estimates = _judged(movie, results, traces, model, settings, chunk_frames)
     timings["quality"] = time.perf_counter() - started
     report("quality", 1.0)
     return estimates
 
 
-def _merge_weak_soma_pairs(movie, model: TraceModel, traces: TraceResult, settings: EngineSettings, *,
-                           chunk_frames: int) -> tuple[TraceModel, TraceResult]:
-    """1P with the focus test on: each pair on one soma whose traces follow each other weakly
-    (``in_focus.weak_soma_pairs``) merged as the merge step merges, the traces solved again with the merged
-    footprints. Each member mixes the neuron with another contaminant, and which member is the neuron's the focus
-    test cannot tell (benchmarks/findings/footprint_fidelity.md, h16dup, h17merge)."""
-    if model.ring is None or settings.quality.focus_thr <= 0:
-        return model, traces
-    groups = connected_groups(weak_soma_pairs(model.A, traces.C, tsub=settings.quality.tsub), model.A.shape[1])
-    if not groups:
-        return model, traces
-    merged = merge_groups(model.A, traces.C, groups)
-    model = replace(model, A=merged.A)
-    return model, solve_traces(movie, model, merged.C, section=settings.traces, chunk_frames=chunk_frames)
+def _judged(movie, results: list[PatchResult], traces: TraceResult, model: TraceModel, settings: EngineSettings,
+            chunk_frames: int) -> Estimates:
+    """The estimates with their quality measures and the 1P components that are no in-focus soma marked rejected."""
+    estimates = _estimates(results, traces, model, movie.shape[1:], settings)
+    quality = evaluate_components(movie, estimates, fr=settings.quality.fr or 30.0,
+                                  decay_time=settings.quality.decay_time, chunk_frames=chunk_frames)
+    estimates.SNR_comp, estimates.r_values = quality.snr, quality.r_values
+    _mark_rejected(movie, estimates, settings.quality, chunk_frames)
+    return estimates
+
+
+def _weak_soma_pairs_accepted(estimates: Estimates, section: QualitySection) -> list[np.ndarray]:
+    """1P with the focus test on: the pairs on one soma whose traces follow each other weakly
+    (``in_focus.weak_soma_pairs``) among the components the test accepted, joined into groups to merge. Each member
+    mixes the neuron with another contaminant, and which member is the neuron's the focus test cannot tell
+    (benchmarks/findings/footprint_fidelity.md, h16dup, h17merge); a member the test rejected is left to it."""
+    if section.focus_thr <= 0 or estimates.K < 2 or estimates.W.shape[0] == 0:
+        return []
+    accepted = np.setdiff1d(np.arange(estimates.K), estimates.idx_components_bad)
+    pairs = weak_soma_pairs(estimates.A[:, accepted], estimates.C[accepted], tsub=section.tsub)
+    return connected_groups([(int(accepted[j]), int(accepted[k])) for j, k in pairs], estimates.K)
 
 
 def _mark_rejected(movie, estimates: Estimates, section: QualitySection, chunk_frames: int) -> None:

@@ -105,8 +105,9 @@ PAIR_TRACE_CORR = 0.5
 #: A pair on one soma whose traces follow each other only weakly: *each* peak lies where the other's footprint is at
 #: least PAIR_MUTUAL_FRACTION of its maximum, and their traces (the test's rate) correlate at least
 #: PAIR_MUTUAL_TRACE_CORR but below PAIR_TRACE_CORR — each member mixes the neuron with a different contaminant, so
-#: the focus ratio does not tell which is the neuron's. Such a pair is merged before the test, not resolved by it
-#: (benchmarks/findings/footprint_fidelity.md, h16dup: read on seeds 1 and 4; h17merge).
+#: the focus ratio does not tell which is the neuron's. On branch h/h17merge such a pair, both members accepted, is
+#: merged and the fit judged again (benchmarks/findings/footprint_fidelity.md, h16dup: read on seeds 1 and 4;
+#: h17merge: gains on cortex, loses on held-out CA1 — not adopted).
 PAIR_MUTUAL_FRACTION = 0.4
 PAIR_MUTUAL_TRACE_CORR = 0.35
 
