@@ -118,11 +118,13 @@ def _after_patches(movie, results: list[PatchResult], A: sp.csc_matrix, C_low: n
     started = time.perf_counter()
     report("quality", 0.0)
     estimates = _judged(movie, results, traces, model, settings, chunk_frames)
+    # the rounds keep every component in place, so a pair found in the final estimates is merged where the merge
+    # step would have merged it, and the background and traces are solved again from there
     groups = _weak_soma_pairs_accepted(estimates, settings.quality)
     if groups:
-        merged = merge_groups(model.A, traces.C, groups)
-        model = replace(model, A=merged.A)
-        traces = solve_traces(movie, model, merged.C, section=settings.traces, chunk_frames=chunk_frames)
+        merged = merge_groups(A, C_low, groups)
+        model, traces = _full_rate_traces(movie, merged.A, merged.C, background, settings, report,
+                                          chunk_frames=chunk_frames)
         estimates = _judged(movie, results, traces, model, settings, chunk_frames)
     timings["quality"] = time.perf_counter() - started
     report("quality", 1.0)

@@ -106,8 +106,9 @@ PAIR_TRACE_CORR = 0.5
 #: least PAIR_MUTUAL_FRACTION of its maximum, and their traces (the test's rate) correlate at least
 #: PAIR_MUTUAL_TRACE_CORR but below PAIR_TRACE_CORR — each member mixes the neuron with a different contaminant, so
 #: the focus ratio does not tell which is the neuron's. On branch h/h17merge such a pair, both members accepted, is
-#: merged and the fit judged again (benchmarks/findings/footprint_fidelity.md, h16dup: read on seeds 1 and 4;
-#: h17merge: gains on cortex, loses on held-out CA1 — not adopted).
+#: merged where the merge step merges, and the background, traces and test run again from there
+#: (benchmarks/findings/footprint_fidelity.md, h16dup: read on seeds 1 and 4; h17merge: gains on cortex, loses on
+#: held-out CA1 — not adopted).
 PAIR_MUTUAL_FRACTION = 0.4
 PAIR_MUTUAL_TRACE_CORR = 0.35
 
