@@ -118,15 +118,12 @@ def _after_patches(movie, results: list[PatchResult], A: sp.csc_matrix, C_low: n
     started = time.perf_counter()
     report("quality", 0.0)
     estimates = _judged(movie, results, traces, model, settings, chunk_frames)
-    # the rounds keep every component in place, so a pair found in the final estimates is merged where the merge
-    # step would have merged it, and the background and traces are solved again from there
-    groups = _weak_soma_pairs_accepted(estimates, settings.quality)
-    if groups:
-        merged = merge_groups(A, C_low, groups)
-        model, traces = _full_rate_traces(movie, merged.A, merged.C, background, settings, report,
-                                          chunk_frames=chunk_frames)
-        estimates = _judged(movie, results, traces, model, settings, chunk_frames)
     timings["quality"] = time.perf_counter() - started
+    groups = _weak_pair_groups(estimates, settings.quality)
+    if groups:
+        started = time.perf_counter()
+        estimates = _weak_pairs_merged(movie, results, A, C_low, background, groups, settings, chunk_frames)
+        timings["weak_pairs"] = time.perf_counter() - started
     report("quality", 1.0)
     return estimates
 
@@ -142,16 +139,30 @@ def _judged(movie, results: list[PatchResult], traces: TraceResult, model: Trace
     return estimates
 
 
-def _weak_soma_pairs_accepted(estimates: Estimates, section: QualitySection) -> list[np.ndarray]:
+def _weak_pair_groups(estimates: Estimates, section: QualitySection) -> list[np.ndarray]:
     """1P with the focus test on: the pairs on one soma whose traces follow each other weakly
     (``in_focus.weak_soma_pairs``) among the components the test accepted, joined into groups to merge. Each member
-    mixes the neuron with another contaminant, and which member is the neuron's the focus test cannot tell
-    (benchmarks/findings/footprint_fidelity.md, h16dup, h17merge); a member the test rejected is left to it."""
+    mixes the neuron with a contaminant of its own, and which member is the neuron's the focus test cannot tell
+    (benchmarks/findings/footprint_fidelity.md, h16dup, h17merge, h19merge); a member the test rejected is left to
+    it."""
     if section.focus_thr <= 0 or estimates.K < 2 or estimates.W.shape[0] == 0:
         return []
     accepted = np.setdiff1d(np.arange(estimates.K), estimates.idx_components_bad)
-    pairs = weak_soma_pairs(estimates.A[:, accepted], estimates.C[accepted], tsub=section.tsub)
-    return connected_groups([(int(accepted[j]), int(accepted[k])) for j, k in pairs], estimates.K)
+    pairs = weak_soma_pairs(estimates.A, estimates.C, tsub=section.tsub, among=accepted)
+    return connected_groups(pairs, estimates.K)
+
+
+def _weak_pairs_merged(movie, results: list[PatchResult], A: sp.csc_matrix, C_low: np.ndarray,
+                       background: LowRankBackground | None, groups: list[np.ndarray], settings: EngineSettings,
+                       chunk_frames: int) -> Estimates:
+    """The fit again with each group merged where the merge step merges (the update rounds keep every component in
+    place, so a final index is a merged component's index): background, traces, quality and focus test solved from
+    the merge step's output, not from the converged traces — a re-solve from those moved components far from the
+    pair (h17merge). Within the quality stage, so its progress is not reported again."""
+    merged = merge_groups(A, C_low, groups)
+    model, traces = _full_rate_traces(movie, merged.A, merged.C, background, settings, _no_progress,
+                                      chunk_frames=chunk_frames)
+    return _judged(movie, results, traces, model, settings, chunk_frames)
 
 
 def _mark_rejected(movie, estimates: Estimates, section: QualitySection, chunk_frames: int) -> None:

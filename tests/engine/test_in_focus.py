@@ -315,3 +315,12 @@ def test_pairs_that_follow_each_other_well_or_not_at_all_or_lie_apart_are_not_we
     far = _mixtures_on_one_soma(np.random.default_rng(8), apart=12.0, own=1.2)
     assert np.corrcoef(strong[1][6:])[0, 1] >= 0.5 and np.corrcoef(unrelated[1][6:])[0, 1] < 0.35
     assert weak_soma_pairs(*strong) == weak_soma_pairs(*unrelated) == weak_soma_pairs(*far) == []
+
+
+def test_a_weak_pair_is_found_only_among_the_components_given():
+    """The fit merges a weak pair only when the focus test accepted both members: with one member left out of
+    ``among`` (rejected), there is no pair; with both in, the pair comes back in the full indices."""
+    A, C = _mixtures_on_one_soma(np.random.default_rng(8), apart=3.0, own=1.2)
+    assert weak_soma_pairs(A, C, among=np.array([0, 2, 6, 7])) == [(6, 7)]
+    assert weak_soma_pairs(A, C, among=np.array([0, 1, 2, 3, 4, 5, 7])) == []
+    assert weak_soma_pairs(A, C, among=np.array([7])) == []
