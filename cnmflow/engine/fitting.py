@@ -20,10 +20,10 @@ from cnmflow.engine.chunking import frames_per_chunk
 from cnmflow.engine.estimates import Estimates
 from cnmflow.engine.executors import run_patch_jobs
 from cnmflow.engine.footprint_shape import neuron_sized
-from cnmflow.engine.in_focus import out_of_focus
+from cnmflow.engine.in_focus import out_of_focus, weak_soma_pairs
 from cnmflow.engine.init.low_rank import significant_traces
 from cnmflow.engine.low_rank_background import combine_patch_backgrounds, settle_traces
-from cnmflow.engine.merging import merge_components, merge_duplicates
+from cnmflow.engine.merging import connected_groups, merge_components, merge_duplicates, merge_groups
 from cnmflow.engine.movie_source import MovieSource
 from cnmflow.engine.patch_frames import PatchStorage
 from cnmflow.engine.patch_job.one_photon import ring_fit_frames
@@ -115,16 +115,54 @@ def _after_patches(movie, results: list[PatchResult], A: sp.csc_matrix, C_low: n
     model, traces = _full_rate_traces(movie, A, C_low, background, settings, report, chunk_frames=chunk_frames)
     timings["background_and_traces"] = time.perf_counter() - started
 
-    estimates = _estimates(results, traces, model, dims, settings)
     started = time.perf_counter()
     report("quality", 0.0)
+    estimates = _judged(movie, results, traces, model, settings, chunk_frames)
+    timings["quality"] = time.perf_counter() - started
+    groups = _weak_pair_groups(estimates, settings.quality)
+    if groups:
+        started = time.perf_counter()
+        estimates = _weak_pairs_merged(movie, results, A, C_low, background, groups, settings, chunk_frames)
+        timings["weak_pairs"] = time.perf_counter() - started
+    report("quality", 1.0)
+    return estimates
+
+
+def _judged(movie, results: list[PatchResult], traces: TraceResult, model: TraceModel, settings: EngineSettings,
+            chunk_frames: int) -> Estimates:
+    """The estimates with their quality measures and the 1P components that are no in-focus soma marked rejected."""
+    estimates = _estimates(results, traces, model, movie.shape[1:], settings)
     quality = evaluate_components(movie, estimates, fr=settings.quality.fr or 30.0,
                                   decay_time=settings.quality.decay_time, chunk_frames=chunk_frames)
     estimates.SNR_comp, estimates.r_values = quality.snr, quality.r_values
     _mark_rejected(movie, estimates, settings.quality, chunk_frames)
-    timings["quality"] = time.perf_counter() - started
-    report("quality", 1.0)
     return estimates
+
+
+def _weak_pair_groups(estimates: Estimates, section: QualitySection) -> list[np.ndarray]:
+    """1P with the focus test on: the pairs on one soma whose traces follow each other weakly
+    (``in_focus.weak_soma_pairs``) among the components the test accepted, joined into groups to merge. Each member
+    mixes the neuron with a contaminant of its own, and which member is the neuron's the focus test cannot tell
+    (benchmarks/findings/footprint_fidelity.md, h16dup, h17merge, h19merge); a member the test rejected is left to
+    it."""
+    if section.focus_thr <= 0 or estimates.K < 2 or estimates.W.shape[0] == 0:
+        return []
+    accepted = np.setdiff1d(np.arange(estimates.K), estimates.idx_components_bad)
+    pairs = weak_soma_pairs(estimates.A, estimates.C, tsub=section.tsub, among=accepted)
+    return connected_groups(pairs, estimates.K)
+
+
+def _weak_pairs_merged(movie, results: list[PatchResult], A: sp.csc_matrix, C_low: np.ndarray,
+                       background: LowRankBackground | None, groups: list[np.ndarray], settings: EngineSettings,
+                       chunk_frames: int) -> Estimates:
+    """The fit again with each group merged where the merge step merges (the update rounds keep every component in
+    place, so a final index is a merged component's index): background, traces, quality and focus test solved from
+    the merge step's output, not from the converged traces — a re-solve from those moved components far from the
+    pair (h17merge). Within the quality stage, so its progress is not reported again."""
+    merged = merge_groups(A, C_low, groups)
+    model, traces = _full_rate_traces(movie, merged.A, merged.C, background, settings, _no_progress,
+                                      chunk_frames=chunk_frames)
+    return _judged(movie, results, traces, model, settings, chunk_frames)
 
 
 def _mark_rejected(movie, estimates: Estimates, section: QualitySection, chunk_frames: int) -> None:

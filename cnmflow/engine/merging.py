@@ -63,6 +63,27 @@ def merge_duplicates(A: sp.spmatrix, C: np.ndarray, owners: np.ndarray, *, merge
     return MergeResult(A=A, C=C, merged_groups=tuple(origins[len(origins) - len(groups):]))
 
 
+def merge_groups(A: sp.spmatrix, C: np.ndarray, groups: list[np.ndarray], *,
+                 rank1_iterations: int = 10) -> MergeResult:
+    """Each of ``groups`` (disjoint input indices) → one component, as :func:`merge_components` combines a group
+    (the rank-1 non-negative factorization of its summed ``a_k c_k``), appended after the untouched components:
+    for groups another rule found (a pair on one soma, :func:`cnmflow.engine.in_focus.weak_soma_pairs`)."""
+    A = sp.csc_matrix(A, dtype=np.float32)
+    C = np.asarray(C, dtype=np.float32)
+    if not groups:
+        return MergeResult(A=A, C=C, merged_groups=())
+    A, C, origins = _merge_groups(A, C, groups, iterations=rank1_iterations)
+    return MergeResult(A=A, C=C, merged_groups=tuple(origins[len(origins) - len(groups):]))
+
+
+def connected_groups(pairs: list[tuple[int, int]], n: int) -> list[np.ndarray]:
+    """The connected groups (of two or more, ascending indices) of ``pairs`` among ``n`` components."""
+    linked = np.zeros((n, n), bool)
+    for j, k in pairs:
+        linked[j, k] = linked[k, j] = True
+    return _groups(linked)
+
+
 def _overlapping(A: sp.csc_matrix) -> np.ndarray:
     binary = (A > 0).astype(np.float32)
     return (binary.T @ binary).toarray() > 0

@@ -8,7 +8,8 @@ import scipy.signal
 import scipy.sparse as sp
 
 from cnmflow.engine.estimates import Estimates
-from cnmflow.engine.in_focus import core_contrast, footprint_window, halo, out_of_focus, window_regressions
+from cnmflow.engine.in_focus import (core_contrast, footprint_window, halo, out_of_focus, weak_soma_pairs,
+                                     window_regressions)
 from cnmflow.engine.quality import component_statuses
 from cnmflow.pixel_order import image_to_column
 
@@ -284,3 +285,42 @@ def test_components_near_the_field_edge_are_judged_on_the_window_inside_it():
 
     assert list(test.rejected) == [7]
     assert test.ratio[6] > 0.8 and test.ratio[7] < 0.6 and np.isnan(test.ratio[8])
+
+
+def _mixtures_on_one_soma(rng: np.random.Generator, *, apart: float, own: float):
+    """Two components 1.3 gSig either side of ``apart``/2 around a soma, each trace the soma's plus ``own`` times a
+    contaminant of its own (h16dup's weak pairs: each member mixes the neuron with something else)."""
+    _, footprints, traces = _in_focus_cells(rng)
+    soma = _transients(rng)
+    first, second = (50, 50 - apart / 2), (50, 50 + apart / 2)
+    A = _components(footprints + [_cut(_blob(first, GSIG), first), _cut(_blob(second, GSIG), second)])
+    C = np.vstack(traces + [soma + own * _transients(rng), soma + own * _transients(rng)])
+    return A, C
+
+
+def test_a_pair_on_one_soma_whose_traces_follow_each_other_weakly_is_found_for_merging():
+    """Each peak on the other's footprint, traces r ~0.4 (one soma, two contaminants): a weak pair; the six lone
+    somata pair with nothing."""
+    A, C = _mixtures_on_one_soma(np.random.default_rng(8), apart=3.0, own=1.2)
+    corr = np.corrcoef(C[6:])[0, 1]
+    assert 0.35 <= corr < 0.5
+    assert weak_soma_pairs(A, C) == [(6, 7)]
+
+
+def test_pairs_that_follow_each_other_well_or_not_at_all_or_lie_apart_are_not_weak_pairs():
+    """Traces at r ≥ PAIR_TRACE_CORR are the focus test's pair rule's; unrelated traces are neighbours; peaks off
+    each other's footprint are two cells."""
+    strong = _mixtures_on_one_soma(np.random.default_rng(8), apart=3.0, own=0.3)
+    unrelated = _mixtures_on_one_soma(np.random.default_rng(8), apart=3.0, own=20.0)
+    far = _mixtures_on_one_soma(np.random.default_rng(8), apart=12.0, own=1.2)
+    assert np.corrcoef(strong[1][6:])[0, 1] >= 0.5 and np.corrcoef(unrelated[1][6:])[0, 1] < 0.35
+    assert weak_soma_pairs(*strong) == weak_soma_pairs(*unrelated) == weak_soma_pairs(*far) == []
+
+
+def test_a_weak_pair_is_found_only_among_the_components_given():
+    """The fit merges a weak pair only when the focus test accepted both members: with one member left out of
+    ``among`` (rejected), there is no pair; with both in, the pair comes back in the full indices."""
+    A, C = _mixtures_on_one_soma(np.random.default_rng(8), apart=3.0, own=1.2)
+    assert weak_soma_pairs(A, C, among=np.array([0, 2, 6, 7])) == [(6, 7)]
+    assert weak_soma_pairs(A, C, among=np.array([0, 1, 2, 3, 4, 5, 7])) == []
+    assert weak_soma_pairs(A, C, among=np.array([7])) == []
