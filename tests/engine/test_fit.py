@@ -232,6 +232,28 @@ def test_ar_order(tiny, p):
         assert np.all(np.abs(np.roots(np.r_[1.0, -g])) < 1.0), g
 
 
+def test_a_weak_pair_on_one_soma_is_merged_and_the_fit_judged_again(tiny, monkeypatch):
+    """Two accepted components the pair rule names (each mixing the neuron with a contaminant of its own) become one
+    component holding both footprints; the rest of the fit is solved again around it, and the stage is timed."""
+    from cnmflow.engine import fitting
+
+    plain = fit(tiny.movie, _params(rf=None))
+    accepted = np.setdiff1d(np.arange(plain.K), plain.idx_components_bad)
+    centres = _centroids(plain.footprints()[accepted])
+    gaps = np.linalg.norm(centres[:, None] - centres[None], axis=2) + np.eye(len(accepted)) * 1e9
+    j, k = np.unravel_index(np.argmin(gaps), gaps.shape)
+    pair = (int(accepted[j]), int(accepted[k]))
+    asked = []
+    monkeypatch.setattr(fitting, "weak_soma_pairs", lambda A, C, *, tsub, among: asked.append(list(among)) or [pair])
+    merged = fit(tiny.movie, _params(rf=None))
+    assert asked and sorted(asked[0]) == sorted(accepted.tolist())  # only accepted components are candidates
+    assert merged.K == plain.K - 1 and "weak_pairs" in merged.timings
+    footprints = merged.footprints().reshape(merged.K, -1)
+    members = plain.footprints().reshape(plain.K, -1)[list(pair)]
+    cover = (footprints > 0).astype(float) @ (members > 0).T.astype(float) / (members > 0).sum(axis=1)
+    assert np.any((cover >= 0.9).all(axis=1)), cover  # one component spans both members' supports
+
+
 # --------------------------------------------------------------------------- 6. border_pix
 def test_border_pix(sim80, one_patch):
     near_border = _edge_distance(sim80.truth.dims)[tuple(np.round(sim80.truth.centers).astype(int).T)] < 10
