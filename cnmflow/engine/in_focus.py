@@ -111,7 +111,8 @@ PAIR_TRACE_CORR = 0.5
 #: the focus ratio does not tell which is the neuron's. When the test accepts both, the fit merges them where the
 #: merge step merges and runs the background, traces and test again from there (engine/fitting). Read on seeds 1
 #: and 4 (benchmarks/findings/footprint_fidelity.md, h16dup); h17merge: copies 3 → 0 on seeds 1–9, two held-out CA1
-#: fits −.004 / −.006 F1@IoU0.5; h19merge, fresh seeds 10–15 (24 fits, one-shot): copies 9 → 8, no fit loses over .003.
+#: fits −.004 / −.006 F1@IoU0.5; h19merge, fresh seeds 10–15 (24 fits, one-shot): copies 9 → 8, no fit loses over
+#: .003; fresh 16–18 (18 fits): copies 7 → 5, the three fits with a pair all gain.
 PAIR_MUTUAL_FRACTION = 0.4
 PAIR_MUTUAL_TRACE_CORR = 0.35
 
