@@ -202,13 +202,8 @@ def soma_pairs(A: sp.csc_matrix, windows: list[Window], gram: np.ndarray, judged
     if len(judged) < 2:
         return []
     peaks = np.array([windows[k].f_index[np.ravel_multi_index(windows[k].peak, windows[k].shape)] for k in judged])
-    sub = sp.csc_matrix(A)[:, judged]
-    at_peaks = sub[peaks].toarray()                     # (judged, judged): footprint k at component j's peak
-    maxima = sub.max(axis=0).toarray().ravel()
-    on_other = at_peaks >= PAIR_FOOTPRINT_FRACTION * np.where(maxima > 0, maxima, np.inf)[None, :]
-    g = gram[np.ix_(judged, judged)]
-    scale = np.sqrt(np.maximum(np.diag(g), np.finfo(float).tiny))
-    follows = g / scale[:, None] / scale[None, :] >= PAIR_TRACE_CORR
+    on_other = _peak_shares(sp.csc_matrix(A)[:, judged], peaks) >= PAIR_FOOTPRINT_FRACTION
+    follows = _correlations(gram[np.ix_(judged, judged)]) >= PAIR_TRACE_CORR
     close = (on_other | on_other.T) & follows
     return [(judged[a], judged[b]) for a, b in zip(*np.nonzero(np.triu(close, 1)))]
 
@@ -223,16 +218,27 @@ def weak_soma_pairs(A: sp.csc_matrix, C: np.ndarray, *, tsub: int = 1,
     if among.size < 2:
         return []
     A, C = A[:, among], np.asarray(C, np.float64)[among]
-    peaks = np.array([int(np.argmax(A[:, k].toarray().ravel())) for k in range(A.shape[1])])
-    maxima = A.max(axis=0).toarray().ravel()
-    at_peaks = A[peaks].toarray()                       # (K, K): footprint k at component j's peak
-    share = at_peaks / np.where(maxima > 0, maxima, np.inf)[None, :]
+    peaks = np.asarray(A.argmax(axis=0)).ravel()
+    share = _peak_shares(A, peaks)
     mutual = (share >= PAIR_MUTUAL_FRACTION) & (share.T >= PAIR_MUTUAL_FRACTION)
     slow = block_means_along(C - C.mean(axis=1, keepdims=True), tsub, axis=1)
-    scale = np.sqrt(np.maximum(np.einsum("kt,kt->k", slow, slow), np.finfo(float).tiny))
-    corr = (slow @ slow.T) / scale[:, None] / scale[None, :]
+    corr = _correlations(slow @ slow.T)
     weak = (corr >= PAIR_MUTUAL_TRACE_CORR) & (corr < PAIR_TRACE_CORR)
     return [(int(among[j]), int(among[k])) for j, k in zip(*np.nonzero(np.triu(mutual & weak, 1)))]
+
+
+def _peak_shares(A: sp.csc_matrix, peaks: np.ndarray) -> np.ndarray:
+    """(K, K): footprint k's weight at component j's peak pixel (``peaks[j]``), over footprint k's maximum — how much
+    of a pair's members lies on the other's peak (0 for an empty footprint)."""
+    at_peaks = A[peaks].toarray()
+    maxima = A.max(axis=0).toarray().ravel()
+    return at_peaks / np.where(maxima > 0, maxima, np.inf)[None, :]
+
+
+def _correlations(gram: np.ndarray) -> np.ndarray:
+    """Pearson correlations from the Gram matrix of mean-subtracted traces."""
+    scale = np.sqrt(np.maximum(np.diag(gram), np.finfo(float).tiny))
+    return gram / scale[:, None] / scale[None, :]
 
 
 def _less_soma_like(pairs: list[tuple[int, int]], ratios: dict[int, float], rejected: set[int]) -> list[int]:
