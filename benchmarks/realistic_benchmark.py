@@ -392,6 +392,7 @@ def main(argv: list[str] | None = None) -> int:
             for name, r in trace_ceiling(config, CONFIGS[config]["frames"], args.seed).items():
                 print(f"{config} seed {args.seed}, {name}: median trace r dim / middle / bright / all {r}")
         return 0
+    RESULTS.mkdir(parents=True, exist_ok=True)
     if args.simulate_only:
         simulate(args.simulate_only, CONFIGS[args.simulate_only]["frames"], RESULTS, args.seed)
         return 0
@@ -399,7 +400,6 @@ def main(argv: list[str] | None = None) -> int:
         fit_and_score(args.fit_only, json.loads(args.params_json), args.out)
         return 0
 
-    RESULTS.mkdir(parents=True, exist_ok=True)
     records = []
     for config in args.configs:
         spec = CONFIGS[config]
