@@ -20,7 +20,7 @@ from cnmflow.engine.chunking import frames_per_chunk
 from cnmflow.engine.estimates import Estimates
 from cnmflow.engine.executors import run_patch_jobs
 from cnmflow.engine.footprint_shape import neuron_sized
-from cnmflow.engine.in_focus import out_of_focus, weak_soma_pairs
+from cnmflow.engine.in_focus import out_of_focus, unjudged_soma_pairs, weak_soma_pairs
 from cnmflow.engine.init.low_rank import significant_traces
 from cnmflow.engine.low_rank_background import combine_patch_backgrounds, settle_traces
 from cnmflow.engine.merging import connected_groups, merge_components, merge_duplicates, merge_groups
@@ -140,15 +140,19 @@ def _judged(movie, results: list[PatchResult], traces: TraceResult, model: Trace
 
 
 def _weak_pair_groups(estimates: Estimates, section: QualitySection) -> list[np.ndarray]:
-    """1P with the focus test on: the pairs on one soma whose traces follow each other weakly
-    (``in_focus.weak_soma_pairs``) among the components the test accepted, joined into groups to merge. Each member
-    mixes the neuron with a contaminant of its own, and which member is the neuron's the focus test cannot tell
-    (benchmarks/findings/footprint_fidelity.md, h16dup, h17merge, h19merge); a member the test rejected is left to
-    it."""
+    """1P with the focus test on: the pairs on one soma among the components the test accepted that its focus ratios
+    cannot resolve, joined into groups to merge — those whose traces follow each other weakly
+    (``in_focus.weak_soma_pairs``: each member mixes the neuron with a contaminant of its own, h16dup, h17merge,
+    h19merge) and, where the test judged any component, strong pairs with a member at the field's edge it does not
+    judge (``in_focus.unjudged_soma_pairs``: no ratio to choose a member by, h20edge;
+    benchmarks/findings/footprint_fidelity.md). A member the test rejected is left to it."""
     if section.focus_thr <= 0 or estimates.K < 2 or estimates.W.shape[0] == 0:
         return []
     accepted = np.setdiff1d(np.arange(estimates.K), estimates.idx_components_bad)
     pairs = weak_soma_pairs(estimates.A, estimates.C, tsub=section.tsub, among=accepted)
+    if np.isfinite(estimates.focus_ratio).any():
+        pairs += unjudged_soma_pairs(estimates.A, estimates.C, estimates.dims, gsig=section.gSig, tsub=section.tsub,
+                                     among=accepted)
     return connected_groups(pairs, estimates.K)
 
 

@@ -213,18 +213,48 @@ def weak_soma_pairs(A: sp.csc_matrix, C: np.ndarray, *, tsub: int = 1,
     """The pairs on one soma whose traces follow each other weakly (``PAIR_MUTUAL_FRACTION``,
     ``PAIR_MUTUAL_TRACE_CORR`` up to ``PAIR_TRACE_CORR``), traces compared at the test's rate (``tsub``); with
     ``among`` (component indices, e.g. those the test accepted), only pairs of those, in the full indices."""
-    A = sp.csc_matrix(A)
     among = np.arange(A.shape[1]) if among is None else np.asarray(among, dtype=int)
     if among.size < 2:
         return []
-    A, C = A[:, among], np.asarray(C, np.float64)[among]
-    peaks = np.asarray(A.argmax(axis=0)).ravel()
-    share = _peak_shares(A, peaks)
+    share, corr, _ = _pair_measures(A, C, among, tsub=tsub)
     mutual = (share >= PAIR_MUTUAL_FRACTION) & (share.T >= PAIR_MUTUAL_FRACTION)
-    slow = block_means_along(C - C.mean(axis=1, keepdims=True), tsub, axis=1)
-    corr = _correlations(slow @ slow.T)
     weak = (corr >= PAIR_MUTUAL_TRACE_CORR) & (corr < PAIR_TRACE_CORR)
     return [(int(among[j]), int(among[k])) for j, k in zip(*np.nonzero(np.triu(mutual & weak, 1)))]
+
+
+def unjudged_soma_pairs(A: sp.csc_matrix, C: np.ndarray, dims: tuple[int, int], *, gsig: float, tsub: int = 1,
+                        among: np.ndarray | None = None) -> list[tuple[int, int]]:
+    """The pairs on one soma by the strong rule (``PAIR_FOOTPRINT_FRACTION`` on either side, ``PAIR_TRACE_CORR``)
+    with a member the test does not judge (its peak within ``EDGE_JUDGED_GSIG``·gSig of the field's edge): no focus
+    ratio chooses a member there, so :func:`soma_pairs` never sees them; with ``among``, only pairs of those, in the
+    full indices (benchmarks/findings/footprint_fidelity.md, h19copies, h20edge)."""
+    among = np.arange(A.shape[1]) if among is None else np.asarray(among, dtype=int)
+    if among.size < 2:
+        return []
+    share, corr, peaks = _pair_measures(A, C, among, tsub=tsub)
+    on_other = share >= PAIR_FOOTPRINT_FRACTION
+    edge = ~_peaks_judged(peaks, dims, gsig=gsig)
+    close = (on_other | on_other.T) & (corr >= PAIR_TRACE_CORR) & (edge[:, None] | edge[None, :])
+    return [(int(among[j]), int(among[k])) for j, k in zip(*np.nonzero(np.triu(close, 1)))]
+
+
+def _pair_measures(A: sp.csc_matrix, C: np.ndarray, among: np.ndarray, *,
+                   tsub: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Of ``among``'s components: the footprints' shares at each other's peaks (``_peak_shares``), their traces'
+    correlations at the test's rate (centred, block means over ``tsub``) and their peaks (Fortran pixel indices)."""
+    A, C = sp.csc_matrix(A)[:, among], np.asarray(C, np.float64)[among]
+    peaks = np.asarray(A.argmax(axis=0)).ravel()
+    slow = block_means_along(C - C.mean(axis=1, keepdims=True), tsub, axis=1)
+    return _peak_shares(A, peaks), _correlations(slow @ slow.T), peaks
+
+
+def _peaks_judged(peaks: np.ndarray, dims: tuple[int, int], *, gsig: float) -> np.ndarray:
+    """Whether the test judges a component with its peak at each of ``peaks`` (Fortran pixel indices): at least
+    ``EDGE_JUDGED_GSIG``·gSig (at most the window's radius) from every edge, as ``_annulus_inside`` reads it."""
+    rows, cols = np.unravel_index(np.asarray(peaks, dtype=int), dims, order="F")
+    margin = min(int(np.ceil(EDGE_JUDGED_GSIG * gsig)), int(np.ceil(WINDOW_GSIG * gsig)))
+    inside = np.minimum.reduce([rows, cols, dims[0] - 1 - rows, dims[1] - 1 - cols])
+    return inside >= margin
 
 
 def _peak_shares(A: sp.csc_matrix, peaks: np.ndarray) -> np.ndarray:

@@ -254,6 +254,40 @@ def test_a_weak_pair_on_one_soma_is_merged_and_the_fit_judged_again(tiny, monkey
     assert np.any((cover >= 0.9).all(axis=1)), cover  # one component spans both members' supports
 
 
+
+def test_a_strong_pair_with_an_unjudged_member_is_merged_and_the_fit_judged_again(sim80, one_patch, tiny,
+                                                                                    monkeypatch):
+    """A pair on one soma the focus test cannot resolve because a member lies at the field's edge (no focus ratio,
+    ``in_focus.unjudged_soma_pairs``) is merged as a weak pair is: asked among the accepted components, with the
+    field's shape and gSig, and the fit solved again around one component spanning both. Where the test judged no
+    component (tiny: no window inside the field) there is no edge to speak of and nothing is asked."""
+    from cnmflow.engine import fitting
+
+    plain, _ = one_patch
+    accepted = np.setdiff1d(np.arange(plain.K), plain.idx_components_bad)
+    assert np.isfinite(plain.focus_ratio).any() and np.isnan(plain.focus_ratio).any()
+    centres = _centroids(plain.footprints()[accepted])
+    gaps = np.linalg.norm(centres[:, None] - centres[None], axis=2) + np.eye(len(accepted)) * 1e9
+    j, k = np.unravel_index(np.argmin(gaps), gaps.shape)
+    pair = (int(accepted[j]), int(accepted[k]))
+    asked = []
+
+    def edge_pairs(A, C, dims, *, gsig, tsub, among):
+        asked.append((tuple(dims), gsig, sorted(among)))
+        return [pair]
+
+    monkeypatch.setattr(fitting, "unjudged_soma_pairs", edge_pairs)
+    merged = fit(sim80.movie, _params(rf=None))
+    assert asked[0] == (tuple(plain.dims), 3, sorted(accepted.tolist()))
+    assert merged.K == plain.K - 1 and "weak_pairs" in merged.timings
+    footprints = merged.footprints().reshape(merged.K, -1)
+    members = plain.footprints().reshape(plain.K, -1)[list(pair)]
+    cover = (footprints > 0).astype(float) @ (members > 0).T.astype(float) / (members > 0).sum(axis=1)
+    assert np.any((cover >= 0.9).all(axis=1)), cover
+    asked.clear()
+    unjudged = fit(tiny.movie, _params(rf=None))
+    assert np.isnan(unjudged.focus_ratio).all() and asked == []
+
 # --------------------------------------------------------------------------- 6. border_pix
 def test_border_pix(sim80, one_patch):
     near_border = _edge_distance(sim80.truth.dims)[tuple(np.round(sim80.truth.centers).astype(int).T)] < 10

@@ -8,8 +8,8 @@ import scipy.signal
 import scipy.sparse as sp
 
 from cnmflow.engine.estimates import Estimates
-from cnmflow.engine.in_focus import (core_contrast, footprint_window, halo, out_of_focus, weak_soma_pairs,
-                                     window_regressions)
+from cnmflow.engine.in_focus import (core_contrast, footprint_window, halo, out_of_focus, unjudged_soma_pairs,
+                                     weak_soma_pairs, window_regressions)
 from cnmflow.engine.quality import component_statuses
 from cnmflow.pixel_order import image_to_column
 
@@ -324,3 +324,38 @@ def test_a_weak_pair_is_found_only_among_the_components_given():
     assert weak_soma_pairs(A, C, among=np.array([0, 2, 6, 7])) == [(6, 7)]
     assert weak_soma_pairs(A, C, among=np.array([0, 1, 2, 3, 4, 5, 7])) == []
     assert weak_soma_pairs(A, C, among=np.array([7])) == []
+
+
+def _pair_at(rng: np.random.Generator, first: tuple[int, int], second: tuple[int, int], *, own: float):
+    """The six somata plus two components on one soma at ``first`` and ``second`` (gSig apart: each peak on the
+    other's footprint), each trace the soma's plus ``own`` times a contaminant of its own."""
+    _, footprints, traces = _in_focus_cells(rng)
+    soma = _transients(rng)
+    A = _components(footprints + [_cut(_blob(first, GSIG), first), _cut(_blob(second, GSIG), second)])
+    C = np.vstack(traces + [soma + own * _transients(rng), soma + own * _transients(rng)])
+    return A, C
+
+
+def test_a_strong_pair_with_a_member_the_test_does_not_judge_is_found():
+    """Two components on one soma whose traces follow each other (r ≥ 0.5), one peak 4 px from the top edge (within
+    2 gSig: no focus ratio), the other 7 px: the focus test's pair rule cannot see them, the fit's edge rule does —
+    and the same when both peaks lie within 2 gSig."""
+    rng = np.random.default_rng(8)
+    A, C = _pair_at(rng, (4, 50), (7, 50), own=0.3)
+    assert np.corrcoef(C[6:])[0, 1] >= 0.5
+    assert unjudged_soma_pairs(A, C, DIMS, gsig=GSIG) == [(6, 7)]
+    both = _pair_at(np.random.default_rng(8), (4, 50), (4, 53), own=0.3)
+    assert unjudged_soma_pairs(*both, DIMS, gsig=GSIG) == [(6, 7)]
+    assert unjudged_soma_pairs(A, C, DIMS, gsig=GSIG, among=np.array([1, 6, 7])) == [(6, 7)]
+
+
+def test_interior_unrelated_or_left_out_pairs_are_not_unjudged_pairs():
+    """Both members judged (the focus test's own pair rule resolves them), traces that do not follow each other
+    (two cells), or a member not among the components given (rejected): no edge pair."""
+    inside = _pair_at(np.random.default_rng(8), (50, 50), (53, 50), own=0.3)
+    unrelated = _pair_at(np.random.default_rng(8), (4, 50), (7, 50), own=20.0)
+    assert np.corrcoef(unrelated[1][6:])[0, 1] < 0.5
+    assert unjudged_soma_pairs(*inside, DIMS, gsig=GSIG) == []
+    assert unjudged_soma_pairs(*unrelated, DIMS, gsig=GSIG) == []
+    A, C = _pair_at(np.random.default_rng(8), (4, 50), (7, 50), own=0.3)
+    assert unjudged_soma_pairs(A, C, DIMS, gsig=GSIG, among=np.array([0, 1, 2, 3, 4, 5, 6])) == []
