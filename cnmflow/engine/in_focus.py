@@ -37,7 +37,10 @@ would pour the duplicate's contaminant into the neuron's trace and, measured on 
 close-neighbour merge also joins true neighbours (benchmarks/findings/footprint_fidelity.md, h16mrg).
 Only a pair whose traces follow each other weakly (each peak on the other's footprint, r 0.35–0.5:
 ``weak_soma_pairs``), both members accepted, is merged by the fit, and the test run again: each member then carries
-a contaminant of its own and neither is the neuron's clean component (h17merge, h19merge).
+a contaminant of its own and neither is the neuron's clean component (h17merge, h19merge). So is a pair by the strong
+rule with a member the test does not judge (its peak within EDGE_JUDGED_GSIG·gSig of the field's edge:
+``unjudged_soma_pairs``): that member has no focus ratio to choose by, and rejecting it when the other is judged lost
+matches where merging did not (h20edge).
 
 The typical cell is read on the components whose whole window lies inside the field, and the test runs only
 when at least MIN_JUDGED have one (the median needs a population). A component whose window the field's edge
