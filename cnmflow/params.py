@@ -207,7 +207,9 @@ class Params(MotionSection):
         "rejected (idx_components_bad). With it, a component whose trace never returns to rest and whose SNR is "
         "below 4 (a fit to noise or a faint mixture) is rejected too, and two accepted components on one soma whose "
         "traces follow each other only weakly (each peak on the other's footprint, r 0.35–0.5: each mixes the "
-        "neuron with a contaminant of its own) are merged and the fit judged again. 0: none of these.")
+        "neuron with a contaminant of its own) are merged and the fit judged again, as are two on one soma whose traces "
+        "follow each other (r ≥ 0.5) when one lies within 2 gSig of the field's edge (not judged there). 0: none "
+        "of these.")
     halo_thr: Annotated[float, Number] = Field(
         0.0, ge=0, title="halo_thr",
         description="1P, with focus_thr: a component whose own image keeps, 2–3 gSig out, more than this many "
