@@ -165,7 +165,7 @@ def out_of_focus(movie, A: sp.csc_matrix, C: np.ndarray, dims: tuple[int, int], 
     columns = [A[:, k].toarray().ravel() for k in range(K)]
     windows = [footprint_window(column, dims, radius=radius) for column in columns]
     whole = [k for k, w in enumerate(windows) if w.shape == (2 * radius + 1, 2 * radius + 1)]
-    judged = [k for k, w in enumerate(windows) if _annulus_inside(w, radius=radius, gsig=gsig)]
+    judged = [k for k, w in enumerate(windows) if _annulus_inside(w, gsig=gsig)]
     if focus_thr <= 0 or len(whole) < MIN_JUDGED:
         return FocusTest(ratio=ratio, rejected=np.zeros(0, int))
     reach = int(np.ceil((HALO_WINDOW_GSIG if halo_thr > 0 else WINDOW_GSIG) * gsig))
@@ -193,11 +193,16 @@ def out_of_focus(movie, A: sp.csc_matrix, C: np.ndarray, dims: tuple[int, int], 
     return FocusTest(ratio=ratio, rejected=np.array(sorted(rejected), dtype=int))
 
 
-def _annulus_inside(window: Window, *, radius: int, gsig: float) -> bool:
+def _annulus_inside(window: Window, *, gsig: float) -> bool:
     """Whether the field holds ``window``'s core and gSig–2·gSig annulus whole (``EDGE_JUDGED_GSIG``)."""
-    margin = min(int(np.ceil(EDGE_JUDGED_GSIG * gsig)), radius)
     before, after = np.array(window.peak), np.array(window.shape) - 1 - np.array(window.peak)
-    return bool(min(*before, *after) >= margin)
+    return bool(min(*before, *after) >= _edge_margin(gsig))
+
+
+def _edge_margin(gsig: float) -> int:
+    """How far (px) a peak must lie from the field's edge for the test to judge its component: EDGE_JUDGED_GSIG·gSig,
+    at most the window's radius (a window is cut only by the field)."""
+    return min(int(np.ceil(EDGE_JUDGED_GSIG * gsig)), int(np.ceil(WINDOW_GSIG * gsig)))
 
 
 def soma_pairs(A: sp.csc_matrix, windows: list[Window], gram: np.ndarray, judged: list[int]) -> list[tuple[int, int]]:
@@ -253,11 +258,10 @@ def _pair_measures(A: sp.csc_matrix, C: np.ndarray, among: np.ndarray, *,
 
 def _peaks_judged(peaks: np.ndarray, dims: tuple[int, int], *, gsig: float) -> np.ndarray:
     """Whether the test judges a component with its peak at each of ``peaks`` (Fortran pixel indices): at least
-    ``EDGE_JUDGED_GSIG``·gSig (at most the window's radius) from every edge, as ``_annulus_inside`` reads it."""
+    ``_edge_margin`` from every edge, the margin ``_annulus_inside`` reads in a window."""
     rows, cols = np.unravel_index(np.asarray(peaks, dtype=int), dims, order="F")
-    margin = min(int(np.ceil(EDGE_JUDGED_GSIG * gsig)), int(np.ceil(WINDOW_GSIG * gsig)))
     inside = np.minimum.reduce([rows, cols, dims[0] - 1 - rows, dims[1] - 1 - cols])
-    return inside >= margin
+    return inside >= _edge_margin(gsig)
 
 
 def _peak_shares(A: sp.csc_matrix, peaks: np.ndarray) -> np.ndarray:
