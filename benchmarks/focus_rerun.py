@@ -8,7 +8,8 @@ every focus ratio (h16s8); :class:`FocusInputs` records the test's own arguments
 ``fitting.out_of_focus``, and ``never_at_rest``'s rejections, which the fit adds to the test's), and :func:`rerun`
 calls the test as imported now on them. On main 54b8233's 36 realistic fits (seeds 1–9, both configs, two settings
 each) the re-run reproduces every rejection and every focus ratio (to 4e-16).
-A fit that merges a weak pair on one soma (``fitting._weak_pairs_merged``, h19merge) runs the test twice; the
+A fit that merges a pair on one soma — a weak pair or a strong one with an unjudged edge member
+(``fitting._weak_pairs_merged``, h19merge, h20edge) — runs the test twice; the
 second call, on the merged components, is the one recorded (its rejections are the fit's), and a re-run with other
 thresholds does not redo the merge, whose pairs were chosen among the first call's accepted components.
 
