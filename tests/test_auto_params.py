@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import json
+import math
 
 import numpy as np
 import pytest
 import tifffile
+from scipy import ndimage as ndi
 
 from cnmflow.auto_params import (GSIG_FACTORS, GSIZ_RADIUS_FACTOR, MIN_PNR_CEILING, estimate_from_movie, gsiz_for,
                                  gsiz_of_radius, noise_k, pnr_margin, pnr_reduction)
@@ -325,6 +327,37 @@ def test_with_few_cells_visible_noise_maxima_do_not_cut_the_profiles_reach():
     sigmas = np.array([3.0, 1.0, 1.0, 1.2, 0.9])
     assert radius.population_scale(sigmas, 1) == 3.0 and radius.population_scale(sigmas, 5) == 1.0
     assert radius.population_scale(sigmas[::-1], 1) == 1.0
+
+
+def test_at_low_snr_a_reach_cut_on_the_cells_flank_is_lengthened_until_the_radius_settles():
+    """CA1 at peak SNR 1–4, training seed 85: five blobs are visible, but the cells' blobs sit at σ 2–3 px (a 6.5 px
+    cell's disk σ is 4.6) and noise maxima pad the measured set, so the reach 3√2 × their scale was 7.9 px, every
+    profile's floor lay on the cell's own flank and the radius read −55% (h17ca1snr). Read further out, such a
+    profile's radius keeps growing: the reach is lengthened until it stops, and the radius reads within 20%."""
+    from cnmflow.auto_params import radius
+
+    sim = simulate_realistic_1p("ca1", shape=(128, 128), n_frames=800, rng=85, peak_snr=(1.0, 4.0))
+    est = estimate_from_movie(_tsub2(sim.movie), tsub=2).radius
+    truth = _half_max_radius(sim.truth.footprints)
+    assert est.n_visible >= radius.VISIBLE_SCALE_BELOW   # not h17lowsnr's case: the blobs' own scale is short
+    assert abs(est.radius / truth - 1) <= 0.2, (est.radius, truth)
+    assert est.reach >= 2.5 * truth > 3 * math.sqrt(2) * np.median(est.blob_scales), est.reach
+
+
+def test_the_reach_settles_where_the_profile_stops_growing_and_never_shortens():
+    """A disk of radius 6 blurred by σ 1 on a flat floor: read out to 5 px its floor is the disk's own flank and the
+    half-max radius is short; from that reach the profile is lengthened until the radius settles near 6 px. From a
+    reach already past the disk (20 px) nothing moves."""
+    from cnmflow.auto_params import radius
+
+    yy, xx = np.mgrid[:81, :81]
+    disk = ndi.gaussian_filter((np.hypot(yy - 40, xx - 40) <= 6.0).astype(float), 1.0)
+    images = [(disk, 40, 40)]
+    cut = radius.radii_at(images, 5.0)[0]
+    radii, ok, reach = radius.settled_reach(images, np.array([4.2]), reach=5.0, top=30.0)
+    assert cut < 5.0 and ok.all() and reach > 5.0 and radii[0] == pytest.approx(6.0, abs=0.5), (cut, radii, reach)
+    same, _, kept = radius.settled_reach(images, np.array([4.2]), reach=20.0, top=30.0)
+    assert kept == 20.0 and same[0] == radius.radii_at(images, 20.0)[0]
 
 
 def test_the_pnr_null_is_read_at_the_flipped_movies_local_maxima(simulated):
