@@ -85,7 +85,7 @@ def record(movie) -> dict:
         auto, _ = estimate_auto(sim.movie, Path(folder), repeats=1)
     return {"movie": movie.name, "radius": auto["radius"],
             "err": round(auto["radius"] / median_true_radius(sim.truth) - 1, 3),
-            "values": [auto["gSig"], auto["min_corr"], auto["min_pnr"]], "gSiz": auto["gSiz"]}
+            "values": [auto["gSig"], auto["min_corr"], auto["min_pnr"]], "gSiz": auto["gSiz"], "cpu_s": auto["cpu_s"]}
 
 
 def diff(before: Path, after: Path) -> int:

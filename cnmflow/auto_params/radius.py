@@ -205,7 +205,7 @@ def estimate_radius(movie: np.ndarray, *, n_blobs: int = N_BLOBS) -> RadiusEstim
     top = 3.0 * math.sqrt(2) * scales[-1]  # the longest reach the scale space speaks for
     images = [peak_image(movie, mean, rr, cc, reach=max(reach, top)) for rr, cc in zip(r, c)]
     radii, ok, reach = settled_reach(images, scales[k], reach=reach, top=top,
-                                     cell_like=lambda: rising_skew(movie, r, c) > RISE_SKEW_MIN)
+                                     cell_like=lambda: centre_skew(movie, r, c) > CELL_SKEW_MIN)
     return RadiusEstimate(radius=float(np.median(radii[ok])), scales=scales, response=response,
                           blob_radii=radii[ok], blobs=np.column_stack([r, c])[ok], image=image.astype(np.float32),
                           n_significant=significant, n_visible=visible, blob_scales=scales[k][ok], blob_z=z[order][ok],
@@ -270,26 +270,26 @@ def grows(radii_longer: np.ndarray, radii: np.ndarray, sigmas: np.ndarray, ok: n
     return bool(ok_longer.any() and np.median(radii_longer[ok_longer]) > factor * np.median(radii[ok]))
 
 
-#: A cell's centre trace rises fast and decays slowly (a calcium transient), so its frame-to-frame differences are
-#: skewed to the right; a neuropil or background blob's, and pixel noise's, are about symmetric. Blobs whose
-#: differences' skewness is at most this are not read on where the reach is lengthened: on the 52 training movies'
-#: 676 measured blobs it keeps 76% of those on a cell and 12% of those off one (the largest difference of the two
-#: over 0.1–0.5; h20radius in benchmarks/findings/auto_params.md).
-RISE_SKEW_MIN = 0.4
+#: A cell's centre trace is a baseline with sparse upward calcium transients, so its skewness is positive; a
+#: background blob's (neuropil, a vessel's dips, pixel noise) is about symmetric or skewed down. Where the reach is
+#: lengthened only blobs whose centre trace's skewness exceeds this are read on: on the four training movies where
+#: the reach's first step opens it keeps 25 of the 27 measured blobs on a cell and 1 of the 6 off one (h20radius in
+#: benchmarks/findings/auto_params.md).
+CELL_SKEW_MIN = 0.0
 
 
-def rising_skew(movie: np.ndarray, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
-    """Skewness of the frame-to-frame differences of each blob's centre trace (the mean of the pixels within 1 px of
-    (row, col)) in ``movie`` (the running mean the radius is read on)."""
+def centre_skew(movie: np.ndarray, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
+    """Skewness of each blob's centre trace (the mean of the pixels within 1 px of (row, col)) in ``movie`` (the
+    running mean the radius is read on)."""
     out = np.empty(len(rows))
     for i, (row, col) in enumerate(zip(rows, cols)):
         r0, c0 = max(int(row) - 1, 0), max(int(col) - 1, 0)
         window = np.asarray(movie[:, r0:int(row) + 2, c0:int(col) + 2], np.float64)
         yy, xx = np.mgrid[r0:r0 + window.shape[1], c0:c0 + window.shape[2]]
-        step = np.diff(window[:, np.hypot(yy - row, xx - col) <= 1.0].mean(axis=1))
-        step -= step.mean()
-        spread = np.sqrt(np.mean(step**2))
-        out[i] = float(np.mean(step**3) / spread**3) if spread > 0 else 0.0
+        trace = window[:, np.hypot(yy - row, xx - col) <= 1.0].mean(axis=1)
+        trace -= trace.mean()
+        spread = np.sqrt(np.mean(trace**2))
+        out[i] = float(np.mean(trace**3) / spread**3) if spread > 0 else 0.0
     return out
 
 
