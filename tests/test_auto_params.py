@@ -370,24 +370,26 @@ def test_a_cells_centre_trace_is_skewed_up_and_a_background_blobs_is_not(seed):
 
 
 def test_a_broad_blob_that_is_no_cell_does_not_lengthen_the_reading():
-    """Two broad blobs (sd 10 px) that are no cell and one cell (a 6 px disk), read out to 5 px: all three are cut
-    and grow, so the reach's first step is taken; read on, the broad ones keep growing and their median set the
-    radius long (held-out cortex SNR 0.8–3 s86 +78%, h18reach's rule B). Read on the cell-like blob alone the radius
-    settles at the cell's; where no blob passes, the reading is the unlengthened one, value for value."""
+    """Four broad blobs (sd 10 px) that are no cell and three cells (6 px disks), read out to 5 px: all are cut and
+    grow, so the reach's first step is taken; read on, the broad ones keep growing and their median set the radius
+    long (held-out cortex SNR 0.8–3 s86 +78%, h18reach's rule B). Read on the cell-like blobs alone the radius
+    settles at the cells'; where fewer than MIN_CELL_BLOBS pass, the reading is the unlengthened one, value for
+    value."""
     from cnmflow.auto_params import radius
 
     yy, xx = np.mgrid[:81, :81]
     centre = np.hypot(yy - 40, xx - 40)
     disk = ndi.gaussian_filter((centre <= 6.0).astype(float), 1.0)
     broad = np.exp(-centre**2 / 200.0)
-    images, sigmas = [(broad, 40, 40), (disk, 40, 40), (broad, 40, 40)], np.array([4.2, 4.2, 4.2])
+    cell = np.array([False, True, False, False, False, True, True])
+    images, sigmas = [((disk if c else broad), 40, 40) for c in cell], np.full(len(cell), 4.2)
     unread = radius.radii_at(images, 5.0)
     everything, ok, _ = radius.settled_reach(images, sigmas, reach=5.0, top=30.0)
     assert np.median(everything[ok]) > 8.0, everything
-    cells, ok, reach = radius.settled_reach(images, sigmas, reach=5.0, top=30.0,
-                                            cell_like=lambda: np.array([False, True, False]))
-    assert reach > 5.0 and list(ok) == [False, True, False] and cells[1] == pytest.approx(6.0, abs=0.5), cells
-    same, ok, kept = radius.settled_reach(images, sigmas, reach=5.0, top=30.0, cell_like=lambda: np.zeros(3, bool))
+    cells, ok, reach = radius.settled_reach(images, sigmas, reach=5.0, top=30.0, cell_like=lambda: cell)
+    assert reach > 5.0 and np.array_equal(ok, cell) and np.median(cells[ok]) == pytest.approx(6.0, abs=0.5), cells
+    two = cell & (np.arange(7) < 6)  # fewer than MIN_CELL_BLOBS pass: nothing moves
+    same, ok, kept = radius.settled_reach(images, sigmas, reach=5.0, top=30.0, cell_like=lambda: two)
     assert kept == 5.0 and np.array_equal(same, unread) and ok.all()
 
 

@@ -230,8 +230,8 @@ def settled_reach(images: list, sigmas: np.ndarray, *, reach: float, top: float,
     reach. The reach is left as it is — every value main's, bit for bit — unless its first step (×
     :data:`REACH_STEP`) grows the median radius as a cut profile does (:data:`REACH_CUT_SLOPE`); then only the blobs
     ``cell_like()`` passes are read on, lengthened while a step grows their median by more than
-    :data:`REACH_SETTLED_SLOPE` allows (from ``reach``, up to ``top``). If none passes, or they do not grow, the
-    reading stays main's.
+    :data:`REACH_SETTLED_SLOPE` allows (from ``reach``, up to ``top``). If fewer than :data:`MIN_CELL_BLOBS` pass, or
+    they do not grow, the reading stays main's.
 
     The reach 3√2 × the population's σ is a floor the blobs' scale sets; at peak SNR 1–4 on CA1 the cells' blobs
     sit at σ 2–3 px (a 6.5 px cell's disk σ is 4.6) and noise maxima pad the set, the reach fell to 6–10 px and
@@ -247,7 +247,7 @@ def settled_reach(images: list, sigmas: np.ndarray, *, reach: float, top: float,
                                  REACH_STEP ** REACH_CUT_SLOPE):
         return radii, ok, reach
     keep = np.ones(len(images), bool) if cell_like is None else np.asarray(cell_like(), bool)
-    if not keep.any():
+    if keep.sum() < min(MIN_CELL_BLOBS, len(images)):
         return radii, ok, reach
     sub = [image for image, kept in zip(images, keep) if kept]
     sub_radii, sub_ok, longest = radii[keep], counted_radii(radii[keep], sigmas[keep]), reach
@@ -276,6 +276,10 @@ def grows(radii_longer: np.ndarray, radii: np.ndarray, sigmas: np.ndarray, ok: n
 #: the reach's first step opens it keeps 25 of the 27 measured blobs on a cell and 1 of the 6 off one (h20radius in
 #: benchmarks/findings/auto_params.md).
 CELL_SKEW_MIN = 0.0
+#: Fewest cell-like blobs the lengthened reading is taken over: a median of two is their mean, and one blob whose
+#: profile meets a broad neighbour at the longer reach moved it (held-out cortex SNR 0.8–3 s86: the two cell-like
+#: blobs of five read +32% → +126%). 1–3 read the training movies alike (h20radius).
+MIN_CELL_BLOBS = 3
 
 
 def centre_skew(movie: np.ndarray, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
