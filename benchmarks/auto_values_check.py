@@ -5,7 +5,7 @@ movies an estimator change moves at all (issue #18, h17lowsnr). The movies: pnr_
 configurations at seeds 51–70. No fits (~4 min). ``--movies fresh91``: CA1 / cortex SNR 1–4 at seeds 91–100 (h18reach's
 fresh training check); ``--movies held71``: the held-out configurations at seeds 71–90 (``held121``: at 121–140,
 h18mode's final check; ``held141``: at 141–160, h18gsizr's; ``fresh101`` / ``held161``: seeds 101–110 / 161–180,
-h18blob's). A record holds gSiz too (older files without it took
+h18blob's; ``fresh111`` / ``held181``: seeds 111–120 / 181–200, h20radius's). A record holds gSiz too (older files without it took
 gsiz_for(gSig)). ``--fit BEFORE AFTER``: fit both files' values on each movie whose values differ (F1@0.5, F1,
 K; ~1 min a movie).
 
@@ -45,6 +45,8 @@ EXTRA_SETS = {
     "held141": lambda: list(reseeded(HELD_OUT, list(range(141, 161)))),  # h18gsizr's one-shot check
     "fresh101": lambda: [m for s in range(101, 111) for m in reseeded(MOVIES, [s] * 4) if "peak_snr" in m.overrides],
     "held161": lambda: list(reseeded(HELD_OUT, list(range(161, 181)))),  # h18blob's one-shot checks
+    "fresh111": lambda: [m for s in range(111, 121) for m in reseeded(MOVIES, [s] * 4) if "peak_snr" in m.overrides],
+    "held181": lambda: list(reseeded(HELD_OUT, list(range(181, 201)))),  # h20radius's one-shot checks
 }
 
 
@@ -83,7 +85,7 @@ def record(movie) -> dict:
         auto, _ = estimate_auto(sim.movie, Path(folder), repeats=1)
     return {"movie": movie.name, "radius": auto["radius"],
             "err": round(auto["radius"] / median_true_radius(sim.truth) - 1, 3),
-            "values": [auto["gSig"], auto["min_corr"], auto["min_pnr"]], "gSiz": auto["gSiz"]}
+            "values": [auto["gSig"], auto["min_corr"], auto["min_pnr"]], "gSiz": auto["gSiz"], "cpu_s": auto["cpu_s"]}
 
 
 def diff(before: Path, after: Path) -> int:

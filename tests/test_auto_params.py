@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import json
+import math
 
 import numpy as np
 import pytest
 import tifffile
+from scipy import ndimage as ndi
 
 from cnmflow.auto_params import (GSIG_FACTORS, GSIZ_RADIUS_FACTOR, MIN_PNR_CEILING, estimate_from_movie, gsiz_for,
                                  gsiz_of_radius, noise_k, pnr_margin, pnr_reduction)
@@ -325,6 +327,86 @@ def test_with_few_cells_visible_noise_maxima_do_not_cut_the_profiles_reach():
     sigmas = np.array([3.0, 1.0, 1.0, 1.2, 0.9])
     assert radius.population_scale(sigmas, 1) == 3.0 and radius.population_scale(sigmas, 5) == 1.0
     assert radius.population_scale(sigmas[::-1], 1) == 1.0
+
+
+def test_at_low_snr_a_reach_cut_on_the_cells_flank_is_lengthened_until_the_radius_settles(tmp_path):
+    """CA1 at peak SNR 1–4, training seed 88, read from a TIFF as a run reads it: the cells' blobs sit at σ 2–3 px
+    (a 6.5 px cell's disk σ is 4.6) and noise maxima pad the measured set, so the reach 3√2 × their scale was 9 px,
+    every profile's floor lay on the cell's own flank and the radius read −47% (h17ca1snr). Read further out, such a
+    profile's radius keeps growing: the reach is lengthened on the blobs whose centre trace is skewed up as a cell's
+    is until the radius stops growing, and it reads within 20%."""
+    from cnmflow.auto_params import estimate_parameters
+
+    sim = simulate_realistic_1p("ca1", shape=(128, 128), n_frames=800, rng=88, peak_snr=(1.0, 4.0))
+    tifffile.imwrite(tmp_path / "m.tif", sim.movie)
+    est = estimate_parameters([tmp_path / "m.tif"], tsub=2).radius
+    truth = _half_max_radius(sim.truth.footprints)
+    assert abs(est.radius / truth - 1) <= 0.2, (est.radius, truth)
+    assert est.reach >= 2.5 * truth > 3 * math.sqrt(2) * np.median(est.blob_scales), est.reach
+
+
+def _transient_trace(n_frames: int, rng: np.random.Generator) -> np.ndarray:
+    """A cell's calcium trace: spikes at random frames, each a one-frame rise and a 10-frame exponential decay."""
+    spikes = (rng.random(n_frames) < 0.02).astype(float)
+    return np.convolve(spikes, np.exp(-np.arange(60) / 10.0))[:n_frames]
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_a_cells_centre_trace_is_skewed_up_and_a_background_blobs_is_not(seed):
+    """The cue that tells a cell's blob from a background one where the reach is lengthened: a cell's centre trace
+    (sparse transients on a baseline, under pixel noise) is skewed up, over :data:`CELL_SKEW_MIN`; a broad blob whose
+    brightness dips (a vessel constricting over it) is not, and pixel noise alone reads near 0."""
+    from cnmflow.auto_params import radius
+
+    rng = np.random.default_rng(seed)
+    n_frames = 1200
+    cell, dips = _transient_trace(n_frames, rng), _transient_trace(n_frames, rng)
+    movie = rng.normal(0.0, 0.3, (n_frames, 30, 30)).astype(np.float32)
+    yy, xx = np.mgrid[:30, :30]
+    movie += ((np.hypot(yy - 5, xx - 5) <= 3)[None] * cell[:, None, None]).astype(np.float32)
+    movie -= (np.exp(-np.hypot(yy - 14, xx - 14) ** 2 / 50.0)[None] * dips[:, None, None]).astype(np.float32)
+    skew = radius.centre_skew(radius.SmoothedMovie(movie), np.array([5, 14, 25]), np.array([5, 14, 25]))
+    assert skew[0] > radius.CELL_SKEW_MIN >= skew[1] and abs(skew[2]) < skew[0] / 3, skew
+
+
+def test_a_broad_blob_that_is_no_cell_does_not_lengthen_the_reading():
+    """Four broad blobs (sd 10 px) that are no cell and three cells (6 px disks), read out to 5 px: all are cut and
+    grow, so the reach's first step is taken; read on, the broad ones keep growing and their median set the radius
+    long (held-out cortex SNR 0.8–3 s86 +78%, h18reach's rule B). Read on the cell-like blobs alone the radius
+    settles at the cells'; where fewer than MIN_CELL_BLOBS pass, the reading is the unlengthened one, value for
+    value."""
+    from cnmflow.auto_params import radius
+
+    yy, xx = np.mgrid[:81, :81]
+    centre = np.hypot(yy - 40, xx - 40)
+    disk = ndi.gaussian_filter((centre <= 6.0).astype(float), 1.0)
+    broad = np.exp(-centre**2 / 200.0)
+    cell = np.array([False, True, False, False, False, True, True])
+    images, sigmas = [((disk if c else broad), 40, 40) for c in cell], np.full(len(cell), 4.2)
+    unread = radius.radii_at(images, 5.0)
+    everything, ok, _ = radius.settled_reach(images, sigmas, reach=5.0, top=30.0)
+    assert np.median(everything[ok]) > 8.0, everything
+    cells, ok, reach = radius.settled_reach(images, sigmas, reach=5.0, top=30.0, cell_like=lambda: cell)
+    assert reach > 5.0 and np.array_equal(ok, cell) and np.median(cells[ok]) == pytest.approx(6.0, abs=0.5), cells
+    two = cell & (np.arange(7) < 6)  # fewer than MIN_CELL_BLOBS pass: nothing moves
+    same, ok, kept = radius.settled_reach(images, sigmas, reach=5.0, top=30.0, cell_like=lambda: two)
+    assert kept == 5.0 and np.array_equal(same, unread) and ok.all()
+
+
+def test_the_reach_settles_where_the_profile_stops_growing_and_never_shortens():
+    """A disk of radius 6 blurred by σ 1 on a flat floor: read out to 5 px its floor is the disk's own flank and the
+    half-max radius is short; from that reach the profile is lengthened until the radius settles near 6 px. From a
+    reach already past the disk (20 px) nothing moves."""
+    from cnmflow.auto_params import radius
+
+    yy, xx = np.mgrid[:81, :81]
+    disk = ndi.gaussian_filter((np.hypot(yy - 40, xx - 40) <= 6.0).astype(float), 1.0)
+    images = [(disk, 40, 40)]
+    cut = radius.radii_at(images, 5.0)[0]
+    radii, ok, reach = radius.settled_reach(images, np.array([4.2]), reach=5.0, top=30.0)
+    assert cut < 5.0 and ok.all() and reach > 5.0 and radii[0] == pytest.approx(6.0, abs=0.5), (cut, radii, reach)
+    same, _, kept = radius.settled_reach(images, np.array([4.2]), reach=20.0, top=30.0)
+    assert kept == 20.0 and same[0] == radius.radii_at(images, 20.0)[0]
 
 
 def test_the_pnr_null_is_read_at_the_flipped_movies_local_maxima(simulated):

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Iterator
+from typing import Callable, Iterator
 
 import numpy as np
 from scipy import ndimage as ndi
@@ -55,6 +55,7 @@ class RadiusEstimate:
     n_visible: int = 0  # round blobs above one false blob in the whole scale space: the cells the projection shows
     blob_scales: np.ndarray | None = None  # (n_blobs,) σ (px) of each measured blob's scale-space maximum
     blob_z: np.ndarray | None = None  # (n_blobs,) each measured blob's response over its scale's noise sd
+    reach: float = 0.0  # px, how far out each profile's floor was read (:func:`settled_reach`)
 
     def evidence(self) -> str:
         q1, q3 = np.percentile(self.blob_radii, [25, 75])
@@ -201,16 +202,111 @@ def estimate_radius(movie: np.ndarray, *, n_blobs: int = N_BLOBS) -> RadiusEstim
     # avoid); too long one only lowers the floor a little where no neighbour is met first.
     response = np.median(stack[:, r, c], axis=1)
     reach = 3.0 * math.sqrt(2) * max(scales[int(np.argmax(response))], population_scale(scales[k], visible))
-    radii = np.array([peak_radius(movie, mean, rr, cc, reach=reach)
-                      for rr, cc in zip(r, c)])
-    ok = np.isfinite(radii)
-    if not ok.any():
-        raise ParameterError("gSig='auto' could not measure any blob's radius; set gSig (the cell radius in px)")
-    consistent = consistent_with_scale(radii, scales[k])  # none consistent (a few blobs only): keep them all
-    ok = consistent if consistent.any() else ok
+    top = 3.0 * math.sqrt(2) * scales[-1]  # the longest reach the scale space speaks for
+    images = [peak_image(movie, mean, rr, cc, reach=max(reach, top)) for rr, cc in zip(r, c)]
+    radii, ok, reach = settled_reach(images, scales[k], reach=reach, top=top,
+                                     cell_like=lambda: centre_skew(movie, r, c) > CELL_SKEW_MIN)
     return RadiusEstimate(radius=float(np.median(radii[ok])), scales=scales, response=response,
                           blob_radii=radii[ok], blobs=np.column_stack([r, c])[ok], image=image.astype(np.float32),
-                          n_significant=significant, n_visible=visible, blob_scales=scales[k][ok], blob_z=z[order][ok])
+                          n_significant=significant, n_visible=visible, blob_scales=scales[k][ok], blob_z=z[order][ok],
+                          reach=float(reach))
+
+
+#: Each step of :func:`settled_reach` lengthens the profile's reach by this factor.
+REACH_STEP = 1.5
+#: The reach has settled where one step lengthens the median radius by less than ``REACH_STEP ** this`` (a log-slope
+#: d ln r / d ln L under 1/3): a profile cut on the cell's own flank reads a radius that grows about as fast as the
+#: reach (slope ~1), one read past the cell's edge only drifts with the surround's floor (h18reach).
+REACH_SETTLED_SLOPE = 1.0 / 3.0
+#: The first step is taken only where the radius grows faster, at a log-slope over 2/3 (between the drift's 1/3 and
+#: a cut profile's 1): at peak SNR 0.8–3 the surround's floor alone drifted +19–25% over one step on cortex, and
+#: the 1/3 test read those movies +10 … +33% long (h18reach).
+REACH_CUT_SLOPE = 2.0 / 3.0
+
+
+def settled_reach(images: list, sigmas: np.ndarray, *, reach: float, top: float,
+                  cell_like: Callable[[], np.ndarray] | None = None) -> tuple[np.ndarray, np.ndarray, float]:
+    """Each blob's half-max radius at the reach it is read to, which of them count (:func:`counted_radii`) and that
+    reach. The reach is left as it is — every value main's, bit for bit — unless its first step (×
+    :data:`REACH_STEP`) grows the median radius as a cut profile does (:data:`REACH_CUT_SLOPE`); then only the blobs
+    ``cell_like()`` passes are read on, lengthened while a step grows their median by more than
+    :data:`REACH_SETTLED_SLOPE` allows (from ``reach``, up to ``top``). If fewer than :data:`MIN_CELL_BLOBS` pass, or
+    they do not grow, the reading stays main's.
+
+    The reach 3√2 × the population's σ is a floor the blobs' scale sets; at peak SNR 1–4 on CA1 the cells' blobs
+    sit at σ 2–3 px (a 6.5 px cell's disk σ is 4.6) and noise maxima pad the set, the reach fell to 6–10 px and
+    every profile's floor was read on the cell's own flank: −38 … −68% (h17ca1snr). The profile itself says
+    whether it was cut: read further out, a cut one's radius keeps growing (h18reach). A broad structure that is no
+    cell grows too when read further, so the lengthened median is taken over cell-like blobs only (h20radius).
+    Only ever lengthens the reach. ``images``: :func:`peak_image` of each blob, read out to at least ``top``."""
+    radii = radii_at(images, reach)
+    ok = counted_radii(radii, sigmas)
+    if not ok.any():
+        raise ParameterError("gSig='auto' could not measure any blob's radius; set gSig (the cell radius in px)")
+    if reach >= top or not grows(radii_at(images, min(reach * REACH_STEP, top)), radii, sigmas, ok,
+                                 REACH_STEP ** REACH_CUT_SLOPE):
+        return radii, ok, reach
+    keep = np.ones(len(images), bool) if cell_like is None else np.asarray(cell_like(), bool)
+    if keep.sum() < min(MIN_CELL_BLOBS, len(images)):
+        return radii, ok, reach
+    sub = [image for image, kept in zip(images, keep) if kept]
+    sub_radii, sub_ok, longest = radii[keep], counted_radii(radii[keep], sigmas[keep]), reach
+    while longest < top and sub_ok.any():
+        longer = min(longest * REACH_STEP, top)
+        radii_longer = radii_at(sub, longer)
+        if not grows(radii_longer, sub_radii, sigmas[keep], sub_ok, REACH_STEP ** REACH_SETTLED_SLOPE):
+            break
+        sub_radii, sub_ok, longest = radii_longer, counted_radii(radii_longer, sigmas[keep]), longer
+    if longest == reach:
+        return radii, ok, reach
+    radii, ok = radii_at(images, longest), np.zeros(len(images), bool)
+    ok[np.nonzero(keep)[0][sub_ok]] = True
+    return radii, ok, longest
+
+
+def grows(radii_longer: np.ndarray, radii: np.ndarray, sigmas: np.ndarray, ok: np.ndarray, factor: float) -> bool:
+    """Whether the median counted radius read one step further is more than ``factor`` × the one read before."""
+    ok_longer = counted_radii(radii_longer, sigmas)
+    return bool(ok_longer.any() and np.median(radii_longer[ok_longer]) > factor * np.median(radii[ok]))
+
+
+#: A cell's centre trace is a baseline with sparse upward calcium transients, so its skewness is positive; a
+#: background blob's (neuropil, a vessel's dips, pixel noise) is about symmetric or skewed down. Where the reach is
+#: lengthened only blobs whose centre trace's skewness exceeds this are read on: on the four training movies where
+#: the reach's first step opens it keeps 25 of the 27 measured blobs on a cell and 1 of the 6 off one (h20radius in
+#: benchmarks/findings/auto_params.md).
+CELL_SKEW_MIN = 0.0
+#: Fewest cell-like blobs the lengthened reading is taken over: a median of two is their mean, and one blob whose
+#: profile meets a broad neighbour at the longer reach moved it (held-out cortex SNR 0.8–3 s86: the two cell-like
+#: blobs of five read +32% → +126%). 1–3 read the training movies alike (h20radius).
+MIN_CELL_BLOBS = 3
+
+
+def centre_skew(movie: np.ndarray, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
+    """Skewness of each blob's centre trace (the mean of the pixels within 1 px of (row, col)) in ``movie`` (the
+    running mean the radius is read on)."""
+    out = np.empty(len(rows))
+    for i, (row, col) in enumerate(zip(rows, cols)):
+        r0, c0 = max(int(row) - 1, 0), max(int(col) - 1, 0)
+        window = np.asarray(movie[:, r0:int(row) + 2, c0:int(col) + 2], np.float64)
+        yy, xx = np.mgrid[r0:r0 + window.shape[1], c0:c0 + window.shape[2]]
+        trace = window[:, np.hypot(yy - row, xx - col) <= 1.0].mean(axis=1)
+        trace -= trace.mean()
+        spread = np.sqrt(np.mean(trace**2))
+        out[i] = float(np.mean(trace**3) / spread**3) if spread > 0 else 0.0
+    return out
+
+
+def counted_radii(radii: np.ndarray, sigmas: np.ndarray) -> np.ndarray:
+    """The measured radii the median is taken over: those :func:`consistent_with_scale`, or every finite one where
+    none is (a few blobs only)."""
+    consistent = consistent_with_scale(radii, sigmas)
+    return consistent if consistent.any() else np.isfinite(radii)
+
+
+def radii_at(images: list, reach: float) -> np.ndarray:
+    """:func:`_half_max_radius` of each ``(image, row, col)`` of :func:`peak_image`, read out to ``reach``."""
+    return np.array([_half_max_radius(image, row, col, reach=reach) for image, row, col in images])
 
 
 #: Fewer blobs visible than this (significant in the whole scale space): the measured set is padded with maxima
@@ -325,11 +421,20 @@ def round_blobs(image: np.ndarray, scales: np.ndarray, k: np.ndarray, r: np.ndar
 def peak_radius(movie: np.ndarray, mean: np.ndarray, row: int, col: int, *, reach: float) -> float:
     """:func:`_half_max_radius` of the mean of frames t-1..t+1 (float64) minus ``mean``, t the frame of the pixel's
     maximum — the transient's peak with √3 less noise than one frame — read on the window the profile reaches."""
+    image, r, c = peak_image(movie, mean, row, col, reach=reach)
+    return _half_max_radius(image, r, c, reach=reach)
+
+
+def peak_image(movie: np.ndarray, mean: np.ndarray, row: int, col: int, *,
+               reach: float) -> tuple[np.ndarray, int, int]:
+    """The mean of frames t-1..t+1 (float64) minus ``mean`` in the window ``reach`` px around (row, col), t the frame
+    of the pixel's maximum, and (row, col) in that window. :func:`_half_max_radius` at any shorter reach reads the
+    same pixels, so one window serves every reach."""
     t, h = int(np.argmax(movie[:, row, col])), int(math.ceil(reach))
     r0, c0 = max(row - h, 0), max(col - h, 0)
     window = (slice(r0, row + h + 1), slice(c0, col + h + 1))
     peak = np.asarray(movie[(slice(max(t - 1, 0), t + 2), *window)], np.float64).mean(axis=0)
-    return _half_max_radius(peak - mean[window], row - r0, col - c0, reach=reach)
+    return peak - mean[window], row - r0, col - c0
 
 
 def _half_max_radius(image: np.ndarray, row: int, col: int, *, reach: float) -> float:
