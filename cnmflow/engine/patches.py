@@ -12,6 +12,8 @@ from dataclasses import dataclass
 import numpy as np
 import scipy.sparse as sp
 
+from cnmflow.pixel_order import image_to_column
+
 
 @dataclass(frozen=True)
 class PatchBox:
@@ -79,25 +81,66 @@ def centers_of_mass(A: sp.spmatrix, dims: tuple[int, int]) -> np.ndarray:
     return np.column_stack([rows, cols])
 
 
+#: An orphan (a dropped component no other patch found: no duplicate from another patch) is kept when at most this
+#: share of its weight lies within 1 px of its patch's inner border — a cell the nearer patch missed, not a copy
+#: clipped by the patch's edge (h20orphan, findings/footprint_fidelity.md).
+ORPHAN_EDGE_SHARE = 0.05
+
+
 def deduplicate(A: sp.spmatrix, owners: np.ndarray, boxes: list[PatchBox], dims: tuple[int, int], *,
-                overlap: float = 0.5) -> np.ndarray:
+                overlap: float = 0.5, orphan_edge_share: float = ORPHAN_EDGE_SHARE) -> np.ndarray:
     """del_duplicates: which components to keep so that each neuron is kept from one patch only.
 
     A component is kept when its patch's centre is the nearest to the component's centre of mass
     (as in CaImAn; it also drops what a patch finds at its edge, where its background model is
-    weakest, when a neighbour covers that place better). Two copies of one neuron straddling the
-    line between two patch centres can each find the other patch nearer and both be dropped; so
-    a dropped component with a dropped duplicate from another patch (footprint cosine similarity
-    above ``overlap``) and no kept duplicate is kept after all, one copy per neuron.
+    weakest, when a neighbour covers that place better). A dropped component with no kept duplicate
+    from another patch (footprint cosine similarity above ``overlap``) is kept after all when
+    - it has a dropped duplicate (two copies straddling the line between two patch centres each find
+      the other patch nearer; the first one seen is kept, one copy per neuron), or
+    - it has no duplicate at all (an orphan: the nearer patch did not find that cell) and at most
+      ``orphan_edge_share`` of its weight lies within 1 px of its patch's inner border (a footprint
+      cut by that border is a clipped copy of a cell the neighbour holds at a lower cosine).
     """
     A = sp.csc_matrix(A)
     keep = keep_nearest_patch(centers_of_mass(A, dims), owners, boxes)
     duplicate = footprint_similarity(A) > overlap
     duplicate &= owners[:, None] != owners[None, :]
+    edge_share = inner_border_shares(A, owners, boxes, dims)
     for k in np.flatnonzero(~keep):
-        if duplicate[k, ~keep].any() and not duplicate[k, keep].any():
+        if duplicate[k, keep].any():
+            continue
+        if duplicate[k, ~keep].any() or edge_share[k] <= orphan_edge_share:
             keep[k] = True
     return keep
+
+
+def inner_border_shares(A: sp.spmatrix, owners: np.ndarray, boxes: list[PatchBox], dims: tuple[int, int],
+                        *, width: int = 1) -> np.ndarray:
+    """(K,) share of each footprint's weight within ``width`` px of its own patch's sides that are not the
+    field's edge (where a patch cuts a cell off); 0 for an all-zero footprint."""
+    A = sp.csc_matrix(A)
+    total = np.asarray(A.sum(axis=0)).ravel()
+    on_border = np.zeros(A.shape[1])
+    for index in np.unique(owners):
+        mine = np.flatnonzero(owners == index)
+        border = image_to_column(inner_border(boxes[index], dims, width=width).astype(np.float32))
+        on_border[mine] = np.asarray(A[:, mine].T @ border).ravel()
+    return np.where(total > 0, on_border / np.where(total > 0, total, 1.0), 0.0)
+
+
+def inner_border(box: PatchBox, dims: tuple[int, int], *, width: int = 1) -> np.ndarray:
+    """Boolean image of the pixels of ``box`` within ``width`` px of a side that is not the field's edge."""
+    mask = np.zeros(dims, dtype=bool)
+    rows, cols = box.slices()
+    if box.row0 > 0:
+        mask[box.row0:box.row0 + width, cols] = True
+    if box.row1 < dims[0]:
+        mask[box.row1 - width:box.row1, cols] = True
+    if box.col0 > 0:
+        mask[rows, box.col0:box.col0 + width] = True
+    if box.col1 < dims[1]:
+        mask[rows, box.col1 - width:box.col1] = True
+    return mask
 
 
 def footprint_similarity(A: sp.spmatrix) -> np.ndarray:

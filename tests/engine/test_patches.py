@@ -90,3 +90,37 @@ def test_stitched_seeding_images_equal_whole_field_images():
     # The PNR image is reported on the scale min_pnr applies to: divided by sqrt(tsub * ssub**2).
     np.testing.assert_allclose(stitch_images([r.pnr for r in results], boxes, dims),
                                whole.pnr / np.sqrt(params.tsub), rtol=1e-3, atol=1e-3)
+
+
+def _blob_field(dims, row, col=40.0):
+    yy, xx = np.mgrid[:dims[0], :dims[1]]
+    return np.exp(-((yy - row) ** 2 + (xx - col) ** 2) / 8.0)
+
+
+def test_deduplicate_keeps_a_cell_only_the_farther_patch_found():
+    """An orphan: found by patch 0 only, its centre nearer patch 1's centre, which did not find it. Dropping it
+    would lose the cell; a component with a kept copy from another patch is still dropped."""
+    from cnmflow.engine.patches import deduplicate
+
+    dims = (128, 81)
+    boxes = [PatchBox(0, 81, 0, 81), PatchBox(47, 128, 0, 81)]   # centres at rows 40 and 87
+    orphan = _blob_field(dims, 68.0).ravel(order="F")              # 19 px from patch 1's centre, 28 from patch 0's
+    copy_0, copy_1 = _blob_field(dims, 75.0, 20.0), _blob_field(dims, 75.5, 20.0)   # one cell, both patches
+    copy_0[81:] = 0.0                                              # patch 0 sees rows < 81 only
+    A = sp.csc_matrix(np.column_stack([orphan, copy_0.ravel(order="F"), copy_1.ravel(order="F")]))
+    keep = deduplicate(A, np.array([0, 0, 1]), boxes, dims)
+    assert keep.tolist() == [True, False, True]
+
+
+def test_deduplicate_drops_an_orphan_cut_by_its_patch_border():
+    """A footprint cut by its patch's inner border (here patch 0's last row, 80) is a clipped copy of a cell the
+    neighbour holds under another shape, not a missed cell: dropped as before."""
+    from cnmflow.engine.patches import deduplicate
+
+    dims = (128, 81)
+    boxes = [PatchBox(0, 81, 0, 81), PatchBox(47, 128, 0, 81)]
+    clipped = _blob_field(dims, 79.0)
+    clipped[81:] = 0.0
+    wider = np.maximum(_blob_field(dims, 82.0), 0.6 * _blob_field(dims, 86.0, 46.0))   # patch 1's shape, cosine < 0.5
+    A = sp.csc_matrix(np.column_stack([clipped.ravel(order="F"), wider.ravel(order="F")]))
+    assert deduplicate(A, np.array([0, 1]), boxes, dims).tolist() == [False, True]
