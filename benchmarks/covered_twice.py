@@ -33,6 +33,7 @@ import numpy as np
 
 from cnmflow.engine.patch_job import one_photon
 from cnmflow.shape_scoring import energy_masks, shape_score
+from assignments import parse_assignments
 from focus_rerun import FocusInputs
 from stage_probes import Hook, PatchTracker, probes, to_field
 
@@ -161,7 +162,7 @@ def main(argv: list[str] | None = None) -> int:
                         help="also save the focus test's inputs as OUT.focus.npz, for focus_rerun.py")
     args = parser.parse_args(argv)
     params = dict(rb.CONFIGS[args.config]["params"], n_processes=1)
-    params.update({name: json.loads(value) for name, _, value in (a.partition("=") for a in args.set)})
+    params.update(parse_assignments(args.set))
     movie = np.load(args.movie, mmap_mode="r")
     rec, focus = StageRecorder(movie.shape[1:]), FocusInputs()
     with probes(*rec.hooks(), *(focus.hooks() if args.focus_inputs else ())):

@@ -28,6 +28,10 @@ from pathlib import Path
 
 import numpy as np
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from assignments import parse_assignments  # noqa: E402
+
 DEFAULT_SIZES = {"1p": ("256x256x2000:80", "512x512x3000:240"), "2p": ("256x256x2000:60",)}
 #: What a user sets for each kind of movie. 1P: min_corr / min_pnr read off the images (off-neuron
 #: PNR stays below ~3.5 here, on the PNR image the threshold applies to, CaImAn's convention).
@@ -147,10 +151,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0
 
     RESULTS.mkdir(parents=True, exist_ok=True)
-    params = dict(DEFAULT_PARAMS[args.kind])
-    for assignment in args.set:
-        name, _, value = assignment.partition("=")
-        params[name] = json.loads(value)
+    params = {**DEFAULT_PARAMS[args.kind], **parse_assignments(args.set)}
     records = []
     for size in args.sizes or DEFAULT_SIZES[args.kind]:
         # Simulate in a process of its own: on Linux a child's ru_maxrss starts from its parent's

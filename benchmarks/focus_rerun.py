@@ -29,6 +29,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from cnmflow.engine import fitting
+from assignments import parse_assignments
 from stage_probes import Hook
 
 #: the test's keyword arguments recorded, in the order ``out_of_focus`` takes them
@@ -103,7 +104,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--movies", type=Path, default=Path(__file__).resolve().parent / "results",
                         help="the folder holding the movies and their .truth.npz (default benchmarks/results)")
     args = parser.parse_args(argv)
-    overrides = {name: json.loads(value) for name, _, value in (a.partition("=") for a in args.set)}
+    overrides = parse_assignments(args.set)
     for out in args.fits:
         record = json.loads(out.read_text())
         movie_path = args.movies / record["movie"]

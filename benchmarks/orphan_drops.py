@@ -31,6 +31,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from cnmflow.engine import fitting, patches  # noqa: E402
 from cnmflow.score_inputs import pearson  # noqa: E402
 from cnmflow.shape_scoring import energy_masks, iou_matrix, shape_score  # noqa: E402
+from assignments import parse_assignments  # noqa: E402
 from realistic_benchmark import CONFIGS, fit_and_score  # noqa: E402
 from stage_probes import Hook, overridden, probes  # noqa: E402
 
@@ -149,10 +150,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--max-edge-share", type=float, default=1.0)
     parser.add_argument("--out", type=Path, required=True)
     args = parser.parse_args(argv)
-    params = dict(CONFIGS[args.config]["params"])
-    for assignment in args.set:
-        name, _, value = assignment.partition("=")
-        params[name] = json.loads(value)
+    params = {**CONFIGS[args.config]["params"], **parse_assignments(args.set)}
 
     def save_c(results, dims, **kw):
         traces = [result.C for result in results if result.A.shape[1]]

@@ -34,6 +34,7 @@ from cnmflow.engine.background import RingModel, ring_residual
 from cnmflow.engine.estimates import Estimates
 from cnmflow.params import build_params
 from cnmflow.pixel_order import frames_to_pixels, pixels_to_frames
+from assignments import parse_assignments
 from covered_twice_sources import MIN_R
 from realistic_benchmark import CONFIGS
 
@@ -141,10 +142,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--min-share", type=float, default=0.3)
     parser.add_argument("--out", type=Path, required=True)
     args = parser.parse_args(argv)
-    params = dict(CONFIGS[args.config]["params"])
-    for assignment in args.set:
-        name, _, value = assignment.partition("=")
-        params[name] = json.loads(value)
+    params = {**CONFIGS[args.config]["params"], **parse_assignments(args.set)}
     movie = np.load(args.movie, mmap_mode="r")
     est = fit(movie, build_params(params))
     rows = pair_rows(movie, est, np.load(args.movie.with_suffix(".truth.npz")), min_share=args.min_share)

@@ -28,6 +28,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from assignments import parse_assignments  # noqa: E402
 from engine_benchmark import DEFAULT_PARAMS, RESULTS, simulate  # noqa: E402
 
 PROFILE_SORT = "tottime"
@@ -41,15 +42,6 @@ def job_params(kind: str, overrides: dict | None = None) -> dict:
     params = {**DEFAULT_PARAMS[kind], **(overrides or {}), "n_processes": 1}
     preset = PRESETS[params.pop("preset")] if "preset" in params else {}
     return {**preset, **params}
-
-
-def parse_assignments(assignments: list[str]) -> dict:
-    """``["gSig=6", "min_corr=0.6"]`` -> ``{"gSig": 6, "min_corr": 0.6}`` (values read as JSON)."""
-    parsed = {}
-    for assignment in assignments:
-        name, _, value = assignment.partition("=")
-        parsed[name] = json.loads(value)
-    return parsed
 
 
 def central_boxes(dims: tuple[int, int], n: int, rf: int, stride: int) -> list:

@@ -26,6 +26,10 @@ from pathlib import Path
 import numpy as np
 import scipy.ndimage as ndimage
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from assignments import parse_assignments  # noqa: E402
+
 #: Movie and the parameters a user sets for it (gSig matched to the cells, thresholds read
 #: off the correlation / PNR images), as in issue #16.
 CONFIGS = {
@@ -403,10 +407,7 @@ def main(argv: list[str] | None = None) -> int:
     records = []
     for config in args.configs:
         spec = CONFIGS[config]
-        params = dict(spec["params"])
-        for assignment in args.set:
-            name, _, value = assignment.partition("=")
-            params[name] = json.loads(value)
+        params = {**spec["params"], **parse_assignments(args.set)}
         started = time.perf_counter()
         subprocess.run([sys.executable, __file__, "--simulate-only", config, "--seed", str(args.seed)], check=True)
         simulate_s = time.perf_counter() - started

@@ -31,6 +31,7 @@ import numpy as np
 
 from cnmflow.engine.init import corr_pnr
 from cnmflow.engine.patch_job import one_photon
+from assignments import parse_assignments
 from stage_probes import Hook, PatchTracker, crop, probes
 
 #: removals of components whose peak lies farther than this (px) from the cell are not measured
@@ -162,7 +163,7 @@ def main(argv: list[str] | None = None) -> int:
                                                      "rf=64", "stride=32"], metavar="NAME=VALUE")
     parser.add_argument("--out", type=Path)
     args = parser.parse_args(argv)
-    params = {k: json.loads(v) for k, v in (a.partition("=")[::2] for a in args.set)}
+    params = parse_assignments(args.set)
     params["n_processes"] = 1
     truth = dict(np.load(args.movie.with_suffix(".truth.npz")))
     probe = Probe(truth, args.neurons if args.neurons else list(range(truth["footprints"].shape[0])))

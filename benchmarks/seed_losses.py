@@ -30,6 +30,7 @@ from cnmflow.engine.init import corr_pnr
 from cnmflow.engine.patch_job import one_photon
 from cnmflow.pixel_order import column_to_image
 from cnmflow.shape_scoring import energy_masks, iou_matrix
+from assignments import parse_assignments
 from stage_probes import Hook, PatchTracker, crop, probes, to_field
 
 RECORD: dict = dict(searches=[], tries=[], sized=[], refined=[], after=[])
@@ -297,7 +298,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--set", nargs="*", default=[], metavar="NAME=VALUE")
     parser.add_argument("--out", type=Path)
     args = parser.parse_args(argv)
-    params = {k: json.loads(v) for k, v in (a.partition("=")[::2] for a in args.set)}
+    params = parse_assignments(args.set)
     params["n_processes"] = 1
     movie = np.load(args.movie, mmap_mode="r")
     truth = dict(np.load(args.movie.with_suffix(".truth.npz")))
