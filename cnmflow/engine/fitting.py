@@ -23,7 +23,7 @@ from cnmflow.engine.footprint_shape import neuron_sized
 from cnmflow.engine.in_focus import out_of_focus, unjudged_soma_pairs, weak_soma_pairs
 from cnmflow.engine.init.low_rank import significant_traces
 from cnmflow.engine.low_rank_background import combine_patch_backgrounds, settle_traces
-from cnmflow.engine.merging import connected_groups, merge_components, merge_duplicates, merge_groups
+from cnmflow.engine.merging import connected_groups, merge_components, merge_duplicates, merge_groups, merging_pairs
 from cnmflow.engine.movie_source import MovieSource
 from cnmflow.engine.patch_frames import PatchStorage
 from cnmflow.engine.patch_job.one_photon import ring_fit_frames
@@ -185,7 +185,8 @@ def _patches_on_the_field_of_view(movie, results: list[PatchResult], dims: tuple
                                   settings: EngineSettings, chunk_frames: int):
     """The patches' components on the field of view (and, 2P, the global low-rank background
     assembled from the patches' own, every trace re-solved against it)."""
-    A, C_low, owners = _combine(results, dims, del_duplicates=settings.layout.del_duplicates)
+    A, C_low, owners = _combine(results, dims, del_duplicates=settings.layout.del_duplicates,
+                                merge_thr=settings.merging.merge_thr)
     if not settings.init.low_rank:
         return A, C_low, None
     background = combine_patch_backgrounds(results, dims, nb=settings.low_rank.nb,
@@ -277,9 +278,10 @@ def _against_global_background(movie, A: sp.csc_matrix, C_low: np.ndarray, owner
     return sp.csc_matrix(copies.A[:, keep]), C_low[keep], background
 
 
-def _combine(results: list[PatchResult], dims: tuple[int, int], *, del_duplicates: bool):
+def _combine(results: list[PatchResult], dims: tuple[int, int], *, del_duplicates: bool, merge_thr: float):
     """Patch results → full field of view, with the patch that found each component (``owners``);
-    with del_duplicates keep each component in one patch only."""
+    with del_duplicates keep each component in one patch only (an orphan only where the merge step would not
+    join it to a kept component: ``patches.deduplicate``)."""
     boxes = [result.box for result in results]
     columns, traces, owners = [], [], []
     for index, result in enumerate(results):
@@ -295,7 +297,7 @@ def _combine(results: list[PatchResult], dims: tuple[int, int], *, del_duplicate
     C = np.vstack(traces).astype(np.float32)
     owners = np.asarray(owners)
     if del_duplicates and len(boxes) > 1:
-        keep = deduplicate(A, owners, boxes, dims)
+        keep = deduplicate(A, owners, boxes, dims, merging=merging_pairs(A, C, merge_thr))
         A, C, owners = A[:, np.flatnonzero(keep)], C[keep], owners[keep]
     return sp.csc_matrix(A), C, owners
 

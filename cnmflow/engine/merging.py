@@ -35,7 +35,7 @@ def merge_components(A: sp.spmatrix, C: np.ndarray, *, merge_thr: float, max_rou
     groups_so_far: list[tuple[int, ...]] = [(k,) for k in range(A.shape[1])]
     all_merges: list[tuple[int, ...]] = []
     for _ in range(max_rounds):
-        groups = _groups(_overlapping(A) & _correlated(C, merge_thr))
+        groups = _groups(merging_pairs(A, C, merge_thr))
         if not groups:
             break
         A, C, origins = _merge_groups(A, C, groups, iterations=rank1_iterations)
@@ -82,6 +82,12 @@ def connected_groups(pairs: list[tuple[int, int]], n: int) -> list[np.ndarray]:
     for j, k in pairs:
         linked[j, k] = linked[k, j] = True
     return _groups(linked)
+
+
+def merging_pairs(A: sp.spmatrix, C: np.ndarray, merge_thr: float) -> np.ndarray:
+    """(K, K) the pairs :func:`merge_components` joins: footprints that share a pixel, traces correlating above
+    ``merge_thr``."""
+    return _overlapping(sp.csc_matrix(A)) & _correlated(np.asarray(C), merge_thr)
 
 
 def _overlapping(A: sp.csc_matrix) -> np.ndarray:

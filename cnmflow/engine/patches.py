@@ -88,7 +88,8 @@ ORPHAN_EDGE_SHARE = 0.05
 
 
 def deduplicate(A: sp.spmatrix, owners: np.ndarray, boxes: list[PatchBox], dims: tuple[int, int], *,
-                overlap: float = 0.5, orphan_edge_share: float = ORPHAN_EDGE_SHARE) -> np.ndarray:
+                overlap: float = 0.5, orphan_edge_share: float = ORPHAN_EDGE_SHARE,
+                merging: np.ndarray | None = None) -> np.ndarray:
     """del_duplicates: which components to keep so that each neuron is kept from one patch only.
 
     A component is kept when its patch's centre is the nearest to the component's centre of mass
@@ -99,7 +100,11 @@ def deduplicate(A: sp.spmatrix, owners: np.ndarray, boxes: list[PatchBox], dims:
       the other patch nearer; the first one seen is kept, one copy per neuron), or
     - it has no duplicate at all (an orphan: the nearer patch did not find that cell) and at most
       ``orphan_edge_share`` of its weight lies within 1 px of its patch's inner border (a footprint
-      cut by that border is a clipped copy of a cell the neighbour holds at a lower cosine).
+      cut by that border is a clipped copy of a cell the neighbour holds at a lower cosine) and, given
+      ``merging`` (K, K: the pairs the merge step would join, ``merging.merging_pairs``), it would not be
+      merged into a kept component: such an orphan is a fragment of a neuron another patch holds, and the
+      merge would pour the fragment into that neuron's component (on the demo movie the merged trace then
+      failed the transient rule and the neuron was lost; lead, session 20).
     """
     A = sp.csc_matrix(A)
     keep = keep_nearest_patch(centers_of_mass(A, dims), owners, boxes)
@@ -109,7 +114,9 @@ def deduplicate(A: sp.spmatrix, owners: np.ndarray, boxes: list[PatchBox], dims:
     for k in np.flatnonzero(~keep):
         if duplicate[k, keep].any():
             continue
-        if duplicate[k, ~keep].any() or edge_share[k] <= orphan_edge_share:
+        if duplicate[k, ~keep].any():
+            keep[k] = True
+        elif edge_share[k] <= orphan_edge_share and (merging is None or not merging[k, keep].any()):
             keep[k] = True
     return keep
 

@@ -124,3 +124,25 @@ def test_deduplicate_drops_an_orphan_cut_by_its_patch_border():
     wider = np.maximum(_blob_field(dims, 82.0), 0.6 * _blob_field(dims, 86.0, 46.0))   # patch 1's shape, cosine < 0.5
     A = sp.csc_matrix(np.column_stack([clipped.ravel(order="F"), wider.ravel(order="F")]))
     assert deduplicate(A, np.array([0, 1]), boxes, dims).tolist() == [False, True]
+
+
+def test_deduplicate_drops_an_orphan_the_merge_step_would_pour_into_a_kept_component():
+    """An orphan whose footprint touches a kept component of another patch and whose trace follows it is a fragment
+    of that neuron, not a missed cell: kept, the merge step would join the two and the fragment would spoil the
+    neuron's component (on the demo movie the merged trace failed the transient rule and the neuron was lost)."""
+    from cnmflow.engine.merging import merging_pairs
+    from cnmflow.engine.patches import deduplicate
+
+    dims = (128, 81)
+    boxes = [PatchBox(0, 81, 0, 81), PatchBox(47, 128, 0, 81)]   # centres at rows 40 and 87
+    fragment = _blob_field(dims, 68.0)                             # patch 0's, nearer patch 1's centre
+    kept = _blob_field(dims, 74.0)                                 # patch 1's own component, 6 px away: overlapping
+    A = sp.csc_matrix(np.column_stack([fragment.ravel(order="F"), kept.ravel(order="F")]) * (
+        np.column_stack([fragment.ravel(order="F"), kept.ravel(order="F")]) > 0.01))
+    rng = np.random.default_rng(0)
+    neuron = rng.exponential(size=300)
+    follows = np.vstack([neuron + 0.1 * rng.normal(size=300), neuron])
+    unrelated = np.vstack([rng.exponential(size=300), neuron])
+    owners = np.array([0, 1])
+    assert deduplicate(A, owners, boxes, dims, merging=merging_pairs(A, follows, 0.8)).tolist() == [False, True]
+    assert deduplicate(A, owners, boxes, dims, merging=merging_pairs(A, unrelated, 0.8)).tolist() == [True, True]
