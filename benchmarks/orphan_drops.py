@@ -9,8 +9,9 @@ json), wraps ``deduplicate`` in this process (the patches may run in workers: ``
 and lists every orphan drop: its best true match (IoU of 90%-energy masks) and trace r with that neuron, whether
 the neuron ends matched in the final fit, its distance to its patch's inner border and to the field's edge, its
 energy share within 1 px of the inner border, and its largest footprint cosine with a kept component of another
-patch. ``--keep-orphans`` fits with the trial rule (orphans with at most ``--max-edge-share`` of their weight within 1 px
-of the inner border kept: ``patches.deduplicate`` since h20orphan); without it, with the rule before h20orphan.
+patch. ``--keep-orphans`` fits with the trial rule (orphans with at most ``--max-edge-share`` of their weight within
+1 px of the inner border kept: ``patches.deduplicate`` since h20orphan, here without the lead's merge-pair guard);
+without it, with the rule before h20orphan.
 
     PYTHONPATH=. .venv/bin/python benchmarks/orphan_drops.py benchmarks/results/realistic_ca1_256x256x1000_seed1.npy \
         --config ca1 --set min_pnr=6 focus_thr=0.72 --out /tmp/o.json
@@ -38,44 +39,6 @@ from stage_probes import Hook, overridden, probes  # noqa: E402
 RECORD: dict = {}
 
 
-def keep_orphans(A, owners, boxes, dims, *, overlap: float = 0.5, max_edge_share: float = 1.0) -> np.ndarray:
-    """The trial: ``deduplicate`` (a dropped pair of duplicates still gives one copy), and an orphan — a dropped
-    component with no duplicate from another patch at all — is kept too unless more than ``max_edge_share`` of its
-    energy lies within 1 px of its patch's inner border."""
-    A = sp.csc_matrix(A)
-    keep = patches.keep_nearest_patch(patches.centers_of_mass(A, dims), owners, boxes)
-    duplicate = patches.footprint_similarity(A) > overlap
-    duplicate &= owners[:, None] != owners[None, :]
-    for k in np.flatnonzero(~keep):
-        if duplicate[k, keep].any():
-            continue
-        if duplicate[k, ~keep].any() or inner_edge_share(A[:, k], boxes[owners[k]], dims) <= max_edge_share:
-            keep[k] = True
-    return keep
-
-
-def inner_border_mask(box, dims: tuple[int, int], width: int = 1) -> np.ndarray:
-    """Pixels of ``box`` within ``width`` px of a side of the box that is not the field's edge."""
-    mask = np.zeros(dims, bool)
-    r0, r1, c0, c1 = box.row0, box.row1, box.col0, box.col1
-    if r0 > 0:
-        mask[r0:r0 + width, c0:c1] = True
-    if r1 < dims[0]:
-        mask[r1 - width:r1, c0:c1] = True
-    if c0 > 0:
-        mask[r0:r1, c0:c0 + width] = True
-    if c1 < dims[1]:
-        mask[r0:r1, c1 - width:c1] = True
-    return mask
-
-
-def inner_edge_share(column, box, dims: tuple[int, int]) -> float:
-    """Share of a footprint's weight within 1 px of its patch's inner border."""
-    image = np.asarray(column.todense()).reshape(dims, order="F")
-    total = image.sum()
-    return float(image[inner_border_mask(box, dims)].sum() / total) if total > 0 else 0.0
-
-
 def inner_border_distance(center, box, dims: tuple[int, int]) -> float:
     """Distance (px) from a point to the nearest side of ``box`` that is not the field's edge."""
     sides = []
@@ -92,7 +55,8 @@ def inner_border_distance(center, box, dims: tuple[int, int]) -> float:
 
 def _record(keep, A, owners, boxes, dims, **kw) -> None:
     RECORD.update(A=sp.csc_matrix(A), owners=np.asarray(owners), boxes=list(boxes), dims=tuple(dims),
-                  keep=keep_orphans(A, np.asarray(owners), list(boxes), tuple(dims), max_edge_share=-1.0),  # main's rule
+                  keep=patches.deduplicate(A, np.asarray(owners), list(boxes), tuple(dims),
+                                           orphan_edge_share=-1.0),  # the rule before h20orphan
                   keep_fit=np.asarray(keep).copy(),
                   nearest=patches.keep_nearest_patch(patches.centers_of_mass(A, dims), owners, boxes))
 
@@ -116,6 +80,7 @@ def orphans(C_patch: np.ndarray, truth, final) -> list[dict]:
     matched = dict(final["score"].matches)
     centers = patches.centers_of_mass(A, dims)
     truth_low = _truth_low(truth["calcium"], C_patch.shape[1]) if C_patch is not None else None
+    edge_shares = patches.inner_border_shares(A, owners, boxes, dims)
     rows = []
     for k in np.flatnonzero(~keep):
         kept_other = np.flatnonzero(keep & other[k])
@@ -134,7 +99,7 @@ def orphans(C_patch: np.ndarray, truth, final) -> list[dict]:
             inner_border_px=round(inner_border_distance(centers[k], boxes[owners[k]], dims), 1),
             field_edge_px=round(float(min(centers[k][0], centers[k][1], dims[0] - 1 - centers[k][0],
                                           dims[1] - 1 - centers[k][1])), 1),
-            inner_edge_share=round(inner_edge_share(A[:, k], boxes[owners[k]], dims), 3),
+            inner_edge_share=round(float(edge_shares[k]), 3),
             max_cos_kept_other=round(float(cos[k, kept_other].max()), 3) if kept_other.size else 0.0,
             best_other_iou_with_neuron=round(float(iou[best_other, neuron]), 3) if best_other is not None else None,
             n_kept_other_cos_gt_0_1=int((cos[k, kept_other] > 0.1).sum())))
@@ -157,7 +122,9 @@ def main(argv: list[str] | None = None) -> int:
         RECORD["C_all"] = np.vstack(traces) if traces else None
 
     share = args.max_edge_share if args.keep_orphans else -1.0   # -1: no orphan kept, main's rule before h20orphan
-    variant = (lambda A, owners, boxes, dims, **kw: keep_orphans(A, owners, boxes, dims, max_edge_share=share))
+    # h20orphan's trial: the border guard alone (the merge-pair guard the lead added after it is not passed here)
+    def variant(A, owners, boxes, dims, **kw):
+        return patches.deduplicate(A, owners, boxes, dims, orphan_edge_share=share)
     with overridden(fitting, "deduplicate", variant):
         with probes(Hook(fitting, "deduplicate", after=_record), Hook(fitting, "_combine", before=save_c)):
             fit_and_score(args.movie, params, args.out)
