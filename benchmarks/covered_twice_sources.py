@@ -31,7 +31,8 @@ from cnmflow.synthetic import simulate_realistic_1p
 #: A component follows a source when its trace correlates with the source's calcium at least this much (the
 #: benchmark's trace-following count uses the same 0.5).
 MIN_R = 0.5
-_NAME = re.compile(r"realistic_(ca1|cortex_l23)_(\d+)x(\d+)x(\d+)_seed(\d+)")
+#: A realistic movie's name: configuration, rows, cols, frames, seed (the simulator draws it again from these).
+MOVIE_NAME = re.compile(r"realistic_(ca1|cortex_l23)_(\d+)x(\d+)x(\d+)_seed(\d+)")
 
 
 def out_of_focus_footprints(config: str, seed: int, shape: tuple[int, int]) -> np.ndarray:
@@ -43,8 +44,8 @@ def out_of_focus_footprints(config: str, seed: int, shape: tuple[int, int]) -> n
 
 def classify(estimates: Path) -> dict:
     """Classes of the neurons covered twice in one saved fit (accepted components only)."""
-    config, rows, cols, _, seed = _NAME.search(estimates.name).groups()
-    truth = np.load(estimates.parent / f"{_NAME.search(estimates.name).group(0)}.truth.npz")
+    config, rows, cols, _, seed = MOVIE_NAME.search(estimates.name).groups()
+    truth = np.load(estimates.parent / f"{MOVIE_NAME.search(estimates.name).group(0)}.truth.npz")
     fit = np.load(estimates)
     accepted = np.setdiff1d(np.arange(len(fit["C"])), fit["idx_components_bad"])
     footprints, traces = fit["footprints"][accepted], fit["C"][accepted]

@@ -20,27 +20,26 @@ from __future__ import annotations
 
 import argparse
 import json
-import re
 from collections import Counter
 from pathlib import Path
 
 import numpy as np
 from scipy.stats import skew
 
+from cnmflow.pixel_order import images_to_columns
 from cnmflow.score_inputs import pearson
 from cnmflow.shape_scoring import energy_masks, iou_matrix, shape_score
 from cnmflow.synthetic import realistic
+from covered_twice_sources import MIN_R, MOVIE_NAME
 
-MIN_R = 0.5
 MIN_R2 = 0.5
 VESSEL_LEVEL = 0.2
 ORPHAN_PX = 3.0
-_NAME = re.compile(r"realistic_(ca1|cortex_l23)_(\d+)x(\d+)x(\d+)_seed(\d+)")
 
 
 def full_sources(truth_path: Path):
     """The simulator's truth (background sources included) at the movie's length, without rendering the movie."""
-    config, rows, cols, frames, seed = _NAME.search(truth_path.name).groups()
+    config, rows, cols, frames, seed = MOVIE_NAME.search(truth_path.name).groups()
     shape, frames = (int(rows), int(cols)), int(frames)
     render = realistic._render
     realistic._render = lambda **kw: kw["out"]   # the draws before and after rendering are unchanged
@@ -50,11 +49,6 @@ def full_sources(truth_path: Path):
     finally:
         realistic._render = render
     return sim.truth
-
-
-def _fortran(images: np.ndarray) -> np.ndarray:
-    """(n, rows, cols) → (n, rows*cols) in the masks' Fortran pixel order."""
-    return images.transpose(0, 2, 1).reshape(len(images), -1)
 
 
 class Sources:
@@ -71,7 +65,7 @@ class Sources:
         self.iou = iou_matrix(neuron_masks, comp_masks)[0]
         self.on_neuron = (neuron_masks.T @ comp_masks).toarray() > 0
         self.on_cell = (energy_masks(sim.background_spatial[self.cells]).tocsc().T @ comp_masks).toarray() > 0
-        dim = np.abs(_fortran(sim.background_spatial[self.vessels]))
+        dim = np.abs(images_to_columns(sim.background_spatial[self.vessels]).T)
         vessel_masks = (dim > VESSEL_LEVEL * dim.max(axis=1, keepdims=True)).astype(float)
         self.on_vessel = np.asarray(comp_masks.T @ vessel_masks.T).T > 0   # (n_vessels, K)
 
@@ -79,7 +73,8 @@ class Sources:
         """r with each source whose mask meets component j's (vessels as |r|), and R² of all of them together."""
         r_n = {int(n): pearson(self.calcium[n], trace) for n in np.flatnonzero(self.on_neuron[:, j])}
         r_o = {int(o): pearson(self.temporal[self.cells[o]], trace) for o in np.flatnonzero(self.on_cell[:, j])}
-        r_v = {int(v): abs(pearson(self.temporal[self.vessels[v]], trace)) for v in np.flatnonzero(self.on_vessel[:, j])}
+        r_v = {int(v): abs(pearson(self.temporal[self.vessels[v]], trace))
+               for v in np.flatnonzero(self.on_vessel[:, j])}
         r_np = max((pearson(self.temporal[k], trace) for k in self.neuropil), default=0.0)
         design = ([self.calcium[n] for n in r_n] + [self.temporal[self.cells[o]] for o in r_o]
                   + [self.temporal[self.vessels[v]] for v in r_v] + [self.temporal[k] for k in self.neuropil])
