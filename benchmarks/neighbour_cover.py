@@ -8,8 +8,9 @@ with the missed neuron's (``true_iou``: the cover the optics alone make), the co
 neuron (``cover_iou``), the best IoU of a component the fit rejected with it (``rejected_iou``: above 0.3
 the miss is the focus test's, issue #16's class "f", not "c3"), the component's weight at the missed neuron's
 peak over its own peak against the true neighbour's there (``at_peak`` / ``true_at_peak``), the two masks'
-areas, and the component's trace r with the missed neuron's calcium. A component spread over the missed cell reads ``cover_iou`` well above ``true_iou`` and
-``at_peak`` above ``true_at_peak``; a neighbour fitted as the optics made it reads them equal.
+areas, and the component's trace r with the missed neuron's calcium. A component spread over the missed cell
+reads ``cover_iou`` well above ``true_iou`` and ``at_peak`` above ``true_at_peak``; a neighbour fitted as the
+optics made it reads them equal.
 
     PYTHONPATH=. .venv/bin/python benchmarks/neighbour_cover.py results/<movie>.fit.estimates.npz [...]
 """
