@@ -119,7 +119,8 @@ def main(argv: list[str] | None = None) -> int:
     for path in args.estimates:
         truth_path = args.truth_dir / f"{path.name.split('.fit')[0]}.truth.npz"
         rows = components(path, truth_path)
-        cuts = {key: cut_scores(path, truth_path, rows, key) for key in ("skew_c", "skew_raw") if rows[0][key] is not None}
+        keys = [key for key in ("skew_c", "skew_raw") if rows[0][key] is not None]
+        cuts = {key: cut_scores(path, truth_path, rows, key) for key in keys}
         record[path.name] = dict(rows=rows, cuts=cuts)
         by = Counter(r["cls"] for r in rows)
         print(path.name, dict(by))

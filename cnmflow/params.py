@@ -217,13 +217,11 @@ class Params(MotionSection):
         "of focus. Measured on cortex L2/3 at gSig 3 with looser min_corr / min_pnr (0.6 / 4): 1.8 takes most of "
         "the out-of-focus components those thresholds add; on CA1 at gSig 6 it only costs a few true cells. "
         "0: off.")
-    min_skew: Annotated[float, Number] = Field(
-        1.4, ge=0, title="min_skew",
-        description="1P, with focus_thr: a component whose denoised trace's skewness is below this is rejected (a "
-        "calcium trace rests and rises in sparse transients, skewed up; a component that follows a blood vessel's "
-        "pulsing is not). On realistic CA1 / cortex movies with strong vessels the vessel followers read 0.8–1.3 "
-        "and true cells from 1.5, bar a few on a vessel. A cell that fires all the time (about 1 Hz or more) is "
-        "skewed less and would be rejected too: lower it or set 0 for such cells. 0: off.")
+    min_skew: Annotated[float, Number] = Field(1.4, ge=0, title="min_skew", description=(
+        "1P, with focus_thr: a component whose denoised trace's skewness is below this is rejected: calcium rises in "
+        "sparse transients (skewed up), a blood vessel's pulsing does not (realistic movies: vessel followers 0.8–1.3, "
+        "cells from 1.5 bar a few on a vessel). A cell firing ~1 Hz or more all the time is skewed less: lower it or "
+        "set 0 for such cells. 0: off."))
     halo_tail: Annotated[bool, Flag] = Field(
         False, title="halo_tail",
         description="1P: carry each footprint's halo past the last ring of its weights that is significant on its "

@@ -88,7 +88,7 @@ def test_calcium_is_skewed_up_a_vessels_pulsing_is_not():
     assert skewed_up(cells, MIN_SKEW).all()
     assert (np.abs(skewness(vessels)) < 1.0).all() and not skewed_up(vessels, MIN_SKEW).any()
     busy = np.vstack([_denoised(rng, 1200, rate=0.1) for _ in range(5)])   # 1 Hz at 10 Hz: transients overlap
-    assert not skewed_up(busy, MIN_SKEW).any()   # the rule's cost: a cell that fires all the time is not skewed up either
+    assert not skewed_up(busy, MIN_SKEW).any()   # the rule's cost: a cell that fires all the time is not skewed up
 
 
 def test_skewness_is_the_third_standardised_moment():
