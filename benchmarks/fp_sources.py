@@ -31,6 +31,7 @@ from cnmflow.score_inputs import pearson
 from cnmflow.shape_scoring import energy_masks, iou_matrix, shape_score
 from cnmflow.synthetic import realistic
 from covered_twice_sources import MIN_R, MOVIE_NAME
+from realistic_benchmark import simulator_overrides
 
 MIN_R2 = 0.5
 VESSEL_LEVEL = 0.2
@@ -38,14 +39,16 @@ ORPHAN_PX = 3.0
 
 
 def full_sources(truth_path: Path):
-    """The simulator's truth (background sources included) at the movie's length, without rendering the movie."""
+    """The simulator's truth (background sources included) at the movie's length, without rendering the movie (with
+    the simulator overrides the movie was made with, ``realistic_benchmark.py --sim-set``)."""
     config, rows, cols, frames, seed = MOVIE_NAME.search(truth_path.name).groups()
     shape, frames = (int(rows), int(cols)), int(frames)
     render = realistic._render
     realistic._render = lambda **kw: kw["out"]   # the draws before and after rendering are unchanged
     try:
         sim = realistic.simulate_realistic_1p(config, n_frames=frames, rng=int(seed),
-                                              out=np.empty((frames, *shape), np.float32))
+                                              out=np.empty((frames, *shape), np.float32),
+                                              **simulator_overrides(truth_path))
     finally:
         realistic._render = render
     return sim.truth

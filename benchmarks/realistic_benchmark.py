@@ -43,24 +43,49 @@ RADII = np.arange(0, 20, 2)
 RESULTS = Path(__file__).resolve().parent / "results"
 
 
-def simulate(config: str, frames: int, folder: Path, seed: int) -> Path:
-    """Render the movie straight into a ``.npy`` memmap; save the truth next to it."""
+def simulate(config: str, frames: int, folder: Path, seed: int, overrides: dict | None = None) -> Path:
+    """Render the movie straight into a ``.npy`` memmap; save the truth next to it.
+
+    ``overrides`` replace settings of the simulator's preset (``--sim-set``, e.g. ``vessel_contrast=[0.38,0.45]``):
+    the movie's name then ends in ``_sim-`` and the settings (:func:`simulator_tag`), so it never collides with the
+    preset's movie of the same seed, and the truth file keeps them (``simulator_overrides``, JSON) for the scripts
+    that re-simulate its sources (``fp_sources.py``)."""
     from cnmflow.synthetic import simulate_realistic_1p
 
-    movie_path = folder / f"realistic_{config}_256x256x{frames}_seed{seed}.npy"
+    overrides = overrides or {}
+    movie_path = folder / f"realistic_{config}_256x256x{frames}_seed{seed}{simulator_tag(overrides)}.npy"
     truth_path = movie_path.with_suffix(".truth.npz")
     if movie_path.exists() and truth_path.exists():
         return movie_path
     out = np.lib.format.open_memmap(movie_path, mode="w+", dtype=np.float32, shape=(frames, 256, 256))
-    sim = simulate_realistic_1p(config, n_frames=frames, rng=seed, out=out)
+    sim = simulate_realistic_1p(config, n_frames=frames, rng=seed, out=out, **overrides)
     out.flush()
     t = sim.truth
     labels = np.array(t.background_labels)
     np.savez_compressed(truth_path, footprints=t.footprints, calcium=t.calcium, centers=t.centers,
                         peak_snr=t.peak_snr, defocus_um=t.defocus_um,
                         out_of_focus_calcium=t.background_temporal[np.char.startswith(labels, "cell")],
-                        neuropil_traces=t.background_temporal[np.char.startswith(labels, "neuropil")])
+                        neuropil_traces=t.background_temporal[np.char.startswith(labels, "neuropil")],
+                        simulator_overrides=json.dumps(overrides, sort_keys=True))
     return movie_path
+
+
+def simulator_tag(overrides: dict) -> str:
+    """The movie name's suffix for simulator overrides: ``""`` for none, else ``_sim-`` and each ``NAME-VALUE``
+    (values' numbers joined by ``-``), sorted by name: ``{"vessel_contrast": [0.38, 0.45]}`` ->
+    ``_sim-vessel_contrast-0.38-0.45``."""
+    parts = []
+    for name, value in sorted(overrides.items()):
+        values = value if isinstance(value, (list, tuple)) else [value]
+        parts.append("-".join([name] + [str(v) for v in values]))
+    return "_sim-" + "-".join(parts) if parts else ""
+
+
+def simulator_overrides(truth_path: Path) -> dict:
+    """The simulator overrides a movie was made with (``simulate``), read from its truth file; ``{}`` for none
+    (also for truth files written before they were recorded)."""
+    with np.load(truth_path) as truth:
+        return json.loads(str(truth["simulator_overrides"])) if "simulator_overrides" in truth.files else {}
 
 
 def _profile(img: np.ndarray, center: tuple[int, int]) -> np.ndarray:
@@ -324,7 +349,8 @@ def fit_and_score(movie_path: Path, params: dict, out_json: Path) -> None:
     peak_rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     np.savez_compressed(out_json.with_suffix(".estimates.npz"), footprints=estimates.footprints().astype(np.float32),
                         C=estimates.C.astype(np.float32), idx_components_bad=estimates.idx_components_bad,
-                        focus_ratio=estimates.focus_ratio)  # for looking at the footprints afterwards
+                        focus_ratio=estimates.focus_ratio, YrA=estimates.YrA.astype(np.float32),
+                        SNR_comp=estimates.SNR_comp)  # for looking at the footprints afterwards
     # scored as a CaImAn user reads a fit: the components the engine rejected (idx_components_bad) left out
     accepted = np.setdiff1d(np.arange(estimates.K), estimates.idx_components_bad)
     rejected = _rejected_kinds(truth, estimates)
@@ -384,6 +410,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--configs", nargs="+", default=list(CONFIGS), choices=list(CONFIGS))
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--set", nargs="*", default=[], metavar="NAME=VALUE", help="extra fit parameters")
+    parser.add_argument("--sim-set", nargs="*", default=[], metavar="NAME=VALUE",
+                        help="simulator settings replacing the preset's (RealisticConfig fields, values as JSON: "
+                             "vessel_contrast=[0.38,0.45] n_vessels=3); the movie's name says them")
     parser.add_argument("--fit-only", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--params-json", help=argparse.SUPPRESS)
     parser.add_argument("--out", type=Path, help=argparse.SUPPRESS)
@@ -398,7 +427,8 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     RESULTS.mkdir(parents=True, exist_ok=True)
     if args.simulate_only:
-        simulate(args.simulate_only, CONFIGS[args.simulate_only]["frames"], RESULTS, args.seed)
+        simulate(args.simulate_only, CONFIGS[args.simulate_only]["frames"], RESULTS, args.seed,
+                 parse_assignments(args.sim_set))
         return 0
     if args.fit_only:
         fit_and_score(args.fit_only, json.loads(args.params_json), args.out)
@@ -409,9 +439,10 @@ def main(argv: list[str] | None = None) -> int:
         spec = CONFIGS[config]
         params = {**spec["params"], **parse_assignments(args.set)}
         started = time.perf_counter()
-        subprocess.run([sys.executable, __file__, "--simulate-only", config, "--seed", str(args.seed)], check=True)
+        subprocess.run([sys.executable, __file__, "--simulate-only", config, "--seed", str(args.seed),
+                        "--sim-set", *args.sim_set], check=True)
         simulate_s = time.perf_counter() - started
-        movie_path = simulate(config, spec["frames"], RESULTS, args.seed)  # cached now
+        movie_path = simulate(config, spec["frames"], RESULTS, args.seed, parse_assignments(args.sim_set))  # cached
         out = RESULTS / f"{movie_path.stem}.fit.json"
         subprocess.run([sys.executable, __file__, "--fit-only", str(movie_path), "--params-json", json.dumps(params),
                         "--out", str(out)], check=True)

@@ -217,6 +217,11 @@ class Params(MotionSection):
         "of focus. Measured on cortex L2/3 at gSig 3 with looser min_corr / min_pnr (0.6 / 4): 1.8 takes most of "
         "the out-of-focus components those thresholds add; on CA1 at gSig 6 it only costs a few true cells. "
         "0: off.")
+    min_skew: Annotated[float, Number] = Field(0.0, ge=0, title="min_skew", description=(
+        "1P, with focus_thr: a component whose denoised trace's skewness is below this is rejected: calcium rises in "
+        "sparse transients (skewed up), a blood vessel's pulsing does not (realistic movies: vessel followers 0.8–1.3, "
+        "cells from 1.5 bar a few on a vessel). 1.4 where components follow vessels in a long recording; not on short "
+        "clips (tens of frames: too noisy) or for cells firing ~1 Hz or more all the time (skewed less). 0: off."))
     halo_tail: Annotated[bool, Flag] = Field(
         False, title="halo_tail",
         description="1P: carry each footprint's halo past the last ring of its weights that is significant on its "

@@ -32,7 +32,7 @@ from cnmflow.engine.patches import deduplicate, embed_footprints, patch_boxes, s
 from cnmflow.engine.quality import evaluate_components
 from cnmflow.engine.sections import EngineSettings, MergeSection, QualitySection, RingSection
 from cnmflow.engine.threads import single_threaded
-from cnmflow.engine.trace_shape import forgetting_lag, never_at_rest, transient_like
+from cnmflow.engine.trace_shape import forgetting_lag, never_at_rest, skewed_up, transient_like
 from cnmflow.engine.traces import (LowRankBackground, TraceModel, TraceResult, normalize, refine_footprints,
                                    solve_traces)
 from cnmflow.params import Params
@@ -171,13 +171,16 @@ def _weak_pairs_merged(movie, results: list[PatchResult], A: sp.csc_matrix, C_lo
 
 def _mark_rejected(movie, estimates: Estimates, section: QualitySection, chunk_frames: int) -> None:
     """1P: mark the components that are no in-focus soma rejected (kept in the results; engine/in_focus), and,
-    with the focus test on, those whose traces never rest (engine/trace_shape: noise and faint mixtures)."""
+    with the focus test on, those whose traces never rest (engine/trace_shape: noise and faint mixtures) or, with
+    min_skew, are not skewed up as calcium is (engine/trace_shape: a vessel's pulsing)."""
     test = out_of_focus(movie, estimates.A, estimates.C, estimates.dims, gsig=section.gSig,
                         focus_thr=section.focus_thr, halo_thr=section.halo_thr, chunk_frames=chunk_frames,
                         tsub=section.tsub)
     rejected = test.rejected
     if section.focus_thr > 0 and estimates.K:
-        rejected = np.union1d(rejected, np.flatnonzero(never_at_rest(estimates.C, estimates.SNR_comp))).astype(int)
+        flat = ~skewed_up(estimates.C, section.min_skew) if section.min_skew > 0 else np.zeros(estimates.K, bool)
+        rejected = np.union1d(rejected, np.flatnonzero(never_at_rest(estimates.C, estimates.SNR_comp) | flat))
+        rejected = rejected.astype(int)
     estimates.focus_ratio, estimates.idx_components_bad = test.ratio, rejected
 
 

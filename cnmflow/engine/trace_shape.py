@@ -12,6 +12,14 @@ or to a mixture of faint sources (seeded at a low ``min_pnr``) has a denoised tr
 all the time, at a level its deconvolution cannot tell from the baseline: its median frame lies well
 above its rest level and no stretch of its raw trace is exceptional (CaImAn's trace SNR low).
 ``never_at_rest`` marks traces with both (issue #18, benchmarks/findings/auto_params.md h18over).
+
+A neuron's denoised trace is *skewed up*: sparse transients rise far above a baseline it rests at most of the time.
+A component that follows a blood vessel carries the vessel's pulsing (vasomotion, the heartbeat aliased), which
+swings about as far below its mean as above it, so its trace is skewed much less (suite2p's cell classifier reads the
+same statistic among a ROI's features). ``skewed_up`` marks the traces skewed at least ``min_skew``, a parameter
+that is off by default: ``VESSEL_MIN_SKEW`` is the value measured for it (issue #16,
+benchmarks/findings/footprint_fidelity.md h21vessel). On short real clips (the IDEAS files, 34–63 frames) a skewness
+is too noisy to judge by: 1.4 took 14–21% of the components the other tests accept there.
 """
 
 from __future__ import annotations
@@ -76,3 +84,23 @@ def never_at_rest(traces: np.ndarray, snr: np.ndarray) -> np.ndarray:
     """(K,) whether each denoised trace never returns to its rest level and its raw trace's SNR is low: a
     component fitted to noise or a mixture of faint sources, not a neuron (module docstring)."""
     return (rest_fraction(traces) >= RESTLESS_MEDIAN_FRACTION) & (np.asarray(snr) < RESTLESS_MAX_SNR)
+
+
+#: ``min_skew`` where vessels show: the middle of the gap, 1.29–1.53, between the vessel-following components and the
+#: true cells on the realistic training seeds 1 / 4 with strong vessels (h21vessel).
+VESSEL_MIN_SKEW = 1.4
+
+
+def skewness(traces: np.ndarray) -> np.ndarray:
+    """(K,) sample skewness of each (K, T) trace, E[(x − mean)³] / sd³ (0 for a constant trace)."""
+    centred = np.atleast_2d(np.asarray(traces, dtype=np.float64))
+    centred = centred - centred.mean(axis=1, keepdims=True)
+    variance = (centred ** 2).mean(axis=1)
+    third = (centred ** 3).mean(axis=1)
+    return np.where(variance > 0, third / np.where(variance > 0, variance, 1.0) ** 1.5, 0.0)
+
+
+def skewed_up(traces: np.ndarray, min_skew: float) -> np.ndarray:
+    """(K,) whether each denoised trace is skewed up as calcium transients are (module docstring); a trace that
+    follows a vessel's pulsing is not."""
+    return skewness(traces) >= min_skew

@@ -22,6 +22,7 @@ import scipy.sparse as sp
 
 from cnmflow.engine import EngineSettings, Estimates, check_supported, fit
 from cnmflow.engine.patches import patch_boxes
+from cnmflow.engine.trace_shape import VESSEL_MIN_SKEW, skewness
 from cnmflow.errors import ParameterError
 from cnmflow.params import build_params
 from cnmflow.scoring import score
@@ -287,6 +288,22 @@ def test_a_strong_pair_with_an_unjudged_member_is_merged_and_the_fit_judged_agai
     asked.clear()
     unjudged = fit(tiny.movie, _params(rf=None))
     assert np.isnan(unjudged.focus_ratio).all() and asked == []
+
+
+def test_components_whose_traces_are_not_skewed_up_are_rejected(tiny):
+    """1P with the focus test and min_skew on: a component whose denoised trace is skewed less than calcium is (a vessel's pulsing,
+    light at the field's edge) is marked rejected and kept in the results; every neuron is still found. The tiny
+    movie has two such components at its edge (skewness 1.2–1.4), which the other rules accept."""
+    est = fit(tiny.movie, _params(rf=None, min_skew=VESSEL_MIN_SKEW))
+    low = np.flatnonzero(skewness(est.C) < VESSEL_MIN_SKEW)
+    assert low.size and set(low.tolist()) <= set(est.idx_components_bad.tolist())
+    accepted = np.setdiff1d(np.arange(est.K), est.idx_components_bad)
+    found = score(tiny.truth.footprints, est.footprints()[accepted], truth_traces=tiny.truth.calcium,
+                  estimated_traces=est.C[accepted])
+    assert found.recall == 1.0 and found.precision == 1.0
+    off = fit(tiny.movie, _params(rf=None))   # min_skew is opt-in: by default both stay accepted
+    assert not set(low.tolist()) & set(off.idx_components_bad.tolist())
+
 
 # --------------------------------------------------------------------------- 6. border_pix
 def test_border_pix(sim80, one_patch):

@@ -5,8 +5,10 @@ from scipy.ndimage import gaussian_filter1d
 from scipy.signal import lfilter
 
 from cnmflow.engine.quality import trace_snr
-from cnmflow.engine.trace_shape import (forgetting_lag, lagged_autocorrelation, never_at_rest, rest_fraction,
-                                        transient_like)
+from cnmflow.engine.trace_shape import (VESSEL_MIN_SKEW, forgetting_lag, lagged_autocorrelation, never_at_rest,
+                                        rest_fraction, skewed_up, skewness, transient_like)
+
+MIN_SKEW = VESSEL_MIN_SKEW
 
 
 def _calcium(rng, T, *, g=0.78, rate=0.03):
@@ -68,3 +70,28 @@ def test_a_wandering_low_snr_trace_is_rejected_a_fast_firing_bright_cell_is_not(
 def test_a_constant_trace_rests():
     assert rest_fraction(np.ones((2, 40)))[0] == 0.0
     assert rest_fraction(np.zeros((1, 0)))[0] == 0.0
+
+
+def _vessel(rng, T, *, fr=10.0):
+    """A trace that follows a vessel's pulsing: vasomotion, slow noise and the heartbeat aliased, over a baseline."""
+    t = np.arange(T) / fr
+    slow = gaussian_filter1d(rng.standard_normal(T), 2 * fr)
+    return (1.0 + 0.15 * np.sin(2 * np.pi * rng.uniform(0.1, 0.3) * t) + 0.08 * slow / slow.std()
+            + 0.04 * np.sin(2 * np.pi * rng.uniform(8.0, 10.0) * t))
+
+
+def test_calcium_is_skewed_up_a_vessels_pulsing_is_not():
+    rng = np.random.default_rng(4)
+    cells = np.vstack([_denoised(rng, 1200, rate=r) for r in (0.005, 0.01, 0.02) for _ in range(10)])  # ≤ 0.2 Hz
+    vessels = np.vstack([_vessel(rng, 1200) for _ in range(10)])
+    assert skewed_up(cells, MIN_SKEW).all()
+    assert (np.abs(skewness(vessels)) < 1.0).all() and not skewed_up(vessels, MIN_SKEW).any()
+    busy = np.vstack([_denoised(rng, 1200, rate=0.1) for _ in range(5)])   # 1 Hz at 10 Hz: transients overlap
+    assert not skewed_up(busy, MIN_SKEW).any()   # the rule's cost: a cell that fires all the time is not skewed up
+
+
+def test_skewness_is_the_third_standardised_moment():
+    x = np.r_[np.zeros(8), 1.0, 3.0]
+    centred = x - x.mean()
+    assert np.isclose(skewness(x)[0], (centred ** 3).mean() / (centred ** 2).mean() ** 1.5)
+    assert skewness(np.ones((2, 30)))[1] == 0.0 and skewness(-x)[0] == -skewness(x)[0]
