@@ -19,7 +19,6 @@ import argparse
 import json
 import sys
 import time
-from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -28,19 +27,15 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from auto_values_check import realistic_record  # noqa: E402
 from realistic_benchmark import CONFIGS  # noqa: E402
+from stage_probes import overridden  # noqa: E402
 
 
-@contextmanager
 def kernel_steps(step: int):
     """``summary_images.kernel_size`` ``step`` odd sizes larger (negative: smaller) while inside."""
     from cnmflow.engine import summary_images
 
     original = summary_images.kernel_size
-    summary_images.kernel_size = lambda gsig: max(1, original(gsig) + 2 * step)
-    try:
-        yield
-    finally:
-        summary_images.kernel_size = original
+    return overridden(summary_images, "kernel_size", lambda gsig: max(1, original(gsig) + 2 * step))
 
 
 def config_of(movie: Path) -> str:
@@ -50,7 +45,7 @@ def config_of(movie: Path) -> str:
 def fit_point(movie: Path, values: dict, point: str) -> dict:
     """One fit at auto's values with the point's one change, scored against the truth."""
     from cnmflow.engine import fit
-    from cnmflow.engine.summary_images import kernel_size
+    from cnmflow.engine import summary_images
     from cnmflow.params import build_params
     from cnmflow.shape_scoring import shape_score
 
@@ -64,7 +59,7 @@ def fit_point(movie: Path, values: dict, point: str) -> dict:
     truth = np.load(movie.with_suffix(".truth.npz"))
     started = time.process_time()
     with kernel_steps(step):
-        size = kernel_size(params["gSig"])
+        size = summary_images.kernel_size(params["gSig"])
         est = fit(frames, build_params(dict(params)))
     accepted = np.setdiff1d(np.arange(est.K), est.idx_components_bad)
     shapes = shape_score(truth["footprints"], est.footprints()[accepted])
