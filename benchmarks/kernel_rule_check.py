@@ -11,7 +11,8 @@ The seed kernel is ``summary_images.kernel_size(gSig)`` = 2·int(2·gSig)+1 px: 
 Each movie is simulated, estimated as a run reads it (TIFF, tsub 2) and fitted at auto's values; where a rule moves
 the values or the kernel, fitted again under the rule (F1@0.5, F1, K). ``--set`` as ``pnr_shrink.py``'s.
 
-    PYTHONPATH=. .venv/bin/python benchmarks/kernel_rule_check.py --rules round up:0.25 --out results/h21kstep/train.json
+    PYTHONPATH=. .venv/bin/python benchmarks/kernel_rule_check.py --rules round up:0.25 up:0.1 \
+        --out results/h21kstep/train.json
 """
 
 from __future__ import annotations

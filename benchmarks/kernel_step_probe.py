@@ -9,7 +9,8 @@ seed search's filter moves). The fit runs in this process (n_processes 1, which 
 so the patch reaches every patch job. Scored as ``realistic_benchmark.py`` scores (accepted components, 90%-energy
 masks): F1@0.5, F1@0.3, median IoU, K.
 
-    PYTHONPATH=. .venv/bin/python benchmarks/kernel_step_probe.py --movie results/realistic_ca1_256x256x1000_seed19.npy \
+    PYTHONPATH=. .venv/bin/python benchmarks/kernel_step_probe.py \
+        --movie results/realistic_ca1_256x256x1000_seed19.npy \
         --points auto step=1 gsig=6.9 --out results/h21kstep/probe_ca1_s19.json
 """
 
