@@ -27,8 +27,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from auto_params_benchmark import TSUB, fit_and_score, fit_params, save_runs, simulate  # noqa: E402
-from pnr_shrink import chosen  # noqa: E402
+from auto_params_benchmark import TSUB, fit_and_score, fit_params, simulate  # noqa: E402
+from pnr_shrink import run_set, set_arguments  # noqa: E402
 from stage_probes import overridden  # noqa: E402
 
 
@@ -114,16 +114,10 @@ def summary(records: list[dict], rules: list[str]) -> dict:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--set", default="training", help="training, fresh51, or an auto_values_check.py set")
+    parser = set_arguments(argparse.ArgumentParser(description=__doc__.splitlines()[0]))
     parser.add_argument("--rules", nargs="+", default=["round", "up:0.25"])
-    parser.add_argument("--skip", type=int, default=0, help="leave out the first this many movies")
-    parser.add_argument("--out", type=Path, required=True)
     args = parser.parse_args(argv)
-    records = []
-    for movie in chosen(args.set)[args.skip:]:
-        records.append(movie_record(movie, args.rules))
-        save_runs(args.out, records)
+    records = run_set(args, lambda movie: movie_record(movie, args.rules))
     print(json.dumps(summary(records, args.rules), indent=1))
     return 0
 
