@@ -44,8 +44,10 @@ CUT_WEIGHT = 0.3
 
 #: How far below a step of the seed kernel (``summary_images.kernel_size``: 2·int(2·gSig)+1 px, a step every 0.5 px)
 #: auto's gSig is raised onto it (:func:`on_kernel_step`). The kernel, not gSig, carries the gain: on 256² CA1 s19
-#: (gSig 6.41, 25 px) the kernel one step up alone read F1@0.5 .887 → .909, gSig 6.9 on that kernel .889; read on the
-#: 52 training movies (benchmarks/findings/auto_params.md, h21kstep).
+#: (gSig 6.41, 25 px) the kernel one step up alone read F1@0.5 .887 → .909, gSig 6.9 on that kernel .889. Read on the
+#: 52 training movies (benchmarks/findings/auto_params.md, h21kstep): 0.25 — the span where round(2·gSig) would take
+#: the next kernel — moves 26, mean ΔF1@0.5 +0.009 (12 gain > 0.02, 4 lose, worst −0.149 on CA1 SNR 1–4 s88, a
+#: 0.04 px move); 0.1 moves 9, +0.006; the engine's kernel from round(2·gSig) (CaImAn's parity lost) +0.002, 10 lose.
 KERNEL_STEP_REACH = 0.25
 
 
