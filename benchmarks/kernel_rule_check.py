@@ -8,10 +8,12 @@ The seed kernel is ``summary_images.kernel_size(gSig)`` = 2·int(2·gSig)+1 px: 
 - ``up:D``: auto's gSig raised to the next step (the next multiple of 0.5) where it lies less than D px below it;
   the cuts re-read at the raised gSig, gSiz auto's (from the radius), the engine as it is.
 
-Each movie is simulated, estimated as a run reads it (TIFF, tsub 2) and fitted at auto's values; where a rule moves
-the values or the kernel, fitted again under the rule (F1@0.5, F1, K). ``--set`` as ``pnr_shrink.py``'s.
+Run it on main's estimator (PYTHONPATH of a checkout without ``gsig_choice.on_kernel_step``: with it, "main" here
+would already be raised). Each movie is simulated, estimated as a run reads it (TIFF, tsub 2) and fitted at auto's
+values; where a rule moves the values or the kernel, fitted again under the rule (F1@0.5, F1, K). ``--set`` as
+``pnr_shrink.py``'s.
 
-    PYTHONPATH=. .venv/bin/python benchmarks/kernel_rule_check.py --rules round up:0.25 up:0.1 \
+    PYTHONPATH=/tmp/h21base .venv/bin/python benchmarks/kernel_rule_check.py --rules round up:0.25 up:0.1 \
         --out results/h21kstep/train.json
 """
 
