@@ -17,6 +17,7 @@ import argparse
 import json
 import sys
 from pathlib import Path
+from typing import Callable
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
@@ -61,17 +62,28 @@ def movie_record(movie, alphas: list[float]) -> dict:
     return record
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def set_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
+    """``--set`` (:func:`chosen`), ``--skip`` and ``--out``: a per-movie trial's command line (h21kstep's too)."""
     parser.add_argument("--set", default="training", help="training, fresh51, or an auto_values_check.py set")
-    parser.add_argument("--alphas", type=float, nargs="+", default=[0.5, 0.0])
     parser.add_argument("--skip", type=int, default=0, help="leave out the first this many movies")
     parser.add_argument("--out", type=Path, required=True)
-    args = parser.parse_args(argv)
+    return parser
+
+
+def run_set(args: argparse.Namespace, record: Callable[[object], dict]) -> list[dict]:
+    """``record`` of each movie of ``args.set`` (after ``args.skip``), the runs saved to ``args.out`` after each."""
     records = []
     for movie in chosen(args.set)[args.skip:]:
-        records.append(movie_record(movie, args.alphas))
+        records.append(record(movie))
         save_runs(args.out, records)
+    return records
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = set_arguments(argparse.ArgumentParser(description=__doc__.splitlines()[0]))
+    parser.add_argument("--alphas", type=float, nargs="+", default=[0.5, 0.0])
+    args = parser.parse_args(argv)
+    run_set(args, lambda movie: movie_record(movie, args.alphas))
     return 0
 
 

@@ -63,7 +63,7 @@ def write_suggestion_figure(estimate: AutoEstimate, path: str | os.PathLike, *, 
     for r, c in est.radius.blobs:
         a.add_patch(Circle((c, r), radius, fill=False, color="orange", lw=0.8))
     choice = est.gsig_choice
-    chosen = f" = {choice.factor:g} × radius {est.gSig / choice.factor:.2f}" if choice is not None else ""
+    chosen = f" from {choice.factor:g} × radius {est.radius.radius * est.ssub:.2f}" if choice is not None else ""
     a.set_title(f"max − mean projection; blobs measured (circles: gSig {est.gSig:g} px{chosen})", fontsize=9)
     shown_cuts = (est.min_corr, est.min_pnr * est.pnr_reduction)  # on the images (the PNR one downsampled)
     for a, image, th, used in ((ax[1, 0], est.correlation_image, est.corr, shown_cuts[0]),

@@ -12,6 +12,8 @@ from scipy import ndimage as ndi
 
 from cnmflow.auto_params import (GSIG_FACTORS, GSIZ_RADIUS_FACTOR, MIN_PNR_CEILING, estimate_from_movie, gsiz_for,
                                  gsiz_of_radius, noise_k, pnr_margin, pnr_reduction)
+from cnmflow.auto_params.gsig_choice import KERNEL_STEP_REACH, on_kernel_step
+from cnmflow.engine.summary_images import kernel_size
 from cnmflow.errors import ParameterError
 from cnmflow.synthetic.realistic import simulate_realistic_1p
 
@@ -38,7 +40,7 @@ def test_radius_is_within_20_percent_of_the_true_half_max_radius(simulated, name
     assert abs(est.radius.radius / truth - 1) <= 0.2, (est.radius.radius, truth)
     choice = est.gsig_choice   # gSig = k·r, k within the factors' span (their bootstrap-weighted mean)
     assert min(GSIG_FACTORS) <= choice.factor <= max(GSIG_FACTORS)
-    assert est.gSig == round(round(choice.factor, 3) * est.radius.radius, 2)
+    assert est.gSig == round(on_kernel_step(round(choice.factor, 3) * est.radius.radius), 2)
     assert est.gSiz == gsiz_of_radius(est.radius.radius) == int(round(2 * GSIZ_RADIUS_FACTOR * est.radius.radius)) + 1
 
 
@@ -62,6 +64,34 @@ def test_auto_gsiz_is_the_radius_box_whichever_factor_gsig_takes(simulated, monk
     assert est.reasons()["gSiz"].startswith(f"{est.gSiz}: 2·{GSIZ_RADIUS_FACTOR:g}·r+1")
     given = estimate_from_movie(movie, tsub=2, gsig=4.0)   # a gSig the user gave keeps the seed's rule
     assert given.gSiz == gsiz_for(4.0) == 9
+
+
+def test_a_gsig_just_below_a_seed_kernel_step_is_raised_onto_it():
+    """The seed kernel is 2·int(2·gSig)+1 px (CaImAn's): gSig 6.41 runs the 25 px kernel of 6.0. A gSig less than
+    KERNEL_STEP_REACH below the next multiple of 0.5 is raised onto it (one kernel size up); others stay."""
+    assert on_kernel_step(6.41) == 6.5 and kernel_size(on_kernel_step(6.41)) == kernel_size(6.41) + 2 == 27
+    assert on_kernel_step(4.94) == 5.0 and on_kernel_step(6.99) == 7.0
+    for gsig in (6.0, 6.5, 6.24, 6.74, 4.2, 6.5 - KERNEL_STEP_REACH):  # on a step, or not within the reach below one
+        assert on_kernel_step(gsig) == gsig
+
+
+def test_auto_gsig_just_below_a_kernel_step_runs_the_next_kernel_with_its_cuts_read_there(simulated, monkeypatch):
+    """The factor forced so that k·r lies 0.1 px below a step: auto's gSig is the step, its cuts are the ones read at
+    the step (as if the step had been given), and gSiz stays the radius's box."""
+    from functools import partial
+
+    import cnmflow.auto_params.estimate as estimate
+
+    movie = _tsub2(simulated["ca1"].movie)
+    r = estimate_from_movie(movie, tsub=2).radius.radius
+    step = math.floor(2 * r) / 2 + 0.5
+    monkeypatch.setattr(estimate, "choose_gsig", partial(estimate.choose_gsig, factors=((step - 0.1) / r,)))
+    est = estimate_from_movie(movie, tsub=2)
+    at_step = estimate_from_movie(movie, tsub=2, gsig=step)
+    assert est.gSig == step and kernel_size(est.gSig) == kernel_size(step - 0.1) + 2
+    assert (est.min_corr, est.min_pnr) == (at_step.min_corr, at_step.min_pnr)
+    assert est.gSiz == gsiz_of_radius(r)
+    assert "raised onto the seed kernel's next size step" in est.reasons()["gSig"]
 
 
 def test_the_estimates_candidate_seeds_are_the_ones_the_runs_box_gives(simulated, monkeypatch):
@@ -116,7 +146,7 @@ def test_gsig_is_the_factor_that_sets_the_visible_cells_furthest_above_its_cut(s
     assert margins == pytest.approx(list(choice.margins), rel=1e-4)
     assert sum(choice.wins) == pytest.approx(1.0)
     assert choice.factor == GSIG_FACTORS[int(np.argmax(margins))]
-    assert est.gSig == pytest.approx(choice.factor * r, abs=0.01)
+    assert est.gSig == pytest.approx(on_kernel_step(choice.factor * r), abs=0.01)  # raised onto a kernel step
     assert f"{choice.factor:.3g} × the radius" in est.reasons()["gSig"]
     given = estimate_from_movie(movie, tsub=2, gsig=5.0)
     assert given.gsig_choice is None and given.reasons()["gSig"].endswith("given")
@@ -416,7 +446,7 @@ def test_the_pnr_null_is_read_at_the_flipped_movies_local_maxima(simulated):
 
     movie = _tsub2(simulated["cortex_l23"].movie)
     est = estimate_from_movie(movie, tsub=2)
-    gsig = est.gsig_choice.factor * est.radius.radius   # est.gSig is rounded to 0.01
+    gsig = on_kernel_step(est.gsig_choice.factor * est.radius.radius)   # est.gSig is rounded to 0.01
     flipped = seed_images(movie, gsig=gsig, center_psf=True).flipped_pnr
     maxima = null_maxima(flipped, gsig)
     assert est.pnr.floor == pytest.approx(np.median(maxima), rel=1e-5) and est.pnr.k == pytest.approx(noise_k(len(maxima)))
@@ -756,7 +786,7 @@ def test_where_no_factor_wins_most_resamples_gsig_is_the_radius_itself(monkeypat
     assert est.radius.n_visible >= MIN_BLOBS and max(choice.wins) < 0.5   # wins .32 / .32 / .37
     assert choice.argmax_factor() != min(GSIG_FACTORS)   # the margins alone would take a wider kernel
     assert choice.split and choice.factor == min(GSIG_FACTORS)
-    assert est.gSig == pytest.approx(est.radius.radius, abs=0.01) and "split" in est.reasons()["gSig"]
+    assert est.gSig == pytest.approx(on_kernel_step(est.radius.radius), abs=0.01) and "split" in est.reasons()["gSig"]
 
 
 @pytest.mark.parametrize("keep_bytes", [None, 0])

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Callable, Sequence, TypeVar
 import numpy as np
 
 from cnmflow.auto_params.cuts import ThresholdEstimate, ceiled_min_pnr, pnr_reduction, threshold_estimates
-from cnmflow.auto_params.gsig_choice import GsigChoice, choose_gsig
+from cnmflow.auto_params.gsig_choice import KERNEL_STEP_REACH, GsigChoice, choose_gsig, on_kernel_step
 from cnmflow.auto_params.radius import (MIN_BLOBS, RADIUS_SMOOTH_FRAMES, RadiusEstimate, SmoothedMovie,
                                         estimate_radius, smoothed_in_time)
 from cnmflow.auto_params.sample import sample_movie
@@ -120,8 +120,15 @@ class AutoEstimate:
     def _gsig_reason(self) -> str:
         if self.gsig_choice is None:
             return f"{self.gSig:g} px: given"
-        return (f"{self.gSig:g} px: {self.gsig_choice.evidence()}; the radius {self.gSig / self.gsig_choice.factor:.2f} "
-                f"px is the {self.radius.evidence()}")
+        return (f"{self.gSig:g} px: {self.gsig_choice.evidence()}{self._raised()}; the radius "
+                f"{self.radius.radius * self.ssub:.2f} px is the {self.radius.evidence()}")
+
+    def _raised(self) -> str:
+        chosen = self.gsig_choice.factor * self.radius.radius
+        if on_kernel_step(chosen) == chosen:
+            return ""
+        return (f" ({self.gsig_choice.factor:g} × the radius = {chosen * self.ssub:.2f}, raised onto the seed "
+                f"kernel's next size step: less than {KERNEL_STEP_REACH:g} px below it)")
 
     def _scales(self) -> str:
         if not self.seed_distinct.any():
@@ -181,6 +188,9 @@ def estimate_from_movie(movie: np.ndarray, *, gsig: float | None = None, center_
     else:
         choice = choose_gsig(movie, radius, center_psf=center_psf, rng=rng)
         g, images = choice.factor * radius.radius, choice.images
+        if on_kernel_step(g) != g:  # just below a kernel step: raised onto it, its images read there
+            g = on_kernel_step(g)
+            images = seed_images(movie, gsig=g, center_psf=center_psf)
     corr, pnr = threshold_estimates(images, n_frames=movie.shape[0], gsig=g, center_psf=center_psf, rng=rng,
                                     n_movie_frames=n_movie_frames)
     reduction = pnr_reduction(tsub, ssub)

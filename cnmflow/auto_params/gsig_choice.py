@@ -12,6 +12,7 @@ auto's gSiz does not follow k: it is the seed box of a fixed factor times the ra
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, replace
 from typing import Iterator, Sequence
 
@@ -39,6 +40,24 @@ GSIG_FACTORS = (1.0, 1.15, 1.3)
 #: benchmarks/findings/auto_params.md, h18k): the argmax's mean F1@0.5 0.673 with the whole cut, 0.720–0.729 for any
 #: weight in 0.15–0.45 (the best k on every movie: 0.733), 0.683 with none; 0.3 is that span's middle.
 CUT_WEIGHT = 0.3
+
+
+#: How far below a step of the seed kernel (``summary_images.kernel_size``: 2·int(2·gSig)+1 px, a step every 0.5 px)
+#: auto's gSig is raised onto it (:func:`on_kernel_step`). The kernel, not gSig, carries the gain: on 256² CA1 s19
+#: (gSig 6.41, 25 px) the kernel one step up alone read F1@0.5 .887 → .909, gSig 6.9 on that kernel .889. Read on the
+#: 52 training movies (benchmarks/findings/auto_params.md, h21kstep): 0.25 — the span where round(2·gSig) would take
+#: the next kernel — moves 26, mean ΔF1@0.5 +0.009 (12 gain > 0.02, 4 lose, worst −0.149 on CA1 SNR 1–4 s88, a
+#: 0.04 px move); 0.1 moves 9, +0.006; the engine's kernel from round(2·gSig) (CaImAn's parity lost) +0.002, 10 lose.
+KERNEL_STEP_REACH = 0.25
+
+
+def on_kernel_step(gsig: float, *, reach: float = KERNEL_STEP_REACH) -> float:
+    """``gsig`` raised to the next multiple of 0.5 (the next seed-kernel size) where it lies less than ``reach``
+    below it; else ``gsig`` itself. CaImAn's kernel width int(2·gSig) rounds a fractional gSig down to the size of
+    the step below; a chosen gSig just under a step would run a kernel a size too small for the cells it was read on.
+    """
+    step = (math.floor(2 * gsig + 1e-9) + 1) / 2
+    return step if step - gsig < reach else float(gsig)
 
 
 #: Bootstrap resamples of the visible blobs and the null maxima behind :func:`choose_gsig`'s weights.

@@ -36,6 +36,7 @@ __all__ = [
     "FrameFilter",
     "CorrelationSums",
     "filter_kernel",
+    "kernel_size",
     "filter_frames",
     "separable_filter",
     "correlation_pnr",
@@ -69,8 +70,13 @@ def _gaussian_1d(size: int, sigma: float) -> np.ndarray:
     return g / g.sum()
 
 
+def kernel_size(gsig: float) -> int:
+    """The seed-search kernel's odd width in pixels, ``2*int(2*gsig)+1`` (CaImAn's ``ksize``)."""
+    return 2 * int(2 * gsig) + 1
+
+
 def filter_kernel(gsig: float, *, center_psf: bool) -> np.ndarray:
-    """2-D seed-search kernel (float64, odd size ``2*int(2*gsig)+1``).
+    """2-D seed-search kernel (float64, odd size :func:`kernel_size`).
 
     Without ``center_psf``: a normalized Gaussian of sd ``gsig``. With ``center_psf``: the
     Gaussian restricted to the disc where it is >= the largest value on the kernel's border,
@@ -79,7 +85,7 @@ def filter_kernel(gsig: float, *, center_psf: bool) -> np.ndarray:
     gsig = float(gsig)
     if not np.isfinite(gsig) or gsig <= 0:
         raise ParameterError(f"gSig={gsig!r} must be a positive number of pixels")
-    size = 2 * int(2 * gsig) + 1
+    size = kernel_size(gsig)
     g = _gaussian_1d(size, gsig)
     psf = np.outer(g, g)
     if center_psf and size > 1:
