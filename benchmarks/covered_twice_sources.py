@@ -37,7 +37,7 @@ MOVIE_NAME = re.compile(r"realistic_(ca1|cortex_l23)_(\d+)x(\d+)x(\d+)_seed(\d+)
 
 def out_of_focus_footprints(config: str, seed: int, shape: tuple[int, int]) -> np.ndarray:
     """The out-of-focus cells' footprints ``(n, rows, cols)`` of a seed (drawn before any activity: 8 frames do)."""
-    sim = simulate_realistic_1p(config, n_frames=8, rng=seed, out=np.empty((8, *shape), np.float32))
+    sim = simulate_realistic_1p(config, shape=shape, n_frames=8, rng=seed, render=False)
     labels = sim.truth.background_labels
     return sim.truth.background_spatial[[i for i, name in enumerate(labels) if name.startswith("cell")]]
 

@@ -29,7 +29,7 @@ from scipy.stats import skew
 from cnmflow.pixel_order import images_to_columns
 from cnmflow.score_inputs import pearson
 from cnmflow.shape_scoring import energy_masks, iou_matrix, shape_score
-from cnmflow.synthetic import realistic
+from cnmflow.synthetic import simulate_realistic_1p
 from covered_twice_sources import MIN_R, MOVIE_NAME
 from realistic_benchmark import simulator_overrides
 
@@ -42,15 +42,8 @@ def full_sources(truth_path: Path):
     """The simulator's truth (background sources included) at the movie's length, without rendering the movie (with
     the simulator overrides the movie was made with, ``realistic_benchmark.py --sim-set``)."""
     config, rows, cols, frames, seed = MOVIE_NAME.search(truth_path.name).groups()
-    shape, frames = (int(rows), int(cols)), int(frames)
-    render = realistic._render
-    realistic._render = lambda **kw: kw["out"]   # the draws before and after rendering are unchanged
-    try:
-        sim = realistic.simulate_realistic_1p(config, n_frames=frames, rng=int(seed),
-                                              out=np.empty((frames, *shape), np.float32),
-                                              **simulator_overrides(truth_path))
-    finally:
-        realistic._render = render
+    sim = simulate_realistic_1p(config, shape=(int(rows), int(cols)), n_frames=int(frames), rng=int(seed),
+                                render=False, **simulator_overrides(truth_path))
     return sim.truth
 
 

@@ -41,8 +41,7 @@ def out_of_focus_sources(truth) -> tuple[np.ndarray, np.ndarray]:
 
 def ideal_rows(config: str, seed: int) -> list[dict]:
     """One row per sensitivity: out-of-focus cells added, neurons covered twice, F1@0.5."""
-    sim = simulate_realistic_1p(config, n_frames=FRAMES, rng=seed,
-                                out=np.empty((FRAMES, 256, 256), np.float32))
+    sim = simulate_realistic_1p(config, n_frames=FRAMES, rng=seed, render=False)
     truth = sim.truth
     oof, oof_snr = out_of_focus_sources(truth)
     rows = []

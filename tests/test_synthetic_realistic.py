@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 
@@ -149,6 +151,18 @@ def test_same_rng_same_movie_and_streaming_into_out(tmp_path):
     np.testing.assert_array_equal(np.load(tmp_path / "m.npy"), a.movie)
     d = simulate_realistic_1p("cortex_l23", shape=(64, 64), n_frames=70, rng=8)
     assert not np.array_equal(a.movie, d.movie)
+
+
+def test_truth_without_rendering_is_the_rendered_runs_truth():
+    kwargs = dict(shape=(48, 48), n_frames=30, rng=6, motion_px=1.0, bleach_fraction=0.2)
+    rendered = simulate_realistic_1p("cortex_l23", **kwargs)
+    bare = simulate_realistic_1p("cortex_l23", render=False, **kwargs)
+    assert bare.movie.shape == (0, 48, 48) and bare.movie.dtype == np.float32
+    for f in dataclasses.fields(rendered.truth):
+        np.testing.assert_array_equal(getattr(bare.truth, f.name), getattr(rendered.truth, f.name), err_msg=f.name)
+    out = np.full((30, 48, 48), 7.0, np.float32)
+    given = simulate_realistic_1p("cortex_l23", render=False, out=out, **kwargs)
+    assert given.movie is out and np.all(out == 7.0)  # given back untouched
 
 
 def test_overrides_and_a_dim_nucleus():

@@ -8,6 +8,7 @@ memory grows with the field of view and the number of components, not with the n
 
 from __future__ import annotations
 
+import functools
 import time
 from dataclasses import replace
 from typing import Callable
@@ -20,7 +21,7 @@ from cnmflow.engine.chunking import frames_per_chunk
 from cnmflow.engine.estimates import Estimates
 from cnmflow.engine.executors import run_patch_jobs
 from cnmflow.engine.footprint_shape import neuron_sized
-from cnmflow.engine.in_focus import out_of_focus, unjudged_soma_pairs, weak_soma_pairs
+from cnmflow.engine.in_focus import out_of_focus, soma_pairs_to_merge
 from cnmflow.engine.init.low_rank import significant_traces
 from cnmflow.engine.low_rank_background import combine_patch_backgrounds, settle_traces
 from cnmflow.engine.merging import connected_groups, merge_components, merge_duplicates, merge_groups, merging_pairs
@@ -145,14 +146,13 @@ def _weak_pair_groups(estimates: Estimates, section: QualitySection) -> list[np.
     (``in_focus.weak_soma_pairs``: each member mixes the neuron with a contaminant of its own, h16dup, h17merge,
     h19merge) and, where the test judged any component, strong pairs with a member at the field's edge it does not
     judge (``in_focus.unjudged_soma_pairs``: no ratio to choose a member by, h20edge;
-    benchmarks/findings/footprint_fidelity.md). A member the test rejected is left to it."""
+    benchmarks/findings/footprint_fidelity.md), both from one measurement (``in_focus.soma_pairs_to_merge``). A member
+    the test rejected is left to it."""
     if section.focus_thr <= 0 or estimates.K < 2 or estimates.W.shape[0] == 0:
         return []
     accepted = np.setdiff1d(np.arange(estimates.K), estimates.idx_components_bad)
-    pairs = weak_soma_pairs(estimates.A, estimates.C, tsub=section.tsub, among=accepted)
-    if np.isfinite(estimates.focus_ratio).any():
-        pairs += unjudged_soma_pairs(estimates.A, estimates.C, estimates.dims, gsig=section.gSig, tsub=section.tsub,
-                                     among=accepted)
+    pairs = soma_pairs_to_merge(estimates.A, estimates.C, estimates.dims, gsig=section.gSig, tsub=section.tsub,
+                                among=accepted, unjudged=bool(np.isfinite(estimates.focus_ratio).any()))
     return connected_groups(pairs, estimates.K)
 
 
@@ -284,7 +284,7 @@ def _against_global_background(movie, A: sp.csc_matrix, C_low: np.ndarray, owner
 def _combine(results: list[PatchResult], dims: tuple[int, int], *, del_duplicates: bool, merge_thr: float):
     """Patch results → full field of view, with the patch that found each component (``owners``);
     with del_duplicates keep each component in one patch only (an orphan only where the merge step would not
-    join it to a kept component: ``patches.deduplicate``)."""
+    join it to a kept component: ``patches.deduplicate``, which asks for the merge step's pairs only then)."""
     boxes = [result.box for result in results]
     columns, traces, owners = [], [], []
     for index, result in enumerate(results):
@@ -300,7 +300,7 @@ def _combine(results: list[PatchResult], dims: tuple[int, int], *, del_duplicate
     C = np.vstack(traces).astype(np.float32)
     owners = np.asarray(owners)
     if del_duplicates and len(boxes) > 1:
-        keep = deduplicate(A, owners, boxes, dims, merging=merging_pairs(A, C, merge_thr))
+        keep = deduplicate(A, owners, boxes, dims, merging=functools.partial(merging_pairs, A, C, merge_thr))
         A, C, owners = A[:, np.flatnonzero(keep)], C[keep], owners[keep]
     return sp.csc_matrix(A), C, owners
 

@@ -221,13 +221,8 @@ def weak_soma_pairs(A: sp.csc_matrix, C: np.ndarray, *, tsub: int = 1,
     """The pairs on one soma whose traces follow each other weakly (``PAIR_MUTUAL_FRACTION``,
     ``PAIR_MUTUAL_TRACE_CORR`` up to ``PAIR_TRACE_CORR``), traces compared at the test's rate (``tsub``); with
     ``among`` (component indices, e.g. those the test accepted), only pairs of those, in the full indices."""
-    among = np.arange(A.shape[1]) if among is None else np.asarray(among, dtype=int)
-    if among.size < 2:
-        return []
-    share, corr, _ = _pair_measures(A, C, among, tsub=tsub)
-    mutual = (share >= PAIR_MUTUAL_FRACTION) & (share.T >= PAIR_MUTUAL_FRACTION)
-    weak = (corr >= PAIR_MUTUAL_TRACE_CORR) & (corr < PAIR_TRACE_CORR)
-    return [(int(among[j]), int(among[k])) for j, k in zip(*np.nonzero(np.triu(mutual & weak, 1)))]
+    measures = _pair_measures(A, C, among, tsub=tsub)
+    return [] if measures is None else _weak_pairs(measures)
 
 
 def unjudged_soma_pairs(A: sp.csc_matrix, C: np.ndarray, dims: tuple[int, int], *, gsig: float, tsub: int = 1,
@@ -236,24 +231,55 @@ def unjudged_soma_pairs(A: sp.csc_matrix, C: np.ndarray, dims: tuple[int, int], 
     with a member the test does not judge (its peak within ``EDGE_JUDGED_GSIG``·gSig of the field's edge): no focus
     ratio chooses a member there, so :func:`soma_pairs` never sees them; with ``among``, only pairs of those, in the
     full indices (benchmarks/findings/footprint_fidelity.md, h19copies, h20edge)."""
+    measures = _pair_measures(A, C, among, tsub=tsub)
+    return [] if measures is None else _unjudged_pairs(measures, dims, gsig=gsig)
+
+
+def soma_pairs_to_merge(A: sp.csc_matrix, C: np.ndarray, dims: tuple[int, int], *, gsig: float, tsub: int = 1,
+                        among: np.ndarray | None = None, unjudged: bool = True) -> list[tuple[int, int]]:
+    """The pairs the fit merges, from one measurement of the components' peaks and traces: the
+    :func:`weak_soma_pairs`, then (with ``unjudged``) the :func:`unjudged_soma_pairs`."""
+    measures = _pair_measures(A, C, among, tsub=tsub)
+    if measures is None:
+        return []
+    return _weak_pairs(measures) + (_unjudged_pairs(measures, dims, gsig=gsig) if unjudged else [])
+
+
+@dataclass(frozen=True)
+class _PairMeasures:
+    """Of ``among``'s components: the footprints' shares at each other's peaks (``_peak_shares``), their traces'
+    correlations and their peaks (Fortran pixel indices)."""
+
+    among: np.ndarray   # component indices, into the full set
+    share: np.ndarray   # (n, n)
+    corr: np.ndarray    # (n, n)
+    peaks: np.ndarray   # (n,)
+
+
+def _weak_pairs(measures: _PairMeasures) -> list[tuple[int, int]]:
+    share, corr, among = measures.share, measures.corr, measures.among
+    mutual = (share >= PAIR_MUTUAL_FRACTION) & (share.T >= PAIR_MUTUAL_FRACTION)
+    weak = (corr >= PAIR_MUTUAL_TRACE_CORR) & (corr < PAIR_TRACE_CORR)
+    return [(int(among[j]), int(among[k])) for j, k in zip(*np.nonzero(np.triu(mutual & weak, 1)))]
+
+
+def _unjudged_pairs(measures: _PairMeasures, dims: tuple[int, int], *, gsig: float) -> list[tuple[int, int]]:
+    on_other = measures.share >= PAIR_FOOTPRINT_FRACTION
+    edge = ~_peaks_judged(measures.peaks, dims, gsig=gsig)
+    close = (on_other | on_other.T) & (measures.corr >= PAIR_TRACE_CORR) & (edge[:, None] | edge[None, :])
+    return [(int(measures.among[j]), int(measures.among[k])) for j, k in zip(*np.nonzero(np.triu(close, 1)))]
+
+
+def _pair_measures(A: sp.csc_matrix, C: np.ndarray, among: np.ndarray | None, *, tsub: int) -> _PairMeasures | None:
+    """The :class:`_PairMeasures` of ``among`` (all components when None), traces compared at the test's rate
+    (centred, block means over ``tsub``); None when fewer than two components are asked about."""
     among = np.arange(A.shape[1]) if among is None else np.asarray(among, dtype=int)
     if among.size < 2:
-        return []
-    share, corr, peaks = _pair_measures(A, C, among, tsub=tsub)
-    on_other = share >= PAIR_FOOTPRINT_FRACTION
-    edge = ~_peaks_judged(peaks, dims, gsig=gsig)
-    close = (on_other | on_other.T) & (corr >= PAIR_TRACE_CORR) & (edge[:, None] | edge[None, :])
-    return [(int(among[j]), int(among[k])) for j, k in zip(*np.nonzero(np.triu(close, 1)))]
-
-
-def _pair_measures(A: sp.csc_matrix, C: np.ndarray, among: np.ndarray, *,
-                   tsub: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Of ``among``'s components: the footprints' shares at each other's peaks (``_peak_shares``), their traces'
-    correlations at the test's rate (centred, block means over ``tsub``) and their peaks (Fortran pixel indices)."""
+        return None
     A, C = sp.csc_matrix(A)[:, among], np.asarray(C, np.float64)[among]
     peaks = np.asarray(A.argmax(axis=0)).ravel()
     slow = block_means_along(C - C.mean(axis=1, keepdims=True), tsub, axis=1)
-    return _peak_shares(A, peaks), _correlations(slow @ slow.T), peaks
+    return _PairMeasures(among=among, share=_peak_shares(A, peaks), corr=_correlations(slow @ slow.T), peaks=peaks)
 
 
 def _peaks_judged(peaks: np.ndarray, dims: tuple[int, int], *, gsig: float) -> np.ndarray:

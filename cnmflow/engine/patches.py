@@ -7,6 +7,8 @@ what lets them run in separate processes or on a cluster.
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -89,7 +91,7 @@ ORPHAN_EDGE_SHARE = 0.05
 
 def deduplicate(A: sp.spmatrix, owners: np.ndarray, boxes: list[PatchBox], dims: tuple[int, int], *,
                 overlap: float = 0.5, orphan_edge_share: float = ORPHAN_EDGE_SHARE,
-                merging: np.ndarray | None = None) -> np.ndarray:
+                merging: Callable[[], np.ndarray] | None = None) -> np.ndarray:
     """del_duplicates: which components to keep so that each neuron is kept from one patch only.
 
     A component is kept when its patch's centre is the nearest to the component's centre of mass
@@ -101,22 +103,24 @@ def deduplicate(A: sp.spmatrix, owners: np.ndarray, boxes: list[PatchBox], dims:
     - it has no duplicate at all (an orphan: the nearer patch did not find that cell) and at most
       ``orphan_edge_share`` of its weight lies within 1 px of its patch's inner border (a footprint
       cut by that border is a clipped copy of a cell the neighbour holds at a lower cosine) and, given
-      ``merging`` (K, K: the pairs the merge step would join, ``merging.merging_pairs``), it would not be
-      merged into a kept component: such an orphan is a fragment of a neuron another patch holds, and the
-      merge would pour the fragment into that neuron's component (on the demo movie the merged trace then
-      failed the transient rule and the neuron was lost; lead, session 20).
+      ``merging`` (a function giving the (K, K) pairs the merge step would join, ``merging.merging_pairs``;
+      called once, and only when an orphan gets this far), it would not be merged into a kept component: such
+      an orphan is a fragment of a neuron another patch holds, and the merge would pour the fragment into that
+      neuron's component (on the demo movie the merged trace then failed the transient rule and the neuron
+      was lost; lead, session 20).
     """
     A = sp.csc_matrix(A)
     keep = keep_nearest_patch(centers_of_mass(A, dims), owners, boxes)
     duplicate = footprint_similarity(A) > overlap
     duplicate &= owners[:, None] != owners[None, :]
     edge_share = inner_border_shares(A, owners, boxes, dims)
+    pairs = None if merging is None else functools.cache(merging)
     for k in np.flatnonzero(~keep):
         if duplicate[k, keep].any():
             continue
         if duplicate[k, ~keep].any():
             keep[k] = True
-        elif edge_share[k] <= orphan_edge_share and (merging is None or not merging[k, keep].any()):
+        elif edge_share[k] <= orphan_edge_share and (pairs is None or not pairs()[k, keep].any()):
             keep[k] = True
     return keep
 

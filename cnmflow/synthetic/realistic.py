@@ -210,6 +210,7 @@ def simulate_realistic_1p(
     bleach_fraction: float = 0.0,
     rng: int | np.random.Generator | None = 0,
     out: np.ndarray | None = None,
+    render: bool = True,
     **overrides,
 ) -> SimulatedMovie:
     """Simulate a one-photon miniscope movie of ``configuration`` (see the module docstring).
@@ -233,6 +234,10 @@ def simulate_realistic_1p(
     out : numpy.ndarray, optional
         ``(n_frames, rows, cols)`` float32 array (e.g. ``numpy.lib.format.open_memmap``) to
         render into, so that a long movie never has to fit in memory.
+    render : bool
+        False: draw the ground truth only (the same random draws, so the same truth as a rendered
+        run of the same arguments) and skip the movie's rendering. The returned ``movie`` is then
+        ``out`` as given, untouched, or, without ``out``, an empty ``(0, rows, cols)`` float32 array.
 
     Returns
     -------
@@ -247,7 +252,7 @@ def simulate_realistic_1p(
         raise ParameterError(f"bleach_fraction={bleach_fraction!r} is not allowed: give a fraction in [0, 1).")
     T = int(n_frames)
     if out is None:
-        out = np.empty((T, rows, cols), np.float32)
+        out = np.empty((T if render else 0, rows, cols), np.float32)
     elif out.shape != (T, rows, cols) or out.dtype != np.float32:
         raise ParameterError(f"out has shape {out.shape} and dtype {out.dtype}: give ({T}, {rows}, {cols}) float32.")
     g_layout, g_shape, g_activity, g_background, g_motion, g_noise = child_generators(rng, 6)
@@ -303,8 +308,9 @@ def simulate_realistic_1p(
         cells, scipy.sparse.csc_matrix(bg_spatial[:n_bg_dense].reshape(n_bg_dense, -1).T), oof_cells,
     ]).tocsr()
     temporal = np.concatenate([calcium[:n_in], bg_temporal])
-    _render(spatial=spatial, temporal=temporal, rows=rows, cols=cols, bleach=bleach, shifts=shifts,
-            read_noise=cfg.read_noise, gen=g_noise, out=out)
+    if render:   # the noise draws come from their own generator: skipping them leaves the truth's draws as they are
+        _render(spatial=spatial, temporal=temporal, rows=rows, cols=cols, bleach=bleach, shifts=shifts,
+                read_noise=cfg.read_noise, gen=g_noise, out=out)
 
     footprints = _dense(cells, rows, cols)
     truth = RealisticTruth(

@@ -245,7 +245,8 @@ def test_a_weak_pair_on_one_soma_is_merged_and_the_fit_judged_again(tiny, monkey
     j, k = np.unravel_index(np.argmin(gaps), gaps.shape)
     pair = (int(accepted[j]), int(accepted[k]))
     asked = []
-    monkeypatch.setattr(fitting, "weak_soma_pairs", lambda A, C, *, tsub, among: asked.append(list(among)) or [pair])
+    monkeypatch.setattr(fitting, "soma_pairs_to_merge",
+                        lambda A, C, dims, *, gsig, tsub, among, unjudged: asked.append(list(among)) or [pair])
     merged = fit(tiny.movie, _params(rf=None))
     assert asked and sorted(asked[0]) == sorted(accepted.tolist())  # only accepted components are candidates
     assert merged.K == plain.K - 1 and "weak_pairs" in merged.timings
@@ -259,9 +260,10 @@ def test_a_weak_pair_on_one_soma_is_merged_and_the_fit_judged_again(tiny, monkey
 def test_a_strong_pair_with_an_unjudged_member_is_merged_and_the_fit_judged_again(sim80, one_patch, tiny,
                                                                                     monkeypatch):
     """A pair on one soma the focus test cannot resolve because a member lies at the field's edge (no focus ratio,
-    ``in_focus.unjudged_soma_pairs``) is merged as a weak pair is: asked among the accepted components, with the
-    field's shape and gSig, and the fit solved again around one component spanning both. Where the test judged no
-    component (tiny: no window inside the field) there is no edge to speak of and nothing is asked."""
+    ``in_focus.unjudged_soma_pairs``, asked for through ``in_focus.soma_pairs_to_merge``) is merged as a weak pair
+    is: asked among the accepted components, with the field's shape and gSig, and the fit solved again around one
+    component spanning both. Where the test judged no component (tiny: no window inside the field) there is no edge
+    to speak of and no edge pair is asked for."""
     from cnmflow.engine import fitting
 
     plain, _ = one_patch
@@ -273,13 +275,13 @@ def test_a_strong_pair_with_an_unjudged_member_is_merged_and_the_fit_judged_agai
     pair = (int(accepted[j]), int(accepted[k]))
     asked = []
 
-    def edge_pairs(A, C, dims, *, gsig, tsub, among):
-        asked.append((tuple(dims), gsig, sorted(among)))
-        return [pair]
+    def edge_pairs(A, C, dims, *, gsig, tsub, among, unjudged):
+        asked.append((tuple(dims), gsig, sorted(among), unjudged))
+        return [pair] if unjudged else []
 
-    monkeypatch.setattr(fitting, "unjudged_soma_pairs", edge_pairs)
+    monkeypatch.setattr(fitting, "soma_pairs_to_merge", edge_pairs)
     merged = fit(sim80.movie, _params(rf=None))
-    assert asked[0] == (tuple(plain.dims), 3, sorted(accepted.tolist()))
+    assert asked[0] == (tuple(plain.dims), 3, sorted(accepted.tolist()), True)
     assert merged.K == plain.K - 1 and "weak_pairs" in merged.timings
     footprints = merged.footprints().reshape(merged.K, -1)
     members = plain.footprints().reshape(plain.K, -1)[list(pair)]
@@ -287,7 +289,7 @@ def test_a_strong_pair_with_an_unjudged_member_is_merged_and_the_fit_judged_agai
     assert np.any((cover >= 0.9).all(axis=1)), cover
     asked.clear()
     unjudged = fit(tiny.movie, _params(rf=None))
-    assert np.isnan(unjudged.focus_ratio).all() and asked == []
+    assert np.isnan(unjudged.focus_ratio).all() and not any(edge for *_, edge in asked)
 
 
 def test_components_whose_traces_are_not_skewed_up_are_rejected(tiny):

@@ -8,8 +8,8 @@ import scipy.signal
 import scipy.sparse as sp
 
 from cnmflow.engine.estimates import Estimates
-from cnmflow.engine.in_focus import (core_contrast, footprint_window, halo, out_of_focus, unjudged_soma_pairs,
-                                     weak_soma_pairs, window_regressions)
+from cnmflow.engine.in_focus import (core_contrast, footprint_window, halo, out_of_focus, soma_pairs_to_merge,
+                                     unjudged_soma_pairs, weak_soma_pairs, window_regressions)
 from cnmflow.engine.quality import component_statuses
 from cnmflow.pixel_order import image_to_column
 
@@ -359,3 +359,23 @@ def test_interior_unrelated_or_left_out_pairs_are_not_unjudged_pairs():
     assert unjudged_soma_pairs(*unrelated, DIMS, gsig=GSIG) == []
     A, C = _pair_at(np.random.default_rng(8), (4, 50), (7, 50), own=0.3)
     assert unjudged_soma_pairs(A, C, DIMS, gsig=GSIG, among=np.array([0, 1, 2, 3, 4, 5, 6])) == []
+
+
+def test_the_pairs_to_merge_are_the_weak_then_the_unjudged_pairs_from_one_measurement(monkeypatch):
+    """What the fit merges: the weak pairs, then (asked for) the unjudged pairs, as the two rules name them alone —
+    with the components' peaks and traces measured once."""
+    from cnmflow.engine import in_focus
+
+    measured = []
+    measure = in_focus._pair_measures
+    monkeypatch.setattr(in_focus, "_pair_measures", lambda *a, **k: measured.append(1) or measure(*a, **k))
+    weak = _mixtures_on_one_soma(np.random.default_rng(8), apart=3.0, own=1.2)
+    edge = _pair_at(np.random.default_rng(8), (4, 50), (7, 50), own=0.3)
+    for A, C in (weak, edge):
+        expected = weak_soma_pairs(A, C) + unjudged_soma_pairs(A, C, DIMS, gsig=GSIG)
+        measured.clear()
+        assert soma_pairs_to_merge(A, C, DIMS, gsig=GSIG) == expected != []
+        assert len(measured) == 1
+        assert soma_pairs_to_merge(A, C, DIMS, gsig=GSIG, unjudged=False) == weak_soma_pairs(A, C)
+    assert soma_pairs_to_merge(*edge, DIMS, gsig=GSIG, unjudged=False) == []
+    assert soma_pairs_to_merge(*edge, DIMS, gsig=GSIG, among=np.array([7])) == []

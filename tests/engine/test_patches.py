@@ -144,5 +144,31 @@ def test_deduplicate_drops_an_orphan_the_merge_step_would_pour_into_a_kept_compo
     follows = np.vstack([neuron + 0.1 * rng.normal(size=300), neuron])
     unrelated = np.vstack([rng.exponential(size=300), neuron])
     owners = np.array([0, 1])
-    assert deduplicate(A, owners, boxes, dims, merging=merging_pairs(A, follows, 0.8)).tolist() == [False, True]
-    assert deduplicate(A, owners, boxes, dims, merging=merging_pairs(A, unrelated, 0.8)).tolist() == [True, True]
+    fragment_dropped = deduplicate(A, owners, boxes, dims, merging=lambda: merging_pairs(A, follows, 0.8))
+    cell_kept = deduplicate(A, owners, boxes, dims, merging=lambda: merging_pairs(A, unrelated, 0.8))
+    assert fragment_dropped.tolist() == [False, True] and cell_kept.tolist() == [True, True]
+
+
+def test_deduplicate_asks_for_the_merge_steps_pairs_once_and_only_for_an_orphan():
+    """The merge step's pairs (a K×K trace correlation) are computed only where an orphan could be kept, once."""
+    from cnmflow.engine.merging import merging_pairs
+    from cnmflow.engine.patches import deduplicate
+
+    dims = (128, 81)
+    boxes = [PatchBox(0, 81, 0, 81), PatchBox(47, 128, 0, 81)]
+    orphans = sp.csc_matrix(np.column_stack([_blob_field(dims, 30.0).ravel(order="F"),
+                                             _blob_field(dims, 60.0, 20.0).ravel(order="F"),
+                                             _blob_field(dims, 60.0, 60.0).ravel(order="F")]))
+    C = np.random.default_rng(1).exponential(size=(3, 200))
+    asked = []
+
+    def pairs():
+        asked.append(1)
+        return merging_pairs(orphans, C, 0.8)
+
+    owners = np.array([0, 1, 1])   # the last two: patch 1's, nearer patch 0's centre, no duplicate anywhere
+    assert deduplicate(orphans, owners, boxes, dims, merging=pairs).tolist() == [True, True, True]
+    assert asked == [1]
+    asked.clear()
+    assert deduplicate(orphans, np.array([0, 0, 0]), boxes, dims, merging=pairs).tolist() == [True, True, True]
+    assert asked == []   # each component in its nearest patch: no orphan, no trace correlation
