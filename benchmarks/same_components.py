@@ -85,12 +85,20 @@ def fit_cases(names: list[str]) -> dict[str, dict[str, np.ndarray]]:
 
 
 def _largest_difference(before: np.ndarray, after: np.ndarray) -> float:
+    """Largest |before − after| over the largest finite |before|; NaN equals NaN (e.g. a focus ratio the test did not
+    judge) and inf equals inf, but a NaN or inf in one array and not in the other is an infinite difference (a plain
+    ``np.max`` of a difference holding NaN is NaN, which no ``>`` sees)."""
     if before.shape != after.shape:
         return float("inf")
-    if before.size == 0:
+    b, a = before.astype(np.float64), after.astype(np.float64)
+    same = (b == a) | (np.isnan(b) & np.isnan(a))
+    if same.all():
         return 0.0
-    scale = max(float(np.max(np.abs(before))), 1e-12)
-    return float(np.max(np.abs(before.astype(np.float64) - after.astype(np.float64)))) / scale
+    if not (np.isfinite(b[~same]).all() and np.isfinite(a[~same]).all()):
+        return float("inf")
+    finite = np.abs(b[np.isfinite(b)])
+    scale = max(float(finite.max()) if finite.size else 0.0, 1e-12)
+    return float(np.max(np.abs(b[~same] - a[~same]))) / scale
 
 
 def compare(saved: dict[str, np.ndarray], now: dict[str, dict[str, np.ndarray]], tol: float) -> bool:
