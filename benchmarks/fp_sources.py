@@ -24,8 +24,8 @@ from collections import Counter
 from pathlib import Path
 
 import numpy as np
-from scipy.stats import skew
 
+from cnmflow.engine.trace_shape import skewness
 from cnmflow.pixel_order import images_to_columns
 from cnmflow.score_inputs import pearson
 from cnmflow.shape_scoring import energy_masks, iou_matrix, shape_score
@@ -109,7 +109,8 @@ def _row(j: int, k: int, est, src: Sources, f: dict, cls: str, truth: dict, gsig
     rows, cols = est["footprints"].shape[1:]
     edge = min(cy, cx, rows - 1 - cy, cols - 1 - cx)
     return dict(component=k, center=[round(cy, 1), round(cx, 1)], edge_px=round(edge, 1), at_edge=bool(edge < 2 * gsig),
-                focus_ratio=round(float(est["focus_ratio"][k]), 2), skew=round(float(skew(est["C"][k])), 2), cls=cls,
+                focus_ratio=round(float(est["focus_ratio"][k]), 2), skew=round(float(skewness(est["C"][k])[0]), 2),
+                cls=cls,
                 neuron=n, r_neuron=round(f["neurons"][n], 2) if n is not None else None,
                 neuron_iou=round(float(src.iou[n, j]), 2) if n is not None else None,
                 neuron_snr=round(float(truth["peak_snr"][n]), 2) if n is not None else None,

@@ -19,8 +19,8 @@ from pathlib import Path
 
 import numpy as np
 import scipy.ndimage as ndimage
-from scipy.stats import skew
 
+from cnmflow.engine.trace_shape import skewness
 from cnmflow.pixel_order import column_to_image
 from cnmflow.shape_scoring import energy_masks, shape_score
 from covered_twice_sources import MOVIE_NAME
@@ -73,8 +73,8 @@ def components(estimates: Path, truth_path: Path) -> list[dict]:
         k = int(k)
         raw = est["C"][k] + est["YrA"][k] if "YrA" in est else None
         rows.append(dict(component=k, cls="TP" if k in matched else fps[k]["cls"],
-                         skew_c=round(float(skew(est["C"][k])), 3),
-                         skew_raw=round(float(skew(raw)), 3) if raw is not None else None,
+                         skew_c=round(float(skewness(est["C"][k])[0]), 3),
+                         skew_raw=round(float(skewness(raw)[0]), 3) if raw is not None else None,
                          elongation=round(elongation(est["footprints"][k]), 2),
                          resting=round(resting_contrast(est["footprints"][k], mean, GSIG[config]), 3),
                          snr=round(float(est["SNR_comp"][k]), 2) if "SNR_comp" in est else None,

@@ -22,6 +22,7 @@ import numpy as np
 from scipy import ndimage as ndi
 
 from cnmflow.auto_params.cuts import normal_isf, robust_floor_and_sd
+from cnmflow.engine.trace_shape import skewness
 from cnmflow.errors import ParameterError
 
 
@@ -285,16 +286,13 @@ MIN_CELL_BLOBS = 3
 def centre_skew(movie: np.ndarray, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
     """Skewness of each blob's centre trace (the mean of the pixels within 1 px of (row, col)) in ``movie`` (the
     running mean the radius is read on)."""
-    out = np.empty(len(rows))
-    for i, (row, col) in enumerate(zip(rows, cols)):
+    traces = []
+    for row, col in zip(rows, cols):
         r0, c0 = max(int(row) - 1, 0), max(int(col) - 1, 0)
         window = np.asarray(movie[:, r0:int(row) + 2, c0:int(col) + 2], np.float64)
         yy, xx = np.mgrid[r0:r0 + window.shape[1], c0:c0 + window.shape[2]]
-        trace = window[:, np.hypot(yy - row, xx - col) <= 1.0].mean(axis=1)
-        trace -= trace.mean()
-        spread = np.sqrt(np.mean(trace**2))
-        out[i] = float(np.mean(trace**3) / spread**3) if spread > 0 else 0.0
-    return out
+        traces.append(window[:, np.hypot(yy - row, xx - col) <= 1.0].mean(axis=1))
+    return skewness(np.array(traces)) if traces else np.empty(0)
 
 
 def counted_radii(radii: np.ndarray, sigmas: np.ndarray) -> np.ndarray:
