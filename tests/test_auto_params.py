@@ -94,6 +94,27 @@ def test_auto_gsig_just_below_a_kernel_step_runs_the_next_kernel_with_its_cuts_r
     assert "raised onto the seed kernel's next size step" in est.reasons()["gSig"]
 
 
+def test_the_chosen_gsigs_images_are_read_on_the_kernel_step_by_the_choice_itself(simulated, monkeypatch):
+    """A factor whose k·r lies just below a kernel step runs the next kernel: the choice hands over the images read
+    at that step (from its own spectra), and the estimate takes them without filtering the movie again."""
+    import cnmflow.auto_params.estimate as estimate
+    from cnmflow.auto_params import choose_gsig, sample_radius, seed_images
+
+    movie = _tsub2(simulated["ca1"].movie)
+    radius = sample_radius(movie)
+    step = math.floor(2 * radius.radius) / 2 + 0.5
+    choice = choose_gsig(movie, radius, center_psf=True, factors=((step - 0.1) / radius.radius,))
+    at_step = seed_images(movie, gsig=step, center_psf=True)
+    np.testing.assert_allclose(choice.images.pnr, at_step.pnr, rtol=1e-4, atol=1e-4)
+    np.testing.assert_allclose(choice.images.correlation, at_step.correlation, rtol=1e-4, atol=1e-4)
+
+    def no_second_pass(*args, **kwargs):
+        raise AssertionError("the movie was filtered again")
+    monkeypatch.setattr(estimate, "choose_gsig", lambda *a, **k: choice)
+    monkeypatch.setattr(estimate, "seed_images", no_second_pass)
+    assert estimate_from_movie(movie).gSig == step
+
+
 def test_the_estimates_candidate_seeds_are_the_ones_the_runs_box_gives(simulated, monkeypatch):
     """The seeds `suggest` counts and draws (and the fallback's relaxed cuts) come from a search with the box the run
     will use, auto's gSiz, not 2·gSig+1: a wider box keeps fewer distinct maxima."""
@@ -795,9 +816,10 @@ def test_where_no_factor_wins_most_resamples_gsig_is_the_radius_itself(monkeypat
 def test_the_chosen_gsigs_correlation_is_its_own_filtered_movies(simulated, monkeypatch, keep_bytes, factors,
                                                                   n_visible, split):
     """The choice keeps the filtered movie of the factor it ends on (no refiltering) for its correlation image: that
-    image and the PNR are, value for value, those of the movie filtered afresh at the chosen gSig, wherever the chosen
-    factor lies in the order, with the spectra kept or recomputed, and where too few blobs or split evidence fall back to
-    the smallest factor (split: the running choice kept another factor's movie, so the radius's is filtered again)."""
+    image and the PNR are, value for value, those of the movie filtered afresh at the chosen gSig (on its kernel step
+    where raised), wherever the chosen factor lies in the order, with the spectra kept or recomputed, and where too few
+    blobs or split evidence fall back to the smallest factor (split: the running choice kept another factor's movie,
+    so the radius's is filtered again)."""
     from dataclasses import replace
     from functools import partial
 
@@ -815,8 +837,8 @@ def test_the_chosen_gsigs_correlation_is_its_own_filtered_movies(simulated, monk
     choice = choose_gsig(movie, radius, center_psf=True, factors=factors)
     assert choice.split == split and (not split or choice.argmax_factor() != min(factors))  # split: another kept
     assert choice.factor == (min(factors) if n_visible is not None or split else choice.argmax_factor())
-    gsig = choice.factor * radius.radius
-    gsigs = [k * radius.radius for k in factors]
+    gsig = on_kernel_step(choice.factor * radius.radius)   # the images are the run's: raised onto a kernel step
+    gsigs = [on_kernel_step(k * radius.radius) for k in factors]
     pad = max(filter_kernel(g, center_psf=True).shape[0] // 2 for g in gsigs)
     afresh = FrameSpectra(movie, pad, keep_bytes=0).filtered([gsig], center_psf=True)[0]
     images = images_of_filtered(afresh, correlation=False)

@@ -186,11 +186,8 @@ def estimate_from_movie(movie: np.ndarray, *, gsig: float | None = None, center_
         g = float(gsig) / ssub
         images = seed_images(movie, gsig=g, center_psf=center_psf)
     else:
-        choice = choose_gsig(movie, radius, center_psf=center_psf, rng=rng)
-        chosen = choice.factor * radius.radius
-        g, images = on_kernel_step(chosen), choice.images
-        if g != chosen:  # just below a kernel step: raised onto it, its images read there
-            images = seed_images(movie, gsig=g, center_psf=center_psf)
+        choice = choose_gsig(movie, radius, center_psf=center_psf, rng=rng)  # its images: at the raised gSig
+        g, images = on_kernel_step(choice.factor * radius.radius), choice.images
     corr, pnr = threshold_estimates(images, n_frames=movie.shape[0], gsig=g, center_psf=center_psf, rng=rng,
                                     n_movie_frames=n_movie_frames)
     reduction = pnr_reduction(tsub, ssub)

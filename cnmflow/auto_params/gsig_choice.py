@@ -165,12 +165,16 @@ def choose_gsig(movie: np.ndarray, radius: RadiusEstimate, *, center_psf: bool,
     :data:`SPLIT_SHARE` of the resamples (h18split): the margins do not tell the factors apart, and the radius is
     the choice with no evidence for a wider kernel (that movie is filtered once more). The choice passes share each
     frame's FFT (:class:`FrameSpectra`) and compute the PNRs only; the chosen factor's filtered movie is kept from its
-    pass for its correlation image (no refiltering).
+    pass for its correlation image (no refiltering) — or, where its gSig is raised onto the next kernel step
+    (:func:`on_kernel_step`), written over by the movie filtered there from the same spectra: the images handed over
+    are the run's, the margins the factors' own (read at k·r, as :data:`CUT_WEIGHT` and :data:`SPLIT_SHARE` were).
     """
     n = max(radius.n_visible, MIN_BLOBS)
     blobs = np.asarray(radius.blobs[:n], dtype=int)
     gsigs = [k * radius.radius for k in factors]
-    spectra = FrameSpectra(movie, max(filter_kernel(g, center_psf=center_psf).shape[0] // 2 for g in gsigs))
+    # padded for the widest kernel a run may take: a factor's gSig raised onto the next kernel step
+    spectra = FrameSpectra(movie, max(filter_kernel(on_kernel_step(g), center_psf=center_psf).shape[0] // 2
+                                      for g in gsigs))
     peaks_each, blob_pnrs, maxima, margins, chosen, spare = [], [], [], [], None, []
     for i, filtered in enumerate(_each_filtered(spectra, gsigs, center_psf=center_psf, spare=spare)):
         peaks_each.append(images_of_filtered(filtered, correlation=False))
@@ -185,12 +189,25 @@ def choose_gsig(movie: np.ndarray, radius: RadiusEstimate, *, center_psf: bool,
     at = _chosen(margins, factors, radius.n_visible)
     wins = bootstrap_wins(blob_pnrs, maxima, np.random.default_rng(rng))
     split = bool(at != int(np.argmin(factors)) and wins.max() < SPLIT_SHARE)
-    if split:  # the evidence is split: the radius itself, its movie filtered again over the running choice's
+    if split:  # the evidence is split: the radius itself
         at = int(np.argmin(factors))
-        chosen = spectra.filtered([gsigs[at]], center_psf=center_psf, out=[chosen])[0]
-    images = replace(peaks_each[at], correlation=correlation_image(chosen, peaks_each[at].noise))
+    images = _run_images(spectra, gsigs[at], peaks_each[at], chosen, refilter=split, center_psf=center_psf)
     return GsigChoice(factor=float(factors[at]), factors=tuple(factors), margins=tuple(margins),
                       wins=tuple(float(w) for w in wins), images=images, n_visible=radius.n_visible, split=split)
+
+
+def _run_images(spectra: FrameSpectra, gsig: float, peaks: SeedImages, filtered: np.ndarray, *, refilter: bool,
+                center_psf: bool) -> SeedImages:
+    """The seed images at the gSig the run takes: ``gsig`` raised onto its kernel step (:func:`on_kernel_step`).
+    Where the step moves it they are read afresh there, from the kept spectra (no second pass over the frames);
+    else ``peaks`` (read at ``gsig``) gets the correlation image of ``filtered`` — filtered at ``gsig`` again first
+    where ``refilter`` (it holds another factor's movie). ``filtered`` is written over: one movie in memory."""
+    run_gsig = on_kernel_step(gsig)
+    if run_gsig != gsig:
+        return images_of_filtered(spectra.filtered([run_gsig], center_psf=center_psf, out=[filtered])[0])
+    if refilter:
+        filtered = spectra.filtered([gsig], center_psf=center_psf, out=[filtered])[0]
+    return replace(peaks, correlation=correlation_image(filtered, peaks.noise))
 
 
 def _chosen(margins: Sequence[float], factors: Sequence[float], n_visible: int) -> int:

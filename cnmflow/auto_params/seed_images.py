@@ -118,9 +118,11 @@ class FrameSpectra:
     once: filtering by any seed kernel no wider than ``2·pad + 1`` is then a product and an inverse FFT per frame.
     A narrower kernel sees the same replicated values at every output pixel, so each result is
     :class:`FrameFilter`'s up to rounding. The spectra are kept when they fit in ``keep_bytes`` (a later gSig
-    then skips the forward transforms), else recomputed per call."""
+    then skips the forward transforms), else recomputed per call. The default, two samples' bytes, holds the padded
+    spectra of any sample the estimate reads (complex half-spectra take a float32 frame's bytes before the padding:
+    a 256² sample padded for gSig 5 needs 1.2 × SAMPLE_BYTES), so a gSig read after the choice costs no forward pass."""
 
-    def __init__(self, movie: np.ndarray, pad: int, *, keep_bytes: int = SAMPLE_BYTES):
+    def __init__(self, movie: np.ndarray, pad: int, *, keep_bytes: int = 2 * SAMPLE_BYTES):
         self.movie, self.pad = movie, pad
         self.shape = tuple(sfft.next_fast_len(n + 2 * pad, real=True) for n in movie.shape[1:])
         self.mean = temporal_mean(movie)
