@@ -27,6 +27,7 @@ import numpy as np
 from cnmflow.score_inputs import pearson
 from cnmflow.shape_scoring import energy_masks, shape_score
 from cnmflow.synthetic import simulate_realistic_1p
+from realistic_benchmark import simulator_overrides
 
 #: A component follows a source when its trace correlates with the source's calcium at least this much (the
 #: benchmark's trace-following count uses the same 0.5).
@@ -35,22 +36,35 @@ MIN_R = 0.5
 MOVIE_NAME = re.compile(r"realistic_(ca1|cortex_l23)_(\d+)x(\d+)x(\d+)_seed(\d+)")
 
 
-def out_of_focus_footprints(config: str, seed: int, shape: tuple[int, int]) -> np.ndarray:
-    """The out-of-focus cells' footprints ``(n, rows, cols)`` of a seed (drawn before any activity: 8 frames do)."""
-    sim = simulate_realistic_1p(config, shape=shape, n_frames=8, rng=seed, render=False)
+def out_of_focus_footprints(truth_path: Path) -> np.ndarray:
+    """The out-of-focus cells' footprints ``(n, rows, cols)`` of the movie whose truth file this is, drawn again
+    with the simulator overrides it was made with (before any activity: 8 frames do)."""
+    config, rows, cols, _, seed = MOVIE_NAME.search(truth_path.name).groups()
+    sim = simulate_realistic_1p(config, shape=(int(rows), int(cols)), n_frames=8, rng=int(seed), render=False,
+                                **simulator_overrides(truth_path))
     labels = sim.truth.background_labels
     return sim.truth.background_spatial[[i for i, name in enumerate(labels) if name.startswith("cell")]]
 
 
+def truth_of(estimates: Path) -> Path:
+    """The truth file beside a fit's ``<tag>_<movie>.fit.estimates.npz``: ``<movie>.truth.npz``, the movie's name
+    whole (with a ``--sim-set`` movie's ``_sim-…`` suffix)."""
+    name = estimates.name
+    if MOVIE_NAME.search(name) is None or not name.endswith(".fit.estimates.npz"):
+        raise SystemExit(f"{estimates}: not a realistic fit's <tag>_realistic_<movie>.fit.estimates.npz")
+    movie = name[MOVIE_NAME.search(name).start():-len(".fit.estimates.npz")]
+    return estimates.parent / f"{movie}.truth.npz"
+
+
 def classify(estimates: Path) -> dict:
     """Classes of the neurons covered twice in one saved fit (accepted components only)."""
-    config, rows, cols, _, seed = MOVIE_NAME.search(estimates.name).groups()
-    truth = np.load(estimates.parent / f"{MOVIE_NAME.search(estimates.name).group(0)}.truth.npz")
+    truth_path = truth_of(estimates)
+    truth = np.load(truth_path)
     fit = np.load(estimates)
     accepted = np.setdiff1d(np.arange(len(fit["C"])), fit["idx_components_bad"])
     footprints, traces = fit["footprints"][accepted], fit["C"][accepted]
     score = shape_score(truth["footprints"], footprints)
-    oof = out_of_focus_footprints(config, int(seed), (int(rows), int(cols)))
+    oof = out_of_focus_footprints(truth_path)
     oof_masks = energy_masks(oof).tocsc()
     comp_masks = energy_masks(footprints).tocsc()
     meets = (oof_masks.T @ comp_masks).toarray() > 0  # (n_oof, K): masks that share a pixel

@@ -8,12 +8,12 @@ The seed kernel is ``summary_images.kernel_size(gSig)`` = 2·int(2·gSig)+1 px: 
 - ``up:D``: auto's gSig raised to the next step (the next multiple of 0.5) where it lies less than D px below it;
   the cuts re-read at the raised gSig, gSiz auto's (from the radius), the engine as it is.
 
-Run it on main's estimator (PYTHONPATH of a checkout without ``gsig_choice.on_kernel_step``: with it, "main" here
-would already be raised). Each movie is simulated, estimated as a run reads it (TIFF, tsub 2) and fitted at auto's
+"main" here is the estimator without the raise (h21kstep merged it as ``gsig_choice.on_kernel_step``; it is
+patched to leave gSig as chosen, so the rules are measured against the same baseline on any checkout). Each movie is simulated, estimated as a run reads it (TIFF, tsub 2) and fitted at auto's
 values; where a rule moves the values or the kernel, fitted again under the rule (F1@0.5, F1, K). ``--set`` as
 ``pnr_shrink.py``'s.
 
-    PYTHONPATH=/tmp/h21base .venv/bin/python benchmarks/kernel_rule_check.py --rules round up:0.25 up:0.1 \
+    PYTHONPATH=. .venv/bin/python benchmarks/kernel_rule_check.py --rules round up:0.25 up:0.1 \
         --out results/h21kstep/train.json
 """
 
@@ -29,6 +29,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+from cnmflow.auto_params.gsig_choice import on_kernel_step  # noqa: E402
 from auto_params_benchmark import TSUB, fit_and_score, fit_params, simulate  # noqa: E402
 from pnr_shrink import run_set, set_arguments  # noqa: E402
 from stage_probes import overridden  # noqa: E402
@@ -41,23 +42,32 @@ def rounded_kernels():
     return overridden(summary_images, "kernel_size", lambda gsig: 2 * math.floor(2 * float(gsig) + 0.5) + 1)
 
 
+def unraised():
+    """auto's gSig left as its factor choice gives it (``on_kernel_step`` made the identity where it is imported)."""
+    from contextlib import ExitStack
+
+    from cnmflow.auto_params import estimate as estimate_module
+    from cnmflow.auto_params import gsig_choice
+
+    stack = ExitStack()
+    for module in (estimate_module, gsig_choice):
+        if hasattr(module, "on_kernel_step"):
+            stack.enter_context(overridden(module, "on_kernel_step", lambda gsig, **_: float(gsig)))
+    return stack
+
+
 def estimate(frames, gsig: float | None = None) -> dict:
-    """auto's values from a TIFF as a run reads it (gSig fixed where given, the cuts read there)."""
+    """auto's values from a TIFF as a run reads it (gSig fixed where given, the cuts read there), without the raise
+    onto a kernel step (:func:`unraised`)."""
     import tifffile
 
     from cnmflow.auto_params import estimate_parameters
 
-    with tempfile.TemporaryDirectory() as folder:
+    with tempfile.TemporaryDirectory() as folder, unraised():
         path = Path(folder) / "movie.tif"
         tifffile.imwrite(path, frames)
         est = estimate_parameters([path], tsub=TSUB, ssub=1, gsig=gsig)
     return {"gSig": est.gSig, "gSiz": est.gSiz, "min_corr": est.min_corr, "min_pnr": est.min_pnr}
-
-
-def raised(gsig: float, delta: float) -> float:
-    """gSig raised to the next multiple of 0.5 where it lies less than ``delta`` below it."""
-    step = math.floor(2 * gsig + 1e-9) / 2 + 0.5
-    return step if step - gsig < delta else gsig
 
 
 def rule_values(rule: str, frames, main: dict) -> tuple[dict, bool]:
@@ -70,7 +80,7 @@ def rule_values(rule: str, frames, main: dict) -> tuple[dict, bool]:
             kernel = summary_images.kernel_size(values["gSig"])
         return values, values != main or kernel != summary_images.kernel_size(main["gSig"])
     delta = float(rule.split(":")[1])
-    gsig = raised(main["gSig"], delta)
+    gsig = on_kernel_step(main["gSig"], reach=delta)
     if gsig == main["gSig"]:
         return main, False
     return {**estimate(frames, gsig=gsig), "gSiz": main["gSiz"]}, True
