@@ -116,20 +116,31 @@ def mask(image: np.ndarray) -> np.ndarray:
 
 
 @contextmanager
-def variant_in_place(variant: str | None):
-    """``no-surround``: every component's local residual trace zeroed (its surround map then takes nothing)."""
+def variant_in_place(variant: str | None, recorder: "Recorder", calcium: np.ndarray):
+    """``no-surround``: every component's local residual trace zeroed (its surround map then takes nothing);
+    ``true-trace``: the probed component's trace replaced, after each trace update, by the neuron's true calcium
+    (block means to the patch's frame rate) fitted to it (scale and offset), so the footprint update sees a trace
+    that carries nothing else."""
     if variant is None:
         yield
         return
-    if variant != "no-surround":
-        raise SystemExit(f"unknown variant {variant!r}")
     original = one_photon._refine_traces
 
-    def zero_local(*args, **kw):
+    def changed(*args, **kw):
         A, C, C_background, local = original(*args, **kw)
-        return A, C, C_background, np.zeros_like(local)
+        if variant == "no-surround":
+            return A, C, C_background, np.zeros_like(local)
+        k = recorder.nearest(A)
+        if k is not None:
+            frames = C.shape[1]
+            step = calcium.size // frames
+            truth = calcium[:frames * step].reshape(frames, step).mean(axis=1)
+            X = np.column_stack([truth, np.ones(frames)])
+            C = C.copy()
+            C[k] = (X @ np.linalg.lstsq(X, C[k].astype(np.float64), rcond=None)[0]).astype(C.dtype)
+        return A, C, C_background, local
 
-    with overridden(one_photon, "_refine_traces", zero_local):
+    with overridden(one_photon, "_refine_traces", changed):
         yield
 
 
@@ -149,7 +160,7 @@ def run(movie_path: Path, cell: int, params: dict, variant: str | None = None) -
              Hook(one_photon, "_supported", after=recorder.after_supported),
              Hook(one_photon, "_centred_footprint_statistics", after=recorder.after_statistics),
              Hook(one_photon, "_smoothed_halos", after=recorder.after_halos))
-    with probes(*hooks), variant_in_place(variant):
+    with probes(*hooks), variant_in_place(variant, recorder, truth["calcium"][cell].astype(np.float64)):
         result = fit_patch(MovieSource.of(movie), box, job, fov_dims=dims, storage=PatchStorage())
     k = recorder.nearest(result.A)
     if k is not None:
@@ -162,7 +173,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("movie", type=Path)
     parser.add_argument("--cell", type=int, required=True, help="true neuron index")
     parser.add_argument("--set", nargs="*", default=[], help="NAME=VALUE analysis parameters")
-    parser.add_argument("--variant", choices=["no-surround"], help="a change to the patch job (see variant_in_place)")
+    parser.add_argument("--variant", choices=["no-surround", "true-trace"], help="a change to the patch job (see variant_in_place)")
     parser.add_argument("--out", type=Path)
     args = parser.parse_args(argv)
     stages, true_image, recorder = run(args.movie, args.cell, parse_assignments(args.set), args.variant)

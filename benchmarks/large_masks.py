@@ -11,9 +11,8 @@ the extra area's weight, from the simulator's own sources (re-simulated at full 
   of an out-of-focus cell whose calcium correlates with the component's trace at r ≥ ``CO_ACTIVE`` (*co-active
   out-of-focus*), under any out-of-focus cell's mask (*other out-of-focus*), a vessel's (dimmed by over 0.2 of its
   peak), *none*;
-- a decomposition of the footprint over its mask and the neuron's: non-negative least squares of the weights on the
-  neuron's own true footprint, the neighbours', the out-of-focus cells' and vessels' that meet the region, the
-  neuropil modes (both signs) — each source class's share of the fitted weight on the extra area;
+- the trace's variance by source class: least squares of the trace on the time courses of the neuron, the
+  neurons and out-of-focus cells whose masks meet the component's or the neuron's, every vessel and neuropil mode;
 - the trace's r with the neuron, its best neighbour, its best co-located out-of-focus cell, vessel (|r|), neuropil.
 
     PYTHONPATH=. .venv/bin/python benchmarks/large_masks.py results/runs/<fit>.fit.estimates.npz \
@@ -27,7 +26,6 @@ import json
 from pathlib import Path
 
 import numpy as np
-import scipy.optimize
 
 from cnmflow.pixel_order import images_to_columns
 from cnmflow.score_inputs import pearson
@@ -38,7 +36,6 @@ from fp_sources import VESSEL_LEVEL, full_sources
 LARGE = 1.25
 #: An out-of-focus cell is co-active with a component when its calcium correlates with the trace at least this much.
 CO_ACTIVE = 0.3
-CLASSES = ("own", "neighbour", "oof", "vessel", "neuropil")
 
 
 class Field:
@@ -79,28 +76,25 @@ def pixel_shares(weights: np.ndarray, extra: np.ndarray, i: int, field: Field, c
     return shares
 
 
-def decomposition(weights: np.ndarray, region: np.ndarray, extra: np.ndarray, i: int | None, field: Field) -> dict:
-    """Non-negative least squares of the footprint on the sources meeting ``region``; each class's share of the
-    fitted weight on ``extra`` (and the residual's)."""
-    meets = lambda masks: np.flatnonzero(masks[region].any(axis=0))  # noqa: E731
-    neighbours = [n for n in meets(field.neuron_masks) if n != i]
-    blocks = [("own", field.neurons[:, [i]] if i is not None else np.zeros((weights.size, 0))),
-              ("neighbour", field.neurons[:, neighbours]), ("oof", field.oof[:, meets(field.oof_masks)]),
-              ("vessel", field.vessels[:, meets(field.vessel_masks)]),
-              ("neuropil", np.hstack([field.neuropil, -field.neuropil]))]
-    X = np.hstack([b[region] for _, b in blocks])
-    scale = np.maximum(np.abs(X).max(axis=0), 1e-12)
-    coef, _ = scipy.optimize.nnls(X / scale, weights[region], maxiter=50 * X.shape[1])
-    coef = coef / scale
+def trace_shares(trace: np.ndarray, i: int | None, region: np.ndarray, field: Field) -> dict:
+    """The trace's variance explained by each class of source (least squares on every source's time course:
+    the neuron, the neurons and out-of-focus cells whose masks meet ``region``, every vessel and neuropil mode;
+    each class's share is its fitted part's variance over the trace's), and ``r2`` of all together."""
+    neighbours = [n for n in np.flatnonzero(field.neuron_masks[region].any(axis=0)) if n != i]
+    blocks = [("own", field.calcium[[i]] if i is not None else np.zeros((0, trace.size))),
+              ("neighbour", field.calcium[neighbours]),
+              ("oof", field.oof_calcium[np.flatnonzero(field.oof_masks[region].any(axis=0))]),
+              ("vessel", field.vessel_t), ("neuropil", field.neuropil_t)]
+    X = np.vstack([b for _, b in blocks]).astype(float).T
+    X = np.column_stack([X - X.mean(axis=0), np.ones(trace.size)])
+    y = trace.astype(float) - trace.mean()
+    coef = np.linalg.lstsq(X, y, rcond=None)[0]
     out, start = {}, 0
-    total = max(float(weights[extra].sum()), 1e-12)
-    fitted_extra = np.zeros(int(extra.sum()))
     for name, block in blocks:
-        part = block[extra] @ coef[start:start + block.shape[1]]
-        out[name] = float(part.sum()) / total
-        fitted_extra += part
-        start += block.shape[1]
-    out["residual"] = 1.0 - float(fitted_extra.sum()) / total
+        part = X[:, start:start + block.shape[0]] @ coef[start:start + block.shape[0]]
+        out[name] = float(part.var() / y.var())
+        start += block.shape[0]
+    out["r2"] = 1.0 - float(((y - X @ coef) ** 2).sum() / (y ** 2).sum())
     return out
 
 
@@ -136,7 +130,7 @@ def component_row(k: int, est: dict, i: int | None, iou: float, truth: dict, fie
                 extra_weight=round(float(weights[extra].sum() / weights[mask].sum()), 2),
                 edge=int(min(py, px, rows - 1 - py, cols - 1 - px)), focus_ratio=float(est["focus_ratio"][k]),
                 pixels=pixel_shares(weights, extra, i, field, co_active),
-                nnls=decomposition(weights, mask | true_mask, extra, i, field),
+                trace_var=trace_shares(trace, i, mask | true_mask, field),
                 traces=trace_links(trace, i, extra if extra.any() else mask, field))
 
 
@@ -167,11 +161,11 @@ def large_components(estimates: Path, truth_path: Path, *, everyone: bool = Fals
 
 
 def print_row(row: dict) -> None:
-    p, d, t = row["pixels"], row["nnls"], row["traces"]
+    p, d, t = row["pixels"], row["trace_var"], row["traces"]
     print(f"c{row['component']:3d} t{row['neuron']} {'M' if row['matched'] else 'U'} IoU {row['iou']:.2f} "
           f"snr {row['snr']} area {row['area_true']}/{row['area_est']} inside {row['inside']:.2f} "
           f"extra_w {row['extra_weight']:.2f} edge {row['edge']} | px " + " ".join(f"{k} {v:.2f}" for k, v in p.items())
-          + " | nnls " + " ".join(f"{k} {v:.2f}" for k, v in d.items())
+          + " | trace var " + " ".join(f"{k} {v:.2f}" for k, v in d.items())
           + f" | r own {t['r_own']:.2f} nb {t['r_neighbour']:.2f} oof {t['r_oof']:.2f} (d {t['oof_defocus']}) "
           f"ves {t['r_vessel']:.2f} np {t['r_neuropil']:.2f}")
 

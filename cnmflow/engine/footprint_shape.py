@@ -138,9 +138,9 @@ def supported_pixels(coefficients: np.ndarray, stderr: np.ndarray, *, sigma: flo
         falling = radially_falling(pooled, pooled_sd, peak=centre, rise_t=min_t)
         significant &= falling & within_surrounded_radius(pooled > 0, centre)
         if rings is not None:
-            reach, limit = ring_sector_reach_and_limit(coefficients, variance, centre, rings=rings, min_t=min_t,
-                                                       floor=max(floor, 0.0), null=null)
-            significant = (significant | (reach & falling)) & limit
+            reach = ring_sector_reach(coefficients, variance, centre, rings=rings, min_t=min_t,
+                                      floor=max(floor, 0.0), null=null)
+            significant |= reach & falling
         region = _connected(significant, centre)
     return region
 
@@ -163,9 +163,6 @@ class Rings:
     #: with n > 0, :func:`ring_sector_reach` carries the reach on past the last significant ring along
     #: the decay of the last n significant rings (:func:`tail_reach`); 0: the significant rings only
     tail: int = 0
-    #: with n > 0, :func:`ring_sector_reach` ends the reach where the rings stop falling as the halo's first
-    #: rings beyond ring n do (:func:`plateau_reach`: broad light, not the cell's halo); 0: no such end
-    plateau_from: int = 0
 
 
 #: fewest ring sectors wholly on null pixels from which :func:`ring_sector_reach` reads their real spread
@@ -175,17 +172,7 @@ MIN_NULL_SECTORS = 20
 def ring_sector_reach(coefficients: np.ndarray, variance: np.ndarray, centre: tuple[int, int], *, rings: Rings,
                       min_t: float, floor: float, null: np.ndarray | None = None) -> np.ndarray:
     """(rows, cols) bool: the pixels closer to ``centre`` than the first ring on which the weights'
-    mean is not significantly above zero (:func:`ring_sector_reach_and_limit`'s reach)."""
-    return ring_sector_reach_and_limit(coefficients, variance, centre, rings=rings, min_t=min_t, floor=floor,
-                                       null=null)[0]
-
-
-def ring_sector_reach_and_limit(coefficients: np.ndarray, variance: np.ndarray, centre: tuple[int, int], *,
-                                rings: Rings, min_t: float, floor: float,
-                                null: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
-    """(rows, cols) bool twice: the pixels closer to ``centre`` than the first ring on which the weights'
-    mean is not significantly above zero (the reach), and those closer than where the rings stop falling as a
-    halo does (the limit, :func:`plateau_reach`; everywhere without ``rings.plateau_from``).
+    mean is not significantly above zero.
 
     A scattering halo is (nearly) radially symmetric about its soma, so pooling along its own
     symmetry — a ring ``rings.width`` px wide — averages many pixels without blurring it radially
@@ -211,14 +198,9 @@ def ring_sector_reach_and_limit(coefficients: np.ndarray, variance: np.ndarray, 
                                            present.reshape(-1, rings.sectors))
     significant = (low_mean >= min_t * low_sd) & (low_mean > 0) & (low_mean >= floor)
     reach = _leading_run(significant)
-    limit = np.ones(ring.shape, dtype=bool)
-    if rings.plateau_from > 0:
-        flat = plateau_reach(low_mean, low_sd, reach, start=rings.plateau_from, min_t=min_t)
-        if flat < reach:
-            return ring < flat, ring < flat
     if rings.tail > 0:
         reach = tail_reach(low_mean, low_sd, reach, fit_rings=rings.tail, min_t=min_t, floor=floor)
-    return ring < reach, limit
+    return ring < reach
 
 
 def tail_reach(mean: np.ndarray, sd: np.ndarray, reach: int, *, fit_rings: int, min_t: float, floor: float) -> int:
@@ -254,36 +236,6 @@ def tail_reach(mean: np.ndarray, sd: np.ndarray, reach: int, *, fit_rings: int, 
     expected = np.exp(intercept + slope * beyond)
     consistent = (expected >= floor) & (mean[beyond] >= expected - min_t * sd[beyond])
     return reach + _leading_run(consistent)
-
-
-#: how many rings, from ``Rings.plateau_from`` on, set the decay :func:`plateau_reach` holds the rings beyond to
-PLATEAU_FIT_RINGS = 2
-
-
-def plateau_reach(mean: np.ndarray, sd: np.ndarray, reach: int, *, start: int, min_t: float) -> int:
-    """How many of the first ``reach`` rings a halo holds before the rings stop falling as a halo falls: the
-    first ring beyond the ``PLATEAU_FIT_RINGS`` rings from ``start`` whose mean (``mean`` ± ``sd``) stands
-    ``min_t`` standard errors above the log-linear decay through those rings ends it (``reach`` if none does,
-    or if those rings are not positive and falling).
-
-    A scattering halo falls ever faster or at a steady rate away from its soma (log-concave or log-linear), so
-    rings that sit well above the decay of the halo's own first rings beyond the core hold other light: broad,
-    trace-correlated light (the background's fluctuation over the area a wide footprint sums into its own trace,
-    which then holds it in the footprint: a plateau at a few % of the peak to the support's edge, masks twice
-    the neuron's, findings/footprint_fidelity.md, h22large).
-    """
-    stop = start + PLATEAU_FIT_RINGS
-    if reach <= stop:
-        return reach
-    first = mean[start:stop]
-    if np.any(first <= 0) or np.any(np.diff(first) >= 0):
-        return reach
-    x = np.arange(start, stop, dtype=np.float64)
-    slope, intercept = np.polyfit(x, np.log(first), 1)
-    beyond = np.arange(stop, reach)
-    expected = np.exp(intercept + slope * beyond)
-    above = mean[beyond] > expected + min_t * sd[beyond]
-    return stop + _leading_run(~above)
 
 
 #: the share of each ring's sectors, the brightest, that :func:`ring_sector_reach` leaves out

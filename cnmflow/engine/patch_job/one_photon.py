@@ -52,9 +52,6 @@ HALO_RING_WIDTH = 2 / 3
 #: with ``halo_tail`` (opt-in), carried past the last significant ring along the decay of this many
 #: rings before it (``footprint_shape.tail_reach``)
 HALO_TAIL_RINGS = 3
-#: the support's reach ends where its rings (``HALO_RING_WIDTH``·gSig wide) stand above the decay of the rings
-#: from this one on (``footprint_shape.plateau_reach``: ring 2 begins 4/3 gSig out, past the core); 0: never
-HALO_PLATEAU_FROM = 2
 #: how far (gSig) a footprint may grow beyond its support in one refinement round
 GROWTH_FACTOR = 2.0
 #: each refined footprint keeps its per-pixel weights within this many gSig of its peak (the soma);
@@ -351,8 +348,7 @@ def _supported(A: np.ndarray, unconstrained: np.ndarray, noise: np.ndarray, dims
     components = unconstrained.shape[1]
     out = np.zeros((A.shape[0], components), dtype=bool)
     near = dilated_support(A[:, :components], dims, radius=max(int(round(NULL_DISTANCE_FACTOR * gsig)), 1))
-    rings = Rings(sectors=HALO_SECTORS, width=max(1.0, HALO_RING_WIDTH * gsig), tail=HALO_TAIL_RINGS if tail else 0,
-                  plateau_from=HALO_PLATEAU_FROM)
+    rings = Rings(sectors=HALO_SECTORS, width=max(1.0, HALO_RING_WIDTH * gsig), tail=HALO_TAIL_RINGS if tail else 0)
     for k in range(components):
         peak = pixel_position(int(np.argmax(A[:, k])), dims)
         out[:, k] = image_to_column(supported_pixels(column_to_image(unconstrained[:, k], dims),
