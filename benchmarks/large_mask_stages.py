@@ -127,9 +127,9 @@ def variant_in_place(variant: str | None, recorder: "Recorder", calcium: np.ndar
     original = one_photon._refine_traces
 
     def changed(*args, **kw):
-        A, C, C_background, local = original(*args, **kw)
+        A, C, C_background, local, *rest = original(*args, **kw)
         if variant == "no-surround":
-            return A, C, C_background, np.zeros_like(local)
+            return (A, C, C_background, np.zeros_like(local), *rest)
         k = recorder.nearest(A)
         if k is not None:
             frames = C.shape[1]
@@ -138,7 +138,8 @@ def variant_in_place(variant: str | None, recorder: "Recorder", calcium: np.ndar
             X = np.column_stack([truth, np.ones(frames)])
             C = C.copy()
             C[k] = (X @ np.linalg.lstsq(X, C[k].astype(np.float64), rcond=None)[0]).astype(C.dtype)
-        return A, C, C_background, local
+            rest = [C] * len(rest)   # the core traces too (main's patch job has none)
+        return (A, C, C_background, local, *rest)
 
     with overridden(one_photon, "_refine_traces", changed):
         yield
