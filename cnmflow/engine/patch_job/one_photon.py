@@ -210,11 +210,11 @@ def _refine(Y: PatchFrames, A: np.ndarray, C: np.ndarray, ring: RingModel, secti
     ring = _centre_in_place(Y, ring)
     grid = RingGrid.of(Y.shape[1:], ring)
     for round_index in range(REFINE_ROUNDS):
-        A, C, C_background, local, core = _refine_traces(Y, A, C, ring, grid, gsig=gsig)
+        A, C, C_background, local = _refine_traces(Y, A, C, ring, grid, gsig=gsig)
         if A.shape[1] == 0:
             break
         A, C = _refine_footprints(Y, A, C, C_background, local, ring, grid, gsig=gsig, noise=noise,
-                                  tail=section.halo_tail, core=core)
+                                  tail=section.halo_tail)
         if A.shape[1] == 0:
             break
         if section.update_background_components and round_index + 1 < REFINE_ROUNDS:
@@ -239,49 +239,17 @@ def _centre_in_place(Y: PatchFrames, ring: RingModel) -> RingModel:
 def _refine_traces(Y: PatchFrames, A: np.ndarray, C: np.ndarray, ring: RingModel, grid: RingGrid, *,
                    gsig: float):
     """One HALS trace update; returns the components left alive, the traces the background was
-    formed with (``C_background``, which the footprint update needs), each component's local
-    residual trace (the mean residual on its annulus, :func:`annulus_masks`) and its core trace
-    (:func:`core_traces`)."""
+    formed with (``C_background``, which the footprint update needs) and each component's local
+    residual trace (:func:`local_residual_traces`)."""
     K = A.shape[1]
     annuli = annulus_masks(A, Y.shape[1:], gsig=gsig)
-    cores = core_footprints(A, Y.shape[1:], gsig=gsig)
-    # one pass: the annuli and cores ride along as components without a trace (B stays formed with A·C)
-    U = patch_trace_projections(Y, np.hstack([A, annuli, cores]), np.vstack([C, np.zeros_like(C), np.zeros_like(C)]),
-                                ring, grid)
+    # one pass: the annuli ride along as components without a trace (B stays formed with A·C)
+    U = patch_trace_projections(Y, np.hstack([A, annuli]), np.vstack([C, np.zeros_like(C)]), ring, grid)
     C_background = C                        # the background of this round keeps these traces
     C = update_traces(C, U[:K], A.T @ A).astype(np.float32)
-    local = (U[K:2 * K] - (annuli.T @ A) @ C).astype(np.float32)
-    core = core_traces(C, U[2 * K:], cores.T @ A)
+    local = (U[K:] - (annuli.T @ A) @ C).astype(np.float32)
     alive = C.any(axis=1)
-    return A[:, alive], C[alive], C_background[alive], local[alive], core[alive]
-
-
-def core_footprints(A: np.ndarray, dims: tuple[int, int], *, gsig: float) -> np.ndarray:
-    """(pixels, K) each footprint's weights within ``HALO_CORE_FACTOR``·gSig of its peak, zero beyond."""
-    out = np.zeros(A.shape, dtype=np.float32)
-    rows, cols = np.indices(dims)
-    for k in np.flatnonzero(A.any(axis=0)):
-        peak = pixel_position(int(np.argmax(A[:, k])), dims)
-        near = np.hypot(rows - peak[0], cols - peak[1]) <= HALO_CORE_FACTOR * gsig
-        out[:, k] = np.where(image_to_column(near), A[:, k], 0.0)
-    return out
-
-
-def core_traces(C: np.ndarray, U_core: np.ndarray, cores_on_A: np.ndarray) -> np.ndarray:
-    """(K, T) each component's trace as its core alone shows it, the others' traces ``C`` given: the least-squares
-    trace of the core pixels' frames (``U_core`` = coresᵀ(Y − B), ``cores_on_A`` = coresᵀ·A),
-    ``c_k + (U_core_k − Σ_j (core_kᵀ a_j) c_j) / (core_kᵀ a_k)``.
-
-    The footprint update regresses each pixel on these traces, not on the HALS traces: a HALS trace is the
-    footprint-weighted sum of the frames, so a footprint spread wide sums the broad light of its whole area
-    (the background's fluctuation the ring leaves, a vessel beside it) into its trace, and the regression paints
-    that light back on the area — a wide footprint holds itself up (a dim CA1 cell at 2× its true 90% mask with
-    its own trace, 1.0× with the true one; findings/footprint_fidelity.md, h22large). The core, where the cell
-    outshines that light, gathers little of it, however far the halo reaches."""
-    own = np.diag(cores_on_A).astype(np.float64)
-    safe = np.where(own > 0, own, 1.0)
-    step = (U_core - cores_on_A.astype(np.float64) @ C.astype(np.float64)) / safe[:, None]
-    return np.where((own > 0)[:, None], C + step, C).astype(np.float32)
+    return A[:, alive], C[alive], C_background[alive], local[alive]
 
 
 def annulus_masks(A: np.ndarray, dims: tuple[int, int], *, gsig: float) -> np.ndarray:
@@ -302,20 +270,17 @@ def annulus_masks(A: np.ndarray, dims: tuple[int, int], *, gsig: float) -> np.nd
 
 def _refine_footprints(Y: PatchFrames, A: np.ndarray, C: np.ndarray, C_background: np.ndarray, local: np.ndarray,
                        ring: RingModel, grid: RingGrid, *, gsig: float,
-                       noise: np.ndarray | None, tail: bool = False,
-                       core: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+                       noise: np.ndarray | None, tail: bool = False) -> tuple[np.ndarray, np.ndarray]:
     """One HALS footprint update within each footprint's dilated support, then each footprint
     cleaned; returns the components left alive.
 
     Each footprint is fitted jointly with a non-negative map of its local residual trace
     (``local``, the unmodelled light around it: out-of-focus cells, neuropil) on the same support,
     so a halo pixel's weight is the neuron's share only, not what its trace carries of that light.
-    With ``core`` (:func:`core_traces`) the pixels are regressed on the traces the footprints' cores show.
     """
     dims = Y.shape[1:]
     K = A.shape[1]
-    P, CC = _centred_footprint_statistics(Y, A, np.vstack([C if core is None else core, local]), C_background,
-                                          ring, grid)
+    P, CC = _centred_footprint_statistics(Y, A, np.vstack([C, local]), C_background, ring, grid)
     support = dilated_support(A, dims, radius=max(int(round(GROWTH_FACTOR * gsig)), 1))
     fitted = update_footprints_with_surround(A, P, CC, support)
     A = fitted[:, :K].astype(np.float32)
