@@ -90,12 +90,11 @@ class Recorder:
         for chunk in Y.chunks():
             own += np.tensordot(trace[chunk], np.asarray(Y[chunk], dtype=np.float64), axes=(0, 0))
         own = own / CC[k, k]
-        others = np.delete(np.arange(A.shape[1]), k)
-        A_all = A.astype(np.float64)
-        rest = column_to_image(-(A_all[:, others[others < A.shape[1]]] @ CC[others[others < A.shape[1]], k]) / CC[k, k],
-                               self.dims)
+        others = np.delete(np.arange(A.shape[1]), k)     # the other footprints (not the surround maps)
+        rest = column_to_image(-(A.astype(np.float64)[:, others] @ CC[others, k]) / CC[k, k], self.dims)
         self.add(f"round {self.round + 1} term: frames Y·c", own)
-        self.add(f"round {self.round + 1} term: background −B·c", column_to_image(P[:, k] / CC[k, k], self.dims) - own)
+        background = column_to_image(P[:, k] / CC[k, k], self.dims) - own
+        self.add(f"round {self.round + 1} term: background −B·c", background)
         self.add(f"round {self.round + 1} term: other components −A·CC", rest)
 
     def reach(self, region: np.ndarray) -> float:
@@ -174,7 +173,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("movie", type=Path)
     parser.add_argument("--cell", type=int, required=True, help="true neuron index")
     parser.add_argument("--set", nargs="*", default=[], help="NAME=VALUE analysis parameters")
-    parser.add_argument("--variant", choices=["no-surround", "true-trace"], help="a change to the patch job (see variant_in_place)")
+    parser.add_argument("--variant", choices=["no-surround", "true-trace"],
+                        help="a change to the patch job (see variant_in_place)")
     parser.add_argument("--out", type=Path)
     args = parser.parse_args(argv)
     stages, true_image, recorder = run(args.movie, args.cell, parse_assignments(args.set), args.variant)

@@ -13,8 +13,8 @@ from dataclasses import replace
 import numpy as np
 import scipy.sparse as sp
 
-from cnmflow.engine.background import (RING_TEMPORAL_RANK, SIDES, RingModel, fit_ring_model, reduced_rank,
-                                       ring_residual, undo_ring_residual)
+from cnmflow.engine.background import (SIDES, RingModel, fit_ring_model, reduced_rank, ring_residual,
+                                       undo_ring_residual)
 from cnmflow.engine.footprint_shape import (MAX_INITIAL_RADIUS_FACTOR, Rings, neuron_sized, smooth_halo,
                                             supported_pixels)
 from cnmflow.engine.hals import (clean_footprint, dilated_support, distance_within, update_footprints_with_surround,
@@ -34,9 +34,6 @@ from cnmflow.pixel_order import column_to_image, image_to_column, pixel_position
 
 #: HALS refinement rounds inside a patch (each: traces, footprints, background).
 REFINE_ROUNDS = 2
-#: the footprint update regresses the pixels on the traces less their part in this many leading temporal modes
-#: of the ring background's fluctuation (``background_modes``; the ring fits' own temporal rank); 0: the traces
-BACKGROUND_MODES = RING_TEMPORAL_RANK
 #: the pooled weights' real spread (``footprint_shape.null_inflation``) is read on the pixels more
 #: than this many gSig beyond each footprint
 NULL_DISTANCE_FACTOR = 2.0
@@ -213,31 +210,16 @@ def _refine(Y: PatchFrames, A: np.ndarray, C: np.ndarray, ring: RingModel, secti
     ring = _centre_in_place(Y, ring)
     grid = RingGrid.of(Y.shape[1:], ring)
     for round_index in range(REFINE_ROUNDS):
-        modes = background_modes(Y, A, C, ring, rank=BACKGROUND_MODES) if BACKGROUND_MODES > 0 else None
         A, C, C_background, local = _refine_traces(Y, A, C, ring, grid, gsig=gsig)
         if A.shape[1] == 0:
             break
         A, C = _refine_footprints(Y, A, C, C_background, local, ring, grid, gsig=gsig, noise=noise,
-                                  tail=section.halo_tail, modes=modes)
+                                  tail=section.halo_tail)
         if A.shape[1] == 0:
             break
         if section.update_background_components and round_index + 1 < REFINE_ROUNDS:
             ring = _fit_ring(Y, A, C, section, gsiz=gsiz, cut_sides=cut_sides)
     return A, C
-
-
-def background_modes(Y: PatchFrames, A: np.ndarray, C: np.ndarray, ring: RingModel, *, rank: int) -> np.ndarray:
-    """(T, rank) the ring background's leading temporal modes in the patch, orthonormal and zero-mean: the left
-    singular vectors of its fluctuation ``W·(Y − A·C − b0)`` on the ring grid (frames × grid pixels), centred."""
-    T = Y.shape[0]
-    fluctuation = np.empty((T, *ring.dims_ds), dtype=np.float32)
-    for chunk in Y.chunks():
-        ring_residual(ring, np.asarray(Y[chunk], dtype=np.float32), _neural(A, C[:, chunk], Y.shape[1:]),
-                      fluctuation_out=fluctuation[chunk])
-    F = fluctuation.reshape(T, -1).astype(np.float64)
-    F -= F.mean(axis=0)
-    U, _, _ = np.linalg.svd(F, full_matrices=False)
-    return U[:, :min(rank, U.shape[1])]
 
 
 def _centre_in_place(Y: PatchFrames, ring: RingModel) -> RingModel:
@@ -288,21 +270,17 @@ def annulus_masks(A: np.ndarray, dims: tuple[int, int], *, gsig: float) -> np.nd
 
 def _refine_footprints(Y: PatchFrames, A: np.ndarray, C: np.ndarray, C_background: np.ndarray, local: np.ndarray,
                        ring: RingModel, grid: RingGrid, *, gsig: float,
-                       noise: np.ndarray | None, tail: bool = False,
-                       modes: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+                       noise: np.ndarray | None, tail: bool = False) -> tuple[np.ndarray, np.ndarray]:
     """One HALS footprint update within each footprint's dilated support, then each footprint
     cleaned; returns the components left alive.
 
     Each footprint is fitted jointly with a non-negative map of its local residual trace
     (``local``, the unmodelled light around it: out-of-focus cells, neuropil) on the same support,
     so a halo pixel's weight is the neuron's share only, not what its trace carries of that light.
-    With ``modes`` (:func:`background_modes`) the pixels are regressed on the traces less their part in the
-    background's leading temporal modes: light a trace shares with the background is left to the background.
     """
     dims = Y.shape[1:]
     K = A.shape[1]
-    fit_traces = C if modes is None else (C - (C.astype(np.float64) @ modes) @ modes.T).astype(np.float32)
-    P, CC = _centred_footprint_statistics(Y, A, np.vstack([fit_traces, local]), C_background, ring, grid)
+    P, CC = _centred_footprint_statistics(Y, A, np.vstack([C, local]), C_background, ring, grid)
     support = dilated_support(A, dims, radius=max(int(round(GROWTH_FACTOR * gsig)), 1))
     fitted = update_footprints_with_surround(A, P, CC, support)
     A = fitted[:, :K].astype(np.float32)
