@@ -119,7 +119,7 @@ def variant_in_place(variant: str | None, recorder: "Recorder", calcium: np.ndar
     """``no-surround``: every component's local residual trace zeroed (its surround map then takes nothing);
     ``true-trace``: the probed component's trace replaced, after each trace update, by the neuron's true calcium
     (block means to the patch's frame rate) fitted to it (scale and offset), so the footprint update sees a trace
-    that carries nothing else."""
+    that carries nothing else; ``true-trace-background``: the same, and the round's background formed with it too."""
     if variant is None:
         yield
         return
@@ -138,6 +138,10 @@ def variant_in_place(variant: str | None, recorder: "Recorder", calcium: np.ndar
             C = C.copy()
             C[k] = (X @ np.linalg.lstsq(X, C[k].astype(np.float64), rcond=None)[0]).astype(C.dtype)
             rest = [C] * len(rest)   # the core traces too (main's patch job has none)
+            if variant == "true-trace-background":   # the background of the round formed with it too
+                C_background = C_background.copy()
+                fit = np.linalg.lstsq(X, C_background[k].astype(np.float64), rcond=None)[0]
+                C_background[k] = (X @ fit).astype(C_background.dtype)
         return (A, C, C_background, local, *rest)
 
     with overridden(one_photon, "_refine_traces", changed):
@@ -173,7 +177,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("movie", type=Path)
     parser.add_argument("--cell", type=int, required=True, help="true neuron index")
     parser.add_argument("--set", nargs="*", default=[], help="NAME=VALUE analysis parameters")
-    parser.add_argument("--variant", choices=["no-surround", "true-trace"],
+    parser.add_argument("--variant", choices=["no-surround", "true-trace", "true-trace-background"],
                         help="a change to the patch job (see variant_in_place)")
     parser.add_argument("--out", type=Path)
     args = parser.parse_args(argv)
