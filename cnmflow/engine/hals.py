@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 import scipy.ndimage as ndi
 
-from cnmflow.pixel_order import column_to_image, image_to_column, pixel_position
+from cnmflow.pixel_order import column_to_image, image_to_column
 
 
 def update_traces(C: np.ndarray, U: np.ndarray, V: np.ndarray, *, iterations: int = 3) -> np.ndarray:
@@ -132,8 +132,7 @@ def _clean_image(image: np.ndarray, *, energy: float, max_fraction: float,
 
 
 def update_footprints_with_surround(A: np.ndarray, P: np.ndarray, Q: np.ndarray, support: np.ndarray, *,
-                                    iterations: int = 3, map_form: str = "pixel",
-                                    dims: tuple[int, int] | None = None) -> np.ndarray:
+                                    iterations: int = 3) -> np.ndarray:
     """Non-negative footprints (pixels, K) fitted jointly with a non-negative map of each one's
     surround trace on the same support, given ``P = Ỹ·[C; R]ᵀ`` (pixels, 2K) and
     ``Q = [C; R]·[C; R]ᵀ`` (2K, 2K), ``R`` (K, T) the residual light around each footprint.
@@ -142,37 +141,12 @@ def update_footprints_with_surround(A: np.ndarray, P: np.ndarray, Q: np.ndarray,
     a footprint regressed on it alone takes that light's broad shape. With the surround's trace in
     the regression a pixel's weight is the neuron's share only. Returns the footprints and maps,
     (pixels, 2K).
-
-    ``map_form`` says what shape a map may take on its support: ``"pixel"`` a weight per pixel,
-    ``"flat"`` one weight, ``"plane"`` a plane over the support's pixel positions (``dims`` needed),
-    each the least-squares projection of the per-pixel HALS step onto that form, then clipped at 0.
     """
     fitted = np.hstack([np.asarray(A, dtype=np.float64), np.zeros(A.shape)])
     supports = np.hstack([support, support])
-    K = A.shape[1]
     rows = [np.flatnonzero(column) for column in supports.T]
-    bases = [None] * K + [surround_basis(index, map_form, dims) for index in rows[K:]]
     diag = np.maximum(np.diag(Q), np.finfo(float).tiny)
     for _ in range(iterations):
         for k, index in enumerate(rows):      # only the support's rows: the rest stay 0
-            step = fitted[index, k] + (P[index, k] - fitted[index] @ Q[:, k]) / diag[k]
-            if bases[k] is not None:          # a smooth map: the step's projection onto its form
-                step = bases[k] @ (bases[k].T @ step)
-            fitted[index, k] = np.maximum(step, 0.0)
+            fitted[index, k] = np.maximum(fitted[index, k] + (P[index, k] - fitted[index] @ Q[:, k]) / diag[k], 0.0)
     return fitted
-
-
-def surround_basis(index: np.ndarray, map_form: str, dims: tuple[int, int] | None) -> np.ndarray | None:
-    """(len(index), m) orthonormal columns spanning the maps of ``map_form`` on the pixels ``index``
-    (Fortran order): None for ``"pixel"`` (every map), the constant for ``"flat"``, the constant and the
-    two pixel coordinates for ``"plane"``."""
-    if map_form == "pixel" or index.size == 0:
-        return None
-    if map_form == "flat":
-        return np.full((index.size, 1), 1.0 / np.sqrt(index.size))
-    if map_form != "plane" or dims is None:
-        raise ValueError(f"map_form={map_form!r}: give 'pixel', 'flat' or 'plane' (with dims)")
-    row, col = pixel_position(index, dims)
-    design = np.column_stack([np.ones(index.size), row - row.mean(), col - col.mean()])
-    left, values, _ = np.linalg.svd(design, full_matrices=False)
-    return left[:, values > 1e-9 * values[0]]

@@ -45,8 +45,6 @@ REFINE_REL_THRESHOLD = 0.02
 #: gSig beyond the footprint's support, and no further than this
 ANNULUS_INNER = 2.0
 ANNULUS_OUTER = 3.0
-#: the shape a footprint's map of that residual trace may take on its support (``hals.surround_basis``)
-SURROUND_MAP_FORM = "pixel"
 #: the far halo is also tested pooled on ring sectors around each footprint's centre
 #: (``footprint_shape.ring_sector_reach``): this many sectors, rings this many gSig wide
 HALO_SECTORS = 12
@@ -284,7 +282,7 @@ def _refine_footprints(Y: PatchFrames, A: np.ndarray, C: np.ndarray, C_backgroun
     K = A.shape[1]
     P, CC = _centred_footprint_statistics(Y, A, np.vstack([C, local]), C_background, ring, grid)
     support = dilated_support(A, dims, radius=max(int(round(GROWTH_FACTOR * gsig)), 1))
-    fitted = update_footprints_with_surround(A, P, CC, support, map_form=SURROUND_MAP_FORM, dims=dims)
+    fitted = update_footprints_with_surround(A, P, CC, support)
     A = fitted[:, :K].astype(np.float32)
     if noise is None:
         A = np.column_stack([clean_footprint(A[:, k], dims) for k in range(A.shape[1])]).astype(np.float32)
