@@ -9,9 +9,9 @@ The seed kernel is ``summary_images.kernel_size(gSig)`` = 2·int(2·gSig)+1 px: 
   the cuts re-read at the raised gSig, gSiz auto's (from the radius), the engine as it is.
 
 "main" here is the estimator without the raise (h21kstep merged it as ``gsig_choice.on_kernel_step``; it is
-patched to leave gSig as chosen, so the rules are measured against the same baseline on any checkout). Each movie is simulated, estimated as a run reads it (TIFF, tsub 2) and fitted at auto's
-values; where a rule moves the values or the kernel, fitted again under the rule (F1@0.5, F1, K). ``--set`` as
-``pnr_shrink.py``'s.
+patched to leave gSig as chosen, so the rules are measured against the same baseline on any checkout). Each movie
+is simulated, estimated as a run reads it (TIFF, tsub 2) and fitted at auto's values; where a rule moves the values
+or the kernel, fitted again under the rule (F1@0.5, F1, K). ``--set`` as ``pnr_shrink.py``'s.
 
     PYTHONPATH=. .venv/bin/python benchmarks/kernel_rule_check.py --rules round up:0.25 up:0.1 \
         --out results/h21kstep/train.json
