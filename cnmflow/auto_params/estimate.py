@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Callable, Sequence, TypeVar
 import numpy as np
 
 from cnmflow.auto_params.cuts import ThresholdEstimate, ceiled_min_pnr, pnr_reduction, threshold_estimates
-from cnmflow.auto_params.gsig_choice import KERNEL_STEP_REACH, GsigChoice, choose_gsig, on_kernel_step
+from cnmflow.auto_params.gsig_choice import KERNEL_STEP_REACH, GsigChoice, choose_gsig
 from cnmflow.auto_params.radius import (MIN_BLOBS, RADIUS_SMOOTH_FRAMES, RadiusEstimate, SmoothedMovie,
                                         estimate_radius, smoothed_in_time)
 from cnmflow.auto_params.sample import sample_movie
@@ -125,7 +125,7 @@ class AutoEstimate:
 
     def _raised(self) -> str:
         chosen = self.gsig_choice.factor * self.radius.radius
-        if on_kernel_step(chosen) == chosen:
+        if self.gsig_choice.gsig == chosen:
             return ""
         return (f" ({self.gsig_choice.factor:g} × the radius = {chosen * self.ssub:.2f}, raised onto the seed "
                 f"kernel's next size step: less than {KERNEL_STEP_REACH:g} px below it)")
@@ -186,8 +186,8 @@ def estimate_from_movie(movie: np.ndarray, *, gsig: float | None = None, center_
         g = float(gsig) / ssub
         images = seed_images(movie, gsig=g, center_psf=center_psf)
     else:
-        choice = choose_gsig(movie, radius, center_psf=center_psf, rng=rng)  # its images: at the raised gSig
-        g, images = on_kernel_step(choice.factor * radius.radius), choice.images
+        choice = choose_gsig(movie, radius, center_psf=center_psf, rng=rng)
+        g, images = choice.gsig, choice.images
     corr, pnr = threshold_estimates(images, n_frames=movie.shape[0], gsig=g, center_psf=center_psf, rng=rng,
                                     n_movie_frames=n_movie_frames)
     reduction = pnr_reduction(tsub, ssub)

@@ -77,6 +77,7 @@ class GsigChoice:
     """The gSig factor with the largest margin, and how often each factor wins a bootstrap resample."""
 
     factor: float  # chosen gSig / radius: the factor with the largest margin (the smallest where the blobs are thin)
+    gsig: float  # the gSig the run takes: factor × radius raised onto its kernel step (on_kernel_step); images' gSig
     factors: tuple[float, ...]
     margins: tuple[float, ...]  # per factor: median over visible blobs of their PNR / (PNR cut there) ** CUT_WEIGHT
     wins: tuple[float, ...]  # per factor: share of bootstrap resamples where its margin is the largest (evidence)
@@ -191,18 +192,19 @@ def choose_gsig(movie: np.ndarray, radius: RadiusEstimate, *, center_psf: bool,
     split = bool(at != int(np.argmin(factors)) and wins.max() < SPLIT_SHARE)
     if split:  # the evidence is split: the radius itself
         at = int(np.argmin(factors))
-    images = _run_images(spectra, gsigs[at], peaks_each[at], chosen, refilter=split, center_psf=center_psf)
-    return GsigChoice(factor=float(factors[at]), factors=tuple(factors), margins=tuple(margins),
+    run_gsig = on_kernel_step(gsigs[at])
+    images = _run_images(spectra, gsigs[at], run_gsig, peaks_each[at], chosen, refilter=split, center_psf=center_psf)
+    return GsigChoice(factor=float(factors[at]), gsig=run_gsig, factors=tuple(factors), margins=tuple(margins),
                       wins=tuple(float(w) for w in wins), images=images, n_visible=radius.n_visible, split=split)
 
 
-def _run_images(spectra: FrameSpectra, gsig: float, peaks: SeedImages, filtered: np.ndarray, *, refilter: bool,
-                center_psf: bool) -> SeedImages:
-    """The seed images at the gSig the run takes: ``gsig`` raised onto its kernel step (:func:`on_kernel_step`).
-    Where the step moves it they are read afresh there, from the kept spectra (no second pass over the frames);
-    else ``peaks`` (read at ``gsig``) gets the correlation image of ``filtered`` — filtered at ``gsig`` again first
-    where ``refilter`` (it holds another factor's movie). ``filtered`` is written over: one movie in memory."""
-    run_gsig = on_kernel_step(gsig)
+def _run_images(spectra: FrameSpectra, gsig: float, run_gsig: float, peaks: SeedImages, filtered: np.ndarray, *,
+                refilter: bool, center_psf: bool) -> SeedImages:
+    """The seed images at ``run_gsig``, the gSig the run takes (``gsig`` raised onto its kernel step,
+    :func:`on_kernel_step`). Where the step moves it they are read afresh there, from the kept spectra (no second
+    pass over the frames); else ``peaks`` (read at ``gsig``) gets the correlation image of ``filtered`` — filtered at
+    ``gsig`` again first where ``refilter`` (it holds another factor's movie). ``filtered`` is written over: one movie
+    in memory."""
     if run_gsig != gsig:
         return images_of_filtered(spectra.filtered([run_gsig], center_psf=center_psf, out=[filtered])[0])
     if refilter:
