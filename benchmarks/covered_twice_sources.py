@@ -36,23 +36,30 @@ MIN_R = 0.5
 MOVIE_NAME = re.compile(r"realistic_(ca1|cortex_l23)_(\d+)x(\d+)x(\d+)_seed(\d+)")
 
 
+def redrawn_truth(truth_path: Path, n_frames: int | None = None):
+    """The simulator's truth (background sources included) of the movie whose truth file this is, drawn again
+    without rendering the movie: at the movie's length unless ``n_frames`` is given, with the simulator overrides it
+    was made with (``realistic_benchmark.py --sim-set``)."""
+    config, rows, cols, frames, seed = MOVIE_NAME.search(truth_path.name).groups()
+    return simulate_realistic_1p(config, shape=(int(rows), int(cols)), n_frames=n_frames or int(frames),
+                                 rng=int(seed), render=False, **simulator_overrides(truth_path)).truth
+
+
 def out_of_focus_footprints(truth_path: Path) -> np.ndarray:
-    """The out-of-focus cells' footprints ``(n, rows, cols)`` of the movie whose truth file this is, drawn again
-    with the simulator overrides it was made with (before any activity: 8 frames do)."""
-    config, rows, cols, _, seed = MOVIE_NAME.search(truth_path.name).groups()
-    sim = simulate_realistic_1p(config, shape=(int(rows), int(cols)), n_frames=8, rng=int(seed), render=False,
-                                **simulator_overrides(truth_path))
-    labels = sim.truth.background_labels
-    return sim.truth.background_spatial[[i for i, name in enumerate(labels) if name.startswith("cell")]]
+    """The out-of-focus cells' footprints ``(n, rows, cols)`` of the movie whose truth file this is (drawn before
+    any activity: 8 frames do)."""
+    truth = redrawn_truth(truth_path, n_frames=8)
+    labels = truth.background_labels
+    return truth.background_spatial[[i for i, name in enumerate(labels) if name.startswith("cell")]]
 
 
 def truth_of(estimates: Path) -> Path:
     """The truth file beside a fit's ``<tag>_<movie>.fit.estimates.npz``: ``<movie>.truth.npz``, the movie's name
     whole (with a ``--sim-set`` movie's ``_sim-…`` suffix)."""
-    name = estimates.name
-    if MOVIE_NAME.search(name) is None or not name.endswith(".fit.estimates.npz"):
+    name, found = estimates.name, MOVIE_NAME.search(estimates.name)
+    if found is None or not name.endswith(".fit.estimates.npz"):
         raise SystemExit(f"{estimates}: not a realistic fit's <tag>_realistic_<movie>.fit.estimates.npz")
-    movie = name[MOVIE_NAME.search(name).start():-len(".fit.estimates.npz")]
+    movie = name[found.start():-len(".fit.estimates.npz")]
     return estimates.parent / f"{movie}.truth.npz"
 
 

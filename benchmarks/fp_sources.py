@@ -29,22 +29,11 @@ from cnmflow.engine.trace_shape import skewness
 from cnmflow.pixel_order import images_to_columns
 from cnmflow.score_inputs import pearson
 from cnmflow.shape_scoring import energy_masks, iou_matrix, shape_score
-from cnmflow.synthetic import simulate_realistic_1p
-from covered_twice_sources import MIN_R, MOVIE_NAME
-from realistic_benchmark import simulator_overrides
+from covered_twice_sources import MIN_R, redrawn_truth
 
 MIN_R2 = 0.5
 VESSEL_LEVEL = 0.2
 ORPHAN_PX = 3.0
-
-
-def full_sources(truth_path: Path):
-    """The simulator's truth (background sources included) at the movie's length, without rendering the movie (with
-    the simulator overrides the movie was made with, ``realistic_benchmark.py --sim-set``)."""
-    config, rows, cols, frames, seed = MOVIE_NAME.search(truth_path.name).groups()
-    sim = simulate_realistic_1p(config, shape=(int(rows), int(cols)), n_frames=int(frames), rng=int(seed),
-                                render=False, **simulator_overrides(truth_path))
-    return sim.truth
 
 
 class Sources:
@@ -127,7 +116,7 @@ def false_positives(estimates: Path, truth_path: Path, *, gsig: float, orphans: 
     accepted = np.setdiff1d(np.arange(len(est["C"])), est["idx_components_bad"])
     score = shape_score(truth["footprints"], est["footprints"][accepted])
     matched_est, matched_true = {j for _, j in score.matches}, {i for i, _ in score.matches}
-    src = Sources(truth, full_sources(truth_path), energy_masks(est["footprints"][accepted]).tocsc())
+    src = Sources(truth, redrawn_truth(truth_path), energy_masks(est["footprints"][accepted]).tocsc())
     kept = []
     if orphans is not None:
         kept = [o["center"] for o in json.loads(orphans.read_text())["orphan_drops"]["orphans"]

@@ -5,7 +5,7 @@ A component is *large* when it is matched (IoU > 0.3, the benchmark's Hungarian 
 and its mask is over ``LARGE`` times its neuron's, or unmatched and its mask is over ``LARGE`` times the median true
 mask (then its neuron is the one holding most of its mask). Its *extra area* is its mask less the neuron's mask.
 For each large component (and, with ``--all``, every matched one, for comparison) the script says what lies under
-the extra area's weight, from the simulator's own sources (re-simulated at full length, ``fp_sources.full_sources``):
+the extra area's weight, from the simulator's own sources (re-simulated at full length, ``covered_twice_sources.redrawn_truth``):
 
 - pixel classes, the first that applies: under another in-focus neuron's 90% mask (*neighbour*), under the 90% mask
   of an out-of-focus cell whose calcium correlates with the component's trace at r ≥ ``CO_ACTIVE`` (*co-active
@@ -30,7 +30,8 @@ import numpy as np
 from cnmflow.pixel_order import images_to_columns
 from cnmflow.score_inputs import pearson
 from cnmflow.shape_scoring import energy_masks, shape_score
-from fp_sources import VESSEL_LEVEL, full_sources
+from covered_twice_sources import redrawn_truth
+from fp_sources import VESSEL_LEVEL
 
 #: Mask area over the neuron's (matched) or over the median true area (unmatched) that counts as large.
 LARGE = 1.25
@@ -139,7 +140,7 @@ def large_components(estimates: Path, truth_path: Path, *, everyone: bool = Fals
     truth, est = dict(np.load(truth_path)), dict(np.load(estimates))
     accepted = np.setdiff1d(np.arange(len(est["C"])), est["idx_components_bad"])
     score = shape_score(truth["footprints"], est["footprints"][accepted])
-    field = Field(truth, full_sources(truth_path))
+    field = Field(truth, redrawn_truth(truth_path))
     comp_masks = energy_masks(est["footprints"][accepted]).toarray().astype(bool)
     area_true = field.neuron_masks.sum(axis=0)
     median_true = float(np.median(area_true))
