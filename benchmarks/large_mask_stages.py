@@ -30,7 +30,7 @@ from cnmflow.engine.patches import patch_boxes
 from cnmflow.engine.sections import EngineSettings
 from cnmflow.params import build_params
 from cnmflow.pixel_order import column_to_image
-from cnmflow.shape_scoring import energy_masks
+from footprint_split import energy_mask
 from stage_probes import Hook, crop, overridden, probes
 
 RINGS = np.arange(0, 32, 2)
@@ -110,10 +110,6 @@ def profile(image: np.ndarray, peak: np.ndarray, relative: bool = True) -> np.nd
     return means / means[0] if relative and means[0] > 0 else means
 
 
-def mask(image: np.ndarray) -> np.ndarray:
-    return energy_masks(np.maximum(image, 0)[None]).toarray()[:, 0].reshape(image.shape, order="F").astype(bool)
-
-
 @contextmanager
 def variant_in_place(variant: str | None, recorder: "Recorder", calcium: np.ndarray):
     """``no-surround``: every component's local residual trace zeroed (its surround map then takes nothing);
@@ -182,13 +178,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path)
     args = parser.parse_args(argv)
     stages, true_image, recorder = run(args.movie, args.cell, parse_assignments(args.set), args.variant)
-    true_mask, peak = mask(true_image), recorder.peak
+    true_mask, peak = energy_mask(true_image), recorder.peak
     print(f"{'truth':45s} area {int(true_mask.sum()):5d}            profile "
           + " ".join(f"{v:.3f}" for v in profile(true_image, peak)))
     rows = []
     scale = None
     for stage in stages:
-        m = mask(stage["image"])
+        m = energy_mask(stage["image"])
         iou = float((m & true_mask).sum() / (m | true_mask).sum())
         p = profile(stage["image"], peak, relative=False)
         if "term:" not in stage["stage"]:
