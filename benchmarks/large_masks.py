@@ -5,7 +5,8 @@ A component is *large* when it is matched (IoU > 0.3, the benchmark's Hungarian 
 and its mask is over ``LARGE`` times its neuron's, or unmatched and its mask is over ``LARGE`` times the median true
 mask (then its neuron is the one holding most of its mask). Its *extra area* is its mask less the neuron's mask.
 For each large component (and, with ``--all``, every matched one, for comparison) the script says what lies under
-the extra area's weight, from the simulator's own sources (re-simulated at full length, ``covered_twice_sources.redrawn_truth``):
+the extra area's weight, from the simulator's own sources (re-simulated at full length,
+``covered_twice_sources.redrawn_truth``):
 
 - pixel classes, the first that applies: under another in-focus neuron's 90% mask (*neighbour*), under the 90% mask
   of an out-of-focus cell whose calcium correlates with the component's trace at r ≥ ``CO_ACTIVE`` (*co-active
