@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 import scipy.sparse as sp
@@ -47,6 +47,17 @@ class Estimates:
     idx_components_bad: np.ndarray = field(default_factory=lambda: np.zeros(0, int))  # rejected by the engine
     ssub_B: int = 1                  # grid of W relative to dims
     timings: dict[str, float] = field(default_factory=dict)  # wall seconds per stage
+
+    def with_footprints(self, A: sp.csc_matrix) -> "Estimates":
+        """These estimates with footprints ``A`` (each a part of the present one: the same pixels' weights, some
+        zeroed), scaled to unit norm and the traces scaled to match, so that ``A·C`` is unchanged where kept."""
+        norms = np.sqrt(np.asarray(A.multiply(A).sum(axis=0), dtype=np.float64).ravel())
+        norms = np.where(norms > 0, norms, 1.0)
+        scale = norms[:, None]
+        return replace(self, A=sp.csc_matrix(A @ sp.diags(1.0 / norms)).astype(np.float32),
+                       C=(self.C * scale).astype(np.float32), S=(self.S * scale).astype(np.float32),
+                       YrA=(self.YrA * scale).astype(np.float32), bl=self.bl * norms, c1=self.c1 * norms,
+                       neurons_sn=self.neurons_sn * norms, lam=self.lam * norms)
 
     @property
     def K(self) -> int:

@@ -36,6 +36,7 @@ from cnmflow.engine.threads import single_threaded
 from cnmflow.engine.trace_shape import forgetting_lag, never_at_rest, skewed_up, transient_like
 from cnmflow.engine.traces import (LowRankBackground, TraceModel, TraceResult, normalize, refine_footprints,
                                    solve_traces)
+from cnmflow.engine.typical_size import within_typical_size
 from cnmflow.params import Params
 from cnmflow.settings import Settings, load_settings
 
@@ -125,6 +126,8 @@ def _after_patches(movie, results: list[PatchResult], A: sp.csc_matrix, C_low: n
         started = time.perf_counter()
         estimates = _weak_pairs_merged(movie, results, A, C_low, background, groups, settings, chunk_frames)
         timings["weak_pairs"] = time.perf_counter() - started
+    if settings.quality.typical_size:
+        estimates = _accepted_typical_sized(estimates)
     report("quality", 1.0)
     return estimates
 
@@ -167,6 +170,16 @@ def _weak_pairs_merged(movie, results: list[PatchResult], A: sp.csc_matrix, C_lo
     model, traces = _full_rate_traces(movie, merged.A, merged.C, background, settings, _no_progress,
                                       chunk_frames=chunk_frames)
     return _judged(movie, results, traces, model, settings, chunk_frames)
+
+
+def _accepted_typical_sized(estimates: Estimates) -> Estimates:
+    """The accepted footprints far larger than the typical accepted one cut back to it (engine/typical_size).
+
+    After the focus test, so its decisions stand and the rejected out-of-focus sources keep the broad footprints that
+    hold their light out of their neighbours' own images (cut before it, a neighbour's cut changed which traces a
+    cell's own image is regressed on, and cells were rejected: findings/footprint_fidelity.md, session 23)."""
+    accepted = np.setdiff1d(np.arange(estimates.K), estimates.idx_components_bad)
+    return estimates.with_footprints(within_typical_size(estimates.A, among=accepted))
 
 
 def _mark_rejected(movie, estimates: Estimates, section: QualitySection, chunk_frames: int) -> None:

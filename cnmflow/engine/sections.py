@@ -142,6 +142,7 @@ class QualitySection:
     focus_thr: float = 0.0  # 1P: focus ratio below which a component is rejected (engine/in_focus); 0: off
     halo_thr: float = 0.0   # 1P, with focus_thr: halo ratio above which it is rejected (engine/in_focus); 0: off
     min_skew: float = 0.0   # 1P, with focus_thr: trace skewness below which it is rejected (engine/trace_shape); 0: off
+    typical_size: bool = False  # 1P: accepted footprints far larger than the typical one cut (engine/typical_size)
     gSig: float = 3.0       # neuron radius the focus test's windows are measured in
     tsub: int = 1           # the focus test regresses the movie at the patches' rate
 
@@ -236,7 +237,7 @@ def _quality(params: Params) -> QualitySection:
     one_photon = params.method_init == "corr_pnr"   # as InitSection.low_rank
     return QualitySection(fr=params.fr, decay_time=params.decay_time,
                           focus_thr=params.focus_thr if one_photon else 0.0, halo_thr=params.halo_thr,
-                          min_skew=params.min_skew, gSig=params.gSig, tsub=params.tsub)
+                          min_skew=params.min_skew, typical_size=one_photon, gSig=params.gSig, tsub=params.tsub)
 
 
 def _traces(params: Params) -> TraceSection:
