@@ -3,6 +3,7 @@
 import numpy as np
 import scipy.sparse as sp
 
+from cnmflow.engine.estimates import Estimates
 from cnmflow.engine.sections import EngineSettings
 from cnmflow.engine.typical_size import MAX_AREA_RATIO, MIN_POPULATION, cut_to_area, weight_areas, within_typical_size
 from cnmflow.params import build_params
@@ -69,3 +70,39 @@ def test_only_the_ring_background_fit_cuts_large_footprints():
     one_photon = EngineSettings.from_params(build_params({"method_init": "corr_pnr", "nb": 0}))
     two_photon = EngineSettings.from_params(build_params({"method_init": "greedy_roi", "K": 4}))
     assert one_photon.quality.typical_size and not two_photon.quality.typical_size
+
+
+def test_cut_footprints_are_scaled_back_to_unit_norm_and_the_model_keeps_its_light_where_they_are_kept():
+    gen = np.random.default_rng(5)
+    A = _population(12, plateau_on=4)
+    A = sp.csc_matrix(A @ sp.diags(1 / np.sqrt(np.asarray(A.multiply(A).sum(axis=0)).ravel())))
+    K, T = A.shape[1], 50
+    C = gen.gamma(2.0, size=(K, T)).astype(np.float32)
+    zeros = np.zeros(K)
+    estimates = Estimates(A=A, C=C, S=C.copy(), YrA=gen.normal(size=(K, T)).astype(np.float32), bl=zeros + 1,
+                          c1=zeros, g=np.zeros((K, 1)), neurons_sn=zeros + 1, lam=zeros, dims=DIMS,
+                          sn=np.ones(A.shape[0]), b0=np.zeros(A.shape[0]))
+
+    cut = estimates.with_footprints(within_typical_size(estimates.A))
+
+    np.testing.assert_allclose(np.sqrt(np.asarray(cut.A.multiply(cut.A).sum(axis=0)).ravel()), 1.0, rtol=1e-5)
+    kept = cut.A[:, 4].toarray().ravel() > 0
+    assert 0 < kept.sum() < (A[:, 4].toarray().ravel() > 0).sum()
+    np.testing.assert_allclose((cut.A @ cut.C)[kept], (A @ C)[kept], rtol=1e-4)
+    scale = cut.C[4, 0] / C[4, 0]
+    assert scale < 1
+    np.testing.assert_allclose([cut.YrA[4, 0] / estimates.YrA[4, 0], cut.bl[4], cut.neurons_sn[4]], scale, rtol=1e-4)
+    np.testing.assert_array_equal(cut.C[np.arange(K) != 4], C[np.arange(K) != 4])
+
+
+def test_only_the_columns_named_are_read_for_the_typical_size_and_cut():
+    """The fit names the accepted components: a rejected broad source keeps the footprint that holds its light."""
+    A = _population(14, plateau_on=5)
+    broad = sp.csc_matrix(_cell((32, 32), plateau=0.5))        # an out-of-focus blob, rejected by the focus test
+    A = sp.hstack([A, broad]).tocsc()
+    accepted = np.arange(14)
+
+    cut = within_typical_size(A, among=accepted)
+
+    assert (cut[:, 14] != A[:, 14]).nnz == 0
+    assert weight_areas(cut[:, [5]])[0] <= MAX_AREA_RATIO * np.median(weight_areas(A[:, accepted]))
