@@ -98,7 +98,7 @@ def test_cut_footprints_are_scaled_back_to_unit_norm_and_the_model_keeps_its_lig
 def test_only_the_columns_named_are_read_for_the_typical_size_and_cut():
     """The fit names the accepted components: a rejected broad source keeps the footprint that holds its light."""
     A = _population(14, plateau_on=5)
-    broad = sp.csc_matrix(_cell((32, 32), plateau=0.5))        # an out-of-focus blob, rejected by the focus test
+    broad = sp.csc_matrix(_cell((32, 32), plateau=0.5)[:, None])   # an out-of-focus blob, rejected by the focus test
     A = sp.hstack([A, broad]).tocsc()
     accepted = np.arange(14)
 
