@@ -63,15 +63,16 @@ def cut_to_area(weights: np.ndarray, area: float) -> np.ndarray:
     return out
 
 
-def within_typical_size(A: sp.csc_matrix, among: np.ndarray | None = None) -> sp.csc_matrix:
+def within_typical_size(A: sp.csc_matrix, among: np.ndarray | None = None, *,
+                        ratio: float = MAX_AREA_RATIO) -> sp.csc_matrix:
     """``A`` (pixels, K) with every footprint of ``among`` (column indices; default all) whose area is over
-    MAX_AREA_RATIO × the median of theirs cut to that area; the other columns as they are."""
+    ``ratio`` × the median of theirs cut to that area; the other columns as they are."""
     A = sp.csc_matrix(A)
     among = np.arange(A.shape[1]) if among is None else np.asarray(among, dtype=np.int64)
     if among.size < MIN_POPULATION:
         return A
     areas = weight_areas(A[:, among])
-    bound = MAX_AREA_RATIO * float(np.median(areas))
+    bound = ratio * float(np.median(areas))
     large = among[areas > bound]
     if large.size == 0:
         return A

@@ -315,7 +315,6 @@ def test_halo_tail_carries_the_reach_along_the_decay_but_not_past_where_the_cell
     assert max(disk_beyond) < 0.02
 
 
-
 def test_symmetric_halo_of_a_dim_cell_is_not_pulled_below_its_level_by_the_noise():
     """A dim cell's halo, level with the noise of its ring sectors: each ring's mean less its brightest sectors
     alone falls short of the halo by a share of the sectors' error (12 sectors less the brightest 2: 0.27 of it,
