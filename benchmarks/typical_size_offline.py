@@ -7,7 +7,8 @@ fit made without it gives the fit with it exactly (checked on fresh seeds 37 / 3
 `shape_scoring.shape_score`), then with every accepted footprint over each ``--ratios`` × the median accepted area cut.
 
     PYTHONPATH=. .venv/bin/python benchmarks/typical_size_offline.py \
-        results/sweep/main_pick_realistic_ca1_256x256x1000_seed31.fit.estimates.npz --truth results/realistic_ca1_256x256x1000_seed31.truth.npz --ratios 1.5 1.75 2
+        results/sweep/main_pick_realistic_ca1_256x256x1000_seed31.fit.estimates.npz \
+        --truth results/realistic_ca1_256x256x1000_seed31.truth.npz --ratios 1.5 1.75 2
 """
 
 from __future__ import annotations
