@@ -34,9 +34,8 @@ def cut(footprints: np.ndarray, ratio: float) -> tuple[np.ndarray, int]:
     """The footprints (K, rows, cols) with the engine's cut at ``ratio``; and how many were cut."""
     dims = footprints.shape[1:]
     A = sp.csc_matrix(images_to_columns(footprints))
-    out = typical_size.within_typical_size(A, ratio=ratio)
-    changed = int(np.count_nonzero(np.asarray(abs(out - A).sum(axis=0)).ravel()))
-    return columns_to_images(out.toarray(), dims), changed
+    out, cut_columns = typical_size.within_typical_size(A, ratio=ratio)
+    return columns_to_images(out.toarray(), dims), cut_columns.size
 
 
 def main(argv: list[str] | None = None) -> int:

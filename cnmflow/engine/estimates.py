@@ -48,10 +48,14 @@ class Estimates:
     ssub_B: int = 1                  # grid of W relative to dims
     timings: dict[str, float] = field(default_factory=dict)  # wall seconds per stage
 
-    def with_footprints(self, A: sp.csc_matrix) -> "Estimates":
-        """These estimates with footprints ``A`` (each a part of the present one: the same pixels' weights, some
-        zeroed), scaled to unit norm and the traces scaled to match, so that ``A·C`` is unchanged where kept."""
-        norms = np.sqrt(np.asarray(A.multiply(A).sum(axis=0), dtype=np.float64).ravel())
+    def with_footprints(self, A: sp.csc_matrix, changed: np.ndarray) -> "Estimates":
+        """These estimates with footprints ``A``, whose ``changed`` columns are each a part of the present one (the
+        same pixels' weights, some zeroed): those scaled back to unit norm and their traces scaled to match, so that
+        ``A·C`` is unchanged where they are kept."""
+        norms = np.ones(A.shape[1])
+        changed_columns = A[:, changed]
+        norms[changed] = np.sqrt(np.asarray(changed_columns.multiply(changed_columns).sum(axis=0),
+                                            dtype=np.float64).ravel())
         norms = np.where(norms > 0, norms, 1.0)
         scale = norms[:, None]
         return replace(self, A=sp.csc_matrix(A @ sp.diags(1.0 / norms)).astype(np.float32),

@@ -179,7 +179,8 @@ def _accepted_typical_sized(estimates: Estimates) -> Estimates:
     hold their light out of their neighbours' own images (cut before it, a neighbour's cut changed which traces a
     cell's own image is regressed on, and cells were rejected: findings/footprint_fidelity.md, session 23)."""
     accepted = np.setdiff1d(np.arange(estimates.K), estimates.idx_components_bad)
-    return estimates.with_footprints(within_typical_size(estimates.A, among=accepted))
+    A, cut = within_typical_size(estimates.A, among=accepted)
+    return estimates.with_footprints(A, cut) if cut.size else estimates
 
 
 def _mark_rejected(movie, estimates: Estimates, section: QualitySection, chunk_frames: int) -> None:

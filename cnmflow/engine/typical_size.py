@@ -64,21 +64,22 @@ def cut_to_area(weights: np.ndarray, area: float) -> np.ndarray:
 
 
 def within_typical_size(A: sp.csc_matrix, among: np.ndarray | None = None, *,
-                        ratio: float = MAX_AREA_RATIO) -> sp.csc_matrix:
+                        ratio: float = MAX_AREA_RATIO) -> tuple[sp.csc_matrix, np.ndarray]:
     """``A`` (pixels, K) with every footprint of ``among`` (column indices; default all) whose area is over
-    ``ratio`` × the median of theirs cut to that area; the other columns as they are."""
-    A = sp.csc_matrix(A)
+    ``ratio`` × the median of theirs cut to that area, the other columns as they are (``A`` itself when none is
+    cut); and the indices of the cut columns."""
+    A = A if sp.isspmatrix_csc(A) else sp.csc_matrix(A)
     among = np.arange(A.shape[1]) if among is None else np.asarray(among, dtype=np.int64)
     if among.size < MIN_POPULATION:
-        return A
+        return A, np.zeros(0, dtype=np.int64)
     areas = weight_areas(A[:, among])
     bound = ratio * float(np.median(areas))
     large = among[areas > bound]
     if large.size == 0:
-        return A
+        return A, large
     A = A.copy()
     for k in large:
         stored = slice(A.indptr[k], A.indptr[k + 1])
         A.data[stored] = cut_to_area(A.data[stored], bound)
     A.eliminate_zeros()
-    return A
+    return A, large

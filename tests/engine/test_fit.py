@@ -282,7 +282,7 @@ def test_a_strong_pair_with_an_unjudged_member_is_merged_and_the_fit_judged_agai
     monkeypatch.setattr(fitting, "soma_pairs_to_merge", edge_pairs)
     # the pair forced here is two neighbouring cells: their merged footprint is twice the typical one, which the
     # typical-size cut would trim back (tests/engine/test_typical_size.py); this test is about the merge
-    monkeypatch.setattr(fitting, "within_typical_size", lambda A, among=None: A)
+    monkeypatch.setattr(fitting, "within_typical_size", lambda A, among=None: (A, np.zeros(0, dtype=int)))
     merged = fit(sim80.movie, _params(rf=None))
     assert asked[0] == (tuple(plain.dims), 3, sorted(accepted.tolist()), True)
     assert merged.K == plain.K - 1 and "weak_pairs" in merged.timings

@@ -41,7 +41,8 @@ def test_a_footprint_on_a_plateau_is_cut_to_the_bound_and_keeps_its_core_and_the
     bound = MAX_AREA_RATIO * np.median(areas)
     assert areas[5] > 2 * bound        # the plateau makes it several times the typical footprint
 
-    cut = within_typical_size(A)
+    cut, cut_columns = within_typical_size(A)
+    assert cut_columns.tolist() == [5]
 
     after = weight_areas(cut)
     assert after[5] <= bound
@@ -56,7 +57,8 @@ def test_a_footprint_on_a_plateau_is_cut_to_the_bound_and_keeps_its_core_and_the
 
 def test_nothing_is_cut_without_a_population_to_read_the_typical_size_on():
     A = _population(MIN_POPULATION - 1, plateau_on=2)
-    assert (within_typical_size(A) != A).nnz == 0
+    cut, cut_columns = within_typical_size(A)
+    assert cut is A and cut_columns.size == 0
 
 
 def test_cutting_keeps_the_highest_weights_wherever_they_lie_and_a_tail_within_the_last_tenth_stays():
@@ -83,7 +85,7 @@ def test_cut_footprints_are_scaled_back_to_unit_norm_and_the_model_keeps_its_lig
                           c1=zeros, g=np.zeros((K, 1)), neurons_sn=zeros + 1, lam=zeros, dims=DIMS,
                           sn=np.ones(A.shape[0]), b0=np.zeros(A.shape[0]))
 
-    cut = estimates.with_footprints(within_typical_size(estimates.A))
+    cut = estimates.with_footprints(*within_typical_size(estimates.A))
 
     np.testing.assert_allclose(np.sqrt(np.asarray(cut.A.multiply(cut.A).sum(axis=0)).ravel()), 1.0, rtol=1e-5)
     kept = cut.A[:, 4].toarray().ravel() > 0
@@ -102,7 +104,7 @@ def test_only_the_columns_named_are_read_for_the_typical_size_and_cut():
     A = sp.hstack([A, broad]).tocsc()
     accepted = np.arange(14)
 
-    cut = within_typical_size(A, among=accepted)
+    cut, _ = within_typical_size(A, among=accepted)
 
     assert (cut[:, 14] != A[:, 14]).nnz == 0
     assert weight_areas(cut[:, [5]])[0] <= MAX_AREA_RATIO * np.median(weight_areas(A[:, accepted]))
