@@ -17,6 +17,8 @@ thresholds does not redo the merge, whose pairs were chosen among the first call
     PYTHONPATH=. .venv/bin/python benchmarks/covered_twice.py MOVIE.npy ca1 /tmp/ct_ca1_s1.json --focus-inputs
     # then, after editing engine/in_focus.py (or with other thresholds): main's row, the re-run's, what changed
     PYTHONPATH=. .venv/bin/python benchmarks/focus_rerun.py /tmp/ct_ca1_s1.json [--set focus_thr=0.7]
+    # a module constant of engine/in_focus.py changed for the re-run (h23focus)
+    PYTHONPATH=. .venv/bin/python benchmarks/focus_rerun.py /tmp/ct_ca1_s1.json --constant RELEASE_TRACE_CORR=0.5
 """
 
 from __future__ import annotations
@@ -101,10 +103,17 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("fits", nargs="+", type=Path, help="covered_twice.py outputs (OUT.json) fitted with --focus-inputs")
     parser.add_argument("--set", nargs="*", default=[], metavar="NAME=VALUE", help="focus_thr / halo_thr to use")
+    parser.add_argument("--constant", nargs="*", default=[], metavar="NAME=VALUE",
+                        help="engine/in_focus.py module constants to set for the re-run (e.g. RELEASE_TRACE_CORR=0.5)")
     parser.add_argument("--movies", type=Path, default=Path(__file__).resolve().parent / "results",
                         help="the folder holding the movies and their .truth.npz (default benchmarks/results)")
     args = parser.parse_args(argv)
     overrides = parse_assignments(args.set)
+    from cnmflow.engine import in_focus
+    for name, value in parse_assignments(args.constant).items():
+        if not hasattr(in_focus, name):
+            parser.error(f"--constant {name}: engine/in_focus.py has no such constant")
+        setattr(in_focus, name, value)
     for out in args.fits:
         record = json.loads(out.read_text())
         movie_path = args.movies / record["movie"]
