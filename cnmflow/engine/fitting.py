@@ -61,7 +61,9 @@ def fit(movie: np.ndarray, settings: Params | EngineSettings, progress: Progress
     Finding no cells is a normal outcome (``K == 0``). The result is deterministic for a given
     movie and parameters. 1P components that are no in-focus soma (out-of-focus cells, neuropil, a
     neuron's second component, a fit to noise whose trace never rests) are kept and listed in
-    ``idx_components_bad`` (``focus_thr``, :mod:`cnmflow.engine.in_focus`, :mod:`cnmflow.engine.trace_shape`).
+    ``idx_components_bad`` (``focus_thr``, :mod:`cnmflow.engine.in_focus`, :mod:`cnmflow.engine.trace_shape`); then
+    the accepted 1P footprints far larger than the typical accepted one are cut back to it
+    (:mod:`cnmflow.engine.typical_size`).
     ``progress(stage, fraction)`` is called as work completes.
     ``machine``: this machine's :class:`~cnmflow.settings.Settings` (default: read from the
     environment by :func:`~cnmflow.settings.load_settings`, a bad value refused here): where the

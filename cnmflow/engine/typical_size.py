@@ -4,7 +4,7 @@ Under the ring background a dim cell's footprint can end up holding, beyond its 
 light its own trace picked up in the patch (neuropil, a vessel, a co-active out-of-focus cell): the trace is
 the footprint-weighted sum of the frames, a wide footprint gathers the area's background fluctuation, and the
 next footprint update paints it back over the same area, so the plateau holds itself up. On the realistic
-simulator such masks reach 2–3.5× their neuron's area while the fit's typical footprint is near its neuron's
+simulator such masks reach 2–3× their neuron's area while the fit's typical footprint is near its neuron's
 (benchmarks/findings/footprint_fidelity.md, h22large, session 23). The plateau is faint per pixel but spread
 over many, so it dominates the footprint's size, not its core.
 
