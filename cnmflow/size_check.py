@@ -32,7 +32,7 @@ MIN_COMPONENTS = 5
 
 def median_half_max_radius(estimates: Estimates) -> float | None:
     """The accepted components' median half-max radius (pixels); None with fewer than MIN_COMPONENTS."""
-    accepted = np.setdiff1d(np.arange(estimates.K), np.asarray(estimates.idx_components_bad, dtype=int))
+    accepted = estimates.accepted
     if accepted.size < MIN_COMPONENTS:
         return None
     return float(np.median(half_max_radii(estimates.A[:, accepted])))

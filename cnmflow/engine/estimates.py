@@ -57,11 +57,20 @@ class Estimates:
         norms[changed] = np.sqrt(np.asarray(changed_columns.multiply(changed_columns).sum(axis=0),
                                             dtype=np.float64).ravel())
         norms = np.where(norms > 0, norms, 1.0)
-        scale = norms[:, None]
-        return replace(self, A=sp.csc_matrix(A @ sp.diags(1.0 / norms)).astype(np.float32),
-                       C=(self.C * scale).astype(np.float32), S=(self.S * scale).astype(np.float32),
-                       YrA=(self.YrA * scale).astype(np.float32), bl=self.bl * norms, c1=self.c1 * norms,
-                       neurons_sn=self.neurons_sn * norms, lam=self.lam * norms)
+        return replace(self.with_traces_scaled(norms), A=sp.csc_matrix(A @ sp.diags(1.0 / norms)).astype(np.float32))
+
+    def with_traces_scaled(self, factors: np.ndarray) -> "Estimates":
+        """Each component's traces and their statistics multiplied by its factor: what goes with its footprint
+        divided by that factor, ``A·C`` unchanged (the one list of what scales with a footprint's norm)."""
+        scale = factors[:, None]
+        return replace(self, C=(self.C * scale).astype(np.float32), S=(self.S * scale).astype(np.float32),
+                       YrA=(self.YrA * scale).astype(np.float32), bl=self.bl * factors, c1=self.c1 * factors,
+                       neurons_sn=self.neurons_sn * factors, lam=self.lam * factors)
+
+    @property
+    def accepted(self) -> np.ndarray:
+        """Indices of the components the engine did not reject (not in ``idx_components_bad``), ascending."""
+        return np.setdiff1d(np.arange(self.K), np.asarray(self.idx_components_bad, dtype=int))
 
     @property
     def K(self) -> int:

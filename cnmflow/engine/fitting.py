@@ -155,9 +155,8 @@ def _weak_pair_groups(estimates: Estimates, section: QualitySection) -> list[np.
     the test rejected is left to it."""
     if section.focus_thr <= 0 or estimates.K < 2 or estimates.W.shape[0] == 0:
         return []
-    accepted = np.setdiff1d(np.arange(estimates.K), estimates.idx_components_bad)
     pairs = soma_pairs_to_merge(estimates.A, estimates.C, estimates.dims, gsig=section.gSig, tsub=section.tsub,
-                                among=accepted, unjudged=bool(np.isfinite(estimates.focus_ratio).any()))
+                                among=estimates.accepted, unjudged=bool(np.isfinite(estimates.focus_ratio).any()))
     return connected_groups(pairs, estimates.K)
 
 
@@ -180,8 +179,7 @@ def _accepted_typical_sized(estimates: Estimates) -> Estimates:
     After the focus test, so its decisions stand and the rejected out-of-focus sources keep the broad footprints that
     hold their light out of their neighbours' own images (cut before it, a neighbour's cut changed which traces a
     cell's own image is regressed on, and cells were rejected: findings/footprint_fidelity.md, session 23)."""
-    accepted = np.setdiff1d(np.arange(estimates.K), estimates.idx_components_bad)
-    A, cut = within_typical_size(estimates.A, among=accepted)
+    A, cut = within_typical_size(estimates.A, among=estimates.accepted)
     return estimates.with_footprints(A, cut) if cut.size else estimates
 
 

@@ -306,19 +306,17 @@ def normalize(traces: TraceResult, model: TraceModel, *, dims: tuple[int, int], 
     norms = np.sqrt(np.asarray(A.multiply(A).sum(axis=0)).ravel())
     norms = np.where(norms > 0, norms, 1.0)
     A = sp.csc_matrix(A @ sp.diags(1.0 / norms)).astype(np.float32)
-    scale = norms[:, None]
     ring = model.ring
     pixels = dims[0] * dims[1]
     b, f = _unit_background(model.low_rank)
     return Estimates(
-        A=A, C=(traces.C * scale).astype(np.float32), S=(traces.S * scale).astype(np.float32),
-        YrA=(traces.YrA * scale).astype(np.float32), bl=traces.bl * norms, c1=traces.c1 * norms,
-        g=traces.g, neurons_sn=traces.neurons_sn * norms, lam=traces.lam * norms, dims=dims,
+        A=A, C=traces.C, S=traces.S, YrA=traces.YrA, bl=traces.bl, c1=traces.c1,
+        g=traces.g, neurons_sn=traces.neurons_sn, lam=traces.lam, dims=dims,
         sn=image_to_column(np.asarray(sn, np.float32)),
         b0=ring.b0.astype(np.float32) if ring is not None else np.zeros(0 if model.low_rank is not None else pixels, np.float32),
         W=ring.W if ring is not None else sp.csr_matrix((0, 0), dtype=np.float32),
         ssub_B=ring.ssub_B if ring is not None else ssub_B, b=b, f=f,
-    )
+    ).with_traces_scaled(norms)
 
 
 def _unit_background(background: LowRankBackground | None) -> tuple[np.ndarray, np.ndarray]:
