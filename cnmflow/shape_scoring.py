@@ -36,6 +36,7 @@ import numpy as np
 import scipy.sparse
 from scipy.optimize import linear_sum_assignment
 
+from cnmflow.engine.typical_size import pixels_holding
 from cnmflow.errors import ParameterError
 from cnmflow.score_inputs import footprint_columns, pearson, trace_rows
 
@@ -191,8 +192,7 @@ def _energy_masks(mat: scipy.sparse.csc_matrix, fraction: float) -> scipy.sparse
         pixels = pos.indices[pos.indptr[j] : pos.indptr[j + 1]]
         if values.size:
             order = np.argsort(-values, kind="stable")
-            cum = np.cumsum(values[order])
-            n = min(int(np.searchsorted(cum, fraction * cum[-1] * (1 - 1e-12))) + 1, values.size)
+            n = int(pixels_holding(values[order], fraction)[-1])
             rows_out.append(np.sort(pixels[order[:n]]))
         else:
             rows_out.append(np.zeros(0, dtype=np.int64))

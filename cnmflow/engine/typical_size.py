@@ -21,7 +21,8 @@ from __future__ import annotations
 import numpy as np
 import scipy.sparse as sp
 
-__all__ = ["MAX_AREA_RATIO", "MIN_POPULATION", "WEIGHT_SHARE", "cut_to_area", "weight_areas", "within_typical_size"]
+__all__ = ["MAX_AREA_RATIO", "MIN_POPULATION", "WEIGHT_SHARE", "cut_to_area", "pixels_holding", "weight_areas",
+           "within_typical_size"]
 
 #: A footprint's size is read as the area holding this share of its (positive) weight.
 WEIGHT_SHARE = 0.9
@@ -32,10 +33,16 @@ MAX_AREA_RATIO = 1.75
 MIN_POPULATION = 10
 
 
-def _area_if_kept(descending: np.ndarray) -> np.ndarray:
-    """(n,) for each M, the area holding WEIGHT_SHARE of the weight when only the M highest weights are kept."""
+#: relative slack on a share, so a cumulative sum that meets it exactly is not pushed one pixel on by rounding
+SHARE_SLACK = 1e-12
+
+
+def pixels_holding(descending: np.ndarray, share: float = WEIGHT_SHARE) -> np.ndarray:
+    """(n,) for each M, how many of the M highest weights hold ``share`` of their sum (``descending``: positive
+    weights, highest first): a footprint's area if only those M were kept; the last value is its whole area.
+    The one definition of a footprint's area, here and in the accuracy scores (``shape_scoring.energy_masks``)."""
     cumulative = np.cumsum(descending)
-    return np.searchsorted(cumulative, WEIGHT_SHARE * cumulative, side="left") + 1
+    return np.searchsorted(cumulative, share * (1 - SHARE_SLACK) * cumulative, side="left") + 1
 
 
 def weight_areas(A: sp.csc_matrix) -> np.ndarray:
@@ -46,7 +53,7 @@ def weight_areas(A: sp.csc_matrix) -> np.ndarray:
         weights = A.data[A.indptr[k]:A.indptr[k + 1]]
         weights = np.sort(weights[weights > 0])[::-1]
         if weights.size:
-            out[k] = _area_if_kept(weights)[-1]
+            out[k] = pixels_holding(weights)[-1]
     return out
 
 
@@ -57,7 +64,7 @@ def cut_to_area(weights: np.ndarray, area: float) -> np.ndarray:
     order = np.argsort(-weights, kind="stable")
     descending = weights[order]
     positive = int(np.count_nonzero(descending > 0))
-    kept = int(np.count_nonzero(_area_if_kept(descending[:positive]) <= area))
+    kept = int(np.count_nonzero(pixels_holding(descending[:positive]) <= area))
     out = np.zeros_like(weights)
     out[order[:kept]] = weights[order[:kept]]
     return out
