@@ -24,6 +24,7 @@ import numpy as np
 from cnmflow.engine import in_focus
 from cnmflow.shape_scoring import energy_masks, iou_matrix
 from focus_rerun import load
+from ring_means import ring_means
 from stage_probes import Hook, probes
 
 
@@ -67,9 +68,8 @@ def image_parts(image: np.ndarray, peak: tuple[int, int], gsig: float) -> tuple[
 
 def ring_profile(image: np.ndarray, peak: tuple[int, int], step: int = 2, stop: int = 26) -> list[float]:
     """The mean on rings of ``step`` px about ``peak``, over the peak's value."""
-    distance = np.hypot(np.arange(image.shape[0])[:, None] - peak[0], np.arange(image.shape[1])[None, :] - peak[1])
     top = float(image[peak]) or 1.0
-    return [round(float(image[(distance >= r) & (distance < r + step)].mean()) / top, 3) for r in range(0, stop, step)]
+    return [round(float(mean) / top, 3) for mean in ring_means(image, peak, range(0, stop, step), width=step)]
 
 
 def read_fit(out: Path, movies: Path) -> dict:

@@ -19,6 +19,8 @@ from pathlib import Path
 import numpy as np
 import scipy.ndimage as ndi
 
+from ring_means import ring_means
+
 GROUPS = (("IoU < 0.5", 0.3, 0.5), ("0.5-0.7", 0.5, 0.7), (">= 0.7", 0.7, 1.01))
 COLUMNS = ("iou", "trace_r", "snr", "area_true", "area_est", "inside", "covered", "centroid_off", "peak_off",
            "neighbour", "edge")
@@ -37,8 +39,7 @@ def energy_mask(image: np.ndarray, fraction: float = 0.9) -> np.ndarray:
 
 def ring_profile(image: np.ndarray, centre: np.ndarray) -> np.ndarray:
     """Mean of ``image`` on 2-px rings about ``centre``, relative to the first ring."""
-    distance = np.hypot(*(np.indices(image.shape) - centre[:, None, None]))
-    means = np.array([image[(distance >= r) & (distance < r + 2)].mean() for r in RING_STARTS])
+    means = ring_means(image, centre, RING_STARTS)
     return means / means[0] if means[0] > 0 else np.full(means.shape, np.nan)
 
 

@@ -31,6 +31,7 @@ from cnmflow.engine.sections import EngineSettings
 from cnmflow.params import build_params
 from cnmflow.pixel_order import column_to_image
 from footprint_split import energy_mask
+from ring_means import ring_means
 from stage_probes import Hook, crop, overridden, probes
 
 RINGS = np.arange(0, 32, 2)
@@ -104,9 +105,7 @@ class Recorder:
 
 def profile(image: np.ndarray, peak: np.ndarray, relative: bool = True) -> np.ndarray:
     """Mean on 2-px rings about ``peak`` (relative to the first ring's mean)."""
-    distance = np.hypot(*(np.indices(image.shape) - peak[:, None, None]))
-    means = np.array([image[(distance >= r) & (distance < r + 2)].mean() if ((distance >= r) & (distance < r + 2)).any()
-                      else np.nan for r in RINGS])
+    means = ring_means(image, peak, RINGS)
     return means / means[0] if relative and means[0] > 0 else means
 
 
