@@ -6,8 +6,10 @@ Uncompressed contiguous files are read as one raw block (and can be read in plac
 
 from __future__ import annotations
 
+import logging
 import math
 import os
+import re
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Iterator
@@ -22,6 +24,57 @@ KIND = "tiff"
 EXTENSIONS: tuple[str, ...] = (".tif", ".tiff")
 
 _FRAME_AXES = set("TZIQ")  # time, ImageJ slices, generic image sequence, unknown
+
+
+#: what tifffile logs (as warnings, not errors) when a file ends before its page chain or its series metadata do
+_DAMAGE_SIGNS = ("invalid page offset", "failed to reshape", "corrupted")
+
+
+class _Complaints(logging.Handler):
+    """The warnings tifffile logs while a file is parsed."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.WARNING)
+        self.messages: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.messages.append(record.getMessage())
+
+
+@contextmanager
+def _refuse_damaged(path: Path) -> Iterator[None]:
+    """Refuse a file tifffile can read only in part. A TIFF cut short (a copy still running, a full disk) still
+    opens: tifffile logs that its page chain or its series metadata point past its end and offers fewer frames
+    (often one) or the promised frames without their data — which reached the fit as a one-frame movie or failed
+    mid-run on a reshape."""
+    logger, complaints = logging.getLogger("tifffile"), _Complaints()
+    logger.addHandler(complaints)
+    try:
+        yield
+    except MovieError as error:
+        if not _damage(complaints) or "truncated" in str(error):    # the reading's own finding, unless the file
+            raise                                                   # is damaged and it did not say so
+    finally:
+        logger.removeHandler(complaints)
+    if _damage(complaints):
+        raise MovieError(f"{path} is truncated or damaged (tifffile: {_damage(complaints)[0]}); "
+                         "copy the complete file again")
+
+
+def _damage(complaints: _Complaints) -> list[str]:
+    """tifffile's damage warnings, without the ``<tifffile.… @offset>`` prefix it gives them."""
+    return [re.sub(r"^<[^>]*>\s*", "", message) for message in complaints.messages
+            if any(sign in message for sign in _DAMAGE_SIGNS)]
+
+
+def _check_complete(path: Path, series, n_frames: int, frame_bytes: int) -> None:
+    """A contiguous series whose file ends before its last frame's data: refused, saying how many frames it holds."""
+    if series.dataoffset is None:
+        return
+    held = max(os.path.getsize(path) - int(series.dataoffset), 0) // frame_bytes
+    if held < n_frames:
+        raise MovieError(f"{path} is truncated: it promises {n_frames} frames but holds the data of {held}; "
+                         "copy the complete file again")
 
 
 @contextmanager
@@ -195,7 +248,7 @@ def _single_series_view(path: Path, tf):
 
 
 def read_info(path: Path) -> MovieInfo:
-    with _tiff(path) as tf:
+    with _refuse_damaged(path), _tiff(path) as tf:
         try:
             if not tf.series:
                 raise MovieError(f"cannot read TIFF movie {path}: it holds no images; check the file is complete and uncorrupted")
@@ -214,6 +267,8 @@ def read_info(path: Path) -> MovieInfo:
             dtype = np.dtype(series.dtype)
             if dtype.kind not in "uif":
                 raise MovieError(f"{path}: pixel type {dtype} is not a real number type; give an integer or float movie")
+            if len(tf.series) == 1:
+                _check_complete(path, series, n, rows * cols * dtype.itemsize)
             rate, source = frame_rate_from_imagej(ij)
             if rate is None:
                 rate, source = frame_rate_from_scanimage(si)

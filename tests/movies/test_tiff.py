@@ -101,6 +101,22 @@ def test_truncated_tiff(tmp_path):
     assert str(path) in str(err.value)
 
 
+@pytest.mark.parametrize("writer", [dict(), dict(imagej=True), dict(metadata=None), dict(compression="zlib")])
+def test_a_tiff_cut_short_is_refused_before_any_frame_is_read(tmp_path, writer):
+    """A recording still being copied: its first page's metadata (tifffile's shape, ImageJ's) still promise every
+    frame, or its page chain points past the end. It once read as 200 frames and failed mid-run on a reshape, or as a
+    single image, or (no metadata) as a shorter movie; it is refused by name when it is opened."""
+    path = tmp_path / "copying.tif"
+    tifffile.imwrite(path, np.random.default_rng(0).integers(0, 4000, (40, 32, 32), dtype=np.uint16), **writer)
+    whole = path.read_bytes()     # two thirds of it: the cut falls in the frames' data, not only in trailing tags
+    path.write_bytes(whole[:len(whole) * 2 // 3])
+    with pytest.raises(MovieError, match="truncated") as err:
+        read_info(path)
+    assert str(path) in str(err.value) and "copy the complete file again" in str(err.value)
+    path.write_bytes(whole)
+    assert read_info(path).n_frames == 40
+
+
 def test_frame_rate_metadata_parsers():
     assert frame_rate_from_imagej({"finterval": 0.1}) == (pytest.approx(10.0), "ImageJ finterval")
     assert frame_rate_from_imagej({"finterval": 50, "tunit": "ms"})[0] == pytest.approx(20.0)
