@@ -51,14 +51,16 @@ def _refuse_damaged(path: Path) -> Iterator[None]:
     logger.addHandler(complaints)
     try:
         yield
-    except MovieError as error:
-        if not _damage(complaints) or "truncated" in str(error):    # the reading's own finding, unless the file
-            raise                                                   # is damaged and it did not say so
+    except _Truncated:
+        raise                           # the reading's own count of what the file holds says more
+    except MovieError:
+        if not _damage(complaints):     # what the reading found, unless the file is damaged
+            raise
     finally:
         logger.removeHandler(complaints)
-    if _damage(complaints):
-        raise MovieError(f"{path} is truncated or damaged (tifffile: {_damage(complaints)[0]}); "
-                         "copy the complete file again")
+    damage = _damage(complaints)
+    if damage:
+        raise MovieError(f"{path} is truncated or damaged (tifffile: {damage[0]}); copy the complete file again")
 
 
 def _damage(complaints: _Complaints) -> list[str]:
@@ -67,13 +69,22 @@ def _damage(complaints: _Complaints) -> list[str]:
             if any(sign in message for sign in _DAMAGE_SIGNS)]
 
 
+class _Truncated(MovieError):
+    """A contiguous series cut short, with the count of the frames its file holds."""
+
+
+def _frames_held(path: Path, series, frame_bytes: int) -> int:
+    """How many whole frames of a contiguous series (``series.dataoffset`` set) the file's bytes hold."""
+    return max(os.path.getsize(path) - int(series.dataoffset), 0) // frame_bytes
+
+
 def _check_complete(path: Path, series, n_frames: int, frame_bytes: int) -> None:
     """A contiguous series whose file ends before its last frame's data: refused, saying how many frames it holds."""
     if series.dataoffset is None:
         return
-    held = max(os.path.getsize(path) - int(series.dataoffset), 0) // frame_bytes
+    held = _frames_held(path, series, frame_bytes)
     if held < n_frames:
-        raise MovieError(f"{path} is truncated: it promises {n_frames} frames but holds the data of {held}; "
+        raise _Truncated(f"{path} is truncated: it promises {n_frames} frames but holds the data of {held}; "
                          "copy the complete file again")
 
 
@@ -297,7 +308,7 @@ def _layout_of(info: MovieInfo, tf) -> RawLayout | None:
     # (ImageJ/Fiji write big-endian by default)
     on_disk = np.dtype(series.dtype).newbyteorder(tf.byteorder)
     rows, cols = info.frame_shape
-    if os.path.getsize(info.path) < series.dataoffset + info.n_frames * rows * cols * on_disk.itemsize:
+    if _frames_held(info.path, series, rows * cols * on_disk.itemsize) < info.n_frames:
         return None
     return RawLayout(path=info.path, dtype=on_disk, offset=int(series.dataoffset))
 
