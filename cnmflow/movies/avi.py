@@ -1,5 +1,9 @@
 """AVI movies, decoded with PyAV and converted to grayscale (luma).
 
+A video of more than 8 bits per sample (16-bit grayscale FFV1, a 12-bit camera's counts) is read as
+uint16: its grayscale samples as stored, other formats as 16-bit luma. Converted to 8-bit luma it lost
+its low bits (a 12-bit movie kept 16 grey levels) and was analysed as a plausible-looking uint8 movie.
+
 The frame count is what actually decodes (AVI index entries can be empty), and the frame
 rate is measured from the decoded frames' timestamps when they are evenly spaced (the
 container's nominal rate counts the empty entries too), else the container rate.
@@ -12,6 +16,7 @@ Inscopix writes them, need no note).
 
 from __future__ import annotations
 
+import re
 from fractions import Fraction
 from contextlib import contextmanager
 from pathlib import Path
@@ -90,14 +95,25 @@ def _rate_from_pts(pts: list[int], time_base: Fraction | None) -> float | None:
     return float(1 / (step * Fraction(time_base)))
 
 
+#: integer grayscale formats of 9 to 16 bits, which PyAV gives as their stored uint16 samples
+_DEEP_GRAY = re.compile(r"gray(9|1[0-6])(le|be)")
+
+
+def _dtype_of(frame) -> np.dtype:
+    """uint16 for a video of more than 8 bits per sample (its depth would be lost in 8 bits), else uint8."""
+    deep = max((int(component.bits) for component in frame.format.components), default=8) > 8
+    return np.dtype(np.uint16 if deep else np.uint8)
+
+
 def read_info(path: Path) -> MovieInfo:
     with _container(path) as container:
         stream = container.streams.video[0]
-        n, shape, pts, time_base = 0, None, [], None
+        n, shape, pts, time_base, dtype = 0, None, [], None, np.dtype(np.uint8)
         for frame in _decoded_frames(path, container):
             if shape is None:
                 shape = (int(frame.height), int(frame.width))
                 time_base = frame.time_base or stream.time_base
+                dtype = _dtype_of(frame)
             if pts is not None:
                 if frame.pts is None:
                     pts = None
@@ -113,12 +129,17 @@ def read_info(path: Path) -> MovieInfo:
             nominal = stream.average_rate or stream.guessed_rate or stream.base_rate
             rate = float(nominal) if nominal else None
             source = "avi container" if rate else None
-    return MovieInfo(path=path, kind="avi", n_frames=n, frame_shape=shape, dtype=np.dtype(np.uint8),
+    return MovieInfo(path=path, kind="avi", n_frames=n, frame_shape=shape, dtype=dtype,
                      frame_rate=rate, frame_rate_source=source, notes=(note,) if note else ())
 
 
-def _gray(frame) -> np.ndarray:
-    return frame.to_ndarray(format="gray")
+def _gray(frame, dtype: np.dtype) -> np.ndarray:
+    """The frame as grayscale in ``dtype``: a deep grayscale frame's stored samples, else luma."""
+    if dtype == np.uint8:
+        return frame.to_ndarray(format="gray")
+    if _DEEP_GRAY.fullmatch(frame.format.name):
+        return frame.to_ndarray()
+    return frame.to_ndarray(format="gray16le")
 
 
 def iter_chunks(info: MovieInfo, *, chunk_frames: int, start: int = 0, stop: int | None = None
@@ -135,7 +156,7 @@ def iter_chunks(info: MovieInfo, *, chunk_frames: int, start: int = 0, stop: int
         for index, frame in enumerate(_decoded_frames(info.path, container)):
             if index < start:
                 continue
-            image = _gray(frame)
+            image = _gray(frame, info.dtype)
             if image.shape != (rows, cols):
                 raise MovieError(f"{info.path}: frame {index} is {image.shape}, expected {(rows, cols)}; "
                                  "frame size changes inside the video")

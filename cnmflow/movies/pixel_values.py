@@ -1,7 +1,7 @@
 """Refuse float movies whose pixels the engine cannot use: NaN, ±inf, or values so large that
 float32 arithmetic overflows.
 
-Integer movies (uint8 avi, uint16 tif/isxd) cannot hold such values, so only float movies are
+Integer movies (uint8/uint16 avi, integer tif/isxd) cannot hold such values, so only float movies are
 read, in chunks of bounded size. Without this check a single NaN or inf pixel makes the
 extraction find 0 components (and advise lowering min_corr / min_pnr) or fail deep inside the
 patch fits. The scan is remembered per (file, size, modification time) for the life of the

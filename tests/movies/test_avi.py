@@ -41,6 +41,49 @@ def test_written_avi_roundtrip(tmp_path):
     np.testing.assert_array_equal(np.concatenate([b for _, b in blocks]), data.astype(np.float32))
 
 
+
+def _write_deep_avi(path, data: np.ndarray, *, codec: str, pix_fmt: str) -> None:
+    """An AVI of uint16 frames stored in ``pix_fmt`` (more than 8 bits per sample)."""
+    with av.open(str(path), "w") as container:
+        stream = container.add_stream(codec, rate=20)
+        stream.height, stream.width = data.shape[1:]
+        stream.pix_fmt = pix_fmt
+        for frame in data:
+            for packet in stream.encode(av.VideoFrame.from_ndarray(np.ascontiguousarray(frame), format="gray16le")):
+                container.mux(packet)
+        for packet in stream.encode():
+            container.mux(packet)
+
+
+@pytest.mark.parametrize("codec, pix_fmt", [("ffv1", "gray16le"), ("png", "gray16be")])
+def test_16_bit_grayscale_avi_keeps_its_values(tmp_path, codec, pix_fmt):
+    """A 12-bit camera's counts in a 16-bit grayscale AVI were read as 8-bit luma (value // 256: 0..15 here),
+    a plausible uint8 movie of 16 grey levels; they are read as stored, in uint16."""
+    from cnmflow.movies import validate_series
+    from cnmflow.movies.concat import work_dtype
+
+    data = np.random.default_rng(5).integers(100, 4096, (12, 8, 10), dtype=np.uint16)
+    path = tmp_path / "deep.avi"
+    _write_deep_avi(path, data, codec=codec, pix_fmt=pix_fmt)
+    info = read_info(path)
+    assert info.dtype == np.uint16 and (info.n_frames, info.frame_shape) == (12, (8, 10))
+    np.testing.assert_array_equal(read_frames(info, 0, 12), data.astype(np.float32))
+    np.testing.assert_array_equal(np.concatenate([b for _, b in iter_chunks(info, chunk_frames=5)]),
+                                  data.astype(np.float32))
+    assert work_dtype(validate_series([path])) == np.uint16  # the series' work copy keeps the counts
+
+
+def test_10_bit_colour_avi_is_read_as_16_bit_luma(tmp_path):
+    """A video of more than 8 bits per sample that is not grayscale keeps its depth as 16-bit luma."""
+    data = np.random.default_rng(6).integers(1000, 60000, (6, 8, 10), dtype=np.uint16)
+    path = tmp_path / "deep_yuv.avi"
+    _write_deep_avi(path, data, codec="ffv1", pix_fmt="yuv444p10le")
+    info = read_info(path)
+    assert info.dtype == np.uint16
+    frames = read_frames(info, 0, 6)
+    assert np.abs(frames - data).max() < 0.01 * 65535  # 16-bit luma, not value // 256
+
+
 def test_corrupt_avi(tmp_path):
     path = tmp_path / "bad.avi"
     path.write_bytes(b"RIFF" + bytes(100))
