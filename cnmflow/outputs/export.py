@@ -220,7 +220,8 @@ def _write_all(result: ExtractionResult, folder: Path, *, evaluate: bool, timing
     notes: list[str] = []
     if estimates.K == 0:
         notes.append("no cells were found: the cell sets hold 0 cells and no event sets are written "
-                     "(isx cannot write an event set without cells); lower min_corr / min_pnr to find more")
+                     "(isx cannot write an event set without cells); "
+                     + (BLANK_MOVIE_ADVICE if _blank(estimates.sn) else NO_CELLS_ADVICE))
     # the note that gSig is far below the cells' size, once per run: before the fit where validation read the movie
     wide = None if result.inputs.size_note else gsig_note(estimates, float(result.inputs.resolved.params.gSig))
     if wide:
@@ -394,6 +395,19 @@ class _PreviewAttempt:
         return not problem
 
 
+#: what finding no cells asks of the user: a movie that changes, and one in which no pixel does (a file allocated
+#: and never written, an export of one still frame), where no threshold finds anything and lowering them would send
+#: the user searching
+NO_CELLS_ADVICE = "lower min_corr / min_pnr to find more"
+BLANK_MOVIE_ADVICE = ("the movie does not change over time (every pixel keeps one value in every frame): a blank or "
+                      "never-written recording; check the file against the acquisition")
+
+
+def _blank(noise_sd: np.ndarray) -> bool:
+    """Whether no pixel of the movie changes over time (``noise_sd``: the per-pixel noise, ``Estimates.sn``)."""
+    return bool(noise_sd.size) and not np.any(noise_sd > 0)
+
+
 def _initialization_previews(result: ExtractionResult, folder: Path, traces: dict[str, dict], statuses: list[str],
                              attempt: _PreviewAttempt) -> None:
     """The seed's initialization images, or the no-cells picture."""
@@ -402,7 +416,8 @@ def _initialization_previews(result: ExtractionResult, folder: Path, traces: dic
         attempt(None, initialization_images, folder / INITIALIZATION_STEM, pnr=estimates.pnr,
                 correlation=estimates.Cn)
     if estimates.K == 0:
-        attempt(None, no_cells_image, folder / NO_CELLS_STEM, message="No cells found: lower min_corr / min_pnr")
+        reason = "the movie does not change over time" if _blank(estimates.sn) else "lower min_corr / min_pnr"
+        attempt(None, no_cells_image, folder / NO_CELLS_STEM, message=f"No cells found: {reason}")
 
 
 def _cell_previews(result: ExtractionResult, folder: Path, traces: dict[str, dict], statuses: list[str],
