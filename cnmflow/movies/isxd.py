@@ -23,7 +23,7 @@ from cnmflow.errors import MovieError
 from cnmflow.isx_timing import IsxdSpacing, IsxdTiming
 from cnmflow.isx_package import isx_package
 from cnmflow.movies.info import MovieInfo, RawLayout, check_chunk, check_range, read_raw
-from cnmflow.movies.native_stderr import captured_stderr, with_detail
+from cnmflow.movies.native_output import captured_native, with_detail
 
 #: What :mod:`cnmflow.movies.read` registers this reader under (see ``MovieReader``).
 KIND = "isxd"
@@ -72,7 +72,7 @@ def _not_a_movie(path: Path, what: str) -> MovieError:
 
 def _open(path: Path):
     isx = isx_package(needed_for="reading .isxd files")
-    with captured_stderr() as native:
+    with captured_native() as native:
         try:
             return isx.Movie.read(str(path))
         except Exception as exc:  # isx raises bare Exception
@@ -163,7 +163,7 @@ def read_info(path: Path) -> MovieInfo:
 def _read(movie, info: MovieInfo, start: int, stop: int) -> np.ndarray:
     out = np.empty((stop - start, *info.frame_shape), dtype=np.float32)
     failed: tuple[int, Exception] | None = None
-    with captured_stderr() as native:
+    with captured_native() as native:
         for k, i in enumerate(range(start, stop)):
             try:
                 out[k] = movie.get_frame_data(i)
