@@ -39,7 +39,8 @@ def _container(path: Path):
     try:
         container = av.open(str(path), mode="r")
     except Exception as exc:
-        raise MovieError(f"cannot open AVI movie {path}: {exc}; check the file is a complete, uncorrupted video") from None
+        raise MovieError(f"cannot open AVI movie {path}: {exc}; "
+                         "check the file is a complete, uncorrupted video") from None
     try:
         if not container.streams.video:
             raise MovieError(f"{path} has no video stream; give a movie file")
@@ -114,6 +115,8 @@ def read_info(path: Path) -> MovieInfo:
                 shape = (int(frame.height), int(frame.width))
                 time_base = frame.time_base or stream.time_base
                 dtype = _dtype_of(frame)
+            elif (int(frame.height), int(frame.width)) != shape:   # every frame is decoded here: refuse it now
+                raise _size_changes(path, n, (int(frame.height), int(frame.width)), shape)
             if pts is not None:
                 if frame.pts is None:
                     pts = None
@@ -131,6 +134,12 @@ def read_info(path: Path) -> MovieInfo:
             source = "avi container" if rate else None
     return MovieInfo(path=path, kind="avi", n_frames=n, frame_shape=shape, dtype=dtype,
                      frame_rate=rate, frame_rate_source=source, notes=(note,) if note else ())
+
+
+def _size_changes(path: Path, index: int, shape: tuple[int, ...], expected: tuple[int, int]) -> MovieError:
+    """The refusal of a video whose frame size changes (a movie needs one frame size)."""
+    return MovieError(f"{path}: frame {index} is {tuple(shape)}, expected {expected}; frame size changes inside "
+                      "the video (re-export it at one size)")
 
 
 def _gray(frame, dtype: np.dtype) -> np.ndarray:
@@ -158,8 +167,7 @@ def iter_chunks(info: MovieInfo, *, chunk_frames: int, start: int = 0, stop: int
                 continue
             image = _gray(frame, info.dtype)
             if image.shape != (rows, cols):
-                raise MovieError(f"{info.path}: frame {index} is {image.shape}, expected {(rows, cols)}; "
-                                 "frame size changes inside the video")
+                raise _size_changes(info.path, index, image.shape, (rows, cols))
             block[filled] = image
             filled += 1
             if filled == block.shape[0]:

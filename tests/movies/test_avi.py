@@ -1,3 +1,5 @@
+from fractions import Fraction
+
 import av
 import numpy as np
 import pytest
@@ -82,6 +84,32 @@ def test_10_bit_colour_avi_is_read_as_16_bit_luma(tmp_path):
     assert info.dtype == np.uint16
     frames = read_frames(info, 0, 6)
     assert np.abs(frames - data).max() < 0.01 * 65535  # 16-bit luma, not value // 256
+
+
+def test_an_avi_whose_frame_size_changes_is_refused_when_opened(tmp_path):
+    """Every frame is decoded to count them, so a size change anywhere in the video is refused then, before any
+    compute; found only when the frames were read, it failed a run late, past validation's sample of frames."""
+    path = tmp_path / "resized.avi"
+    frames = (np.random.default_rng(0).random((60, 48, 32)) * 100 + 100).astype(np.uint8)
+    with av.open(str(path), "w") as container:
+        stream = container.add_stream("mjpeg", rate=20)
+        stream.height, stream.width, stream.pix_fmt = 32, 32, "yuvj420p"
+        wider = av.CodecContext.create("mjpeg", "w")
+        wider.height, wider.width, wider.pix_fmt = 48, 32, "yuvj420p"
+        wider.time_base, wider.framerate = Fraction(1, 20), 20
+        for i, frame in enumerate(frames):
+            image = av.VideoFrame.from_ndarray(np.ascontiguousarray(frame[:32] if i < 50 else frame), format="gray")
+            image.pts = i
+            if i < 50:
+                container.mux(stream.encode(image))
+                continue
+            for packet in wider.encode(image.reformat(format="yuvj420p")):
+                packet.stream, packet.pts, packet.dts = stream, i, i
+                container.mux(packet)
+        container.mux(stream.encode())
+    with pytest.raises(MovieError, match="frame 50 is \\(48, 32\\), expected \\(32, 32\\); frame size changes") as err:
+        read_info(path)
+    assert str(path) in str(err.value)
 
 
 def test_corrupt_avi(tmp_path):
