@@ -124,9 +124,12 @@ def _after_patches(movie, results: list[PatchResult], A: sp.csc_matrix, C_low: n
     estimates = _judged(movie, results, traces, model, settings, chunk_frames)
     timings["quality"] = time.perf_counter() - started
     groups = _weak_pair_groups(estimates, settings.quality)
-    if groups:
+    settled = _settled_pair_groups(estimates, settings.quality, merge_thr=settings.merging.merge_thr)
+    if groups or settled:
         started = time.perf_counter()
-        estimates = _weak_pairs_merged(movie, results, A, C_low, background, groups, settings, chunk_frames)
+        merge = functools.partial(_weak_pairs_merged, movie, results, A, C_low, background, settings=settings,
+                                  chunk_frames=chunk_frames)
+        estimates = _settled_merges_kept(merge, groups, settled, fallback=estimates)
         timings["weak_pairs"] = time.perf_counter() - started
     if settings.quality.typical_size:
         estimates = _accepted_typical_sized(estimates)
@@ -153,15 +156,51 @@ def _weak_pair_groups(estimates: Estimates, section: QualitySection) -> list[np.
     judge (``in_focus.unjudged_soma_pairs``: no ratio to choose a member by, h20edge;
     benchmarks/findings/footprint_fidelity.md), both from one measurement (``in_focus.soma_pairs_to_merge``). A member
     the test rejected is left to it."""
-    if section.focus_thr <= 0 or estimates.K < 2 or estimates.W.shape[0] == 0:
+    if not _pairs_judged(estimates, section):
         return []
     pairs = soma_pairs_to_merge(estimates.A, estimates.C, estimates.dims, gsig=section.gSig, tsub=section.tsub,
                                 among=estimates.accepted, unjudged=bool(np.isfinite(estimates.focus_ratio).any()))
     return connected_groups(pairs, estimates.K)
 
 
+def _settled_pair_groups(estimates: Estimates, section: QualitySection, *, merge_thr: float) -> list[np.ndarray]:
+    """1P with the focus test on: the accepted components the merge step's own rule joins (``merging_pairs``: a shared
+    pixel, traces correlating over ``merge_thr``) read on their settled traces, in groups. The merge step read the
+    patches' traces; a neuron split in two there, or a fragment left on its flank, follows it only once the traces
+    are solved on the whole field (j25, benchmarks/findings/footprint_fidelity.md)."""
+    if not _pairs_judged(estimates, section):
+        return []
+    accepted = estimates.accepted
+    joined = merging_pairs(estimates.A[:, accepted], estimates.C[accepted], merge_thr)
+    pairs = [(int(accepted[j]), int(accepted[k])) for j, k in zip(*np.nonzero(np.triu(joined, 1)))]
+    return connected_groups(pairs, estimates.K)
+
+
+def _pairs_judged(estimates: Estimates, section: QualitySection) -> bool:
+    """Whether pairs among the accepted components are looked for: 1P (a ring background), the focus test on."""
+    return section.focus_thr > 0 and estimates.K >= 2 and estimates.W.shape[0] > 0
+
+
+def _settled_merges_kept(merge: Callable[[list[np.ndarray]], Estimates], groups: list[np.ndarray],
+                         settled: list[np.ndarray], *, fallback: Estimates) -> Estimates:
+    """The fit with ``groups`` and ``settled`` merged (``merge``), less each settled group whose merged component
+    the focus test then rejects: one soma split in two merges into one soma, but a cell and a mixture carrying its
+    light merge into a blob over two cells, and the test rejecting it would lose both (j25). A settled group
+    overlapping a weak one is left out. ``fallback``: the fit unmerged, when nothing is left to merge."""
+    weak = set(np.concatenate(groups).tolist()) if groups else set()
+    settled = [group for group in settled if weak.isdisjoint(group.tolist())]
+    while groups or settled:
+        merged = merge(groups + settled)
+        first_settled = merged.K - len(settled)           # merged components are appended in group order
+        undone = {i for i in range(len(settled)) if first_settled + i in set(merged.idx_components_bad.tolist())}
+        if not undone:
+            return merged
+        settled = [group for i, group in enumerate(settled) if i not in undone]
+    return fallback
+
+
 def _weak_pairs_merged(movie, results: list[PatchResult], A: sp.csc_matrix, C_low: np.ndarray,
-                       background: LowRankBackground | None, groups: list[np.ndarray], settings: EngineSettings,
+                       background: LowRankBackground | None, groups: list[np.ndarray], *, settings: EngineSettings,
                        chunk_frames: int) -> Estimates:
     """The fit again with each group merged where the merge step merges (the update rounds keep every component in
     place, so a final index is a merged component's index): background, traces, quality and focus test solved from

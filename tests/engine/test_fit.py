@@ -257,6 +257,72 @@ def test_a_weak_pair_on_one_soma_is_merged_and_the_fit_judged_again(tiny, monkey
 
 
 
+def test_accepted_components_the_merge_rule_joins_on_their_settled_traces_are_merged(tiny, monkeypatch):
+    """The merge step's own rule (a shared pixel, traces correlating over merge_thr) is read once more on the accepted
+    components' settled traces: a neuron split in two at the merge step, or a fragment left on its flank, follows it
+    only once the traces are solved on the whole field. Such a pair is merged as a weak pair is, and the fit solved
+    again around one component spanning both; the rule is asked with the run's merge_thr, among the accepted."""
+    from cnmflow.engine import fitting
+
+    plain = fit(tiny.movie, _params(rf=None, merge_thr=0.75))
+    accepted = np.setdiff1d(np.arange(plain.K), plain.idx_components_bad)
+    centres = _centroids(plain.footprints()[accepted])
+    gaps = np.linalg.norm(centres[:, None] - centres[None], axis=2) + np.eye(len(accepted)) * 1e9
+    j, k = np.unravel_index(np.argmin(gaps), gaps.shape)
+    asked = []
+
+    def settled_pair(A, C, merge_thr):
+        asked.append((A.shape[1], C.shape[0], merge_thr))
+        linked = np.zeros((C.shape[0], C.shape[0]), bool)
+        linked[j, k] = linked[k, j] = len(asked) == 1    # the pair on the first reading only
+        return linked
+
+    monkeypatch.setattr(fitting, "merging_pairs", settled_pair)
+    merged = fit(tiny.movie, _params(rf=None, merge_thr=0.75))
+    assert asked[0] == (len(accepted), len(accepted), 0.75)
+    assert merged.K == plain.K - 1 and "weak_pairs" in merged.timings
+    footprints = merged.footprints().reshape(merged.K, -1)
+    members = plain.footprints().reshape(plain.K, -1)[[accepted[j], accepted[k]]]
+    cover = (footprints > 0).astype(float) @ (members > 0).T.astype(float) / (members > 0).sum(axis=1)
+    assert np.any((cover >= 0.9).all(axis=1)), cover
+
+
+def test_a_settled_pair_whose_merge_the_focus_test_rejects_is_left_unmerged(sim80, one_patch, monkeypatch):
+    """Two sources whose settled traces follow each other are not always one soma: a cell and a mixture carrying its
+    light merge into a blob over two cells, which the focus test rejects — and both would be lost. Such a merge is
+    undone and the fit stands as it was; a settled pair whose merge the test accepts is kept merged."""
+    from cnmflow.engine import fitting
+    from cnmflow.engine.in_focus import FocusTest
+
+    plain, _ = one_patch
+    accepted = plain.accepted
+    centres = _centroids(plain.footprints()[accepted])
+    gaps = np.linalg.norm(centres[:, None] - centres[None], axis=2) + np.eye(len(accepted)) * 1e9
+    j, k = np.unravel_index(np.argmin(gaps), gaps.shape)
+
+    def settled_pair(A, C, merge_thr):
+        linked = np.zeros((C.shape[0], C.shape[0]), bool)
+        linked[j, k] = linked[k, j] = True
+        return linked
+
+    test = fitting.out_of_focus
+
+    def rejecting_the_merge(movie, A, C, dims, **kw):
+        result = test(movie, A, C, dims, **kw)
+        if A.shape[1] < plain.K:                   # the merged fit: its last component is the pair's merge
+            return FocusTest(ratio=result.ratio, rejected=np.union1d(result.rejected, [A.shape[1] - 1]))
+        return result
+
+    monkeypatch.setattr(fitting, "merging_pairs", settled_pair)
+    merged = fit(sim80.movie, _params(rf=None))
+    assert merged.K == plain.K - 1 and merged.K - 1 in merged.accepted
+    monkeypatch.setattr(fitting, "out_of_focus", rejecting_the_merge)
+    kept = fit(sim80.movie, _params(rf=None))
+    assert kept.K == plain.K and np.array_equal(kept.idx_components_bad, plain.idx_components_bad)
+    np.testing.assert_array_equal(kept.A.toarray(), plain.A.toarray())
+    np.testing.assert_array_equal(kept.C, plain.C)
+
+
 def test_a_strong_pair_with_an_unjudged_member_is_merged_and_the_fit_judged_again(sim80, one_patch, tiny,
                                                                                     monkeypatch):
     """A pair on one soma the focus test cannot resolve because a member lies at the field's edge (no focus ratio,
