@@ -192,7 +192,8 @@ def _settled_merges_kept(merge: Callable[[list[np.ndarray]], Estimates], groups:
     while groups or settled:
         merged = merge(groups + settled)
         first_settled = merged.K - len(settled)           # merged components are appended in group order
-        undone = {i for i in range(len(settled)) if first_settled + i in set(merged.idx_components_bad.tolist())}
+        rejected = set(np.asarray(merged.idx_components_bad, dtype=int).tolist())
+        undone = {i for i in range(len(settled)) if first_settled + i in rejected}
         if not undone:
             return merged
         settled = [group for i, group in enumerate(settled) if i not in undone]
