@@ -111,12 +111,13 @@ def read_info(path: Path) -> MovieInfo:
         stream = container.streams.video[0]
         n, shape, pts, time_base, dtype = 0, None, [], None, np.dtype(np.uint8)
         for frame in _decoded_frames(path, container):
+            size = (int(frame.height), int(frame.width))
             if shape is None:
-                shape = (int(frame.height), int(frame.width))
+                shape = size
                 time_base = frame.time_base or stream.time_base
                 dtype = _dtype_of(frame)
-            elif (int(frame.height), int(frame.width)) != shape:   # every frame is decoded here: refuse it now
-                raise _size_changes(path, n, (int(frame.height), int(frame.width)), shape)
+            elif size != shape:             # every frame is decoded here: refuse it now
+                raise _size_changes(path, n, size, shape)
             if pts is not None:
                 if frame.pts is None:
                     pts = None

@@ -220,8 +220,7 @@ def _write_all(result: ExtractionResult, folder: Path, *, evaluate: bool, timing
     notes: list[str] = []
     if estimates.K == 0:
         notes.append("no cells were found: the cell sets hold 0 cells and no event sets are written "
-                     "(isx cannot write an event set without cells); "
-                     + (BLANK_MOVIE_ADVICE if _blank(estimates.sn) else NO_CELLS_ADVICE))
+                     f"(isx cannot write an event set without cells); {_no_cells_advice(estimates.sn).note}")
     # the note that gSig is far below the cells' size, once per run: before the fit where validation read the movie
     wide = None if result.inputs.size_note else gsig_note(estimates, float(result.inputs.resolved.params.gSig))
     if wide:
@@ -395,17 +394,26 @@ class _PreviewAttempt:
         return not problem
 
 
-#: what finding no cells asks of the user: a movie that changes, and one in which no pixel does (a file allocated
-#: and never written, an export of one still frame), where no threshold finds anything and lowering them would send
-#: the user searching
-NO_CELLS_ADVICE = "lower min_corr / min_pnr to find more"
-BLANK_MOVIE_ADVICE = ("the movie does not change over time (every pixel keeps one value in every frame): a blank or "
-                      "never-written recording; check the file against the acquisition")
+@dataclass(frozen=True)
+class _NoCellsAdvice:
+    """What finding no cells asks of the user, in the run's notes and, shorter, on the no-cells figure."""
+
+    note: str
+    figure: str
 
 
-def _blank(noise_sd: np.ndarray) -> bool:
-    """Whether no pixel of the movie changes over time (``noise_sd``: the per-pixel noise, ``Estimates.sn``)."""
-    return bool(noise_sd.size) and not np.any(noise_sd > 0)
+#: a movie that changes: lower the thresholds; one in which no pixel does (a file allocated and never written, an
+#: export of one still frame), where no threshold finds anything and lowering them would send the user searching
+_LOWER_THRESHOLDS = _NoCellsAdvice(note="lower min_corr / min_pnr to find more", figure="lower min_corr / min_pnr")
+_BLANK_MOVIE = _NoCellsAdvice(note="the movie does not change over time (every pixel keeps one value in every frame): "
+                                   "a blank or never-written recording; check the file against the acquisition",
+                              figure="the movie does not change over time")
+
+
+def _no_cells_advice(noise_sd: np.ndarray) -> _NoCellsAdvice:
+    """The advice for a fit that found no cells (``noise_sd``: the per-pixel noise, ``Estimates.sn``)."""
+    blank = bool(noise_sd.size) and not np.any(noise_sd > 0)
+    return _BLANK_MOVIE if blank else _LOWER_THRESHOLDS
 
 
 def _initialization_previews(result: ExtractionResult, folder: Path, traces: dict[str, dict], statuses: list[str],
@@ -416,8 +424,8 @@ def _initialization_previews(result: ExtractionResult, folder: Path, traces: dic
         attempt(None, initialization_images, folder / INITIALIZATION_STEM, pnr=estimates.pnr,
                 correlation=estimates.Cn)
     if estimates.K == 0:
-        reason = "the movie does not change over time" if _blank(estimates.sn) else "lower min_corr / min_pnr"
-        attempt(None, no_cells_image, folder / NO_CELLS_STEM, message=f"No cells found: {reason}")
+        attempt(None, no_cells_image, folder / NO_CELLS_STEM,
+                message=f"No cells found: {_no_cells_advice(estimates.sn).figure}")
 
 
 def _cell_previews(result: ExtractionResult, folder: Path, traces: dict[str, dict], statuses: list[str],
