@@ -46,10 +46,11 @@ def suggest(movies: Sequence[str | Path], figure: str | Path, request: RunReques
     lines = [f"Suggested from {est.n_frames_used} frames (after tsub={params.tsub}) in {seconds:.1f} s:"]
     names = ("gSig", "gSiz", "min_corr", "min_pnr") if fixed is None else ("min_corr", "min_pnr")
     lines += [f"  {name:<8} {reasons[name]}" for name in names]
-    wide = est.given_gsig_note()  # a gSig set far below the cells' radius read here
-    lines += [f"Note: {wide}"] if wide else []
+    # a gSig set far below the cells' radius read here; an estimate resting on few visible cells
+    notes = [note for note in (est.given_gsig_note(), est.few_cells_note()) if note]
+    lines += [f"Note: {note}" for note in notes]
     lines.append(f"Figure: {path}")
     lines.append("Use: --set " + " --set ".join(f"{n}={v:g}" for n, v in est.values().items() if n in names))
     values = {name: getattr(est, name) for name in names}
     return {"values": values, "reasons": {n: reasons[n] for n in names}, "text": "\n".join(lines),
-            "figure": str(path), "seconds": seconds, "notes": [wide] if wide else []}
+            "figure": str(path), "seconds": seconds, "notes": notes}

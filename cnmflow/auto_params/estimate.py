@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import math
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Callable, Sequence, TypeVar
 
 import numpy as np
@@ -78,6 +78,19 @@ class AutoEstimate:
         if self.gsig_choice is not None or radius is None:
             return None
         return radius_note(self.gSig, radius)
+
+    def few_cells_note(self) -> str | None:
+        """Where gSig was estimated on a movie whose projection shows fewer than MIN_BLOBS cells: a note that the
+        values are a guess, since the radius is then a median of a few blobs and gSig falls back to it; None
+        otherwise. On held-out movies this faint auto's F1@0.5 fell 0.16–0.32 below the best of a grid of settings
+        on two of four, where elsewhere it lay within 0.1 (benchmarks/findings/auto_params.md, session 26)."""
+        n = self.radius.n_visible
+        if self.gsig_choice is None or n >= MIN_BLOBS:
+            return None
+        return (f"auto's values rest on {n} cell(s) that stand out of the movie's noise (fewer than {MIN_BLOBS}): "
+                f"the radius is read on few blobs and gSig falls back to it, and on faint movies such values were "
+                f"often far from the best settings — check the figure of `cnmflow suggest`, or compare settings "
+                f"with `cnmflow sweep`")
 
     def seed_classes(self) -> dict[str, np.ndarray]:
         """Masks over ``seeds`` of the distinct ones (above both cuts) by shape: "cell" (round, half-max radius
@@ -305,4 +318,6 @@ def resolve_auto(series, resolved: "ResolvedParams") -> tuple["ResolvedParams", 
         values["gSiz"] = est.gSiz
         notes.append(f"gSiz = auto: {reasons['gSiz']}")
     note = f"'auto' estimated from {est.n_frames_used} frames: " + "; ".join(notes)
-    return resolved.with_values(values, source="auto", note=note), est
+    resolved = resolved.with_values(values, source="auto", note=note)
+    few = est.few_cells_note()
+    return (replace(resolved, notes=resolved.notes + (few,)) if few else resolved), est
