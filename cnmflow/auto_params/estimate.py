@@ -87,10 +87,11 @@ class AutoEstimate:
         n = self.radius.n_visible
         if self.gsig_choice is None or n >= MIN_BLOBS:
             return None
-        return (f"auto's values rest on {n} cell(s) that stand out of the movie's noise (fewer than {MIN_BLOBS}): "
-                f"the radius is read on few blobs and gSig falls back to it, and on faint movies such values were "
-                f"often far from the best settings — check the figure of `cnmflow suggest`, or compare settings "
-                f"with `cnmflow sweep`")
+        standing = "no cell stands" if n == 0 else f"only {n} cell{'s' if n > 1 else ''} stand{'' if n > 1 else 's'}"
+        return (f"auto's values are uncertain: {standing} out of the movie's noise (fewer than {MIN_BLOBS}), so the "
+                f"radius is read on few blobs and gSig falls back to it; on faint movies such values were often far "
+                f"from the best settings — check the figure of `cnmflow suggest`, or compare settings with "
+                f"`cnmflow sweep`")
 
     def seed_classes(self) -> dict[str, np.ndarray]:
         """Masks over ``seeds`` of the distinct ones (above both cuts) by shape: "cell" (round, half-max radius
