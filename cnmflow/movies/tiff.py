@@ -233,6 +233,32 @@ def _frame_layout(path: Path, series, ij: dict | None) -> int:
     return int(n)
 
 
+#: compressions whose decoded pixels are not the ones recorded (blocks, rings, lost faint signal)
+_LOSSY = {"OJPEG", "JPEG", "JPEG_99", "ALT_JPEG", "JPEG_LOSSY", "JPEG_2000_LOSSY"}
+
+
+def _codec_notes(path: Path, page) -> tuple[str, ...]:
+    """Refuse, when the file is opened, a compression or predictor this installation cannot decode: tifffile reads
+    such a file's metadata and fails only on its first frame, after validation said it was fine (LZW, JPEG, zstd,
+    the floating-point predictor need the optional ``imagecodecs`` package). A lossy compression is noted."""
+    from tifffile import TIFF  # noqa: PLC0415
+
+    for table, code, what in ((TIFF.DECOMPRESSORS, page.compression, "compressed with"),
+                              (TIFF.UNPREDICTORS, page.predictor, "stored with the predictor")):
+        try:
+            table[code]
+        except KeyError:
+            raise MovieError(f"{path} is {what} {getattr(code, 'name', code)}, which this installation cannot "
+                             "decode; install the imagecodecs package (pip install imagecodecs) or save the movie "
+                             "uncompressed (Fiji: File > Save As > Tiff...)") from None
+    name = getattr(page.compression, "name", str(page.compression))
+    if name in _LOSSY:
+        return (f"{path} is compressed with lossy {name}: its pixels are not the recorded ones, and compression "
+                "artefacts can hide faint cells or add false ones; analyse the uncompressed original where there is "
+                "one",)
+    return ()
+
+
 class _PagesSeries:
     """Several series of single frames (e.g. a stack written block by block): all pages, in order."""
 
@@ -274,6 +300,7 @@ def read_info(path: Path) -> MovieInfo:
                     "give a single-channel movie"
                 )
             n = _frame_layout(path, series, ij)
+            notes = _codec_notes(path, tf.pages.first)
             rows, cols = (int(series.shape[series.axes.index(a)]) for a in "YX")
             dtype = np.dtype(series.dtype)
             if dtype.kind not in "uif":
@@ -289,7 +316,7 @@ def read_info(path: Path) -> MovieInfo:
         except Exception as exc:
             raise MovieError(f"cannot read TIFF movie {path}: {exc}; check the file is a complete, uncorrupted TIFF") from None
     return MovieInfo(path=path, kind="tiff", n_frames=n, frame_shape=(rows, cols), dtype=dtype,
-                     frame_rate=rate, frame_rate_source=source, pixel_size_um=pixel)
+                     frame_rate=rate, frame_rate_source=source, pixel_size_um=pixel, notes=notes)
 
 
 def raw_layout(info: MovieInfo) -> RawLayout | None:

@@ -1,9 +1,11 @@
+import importlib.util
+
 import numpy as np
 import pytest
 import tifffile
 
 from cnmflow.errors import MovieError
-from cnmflow.movies import iter_chunks, read_frames, read_info
+from cnmflow.movies import iter_chunks, read_frames, read_info, validate_series
 from cnmflow.movies.tiff import frame_rate_from_imagej, frame_rate_from_scanimage
 
 from .conftest import movie_data, sample
@@ -151,3 +153,45 @@ def test_contiguous_blocks_are_refused_as_4d(tmp_path):
             tw.write(movie_data(12)[first:first + 4], photometric="minisblack", contiguous=True)
     with pytest.raises(MovieError, match=r"4-D TIFF of shape \(3, 4, 6, 5\)"):
         read_info(path)
+
+
+def _retag(path, tag: str, value: int) -> None:
+    """Set a SHORT tag of every page in place (how a file written elsewhere with another codec looks here)."""
+    with tifffile.TiffFile(path) as tf:
+        offsets = [page.tags[tag].valueoffset for page in tf.pages]
+    data = bytearray(path.read_bytes())
+    for offset in offsets:
+        data[offset:offset + 2] = value.to_bytes(2, "little")
+    path.write_bytes(bytes(data))
+
+
+def _pages(path, data, **kwargs):
+    with tifffile.TiffWriter(path) as tw:
+        for frame in data:
+            tw.write(frame, photometric="minisblack", contiguous=False, **kwargs)
+    return path
+
+
+@pytest.mark.skipif(importlib.util.find_spec("imagecodecs") is not None, reason="imagecodecs decodes these")
+@pytest.mark.parametrize("tag, value, words", [("Compression", 5, "compressed with LZW"),
+                                                ("Compression", 7, "compressed with JPEG"),
+                                                ("Predictor", 3, "predictor FLOATINGPOINT")])
+def test_a_codec_this_installation_lacks_is_refused_when_the_file_is_opened(tmp_path, tag, value, words):
+    """LZW (common in microscope exports), JPEG and the floating-point predictor need imagecodecs: such a file once
+    passed validation (its metadata reads without it) and failed on its first frame, mid-run."""
+    path = _pages(tmp_path / "codec.tif", movie_data(30).astype(np.uint16),
+                  **({"compression": "zlib", "predictor": True} if tag == "Predictor" else {}))
+    _retag(path, tag, value)
+    with pytest.raises(MovieError) as err:
+        validate_series([path])
+    message = str(err.value)
+    assert message.startswith(str(path)) and words in message
+    assert "pip install imagecodecs" in message and "uncompressed" in message
+
+
+def test_a_lossy_jpeg_tiff_is_noted(tmp_path, monkeypatch):
+    monkeypatch.setitem(tifffile.TIFF.DECOMPRESSORS._codecs, 7, lambda *args, **kwargs: None)  # as with imagecodecs
+    path = _pages(tmp_path / "jpeg.tif", movie_data(5).astype(np.uint8))
+    _retag(path, "Compression", 7)
+    (note,) = read_info(path).notes
+    assert note.startswith(str(path)) and "lossy JPEG" in note and "uncompressed original" in note
