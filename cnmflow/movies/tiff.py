@@ -266,6 +266,19 @@ class _PagesSeries:
         self.shape, self.dtype, self.axes, self.dataoffset = shape, dtype, "IYX", None
 
 
+def _refuse_ome_images(path: Path, tf) -> None:
+    """An OME-TIFF's images are separate acquisitions (stage positions, fields of view, wells), each with its own
+    time axis; read page after page they made one movie of several places, which the fit analysed as one field."""
+    if not tf.is_ome:
+        return
+    images = "; ".join(f"{s.name or k} {tuple(s.shape)} axes {s.axes!r}" for k, s in enumerate(tf.series[:4]))
+    raise MovieError(
+        f"{path} is an OME-TIFF holding {len(tf.series)} images ({images}{'; …' if len(tf.series) > 4 else ''}), "
+        "e.g. stage positions or fields of view; save each image as its own TIFF (Fiji: File > Import > "
+        "Bio-Formats, one series at a time) and analyse one; if they are consecutive blocks of one recording, "
+        "write it as one image")
+
+
 def _single_series_view(path: Path, tf):
     first = tf.series[0]
     frame = tuple(first.shape[first.axes.index(a)] for a in "YX") if "Y" in first.axes and "X" in first.axes else None
@@ -292,6 +305,7 @@ def read_info(path: Path) -> MovieInfo:
             series = tf.series[0]
             ij = tf.imagej_metadata if tf.is_imagej else None
             if len(tf.series) > 1:
+                _refuse_ome_images(path, tf)
                 series = _single_series_view(path, tf)
             si = tf.scanimage_metadata if tf.is_scanimage else None
             if _scanimage_channels(si) > 1:

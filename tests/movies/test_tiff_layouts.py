@@ -100,3 +100,25 @@ def test_singleton_axes_are_still_a_movie(tmp_path, shape):
     info = read_info(path)
     assert info.n_frames == T
     np.testing.assert_array_equal(read_frames(info, 0, T), data.reshape(T, ROWS, COLS).astype(np.float32))
+
+
+@pytest.mark.parametrize("second", [(T, ROWS, COLS), (4, ROWS - 2, COLS)])
+def test_an_ome_tiff_of_several_images_is_refused_not_read_as_one_movie(tmp_path, second):
+    """An OME-TIFF's images are separate acquisitions (positions, fields of view). Two of one shape once read as one
+    movie of twice the frames, the second place's frames after the first's; the other shape was refused as a file of
+    "image series of different frame sizes", which does not say what the file is."""
+    path = tmp_path / "positions.ome.tif"
+    with tifffile.TiffWriter(path, ome=True) as tw:
+        tw.write(_movie("u2"), metadata={"axes": "TYX"})
+        tw.write(np.ones(second, np.uint16), metadata={"axes": "TYX"})
+    with pytest.raises(MovieError) as err:
+        validate_series([path])
+    message = str(err.value)
+    assert message.startswith(str(path)) and "OME-TIFF holding 2 images" in message
+    assert f"Image1 {second}" in message and "save each image as its own TIFF" in message
+
+
+def test_an_ome_tiff_of_one_image_is_a_movie(tmp_path):
+    path = tmp_path / "one.ome.tif"
+    tifffile.imwrite(path, _movie("u2"), ome=True, metadata={"axes": "TYX"})
+    assert read_info(path).n_frames == T
