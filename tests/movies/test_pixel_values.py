@@ -122,3 +122,30 @@ def test_scan_once_per_unchanged_file(tmp_path, monkeypatch):
     with pytest.raises(MovieError, match="frame 12"):  # the refusal is remembered too
         validate_inputs([path], table=SMALL)
     assert len(calls) == 2
+
+
+def _on_offset(dtype: str, offset: float, *, scale: float = 1.0) -> np.ndarray:
+    return (_movie().astype(np.float64) * scale + offset).astype(dtype)
+
+
+@pytest.mark.parametrize("data, words", [
+    (_on_offset("uint32", 2**32 - 200), ["uint32", "multiples of 512", "levels", "Subtract a constant baseline"]),
+    (_on_offset("int64", -(2**36)), ["int64", "multiples of 8192"]),
+    (_on_offset("float64", 1e9), ["float64", "multiples of 64"]),
+])
+def test_values_float32_rounds_to_a_few_levels_are_refused_at_validation(tmp_path, data, words):
+    """A uint32 movie of a 16-bit signal near 2**32 reads in float32 as a few steps: it was fitted into four times
+    the simulated cells (44 false components on 10 neurons) and said nothing."""
+    path = _tif(tmp_path / "offset.tif", data)
+    with pytest.raises(MovieError) as err:
+        validate_inputs([path], table=SMALL)
+    message = str(err.value)
+    assert message.startswith(str(path))
+    for word in words:
+        assert word in message
+
+
+@pytest.mark.parametrize("data", [_on_offset("int32", -3000), _on_offset("uint32", 2**25, scale=2**20),
+                                  _on_offset("float64", 0.0, scale=1e-6)])
+def test_wide_types_float32_keeps_are_accepted(tmp_path, data):
+    validate_inputs([_tif(tmp_path / "wide.tif", data)], table=SMALL)
