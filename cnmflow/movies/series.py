@@ -47,6 +47,22 @@ def _names(movies: Sequence[MovieInfo]) -> str:
     return ", ".join(str(m.path) for m in movies)
 
 
+def _refuse_listed_twice(paths: Sequence[str | os.PathLike]) -> None:
+    """Each file once: not under two paths to it, nor under two hard links (one inode under two names)."""
+    resolved: dict[Path, str] = {}
+    files: dict[tuple[int, int], str] = {}   # (device, inode) -> the name it was first listed under
+    for p in paths:
+        r = check_file(p)
+        if r in resolved:
+            raise MovieError(f"the same movie is listed twice: {resolved[r]} and {p} are both {r}; list each movie once")
+        stat = os.stat(r)
+        same = files.get((stat.st_dev, stat.st_ino))
+        if same is not None:
+            raise MovieError(f"the same movie is listed twice: {same} and {p} are hard links to one file; "
+                             "list each movie once")
+        resolved[r], files[(stat.st_dev, stat.st_ino)] = str(p), str(p)
+
+
 def validate_series(paths: Sequence[str | os.PathLike], *, min_frames: int = 1, tsub: int | None = None) -> MovieSeries:
     """Check a list of movie files can be analysed as one movie; raise MovieError naming the problem.
 
@@ -64,13 +80,7 @@ def validate_series(paths: Sequence[str | os.PathLike], *, min_frames: int = 1, 
         raise MovieError(f"a series must hold one file type, got {sorted(set(kinds))}: {listing}; "
                          "convert the movies to one format or analyse them separately")
 
-    resolved: dict[Path, str] = {}
-    for p in paths:
-        r = check_file(p)
-        if r in resolved:
-            raise MovieError(f"the same movie is listed twice: {resolved[r]} and {p} are both {r}; list each movie once")
-        resolved[r] = str(p)
-
+    _refuse_listed_twice(paths)
     movies = tuple(read_info(p) for p in paths)
 
     for m in movies:

@@ -1,3 +1,5 @@
+import os
+
 import numpy as np
 import pytest
 import tifffile
@@ -66,6 +68,17 @@ def test_duplicate_paths(tmp_path):
     with pytest.raises(MovieError, match="listed twice") as err:
         validate_series([a, alias])
     assert str(a) in str(err.value)
+
+
+def test_a_hard_link_to_a_listed_movie_is_refused(tmp_path):
+    """Two names of one file (a hard link, as some copy tools and backups leave) once made a series of the movie
+    followed by itself: twice the frames, every cell's activity repeated."""
+    a = _tif(tmp_path / "a.tif")
+    link = tmp_path / "a_link.tif"
+    os.link(a, link)
+    with pytest.raises(MovieError, match="listed twice") as err:
+        validate_series([a, link])
+    assert str(a) in str(err.value) and str(link) in str(err.value) and "hard links" in str(err.value)
 
 
 def test_frame_size_mismatch(tmp_path):
