@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
+from cnmflow.fingerprint import input_hashes
 from cnmflow.outputs.export import ExportResult, check_output_dir, export
 from cnmflow.outputs.folder import open_output_dir
 from cnmflow.pipeline import ExtractionResult, extract as extract_components
@@ -59,7 +60,9 @@ def extract(
     facts = check_nwb_options(nwb, nwb_metadata, n_movies=len(inputs.series.movies))
     with open_output_dir(output_dir):  # one writer per folder, from the check to the last file
         check_output_dir(output_dir, len(inputs.series.movies), overwrite=overwrite)
+        # before the fit: hashing refuses a copy listed with its original, and the manifest needs the hashes anyway
+        hashes = input_hashes(inputs.series, remembered_in=inputs.machine.hash_cache())
         extraction = extract_components(inputs, output_dir, progress=progress)
         outputs = export(extraction, output_dir, overwrite=overwrite, evaluate=evaluate, run_ids=run_ids, nwb=nwb,
-                         nwb_metadata=facts)
+                         nwb_metadata=facts, hashes=hashes)
     return Result(extraction=extraction, outputs=outputs)

@@ -19,6 +19,7 @@ from typing import Callable, Hashable, Mapping, TypeVar
 
 from cnmflow.atomic_write import atomic_path
 from cnmflow.lineage import sha256_file
+from cnmflow.movies.series import refuse_repeated_bytes
 from cnmflow.params import Params
 
 PACKAGE_DIR = Path(__file__).resolve().parent
@@ -105,8 +106,11 @@ def stored_hash(path: str | os.PathLike, folder: Path) -> str:
 
 
 def input_hashes(series, *, remembered_in: Path | None = None) -> dict[int, str]:
-    """sha256 of every movie of a series, by its index in the user's order (streamed; see :func:`file_hash`)."""
-    return {index: file_hash(movie.path, remembered_in=remembered_in) for index, movie in enumerate(series.movies)}
+    """sha256 of every movie of a series, by its index in the user's order (streamed; see :func:`file_hash`); two
+    movies of the same bytes are refused (:func:`~cnmflow.movies.series.refuse_repeated_bytes`)."""
+    hashes = {index: file_hash(movie.path, remembered_in=remembered_in) for index, movie in enumerate(series.movies)}
+    refuse_repeated_bytes(series, hashes)
+    return hashes
 
 
 def series_key(hashes: Mapping[int, str]) -> str:

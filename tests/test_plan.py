@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import shutil
+
 import pytest
 
-from cnmflow.errors import InputError, ParameterError
+from cnmflow.errors import InputError, MovieError, ParameterError
 from cnmflow.outputs.export import export
 from cnmflow.outputs.isxd_sets import OutputExistsError
 from cnmflow.pipeline import extract
@@ -93,3 +95,15 @@ def test_nwb_metadata_without_nwb_is_refused(tmp_path):
     assert check_nwb_options(True, None, n_movies=1) is None
     with pytest.raises(InputError, match="NWB output is off"):
         check_nwb_options(False, metadata, n_movies=1)
+
+
+def test_a_copy_listed_with_its_original_is_refused_when_the_inputs_are_hashed(movie, tmp_path):
+    """``day1.tif`` and ``day1 - Copy.tif``: names and inodes differ, the bytes do not. The series once ran as the
+    recording followed by itself (every cell's activity twice); the hashes the plan makes before any compute tell."""
+    copy = tmp_path / "movie - Copy.tif"
+    shutil.copyfile(movie, copy)
+    with pytest.raises(MovieError) as err:
+        plan_run([movie, copy], tmp_path / "out", RunRequest(table=TABLE), nwb=False)
+    message = str(err.value)
+    assert message.startswith(f"{movie} and {copy} hold the same bytes") and "list each movie once" in message
+    assert not (tmp_path / "out" / "manifest.json").exists()

@@ -6,7 +6,7 @@ import math
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
+from typing import Mapping, Sequence
 
 from cnmflow.errors import MovieError, ParameterError
 from cnmflow.movies.info import MovieInfo
@@ -132,6 +132,19 @@ def validate_series(paths: Sequence[str | os.PathLike], *, min_frames: int = 1, 
         rate = 1.0 / timed[0].frame_period
     return MovieSeries(movies=movies, order=order, frame_shape=first.frame_shape,
                        frame_rate=rate, frame_rate_source=source)
+
+
+def refuse_repeated_bytes(series: MovieSeries, hashes: Mapping[int, str]) -> None:
+    """Refuse a series listing two files with the same bytes (sha256 by movie index): a copy listed with its original
+    (``day1.tif`` and ``day1 - Copy.tif``) was analysed as the recording followed by itself. Checked where the
+    hashes are made, before any compute; names cannot tell, and reading every movie at validation would cost more."""
+    seen: dict[str, int] = {}
+    for index, digest in hashes.items():
+        if digest in seen:
+            first, again = series.movies[seen[digest]].path, series.movies[index].path
+            raise MovieError(f"{first} and {again} hold the same bytes (sha256 {digest[:12]}…): the series would "
+                             "analyse one recording twice; list each movie once")
+        seen[digest] = index
 
 
 def resolve_frame_rate(series: MovieSeries, user_fr: float | None) -> tuple[float, str, list[str]]:
