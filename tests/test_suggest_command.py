@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import tifffile
 
 from cnmflow.cli import main
@@ -28,6 +29,20 @@ def test_suggest_keeps_a_gsig_given_and_refuses_a_missing_movie(tmp_path, capsys
     assert "  gSig" not in out and "min_pnr" in out and "Note:" not in out  # cortex's cells at gSig 4: no note
     assert main(["suggest", str(tmp_path / "absent.tif")]) == 2
     assert len(capsys.readouterr().err.strip().splitlines()) == 1
+
+
+def test_suggest_refuses_a_movie_with_an_infinite_pixel_before_estimating(tmp_path, capsys):
+    """One inf pixel once printed ``min_pnr nan`` and ``Use: --set ... min_pnr=nan`` with exit status 0."""
+    data = simulate_realistic_1p("cortex_l23", shape=(64, 64), n_frames=200, rng=6).movie
+    data[5, 3, 3] = np.inf
+    movie = tmp_path / "inf.tif"
+    tifffile.imwrite(movie, data)
+    figure = tmp_path / "f.png"
+    assert main(["suggest", str(movie), "--output", str(figure)]) == 2
+    captured = capsys.readouterr()
+    assert captured.err.strip().splitlines() == [captured.err.strip()]
+    assert str(movie) in captured.err and "frame 5 holds 1 infinite pixel" in captured.err
+    assert "nan" not in captured.out and not figure.exists()
 
 
 def test_the_figure_of_a_relaxed_estimate_is_written(tmp_path):
