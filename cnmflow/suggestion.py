@@ -37,7 +37,7 @@ def suggest(movies: Sequence[str | Path], figure: str | Path, request: RunReques
     table = {name: "auto" for name in AUTO_FIELDS} | dict(request.table)  # what is not given is suggested
     params = resolve_run_params(preset=request.preset, table=table, params_file=request.params_file,
                                 overwrite_params=request.overwrite_params).params
-    series = validate_series(list(movies), min_frames=params.minimum_frames())
+    series = validate_series(list(movies), min_frames=params.minimum_frames(), tsub=params.tsub)
     for movie in series.movies:  # a NaN or inf pixel made min_pnr nan, a movie float32 rounds gave plausible values
         check_pixel_values(movie)
     fixed = None if params.gSig == "auto" else float(params.gSig)

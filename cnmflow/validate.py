@@ -63,7 +63,7 @@ def validate_inputs(
     machine = machine or load_settings()
     resolved = request_of(request, preset=preset, table=table, params_file=params_file,
                           overwrite_params=overwrite_params).resolve()
-    series = validate_series(movies, min_frames=resolved.params.minimum_frames())
+    series = validate_series(movies, min_frames=resolved.params.minimum_frames(), tsub=resolved.params.tsub)
     fr, fr_source, warnings = resolve_frame_rate(series, resolved.params.fr)
     source = resolved.sources["fr"] if fr_source == "user" else "metadata"
     resolved = resolved.with_values({"fr": fr}, source=source, note=f"fr = {fr:g} Hz ({fr_source})")

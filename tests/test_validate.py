@@ -78,6 +78,20 @@ def test_a_value_that_does_not_fit_the_frame_names_the_parameter(tmp_path):
         validate_inputs([path], table={**SMALL, "border_pix": 10})
 
 
+def test_too_few_frames_for_tsub_names_tsub_and_its_fix(tmp_path):
+    """30 frames at tsub=5 were refused as needing 50 frames with no word of tsub: the user saw no reason for 50."""
+    from cnmflow.errors import MovieError
+
+    path = write_isxd(tmp_path / "m.isxd", movie_data(30, 24, 20), period_ms=50)
+    with pytest.raises(MovieError) as err:
+        validate_inputs([path], table={**SMALL, "tsub": 5})
+    assert str(err.value) == (f"{path} has 30 frames; extraction needs at least 50 (tsub=5); "
+                              "give a longer movie or lower tsub")
+    with pytest.raises(MovieError, match=r"needs at least 10; give a longer movie$"):  # tsub 1: nothing to lower
+        validate_inputs([write_isxd(tmp_path / "short.isxd", movie_data(8, 24, 20), period_ms=50)],
+                        table={**SMALL, "tsub": 1})
+
+
 @pytest.fixture(scope="module")
 def wide_movies(tmp_path_factory):
     from tests.runs import wide_cells_movie

@@ -66,7 +66,7 @@ def _refuse_listed_twice(paths: Sequence[str | os.PathLike]) -> None:
 def validate_series(paths: Sequence[str | os.PathLike], *, min_frames: int = 1, tsub: int | None = None) -> MovieSeries:
     """Check a list of movie files can be analysed as one movie; raise MovieError naming the problem.
 
-    `tsub` only adds the temporal-downsampling factor to the too-few-frames message.
+    `tsub` only adds the temporal-downsampling factor (above 1) to the too-few-frames message.
     """
     if isinstance(paths, (str, os.PathLike)):
         paths = [paths]
@@ -122,9 +122,10 @@ def validate_series(paths: Sequence[str | os.PathLike], *, min_frames: int = 1, 
     total = sum(m.n_frames for m in movies)
     if total < min_frames:
         what = str(movies[0].path) if len(movies) == 1 else f"the series ({_names(movies)})"
-        hint = f" (tsub={tsub})" if tsub is not None else ""
+        downsampled = tsub is not None and tsub > 1
+        hint = f" (tsub={tsub})" if downsampled else ""
         raise MovieError(f"{what} has {total} frames; extraction needs at least {min_frames}{hint}; "
-                         "give a longer movie" + (" or lower tsub" if tsub is not None else ""))
+                         "give a longer movie" + (" or lower tsub" if downsampled else ""))
 
     rate = timed[0].frame_rate if timed else None
     source = timed[0].frame_rate_source if timed else None
