@@ -291,8 +291,10 @@ def _single_series_view(path: Path, tf):
             )
         if tuple(page.shape) != frame or page.dtype != first.dtype:
             raise MovieError(
-                f"{path} holds {len(tf.series)} image series of different frame sizes or types; "
-                "give a TIFF holding one movie"
+                f"{path} holds {len(tf.series)} image series of different frame sizes or types: page {page.index} is "
+                f"{'x'.join(map(str, page.shape))} {page.dtype}, the first frame {'x'.join(map(str, frame or ()))} "
+                f"{first.dtype}; give a TIFF of the movie's frames alone, one size and type (e.g. open it in Fiji, "
+                "remove the odd images and save the stack again)"
             )
     return _PagesSeries((len(pages), *frame), first.dtype)
 

@@ -122,3 +122,17 @@ def test_an_ome_tiff_of_one_image_is_a_movie(tmp_path):
     path = tmp_path / "one.ome.tif"
     tifffile.imwrite(path, _movie("u2"), ome=True, metadata={"axes": "TYX"})
     assert read_info(path).n_frames == T
+
+
+@pytest.mark.parametrize("odd, words", [(lambda f: f[:-2], "page 4 is 5x6 uint16, the first frame 7x6 uint16"),
+                                        (lambda f: f.astype(np.float32), "page 4 is 7x6 float32")])
+def test_a_page_of_another_size_or_type_is_named(tmp_path, odd, words):
+    """A movie with one odd page (a thumbnail, a frame saved in another type) was refused as "image series of
+    different frame sizes or types" without saying which page: among thousands, the user could not find it."""
+    path = tmp_path / "odd_page.tif"
+    with tifffile.TiffWriter(path) as tw:
+        for k, frame in enumerate(_movie("u2")):
+            tw.write(odd(frame) if k == 4 else frame, photometric="minisblack", contiguous=False)
+    with pytest.raises(MovieError) as err:
+        read_info(path)
+    assert str(err.value).startswith(str(path)) and words in str(err.value)
