@@ -1,4 +1,5 @@
-"""AVI movies, decoded with PyAV and converted to grayscale (luma).
+"""AVI movies, decoded with PyAV and converted to grayscale (luma); a colour video whose channels differ is
+analysed with a note saying so.
 
 A video of more than 8 bits per sample (16-bit grayscale FFV1, a 12-bit camera's counts) is read as
 uint16: its grayscale samples as stored, other formats as 16-bit luma. Converted to 8-bit luma it lost
@@ -106,16 +107,36 @@ def _dtype_of(frame) -> np.dtype:
     return np.dtype(np.uint16 if deep else np.uint8)
 
 
+#: mean difference between colour channels (grey levels of 8 bits) below which a colour video holds a grey picture
+GREY_SPREAD = 2.0
+
+
+def _colour_note(path: Path, frame) -> str | None:
+    """A note when the first frame of a colour video is not grey: its luma, which the fit reads, mixes channels
+    that may hold different things (fluorescence in one, a red marker or an overlay in another). Grey pictures
+    stored in a colour format (Inscopix's and most miniscopes' yuv420p) get none."""
+    if frame.format.name.startswith("gray"):
+        return None
+    rgb = frame.to_ndarray(format="rgb24").astype(np.int16)
+    spreads = [float(np.abs(rgb[..., a] - rgb[..., b]).mean()) for a, b in ((0, 1), (1, 2))]
+    if max(spreads) <= GREY_SPREAD:
+        return None
+    return (f"{path} is a colour video whose channels differ (mean |R-G| {spreads[0]:.1f}, |G-B| {spreads[1]:.1f} "
+            "grey levels on frame 0); it is analysed as its luma, a weighted sum of R, G and B: if one channel holds "
+            "the fluorescence, export that channel alone as a grayscale movie")
+
+
 def read_info(path: Path) -> MovieInfo:
     with _container(path) as container:
         stream = container.streams.video[0]
-        n, shape, pts, time_base, dtype = 0, None, [], None, np.dtype(np.uint8)
+        n, shape, pts, time_base, dtype, colour = 0, None, [], None, np.dtype(np.uint8), None
         for frame in _decoded_frames(path, container):
             size = (int(frame.height), int(frame.width))
             if shape is None:
                 shape = size
                 time_base = frame.time_base or stream.time_base
                 dtype = _dtype_of(frame)
+                colour = _colour_note(path, frame)
             elif size != shape:             # every frame is decoded here: refuse it now
                 raise _size_changes(path, n, size, shape)
             if pts is not None:
@@ -134,7 +155,7 @@ def read_info(path: Path) -> MovieInfo:
             rate = float(nominal) if nominal else None
             source = "avi container" if rate else None
     return MovieInfo(path=path, kind="avi", n_frames=n, frame_shape=shape, dtype=dtype,
-                     frame_rate=rate, frame_rate_source=source, notes=(note,) if note else ())
+                     frame_rate=rate, frame_rate_source=source, notes=tuple(filter(None, (colour, note))))
 
 
 def _size_changes(path: Path, index: int, shape: tuple[int, ...], expected: tuple[int, int]) -> MovieError:

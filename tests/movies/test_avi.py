@@ -175,3 +175,28 @@ def test_truncated_avi_note_is_kept_with_the_outputs(tmp_path):
     note = read_info(cut).notes[0]
     assert note in json.loads((out / "output_metadata.json").read_text())["notes"]["messages"]
     assert note in json.loads((out / "manifest.json").read_text())["parameter_notes"]  # printed as "note: …"
+
+
+def _write_colour_avi(path, rgb: np.ndarray, *, pix_fmt: str) -> None:
+    with av.open(str(path), "w") as container:
+        stream = container.add_stream("ffv1", rate=20)
+        stream.height, stream.width = rgb.shape[1:3]
+        stream.pix_fmt = pix_fmt
+        for frame in rgb:
+            for packet in stream.encode(av.VideoFrame.from_ndarray(np.ascontiguousarray(frame), format="rgb24")):
+                container.mux(packet)
+        for packet in stream.encode():
+            container.mux(packet)
+
+
+def test_a_colour_avi_whose_channels_differ_is_analysed_as_luma_with_a_note(tmp_path):
+    """Its luma mixes the channels (fluorescence in green, a marker in red): once read without a word."""
+    grey = np.random.default_rng(2).integers(0, 200, (6, 16, 18), dtype=np.uint8)
+    colour = tmp_path / "colour.avi"
+    _write_colour_avi(colour, np.stack([grey // 4, grey, 255 - grey], axis=-1), pix_fmt="bgr0")
+    (note,) = read_info(colour).notes
+    assert note.startswith(str(colour)) and "colour video whose channels differ" in note
+    assert "export that channel alone as a grayscale movie" in note
+    grey_in_colour = tmp_path / "grey.avi"   # a grey picture in a colour format, as miniscopes write it
+    _write_colour_avi(grey_in_colour, np.repeat(grey[..., None], 3, axis=-1), pix_fmt="bgr0")
+    assert read_info(grey_in_colour).notes == ()
