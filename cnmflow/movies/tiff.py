@@ -158,6 +158,21 @@ def _scanimage_channels(meta: dict | None) -> int:
     return 1
 
 
+def _scanimage_planes(meta: dict | None) -> int:
+    """Planes per volume of a ScanImage recording (``SI.hStackManager``: fast-z stacks), 1 for a single plane."""
+    frame_data = meta.get("FrameData", {}) if isinstance(meta, dict) else {}
+    if not isinstance(frame_data, dict):
+        return 1
+    switches = [frame_data[key] for key in ("SI.hStackManager.enable", "SI.hFastZ.enable") if key in frame_data]
+    if switches and not any(switches):  # slices configured, stacks off: one plane
+        return 1
+    planes = frame_data.get("SI.hStackManager.actualNumSlices", frame_data.get("SI.hStackManager.numSlices", 1))
+    try:
+        return max(int(planes), 1)
+    except (TypeError, ValueError):
+        return 1
+
+
 def _pixel_size_um(tf, ij: dict | None) -> float | None:
     page = tf.pages[0]
     tag = page.tags.get("XResolution")
@@ -314,6 +329,13 @@ def read_info(path: Path) -> MovieInfo:
                 raise MovieError(
                     f"{path} is a ScanImage file with {_scanimage_channels(si)} saved channels; "
                     "give a single-channel movie"
+                )
+            planes = _scanimage_planes(si)
+            if planes > 1:  # its pages interleave the planes: read as frames, they made a movie of alternating planes
+                raise MovieError(
+                    f"{path} is a ScanImage volume recording of {planes} planes per volume (SI.hStackManager); its "
+                    f"pages interleave the planes; give one plane as its own movie (numpy: pages k::{planes}, "
+                    "flyback frames removed), one movie per plane"
                 )
             n = _frame_layout(path, series, ij)
             notes = _codec_notes(path, tf.pages.first)

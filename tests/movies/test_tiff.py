@@ -195,3 +195,30 @@ def test_a_lossy_jpeg_tiff_is_noted(tmp_path, monkeypatch):
     _retag(path, "Compression", 7)
     (note,) = read_info(path).notes
     assert note.startswith(str(path)) and "lossy JPEG" in note and "uncompressed original" in note
+
+
+@pytest.mark.parametrize("frame_data, planes", [
+    ({"SI.hStackManager.enable": True, "SI.hStackManager.actualNumSlices": 3}, 3),
+    ({"SI.hStackManager.enable": False, "SI.hFastZ.enable": True, "SI.hStackManager.numSlices": 4}, 4),
+    ({"SI.hStackManager.enable": False, "SI.hFastZ.enable": False, "SI.hStackManager.numSlices": 4}, 1),
+    ({"SI.hStackManager.numSlices": 1}, 1),
+])
+def test_a_scanimage_volume_recording_is_refused_not_read_as_alternating_planes(tmp_path, monkeypatch, frame_data,
+                                                                                planes):
+    """Its pages interleave the planes of each volume: read page after page they made a movie whose frames alternate
+    between planes, at the volume rate."""
+    import tifffile.tifffile as tifffile_module
+
+    frame_data = {"SI.hRoiManager.scanFrameRate": 30.0, "SI.hRoiManager.scanVolumeRate": 7.5, **frame_data}
+    monkeypatch.setattr(tifffile_module, "read_scanimage_metadata", lambda fh: (frame_data, {}, 4))
+    path = tmp_path / "si.tif"
+    tifffile.imwrite(path, movie_data(12).astype(np.int16), photometric="minisblack",
+                     description="scanimage.SI")   # what makes tifffile read ScanImage metadata
+    if planes == 1:
+        assert read_info(path).n_frames == 12
+        return
+    with pytest.raises(MovieError) as err:
+        read_info(path)
+    message = str(err.value)
+    assert message.startswith(str(path)) and f"volume recording of {planes} planes per volume" in message
+    assert f"pages k::{planes}" in message
