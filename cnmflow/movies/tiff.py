@@ -110,17 +110,22 @@ def _positive(value: Any) -> float | None:
     return value if math.isfinite(value) and value > 0 else None
 
 
-_TIME_UNITS = {"s": 1.0, "sec": 1.0, "second": 1.0, "seconds": 1.0, "ms": 1e-3, "msec": 1e-3,
-               "millisecond": 1e-3, "milliseconds": 1e-3, "us": 1e-6, "usec": 1e-6, "min": 60.0}
+_TIME_UNITS = {"s": 1.0, "sec": 1.0, "secs": 1.0, "second": 1.0, "seconds": 1.0,
+               "ms": 1e-3, "msec": 1e-3, "millisecond": 1e-3, "milliseconds": 1e-3,
+               "us": 1e-6, "usec": 1e-6, "µs": 1e-6, "μs": 1e-6, "\\u00b5s": 1e-6, "microsecond": 1e-6,
+               "microseconds": 1e-6, "min": 60.0, "mins": 60.0, "minute": 60.0, "minutes": 60.0,
+               "h": 3600.0, "hr": 3600.0, "hrs": 3600.0, "hour": 3600.0, "hours": 3600.0}
 
 
 def frame_rate_from_imagej(meta: dict | None) -> tuple[float | None, str | None]:
-    """Frame rate from ImageJ metadata: `finterval` (in `tunit`, default seconds), else `fps`."""
+    """Frame rate from ImageJ metadata: `finterval` (in `tunit`, default seconds), else `fps`.
+
+    A `tunit` not known here leaves `finterval` unused: read as seconds, 0.05 hr per frame made 20 Hz."""
     if not meta:
         return None, None
     finterval = _positive(meta.get("finterval"))
-    if finterval is not None:
-        scale = _TIME_UNITS.get(str(meta.get("tunit", "sec")).strip().lower(), 1.0)
+    scale = _TIME_UNITS.get(str(meta.get("tunit", "sec")).strip().lower())
+    if finterval is not None and scale is not None:
         return 1.0 / (finterval * scale), "ImageJ finterval"
     fps = _positive(meta.get("fps"))
     if fps is not None:

@@ -222,3 +222,19 @@ def test_a_scanimage_volume_recording_is_refused_not_read_as_alternating_planes(
     message = str(err.value)
     assert message.startswith(str(path)) and f"volume recording of {planes} planes per volume" in message
     assert f"pages k::{planes}" in message
+
+
+def test_imagej_time_units_beyond_seconds_and_unknown_ones():
+    """finterval 0.05 in hours was read as seconds: 20 Hz for a frame every 3 minutes."""
+    assert frame_rate_from_imagej({"finterval": 0.05, "tunit": "hr"})[0] == pytest.approx(1 / 180)
+    assert frame_rate_from_imagej({"finterval": 2, "tunit": "minutes"})[0] == pytest.approx(1 / 120)
+    assert frame_rate_from_imagej({"finterval": 50_000, "tunit": "\\u00B5s"})[0] == pytest.approx(20.0)
+    assert frame_rate_from_imagej({"finterval": 0.05, "tunit": "frames"}) == (None, None)   # no rate, not a guess
+    assert frame_rate_from_imagej({"finterval": 0.05, "tunit": "frames", "fps": 7}) == (7.0, "ImageJ fps")
+
+
+def test_an_imagej_movie_timed_in_hours_is_not_read_as_seconds(tmp_path):
+    path = tmp_path / "hourly.tif"
+    tifffile.imwrite(path, movie_data(5).astype(np.uint16), imagej=True,
+                     metadata={"axes": "TYX", "finterval": 0.05, "tunit": "hr"})
+    assert read_info(path).frame_rate == pytest.approx(1 / 180)
