@@ -11,6 +11,7 @@ below reads ``os.environ`` itself. A bad value is refused before any compute, na
 from __future__ import annotations
 
 import math
+import os
 from pathlib import Path
 from typing import Callable
 
@@ -29,6 +30,20 @@ DEFAULT_PATCH_MB = 256.0
 #: process: spawning workers (each imports the engine, ~1.5 s of CPU) costs more than such a movie's patches.
 DEFAULT_IN_PROCESS_BELOW = 4_000_000
 PREFIX = "CNMFLOW_"
+
+
+def _check_writable(folder: Path, *, name: str) -> None:
+    """Refuse a folder setting that cannot be created or written: every run stores its results there, and a
+    read-only one failed the run after it had started, with an OSError naming no variable."""
+    existing = folder
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if existing.is_dir() and os.access(existing, os.W_OK | os.X_OK):
+        return
+    why = "is not a folder" if not existing.is_dir() else "is not writable"
+    where = "" if existing == folder else f" (its nearest existing parent {existing} {why})"
+    raise ValueError(f"{PREFIX}{name}={str(folder)!r} {why if existing == folder else 'cannot be created'}{where}; "
+                     f"set {PREFIX}{name} to a writable folder")
 
 
 def _blank_is_unset(value: object) -> object:
@@ -117,7 +132,9 @@ class Settings(BaseSettings):
     @field_validator("cache_dir", mode="before")
     @classmethod
     def _default_cache(cls, value: object) -> object:
-        return _blank_is_unset(value) or Path("~/.cache/cnmflow")
+        folder = _blank_is_unset(value) or Path("~/.cache/cnmflow")
+        _check_writable(Path(str(folder)).expanduser(), name="CACHE_DIR")
+        return folder
 
     @field_validator("dask_address", "tracking_uri", mode="before")
     @classmethod

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import pickle
 from pathlib import Path
 
@@ -73,3 +74,25 @@ def test_settings_travel_to_worker_processes_unchanged(monkeypatch):
     monkeypatch.setenv("CNMFLOW_CHUNK_MB", "32")
     settings = load_settings()
     assert pickle.loads(pickle.dumps(settings)) == settings
+
+
+def test_a_cache_dir_that_cannot_be_written_is_refused_naming_the_variable(monkeypatch, tmp_path):
+    """Every run stores its results there: a read-only one (a read-only home on a cluster) failed the run after it
+    had started, with "OSError: Read-only file system" and no word of CNMFLOW_CACHE_DIR."""
+    (tmp_path / "a_file").write_text("")
+    for folder, words in ((tmp_path / "a_file", "is not a folder"),
+                          (tmp_path / "a_file" / "cache", "cannot be created (its nearest existing parent")):
+        monkeypatch.setenv("CNMFLOW_CACHE_DIR", str(folder))
+        with pytest.raises(ParameterError) as err:
+            load_settings()
+        assert str(err.value).startswith(f"CNMFLOW_CACHE_DIR={str(folder)!r} {words}")
+        assert "set CNMFLOW_CACHE_DIR to a writable folder" in str(err.value)
+    read_only = tmp_path / "read_only"
+    read_only.mkdir()
+    real_access = os.access
+    monkeypatch.setattr(os, "access", lambda path, mode: Path(path) != read_only and real_access(path, mode))
+    monkeypatch.setenv("CNMFLOW_CACHE_DIR", str(read_only / "cnmflow"))
+    with pytest.raises(ParameterError, match="nearest existing parent .*read_only is not writable"):
+        load_settings()
+    monkeypatch.setenv("CNMFLOW_CACHE_DIR", str(tmp_path / "new" / "cache"))  # created on first use: fine
+    assert load_settings().results_cache().is_dir()
