@@ -33,7 +33,7 @@ PREFIX = "CNMFLOW_"
 
 
 def _check_writable(folder: Path, *, name: str) -> None:
-    """Refuse a folder setting that cannot be created or written: every run stores its results there, and a
+    """Refuse a folder setting that cannot be created or written (the results cache, the patches' scratch): a
     read-only one failed the run after it had started, with an OSError naming no variable."""
     existing = folder
     while not existing.exists() and existing != existing.parent:
@@ -127,6 +127,8 @@ class Settings(BaseSettings):
         if value is not None and not Path(str(value)).is_dir():
             raise ValueError(f"{PREFIX}SCRATCH_DIR={value!r} is not a folder; create it or unset it "
                              "(the system's temp folder is used then)")
+        if value is not None:  # a read-only one failed the run in its patches, after the compute had started
+            _check_writable(Path(str(value)), name="SCRATCH_DIR")
         return value  # type: ignore[return-value]
 
     @field_validator("cache_dir", mode="before")

@@ -96,3 +96,14 @@ def test_a_cache_dir_that_cannot_be_written_is_refused_naming_the_variable(monke
         load_settings()
     monkeypatch.setenv("CNMFLOW_CACHE_DIR", str(tmp_path / "new" / "cache"))  # created on first use: fine
     assert load_settings().results_cache().is_dir()
+
+
+def test_a_scratch_dir_that_cannot_be_written_is_refused_naming_the_variable(monkeypatch, tmp_path):
+    """Patch jobs write their frames there: a read-only one failed the run during 'patches', after compute began."""
+    real_access = os.access
+    monkeypatch.setattr(os, "access", lambda path, mode: Path(path) != tmp_path and real_access(path, mode))
+    monkeypatch.setenv("CNMFLOW_SCRATCH_DIR", str(tmp_path))
+    with pytest.raises(ParameterError) as err:
+        load_settings()
+    assert str(err.value) == (f"CNMFLOW_SCRATCH_DIR={str(tmp_path)!r} is not writable; "
+                              "set CNMFLOW_SCRATCH_DIR to a writable folder")
