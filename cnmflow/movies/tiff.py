@@ -114,7 +114,7 @@ _TIME_UNITS = {"s": 1.0, "sec": 1.0, "secs": 1.0, "second": 1.0, "seconds": 1.0,
                "ms": 1e-3, "msec": 1e-3, "millisecond": 1e-3, "milliseconds": 1e-3,
                "us": 1e-6, "usec": 1e-6, "µs": 1e-6, "μs": 1e-6, "\\u00b5s": 1e-6, "microsecond": 1e-6,
                "microseconds": 1e-6, "min": 60.0, "mins": 60.0, "minute": 60.0, "minutes": 60.0,
-               "h": 3600.0, "hr": 3600.0, "hrs": 3600.0, "hour": 3600.0, "hours": 3600.0}
+               "ns": 1e-9, "h": 3600.0, "hr": 3600.0, "hrs": 3600.0, "hour": 3600.0, "hours": 3600.0}
 
 
 def frame_rate_from_imagej(meta: dict | None) -> tuple[float | None, str | None]:
@@ -131,6 +131,27 @@ def frame_rate_from_imagej(meta: dict | None) -> tuple[float | None, str | None]
     if fps is not None:
         return fps, "ImageJ fps"
     return None, None
+
+
+def frame_rate_from_ome(xml: str | None) -> tuple[float | None, str | None]:
+    """Frame rate from OME-XML: the first image's ``Pixels TimeIncrement`` (in ``TimeIncrementUnit``, default
+    seconds). Without it an OME-TIFF (Bio-Formats, Micro-Manager) was analysed at the default 30 fps."""
+    import xml.etree.ElementTree as ElementTree  # noqa: PLC0415
+
+    if not xml:
+        return None, None
+    try:
+        root = ElementTree.fromstring(xml)
+    except ElementTree.ParseError:
+        return None, None
+    pixels = next((element for element in root.iter() if element.tag.rsplit("}", 1)[-1] == "Pixels"), None)
+    if pixels is None:
+        return None, None
+    increment = _positive(pixels.get("TimeIncrement"))
+    scale = _TIME_UNITS.get(str(pixels.get("TimeIncrementUnit", "s")).strip().lower())
+    if increment is None or scale is None:
+        return None, None
+    return 1.0 / (increment * scale), "OME TimeIncrement"
 
 
 def frame_rate_from_scanimage(meta: dict | None) -> tuple[float | None, str | None]:
@@ -353,6 +374,8 @@ def read_info(path: Path) -> MovieInfo:
             rate, source = frame_rate_from_imagej(ij)
             if rate is None:
                 rate, source = frame_rate_from_scanimage(si)
+            if rate is None and tf.is_ome:
+                rate, source = frame_rate_from_ome(tf.ome_metadata)
             pixel = _pixel_size_um(tf, ij)
         except MovieError:
             raise

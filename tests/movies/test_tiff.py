@@ -238,3 +238,16 @@ def test_an_imagej_movie_timed_in_hours_is_not_read_as_seconds(tmp_path):
     tifffile.imwrite(path, movie_data(5).astype(np.uint16), imagej=True,
                      metadata={"axes": "TYX", "finterval": 0.05, "tunit": "hr"})
     assert read_info(path).frame_rate == pytest.approx(1 / 180)
+
+
+@pytest.mark.parametrize("timing, rate", [({"TimeIncrement": 0.05, "TimeIncrementUnit": "s"}, 20.0),
+                                          ({"TimeIncrement": 40, "TimeIncrementUnit": "ms"}, 25.0),
+                                          ({}, None)])
+def test_an_ome_tiffs_time_increment_is_its_frame_rate(tmp_path, timing, rate):
+    """Bio-Formats and Micro-Manager write the frame interval only in OME-XML: such a movie was analysed at the
+    default 30 fps with a warning that it had no frame-rate metadata."""
+    path = tmp_path / "timed.ome.tif"
+    tifffile.imwrite(path, movie_data(5).astype(np.uint16), ome=True, metadata={"axes": "TYX", **timing})
+    info = read_info(path)
+    assert info.frame_rate == (pytest.approx(rate) if rate else None)
+    assert info.frame_rate_source == ("OME TimeIncrement" if rate else None)
