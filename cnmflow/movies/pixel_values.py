@@ -131,8 +131,9 @@ def _describe(info: MovieInfo, found: _Findings) -> str | None:
                     "neighbouring pixels or frames) or crop them away, then run again")
     else:
         message += (f"Values up to {found.largest:.3g} overflow the engine's float32 sums of squares "
-                    f"(the limit is ±{MAX_ABS_VALUE:.0e}); rescale the movie (e.g. divide it by a constant), "
-                    "then run again")
+                    f"(the limit is ±{MAX_ABS_VALUE:.0e}); rescale the movie (subtract a constant baseline, e.g. "
+                    "its minimum, where the values sit on a large offset; else divide it by a constant), then run "
+                    "again")
     return message
 
 

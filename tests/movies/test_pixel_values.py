@@ -149,3 +149,12 @@ def test_values_float32_rounds_to_a_few_levels_are_refused_at_validation(tmp_pat
                                   _on_offset("float64", 0.0, scale=1e-6)])
 def test_wide_types_float32_keeps_are_accepted(tmp_path, data):
     validate_inputs([_tif(tmp_path / "wide.tif", data)], table=SMALL)
+
+
+def test_a_uint64_movie_on_a_huge_offset_is_refused_with_the_baseline_fix(tmp_path):
+    """Integers were never scanned: a uint64 movie on 2**60 reached the fit as one flat float32 value (0 components,
+    'lower min_corr / min_pnr'). Dividing it would erase its signal; subtracting its baseline keeps it."""
+    path = _tif(tmp_path / "u64.tif", _on_offset("uint64", 2**60))
+    with pytest.raises(MovieError) as err:
+        validate_inputs([path], table=SMALL)
+    assert str(err.value).startswith(str(path)) and "subtract a constant baseline" in str(err.value)
