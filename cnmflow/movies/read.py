@@ -61,7 +61,11 @@ def kind_of(path: str | Path) -> str:
 def check_file(path: str | os.PathLike) -> Path:
     """The absolute, resolved path of an existing, readable movie file (else MovieError)."""
     given = Path(os.fspath(path)).expanduser()
-    resolved = given.resolve()
+    try:
+        resolved = given.resolve()
+    except (RuntimeError, OSError) as exc:  # a symbolic-link loop: RuntimeError before Python 3.13, OSError since
+        raise MovieError(f"{given} cannot be resolved to a file ({exc}); a symbolic link in the path points back "
+                         "to itself — give the movie file's real path") from None
     if not resolved.exists():
         raise MovieError(f"movie file not found: {given}; check the path")
     if resolved.is_dir():

@@ -58,3 +58,13 @@ def test_unreadable_file_reported(tmp_path, monkeypatch):
     with pytest.raises(MovieError, match="not readable.*Permission denied") as err:
         read_info(path)
     assert str(path) in str(err.value)
+
+
+def test_a_symbolic_link_loop_is_refused_by_name(tmp_path):
+    """It raised a RuntimeError traceback (exit 1) from Path.resolve instead of one line."""
+    a, b = tmp_path / "a.tif", tmp_path / "b.tif"
+    a.symlink_to(b)
+    b.symlink_to(a)
+    with pytest.raises(MovieError, match="points back to itself") as err:
+        read_info(a)
+    assert str(a) in str(err.value)
