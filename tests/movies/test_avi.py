@@ -44,17 +44,22 @@ def test_written_avi_roundtrip(tmp_path):
 
 
 
-def _write_deep_avi(path, data: np.ndarray, *, codec: str, pix_fmt: str) -> None:
-    """An AVI of uint16 frames stored in ``pix_fmt`` (more than 8 bits per sample)."""
+def _write_avi(path, frames: np.ndarray, *, codec: str, pix_fmt: str, given_as: str) -> None:
+    """An AVI of ``frames`` (handed to the encoder as ``given_as``) stored in ``pix_fmt``."""
     with av.open(str(path), "w") as container:
         stream = container.add_stream(codec, rate=20)
-        stream.height, stream.width = data.shape[1:]
+        stream.height, stream.width = frames.shape[1:3]
         stream.pix_fmt = pix_fmt
-        for frame in data:
-            for packet in stream.encode(av.VideoFrame.from_ndarray(np.ascontiguousarray(frame), format="gray16le")):
+        for frame in frames:
+            for packet in stream.encode(av.VideoFrame.from_ndarray(np.ascontiguousarray(frame), format=given_as)):
                 container.mux(packet)
         for packet in stream.encode():
             container.mux(packet)
+
+
+def _write_deep_avi(path, data: np.ndarray, *, codec: str, pix_fmt: str) -> None:
+    """An AVI of uint16 frames stored in ``pix_fmt`` (more than 8 bits per sample)."""
+    _write_avi(path, data, codec=codec, pix_fmt=pix_fmt, given_as="gray16le")
 
 
 @pytest.mark.parametrize("codec, pix_fmt", [("ffv1", "gray16le"), ("png", "gray16be")])
@@ -178,15 +183,7 @@ def test_truncated_avi_note_is_kept_with_the_outputs(tmp_path):
 
 
 def _write_colour_avi(path, rgb: np.ndarray, *, pix_fmt: str) -> None:
-    with av.open(str(path), "w") as container:
-        stream = container.add_stream("ffv1", rate=20)
-        stream.height, stream.width = rgb.shape[1:3]
-        stream.pix_fmt = pix_fmt
-        for frame in rgb:
-            for packet in stream.encode(av.VideoFrame.from_ndarray(np.ascontiguousarray(frame), format="rgb24")):
-                container.mux(packet)
-        for packet in stream.encode():
-            container.mux(packet)
+    _write_avi(path, rgb, codec="ffv1", pix_fmt=pix_fmt, given_as="rgb24")
 
 
 def test_a_colour_avi_whose_channels_differ_is_analysed_as_luma_with_a_note(tmp_path):

@@ -58,7 +58,11 @@ def _scaled(d):
     (_scaled, ["frame 0 holds 480 |value| > 1e+12 pixels", "overflow", "rescale the movie"]),
 ])
 def test_unusable_float_tiff_refused_at_validation(tmp_path, change, words):
-    path = _tif(tmp_path / "bad.tif", _with(change))
+    _refused_naming(_tif(tmp_path / "bad.tif", _with(change)), words)
+
+
+def _refused_naming(path, words) -> None:
+    """Validation refuses ``path`` with one message that starts with the file and holds each of ``words``."""
     with pytest.raises(MovieError) as err:
         validate_inputs([path], table=SMALL)
     message = str(err.value)
@@ -136,13 +140,7 @@ def _on_offset(dtype: str, offset: float, *, scale: float = 1.0) -> np.ndarray:
 def test_values_float32_rounds_to_a_few_levels_are_refused_at_validation(tmp_path, data, words):
     """A uint32 movie of a 16-bit signal near 2**32 reads in float32 as a few steps: it was fitted into four times
     the simulated cells (44 false components on 10 neurons) and said nothing."""
-    path = _tif(tmp_path / "offset.tif", data)
-    with pytest.raises(MovieError) as err:
-        validate_inputs([path], table=SMALL)
-    message = str(err.value)
-    assert message.startswith(str(path))
-    for word in words:
-        assert word in message
+    _refused_naming(_tif(tmp_path / "offset.tif", data), words)
 
 
 @pytest.mark.parametrize("data", [_on_offset("int32", -3000), _on_offset("uint32", 2**25, scale=2**20),
