@@ -15,11 +15,13 @@ from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 from mlflow.utils.mlflow_tags import MLFLOW_PARENT_RUN_ID
 
+from cnmflow.errors import InputError
 from cnmflow.params import PARAM_NAMES
 from cnmflow.tracking.errors import TrackingError
 from cnmflow.tracking.folder import FolderRecord
 from cnmflow.tracking.params import param_key, parse_param_value
 from cnmflow.tracking.store import connect, reported
+from cnmflow.tracking.uri import sqlite_path
 
 #: Result columns of a comparison row, after the varied parameters.
 RESULT_COLUMNS = ("n_components", "n_accepted", "snr_median", "runtime_s")
@@ -67,8 +69,13 @@ def comparison_rows(run_id_or_experiment: str, *, tracking_uri: str) -> list[dic
     A run id gives the rows of its children (a sweep's combinations, varied = the grid's
     parameters), or the run's own row when it has none; an experiment name gives every run of
     the experiment that describes an output folder (varied = parameters that differ).
-    TrackingError when neither exists or the store cannot be read.
+    TrackingError when neither exists or the store cannot be read; InputError when a sqlite store's file does not
+    exist (opening it would create an empty store in whatever folder the command ran from).
     """
+    store = sqlite_path(tracking_uri)
+    if store is not None and not store.is_file():
+        raise InputError(f"no MLflow store at {store}: no run was tracked there; give the store `cnmflow track` "
+                         "printed with --tracking-uri, or run from the folder that holds mlflow.db")
     with reported(tracking_uri):
         client = connect(tracking_uri)
         parent = _find_run(client, run_id_or_experiment)

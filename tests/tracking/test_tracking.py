@@ -425,6 +425,15 @@ def test_commands_report_failures_with_exit_codes(series_output, tmp_path, capsy
     assert "127.0.0.1:9" in capsys.readouterr().err
 
 
+def test_compare_from_a_folder_without_a_store_is_refused_and_leaves_no_store_there(tmp_path, capsys):
+    """Reading must not create: compare run where no run was tracked made an empty mlflow.db in that folder, then
+    said the name was unknown."""
+    missing = tmp_path / "mlflow.db"
+    assert run_command(_parser().parse_args(["compare", "cli", "--tracking-uri", f"sqlite:///{missing}"])) == 2
+    assert f"no MLflow store at {missing}" in capsys.readouterr().err
+    assert not missing.exists()
+
+
 def test_the_cli_side_and_the_engine_do_not_import_mlflow():
     code = ("import sys, cnmflow.tracking, cnmflow.cli.tracking, cnmflow.tracking.uri, cnmflow.api, "
             "cnmflow.engine; assert 'mlflow' not in sys.modules, 'mlflow imported'")
