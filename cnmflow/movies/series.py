@@ -54,7 +54,8 @@ def _refuse_listed_twice(paths: Sequence[str | os.PathLike]) -> None:
     for p in paths:
         r = check_file(p)
         if r in resolved:
-            raise MovieError(f"the same movie is listed twice: {resolved[r]} and {p} are both {r}; list each movie once")
+            raise MovieError(f"the same movie is listed twice: {resolved[r]} and {p} are both {r}; "
+                             "list each movie once")
         stat = os.stat(r)
         same = files.get((stat.st_dev, stat.st_ino))
         if same is not None:
@@ -148,6 +149,18 @@ def refuse_repeated_bytes(series: MovieSeries, hashes: Mapping[int, str]) -> Non
         seen[digest] = index
 
 
+def _untimed_warning(series: MovieSeries, rate: float, source: str | None) -> list[str]:
+    """The warning for a series whose rate comes from some of its files while others carry none: their rate is
+    assumed, not read (a TIFF exported without metadata beside one that has it)."""
+    untimed = [m for m in series.movies if m.frame_period is None]
+    if not untimed or len(untimed) == len(series.movies):
+        return []
+    timed = next(m for m in series.movies if m.frame_period is not None)
+    verb = "carries" if len(untimed) == 1 else "carry"
+    return [f"{_names(untimed)} {verb} no frame rate; the series is analysed at {rate:.6g} Hz from {timed.path} "
+            f"({source}) — set fr if they were recorded at another rate"]
+
+
 def resolve_frame_rate(series: MovieSeries, user_fr: float | None) -> tuple[float, str, list[str]]:
     """The frame rate to analyse with: (fr, where it came from, warnings to log)."""
     meta, source = series.frame_rate, series.frame_rate_source
@@ -156,7 +169,7 @@ def resolve_frame_rate(series: MovieSeries, user_fr: float | None) -> tuple[floa
         user_fr = None
     if user_fr is None:
         if meta is not None:
-            return float(meta), str(source), []
+            return float(meta), str(source), _untimed_warning(series, meta, source)
         return DEFAULT_FRAME_RATE, "default", [
             f"no frame-rate metadata in {names}; using {DEFAULT_FRAME_RATE:g} fps — set fr"]
     try:

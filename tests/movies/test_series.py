@@ -206,6 +206,15 @@ def test_fr_auto_without_metadata(tmp_path):
     assert "set fr" in warnings[0]
 
 
+def test_fr_auto_from_some_files_of_a_series_warns_for_the_others(tmp_path):
+    """A TIFF saved without metadata beside one that has it: its rate is assumed, not read, and the run says so."""
+    timed, bare = _ij(tmp_path / "a.tif", 0.1), _tif(tmp_path / "b.tif")
+    fr, source, warnings = resolve_frame_rate(validate_series([timed, bare]), None)
+    assert fr == pytest.approx(10.0) and source == "ImageJ finterval"
+    assert len(warnings) == 1 and warnings[0].startswith(f"{bare} carries no frame rate") and str(timed) in warnings[0]
+    assert resolve_frame_rate(validate_series([timed, _ij(tmp_path / "c.tif", 0.1)]), None)[2] == []
+
+
 def test_fr_auto_string(tmp_path):
     series = validate_series([write_isxd(tmp_path / "a.isxd", movie_data(3), period_ms=50)])
     assert resolve_frame_rate(series, "auto") == resolve_frame_rate(series, None)
