@@ -4,8 +4,8 @@ On a 128² movie of 25–60 cells one fit's F1@0.5 moves by sd .012–.016 under
 notice (1% of the noise sd added; auto_params.md, session 24), and the grid's best of several such fits sits about
 one sd above its near-best points. Here every point (auto's values and the grid's) is fitted on the movie and on
 ``REPLICATES − 1`` copies with N(0, 1% of the noise sd) added, and judged by its mean F1@0.5. The grid is
-auto_params_benchmark's default: gSig round(r) − 1 … + 2 at (0.7, 7), then (0.6, 5) and (0.8, 10) at the gSig
-whose mean is best there.
+auto_params_benchmark's default (``fit_grid``): gSig round(r) − 1 … + 2 at (0.7, 7), then (0.6, 5) and (0.8, 10) at
+the gSig whose mean is best there.
 
     PYTHONPATH=. .venv/bin/python benchmarks/auto_grid_replicates.py --movies held221 --out results/grid_rep.json
     .venv/bin/python benchmarks/auto_grid_replicates.py --summary results/grid_rep.json
@@ -23,8 +23,8 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from auto_params_benchmark import (CENTRE, OTHERS, estimate_auto, fit_and_score, fit_params,  # noqa: E402
-                                   grid_sizes, median_true_radius, simulate)
+from auto_params_benchmark import (estimate_auto, fit_and_score, fit_grid, fit_params,  # noqa: E402
+                                   median_true_radius, simulate)
 from auto_values_check import EXTRA_SETS  # noqa: E402
 
 #: Fits per point: the movie itself and this many less one perturbed copies.
@@ -57,20 +57,16 @@ def mean_point(copies: list[np.ndarray], truth, params: dict) -> dict:
 def run_movie(movie, grid: list[dict] | None = None) -> dict:
     """auto's values, then auto's point and the grid's (or ``grid``, an earlier run's on this movie: an estimator
     change refits auto's point only), each judged by the mean over the replicates."""
-    from cnmflow.auto_params import gsiz_for
-
     sim = simulate(movie)
     frames = np.asarray(sim.movie, dtype=np.float32)
     truth_r = median_true_radius(sim.truth)
     with tempfile.TemporaryDirectory() as folder:
         auto, _ = estimate_auto(frames, Path(folder), repeats=1)
     copies = replicates(frames)
-    point = lambda g, gsiz, c, p: mean_point(copies, sim.truth, fit_params(movie.fr, g, gsiz, c, p))  # noqa: E731
-    auto_point = point(auto["gSig"], auto["gSiz"], auto["min_corr"], auto["min_pnr"])
+    point = lambda params: mean_point(copies, sim.truth, params)  # noqa: E731
+    auto_point = point(fit_params(movie.fr, auto["gSig"], auto["gSiz"], auto["min_corr"], auto["min_pnr"]))
     if grid is None:
-        grid = [point(g, gsiz_for(g), *CENTRE) for g in grid_sizes(truth_r)]
-        best_gsig = max(grid, key=lambda r: r["mean"])["params"]["gSig"]
-        grid += [point(best_gsig, gsiz_for(best_gsig), c, p) for c, p in OTHERS]
+        grid = fit_grid(movie, sim, truth_r, False, fit_point=point, key="mean")
     best = max(grid, key=lambda r: r["mean"])
     return {"movie": movie.name, "n_true": int(len(sim.truth.footprints)),
             "radius_err": round(auto["radius"] / truth_r - 1, 3), "estimate_cpu_s": auto["cpu_s"],

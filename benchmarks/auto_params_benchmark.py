@@ -45,6 +45,7 @@ import tempfile
 import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 
@@ -228,16 +229,17 @@ def threshold_points(gsig: int, full: bool) -> list[tuple[int, float, float]]:
     return [(gsig, c, p) for c, p in pairs if (c, p) != CENTRE]
 
 
-def fit_grid(movie: "Movie", sim, true_radius: float, full: bool) -> list[dict]:
-    """Every gSig at (0.7, 7), then the other thresholds at the gSig that did best there (by F1@0.5)."""
+def fit_grid(movie: "Movie", sim, true_radius: float, full: bool, *,
+             fit_point: Callable[[dict], dict] | None = None, key: str = "f1_iou50") -> list[dict]:
+    """Every gSig at (0.7, 7), then the other thresholds at the gSig that did best there (by ``key`` of each
+    point's record; ``fit_point`` fits one point's parameters, one fit on the movie unless given)."""
     from cnmflow.auto_params import gsiz_for
 
+    fit_point = fit_point or (lambda params: fit_and_score(sim.movie, sim.truth, params))
     fr = movie.fr
-    grid = [fit_and_score(sim.movie, sim.truth, fit_params(fr, g, gsiz_for(g), *CENTRE))
-            for g in grid_sizes(true_radius)]
-    best = max(grid, key=lambda r: r["f1_iou50"])["params"]["gSig"]
-    grid += [fit_and_score(sim.movie, sim.truth, fit_params(fr, g, gsiz_for(g), c, p))
-             for g, c, p in threshold_points(best, full)]
+    grid = [fit_point(fit_params(fr, g, gsiz_for(g), *CENTRE)) for g in grid_sizes(true_radius)]
+    best = max(grid, key=lambda r: r[key])["params"]["gSig"]
+    grid += [fit_point(fit_params(fr, g, gsiz_for(g), c, p)) for g, c, p in threshold_points(best, full)]
     return grid
 
 

@@ -49,19 +49,15 @@ def _names(movies: Sequence[MovieInfo]) -> str:
 
 def _refuse_listed_twice(paths: Sequence[str | os.PathLike]) -> None:
     """Each file once: not under two paths to it, nor under two hard links (one inode under two names)."""
-    resolved: dict[Path, str] = {}
-    files: dict[tuple[int, int], str] = {}   # (device, inode) -> the name it was first listed under
+    files: dict[tuple[int, int], tuple[str, Path]] = {}   # (device, inode) -> the name first listed, its path
     for p in paths:
         r = check_file(p)
-        if r in resolved:
-            raise MovieError(f"the same movie is listed twice: {resolved[r]} and {p} are both {r}; "
-                             "list each movie once")
         stat = os.stat(r)
-        same = files.get((stat.st_dev, stat.st_ino))
-        if same is not None:
-            raise MovieError(f"the same movie is listed twice: {same} and {p} are hard links to one file; "
-                             "list each movie once")
-        resolved[r], files[(stat.st_dev, stat.st_ino)] = str(p), str(p)
+        if (stat.st_dev, stat.st_ino) in files:
+            name, first = files[(stat.st_dev, stat.st_ino)]
+            how = f"are both {r}" if first == r else "are hard links to one file"
+            raise MovieError(f"the same movie is listed twice: {name} and {p} {how}; list each movie once")
+        files[(stat.st_dev, stat.st_ino)] = (str(p), r)
 
 
 def validate_series(paths: Sequence[str | os.PathLike], *, min_frames: int = 1, tsub: int | None = None) -> MovieSeries:

@@ -117,16 +117,22 @@ _TIME_UNITS = {"s": 1.0, "sec": 1.0, "secs": 1.0, "second": 1.0, "seconds": 1.0,
                "ns": 1e-9, "h": 3600.0, "hr": 3600.0, "hrs": 3600.0, "hour": 3600.0, "hours": 3600.0}
 
 
+def _rate_of_interval(interval: Any, unit: Any) -> float | None:
+    """Frames per second of a positive frame interval in a time unit of :data:`_TIME_UNITS`; None where either is
+    missing or the unit is not known (never guessed as seconds)."""
+    interval, scale = _positive(interval), _TIME_UNITS.get(str(unit).strip().lower())
+    return None if interval is None or scale is None else 1.0 / (interval * scale)
+
+
 def frame_rate_from_imagej(meta: dict | None) -> tuple[float | None, str | None]:
     """Frame rate from ImageJ metadata: `finterval` (in `tunit`, default seconds), else `fps`.
 
     A `tunit` not known here leaves `finterval` unused: read as seconds, 0.05 hr per frame made 20 Hz."""
     if not meta:
         return None, None
-    finterval = _positive(meta.get("finterval"))
-    scale = _TIME_UNITS.get(str(meta.get("tunit", "sec")).strip().lower())
-    if finterval is not None and scale is not None:
-        return 1.0 / (finterval * scale), "ImageJ finterval"
+    rate = _rate_of_interval(meta.get("finterval"), meta.get("tunit", "sec"))
+    if rate is not None:
+        return rate, "ImageJ finterval"
     fps = _positive(meta.get("fps"))
     if fps is not None:
         return fps, "ImageJ fps"
@@ -147,11 +153,8 @@ def frame_rate_from_ome(xml: str | None) -> tuple[float | None, str | None]:
     pixels = next((element for element in root.iter() if element.tag.rsplit("}", 1)[-1] == "Pixels"), None)
     if pixels is None:
         return None, None
-    increment = _positive(pixels.get("TimeIncrement"))
-    scale = _TIME_UNITS.get(str(pixels.get("TimeIncrementUnit", "s")).strip().lower())
-    if increment is None or scale is None:
-        return None, None
-    return 1.0 / (increment * scale), "OME TimeIncrement"
+    rate = _rate_of_interval(pixels.get("TimeIncrement"), pixels.get("TimeIncrementUnit", "s"))
+    return (rate, "OME TimeIncrement") if rate is not None else (None, None)
 
 
 def frame_rate_from_scanimage(meta: dict | None) -> tuple[float | None, str | None]:
