@@ -56,7 +56,7 @@ EXTRA_SETS = {
     "held181": lambda: list(reseeded(HELD_OUT, list(range(181, 201)))),  # h20radius's one-shot checks
     "held201": lambda: list(reseeded(HELD_OUT, list(range(201, 221)))),  # h21kstep's one-shot check
     "held221": lambda: list(reseeded(HELD_OUT, list(range(221, 241)))),  # the 128² bar with replicates (session 26)
-    "held241": lambda: list(reseeded(HELD_OUT, list(range(241, 261)))),  # and its fresh check (session 26)
+    "held241": lambda: list(reseeded(HELD_OUT, list(range(241, 261)))),  # its fresh check (read: session 27)
 }
 
 

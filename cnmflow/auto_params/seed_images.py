@@ -30,9 +30,12 @@ def gsiz_for(gsig: float) -> int:
 
 
 #: auto's gSiz is the seed box of gSig = GSIZ_RADIUS_FACTOR × the radius, whichever factor gSig itself took
-#: (:func:`gsiz_of_radius`). Read on the 32 training movies (benchmarks/findings/auto_params.md, h18gsizr): mean
-#: F1@0.5 +0.011 over 2·gSig+1 at 1.3, +0.009 at 1.15, −0.020 at 1.
-GSIZ_RADIUS_FACTOR = 1.3
+#: (:func:`gsiz_of_radius`). On the 32 training movies (benchmarks/findings/auto_params.md, h18gsizr) mean F1@0.5
+#: over 2·gSig+1 was +0.011 at 1.3, +0.009 at 1.15, −0.020 at 1. 1.3's box was a px or two too large on 128² cortex
+#: 8 µm and dense CA1 (session 26); 1.15, read on seeds 221–240 and judged on fresh 241–260 by a rule written first
+#: (session 27): within 0.02 of the grid 11 → 13 and 9 → 10 of 20, mean F1@0.5 +0.010 / +0.005; on fresh 256²
+#: movies F1@0.5 level (±.003), median IoU .001–.028 lower.
+GSIZ_RADIUS_FACTOR = 1.15
 
 
 def gsiz_of_radius(radius: float, factor: float = GSIZ_RADIUS_FACTOR) -> int:
