@@ -9,6 +9,8 @@ the gSig whose mean is best there.
 
     PYTHONPATH=. .venv/bin/python benchmarks/auto_grid_replicates.py --movies held221 --out results/grid_rep.json
     .venv/bin/python benchmarks/auto_grid_replicates.py --summary results/grid_rep.json
+    .venv/bin/python benchmarks/auto_grid_replicates.py --before results/main_0.json results/main_1.json \\
+        --after results/branch.json
 """
 
 from __future__ import annotations
@@ -91,6 +93,33 @@ def summary(records: list[dict]) -> str:
     return "\n".join(lines)
 
 
+def comparison(before: list[dict], after: list[dict]) -> str:
+    """An estimator change's verdict on one set, movie by movie (auto's replicate mean before → after, and its gap to
+    the grid's best), then what a rule written before the check reads: how many lie within the bar, the mean F1@0.5
+    of auto and how many movies gain or lose more than the bar. Movies in only one of the two are left out."""
+    old = {r["movie"]: r for r in before}
+    pairs = [(old[r["movie"]], r) for r in after if r["movie"] in old]
+    lines, deltas = [], []
+    for b, a in pairs:
+        delta = a["auto"]["mean"] - b["auto"]["mean"]
+        deltas.append(delta)
+        lines.append(f"{a['movie']:<58} {_values(b)} → {_values(a)}  {b['auto']['mean']:.3f} → "
+                     f"{a['auto']['mean']:.3f} ({delta:+.3f})  gap {b['gap']:+.3f} → {a['gap']:+.3f}")
+    if not pairs:
+        return "no movie in both files"
+    within = [sum(r["gap"] >= -BAR for r in side) for side in zip(*pairs)]
+    means = [np.mean([r["auto"]["mean"] for r in side]) for side in zip(*pairs)]
+    lines.append(f"within {BAR}: {within[0]} → {within[1]} of {len(pairs)}; "
+                 f"mean F1@0.5 {means[0]:.3f} → {means[1]:.3f} ({means[1] - means[0]:+.4f}); "
+                 f"up > {BAR}: {sum(d > BAR for d in deltas)}, down > {BAR}: {sum(d < -BAR for d in deltas)}")
+    return "\n".join(lines)
+
+
+def _values(record: dict) -> str:
+    p = record["auto"].get("params", {})
+    return "/".join(f"{p[k]:g}" for k in ("gSig", "gSiz", "min_corr", "min_pnr") if k in p)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--movies", choices=sorted(EXTRA_SETS), help="a set of fresh movies")
@@ -98,9 +127,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, help="where the records go (JSON, rewritten after each movie)")
     parser.add_argument("--reuse", type=Path, nargs="+", help="earlier --out files whose grids are reused")
     parser.add_argument("--summary", type=Path, nargs="+", help="print the verdict of earlier --out files")
+    parser.add_argument("--before", type=Path, nargs="+", help="with --after: an estimator change's verdict on one "
+                        "set, from main's --out files (its parts) and the change's")
+    parser.add_argument("--after", type=Path, nargs="+")
     args = parser.parse_args(argv)
     if args.summary:
         print(summary([r for path in args.summary for r in json.loads(path.read_text())]))
+        return 0
+    if args.before or args.after:
+        if not (args.before and args.after):
+            parser.error("--before and --after go together")
+        print(comparison(*([r for path in paths for r in json.loads(path.read_text())]
+                           for paths in (args.before, args.after))))
         return 0
     if not (args.movies and args.out):
         parser.error("--movies and --out, or --summary")

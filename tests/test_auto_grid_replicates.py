@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
-from auto_grid_replicates import BAR, PERTURBATION, replicates, summary  # noqa: E402
+from auto_grid_replicates import BAR, PERTURBATION, comparison, replicates, summary  # noqa: E402
 
 
 def test_copies_differ_from_the_movie_by_a_hundredth_of_its_noise():
@@ -36,3 +36,13 @@ def test_the_verdict_counts_a_movie_within_the_bar_and_flags_a_miss_and_a_run_wi
     assert "MISS" in lines[2] and "ZERO CELLS" in lines[2]
     assert "ca1_128x128x800: 1 of 2 within 0.02" in lines
     assert lines[-1] == "all: 1 of 3"
+
+
+def test_a_change_is_read_movie_by_movie_then_counted_as_the_rule_written_first_reads_it():
+    before = [_record("ca1_seed1", 0.80, 0.85), _record("ca1_seed2", 0.70, 0.71), _record("cortex_seed1", 0.60, 0.60)]
+    after = [_record("ca1_seed1", 0.84, 0.85), _record("ca1_seed2", 0.65, 0.71), _record("cortex_seed2", 0.9, 0.9)]
+    lines = comparison(before, after).splitlines()
+    assert len(lines) == 3, "a movie in only one file is left out"
+    assert "0.800 → 0.840 (+0.040)" in lines[0] and "gap -0.050 → -0.010" in lines[0]
+    assert lines[-1] == (f"within {BAR}: 1 → 1 of 2; mean F1@0.5 0.750 → 0.745 (-0.0050); "
+                         f"up > {BAR}: 1, down > {BAR}: 1")
