@@ -90,6 +90,16 @@ def test_frame_size_mismatch(tmp_path):
     assert str(a) in msg and str(b) in msg and "6x5" in msg and "7x5" in msg
 
 
+@pytest.mark.parametrize("shape", [(200, 1, 64), (200, 64, 2), (200, 2, 2)])
+def test_a_frame_too_narrow_for_a_cell_is_refused_naming_the_file_and_the_likely_cause(tmp_path, shape):
+    path = tmp_path / "line.tif"
+    tifffile.imwrite(path, np.ones(shape, np.uint16), photometric="minisblack")
+    with pytest.raises(MovieError, match=rf"line\.tif has frames of {shape[1]}x{shape[2]} pixels.*line scan.*axes"):
+        validate_series([path])
+    tifffile.imwrite(path, np.ones((200, 3, 64), np.uint16), photometric="minisblack")
+    assert validate_series([path]).frame_shape == (3, 64)
+
+
 def test_frame_size_mismatch_samples(ideas):
     p2 = sample(ideas, "movie_part2_108x123x63.isxd")
     p3 = sample(ideas, "movie_part3.isxd")
