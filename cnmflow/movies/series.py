@@ -60,8 +60,9 @@ def _refuse_listed_twice(paths: Sequence[str | os.PathLike]) -> None:
         files[(stat.st_dev, stat.st_ino)] = (str(p), r)
 
 
-#: The narrowest frame side a movie may have: a cell and its surround need more than a line of a few pixels (a
-#: 1x64 "movie" reached the fit's gSiz check, whose message suggested a smaller gSiz).
+#: The narrowest frame side a movie may have. A side of 1–2 px is a line scan or a stack stored with its frames last,
+#: never a field of cells; it reached the fit's gSiz check, whose message suggested a smaller gSiz. Small crops of
+#: 3–4 px (the plumbing tests') still pass.
 MIN_FRAME_SIDE = 3
 
 
@@ -91,7 +92,7 @@ def validate_series(paths: Sequence[str | os.PathLike], *, min_frames: int = 1, 
         if len(m.invalid_frames) >= m.n_frames:
             raise MovieError(f"all {m.n_frames} frames of {m.path} are dropped or cropped; "
                              "leave it out of the series")
-        if min(m.frame_shape) < MIN_FRAME_SIDE:  # the gSiz message that came later sent the user to tune gSiz
+        if min(m.frame_shape) < MIN_FRAME_SIDE:
             raise MovieError(
                 f"{m.path} has frames of {m.frame_shape[0]}x{m.frame_shape[1]} pixels (rows x cols), too narrow to "
                 f"hold a cell; is it a line scan, or a movie stored with its axes in another order (frames last)? "
