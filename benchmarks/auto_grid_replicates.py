@@ -49,6 +49,11 @@ def replicates(frames: np.ndarray, n: int = REPLICATES) -> list[np.ndarray]:
                        for k in range(1, n)]
 
 
+def within_bar(record: dict) -> bool:
+    """Whether auto's replicate mean lies within :data:`BAR` of the grid's best (#18's per-movie bar)."""
+    return record["gap"] >= -BAR
+
+
 def mean_point(copies: list[np.ndarray], truth, params: dict) -> dict:
     """One point's fits over the replicates: each F1@0.5, K and CPU seconds, and their mean F1@0.5."""
     fits = [fit_and_score(x, truth, params) for x in copies]
@@ -81,7 +86,7 @@ def summary(records: list[dict]) -> str:
     lines, by_config = [], {}
     for r in records:
         config = r["movie"].split("_seed")[0]
-        ok = r["gap"] >= -BAR
+        ok = within_bar(r)
         by_config.setdefault(config, []).append(ok)
         zero = any(k == 0 for k in r["auto"]["K"])
         lines.append(f"{r['movie']:<58} radius {r['radius_err']:+.3f}  auto {r['auto']['mean']:.3f}  "
@@ -107,7 +112,7 @@ def comparison(before: list[dict], after: list[dict]) -> str:
                      f"{a['auto']['mean']:.3f} ({delta:+.3f})  gap {b['gap']:+.3f} → {a['gap']:+.3f}")
     if not pairs:
         return "no movie in both files"
-    within = [sum(r["gap"] >= -BAR for r in side) for side in zip(*pairs)]
+    within = [sum(map(within_bar, side)) for side in zip(*pairs)]
     means = [np.mean([r["auto"]["mean"] for r in side]) for side in zip(*pairs)]
     lines.append(f"within {BAR}: {within[0]} → {within[1]} of {len(pairs)}; "
                  f"mean F1@0.5 {means[0]:.3f} → {means[1]:.3f} ({means[1] - means[0]:+.4f}); "

@@ -15,7 +15,7 @@ from cnmflow.engine import EngineSettings
 from cnmflow.errors import ParameterError
 from cnmflow.motion.params import check_against_frame
 from cnmflow.movies import MovieSeries, resolve_frame_rate, validate_series
-from cnmflow.movies.pixel_values import check_pixel_values
+from cnmflow.movies.pixel_values import check_movies_pixel_values
 from cnmflow.params import ResolvedParams
 from cnmflow.request import RunRequest, request_of
 from cnmflow.settings import Settings, load_settings
@@ -71,8 +71,7 @@ def validate_inputs(
     resolved = ResolvedParams(params=resolved.params, sources=resolved.sources,
                               notes=resolved.notes + tuple(warnings) + movie_notes)
     _check_fits_frame(series, resolved)
-    for movie in series.movies:
-        check_pixel_values(movie)
+    check_movies_pixel_values(series.movies)
     resolved, estimate = resolve_auto(series, resolved)  # gSig/min_corr/min_pnr "auto": read from the movie
     _check_fits_frame(series, resolved)
     size_note = cell_size_note(series, resolved, estimate) if cell_size else None

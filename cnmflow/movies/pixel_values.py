@@ -14,6 +14,7 @@ from __future__ import annotations
 import os
 import threading
 from dataclasses import dataclass
+from typing import Iterable
 
 import numpy as np
 
@@ -72,6 +73,13 @@ def check_pixel_values(info: MovieInfo) -> None:
             _SCANNED[key] = problem
     if problem is not None:
         raise MovieError(problem)
+
+
+def check_movies_pixel_values(movies: Iterable[MovieInfo]) -> None:
+    """:func:`check_pixel_values` of each movie of a series, in its listed order: what a run's validation refuses,
+    ``cnmflow suggest`` refuses too (a NaN pixel had made it print min_pnr nan)."""
+    for info in movies:
+        check_pixel_values(info)
 
 
 def _scan(info: MovieInfo) -> _Findings:
