@@ -380,6 +380,23 @@ def test_with_few_cells_visible_noise_maxima_do_not_cut_the_profiles_reach():
     assert radius.population_scale(sigmas[::-1], 1) == 1.0
 
 
+def test_with_few_cells_visible_pixel_scale_maxima_are_not_measured():
+    """Cortex L2/3 at peak SNR 0.8–3 (seed 256, read in session 27): 3 cells stand out, and 8 of the 9 blobs measured
+    were maxima at σ 0.9–1.3 px, 5–31 px from any in-focus cell; the radius read 2.1 px for 4.3 (−50%) and the run at
+    auto's values found one component. Where fewer than MIN_BLOBS cells are visible, blobs below FAINT_MIN_SCALE are
+    not measured: within 20%. The rule leaves a movie whose blobs are all that small as it was."""
+    from cnmflow.auto_params import radius
+
+    sim = simulate_realistic_1p("cortex_l23", shape=(128, 128), n_frames=800, rng=256, peak_snr=(0.8, 3.0))
+    est = estimate_from_movie(_tsub2(sim.movie), tsub=2)
+    truth = _half_max_radius(sim.truth.footprints)
+    assert est.radius.n_visible < radius.MIN_BLOBS
+    assert (est.radius.blob_scales >= radius.FAINT_MIN_SCALE).all()
+    assert abs(est.radius.radius / truth - 1) <= 0.2, (est.radius.radius, truth)
+    assert radius.above_faint_scale(np.array([1.0, 2.0, 1.5])).tolist() == [False, True, False]
+    assert radius.above_faint_scale(np.array([1.0, 1.2])).all()
+
+
 def test_at_low_snr_a_reach_cut_on_the_cells_flank_is_lengthened_until_the_radius_settles(tmp_path):
     """CA1 at peak SNR 1–4, training seed 88, read from a TIFF as a run reads it: the cells' blobs sit at σ 2–3 px
     (a 6.5 px cell's disk σ is 4.6) and noise maxima pad the measured set, so the reach 3√2 × their scale was 9 px,
@@ -778,9 +795,10 @@ def test_with_fewer_visible_blobs_than_the_margin_needs_gsig_is_the_radius_itsel
     from cnmflow.auto_params import radius
     from cnmflow.auto_params.radius import MIN_BLOBS
 
-    # the scenario as the radius read it before its scale-consistency rule (h18radius), which leaves this movie's
-    # margins at k = 1 by themselves: the fallback is what is tested here
+    # the scenario as the radius read it before its scale-consistency rule (h18radius) and its faint-scale rule
+    # (session 28), each of which leaves this movie's margins at k = 1 by themselves: the fallback is what is tested
     monkeypatch.setattr(radius, "MAX_RADIUS_OVER_SCALE", np.inf)
+    monkeypatch.setattr(radius, "FAINT_MIN_SCALE", 0.0)
     sim = simulate_realistic_1p("ca1", shape=(128, 128), n_frames=800, rng=2, peak_snr=(1.0, 4.0))
     est = estimate_from_movie(_tsub2(sim.movie), tsub=2)
     choice = est.gsig_choice

@@ -38,6 +38,15 @@ MAX_MAXIMA = 1000
 #: σ = R/√2 (ratio √2), a Gaussian of sd s at σ = s (ratio 1.18); twice the disk's ratio leaves room for the noise in
 #: σ. A profile wider than that was not this blob's but a broader structure's on its peak frame (h18radius).
 MAX_RADIUS_OVER_SCALE = 2.0 * math.sqrt(2.0)
+#: Smallest blob scale σ (px) measured where fewer than :data:`MIN_BLOBS` blobs are visible
+#: (:func:`above_faint_scale`): a disk of half-max radius √2·1.6 ≈ 2.3 px. At peak SNR 0.8–3 the strongest maxima
+#: past the few cells were σ 0.8–1.3 px blobs 5–31 px from any in-focus cell, and their profiles set the radius
+#: (cortex SNR 0.8–3 s256 −50%, s248 +70%). Read on 53 faint training movies (n_visible < 5; the 1.2–1.6 span,
+#: benchmarks/findings/auto_params.md, session 28): cortex SNR 0.8–3 mean |error| .245 → .174 (within 20%: 16 → 19
+#: of 28), CA1 SNR 1–4 .170 → .107 (17 → 22 of 25, none worse by .05); judged on fresh seeds 261–280 by a rule
+#: written first: within 0.02 of the grid 5 → 6 of 20, mean F1@0.5 +.031, 3 movies up and none down by > .02,
+#: radius within 20% 18 → 20 of 20. Where cells stand out the blobs measured are unchanged.
+FAINT_MIN_SCALE = 1.6
 #: Frames (after tsub) of the running mean the radius is read on (see :func:`smoothed_in_time`).
 RADIUS_SMOOTH_FRAMES = 3
 
@@ -191,10 +200,12 @@ def estimate_radius(movie: np.ndarray, *, n_blobs: int = N_BLOBS) -> RadiusEstim
     del second
     if len(order) == 0:
         raise ParameterError("gSig='auto' found no round blob in the movie's max projection; set gSig (the cell radius in px)")
-    significant = int((z[order] > normal_isf(1.0 / image.size)).sum())
     # visible cells (the fallback's count): one false blob in the whole scale space, not per scale image — on
     # white noise's running mean the per-scale rule passed up to 4 blobs, which would relax the cuts onto noise
     visible = int((z[order] > normal_isf(1.0 / (image.size * len(scales)))).sum())
+    if visible < MIN_BLOBS:  # few cells stand out: the pixel-scale maxima that pad the measured set are left out
+        order = order[above_faint_scale(scales[k[order]])]
+    significant = int((z[order] > normal_isf(1.0 / image.size)).sum())
     order = order[:max(min(significant, n_blobs), MIN_BLOBS)]
     k, r, c = k[order], r[order], c[order]
     # the population's scale, the larger of two readings: where the blobs' median normalised response peaks
@@ -211,6 +222,14 @@ def estimate_radius(movie: np.ndarray, *, n_blobs: int = N_BLOBS) -> RadiusEstim
                           blob_radii=radii[ok], blobs=np.column_stack([r, c])[ok], image=image.astype(np.float32),
                           n_significant=significant, n_visible=visible, blob_scales=scales[k][ok], blob_z=z[order][ok],
                           reach=float(reach))
+
+
+def above_faint_scale(sigmas: np.ndarray) -> np.ndarray:
+    """Which blobs (each found at scale ``sigmas``) a faint movie's radius is read on: those at σ ≥
+    :data:`FAINT_MIN_SCALE`, or all where none is. A cell this small is not told from a noise maximum where few
+    cells stand out; the scale space itself, and every movie whose cells stand out, are unchanged."""
+    kept = np.asarray(sigmas, float) >= FAINT_MIN_SCALE
+    return kept if kept.any() else np.ones(len(kept), bool)
 
 
 #: Each step of :func:`settled_reach` lengthens the profile's reach by this factor.
