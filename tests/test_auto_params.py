@@ -393,6 +393,7 @@ def test_with_few_cells_visible_pixel_scale_maxima_are_not_measured():
     assert est.radius.n_visible < radius.MIN_BLOBS
     assert (est.radius.blob_scales >= radius.FAINT_MIN_SCALE).all()
     assert abs(est.radius.radius / truth - 1) <= 0.2, (est.radius.radius, truth)
+    assert "below σ 1.6 px" in est.reasons()["gSig"]
     assert radius.above_faint_scale(np.array([1.0, 2.0, 1.5])).tolist() == [False, True, False]
     assert radius.above_faint_scale(np.array([1.0, 1.2])).all()
 

@@ -70,7 +70,14 @@ class RadiusEstimate:
     def evidence(self) -> str:
         q1, q3 = np.percentile(self.blob_radii, [25, 75])
         return (f"median half-max radius (each on its peak frame) of the {len(self.blob_radii)} strongest LoG "
-                f"blobs of the max−mean projection (IQR {q1:.1f}–{q3:.1f} px)")
+                f"blobs of the max−mean projection (IQR {q1:.1f}–{q3:.1f} px){self._faint()}")
+
+    def _faint(self) -> str:
+        small = self.blob_scales is not None and bool((self.blob_scales < FAINT_MIN_SCALE).any())
+        if self.n_visible >= MIN_BLOBS or small:
+            return ""
+        return (f"; fewer than {MIN_BLOBS} blobs stand out, so those below σ {FAINT_MIN_SCALE:g} px (pixel-scale "
+                f"maxima, not cells) are not measured")
 
 
 def activity_images(movie: np.ndarray, *, chunk_frames: int = 256) -> tuple[np.ndarray, np.ndarray]:
