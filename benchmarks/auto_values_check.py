@@ -1,18 +1,18 @@
 """auto's radius and values as a run reads them (TIFF → ``estimate_parameters``, tsub 2) on 75 movies, for whichever
 ``cnmflow`` is first on PYTHONPATH: run it once on main and once on a branch, and ``--diff`` the two files to see
-which movies an estimator change moves at all (issue #18, h17lowsnr). The movies: pnr_ceiling.py's 32 training movies,
-CA1 / cortex SNR 1–4 at fresh training seeds 81–90, held-out cortex SNR 0.8–3 s14 / 34 / 38 and the held-out
+which movies an estimator change moves at all (issue #18, h17lowsnr). The movies: pnr_ceiling.py's 32 training
+movies, CA1 / cortex SNR 1–4 at fresh training seeds 81–90, held-out cortex SNR 0.8–3 s14 / 34 / 38 and the held-out
 configurations at seeds 51–70. No fits (~4 min). ``--movies fresh91``: CA1 / cortex SNR 1–4 at seeds 91–100
 (h18reach's fresh training check); ``--movies held71``: the held-out configurations at seeds 71–90 (``held121``: at
 121–140, h18mode's final check; ``held141``: at 141–160, h18gsizr's; ``fresh101`` / ``held161``: seeds 101–110 /
 161–180, h18blob's; ``fresh111`` / ``held181``: seeds 111–120 / 181–200, h20radius's; ``held201``: seeds 201–220,
 h21kstep's; ``held221`` / ``held241`` / ``held261`` / ``held281``: seeds 221–240 / 241–260 / 261–280 / 281–300,
 auto_grid_replicates.py's). A record holds gSiz too (older files without it took gsiz_for(gSig)). ``--fit BEFORE
-AFTER``: fit both files' values on each movie whose values differ (F1@0.5, F1, K; ~1 min a movie). ``--realistic [SEED
-...]``: the 256² realistic movies of both configurations instead (seeds 1–12, from ``/work/movies*``; no fits), read
-from the sample a run takes (the middle block of at most ``SAMPLE_BYTES``, tsub 2, then ``estimate_from_movie``: runs
-do not read ``.npy``), with gSig's factor, the margins' argmax, each factor's margin and bootstrap share (h18mode's
-``auto_values_256.py``, folded in here).
+AFTER``: fit both files' values on each movie whose values differ (F1@0.5, F1, K; ~1 min a movie). ``--realistic
+[SEED ...]``: the 256² realistic movies of both configurations instead (seeds 1–12, from ``/work/movies*``; no
+fits), read from the sample a run takes (the middle block of at most ``SAMPLE_BYTES``, tsub 2, then
+``estimate_from_movie``: runs do not read ``.npy``), with gSig's factor, the margins' argmax, each factor's margin
+and bootstrap share (h18mode's ``auto_values_256.py``, folded in here).
 
     PYTHONPATH=/work/main .venv/bin/python benchmarks/auto_values_check.py --out results/values_main.json
     PYTHONPATH=. .venv/bin/python benchmarks/auto_values_check.py --out results/values_branch.json
