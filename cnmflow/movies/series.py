@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import os
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Mapping, Sequence
@@ -60,6 +61,33 @@ def _refuse_listed_twice(paths: Sequence[str | os.PathLike]) -> None:
         files[(stat.st_dev, stat.st_ino)] = (str(p), r)
 
 
+def name_order_key(name: str) -> tuple:
+    """Sort key for file names in recording order: runs of digits compare as numbers ("2.avi" before "10.avi",
+    "msCam9" before "msCam10"), the rest as text; the name itself breaks ties. Miniscope software and many exports
+    number their chunks without leading zeros, which a plain (and a shell glob's) sort puts 0, 1, 10, 11, 2, …"""
+    parts = re.split(r"(\d+)", str(name))
+    return tuple(int(part) if k % 2 else part for k, part in enumerate(parts)), str(name)
+
+
+def _refuse_name_sorted_numbers(paths: Sequence[str | os.PathLike]) -> None:
+    """Refuse files listed in plain name order where that order is not their numbers' order (``*.avi`` of
+    0.avi … 11.avi lists 10.avi before 2.avi): TIFFs and AVIs are joined in the order given, so time was scrambled
+    without a word. An order that is neither the plain nor the numeric one was chosen by hand and is kept."""
+    names = [os.fspath(p) for p in paths]
+    numeric = sorted(names, key=name_order_key)
+    if names == numeric or names not in (sorted(names), sorted(names, key=str.casefold)):
+        return
+    first = next(k for k, (given, meant) in enumerate(zip(names, numeric)) if given != meant)
+    short = [Path(n).name for n in names] if len({str(Path(n).parent) for n in names}) == 1 else names
+    numeric_short = sorted(short, key=name_order_key)
+    shown = " ".join(numeric_short[:6]) + (" …" if len(numeric_short) > 6 else "")
+    raise MovieError(
+        f"the movies are listed in plain name order, which puts {short[first]} before "
+        f"{numeric_short[first]} (a shell glob such as *{Path(names[0]).suffix} sorts this way) and would join them "
+        f"out of time order; list them in the order of their numbers ({shown}; `ls -v` or `sort -V` lists them so), "
+        "or rename them with leading zeros (002, 010) if the name order is the recording order")
+
+
 #: The narrowest frame side a movie may have. A side of 1–2 px is a line scan or a stack stored with its frames last,
 #: never a field of cells; it reached the fit's gSiz check, whose message suggested a smaller gSiz. Small crops of
 #: 3–4 px (the plumbing tests') still pass.
@@ -83,6 +111,8 @@ def validate_series(paths: Sequence[str | os.PathLike], *, min_frames: int = 1, 
         raise MovieError(f"a series must hold one file type, got {sorted(set(kinds))}: {listing}; "
                          "convert the movies to one format or analyse them separately")
 
+    if kinds[0] != "isxd":  # isxd movies are ordered by their start times
+        _refuse_name_sorted_numbers(paths)
     _refuse_listed_twice(paths)
     movies = tuple(read_info(p) for p in paths)
 

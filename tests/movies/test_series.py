@@ -195,6 +195,26 @@ def test_other_kinds_keep_listed_order(tmp_path):
     assert series.offsets() == {0: (0, 2), 1: (2, 5)}
 
 
+def test_numbered_chunks_listed_in_plain_name_order_are_refused(tmp_path):
+    """Miniscope chunks 0.avi … 11.avi given as *.avi arrive 0, 1, 10, 11, 2, …: they were joined in that order,
+    time scrambled without a word. Now one message names the misplaced file and the numeric order."""
+    names = [f"{k}.tif" for k in range(12)]
+    paths = sorted(_tif(tmp_path / n, n=2) for n in names)          # what a shell glob (or sorted()) hands over
+    with pytest.raises(MovieError, match="plain name order") as err:
+        validate_series(paths)
+    message = str(err.value)
+    assert "puts 10.tif before 2.tif" in message and "0.tif 1.tif 2.tif 3.tif" in message and "ls -v" in message
+
+
+def test_numbered_chunks_in_numeric_or_hand_chosen_order_pass(tmp_path):
+    paths = [_tif(tmp_path / f"msCam{k}.tif", n=2) for k in range(1, 13)]
+    assert validate_series(paths).order == tuple(range(12))                 # numeric order
+    padded = [_tif(tmp_path / f"p{k:03d}.tif", n=2) for k in (2, 10)]
+    assert validate_series(padded).n_frames == 4                             # zero-padded: both orders agree
+    chosen = [paths[3], paths[0], paths[11]]                                 # msCam4, msCam1, msCam12: by hand
+    assert validate_series(chosen).order == (0, 1, 2)
+
+
 def test_avi_series_samples(ideas):
     series = validate_series([sample(ideas, "movie_part1_108x122x200.avi"),
                               sample(ideas, "movie_part2_108x122x126.avi")])
