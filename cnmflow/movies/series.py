@@ -13,6 +13,7 @@ from cnmflow.errors import MovieError, ParameterError
 from cnmflow.movies.info import MovieInfo
 from cnmflow.movies.read import kind_of
 from cnmflow.movies.read import check_file, read_info
+from cnmflow.movies.tiff import SingleImageError
 
 DEFAULT_FRAME_RATE = 30.0
 PERIOD_ATOL_S = 1e-6
@@ -94,6 +95,21 @@ def _refuse_name_sorted_numbers(paths: Sequence[str | os.PathLike]) -> None:
 MIN_FRAME_SIDE = 3
 
 
+def _read_member_info(path: str | os.PathLike, paths: Sequence[str | os.PathLike]) -> MovieInfo:
+    """read_info, with a series' word for a TIFF image sequence (one frame per file), whose files are read one at a
+    time and would each be refused as 'a single image' with no word on the sequence they make."""
+    try:
+        return read_info(path)
+    except SingleImageError:
+        if len(paths) < 2 or path is not paths[0]:  # one image among movies: the file's own word is the right one
+            raise
+        raise MovieError(
+            f"{path} holds a single 2-D image, not a movie: the {len(paths)} files given ({paths[0]} … {paths[-1]}) "
+            "look like an image sequence, one frame per file, which cnmflow does not join; stack them into one multi-page TIFF in recording order first "
+            "(Fiji: File > Import > Image Sequence…, then File > Save As > Tiff…; Python: tifffile.imwrite(out, "
+            "numpy.stack([tifffile.imread(f) for f in files])))") from None
+
+
 def validate_series(paths: Sequence[str | os.PathLike], *, min_frames: int = 1, tsub: int | None = None) -> MovieSeries:
     """Check a list of movie files can be analysed as one movie; raise MovieError naming the problem.
 
@@ -114,7 +130,7 @@ def validate_series(paths: Sequence[str | os.PathLike], *, min_frames: int = 1, 
     if kinds[0] != "isxd":  # isxd movies are ordered by their start times
         _refuse_name_sorted_numbers(paths)
     _refuse_listed_twice(paths)
-    movies = tuple(read_info(p) for p in paths)
+    movies = tuple(_read_member_info(p, paths) for p in paths)
 
     for m in movies:
         if m.n_frames == 0:

@@ -238,6 +238,10 @@ def _describe_axes(axes: str, shape: tuple[int, ...]) -> str:
     return ", ".join(f"{ax}={n} ({_AXIS_NAMES.get(ax, '?')})" for ax, n in zip(axes, shape) if ax not in "YX")
 
 
+class SingleImageError(MovieError):
+    """A TIFF of one 2-D image: a frame of an image sequence (one file per frame) rather than a movie."""
+
+
 def _frame_layout(path: Path, series, ij: dict | None) -> int:
     """Number of frames of a (frames, rows, cols) series; raises for anything else.
 
@@ -250,7 +254,7 @@ def _frame_layout(path: Path, series, ij: dict | None) -> int:
     if "Y" not in axes or "X" not in axes:
         raise MovieError(f"{path}: TIFF has axes {axes!r} {shape}, not a movie of 2-D frames")
     if not extra:
-        raise MovieError(
+        raise SingleImageError(
             f"{path} holds a single 2-D image {shape}, not a movie; give a multi-page TIFF with one frame per page"
         )
     if any(ax == "S" for ax, _ in extra):

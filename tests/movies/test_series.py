@@ -215,6 +215,22 @@ def test_numbered_chunks_in_numeric_or_hand_chosen_order_pass(tmp_path):
     assert validate_series(chosen).order == (0, 1, 2)
 
 
+def test_an_image_sequence_of_single_image_tiffs_is_refused_as_a_sequence_with_how_to_stack_it(tmp_path):
+    """300 single-image TIFFs (one frame per file) were refused as if one of them were the movie given ('give a
+    multi-page TIFF'), with no word on the sequence they make; now the message says so and how to stack them."""
+    paths = [tmp_path / f"img_{k:04d}.tif" for k in range(5)]
+    for p in paths:
+        tifffile.imwrite(p, np.zeros((6, 5), np.uint16), photometric="minisblack")
+    with pytest.raises(MovieError, match="image sequence") as err:
+        validate_series(paths)
+    message = str(err.value)
+    assert "5 files" in message and "img_0000.tif" in message and "img_0004.tif" in message
+    assert "Image Sequence" in message and "numpy.stack" in message
+    with pytest.raises(MovieError, match="single 2-D image") as one:
+        validate_series(paths[:1])
+    assert "image sequence" not in str(one.value)
+
+
 def test_avi_series_samples(ideas):
     series = validate_series([sample(ideas, "movie_part1_108x122x200.avi"),
                               sample(ideas, "movie_part2_108x122x126.avi")])
