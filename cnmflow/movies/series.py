@@ -105,7 +105,8 @@ def _read_member_info(path: str | os.PathLike, paths: Sequence[str | os.PathLike
             raise
         raise MovieError(
             f"{path} holds a single 2-D image, not a movie: the {len(paths)} files given ({paths[0]} … {paths[-1]}) "
-            "look like an image sequence, one frame per file, which cnmflow does not join; stack them into one multi-page TIFF in recording order first "
+            "look like an image sequence, one frame per file, which cnmflow does not join; stack them into one "
+            "multi-page TIFF in recording order first "
             "(Fiji: File > Import > Image Sequence…, then File > Save As > Tiff…; Python: tifffile.imwrite(out, "
             "numpy.stack([tifffile.imread(f) for f in files])))") from None
 
