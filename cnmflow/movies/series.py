@@ -153,6 +153,15 @@ def validate_series(paths: Sequence[str | os.PathLike], *, min_frames: int = 1, 
                 f"but {m.path} is {m.frame_shape[0]}x{m.frame_shape[1]}; all movies of a series need the same frame size"
             )
 
+    for m in movies[1:]:  # integers of another width or sign: one part converted apart (byte order aside)
+        a, b = first.dtype.newbyteorder("="), m.dtype.newbyteorder("=")
+        if a != b and a.kind in "ui" and b.kind in "ui":
+            raise MovieError(
+                f"pixel types differ: {first.path} holds {a.name} pixels but {m.path} holds {b.name}; a part "
+                "converted apart from the others (e.g. to 8 bits in Fiji) no longer holds the camera's counts, and "
+                "joined they would read as a step in every pixel — export all movies of a series alike, or "
+                "analyse them separately")
+
     timed = [m for m in movies if m.frame_period is not None]
     for m in timed[1:]:
         if not math.isclose(m.frame_period, timed[0].frame_period, rel_tol=0.0, abs_tol=PERIOD_ATOL_S):

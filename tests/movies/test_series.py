@@ -109,6 +109,21 @@ def test_frame_size_mismatch_samples(ideas):
     assert p2.name in msg and p3.name in msg and "123x108" in msg and "128x128" in msg
 
 
+def test_pixel_type_mismatch_is_refused_naming_both_files(tmp_path):
+    """A uint8 part (converted to 8 bits in Fiji) joined to uint16 parts was analysed without a word: a step in the
+    intensity scale at the join, read as a change in every pixel."""
+    a = tmp_path / "a.tif"
+    tifffile.imwrite(a, movie_data(4, 6, 5).astype(np.uint16), photometric="minisblack")
+    b = tmp_path / "b.tif"
+    tifffile.imwrite(b, movie_data(4, 6, 5).astype(np.uint8), photometric="minisblack")
+    with pytest.raises(MovieError, match="pixel types differ") as err:
+        validate_series([a, b])
+    assert "a.tif holds uint16" in str(err.value) and "b.tif holds uint8" in str(err.value)
+    big = tmp_path / "big.tif"                                   # Fiji's big-endian uint16 is the same type
+    tifffile.imwrite(big, movie_data(4, 6, 5).astype(">u2"), photometric="minisblack", byteorder=">")
+    assert validate_series([a, big]).n_frames == 8
+
+
 def test_frame_period_mismatch(tmp_path):
     a = write_isxd(tmp_path / "a.isxd", movie_data(3), period_ms=100, start_ms=0)
     b = write_isxd(tmp_path / "b.isxd", movie_data(3), period_ms=50, start_ms=5000)
