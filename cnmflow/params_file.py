@@ -91,7 +91,8 @@ def read_params_file(path: str | os.PathLike) -> ParamsFile:
     """Parse a JSON parameters file into flat parameter values (not yet validated against ranges)."""
     path = Path(path)
     try:
-        document = json.loads(path.read_text(), object_pairs_hook=_object_without_repeats)
+        # utf-8-sig: Windows editors (Notepad, PowerShell's Out-File) start the file with a byte-order mark
+        document = json.loads(path.read_text(encoding="utf-8-sig"), object_pairs_hook=_object_without_repeats)
     except _RepeatedKey as err:
         raise ParameterError(f"parameters file {path}: key {err.args[0]!r} appears twice in one object (JSON keeps "
                              "only the last); keep one") from None
@@ -100,7 +101,9 @@ def read_params_file(path: str | os.PathLike) -> ParamsFile:
     except (OSError, UnicodeDecodeError) as err:
         raise ParameterError(f"parameters file {path} cannot be read: {err}") from None
     except json.JSONDecodeError as err:
-        raise ParameterError(f"parameters file {path} is not valid JSON: {err}") from None
+        yaml = (" (a parameters file is JSON, as CaImAn writes it: write the same keys as a JSON object, e.g. "
+                '{"gSig": 3, "min_corr": 0.8})') if path.suffix.lower() in (".yaml", ".yml") else ""
+        raise ParameterError(f"parameters file {path} is not valid JSON{yaml}: {err}") from None
     except RecursionError:
         raise ParameterError(f"parameters file {path} is nested too deeply to be a parameters file; give a JSON "
                              "object of groups (e.g. {\"init\": {\"gSig\": [3, 3]}}) or of parameters") from None

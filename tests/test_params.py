@@ -166,6 +166,21 @@ def test_bad_json_and_missing_file_name_the_file(tmp_path):
         read_params_file(tmp_path / "missing.json")
 
 
+def test_a_params_file_with_a_utf8_byte_order_mark_is_read(tmp_path):
+    """Notepad and PowerShell start a UTF-8 file with a byte-order mark; the file was refused as 'not valid JSON:
+    Unexpected UTF-8 BOM (decode using utf-8-sig)'."""
+    path = tmp_path / "p.json"
+    path.write_bytes(b"\xef\xbb\xbf" + json.dumps({"init": {"gSig": [4, 4]}}).encode())
+    assert read_params_file(path).values == {"gSig": 4}
+
+
+def test_a_yaml_params_file_is_told_that_parameters_files_are_json(tmp_path):
+    path = tmp_path / "p.yaml"
+    path.write_text("gSig: 3\n")
+    with pytest.raises(ParameterError, match="p.yaml is not valid JSON .a parameters file is JSON"):
+        read_params_file(path)
+
+
 def test_out_of_range_value_in_file_names_parameter(tmp_path):
     path = _write(tmp_path, {"merging": {"merge_thr": 2}})
     with pytest.raises(ParameterError, match="merge_thr=2"):
