@@ -35,6 +35,10 @@ def parse_assignment(text: str) -> tuple[str, Any]:
     try:
         return name.strip(), json.loads(raw)
     except json.JSONDecodeError:
+        pass
+    try:  # .8, 8., +8: numbers as a shell user types them, which JSON spells otherwise (they read as quoted text)
+        return name.strip(), float(raw)
+    except ValueError:
         return name.strip(), raw.strip()
 
 

@@ -66,7 +66,12 @@ def parse_grid_option(text: str) -> tuple[str, list[Any]]:
             continue
         try:
             values.append(json.loads(lowered if lowered in ("true", "false") else item))
+            continue
         except json.JSONDecodeError:
+            pass
+        try:  # .8, 8., +8: numbers as a shell user types them, which JSON spells otherwise
+            values.append(float(item))
+        except ValueError:
             values.append(item)
     return name, values
 
