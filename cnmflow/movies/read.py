@@ -69,7 +69,8 @@ def check_file(path: str | os.PathLike) -> Path:
     if not resolved.exists():
         raise MovieError(f"movie file not found: {given}; check the path")
     if resolved.is_dir():
-        raise MovieError(f"{given} is a directory, not a movie file; give the movie file(s) inside it")
+        raise MovieError(f"{given} is a directory, not a movie file; give the movie file(s) inside it"
+                         + _folder_hint(resolved))
     if not resolved.is_file():
         raise MovieError(f"{given} is not a regular file; give a movie file")
     try:
@@ -78,6 +79,19 @@ def check_file(path: str | os.PathLike) -> Path:
     except OSError as exc:
         raise MovieError(f"movie file {given} is not readable ({exc.strerror or exc}); fix its permissions") from None
     return resolved
+
+
+def _folder_hint(folder: Path) -> str:
+    """What a folder given as a movie holds, and how to list its movies in recording order."""
+    try:
+        movies = [entry for entry in folder.iterdir() if entry.suffix.lower() in SUPPORTED_EXTENSIONS]
+    except OSError:
+        return ""
+    if not movies:
+        return f" (it holds no {', '.join(sorted(SUPPORTED_EXTENSIONS))} file)"
+    suffixes = sorted({entry.suffix for entry in movies})
+    return (f" ({len(movies)} {'/'.join(suffixes)} file{'s' if len(movies) > 1 else ''} inside), in recording "
+            f"order, e.g. $(ls {folder}/*{suffixes[0]} | sort -V)")
 
 
 def read_info(path: str | os.PathLike) -> MovieInfo:

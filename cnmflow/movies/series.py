@@ -81,11 +81,12 @@ def _refuse_name_sorted_numbers(paths: Sequence[str | os.PathLike]) -> None:
     first = next(k for k, (given, meant) in enumerate(zip(names, numeric)) if given != meant)
     short = [Path(n).name for n in names] if len({str(Path(n).parent) for n in names}) == 1 else names
     numeric_short = sorted(short, key=name_order_key)
+    suffix = Path(names[0]).suffix
     shown = " ".join(numeric_short[:6]) + (" …" if len(numeric_short) > 6 else "")
     raise MovieError(
         f"the movies are listed in plain name order, which puts {short[first]} before "
-        f"{numeric_short[first]} (a shell glob such as *{Path(names[0]).suffix} sorts this way) and would join them "
-        f"out of time order; list them in the order of their numbers ({shown}; `ls -v` or `sort -V` lists them so), "
+        f"{numeric_short[first]} (a shell glob such as *{suffix} sorts this way) and would join them out of time "
+        f"order; list them in the order of their numbers ({shown}; `ls *{suffix} | sort -V` lists them so), "
         "or rename them with leading zeros (002, 010) if the name order is the recording order")
 
 
@@ -122,6 +123,9 @@ def validate_series(paths: Sequence[str | os.PathLike], *, min_frames: int = 1, 
     if not paths:
         raise MovieError("no movie files given; give at least one .isxd, .tif/.tiff or .avi movie")
 
+    for p in paths:  # a folder has no movie extension: say it is a folder, not an unsupported file type
+        if Path(os.fspath(p)).expanduser().is_dir():
+            check_file(p)
     kinds = [kind_of(p) for p in paths]
     if len(set(kinds)) > 1:
         listing = "; ".join(f"{p} ({k})" for p, k in zip(paths, kinds))

@@ -40,6 +40,20 @@ def test_directory(tmp_path):
     assert str(folder) in str(err.value)
 
 
+def test_a_folder_without_an_extension_is_named_a_folder_with_its_movies_and_their_order(tmp_path):
+    """A session folder given as the movie was refused as "unsupported movie file type '(no extension)'"."""
+    folder = tmp_path / "session"
+    folder.mkdir()
+    for k in (0, 1, 2):
+        _tif(folder / f"{k}.tif")
+    with pytest.raises(MovieError, match="is a directory") as err:
+        validate_series([folder])
+    assert "3 .tif files inside" in str(err.value) and "sort -V" in str(err.value)
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(MovieError, match="holds no .avi, .isxd, .tif, .tiff file"):
+        validate_series([_tif(tmp_path / "a.tif"), tmp_path / "empty"])
+
+
 def test_unsupported_extension(tmp_path):
     path = tmp_path / "m.mov"
     path.write_bytes(b"x")
@@ -218,7 +232,7 @@ def test_numbered_chunks_listed_in_plain_name_order_are_refused(tmp_path):
     with pytest.raises(MovieError, match="plain name order") as err:
         validate_series(paths)
     message = str(err.value)
-    assert "puts 10.tif before 2.tif" in message and "0.tif 1.tif 2.tif 3.tif" in message and "ls -v" in message
+    assert "puts 10.tif before 2.tif" in message and "0.tif 1.tif 2.tif 3.tif" in message and "sort -V" in message
 
 
 def test_numbered_chunks_in_numeric_or_hand_chosen_order_pass(tmp_path):
