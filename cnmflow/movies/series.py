@@ -112,6 +112,52 @@ def _read_member_info(path: str | os.PathLike, paths: Sequence[str | os.PathLike
             "numpy.stack([tifffile.imread(f) for f in files])))") from None
 
 
+def _check_ome_parts(movies: Sequence[MovieInfo]) -> None:
+    """Every file of a multi-file OME-TIFF listed, next to each other and in the metadata's order: the first file
+    alone is only its own part of the recording."""
+    listed = {m.path: k for k, m in enumerate(movies)}
+    for m in movies:
+        if not m.ome_files:
+            continue
+        parts = [m.path.parent / name for name in m.ome_files]
+        missing = [p for p in parts if p not in listed]
+        names = ", ".join(m.ome_files)
+        if missing:
+            absent = [p.name for p in missing if not p.exists()]
+            where = f" ({', '.join(absent)} not found next to it: copy {'it' if len(absent) == 1 else 'them'} too)" \
+                if absent else ""
+            raise MovieError(
+                f"{m.path} is one file of a multi-file OME-TIFF (as Micro-Manager writes long recordings): its "
+                f"metadata spreads the recording over {len(parts)} files ({names}); "
+                f"{', '.join(p.name for p in missing)} {'is' if len(missing) == 1 else 'are'} not listed{where}; "
+                f"list all {len(parts)}, in that order")
+        positions = [listed[p] for p in parts]
+        if positions != list(range(positions[0], positions[0] + len(parts))):
+            raise MovieError(f"{m.path} is one file of a multi-file OME-TIFF whose metadata orders its files {names}; "
+                             "list them next to each other in that order")
+
+
+def _check_alike(movies: Sequence[MovieInfo]) -> None:
+    """One frame size, and integers of one width and sign, across the series."""
+    first = movies[0]
+    for m in movies[1:]:
+        if m.frame_shape != first.frame_shape:
+            raise MovieError(
+                f"frame sizes differ: {first.path} is {first.frame_shape[0]}x{first.frame_shape[1]} (rows x cols) "
+                f"but {m.path} is {m.frame_shape[0]}x{m.frame_shape[1]}; all movies of a series need the same "
+                "frame size"
+            )
+
+    for m in movies[1:]:  # integers of another width or sign: one part converted apart (byte order aside)
+        a, b = first.dtype.newbyteorder("="), m.dtype.newbyteorder("=")
+        if a != b and a.kind in "ui" and b.kind in "ui":
+            raise MovieError(
+                f"pixel types differ: {first.path} holds {a.name} pixels but {m.path} holds {b.name}; a part "
+                "converted apart from the others (e.g. to 8 bits in Fiji) no longer holds the camera's counts, and "
+                "joined they would read as a step in every pixel — export all movies of a series alike, or "
+                "analyse them separately")
+
+
 def validate_series(paths: Sequence[str | os.PathLike], *, min_frames: int = 1, tsub: int | None = None) -> MovieSeries:
     """Check a list of movie files can be analysed as one movie; raise MovieError naming the problem.
 
@@ -149,23 +195,9 @@ def validate_series(paths: Sequence[str | os.PathLike], *, min_frames: int = 1, 
                 f"hold a cell; is it a line scan, or a movie stored with its axes in another order (frames last)? "
                 f"Give a movie whose frames are at least {MIN_FRAME_SIDE} pixels on each side")
 
+    _check_ome_parts(movies)
+    _check_alike(movies)
     first = movies[0]
-    for m in movies[1:]:
-        if m.frame_shape != first.frame_shape:
-            raise MovieError(
-                f"frame sizes differ: {first.path} is {first.frame_shape[0]}x{first.frame_shape[1]} (rows x cols) "
-                f"but {m.path} is {m.frame_shape[0]}x{m.frame_shape[1]}; all movies of a series need the same frame size"
-            )
-
-    for m in movies[1:]:  # integers of another width or sign: one part converted apart (byte order aside)
-        a, b = first.dtype.newbyteorder("="), m.dtype.newbyteorder("=")
-        if a != b and a.kind in "ui" and b.kind in "ui":
-            raise MovieError(
-                f"pixel types differ: {first.path} holds {a.name} pixels but {m.path} holds {b.name}; a part "
-                "converted apart from the others (e.g. to 8 bits in Fiji) no longer holds the camera's counts, and "
-                "joined they would read as a step in every pixel — export all movies of a series alike, or "
-                "analyse them separately")
-
     timed = [m for m in movies if m.frame_period is not None]
     for m in timed[1:]:
         if not math.isclose(m.frame_period, timed[0].frame_period, rel_tol=0.0, abs_tol=PERIOD_ATOL_S):
