@@ -129,8 +129,8 @@ def _colour_note(path: Path, frame) -> str | None:
 #: Video codecs that discard information (FFmpeg's names): block artefacts and smoothing that can hide faint cells
 #: or make false ones. Raw, FFV1, HuffYUV, UT Video, PNG and the like keep every sample.
 _LOSSY_CODECS = frozenset({"mjpeg", "mjpegb", "mpeg4", "msmpeg4v1", "msmpeg4v2", "msmpeg4v3", "h263", "h264", "hevc",
-                           "mpeg1video", "mpeg2video", "vp8", "vp9", "av1", "wmv1", "wmv2", "wmv3", "dvvideo", "cinepak",
-                           "indeo3", "indeo4", "indeo5", "theora", "flv1", "msvideo1", "svq1", "svq3"})
+                           "mpeg1video", "mpeg2video", "vp8", "vp9", "av1", "wmv1", "wmv2", "wmv3", "dvvideo",
+                           "cinepak", "indeo3", "indeo4", "indeo5", "theora", "flv1", "msvideo1", "svq1", "svq3"})
 
 
 def _lossy_note(path: Path, stream) -> str | None:
