@@ -158,6 +158,22 @@ def _check_alike(movies: Sequence[MovieInfo]) -> None:
                 "analyse them separately")
 
 
+def _refuse_overlap(in_time: Sequence[MovieInfo]) -> None:
+    """isxd movies (in start-time order) must not overlap in time: one that starts before the one before it ends is
+    a trimmed or processed copy of it (or of a part), and joined they analysed those frames twice."""
+    from datetime import timedelta  # noqa: PLC0415
+
+    for before, after in zip(in_time, in_time[1:]):
+        if before.frame_period is None or after.start_time is None or before.start_time is None:
+            continue
+        end = before.start_time + timedelta(seconds=before.n_frames * before.frame_period)
+        if (end - after.start_time).total_seconds() > before.frame_period / 2:
+            raise MovieError(
+                f"{before.path} ({before.start_time.isoformat()} to {end.isoformat()}) and {after.path} (from "
+                f"{after.start_time.isoformat()}) overlap in time: is one a trimmed or processed copy of the other? "
+                "A series needs consecutive recordings; give each recording once")
+
+
 def validate_series(paths: Sequence[str | os.PathLike], *, min_frames: int = 1, tsub: int | None = None) -> MovieSeries:
     """Check a list of movie files can be analysed as one movie; raise MovieError naming the problem.
 
@@ -218,6 +234,7 @@ def validate_series(paths: Sequence[str | os.PathLike], *, min_frames: int = 1, 
                 )
             seen[m.start_time] = k
         order = tuple(sorted(order, key=lambda k: movies[k].start_time))
+        _refuse_overlap([movies[k] for k in order])
 
     total = sum(m.n_frames for m in movies)
     if total < min_frames:

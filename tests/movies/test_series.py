@@ -218,6 +218,17 @@ def test_isxd_ordered_by_start_time(tmp_path):
     assert series.frame_rate == pytest.approx(10.0) and series.frame_rate_source == "isxd timing"
 
 
+def test_isxd_movies_overlapping_in_time_are_refused(tmp_path):
+    """A recording (0–4 s) listed with a trimmed copy starting at 2 s was joined: 2 s of frames analysed twice."""
+    whole = write_isxd(tmp_path / "rec.isxd", movie_data(40), period_ms=100, start_ms=0)
+    trimmed = write_isxd(tmp_path / "rec_trimmed.isxd", movie_data(20, seed=1), period_ms=100, start_ms=2000)
+    with pytest.raises(MovieError, match="overlap in time") as err:
+        validate_series([trimmed, whole])
+    assert "rec.isxd" in str(err.value) and "rec_trimmed.isxd" in str(err.value)
+    after = write_isxd(tmp_path / "next.isxd", movie_data(20, seed=2), period_ms=100, start_ms=4000)
+    assert validate_series([after, whole]).order == (1, 0)           # back to back: a series
+
+
 def test_other_kinds_keep_listed_order(tmp_path):
     series = validate_series([_tif(tmp_path / "b.tif", n=2), _tif(tmp_path / "a.tif", n=3)])
     assert series.order == (0, 1)
