@@ -67,7 +67,7 @@ def check_file(path: str | os.PathLike) -> Path:
         raise MovieError(f"{given} cannot be resolved to a file ({exc}); a symbolic link in the path points back "
                          "to itself — give the movie file's real path") from None
     if not resolved.exists():
-        raise MovieError(f"movie file not found: {given}; check the path")
+        raise MovieError(f"movie file not found: {given}; check the path" + _pattern_hint(given))
     if resolved.is_dir():
         raise MovieError(f"{given} is a directory, not a movie file; give the movie file(s) inside it"
                          + _folder_hint(resolved))
@@ -79,6 +79,19 @@ def check_file(path: str | os.PathLike) -> Path:
     except OSError as exc:
         raise MovieError(f"movie file {given} is not readable ({exc.strerror or exc}); fix its permissions") from None
     return resolved
+
+
+def _pattern_hint(given: Path) -> str:
+    """For a name holding * ? or [ that names no file: a pattern only a shell expands (not the UI, a flow's movies
+    or cnmflow.extract), and how many files it matches."""
+    import glob  # noqa: PLC0415
+
+    if not glob.has_magic(str(given)):
+        return ""
+    matches = glob.glob(str(given))
+    held = f"{len(matches)} file{'s' if len(matches) != 1 else ''} match it" if matches else "no file matches it"
+    return (f" — a file-name pattern is expanded by a shell, not here (the Prefect UI, the flows, cnmflow.extract); "
+            f"list the movie files in recording order ({held})")
 
 
 def _folder_hint(folder: Path) -> str:

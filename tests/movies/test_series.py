@@ -54,6 +54,15 @@ def test_a_folder_without_an_extension_is_named_a_folder_with_its_movies_and_the
         validate_series([_tif(tmp_path / "a.tif"), tmp_path / "empty"])
 
 
+def test_a_file_name_pattern_is_said_to_be_one(tmp_path):
+    """'/data/s/*.tif' typed into the UI's movies list (no shell to expand it) read only 'movie file not found'."""
+    for k in (0, 1):
+        _tif(tmp_path / f"{k}.tif")
+    with pytest.raises(MovieError, match="file-name pattern is expanded by a shell, not here") as err:
+        validate_series([tmp_path / "*.tif"])
+    assert "(2 files match it)" in str(err.value)
+
+
 def test_unsupported_extension(tmp_path):
     path = tmp_path / "m.mov"
     path.write_bytes(b"x")
