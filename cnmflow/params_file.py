@@ -9,7 +9,7 @@ from __future__ import annotations
 import difflib
 import json
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -230,11 +230,28 @@ def resolve_run_params(
         file_name=str(parsed.path) if parsed else None,
         overwrite_params=overwrite_params,
     )
+    idle = _idle_table_motion(resolved, preset)
     if parsed is None or not overwrite_params:
-        return resolved
+        return replace(resolved, notes=resolved.notes + idle)
     motion = sorted(set(parsed.values) & set(MOTION_PARAM_NAMES))
-    idle = ([f"{parsed.path.name}: motion parameters applied ({', '.join(motion)}) but motion_correction is "
-             "'none', so frames are not corrected; set motion_correction to rigid or piecewise_rigid"]
-            if motion and resolved.params.motion_correction == "none" else [])
+    idle += ((f"{parsed.path.name}: motion parameters applied ({', '.join(motion)}) but motion_correction is "
+              "'none', so frames are not corrected; set motion_correction to rigid or piecewise_rigid",)
+             if motion and resolved.params.motion_correction == "none" else ())
     return ResolvedParams(params=resolved.params, sources=resolved.sources,
-                          notes=tuple(parsed.notes()) + tuple(idle) + resolved.notes)
+                          notes=tuple(parsed.notes()) + idle + resolved.notes)
+
+
+def _idle_table_motion(resolved: ResolvedParams, preset: str) -> tuple[str, ...]:
+    """The note for motion values set in the table (``--set max_shifts=10``, a form field changed) that do nothing
+    while motion_correction is 'none' (a parameters file's get theirs above); a form's unchanged fields say nothing."""
+    from cnmflow.params import resolve_params
+
+    if resolved.params.motion_correction != "none":
+        return ()
+    defaults = resolve_params(preset=preset).params
+    changed = [name for name in MOTION_PARAM_NAMES if resolved.sources.get(name) == "table"
+               and getattr(resolved.params, name) != getattr(defaults, name)]
+    if not changed:
+        return ()
+    return (f"motion parameters set ({', '.join(changed)}) but motion_correction is 'none', so frames are not "
+            "corrected and they do nothing; set motion_correction to rigid or piecewise_rigid",)

@@ -343,3 +343,13 @@ def test_a_key_repeated_in_a_params_file_is_refused(tmp_path):
     path.write_text('{"init": {"min_pnr": 5, "min_pnr": 8}}')
     with pytest.raises(ParameterError, match="params.json: key 'min_pnr' appears twice"):
         read_params_file(path)
+
+
+def test_motion_values_set_in_the_table_while_motion_correction_is_none_get_a_note():
+    """--set max_shifts=10 without motion_correction ran uncorrected without a word (a parameters file's motion values
+    got this note; the table's did not)."""
+    notes = resolve_run_params(table={"max_shifts": 10}).notes
+    assert any("motion parameters set (max_shifts)" in note and "motion_correction is 'none'" in note for note in notes)
+    assert not any("motion parameters" in note for note in resolve_run_params(table={"max_shifts": 6}).notes)
+    assert not any("motion parameters" in note
+                   for note in resolve_run_params(table={"max_shifts": 10, "motion_correction": "rigid"}).notes)
