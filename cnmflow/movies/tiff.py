@@ -350,6 +350,8 @@ def _ome_files(path: Path, tf) -> tuple[str, ...]:
         name = path.name if own and (uuid.text or "").strip() == own else uuid.get("FileName")
         if name and name not in names:
             names.append(name)
+    if own is None and len(names) == 1:  # no UUID of its own to tell: one name is this file's (perhaps renamed)
+        return ()
     return tuple(names) if any(name != path.name for name in names) else ()
 
 

@@ -327,6 +327,10 @@ def test_a_multi_file_ome_tiff_is_read_once_each_file_its_own_frames(tmp_path):
     paths[2].unlink()
     with pytest.raises(MovieError, match="not found next to it"):
         validate_series(paths[:2])
+    (tmp_path / "one").mkdir()                             # a one-file OME-TIFF renamed: its UUID names it
+    (single,) = _micro_manager(tmp_path / "one", parts[:1])
+    renamed = single.rename(single.with_name("renamed.ome.tif"))
+    assert validate_series([renamed]).n_frames == 4
 
 
 def test_avi_series_samples(ideas):
