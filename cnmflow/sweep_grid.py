@@ -95,7 +95,7 @@ def combinations(grid: Mapping[str, Sequence[Any]], *, preset: str = "1p",
     if repeated:
         raise ParameterError(f"sweep grid: combination {repeated[0]} appears more than once (repeated values?); "
                              "list each value once")
-    for k, combo in enumerate(combos):  # 6 and 6.0: two folders, one run computed twice
+    for k, combo in enumerate(combos):  # 6 and 6.0: one run, in two folders and two rows of the comparison
         same = next((earlier for earlier in combos[:k] if earlier == combo), None)
         if same is not None:
             raise ParameterError(f"sweep grid: combinations {folder_name(same)} and {folder_name(combo)} are the "
