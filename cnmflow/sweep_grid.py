@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import math
 import os
 import re
 from contextlib import contextmanager
@@ -69,10 +70,11 @@ def parse_grid_option(text: str) -> tuple[str, list[Any]]:
             continue
         except json.JSONDecodeError:
             pass
-        try:  # .8, 8., +8: numbers as a shell user types them, which JSON spells otherwise
-            values.append(float(item))
+        try:  # .8, 8., +8: numbers as a shell user types them, which JSON spells otherwise (inf/nan: as typed)
+            number = float(item)
         except ValueError:
-            values.append(item)
+            number = math.nan
+        values.append(number if math.isfinite(number) else item)
     return name, values
 
 
