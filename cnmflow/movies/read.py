@@ -107,10 +107,31 @@ def _folder_hint(folder: Path) -> str:
             f"order, e.g. $(ls {folder}/*{suffixes[0]} | sort -V)")
 
 
+def _content_kind(path: Path) -> str | None:
+    """The movie kind a file's first bytes show (TIFF, BigTIFF, AVI), or None where they show none of these."""
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(12)
+    except OSError:
+        return None
+    if head[:4] in (b"II*\x00", b"MM\x00*", b"II+\x00", b"MM\x00+"):
+        return "tiff"
+    if head[:4] == b"RIFF" and head[8:12] == b"AVI ":
+        return "avi"
+    return None
+
+
 def read_info(path: str | os.PathLike) -> MovieInfo:
     """Read a movie's metadata (no pixels) and check that it is a usable movie."""
     kind = kind_of(path)
     resolved = check_file(path)
+    held = _content_kind(resolved)
+    if kind == "isxd" and held is not None and isxd.read_header(resolved) is not None:
+        held = None  # frame data that happens to begin with a TIFF's or an AVI's bytes: the isxd header says so
+    if held is not None and held != kind:  # FFmpeg read a TIFF named .avi as one still image
+        ext = READERS[held].EXTENSIONS[0]
+        raise MovieError(f"{path} is named {Path(path).suffix} but holds {'an AVI' if held == 'avi' else 'a TIFF'} "
+                         f"movie; rename it to {ext} (its extension says how it is read)")
     return READERS[kind].read_info(resolved)
 
 
