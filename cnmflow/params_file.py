@@ -9,7 +9,7 @@ from __future__ import annotations
 import difflib
 import json
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -91,7 +91,8 @@ def read_params_file(path: str | os.PathLike) -> ParamsFile:
     """Parse a JSON parameters file into flat parameter values (not yet validated against ranges)."""
     path = Path(path)
     try:
-        document = json.loads(path.read_text(), object_pairs_hook=_object_without_repeats)
+        # utf-8-sig: Windows editors (Notepad, PowerShell's Out-File) start the file with a byte-order mark
+        document = json.loads(path.read_text(encoding="utf-8-sig"), object_pairs_hook=_object_without_repeats)
     except _RepeatedKey as err:
         raise ParameterError(f"parameters file {path}: key {err.args[0]!r} appears twice in one object (JSON keeps "
                              "only the last); keep one") from None
@@ -100,7 +101,9 @@ def read_params_file(path: str | os.PathLike) -> ParamsFile:
     except (OSError, UnicodeDecodeError) as err:
         raise ParameterError(f"parameters file {path} cannot be read: {err}") from None
     except json.JSONDecodeError as err:
-        raise ParameterError(f"parameters file {path} is not valid JSON: {err}") from None
+        yaml = (" (a parameters file is JSON, as CaImAn writes it: write the same keys as a JSON object, e.g. "
+                '{"gSig": 3, "min_corr": 0.8})') if path.suffix.lower() in (".yaml", ".yml") else ""
+        raise ParameterError(f"parameters file {path} is not valid JSON{yaml}: {err}") from None
     except RecursionError:
         raise ParameterError(f"parameters file {path} is nested too deeply to be a parameters file; give a JSON "
                              "object of groups (e.g. {\"init\": {\"gSig\": [3, 3]}}) or of parameters") from None
@@ -227,11 +230,28 @@ def resolve_run_params(
         file_name=str(parsed.path) if parsed else None,
         overwrite_params=overwrite_params,
     )
+    idle = _idle_table_motion(resolved, preset)
     if parsed is None or not overwrite_params:
-        return resolved
+        return replace(resolved, notes=resolved.notes + idle)
     motion = sorted(set(parsed.values) & set(MOTION_PARAM_NAMES))
-    idle = ([f"{parsed.path.name}: motion parameters applied ({', '.join(motion)}) but motion_correction is "
-             "'none', so frames are not corrected; set motion_correction to rigid or piecewise_rigid"]
-            if motion and resolved.params.motion_correction == "none" else [])
+    idle += ((f"{parsed.path.name}: motion parameters applied ({', '.join(motion)}) but motion_correction is "
+              "'none', so frames are not corrected; set motion_correction to rigid or piecewise_rigid",)
+             if motion and resolved.params.motion_correction == "none" else ())
     return ResolvedParams(params=resolved.params, sources=resolved.sources,
-                          notes=tuple(parsed.notes()) + tuple(idle) + resolved.notes)
+                          notes=tuple(parsed.notes()) + idle + resolved.notes)
+
+
+def _idle_table_motion(resolved: ResolvedParams, preset: str) -> tuple[str, ...]:
+    """The note for motion values set in the table (``--set max_shifts=10``, a form field changed) that do nothing
+    while motion_correction is 'none' (a parameters file's get theirs above); a form's unchanged fields say nothing."""
+    from cnmflow.params import resolve_params
+
+    if resolved.params.motion_correction != "none":
+        return ()
+    defaults = resolve_params(preset=preset).params
+    changed = [name for name in MOTION_PARAM_NAMES if resolved.sources.get(name) == "table"
+               and getattr(resolved.params, name) != getattr(defaults, name)]
+    if not changed:
+        return ()
+    return (f"motion parameters set ({', '.join(changed)}) but motion_correction is 'none', so frames are not "
+            "corrected and they do nothing; set motion_correction to rigid or piecewise_rigid",)

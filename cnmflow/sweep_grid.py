@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import math
 import os
 import re
 from contextlib import contextmanager
@@ -66,8 +67,14 @@ def parse_grid_option(text: str) -> tuple[str, list[Any]]:
             continue
         try:
             values.append(json.loads(lowered if lowered in ("true", "false") else item))
+            continue
         except json.JSONDecodeError:
-            values.append(item)
+            pass
+        try:  # .8, 8., +8: numbers as a shell user types them, which JSON spells otherwise (inf/nan: as typed)
+            number = float(item)
+        except ValueError:
+            number = math.nan
+        values.append(number if math.isfinite(number) else item)
     return name, values
 
 
@@ -90,6 +97,11 @@ def combinations(grid: Mapping[str, Sequence[Any]], *, preset: str = "1p",
     if repeated:
         raise ParameterError(f"sweep grid: combination {repeated[0]} appears more than once (repeated values?); "
                              "list each value once")
+    for k, combo in enumerate(combos):  # 6 and 6.0: one run, in two folders and two rows of the comparison
+        same = next((earlier for earlier in combos[:k] if earlier == combo), None)
+        if same is not None:
+            raise ParameterError(f"sweep grid: combinations {folder_name(same)} and {folder_name(combo)} are the "
+                                 "same values written two ways; list each value once")
     from cnmflow.params import resolve_params
 
     for combo in combos:

@@ -65,7 +65,8 @@ def validate_inputs(
                           overwrite_params=overwrite_params).resolve()
     series = validate_series(movies, min_frames=resolved.params.minimum_frames(), tsub=resolved.params.tsub)
     fr, fr_source, warnings = resolve_frame_rate(series, resolved.params.fr)
-    source = resolved.sources["fr"] if fr_source == "user" else "metadata"
+    # a movie without rate metadata runs at the default rate: its source is "default", never "metadata"
+    source = {"user": resolved.sources["fr"], "default": "default"}.get(fr_source, "metadata")
     resolved = resolved.with_values({"fr": fr}, source=source, note=f"fr = {fr:g} Hz ({fr_source})")
     movie_notes = tuple(note for movie in series.movies for note in movie.notes)
     resolved = ResolvedParams(params=resolved.params, sources=resolved.sources,

@@ -26,6 +26,8 @@ def tif_movie(tmp_path_factory) -> Path:
     ("min_pnr=8", ("min_pnr", 8)), ("merge_thr=0.8", ("merge_thr", 0.8)), ("K=auto", ("K", None)),
     ("rf=none", ("rf", None)), ("center_psf=false", ("center_psf", False)),
     ("method_init=greedy_roi", ("method_init", "greedy_roi")),
+    # numbers JSON spells otherwise were text, refused with "give the number without quotes" for quotes never typed
+    ("min_corr=.8", ("min_corr", 0.8)), ("min_pnr=8.", ("min_pnr", 8.0)), ("K=+8", ("K", 8.0)),
 ])
 def test_set_values_are_parsed_like_the_analysis_table(text, expected):
     assert parse_assignment(text) == expected

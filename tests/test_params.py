@@ -166,6 +166,21 @@ def test_bad_json_and_missing_file_name_the_file(tmp_path):
         read_params_file(tmp_path / "missing.json")
 
 
+def test_a_params_file_with_a_utf8_byte_order_mark_is_read(tmp_path):
+    """Notepad and PowerShell start a UTF-8 file with a byte-order mark; the file was refused as 'not valid JSON:
+    Unexpected UTF-8 BOM (decode using utf-8-sig)'."""
+    path = tmp_path / "p.json"
+    path.write_bytes(b"\xef\xbb\xbf" + json.dumps({"init": {"gSig": [4, 4]}}).encode())
+    assert read_params_file(path).values == {"gSig": 4}
+
+
+def test_a_yaml_params_file_is_told_that_parameters_files_are_json(tmp_path):
+    path = tmp_path / "p.yaml"
+    path.write_text("gSig: 3\n")
+    with pytest.raises(ParameterError, match="p.yaml is not valid JSON .a parameters file is JSON"):
+        read_params_file(path)
+
+
 def test_out_of_range_value_in_file_names_parameter(tmp_path):
     path = _write(tmp_path, {"merging": {"merge_thr": 2}})
     with pytest.raises(ParameterError, match="merge_thr=2"):
@@ -328,3 +343,13 @@ def test_a_key_repeated_in_a_params_file_is_refused(tmp_path):
     path.write_text('{"init": {"min_pnr": 5, "min_pnr": 8}}')
     with pytest.raises(ParameterError, match="params.json: key 'min_pnr' appears twice"):
         read_params_file(path)
+
+
+def test_motion_values_set_in_the_table_while_motion_correction_is_none_get_a_note():
+    """--set max_shifts=10 without motion_correction ran uncorrected without a word (a parameters file's motion values
+    got this note; the table's did not)."""
+    notes = resolve_run_params(table={"max_shifts": 10}).notes
+    assert any("motion parameters set (max_shifts)" in note and "motion_correction is 'none'" in note for note in notes)
+    assert not any("motion parameters" in note for note in resolve_run_params(table={"max_shifts": 6}).notes)
+    assert not any("motion parameters" in note
+                   for note in resolve_run_params(table={"max_shifts": 10, "motion_correction": "rigid"}).notes)

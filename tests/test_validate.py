@@ -68,6 +68,17 @@ def test_a_request_and_its_keyword_form_validate_alike(tmp_path):
     assert by_request.resolved.sources["gSig"] == "table" and by_request.resolved.sources["fr"] == "metadata"
 
 
+def test_a_movie_without_rate_metadata_records_its_default_fr_as_default_not_metadata(tmp_path):
+    """A TIFF without frame-rate metadata ran at the default 30 fps with source "metadata" (summary, manifest, MLflow
+    source.fr), claiming a rate read from the file that was never there."""
+    import tifffile
+
+    path = tmp_path / "m.tif"
+    tifffile.imwrite(path, movie_data(40, 24, 20), photometric="minisblack")
+    resolved = validate_inputs([path], table=SMALL).resolved
+    assert resolved.params.fr == 30.0 and resolved.sources["fr"] == "default"
+
+
 def test_a_value_that_does_not_fit_the_frame_names_the_parameter(tmp_path):
     from cnmflow.errors import ParameterError
 

@@ -126,9 +126,27 @@ def _colour_note(path: Path, frame) -> str | None:
             "the fluorescence, export that channel alone as a grayscale movie")
 
 
+#: Video codecs that discard information (FFmpeg's names): block artefacts and smoothing that can hide faint cells
+#: or make false ones. Raw, FFV1, HuffYUV, UT Video, PNG and the like keep every sample.
+_LOSSY_CODECS = frozenset({"mjpeg", "mjpegb", "mpeg4", "msmpeg4v1", "msmpeg4v2", "msmpeg4v3", "h263", "h264", "hevc",
+                           "mpeg1video", "mpeg2video", "vp8", "vp9", "av1", "wmv1", "wmv2", "wmv3", "dvvideo",
+                           "cinepak", "indeo3", "indeo4", "indeo5", "theora", "flv1", "msvideo1", "svq1", "svq3"})
+
+
+def _lossy_note(path: Path, stream) -> str | None:
+    """The note for a video stored with a lossy codec (as a lossy JPEG TIFF gets one)."""
+    name = str(getattr(stream.codec_context, "name", "") or "")
+    if name not in _LOSSY_CODECS:
+        return None
+    return (f"{path} is compressed with the lossy {name} codec: its pixels are not the recorded ones, and compression "
+            "artefacts can hide faint cells or add false ones; analyse the uncompressed (or losslessly compressed, "
+            "e.g. FFV1) original where there is one")
+
+
 def read_info(path: Path) -> MovieInfo:
     with _container(path) as container:
         stream = container.streams.video[0]
+        lossy = _lossy_note(path, stream)
         n, shape, pts, time_base, dtype, colour = 0, None, [], None, np.dtype(np.uint8), None
         for frame in _decoded_frames(path, container):
             size = (int(frame.height), int(frame.width))
@@ -155,7 +173,7 @@ def read_info(path: Path) -> MovieInfo:
             rate = float(nominal) if nominal else None
             source = "avi container" if rate else None
     return MovieInfo(path=path, kind="avi", n_frames=n, frame_shape=shape, dtype=dtype,
-                     frame_rate=rate, frame_rate_source=source, notes=tuple(filter(None, (colour, note))))
+                     frame_rate=rate, frame_rate_source=source, notes=tuple(filter(None, (colour, note, lossy))))
 
 
 def _size_changes(path: Path, index: int, shape: tuple[int, ...], expected: tuple[int, int]) -> MovieError:

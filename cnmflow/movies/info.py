@@ -47,6 +47,9 @@ class MovieInfo:
     spacing: IsxdSpacing | None = field(default=None, repr=False)
     extra_properties: dict | None = field(default=None, compare=False)
     notes: tuple[str, ...] = ()
+    #: A multi-file OME-TIFF's files (names, in the metadata's order, this one's as it is named now): the movie is
+    #: this file's own pages, and a series must list the others with it. () for a movie in one file.
+    ome_files: tuple[str, ...] = ()
 
     @property
     def frame_period(self) -> float | None:

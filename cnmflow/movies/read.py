@@ -67,9 +67,10 @@ def check_file(path: str | os.PathLike) -> Path:
         raise MovieError(f"{given} cannot be resolved to a file ({exc}); a symbolic link in the path points back "
                          "to itself — give the movie file's real path") from None
     if not resolved.exists():
-        raise MovieError(f"movie file not found: {given}; check the path")
+        raise MovieError(f"movie file not found: {given}; check the path" + _pattern_hint(given))
     if resolved.is_dir():
-        raise MovieError(f"{given} is a directory, not a movie file; give the movie file(s) inside it")
+        raise MovieError(f"{given} is a directory, not a movie file; give the movie file(s) inside it"
+                         + _folder_hint(resolved))
     if not resolved.is_file():
         raise MovieError(f"{given} is not a regular file; give a movie file")
     try:
@@ -80,10 +81,57 @@ def check_file(path: str | os.PathLike) -> Path:
     return resolved
 
 
+def _pattern_hint(given: Path) -> str:
+    """For a name holding * ? or [ that names no file: a pattern only a shell expands (not the UI, a flow's movies
+    or cnmflow.extract), and how many files it matches."""
+    import glob  # noqa: PLC0415
+
+    if not glob.has_magic(str(given)):
+        return ""
+    matches = glob.glob(str(given))
+    held = f"{len(matches)} file{'s' if len(matches) != 1 else ''} match it" if matches else "no file matches it"
+    return (f" — a file-name pattern is expanded by a shell, not here (the Prefect UI, the flows, cnmflow.extract); "
+            f"list the movie files in recording order ({held})")
+
+
+def _folder_hint(folder: Path) -> str:
+    """What a folder given as a movie holds, and how to list its movies in recording order."""
+    try:
+        movies = [entry for entry in folder.iterdir() if entry.suffix.lower() in SUPPORTED_EXTENSIONS]
+    except OSError:
+        return ""
+    if not movies:
+        return f" (it holds no {', '.join(sorted(SUPPORTED_EXTENSIONS))} file)"
+    suffixes = sorted({entry.suffix for entry in movies})
+    return (f" ({len(movies)} {'/'.join(suffixes)} file{'s' if len(movies) > 1 else ''} inside), in recording "
+            f"order, e.g. $(ls {folder}/*{suffixes[0]} | sort -V)")
+
+
+def _content_kind(path: Path) -> str | None:
+    """The movie kind a file's first bytes show (TIFF, BigTIFF, AVI), or None where they show none of these."""
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(12)
+    except OSError:
+        return None
+    if head[:4] in (b"II*\x00", b"MM\x00*", b"II+\x00", b"MM\x00+"):
+        return "tiff"
+    if head[:4] == b"RIFF" and head[8:12] == b"AVI ":
+        return "avi"
+    return None
+
+
 def read_info(path: str | os.PathLike) -> MovieInfo:
     """Read a movie's metadata (no pixels) and check that it is a usable movie."""
     kind = kind_of(path)
     resolved = check_file(path)
+    held = _content_kind(resolved)
+    if kind == "isxd" and held is not None and isxd.read_header(resolved) is not None:
+        held = None  # frame data that happens to begin with a TIFF's or an AVI's bytes: the isxd header says so
+    if held is not None and held != kind:  # FFmpeg read a TIFF named .avi as one still image
+        ext = READERS[held].EXTENSIONS[0]
+        raise MovieError(f"{path} is named {Path(path).suffix} but holds {'an AVI' if held == 'avi' else 'a TIFF'} "
+                         f"movie; rename it to {ext} (its extension says how it is read)")
     return READERS[kind].read_info(resolved)
 
 

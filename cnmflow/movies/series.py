@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import os
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Mapping, Sequence
@@ -12,6 +13,7 @@ from cnmflow.errors import MovieError, ParameterError
 from cnmflow.movies.info import MovieInfo
 from cnmflow.movies.read import kind_of
 from cnmflow.movies.read import check_file, read_info
+from cnmflow.movies.tiff import SingleImageError
 
 DEFAULT_FRAME_RATE = 30.0
 PERIOD_ATOL_S = 1e-6
@@ -60,10 +62,116 @@ def _refuse_listed_twice(paths: Sequence[str | os.PathLike]) -> None:
         files[(stat.st_dev, stat.st_ino)] = (str(p), r)
 
 
+def name_order_key(name: str) -> tuple:
+    """Sort key for file names in recording order: runs of digits compare as numbers ("2.avi" before "10.avi",
+    "msCam9" before "msCam10"), the rest as text; the name itself breaks ties. Miniscope software and many exports
+    number their chunks without leading zeros, which a plain (and a shell glob's) sort puts 0, 1, 10, 11, 2, …"""
+    parts = re.split(r"(\d+)", str(name))
+    return tuple(int(part) if k % 2 else part for k, part in enumerate(parts)), str(name)
+
+
+def _refuse_name_sorted_numbers(paths: Sequence[str | os.PathLike]) -> None:
+    """Refuse files listed in plain name order where that order is not their numbers' order (``*.avi`` of
+    0.avi … 11.avi lists 10.avi before 2.avi): TIFFs and AVIs are joined in the order given, so time was scrambled
+    without a word. An order that is neither the plain nor the numeric one was chosen by hand and is kept."""
+    names = [os.fspath(p) for p in paths]
+    numeric = sorted(names, key=name_order_key)
+    if names == numeric or names not in (sorted(names), sorted(names, key=str.casefold)):
+        return
+    first = next(k for k, (given, meant) in enumerate(zip(names, numeric)) if given != meant)
+    short = [Path(n).name for n in names] if len({str(Path(n).parent) for n in names}) == 1 else names
+    numeric_short = sorted(short, key=name_order_key)
+    suffix = Path(names[0]).suffix
+    shown = " ".join(numeric_short[:6]) + (" …" if len(numeric_short) > 6 else "")
+    raise MovieError(
+        f"the movies are listed in plain name order, which puts {short[first]} before "
+        f"{numeric_short[first]} (a shell glob such as *{suffix} sorts this way) and would join them out of time "
+        f"order; list them in the order of their numbers ({shown}; `ls *{suffix} | sort -V` lists them so), "
+        "or rename them with leading zeros (002, 010) if the name order is the recording order")
+
+
 #: The narrowest frame side a movie may have. A side of 1–2 px is a line scan or a stack stored with its frames last,
 #: never a field of cells; it reached the fit's gSiz check, whose message suggested a smaller gSiz. Small crops of
 #: 3–4 px (the plumbing tests') still pass.
 MIN_FRAME_SIDE = 3
+
+
+def _read_member_info(path: str | os.PathLike, paths: Sequence[str | os.PathLike]) -> MovieInfo:
+    """read_info, with a series' word for a TIFF image sequence (one frame per file), whose files are read one at a
+    time and would each be refused as 'a single image' with no word on the sequence they make."""
+    try:
+        return read_info(path)
+    except SingleImageError:
+        if len(paths) < 2 or path is not paths[0]:  # one image among movies: the file's own word is the right one
+            raise
+        raise MovieError(
+            f"{path} holds a single 2-D image, not a movie: the {len(paths)} files given ({paths[0]} … {paths[-1]}) "
+            "look like an image sequence, one frame per file, which cnmflow does not join; stack them into one "
+            "multi-page TIFF in recording order first "
+            "(Fiji: File > Import > Image Sequence…, then File > Save As > Tiff…; Python: tifffile.imwrite(out, "
+            "numpy.stack([tifffile.imread(f) for f in files])))") from None
+
+
+def _check_ome_parts(movies: Sequence[MovieInfo]) -> None:
+    """Every file of a multi-file OME-TIFF listed, next to each other and in the metadata's order: the first file
+    alone is only its own part of the recording."""
+    listed = {m.path: k for k, m in enumerate(movies)}
+    for m in movies:
+        if not m.ome_files:
+            continue
+        parts = [m.path.parent / name for name in m.ome_files]
+        missing = [p for p in parts if p not in listed]
+        names = ", ".join(m.ome_files)
+        if missing:
+            absent = [p.name for p in missing if not p.exists()]
+            where = f" ({', '.join(absent)} not found next to it: copy {'it' if len(absent) == 1 else 'them'} too)" \
+                if absent else ""
+            raise MovieError(
+                f"{m.path} is one file of a multi-file OME-TIFF (as Micro-Manager writes long recordings): its "
+                f"metadata spreads the recording over {len(parts)} files ({names}); "
+                f"{', '.join(p.name for p in missing)} {'is' if len(missing) == 1 else 'are'} not listed{where}; "
+                f"list all {len(parts)}, in that order")
+        positions = [listed[p] for p in parts]
+        if positions != list(range(positions[0], positions[0] + len(parts))):
+            raise MovieError(f"{m.path} is one file of a multi-file OME-TIFF whose metadata orders its files {names}; "
+                             "list them next to each other in that order")
+
+
+def _check_alike(movies: Sequence[MovieInfo]) -> None:
+    """One frame size, and integers of one width and sign, across the series."""
+    first = movies[0]
+    for m in movies[1:]:
+        if m.frame_shape != first.frame_shape:
+            raise MovieError(
+                f"frame sizes differ: {first.path} is {first.frame_shape[0]}x{first.frame_shape[1]} (rows x cols) "
+                f"but {m.path} is {m.frame_shape[0]}x{m.frame_shape[1]}; all movies of a series need the same "
+                "frame size"
+            )
+
+    for m in movies[1:]:  # integers of another width or sign: one part converted apart (byte order aside)
+        a, b = first.dtype.newbyteorder("="), m.dtype.newbyteorder("=")
+        if a != b and a.kind in "ui" and b.kind in "ui":
+            raise MovieError(
+                f"pixel types differ: {first.path} holds {a.name} pixels but {m.path} holds {b.name}; a part "
+                "converted apart from the others (e.g. to 8 bits in Fiji) no longer holds the camera's counts, and "
+                "joined they would read as a step in every pixel — export all movies of a series alike, or "
+                "analyse them separately")
+
+
+def _refuse_overlap(in_time: Sequence[MovieInfo]) -> None:
+    """isxd movies (in start-time order) must not overlap in time: one that starts before the one before it ends is
+    a trimmed or processed copy of it (or of a part), and joined they analysed those frames twice."""
+    from datetime import timedelta  # noqa: PLC0415
+
+    for before, after in zip(in_time, in_time[1:]):
+        if before.frame_period is None or after.start_time is None or before.start_time is None:
+            continue
+        end = before.start_time + timedelta(seconds=before.n_frames * before.frame_period)
+        if (end - after.start_time).total_seconds() > before.frame_period / 2:
+            raise MovieError(
+                f"{before.path} ({before.start_time.isoformat()} to {end.isoformat()}) and {after.path} (from "
+                f"{after.start_time.isoformat()}) overlap in time: is one a trimmed or processed copy of the other? "
+                "A series needs consecutive recordings; give each recording once")
 
 
 def validate_series(paths: Sequence[str | os.PathLike], *, min_frames: int = 1, tsub: int | None = None) -> MovieSeries:
@@ -77,14 +185,19 @@ def validate_series(paths: Sequence[str | os.PathLike], *, min_frames: int = 1, 
     if not paths:
         raise MovieError("no movie files given; give at least one .isxd, .tif/.tiff or .avi movie")
 
+    for p in paths:  # a folder has no movie extension: say it is a folder, not an unsupported file type
+        if Path(os.fspath(p)).expanduser().is_dir():
+            check_file(p)
     kinds = [kind_of(p) for p in paths]
     if len(set(kinds)) > 1:
         listing = "; ".join(f"{p} ({k})" for p, k in zip(paths, kinds))
         raise MovieError(f"a series must hold one file type, got {sorted(set(kinds))}: {listing}; "
                          "convert the movies to one format or analyse them separately")
 
+    if kinds[0] != "isxd":  # isxd movies are ordered by their start times
+        _refuse_name_sorted_numbers(paths)
     _refuse_listed_twice(paths)
-    movies = tuple(read_info(p) for p in paths)
+    movies = tuple(_read_member_info(p, paths) for p in paths)
 
     for m in movies:
         if m.n_frames == 0:
@@ -98,14 +211,9 @@ def validate_series(paths: Sequence[str | os.PathLike], *, min_frames: int = 1, 
                 f"hold a cell; is it a line scan, or a movie stored with its axes in another order (frames last)? "
                 f"Give a movie whose frames are at least {MIN_FRAME_SIDE} pixels on each side")
 
+    _check_ome_parts(movies)
+    _check_alike(movies)
     first = movies[0]
-    for m in movies[1:]:
-        if m.frame_shape != first.frame_shape:
-            raise MovieError(
-                f"frame sizes differ: {first.path} is {first.frame_shape[0]}x{first.frame_shape[1]} (rows x cols) "
-                f"but {m.path} is {m.frame_shape[0]}x{m.frame_shape[1]}; all movies of a series need the same frame size"
-            )
-
     timed = [m for m in movies if m.frame_period is not None]
     for m in timed[1:]:
         if not math.isclose(m.frame_period, timed[0].frame_period, rel_tol=0.0, abs_tol=PERIOD_ATOL_S):
@@ -126,6 +234,7 @@ def validate_series(paths: Sequence[str | os.PathLike], *, min_frames: int = 1, 
                 )
             seen[m.start_time] = k
         order = tuple(sorted(order, key=lambda k: movies[k].start_time))
+        _refuse_overlap([movies[k] for k in order])
 
     total = sum(m.n_frames for m in movies)
     if total < min_frames:

@@ -238,6 +238,10 @@ def _describe_axes(axes: str, shape: tuple[int, ...]) -> str:
     return ", ".join(f"{ax}={n} ({_AXIS_NAMES.get(ax, '?')})" for ax, n in zip(axes, shape) if ax not in "YX")
 
 
+class SingleImageError(MovieError):
+    """A TIFF of one 2-D image: a frame of an image sequence (one file per frame) rather than a movie."""
+
+
 def _frame_layout(path: Path, series, ij: dict | None) -> int:
     """Number of frames of a (frames, rows, cols) series; raises for anything else.
 
@@ -250,7 +254,7 @@ def _frame_layout(path: Path, series, ij: dict | None) -> int:
     if "Y" not in axes or "X" not in axes:
         raise MovieError(f"{path}: TIFF has axes {axes!r} {shape}, not a movie of 2-D frames")
     if not extra:
-        raise MovieError(
+        raise SingleImageError(
             f"{path} holds a single 2-D image {shape}, not a movie; give a multi-page TIFF with one frame per page"
         )
     if any(ax == "S" for ax, _ in extra):
@@ -323,6 +327,34 @@ def _refuse_ome_images(path: Path, tf) -> None:
         "write it as one image")
 
 
+def _ome_files(path: Path, tf) -> tuple[str, ...]:
+    """The files an OME-TIFF's image spreads its frames over (Micro-Manager and Bio-Formats split long recordings
+    into ``name.ome.tif``, ``name_1.ome.tif``, …; the first file's metadata describes them all), by the names its
+    TiffData elements give, in order, this file's own by its name now; () where every frame lies in this file.
+
+    tifffile reads such a series across the files: listed with the others, their frames were read twice; alone, a
+    missing part read as frames of zeros."""
+    import xml.etree.ElementTree as ElementTree  # noqa: PLC0415
+
+    if not tf.is_ome:
+        return ()
+    try:
+        root = ElementTree.fromstring(tf.ome_metadata or "")
+    except ElementTree.ParseError:
+        return ()
+    image = root.find("{*}Image")
+    if image is None:
+        return ()
+    own, names = root.get("UUID"), []
+    for uuid in image.iterfind("{*}Pixels/{*}TiffData/{*}UUID"):
+        name = path.name if own and (uuid.text or "").strip() == own else uuid.get("FileName")
+        if name and name not in names:
+            names.append(name)
+    if own is None and len(names) == 1:  # no UUID of its own to tell: one name is this file's (perhaps renamed)
+        return ()
+    return tuple(names) if any(name != path.name for name in names) else ()
+
+
 def _single_series_view(path: Path, tf):
     first = tf.series[0]
     frame = tuple(first.shape[first.axes.index(a)] for a in "YX") if "Y" in first.axes and "X" in first.axes else None
@@ -352,6 +384,9 @@ def read_info(path: Path) -> MovieInfo:
             ij = tf.imagej_metadata if tf.is_imagej else None
             if len(tf.series) > 1:
                 _refuse_ome_images(path, tf)
+                series = _single_series_view(path, tf)
+            ome_files = _ome_files(path, tf) if len(tf.series) == 1 else ()
+            if ome_files:  # this file's own pages: the others are movies of the series in their own right
                 series = _single_series_view(path, tf)
             si = tf.scanimage_metadata if tf.is_scanimage else None
             if _scanimage_channels(si) > 1:
@@ -385,7 +420,7 @@ def read_info(path: Path) -> MovieInfo:
         except Exception as exc:
             raise MovieError(f"cannot read TIFF movie {path}: {exc}; check the file is a complete, uncorrupted TIFF") from None
     return MovieInfo(path=path, kind="tiff", n_frames=n, frame_shape=(rows, cols), dtype=dtype,
-                     frame_rate=rate, frame_rate_source=source, pixel_size_um=pixel, notes=notes)
+                     frame_rate=rate, frame_rate_source=source, pixel_size_um=pixel, notes=notes, ome_files=ome_files)
 
 
 def raw_layout(info: MovieInfo) -> RawLayout | None:
@@ -398,7 +433,7 @@ def raw_layout(info: MovieInfo) -> RawLayout | None:
 
 def _layout_of(info: MovieInfo, tf) -> RawLayout | None:
     series = tf.series[0]
-    if len(tf.series) > 1 or series.dataoffset is None:
+    if len(tf.series) > 1 or info.ome_files or series.dataoffset is None:
         return None
     # tifffile reports the native dtype; the bytes on disk are in the file's byte order
     # (ImageJ/Fiji write big-endian by default)
@@ -416,7 +451,7 @@ class _Reader:
         self.info = info
         self._ctx = _tiff(info.path)
         self.tf = self._ctx.__enter__()
-        self.all_pages = len(self.tf.series) > 1
+        self.all_pages = len(self.tf.series) > 1 or bool(info.ome_files)  # this file's pages alone
         self.layout = _layout_of(info, self.tf)
 
     def read(self, start: int, stop: int) -> np.ndarray:

@@ -118,7 +118,7 @@ def read_nwb_metadata(path: str | os.PathLike) -> NwbMetadata:
         raise InputError(f"NWB metadata file {path} does not exist; give a YAML or JSON file "
                          "with subject/session/device/imaging_plane sections")
     try:
-        text = path.read_text(encoding="utf-8")
+        text = path.read_text(encoding="utf-8-sig")  # a Windows editor's byte-order mark is no syntax error
         if path.suffix.lower() in (".yaml", ".yml"):
             import yaml  # noqa: PLC0415
 

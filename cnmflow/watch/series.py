@@ -5,8 +5,9 @@ Rules (the flow's ``series_rule`` parameter):
 ``"subfolder"`` (default)
     Files directly in the watched folder are single-movie runs.  The matching files in one
     sub-folder (at any depth; each folder is judged by the files directly inside it) form one
-    series: one run over all of them, in name order (the extraction itself orders .isxd
-    movies by start time).  A session copied as a folder therefore becomes one run.
+    series: one run over all of them, in name order with numbers compared as numbers (2.avi before
+    10.avi, msCam9 before msCam10; the extraction itself orders .isxd movies by start time).
+    A session copied as a folder therefore becomes one run.
 ``"file"``
     Every file is its own run, wherever it is.
 
@@ -20,6 +21,8 @@ from collections import defaultdict
 from dataclasses import dataclass
 from pathlib import PurePosixPath
 from typing import Iterable, Literal, get_args
+
+from cnmflow.movies.series import name_order_key
 
 SeriesRule = Literal["subfolder", "file"]
 SERIES_RULES: tuple[str, ...] = get_args(SeriesRule)
@@ -59,5 +62,6 @@ def group_files(paths: Iterable[str], rule: str = "subfolder") -> list[Group]:
         if folder == ".":
             groups.extend(_single(p) for p in sorted(members))
         else:
-            groups.append(Group(key=folder + "/", members=tuple(sorted(members)), output_base=folder))
+            in_order = tuple(sorted(members, key=name_order_key))
+            groups.append(Group(key=folder + "/", members=in_order, output_base=folder))
     return groups

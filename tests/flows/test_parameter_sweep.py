@@ -38,6 +38,9 @@ def test_grid_options_parse_and_every_combination_is_checked_first():
     assert parse_grid_option("min_pnr=6,8,10") == ("min_pnr", [6, 8, 10])
     assert parse_grid_option("K=auto,5") == ("K", [None, 5])
     assert parse_grid_option("gSig=auto,3") == ("gSig", ["auto", 3])  # the table's "auto", which the form takes
+    assert parse_grid_option("min_corr=.7,.8") == ("min_corr", [0.7, 0.8])  # were text: 'without quotes'
+    with pytest.raises(ParameterError, match="min_pnr=6 and min_pnr=6.0 are the same values"):  # were run twice
+        combinations(dict([parse_grid_option("min_pnr=6,6.0,8")]))
     assert len(combinations(dict([parse_grid_option("gSig=auto,3")]))) == 2
     assert parse_grid_option("center_psf=true,false") == ("center_psf", [True, False])
     assert len(combinations({"min_corr": [0.7, 0.8], "min_pnr": [6, 8, 10]})) == 6

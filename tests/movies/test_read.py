@@ -1,5 +1,6 @@
 import os
 
+import numpy as np
 import pytest
 
 from cnmflow.errors import InputError, MovieError
@@ -68,3 +69,21 @@ def test_a_symbolic_link_loop_is_refused_by_name(tmp_path):
     with pytest.raises(MovieError, match="points back to itself") as err:
         read_info(a)
     assert str(a) in str(err.value)
+
+
+@pytest.mark.parametrize("holds, named", [("tiff", ".avi"), ("tiff", ".isxd"), ("avi", ".tif")])
+def test_a_movie_named_with_another_types_extension_is_refused_with_the_right_one(tmp_path, holds, named):
+    """A TIFF renamed .avi was read by FFmpeg as one still image ('has 1 frames … give a longer movie')."""
+    import tifffile
+
+    from .conftest import write_avi
+
+    source = tmp_path / ("m.tif" if holds == "tiff" else "m.avi")
+    if holds == "tiff":
+        tifffile.imwrite(source, np.zeros((30, 8, 8), np.uint16), photometric="minisblack")
+    else:
+        write_avi(source, np.zeros((30, 8, 8), np.uint8))
+    wrong = source.rename(tmp_path / f"renamed{named}")
+    with pytest.raises(MovieError, match=f"is named {named} but holds") as err:
+        read_info(wrong)
+    assert f"rename it to {'.tif' if holds == 'tiff' else '.avi'}" in str(err.value)

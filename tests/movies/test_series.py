@@ -40,6 +40,29 @@ def test_directory(tmp_path):
     assert str(folder) in str(err.value)
 
 
+def test_a_folder_without_an_extension_is_named_a_folder_with_its_movies_and_their_order(tmp_path):
+    """A session folder given as the movie was refused as "unsupported movie file type '(no extension)'"."""
+    folder = tmp_path / "session"
+    folder.mkdir()
+    for k in (0, 1, 2):
+        _tif(folder / f"{k}.tif")
+    with pytest.raises(MovieError, match="is a directory") as err:
+        validate_series([folder])
+    assert "3 .tif files inside" in str(err.value) and "sort -V" in str(err.value)
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(MovieError, match="holds no .avi, .isxd, .tif, .tiff file"):
+        validate_series([_tif(tmp_path / "a.tif"), tmp_path / "empty"])
+
+
+def test_a_file_name_pattern_is_said_to_be_one(tmp_path):
+    """'/data/s/*.tif' typed into the UI's movies list (no shell to expand it) read only 'movie file not found'."""
+    for k in (0, 1):
+        _tif(tmp_path / f"{k}.tif")
+    with pytest.raises(MovieError, match="file-name pattern is expanded by a shell, not here") as err:
+        validate_series([tmp_path / "*.tif"])
+    assert "(2 files match it)" in str(err.value)
+
+
 def test_unsupported_extension(tmp_path):
     path = tmp_path / "m.mov"
     path.write_bytes(b"x")
@@ -107,6 +130,21 @@ def test_frame_size_mismatch_samples(ideas):
         validate_series([p2, p3])
     msg = str(err.value)
     assert p2.name in msg and p3.name in msg and "123x108" in msg and "128x128" in msg
+
+
+def test_pixel_type_mismatch_is_refused_naming_both_files(tmp_path):
+    """A uint8 part (converted to 8 bits in Fiji) joined to uint16 parts was analysed without a word: a step in the
+    intensity scale at the join, read as a change in every pixel."""
+    a = tmp_path / "a.tif"
+    tifffile.imwrite(a, movie_data(4, 6, 5).astype(np.uint16), photometric="minisblack")
+    b = tmp_path / "b.tif"
+    tifffile.imwrite(b, movie_data(4, 6, 5).astype(np.uint8), photometric="minisblack")
+    with pytest.raises(MovieError, match="pixel types differ") as err:
+        validate_series([a, b])
+    assert "a.tif holds uint16" in str(err.value) and "b.tif holds uint8" in str(err.value)
+    big = tmp_path / "big.tif"                                   # Fiji's big-endian uint16 is the same type
+    tifffile.imwrite(big, movie_data(4, 6, 5).astype(">u2"), photometric="minisblack", byteorder=">")
+    assert validate_series([a, big]).n_frames == 8
 
 
 def test_frame_period_mismatch(tmp_path):
@@ -189,10 +227,110 @@ def test_isxd_ordered_by_start_time(tmp_path):
     assert series.frame_rate == pytest.approx(10.0) and series.frame_rate_source == "isxd timing"
 
 
+def test_isxd_movies_overlapping_in_time_are_refused(tmp_path):
+    """A recording (0–4 s) listed with a trimmed copy starting at 2 s was joined: 2 s of frames analysed twice."""
+    whole = write_isxd(tmp_path / "rec.isxd", movie_data(40), period_ms=100, start_ms=0)
+    trimmed = write_isxd(tmp_path / "rec_trimmed.isxd", movie_data(20, seed=1), period_ms=100, start_ms=2000)
+    with pytest.raises(MovieError, match="overlap in time") as err:
+        validate_series([trimmed, whole])
+    assert "rec.isxd" in str(err.value) and "rec_trimmed.isxd" in str(err.value)
+    after = write_isxd(tmp_path / "next.isxd", movie_data(20, seed=2), period_ms=100, start_ms=4000)
+    assert validate_series([after, whole]).order == (1, 0)           # back to back: a series
+
+
 def test_other_kinds_keep_listed_order(tmp_path):
     series = validate_series([_tif(tmp_path / "b.tif", n=2), _tif(tmp_path / "a.tif", n=3)])
     assert series.order == (0, 1)
     assert series.offsets() == {0: (0, 2), 1: (2, 5)}
+
+
+def test_numbered_chunks_listed_in_plain_name_order_are_refused(tmp_path):
+    """Miniscope chunks 0.avi … 11.avi given as *.avi arrive 0, 1, 10, 11, 2, …: they were joined in that order,
+    time scrambled without a word. Now one message names the misplaced file and the numeric order."""
+    names = [f"{k}.tif" for k in range(12)]
+    paths = sorted(_tif(tmp_path / n, n=2) for n in names)          # what a shell glob (or sorted()) hands over
+    with pytest.raises(MovieError, match="plain name order") as err:
+        validate_series(paths)
+    message = str(err.value)
+    assert "puts 10.tif before 2.tif" in message and "0.tif 1.tif 2.tif 3.tif" in message and "sort -V" in message
+
+
+def test_numbered_chunks_in_numeric_or_hand_chosen_order_pass(tmp_path):
+    paths = [_tif(tmp_path / f"msCam{k}.tif", n=2) for k in range(1, 13)]
+    assert validate_series(paths).order == tuple(range(12))                 # numeric order
+    padded = [_tif(tmp_path / f"p{k:03d}.tif", n=2) for k in (2, 10)]
+    assert validate_series(padded).n_frames == 4                             # zero-padded: both orders agree
+    chosen = [paths[3], paths[0], paths[11]]                                 # msCam4, msCam1, msCam12: by hand
+    assert validate_series(chosen).order == (0, 1, 2)
+
+
+def test_an_image_sequence_of_single_image_tiffs_is_refused_as_a_sequence_with_how_to_stack_it(tmp_path):
+    """300 single-image TIFFs (one frame per file) were refused as if one of them were the movie given ('give a
+    multi-page TIFF'), with no word on the sequence they make; now the message says so and how to stack them."""
+    paths = [tmp_path / f"img_{k:04d}.tif" for k in range(5)]
+    for p in paths:
+        tifffile.imwrite(p, np.zeros((6, 5), np.uint16), photometric="minisblack")
+    with pytest.raises(MovieError, match="image sequence") as err:
+        validate_series(paths)
+    message = str(err.value)
+    assert "5 files" in message and "img_0000.tif" in message and "img_0004.tif" in message
+    assert "Image Sequence" in message and "numpy.stack" in message
+    with pytest.raises(MovieError, match="single 2-D image") as one:
+        validate_series(paths[:1])
+    assert "image sequence" not in str(one.value)
+
+
+def _micro_manager(folder, parts):
+    """A multi-file OME-TIFF as Micro-Manager writes one: the first file's OME-XML describes every file's frames."""
+    import uuid
+
+    names = ["MMStack_Pos0.ome.tif"] + [f"MMStack_Pos0_{k}.ome.tif" for k in range(1, len(parts))]
+    ids = [f"urn:uuid:{uuid.uuid4()}" for _ in parts]
+    first, tiffdata = 0, ""
+    for name, uid, part in zip(names, ids, parts):
+        tiffdata += (f'<TiffData FirstT="{first}" IFD="0" PlaneCount="{len(part)}">'
+                     f'<UUID FileName="{name}">{uid}</UUID></TiffData>')
+        first += len(part)
+    rows, cols = parts[0].shape[1:]
+    ome = "http://www.openmicroscopy.org/Schemas/OME/2016-06"
+    head = (f'<?xml version="1.0" encoding="UTF-8"?><OME xmlns="{ome}" UUID="{ids[0]}"><Image ID="Image:0">'
+            f'<Pixels ID="Pixels:0" DimensionOrder="XYZCT" Type="uint16" SizeX="{cols}" SizeY="{rows}" SizeZ="1" '
+            f'SizeC="1" SizeT="{first}"><Channel ID="Channel:0:0" SamplesPerPixel="1"/>{tiffdata}</Pixels>'
+            '</Image></OME>')
+    for k, (name, uid, part) in enumerate(zip(names, ids, parts)):
+        description = head if k == 0 else (f'<?xml version="1.0" encoding="UTF-8"?><OME xmlns="{ome}" UUID="{uid}">'
+                                           f'<BinaryOnly MetadataFile="{names[0]}" UUID="{ids[0]}"/></OME>')
+        with tifffile.TiffWriter(folder / name) as writer:
+            for j, frame in enumerate(part):
+                writer.write(frame, photometric="minisblack", description=description if j == 0 else None,
+                             metadata=None, contiguous=False)
+    return [folder / name for name in names]
+
+
+def test_a_multi_file_ome_tiff_is_read_once_each_file_its_own_frames(tmp_path):
+    """Micro-Manager's MMStack_Pos0.ome.tif describes the frames of MMStack_Pos0_1.ome.tif too, and tifffile reads
+    them across files: both listed (*.ome.tif) made 30 frames of a 20-frame recording, the second part twice;
+    the first alone read a missing part as frames of zeros."""
+    from cnmflow.movies import read_frames
+
+    parts = [np.full((4, 6, 5), 10 * (k + 1), np.uint16) for k in range(3)]
+    paths = _micro_manager(tmp_path, parts)
+    series = validate_series(paths)
+    assert series.n_frames == 12 and [m.n_frames for m in series.movies] == [4, 4, 4]
+    for movie, part in zip(series.movies, parts):
+        np.testing.assert_array_equal(read_frames(movie, 0, 4), part)
+    with pytest.raises(MovieError, match="multi-file OME-TIFF") as err:
+        validate_series(paths[:2])
+    assert "MMStack_Pos0_2.ome.tif is not listed" in str(err.value)
+    with pytest.raises(MovieError, match="list them next to each other in that order"):
+        validate_series([paths[0], paths[2], paths[1]])
+    paths[2].unlink()
+    with pytest.raises(MovieError, match="not found next to it"):
+        validate_series(paths[:2])
+    (tmp_path / "one").mkdir()                             # a one-file OME-TIFF renamed: its UUID names it
+    (single,) = _micro_manager(tmp_path / "one", parts[:1])
+    renamed = single.rename(single.with_name("renamed.ome.tif"))
+    assert validate_series([renamed]).n_frames == 4
 
 
 def test_avi_series_samples(ideas):

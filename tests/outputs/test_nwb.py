@@ -282,6 +282,13 @@ def test_a_bad_metadata_file_is_refused_naming_the_file(tmp_path, text, suffix, 
     assert str(path) in str(info.value) and "\n" not in str(info.value)
 
 
+def test_a_json_metadata_file_with_a_utf8_byte_order_mark_is_read(tmp_path):
+    """A JSON file saved by Notepad (byte-order mark first) was refused as 'cannot be read (Unexpected UTF-8 BOM)'."""
+    path = tmp_path / "meta.json"
+    path.write_bytes(b"\xef\xbb\xbf" + json.dumps({"subject": {"subject_id": "m12"}}).encode())
+    assert read_nwb_metadata(path).subject["subject_id"] == "m12"
+
+
 def test_tif_session_start_comes_from_the_metadata_else_the_run_time(simulated, tmp_path):
     movie = write_tiff(tmp_path / "movie.tif", simulated.movie[:200], fr=10.0)
     out = tmp_path / "out"

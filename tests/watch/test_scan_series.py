@@ -41,6 +41,12 @@ def test_subfolder_rule_makes_root_files_single_runs_and_each_folder_a_series():
     assert [g.is_series for g in groups] == [False, False, True, True]
 
 
+def test_a_series_of_numbered_chunks_runs_in_numeric_order():
+    """A Miniscope session folder (0.avi … 11.avi) was run 0, 1, 10, 11, 2, …: time scrambled."""
+    groups = group_files([f"s/{k}.avi" for k in (11, 2, 0, 10, 1)], "subfolder")
+    assert groups[0].members == ("s/0.avi", "s/1.avi", "s/2.avi", "s/10.avi", "s/11.avi")
+
+
 def test_file_rule_makes_every_file_its_own_run():
     groups = group_files(["s1/b.tif", "a.isxd"], "file")
     assert [(g.key, g.members, g.output_base) for g in groups] == [
