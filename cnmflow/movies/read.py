@@ -10,6 +10,7 @@ the watch folder's default patterns all follow from this list.
 
 from __future__ import annotations
 
+import glob
 import os
 from pathlib import Path
 from typing import Iterator, Protocol
@@ -84,8 +85,6 @@ def check_file(path: str | os.PathLike) -> Path:
 def _pattern_hint(given: Path) -> str:
     """For a name holding * ? or [ that names no file: a pattern only a shell expands (not the UI, a flow's movies
     or cnmflow.extract), and how many files it matches."""
-    import glob  # noqa: PLC0415
-
     if not glob.has_magic(str(given)):
         return ""
     matches = glob.glob(str(given))

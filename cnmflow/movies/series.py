@@ -6,6 +6,7 @@ import math
 import os
 import re
 from dataclasses import dataclass
+from datetime import timedelta
 from pathlib import Path
 from typing import Mapping, Sequence
 
@@ -161,8 +162,6 @@ def _check_alike(movies: Sequence[MovieInfo]) -> None:
 def _refuse_overlap(in_time: Sequence[MovieInfo]) -> None:
     """isxd movies (in start-time order) must not overlap in time: one that starts before the one before it ends is
     a trimmed or processed copy of it (or of a part), and joined they analysed those frames twice."""
-    from datetime import timedelta  # noqa: PLC0415
-
     for before, after in zip(in_time, in_time[1:]):
         if before.frame_period is None or after.start_time is None or before.start_time is None:
             continue
