@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -36,12 +35,10 @@ def parse_assignment(text: str) -> tuple[str, Any]:
     try:
         return name.strip(), json.loads(raw)
     except json.JSONDecodeError:
-        pass
-    try:  # .8, 8., +8: numbers as a shell user types them, which JSON spells otherwise (they read as quoted text)
-        number = float(raw)
-    except ValueError:
-        return name.strip(), raw.strip()
-    return name.strip(), number if math.isfinite(number) else raw.strip()  # inf/nan: refused as typed
+        from cnmflow.sweep_grid import typed_number
+
+        number = typed_number(raw)
+        return name.strip(), raw.strip() if number is None else number
 
 
 def add_parameter_options(parser: argparse.ArgumentParser) -> None:

@@ -70,12 +70,19 @@ def parse_grid_option(text: str) -> tuple[str, list[Any]]:
             continue
         except json.JSONDecodeError:
             pass
-        try:  # .8, 8., +8: numbers as a shell user types them, which JSON spells otherwise (inf/nan: as typed)
-            number = float(item)
-        except ValueError:
-            number = math.nan
-        values.append(number if math.isfinite(number) else item)
+        number = typed_number(item)
+        values.append(item if number is None else number)
     return name, values
+
+
+def typed_number(text: str) -> float | None:
+    """A finite number as a shell user types one that JSON spells otherwise (.8, 8., +8), else None: such values
+    are numbers in ``--set`` and ``--grid``, not quoted text; inf and nan stay text (refused as typed)."""
+    try:
+        number = float(text)
+    except ValueError:
+        return None
+    return number if math.isfinite(number) else None
 
 
 def combinations(grid: Mapping[str, Sequence[Any]], *, preset: str = "1p",
