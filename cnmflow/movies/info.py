@@ -50,6 +50,9 @@ class MovieInfo:
     #: A multi-file OME-TIFF's files (names, in the metadata's order, this one's as it is named now): the movie is
     #: this file's own pages, and a series must list the others with it. () for a movie in one file.
     ome_files: tuple[str, ...] = ()
+    #: A later file of a multi-file OME-TIFF: the name of the file holding its metadata (and the first frames), which
+    #: a series must list before it. "" for a file that holds its own.
+    ome_metadata_file: str = ""
 
     @property
     def frame_period(self) -> float | None:

@@ -118,6 +118,7 @@ def _check_ome_parts(movies: Sequence[MovieInfo]) -> None:
     alone is only its own part of the recording."""
     listed = {m.path: k for k, m in enumerate(movies)}
     for m in movies:
+        _refuse_part_without_its_first(m, listed)
         if not m.ome_files:
             continue
         parts = [m.path.parent / name for name in m.ome_files]
@@ -136,6 +137,19 @@ def _check_ome_parts(movies: Sequence[MovieInfo]) -> None:
         if positions != list(range(positions[0], positions[0] + len(parts))):
             raise MovieError(f"{m.path} is one file of a multi-file OME-TIFF whose metadata orders its files {names}; "
                              "list them next to each other in that order")
+
+
+def _refuse_part_without_its_first(m: MovieInfo, listed: Mapping[Path, int]) -> None:
+    """A later file of a multi-file OME-TIFF needs the file holding its metadata (and the first frames) listed before
+    it; that file's own check then asks for every part, in order."""
+    first = m.path.parent / m.ome_metadata_file if m.ome_metadata_file else None
+    if first is None or (first in listed and listed[first] < listed[m.path]):
+        return
+    where = " (not found next to it: copy it too)" if not first.exists() else ""
+    raise MovieError(
+        f"{m.path} is a later file of a multi-file OME-TIFF (as Micro-Manager splits a long recording): the "
+        f"recording's metadata and first frames are in {first.name}{where}; list {first.name} first and every part "
+        "after it, in order (in a watched folder, put the recording's files in one sub-folder)")
 
 
 def _check_alike(movies: Sequence[MovieInfo]) -> None:

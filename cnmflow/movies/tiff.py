@@ -334,15 +334,8 @@ def _ome_files(path: Path, tf) -> tuple[str, ...]:
 
     tifffile reads such a series across the files: listed with the others, their frames were read twice; alone, a
     missing part read as frames of zeros."""
-    import xml.etree.ElementTree as ElementTree  # noqa: PLC0415
-
-    if not tf.is_ome:
-        return ()
-    try:
-        root = ElementTree.fromstring(tf.ome_metadata or "")
-    except ElementTree.ParseError:
-        return ()
-    image = root.find("{*}Image")
+    root = _ome_root(tf)
+    image = root.find("{*}Image") if root is not None else None
     if image is None:
         return ()
     own, names = root.get("UUID"), []
@@ -353,6 +346,27 @@ def _ome_files(path: Path, tf) -> tuple[str, ...]:
     if own is None and len(names) == 1:  # no UUID of its own to tell: one name is this file's (perhaps renamed)
         return ()
     return tuple(names) if any(name != path.name for name in names) else ()
+
+
+def _ome_root(tf):
+    """The parsed OME-XML of an OME-TIFF (this file's own description), or None."""
+    import xml.etree.ElementTree as ElementTree  # noqa: PLC0415
+
+    if not tf.is_ome:
+        return None
+    try:
+        return ElementTree.fromstring(tf.ome_metadata or "")
+    except ElementTree.ParseError:
+        return None
+
+
+def _ome_metadata_file(tf) -> str:
+    """The file that holds the metadata of the multi-file OME-TIFF this file is a later part of (its BinaryOnly
+    element's MetadataFile: Micro-Manager's ``name_1.ome.tif``, ``name_2.ome.tif``, …), or "" where this file holds
+    its own. Alone, or listed without that file, such a part was analysed as a whole recording."""
+    root = _ome_root(tf)
+    binary_only = root.find("{*}BinaryOnly") if root is not None else None
+    return (binary_only.get("MetadataFile") or "") if binary_only is not None else ""
 
 
 def _single_series_view(path: Path, tf):
@@ -386,6 +400,7 @@ def read_info(path: Path) -> MovieInfo:
                 _refuse_ome_images(path, tf)
                 series = _single_series_view(path, tf)
             ome_files = _ome_files(path, tf) if len(tf.series) == 1 else ()
+            ome_metadata_file = _ome_metadata_file(tf)
             if ome_files:  # this file's own pages: the others are movies of the series in their own right
                 series = _single_series_view(path, tf)
             si = tf.scanimage_metadata if tf.is_scanimage else None
@@ -420,7 +435,8 @@ def read_info(path: Path) -> MovieInfo:
         except Exception as exc:
             raise MovieError(f"cannot read TIFF movie {path}: {exc}; check the file is a complete, uncorrupted TIFF") from None
     return MovieInfo(path=path, kind="tiff", n_frames=n, frame_shape=(rows, cols), dtype=dtype,
-                     frame_rate=rate, frame_rate_source=source, pixel_size_um=pixel, notes=notes, ome_files=ome_files)
+                     frame_rate=rate, frame_rate_source=source, pixel_size_um=pixel, notes=notes, ome_files=ome_files,
+                     ome_metadata_file=ome_metadata_file)
 
 
 def raw_layout(info: MovieInfo) -> RawLayout | None:

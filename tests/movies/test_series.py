@@ -324,6 +324,11 @@ def test_a_multi_file_ome_tiff_is_read_once_each_file_its_own_frames(tmp_path):
     assert "MMStack_Pos0_2.ome.tif is not listed" in str(err.value)
     with pytest.raises(MovieError, match="list them next to each other in that order"):
         validate_series([paths[0], paths[2], paths[1]])
+    # a later part alone, or the later parts without the first, read as a whole recording with no word
+    for later in ([paths[1]], paths[1:], [paths[1], paths[0], paths[2]]):
+        with pytest.raises(MovieError, match="later file of a multi-file OME-TIFF") as err:
+            validate_series(later)
+        assert "MMStack_Pos0.ome.tif first" in str(err.value) and "sub-folder" in str(err.value)
     paths[2].unlink()
     with pytest.raises(MovieError, match="not found next to it"):
         validate_series(paths[:2])
