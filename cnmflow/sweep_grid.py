@@ -100,15 +100,14 @@ def combinations(grid: Mapping[str, Sequence[Any]], *, preset: str = "1p",
         raise ParameterError(f"sweep grid has {len(combos)} combinations (at most {MAX_COMBINATIONS}); "
                              "sweep fewer values")
     folders = [folder_name(combo) for combo in combos]
-    repeated = sorted({name for name in folders if folders.count(name) > 1})
-    if repeated:
-        raise ParameterError(f"sweep grid: combination {repeated[0]} appears more than once (repeated values?); "
-                             "list each value once")
-    for k, combo in enumerate(combos):  # 6 and 6.0: one run, in two folders and two rows of the comparison
-        same = next((earlier for earlier in combos[:k] if earlier == combo), None)
-        if same is not None:
-            raise ParameterError(f"sweep grid: combinations {folder_name(same)} and {folder_name(combo)} are the "
-                                 "same values written two ways; list each value once")
+    for k, combo in enumerate(combos):  # each run once: a value listed twice, or written two ways (6 and 6.0: one
+        for j in range(k):              # run, in two folders and two rows of the comparison)
+            if folders[j] == folders[k]:
+                raise ParameterError(f"sweep grid: combination {folders[k]} appears more than once (repeated "
+                                     "values?); list each value once")
+            if combos[j] == combo:
+                raise ParameterError(f"sweep grid: combinations {folders[j]} and {folders[k]} are the same values "
+                                     "written two ways; list each value once")
     from cnmflow.params import resolve_params
 
     for combo in combos:
