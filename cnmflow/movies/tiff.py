@@ -139,16 +139,11 @@ def frame_rate_from_imagej(meta: dict | None) -> tuple[float | None, str | None]
     return None, None
 
 
-def frame_rate_from_ome(xml: str | None) -> tuple[float | None, str | None]:
-    """Frame rate from OME-XML: the first image's ``Pixels TimeIncrement`` (in ``TimeIncrementUnit``, default
-    seconds). Without it an OME-TIFF (Bio-Formats, Micro-Manager) was analysed at the default 30 fps."""
-    import xml.etree.ElementTree as ElementTree  # noqa: PLC0415
-
-    if not xml:
-        return None, None
-    try:
-        root = ElementTree.fromstring(xml)
-    except ElementTree.ParseError:
+def frame_rate_from_ome(root) -> tuple[float | None, str | None]:
+    """Frame rate from OME-XML (``root``: :func:`_ome_root`): the first image's ``Pixels TimeIncrement`` (in
+    ``TimeIncrementUnit``, default seconds). Without it an OME-TIFF (Bio-Formats, Micro-Manager) was analysed at the
+    default 30 fps."""
+    if root is None:
         return None, None
     pixels = next((element for element in root.iter() if element.tag.rsplit("}", 1)[-1] == "Pixels"), None)
     if pixels is None:
@@ -327,14 +322,13 @@ def _refuse_ome_images(path: Path, tf) -> None:
         "write it as one image")
 
 
-def _ome_files(path: Path, tf) -> tuple[str, ...]:
+def _ome_files(path: Path, root) -> tuple[str, ...]:
     """The files an OME-TIFF's image spreads its frames over (Micro-Manager and Bio-Formats split long recordings
     into ``name.ome.tif``, ``name_1.ome.tif``, …; the first file's metadata describes them all), by the names its
     TiffData elements give, in order, this file's own by its name now; () where every frame lies in this file.
 
     tifffile reads such a series across the files: listed with the others, their frames were read twice; alone, a
-    missing part read as frames of zeros."""
-    root = _ome_root(tf)
+    missing part read as frames of zeros. ``root``: :func:`_ome_root`."""
     image = root.find("{*}Image") if root is not None else None
     if image is None:
         return ()
@@ -360,11 +354,11 @@ def _ome_root(tf):
         return None
 
 
-def _ome_metadata_file(tf) -> str:
+def _ome_metadata_file(root) -> str:
     """The file that holds the metadata of the multi-file OME-TIFF this file is a later part of (its BinaryOnly
     element's MetadataFile: Micro-Manager's ``name_1.ome.tif``, ``name_2.ome.tif``, …), or "" where this file holds
-    its own. Alone, or listed without that file, such a part was analysed as a whole recording."""
-    root = _ome_root(tf)
+    its own. Alone, or listed without that file, such a part was analysed as a whole recording. ``root``:
+    :func:`_ome_root`."""
     binary_only = root.find("{*}BinaryOnly") if root is not None else None
     return (binary_only.get("MetadataFile") or "") if binary_only is not None else ""
 
@@ -399,8 +393,9 @@ def read_info(path: Path) -> MovieInfo:
             if len(tf.series) > 1:
                 _refuse_ome_images(path, tf)
                 series = _single_series_view(path, tf)
-            ome_files = _ome_files(path, tf) if len(tf.series) == 1 else ()
-            ome_metadata_file = _ome_metadata_file(tf)
+            ome = _ome_root(tf)  # parsed once: the file list, the metadata file and the frame rate read it
+            ome_files = _ome_files(path, ome) if len(tf.series) == 1 else ()
+            ome_metadata_file = _ome_metadata_file(ome)
             if ome_files:  # this file's own pages: the others are movies of the series in their own right
                 series = _single_series_view(path, tf)
             si = tf.scanimage_metadata if tf.is_scanimage else None
@@ -427,8 +422,8 @@ def read_info(path: Path) -> MovieInfo:
             rate, source = frame_rate_from_imagej(ij)
             if rate is None:
                 rate, source = frame_rate_from_scanimage(si)
-            if rate is None and tf.is_ome:
-                rate, source = frame_rate_from_ome(tf.ome_metadata)
+            if rate is None:
+                rate, source = frame_rate_from_ome(ome)
             pixel = _pixel_size_um(tf, ij)
         except MovieError:
             raise
