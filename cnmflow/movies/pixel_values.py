@@ -7,6 +7,9 @@ float and wider integer movies are read, in chunks of bounded size. Without this
 pixel makes the extraction find 0 components (and advise lowering min_corr / min_pnr) or fail deep inside
 the patch fits. The scan is remembered per (file, size, modification time) for the life of the
 process, so the CLI's pre-check and the flow's validate step read a movie once.
+
+A movie in which no pixel changes over time (a file allocated and never written, one still image saved as a
+movie) is refused too, whatever its type: no parameter finds a cell in it, and the fit ran to the end first.
 """
 
 from __future__ import annotations
@@ -14,13 +17,13 @@ from __future__ import annotations
 import os
 import threading
 from dataclasses import dataclass
-from typing import Iterable
+from typing import Callable, Iterable
 
 import numpy as np
 
 from cnmflow.errors import MovieError
 from cnmflow.movies.info import MovieInfo
-from cnmflow.movies.read import iter_chunks
+from cnmflow.movies.read import iter_chunks, read_frames
 
 #: Largest pixel magnitude accepted. The engine works in float32 (largest value 3.4e38) and
 #: forms squares (1e24 at this bound) summed over up to ~1e14 frame·pixel terms, which stays
@@ -35,8 +38,25 @@ MIN_LEVELS = 2**12
 #: Bytes of float32 frames read at a time by the scan.
 CHUNK_BYTES = 64 * 2**20
 
-_SCANNED: dict[tuple[str, int, int], str | None] = {}
+_SCANNED: dict[tuple[str, str, int, int], str | None] = {}
 _LOCK = threading.Lock()
+
+
+def _remembered(check: str, info: MovieInfo, find: Callable[[], str | None]) -> None:
+    """Raise MovieError with the problem ``find`` describes (None: no problem), found once per process for each
+    check and (file, size, modification time): the CLI's pre-check, the flow's validate step and a sweep's
+    combinations read the movie once."""
+    stat = os.stat(info.path)
+    key = (check, str(info.path), stat.st_size, stat.st_mtime_ns)
+    with _LOCK:
+        known = key in _SCANNED
+        problem = _SCANNED.get(key)
+    if not known:
+        problem = find()
+        with _LOCK:
+            _SCANNED[key] = problem
+    if problem is not None:
+        raise MovieError(problem)
 
 
 @dataclass
@@ -62,24 +82,41 @@ def check_pixel_values(info: MovieInfo) -> None:
     dtype = np.dtype(info.dtype)
     if dtype.kind in "iu" and dtype.itemsize <= 2:
         return
-    stat = os.stat(info.path)
-    key = (str(info.path), stat.st_size, stat.st_mtime_ns)
-    with _LOCK:
-        known = key in _SCANNED
-        problem = _SCANNED.get(key)
-    if not known:
-        problem = _describe(info, _scan(info))
-        with _LOCK:
-            _SCANNED[key] = problem
-    if problem is not None:
-        raise MovieError(problem)
+    _remembered("values", info, lambda: _describe(info, _scan(info)))
+
+
+def check_not_blank(info: MovieInfo) -> None:
+    """Raise MovieError when no pixel of the movie changes over time (every frame equals the first).
+
+    Two frames decide it for a recording (a camera's noise changes every pixel); only where they are equal is the
+    rest read, chunk by chunk, up to the first frame that differs."""
+    _remembered("blank", info, lambda: _blank_problem(info))
+
+
+def _blank_problem(info: MovieInfo) -> str | None:
+    """The refusal of a movie whose frames all equal its first, else None."""
+    if info.n_frames < 2:
+        return None
+    first = read_frames(info, 0, 2)
+    if not np.array_equal(first[0], first[1], equal_nan=True):
+        return None
+    rows, cols = info.frame_shape
+    chunk = max(1, CHUNK_BYTES // max(1, rows * cols * 4))
+    for _, block in iter_chunks(info, chunk_frames=chunk):
+        if not np.array_equal(block, np.broadcast_to(first[0], block.shape), equal_nan=True):
+            return None
+    return (f"{info.path} does not change over time: every pixel keeps one value in all {info.n_frames} frames "
+            "(a blank or never-written recording, or one still image saved as a movie), so no cell can be found "
+            "in it; check the file against the acquisition, or copy it again if it was still being written")
 
 
 def check_movies_pixel_values(movies: Iterable[MovieInfo]) -> None:
-    """:func:`check_pixel_values` of each movie of a series, in its listed order: what a run's validation refuses,
-    ``cnmflow suggest`` refuses too (a NaN pixel had made it print min_pnr nan)."""
+    """:func:`check_pixel_values` and :func:`check_not_blank` of each movie of a series, in its listed order: what a
+    run's validation refuses, ``cnmflow suggest`` refuses too (a NaN pixel had made it print min_pnr nan), whatever
+    gSig is (a blank movie had been refused only where gSig was "auto", else reported after the fit)."""
     for info in movies:
         check_pixel_values(info)
+        check_not_blank(info)
 
 
 def _scan(info: MovieInfo) -> _Findings:

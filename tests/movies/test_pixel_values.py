@@ -156,3 +156,33 @@ def test_a_uint64_movie_on_a_huge_offset_is_refused_with_the_baseline_fix(tmp_pa
     with pytest.raises(MovieError) as err:
         validate_inputs([path], table=SMALL)
     assert str(err.value).startswith(str(path)) and "subtract a constant baseline" in str(err.value)
+
+
+@pytest.mark.parametrize("gsig", [3, "auto"])
+def test_a_blank_movie_is_refused_before_the_fit_whatever_gsig_is(tmp_path, monkeypatch, gsig):
+    """A file allocated and never written: refused at validation naming it, with gSig set as with gSig "auto" (a set
+    gSig had run the whole fit, then said the movie was blank)."""
+    import cnmflow
+    from cnmflow import pipeline
+
+    monkeypatch.setattr(pipeline, "fit", lambda *a, **k: pytest.fail("the fit ran on a blank movie"))
+    blank = _tif(tmp_path / "never_written.tif", np.zeros((T, ROWS, COLS), np.uint16))
+    for call in (lambda: validate_inputs([blank], table={**SMALL, "gSig": gsig}),
+                 lambda: cnmflow.extract([blank], tmp_path / "out", params={**SMALL, "gSig": gsig})):
+        with pytest.raises(MovieError, match=f"never_written.tif does not change over time: .* all {T} frames"):
+            call()
+    assert not (tmp_path / "out" / "caiman_output.hdf5").exists()
+
+
+def test_a_blank_part_of_a_series_is_named_and_frames_that_start_equal_are_read_on(tmp_path, monkeypatch):
+    """Two equal frames alone refuse nothing (a recording whose first frames are dark): the rest is read, in
+    chunks, up to a frame that differs; a still image saved as a movie, next to a good part, is named."""
+    monkeypatch.setattr(pixel_values, "CHUNK_BYTES", 3 * ROWS * COLS * 4)  # 3 frames at a time
+    dark_start = _movie().astype(np.uint16)
+    dark_start[:40] = 0
+    good = _tif(tmp_path / "dark_start.tif", dark_start)
+    still = _tif(tmp_path / "still.tif", np.repeat(_movie()[:1], T, axis=0))
+    assert validate_inputs([good], table=SMALL).series.n_frames == T
+    with pytest.raises(MovieError, match="still.tif does not change over time"):
+        validate_inputs([good, still], table=SMALL)
+
