@@ -9,11 +9,14 @@ the patch fits. The scan is remembered per (file, size, modification time) for t
 process, so the CLI's pre-check and the flow's validate step read a movie once.
 
 A movie in which no pixel changes over time (a file allocated and never written, one still image saved as a
-movie) is refused too, whatever its type: no parameter finds a cell in it, and the fit ran to the end first.
+movie) is refused too, whatever its type: no parameter finds a cell in it, and the fit ran to the end first. So is
+one whose frames alternate between two images (two channels saved interleaved without channel metadata), which
+the fit read as one movie at twice the frame rate.
 """
 
 from __future__ import annotations
 
+import math
 import os
 import threading
 from dataclasses import dataclass
@@ -110,13 +113,61 @@ def _blank_problem(info: MovieInfo) -> str | None:
             "in it; check the file against the acquisition, or copy it again if it was still being written")
 
 
+#: Frames read from the middle of a movie to see whether they alternate between two channels.
+CADENCE_FRAMES = 64
+#: Pixels of each of those frames compared (a regular grid over the frame).
+CADENCE_PIXELS = 8192
+#: How many times more consecutive frames must differ than frames two apart, in their median and in nearly every
+#: pair, to be two interleaved channels. Single-channel movies read 0.6–1.0 (simulated 1P/2P with bleaching,
+#: motion to 4 px and bright transients; the IDEAS sample recordings); interleaved channels 2.6–1400 (two images of
+#: one field 5 px apart; a dark second channel; a second channel of other cells).
+INTERLEAVED_RATIO = 2.0
+
+
+def check_single_channel(info: MovieInfo) -> None:
+    """Raise MovieError when the movie's frames alternate between two images: two channels saved interleaved
+    (channel 1, channel 2, channel 1, …) without the metadata that would say so. Read as one movie, each frame
+    mixes into its neighbours' traces a second channel, at twice the frame rate."""
+    _remembered("channels", info, lambda: _interleaved_problem(info))
+
+
+def _interleaved_problem(info: MovieInfo) -> str | None:
+    """The refusal of a movie whose consecutive frames differ far more than frames two apart, else None.
+
+    Each frame is standardised (its mean and sd taken out), so a flicker or a bleaching level is not a channel;
+    frames two apart are compared within one parity (one channel), the parity whose frames agree best."""
+    n = min(CADENCE_FRAMES, info.n_frames - info.n_frames % 2)
+    if n < 16:
+        return None
+    start = (info.n_frames - n) // 2
+    frames = read_frames(info, start, start + n)
+    step = max(1, int(math.sqrt(frames[0].size / CADENCE_PIXELS)))
+    z = frames[:, ::step, ::step].reshape(n, -1).astype(np.float64)
+    z -= z.mean(axis=1, keepdims=True)
+    z /= np.maximum(z.std(axis=1, keepdims=True), np.finfo(np.float64).tiny)
+    next_frame = np.mean((z[1:] - z[:-1]) ** 2, axis=1)
+    same = min(np.mean((z[2::2] - z[:-2:2]) ** 2, axis=1), np.mean((z[3::2] - z[1:-2:2]) ** 2, axis=1), key=np.median)
+    ratio = float(np.median(next_frame) / max(float(np.median(same)), np.finfo(np.float64).tiny))
+    if ratio < INTERLEAVED_RATIO or np.quantile(next_frame, 0.1) <= np.quantile(same, 0.9):
+        return None
+    levels = frames.mean(axis=(1, 2))
+    return (f"{info.path}: its frames alternate between two images — consecutive frames differ {ratio:.0f} times "
+            f"more than frames two apart in frames {start}–{start + n - 1} (mean level {levels[0::2].mean():.4g} in "
+            f"one parity, {levels[1::2].mean():.4g} in the other): two channels saved interleaved (channel 1, channel "
+            "2, …) without channel metadata, which would be analysed as one movie at twice the frame rate; split the "
+            "channels and give one, e.g. Fiji: Image > Hyperstacks > Stack to Hyperstack (channels 2), then Image > "
+            "Color > Split Channels; numpy: tifffile.imwrite(new_path, movie[0::2]) (movie[1::2] the other)")
+
+
 def check_movies_pixel_values(movies: Iterable[MovieInfo]) -> None:
-    """:func:`check_pixel_values` and :func:`check_not_blank` of each movie of a series, in its listed order: what a
-    run's validation refuses, ``cnmflow suggest`` refuses too (a NaN pixel had made it print min_pnr nan), whatever
-    gSig is (a blank movie had been refused only where gSig was "auto", else reported after the fit)."""
+    """:func:`check_pixel_values`, :func:`check_not_blank` and :func:`check_single_channel` of each movie of a
+    series, in its listed order: what a run's validation refuses, ``cnmflow suggest`` refuses too (a NaN pixel had
+    made it print min_pnr nan), whatever gSig is (a blank movie had been refused only where gSig was "auto", else
+    reported after the fit)."""
     for info in movies:
         check_pixel_values(info)
         check_not_blank(info)
+        check_single_channel(info)
 
 
 def _scan(info: MovieInfo) -> _Findings:

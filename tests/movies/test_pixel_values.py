@@ -12,6 +12,8 @@ from cnmflow.cli import main
 from cnmflow.errors import MovieError
 from cnmflow.movies import pixel_values, read_info
 from cnmflow.movies.pixel_values import MAX_ABS_VALUE, check_pixel_values
+from cnmflow.synthetic.gaussian import simulate_1p
+from cnmflow.synthetic.realistic import simulate_realistic_1p
 from cnmflow.validate import validate_inputs
 
 from .conftest import movie_data, write_isxd
@@ -186,3 +188,38 @@ def test_a_blank_part_of_a_series_is_named_and_frames_that_start_equal_are_read_
     with pytest.raises(MovieError, match="still.tif does not change over time"):
         validate_inputs([good, still], table=SMALL)
 
+
+def _interleaved(first: np.ndarray, second: np.ndarray) -> np.ndarray:
+    both = np.empty((2 * len(first), *first.shape[1:]), first.dtype)
+    both[0::2], both[1::2] = first, second
+    return both
+
+
+@pytest.mark.parametrize("simulate", [
+    lambda: simulate_realistic_1p("ca1", shape=(64, 64), n_frames=200, motion_px=3.0, bleach_fraction=0.5, rng=2),
+    lambda: simulate_1p(shape=(48, 48), n_frames=200, fr=5.0, decay_time=0.1, spike_rate=2.0, peak_snr=(10, 30)),
+], ids=["realistic-motion-bleaching", "bright-fast-transients"])
+def test_two_channels_saved_interleaved_are_refused_and_one_channel_is_not(tmp_path, simulate):
+    """Frames alternating channel 1 / channel 2 in a file without channel metadata were analysed as one movie at
+    twice the rate. A single channel with motion, bleaching and bright transients passes; its frames interleaved
+    with a dim structural channel (another field's light, a static image plus noise) are refused, naming the file."""
+    movie = simulate().movie
+    green = _tif(tmp_path / "green.tif", movie.astype(np.uint16))
+    structural = 0.3 * movie[:1] + np.random.default_rng(0).normal(0, 5, movie.shape)
+    both = _tif(tmp_path / "two_channels.tif", _interleaved(movie[:100], structural[:100]).astype(np.uint16))
+    assert validate_inputs([green], table=SMALL).series.n_frames == len(movie)
+    with pytest.raises(MovieError) as err:
+        validate_inputs([both], table=SMALL)
+    assert str(tmp_path / "two_channels.tif") in str(err.value)
+    assert "frames alternate between two images" in str(err.value) and "Split Channels" in str(err.value)
+
+
+def test_a_flicker_on_alternate_frames_is_not_a_second_channel(tmp_path):
+    """Every other frame brighter (a light source beating with the frame rate), the image the same: one channel."""
+    movie = simulate_1p(shape=(48, 48), n_frames=120, rng=3).movie
+    flicker = movie.copy()
+    flicker[1::2] = flicker[1::2] * 1.3 + 200
+    assert validate_inputs([_tif(tmp_path / "flicker.tif", flicker.astype(np.uint16))], table=SMALL)
+    shifted = _interleaved(movie[:60], np.roll(movie[:60], 5, axis=2))  # one field, two images 5 px apart
+    with pytest.raises(MovieError, match="frames alternate between two images"):
+        validate_inputs([_tif(tmp_path / "shifted.tif", shifted.astype(np.uint16))], table=SMALL)
