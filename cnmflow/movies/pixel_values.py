@@ -11,7 +11,8 @@ process, so the CLI's pre-check and the flow's validate step read a movie once.
 A movie in which no pixel changes over time (a file allocated and never written, one still image saved as a
 movie) is refused too, whatever its type: no parameter finds a cell in it, and the fit ran to the end first. So is
 one whose frames alternate between two images (two channels saved interleaved without channel metadata), which
-the fit read as one movie at twice the frame rate.
+the fit read as one movie at twice the frame rate, and one with isolated stuck or hot pixels, which leak into the
+traces of cells over them or seed false cells.
 """
 
 from __future__ import annotations
@@ -131,16 +132,25 @@ def check_single_channel(info: MovieInfo) -> None:
     _remembered("channels", info, lambda: _interleaved_problem(info))
 
 
+def _middle_frames(info: MovieInfo) -> tuple[np.ndarray | None, int]:
+    """An even number, at most CADENCE_FRAMES, of consecutive frames from the movie's middle (float32) and the first
+    one's index; None where the movie has fewer than 16 frames (too few to judge a channel or a pixel by)."""
+    n = min(CADENCE_FRAMES, info.n_frames - info.n_frames % 2)
+    if n < 16:
+        return None, 0
+    start = (info.n_frames - n) // 2
+    return read_frames(info, start, start + n), start
+
+
 def _interleaved_problem(info: MovieInfo) -> str | None:
     """The refusal of a movie whose consecutive frames differ far more than frames two apart, else None.
 
     Each frame is standardised (its mean and sd taken out), so a flicker or a bleaching level is not a channel;
     frames two apart are compared within one parity (one channel), the parity whose frames agree best."""
-    n = min(CADENCE_FRAMES, info.n_frames - info.n_frames % 2)
-    if n < 16:
+    frames, start = _middle_frames(info)
+    if frames is None:
         return None
-    start = (info.n_frames - n) // 2
-    frames = read_frames(info, start, start + n)
+    n = len(frames)
     step = max(1, int(math.sqrt(frames[0].size / CADENCE_PIXELS)))
     z = frames[:, ::step, ::step].reshape(n, -1).astype(np.float64)
     z -= z.mean(axis=1, keepdims=True)
@@ -159,15 +169,64 @@ def _interleaved_problem(info: MovieInfo) -> str | None:
             "Color > Split Channels; numpy: tifffile.imwrite(new_path, movie[0::2]) (movie[1::2] the other)")
 
 
+#: A hot pixel's temporal sd over the median of its 8 neighbours': single-channel simulated and IDEAS movies read at
+#: most 1.7, a pixel of uniform noise over a cell 380.
+HOT_SD_RATIO = 8.0
+#: A hot pixel's mean above the median of its 8 neighbours', in their median temporal sd: those movies read at most
+#: 1.3, a pixel of 3x gain (which seeded a false cell) 43.
+HOT_LEVEL_SDS = 20.0
+
+
+def check_no_defective_pixels(info: MovieInfo) -> None:
+    """Raise MovieError when the movie holds isolated defective pixels: stuck (one value in every frame read while
+    its neighbours change) or hot (far noisier or brighter than every pixel around it). In simulations a stuck pixel
+    on a 2P cell took its trace's correlation with the truth from .99 to .79, a noisy one on a 1P cell to .57, and a
+    pixel of 3x gain seeded a false cell; a constant region (a motion-corrected movie's border) is no such pixel."""
+    _remembered("defects", info, lambda: _defects_problem(info))
+
+
+def _around(image: np.ndarray) -> np.ndarray:
+    """The median of each pixel's 8 neighbours (mirrored at the frame's edge, never the pixel itself)."""
+    from scipy.ndimage import median_filter  # noqa: PLC0415
+
+    ring = np.ones((3, 3), bool)
+    ring[1, 1] = False
+    return median_filter(image, footprint=ring, mode="mirror")
+
+
+def _defects_problem(info: MovieInfo) -> str | None:
+    """The refusal of a movie with isolated stuck or hot pixels in frames from its middle, else None."""
+    frames, start = _middle_frames(info)
+    if frames is None:
+        return None
+    mean, sd = frames.mean(axis=0, dtype=np.float64), frames.std(axis=0, dtype=np.float64)
+    around_mean, around_sd = _around(mean), _around(sd)
+    live = around_sd > 0.25 * np.median(sd)  # among pixels that change as the frame's do (not a dark or padded area)
+    stuck = live & (sd == 0)
+    hot = live & ((sd > HOT_SD_RATIO * around_sd) | (mean - around_mean > HOT_LEVEL_SDS * around_sd))
+    if not (stuck | hot).any():
+        return None
+    where = ", ".join(f"({r}, {c})" for r, c in np.argwhere(stuck | hot)[:5])
+    more = ", …" if (stuck | hot).sum() > 5 else ""
+    return (f"{info.path} has isolated defective pixels in frames {start}–{start + len(frames) - 1}: "
+            f"{int(stuck.sum())} stuck (one value while the pixels around change) and {int(hot.sum())} hot "
+            f"(far noisier or brighter than every pixel around), at (row, col) {where}{more}; such a pixel leaks "
+            "into the traces of cells over it and can seed a false cell. Replace each by the median of its 8 "
+            "neighbours first (the defective-pixel correction of the acquisition or Inscopix preprocessing; "
+            "numpy, for each (r, c): movie[:, r, c] = np.median(movie[:, r-1:r+2, c-1:c+2].reshape(len(movie), "
+            "-1), axis=1)), then run again")
+
+
 def check_movies_pixel_values(movies: Iterable[MovieInfo]) -> None:
-    """:func:`check_pixel_values`, :func:`check_not_blank` and :func:`check_single_channel` of each movie of a
-    series, in its listed order: what a run's validation refuses, ``cnmflow suggest`` refuses too (a NaN pixel had
-    made it print min_pnr nan), whatever gSig is (a blank movie had been refused only where gSig was "auto", else
-    reported after the fit)."""
+    """:func:`check_pixel_values`, :func:`check_not_blank`, :func:`check_single_channel` and
+    :func:`check_no_defective_pixels` of each movie of a series, in its listed order: what a run's validation
+    refuses, ``cnmflow suggest`` refuses too (a NaN pixel had made it print min_pnr nan), whatever gSig is (a blank
+    movie had been refused only where gSig was "auto", else reported after the fit)."""
     for info in movies:
         check_pixel_values(info)
         check_not_blank(info)
         check_single_channel(info)
+        check_no_defective_pixels(info)
 
 
 def _scan(info: MovieInfo) -> _Findings:
