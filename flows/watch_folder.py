@@ -94,7 +94,8 @@ def watch_folder(
     a movie still being written is left for later).  Which files make one run is the series
     rule:
 
-    - ``"subfolder"``: a file directly in ``folder`` is one run; the files in one sub-folder
+    - ``"subfolder"``: a file directly in ``folder`` is one run (the files of one multi-file
+      OME-TIFF, ``name.ome.tif``, ``name_1.ome.tif``, …, one run together); the files in one sub-folder
       form one series, run together in name order (the extraction orders .isxd movies by start
       time), started only once every one of them, and the folder's listing, is unchanged.
     - ``"file"``: every file is its own run.

@@ -1,8 +1,12 @@
-"""What the run tests share: a small simulated 1P movie and the analysis table that finds its cells fast."""
+"""What the run tests share: a small simulated 1P movie and the analysis table that finds its cells fast; a
+Micro-Manager multi-file OME-TIFF."""
 
 from __future__ import annotations
 
+import uuid
 from pathlib import Path
+
+import tifffile
 
 from cnmflow.synthetic import simulate_1p, simulate_realistic_1p, write_tiff
 
@@ -40,3 +44,28 @@ def flow_run_artifacts(flow_run_id) -> dict:
         artifacts = client.read_artifacts(
             artifact_filter=ArtifactFilter(flow_run_id=ArtifactFilterFlowRunId(any_=[flow_run_id])))
     return {artifact.key: artifact for artifact in artifacts}
+
+
+def micro_manager(folder: Path, parts) -> list[Path]:
+    """A multi-file OME-TIFF as Micro-Manager writes one: the first file's OME-XML describes every file's frames."""
+    names = ["MMStack_Pos0.ome.tif"] + [f"MMStack_Pos0_{k}.ome.tif" for k in range(1, len(parts))]
+    ids = [f"urn:uuid:{uuid.uuid4()}" for _ in parts]
+    first, tiffdata = 0, ""
+    for name, uid, part in zip(names, ids, parts):
+        tiffdata += (f'<TiffData FirstT="{first}" IFD="0" PlaneCount="{len(part)}">'
+                     f'<UUID FileName="{name}">{uid}</UUID></TiffData>')
+        first += len(part)
+    rows, cols = parts[0].shape[1:]
+    ome = "http://www.openmicroscopy.org/Schemas/OME/2016-06"
+    head = (f'<?xml version="1.0" encoding="UTF-8"?><OME xmlns="{ome}" UUID="{ids[0]}"><Image ID="Image:0">'
+            f'<Pixels ID="Pixels:0" DimensionOrder="XYZCT" Type="uint16" SizeX="{cols}" SizeY="{rows}" SizeZ="1" '
+            f'SizeC="1" SizeT="{first}"><Channel ID="Channel:0:0" SamplesPerPixel="1"/>{tiffdata}</Pixels>'
+            '</Image></OME>')
+    for k, (name, uid, part) in enumerate(zip(names, ids, parts)):
+        description = head if k == 0 else (f'<?xml version="1.0" encoding="UTF-8"?><OME xmlns="{ome}" UUID="{uid}">'
+                                           f'<BinaryOnly MetadataFile="{names[0]}" UUID="{ids[0]}"/></OME>')
+        with tifffile.TiffWriter(folder / name) as writer:
+            for j, frame in enumerate(part):
+                writer.write(frame, photometric="minisblack", description=description if j == 0 else None,
+                             metadata=None, contiguous=False)
+    return [folder / name for name in names]

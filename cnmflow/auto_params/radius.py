@@ -192,10 +192,6 @@ def estimate_radius(movie: np.ndarray, *, n_blobs: int = N_BLOBS) -> RadiusEstim
     peaks = (stack == neighbourhood_max(stack)) & (stack > 0)
     peaks[[0, -1]] = False  # a maximum at the end of the scale range is no maximum
     k, r, c = np.nonzero(peaks)
-    if len(k) == 0 and not np.any(image > 0):  # a blank movie: "set gSig" would send the user tuning a file of nothing
-        raise ParameterError("gSig='auto' found no blob: the movie does not change over time (every pixel keeps one "
-                             "value in the frames read), a blank or never-written recording; check the file against "
-                             "the acquisition")
     if len(k) == 0:
         raise ParameterError("gSig='auto' found no blob in the movie's max projection; set gSig (the cell radius in px)")
     # rank by significance at the blob's own scale: response / its noise sd over the image (1.4826·MAD),

@@ -7,20 +7,27 @@ float and wider integer movies are read, in chunks of bounded size. Without this
 pixel makes the extraction find 0 components (and advise lowering min_corr / min_pnr) or fail deep inside
 the patch fits. The scan is remembered per (file, size, modification time) for the life of the
 process, so the CLI's pre-check and the flow's validate step read a movie once.
+
+A movie in which no pixel changes over time (a file allocated and never written, one still image saved as a
+movie) is refused too, whatever its type: no parameter finds a cell in it, and the fit ran to the end first. So is
+one whose frames alternate between two images (two channels saved interleaved without channel metadata), which
+the fit read as one movie at twice the frame rate, and one with isolated stuck or hot pixels, which leak into the
+traces of cells over them or seed false cells.
 """
 
 from __future__ import annotations
 
+import math
 import os
 import threading
 from dataclasses import dataclass
-from typing import Iterable
+from typing import Callable, Iterable
 
 import numpy as np
 
 from cnmflow.errors import MovieError
 from cnmflow.movies.info import MovieInfo
-from cnmflow.movies.read import iter_chunks
+from cnmflow.movies.read import iter_chunks, read_frames
 
 #: Largest pixel magnitude accepted. The engine works in float32 (largest value 3.4e38) and
 #: forms squares (1e24 at this bound) summed over up to ~1e14 frame·pixel terms, which stays
@@ -35,8 +42,25 @@ MIN_LEVELS = 2**12
 #: Bytes of float32 frames read at a time by the scan.
 CHUNK_BYTES = 64 * 2**20
 
-_SCANNED: dict[tuple[str, int, int], str | None] = {}
+_SCANNED: dict[tuple[str, str, int, int], str | None] = {}
 _LOCK = threading.Lock()
+
+
+def _remembered(check: str, info: MovieInfo, find: Callable[[], str | None]) -> None:
+    """Raise MovieError with the problem ``find`` describes (None: no problem), found once per process for each
+    check and (file, size, modification time): the CLI's pre-check, the flow's validate step and a sweep's
+    combinations read the movie once."""
+    stat = os.stat(info.path)
+    key = (check, str(info.path), stat.st_size, stat.st_mtime_ns)
+    with _LOCK:
+        known = key in _SCANNED
+        problem = _SCANNED.get(key)
+    if not known:
+        problem = find()
+        with _LOCK:
+            _SCANNED[key] = problem
+    if problem is not None:
+        raise MovieError(problem)
 
 
 @dataclass
@@ -62,24 +86,147 @@ def check_pixel_values(info: MovieInfo) -> None:
     dtype = np.dtype(info.dtype)
     if dtype.kind in "iu" and dtype.itemsize <= 2:
         return
-    stat = os.stat(info.path)
-    key = (str(info.path), stat.st_size, stat.st_mtime_ns)
-    with _LOCK:
-        known = key in _SCANNED
-        problem = _SCANNED.get(key)
-    if not known:
-        problem = _describe(info, _scan(info))
-        with _LOCK:
-            _SCANNED[key] = problem
-    if problem is not None:
-        raise MovieError(problem)
+    _remembered("values", info, lambda: _describe(info, _scan(info)))
+
+
+def check_not_blank(info: MovieInfo) -> None:
+    """Raise MovieError when no pixel of the movie changes over time (every frame equals the first).
+
+    Two frames decide it for a recording (a camera's noise changes every pixel); only where they are equal is the
+    rest read, chunk by chunk, up to the first frame that differs."""
+    _remembered("blank", info, lambda: _blank_problem(info))
+
+
+def _blank_problem(info: MovieInfo) -> str | None:
+    """The refusal of a movie whose frames all equal its first, else None."""
+    if info.n_frames < 2:
+        return None
+    first = read_frames(info, 0, 2)
+    if not np.array_equal(first[0], first[1], equal_nan=True):
+        return None
+    rows, cols = info.frame_shape
+    chunk = max(1, CHUNK_BYTES // max(1, rows * cols * 4))
+    for _, block in iter_chunks(info, chunk_frames=chunk):
+        if not np.array_equal(block, np.broadcast_to(first[0], block.shape), equal_nan=True):
+            return None
+    return (f"{info.path} does not change over time: every pixel keeps one value in all {info.n_frames} frames "
+            "(a blank or never-written recording, or one still image saved as a movie), so no cell can be found "
+            "in it; check the file against the acquisition, or copy it again if it was still being written")
+
+
+#: Frames read from the middle of a movie to see whether they alternate between two channels.
+CADENCE_FRAMES = 64
+#: Pixels of each of those frames compared (a regular grid over the frame).
+CADENCE_PIXELS = 8192
+#: How many times more consecutive frames must differ than frames two apart, in their median and in nearly every
+#: pair, to be two interleaved channels. Single-channel movies read 0.6–1.0 (simulated 1P/2P with bleaching,
+#: motion to 4 px and bright transients; the IDEAS sample recordings); interleaved channels 2.6–1400 (two images of
+#: one field 5 px apart; a dark second channel; a second channel of other cells).
+INTERLEAVED_RATIO = 2.0
+
+
+def check_single_channel(info: MovieInfo) -> None:
+    """Raise MovieError when the movie's frames alternate between two images: two channels saved interleaved
+    (channel 1, channel 2, channel 1, …) without the metadata that would say so. Read as one movie, each frame
+    mixes into its neighbours' traces a second channel, at twice the frame rate."""
+    _remembered("channels", info, lambda: _interleaved_problem(info))
+
+
+def _middle_frames(info: MovieInfo) -> tuple[np.ndarray | None, int]:
+    """An even number, at most CADENCE_FRAMES, of consecutive frames from the movie's middle (float32) and the first
+    one's index; None where the movie has fewer than 16 frames (too few to judge a channel or a pixel by)."""
+    n = min(CADENCE_FRAMES, info.n_frames - info.n_frames % 2)
+    if n < 16:
+        return None, 0
+    start = (info.n_frames - n) // 2
+    return read_frames(info, start, start + n), start
+
+
+def _interleaved_problem(info: MovieInfo) -> str | None:
+    """The refusal of a movie whose consecutive frames differ far more than frames two apart, else None.
+
+    Each frame is standardised (its mean and sd taken out), so a flicker or a bleaching level is not a channel;
+    frames two apart are compared within one parity (one channel), the parity whose frames agree best."""
+    frames, start = _middle_frames(info)
+    if frames is None:
+        return None
+    n = len(frames)
+    step = max(1, int(math.sqrt(frames[0].size / CADENCE_PIXELS)))
+    z = frames[:, ::step, ::step].reshape(n, -1).astype(np.float64)
+    z -= z.mean(axis=1, keepdims=True)
+    z /= np.maximum(z.std(axis=1, keepdims=True), np.finfo(np.float64).tiny)
+    next_frame = np.mean((z[1:] - z[:-1]) ** 2, axis=1)
+    same = min(np.mean((z[2::2] - z[:-2:2]) ** 2, axis=1), np.mean((z[3::2] - z[1:-2:2]) ** 2, axis=1), key=np.median)
+    ratio = float(np.median(next_frame) / max(float(np.median(same)), np.finfo(np.float64).tiny))
+    if ratio < INTERLEAVED_RATIO or np.quantile(next_frame, 0.1) <= np.quantile(same, 0.9):
+        return None
+    levels = frames.mean(axis=(1, 2))
+    return (f"{info.path}: its frames alternate between two images — consecutive frames differ {ratio:.0f} times "
+            f"more than frames two apart in frames {start}–{start + n - 1} (mean level {levels[0::2].mean():.4g} in "
+            f"one parity, {levels[1::2].mean():.4g} in the other): two channels saved interleaved (channel 1, channel "
+            "2, …) without channel metadata, which would be analysed as one movie at twice the frame rate; split the "
+            "channels and give one, e.g. Fiji: Image > Hyperstacks > Stack to Hyperstack (channels 2), then Image > "
+            "Color > Split Channels; numpy: tifffile.imwrite(new_path, movie[0::2]) (movie[1::2] the other)")
+
+
+#: A hot pixel's temporal sd over the median of its 8 neighbours': single-channel simulated and IDEAS movies read at
+#: most 1.7, a pixel of uniform noise over a cell 380.
+HOT_SD_RATIO = 8.0
+#: A hot pixel's mean above the median of its 8 neighbours', in their median temporal sd: those movies read at most
+#: 1.3, a pixel of 3x gain (which seeded a false cell) 43.
+HOT_LEVEL_SDS = 20.0
+
+
+def check_no_defective_pixels(info: MovieInfo) -> None:
+    """Raise MovieError when the movie holds isolated defective pixels: stuck (one value in every frame read while
+    its neighbours change) or hot (far noisier or brighter than every pixel around it). In simulations a stuck pixel
+    on a 2P cell took its trace's correlation with the truth from .99 to .79, a noisy one on a 1P cell to .57, and a
+    pixel of 3x gain seeded a false cell; a constant region (a motion-corrected movie's border) is no such pixel."""
+    _remembered("defects", info, lambda: _defects_problem(info))
+
+
+def _around(image: np.ndarray) -> np.ndarray:
+    """The median of each pixel's 8 neighbours (mirrored at the frame's edge, never the pixel itself)."""
+    from scipy.ndimage import median_filter  # noqa: PLC0415
+
+    ring = np.ones((3, 3), bool)
+    ring[1, 1] = False
+    return median_filter(image, footprint=ring, mode="mirror")
+
+
+def _defects_problem(info: MovieInfo) -> str | None:
+    """The refusal of a movie with isolated stuck or hot pixels in frames from its middle, else None."""
+    frames, start = _middle_frames(info)
+    if frames is None:
+        return None
+    mean, sd = frames.mean(axis=0, dtype=np.float64), frames.std(axis=0, dtype=np.float64)
+    around_mean, around_sd = _around(mean), _around(sd)
+    live = around_sd > 0.25 * np.median(sd)  # among pixels that change as the frame's do (not a dark or padded area)
+    stuck = live & (sd == 0)
+    hot = live & ((sd > HOT_SD_RATIO * around_sd) | (mean - around_mean > HOT_LEVEL_SDS * around_sd))
+    if not (stuck | hot).any():
+        return None
+    where = ", ".join(f"({r}, {c})" for r, c in np.argwhere(stuck | hot)[:5])
+    more = ", …" if (stuck | hot).sum() > 5 else ""
+    return (f"{info.path} has isolated defective pixels in frames {start}–{start + len(frames) - 1}: "
+            f"{int(stuck.sum())} stuck (one value while the pixels around change) and {int(hot.sum())} hot "
+            f"(far noisier or brighter than every pixel around), at (row, col) {where}{more}; such a pixel leaks "
+            "into the traces of cells over it and can seed a false cell. Replace each by the median of its 8 "
+            "neighbours first (the defective-pixel correction of the acquisition or Inscopix preprocessing; "
+            "numpy, for each (r, c): movie[:, r, c] = np.median(movie[:, r-1:r+2, c-1:c+2].reshape(len(movie), "
+            "-1), axis=1)), then run again")
 
 
 def check_movies_pixel_values(movies: Iterable[MovieInfo]) -> None:
-    """:func:`check_pixel_values` of each movie of a series, in its listed order: what a run's validation refuses,
-    ``cnmflow suggest`` refuses too (a NaN pixel had made it print min_pnr nan)."""
+    """:func:`check_pixel_values`, :func:`check_not_blank`, :func:`check_single_channel` and
+    :func:`check_no_defective_pixels` of each movie of a series, in its listed order: what a run's validation
+    refuses, ``cnmflow suggest`` refuses too (a NaN pixel had made it print min_pnr nan), whatever gSig is (a blank
+    movie had been refused only where gSig was "auto", else reported after the fit)."""
     for info in movies:
         check_pixel_values(info)
+        check_not_blank(info)
+        check_single_channel(info)
+        check_no_defective_pixels(info)
 
 
 def _scan(info: MovieInfo) -> _Findings:

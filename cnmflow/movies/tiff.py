@@ -237,6 +237,54 @@ class SingleImageError(MovieError):
     """A TIFF of one 2-D image: a frame of an image sequence (one file per frame) rather than a movie."""
 
 
+def _refuse_samples(path: Path, samples: int, shape: tuple[int, ...], axes: str) -> None:
+    """Refuse a file of several samples per pixel: a colour image holds 3 or 4; more are an array saved in another
+    axis order (numpy's (rows, cols, frames) written as one image of ``frames`` samples per pixel), where nothing
+    in the file says which axis is time."""
+    if samples <= 4:
+        raise MovieError(
+            f"{path} has {samples} samples per pixel (RGB/colour; shape {shape}, axes {axes!r}); "
+            "give a single-channel grayscale movie (convert it to grayscale, e.g. Fiji: Image > Type > 8-bit, "
+            "or keep one colour channel)")
+    raise MovieError(
+        f"{path} is one image of {samples} samples per pixel (shape {shape}, axes {axes!r}): more than a colour "
+        "image holds, so likely a movie saved frames-last, e.g. a (rows, cols, frames) array, and nothing in the "
+        "file says which axis is time; save it as (frames, rows, cols), e.g. numpy: "
+        "tifffile.imwrite(new_path, np.moveaxis(movie, -1, 0)) for a (rows, cols, frames) array")
+
+
+def _frames_last(series) -> bool:
+    """True where a series' frame axis (its one non-spatial axis longer than 1) comes after its rows (axes 'YXT',
+    'YXZ', as tifffile records a numpy (rows, cols, frames) array written with those axes): its pages are then
+    rows of the movie, not frames."""
+    axes, shape = str(series.axes), tuple(series.shape)
+    later = [ax for ax, n in zip(axes[axes.index("Y") + 1:], shape[axes.index("Y") + 1:]) if ax not in "XS" and n > 1]
+    return bool(later)
+
+
+def _frames_last_view(path: Path, tf) -> np.ndarray:
+    """A contiguous frames-last series (:func:`_frames_last`) as a read-only (frames, rows, cols) view of a memory
+    map of its block: a frame range reads only those frames' values (strided), never the whole file."""
+    series = tf.series[0]
+    dtype = np.dtype(series.dtype).newbyteorder(tf.byteorder)
+    stored = np.memmap(path, dtype=dtype, mode="r", offset=int(series.dataoffset), shape=tuple(series.shape))
+    kept = [(ax, n) for ax, n in zip(str(series.axes), series.shape) if ax in "YX" or n > 1]
+    view = stored.reshape([n for _, n in kept])  # length-1 axes dropped: still a view of the map
+    axes = "".join(ax for ax, _ in kept)
+    frame_axis = next(k for k, ax in enumerate(axes) if ax not in "YX")
+    return np.moveaxis(view, [frame_axis, axes.index("Y"), axes.index("X")], [0, 1, 2])
+
+
+def _check_frames_last_readable(path: Path, series) -> None:
+    """A frames-last series is read from its raw block; compressed or scattered, every frame would need the whole
+    file decoded: refused with how to save it frames-first."""
+    if _frames_last(series) and series.dataoffset is None:
+        raise MovieError(
+            f"{path} stores its frames last (axes {series.axes!r}, shape {tuple(series.shape)}) and compressed or in "
+            "scattered pieces, which cannot be read a frame range at a time; save it uncompressed as (frames, rows, "
+            "cols), e.g. numpy: tifffile.imwrite(new_path, np.moveaxis(tifffile.imread(path), -1, 0))")
+
+
 def _frame_layout(path: Path, series, ij: dict | None) -> int:
     """Number of frames of a (frames, rows, cols) series; raises for anything else.
 
@@ -253,11 +301,7 @@ def _frame_layout(path: Path, series, ij: dict | None) -> int:
             f"{path} holds a single 2-D image {shape}, not a movie; give a multi-page TIFF with one frame per page"
         )
     if any(ax == "S" for ax, _ in extra):
-        raise MovieError(
-            f"{path} has {dict(extra)['S']} samples per pixel (RGB/colour; shape {shape}, axes {axes!r}); "
-            "give a single-channel grayscale movie (convert it to grayscale, e.g. Fiji: Image > Type > 8-bit, "
-            "or keep one colour channel)"
-        )
+        _refuse_samples(path, dict(extra)["S"], shape, axes)
     channel = [n for ax, n in extra if ax == "C"]
     colour_mode = str((ij or {}).get("mode", "grayscale")).lower() in ("composite", "color")
     if channel and (len(extra) > 1 or colour_mode):
@@ -412,6 +456,7 @@ def read_info(path: Path) -> MovieInfo:
                     "flyback frames removed), one movie per plane"
                 )
             n = _frame_layout(path, series, ij)
+            _check_frames_last_readable(path, series)
             notes = _codec_notes(path, tf.pages.first)
             rows, cols = (int(series.shape[series.axes.index(a)]) for a in "YX")
             dtype = np.dtype(series.dtype)
@@ -444,7 +489,7 @@ def raw_layout(info: MovieInfo) -> RawLayout | None:
 
 def _layout_of(info: MovieInfo, tf) -> RawLayout | None:
     series = tf.series[0]
-    if len(tf.series) > 1 or info.ome_files or series.dataoffset is None:
+    if len(tf.series) > 1 or info.ome_files or series.dataoffset is None or _frames_last(series):
         return None
     # tifffile reports the native dtype; the bytes on disk are in the file's byte order
     # (ImageJ/Fiji write big-endian by default)
@@ -464,12 +509,17 @@ class _Reader:
         self.tf = self._ctx.__enter__()
         self.all_pages = len(self.tf.series) > 1 or bool(info.ome_files)  # this file's pages alone
         self.layout = _layout_of(info, self.tf)
+        # pages that are rows of the movie (axes 'YXT'): read through a map of the block, frame axis first
+        self.frames_last = None if self.all_pages or not _frames_last(self.tf.series[0]) else _frames_last_view(
+            info.path, self.tf)
 
     def read(self, start: int, stop: int) -> np.ndarray:
         if stop == start:
             return np.empty((0, *self.info.frame_shape), np.float32)
         if self.layout is not None:
             return read_raw(self.layout, self.info.frame_shape, start, stop)
+        if self.frames_last is not None:
+            return np.array(self.frames_last[start:stop], dtype=np.float32)
         try:
             if self.all_pages:
                 block = self.tf.asarray(key=slice(start, stop))
@@ -481,6 +531,7 @@ class _Reader:
         return block
 
     def close(self) -> None:
+        self.frames_last = None  # the map is closed with its last reference
         self._ctx.__exit__(None, None, None)
 
 

@@ -220,7 +220,7 @@ def _write_all(result: ExtractionResult, folder: Path, *, evaluate: bool, timing
     notes: list[str] = []
     if estimates.K == 0:
         notes.append("no cells were found: the cell sets hold 0 cells and no event sets are written "
-                     f"(isx cannot write an event set without cells); {_no_cells_advice(estimates.sn).note}")
+                     f"(isx cannot write an event set without cells); {_LOWER_THRESHOLDS} to find more")
     # the note that gSig is far below the cells' size, once per run: before the fit where validation read the movie
     wide = None if result.inputs.size_note else gsig_note(estimates, float(result.inputs.resolved.params.gSig))
     if wide:
@@ -394,26 +394,9 @@ class _PreviewAttempt:
         return not problem
 
 
-@dataclass(frozen=True)
-class _NoCellsAdvice:
-    """What finding no cells asks of the user, in the run's notes and, shorter, on the no-cells figure."""
-
-    note: str
-    figure: str
-
-
-#: a movie that changes: lower the thresholds; one in which no pixel does (a file allocated and never written, an
-#: export of one still frame), where no threshold finds anything and lowering them would send the user searching
-_LOWER_THRESHOLDS = _NoCellsAdvice(note="lower min_corr / min_pnr to find more", figure="lower min_corr / min_pnr")
-_BLANK_MOVIE = _NoCellsAdvice(note="the movie does not change over time (every pixel keeps one value in every frame): "
-                                   "a blank or never-written recording; check the file against the acquisition",
-                              figure="the movie does not change over time")
-
-
-def _no_cells_advice(noise_sd: np.ndarray) -> _NoCellsAdvice:
-    """The advice for a fit that found no cells (``noise_sd``: the per-pixel noise, ``Estimates.sn``)."""
-    blank = bool(noise_sd.size) and not np.any(noise_sd > 0)
-    return _BLANK_MOVIE if blank else _LOWER_THRESHOLDS
+#: what finding no cells asks of the user (a blank movie, where no pixel changes, is refused before the fit:
+#: :func:`cnmflow.movies.pixel_values.check_not_blank`)
+_LOWER_THRESHOLDS = "lower min_corr / min_pnr"
 
 
 def _initialization_previews(result: ExtractionResult, folder: Path, traces: dict[str, dict], statuses: list[str],
@@ -425,7 +408,7 @@ def _initialization_previews(result: ExtractionResult, folder: Path, traces: dic
                 correlation=estimates.Cn)
     if estimates.K == 0:
         attempt(None, no_cells_image, folder / NO_CELLS_STEM,
-                message=f"No cells found: {_no_cells_advice(estimates.sn).figure}")
+                message=f"No cells found: {_LOWER_THRESHOLDS}")
 
 
 def _cell_previews(result: ExtractionResult, folder: Path, traces: dict[str, dict], statuses: list[str],

@@ -3,7 +3,9 @@
 Rules (the flow's ``series_rule`` parameter):
 
 ``"subfolder"`` (default)
-    Files directly in the watched folder are single-movie runs.  The matching files in one
+    Files directly in the watched folder are single-movie runs, except the files of one multi-file
+    OME-TIFF (Micro-Manager's ``name.ome.tif``, ``name_1.ome.tif``, …): one run, in part order,
+    where the first file's metadata names the others (:func:`confirm_ome_set`).  The matching files in one
     sub-folder (at any depth; each folder is judged by the files directly inside it) form one
     series: one run over all of them, in name order with numbers compared as numbers (2.avi before
     10.avi, msCam9 before msCam10; the extraction itself orders .isxd movies by start time).
@@ -17,11 +19,14 @@ A run's output folder mirrors its place in the watched folder: ``<sub-folder>`` 
 
 from __future__ import annotations
 
+import re
 from collections import defaultdict
 from dataclasses import dataclass
-from pathlib import PurePosixPath
+from pathlib import Path, PurePosixPath
 from typing import Iterable, Literal, get_args
 
+from cnmflow.errors import MovieError
+from cnmflow.movies.read import read_info
 from cnmflow.movies.series import name_order_key
 
 SeriesRule = Literal["subfolder", "file"]
@@ -48,6 +53,50 @@ def _single(path: str) -> Group:
     return Group(key=path, members=(path,), output_base=pure.with_suffix("").as_posix())
 
 
+#: Micro-Manager's names for the files of one multi-file OME-TIFF: ``name.ome.tif``, then ``name_1.ome.tif``, …
+_OME_PART = re.compile(r"^(?P<stem>.+?)(?:_(?P<part>[0-9]+))?(?P<ext>\.ome\.tiff?)$", re.IGNORECASE)
+
+
+def _top_level(paths: Iterable[str]) -> list[Group]:
+    """Runs of the files directly in the watched folder: one each, but the files named as the parts of one
+    multi-file OME-TIFF (the first, ``name.ome.tif``, among them) one run in part order. Each part alone had
+    failed, telling the user to make a sub-folder."""
+    parts: dict[tuple[str, str], list[tuple[int, str]]] = defaultdict(list)
+    singles: list[Group] = []
+    for path in sorted(paths):
+        match = _OME_PART.match(path)
+        if match is None:
+            singles.append(_single(path))
+        else:
+            parts[(match["stem"], match["ext"].lower())].append((int(match["part"] or 0), path))
+    for named in parts.values():
+        ordered = [path for _, path in sorted(named)]
+        if len(named) > 1 and min(named)[0] == 0:
+            singles.append(Group(key=ordered[0], members=tuple(ordered), output_base=_single(ordered[0]).output_base))
+        else:
+            singles.extend(_single(path) for path in ordered)
+    return sorted(singles, key=lambda group: group.key)
+
+
+def confirm_ome_set(group: Group, folder: str | Path) -> list[Group]:
+    """The runs a group of files directly in the watched folder makes once they are finished: a set named as one
+    multi-file OME-TIFF stays one run only with the files its first file's metadata names (two recordings named
+    ``a.ome.tif`` and ``a_1.ome.tif``, each complete, had been joined); the others run alone. A first file that
+    cannot be read keeps the set whole: its run fails once, for the set, with the reader's message."""
+    if group.is_series or len(group.members) == 1:
+        return [group]
+    try:
+        named = set(read_info(Path(folder) / group.members[0]).ome_files)
+    except MovieError:
+        return [group]
+    inside = tuple(path for path in group.members if path in named)
+    if inside == group.members:
+        return [group]
+    if len(inside) < 2 or inside[0] != group.key:
+        return [_single(path) for path in group.members]
+    return [Group(group.key, inside, group.output_base)] + [_single(p) for p in group.members if p not in inside]
+
+
 def group_files(paths: Iterable[str], rule: str = "subfolder") -> list[Group]:
     """The runs that the files at ``paths`` (relative, '/'-separated) make under ``rule``."""
     if rule not in SERIES_RULES:
@@ -60,7 +109,7 @@ def group_files(paths: Iterable[str], rule: str = "subfolder") -> list[Group]:
     groups: list[Group] = []
     for folder, members in sorted(by_folder.items()):
         if folder == ".":
-            groups.extend(_single(p) for p in sorted(members))
+            groups.extend(_top_level(members))
         else:
             in_order = tuple(sorted(members, key=name_order_key))
             groups.append(Group(key=folder + "/", members=in_order, output_base=folder))

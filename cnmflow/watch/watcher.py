@@ -21,7 +21,7 @@ from cnmflow.watch.hashing import content_id, sha256_file
 from cnmflow.watch.ledger import ClaimResult, Ledger, Member
 from cnmflow.watch.owner import Owner
 from cnmflow.watch.scan import Observation, folder_listing, scan_folder
-from cnmflow.watch.series import Group, group_files
+from cnmflow.watch.series import Group, confirm_ome_set, group_files
 from cnmflow.watch.stability import readiness
 from cnmflow.watch.summary import ALREADY_DONE, BUSY, EXTRACTED, FAILED, GAVE_UP, GROWING, Outcome
 
@@ -83,12 +83,16 @@ class Scan:
             waits = [f"{p}: {why}" for p in paths
                      if (why := readiness(previous[p], observed[p], scan_id=self.scan_id, now=now,
                                           min_age_s=self.min_stable_s))]
-            members = None if waits else self._hash(ledger, [by_path[p] for p in group.members])
-            if members is None:
-                growing.append(Outcome(group.key, GROWING, "; ".join(waits) or "changed while being hashed"))
+            if waits:
+                growing.append(Outcome(group.key, GROWING, "; ".join(waits)))
                 continue
-            hashes = {m.path: m.sha256 for m in members}
-            candidates.append(Candidate(group, tuple(members), content_id(group.members, hashes)))
+            for run in confirm_ome_set(group, self.folder):  # finished files: a multi-file OME-TIFF's read
+                members = self._hash(ledger, [by_path[p] for p in run.members])
+                if members is None:
+                    growing.append(Outcome(run.key, GROWING, "changed while being hashed"))
+                    continue
+                hashes = {m.path: m.sha256 for m in members}
+                candidates.append(Candidate(run, tuple(members), content_id(run.members, hashes)))
         return candidates, growing
 
     def _hash(self, ledger: Ledger, files: list[Observation]) -> list[Member] | None:

@@ -12,6 +12,8 @@ from cnmflow.cli import main
 from cnmflow.errors import MovieError
 from cnmflow.movies import pixel_values, read_info
 from cnmflow.movies.pixel_values import MAX_ABS_VALUE, check_pixel_values
+from cnmflow.synthetic.gaussian import simulate_1p
+from cnmflow.synthetic.realistic import simulate_realistic_1p
 from cnmflow.validate import validate_inputs
 
 from .conftest import movie_data, write_isxd
@@ -156,3 +158,87 @@ def test_a_uint64_movie_on_a_huge_offset_is_refused_with_the_baseline_fix(tmp_pa
     with pytest.raises(MovieError) as err:
         validate_inputs([path], table=SMALL)
     assert str(err.value).startswith(str(path)) and "subtract a constant baseline" in str(err.value)
+
+
+@pytest.mark.parametrize("gsig", [3, "auto"])
+def test_a_blank_movie_is_refused_before_the_fit_whatever_gsig_is(tmp_path, monkeypatch, gsig):
+    """A file allocated and never written: refused at validation naming it, with gSig set as with gSig "auto" (a set
+    gSig had run the whole fit, then said the movie was blank)."""
+    import cnmflow
+    from cnmflow import pipeline
+
+    monkeypatch.setattr(pipeline, "fit", lambda *a, **k: pytest.fail("the fit ran on a blank movie"))
+    blank = _tif(tmp_path / "never_written.tif", np.zeros((T, ROWS, COLS), np.uint16))
+    for call in (lambda: validate_inputs([blank], table={**SMALL, "gSig": gsig}),
+                 lambda: cnmflow.extract([blank], tmp_path / "out", params={**SMALL, "gSig": gsig})):
+        with pytest.raises(MovieError, match=f"never_written.tif does not change over time: .* all {T} frames"):
+            call()
+    assert not (tmp_path / "out" / "caiman_output.hdf5").exists()
+
+
+def test_a_blank_part_of_a_series_is_named_and_frames_that_start_equal_are_read_on(tmp_path, monkeypatch):
+    """Two equal frames alone refuse nothing (a recording whose first frames are dark): the rest is read, in
+    chunks, up to a frame that differs; a still image saved as a movie, next to a good part, is named."""
+    monkeypatch.setattr(pixel_values, "CHUNK_BYTES", 3 * ROWS * COLS * 4)  # 3 frames at a time
+    dark_start = _movie().astype(np.uint16)
+    dark_start[:40] = 0
+    good = _tif(tmp_path / "dark_start.tif", dark_start)
+    still = _tif(tmp_path / "still.tif", np.repeat(_movie()[:1], T, axis=0))
+    assert validate_inputs([good], table=SMALL).series.n_frames == T
+    with pytest.raises(MovieError, match="still.tif does not change over time"):
+        validate_inputs([good, still], table=SMALL)
+
+
+def _interleaved(first: np.ndarray, second: np.ndarray) -> np.ndarray:
+    both = np.empty((2 * len(first), *first.shape[1:]), first.dtype)
+    both[0::2], both[1::2] = first, second
+    return both
+
+
+@pytest.mark.parametrize("simulate", [
+    lambda: simulate_realistic_1p("ca1", shape=(64, 64), n_frames=200, motion_px=3.0, bleach_fraction=0.5, rng=2),
+    lambda: simulate_1p(shape=(48, 48), n_frames=200, fr=5.0, decay_time=0.1, spike_rate=2.0, peak_snr=(10, 30)),
+], ids=["realistic-motion-bleaching", "bright-fast-transients"])
+def test_two_channels_saved_interleaved_are_refused_and_one_channel_is_not(tmp_path, simulate):
+    """Frames alternating channel 1 / channel 2 in a file without channel metadata were analysed as one movie at
+    twice the rate. A single channel with motion, bleaching and bright transients passes; its frames interleaved
+    with a dim structural channel (another field's light, a static image plus noise) are refused, naming the file."""
+    movie = simulate().movie
+    green = _tif(tmp_path / "green.tif", movie.astype(np.uint16))
+    structural = 0.3 * movie[:1] + np.random.default_rng(0).normal(0, 5, movie.shape)
+    both = _tif(tmp_path / "two_channels.tif", _interleaved(movie[:100], structural[:100]).astype(np.uint16))
+    assert validate_inputs([green], table=SMALL).series.n_frames == len(movie)
+    with pytest.raises(MovieError) as err:
+        validate_inputs([both], table=SMALL)
+    assert str(tmp_path / "two_channels.tif") in str(err.value)
+    assert "frames alternate between two images" in str(err.value) and "Split Channels" in str(err.value)
+
+
+def test_a_flicker_on_alternate_frames_is_not_a_second_channel(tmp_path):
+    """Every other frame brighter (a light source beating with the frame rate), the image the same: one channel."""
+    movie = simulate_1p(shape=(48, 48), n_frames=120, rng=3).movie
+    flicker = movie.copy()
+    flicker[1::2] = flicker[1::2] * 1.3 + 200
+    assert validate_inputs([_tif(tmp_path / "flicker.tif", flicker.astype(np.uint16))], table=SMALL)
+    shifted = _interleaved(movie[:60], np.roll(movie[:60], 5, axis=2))  # one field, two images 5 px apart
+    with pytest.raises(MovieError, match="frames alternate between two images"):
+        validate_inputs([_tif(tmp_path / "shifted.tif", shifted.astype(np.uint16))], table=SMALL)
+
+
+def test_stuck_and_hot_pixels_are_refused_naming_them_and_a_constant_border_is_not(tmp_path):
+    """A stuck pixel on a 2P cell took its trace's correlation with the truth from .99 to .79, a noisy hot one on a
+    1P cell to .57, and a pixel of 3x gain seeded a false cell, with no word. Each is refused with where it is; the
+    constant border of a motion-corrected movie (a region, not a pixel) and the movie itself pass."""
+    movie = simulate_1p(shape=(48, 48), n_frames=120, rng=4).movie
+    border = movie.copy()
+    border[:, :3], border[:, :, -4:] = 0, 0
+    for name, ok in (("clean", movie), ("border", border)):
+        assert validate_inputs([_tif(tmp_path / f"{name}.tif", ok.astype(np.uint16))], table=SMALL)
+    noise = np.random.default_rng(1).uniform(2e4, 6e4, len(movie))
+    for name, pixel in (("stuck", 65535), ("noisy", noise), ("gain", 3 * movie[:, 20, 30])):
+        bad = movie.copy()
+        bad[:, 20, 30] = pixel
+        with pytest.raises(MovieError) as err:
+            validate_inputs([_tif(tmp_path / f"{name}.tif", bad.astype(np.uint16))], table=SMALL)
+        assert f"{name}.tif has isolated defective pixels" in str(err.value) and "(20, 30)" in str(err.value)
+        assert ("1 stuck" if name == "stuck" else "1 hot") in str(err.value)

@@ -6,6 +6,7 @@ import tifffile
 
 from cnmflow.errors import MovieError, ParameterError
 from cnmflow.movies import resolve_frame_rate, validate_series
+from tests.runs import micro_manager
 
 from .conftest import movie_data, sample, write_avi, write_isxd
 
@@ -280,33 +281,6 @@ def test_an_image_sequence_of_single_image_tiffs_is_refused_as_a_sequence_with_h
     assert "image sequence" not in str(one.value)
 
 
-def _micro_manager(folder, parts):
-    """A multi-file OME-TIFF as Micro-Manager writes one: the first file's OME-XML describes every file's frames."""
-    import uuid
-
-    names = ["MMStack_Pos0.ome.tif"] + [f"MMStack_Pos0_{k}.ome.tif" for k in range(1, len(parts))]
-    ids = [f"urn:uuid:{uuid.uuid4()}" for _ in parts]
-    first, tiffdata = 0, ""
-    for name, uid, part in zip(names, ids, parts):
-        tiffdata += (f'<TiffData FirstT="{first}" IFD="0" PlaneCount="{len(part)}">'
-                     f'<UUID FileName="{name}">{uid}</UUID></TiffData>')
-        first += len(part)
-    rows, cols = parts[0].shape[1:]
-    ome = "http://www.openmicroscopy.org/Schemas/OME/2016-06"
-    head = (f'<?xml version="1.0" encoding="UTF-8"?><OME xmlns="{ome}" UUID="{ids[0]}"><Image ID="Image:0">'
-            f'<Pixels ID="Pixels:0" DimensionOrder="XYZCT" Type="uint16" SizeX="{cols}" SizeY="{rows}" SizeZ="1" '
-            f'SizeC="1" SizeT="{first}"><Channel ID="Channel:0:0" SamplesPerPixel="1"/>{tiffdata}</Pixels>'
-            '</Image></OME>')
-    for k, (name, uid, part) in enumerate(zip(names, ids, parts)):
-        description = head if k == 0 else (f'<?xml version="1.0" encoding="UTF-8"?><OME xmlns="{ome}" UUID="{uid}">'
-                                           f'<BinaryOnly MetadataFile="{names[0]}" UUID="{ids[0]}"/></OME>')
-        with tifffile.TiffWriter(folder / name) as writer:
-            for j, frame in enumerate(part):
-                writer.write(frame, photometric="minisblack", description=description if j == 0 else None,
-                             metadata=None, contiguous=False)
-    return [folder / name for name in names]
-
-
 def test_a_multi_file_ome_tiff_is_read_once_each_file_its_own_frames(tmp_path):
     """Micro-Manager's MMStack_Pos0.ome.tif describes the frames of MMStack_Pos0_1.ome.tif too, and tifffile reads
     them across files: both listed (*.ome.tif) made 30 frames of a 20-frame recording, the second part twice;
@@ -314,7 +288,7 @@ def test_a_multi_file_ome_tiff_is_read_once_each_file_its_own_frames(tmp_path):
     from cnmflow.movies import read_frames
 
     parts = [np.full((4, 6, 5), 10 * (k + 1), np.uint16) for k in range(3)]
-    paths = _micro_manager(tmp_path, parts)
+    paths = micro_manager(tmp_path, parts)
     series = validate_series(paths)
     assert series.n_frames == 12 and [m.n_frames for m in series.movies] == [4, 4, 4]
     for movie, part in zip(series.movies, parts):
@@ -333,7 +307,7 @@ def test_a_multi_file_ome_tiff_is_read_once_each_file_its_own_frames(tmp_path):
     with pytest.raises(MovieError, match="not found next to it"):
         validate_series(paths[:2])
     (tmp_path / "one").mkdir()                             # a one-file OME-TIFF renamed: its UUID names it
-    (single,) = _micro_manager(tmp_path / "one", parts[:1])
+    (single,) = micro_manager(tmp_path / "one", parts[:1])
     renamed = single.rename(single.with_name("renamed.ome.tif"))
     assert validate_series([renamed]).n_frames == 4
 

@@ -92,6 +92,38 @@ def test_rgb_pages_in_separate_series_are_refused(tmp_path):
         read_info(path)
 
 
+@pytest.mark.parametrize("axes", ["YXT", "YXZ", "YTX", "XYT"])
+@pytest.mark.parametrize("byteorder", "<>")
+def test_frames_stored_last_are_read_along_the_axis_the_file_names(tmp_path, axes, byteorder):
+    """A (rows, cols, frames) array written with its axes ('YXT'): its pages are rows of the movie. It was read as
+    frames of the stored bytes in frames-first order, a movie of scrambled pixels of the right size."""
+    data = _movie(f"{byteorder}u2")
+    stored = np.transpose(data, ["TYX".index(a.replace("Z", "T")) for a in axes])
+    path = tmp_path / "frames_last.tif"
+    tifffile.imwrite(path, stored, byteorder=byteorder, photometric="minisblack", metadata={"axes": axes})
+    info = read_info(path)
+    assert (info.n_frames, info.frame_shape) == (T, (ROWS, COLS))
+    expected = data.astype(np.float32)
+    np.testing.assert_array_equal(read_frames(info, 2, 6), expected[2:6])
+    np.testing.assert_array_equal(np.concatenate([b for _, b in iter_chunks(info, chunk_frames=4)]), expected)
+    movie = concatenate(validate_series([path]), tmp_path, chunk_frames=4)  # never read in place
+    np.testing.assert_array_equal(np.asarray(movie.open()), expected)
+
+
+@pytest.mark.parametrize("kwargs, words", [
+    ({"metadata": {"axes": "YXT"}, "compression": "zlib"}, "stores its frames last (axes 'YXT'"),
+    ({"planarconfig": "contig"}, f"one image of {T} samples per pixel"),
+])
+def test_frames_last_that_cannot_be_read_along_time_is_refused(tmp_path, kwargs, words):
+    """Compressed frames-last (each frame would need the whole file decoded), or a (rows, cols, frames) array
+    written as one image of many samples per pixel (which had been refused as a colour image to make grayscale)."""
+    path = tmp_path / "frames_last.tif"
+    tifffile.imwrite(path, np.moveaxis(_movie("u2"), 0, -1), photometric="minisblack", **kwargs)
+    with pytest.raises(MovieError) as err:
+        validate_series([path])
+    assert str(path) in str(err.value) and words in str(err.value) and "np.moveaxis" in str(err.value)
+
+
 @pytest.mark.parametrize("shape", [(T, 1, ROWS, COLS), (1, T, ROWS, COLS)])
 def test_singleton_axes_are_still_a_movie(tmp_path, shape):
     path = tmp_path / "single.tif"

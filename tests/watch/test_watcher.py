@@ -93,3 +93,29 @@ def test_finish_reports_bad_input_and_attempts_left(tmp_path):
         job = scan.claim(ledger, candidate).job
         done = scan.finish(ledger, job, run_id="r2", error=None)
         assert done.status == EXTRACTED and done.output_dir == str(out.absolute() / "a") and done.attempts == 2
+
+
+def test_a_multi_file_ome_tiff_at_the_top_level_is_one_run_and_two_recordings_stay_two(tmp_path):
+    """Micro-Manager's name.ome.tif, name_1.ome.tif, name_2.ome.tif directly in the watched folder were three runs,
+    each failing ("use a sub-folder"). They are one run, in part order, that validates as one recording; two
+    complete recordings named a.ome.tif and a_1.ome.tif (the first's metadata names no other file) stay two."""
+    import numpy as np
+    import tifffile
+
+    from cnmflow.movies import validate_series
+    from tests.runs import micro_manager
+
+    folder, out = tmp_path / "in", tmp_path / "out"
+    folder.mkdir()
+    rng = np.random.default_rng(0)
+    micro_manager(folder, [rng.integers(0, 900, (4, 6, 5), dtype=np.uint16) for _ in range(3)])
+    for name in ("a.ome.tif", "a_1.ome.tif"):
+        tifffile.imwrite(folder / name, rng.integers(0, 900, (4, 6, 5), dtype=np.uint16), ome=True)
+    _survey(folder, out)
+    candidates, growing = _survey(folder, out)
+    assert growing == []
+    runs = {c.group.key: c.group.members for c in candidates}
+    assert runs == {"MMStack_Pos0.ome.tif": ("MMStack_Pos0.ome.tif", "MMStack_Pos0_1.ome.tif",
+                                             "MMStack_Pos0_2.ome.tif"),
+                    "a.ome.tif": ("a.ome.tif",), "a_1.ome.tif": ("a_1.ome.tif",)}
+    assert validate_series([folder / m for m in runs["MMStack_Pos0.ome.tif"]]).n_frames == 12
