@@ -38,7 +38,7 @@ def suggest(movies: Sequence[str | Path], figure: str | Path, request: RunReques
     params = resolve_run_params(preset=request.preset, table=table, params_file=request.params_file,
                                 overwrite_params=request.overwrite_params).params
     series = validate_series(list(movies), min_frames=params.minimum_frames(), tsub=params.tsub)
-    check_movies_pixel_values(series.movies)  # as a run's validation: NaN had printed min_pnr nan
+    pixel_notes = check_movies_pixel_values(series.movies)  # as a run's validation: NaN had printed min_pnr nan
     fixed = None if params.gSig == "auto" else float(params.gSig)
     est = estimate_parameters(series, tsub=params.tsub, ssub=params.ssub, gsig=fixed,
                               center_psf=params.center_psf, border_pix=params.border_pix)
@@ -48,8 +48,8 @@ def suggest(movies: Sequence[str | Path], figure: str | Path, request: RunReques
     lines = [f"Suggested from {est.n_frames_used} frames (after tsub={params.tsub}) in {seconds:.1f} s:"]
     names = ("gSig", "gSiz", "min_corr", "min_pnr") if fixed is None else ("min_corr", "min_pnr")
     lines += [f"  {name:<8} {reasons[name]}" for name in names]
-    # a gSig set far below the cells' radius read here; an estimate resting on few visible cells
-    notes = [note for note in (est.given_gsig_note(), est.few_cells_note()) if note]
+    # defective pixels; a gSig set far below the cells' radius read here; an estimate resting on few visible cells
+    notes = [*pixel_notes, *(note for note in (est.given_gsig_note(), est.few_cells_note()) if note)]
     lines += [f"Note: {note}" for note in notes]
     lines.append(f"Figure: {path}")
     lines.append("Use: --set " + " --set ".join(f"{n}={v:g}" for n, v in est.values().items() if n in names))

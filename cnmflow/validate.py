@@ -68,11 +68,11 @@ def validate_inputs(
     # a movie without rate metadata runs at the default rate: its source is "default", never "metadata"
     source = {"user": resolved.sources["fr"], "default": "default"}.get(fr_source, "metadata")
     resolved = resolved.with_values({"fr": fr}, source=source, note=f"fr = {fr:g} Hz ({fr_source})")
-    movie_notes = tuple(note for movie in series.movies for note in movie.notes)
-    resolved = ResolvedParams(params=resolved.params, sources=resolved.sources,
-                              notes=resolved.notes + tuple(warnings) + movie_notes)
     _check_fits_frame(series, resolved)
-    check_movies_pixel_values(series.movies)
+    movie_notes = tuple(note for movie in series.movies for note in movie.notes)
+    pixel_notes = check_movies_pixel_values(series.movies)
+    resolved = ResolvedParams(params=resolved.params, sources=resolved.sources,
+                              notes=resolved.notes + tuple(warnings) + movie_notes + pixel_notes)
     resolved, estimate = resolve_auto(series, resolved)  # gSig/min_corr/min_pnr "auto": read from the movie
     _check_fits_frame(series, resolved)
     size_note = cell_size_note(series, resolved, estimate) if cell_size else None

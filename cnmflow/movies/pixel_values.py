@@ -11,8 +11,8 @@ process, so the CLI's pre-check and the flow's validate step read a movie once.
 A movie in which no pixel changes over time (a file allocated and never written, one still image saved as a
 movie) is refused too, whatever its type: no parameter finds a cell in it, and the fit ran to the end first. So is
 one whose frames alternate between two images (two channels saved interleaved without channel metadata), which
-the fit read as one movie at twice the frame rate, and one with isolated stuck or hot pixels, which leak into the
-traces of cells over them or seed false cells.
+the fit read as one movie at twice the frame rate. Isolated stuck or hot pixels, which leak into the traces of
+cells over them or seed false cells, get a note naming them.
 """
 
 from __future__ import annotations
@@ -46,10 +46,10 @@ _SCANNED: dict[tuple[str, str, int, int], str | None] = {}
 _LOCK = threading.Lock()
 
 
-def _remembered(check: str, info: MovieInfo, find: Callable[[], str | None]) -> None:
-    """Raise MovieError with the problem ``find`` describes (None: no problem), found once per process for each
-    check and (file, size, modification time): the CLI's pre-check, the flow's validate step and a sweep's
-    combinations read the movie once."""
+def _remembered(check: str, info: MovieInfo, find: Callable[[], str | None]) -> str | None:
+    """What ``find`` describes (None: nothing), found once per process for each check and (file, size,
+    modification time): the CLI's pre-check, the flow's validate step and a sweep's combinations read the movie
+    once."""
     stat = os.stat(info.path)
     key = (check, str(info.path), stat.st_size, stat.st_mtime_ns)
     with _LOCK:
@@ -59,6 +59,12 @@ def _remembered(check: str, info: MovieInfo, find: Callable[[], str | None]) -> 
         problem = find()
         with _LOCK:
             _SCANNED[key] = problem
+    return problem
+
+
+def _refused(check: str, info: MovieInfo, find: Callable[[], str | None]) -> None:
+    """Raise MovieError with the problem ``find`` describes, where it describes one (:func:`_remembered`)."""
+    problem = _remembered(check, info, find)
     if problem is not None:
         raise MovieError(problem)
 
@@ -86,7 +92,7 @@ def check_pixel_values(info: MovieInfo) -> None:
     dtype = np.dtype(info.dtype)
     if dtype.kind in "iu" and dtype.itemsize <= 2:
         return
-    _remembered("values", info, lambda: _describe(info, _scan(info)))
+    _refused("values", info, lambda: _describe(info, _scan(info)))
 
 
 def check_not_blank(info: MovieInfo) -> None:
@@ -94,7 +100,7 @@ def check_not_blank(info: MovieInfo) -> None:
 
     Two frames decide it for a recording (a camera's noise changes every pixel); only where they are equal is the
     rest read, chunk by chunk, up to the first frame that differs."""
-    _remembered("blank", info, lambda: _blank_problem(info))
+    _refused("blank", info, lambda: _blank_problem(info))
 
 
 def _blank_problem(info: MovieInfo) -> str | None:
@@ -129,7 +135,7 @@ def check_single_channel(info: MovieInfo) -> None:
     """Raise MovieError when the movie's frames alternate between two images: two channels saved interleaved
     (channel 1, channel 2, channel 1, …) without the metadata that would say so. Read as one movie, each frame
     mixes into its neighbours' traces a second channel, at twice the frame rate."""
-    _remembered("channels", info, lambda: _interleaved_problem(info))
+    _refused("channels", info, lambda: _interleaved_problem(info))
 
 
 def _middle_frames(info: MovieInfo) -> tuple[np.ndarray | None, int]:
@@ -177,12 +183,14 @@ HOT_SD_RATIO = 8.0
 HOT_LEVEL_SDS = 20.0
 
 
-def check_no_defective_pixels(info: MovieInfo) -> None:
-    """Raise MovieError when the movie holds isolated defective pixels: stuck (one value in every frame read while
+def defective_pixels_note(info: MovieInfo) -> str | None:
+    """A note naming the movie's isolated defective pixels, else None: stuck (one value in every frame read while
     its neighbours change) or hot (far noisier or brighter than every pixel around it). In simulations a stuck pixel
     on a 2P cell took its trace's correlation with the truth from .99 to .79, a noisy one on a 1P cell to .57, and a
-    pixel of 3x gain seeded a false cell; a constant region (a motion-corrected movie's border) is no such pixel."""
-    _remembered("defects", info, lambda: _defects_problem(info))
+    pixel of 3x gain seeded a false cell; a constant region (a motion-corrected movie's border) is no such pixel.
+    A note, not a refusal: raw miniscope sensors often have a few hot pixels, and the rest of the field is fitted
+    as well as without them."""
+    return _remembered("defects", info, lambda: _defects_note(info))
 
 
 def _around(image: np.ndarray) -> np.ndarray:
@@ -194,8 +202,8 @@ def _around(image: np.ndarray) -> np.ndarray:
     return median_filter(image, footprint=ring, mode="mirror")
 
 
-def _defects_problem(info: MovieInfo) -> str | None:
-    """The refusal of a movie with isolated stuck or hot pixels in frames from its middle, else None."""
+def _defects_note(info: MovieInfo) -> str | None:
+    """The note of a movie with isolated stuck or hot pixels in frames from its middle, else None."""
     frames, start = _middle_frames(info)
     if frames is None:
         return None
@@ -211,22 +219,24 @@ def _defects_problem(info: MovieInfo) -> str | None:
     return (f"{info.path} has isolated defective pixels in frames {start}–{start + len(frames) - 1}: "
             f"{int(stuck.sum())} stuck (one value while the pixels around change) and {int(hot.sum())} hot "
             f"(far noisier or brighter than every pixel around), at (row, col) {where}{more}; such a pixel leaks "
-            "into the traces of cells over it and can seed a false cell. Replace each by the median of its 8 "
-            "neighbours first (the defective-pixel correction of the acquisition or Inscopix preprocessing; "
-            "numpy, for each (r, c): movie[:, r, c] = np.median(movie[:, r-1:r+2, c-1:c+2].reshape(len(movie), "
-            "-1), axis=1)), then run again")
+            "into the traces of cells over it and can seed a false cell: check the components there, or replace "
+            "each by the median of its 8 neighbours and run again (the defective-pixel correction of the acquisition "
+            "or Inscopix preprocessing; numpy, for each (r, c): movie[:, r, c] = np.median(movie[:, r-1:r+2, "
+            "c-1:c+2].reshape(len(movie), -1), axis=1))")
 
 
-def check_movies_pixel_values(movies: Iterable[MovieInfo]) -> None:
-    """:func:`check_pixel_values`, :func:`check_not_blank`, :func:`check_single_channel` and
-    :func:`check_no_defective_pixels` of each movie of a series, in its listed order: what a run's validation
-    refuses, ``cnmflow suggest`` refuses too (a NaN pixel had made it print min_pnr nan), whatever gSig is (a blank
-    movie had been refused only where gSig was "auto", else reported after the fit)."""
+def check_movies_pixel_values(movies: Iterable[MovieInfo]) -> tuple[str, ...]:
+    """:func:`check_pixel_values`, :func:`check_not_blank` and :func:`check_single_channel` of each movie of a
+    series, in its listed order, and the notes of :func:`defective_pixels_note`: what a run's validation refuses
+    and notes, ``cnmflow suggest`` refuses and notes too (a NaN pixel had made it print min_pnr nan), whatever gSig
+    is (a blank movie had been refused only where gSig was "auto", else reported after the fit)."""
+    notes = []
     for info in movies:
         check_pixel_values(info)
         check_not_blank(info)
         check_single_channel(info)
-        check_no_defective_pixels(info)
+        notes.append(defective_pixels_note(info))
+    return tuple(note for note in notes if note)
 
 
 def _scan(info: MovieInfo) -> _Findings:
