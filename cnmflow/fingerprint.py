@@ -19,7 +19,7 @@ from typing import Callable, Hashable, Mapping, TypeVar
 
 from cnmflow.atomic_write import atomic_path
 from cnmflow.lineage import sha256_file
-from cnmflow.movies.series import refuse_repeated_bytes
+from cnmflow.movies.series import MovieSeries, refuse_repeated_bytes
 from cnmflow.params import Params
 
 PACKAGE_DIR = Path(__file__).resolve().parent
@@ -113,10 +113,13 @@ def input_hashes(series, *, remembered_in: Path | None = None) -> dict[int, str]
     return hashes
 
 
-def series_key(hashes: Mapping[int, str]) -> str:
+def series_key(hashes: Mapping[int, str], series: MovieSeries | None = None) -> str:
     """Names a series' work copies: the input bytes in the user's order only, whatever the parameters
-    (runs with other settings on the same movies share the concatenated copy)."""
-    return hashlib.sha256("".join(hashes[k] for k in sorted(hashes)).encode()).hexdigest()
+    (runs with other settings on the same movies share the concatenated copy) — and the defective pixels a copy of
+    ``series`` has mended, where it has some (a copy kept from a version that mended other pixels is not reused)."""
+    mended = [list(map(list, movie.defective_pixels)) for movie in series.movies] if series is not None else []
+    text = "".join(hashes[k] for k in sorted(hashes)) + (json.dumps(mended) if any(mended) else "")
+    return hashlib.sha256(text.encode()).hexdigest()
 
 
 @lru_cache(maxsize=1)

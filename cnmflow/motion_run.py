@@ -97,7 +97,7 @@ def motion_correct(movies: Sequence[str | os.PathLike], output_dir: str | os.Pat
     with open_output_dir(output_dir) as lock:
         check_motion_output_dir(output_dir, inputs, overwrite=overwrite)
         hashes = input_hashes(inputs.series, remembered_in=inputs.machine.hash_cache())
-        key = series_key(hashes)
+        key = series_key(hashes, inputs.series)
         root = Path(work_dir) if work_dir is not None else lock.folder / WORK_DIR_NAME
         try:
             with held_work_copies(inputs, root, key, corrected_key=key, progress=progress,

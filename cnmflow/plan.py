@@ -53,7 +53,7 @@ class RunPlan:
     @property
     def series_key(self) -> str:
         """Names the concatenated movie (:func:`cnmflow.fingerprint.series_key`)."""
-        return series_key(self.hashes)
+        return series_key(self.hashes, self.inputs.series)
 
     def work_root(self, work_dir: str | os.PathLike | None = None) -> Path:
         """Where the run's work copies of the series go (its work copy when it is not read in place, the

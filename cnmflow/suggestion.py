@@ -25,7 +25,7 @@ def suggest(movies: Sequence[str | Path], figure: str | Path, request: RunReques
     """
     from cnmflow.auto_params import estimate_parameters
     from cnmflow.movies import validate_series
-    from cnmflow.movies.pixel_values import check_movies_pixel_values
+    from cnmflow.movies.pixel_values import checked_pixel_values
     from cnmflow.params import AUTO_FIELDS
     from cnmflow.params_file import resolve_run_params
     from cnmflow.request import request_of
@@ -38,7 +38,7 @@ def suggest(movies: Sequence[str | Path], figure: str | Path, request: RunReques
     params = resolve_run_params(preset=request.preset, table=table, params_file=request.params_file,
                                 overwrite_params=request.overwrite_params).params
     series = validate_series(list(movies), min_frames=params.minimum_frames(), tsub=params.tsub)
-    pixel_notes = check_movies_pixel_values(series.movies)  # as a run's validation: NaN had printed min_pnr nan
+    series, pixel_notes = checked_pixel_values(series)  # as a run's validation: NaN had printed min_pnr nan
     fixed = None if params.gSig == "auto" else float(params.gSig)
     est = estimate_parameters(series, tsub=params.tsub, ssub=params.ssub, gsig=fixed,
                               center_psf=params.center_psf, border_pix=params.border_pix)

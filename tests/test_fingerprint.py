@@ -108,3 +108,24 @@ def test_input_hashes_are_keyed_by_the_users_order(movie, tmp_path):
 
 def test_the_code_is_part_of_the_identity():
     assert len(source_digest()) == 64 and source_digest() == source_digest()
+
+
+def test_a_series_with_mended_pixels_names_other_work_copies_than_its_bytes_alone(tmp_path):
+    """A work copy made before a pixel was found defective (or by a version that found others) holds the pixel as
+    recorded; a run that mends it must not adopt that copy."""
+    import dataclasses
+
+    import numpy as np
+    import tifffile
+
+    from cnmflow.fingerprint import series_key
+    from cnmflow.movies import validate_series
+
+    path = tmp_path / "m.tif"
+    tifffile.imwrite(path, np.random.default_rng(0).integers(0, 100, (20, 16, 16), dtype=np.uint16))
+    series = validate_series([path], min_frames=2)
+    hashes = input_hashes(series)
+    plain = series_key(hashes, series)
+    assert plain == series_key(hashes)
+    mended = dataclasses.replace(series, movies=(dataclasses.replace(series.movies[0], defective_pixels=((3, 4),)),))
+    assert series_key(hashes, mended) != plain

@@ -53,6 +53,9 @@ class MovieInfo:
     #: A later file of a multi-file OME-TIFF: the name of the file holding its metadata (and the first frames), which
     #: a series must list before it. "" for a file that holds its own.
     ome_metadata_file: str = ""
+    #: Isolated stuck or hot sensor pixels (row, col), found in validation; every frame read has them replaced by
+    #: their neighbours' median (:mod:`cnmflow.movies.pixel_repair`). () for none, or not looked for.
+    defective_pixels: tuple[tuple[int, int], ...] = ()
 
     @property
     def frame_period(self) -> float | None:

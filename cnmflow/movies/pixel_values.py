@@ -12,7 +12,7 @@ A movie in which no pixel changes over time (a file allocated and never written,
 movie) is refused too, whatever its type: no parameter finds a cell in it, and the fit ran to the end first. So is
 one whose frames alternate between two images (two channels saved interleaved without channel metadata), which
 the fit read as one movie at twice the frame rate. Isolated stuck or hot pixels, which leak into the traces of
-cells over them or seed false cells, get a note naming them.
+cells over them or seed false cells, are recorded on the movie (every frame read has them mended) with a note.
 """
 
 from __future__ import annotations
@@ -20,14 +20,15 @@ from __future__ import annotations
 import math
 import os
 import threading
-from dataclasses import dataclass
-from typing import Callable, Iterable
+from dataclasses import dataclass, replace
+from typing import Any, Callable, TypeVar
 
 import numpy as np
 
 from cnmflow.errors import MovieError
 from cnmflow.movies.info import MovieInfo
 from cnmflow.movies.read import iter_chunks, read_frames
+from cnmflow.movies.series import MovieSeries
 
 #: Largest pixel magnitude accepted. The engine works in float32 (largest value 3.4e38) and
 #: forms squares (1e24 at this bound) summed over up to ~1e14 frame·pixel terms, which stays
@@ -42,12 +43,13 @@ MIN_LEVELS = 2**12
 #: Bytes of float32 frames read at a time by the scan.
 CHUNK_BYTES = 64 * 2**20
 
-_SCANNED: dict[tuple[str, str, int, int], str | None] = {}
+_SCANNED: dict[tuple[str, str, int, int], Any] = {}
 _LOCK = threading.Lock()
+T = TypeVar("T")
 
 
-def _remembered(check: str, info: MovieInfo, find: Callable[[], str | None]) -> str | None:
-    """What ``find`` describes (None: nothing), found once per process for each check and (file, size,
+def _remembered(check: str, info: MovieInfo, find: Callable[[], T]) -> T:
+    """What ``find`` finds, found once per process for each check and (file, size,
     modification time): the CLI's pre-check, the flow's validate step and a sweep's combinations read the movie
     once."""
     stat = os.stat(info.path)
@@ -183,14 +185,19 @@ HOT_SD_RATIO = 8.0
 HOT_LEVEL_SDS = 20.0
 
 
-def defective_pixels_note(info: MovieInfo) -> str | None:
-    """A note naming the movie's isolated defective pixels, else None: stuck (one value in every frame read while
-    its neighbours change) or hot (far noisier or brighter than every pixel around it). In simulations a stuck pixel
-    on a 2P cell took its trace's correlation with the truth from .99 to .79, a noisy one on a 1P cell to .57, and a
-    pixel of 3x gain seeded a false cell; a constant region (a motion-corrected movie's border) is no such pixel.
-    A note, not a refusal: raw miniscope sensors often have a few hot pixels, and the rest of the field is fitted
-    as well as without them."""
-    return _remembered("defects", info, lambda: _defects_note(info))
+def find_defective_pixels(info: MovieInfo) -> tuple[tuple[int, int], ...]:
+    """The movie's isolated defective pixels (row, col): stuck (one value in every frame read while its neighbours
+    change) or hot (far noisier or brighter than every pixel around it), read on frames from its middle. A constant
+    region (a motion-corrected movie's border) is no such pixel."""
+    return _remembered("defects", info, lambda: _defects(info))
+
+
+def with_defective_pixels(series: MovieSeries) -> tuple[MovieSeries, tuple[str, ...]]:
+    """``series`` with each movie's defective pixels recorded (every frame then read has them mended:
+    :mod:`cnmflow.movies.pixel_repair`), and a note for each movie that has some."""
+    movies = tuple(replace(info, defective_pixels=find_defective_pixels(info)) for info in series.movies)
+    notes = tuple(_defects_note(info) for info in movies if info.defective_pixels)
+    return replace(series, movies=movies), notes
 
 
 def _around(image: np.ndarray) -> np.ndarray:
@@ -202,41 +209,40 @@ def _around(image: np.ndarray) -> np.ndarray:
     return median_filter(image, footprint=ring, mode="mirror")
 
 
-def _defects_note(info: MovieInfo) -> str | None:
-    """The note of a movie with isolated stuck or hot pixels in frames from its middle, else None."""
-    frames, start = _middle_frames(info)
+def _defects(info: MovieInfo) -> tuple[tuple[int, int], ...]:
+    """:func:`find_defective_pixels`, read afresh."""
+    frames, _ = _middle_frames(info)
     if frames is None:
-        return None
+        return ()
     mean, sd = frames.mean(axis=0, dtype=np.float64), frames.std(axis=0, dtype=np.float64)
     around_mean, around_sd = _around(mean), _around(sd)
     live = around_sd > 0.25 * np.median(sd)  # among pixels that change as the frame's do (not a dark or padded area)
     stuck = live & (sd == 0)
     hot = live & ((sd > HOT_SD_RATIO * around_sd) | (mean - around_mean > HOT_LEVEL_SDS * around_sd))
-    if not (stuck | hot).any():
-        return None
-    where = ", ".join(f"({r}, {c})" for r, c in np.argwhere(stuck | hot)[:5])
-    more = ", …" if (stuck | hot).sum() > 5 else ""
-    return (f"{info.path} has isolated defective pixels in frames {start}–{start + len(frames) - 1}: "
-            f"{int(stuck.sum())} stuck (one value while the pixels around change) and {int(hot.sum())} hot "
-            f"(far noisier or brighter than every pixel around), at (row, col) {where}{more}; such a pixel leaks "
-            "into the traces of cells over it and can seed a false cell: check the components there, or replace "
-            "each by the median of its 8 neighbours and run again (the defective-pixel correction of the acquisition "
-            "or Inscopix preprocessing; numpy, for each (r, c): movie[:, r, c] = np.median(movie[:, r-1:r+2, "
-            "c-1:c+2].reshape(len(movie), -1), axis=1))")
+    return tuple((int(r), int(c)) for r, c in np.argwhere(stuck | hot))
 
 
-def check_movies_pixel_values(movies: Iterable[MovieInfo]) -> tuple[str, ...]:
+def _defects_note(info: MovieInfo) -> str:
+    """The note of a movie whose defective pixels are mended."""
+    pixels = info.defective_pixels
+    where = ", ".join(f"({r}, {c})" for r, c in pixels[:5]) + (", …" if len(pixels) > 5 else "")
+    return (f"{info.path} has {len(pixels)} isolated defective pixel{'s' if len(pixels) > 1 else ''} (stuck while "
+            f"the pixels around change, or far noisier or brighter than all of them) at (row, col) {where}: each is "
+            "replaced in every frame by the median of its 8 neighbours before the fit, as a sensor's defective-pixel "
+            "correction does; left in, such a pixel leaks into the trace of a cell over it or seeds a false cell")
+
+
+def checked_pixel_values(series: MovieSeries) -> tuple[MovieSeries, tuple[str, ...]]:
     """:func:`check_pixel_values`, :func:`check_not_blank` and :func:`check_single_channel` of each movie of a
-    series, in its listed order, and the notes of :func:`defective_pixels_note`: what a run's validation refuses
-    and notes, ``cnmflow suggest`` refuses and notes too (a NaN pixel had made it print min_pnr nan), whatever gSig
-    is (a blank movie had been refused only where gSig was "auto", else reported after the fit)."""
-    notes = []
-    for info in movies:
+    series, in its listed order, then the series with its defective pixels recorded and their notes
+    (:func:`with_defective_pixels`): what a run's validation refuses and mends, ``cnmflow suggest`` too (a NaN pixel
+    had made it print min_pnr nan), whatever gSig is (a blank movie had been refused only where gSig was "auto",
+    else reported after the fit)."""
+    for info in series.movies:
         check_pixel_values(info)
         check_not_blank(info)
         check_single_channel(info)
-        notes.append(defective_pixels_note(info))
-    return tuple(note for note in notes if note)
+    return with_defective_pixels(series)
 
 
 def _scan(info: MovieInfo) -> _Findings:

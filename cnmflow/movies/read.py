@@ -20,6 +20,7 @@ import numpy as np
 from cnmflow.errors import MovieError
 from cnmflow.movies import avi, isxd, tiff
 from cnmflow.movies.info import MovieInfo, RawLayout
+from cnmflow.movies.pixel_repair import mended
 
 __all__ = ["MovieReader", "READERS", "SUPPORTED_EXTENSIONS", "kind_of", "check_file", "read_info", "read_frames",
            "iter_chunks", "raw_layout"]
@@ -135,15 +136,18 @@ def read_info(path: str | os.PathLike) -> MovieInfo:
 
 
 def read_frames(info: MovieInfo, start: int, stop: int) -> np.ndarray:
-    """Frames [start, stop) as a float32 array (stop-start, rows, cols)."""
-    return READERS[info.kind].read_frames(info, start, stop)
+    """Frames [start, stop) as a float32 array (stop-start, rows, cols), its defective pixels mended."""
+    return mended(READERS[info.kind].read_frames(info, start, stop), info.defective_pixels)
 
 
 def iter_chunks(info: MovieInfo, *, chunk_frames: int) -> Iterator[tuple[int, np.ndarray]]:
-    """Yield (first_frame_index, float32 block) over the whole movie, `chunk_frames` at a time."""
-    return READERS[info.kind].iter_chunks(info, chunk_frames=chunk_frames)
+    """Yield (first_frame_index, float32 block) over the whole movie, `chunk_frames` at a time, its defective pixels
+    mended."""
+    for first, block in READERS[info.kind].iter_chunks(info, chunk_frames=chunk_frames):
+        yield first, mended(block, info.defective_pixels)
 
 
 def raw_layout(info: MovieInfo) -> RawLayout | None:
-    """Where the movie's frames lie as one raw C-order block in its file, or None (read through a copy)."""
-    return READERS[info.kind].raw_layout(info)
+    """Where the movie's frames lie as one raw C-order block in its file, or None (read through a copy): always None
+    for a movie with defective pixels, whose frames are mended as they are read."""
+    return None if info.defective_pixels else READERS[info.kind].raw_layout(info)

@@ -8,9 +8,10 @@ import numpy as np
 import pytest
 import tifffile
 
+from cnmflow import extract
 from cnmflow.cli import main
 from cnmflow.errors import MovieError
-from cnmflow.movies import pixel_values, read_info
+from cnmflow.movies import pixel_values, read_frames, read_info
 from cnmflow.movies.pixel_values import MAX_ABS_VALUE, check_pixel_values
 from cnmflow.synthetic.gaussian import simulate_1p
 from cnmflow.synthetic.realistic import simulate_realistic_1p
@@ -225,22 +226,48 @@ def test_a_flicker_on_alternate_frames_is_not_a_second_channel(tmp_path):
         validate_inputs([_tif(tmp_path / "shifted.tif", shifted.astype(np.uint16))], table=SMALL)
 
 
-def test_stuck_and_hot_pixels_get_a_note_naming_them_and_a_constant_border_does_not(tmp_path):
+def test_stuck_and_hot_pixels_are_mended_as_read_with_a_note_and_a_constant_border_is_not(tmp_path):
     """A stuck pixel on a 2P cell took its trace's correlation with the truth from .99 to .79, a noisy hot one on a
-    1P cell to .57, and a pixel of 3x gain seeded a false cell, with no word. Each gets a note saying where it is
-    (a note, not a refusal: raw miniscope sensors often have a few); the constant border of a motion-corrected movie
-    (a region, not a pixel) and the movie itself get none."""
+    1P cell to .57, and a pixel of 3x gain seeded a false cell, with no word. Each is recorded on the movie, named in
+    a note, and every frame read has it replaced by its neighbours' median (not refused: raw miniscope sensors often
+    have a few); the constant border of a motion-corrected movie (a region, not a pixel) and the movie itself are
+    left as they are."""
     movie = simulate_1p(shape=(48, 48), n_frames=120, rng=4).movie
     border = movie.copy()
     border[:, :3], border[:, :, -4:] = 0, 0
     for name, ok in (("clean", movie), ("border", border)):
-        notes = validate_inputs([_tif(tmp_path / f"{name}.tif", ok.astype(np.uint16))], table=SMALL).resolved.notes
-        assert not any("defective" in note for note in notes)
+        inputs = validate_inputs([_tif(tmp_path / f"{name}.tif", ok.astype(np.uint16))], table=SMALL)
+        assert inputs.series.movies[0].defective_pixels == ()
+        assert not any("defective" in note for note in inputs.resolved.notes)
     noise = np.random.default_rng(1).uniform(2e4, 6e4, len(movie))
     for name, pixel in (("stuck", 65535), ("noisy", noise), ("gain", 3 * movie[:, 20, 30])):
         bad = movie.copy()
         bad[:, 20, 30] = pixel
-        notes = validate_inputs([_tif(tmp_path / f"{name}.tif", bad.astype(np.uint16))], table=SMALL).resolved.notes
-        [note] = [note for note in notes if "defective" in note]
-        assert f"{name}.tif has isolated defective pixels" in note and "(20, 30)" in note
-        assert ("1 stuck" if name == "stuck" else "1 hot") in note
+        inputs = validate_inputs([_tif(tmp_path / f"{name}.tif", bad.astype(np.uint16))], table=SMALL)
+        info = inputs.series.movies[0]
+        assert info.defective_pixels == ((20, 30),)
+        [note] = [note for note in inputs.resolved.notes if "defective" in note]
+        assert f"{name}.tif has 1 isolated defective pixel" in note and "(20, 30)" in note and "replaced" in note
+        read = read_frames(info, 0, len(movie))
+        around = bad.astype(np.uint16)[:, 19:22, 29:32].reshape(len(movie), 9).astype(np.float32)
+        np.testing.assert_array_equal(read[:, 20, 30], np.median(np.delete(around, 4, axis=1), axis=1))
+        np.testing.assert_array_equal(np.delete(read.reshape(len(movie), -1), 20 * 48 + 30, axis=1),
+                                      np.delete(bad.astype(np.uint16).reshape(len(movie), -1), 20 * 48 + 30, axis=1))
+
+
+def test_a_cell_under_a_noisy_hot_pixel_is_found_with_its_trace(tmp_path):
+    """A pixel of uniform noise on a 1P cell's centre cost that cell (not found at all on this movie); mended as the
+    movie is read, the cell is found and its trace follows the truth."""
+    sim = simulate_1p(shape=(48, 48), n_frames=600, rng=4)
+    row, col = (int(round(v)) for v in sim.truth.centers[0])
+    movie = sim.movie.copy()
+    movie[:, row, col] = np.random.default_rng(1).uniform(2e3, 6e3, len(movie))
+    result = extract([_tif(tmp_path / "hot.tif", movie.astype(np.float32))], tmp_path / "out", nwb=False,
+                     params={"gSig": 3, "gSiz": 7, "min_corr": 0.7, "min_pnr": 6})
+    est = result.extraction.estimates
+    footprints = est.footprints()
+    accepted = np.setdiff1d(np.arange(est.K), est.idx_components_bad)
+    peaks = {k: np.unravel_index(int(np.argmax(footprints[k])), footprints.shape[1:]) for k in accepted}
+    on_cell = [k for k, (r, c) in peaks.items() if abs(r - row) <= 2 and abs(c - col) <= 2]
+    assert len(on_cell) == 1
+    assert np.corrcoef(est.C[on_cell[0]], sim.truth.calcium[0])[0, 1] > 0.85
