@@ -152,6 +152,20 @@ def test_wide_types_float32_keeps_are_accepted(tmp_path, data):
     validate_inputs([_tif(tmp_path / "wide.tif", data)], table=SMALL)
 
 
+def test_a_float_movie_whose_values_span_almost_nothing_is_refused_with_the_scaling_fix(tmp_path, monkeypatch):
+    """A float32 movie of values near 1e-24 (a signal stored in the wrong unit) underflowed in the engine's squares:
+    the run found 0 cells and advised lowering min_corr / min_pnr. A movie near 1e-6 is fine."""
+    from cnmflow import pipeline
+
+    monkeypatch.setattr(pipeline, "fit", lambda *a, **k: pytest.fail("the fit ran on an underflowing movie"))
+    tiny = _tif(tmp_path / "tiny.tif", (_movie().astype(np.float64) * 1e-24).astype(np.float32))
+    _refused_naming(tiny, ["float32", "span only", "underflows", "Multiply the movie by a constant"])
+    with pytest.raises(MovieError, match="tiny.tif: its values span only"):
+        extract([tiny], tmp_path / "out", params=SMALL)
+    assert not (tmp_path / "out" / "caiman_output.hdf5").exists()
+    validate_inputs([_tif(tmp_path / "small.tif", _movie() * np.float32(1e-6))], table=SMALL)
+
+
 def test_a_uint64_movie_on_a_huge_offset_is_refused_with_the_baseline_fix(tmp_path):
     """Integers were never scanned: a uint64 movie on 2**60 reached the fit as one flat float32 value (0 components,
     'lower min_corr / min_pnr'). Dividing it would erase its signal; subtracting its baseline keeps it."""
