@@ -1,6 +1,6 @@
 """Refuse movies whose pixels the engine cannot use: NaN, ±inf, values so large that float32
 arithmetic overflows, values so far from zero that float32 (the engine's type) rounds the movie's
-range to a handful of levels (a uint32/uint64 movie near 2**32, a float64 one on a large offset), or values
+range to a handful of levels (a uint32/uint64 movie near 2**32, a float64 one on an offset), or values
 spanning so little that float32 squares of their differences underflow.
 
 Integer movies of at most 16 bits (uint8/uint16 avi, integer tif/isxd) cannot hold such values, so only
@@ -317,12 +317,16 @@ def _describe(info: MovieInfo, found: _Findings) -> str | None:
 
 def _levels_problem(info: MovieInfo, found: _Findings) -> str | None:
     """The refusal of a movie whose values lie so far from zero that float32 rounds its range to fewer than
-    MIN_LEVELS levels (the movie reads as a few steps of noise), else None."""
+    MIN_LEVELS levels (the movie reads as a few steps of noise), else None.
+
+    Below float32's step 1 an integer keeps its value, a float64 one need not: 1.0 + a 1e-5 signal read as a few
+    float32 steps and was fitted without a word."""
     if not found.hi >= found.lo:
         return None
     step = float(np.spacing(np.float32(max(abs(found.lo), abs(found.hi)))))
     levels = (found.hi - found.lo) / step
-    if step <= 1.0 or levels >= MIN_LEVELS:
+    dtype = np.dtype(info.dtype)
+    if levels >= MIN_LEVELS or (step <= 1.0 and not (dtype.kind == "f" and dtype.itemsize > 4)):
         return None
     return (f"{info.path}: its values ({found.lo:.10g} to {found.hi:.10g}, {np.dtype(info.dtype)}) lie so far from "
             f"zero that float32, the engine's type, rounds them to multiples of {step:g}: the movie's range keeps "

@@ -139,6 +139,7 @@ def _on_offset(dtype: str, offset: float, *, scale: float = 1.0) -> np.ndarray:
     (_on_offset("uint32", 2**32 - 200), ["uint32", "multiples of 512", "levels", "Subtract a constant baseline"]),
     (_on_offset("int64", -(2**36)), ["int64", "multiples of 8192"]),
     (_on_offset("float64", 1e9), ["float64", "multiples of 64"]),
+    (_on_offset("float64", 1.0, scale=1e-7), ["float64", "multiples of 1.19209e-07", "Subtract a constant baseline"]),
 ])
 def test_values_float32_rounds_to_a_few_levels_are_refused_at_validation(tmp_path, data, words):
     """A uint32 movie of a 16-bit signal near 2**32 reads in float32 as a few steps: it was fitted into four times
