@@ -337,8 +337,7 @@ def value_problem(name: str, value: Any) -> str | None:
         _field_adapter(name).validate_python(value)
     except ValidationError as err:
         return "; ".join(dict.fromkeys(
-            e["msg"].removeprefix("Value error, ").replace("Input should be", "must be") + _or_auto(name)
-            for e in err.errors() if e["type"] != "literal_error" or name not in AUTO_FIELDS))
+            _message(name, e) for e in err.errors() if e["type"] != "literal_error" or name not in AUTO_FIELDS))
     return None
 
 
@@ -350,6 +349,14 @@ def _field_adapter(name: str) -> TypeAdapter:
 
 def _or_auto(name: str) -> str:
     return " (or 'auto')" if name in AUTO_FIELDS else ""
+
+
+def _message(name: str, problem: Mapping[str, Any]) -> str:
+    """pydantic's message for one problem, in our words. A null where a number is needed is what ``auto`` on the
+    command line becomes: pydantic's "must be a valid integer" named neither 'auto' nor the fix."""
+    if problem["input"] is None and problem["type"] in ("int_type", "float_type"):
+        return "has no 'auto' (null); give a number, or leave it out for its default"
+    return problem["msg"].removeprefix("Value error, ").replace("Input should be", "must be") + _or_auto(name)
 
 
 def unknown_message(names: list[str], where: str = "") -> str:
@@ -368,7 +375,7 @@ def validation_message(err: ValidationError, values: Mapping[str, Any],
         name = str(problem["loc"][0]) if problem["loc"] else ""
         if problem["type"] == "literal_error" and name in AUTO_FIELDS:
             continue  # the number's own message says "(or 'auto')"
-        message = problem["msg"].removeprefix("Value error, ").replace("Input should be", "must be") + _or_auto(name)
+        message = _message(name, problem)
         if problem["type"] == "extra_forbidden":
             part = unknown_message([name])
         elif name in values:

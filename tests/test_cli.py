@@ -272,6 +272,16 @@ def test_bad_params_file_exits_2_with_one_line_naming_the_file(tif_movie, tmp_pa
     assert "bad_params.json" in line and named in line
 
 
+@pytest.mark.parametrize("name", ["gSiz", "stride", "p"])
+def test_auto_for_a_parameter_without_auto_says_so_with_the_fix(tif_movie, capsys, name):
+    """``--set gSiz=auto`` was refused as "gSiz=None: must be a valid integer": neither 'auto' nor the fix. It names
+    the parameter, says it has no 'auto' and what to give."""
+    assert main(["validate", str(tif_movie), "--set", f"{name}=auto"]) == 2
+    line = _one_clean_line(capsys.readouterr().err)
+    assert f"parameter {name}=None" in line and "has no 'auto' (null); give a number, or leave it out" in line
+    assert "valid integer" not in line
+
+
 @pytest.mark.parametrize("grid, named", [("min_pnr=5,inf", "min_pnr=inf"), ("gSig=3,true", "gSig=True"),
                                          ("tsub=1,50", "tsub=50"), ("method_init=greedy_roi", "preset='1p'")])
 def test_sweep_with_an_impossible_value_exits_2_before_running(tif_movie, tmp_path, capsys, grid, named):

@@ -1,6 +1,7 @@
 """Refuse movies whose pixels the engine cannot use: NaN, ±inf, values so large that float32
-arithmetic overflows, or values so far from zero that float32 (the engine's type) rounds the movie's
-range to a handful of levels (a uint32/uint64 movie near 2**32, a float64 one on a large offset).
+arithmetic overflows, values so far from zero that float32 (the engine's type) rounds the movie's
+range to a handful of levels (a uint32/uint64 movie near 2**32, a float64 one on an offset), or values
+spanning so little that float32 squares of their differences underflow.
 
 Integer movies of at most 16 bits (uint8/uint16 avi, integer tif/isxd) cannot hold such values, so only
 float and wider integer movies are read, in chunks of bounded size. Without this check a single NaN or inf
@@ -39,6 +40,12 @@ MAX_ABS_VALUE = 1e12
 #: integers (2**24): a 12-bit camera's. A uint32 movie of a 16-bit signal on an offset near 2**32 keeps
 #: 6 and was fitted into 44 components on 10 simulated neurons, with no word of the rounding.
 MIN_LEVELS = 2**12
+
+#: Smallest span (largest minus smallest value) a float movie's values may have: the engine's float32 squares of
+#: differences that small underflow (float32's smallest normal number is 1.2e-38), so a movie of values near 1e-24
+#: was fitted to 0 components ('lower min_corr / min_pnr'). As far above that limit as MAX_ABS_VALUE is below the
+#: other; real recordings (counts, dF/F) span many orders of magnitude more.
+MIN_SPAN = 1e-12
 
 #: Bytes of float32 frames read at a time by the scan.
 CHUNK_BYTES = 64 * 2**20
@@ -85,8 +92,8 @@ class _Findings:
 
 
 def check_pixel_values(info: MovieInfo) -> None:
-    """Raise MovieError when a movie holds NaN, ±inf or |value| > MAX_ABS_VALUE, or when float32 keeps
-    fewer than MIN_LEVELS levels of its range.
+    """Raise MovieError when a movie holds NaN, ±inf or |value| > MAX_ABS_VALUE, when float32 keeps
+    fewer than MIN_LEVELS levels of its range, or when its values span less than MIN_SPAN.
 
     The message names the file, the first bad frame (or the values), how many frames are affected and the
     fix. Integer movies of at most 16 bits return at once; others are scanned once per process while unchanged.
@@ -287,7 +294,7 @@ def _counts(frame: np.ndarray) -> tuple[int, int, int]:
 def _describe(info: MovieInfo, found: _Findings) -> str | None:
     """The one-line refusal for what the scan found, or None when every pixel is usable."""
     if found.first is None:
-        return _levels_problem(info, found)
+        return _levels_problem(info, found) or _span_problem(info, found)
     nan, inf, large = found.first_counts
     pixels = info.frame_shape[0] * info.frame_shape[1]
     infinite = "infinite" if np.dtype(info.dtype).itemsize <= 4 else "infinite (or beyond float32's ±3.4e38)"
@@ -310,14 +317,29 @@ def _describe(info: MovieInfo, found: _Findings) -> str | None:
 
 def _levels_problem(info: MovieInfo, found: _Findings) -> str | None:
     """The refusal of a movie whose values lie so far from zero that float32 rounds its range to fewer than
-    MIN_LEVELS levels (the movie reads as a few steps of noise), else None."""
+    MIN_LEVELS levels (the movie reads as a few steps of noise), else None.
+
+    Below float32's step 1 an integer keeps its value, a float64 one need not: 1.0 + a 1e-5 signal read as a few
+    float32 steps and was fitted without a word."""
     if not found.hi >= found.lo:
         return None
     step = float(np.spacing(np.float32(max(abs(found.lo), abs(found.hi)))))
     levels = (found.hi - found.lo) / step
-    if step <= 1.0 or levels >= MIN_LEVELS:
+    dtype = np.dtype(info.dtype)
+    if levels >= MIN_LEVELS or (step <= 1.0 and not (dtype.kind == "f" and dtype.itemsize > 4)):
         return None
     return (f"{info.path}: its values ({found.lo:.10g} to {found.hi:.10g}, {np.dtype(info.dtype)}) lie so far from "
             f"zero that float32, the engine's type, rounds them to multiples of {step:g}: the movie's range keeps "
             f"{levels:.0f} distinct levels (at least {MIN_LEVELS} are needed). Subtract a constant baseline (e.g. the "
             "movie's minimum) and save it as uint16 or float32, then run again")
+
+
+def _span_problem(info: MovieInfo, found: _Findings) -> str | None:
+    """The refusal of a movie that changes, but whose values span less than MIN_SPAN (a blank one is
+    :func:`check_not_blank`'s), else None."""
+    span = found.hi - found.lo
+    if not 0 < span < MIN_SPAN:
+        return None
+    return (f"{info.path}: its values span only {span:.3g} ({found.lo:.3g} to {found.hi:.3g}, {np.dtype(info.dtype)}), "
+            f"below {MIN_SPAN:.0e}: the engine's float32 arithmetic underflows on differences that small and finds no "
+            "cell. Multiply the movie by a constant (e.g. 1 / its span) and save it as float32, then run again")

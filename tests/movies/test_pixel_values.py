@@ -139,6 +139,7 @@ def _on_offset(dtype: str, offset: float, *, scale: float = 1.0) -> np.ndarray:
     (_on_offset("uint32", 2**32 - 200), ["uint32", "multiples of 512", "levels", "Subtract a constant baseline"]),
     (_on_offset("int64", -(2**36)), ["int64", "multiples of 8192"]),
     (_on_offset("float64", 1e9), ["float64", "multiples of 64"]),
+    (_on_offset("float64", 1.0, scale=1e-7), ["float64", "multiples of 1.19209e-07", "Subtract a constant baseline"]),
 ])
 def test_values_float32_rounds_to_a_few_levels_are_refused_at_validation(tmp_path, data, words):
     """A uint32 movie of a 16-bit signal near 2**32 reads in float32 as a few steps: it was fitted into four times
@@ -150,6 +151,20 @@ def test_values_float32_rounds_to_a_few_levels_are_refused_at_validation(tmp_pat
                                   _on_offset("float64", 0.0, scale=1e-6)])
 def test_wide_types_float32_keeps_are_accepted(tmp_path, data):
     validate_inputs([_tif(tmp_path / "wide.tif", data)], table=SMALL)
+
+
+def test_a_float_movie_whose_values_span_almost_nothing_is_refused_with_the_scaling_fix(tmp_path, monkeypatch):
+    """A float32 movie of values near 1e-24 (a signal stored in the wrong unit) underflowed in the engine's squares:
+    the run found 0 cells and advised lowering min_corr / min_pnr. A movie near 1e-6 is fine."""
+    from cnmflow import pipeline
+
+    monkeypatch.setattr(pipeline, "fit", lambda *a, **k: pytest.fail("the fit ran on an underflowing movie"))
+    tiny = _tif(tmp_path / "tiny.tif", (_movie().astype(np.float64) * 1e-24).astype(np.float32))
+    _refused_naming(tiny, ["float32", "span only", "underflows", "Multiply the movie by a constant"])
+    with pytest.raises(MovieError, match="tiny.tif: its values span only"):
+        extract([tiny], tmp_path / "out", params=SMALL)
+    assert not (tmp_path / "out" / "caiman_output.hdf5").exists()
+    validate_inputs([_tif(tmp_path / "small.tif", _movie() * np.float32(1e-6))], table=SMALL)
 
 
 def test_a_uint64_movie_on_a_huge_offset_is_refused_with_the_baseline_fix(tmp_path):
