@@ -98,25 +98,6 @@ def work_directory(output_dir: str | os.PathLike) -> Iterator[Path]:
         shutil.rmtree(work, ignore_errors=True)
 
 
-def _fill_invalid(mm: np.ndarray, first: int, n: int, invalid: tuple[int, ...]) -> None:
-    """Replace invalid frames of one movie (frames first..first+n of `mm`) by linear interpolation
-    between the nearest valid frames of the same movie (the nearest valid frame at the ends)."""
-    bad = np.zeros(n, dtype=bool)
-    bad[list(invalid)] = True
-    valid = np.flatnonzero(~bad)
-    for i in invalid:
-        pos = np.searchsorted(valid, i)
-        before = valid[pos - 1] if pos > 0 else None
-        after = valid[pos] if pos < valid.size else None
-        if before is None:
-            mm[first + i] = mm[first + after]
-        elif after is None:
-            mm[first + i] = mm[first + before]
-        else:
-            w = (i - before) / (after - before)
-            mm[first + i] = (1.0 - w) * mm[first + before] + w * mm[first + after]
-
-
 def concatenate(series: MovieSeries, work_dir: Path, *, chunk_frames: int = 256,
                 progress: Callable[[str, float], None] | None = None) -> ConcatenatedMovie:
     """Stream every movie of `series` (in `series.order`) into one file in `work_dir`, in :func:`work_dtype`."""
@@ -145,16 +126,7 @@ def concatenate(series: MovieSeries, work_dir: Path, *, chunk_frames: int = 256,
                 if written != info.n_frames:
                     raise MovieError(f"{info.path}: read {written} frames, expected {info.n_frames}; "
                                      "was the file changed while reading?")
-        filled: dict[int, tuple[int, ...]] = {}
-        if any(m.invalid_frames for m in series.movies):
-            mm = np.memmap(tmp, dtype=np.float32, mode="r+", shape=(total, rows, cols))
-            try:
-                for k, info in enumerate(series.movies):
-                    if info.invalid_frames:
-                        _fill_invalid(mm, offsets[k][0], info.n_frames, info.invalid_frames)
-                        filled[k] = tuple(info.invalid_frames)
-                mm.flush()
-            finally:
-                del mm
+    # lost frames come interpolated from the reader (movies.frame_fill): recorded here for the run's report
+    filled = {k: tuple(info.invalid_frames) for k, info in enumerate(series.movies) if info.invalid_frames}
     return ConcatenatedMovie(path=final, shape=(total, rows, cols), offsets=offsets, filled_frames=filled,
                              dtype=dtype.str)

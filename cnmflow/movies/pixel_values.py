@@ -133,6 +133,8 @@ def _blank_problem(info: MovieInfo) -> str | None:
 CADENCE_FRAMES = 64
 #: Pixels of each of those frames compared (a regular grid over the frame).
 CADENCE_PIXELS = 8192
+#: Bytes of float32 frames those checks read at a time.
+MIDDLE_CHUNK_BYTES = 1 << 26
 #: How many times more consecutive frames must differ than frames two apart, in their median and in nearly every
 #: pair, to be two interleaved channels. Single-channel movies read 0.6–1.0 (simulated 1P/2P with bleaching,
 #: motion to 4 px and bright transients; the IDEAS sample recordings); interleaved channels 2.6–1400 (two images of
@@ -147,14 +149,21 @@ def check_single_channel(info: MovieInfo) -> None:
     _refused("channels", info, lambda: _interleaved_problem(info))
 
 
-def _middle_frames(info: MovieInfo) -> tuple[np.ndarray | None, int]:
-    """An even number, at most CADENCE_FRAMES, of consecutive frames from the movie's middle (float32) and the first
-    one's index; None where the movie has fewer than 16 frames (too few to judge a channel or a pixel by)."""
+def _middle_range(info: MovieInfo) -> tuple[int, int] | None:
+    """(first, stop) of an even number, at most CADENCE_FRAMES, of consecutive frames from the movie's middle; None
+    where the movie has fewer than 16 frames (too few to judge a channel or a pixel by)."""
     n = min(CADENCE_FRAMES, info.n_frames - info.n_frames % 2)
     if n < 16:
-        return None, 0
+        return None
     start = (info.n_frames - n) // 2
-    return read_frames(info, start, start + n), start
+    return start, start + n
+
+
+def _middle_chunks(info: MovieInfo, first: int, stop: int):
+    """Frames [first, stop) a few at a time (float32): a 2048² sensor's 64 frames are 1 GB held at once."""
+    step = max(1, MIDDLE_CHUNK_BYTES // (4 * info.frame_shape[0] * info.frame_shape[1]))
+    for f0 in range(first, stop, step):
+        yield read_frames(info, f0, min(f0 + step, stop))
 
 
 def _interleaved_problem(info: MovieInfo) -> str | None:
@@ -162,12 +171,17 @@ def _interleaved_problem(info: MovieInfo) -> str | None:
 
     Each frame is standardised (its mean and sd taken out), so a flicker or a bleaching level is not a channel;
     frames two apart are compared within one parity (one channel), the parity whose frames agree best."""
-    frames, start = _middle_frames(info)
-    if frames is None:
+    middle = _middle_range(info)
+    if middle is None:
         return None
-    n = len(frames)
-    step = max(1, int(math.sqrt(frames[0].size / CADENCE_PIXELS)))
-    z = frames[:, ::step, ::step].reshape(n, -1).astype(np.float64)
+    start, stop = middle
+    n = stop - start
+    step = max(1, int(math.sqrt(info.frame_shape[0] * info.frame_shape[1] / CADENCE_PIXELS)))
+    levels, grid = [], []
+    for chunk in _middle_chunks(info, start, stop):
+        levels.append(chunk.mean(axis=(1, 2)))
+        grid.append(chunk[:, ::step, ::step].reshape(len(chunk), -1).astype(np.float64))
+    levels, z = np.concatenate(levels), np.concatenate(grid)
     z -= z.mean(axis=1, keepdims=True)
     z /= np.maximum(z.std(axis=1, keepdims=True), np.finfo(np.float64).tiny)
     next_frame = np.mean((z[1:] - z[:-1]) ** 2, axis=1)
@@ -175,7 +189,6 @@ def _interleaved_problem(info: MovieInfo) -> str | None:
     ratio = float(np.median(next_frame) / max(float(np.median(same)), np.finfo(np.float64).tiny))
     if ratio < INTERLEAVED_RATIO or np.quantile(next_frame, 0.1) <= np.quantile(same, 0.9):
         return None
-    levels = frames.mean(axis=(1, 2))
     return (f"{info.path}: its frames alternate between two images — consecutive frames differ {ratio:.0f} times "
             f"more than frames two apart in frames {start}–{start + n - 1} (mean level {levels[0::2].mean():.4g} in "
             f"one parity, {levels[1::2].mean():.4g} in the other): two channels saved interleaved (channel 1, channel "
@@ -218,15 +231,32 @@ def _around(image: np.ndarray) -> np.ndarray:
 
 def _defects(info: MovieInfo) -> tuple[tuple[int, int], ...]:
     """:func:`find_defective_pixels`, read afresh."""
-    frames, _ = _middle_frames(info)
-    if frames is None:
+    middle = _middle_range(info)
+    if middle is None:
         return ()
-    mean, sd = frames.mean(axis=0, dtype=np.float64), frames.std(axis=0, dtype=np.float64)
+    mean, sd = _pixel_moments(info, *middle)
     around_mean, around_sd = _around(mean), _around(sd)
     live = around_sd > 0.25 * np.median(sd)  # among pixels that change as the frame's do (not a dark or padded area)
     stuck = live & (sd == 0)
     hot = live & ((sd > HOT_SD_RATIO * around_sd) | (mean - around_mean > HOT_LEVEL_SDS * around_sd))
     return tuple((int(r), int(c)) for r, c in np.argwhere(stuck | hot))
+
+
+def _pixel_moments(info: MovieInfo, first: int, stop: int) -> tuple[np.ndarray, np.ndarray]:
+    """Each pixel's mean and sd over frames [first, stop), summed a chunk at a time about the first frame (a pixel
+    that never changes gets sd 0 exactly)."""
+    origin = sums = squares = None
+    for chunk in _middle_chunks(info, first, stop):
+        if origin is None:
+            origin = chunk[0].astype(np.float64)
+            sums, squares = np.zeros_like(origin), np.zeros_like(origin)
+        for frame in chunk:
+            deviation = frame - origin
+            sums += deviation
+            squares += deviation * deviation
+    n = stop - first
+    mean = sums / n
+    return origin + mean, np.sqrt(np.maximum(squares / n - mean * mean, 0.0))
 
 
 def _defects_note(info: MovieInfo) -> str:

@@ -19,6 +19,7 @@ import numpy as np
 
 from cnmflow.errors import MovieError
 from cnmflow.movies import avi, isxd, tiff
+from cnmflow.movies.frame_fill import filled
 from cnmflow.movies.info import MovieInfo, RawLayout
 from cnmflow.movies.pixel_repair import mended
 
@@ -136,15 +137,25 @@ def read_info(path: str | os.PathLike) -> MovieInfo:
 
 
 def read_frames(info: MovieInfo, start: int, stop: int) -> np.ndarray:
-    """Frames [start, stop) as a float32 array (stop-start, rows, cols), its defective pixels mended."""
-    return mended(READERS[info.kind].read_frames(info, start, stop), info.defective_pixels)
+    """Frames [start, stop) as a float32 array (stop-start, rows, cols), as every reader of the movie sees them: its
+    lost frames interpolated and its defective pixels mended."""
+    return _as_seen(info, READERS[info.kind].read_frames(info, start, stop), start)
 
 
 def iter_chunks(info: MovieInfo, *, chunk_frames: int) -> Iterator[tuple[int, np.ndarray]]:
-    """Yield (first_frame_index, float32 block) over the whole movie, `chunk_frames` at a time, its defective pixels
-    mended."""
+    """Yield (first_frame_index, float32 block) over the whole movie, `chunk_frames` at a time, as
+    :func:`read_frames` gives them."""
     for first, block in READERS[info.kind].iter_chunks(info, chunk_frames=chunk_frames):
-        yield first, mended(block, info.defective_pixels)
+        yield first, _as_seen(info, block, first)
+
+
+def _as_seen(info: MovieInfo, block: np.ndarray, start: int) -> np.ndarray:
+    """A reader's block from frame ``start`` with the movie's lost frames filled (:mod:`frame_fill`) and its defective
+    pixels mended (:mod:`pixel_repair`)."""
+    if info.invalid_frames:
+        block = filled(np.array(block, dtype=np.float32), start, info.invalid_frames, info.n_frames,
+                       lambda i: READERS[info.kind].read_frames(info, i, i + 1)[0])
+    return mended(block, info.defective_pixels)
 
 
 def raw_layout(info: MovieInfo) -> RawLayout | None:

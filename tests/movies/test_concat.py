@@ -144,3 +144,25 @@ def test_memory_is_bounded(tmp_path):
         mm = movie.open()
         np.testing.assert_array_equal(mm[590:600], read_frames(series.movies[2], 190, 200))
         del mm
+
+
+def test_lost_frames_are_interpolated_wherever_the_movie_is_read_and_auto_reads_them_so(tmp_path):
+    """An isxd's dropped frames hold no data (the reader gives zeros). The work copy interpolated them, but the
+    'auto' estimate's sample and validation's checks read them as stored: blank frames in the sample. Every read now
+    gives the interpolated frames, so the estimate equals the one on the movie with those frames interpolated."""
+    from cnmflow.auto_params import estimate_parameters
+    from cnmflow.synthetic.gaussian import simulate_1p
+
+    movie = simulate_1p(shape=(48, 48), n_frames=400, rng=3).movie.astype(np.float32)
+    dropped = [190, 200, 201, 210]
+    path = write_isxd(tmp_path / "dropped.isxd", movie, dropped=dropped)
+    expected = movie.copy()
+    for i, (before, after) in {190: (189, 191), 200: (199, 202), 201: (199, 202), 210: (209, 211)}.items():
+        w = (i - before) / (after - before)
+        expected[i] = (1.0 - w) * movie[before] + w * movie[after]
+    series = validate_series([path], min_frames=2)
+    np.testing.assert_allclose(read_frames(series.movies[0], 195, 205), expected[195:205], rtol=1e-6)
+    np.testing.assert_allclose(read_frames(series.movies[0], 201, 202), expected[201:202], rtol=1e-6)
+    whole = write_isxd(tmp_path / "interpolated.isxd", expected)
+    assert estimate_parameters([path], tsub=2).values() == estimate_parameters([whole], tsub=2).values()
+    assert len(estimate_parameters([path], tsub=2).seeds) == len(estimate_parameters([whole], tsub=2).seeds)
