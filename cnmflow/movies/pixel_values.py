@@ -78,6 +78,12 @@ def _refused(check: str, info: MovieInfo, find: Callable[[], str | None]) -> Non
         raise MovieError(problem)
 
 
+def _chunk_frames(info: MovieInfo) -> int:
+    """Frames of ``info`` the checks read at a time: CHUNK_BYTES of float32 (a 2048² sensor's 64 frames are 1 GB)."""
+    rows, cols = info.frame_shape
+    return max(1, CHUNK_BYTES // max(1, rows * cols * 4))
+
+
 @dataclass
 class _Findings:
     """Frames with unusable pixels, and what the first of them holds."""
@@ -119,9 +125,7 @@ def _blank_problem(info: MovieInfo) -> str | None:
     first = read_frames(info, 0, 2)
     if not np.array_equal(first[0], first[1], equal_nan=True):
         return None
-    rows, cols = info.frame_shape
-    chunk = max(1, CHUNK_BYTES // max(1, rows * cols * 4))
-    for _, block in iter_chunks(info, chunk_frames=chunk):
+    for _, block in iter_chunks(info, chunk_frames=_chunk_frames(info)):
         if not np.array_equal(block, np.broadcast_to(first[0], block.shape), equal_nan=True):
             return None
     return (f"{info.path} does not change over time: every pixel keeps one value in all {info.n_frames} frames "
@@ -133,8 +137,6 @@ def _blank_problem(info: MovieInfo) -> str | None:
 CADENCE_FRAMES = 64
 #: Pixels of each of those frames compared (a regular grid over the frame).
 CADENCE_PIXELS = 8192
-#: Bytes of float32 frames those checks read at a time.
-MIDDLE_CHUNK_BYTES = 1 << 26
 #: How many times more consecutive frames must differ than frames two apart, in their median and in nearly every
 #: pair, to be two interleaved channels. Single-channel movies read 0.6–1.0 (simulated 1P/2P with bleaching,
 #: motion to 4 px and bright transients; the IDEAS sample recordings); interleaved channels 2.6–1400 (two images of
@@ -146,42 +148,65 @@ def check_single_channel(info: MovieInfo) -> None:
     """Raise MovieError when the movie's frames alternate between two images: two channels saved interleaved
     (channel 1, channel 2, channel 1, …) without the metadata that would say so. Read as one movie, each frame
     mixes into its neighbours' traces a second channel, at twice the frame rate."""
-    _refused("channels", info, lambda: _interleaved_problem(info))
+    problem, _ = _middle_findings(info)
+    if problem is not None:
+        raise MovieError(problem)
 
 
-def _middle_range(info: MovieInfo) -> tuple[int, int] | None:
-    """(first, stop) of an even number, at most CADENCE_FRAMES, of consecutive frames from the movie's middle; None
-    where the movie has fewer than 16 frames (too few to judge a channel or a pixel by)."""
+@dataclass(frozen=True)
+class _MiddleFrames:
+    """What the channel check and the defective-pixel check read of the movie's middle frames, in one pass."""
+
+    start: int
+    levels: np.ndarray  # (n,) each frame's mean
+    grid: np.ndarray  # (n, m) float64: each frame's pixels on a regular grid of about CADENCE_PIXELS
+    mean: np.ndarray  # (rows, cols) each pixel's mean over the frames
+    sd: np.ndarray  # (rows, cols) each pixel's sd, summed about the first frame (0 exactly where it never changes)
+
+
+def _middle_findings(info: MovieInfo) -> tuple[str | None, tuple[tuple[int, int], ...]]:
+    """The channel check's refusal (None: one channel) and the defective pixels, judged on one read of an even
+    number, at most CADENCE_FRAMES, of consecutive frames from the movie's middle, remembered per file (only the
+    findings: the frames' moments are not kept). Nothing is judged on fewer than 16 frames."""
+    def judged() -> tuple[str | None, tuple[tuple[int, int], ...]]:
+        middle = _read_middle(info)
+        return (None, ()) if middle is None else (_interleaved_problem(info, middle), _defects(middle))
+
+    return _remembered("middle", info, judged)
+
+
+def _read_middle(info: MovieInfo) -> _MiddleFrames | None:
+    """:class:`_MiddleFrames` of the movie, read a chunk at a time; None for fewer than 16 frames."""
     n = min(CADENCE_FRAMES, info.n_frames - info.n_frames % 2)
     if n < 16:
         return None
-    start = (info.n_frames - n) // 2
-    return start, start + n
+    first = (info.n_frames - n) // 2
+    step = max(1, int(math.sqrt(info.frame_shape[0] * info.frame_shape[1] / CADENCE_PIXELS)))
+    chunk_frames = _chunk_frames(info)
+    levels, grid, origin, sums, squares = [], [], None, None, None
+    for f0 in range(first, first + n, chunk_frames):
+        chunk = read_frames(info, f0, min(f0 + chunk_frames, first + n))
+        levels.append(chunk.mean(axis=(1, 2)))
+        grid.append(chunk[:, ::step, ::step].reshape(len(chunk), -1).astype(np.float64))
+        if origin is None:
+            origin = chunk[0].astype(np.float64)
+            sums, squares = np.zeros_like(origin), np.zeros_like(origin)
+        for frame in chunk:
+            deviation = frame - origin
+            sums += deviation
+            squares += deviation * deviation
+    mean = sums / n
+    return _MiddleFrames(start=first, levels=np.concatenate(levels), grid=np.concatenate(grid), mean=origin + mean,
+                         sd=np.sqrt(np.maximum(squares / n - mean * mean, 0.0)))
 
 
-def _middle_chunks(info: MovieInfo, first: int, stop: int):
-    """Frames [first, stop) a few at a time (float32): a 2048² sensor's 64 frames are 1 GB held at once."""
-    step = max(1, MIDDLE_CHUNK_BYTES // (4 * info.frame_shape[0] * info.frame_shape[1]))
-    for f0 in range(first, stop, step):
-        yield read_frames(info, f0, min(f0 + step, stop))
-
-
-def _interleaved_problem(info: MovieInfo) -> str | None:
+def _interleaved_problem(info: MovieInfo, middle: _MiddleFrames) -> str | None:
     """The refusal of a movie whose consecutive frames differ far more than frames two apart, else None.
 
     Each frame is standardised (its mean and sd taken out), so a flicker or a bleaching level is not a channel;
     frames two apart are compared within one parity (one channel), the parity whose frames agree best."""
-    middle = _middle_range(info)
-    if middle is None:
-        return None
-    start, stop = middle
-    n = stop - start
-    step = max(1, int(math.sqrt(info.frame_shape[0] * info.frame_shape[1] / CADENCE_PIXELS)))
-    levels, grid = [], []
-    for chunk in _middle_chunks(info, start, stop):
-        levels.append(chunk.mean(axis=(1, 2)))
-        grid.append(chunk[:, ::step, ::step].reshape(len(chunk), -1).astype(np.float64))
-    levels, z = np.concatenate(levels), np.concatenate(grid)
+    z, levels, start = middle.grid, middle.levels, middle.start
+    n = len(z)
     z -= z.mean(axis=1, keepdims=True)
     z /= np.maximum(z.std(axis=1, keepdims=True), np.finfo(np.float64).tiny)
     next_frame = np.mean((z[1:] - z[:-1]) ** 2, axis=1)
@@ -209,7 +234,7 @@ def find_defective_pixels(info: MovieInfo) -> tuple[tuple[int, int], ...]:
     """The movie's isolated defective pixels (row, col): stuck (one value in every frame read while its neighbours
     change) or hot (far noisier or brighter than every pixel around it), read on frames from its middle. A constant
     region (a motion-corrected movie's border) is no such pixel."""
-    return _remembered("defects", info, lambda: _defects(info))
+    return _middle_findings(info)[1]
 
 
 def with_defective_pixels(series: MovieSeries) -> tuple[MovieSeries, tuple[str, ...]]:
@@ -229,34 +254,14 @@ def _around(image: np.ndarray) -> np.ndarray:
     return median_filter(image, footprint=ring, mode="mirror")
 
 
-def _defects(info: MovieInfo) -> tuple[tuple[int, int], ...]:
-    """:func:`find_defective_pixels`, read afresh."""
-    middle = _middle_range(info)
-    if middle is None:
-        return ()
-    mean, sd = _pixel_moments(info, *middle)
+def _defects(middle: _MiddleFrames) -> tuple[tuple[int, int], ...]:
+    """:func:`find_defective_pixels` of the middle frames' moments."""
+    mean, sd = middle.mean, middle.sd
     around_mean, around_sd = _around(mean), _around(sd)
     live = around_sd > 0.25 * np.median(sd)  # among pixels that change as the frame's do (not a dark or padded area)
     stuck = live & (sd == 0)
     hot = live & ((sd > HOT_SD_RATIO * around_sd) | (mean - around_mean > HOT_LEVEL_SDS * around_sd))
     return tuple((int(r), int(c)) for r, c in np.argwhere(stuck | hot))
-
-
-def _pixel_moments(info: MovieInfo, first: int, stop: int) -> tuple[np.ndarray, np.ndarray]:
-    """Each pixel's mean and sd over frames [first, stop), summed a chunk at a time about the first frame (a pixel
-    that never changes gets sd 0 exactly)."""
-    origin = sums = squares = None
-    for chunk in _middle_chunks(info, first, stop):
-        if origin is None:
-            origin = chunk[0].astype(np.float64)
-            sums, squares = np.zeros_like(origin), np.zeros_like(origin)
-        for frame in chunk:
-            deviation = frame - origin
-            sums += deviation
-            squares += deviation * deviation
-    n = stop - first
-    mean = sums / n
-    return origin + mean, np.sqrt(np.maximum(squares / n - mean * mean, 0.0))
 
 
 def _defects_note(info: MovieInfo) -> str:
@@ -284,12 +289,10 @@ def checked_pixel_values(series: MovieSeries) -> tuple[MovieSeries, tuple[str, .
 
 def _scan(info: MovieInfo) -> _Findings:
     """Per-frame minimum and maximum (NaN propagates through both), chunk by chunk."""
-    rows, cols = info.frame_shape
-    chunk = max(1, CHUNK_BYTES // max(1, rows * cols * 4))
     skip = np.zeros(info.n_frames, dtype=bool)
     skip[list(info.invalid_frames)] = True  # dropped/cropped isxd frames are interpolated, never read
     found = _Findings()
-    for first, block in iter_chunks(info, chunk_frames=chunk):
+    for first, block in iter_chunks(info, chunk_frames=_chunk_frames(info)):
         hi = block.max(axis=(1, 2))
         lo = block.min(axis=(1, 2))
         bad = ~((hi <= MAX_ABS_VALUE) & (lo >= -MAX_ABS_VALUE))
