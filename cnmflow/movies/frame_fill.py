@@ -10,15 +10,19 @@ from typing import Callable
 
 import numpy as np
 
+from cnmflow.movies.pixel_repair import writable
+
 
 def filled(block: np.ndarray, start: int, invalid: tuple[int, ...], n_frames: int,
            read_one: Callable[[int], np.ndarray]) -> np.ndarray:
     """``block`` (frames ``start``… of a movie of ``n_frames``) with each frame in ``invalid`` replaced by the linear
     interpolation between the nearest valid frames before and after it (the nearest one at the movie's ends);
-    ``read_one(i)`` reads valid frame i where it lies outside the block. Written in place; returned."""
+    ``read_one(i)`` reads valid frame i where it lies outside the block. Written in place where the block is the
+    reader's own copy (:func:`~cnmflow.movies.pixel_repair.writable`); returned."""
     inside = [i for i in invalid if start <= i < start + block.shape[0]]
     if not inside:
         return block
+    block = writable(block)
     bad = np.zeros(n_frames, dtype=bool)
     bad[list(invalid)] = True
     valid = np.flatnonzero(~bad)

@@ -22,8 +22,7 @@ def mended(block: np.ndarray, pixels: Sequence[Pixel]) -> np.ndarray:
     returned)."""
     if not pixels or block.shape[0] == 0:
         return block
-    if not block.flags.writeable or isinstance(block, np.memmap):  # a reader's view of its file: never written
-        block = np.array(block)
+    block = writable(block)
     rows, cols = block.shape[1:]
     listed = set(map(tuple, pixels))
     for r, c in listed:
@@ -33,3 +32,9 @@ def mended(block: np.ndarray, pixels: Sequence[Pixel]) -> np.ndarray:
             at_rows, at_cols = zip(*around)
             block[:, r, c] = np.median(block[:, at_rows, at_cols], axis=1)
     return block
+
+
+def writable(block: np.ndarray) -> np.ndarray:
+    """``block``, or a copy of it where it is a reader's view of its file (read-only or memory-mapped): a block is
+    mended in place, and a user's file is never written through."""
+    return np.array(block) if not block.flags.writeable or isinstance(block, np.memmap) else block
