@@ -236,6 +236,11 @@ class Params(MotionSection):
             raise ValueError(
                 f"stride={self.stride} must be smaller than 2*rf={2 * self.rf} (patches would not overlap "
                 "or tile the field of view); lower stride or raise rf")
+        if self.rf is not None and 2 * self.rf < self.gSiz:
+            raise ValueError(
+                f"rf={self.rf} makes patches {2 * self.rf} px wide, narrower than one neuron's bounding box "
+                f"(gSiz={self.gSiz}): no patch can hold a whole cell and almost none are found; raise rf to at "
+                f"least {-(-self.gSiz // 2)} (about 2-3 cell diameters is usual), or unset rf for one patch")
         if self.method_init in ("greedy_roi", "sparse_NMF") and self.K is None:
             raise ValueError(
                 f"K='auto' is only possible with method_init='corr_pnr'; method_init={self.method_init!r} "

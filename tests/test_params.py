@@ -79,6 +79,14 @@ def test_stride_must_be_below_twice_rf():
     assert build_params({"rf": None, "stride": 80}).rf is None  # one patch: stride unused
 
 
+def test_patches_narrower_than_a_neurons_box_are_refused():
+    # rf 3 with gSiz 7 (patches 6 px wide) found 1 of 20 simulated cells, rf 6 found 11 (all true)
+    with pytest.raises(ParameterError, match="rf=3 makes patches 6 px wide.*gSiz=7.*at least 4"):
+        build_params({"rf": 3, "stride": 1, "gSiz": 7})
+    assert build_params({"rf": 4, "stride": 2, "gSiz": 7}).rf == 4
+    assert build_params({"rf": None, "gSiz": 99}).rf is None
+
+
 def test_greedy_roi_needs_k():
     with pytest.raises(ParameterError, match="needs the number of components"):
         build_params({"method_init": "greedy_roi"})
