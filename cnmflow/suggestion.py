@@ -25,7 +25,7 @@ def suggest(movies: Sequence[str | Path], figure: str | Path, request: RunReques
     """
     from cnmflow.auto_params import estimate_parameters
     from cnmflow.movies import validate_series
-    from cnmflow.movies.pixel_values import checked_pixel_values
+    from cnmflow.movies.checks import checked_pixel_values
     from cnmflow.params import AUTO_FIELDS
     from cnmflow.params_file import resolve_run_params
     from cnmflow.request import request_of

@@ -15,7 +15,7 @@ from cnmflow.engine import EngineSettings
 from cnmflow.errors import ParameterError
 from cnmflow.motion.params import check_against_frame
 from cnmflow.movies import MovieSeries, resolve_frame_rate, validate_series
-from cnmflow.movies.pixel_values import checked_pixel_values
+from cnmflow.movies.checks import checked_pixel_values
 from cnmflow.params import ResolvedParams
 from cnmflow.request import RunRequest, request_of
 from cnmflow.settings import Settings, load_settings

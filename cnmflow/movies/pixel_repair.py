@@ -1,4 +1,4 @@
-"""Defective sensor pixels (stuck or hot, found by :func:`cnmflow.movies.pixel_values.find_defective_pixels`)
+"""Defective sensor pixels (stuck or hot, found by :func:`cnmflow.movies.checks.find_defective_pixels`)
 replaced in every frame read by the median of their neighbours: the one place a movie's frames are mended, so the
 fit, the motion correction and the "auto" estimate all see the same pixels.
 

@@ -395,7 +395,7 @@ class _PreviewAttempt:
 
 
 #: what finding no cells asks of the user (a blank movie, where no pixel changes, is refused before the fit:
-#: :func:`cnmflow.movies.pixel_values.check_not_blank`)
+#: :func:`cnmflow.movies.checks.check_not_blank`)
 _LOWER_THRESHOLDS = "lower min_corr / min_pnr"
 
 

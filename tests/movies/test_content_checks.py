@@ -1,4 +1,5 @@
-"""Float movies with NaN, inf or overflowing pixels are refused at validation, naming the first bad frame."""
+"""What a movie's pixels allow, checked at validation: NaN, inf or overflowing values (naming the first bad frame),
+blank movies, interleaved channels, defective pixels."""
 
 from __future__ import annotations
 
@@ -11,8 +12,9 @@ import tifffile
 from cnmflow import extract
 from cnmflow.cli import main
 from cnmflow.errors import MovieError
-from cnmflow.movies import pixel_values, read_frames, read_info
-from cnmflow.movies.pixel_values import MAX_ABS_VALUE, check_pixel_values
+from cnmflow.movies import read_frames, read_info
+from cnmflow.movies.checks import memo, values
+from cnmflow.movies.checks.values import MAX_ABS_VALUE, check_pixel_values
 from cnmflow.synthetic.gaussian import simulate_1p
 from cnmflow.synthetic.realistic import simulate_realistic_1p
 from cnmflow.validate import validate_inputs
@@ -98,12 +100,12 @@ def test_integer_and_finite_movies_pass_without_reading(tmp_path, monkeypatch):
     data = _movie()
     data[3, 2, 2] = MAX_ABS_VALUE  # the bound itself is allowed
     check_pixel_values(read_info(_tif(tmp_path / "ok.tif", data)))
-    monkeypatch.setattr(pixel_values, "_scan", lambda info: pytest.fail("integer movie scanned"))
+    monkeypatch.setattr(values, "_scan", lambda info: pytest.fail("integer movie scanned"))
     check_pixel_values(read_info(_tif(tmp_path / "u16.tif", _movie().astype(np.uint16))))
 
 
 def test_bad_frame_found_across_small_chunks(tmp_path, monkeypatch):
-    monkeypatch.setattr(pixel_values, "CHUNK_BYTES", 3 * ROWS * COLS * 4)  # 3 frames at a time
+    monkeypatch.setattr(memo, "CHUNK_BYTES", 3 * ROWS * COLS * 4)  # 3 frames at a time
     data = _movie()
     data[[31, 44], 1, 1] = -np.inf
     data[50, 2, 2] = -2e12
@@ -115,8 +117,8 @@ def test_bad_frame_found_across_small_chunks(tmp_path, monkeypatch):
 
 def test_scan_once_per_unchanged_file(tmp_path, monkeypatch):
     calls = []
-    real = pixel_values._scan
-    monkeypatch.setattr(pixel_values, "_scan", lambda info: calls.append(info.path) or real(info))
+    real = values._scan
+    monkeypatch.setattr(values, "_scan", lambda info: calls.append(info.path) or real(info))
     path = _tif(tmp_path / "m.tif", _movie())
     validate_inputs([path], table=SMALL)
     validate_inputs([path], table=SMALL)
@@ -195,7 +197,7 @@ def test_a_blank_movie_is_refused_before_the_fit_whatever_gsig_is(tmp_path, monk
 def test_a_blank_part_of_a_series_is_named_and_frames_that_start_equal_are_read_on(tmp_path, monkeypatch):
     """Two equal frames alone refuse nothing (a recording whose first frames are dark): the rest is read, in
     chunks, up to a frame that differs; a still image saved as a movie, next to a good part, is named."""
-    monkeypatch.setattr(pixel_values, "CHUNK_BYTES", 3 * ROWS * COLS * 4)  # 3 frames at a time
+    monkeypatch.setattr(memo, "CHUNK_BYTES", 3 * ROWS * COLS * 4)  # 3 frames at a time
     dark_start = _movie().astype(np.uint16)
     dark_start[:40] = 0
     good = _tif(tmp_path / "dark_start.tif", dark_start)

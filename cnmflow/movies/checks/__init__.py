@@ -1,0 +1,71 @@
+"""What a movie's pixels allow, checked before any long computation: each module one check.
+
+- :mod:`.values`: NaN, ±inf, overflowing values, a range float32 rounds to a few levels or underflows — refused;
+- :mod:`.blank`: no pixel changes over time — refused;
+- :mod:`.channels`: two channels interleaved frame by frame without metadata — refused;
+- :mod:`.defective_pixels`: isolated stuck or hot pixels — recorded on the movie and mended as frames are read.
+
+The channel and defective-pixel checks judge one read of the movie's middle frames (:mod:`.middle_frames`). Every
+finding is remembered per file (:mod:`.memo`): the CLI's pre-check, the flow's validate step, ``cnmflow suggest`` and
+a sweep's combinations read a movie once.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+from cnmflow.errors import MovieError
+from cnmflow.movies.checks.blank import check_not_blank
+from cnmflow.movies.checks.channels import interleaved_problem
+from cnmflow.movies.checks.defective_pixels import defects, defects_note
+from cnmflow.movies.checks.memo import remembered
+from cnmflow.movies.checks.middle_frames import read_middle
+from cnmflow.movies.checks.values import check_pixel_values
+from cnmflow.movies.info import MovieInfo
+from cnmflow.movies.series import MovieSeries
+
+__all__ = ["check_not_blank", "check_pixel_values", "check_single_channel", "checked_pixel_values",
+           "find_defective_pixels", "with_defective_pixels"]
+
+
+def check_single_channel(info: MovieInfo) -> None:
+    """Raise MovieError when the movie's frames alternate between two images (:mod:`.channels`)."""
+    problem, _ = _middle_findings(info)
+    if problem is not None:
+        raise MovieError(problem)
+
+
+def find_defective_pixels(info: MovieInfo) -> tuple[tuple[int, int], ...]:
+    """The movie's isolated defective pixels (row, col), read on frames from its middle (:mod:`.defective_pixels`)."""
+    return _middle_findings(info)[1]
+
+
+def with_defective_pixels(series: MovieSeries) -> tuple[MovieSeries, tuple[str, ...]]:
+    """``series`` with each movie's defective pixels recorded (every frame then read has them mended:
+    :mod:`cnmflow.movies.pixel_repair`), and a note for each movie that has some."""
+    movies = tuple(replace(info, defective_pixels=find_defective_pixels(info)) for info in series.movies)
+    notes = tuple(defects_note(info) for info in movies if info.defective_pixels)
+    return replace(series, movies=movies), notes
+
+
+def checked_pixel_values(series: MovieSeries) -> tuple[MovieSeries, tuple[str, ...]]:
+    """The refusing checks of each movie of a series, in its listed order, then the series with its defective pixels
+    recorded and their notes: what a run's validation refuses and mends, ``cnmflow suggest`` too (a NaN pixel had
+    made it print min_pnr nan), whatever gSig is (a blank movie had been refused only where gSig was "auto", else
+    reported after the fit)."""
+    for info in series.movies:
+        check_pixel_values(info)
+        check_not_blank(info)
+        check_single_channel(info)
+    return with_defective_pixels(series)
+
+
+def _middle_findings(info: MovieInfo) -> tuple[str | None, tuple[tuple[int, int], ...]]:
+    """The channel check's refusal (None: one channel) and the defective pixels, judged on one read of the middle
+    frames and remembered per file (only the findings: the frames' moments, 64 MB for a 2048² sensor, are not
+    kept). Nothing is judged on too few frames."""
+    def judged() -> tuple[str | None, tuple[tuple[int, int], ...]]:
+        middle = read_middle(info)
+        return (None, ()) if middle is None else (interleaved_problem(info, middle), defects(middle))
+
+    return remembered("middle", info, judged)
