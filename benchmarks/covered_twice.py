@@ -167,9 +167,9 @@ def main(argv: list[str] | None = None) -> int:
     rec, focus = StageRecorder(movie.shape[1:]), FocusInputs()
     with probes(*rec.hooks(), *(focus.hooks() if args.focus_inputs else ())):
         rb.fit_and_score(args.movie, params, args.out)   # writes args.out and its .estimates.npz
-    if args.focus_inputs:
-        focus.save(args.out.with_suffix(".focus.npz"))
     estimates = dict(np.load(args.out.with_suffix(".estimates.npz")))
+    if args.focus_inputs:
+        focus.save(args.out.with_suffix(".focus.npz"), traces=estimates["C"])
     truth = dict(np.load(args.movie.with_suffix(".truth.npz")))
     cases = covered_twice_cases(estimates, truth, origins(rec, estimates["footprints"]), gsig=params["gSig"])
     args.out.with_suffix(".twice.json").write_text(json.dumps(cases, indent=1))

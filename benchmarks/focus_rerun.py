@@ -39,23 +39,36 @@ KEYWORDS = ("gsig", "focus_thr", "halo_thr", "chunk_frames", "tsub")
 
 
 class FocusInputs:
-    """What the fit hands the focus test (A, C, the field's shape, its keywords) and ``never_at_rest``'s rejections."""
+    """What the fit hands the focus test (A, C, the field's shape, its keywords) and ``never_at_rest``'s rejections,
+    for every call: a fit that tries a merge and undoes it (``fitting._settled_merges_kept``) runs the test on the
+    merged components and returns the unmerged ones, judged by an earlier call."""
 
     def __init__(self) -> None:
-        self.saved: dict = {}
+        self.calls: list[dict] = []
 
     def _test(self, result, movie, A, C, dims, **kw) -> None:
-        self.saved.update(A=sp.csc_matrix(A, copy=True), C=np.array(C), dims=tuple(dims), kw=dict(kw),
-                          rejected=np.asarray(result.rejected), ratio=np.asarray(result.ratio))
+        self.calls.append(dict(A=sp.csc_matrix(A, copy=True), C=np.array(C), dims=tuple(dims), kw=dict(kw),
+                               rejected=np.asarray(result.rejected), ratio=np.asarray(result.ratio)))
 
     def _restless(self, result, C, snr) -> None:
-        self.saved.update(never_at_rest=np.flatnonzero(result), snr=np.asarray(snr))
+        self.calls[-1].update(never_at_rest=np.flatnonzero(result), snr=np.asarray(snr))
 
     def hooks(self) -> list[Hook]:
         return [Hook(fitting, "out_of_focus", after=self._test), Hook(fitting, "never_at_rest", after=self._restless)]
 
-    def save(self, path: Path) -> None:
-        s = self.saved
+    def judging(self, traces: np.ndarray | None = None) -> dict:
+        """The call that judged the fit's returned components: the last whose traces are ``traces`` (the fit's C;
+        None: the last call)."""
+        if traces is None:
+            return self.calls[-1]
+        for call in reversed(self.calls):
+            if call["C"].shape == traces.shape and np.allclose(call["C"], traces, rtol=1e-5, atol=1e-6):
+                return call
+        raise ValueError(f"none of the {len(self.calls)} focus test calls saw the fit's {len(traces)} traces")
+
+    def save(self, path: Path, traces: np.ndarray | None = None) -> None:
+        """The inputs of the call that judged the fit whose traces are ``traces`` (:meth:`judging`)."""
+        s = self.judging(traces)
         A = s["A"]
         np.savez_compressed(path, A_data=A.data, A_indices=A.indices, A_indptr=A.indptr, A_shape=np.array(A.shape),
                             C=s["C"], dims=np.array(s["dims"]), rejected=s["rejected"], ratio=s["ratio"],
@@ -76,9 +89,11 @@ def rerun(movie, inputs: dict, **overrides):
     """The focus test as imported now on a fit's recorded inputs (``overrides``: e.g. focus_thr), and the fit's
     rejections as the engine would report them (``never_at_rest``'s added while the test is on)."""
     from cnmflow.engine.in_focus import out_of_focus
+    from cnmflow.engine.threads import single_threaded
 
     kw = {**inputs["kw"], **overrides}
-    test = out_of_focus(movie, inputs["A"], inputs["C"], inputs["dims"], **kw)
+    with single_threaded():   # as the fit runs it: a multi-threaded BLAS sums in another order (ratios off by 1e-6)
+        test = out_of_focus(movie, inputs["A"], inputs["C"], inputs["dims"], **kw)
     rejected = test.rejected
     if kw["focus_thr"] > 0 and inputs["A"].shape[1]:
         rejected = np.union1d(rejected, inputs["never_at_rest"]).astype(int)

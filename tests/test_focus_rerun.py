@@ -27,7 +27,7 @@ def recorded(tmp_path_factory):
         estimates = fit(movie, build_params(dict(gSig=3, gSiz=13, min_corr=0.8, min_pnr=6, fr=10, rf=None,
                                                  n_processes=1, focus_thr=0.95)))
     path = tmp_path_factory.mktemp("focus") / "fit.focus.npz"
-    focus.save(path)
+    focus.save(path, traces=estimates.C.astype(np.float32))   # as saved by realistic_benchmark
     return movie, estimates, load(path)
 
 
@@ -44,3 +44,19 @@ def test_the_rerun_follows_a_new_threshold(recorded):
     strict, _ = rerun(movie, inputs, focus_thr=1.5)
     off, rejected_off = rerun(movie, inputs, focus_thr=0.0)
     assert strict.rejected.size > 0 and off.rejected.size == 0 and rejected_off.size == 0
+
+
+def test_the_saved_call_is_the_one_that_judged_the_returned_components():
+    """A fit that merges a pair, finds the merged component rejected and undoes the merge returns the components an
+    earlier focus test judged; the later call's indices are another set's (re-runs rejected shifted components)."""
+    from types import SimpleNamespace
+
+    focus = FocusInputs()
+    unmerged, merged = np.arange(12.0).reshape(3, 4), np.arange(8.0).reshape(2, 4)
+    for C in (unmerged, merged):
+        result = SimpleNamespace(rejected=np.array([len(C) - 1]), ratio=np.ones(len(C)))
+        focus._test(result, None, np.eye(4)[:, :len(C)], C, (2, 2), gsig=1.0)
+    assert focus.judging(unmerged.astype(np.float32))["C"].shape == (3, 4)
+    assert focus.judging()["C"].shape == (2, 4)
+    with pytest.raises(ValueError, match="none of the 2 focus test calls"):
+        focus.judging(np.zeros((4, 4)))
