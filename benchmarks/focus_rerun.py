@@ -58,11 +58,11 @@ class FocusInputs:
 
     def judging(self, traces: np.ndarray | None = None) -> dict:
         """The call that judged the fit's returned components: the last whose traces are ``traces`` (the fit's C;
-        None: the last call)."""
+        None: the last call) up to each row's scale (the typical-size cut rescales a cut footprint's trace)."""
         if traces is None:
             return self.calls[-1]
         for call in reversed(self.calls):
-            if call["C"].shape == traces.shape and np.allclose(call["C"], traces, rtol=1e-5, atol=1e-6):
+            if call["C"].shape == traces.shape and np.allclose(_unit_rows(call["C"]), _unit_rows(traces), atol=1e-5):
                 return call
         raise ValueError(f"none of the {len(self.calls)} focus test calls saw the fit's {len(traces)} traces")
 
@@ -74,6 +74,11 @@ class FocusInputs:
                             C=s["C"], dims=np.array(s["dims"]), rejected=s["rejected"], ratio=s["ratio"],
                             never_at_rest=s.get("never_at_rest", np.zeros(0, int)), snr=s.get("snr", np.zeros(0)),
                             **{f"kw_{k}": np.array(s["kw"][k]) for k in KEYWORDS if k in s["kw"]})
+
+
+def _unit_rows(traces: np.ndarray) -> np.ndarray:
+    norms = np.linalg.norm(np.asarray(traces, np.float64), axis=1, keepdims=True)
+    return traces / np.where(norms > 0, norms, 1.0)
 
 
 def load(path: Path) -> dict:

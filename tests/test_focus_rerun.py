@@ -57,6 +57,7 @@ def test_the_saved_call_is_the_one_that_judged_the_returned_components():
         result = SimpleNamespace(rejected=np.array([len(C) - 1]), ratio=np.ones(len(C)))
         focus._test(result, None, np.eye(4)[:, :len(C)], C, (2, 2), gsig=1.0)
     assert focus.judging(unmerged.astype(np.float32))["C"].shape == (3, 4)
+    assert focus.judging(unmerged * np.array([[1.0], [0.5], [2.0]]))["C"].shape == (3, 4)   # a cut footprint's trace
     assert focus.judging()["C"].shape == (2, 4)
     with pytest.raises(ValueError, match="none of the 2 focus test calls"):
         focus.judging(np.zeros((4, 4)))
