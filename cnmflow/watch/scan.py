@@ -51,6 +51,14 @@ def _excluded(path: Path, excluded: Sequence[Path]) -> bool:
     return any(path == ex or ex in path.parents for ex in excluded)
 
 
+def _inside(root: Path, exclude: Sequence[str | os.PathLike]) -> list[Path]:
+    """The folders of ``exclude`` that lie inside ``root``, as real paths (symbolic links resolved): an output
+    folder named through a link to the watched one is still left out, and one that holds the watched folder
+    excludes nothing (its results land beside the watched folder; had every sub-folder been left out)."""
+    real = [Path(p).expanduser().resolve() for p in exclude]
+    return [ex for ex in real if root in ex.parents]
+
+
 def scan_folder(folder: str | os.PathLike, patterns: Sequence[str],
                 exclude: Sequence[str | os.PathLike] = ()) -> list[Observation]:
     """Every file under ``folder`` (recursively) that matches ``patterns``, sorted by path.
@@ -60,12 +68,14 @@ def scan_folder(folder: str | os.PathLike, patterns: Sequence[str],
     folder inside the watched one, whose cell sets must not be taken for new movies.
     """
     root = Path(folder).absolute()
-    excluded = [Path(p).absolute() for p in exclude]
+    real_root = root.resolve()
+    excluded = _inside(real_root, exclude)
     found: list[Observation] = []
     for dirpath, dirnames, filenames in os.walk(root):
         here = Path(dirpath)
+        real_here = real_root / here.relative_to(root)  # os.walk does not enter linked folders
         dirnames[:] = sorted(d for d in dirnames
-                             if not d.startswith(".") and not _excluded(here / d, excluded))
+                             if not d.startswith(".") and not _excluded(real_here / d, excluded))
         for name in filenames:
             if name.startswith(".") or not matches(name, patterns):
                 continue

@@ -66,3 +66,20 @@ def test_folder_listing_moves_when_a_file_is_added(tmp_path):
     _touch(tmp_path / "s1" / "b.tif")
     after = folder_listing(tmp_path, "s1/", 2)
     assert before.path == after.path == "s1/" and after.mtime_ns != 1
+
+
+def test_an_output_folder_holding_the_watched_one_excludes_none_of_its_sub_folders(tmp_path):
+    _touch(tmp_path / "data" / "in" / "session" / "a.tif")
+    _touch(tmp_path / "data" / "in" / "top.tif")
+    found = scan_folder(tmp_path / "data" / "in", ["*.tif"], exclude=[tmp_path / "data"])
+    assert [o.path for o in found] == ["session/a.tif", "top.tif"]
+
+
+def test_an_output_folder_named_through_a_link_is_still_left_out(tmp_path):
+    _touch(tmp_path / "real" / "in" / "top.tif")
+    _touch(tmp_path / "real" / "in" / "results" / "top" / "cells.isxd")
+    os.symlink(tmp_path / "real", tmp_path / "link")
+    for watched, out in ((tmp_path / "link" / "in", tmp_path / "real" / "in" / "results"),
+                         (tmp_path / "real" / "in", tmp_path / "link" / "in" / "results")):
+        found = scan_folder(watched, ["*.tif", "*.isxd"], exclude=[out])
+        assert [o.path for o in found] == ["top.tif"]
