@@ -56,6 +56,10 @@ class Scan:
         self.output_root = Path(output_root).expanduser().absolute()
         if not self.folder.is_dir():
             raise InputError(f"watched folder {self.folder} does not exist or is not a folder")
+        if self.output_root.resolve() == self.folder.resolve():
+            raise InputError(f"output_root {self.output_root} is the watched folder itself: the results written "
+                             "into it (.isxd cell sets, motion-corrected movies) would be taken for new recordings; "
+                             f"give a sub-folder such as {self.folder / 'results'} or a folder elsewhere")
         if max_attempts < 1:
             raise InputError(f"max_attempts={max_attempts}: give 1 or more")
         self.patterns = tuple(patterns)

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import os
 
-from cnmflow.errors import MovieError
+import pytest
+
+from cnmflow.errors import InputError, MovieError
 from cnmflow.watch import LEDGER_NAME, Ledger, Scan
 from cnmflow.watch.summary import EXTRACTED, FAILED, GROWING
 
@@ -119,3 +121,11 @@ def test_a_multi_file_ome_tiff_at_the_top_level_is_one_run_and_two_recordings_st
                                              "MMStack_Pos0_2.ome.tif"),
                     "a.ome.tif": ("a.ome.tif",), "a_1.ome.tif": ("a_1.ome.tif",)}
     assert validate_series([folder / m for m in runs["MMStack_Pos0.ome.tif"]]).n_frames == 12
+
+
+def test_the_watched_folder_itself_is_refused_as_output_root(tmp_path):
+    _write(tmp_path / "in" / "session" / "a.tif", b"a")
+    os.symlink(tmp_path / "in", tmp_path / "link")
+    for out in (tmp_path / "in", tmp_path / "link"):
+        with pytest.raises(InputError, match="is the watched folder itself.*results"):
+            Scan(tmp_path / "in", out, patterns=["*.tif"])
