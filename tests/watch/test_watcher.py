@@ -129,3 +129,15 @@ def test_the_watched_folder_itself_is_refused_as_output_root(tmp_path):
     for out in (tmp_path / "in", tmp_path / "link"):
         with pytest.raises(InputError, match="is the watched folder itself.*results"):
             Scan(tmp_path / "in", out, patterns=["*.tif"])
+
+
+def test_an_empty_movie_is_not_started_and_its_series_waits(tmp_path):
+    folder, out = tmp_path / "in", tmp_path / "out"
+    _write(folder / "a.tif", b"")
+    _write(folder / "session" / "msCam1.tif", b"1")
+    _write(folder / "session" / "msCam2.tif", b"")
+    for _ in range(3):
+        candidates, growing = _survey(folder, out)
+    assert candidates == []
+    assert {o.item: o.status for o in growing} == {"a.tif": GROWING, "session/": GROWING}
+    assert all("empty (0 bytes)" in o.detail for o in growing)
