@@ -18,7 +18,7 @@ from cnmflow.plan import check_nwb_options
 from cnmflow.request import Preset, RunRequest
 from cnmflow.watch import DEFAULT_PATTERNS, Ledger, Scan, ScanSummary, SeriesRule, parse_patterns, summary_markdown
 from cnmflow.watch.claims import Job
-from cnmflow.watch.summary import FAILED, GAVE_UP, Outcome
+from cnmflow.watch.summary import FAILED, GAVE_UP, UNREADABLE, Outcome
 from cnmflow.flows.source_extraction import source_extraction
 
 
@@ -65,7 +65,7 @@ def _log(outcome: Outcome) -> None:
     line = f"{outcome.item}: {outcome.status} — {outcome.detail}"
     if outcome.status == FAILED:
         logger.error(line)
-    elif outcome.status == GAVE_UP:
+    elif outcome.status in (GAVE_UP, UNREADABLE):
         logger.warning(line)
     else:
         logger.info(line)

@@ -23,7 +23,7 @@ from cnmflow.watch.owner import Owner
 from cnmflow.watch.scan import Observation, folder_listing, scan_folder
 from cnmflow.watch.series import Group, confirm_ome_set, group_files
 from cnmflow.watch.stability import readiness
-from cnmflow.watch.summary import ALREADY_DONE, BUSY, EXTRACTED, FAILED, GAVE_UP, GROWING, Outcome
+from cnmflow.watch.summary import ALREADY_DONE, BUSY, EXTRACTED, FAILED, GAVE_UP, GROWING, UNREADABLE, Outcome
 
 #: A claim older than this is taken over even if its watcher cannot be shown dead (other host).
 DEFAULT_MAX_CLAIM_AGE_S = 24 * 3600.0
@@ -72,7 +72,8 @@ class Scan:
 
     # -------------------------------------------------------------------------------- survey
     def survey(self, ledger: Ledger) -> tuple[list[Candidate], list[Outcome]]:
-        """Scan, remember what was seen, and split the runs into ready candidates and growing ones."""
+        """Scan, remember what was seen, and split the runs into ready candidates and the others
+        (growing, unreadable)."""
         files = scan_folder(self.folder, self.patterns, exclude=[self.output_root])
         by_path = {obs.path: obs for obs in files}
         groups = group_files(by_path, self.series_rule)
@@ -91,7 +92,13 @@ class Scan:
                 growing.append(Outcome(group.key, GROWING, "; ".join(waits)))
                 continue
             for run in confirm_ome_set(group, self.folder):  # finished files: a multi-file OME-TIFF's read
-                members = self._hash(ledger, [by_path[p] for p in run.members])
+                try:
+                    members = self._hash(ledger, [by_path[p] for p in run.members])
+                except OSError as error:  # one unreadable file had failed the whole scan, every scan
+                    growing.append(Outcome(run.key, UNREADABLE, f"{error.filename or run.key} cannot be read "
+                                           f"({error.strerror or error}); make it readable by the watcher's user; "
+                                           "it is tried again at the next scan"))
+                    continue
                 if members is None:
                     growing.append(Outcome(run.key, GROWING, "changed while being hashed"))
                     continue
@@ -100,7 +107,8 @@ class Scan:
         return candidates, growing
 
     def _hash(self, ledger: Ledger, files: list[Observation]) -> list[Member] | None:
-        """The files' hashes (remembered ones reused); None if a file changed while being hashed."""
+        """The files' hashes (remembered ones reused); None if a file changed or went while being hashed.
+        Raises OSError for a file that cannot be read (e.g. permission denied)."""
         members = []
         for obs in files:
             digest = ledger.cached_hash(obs.path, obs.size, obs.mtime_ns)

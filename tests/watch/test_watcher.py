@@ -8,7 +8,7 @@ import pytest
 
 from cnmflow.errors import InputError, MovieError
 from cnmflow.watch import LEDGER_NAME, Ledger, Scan
-from cnmflow.watch.summary import EXTRACTED, FAILED, GROWING
+from cnmflow.watch.summary import EXTRACTED, FAILED, GROWING, UNREADABLE
 
 
 def _write(path, data: bytes, mtime_s: int = 1_700_000_000) -> None:
@@ -141,3 +141,27 @@ def test_an_empty_movie_is_not_started_and_its_series_waits(tmp_path):
     assert candidates == []
     assert {o.item: o.status for o in growing} == {"a.tif": GROWING, "session/": GROWING}
     assert all("empty (0 bytes)" in o.detail for o in growing)
+
+
+def test_an_unreadable_movie_is_reported_and_the_others_still_run(tmp_path, monkeypatch):
+    import cnmflow.watch.watcher as watcher
+
+    folder, out = tmp_path / "in", tmp_path / "out"
+    _write(folder / "a.tif", b"a")
+    _write(folder / "b.tif", b"b")
+    hash_file = watcher.sha256_file
+
+    def denied(path):  # chmod 000 does not stop root, who runs the tests in containers
+        if path.name == "b.tif":
+            raise PermissionError(13, "Permission denied", str(path))
+        return hash_file(path)
+
+    monkeypatch.setattr(watcher, "sha256_file", denied)
+    _survey(folder, out)
+    candidates, others = _survey(folder, out)
+    assert [c.group.key for c in candidates] == ["a.tif"]
+    assert [(o.item, o.status) for o in others] == [("b.tif", UNREADABLE)]
+    assert str(folder / "b.tif") in others[0].detail and "Permission denied" in others[0].detail
+    monkeypatch.setattr(watcher, "sha256_file", hash_file)
+    candidates, others = _survey(folder, out)
+    assert [c.group.key for c in candidates] == ["a.tif", "b.tif"] and others == []
