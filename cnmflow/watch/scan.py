@@ -24,7 +24,7 @@ class Observation:
     """A file (or a series folder's listing) as one scan saw it.
 
     ``path`` is relative to the watched folder, '/'-separated, so ledgers survive a move of
-    the folder; a series folder's listing ends in '/' and its ``size`` is its file count.
+    the folder; a series folder's listing ends in '/' (see :func:`folder_listing`).
     """
 
     path: str
@@ -87,11 +87,24 @@ def scan_folder(folder: str | os.PathLike, patterns: Sequence[str],
     return sorted(found, key=lambda obs: obs.path)
 
 
-def folder_listing(folder: str | os.PathLike, series_key: str, n_files: int) -> Observation:
-    """A series folder's listing as an observation: its file count and the folder's own mtime.
+def folder_listing(folder: str | os.PathLike, series_key: str) -> Observation:
+    """A series folder's listing as an observation: the bytes of every file directly in it (hidden ones and
+    other kinds too) and the newest mtime among the folder and those files.
 
-    The folder's mtime moves when a file is added, removed or renamed in it, so a copy still
-    adding files is caught even at a moment when every file already present looks finished.
+    The folder's mtime moves when a file is added, removed or renamed in it, so a copy still adding files is
+    caught even at a moment when every file already present looks finished.  The other files count because
+    copy tools write a movie under another name and rename it when complete (rsync's hidden ``.name.XXXXXX``,
+    rclone's ``name.XXXX.partial``): while one is written, the folder's own mtime stands still, and the
+    series had started without that movie.
     """
-    stat = (Path(folder) / series_key).stat()
-    return Observation(series_key, n_files, stat.st_mtime_ns)
+    path = Path(folder) / series_key
+    total, newest = 0, path.stat().st_mtime_ns
+    with os.scandir(path) as entries:
+        for entry in entries:
+            try:
+                if entry.is_file():
+                    stat = entry.stat()
+                    total, newest = total + stat.st_size, max(newest, stat.st_mtime_ns)
+            except FileNotFoundError:  # renamed or removed meanwhile: the folder's mtime has moved
+                continue
+    return Observation(series_key, total, newest)

@@ -77,7 +77,7 @@ class Scan:
         files = scan_folder(self.folder, self.patterns, exclude=[self.output_root])
         by_path = {obs.path: obs for obs in files}
         groups = group_files(by_path, self.series_rule)
-        listings = [folder_listing(self.folder, g.key, len(g.members)) for g in groups if g.is_series]
+        listings = [folder_listing(self.folder, g.key) for g in groups if g.is_series]
         now = time.time()
         previous = ledger.observe([*files, *listings], scan_id=self.scan_id, now=now)
         observed = {**by_path, **{obs.path: obs for obs in listings}}

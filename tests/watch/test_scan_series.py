@@ -61,10 +61,10 @@ def test_unknown_rule_is_refused():
 
 def test_folder_listing_moves_when_a_file_is_added(tmp_path):
     _touch(tmp_path / "s1" / "a.tif")
-    before = folder_listing(tmp_path, "s1/", 1)
+    before = folder_listing(tmp_path, "s1/")
     os.utime(tmp_path / "s1", ns=(1, 1))
     _touch(tmp_path / "s1" / "b.tif")
-    after = folder_listing(tmp_path, "s1/", 2)
+    after = folder_listing(tmp_path, "s1/")
     assert before.path == after.path == "s1/" and after.mtime_ns != 1
 
 

@@ -165,3 +165,21 @@ def test_an_unreadable_movie_is_reported_and_the_others_still_run(tmp_path, monk
     monkeypatch.setattr(watcher, "sha256_file", hash_file)
     candidates, others = _survey(folder, out)
     assert [c.group.key for c in candidates] == ["a.tif", "b.tif"] and others == []
+
+
+def test_a_series_waits_while_a_copy_tool_writes_a_movie_under_a_temporary_name(tmp_path):
+    folder, out = tmp_path / "in", tmp_path / "out"
+    _write(folder / "s" / "msCam1.tif", b"1")
+    _write(folder / "s" / "msCam2.tif", b"2")
+    for temporary in (".msCam3.tif.Xy12Ab", "msCam3.tif.Xy12Ab.partial"):  # rsync, rclone
+        _write(folder / "s" / temporary, b"3")
+        _survey(folder, out)
+        with open(folder / "s" / temporary, "ab") as copy:  # more of it came; the folder's mtime stands still
+            copy.write(b"33")
+        candidates, growing = _survey(folder, out)
+        assert candidates == [] and [(o.item, o.status) for o in growing] == [("s/", GROWING)]
+        (folder / "s" / temporary).unlink()
+    _write(folder / "s" / "msCam3.tif", b"333")
+    _survey(folder, out)
+    candidates, growing = _survey(folder, out)
+    assert growing == [] and [c.group.members for c in candidates] == [("s/msCam1.tif", "s/msCam2.tif", "s/msCam3.tif")]
