@@ -59,19 +59,28 @@ def _inside(root: Path, exclude: Sequence[str | os.PathLike]) -> list[Path]:
     return [ex for ex in real if root in ex.parents]
 
 
-def scan_folder(folder: str | os.PathLike, patterns: Sequence[str],
-                exclude: Sequence[str | os.PathLike] = ()) -> list[Observation]:
+def scan_folder(folder: str | os.PathLike, patterns: Sequence[str], exclude: Sequence[str | os.PathLike] = (),
+                unreadable: list[tuple[str, OSError]] | None = None) -> list[Observation]:
     """Every file under ``folder`` (recursively) that matches ``patterns``, sorted by path.
 
     Hidden files and folders (name starting with '.') are skipped: they hold work copies,
     ledgers and partial downloads.  ``exclude`` names folders to leave out, e.g. an output
     folder inside the watched one, whose cell sets must not be taken for new movies.
+    A folder that cannot be listed (or a matching file that cannot be looked at), e.g. for its
+    permissions, is appended to ``unreadable`` as (relative path, error), a folder's path ending
+    in '/', so that the caller can say so: it had been passed over without a word.
     """
     root = Path(folder).absolute()
     real_root = root.resolve()
     excluded = _inside(real_root, exclude)
     found: list[Observation] = []
-    for dirpath, dirnames, filenames in os.walk(root):
+
+    def note(error: OSError, suffix: str = "/") -> None:
+        if unreadable is not None:
+            relative = Path(error.filename).relative_to(root).as_posix() if error.filename else "."
+            unreadable.append(("./" if relative == "." else relative + suffix, error))
+
+    for dirpath, dirnames, filenames in os.walk(root, onerror=note):
         here = Path(dirpath)
         real_here = real_root / here.relative_to(root)  # os.walk does not enter linked folders
         dirnames[:] = sorted(d for d in dirnames
@@ -82,6 +91,9 @@ def scan_folder(folder: str | os.PathLike, patterns: Sequence[str],
             try:
                 stat = (here / name).stat()
             except FileNotFoundError:  # removed between listing and stat
+                continue
+            except OSError as error:  # e.g. a folder that may be listed but not entered
+                note(error, suffix="")
                 continue
             found.append(Observation((here / name).relative_to(root).as_posix(), stat.st_size, stat.st_mtime_ns))
     return sorted(found, key=lambda obs: obs.path)

@@ -12,7 +12,7 @@ import os
 import time
 import uuid
 from dataclasses import dataclass
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Sequence
 
 from cnmflow.errors import InputError
@@ -45,6 +45,13 @@ def is_bad_input(error: BaseException) -> bool:
     return isinstance(error, (InputError, FileExistsError))
 
 
+def _unreadable(path: str, error: OSError) -> str:
+    """The report line of a file or folder the watcher may not read."""
+    what = "folder" if path.endswith("/") else "file"
+    return (f"{what} {path} cannot be read ({error.strerror or error}); make it readable by the watcher's user; "
+            "it is tried again at the next scan")
+
+
 class Scan:
     """One scan of ``folder`` into ``output_root`` by this process."""
 
@@ -74,7 +81,8 @@ class Scan:
     def survey(self, ledger: Ledger) -> tuple[list[Candidate], list[Outcome]]:
         """Scan, remember what was seen, and split the runs into ready candidates and the others
         (growing, unreadable)."""
-        files = scan_folder(self.folder, self.patterns, exclude=[self.output_root])
+        unreadable: list[tuple[str, OSError]] = []
+        files = scan_folder(self.folder, self.patterns, exclude=[self.output_root], unreadable=unreadable)
         by_path = {obs.path: obs for obs in files}
         groups = group_files(by_path, self.series_rule)
         listings = [folder_listing(self.folder, g.key) for g in groups if g.is_series]
@@ -82,8 +90,11 @@ class Scan:
         previous = ledger.observe([*files, *listings], scan_id=self.scan_id, now=now)
         observed = {**by_path, **{obs.path: obs for obs in listings}}
         candidates: list[Candidate] = []
-        growing: list[Outcome] = []
+        growing = [Outcome(path, UNREADABLE, _unreadable(path, error)) for path, error in unreadable]
+        blocked = {PurePosixPath(path).parent.as_posix() + "/" for path, _ in unreadable if not path.endswith("/")}
         for group in groups:
+            if group.key in blocked:  # a series missing a file it cannot see would run without it
+                continue
             paths = ([group.key] if group.is_series else []) + list(group.members)
             waits = [f"{p}: {why}" for p in paths
                      if (why := readiness(previous[p], observed[p], scan_id=self.scan_id, now=now,
@@ -95,9 +106,7 @@ class Scan:
                 try:
                     members = self._hash(ledger, [by_path[p] for p in run.members])
                 except OSError as error:  # one unreadable file had failed the whole scan, every scan
-                    growing.append(Outcome(run.key, UNREADABLE, f"{error.filename or run.key} cannot be read "
-                                           f"({error.strerror or error}); make it readable by the watcher's user; "
-                                           "it is tried again at the next scan"))
+                    growing.append(Outcome(run.key, UNREADABLE, _unreadable(error.filename or run.key, error)))
                     continue
                 if members is None:
                     growing.append(Outcome(run.key, GROWING, "changed while being hashed"))

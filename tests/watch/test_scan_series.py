@@ -83,3 +83,21 @@ def test_an_output_folder_named_through_a_link_is_still_left_out(tmp_path):
                          (tmp_path / "real" / "in", tmp_path / "link" / "in" / "results")):
         found = scan_folder(watched, ["*.tif", "*.isxd"], exclude=[out])
         assert [o.path for o in found] == ["top.tif"]
+
+
+def test_a_file_that_cannot_be_looked_at_is_noted_not_fatal(tmp_path, monkeypatch):
+    from pathlib import Path
+
+    _touch(tmp_path / "s" / "a.tif")
+    _touch(tmp_path / "s" / "b.tif")
+    stat = Path.stat
+
+    def denied(self, **options):  # a folder with read but no search permission
+        if self.name == "b.tif":
+            raise PermissionError(13, "Permission denied", str(self))
+        return stat(self, **options)
+
+    monkeypatch.setattr(Path, "stat", denied)
+    unreadable = []
+    assert [o.path for o in scan_folder(tmp_path, ["*.tif"], unreadable=unreadable)] == ["s/a.tif"]
+    assert [(path, error.strerror) for path, error in unreadable] == [("s/b.tif", "Permission denied")]

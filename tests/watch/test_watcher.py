@@ -183,3 +183,41 @@ def test_a_series_waits_while_a_copy_tool_writes_a_movie_under_a_temporary_name(
     _survey(folder, out)
     candidates, growing = _survey(folder, out)
     assert growing == [] and [c.group.members for c in candidates] == [("s/msCam1.tif", "s/msCam2.tif", "s/msCam3.tif")]
+
+
+def test_a_folder_that_cannot_be_listed_is_reported_not_passed_over(tmp_path, monkeypatch):
+    folder, out = tmp_path / "in", tmp_path / "out"
+    _write(folder / "s1" / "a.tif", b"a")
+    _write(folder / "s2" / "b.tif", b"b")
+    scandir = os.scandir
+
+    def denied(path="."):  # chmod 000 does not stop root, who runs the tests in containers
+        if os.fspath(path).endswith("s2"):
+            raise PermissionError(13, "Permission denied", os.fspath(path))
+        return scandir(path)
+
+    monkeypatch.setattr(os, "scandir", denied)
+    _survey(folder, out)
+    candidates, others = _survey(folder, out)
+    assert [c.group.key for c in candidates] == ["s1/"]
+    assert [(o.item, o.status) for o in others] == [("s2/", UNREADABLE)]
+    assert "folder s2/ cannot be read (Permission denied)" in others[0].detail
+
+
+def test_a_series_with_a_file_that_cannot_be_looked_at_waits(tmp_path, monkeypatch):
+    from pathlib import Path
+
+    folder, out = tmp_path / "in", tmp_path / "out"
+    _write(folder / "s" / "1.tif", b"1")
+    _write(folder / "s" / "2.tif", b"2")
+    stat = Path.stat
+
+    def denied(self, **options):
+        if self.name == "2.tif":
+            raise PermissionError(13, "Permission denied", str(self))
+        return stat(self, **options)
+
+    monkeypatch.setattr(Path, "stat", denied)
+    _survey(folder, out)
+    candidates, others = _survey(folder, out)
+    assert candidates == [] and [(o.item, o.status) for o in others] == [("s/2.tif", UNREADABLE)]
