@@ -85,7 +85,13 @@ class Scan:
         files = scan_folder(self.folder, self.patterns, exclude=[self.output_root], unreadable=unreadable)
         by_path = {obs.path: obs for obs in files}
         groups = group_files(by_path, self.series_rule)
-        listings = [folder_listing(self.folder, g.key) for g in groups if g.is_series]
+        listings: list[Observation] = []
+        moved: set[str] = set()
+        for group in (g for g in groups if g.is_series):
+            try:
+                listings.append(folder_listing(self.folder, group.key))
+            except FileNotFoundError:  # renamed or removed since it was walked: had failed the scan
+                moved.add(group.key)
         now = time.time()
         previous = ledger.observe([*files, *listings], scan_id=self.scan_id, now=now)
         observed = {**by_path, **{obs.path: obs for obs in listings}}
@@ -94,6 +100,10 @@ class Scan:
         blocked = {PurePosixPath(path).parent.as_posix() + "/" for path, _ in unreadable if not path.endswith("/")}
         for group in groups:
             if group.key in blocked:  # a series missing a file it cannot see would run without it
+                continue
+            if group.key in moved:
+                growing.append(Outcome(group.key, GROWING, "renamed or removed while scanned; looked at again "
+                                                           "at the next scan"))
                 continue
             paths = ([group.key] if group.is_series else []) + list(group.members)
             waits = [f"{p}: {why}" for p in paths

@@ -221,3 +221,27 @@ def test_a_series_with_a_file_that_cannot_be_looked_at_waits(tmp_path, monkeypat
     _survey(folder, out)
     candidates, others = _survey(folder, out)
     assert candidates == [] and [(o.item, o.status) for o in others] == [("s/2.tif", UNREADABLE)]
+
+
+def test_a_series_folder_renamed_during_the_scan_does_not_fail_it(tmp_path, monkeypatch):
+    import cnmflow.watch.watcher as watcher
+
+    folder, out = tmp_path / "in", tmp_path / "out"
+    _write(folder / "a.tif", b"a")
+    _write(folder / "New folder" / "1.tif", b"1")
+    listing = watcher.folder_listing
+
+    def renamed(root, key):  # the user renames the folder right after os.walk listed it
+        if key == "New folder/":
+            (folder / "New folder").rename(folder / "session1")
+        return listing(root, key)
+
+    _survey(folder, out)
+    monkeypatch.setattr(watcher, "folder_listing", renamed)
+    candidates, growing = _survey(folder, out)
+    assert [c.group.key for c in candidates] == ["a.tif"]
+    assert [(o.item, o.status) for o in growing] == [("New folder/", GROWING)] and "renamed" in growing[0].detail
+    monkeypatch.setattr(watcher, "folder_listing", listing)
+    _survey(folder, out)
+    candidates, growing = _survey(folder, out)
+    assert [c.group.key for c in candidates] == ["a.tif", "session1/"] and growing == []
