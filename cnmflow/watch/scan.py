@@ -52,11 +52,24 @@ def _excluded(path: Path, excluded: Sequence[Path]) -> bool:
 
 
 def _inside(root: Path, exclude: Sequence[str | os.PathLike]) -> list[Path]:
-    """The folders of ``exclude`` that lie inside ``root``, as real paths (symbolic links resolved): an output
-    folder named through a link to the watched one is still left out, and one that holds the watched folder
-    excludes nothing (its results land beside the watched folder; had every sub-folder been left out)."""
+    """The folders of ``exclude`` as real paths (symbolic links resolved), so that an output folder named through
+    a link, or linked into the watched one, is still left out; one that is or holds the watched folder excludes
+    nothing (its results land beside the watched folder; had every sub-folder been left out)."""
     real = [Path(p).expanduser().resolve() for p in exclude]
-    return [ex for ex in real if root in ex.parents]
+    return [ex for ex in real if ex != root and ex not in root.parents]
+
+
+def _enter(path: Path, real_root: Path, visited: set[Path]) -> bool:
+    """Walk into this folder?  A folder linked in from elsewhere is walked (it had been passed over without a
+    word); a link to a folder inside the watched one is not (walked under its own name already: a 'latest' link
+    would run a session twice), nor one to a folder holding it or one walked before (loops)."""
+    real = path.resolve()
+    if path.is_symlink() and (real == real_root or real_root in real.parents or real in real_root.parents):
+        return False
+    if real in visited:
+        return False
+    visited.add(real)
+    return True
 
 
 def scan_folder(folder: str | os.PathLike, patterns: Sequence[str], exclude: Sequence[str | os.PathLike] = (),
@@ -64,8 +77,9 @@ def scan_folder(folder: str | os.PathLike, patterns: Sequence[str], exclude: Seq
     """Every file under ``folder`` (recursively) that matches ``patterns``, sorted by path.
 
     Hidden files and folders (name starting with '.') are skipped: they hold work copies,
-    ledgers and partial downloads.  ``exclude`` names folders to leave out, e.g. an output
-    folder inside the watched one, whose cell sets must not be taken for new movies.
+    ledgers and partial downloads.  A folder linked in from elsewhere counts as a sub-folder.
+    ``exclude`` names folders to leave out, e.g. an output folder inside the watched one, whose
+    cell sets must not be taken for new movies.
     A folder that cannot be listed (or a matching file that cannot be looked at), e.g. for its
     permissions, is appended to ``unreadable`` as (relative path, error), a folder's path ending
     in '/', so that the caller can say so: it had been passed over without a word.
@@ -80,11 +94,11 @@ def scan_folder(folder: str | os.PathLike, patterns: Sequence[str], exclude: Seq
             relative = Path(error.filename).relative_to(root).as_posix() if error.filename else "."
             unreadable.append(("./" if relative == "." else relative + suffix, error))
 
-    for dirpath, dirnames, filenames in os.walk(root, onerror=note):
+    visited = {real_root}
+    for dirpath, dirnames, filenames in os.walk(root, onerror=note, followlinks=True):
         here = Path(dirpath)
-        real_here = real_root / here.relative_to(root)  # os.walk does not enter linked folders
-        dirnames[:] = sorted(d for d in dirnames
-                             if not d.startswith(".") and not _excluded(real_here / d, excluded))
+        dirnames[:] = [d for d in sorted(dirnames) if not d.startswith(".") and _enter(here / d, real_root, visited)
+                       and not _excluded((here / d).resolve(), excluded)]
         for name in filenames:
             if name.startswith(".") or not matches(name, patterns):
                 continue

@@ -101,3 +101,24 @@ def test_a_file_that_cannot_be_looked_at_is_noted_not_fatal(tmp_path, monkeypatc
     unreadable = []
     assert [o.path for o in scan_folder(tmp_path, ["*.tif"], unreadable=unreadable)] == ["s/a.tif"]
     assert [(path, error.strerror) for path, error in unreadable] == [("s/b.tif", "Permission denied")]
+
+
+def test_a_folder_linked_in_is_scanned_once_and_loops_end(tmp_path):
+    _touch(tmp_path / "rig" / "today" / "a.tif")
+    _touch(tmp_path / "rig" / "today" / "deep" / "b.tif")
+    os.symlink(tmp_path / "rig" / "today" / "deep", tmp_path / "rig" / "today" / "deep" / "loop")
+    _touch(tmp_path / "in" / "2024-01-01" / "c.tif")
+    os.symlink(tmp_path / "rig" / "today", tmp_path / "in" / "rig1")  # a session linked in from the rig
+    os.symlink(tmp_path / "rig" / "today", tmp_path / "in" / "rig1-again")
+    os.symlink(tmp_path / "in" / "2024-01-01", tmp_path / "in" / "0-latest")  # already scanned by its own name
+    os.symlink(tmp_path, tmp_path / "in" / "up")  # holds the watched folder
+    found = scan_folder(tmp_path / "in", ["*.tif"])
+    assert [o.path for o in found] == ["2024-01-01/c.tif", "rig1/a.tif", "rig1/deep/b.tif"]
+
+
+def test_an_output_folder_linked_into_the_watched_one_is_left_out(tmp_path):
+    _touch(tmp_path / "in" / "a.tif")
+    _touch(tmp_path / "out" / "a" / "cells.isxd")
+    os.symlink(tmp_path / "out", tmp_path / "in" / "results")
+    found = scan_folder(tmp_path / "in", ["*.tif", "*.isxd"], exclude=[tmp_path / "out"])
+    assert [o.path for o in found] == ["a.tif"]
