@@ -81,6 +81,7 @@ class Scan:
     def survey(self, ledger: Ledger) -> tuple[list[Candidate], list[Outcome]]:
         """Scan, remember what was seen, and split the runs into ready candidates and the others
         (growing, unreadable)."""
+        ledger.serve(self.folder)
         unreadable: list[tuple[str, OSError]] = []
         files = scan_folder(self.folder, self.patterns, exclude=[self.output_root], unreadable=unreadable)
         by_path = {obs.path: obs for obs in files}

@@ -245,3 +245,17 @@ def test_a_series_folder_renamed_during_the_scan_does_not_fail_it(tmp_path, monk
     _survey(folder, out)
     candidates, growing = _survey(folder, out)
     assert [c.group.key for c in candidates] == ["a.tif", "session1/"] and growing == []
+
+
+def test_two_watched_folders_cannot_share_an_output_root_but_a_moved_one_can(tmp_path):
+    out = tmp_path / "out"
+    _write(tmp_path / "rig1" / "s1" / "a.tif", b"1")
+    _write(tmp_path / "rig2" / "s2" / "b.tif", b"2")
+    _survey(tmp_path / "rig1", out)
+    with pytest.raises(InputError, match="already holds the results of the watched folder .*rig1.*own output_root"):
+        _survey(tmp_path / "rig2", out)
+    candidates, _ = _survey(tmp_path / "rig1", out)  # the first one goes on as before
+    assert [c.group.key for c in candidates] == ["s1/"]
+    (tmp_path / "rig1").rename(tmp_path / "moved")
+    candidates, _ = _survey(tmp_path / "moved", out)
+    assert [c.group.key for c in candidates] == ["s1/"]
