@@ -29,7 +29,7 @@ import uuid
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable, Iterator, Sequence
+from typing import Callable, Iterable, Iterator, Sequence
 
 from cnmflow.errors import InputError
 from cnmflow.watch.claims import Decision, Job, decide
@@ -182,12 +182,15 @@ class Ledger:
             db.execute("INSERT INTO watched (id, folder) VALUES (1, ?) ON CONFLICT (id) DO UPDATE SET "
                        "folder = excluded.folder", (str(folder),))
 
-    def observe(self, observations: Iterable[Observation], *, scan_id: str,
-                now: float | None = None) -> dict[str, Remembered | None]:
+    def observe(self, observations: Iterable[Observation], *, scan_id: str, now: float | None = None,
+                exists: Callable[[str], bool] | None = None) -> dict[str, Remembered | None]:
         """Record this scan's observations; return what was remembered before it (None: new path).
 
         An unchanged path keeps the scan that first saw it that way; paths gone from the folder
-        are forgotten.
+        are forgotten.  With ``exists``, a path this scan did not see is forgotten only where
+        ``exists(path)`` is false: a watcher of the same folder with other patterns (e.g. one for
+        .isxd, one for .tif) sees other files, and each had forgotten the other's at every scan,
+        so that neither's were ever started.
         """
         now = time.time() if now is None else now
         seen = {obs.path: obs for obs in observations}
@@ -204,7 +207,8 @@ class Ledger:
                            "ON CONFLICT (path) DO UPDATE SET size = excluded.size, mtime_ns = excluded.mtime_ns, "
                            "scan_id = excluded.scan_id, seen_at = excluded.seen_at",
                            (path, obs.size, obs.mtime_ns, scan_id, now))
-            db.executemany("DELETE FROM files WHERE path = ?", [(p,) for p in known if p not in seen])
+            gone = [p for p in known if p not in seen and (exists is None or not exists(p))]
+            db.executemany("DELETE FROM files WHERE path = ?", [(p,) for p in gone])
         return previous
 
     def cached_hash(self, path: str, size: int, mtime_ns: int) -> str | None:

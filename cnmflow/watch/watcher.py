@@ -94,7 +94,8 @@ class Scan:
             except FileNotFoundError:  # renamed or removed since it was walked: had failed the scan
                 moved.add(group.key)
         now = time.time()
-        previous = ledger.observe([*files, *listings], scan_id=self.scan_id, now=now)
+        previous = ledger.observe([*files, *listings], scan_id=self.scan_id, now=now,
+                                  exists=lambda path: (self.folder / path).exists())
         observed = {**by_path, **{obs.path: obs for obs in listings}}
         candidates: list[Candidate] = []
         growing = [Outcome(path, UNREADABLE, _unreadable(path, error)) for path, error in unreadable]

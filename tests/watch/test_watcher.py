@@ -259,3 +259,23 @@ def test_two_watched_folders_cannot_share_an_output_root_but_a_moved_one_can(tmp
     (tmp_path / "rig1").rename(tmp_path / "moved")
     candidates, _ = _survey(tmp_path / "moved", out)
     assert [c.group.key for c in candidates] == ["s1/"]
+
+
+def test_two_watchers_of_one_folder_with_other_patterns_both_get_their_files(tmp_path):
+    folder, out = tmp_path / "in", tmp_path / "out"
+    _write(folder / "a.tif", b"a")
+    _write(folder / "b.isxd", b"b")
+    _write(folder / "s" / "c.isxd", b"c")
+    found = {}
+    for _ in range(2):
+        for pattern in ("*.tif", "*.isxd"):  # e.g. a 2P deployment for .tif and a 1P one for .isxd
+            with Ledger.in_folder(out) as ledger:
+                candidates, _ = Scan(folder, out, patterns=[pattern]).survey(ledger)
+            found[pattern] = [c.group.key for c in candidates]
+    assert found == {"*.tif": ["a.tif"], "*.isxd": ["b.isxd", "s/"]}
+    (folder / "a.tif").unlink()  # a file gone is still forgotten
+    with Ledger.in_folder(out) as ledger:
+        Scan(folder, out, patterns=["*.isxd"]).survey(ledger)
+    _write(folder / "a.tif", b"a")
+    candidates, growing = _survey(folder, out)
+    assert candidates == [] and "first seen" in growing[0].detail
