@@ -59,17 +59,21 @@ def _inside(root: Path, exclude: Sequence[str | os.PathLike]) -> list[Path]:
     return [ex for ex in real if ex != root and ex not in root.parents]
 
 
-def _enter(path: Path, real_root: Path, visited: set[Path]) -> bool:
-    """Walk into this folder?  A folder linked in from elsewhere is walked (it had been passed over without a
-    word); a link to a folder inside the watched one is not (walked under its own name already: a 'latest' link
-    would run a session twice), nor one to a folder holding it or one walked before (loops)."""
-    real = path.resolve()
-    if path.is_symlink() and (real == real_root or real_root in real.parents or real in real_root.parents):
-        return False
+def _enter(path: Path, real_parent: Path, real_root: Path, visited: set[Path]) -> Path | None:
+    """The real path of a folder to walk into, or None.  A folder linked in from elsewhere is walked (it had been
+    passed over without a word); a link to a folder inside the watched one is not (walked under its own name
+    already: a 'latest' link would run a session twice), nor one to a folder holding it or one walked before
+    (loops).  Only links are resolved: a folder's real path is otherwise its real parent's and its name."""
+    if not path.is_symlink():
+        real = real_parent / path.name
+    else:
+        real = path.resolve()
+        if real == real_root or real_root in real.parents or real in real_root.parents:
+            return None
     if real in visited:
-        return False
+        return None
     visited.add(real)
-    return True
+    return real
 
 
 def scan_folder(folder: str | os.PathLike, patterns: Sequence[str], exclude: Sequence[str | os.PathLike] = (),
@@ -95,10 +99,17 @@ def scan_folder(folder: str | os.PathLike, patterns: Sequence[str], exclude: Seq
             unreadable.append(("./" if relative == "." else relative + suffix, error))
 
     visited = {real_root}
+    reals = {root: real_root}
     for dirpath, dirnames, filenames in os.walk(root, onerror=note, followlinks=True):
         here = Path(dirpath)
-        dirnames[:] = [d for d in sorted(dirnames) if not d.startswith(".") and _enter(here / d, real_root, visited)
-                       and not _excluded((here / d).resolve(), excluded)]
+        real_here = reals.pop(here)
+        entered = []
+        for d in sorted(dirnames):
+            real = None if d.startswith(".") else _enter(here / d, real_here, real_root, visited)
+            if real is not None and not _excluded(real, excluded):
+                reals[here / d] = real
+                entered.append(d)
+        dirnames[:] = entered
         for name in filenames:
             if name.startswith(".") or not matches(name, patterns):
                 continue
