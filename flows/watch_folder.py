@@ -18,7 +18,7 @@ from cnmflow.plan import check_nwb_options
 from cnmflow.request import Preset, RunRequest
 from cnmflow.watch import DEFAULT_PATTERNS, Ledger, Scan, ScanSummary, SeriesRule, parse_patterns, summary_markdown
 from cnmflow.watch.claims import Job
-from cnmflow.watch.summary import FAILED, GAVE_UP, Outcome
+from cnmflow.watch.summary import FAILED, GAVE_UP, UNREADABLE, Outcome
 from cnmflow.flows.source_extraction import source_extraction
 
 
@@ -65,7 +65,7 @@ def _log(outcome: Outcome) -> None:
     line = f"{outcome.item}: {outcome.status} — {outcome.detail}"
     if outcome.status == FAILED:
         logger.error(line)
-    elif outcome.status == GAVE_UP:
+    elif outcome.status in (GAVE_UP, UNREADABLE):
         logger.warning(line)
     else:
         logger.info(line)
@@ -85,6 +85,7 @@ def watch_folder(
     max_attempts: int = 3,
     series_rule: SeriesRule = "subfolder",
     max_claim_age_hours: float = 24.0,
+    min_unchanged_minutes: float = 0.0,
     nwb: bool = True,
     nwb_metadata: OptionalText = None,
 ) -> ScanSummary:
@@ -122,6 +123,9 @@ def watch_folder(
         max_attempts: Attempts per movie or series in all (bad input counts too) before giving up on it.
         series_rule: "subfolder" (a sub-folder's files are one series) or "file" (every file on its own).
         max_claim_age_hours: Age after which another watcher's unfinished claim is taken over.
+        min_unchanged_minutes: How long a file must have stayed unchanged, on top of two scans, before it is
+            taken: raise it where copies can stall for longer than the scan interval (a network share), or a
+            half-copied movie is taken for a finished one (a cut AVI is analysed as a shorter movie).
         nwb: Write ophys.{k}.nwb per movie of every run.
         nwb_metadata: YAML/JSON file with the NWB subject/session/device/imaging_plane facts.
     """
@@ -129,7 +133,8 @@ def watch_folder(
     check_nwb_options(nwb, nwb_metadata, n_movies=None)  # so does a bad NWB metadata file
     logger = get_run_logger()
     scan = Scan(folder, output_root, patterns=parse_patterns(pattern), series_rule=series_rule,
-                max_attempts=max_attempts, max_claim_age_s=max_claim_age_hours * 3600.0)
+                max_attempts=max_attempts, max_claim_age_s=max_claim_age_hours * 3600.0,
+                min_stable_s=min_unchanged_minutes * 60.0)
     outcomes: list[Outcome] = []
     with Ledger.in_folder(scan.output_root) as ledger:
         candidates, growing = scan.survey(ledger)

@@ -7,6 +7,8 @@ interleave with another watcher's; WAL mode lets readers go on meanwhile.
 
 Tables:
 
+``watched``
+    The one folder whose scans the ledger remembers (its absolute path at the last scan).
 ``files``
     One row per path seen by the last scan: the size and mtime, the scan that first saw them
     (stability), and the content hash with the size and mtime it was computed for.  A series
@@ -27,8 +29,9 @@ import uuid
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable, Iterator, Sequence
+from typing import Callable, Iterable, Iterator, Sequence
 
+from cnmflow.errors import InputError
 from cnmflow.watch.claims import Decision, Job, decide
 from cnmflow.watch.owner import Owner
 from cnmflow.watch.scan import Observation
@@ -38,6 +41,10 @@ LEDGER_NAME = ".cnmflow-watch.sqlite"
 SCHEMA_VERSION = 1
 
 _SCHEMA = """
+CREATE TABLE IF NOT EXISTS watched (
+    id INTEGER PRIMARY KEY CHECK (id = 1),
+    folder TEXT NOT NULL
+);
 CREATE TABLE IF NOT EXISTS files (
     path TEXT PRIMARY KEY,
     size INTEGER NOT NULL,
@@ -104,6 +111,13 @@ def _job(row: sqlite3.Row | tuple) -> Job:
     return Job(id_, key, content, output_dir, state, attempts, run_id, owner, claimed_at, token, error)
 
 
+def _same_folder(a: Path, b: Path) -> bool:
+    try:
+        return a.samefile(b)
+    except OSError:
+        return False
+
+
 def revision_dir(base: str, revision: int) -> str:
     """Output folder of the ``revision``-th recording at one place: ``base``, then ``base.rev2``…"""
     return base if revision <= 1 else f"{base}.rev{revision}"
@@ -150,12 +164,33 @@ class Ledger:
         self._db.execute("COMMIT")
 
     # ------------------------------------------------------------------------------ observations
-    def observe(self, observations: Iterable[Observation], *, scan_id: str,
-                now: float | None = None) -> dict[str, Remembered | None]:
+    def serve(self, folder: str | Path) -> None:
+        """Record that this ledger remembers the scans of ``folder``.  A second watched folder is refused while the
+        first is still there: each scan forgets the paths it does not see, so two folders sharing one ledger
+        forgot each other's files at every scan and neither's were ever started.  A moved folder is taken over
+        (paths are kept relative, so a ledger survives a move)."""
+        folder = Path(folder)
+        with self.transaction() as db:
+            row = db.execute("SELECT folder FROM watched").fetchone()
+            earlier = Path(row[0]) if row else folder
+            if earlier != folder and earlier.is_dir() and not _same_folder(earlier, folder):
+                raise InputError(
+                    f"output_root {self.path.parent} already holds the results of the watched folder {earlier}; "
+                    f"a second watched folder ({folder}) cannot share it (each scan would forget the other's "
+                    "files, and neither would ever be started); give each watched folder its own output_root, "
+                    f"e.g. {self.path.parent / folder.name}")
+            db.execute("INSERT INTO watched (id, folder) VALUES (1, ?) ON CONFLICT (id) DO UPDATE SET "
+                       "folder = excluded.folder", (str(folder),))
+
+    def observe(self, observations: Iterable[Observation], *, scan_id: str, now: float | None = None,
+                exists: Callable[[str], bool] | None = None) -> dict[str, Remembered | None]:
         """Record this scan's observations; return what was remembered before it (None: new path).
 
         An unchanged path keeps the scan that first saw it that way; paths gone from the folder
-        are forgotten.
+        are forgotten.  With ``exists``, a path this scan did not see is forgotten only where
+        ``exists(path)`` is false: a watcher of the same folder with other patterns (e.g. one for
+        .isxd, one for .tif) sees other files, and each had forgotten the other's at every scan,
+        so that neither's were ever started.
         """
         now = time.time() if now is None else now
         seen = {obs.path: obs for obs in observations}
@@ -172,7 +207,8 @@ class Ledger:
                            "ON CONFLICT (path) DO UPDATE SET size = excluded.size, mtime_ns = excluded.mtime_ns, "
                            "scan_id = excluded.scan_id, seen_at = excluded.seen_at",
                            (path, obs.size, obs.mtime_ns, scan_id, now))
-            db.executemany("DELETE FROM files WHERE path = ?", [(p,) for p in known if p not in seen])
+            gone = [p for p in known if p not in seen and (exists is None or not exists(p))]
+            db.executemany("DELETE FROM files WHERE path = ?", [(p,) for p in gone])
         return previous
 
     def cached_hash(self, path: str, size: int, mtime_ns: int) -> str | None:

@@ -3,6 +3,8 @@
 Acquisition software and copies write movies over minutes; starting on a half-written file
 gives a truncated or unreadable movie.  There is no portable "file closed" signal, so the
 watcher compares each scan's observation with the one remembered from an earlier scan.
+An empty file is never ready: acquisition software and some copy tools create the file first
+and write its data later, so an empty movie is one whose data has not come yet.
 """
 
 from __future__ import annotations
@@ -26,9 +28,11 @@ def readiness(previous: Remembered | None, current: Observation, *, scan_id: str
               min_age_s: float = 0.0) -> str | None:
     """None when ``current`` is ready, else why not (shown to the user as "growing: <why>").
 
-    Ready means an earlier scan (not this one) saw the same size and mtime, at least
-    ``min_age_s`` seconds ago (a guard for two scans that happen to run back to back).
+    Ready means a file with data that an earlier scan (not this one) saw with the same size and
+    mtime, at least ``min_age_s`` seconds ago (a guard for two scans that happen to run back to back).
     """
+    if current.size == 0 and not current.path.endswith("/"):
+        return "empty (0 bytes): waiting for its data; remove the file if no recording is coming"
     if previous is None:
         return "first seen; checked again at the next scan"
     if (previous.size, previous.mtime_ns) != (current.size, current.mtime_ns):

@@ -9,10 +9,11 @@ from dataclasses import dataclass, field
 EXTRACTED = "extracted"        # started in this scan and finished
 FAILED = "failed"              # started in this scan and failed (tried again later while attempts remain)
 GROWING = "growing"            # not started: a file is new or still being written
+UNREADABLE = "unreadable"      # not started: a file cannot be read (e.g. its permissions); tried again next scan
 ALREADY_DONE = "already done"  # not started: this content was processed before
 BUSY = "busy"                  # not started: another live watcher is running it
 GAVE_UP = "gave up"            # not started: it failed max_attempts times
-STATUSES: tuple[str, ...] = (EXTRACTED, FAILED, GROWING, ALREADY_DONE, BUSY, GAVE_UP)
+STATUSES: tuple[str, ...] = (EXTRACTED, FAILED, GROWING, UNREADABLE, ALREADY_DONE, BUSY, GAVE_UP)
 
 
 @dataclass(frozen=True)

@@ -12,7 +12,7 @@ import os
 import time
 import uuid
 from dataclasses import dataclass
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Sequence
 
 from cnmflow.errors import InputError
@@ -23,7 +23,7 @@ from cnmflow.watch.owner import Owner
 from cnmflow.watch.scan import Observation, folder_listing, scan_folder
 from cnmflow.watch.series import Group, confirm_ome_set, group_files
 from cnmflow.watch.stability import readiness
-from cnmflow.watch.summary import ALREADY_DONE, BUSY, EXTRACTED, FAILED, GAVE_UP, GROWING, Outcome
+from cnmflow.watch.summary import ALREADY_DONE, BUSY, EXTRACTED, FAILED, GAVE_UP, GROWING, UNREADABLE, Outcome
 
 #: A claim older than this is taken over even if its watcher cannot be shown dead (other host).
 DEFAULT_MAX_CLAIM_AGE_S = 24 * 3600.0
@@ -45,6 +45,13 @@ def is_bad_input(error: BaseException) -> bool:
     return isinstance(error, (InputError, FileExistsError))
 
 
+def _unreadable(path: str, error: OSError) -> str:
+    """The report line of a file or folder the watcher may not read."""
+    what = "folder" if path.endswith("/") else "file"
+    return (f"{what} {path} cannot be read ({error.strerror or error}); make it readable by the watcher's user; "
+            "it is tried again at the next scan")
+
+
 class Scan:
     """One scan of ``folder`` into ``output_root`` by this process."""
 
@@ -56,6 +63,10 @@ class Scan:
         self.output_root = Path(output_root).expanduser().absolute()
         if not self.folder.is_dir():
             raise InputError(f"watched folder {self.folder} does not exist or is not a folder")
+        if self.output_root.resolve() == self.folder.resolve():
+            raise InputError(f"output_root {self.output_root} is the watched folder itself: the results written "
+                             "into it (.isxd cell sets, motion-corrected movies) would be taken for new recordings; "
+                             f"give a sub-folder such as {self.folder / 'results'} or a folder elsewhere")
         if max_attempts < 1:
             raise InputError(f"max_attempts={max_attempts}: give 1 or more")
         self.patterns = tuple(patterns)
@@ -68,17 +79,34 @@ class Scan:
 
     # -------------------------------------------------------------------------------- survey
     def survey(self, ledger: Ledger) -> tuple[list[Candidate], list[Outcome]]:
-        """Scan, remember what was seen, and split the runs into ready candidates and growing ones."""
-        files = scan_folder(self.folder, self.patterns, exclude=[self.output_root])
+        """Scan, remember what was seen, and split the runs into ready candidates and the others
+        (growing, unreadable)."""
+        ledger.serve(self.folder)
+        unreadable: list[tuple[str, OSError]] = []
+        files = scan_folder(self.folder, self.patterns, exclude=[self.output_root], unreadable=unreadable)
         by_path = {obs.path: obs for obs in files}
         groups = group_files(by_path, self.series_rule)
-        listings = [folder_listing(self.folder, g.key, len(g.members)) for g in groups if g.is_series]
+        listings: list[Observation] = []
+        moved: set[str] = set()
+        for group in (g for g in groups if g.is_series):
+            try:
+                listings.append(folder_listing(self.folder, group.key))
+            except FileNotFoundError:  # renamed or removed since it was walked: had failed the scan
+                moved.add(group.key)
         now = time.time()
-        previous = ledger.observe([*files, *listings], scan_id=self.scan_id, now=now)
+        previous = ledger.observe([*files, *listings], scan_id=self.scan_id, now=now,
+                                  exists=lambda path: (self.folder / path).exists())
         observed = {**by_path, **{obs.path: obs for obs in listings}}
         candidates: list[Candidate] = []
-        growing: list[Outcome] = []
+        growing = [Outcome(path, UNREADABLE, _unreadable(path, error)) for path, error in unreadable]
+        blocked = {PurePosixPath(path).parent.as_posix() + "/" for path, _ in unreadable if not path.endswith("/")}
         for group in groups:
+            if group.key in blocked:  # a series missing a file it cannot see would run without it
+                continue
+            if group.key in moved:
+                growing.append(Outcome(group.key, GROWING, "renamed or removed while scanned; looked at again "
+                                                           "at the next scan"))
+                continue
             paths = ([group.key] if group.is_series else []) + list(group.members)
             waits = [f"{p}: {why}" for p in paths
                      if (why := readiness(previous[p], observed[p], scan_id=self.scan_id, now=now,
@@ -87,7 +115,11 @@ class Scan:
                 growing.append(Outcome(group.key, GROWING, "; ".join(waits)))
                 continue
             for run in confirm_ome_set(group, self.folder):  # finished files: a multi-file OME-TIFF's read
-                members = self._hash(ledger, [by_path[p] for p in run.members])
+                try:
+                    members = self._hash(ledger, [by_path[p] for p in run.members])
+                except OSError as error:  # one unreadable file had failed the whole scan, every scan
+                    growing.append(Outcome(run.key, UNREADABLE, _unreadable(error.filename or run.key, error)))
+                    continue
                 if members is None:
                     growing.append(Outcome(run.key, GROWING, "changed while being hashed"))
                     continue
@@ -96,7 +128,8 @@ class Scan:
         return candidates, growing
 
     def _hash(self, ledger: Ledger, files: list[Observation]) -> list[Member] | None:
-        """The files' hashes (remembered ones reused); None if a file changed while being hashed."""
+        """The files' hashes (remembered ones reused); None if a file changed or went while being hashed.
+        Raises OSError for a file that cannot be read (e.g. permission denied)."""
         members = []
         for obs in files:
             digest = ledger.cached_hash(obs.path, obs.size, obs.mtime_ns)

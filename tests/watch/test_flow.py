@@ -180,3 +180,11 @@ def test_a_failing_movie_is_tried_max_attempts_times_then_given_up(tmp_path):
     with Ledger(out / LEDGER_NAME) as ledger:
         (job,) = ledger.jobs()
     assert (job.state, job.attempts) == ("failed", 2) and "MovieError" in job.error
+
+
+def test_a_file_must_stay_unchanged_min_unchanged_minutes(tmp_path, movie):
+    folder, out = tmp_path / "in", tmp_path / "out"
+    _put(folder / "stalled.tif", movie[: len(movie) // 2])  # a copy that stalls longer than the scan interval
+    _scan(folder, out, min_unchanged_minutes=30)
+    waiting = _scan(folder, out, min_unchanged_minutes=30)
+    assert _statuses(waiting) == {"stalled.tif": GROWING} and "needs 1800 s" in waiting.outcomes[0].detail

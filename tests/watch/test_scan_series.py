@@ -61,8 +61,64 @@ def test_unknown_rule_is_refused():
 
 def test_folder_listing_moves_when_a_file_is_added(tmp_path):
     _touch(tmp_path / "s1" / "a.tif")
-    before = folder_listing(tmp_path, "s1/", 1)
+    before = folder_listing(tmp_path, "s1/")
     os.utime(tmp_path / "s1", ns=(1, 1))
     _touch(tmp_path / "s1" / "b.tif")
-    after = folder_listing(tmp_path, "s1/", 2)
+    after = folder_listing(tmp_path, "s1/")
     assert before.path == after.path == "s1/" and after.mtime_ns != 1
+
+
+def test_an_output_folder_holding_the_watched_one_excludes_none_of_its_sub_folders(tmp_path):
+    _touch(tmp_path / "data" / "in" / "session" / "a.tif")
+    _touch(tmp_path / "data" / "in" / "top.tif")
+    found = scan_folder(tmp_path / "data" / "in", ["*.tif"], exclude=[tmp_path / "data"])
+    assert [o.path for o in found] == ["session/a.tif", "top.tif"]
+
+
+def test_an_output_folder_named_through_a_link_is_still_left_out(tmp_path):
+    _touch(tmp_path / "real" / "in" / "top.tif")
+    _touch(tmp_path / "real" / "in" / "results" / "top" / "cells.isxd")
+    os.symlink(tmp_path / "real", tmp_path / "link")
+    for watched, out in ((tmp_path / "link" / "in", tmp_path / "real" / "in" / "results"),
+                         (tmp_path / "real" / "in", tmp_path / "link" / "in" / "results")):
+        found = scan_folder(watched, ["*.tif", "*.isxd"], exclude=[out])
+        assert [o.path for o in found] == ["top.tif"]
+
+
+def test_a_file_that_cannot_be_looked_at_is_noted_not_fatal(tmp_path, monkeypatch):
+    from pathlib import Path
+
+    _touch(tmp_path / "s" / "a.tif")
+    _touch(tmp_path / "s" / "b.tif")
+    stat = Path.stat
+
+    def denied(self, **options):  # a folder with read but no search permission
+        if self.name == "b.tif":
+            raise PermissionError(13, "Permission denied", str(self))
+        return stat(self, **options)
+
+    monkeypatch.setattr(Path, "stat", denied)
+    unreadable = []
+    assert [o.path for o in scan_folder(tmp_path, ["*.tif"], unreadable=unreadable)] == ["s/a.tif"]
+    assert [(path, error.strerror) for path, error in unreadable] == [("s/b.tif", "Permission denied")]
+
+
+def test_a_folder_linked_in_is_scanned_once_and_loops_end(tmp_path):
+    _touch(tmp_path / "rig" / "today" / "a.tif")
+    _touch(tmp_path / "rig" / "today" / "deep" / "b.tif")
+    os.symlink(tmp_path / "rig" / "today" / "deep", tmp_path / "rig" / "today" / "deep" / "loop")
+    _touch(tmp_path / "in" / "2024-01-01" / "c.tif")
+    os.symlink(tmp_path / "rig" / "today", tmp_path / "in" / "rig1")  # a session linked in from the rig
+    os.symlink(tmp_path / "rig" / "today", tmp_path / "in" / "rig1-again")
+    os.symlink(tmp_path / "in" / "2024-01-01", tmp_path / "in" / "0-latest")  # already scanned by its own name
+    os.symlink(tmp_path, tmp_path / "in" / "up")  # holds the watched folder
+    found = scan_folder(tmp_path / "in", ["*.tif"])
+    assert [o.path for o in found] == ["2024-01-01/c.tif", "rig1/a.tif", "rig1/deep/b.tif"]
+
+
+def test_an_output_folder_linked_into_the_watched_one_is_left_out(tmp_path):
+    _touch(tmp_path / "in" / "a.tif")
+    _touch(tmp_path / "out" / "a" / "cells.isxd")
+    os.symlink(tmp_path / "out", tmp_path / "in" / "results")
+    found = scan_folder(tmp_path / "in", ["*.tif", "*.isxd"], exclude=[tmp_path / "out"])
+    assert [o.path for o in found] == ["a.tif"]

@@ -55,3 +55,12 @@ def test_a_vanished_file_is_forgotten(tmp_path):
         _ready(ledger, obs, "s1")
         ledger.observe([], scan_id="s2")
         assert "first seen" in _ready(ledger, obs, "s3")
+
+
+def test_an_empty_file_waits_for_its_data(tmp_path):
+    with Ledger(tmp_path / "l.sqlite") as ledger:
+        empty = Observation("a.tif", 0, 1)
+        for scan in ("s1", "s2", "s3"):
+            assert "empty (0 bytes)" in _ready(ledger, empty, scan)
+        assert "changed" in _ready(ledger, Observation("a.tif", 10, 2), "s4")
+        assert _ready(ledger, Observation("a.tif", 10, 2), "s5") is None

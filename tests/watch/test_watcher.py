@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import os
 
-from cnmflow.errors import MovieError
+import pytest
+
+from cnmflow.errors import InputError, MovieError
 from cnmflow.watch import LEDGER_NAME, Ledger, Scan
-from cnmflow.watch.summary import EXTRACTED, FAILED, GROWING
+from cnmflow.watch.summary import EXTRACTED, FAILED, GROWING, UNREADABLE
 
 
 def _write(path, data: bytes, mtime_s: int = 1_700_000_000) -> None:
@@ -119,3 +121,161 @@ def test_a_multi_file_ome_tiff_at_the_top_level_is_one_run_and_two_recordings_st
                                              "MMStack_Pos0_2.ome.tif"),
                     "a.ome.tif": ("a.ome.tif",), "a_1.ome.tif": ("a_1.ome.tif",)}
     assert validate_series([folder / m for m in runs["MMStack_Pos0.ome.tif"]]).n_frames == 12
+
+
+def test_the_watched_folder_itself_is_refused_as_output_root(tmp_path):
+    _write(tmp_path / "in" / "session" / "a.tif", b"a")
+    os.symlink(tmp_path / "in", tmp_path / "link")
+    for out in (tmp_path / "in", tmp_path / "link"):
+        with pytest.raises(InputError, match="is the watched folder itself.*results"):
+            Scan(tmp_path / "in", out, patterns=["*.tif"])
+
+
+def test_an_empty_movie_is_not_started_and_its_series_waits(tmp_path):
+    folder, out = tmp_path / "in", tmp_path / "out"
+    _write(folder / "a.tif", b"")
+    _write(folder / "session" / "msCam1.tif", b"1")
+    _write(folder / "session" / "msCam2.tif", b"")
+    for _ in range(3):
+        candidates, growing = _survey(folder, out)
+    assert candidates == []
+    assert {o.item: o.status for o in growing} == {"a.tif": GROWING, "session/": GROWING}
+    assert all("empty (0 bytes)" in o.detail for o in growing)
+
+
+def test_an_unreadable_movie_is_reported_and_the_others_still_run(tmp_path, monkeypatch):
+    import cnmflow.watch.watcher as watcher
+
+    folder, out = tmp_path / "in", tmp_path / "out"
+    _write(folder / "a.tif", b"a")
+    _write(folder / "b.tif", b"b")
+    hash_file = watcher.sha256_file
+
+    def denied(path):  # chmod 000 does not stop root, who runs the tests in containers
+        if path.name == "b.tif":
+            raise PermissionError(13, "Permission denied", str(path))
+        return hash_file(path)
+
+    monkeypatch.setattr(watcher, "sha256_file", denied)
+    _survey(folder, out)
+    candidates, others = _survey(folder, out)
+    assert [c.group.key for c in candidates] == ["a.tif"]
+    assert [(o.item, o.status) for o in others] == [("b.tif", UNREADABLE)]
+    assert str(folder / "b.tif") in others[0].detail and "Permission denied" in others[0].detail
+    monkeypatch.setattr(watcher, "sha256_file", hash_file)
+    candidates, others = _survey(folder, out)
+    assert [c.group.key for c in candidates] == ["a.tif", "b.tif"] and others == []
+
+
+def test_a_series_waits_while_a_copy_tool_writes_a_movie_under_a_temporary_name(tmp_path):
+    folder, out = tmp_path / "in", tmp_path / "out"
+    _write(folder / "s" / "msCam1.tif", b"1")
+    _write(folder / "s" / "msCam2.tif", b"2")
+    for temporary in (".msCam3.tif.Xy12Ab", "msCam3.tif.Xy12Ab.partial"):  # rsync, rclone
+        _write(folder / "s" / temporary, b"3")
+        _survey(folder, out)
+        with open(folder / "s" / temporary, "ab") as copy:  # more of it came; the folder's mtime stands still
+            copy.write(b"33")
+        candidates, growing = _survey(folder, out)
+        assert candidates == [] and [(o.item, o.status) for o in growing] == [("s/", GROWING)]
+        (folder / "s" / temporary).unlink()
+    _write(folder / "s" / "msCam3.tif", b"333")
+    _survey(folder, out)
+    candidates, growing = _survey(folder, out)
+    assert growing == [] and [c.group.members for c in candidates] == [("s/msCam1.tif", "s/msCam2.tif", "s/msCam3.tif")]
+
+
+def test_a_folder_that_cannot_be_listed_is_reported_not_passed_over(tmp_path, monkeypatch):
+    folder, out = tmp_path / "in", tmp_path / "out"
+    _write(folder / "s1" / "a.tif", b"a")
+    _write(folder / "s2" / "b.tif", b"b")
+    scandir = os.scandir
+
+    def denied(path="."):  # chmod 000 does not stop root, who runs the tests in containers
+        if os.fspath(path).endswith("s2"):
+            raise PermissionError(13, "Permission denied", os.fspath(path))
+        return scandir(path)
+
+    monkeypatch.setattr(os, "scandir", denied)
+    _survey(folder, out)
+    candidates, others = _survey(folder, out)
+    assert [c.group.key for c in candidates] == ["s1/"]
+    assert [(o.item, o.status) for o in others] == [("s2/", UNREADABLE)]
+    assert "folder s2/ cannot be read (Permission denied)" in others[0].detail
+
+
+def test_a_series_with_a_file_that_cannot_be_looked_at_waits(tmp_path, monkeypatch):
+    from pathlib import Path
+
+    folder, out = tmp_path / "in", tmp_path / "out"
+    _write(folder / "s" / "1.tif", b"1")
+    _write(folder / "s" / "2.tif", b"2")
+    stat = Path.stat
+
+    def denied(self, **options):
+        if self.name == "2.tif":
+            raise PermissionError(13, "Permission denied", str(self))
+        return stat(self, **options)
+
+    monkeypatch.setattr(Path, "stat", denied)
+    _survey(folder, out)
+    candidates, others = _survey(folder, out)
+    assert candidates == [] and [(o.item, o.status) for o in others] == [("s/2.tif", UNREADABLE)]
+
+
+def test_a_series_folder_renamed_during_the_scan_does_not_fail_it(tmp_path, monkeypatch):
+    import cnmflow.watch.watcher as watcher
+
+    folder, out = tmp_path / "in", tmp_path / "out"
+    _write(folder / "a.tif", b"a")
+    _write(folder / "New folder" / "1.tif", b"1")
+    listing = watcher.folder_listing
+
+    def renamed(root, key):  # the user renames the folder right after os.walk listed it
+        if key == "New folder/":
+            (folder / "New folder").rename(folder / "session1")
+        return listing(root, key)
+
+    _survey(folder, out)
+    monkeypatch.setattr(watcher, "folder_listing", renamed)
+    candidates, growing = _survey(folder, out)
+    assert [c.group.key for c in candidates] == ["a.tif"]
+    assert [(o.item, o.status) for o in growing] == [("New folder/", GROWING)] and "renamed" in growing[0].detail
+    monkeypatch.setattr(watcher, "folder_listing", listing)
+    _survey(folder, out)
+    candidates, growing = _survey(folder, out)
+    assert [c.group.key for c in candidates] == ["a.tif", "session1/"] and growing == []
+
+
+def test_two_watched_folders_cannot_share_an_output_root_but_a_moved_one_can(tmp_path):
+    out = tmp_path / "out"
+    _write(tmp_path / "rig1" / "s1" / "a.tif", b"1")
+    _write(tmp_path / "rig2" / "s2" / "b.tif", b"2")
+    _survey(tmp_path / "rig1", out)
+    with pytest.raises(InputError, match="already holds the results of the watched folder .*rig1.*own output_root"):
+        _survey(tmp_path / "rig2", out)
+    candidates, _ = _survey(tmp_path / "rig1", out)  # the first one goes on as before
+    assert [c.group.key for c in candidates] == ["s1/"]
+    (tmp_path / "rig1").rename(tmp_path / "moved")
+    candidates, _ = _survey(tmp_path / "moved", out)
+    assert [c.group.key for c in candidates] == ["s1/"]
+
+
+def test_two_watchers_of_one_folder_with_other_patterns_both_get_their_files(tmp_path):
+    folder, out = tmp_path / "in", tmp_path / "out"
+    _write(folder / "a.tif", b"a")
+    _write(folder / "b.isxd", b"b")
+    _write(folder / "s" / "c.isxd", b"c")
+    found = {}
+    for _ in range(2):
+        for pattern in ("*.tif", "*.isxd"):  # e.g. a 2P deployment for .tif and a 1P one for .isxd
+            with Ledger.in_folder(out) as ledger:
+                candidates, _ = Scan(folder, out, patterns=[pattern]).survey(ledger)
+            found[pattern] = [c.group.key for c in candidates]
+    assert found == {"*.tif": ["a.tif"], "*.isxd": ["b.isxd", "s/"]}
+    (folder / "a.tif").unlink()  # a file gone is still forgotten
+    with Ledger.in_folder(out) as ledger:
+        Scan(folder, out, patterns=["*.isxd"]).survey(ledger)
+    _write(folder / "a.tif", b"a")
+    candidates, growing = _survey(folder, out)
+    assert candidates == [] and "first seen" in growing[0].detail
