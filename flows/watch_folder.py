@@ -91,9 +91,8 @@ def watch_folder(
 ) -> ScanSummary:
     """Scan ``folder`` once and extract each new movie or series into ``output_root``.
 
-    A file is taken only when two scans in a row saw the same size and modification time (so
-    a movie still being written is left for later).  Which files make one run is the series
-    rule:
+    A file is taken only when two scans in a row saw the same size and modification time (a movie
+    still being written is left for later).  Which files make one run is the series rule:
 
     - ``"subfolder"``: a file directly in ``folder`` is one run (the files of one multi-file
       OME-TIFF, ``name.ome.tif``, ``name_1.ome.tif``, …, one run together); the files in one sub-folder
@@ -113,7 +112,7 @@ def watch_folder(
 
     Args:
         folder: Folder to watch (searched recursively; hidden files and folders are skipped).
-        output_root: Folder for the results and the ledger (may be inside ``folder``; it is not scanned).
+        output_root: Folder for the results and the ledger (inside ``folder`` or not, never ``folder`` itself).
         pattern: File name patterns to pick up (case-insensitive), e.g. ``*.isxd`` (from code, also
             a comma-separated string).
         preset: The seed's 1P or 2P preset for every run.
@@ -123,9 +122,8 @@ def watch_folder(
         max_attempts: Attempts per movie or series in all (bad input counts too) before giving up on it.
         series_rule: "subfolder" (a sub-folder's files are one series) or "file" (every file on its own).
         max_claim_age_hours: Age after which another watcher's unfinished claim is taken over.
-        min_unchanged_minutes: How long a file must have stayed unchanged, on top of two scans, before it is
-            taken: raise it where copies can stall for longer than the scan interval (a network share), or a
-            half-copied movie is taken for a finished one (a cut AVI is analysed as a shorter movie).
+        min_unchanged_minutes: Minutes a file must also have stayed unchanged before it is taken: raise it where
+            copies stall longer than the scan interval (a half-copied AVI reads as a shorter movie).
         nwb: Write ophys.{k}.nwb per movie of every run.
         nwb_metadata: YAML/JSON file with the NWB subject/session/device/imaging_plane facts.
     """
