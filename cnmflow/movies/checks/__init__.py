@@ -3,11 +3,12 @@
 - :mod:`.values`: NaN, ±inf, overflowing values, a range float32 rounds to a few levels or underflows — refused;
 - :mod:`.blank`: no pixel changes over time — refused;
 - :mod:`.channels`: two channels interleaved frame by frame without metadata — refused;
-- :mod:`.defective_pixels`: isolated stuck or hot pixels — recorded on the movie and mended as frames are read.
+- :mod:`.defective_pixels`: isolated stuck or hot pixels — recorded on the movie and mended as frames are read;
+- :mod:`.levels`: a series' parts on different scales (one processed apart, or of another bit depth) — refused.
 
-The channel and defective-pixel checks judge one read of the movie's middle frames (:mod:`.middle_frames`). Every
-finding is remembered per file (:mod:`.memo`): the CLI's pre-check, the flow's validate step, ``cnmflow suggest`` and
-a sweep's combinations read a movie once.
+The channel, defective-pixel and level checks judge one read of the movie's middle frames (:mod:`.middle_frames`).
+Every finding is remembered per file (:mod:`.memo`): the CLI's pre-check, the flow's validate step, ``cnmflow
+suggest`` and a sweep's combinations read a movie once.
 """
 
 from __future__ import annotations
@@ -18,10 +19,12 @@ from cnmflow.errors import MovieError
 from cnmflow.movies.checks.blank import check_not_blank
 from cnmflow.movies.checks.channels import interleaved_problem
 from cnmflow.movies.checks.defective_pixels import defects, defects_note
+from cnmflow.movies.checks.levels import level_range, scale_problem
 from cnmflow.movies.checks.memo import remembered
 from cnmflow.movies.checks.middle_frames import read_middle
 from cnmflow.movies.checks.values import check_pixel_values
 from cnmflow.movies.info import MovieInfo
+from cnmflow.movies.read import read_frames
 from cnmflow.movies.series import MovieSeries
 
 __all__ = ["check_not_blank", "check_pixel_values", "check_single_channel", "checked_pixel_values",
@@ -30,7 +33,7 @@ __all__ = ["check_not_blank", "check_pixel_values", "check_single_channel", "che
 
 def check_single_channel(info: MovieInfo) -> None:
     """Raise MovieError when the movie's frames alternate between two images (:mod:`.channels`)."""
-    problem, _ = _middle_findings(info)
+    problem = _middle_findings(info)[0]
     if problem is not None:
         raise MovieError(problem)
 
@@ -57,15 +60,21 @@ def checked_pixel_values(series: MovieSeries) -> tuple[MovieSeries, tuple[str, .
         check_pixel_values(info)
         check_not_blank(info)
         check_single_channel(info)
+    if len(series.movies) > 1:
+        problem = scale_problem(series.movies, [_middle_findings(info)[2] for info in series.movies])
+        if problem is not None:
+            raise MovieError(problem)
     return with_defective_pixels(series)
 
 
-def _middle_findings(info: MovieInfo) -> tuple[str | None, tuple[tuple[int, int], ...]]:
-    """The channel check's refusal (None: one channel) and the defective pixels, judged on one read of the middle
-    frames and remembered per file (only the findings: the frames' moments, 64 MB for a 2048² sensor, are not
-    kept). Nothing is judged on too few frames."""
-    def judged() -> tuple[str | None, tuple[tuple[int, int], ...]]:
+def _middle_findings(info: MovieInfo) -> tuple[str | None, tuple[tuple[int, int], ...], tuple[float, float]]:
+    """The channel check's refusal (None: one channel), the defective pixels and the level range (:mod:`.levels`),
+    judged on one read of the middle frames and remembered per file (only the findings: the frames' moments, 64 MB
+    for a 2048² sensor, are not kept). Nothing but the level is judged on too few frames (read whole for it)."""
+    def judged() -> tuple[str | None, tuple[tuple[int, int], ...], tuple[float, float]]:
         middle = read_middle(info)
-        return (None, ()) if middle is None else (interleaved_problem(info, middle), defects(middle))
+        if middle is None:
+            return None, (), level_range(read_frames(info, 0, info.n_frames).mean(axis=0))
+        return interleaved_problem(info, middle), defects(middle), level_range(middle.mean)
 
     return remembered("middle", info, judged)
