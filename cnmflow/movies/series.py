@@ -173,6 +173,31 @@ def _check_alike(movies: Sequence[MovieInfo]) -> None:
                 "analyse them separately")
 
 
+def _um(value: tuple[int, int]) -> str:
+    return f"{value[0] / value[1]:.6g}"
+
+
+def _check_same_field(movies: Sequence[MovieInfo]) -> None:
+    """isxd movies of one pixel size and one crop of the sensor: a part downsampled or cropped apart to the same
+    frame size images another field, and joined pixel by pixel its cells land on the others' pixels."""
+    spaced = [m for m in movies if m.spacing is not None]
+    for m in spaced[1:]:
+        first, a, b = spaced[0], spaced[0].spacing, m.spacing
+        size_a, size_b = (a.pixel_height, a.pixel_width), (b.pixel_height, b.pixel_width)
+        if [_um(v) for v in size_a] != [_um(v) for v in size_b]:
+            raise MovieError(
+                f"pixel sizes differ: {first.path} has pixels of {_um(size_a[0])}x{_um(size_a[1])} µm but {m.path} "
+                f"of {_um(size_b[0])}x{_um(size_b[1])} µm (rows x cols): one part was spatially downsampled apart, "
+                "so its frames of the same size show another field; export all movies of a series alike, or "
+                "analyse them separately")
+        if [_um(a.top), _um(a.left)] != [_um(b.top), _um(b.left)]:
+            raise MovieError(
+                f"crops differ: {first.path} starts at {_um(a.top)} µm from the sensor's top and {_um(a.left)} µm "
+                f"from its left but {m.path} at {_um(b.top)} and {_um(b.left)} µm: the parts, cropped apart to the "
+                "same frame size, show different parts of the sensor, so their pixels do not line up; crop all "
+                "movies of a series alike, or analyse them separately")
+
+
 def _refuse_overlap(in_time: Sequence[MovieInfo]) -> None:
     """isxd movies (in start-time order) must not overlap in time: one that starts before the one before it ends is
     a trimmed or processed copy of it (or of a part), and joined they analysed those frames twice."""
@@ -226,6 +251,7 @@ def validate_series(paths: Sequence[str | os.PathLike], *, min_frames: int = 1, 
 
     _check_ome_parts(movies)
     _check_alike(movies)
+    _check_same_field(movies)
     first = movies[0]
     timed = [m for m in movies if m.frame_period is not None]
     for m in timed[1:]:

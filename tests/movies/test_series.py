@@ -148,6 +148,22 @@ def test_pixel_type_mismatch_is_refused_naming_both_files(tmp_path):
     assert validate_series([a, big]).n_frames == 8
 
 
+def test_isxd_parts_downsampled_or_cropped_apart_to_the_same_size_are_refused_naming_both(tmp_path):
+    """Same frame size, another field: a part spatially downsampled 2x (6 µm pixels) or cropped from another corner
+    of the sensor had been joined pixel by pixel without a word. The same spacing passes."""
+    first = write_isxd(tmp_path / "a.isxd", movie_data(4), pixel_um=3, top_left_um=(6, 9))
+    same = write_isxd(tmp_path / "same.isxd", movie_data(4), start_ms=1000, pixel_um=3, top_left_um=(6, 9))
+    assert validate_series([first, same]).n_frames == 8
+    binned = write_isxd(tmp_path / "binned.isxd", movie_data(4), start_ms=1000, pixel_um=6, top_left_um=(6, 9))
+    with pytest.raises(MovieError, match=r"pixel sizes differ: .*a.isxd has pixels of 3x3 µm but .*binned.isxd of "
+                                         r"6x6 µm .*analyse them separately"):
+        validate_series([first, binned])
+    moved = write_isxd(tmp_path / "moved.isxd", movie_data(4), start_ms=1000, pixel_um=3, top_left_um=(30, 9))
+    with pytest.raises(MovieError, match=r"crops differ: .*a.isxd starts at 6 µm from the sensor's top and 9 µm from "
+                                         r"its left but .*moved.isxd at 30 and 9 µm.* crop all movies of a series"):
+        validate_series([first, moved])
+
+
 def test_frame_period_mismatch(tmp_path):
     a = write_isxd(tmp_path / "a.isxd", movie_data(3), period_ms=100, start_ms=0)
     b = write_isxd(tmp_path / "b.isxd", movie_data(3), period_ms=50, start_ms=5000)
