@@ -313,3 +313,20 @@ def test_a_part_on_another_scale_is_refused_naming_both_and_a_changed_light_leve
             validate_inputs([raw, part(name, data, 6000, dtype)], table=SMALL)
         assert f"{name}.{kind} and {raw} are on different scales" in str(err.value), name
         assert "analyse them separately" in str(err.value)
+
+
+def test_a_part_given_twice_under_other_bytes_is_refused_naming_both(tmp_path):
+    """A copy saved again (compressed, or converted to float32) had other bytes, so the run's byte hashes passed it,
+    and the series analysed the recording followed by itself. The next recording of the same field passes."""
+    movie = simulate_1p(shape=(24, 20), n_frames=120, n_neurons=3, rng=5).movie.astype(np.uint16)
+    first = _tif(tmp_path / "first.tif", movie[:60])
+    assert validate_inputs([first, _tif(tmp_path / "next.tif", movie[60:])], table=SMALL).series.n_frames == 120
+    zipped = tmp_path / "first_zlib.tif"
+    tifffile.imwrite(zipped, movie[:60], photometric="minisblack", compression="zlib")
+    short = _tif(tmp_path / "short.tif", movie[60:65])  # read whole: too short for the middle frames
+    for parts in [[first, zipped], [first, _tif(tmp_path / "first_32bit.tif", movie[:60].astype(np.float32))],
+                  [first, short, _tif(tmp_path / "short_32bit.tif", movie[60:65].astype(np.float32))]]:
+        with pytest.raises(MovieError) as err:
+            validate_inputs(parts, table=SMALL)
+        assert f"{parts[-2]} and {parts[-1]} hold the same frames" in str(err.value), parts[-1].name
+        assert "list each movie once" in str(err.value)

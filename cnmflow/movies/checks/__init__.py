@@ -4,16 +4,19 @@
 - :mod:`.blank`: no pixel changes over time — refused;
 - :mod:`.channels`: two channels interleaved frame by frame without metadata — refused;
 - :mod:`.defective_pixels`: isolated stuck or hot pixels — recorded on the movie and mended as frames are read;
-- :mod:`.levels`: a series' parts on different scales (one processed apart, or of another bit depth) — refused.
+- :mod:`.levels`: a series' parts on different scales (one processed apart, or of another bit depth) — refused;
+- :mod:`.repeats`: a series' part given twice under files whose bytes differ (a copy saved again) — refused.
 
-The channel, defective-pixel and level checks judge one read of the movie's middle frames (:mod:`.middle_frames`).
-Every finding is remembered per file (:mod:`.memo`): the CLI's pre-check, the flow's validate step, ``cnmflow
-suggest`` and a sweep's combinations read a movie once.
+The channel, defective-pixel, level and repeat checks judge one read of the movie's middle frames
+(:mod:`.middle_frames`). Every finding is remembered per file (:mod:`.memo`): the CLI's pre-check, the flow's
+validate step, ``cnmflow suggest`` and a sweep's combinations read a movie once.
 """
 
 from __future__ import annotations
 
 from dataclasses import replace
+
+import numpy as np
 
 from cnmflow.errors import MovieError
 from cnmflow.movies.checks.blank import check_not_blank
@@ -22,6 +25,7 @@ from cnmflow.movies.checks.defective_pixels import defects, defects_note
 from cnmflow.movies.checks.levels import level_range, scale_problem
 from cnmflow.movies.checks.memo import remembered
 from cnmflow.movies.checks.middle_frames import read_middle
+from cnmflow.movies.checks.repeats import content_digest, repeat_problem
 from cnmflow.movies.checks.values import check_pixel_values
 from cnmflow.movies.info import MovieInfo
 from cnmflow.movies.read import read_frames
@@ -61,20 +65,28 @@ def checked_pixel_values(series: MovieSeries) -> tuple[MovieSeries, tuple[str, .
         check_not_blank(info)
         check_single_channel(info)
     if len(series.movies) > 1:
-        problem = scale_problem(series.movies, [_middle_findings(info)[2] for info in series.movies])
+        found = [_middle_findings(info) for info in series.movies]
+        problem = (repeat_problem(series.movies, [digest for *_, digest in found])
+                   or scale_problem(series.movies, [levels for _, _, levels, _ in found]))
         if problem is not None:
             raise MovieError(problem)
     return with_defective_pixels(series)
 
 
-def _middle_findings(info: MovieInfo) -> tuple[str | None, tuple[tuple[int, int], ...], tuple[float, float]]:
-    """The channel check's refusal (None: one channel), the defective pixels and the level range (:mod:`.levels`),
-    judged on one read of the middle frames and remembered per file (only the findings: the frames' moments, 64 MB
-    for a 2048² sensor, are not kept). Nothing but the level is judged on too few frames (read whole for it)."""
-    def judged() -> tuple[str | None, tuple[tuple[int, int], ...], tuple[float, float]]:
+Findings = tuple[str | None, tuple[tuple[int, int], ...], tuple[float, float], str]
+
+
+def _middle_findings(info: MovieInfo) -> Findings:
+    """The channel check's refusal (None: one channel), the defective pixels, the level range (:mod:`.levels`) and
+    the content digest (:mod:`.repeats`), judged on one read of the middle frames and remembered per file (only the
+    findings: the frames' moments, 64 MB for a 2048² sensor, are not kept). Too few frames are read whole for the
+    level and the digest only."""
+    def judged() -> Findings:
         middle = read_middle(info)
         if middle is None:
-            return None, (), level_range(read_frames(info, 0, info.n_frames).mean(axis=0))
-        return interleaved_problem(info, middle), defects(middle), level_range(middle.mean)
+            means = read_frames(info, 0, info.n_frames).astype(np.float64).mean(axis=0)
+            return None, (), level_range(means), content_digest(info.n_frames, means)
+        return (interleaved_problem(info, middle), defects(middle), level_range(middle.mean),
+                content_digest(info.n_frames, middle.mean))
 
     return remembered("middle", info, judged)
