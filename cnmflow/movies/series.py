@@ -97,14 +97,32 @@ def _refuse_name_sorted_numbers(paths: Sequence[str | os.PathLike]) -> None:
 MIN_FRAME_SIDE = 3
 
 
+def _is_single_image(path: str | os.PathLike) -> bool:
+    try:
+        read_info(path)
+    except SingleImageError:
+        return True
+    except MovieError:
+        return False
+    return False
+
+
 def _read_member_info(path: str | os.PathLike, paths: Sequence[str | os.PathLike]) -> MovieInfo:
-    """read_info, with a series' word for a TIFF image sequence (one frame per file), whose files are read one at a
-    time and would each be refused as 'a single image' with no word on the sequence they make."""
+    """read_info, with a series' word for a single image in it: a TIFF image sequence (one frame per file), whose
+    files are read one at a time and would each be refused as 'a single image' with no word on the sequence they
+    make; or one image among movies (a projection saved beside them), which the file's own word asked to give as
+    'a multi-page TIFF' (and, listed first, the sequence's word asked to stack with the movies)."""
     try:
         return read_info(path)
     except SingleImageError:
-        if len(paths) < 2 or path is not paths[0]:  # one image among movies: the file's own word is the right one
+        if len(paths) < 2:
             raise
+        if path is not paths[0] or not _is_single_image(paths[1]):
+            raise MovieError(
+                f"{path} holds a single 2-D image, not a movie, listed among {len(paths)} files ({paths[0]} … "
+                f"{paths[-1]}): a projection or reference image saved beside the movies, or a recording's one-frame "
+                "last part? Leave it out of the series (a file pattern such as *.tif picks up every TIFF in the "
+                "folder)") from None
         raise MovieError(
             f"{path} holds a single 2-D image, not a movie: the {len(paths)} files given ({paths[0]} … {paths[-1]}) "
             "look like an image sequence, one frame per file, which cnmflow does not join; stack them into one "

@@ -396,3 +396,18 @@ def test_fr_user_disagrees_with_tiff_metadata(tmp_path):
 def test_fr_invalid_user_value(tmp_path, bad):
     with pytest.raises(ParameterError, match="fr must be"):
         resolve_frame_rate(validate_series([_tif(tmp_path / "a.tif")]), bad)
+
+
+@pytest.mark.parametrize("position", [0, 1, 2])
+def test_a_single_image_among_movies_is_named_to_leave_out_not_to_stack(tmp_path, position):
+    """A projection saved beside the movies (``*.tif`` picks it up) was, listed first, called the start of an image
+    sequence to stack with the movies, and elsewhere told to be 'a multi-page TIFF'; now it is named, to leave out."""
+    movies = [_tif(tmp_path / f"rec{k}.tif") for k in range(2)]
+    image = tmp_path / "AVG_rec.tif"
+    tifffile.imwrite(image, movie_data(1)[0], photometric="minisblack")
+    paths = movies[:position] + [image] + movies[position:]
+    with pytest.raises(MovieError) as err:
+        validate_series(paths)
+    message = str(err.value)
+    assert message.startswith(f"{image} holds a single 2-D image, not a movie, listed among 3 files")
+    assert "Leave it out of the series" in message and "image sequence" not in message
