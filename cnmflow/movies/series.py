@@ -309,6 +309,29 @@ def validate_series(paths: Sequence[str | os.PathLike], *, min_frames: int = 1, 
                        frame_rate=rate, frame_rate_source=source)
 
 
+#: A pause between two isxd parts longer than this is another session, not a break within one: noted.
+SESSION_GAP_S = 3600.0
+
+
+def gap_notes(series: MovieSeries) -> list[str]:
+    """A note for each pause between consecutive isxd parts longer than SESSION_GAP_S: parts recorded hours or days
+    apart are joined as one movie (as the reference tool does) on the premise that each cell lies on the same
+    pixels in both, which a field that moved between sessions breaks (each cell found twice, or smeared)."""
+    notes = []
+    in_time = [series.movies[k] for k in series.order]
+    for before, after in zip(in_time, in_time[1:]):
+        if before.frame_period is None or before.start_time is None or after.start_time is None:
+            continue
+        end = before.start_time + timedelta(seconds=before.n_frames * before.frame_period)
+        gap = (after.start_time - end).total_seconds()
+        if gap > SESSION_GAP_S:
+            hours = f"{gap / 3600:.1f} h" if gap < 2 * 86400 else f"{gap / 86400:.1f} days"
+            notes.append(f"{after.path} starts {hours} after {before.path} ends: they are analysed as one movie, so "
+                         "each cell must lie on the same pixels in both; if the field moved between the sessions, "
+                         "turn motion correction on or extract the sessions separately")
+    return notes
+
+
 def refuse_repeated_bytes(series: MovieSeries, hashes: Mapping[int, str]) -> None:
     """Refuse a series listing two files with the same bytes (sha256 by movie index): a copy listed with its original
     (``day1.tif`` and ``day1 - Copy.tif``) was analysed as the recording followed by itself. Checked where the
