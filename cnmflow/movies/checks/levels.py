@@ -2,9 +2,9 @@
 or exported at another bit depth (12-bit counts beside the same counts shifted to 16 bits). Joined, every pixel
 steps at the boundary: the fit reads the step as the background's and the parts' cells as noise, with no error.
 
-A part's level is the spread of its pixels' means over its middle frames (1st to 99th percentile). A sensor's
-vignetting and a change of LED power between sessions move it by well under a factor of two; a scale apart moves
-the whole spread beyond that."""
+A part's level is the spread of its pixels' means over its middle frames (1st to 99th percentile). Bleaching over a
+session and a change of LED power between sessions scale it by well under a factor of three, and the spread of a
+1P field (vignetting) overlaps what is left; a scale apart moves the whole spread beyond that."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ import numpy as np
 from cnmflow.movies.info import MovieInfo
 
 #: How far apart two parts' spreads must lie to be refused: one's top below the other's bottom by this factor.
-SCALE_FACTOR = 2.0
+SCALE_FACTOR = 3.0
 
 
 def level_range(pixel_means: np.ndarray) -> tuple[float, float]:
