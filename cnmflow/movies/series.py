@@ -178,7 +178,7 @@ def _check_alike(movies: Sequence[MovieInfo]) -> None:
             raise MovieError(
                 f"frame sizes differ: {first.path} is {first.frame_shape[0]}x{first.frame_shape[1]} (rows x cols) "
                 f"but {m.path} is {m.frame_shape[0]}x{m.frame_shape[1]}; all movies of a series need the same "
-                "frame size"
+                "frame size: export (crop, downsample) them alike, or analyse them separately"
             )
 
     for m in movies[1:]:  # integers of another width or sign: one part converted apart (byte order aside)
@@ -277,7 +277,8 @@ def validate_series(paths: Sequence[str | os.PathLike], *, min_frames: int = 1, 
             raise MovieError(
                 f"frame periods differ: {timed[0].path} has {timed[0].frame_period:.9g} s "
                 f"({1 / timed[0].frame_period:.6g} Hz) but {m.path} has {m.frame_period:.9g} s "
-                f"({1 / m.frame_period:.6g} Hz); all movies of a series need the same frame rate"
+                f"({1 / m.frame_period:.6g} Hz); all movies of a series need the same frame rate: analyse them "
+                "separately, or, where a TIFF's frame interval is wrong, correct it (Fiji: Image > Properties…)"
             )
 
     order = tuple(range(len(movies)))

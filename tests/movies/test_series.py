@@ -112,6 +112,7 @@ def test_frame_size_mismatch(tmp_path):
         validate_series([a, b])
     msg = str(err.value)
     assert str(a) in msg and str(b) in msg and "6x5" in msg and "7x5" in msg
+    assert msg.endswith("export (crop, downsample) them alike, or analyse them separately")  # how to fix it
 
 
 @pytest.mark.parametrize("shape", [(200, 1, 64), (200, 64, 2), (200, 2, 2)])
@@ -171,6 +172,7 @@ def test_frame_period_mismatch(tmp_path):
         validate_series([a, b])
     msg = str(err.value)
     assert str(a) in msg and str(b) in msg and "0.1 s" in msg and "0.05 s" in msg
+    assert "analyse them separately" in msg and "Image > Properties" in msg  # how to fix it
 
 
 def test_tiff_frame_period_mismatch(tmp_path):
