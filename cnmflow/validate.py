@@ -16,6 +16,7 @@ from cnmflow.errors import ParameterError
 from cnmflow.motion.params import check_against_frame
 from cnmflow.movies import MovieSeries, resolve_frame_rate, validate_series
 from cnmflow.movies.checks import checked_pixel_values
+from cnmflow.movies.series import gap_notes
 from cnmflow.params import ResolvedParams
 from cnmflow.request import RunRequest, request_of
 from cnmflow.settings import Settings, load_settings
@@ -69,7 +70,7 @@ def validate_inputs(
     source = {"user": resolved.sources["fr"], "default": "default"}.get(fr_source, "metadata")
     resolved = resolved.with_values({"fr": fr}, source=source, note=f"fr = {fr:g} Hz ({fr_source})")
     _check_fits_frame(series, resolved)
-    movie_notes = tuple(note for movie in series.movies for note in movie.notes)
+    movie_notes = tuple(note for movie in series.movies for note in movie.notes) + tuple(gap_notes(series))
     series, pixel_notes = checked_pixel_values(series)  # refused, or defective pixels recorded to be mended
     resolved = ResolvedParams(params=resolved.params, sources=resolved.sources,
                               notes=resolved.notes + tuple(warnings) + movie_notes + pixel_notes)

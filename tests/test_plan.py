@@ -105,5 +105,6 @@ def test_a_copy_listed_with_its_original_is_refused_when_the_inputs_are_hashed(m
     with pytest.raises(MovieError) as err:
         plan_run([movie, copy], tmp_path / "out", RunRequest(table=TABLE), nwb=False)
     message = str(err.value)
-    assert message.startswith(f"{movie} and {copy} hold the same bytes") and "list each movie once" in message
+    said = (f"{movie} and {copy} hold the same bytes", f"{movie} and {copy} hold the same frames")  # frames: validation
+    assert message.startswith(said) and "list each movie once" in message
     assert not (tmp_path / "out" / "manifest.json").exists()

@@ -239,3 +239,15 @@ def test_auto_on_a_file_cut_short_names_it_and_remembers_nothing(wide_movies, tm
     again = validate_inputs([copy], table=table)
     assert again.resolved.params.gSiz == whole.resolved.params.gSiz
     assert again.resolved.params.min_pnr == whole.resolved.params.min_pnr
+
+
+def test_isxd_parts_recorded_a_day_apart_are_noted_and_a_break_within_a_session_is_not(tmp_path):
+    """Sessions a day apart were joined as one movie without a word on the premise that every cell lies on the
+    same pixels in both; a pause of minutes between parts of one session is no such note."""
+    first = write_isxd(tmp_path / "day1.isxd", movie_data(30, 24, 20, seed=1), period_ms=100, start_ms=0)
+    pause = write_isxd(tmp_path / "after_break.isxd", movie_data(30, 24, 20, seed=2), start_ms=600_000)
+    day2 = write_isxd(tmp_path / "day2.isxd", movie_data(30, 24, 20, seed=3), start_ms=86_403_000)
+    notes = validate_inputs([day2, pause, first], table=SMALL).resolved.notes
+    said = [note for note in notes if "analysed as one movie" in note]
+    assert len(said) == 1 and said[0].startswith(f"{day2} starts 23.8 h after {pause} ends"), said
+    assert "turn motion correction on or extract the sessions separately" in said[0]

@@ -97,14 +97,32 @@ def _refuse_name_sorted_numbers(paths: Sequence[str | os.PathLike]) -> None:
 MIN_FRAME_SIDE = 3
 
 
+def _is_single_image(path: str | os.PathLike) -> bool:
+    try:
+        read_info(path)
+    except SingleImageError:
+        return True
+    except MovieError:
+        return False
+    return False
+
+
 def _read_member_info(path: str | os.PathLike, paths: Sequence[str | os.PathLike]) -> MovieInfo:
-    """read_info, with a series' word for a TIFF image sequence (one frame per file), whose files are read one at a
-    time and would each be refused as 'a single image' with no word on the sequence they make."""
+    """read_info, with a series' word for a single image in it: a TIFF image sequence (one frame per file), whose
+    files are read one at a time and would each be refused as 'a single image' with no word on the sequence they
+    make; or one image among movies (a projection saved beside them), which the file's own word asked to give as
+    'a multi-page TIFF' (and, listed first, the sequence's word asked to stack with the movies)."""
     try:
         return read_info(path)
     except SingleImageError:
-        if len(paths) < 2 or path is not paths[0]:  # one image among movies: the file's own word is the right one
+        if len(paths) < 2:
             raise
+        if path is not paths[0] or not _is_single_image(paths[1]):
+            raise MovieError(
+                f"{path} holds a single 2-D image, not a movie, listed among {len(paths)} files ({paths[0]} … "
+                f"{paths[-1]}): a projection or reference image saved beside the movies, or a recording's one-frame "
+                "last part? Leave it out of the series (a file pattern such as *.tif picks up every TIFF in the "
+                "folder)") from None
         raise MovieError(
             f"{path} holds a single 2-D image, not a movie: the {len(paths)} files given ({paths[0]} … {paths[-1]}) "
             "look like an image sequence, one frame per file, which cnmflow does not join; stack them into one "
@@ -160,7 +178,7 @@ def _check_alike(movies: Sequence[MovieInfo]) -> None:
             raise MovieError(
                 f"frame sizes differ: {first.path} is {first.frame_shape[0]}x{first.frame_shape[1]} (rows x cols) "
                 f"but {m.path} is {m.frame_shape[0]}x{m.frame_shape[1]}; all movies of a series need the same "
-                "frame size"
+                "frame size: export (crop, downsample) them alike, or analyse them separately"
             )
 
     for m in movies[1:]:  # integers of another width or sign: one part converted apart (byte order aside)
@@ -171,6 +189,31 @@ def _check_alike(movies: Sequence[MovieInfo]) -> None:
                 "converted apart from the others (e.g. to 8 bits in Fiji) no longer holds the camera's counts, and "
                 "joined they would read as a step in every pixel — export all movies of a series alike, or "
                 "analyse them separately")
+
+
+def _um(value: tuple[int, int]) -> str:
+    return f"{value[0] / value[1]:.6g}"
+
+
+def _check_same_field(movies: Sequence[MovieInfo]) -> None:
+    """isxd movies of one pixel size and one crop of the sensor: a part downsampled or cropped apart to the same
+    frame size images another field, and joined pixel by pixel its cells land on the others' pixels."""
+    spaced = [m for m in movies if m.spacing is not None]
+    for m in spaced[1:]:
+        first, a, b = spaced[0], spaced[0].spacing, m.spacing
+        size_a, size_b = (a.pixel_height, a.pixel_width), (b.pixel_height, b.pixel_width)
+        if [_um(v) for v in size_a] != [_um(v) for v in size_b]:
+            raise MovieError(
+                f"pixel sizes differ: {first.path} has pixels of {_um(size_a[0])}x{_um(size_a[1])} µm but {m.path} "
+                f"of {_um(size_b[0])}x{_um(size_b[1])} µm (rows x cols): one part was spatially downsampled apart, "
+                "so its frames of the same size show another field; export all movies of a series alike, or "
+                "analyse them separately")
+        if [_um(a.top), _um(a.left)] != [_um(b.top), _um(b.left)]:
+            raise MovieError(
+                f"crops differ: {first.path} starts at {_um(a.top)} µm from the sensor's top and {_um(a.left)} µm "
+                f"from its left but {m.path} at {_um(b.top)} and {_um(b.left)} µm: the parts, cropped apart to the "
+                "same frame size, show different parts of the sensor, so their pixels do not line up; crop all "
+                "movies of a series alike, or analyse them separately")
 
 
 def _refuse_overlap(in_time: Sequence[MovieInfo]) -> None:
@@ -226,6 +269,7 @@ def validate_series(paths: Sequence[str | os.PathLike], *, min_frames: int = 1, 
 
     _check_ome_parts(movies)
     _check_alike(movies)
+    _check_same_field(movies)
     first = movies[0]
     timed = [m for m in movies if m.frame_period is not None]
     for m in timed[1:]:
@@ -233,7 +277,8 @@ def validate_series(paths: Sequence[str | os.PathLike], *, min_frames: int = 1, 
             raise MovieError(
                 f"frame periods differ: {timed[0].path} has {timed[0].frame_period:.9g} s "
                 f"({1 / timed[0].frame_period:.6g} Hz) but {m.path} has {m.frame_period:.9g} s "
-                f"({1 / m.frame_period:.6g} Hz); all movies of a series need the same frame rate"
+                f"({1 / m.frame_period:.6g} Hz); all movies of a series need the same frame rate: analyse them "
+                "separately, or, where a TIFF's frame interval is wrong, correct it (Fiji: Image > Properties…)"
             )
 
     order = tuple(range(len(movies)))
@@ -263,6 +308,29 @@ def validate_series(paths: Sequence[str | os.PathLike], *, min_frames: int = 1, 
         rate = 1.0 / timed[0].frame_period
     return MovieSeries(movies=movies, order=order, frame_shape=first.frame_shape,
                        frame_rate=rate, frame_rate_source=source)
+
+
+#: A pause between two isxd parts longer than this is another session, not a break within one: noted.
+SESSION_GAP_S = 3600.0
+
+
+def gap_notes(series: MovieSeries) -> list[str]:
+    """A note for each pause between consecutive isxd parts longer than SESSION_GAP_S: parts recorded hours or days
+    apart are joined as one movie (as the reference tool does) on the premise that each cell lies on the same
+    pixels in both, which a field that moved between sessions breaks (each cell found twice, or smeared)."""
+    notes = []
+    in_time = [series.movies[k] for k in series.order]
+    for before, after in zip(in_time, in_time[1:]):
+        if before.frame_period is None or before.start_time is None or after.start_time is None:
+            continue
+        end = before.start_time + timedelta(seconds=before.n_frames * before.frame_period)
+        gap = (after.start_time - end).total_seconds()
+        if gap > SESSION_GAP_S:
+            hours = f"{gap / 3600:.1f} h" if gap < 2 * 86400 else f"{gap / 86400:.1f} days"
+            notes.append(f"{after.path} starts {hours} after {before.path} ends: they are analysed as one movie, so "
+                         "each cell must lie on the same pixels in both; if the field moved between the sessions, "
+                         "turn motion correction on or extract the sessions separately")
+    return notes
 
 
 def refuse_repeated_bytes(series: MovieSeries, hashes: Mapping[int, str]) -> None:

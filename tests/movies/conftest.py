@@ -30,13 +30,23 @@ def movie_data(n: int, rows: int = 6, cols: int = 5, *, seed: int = 0, offset: f
 
 
 def write_isxd(path: Path, data: np.ndarray, *, period_ms: int = 100, start_ms: int = 0,
-               dropped=(), cropped=(), dtype=np.float32) -> Path:
+               dropped=(), cropped=(), dtype=np.float32, pixel_um=None, top_left_um=None) -> Path:
+    """An isxd movie; ``pixel_um`` (pixel side, µm) and ``top_left_um`` ((top, left), µm) set its spacing."""
+    from fractions import Fraction
+
     import isx
+
+    from cnmflow.isx_timing import ratio, set_pixel_size
 
     timing = isx.Timing(num_samples=data.shape[0], period=isx.Duration.from_msecs(period_ms),
                         start=isx.Time._from_secs_since_epoch(isx.Duration.from_msecs(start_ms)),
                         dropped=list(dropped), cropped=[list(c) for c in cropped])
-    movie = isx.Movie.write(str(path), timing, isx.Spacing(num_pixels=data.shape[1:]), dtype)
+    spacing = isx.Spacing(num_pixels=data.shape[1:])
+    if pixel_um is not None:
+        set_pixel_size(spacing, height_um=Fraction(pixel_um), width_um=Fraction(pixel_um))
+    if top_left_um is not None:
+        spacing._impl.top, spacing._impl.left = (ratio(Fraction(v)) for v in top_left_um)
+    movie = isx.Movie.write(str(path), timing, spacing, dtype)
     invalid = set(dropped) | {i for a, b in cropped for i in range(a, b + 1)}
     for i in range(data.shape[0]):
         if i not in invalid:

@@ -288,3 +288,45 @@ def test_a_cell_under_a_noisy_hot_pixel_is_found_with_its_trace(tmp_path):
     on_cell = [k for k, (r, c) in peaks.items() if abs(r - row) <= 2 and abs(c - col) <= 2]
     assert len(on_cell) == 1
     assert np.corrcoef(est.C[on_cell[0]], sim.truth.calcium[0])[0, 1] > 0.85
+
+
+@pytest.mark.parametrize("kind", ["tif", "isxd"])
+def test_a_part_on_another_scale_is_refused_naming_both_and_a_changed_light_level_is_not(tmp_path, kind):
+    """A dF/F part (float32, about 0) beside raw uint16 counts, or 12-bit counts beside the same counts shifted to 16
+    bits, had been joined without a word: every pixel stepped where one part ended. The same values as float32 (a
+    part converted to 32-bit, or motion-corrected) and a light level changed by 1.6x pass; a short part is read too."""
+    movie = simulate_1p(shape=(24, 20), n_frames=120, n_neurons=3, rng=4).movie
+
+    def part(name, data, start_ms, dtype):
+        if kind == "isxd":
+            return write_isxd(tmp_path / f"{name}.isxd", data, start_ms=start_ms, dtype=dtype)
+        return _tif(tmp_path / f"{name}.tif", data.astype(dtype))
+
+    raw = part("raw", movie[:60], 0, np.uint16)
+    later = movie[60:]
+    assert validate_inputs([raw, part("as_float", later, 6000, np.float32)], table=SMALL).series.n_frames == 120
+    assert validate_inputs([raw, part("brighter", later * 1.6, 6000, np.uint16)], table=SMALL)
+    dff = (later - later.mean(axis=0)) / later.mean(axis=0)
+    for name, data, dtype in [("dff", dff, np.float32), ("shifted", later * 16, np.uint16),
+                              ("short_dff", dff[:5], np.float32)]:
+        with pytest.raises(MovieError) as err:
+            validate_inputs([raw, part(name, data, 6000, dtype)], table=SMALL)
+        assert f"{name}.{kind} and {raw} are on different scales" in str(err.value), name
+        assert "analyse them separately" in str(err.value)
+
+
+def test_a_part_given_twice_under_other_bytes_is_refused_naming_both(tmp_path):
+    """A copy saved again (compressed, or converted to float32) had other bytes, so the run's byte hashes passed it,
+    and the series analysed the recording followed by itself. The next recording of the same field passes."""
+    movie = simulate_1p(shape=(24, 20), n_frames=120, n_neurons=3, rng=5).movie.astype(np.uint16)
+    first = _tif(tmp_path / "first.tif", movie[:60])
+    assert validate_inputs([first, _tif(tmp_path / "next.tif", movie[60:])], table=SMALL).series.n_frames == 120
+    zipped = tmp_path / "first_zlib.tif"
+    tifffile.imwrite(zipped, movie[:60], photometric="minisblack", compression="zlib")
+    short = _tif(tmp_path / "short.tif", movie[60:65])  # read whole: too short for the middle frames
+    for parts in [[first, zipped], [first, _tif(tmp_path / "first_32bit.tif", movie[:60].astype(np.float32))],
+                  [first, short, _tif(tmp_path / "short_32bit.tif", movie[60:65].astype(np.float32))]]:
+        with pytest.raises(MovieError) as err:
+            validate_inputs(parts, table=SMALL)
+        assert f"{parts[-2]} and {parts[-1]} hold the same frames" in str(err.value), parts[-1].name
+        assert "list each movie once" in str(err.value)

@@ -112,6 +112,7 @@ def test_frame_size_mismatch(tmp_path):
         validate_series([a, b])
     msg = str(err.value)
     assert str(a) in msg and str(b) in msg and "6x5" in msg and "7x5" in msg
+    assert msg.endswith("export (crop, downsample) them alike, or analyse them separately")  # how to fix it
 
 
 @pytest.mark.parametrize("shape", [(200, 1, 64), (200, 64, 2), (200, 2, 2)])
@@ -148,6 +149,22 @@ def test_pixel_type_mismatch_is_refused_naming_both_files(tmp_path):
     assert validate_series([a, big]).n_frames == 8
 
 
+def test_isxd_parts_downsampled_or_cropped_apart_to_the_same_size_are_refused_naming_both(tmp_path):
+    """Same frame size, another field: a part spatially downsampled 2x (6 µm pixels) or cropped from another corner
+    of the sensor had been joined pixel by pixel without a word. The same spacing passes."""
+    first = write_isxd(tmp_path / "a.isxd", movie_data(4), pixel_um=3, top_left_um=(6, 9))
+    same = write_isxd(tmp_path / "same.isxd", movie_data(4), start_ms=1000, pixel_um=3, top_left_um=(6, 9))
+    assert validate_series([first, same]).n_frames == 8
+    binned = write_isxd(tmp_path / "binned.isxd", movie_data(4), start_ms=1000, pixel_um=6, top_left_um=(6, 9))
+    with pytest.raises(MovieError, match=r"pixel sizes differ: .*a.isxd has pixels of 3x3 µm but .*binned.isxd of "
+                                         r"6x6 µm .*analyse them separately"):
+        validate_series([first, binned])
+    moved = write_isxd(tmp_path / "moved.isxd", movie_data(4), start_ms=1000, pixel_um=3, top_left_um=(30, 9))
+    with pytest.raises(MovieError, match=r"crops differ: .*a.isxd starts at 6 µm from the sensor's top and 9 µm from "
+                                         r"its left but .*moved.isxd at 30 and 9 µm.* crop all movies of a series"):
+        validate_series([first, moved])
+
+
 def test_frame_period_mismatch(tmp_path):
     a = write_isxd(tmp_path / "a.isxd", movie_data(3), period_ms=100, start_ms=0)
     b = write_isxd(tmp_path / "b.isxd", movie_data(3), period_ms=50, start_ms=5000)
@@ -155,6 +172,7 @@ def test_frame_period_mismatch(tmp_path):
         validate_series([a, b])
     msg = str(err.value)
     assert str(a) in msg and str(b) in msg and "0.1 s" in msg and "0.05 s" in msg
+    assert "analyse them separately" in msg and "Image > Properties" in msg  # how to fix it
 
 
 def test_tiff_frame_period_mismatch(tmp_path):
@@ -380,3 +398,18 @@ def test_fr_user_disagrees_with_tiff_metadata(tmp_path):
 def test_fr_invalid_user_value(tmp_path, bad):
     with pytest.raises(ParameterError, match="fr must be"):
         resolve_frame_rate(validate_series([_tif(tmp_path / "a.tif")]), bad)
+
+
+@pytest.mark.parametrize("position", [0, 1, 2])
+def test_a_single_image_among_movies_is_named_to_leave_out_not_to_stack(tmp_path, position):
+    """A projection saved beside the movies (``*.tif`` picks it up) was, listed first, called the start of an image
+    sequence to stack with the movies, and elsewhere told to be 'a multi-page TIFF'; now it is named, to leave out."""
+    movies = [_tif(tmp_path / f"rec{k}.tif") for k in range(2)]
+    image = tmp_path / "AVG_rec.tif"
+    tifffile.imwrite(image, movie_data(1)[0], photometric="minisblack")
+    paths = movies[:position] + [image] + movies[position:]
+    with pytest.raises(MovieError) as err:
+        validate_series(paths)
+    message = str(err.value)
+    assert message.startswith(f"{image} holds a single 2-D image, not a movie, listed among 3 files")
+    assert "Leave it out of the series" in message and "image sequence" not in message

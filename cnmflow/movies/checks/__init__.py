@@ -3,25 +3,32 @@
 - :mod:`.values`: NaN, ±inf, overflowing values, a range float32 rounds to a few levels or underflows — refused;
 - :mod:`.blank`: no pixel changes over time — refused;
 - :mod:`.channels`: two channels interleaved frame by frame without metadata — refused;
-- :mod:`.defective_pixels`: isolated stuck or hot pixels — recorded on the movie and mended as frames are read.
+- :mod:`.defective_pixels`: isolated stuck or hot pixels — recorded on the movie and mended as frames are read;
+- :mod:`.levels`: a series' parts on different scales (one processed apart, or of another bit depth) — refused;
+- :mod:`.repeats`: a series' part given twice under files whose bytes differ (a copy saved again) — refused.
 
-The channel and defective-pixel checks judge one read of the movie's middle frames (:mod:`.middle_frames`). Every
-finding is remembered per file (:mod:`.memo`): the CLI's pre-check, the flow's validate step, ``cnmflow suggest`` and
-a sweep's combinations read a movie once.
+The channel, defective-pixel, level and repeat checks judge one read of the movie's middle frames
+(:mod:`.middle_frames`). Every finding is remembered per file (:mod:`.memo`): the CLI's pre-check, the flow's
+validate step, ``cnmflow suggest`` and a sweep's combinations read a movie once.
 """
 
 from __future__ import annotations
 
 from dataclasses import replace
 
+import numpy as np
+
 from cnmflow.errors import MovieError
 from cnmflow.movies.checks.blank import check_not_blank
 from cnmflow.movies.checks.channels import interleaved_problem
 from cnmflow.movies.checks.defective_pixels import defects, defects_note
+from cnmflow.movies.checks.levels import level_range, scale_problem
 from cnmflow.movies.checks.memo import remembered
 from cnmflow.movies.checks.middle_frames import read_middle
+from cnmflow.movies.checks.repeats import content_digest, repeat_problem
 from cnmflow.movies.checks.values import check_pixel_values
 from cnmflow.movies.info import MovieInfo
+from cnmflow.movies.read import read_frames
 from cnmflow.movies.series import MovieSeries
 
 __all__ = ["check_not_blank", "check_pixel_values", "check_single_channel", "checked_pixel_values",
@@ -30,7 +37,7 @@ __all__ = ["check_not_blank", "check_pixel_values", "check_single_channel", "che
 
 def check_single_channel(info: MovieInfo) -> None:
     """Raise MovieError when the movie's frames alternate between two images (:mod:`.channels`)."""
-    problem, _ = _middle_findings(info)
+    problem = _middle_findings(info)[0]
     if problem is not None:
         raise MovieError(problem)
 
@@ -57,15 +64,29 @@ def checked_pixel_values(series: MovieSeries) -> tuple[MovieSeries, tuple[str, .
         check_pixel_values(info)
         check_not_blank(info)
         check_single_channel(info)
+    if len(series.movies) > 1:
+        found = [_middle_findings(info) for info in series.movies]
+        problem = (repeat_problem(series.movies, [digest for *_, digest in found])
+                   or scale_problem(series.movies, [levels for _, _, levels, _ in found]))
+        if problem is not None:
+            raise MovieError(problem)
     return with_defective_pixels(series)
 
 
-def _middle_findings(info: MovieInfo) -> tuple[str | None, tuple[tuple[int, int], ...]]:
-    """The channel check's refusal (None: one channel) and the defective pixels, judged on one read of the middle
-    frames and remembered per file (only the findings: the frames' moments, 64 MB for a 2048² sensor, are not
-    kept). Nothing is judged on too few frames."""
-    def judged() -> tuple[str | None, tuple[tuple[int, int], ...]]:
+Findings = tuple[str | None, tuple[tuple[int, int], ...], tuple[float, float], str]
+
+
+def _middle_findings(info: MovieInfo) -> Findings:
+    """The channel check's refusal (None: one channel), the defective pixels, the level range (:mod:`.levels`) and
+    the content digest (:mod:`.repeats`), judged on one read of the middle frames and remembered per file (only the
+    findings: the frames' moments, 64 MB for a 2048² sensor, are not kept). Too few frames are read whole for the
+    level and the digest only."""
+    def judged() -> Findings:
         middle = read_middle(info)
-        return (None, ()) if middle is None else (interleaved_problem(info, middle), defects(middle))
+        if middle is None:
+            means = read_frames(info, 0, info.n_frames).mean(axis=0, dtype=np.float64)  # fewer than 16 frames
+            return None, (), level_range(means), content_digest(info.n_frames, means)
+        return (interleaved_problem(info, middle), defects(middle), level_range(middle.mean),
+                content_digest(info.n_frames, middle.mean))
 
     return remembered("middle", info, judged)
