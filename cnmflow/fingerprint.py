@@ -116,9 +116,12 @@ def input_hashes(series, *, remembered_in: Path | None = None) -> dict[int, str]
 def series_key(hashes: Mapping[int, str], series: MovieSeries | None = None) -> str:
     """Names a series' work copies: the input bytes in the user's order only, whatever the parameters
     (runs with other settings on the same movies share the concatenated copy) — and the defective pixels a copy of
-    ``series`` has mended, where it has some (a copy kept from a version that mended other pixels is not reused)."""
+    ``series`` has mended and the blank frames it has filled, where it has some (a copy kept from a version that
+    mended other pixels, or kept blank frames as they are stored, is not reused)."""
     mended = [list(map(list, movie.defective_pixels)) for movie in series.movies] if series is not None else []
-    text = "".join(hashes[k] for k in sorted(hashes)) + (json.dumps(mended) if any(mended) else "")
+    blank = [list(movie.blank_frames) for movie in series.movies] if series is not None else []
+    text = ("".join(hashes[k] for k in sorted(hashes)) + (json.dumps(mended) if any(mended) else "")
+            + (json.dumps({"blank": blank}) if any(blank) else ""))
     return hashlib.sha256(text.encode()).hexdigest()
 
 

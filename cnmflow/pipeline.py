@@ -40,7 +40,7 @@ class ExtractionResult:
     inputs: ValidatedInputs
     estimates: Estimates
     offsets: dict[int, tuple[int, int]]        # movie index (user order) → frame range in the series
-    filled_frames: dict[int, tuple[int, ...]]  # movie index → frames interpolated (isxd dropped/cropped)
+    filled_frames: dict[int, tuple[int, ...]]  # movie index → frames interpolated (isxd dropped/cropped, blank)
     timings: dict[str, float] = field(default_factory=dict)
     peak_rss_mb: float | None = None           # largest resident memory of this process or a worker
     motion: MotionOutcome | None = None         # the shifts when motion_correction is not 'none'

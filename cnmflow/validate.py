@@ -128,6 +128,7 @@ def describe_inputs(inputs: ValidatedInputs) -> str:
         first, stop = series.offsets()[position]
         rate = f"{movie.frame_rate:g} Hz" if movie.frame_rate else "no rate metadata"
         extra = f", {len(movie.invalid_frames)} dropped/cropped frames" if movie.invalid_frames else ""
+        extra += f", {len(movie.blank_frames)} blank frames filled" if movie.blank_frames else ""
         lines.append(f"  [{position}] {movie.path}  {movie.kind}, {movie.n_frames} frames "
                      f"{movie.frame_shape[0]}x{movie.frame_shape[1]} {movie.dtype}, {rate}{extra}, "
                      f"frames {first}-{stop - 1} of the series")

@@ -112,7 +112,8 @@ def test_the_code_is_part_of_the_identity():
 
 def test_a_series_with_mended_pixels_names_other_work_copies_than_its_bytes_alone(tmp_path):
     """A work copy made before a pixel was found defective (or by a version that found others) holds the pixel as
-    recorded; a run that mends it must not adopt that copy."""
+    recorded, one made before blank frames were filled holds them blank; a run that mends or fills must not adopt
+    that copy."""
     import dataclasses
 
     import numpy as np
@@ -129,3 +130,5 @@ def test_a_series_with_mended_pixels_names_other_work_copies_than_its_bytes_alon
     assert plain == series_key(hashes)
     mended = dataclasses.replace(series, movies=(dataclasses.replace(series.movies[0], defective_pixels=((3, 4),)),))
     assert series_key(hashes, mended) != plain
+    filled = dataclasses.replace(series, movies=(dataclasses.replace(series.movies[0], blank_frames=(3, 4)),))
+    assert len({series_key(hashes, filled), series_key(hashes, mended), plain}) == 3  # blank frames filled: another

@@ -145,7 +145,8 @@ def test_a_movie_whose_cells_cannot_be_read_validates_without_a_note(tmp_path, k
     from cnmflow.synthetic import write_tiff
 
     rng = np.random.default_rng(0)
-    flat = np.zeros((60, 32, 32), np.float32) + np.arange(60, dtype=np.float32)[:, None, None]  # no blob, not blank
+    ramp = np.linspace(0, 1, 32, dtype=np.float32)[None, None, :]  # a frame of one value holds no image: refused
+    flat = np.zeros((60, 32, 32), np.float32) + np.arange(60, dtype=np.float32)[:, None, None] + ramp  # no blob
     movie = {"flat": flat, "noise": rng.normal(size=(60, 32, 32)).astype(np.float32),
              "tiny": rng.normal(size=(60, 8, 9)).astype(np.float32)}[kind]
     path = write_tiff(tmp_path / f"{kind}.tif", movie, fr=10.0)

@@ -12,7 +12,8 @@ container's nominal rate counts the empty entries too), else the container rate.
 When fewer frames decode than the header lists and the decoded timestamps stop before the
 listed duration, the file is cut short (a copy that did not finish): the movie is still
 analysed, with a note giving both counts (empty entries spread over the whole duration, as
-Inscopix writes them, need no note).
+Inscopix writes them, need no note). Frames with every pixel one value are noted as they decode
+(``MovieInfo.flat_frames``), so the blank-frame check does not decode the movie again.
 """
 
 from __future__ import annotations
@@ -147,7 +148,7 @@ def read_info(path: Path) -> MovieInfo:
     with _container(path) as container:
         stream = container.streams.video[0]
         lossy = _lossy_note(path, stream)
-        n, shape, pts, time_base, dtype, colour = 0, None, [], None, np.dtype(np.uint8), None
+        n, shape, pts, time_base, dtype, colour, flat = 0, None, [], None, np.dtype(np.uint8), None, []
         for frame in _decoded_frames(path, container):
             size = (int(frame.height), int(frame.width))
             if shape is None:
@@ -157,6 +158,9 @@ def read_info(path: Path) -> MovieInfo:
                 colour = _colour_note(path, frame)
             elif size != shape:             # every frame is decoded here: refuse it now
                 raise _size_changes(path, n, size, shape)
+            image = _gray(frame, dtype)
+            if (image == image.flat[0]).all():
+                flat.append(n)
             if pts is not None:
                 if frame.pts is None:
                     pts = None
@@ -173,7 +177,8 @@ def read_info(path: Path) -> MovieInfo:
             rate = float(nominal) if nominal else None
             source = "avi container" if rate else None
     return MovieInfo(path=path, kind="avi", n_frames=n, frame_shape=shape, dtype=dtype,
-                     frame_rate=rate, frame_rate_source=source, notes=tuple(filter(None, (colour, note, lossy))))
+                     frame_rate=rate, frame_rate_source=source, notes=tuple(filter(None, (colour, note, lossy))),
+                     flat_frames=tuple(flat))
 
 
 def _size_changes(path: Path, index: int, shape: tuple[int, ...], expected: tuple[int, int]) -> MovieError:

@@ -61,7 +61,7 @@ class ConcatenatedMovie:
 
 def in_place(series: MovieSeries) -> ConcatenatedMovie | None:
     """The series read where it lies, when it is one movie whose frames form a raw block; else None."""
-    if len(series.movies) != 1 or series.movies[0].invalid_frames:
+    if len(series.movies) != 1 or series.movies[0].lost_frames:
         return None
     layout = raw_layout(series.movies[0])
     if layout is None:
@@ -75,7 +75,7 @@ def work_dtype(series: MovieSeries) -> np.dtype:
     """The type a work copy of ``series`` is stored in: the movies' common integer type when every
     value survives the float32 round trip and no frame is interpolated, else float32."""
     types = {np.dtype(movie.dtype) for movie in series.movies}
-    if len(types) == 1 and not any(movie.invalid_frames for movie in series.movies):
+    if len(types) == 1 and not any(movie.lost_frames for movie in series.movies):
         (dtype,) = types
         if dtype.kind in "ui" and dtype.itemsize <= EXACT_INTEGER_BYTES:
             return dtype.newbyteorder("=")
@@ -127,6 +127,6 @@ def concatenate(series: MovieSeries, work_dir: Path, *, chunk_frames: int = 256,
                     raise MovieError(f"{info.path}: read {written} frames, expected {info.n_frames}; "
                                      "was the file changed while reading?")
     # lost frames come interpolated from the reader (movies.frame_fill): recorded here for the run's report
-    filled = {k: tuple(info.invalid_frames) for k, info in enumerate(series.movies) if info.invalid_frames}
+    filled = {k: info.lost_frames for k, info in enumerate(series.movies) if info.lost_frames}
     return ConcatenatedMovie(path=final, shape=(total, rows, cols), offsets=offsets, filled_frames=filled,
                              dtype=dtype.str)

@@ -56,6 +56,20 @@ class MovieInfo:
     #: Isolated stuck or hot sensor pixels (row, col), found in validation; every frame read has them replaced by
     #: their neighbours' median (:mod:`cnmflow.movies.pixel_repair`). () for none, or not looked for.
     defective_pixels: tuple[tuple[int, int], ...] = ()
+    #: Frames a reader that decodes every frame to count them (AVI) saw with every pixel one value; None where no
+    #: reader looked (the blank-frame check then reads the frames itself).
+    flat_frames: tuple[int, ...] | None = None
+    #: Frames the file stores with every pixel one value (written in place of lost ones), found in validation
+    #: (:mod:`cnmflow.movies.checks.blank_frames`). () for none, or not looked for.
+    blank_frames: tuple[int, ...] = ()
+
+    @property
+    def lost_frames(self) -> tuple[int, ...]:
+        """Frames every reader sees filled in from their neighbours (:mod:`cnmflow.movies.frame_fill`): an isxd's
+        dropped and cropped frames, and the blank frames validation found."""
+        if not self.blank_frames:
+            return self.invalid_frames
+        return tuple(sorted(set(self.invalid_frames) | set(self.blank_frames)))
 
     @property
     def frame_period(self) -> float | None:

@@ -152,8 +152,8 @@ def iter_chunks(info: MovieInfo, *, chunk_frames: int) -> Iterator[tuple[int, np
 def _as_seen(info: MovieInfo, block: np.ndarray, start: int) -> np.ndarray:
     """A reader's block from frame ``start`` with the movie's lost frames filled (:mod:`frame_fill`) and its defective
     pixels mended (:mod:`pixel_repair`)."""
-    if info.invalid_frames:
-        block = filled(block, start, info.invalid_frames, info.n_frames,
+    if info.lost_frames:
+        block = filled(block, start, info.lost_frames, info.n_frames,
                        lambda i: READERS[info.kind].read_frames(info, i, i + 1)[0])
     return mended(block, info.defective_pixels)
 
