@@ -3,7 +3,10 @@
 It lets scans that run at different times, in different processes or at the same moment agree
 on what was seen, what is running and what is done.  Every write is one ``BEGIN IMMEDIATE``
 transaction (SQLite's write lock, taken up front), so a claim's read-decide-write cannot
-interleave with another watcher's; WAL mode lets readers go on meanwhile.
+interleave with another watcher's. The journal is SQLite's rollback journal, not WAL: a watched folder's results
+often live on a lab's network share (NFS, SMB), where WAL's shared-memory index does not work (SQLite's file
+format notes: not between machines; on mounts without shared mmap, such as many SMB ones, every write fails with a
+disk I/O error). The ledger's transactions are a few rows each, so readers waiting on a writer cost nothing.
 
 Tables:
 
@@ -131,7 +134,7 @@ class Ledger:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._db = sqlite3.connect(self.path, timeout=busy_timeout_s, isolation_level=None)
         self._db.execute(f"PRAGMA busy_timeout = {int(busy_timeout_s * 1000)}")
-        self._db.execute("PRAGMA journal_mode = WAL")
+        self._db.execute("PRAGMA journal_mode = DELETE")  # see the module's docstring; converts a WAL ledger
         with self.transaction() as db:
             for statement in _SCHEMA.split(";"):  # not executescript: it would commit our transaction
                 if statement.strip():

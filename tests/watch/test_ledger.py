@@ -37,8 +37,21 @@ def ledger(tmp_path):
         yield opened
 
 
-def test_ledger_uses_wal(ledger):
-    assert ledger._db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+def test_the_ledger_keeps_a_rollback_journal_as_network_shares_need_and_converts_a_wal_one(tmp_path):
+    """WAL's shared-memory index does not work on NFS between machines nor on SMB mounts without shared mmap, where
+    watched results often live; a ledger an earlier version left in WAL mode is converted when opened."""
+    import sqlite3
+
+    old = tmp_path / "old.sqlite"
+    db = sqlite3.connect(old)
+    assert db.execute("PRAGMA journal_mode = WAL").fetchone()[0] == "wal"
+    db.execute("CREATE TABLE t (x)")
+    db.close()
+    for path in (tmp_path / "new.sqlite", old):
+        with Ledger(path) as opened:
+            assert opened._db.execute("PRAGMA journal_mode").fetchone()[0] == "delete"
+            assert _claim(opened).decision == "claim"
+            assert not path.with_name(path.name + "-wal").exists()
 
 
 def test_claim_then_done_is_never_claimed_again(ledger):
