@@ -78,23 +78,33 @@ def _top_level(paths: Iterable[str]) -> list[Group]:
     return sorted(singles, key=lambda group: group.key)
 
 
-def confirm_ome_set(group: Group, folder: str | Path) -> list[Group]:
-    """The runs a group of files directly in the watched folder makes once they are finished: a set named as one
-    multi-file OME-TIFF stays one run only with the files its first file's metadata names (two recordings named
-    ``a.ome.tif`` and ``a_1.ome.tif``, each complete, had been joined); the others run alone. A first file that
-    cannot be read keeps the set whole: its run fails once, for the set, with the reader's message."""
-    if group.is_series or len(group.members) == 1:
-        return [group]
+def confirm_ome_set(group: Group, folder: str | Path) -> tuple[list[Group], tuple[str, ...]]:
+    """The runs a group of files directly in the watched folder makes once they are finished, and the files its
+    OME metadata names that are not there yet.
+
+    A set named as one multi-file OME-TIFF stays one run only with the files its first file's metadata names (two
+    recordings named ``a.ome.tif`` and ``a_1.ome.tif``, each complete, had been joined); the others run alone. A set
+    copied file by file (rsync writes each under a hidden temporary name, then renames it) whose metadata names a
+    file not in the folder yet — a later part, or, for a later part, the first file — makes no run: it waits for
+    them (it had been started on the files present, failed and used up its attempts while the copy went on). A first
+    file that cannot be read keeps the set whole: its run fails once, for the set, with the reader's message."""
+    if group.is_series or _OME_PART.match(group.members[0]) is None:
+        return [group], ()
     try:
-        named = set(read_info(Path(folder) / group.members[0]).ome_files)
+        info = read_info(Path(folder) / group.members[0])
     except MovieError:
-        return [group]
+        return [group], ()
+    listed = (*info.ome_files, *([info.ome_metadata_file] if info.ome_metadata_file else []))
+    missing = tuple(name for name in listed if not (Path(folder) / name).exists())
+    if missing:
+        return [], missing
+    named = set(info.ome_files)
     inside = tuple(path for path in group.members if path in named)
-    if inside == group.members:
-        return [group]
+    if len(group.members) == 1 or inside == group.members:
+        return [group], ()
     if len(inside) < 2 or inside[0] != group.key:
-        return [_single(path) for path in group.members]
-    return [Group(group.key, inside, group.output_base)] + [_single(p) for p in group.members if p not in inside]
+        return [_single(path) for path in group.members], ()
+    return [Group(group.key, inside, group.output_base)] + [_single(p) for p in group.members if p not in inside], ()
 
 
 def group_files(paths: Iterable[str], rule: str = "subfolder") -> list[Group]:

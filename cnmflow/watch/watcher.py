@@ -114,7 +114,11 @@ class Scan:
             if waits:
                 growing.append(Outcome(group.key, GROWING, "; ".join(waits)))
                 continue
-            for run in confirm_ome_set(group, self.folder):  # finished files: a multi-file OME-TIFF's read
+            runs, missing = confirm_ome_set(group, self.folder)  # finished files: a multi-file OME-TIFF's read
+            if missing:
+                growing.append(Outcome(group.key, GROWING, f"waiting for {', '.join(missing)}, which the multi-file "
+                                                           "OME-TIFF's metadata names (still being copied?)"))
+            for run in runs:
                 try:
                     members = self._hash(ledger, [by_path[p] for p in run.members])
                 except OSError as error:  # one unreadable file had failed the whole scan, every scan

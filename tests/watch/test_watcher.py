@@ -123,6 +123,39 @@ def test_a_multi_file_ome_tiff_at_the_top_level_is_one_run_and_two_recordings_st
     assert validate_series([folder / m for m in runs["MMStack_Pos0.ome.tif"]]).n_frames == 12
 
 
+def test_a_multi_file_ome_tiff_copied_file_by_file_waits_for_the_parts_its_metadata_names(tmp_path):
+    """rsync copies Micro-Manager's files one at a time, each under a hidden temporary name until it is whole. The
+    first file, finished, had been started alone and failed ("list the other files"), attempt after attempt, while
+    the copy went on; it waits now, naming the files it waits for, and so does a later part whose first file has not
+    come. Once all are there, the set is one run."""
+    import numpy as np
+
+    from tests.runs import micro_manager
+
+    staging, folder, out = tmp_path / "staging", tmp_path / "in", tmp_path / "out"
+    staging.mkdir(), folder.mkdir()
+    rng = np.random.default_rng(0)
+    names = [p.name for p in micro_manager(staging, [rng.integers(0, 900, (4, 6, 5), dtype=np.uint16)
+                                                     for _ in range(3)])]
+    (staging / names[0]).rename(folder / names[0])
+    (staging / names[1]).rename(folder / f".{names[1]}.Xy12ab")  # rsync's name for a file it is writing
+    for _ in range(2):
+        candidates, growing = _survey(folder, out)
+    assert candidates == [] and [(o.item, o.status) for o in growing] == [(names[0], GROWING)]
+    assert f"waiting for {names[1]}, {names[2]}, which the multi-file OME-TIFF's metadata names" in growing[0].detail
+    (folder / f".{names[1]}.Xy12ab").rename(folder / names[1])
+    lone = tmp_path / "lone"
+    lone.mkdir()
+    (staging / names[2]).rename(lone / names[2])
+    for _ in range(2):
+        candidates, growing = _survey(lone, tmp_path / "out_lone")
+    assert candidates == [] and f"waiting for {names[0]}" in growing[0].detail
+    (lone / names[2]).rename(folder / names[2])
+    for _ in range(2):
+        candidates, growing = _survey(folder, out)
+    assert growing == [] and [c.group.members for c in candidates] == [tuple(names)]
+
+
 def test_the_watched_folder_itself_is_refused_as_output_root(tmp_path):
     _write(tmp_path / "in" / "session" / "a.tif", b"a")
     os.symlink(tmp_path / "in", tmp_path / "link")
