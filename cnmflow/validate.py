@@ -13,6 +13,7 @@ from typing import Any, Sequence
 from cnmflow.auto_params import AutoEstimate, resolve_auto, series_cells_radius
 from cnmflow.engine import EngineSettings
 from cnmflow.errors import ParameterError
+from cnmflow.motion.movement import movement_note
 from cnmflow.motion.params import check_against_frame
 from cnmflow.movies import MovieSeries, resolve_frame_rate, validate_series
 from cnmflow.movies.checks import checked_pixel_values
@@ -57,7 +58,8 @@ def validate_inputs(
     ``request`` is what the user asked for (or give its fields as keywords). Cheap checks come
     first; then every pixel of float movies is read (NaN, inf and overflowing values are refused),
     once per file and process; last, ``cell_size``: a gSig set is compared with the cells' radius read
-    on a bounded sample of the movie (:func:`cell_size_note`; off for motion-only runs). ``machine``
+    on a bounded sample of the movie (:func:`cell_size_note`; off for motion-only runs), and a movie that moves
+    while motion_correction is 'none' gets a note (:func:`~cnmflow.motion.movement.movement_note`). ``machine``
     defaults to the environment's settings (:func:`cnmflow.settings.load_settings`; a bad value is
     refused here, before any compute).
     """
@@ -77,8 +79,8 @@ def validate_inputs(
     resolved, estimate = resolve_auto(series, resolved)  # gSig/min_corr/min_pnr "auto": read from the movie
     _check_fits_frame(series, resolved)
     size_note = cell_size_note(series, resolved, estimate) if cell_size else None
-    if size_note:
-        resolved = replace(resolved, notes=resolved.notes + (size_note,))
+    motion_note = movement_note(series, resolved.params)  # a moving movie the run would not correct
+    resolved = replace(resolved, notes=resolved.notes + tuple(filter(None, (size_note, motion_note))))
     return ValidatedInputs(series=series, resolved=resolved, engine=EngineSettings.from_params(resolved.params),
                            machine=machine, size_note=size_note)
 
