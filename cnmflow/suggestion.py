@@ -24,6 +24,7 @@ def suggest(movies: Sequence[str | Path], figure: str | Path, request: RunReques
     ``request`` holds the parameters given (or give its fields as keywords).
     """
     from cnmflow.auto_params import estimate_parameters
+    from cnmflow.motion.movement import movement_note
     from cnmflow.movies import validate_series
     from cnmflow.movies.checks import checked_pixel_values
     from cnmflow.params import AUTO_FIELDS
@@ -48,8 +49,10 @@ def suggest(movies: Sequence[str | Path], figure: str | Path, request: RunReques
     lines = [f"Suggested from {est.n_frames_used} frames (after tsub={params.tsub}) in {seconds:.1f} s:"]
     names = ("gSig", "gSiz", "min_corr", "min_pnr") if fixed is None else ("min_corr", "min_pnr")
     lines += [f"  {name:<8} {reasons[name]}" for name in names]
-    # defective pixels; a gSig set far below the cells' radius read here; an estimate resting on few visible cells
-    notes = [*pixel_notes, *(note for note in (est.given_gsig_note(), est.few_cells_note()) if note)]
+    # defective pixels; a gSig set far below the cells' radius read here; an estimate resting on few visible cells;
+    # a movie that moves while motion_correction is 'none'
+    moving = movement_note(series, params, gsig=est.gSig)
+    notes = [*pixel_notes, *(note for note in (est.given_gsig_note(), est.few_cells_note(), moving) if note)]
     lines += [f"Note: {note}" for note in notes]
     lines.append(f"Figure: {path}")
     lines.append("Use: --set " + " --set ".join(f"{n}={v:g}" for n, v in est.values().items() if n in names))

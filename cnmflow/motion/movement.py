@@ -67,13 +67,14 @@ def movement(series, *, gsig_filt: float | None, max_shift: int) -> Movement | N
     return _MOVEMENT.get(key, lambda: _read(series, gsig_filt, max_shift))
 
 
-def movement_note(series, params) -> str | None:
-    """The note for a run that leaves motion uncorrected on a movie that clearly moves, else None."""
+def movement_note(series, params, *, gsig: float | None = None) -> str | None:
+    """The note for a run that leaves motion uncorrected on a movie that clearly moves, else None. ``gsig`` stands
+    for a gSig still "auto" in ``params`` (``cnmflow suggest``)."""
     if params.motion_correction != "none":
         return None
     filt = params.motion.gSig_filt
     gsig_filt = (float(max(filt)) if filt is not None
-                 else float(params.gSig) if params.method_init == "corr_pnr" else None)
+                 else float(gsig if gsig is not None else params.gSig) if params.method_init == "corr_pnr" else None)
     found = movement(series, gsig_filt=gsig_filt, max_shift=max(params.motion.max_shifts))
     if found is None or found.sd_px < NOTE_SD_PX:
         return None

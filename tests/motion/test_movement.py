@@ -50,6 +50,16 @@ def test_a_moving_movie_left_uncorrected_is_told_with_the_fix(moving_and_still):
     assert _notes(moving_and_still[0.0][0]) == []
 
 
+def test_suggest_says_it_too(moving_and_still, tmp_path):
+    """`cnmflow suggest` reads the movie before anyone runs it: the motion note is among its notes."""
+    from cnmflow.suggestion import suggest
+
+    moving = suggest([moving_and_still[0.8][0]], figure=tmp_path / "moving.png")
+    assert any("the movie moves" in note for note in moving["notes"]) and "Note: the movie moves" in moving["text"]
+    still = suggest([moving_and_still[0.0][0]], figure=tmp_path / "still.png")
+    assert not any("moves" in note for note in still["notes"])
+
+
 @pytest.mark.parametrize("seed", [1, 3])
 def test_bright_transients_without_fixed_structure_are_not_read_as_motion(tmp_path, seed):
     """The Gaussian simulator's still movies (cells on a smooth background, nothing fixed to register on) gave
