@@ -55,7 +55,8 @@ def blank_frames_problem(info: MovieInfo, blank: tuple[int, ...]) -> str | None:
 def blank_frames_note(info: MovieInfo) -> str:
     """What a run reports of a movie whose blank frames are filled."""
     count = len(info.blank_frames)
-    return (f"{info.path}: {count} frame{'s' if count > 1 else ''} hold no image (every pixel one value: frames "
+    held = "frames hold" if count > 1 else "frame holds"
+    return (f"{info.path}: {count} {held} no image (every pixel one value: frames "
             f"{_listed(frame_runs(info.blank_frames))}), which no camera records; they are filled by linear "
             "interpolation between the nearest frames with an image, as an isxd's dropped frames are")
 
