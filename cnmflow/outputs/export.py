@@ -330,7 +330,7 @@ def _write_isxd_sets(result: ExtractionResult, folder: Path, traces: dict[str, d
     files: dict[str, dict] = {}
     metadata: dict[str, dict] = {}
     for index, movie in enumerate(result.inputs.series.movies):
-        timing = output_timing(movie, fr=float(params.fr))
+        timing = output_timing(movie, fr=float(params.fr), blank_dropped=True)
         spacing = output_spacing(movie, dxy=params.dxy)
         for label in ("raw", "denoised"):
             name = cellset_name(label, index)

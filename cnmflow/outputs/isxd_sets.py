@@ -56,18 +56,22 @@ class EmptySetNotSupported(OutputError):
 
 
 # ----------------------------------------------------------------------------- timing / spacing
-def output_timing(movie: MovieInfo, *, fr: float):
+def output_timing(movie: MovieInfo, *, fr: float, blank_dropped: bool = False):
     """The `isx.Timing` of the outputs that belong to `movie`.
 
     For an isxd input this is the input's own timing (dropped/cropped samples included), so
     ``input.timing == output.timing``. Otherwise ``movie.n_frames`` samples with an exact
-    period of ``1/fr`` seconds, starting at ``movie.start_time`` (else the epoch).
+    period of ``1/fr`` seconds, starting at ``movie.start_time`` (else the epoch), and, with
+    ``blank_dropped`` (the traces' sets), the frames the file held no image for marked dropped: their
+    values are interpolated from the neighbours (:mod:`cnmflow.movies.checks.blank_frames`), not
+    recorded, and read back as NaN as an isxd's dropped frames do.
     """
     if movie.timing is not None:
         return movie.timing.to_isx()  # MovieInfo holds plain data; isx objects are made here
     _check_positive("fr", fr)
+    dropped = [int(i) for i in movie.blank_frames] if blank_dropped else []
     return isx_package().Timing(num_samples=int(movie.n_frames), period=isx_timing.period_from_rate(fr),
-                         start=isx_timing.time_from_datetime(movie.start_time))
+                                start=isx_timing.time_from_datetime(movie.start_time), dropped=dropped)
 
 
 def output_spacing(movie: MovieInfo, *, dxy: float | Sequence[float]):

@@ -57,7 +57,7 @@ class NwbMovie:
     period: Fraction                     # seconds per frame, exact
     pixel_size_um: tuple[float, float]   # (height, width) of one pixel
     start_time: datetime | None          # the movie's own start (isxd); None for tif/avi
-    invalid_samples: tuple[int, ...] = ()  # dropped or cropped samples (isx), NaN in the traces
+    invalid_samples: tuple[int, ...] = ()  # dropped or cropped samples (isx), or blank frames: NaN in the traces
 
     @property
     def n_frames(self) -> int:
@@ -317,7 +317,8 @@ def _fluorescence(ophys, segmentation, run: NwbRun, movie: NwbMovie) -> None:
     fluorescence = Fluorescence(name="Fluorescence")
     ophys.add(fluorescence)  # before its series, so their ROI region shares an ancestor with the table
     rois = segmentation.create_roi_table_region(region=list(range(est.K)), description="every ROI")
-    dropped = (f" Samples {list(movie.invalid_samples)} were dropped or cropped in the recording and are NaN."
+    dropped = (f" Samples {list(movie.invalid_samples)} were dropped or cropped in the recording, or held no image "
+               "in the file, and are NaN."
                if movie.invalid_samples else "")
     for name, values, what in (
             ("RoiResponseSeries", est.C[:, first:stop] + est.YrA[:, first:stop], "raw traces (C + YrA)"),

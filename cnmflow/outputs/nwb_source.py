@@ -36,7 +36,7 @@ def nwb_run_from_result(result: ExtractionResult, *, fingerprint: str | None = N
     params = result.inputs.resolved.params
     movies = []
     for index, movie in enumerate(result.inputs.series.movies):
-        timing = output_timing(movie, fr=float(params.fr))
+        timing = output_timing(movie, fr=float(params.fr), blank_dropped=True)
         spacing = output_spacing(movie, dxy=params.dxy)
         movies.append(nwb_movie(index, Path(movie.path).name, result.offsets[index], timing, spacing,
                                 start_time=movie.start_time))

@@ -124,3 +124,27 @@ def test_a_clean_movie_has_no_blank_frames_and_no_note(tmp_path):
     inputs = validate_inputs([_write(tmp_path / "clean.tif", _movie(), "tif")], table=SMALL)
     assert inputs.series.movies[0].blank_frames == ()
     assert not any("hold no image" in note for note in inputs.resolved.notes)
+
+
+def test_a_runs_traces_are_nan_where_the_file_held_no_image(tmp_path):
+    """Filled frames are made, not recorded: the cell sets mark them dropped (isx reads NaN there, as for an isxd's
+    dropped frames) and the NWB traces are NaN there; the hdf5 keeps CaImAn's layout, every frame a value."""
+    import isx
+    from pynwb import NWBHDF5IO
+
+    from cnmflow import extract
+    from cnmflow.synthetic.gaussian import simulate_1p
+
+    movie = simulate_1p(shape=(48, 48), n_frames=300, rng=4).movie.astype(np.uint16)
+    movie[[40, 41, 150]] = 0
+    out = tmp_path / "out"
+    extract([_write(tmp_path / "holes.tif", movie, "tif")], out,
+            params={"gSig": 3, "gSiz": 7, "min_corr": 0.7, "min_pnr": 6, "fr": 10})
+    cells = isx.CellSet.read(str(out / "cellset_raw.000.isxd"))
+    assert cells.num_cells > 0 and list(cells.timing.dropped) == [40, 41, 150]
+    assert np.flatnonzero(np.isnan(cells.get_cell_trace_data(0))).tolist() == [40, 41, 150]
+    assert isx.EventSet.read(str(out / "neural_events.000.isxd")).num_cells == cells.num_cells
+    with NWBHDF5IO(str(out / "ophys.000.nwb"), "r") as io:
+        series = io.read().processing["ophys"]["Fluorescence"]["RoiResponseSeries"]
+        assert np.flatnonzero(np.isnan(series.data[:]).all(axis=1)).tolist() == [40, 41, 150]
+        assert "held no image" in series.description
