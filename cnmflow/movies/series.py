@@ -19,6 +19,10 @@ from cnmflow.movies.tiff import SingleImageError
 DEFAULT_FRAME_RATE = 30.0
 PERIOD_ATOL_S = 1e-6
 FR_RTOL = 1e-3
+#: Frame rates (Hz) a calcium-imaging recording can have: one read from a file's metadata outside them is a unit
+#: slip (an ImageJ interval in ms read as seconds gives 0.01-0.05 Hz), and the deconvolution's decay, in frames,
+#: would be wrong by as much.
+PLAUSIBLE_FR = (0.1, 1000.0)
 
 
 @dataclass(frozen=True)
@@ -364,7 +368,14 @@ def resolve_frame_rate(series: MovieSeries, user_fr: float | None) -> tuple[floa
     names = _names(series.movies)
     if isinstance(user_fr, str) and user_fr.strip().lower() == "auto":
         user_fr = None
+    implausible = meta is not None and not PLAUSIBLE_FR[0] <= meta <= PLAUSIBLE_FR[1]
     if user_fr is None:
+        if implausible:
+            raise ParameterError(
+                f"the frame rate in the metadata of {names} reads {meta:.6g} Hz ({source}), outside the "
+                f"{PLAUSIBLE_FR[0]:g}-{PLAUSIBLE_FR[1]:g} Hz calcium imaging runs at: its unit is likely wrong (a "
+                "frame interval in ms read as seconds?), and the deconvolution would take every decay to be as far "
+                "off; set fr to the recording's frame rate")
         if meta is not None:
             return float(meta), str(source), _untimed_warning(series, meta, source)
         return DEFAULT_FRAME_RATE, "default", [
@@ -377,6 +388,9 @@ def resolve_frame_rate(series: MovieSeries, user_fr: float | None) -> tuple[floa
         raise ParameterError(f"fr must be a positive number of frames per second, got {user_fr!r}")
     if meta is None:
         return fr, "user", []
+    if implausible:
+        return fr, "user", [f"the frame rate in the metadata of {names} reads {meta:.6g} Hz ({source}), which no "
+                            f"calcium imaging runs at; using fr={fr:g} as set"]
     if math.isclose(fr, meta, rel_tol=FR_RTOL):
         return float(meta), str(source), []
     if series.kind in ("isxd", "avi"):

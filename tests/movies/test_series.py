@@ -394,6 +394,30 @@ def test_fr_user_disagrees_with_tiff_metadata(tmp_path):
     assert (fr, source) == (20.0, "user") and len(warnings) == 1 and "disagrees" in warnings[0]
 
 
+@pytest.mark.parametrize("interval_s", [100.0, 1e-5])
+def test_a_metadata_rate_no_calcium_imaging_runs_at_is_refused_unless_fr_is_set(tmp_path, interval_s):
+    """An ImageJ interval of 100 (ms, read as s) gave 0.01 Hz, one of 1e-5 s 100 kHz, taken without a word: the
+    deconvolution's decay in frames was off as far. Refused naming the file and the rate, unless fr is set."""
+    series = validate_series([_ij(tmp_path / "slow.tif", interval_s)])
+    with pytest.raises(ParameterError) as err:
+        resolve_frame_rate(series, None)
+    message = str(err.value)
+    assert f"{tmp_path / 'slow.tif'}" in message and f"{1 / interval_s:.6g} Hz (ImageJ finterval)" in message
+    assert "set fr" in message
+    fr, source, warnings = resolve_frame_rate(series, 20)
+    assert (fr, source) == (20.0, "user") and "no calcium imaging runs at" in warnings[0]
+    assert resolve_frame_rate(validate_series([_ij(tmp_path / "ok.tif", 2.0)]), None)[0] == pytest.approx(0.5)
+
+
+def test_an_isxd_rate_no_calcium_imaging_runs_at_gives_way_to_fr(tmp_path):
+    """An isxd's (or AVI's) own rate wins over fr (the file's clock), except one outside what calcium imaging runs
+    at: a period of 20 s."""
+    series = validate_series([write_isxd(tmp_path / "a.isxd", movie_data(3), period_ms=20000)])
+    with pytest.raises(ParameterError, match=r"0\.05 Hz \(isxd timing\)"):
+        resolve_frame_rate(series, None)
+    assert resolve_frame_rate(series, 20)[:2] == (20.0, "user")
+
+
 @pytest.mark.parametrize("bad", [0, -5, float("nan"), "fast"])
 def test_fr_invalid_user_value(tmp_path, bad):
     with pytest.raises(ParameterError, match="fr must be"):
