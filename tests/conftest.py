@@ -24,6 +24,7 @@ def private_cache(tmp_path, monkeypatch) -> None:
 @pytest.fixture(scope="session")
 def prefect_harness(tmp_path_factory) -> Iterator[None]:
     """A throwaway Prefect API and result/cache folders of our own, for flows run in this process."""
+    from prefect.settings import PREFECT_FLOWS_HEARTBEAT_FREQUENCY, temporary_settings
     from prefect.testing.utilities import prefect_test_harness
 
     storage = tmp_path_factory.mktemp("prefect-results")
@@ -34,7 +35,10 @@ def prefect_harness(tmp_path_factory) -> Iterator[None]:
     # One MLflow store for every flow run of the session (creating a sqlite store costs ~4 s).
     os.environ["MLFLOW_TRACKING_URI"] = f"sqlite:///{tmp_path_factory.mktemp('mlflow') / 'mlflow.db'}"
     try:
-        with prefect_test_harness(server_startup_timeout=120):
+        # No flow-run heartbeats (Prefect's crash detection, which no test here reads): the heartbeat thread sleeps in
+        # 1 s steps and every flow run, subflows too, waited up to a second for it to notice the run had ended.
+        with prefect_test_harness(server_startup_timeout=120), \
+                temporary_settings(updates={PREFECT_FLOWS_HEARTBEAT_FREQUENCY: None}):
             yield
     finally:
         for name, value in saved.items():

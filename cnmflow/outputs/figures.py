@@ -9,7 +9,9 @@ SVG is removed again, so a preview is either complete or absent.
 
 from __future__ import annotations
 
+import os
 import shutil
+import threading
 from pathlib import Path
 
 import numpy as np
@@ -23,6 +25,18 @@ __all__ = ["PNG_DPI", "preview_paths", "new_figure", "save_figure", "copy_previe
 
 #: resolution of the PNG copies
 PNG_DPI = 120
+
+
+def _unheld_render_lock() -> None:
+    """In a forked child: a new ``Figure._render_lock``. Matplotlib draws every figure of a process under this one
+    class-wide lock; a thread drawing when another forks (two exports of a sweep at once, one forking its
+    previews' process) leaves the child a copy held by a thread the child does not have, and the child's first
+    draw would wait for it forever (the export killed it after 30 s and drew its previews itself)."""
+    Figure._render_lock = threading.RLock()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_unheld_render_lock)
 
 
 def preview_paths(stem: Path) -> tuple[Path, Path]:

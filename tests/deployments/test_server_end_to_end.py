@@ -99,8 +99,9 @@ def test_served_deployment_runs_when_triggered_through_the_api(server, tmp_path)
     movie = write_tiff(tmp_path / "movie.tif", simulated.movie, fr=10.0)
     out = tmp_path / "out"
     log = open(tmp_path / "serve.log", "wb")
-    serving = subprocess.Popen([str(BIN / "cnmflow"), "serve"], env=server, cwd=tmp_path, stdout=log,
-                               stderr=subprocess.STDOUT, start_new_session=True)
+    # the runner looks for triggered runs every second instead of its default 10: only the idle wait is shorter
+    serving = subprocess.Popen([str(BIN / "cnmflow"), "serve"], env={**server, "PREFECT_RUNNER_POLL_FREQUENCY": "1"},
+                               cwd=tmp_path, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
     try:
         deployments = _wait_for_deployments(server, {"source-extraction", "source-extraction-2p"})
         assert {"source-extraction", "source-extraction-2p"} <= set(deployments), (tmp_path / "serve.log").read_text()
@@ -118,7 +119,7 @@ def test_served_deployment_runs_when_triggered_through_the_api(server, tmp_path)
                 state = client.read_flow_run(flow_run.id).state
                 if state is not None and state.is_final():
                     break
-                time.sleep(1)
+                time.sleep(0.25)
         assert state is not None and state.is_completed(), f"{state}\n{(tmp_path / 'serve.log').read_text()[-3000:]}"
         manifest = read_manifest(out)
         assert manifest["run_ids"]["prefect_flow_run_id"] == str(flow_run.id)

@@ -21,27 +21,19 @@ REPO = Path(__file__).resolve().parents[2]
 PARAMS = dict(gSig=3, gSiz=13, min_corr=0.8, min_pnr=8, fr=10, rf=16, stride=8, n_processes=1)
 
 _SCRIPT = textwrap.dedent('''
-    import json, resource, sys
+    import json, sys
     import numpy as np
-
-    def make(path, frames):
-        from cnmflow.synthetic import simulate_1p
-        movie = simulate_1p(shape=(96, 96), n_frames=frames, n_neurons=15, gsig=3, fr=10, rng=5,
-                            peak_snr=(5, 10)).movie
-        np.save(path, movie)
 
     def run(path, params):
         from cnmflow.engine import fit
         from cnmflow.params import build_params
         movie = np.load(path, mmap_mode="r")
         estimates = fit(movie, build_params(json.loads(params)), chunk_mb=4)
-        after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-        print(json.dumps(dict(K=estimates.K, peak_kb=after, movie_kb=movie.nbytes // 1024)))
+        # VmHWM: this process's own peak (ru_maxrss would count the parent's RSS at the fork: pytest's)
+        peak = [int(line.split()[1]) for line in open("/proc/self/status") if line.startswith("VmHWM")][0]
+        print(json.dumps(dict(K=estimates.K, peak_kb=peak, movie_kb=movie.nbytes // 1024)))
 
-    if sys.argv[1] == "make":
-        make(sys.argv[2], int(sys.argv[3]))
-    else:
-        run(sys.argv[2], sys.argv[3])
+    run(sys.argv[2], sys.argv[3])
 ''')
 
 
@@ -55,17 +47,18 @@ def _python(*args: str, tmp_path: Path, source: str = _SCRIPT) -> str:
     return done.stdout.strip().splitlines()[-1] if done.stdout.strip() else ""
 
 
-@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="ru_maxrss is in KiB on Linux")
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads VmHWM from /proc")
 def test_a_four_times_longer_movie_does_not_take_four_times_the_memory(tmp_path):
-    """Each fit runs in a fresh process on a memory-mapped movie; the processes' peak RSS are compared.
+    """Each fit runs in a fresh process on a memory-mapped movie; the processes' peak RSS (VmHWM) are compared.
 
     Measured on 2 cores (96x96, 15 neurons, rf 16): peaks of ~170 MB (500 frames) and ~205 MB
     (2000 frames, movie 70 MB); a fit that held a copy of the movie would add the movie's size.
     """
     measured = {}
     for frames in (500, 2000):
-        path = tmp_path / f"movie_{frames}.npy"
-        _python("make", str(path), str(frames), tmp_path=tmp_path)
+        path = tmp_path / f"movie_{frames}.npy"  # made here: only the fits need a fresh process each
+        np.save(path, simulate_1p(shape=(96, 96), n_frames=frames, n_neurons=15, gsig=3, fr=10, rng=5,
+                                  peak_snr=(5, 10)).movie)
         measured[frames] = json.loads(_python("run", str(path), json.dumps(PARAMS), tmp_path=tmp_path))
     short, long = measured[500], measured[2000]
     print("fit memory (KiB):", measured)
@@ -78,12 +71,6 @@ _PATCH_JOB = textwrap.dedent('''
     import json, sys
     import numpy as np
 
-    if sys.argv[1] == "make":
-        from cnmflow.synthetic import simulate_1p
-        movie = simulate_1p(shape=(81, 81), n_frames=int(sys.argv[3]), n_neurons=8, gsig=3, fr=10, rng=4,
-                            peak_snr=(6, 12)).movie
-        np.save(sys.argv[2], movie)
-        raise SystemExit
     from cnmflow.engine.movie_source import MovieSource
     from cnmflow.engine.patch_frames import PatchStorage
     from cnmflow.engine.patch_job.dispatch import fit_patch
@@ -113,8 +100,9 @@ def test_a_four_times_longer_patch_does_not_grow_the_worker(tmp_path):
     """
     measured = {}
     for frames in (1000, 4000):
-        path = tmp_path / f"patch_{frames}.npy"
-        _python("make", str(path), str(frames), tmp_path=tmp_path, source=_PATCH_JOB)
+        path = tmp_path / f"patch_{frames}.npy"  # made here: only the jobs need a fresh process each
+        np.save(path, simulate_1p(shape=(81, 81), n_frames=frames, n_neurons=8, gsig=3, fr=10, rng=4,
+                                  peak_snr=(6, 12)).movie)
         measured[frames] = json.loads(_python("fit", str(path), "0", tmp_path=tmp_path, source=_PATCH_JOB))
     held_growth_kb = 2 * 4 * 81 * 81 * (4000 - 1000) // 1024
     growth = measured[4000]["peak_kb"] - measured[1000]["peak_kb"]

@@ -44,15 +44,26 @@ def _read_C(folder: Path) -> np.ndarray:
         return h5["estimates/C"][()]
 
 
-def test_flow_runs_the_plan_and_reports_it(movie, tmp_path):
-    report = run(movie, tmp_path / "out")
+@pytest.fixture(scope="module")
+def tracked_run(movie, tmp_path_factory, prefect_harness):
+    """(report, output folder) of one run with the table (tracked in the experiment "flow-tests", with a cache of
+    its own): what a run reports, declares as assets and tracks is read from it; no test changes the folder."""
+    folder = tmp_path_factory.mktemp("tracked-run")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("CNMFLOW_CACHE_DIR", str(folder / "cache"))
+        report = run(movie, folder / "out", experiment="flow-tests")
+    return report, folder / "out"
+
+
+def test_flow_runs_the_plan_and_reports_it(movie, tracked_run):
+    report, out = tracked_run
     assert report.n_components > 0 and not report.reused_extraction and not report.up_to_date
-    manifest = read_manifest(tmp_path / "out")
+    manifest = read_manifest(out)
     flow_run_id = manifest["run_ids"]["prefect_flow_run_id"]
-    assert verify_manifest(tmp_path / "out") == []
+    assert verify_manifest(out) == []
     assert manifest["run"]["fingerprint"] and manifest["run"]["n_components"] == report.n_components
-    assert (tmp_path / "out" / "lineage.png").is_file()
-    assert not (tmp_path / "out" / ".cnmflow-work").exists(), "the work copy of the movie must be removed"
+    assert (out / "lineage.png").is_file()
+    assert not (out / ".cnmflow-work").exists(), "the work copy of the movie must be removed"
 
     names = sorted(task_run.name.rsplit("-", 1)[0] for task_run in _task_runs(flow_run_id))
     assert names == ["concatenate", "export", "extract", "report", "track", "validate"]
@@ -62,7 +73,7 @@ def test_flow_runs_the_plan_and_reports_it(movie, tmp_path):
     assert float(by_key["source-extraction-progress"].data) == pytest.approx(100.0)
     assert by_key["source-extraction-progress"].description == "report: 100%", "track and report are stages too"
     folder = by_key["output-folder"].data
-    assert str(tmp_path / "out") in folder and "file://" not in folder, "the path as text: browsers block file://"
+    assert str(out) in folder and "file://" not in folder, "the path as text: browsers block file://"
     assert by_key["footprints-preview"].data.startswith("data:image/png;base64,")
     summary = by_key["source-extraction-summary"].data
     assert f"{report.n_components} components" in summary and "min_pnr | 8 | table" in summary
@@ -83,24 +94,24 @@ def _asset_events(flow_run_id: str, expected: int, timeout_s: float = 15.0) -> l
         time.sleep(0.5)
 
 
-def test_export_declares_outputs_as_assets_made_from_the_inputs(movie, tmp_path):
-    run(movie, tmp_path / "out")
-    flow_run_id = read_manifest(tmp_path / "out")["run_ids"]["prefect_flow_run_id"]
+def test_export_declares_outputs_as_assets_made_from_the_inputs(movie, tracked_run):
+    _, out = tracked_run
+    flow_run_id = read_manifest(out)["run_ids"]["prefect_flow_run_id"]
     events = _asset_events(flow_run_id, expected=8)  # hdf5, image, metadata, manifest, 2 cell sets, event set, nwb
     made = {event["resource"]["prefect.resource.id"] for event in events}
-    assert f"file://{tmp_path / 'out' / 'cellset_raw.000.isxd'}" in made
-    assert f"file://{tmp_path / 'out' / 'ophys.000.nwb'}" in made
-    assert f"file://{tmp_path / 'out' / 'caiman_output.hdf5'}" in made
+    assert f"file://{out / 'cellset_raw.000.isxd'}" in made
+    assert f"file://{out / 'ophys.000.nwb'}" in made
+    assert f"file://{out / 'caiman_output.hdf5'}" in made
     for event in events:
         upstream = {related["prefect.resource.id"] for related in event["related"]}
         assert f"file://{movie}" in upstream
 
 
-def test_the_mlflow_run_and_the_prefect_run_point_at_each_other(movie, tmp_path):
+def test_the_mlflow_run_and_the_prefect_run_point_at_each_other(tracked_run):
     from mlflow import MlflowClient
 
-    report = run(movie, tmp_path / "out", experiment="flow-tests")
-    manifest = read_manifest(tmp_path / "out")
+    report, out = tracked_run
+    manifest = read_manifest(out)
     assert report.mlflow_run_id and manifest["run_ids"]["mlflow_run_id"] == report.mlflow_run_id
     mlflow_run = MlflowClient(os.environ["MLFLOW_TRACKING_URI"]).get_run(report.mlflow_run_id)
     assert mlflow_run.data.tags["prefect.flow_run_id"] == manifest["run_ids"]["prefect_flow_run_id"]

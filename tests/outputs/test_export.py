@@ -230,13 +230,10 @@ def test_avi_series_from_the_real_samples(tmp_path):
         assert cells.timing.num_samples == frames
 
 
-def test_single_real_isxd_keeps_its_timing(tmp_path):
-    movie = IDEAS / "movie_part2_108x123x63.isxd"
-    if not movie.exists():
-        pytest.skip("sample isxd absent")
-    cnmflow.extract([movie], tmp_path / "out", params={"min_corr": 0.5, "min_pnr": 5, "gSiz": 13, "n_processes": 1})
+def test_single_real_isxd_keeps_its_timing(real_isxd_run):
+    movie, out = real_isxd_run  # the run test_nwb's real-movie test writes NWB files for (in a copy)
     source = isx.Movie.read(str(movie))
-    cells = isx.CellSet.read(str(tmp_path / "out" / "cellset_raw.000.isxd"))
+    cells = isx.CellSet.read(str(out / "cellset_raw.000.isxd"))
     assert cells.timing == source.timing and cells.spacing == source.spacing
 
 

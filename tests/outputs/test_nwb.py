@@ -347,17 +347,11 @@ def test_cnmflow_nwb_on_the_command_line(run_folder, tmp_path, capsys):
     assert main(["nwb", str(tmp_path / "nowhere")]) == 2
 
 
-def test_a_real_inscopix_movie_keeps_its_start_and_pixel_size(tmp_path):
+def test_a_real_inscopix_movie_keeps_its_start_and_pixel_size(real_isxd_run, tmp_path):
     from nwbinspector import Importance, inspect_nwbfile
 
-    from tests.paths import IDEAS
-
-    movie = IDEAS / "movie_part2_108x123x63.isxd"
-    if not movie.exists():
-        pytest.skip("sample isxd absent (../shared/data/ideas)")
-    cnmflow.extract([movie], tmp_path / "out", params={"min_corr": 0.5, "min_pnr": 5, "gSiz": 13, "n_processes": 1},
-                    nwb=False)
-    (path,), _ = write_nwb_for_folder(tmp_path / "out")
+    movie, extracted = real_isxd_run  # extracted without NWB files (shared with test_export): a copy gets them
+    (path,), _ = write_nwb_for_folder(shutil.copytree(extracted, tmp_path / "out"))
     source = isx.Movie.read(str(movie))
     height, width = (float(isx_timing.as_fraction(v))
                      for v in (source.spacing._impl.pixel_height, source.spacing._impl.pixel_width))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gc
+import threading
 import time
 import xml.etree.ElementTree as ET
 from pathlib import Path
@@ -276,3 +277,35 @@ def test_correlation_tif_round_trips_float32(tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["local_corr_img.tif"]
     with pytest.raises(ValueError):
         write_correlation_tif(tmp_path / "bad.tif", np.zeros((2, 3, 4)))
+
+
+def _drawn_figure(path: Path) -> list[Path]:
+    from cnmflow.outputs.figures import new_figure, save_figure
+
+    fig = new_figure(2, 2)
+    fig.add_subplot().plot([0, 1], [1, 0])
+    return save_figure(fig, path)
+
+
+def test_a_figure_drawn_in_another_thread_does_not_hang_a_forked_child(tmp_path):
+    # matplotlib draws every figure under one class-wide lock; a sweep's second export held it while the first forked
+    # its previews' process, which then waited for it until the export killed it 30 s later
+    from cnmflow.processes import ForkedCall
+
+    held, forked = threading.Event(), threading.Event()
+
+    def drawing() -> None:  # a thread drawing at the moment of the fork holds the lock
+        with Figure._render_lock:
+            held.set()
+            forked.wait(30.0)
+
+    drawer = threading.Thread(target=drawing)
+    drawer.start()
+    try:
+        assert held.wait(30.0)
+        call = ForkedCall(_drawn_figure, tmp_path / "child")
+    finally:
+        forked.set()
+        drawer.join()
+    written = call.result(timeout_s=20.0)
+    assert [path.name for path in written] == ["child.svg", "child.png"] and all(path.is_file() for path in written)
