@@ -22,7 +22,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from cnmflow.fingerprint import IdentityMemo, file_identity
+from cnmflow.auto_params.estimate import SeriesMemo
+from cnmflow.auto_params.sample import sample_movie
 from cnmflow.motion.highpass import highpass
 from cnmflow.motion.rigid import RigidTemplate, estimate_rigid
 from cnmflow.motion.template import initial_template
@@ -47,7 +48,7 @@ TEMPLATE_ROUNDS = 0
 #: Sub-pixel precision of the shifts.
 UPSAMPLE = 10
 
-_MOVEMENT = IdentityMemo(16)
+_MOVEMENT = SeriesMemo()
 
 
 @dataclass(frozen=True)
@@ -63,8 +64,7 @@ def movement(series, *, gsig_filt: float | None, max_shift: int) -> Movement | N
     """The rigid motion of the series' middle frames (:class:`Movement`), or None where the frame is too small to
     read it; remembered per process while the files are unchanged. ``gsig_filt`` (px, full resolution) high-passes
     the frames first (1P data); ``max_shift`` bounds the search (px)."""
-    key = (tuple(file_identity(series.movies[k].path) for k in series.order), gsig_filt, max_shift)
-    return _MOVEMENT.get(key, lambda: _read(series, gsig_filt, max_shift))
+    return _MOVEMENT.get(series, (gsig_filt, max_shift), lambda: _read(series, gsig_filt, max_shift))
 
 
 def movement_note(series, params, *, gsig: float | None = None) -> str | None:
@@ -86,8 +86,6 @@ def movement_note(series, params, *, gsig: float | None = None) -> str | None:
 
 
 def _read(series, gsig_filt: float | None, max_shift: int) -> Movement | None:
-    from cnmflow.auto_params.sample import sample_movie
-
     ssub = max(1, math.ceil(max(series.frame_shape) / MAX_SIDE))
     rows, cols = (side // ssub for side in series.frame_shape)
     if min(rows, cols) // 2 < MIN_QUARTER or series.n_frames < 20:
