@@ -25,12 +25,12 @@ def add_command(subparsers: argparse._SubParsersAction) -> None:
     suggest.add_argument("movies", nargs="+", type=Path, metavar="MOVIE")
     add_parameter_options(suggest)
     suggest.add_argument("--output", type=Path, default=None, metavar="FIGURE",
-                         help="figure to write (default: <first movie>.suggest.png next to it)")
+                         help="figure to write (default: <first movie>.suggest.png next to it, or in the current "
+                              "folder where the movie's folder cannot be written)")
 
 
 def run_command(args: argparse.Namespace) -> int:
     """Run ``suggest`` (errors propagate to the CLI's one-line handler)."""
-    output = args.output or args.movies[0].with_name(args.movies[0].name + ".suggest.png")
-    result = suggest(args.movies, output, request_from_args(args))
+    result = suggest(args.movies, args.output, request_from_args(args))
     print(result["text"])
     return EXIT_OK

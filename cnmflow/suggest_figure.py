@@ -15,6 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
+from cnmflow.atomic_write import atomic_path
 from cnmflow.auto_params import CELL_SCALE_BAND, AutoEstimate
 
 
@@ -95,5 +96,6 @@ def write_suggestion_figure(estimate: AutoEstimate, path: str | os.PathLike, *, 
         fig.suptitle(title, fontsize=10)
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110)
+    with atomic_path(path, suffix=path.suffix) as tmp:  # an earlier figure is never left half overwritten
+        fig.savefig(tmp, dpi=110)
     return path

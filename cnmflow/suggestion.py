@@ -16,12 +16,14 @@ if TYPE_CHECKING:
     from cnmflow.request import RunRequest
 
 
-def suggest(movies: Sequence[str | Path], figure: str | Path, request: RunRequest | None = None, *,
+def suggest(movies: Sequence[str | Path], figure: str | Path | None = None, request: RunRequest | None = None, *,
             preset: str = "1p", table: dict[str, Any] | None = None, params_file: str | Path | None = None,
             overwrite_params: bool = False) -> dict[str, Any]:
     """Suggested values (``values``), one line each (``text``), the figure written (``figure``), seconds.
 
-    ``request`` holds the parameters given (or give its fields as keywords).
+    ``figure``: where to write it; by default ``<first movie>.suggest.png`` beside the movie, or in the current
+    folder where the movie's folder cannot be written (a read-only acquisition share). ``request`` holds the
+    parameters given (or give its fields as keywords).
     """
     from cnmflow.auto_params import estimate_parameters
     from cnmflow.motion.movement import movement_note
@@ -33,6 +35,7 @@ def suggest(movies: Sequence[str | Path], figure: str | Path, request: RunReques
     from cnmflow.suggest_figure import write_suggestion_figure
 
     started = time.perf_counter()
+    figure, figure_note = figure_path(movies, figure)  # before the estimate: a read-only folder fails in ms
     request = request_of(request, preset=preset, table=table, params_file=params_file,
                          overwrite_params=overwrite_params)
     table = {name: "auto" for name in AUTO_FIELDS} | dict(request.table)  # what is not given is suggested
@@ -52,10 +55,52 @@ def suggest(movies: Sequence[str | Path], figure: str | Path, request: RunReques
     # defective pixels; a gSig set far below the cells' radius read here; an estimate resting on few visible cells;
     # a movie that moves while motion_correction is 'none'
     moving = movement_note(series, params, gsig=est.gSig)
-    notes = [*pixel_notes, *(note for note in (est.given_gsig_note(), est.few_cells_note(), moving) if note)]
+    notes = [*pixel_notes, *(note for note in (est.given_gsig_note(), est.few_cells_note(), moving, figure_note)
+                             if note)]
     lines += [f"Note: {note}" for note in notes]
     lines.append(f"Figure: {path}")
     lines.append("Use: --set " + " --set ".join(f"{n}={v:g}" for n, v in est.values().items() if n in names))
     values = {name: getattr(est, name) for name in names}
     return {"values": values, "reasons": {n: reasons[n] for n in names}, "text": "\n".join(lines),
             "figure": str(path), "seconds": seconds, "notes": notes}
+
+
+def figure_path(movies: Sequence[str | Path], figure: str | Path | None) -> tuple[Path, str | None]:
+    """Where the figure goes, and a note where that is not where the user would look first; an
+    :class:`~cnmflow.errors.InputError` naming the folder where a given path cannot be written."""
+    from cnmflow.errors import InputError
+    from cnmflow.outputs.location import check_output_location
+
+    if figure is not None:
+        figure = Path(figure).expanduser()
+        if figure.is_dir():
+            raise InputError(f"the figure's path {figure} is a folder; give a file name such as {figure / 'suggest.png'}")
+        _check_figure_format(figure)
+        check_output_location(figure.parent, label="the figure's folder")
+        return figure, None
+    first = Path(movies[0]).expanduser()
+    beside = first.with_name(first.name + ".suggest.png")
+    try:
+        check_output_location(beside.parent, label="the movie's folder")
+        return beside, None
+    except InputError as beside_error:
+        here = Path.cwd() / beside.name
+        try:
+            check_output_location(here.parent, label="the current folder")
+        except InputError:
+            raise InputError(f"{beside_error}; nor can the current folder be written: give the figure's path "
+                             "with --output") from None
+        return here, (f"the figure is in the current folder: the movie's folder {beside.parent} cannot be written "
+                      "(give another path with --output)")
+
+
+def _check_figure_format(figure: Path) -> None:
+    """Refuse a suffix matplotlib cannot write (it would fail after the estimate)."""
+    from matplotlib.backend_bases import FigureCanvasBase
+
+    from cnmflow.errors import InputError
+
+    formats = FigureCanvasBase.get_supported_filetypes()
+    if figure.suffix.lower().lstrip(".") not in formats:
+        raise InputError(f"the figure {figure}: {figure.suffix or 'no suffix'} is not a figure format; end the name "
+                         "in .png, .svg or .pdf")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import tifffile
 
@@ -79,3 +81,57 @@ def test_suggest_says_when_min_pnr_is_the_ceiling_not_the_nulls_cut(tmp_path, ca
     line = next(row for row in out.splitlines() if row.startswith("  min_pnr"))
     assert f"capped at {MIN_PNR_CEILING:g}" in line and "the null's cut" in line
     assert f"min_pnr={MIN_PNR_CEILING:g}" in out and figure.stat().st_size > 20_000
+
+
+def _unwritable(monkeypatch, folder):
+    """``folder`` reads as not writable (tests may run as root, which os.access lets write anywhere)."""
+    import cnmflow.outputs.location as location
+
+    real_access = location.os.access
+    monkeypatch.setattr(location.os, "access", lambda path, mode: Path(path) != folder and real_access(path, mode))
+
+
+def _no_estimate(monkeypatch):
+    import cnmflow.auto_params as auto_params
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("the estimate ran before the figure's path was checked")
+
+    monkeypatch.setattr(auto_params, "estimate_parameters", refuse)
+
+
+def test_suggest_writes_the_figure_in_the_current_folder_when_the_movies_folder_is_read_only(tmp_path, monkeypatch,
+                                                                                               capsys):
+    """A read-only acquisition share: the estimate ran, then writing the figure beside the movie failed."""
+    data_dir, here = tmp_path / "share", tmp_path / "here"
+    data_dir.mkdir()
+    here.mkdir()
+    movie = data_dir / "m.tif"
+    tifffile.imwrite(movie, simulate_realistic_1p("cortex_l23", shape=(64, 64), n_frames=200, rng=6).movie)
+    _unwritable(monkeypatch, data_dir)
+    monkeypatch.chdir(here)
+    assert main(["suggest", str(movie)]) == 0
+    out = capsys.readouterr().out
+    assert (here / "m.tif.suggest.png").exists() and not (data_dir / "m.tif.suggest.png").exists()
+    assert f"Figure: {here / 'm.tif.suggest.png'}" in out
+    assert f"Note: the figure is in the current folder: the movie's folder {data_dir} cannot be written" in out
+    assert not [p for p in here.iterdir() if p.name.startswith(".")]  # the temporary name was renamed
+
+
+def test_suggest_refuses_a_figure_it_cannot_write_before_estimating(tmp_path, monkeypatch, capsys):
+    movie = tmp_path / "m.tif"
+    tifffile.imwrite(movie, np.zeros((40, 16, 16), np.uint16))
+    locked = tmp_path / "locked"
+    locked.mkdir()
+    _unwritable(monkeypatch, locked)
+    _no_estimate(monkeypatch)
+    for output, expected in ((locked / "f.png", f"the figure's folder {locked} is not writable"),
+                             (tmp_path / "f.docx", ".docx is not a figure format; end the name in .png"),
+                             (tmp_path, f"the figure's path {tmp_path} is a folder")):
+        assert main(["suggest", str(movie), "--output", str(output)]) == 2
+        err = capsys.readouterr().err.strip()
+        assert expected in err and len(err.splitlines()) == 1, err
+    monkeypatch.chdir(locked)
+    _unwritable(monkeypatch, tmp_path)  # neither the movie's folder nor the current one
+    assert main(["suggest", str(movie)]) == 2
+    assert "nor can the current folder be written: give the figure's path with --output" in capsys.readouterr().err
