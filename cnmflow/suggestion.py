@@ -74,7 +74,8 @@ def figure_path(movies: Sequence[str | Path], figure: str | Path | None) -> tupl
     if figure is not None:
         figure = Path(figure).expanduser()
         if figure.is_dir():
-            raise InputError(f"the figure's path {figure} is a folder; give a file name such as {figure / 'suggest.png'}")
+            raise InputError(f"the figure's path {figure} is a folder; give a file name such as "
+                             f"{figure / 'suggest.png'}")
         _check_figure_format(figure)
         check_output_location(figure.parent, label="the figure's folder")
         return figure, None
