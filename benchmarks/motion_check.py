@@ -3,6 +3,7 @@ that leaves the motion uncorrected loses against one that corrects it.
 
     PYTHONPATH=. .venv/bin/python benchmarks/motion_check.py --readings        # still and moving: sd, largest
     PYTHONPATH=. .venv/bin/python benchmarks/motion_check.py --fits --seeds 3 6  # F1 uncorrected vs rigid
+    PYTHONPATH=. .venv/bin/python benchmarks/motion_check.py --fits --drift --motions 0 1 2 3  # slow drift, px in all
 
 Movies: the realistic simulator (CA1, cortex L2/3; 128² at the given frames, rigid brain motion of sd ``motion`` px
 per axis), the Gaussian simulator's still movies (bright cells on a smooth background: nothing fixed to register
@@ -64,8 +65,9 @@ def readings(folder: Path, seeds: list[int]) -> list[dict]:
     return rows
 
 
-def fits(seeds: list[int], motions: list[float]) -> list[dict]:
-    """F1 (IoU > 0.3) of a run that leaves the motion uncorrected and of one that corrects it (rigid)."""
+def fits(seeds: list[int], motions: list[float], *, drift: bool = False) -> list[dict]:
+    """F1 (IoU > 0.3) of a run that leaves the motion uncorrected and of one that corrects it (rigid). ``drift``:
+    each value is a slow drift over the movie (px, first frame to last) instead of the motion's sd."""
     from cnmflow.engine import fit
     from cnmflow.motion import correct_motion, motion_params
     from cnmflow.params import build_params
@@ -76,11 +78,12 @@ def fits(seeds: list[int], motions: list[float]) -> list[dict]:
     for config, values in FIT_PARAMS.items():
         for seed in seeds:
             for motion in motions:
-                sim = simulate_realistic_1p(config, shape=(128, 128), n_frames=800, motion_px=motion, rng=seed)
+                moves = {"drift_px": motion} if drift else {"motion_px": motion}
+                sim = simulate_realistic_1p(config, shape=(128, 128), n_frames=800, rng=seed, **moves)
                 corrected = np.empty_like(sim.movie)
                 correct_motion(sim.movie, corrected, params=motion_params(
                     {"motion_correction": "rigid", "gSig_filt": (3, 3)}, max_shifts=8, border_nan="copy"))
-                row = {"config": config, "seed": seed, "motion": motion}
+                row = {"config": config, "seed": seed, "drift" if drift else "motion": motion}
                 for name, movie in (("none", sim.movie), ("rigid", corrected)):
                     estimates = fit(movie, build_params(values))
                     found = score(sim.truth.footprints, estimates.footprints(), truth_traces=sim.truth.calcium,
@@ -97,13 +100,14 @@ def main() -> None:
     parser.add_argument("--fits", action="store_true")
     parser.add_argument("--seeds", type=int, nargs="+", default=[3, 6])
     parser.add_argument("--motions", type=float, nargs="+", default=[0.0, 0.15, 0.3, 0.45, 0.6])
+    parser.add_argument("--drift", action="store_true", help="--motions are slow drifts (px over the movie)")
     args = parser.parse_args()
     if args.readings:
         with tempfile.TemporaryDirectory() as folder:
             for row in readings(Path(folder), args.seeds):
                 print(json.dumps(row), flush=True)
     if args.fits:
-        fits(args.seeds, args.motions)
+        fits(args.seeds, args.motions, drift=args.drift)
 
 
 if __name__ == "__main__":

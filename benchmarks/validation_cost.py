@@ -1,6 +1,7 @@
 """What the content checks cost before a fit: reading a movie's metadata (an AVI decodes every frame to count them),
 the blank-frame scan alone (a few rows of every frame of a movie read in place; every frame of a compressed TIFF
-decoded; an AVI's noted as it was counted) and the whole validation (``read_info`` again included).
+decoded; an AVI's noted as it was counted), the whole validation (``read_info`` again included) and the motion
+check's reading alone (an AVI is decoded from its start up to each block it reads).
 
     python benchmarks/validation_cost.py --frames 4000 --side 512 --kind tif
     python benchmarks/validation_cost.py --frames 4000 --side 512 --kind avi
@@ -63,10 +64,24 @@ def measure(path: Path) -> dict:
     start = time.perf_counter()
     validate_inputs([path], table={"gSig": 3, "gSiz": 13}, cell_size=False)
     whole_s = time.perf_counter() - start
+    movement_s = _movement_cost(path)
     gigabytes = path.stat().st_size / 1e9
     return {"file": path.name, "file_gb": round(gigabytes, 3), "read_info_s": round(info_s, 2),
             "blank_frames_s": round(blank_s, 2),
-            "validation_s": round(whole_s, 2), "blank_frames_gb_per_s": round(gigabytes / blank_s, 2)}
+            "validation_s": round(whole_s, 2), "blank_frames_gb_per_s": round(gigabytes / blank_s, 2),
+            "motion_check_s": round(movement_s, 2)}
+
+
+def _movement_cost(path: Path) -> float:
+    """Seconds of the motion check's reading alone (frames from the start, middle and end, registered)."""
+    from cnmflow.motion import movement
+    from cnmflow.movies import validate_series
+
+    series = validate_series([path])
+    movement._MOVEMENT = movement.SeriesMemo()  # not remembered from the validation above
+    start = time.perf_counter()
+    movement.movement(series, gsig_filt=3.0, max_shift=6)
+    return time.perf_counter() - start
 
 
 def main() -> None:

@@ -173,7 +173,19 @@ def test_overrides_and_a_dim_nucleus():
     assert soma[8, 8] < soma[8, 11]  # the nucleus is dimmer than the cytosol around it
 
 
+def test_a_slow_drift_settles_over_the_movie_on_top_of_the_motion():
+    jitter = simulate_realistic_1p("ca1", shape=(48, 48), n_frames=60, rng=3, motion_px=0.5, render=False)
+    drifting = simulate_realistic_1p("ca1", shape=(48, 48), n_frames=60, rng=3, motion_px=0.5, drift_px=3.0,
+                                     render=False)
+    drift = drifting.truth.shifts - jitter.truth.shifts  # the motion's draws are unchanged by the drift's
+    assert np.allclose(drift[0], 0) and np.hypot(*drift[-1]) == pytest.approx(3.0)
+    along = np.hypot(*drift.T)
+    assert np.all(np.diff(along) > 0) and along[30] > 0.75 * 3.0  # always on, mostly early (a settling)
+    assert np.allclose(drift[1:, 0] * drift[-1, 1] - drift[1:, 1] * drift[-1, 0], 0)  # one direction
+
+
 @pytest.mark.parametrize("kwargs", [dict(configuration="hippocampus"), dict(n_frames=0), dict(motion_px=-1.0),
+                                    dict(drift_px=-1.0),
                                     dict(bleach_fraction=1.0), dict(not_a_setting=1), dict(shape=(4, 4)),
                                     dict(out=np.zeros((3, 64, 64), np.float32))])
 def test_bad_arguments_are_refused(kwargs):

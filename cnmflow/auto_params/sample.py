@@ -5,6 +5,8 @@ from the middle of the series, block-mean downsampled by (tsub, ssub, ssub) as t
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import numpy as np
 
 from cnmflow.errors import ParameterError
@@ -19,46 +21,52 @@ MAX_SAMPLE_FRAMES = 1500
 
 
 def sample_movie(series, *, tsub: int = 1, ssub: int = 1, max_frames: int = MAX_SAMPLE_FRAMES,
-                 max_bytes: int = SAMPLE_BYTES) -> np.ndarray:
-    """A contiguous block of the series from its middle, block-mean downsampled by (tsub, ssub, ssub).
+                 max_bytes: int = SAMPLE_BYTES, at: float = 0.5) -> np.ndarray:
+    """A contiguous block of the series from its middle (``at`` 0.5; 0: its start, 1: its end), block-mean
+    downsampled by (tsub, ssub, ssub).
 
     Returns float32 ``(n, rows // ssub, cols // ssub)``, at most ``max_bytes``; read a chunk at a time, from a
     memory map where the movie's frames lie as one raw block (no read copies), else through the movie's reader.
     """
-    from cnmflow.movies.concat import in_place
-
     rows, cols = (s // ssub for s in series.frame_shape)
     n_out = int(min(max_frames, max_bytes // (4 * rows * cols), series.n_frames // tsub))
     if n_out < 2:
         raise ParameterError(f"the series has {series.n_frames} frames; 'auto' needs at least {2 * tsub}")
-    first = (series.n_frames - n_out * tsub) // 2
+    first = int(at * (series.n_frames - n_out * tsub))
     out = np.empty((n_out, rows, cols), np.float32)
-    whole = in_place(series)
-    frames = whole.open() if whole is not None else _SeriesFrames(series)
     # each reader call opens the file (a TIFF's open walks its pages): reads of up to READ_BYTES of raw frames
     step = max(1, READ_BYTES // (4 * rows * cols * ssub**2 * tsub)) * tsub
-    for g0 in range(first, first + n_out * tsub, step):
-        g1 = min(g0 + step, first + n_out * tsub)
-        out[(g0 - first) // tsub:(g1 - first) // tsub] = _block_mean(frames[g0:g1, :rows * ssub, :cols * ssub],
-                                                                     tsub, ssub)
+    done = 0
+    for block in _consecutive_blocks(series, first, first + n_out * tsub, step):
+        means = _block_mean(block[:, :rows * ssub, :cols * ssub], tsub, ssub)
+        out[done:done + len(means)] = means
+        done += len(means)
     return out
 
 
-class _SeriesFrames:
-    """Frames of a movie series by global index, ``frames[g0:g1]`` read through each movie's reader (float32)."""
+def _consecutive_blocks(series, first: int, stop: int, step: int) -> Iterator[np.ndarray]:
+    """Frames [first, stop) of the series in consecutive blocks of ``step`` (the last one shorter), in one pass
+    over each movie: from a memory map where the frames lie as one raw block, else through the movies' readers,
+    a block that spans two movies joined."""
+    from cnmflow.movies.concat import in_place
+    from cnmflow.movies.read import iter_range
 
-    def __init__(self, series):
-        # (first, stop, info) of each movie in the concatenated series, in its order
-        self.spans = [(first, stop, series.movies[k]) for k, (first, stop) in series.offsets().items()]
-
-    def __getitem__(self, index: tuple) -> np.ndarray:
-        from cnmflow.movies.read import read_frames
-
-        frames, *rest = index
-        g0, g1 = frames.start, frames.stop
-        parts = [read_frames(info, max(g0 - first, 0), min(g1, stop) - first)
-                 for first, stop, info in self.spans if first < g1 and stop > g0]
-        return (parts[0] if len(parts) == 1 else np.concatenate(parts))[(slice(None), *rest)]
+    whole = in_place(series)
+    if whole is not None:
+        frames = whole.open()
+        yield from (frames[g0:min(g0 + step, stop)] for g0 in range(first, stop, step))
+        return
+    pending: list[np.ndarray] = []
+    for movie_first, movie_stop, info in ((a, b, series.movies[k]) for k, (a, b) in series.offsets().items()):
+        lo, hi = max(first, movie_first), min(stop, movie_stop)
+        for _, block in (iter_range(info, lo - movie_first, hi - movie_first, chunk_frames=step) if lo < hi else ()):
+            pending.append(block)
+            while sum(len(part) for part in pending) >= step:
+                joined = np.concatenate(pending) if len(pending) > 1 else pending[0]
+                yield joined[:step]
+                pending = [joined[step:]] if len(joined) > step else []
+    if pending:
+        yield np.concatenate(pending)
 
 
 def _block_mean(block: np.ndarray, tsub: int, ssub: int) -> np.ndarray:

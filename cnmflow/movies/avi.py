@@ -32,6 +32,8 @@ from cnmflow.movies.info import MovieInfo, check_chunk, check_range
 #: What :mod:`cnmflow.movies.read` registers this reader under (see ``MovieReader``).
 KIND = "avi"
 EXTENSIONS: tuple[str, ...] = (".avi",)
+#: Reaching a frame decodes every frame before it: read a range in one pass (``iter_chunks``' start / stop).
+SEQUENTIAL = True
 
 
 @contextmanager

@@ -24,7 +24,7 @@ from cnmflow.movies.info import MovieInfo, RawLayout
 from cnmflow.movies.pixel_repair import mended
 
 __all__ = ["MovieReader", "READERS", "SUPPORTED_EXTENSIONS", "kind_of", "check_file", "read_info", "read_frames",
-           "iter_chunks", "raw_layout"]
+           "iter_chunks", "iter_range", "raw_layout"]
 
 
 class MovieReader(Protocol):
@@ -32,6 +32,7 @@ class MovieReader(Protocol):
 
     KIND: str                      # MovieInfo.kind of the movies it reads
     EXTENSIONS: tuple[str, ...]    # lower case, with the dot
+    # SEQUENTIAL = True (optional): reaching a frame decodes every one before it; iter_chunks then takes start/stop
 
     def read_info(self, path: Path) -> MovieInfo: ...
 
@@ -146,6 +147,20 @@ def iter_chunks(info: MovieInfo, *, chunk_frames: int) -> Iterator[tuple[int, np
     """Yield (first_frame_index, float32 block) over the whole movie, `chunk_frames` at a time, as
     :func:`read_frames` gives them."""
     for first, block in READERS[info.kind].iter_chunks(info, chunk_frames=chunk_frames):
+        yield first, _as_seen(info, block, first)
+
+
+def iter_range(info: MovieInfo, start: int, stop: int, *, chunk_frames: int) -> Iterator[tuple[int, np.ndarray]]:
+    """Yield (first_frame_index, float32 block) over frames [start, stop), ``chunk_frames`` at a time, as
+    :func:`read_frames` gives them, in one pass: a sequential reader (an AVI is decoded from its first frame to reach
+    any other) is not restarted for each chunk, as a :func:`read_frames` per chunk would be."""
+    reader = READERS[info.kind]
+    if getattr(reader, "SEQUENTIAL", False):
+        chunks = reader.iter_chunks(info, chunk_frames=chunk_frames, start=start, stop=stop)
+    else:
+        chunks = ((first, reader.read_frames(info, first, min(first + chunk_frames, stop)))
+                  for first in range(start, stop, chunk_frames))
+    for first, block in chunks:
         yield first, _as_seen(info, block, first)
 
 

@@ -207,6 +207,7 @@ def simulate_realistic_1p(
     shape: Sequence[int] = (256, 256),
     n_frames: int = 1000,
     motion_px: float = 0.0,
+    drift_px: float = 0.0,
     bleach_fraction: float = 0.0,
     rng: int | np.random.Generator | None = 0,
     out: np.ndarray | None = None,
@@ -227,6 +228,9 @@ def simulate_realistic_1p(
     motion_px : float
         sd (px, per axis) of the rigid brain motion; 0 = none. ``truth.shifts[t]`` is the
         (row, col) translation applied to frame t: ``movie[t](x) ≈ scene(x − shifts[t])``.
+    drift_px : float
+        Slow drift (px) from the first frame to the last, settling over the recording (a baseplate or the tissue
+        settling), added to the motion in ``truth.shifts``; 0 = none.
     bleach_fraction : float
         Fraction of the fluorescence bleached by the last frame (0 = none), in ``truth.bleaching``.
     rng : int, numpy.random.Generator or None
@@ -248,6 +252,7 @@ def simulate_realistic_1p(
     rows, cols = check_shape(shape)
     check_positive("n_frames", n_frames, integer=True)
     check_positive("motion_px", motion_px, allow_zero=True)
+    check_positive("drift_px", drift_px, allow_zero=True)
     if not 0.0 <= float(bleach_fraction) < 1.0:
         raise ParameterError(f"bleach_fraction={bleach_fraction!r} is not allowed: give a fraction in [0, 1).")
     T = int(n_frames)
@@ -302,6 +307,7 @@ def simulate_realistic_1p(
 
     # ---- the movie
     shifts = tissue.rigid_shifts(g_motion, T, fr=cfg.fr, sd_px=float(motion_px))
+    shifts = shifts + tissue.settling_drift(g_motion, T, total_px=float(drift_px))  # drawn after: old seeds unchanged
     bleach = tissue.bleaching_curve(T, fraction=float(bleach_fraction))
     n_bg_dense = 1 + cfg.n_vessels + cfg.n_neuropil_modes
     spatial = scipy.sparse.hstack([

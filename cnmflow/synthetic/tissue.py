@@ -196,6 +196,18 @@ def rigid_shifts(gen: np.random.Generator, n_frames: int, *, fr: float, sd_px: f
     return sd_px * (drift + 0.15 * gen.standard_normal((n_frames, 2)))
 
 
+def settling_drift(gen: np.random.Generator, n_frames: int, *, total_px: float) -> np.ndarray:
+    """``(n_frames, 2)`` slow (row, col) drift over the whole recording, px: ``total_px`` from the first frame to the
+    last along a random direction, fast at first and levelling off (e^(-3t/T)), as a miniscope's baseplate or the
+    tissue under the lens settles over a session; zero at no drift."""
+    if total_px <= 0 or n_frames < 2:
+        return np.zeros((n_frames, 2))
+    angle = gen.uniform(0.0, 2.0 * math.pi)
+    t = np.arange(n_frames) / (n_frames - 1)
+    settled = -np.expm1(-3.0 * t) / -math.expm1(-3.0)
+    return total_px * settled[:, None] * np.array([math.sin(angle), math.cos(angle)])
+
+
 def bleaching_curve(n_frames: int, *, fraction: float) -> np.ndarray:
     """``(n_frames,)`` fluorescence remaining: 1 at the first frame, ``1 − fraction`` at the last.
 

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import tifffile
 
-from cnmflow.motion.movement import NOTE_SD_PX, movement
+from cnmflow.motion.movement import NOTE_SD_PX, SAMPLE_BLOCKS, SAMPLE_FRAMES, movement
 from cnmflow.movies import validate_series
 from cnmflow.synthetic.gaussian import simulate_1p
 from cnmflow.synthetic.realistic import simulate_realistic_1p
@@ -74,3 +74,18 @@ def test_bright_transients_without_fixed_structure_are_not_read_as_motion(tmp_pa
 def test_frames_too_small_to_split_into_quarters_are_not_read(tmp_path):
     movie = simulate_1p(shape=(48, 48), n_frames=100, rng=1).movie
     assert movement(validate_series([_tif(tmp_path / "small.tif", movie)]), gsig_filt=3.0, max_shift=6) is None
+
+
+def test_a_slow_drift_over_the_session_is_told(tmp_path):
+    """A baseplate settling: 2.5 px from the first frame to the last, most of it early, no fast motion. The middle
+    300 frames hardly move (the check once read only those); blocks from the start, middle and end show it."""
+    sim = simulate_realistic_1p("cortex_l23", shape=(128, 128), n_frames=1200, drift_px=2.5, rng=3)
+    path = _tif(tmp_path / "drifting.tif", sim.movie)
+    shifts = sim.truth.shifts
+    block = SAMPLE_FRAMES // SAMPLE_BLOCKS
+    true_drift = np.hypot(*(np.median(shifts[-block:], axis=0) - np.median(shifts[:block], axis=0)))
+    [note] = _notes(path)
+    found = movement(validate_series([path]), gsig_filt=3.0, max_shift=6)
+    assert found.n_blocks == 3 and found.drift_px == pytest.approx(true_drift, rel=0.15)
+    assert f"drifting {found.drift_px:.1f} px from its start to its end" in note
+    assert "from its start, middle and end" in note and "set motion_correction=rigid" in note
