@@ -10,7 +10,7 @@ import numpy as np
 
 from cnmflow.movies.checks.memo import chunk_frames
 from cnmflow.movies.info import MovieInfo
-from cnmflow.movies.read import read_frames
+from cnmflow.movies.read import iter_range
 
 #: Frames read from the middle of a movie.
 MIDDLE_FRAMES = 64
@@ -40,8 +40,7 @@ def read_middle(info: MovieInfo) -> MiddleFrames | None:
     step = max(1, int(math.sqrt(info.frame_shape[0] * info.frame_shape[1] / GRID_PIXELS)))
     step_frames = chunk_frames(info)
     levels, grid, origin, sums, squares = [], [], None, None, None
-    for f0 in range(first, first + n, step_frames):
-        chunk = read_frames(info, f0, min(f0 + step_frames, first + n))
+    for _, chunk in iter_range(info, first, first + n, chunk_frames=step_frames):  # an AVI decoded once
         levels.append(chunk.mean(axis=(1, 2)))
         grid.append(chunk[:, ::step, ::step].reshape(len(chunk), -1).astype(np.float64))
         if origin is None:
