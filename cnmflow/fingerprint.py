@@ -11,13 +11,12 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import threading
-from collections import OrderedDict
 from functools import lru_cache
 from pathlib import Path
-from typing import Callable, Hashable, Mapping, TypeVar
+from typing import Mapping
 
 from cnmflow.atomic_write import atomic_path
+from cnmflow.file_memo import IdentityMemo, file_identity
 from cnmflow.lineage import sha256_file
 from cnmflow.movies.series import MovieSeries, refuse_repeated_bytes
 from cnmflow.params import Params
@@ -28,46 +27,8 @@ COMPUTING_SOURCES: tuple[str, ...] = ("engine", "motion", "movies", "outputs", "
                                       "validate.py", "pipeline.py", "isx_timing.py", "lineage.py")
 
 
-#: What names one state of a file's bytes without reading them: path, size, mtime, ctime, inode, device.
-#: Any rewrite changes the ctime (which no user can set back), a replaced file has a new inode.
-FileIdentity = tuple[str, int, int, int, int, int]
-
-T = TypeVar("T")
-
-
-class IdentityMemo:
-    """Values computed from files, remembered in this process under keys built from the files' identities
-    (:func:`file_identity`), so a rewritten file is read again. Bounded: past ``max_entries`` the least recently used
-    is forgotten, so a watch server that meets new recordings for months does not grow without end. A computation
-    that raises is not remembered (the next call tries again)."""
-
-    def __init__(self, max_entries: int):
-        self.max_entries = max_entries
-        self._values: OrderedDict[Hashable, object] = OrderedDict()
-        self._lock = threading.Lock()
-
-    def get(self, key: Hashable, compute: Callable[[], T]) -> T:
-        with self._lock:
-            if key in self._values:
-                self._values.move_to_end(key)
-                return self._values[key]
-        value = compute()  # outside the lock: other keys are served while a file is read
-        with self._lock:
-            self._values[key] = value
-            self._values.move_to_end(key)
-            while len(self._values) > self.max_entries:
-                self._values.popitem(last=False)
-        return value
-
-
 #: Each file's sha256 by its identity; 4096 entries are ~1 MB, more files than a day of recordings.
 _HASHES = IdentityMemo(max_entries=4096)
-
-
-def file_identity(path: str | os.PathLike) -> FileIdentity:
-    """The file's absolute path and the stat fields that change whenever its bytes can have changed."""
-    stat = os.stat(path)
-    return (os.path.abspath(path), stat.st_size, stat.st_mtime_ns, stat.st_ctime_ns, stat.st_ino, stat.st_dev)
 
 
 def file_hash(path: str | os.PathLike, *, remembered_in: Path | None = None) -> str:

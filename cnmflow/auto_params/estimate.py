@@ -24,7 +24,7 @@ from cnmflow.auto_params.seed_images import GSIZ_RADIUS_FACTOR, SeedImages, gsiz
 from cnmflow.auto_params.seed_shapes import CELL_SCALE_BAND, seed_shapes
 from cnmflow.engine.init.corr_pnr import seed_candidates
 from cnmflow.errors import MovieError, ParameterError
-from cnmflow.fingerprint import IdentityMemo, file_identity
+from cnmflow.file_memo import IdentityMemo, file_identity
 from cnmflow.size_check import radius_note
 
 if TYPE_CHECKING:
@@ -257,7 +257,7 @@ def estimate_parameters(movies: Sequence[str | os.PathLike] | object, *, tsub: i
 
 class SeriesMemo:
     """Values read from a movie series, remembered in this process while its files are unchanged (an
-    :class:`~cnmflow.fingerprint.IdentityMemo` keyed by their identities and the options that change the value), so
+    :class:`~cnmflow.file_memo.IdentityMemo` keyed by their identities and the options that change the value), so
     that the CLI's pre-check, the flow's validate step and a sweep's combinations read the movie once."""
 
     def __init__(self, max_entries: int = 16):

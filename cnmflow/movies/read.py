@@ -18,6 +18,7 @@ from typing import Iterator, Protocol
 import numpy as np
 
 from cnmflow.errors import MovieError
+from cnmflow.file_memo import IdentityMemo, file_identity
 from cnmflow.movies import avi, isxd, tiff
 from cnmflow.movies.frame_fill import filled
 from cnmflow.movies.info import MovieInfo, RawLayout
@@ -43,6 +44,9 @@ class MovieReader(Protocol):
     def raw_layout(self, info: MovieInfo) -> RawLayout | None: ...
 
 
+#: The infos of movies a reader can only decode from their start (an AVI's frames are counted by decoding every one):
+#: a run reads each movie's info in its pre-check, its validate step and each sweep combination's.
+_SEQUENTIAL_INFOS = IdentityMemo(max_entries=1024)
 #: kind -> reader, in the order extensions are listed.
 READERS: dict[str, MovieReader] = {reader.KIND: reader for reader in (isxd, tiff, avi)}
 #: extension (lower case, with dot) -> kind
@@ -134,7 +138,10 @@ def read_info(path: str | os.PathLike) -> MovieInfo:
         ext = READERS[held].EXTENSIONS[0]
         raise MovieError(f"{path} is named {Path(path).suffix} but holds {'an AVI' if held == 'avi' else 'a TIFF'} "
                          f"movie; rename it to {ext} (its extension says how it is read)")
-    return READERS[kind].read_info(resolved)
+    reader = READERS[kind]
+    if getattr(reader, "SEQUENTIAL", False):  # its info decodes the whole file: once per process while unchanged
+        return _SEQUENTIAL_INFOS.get(file_identity(resolved), lambda: reader.read_info(resolved))
+    return reader.read_info(resolved)
 
 
 def read_frames(info: MovieInfo, start: int, stop: int) -> np.ndarray:

@@ -246,3 +246,19 @@ def test_a_stretch_of_an_avi_is_sampled_in_one_decoding_pass(tmp_path, monkeypat
     assert decoded.count("m.avi") == 120 and decoded.count("n.avi") == 100  # once up to the last frame it needs
     whole = np.concatenate([read_frames(info, 0, info.n_frames) for info in series.movies])[20:220]
     assert np.array_equal(frames, (whole[0::2] + whole[1::2]) / np.float32(2))
+
+
+def test_an_avis_frames_are_counted_once_while_the_file_is_unchanged(tmp_path, monkeypatch):
+    """Counting decodes every frame, and a run reads each movie's info in its pre-check and again in the flow's
+    validate step (a 4000-frame 512² AVI: 17-22 s each)."""
+    import cnmflow.movies.avi as avi
+    from cnmflow.movies import read_info
+
+    path = write_avi(tmp_path / "m.avi", np.random.default_rng(5).integers(0, 250, (30, 16, 24), dtype=np.uint8))
+    counted = []
+    real = avi.read_info
+    monkeypatch.setattr(avi, "read_info", lambda p: counted.append(p) or real(p))
+    first = read_info(path)
+    assert read_info(path) is first and len(counted) == 1
+    write_avi(path, np.random.default_rng(6).integers(0, 250, (20, 16, 24), dtype=np.uint8))  # rewritten
+    assert read_info(path).n_frames == 20 and len(counted) == 2
