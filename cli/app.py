@@ -13,7 +13,7 @@ import json
 import signal
 import sys
 import time
-from contextlib import nullcontext
+from contextlib import contextmanager, nullcontext
 from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Iterator, Sequence
@@ -228,8 +228,24 @@ def _interrupted(err: KeyboardInterrupt) -> int:
 def _validate(args: argparse.Namespace) -> int:
     from cnmflow.validate import describe_inputs, validate_inputs
 
-    print(describe_inputs(validate_inputs(args.movies, request_from_args(args))))
+    with checks_shown(True):
+        inputs = validate_inputs(args.movies, request_from_args(args))
+    print(describe_inputs(inputs))
     return 0
+
+
+#: Seconds a check runs before its progress is shown: a small movie's checks show nothing.
+CHECKS_SHOWN_AFTER_S = 2.0
+
+
+@contextmanager
+def checks_shown(enabled: bool) -> Iterator[None]:
+    """Progress bars for the checks before a run where they take long (an AVI's frames counted, the motion check's
+    blocks decoded): a long recording's checks took minutes without a word."""
+    from cnmflow.progress import after_seconds, progress_bar, reporting_to
+
+    with progress_bar(enabled=enabled) as bar, reporting_to(after_seconds(bar, CHECKS_SHOWN_AFTER_S)):
+        yield
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -250,7 +266,8 @@ def _run(args: argparse.Namespace) -> int:
         form = request.form()  # what the flow receives; a bad value or a preset mismatch stops here
         server = settled_server(server, output=server_output)
         folder, inputs = _check_before_run(args.movies, args.output_dir, request, overwrite=args.overwrite,
-                                           evaluate=args.evaluate, nwb=args.nwb, nwb_metadata=args.nwb_metadata)
+                                           evaluate=args.evaluate, nwb=args.nwb, nwb_metadata=args.nwb_metadata,
+                                           show_progress=not args.no_progress)
         checked_at = time.time()
         shown = _print_notes([inputs.size_note] if inputs.size_note else [])  # before the compute and its bar
         with folder:  # held from the checks to the end of the flow, which nests its own hold inside
@@ -295,7 +312,7 @@ def _nwb_flow_options(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def _check_before_run(movies, output_dir: Path, request: RunRequest, *, overwrite: bool, evaluate: bool,
-                      nwb: bool = True, nwb_metadata: Path | None = None):
+                      nwb: bool = True, nwb_metadata: Path | None = None, show_progress: bool = True):
     """Every check the flow's validate step makes, without hashing the movies unless outputs exist.
 
     Returns the hold on the output folder (one writer per folder), to keep until the flow is done, and the
@@ -306,7 +323,8 @@ def _check_before_run(movies, output_dir: Path, request: RunRequest, *, overwrit
     from cnmflow.plan import check_nwb_options, plan_checked
     from cnmflow.validate import validate_inputs
 
-    inputs = validate_inputs(movies, request)
+    with checks_shown(show_progress):
+        inputs = validate_inputs(movies, request)
     n_movies = len(inputs.series.movies)
     facts = check_nwb_options(nwb, nwb_metadata, n_movies=n_movies)
     folder = open_output_dir(output_dir)

@@ -9,6 +9,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from cnmflow.cli import main, parse_assignment
@@ -44,6 +45,20 @@ def test_validate_prints_parameters_with_sources_and_the_movie(tif_movie, capsys
     assert str(tif_movie) in out and "200 frames" in out
     assert "min_pnr" in out and "table" in out
     assert "fr" in out and "ImageJ" in out  # fr = auto, from the TIFF's ImageJ metadata
+
+
+def test_long_checks_show_their_progress_and_short_ones_nothing(tif_movie, tmp_path, monkeypatch, capsys):
+    """Counting a long AVI's frames and the motion check's blocks took a minute without a word before the run's bars."""
+    import cnmflow.cli.app as app
+    from tests.movies.conftest import write_avi
+
+    assert main(["validate", str(tif_movie)]) == 0
+    assert capsys.readouterr().err == ""  # a quick check leaves no line
+    avi = write_avi(tmp_path / "long.avi", np.random.default_rng(2).integers(0, 200, (400, 64, 64), dtype=np.uint8))
+    monkeypatch.setattr(app, "CHECKS_SHOWN_AFTER_S", 0.0)  # as if each check took long
+    assert main(["validate", str(avi)]) == 0
+    err = capsys.readouterr().err.splitlines()
+    assert [line.split("] ")[1] for line in err] == ["reading movies done", "motion check done"]
 
 
 def test_bad_input_exits_2_with_a_message_naming_the_file(tmp_path, capsys):

@@ -28,6 +28,7 @@ from cnmflow.auto_params.sample import sample_movie
 from cnmflow.motion.highpass import highpass
 from cnmflow.motion.rigid import RigidTemplate, estimate_rigid
 from cnmflow.motion.template import initial_template
+from cnmflow.progress import report
 
 #: Frames read (full rate): brain motion shows within seconds. A longer movie is read in SAMPLE_BLOCKS contiguous
 #: blocks of SAMPLE_FRAMES / SAMPLE_BLOCKS from its start, middle and end, so a slow drift over the session (a
@@ -53,6 +54,9 @@ MIN_SHARED_R = 0.3
 TEMPLATE_ROUNDS = 0
 #: Sub-pixel precision of the shifts.
 UPSAMPLE = 10
+
+#: The progress stage of reading the blocks.
+MOTION_CHECK = "motion check"
 
 _MOVEMENT = SeriesMemo()
 
@@ -124,8 +128,12 @@ def _sample(series, ssub: int) -> tuple[np.ndarray, list[slice]]:
     if series.n_frames <= SAMPLE_FRAMES:
         frames = sample_movie(series, ssub=ssub, max_frames=SAMPLE_FRAMES, max_bytes=SAMPLE_BYTES)
         return frames, [slice(0, len(frames))]
-    parts = [sample_movie(series, ssub=ssub, max_frames=SAMPLE_FRAMES // SAMPLE_BLOCKS,
-                          max_bytes=SAMPLE_BYTES // SAMPLE_BLOCKS, at=at) for at in np.linspace(0, 1, SAMPLE_BLOCKS)]
+    parts = []
+    for k, at in enumerate(np.linspace(0, 1, SAMPLE_BLOCKS)):  # an AVI is decoded up to each block: seconds each
+        report(MOTION_CHECK, k / SAMPLE_BLOCKS)
+        parts.append(sample_movie(series, ssub=ssub, max_frames=SAMPLE_FRAMES // SAMPLE_BLOCKS,
+                                  max_bytes=SAMPLE_BYTES // SAMPLE_BLOCKS, at=at))
+    report(MOTION_CHECK, 1.0)
     ends = np.cumsum([len(part) for part in parts])
     return np.concatenate(parts), [slice(end - len(part), end) for end, part in zip(ends, parts)]
 

@@ -28,10 +28,13 @@ import numpy as np
 
 from cnmflow.errors import MovieError
 from cnmflow.movies.info import MovieInfo, check_chunk, check_range
+from cnmflow.progress import report
 
 #: What :mod:`cnmflow.movies.read` registers this reader under (see ``MovieReader``).
 KIND = "avi"
 EXTENSIONS: tuple[str, ...] = (".avi",)
+#: Frames decoded between progress reports while an AVI's frames are counted (every frame is decoded).
+REPORT_EVERY = 200
 #: Reaching a frame decodes every frame before it: read a range in one pass (``iter_chunks``' start / stop).
 SEQUENTIAL = True
 
@@ -151,7 +154,10 @@ def read_info(path: Path) -> MovieInfo:
         stream = container.streams.video[0]
         lossy = _lossy_note(path, stream)
         n, shape, pts, time_base, dtype, colour, flat = 0, None, [], None, np.dtype(np.uint8), None, []
+        listed = max(int(stream.frames or 0), 1)  # the header's count: what the progress is reported against
         for frame in _decoded_frames(path, container):
+            if n % REPORT_EVERY == 0:
+                report(f"counting {path.name}'s frames", min(n / listed, 0.99))
             size = (int(frame.height), int(frame.width))
             if shape is None:
                 shape = size

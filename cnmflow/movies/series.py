@@ -15,6 +15,7 @@ from cnmflow.movies.info import MovieInfo
 from cnmflow.movies.read import kind_of
 from cnmflow.movies.read import check_file, read_info
 from cnmflow.movies.tiff import SingleImageError
+from cnmflow.progress import part_of, report
 
 DEFAULT_FRAME_RATE = 30.0
 PERIOD_ATOL_S = 1e-6
@@ -95,6 +96,8 @@ def _refuse_name_sorted_numbers(paths: Sequence[str | os.PathLike]) -> None:
         "or rename them with leading zeros (002, 010) if the name order is the recording order")
 
 
+#: The progress stage of reading a series' movies' metadata.
+READING_MOVIES = "reading movies"
 #: The narrowest frame side a movie may have. A side of 1–2 px is a line scan or a stack stored with its frames last,
 #: never a field of cells; it reached the fit's gSiz check, whose message suggested a smaller gSiz. Small crops of
 #: 3–4 px (the plumbing tests') still pass.
@@ -109,6 +112,14 @@ def _is_single_image(path: str | os.PathLike) -> bool:
     except MovieError:
         return False
     return False
+
+
+def _reported_member_info(index: int, path: str | os.PathLike, paths: Sequence[str | os.PathLike]) -> MovieInfo:
+    """The ``index``-th movie's info, reported as that share of reading the series' movies (an AVI decodes them)."""
+    with part_of(READING_MOVIES, index, len(paths)):
+        info = _read_member_info(path, paths)
+        report(READING_MOVIES, 1.0)
+    return info
 
 
 def _read_member_info(path: str | os.PathLike, paths: Sequence[str | os.PathLike]) -> MovieInfo:
@@ -257,7 +268,7 @@ def validate_series(paths: Sequence[str | os.PathLike], *, min_frames: int = 1, 
     if kinds[0] != "isxd":  # isxd movies are ordered by their start times
         _refuse_name_sorted_numbers(paths)
     _refuse_listed_twice(paths)
-    movies = tuple(_read_member_info(p, paths) for p in paths)
+    movies = tuple(_reported_member_info(k, p, paths) for k, p in enumerate(paths))
 
     for m in movies:
         if m.n_frames == 0:
