@@ -5,10 +5,16 @@ from __future__ import annotations
 from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
+from cnmflow.motion.movement import MOTION_CHECK
+from cnmflow.movies.series import READING_MOVIES
 from cnmflow.plan import RunPlan, plan_run
+from cnmflow.progress import reporting_to, weighted_fraction
 from cnmflow.request import RunRequest
 from cnmflow.tasks.progress import Progress
 from cnmflow.tasks.retries import RETRY_OPTIONS
+
+#: The checks that report their progress, and their shares of the step (about equal on a long AVI).
+CHECK_WEIGHTS = {READING_MOVIES: 1.0, MOTION_CHECK: 1.0}
 
 
 @task(name="validate", cache_policy=NO_CACHE, persist_result=False, **RETRY_OPTIONS)
@@ -20,8 +26,10 @@ def validate(movies: list[str], output_dir: str, request: RunRequest, *, overwri
     the run's notes too: the summary, the manifest and ``output_metadata.json``).
     """
     progress("validate", 0.0)
-    plan = plan_run(movies, output_dir, request, overwrite=overwrite, evaluate=evaluate, nwb=nwb,
-                    nwb_metadata=nwb_metadata)
+    checks = CHECK_WEIGHTS  # the long checks' own reports move the step's bar (an AVI's frames are all decoded)
+    with reporting_to(lambda stage, fraction: progress("validate", 0.99 * weighted_fraction(checks, stage, fraction))):
+        plan = plan_run(movies, output_dir, request, overwrite=overwrite, evaluate=evaluate, nwb=nwb,
+                        nwb_metadata=nwb_metadata)
     if plan.inputs.size_note:
         get_run_logger().warning(plan.inputs.size_note)
     progress("validate", 1.0)
