@@ -79,6 +79,8 @@ def figure_path(movies: Sequence[str | Path], figure: str | Path | None) -> tupl
         _check_figure_format(figure)
         check_output_location(figure.parent, label="the figure's folder")
         return figure, None
+    if not movies:
+        return Path.cwd() / "suggest.png", None  # the movies' check says what is missing
     first = Path(movies[0]).expanduser()
     beside = first.with_name(first.name + ".suggest.png")
     try:

@@ -135,3 +135,13 @@ def test_suggest_refuses_a_figure_it_cannot_write_before_estimating(tmp_path, mo
     _unwritable(monkeypatch, tmp_path)  # neither the movie's folder nor the current one
     assert main(["suggest", str(movie)]) == 2
     assert "nor can the current folder be written: give the figure's path with --output" in capsys.readouterr().err
+
+
+def test_suggest_without_movies_says_so():
+    import pytest
+
+    from cnmflow.errors import MovieError
+    from cnmflow.suggestion import suggest
+
+    with pytest.raises(MovieError, match="no movie files given"):  # not an IndexError from the figure's default name
+        suggest([])
