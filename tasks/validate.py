@@ -26,11 +26,15 @@ def validate(movies: list[str], output_dir: str, request: RunRequest, *, overwri
     the run's notes too: the summary, the manifest and ``output_metadata.json``).
     """
     progress("validate", 0.0)
-    checks = CHECK_WEIGHTS  # the long checks' own reports move the step's bar (an AVI's frames are all decoded)
-    with reporting_to(lambda stage, fraction: progress("validate", 0.99 * weighted_fraction(checks, stage, fraction))):
+    with reporting_to(_checks_moving(progress)):  # an AVI's frames are all decoded: the step's bar follows
         plan = plan_run(movies, output_dir, request, overwrite=overwrite, evaluate=evaluate, nwb=nwb,
                         nwb_metadata=nwb_metadata)
     if plan.inputs.size_note:
         get_run_logger().warning(plan.inputs.size_note)
     progress("validate", 1.0)
     return plan
+
+
+def _checks_moving(progress: Progress) -> Progress:
+    """The long checks' reports as the validate step's progress, short of done."""
+    return lambda stage, fraction: progress("validate", 0.99 * weighted_fraction(CHECK_WEIGHTS, stage, fraction))

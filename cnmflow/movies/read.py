@@ -139,7 +139,7 @@ def read_info(path: str | os.PathLike) -> MovieInfo:
         raise MovieError(f"{path} is named {Path(path).suffix} but holds {'an AVI' if held == 'avi' else 'a TIFF'} "
                          f"movie; rename it to {ext} (its extension says how it is read)")
     reader = READERS[kind]
-    if getattr(reader, "SEQUENTIAL", False):  # its info decodes the whole file: once per process while unchanged
+    if _sequential(reader):  # its info decodes the whole file: once per process while unchanged
         return _SEQUENTIAL_INFOS.get(file_identity(resolved), lambda: reader.read_info(resolved))
     return reader.read_info(resolved)
 
@@ -157,12 +157,17 @@ def iter_chunks(info: MovieInfo, *, chunk_frames: int) -> Iterator[tuple[int, np
         yield first, _as_seen(info, block, first)
 
 
+def _sequential(reader: MovieReader) -> bool:
+    """Whether reaching a frame of the reader's movies decodes every frame before it (its optional SEQUENTIAL)."""
+    return bool(getattr(reader, "SEQUENTIAL", False))
+
+
 def iter_range(info: MovieInfo, start: int, stop: int, *, chunk_frames: int) -> Iterator[tuple[int, np.ndarray]]:
     """Yield (first_frame_index, float32 block) over frames [start, stop), ``chunk_frames`` at a time, as
     :func:`read_frames` gives them, in one pass: a sequential reader (an AVI is decoded from its first frame to reach
     any other) is not restarted for each chunk, as a :func:`read_frames` per chunk would be."""
     reader = READERS[info.kind]
-    if getattr(reader, "SEQUENTIAL", False):
+    if _sequential(reader):
         chunks = reader.iter_chunks(info, chunk_frames=chunk_frames, start=start, stop=stop)
     else:
         chunks = ((first, reader.read_frames(info, first, min(first + chunk_frames, stop)))
