@@ -32,8 +32,9 @@ def test_defaults_are_the_seed_table():
     assert params.halo_thr == 0.0   # the halo test, opt-in (benchmarks/findings/footprint_fidelity.md, h16oof)
     assert params.halo_tail is False   # halos carried along their decay, opt-in (footprint_fidelity.md, h16cxiou)
     assert params.min_skew == 0.0   # flat traces rejected with the focus test, opt-in (engine/trace_shape, h21vessel)
-    assert set(PARAM_NAMES) == (set(SEED_DEFAULTS) | {"n_processes", "focus_thr", "halo_thr", "min_skew", "halo_tail"}
-                                | set(MOTION_PARAM_NAMES))
+    assert params.compact_thr == 0.0   # 2P: neuropil components rejected (engine/soma_compactness), opt-in
+    assert set(PARAM_NAMES) == (set(SEED_DEFAULTS) | {"n_processes", "focus_thr", "halo_thr", "min_skew", "halo_tail",
+                                                      "compact_thr"} | set(MOTION_PARAM_NAMES))
     assert params.motion_correction == "none"   # the seed tool does not correct motion
 
 
@@ -245,7 +246,7 @@ FLAGS = [name for name, info in Params.model_fields.items() if info.annotation i
 def test_the_field_lists_cover_the_table():
     assert {"gSig", "gSiz", "min_pnr", "fr", "K", "rf", "p", "n_processes"} <= set(NUMERIC)
     assert {"gSig", "min_pnr", "min_corr", "fr", "decay_time", "dxy", "merge_thr", "ring_size_factor",
-            "focus_thr", "halo_thr", "min_skew"} == set(FLOATS)
+            "focus_thr", "halo_thr", "min_skew", "compact_thr"} == set(FLOATS)
     assert {"center_psf", "refit", "del_duplicates"} <= set(FLAGS)
 
 

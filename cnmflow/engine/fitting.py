@@ -36,6 +36,7 @@ from cnmflow.engine.threads import single_threaded
 from cnmflow.engine.trace_shape import forgetting_lag, never_at_rest, skewed_up, transient_like
 from cnmflow.engine.traces import (LowRankBackground, TraceModel, TraceResult, normalize, refine_footprints,
                                    solve_traces)
+from cnmflow.engine.soma_compactness import not_compact
 from cnmflow.engine.typical_size import within_typical_size
 from cnmflow.params import Params
 from cnmflow.settings import Settings, load_settings
@@ -226,7 +227,8 @@ def _accepted_typical_sized(estimates: Estimates) -> Estimates:
 def _mark_rejected(movie, estimates: Estimates, section: QualitySection, chunk_frames: int) -> None:
     """1P: mark the components that are no in-focus soma rejected (kept in the results; engine/in_focus), and,
     with the focus test on, those whose traces never rest (engine/trace_shape: noise and faint mixtures) or, with
-    min_skew, are not skewed up as calcium is (engine/trace_shape: a vessel's pulsing)."""
+    min_skew, are not skewed up as calcium is (engine/trace_shape: a vessel's pulsing). 2P greedy_roi: those whose
+    footprint is no soma's (engine/soma_compactness: neuropil)."""
     test = out_of_focus(movie, estimates.A, estimates.C, estimates.dims, gsig=section.gSig,
                         focus_thr=section.focus_thr, halo_thr=section.halo_thr, chunk_frames=chunk_frames,
                         tsub=section.tsub)
@@ -235,6 +237,9 @@ def _mark_rejected(movie, estimates: Estimates, section: QualitySection, chunk_f
         flat = ~skewed_up(estimates.C, section.min_skew) if section.min_skew > 0 else np.zeros(estimates.K, bool)
         rejected = np.union1d(rejected, np.flatnonzero(never_at_rest(estimates.C, estimates.SNR_comp) | flat))
         rejected = rejected.astype(int)
+    if section.compact_thr > 0:   # 2P somata: neuropil components (engine/soma_compactness)
+        loose = not_compact(estimates.A, estimates.dims, gsig=section.gSig, compact_thr=section.compact_thr)
+        rejected = np.union1d(rejected, loose).astype(int)
     estimates.focus_ratio, estimates.idx_components_bad = test.ratio, rejected
 
 

@@ -135,7 +135,8 @@ class RoundsSection:
 
 @dataclass(frozen=True)
 class QualitySection:
-    """The components' quality measures (SNR, spatial correlation) and the focus test (1P)."""
+    """The components' quality measures (SNR, spatial correlation), the focus test (1P) and the compactness test
+    (2P somata)."""
 
     fr: float | None        # None: 30 fps
     decay_time: float
@@ -143,6 +144,7 @@ class QualitySection:
     halo_thr: float = 0.0   # 1P, with focus_thr: halo ratio above which it is rejected (engine/in_focus); 0: off
     min_skew: float = 0.0   # 1P, with focus_thr: trace skewness below which it is rejected (engine/trace_shape); 0: off
     typical_size: bool = False  # 1P: accepted footprints far larger than the typical one cut (engine/typical_size)
+    compact_thr: float = 0.0  # 2P greedy_roi: weight share near the centre below which a component is rejected
     gSig: float = 3.0       # neuron radius the focus test's windows are measured in
     tsub: int = 1           # the focus test regresses the movie at the patches' rate
 
@@ -233,11 +235,13 @@ def _merging(params: Params) -> MergeSection:
 
 
 def _quality(params: Params) -> QualitySection:
-    """The focus test only under the ring model (1P): 2P cells are imaged in focus by design."""
+    """The focus test only under the ring model (1P): 2P cells are imaged in focus by design. The compactness test
+    only for greedy_roi's somata (sparse_NMF's dendrites are long by nature)."""
     one_photon = params.method_init == "corr_pnr"   # as InitSection.low_rank
     return QualitySection(fr=params.fr, decay_time=params.decay_time,
                           focus_thr=params.focus_thr if one_photon else 0.0, halo_thr=params.halo_thr,
-                          min_skew=params.min_skew, typical_size=one_photon, gSig=params.gSig, tsub=params.tsub)
+                          min_skew=params.min_skew, typical_size=one_photon, gSig=params.gSig, tsub=params.tsub,
+                          compact_thr=params.compact_thr if params.method_init == "greedy_roi" else 0.0)
 
 
 def _traces(params: Params) -> TraceSection:

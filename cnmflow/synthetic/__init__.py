@@ -9,12 +9,17 @@
   point-spread function with a long halo (:mod:`cnmflow.synthetic.optics`), cells above and
   below the focal plane, neuropil, pulsing vessels, shot and read noise, optional motion and
   photobleaching (:mod:`cnmflow.synthetic.tissue`). The fixture footprint shapes are judged on.
+- :mod:`cnmflow.synthetic.realistic_2p`: a two-photon movie of cortex as a point-scanning microscope
+  records it (:func:`simulate_realistic_2p`): optical sections through somata with dark nuclei
+  (:mod:`cnmflow.synthetic.two_photon`), cells grazing the plane, in-focus neuropil, vessels'
+  shadows, a photomultiplier's noise, optional motion and photobleaching.
 """
 
-from cnmflow.synthetic import gaussian, realistic, writers
+from cnmflow.synthetic import gaussian, realistic, realistic_2p, writers
 from cnmflow.synthetic.gaussian import *  # noqa: F403 - the names in gaussian.__all__
 from cnmflow.synthetic.optics import Optics
 from cnmflow.synthetic.realistic import *  # noqa: F403 - the names in realistic.__all__
+from cnmflow.synthetic.realistic_2p import *  # noqa: F403 - the names in realistic_2p.__all__
 from cnmflow.synthetic.writers import *  # noqa: F403 - the names in writers.__all__
 
-__all__ = [*gaussian.__all__, *writers.__all__, *realistic.__all__, "Optics"]
+__all__ = [*gaussian.__all__, *writers.__all__, *realistic.__all__, *realistic_2p.__all__, "Optics"]

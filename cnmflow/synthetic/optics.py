@@ -42,7 +42,7 @@ from scipy.signal import fftconvolve
 
 __all__ = ["Optics", "soma_image", "cell_image", "radial_profile"]
 
-_SUPERSAMPLE = 3  # sub-pixel sampling of the soma outline
+SUPERSAMPLE = 3  # sub-pixel sampling of the soma outline
 
 
 @dataclass(frozen=True)
@@ -123,6 +123,19 @@ class Optics:
         return out / out.sum()
 
 
+def ellipse_distance2(semi_axes_px: tuple[float, float], theta: float, *, offset_px: tuple[float, float],
+                      half_width_px: int) -> np.ndarray:
+    """``u² + v²`` of an ellipse's own coordinates on a ``(2h+1)·SUPERSAMPLE`` square grid (1 on its outline)."""
+    n = (2 * int(half_width_px) + 1) * SUPERSAMPLE
+    fine = (np.arange(n, dtype=np.float64) - (n - 1) / 2.0) / SUPERSAMPLE
+    dr = fine[:, None] - offset_px[0]
+    dc = fine[None, :] - offset_px[1]
+    ct, st = math.cos(theta), math.sin(theta)
+    u = (ct * dr + st * dc) / semi_axes_px[0]
+    v = (-st * dr + ct * dc) / semi_axes_px[1]
+    return u * u + v * v
+
+
 def soma_image(
     semi_axes_px: tuple[float, float],
     theta: float,
@@ -155,15 +168,8 @@ def soma_image(
     numpy.ndarray
         ``(2h+1, 2h+1)`` float64, non-negative, peak near 1 (arbitrary units).
     """
-    h = int(half_width_px)
-    s = _SUPERSAMPLE
-    fine = (np.arange((2 * h + 1) * s, dtype=np.float64) - ((2 * h + 1) * s - 1) / 2.0) / s
-    dr = fine[:, None] - offset_px[0]
-    dc = fine[None, :] - offset_px[1]
-    ct, st = math.cos(theta), math.sin(theta)
-    u = (ct * dr + st * dc) / semi_axes_px[0]
-    v = (-st * dr + ct * dc) / semi_axes_px[1]
-    q = u * u + v * v
+    h, s = int(half_width_px), SUPERSAMPLE
+    q = ellipse_distance2(semi_axes_px, theta, offset_px=offset_px, half_width_px=h)
     thick = np.sqrt(np.clip(1.0 - q, 0.0, None))
     if nucleus_contrast > 0 and nucleus_fraction > 0:
         f = float(nucleus_fraction)

@@ -35,7 +35,6 @@ from typing import Sequence
 
 import numpy as np
 import scipy.sparse
-from scipy.ndimage import shift as nd_shift
 
 from cnmflow.errors import ParameterError
 from cnmflow.synthetic import tissue
@@ -43,11 +42,9 @@ from cnmflow.synthetic.checks import check_positive, check_shape
 from cnmflow.synthetic.gaussian import GroundTruth, SimulatedMovie, ar_coefficients
 from cnmflow.synthetic.layout import child_generators, place_centers
 from cnmflow.synthetic.optics import Optics, cell_image, soma_image
+from cnmflow.synthetic.rendering import dense_images, log_uniform, paste, render_frames
 
 __all__ = ["RealisticConfig", "RealisticTruth", "PRESETS", "simulate_realistic_1p"]
-
-_CHUNK_FRAMES = 64
-
 
 @dataclass(frozen=True)
 class RealisticConfig:
@@ -136,18 +133,13 @@ def _check_config(name: str, overrides: dict) -> RealisticConfig:
     return dataclasses.replace(PRESETS[name], **overrides)
 
 
-def _log_uniform(gen: np.random.Generator, lo: float, hi: float, n: int) -> np.ndarray:
-    return np.exp(gen.uniform(math.log(lo), math.log(hi), size=n))
-
-
-def _paste(img: np.ndarray, center: np.ndarray, rows: int, cols: int) -> tuple[np.ndarray, np.ndarray]:
-    """Flat C-order pixel indices and values of a ``(2h+1)²`` image centred at int(center)."""
-    h = img.shape[0] // 2
-    r0, c0 = int(round(center[0])) - h, int(round(center[1])) - h
-    rr, cc = np.nonzero(img)
-    rr_f, cc_f = rr + r0, cc + c0
-    inside = (rr_f >= 0) & (rr_f < rows) & (cc_f >= 0) & (cc_f < cols)
-    return rr_f[inside] * cols + cc_f[inside], img[rr[inside], cc[inside]]
+def camera(gen: np.random.Generator, *, read_noise: float):
+    """A scientific CMOS sensor: photo-electrons are Poisson, plus Gaussian read noise (e⁻ rms)."""
+    def draw(lam: np.ndarray) -> np.ndarray:
+        frames = gen.poisson(lam).astype(np.float32)
+        frames += np.float32(read_noise) * gen.standard_normal(frames.shape, dtype=np.float32)
+        return frames
+    return draw
 
 
 def _cells(gen, centers, defocus, cfg: RealisticConfig, rows: int, cols: int):
@@ -169,35 +161,12 @@ def _cells(gen, centers, defocus, cfg: RealisticConfig, rows: int, cols: int):
         in_focus = img if abs(defocus[k]) <= cfg.in_focus_um else cell_image(soma, o.psf(0.0, half_width_px=h))
         # dimming relative to the same soma in focus: same photons spread wider, excited less
         dim[k] = o.excitation(defocus[k]) * in_focus.sum() / img.sum()
-        i, v = _paste(img, centers[k], rows, cols)
+        i, v = paste(img, centers[k], rows, cols)
         idx.append(i)
         data.append(v)
         ptr.append(ptr[-1] + len(i))
     mat = scipy.sparse.csc_matrix((np.concatenate(data), np.concatenate(idx), np.array(ptr)), shape=(rows * cols, n))
     return mat, dim, axes
-
-
-def _dense(mat: scipy.sparse.csc_matrix, rows: int, cols: int) -> np.ndarray:
-    return np.asarray(mat.T.toarray(), dtype=np.float32).reshape(-1, rows, cols)
-
-
-def _render(*, spatial: scipy.sparse.csr_matrix, temporal: np.ndarray, rows: int, cols: int, bleach: np.ndarray,
-            shifts: np.ndarray, read_noise: float, gen: np.random.Generator, out: np.ndarray) -> np.ndarray:
-    """Fill ``out`` (T, rows, cols) with Poisson(λ) + read noise, λ = bleach·shift(spatial @ temporal)."""
-    T = temporal.shape[1]
-    moving = bool(np.any(shifts))
-    for t0 in range(0, T, _CHUNK_FRAMES):
-        t1 = min(T, t0 + _CHUNK_FRAMES)
-        lam = np.asarray((spatial @ temporal[:, t0:t1]).T).reshape(t1 - t0, rows, cols)
-        if moving:
-            for i in range(t1 - t0):
-                lam[i] = nd_shift(lam[i], shifts[t0 + i], order=3, mode="nearest")
-        lam *= bleach[t0:t1, None, None]
-        np.clip(lam, 0.0, None, out=lam)
-        frames = gen.poisson(lam).astype(np.float32)
-        frames += np.float32(read_noise) * gen.standard_normal(frames.shape, dtype=np.float32)
-        out[t0:t1] = frames
-    return out
 
 
 # --------------------------------------------------------------------------- simulator
@@ -279,8 +248,8 @@ def simulate_realistic_1p(
     cells, _, axes = _cells(g_shape, centers, defocus, cfg, rows, cols)
     oof_cells, oof_dim, _ = _cells(g_shape, oof_centers, oof_defocus, cfg, rows, cols)
     noise_sd = math.sqrt(cfg.baseline_photons + cfg.read_noise**2)
-    peak_snr = _log_uniform(g_activity, *cfg.peak_snr, n_in)
-    oof_peak = noise_sd * _log_uniform(g_activity, *cfg.peak_snr, n_oof) * oof_dim
+    peak_snr = log_uniform(g_activity, *cfg.peak_snr, n_in)
+    oof_peak = noise_sd * log_uniform(g_activity, *cfg.peak_snr, n_oof) * oof_dim
 
     # ---- activity
     spikes, calcium = tissue.calcium_activity(g_activity, n_in + n_oof, T, fr=cfg.fr, g=g, rate_hz=cfg.rate_hz,
@@ -300,7 +269,7 @@ def simulate_realistic_1p(
         fr=cfg.fr, population=calcium[:n_in].mean(axis=0),
     )
     bg_spatial = np.concatenate([resting[None], -contrast[:, None, None] * vessels * resting[None],
-                                 cfg.neuropil_level * cfg.baseline_photons * np_spatial, _dense(oof_cells, rows, cols)])
+                                 cfg.neuropil_level * cfg.baseline_photons * np_spatial, dense_images(oof_cells, rows, cols)])
     bg_temporal = np.concatenate([np.ones((1, T)), vessel_t, np_traces, calcium[n_in:]])
     labels = (("resting",) + tuple(f"vessel{i}" for i in range(cfg.n_vessels))
               + tuple(f"neuropil{i}" for i in range(cfg.n_neuropil_modes)) + tuple(f"cell{i}" for i in range(n_oof)))
@@ -315,10 +284,10 @@ def simulate_realistic_1p(
     ]).tocsr()
     temporal = np.concatenate([calcium[:n_in], bg_temporal])
     if render:   # the noise draws come from their own generator: skipping them leaves the truth's draws as they are
-        _render(spatial=spatial, temporal=temporal, rows=rows, cols=cols, bleach=bleach, shifts=shifts,
-                read_noise=cfg.read_noise, gen=g_noise, out=out)
+        render_frames(spatial=spatial, temporal=temporal, rows=rows, cols=cols, bleach=bleach, shifts=shifts,
+                      detector=camera(g_noise, read_noise=cfg.read_noise), out=out)
 
-    footprints = _dense(cells, rows, cols)
+    footprints = dense_images(cells, rows, cols)
     truth = RealisticTruth(
         footprints=footprints, calcium=calcium[:n_in].astype(np.float32), spikes=spikes[:n_in].astype(np.float32),
         centers=centers, background_mean=np.tensordot(bg_temporal.mean(axis=1), bg_spatial, axes=1).astype(np.float32),

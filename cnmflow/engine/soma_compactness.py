@@ -1,0 +1,73 @@
+"""Is a two-photon component a soma? Where its footprint's weight lies around its centre.
+
+greedy_roi seeds somata of radius ~gSig. In a two-photon movie the neuropil (dendrites and axons in
+focus between the somata) fluctuates with the population over tens of µm, in more local modes than a
+patch's low-rank background (``nb_patch``) can follow, and greedy_roi's components take them up: a
+footprint of neuropil texture spread over 300–1,200 px, often cut straight by the patch's edges, where a
+soma's holds ~100 px. A soma's footprint — a ring around its nucleus, or a disc where the scan plane
+grazes the cell — holds nearly all its weight within 1.5 radii of its weighted centre; a neuropil
+component holds a third to two thirds there. On the realistic two-photon simulator
+(:func:`cnmflow.synthetic.simulate_realistic_2p`, cortex L2/3, eight fits at gSig 4–6) the matched cells' lowest
+shares were .54–.83 a fit (a cell with some neuropil mixed in), the neuropil components' mostly .1–.6, and 0.7 took
+F1 at IoU > 0.3 from .63–.78 to .79–.90 (benchmarks/findings/two_photon_realistic.md). Opt-in (``compact_thr``, 0 by
+default): on the Gaussian two-photon benchmark, which has no neuropil, four of sixty cells have a footprint that took
+up a skirt of background in their patch (.59–.69) and are rejected with it.
+suite2p's cell classifier reads the same property through its ``compact`` and ``npix_norm`` features
+(Pachitariu et al. 2017, bioRxiv 061507).
+
+The radius is ``COMPACT_RADIUS_FACTOR`` × the larger of gSig and the median RMS radius of the fit's footprints,
+so that a gSig set below the cells' radius does not cut true rings (the median follows the cells while they are
+most of the components, and only loosens the test where they are not).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import scipy.sparse as sp
+
+from cnmflow.pixel_order import pixel_position
+
+__all__ = ["COMPACT_RADIUS_FACTOR", "MIN_POPULATION", "compact_shares", "not_compact"]
+
+#: The disc a soma's footprint must hold its weight in: this many times the soma's radius.
+COMPACT_RADIUS_FACTOR = 1.5
+#: The footprints' median radius needs a population: with fewer components the radius is gSig's alone.
+MIN_POPULATION = 10
+
+
+def _distances_squared(A: sp.csc_matrix, dims: tuple[int, int]) -> tuple[list[np.ndarray], list[np.ndarray]]:
+    """Per footprint: its positive weights and their squared distances (px²) from its weighted centre."""
+    A = sp.csc_matrix(A)
+    weights, distances = [], []
+    for k in range(A.shape[1]):
+        start, stop = A.indptr[k], A.indptr[k + 1]
+        w = np.clip(A.data[start:stop].astype(np.float64), 0.0, None)
+        rows, cols = pixel_position(A.indices[start:stop], dims)
+        total = w.sum()
+        if total <= 0:
+            weights.append(np.zeros(0))
+            distances.append(np.zeros(0))
+            continue
+        r0, c0 = (w * rows).sum() / total, (w * cols).sum() / total
+        weights.append(w)
+        distances.append((rows - r0) ** 2 + (cols - c0) ** 2)
+    return weights, distances
+
+
+def compact_shares(A: sp.csc_matrix, dims: tuple[int, int], *, gsig: float) -> tuple[np.ndarray, float]:
+    """(K,) each footprint's share of its positive weight within the soma's disc around its weighted centre (0 when
+    empty), and that disc's radius (px; see the module docstring)."""
+    weights, distances = _distances_squared(A, dims)
+    radii = np.array([np.sqrt((w * d).sum() / w.sum()) if w.size else 0.0 for w, d in zip(weights, distances)])
+    typical = float(np.median(radii)) if radii.size >= MIN_POPULATION else 0.0
+    radius = COMPACT_RADIUS_FACTOR * max(float(gsig), typical)
+    shares = [(w * (d <= radius * radius)).sum() / w.sum() if w.size else 0.0 for w, d in zip(weights, distances)]
+    return np.asarray(shares, dtype=np.float64), radius
+
+
+def not_compact(A: sp.csc_matrix, dims: tuple[int, int], *, gsig: float, compact_thr: float) -> np.ndarray:
+    """Indices of the footprints holding less than ``compact_thr`` of their weight within the soma's disc."""
+    if compact_thr <= 0 or A.shape[1] == 0:
+        return np.zeros(0, dtype=int)
+    shares, _ = compact_shares(A, dims, gsig=gsig)
+    return np.flatnonzero(shares < compact_thr)

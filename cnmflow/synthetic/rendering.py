@@ -1,0 +1,60 @@
+"""Turning cell images and traces into frames: the steps both realistic simulators share.
+
+A simulator draws its scene as a sparse ``(pixels, sources)`` matrix of images and a
+``(sources, frames)`` matrix of traces; :func:`render` moves, bleaches and draws each chunk of
+frames through the simulator's own detector model (a camera's shot and read noise for one-photon
+data, a photomultiplier's for two-photon), so a long movie never has to be held as a float64 cube.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Callable
+
+import numpy as np
+import scipy.sparse
+from scipy.ndimage import shift as nd_shift
+
+__all__ = ["log_uniform", "paste", "dense_images", "render_frames"]
+
+CHUNK_FRAMES = 64
+
+#: ``draw(expected_photons) -> frames``: a detector turning a chunk's expected counts into float32 frames.
+Detector = Callable[[np.ndarray], np.ndarray]
+
+
+def log_uniform(gen: np.random.Generator, lo: float, hi: float, n: int) -> np.ndarray:
+    """``n`` draws spread evenly on a log scale between ``lo`` and ``hi``."""
+    return np.exp(gen.uniform(math.log(lo), math.log(hi), size=n))
+
+
+def paste(img: np.ndarray, center: np.ndarray, rows: int, cols: int) -> tuple[np.ndarray, np.ndarray]:
+    """Flat C-order pixel indices and values of a ``(2h+1)²`` image centred at int(center)."""
+    h = img.shape[0] // 2
+    r0, c0 = int(round(center[0])) - h, int(round(center[1])) - h
+    rr, cc = np.nonzero(img)
+    rr_f, cc_f = rr + r0, cc + c0
+    inside = (rr_f >= 0) & (rr_f < rows) & (cc_f >= 0) & (cc_f < cols)
+    return rr_f[inside] * cols + cc_f[inside], img[rr[inside], cc[inside]]
+
+
+def dense_images(mat: scipy.sparse.csc_matrix, rows: int, cols: int) -> np.ndarray:
+    """``(n, rows, cols)`` float32 images of a CSC ``(rows*cols, n)`` matrix's columns."""
+    return np.asarray(mat.T.toarray(), dtype=np.float32).reshape(-1, rows, cols)
+
+
+def render_frames(*, spatial: scipy.sparse.csr_matrix, temporal: np.ndarray, rows: int, cols: int, bleach: np.ndarray,
+           shifts: np.ndarray, detector: Detector, out: np.ndarray) -> np.ndarray:
+    """Fill ``out`` (T, rows, cols) with ``detector(λ)``, λ = bleach·shift(spatial @ temporal)."""
+    T = temporal.shape[1]
+    moving = bool(np.any(shifts))
+    for t0 in range(0, T, CHUNK_FRAMES):
+        t1 = min(T, t0 + CHUNK_FRAMES)
+        lam = np.asarray((spatial @ temporal[:, t0:t1]).T).reshape(t1 - t0, rows, cols)
+        if moving:
+            for i in range(t1 - t0):
+                lam[i] = nd_shift(lam[i], shifts[t0 + i], order=3, mode="nearest")
+        lam *= bleach[t0:t1, None, None]
+        np.clip(lam, 0.0, None, out=lam)
+        out[t0:t1] = detector(lam)
+    return out
