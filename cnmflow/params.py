@@ -238,7 +238,9 @@ class Params(MotionSection):
         "its nucleus, or a disc) holds nearly all its weight there; a component that took up the neuropil's "
         "fluctuation spreads over several somata's area. 0.7 on realistic 2P cortex movies with neuropil: F1 at IoU "
         "> 0.3 .63–.78 → .79–.90 (precision ~.57 → ~.92, recall −.02 at most); on a Gaussian movie without neuropil "
-        "it rejects 4 of 60 cells whose footprints took up a background skirt (F1 .96 → .93). 0: off.")
+        "it rejects 4 of 60 cells whose footprints took up background the patch could not follow (F1 .96 → .93); "
+        "with nb_patch 2 it rejects none there (F1 .99), and nb_patch 2 with 0.7 is the recipe for 2P data with "
+        "neuropil (benchmarks/findings/two_photon_realistic.md). 0: off.")
 
     @model_validator(mode="after")
     def _check_combinations(self) -> "Params":

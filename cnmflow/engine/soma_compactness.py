@@ -11,7 +11,9 @@ component holds a third to two thirds there. On the realistic two-photon simulat
 shares were .54–.83 a fit (a cell with some neuropil mixed in), the neuropil components' mostly .1–.6, and 0.7 took
 F1 at IoU > 0.3 from .63–.78 to .79–.90 (benchmarks/findings/two_photon_realistic.md). Opt-in (``compact_thr``, 0 by
 default): on the Gaussian two-photon benchmark, which has no neuropil, four of sixty cells have a footprint that took
-up a skirt of background in their patch (.59–.69) and are rejected with it.
+up a skirt of background their patch's one background component could not follow (.59–.69) and are rejected with it;
+with ``nb_patch`` 2 there are none, and ``nb_patch`` 2 with ``compact_thr`` 0.7 is the recipe for two-photon data with
+neuropil.
 suite2p's cell classifier reads the same property through its ``compact`` and ``npix_norm`` features
 (Pachitariu et al. 2017, bioRxiv 061507).
 

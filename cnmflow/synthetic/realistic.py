@@ -38,11 +38,11 @@ import scipy.sparse
 
 from cnmflow.errors import ParameterError
 from cnmflow.synthetic import tissue
-from cnmflow.synthetic.checks import check_positive, check_shape
+from cnmflow.synthetic.checks import check_positive
 from cnmflow.synthetic.gaussian import GroundTruth, SimulatedMovie, ar_coefficients
 from cnmflow.synthetic.layout import child_generators, place_centers
 from cnmflow.synthetic.optics import Optics, cell_image, soma_image
-from cnmflow.synthetic.rendering import dense_images, log_uniform, paste, render_frames
+from cnmflow.synthetic.rendering import check_movie_arguments, dense_images, log_uniform, paste, render_frames
 
 __all__ = ["RealisticConfig", "RealisticTruth", "PRESETS", "simulate_realistic_1p"]
 
@@ -218,17 +218,9 @@ def simulate_realistic_1p(
         ``movie`` (T, rows, cols) float32 photo-electrons and a :class:`RealisticTruth`.
     """
     cfg = _check_config(configuration, overrides)
-    rows, cols = check_shape(shape)
-    check_positive("n_frames", n_frames, integer=True)
-    check_positive("motion_px", motion_px, allow_zero=True)
+    rows, cols, T, out = check_movie_arguments(shape, n_frames, motion_px=motion_px, bleach_fraction=bleach_fraction,
+                                               out=out, frames_kept=render)
     check_positive("drift_px", drift_px, allow_zero=True)
-    if not 0.0 <= float(bleach_fraction) < 1.0:
-        raise ParameterError(f"bleach_fraction={bleach_fraction!r} is not allowed: give a fraction in [0, 1).")
-    T = int(n_frames)
-    if out is None:
-        out = np.empty((T if render else 0, rows, cols), np.float32)
-    elif out.shape != (T, rows, cols) or out.dtype != np.float32:
-        raise ParameterError(f"out has shape {out.shape} and dtype {out.dtype}: give ({T}, {rows}, {cols}) float32.")
     g_layout, g_shape, g_activity, g_background, g_motion, g_noise = child_generators(rng, 6)
     o = cfg.optics
     area = rows * cols / 256.0**2
@@ -269,7 +261,8 @@ def simulate_realistic_1p(
         fr=cfg.fr, population=calcium[:n_in].mean(axis=0),
     )
     bg_spatial = np.concatenate([resting[None], -contrast[:, None, None] * vessels * resting[None],
-                                 cfg.neuropil_level * cfg.baseline_photons * np_spatial, dense_images(oof_cells, rows, cols)])
+                                 cfg.neuropil_level * cfg.baseline_photons * np_spatial,
+                                 dense_images(oof_cells, rows, cols)])
     bg_temporal = np.concatenate([np.ones((1, T)), vessel_t, np_traces, calcium[n_in:]])
     labels = (("resting",) + tuple(f"vessel{i}" for i in range(cfg.n_vessels))
               + tuple(f"neuropil{i}" for i in range(cfg.n_neuropil_modes)) + tuple(f"cell{i}" for i in range(n_oof)))

@@ -46,11 +46,10 @@ from scipy.ndimage import gaussian_filter
 
 from cnmflow.errors import ParameterError
 from cnmflow.synthetic import tissue
-from cnmflow.synthetic.checks import check_positive, check_shape
 from cnmflow.synthetic.gaussian import SimulatedMovie, ar_coefficients
 from cnmflow.synthetic.layout import child_generators
 from cnmflow.synthetic.realistic import RealisticTruth
-from cnmflow.synthetic.rendering import dense_images, log_uniform, paste, render_frames
+from cnmflow.synthetic.rendering import check_movie_arguments, dense_images, log_uniform, paste, render_frames
 from cnmflow.synthetic.two_photon import SectionOptics, photomultiplier, section_image
 
 __all__ = ["TwoPhotonConfig", "PRESETS_2P", "simulate_realistic_2p"]
@@ -219,16 +218,8 @@ def simulate_realistic_2p(
         ``movie`` (T, rows, cols) float32 in photons and a :class:`~cnmflow.synthetic.RealisticTruth`.
     """
     cfg = _check_config(configuration, overrides)
-    rows, cols = check_shape(shape)
-    check_positive("n_frames", n_frames, integer=True)
-    check_positive("motion_px", motion_px, allow_zero=True)
-    if not 0.0 <= float(bleach_fraction) < 1.0:
-        raise ParameterError(f"bleach_fraction={bleach_fraction!r} is not allowed: give a fraction in [0, 1).")
-    T = int(n_frames)
-    if out is None:
-        out = np.empty((T, rows, cols), np.float32)
-    elif out.shape != (T, rows, cols) or out.dtype != np.float32:
-        raise ParameterError(f"out has shape {out.shape} and dtype {out.dtype}: give ({T}, {rows}, {cols}) float32.")
+    rows, cols, T, out = check_movie_arguments(shape, n_frames, motion_px=motion_px, bleach_fraction=bleach_fraction,
+                                               out=out)
     g_layout, g_shape, g_activity, g_background, g_motion, g_noise = child_generators(rng, 6)
     o = cfg.optics
     area = rows * cols / 256.0**2

@@ -15,12 +15,32 @@ import numpy as np
 import scipy.sparse
 from scipy.ndimage import shift as nd_shift
 
-__all__ = ["log_uniform", "paste", "dense_images", "render_frames"]
+from cnmflow.errors import ParameterError
+from cnmflow.synthetic.checks import check_positive, check_shape
+
+__all__ = ["check_movie_arguments", "log_uniform", "paste", "dense_images", "render_frames"]
 
 CHUNK_FRAMES = 64
 
 #: ``draw(expected_photons) -> frames``: a detector turning a chunk's expected counts into float32 frames.
 Detector = Callable[[np.ndarray], np.ndarray]
+
+
+def check_movie_arguments(shape, n_frames, *, motion_px, bleach_fraction, out: np.ndarray | None,
+                          frames_kept: bool = True) -> tuple[int, int, int, np.ndarray]:
+    """``(rows, cols, T, out)`` once the arguments every realistic simulator takes are checked; ``out`` allocated
+    when not given (``(0, rows, cols)`` when ``frames_kept`` is False: only the truth is wanted)."""
+    rows, cols = check_shape(shape)
+    check_positive("n_frames", n_frames, integer=True)
+    check_positive("motion_px", motion_px, allow_zero=True)
+    if not 0.0 <= float(bleach_fraction) < 1.0:
+        raise ParameterError(f"bleach_fraction={bleach_fraction!r} is not allowed: give a fraction in [0, 1).")
+    T = int(n_frames)
+    if out is None:
+        out = np.empty((T if frames_kept else 0, rows, cols), np.float32)
+    elif out.shape != (T, rows, cols) or out.dtype != np.float32:
+        raise ParameterError(f"out has shape {out.shape} and dtype {out.dtype}: give ({T}, {rows}, {cols}) float32.")
+    return rows, cols, T, out
 
 
 def log_uniform(gen: np.random.Generator, lo: float, hi: float, n: int) -> np.ndarray:
