@@ -10,6 +10,11 @@ patch background that follows two neuropil modes). benchmarks/findings/two_photo
 
     .venv/bin/python benchmarks/realistic_2p_benchmark.py --seeds 7 8 9
     .venv/bin/python benchmarks/realistic_2p_benchmark.py --seeds 1 --variants preset --set gSig=4 gSiz=9
+    .venv/bin/python benchmarks/realistic_2p_benchmark.py --seeds 7 --suite2p-python /tmp/s2p/bin/python
+
+With ``--suite2p-python`` suite2p (its own installation: see two_photon_vs_suite2p.py) runs on a TIFF copy of each
+movie too, without registration, with the simulation's rate, decay and a 12 px cell diameter; its ROIs classified as
+cells are scored with their traces F − 0.7·Fneu (suite2p's default neuropil coefficient).
 """
 
 from __future__ import annotations
@@ -32,6 +37,8 @@ PARAMS = dict(fr=30.0, decay_time=0.8, gSig=5, gSiz=11, rf=25, stride=12, K=5, n
 VARIANTS = {"preset": dict(compact_thr=0.0), "compact": dict(compact_thr=0.7),
             "recipe": dict(compact_thr=0.7, nb_patch=2)}
 COLUMNS = ("K", "f1_iou30", "precision_iou30", "recall_iou30", "f1_iou50", "median_iou", "median_trace_corr")
+#: suite2p's cell diameter (px) for the simulator's somata (radius ~5.5 px) and its neuropil coefficient.
+SUITE2P_DIAMETER, SUITE2P_NEUROPIL = 12.0, 0.7
 
 
 def simulate(seed: int, frames: int, shape: tuple[int, int], folder: Path) -> Path:
@@ -64,6 +71,28 @@ def fit_and_score(movie_path: Path, params: dict) -> dict:
     return {"K": int(accepted.size), "K_rejected": int(estimates.K - accepted.size), **scored.summary()}
 
 
+def suite2p_scores(movie_path: Path, python: str) -> dict | None:
+    """suite2p's cells on the movie, scored as the fits are; None (with a message) without its Python."""
+    from two_photon_vs_suite2p import run_suite2p
+
+    from cnmflow.shape_scoring import shape_score
+
+    out = movie_path.with_suffix(".suite2p.npz")
+    if run_suite2p(movie_path, python, out, SUITE2P_DIAMETER, fs=PARAMS["fr"], tau=PARAMS["decay_time"]) is None:
+        return None
+    saved, truth = np.load(out), np.load(movie_path.with_suffix(".truth.npz"))
+    cells = saved["iscell"][:, 0] > 0
+    traces = (saved["F"] - SUITE2P_NEUROPIL * saved["Fneu"])[cells]
+    scored = shape_score(truth["footprints"], saved["footprints"][cells], truth_traces=truth["calcium"],
+                         estimated_traces=traces)
+    return {"K": int(cells.sum()), **scored.summary()}
+
+
+def _row(seed: int, name: str, record: dict) -> str:
+    return f"{seed:>4} {name:>8} " + " ".join(f"{record[c]:>17.3f}" if isinstance(record[c], float)
+                                            else f"{record[c]:>17}" for c in COLUMNS)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seeds", nargs="+", type=int, default=[7, 8, 9])
@@ -72,6 +101,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=list(VARIANTS))
     parser.add_argument("--set", nargs="*", default=[], metavar="NAME=VALUE", help="fit parameters for every variant")
     parser.add_argument("--results", type=Path, default=RESULTS)
+    parser.add_argument("--suite2p-python", help="a Python with suite2p installed: run it on each movie too")
     parser.add_argument("--fit-only", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--params-json", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
@@ -86,9 +116,11 @@ def main(argv: list[str] | None = None) -> int:
             params = {**PARAMS, **VARIANTS[variant], **parse_assignments(args.set)}
             done = subprocess.run([sys.executable, __file__, "--fit-only", str(movie), "--params-json",
                                    json.dumps(params)], check=True, capture_output=True, text=True)
-            record = json.loads(done.stdout.strip().splitlines()[-1])
-            print(f"{seed:>4} {variant:>8} " + " ".join(f"{record[c]:>17.3f}" if isinstance(record[c], float)
-                                                        else f"{record[c]:>17}" for c in COLUMNS))
+            print(_row(seed, variant, json.loads(done.stdout.strip().splitlines()[-1])), flush=True)
+        if args.suite2p_python:
+            record = suite2p_scores(movie, args.suite2p_python)
+            if record is not None:
+                print(_row(seed, "suite2p", record), flush=True)
     return 0
 
 

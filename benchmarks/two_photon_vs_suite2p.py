@@ -85,9 +85,9 @@ np.savez(out, footprints=footprints, F=np.load(plane / "F.npy"), Fneu=np.load(pl
 """
 
 
-def suite2p_settings(diameter: float = DIAMETER) -> dict:
+def suite2p_settings(diameter: float = DIAMETER, *, fs: float = FR, tau: float = DECAY_TIME) -> dict:
     """suite2p's settings for the simulated movie: no registration, its rate, decay and cell size."""
-    return {"torch_device": "cpu", "fs": FR, "tau": DECAY_TIME, "diameter": [diameter, diameter],
+    return {"torch_device": "cpu", "fs": fs, "tau": tau, "diameter": [diameter, diameter],
             "run": {"do_registration": 0, "do_regmetrics": False}, "io": {"save_ops_orig": True}}
 
 
@@ -168,8 +168,11 @@ def stage_cpu(stats, name: str, tail: str) -> float:
                if function == name and path.endswith(tail))
 
 
-def run_suite2p(movie_path: Path, python: str, out: Path, diameter: float = DIAMETER) -> dict | None:
-    """suite2p on a TIFF copy of the movie, in its own Python; None (with a message) without one."""
+def run_suite2p(movie_path: Path, python: str, out: Path, diameter: float = DIAMETER, *, fs: float = FR,
+                tau: float = DECAY_TIME) -> dict | None:
+    """suite2p on a TIFF copy of the movie, in its own Python; None (with a message) without one.
+
+    The movie's ``.truth.npz`` holds ``footprints`` and ``calcium`` (engine_benchmark, realistic_2p_benchmark)."""
     if not Path(python).exists():
         print(f"suite2p skipped: no Python at {python} (see the module docstring to install one)")
         return None
@@ -180,13 +183,13 @@ def run_suite2p(movie_path: Path, python: str, out: Path, diameter: float = DIAM
     tiff = movie_path.with_name(movie_path.stem + "_tiff") / (movie_path.stem + ".tif")
     if not tiff.exists():
         tiff.parent.mkdir(exist_ok=True)
-        write_tiff(tiff, np.load(movie_path, mmap_mode="r"), fr=FR)
+        write_tiff(tiff, np.load(movie_path, mmap_mode="r"), fr=fs)
     folder = movie_path.with_name(movie_path.stem + "_suite2p")
     shutil.rmtree(folder, ignore_errors=True)
     folder.mkdir()
     cpu, started = children_cpu(), time.perf_counter()
     subprocess.run([python, "-c", SUITE2P_SCRIPT, str(tiff), str(folder), str(out),
-                    json.dumps(suite2p_settings(diameter))], check=True)
+                    json.dumps(suite2p_settings(diameter, fs=fs, tau=tau))], check=True)
     wall, cpu = time.perf_counter() - started, children_cpu() - cpu
     saved = np.load(out)
     truth = np.load(movie_path.with_suffix(".truth.npz"))

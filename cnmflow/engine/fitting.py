@@ -32,11 +32,11 @@ from cnmflow.engine.patch_job.result import PatchResult
 from cnmflow.engine.patches import deduplicate, embed_footprints, patch_boxes, stitch_images
 from cnmflow.engine.quality import evaluate_components
 from cnmflow.engine.sections import EngineSettings, MergeSection, QualitySection, RingSection
+from cnmflow.engine.soma_compactness import not_compact
 from cnmflow.engine.threads import single_threaded
 from cnmflow.engine.trace_shape import forgetting_lag, never_at_rest, skewed_up, transient_like
 from cnmflow.engine.traces import (LowRankBackground, TraceModel, TraceResult, normalize, refine_footprints,
                                    solve_traces)
-from cnmflow.engine.soma_compactness import not_compact
 from cnmflow.engine.typical_size import within_typical_size
 from cnmflow.params import Params
 from cnmflow.settings import Settings, load_settings
