@@ -21,7 +21,8 @@ def _auto_fields() -> tuple[str, ...]:
 
 
 def parse_assignment(text: str) -> tuple[str, Any]:
-    """``NAME=VALUE`` from ``--set``: JSON values (numbers, true/false, null) or 'auto' / plain strings."""
+    """``NAME=VALUE`` from ``--set``: JSON values (numbers, true/false, null) or 'auto' / plain strings; 'none' is
+    None except where the parameter has a value of that name (``motion_correction=none``)."""
     name, sep, raw = text.partition("=")
     if not sep or not name:
         raise argparse.ArgumentTypeError(f"--set expects NAME=VALUE, got {text!r} (e.g. --set min_pnr=8)")
@@ -29,7 +30,9 @@ def parse_assignment(text: str) -> tuple[str, Any]:
     if lowered == "auto" and name.strip() in _auto_fields():  # estimated from the movie (cnmflow.auto_params)
         return name.strip(), "auto"
     if lowered in ("auto", "none", "null", ""):
-        return name.strip(), None
+        from cnmflow.params import literal_words   # only here: the table's import costs ~0.4 s
+
+        return name.strip(), (lowered if lowered in literal_words(name.strip()) else None)
     if lowered in ("true", "false"):
         return name.strip(), lowered == "true"
     try:

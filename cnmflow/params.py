@@ -14,7 +14,7 @@ import numbers
 import os
 import re
 from dataclasses import dataclass, field
-from typing import Annotated, Any, Literal, Mapping
+from typing import Annotated, Any, Literal, Mapping, get_args, get_origin
 
 import numpy as np
 from pydantic import BeforeValidator, ConfigDict, Field, TypeAdapter, ValidationError, model_validator
@@ -374,6 +374,25 @@ def _message(name: str, problem: Mapping[str, Any]) -> str:
     if problem["input"] is None and problem["type"] in ("int_type", "float_type"):
         return "has no 'auto' (null); give a number, or leave it out for its default"
     return problem["msg"].removeprefix("Value error, ").replace("Input should be", "must be") + _or_auto(name)
+
+
+@functools.cache
+def literal_words(name: str) -> tuple[str, ...]:
+    """The words a parameter takes as values of its own (motion_correction's "none", gSig's "auto"), so that the
+    text readers (``--set``, ``--grid``) keep such a word instead of reading "none" as a null; () for other names."""
+    field = Params.model_fields.get(name)
+    words: list[str] = []
+
+    def collect(annotation: Any) -> None:
+        if get_origin(annotation) is Literal:
+            words.extend(arg for arg in get_args(annotation) if isinstance(arg, str))
+        else:
+            for arg in get_args(annotation):
+                collect(arg)
+
+    if field is not None:
+        collect(field.annotation)
+    return tuple(words)
 
 
 def unknown_message(names: list[str], where: str = "") -> str:

@@ -18,7 +18,7 @@ from contextlib import contextmanager
 from typing import Any, Iterator, Mapping, Sequence
 
 from cnmflow.errors import InputError, ParameterError
-from cnmflow.params import AUTO_FIELDS, PARAM_NAMES, unknown_message
+from cnmflow.params import AUTO_FIELDS, PARAM_NAMES, literal_words, unknown_message
 from cnmflow.request import RunRequest, request_of
 from cnmflow.progress import weighted_fraction
 
@@ -50,7 +50,8 @@ def parse_grid_option(text: str) -> tuple[str, list[Any]]:
     """``NAME=V1,V2,...`` from ``--grid`` → (name, values); values are JSON (numbers, true/false) or text.
 
     ``auto`` is written as the table holds it: "auto" for gSig / min_corr / min_pnr, None for the others
-    (fr, K: their auto is None); ``none`` / ``null`` are None."""
+    (fr, K: their auto is None); ``none`` / ``null`` are None, except for a parameter with a value of that name
+    (``motion_correction=none,rigid``)."""
     name, sep, raw = text.partition("=")
     name = name.strip()
     if not sep or not name or not raw.strip():
@@ -63,7 +64,7 @@ def parse_grid_option(text: str) -> tuple[str, list[Any]]:
             values.append("auto")
             continue
         if lowered in ("auto", "none", "null"):
-            values.append(None)
+            values.append(lowered if lowered in literal_words(name) else None)
             continue
         try:
             values.append(json.loads(lowered if lowered in ("true", "false") else item))

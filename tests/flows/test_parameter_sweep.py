@@ -38,6 +38,8 @@ def test_grid_options_parse_and_every_combination_is_checked_first():
     assert parse_grid_option("min_pnr=6,8,10") == ("min_pnr", [6, 8, 10])
     assert parse_grid_option("K=auto,5") == ("K", [None, 5])
     assert parse_grid_option("gSig=auto,3") == ("gSig", ["auto", 3])  # the table's "auto", which the form takes
+    assert parse_grid_option("motion_correction=none,rigid") == ("motion_correction", ["none", "rigid"])  # a word
+    assert parse_grid_option("rf=none,40") == ("rf", [None, 40])   # rf's None: one patch
     assert parse_grid_option("min_corr=.7,.8") == ("min_corr", [0.7, 0.8])  # were text: 'without quotes'
     with pytest.raises(ParameterError, match="min_pnr=6 and min_pnr=6.0 are the same values"):  # were run twice
         combinations(dict([parse_grid_option("min_pnr=6,6.0,8")]))
