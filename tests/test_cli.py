@@ -31,7 +31,8 @@ def tif_movie(tmp_path_factory) -> Path:
     ("min_corr=.8", ("min_corr", 0.8)), ("min_pnr=8.", ("min_pnr", 8.0)), ("K=+8", ("K", 8.0)),
     # "none" is one of motion_correction's own values, not a null (was refused: "motion_correction=None: must be
     # 'none', 'rigid' or 'piecewise_rigid'")
-    ("motion_correction=none", ("motion_correction", "none")), ("motion_correction=None", ("motion_correction", "none")),
+    ("motion_correction=none", ("motion_correction", "none")),
+    ("motion_correction=None", ("motion_correction", "none")),
 ])
 def test_set_values_are_parsed_like_the_analysis_table(text, expected):
     assert parse_assignment(text) == expected
