@@ -598,8 +598,9 @@ def _demo(args: argparse.Namespace) -> int:
     report = _run_flow([movie_path], output_dir / "results", request, request.form(), overwrite=True, evaluate=False,
                        work_dir=None, show_progress=True, verbose=False, flow_options=dict(experiment="demo"))
     estimates = read_caiman_hdf5(report.output_dir / HDF5_NAME)
-    accuracy = score(simulated.truth.footprints, estimates.footprints(), truth_traces=simulated.truth.calcium,
-                     estimated_traces=estimates.C)
+    cells = estimates.accepted   # as a user reads the run: the engine's rejected components left out
+    accuracy = score(simulated.truth.footprints, estimates.footprints()[cells], truth_traces=simulated.truth.calcium,
+                     estimated_traces=estimates.C[cells])
     if report.mlflow_run_id:
         from cnmflow.tracking import log_scores
 

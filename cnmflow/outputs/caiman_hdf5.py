@@ -443,7 +443,8 @@ def _write_value(group: h5py.Group, key: str, value: Any) -> None:
 def read_caiman_hdf5(path: Path) -> Estimates:
     """Read a file in CaImAn's layout (ours or CaImAn's own) into :class:`Estimates`.
 
-    Unset ("NoneType") or missing fields become empty arrays (``Cn``/``pnr``: ``None``).
+    Unset ("NoneType") or missing fields become empty arrays (``Cn``/``pnr``: ``None``); the rejected components
+    (``idx_components_bad``) stay rejected, so ``Estimates.accepted`` is the file's accepted set.
     """
     with h5py.File(Path(path), "r") as h5:
         est = h5.get("estimates")
@@ -487,6 +488,7 @@ def read_caiman_hdf5(path: Path) -> Estimates:
             pnr=_array(est, "pnr"),
             SNR_comp=_array(est, "SNR_comp", np.zeros(0)),
             r_values=_array(est, "r_values", np.zeros(0)),
+            idx_components_bad=_array(est, "idx_components_bad", np.zeros(0, int)).astype(int).ravel(),
             ssub_B=ssub_B,
         )
 

@@ -126,6 +126,15 @@ def test_round_trip(written):
         assert not h5["skip_refinement"][()] and h5["skip_refinement"].dtype == bool
 
 
+def test_rejected_components_stay_rejected_when_read_back(tmp_path):
+    """A reader that dropped idx_components_bad handed every rejected component back as a cell."""
+    path = write_caiman_hdf5(tmp_path / "caiman_output.hdf5", make_estimates(), PARAMS, idx_components=[0, 2])
+    back = read_caiman_hdf5(path)
+    assert back.idx_components_bad.tolist() == [1] and back.accepted.tolist() == [0, 2]
+    assert read_caiman_hdf5(write_caiman_hdf5(tmp_path / "all.hdf5", make_estimates(), PARAMS)).accepted.tolist() \
+        == [0, 1, 2]
+
+
 @needs_real
 def test_reads_the_real_caiman_file():
     est = read_caiman_hdf5(REAL)
