@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Callable, Iterator
 
 from cnmflow.engine import Estimates, fit
+from cnmflow.motion.exposed_edge import reject_on_exposed_edge
 from cnmflow.motion.work_copy import MotionOutcome, ensure_corrected_copy
 from cnmflow.movies import ConcatenatedMovie
 from cnmflow.movies.work_copy import WORK_DIR_NAME, ensure_work_copy, remove_unused, remove_work_copy
@@ -150,6 +151,8 @@ def fit_series(inputs: ValidatedInputs, concatenated: ConcatenatedMovie, *,
     started = time.perf_counter()
     estimates = fit(concatenated.open(), inputs.engine, progress, machine=inputs.machine,
                     dask_scheduler=dask_scheduler)
+    if motion is not None:   # the flicker of the edge the shifts left without data (motion/exposed_edge)
+        reject_on_exposed_edge(estimates, motion.result.crop)
     timings = {"fit": time.perf_counter() - started}
     timings.update({f"fit.{stage}": seconds for stage, seconds in estimates.timings.items()})
     return ExtractionResult(inputs=inputs, estimates=estimates, offsets=concatenated.offsets,

@@ -70,6 +70,13 @@ def test_corrected_run_finds_the_cells_of_the_still_recording(recordings, tmp_pa
     assert "motion_correction" in manifest["run"]["timings_s"]
     # footprints stay in the input's pixel frame: same size as the movie
     assert corrected.extraction.estimates.A.shape[0] == 128 * 128
+    # ... and no cell peaks on the edge the shifts left without data: its filled pixels flicker as the frame moves
+    crop, estimates = summary["crop_px"], corrected.extraction.estimates
+    assert max(crop.values()) > 0
+    footprints = estimates.footprints()[estimates.accepted]
+    rows, cols = np.unravel_index(footprints.reshape(len(footprints), -1).argmax(axis=1), (128, 128))
+    assert np.all((rows >= crop["top"]) & (rows < 128 - crop["bottom"]) & (cols >= crop["left"])
+                  & (cols < 128 - crop["right"]))
 
 
 def test_motion_off_runs_as_before(small_moving, tmp_path):
