@@ -66,10 +66,13 @@ def readings(folder: Path, seeds: list[int]) -> list[dict]:
 
 
 def fits(seeds: list[int], motions: list[float], *, drift: bool = False) -> list[dict]:
-    """F1 (IoU > 0.3) of a run that leaves the motion uncorrected and of one that corrects it (rigid). ``drift``:
+    """F1 (IoU > 0.3) of the accepted components of a run that leaves the motion uncorrected and of one that corrects
+    it (rigid; the components on the edge the shifts exposed rejected, as a run does). Until December 7 2026 (session
+    33) every component was scored, rejected ones included, and the edge was not judged. ``drift``:
     each value is a slow drift over the movie (px, first frame to last) instead of the motion's sd."""
     from cnmflow.engine import fit
     from cnmflow.motion import correct_motion, motion_params
+    from cnmflow.motion.exposed_edge import reject_on_exposed_edge
     from cnmflow.params import build_params
     from cnmflow.scoring import score
     from cnmflow.synthetic.realistic import simulate_realistic_1p
@@ -81,14 +84,17 @@ def fits(seeds: list[int], motions: list[float], *, drift: bool = False) -> list
                 moves = {"drift_px": motion} if drift else {"motion_px": motion}
                 sim = simulate_realistic_1p(config, shape=(128, 128), n_frames=800, rng=seed, **moves)
                 corrected = np.empty_like(sim.movie)
-                correct_motion(sim.movie, corrected, params=motion_params(
+                result = correct_motion(sim.movie, corrected, params=motion_params(
                     {"motion_correction": "rigid", "gSig_filt": (3, 3)}, max_shifts=8, border_nan="copy"))
                 row = {"config": config, "seed": seed, "drift" if drift else "motion": motion}
                 for name, movie in (("none", sim.movie), ("rigid", corrected)):
                     estimates = fit(movie, build_params(values))
-                    found = score(sim.truth.footprints, estimates.footprints(), truth_traces=sim.truth.calcium,
-                                  estimated_traces=estimates.C)
-                    row[name] = {"K": int(estimates.K), "f1": round(found.f1, 3)}
+                    if name == "rigid":   # as a corrected run does (pipeline.fit_series)
+                        reject_on_exposed_edge(estimates, result.crop)
+                    cells = estimates.accepted   # as a user reads a run: the rejected components left out
+                    found = score(sim.truth.footprints, estimates.footprints()[cells],
+                                  truth_traces=sim.truth.calcium, estimated_traces=estimates.C[cells])
+                    row[name] = {"K": int(cells.size), "f1": round(found.f1, 3)}
                 rows.append(row)
                 print(json.dumps(row), flush=True)
     return rows
