@@ -50,19 +50,29 @@ def suggest(movies: Sequence[str | Path], figure: str | Path | None = None, requ
     path = write_suggestion_figure(est, figure, title=", ".join(str(m) for m in movies))
     reasons = est.reasons()
     lines = [f"Suggested from {est.n_frames_used} frames (after tsub={params.tsub}) in {seconds:.1f} s:"]
-    names = ("gSig", "gSiz", "min_corr", "min_pnr") if fixed is None else ("min_corr", "min_pnr")
+    names = suggested_names(params.method_init, gsig_given=fixed is not None)
     lines += [f"  {name:<8} {reasons[name]}" for name in names]
     # defective pixels; a gSig set far below the cells' radius read here; an estimate resting on few visible cells;
-    # a movie that moves while motion_correction is 'none'
+    # a movie that moves while motion_correction is 'none'; thresholds the initialisation does not read
     moving = movement_note(series, params, gsig=est.gSig)
-    notes = [*pixel_notes, *(note for note in (est.given_gsig_note(), est.few_cells_note(), moving, figure_note)
-                             if note)]
+    unused = None if params.method_init == "corr_pnr" else (
+        f"min_corr and min_pnr are not suggested: they are the seed thresholds of corr_pnr (1P), and method_init "
+        f"{params.method_init} does not read them")
+    notes = [*pixel_notes, *(note for note in (est.given_gsig_note(), est.few_cells_note(), moving, unused,
+                                               figure_note) if note)]
     lines += [f"Note: {note}" for note in notes]
     lines.append(f"Figure: {path}")
-    lines.append("Use: --set " + " --set ".join(f"{n}={v:g}" for n, v in est.values().items() if n in names))
+    lines.append("Use: --set " + " --set ".join(f"{n}={v:g}" for n, v in est.values().items() if n in names)
+                 if names else "Use: the values given (nothing else here is estimated for this initialisation)")
     values = {name: getattr(est, name) for name in names}
     return {"values": values, "reasons": {n: reasons[n] for n in names}, "text": "\n".join(lines),
             "figure": str(path), "seconds": seconds, "notes": notes}
+
+
+def suggested_names(method_init: str, *, gsig_given: bool) -> tuple[str, ...]:
+    """The parameters a suggestion gives: the size (unless gSig was given) and, for corr_pnr, its seed thresholds."""
+    size = () if gsig_given else ("gSig", "gSiz")
+    return size + (("min_corr", "min_pnr") if method_init == "corr_pnr" else ())
 
 
 def figure_path(movies: Sequence[str | Path], figure: str | Path | None) -> tuple[Path, str | None]:

@@ -33,6 +33,22 @@ def test_suggest_keeps_a_gsig_given_and_refuses_a_missing_movie(tmp_path, capsys
     assert len(capsys.readouterr().err.strip().splitlines()) == 1
 
 
+def test_a_2p_suggestion_gives_the_size_only_and_says_why(tmp_path, capsys):
+    """greedy_roi does not read min_corr / min_pnr: suggesting them for a 2P run asked for settings that do nothing."""
+    from cnmflow.synthetic import simulate_realistic_2p
+
+    movie = tmp_path / "m.tif"
+    tifffile.imwrite(movie, simulate_realistic_2p(shape=(96, 96), n_frames=300, rng=3).movie)
+    assert main(["suggest", str(movie), "--preset", "2p", "--output", str(tmp_path / "f.png")]) == 0
+    out = capsys.readouterr().out
+    assert "  gSig" in out and "  gSiz" in out and "  min_corr" not in out and "  min_pnr" not in out
+    assert "method_init greedy_roi does not read them" in out
+    use = [line for line in out.splitlines() if line.startswith("Use:")][0]
+    assert "gSig=" in use and "min_pnr" not in use and "min_corr" not in use
+    assert main(["suggest", str(movie), "--preset", "2p", "--set", "gSig=5", "--output", str(tmp_path / "g.png")]) == 0
+    assert "Use: the values given" in capsys.readouterr().out
+
+
 def test_suggest_refuses_a_movie_with_an_infinite_pixel_before_estimating(tmp_path, capsys):
     """One inf pixel once printed ``min_pnr nan`` and ``Use: --set ... min_pnr=nan`` with exit status 0."""
     data = simulate_realistic_1p("cortex_l23", shape=(64, 64), n_frames=200, rng=6).movie
