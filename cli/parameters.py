@@ -12,14 +12,6 @@ if TYPE_CHECKING:
     from cnmflow.request import RunRequest
 
 
-def _auto_fields() -> tuple[str, ...]:
-    """The parameters "auto" may estimate; imported when asked (the parameter table's import is ~0.4 s
-    of CPU, which `cnmflow run` spends after it has started the Prefect server)."""
-    from cnmflow.params import AUTO_FIELDS
-
-    return AUTO_FIELDS
-
-
 def parse_assignment(text: str) -> tuple[str, Any]:
     """``NAME=VALUE`` from ``--set``: JSON values (numbers, true/false, null) or 'auto' / plain strings; 'none' is
     None except where the parameter has a value of that name (``motion_correction=none``)."""
@@ -27,9 +19,7 @@ def parse_assignment(text: str) -> tuple[str, Any]:
     if not sep or not name:
         raise argparse.ArgumentTypeError(f"--set expects NAME=VALUE, got {text!r} (e.g. --set min_pnr=8)")
     lowered = raw.strip().lower()
-    if lowered == "auto" and name.strip() in _auto_fields():  # estimated from the movie (cnmflow.auto_params)
-        return name.strip(), "auto"
-    if lowered in ("auto", "none", "null", ""):
+    if lowered in ("auto", "none", "null", ""):   # gSig's "auto" (estimated from the movie), motion_correction's "none"
         from cnmflow.params import literal_words   # only here: the table's import costs ~0.4 s
 
         return name.strip(), (lowered if lowered in literal_words(name.strip()) else None)

@@ -229,7 +229,6 @@ class Params(MotionSection):
         "3) whose faint far halo holds a good share of their light: on seven unseen realistic cortex movies median "
         "IoU .75–.77 → .80–.82, F1@IoU0.5 equal or higher; on CA1 at gSig 6 it takes dim cells' broad light too "
         "and costs F1@IoU0.5. Off by default.")
-
     compact_thr: Annotated[float, Number] = Field(
         0.0, ge=0, lt=1, title="compact_thr",
         description="2P (greedy_roi): a component holding less than this share of its footprint's weight within 1.5 "

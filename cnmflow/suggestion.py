@@ -50,12 +50,13 @@ def suggest(movies: Sequence[str | Path], figure: str | Path | None = None, requ
     path = write_suggestion_figure(est, figure, title=", ".join(str(m) for m in movies))
     reasons = est.reasons()
     lines = [f"Suggested from {est.n_frames_used} frames (after tsub={params.tsub}) in {seconds:.1f} s:"]
-    names = suggested_names(params.method_init, gsig_given=fixed is not None)
+    thresholds = params.method_init == "corr_pnr"   # min_corr / min_pnr are corr_pnr's seed thresholds alone
+    names = suggested_names(thresholds=thresholds, gsig_given=fixed is not None)
     lines += [f"  {name:<8} {reasons[name]}" for name in names]
     # defective pixels; a gSig set far below the cells' radius read here; an estimate resting on few visible cells;
     # a movie that moves while motion_correction is 'none'; thresholds the initialisation does not read
     moving = movement_note(series, params, gsig=est.gSig)
-    unused = None if params.method_init == "corr_pnr" else (
+    unused = None if thresholds else (
         f"min_corr and min_pnr are not suggested: they are the seed thresholds of corr_pnr (1P), and method_init "
         f"{params.method_init} does not read them")
     notes = [*pixel_notes, *(note for note in (est.given_gsig_note(), est.few_cells_note(), moving, unused,
@@ -69,10 +70,11 @@ def suggest(movies: Sequence[str | Path], figure: str | Path | None = None, requ
             "figure": str(path), "seconds": seconds, "notes": notes}
 
 
-def suggested_names(method_init: str, *, gsig_given: bool) -> tuple[str, ...]:
-    """The parameters a suggestion gives: the size (unless gSig was given) and, for corr_pnr, its seed thresholds."""
+def suggested_names(*, thresholds: bool, gsig_given: bool) -> tuple[str, ...]:
+    """The parameters a suggestion gives: the size (unless gSig was given) and the seed thresholds (where the
+    initialisation reads them)."""
     size = () if gsig_given else ("gSig", "gSiz")
-    return size + (("min_corr", "min_pnr") if method_init == "corr_pnr" else ())
+    return size + (("min_corr", "min_pnr") if thresholds else ())
 
 
 def figure_path(movies: Sequence[str | Path], figure: str | Path | None) -> tuple[Path, str | None]:

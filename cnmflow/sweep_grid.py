@@ -18,7 +18,7 @@ from contextlib import contextmanager
 from typing import Any, Iterator, Mapping, Sequence
 
 from cnmflow.errors import InputError, ParameterError
-from cnmflow.params import AUTO_FIELDS, PARAM_NAMES, literal_words, unknown_message
+from cnmflow.params import PARAM_NAMES, literal_words, unknown_message
 from cnmflow.request import RunRequest, request_of
 from cnmflow.progress import weighted_fraction
 
@@ -60,10 +60,7 @@ def parse_grid_option(text: str) -> tuple[str, list[Any]]:
     for item in raw.split(","):
         item = item.strip()
         lowered = item.lower()
-        if lowered == "auto" and name in AUTO_FIELDS:
-            values.append("auto")
-            continue
-        if lowered in ("auto", "none", "null"):
+        if lowered in ("auto", "none", "null"):   # gSig's "auto", motion_correction's "none": the parameter's own words
             values.append(lowered if lowered in literal_words(name) else None)
             continue
         try:

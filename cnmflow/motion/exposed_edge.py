@@ -28,11 +28,11 @@ def peaks_on_exposed_edge(A: sp.csc_matrix, dims: tuple[int, int], crop: CropBox
     A = sp.csc_matrix(A)
     if A.shape[1] == 0 or crop.max == 0:
         return np.zeros(0, dtype=int)
-    peaks = np.asarray(A.argmax(axis=0)).ravel()
-    rows, cols = pixel_position(peaks, dims)
-    on_edge = ((rows < crop.top) | (rows >= dims[0] - crop.bottom)
-               | (cols < crop.left) | (cols >= dims[1] - crop.right))
-    return np.flatnonzero(on_edge)
+    rows, cols = pixel_position(np.asarray(A.argmax(axis=0)).ravel(), dims)
+    kept_rows, kept_cols = crop.slices(dims)   # the region every corrected frame has data for
+    inside = ((rows >= kept_rows.start) & (rows < kept_rows.stop) & (cols >= kept_cols.start)
+              & (cols < kept_cols.stop))
+    return np.flatnonzero(~inside)
 
 
 def reject_on_exposed_edge(estimates: Estimates, crop: CropBox) -> np.ndarray:

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
+from typing import Any, Mapping
 
 import numpy as np
 
 from cnmflow.errors import ParameterError
 
-__all__ = ["check_positive", "check_shape"]
+__all__ = ["check_positive", "check_shape", "preset_with_overrides"]
 
 
 def check_positive(name: str, value, *, integer: bool = False, allow_zero: bool = False) -> None:
@@ -34,3 +36,16 @@ def check_shape(shape) -> tuple[int, int]:
     if rows < 8 or cols < 8:
         raise ParameterError(f"shape={shape!r} is too small: give at least (8, 8) pixels.")
     return rows, cols
+
+
+def preset_with_overrides(presets: Mapping[str, Any], name: str, overrides: Mapping[str, Any], *, simulator: str):
+    """The settings (a dataclass) of preset ``name`` with ``overrides`` replacing its fields; ParameterError naming an
+    unknown preset or field and what is allowed."""
+    if name not in presets:
+        raise ParameterError(f"configuration={name!r} is not allowed: use one of {sorted(presets)}.")
+    fields = {f.name for f in dataclasses.fields(presets[name])}
+    unknown = sorted(set(overrides) - fields)
+    if unknown:
+        raise ParameterError(
+            f"{unknown[0]}= is not a setting of the {simulator} simulator: use one of {sorted(fields)}.")
+    return dataclasses.replace(presets[name], **overrides)

@@ -28,7 +28,6 @@ the per-frame shifts and the background as a low-rank product.
 
 from __future__ import annotations
 
-import dataclasses
 import math
 from dataclasses import dataclass, field
 from typing import Sequence
@@ -36,13 +35,13 @@ from typing import Sequence
 import numpy as np
 import scipy.sparse
 
-from cnmflow.errors import ParameterError
 from cnmflow.synthetic import tissue
-from cnmflow.synthetic.checks import check_positive
+from cnmflow.synthetic.checks import check_positive, preset_with_overrides
 from cnmflow.synthetic.gaussian import GroundTruth, SimulatedMovie, ar_coefficients
 from cnmflow.synthetic.layout import child_generators, place_centers
 from cnmflow.synthetic.optics import Optics, cell_image, soma_image
-from cnmflow.synthetic.rendering import check_movie_arguments, dense_images, log_uniform, paste, render_frames
+from cnmflow.synthetic.rendering import (check_movie_arguments, dense_images, log_uniform, paste, pasted_columns,
+                                         render_frames)
 
 __all__ = ["RealisticConfig", "RealisticTruth", "PRESETS", "simulate_realistic_1p"]
 
@@ -124,13 +123,7 @@ class RealisticTruth(GroundTruth):
 
 # --------------------------------------------------------------------------- helpers
 def _check_config(name: str, overrides: dict) -> RealisticConfig:
-    if name not in PRESETS:
-        raise ParameterError(f"configuration={name!r} is not allowed: use one of {sorted(PRESETS)}.")
-    fields = {f.name for f in dataclasses.fields(RealisticConfig)}
-    unknown = sorted(set(overrides) - fields)
-    if unknown:
-        raise ParameterError(f"{unknown[0]}= is not a setting of the realistic simulator: use one of {sorted(fields)}.")
-    return dataclasses.replace(PRESETS[name], **overrides)
+    return preset_with_overrides(PRESETS, name, overrides, simulator="realistic")
 
 
 def camera(gen: np.random.Generator, *, read_noise: float):
@@ -151,7 +144,7 @@ def _cells(gen, centers, defocus, cfg: RealisticConfig, rows: int, cols: int):
     aspect = gen.uniform(*cfg.aspect, n)
     axes = np.column_stack([radius * np.sqrt(aspect), radius / np.sqrt(aspect)])
     theta = gen.uniform(0.0, np.pi, n)
-    data, idx, ptr, dim = [], [], [0], np.empty(n)
+    pieces, dim = [], np.empty(n)
     for k in range(n):
         h = o.support_px(defocus[k]) + int(math.ceil(axes[k].max())) + 2
         frac = centers[k] - np.round(centers[k])
@@ -161,12 +154,8 @@ def _cells(gen, centers, defocus, cfg: RealisticConfig, rows: int, cols: int):
         in_focus = img if abs(defocus[k]) <= cfg.in_focus_um else cell_image(soma, o.psf(0.0, half_width_px=h))
         # dimming relative to the same soma in focus: same photons spread wider, excited less
         dim[k] = o.excitation(defocus[k]) * in_focus.sum() / img.sum()
-        i, v = paste(img, centers[k], rows, cols)
-        idx.append(i)
-        data.append(v)
-        ptr.append(ptr[-1] + len(i))
-    mat = scipy.sparse.csc_matrix((np.concatenate(data), np.concatenate(idx), np.array(ptr)), shape=(rows * cols, n))
-    return mat, dim, axes
+        pieces.append(paste(img, centers[k], rows, cols))
+    return pasted_columns(pieces, rows, cols), dim, axes
 
 
 # --------------------------------------------------------------------------- simulator

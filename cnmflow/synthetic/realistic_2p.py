@@ -35,7 +35,6 @@ from the plane (``defocus_um``), the per-frame shifts and the background as a lo
 
 from __future__ import annotations
 
-import dataclasses
 import math
 from dataclasses import dataclass
 from typing import Sequence
@@ -47,9 +46,11 @@ from scipy.ndimage import gaussian_filter
 from cnmflow.errors import ParameterError
 from cnmflow.synthetic import tissue
 from cnmflow.synthetic.gaussian import SimulatedMovie, ar_coefficients
+from cnmflow.synthetic.checks import preset_with_overrides
 from cnmflow.synthetic.layout import child_generators
 from cnmflow.synthetic.realistic import RealisticTruth
-from cnmflow.synthetic.rendering import check_movie_arguments, dense_images, log_uniform, paste, render_frames
+from cnmflow.synthetic.rendering import (check_movie_arguments, dense_images, log_uniform, paste, pasted_columns,
+                                         render_frames)
 from cnmflow.synthetic.two_photon import SectionOptics, photomultiplier, section_image
 
 __all__ = ["TwoPhotonConfig", "PRESETS_2P", "simulate_realistic_2p"]
@@ -105,15 +106,7 @@ PRESETS_2P: dict[str, TwoPhotonConfig] = {
 
 
 def _check_config(name: str, overrides: dict) -> TwoPhotonConfig:
-    if name not in PRESETS_2P:
-        raise ParameterError(f"configuration={name!r} is not allowed: use one of {sorted(PRESETS_2P)}.")
-    fields = {f.name for f in dataclasses.fields(TwoPhotonConfig)}
-    unknown = sorted(set(overrides) - fields)
-    if unknown:
-        raise ParameterError(
-            f"{unknown[0]}= is not a setting of the two-photon simulator: use one of {sorted(fields)}."
-        )
-    return dataclasses.replace(PRESETS_2P[name], **overrides)
+    return preset_with_overrides(PRESETS_2P, name, overrides, simulator="two-photon")
 
 
 def _place_cells(gen: np.random.Generator, n: int, rows: int, cols: int, *, bands: tuple[tuple[float, float], ...],
@@ -128,11 +121,11 @@ def _place_cells(gen: np.random.Generator, n: int, rows: int, cols: int, *, band
     placed = [existing]
     out = np.empty((n, 3))
     for k in range(n):
+        pts = np.concatenate(placed + [out[:k]])
         for _ in range(2000):
             band = gen.choice(len(bands), p=widths / widths.sum())
             z = gen.uniform(*bands[band]) * gen.choice([-1.0, 1.0])
             cand = np.r_[gen.uniform(lo, hi), z]
-            pts = np.concatenate(placed + [out[:k]])
             d_um = np.hypot(np.hypot(pts[:, 0] - cand[0], pts[:, 1] - cand[1]) * pixel_um, pts[:, 2] - cand[2])
             if not len(d_um) or d_um.min() >= min_distance_um:
                 out[k] = cand
@@ -154,7 +147,7 @@ def _sections(gen, centers: np.ndarray, cfg: TwoPhotonConfig, rows: int, cols: i
     aspect = gen.uniform(*cfg.aspect, n)
     axes = np.column_stack([radius_um * np.sqrt(aspect), radius_um / np.sqrt(aspect)]) / o.pixel_um
     theta = gen.uniform(0.0, np.pi, n)
-    mats = {True: ([], [], [0]), False: ([], [], [0])}
+    pieces: dict[bool, list] = {True: [], False: []}   # dark nucleus or filled
     for k in range(n):
         h = int(math.ceil(axes[k].max() + 3 * o.lateral_sd_px)) + 2
         frac = tuple(centers[k, :2] - np.round(centers[k, :2]))
@@ -163,14 +156,8 @@ def _sections(gen, centers: np.ndarray, cfg: TwoPhotonConfig, rows: int, cols: i
                                 half_width_px=h, nucleus_fraction=cfg.nucleus_fraction,
                                 nucleus_contrast=cfg.nucleus_contrast if dark else 0.0)
             img[img < 1e-4 * max(img.max(), 1e-12)] = 0.0
-            i, v = paste(img, centers[k, :2], rows, cols)
-            data, idx, ptr = mats[dark]
-            data.append(v)
-            idx.append(i)
-            ptr.append(ptr[-1] + len(i))
-    out = [scipy.sparse.csc_matrix((np.concatenate(d), np.concatenate(i), np.array(p)), shape=(rows * cols, n))
-           for d, i, p in (mats[True], mats[False])]
-    return out[0], out[1], axes
+            pieces[dark].append(paste(img, centers[k, :2], rows, cols))
+    return pasted_columns(pieces[True], rows, cols), pasted_columns(pieces[False], rows, cols), axes
 
 
 def _neuropil_rest(gen, rows: int, cols: int, occupied: np.ndarray, cfg: TwoPhotonConfig) -> np.ndarray:

@@ -1,7 +1,7 @@
 """Turning cell images and traces into frames: the steps both realistic simulators share.
 
 A simulator draws its scene as a sparse ``(pixels, sources)`` matrix of images and a
-``(sources, frames)`` matrix of traces; :func:`render` moves, bleaches and draws each chunk of
+``(sources, frames)`` matrix of traces; :func:`render_frames` moves, bleaches and draws each chunk of
 frames through the simulator's own detector model (a camera's shot and read noise for one-photon
 data, a photomultiplier's for two-photon), so a long movie never has to be held as a float64 cube.
 """
@@ -18,7 +18,7 @@ from scipy.ndimage import shift as nd_shift
 from cnmflow.errors import ParameterError
 from cnmflow.synthetic.checks import check_positive, check_shape
 
-__all__ = ["check_movie_arguments", "log_uniform", "paste", "dense_images", "render_frames"]
+__all__ = ["check_movie_arguments", "log_uniform", "paste", "pasted_columns", "dense_images", "render_frames"]
 
 CHUNK_FRAMES = 64
 
@@ -58,13 +58,21 @@ def paste(img: np.ndarray, center: np.ndarray, rows: int, cols: int) -> tuple[np
     return rr_f[inside] * cols + cc_f[inside], img[rr[inside], cc[inside]]
 
 
+def pasted_columns(pieces: list[tuple[np.ndarray, np.ndarray]], rows: int, cols: int) -> scipy.sparse.csc_matrix:
+    """The (indices, values) :func:`paste` gave for each image, as the columns of a CSC ``(rows*cols, n)`` matrix."""
+    ptr = np.r_[0, np.cumsum([len(indices) for indices, _ in pieces], dtype=np.int64)]
+    indices = np.concatenate([i for i, _ in pieces]) if pieces else np.zeros(0, np.int64)
+    values = np.concatenate([v for _, v in pieces]) if pieces else np.zeros(0)
+    return scipy.sparse.csc_matrix((values, indices, ptr), shape=(rows * cols, len(pieces)))
+
+
 def dense_images(mat: scipy.sparse.csc_matrix, rows: int, cols: int) -> np.ndarray:
     """``(n, rows, cols)`` float32 images of a CSC ``(rows*cols, n)`` matrix's columns."""
     return np.asarray(mat.T.toarray(), dtype=np.float32).reshape(-1, rows, cols)
 
 
 def render_frames(*, spatial: scipy.sparse.csr_matrix, temporal: np.ndarray, rows: int, cols: int, bleach: np.ndarray,
-           shifts: np.ndarray, detector: Detector, out: np.ndarray) -> np.ndarray:
+                  shifts: np.ndarray, detector: Detector, out: np.ndarray) -> np.ndarray:
     """Fill ``out`` (T, rows, cols) with ``detector(λ)``, λ = bleach·shift(spatial @ temporal)."""
     T = temporal.shape[1]
     moving = bool(np.any(shifts))
