@@ -4,9 +4,10 @@ Simulates ``cnmflow.synthetic.simulate_realistic_2p`` once per seed (cached unde
 memory-mappable ``.npy`` plus a ``.truth.npz``), fits it in a fresh process with each named variant of the
 parameters, and scores the accepted components with ``cnmflow.shape_scoring.shape_score`` (90%-energy masks,
 Hungarian matching): F1 / precision / recall at IoU > 0.3, F1 at IoU >= 0.5, median IoU, median trace r. The
-variants: ``preset`` (the seed's 2P preset with gSig matched to the cells), ``compact`` (with ``compact_thr`` 0.7:
-components that took up the neuropil rejected, engine/soma_compactness) and ``recipe`` (also ``nb_patch`` 2: a
-patch background that follows two neuropil modes). benchmarks/findings/two_photon_realistic.md has the numbers.
+variants: ``untested`` (the seed's 2P preset with gSig matched to the cells, ``compact_thr`` 0: every component
+kept), ``preset`` (the preset as a run gets it: components that took up the neuropil rejected by the compactness test,
+engine/soma_compactness) and ``recipe`` (also ``nb_patch`` 2: a patch background that follows two neuropil modes).
+benchmarks/findings/two_photon_realistic.md has the numbers.
 
     .venv/bin/python benchmarks/realistic_2p_benchmark.py --seeds 7 8 9
     .venv/bin/python benchmarks/realistic_2p_benchmark.py --seeds 1 --variants preset --set gSig=4 gSiz=9
@@ -34,8 +35,7 @@ from assignments import parse_assignments  # noqa: E402
 RESULTS = Path(__file__).resolve().parent / "results"
 #: What a user sets for these movies (cells of radius ~5.5 px, GCaMP6s at 30 Hz), on top of the 2P preset.
 PARAMS = dict(fr=30.0, decay_time=0.8, gSig=5, gSiz=11, rf=25, stride=12, K=5, n_processes=2)
-VARIANTS = {"preset": dict(compact_thr=0.0), "compact": dict(compact_thr=0.7),
-            "recipe": dict(compact_thr=0.7, nb_patch=2)}
+VARIANTS = {"untested": dict(compact_thr=0.0), "preset": {}, "recipe": dict(nb_patch=2)}
 COLUMNS = ("K", "f1_iou30", "precision_iou30", "recall_iou30", "f1_iou50", "median_iou", "median_trace_corr")
 #: suite2p's cell diameter (px) for the simulator's somata (radius ~5.5 px) and its neuropil coefficient.
 SUITE2P_DIAMETER, SUITE2P_NEUROPIL = 12.0, 0.7

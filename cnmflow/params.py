@@ -230,16 +230,15 @@ class Params(MotionSection):
         "IoU .75–.77 → .80–.82, F1@IoU0.5 equal or higher; on CA1 at gSig 6 it takes dim cells' broad light too "
         "and costs F1@IoU0.5. Off by default.")
     compact_thr: Annotated[float, Number] = Field(
-        0.0, ge=0, lt=1, title="compact_thr",
+        0.7, ge=0, lt=1, title="compact_thr",
         description="2P (greedy_roi): a component holding less than this share of its footprint's weight within 1.5 "
-        "soma radii of its centre (the radius: gSig, or the fit's median footprint radius where larger) is rejected "
-        "as neuropil; it stays in the results, marked rejected (idx_components_bad). A soma's footprint (a ring round "
-        "its nucleus, or a disc) holds nearly all its weight there; a component that took up the neuropil's "
-        "fluctuation spreads over several somata's area. 0.7 on realistic 2P cortex movies with neuropil: F1 at IoU "
-        "> 0.3 .63–.78 → .79–.90 (precision ~.57 → ~.92, recall −.02 at most); on a Gaussian movie without neuropil "
-        "it rejects 4 of 60 cells whose footprints took up background the patch could not follow (F1 .96 → .93); "
-        "with nb_patch 2 it rejects none there (F1 .99), and nb_patch 2 with 0.7 is the recipe for 2P data with "
-        "neuropil (benchmarks/findings/two_photon_realistic.md). 0: off.")
+        "soma radii of its centre (the radius: gSig, or the fit's median footprint radius where larger), and whose "
+        "raw trace is not skewed up as a cell's is (skewness below 1), is rejected as neuropil; it stays in the "
+        "results, marked rejected (idx_components_bad). A soma's footprint (a ring round its nucleus, or a disc) "
+        "holds nearly all its weight there; a component that took up the neuropil's fluctuation spreads over several "
+        "somata's area and follows a sum over many cells. On unseen realistic 2P cortex movies with neuropil: F1 at "
+        "IoU > 0.3 .67 → .80–.85 (precision ~.58 → ~.90, recall −.02 at most); on the Gaussian 2P benchmark, without "
+        "neuropil, F1 .960 → .968 (benchmarks/findings/two_photon_realistic.md). 0: off.")
 
     @model_validator(mode="after")
     def _check_combinations(self) -> "Params":

@@ -32,7 +32,7 @@ def test_defaults_are_the_seed_table():
     assert params.halo_thr == 0.0   # the halo test, opt-in (benchmarks/findings/footprint_fidelity.md, h16oof)
     assert params.halo_tail is False   # halos carried along their decay, opt-in (footprint_fidelity.md, h16cxiou)
     assert params.min_skew == 0.0   # flat traces rejected with the focus test, opt-in (engine/trace_shape, h21vessel)
-    assert params.compact_thr == 0.0   # 2P: neuropil components rejected (engine/soma_compactness), opt-in
+    assert params.compact_thr == 0.7   # 2P greedy_roi: neuropil components rejected (engine/soma_compactness)
     assert set(PARAM_NAMES) == (set(SEED_DEFAULTS) | {"n_processes", "focus_thr", "halo_thr", "min_skew", "halo_tail",
                                                       "compact_thr"} | set(MOTION_PARAM_NAMES))
     assert params.motion_correction == "none"   # the seed tool does not correct motion

@@ -238,7 +238,8 @@ def _mark_rejected(movie, estimates: Estimates, section: QualitySection, chunk_f
         rejected = np.union1d(rejected, np.flatnonzero(never_at_rest(estimates.C, estimates.SNR_comp) | flat))
         rejected = rejected.astype(int)
     if section.compact_thr > 0:   # 2P somata: neuropil components (engine/soma_compactness)
-        loose = not_compact(estimates.A, estimates.dims, gsig=section.gSig, compact_thr=section.compact_thr)
+        loose = not_compact(estimates.A, estimates.dims, gsig=section.gSig, compact_thr=section.compact_thr,
+                            raw_traces=estimates.C + estimates.YrA)
         rejected = np.union1d(rejected, loose).astype(int)
     estimates.focus_ratio, estimates.idx_components_bad = test.ratio, rejected
 

@@ -1,4 +1,4 @@
-"""Is a two-photon component a soma? Where its footprint's weight lies around its centre.
+"""Is a two-photon component a soma? Where its footprint's weight lies around its centre, and how its trace rises.
 
 greedy_roi seeds somata of radius ~gSig. In a two-photon movie the neuropil (dendrites and axons in
 focus between the somata) fluctuates with the population over tens of µm, in more local modes than a
@@ -6,16 +6,17 @@ patch's low-rank background (``nb_patch``) can follow, and greedy_roi's componen
 footprint of neuropil texture spread over 300–1,200 px, often cut straight by the patch's edges, where a
 soma's holds ~100 px. A soma's footprint — a ring around its nucleus, or a disc where the scan plane
 grazes the cell — holds nearly all its weight within 1.5 radii of its weighted centre; a neuropil
-component holds a third to two thirds there. On the realistic two-photon simulator
-(:func:`cnmflow.synthetic.simulate_realistic_2p`, cortex L2/3, eight fits at gSig 4–6) the matched cells' lowest
-shares were .54–.83 a fit (a cell with some neuropil mixed in), the neuropil components' mostly .1–.6, and 0.7 took
-F1 at IoU > 0.3 from .63–.78 to .79–.90 (benchmarks/findings/two_photon_realistic.md). Opt-in (``compact_thr``, 0 by
-default): on the Gaussian two-photon benchmark, which has no neuropil, four of sixty cells have a footprint that took
-up a skirt of background their patch's one background component could not follow (.59–.69) and are rejected with it;
-with ``nb_patch`` 2 there are none, and ``nb_patch`` 2 with ``compact_thr`` 0.7 is the recipe for two-photon data with
-neuropil.
-suite2p's cell classifier reads the same property through its ``compact`` and ``npix_norm`` features
-(Pachitariu et al. 2017, bioRxiv 061507).
+component holds a third to two thirds there.
+
+Shape alone also takes cells: where the patch's one background component cannot follow the movie's
+background, a cell's footprint takes up a skirt of it (on the Gaussian two-photon benchmark, four of sixty cells,
+shares .59–.69). Their traces still are a cell's — sparse transients over a resting level, skewed up (raw
+trace skewness 1.1–1.9) — where a neuropil component's follows a sum over many cells and drifts about its mean
+(−0.9 to 0.7). So a component is rejected only when it is both spread out and not skewed up: suite2p's cell
+classifier reads the same two properties (its ``compact`` and ``skew`` features; Pachitariu et al. 2017, bioRxiv
+061507). On three unseen movies of the realistic two-photon simulator (:func:`cnmflow.synthetic.simulate_realistic_2p`,
+cortex L2/3) this took F1 at IoU > 0.3 from .67 to .80–.85 at ``nb_patch`` 1 (recall −.02 at most), and on the
+Gaussian benchmark from .960 to .968 (benchmarks/findings/two_photon_realistic.md).
 
 The radius is ``COMPACT_RADIUS_FACTOR`` × the larger of gSig and the median RMS radius of the fit's footprints,
 so that a gSig set below the cells' radius does not cut true rings (the median follows the cells while they are
@@ -27,14 +28,17 @@ from __future__ import annotations
 import numpy as np
 import scipy.sparse as sp
 
+from cnmflow.engine.trace_shape import skewness
 from cnmflow.pixel_order import pixel_position
 
-__all__ = ["COMPACT_RADIUS_FACTOR", "MIN_POPULATION", "compact_shares", "not_compact"]
+__all__ = ["COMPACT_RADIUS_FACTOR", "MIN_POPULATION", "SOMA_MIN_SKEW", "compact_shares", "not_compact"]
 
 #: The disc a soma's footprint must hold its weight in: this many times the soma's radius.
 COMPACT_RADIUS_FACTOR = 1.5
 #: The footprints' median radius needs a population: with fewer components the radius is gSig's alone.
 MIN_POPULATION = 10
+#: A raw trace skewed at least this much is a cell's, whatever its footprint took up (module docstring).
+SOMA_MIN_SKEW = 1.0
 
 
 def _distances_squared(A: sp.csc_matrix, dims: tuple[int, int]) -> tuple[list[np.ndarray], list[np.ndarray]]:
@@ -67,9 +71,11 @@ def compact_shares(A: sp.csc_matrix, dims: tuple[int, int], *, gsig: float) -> t
     return np.asarray(shares, dtype=np.float64), radius
 
 
-def not_compact(A: sp.csc_matrix, dims: tuple[int, int], *, gsig: float, compact_thr: float) -> np.ndarray:
-    """Indices of the footprints holding less than ``compact_thr`` of their weight within the soma's disc."""
+def not_compact(A: sp.csc_matrix, dims: tuple[int, int], *, gsig: float, compact_thr: float,
+                raw_traces: np.ndarray) -> np.ndarray:
+    """Indices of the components holding less than ``compact_thr`` of their footprint's weight within the soma's
+    disc whose raw traces (denoised + residual, (K, T)) are skewed less than ``SOMA_MIN_SKEW``."""
     if compact_thr <= 0 or A.shape[1] == 0:
         return np.zeros(0, dtype=int)
     shares, _ = compact_shares(A, dims, gsig=gsig)
-    return np.flatnonzero(shares < compact_thr)
+    return np.flatnonzero((shares < compact_thr) & (skewness(raw_traces) < SOMA_MIN_SKEW))
