@@ -232,7 +232,8 @@ class Params(MotionSection):
     compact_thr: Annotated[float, Number] = Field(
         0.7, ge=0, lt=1, title="compact_thr",
         description="2P (greedy_roi): a component holding less than this share of its footprint's weight within 1.5 "
-        "soma radii of its centre (the radius: gSig, or the fit's median footprint radius where larger), and whose "
+        "soma radii of its centre (the radius: gSig, or where larger the median footprint radius of the components "
+        "whose traces are skewed up), and whose "
         "raw trace is not skewed up as a cell's is (skewness below 1), is rejected as neuropil; it stays in the "
         "results, marked rejected (idx_components_bad). A soma's footprint (a ring round its nucleus, or a disc) "
         "holds nearly all its weight there; a component that took up the neuropil's fluctuation spreads over several "

@@ -94,6 +94,16 @@ def test_a_spread_footprint_with_a_cells_trace_is_kept():
     assert skewness(traces[12]) >= SOMA_MIN_SKEW > skewness(traces[13])
 
 
+def test_neuropil_components_in_the_majority_do_not_widen_the_somas_disc():
+    """The typical radius is the cells' (skewed-up traces): the median over every component would be neuropil's."""
+    cells = [_ring((20, 20), 4.5), _ring((60, 25), 5.0), _disc((40, 60), 3.5)] * 4
+    A = _columns(cells + [_neuropil_patch(seed) for seed in range(15)])
+    assert compact_shares(A, DIMS, gsig=5)[1] > 15            # every component's median: the neuropil's
+    traces = _traces(12, 15)
+    assert compact_shares(A, DIMS, gsig=5, somata=skewness(traces) >= SOMA_MIN_SKEW)[1] < 8.5
+    assert list(not_compact(A, DIMS, gsig=5, compact_thr=0.7, raw_traces=traces)) == list(range(12, 27))
+
+
 def test_a_2p_fit_of_a_realistic_movie_rejects_its_neuropil_components_and_keeps_its_cells():
     sim = simulate_realistic_2p(shape=(128, 128), n_frames=800, rng=13)
     params = {**PRESETS["2p"], "gSig": 5, "gSiz": 11, "fr": 30, "decay_time": 0.8, "rf": 25, "stride": 12, "K": 5,
