@@ -441,12 +441,14 @@ def _print_notes(notes: Sequence[str]) -> tuple[str, ...]:
 
 def _print_report(report, *, shown: Sequence[str] = ()) -> None:
     """The run's summary; notes already printed before the run (``shown``) are not printed again."""
+    from cnmflow.report import components_line
+
     for note in report.notes:
         if note not in shown:
             print(f"note: {note}")
     how = (" (already up to date: nothing recomputed)" if report.up_to_date
            else " (components reused from an identical earlier run)" if report.reused_extraction else "")
-    print(f"{report.n_components} components{how}")
+    print(f"{components_line(report)}{how}")
     run_id = report.run_ids.get("prefect_flow_run_id")
     if run_id:
         print(f"Prefect flow run: {run_id}")

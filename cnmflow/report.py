@@ -30,6 +30,7 @@ class RunReport:
     notes: tuple[str, ...] = ()
     run_ids: dict[str, str | None] = field(default_factory=dict)
     tracking_error: str | None = None   # MLflow could not be reached; the outputs are complete
+    statuses: dict[str, int] = field(default_factory=dict)   # components per status (accepted, rejected, ...)
 
     @property
     def mlflow_run_id(self) -> str | None:
@@ -47,7 +48,14 @@ def report_from_manifest(output_dir: Path, *, reused_extraction: bool, up_to_dat
         reused_extraction=reused_extraction, up_to_date=up_to_date,
         timings_s=dict(timings_s or {}), peak_rss_mb=run.get("peak_rss_mb"),
         notes=tuple(manifest.get("parameter_notes", [])) + tuple(manifest.get("notes", [])),
-        run_ids=dict(manifest.get("run_ids", {})), tracking_error=tracking_error)
+        run_ids=dict(manifest.get("run_ids", {})), tracking_error=tracking_error,
+        statuses={str(name): int(n) for name, n in (run.get("statuses") or {}).items()})
+
+
+def components_line(report: RunReport) -> str:
+    """"66 components: 43 undecided, 23 rejected" — a count alone hides that the engine rejected some of them."""
+    counts = ", ".join(f"{n} {status}" for status, n in report.statuses.items() if n)
+    return f"{report.n_components} components" + (f": {counts}" if counts else "")
 
 
 def _cell(value: Any) -> str:
@@ -65,7 +73,6 @@ def summary_markdown(report: RunReport) -> str:
     """The run summary: inputs, effective parameters with sources, counts, timings, memory, outputs."""
     manifest = read_manifest(report.output_dir)
     run = manifest.get("run") or {}
-    statuses = run.get("statuses") or {}
     state = ("already up to date: nothing was recomputed" if report.up_to_date
              else "components reused from an earlier identical run" if report.reused_extraction
              else "computed")
@@ -76,8 +83,7 @@ def summary_markdown(report: RunReport) -> str:
         lines.append(f"| {rec['index']} | `{rec['path']}` | {rec['n_frames']} | {_cell(rec.get('frame_rate'))} Hz "
                      f"| `{rec['sha256'][:16]}` |")
     lines += ["", "## Components", "",
-              f"{report.n_components} components: " + ", ".join(f"{n} {s}" for s, n in statuses.items() if n)
-              + f" (over {run.get('n_frames', '?')} frames)", "",
+              components_line(report) + f" (over {run.get('n_frames', '?')} frames)", "",
               "## Time and memory", "", "| stage | seconds |", "|---|---|"]
     for stage, seconds in {**(run.get("timings_s") or {}), **report.timings_s}.items():
         lines.append(f"| {stage} | {seconds:.1f} |")

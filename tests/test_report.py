@@ -9,7 +9,7 @@ import pytest
 
 from cnmflow.errors import InputError
 from cnmflow.lineage import MANIFEST_NAME, SCHEMA, SCHEMA_VERSION
-from cnmflow.report import report_from_manifest, summary_markdown
+from cnmflow.report import components_line, report_from_manifest, summary_markdown
 
 MANIFEST = {
     "schema": SCHEMA, "schema_version": SCHEMA_VERSION,
@@ -48,6 +48,16 @@ def test_the_summary_lists_inputs_parameters_with_sources_and_timings(folder):
     assert "| min_pnr | 8 | table |" in text and "| K | auto | preset 1p |" in text
     assert "| fit | 2.5 |" in text and "| validate | 0.5 |" in text
     assert "**Not tracked**: store down" in text and "- tracking missing" in text
+
+
+def test_the_count_says_how_many_components_the_engine_rejected(tmp_path):
+    """A 2P run marks neuropil components rejected: "66 components" alone would read as 66 cells."""
+    run = {**MANIFEST["run"], "n_components": 66, "statuses": {"accepted": 0, "undecided": 43, "rejected": 23}}
+    (tmp_path / MANIFEST_NAME).write_text(json.dumps({**MANIFEST, "run": run}))
+    report = report_from_manifest(tmp_path, reused_extraction=False, up_to_date=False)
+    assert report.statuses == {"accepted": 0, "undecided": 43, "rejected": 23}
+    assert components_line(report) == "66 components: 43 undecided, 23 rejected"
+    assert "66 components: 43 undecided, 23 rejected (over 200 frames)" in summary_markdown(report)
 
 
 def test_a_folder_without_a_manifest_is_refused(tmp_path):
