@@ -24,9 +24,9 @@ from cnmflow.tracking.store import connect, reported
 from cnmflow.tracking.uri import sqlite_path
 
 #: Result columns of a comparison row, after the varied parameters.
-RESULT_COLUMNS = ("n_components", "n_accepted", "snr_median", "runtime_s")
+RESULT_COLUMNS = ("n_components", "n_accepted", "n_rejected", "snr_median", "runtime_s")
 #: Columns that are counts (MLflow stores every metric as a float).
-_COUNTS = frozenset({"n_components", "n_accepted"})
+_COUNTS = frozenset({"n_components", "n_accepted", "n_rejected"})
 #: Tag marking a sweep's parent run (it has no outputs of its own).
 KIND_TAG = "cnmflow.kind"
 SWEEP_KIND = "sweep"

@@ -33,7 +33,7 @@ RUNS_KIND = "custom_model_development"
 #: A shared view of the runs table (MLflow's "share view": an experiment tag the link's
 #: ``viewStateShareKey`` names) showing the key metrics, which the table otherwise hides.
 RUNS_VIEW_TAG = f"mlflow.sharedViewState.{RUNS_VIEW_KEY}"
-KEY_METRICS = ("n_components", "n_accepted", "snr_median", "runtime_s")
+KEY_METRICS = ("n_components", "n_accepted", "n_rejected", "snr_median", "runtime_s")
 
 #: Seconds the reachability probe of an http(s) tracking server may take.
 PROBE_TIMEOUT_S = 5.0

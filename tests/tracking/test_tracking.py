@@ -279,7 +279,10 @@ def test_sweep_nests_four_children_under_one_parent_and_compares_them(sweep_outp
     assert comparison.varied == ["min_pnr", "gSig"] and len(comparison.rows) == 4
     assert {(row["min_pnr"], row["gSig"]) for row in comparison.rows} == {(6, 3), (6, 4), (10, 3), (10, 4)}
     assert [row["run_id"] for row in comparison.rows] == child_ids
-    assert comparison.columns[:6] == ["min_pnr", "gSig", "n_components", "n_accepted", "snr_median", "runtime_s"]
+    assert comparison.columns[:7] == ["min_pnr", "gSig", "n_components", "n_accepted", "n_rejected", "snr_median",
+                                      "runtime_s"]
+    # the engine's own rejections (1P focus test, 2P compactness) are known without evaluation
+    assert all(isinstance(row["n_rejected"], int) for row in comparison.rows)
     assert comparison.csv().splitlines()[0].startswith("min_pnr,gSig,n_components")
 
     back = comparison_rows(parent, tracking_uri=store)
@@ -295,10 +298,11 @@ def test_sweep_nests_four_children_under_one_parent_and_compares_them(sweep_outp
     assert sorted(names.values()) == ["min_pnr 10 · gSig 3", "min_pnr 10 · gSig 4", "min_pnr 6 · gSig 3",
                                       "min_pnr 6 · gSig 4"]
     description = parent_run.data.tags["mlflow.note.content"]
-    assert "| min_pnr | gSig | n_components | n_accepted | snr_median | runtime_s | run_id |" in description
+    assert "| min_pnr | gSig | n_components | n_accepted | n_rejected | snr_median | runtime_s | run_id |" in description
     for row in comparison.rows:
         snr = "—" if row["snr_median"] is None else f"{row['snr_median']:.4g}"   # rounded; none without cells
-        assert f"| {row['min_pnr']:g} | {row['gSig']:g} | {row['n_components']} | — | {snr} |" in description
+        assert (f"| {row['min_pnr']:g} | {row['gSig']:g} | {row['n_components']} | — | {row['n_rejected']} | {snr} |"
+                in description)
         assert f"[{row['run_id'][:8]}](#/experiments/{experiment}/runs/{row['run_id']})" in description
     parent_images = {item.path for item in client.list_artifacts(parent, "images")}
     assert any(path.startswith("images/footprints_contact_sheet") for path in parent_images)
@@ -339,7 +343,8 @@ def test_experiments_open_on_their_runs_with_the_key_metrics(logged, store):
     tags = client.get_experiment_by_name("single").tags                  # created by logging
     assert tags[EXPERIMENT_KIND_TAG] == RUNS_KIND == "custom_model_development"
     assert json.loads(tags[RUNS_VIEW_TAG])["selectedColumns"][1:] == [
-        "metrics.`n_components`", "metrics.`n_accepted`", "metrics.`snr_median`", "metrics.`runtime_s`"]
+        "metrics.`n_components`", "metrics.`n_accepted`", "metrics.`n_rejected`", "metrics.`snr_median`",
+        "metrics.`runtime_s`"]
     old = client.create_experiment("made-before-the-fix")                 # an existing experiment gets it
     chosen = client.create_experiment("chosen", tags={EXPERIMENT_KIND_TAG: "genai_development"})
     assert experiment_id(client, "made-before-the-fix", store) == old
