@@ -121,8 +121,9 @@ class Params(MotionSection):
         description="Order of the autoregressive model used to deconvolve the indicator dynamics (0, 1 or 2).")
     K: Annotated[int | None, Number] = Field(
         None, ge=1, title="K",
-        description="Number of components to find per patch. None ('auto'): estimated. With rf unset, "
-        "K is the number of cells in the whole field of view.")
+        description="Number of components to find per patch. None ('auto'): estimated (corr_pnr: every seed above "
+        "min_corr and min_pnr; greedy_roi: as many as stand out of their surround, at most one per (2·gSig)² px of "
+        "the patch). With rf unset, K is the number of cells in the whole field of view.")
     gSig: Annotated[Annotated[float, Field(gt=0)] | Literal["auto"], NumberOrAuto] = Field(
         3.0, title="gSig",
         description="Radius of an average neuron in pixels. 'auto': the half-max radius of the movie's cells.")
@@ -252,10 +253,10 @@ class Params(MotionSection):
                 f"rf={self.rf} makes patches {2 * self.rf} px wide, narrower than one neuron's bounding box "
                 f"(gSiz={self.gSiz}): no patch can hold a whole cell and almost none are found; raise rf to at "
                 f"least {-(-self.gSiz // 2)} (about 2-3 cell diameters is usual), or unset rf for one patch")
-        if self.method_init in ("greedy_roi", "sparse_NMF") and self.K is None:
+        if self.method_init == "sparse_NMF" and self.K is None:
             raise ValueError(
-                f"K='auto' is only possible with method_init='corr_pnr'; method_init={self.method_init!r} "
-                "needs the number of components per patch: set K (the 2P preset uses 4)")
+                "K='auto' is not possible with method_init='sparse_NMF': a factorisation needs its rank, the number "
+                "of components per patch; set K")
         if self.gSig != "auto" and self.gSiz < self.gSig:
             raise ValueError(
                 f"gSiz={self.gSiz} is smaller than gSig={self.gSig}: the bounding box must contain the neuron; "

@@ -84,8 +84,8 @@ def build_deployments(watch: WatchSettings | None = None, *, dask_address: str |
         source_extraction.to_deployment(
             name=SOURCE_EXTRACTION_2P, parameters=extraction_parameters("2p", dask_address), tags=["cnmflow", "2p"],
             description="Extract neurons from a 2P movie or series with the seed's 2P preset. "
-                        "The form runs as shown; preset must match method_init. For data with neuropil set "
-                        "nb_patch 2 (README, Engine)."),
+                        "The form runs as shown; preset must match method_init. K 4 is the seed's; where a "
+                        "patch may hold more cells set K to auto (README, Engine)."),
         parameter_sweep.to_deployment(
             name=PARAMETER_SWEEP, parameters=extraction_parameters("1p", dask_address), tags=["cnmflow", "sweep"],
             description="Run every combination of a parameter grid (e.g. min_corr, min_pnr) on one recording and "

@@ -88,9 +88,10 @@ def test_patches_narrower_than_a_neurons_box_are_refused():
     assert build_params({"rf": None, "gSiz": 99}).rf is None
 
 
-def test_greedy_roi_needs_k():
-    with pytest.raises(ParameterError, match="needs the number of components"):
-        build_params({"method_init": "greedy_roi"})
+def test_k_auto_is_for_the_seed_searches_not_a_factorisation():
+    assert build_params({"method_init": "greedy_roi"}).K is None   # greedy_roi stops where nothing stands out
+    with pytest.raises(ParameterError, match="sparse_NMF.*number of components per patch"):
+        build_params({"method_init": "sparse_NMF"})
 
 
 def test_unknown_table_parameter_is_an_error():

@@ -47,6 +47,7 @@ class Estimates:
     idx_components_bad: np.ndarray = field(default_factory=lambda: np.zeros(0, int))  # rejected by the engine
     ssub_B: int = 1                  # grid of W relative to dims
     timings: dict[str, float] = field(default_factory=dict)  # wall seconds per stage
+    patches_at_k: tuple[int, int] = (0, 0)  # (patches whose search stopped at K components, patches); K 'auto': (0, n)
 
     def with_footprints(self, A: sp.csc_matrix, changed: np.ndarray) -> "Estimates":
         """These estimates with footprints ``A``, whose ``changed`` columns are each a part of the present one (the

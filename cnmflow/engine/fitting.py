@@ -289,6 +289,8 @@ def _estimates(results: list[PatchResult], traces: TraceResult, model: TraceMode
     estimates = normalize(traces, model, dims=dims, sn=sn, ssub_B=settings.ring.ssub_B)
     estimates.Cn = stitch_images([result.correlation for result in results], boxes, dims)
     estimates.pnr = stitch_images([result.pnr for result in results], boxes, dims)
+    K = settings.init.K
+    estimates.patches_at_k = (0 if K is None else sum(result.A.shape[1] >= K for result in results), len(results))
     return estimates
 
 

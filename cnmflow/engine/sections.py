@@ -40,7 +40,7 @@ class InitSection:
     """What one patch's initialisation reads (:mod:`cnmflow.engine.init`, the patch jobs)."""
 
     method_init: str        # "corr_pnr" (1P), "greedy_roi" (2P) or "sparse_NMF" (dendrites)
-    K: int | None           # most components per patch; None: no limit (corr_pnr)
+    K: int | None           # most components per patch; None: no limit (corr_pnr), the area's bound (greedy_roi)
     gSig: float             # neuron radius (full-resolution pixels)
     gSiz: int               # half-size of a neuron's box (full-resolution pixels)
     tsub: int               # temporal downsampling of the patch

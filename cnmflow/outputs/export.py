@@ -44,6 +44,7 @@ from cnmflow.outputs.previews import (events_preview, footprints_preview, initia
 from cnmflow.outputs.result_swap import staging_folder, swap_in
 from cnmflow.pipeline import ExtractionResult, timed_stage
 from cnmflow.processes import ForkedCall
+from cnmflow.k_check import k_note
 from cnmflow.size_check import gsig_note
 
 log = logging.getLogger(__name__)
@@ -223,9 +224,12 @@ def _write_all(result: ExtractionResult, folder: Path, *, evaluate: bool, timing
                      f"(isx cannot write an event set without cells); {_LOWER_THRESHOLDS} to find more")
     # the note that gSig is far below the cells' size, once per run: before the fit where validation read the movie
     wide = None if result.inputs.size_note else gsig_note(estimates, float(result.inputs.resolved.params.gSig))
-    if wide:
-        log.warning(wide)
-        notes.append(wide)
+    params = result.inputs.resolved.params
+    stopped = k_note(estimates, K=params.K, method_init=params.method_init)
+    for note in (wide, stopped):   # in the run's log; the user reads them with the run's other notes
+        if note:
+            log.info(note)
+            notes.append(note)
     traces = {"raw": split_traces(estimates.C + estimates.YrA, result.offsets),
               "denoised": split_traces(estimates.C, result.offsets),
               "spikes": split_traces(estimates.S, result.offsets)}

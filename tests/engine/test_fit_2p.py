@@ -99,6 +99,18 @@ def test_k_caps_the_components_of_one_patch(sim):
     assert fit(sim.movie, _params(rf=None, K=3)).K <= 3
 
 
+def test_k_auto_finds_every_neuron_of_a_patch_holding_more_than_the_presets_four(sim, patched):
+    """K='auto': the greedy search runs until nothing stands out of its surround (bounded by the patch's area),
+    so a patch with more cells than a guessed K loses none, and noise is not taken."""
+    one = fit(sim.movie, _params(rf=None, K=None))          # 10 neurons in one 64 × 64 patch
+    assert one.K <= 14
+    found = _score(sim, one)
+    assert found.recall == 1.0 and found.precision >= 0.8 and found.median_trace_corr >= 0.9, found.summary()
+    guessed = _score(sim, fit(sim.movie, _params(rf=None, K=4)))
+    assert guessed.recall <= 0.4                             # what the preset's K leaves behind here
+    assert _score(sim, fit(sim.movie, _params(rf=16, stride=8, K=None))).f1 >= _score(sim, patched).f1
+
+
 def test_refit_keeps_or_improves_accuracy(sim, patched):
     refit = fit(sim.movie, _params(rf=16, stride=8, K=4, refit=True))
     before, after = _score(sim, patched), _score(sim, refit)

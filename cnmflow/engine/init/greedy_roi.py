@@ -64,7 +64,7 @@ from cnmflow.engine.summary_images import separable_filter
 from cnmflow.errors import ParameterError
 from cnmflow.pixel_order import column_to_image, frames_to_pixels, image_to_column
 
-__all__ = ["initialize", "initialize_greedy_roi"]
+__all__ = ["auto_k", "initialize", "initialize_greedy_roi"]
 
 #: Frames of the rolling sum at the full frame rate (CaImAn's rolling_length).
 ROLLING_FRAMES = 100
@@ -563,13 +563,27 @@ def _drop_insignificant(init: LowRankInit) -> LowRankInit:
     return replace(init, A=init.A[:, keep], C=init.C[keep])
 
 
+def auto_k(h: int, w: int, gsig: float) -> int:
+    """The most neurons K='auto' looks for in an ``h`` × ``w`` patch: one per (2·gsig)² pixels.
+
+    Somata of radius ≥ gsig packed as tightly as discs can be (hexagonally, π/(2√3) of the area) number at most
+    h·w / (2√3·gsig²) ≈ h·w / (3.5·gsig²); a (2·gsig)² tile each is the same bound, rounded for the cells' gaps.
+    The greedy search stops before it wherever no pixel stands out of its surround (``NOISE_Z``), so the bound
+    only keeps a patch of pure noise-like texture from running on.
+    """
+    return max(1, int(h * w // max(1.0, (2.0 * float(gsig)) ** 2)))
+
+
 def initialize(frames, section: InitSection, *, storage: PatchStorage = PatchStorage()) -> InitResult:
     """greedy_roi on a patch ``frames`` (T, h, w) on its ``ssub`` grid, with ``section``'s options.
 
     The patch fits its own ``patch_nb`` background components, but scores its candidates with
-    the movie's whole ``nb``-component smooth background removed (see ``smooth_rank``).
+    the movie's whole ``nb``-component smooth background removed (see ``smooth_rank``). ``K`` None
+    ('auto'): :func:`auto_k`, the search stopping where nothing stands out any more.
     """
-    found = initialize_greedy_roi(frames, K=section.K, gsig=section.gsig_patch, gsiz=section.gsiz_patch,
+    _, h, w = frames.shape
+    K = auto_k(h, w, section.gsig_patch) if section.K is None else section.K
+    found = initialize_greedy_roi(frames, K=K, gsig=section.gsig_patch, gsiz=section.gsiz_patch,
                                   nb=section.patch_nb, rolling_sum=section.rolling_sum,
                                   rolling_length=max(1, ROLLING_FRAMES // section.tsub),
                                   normalize_init=section.normalize_init, center_psf=section.center_psf,
