@@ -26,3 +26,12 @@ def k_note(estimates: Estimates, *, K: int | None, method_init: str) -> str | No
     return (f"K={K} stopped the search in {at_k} of {n_patches} patches (each returned the {K} components K allows): "
             f"they likely hold more cells, which are missing; set K=auto (the search then runs until nothing stands "
             f"out of its surround) or a larger K")
+
+
+def k_hint(*, K: int | None, method_init: str) -> str | None:
+    """Before a run (``cnmflow suggest``): where greedy_roi's search is cut at a fixed K, what K=auto does."""
+    if K is None or method_init != "greedy_roi":
+        return None
+    return (f"K={K} is set: greedy_roi stops each patch's search at {K} components; K=auto searches until nothing "
+            f"stands out of its surround (on realistic 2P cortex the seed preset's K 4 at rf 40 found 40–44% of the "
+            f"cells, K=auto 84–94%)")

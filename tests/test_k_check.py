@@ -10,7 +10,7 @@ import scipy.sparse as sp
 
 import cnmflow
 from cnmflow.engine.estimates import Estimates
-from cnmflow.k_check import k_note
+from cnmflow.k_check import k_hint, k_note
 from cnmflow.synthetic import simulate_2p, write_tiff
 
 
@@ -32,6 +32,12 @@ def test_no_note_where_the_search_ran_out_of_cells_or_k_is_not_a_search_bound():
     assert k_note(_estimates((0, 16)), K=None, method_init="greedy_roi") is None   # auto
     assert k_note(_estimates((16, 16)), K=4, method_init="sparse_NMF") is None     # a rank is always reached
     assert k_note(_estimates((0, 0)), K=4, method_init="greedy_roi") is None
+
+
+def test_suggest_names_k_auto_only_where_greedy_roi_is_cut_at_a_fixed_k():
+    assert "K=auto" in k_hint(K=4, method_init="greedy_roi")
+    assert k_hint(K=None, method_init="greedy_roi") is None
+    assert k_hint(K=4, method_init="sparse_NMF") is None and k_hint(K=8, method_init="corr_pnr") is None
 
 
 def test_a_2p_run_whose_k_was_too_small_says_so_and_k_auto_finds_the_cells(tmp_path):

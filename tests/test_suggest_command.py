@@ -43,6 +43,7 @@ def test_a_2p_suggestion_gives_the_size_only_and_says_why(tmp_path, capsys):
     out = capsys.readouterr().out
     assert "  gSig" in out and "  gSiz" in out and "  min_corr" not in out and "  min_pnr" not in out
     assert "method_init greedy_roi does not read them" in out
+    assert "K=4 is set" in out and "K=auto searches until nothing stands out" in out   # the preset's K cuts it short
     use = [line for line in out.splitlines() if line.startswith("Use:")][0]
     assert "gSig=" in use and "min_pnr" not in use and "min_corr" not in use
     assert main(["suggest", str(movie), "--preset", "2p", "--set", "gSig=5", "--output", str(tmp_path / "g.png")]) == 0
