@@ -21,6 +21,7 @@ import numpy as np
 
 from cnmflow.engine.quality import component_statuses
 from cnmflow.errors import InputError
+from cnmflow.k_check import k_note
 from cnmflow.lineage import build_manifest, input_records, read_manifest, write_manifest
 from cnmflow.outputs.caiman_hdf5 import write_caiman_hdf5
 from cnmflow.outputs.folder import open_output_dir
@@ -44,7 +45,6 @@ from cnmflow.outputs.previews import (events_preview, footprints_preview, initia
 from cnmflow.outputs.result_swap import staging_folder, swap_in
 from cnmflow.pipeline import ExtractionResult, timed_stage
 from cnmflow.processes import ForkedCall
-from cnmflow.k_check import k_note
 from cnmflow.size_check import gsig_note
 
 log = logging.getLogger(__name__)
