@@ -56,8 +56,9 @@ _FORM_FIELDS: dict[str, tuple[Any, Any]] = {
         0.0, ge=0, title="fr", description="Imaging rate in frames per second. 0: auto, read from the movie's "
         "metadata (else 30 fps).")),
     "K": (Annotated[int, Number], Field(
-        0, ge=0, title="K", description="Number of components to find per patch. 0: auto, estimated (corr_pnr "
-        "only). With rf 0, K is the number of cells in the whole field of view.")),
+        0, ge=0, title="K", description="Number of components to find per patch. 0: auto, estimated (corr_pnr: "
+        "every seed above min_corr and min_pnr; greedy_roi: until nothing stands out of its surround; not "
+        "sparse_NMF). With rf 0, K is the number of cells in the whole field of view.")),
     "rf": (Annotated[int, Number], Field(
         40, ge=0, title="rf", description="Half-size of a patch in pixels. 0: unspecified, the whole field of "
         "view is one patch.")),
