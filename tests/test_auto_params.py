@@ -887,3 +887,12 @@ def test_an_estimate_resting_on_few_visible_cells_says_its_values_are_uncertain(
     assert any(note.startswith("auto's values are uncertain") and "cnmflow sweep" in note for note in notes)
     shown = suggest([movie], tmp_path / "faint.png", table={"fr": 10.0})
     assert any("uncertain" in note for note in shown["notes"]) and "Note: auto's values are uncertain" in shown["text"]
+
+
+def test_a_two_photon_gsig_auto_is_flagged_as_a_guess():
+    """The radius reader was checked on 1P movies; on 2P ring-shaped somata it read two of six far short."""
+    from cnmflow.auto_params.estimate import ring_radius_note
+
+    assert "is a guess" in ring_radius_note("greedy_roi", ["gSig"])
+    assert ring_radius_note("greedy_roi", []) is None              # gSig given
+    assert ring_radius_note("corr_pnr", ["gSig", "min_corr"]) is None

@@ -320,5 +320,17 @@ def resolve_auto(series, resolved: "ResolvedParams") -> tuple["ResolvedParams", 
         notes.append(f"gSiz = auto: {reasons['gSiz']}")
     note = f"'auto' estimated from {est.n_frames_used} frames: " + "; ".join(notes)
     resolved = resolved.with_values(values, source="auto", note=note)
-    few = est.few_cells_note()
-    return (replace(resolved, notes=resolved.notes + (few,)) if few else resolved), est
+    cautions = tuple(n for n in (est.few_cells_note(), ring_radius_note(params.method_init, wanted)) if n)
+    return replace(resolved, notes=resolved.notes + cautions), est
+
+
+def ring_radius_note(method_init: str, wanted) -> str | None:
+    """Where gSig is read for a two-photon initialisation: the radius reader was built and checked on one-photon
+    movies, and a two-photon soma is a ring round a dark nucleus in a fine neuropil texture. On six realistic
+    two-photon movies (benchmarks/findings/two_photon_realistic.md) it read four within 12% of the cells' radius and
+    two 30–58% short."""
+    if method_init != "greedy_roi" or "gSig" not in wanted:
+        return None
+    return ("gSig=auto on a two-photon initialisation (greedy_roi) is a guess: the radius reader was checked on "
+            "one-photon movies, and on realistic two-photon movies (somata as rings round a dark nucleus) it read "
+            "two of six 30–58% short — check the figure of `cnmflow suggest`, or set gSig")
