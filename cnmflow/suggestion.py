@@ -26,7 +26,7 @@ def suggest(movies: Sequence[str | Path], figure: str | Path | None = None, requ
     parameters given (or give its fields as keywords).
     """
     from cnmflow.auto_params import estimate_parameters
-    from cnmflow.auto_params.estimate import ring_radius_note
+    from cnmflow.auto_params.estimate import two_photon_somata
     from cnmflow.k_check import k_hint
     from cnmflow.motion.movement import movement_note
     from cnmflow.movies import validate_series
@@ -47,7 +47,8 @@ def suggest(movies: Sequence[str | Path], figure: str | Path | None = None, requ
     series, pixel_notes = checked_pixel_values(series)  # as a run's validation: NaN had printed min_pnr nan
     fixed = None if params.gSig == "auto" else float(params.gSig)
     est = estimate_parameters(series, tsub=params.tsub, ssub=params.ssub, gsig=fixed,
-                              center_psf=params.center_psf, border_pix=params.border_pix)
+                              center_psf=params.center_psf, border_pix=params.border_pix,
+                              rings=two_photon_somata(params.method_init))
     seconds = time.perf_counter() - started
     path = write_suggestion_figure(est, figure, title=", ".join(str(m) for m in movies))
     reasons = est.reasons()
@@ -62,9 +63,8 @@ def suggest(movies: Sequence[str | Path], figure: str | Path | None = None, requ
         f"min_corr and min_pnr are not suggested: they are the seed thresholds of corr_pnr (1P), and method_init "
         f"{params.method_init} does not read them")
     k_fixed = k_hint(K=params.K, method_init=params.method_init)
-    ring = ring_radius_note(params.method_init, ["gSig"] if fixed is None else [])
-    notes = [*pixel_notes, *(note for note in (est.given_gsig_note(), est.few_cells_note(), ring, moving, unused,
-                                               k_fixed, figure_note) if note)]
+    notes = [*pixel_notes, *(note for note in (est.given_gsig_note(), est.few_cells_note(), moving, unused, k_fixed,
+                                               figure_note) if note)]
     lines += [f"Note: {note}" for note in notes]
     lines.append(f"Figure: {path}")
     lines.append("Use: --set " + " --set ".join(f"{n}={v:g}" for n, v in est.values().items() if n in names)

@@ -889,10 +889,67 @@ def test_an_estimate_resting_on_few_visible_cells_says_its_values_are_uncertain(
     assert any("uncertain" in note for note in shown["notes"]) and "Note: auto's values are uncertain" in shown["text"]
 
 
-def test_a_two_photon_gsig_auto_is_flagged_as_a_guess():
-    """The radius reader was checked on 1P movies; on 2P ring-shaped somata it read two of six far short."""
-    from cnmflow.auto_params.estimate import ring_radius_note
 
-    assert "is a guess" in ring_radius_note("greedy_roi", ["gSig"])
-    assert ring_radius_note("greedy_roi", []) is None              # gSig given
-    assert ring_radius_note("corr_pnr", ["gSig", "min_corr"]) is None
+def _ring_image(size: int = 41, radius: float = 4.0, width: float = 1.5) -> np.ndarray:
+    """A two-photon soma: a ring of fluorescence round a dark nucleus."""
+    yy, xx = np.mgrid[:size, :size] - size // 2
+    return np.exp(-0.5 * ((np.hypot(yy, xx) - radius) / width) ** 2)
+
+
+def test_a_rings_half_max_radius_is_read_from_the_ring_out():
+    """Read from its dark centre, a ring's profile gives no half-max radius of the cell; with rings it is the
+    ring's outer half-max (radius + 1.18 widths)."""
+    from cnmflow.auto_params.radius import _half_max_radius
+
+    image = _ring_image()
+    assert _half_max_radius(image, 20, 20, reach=15.0, rings=True) == pytest.approx(4.0 + 1.18 * 1.5, abs=0.3)
+    one_photon = _half_max_radius(image, 20, 20, reach=15.0)
+    assert not one_photon > 4.0                                   # the one-photon reading: NaN or far short
+    disc = np.exp(-0.5 * (np.hypot(*(np.mgrid[:41, :41] - 20)) / 3.0) ** 2)   # no ring: both readings agree
+    assert _half_max_radius(disc, 20, 20, reach=15.0, rings=True) == _half_max_radius(disc, 20, 20, reach=15.0)
+
+
+def test_a_rings_peak_frame_is_where_the_soma_fires_not_where_its_nucleus_pixel_is_noisiest():
+    from cnmflow.auto_params.radius import peak_image
+
+    movie = np.zeros((10, 41, 41))
+    movie[7] = _ring_image()            # the soma fires in frame 7 (6-8: the 3-frame mean peaks there)
+    movie[3, 20, 20] = 5.0              # a noise spike on the dark nucleus's pixel in frame 3
+    mean = np.zeros((41, 41))
+    spike, r, c = peak_image(movie, mean, 20, 20, reach=15.0)
+    assert spike[r, c] > 1.0 and spike[r, c + 4] == 0.0                         # one-photon: the spike's frame
+    ring, r, c = peak_image(movie, mean, 20, 20, reach=15.0, rings=True)
+    assert ring[r, c] < 0.1 and ring[r, c + 4] > 0.3                            # the ring's frame
+
+
+def test_a_two_photon_movie_reads_its_somata_radius_with_rings():
+    """On a realistic two-photon movie the two-photon reading lies within 20% of the cells' half-max radius."""
+    from cnmflow.auto_params.radius import estimate_radius
+    from cnmflow.synthetic import simulate_realistic_2p
+
+    sim = simulate_realistic_2p(shape=(192, 192), n_frames=400, rng=3)
+    footprints = np.clip(sim.truth.footprints, 0, None)
+    true = np.median([np.sqrt((f >= 0.5 * f.max()).sum() / np.pi) for f in footprints])   # area-equivalent, px
+    assert estimate_radius(sim.movie[::2], rings=True).radius == pytest.approx(true, rel=0.2)
+
+
+def test_a_greedy_roi_run_reads_its_cells_as_two_photon_somata(tmp_path, monkeypatch):
+    """gSig=auto on a 2P run (greedy_roi) uses the ring reading; a 1P run (corr_pnr) the one-photon one."""
+    import cnmflow.auto_params.estimate as estimate_module
+    from cnmflow.movies import validate_series
+    from cnmflow.params import resolve_params
+
+    path = tmp_path / "m.tif"
+    tifffile.imwrite(path, np.random.default_rng(0).normal(100, 5, (40, 32, 32)).astype(np.float32))
+    series = validate_series([path], min_frames=2)
+    asked = []
+
+    def recorded(series, **options):
+        asked.append(options["rings"])
+        raise ParameterError("recorded")
+
+    monkeypatch.setattr(estimate_module, "estimate_parameters", recorded)
+    for preset, table in (("2p", {"gSig": "auto", "K": 4}), ("1p", {"gSig": "auto"})):
+        with pytest.raises(ParameterError, match="recorded"):
+            estimate_module.resolve_auto(series, resolve_params(preset=preset, table=table))
+    assert asked == [True, False]

@@ -169,11 +169,12 @@ class AutoEstimate:
                 f"relaxed to keep the {len(self.seeds)} strongest candidates")
 
 
-def sample_radius(movie: np.ndarray) -> RadiusEstimate:
+def sample_radius(movie: np.ndarray, *, rings: bool = False) -> RadiusEstimate:
     """The cells' radius of a ``(T, rows, cols)`` sample, read on its 3-frame running mean (fewer frames: as they
-    are): the estimate's first step, and all the size check before a fit reads."""
+    are): the estimate's first step, and all the size check before a fit reads. ``rings``: two-photon somata
+    (:func:`~cnmflow.auto_params.radius.estimate_radius`)."""
     smoothed = SmoothedMovie(movie) if movie.shape[0] >= RADIUS_SMOOTH_FRAMES else smoothed_in_time(movie)
-    return estimate_radius(smoothed)
+    return estimate_radius(smoothed, rings=rings)
 
 
 def visible_cells_radius(radius: RadiusEstimate, *, ssub: int = 1) -> float | None:
@@ -184,17 +185,18 @@ def visible_cells_radius(radius: RadiusEstimate, *, ssub: int = 1) -> float | No
 
 def estimate_from_movie(movie: np.ndarray, *, gsig: float | None = None, center_psf: bool = True, tsub: int = 1,
                         ssub: int = 1, border_pix: int = 0, rng: int | np.random.Generator | None = 0,
-                        n_movie_frames: int | None = None) -> AutoEstimate:
+                        n_movie_frames: int | None = None, rings: bool = False) -> AutoEstimate:
     """gSig (unless given), min_corr and min_pnr of a ``(T, rows, cols)`` movie already downsampled by
     (tsub, ssub, ssub) as the engine downsamples a patch.
 
     ``gsig`` fixed by the user is used for the images; radii are in the movie's pixels times ``ssub``;
     min_pnr is a full-rate PNR (:func:`pnr_reduction`); ``n_movie_frames`` (after tsub, default T) is the
-    length of the whole movie when ``movie`` is a sample of it (the PNR cut is carried to that length).
+    length of the whole movie when ``movie`` is a sample of it (the PNR cut is carried to that length);
+    ``rings``: the cells are two-photon somata, rings round a dark nucleus (the radius reader's two-photon reading).
     """
     if getattr(movie, "ndim", None) != 3 or movie.shape[0] < 2:
         raise ParameterError(f"'auto' needs a (frames, rows, cols) movie of at least 2 frames, got {movie.shape}")
-    radius = sample_radius(movie)
+    radius = sample_radius(movie, rings=rings)
     choice = None
     if gsig is not None:
         g = float(gsig) / ssub
@@ -245,14 +247,16 @@ def relaxed_cuts(images: SeedImages, n: int, *, reduction: float, gsiz: int,
 
 
 def estimate_parameters(movies: Sequence[str | os.PathLike] | object, *, tsub: int = 1, ssub: int = 1,
-                        gsig: float | None = None, center_psf: bool = True, border_pix: int = 0) -> AutoEstimate:
-    """The estimate for a movie series (paths or a validated :class:`~cnmflow.movies.MovieSeries`)."""
+                        gsig: float | None = None, center_psf: bool = True, border_pix: int = 0,
+                        rings: bool = False) -> AutoEstimate:
+    """The estimate for a movie series (paths or a validated :class:`~cnmflow.movies.MovieSeries`); ``rings``:
+    two-photon somata (:func:`estimate_from_movie`)."""
     from cnmflow.movies import MovieSeries, validate_series
 
     series = movies if isinstance(movies, MovieSeries) else validate_series(list(movies), min_frames=2)
     sample = sample_movie(series, tsub=tsub, ssub=ssub)
     return estimate_from_movie(sample, gsig=gsig, center_psf=center_psf, tsub=tsub, ssub=ssub, border_pix=border_pix,
-                               n_movie_frames=series.n_frames // tsub)
+                               n_movie_frames=series.n_frames // tsub, rings=rings)
 
 
 class SeriesMemo:
@@ -310,7 +314,8 @@ def resolve_auto(series, resolved: "ResolvedParams") -> tuple["ResolvedParams", 
                              f"(got {params.method_init!r}); give numbers or switch to corr_pnr")
     fixed = None if params.gSig == "auto" else float(params.gSig)
     options = dict(tsub=params.tsub, ssub=params.ssub, gsig=fixed, center_psf=params.center_psf,
-                   border_pix=params.border_pix)  # the estimate is deterministic: remembered per series and options
+                   border_pix=params.border_pix, rings=two_photon_somata(params.method_init))
+    # the estimate is deterministic: remembered per series and options
     est = _ESTIMATES.get(series, tuple(sorted(options.items())), lambda: estimate_parameters(series, **options))
     values = {name: est.values()[name] for name in wanted}
     reasons = est.reasons()
@@ -320,17 +325,10 @@ def resolve_auto(series, resolved: "ResolvedParams") -> tuple["ResolvedParams", 
         notes.append(f"gSiz = auto: {reasons['gSiz']}")
     note = f"'auto' estimated from {est.n_frames_used} frames: " + "; ".join(notes)
     resolved = resolved.with_values(values, source="auto", note=note)
-    cautions = tuple(n for n in (est.few_cells_note(), ring_radius_note(params.method_init, wanted)) if n)
-    return replace(resolved, notes=resolved.notes + cautions), est
+    few = est.few_cells_note()
+    return (replace(resolved, notes=resolved.notes + (few,)) if few else resolved), est
 
 
-def ring_radius_note(method_init: str, wanted) -> str | None:
-    """Where gSig is read for a two-photon initialisation: the radius reader was built and checked on one-photon
-    movies, and a two-photon soma is a ring round a dark nucleus in a fine neuropil texture. On six realistic
-    two-photon movies (benchmarks/findings/two_photon_realistic.md) it read four within 12% of the cells' radius and
-    two 30–58% short."""
-    if method_init != "greedy_roi" or "gSig" not in wanted:
-        return None
-    return ("gSig=auto on a two-photon initialisation (greedy_roi) is a guess: the radius reader was checked on "
-            "one-photon movies, and on realistic two-photon movies (somata as rings round a dark nucleus) it read "
-            "two of six 30–58% short — check the figure of `cnmflow suggest`, or set gSig")
+def two_photon_somata(method_init: str) -> bool:
+    """Whether a run's cells are read as two-photon somata (rings round a dark nucleus): greedy_roi's."""
+    return method_init == "greedy_roi"
