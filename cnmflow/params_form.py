@@ -24,6 +24,7 @@ fix (:func:`cnmflow.params.check_preset_agrees`).
 from __future__ import annotations
 
 import copy
+import functools
 from typing import Annotated, Any, Literal, Mapping
 
 from pydantic import (BaseModel, BeforeValidator, ConfigDict, Field, ModelWrapValidatorHandler, ValidationError,
@@ -31,7 +32,7 @@ from pydantic import (BaseModel, BeforeValidator, ConfigDict, Field, ModelWrapVa
 from pydantic_core import PydanticCustomError
 
 from cnmflow.errors import ParameterError
-from cnmflow.motion.params import MOTION_PARAM_NAMES
+from cnmflow.motion.params import MOTION_PARAM_NAMES, pair_value
 from cnmflow.params import (PARAM_NAMES, PRESETS, Number, Params, check_preset_agrees,
                             SEED_N_PROCESSES, default_n_processes, unknown_message, validation_message)
 
@@ -65,7 +66,9 @@ _FORM_FIELDS: dict[str, tuple[Any, Any]] = {
     "n_processes": (Annotated[int, Number], Field(
         SEED_N_PROCESSES, ge=1, title="n_processes", description="Number of processes used to analyze patches "
         "in parallel (capped to the machine's cores, with a note in the summary).")),
-    "gSig_filt": (Annotated[tuple[int, int], BeforeValidator(lambda value: (0, 0) if value is None else value)],
+    "gSig_filt": (Annotated[tuple[int, int],
+                            BeforeValidator(lambda value: (0, 0) if value in (None, (0, 0), [0, 0], 0)
+                                            else pair_value("gSig_filt", value, minimum=1))],
                   Field((0, 0), title="gSig_filt", description="Width (pixels, rows and cols) of the high-pass "
                         "filter applied for estimating shifts only, for 1P/miniscope data (e.g. 3, 3). 0, 0: none "
                         "(2P).")),
@@ -84,12 +87,20 @@ FORM_TO_TABLE: dict[str, dict[Any, Any]] = {
 }
 
 
+#: The motion section's (rows, cols) pairs and their least values: read as the table reads them (one number for both,
+#: ``--set max_shifts=8``; text "8,6"), with the table's messages.
+PAIR_FIELDS: dict[str, int] = {"max_shifts": 0, "strides": 1, "overlaps": 0}
+
+
 def _form_fields(names: tuple[str, ...] = PARAM_NAMES) -> dict[str, Any]:
     fields: dict[str, Any] = {}
     for name in names:        # the seed's table in its order, then the motion section
         info = Params.model_fields[name]
         # the table's field keeps its Number / Flag checks and ranges
         annotation, info = _FORM_FIELDS.get(name) or (info.annotation, info)
+        if name in PAIR_FIELDS:
+            annotation = Annotated[annotation, BeforeValidator(functools.partial(pair_value, name,
+                                                                                 minimum=PAIR_FIELDS[name]))]
         info = copy.copy(info)
         info.title = name             # CaImAn's name, as the seed's table writes it
         fields[name] = (annotation, info)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import itertools
 
 import pytest
+from pydantic import ValidationError
 
 from cnmflow.errors import ParameterError
 from cnmflow.params import PRESETS, resolve_params
@@ -138,7 +139,7 @@ def test_motion_fields_none_and_true_are_shown_as_plain_values_and_run_as_the_ta
     shown = form_with("1p", {"gSig_filt": (5, 5), "border_nan": True})
     assert (shown.gSig_filt, shown.border_nan) == ((5, 5), "true")
     assert ExtractionParams(gSig_filt=None, border_nan=False).border_nan == "false"   # older saved deployments
-    with pytest.raises(ParameterError, match="gSig_filt"):
+    with pytest.raises(ValidationError, match="gSig_filt values must be >= 1"):   # refused by the form itself now
         resolve_params(table=table_from_form(ExtractionParams(gSig_filt=[0, 3])))
 
 
@@ -185,3 +186,19 @@ def test_a_bad_form_from_the_ui_fails_prefects_validation_with_our_one_line():
     detail = str(err.value).splitlines()[-1]
     assert "parameter gSig=True: true/false is not a number" in detail and "min_pnr=-1: must be greater" in detail
     assert "http" not in str(err.value) and "Value error" not in str(err.value)
+
+
+def test_motion_pairs_read_in_the_form_as_in_the_table():
+    """``cnmflow validate --set max_shifts=8`` passed and ``cnmflow run`` (which checks the form) refused it: "must be
+    a valid tuple". One number stands for both axes, "8,6" is the pair, and a bad value names the fix."""
+    from cnmflow.params import build_params
+    from cnmflow.params_form import form_with
+
+    for typed, pair in ((8, (8, 8)), ("8,6", (8, 6)), ("[8, 6]", (8, 6)), ([8, 6], (8, 6))):
+        assert form_with("1p", {"max_shifts": typed}).max_shifts == pair == build_params({"max_shifts": typed}).max_shifts
+    assert form_with("1p", {"gSig_filt": 3}).gSig_filt == (3, 3)
+    assert form_with("1p", {"strides": 48, "overlaps": 24}).strides == (48, 48)
+    with pytest.raises(ParameterError, match=r"max_shifts='8;8'.*e\.g\. max_shifts=8 or max_shifts=8,6"):
+        form_with("1p", {"max_shifts": "8;8"})
+    with pytest.raises(ParameterError, match="strides values must be >= 1"):
+        form_with("1p", {"strides": 0})

@@ -17,6 +17,8 @@ Meanings follow CaImAn / NoRMCorre (Pnevmatikakis & Giovannucci 2017):
 
 from __future__ import annotations
 
+import re
+
 from typing import Any, Literal, Mapping
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
@@ -26,8 +28,17 @@ from cnmflow.errors import ParameterError
 Method = Literal["none", "rigid", "piecewise_rigid"]
 
 
-def _pair(name: str, value: Any, *, minimum: int) -> tuple[int, int]:
-    """An int or a pair of ints (rows, cols), each >= minimum."""
+#: A pair typed as text (``--set max_shifts=8,6``, a form field): two whole numbers, in brackets or not.
+_PAIR_TEXT = re.compile(r"\s*[\[(]?\s*(\d+)\s*,\s*(\d+)\s*[\])]?\s*")
+
+
+def pair_value(name: str, value: Any, *, minimum: int) -> tuple[int, int]:
+    """An int or a pair of ints (rows, cols), each >= minimum; text "8,6" (or "[8, 6]", "(8, 6)") is the pair."""
+    if isinstance(value, str):
+        typed = _PAIR_TEXT.fullmatch(value)
+        if typed is None:
+            raise ValueError(f"give one whole number for both axes or two (rows, cols), e.g. {name}=8 or {name}=8,6")
+        value = (int(typed.group(1)), int(typed.group(2)))
     _check_plain_number(value)
     items = [value, value] if isinstance(value, (int, float)) else list(value)
     if len(items) != 2:
@@ -111,22 +122,22 @@ class MotionSection(BaseModel):
     @field_validator("max_shifts", mode="before")
     @classmethod
     def _check_max_shifts(cls, value: Any) -> tuple[int, int]:
-        return _pair("max_shifts", value, minimum=0)
+        return pair_value("max_shifts", value, minimum=0)
 
     @field_validator("strides", mode="before")
     @classmethod
     def _check_strides(cls, value: Any) -> tuple[int, int]:
-        return _pair("strides", value, minimum=1)
+        return pair_value("strides", value, minimum=1)
 
     @field_validator("overlaps", mode="before")
     @classmethod
     def _check_overlaps(cls, value: Any) -> tuple[int, int]:
-        return _pair("overlaps", value, minimum=0)
+        return pair_value("overlaps", value, minimum=0)
 
     @field_validator("gSig_filt", mode="before")
     @classmethod
     def _check_gsig_filt(cls, value: Any) -> tuple[int, int] | None:
-        return None if value is None else _pair("gSig_filt", value, minimum=1)
+        return None if value is None else pair_value("gSig_filt", value, minimum=1)
 
     @model_validator(mode="after")
     def _check_motion_combinations(self) -> "MotionSection":
