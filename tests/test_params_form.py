@@ -195,7 +195,8 @@ def test_motion_pairs_read_in_the_form_as_in_the_table():
     from cnmflow.params_form import form_with
 
     for typed, pair in ((8, (8, 8)), ("8,6", (8, 6)), ("[8, 6]", (8, 6)), ([8, 6], (8, 6))):
-        assert form_with("1p", {"max_shifts": typed}).max_shifts == pair == build_params({"max_shifts": typed}).max_shifts
+        in_form, in_table = form_with("1p", {"max_shifts": typed}), build_params({"max_shifts": typed})
+        assert in_form.max_shifts == pair == in_table.max_shifts
     assert form_with("1p", {"gSig_filt": 3}).gSig_filt == (3, 3)
     assert form_with("1p", {"strides": 48, "overlaps": 24}).strides == (48, 48)
     with pytest.raises(ParameterError, match=r"max_shifts='8;8'.*e\.g\. max_shifts=8 or max_shifts=8,6"):
