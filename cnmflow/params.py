@@ -237,9 +237,10 @@ class Params(MotionSection):
         "whose traces are skewed up), and whose raw trace is not skewed up as a cell's is (skewness below 1), is "
         "rejected as neuropil; it stays in the results, marked rejected (idx_components_bad). A soma's footprint (a "
         "ring round its nucleus, or a disc) holds nearly all its weight there; a component that took up the "
-        "neuropil's fluctuation spreads over several somata's area and follows a sum over many cells. On unseen realistic 2P cortex movies with neuropil: F1 at "
-        "IoU > 0.3 .67 → .80–.85 (precision ~.58 → ~.90, recall −.02 at most); on the Gaussian 2P benchmark, without "
-        "neuropil, F1 .960 → .968 (benchmarks/findings/two_photon_realistic.md). 0: off.")
+        "neuropil's fluctuation spreads over several somata's area and follows a sum over many cells. On unseen "
+        "realistic 2P cortex movies with neuropil: F1 at IoU > 0.3 .67 → .80–.85 (precision ~.58 → ~.90, recall −.02 "
+        "at most); on the Gaussian 2P benchmark, without neuropil, F1 .960 → .968 "
+        "(benchmarks/findings/two_photon_realistic.md). 0: off.")
 
     @model_validator(mode="after")
     def _check_combinations(self) -> "Params":

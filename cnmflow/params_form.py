@@ -51,6 +51,13 @@ FORM_ERROR = "invalid_parameters"
 #: Table values that are None (auto / unspecified) and shown as 0 in a form: a plain number field.
 ZERO_MEANS_NONE: tuple[str, ...] = ("fr", "K", "rf")
 
+
+def _form_gsig_filt(value: Any) -> tuple[int, int]:
+    """The form's gSig_filt read as the table reads a pair, with 0, 0 (or none) for no high-pass (FORM_TO_TABLE)."""
+    pair = (0, 0) if value is None else pair_value("gSig_filt", value, minimum=0)
+    return pair if pair == (0, 0) else pair_value("gSig_filt", pair, minimum=1)
+
+
 #: The form's own fields where the table's field would be ``X | None`` (shown as a type chooser).
 _FORM_FIELDS: dict[str, tuple[Any, Any]] = {
     "fr": (Annotated[float, Number], Field(
@@ -66,9 +73,7 @@ _FORM_FIELDS: dict[str, tuple[Any, Any]] = {
     "n_processes": (Annotated[int, Number], Field(
         SEED_N_PROCESSES, ge=1, title="n_processes", description="Number of processes used to analyze patches "
         "in parallel (capped to the machine's cores, with a note in the summary).")),
-    "gSig_filt": (Annotated[tuple[int, int],
-                            BeforeValidator(lambda value: (0, 0) if value in (None, (0, 0), [0, 0], 0)
-                                            else pair_value("gSig_filt", value, minimum=1))],
+    "gSig_filt": (Annotated[tuple[int, int], BeforeValidator(_form_gsig_filt)],
                   Field((0, 0), title="gSig_filt", description="Width (pixels, rows and cols) of the high-pass "
                         "filter applied for estimating shifts only, for 1P/miniscope data (e.g. 3, 3). 0, 0: none "
                         "(2P).")),

@@ -18,7 +18,6 @@ Meanings follow CaImAn / NoRMCorre (Pnevmatikakis & Giovannucci 2017):
 from __future__ import annotations
 
 import re
-
 from typing import Any, Literal, Mapping
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
