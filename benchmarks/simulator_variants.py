@@ -9,9 +9,9 @@ and scored against the truth.
 
 ``--mode auto`` sets gSig, min_corr and min_pnr to "auto" (the watch-folder deployment's values; 2P: gSig and K);
 ``--mode table`` sets the values a user would type for the preset's cells (:data:`FAMILIES`: 1P, CaImAn's own
-thresholds on the held-out check of issue #16; 2P, the README's recipe). A variant that changes the indicator also sets ``decay_time``, as a user who knows
-the indicator does. Scoring is :func:`cnmflow.shape_scoring.shape_score` on the accepted components of the run's
-``caiman_output.hdf5`` (findings/footprint_fidelity.md, "The product on simulator variants").
+thresholds on the held-out check of issue #16; 2P, the README's recipe). A variant that changes the indicator also
+sets ``decay_time``, as a user who knows the indicator does. Scoring is :func:`cnmflow.shape_scoring.shape_score` on
+the accepted components of the run's ``caiman_output.hdf5`` (findings/simulator_variants.md).
 """
 
 from __future__ import annotations
@@ -37,7 +37,7 @@ VARIANTS_1P: dict[str, dict] = {
     "gcamp6s": {"decay_time": 1.0},   # a slow indicator (GCaMP6s: ~1 s decay, Chen et al. 2013)
     "active": {"rate_hz": 1.0},       # busy cells: 1 event/s against the presets' 0.15-0.2
     "dim": {"peak_snr": (1.0, 4.0)},  # most cells near the noise
-    "dense": {"n_neurons_x": 1.8},    # packing closer than the presets' 1.8 radii allow on average
+    "dense": {"n_neurons_x": 1.8},    # 1.8× the cells in the field, at the preset's least spacing
     "neuropil": {"neuropil_level_x": 3.0},
     "oof2": {"n_out_of_focus_x": 2.0},
     "fr30": {"fr": 30.0},

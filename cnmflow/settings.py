@@ -26,6 +26,9 @@ __all__ = ["DEFAULT_CHUNK_MB", "DEFAULT_IN_PROCESS_BELOW", "DEFAULT_PATCH_MB", "
 DEFAULT_CHUNK_MB = 128.0
 #: Default megabytes of frame-sized arrays one patch job keeps in memory (more goes to scratch files).
 DEFAULT_PATCH_MB = 256.0
+#: Extraction results the cache keeps (GB): a watched folder caches every recording's components (hundreds of MB
+#: for a long one), so without a bound the cache would fill the disk over months.
+DEFAULT_CACHE_MAX_GB = 20.0
 #: Default pixel-frames (rows x cols x frames) below which a movie's patches are fitted in the run's own
 #: process: spawning workers (each imports the engine, ~1.5 s of CPU) costs more than such a movie's patches.
 DEFAULT_IN_PROCESS_BELOW = 4_000_000
@@ -93,6 +96,8 @@ class Settings(BaseSettings):
     scratch_dir: str | None = None
     #: ``CNMFLOW_CACHE_DIR``: cached extraction results, keyed by run fingerprint (safe to delete).
     cache_dir: Path = Path("~/.cache/cnmflow")
+    #: ``CNMFLOW_CACHE_MAX_GB``: most extraction results the cache keeps, least recently used deleted first.
+    cache_max_gb: float = DEFAULT_CACHE_MAX_GB
     #: ``CNMFLOW_DASK_ADDRESS``: Dask scheduler for the patch jobs when a run names none.
     dask_address: str | None = None
     #: ``MLFLOW_TRACKING_URI`` (MLflow's own variable): the tracking store when a run names none.
@@ -137,6 +142,13 @@ class Settings(BaseSettings):
         folder = _blank_is_unset(value) or Path("~/.cache/cnmflow")
         _check_writable(Path(str(folder)).expanduser(), name="CACHE_DIR")
         return folder
+
+    @field_validator("cache_max_gb", mode="before")
+    @classmethod
+    def _cache_bound(cls, value: object) -> float:
+        return _number_setting("CACHE_MAX_GB", value, default=DEFAULT_CACHE_MAX_GB, valid=lambda gb: gb >= 0,
+                               meaning="a number of gigabytes >= 0", example=50,
+                               zero_means="0 keeps no result once its run is done")
 
     @field_validator("dask_address", "tracking_uri", mode="before")
     @classmethod

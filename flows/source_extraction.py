@@ -24,7 +24,7 @@ from cnmflow.request import Preset, RunRequest
 from cnmflow.tracking.uri import DEFAULT_EXPERIMENT
 from cnmflow.tasks.concatenate import concatenate
 from cnmflow.tasks.export import export_task
-from cnmflow.tasks.extract import extract, is_cached
+from cnmflow.tasks.extract import extract, is_cached, keep_cache_bounded
 from cnmflow.tasks.motion import motion_correction
 from cnmflow.tasks.progress import RunProgress
 from cnmflow.tasks.report import failed_run, publish_report, quiet_user_error_tracebacks
@@ -64,6 +64,7 @@ def _compute_and_export(plan: RunPlan, timings: dict[str, float], progress: RunP
         with timed_stage(timings, "export"):
             export_task(plan, extraction.estimates.K)(plan, extraction, _run_ids(), progress, stages_before_fit(timings),
                                                       corrected if save_motion_corrected else None)
+        keep_cache_bounded(plan, cache, served=steps.reused)
     finally:
         give_back_work_copies(work, corrected, movie)  # kept while another live run (a sweep's sibling) uses them
     return steps.reused

@@ -17,6 +17,7 @@ from cnmflow.motion.work_copy import MotionOutcome
 from cnmflow.movies import ConcatenatedMovie
 from cnmflow.pipeline import ExtractionResult, fit_series, held_work_copies
 from cnmflow.plan import RunPlan
+from cnmflow.results_cache import mark_used, prune
 from cnmflow.tasks.progress import Progress
 from cnmflow.tasks.retries import RETRY_OPTIONS
 
@@ -57,3 +58,17 @@ def is_cached(plan: RunPlan, cache_dir: Path) -> bool:
 def with_current_inputs(result: ExtractionResult, plan: RunPlan) -> ExtractionResult:
     """A cached result carries the inputs of the run that computed it; use this run's paths."""
     return replace(result, inputs=plan.inputs)
+
+
+def stored_result(plan: RunPlan, cache_dir: Path) -> Path:
+    """The file :func:`extract`'s result is stored in (a LocalFileSystem at ``cache_dir`` names it by its key)."""
+    return Path(cache_dir) / fingerprint_key(None, {"plan": plan})
+
+
+def keep_cache_bounded(plan: RunPlan, cache_dir: Path, *, served: bool) -> None:
+    """After a run: its result marked used when the cache served it, then the cache pruned to
+    ``CNMFLOW_CACHE_MAX_GB`` (least recently used first; this run's result kept)."""
+    own = stored_result(plan, cache_dir)
+    if served:
+        mark_used(own)
+    prune(Path(cache_dir), max_bytes=plan.inputs.machine.cache_max_gb * 2 ** 30, keep=own)

@@ -9,10 +9,11 @@ from pathlib import Path
 import pytest
 
 from cnmflow.errors import ParameterError
-from cnmflow.settings import DEFAULT_CHUNK_MB, DEFAULT_IN_PROCESS_BELOW, DEFAULT_PATCH_MB, Settings, load_settings
+from cnmflow.settings import (DEFAULT_CACHE_MAX_GB, DEFAULT_CHUNK_MB, DEFAULT_IN_PROCESS_BELOW, DEFAULT_PATCH_MB,
+                              Settings, load_settings)
 
 VARIABLES = ("CNMFLOW_CHUNK_MB", "CNMFLOW_PATCH_MB", "CNMFLOW_SCRATCH_DIR", "CNMFLOW_CACHE_DIR",
-             "CNMFLOW_DASK_ADDRESS", "CNMFLOW_PATCHES_IN_PROCESS_BELOW", "MLFLOW_TRACKING_URI")
+             "CNMFLOW_DASK_ADDRESS", "CNMFLOW_PATCHES_IN_PROCESS_BELOW", "CNMFLOW_CACHE_MAX_GB", "MLFLOW_TRACKING_URI")
 
 
 @pytest.fixture(autouse=True)
@@ -27,6 +28,7 @@ def test_defaults_without_any_variable():
     assert settings.scratch_dir is None and settings.dask_address is None and settings.tracking_uri is None
     assert settings.patches_in_process_below == DEFAULT_IN_PROCESS_BELOW
     assert settings.cache_dir.expanduser() == Path.home() / ".cache" / "cnmflow"
+    assert settings.cache_max_gb == DEFAULT_CACHE_MAX_GB > 0   # bounded unless the user says otherwise
 
 
 def test_every_variable_reaches_its_field(monkeypatch, tmp_path):
@@ -37,8 +39,9 @@ def test_every_variable_reaches_its_field(monkeypatch, tmp_path):
     monkeypatch.setenv("CNMFLOW_DASK_ADDRESS", "tcp://10.0.0.5:8786")
     monkeypatch.setenv("MLFLOW_TRACKING_URI", "http://tracking.example:5000")
     monkeypatch.setenv("CNMFLOW_PATCHES_IN_PROCESS_BELOW", "0")
+    monkeypatch.setenv("CNMFLOW_CACHE_MAX_GB", "0.5")
     settings = load_settings()
-    assert settings.patches_in_process_below == 0
+    assert settings.patches_in_process_below == 0 and settings.cache_max_gb == 0.5
     assert (settings.chunk_mb, settings.patch_memory_bytes, settings.scratch_dir) == (64.0, 0.0, str(tmp_path))
     assert settings.dask_address == "tcp://10.0.0.5:8786"
     assert settings.tracking_uri == "http://tracking.example:5000"
@@ -57,7 +60,8 @@ def test_blank_variables_mean_unset(monkeypatch):
                                              ("CNMFLOW_PATCHES_IN_PROCESS_BELOW", "-5"),
                                              ("CNMFLOW_PATCHES_IN_PROCESS_BELOW", "1.5"),
                                              ("CNMFLOW_PATCHES_IN_PROCESS_BELOW", "inf"),
-                                             ("CNMFLOW_PATCHES_IN_PROCESS_BELOW", "small")])
+                                             ("CNMFLOW_PATCHES_IN_PROCESS_BELOW", "small"),
+                                             ("CNMFLOW_CACHE_MAX_GB", "-1"), ("CNMFLOW_CACHE_MAX_GB", "20GB")])
 def test_a_bad_number_is_refused_naming_the_variable_and_the_fix(monkeypatch, name, value):
     monkeypatch.setenv(name, value)
     with pytest.raises(ParameterError, match=f"{name}='{value}' must be .* unset it or set e.g. {name}="):

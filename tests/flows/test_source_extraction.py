@@ -219,6 +219,23 @@ def test_same_inputs_reuse_the_extraction_and_a_changed_parameter_does_not(movie
     assert read_manifest(tmp_path / "c")["run"]["fingerprint"] != read_manifest(tmp_path / "a")["run"]["fingerprint"]
 
 
+def test_the_cache_is_pruned_to_its_bound_and_keeps_the_result_a_run_used(movie, tmp_path, monkeypatch):
+    results = Path(os.environ["CNMFLOW_CACHE_DIR"]) / "results"
+    results.mkdir(parents=True, exist_ok=True)
+    stale = results / "extract-of-a-recording-seen-long-ago"
+    stale.write_bytes(b"x" * 4096)
+    os.utime(stale, (1e9, 1e9))
+    run(movie, tmp_path / "a")
+    assert stale.exists() and len(list(results.iterdir())) == 2, "within the default bound nothing goes"
+
+    monkeypatch.setenv("CNMFLOW_CACHE_MAX_GB", "0")
+    again = run(movie, tmp_path / "b")
+    assert again.reused_extraction
+    assert not stale.exists(), "beyond the bound the least recently used result goes"
+    fingerprint = read_manifest(tmp_path / "b")["run"]["fingerprint"]
+    assert [path.name for path in results.iterdir()] == [f"extract-{fingerprint}"]
+
+
 def test_damaged_outputs_are_never_taken_for_up_to_date(movie, tmp_path):
     run(movie, tmp_path / "out")
     (tmp_path / "out" / "cellset_raw.000.isxd").write_bytes(b"damaged")
