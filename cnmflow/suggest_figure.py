@@ -83,14 +83,14 @@ def write_suggestion_figure(estimate: AutoEstimate, path: str | os.PathLike, *, 
                         fontsize=9)
         a.set_yscale("log")
         a.set_xlabel(f"{th.name} ({th.null} gives the floor and sd)")
-        a.legend(fontsize=8)
+        a.legend(fontsize=8, loc="upper right")   # "best" searches every bar of the histogram: slow, and warned
     a = ax[1, 2]
     a.semilogx(np.sqrt(2) * est.radius.scales, est.radius.response, "k.-", label="median LoG response (disk radius √2σ)")
     a.axvline(est.radius.radius, color="red", label=f"median half-max radius {est.radius.radius:.2f} px")
     for r in est.radius.blob_radii:
         a.axvline(r, color="orange", alpha=0.25, lw=0.8)
     a.set_xlabel("radius (px, downsampled by ssub)")
-    a.legend(fontsize=8)
+    a.legend(fontsize=8, loc="upper left")   # small radii: the LoG response is low there
     a.set_title("radius: scale response and the blobs' measured half-max radii (orange)", fontsize=9)
     if title:
         fig.suptitle(title, fontsize=10)
