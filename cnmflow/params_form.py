@@ -32,7 +32,7 @@ from pydantic import (BaseModel, BeforeValidator, ConfigDict, Field, ModelWrapVa
 from pydantic_core import PydanticCustomError
 
 from cnmflow.errors import ParameterError
-from cnmflow.motion.params import MOTION_PARAM_NAMES, pair_value
+from cnmflow.motion.params import MOTION_PARAM_NAMES, PAIR_MINIMUMS, pair_value
 from cnmflow.params import (PARAM_NAMES, PRESETS, Number, Params, check_preset_agrees,
                             SEED_N_PROCESSES, default_n_processes, unknown_message, validation_message)
 
@@ -55,7 +55,7 @@ ZERO_MEANS_NONE: tuple[str, ...] = ("fr", "K", "rf")
 def _form_gsig_filt(value: Any) -> tuple[int, int]:
     """The form's gSig_filt read as the table reads a pair, with 0, 0 (or none) for no high-pass (FORM_TO_TABLE)."""
     pair = (0, 0) if value is None else pair_value("gSig_filt", value, minimum=0)
-    return pair if pair == (0, 0) else pair_value("gSig_filt", pair, minimum=1)
+    return pair if pair == (0, 0) else pair_value("gSig_filt", pair, minimum=PAIR_MINIMUMS["gSig_filt"])
 
 
 #: The form's own fields where the table's field would be ``X | None`` (shown as a type chooser).
@@ -92,9 +92,9 @@ FORM_TO_TABLE: dict[str, dict[Any, Any]] = {
 }
 
 
-#: The motion section's (rows, cols) pairs and their least values: read as the table reads them (one number for both,
-#: ``--set max_shifts=8``; text "8,6"), with the table's messages.
-PAIR_FIELDS: dict[str, int] = {"max_shifts": 0, "strides": 1, "overlaps": 0}
+#: The motion section's (rows, cols) pairs read as the table reads them (one number for both, ``--set
+#: max_shifts=8``; text "8,6"), with the table's least values and messages; gSig_filt has its own (0, 0: none).
+PAIR_FIELDS: tuple[str, ...] = ("max_shifts", "strides", "overlaps")
 
 
 def _form_fields(names: tuple[str, ...] = PARAM_NAMES) -> dict[str, Any]:
@@ -105,7 +105,7 @@ def _form_fields(names: tuple[str, ...] = PARAM_NAMES) -> dict[str, Any]:
         annotation, info = _FORM_FIELDS.get(name) or (info.annotation, info)
         if name in PAIR_FIELDS:
             annotation = Annotated[annotation, BeforeValidator(functools.partial(pair_value, name,
-                                                                                 minimum=PAIR_FIELDS[name]))]
+                                                                                 minimum=PAIR_MINIMUMS[name]))]
         info = copy.copy(info)
         info.title = name             # CaImAn's name, as the seed's table writes it
         fields[name] = (annotation, info)

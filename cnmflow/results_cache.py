@@ -13,7 +13,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-#: Prefect's stored results of the extract task are named by its cache key (``tasks.extract.fingerprint_key``);
+#: The start of the extract task's cache key (``tasks.extract.fingerprint_key``), which names its stored result;
 #: nothing else in the folder is touched.
 RESULT_PREFIX = "extract-"
 

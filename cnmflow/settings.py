@@ -20,7 +20,8 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from cnmflow.errors import ParameterError
 
-__all__ = ["DEFAULT_CHUNK_MB", "DEFAULT_IN_PROCESS_BELOW", "DEFAULT_PATCH_MB", "Settings", "load_settings"]
+__all__ = ["DEFAULT_CACHE_MAX_GB", "DEFAULT_CHUNK_MB", "DEFAULT_IN_PROCESS_BELOW", "DEFAULT_PATCH_MB", "Settings",
+           "load_settings"]
 
 #: Default memory (MB) of one chunk of frames in the passes over the whole movie.
 DEFAULT_CHUNK_MB = 128.0
@@ -148,7 +149,7 @@ class Settings(BaseSettings):
     def _cache_bound(cls, value: object) -> float:
         return _number_setting("CACHE_MAX_GB", value, default=DEFAULT_CACHE_MAX_GB, valid=lambda gb: gb >= 0,
                                meaning="a number of gigabytes >= 0", example=50,
-                               zero_means="0 keeps no result once its run is done")
+                               zero_means="0 keeps only the last run's result")
 
     @field_validator("dask_address", "tracking_uri", mode="before")
     @classmethod

@@ -17,14 +17,14 @@ from cnmflow.motion.work_copy import MotionOutcome
 from cnmflow.movies import ConcatenatedMovie
 from cnmflow.pipeline import ExtractionResult, fit_series, held_work_copies
 from cnmflow.plan import RunPlan
-from cnmflow.results_cache import mark_used, prune
+from cnmflow.results_cache import RESULT_PREFIX, mark_used, prune
 from cnmflow.tasks.progress import Progress
 from cnmflow.tasks.retries import RETRY_OPTIONS
 
 
 def fingerprint_key(context: Any, parameters: dict[str, Any]) -> str:
     """Prefect cache key: the run's fingerprint."""
-    return f"extract-{parameters['plan'].fingerprint}"
+    return f"{RESULT_PREFIX}{parameters['plan'].fingerprint}"
 
 
 @task(name="extract", cache_key_fn=fingerprint_key, persist_result=True, cache_result_in_memory=False,

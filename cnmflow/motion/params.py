@@ -27,6 +27,9 @@ from cnmflow.errors import ParameterError
 Method = Literal["none", "rigid", "piecewise_rigid"]
 
 
+#: Each (rows, cols) pair's least value per axis: the table's validators and the Prefect form read them here.
+PAIR_MINIMUMS: dict[str, int] = {"max_shifts": 0, "strides": 1, "overlaps": 0, "gSig_filt": 1}
+
 #: A pair typed as text (``--set max_shifts=8,6``, a form field): two whole numbers, in brackets or not.
 _PAIR_TEXT = re.compile(r"\s*[\[(]?\s*(\d+)\s*,\s*(\d+)\s*[\])]?\s*")
 
@@ -121,22 +124,22 @@ class MotionSection(BaseModel):
     @field_validator("max_shifts", mode="before")
     @classmethod
     def _check_max_shifts(cls, value: Any) -> tuple[int, int]:
-        return pair_value("max_shifts", value, minimum=0)
+        return pair_value("max_shifts", value, minimum=PAIR_MINIMUMS["max_shifts"])
 
     @field_validator("strides", mode="before")
     @classmethod
     def _check_strides(cls, value: Any) -> tuple[int, int]:
-        return pair_value("strides", value, minimum=1)
+        return pair_value("strides", value, minimum=PAIR_MINIMUMS["strides"])
 
     @field_validator("overlaps", mode="before")
     @classmethod
     def _check_overlaps(cls, value: Any) -> tuple[int, int]:
-        return pair_value("overlaps", value, minimum=0)
+        return pair_value("overlaps", value, minimum=PAIR_MINIMUMS["overlaps"])
 
     @field_validator("gSig_filt", mode="before")
     @classmethod
     def _check_gsig_filt(cls, value: Any) -> tuple[int, int] | None:
-        return None if value is None else pair_value("gSig_filt", value, minimum=1)
+        return None if value is None else pair_value("gSig_filt", value, minimum=PAIR_MINIMUMS["gSig_filt"])
 
     @model_validator(mode="after")
     def _check_motion_combinations(self) -> "MotionSection":
