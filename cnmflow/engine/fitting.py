@@ -29,7 +29,7 @@ from cnmflow.engine.movie_source import MovieSource
 from cnmflow.engine.patch_frames import PatchStorage
 from cnmflow.engine.patch_job.one_photon import ring_fit_frames
 from cnmflow.engine.patch_job.result import PatchResult
-from cnmflow.engine.patches import deduplicate, embed_footprints, patch_boxes, stitch_images
+from cnmflow.engine.patches import deduplicate, embed_footprints, inner_border_shares, patch_boxes, stitch_images
 from cnmflow.engine.quality import evaluate_components
 from cnmflow.engine.sections import EngineSettings, MergeSection, QualitySection, RingSection
 from cnmflow.engine.soma_compactness import not_compact
@@ -254,7 +254,8 @@ def _patches_on_the_field_of_view(movie, results: list[PatchResult], dims: tuple
         return A, C_low, None
     background = combine_patch_backgrounds(results, dims, nb=settings.low_rank.nb,
                                            low_rank=settings.low_rank.low_rank_background)
-    return _against_global_background(movie, A, C_low, owners, background, settings.merging, chunk_frames)
+    cut = inner_border_shares(A, owners, [result.box for result in results], dims) > 0
+    return _against_global_background(movie, A, C_low, owners, background, settings.merging, chunk_frames, cut=cut)
 
 
 def _merge(A: sp.csc_matrix, C_low: np.ndarray, dims: tuple[int, int], section: MergeSection, report: Progress):
@@ -329,12 +330,14 @@ def _fit_ring(movie, A: sp.csc_matrix, C_full: np.ndarray, section: RingSection,
 
 
 def _against_global_background(movie, A: sp.csc_matrix, C_low: np.ndarray, owners: np.ndarray,
-                               background: LowRankBackground, section: MergeSection, chunk_frames: int):
+                               background: LowRankBackground, section: MergeSection, chunk_frames: int, *,
+                               cut: np.ndarray | None = None):
     """2P: copies of one neuron from several patches merged, then every trace re-solved jointly
-    against the global background, so that merging compares traces free of background leaks."""
+    against the global background, so that merging compares traces free of background leaks. ``cut``: which
+    footprints their patch cut off (``merge_duplicates`` keeps a merge to an uncut copy's pixels)."""
     own, background = settle_traces(movie, A, background, C_low, tsub=section.tsub, chunk_frames=chunk_frames,
                                     joint=False)
-    copies = merge_duplicates(A, own, owners, merge_thr=section.merge_thr)
+    copies = merge_duplicates(A, own, owners, merge_thr=section.merge_thr, cut=cut)
     C_low, background = settle_traces(movie, copies.A, background, copies.C, tsub=section.tsub,
                                       chunk_frames=chunk_frames, joint=True)
     # A component the patch kept only for the background its own model left out has no

@@ -3,7 +3,7 @@
 import numpy as np
 import scipy.sparse as sp
 
-from cnmflow.engine.merging import connected_groups, merge_components, merge_groups
+from cnmflow.engine.merging import connected_groups, merge_components, merge_duplicates, merge_groups
 
 
 def _blob(center, dims=(20, 20), sigma=2.0):
@@ -53,3 +53,35 @@ def test_connected_groups_join_chains_and_leave_singletons_out():
     groups = connected_groups([(0, 2), (2, 4)], 6)
     assert [g.tolist() for g in groups] == [[0, 2, 4]]
     assert connected_groups([], 3) == []
+
+
+def _copies_of_one_neuron():
+    """Two patches' copies of one neuron (footprints on a 30² field, traces): patch 0's is clean, patch 1's took up a
+    skirt of weak weight around it (its background could not follow the neuropil there), and a third, patch 2's,
+    was cut by its patch's edge (the right half only)."""
+    rng = np.random.default_rng(3)
+    dims = (30, 30)
+    neuron = _blob((15, 15), dims)
+    yy, xx = np.mgrid[:30, :30]
+    skirt = ((np.hypot(yy - 15, xx - 15) < 11) & (neuron.reshape(dims, order="F") == 0)).ravel(order="F") * 0.15
+    cut_copy = neuron * (xx >= 15).ravel(order="F")
+    trace = np.maximum(rng.normal(size=400), 0).cumsum() % 5
+    C = np.vstack([trace + rng.normal(scale=0.05, size=400) for _ in range(3)])
+    return sp.csc_matrix(np.column_stack([neuron, neuron + skirt, cut_copy])), C, np.array([0, 1, 2]), neuron
+
+
+def test_copies_merge_onto_the_pixels_of_the_smallest_copy_their_patch_did_not_cut():
+    A, C, owners, neuron = _copies_of_one_neuron()
+    result = merge_duplicates(A, C, owners, merge_thr=0.7, cut=np.array([False, False, True]))
+    assert result.merged_groups == ((0, 1, 2),) and result.A.shape[1] == 1
+    merged = result.A[:, 0].toarray().ravel()
+    assert set(np.flatnonzero(merged)) == set(np.flatnonzero(neuron))   # the skirt stays out
+    assert np.corrcoef(merged[neuron > 0], neuron[neuron > 0])[0, 1] > 0.95   # the cut copy adds to its own half
+
+
+def test_copies_all_cut_by_their_patches_or_not_told_join_over_their_union():
+    A, C, owners, neuron = _copies_of_one_neuron()
+    union = set(np.flatnonzero(np.asarray(A.sum(axis=1)).ravel()))
+    for cut in (None, np.array([True, True, True])):
+        merged = merge_duplicates(A, C, owners, merge_thr=0.7, cut=cut).A[:, 0].toarray().ravel()
+        assert set(np.flatnonzero(merged)) == union
