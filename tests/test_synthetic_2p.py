@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+import scipy.ndimage as ndi
 
 from cnmflow.errors import ParameterError
 from cnmflow.synthetic import simulate_realistic_2p
@@ -95,8 +96,35 @@ def test_cells_scale_with_the_field_and_keep_their_distance():
     assert distance.min() >= 11.0
 
 
+def _neuropil_over_somata(truth) -> np.ndarray:
+    """Per cell: the neuropil's fluctuation (sd over its modes) on its bright ring over that in an annulus around it."""
+    modes = truth.background_spatial[np.char.startswith(np.array(truth.background_labels), "neuropil")]
+    sd = np.sqrt((modes ** 2).sum(axis=0))
+    ratios = []
+    for footprint in truth.footprints:
+        body = footprint > 0.01
+        annulus = ndi.binary_dilation(body, iterations=8) & ~ndi.binary_dilation(body, iterations=3)
+        ratios.append(sd[footprint > 0.5].mean() / sd[annulus].mean())
+    return np.asarray(ratios)
+
+
+def test_haze_lays_the_neuropils_out_of_focus_light_over_the_somata_and_keeps_the_rest_of_the_scene():
+    kw = dict(shape=(128, 128), n_frames=20, rng=5)
+    plain, hazy = simulate_realistic_2p(**kw), simulate_realistic_2p(neuropil_haze=0.7, **kw)
+    # a soma displaces the neuropil in its plane: without haze its ring carries little of the surround's fluctuation,
+    # with haze about suite2p's contamination ratio (0.7)
+    assert np.median(_neuropil_over_somata(plain.truth)) < 0.25
+    assert 0.5 < np.median(_neuropil_over_somata(hazy.truth)) < 0.8
+    # the same cells and activity (no extra random draw), the neuropil's total light unchanged
+    assert np.array_equal(plain.truth.footprints, hazy.truth.footprints)
+    assert np.array_equal(plain.truth.calcium, hazy.truth.calcium)
+    rest = [sim.truth.background_spatial[0].sum() for sim in (plain, hazy)]
+    assert rest[1] == pytest.approx(rest[0], rel=0.01)
+
+
 @pytest.mark.parametrize("kwargs", [dict(configuration="ca1"), dict(neuropil=0.2), dict(n_frames=0),
-                                    dict(bleach_fraction=1.0), dict(motion_px=-1.0)])
+                                    dict(bleach_fraction=1.0), dict(motion_px=-1.0), dict(neuropil_haze=1.0),
+                                    dict(neuropil_haze=-0.1), dict(haze_um=0.0)])
 def test_bad_arguments_are_refused(kwargs):
     with pytest.raises(ParameterError):
         simulate_realistic_2p(**{**SMALL, **kwargs})

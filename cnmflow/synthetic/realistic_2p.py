@@ -87,6 +87,10 @@ class TwoPhotonConfig:
     neuropil_level: float = 0.15  # sd of the neuropil's ΔF/F
     neuropil_scale_um: float = 30.0
     n_neuropil_modes: int = 8
+    # Share of the neuropil's light that reaches a pixel from out of focus (the excitation's tails above and below
+    # the plane), spread laterally over ~haze_um: it lies over somata and lumens too. 0: in-focus texture only.
+    neuropil_haze: float = 0.0
+    haze_um: float = 8.0
     n_vessels: int = 1
     vessel_width_um: tuple[float, float] = (6.0, 15.0)
     vessel_contrast: float = 0.9  # fluorescence missing at a lumen's centre
@@ -106,7 +110,14 @@ PRESETS_2P: dict[str, TwoPhotonConfig] = {
 
 
 def _check_config(name: str, overrides: dict) -> TwoPhotonConfig:
-    return preset_with_overrides(PRESETS_2P, name, overrides, simulator="two-photon")
+    cfg = preset_with_overrides(PRESETS_2P, name, overrides, simulator="two-photon")
+    if not 0.0 <= cfg.neuropil_haze < 1.0:
+        raise ParameterError(f"neuropil_haze={cfg.neuropil_haze!r} must lie in [0, 1): the share of the neuropil's "
+                             "light that comes from out of focus")
+    if not cfg.haze_um > 0:
+        raise ParameterError(f"haze_um={cfg.haze_um!r} must be > 0 µm (how far the neuropil's out-of-focus light "
+                             "spreads)")
+    return cfg
 
 
 def _place_cells(gen: np.random.Generator, n: int, rows: int, cols: int, *, bands: tuple[tuple[float, float], ...],
@@ -165,6 +176,18 @@ def _neuropil_rest(gen, rows: int, cols: int, occupied: np.ndarray, cfg: TwoPhot
     grain = gaussian_filter(gen.standard_normal((rows, cols)), sigma=cfg.neuropil_texture_um / cfg.optics.pixel_um)
     grain = 1.0 + 0.5 * grain / max(grain.std(), 1e-12)
     return cfg.neuropil_photons * np.clip(grain, 0.0, None) * np.clip(1.0 - occupied, 0.0, 1.0)
+
+
+def _with_haze(in_focus: np.ndarray, cfg: TwoPhotonConfig) -> np.ndarray:
+    """The neuropil's light as the detector sees it: ``1 − neuropil_haze`` of it from the texture in the plane, the
+    rest from neuropil above and below, blurred over ``haze_um`` — so a soma's or a lumen's pixels carry about
+    ``neuropil_haze`` × their surround's neuropil (suite2p subtracts 0.7 × the surround's trace, the contamination
+    ratio of Chen et al. 2013). The total light is unchanged; no random draw is taken (same seed, same cells)."""
+    haze = float(cfg.neuropil_haze)
+    if haze == 0.0:
+        return in_focus
+    blurred = gaussian_filter(in_focus, sigma=cfg.haze_um / cfg.optics.pixel_um, mode="reflect")
+    return (1.0 - haze) * in_focus + haze * blurred
 
 
 def simulate_realistic_2p(
@@ -238,6 +261,7 @@ def simulate_realistic_2p(
     lumen = tissue.vessel_profiles(g_background, rows, cols, n=cfg.n_vessels, width_px=width).sum(axis=0)
     neuropil_rest = _neuropil_rest(g_background, rows, cols, occupied.reshape(rows, cols), cfg)
     neuropil_rest *= 1.0 - cfg.vessel_contrast * np.clip(lumen, 0.0, 1.0)
+    neuropil_rest = _with_haze(neuropil_rest, cfg)
     resting = np.asarray(cells @ rest).reshape(rows, cols) + neuropil_rest
     np_spatial, np_traces = tissue.neuropil(
         g_background, rows, cols, T, n_modes=cfg.n_neuropil_modes, scale_px=cfg.neuropil_scale_um / o.pixel_um,
