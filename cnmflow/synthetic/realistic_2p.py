@@ -15,7 +15,8 @@ and draws the movie through a photomultiplier (:func:`cnmflow.synthetic.two_phot
 - ``R``: the resting fluorescence of every cell and of the neuropil, dark where a vessel's lumen
   crosses the plane. ``N``: the neuropil (dendrites and axons, in focus in two-photon images) as
   a fine texture filling the space between somata, its ΔF/F smooth over ``neuropil_scale_um``
-  and following the population (:func:`cnmflow.synthetic.tissue.neuropil`). Neuropil is what
+  and following the population (:func:`cnmflow.synthetic.tissue.neuropil`); with ``neuropil_haze``
+  part of its light comes from out of focus, blurred over ``haze_um``, and lies over somata too. Neuropil is what
   contaminates a soma's pixels in two-photon data (suite2p subtracts 0.7 × its neuropil trace:
   Pachitariu et al. 2017, bioRxiv 061507).
 - rigid motion and bleaching from :mod:`cnmflow.synthetic.tissue`.
