@@ -331,7 +331,7 @@ def _fit_ring(movie, A: sp.csc_matrix, C_full: np.ndarray, section: RingSection,
 
 def _against_global_background(movie, A: sp.csc_matrix, C_low: np.ndarray, owners: np.ndarray,
                                background: LowRankBackground, section: MergeSection, chunk_frames: int, *,
-                               cut: np.ndarray | None = None):
+                               cut: np.ndarray):
     """2P: copies of one neuron from several patches merged, then every trace re-solved jointly
     against the global background, so that merging compares traces free of background leaks. ``cut``: which
     footprints their patch cut off (``merge_duplicates`` keeps a merge to an uncut copy's pixels)."""

@@ -10,7 +10,7 @@ import numpy as np
 
 from cnmflow.errors import ParameterError
 
-__all__ = ["check_positive", "check_shape", "preset_with_overrides"]
+__all__ = ["check_fraction", "check_positive", "check_shape", "preset_with_overrides"]
 
 
 def check_positive(name: str, value, *, integer: bool = False, allow_zero: bool = False) -> None:
@@ -25,6 +25,12 @@ def check_positive(name: str, value, *, integer: bool = False, allow_zero: bool 
         kind = "an integer" if integer else "a number"
         bound = ">= 0" if allow_zero else "> 0"
         raise ParameterError(f"{name}={value!r} is not allowed: give {kind} {bound}.")
+
+
+def check_fraction(name: str, value) -> None:
+    """ParameterError unless ``value`` lies in [0, 1) (a share of the light or of the signal; NaN is refused)."""
+    if not 0.0 <= float(value) < 1.0:
+        raise ParameterError(f"{name}={value!r} is not allowed: give a fraction in [0, 1).")
 
 
 def check_shape(shape) -> tuple[int, int]:

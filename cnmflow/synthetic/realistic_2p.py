@@ -47,7 +47,7 @@ from scipy.ndimage import gaussian_filter
 from cnmflow.errors import ParameterError
 from cnmflow.synthetic import tissue
 from cnmflow.synthetic.gaussian import SimulatedMovie, ar_coefficients
-from cnmflow.synthetic.checks import preset_with_overrides
+from cnmflow.synthetic.checks import check_fraction, check_positive, preset_with_overrides
 from cnmflow.synthetic.layout import child_generators
 from cnmflow.synthetic.realistic import RealisticTruth
 from cnmflow.synthetic.rendering import (check_movie_arguments, dense_images, log_uniform, paste, pasted_columns,
@@ -112,12 +112,8 @@ PRESETS_2P: dict[str, TwoPhotonConfig] = {
 
 def _check_config(name: str, overrides: dict) -> TwoPhotonConfig:
     cfg = preset_with_overrides(PRESETS_2P, name, overrides, simulator="two-photon")
-    if not 0.0 <= cfg.neuropil_haze < 1.0:
-        raise ParameterError(f"neuropil_haze={cfg.neuropil_haze!r} must lie in [0, 1): the share of the neuropil's "
-                             "light that comes from out of focus")
-    if not cfg.haze_um > 0:
-        raise ParameterError(f"haze_um={cfg.haze_um!r} must be > 0 µm (how far the neuropil's out-of-focus light "
-                             "spreads)")
+    check_fraction("neuropil_haze", cfg.neuropil_haze)
+    check_positive("haze_um", cfg.haze_um)
     return cfg
 
 

@@ -16,7 +16,7 @@ import scipy.sparse
 from scipy.ndimage import shift as nd_shift
 
 from cnmflow.errors import ParameterError
-from cnmflow.synthetic.checks import check_positive, check_shape
+from cnmflow.synthetic.checks import check_fraction, check_positive, check_shape
 
 __all__ = ["check_movie_arguments", "log_uniform", "paste", "pasted_columns", "dense_images", "render_frames"]
 
@@ -33,8 +33,7 @@ def check_movie_arguments(shape, n_frames, *, motion_px, bleach_fraction, out: n
     rows, cols = check_shape(shape)
     check_positive("n_frames", n_frames, integer=True)
     check_positive("motion_px", motion_px, allow_zero=True)
-    if not 0.0 <= float(bleach_fraction) < 1.0:
-        raise ParameterError(f"bleach_fraction={bleach_fraction!r} is not allowed: give a fraction in [0, 1).")
+    check_fraction("bleach_fraction", bleach_fraction)
     T = int(n_frames)
     if out is None:
         out = np.empty((T if frames_kept else 0, rows, cols), np.float32)
