@@ -51,7 +51,7 @@ VARIANTS_2P: dict[str, dict] = {
     "neuropil": {"neuropil_level_x": 2.0},
     "grazing2": {"n_grazing_x": 2.0},  # twice the cells only grazing the plane
     "fr15": {"fr": 15.0},              # a slower scan
-    "haze": {"neuropil_haze": 0.7},    # out-of-focus neuropil over the somata (suite2p's 0.7, Chen et al. 2013)
+    "nohaze": {"neuropil_haze": 0.0},  # somata free of out-of-focus neuropil: the preset before December 8 2026
 }
 
 
