@@ -52,7 +52,7 @@ def suggest(movies: Sequence[str | Path], figure: str | Path | None = None, requ
     seconds = time.perf_counter() - started
     path = write_suggestion_figure(est, figure, title=", ".join(str(m) for m in movies))
     reasons = est.reasons()
-    lines = [f"Suggested from {est.n_frames_used} frames (after tsub={params.tsub}) in {seconds:.1f} s:"]
+    lines = [f"Suggested from {est.sample_text(params.tsub)} in {seconds:.1f} s:"]
     thresholds = params.method_init == "corr_pnr"   # min_corr / min_pnr are corr_pnr's seed thresholds alone
     names = suggested_names(thresholds=thresholds, gsig_given=fixed is not None)
     lines += [f"  {name:<8} {reasons[name]}" for name in names]

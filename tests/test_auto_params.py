@@ -770,6 +770,49 @@ def test_the_sample_is_the_block_mean_of_the_middle_frames_read_either_way(tmp_p
         assert np.array_equal(sample_movie(series, tsub=tsub, ssub=ssub, max_frames=n), expected)
 
 
+@pytest.mark.parametrize("tsub, ssub", [(1, 1), (2, 2)])
+def test_a_field_too_large_for_a_long_enough_sample_is_sampled_at_its_centre(tmp_path, tsub, ssub):
+    """Where the whole field holds fewer than ``min_frames`` frames within the byte budget, the sample is the
+    central region of the field's aspect that holds them: length, not area, is what the nulls need."""
+    from cnmflow.auto_params import sample_movie
+    from cnmflow.auto_params.sample import sample_region
+    from cnmflow.movies import validate_series
+
+    frames = np.random.default_rng(ssub).integers(0, 4000, (260, 64, 80)).astype(np.uint16)
+    tifffile.imwrite(tmp_path / "wide.tif", frames)
+    series = validate_series([tmp_path / "wide.tif"], min_frames=2)
+    rows, cols = 64 // ssub, 80 // ssub
+    budget = 4 * rows * cols * 100 // 4   # the whole field would hold 25 frames
+    region = sample_region(series.frame_shape, series.n_frames, tsub=tsub, ssub=ssub, max_bytes=budget,
+                           min_frames=100)
+    assert region.cropped and region.n_frames == 100
+    assert region.shape == (rows // 2, cols // 2)      # a quarter of the area, the field's aspect, centred
+    assert (region.rows.start, region.cols.start) == (rows // 4, cols // 4)
+    sample = sample_movie(series, tsub=tsub, ssub=ssub, max_bytes=budget, min_frames=100)
+    first = (260 - 100 * tsub) // 2
+    r0, c0 = region.rows.start * ssub, region.cols.start * ssub
+    block = frames[first:first + 100 * tsub, r0:r0 + rows // 2 * ssub, c0:c0 + cols // 2 * ssub].astype(np.float32)
+    expected = block.reshape(100, tsub, rows // 2, ssub, cols // 2, ssub).mean(axis=(1, 3, 5), dtype=np.float32)
+    assert np.allclose(sample, expected, rtol=1e-6)
+    # a movie shorter than min_frames: every frame it has, on the whole field where that holds them
+    whole = sample_region(series.frame_shape, 20 * tsub, tsub=tsub, ssub=ssub, max_bytes=budget, min_frames=100)
+    assert not whole.cropped and whole.n_frames == 20
+    short = sample_region(series.frame_shape, 40 * tsub, tsub=tsub, ssub=ssub, max_bytes=budget, min_frames=100)
+    assert short.cropped and short.n_frames == 40
+
+
+def test_an_estimate_read_on_part_of_the_field_says_where(tmp_path, monkeypatch):
+    """The run's note and the suggestion name the region the values were read on."""
+    from cnmflow.auto_params import estimate_parameters, sample
+
+    frames = np.random.default_rng(3).normal(100, 5, (200, 96, 96)).astype(np.float32)
+    tifffile.imwrite(tmp_path / "field.tif", frames)
+    monkeypatch.setattr(sample, "SAMPLE_BYTES", 4 * 48 * 48 * 200)   # the whole field: 50 of its 200 frames
+    est = estimate_parameters([tmp_path / "field.tif"], tsub=1, gsig=4.0)
+    assert est.correlation_image.shape == (48, 48) and est.n_frames_used == 200
+    assert est.sample_text() == "200 frames of the central 48×48 px of the 96×96 field (rows 24–71, columns 24–71)"
+
+
 def test_a_big_endian_movie_gives_the_same_sample_as_its_little_endian_twin(tmp_path):
     """The sample is read through a memory map in the file's own byte order: no byte-swapped garbage."""
     from cnmflow.auto_params import sample_movie

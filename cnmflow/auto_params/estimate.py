@@ -19,7 +19,7 @@ from cnmflow.auto_params.cuts import ThresholdEstimate, ceiled_min_pnr, pnr_redu
 from cnmflow.auto_params.gsig_choice import KERNEL_STEP_REACH, GsigChoice, choose_gsig
 from cnmflow.auto_params.radius import (MIN_BLOBS, RADIUS_SMOOTH_FRAMES, RadiusEstimate, SmoothedMovie,
                                         estimate_radius, smoothed_in_time)
-from cnmflow.auto_params.sample import sample_movie
+from cnmflow.auto_params.sample import SampleRegion, sample_movie, sample_region
 from cnmflow.auto_params.seed_images import GSIZ_RADIUS_FACTOR, SeedImages, gsiz_for, gsiz_of_radius, seed_images
 from cnmflow.auto_params.seed_shapes import CELL_SCALE_BAND, seed_shapes
 from cnmflow.engine.init.corr_pnr import seed_candidates
@@ -60,6 +60,14 @@ class AutoEstimate:
     gsig_choice: "GsigChoice | None" = field(default=None, repr=False)  # None: gSig was given
     ssub: int = 1  # the sample's spatial downsampling: the radius is in its pixels
     null_min_pnr: float = math.nan  # the null's cut, full rate, before the ceiling (cuts.MIN_PNR_CEILING)
+    region: SampleRegion | None = None  # where the sample lay in the field (None: not read from a series)
+
+    def sample_text(self, tsub: int | None = None) -> str:
+        """How much of the movie the values were read on (frames after ``tsub`` where given), for the run's note
+        and the suggestion."""
+        where = self.region.describe() if self.region is not None else ""
+        return (f"{self.n_frames_used} frames" + (f" (after tsub={tsub})" if tsub is not None else "")
+                + (f" of {where}" if where else ""))
 
     @property
     def pnr_ceiled(self) -> bool:
@@ -255,8 +263,9 @@ def estimate_parameters(movies: Sequence[str | os.PathLike] | object, *, tsub: i
 
     series = movies if isinstance(movies, MovieSeries) else validate_series(list(movies), min_frames=2)
     sample = sample_movie(series, tsub=tsub, ssub=ssub)
-    return estimate_from_movie(sample, gsig=gsig, center_psf=center_psf, tsub=tsub, ssub=ssub, border_pix=border_pix,
-                               n_movie_frames=series.n_frames // tsub, rings=rings)
+    estimate = estimate_from_movie(sample, gsig=gsig, center_psf=center_psf, tsub=tsub, ssub=ssub,
+                                   border_pix=border_pix, n_movie_frames=series.n_frames // tsub, rings=rings)
+    return replace(estimate, region=sample_region(series.frame_shape, series.n_frames, tsub=tsub, ssub=ssub))
 
 
 class SeriesMemo:
@@ -323,7 +332,7 @@ def resolve_auto(series, resolved: "ResolvedParams") -> tuple["ResolvedParams", 
     if "gSig" in wanted and (resolved.sources["gSiz"] == "default" or resolved.sources["gSiz"].startswith("preset")):
         values["gSiz"] = est.gSiz
         notes.append(f"gSiz = auto: {reasons['gSiz']}")
-    note = f"'auto' estimated from {est.n_frames_used} frames: " + "; ".join(notes)
+    note = f"'auto' estimated from {est.sample_text()}: " + "; ".join(notes)
     resolved = resolved.with_values(values, source="auto", note=note)
     few = est.few_cells_note()
     return (replace(resolved, notes=resolved.notes + (few,)) if few else resolved), est

@@ -1,11 +1,14 @@
 """The sample the estimate is read on: one contiguous block of at most :data:`MAX_SAMPLE_FRAMES` frames (after tsub)
 from the middle of the series, block-mean downsampled by (tsub, ssub, ssub) as the engine downsamples a patch
-(correlation needs time order, so the sample is contiguous).
+(correlation needs time order, so the sample is contiguous). A field too large to hold :data:`MIN_SAMPLE_FRAMES`
+frames within :data:`SAMPLE_BYTES` is sampled at its centre (:func:`sample_region`).
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterator
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -18,27 +21,86 @@ SAMPLE_BYTES = 1 << 27
 READ_BYTES = 1 << 25
 #: Frames (after tsub) used at most: enough transients for the max projection and the PNR.
 MAX_SAMPLE_FRAMES = 1500
+#: Frames (after tsub) a sample holds at least where the movie has them. The cuts' nulls are read at the sample's
+#: length, and 512 is what a 256² field holds within SAMPLE_BYTES, the size the estimate was checked on. A 512²
+#: field's whole-field sample held 128 frames, and min_corr's null read .98 there against .86–.90 at 512 frames
+#: (realistic CA1 512² × 1500: F1@0.5 .757; benchmarks/findings/auto_params.md, session 37).
+MIN_SAMPLE_FRAMES = 512
+
+
+@dataclass(frozen=True)
+class SampleRegion:
+    """Where the sample lies in the field (after ssub) and how many frames (after tsub) it holds."""
+
+    rows: slice
+    cols: slice
+    n_frames: int
+    field: tuple[int, int]  # the whole field's (rows, cols) after ssub
+    ssub: int = 1
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        return (self.rows.stop - self.rows.start, self.cols.stop - self.cols.start)
+
+    @property
+    def cropped(self) -> bool:
+        return self.shape != self.field
+
+    def describe(self) -> str:
+        """'' for the whole field, else where the sample lies, for the run's note and the suggestion."""
+        if not self.cropped:
+            return ""
+        (rows, cols), (field_rows, field_cols), s = self.shape, self.field, self.ssub
+        return (f"the central {rows * s}×{cols * s} px of the {field_rows * s}×{field_cols * s} field (rows "
+                f"{self.rows.start * s}–{self.rows.stop * s - 1}, columns {self.cols.start * s}–{self.cols.stop * s - 1})")
+
+
+def sample_region(frame_shape: tuple[int, int], n_movie_frames: int, *, tsub: int = 1, ssub: int = 1,
+                  max_frames: int = MAX_SAMPLE_FRAMES, max_bytes: int | None = None,
+                  min_frames: int = MIN_SAMPLE_FRAMES) -> SampleRegion:
+    """The whole field, as many frames as ``max_bytes`` (default :data:`SAMPLE_BYTES`) holds; or, where that is
+    fewer than ``min_frames`` (and the movie has more), the central region of the field's aspect that holds them.
+
+    On a large field a sample's length, not its area, limits the estimate: a crop of 256² still shows ~150 CA1
+    cells, while 128 frames of the whole field hold too few transients for the nulls.
+    """
+    rows, cols = (s // ssub for s in frame_shape)
+    budget = SAMPLE_BYTES if max_bytes is None else int(max_bytes)
+    available = n_movie_frames // tsub
+    whole = min(max_frames, budget // (4 * rows * cols), available)
+    wanted = min(min_frames, max_frames, available)
+    if whole >= wanted:
+        return SampleRegion(slice(0, rows), slice(0, cols), int(whole), (rows, cols), ssub)
+    area = max(1, budget // (4 * wanted))
+    crop_rows = max(1, min(rows, int(rows * math.sqrt(area / (rows * cols)))))
+    crop_cols = max(1, min(cols, area // crop_rows))
+    r0, c0 = (rows - crop_rows) // 2, (cols - crop_cols) // 2
+    n = min(max_frames, budget // (4 * crop_rows * crop_cols), available)
+    return SampleRegion(slice(r0, r0 + crop_rows), slice(c0, c0 + crop_cols), int(n), (rows, cols), ssub)
 
 
 def sample_movie(series, *, tsub: int = 1, ssub: int = 1, max_frames: int = MAX_SAMPLE_FRAMES,
-                 max_bytes: int = SAMPLE_BYTES, at: float = 0.5) -> np.ndarray:
+                 max_bytes: int | None = None, at: float = 0.5, min_frames: int = MIN_SAMPLE_FRAMES) -> np.ndarray:
     """A contiguous block of the series from its middle (``at`` 0.5; 0: its start, 1: its end), block-mean
-    downsampled by (tsub, ssub, ssub).
+    downsampled by (tsub, ssub, ssub), over :func:`sample_region`'s part of the field.
 
-    Returns float32 ``(n, rows // ssub, cols // ssub)``, at most ``max_bytes``; read a chunk at a time, from a
-    memory map where the movie's frames lie as one raw block (no read copies), else through the movie's reader.
+    Returns float32 ``(n, rows, cols)``, at most ``max_bytes``; read a chunk at a time, from a memory map where the
+    movie's frames lie as one raw block (no read copies), else through the movie's reader.
     """
-    rows, cols = (s // ssub for s in series.frame_shape)
-    n_out = int(min(max_frames, max_bytes // (4 * rows * cols), series.n_frames // tsub))
+    region = sample_region(series.frame_shape, series.n_frames, tsub=tsub, ssub=ssub, max_frames=max_frames,
+                           max_bytes=max_bytes, min_frames=min_frames)
+    n_out = region.n_frames
     if n_out < 2:
         raise ParameterError(f"the series has {series.n_frames} frames; 'auto' needs at least {2 * tsub}")
     first = int(at * (series.n_frames - n_out * tsub))
-    out = np.empty((n_out, rows, cols), np.float32)
+    out = np.empty((n_out, *region.shape), np.float32)
     # each reader call opens the file (a TIFF's open walks its pages): reads of up to READ_BYTES of raw frames
-    step = max(1, READ_BYTES // (4 * rows * cols * ssub**2 * tsub)) * tsub
+    step = max(1, READ_BYTES // (4 * region.field[0] * region.field[1] * ssub**2 * tsub)) * tsub
+    raw_rows = slice(region.rows.start * ssub, region.rows.stop * ssub)
+    raw_cols = slice(region.cols.start * ssub, region.cols.stop * ssub)
     done = 0
     for block in _consecutive_blocks(series, first, first + n_out * tsub, step):
-        means = _block_mean(block[:, :rows * ssub, :cols * ssub], tsub, ssub)
+        means = _block_mean(block[:, raw_rows, raw_cols], tsub, ssub)
         out[done:done + len(means)] = means
         done += len(means)
     return out
