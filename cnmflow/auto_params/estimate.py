@@ -19,7 +19,7 @@ from cnmflow.auto_params.cuts import ThresholdEstimate, ceiled_min_pnr, pnr_redu
 from cnmflow.auto_params.gsig_choice import KERNEL_STEP_REACH, GsigChoice, choose_gsig
 from cnmflow.auto_params.radius import (MIN_BLOBS, RADIUS_SMOOTH_FRAMES, RadiusEstimate, SmoothedMovie,
                                         estimate_radius, smoothed_in_time)
-from cnmflow.auto_params.sample import SampleRegion, sample_movie, sample_region
+from cnmflow.auto_params.sample import SampleRegion, read_region, sample_movie, sample_region
 from cnmflow.auto_params.seed_images import GSIZ_RADIUS_FACTOR, SeedImages, gsiz_for, gsiz_of_radius, seed_images
 from cnmflow.auto_params.seed_shapes import CELL_SCALE_BAND, seed_shapes
 from cnmflow.engine.init.corr_pnr import seed_candidates
@@ -262,10 +262,11 @@ def estimate_parameters(movies: Sequence[str | os.PathLike] | object, *, tsub: i
     from cnmflow.movies import MovieSeries, validate_series
 
     series = movies if isinstance(movies, MovieSeries) else validate_series(list(movies), min_frames=2)
-    sample = sample_movie(series, tsub=tsub, ssub=ssub)
-    estimate = estimate_from_movie(sample, gsig=gsig, center_psf=center_psf, tsub=tsub, ssub=ssub,
-                                   border_pix=border_pix, n_movie_frames=series.n_frames // tsub, rings=rings)
-    return replace(estimate, region=sample_region(series.frame_shape, series.n_frames, tsub=tsub, ssub=ssub))
+    region = sample_region(series.frame_shape, series.n_frames, tsub=tsub, ssub=ssub)
+    estimate = estimate_from_movie(read_region(series, region, tsub=tsub), gsig=gsig, center_psf=center_psf,
+                                   tsub=tsub, ssub=ssub, border_pix=border_pix, n_movie_frames=series.n_frames // tsub,
+                                   rings=rings)
+    return replace(estimate, region=region)
 
 
 class SeriesMemo:

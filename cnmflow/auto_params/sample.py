@@ -51,8 +51,9 @@ class SampleRegion:
         if not self.cropped:
             return ""
         (rows, cols), (field_rows, field_cols), s = self.shape, self.field, self.ssub
+        first_row, first_col = self.rows.start * s, self.cols.start * s
         return (f"the central {rows * s}×{cols * s} px of the {field_rows * s}×{field_cols * s} field (rows "
-                f"{self.rows.start * s}–{self.rows.stop * s - 1}, columns {self.cols.start * s}–{self.cols.stop * s - 1})")
+                f"{first_row}–{first_row + rows * s - 1}, columns {first_col}–{first_col + cols * s - 1})")
 
 
 def sample_region(frame_shape: tuple[int, int], n_movie_frames: int, *, tsub: int = 1, ssub: int = 1,
@@ -89,7 +90,13 @@ def sample_movie(series, *, tsub: int = 1, ssub: int = 1, max_frames: int = MAX_
     """
     region = sample_region(series.frame_shape, series.n_frames, tsub=tsub, ssub=ssub, max_frames=max_frames,
                            max_bytes=max_bytes, min_frames=min_frames)
-    n_out = region.n_frames
+    return read_region(series, region, tsub=tsub, at=at)
+
+
+def read_region(series, region: SampleRegion, *, tsub: int = 1, at: float = 0.5) -> np.ndarray:
+    """:func:`sample_movie` for a region already chosen: its frames from ``at`` of the series, block-mean
+    downsampled by (tsub, region.ssub, region.ssub)."""
+    n_out, ssub = region.n_frames, region.ssub
     if n_out < 2:
         raise ParameterError(f"the series has {series.n_frames} frames; 'auto' needs at least {2 * tsub}")
     first = int(at * (series.n_frames - n_out * tsub))
