@@ -92,7 +92,7 @@ def write_suggestion_figure(estimate: AutoEstimate, path: str | os.PathLike, *, 
     a.set_xlabel("radius (px, downsampled by ssub)")
     a.legend(fontsize=8, loc="upper left")   # small radii: the LoG response is low there
     a.set_title("radius: scale response and the blobs' measured half-max radii (orange)", fontsize=9)
-    where = est.region.describe() if est.region is not None else ""
+    where = est.sample_place()
     title = "; ".join(part for part in (title, f"images of {where}" if where else "") if part)
     if title:
         fig.suptitle(title, fontsize=10)

@@ -62,10 +62,14 @@ class AutoEstimate:
     null_min_pnr: float = math.nan  # the null's cut, full rate, before the ceiling (cuts.MIN_PNR_CEILING)
     region: SampleRegion | None = None  # where the sample lay in the field (None: not read from a series)
 
+    def sample_place(self) -> str:
+        """Where in the field the sample lay ('' for the whole field or no series: :meth:`SampleRegion.describe`)."""
+        return self.region.describe() if self.region is not None else ""
+
     def sample_text(self, tsub: int | None = None) -> str:
         """How much of the movie the values were read on (frames after ``tsub`` where given), for the run's note
         and the suggestion."""
-        where = self.region.describe() if self.region is not None else ""
+        where = self.sample_place()
         return (f"{self.n_frames_used} frames" + (f" (after tsub={tsub})" if tsub is not None else "")
                 + (f" of {where}" if where else ""))
 
